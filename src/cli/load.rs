@@ -1,0 +1,113 @@
+//! `quiver load`: the bulk loader. Validates every row of a CSV or JSON Lines file against the
+//! view's schema first (reporting the line of the first bad one and sending nothing), then sends
+//! the rows to a running server in chunks, with progress bars.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ConfigArg;
+use crate::config::{Overrides, Settings};
+use crate::ingest::file::{read_rows, FileFormat};
+use crate::registry::load_registry;
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Workspace of the feature view.
+    #[arg(long)]
+    workspace: String,
+    /// Feature view whose rows the file holds.
+    #[arg(long = "feature-view")]
+    feature_view: String,
+    /// The server to load into.
+    #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// An API key allowed to load rows (the admin key).
+    #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
+    api_key: String,
+    /// Rows per request.
+    #[arg(long = "chunk-rows", default_value_t = 5000)]
+    chunk_rows: usize,
+    /// A .csv (with a header line) or .jsonl file.
+    file: PathBuf,
+}
+
+pub fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&args.config.path, &Overrides::default())?;
+    let registry = load_registry(&settings.workspaces)?;
+    let view = registry
+        .view_by_name(&args.workspace, &args.feature_view)
+        .with_context(|| {
+            format!(
+                "no feature view `{}` in workspace `{}`",
+                args.feature_view, args.workspace
+            )
+        })?;
+    let format = FileFormat::from_path(&args.file)
+        .context("the file must end in .csv, .jsonl, .ndjson or .json")?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().map_or(0, |m| m.len());
+
+    let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+        .expect("valid template");
+    let reading = ProgressBar::new(size)
+        .with_style(style.clone())
+        .with_message("validating");
+    let rows = match read_rows(view, format, file, |bytes| reading.inc(bytes as u64)) {
+        Ok(rows) => rows,
+        Err(bad) => {
+            reading.abandon();
+            bail!("{}: {bad}; nothing was loaded", args.file.display());
+        }
+    };
+    reading.finish();
+
+    let url = format!(
+        "{}/admin/workspaces/{}/feature-views/{}/rows",
+        args.server.trim_end_matches('/'),
+        args.workspace,
+        args.feature_view
+    );
+    let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec})")
+        .expect("valid template");
+    let sending = ProgressBar::new(rows.len() as u64)
+        .with_style(style)
+        .with_message("loading");
+    let (mut stored, mut older) = (0u64, 0u64);
+    for chunk in rows.chunks(args.chunk_rows.max(1)) {
+        let mut body = String::new();
+        for row in chunk {
+            body.push_str(&row.to_json(view).to_string());
+            body.push('\n');
+        }
+        let response = ureq::post(&url)
+            .set("Authorization", &format!("Tecton-key {}", args.api_key))
+            .set("Content-Type", "application/x-ndjson")
+            .send_string(&body);
+        let answer: serde_json::Value = match response {
+            Ok(response) => response
+                .into_json()
+                .context("the server's answer was not JSON")?,
+            Err(ureq::Error::Status(code, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                bail!("the server refused a chunk with {code}: {text}");
+            }
+            Err(error) => bail!("could not reach {}: {error}", args.server),
+        };
+        stored += answer["rowsStored"].as_u64().unwrap_or(0);
+        older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
+        sending.inc(chunk.len() as u64);
+    }
+    sending.finish();
+    println!(
+        "loaded {} rows into {}.{}: {stored} stored, {older} older than the stored row",
+        rows.len(),
+        args.workspace,
+        args.feature_view
+    );
+    Ok(())
+}

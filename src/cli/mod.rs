@@ -1,0 +1,55 @@
+//! The `quiver` command line: `serve` (the default) and `load`.
+
+mod load;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "An online feature server speaking Tecton's HTTP API"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand, `quiver` serves: these are `quiver serve`'s flags.
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (the default when no subcommand is given).
+    Serve(serve::ServeArgs),
+    /// Validate a CSV or JSON Lines file of one feature view's rows and send it to a server.
+    Load(load::LoadArgs),
+}
+
+/// The configuration file, shared by every subcommand.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(long = "config", env = "QUIVER_CONFIG", default_value = "config.toml")]
+    path: PathBuf,
+}
+
+pub fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve::run(cli.serve),
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Load(args)) => load::run(args),
+    }
+}

@@ -1,0 +1,113 @@
+//! The one error type of the Tecton-style JSON APIs: every domain error maps to a kind, every kind
+//! to an HTTP status and a gRPC code, and the body is always
+//! `{"error": <message>, "code": <grpc code>, "message": <message>}` (Tecton's shape).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::iam::AuthError;
+use crate::serving::ServingError;
+
+/// What went wrong, independent of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    AlreadyExists,
+    PayloadTooLarge,
+    MethodNotAllowed,
+    ResourceExhausted,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::AlreadyExists => StatusCode::CONFLICT,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status code Tecton puts in `code` (grpc-gateway's mapping).
+    pub fn grpc_code(self) -> u16 {
+        match self {
+            ErrorKind::InvalidArgument | ErrorKind::PayloadTooLarge => 3,
+            ErrorKind::NotFound => 5,
+            ErrorKind::AlreadyExists => 6,
+            ErrorKind::PermissionDenied => 7,
+            ErrorKind::ResourceExhausted => 8,
+            ErrorKind::MethodNotAllowed => 12,
+            ErrorKind::Internal => 13,
+            ErrorKind::Unauthenticated => 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.kind.status()).json(
+            json!({"error": self.message, "code": self.kind.grpc_code(), "message": self.message}),
+        )
+    }
+}
+
+impl From<ServingError> for ApiError {
+    fn from(error: ServingError) -> ApiError {
+        let kind = match &error {
+            ServingError::BothLocators
+            | ServingError::NoLocator
+            | ServingError::MissingWorkspace
+            | ServingError::MissingJoinKey(_)
+            | ServingError::InvalidJoinKey { .. } => ErrorKind::InvalidArgument,
+            ServingError::UnknownService { .. } | ServingError::UnknownServiceId(_) => {
+                ErrorKind::NotFound
+            }
+            ServingError::Store(_) | ServingError::CorruptRow(_) => ErrorKind::Internal,
+        };
+        if kind == ErrorKind::Internal {
+            tracing::error!(%error, "serving failed");
+        }
+        ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        ApiError::new(ErrorKind::Unauthenticated, error.to_string())
+    }
+}

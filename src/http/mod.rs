@@ -1,0 +1,60 @@
+//! The HTTP layer: the only part of Quiver that knows actix-web, routes and status codes.
+//! Handlers are thin: read the body, check the caller, call a domain module, encode the answer.
+
+mod auth;
+mod body;
+pub mod error;
+mod routes;
+pub mod wire;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::iam::Keyring;
+use crate::registry::Registry;
+use crate::store::Router;
+use error::{ApiError, ErrorKind};
+
+/// What every handler can reach: immutable definitions and handles on the actors.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub router: Router,
+    pub keyring: Arc<Keyring>,
+    pub limits: Limits,
+}
+
+/// Request limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_size: usize,
+}
+
+/// Registers every route; `main` and the tests build the app the same way.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .configure(routes::health::configure)
+            .configure(routes::feature_service::configure)
+            .configure(routes::ingest::configure)
+            .configure(routes::admin::configure)
+            .default_service(web::to(unknown_route));
+    }
+}
+
+async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorKind::NotFound,
+        format!("no route for {} {}", request.method(), request.path()),
+    ))
+}
+
+/// The answer for a known path called with the wrong method.
+async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} is not allowed on {}", request.method(), request.path()),
+    ))
+}

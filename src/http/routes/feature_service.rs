@@ -1,0 +1,266 @@
+//! Tecton's Feature Service: GetFeatures, GetFeaturesBatch and Metadata, on the v1 paths (service
+//! named in the body) and the v2 paths (service named in the path).
+
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+
+use super::super::auth::Caller;
+use super::super::body::{parse_json, read_limited};
+use super::super::error::{ApiError, ErrorKind};
+use super::super::wire::feature_service::{
+    get_features_batch_response, get_features_response, metadata_response, Envelope,
+    GetFeaturesParams, Timing,
+};
+use super::super::{method_not_allowed, AppState};
+use crate::registry::time::now_micros;
+use crate::serving::{get_features, resolve_service, Locator};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let post_only = |path: &str, handler| {
+        web::resource(path.to_string())
+            .route(handler)
+            .default_service(web::to(method_not_allowed))
+    };
+    cfg.service(post_only(
+        "/api/v1/feature-service/get-features",
+        web::post().to(get_features_v1),
+    ))
+    .service(post_only(
+        "/api/v1/feature-service/get-features-batch",
+        web::post().to(get_features_batch_v1),
+    ))
+    .service(post_only(
+        "/api/v1/feature-service/metadata",
+        web::post().to(metadata_v1),
+    ))
+    .service(post_only(
+        "/api/v1/feature-service/get-feature-service-state",
+        web::post().to(service_state_v1),
+    ))
+    .service(post_only(
+        "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
+        web::post().to(get_features_v2),
+    ))
+    .service(post_only(
+        "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch",
+        web::post().to(get_features_batch_v2),
+    ))
+    .service(
+        web::resource("/api/v2/workspaces/{workspace}/feature-services/{service}/metadata")
+            .route(web::get().to(metadata_v2))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// `{workspace}` and `{service}` of a v2 path.
+#[derive(Deserialize)]
+struct ServicePath {
+    workspace: String,
+    service: String,
+}
+
+async fn read_params(
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<GetFeaturesParams, ApiError> {
+    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(&body)?;
+    envelope
+        .params
+        .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
+}
+
+async fn get_features_v1(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let params = read_params(&state, payload).await?;
+    answer_single(&state, params.locator(None), params, started).await
+}
+
+async fn get_features_v2(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    path: web::Path<ServicePath>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let params = read_params(&state, payload).await?;
+    answer_single(
+        &state,
+        params.locator(Some((&path.workspace, &path.service))),
+        params,
+        started,
+    )
+    .await
+}
+
+async fn get_features_batch_v1(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let params = read_params(&state, payload).await?;
+    answer_batch(&state, params.locator(None), params, started).await
+}
+
+async fn get_features_batch_v2(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    path: web::Path<ServicePath>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let params = read_params(&state, payload).await?;
+    answer_batch(
+        &state,
+        params.locator(Some((&path.workspace, &path.service))),
+        params,
+        started,
+    )
+    .await
+}
+
+async fn answer_single(
+    state: &AppState,
+    locator: Locator,
+    params: GetFeaturesParams,
+    started: Instant,
+) -> Result<HttpResponse, ApiError> {
+    let service = resolve_service(&state.registry, &locator)?;
+    let join_keys = params.join_key_map.unwrap_or_default();
+    let answer = get_features(
+        &state.registry,
+        &state.router,
+        service,
+        &[&join_keys],
+        now_micros(),
+    )
+    .await?;
+    let timing = Timing {
+        server: started.elapsed(),
+        store: answer.store_latency,
+        store_bytes: answer.store_bytes,
+    };
+    let body = get_features_response(
+        &state.registry,
+        service,
+        &answer,
+        params.metadata_options,
+        timing,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+async fn answer_batch(
+    state: &AppState,
+    locator: Locator,
+    params: GetFeaturesParams,
+    started: Instant,
+) -> Result<HttpResponse, ApiError> {
+    let service = resolve_service(&state.registry, &locator)?;
+    let rows = params.request_data.unwrap_or_default();
+    if rows.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            "`requestData` must list at least one request",
+        ));
+    }
+    let max = state.limits.max_batch_size;
+    if rows.len() > max {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "`requestData` has {} requests; the maximum batch size is {max}",
+                rows.len()
+            ),
+        ));
+    }
+    let empty = Map::new();
+    let join_keys: Vec<&Map<String, Json>> = rows
+        .iter()
+        .map(|row| {
+            row.as_ref()
+                .and_then(|r| r.join_key_map.as_ref())
+                .unwrap_or(&empty)
+        })
+        .collect();
+    let answer = get_features(
+        &state.registry,
+        &state.router,
+        service,
+        &join_keys,
+        now_micros(),
+    )
+    .await?;
+    let timing = Timing {
+        server: started.elapsed(),
+        store: answer.store_latency,
+        store_bytes: answer.store_bytes,
+    };
+    let body = get_features_batch_response(
+        &state.registry,
+        service,
+        &answer,
+        params.metadata_options,
+        timing,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+async fn metadata_v1(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let params = read_params(&state, payload).await?;
+    let service = resolve_service(&state.registry, &params.locator(None))?;
+    Ok(HttpResponse::Ok().json(metadata_response(&state.registry, service)))
+}
+
+async fn metadata_v2(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    path: web::Path<ServicePath>,
+) -> Result<HttpResponse, ApiError> {
+    let locator = Locator {
+        workspace: Some(path.workspace.clone()),
+        service_name: Some(path.service.clone()),
+        service_id: None,
+    };
+    let service = resolve_service(&state.registry, &locator)?;
+    Ok(HttpResponse::Ok().json(metadata_response(&state.registry, service)))
+}
+
+/// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise
+/// (what the Tecton SDK's `wait_until_ready` polls).
+async fn service_state_v1(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StateRequest {
+        #[serde(alias = "feature_service_locator")]
+        feature_service_locator: Option<GetFeaturesParams>,
+    }
+    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    let request: StateRequest = parse_json(&body)?;
+    let locator = request
+        .feature_service_locator
+        .unwrap_or_default()
+        .locator(None);
+    resolve_service(&state.registry, &locator)?;
+    Ok(HttpResponse::Ok().json(json!({})))
+}

@@ -1,0 +1,6 @@
+//! One module per resource, each exposing `configure`.
+
+pub mod admin;
+pub mod feature_service;
+pub mod health;
+pub mod ingest;

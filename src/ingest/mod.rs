@@ -1,0 +1,150 @@
+//! The write path: validating pushed records and bulk-loaded rows into store writes.
+//!
+//! `plan_ingest` checks a whole Stream Ingest request before anything is written: one bad record
+//! fails the request and nothing of it is stored. It knows the registry's rules, not HTTP.
+
+pub mod file;
+pub mod row;
+
+use serde_json::Value as Json;
+
+use crate::registry::time::Micros;
+use crate::registry::{Registry, ViewId};
+use crate::store::RowWrite;
+use row::parse_json_row;
+
+/// Why a record was refused, in the shape of Tecton's `recordErrors` entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordError {
+    pub push_source: String,
+    pub feature_view: Option<String>,
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("Workspace `{0}` not found")]
+    UnknownWorkspace(String),
+    #[error("Workspace `{0}` is a development workspace (does not have materialization enabled); ingest needs a live workspace")]
+    NotLive(String),
+    #[error("Push source `{source_name}` not found in workspace `{workspace}`")]
+    UnknownSource {
+        workspace: String,
+        source_name: String,
+    },
+    #[error("Push source `{0}` has no feature view subscribed to it")]
+    NoSubscribers(String),
+    #[error("{} record(s) failed validation", .0.len())]
+    Records(Vec<RecordError>),
+}
+
+/// What a valid request will write: the rows, and counts per view and per source.
+#[derive(Debug, Default)]
+pub struct IngestPlan {
+    pub rows: Vec<RowWrite>,
+    pub per_view: Vec<(ViewId, usize)>,
+    pub per_source: Vec<(String, usize)>,
+}
+
+/// Validates every record of every push source against its schema and every subscribed view.
+/// `now` decides which records are past a view's ttl.
+pub fn plan_ingest(
+    registry: &Registry,
+    workspace_name: &str,
+    records: &[(String, Vec<Json>)],
+    now: Micros,
+) -> Result<IngestPlan, IngestError> {
+    let workspace = registry
+        .workspace(workspace_name)
+        .ok_or_else(|| IngestError::UnknownWorkspace(workspace_name.to_string()))?;
+    if !workspace.live {
+        return Err(IngestError::NotLive(workspace_name.to_string()));
+    }
+    let mut plan = IngestPlan::default();
+    let mut errors = Vec::new();
+    for (source_name, source_records) in records {
+        let source =
+            workspace
+                .push_sources
+                .get(source_name)
+                .ok_or_else(|| IngestError::UnknownSource {
+                    workspace: workspace_name.to_string(),
+                    source_name: source_name.clone(),
+                })?;
+        if source.subscribers.is_empty() {
+            return Err(IngestError::NoSubscribers(source_name.clone()));
+        }
+        let record_error = |index: usize, view: Option<&str>, message: String| RecordError {
+            push_source: source_name.clone(),
+            feature_view: view.map(str::to_string),
+            error_type: "TectonObjectValidationError",
+            message: format!("record {index}: {message}"),
+        };
+        for (index, record) in source_records.iter().enumerate() {
+            let Some(object) = record.as_object() else {
+                errors.push(record_error(
+                    index,
+                    None,
+                    "expected a JSON object".to_string(),
+                ));
+                continue;
+            };
+            if let Some(unknown) = object
+                .keys()
+                .find(|k| !source.schema.iter().any(|f| &f.name == *k))
+            {
+                errors.push(record_error(
+                    index,
+                    None,
+                    format!(
+                        "field `{unknown}` is not in the schema of push source `{source_name}`"
+                    ),
+                ));
+                continue;
+            }
+            if let Some(problem) = source.schema.iter().find_map(|field| {
+                let value = object.get(&field.name)?;
+                crate::registry::value::Value::from_json(value, &field.data_type)
+                    .err()
+                    .map(|e| format!("field `{}`: {e}", field.name))
+            }) {
+                errors.push(record_error(index, None, problem));
+                continue;
+            }
+            for view_id in &source.subscribers {
+                let view = registry.view(*view_id);
+                // Source fields a view does not read are not its concern.
+                let columns: serde_json::Map<String, Json> = object
+                    .iter()
+                    .filter(|(name, _)| row::is_view_column(view, name))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                match parse_json_row(view, &columns) {
+                    Err(message) => errors.push(record_error(index, Some(&view.name), message)),
+                    Ok(parsed) => match view.ttl {
+                        Some(ttl) if parsed.event_time <= now - ttl => errors.push(record_error(
+                            index,
+                            Some(&view.name),
+                            format!("timestamp value is outside of the serving TTL defined for Feature View {}", view.name),
+                        )),
+                        _ => {
+                            plan.rows.push(parsed.to_write(view));
+                            match plan.per_view.iter_mut().find(|(id, _)| id == view_id) {
+                                Some((_, count)) => *count += 1,
+                                None => plan.per_view.push((*view_id, 1)),
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        plan.per_source
+            .push((source_name.clone(), source_records.len()));
+    }
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(IngestError::Records(errors))
+    }
+}

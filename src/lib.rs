@@ -1,0 +1,22 @@
+//! Quiver: an online feature server that speaks Tecton's Feature Service and Stream Ingest APIs.
+//!
+//! # Layout
+//! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
+//! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
+//! - [`serving`]: the read path (service -> lookups -> feature vectors).
+//! - [`ingest`]: the write path (records and load files -> validated rows).
+//! - [`iam`]: API keys and principals.
+//! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
+//! - [`config`]: `config.toml` + environment + flags -> `Settings`.
+//! - [`cli`]: the `quiver` subcommands.
+//!
+//! ARCHITECTURE.md at the repository root has the map and the invariants.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod iam;
+pub mod ingest;
+pub mod registry;
+pub mod serving;
+pub mod store;

@@ -1,0 +1,167 @@
+//! The feature repository: workspaces, entities, push sources, feature views and feature
+//! services, loaded once at start-up from the TOML files that `config.toml` names and validated as
+//! a whole. Everything here is immutable after loading and shared as `Arc<Registry>`.
+//!
+//! The registry knows nothing of HTTP or of how rows are stored; it answers "what is this name",
+//! "what are its keys and types" and "in which order does a service return its features".
+
+mod load;
+pub mod time;
+pub mod types;
+pub mod value;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use load::{load_registry, RegistryError, WorkspaceSource};
+use time::Micros;
+use types::DataType;
+
+/// Index of a feature view in [`Registry::views`]; stable for the life of the process only.
+pub type ViewId = u32;
+
+/// Every workspace and object of the repository.
+#[derive(Debug, Default)]
+pub struct Registry {
+    workspaces: BTreeMap<String, Workspace>,
+    views: Vec<FeatureView>,
+    /// 32-hex service id -> (workspace, service name).
+    service_ids: HashMap<String, (String, String)>,
+}
+
+/// A namespace of objects; only live workspaces serve features and accept ingestion.
+#[derive(Debug)]
+pub struct Workspace {
+    pub name: String,
+    pub live: bool,
+    pub entities: BTreeMap<String, Entity>,
+    pub push_sources: BTreeMap<String, PushSource>,
+    /// View name -> id.
+    pub views: BTreeMap<String, ViewId>,
+    pub services: BTreeMap<String, FeatureService>,
+}
+
+/// A named, ordered set of join keys.
+#[derive(Debug)]
+pub struct Entity {
+    pub name: String,
+    pub join_keys: Vec<Field>,
+}
+
+/// A name and a type: a join key, a source column or a request-context field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub data_type: DataType,
+}
+
+/// A push source: the schema of the records `/ingest` accepts under its name.
+#[derive(Debug)]
+pub struct PushSource {
+    pub name: String,
+    pub schema: Vec<Field>,
+    /// Views fed by this source, in name order.
+    pub subscribers: Vec<ViewId>,
+}
+
+/// Where a view's rows come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewKind {
+    /// Rows loaded by an operator (`quiver load`) or seeded at start-up.
+    Batch,
+    /// Rows pushed through `/ingest` to the named push source (and loadable like batch rows).
+    Stream { source: String },
+}
+
+/// A feature view: keyed, timestamped rows of typed features.
+#[derive(Debug)]
+pub struct FeatureView {
+    pub id: ViewId,
+    pub workspace: String,
+    pub name: String,
+    pub kind: ViewKind,
+    pub description: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// The union of its entities' join keys, in declaration order.
+    pub join_keys: Vec<Field>,
+    pub timestamp_field: String,
+    /// A row older than this is served as missing; `None` keeps rows forever.
+    pub ttl: Option<Micros>,
+    /// In declaration order; a row stores its values in this order.
+    pub features: Vec<Feature>,
+}
+
+/// One feature of a view.
+#[derive(Debug)]
+pub struct Feature {
+    pub name: String,
+    pub data_type: DataType,
+    /// The input column (source field or load-file column) the value is read from.
+    pub column: String,
+    pub description: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A feature service: what `get-features` returns for one set of join keys.
+#[derive(Debug)]
+pub struct FeatureService {
+    /// Stable 32-hex id, derived from the workspace and service names.
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    pub description: Option<String>,
+    /// The join keys a request must carry, in first-use order (after `join_key_map` renames).
+    pub input_join_keys: Vec<Field>,
+    /// Views in response order (alphabetical by namespace).
+    pub items: Vec<ServiceItem>,
+    /// Total number of features the service returns.
+    pub n_features: usize,
+}
+
+/// One view as a service uses it.
+#[derive(Debug)]
+pub struct ServiceItem {
+    pub view: ViewId,
+    /// The view name or its `alias`; prefixes the feature names.
+    pub namespace: String,
+    /// For each of the view's join keys, its index in the service's `input_join_keys`.
+    pub key_inputs: Vec<usize>,
+    /// Indices into the view's `features`, in response order (alphabetical).
+    pub features: Vec<usize>,
+}
+
+impl Registry {
+    pub fn workspace(&self, name: &str) -> Option<&Workspace> {
+        self.workspaces.get(name)
+    }
+
+    pub fn workspaces(&self) -> impl Iterator<Item = &Workspace> {
+        self.workspaces.values()
+    }
+
+    pub fn view(&self, id: ViewId) -> &FeatureView {
+        &self.views[id as usize]
+    }
+
+    pub fn views(&self) -> &[FeatureView] {
+        &self.views
+    }
+
+    /// Looks a view up by workspace and name.
+    pub fn view_by_name(&self, workspace: &str, name: &str) -> Option<&FeatureView> {
+        let id = *self.workspace(workspace)?.views.get(name)?;
+        Some(self.view(id))
+    }
+
+    /// Looks a service up by its 32-hex id.
+    pub fn service_by_id(&self, id: &str) -> Option<&FeatureService> {
+        let (workspace, name) = self.service_ids.get(id)?;
+        self.workspace(workspace)?.services.get(name)
+    }
+}
+
+/// The stable 32-hex id of an object (Tecton's id format): the xxh3-128 of its kind, workspace
+/// and name.
+pub fn object_id(kind: &str, workspace: &str, name: &str) -> String {
+    let digest = xxhash_rust::xxh3::xxh3_128(format!("{kind}\0{workspace}\0{name}").as_bytes());
+    format!("{digest:032x}")
+}

@@ -1,0 +1,309 @@
+//! Typed feature values, and their two JSON encodings: the lenient one clients send (int64 as a
+//! string or a number, floats as numbers or `"NaN"`) and the one Tecton's clients read back.
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value as Json;
+
+use super::time::{format_timestamp, parse_timestamp, Micros};
+use super::types::DataType;
+
+/// One value of a feature, join key or request-context field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Int64(i64),
+    Float32(f32),
+    Float64(f64),
+    String(String),
+    Timestamp(Micros),
+    Array(Vec<Value>),
+    /// Field values in the struct type's field order.
+    Struct(Vec<Value>),
+    /// Entries in the order they were given.
+    Map(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// Reads a JSON value as `data_type`, accepting every encoding Tecton's clients send.
+    /// The error says what was expected, for the caller to prefix with the field's name.
+    pub fn from_json(json: &Json, data_type: &DataType) -> Result<Value, String> {
+        if json.is_null() {
+            return Ok(Value::Null);
+        }
+        let mismatch = || format!("expected {}, got {}", describe(data_type), shorten(json));
+        match data_type {
+            DataType::Bool => json.as_bool().map(Value::Bool).ok_or_else(mismatch),
+            DataType::Int64 => match json {
+                Json::Number(n) => n.as_i64().map(Value::Int64).ok_or_else(mismatch),
+                Json::String(s) => s.trim().parse().map(Value::Int64).map_err(|_| mismatch()),
+                _ => Err(mismatch()),
+            },
+            DataType::Float32 => float_from_json(json)
+                .map(|f| Value::Float32(f as f32))
+                .ok_or_else(mismatch),
+            DataType::Float64 => float_from_json(json)
+                .map(Value::Float64)
+                .ok_or_else(mismatch),
+            DataType::String => json
+                .as_str()
+                .map(|s| Value::String(s.to_string()))
+                .ok_or_else(mismatch),
+            DataType::Timestamp => match json {
+                Json::String(s) => parse_timestamp(s).map(Value::Timestamp),
+                _ => Err(mismatch()),
+            },
+            DataType::Array(element) => {
+                let items = json.as_array().ok_or_else(mismatch)?;
+                let values = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        Value::from_json(item, element).map_err(|e| format!("[{i}]: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Value::Array(values))
+            }
+            DataType::Struct(fields) => match json {
+                Json::Array(items) if items.len() == fields.len() => {
+                    let values = fields
+                        .iter()
+                        .zip(items)
+                        .map(|(field, item)| {
+                            Value::from_json(item, &field.data_type)
+                                .map_err(|e| format!(".{}: {e}", field.name))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Ok(Value::Struct(values))
+                }
+                Json::Object(object) => {
+                    if let Some(unknown) = object
+                        .keys()
+                        .find(|k| !fields.iter().any(|f| &f.name == *k))
+                    {
+                        return Err(format!(
+                            "unknown struct field `{unknown}` (expected {})",
+                            describe(data_type)
+                        ));
+                    }
+                    let values = fields
+                        .iter()
+                        .map(|field| {
+                            let item = object.get(&field.name).unwrap_or(&Json::Null);
+                            Value::from_json(item, &field.data_type)
+                                .map_err(|e| format!(".{}: {e}", field.name))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Ok(Value::Struct(values))
+                }
+                _ => Err(mismatch()),
+            },
+            DataType::Map(value_type) => {
+                let object = json.as_object().ok_or_else(mismatch)?;
+                let entries = object
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.clone(),
+                            Value::from_json(v, value_type)
+                                .map_err(|e| format!("[\"{k}\"]: {e}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?;
+                Ok(Value::Map(entries))
+            }
+        }
+    }
+
+    /// Reads one CSV cell as `data_type`: an empty cell is null, scalars are plain text and
+    /// arrays, structs and maps are JSON.
+    pub fn from_text(text: &str, data_type: &DataType) -> Result<Value, String> {
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        let mismatch = || {
+            format!(
+                "expected {}, got `{}`",
+                describe(data_type),
+                shorten_str(text)
+            )
+        };
+        match data_type {
+            DataType::Bool => match text.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(Value::Bool(true)),
+                "false" | "0" => Ok(Value::Bool(false)),
+                _ => Err(mismatch()),
+            },
+            DataType::Int64 => text
+                .trim()
+                .parse()
+                .map(Value::Int64)
+                .map_err(|_| mismatch()),
+            DataType::Float32 => parse_float(text)
+                .map(|f| Value::Float32(f as f32))
+                .ok_or_else(mismatch),
+            DataType::Float64 => parse_float(text).map(Value::Float64).ok_or_else(mismatch),
+            DataType::String => Ok(Value::String(text.to_string())),
+            DataType::Timestamp => parse_timestamp(text).map(Value::Timestamp),
+            DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => {
+                let json: Json = serde_json::from_str(text).map_err(|_| mismatch())?;
+                Value::from_json(&json, data_type)
+            }
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+fn float_from_json(json: &Json) -> Option<f64> {
+    match json {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => parse_float(s),
+        _ => None,
+    }
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    match text.trim() {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+/// How an error message names a type: the type itself plus, for int64 and floats, the accepted forms.
+fn describe(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Int64 => "int64 (an integer or a decimal string)".to_string(),
+        DataType::Float32 | DataType::Float64 => {
+            format!("{data_type} (a number, \"NaN\", \"Infinity\" or \"-Infinity\")")
+        }
+        DataType::Timestamp => "timestamp (an ISO 8601 string)".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Quotes at most 40 characters of a value in an error message.
+fn shorten(json: &Json) -> String {
+    shorten_str(&json.to_string())
+}
+
+fn shorten_str(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Serialises a value the way the Tecton Feature Service answers: int64 as a decimal string,
+/// non-finite floats as `"NaN"`/`"Infinity"`/`"-Infinity"`, timestamps as RFC 3339 with `Z`,
+/// structs as arrays in field order and maps as objects.
+pub struct TectonJson<'a>(pub &'a Value);
+
+impl Serialize for TectonJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int64(i) => serializer.collect_str(i),
+            Value::Float32(f) => serialize_float(f64::from(*f), serializer),
+            Value::Float64(f) => serialize_float(*f, serializer),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Timestamp(micros) => serializer.serialize_str(&format_timestamp(*micros)),
+            Value::Array(items) | Value::Struct(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&TectonJson(item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(key, &TectonJson(value))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+fn serialize_float<S: Serializer>(f: f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if f.is_nan() {
+        serializer.serialize_str("NaN")
+    } else if f.is_infinite() {
+        serializer.serialize_str(if f > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        serializer.serialize_f64(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(text: &str) -> DataType {
+        DataType::parse(text).unwrap()
+    }
+
+    #[test]
+    fn lenient_input_and_tecton_output() {
+        let cases = [
+            (json!("669"), "int64", json!("669")),
+            (json!(669), "int64", json!("669")),
+            (json!("NaN"), "float64", json!("NaN")),
+            (json!(-1.5), "float64", json!(-1.5)),
+            (
+                json!({"lon": 2.0, "lat": 1.0}),
+                "struct<lat:float64,lon:float64>",
+                json!([1.0, 2.0]),
+            ),
+            (json!({"a": "1"}), "map<string,int64>", json!({"a": "1"})),
+            (json!(["x", null]), "array<string>", json!(["x", null])),
+            (
+                json!("2024-05-01T12:00:00+00:00"),
+                "timestamp",
+                json!("2024-05-01T12:00:00Z"),
+            ),
+        ];
+        for (input, type_text, output) in cases {
+            let value = Value::from_json(&input, &t(type_text)).unwrap();
+            assert_eq!(
+                serde_json::to_value(TectonJson(&value)).unwrap(),
+                output,
+                "{type_text}"
+            );
+        }
+    }
+
+    #[test]
+    fn mismatches_say_what_was_expected() {
+        let err = Value::from_json(&json!("abc"), &t("int64")).unwrap_err();
+        assert!(err.contains("expected int64"), "{err}");
+        let err = Value::from_json(&json!([1, "x"]), &t("array<int64>")).unwrap_err();
+        assert!(err.starts_with("[1]:"), "{err}");
+        let err = Value::from_json(&json!({"zz": 1}), &t("struct<a:int64>")).unwrap_err();
+        assert!(err.contains("unknown struct field `zz`"), "{err}");
+        assert!(Value::from_json(&json!(12), &t("string")).is_err());
+    }
+
+    #[test]
+    fn csv_cells() {
+        assert_eq!(Value::from_text("", &t("int64")), Ok(Value::Null));
+        assert_eq!(
+            Value::from_text("true", &t("boolean")),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            Value::from_text("[1,2]", &t("array<int64>")),
+            Ok(Value::Array(vec![Value::Int64(1), Value::Int64(2)]))
+        );
+        assert!(Value::from_text("x1", &t("float64")).is_err());
+    }
+}

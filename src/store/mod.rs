@@ -1,0 +1,14 @@
+//! The feature store: shard actors that own partitions of feature rows, and the [`Router`] that
+//! is the only way to reach them.
+//!
+//! The store knows views by id and keys as bytes; it knows nothing of feature services, JSON or
+//! HTTP.
+
+mod arena;
+pub mod key;
+mod router;
+pub mod row;
+mod shard;
+
+pub use router::{ReadResult, Router, StoreError};
+pub use shard::{Lookup, RowWrite, ShardUsage, StoredRow, WriteOutcome};

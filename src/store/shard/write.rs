@@ -1,0 +1,60 @@
+//! `WriteRows`: store rows in the shard, newest event time wins (ties: the later write).
+
+use actix::{Handler, Message};
+
+use super::{index_key, ShardActor, Slot};
+use crate::registry::time::Micros;
+use crate::registry::ViewId;
+
+/// One row to store: its view, encoded join key, event time and encoded values.
+#[derive(Debug, Clone)]
+pub struct RowWrite {
+    pub view: ViewId,
+    pub key: Vec<u8>,
+    pub event_time: Micros,
+    pub payload: Vec<u8>,
+}
+
+/// How many rows replaced or created a key's row, and how many were older than what is stored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub stored: usize,
+    pub older_than_stored: usize,
+}
+
+pub struct WriteRows(pub Vec<RowWrite>);
+
+impl Message for WriteRows {
+    type Result = std::io::Result<WriteOutcome>;
+}
+
+impl Handler<WriteRows> for ShardActor {
+    type Result = std::io::Result<WriteOutcome>;
+
+    fn handle(&mut self, msg: WriteRows, _: &mut Self::Context) -> Self::Result {
+        let mut outcome = WriteOutcome::default();
+        for row in msg.0 {
+            let key = index_key(row.view, &row.key);
+            if let Some(slot) = self.index.get(key.as_slice()) {
+                if slot.event_time > row.event_time {
+                    outcome.older_than_stored += 1;
+                    continue;
+                }
+            }
+            let row_ref = self.arena.append(&row.payload)?;
+            let slot = Slot {
+                row: row_ref,
+                event_time: row.event_time,
+            };
+            if let Some(previous) = self.index.insert(key.into_boxed_slice(), slot) {
+                self.arena.release(previous.row);
+            }
+            outcome.stored += 1;
+        }
+        if self.arena.wants_compaction() {
+            self.arena
+                .compact(self.index.values_mut().map(|slot| &mut slot.row))?;
+        }
+        Ok(outcome)
+    }
+}

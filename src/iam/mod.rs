@@ -10,11 +10,58 @@ pub use api_key::{generate_api_key, ApiKeyDigest};
 
 use std::path::Path;
 
-/// An authenticated caller.
+/// An authenticated caller, with everything an authorisation decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// The bootstrap admin: may do everything.
-    Admin,
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// Stable id (the directory's id for users and service accounts).
+    pub id: String,
+    pub name: String,
+    /// Tecton's `account_type=admin`: may do everything.
+    pub is_admin: bool,
+    /// Ids of the groups the principal belongs to.
+    pub groups: Vec<String>,
+    /// Workspace roles, direct and inherited from groups.
+    pub workspace_roles: Vec<WorkspaceRole>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// The key from `QUIVER_ADMIN_KEY` or generated at first start.
+    BootstrapAdmin,
+    User,
+    ServiceAccount,
+}
+
+/// A role on one workspace, or on all of them (`workspace: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceRole {
+    pub workspace: Option<String>,
+    pub role: Role,
+}
+
+/// Tecton's workspace roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Editor,
+    Consumer,
+    Operator,
+    Viewer,
+}
+
+impl Principal {
+    /// The bootstrap admin.
+    pub fn bootstrap_admin() -> Principal {
+        Principal {
+            kind: PrincipalKind::BootstrapAdmin,
+            id: "bootstrap-admin".to_string(),
+            name: "bootstrap admin".to_string(),
+            is_admin: true,
+            groups: Vec::new(),
+            workspace_roles: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,7 +138,7 @@ impl Keyring {
             return Err(AuthError::Malformed);
         }
         if self.admin.matches(key) {
-            Ok(Principal::Admin)
+            Ok(Principal::bootstrap_admin())
         } else {
             Err(AuthError::UnknownKey)
         }
@@ -107,15 +154,15 @@ mod tests {
         let (keyring, _) = Keyring::bootstrap(Some("secret-key"), None).unwrap();
         assert_eq!(
             keyring.authenticate(Some("Tecton-key secret-key")),
-            Ok(Principal::Admin)
+            Ok(Principal::bootstrap_admin())
         );
         assert_eq!(
             keyring.authenticate(Some("tecton-KEY secret-key")),
-            Ok(Principal::Admin)
+            Ok(Principal::bootstrap_admin())
         );
         assert_eq!(
             keyring.authenticate(Some("Bearer secret-key")),
-            Ok(Principal::Admin)
+            Ok(Principal::bootstrap_admin())
         );
         assert_eq!(
             keyring.authenticate(Some("Basic secret-key")),
@@ -141,7 +188,7 @@ mod tests {
         assert!(matches!(source, AdminKeySource::DataDir));
         assert_eq!(
             again.authenticate(Some(&format!("Tecton-key {key}"))),
-            Ok(Principal::Admin)
+            Ok(Principal::bootstrap_admin())
         );
     }
 }

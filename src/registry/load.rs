@@ -495,10 +495,12 @@ fn build_view(
             for feature in &features {
                 match column_type(&feature.column) {
                     Some(t) if *t == feature.data_type => {}
-                    Some(t) => return Err(site.error(format!(
+                    Some(t) => {
+                        return Err(site.error(format!(
                         "feature `{}` is {} but push source `{source_name}` has column `{}` as {t}",
                         feature.name, feature.data_type, feature.column
-                    ))),
+                    )))
+                    }
                     None => {
                         return Err(site.error(format!(
                             "push source `{source_name}` has no column `{}` for feature `{}`",

@@ -27,10 +27,13 @@ struct ViewPath {
 
 async fn load_rows(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<ViewPath>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if !caller.0.is_admin {
+        return Err(ApiError::new(ErrorKind::PermissionDenied, "loading rows needs an admin key"));
+    }
     let view = state
         .registry
         .view_by_name(&path.workspace, &path.view)

@@ -57,9 +57,11 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
         for (index, entry) in entries.iter().enumerate() {
             match entry.get("record") {
                 Some(record @ Json::Object(_)) => fields.push(record.clone()),
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "Field `records.{source}[{index}]` must be an object with a `record` object"
-                )),
+                ))
+                }
             }
         }
         records.push((source.clone(), fields));

@@ -1,0 +1,253 @@
+//! The test harness: start a `quiver` server process on `127.0.0.1:0`, learn its port from the
+//! line it prints, and send it HTTP requests. Dropping the server kills the process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// The repository root, where `config.toml` and `features/` are.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// How to start a server: which config, which environment, which data directory.
+pub struct ServerBuilder {
+    config: PathBuf,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl ServerBuilder {
+    pub fn new() -> ServerBuilder {
+        ServerBuilder {
+            config: repo_root().join("config.toml"),
+            env: vec![("QUIVER_ADMIN_KEY".into(), ADMIN_KEY.into())],
+            args: Vec::new(),
+        }
+    }
+
+    pub fn config(mut self, path: impl AsRef<Path>) -> ServerBuilder {
+        self.config = path.as_ref().to_path_buf();
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> ServerBuilder {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn without_env(mut self, key: &str) -> ServerBuilder {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> ServerBuilder {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the server and waits (at most 30 s) until it listens. Panics with its stderr
+    /// if it exits first.
+    pub fn start(self) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&self.args)
+            .env_remove("QUIVER_DATA_DIR")
+            .env_remove("QUIVER_ADMIN_KEY")
+            .env("QUIVER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the quiver binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        loop {
+            match lines_rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("quiver listening on ") {
+                        return Server {
+                            child,
+                            base_url: url.trim().to_string(),
+                            printed,
+                            lines: lines_rx,
+                        };
+                    }
+                    printed.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let output = child
+                        .wait_with_output()
+                        .expect("the server's output can be read");
+                    panic!(
+                        "quiver did not start; stdout: {printed:?}; stderr: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs the server binary to completion with these settings (for start-up failures).
+    pub fn run_to_exit(self) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&self.args);
+        command
+            .env_remove("QUIVER_DATA_DIR")
+            .env_remove("QUIVER_ADMIN_KEY")
+            .stdin(Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.output().expect("the quiver binary runs")
+    }
+}
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    pub base_url: String,
+    /// Lines printed before the listening line (e.g. a generated admin key).
+    pub printed: Vec<String>,
+    #[allow(dead_code)]
+    lines: mpsc::Receiver<String>,
+}
+
+/// A response: status, headers and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Json {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        ServerBuilder::new().start()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Sends a request; `headers` are added as given.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let agent = ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout(Duration::from_secs(30))
+            .build();
+        let mut request = agent.request(method, &self.url(path));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let result = match body {
+            Some(bytes) => request.send_bytes(bytes),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{method} {path} failed: {error}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| {
+                response
+                    .header(&name)
+                    .map(|value| (name.clone(), value.to_string()))
+            })
+            .collect();
+        let body = response.into_string().expect("a text body");
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs JSON with `Authorization: Tecton-key <key>` (no header when `key` is `None`).
+    pub fn post_json(&self, path: &str, key: Option<&str>, body: &Json) -> Reply {
+        let auth = key.map(|k| format!("Tecton-key {k}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth));
+        }
+        self.request("POST", path, &headers, Some(body.to_string().as_bytes()))
+    }
+
+    /// POSTs JSON as the admin.
+    pub fn admin_post(&self, path: &str, body: &Json) -> Reply {
+        self.post_json(path, Some(ADMIN_KEY), body)
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The current time as RFC 3339, offset by `seconds`.
+pub fn timestamp_in(seconds: i64) -> String {
+    use quiver::registry::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
+    format_timestamp(
+        now_micros() / MICROS_PER_SECOND * MICROS_PER_SECOND + seconds * MICROS_PER_SECOND,
+    )
+}

@@ -1,0 +1,351 @@
+//! The Feature Service API against the demo workspace: values, metadata, batch, v2 paths and
+//! every error the issue lists.
+
+use serde_json::{json, Value as Json};
+
+use super::common::{Server, ADMIN_KEY};
+
+const GET: &str = "/api/v1/feature-service/get-features";
+const BATCH: &str = "/api/v1/feature-service/get-features-batch";
+const METADATA: &str = "/api/v1/feature-service/metadata";
+
+fn fraud_request(join_keys: Json) -> Json {
+    json!({"params": {
+        "workspaceName": "prod",
+        "featureServiceName": "fraud_detection_feature_service",
+        "joinKeyMap": join_keys,
+        "metadataOptions": {"includeServingStatus": true, "includeEffectiveTimes": true, "includeSloInfo": true},
+    }})
+}
+
+#[test]
+fn demo_rows_are_served_in_tecton_order_and_encoding() {
+    let server = Server::start();
+    let reply = server.admin_post(
+        GET,
+        &fraud_request(json!({"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(
+        body["result"].as_object().unwrap().len(),
+        1,
+        "result holds only `features`"
+    );
+    let features = body["result"]["features"].as_array().unwrap();
+    let names: Vec<&str> = body["metadata"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "merchant_profile.category",
+            "merchant_profile.fraud_rate_30d",
+            "user_last_transaction.last_amount",
+            "user_last_transaction.last_merchant",
+            "user_last_transaction.last_was_online",
+            "user_profile.account_age_days",
+            "user_profile.credit_score",
+            "user_profile.home_country",
+            "user_profile.is_verified",
+            "user_profile.preferred_categories",
+            "user_profile.signup_time",
+        ]
+    );
+    assert_eq!(features[0], "grocery_pos");
+    assert_eq!(features[1], 0.0125);
+    assert_eq!(features[2], Json::Null);
+    assert_eq!(features[6], "712", "int64 is a decimal string");
+    assert_eq!(features[9], json!(["grocery", "travel"]));
+    assert_eq!(features[10], "2022-01-15T09:30:00Z");
+    let meta = &body["metadata"]["features"];
+    assert_eq!(meta[6]["dataType"], json!({"type": "int64"}));
+    assert_eq!(meta[6]["status"], "PRESENT");
+    assert_eq!(meta[6]["effectiveTime"], "2026-01-15T00:00:00Z");
+    assert_eq!(meta[2]["status"], "MISSING_DATA");
+    assert!(meta[2].get("effectiveTime").is_none());
+    assert_eq!(
+        meta[9]["dataType"],
+        json!({"type": "array", "elementType": {"type": "string"}})
+    );
+    let slo = &body["metadata"]["sloInfo"];
+    assert_eq!(slo["sloEligible"], true);
+    assert!(slo["serverTimeSeconds"].as_f64().unwrap() > 0.0);
+    assert!(slo["storeMaxLatency"].as_f64().unwrap() > 0.0);
+    assert!(slo["storeResponseSizeBytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn unknown_keys_are_missing_data_and_nan_maps_structs_round_trip() {
+    let server = Server::start();
+    let request = json!({"params": {
+        "workspace_name": "prod",
+        "feature_service_name": "payment_risk_service",
+        "join_key_map": {"sender_id": "nobody", "payee_merchant": "fraud_Haley Group", "terminal_id": null},
+        "metadata_options": {"include_serving_status": true, "include_names": false, "include_data_types": false},
+    }});
+    let reply = server.admin_post(GET, &request);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(
+        body["result"]["features"],
+        json!(["misc_pos", "NaN", null, {}, null, null, null])
+    );
+    let statuses: Vec<&str> = body["metadata"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "PRESENT",
+            "PRESENT",
+            "PRESENT",
+            "PRESENT",
+            "MISSING_DATA",
+            "MISSING_DATA",
+            "MISSING_DATA"
+        ]
+    );
+    assert!(
+        body["metadata"]["features"][0].get("name").is_none(),
+        "explicit false is honoured"
+    );
+}
+
+#[test]
+fn options_unset_give_names_and_types_only() {
+    let server = Server::start();
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+        "joinKeyMap": {"sender_id": "user_1001", "payee_merchant": "fraud_Sporer-Keebler", "terminal_id": "5"},
+        "requestContextMap": {}, "allowPartialResults": false, "metadataOptions": {}, "requestOptions": {}}});
+    let body = server.admin_post(GET, &request).json();
+    assert_eq!(
+        body["result"]["features"][2],
+        json!([51.5, -0.12]),
+        "structs are arrays in field order"
+    );
+    assert_eq!(body["result"]["features"][3], json!({"chargeback": 0.31}));
+    let first = &body["metadata"]["features"][0];
+    assert_eq!(
+        first.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["name", "dataType"]
+    );
+    assert!(body["metadata"].get("sloInfo").is_none());
+    let explicit_off = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+        "joinKeyMap": {"sender_id": "x", "payee_merchant": "y", "terminal_id": 1},
+        "metadataOptions": {"includeNames": false, "includeDataTypes": false}}});
+    let body = server.admin_post(GET, &explicit_off).json();
+    assert!(
+        body.get("metadata").is_none(),
+        "no metadata when nothing is requested: {body}"
+    );
+}
+
+#[test]
+fn service_id_locator_and_v2_paths() {
+    let server = Server::start();
+    let metadata = server.admin_post(METADATA, &json!({"params": {"featureServiceName": "fraud_detection_feature_service", "workspaceName": "prod"}}));
+    assert_eq!(metadata.status, 200);
+    let metadata = metadata.json();
+    assert_eq!(metadata["featureServiceType"], "DEFAULT");
+    assert_eq!(
+        metadata["inputJoinKeys"],
+        json!([
+            {"name": "user_id", "dataType": {"type": "string"}, "type": "string"},
+            {"name": "merchant", "dataType": {"type": "string"}, "type": "string"},
+        ])
+    );
+    assert_eq!(metadata["featureValues"].as_array().unwrap().len(), 11);
+
+    let v2 = server.request(
+        "GET",
+        "/api/v2/workspaces/prod/feature-services/fraud_detection_feature_service/metadata",
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        None,
+    );
+    assert_eq!(v2.status, 200);
+    assert_eq!(v2.json(), metadata);
+
+    let keys = json!({"user_id": "user_1002", "merchant": "fraud_Sporer-Keebler"});
+    let by_name = server.admin_post(GET, &fraud_request(keys.clone())).json();
+    let v2_features = server.admin_post(
+        "/api/v2/workspaces/prod/feature-services/fraud_detection_feature_service/get-features",
+        &json!({"params": {"joinKeyMap": keys.clone()}}),
+    );
+    assert_eq!(v2_features.status, 200, "{}", v2_features.body);
+    assert_eq!(v2_features.json()["result"], by_name["result"]);
+
+    let service_id =
+        quiver::registry::object_id("feature_service", "prod", "fraud_detection_feature_service");
+    let by_id = server.admin_post(
+        GET,
+        &json!({"params": {"featureServiceId": service_id, "joinKeyMap": keys}}),
+    );
+    assert_eq!(by_id.status, 200, "{}", by_id.body);
+    assert_eq!(by_id.json()["result"], by_name["result"]);
+
+    let state = server.admin_post("/api/v1/feature-service/get-feature-service-state", &json!({"featureServiceLocator": {"featureServiceName": "fraud_detection_feature_service", "workspaceName": "prod"}}));
+    assert_eq!((state.status, state.json()), (200, json!({})));
+}
+
+#[test]
+fn batch_answers_in_request_order_with_per_row_status() {
+    let server = Server::start();
+    let request = json!({"params": {
+        "featureServiceName": "fraud_detection_feature_service",
+        "workspaceName": "prod",
+        "requestData": [
+            {"joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"}},
+            {"joinKeyMap": {"user_id": "nobody", "merchant": "fraud_Sporer-Keebler"}},
+        ],
+        "metadataOptions": {"includeSloInfo": true, "includeEffectiveTimes": true, "includeServingStatus": true},
+    }});
+    let reply = server.admin_post(BATCH, &request);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let rows = body["result"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["features"][6], "712");
+    assert_eq!(rows[1]["features"][0], "shopping_net");
+    assert_eq!(rows[1]["features"][6], Json::Null);
+    assert_eq!(
+        body["metadata"]["features"][6]["status"],
+        json!(["PRESENT", "MISSING_DATA"])
+    );
+    assert_eq!(body["metadata"]["sloInfo"].as_array().unwrap().len(), 2);
+    assert_eq!(body["metadata"]["batchSloInfo"]["sloEligible"], true);
+
+    let too_many: Vec<Json> = (0..11)
+        .map(|i| json!({"joinKeyMap": {"user_id": format!("u{i}"), "merchant": "m"}}))
+        .collect();
+    let reply = server.admin_post(BATCH, &json!({"params": {"featureServiceName": "fraud_detection_feature_service", "workspaceName": "prod", "requestData": too_many}}));
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("maximum batch size is 10"));
+}
+
+/// Asserts Tecton's error shape, the status and a fragment of the message.
+fn assert_error(reply: &super::common::Reply, status: u16, code: u64, fragment: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["error"], body["message"]);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(fragment),
+        "`{message}` should contain `{fragment}`"
+    );
+}
+
+#[test]
+fn every_listed_error_has_tecton_shape() {
+    let server = Server::start();
+    let missing_key = server.admin_post(GET, &fraud_request(json!({"user_id": "user_1001"})));
+    assert_error(&missing_key, 400, 3, "Missing required join key: merchant");
+
+    let wrong_type = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+        "joinKeyMap": {"sender_id": "a", "payee_merchant": "b", "terminal_id": "seven"}}});
+    assert_error(
+        &server.admin_post(GET, &wrong_type),
+        400,
+        3,
+        "Invalid value for join key terminal_id: expected int64",
+    );
+    let number_for_string = fraud_request(json!({"user_id": 5, "merchant": "m"}));
+    assert_error(
+        &server.admin_post(GET, &number_for_string),
+        400,
+        3,
+        "join key user_id: expected string",
+    );
+
+    let unknown = json!({"params": {"workspaceName": "prod", "featureServiceName": "nope", "joinKeyMap": {}}});
+    assert_error(
+        &server.admin_post(GET, &unknown),
+        404,
+        5,
+        "Unable to query FeatureService `nope` for workspace `prod`",
+    );
+    let unknown_ws = json!({"params": {"workspaceName": "qa", "featureServiceName": "fraud_detection_feature_service", "joinKeyMap": {}}});
+    assert_error(
+        &server.admin_post(GET, &unknown_ws),
+        404,
+        5,
+        "for workspace `qa`",
+    );
+    let not_live = json!({"params": {"workspaceName": "staging", "featureServiceName": "experiment_service", "joinKeyMap": {"user_id": "u"}}});
+    assert_error(
+        &server.admin_post(GET, &not_live),
+        404,
+        5,
+        "\"live\" workspace",
+    );
+
+    let both = json!({"params": {"workspaceName": "prod", "featureServiceName": "a", "featureServiceId": "b"}});
+    assert_error(
+        &server.admin_post(GET, &both),
+        400,
+        3,
+        "Exactly one of featureServiceName and featureServiceId",
+    );
+    let neither = json!({"params": {"workspaceName": "prod", "joinKeyMap": {}}});
+    assert_error(&server.admin_post(GET, &neither), 400, 3, "got neither");
+
+    assert_error(
+        &server.post_json(GET, None, &fraud_request(json!({}))),
+        401,
+        16,
+        "Authorization",
+    );
+    assert_error(
+        &server.post_json(GET, Some("wrong-key"), &fraud_request(json!({}))),
+        401,
+        16,
+        "invalid 'Tecton-key'",
+    );
+    let basic = server.request("POST", GET, &[("Authorization", "Basic abc")], Some(b"{}"));
+    assert_error(&basic, 401, 16, "invalid 'Tecton-key'");
+
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let malformed = server.request(
+        "POST",
+        GET,
+        &[("Authorization", &auth)],
+        Some(b"{\"params\": {"),
+    );
+    assert_error(&malformed, 400, 3, "not valid JSON");
+    let empty = server.request("POST", GET, &[("Authorization", &auth)], Some(b""));
+    assert_error(&empty, 400, 3, "empty");
+    let bad_field = server.request(
+        "POST",
+        GET,
+        &[("Authorization", &auth)],
+        Some(br#"{"params": {"joinKeyMap": "x"}}"#),
+    );
+    assert_error(&bad_field, 400, 3, "params.joinKeyMap");
+    let oversized = vec![b' '; 4 * 1024 * 1024 + 1];
+    assert_error(
+        &server.request("POST", GET, &[("Authorization", &auth)], Some(&oversized)),
+        413,
+        3,
+        "4194304-byte limit",
+    );
+
+    let wrong_method = server.request("GET", GET, &[("Authorization", &auth)], None);
+    assert_error(&wrong_method, 405, 12, "not allowed");
+    let no_route = server.request(
+        "POST",
+        "/api/v1/nothing-here",
+        &[("Authorization", &auth)],
+        Some(b"{}"),
+    );
+    assert_error(&no_route, 404, 5, "no route");
+}

@@ -1,0 +1,347 @@
+//! The write path: Stream Ingest API records and the bulk loader, read back through GetFeatures.
+
+use std::process::Command;
+
+use serde_json::{json, Value as Json};
+
+use super::common::{repo_root, timestamp_in, Server, ADMIN_KEY};
+
+fn transaction(user: &str, terminal: Json, amount: Json, seconds_ago: i64) -> Json {
+    json!({"record": {"user_id": user, "merchant": "m_1", "terminal_id": terminal, "amt": amount,
+        "category": "grocery", "is_online": true, "timestamp": timestamp_in(-seconds_ago)}})
+}
+
+fn ingest(server: &Server, records: Vec<Json>, dry_run: bool) -> super::common::Reply {
+    server.admin_post("/ingest", &json!({"workspace_name": "prod", "dry_run": dry_run, "records": {"transactions": records}}))
+}
+
+/// `[last_amount, last_merchant, last_was_online]` of a user and the status of the first.
+fn last_transaction(server: &Server, user: &str) -> (Json, String) {
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+        "joinKeyMap": {"user_id": user, "merchant": "m"}, "metadataOptions": {"includeServingStatus": true}}});
+    let body = server
+        .admin_post("/api/v1/feature-service/get-features", &request)
+        .json();
+    let features = &body["result"]["features"];
+    (
+        json!([features[2], features[3], features[4]]),
+        body["metadata"]["features"][2]["status"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+fn terminal_amount(server: &Server, terminal: Json) -> Json {
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+        "joinKeyMap": {"sender_id": "x", "payee_merchant": "y", "terminal_id": terminal}}});
+    server
+        .admin_post("/api/v1/feature-service/get-features", &request)
+        .json()["result"]["features"][4]
+        .clone()
+}
+
+#[test]
+fn ingested_records_are_served_by_every_subscribed_view() {
+    let server = Server::start();
+    let reply = ingest(
+        &server,
+        vec![
+            transaction("alice", json!("42"), json!(19.99), 60),
+            transaction("bob", json!(43), json!(5), 30),
+        ],
+        false,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["workspaceName"], "prod");
+    let metrics = &body["ingestMetrics"]["featureViewIngestMetrics"];
+    assert_eq!(metrics[0]["featureViewName"], "terminal_last_transaction");
+    assert_eq!(metrics[1]["featureViewName"], "user_last_transaction");
+    assert_eq!(
+        metrics[1]["onlineRecordIngestCount"], "2",
+        "counts are strings"
+    );
+    assert_eq!(metrics[1]["featureViewId"].as_str().unwrap().len(), 32);
+    assert_eq!(
+        body["ingestMetrics"]["dataSourceIngestMetrics"][0]["dataSourceName"],
+        "transactions"
+    );
+
+    assert_eq!(
+        last_transaction(&server, "alice"),
+        (json!([19.99, "m_1", true]), "PRESENT".to_string())
+    );
+    assert_eq!(
+        terminal_amount(&server, json!(42)),
+        json!(19.99),
+        "int64 key as a number"
+    );
+    assert_eq!(
+        terminal_amount(&server, json!("43")),
+        json!(5.0),
+        "int64 key as a string"
+    );
+}
+
+#[test]
+fn newest_event_wins_and_ties_go_to_the_later_write() {
+    let server = Server::start();
+    assert_eq!(
+        ingest(
+            &server,
+            vec![transaction("carol", json!(1), json!(10), 100)],
+            false
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        ingest(
+            &server,
+            vec![transaction("carol", json!(1), json!(99), 500)],
+            false
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        last_transaction(&server, "carol").0[0],
+        json!(10.0),
+        "an older event does not replace a newer one"
+    );
+    let same_time = json!({"record": {"user_id": "dave", "merchant": "m", "terminal_id": 2, "amt": 1, "category": "c", "is_online": false, "timestamp": "2026-11-20T00:00:00Z"}});
+    let mut later = same_time.clone();
+    later["record"]["amt"] = json!(2);
+    let _ = ingest(&server, vec![same_time], false);
+    let _ = ingest(&server, vec![later], false);
+    let (values, status) = last_transaction(&server, "dave");
+    if status == "PRESENT" {
+        assert_eq!(values[0], json!(2.0));
+    }
+}
+
+#[test]
+fn dry_run_validates_but_writes_nothing() {
+    let server = Server::start();
+    let reply = ingest(
+        &server,
+        vec![transaction("erin", json!(3), json!(1.5), 10)],
+        true,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json()["ingestMetrics"]["featureViewIngestMetrics"][1]["onlineRecordIngestCount"],
+        "1"
+    );
+    assert_eq!(last_transaction(&server, "erin").1, "MISSING_DATA");
+}
+
+#[test]
+fn one_bad_record_fails_the_request_and_writes_nothing() {
+    let server = Server::start();
+    let good = transaction("frank", json!(4), json!(7), 10);
+    let wrong_type = transaction("gina", json!(5), json!("lots"), 10);
+    let too_old = transaction("hank", json!(6), json!(1), 40 * 86_400);
+    let mut unknown_field = transaction("ivy", json!(7), json!(1), 10);
+    unknown_field["record"]["colour"] = json!("red");
+    let mut no_key = transaction("", json!(8), json!(1), 10);
+    no_key["record"].as_object_mut().unwrap().remove("user_id");
+    let reply = ingest(
+        &server,
+        vec![good, wrong_type, too_old, unknown_field, no_key],
+        false,
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let body = reply.json();
+    let errors = body["recordErrors"].as_array().unwrap();
+    let messages: Vec<&str> = errors
+        .iter()
+        .map(|e| e["errorMessage"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("record 1: field `amt`: expected float64")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m
+            .contains("outside of the serving TTL defined for Feature View user_last_transaction")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`colour` is not in the schema")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("join key `user_id` is missing")),
+        "{messages:?}"
+    );
+    assert!(errors.iter().all(|e| e["pushSourceName"] == "transactions"
+        && e["errorType"] == "TectonObjectValidationError"));
+    assert_eq!(
+        last_transaction(&server, "frank").1,
+        "MISSING_DATA",
+        "the good record was not written either"
+    );
+}
+
+#[test]
+fn request_errors_use_the_ingest_shape() {
+    let server = Server::start();
+    let cases: Vec<(Json, u16, &str)> = vec![
+        (
+            json!({"dry_run": false, "records": {"transactions": []}}),
+            400,
+            "Required field `workspace_name` is missing in the request",
+        ),
+        (
+            json!({"workspace_name": "prod", "records": {"transactions": []}}),
+            400,
+            "Required field `dry_run` is missing",
+        ),
+        (
+            json!({"workspace_name": "prod", "dry_run": false}),
+            400,
+            "Required field `records` is missing",
+        ),
+        (
+            json!({"workspace_name": "prod", "dry_run": "no", "records": {}}),
+            400,
+            "`dry_run` must be a boolean",
+        ),
+        (
+            json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": [{"rec": {}}]}}),
+            400,
+            "`records.transactions[0]` must be an object with a `record`",
+        ),
+        (
+            json!({"workspace_name": "prod", "dry_run": false, "records": {"clicks": [{"record": {}}]}}),
+            404,
+            "Push source `clicks` not found",
+        ),
+        (
+            json!({"workspace_name": "nope", "dry_run": false, "records": {"transactions": [{"record": {}}]}}),
+            404,
+            "Workspace `nope` not found",
+        ),
+        (
+            json!({"workspace_name": "staging", "dry_run": false, "records": {"transactions": [{"record": {}}]}}),
+            400,
+            "development workspace",
+        ),
+    ];
+    for (body, status, fragment) in cases {
+        let reply = server.admin_post("/ingest", &body);
+        assert_eq!(reply.status, status, "{body} -> {}", reply.body);
+        let message = reply.json()["requestError"]["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains(fragment),
+            "`{message}` should contain `{fragment}`"
+        );
+    }
+    let malformed = server.request(
+        "POST",
+        "/ingest",
+        &[("Authorization", &format!("Tecton-key {ADMIN_KEY}"))],
+        Some(b"{nope"),
+    );
+    assert_eq!(malformed.status, 400);
+    assert_eq!(
+        malformed.json()["requestError"]["errorType"],
+        "RequestValidationError"
+    );
+    let unauthenticated = server.post_json("/ingest", Some("bad"), &json!({}));
+    assert_eq!(unauthenticated.status, 401);
+    assert!(unauthenticated.json()["requestError"]["errorMessage"].is_string());
+    let oversized = vec![b' '; 4 * 1024 * 1024 + 1];
+    let reply = server.request(
+        "POST",
+        "/api/v1/ingest",
+        &[("Authorization", &format!("Tecton-key {ADMIN_KEY}"))],
+        Some(&oversized),
+    );
+    assert_eq!(reply.status, 413);
+}
+
+fn quiver_load(server: &Server, file: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "load",
+            "--workspace",
+            "prod",
+            "--feature-view",
+            "user_profile",
+            "--chunk-rows",
+            "2",
+        ])
+        .arg("--config")
+        .arg(repo_root().join("config.toml"))
+        .arg("--server")
+        .arg(&server.base_url)
+        .arg(file)
+        .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
+        .output()
+        .expect("quiver load runs")
+}
+
+#[test]
+fn bulk_loader_loads_csv_and_stops_at_the_first_bad_line() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("users.csv");
+    std::fs::write(
+        &good,
+        "user_id,timestamp,credit_score,is_verified,preferred_categories\n\
+         load_1,2026-02-01T00:00:00Z,640,true,\"[\"\"books\"\"]\"\n\
+         load_2,2026-02-01T00:00:00Z,700,false,[]\n\
+         load_3,2026-02-01T00:00:00Z,,true,\n",
+    )
+    .unwrap();
+    let output = quiver_load(&server, &good);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("loaded 3 rows"));
+    let read = |user: &str| {
+        let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+            "joinKeyMap": {"sender_id": user, "payee_merchant": "m", "terminal_id": 1}}});
+        server
+            .admin_post("/api/v1/feature-service/get-features", &request)
+            .json()["result"]["features"][6]
+            .clone()
+    };
+    assert_eq!(read("load_1"), json!("640"));
+    assert_eq!(read("load_3"), Json::Null);
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"user_id\": \"bad_1\", \"timestamp\": \"2026-02-01T00:00:00Z\", \"credit_score\": 1}\n\
+         {\"user_id\": \"bad_2\", \"timestamp\": \"2026-02-01T00:00:00Z\", \"credit_score\": \"high\"}\n",
+    )
+    .unwrap();
+    let output = quiver_load(&server, &bad);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 2: column `credit_score`: expected int64"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was loaded"), "{stderr}");
+    assert_eq!(
+        read("bad_1"),
+        Json::Null,
+        "the good first line was not sent"
+    );
+}

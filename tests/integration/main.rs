@@ -1,0 +1,9 @@
+//! Integration tests: each test starts the real `quiver` binary on a free port and talks HTTP
+//! to it. One test binary (modules per area) keeps link time down.
+
+// Each area uses a different part of the harness.
+#[allow(dead_code)]
+mod common;
+mod feature_service;
+mod ingest;
+mod registry;

@@ -217,6 +217,25 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_demo_profile_row_takes_52_bytes() {
+        // The figure ARCHITECTURE.md quotes for the cost of a row.
+        let strings = |items: &[&str]| {
+            Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
+        };
+        let row = [
+            Value::Int64(712),
+            Value::Int64(1460),
+            Value::Bool(true),
+            Value::String("US".into()),
+            strings(&["grocery", "travel"]),
+            Value::Timestamp(1_642_239_000_000_000),
+        ];
+        let mut bytes = Vec::new();
+        encode_row(&row, &mut bytes);
+        assert_eq!(bytes.len(), 52);
+    }
+
     proptest! {
         #[test]
         fn rows_round_trip(values in prop::collection::vec(arb_value(), 0..8)) {

@@ -32,7 +32,10 @@ async fn load_rows(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.0.is_admin {
-        return Err(ApiError::new(ErrorKind::PermissionDenied, "loading rows needs an admin key"));
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "loading rows needs an admin key",
+        ));
     }
     let view = state
         .registry

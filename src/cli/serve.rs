@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::ConfigArg;
 use crate::config::{DemoSeed, Overrides, Settings};
+use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{configure, AppState, Limits};
 use crate::iam::{AdminKeySource, Keyring};
 use crate::ingest::file::{read_rows, FileFormat};
@@ -62,6 +63,7 @@ async fn serve(
         seed_demo_rows(&registry, &router, seed).await?;
     }
     let state = AppState {
+        catalog: Arc::new(WireCatalog::build(&registry)),
         registry,
         router,
         keyring: Arc::new(keyring),

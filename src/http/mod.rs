@@ -15,6 +15,7 @@ use crate::iam::Keyring;
 use crate::registry::Registry;
 use crate::store::Router;
 use error::{ApiError, ErrorKind};
+use wire::feature_service::WireCatalog;
 
 /// What every handler can reach: immutable definitions and handles on the actors.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub router: Router,
     pub keyring: Arc<Keyring>,
+    /// Pre-encoded per-service JSON, built from `registry` at start-up.
+    pub catalog: Arc<WireCatalog>,
     pub limits: Limits,
 }
 

@@ -349,3 +349,22 @@ fn every_listed_error_has_tecton_shape() {
     );
     assert_error(&no_route, 404, 5, "no route");
 }
+
+#[test]
+fn descriptions_and_tags_on_request() {
+    let server = Server::start();
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+        "joinKeyMap": {"sender_id": "user_1001", "payee_merchant": "m", "terminal_id": 1},
+        "metadataOptions": {"includeFeatureDescriptions": true, "includeFeatureTags": true, "includeNames": false}}});
+    let body = server.admin_post(GET, &request).json();
+    let credit_score = &body["metadata"]["features"][6];
+    assert_eq!(
+        *credit_score,
+        json!({"dataType": {"type": "int64"}, "description": "Bureau score", "tags": {"source": "bureau"}})
+    );
+    assert_eq!(
+        body["metadata"]["features"][0],
+        json!({"dataType": {"type": "string"}}),
+        "no description: no key"
+    );
+}

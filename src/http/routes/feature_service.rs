@@ -149,7 +149,7 @@ async fn answer_single(
         store_bytes: answer.store_bytes,
     };
     let body = get_features_response(
-        &state.registry,
+        &state.catalog,
         service,
         &answer,
         params.metadata_options,
@@ -207,7 +207,7 @@ async fn answer_batch(
         store_bytes: answer.store_bytes,
     };
     let body = get_features_batch_response(
-        &state.registry,
+        &state.catalog,
         service,
         &answer,
         params.metadata_options,
@@ -225,7 +225,7 @@ async fn metadata_v1(
 ) -> Result<HttpResponse, ApiError> {
     let params = read_params(&state, payload).await?;
     let service = resolve_service(&state.registry, &params.locator(None))?;
-    Ok(HttpResponse::Ok().json(metadata_response(&state.registry, service)))
+    Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
 async fn metadata_v2(
@@ -239,7 +239,7 @@ async fn metadata_v2(
         service_id: None,
     };
     let service = resolve_service(&state.registry, &locator)?;
-    Ok(HttpResponse::Ok().json(metadata_response(&state.registry, service)))
+    Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
 /// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise

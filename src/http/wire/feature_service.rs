@@ -1,6 +1,7 @@
 //! Tecton Feature Service JSON: requests accept camelCase and snake_case at every level and
 //! `null` anywhere; responses are camelCase, omit unset fields, and encode values per Tecton.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -153,29 +154,57 @@ pub fn data_type_json(data_type: &DataType, top_level: bool) -> Json {
     }
 }
 
-/// The static facts of each feature a service returns, in response order.
-struct FeatureFacts<'r> {
-    name: String,
-    data_type: &'r DataType,
-    description: Option<&'r str>,
-    tags: &'r std::collections::BTreeMap<String, String>,
+/// The parts of a response that depend only on the service: each feature's name, type,
+/// description and tags, JSON-encoded once at start-up so that answering a request is mostly
+/// copying bytes.
+pub struct WireCatalog {
+    by_service: HashMap<String, Vec<FeatureWire>>,
 }
 
-fn feature_facts<'r>(registry: &'r Registry, service: &'r FeatureService) -> Vec<FeatureFacts<'r>> {
-    let mut facts = Vec::with_capacity(service.n_features);
-    for item in &service.items {
-        let view = registry.view(item.view);
-        for index in &item.features {
-            let feature = &view.features[*index];
-            facts.push(FeatureFacts {
-                name: format!("{}.{}", item.namespace, feature.name),
-                data_type: &feature.data_type,
-                description: feature.description.as_deref(),
-                tags: &feature.tags,
-            });
+/// One feature's pre-encoded JSON fragments.
+struct FeatureWire {
+    /// `"namespace.feature"`, quoted and escaped.
+    name: String,
+    data_type: String,
+    description: Option<String>,
+    tags: Option<String>,
+}
+
+impl WireCatalog {
+    pub fn build(registry: &Registry) -> WireCatalog {
+        let mut by_service = HashMap::new();
+        for workspace in registry.workspaces() {
+            for service in workspace.services.values() {
+                let mut features = Vec::with_capacity(service.n_features);
+                for item in &service.items {
+                    let view = registry.view(item.view);
+                    for index in &item.features {
+                        let feature = &view.features[*index];
+                        features.push(FeatureWire {
+                            name: Json::String(format!("{}.{}", item.namespace, feature.name))
+                                .to_string(),
+                            data_type: data_type_json(&feature.data_type, true).to_string(),
+                            description: feature
+                                .description
+                                .as_ref()
+                                .map(|d| Json::String(d.clone()).to_string()),
+                            tags: (!feature.tags.is_empty())
+                                .then(|| json!(feature.tags).to_string()),
+                        });
+                    }
+                }
+                by_service.insert(service.id.clone(), features);
+            }
         }
+        WireCatalog { by_service }
     }
-    facts
+
+    fn features(&self, service: &FeatureService) -> &[FeatureWire] {
+        self.by_service
+            .get(&service.id)
+            .map(Vec::as_slice)
+            .expect("the catalog covers every service of the registry")
+    }
 }
 
 /// Timing of one request, for `sloInfo`.
@@ -186,71 +215,107 @@ pub struct Timing {
     pub store_bytes: usize,
 }
 
-fn slo_info(timing: Timing) -> Json {
-    json!({
-        "sloEligible": true,
-        "sloServerTimeSeconds": timing.server.as_secs_f64(),
-        "serverTimeSeconds": timing.server.as_secs_f64(),
-        "storeMaxLatency": timing.store.as_secs_f64(),
-        "storeResponseSizeBytes": timing.store_bytes,
-    })
-}
-
 #[derive(Serialize)]
-struct FeaturesResult<'a> {
-    features: Vec<TectonJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct GetFeaturesResponse<'a> {
-    result: FeaturesResult<'a>,
+#[serde(rename_all = "camelCase")]
+struct SloInfo {
+    slo_eligible: bool,
+    slo_server_time_seconds: f64,
+    server_time_seconds: f64,
+    store_max_latency: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<Json>,
+    store_response_size_bytes: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct GetFeaturesBatchResponse<'a> {
-    result: Vec<FeaturesResult<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<Json>,
+impl SloInfo {
+    fn of(timing: Timing, with_size: bool) -> SloInfo {
+        SloInfo {
+            slo_eligible: true,
+            slo_server_time_seconds: timing.server.as_secs_f64(),
+            server_time_seconds: timing.server.as_secs_f64(),
+            store_max_latency: timing.store.as_secs_f64(),
+            store_response_size_bytes: with_size.then_some(timing.store_bytes),
+        }
+    }
 }
 
-/// The metadata entry of one feature; `statuses` is one status, or one per batch row.
-fn feature_metadata(
-    facts: &FeatureFacts,
+/// Appends `value` as JSON (serialising into a `Vec` cannot fail for these types).
+fn push_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(&mut *out, value).expect("serialising into memory cannot fail");
+}
+
+/// Appends `[v1,v2,...]`, the `features` of one result row.
+fn push_values(out: &mut Vec<u8>, values: &[crate::registry::value::Value]) {
+    out.extend_from_slice(b"{\"features\":[");
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json(out, &TectonJson(value));
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// Appends the `metadata.features` array; `push_status(out, i)` writes feature i's status
+/// (a string, or an array for a batch) and `effective_time(i)` gives its effective time.
+fn push_feature_metadata(
+    out: &mut Vec<u8>,
+    features: &[FeatureWire],
     includes: Includes,
-    effective_time: Option<Micros>,
-    statuses: Json,
-) -> Json {
-    let mut entry = Map::new();
-    if includes.names {
-        entry.insert("name".into(), Json::String(facts.name.clone()));
-    }
-    if includes.effective_times {
-        if let Some(time) = effective_time {
-            entry.insert("effectiveTime".into(), Json::String(format_timestamp(time)));
+    effective_time: impl Fn(usize) -> Option<Micros>,
+    mut push_status: impl FnMut(&mut Vec<u8>, usize),
+) {
+    out.extend_from_slice(b"\"features\":[");
+    for (i, feature) in features.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-    }
-    if includes.data_types {
-        entry.insert("dataType".into(), data_type_json(facts.data_type, true));
-    }
-    if includes.serving_status {
-        entry.insert("status".into(), statuses);
-    }
-    if includes.descriptions {
-        if let Some(description) = facts.description {
-            entry.insert("description".into(), Json::String(description.to_string()));
+        let mut separator = b'{';
+        let mut field = |out: &mut Vec<u8>, key: &[u8]| {
+            out.push(separator);
+            separator = b',';
+            out.extend_from_slice(key);
+        };
+        if includes.names {
+            field(out, b"\"name\":");
+            out.extend_from_slice(feature.name.as_bytes());
         }
+        if includes.effective_times {
+            if let Some(time) = effective_time(i) {
+                field(out, b"\"effectiveTime\":");
+                push_json(out, &format_timestamp(time));
+            }
+        }
+        if includes.data_types {
+            field(out, b"\"dataType\":");
+            out.extend_from_slice(feature.data_type.as_bytes());
+        }
+        if includes.serving_status {
+            field(out, b"\"status\":");
+            push_status(out, i);
+        }
+        if includes.descriptions {
+            if let Some(description) = &feature.description {
+                field(out, b"\"description\":");
+                out.extend_from_slice(description.as_bytes());
+            }
+        }
+        if includes.tags {
+            if let Some(tags) = &feature.tags {
+                field(out, b"\"tags\":");
+                out.extend_from_slice(tags.as_bytes());
+            }
+        }
+        if separator == b'{' {
+            out.push(b'{');
+        }
+        out.push(b'}');
     }
-    if includes.tags && !facts.tags.is_empty() {
-        entry.insert("tags".into(), json!(facts.tags));
-    }
-    Json::Object(entry)
+    out.push(b']');
 }
 
 /// Encodes a single-row answer.
 pub fn get_features_response(
-    registry: &Registry,
+    catalog: &WireCatalog,
     service: &FeatureService,
     answer: &Answer,
     options: Option<MetadataOptions>,
@@ -258,90 +323,94 @@ pub fn get_features_response(
 ) -> Vec<u8> {
     let includes = Includes::from(options);
     let vector = &answer.vectors[0];
-    let mut metadata = Map::new();
-    if includes.any_per_feature() {
-        let features: Vec<Json> = feature_facts(registry, service)
-            .iter()
-            .enumerate()
-            .map(|(i, facts)| {
-                feature_metadata(
-                    facts,
-                    includes,
-                    vector.effective_times[i],
-                    Json::String(vector.statuses[i].as_str().into()),
-                )
-            })
-            .collect();
-        metadata.insert("features".into(), Json::Array(features));
+    let features = catalog.features(service);
+    let mut out = Vec::with_capacity(128 + features.len() * 96);
+    out.extend_from_slice(b"{\"result\":");
+    push_values(&mut out, &vector.values);
+    if includes.any_per_feature() || includes.slo_info {
+        out.extend_from_slice(b",\"metadata\":{");
+        if includes.any_per_feature() {
+            push_feature_metadata(
+                &mut out,
+                features,
+                includes,
+                |i| vector.effective_times[i],
+                |out, i| push_json(out, &vector.statuses[i].as_str()),
+            );
+        }
+        if includes.slo_info {
+            if includes.any_per_feature() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"sloInfo\":");
+            push_json(&mut out, &SloInfo::of(timing, true));
+        }
+        out.push(b'}');
     }
-    if includes.slo_info {
-        metadata.insert("sloInfo".into(), slo_info(timing));
-    }
-    let response = GetFeaturesResponse {
-        result: FeaturesResult {
-            features: vector.values.iter().map(TectonJson).collect(),
-        },
-        metadata: (!metadata.is_empty()).then_some(Json::Object(metadata)),
-    };
-    serde_json::to_vec(&response).expect("feature responses always serialise")
+    out.push(b'}');
+    out
 }
 
 /// Encodes a batch answer: statuses per row, one effective time per feature (the latest).
 pub fn get_features_batch_response(
-    registry: &Registry,
+    catalog: &WireCatalog,
     service: &FeatureService,
     answer: &Answer,
     options: Option<MetadataOptions>,
     timing: Timing,
 ) -> Vec<u8> {
     let includes = Includes::from(options);
-    let mut metadata = Map::new();
-    if includes.any_per_feature() {
-        let features: Vec<Json> = feature_facts(registry, service)
-            .iter()
-            .enumerate()
-            .map(|(i, facts)| {
-                let latest = answer
+    let features = catalog.features(service);
+    let mut out = Vec::with_capacity(128 + features.len() * (96 + 16 * answer.vectors.len()));
+    out.extend_from_slice(b"{\"result\":[");
+    for (row, vector) in answer.vectors.iter().enumerate() {
+        if row > 0 {
+            out.push(b',');
+        }
+        push_values(&mut out, &vector.values);
+    }
+    out.push(b']');
+    if includes.any_per_feature() || includes.slo_info {
+        out.extend_from_slice(b",\"metadata\":{");
+        if includes.any_per_feature() {
+            let latest = |i: usize| {
+                answer
                     .vectors
                     .iter()
                     .filter_map(|v| v.effective_times[i])
-                    .max();
-                let statuses = answer
+                    .max()
+            };
+            push_feature_metadata(&mut out, features, includes, latest, |out, i| {
+                let statuses: Vec<&str> = answer
                     .vectors
                     .iter()
-                    .map(|v| Json::String(v.statuses[i].as_str().into()))
+                    .map(|v| v.statuses[i].as_str())
                     .collect();
-                feature_metadata(facts, includes, latest, Json::Array(statuses))
-            })
-            .collect();
-        metadata.insert("features".into(), Json::Array(features));
-    }
-    if includes.slo_info {
-        metadata.insert(
-            "sloInfo".into(),
-            Json::Array(answer.vectors.iter().map(|_| slo_info(timing)).collect()),
-        );
-        let mut batch = slo_info(timing);
-        if let Some(object) = batch.as_object_mut() {
-            object.remove("storeResponseSizeBytes");
+                push_json(out, &statuses);
+            });
         }
-        metadata.insert("batchSloInfo".into(), batch);
+        if includes.slo_info {
+            if includes.any_per_feature() {
+                out.push(b',');
+            }
+            let per_row: Vec<SloInfo> = answer
+                .vectors
+                .iter()
+                .map(|_| SloInfo::of(timing, true))
+                .collect();
+            out.extend_from_slice(b"\"sloInfo\":");
+            push_json(&mut out, &per_row);
+            out.extend_from_slice(b",\"batchSloInfo\":");
+            push_json(&mut out, &SloInfo::of(timing, false));
+        }
+        out.push(b'}');
     }
-    let response = GetFeaturesBatchResponse {
-        result: answer
-            .vectors
-            .iter()
-            .map(|vector| FeaturesResult {
-                features: vector.values.iter().map(TectonJson).collect(),
-            })
-            .collect(),
-        metadata: (!metadata.is_empty()).then_some(Json::Object(metadata)),
-    };
-    serde_json::to_vec(&response).expect("feature responses always serialise")
+    out.push(b'}');
+    out
 }
 
 /// The Metadata endpoint's answer: input join keys and the output schema in response order.
-pub fn metadata_response(registry: &Registry, service: &FeatureService) -> Json {
+pub fn metadata_response(catalog: &WireCatalog, service: &FeatureService) -> Json {
     let input_join_keys: Vec<Json> = service
         .input_join_keys
         .iter()
@@ -350,9 +419,16 @@ pub fn metadata_response(registry: &Registry, service: &FeatureService) -> Json 
             json!({"name": key.name, "dataType": data_type, "type": data_type["type"]})
         })
         .collect();
-    let feature_values: Vec<Json> = feature_facts(registry, service)
+    let feature_values: Vec<Json> = catalog
+        .features(service)
         .iter()
-        .map(|facts| json!({"name": facts.name, "dataType": data_type_json(facts.data_type, true)}))
+        .map(|feature| {
+            let name: Json =
+                serde_json::from_str(&feature.name).expect("catalog names are JSON strings");
+            let data_type: Json =
+                serde_json::from_str(&feature.data_type).expect("catalog types are JSON");
+            json!({"name": name, "dataType": data_type})
+        })
         .collect();
     json!({
         "featureServiceType": "DEFAULT",

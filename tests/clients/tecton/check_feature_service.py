@@ -1,0 +1,166 @@
+"""Checks Quiver against tecton-client 0.4.0, Tecton's own Python client for the Feature Service.
+
+Rows are written through Quiver's Stream Ingest API with plain HTTP (the client has no ingest
+call) and read back through the client: get_features, get_features_dict, metadata options,
+feature service metadata, the async client, and the client's exceptions for 400, 401 and 404.
+Prints 'N passed, M failed' and exits non-zero on any failure.
+"""
+
+import asyncio
+import datetime
+import json
+import os
+import sys
+import traceback
+import urllib.request
+
+from tecton_client import AsyncTectonClient, MetadataOptions, TectonClient
+from tecton_client.exceptions import BadRequestError, NotFoundError, UnauthorizedError
+
+URL = os.environ["QUIVER_URL"]
+KEY = os.environ["QUIVER_KEY"]
+SERVICE = "fraud_detection_feature_service"
+client = TectonClient(url=URL, api_key=KEY, default_workspace_name="prod")
+
+
+def ingest(records):
+    body = json.dumps({"workspace_name": "prod", "dry_run": False, "records": {"transactions": records}}).encode()
+    request = urllib.request.Request(
+        URL + "/ingest", data=body, method="POST",
+        headers={"Authorization": "Tecton-key " + KEY, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def check_ingested_rows_read_back_through_the_client():
+    answer = ingest([{"record": {"user_id": "py_user", "merchant": "fraud_Haley Group", "terminal_id": 9001,
+                                 "amt": 123.45, "category": "travel", "is_online": True, "timestamp": now_iso()}}])
+    assert answer["ingestMetrics"]["featureViewIngestMetrics"][1]["onlineRecordIngestCount"] == "1", answer
+    response = client.get_features(feature_service_name=SERVICE,
+                                   join_key_map={"user_id": "py_user", "merchant": "fraud_Haley Group"})
+    features = response.get_features_dict()
+    assert features["user_last_transaction.last_amount"] == 123.45, features
+    assert features["user_last_transaction.last_merchant"] == "fraud_Haley Group", features
+    assert features["user_last_transaction.last_was_online"] is True, features
+    assert features["merchant_profile.category"] == "misc_pos", features
+    assert features["user_profile.credit_score"] is None, features
+
+
+def check_get_features_dict_types_demo_rows():
+    response = client.get_features(feature_service_name=SERVICE,
+                                   join_key_map={"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"})
+    assert response.result.features[6] == "712", response.result.features
+    features = response.get_features_dict()
+    assert features["user_profile.credit_score"] == 712
+    assert features["user_profile.account_age_days"] == 1460
+    assert features["user_profile.is_verified"] is True
+    assert features["user_profile.preferred_categories"] == ["grocery", "travel"]
+    assert features["user_profile.signup_time"] == "2022-01-15T09:30:00Z"
+    assert features["merchant_profile.fraud_rate_30d"] == 0.0125
+    assert response.slo_info is None
+
+
+def check_structs_maps_and_int_keys():
+    response = client.get_features(
+        feature_service_name="payment_risk_service",
+        join_key_map={"sender_id": "user_1002", "payee_merchant": "fraud_Kirlin and Sons", "terminal_id": 4242},
+    )
+    features = response.get_features_dict()
+    assert features["payee.location"] == {"lat": 40.71, "lon": -74.0}, features
+    assert features["payee.risk_scores"] == {"chargeback": 0.02, "velocity": 0.4}, features
+    assert features["user_profile.credit_score"] == 655, features
+    assert features["terminal_last_transaction.last_amount"] is None
+
+
+def check_metadata_options():
+    response = client.get_features(
+        feature_service_name=SERVICE,
+        join_key_map={"user_id": "user_1003", "merchant": "nobody"},
+        metadata_options=MetadataOptions.all(),
+    )
+    by_name = {item["name"]: item for item in response.metadata["features"]}
+    assert by_name["user_profile.credit_score"]["status"] == "PRESENT"
+    assert by_name["user_profile.credit_score"]["effectiveTime"] == "2026-01-15T00:00:00Z"
+    assert by_name["user_profile.credit_score"]["description"] == "Bureau score"
+    assert by_name["user_profile.credit_score"]["tags"] == {"source": "bureau"}
+    assert by_name["merchant_profile.category"]["status"] == "MISSING_DATA"
+    slo = response.slo_info
+    assert slo is not None and slo.slo_eligible is True
+    assert slo.server_time_seconds > 0 and slo.store_max_latency > 0
+    assert slo.store_response_size_bytes > 0
+    bare = client.get_features(feature_service_name=SERVICE, join_key_map={"user_id": "u", "merchant": "m"},
+                               metadata_options=MetadataOptions(include_names=False, include_data_types=False))
+    assert bare.metadata is None
+    try:
+        bare.get_features_dict()
+        raise AssertionError("get_features_dict needs names")
+    except ValueError:
+        pass
+
+
+def check_feature_service_metadata():
+    metadata = client.get_feature_service_metadata(feature_service_name=SERVICE)
+    assert [key["name"] for key in metadata.input_join_keys] == ["user_id", "merchant"]
+    names = [item["name"] for item in metadata.feature_values]
+    assert names[0] == "merchant_profile.category" and len(names) == 11, names
+    response = client.get_features(feature_service_name=SERVICE, join_key_map={"user_id": "x", "merchant": "y"})
+    assert names == [item["name"] for item in response.metadata["features"]], "metadata order = response order"
+    types = {item["name"]: item["dataType"] for item in metadata.feature_values}
+    assert types["user_profile.preferred_categories"] == {"type": "array", "elementType": {"type": "string"}}
+
+
+def check_async_client():
+    async def read():
+        async_client = AsyncTectonClient(url=URL, api_key=KEY, default_workspace_name="prod")
+        return await async_client.get_features(feature_service_name=SERVICE,
+                                               join_key_map={"user_id": "user_1002", "merchant": "x"})
+    features = asyncio.run(read()).get_features_dict()
+    assert features["user_profile.home_country"] == "GB", features
+
+
+def check_exceptions():
+    try:
+        client.get_features(feature_service_name=SERVICE, join_key_map={"user_id": "user_1001"})
+        raise AssertionError("expected BadRequestError")
+    except BadRequestError as error:
+        assert "Missing required join key: merchant" in str(error), error
+    try:
+        TectonClient(url=URL, api_key="not-a-key", default_workspace_name="prod").get_features(
+            feature_service_name=SERVICE, join_key_map={"user_id": "u", "merchant": "m"})
+        raise AssertionError("expected UnauthorizedError")
+    except UnauthorizedError as error:
+        assert "401" in str(error) and "invalid 'Tecton-key' authorization header" in str(error), error
+    try:
+        client.get_features(feature_service_name="no_such_service", join_key_map={})
+        raise AssertionError("expected NotFoundError")
+    except NotFoundError as error:
+        assert "Unable to query FeatureService `no_such_service`" in str(error), error
+    try:
+        client.get_feature_service_metadata(feature_service_name="experiment_service", workspace_name="staging")
+        raise AssertionError("expected NotFoundError for a development workspace")
+    except NotFoundError as error:
+        assert "live" in str(error), error
+
+
+def main():
+    checks = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
+    failed = 0
+    for check in checks:
+        try:
+            check()
+            print(f"ok      {check.__name__}")
+        except Exception:
+            failed += 1
+            print(f"FAILED  {check.__name__}")
+            traceback.print_exc()
+    print(f"tecton-client: {len(checks) - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not checks else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ConfigArg;
 use crate::config::{Overrides, Settings};
-use crate::ingest::file::{read_rows, FileFormat};
+use crate::ingest::file::{open_load_file, read_rows};
 use crate::registry::load_registry;
 
 #[derive(Debug, clap::Args)]
@@ -46,18 +46,16 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
                 args.feature_view, args.workspace
             )
         })?;
-    let format = FileFormat::from_path(&args.file)
-        .context("the file must end in .csv, .jsonl, .ndjson or .json")?;
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let size = file.metadata().map_or(0, |m| m.len());
+    let load_file = open_load_file(&args.file)?;
 
     let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})")
         .expect("valid template");
-    let reading = ProgressBar::new(size)
+    let reading = ProgressBar::new(load_file.size)
         .with_style(style.clone())
         .with_message("validating");
-    let rows = match read_rows(view, format, file, |bytes| reading.inc(bytes as u64)) {
+    let rows = match read_rows(view, load_file.format, load_file.file, |bytes| {
+        reading.inc(bytes as u64)
+    }) {
         Ok(rows) => rows,
         Err(bad) => {
             reading.abandon();

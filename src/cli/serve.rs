@@ -12,7 +12,7 @@ use crate::config::{DemoSeed, Overrides, Settings};
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{configure, AppState, Limits};
 use crate::iam::{AdminKeySource, Keyring};
-use crate::ingest::file::{read_rows, FileFormat};
+use crate::ingest::file::{open_load_file, read_rows};
 use crate::registry::{load_registry, Registry};
 use crate::store::Router;
 
@@ -101,15 +101,8 @@ async fn seed_demo_rows(
                 seed.feature_view, seed.workspace
             )
         })?;
-    let format = FileFormat::from_path(&seed.file).with_context(|| {
-        format!(
-            "demo seed {}: use a .csv or .jsonl file",
-            seed.file.display()
-        )
-    })?;
-    let file = std::fs::File::open(&seed.file)
-        .with_context(|| format!("demo seed {}", seed.file.display()))?;
-    let rows = read_rows(view, format, file, |_| {})
+    let load_file = open_load_file(&seed.file).context("demo seed")?;
+    let rows = read_rows(view, load_file.format, load_file.file, |_| {})
         .with_context(|| format!("demo seed {}", seed.file.display()))?;
     let outcome = router
         .write(rows.iter().map(|row| row.to_write(view)).collect())

@@ -2,7 +2,7 @@
 //! view. The first bad line stops the read, and the error names its line number.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::row::{is_view_column, parse_json_row, parse_row, ParsedRow};
 use crate::registry::value::Value;
@@ -23,6 +23,37 @@ impl FileFormat {
             _ => None,
         }
     }
+}
+
+/// A load file opened for reading, with what a progress bar needs.
+pub struct LoadFile {
+    pub format: FileFormat,
+    pub file: std::fs::File,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}: a load file must end in .csv, .jsonl, .ndjson or .json")]
+    UnknownFormat(PathBuf),
+    #[error("{path}: cannot open: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Opens a load file and tells its format from its extension.
+pub fn open_load_file(path: &Path) -> Result<LoadFile, OpenError> {
+    let format =
+        FileFormat::from_path(path).ok_or_else(|| OpenError::UnknownFormat(path.to_path_buf()))?;
+    let io_error = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    Ok(LoadFile { format, file, size })
 }
 
 #[derive(Debug, thiserror::Error)]

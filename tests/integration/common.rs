@@ -55,7 +55,8 @@ impl ServerBuilder {
 
     /// Starts the server and waits (at most 30 s) until it listens. Panics with its stderr
     /// if it exits first.
-    pub fn start(self) -> Server {
+    /// `quiver serve` with this builder's config, flags and environment, on a free port.
+    fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
         command
             .arg("serve")
@@ -63,16 +64,21 @@ impl ServerBuilder {
             .arg(&self.config)
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .args(&self.args)
+            .args(&self.args);
+        command
             .env_remove("QUIVER_DATA_DIR")
             .env_remove("QUIVER_ADMIN_KEY")
             .env("QUIVER_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::null());
         for (key, value) in &self.env {
             command.env(key, value);
         }
+        command
+    }
+
+    pub fn start(self) -> Server {
+        let mut command = self.command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("the quiver binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let (lines_tx, lines_rx) = mpsc::channel();
@@ -113,22 +119,7 @@ impl ServerBuilder {
 
     /// Runs the server binary to completion with these settings (for start-up failures).
     pub fn run_to_exit(self) -> std::process::Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(&self.args);
-        command
-            .env_remove("QUIVER_DATA_DIR")
-            .env_remove("QUIVER_ADMIN_KEY")
-            .stdin(Stdio::null());
-        for (key, value) in &self.env {
-            command.env(key, value);
-        }
-        command.output().expect("the quiver binary runs")
+        self.command().output().expect("the quiver binary runs")
     }
 }
 

@@ -16,7 +16,7 @@ use super::super::wire::feature_service::{
 };
 use super::super::{method_not_allowed, AppState};
 use crate::registry::time::now_micros;
-use crate::serving::{get_features, resolve_service, Locator};
+use crate::serving::{self, resolve_service, Locator};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let post_only = |path: &str, handler| {
@@ -26,11 +26,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     };
     cfg.service(post_only(
         "/api/v1/feature-service/get-features",
-        web::post().to(get_features_v1),
+        web::post().to(get_features),
     ))
     .service(post_only(
         "/api/v1/feature-service/get-features-batch",
-        web::post().to(get_features_batch_v1),
+        web::post().to(get_features_batch),
     ))
     .service(post_only(
         "/api/v1/feature-service/metadata",
@@ -42,11 +42,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ))
     .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
-        web::post().to(get_features_v2),
+        web::post().to(get_features),
     ))
     .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch",
-        web::post().to(get_features_batch_v2),
+        web::post().to(get_features_batch),
     ))
     .service(
         web::resource("/api/v2/workspaces/{workspace}/feature-services/{service}/metadata")
@@ -62,6 +62,12 @@ struct ServicePath {
     service: String,
 }
 
+impl ServicePath {
+    fn names(&self) -> (&str, &str) {
+        (&self.workspace, &self.service)
+    }
+}
+
 async fn read_params(
     state: &AppState,
     payload: web::Payload,
@@ -73,58 +79,30 @@ async fn read_params(
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
 }
 
-async fn get_features_v1(
+/// GetFeatures on the v1 path (service named in the body) and the v2 path (named in the path).
+async fn get_features(
     state: web::Data<AppState>,
     _caller: Caller,
+    path: Option<web::Path<ServicePath>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let params = read_params(&state, payload).await?;
-    answer_single(&state, params.locator(None), params, started).await
+    let locator = params.locator(path.as_deref().map(ServicePath::names));
+    answer_single(&state, locator, params, started).await
 }
 
-async fn get_features_v2(
+/// GetFeaturesBatch on the v1 and v2 paths.
+async fn get_features_batch(
     state: web::Data<AppState>,
     _caller: Caller,
-    path: web::Path<ServicePath>,
+    path: Option<web::Path<ServicePath>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let params = read_params(&state, payload).await?;
-    answer_single(
-        &state,
-        params.locator(Some((&path.workspace, &path.service))),
-        params,
-        started,
-    )
-    .await
-}
-
-async fn get_features_batch_v1(
-    state: web::Data<AppState>,
-    _caller: Caller,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let params = read_params(&state, payload).await?;
-    answer_batch(&state, params.locator(None), params, started).await
-}
-
-async fn get_features_batch_v2(
-    state: web::Data<AppState>,
-    _caller: Caller,
-    path: web::Path<ServicePath>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let params = read_params(&state, payload).await?;
-    answer_batch(
-        &state,
-        params.locator(Some((&path.workspace, &path.service))),
-        params,
-        started,
-    )
-    .await
+    let locator = params.locator(path.as_deref().map(ServicePath::names));
+    answer_batch(&state, locator, params, started).await
 }
 
 async fn answer_single(
@@ -135,7 +113,7 @@ async fn answer_single(
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
     let join_keys = params.join_key_map.unwrap_or_default();
-    let answer = get_features(
+    let answer = serving::get_features(
         &state.registry,
         &state.router,
         service,
@@ -193,7 +171,7 @@ async fn answer_batch(
                 .unwrap_or(&empty)
         })
         .collect();
-    let answer = get_features(
+    let answer = serving::get_features(
         &state.registry,
         &state.router,
         service,

@@ -53,7 +53,11 @@ fn routing_and_encoding(c: &mut Criterion) {
 fn router_read(c: &mut Criterion) {
     let system = System::new();
     let router = system.block_on(async {
-        let router = Router::start(2, 1 << 20).unwrap();
+        let views = vec![quiver::persist::format::ViewRefV1 {
+            workspace: "bench".into(),
+            view: "v".into(),
+        }];
+        let router = Router::start(2, 1 << 20, views).unwrap();
         let mut payload = Vec::new();
         encode_row(&sample_row(), &mut payload);
         let rows = (0..100_000)

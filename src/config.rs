@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::persist::FsyncPolicy;
+use crate::registry::time::parse_duration;
 use crate::registry::WorkspaceSource;
 
 #[derive(Debug, Default, Deserialize)]
@@ -16,6 +18,8 @@ struct ConfigFile {
     server: ServerSection,
     #[serde(default)]
     storage: StorageSection,
+    #[serde(default)]
+    persistence: PersistenceSection,
     #[serde(default)]
     workspace: Vec<WorkspaceEntry>,
     #[serde(default)]
@@ -39,6 +43,19 @@ struct StorageSection {
     /// Empty or absent: in memory only.
     data_dir: Option<String>,
     arena_initial_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersistenceSection {
+    /// `always` (default), `every_second` or `never`.
+    fsync: Option<String>,
+    /// How often to snapshot (`10m`); `0s` or absent: only on demand and at shutdown.
+    snapshot_interval: Option<String>,
+    /// Snapshots to keep.
+    snapshot_retention: Option<usize>,
+    /// Default: `<data_dir>/snapshots`.
+    snapshot_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,8 +104,26 @@ pub struct Settings {
     pub max_batch_size: usize,
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
+    pub persistence: PersistenceSettings,
     pub workspaces: Vec<WorkspaceSource>,
     pub demo_seeds: Vec<DemoSeed>,
+}
+
+/// How state is kept when there is a data directory.
+#[derive(Debug, Clone)]
+pub struct PersistenceSettings {
+    pub fsync: FsyncPolicy,
+    pub snapshot_interval: Option<std::time::Duration>,
+    pub snapshot_retention: usize,
+    /// Where snapshots go; `None` only when there is no data directory.
+    pub snapshot_dir: Option<PathBuf>,
+}
+
+impl PersistenceSettings {
+    /// The feature-rows journal of a data directory.
+    pub fn rows_journal_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("journal").join("rows")
+    }
 }
 
 /// Values given on the command line or in the environment; they win over the file.
@@ -158,7 +193,39 @@ impl Settings {
         if file.workspace.is_empty() {
             return Err(invalid("at least one [[workspace]] is needed".to_string()));
         }
+        let persistence = &file.persistence;
+        let fsync = match persistence.fsync.as_deref() {
+            None => FsyncPolicy::Always,
+            Some(text) => FsyncPolicy::parse(text).ok_or_else(|| {
+                invalid(format!(
+                    "persistence.fsync `{text}` must be always, every_second or never"
+                ))
+            })?,
+        };
+        let snapshot_interval = match persistence.snapshot_interval.as_deref() {
+            None => None,
+            Some(text) => {
+                let micros = parse_duration(text)
+                    .map_err(|e| invalid(format!("persistence.snapshot_interval: {e}")))?;
+                (micros > 0).then(|| std::time::Duration::from_micros(micros as u64))
+            }
+        };
+        let snapshot_dir = match persistence
+            .snapshot_dir
+            .as_deref()
+            .filter(|d| !d.is_empty())
+        {
+            Some(dir) => Some(base.join(dir)),
+            None => data_dir.as_ref().map(|d| d.join("snapshots")),
+        };
+        let persistence = PersistenceSettings {
+            fsync,
+            snapshot_interval,
+            snapshot_retention: persistence.snapshot_retention.unwrap_or(5).max(1),
+            snapshot_dir,
+        };
         Ok(Settings {
+            persistence,
             listen,
             n_shards: file.server.shards.filter(|n| *n > 0).unwrap_or(cores),
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),

@@ -6,6 +6,7 @@
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
 //! - [`ingest`]: the write path (records and load files -> validated rows).
 //! - [`iam`]: API keys and principals.
+//! - [`persist`]: journals, snapshot files and the snapshot scheduler.
 //! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`cli`]: the `quiver` subcommands.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod iam;
 pub mod ingest;
+pub mod persist;
 pub mod registry;
 pub mod serving;
 pub mod store;

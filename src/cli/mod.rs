@@ -1,7 +1,8 @@
-//! The `quiver` command line: `serve` (the default) and `load`.
+//! The `quiver` command line: `serve` (the default), `load` and `snapshot`.
 
 mod load;
 mod serve;
+mod snapshot;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Validate a CSV or JSON Lines file of one feature view's rows and send it to a server.
     Load(load::LoadArgs),
+    /// List, verify, restore or create snapshots.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -45,11 +48,13 @@ pub fn run() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
         None => serve::run(cli.serve),
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Load(args)) => load::run(args),
+        Some(Command::Snapshot(args)) => snapshot::run(args),
     }
 }

@@ -1,5 +1,6 @@
-//! `quiver serve`: load and validate the repository, start the shard actors, seed the demo rows
-//! and serve HTTP until SIGINT/SIGTERM (actix-web stops accepting, drains, then exits).
+//! `quiver serve`: load and validate the repository, start the shard actors, recover persisted
+//! state (or seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web
+//! stops accepting and drains), then take a last snapshot and exit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,11 +9,15 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 
 use super::ConfigArg;
-use crate::config::{DemoSeed, Overrides, Settings};
+use crate::config::{DemoSeed, Overrides, PersistenceSettings, Settings};
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{configure, AppState, Limits};
 use crate::iam::{AdminKeySource, Keyring};
 use crate::ingest::file::{open_load_file, read_rows};
+use crate::persist::format::ViewRefV1;
+use crate::persist::restore::{find_snapshot, install_snapshot};
+use crate::persist::snapshot::newest_valid;
+use crate::persist::Snapshotter;
 use crate::registry::{load_registry, Registry};
 use crate::store::Router;
 
@@ -26,6 +31,10 @@ pub struct ServeArgs {
     /// Directory for persistent state; unset means in memory only.
     #[arg(long, env = "QUIVER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Start from this snapshot (an id from `quiver snapshot list`, or a file), setting the
+    /// current journal aside: `quiver snapshot restore --force`, then serve.
+    #[arg(long)]
+    restore: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -49,6 +58,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             println!("Generated admin API key (shown once, save it now): {key}")
         }
     }
+    if let Some(id) = &args.restore {
+        let data_dir = settings
+            .data_dir
+            .as_deref()
+            .context("--restore needs a data directory (--data-dir)")?;
+        let snapshot_dir = settings
+            .persistence
+            .snapshot_dir
+            .clone()
+            .expect("a data directory implies a snapshot directory");
+        let source = find_snapshot(&snapshot_dir, id)?;
+        let installed = install_snapshot(
+            &source,
+            &snapshot_dir,
+            &[PersistenceSettings::rows_journal_dir(data_dir)],
+            true,
+        )?;
+        tracing::info!(snapshot = %installed.display(), "restoring from snapshot");
+    }
     actix_web::rt::System::new().block_on(serve(settings, registry, keyring))
 }
 
@@ -57,16 +85,44 @@ async fn serve(
     registry: Arc<Registry>,
     keyring: Keyring,
 ) -> anyhow::Result<()> {
-    let router = Router::start(settings.n_shards, settings.arena_initial_bytes)
+    let views = registry
+        .views()
+        .iter()
+        .map(|v| ViewRefV1 {
+            workspace: v.workspace.clone(),
+            view: v.name.clone(),
+        })
+        .collect();
+    let router = Router::start(settings.n_shards, settings.arena_initial_bytes, views)
         .context("could not start the shards")?;
-    for seed in &settings.demo_seeds {
-        seed_demo_rows(&registry, &router, seed).await?;
+    let snapshotter = match &settings.data_dir {
+        Some(data_dir) => Some(recover(&settings, data_dir, &router, &registry).await?),
+        None => {
+            seed_demo(&settings, &registry, &router).await?;
+            None
+        }
+    };
+    if let (Some(snapshotter), Some(interval)) =
+        (&snapshotter, settings.persistence.snapshot_interval)
+    {
+        let snapshotter = snapshotter.clone();
+        actix_web::rt::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Err(error) = snapshotter.take().await {
+                    tracing::error!(%error, "periodic snapshot failed");
+                }
+            }
+        });
     }
     let state = AppState {
         catalog: Arc::new(WireCatalog::build(&registry)),
         registry,
         router,
         keyring: Arc::new(keyring),
+        snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
@@ -74,6 +130,8 @@ async fn serve(
     };
     let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
         .workers(settings.n_workers)
+        // Signals are handled below, so that the shutdown snapshot runs while the actors live.
+        .disable_signals()
         .bind(settings.listen)
         .with_context(|| format!("could not listen on {}", settings.listen))?;
     for address in server.addrs() {
@@ -85,7 +143,103 @@ async fn serve(
         workers = settings.n_workers,
         "serving"
     );
-    server.run().await.context("the HTTP server failed")
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop signal received: draining requests");
+        handle.stop(true).await;
+    });
+    server.await.context("the HTTP server failed")?;
+    if let Some(snapshotter) = snapshotter {
+        // Graceful shutdown: requests are drained; keep their effects in a snapshot.
+        let info = snapshotter
+            .take()
+            .await
+            .context("the shutdown snapshot failed")?;
+        tracing::info!(id = %info.id, "shutdown snapshot written");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for stop signals; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+/// Loads the newest valid snapshot and the journal after it; seeds the demo into a fresh
+/// directory. Returns the snapshotter for this data directory.
+async fn recover(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+    router: &Router,
+    registry: &Registry,
+) -> anyhow::Result<Snapshotter> {
+    let snapshot_dir = settings
+        .persistence
+        .snapshot_dir
+        .clone()
+        .expect("a data directory implies a snapshot directory");
+    let newest = newest_valid(&snapshot_dir).context("could not list snapshots")?;
+    if let Some((path, _)) = &newest {
+        tracing::info!(snapshot = %path.display(), "loading snapshot");
+    }
+    let progress = indicatif::ProgressBar::new_spinner().with_message("restoring rows");
+    progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    let journal_dir = PersistenceSettings::rows_journal_dir(data_dir);
+    let recovery = router
+        .recover(
+            newest.as_ref().map(|(_, s)| s),
+            &journal_dir,
+            settings.persistence.fsync,
+            |rows| progress.inc(rows as u64),
+        )
+        .await
+        .context("recovery failed")?;
+    progress.finish_and_clear();
+    tracing::info!(
+        snapshot_rows = recovery.snapshot_rows,
+        journal_records = recovery.journal_records,
+        journal_rows = recovery.journal_rows,
+        skipped_rows = recovery.skipped_rows,
+        dropped_journal_bytes = recovery.dropped_bytes,
+        "state recovered"
+    );
+    if newest.is_none() && recovery.journal_records == 0 {
+        seed_demo(settings, registry, router).await?;
+    }
+    Ok(Snapshotter::new(
+        snapshot_dir,
+        settings.persistence.snapshot_retention,
+        settings.n_shards,
+        vec![Box::new(router.clone())],
+    ))
+}
+
+async fn seed_demo(
+    settings: &Settings,
+    registry: &Registry,
+    router: &Router,
+) -> anyhow::Result<()> {
+    for seed in &settings.demo_seeds {
+        seed_demo_rows(registry, router, seed).await?;
+    }
+    Ok(())
 }
 
 async fn seed_demo_rows(

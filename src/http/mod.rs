@@ -12,6 +12,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::iam::Keyring;
+use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::store::Router;
 use error::{ApiError, ErrorKind};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
+    /// `None` when state is in memory only.
+    pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
 }
 

@@ -6,9 +6,12 @@
 
 mod arena;
 pub mod key;
+mod recovery;
 mod router;
 pub mod row;
 mod shard;
+mod writer;
 
+pub use recovery::Recovery;
 pub use router::{ReadResult, Router, StoreError};
 pub use shard::{Lookup, RowWrite, ShardUsage, StoredRow, WriteOutcome};

@@ -1,33 +1,42 @@
 //! The router (the store's supervisor handle): starts the shard actors, each on its own thread,
-//! and sends every read and write to the shards that own the keys, one message per shard
-//! involved, never one per row.
+//! and the writer actor; sends every read straight to the shards that own the keys, and every
+//! write through the writer (journal first, then the shards). One message per shard involved,
+//! never one per row.
 
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Arbiter};
 use futures_util::future::join_all;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::key::shard_of;
 use super::shard::{
     Lookup, ReadRows, RowWrite, ShardActor, ShardStats, ShardUsage, StoredRow, WriteOutcome,
-    WriteRows,
 };
+use super::writer::{Write, WriterActor};
+use crate::persist::format::ViewRefV1;
+use crate::registry::ViewId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("shard {0} is not running")]
     ShardGone(usize),
-    #[error("shard {shard} could not store rows: {source}")]
-    Io {
-        shard: usize,
-        source: std::io::Error,
-    },
+    #[error("the writer is not running")]
+    WriterGone,
+    #[error("could not store rows: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A cheap, cloneable handle on every shard.
 #[derive(Clone)]
 pub struct Router {
     shards: Vec<Addr<ShardActor>>,
+    pub(super) writer: Addr<WriterActor>,
+    /// How stored rows name views (index = view id), and the way back.
+    pub(super) views: Arc<Vec<ViewRefV1>>,
+    pub(super) view_ids: Arc<HashMap<ViewRefV1, ViewId>>,
 }
 
 /// Rows in lookup order, plus how long the slowest shard took to answer.
@@ -39,9 +48,13 @@ pub struct ReadResult {
 }
 
 impl Router {
-    /// Starts `n_shards` shard actors, each in its own arbiter (thread). Must be called inside an
-    /// actix system.
-    pub fn start(n_shards: usize, arena_bytes: usize) -> std::io::Result<Router> {
+    /// Starts `n_shards` shard actors, each in its own arbiter (thread), and the writer. `views`
+    /// names every view id (index = id). Must be called inside an actix system.
+    pub fn start(
+        n_shards: usize,
+        arena_bytes: usize,
+        views: Vec<ViewRefV1>,
+    ) -> std::io::Result<Router> {
         let mut shards = Vec::with_capacity(n_shards);
         for _ in 0..n_shards.max(1) {
             let actor = ShardActor::new(arena_bytes)?;
@@ -50,33 +63,50 @@ impl Router {
                 actor
             }));
         }
-        Ok(Router { shards })
+        let views = Arc::new(views);
+        let view_ids = Arc::new(
+            views
+                .iter()
+                .enumerate()
+                .map(|(id, view)| (view.clone(), id as ViewId))
+                .collect(),
+        );
+        let writer_shards = shards.clone();
+        let writer_views = Arc::clone(&views);
+        let writer = WriterActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+            WriterActor::new(writer_shards, writer_views)
+        });
+        Ok(Router {
+            shards,
+            writer,
+            views,
+            view_ids,
+        })
     }
 
     pub fn n_shards(&self) -> usize {
         self.shards.len()
     }
 
-    /// Stores rows; each row goes to the shard that owns its key.
+    /// Stores rows (journaled first when persistence is on); each row goes to the shard that
+    /// owns its key. Returns once every shard involved has applied its rows.
     pub async fn write(&self, rows: Vec<RowWrite>) -> Result<WriteOutcome, StoreError> {
-        let n = self.shards.len();
-        let mut per_shard: Vec<Vec<RowWrite>> = (0..n).map(|_| Vec::new()).collect();
-        for row in rows {
-            per_shard[shard_of(row.view, &row.key, n)].push(row);
-        }
-        let sends = per_shard
-            .into_iter()
-            .enumerate()
-            .filter(|(_, rows)| !rows.is_empty())
-            .map(|(shard, rows)| {
-                let addr = &self.shards[shard];
-                async move { (shard, addr.send(WriteRows(rows)).await) }
-            });
+        self.write_with(rows, true).await
+    }
+
+    pub(super) async fn write_with(
+        &self,
+        rows: Vec<RowWrite>,
+        journaled: bool,
+    ) -> Result<WriteOutcome, StoreError> {
+        let applied = self
+            .writer
+            .send(Write { rows, journaled })
+            .await
+            .map_err(|_| StoreError::WriterGone)??;
         let mut total = WriteOutcome::default();
-        for (shard, answer) in join_all(sends).await {
-            let outcome = answer
-                .map_err(|_| StoreError::ShardGone(shard))?
-                .map_err(|source| StoreError::Io { shard, source })?;
+        for (shard, done) in applied.into_iter().enumerate() {
+            let outcome = done.await.map_err(|_| StoreError::ShardGone(shard))??;
             total.stored += outcome.stored;
             total.older_than_stored += outcome.older_than_stored;
         }

@@ -53,6 +53,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps state in `dir` (`--data-dir`).
+    pub fn data_dir(self, dir: &Path) -> ServerBuilder {
+        self.arg("--data-dir")
+            .arg(dir.to_str().expect("a UTF-8 path"))
+    }
+
     /// Starts the server and waits (at most 30 s) until it listens. Panics with its stderr
     /// if it exits first.
     /// `quiver serve` with this builder's config, flags and environment, on a free port.
@@ -221,10 +227,32 @@ impl Server {
         self.post_json(path, Some(ADMIN_KEY), body)
     }
 
-    /// Kills the process with SIGKILL and waits for it.
-    pub fn kill9(mut self) {
+    /// Kills the process with SIGKILL, waits for it, and returns what it logged.
+    pub fn kill9(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.stderr()
+    }
+
+    /// Sends SIGTERM (a graceful stop), waits for the exit, and returns what it logged.
+    pub fn terminate(mut self) -> String {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = self.child.wait().expect("the server exits");
+        assert!(exit.success(), "a graceful stop exits 0, got {exit}");
+        self.stderr()
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        }
+        text
     }
 }
 

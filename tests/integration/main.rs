@@ -6,4 +6,5 @@
 mod common;
 mod feature_service;
 mod ingest;
+mod persistence;
 mod registry;

@@ -1,5 +1,6 @@
-//! Operator endpoints. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes JSON Lines
-//! rows of one view (what `quiver load` sends) and writes all of them or none.
+//! Operator endpoints, admin only. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes
+//! JSON Lines rows of one view (what `quiver load` sends) and writes all of them or none;
+//! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -10,13 +11,79 @@ use super::super::body::read_limited;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::{method_not_allowed, AppState};
 use crate::ingest::file::{read_rows, FileFormat};
+use crate::persist::snapshot::describe_snapshots;
+use crate::persist::Snapshotter;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/admin/workspaces/{workspace}/feature-views/{view}/rows")
             .route(web::post().to(load_rows))
             .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/snapshots")
+            .route(web::post().to(create_snapshot))
+            .route(web::get().to(list_snapshots))
+            .default_service(web::to(method_not_allowed)),
     );
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.0.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "this operator endpoint needs an admin key",
+        ))
+    }
+}
+
+fn snapshotter(state: &AppState) -> Result<&Snapshotter, ApiError> {
+    state.snapshotter.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::FailedPrecondition,
+            "snapshots need a data directory; this server keeps state in memory only",
+        )
+    })
+}
+
+/// Starts a snapshot and answers at once with its id; the file appears when it is written.
+async fn create_snapshot(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    let pending = snapshotter(&state)?
+        .begin()
+        .map_err(|e| ApiError::new(ErrorKind::AlreadyExists, e.to_string()))?;
+    let id = pending.id();
+    actix_web::rt::spawn(async move {
+        if let Err(error) = pending.finish().await {
+            tracing::error!(%error, "on-demand snapshot failed");
+        }
+    });
+    Ok(HttpResponse::Accepted().json(json!({"id": id, "status": "started"})))
+}
+
+async fn list_snapshots(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    let dir = snapshotter(&state)?.dir().clone();
+    let listing = web::block(move || describe_snapshots(&dir))
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("cannot list snapshots: {e}")))?;
+    let snapshots: Vec<_> = listing
+        .iter()
+        .map(|s| {
+            json!({"id": s.id, "path": s.path, "createdAt": s.created_at, "bytes": s.bytes,
+                   "shards": s.n_shards, "items": s.items, "checksum": s.checksum})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"snapshots": snapshots})))
 }
 
 #[derive(Deserialize)]

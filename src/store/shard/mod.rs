@@ -4,6 +4,7 @@
 //! plus its event timestamp. Nothing outside this actor touches the index or the arena; every
 //! read and write arrives as a message (one file per message family in this folder).
 
+mod export;
 mod read;
 mod stats;
 mod write;
@@ -13,9 +14,10 @@ use std::collections::HashMap;
 use actix::{Actor, Context};
 use xxhash_rust::xxh3::Xxh3Builder;
 
+pub use export::ExportRows;
 pub use read::{Lookup, ReadRows, StoredRow};
 pub use stats::{ShardStats, ShardUsage};
-pub use write::{RowWrite, WriteOutcome, WriteRows};
+pub use write::{ApplyRows, RowWrite, WriteOutcome};
 
 use super::arena::{Arena, RowRef};
 use crate::registry::time::Micros;

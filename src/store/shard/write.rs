@@ -1,6 +1,8 @@
-//! `WriteRows`: store rows in the shard, newest event time wins (ties: the later write).
+//! `ApplyRows`: store rows in the shard, newest event time wins (ties: the later write). Sent
+//! only by the writer actor, with `do_send`, so rows arrive in journal order.
 
 use actix::{Handler, Message};
+use tokio::sync::oneshot;
 
 use super::{index_key, ShardActor, Slot};
 use crate::registry::time::Micros;
@@ -22,18 +24,28 @@ pub struct WriteOutcome {
     pub older_than_stored: usize,
 }
 
-pub struct WriteRows(pub Vec<RowWrite>);
-
-impl Message for WriteRows {
-    type Result = std::io::Result<WriteOutcome>;
+pub struct ApplyRows {
+    pub rows: Vec<RowWrite>,
+    pub done: oneshot::Sender<std::io::Result<WriteOutcome>>,
 }
 
-impl Handler<WriteRows> for ShardActor {
-    type Result = std::io::Result<WriteOutcome>;
+impl Message for ApplyRows {
+    type Result = ();
+}
 
-    fn handle(&mut self, msg: WriteRows, _: &mut Self::Context) -> Self::Result {
+impl Handler<ApplyRows> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyRows, _: &mut Self::Context) {
+        // The writer may have given up waiting (its caller went away); the rows are applied anyway.
+        let _ = msg.done.send(self.apply(msg.rows));
+    }
+}
+
+impl ShardActor {
+    fn apply(&mut self, rows: Vec<RowWrite>) -> std::io::Result<WriteOutcome> {
         let mut outcome = WriteOutcome::default();
-        for row in msg.0 {
+        for row in rows {
             let key = index_key(row.view, &row.key);
             if let Some(slot) = self.index.get(key.as_slice()) {
                 if slot.event_time > row.event_time {

@@ -1,0 +1,155 @@
+//! `quiver snapshot`: list, verify and restore snapshots offline, or ask a running server to
+//! take one.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use super::ConfigArg;
+use crate::config::{Overrides, PersistenceSettings, Settings};
+use crate::persist::restore::{find_snapshot, install_snapshot};
+use crate::persist::snapshot::{describe_snapshots, read_snapshot};
+
+#[derive(Debug, clap::Args)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    command: SnapshotCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SnapshotCommand {
+    /// Id, time, size, row counts and checksum state of every snapshot, newest first.
+    List(DirArgs),
+    /// Check a snapshot file's checksums; exits non-zero if it does not verify.
+    Verify { file: PathBuf },
+    /// Make a snapshot the state the data directory starts from (offline: stop the server first).
+    Restore {
+        #[command(flatten)]
+        dir: DirArgs,
+        /// A snapshot id from `list`, or a snapshot file.
+        snapshot: String,
+        /// Set existing state (journals) aside instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Ask a running server to take a snapshot now.
+    Create {
+        #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
+        api_key: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DirArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The data directory (as given to `quiver serve`).
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    fn settings(&self) -> anyhow::Result<(Settings, PathBuf)> {
+        let overrides = Overrides {
+            listen: None,
+            data_dir: self.data_dir.clone(),
+        };
+        let settings = Settings::load(&self.config.path, &overrides)?;
+        let snapshot_dir = settings
+            .persistence
+            .snapshot_dir
+            .clone()
+            .context("no data directory: pass --data-dir or set QUIVER_DATA_DIR")?;
+        Ok((settings, snapshot_dir))
+    }
+}
+
+pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
+    match args.command {
+        SnapshotCommand::List(dir) => {
+            let (_, snapshot_dir) = dir.settings()?;
+            let listing = describe_snapshots(&snapshot_dir)
+                .with_context(|| format!("cannot read {}", snapshot_dir.display()))?;
+            if listing.is_empty() {
+                println!("no snapshots in {}", snapshot_dir.display());
+            }
+            for s in listing {
+                let items: Vec<String> = s
+                    .items
+                    .iter()
+                    .map(|(kind, n)| format!("{n} {kind}"))
+                    .collect();
+                println!(
+                    "{}  {}  {} bytes  {}  checksum {}",
+                    s.id,
+                    s.created_at,
+                    s.bytes,
+                    items.join(", "),
+                    s.checksum
+                );
+            }
+            Ok(())
+        }
+        SnapshotCommand::Verify { file } => {
+            let snapshot = read_snapshot(&file)?;
+            let items: Vec<String> = snapshot
+                .sections
+                .iter()
+                .map(|s| format!("{} {}", s.items, s.kind.name()))
+                .collect();
+            println!(
+                "{}: ok ({}, written with {} shards)",
+                file.display(),
+                items.join(", "),
+                snapshot.n_shards
+            );
+            Ok(())
+        }
+        SnapshotCommand::Restore {
+            dir,
+            snapshot,
+            force,
+        } => {
+            let (settings, snapshot_dir) = dir.settings()?;
+            let data_dir = settings
+                .data_dir
+                .as_deref()
+                .context("restore needs a data directory")?;
+            let source = find_snapshot(&snapshot_dir, &snapshot)?;
+            let installed = install_snapshot(
+                &source,
+                &snapshot_dir,
+                &[PersistenceSettings::rows_journal_dir(data_dir)],
+                force,
+            )?;
+            println!(
+                "restored {} as {}; start the server to load it",
+                source.display(),
+                installed.display()
+            );
+            Ok(())
+        }
+        SnapshotCommand::Create { server, api_key } => {
+            let url = format!("{}/admin/snapshots", server.trim_end_matches('/'));
+            match ureq::post(&url)
+                .set("Authorization", &format!("Tecton-key {api_key}"))
+                .call()
+            {
+                Ok(response) => {
+                    let body: serde_json::Value = response
+                        .into_json()
+                        .context("the server's answer was not JSON")?;
+                    println!("snapshot {} started", body["id"].as_str().unwrap_or("?"));
+                    Ok(())
+                }
+                Err(ureq::Error::Status(code, response)) => bail!(
+                    "the server refused with {code}: {}",
+                    response.into_string().unwrap_or_default()
+                ),
+                Err(error) => bail!("could not reach {server}: {error}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The on-disk formats: the only serialisable types in Quiver. Every type here is versioned
+//! (`V1`) and encoded with bincode; in-memory types are converted to and from them explicitly,
+//! so changing an in-memory type never silently changes what is on disk.
+//!
+//! Framing (all integers little-endian):
+//! - journal record: `len: u32, xxh3(payload): u64, payload`
+//! - snapshot file: header `magic[8], version: u32, created_micros: i64, n_shards: u32,
+//!   n_sections: u32, xxh3(header so far): u64`, then per section
+//!   `kind: u32, journal_seq: u64, items: u64, len: u64, xxh3(those fields + payload): u64, payload`.
+
+use serde::{Deserialize, Serialize};
+
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
+pub const SECTION_HEADER_LEN: usize = 4 + 8 + 8 + 8 + 8;
+pub const RECORD_HEADER_LEN: usize = 4 + 8;
+
+/// What a snapshot section holds; each actor owns one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    /// Feature rows of every shard (`RowsV1`).
+    FeatureRows,
+}
+
+impl SectionKind {
+    pub fn code(self) -> u32 {
+        match self {
+            SectionKind::FeatureRows => 1,
+        }
+    }
+
+    pub fn from_code(code: u32) -> Option<SectionKind> {
+        match code {
+            1 => Some(SectionKind::FeatureRows),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::FeatureRows => "feature rows",
+        }
+    }
+}
+
+/// A feature view named by workspace and name, so stored rows survive repository changes that
+/// renumber views.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ViewRefV1 {
+    pub workspace: String,
+    pub view: String,
+}
+
+/// One stored row. `view` indexes the enclosing `views` list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowV1 {
+    pub view: u32,
+    pub key: Vec<u8>,
+    pub event_time: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Borrowed twin of [`RowV1`] for writing without copying: bincode encodes `&[u8]` and `Vec<u8>`
+/// identically, so it decodes as `RowV1`.
+#[derive(Debug, Serialize)]
+pub struct RowRefV1<'a> {
+    pub view: u32,
+    pub key: &'a [u8],
+    pub event_time: i64,
+    pub payload: &'a [u8],
+}
+
+/// A set of rows: a journal record of the feature-rows journal, or the feature-rows snapshot
+/// section.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RowsV1 {
+    pub views: Vec<ViewRefV1>,
+    pub rows: Vec<RowV1>,
+}
+
+/// Borrowed twin of [`RowsV1`].
+#[derive(Debug, Serialize)]
+pub struct RowsRefV1<'a> {
+    pub views: &'a [ViewRefV1],
+    pub rows: Vec<RowRefV1<'a>>,
+}
+
+/// The xxh3 checksum used everywhere on disk.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// Decoding limits: a corrupt length can never make the reader allocate more than the input.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(bytes.len() as u64)
+        .deserialize(bytes)
+        .map_err(|e| e.to_string())
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .serialize(value)
+        .expect("in-memory encoding cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_rows_decode_as_owned_rows() {
+        let views = vec![ViewRefV1 {
+            workspace: "prod".into(),
+            view: "v".into(),
+        }];
+        let borrowed = RowsRefV1 {
+            views: &views,
+            rows: vec![RowRefV1 {
+                view: 0,
+                key: b"k",
+                event_time: 7,
+                payload: b"p",
+            }],
+        };
+        let owned: RowsV1 = decode(&encode(&borrowed)).unwrap();
+        assert_eq!(owned.views, views);
+        assert_eq!(
+            owned.rows,
+            vec![RowV1 {
+                view: 0,
+                key: b"k".to_vec(),
+                event_time: 7,
+                payload: b"p".to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating() {
+        let mut bytes = vec![0xff; 8];
+        bytes.extend_from_slice(&[0u8; 8]);
+        assert!(decode::<RowsV1>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Persistence: journals, snapshots and the snapshot scheduler.
+//!
+//! Each stateful actor journals its own changes (`journal.rs`) before acknowledging them, and
+//! contributes one section to each snapshot (`SnapshotSource`). `Snapshotter` takes a snapshot
+//! (periodically, on demand, and at shutdown): it asks every source for its section, writes the
+//! file off the actors' threads (`snapshot.rs`), keeps the newest N, and then lets each source
+//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types.
+//! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
+
+pub mod format;
+pub mod journal;
+pub mod restore;
+pub mod snapshot;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+pub use journal::{FsyncPolicy, Journal, Replay};
+use snapshot::{apply_retention, snapshot_id, write_snapshot, SectionData};
+
+/// An actor whose state goes into snapshots.
+pub trait SnapshotSource: Send + Sync {
+    /// A consistent copy of the actor's state, taken as its journal moves to a new segment;
+    /// `journal_seq` in the section is that segment.
+    fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>>;
+    /// Snapshots covering segments before `journal_seq` are on disk: those segments may go.
+    fn snapshot_saved(&self, journal_seq: u64) -> BoxFuture<'static, io::Result<()>>;
+}
+
+/// What a finished snapshot holds.
+#[derive(Debug, Clone)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub path: PathBuf,
+    pub items: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("a snapshot is already being written")]
+    Busy,
+    #[error("snapshot failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Takes snapshots of every source into one directory. Cheap to clone.
+#[derive(Clone)]
+pub struct Snapshotter {
+    dir: PathBuf,
+    retention: usize,
+    n_shards: u32,
+    sources: Arc<Vec<Box<dyn SnapshotSource>>>,
+    /// Per source, the journal segment of the previous snapshot this process wrote: segments
+    /// are kept back to it, so that if the newest snapshot turns out corrupt, the previous one
+    /// plus the journal still hold everything.
+    previous_seqs: Arc<Vec<AtomicU64>>,
+    in_progress: Arc<AtomicBool>,
+}
+
+/// Clears the in-progress flag however the snapshot ends.
+struct InProgress(Arc<AtomicBool>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Snapshotter {
+    pub fn new(
+        dir: PathBuf,
+        retention: usize,
+        n_shards: usize,
+        sources: Vec<Box<dyn SnapshotSource>>,
+    ) -> Snapshotter {
+        let previous_seqs = Arc::new(sources.iter().map(|_| AtomicU64::new(0)).collect());
+        Snapshotter {
+            dir,
+            retention,
+            n_shards: n_shards as u32,
+            sources: Arc::new(sources),
+            previous_seqs,
+            in_progress: Arc::default(),
+        }
+    }
+
+    pub fn dir(&self) -> &PathBuf {
+        &self.dir
+    }
+
+    /// Claims the right to take a snapshot now and names it; `Busy` if one is being written.
+    pub fn begin(&self) -> Result<PendingSnapshot, PersistError> {
+        if self.in_progress.swap(true, Ordering::AcqRel) {
+            return Err(PersistError::Busy);
+        }
+        let created_micros = crate::registry::time::now_micros();
+        Ok(PendingSnapshot {
+            snapshotter: self.clone(),
+            created_micros,
+            _guard: InProgress(self.in_progress.clone()),
+        })
+    }
+
+    /// Takes a snapshot and waits until it is on disk.
+    pub async fn take(&self) -> Result<SnapshotInfo, PersistError> {
+        self.begin()?.finish().await
+    }
+}
+
+/// A snapshot that has an id but is not written yet.
+pub struct PendingSnapshot {
+    snapshotter: Snapshotter,
+    created_micros: i64,
+    _guard: InProgress,
+}
+
+impl PendingSnapshot {
+    pub fn id(&self) -> String {
+        snapshot_id(self.created_micros)
+    }
+
+    /// Gathers every section, writes the file on a blocking thread, applies retention and lets
+    /// the sources drop covered journal segments.
+    pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
+        let s = &self.snapshotter;
+        let mut sections = Vec::with_capacity(s.sources.len());
+        for source in s.sources.iter() {
+            sections.push(source.take_section().await?);
+        }
+        let items = sections.iter().map(|section| section.items).sum();
+        let seqs: Vec<u64> = sections.iter().map(|section| section.journal_seq).collect();
+        let (dir, retention, n_shards, created) =
+            (s.dir.clone(), s.retention, s.n_shards, self.created_micros);
+        let path = tokio::task::spawn_blocking(move || -> io::Result<PathBuf> {
+            let path = write_snapshot(&dir, created, n_shards, &sections)?;
+            apply_retention(&dir, retention)?;
+            Ok(path)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        for ((source, previous), seq) in s.sources.iter().zip(s.previous_seqs.iter()).zip(seqs) {
+            let keep_from = previous.swap(seq, Ordering::AcqRel);
+            if keep_from > 0 {
+                source.snapshot_saved(keep_from).await?;
+            }
+        }
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        tracing::info!(id = %self.id(), items, bytes, "snapshot written");
+        Ok(SnapshotInfo {
+            id: self.id(),
+            path,
+            items,
+            bytes,
+        })
+    }
+}

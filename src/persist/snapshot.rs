@@ -1,0 +1,373 @@
+//! Snapshot files: writing one atomically (temporary file, fsync, rename, directory fsync),
+//! reading and verifying one (magic, version, header and per-section xxh3 checksums), listing
+//! the snapshots of a directory, and keeping only the newest N.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::format::{
+    checksum, SectionKind, FORMAT_VERSION, HEADER_LEN, SECTION_HEADER_LEN, SNAPSHOT_MAGIC,
+};
+
+/// One actor's part of a snapshot.
+#[derive(Debug, Clone)]
+pub struct SectionData {
+    pub kind: SectionKind,
+    /// The first journal segment of this actor that the snapshot does not cover.
+    pub journal_seq: u64,
+    /// Rows or objects in the section, for listings.
+    pub items: u64,
+    pub payload: Vec<u8>,
+}
+
+/// A snapshot read back and verified.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub id: String,
+    pub created_micros: i64,
+    pub n_shards: u32,
+    pub sections: Vec<SectionData>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}: not a Quiver snapshot (bad magic bytes)")]
+    BadMagic(PathBuf),
+    #[error("{path}: snapshot format version {version} is not supported (this build reads {FORMAT_VERSION})")]
+    Version { path: PathBuf, version: u32 },
+    #[error("{0}: header checksum mismatch")]
+    HeaderChecksum(PathBuf),
+    #[error("{path}: truncated in section {index}")]
+    Truncated { path: PathBuf, index: usize },
+    #[error("{path}: checksum mismatch in section {index} ({kind})")]
+    SectionChecksum {
+        path: PathBuf,
+        index: usize,
+        kind: &'static str,
+    },
+    #[error("{path}: unknown section kind {code}")]
+    UnknownSection { path: PathBuf, code: u32 },
+    #[error("{0}: trailing bytes after the last section")]
+    Trailing(PathBuf),
+}
+
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".qvs";
+
+/// A snapshot's id: its creation time, readable and sortable (`20261124T071512123456Z`).
+pub fn snapshot_id(created_micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(created_micros).map_or_else(
+        || created_micros.to_string(),
+        |t| t.format("%Y%m%dT%H%M%S%6fZ").to_string(),
+    )
+}
+
+pub fn snapshot_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{PREFIX}{id}{SUFFIX}"))
+}
+
+/// A section's checksum covers its header fields as well as its payload, so a flipped
+/// `journal_seq` or length is caught too.
+fn section_checksum(fields: &[u8], payload: &[u8]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(fields);
+    hasher.update(payload);
+    hasher.digest()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes a snapshot atomically; returns its path. A crash leaves either no file or the whole
+/// file, never a partial one under the final name.
+pub fn write_snapshot(
+    dir: &Path,
+    created_micros: i64,
+    n_shards: u32,
+    sections: &[SectionData],
+) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let id = snapshot_id(created_micros);
+    let final_path = snapshot_path(dir, &id);
+    let temp_path = dir.join(format!(".{PREFIX}{id}.tmp"));
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(SNAPSHOT_MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&created_micros.to_le_bytes());
+    header.extend_from_slice(&n_shards.to_le_bytes());
+    header.extend_from_slice(&(sections.len() as u32).to_le_bytes());
+    let header_sum = checksum(&header);
+    header.extend_from_slice(&header_sum.to_le_bytes());
+    {
+        let mut file = io::BufWriter::new(File::create(&temp_path)?);
+        file.write_all(&header)?;
+        for section in sections {
+            let mut fields = Vec::with_capacity(SECTION_HEADER_LEN);
+            fields.extend_from_slice(&section.kind.code().to_le_bytes());
+            fields.extend_from_slice(&section.journal_seq.to_le_bytes());
+            fields.extend_from_slice(&section.items.to_le_bytes());
+            fields.extend_from_slice(&(section.payload.len() as u64).to_le_bytes());
+            let sum = section_checksum(&fields, &section.payload);
+            file.write_all(&fields)?;
+            file.write_all(&sum.to_le_bytes())?;
+            file.write_all(&section.payload)?;
+        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    std::fs::rename(&temp_path, &final_path)?;
+    sync_dir(dir)?;
+    Ok(final_path)
+}
+
+/// Reads and verifies a whole snapshot file.
+pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapshotError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|source| SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    parse_snapshot(path, &bytes)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Verifies and splits snapshot bytes; `path` only names the file in errors.
+pub fn parse_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    let path_buf = || path.to_path_buf();
+    if bytes.len() < HEADER_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
+        return Err(SnapshotError::BadMagic(path_buf()));
+    }
+    if checksum(&bytes[..HEADER_LEN - 8]) != u64_at(bytes, HEADER_LEN - 8) {
+        return Err(SnapshotError::HeaderChecksum(path_buf()));
+    }
+    let version = u32_at(bytes, 8);
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::Version {
+            path: path_buf(),
+            version,
+        });
+    }
+    let created_micros = u64_at(bytes, 12) as i64;
+    let n_shards = u32_at(bytes, 20);
+    let n_sections = u32_at(bytes, 24) as usize;
+    let mut offset = HEADER_LEN;
+    let mut sections = Vec::with_capacity(n_sections.min(16));
+    for index in 0..n_sections {
+        let truncated = || SnapshotError::Truncated {
+            path: path_buf(),
+            index,
+        };
+        if bytes.len() - offset < SECTION_HEADER_LEN {
+            return Err(truncated());
+        }
+        let code = u32_at(bytes, offset);
+        let kind = SectionKind::from_code(code).ok_or(SnapshotError::UnknownSection {
+            path: path_buf(),
+            code,
+        })?;
+        let journal_seq = u64_at(bytes, offset + 4);
+        let items = u64_at(bytes, offset + 12);
+        let len = usize::try_from(u64_at(bytes, offset + 20)).map_err(|_| truncated())?;
+        let sum = u64_at(bytes, offset + 28);
+        let start = offset + SECTION_HEADER_LEN;
+        let payload = start
+            .checked_add(len)
+            .and_then(|end| bytes.get(start..end))
+            .ok_or_else(truncated)?;
+        if section_checksum(&bytes[offset..offset + SECTION_HEADER_LEN - 8], payload) != sum {
+            return Err(SnapshotError::SectionChecksum {
+                path: path_buf(),
+                index,
+                kind: kind.name(),
+            });
+        }
+        sections.push(SectionData {
+            kind,
+            journal_seq,
+            items,
+            payload: payload.to_vec(),
+        });
+        offset = start + len;
+    }
+    if offset != bytes.len() {
+        return Err(SnapshotError::Trailing(path_buf()));
+    }
+    let id = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(PREFIX))
+        .and_then(|n| n.strip_suffix(SUFFIX))
+        .map_or_else(|| snapshot_id(created_micros), str::to_string);
+    Ok(Snapshot {
+        id,
+        created_micros,
+        n_shards,
+        sections,
+    })
+}
+
+/// The snapshot files of `dir`, oldest first (by name, which sorts by time).
+pub fn snapshot_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The newest snapshot that verifies; each one that does not is reported by name and skipped.
+pub fn newest_valid(dir: &Path) -> io::Result<Option<(PathBuf, Snapshot)>> {
+    for path in snapshot_files(dir)?.into_iter().rev() {
+        match read_snapshot(&path) {
+            Ok(snapshot) => return Ok(Some((path, snapshot))),
+            Err(error) => tracing::error!(%error, "skipping a snapshot that does not verify"),
+        }
+    }
+    Ok(None)
+}
+
+/// One line of a snapshot listing.
+#[derive(Debug)]
+pub struct SnapshotListing {
+    pub id: String,
+    pub path: String,
+    pub created_at: String,
+    pub bytes: u64,
+    pub n_shards: Option<u32>,
+    /// Items per section (`"feature rows": 1200`).
+    pub items: std::collections::BTreeMap<String, u64>,
+    /// `ok`, or what is wrong.
+    pub checksum: String,
+}
+
+/// Verifies and describes every snapshot of `dir`, newest first.
+pub fn describe_snapshots(dir: &Path) -> io::Result<Vec<SnapshotListing>> {
+    let mut listing = Vec::new();
+    for path in snapshot_files(dir)?.into_iter().rev() {
+        let bytes = std::fs::metadata(&path)?.len();
+        let id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .trim_start_matches(PREFIX)
+            .trim_end_matches(SUFFIX)
+            .to_string();
+        let entry = match read_snapshot(&path) {
+            Ok(snapshot) => SnapshotListing {
+                id: snapshot.id,
+                path: path.display().to_string(),
+                created_at: crate::registry::time::format_timestamp(snapshot.created_micros),
+                bytes,
+                n_shards: Some(snapshot.n_shards),
+                items: snapshot
+                    .sections
+                    .iter()
+                    .map(|s| (s.kind.name().to_string(), s.items))
+                    .collect(),
+                checksum: "ok".to_string(),
+            },
+            Err(error) => SnapshotListing {
+                id,
+                path: path.display().to_string(),
+                created_at: String::new(),
+                bytes,
+                n_shards: None,
+                items: Default::default(),
+                checksum: error.to_string(),
+            },
+        };
+        listing.push(entry);
+    }
+    Ok(listing)
+}
+
+/// Deletes all but the newest `keep` snapshots.
+pub fn apply_retention(dir: &Path, keep: usize) -> io::Result<()> {
+    let files = snapshot_files(dir)?;
+    let excess = files.len().saturating_sub(keep.max(1));
+    for old in &files[..excess] {
+        std::fs::remove_file(old)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Vec<SectionData> {
+        vec![SectionData {
+            kind: SectionKind::FeatureRows,
+            journal_seq: 4,
+            items: 2,
+            payload: b"rows-payload".to_vec(),
+        }]
+    }
+
+    #[test]
+    fn round_trip_retention_and_skipping_a_corrupt_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_snapshot(dir.path(), 1_000_000, 2, &sample()).unwrap();
+        let second = write_snapshot(dir.path(), 2_000_000, 2, &sample()).unwrap();
+        let snapshot = read_snapshot(&second).unwrap();
+        assert_eq!(
+            (snapshot.n_shards, snapshot.sections[0].journal_seq),
+            (2, 4)
+        );
+        assert_eq!(snapshot.sections[0].payload, b"rows-payload");
+        let mut bytes = std::fs::read(&second).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&second, bytes).unwrap();
+        assert!(matches!(
+            read_snapshot(&second),
+            Err(SnapshotError::SectionChecksum { .. })
+        ));
+        let (path, _) = newest_valid(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            path, first,
+            "the corrupt newest is skipped for the previous one"
+        );
+        write_snapshot(dir.path(), 3_000_000, 2, &sample()).unwrap();
+        apply_retention(dir.path(), 2).unwrap();
+        assert_eq!(snapshot_files(dir.path()).unwrap().len(), 2);
+        assert!(!first.exists());
+    }
+
+    proptest! {
+        #[test]
+        fn truncated_or_flipped_snapshots_are_refused(cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write_snapshot(dir.path(), 5, 3, &sample()).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let cut_at = cut.index(bytes.len());
+            prop_assert!(parse_snapshot(&path, &bytes[..cut_at]).is_err());
+            let mut flipped = bytes.clone();
+            flipped[flip.index(bytes.len())] ^= 0x10;
+            prop_assert!(parse_snapshot(&path, &flipped).is_err());
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The store's side of persistence: its snapshot section (every shard's rows, named by
+//! workspace and view), and recovery at start-up (snapshot rows, then the journal after it,
+//! re-routed by the current shard count, then journaling from here on).
+
+use std::io;
+use std::path::Path;
+
+use futures_util::future::{BoxFuture, FutureExt};
+
+use super::router::{Router, StoreError};
+use super::shard::RowWrite;
+use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
+use crate::persist::format::{decode, encode, RowsV1, SectionKind};
+use crate::persist::snapshot::{SectionData, Snapshot};
+use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
+
+/// What recovery found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub snapshot_rows: usize,
+    pub journal_records: usize,
+    pub journal_rows: usize,
+    /// Rows of views the repository no longer has.
+    pub skipped_rows: usize,
+    pub dropped_bytes: u64,
+}
+
+/// Rows per write when restoring, so that shards keep answering reads meanwhile.
+const RESTORE_CHUNK: usize = 50_000;
+
+impl Router {
+    /// Loads the snapshot's rows (if any), replays the journal segments after it, and attaches
+    /// the journal so later writes are journaled. `on_rows` reports progress.
+    pub async fn recover(
+        &self,
+        snapshot: Option<&Snapshot>,
+        journal_dir: &Path,
+        policy: FsyncPolicy,
+        mut on_rows: impl FnMut(usize),
+    ) -> Result<Recovery, StoreError> {
+        let mut recovery = Recovery::default();
+        let section = snapshot.and_then(|s| {
+            s.sections
+                .iter()
+                .find(|section| section.kind == SectionKind::FeatureRows)
+        });
+        if let Some(section) = section {
+            let rows: RowsV1 = decode(&section.payload)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let (stored, skipped) = self.restore_rows(rows, &mut on_rows).await?;
+            recovery.snapshot_rows = stored;
+            recovery.skipped_rows += skipped;
+        }
+        let (journal, replay) =
+            Journal::open(journal_dir, section.map_or(0, |s| s.journal_seq), policy)?;
+        recovery.dropped_bytes = replay.dropped_bytes;
+        recovery.journal_records = replay.records.len();
+        for record in replay.records {
+            // Records were checksummed on the way in; one that still does not decode ends the replay.
+            let Ok(rows) = decode::<RowsV1>(&record) else {
+                tracing::error!("journal record does not decode; replay stops here");
+                break;
+            };
+            let (stored, skipped) = self.restore_rows(rows, &mut on_rows).await?;
+            recovery.journal_rows += stored;
+            recovery.skipped_rows += skipped;
+        }
+        self.writer
+            .send(AttachJournal(journal))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(recovery)
+    }
+
+    /// Writes stored rows back without journaling them; rows of unknown views are skipped.
+    async fn restore_rows(
+        &self,
+        stored: RowsV1,
+        on_rows: &mut impl FnMut(usize),
+    ) -> Result<(usize, usize), StoreError> {
+        let ids: Vec<Option<u32>> = stored
+            .views
+            .iter()
+            .map(|view| self.view_ids.get(view).copied())
+            .collect();
+        for (view, id) in stored.views.iter().zip(&ids) {
+            if id.is_none() {
+                tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
+            }
+        }
+        let total = stored.rows.len();
+        let mut writes = Vec::with_capacity(total.min(RESTORE_CHUNK));
+        let mut skipped = 0;
+        for row in stored.rows {
+            match ids.get(row.view as usize).copied().flatten() {
+                Some(view) => writes.push(RowWrite {
+                    view,
+                    key: row.key,
+                    event_time: row.event_time,
+                    payload: row.payload,
+                }),
+                None => skipped += 1,
+            }
+            if writes.len() == RESTORE_CHUNK {
+                let chunk = std::mem::replace(&mut writes, Vec::with_capacity(RESTORE_CHUNK));
+                on_rows(chunk.len());
+                self.write_with(chunk, false).await?;
+            }
+        }
+        on_rows(writes.len());
+        self.write_with(writes, false).await?;
+        Ok((total - skipped, skipped))
+    }
+}
+
+impl SnapshotSource for Router {
+    fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
+        let writer = self.writer.clone();
+        let views = self.views.clone();
+        async move {
+            let (journal_seq, exports) = writer
+                .send(StartSnapshot)
+                .await
+                .map_err(io::Error::other)??;
+            let mut rows = Vec::new();
+            for export in exports {
+                rows.extend(export.await.map_err(io::Error::other)?);
+            }
+            let items = rows.len() as u64;
+            // Encoding a large store takes a while: keep it off the async workers.
+            let payload = tokio::task::spawn_blocking(move || {
+                encode(&RowsV1 {
+                    views: views.to_vec(),
+                    rows,
+                })
+            })
+            .await
+            .map_err(io::Error::other)?;
+            Ok(SectionData {
+                kind: SectionKind::FeatureRows,
+                journal_seq,
+                items,
+                payload,
+            })
+        }
+        .boxed()
+    }
+
+    fn snapshot_saved(&self, journal_seq: u64) -> BoxFuture<'static, io::Result<()>> {
+        let writer = self.writer.clone();
+        async move {
+            writer
+                .send(DropJournalBefore(journal_seq))
+                .await
+                .map_err(io::Error::other)?
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,72 @@
+//! The writer's part in persistence: taking over the journal after recovery, starting a
+//! snapshot (rotate the journal, ask every shard to export), and dropping covered segments.
+
+use actix::{Handler, Message};
+use tokio::sync::oneshot;
+
+use super::WriterActor;
+use crate::persist::format::RowV1;
+use crate::persist::Journal;
+use crate::store::shard::ExportRows;
+
+/// From now on, writes are journaled here.
+pub struct AttachJournal(pub Journal);
+
+impl Message for AttachJournal {
+    type Result = ();
+}
+
+impl Handler<AttachJournal> for WriterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachJournal, _: &mut Self::Context) {
+        self.journal = Some(msg.0);
+    }
+}
+
+/// Rotates the journal and asks each shard for its rows; answers the new segment number and
+/// one receiver per shard.
+pub struct StartSnapshot;
+
+impl Message for StartSnapshot {
+    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<Vec<RowV1>>>)>;
+}
+
+impl Handler<StartSnapshot> for WriterActor {
+    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<Vec<RowV1>>>)>;
+
+    fn handle(&mut self, _: StartSnapshot, _: &mut Self::Context) -> Self::Result {
+        let seq = match self.journal.as_mut() {
+            Some(journal) => journal.rotate()?,
+            None => 0,
+        };
+        let exports = self
+            .shards
+            .iter()
+            .map(|shard| {
+                let (done, receiver) = oneshot::channel();
+                shard.do_send(ExportRows { done });
+                receiver
+            })
+            .collect();
+        Ok((seq, exports))
+    }
+}
+
+/// A snapshot covering segments before `0` is on disk.
+pub struct DropJournalBefore(pub u64);
+
+impl Message for DropJournalBefore {
+    type Result = std::io::Result<()>;
+}
+
+impl Handler<DropJournalBefore> for WriterActor {
+    type Result = std::io::Result<()>;
+
+    fn handle(&mut self, msg: DropJournalBefore, _: &mut Self::Context) -> Self::Result {
+        match &self.journal {
+            Some(journal) => journal.remove_before(msg.0),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `Write`: journal a batch of rows, then send each shard its part, in order.
+
+use std::collections::HashMap;
+
+use actix::{Handler, Message};
+use tokio::sync::oneshot;
+
+use super::WriterActor;
+use crate::persist::format::{encode, RowRefV1, RowsRefV1};
+use crate::store::key::shard_of;
+use crate::store::shard::{ApplyRows, RowWrite, WriteOutcome};
+
+/// Rows to store. `journaled: false` is for rows being restored from a snapshot or replayed
+/// from the journal, which must not be journaled again.
+pub struct Write {
+    pub rows: Vec<RowWrite>,
+    pub journaled: bool,
+}
+
+/// One receiver per shard involved; each resolves when that shard has applied its rows.
+pub type Applied = Vec<oneshot::Receiver<std::io::Result<WriteOutcome>>>;
+
+impl Message for Write {
+    type Result = std::io::Result<Applied>;
+}
+
+impl Handler<Write> for WriterActor {
+    type Result = std::io::Result<Applied>;
+
+    fn handle(&mut self, msg: Write, _: &mut Self::Context) -> Self::Result {
+        if msg.journaled {
+            if let Some(journal) = self.journal.as_mut() {
+                journal.append(&journal_record(&self.views, &msg.rows))?;
+            }
+        }
+        let n = self.shards.len();
+        let mut per_shard: Vec<Vec<RowWrite>> = (0..n).map(|_| Vec::new()).collect();
+        for row in msg.rows {
+            per_shard[shard_of(row.view, &row.key, n)].push(row);
+        }
+        let mut applied = Vec::new();
+        for (shard, rows) in per_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty())
+        {
+            let (done, receiver) = oneshot::channel();
+            self.shards[shard].do_send(ApplyRows { rows, done });
+            applied.push(receiver);
+        }
+        Ok(applied)
+    }
+}
+
+/// Encodes rows as a journal record, naming only the views they use.
+fn journal_record(views: &[crate::persist::format::ViewRefV1], rows: &[RowWrite]) -> Vec<u8> {
+    let mut used: HashMap<u32, u32> = HashMap::new();
+    let mut record_views = Vec::new();
+    let mut record_rows = Vec::with_capacity(rows.len());
+    for row in rows {
+        let index = *used.entry(row.view).or_insert_with(|| {
+            record_views.push(views[row.view as usize].clone());
+            (record_views.len() - 1) as u32
+        });
+        record_rows.push(RowRefV1 {
+            view: index,
+            key: &row.key,
+            event_time: row.event_time,
+            payload: &row.payload,
+        });
+    }
+    encode(&RowsRefV1 {
+        views: &record_views,
+        rows: record_rows,
+    })
+}

@@ -1,0 +1,307 @@
+//! Persistence end to end: acknowledged writes survive SIGKILL, snapshots restore into a
+//! server with another shard count, and corrupt snapshots and journals are detected, reported
+//! and never loaded.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use super::common::{repo_root, timestamp_in, Server, ServerBuilder, ADMIN_KEY};
+
+fn transaction(user: &str, amount: f64) -> Json {
+    json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": [{"record": {
+        "user_id": user, "merchant": "m", "terminal_id": 1, "amt": amount, "category": "c",
+        "is_online": false, "timestamp": timestamp_in(0)}}]}})
+}
+
+fn ingest(server: &Server, user: &str, amount: f64) {
+    let reply = server.admin_post("/ingest", &transaction(user, amount));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// The user's `last_amount`, or null.
+fn last_amount(server: &Server, user: &str) -> Json {
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+        "joinKeyMap": {"user_id": user, "merchant": "m"}}});
+    server
+        .admin_post("/api/v1/feature-service/get-features", &request)
+        .json()["result"]["features"][2]
+        .clone()
+}
+
+/// Starts a snapshot and waits until it is listed; returns its file.
+fn snapshot(server: &Server) -> PathBuf {
+    let reply = server.admin_post("/admin/snapshots", &json!({}));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let auth = format!("Tecton-key {ADMIN_KEY}");
+        let listing = server
+            .request("GET", "/admin/snapshots", &[("Authorization", &auth)], None)
+            .json();
+        if let Some(found) = listing["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+        {
+            return PathBuf::from(found["path"].as_str().unwrap());
+        }
+        assert!(Instant::now() < deadline, "snapshot {id} never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A copy of the demo config with another shard count and absolute repository paths.
+fn config_with_shards(dir: &Path, shards: usize) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("config.toml"))
+        .unwrap()
+        .replace("shards = 0", &format!("shards = {shards}"))
+        .replace("\"features/", &format!("\"{}/features/", root.display()));
+    let path = dir.join(format!("config-{shards}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let base_url = server.base_url.clone();
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let base_url = base_url.clone();
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(5))
+                    .build();
+                let mut acknowledged: Vec<(String, f64)> = Vec::new();
+                for i in 0..10_000 {
+                    let user = format!("crash_{writer}_{}", i % 7);
+                    let amount = i as f64;
+                    let sent = agent
+                        .post(&format!("{base_url}/ingest"))
+                        .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
+                        .send_json(transaction(&user, amount));
+                    match sent {
+                        Ok(response) if response.status() == 200 => {
+                            acknowledged.push((user, amount))
+                        }
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // A moment that varies from run to run.
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis()
+        % 700;
+    std::thread::sleep(Duration::from_millis(300 + u64::from(jitter)));
+    server.kill9();
+    let acknowledged: Vec<(String, f64)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "some writes were acknowledged before the kill"
+    );
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let mut last_acked: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    for (user, amount) in &acknowledged {
+        last_acked.insert(user, *amount);
+    }
+    for (user, amount) in last_acked {
+        let stored = last_amount(&server, user)
+            .as_f64()
+            .unwrap_or_else(|| panic!("{user}'s acknowledged write was lost"));
+        // A write the server journaled but could not acknowledge before dying may be newer.
+        assert!(
+            stored >= amount,
+            "{user}: stored {stored}, acknowledged {amount}"
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_restores_into_a_server_with_another_shard_count() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
+    let server = ServerBuilder::new()
+        .config(config_with_shards(scratch.path(), 2))
+        .data_dir(&data_a)
+        .start();
+    let users: Vec<String> = (0..60).map(|i| format!("restore_{i}")).collect();
+    for (i, user) in users.iter().enumerate() {
+        ingest(&server, user, i as f64 + 0.5);
+    }
+    let file = snapshot(&server);
+    let before: Vec<Json> = users
+        .iter()
+        .chain(["user_1001".to_string()].iter())
+        .map(|u| last_amount(&server, u))
+        .collect();
+    drop(server);
+
+    let config_b = config_with_shards(scratch.path(), 3);
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["snapshot", "restore", "--config"])
+        .arg(&config_b)
+        .arg("--data-dir")
+        .arg(&data_b)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["snapshot", "verify"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("ok ("),
+        "{verify:?}"
+    );
+
+    let restored = ServerBuilder::new()
+        .config(&config_b)
+        .data_dir(&data_b)
+        .start();
+    let after: Vec<Json> = users
+        .iter()
+        .chain(["user_1001".to_string()].iter())
+        .map(|u| last_amount(&restored, u))
+        .collect();
+    assert_eq!(before, after);
+    let profile = |server: &Server| {
+        let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+            "joinKeyMap": {"user_id": "user_1002", "merchant": "fraud_Sporer-Keebler"}}});
+        server
+            .admin_post("/api/v1/feature-service/get-features", &request)
+            .json()["result"]
+            .clone()
+    };
+    assert_eq!(
+        profile(&restored)["features"][6],
+        "655",
+        "demo rows came with the snapshot"
+    );
+
+    // Restoring over existing state needs --force.
+    let again = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["snapshot", "restore", "--config"])
+        .arg(&config_b)
+        .arg("--data-dir")
+        .arg(&data_b)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
+
+#[test]
+fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "before_first", 1.0);
+    snapshot(&server);
+    ingest(&server, "between", 2.0);
+    let newest = snapshot(&server);
+    ingest(&server, "after_second", 3.0);
+    server.kill9();
+
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&newest, bytes).unwrap();
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    for (user, amount) in [
+        ("before_first", 1.0),
+        ("between", 2.0),
+        ("after_second", 3.0),
+    ] {
+        assert_eq!(last_amount(&server, user), json!(amount), "{user}");
+    }
+    let log = server.kill9();
+    let name = newest.file_name().unwrap().to_str().unwrap();
+    assert!(
+        log.contains(name) && log.contains("checksum mismatch"),
+        "the log names the bad snapshot:\n{log}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["snapshot", "verify"])
+        .arg(&newest)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("checksum mismatch"));
+}
+
+#[test]
+fn a_torn_journal_tail_is_cut_and_logged() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "torn", 4.0);
+    server.kill9();
+    let journal_dir = data.path().join("journal").join("rows");
+    let newest = std::fs::read_dir(&journal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[200, 0, 0, 0, 7]).unwrap();
+    drop(file);
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(last_amount(&server, "torn"), json!(4.0));
+    let log = server.kill9();
+    assert!(
+        log.contains("cut a torn tail") && log.contains("dropped_bytes=5"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_snapshots() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "graceful", 5.0);
+    server.terminate();
+    let snapshots: Vec<_> = std::fs::read_dir(data.path().join("snapshots"))
+        .unwrap()
+        .collect();
+    assert_eq!(snapshots.len(), 1, "a shutdown snapshot was written");
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(last_amount(&server, "graceful"), json!(5.0));
+}
+
+#[test]
+fn in_memory_servers_refuse_snapshots() {
+    let server = Server::start();
+    let reply = server.admin_post("/admin/snapshots", &json!({}));
+    assert_eq!(reply.status, 409);
+    assert!(reply.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("data directory"));
+}

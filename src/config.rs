@@ -124,6 +124,19 @@ impl PersistenceSettings {
     pub fn rows_journal_dir(data_dir: &Path) -> PathBuf {
         data_dir.join("journal").join("rows")
     }
+
+    /// The directory (SCIM) journal.
+    pub fn directory_journal_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("journal").join("directory")
+    }
+
+    /// Every journal of a data directory (what a restore sets aside).
+    pub fn journal_dirs(data_dir: &Path) -> Vec<PathBuf> {
+        vec![
+            Self::rows_journal_dir(data_dir),
+            Self::directory_journal_dir(data_dir),
+        ]
+    }
 }
 
 /// Values given on the command line or in the environment; they win over the file.

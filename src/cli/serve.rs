@@ -12,7 +12,7 @@ use super::ConfigArg;
 use crate::config::{DemoSeed, Overrides, PersistenceSettings, Settings};
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{configure, AppState, Limits};
-use crate::iam::{AdminKeySource, Keyring};
+use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::file::{open_load_file, read_rows};
 use crate::persist::format::ViewRefV1;
 use crate::persist::restore::{find_snapshot, install_snapshot};
@@ -45,8 +45,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.config.path, &overrides)?;
     let registry = Arc::new(load_registry(&settings.workspaces)?);
     let admin_env = std::env::var("QUIVER_ADMIN_KEY").ok();
-    let (keyring, key_source) =
-        Keyring::bootstrap(admin_env.as_deref(), settings.data_dir.as_deref())
+    let hasher = KeyHasher::open(settings.data_dir.as_deref())
+        .context("could not open the API-key digest key")?;
+    let (admin_digest, key_source) =
+        bootstrap_admin(admin_env.as_deref(), settings.data_dir.as_deref(), &hasher)
             .context("could not set up the admin key")?;
     match key_source {
         AdminKeySource::Environment => tracing::info!("admin key taken from QUIVER_ADMIN_KEY"),
@@ -72,18 +74,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let installed = install_snapshot(
             &source,
             &snapshot_dir,
-            &[PersistenceSettings::rows_journal_dir(data_dir)],
+            &PersistenceSettings::journal_dirs(data_dir),
             true,
         )?;
         tracing::info!(snapshot = %installed.display(), "restoring from snapshot");
     }
-    actix_web::rt::System::new().block_on(serve(settings, registry, keyring))
+    actix_web::rt::System::new().block_on(serve(settings, registry, hasher, admin_digest))
 }
 
 async fn serve(
     settings: Settings,
     registry: Arc<Registry>,
-    keyring: Keyring,
+    hasher: KeyHasher,
+    admin_digest: ApiKeyDigest,
 ) -> anyhow::Result<()> {
     let views = registry
         .views()
@@ -95,8 +98,9 @@ async fn serve(
         .collect();
     let router = Router::start(settings.n_shards, settings.arena_initial_bytes, views)
         .context("could not start the shards")?;
+    let directory = Directory::start(hasher, admin_digest);
     let snapshotter = match &settings.data_dir {
-        Some(data_dir) => Some(recover(&settings, data_dir, &router, &registry).await?),
+        Some(data_dir) => Some(recover(&settings, data_dir, &router, &directory, &registry).await?),
         None => {
             seed_demo(&settings, &registry, &router).await?;
             None
@@ -121,7 +125,7 @@ async fn serve(
         catalog: Arc::new(WireCatalog::build(&registry)),
         registry,
         router,
-        keyring: Arc::new(keyring),
+        directory,
         snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
@@ -188,6 +192,7 @@ async fn recover(
     settings: &Settings,
     data_dir: &std::path::Path,
     router: &Router,
+    directory: &Directory,
     registry: &Registry,
 ) -> anyhow::Result<Snapshotter> {
     let snapshot_dir = settings
@@ -212,12 +217,20 @@ async fn recover(
         .await
         .context("recovery failed")?;
     progress.finish_and_clear();
+    let directory_records = directory
+        .recover(
+            newest.as_ref().map(|(_, s)| s),
+            PersistenceSettings::directory_journal_dir(data_dir),
+        )
+        .await
+        .context("directory recovery failed")?;
     tracing::info!(
         snapshot_rows = recovery.snapshot_rows,
         journal_records = recovery.journal_records,
         journal_rows = recovery.journal_rows,
         skipped_rows = recovery.skipped_rows,
         dropped_journal_bytes = recovery.dropped_bytes,
+        directory_journal_records = directory_records,
         "state recovered"
     );
     if newest.is_none() && recovery.journal_records == 0 {
@@ -227,7 +240,7 @@ async fn recover(
         snapshot_dir,
         settings.persistence.snapshot_retention,
         settings.n_shards,
-        vec![Box::new(router.clone())],
+        vec![Box::new(router.clone()), Box::new(directory.clone())],
     ))
 }
 

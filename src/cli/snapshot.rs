@@ -121,7 +121,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             let installed = install_snapshot(
                 &source,
                 &snapshot_dir,
-                &[PersistenceSettings::rows_journal_dir(data_dir)],
+                &PersistenceSettings::journal_dirs(data_dir),
                 force,
             )?;
             println!(

@@ -7,14 +7,23 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::iam::{AuthError, Principal};
+use std::sync::Arc;
+
+use crate::iam::{AuthError, Permission, Principal};
 
 /// The authenticated principal of a request.
 #[derive(Debug)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub Arc<Principal>);
+
+impl Caller {
+    /// Checks a permission, as a Tecton-style API error (403).
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        self.0.require(permission).map_err(ApiError::from)
+    }
+}
 
 /// Authenticates the request's `Authorization` header against the keyring.
-pub fn authenticate(request: &HttpRequest) -> Result<Principal, AuthError> {
+pub fn authenticate(request: &HttpRequest) -> Result<Arc<Principal>, AuthError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered by http::configure");
@@ -23,7 +32,7 @@ pub fn authenticate(request: &HttpRequest) -> Result<Principal, AuthError> {
         .get(AUTHORIZATION)
         .map(|value| value.to_str().map_err(|_| AuthError::Malformed));
     let header = header.transpose()?;
-    state.keyring.authenticate(header)
+    state.directory.authenticate(header)
 }
 
 impl FromRequest for Caller {

@@ -110,6 +110,12 @@ impl From<ServingError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
-        ApiError::new(ErrorKind::Unauthenticated, error.to_string())
+        let kind = match error {
+            AuthError::MissingHeader | AuthError::Malformed | AuthError::UnknownKey => {
+                ErrorKind::Unauthenticated
+            }
+            AuthError::MissingRole { .. } | AuthError::NotAdmin(_) => ErrorKind::PermissionDenied,
+        };
+        ApiError::new(kind, error.to_string())
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::iam::Keyring;
+use crate::iam::Directory;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::store::Router;
@@ -23,7 +23,7 @@ use wire::feature_service::WireCatalog;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub router: Router,
-    pub keyring: Arc<Keyring>,
+    pub directory: Directory,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
     /// `None` when state is in memory only.

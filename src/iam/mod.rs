@@ -1,14 +1,20 @@
-//! Identity: who is calling. API keys are random 32-byte secrets shown once; only their BLAKE2b
-//! digest (orion) is kept, so neither memory nor the data directory reveals a key.
+//! Identity: who is calling, and what they may do.
 //!
-//! This version knows one principal, the bootstrap admin, whose key comes from
-//! `QUIVER_ADMIN_KEY` or is generated at first start and printed once.
+//! The directory actor (`directory/`) owns users, groups and service accounts; SCIM logic that
+//! does not need HTTP is in `scim/`. API keys are random 32-byte secrets shown once; only a
+//! keyed digest (`api_key.rs`) is kept. `roles.rs` reads Tecton's role encoding. The bootstrap
+//! admin key comes from `QUIVER_ADMIN_KEY` or is generated at first start and printed once.
 
 mod api_key;
-
-pub use api_key::{generate_api_key, ApiKeyDigest};
+pub mod directory;
+pub mod roles;
+pub mod scim;
 
 use std::path::Path;
+
+pub use api_key::{generate_api_key, ApiKeyDigest, KeyHasher};
+pub use directory::Directory;
+pub use roles::{Grants, Role, WorkspaceRole};
 
 /// An authenticated caller, with everything an authorisation decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +29,8 @@ pub struct Principal {
     pub groups: Vec<String>,
     /// Workspace roles, direct and inherited from groups.
     pub workspace_roles: Vec<WorkspaceRole>,
+    /// Secret-scope roles given through SCIM `secret_scope_<scope>` entries.
+    pub secret_scope_roles: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,21 +41,35 @@ pub enum PrincipalKind {
     ServiceAccount,
 }
 
-/// A role on one workspace, or on all of them (`workspace: None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkspaceRole {
-    pub workspace: Option<String>,
-    pub role: Role,
+/// What an endpoint needs; each route states its permission explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission<'a> {
+    /// GetFeatures: consumer on the workspace.
+    ReadFeatures(&'a str),
+    /// Metadata, dry-run ingest: viewer.
+    ReadMetadata(&'a str),
+    /// Ingest: editor.
+    WriteFeatures(&'a str),
+    /// SCIM, operator endpoints: `account_type=admin`.
+    Admin,
 }
 
-/// Tecton's workspace roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    Editor,
-    Consumer,
-    Operator,
-    Viewer,
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing Authorization header (expected `Authorization: Tecton-key <key>`)")]
+    MissingHeader,
+    #[error("invalid 'Tecton-key' authorization header")]
+    Malformed,
+    #[error("invalid 'Tecton-key' authorization header")]
+    UnknownKey,
+    #[error("{principal} lacks {needed} on workspace `{workspace}`")]
+    MissingRole {
+        principal: String,
+        needed: &'static str,
+        workspace: String,
+    },
+    #[error("{0} is not an admin")]
+    NotAdmin(String),
 }
 
 impl Principal {
@@ -60,24 +82,65 @@ impl Principal {
             is_admin: true,
             groups: Vec::new(),
             workspace_roles: Vec::new(),
+            secret_scope_roles: Vec::new(),
+        }
+    }
+
+    /// Whether any of the principal's roles on `workspace` includes `needed`.
+    pub fn has_role(&self, workspace: &str, needed: Role) -> bool {
+        self.is_admin
+            || self.workspace_roles.iter().any(|r| {
+                r.workspace.as_deref().is_none_or(|w| w == workspace) && r.role.includes(needed)
+            })
+    }
+
+    /// Checks a permission; the error says who lacks what.
+    pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
+        let (workspace, needed, label) = match permission {
+            Permission::Admin => {
+                return if self.is_admin {
+                    Ok(())
+                } else {
+                    Err(AuthError::NotAdmin(self.describe()))
+                };
+            }
+            Permission::ReadFeatures(ws) => (ws, Role::Consumer, "the consumer role"),
+            Permission::ReadMetadata(ws) => (ws, Role::Viewer, "the viewer role"),
+            Permission::WriteFeatures(ws) => (ws, Role::Editor, "the editor role"),
+        };
+        if self.has_role(workspace, needed) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingRole {
+                principal: self.describe(),
+                needed: label,
+                workspace: workspace.to_string(),
+            })
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.kind {
+            PrincipalKind::BootstrapAdmin => "the bootstrap admin".to_string(),
+            PrincipalKind::User => format!("user `{}`", self.name),
+            PrincipalKind::ServiceAccount => format!("service account `{}`", self.name),
         }
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AuthError {
-    #[error("missing Authorization header (expected `Authorization: Tecton-key <key>`)")]
-    MissingHeader,
-    #[error("invalid 'Tecton-key' authorization header")]
-    Malformed,
-    #[error("invalid 'Tecton-key' authorization header")]
-    UnknownKey,
-}
-
-/// The keys the server accepts.
-#[derive(Debug, Clone)]
-pub struct Keyring {
-    admin: ApiKeyDigest,
+/// Reads `Tecton-key <key>` (scheme case-insensitive) or `Bearer <key>` from an
+/// `Authorization` header value.
+pub fn parse_authorization(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::MissingHeader)?.trim();
+    let (scheme, key) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !(scheme.eq_ignore_ascii_case("tecton-key") || scheme.eq_ignore_ascii_case("bearer")) {
+        return Err(AuthError::Malformed);
+    }
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(key)
 }
 
 /// Where the bootstrap admin key came from, for the start-up log.
@@ -93,56 +156,31 @@ pub enum AdminKeySource {
 
 const ADMIN_DIGEST_FILE: &str = "admin_key.digest";
 
-impl Keyring {
-    /// The admin key from the environment value, else the digest stored in `data_dir`, else a new
-    /// key (whose digest is stored in `data_dir` when there is one).
-    pub fn bootstrap(
-        env_key: Option<&str>,
-        data_dir: Option<&Path>,
-    ) -> std::io::Result<(Keyring, AdminKeySource)> {
-        if let Some(key) = env_key.filter(|k| !k.is_empty()) {
-            return Ok((
-                Keyring {
-                    admin: ApiKeyDigest::of(key),
-                },
-                AdminKeySource::Environment,
-            ));
-        }
-        if let Some(dir) = data_dir {
-            let path = dir.join(ADMIN_DIGEST_FILE);
-            if let Ok(bytes) = std::fs::read(&path) {
-                if let Some(digest) = ApiKeyDigest::from_bytes(&bytes) {
-                    return Ok((Keyring { admin: digest }, AdminKeySource::DataDir));
-                }
-            }
-        }
-        let key = generate_api_key();
-        let digest = ApiKeyDigest::of(&key);
-        if let Some(dir) = data_dir {
-            std::fs::create_dir_all(dir)?;
-            std::fs::write(dir.join(ADMIN_DIGEST_FILE), digest.as_bytes())?;
-        }
-        Ok((Keyring { admin: digest }, AdminKeySource::Generated(key)))
+/// The bootstrap admin key's digest: from the environment value, else the digest stored in
+/// `data_dir`, else a new key (whose digest is stored in `data_dir` when there is one).
+pub fn bootstrap_admin(
+    env_key: Option<&str>,
+    data_dir: Option<&Path>,
+    hasher: &KeyHasher,
+) -> std::io::Result<(ApiKeyDigest, AdminKeySource)> {
+    if let Some(key) = env_key.filter(|k| !k.is_empty()) {
+        return Ok((hasher.digest(key), AdminKeySource::Environment));
     }
-
-    /// Checks an `Authorization` header value: `Tecton-key <key>` (scheme case-insensitive) or
-    /// `Bearer <key>`.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header.ok_or(AuthError::MissingHeader)?.trim();
-        let (scheme, key) = header.split_once(' ').ok_or(AuthError::Malformed)?;
-        if !(scheme.eq_ignore_ascii_case("tecton-key") || scheme.eq_ignore_ascii_case("bearer")) {
-            return Err(AuthError::Malformed);
-        }
-        let key = key.trim();
-        if key.is_empty() {
-            return Err(AuthError::Malformed);
-        }
-        if self.admin.matches(key) {
-            Ok(Principal::bootstrap_admin())
-        } else {
-            Err(AuthError::UnknownKey)
+    if let Some(dir) = data_dir {
+        if let Some(digest) = std::fs::read(dir.join(ADMIN_DIGEST_FILE))
+            .ok()
+            .and_then(|b| ApiKeyDigest::from_bytes(&b))
+        {
+            return Ok((digest, AdminKeySource::DataDir));
         }
     }
+    let key = generate_api_key();
+    let digest = hasher.digest(&key);
+    if let Some(dir) = data_dir {
+        std::fs::create_dir_all(dir)?;
+        api_key::write_private(&dir.join(ADMIN_DIGEST_FILE), &digest.0)?;
+    }
+    Ok((digest, AdminKeySource::Generated(key)))
 }
 
 #[cfg(test)]
@@ -150,45 +188,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schemes_and_keys() {
-        let (keyring, _) = Keyring::bootstrap(Some("secret-key"), None).unwrap();
+    fn authorization_schemes() {
+        assert_eq!(parse_authorization(Some("Tecton-key abc")), Ok("abc"));
+        assert_eq!(parse_authorization(Some("tecton-KEY abc")), Ok("abc"));
+        assert_eq!(parse_authorization(Some("Bearer abc")), Ok("abc"));
         assert_eq!(
-            keyring.authenticate(Some("Tecton-key secret-key")),
-            Ok(Principal::bootstrap_admin())
-        );
-        assert_eq!(
-            keyring.authenticate(Some("tecton-KEY secret-key")),
-            Ok(Principal::bootstrap_admin())
-        );
-        assert_eq!(
-            keyring.authenticate(Some("Bearer secret-key")),
-            Ok(Principal::bootstrap_admin())
-        );
-        assert_eq!(
-            keyring.authenticate(Some("Basic secret-key")),
+            parse_authorization(Some("Basic abc")),
             Err(AuthError::Malformed)
         );
         assert_eq!(
-            keyring.authenticate(Some("Tecton-key other")),
-            Err(AuthError::UnknownKey)
+            parse_authorization(Some("Bearer ")),
+            Err(AuthError::Malformed)
         );
-        assert_eq!(keyring.authenticate(None), Err(AuthError::MissingHeader));
+        assert_eq!(parse_authorization(None), Err(AuthError::MissingHeader));
     }
 
     #[test]
     fn a_generated_key_is_remembered_by_digest_only() {
         let dir = tempfile::tempdir().unwrap();
-        let (_, source) = Keyring::bootstrap(None, Some(dir.path())).unwrap();
+        let hasher = KeyHasher::open(Some(dir.path())).unwrap();
+        let (digest, source) = bootstrap_admin(None, Some(dir.path()), &hasher).unwrap();
         let AdminKeySource::Generated(key) = source else {
             panic!("expected a new key")
         };
         let stored = std::fs::read(dir.path().join(ADMIN_DIGEST_FILE)).unwrap();
         assert!(!stored.windows(key.len()).any(|w| w == key.as_bytes()));
-        let (again, source) = Keyring::bootstrap(None, Some(dir.path())).unwrap();
+        let hasher_again = KeyHasher::open(Some(dir.path())).unwrap();
+        let (again, source) = bootstrap_admin(None, Some(dir.path()), &hasher_again).unwrap();
         assert!(matches!(source, AdminKeySource::DataDir));
-        assert_eq!(
-            again.authenticate(Some(&format!("Tecton-key {key}"))),
-            Ok(Principal::bootstrap_admin())
-        );
+        assert_eq!(again, digest);
+        assert_eq!(hasher_again.digest(&key), digest);
+    }
+
+    #[test]
+    fn permissions_follow_roles() {
+        let mut principal = Principal::bootstrap_admin();
+        principal.is_admin = false;
+        principal.workspace_roles = vec![WorkspaceRole {
+            workspace: Some("prod".into()),
+            role: Role::Consumer,
+        }];
+        assert!(principal.require(Permission::ReadFeatures("prod")).is_ok());
+        assert!(principal.require(Permission::ReadMetadata("prod")).is_ok());
+        assert!(principal
+            .require(Permission::WriteFeatures("prod"))
+            .is_err());
+        assert!(principal
+            .require(Permission::ReadFeatures("staging"))
+            .is_err());
+        assert!(principal.require(Permission::Admin).is_err());
     }
 }

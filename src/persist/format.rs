@@ -21,18 +21,22 @@ pub const RECORD_HEADER_LEN: usize = 4 + 8;
 pub enum SectionKind {
     /// Feature rows of every shard (`RowsV1`).
     FeatureRows,
+    /// Users, groups and service accounts (`DirectoryV1`).
+    Directory,
 }
 
 impl SectionKind {
     pub fn code(self) -> u32 {
         match self {
             SectionKind::FeatureRows => 1,
+            SectionKind::Directory => 2,
         }
     }
 
     pub fn from_code(code: u32) -> Option<SectionKind> {
         match code {
             1 => Some(SectionKind::FeatureRows),
+            2 => Some(SectionKind::Directory),
             _ => None,
         }
     }
@@ -40,6 +44,7 @@ impl SectionKind {
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::FeatureRows => "feature rows",
+            SectionKind::Directory => "directory objects",
         }
     }
 }
@@ -84,6 +89,33 @@ pub struct RowsV1 {
 pub struct RowsRefV1<'a> {
     pub views: &'a [ViewRefV1],
     pub rows: Vec<RowRefV1<'a>>,
+}
+
+/// A user (kind 0), group (1) or service account (2) of the directory. `attributes` is the
+/// resource's canonical SCIM attributes as JSON text; `key_digest` is a service account's keyed
+/// API-key digest (never the key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryEntryV1 {
+    pub kind: u8,
+    pub id: String,
+    pub attributes: String,
+    pub created_micros: i64,
+    pub modified_micros: i64,
+    pub version: u64,
+    pub key_digest: Option<Vec<u8>>,
+}
+
+/// One change of the directory; a journal record holds the changes of one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DirectoryChangeV1 {
+    Put(DirectoryEntryV1),
+    Delete { kind: u8, id: String },
+}
+
+/// The directory snapshot section.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DirectoryV1 {
+    pub entries: Vec<DirectoryEntryV1>,
 }
 
 /// The xxh3 checksum used everywhere on disk.

@@ -10,6 +10,7 @@ use super::super::auth::Caller;
 use super::super::body::read_limited;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::{method_not_allowed, AppState};
+use crate::iam::Permission;
 use crate::ingest::file::{read_rows, FileFormat};
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
@@ -28,17 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.0.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            "this operator endpoint needs an admin key",
-        ))
-    }
-}
-
 fn snapshotter(state: &AppState) -> Result<&Snapshotter, ApiError> {
     state.snapshotter.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -53,7 +43,7 @@ async fn create_snapshot(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require(Permission::Admin)?;
     let pending = snapshotter(&state)?
         .begin()
         .map_err(|e| ApiError::new(ErrorKind::AlreadyExists, e.to_string()))?;
@@ -70,7 +60,7 @@ async fn list_snapshots(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require(Permission::Admin)?;
     let dir = snapshotter(&state)?.dir().clone();
     let listing = web::block(move || describe_snapshots(&dir))
         .await

@@ -15,6 +15,7 @@ use super::super::wire::feature_service::{
     GetFeaturesParams, Timing,
 };
 use super::super::{method_not_allowed, AppState};
+use crate::iam::Permission;
 use crate::registry::time::now_micros;
 use crate::serving::{self, resolve_service, Locator};
 
@@ -82,36 +83,38 @@ async fn read_params(
 /// GetFeatures on the v1 path (service named in the body) and the v2 path (named in the path).
 async fn get_features(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: Option<web::Path<ServicePath>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let params = read_params(&state, payload).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
-    answer_single(&state, locator, params, started).await
+    answer_single(&state, &caller, locator, params, started).await
 }
 
 /// GetFeaturesBatch on the v1 and v2 paths.
 async fn get_features_batch(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: Option<web::Path<ServicePath>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let params = read_params(&state, payload).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
-    answer_batch(&state, locator, params, started).await
+    answer_batch(&state, &caller, locator, params, started).await
 }
 
 async fn answer_single(
     state: &AppState,
+    caller: &Caller,
     locator: Locator,
     params: GetFeaturesParams,
     started: Instant,
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
+    caller.require(Permission::ReadFeatures(&service.workspace))?;
     let join_keys = params.join_key_map.unwrap_or_default();
     let answer = serving::get_features(
         &state.registry,
@@ -140,11 +143,13 @@ async fn answer_single(
 
 async fn answer_batch(
     state: &AppState,
+    caller: &Caller,
     locator: Locator,
     params: GetFeaturesParams,
     started: Instant,
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
+    caller.require(Permission::ReadFeatures(&service.workspace))?;
     let rows = params.request_data.unwrap_or_default();
     if rows.is_empty() {
         return Err(ApiError::new(
@@ -198,17 +203,18 @@ async fn answer_batch(
 
 async fn metadata_v1(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let params = read_params(&state, payload).await?;
     let service = resolve_service(&state.registry, &params.locator(None))?;
+    caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
 async fn metadata_v2(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
     let locator = Locator {
@@ -217,6 +223,7 @@ async fn metadata_v2(
         service_id: None,
     };
     let service = resolve_service(&state.registry, &locator)?;
+    caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
@@ -224,7 +231,7 @@ async fn metadata_v2(
 /// (what the Tecton SDK's `wait_until_ready` polls).
 async fn service_state_v1(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
@@ -239,6 +246,7 @@ async fn service_state_v1(
         .feature_service_locator
         .unwrap_or_default()
         .locator(None);
-    resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&state.registry, &locator)?;
+    caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }

@@ -11,6 +11,7 @@ use super::super::wire::ingest::{
     ingest_metrics, parse_ingest_request, record_errors, request_error,
 };
 use super::super::{method_not_allowed, AppState};
+use crate::iam::Permission;
 use crate::ingest::{plan_ingest, IngestError};
 use crate::registry::time::now_micros;
 
@@ -33,12 +34,15 @@ async fn ingest(
     request: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    if let Err(error) = authenticate(&request) {
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            request_error(&error.to_string(), "AuthenticationError"),
-        );
-    }
+    let principal = match authenticate(&request) {
+        Ok(principal) => principal,
+        Err(error) => {
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                request_error(&error.to_string(), "AuthenticationError"),
+            )
+        }
+    };
     let body = match read_limited(payload, state.limits.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => {
@@ -67,6 +71,18 @@ async fn ingest(
             )
         }
     };
+    // Writing needs the editor role; a dry run only reads definitions.
+    let permission = if parsed.dry_run {
+        Permission::ReadMetadata(&parsed.workspace)
+    } else {
+        Permission::WriteFeatures(&parsed.workspace)
+    };
+    if let Err(error) = principal.require(permission) {
+        return reply(
+            StatusCode::FORBIDDEN,
+            request_error(&error.to_string(), "PermissionDeniedError"),
+        );
+    }
     let plan = match plan_ingest(
         &state.registry,
         &parsed.workspace,

@@ -1,0 +1,47 @@
+//! `Create`: validate and store a new user, group or service account. A service account gets
+//! a new API key, returned in this answer only.
+
+use actix::{Handler, Message};
+use serde_json::Value as Json;
+
+use super::state::{new_id, render, Change, Entry, ResourceKind};
+use super::DirectoryActor;
+use crate::iam::generate_api_key;
+use crate::iam::scim::resource::validate_resource;
+use crate::iam::scim::ScimError;
+use crate::registry::time::now_micros;
+
+pub struct Create {
+    pub kind: ResourceKind,
+    pub body: Json,
+    pub base_url: String,
+}
+
+impl Message for Create {
+    type Result = Result<Json, ScimError>;
+}
+
+impl Handler<Create> for DirectoryActor {
+    type Result = Result<Json, ScimError>;
+
+    fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
+        let attributes = validate_resource(msg.kind.schema(), &msg.body)?;
+        self.state.check(msg.kind, None, &attributes)?;
+        let now = now_micros();
+        let api_key = (msg.kind == ResourceKind::ServiceAccount).then(generate_api_key);
+        let entry = Entry {
+            id: new_id(),
+            attributes,
+            created: now,
+            modified: now,
+            version: 1,
+            key_digest: api_key.as_deref().map(|key| self.hasher.digest(key)),
+        };
+        let mut rendered = render(msg.kind, &entry, &msg.base_url);
+        self.commit(vec![Change::Put(msg.kind, entry)])?;
+        if let Some(key) = api_key {
+            rendered["apiKey"] = Json::String(key);
+        }
+        Ok(rendered)
+    }
+}

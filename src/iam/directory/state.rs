@@ -1,0 +1,386 @@
+//! The directory's state and the rules every change obeys: uniqueness (case-insensitive),
+//! `userName` is an email, group members exist, roles are Tecton roles. Pure data and
+//! functions; the actor around it journals and publishes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value as Json};
+
+use super::KeyIndex;
+use crate::iam::roles::{read_roles, Grants};
+use crate::iam::scim::schema::{ResourceSchema, GROUP, SERVICE_ACCOUNT, USER};
+use crate::iam::scim::{ScimError, ScimErrorKind};
+use crate::iam::{ApiKeyDigest, Principal, PrincipalKind};
+use crate::registry::time::{format_timestamp, Micros};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    User,
+    Group,
+    ServiceAccount,
+}
+
+impl ResourceKind {
+    pub fn schema(self) -> &'static ResourceSchema {
+        match self {
+            ResourceKind::User => &USER,
+            ResourceKind::Group => &GROUP,
+            ResourceKind::ServiceAccount => &SERVICE_ACCOUNT,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            ResourceKind::User => 0,
+            ResourceKind::Group => 1,
+            ResourceKind::ServiceAccount => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<ResourceKind> {
+        [
+            ResourceKind::User,
+            ResourceKind::Group,
+            ResourceKind::ServiceAccount,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
+
+    /// The attribute that must be unique, case-insensitively.
+    fn unique_attribute(self) -> &'static str {
+        match self {
+            ResourceKind::User => "userName",
+            ResourceKind::Group => "displayName",
+            ResourceKind::ServiceAccount => "name",
+        }
+    }
+}
+
+/// One stored resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub attributes: Map<String, Json>,
+    pub created: Micros,
+    pub modified: Micros,
+    pub version: u64,
+    /// Service accounts only.
+    pub key_digest: Option<ApiKeyDigest>,
+}
+
+/// One change; a request yields a list of them, journaled together.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Put(ResourceKind, Entry),
+    Delete(ResourceKind, String),
+}
+
+#[derive(Debug, Default)]
+pub struct DirectoryState {
+    resources: BTreeMap<ResourceKind, BTreeMap<String, Entry>>,
+}
+
+fn error(kind: ScimErrorKind, detail: impl Into<String>) -> ScimError {
+    ScimError::new(kind, detail)
+}
+
+/// A plausible email: one `@`, text on both sides, a dot in the domain, no spaces.
+fn is_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !text.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+impl DirectoryState {
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Put(kind, entry) => {
+                self.resources
+                    .entry(kind)
+                    .or_default()
+                    .insert(entry.id.clone(), entry);
+            }
+            Change::Delete(kind, id) => {
+                if let Some(entries) = self.resources.get_mut(&kind) {
+                    entries.remove(&id);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, kind: ResourceKind, id: &str) -> Option<&Entry> {
+        self.resources.get(&kind)?.get(id)
+    }
+
+    pub fn entries(&self, kind: ResourceKind) -> impl Iterator<Item = &Entry> {
+        self.resources
+            .get(&kind)
+            .into_iter()
+            .flat_map(|entries| entries.values())
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (ResourceKind, &Entry)> {
+        self.resources
+            .iter()
+            .flat_map(|(kind, entries)| entries.values().map(move |e| (*kind, e)))
+    }
+
+    /// Checks the rules for storing `attributes` as `kind` (excluding resource `id` itself
+    /// from uniqueness).
+    pub fn check(
+        &self,
+        kind: ResourceKind,
+        id: Option<&str>,
+        attributes: &Map<String, Json>,
+    ) -> Result<(), ScimError> {
+        let unique = kind.unique_attribute();
+        let value = attributes
+            .get(unique)
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        if kind == ResourceKind::User && !is_email(value) {
+            return Err(error(
+                ScimErrorKind::InvalidValue,
+                format!("userName `{value}` must be an email address"),
+            ));
+        }
+        let folded = value.to_lowercase();
+        if self.entries(kind).any(|e| {
+            Some(e.id.as_str()) != id
+                && e.attributes
+                    .get(unique)
+                    .and_then(Json::as_str)
+                    .is_some_and(|v| v.to_lowercase() == folded)
+        }) {
+            return Err(error(
+                ScimErrorKind::Uniqueness,
+                format!(
+                    "a {} with {unique} `{value}` already exists",
+                    kind.schema().resource_type
+                ),
+            ));
+        }
+        read_roles(attributes.get("roles"), &mut Grants::default())
+            .map_err(|e| error(ScimErrorKind::InvalidValue, e))?;
+        if let Some(Json::Array(members)) = attributes.get("members") {
+            for (i, member) in members.iter().enumerate() {
+                let member_id = member
+                    .get("value")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default();
+                let known = self.get(ResourceKind::User, member_id).is_some()
+                    || self.get(ResourceKind::ServiceAccount, member_id).is_some();
+                if !known {
+                    return Err(error(
+                        ScimErrorKind::InvalidValue,
+                        format!(
+                            "members[{i}].value `{member_id}` is not a user or service account"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups `member_id` belongs to.
+    fn groups_of(&self, member_id: &str) -> Vec<&Entry> {
+        self.entries(ResourceKind::Group)
+            .filter(|g| match g.attributes.get("members") {
+                Some(Json::Array(members)) => members
+                    .iter()
+                    .any(|m| m.get("value").and_then(Json::as_str) == Some(member_id)),
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// Changes that drop `member_id` from every group (when it is deleted).
+    pub fn leave_groups(&self, member_id: &str, now: Micros) -> Vec<Change> {
+        self.groups_of(member_id)
+            .into_iter()
+            .map(|group| {
+                let mut group = group.clone();
+                if let Some(Json::Array(members)) = group.attributes.get_mut("members") {
+                    members.retain(|m| m.get("value").and_then(Json::as_str) != Some(member_id));
+                }
+                group.modified = now;
+                group.version += 1;
+                Change::Put(ResourceKind::Group, group)
+            })
+            .collect()
+    }
+
+    /// What a principal may do: its own roles and its groups'.
+    pub fn principal(&self, kind: ResourceKind, entry: &Entry) -> Principal {
+        let mut grants = Grants::default();
+        // Stored roles were checked when written.
+        let _ = read_roles(entry.attributes.get("roles"), &mut grants);
+        let groups = self.groups_of(&entry.id);
+        for group in &groups {
+            let _ = read_roles(group.attributes.get("roles"), &mut grants);
+        }
+        let name_attribute = kind.unique_attribute();
+        Principal {
+            kind: if kind == ResourceKind::User {
+                PrincipalKind::User
+            } else {
+                PrincipalKind::ServiceAccount
+            },
+            id: entry.id.clone(),
+            name: entry
+                .attributes
+                .get(name_attribute)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            is_admin: grants.is_admin,
+            groups: groups.iter().map(|g| g.id.clone()).collect(),
+            workspace_roles: grants.workspace_roles,
+            secret_scope_roles: grants.secret_scope_roles,
+        }
+    }
+
+    /// Every active service account's key digest and principal.
+    pub fn key_index(&self) -> KeyIndex {
+        let mut index = HashMap::new();
+        for entry in self.entries(ResourceKind::ServiceAccount) {
+            let active = entry
+                .attributes
+                .get("active")
+                .and_then(Json::as_bool)
+                .unwrap_or(true);
+            if let (true, Some(digest)) = (active, entry.key_digest) {
+                index.insert(
+                    digest,
+                    Arc::new(self.principal(ResourceKind::ServiceAccount, entry)),
+                );
+            }
+        }
+        index
+    }
+}
+
+/// The resource as SCIM returns it.
+pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str) -> Json {
+    let schema = kind.schema();
+    let mut object = Map::new();
+    object.insert("schemas".into(), json!([schema.urn]));
+    object.insert("id".into(), Json::String(entry.id.clone()));
+    for (key, value) in &entry.attributes {
+        object.insert(key.clone(), value.clone());
+    }
+    object.insert(
+        "meta".into(),
+        json!({
+            "resourceType": schema.resource_type,
+            "created": format_timestamp(entry.created),
+            "lastModified": format_timestamp(entry.modified),
+            "location": format!("{base_url}{}/{}", schema.endpoint, entry.id),
+            "version": version_tag(entry.version),
+        }),
+    );
+    Json::Object(object)
+}
+
+/// The weak ETag of a version.
+pub fn version_tag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// A new opaque id.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    orion::util::secure_rand_bytes(&mut bytes)
+        .expect("the operating system's random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, attributes: Json) -> Entry {
+        Entry {
+            id: id.into(),
+            attributes: attributes.as_object().unwrap().clone(),
+            created: 0,
+            modified: 0,
+            version: 1,
+            key_digest: Some(ApiKeyDigest([id.len() as u8; 32])),
+        }
+    }
+
+    #[test]
+    fn uniqueness_is_case_insensitive_and_user_names_are_emails() {
+        let mut state = DirectoryState::default();
+        state.apply(Change::Put(
+            ResourceKind::User,
+            entry("u1", json!({"userName": "Ann@x.io"})),
+        ));
+        let clash = json!({"userName": "ann@X.IO"});
+        assert_eq!(
+            state
+                .check(ResourceKind::User, None, clash.as_object().unwrap())
+                .unwrap_err()
+                .kind,
+            ScimErrorKind::Uniqueness
+        );
+        assert!(
+            state
+                .check(ResourceKind::User, Some("u1"), clash.as_object().unwrap())
+                .is_ok(),
+            "a resource does not clash with itself"
+        );
+        let not_email = json!({"userName": "ann"});
+        assert!(state
+            .check(ResourceKind::User, None, not_email.as_object().unwrap())
+            .unwrap_err()
+            .detail
+            .contains("email"));
+        let ghost = json!({"displayName": "g", "members": [{"value": "nobody"}]});
+        assert!(state
+            .check(ResourceKind::Group, None, ghost.as_object().unwrap())
+            .unwrap_err()
+            .detail
+            .contains("members[0]"));
+    }
+
+    #[test]
+    fn group_roles_reach_members_and_inactive_accounts_have_no_key() {
+        let mut state = DirectoryState::default();
+        state.apply(Change::Put(
+            ResourceKind::ServiceAccount,
+            entry("sa", json!({"name": "bot", "active": true})),
+        ));
+        state.apply(Change::Put(
+            ResourceKind::ServiceAccount,
+            entry("off", json!({"name": "old", "active": false})),
+        ));
+        state.apply(Change::Put(ResourceKind::Group, entry("g", json!({"displayName": "g", "members": [{"value": "sa"}], "roles": [{"type": "workspace_prod", "value": "editor"}]}))));
+        let index = state.key_index();
+        assert_eq!(index.len(), 1);
+        let principal = index.values().next().unwrap();
+        assert_eq!(principal.groups, vec!["g".to_string()]);
+        assert!(principal.has_role("prod", crate::iam::Role::Consumer));
+        for change in state.leave_groups("sa", 5) {
+            state.apply(change);
+        }
+        assert!(!state
+            .key_index()
+            .values()
+            .next()
+            .unwrap()
+            .has_role("prod", crate::iam::Role::Viewer));
+    }
+}

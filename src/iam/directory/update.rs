@@ -1,0 +1,71 @@
+//! `Update`: PUT (replace every attribute) or PATCH (apply operations, then validate the whole
+//! result). Tecton's rule: a user replaced with `active: false` is deleted, with its group
+//! memberships and roles; PATCH deactivates softly, as identity providers expect.
+
+use actix::{Handler, Message};
+use serde_json::{Map, Value as Json};
+
+use super::state::{render, Change, ResourceKind};
+use super::DirectoryActor;
+use crate::iam::scim::patch::apply_patch;
+use crate::iam::scim::resource::validate_resource;
+use crate::iam::scim::{ScimError, ScimErrorKind};
+use crate::registry::time::now_micros;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Replace,
+    Patch,
+}
+
+pub struct Update {
+    pub kind: ResourceKind,
+    pub id: String,
+    pub body: Json,
+    pub base_url: String,
+    pub mode: Mode,
+}
+
+impl Message for Update {
+    type Result = Result<Json, ScimError>;
+}
+
+impl Handler<Update> for DirectoryActor {
+    type Result = Result<Json, ScimError>;
+
+    fn handle(&mut self, msg: Update, _: &mut Self::Context) -> Self::Result {
+        let schema = msg.kind.schema();
+        let existing = self.state.get(msg.kind, &msg.id).ok_or_else(|| {
+            ScimError::new(
+                ScimErrorKind::NotFound,
+                format!("{} `{}` not found", schema.resource_type, msg.id),
+            )
+        })?;
+        let attributes: Map<String, Json> = match msg.mode {
+            Mode::Replace => validate_resource(schema, &msg.body)?,
+            Mode::Patch => {
+                let mut patched = existing.attributes.clone();
+                apply_patch(schema, &mut patched, &msg.body)?;
+                validate_resource(schema, &Json::Object(patched))?
+            }
+        };
+        self.state.check(msg.kind, Some(&msg.id), &attributes)?;
+        let now = now_micros();
+        let mut entry = existing.clone();
+        entry.attributes = attributes;
+        entry.modified = now;
+        entry.version += 1;
+        let rendered = render(msg.kind, &entry, &msg.base_url);
+        let deactivated = entry.attributes.get("active") == Some(&Json::Bool(false));
+        let changes = if msg.kind == ResourceKind::User && msg.mode == Mode::Replace && deactivated
+        {
+            let mut changes = self.state.leave_groups(&msg.id, now);
+            changes.push(Change::Delete(msg.kind, msg.id.clone()));
+            changes
+        } else {
+            vec![Change::Put(msg.kind, entry)]
+        };
+        self.commit(changes)?;
+        Ok(rendered)
+    }
+}

@@ -1,0 +1,47 @@
+//! What can go wrong with a SCIM request, by RFC 7644 `scimType`; `http` maps each to a status.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimErrorKind {
+    InvalidSyntax,
+    InvalidValue,
+    InvalidFilter,
+    InvalidPath,
+    NoTarget,
+    Mutability,
+    Uniqueness,
+    NotFound,
+    /// The server could not do it (e.g. the journal could not be written).
+    Internal,
+}
+
+impl ScimErrorKind {
+    /// The `scimType` of the error body (none for 404).
+    pub fn scim_type(self) -> Option<&'static str> {
+        match self {
+            ScimErrorKind::InvalidSyntax => Some("invalidSyntax"),
+            ScimErrorKind::InvalidValue => Some("invalidValue"),
+            ScimErrorKind::InvalidFilter => Some("invalidFilter"),
+            ScimErrorKind::InvalidPath => Some("invalidPath"),
+            ScimErrorKind::NoTarget => Some("noTarget"),
+            ScimErrorKind::Mutability => Some("mutability"),
+            ScimErrorKind::Uniqueness => Some("uniqueness"),
+            ScimErrorKind::NotFound | ScimErrorKind::Internal => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct ScimError {
+    pub kind: ScimErrorKind,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(kind: ScimErrorKind, detail: impl Into<String>) -> ScimError {
+        ScimError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}

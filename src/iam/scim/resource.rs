@@ -1,0 +1,292 @@
+//! Validating a SCIM resource body against its schema into the canonical attribute object that
+//! the directory stores (declared attributes only, schema spelling, no read-only input), and
+//! projecting stored resources for `attributes` / `excludedAttributes`.
+
+use serde_json::{Map, Value as Json};
+
+use super::error::{ScimError, ScimErrorKind};
+use super::filter::strip_urn;
+use super::schema::{Attribute, Kind, ResourceSchema};
+
+fn invalid(kind: ScimErrorKind, detail: String) -> ScimError {
+    ScimError::new(kind, detail)
+}
+
+/// Reads `body` as a full resource of `schema`: every attribute must be declared, typed as
+/// declared, and the required ones present. `id`, `meta`, `schemas` and read-only attributes
+/// sent by the client are ignored. Returns the attributes to store (with `externalId`).
+pub fn validate_resource(
+    schema: &ResourceSchema,
+    body: &Json,
+) -> Result<Map<String, Json>, ScimError> {
+    let object = body.as_object().ok_or_else(|| {
+        invalid(
+            ScimErrorKind::InvalidSyntax,
+            format!("a {} must be a JSON object", schema.resource_type),
+        )
+    })?;
+    let mut attributes = Map::new();
+    for (key, value) in object {
+        let name = strip_urn(key);
+        if ["schemas", "id", "meta"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("externalId") {
+            match value {
+                Json::Null => {}
+                Json::String(s) => {
+                    attributes.insert("externalId".into(), Json::String(s.clone()));
+                }
+                _ => {
+                    return Err(invalid(
+                        ScimErrorKind::InvalidValue,
+                        "`externalId` must be a string".into(),
+                    ))
+                }
+            }
+            continue;
+        }
+        let attribute = schema.attribute(name).ok_or_else(|| {
+            invalid(
+                ScimErrorKind::InvalidSyntax,
+                format!("unknown attribute `{key}` for a {}", schema.resource_type),
+            )
+        })?;
+        if attribute.mutability == "readOnly" {
+            continue;
+        }
+        if let Some(value) = validate_value(attribute, value, attribute.name)? {
+            attributes.insert(attribute.name.to_string(), value);
+        }
+    }
+    check_required(schema, &attributes)?;
+    Ok(attributes)
+}
+
+/// Every required attribute is present and not empty.
+pub fn check_required(
+    schema: &ResourceSchema,
+    attributes: &Map<String, Json>,
+) -> Result<(), ScimError> {
+    for attribute in schema.attributes.iter().filter(|a| a.required) {
+        match attributes.get(attribute.name) {
+            Some(Json::String(s)) if !s.trim().is_empty() => {}
+            _ => {
+                return Err(invalid(
+                    ScimErrorKind::InvalidValue,
+                    format!(
+                        "`{}` is required for a {} and must be a non-empty string",
+                        attribute.name, schema.resource_type
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks one attribute value; `None` means "absent" (null or an empty list). `path` names it
+/// in errors.
+pub fn validate_value(
+    attribute: &Attribute,
+    value: &Json,
+    path: &str,
+) -> Result<Option<Json>, ScimError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if attribute.multi_valued {
+        let items = match value {
+            Json::Array(items) => items.clone(),
+            // Some identity providers send a single object where a list is declared.
+            single => vec![single.clone()],
+        };
+        let mut checked = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(item) = validate_single(attribute, item, &format!("{path}[{i}]"))? {
+                checked.push(item);
+            }
+        }
+        return Ok((!checked.is_empty()).then_some(Json::Array(checked)));
+    }
+    validate_single(attribute, value, path)
+}
+
+fn validate_single(
+    attribute: &Attribute,
+    value: &Json,
+    path: &str,
+) -> Result<Option<Json>, ScimError> {
+    let wrong = |expected: &str| {
+        invalid(
+            ScimErrorKind::InvalidValue,
+            format!("`{path}` must be {expected}"),
+        )
+    };
+    match attribute.kind {
+        Kind::String | Kind::Reference => match value {
+            Json::String(s) => Ok(Some(Json::String(s.clone()))),
+            Json::Null => Ok(None),
+            _ => Err(wrong("a string")),
+        },
+        Kind::Boolean => match value {
+            Json::Bool(b) => Ok(Some(Json::Bool(*b))),
+            // Entra ID sends booleans as "True"/"False".
+            Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Json::Bool(true))),
+            Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Json::Bool(false))),
+            Json::Null => Ok(None),
+            _ => Err(wrong("a boolean")),
+        },
+        Kind::Complex => {
+            let object = value.as_object().ok_or_else(|| wrong("an object"))?;
+            let mut checked = Map::new();
+            for (key, sub_value) in object {
+                let sub = attribute.sub(key).ok_or_else(|| {
+                    invalid(
+                        ScimErrorKind::InvalidSyntax,
+                        format!("unknown attribute `{path}.{key}`"),
+                    )
+                })?;
+                if sub.mutability == "readOnly" {
+                    continue;
+                }
+                if let Some(v) = validate_value(sub, sub_value, &format!("{path}.{}", sub.name))? {
+                    checked.insert(sub.name.to_string(), v);
+                }
+            }
+            Ok((!checked.is_empty()).then_some(Json::Object(checked)))
+        }
+    }
+}
+
+/// Parses a comma-separated attribute list (`userName,name.givenName,urn:...:User:emails`).
+pub fn attribute_list(text: Option<&str>) -> Vec<String> {
+    text.map(|t| {
+        t.split(',')
+            .map(|name| strip_urn(name.trim()).to_string())
+            .filter(|name| !name.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Applies `attributes` (only these, plus `id`, `schemas`, `meta`) or `excludedAttributes`
+/// (all but these) to a rendered resource.
+pub fn project(resource: Json, attributes: &[String], excluded: &[String]) -> Json {
+    let Json::Object(object) = resource else {
+        return resource;
+    };
+    let always = |key: &str| ["id", "schemas", "meta"].contains(&key);
+    let named = |list: &[String], key: &str| {
+        list.iter().any(|a| {
+            a.split('.')
+                .next()
+                .is_some_and(|top| top.eq_ignore_ascii_case(key))
+        })
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        if always(&key) {
+            out.insert(key, value);
+        } else if !attributes.is_empty() {
+            if named(attributes, &key) {
+                let subs: Vec<&str> = attributes
+                    .iter()
+                    .filter_map(|a| {
+                        a.split_once('.')
+                            .filter(|(top, _)| top.eq_ignore_ascii_case(&key))
+                            .map(|(_, sub)| sub)
+                    })
+                    .collect();
+                let whole = attributes.iter().any(|a| a.eq_ignore_ascii_case(&key));
+                out.insert(
+                    key,
+                    if whole || subs.is_empty() {
+                        value
+                    } else {
+                        keep_subs(value, &subs)
+                    },
+                );
+            }
+        } else if !excluded.iter().any(|a| a.eq_ignore_ascii_case(&key)) {
+            out.insert(key, value);
+        }
+    }
+    Json::Object(out)
+}
+
+fn keep_subs(value: Json, subs: &[&str]) -> Json {
+    match value {
+        Json::Object(object) => Json::Object(
+            object
+                .into_iter()
+                .filter(|(k, _)| subs.iter().any(|s| s.eq_ignore_ascii_case(k)))
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(
+            items
+                .into_iter()
+                .map(|item| keep_subs(item, subs))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::{GROUP, USER};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_attributes_only() {
+        let body = json!({"schemas": ["x"], "id": "ignored", "USERNAME": "a@b.c", "active": "False",
+                          "name": {"givenname": "A"}, "emails": {"value": "a@b.c"}, "externalId": "e1"});
+        let stored = validate_resource(&USER, &body).unwrap();
+        assert_eq!(
+            Json::Object(stored),
+            json!({"userName": "a@b.c", "active": false, "name": {"givenName": "A"},
+                                                "emails": [{"value": "a@b.c"}], "externalId": "e1"})
+        );
+    }
+
+    #[test]
+    fn unknown_mistyped_and_missing_attributes_are_named() {
+        let err =
+            validate_resource(&USER, &json!({"userName": "a@b.c", "nickName": "x"})).unwrap_err();
+        assert!(err.detail.contains("unknown attribute `nickName`"));
+        let err = validate_resource(&USER, &json!({"userName": "a@b.c", "active": 3})).unwrap_err();
+        assert!(err.detail.contains("`active` must be a boolean"));
+        let err = validate_resource(&GROUP, &json!({"members": []})).unwrap_err();
+        assert!(err.detail.contains("`displayName` is required"));
+        let err = validate_resource(
+            &USER,
+            &json!({"userName": "a@b.c", "emails": [{"value": 1}]}),
+        )
+        .unwrap_err();
+        assert!(err.detail.contains("`emails[0].value` must be a string"));
+    }
+
+    #[test]
+    fn projection_keeps_id_schemas_meta() {
+        let resource = json!({"id": "1", "schemas": [], "meta": {}, "userName": "u", "name": {"givenName": "g", "familyName": "f"}, "active": true});
+        let only = project(
+            resource.clone(),
+            &attribute_list(Some("name.givenName")),
+            &[],
+        );
+        assert_eq!(
+            only,
+            json!({"id": "1", "schemas": [], "meta": {}, "name": {"givenName": "g"}})
+        );
+        let without = project(resource, &[], &attribute_list(Some("NAME,active")));
+        assert_eq!(
+            without,
+            json!({"id": "1", "schemas": [], "meta": {}, "userName": "u"})
+        );
+    }
+}

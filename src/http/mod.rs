@@ -5,6 +5,7 @@ mod auth;
 mod body;
 pub mod error;
 mod routes;
+mod scim_error;
 pub mod wire;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::feature_service::configure)
             .configure(routes::ingest::configure)
             .configure(routes::admin::configure)
+            .configure(routes::scim::configure)
             .default_service(web::to(unknown_route));
     }
 }

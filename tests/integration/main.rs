@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod common;
 mod feature_service;
+mod identity;
 mod ingest;
 mod persistence;
 mod registry;

@@ -23,12 +23,16 @@ fn ingest(server: &Server, user: &str, amount: f64) {
 
 /// The user's `last_amount`, or null.
 fn last_amount(server: &Server, user: &str) -> Json {
+    last_amount_with(server, ADMIN_KEY, user)
+}
+
+/// The same, read with `key` (which must be allowed to).
+fn last_amount_with(server: &Server, key: &str, user: &str) -> Json {
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
         "joinKeyMap": {"user_id": user, "merchant": "m"}}});
-    server
-        .admin_post("/api/v1/feature-service/get-features", &request)
-        .json()["result"]["features"][2]
-        .clone()
+    let reply = server.post_json("/api/v1/feature-service/get-features", Some(key), &request);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["result"]["features"][2].clone()
 }
 
 /// Starts a snapshot and waits until it is listed; returns its file.
@@ -98,6 +102,26 @@ fn acknowledged_writes_survive_sigkill() {
             })
         })
         .collect();
+    let scim_writer = {
+        let base_url = base_url.clone();
+        std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(5))
+                .build();
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                let sent = agent
+                    .post(&format!("{base_url}/api/scim/v2/Groups"))
+                    .set("Authorization", &format!("Bearer {ADMIN_KEY}"))
+                    .send_json(json!({"displayName": format!("crash-group-{i}")}));
+                match sent.ok().and_then(|r| r.into_json::<Json>().ok()) {
+                    Some(group) => acknowledged.push(group["id"].as_str().unwrap().to_string()),
+                    None => break,
+                }
+            }
+            acknowledged
+        })
+    };
     // A moment that varies from run to run.
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -114,6 +138,11 @@ fn acknowledged_writes_survive_sigkill() {
         !acknowledged.is_empty(),
         "some writes were acknowledged before the kill"
     );
+    let groups = scim_writer.join().unwrap();
+    assert!(
+        !groups.is_empty(),
+        "some groups were acknowledged before the kill"
+    );
 
     let server = ServerBuilder::new().data_dir(data.path()).start();
     let mut last_acked: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
@@ -129,6 +158,16 @@ fn acknowledged_writes_survive_sigkill() {
             stored >= amount,
             "{user}: stored {stored}, acknowledged {amount}"
         );
+    }
+    let auth = format!("Bearer {ADMIN_KEY}");
+    for id in groups {
+        let reply = server.request(
+            "GET",
+            &format!("/api/scim/v2/Groups/{id}"),
+            &[("Authorization", &auth)],
+            None,
+        );
+        assert_eq!(reply.status, 200, "acknowledged group {id} was lost");
     }
 }
 
@@ -304,4 +343,46 @@ fn in_memory_servers_refuse_snapshots() {
         .as_str()
         .unwrap()
         .contains("data directory"));
+}
+
+#[test]
+fn service_account_keys_and_roles_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let body =
+        json!({"name": "durable", "roles": [{"type": "workspace_prod", "value": "consumer"}]})
+            .to_string();
+    let created = server.request(
+        "POST",
+        "/api/scim/v2/ServiceAccounts",
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key = created.json()["apiKey"].as_str().unwrap().to_string();
+    snapshot(&server);
+    server.kill9();
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert!(
+        last_amount_with(&server, &key, "user_1001").is_null(),
+        "the key still reads features"
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.extend(
+        std::fs::read_dir(data.path().join("journal").join("directory"))
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+            "{} holds the API key",
+            file.display()
+        );
+    }
 }

@@ -4,3 +4,4 @@ pub mod admin;
 pub mod feature_service;
 pub mod health;
 pub mod ingest;
+pub mod scim;

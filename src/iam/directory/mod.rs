@@ -183,8 +183,8 @@ impl Directory {
             .unwrap_or_else(|_| Err(gone()))
     }
 
-    /// Total matches and the requested page of rendered resources.
-    pub async fn list(&self, query: ListQuery) -> Result<(usize, Vec<Json>), ScimError> {
+    /// Every matching resource, rendered, in order.
+    pub async fn list(&self, query: ListQuery) -> Result<Vec<Json>, ScimError> {
         self.addr.send(query).await.unwrap_or_else(|_| Err(gone()))
     }
 }

@@ -34,20 +34,17 @@ impl Handler<Get> for DirectoryActor {
     }
 }
 
-/// A list request: filter, sort (`sortBy` as an attribute path), 1-based `start_index`, and
-/// `count` (None: all).
+/// A list request: filter and sort (`sortBy` as an attribute path); paging is the caller's.
 pub struct ListQuery {
     pub kind: ResourceKind,
     pub filter: Option<Filter>,
     pub sort_by: Option<String>,
     pub descending: bool,
-    pub start_index: usize,
-    pub count: Option<usize>,
     pub base_url: String,
 }
 
 impl Message for ListQuery {
-    type Result = Result<(usize, Vec<Json>), ScimError>;
+    type Result = Result<Vec<Json>, ScimError>;
 }
 
 /// The sort key of a resource for an attribute path (`name.givenName`).
@@ -68,7 +65,7 @@ fn sort_key(resource: &Json, path: &str) -> String {
 }
 
 impl Handler<ListQuery> for DirectoryActor {
-    type Result = Result<(usize, Vec<Json>), ScimError>;
+    type Result = Result<Vec<Json>, ScimError>;
 
     fn handle(&mut self, msg: ListQuery, _: &mut Self::Context) -> Self::Result {
         // Entries iterate in id order, so pages are stable between requests.
@@ -85,12 +82,6 @@ impl Handler<ListQuery> for DirectoryActor {
         if msg.descending {
             matching.reverse();
         }
-        let total = matching.len();
-        let page = matching
-            .into_iter()
-            .skip(msg.start_index.max(1) - 1)
-            .take(msg.count.unwrap_or(usize::MAX))
-            .collect();
-        Ok((total, page))
+        Ok(matching)
     }
 }

@@ -1,0 +1,467 @@
+//! SCIM 2.0 at `/api/scim/v2`: Users, Groups and ServiceAccounts (list, search, create, get,
+//! replace, patch, delete) and the discovery endpoints. Admin only; every error is a SCIM error.
+
+use std::collections::HashMap;
+
+use actix_web::http::header::{ETAG, LOCATION};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value as Json};
+
+use super::super::auth::authenticate;
+use super::super::body::{parse_json, read_limited};
+use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
+use super::super::AppState;
+use crate::iam::directory::{ListQuery, ResourceKind};
+use crate::iam::scim::filter::parse_filter;
+use crate::iam::scim::resource::{attribute_list, project};
+use crate::iam::scim::schema::{self, ResourceSchema};
+use crate::iam::Permission;
+
+const BASE: &str = "/api/scim/v2";
+/// The largest page a list returns (also published as `filter.maxResults`).
+const MAX_RESULTS: usize = 1000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(BASE)
+            .service(
+                get_only("/ServiceProviderConfig").route(web::get().to(service_provider_config)),
+            )
+            .service(get_only("/ResourceTypes").route(web::get().to(resource_types)))
+            .service(get_only("/ResourceTypes/{id}").route(web::get().to(resource_type)))
+            .service(get_only("/Schemas").route(web::get().to(schemas)))
+            .service(get_only("/Schemas/{id}").route(web::get().to(schema_by_id)))
+            .service(
+                web::resource("/.search")
+                    .route(web::post().to(search_all))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/{resource}/.search", web::post().to(search))
+            .route("/{resource}", web::get().to(list))
+            .route("/{resource}", web::post().to(create))
+            .route("/{resource}/{id}", web::get().to(get))
+            .route("/{resource}/{id}", web::put().to(replace))
+            .route("/{resource}/{id}", web::patch().to(patch))
+            .route("/{resource}/{id}", web::delete().to(delete))
+            .default_service(web::to(fallback)),
+    );
+}
+
+/// A discovery resource: GET only, anything else 405.
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    Err(ScimHttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        format!("{} is not allowed on {}", request.method(), request.path()),
+    ))
+}
+
+fn base_url(request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    format!("{}://{}{BASE}", info.scheme(), info.host())
+}
+
+/// Authenticates and requires `account_type=admin`.
+fn admin(request: &HttpRequest) -> Result<(), ScimHttpError> {
+    authenticate(request)?.require(Permission::Admin)?;
+    Ok(())
+}
+
+fn scim_json(status: StatusCode, body: &Json) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(body.to_string())
+}
+
+fn kind_of(segment: &str) -> Result<ResourceKind, ScimHttpError> {
+    match segment {
+        "Users" => Ok(ResourceKind::User),
+        "Groups" => Ok(ResourceKind::Group),
+        "ServiceAccounts" => Ok(ResourceKind::ServiceAccount),
+        other => Err(ScimHttpError::new(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("no SCIM resource type at /{other}"),
+        )),
+    }
+}
+
+/// A resource with its `ETag` (and `Location` when created).
+fn resource_response(status: StatusCode, resource: &Json) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    response.content_type(SCIM_CONTENT_TYPE);
+    if let Some(version) = resource["meta"]["version"].as_str() {
+        response.insert_header((ETAG, version.to_string()));
+    }
+    if status == StatusCode::CREATED {
+        if let Some(location) = resource["meta"]["location"].as_str() {
+            response.insert_header((LOCATION, location.to_string()));
+        }
+    }
+    response.body(resource.to_string())
+}
+
+async fn read_body(state: &AppState, payload: web::Payload) -> Result<Json, ScimHttpError> {
+    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    Ok(parse_json(&body)?)
+}
+
+fn list_response(total: usize, start_index: usize, resources: Vec<Json>) -> Json {
+    json!({
+        "schemas": [schema::LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+async fn service_provider_config(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &schema::service_provider_config(&base_url(&request)),
+    ))
+}
+
+async fn resource_types(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let base = base_url(&request);
+    let all: Vec<Json> = schema::ALL
+        .iter()
+        .map(|s| schema::resource_type_json(s, &base))
+        .collect();
+    Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
+}
+
+fn find_schema(
+    matches: impl Fn(&ResourceSchema) -> bool,
+    what: &str,
+) -> Result<&'static ResourceSchema, ScimHttpError> {
+    schema::ALL
+        .into_iter()
+        .find(|s| matches(s))
+        .ok_or_else(|| ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no {what}")))
+}
+
+async fn resource_type(
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let found = find_schema(
+        |s| s.resource_type == id.as_str(),
+        &format!("resource type `{id}`"),
+    )?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &schema::resource_type_json(found, &base_url(&request)),
+    ))
+}
+
+async fn schemas(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let base = base_url(&request);
+    let all: Vec<Json> = schema::ALL
+        .iter()
+        .map(|s| schema::schema_json(s, &base))
+        .collect();
+    Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
+}
+
+async fn schema_by_id(
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let found = find_schema(|s| s.urn == id.as_str(), &format!("schema `{id}`"))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &schema::schema_json(found, &base_url(&request)),
+    ))
+}
+
+/// The list parameters, from a query string or a `.search` body.
+struct ListParameters {
+    filter: Option<String>,
+    start_index: usize,
+    count: Option<usize>,
+    sort_by: Option<String>,
+    descending: bool,
+    attributes: Vec<String>,
+    excluded: Vec<String>,
+}
+
+fn number(value: Option<&Json>, name: &str) -> Result<Option<i64>, ScimHttpError> {
+    match value {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Number(n)) => n.as_i64().map(Some).ok_or_else(|| bad_value(name)),
+        Some(Json::String(s)) => s.trim().parse().map(Some).map_err(|_| bad_value(name)),
+        Some(_) => Err(bad_value(name)),
+    }
+}
+
+fn bad_value(name: &str) -> ScimHttpError {
+    ScimHttpError::new(
+        StatusCode::BAD_REQUEST,
+        Some("invalidValue"),
+        format!("`{name}` must be an integer"),
+    )
+}
+
+impl ListParameters {
+    fn from_json(object: &Json) -> Result<ListParameters, ScimHttpError> {
+        let text = |name: &str| {
+            crate::iam::scim::filter::get_ci(object, name)
+                .and_then(|v| v.as_str().map(str::to_string))
+        };
+        let list = |name: &str| match crate::iam::scim::filter::get_ci(object, name) {
+            Some(Json::Array(items)) => items
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(Json::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let sort_order = text("sortOrder").unwrap_or_default().to_ascii_lowercase();
+        if !sort_order.is_empty() && sort_order != "ascending" && sort_order != "descending" {
+            return Err(ScimHttpError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                "`sortOrder` must be ascending or descending",
+            ));
+        }
+        let start_index = number(
+            crate::iam::scim::filter::get_ci(object, "startIndex"),
+            "startIndex",
+        )?
+        .unwrap_or(1)
+        .max(1) as usize;
+        let count = number(crate::iam::scim::filter::get_ci(object, "count"), "count")?
+            .map(|c| (c.max(0) as usize).min(MAX_RESULTS));
+        Ok(ListParameters {
+            filter: text("filter"),
+            start_index,
+            count,
+            sort_by: text("sortBy"),
+            descending: sort_order == "descending",
+            attributes: attribute_list(Some(&list("attributes"))),
+            excluded: attribute_list(Some(&list("excludedAttributes"))),
+        })
+    }
+}
+
+/// Runs a list over some resource types, paging over their concatenation.
+async fn run_list(
+    state: &AppState,
+    request: &HttpRequest,
+    kinds: &[ResourceKind],
+    parameters: ListParameters,
+) -> Result<HttpResponse, ScimHttpError> {
+    let filter = match &parameters.filter {
+        Some(text) => Some(parse_filter(text).map_err(|e| {
+            ScimHttpError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidFilter"),
+                format!("invalid filter: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let mut total = 0;
+    let mut matching = Vec::new();
+    for kind in kinds {
+        let query = ListQuery {
+            kind: *kind,
+            filter: filter.clone(),
+            sort_by: parameters.sort_by.clone(),
+            descending: parameters.descending,
+            base_url: base_url(request),
+        };
+        let resources = state.directory.list(query).await?;
+        total += resources.len();
+        matching.extend(resources);
+    }
+    let page: Vec<Json> = matching
+        .into_iter()
+        .skip(parameters.start_index - 1)
+        .take(parameters.count.unwrap_or(MAX_RESULTS))
+        .map(|r| project(r, &parameters.attributes, &parameters.excluded))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, parameters.start_index, page),
+    ))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    resource: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let kind = kind_of(&resource)?;
+    let object: serde_json::Map<String, Json> = query
+        .into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, Json::String(v)))
+        .collect();
+    run_list(
+        &state,
+        &request,
+        &[kind],
+        ListParameters::from_json(&Json::Object(object))?,
+    )
+    .await
+}
+
+async fn search(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    resource: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let kind = kind_of(&resource)?;
+    let body = read_body(&state, payload).await?;
+    run_list(&state, &request, &[kind], ListParameters::from_json(&body)?).await
+}
+
+/// `POST /.search`: every resource type.
+async fn search_all(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let body = read_body(&state, payload).await?;
+    let kinds = [
+        ResourceKind::User,
+        ResourceKind::Group,
+        ResourceKind::ServiceAccount,
+    ];
+    run_list(&state, &request, &kinds, ListParameters::from_json(&body)?).await
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    resource: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let kind = kind_of(&resource)?;
+    let body = read_body(&state, payload).await?;
+    let created = state
+        .directory
+        .create(kind, body, base_url(&request))
+        .await?;
+    Ok(resource_response(StatusCode::CREATED, &created))
+}
+
+/// `attributes` / `excludedAttributes` of a query string.
+fn projection(query: &HashMap<String, String>) -> (Vec<String>, Vec<String>) {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    (
+        attribute_list(get("attributes")),
+        attribute_list(get("excludedAttributes")),
+    )
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let (resource, id) = path.into_inner();
+    let found = state
+        .directory
+        .get(kind_of(&resource)?, id, base_url(&request))
+        .await?;
+    let (attributes, excluded) = projection(&query);
+    Ok(resource_response(
+        StatusCode::OK,
+        &project(found, &attributes, &excluded),
+    ))
+}
+
+async fn replace(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let (resource, id) = path.into_inner();
+    let kind = kind_of(&resource)?;
+    let body = read_body(&state, payload).await?;
+    let replaced = state
+        .directory
+        .replace(kind, id, body, base_url(&request))
+        .await?;
+    Ok(resource_response(StatusCode::OK, &replaced))
+}
+
+async fn patch(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let (resource, id) = path.into_inner();
+    let kind = kind_of(&resource)?;
+    let body = read_body(&state, payload).await?;
+    let patched = state
+        .directory
+        .patch(kind, id, body, base_url(&request))
+        .await?;
+    Ok(resource_response(StatusCode::OK, &patched))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let (resource, id) = path.into_inner();
+    state.directory.delete(kind_of(&resource)?, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Unknown paths are 404; known paths with another method are 405.
+async fn fallback(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    let path = request.path().trim_start_matches(BASE);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let known = match segments.as_slice() {
+        [first] | [first, _] => kind_of(first).is_ok(),
+        _ => false,
+    };
+    if known {
+        method_not_allowed(request).await
+    } else {
+        Err(ScimHttpError::new(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("no SCIM endpoint at {}", request.path()),
+        ))
+    }
+}

@@ -21,6 +21,8 @@ struct ConfigFile {
     #[serde(default)]
     persistence: PersistenceSection,
     #[serde(default)]
+    secrets: SecretsSection,
+    #[serde(default)]
     workspace: Vec<WorkspaceEntry>,
     #[serde(default)]
     demo: DemoSection,
@@ -56,6 +58,15 @@ struct PersistenceSection {
     snapshot_retention: Option<usize>,
     /// Default: `<data_dir>/snapshots`.
     snapshot_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretsSection {
+    /// Default: `<data_dir>/master.key` (created, mode 0600, on first start).
+    master_key_file: Option<String>,
+    /// TrueFoundry's tenant name (the first part of every fqn).
+    tenant: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,8 +116,18 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
     pub persistence: PersistenceSettings,
+    pub secrets: SecretsSettings,
     pub workspaces: Vec<WorkspaceSource>,
     pub demo_seeds: Vec<DemoSeed>,
+}
+
+/// Where the vault's master key lives and how TrueFoundry names things.
+#[derive(Debug, Clone)]
+pub struct SecretsSettings {
+    /// `None` only without a data directory and without a configured file: the key is then
+    /// random per run (`QUIVER_MASTER_KEY` always wins).
+    pub master_key_file: Option<PathBuf>,
+    pub tenant: String,
 }
 
 /// How state is kept when there is a data directory.
@@ -130,11 +151,17 @@ impl PersistenceSettings {
         data_dir.join("journal").join("directory")
     }
 
+    /// The vault's journal.
+    pub fn vault_journal_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("journal").join("vault")
+    }
+
     /// Every journal of a data directory (what a restore sets aside).
     pub fn journal_dirs(data_dir: &Path) -> Vec<PathBuf> {
         vec![
             Self::rows_journal_dir(data_dir),
             Self::directory_journal_dir(data_dir),
+            Self::vault_journal_dir(data_dir),
         ]
     }
 }
@@ -237,8 +264,23 @@ impl Settings {
             snapshot_retention: persistence.snapshot_retention.unwrap_or(5).max(1),
             snapshot_dir,
         };
+        let secrets = SecretsSettings {
+            master_key_file: file
+                .secrets
+                .master_key_file
+                .as_deref()
+                .filter(|f| !f.is_empty())
+                .map(|f| base.join(f))
+                .or_else(|| data_dir.as_ref().map(|d| d.join("master.key"))),
+            tenant: file
+                .secrets
+                .tenant
+                .clone()
+                .unwrap_or_else(|| "quiver".to_string()),
+        };
         Ok(Settings {
             persistence,
+            secrets,
             listen,
             n_shards: file.server.shards.filter(|n| *n > 0).unwrap_or(cores),
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),

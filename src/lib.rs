@@ -7,6 +7,7 @@
 //! - [`ingest`]: the write path (records and load files -> validated rows).
 //! - [`iam`]: API keys and principals.
 //! - [`persist`]: journals, snapshot files and the snapshot scheduler.
+//! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
 //! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`cli`]: the `quiver` subcommands.
@@ -20,5 +21,6 @@ pub mod iam;
 pub mod ingest;
 pub mod persist;
 pub mod registry;
+pub mod secrets;
 pub mod serving;
 pub mod store;

@@ -1,6 +1,7 @@
-//! The `quiver` command line: `serve` (the default), `load` and `snapshot`.
+//! The `quiver` command line: `serve` (the default), `load`, `snapshot` and `secrets`.
 
 mod load;
+mod secrets;
 mod serve;
 mod snapshot;
 
@@ -31,6 +32,8 @@ enum Command {
     Load(load::LoadArgs),
     /// List, verify, restore or create snapshots.
     Snapshot(snapshot::SnapshotArgs),
+    /// Manage the secrets vault (rotate its master key).
+    Secrets(secrets::SecretsArgs),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -56,5 +59,6 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Load(args)) => load::run(args),
         Some(Command::Snapshot(args)) => snapshot::run(args),
+        Some(Command::Secrets(args)) => secrets::run(args),
     }
 }

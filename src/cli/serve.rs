@@ -19,6 +19,9 @@ use crate::persist::restore::{find_snapshot, install_snapshot};
 use crate::persist::snapshot::newest_valid;
 use crate::persist::Snapshotter;
 use crate::registry::{load_registry, Registry};
+use crate::secrets::crypto::{KeySource, MasterKey};
+use crate::secrets::persistence::next_key_path;
+use crate::secrets::Vault;
 use crate::store::Router;
 
 #[derive(Debug, clap::Args)]
@@ -99,8 +102,11 @@ async fn serve(
     let router = Router::start(settings.n_shards, settings.arena_initial_bytes, views)
         .context("could not start the shards")?;
     let directory = Directory::start(hasher, admin_digest);
+    let vault = start_vault(&settings)?;
     let snapshotter = match &settings.data_dir {
-        Some(data_dir) => Some(recover(&settings, data_dir, &router, &directory, &registry).await?),
+        Some(data_dir) => {
+            Some(recover(&settings, data_dir, &router, &directory, &vault, &registry).await?)
+        }
         None => {
             seed_demo(&settings, &registry, &router).await?;
             None
@@ -126,6 +132,7 @@ async fn serve(
         registry,
         router,
         directory,
+        vault,
         snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
@@ -166,6 +173,50 @@ async fn serve(
     Ok(())
 }
 
+/// Loads the master key (`QUIVER_MASTER_KEY`, else the key file, created on first start) and
+/// starts the vault. A `.next` key beside the file means a rotation was interrupted: values are
+/// then opened with either key.
+fn start_vault(settings: &Settings) -> anyhow::Result<Vault> {
+    let env_key = std::env::var("QUIVER_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let key_file = settings.secrets.master_key_file.as_deref();
+    let (key, source) =
+        MasterKey::load(env_key.as_deref(), key_file).context("could not load the master key")?;
+    match source {
+        KeySource::Environment => tracing::info!("master key taken from QUIVER_MASTER_KEY"),
+        KeySource::File => tracing::info!("master key loaded from its key file"),
+        KeySource::CreatedFile => tracing::warn!(
+            key_file = %key_file.map(|p| p.display().to_string()).unwrap_or_default(),
+            "CREATED A NEW MASTER KEY FILE (mode 0600): fine for development; in production set QUIVER_MASTER_KEY or provision the file, and back it up: without it no secret can be read"
+        ),
+        KeySource::Ephemeral => tracing::warn!(
+            "secrets are sealed with a random per-run master key (no data directory)"
+        ),
+    }
+    let mut keys = vec![key];
+    let rotation_file = if source == KeySource::Environment {
+        None
+    } else {
+        key_file.map(std::path::Path::to_path_buf)
+    };
+    if let Some(next) = rotation_file
+        .as_deref()
+        .map(next_key_path)
+        .filter(|p| p.exists())
+    {
+        let (next_key, _) = MasterKey::load(None, Some(&next))
+            .context("could not load the interrupted rotation's key")?;
+        tracing::warn!(key_file = %next.display(), "an interrupted key rotation was found; values open with either key; run `quiver secrets rotate-key` again");
+        keys.push(next_key);
+    }
+    Ok(Vault::start(
+        keys,
+        rotation_file,
+        settings.secrets.tenant.clone(),
+    ))
+}
+
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -193,6 +244,7 @@ async fn recover(
     data_dir: &std::path::Path,
     router: &Router,
     directory: &Directory,
+    vault: &Vault,
     registry: &Registry,
 ) -> anyhow::Result<Snapshotter> {
     let snapshot_dir = settings
@@ -224,6 +276,13 @@ async fn recover(
         )
         .await
         .context("directory recovery failed")?;
+    let vault_records = vault
+        .recover(
+            newest.as_ref().map(|(_, s)| s),
+            PersistenceSettings::vault_journal_dir(data_dir),
+        )
+        .await
+        .context("vault recovery failed")?;
     tracing::info!(
         snapshot_rows = recovery.snapshot_rows,
         journal_records = recovery.journal_records,
@@ -231,6 +290,7 @@ async fn recover(
         skipped_rows = recovery.skipped_rows,
         dropped_journal_bytes = recovery.dropped_bytes,
         directory_journal_records = directory_records,
+        vault_journal_records = vault_records,
         "state recovered"
     );
     if newest.is_none() && recovery.journal_records == 0 {
@@ -240,7 +300,11 @@ async fn recover(
         snapshot_dir,
         settings.persistence.snapshot_retention,
         settings.n_shards,
-        vec![Box::new(router.clone()), Box::new(directory.clone())],
+        vec![
+            Box::new(router.clone()),
+            Box::new(directory.clone()),
+            Box::new(vault.clone()),
+        ],
     ))
 }
 

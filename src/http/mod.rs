@@ -15,6 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::iam::Directory;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
+use crate::secrets::Vault;
 use crate::store::Router;
 use error::{ApiError, ErrorKind};
 use wire::feature_service::WireCatalog;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub router: Router,
     pub directory: Directory,
+    pub vault: Vault,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
     /// `None` when state is in memory only.
@@ -48,6 +50,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::ingest::configure)
             .configure(routes::admin::configure)
             .configure(routes::scim::configure)
+            .configure(routes::tecton_secrets::configure)
+            .configure(routes::truefoundry::configure)
+            .configure(routes::tinybird::configure)
             .default_service(web::to(unknown_route));
     }
 }

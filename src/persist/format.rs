@@ -23,6 +23,8 @@ pub enum SectionKind {
     FeatureRows,
     /// Users, groups and service accounts (`DirectoryV1`).
     Directory,
+    /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV1`).
+    Vault,
 }
 
 impl SectionKind {
@@ -30,6 +32,7 @@ impl SectionKind {
         match self {
             SectionKind::FeatureRows => 1,
             SectionKind::Directory => 2,
+            SectionKind::Vault => 3,
         }
     }
 
@@ -37,6 +40,7 @@ impl SectionKind {
         match code {
             1 => Some(SectionKind::FeatureRows),
             2 => Some(SectionKind::Directory),
+            3 => Some(SectionKind::Vault),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl SectionKind {
         match self {
             SectionKind::FeatureRows => "feature rows",
             SectionKind::Directory => "directory objects",
+            SectionKind::Vault => "vault records",
         }
     }
 }
@@ -116,6 +121,27 @@ pub enum DirectoryChangeV1 {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct DirectoryV1 {
     pub entries: Vec<DirectoryEntryV1>,
+}
+
+/// A vault record: a Tecton scope (kind 0), a TrueFoundry group (1) or a Tinybird secret (2),
+/// as a JSON document whose secret values are ciphertext (hex), never plaintext.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VaultChangeV1 {
+    Put {
+        kind: u8,
+        key: String,
+        document: String,
+    },
+    Delete {
+        kind: u8,
+        key: String,
+    },
+}
+
+/// The vault snapshot section: every record as a `Put`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct VaultV1 {
+    pub records: Vec<VaultChangeV1>,
 }
 
 /// The xxh3 checksum used everywhere on disk.

@@ -339,7 +339,14 @@ fn users_follow_tectons_rules() {
 }
 
 /// Method, path, body, expected status, scimType and a fragment of the detail.
-type HostileCase = (&'static str, &'static str, Option<Json>, u16, Option<&'static str>, &'static str);
+type HostileCase = (
+    &'static str,
+    &'static str,
+    Option<Json>,
+    u16,
+    Option<&'static str>,
+    &'static str,
+);
 
 #[test]
 fn hostile_scim_input_gets_a_clear_error_and_changes_nothing() {

@@ -22,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/admin/secrets/rotate-key")
+            .route(web::post().to(rotate_master_key))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/admin/snapshots")
             .route(web::post().to(create_snapshot))
             .route(web::get().to(list_snapshots))
@@ -119,4 +124,20 @@ async fn load_rows(
         "rowsStored": outcome.stored,
         "rowsOlderThanStored": outcome.older_than_stored,
     })))
+}
+
+/// Re-encrypts every secret under a new master key while serving. When the key lives in a file
+/// the file is replaced; when it came from `QUIVER_MASTER_KEY`, the new key is in the answer,
+/// once, for the operator to put in the environment before the next start.
+async fn rotate_master_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::Admin)?;
+    let new_key = state.vault.rotate_key().await?;
+    let mut body = json!({"rotated": true});
+    if let Some(key) = new_key {
+        body["newMasterKey"] = json!(key);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }

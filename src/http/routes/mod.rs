@@ -5,3 +5,6 @@ pub mod feature_service;
 pub mod health;
 pub mod ingest;
 pub mod scim;
+pub mod tecton_secrets;
+pub mod tinybird;
+pub mod truefoundry;

@@ -1,0 +1,335 @@
+//! The vault's state: Tecton secret scopes, TrueFoundry secret groups and Tinybird secrets,
+//! each value held only as ciphertext; the changes a request makes; and the role rules of
+//! Tecton scopes. Pure data and functions; the actor around it journals and answers.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use crate::iam::{Principal, PrincipalKind};
+use crate::registry::time::Micros;
+
+/// A ciphertext and its version (part of its associated data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    pub ciphertext: Vec<u8>,
+    pub version: u64,
+    pub created: Micros,
+    pub updated: Micros,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScopeRole {
+    Reader,
+    Writer,
+    Manager,
+}
+
+impl ScopeRole {
+    /// The seed's names and Tecton's SDK names.
+    pub fn parse(text: &str) -> Option<ScopeRole> {
+        match text {
+            "read_scope_role" | "secret_scope_reader" => Some(ScopeRole::Reader),
+            "write_scope_role" | "secret_scope_writer" => Some(ScopeRole::Writer),
+            "manage_scope_role" | "secret_scope_manager" => Some(ScopeRole::Manager),
+            _ => None,
+        }
+    }
+
+    /// The seed's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScopeRole::Reader => "read_scope_role",
+            ScopeRole::Writer => "write_scope_role",
+            ScopeRole::Manager => "manage_scope_role",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalType {
+    User,
+    ServiceAccount,
+    Group,
+    Workspace,
+}
+
+impl PrincipalType {
+    pub fn parse(text: &str) -> Option<PrincipalType> {
+        match text {
+            "PRINCIPAL_TYPE_USER" => Some(PrincipalType::User),
+            "PRINCIPAL_TYPE_SERVICE_ACCOUNT" => Some(PrincipalType::ServiceAccount),
+            "PRINCIPAL_TYPE_GROUP" => Some(PrincipalType::Group),
+            "PRINCIPAL_TYPE_WORKSPACE" => Some(PrincipalType::Workspace),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PrincipalType::User => "PRINCIPAL_TYPE_USER",
+            PrincipalType::ServiceAccount => "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+            PrincipalType::Group => "PRINCIPAL_TYPE_GROUP",
+            PrincipalType::Workspace => "PRINCIPAL_TYPE_WORKSPACE",
+        }
+    }
+}
+
+/// A role on a scope given to a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub principal_type: PrincipalType,
+    pub principal_id: String,
+    pub role: ScopeRole,
+}
+
+/// A Tecton secret scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    pub name: String,
+    pub created: Micros,
+    pub secrets: BTreeMap<String, Sealed>,
+    pub assignments: Vec<Assignment>,
+}
+
+impl Scope {
+    /// The strongest role `principal` holds here: admins manage everything; assignments to
+    /// the principal, to its groups and to workspaces it has a role on count, and so do SCIM
+    /// `secret_scope_<scope>` roles.
+    pub fn role_of(&self, principal: &Principal) -> Option<ScopeRole> {
+        if principal.is_admin {
+            return Some(ScopeRole::Manager);
+        }
+        let from_assignments = self
+            .assignments
+            .iter()
+            .filter(|a| assignment_applies(a, principal))
+            .map(|a| a.role);
+        let from_scim = principal
+            .secret_scope_roles
+            .iter()
+            .filter(|(scope, _)| scope == &self.name)
+            .filter_map(|(_, role)| ScopeRole::parse(role));
+        from_assignments.chain(from_scim).max()
+    }
+}
+
+fn assignment_applies(assignment: &Assignment, principal: &Principal) -> bool {
+    let id = assignment.principal_id.as_str();
+    match assignment.principal_type {
+        PrincipalType::User => principal.kind == PrincipalKind::User && principal.id == id,
+        PrincipalType::ServiceAccount => {
+            principal.kind == PrincipalKind::ServiceAccount && principal.id == id
+        }
+        PrincipalType::Group => principal.groups.iter().any(|g| g == id),
+        // A workspace grant reaches every key with a role on that workspace.
+        PrincipalType::Workspace => principal
+            .workspace_roles
+            .iter()
+            .any(|r| r.workspace.as_deref().is_none_or(|w| w == id)),
+    }
+}
+
+/// One version of a TrueFoundry secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TfVersion {
+    pub id: String,
+    pub sealed: Sealed,
+}
+
+/// A key of a TrueFoundry secret group, with every version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TfSecret {
+    pub id: String,
+    pub key: String,
+    pub created: Micros,
+    pub updated: Micros,
+    pub versions: Vec<TfVersion>,
+}
+
+impl TfSecret {
+    pub fn latest(&self) -> &TfVersion {
+        self.versions.last().expect("a secret always has a version")
+    }
+}
+
+/// A TrueFoundry secret group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub integration_id: Option<String>,
+    pub manifest: Option<Json>,
+    /// (id, subject type) of the creator.
+    pub created_by: (String, String),
+    pub created: Micros,
+    pub updated: Micros,
+    pub secrets: BTreeMap<String, TfSecret>,
+}
+
+/// What a principal may do with a TrueFoundry group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupAccess {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Group {
+    /// Admins and the creator administer a group; manifest collaborators
+    /// (`user:<email>` / `serviceaccount:<name>` with `secret-group-admin|editor|viewer`) get
+    /// their role.
+    pub fn access_of(&self, principal: &Principal) -> Option<GroupAccess> {
+        if principal.is_admin || self.created_by.0 == principal.id {
+            return Some(GroupAccess::Admin);
+        }
+        let collaborators = self
+            .manifest
+            .as_ref()
+            .and_then(|m| m.get("collaborators"))
+            .and_then(Json::as_array)?;
+        collaborators
+            .iter()
+            .filter(|c| {
+                let subject = c.get("subject").and_then(Json::as_str).unwrap_or_default();
+                match subject.split_once(':') {
+                    Some(("user", email)) => {
+                        principal.kind == PrincipalKind::User
+                            && principal.name.eq_ignore_ascii_case(email)
+                    }
+                    Some(("serviceaccount", name)) => {
+                        principal.kind == PrincipalKind::ServiceAccount && principal.name == name
+                    }
+                    _ => false,
+                }
+            })
+            .filter_map(|c| match c.get("role_id").and_then(Json::as_str)? {
+                "secret-group-admin" => Some(GroupAccess::Admin),
+                "secret-group-editor" => Some(GroupAccess::Editor),
+                "secret-group-viewer" => Some(GroupAccess::Viewer),
+                _ => None,
+            })
+            .max()
+    }
+}
+
+/// A Tinybird secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TbSecret {
+    pub name: String,
+    pub sealed: Sealed,
+    pub edited_by: String,
+}
+
+/// One change; a request's changes are journaled together.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    PutScope(Scope),
+    DeleteScope(String),
+    PutGroup(Group),
+    DeleteGroup(String),
+    PutTinybird(TbSecret),
+    DeleteTinybird(String),
+}
+
+#[derive(Debug, Default)]
+pub struct VaultState {
+    pub scopes: BTreeMap<String, Scope>,
+    pub groups: BTreeMap<String, Group>,
+    /// Tinybird secrets in insertion order (the API lists them so).
+    pub tinybird: Vec<TbSecret>,
+}
+
+impl VaultState {
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::PutScope(scope) => {
+                self.scopes.insert(scope.name.clone(), scope);
+            }
+            Change::DeleteScope(name) => {
+                self.scopes.remove(&name);
+            }
+            Change::PutGroup(group) => {
+                self.groups.insert(group.id.clone(), group);
+            }
+            Change::DeleteGroup(id) => {
+                self.groups.remove(&id);
+            }
+            Change::PutTinybird(secret) => {
+                match self.tinybird.iter_mut().find(|s| s.name == secret.name) {
+                    Some(existing) => *existing = secret,
+                    None => self.tinybird.push(secret),
+                }
+            }
+            Change::DeleteTinybird(name) => self.tinybird.retain(|s| s.name != name),
+        }
+    }
+}
+
+/// A new opaque id.
+pub fn new_id() -> String {
+    crate::iam::generate_api_key()[..32].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::{Role, WorkspaceRole};
+
+    fn principal(kind: PrincipalKind, id: &str) -> Principal {
+        Principal {
+            kind,
+            id: id.into(),
+            name: id.into(),
+            is_admin: false,
+            groups: vec![],
+            workspace_roles: vec![],
+            secret_scope_roles: vec![],
+        }
+    }
+
+    #[test]
+    fn scope_roles_come_from_assignments_groups_workspaces_and_scim() {
+        let mut scope = Scope {
+            name: "db".into(),
+            created: 0,
+            secrets: BTreeMap::new(),
+            assignments: vec![],
+        };
+        let mut sa = principal(PrincipalKind::ServiceAccount, "sa1");
+        assert_eq!(scope.role_of(&sa), None);
+        scope.assignments.push(Assignment {
+            principal_type: PrincipalType::ServiceAccount,
+            principal_id: "sa1".into(),
+            role: ScopeRole::Reader,
+        });
+        assert_eq!(scope.role_of(&sa), Some(ScopeRole::Reader));
+        assert_eq!(
+            scope.role_of(&principal(PrincipalKind::User, "sa1")),
+            None,
+            "a user with the same id is someone else"
+        );
+        scope.assignments.push(Assignment {
+            principal_type: PrincipalType::Group,
+            principal_id: "g".into(),
+            role: ScopeRole::Writer,
+        });
+        sa.groups.push("g".into());
+        assert_eq!(scope.role_of(&sa), Some(ScopeRole::Writer));
+        scope.assignments.push(Assignment {
+            principal_type: PrincipalType::Workspace,
+            principal_id: "prod".into(),
+            role: ScopeRole::Manager,
+        });
+        let mut consumer = principal(PrincipalKind::ServiceAccount, "other");
+        consumer.workspace_roles.push(WorkspaceRole {
+            workspace: Some("prod".into()),
+            role: Role::Consumer,
+        });
+        assert_eq!(scope.role_of(&consumer), Some(ScopeRole::Manager));
+        let mut scim = principal(PrincipalKind::User, "u");
+        scim.secret_scope_roles
+            .push(("db".into(), "secret_scope_writer".into()));
+        assert_eq!(scope.role_of(&scim), Some(ScopeRole::Writer));
+    }
+}

@@ -9,3 +9,4 @@ mod identity;
 mod ingest;
 mod persistence;
 mod registry;
+mod secrets;

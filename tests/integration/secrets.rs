@@ -1,0 +1,995 @@
+//! The three secrets APIs end to end: every endpoint with the seeds' sample bodies, the role
+//! rules, Tinybird's limits, durability across SIGKILL without plaintext on disk or in the
+//! log, and tampering.
+
+use serde_json::{json, Value as Json};
+
+use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
+
+const TECTON: &str = "/api/v1/secrets-service";
+
+fn tecton(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
+    let auth = format!("Tecton-key {key}");
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    server.request(
+        method,
+        &format!("{TECTON}{path}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        bytes.as_deref(),
+    )
+}
+
+fn service_account(server: &Server, name: &str, roles: Json) -> (String, String) {
+    let body = json!({"name": name, "roles": roles}).to_string();
+    let reply = server.request(
+        "POST",
+        "/api/scim/v2/ServiceAccounts",
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let body = reply.json();
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["apiKey"].as_str().unwrap().to_string(),
+    )
+}
+
+fn assignment(principal_type: &str, principal_id: &str, role: &str) -> Json {
+    json!({"assignments": [{"principal_type": principal_type, "principal_id": principal_id,
+        "resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": "payments", "role": role}]})
+}
+
+#[test]
+fn tecton_scopes_secrets_and_roles() {
+    let server = Server::start();
+    let (reader_id, reader) = service_account(&server, "reader", json!([]));
+    let (writer_id, writer) = service_account(&server, "writer", json!([]));
+    let (_, consumer) = service_account(
+        &server,
+        "prod-consumer",
+        json!([{"type": "workspace_prod", "value": "consumer"}]),
+    );
+    let (_, manager) = service_account(&server, "manager", json!([]));
+
+    // Any principal may create a scope and becomes its manager.
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/payments", &manager, None).status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "POST",
+            "/scopes",
+            &manager,
+            Some(json!({"scope": "payments"}))
+        )
+        .status,
+        409
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes", &manager, None).json(),
+        json!({"scopes": [{"name": "payments"}]})
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes", &reader, None).json(),
+        json!({"scopes": []}),
+        "no role, no listing"
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/payments/keys/stripe",
+            &manager,
+            Some(json!({"value": "sk_live_123"}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/payments/keys/stripe",
+            &manager,
+            Some(json!({"value": "sk_live_456"}))
+        )
+        .status,
+        200,
+        "put is idempotent create-or-overwrite"
+    );
+
+    assert_eq!(
+        tecton(
+            &server,
+            "GET",
+            "/scopes/payments/keys/stripe",
+            &reader,
+            None
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "POST",
+            "/assign-roles",
+            &manager,
+            Some(assignment(
+                "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                &reader_id,
+                "read_scope_role"
+            ))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "POST",
+            "/assign-roles",
+            &manager,
+            Some(assignment(
+                "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                &writer_id,
+                "secret_scope_writer"
+            ))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "GET",
+            "/scopes/payments/keys/stripe",
+            &reader,
+            None
+        )
+        .json(),
+        json!({"value": "sk_live_456"})
+    );
+    let denied = tecton(
+        &server,
+        "PUT",
+        "/scopes/payments/keys/stripe",
+        &reader,
+        Some(json!({"value": "x"})),
+    );
+    assert_eq!(denied.status, 403, "readers cannot write");
+    assert!(denied.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("write_scope_role"));
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/payments/keys/db",
+            &writer,
+            Some(json!({"value": "pg"}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/payments/keys", &writer, None).json(),
+        json!({"keys": [{"name": "db"}, {"name": "stripe"}]})
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "POST",
+            "/assign-roles",
+            &writer,
+            Some(assignment(
+                "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                &writer_id,
+                "manage_scope_role"
+            ))
+        )
+        .status,
+        403,
+        "writers cannot manage"
+    );
+    assert_eq!(
+        tecton(&server, "DELETE", "/scopes/payments", &writer, None).status,
+        403
+    );
+
+    // A workspace grant lets that workspace's keys read.
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/payments/keys/db", &consumer, None).status,
+        403
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "POST",
+            "/assign-roles",
+            &manager,
+            Some(assignment(
+                "PRINCIPAL_TYPE_WORKSPACE",
+                "prod",
+                "read_scope_role"
+            ))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/payments/keys/db", &consumer, None).json(),
+        json!({"value": "pg"})
+    );
+
+    // The seed's views of assignments.
+    let principals = tecton(
+        &server,
+        "POST",
+        "/get-assigned-principals",
+        &manager,
+        Some(
+            json!({"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": "payments", "principal_types": ["PRINCIPAL_TYPE_SERVICE_ACCOUNT"]}),
+        ),
+    );
+    assert_eq!(principals.status, 200, "{}", principals.body);
+    let assignments = principals.json()["assignments"].as_array().unwrap().clone();
+    let reader_entry = assignments
+        .iter()
+        .find(|a| a["principal"]["service_account"]["id"] == reader_id.as_str())
+        .unwrap();
+    assert_eq!(
+        reader_entry["principal"]["service_account"]["name"],
+        "reader"
+    );
+    assert_eq!(
+        reader_entry["role_assignments"][0]["roles_granted"][0],
+        json!({"role": "read_scope_role", "role_assignment_sources": [{"assignment_type": "ROLE_ASSIGNMENT_TYPE_DIRECT"}]})
+    );
+    let roles = tecton(
+        &server,
+        "POST",
+        "/get-assigned-roles",
+        &writer,
+        Some(
+            json!({"principal_type": "PRINCIPAL_TYPE_SERVICE_ACCOUNT", "principal_id": writer_id, "resource_type": "RESOURCE_TYPE_SECRET_SCOPE"}),
+        ),
+    );
+    assert_eq!(
+        roles.json(),
+        json!({"assignments": [{"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": "payments",
+        "roles_granted": [{"role": "write_scope_role", "role_assignment_sources": [{"assignment_type": "ROLE_ASSIGNMENT_TYPE_DIRECT"}]}]}]})
+    );
+
+    // A revoked role takes effect on the next request.
+    assert_eq!(
+        server
+            .post_json(
+                "/api/v1/authorization-service/unassign-roles",
+                Some(&manager),
+                &assignment(
+                    "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                    &reader_id,
+                    "read_scope_role"
+                )
+            )
+            .status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "GET",
+            "/scopes/payments/keys/stripe",
+            &reader,
+            None
+        )
+        .status,
+        403
+    );
+
+    // Bad input and a non-empty scope.
+    let bad_role = tecton(
+        &server,
+        "POST",
+        "/assign-roles",
+        &manager,
+        Some(assignment(
+            "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+            &reader_id,
+            "owner",
+        )),
+    );
+    assert!(bad_role.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("read_scope_role, write_scope_role or manage_scope_role"));
+    assert_eq!(
+        tecton(
+            &server,
+            "POST",
+            "/assign-roles",
+            &manager,
+            Some(assignment(
+                "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                "ghost",
+                "read_scope_role"
+            ))
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/nope/keys/x", &manager, None).status,
+        404
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/payments/keys/nope", &manager, None).status,
+        404
+    );
+    let not_empty = tecton(&server, "DELETE", "/scopes/payments", &manager, None);
+    assert_eq!(not_empty.status, 409);
+    assert!(not_empty.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("still holds 2 secret(s)"));
+    for key in ["stripe", "db"] {
+        assert_eq!(
+            tecton(
+                &server,
+                "DELETE",
+                &format!("/scopes/payments/keys/{key}"),
+                &manager,
+                None
+            )
+            .status,
+            200
+        );
+    }
+    assert_eq!(
+        tecton(&server, "DELETE", "/scopes/payments", &manager, None).status,
+        200
+    );
+    assert_eq!(
+        server
+            .request(
+                "GET",
+                "/v1/secrets-service/scopes",
+                &[("Authorization", &format!("Tecton-key {ADMIN_KEY}"))],
+                None
+            )
+            .json(),
+        json!({"scopes": []})
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes", "bad-key", None).status,
+        401
+    );
+}
+
+fn tf(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
+    let auth = format!("Bearer {key}");
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    server.request(
+        method,
+        &format!("/api/svc/v1{path}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        bytes.as_deref(),
+    )
+}
+
+#[test]
+fn truefoundry_secret_groups_and_versions() {
+    let server = Server::start();
+    let created = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(
+            json!({"name": "grp", "integrationId": "i1", "secrets": [{"key": "K", "value": "v1"}, {"key": "N", "value": "n1"}]}),
+        ),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let group = created.json()["data"].clone();
+    let id = group["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (group["fqn"].as_str(), group["tenantName"].as_str()),
+        (Some("quiver:grp"), Some("quiver"))
+    );
+    assert!(group["accountId"].is_string() && group["createdBySubject"]["subjectType"].is_string());
+    let secrets = group["associatedSecrets"].as_array().unwrap();
+    assert_eq!(secrets[0]["fqn"], "quiver:grp:K");
+    assert_eq!(secrets[0]["secretVersions"][0]["version"], 1);
+    assert!(!created.body.contains("v1\""), "groups never carry values");
+    assert_eq!(
+        tf(
+            &server,
+            "POST",
+            "/secret-groups",
+            ADMIN_KEY,
+            Some(json!({"name": "grp", "secrets": []}))
+        )
+        .status,
+        409
+    );
+
+    // Update: the full key set. K changes (version 2), N keeps its value, an omitted key goes.
+    let updated = tf(
+        &server,
+        "PUT",
+        &format!("/secret-groups/{id}"),
+        ADMIN_KEY,
+        Some(
+            json!({"secrets": [{"key": "K", "value": "v2"}, {"key": "N"}, {"key": "NEW", "value": "x"}]}),
+        ),
+    );
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    let after = updated.json()["data"]["associatedSecrets"].clone();
+    let by_name = |name: &str| {
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("K")["secretVersions"].as_array().unwrap().len(), 2);
+    assert_eq!(by_name("N")["secretVersions"].as_array().unwrap().len(), 1);
+    let dropped = tf(
+        &server,
+        "PUT",
+        &format!("/secret-groups/{id}"),
+        ADMIN_KEY,
+        Some(json!({"secrets": [{"key": "K"}]})),
+    );
+    assert_eq!(
+        dropped.json()["data"]["associatedSecrets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let k_id = by_name("K")["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        tf(&server, "GET", &format!("/secrets/{k_id}"), ADMIN_KEY, None).json()["data"]["value"],
+        "v2"
+    );
+
+    // Lists: values only with withValue; an empty page past the end.
+    let listed = tf(
+        &server,
+        "POST",
+        "/secrets",
+        ADMIN_KEY,
+        Some(json!({"limit": 100, "offset": 0, "secretGroupId": id, "withValue": false})),
+    )
+    .json();
+    assert!(listed["data"][0].get("value").is_none());
+    assert_eq!(listed["pagination"]["total"], 1);
+    let with_value = tf(
+        &server,
+        "POST",
+        "/secrets",
+        ADMIN_KEY,
+        Some(json!({"limit": 100, "offset": 0, "secretFqns": ["quiver:grp:K"], "withValue": true})),
+    )
+    .json();
+    assert_eq!(with_value["data"][0]["value"], "v2");
+    let past_end = tf(
+        &server,
+        "GET",
+        "/secret-groups?limit=100&offset=5",
+        ADMIN_KEY,
+        None,
+    )
+    .json();
+    assert_eq!(
+        (
+            past_end["data"].as_array().unwrap().len(),
+            past_end["pagination"]["total"].as_u64()
+        ),
+        (0, Some(1))
+    );
+    let by_fqn = tf(
+        &server,
+        "GET",
+        "/secret-groups?limit=1&offset=0&fqn=quiver:grp",
+        ADMIN_KEY,
+        None,
+    )
+    .json();
+    assert_eq!(by_fqn["data"][0]["id"], id.as_str());
+    assert_eq!(
+        tf(&server, "GET", "/secret-groups?limit=0", ADMIN_KEY, None).status,
+        422
+    );
+
+    // Upsert by manifest, collaborators and access.
+    let (_, viewer) = service_account(&server, "tf-viewer", json!([]));
+    assert_eq!(
+        tf(
+            &server,
+            "GET",
+            &format!("/secret-groups/{id}"),
+            &viewer,
+            None
+        )
+        .status,
+        403
+    );
+    let manifest = json!({"manifest": {"type": "secret-group", "name": "grp", "integration_fqn": "internal:secret-store",
+        "collaborators": [{"subject": "serviceaccount:tf-viewer", "role_id": "secret-group-viewer"}]}, "dryRun": false});
+    assert_eq!(
+        tf(&server, "PUT", "/secret-groups", ADMIN_KEY, Some(manifest)).status,
+        200
+    );
+    assert_eq!(
+        tf(&server, "GET", &format!("/secrets/{k_id}"), &viewer, None).json()["data"]["value"],
+        "v2"
+    );
+    assert_eq!(
+        tf(
+            &server,
+            "DELETE",
+            &format!("/secrets/{k_id}"),
+            &viewer,
+            None
+        )
+        .status,
+        403,
+        "viewers cannot delete"
+    );
+
+    let deleted = tf(
+        &server,
+        "DELETE",
+        &format!("/secrets/{k_id}"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!((deleted.status, deleted.body.as_str()), (200, "1"));
+    let gone = tf(
+        &server,
+        "DELETE",
+        &format!("/secret-groups/{id}"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!((gone.status, gone.json()), (200, json!({})));
+    let missing = tf(
+        &server,
+        "GET",
+        &format!("/secret-groups/{id}"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["statusCode"], 404);
+    assert_eq!(
+        tf(&server, "GET", "/secret-groups", "bad-key", None).json(),
+        json!({"statusCode": 401, "message": "Unauthorized"})
+    );
+}
+
+fn tinybird(server: &Server, method: &str, path: &str, form: Option<&str>) -> Reply {
+    let url = format!(
+        "{path}{}token={ADMIN_KEY}",
+        if path.contains('?') { "&" } else { "?" }
+    );
+    server.request(
+        method,
+        &url,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.map(str::as_bytes),
+    )
+}
+
+#[test]
+fn tinybird_secrets_with_their_limits() {
+    let server = Server::start();
+    let created = tinybird(
+        &server,
+        "POST",
+        "/v0/secrets",
+        Some("name=pg_password&value=s3cr%26t%3Dx+y"),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let body = created.json();
+    assert_eq!(
+        (body["name"].as_str(), body["type"].as_str()),
+        (Some("pg_password"), Some("secret"))
+    );
+    assert!(
+        body["created_at"].is_string()
+            && body["updated_at"].is_string()
+            && body["edited_by"].is_string()
+    );
+    assert!(body.get("value").is_none());
+    assert_eq!(created.header("x-ratelimit-limit"), Some("5"));
+
+    // The same handlers on the CLI's path, with a Bearer token and a JSON body too.
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let json_create = server.request(
+        "POST",
+        "/v0/variables",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"name": "kafka", "value": "k"}"#),
+    );
+    assert_eq!(json_create.status, 200);
+    let listed = tinybird(&server, "GET", "/v0/variables", None).json();
+    let names: Vec<&str> = listed["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pg_password", "kafka"]);
+    assert!(tinybird(&server, "GET", "/v0/secrets", None).json()["secrets"].is_array());
+    assert!(
+        !tinybird(&server, "GET", "/v0/secrets", None)
+            .body
+            .contains("s3cr"),
+        "values are never returned"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let updated = tinybird(&server, "PUT", "/v0/secrets/pg_password", Some("value=new"));
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.json()["created_at"], body["created_at"]);
+    assert_eq!(
+        tinybird(
+            &server,
+            "PUT",
+            "/v0/secrets/pg_password",
+            Some("value=x&type=secret")
+        )
+        .json()["error"],
+        "Variable type cannot be changed"
+    );
+    assert_eq!(
+        tinybird(&server, "GET", "/v0/secrets/pg_password", None).json()["name"],
+        "pg_password"
+    );
+    assert_eq!(
+        tinybird(&server, "GET", "/v0/secrets/nope", None).status,
+        404
+    );
+    assert_eq!(
+        tinybird(&server, "DELETE", "/v0/secrets/kafka", None).json(),
+        json!({"ok": true})
+    );
+
+    // Errors in Tinybird's order and shape.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let errors = [
+        ("value=x", "Missing argument name"),
+        ("name=a", "missing value"),
+        ("name=&value=x", "missing name"),
+        (
+            "name=t&value=x&type=other",
+            "Supported variable types are: secret",
+        ),
+        (
+            "name=pg_password&value=x",
+            "Secret with name \"pg_password\" already exists",
+        ),
+    ];
+    for (form, message) in errors {
+        let reply = tinybird(&server, "POST", "/v0/secrets", Some(form));
+        assert_eq!(
+            (
+                reply.status,
+                reply.json()["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            ),
+            (400, message.to_string()),
+            "{form}"
+        );
+        assert!(reply.json()["documentation"].is_string());
+    }
+    let oversized = format!("name=big&value={}", "x".repeat(8 * 1024 + 1));
+    assert_eq!(
+        tinybird(&server, "POST", "/v0/secrets", Some(&oversized)).json()["error"],
+        "Variable maximum size is 8KB"
+    );
+
+    // 403 for a bad token and for a non-admin token (Tinybird never answers 401).
+    let bad = server.request("GET", "/v0/secrets?token=nope", &[], None);
+    assert_eq!(
+        (bad.status, bad.json()["error"].as_str()),
+        (403, Some("invalid authentication token"))
+    );
+    let (_, consumer) = service_account(
+        &server,
+        "tb-consumer",
+        json!([{"type": "workspace_prod", "value": "consumer"}]),
+    );
+    let not_admin = server.request("GET", &format!("/v0/secrets?token={consumer}"), &[], None);
+    assert_eq!(
+        (not_admin.status, not_admin.json()["error"].as_str()),
+        (403, Some("token needs scope admin"))
+    );
+}
+
+#[test]
+fn tinybird_write_rate_and_count_limits() {
+    let server = Server::start();
+    let mut limited = None;
+    for i in 0..7 {
+        let reply = tinybird(
+            &server,
+            "POST",
+            "/v0/secrets",
+            Some(&format!("name=burst{i}&value=v")),
+        );
+        if reply.status == 429 {
+            limited = Some(reply);
+            break;
+        }
+    }
+    let limited = limited.expect("more than 5 writes in a second are refused");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert!(limited.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Too many requests"));
+
+    let mut count = tinybird(&server, "GET", "/v0/secrets", None).json()["secrets"]
+        .as_array()
+        .unwrap()
+        .len();
+    while count < 100 {
+        let reply = tinybird(
+            &server,
+            "POST",
+            "/v0/secrets",
+            Some(&format!("name=fill{count}&value=v")),
+        );
+        match reply.status {
+            200 => count += 1,
+            429 => std::thread::sleep(std::time::Duration::from_millis(250)),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let full = tinybird(
+        &server,
+        "POST",
+        "/v0/secrets",
+        Some("name=one_too_many&value=v"),
+    );
+    assert_eq!(
+        (full.status, full.json()["error"].as_str()),
+        (
+            400,
+            Some("The maximum number of secrets for this workspace is 100.")
+        )
+    );
+}
+
+#[test]
+fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
+    let data = tempfile::tempdir().unwrap();
+    let plaintexts = [
+        "tecton-plaintext-6f1c",
+        "truefoundry-plaintext-93ab",
+        "tinybird-plaintext-51de",
+    ];
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_LOG", "debug")
+        .start();
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/ops", ADMIN_KEY, None).status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/ops/keys/k",
+            ADMIN_KEY,
+            Some(json!({"value": plaintexts[0]}))
+        )
+        .status,
+        200
+    );
+    let group = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "g", "secrets": [{"key": "K", "value": plaintexts[1]}]})),
+    );
+    let secret_id = group.json()["data"]["associatedSecrets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        tinybird(
+            &server,
+            "POST",
+            "/v0/secrets",
+            Some(&format!("name=tb&value={}", plaintexts[2]))
+        )
+        .status,
+        200
+    );
+    let mut log = server.kill9();
+
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_LOG", "debug")
+        .start();
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/ops/keys/k", ADMIN_KEY, None).json()["value"],
+        plaintexts[0]
+    );
+    assert_eq!(
+        tf(
+            &server,
+            "GET",
+            &format!("/secrets/{secret_id}"),
+            ADMIN_KEY,
+            None
+        )
+        .json()["data"]["value"],
+        plaintexts[1]
+    );
+    assert_eq!(tinybird(&server, "GET", "/v0/secrets/tb", None).status, 200);
+    // A snapshot, a rotation and a shutdown snapshot: still no plaintext anywhere.
+    assert_eq!(
+        server
+            .admin_post("/admin/secrets/rotate-key", &json!({}))
+            .status,
+        200
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/ops/keys/k", ADMIN_KEY, None).json()["value"],
+        plaintexts[0],
+        "readable after rotation"
+    );
+    log.push_str(&server.terminate());
+
+    let mut files = Vec::new();
+    let mut dirs = vec![data.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path)
+            } else {
+                files.push(path)
+            }
+        }
+    }
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().contains("snapshot-")));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for plaintext in plaintexts {
+            assert!(
+                !bytes
+                    .windows(plaintext.len())
+                    .any(|w| w == plaintext.as_bytes()),
+                "{} holds `{plaintext}`",
+                file.display()
+            );
+        }
+    }
+    for plaintext in plaintexts {
+        assert!(!log.contains(plaintext), "the log holds `{plaintext}`");
+    }
+}
+
+#[test]
+fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
+    use quiver::persist::format::{checksum, decode, encode, VaultChangeV1};
+    use quiver::persist::journal::parse_records;
+
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/ops", ADMIN_KEY, None).status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/ops/keys/victim",
+            ADMIN_KEY,
+            Some(json!({"value": "v"}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/other", ADMIN_KEY, None).status,
+        200
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/other/keys/fine",
+            ADMIN_KEY,
+            Some(json!({"value": "ok"}))
+        )
+        .status,
+        200
+    );
+    server.kill9();
+
+    // Flip one bit of the victim's ciphertext and re-frame the record with a valid checksum, as
+    // an attacker with write access to the disk could.
+    let journal_dir = data.path().join("journal").join("vault");
+    let segment = std::fs::read_dir(&journal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .min()
+        .unwrap();
+    let (records, _) = parse_records(&std::fs::read(&segment).unwrap());
+    let mut rewritten = Vec::new();
+    let mut tampered = false;
+    for record in records {
+        let mut changes: Vec<VaultChangeV1> = decode(&record).unwrap();
+        for change in changes.iter_mut() {
+            if let VaultChangeV1::Put { document, .. } = change {
+                let mut doc: Json = serde_json::from_str(document).unwrap();
+                if let Some(sealed) = doc["secrets"].get_mut("victim") {
+                    let hex = sealed["ciphertext"].as_str().unwrap().to_string();
+                    let flipped = if hex.ends_with('0') { "1" } else { "0" };
+                    sealed["ciphertext"] = json!(format!("{}{flipped}", &hex[..hex.len() - 1]));
+                    *document = doc.to_string();
+                    tampered = true;
+                }
+            }
+        }
+        let payload = encode(&changes);
+        rewritten.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        rewritten.extend_from_slice(&checksum(&payload).to_le_bytes());
+        rewritten.extend_from_slice(&payload);
+    }
+    assert!(tampered);
+    std::fs::write(&segment, rewritten).unwrap();
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let reply = tecton(&server, "GET", "/scopes/ops/keys/victim", ADMIN_KEY, None);
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let message = reply.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("secret `ops/victim` could not be decrypted"),
+        "{message}"
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/other/keys/fine", ADMIN_KEY, None).json()["value"],
+        "ok",
+        "other secrets still open"
+    );
+    assert_eq!(
+        server.request("GET", "/health", &[], None).status,
+        200,
+        "no crash"
+    );
+}

@@ -91,6 +91,11 @@ impl Arena {
         Ok(())
     }
 
+    /// Every byte written so far (live and dead rows), for a snapshot's copy.
+    pub fn used(&self) -> &[u8] {
+        &self.map[..self.used]
+    }
+
     /// Bytes mapped, bytes written, bytes dead.
     pub fn usage(&self) -> (usize, usize, usize) {
         (self.map.len(), self.used, self.dead)

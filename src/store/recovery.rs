@@ -10,7 +10,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use super::router::{Router, StoreError};
 use super::shard::RowWrite;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
-use crate::persist::format::{decode, encode, RowsV1, SectionKind};
+use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind};
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
@@ -118,24 +118,37 @@ impl SnapshotSource for Router {
         let writer = self.writer.clone();
         let views = self.views.clone();
         async move {
-            let (journal_seq, exports) = writer
+            let (journal_seq, receivers) = writer
                 .send(StartSnapshot)
                 .await
                 .map_err(io::Error::other)??;
-            let mut rows = Vec::new();
-            for export in exports {
-                rows.extend(export.await.map_err(io::Error::other)?);
+            let mut exports = Vec::with_capacity(receivers.len());
+            for receiver in receivers {
+                exports.push(receiver.await.map_err(io::Error::other)?);
             }
-            let items = rows.len() as u64;
-            // Encoding a large store takes a while: keep it off the async workers.
+            let items = exports.iter().map(|e| e.entries.len() as u64).sum();
+            // Building and encoding the rows takes a while: keep it off the async workers.
             let payload = tokio::task::spawn_blocking(move || {
-                encode(&RowsV1 {
-                    views: views.to_vec(),
+                let rows = exports
+                    .iter()
+                    .flat_map(|export| {
+                        export.entries.iter().map(|e| RowRefV1 {
+                            view: e.view,
+                            key: &export.keys[e.key_start..e.key_start + e.key_len],
+                            event_time: e.event_time,
+                            payload: &export.arena
+                                [e.payload_start..e.payload_start + e.payload_len],
+                        })
+                    })
+                    .collect();
+                encode(&RowsRefV1 {
+                    views: &views,
                     rows,
                 })
             })
             .await
             .map_err(io::Error::other)?;
+
             Ok(SectionData {
                 kind: SectionKind::FeatureRows,
                 journal_seq,

@@ -122,6 +122,37 @@ fn acknowledged_writes_survive_sigkill() {
             acknowledged
         })
     };
+    let secret_writer = {
+        let base_url = base_url.clone();
+        std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(5))
+                .build();
+            let auth = format!("Tecton-key {ADMIN_KEY}");
+            if agent
+                .post(&format!("{base_url}/api/v1/secrets-service/scopes/crash"))
+                .set("Authorization", &auth)
+                .call()
+                .is_err()
+            {
+                return Vec::new();
+            }
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                let sent = agent
+                    .put(&format!(
+                        "{base_url}/api/v1/secrets-service/scopes/crash/keys/k{i}"
+                    ))
+                    .set("Authorization", &auth)
+                    .send_json(json!({"value": format!("value-{i}")}));
+                match sent {
+                    Ok(_) => acknowledged.push(i),
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        })
+    };
     // A moment that varies from run to run.
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -139,6 +170,11 @@ fn acknowledged_writes_survive_sigkill() {
         "some writes were acknowledged before the kill"
     );
     let groups = scim_writer.join().unwrap();
+    let secrets = secret_writer.join().unwrap();
+    assert!(
+        !secrets.is_empty(),
+        "some secrets were acknowledged before the kill"
+    );
     assert!(
         !groups.is_empty(),
         "some groups were acknowledged before the kill"
@@ -168,6 +204,20 @@ fn acknowledged_writes_survive_sigkill() {
             None,
         );
         assert_eq!(reply.status, 200, "acknowledged group {id} was lost");
+    }
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    for i in secrets {
+        let reply = server.request(
+            "GET",
+            &format!("/api/v1/secrets-service/scopes/crash/keys/k{i}"),
+            &[("Authorization", &auth)],
+            None,
+        );
+        assert_eq!(
+            reply.json()["value"],
+            format!("value-{i}"),
+            "acknowledged secret k{i} was lost"
+        );
     }
 }
 

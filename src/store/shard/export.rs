@@ -1,15 +1,37 @@
 //! `ExportRows`: a copy of every row of the shard, for a snapshot. Sent by the writer actor
 //! right after it rotates the journal, so each shard exports exactly the writes journaled before
 //! the rotation: together the shards' exports are a point-in-time cut.
+//!
+//! The copy is what stalls the shard, so it is kept flat: one memcpy of the arena's used bytes,
+//! the index keys appended to one buffer, and a fixed-size entry per row. Building the on-disk
+//! rows from it happens on a blocking thread, outside the shard.
 
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::ShardActor;
-use crate::persist::format::RowV1;
+
+/// One row of an export: where its key and payload are in the export's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportEntry {
+    pub view: u32,
+    pub key_start: usize,
+    pub key_len: usize,
+    pub event_time: i64,
+    pub payload_start: usize,
+    pub payload_len: usize,
+}
+
+/// A shard's rows, flat.
+#[derive(Debug, Default)]
+pub struct ShardExport {
+    pub keys: Vec<u8>,
+    pub arena: Vec<u8>,
+    pub entries: Vec<ExportEntry>,
+}
 
 pub struct ExportRows {
-    pub done: oneshot::Sender<Vec<RowV1>>,
+    pub done: oneshot::Sender<ShardExport>,
 }
 
 impl Message for ExportRows {
@@ -20,21 +42,27 @@ impl Handler<ExportRows> for ShardActor {
     type Result = ();
 
     fn handle(&mut self, msg: ExportRows, _: &mut Self::Context) {
-        // Copying is the only work done in the shard's loop; encoding and writing happen elsewhere.
-        let rows = self
-            .index
-            .iter()
-            .map(|(key, slot)| RowV1 {
+        let mut export = ShardExport {
+            keys: Vec::with_capacity(self.index.len() * 16),
+            arena: self.arena.used().to_vec(),
+            entries: Vec::with_capacity(self.index.len()),
+        };
+        for (key, slot) in &self.index {
+            let key_start = export.keys.len();
+            export.keys.extend_from_slice(&key[4..]);
+            export.entries.push(ExportEntry {
                 view: u32::from_le_bytes(
                     key[..4]
                         .try_into()
                         .expect("index keys start with the view id"),
                 ),
-                key: key[4..].to_vec(),
+                key_start,
+                key_len: key.len() - 4,
                 event_time: slot.event_time,
-                payload: self.arena.get(slot.row).to_vec(),
-            })
-            .collect();
-        let _ = msg.done.send(rows);
+                payload_start: slot.row.offset as usize,
+                payload_len: slot.row.len as usize,
+            });
+        }
+        let _ = msg.done.send(export);
     }
 }

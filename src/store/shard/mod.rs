@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use actix::{Actor, Context};
 use xxhash_rust::xxh3::Xxh3Builder;
 
-pub use export::ExportRows;
+pub use export::{ExportRows, ShardExport};
 pub use read::{Lookup, ReadRows, StoredRow};
 pub use stats::{ShardStats, ShardUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};

@@ -5,9 +5,8 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::WriterActor;
-use crate::persist::format::RowV1;
 use crate::persist::Journal;
-use crate::store::shard::ExportRows;
+use crate::store::shard::{ExportRows, ShardExport};
 
 /// From now on, writes are journaled here.
 pub struct AttachJournal(pub Journal);
@@ -29,11 +28,11 @@ impl Handler<AttachJournal> for WriterActor {
 pub struct StartSnapshot;
 
 impl Message for StartSnapshot {
-    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<Vec<RowV1>>>)>;
+    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<ShardExport>>)>;
 }
 
 impl Handler<StartSnapshot> for WriterActor {
-    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<Vec<RowV1>>>)>;
+    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<ShardExport>>)>;
 
     fn handle(&mut self, _: StartSnapshot, _: &mut Self::Context) -> Self::Result {
         let seq = match self.journal.as_mut() {

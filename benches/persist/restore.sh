@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Restore speed: Quiver loading a snapshot of N feature rows at start-up, next to Redis loading
+# an RDB of the same N keys (a hash of the same three fields per key), in one run.
+#
+# Usage: bash benches/persist/restore.sh [rows=10000000]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rows=${1:-10000000}
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
+work=$(mktemp -d)
+trap 'kill ${quiver_pid:-} ${redis_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+
+target/release/examples/make_snapshot "$rows" "$work/quiver" >/dev/null
+snapshot_bytes=$(du -b "$work"/quiver/snapshots/*.qvs | cut -f1)
+start=$(date +%s.%N)
+QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn target/release/quiver serve --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
+quiver_pid=$!
+until grep -q "listening" "$work/quiver.out"; do sleep 0.05; done
+quiver_seconds=$(echo "$(date +%s.%N) - $start" | bc)
+kill -9 $quiver_pid; quiver_pid=
+
+mkdir -p "$work/redis"
+redis-server --port 6399 --dir "$work/redis" --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+until redis-cli -p 6399 ping >/dev/null 2>&1; do sleep 0.05; done
+python3 - "$rows" <<'PY' | redis-cli -p 6399 --pipe >/dev/null
+import sys
+out = sys.stdout.buffer
+def bulk(s):
+    b = s.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+for i in range(int(sys.argv[1])):
+    parts = ["HSET", f"user_{i}", "last_amount", repr(i * 0.5), "last_merchant", f"merchant_{i % 1000}", "last_was_online", "1" if i % 2 == 0 else "0"]
+    out.write(b"*%d\r\n" % len(parts) + b"".join(bulk(p) for p in parts))
+PY
+redis-cli -p 6399 save >/dev/null
+rdb_bytes=$(du -b "$work/redis/dump.rdb" | cut -f1)
+redis-cli -p 6399 shutdown nosave >/dev/null 2>&1 || true
+wait $redis_pid 2>/dev/null || true
+redis-server --port 6399 --dir "$work/redis" --save '' --appendonly no >"$work/redis2.log" 2>&1 &
+redis_pid=$!
+until grep -q "DB loaded from disk" "$work/redis2.log"; do sleep 0.05; done
+redis_seconds=$(sed -n 's/.*DB loaded from disk: \([0-9.]*\) seconds.*/\1/p' "$work/redis2.log")
+
+echo "rows: $rows"
+echo "quiver: snapshot $snapshot_bytes bytes, start-up with restore ${quiver_seconds}s, $(echo "$rows / $quiver_seconds" | bc) rows/s"
+echo "redis:  rdb $rdb_bytes bytes, load ${redis_seconds}s, $(echo "$rows / $redis_seconds" | bc) rows/s"
+echo "ratio (quiver time / redis time): $(echo "scale=2; $quiver_seconds / $redis_seconds" | bc)"

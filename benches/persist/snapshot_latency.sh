@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# GetFeatures latency while a snapshot of a large store is written: wrk's p50/p99 over a run
+# without a snapshot, then over a run of the same length during which snapshots are taken.
+#
+# Usage: bash benches/persist/snapshot_latency.sh [rows=2000000] [seconds=10]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rows=${1:-2000000}; seconds=${2:-10}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
+work=$(mktemp -d)
+trap 'kill ${quiver_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+target/release/examples/make_snapshot "$rows" "$work/data" >/dev/null
+QUIVER_ADMIN_KEY=bench-admin-key QUIVER_LOG=warn target/release/quiver serve --listen 127.0.0.1:8095 --data-dir "$work/data" >"$work/out" 2>&1 &
+quiver_pid=$!
+until grep -q "listening" "$work/out"; do sleep 0.05; done
+url=http://127.0.0.1:8095/api/v1/feature-service/get-features
+latency() { wrk -t1 -c4 -d"${seconds}s" --latency -s benches/http/get_features.lua "$url" | awk '/ 50%/ {p50=$2} / 99%/ {p99=$2} /Requests\/sec/ {rps=$2} END {print "p50 " p50 ", p99 " p99 ", " rps " req/s"}'; }
+echo "rows: $rows"
+echo "no snapshot:     $(latency)"
+(
+  sleep 1
+  for _ in 1 2 3; do
+    curl -s -XPOST 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' >/dev/null
+    until curl -s 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | grep -q checksum; do sleep 0.1; done
+    sleep 1.5
+  done
+) &
+echo "during snapshots: $(latency)"
+wait
+echo "snapshots written: $(ls "$work/data/snapshots" | wc -l)"

@@ -1,0 +1,105 @@
+"""Checks Quiver against truefoundry-sdk 0.6.0, TrueFoundry's own Python client: secret groups
+(create, list with its pager, get, get_by_fqn, update with versions, create_or_update by
+manifest, delete) and secrets (list with and without values, get, delete), and its errors.
+Prints 'N passed, M failed' and exits non-zero on any failure.
+"""
+
+import os
+import sys
+import traceback
+
+from truefoundry_sdk import TrueFoundry
+from truefoundry_sdk.core.api_error import ApiError
+
+URL = os.environ["QUIVER_URL"]
+client = TrueFoundry(base_url=URL, api_key=os.environ["QUIVER_KEY"])
+state = {}
+
+
+def check_1_create_and_get():
+    created = client.secret_groups.create(
+        name="payments", integration_id="internal-store",
+        secrets=[{"key": "STRIPE_KEY", "value": "sk_1"}, {"key": "DB_PASSWORD", "value": "pw_1"}],
+    ).data
+    assert created.fqn == "quiver:payments", created.fqn
+    assert created.tenant_name == "quiver"
+    assert {s.name for s in created.associated_secrets} == {"STRIPE_KEY", "DB_PASSWORD"}
+    assert all(s.value is None for s in created.associated_secrets), "groups never carry values"
+    state["group"] = created.id
+    fetched = client.secret_groups.get(created.id).data
+    assert fetched.id == created.id
+
+
+def check_2_pager_and_fqn():
+    for i in range(3):
+        client.secret_groups.create(name=f"extra-{i}", integration_id="internal-store", secrets=[])
+    names = [group.name for group in client.secret_groups.list(limit=2)]
+    assert sorted(names) == sorted(["payments", "extra-0", "extra-1", "extra-2"]), names
+    by_fqn = client.secret_groups.get_by_fqn(fqn="quiver:payments")
+    assert by_fqn.data.id == state["group"]
+    try:
+        client.secret_groups.get_by_fqn(fqn="quiver:nothing")
+        raise AssertionError("expected a not-found error")
+    except ApiError as error:
+        assert error.status_code == 404
+
+
+def check_3_update_versions():
+    group = client.secret_groups.update(state["group"], secrets=[{"key": "STRIPE_KEY", "value": "sk_2"}, {"key": "DB_PASSWORD"}]).data
+    by_name = {s.name: s for s in group.associated_secrets}
+    assert [v.version for v in by_name["STRIPE_KEY"].secret_versions] == [1, 2]
+    assert [v.version for v in by_name["DB_PASSWORD"].secret_versions] == [1]
+    state["stripe"] = by_name["STRIPE_KEY"].id
+    assert client.secrets.get(state["stripe"]).data.value == "sk_2"
+
+
+def check_4_list_secrets():
+    without = list(client.secrets.list(secret_group_id=state["group"]))
+    assert len(without) == 2 and all(s.value is None for s in without)
+    with_values = list(client.secrets.list(secret_fqns=["quiver:payments:STRIPE_KEY"], with_value=True))
+    assert [s.value for s in with_values] == ["sk_2"]
+
+
+def check_5_manifest_upsert():
+    manifest = {"type": "secret-group", "name": "payments", "integration_fqn": "internal:secret-store", "collaborators": []}
+    group = client.secret_groups.create_or_update(manifest=manifest).data
+    assert group.id == state["group"]
+
+
+def check_6_errors_and_deletes():
+    try:
+        client.secret_groups.create(name="payments", integration_id="x", secrets=[])
+        raise AssertionError("expected a conflict")
+    except ApiError as error:
+        assert error.status_code == 409
+    client.secrets.delete(state["stripe"])
+    try:
+        client.secrets.get(state["stripe"])
+        raise AssertionError("expected not found")
+    except ApiError as error:
+        assert error.status_code == 404
+    client.secret_groups.delete(state["group"])
+    try:
+        TrueFoundry(base_url=URL, api_key="wrong").secret_groups.get(state["group"])
+        raise AssertionError("expected unauthorized")
+    except ApiError as error:
+        assert error.status_code == 401
+
+
+def main():
+    checks = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
+    failed = 0
+    for check in checks:
+        try:
+            check()
+            print(f"ok      {check.__name__}")
+        except Exception:
+            failed += 1
+            print(f"FAILED  {check.__name__}")
+            traceback.print_exc()
+    print(f"truefoundry-sdk: {len(checks) - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not checks else 0)
+
+
+if __name__ == "__main__":
+    main()

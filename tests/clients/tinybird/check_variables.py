@@ -1,0 +1,62 @@
+"""Checks Quiver's Tinybird secrets API with verdin 0.5.3 (LocalStack's Tinybird client, which
+calls `/v0/variables` with a Bearer token and form bodies): create, list, get, update, delete,
+not-found and a duplicate. Prints 'N passed, M failed' and exits non-zero on any failure.
+"""
+
+import os
+import sys
+import traceback
+
+from verdin.api.base import ApiError
+from verdin.api.variables import VariableNotFoundError
+from verdin.client import Client
+
+client = Client(token=os.environ["QUIVER_KEY"], api=os.environ["QUIVER_URL"])
+variables = client.api.variables
+
+
+def check_1_create_list_get():
+    created = variables.create(name="pg_password", value="s3cr&t=x y")
+    assert created.variable["name"] == "pg_password" and created.variable["type"] == "secret"
+    assert "value" not in created.variable
+    names = [v["name"] for v in variables.list().variables]
+    assert names == ["pg_password"], names
+    assert variables.get("pg_password").variable["name"] == "pg_password"
+
+
+def check_2_update_and_duplicate():
+    updated = variables.update("pg_password", "new-value")
+    assert updated.variable["name"] == "pg_password"
+    try:
+        variables.create(name="pg_password", value="again")
+        raise AssertionError("expected a 400 for a duplicate name")
+    except ApiError as error:
+        assert "API Error (400)" in str(error) and "already exists" in str(error), error
+
+
+def check_3_delete_and_not_found():
+    assert variables.delete("pg_password").ok is True
+    try:
+        variables.delete("pg_password")
+        raise AssertionError("expected not found")
+    except VariableNotFoundError:
+        pass
+
+
+def main():
+    checks = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
+    failed = 0
+    for check in checks:
+        try:
+            check()
+            print(f"ok      {check.__name__}")
+        except Exception:
+            failed += 1
+            print(f"FAILED  {check.__name__}")
+            traceback.print_exc()
+    print(f"verdin: {len(checks) - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not checks else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,10 +4,20 @@
 use actix::System;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
+use std::sync::Arc;
+
+use quiver::persist::format::ViewRefV1;
+use quiver::registry::aggregation::{
+    AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
+};
+use quiver::registry::time::{now_micros, MICROS_PER_SECOND};
+use quiver::registry::types::DataType;
 use quiver::registry::value::Value;
+use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row};
-use quiver::store::{Lookup, Router, RowWrite};
+use quiver::store::tiles::TileSet;
+use quiver::store::{Lookup, ReadContext, Router, RowWrite};
 
 /// A row shaped like the demo's `user_profile`: ints, a bool, a string, an array, a timestamp.
 fn sample_row() -> Vec<Value> {
@@ -50,14 +60,43 @@ fn routing_and_encoding(c: &mut Criterion) {
     });
 }
 
+/// A view aggregating `amt` three ways at a 10-minute tile: mean over 1h, 1d and 3d.
+fn three_window_spec() -> Arc<AggregationSpec> {
+    let minute = 60 * MICROS_PER_SECOND;
+    let window = |minutes: i64| Window::Time {
+        size: minutes * minute,
+        offset: 0,
+    };
+    Arc::new(AggregationSpec {
+        interval: 10 * minute,
+        leading_edge: LeadingEdge::WallClockTime,
+        inputs: vec![Field {
+            name: "amt".into(),
+            data_type: DataType::Float64,
+        }],
+        aggregates: [60, 24 * 60, 3 * 24 * 60]
+            .into_iter()
+            .map(|m| AggregateFeature {
+                input: 0,
+                function: Function::Mean,
+                window: window(m),
+            })
+            .collect(),
+    })
+}
+
 fn router_read(c: &mut Criterion) {
     let system = System::new();
+    let now = now_micros();
     let router = system.block_on(async {
-        let views = vec![quiver::persist::format::ViewRefV1 {
-            workspace: "bench".into(),
-            view: "v".into(),
-        }];
-        let router = Router::start(2, 1 << 20, views).unwrap();
+        let views = ["plain", "aggregating"]
+            .map(|v| ViewRefV1 {
+                workspace: "bench".into(),
+                view: v.into(),
+            })
+            .to_vec();
+        let specs = Arc::new(vec![None, Some(three_window_spec())]);
+        let router = Router::start(2, 1 << 20, views, specs).unwrap();
         let mut payload = Vec::new();
         encode_row(&sample_row(), &mut payload);
         let rows = (0..100_000)
@@ -69,15 +108,36 @@ fn router_read(c: &mut Criterion) {
             })
             .collect();
         router.write(rows).await.unwrap();
+        // A busy key: one event a minute for three days.
+        let events = (0..3 * 24 * 60)
+            .map(|m| {
+                let mut payload = Vec::new();
+                encode_row(&[Value::Float64(m as f64)], &mut payload);
+                RowWrite {
+                    view: 1,
+                    key: key_of(1),
+                    event_time: now - m * 60 * MICROS_PER_SECOND,
+                    payload,
+                }
+            })
+            .collect();
+        router.write(events).await.unwrap();
         router
     });
+    let context = ReadContext {
+        now,
+        leading_edge: None,
+    };
     c.bench_function("router_read_1_key", |b| {
         b.iter(|| {
             system
-                .block_on(router.read(vec![Lookup {
-                    view: 0,
-                    key: key_of(777),
-                }]))
+                .block_on(router.read(
+                    vec![Lookup {
+                        view: 0,
+                        key: key_of(777),
+                    }],
+                    context,
+                ))
                 .unwrap()
         })
     });
@@ -88,9 +148,45 @@ fn router_read(c: &mut Criterion) {
                 key: key_of(1000 + i),
             })
             .collect();
-        b.iter(|| system.block_on(router.read(lookups.clone())).unwrap())
+        b.iter(|| {
+            system
+                .block_on(router.read(lookups.clone(), context))
+                .unwrap()
+        })
+    });
+    c.bench_function("router_read_3_window_aggregate_busy_key", |b| {
+        b.iter(|| {
+            system
+                .block_on(router.read(
+                    vec![Lookup {
+                        view: 1,
+                        key: key_of(1),
+                    }],
+                    context,
+                ))
+                .unwrap()
+        })
     });
 }
 
-criterion_group!(benches, routing_and_encoding, router_read);
+/// The aggregate computation alone: merging a busy key's tiles for three windows.
+fn aggregate_read(c: &mut Criterion) {
+    let spec = three_window_spec();
+    let now = now_micros();
+    let mut tiles = TileSet::default();
+    for (seq, m) in (0..3 * 24 * 60).enumerate() {
+        tiles.add(
+            &spec,
+            now - m * 60 * MICROS_PER_SECOND,
+            seq as u64,
+            &[Value::Float64(m as f64)],
+        );
+    }
+    let end = quiver::store::tiles::tile_start(now, spec.interval);
+    c.bench_function("tiles_values_3_windows", |b| {
+        b.iter(|| tiles.values(black_box(&spec), end))
+    });
+}
+
+criterion_group!(benches, routing_and_encoding, router_read, aggregate_read);
 criterion_main!(benches);

@@ -37,6 +37,8 @@ struct ServerSection {
     workers: Option<usize>,
     max_body_bytes: Option<usize>,
     max_batch_size: Option<usize>,
+    /// How far in the future an aggregated event may be (default `5m`).
+    max_future_event_skew: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,16 +95,30 @@ struct DemoSection {
 #[serde(deny_unknown_fields)]
 struct DemoSeedEntry {
     workspace: String,
-    feature_view: String,
+    /// Rows of one view...
+    feature_view: Option<String>,
+    /// ...or records of a push source, fed to every view it feeds.
+    push_source: Option<String>,
     file: String,
+    /// Shift every timestamp so the newest is just before start-up.
+    #[serde(default)]
+    rebase_to_now: bool,
 }
 
 /// Rows loaded at start-up into an empty store, so the demo answers straight away.
 #[derive(Debug, Clone)]
 pub struct DemoSeed {
     pub workspace: String,
-    pub feature_view: String,
+    pub target: SeedTarget,
     pub file: PathBuf,
+    pub rebase_to_now: bool,
+}
+
+/// What a demo seed file holds.
+#[derive(Debug, Clone)]
+pub enum SeedTarget {
+    FeatureView(String),
+    PushSource(String),
 }
 
 /// The resolved configuration.
@@ -113,6 +129,7 @@ pub struct Settings {
     pub n_workers: usize,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
+    pub max_future_skew: crate::registry::time::Micros,
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
     pub persistence: PersistenceSettings,
@@ -278,7 +295,13 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| "quiver".to_string()),
         };
+        let max_future_skew = match file.server.max_future_event_skew.as_deref() {
+            None => 5 * 60 * crate::registry::time::MICROS_PER_SECOND,
+            Some(text) => parse_duration(text)
+                .map_err(|e| invalid(format!("server.max_future_event_skew: {e}")))?,
+        };
         Ok(Settings {
+            max_future_skew,
             persistence,
             secrets,
             listen,
@@ -301,12 +324,25 @@ impl Settings {
                 .demo
                 .seed
                 .into_iter()
-                .map(|s| DemoSeed {
-                    workspace: s.workspace,
-                    feature_view: s.feature_view,
-                    file: base.join(s.file),
+                .map(|s| {
+                    let target = match (s.feature_view, s.push_source) {
+                        (Some(view), None) => SeedTarget::FeatureView(view),
+                        (None, Some(source)) => SeedTarget::PushSource(source),
+                        _ => {
+                            return Err(invalid(format!(
+                                "demo seed {}: give exactly one of feature_view and push_source",
+                                s.file
+                            )))
+                        }
+                    };
+                    Ok(DemoSeed {
+                        workspace: s.workspace,
+                        target,
+                        file: base.join(s.file),
+                        rebase_to_now: s.rebase_to_now,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
         })
     }
 }

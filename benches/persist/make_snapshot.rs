@@ -44,6 +44,7 @@ fn main() -> std::io::Result<()> {
             view: "user_last_transaction".into(),
         }],
         rows,
+        tiles: Vec::new(),
     };
     let payload = encode(&section);
     let sections = [SectionData {

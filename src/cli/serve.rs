@@ -9,15 +9,19 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 
 use super::ConfigArg;
-use crate::config::{DemoSeed, Overrides, PersistenceSettings, Settings};
+use crate::config::{DemoSeed, Overrides, PersistenceSettings, SeedTarget, Settings};
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{configure, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::file::{open_load_file, read_rows};
+use crate::ingest::plan_ingest;
 use crate::persist::format::ViewRefV1;
 use crate::persist::restore::{find_snapshot, install_snapshot};
 use crate::persist::snapshot::newest_valid;
 use crate::persist::Snapshotter;
+use crate::registry::time::{format_timestamp, now_micros, parse_timestamp, MICROS_PER_SECOND};
+use crate::registry::types::DataType;
+use crate::registry::Field;
 use crate::registry::{load_registry, Registry};
 use crate::secrets::crypto::{KeySource, MasterKey};
 use crate::secrets::persistence::next_key_path;
@@ -99,8 +103,20 @@ async fn serve(
             view: v.name.clone(),
         })
         .collect();
-    let router = Router::start(settings.n_shards, settings.arena_initial_bytes, views)
-        .context("could not start the shards")?;
+    let specs = Arc::new(
+        registry
+            .views()
+            .iter()
+            .map(|v| v.aggregation.clone())
+            .collect(),
+    );
+    let router = Router::start(
+        settings.n_shards,
+        settings.arena_initial_bytes,
+        views,
+        specs,
+    )
+    .context("could not start the shards")?;
     let directory = Directory::start(hasher, admin_digest);
     let vault = start_vault(&settings)?;
     let snapshotter = match &settings.data_dir {
@@ -137,6 +153,7 @@ async fn serve(
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
+            max_future_skew: settings.max_future_skew,
         },
     };
     let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
@@ -314,7 +331,7 @@ async fn seed_demo(
     router: &Router,
 ) -> anyhow::Result<()> {
     for seed in &settings.demo_seeds {
-        seed_demo_rows(registry, router, seed).await?;
+        seed_demo_rows(registry, router, seed, settings.max_future_skew).await?;
     }
     Ok(())
 }
@@ -323,21 +340,98 @@ async fn seed_demo_rows(
     registry: &Registry,
     router: &Router,
     seed: &DemoSeed,
+    max_future_skew: i64,
 ) -> anyhow::Result<()> {
-    let view = registry
-        .view_by_name(&seed.workspace, &seed.feature_view)
-        .with_context(|| {
-            format!(
-                "demo seed: no feature view `{}` in workspace `{}`",
-                seed.feature_view, seed.workspace
+    let context = || format!("demo seed {}", seed.file.display());
+    match &seed.target {
+        SeedTarget::FeatureView(name) => {
+            let view = registry
+                .view_by_name(&seed.workspace, name)
+                .with_context(|| {
+                    format!(
+                        "demo seed: no feature view `{name}` in workspace `{}`",
+                        seed.workspace
+                    )
+                })?;
+            let load_file = open_load_file(&seed.file).context("demo seed")?;
+            let rows =
+                read_rows(view, load_file.format, load_file.file, |_| {}).with_context(context)?;
+            let outcome = router
+                .write(rows.iter().map(|row| row.to_write(view)).collect())
+                .await?;
+            tracing::info!(view = %view.name, rows = outcome.stored, "demo rows seeded");
+        }
+        SeedTarget::PushSource(source) => {
+            let schema = &registry
+                .workspace(&seed.workspace)
+                .and_then(|ws| ws.push_sources.get(source))
+                .with_context(|| {
+                    format!(
+                        "demo seed: no push source `{source}` in workspace `{}`",
+                        seed.workspace
+                    )
+                })?
+                .schema;
+            let text = std::fs::read_to_string(&seed.file).with_context(context)?;
+            let mut records = text
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<serde_json::Value>, _>>()
+                .with_context(context)?;
+            let now = now_micros();
+            if seed.rebase_to_now {
+                rebase_to(&mut records, schema, now - 60 * MICROS_PER_SECOND)
+                    .with_context(context)?;
+            }
+            let plan = plan_ingest(
+                registry,
+                &seed.workspace,
+                &[(source.clone(), records)],
+                now,
+                max_future_skew,
             )
-        })?;
-    let load_file = open_load_file(&seed.file).context("demo seed")?;
-    let rows = read_rows(view, load_file.format, load_file.file, |_| {})
-        .with_context(|| format!("demo seed {}", seed.file.display()))?;
-    let outcome = router
-        .write(rows.iter().map(|row| row.to_write(view)).collect())
-        .await?;
-    tracing::info!(view = %view.name, rows = outcome.stored, "demo rows seeded");
+            .with_context(context)?;
+            let outcome = router.write(plan.rows).await?;
+            tracing::info!(source = %source, rows = outcome.stored, rejected = plan.rejected.len(), "demo events seeded");
+        }
+    }
+    Ok(())
+}
+
+/// Shifts every timestamp field of `records` by one amount, so that the newest is `anchor`.
+fn rebase_to(
+    records: &mut [serde_json::Value],
+    schema: &[Field],
+    anchor: i64,
+) -> anyhow::Result<()> {
+    let fields: Vec<&str> = schema
+        .iter()
+        .filter(|f| f.data_type == DataType::Timestamp)
+        .map(|f| f.name.as_str())
+        .collect();
+    let time_of = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .map(parse_timestamp)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let mut newest = i64::MIN;
+    for record in records.iter() {
+        for field in &fields {
+            if let Some(time) = time_of(&record[*field])? {
+                newest = newest.max(time);
+            }
+        }
+    }
+    let shift = anchor - newest;
+    for record in records.iter_mut() {
+        for field in &fields {
+            if let Some(time) = time_of(&record[*field])? {
+                record[*field] = serde_json::Value::String(format_timestamp(time + shift));
+            }
+        }
+    }
     Ok(())
 }

@@ -8,8 +8,10 @@ pub mod row;
 
 use serde_json::Value as Json;
 
+use crate::registry::aggregation::duration_text;
 use crate::registry::time::Micros;
 use crate::registry::{Registry, ViewId};
+use crate::store::tiles::tile_start;
 use crate::store::RowWrite;
 use row::parse_json_row;
 
@@ -45,6 +47,9 @@ pub struct IngestPlan {
     pub rows: Vec<RowWrite>,
     pub per_view: Vec<(ViewId, usize)>,
     pub per_source: Vec<(String, usize)>,
+    /// Events an aggregating view refused (too late or too far in the future); the request
+    /// still succeeds for everything else.
+    pub rejected: Vec<RecordError>,
 }
 
 /// Validates every record of every push source against its schema and every subscribed view.
@@ -54,6 +59,7 @@ pub fn plan_ingest(
     workspace_name: &str,
     records: &[(String, Vec<Json>)],
     now: Micros,
+    max_future_skew: Micros,
 ) -> Result<IngestPlan, IngestError> {
     let workspace = registry
         .workspace(workspace_name)
@@ -122,11 +128,26 @@ pub fn plan_ingest(
                     .collect();
                 match parse_json_row(view, &columns) {
                     Err(message) => errors.push(record_error(index, Some(&view.name), message)),
-                    Ok(parsed) => match view.ttl {
-                        Some(ttl) if parsed.event_time <= now - ttl => errors.push(record_error(
+                                        Ok(parsed) => match (view.ttl, &view.aggregation) {
+                                                (Some(ttl), _) if parsed.event_time <= now - ttl => plan.rejected.push(record_error(
                             index,
                             Some(&view.name),
                             format!("timestamp value is outside of the serving TTL defined for Feature View {}", view.name),
+                        )),
+                                                // Late or future events are refused one by one (they are well formed,
+                        // just too old or too new to matter); the rest of the batch is written.
+
+                        (_, Some(spec)) if tile_start(parsed.event_time, spec.interval) < tile_start(now, spec.interval) - spec.horizon() => {
+                            plan.rejected.push(record_error(
+                                index,
+                                Some(&view.name),
+                                format!("timestamp value is older than the longest aggregation window of Feature View {}", view.name),
+                            ))
+                        }
+                        (_, Some(_)) if parsed.event_time > now + max_future_skew => plan.rejected.push(record_error(
+                            index,
+                            Some(&view.name),
+                            format!("timestamp value is more than {} in the future", duration_text(max_future_skew)),
                         )),
                         _ => {
                             plan.rows.push(parsed.to_write(view));

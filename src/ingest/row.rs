@@ -13,11 +13,12 @@ use crate::store::key::encode_key;
 use crate::store::row::encode_row;
 use crate::store::RowWrite;
 
-/// A validated row of one view, before encoding.
+/// A validated row of one view, before encoding: for an aggregating view, one event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedRow {
     pub key: Vec<Value>,
     pub event_time: Micros,
+    /// Values of the view's `row_columns`.
     pub features: Vec<Value>,
 }
 
@@ -49,10 +50,10 @@ pub fn parse_row(
             ))
         }
     };
-    let mut features = Vec::with_capacity(view.features.len());
-    for feature in &view.features {
-        let value = read(&feature.column, &feature.data_type)
-            .map_err(|e| format!("column `{}`: {e}", feature.column))?;
+    let mut features = Vec::with_capacity(view.row_columns.len());
+    for column in &view.row_columns {
+        let value = read(&column.name, &column.data_type)
+            .map_err(|e| format!("column `{}`: {e}", column.name))?;
         features.push(value.unwrap_or(Value::Null));
     }
     Ok(ParsedRow {
@@ -83,7 +84,7 @@ pub fn parse_json_row(view: &FeatureView, object: &Map<String, Json>) -> Result<
 pub fn is_view_column(view: &FeatureView, name: &str) -> bool {
     name == view.timestamp_field
         || view.join_keys.iter().any(|k| k.name == name)
-        || view.features.iter().any(|f| f.column == name)
+        || view.row_columns.iter().any(|c| c.name == name)
 }
 
 impl ParsedRow {
@@ -115,12 +116,13 @@ impl ParsedRow {
             view.timestamp_field.clone(),
             serde_json::to_value(TectonJson(&time)).unwrap_or(Json::Null),
         );
-        for (feature, value) in view.features.iter().zip(&self.features) {
+        for (column, value) in view.row_columns.iter().zip(&self.features) {
             object.insert(
-                feature.column.clone(),
+                column.name.clone(),
                 serde_json::to_value(TectonJson(value)).unwrap_or(Json::Null),
             );
         }
+
         Json::Object(object)
     }
 }

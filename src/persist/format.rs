@@ -81,12 +81,21 @@ pub struct RowRefV1<'a> {
     pub payload: &'a [u8],
 }
 
-/// A set of rows: a journal record of the feature-rows journal, or the feature-rows snapshot
-/// section.
+/// A set of rows: a journal record of the feature-rows journal (rows only; an aggregating
+/// view's row is one event), or the feature-rows snapshot section (rows and tiles).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RowsV1 {
     pub views: Vec<ViewRefV1>,
     pub rows: Vec<RowV1>,
+    pub tiles: Vec<TilesV1>,
+}
+
+/// One key's aggregation tiles; `state` is the store's tile encoding (`store::tiles::encoding`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TilesV1 {
+    pub view: u32,
+    pub key: Vec<u8>,
+    pub state: Vec<u8>,
 }
 
 /// Borrowed twin of [`RowsV1`].
@@ -94,6 +103,7 @@ pub struct RowsV1 {
 pub struct RowsRefV1<'a> {
     pub views: &'a [ViewRefV1],
     pub rows: Vec<RowRefV1<'a>>,
+    pub tiles: &'a [TilesV1],
 }
 
 /// A user (kind 0), group (1) or service account (2) of the directory. `attributes` is the
@@ -185,6 +195,7 @@ mod tests {
                 event_time: 7,
                 payload: b"p",
             }],
+            tiles: &[],
         };
         let owned: RowsV1 = decode(&encode(&borrowed)).unwrap();
         assert_eq!(owned.views, views);

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::time::parse_duration;
+use std::sync::Arc;
+
+use super::aggregation::{
+    default_name, AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
+};
+use super::time::{parse_duration, Micros};
 use super::types::DataType;
 use super::{
     object_id, Entity, Feature, FeatureService, FeatureView, Field, PushSource, Registry,
@@ -101,12 +106,31 @@ struct RawView {
     tags: BTreeMap<String, String>,
     #[serde(default)]
     features: Vec<RawFeature>,
-    /// Tiled aggregations; declared here so the format has their place, computed by a later
-    /// version (see ARCHITECTURE.md).
+    /// The tile width of a view that aggregates.
     #[serde(default)]
     aggregation_interval: Option<String>,
+    /// `WALL_CLOCK_TIME` (default) or `LATEST_EVENT_TIME`.
     #[serde(default)]
-    aggregations: Vec<toml::Value>,
+    aggregation_leading_edge: Option<String>,
+    #[serde(default)]
+    aggregations: Vec<RawAggregation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregation {
+    column: String,
+    function: String,
+    /// A duration (`1d`) or `lifetime`.
+    window: String,
+    /// How far before the window's end the window stops (`1d`).
+    #[serde(default)]
+    offset: Option<String>,
+    /// Overrides Tecton's default name.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,10 +408,14 @@ fn build_view(
     id: ViewId,
     workspace: &Workspace,
 ) -> Result<FeatureView, RegistryError> {
-    if raw.aggregation_interval.is_some() || !raw.aggregations.is_empty() {
-        return Err(site.error(
-            "declares `aggregations`, which this version of Quiver does not compute yet; declare plain features instead",
-        ));
+    let aggregating = raw.aggregation_interval.is_some() || !raw.aggregations.is_empty();
+    if aggregating && kind != "stream_feature_view" {
+        return Err(site.error("only stream feature views aggregate"));
+    }
+    if aggregating && !raw.features.is_empty() {
+        return Err(
+            site.error("declares both `features` and `aggregations`; a view does one or the other")
+        );
     }
     if raw.entities.is_empty() {
         return Err(site.error("a feature view needs at least one entity"));
@@ -419,7 +447,7 @@ fn build_view(
     if ttl == Some(0) {
         return Err(site.error("ttl must be longer than 0s (leave it out to keep rows forever)"));
     }
-    if raw.features.is_empty() {
+    if raw.features.is_empty() && !aggregating {
         return Err(site.error("a feature view needs at least one feature"));
     }
     let mut features: Vec<Feature> = Vec::with_capacity(raw.features.len());
@@ -448,6 +476,7 @@ fn build_view(
             tags: raw_feature.tags.clone(),
         });
     }
+    let mut aggregation = None;
     let view_kind = match (kind, &raw.source) {
         ("batch_feature_view", None) => ViewKind::Batch,
         ("batch_feature_view", Some(_)) => {
@@ -492,7 +521,13 @@ fn build_view(
                 Some(t) => return Err(site.error(format!("timestamp field `{}` is {t} in push source `{source_name}`; it must be timestamp", raw.timestamp_field))),
                 None => return Err(site.error(format!("push source `{source_name}` has no timestamp field `{}`", raw.timestamp_field))),
             }
-            for feature in &features {
+            if aggregating {
+                let (aggregate_features, spec) =
+                    build_aggregation(site, raw, &source.schema, &join_keys)?;
+                features = aggregate_features;
+                aggregation = Some(Arc::new(spec));
+            }
+            for feature in features.iter().filter(|_| !aggregating) {
                 match column_type(&feature.column) {
                     Some(t) if *t == feature.data_type => {}
                     Some(t) => {
@@ -523,9 +558,138 @@ fn build_view(
         tags: raw.tags.clone(),
         join_keys,
         timestamp_field: raw.timestamp_field.clone(),
-        ttl,
+        ttl: if aggregation.is_some() { None } else { ttl },
+        row_columns: match &aggregation {
+            Some(spec) => spec.inputs.clone(),
+            None => features
+                .iter()
+                .map(|f| Field {
+                    name: f.column.clone(),
+                    data_type: f.data_type.clone(),
+                })
+                .collect(),
+        },
         features,
+        aggregation,
     })
+}
+
+/// Validates a view's aggregations against its push source's schema; answers the aggregate
+/// features (named as Tecton names them unless `name` is given) and the spec.
+fn build_aggregation(
+    site: &Site,
+    raw: &RawView,
+    schema: &[Field],
+    join_keys: &[Field],
+) -> Result<(Vec<Feature>, AggregationSpec), RegistryError> {
+    let interval_text = raw.aggregation_interval.as_deref().ok_or_else(|| {
+        site.error("aggregations need an `aggregation_interval` (the tile width, e.g. `10m`)")
+    })?;
+    let interval = parse_duration(interval_text)
+        .map_err(|e| site.error(format!("aggregation_interval: {e}")))?;
+    if interval <= 0 {
+        return Err(site.error("aggregation_interval must be longer than 0s"));
+    }
+    let leading_edge = match raw.aggregation_leading_edge.as_deref() {
+        None => LeadingEdge::WallClockTime,
+        Some(text) => LeadingEdge::parse(text).ok_or_else(|| {
+            site.error(format!(
+                "aggregation_leading_edge `{text}` must be WALL_CLOCK_TIME or LATEST_EVENT_TIME"
+            ))
+        })?,
+    };
+    if raw.aggregations.is_empty() {
+        return Err(site.error("`aggregation_interval` is set but there are no `aggregations`"));
+    }
+    let mut inputs: Vec<Field> = Vec::new();
+    let mut aggregates = Vec::with_capacity(raw.aggregations.len());
+    let mut features: Vec<Feature> = Vec::with_capacity(raw.aggregations.len());
+    for (i, aggregation) in raw.aggregations.iter().enumerate() {
+        let what = |problem: String| {
+            site.error(format!(
+                "aggregations[{i}] ({} {}): {problem}",
+                aggregation.function, aggregation.column
+            ))
+        };
+        let column = schema
+            .iter()
+            .find(|f| f.name == aggregation.column)
+            .ok_or_else(|| {
+                what(format!(
+                    "the push source has no column `{}`",
+                    aggregation.column
+                ))
+            })?;
+        if aggregation.column == raw.timestamp_field
+            || join_keys.iter().any(|k| k.name == aggregation.column)
+        {
+            return Err(what(
+                "a join key or the timestamp field cannot be aggregated".to_string(),
+            ));
+        }
+        let (function, function_name) = Function::parse(&aggregation.function).map_err(what)?;
+        let data_type = function.output_type(&column.data_type).map_err(what)?;
+        let multiple_of_interval = |text: &str, field: &str| -> Result<Micros, RegistryError> {
+            let micros = parse_duration(text).map_err(|e| what(format!("{field}: {e}")))?;
+            if micros % interval != 0 {
+                return Err(what(format!("{field} `{text}` must be a multiple of the aggregation_interval `{interval_text}`")));
+            }
+            Ok(micros)
+        };
+        let window = if aggregation.window == "lifetime" {
+            Window::Lifetime
+        } else {
+            let size = multiple_of_interval(&aggregation.window, "window")?;
+            if size == 0 {
+                return Err(what("window must be longer than 0s".to_string()));
+            }
+            let offset = aggregation
+                .offset
+                .as_deref()
+                .map(|o| multiple_of_interval(o, "offset"))
+                .transpose()?
+                .unwrap_or(0);
+            Window::Time { size, offset }
+        };
+        let name = aggregation
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(&aggregation.column, &function_name, window, interval));
+        check_name(site, "feature name", &name)?;
+        if features.iter().any(|f| f.name == name) {
+            return Err(what(format!(
+                "the feature name `{name}` is used twice; give one a `name`"
+            )));
+        }
+        let input = match inputs.iter().position(|f| f.name == column.name) {
+            Some(index) => index,
+            None => {
+                inputs.push(column.clone());
+                inputs.len() - 1
+            }
+        };
+        aggregates.push(AggregateFeature {
+            input,
+            function,
+            window,
+        });
+        features.push(Feature {
+            name,
+            data_type,
+            column: aggregation.column.clone(),
+            description: aggregation.description.clone(),
+            tags: BTreeMap::new(),
+        });
+    }
+    Ok((
+        features,
+        AggregationSpec {
+            interval,
+            leading_edge,
+            inputs,
+            aggregates,
+        },
+    ))
 }
 
 fn build_service(

@@ -5,6 +5,7 @@
 //! The registry knows nothing of HTTP or of how rows are stored; it answers "what is this name",
 //! "what are its keys and types" and "in which order does a service return its features".
 
+pub mod aggregation;
 mod load;
 pub mod time;
 pub mod types;
@@ -86,8 +87,13 @@ pub struct FeatureView {
     pub timestamp_field: String,
     /// A row older than this is served as missing; `None` keeps rows forever.
     pub ttl: Option<Micros>,
-    /// In declaration order; a row stores its values in this order.
+    /// In declaration order (for an aggregating view, one per aggregate).
     pub features: Vec<Feature>,
+    /// The input columns a stored row holds, in order: the features' columns, or an
+    /// aggregating view's inputs.
+    pub row_columns: Vec<Field>,
+    /// How the view aggregates, if it does.
+    pub aggregation: Option<std::sync::Arc<aggregation::AggregationSpec>>,
 }
 
 /// One feature of a view.
@@ -95,7 +101,8 @@ pub struct FeatureView {
 pub struct Feature {
     pub name: String,
     pub data_type: DataType,
-    /// The input column (source field or load-file column) the value is read from.
+    /// The input column (source field or load-file column) the value is read from (for an
+    /// aggregate, the column it aggregates).
     pub column: String,
     pub description: Option<String>,
     pub tags: BTreeMap<String, String>,

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use crate::registry::aggregation::{Function, LeadingEdge};
 use crate::registry::time::Micros;
 use crate::registry::value::Value;
 use crate::registry::{FeatureService, Registry};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
-use crate::store::{Lookup, Router, StoreError};
+use crate::store::{Lookup, ReadContext, Router, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
@@ -78,6 +79,25 @@ pub struct Answer {
     pub store_bytes: usize,
 }
 
+/// How a read is made: when, where aggregation windows end, and Tecton's
+/// `coerceNullCountsToZero`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub now: Micros,
+    pub leading_edge: Option<LeadingEdge>,
+    pub coerce_null_counts_to_zero: bool,
+}
+
+impl ReadOptions {
+    pub fn at(now: Micros) -> ReadOptions {
+        ReadOptions {
+            now,
+            leading_edge: None,
+            coerce_null_counts_to_zero: false,
+        }
+    }
+}
+
 /// Finds the service a locator names; only live workspaces serve.
 pub fn resolve_service<'r>(
     registry: &'r Registry,
@@ -127,8 +147,9 @@ pub async fn get_features(
     router: &Router,
     service: &FeatureService,
     requests: &[&serde_json::Map<String, Json>],
-    now: Micros,
+    options: ReadOptions,
 ) -> Result<Answer, ServingError> {
+    let now = options.now;
     // Per request row, per service item: the lookup index, or None when a join key is null.
     let mut lookup_of: Vec<Vec<Option<usize>>> = Vec::with_capacity(requests.len());
     let mut lookups: Vec<Lookup> = Vec::new();
@@ -160,7 +181,15 @@ pub async fn get_features(
             bytes_read: 0,
         }
     } else {
-        router.read(lookups).await?
+        router
+            .read(
+                lookups,
+                ReadContext {
+                    now,
+                    leading_edge: options.leading_edge,
+                },
+            )
+            .await?
     };
 
     let mut vectors = Vec::with_capacity(requests.len());
@@ -179,12 +208,23 @@ pub async fn get_features(
                     let mut values = decode_row(&row.payload)
                         .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
                     for feature_index in &item.features {
-                        let value = values
+                        let mut value = values
                             .get_mut(*feature_index)
                             .map(std::mem::take)
                             .unwrap_or(Value::Null);
+                        let mut status = ServingStatus::Present;
+                        if let Some(spec) = &view.aggregation {
+                            // An empty window is missing data; counts may be asked to read 0.
+                            let is_count =
+                                spec.aggregates[*feature_index].function == Function::Count;
+                            if value.is_null() && is_count && options.coerce_null_counts_to_zero {
+                                value = Value::Int64(0);
+                            } else if value.is_null() {
+                                status = ServingStatus::MissingData;
+                            }
+                        }
                         vector.values.push(value);
-                        vector.statuses.push(ServingStatus::Present);
+                        vector.statuses.push(status);
                         vector.effective_times.push(Some(row.event_time));
                     }
                 }

@@ -10,8 +10,9 @@ mod recovery;
 mod router;
 pub mod row;
 mod shard;
+pub mod tiles;
 mod writer;
 
 pub use recovery::Recovery;
 pub use router::{ReadResult, Router, StoreError};
-pub use shard::{Lookup, RowWrite, ShardUsage, StoredRow, WriteOutcome};
+pub use shard::{Lookup, ReadContext, RowWrite, ShardUsage, Specs, StoredRow, WriteOutcome};

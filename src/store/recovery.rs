@@ -7,10 +7,12 @@ use std::path::Path;
 
 use futures_util::future::{BoxFuture, FutureExt};
 
+use super::key::shard_of;
 use super::router::{Router, StoreError};
 use super::shard::RowWrite;
+use super::tiles::{encoding as tiles_encoding, TileSet};
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
-use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind};
+use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV1};
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
@@ -88,7 +90,36 @@ impl Router {
                 tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
             }
         }
+        let mut restored_tiles = 0;
+        let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
+            (0..self.n_shards()).map(|_| Vec::new()).collect();
+        for stored_tiles in stored.tiles {
+            let Some(view) = ids.get(stored_tiles.view as usize).copied().flatten() else {
+                continue;
+            };
+            let Some(spec) = self.specs.get(view as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            match tiles_encoding::decode(&stored_tiles.state) {
+                // Tiles written for other aggregates (the repository changed) would be misread.
+                Ok(tiles) if tiles.fits(spec) => {
+                    per_shard[shard_of(view, &stored_tiles.key, self.n_shards())].push((
+                        view,
+                        stored_tiles.key,
+                        tiles,
+                    ));
+                    restored_tiles += 1;
+                }
+                _ => tracing::warn!(
+                    view,
+                    "stored tiles do not match the view's aggregations; skipped"
+                ),
+            }
+        }
+        self.restore_tiles(per_shard).await?;
+        on_rows(restored_tiles);
         let total = stored.rows.len();
+
         let mut writes = Vec::with_capacity(total.min(RESTORE_CHUNK));
         let mut skipped = 0;
         for row in stored.rows {
@@ -126,7 +157,10 @@ impl SnapshotSource for Router {
             for receiver in receivers {
                 exports.push(receiver.await.map_err(io::Error::other)?);
             }
-            let items = exports.iter().map(|e| e.entries.len() as u64).sum();
+            let items = exports
+                .iter()
+                .map(|e| (e.entries.len() + e.tiles.len()) as u64)
+                .sum();
             // Building and encoding the rows takes a while: keep it off the async workers.
             let payload = tokio::task::spawn_blocking(move || {
                 let rows = exports
@@ -141,9 +175,14 @@ impl SnapshotSource for Router {
                         })
                     })
                     .collect();
+                let tiles: Vec<TilesV1> = exports
+                    .iter()
+                    .flat_map(|export| export.tiles.iter().cloned())
+                    .collect();
                 encode(&RowsRefV1 {
                     views: &views,
                     rows,
+                    tiles: &tiles,
                 })
             })
             .await

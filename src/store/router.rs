@@ -12,9 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::key::shard_of;
+use super::shard::RestoreTiles;
 use super::shard::{
     Lookup, ReadRows, RowWrite, ShardActor, ShardStats, ShardUsage, StoredRow, WriteOutcome,
 };
+use super::shard::{ReadContext, Specs};
+use super::tiles::TileSet;
 use super::writer::{Write, WriterActor};
 use crate::persist::format::ViewRefV1;
 use crate::registry::ViewId;
@@ -37,6 +40,7 @@ pub struct Router {
     /// How stored rows name views (index = view id), and the way back.
     pub(super) views: Arc<Vec<ViewRefV1>>,
     pub(super) view_ids: Arc<HashMap<ViewRefV1, ViewId>>,
+    pub(super) specs: Specs,
 }
 
 /// Rows in lookup order, plus how long the slowest shard took to answer.
@@ -49,15 +53,17 @@ pub struct ReadResult {
 
 impl Router {
     /// Starts `n_shards` shard actors, each in its own arbiter (thread), and the writer. `views`
-    /// names every view id (index = id). Must be called inside an actix system.
+    /// names every view id (index = id) and `specs` says which of them aggregate. Must be
+    /// called inside an actix system.
     pub fn start(
         n_shards: usize,
         arena_bytes: usize,
         views: Vec<ViewRefV1>,
+        specs: Specs,
     ) -> std::io::Result<Router> {
         let mut shards = Vec::with_capacity(n_shards);
         for _ in 0..n_shards.max(1) {
-            let actor = ShardActor::new(arena_bytes)?;
+            let actor = ShardActor::new(arena_bytes, specs.clone())?;
             let arbiter = Arbiter::new();
             shards.push(ShardActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 actor
@@ -81,6 +87,7 @@ impl Router {
             writer,
             views,
             view_ids,
+            specs,
         })
     }
 
@@ -114,7 +121,11 @@ impl Router {
     }
 
     /// Reads the current row of each lookup; the answer is in lookup order.
-    pub async fn read(&self, lookups: Vec<Lookup>) -> Result<ReadResult, StoreError> {
+    pub async fn read(
+        &self,
+        lookups: Vec<Lookup>,
+        context: ReadContext,
+    ) -> Result<ReadResult, StoreError> {
         let n = self.shards.len();
         let total = lookups.len();
         let mut per_shard: Vec<(Vec<usize>, Vec<Lookup>)> =
@@ -132,7 +143,7 @@ impl Router {
                 let addr = &self.shards[shard];
                 async move {
                     let started = Instant::now();
-                    let answer = addr.send(ReadRows(lookups)).await;
+                    let answer = addr.send(ReadRows { lookups, context }).await;
                     (shard, positions, answer, started.elapsed())
                 }
             });
@@ -152,6 +163,24 @@ impl Router {
             max_shard_latency,
             bytes_read,
         })
+    }
+
+    /// Puts tiles read from a snapshot back into their shards (one list per shard).
+    pub(super) async fn restore_tiles(
+        &self,
+        per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>>,
+    ) -> Result<(), StoreError> {
+        for (shard, tiles) in per_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+        {
+            self.shards[shard]
+                .send(RestoreTiles(tiles))
+                .await
+                .map_err(|_| StoreError::ShardGone(shard))?;
+        }
+        Ok(())
     }
 
     /// Row counts and arena usage of every shard.

@@ -12,7 +12,7 @@ const METADATA: &str = "/api/v1/feature-service/metadata";
 fn fraud_request(join_keys: Json) -> Json {
     json!({"params": {
         "workspaceName": "prod",
-        "featureServiceName": "fraud_detection_feature_service",
+        "featureServiceName": "user_risk_service",
         "joinKeyMap": join_keys,
         "metadataOptions": {"includeServingStatus": true, "includeEffectiveTimes": true, "includeSloInfo": true},
     }})
@@ -57,7 +57,10 @@ fn demo_rows_are_served_in_tecton_order_and_encoding() {
     );
     assert_eq!(features[0], "grocery_pos");
     assert_eq!(features[1], 0.0125);
-    assert_eq!(features[2], Json::Null);
+    assert!(
+        features[2].is_number(),
+        "the demo's transactions reached user_last_transaction"
+    );
     assert_eq!(features[6], "712", "int64 is a decimal string");
     assert_eq!(features[9], json!(["grocery", "travel"]));
     assert_eq!(features[10], "2022-01-15T09:30:00Z");
@@ -65,8 +68,18 @@ fn demo_rows_are_served_in_tecton_order_and_encoding() {
     assert_eq!(meta[6]["dataType"], json!({"type": "int64"}));
     assert_eq!(meta[6]["status"], "PRESENT");
     assert_eq!(meta[6]["effectiveTime"], "2026-01-15T00:00:00Z");
-    assert_eq!(meta[2]["status"], "MISSING_DATA");
-    assert!(meta[2].get("effectiveTime").is_none());
+    assert_eq!(meta[2]["status"], "PRESENT");
+    assert!(meta[2]["effectiveTime"].is_string());
+    let missing = server
+        .admin_post(
+            GET,
+            &fraud_request(json!({"user_id": "user_without_rows", "merchant": "m"})),
+        )
+        .json();
+    assert_eq!(missing["metadata"]["features"][2]["status"], "MISSING_DATA");
+    assert!(missing["metadata"]["features"][2]
+        .get("effectiveTime")
+        .is_none());
     assert_eq!(
         meta[9]["dataType"],
         json!({"type": "array", "elementType": {"type": "string"}})
@@ -150,7 +163,10 @@ fn options_unset_give_names_and_types_only() {
 #[test]
 fn service_id_locator_and_v2_paths() {
     let server = Server::start();
-    let metadata = server.admin_post(METADATA, &json!({"params": {"featureServiceName": "fraud_detection_feature_service", "workspaceName": "prod"}}));
+    let metadata = server.admin_post(
+        METADATA,
+        &json!({"params": {"featureServiceName": "user_risk_service", "workspaceName": "prod"}}),
+    );
     assert_eq!(metadata.status, 200);
     let metadata = metadata.json();
     assert_eq!(metadata["featureServiceType"], "DEFAULT");
@@ -165,7 +181,7 @@ fn service_id_locator_and_v2_paths() {
 
     let v2 = server.request(
         "GET",
-        "/api/v2/workspaces/prod/feature-services/fraud_detection_feature_service/metadata",
+        "/api/v2/workspaces/prod/feature-services/user_risk_service/metadata",
         &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
         None,
     );
@@ -175,14 +191,13 @@ fn service_id_locator_and_v2_paths() {
     let keys = json!({"user_id": "user_1002", "merchant": "fraud_Sporer-Keebler"});
     let by_name = server.admin_post(GET, &fraud_request(keys.clone())).json();
     let v2_features = server.admin_post(
-        "/api/v2/workspaces/prod/feature-services/fraud_detection_feature_service/get-features",
+        "/api/v2/workspaces/prod/feature-services/user_risk_service/get-features",
         &json!({"params": {"joinKeyMap": keys.clone()}}),
     );
     assert_eq!(v2_features.status, 200, "{}", v2_features.body);
     assert_eq!(v2_features.json()["result"], by_name["result"]);
 
-    let service_id =
-        quiver::registry::object_id("feature_service", "prod", "fraud_detection_feature_service");
+    let service_id = quiver::registry::object_id("feature_service", "prod", "user_risk_service");
     let by_id = server.admin_post(
         GET,
         &json!({"params": {"featureServiceId": service_id, "joinKeyMap": keys}}),
@@ -190,7 +205,7 @@ fn service_id_locator_and_v2_paths() {
     assert_eq!(by_id.status, 200, "{}", by_id.body);
     assert_eq!(by_id.json()["result"], by_name["result"]);
 
-    let state = server.admin_post("/api/v1/feature-service/get-feature-service-state", &json!({"featureServiceLocator": {"featureServiceName": "fraud_detection_feature_service", "workspaceName": "prod"}}));
+    let state = server.admin_post("/api/v1/feature-service/get-feature-service-state", &json!({"featureServiceLocator": {"featureServiceName": "user_risk_service", "workspaceName": "prod"}}));
     assert_eq!((state.status, state.json()), (200, json!({})));
 }
 
@@ -198,7 +213,7 @@ fn service_id_locator_and_v2_paths() {
 fn batch_answers_in_request_order_with_per_row_status() {
     let server = Server::start();
     let request = json!({"params": {
-        "featureServiceName": "fraud_detection_feature_service",
+        "featureServiceName": "user_risk_service",
         "workspaceName": "prod",
         "requestData": [
             {"joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"}},
@@ -224,7 +239,7 @@ fn batch_answers_in_request_order_with_per_row_status() {
     let too_many: Vec<Json> = (0..11)
         .map(|i| json!({"joinKeyMap": {"user_id": format!("u{i}"), "merchant": "m"}}))
         .collect();
-    let reply = server.admin_post(BATCH, &json!({"params": {"featureServiceName": "fraud_detection_feature_service", "workspaceName": "prod", "requestData": too_many}}));
+    let reply = server.admin_post(BATCH, &json!({"params": {"featureServiceName": "user_risk_service", "workspaceName": "prod", "requestData": too_many}}));
     assert_eq!(reply.status, 400);
     assert!(reply.json()["message"]
         .as_str()
@@ -274,7 +289,7 @@ fn every_listed_error_has_tecton_shape() {
         5,
         "Unable to query FeatureService `nope` for workspace `prod`",
     );
-    let unknown_ws = json!({"params": {"workspaceName": "qa", "featureServiceName": "fraud_detection_feature_service", "joinKeyMap": {}}});
+    let unknown_ws = json!({"params": {"workspaceName": "qa", "featureServiceName": "user_risk_service", "joinKeyMap": {}}});
     assert_error(
         &server.admin_post(GET, &unknown_ws),
         404,

@@ -35,7 +35,7 @@ fn service_account(server: &Server, name: &str, roles: Json) -> (String, String)
 }
 
 fn get_features(server: &Server, key: &str) -> Reply {
-    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
         "joinKeyMap": {"user_id": "user_1001", "merchant": "m"}}});
     server.post_json("/api/v1/feature-service/get-features", Some(key), &request)
 }
@@ -120,7 +120,8 @@ fn roles_decide_what_each_key_may_do() {
         403,
         "viewers read metadata, not features"
     );
-    let metadata = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service"}});
+    let metadata =
+        json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service"}});
     assert_eq!(
         server
             .post_json("/api/v1/feature-service/metadata", Some(&viewer), &metadata)

@@ -2,6 +2,7 @@
 //! to it. One test binary (modules per area) keeps link time down.
 
 // Each area uses a different part of the harness.
+mod aggregation;
 #[allow(dead_code)]
 mod common;
 mod feature_service;

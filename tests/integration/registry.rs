@@ -27,7 +27,7 @@ fn broken_config(file: &str, from: &str, to: &str) -> tempfile::TempDir {
 fn a_bad_repository_never_starts() {
     let cases = [
         ("features/prod/services.toml", "{ view = \"user_profile\" }", "{ view = \"user_profiles\" }",
-            "services.toml: feature_service `fraud_detection_feature_service`: references feature view `user_profiles`, which does not exist"),
+            "services.toml: feature_service `user_risk_service`: references feature view `user_profiles`, which does not exist"),
         ("features/prod/views.toml", "type = \"int64\", description = \"Bureau score\"", "type = \"integer\"",
             "views.toml: batch_feature_view `user_profile`: feature `credit_score`: unknown type `integer`"),
         ("features/prod/views.toml", "name = \"merchant_profile\"", "name = \"user_profile\"", "the name `user_profile` is already used"),
@@ -63,7 +63,7 @@ fn a_generated_admin_key_is_printed_once_and_works() {
     let reply = server.post_json(
         "/api/v1/feature-service/metadata",
         Some(key),
-        &serde_json::json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service"}}),
+        &serde_json::json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service"}}),
     );
     assert_eq!(reply.status, 200);
 }

@@ -115,13 +115,14 @@ async fn answer_single(
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
+    let options = params.read_options(now_micros())?;
     let join_keys = params.join_key_map.unwrap_or_default();
     let answer = serving::get_features(
         &state.registry,
         &state.router,
         service,
         &[&join_keys],
-        now_micros(),
+        options,
     )
     .await?;
     let timing = Timing {
@@ -150,6 +151,7 @@ async fn answer_batch(
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
+    let options = params.read_options(now_micros())?;
     let rows = params.request_data.unwrap_or_default();
     if rows.is_empty() {
         return Err(ApiError::new(
@@ -176,14 +178,8 @@ async fn answer_batch(
                 .unwrap_or(&empty)
         })
         .collect();
-    let answer = serving::get_features(
-        &state.registry,
-        &state.router,
-        service,
-        &join_keys,
-        now_micros(),
-    )
-    .await?;
+    let answer =
+        serving::get_features(&state.registry, &state.router, service, &join_keys, options).await?;
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,

@@ -88,6 +88,7 @@ async fn ingest(
         &parsed.workspace,
         &parsed.records,
         now_micros(),
+        state.limits.max_future_skew,
     ) {
         Ok(plan) => plan,
         Err(IngestError::Records(errors)) => {

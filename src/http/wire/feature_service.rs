@@ -7,11 +7,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
+use super::super::error::{ApiError, ErrorKind};
+use crate::registry::aggregation::LeadingEdge;
 use crate::registry::time::{format_timestamp, Micros};
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
-use crate::serving::{Answer, Locator};
+use crate::serving::{Answer, Locator, ReadOptions};
 
 /// `{"params": {...}}`, the envelope of every Feature Service request.
 #[derive(Debug, Deserialize)]
@@ -112,6 +114,46 @@ impl Includes {
 }
 
 impl GetFeaturesParams {
+    /// The read options from `requestOptions`: `aggregationLeadingEdge` (enum name or number)
+    /// and `coerceNullCountsToZero`, in camelCase or snake_case. Other options are accepted
+    /// and ignored (there is no cache to read from or write to).
+    pub fn read_options(&self, now: Micros) -> Result<ReadOptions, ApiError> {
+        let mut options = ReadOptions::at(now);
+        let Some(request_options) = &self.request_options else {
+            return Ok(options);
+        };
+        let get = |camel: &str, snake: &str| {
+            request_options
+                .get(camel)
+                .or_else(|| request_options.get(snake))
+                .filter(|v| !v.is_null())
+        };
+        if let Some(edge) = get("aggregationLeadingEdge", "aggregation_leading_edge") {
+            options.leading_edge = match edge {
+                Json::String(name) if name == "AGGREGATION_MODE_UNSPECIFIED" => None,
+                Json::String(name) => {
+                    Some(LeadingEdge::parse(name).ok_or_else(|| bad_option(name))?)
+                }
+                Json::Number(n) => match n.as_u64() {
+                    Some(0) => None,
+                    Some(1) => Some(LeadingEdge::WallClockTime),
+                    Some(2) => Some(LeadingEdge::LatestEventTime),
+                    _ => return Err(bad_option(&n.to_string())),
+                },
+                other => return Err(bad_option(&other.to_string())),
+            };
+        }
+        if let Some(coerce) = get("coerceNullCountsToZero", "coerce_null_counts_to_zero") {
+            options.coerce_null_counts_to_zero = coerce.as_bool().ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::InvalidArgument,
+                    "requestOptions.coerceNullCountsToZero must be a boolean",
+                )
+            })?;
+        }
+        Ok(options)
+    }
+
     /// The locator, with empty strings read as unset (some clients send `""`).
     pub fn locator(&self, path: Option<(&str, &str)>) -> Locator {
         let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
@@ -128,6 +170,13 @@ impl GetFeaturesParams {
             },
         }
     }
+}
+
+fn bad_option(got: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::InvalidArgument,
+        format!("requestOptions.aggregationLeadingEdge must be AGGREGATION_MODE_WALL_CLOCK_TIME or AGGREGATION_MODE_LATEST_EVENT_TIME, got {got}"),
+    )
 }
 
 /// Tecton's JSON for a data type. A top-level float32 is reported as float64, as Tecton's

@@ -120,5 +120,9 @@ pub fn ingest_metrics(registry: &Registry, workspace: &str, plan: &IngestPlan) -
             })
         })
         .collect();
-    json!({"workspaceName": workspace, "ingestMetrics": {"featureViewIngestMetrics": views, "dataSourceIngestMetrics": sources}})
+    let mut body = json!({"workspaceName": workspace, "ingestMetrics": {"featureViewIngestMetrics": views, "dataSourceIngestMetrics": sources}});
+    if !plan.rejected.is_empty() {
+        body["recordErrors"] = record_errors(workspace, &plan.rejected)["recordErrors"].take();
+    }
+    body
 }

@@ -10,6 +10,8 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::ShardActor;
+use crate::persist::format::TilesV1;
+use crate::store::tiles::{encoding, TileSet};
 
 /// One row of an export: where its key and payload are in the export's buffers.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +24,13 @@ pub struct ExportEntry {
     pub payload_len: usize,
 }
 
-/// A shard's rows, flat.
+/// A shard's rows, flat, and its aggregation tiles, encoded.
 #[derive(Debug, Default)]
 pub struct ShardExport {
     pub keys: Vec<u8>,
     pub arena: Vec<u8>,
     pub entries: Vec<ExportEntry>,
+    pub tiles: Vec<TilesV1>,
 }
 
 pub struct ExportRows {
@@ -46,6 +49,19 @@ impl Handler<ExportRows> for ShardActor {
             keys: Vec::with_capacity(self.index.len() * 16),
             arena: self.arena.used().to_vec(),
             entries: Vec::with_capacity(self.index.len()),
+            tiles: self
+                .tiles
+                .iter()
+                .map(|(key, tiles)| TilesV1 {
+                    view: u32::from_le_bytes(
+                        key[..4]
+                            .try_into()
+                            .expect("tile keys start with the view id"),
+                    ),
+                    key: key[4..].to_vec(),
+                    state: encoding::encode(tiles),
+                })
+                .collect(),
         };
         for (key, slot) in &self.index {
             let key_start = export.keys.len();
@@ -64,5 +80,25 @@ impl Handler<ExportRows> for ShardActor {
             });
         }
         let _ = msg.done.send(export);
+    }
+}
+
+/// `RestoreTiles`: put back tiles read from a snapshot.
+pub struct RestoreTiles(pub Vec<(u32, Vec<u8>, TileSet)>);
+
+impl Message for RestoreTiles {
+    type Result = ();
+}
+
+impl Handler<RestoreTiles> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestoreTiles, _: &mut Self::Context) {
+        for (view, key, tiles) in msg.0 {
+            let watermark = self.watermarks.entry(view).or_insert(tiles.latest_event);
+            *watermark = (*watermark).max(tiles.latest_event);
+            self.tiles
+                .insert(super::index_key(view, &key).into_boxed_slice(), tiles);
+        }
     }
 }

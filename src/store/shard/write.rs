@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use super::{index_key, ShardActor, Slot};
 use crate::registry::time::Micros;
 use crate::registry::ViewId;
+use crate::store::row::decode_row;
 
 /// One row to store: its view, encoded join key, event time and encoded values.
 #[derive(Debug, Clone)]
@@ -47,6 +48,22 @@ impl ShardActor {
         let mut outcome = WriteOutcome::default();
         for row in rows {
             let key = index_key(row.view, &row.key);
+            if let Some(spec) = self.spec(row.view).cloned() {
+                // An aggregating view's row is one event: it goes into its tile.
+                let inputs = decode_row(&row.payload)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                self.arrivals += 1;
+                let watermark = self.watermarks.entry(row.view).or_insert(row.event_time);
+                *watermark = (*watermark).max(row.event_time);
+                self.tiles.entry(key.into_boxed_slice()).or_default().add(
+                    &spec,
+                    row.event_time,
+                    self.arrivals,
+                    &inputs,
+                );
+                outcome.stored += 1;
+                continue;
+            }
             if let Some(slot) = self.index.get(key.as_slice()) {
                 if slot.event_time > row.event_time {
                     outcome.older_than_stored += 1;

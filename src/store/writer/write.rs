@@ -72,5 +72,6 @@ fn journal_record(views: &[crate::persist::format::ViewRefV1], rows: &[RowWrite]
     encode(&RowsRefV1 {
         views: &record_views,
         rows: record_rows,
+        tiles: &[],
     })
 }

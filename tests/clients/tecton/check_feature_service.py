@@ -19,7 +19,7 @@ from tecton_client.exceptions import BadRequestError, NotFoundError, Unauthorize
 
 URL = os.environ["QUIVER_URL"]
 KEY = os.environ["QUIVER_KEY"]
-SERVICE = "fraud_detection_feature_service"
+SERVICE = "user_risk_service"
 client = TectonClient(url=URL, api_key=KEY, default_workspace_name="prod")
 
 

@@ -1,0 +1,237 @@
+//! Tiled aggregations end to end: the seed sample's features computed from pushed events, only
+//! complete tiles counted, late and future events refused one by one, request options, and
+//! tiles that survive snapshots and restarts.
+
+use serde_json::{json, Value as Json};
+
+use super::common::{timestamp_in, Server, ServerBuilder, ADMIN_KEY};
+
+fn event(user: &str, amount: f64, seconds_ago: i64, transaction_id: &str) -> Json {
+    json!({"record": {"user_id": user, "merchant": "agg_merchant", "terminal_id": 7, "amt": amount, "category": "c",
+        "is_online": false, "transaction_id": transaction_id, "is_fraud": 0, "timestamp": timestamp_in(-seconds_ago)}})
+}
+
+fn push(server: &Server, records: Vec<Json>) -> Json {
+    let reply = server.admin_post(
+        "/ingest",
+        &json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": records}}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// Name -> (value, status) of `transaction_aggregates_service` for a user.
+fn aggregates(
+    server: &Server,
+    user: &str,
+    request_options: Json,
+) -> std::collections::HashMap<String, (Json, String)> {
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "transaction_aggregates_service",
+        "joinKeyMap": {"user_id": user}, "metadataOptions": {"includeServingStatus": true, "includeEffectiveTimes": true},
+        "requestOptions": request_options}});
+    let reply = server.admin_post("/api/v1/feature-service/get-features", &request);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let values = body["result"]["features"].as_array().unwrap().clone();
+    body["metadata"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(values)
+        .map(|(meta, value)| {
+            (
+                meta["name"].as_str().unwrap().to_string(),
+                (value, meta["status"].as_str().unwrap().to_string()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_seed_sample_service_has_the_seeds_features_in_order() {
+    let server = Server::start();
+    let metadata = server.admin_post("/api/v1/feature-service/metadata", &json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service"}})).json();
+    let names: Vec<(&str, &Json)> = metadata["featureValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), &f["dataType"]))
+        .collect();
+    let float = json!({"type": "float64"});
+    let expected = [
+        ("merchant_fraud_rate.is_fraud_mean_1d_1d", &float),
+        ("merchant_fraud_rate.is_fraud_mean_30d_1d", &float),
+        ("merchant_fraud_rate.is_fraud_mean_90d_1d", &float),
+        (
+            "user_distinct_merchant_transaction_count_30d.distinct_merchant_transaction_count_30d",
+            &json!({"type": "int64"}),
+        ),
+        ("user_transaction_amount_metrics.amt_mean_1d_10m", &float),
+        ("user_transaction_amount_metrics.amt_mean_1h_10m", &float),
+        ("user_transaction_amount_metrics.amt_mean_3d_10m", &float),
+        ("user_transaction_amount_metrics.amt_sum_1d_10m", &float),
+        ("user_transaction_amount_metrics.amt_sum_1h_10m", &float),
+        ("user_transaction_amount_metrics.amt_sum_3d_10m", &float),
+        (
+            "user_transaction_counts.transaction_id_last_3_1d_1d",
+            &json!({"type": "array", "elementType": {"type": "string"}}),
+        ),
+    ];
+    assert_eq!(names, expected);
+    // The demo's events make them present for the demo users.
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+        "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Sporer-Keebler"}, "metadataOptions": {"includeServingStatus": true}}});
+    let body = server
+        .admin_post("/api/v1/feature-service/get-features", &request)
+        .json();
+    let statuses: Vec<&str> = body["metadata"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.iter().filter(|s| **s == "PRESENT").count() >= 9,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn only_complete_tiles_count_and_windows_slide() {
+    let server = Server::start();
+    // Two events in complete 10-minute tiles of the last hour, one in the current tile.
+    push(
+        &server,
+        vec![
+            event("agg_a", 10.0, 25 * 60, "t1"),
+            event("agg_a", 20.0, 35 * 60, "t2"),
+            event("agg_a", 1000.0, 0, "t3"),
+        ],
+    );
+    let features = aggregates(&server, "agg_a", json!({}));
+    assert_eq!(
+        features["user_transaction_amount_metrics.amt_sum_1h_10m"].0,
+        json!(30.0),
+        "{features:?}"
+    );
+    assert_eq!(
+        features["user_transaction_amount_metrics.amt_mean_1h_10m"].0,
+        json!(15.0)
+    );
+    assert_eq!(
+        features["user_transaction_amount_metrics.amt_sum_3d_10m"].0,
+        json!(30.0)
+    );
+    // A day-tiled view counts nothing until its day is complete.
+    assert_eq!(
+        features["user_transaction_counts.transaction_id_count_1d_1d"],
+        (Json::Null, "MISSING_DATA".to_string())
+    );
+    let coerced = aggregates(&server, "agg_a", json!({"coerceNullCountsToZero": true}));
+    assert_eq!(
+        coerced["user_transaction_counts.transaction_id_count_1d_1d"],
+        (json!("0"), "PRESENT".to_string())
+    );
+
+    // Yesterday's events fill the day tiles.
+    push(
+        &server,
+        vec![
+            event("agg_b", 1.0, 26 * 3600, "y1"),
+            event("agg_b", 2.0, 25 * 3600 + 60, "y2"),
+        ],
+    );
+    let features = aggregates(
+        &server,
+        "agg_b",
+        json!({"aggregationLeadingEdge": "AGGREGATION_MODE_WALL_CLOCK_TIME"}),
+    );
+    let count = &features["user_transaction_counts.transaction_id_count_1d_1d"].0;
+    let last = &features["user_transaction_counts.transaction_id_last_3_1d_1d"].0;
+    // Depending on the time of day, yesterday's window holds one or both events.
+    assert!(
+        count == &json!("2") && last == &json!(["y1", "y2"])
+            || count == &json!("1") && last == &json!(["y2"]),
+        "{count} {last}"
+    );
+    assert_eq!(
+        features["user_transaction_counts.transaction_id_last_distinct_2_lifetime_1d"].0,
+        json!(["y1", "y2"])
+    );
+    let latest = aggregates(
+        &server,
+        "agg_b",
+        json!({"aggregation_leading_edge": "AGGREGATION_MODE_LATEST_EVENT_TIME"}),
+    );
+    assert!(latest.contains_key("user_transaction_amount_metrics.amt_sum_1d_10m"));
+
+    let bad = server.admin_post("/api/v1/feature-service/get-features", &json!({"params": {"workspaceName": "prod",
+        "featureServiceName": "transaction_aggregates_service", "joinKeyMap": {"user_id": "agg_a"}, "requestOptions": {"aggregationLeadingEdge": "SOMETIMES"}}}));
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("aggregationLeadingEdge"));
+}
+
+#[test]
+fn late_and_future_events_are_refused_one_by_one() {
+    let server = Server::start();
+    let body = push(
+        &server,
+        vec![
+            event("agg_c", 5.0, 15 * 60, "ok"),
+            event("agg_c", 99.0, 10 * 86_400, "late"),
+            event("agg_c", 7.0, -3600, "future"),
+        ],
+    );
+    let errors: Vec<&str> = body["recordErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["errorMessage"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.starts_with("record 1:")
+            && e.contains("older than the longest aggregation window")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("record 2:") && e.contains("in the future")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        aggregates(&server, "agg_c", json!({}))["user_transaction_amount_metrics.amt_sum_1h_10m"].0,
+        json!(5.0),
+        "the good record was written"
+    );
+}
+
+#[test]
+fn tiles_survive_snapshots_and_restarts() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    push(
+        &server,
+        vec![
+            event("agg_d", 3.0, 45 * 60, "a"),
+            event("agg_d", 4.0, 15 * 60, "b"),
+        ],
+    );
+    let before = aggregates(&server, "agg_d", json!({}));
+    assert_eq!(
+        before["user_transaction_amount_metrics.amt_sum_1h_10m"].0,
+        json!(7.0)
+    );
+    for _ in 0..2 {
+        let reply = server.admin_post("/admin/snapshots", &json!({}));
+        assert_eq!(reply.status, 202);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    server.kill9();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(aggregates(&server, "agg_d", json!({})), before);
+    let _ = ADMIN_KEY;
+}

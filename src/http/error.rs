@@ -95,7 +95,10 @@ impl From<ServingError> for ApiError {
             | ServingError::NoLocator
             | ServingError::MissingWorkspace
             | ServingError::MissingJoinKey(_)
-            | ServingError::InvalidJoinKey { .. } => ErrorKind::InvalidArgument,
+            | ServingError::InvalidJoinKey { .. }
+            | ServingError::MissingRequestContext(_)
+            | ServingError::InvalidRequestContext { .. }
+            | ServingError::UnexpectedRequestContext(_) => ErrorKind::InvalidArgument,
             ServingError::UnknownService { .. } | ServingError::UnknownServiceId(_) => {
                 ErrorKind::NotFound
             }

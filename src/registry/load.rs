@@ -61,6 +61,8 @@ struct RepositoryFile {
     #[serde(default)]
     stream_feature_view: Vec<RawView>,
     #[serde(default)]
+    realtime_feature_view: Vec<RawRealtimeView>,
+    #[serde(default)]
     feature_service: Vec<RawService>,
 }
 
@@ -114,6 +116,35 @@ struct RawView {
     aggregation_leading_edge: Option<String>,
     #[serde(default)]
     aggregations: Vec<RawAggregation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRealtimeView {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    /// The request-context fields the expressions read as `request.<name>`.
+    #[serde(default)]
+    request_schema: Vec<RawField>,
+    /// Upstream feature views the expressions read as `<view>.<feature>`.
+    #[serde(default)]
+    sources: Vec<String>,
+    features: Vec<RawExpressionFeature>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpressionFeature {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+    /// A Common Expression Language expression.
+    expression: String,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,6 +401,21 @@ fn build_workspace(
                     push_source.subscribers.push(id);
                 }
             }
+            workspace.views.insert(view.name.clone(), id);
+            registry.views.push(view);
+        }
+    }
+
+    for (path, file) in files {
+        for raw in &file.realtime_feature_view {
+            let site = Site {
+                path,
+                object: format!("realtime_feature_view `{}`", raw.name),
+            };
+            check_name(&site, "feature view name", &raw.name)?;
+            claim("realtime_feature_view", &raw.name, path, &site)?;
+            let id = registry.views.len() as ViewId;
+            let view = build_realtime_view(&site, raw, id, &workspace, registry)?;
             workspace.views.insert(view.name.clone(), id);
             registry.views.push(view);
         }
@@ -784,7 +830,31 @@ fn build_service(
             features,
         });
     }
-    items.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+    // Tecton's order: realtime views first, then the others, each group by namespace.
+    let is_realtime = |item: &ServiceItem| {
+        matches!(
+            registry.views[item.view as usize].kind,
+            ViewKind::Realtime(_)
+        )
+    };
+    items.sort_by(|a, b| (!is_realtime(a), &a.namespace).cmp(&(!is_realtime(b), &b.namespace)));
+    let mut request_context_keys: Vec<Field> = Vec::new();
+    for item in &items {
+        if let ViewKind::Realtime(spec) = &registry.views[item.view as usize].kind {
+            for field in &spec.request_schema {
+                match request_context_keys.iter().find(|f| f.name == field.name) {
+                    Some(existing) if existing.data_type != field.data_type => {
+                        return Err(site.error(format!(
+                            "request context key `{}` would be both {} and {}",
+                            field.name, existing.data_type, field.data_type
+                        )))
+                    }
+                    Some(_) => {}
+                    None => request_context_keys.push(field.clone()),
+                }
+            }
+        }
+    }
     let n_features = items.iter().map(|item| item.features.len()).sum();
     Ok(FeatureService {
         id: object_id("feature_service", &workspace.name, &raw.name),
@@ -794,6 +864,83 @@ fn build_service(
         input_join_keys,
         items,
         n_features,
+        request_context_keys,
+    })
+}
+
+/// A realtime view: its request schema, upstream views and one compiled expression per feature.
+fn build_realtime_view(
+    site: &Site,
+    raw: &RawRealtimeView,
+    id: ViewId,
+    workspace: &Workspace,
+    registry: &Registry,
+) -> Result<FeatureView, RegistryError> {
+    let request_schema = parse_fields(site, "request field", &raw.request_schema)?;
+    let mut sources = Vec::with_capacity(raw.sources.len());
+    let mut join_keys: Vec<Field> = Vec::new();
+    for name in &raw.sources {
+        let source_id = *workspace.views.get(name).ok_or_else(|| {
+            site.error(format!("reads feature view `{name}`, which does not exist"))
+        })?;
+        let source = &registry.views[source_id as usize];
+        if matches!(source.kind, ViewKind::Realtime(_)) {
+            return Err(site.error(format!(
+                "reads realtime view `{name}`; realtime views read stored views only"
+            )));
+        }
+        for key in &source.join_keys {
+            if !join_keys.iter().any(|k| k.name == key.name) {
+                join_keys.push(key.clone());
+            }
+        }
+        sources.push((source_id, name.clone()));
+    }
+    if raw.features.is_empty() {
+        return Err(site.error("a realtime feature view needs at least one feature"));
+    }
+    let source_names: Vec<String> = raw.sources.clone();
+    let mut features = Vec::with_capacity(raw.features.len());
+    let mut programs = Vec::with_capacity(raw.features.len());
+    for raw_feature in &raw.features {
+        check_name(site, "feature name", &raw_feature.name)?;
+        if features
+            .iter()
+            .any(|f: &Feature| f.name == raw_feature.name)
+        {
+            return Err(site.error(format!("feature `{}` is declared twice", raw_feature.name)));
+        }
+        let data_type = DataType::parse(&raw_feature.data_type)
+            .map_err(|e| site.error(format!("feature `{}`: {e}", raw_feature.name)))?;
+        programs.push(
+            super::realtime::compile(&raw_feature.expression, &source_names)
+                .map_err(|e| site.error(format!("feature `{}`: {e}", raw_feature.name)))?,
+        );
+        features.push(Feature {
+            name: raw_feature.name.clone(),
+            data_type,
+            column: String::new(),
+            description: raw_feature.description.clone(),
+            tags: BTreeMap::new(),
+        });
+    }
+    Ok(FeatureView {
+        id,
+        workspace: workspace.name.clone(),
+        name: raw.name.clone(),
+        kind: ViewKind::Realtime(Arc::new(super::realtime::RealtimeSpec {
+            request_schema,
+            sources,
+            programs,
+        })),
+        description: raw.description.clone(),
+        tags: raw.tags.clone(),
+        join_keys,
+        timestamp_field: String::new(),
+        ttl: None,
+        features,
+        row_columns: Vec::new(),
+        aggregation: None,
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod aggregation;
 mod load;
+pub mod realtime;
 pub mod time;
 pub mod types;
 pub mod value;
@@ -65,12 +66,14 @@ pub struct PushSource {
 }
 
 /// Where a view's rows come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum ViewKind {
     /// Rows loaded by an operator (`quiver load`) or seeded at start-up.
     Batch,
     /// Rows pushed through `/ingest` to the named push source (and loadable like batch rows).
     Stream { source: String },
+    /// Computed at request time from the request context and upstream views; stores nothing.
+    Realtime(std::sync::Arc<realtime::RealtimeSpec>),
 }
 
 /// A feature view: keyed, timestamped rows of typed features.
@@ -122,6 +125,8 @@ pub struct FeatureService {
     pub items: Vec<ServiceItem>,
     /// Total number of features the service returns.
     pub n_features: usize,
+    /// The request-context fields its realtime views read, with their types.
+    pub request_context_keys: Vec<Field>,
 }
 
 /// One view as a service uses it.

@@ -10,10 +10,10 @@ use serde_json::Value as Json;
 use crate::registry::aggregation::{Function, LeadingEdge};
 use crate::registry::time::Micros;
 use crate::registry::value::Value;
-use crate::registry::{FeatureService, Registry};
+use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
-use crate::store::{Lookup, ReadContext, Router, StoreError};
+use crate::store::{Lookup, ReadContext, Router, StoreError, StoredRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
@@ -31,6 +31,12 @@ pub enum ServingError {
     MissingJoinKey(String),
     #[error("Invalid value for join key {name}: {problem}")]
     InvalidJoinKey { name: String, problem: String },
+    #[error("Missing required request context key: {0}")]
+    MissingRequestContext(String),
+    #[error("Invalid value for request context key {name}: {problem}")]
+    InvalidRequestContext { name: String, problem: String },
+    #[error("Unexpected request context key: {0}")]
+    UnexpectedRequestContext(String),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("stored row of feature view `{0}` could not be decoded")]
@@ -140,39 +146,120 @@ pub fn resolve_service<'r>(
     }
 }
 
-/// Reads the features of `service` for every request row (a map of join-key name to JSON value,
-/// as the client sent it). All rows go to the store in one fan-out.
+/// One request row: its join keys and request context, as the client sent them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRow<'a> {
+    pub join_keys: &'a serde_json::Map<String, Json>,
+    pub request_context: &'a serde_json::Map<String, Json>,
+}
+
+/// A stored view's values for one request row: values, statuses and effective times of all
+/// its features.
+struct ViewAnswer {
+    values: Vec<Value>,
+    statuses: Vec<ServingStatus>,
+    effective_time: Option<Micros>,
+}
+
+impl ViewAnswer {
+    fn missing(view: &FeatureView) -> ViewAnswer {
+        ViewAnswer {
+            values: vec![Value::Null; view.features.len()],
+            statuses: vec![ServingStatus::MissingData; view.features.len()],
+            effective_time: None,
+        }
+    }
+
+    /// Decodes a stored row (ttl applied; empty aggregation windows are missing data).
+    fn of(
+        view: &FeatureView,
+        stored: Option<&StoredRow>,
+        options: ReadOptions,
+    ) -> Result<ViewAnswer, ServingError> {
+        let Some(row) = stored.filter(|row| {
+            view.ttl
+                .is_none_or(|ttl| options.now - row.event_time < ttl)
+        }) else {
+            return Ok(ViewAnswer::missing(view));
+        };
+        let mut values =
+            decode_row(&row.payload).map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
+        values.resize(view.features.len(), Value::Null);
+        let mut statuses = vec![ServingStatus::Present; values.len()];
+        if let Some(spec) = &view.aggregation {
+            for ((value, status), aggregate) in values
+                .iter_mut()
+                .zip(statuses.iter_mut())
+                .zip(&spec.aggregates)
+            {
+                // An empty window is missing data; counts may be asked to read 0.
+                if value.is_null()
+                    && aggregate.function == Function::Count
+                    && options.coerce_null_counts_to_zero
+                {
+                    *value = Value::Int64(0);
+                } else if value.is_null() {
+                    *status = ServingStatus::MissingData;
+                }
+            }
+        }
+        Ok(ViewAnswer {
+            values,
+            statuses,
+            effective_time: Some(row.event_time),
+        })
+    }
+}
+
+/// Reads the features of `service` for every request row. All rows go to the store in one
+/// fan-out; realtime views are computed from the request context and their upstream views.
 pub async fn get_features(
     registry: &Registry,
     router: &Router,
     service: &FeatureService,
-    requests: &[&serde_json::Map<String, Json>],
+    rows: &[RequestRow<'_>],
     options: ReadOptions,
 ) -> Result<Answer, ServingError> {
-    let now = options.now;
-    // Per request row, per service item: the lookup index, or None when a join key is null.
-    let mut lookup_of: Vec<Vec<Option<usize>>> = Vec::with_capacity(requests.len());
+    // Per request row: for each stored view needed, the lookup index (None: a null join key).
+    let mut needed: Vec<HashMap<ViewId, Option<usize>>> = Vec::with_capacity(rows.len());
+    let mut contexts: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
     let mut lookups: Vec<Lookup> = Vec::new();
-    let mut dedup: HashMap<(u32, Vec<u8>), usize> = HashMap::new();
-    for join_key_map in requests {
-        let inputs = parse_join_keys(service, join_key_map)?;
-        let mut row_lookups = Vec::with_capacity(service.items.len());
+    let mut dedup: HashMap<(ViewId, Vec<u8>), usize> = HashMap::new();
+    for row in rows {
+        let inputs = parse_join_keys(service, row.join_keys)?;
+        contexts.push(parse_request_context(service, row.request_context)?);
+        let mut row_lookups = HashMap::new();
         for item in &service.items {
-            let key_values: Option<Vec<Value>> =
-                item.key_inputs.iter().map(|i| inputs[*i].clone()).collect();
-            row_lookups.push(key_values.map(|values| {
-                let mut key = Vec::new();
-                encode_key(&values, &mut key);
-                *dedup.entry((item.view, key.clone())).or_insert_with(|| {
-                    lookups.push(Lookup {
-                        view: item.view,
-                        key,
-                    });
-                    lookups.len() - 1
-                })
-            }));
+            let view = registry.view(item.view);
+            let by_name: HashMap<&str, Option<&Value>> = view
+                .join_keys
+                .iter()
+                .zip(&item.key_inputs)
+                .map(|(key, input)| (key.name.as_str(), inputs[*input].as_ref()))
+                .collect();
+            let stored_views: Vec<ViewId> = match &view.kind {
+                ViewKind::Realtime(spec) => spec.sources.iter().map(|(id, _)| *id).collect(),
+                _ => vec![item.view],
+            };
+            for stored in stored_views {
+                let key_values: Option<Vec<Value>> = registry
+                    .view(stored)
+                    .join_keys
+                    .iter()
+                    .map(|k| by_name.get(k.name.as_str()).copied().flatten().cloned())
+                    .collect();
+                let lookup = key_values.map(|values| {
+                    let mut key = Vec::new();
+                    encode_key(&values, &mut key);
+                    *dedup.entry((stored, key.clone())).or_insert_with(|| {
+                        lookups.push(Lookup { view: stored, key });
+                        lookups.len() - 1
+                    })
+                });
+                row_lookups.insert(stored, lookup);
+            }
         }
-        lookup_of.push(row_lookups);
+        needed.push(row_lookups);
     }
     let read = if lookups.is_empty() {
         crate::store::ReadResult {
@@ -185,54 +272,66 @@ pub async fn get_features(
             .read(
                 lookups,
                 ReadContext {
-                    now,
+                    now: options.now,
                     leading_edge: options.leading_edge,
                 },
             )
             .await?
     };
 
-    let mut vectors = Vec::with_capacity(requests.len());
-    for row_lookups in &lookup_of {
+    let mut vectors = Vec::with_capacity(rows.len());
+    for (row_lookups, context) in needed.iter().zip(&contexts) {
+        let answer_of = |view: ViewId| {
+            let stored = row_lookups
+                .get(&view)
+                .copied()
+                .flatten()
+                .and_then(|i| read.rows[i].as_ref());
+            ViewAnswer::of(registry.view(view), stored, options)
+        };
         let mut vector = FeatureVector {
             values: Vec::with_capacity(service.n_features),
             statuses: Vec::with_capacity(service.n_features),
             effective_times: Vec::with_capacity(service.n_features),
         };
-        for (item, lookup) in service.items.iter().zip(row_lookups) {
+        for item in &service.items {
             let view = registry.view(item.view);
-            let stored = lookup.and_then(|i| read.rows[i].as_ref());
-            let fresh = stored.filter(|row| view.ttl.is_none_or(|ttl| now - row.event_time < ttl));
-            match fresh {
-                Some(row) => {
-                    let mut values = decode_row(&row.payload)
-                        .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
-                    for feature_index in &item.features {
-                        let mut value = values
-                            .get_mut(*feature_index)
-                            .map(std::mem::take)
-                            .unwrap_or(Value::Null);
-                        let mut status = ServingStatus::Present;
-                        if let Some(spec) = &view.aggregation {
-                            // An empty window is missing data; counts may be asked to read 0.
-                            let is_count =
-                                spec.aggregates[*feature_index].function == Function::Count;
-                            if value.is_null() && is_count && options.coerce_null_counts_to_zero {
-                                value = Value::Int64(0);
-                            } else if value.is_null() {
-                                status = ServingStatus::MissingData;
-                            }
-                        }
-                        vector.values.push(value);
-                        vector.statuses.push(status);
-                        vector.effective_times.push(Some(row.event_time));
+            match &view.kind {
+                ViewKind::Realtime(spec) => {
+                    let request = realtime::map(
+                        context
+                            .iter()
+                            .map(|(name, value)| (name.clone(), realtime::to_cel(value))),
+                    );
+                    let mut variables = vec![("request", request)];
+                    for (source_id, source_name) in &spec.sources {
+                        let source = registry.view(*source_id);
+                        let answer = answer_of(*source_id)?;
+                        let features = source
+                            .features
+                            .iter()
+                            .zip(&answer.values)
+                            .map(|(f, v)| (f.name.clone(), realtime::to_cel(v)));
+                        variables.push((source_name.as_str(), realtime::map(features)));
+                    }
+                    for index in &item.features {
+                        vector.values.push(realtime::evaluate(
+                            &spec.programs[*index],
+                            &variables,
+                            &view.features[*index].data_type,
+                        ));
+                        vector.statuses.push(ServingStatus::Present);
+                        vector.effective_times.push(None);
                     }
                 }
-                None => {
-                    for _ in &item.features {
-                        vector.values.push(Value::Null);
-                        vector.statuses.push(ServingStatus::MissingData);
-                        vector.effective_times.push(None);
+                _ => {
+                    let mut answer = answer_of(item.view)?;
+                    for index in &item.features {
+                        vector
+                            .values
+                            .push(std::mem::take(&mut answer.values[*index]));
+                        vector.statuses.push(answer.statuses[*index]);
+                        vector.effective_times.push(answer.effective_time);
                     }
                 }
             }
@@ -244,6 +343,40 @@ pub async fn get_features(
         store_latency: read.max_shard_latency,
         store_bytes: read.bytes_read,
     })
+}
+
+/// Checks a row's request context against the service's realtime views' schemas: every field
+/// present and of its type, no other top-level field. Services without realtime views ignore it.
+fn parse_request_context(
+    service: &FeatureService,
+    map: &serde_json::Map<String, Json>,
+) -> Result<Vec<(String, Value)>, ServingError> {
+    if service.request_context_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(extra) = map
+        .keys()
+        .find(|k| !service.request_context_keys.iter().any(|f| &f.name == *k))
+    {
+        return Err(ServingError::UnexpectedRequestContext(extra.clone()));
+    }
+    service
+        .request_context_keys
+        .iter()
+        .map(|field| {
+            let json = map
+                .get(&field.name)
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| ServingError::MissingRequestContext(field.name.clone()))?;
+            let value = Value::from_json(json, &field.data_type).map_err(|problem| {
+                ServingError::InvalidRequestContext {
+                    name: field.name.clone(),
+                    problem,
+                }
+            })?;
+            Ok((field.name.clone(), value))
+        })
+        .collect()
 }
 
 /// Reads the service's input join keys from a request's map; `None` for a null value.

@@ -59,6 +59,10 @@ fn the_seed_sample_service_has_the_seeds_features_in_order() {
         .collect();
     let float = json!({"type": "float64"});
     let expected = [
+        (
+            "transaction_amount_is_higher_than_average.transaction_amount_is_higher_than_average",
+            &json!({"type": "boolean"}),
+        ),
         ("merchant_fraud_rate.is_fraud_mean_1d_1d", &float),
         ("merchant_fraud_rate.is_fraud_mean_30d_1d", &float),
         ("merchant_fraud_rate.is_fraud_mean_90d_1d", &float),
@@ -78,9 +82,23 @@ fn the_seed_sample_service_has_the_seeds_features_in_order() {
         ),
     ];
     assert_eq!(names, expected);
+    assert_eq!(
+        metadata["inputJoinKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["user_id", "merchant"]
+    );
+    assert_eq!(
+        metadata["inputRequestContextKeys"],
+        json!([{"name": "amount", "dataType": {"type": "float64"}, "type": "float64"}])
+    );
     // The demo's events make them present for the demo users.
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
-        "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Sporer-Keebler"}, "metadataOptions": {"includeServingStatus": true}}});
+        "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Sporer-Keebler"}, "requestContextMap": {"amount": 5},
+        "metadataOptions": {"includeServingStatus": true}}});
     let body = server
         .admin_post("/api/v1/feature-service/get-features", &request)
         .json();
@@ -234,4 +252,62 @@ fn tiles_survive_snapshots_and_restarts() {
     let server = ServerBuilder::new().data_dir(data.path()).start();
     assert_eq!(aggregates(&server, "agg_d", json!({})), before);
     let _ = ADMIN_KEY;
+}
+
+fn realtime(server: &Server, user: &str, context: Json) -> super::common::Reply {
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
+        "joinKeyMap": {"user_id": user, "merchant": "m"}, "requestContextMap": context, "metadataOptions": {"includeServingStatus": true, "includeEffectiveTimes": true}}});
+    server.admin_post("/api/v1/feature-service/get-features", &request)
+}
+
+#[test]
+fn the_realtime_feature_compares_the_request_with_the_stored_mean() {
+    let server = Server::start();
+    // Two transactions of the last hours average 100.
+    push(
+        &server,
+        vec![
+            event("rt_user", 50.0, 3 * 3600, "r1"),
+            event("rt_user", 150.0, 2 * 3600, "r2"),
+        ],
+    );
+    let cheap = realtime(&server, "rt_user", json!({"amount": 99.5})).json();
+    assert_eq!(cheap["result"]["features"][0], json!(false));
+    assert_eq!(cheap["metadata"]["features"][0]["status"], "PRESENT");
+    assert!(
+        cheap["metadata"]["features"][0]
+            .get("effectiveTime")
+            .is_none(),
+        "realtime features have no effective time"
+    );
+    assert_eq!(
+        realtime(&server, "rt_user", json!({"amount": "100.5"})).json()["result"]["features"][0],
+        json!(true),
+        "floats may come as strings"
+    );
+    assert_eq!(
+        realtime(&server, "nobody", json!({"amount": 1})).json()["result"]["features"][0],
+        Json::Null,
+        "no stored mean, no answer"
+    );
+
+    for (context, fragment) in [
+        (json!({}), "Missing required request context key: amount"),
+        (
+            json!({"amount": "lots"}),
+            "Invalid value for request context key amount: expected float64",
+        ),
+        (
+            json!({"amount": 1, "currency": "EUR"}),
+            "Unexpected request context key: currency",
+        ),
+    ] {
+        let reply = realtime(&server, "rt_user", context);
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(
+            reply.json()["message"].as_str().unwrap().contains(fragment),
+            "{}",
+            reply.body
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Map};
 
 use super::super::auth::Caller;
 use super::super::body::{parse_json, read_limited};
@@ -17,7 +17,7 @@ use super::super::wire::feature_service::{
 use super::super::{method_not_allowed, AppState};
 use crate::iam::Permission;
 use crate::registry::time::now_micros;
-use crate::serving::{self, resolve_service, Locator};
+use crate::serving::{self, resolve_service, Locator, RequestRow};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let post_only = |path: &str, handler| {
@@ -117,14 +117,13 @@ async fn answer_single(
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let options = params.read_options(now_micros())?;
     let join_keys = params.join_key_map.unwrap_or_default();
-    let answer = serving::get_features(
-        &state.registry,
-        &state.router,
-        service,
-        &[&join_keys],
-        options,
-    )
-    .await?;
+    let request_context = params.request_context_map.unwrap_or_default();
+    let row = RequestRow {
+        join_keys: &join_keys,
+        request_context: &request_context,
+    };
+    let answer =
+        serving::get_features(&state.registry, &state.router, service, &[row], options).await?;
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,
@@ -170,16 +169,22 @@ async fn answer_batch(
         ));
     }
     let empty = Map::new();
-    let join_keys: Vec<&Map<String, Json>> = rows
+    let requests: Vec<RequestRow> = rows
         .iter()
-        .map(|row| {
-            row.as_ref()
+        .map(|row| RequestRow {
+            join_keys: row
+                .as_ref()
                 .and_then(|r| r.join_key_map.as_ref())
-                .unwrap_or(&empty)
+                .unwrap_or(&empty),
+            request_context: row
+                .as_ref()
+                .and_then(|r| r.request_context_map.as_ref())
+                .unwrap_or(&empty),
         })
         .collect();
     let answer =
-        serving::get_features(&state.registry, &state.router, service, &join_keys, options).await?;
+        serving::get_features(&state.registry, &state.router, service, &requests, options).await?;
+
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,

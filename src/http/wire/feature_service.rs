@@ -458,16 +458,15 @@ pub fn get_features_batch_response(
     out
 }
 
+/// An input key as Metadata lists it, with the legacy `type` beside `dataType`.
+fn key_json(key: &crate::registry::Field) -> Json {
+    let data_type = data_type_json(&key.data_type, true);
+    json!({"name": key.name, "dataType": data_type, "type": data_type["type"]})
+}
+
 /// The Metadata endpoint's answer: input join keys and the output schema in response order.
 pub fn metadata_response(catalog: &WireCatalog, service: &FeatureService) -> Json {
-    let input_join_keys: Vec<Json> = service
-        .input_join_keys
-        .iter()
-        .map(|key| {
-            let data_type = data_type_json(&key.data_type, true);
-            json!({"name": key.name, "dataType": data_type, "type": data_type["type"]})
-        })
-        .collect();
+    let input_join_keys: Vec<Json> = service.input_join_keys.iter().map(key_json).collect();
     let feature_values: Vec<Json> = catalog
         .features(service)
         .iter()
@@ -479,9 +478,14 @@ pub fn metadata_response(catalog: &WireCatalog, service: &FeatureService) -> Jso
             json!({"name": name, "dataType": data_type})
         })
         .collect();
-    json!({
+    let mut metadata = json!({
         "featureServiceType": "DEFAULT",
         "inputJoinKeys": input_join_keys,
         "featureValues": feature_values,
-    })
+    });
+    if !service.request_context_keys.is_empty() {
+        metadata["inputRequestContextKeys"] =
+            service.request_context_keys.iter().map(key_json).collect();
+    }
+    metadata
 }

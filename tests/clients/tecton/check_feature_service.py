@@ -114,6 +114,26 @@ def check_feature_service_metadata():
     assert types["user_profile.preferred_categories"] == {"type": "array", "elementType": {"type": "string"}}
 
 
+def check_realtime_feature_against_the_stored_mean():
+    day = datetime.timedelta(hours=3)
+    when = (datetime.datetime.now(datetime.timezone.utc) - day).replace(microsecond=0).isoformat()
+    ingest([{"record": {"user_id": "py_rt", "merchant": "m", "terminal_id": 1, "amt": amount, "category": "c",
+                        "is_online": False, "transaction_id": f"py_{amount}", "is_fraud": 0, "timestamp": when}} for amount in (40.0, 60.0)])
+    def higher(amount):
+        response = client.get_features(feature_service_name="fraud_detection_feature_service",
+                                       join_key_map={"user_id": "py_rt", "merchant": "m"}, request_context_map={"amount": amount})
+        return response.get_features_dict()["transaction_amount_is_higher_than_average.transaction_amount_is_higher_than_average"]
+    assert higher(49.0) is False
+    assert higher(51.0) is True
+    try:
+        client.get_features(feature_service_name="fraud_detection_feature_service", join_key_map={"user_id": "py_rt", "merchant": "m"})
+        raise AssertionError("expected BadRequestError")
+    except BadRequestError as error:
+        assert "Missing required request context key: amount" in str(error), error
+    metadata = client.get_feature_service_metadata(feature_service_name="fraud_detection_feature_service")
+    assert [key["name"] for key in metadata.input_request_context_keys] == ["amount"]
+
+
 def check_async_client():
     async def read():
         async_client = AsyncTectonClient(url=URL, api_key=KEY, default_workspace_name="prod")

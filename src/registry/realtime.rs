@@ -1,0 +1,138 @@
+//! Realtime feature views (Tecton's `Calculation` features, without Python): typed outputs
+//! computed at request time by Common Expression Language programs over the request context
+//! (`request.<field>`) and the features of upstream views (`<view>.<feature>`). Programs are
+//! compiled once, when the repository is loaded.
+
+use cel_interpreter::objects::{Key, Map};
+use cel_interpreter::{Context, Program, Value as Cel};
+
+use super::types::DataType;
+use super::value::Value;
+use super::{Field, ViewId};
+
+/// How a realtime view computes its features.
+#[derive(Debug)]
+pub struct RealtimeSpec {
+    /// The request-context fields it reads (`inputRequestContextKeys`).
+    pub request_schema: Vec<Field>,
+    /// Upstream views whose features the expressions read, by id and name.
+    pub sources: Vec<(ViewId, String)>,
+    /// One compiled program per feature, parallel to the view's features.
+    pub programs: Vec<Program>,
+}
+
+/// Compiles an expression, checking that it only reads `request` and the upstream views.
+pub fn compile(expression: &str, sources: &[String]) -> Result<Program, String> {
+    // The parser panics on some malformed input instead of answering an error; a bad
+    // repository must be reported, not crash the server.
+    let parsed = std::panic::catch_unwind(|| Program::compile(expression))
+        .map_err(|_| format!("expression `{expression}` does not parse"))?;
+    let program = parsed.map_err(|e| format!("expression `{expression}` does not parse: {e}"))?;
+
+    let references = program.references();
+    for variable in references.variables() {
+        if variable != "request" && !sources.iter().any(|s| s == variable) {
+            return Err(format!("expression `{expression}` reads `{variable}`, which is neither `request` nor an upstream view ({})", sources.join(", ")));
+        }
+    }
+    Ok(program)
+}
+
+/// Our value as a CEL value (timestamps as RFC 3339 strings, structs as lists).
+pub fn to_cel(value: &Value) -> Cel {
+    match value {
+        Value::Null => Cel::Null,
+        Value::Bool(b) => Cel::Bool(*b),
+        Value::Int64(i) => Cel::Int(*i),
+        Value::Float32(f) => Cel::Float(f64::from(*f)),
+        Value::Float64(f) => Cel::Float(*f),
+        Value::String(s) => Cel::String(s.clone().into()),
+        Value::Timestamp(t) => Cel::String(super::time::format_timestamp(*t).into()),
+        Value::Array(items) | Value::Struct(items) => {
+            Cel::List(items.iter().map(to_cel).collect::<Vec<_>>().into())
+        }
+        Value::Map(entries) => map(entries.iter().map(|(k, v)| (k.clone(), to_cel(v)))),
+    }
+}
+
+/// A CEL map with string keys.
+pub fn map(entries: impl Iterator<Item = (String, Cel)>) -> Cel {
+    Cel::Map(Map {
+        map: std::sync::Arc::new(entries.map(|(k, v)| (Key::String(k.into()), v)).collect()),
+    })
+}
+
+/// A CEL result as the declared type; `None` when it is not of that type.
+pub fn from_cel(result: &Cel, data_type: &DataType) -> Option<Value> {
+    Some(match (result, data_type) {
+        (Cel::Null, _) => Value::Null,
+        (Cel::Bool(b), DataType::Bool) => Value::Bool(*b),
+        (Cel::Int(i), DataType::Int64) => Value::Int64(*i),
+        (Cel::UInt(u), DataType::Int64) => Value::Int64(i64::try_from(*u).ok()?),
+        (Cel::Float(f), DataType::Float64) => Value::Float64(*f),
+        (Cel::Int(i), DataType::Float64) => Value::Float64(*i as f64),
+        (Cel::Float(f), DataType::Float32) => Value::Float32(*f as f32),
+        (Cel::String(s), DataType::String) => Value::String(s.to_string()),
+        (Cel::List(items), DataType::Array(element)) => Value::Array(
+            items
+                .iter()
+                .map(|i| from_cel(i, element))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// Runs a program with the given variables; an evaluation error (e.g. comparing with a missing
+/// upstream value) yields null.
+pub fn evaluate(program: &Program, variables: &[(&str, Cel)], data_type: &DataType) -> Value {
+    let mut context = Context::default();
+    for (name, value) in variables {
+        context.add_variable_from_value(*name, value.clone());
+    }
+        // As at compile time, a panic inside the interpreter must not take the request down.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&context)))
+        .ok()
+        .and_then(Result::ok)
+
+        .and_then(|result| from_cel(&result, data_type))
+        .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_over_request_and_upstream_features() {
+        let sources = vec!["metrics".to_string()];
+        let program = compile("request.amount > metrics.amt_mean", &sources).unwrap();
+        let request = map([("amount".to_string(), Cel::Float(500.0))].into_iter());
+        let metrics = |mean: Value| map([("amt_mean".to_string(), to_cel(&mean))].into_iter());
+        let run = |mean| {
+            evaluate(
+                &program,
+                &[("request", request.clone()), ("metrics", metrics(mean))],
+                &DataType::Bool,
+            )
+        };
+        assert_eq!(run(Value::Float64(120.0)), Value::Bool(true));
+        assert_eq!(run(Value::Float64(900.0)), Value::Bool(false));
+        assert_eq!(
+            run(Value::Null),
+            Value::Null,
+            "a missing upstream value gives null"
+        );
+        assert!(compile("other.x > 1", &sources)
+            .unwrap_err()
+            .contains("reads `other`"));
+        assert!(compile("request.amount >", &sources)
+            .unwrap_err()
+            .contains("does not parse"));
+        let ternary = compile("request.amount > 100.0 ? 'high' : 'low'", &sources).unwrap();
+        assert_eq!(
+            evaluate(&ternary, &[("request", request)], &DataType::String),
+            Value::String("high".into())
+        );
+    }
+}

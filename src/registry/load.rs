@@ -1015,4 +1015,47 @@ mod tests {
             assert!(message.contains("repo.toml"), "{message}");
         }
     }
+
+    #[test]
+    fn aggregations_and_realtime_views_are_validated() {
+        let aggregate = |aggregations: &str, interval: &str| {
+            format!("{BASE}\n[[stream_feature_view]]\nname = \"agg\"\nsource = \"tx\"\nentities = [\"user\"]\ntimestamp_field = \"ts\"\naggregation_interval = \"{interval}\"\naggregations = [{aggregations}]")
+        };
+        let registry = load_text(&aggregate("{ column = \"amt\", function = \"mean\", window = \"1h\" }, { column = \"amt\", function = \"last(2)\", window = \"lifetime\" }", "10m")).unwrap();
+        let view = registry.view_by_name("prod", "agg").unwrap();
+        let names: Vec<&str> = view.features.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["amt_mean_1h_10m", "amt_last_2_lifetime_10m"]);
+        assert_eq!(view.features[1].data_type.to_string(), "array<float64>");
+        let cases = [
+            (aggregate("{ column = \"amt\", function = \"median\", window = \"1h\" }", "10m"), "unknown aggregation function `median`"),
+            (aggregate("{ column = \"amt\", function = \"mean\", window = \"25m\" }", "10m"), "must be a multiple of the aggregation_interval"),
+            (aggregate("{ column = \"nope\", function = \"count\", window = \"1h\" }", "10m"), "the push source has no column `nope`"),
+            (aggregate("{ column = \"user_id\", function = \"count\", window = \"1h\" }", "10m"), "a join key or the timestamp field cannot be aggregated"),
+            (aggregate("{ column = \"amt\", function = \"mean\", window = \"1h\" }, { column = \"amt\", function = \"mean\", window = \"1h\" }", "10m"), "used twice"),
+            (aggregate("{ column = \"amt\", function = \"approx_percentile\", window = \"1h\" }", "10m"), "not supported yet"),
+        ];
+        for (text, expected) in cases {
+            let message = load_text(&text).unwrap_err().to_string();
+            assert!(
+                message.contains(expected),
+                "{message} should contain {expected}"
+            );
+        }
+        let realtime = |expression: &str| {
+            format!("{BASE}\n[[realtime_feature_view]]\nname = \"rt\"\nrequest_schema = [{{ name = \"amount\", type = \"float64\" }}]\nsources = [\"last_tx\"]\n[[realtime_feature_view.features]]\nname = \"f\"\ntype = \"boolean\"\nexpression = \"{expression}\"")
+        };
+        assert!(load_text(&realtime("request.amount > last_tx.alpha")).is_ok());
+        let message = load_text(&realtime("request.amount > elsewhere.x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("realtime_feature_view `rt`: feature `f`")
+                && message.contains("reads `elsewhere`"),
+            "{message}"
+        );
+        let message = load_text(&realtime("request.amount >"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("does not parse"), "{message}");
+    }
 }

@@ -90,11 +90,10 @@ pub fn evaluate(program: &Program, variables: &[(&str, Cel)], data_type: &DataTy
     for (name, value) in variables {
         context.add_variable_from_value(*name, value.clone());
     }
-        // As at compile time, a panic inside the interpreter must not take the request down.
+    // As at compile time, a panic inside the interpreter must not take the request down.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&context)))
         .ok()
         .and_then(Result::ok)
-
         .and_then(|result| from_cel(&result, data_type))
         .unwrap_or(Value::Null)
 }

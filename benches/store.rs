@@ -154,6 +154,25 @@ fn router_read(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // Ingest: 1000 events a batch into plain rows, and into the 3-window aggregate.
+    let batch = |view: u32| -> Vec<RowWrite> {
+        (0..1000)
+            .map(|i| {
+                let mut payload = Vec::new();
+                if view == 0 {
+                    encode_row(&sample_row(), &mut payload);
+                } else {
+                    encode_row(&[Value::Float64(i as f64)], &mut payload);
+                }
+                RowWrite { view, key: key_of(i % 5000), event_time: now - (i as i64) * MICROS_PER_SECOND, payload }
+            })
+            .collect()
+    };
+    let mut group = c.benchmark_group("write_1000");
+    group.throughput(criterion::Throughput::Elements(1000));
+    group.bench_function("plain_rows", |b| b.iter(|| system.block_on(router.write(batch(0))).unwrap()));
+    group.bench_function("aggregate_events", |b| b.iter(|| system.block_on(router.write(batch(1))).unwrap()));
+    group.finish();
     c.bench_function("router_read_3_window_aggregate_busy_key", |b| {
         b.iter(|| {
             system

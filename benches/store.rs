@@ -164,14 +164,23 @@ fn router_read(c: &mut Criterion) {
                 } else {
                     encode_row(&[Value::Float64(i as f64)], &mut payload);
                 }
-                RowWrite { view, key: key_of(i % 5000), event_time: now - (i as i64) * MICROS_PER_SECOND, payload }
+                RowWrite {
+                    view,
+                    key: key_of(i % 5000),
+                    event_time: now - (i as i64) * MICROS_PER_SECOND,
+                    payload,
+                }
             })
             .collect()
     };
     let mut group = c.benchmark_group("write_1000");
     group.throughput(criterion::Throughput::Elements(1000));
-    group.bench_function("plain_rows", |b| b.iter(|| system.block_on(router.write(batch(0))).unwrap()));
-    group.bench_function("aggregate_events", |b| b.iter(|| system.block_on(router.write(batch(1))).unwrap()));
+    group.bench_function("plain_rows", |b| {
+        b.iter(|| system.block_on(router.write(batch(0))).unwrap())
+    });
+    group.bench_function("aggregate_events", |b| {
+        b.iter(|| system.block_on(router.write(batch(1))).unwrap())
+    });
     group.finish();
     c.bench_function("router_read_3_window_aggregate_busy_key", |b| {
         b.iter(|| {

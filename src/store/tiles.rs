@@ -231,39 +231,33 @@ fn bound(function: Function, events: &mut Vec<Stamped>) {
             events.drain(..excess);
         }
         Function::FirstN(n) => events.truncate(n),
-        Function::LastDistinctN(n) => {
-            // Keep each value's latest occurrence, then the n newest.
-            let mut seen: Vec<&Value> = Vec::new();
-            let mut keep = vec![false; events.len()];
-            for (i, event) in events.iter().enumerate().rev() {
-                if !seen.contains(&&event.2) {
-                    seen.push(&event.2);
-                    keep[i] = seen.len() <= n;
-                }
-            }
-            let mut index = 0;
-            events.retain(|_| {
-                index += 1;
-                keep[index - 1]
-            });
-        }
-        Function::FirstDistinctN(n) => {
-            let mut seen: Vec<&Value> = Vec::new();
-            let mut keep = vec![false; events.len()];
-            for (i, event) in events.iter().enumerate() {
-                if !seen.contains(&&event.2) {
-                    seen.push(&event.2);
-                    keep[i] = seen.len() <= n;
-                }
-            }
-            let mut index = 0;
-            events.retain(|_| {
-                index += 1;
-                keep[index - 1]
-            });
-        }
+        Function::LastDistinctN(n) => keep_distinct(events, n, true),
+        Function::FirstDistinctN(n) => keep_distinct(events, n, false),
         _ => {}
     }
+}
+
+/// Keeps each distinct value's latest (or earliest) occurrence, and of those the `n` newest (or
+/// oldest), in time order.
+fn keep_distinct(events: &mut Vec<Stamped>, n: usize, newest: bool) {
+    let mut seen: Vec<&Value> = Vec::new();
+    let mut keep = vec![false; events.len()];
+    let order: Box<dyn Iterator<Item = usize>> = if newest {
+        Box::new((0..events.len()).rev())
+    } else {
+        Box::new(0..events.len())
+    };
+    for i in order {
+        if !seen.contains(&&events[i].2) {
+            seen.push(&events[i].2);
+            keep[i] = seen.len() <= n;
+        }
+    }
+    let mut index = 0;
+    events.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
 }
 
 /// The tiles of one key of one view.

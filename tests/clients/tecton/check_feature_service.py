@@ -11,11 +11,13 @@ import datetime
 import json
 import os
 import sys
-import traceback
 import urllib.request
 
 from tecton_client import AsyncTectonClient, MetadataOptions, TectonClient
 from tecton_client.exceptions import BadRequestError, NotFoundError, UnauthorizedError
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from checks import run_checks  # noqa: E402  (tests/clients/checks.py)
 
 URL = os.environ["QUIVER_URL"]
 KEY = os.environ["QUIVER_KEY"]
@@ -168,18 +170,7 @@ def check_exceptions():
 
 
 def main():
-    checks = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
-    failed = 0
-    for check in checks:
-        try:
-            check()
-            print(f"ok      {check.__name__}")
-        except Exception:
-            failed += 1
-            print(f"FAILED  {check.__name__}")
-            traceback.print_exc()
-    print(f"tecton-client: {len(checks) - failed} passed, {failed} failed")
-    sys.exit(1 if failed or not checks else 0)
+    run_checks("tecton-client", globals())
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@ not-found and a duplicate. Prints 'N passed, M failed' and exits non-zero on any
 
 import os
 import sys
-import traceback
 
 from verdin.api.base import ApiError
 from verdin.api.variables import VariableNotFoundError
 from verdin.client import Client
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from checks import run_checks  # noqa: E402  (tests/clients/checks.py)
 
 client = Client(token=os.environ["QUIVER_KEY"], api=os.environ["QUIVER_URL"])
 variables = client.api.variables
@@ -44,18 +46,7 @@ def check_3_delete_and_not_found():
 
 
 def main():
-    checks = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
-    failed = 0
-    for check in checks:
-        try:
-            check()
-            print(f"ok      {check.__name__}")
-        except Exception:
-            failed += 1
-            print(f"FAILED  {check.__name__}")
-            traceback.print_exc()
-    print(f"verdin: {len(checks) - failed} passed, {failed} failed")
-    sys.exit(1 if failed or not checks else 0)
+    run_checks("verdin", globals())
 
 
 if __name__ == "__main__":

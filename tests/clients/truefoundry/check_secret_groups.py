@@ -6,10 +6,12 @@ Prints 'N passed, M failed' and exits non-zero on any failure.
 
 import os
 import sys
-import traceback
 
 from truefoundry_sdk import TrueFoundry
 from truefoundry_sdk.core.api_error import ApiError
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from checks import run_checks  # noqa: E402  (tests/clients/checks.py)
 
 URL = os.environ["QUIVER_URL"]
 client = TrueFoundry(base_url=URL, api_key=os.environ["QUIVER_KEY"])
@@ -87,18 +89,7 @@ def check_6_errors_and_deletes():
 
 
 def main():
-    checks = [value for name, value in sorted(globals().items()) if name.startswith("check_")]
-    failed = 0
-    for check in checks:
-        try:
-            check()
-            print(f"ok      {check.__name__}")
-        except Exception:
-            failed += 1
-            print(f"FAILED  {check.__name__}")
-            traceback.print_exc()
-    print(f"truefoundry-sdk: {len(checks) - failed} passed, {failed} failed")
-    sys.exit(1 if failed or not checks else 0)
+    run_checks("truefoundry-sdk", globals())
 
 
 if __name__ == "__main__":

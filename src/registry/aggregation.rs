@@ -22,10 +22,18 @@ pub enum Function {
     LastDistinctN(usize),
     FirstN(usize),
     FirstDistinctN(usize),
+    /// HyperLogLog with 2^precision registers (precision 4..=16, Tecton's default 8).
+    ApproxCountDistinct(u8),
+    /// A relative-accuracy quantile sketch (DDSketch): the quantile in millionths, and the
+    /// precision (accuracy 1/precision; Tecton's default 100).
+    ApproxPercentile {
+        quantile_millionths: u32,
+        precision: u32,
+    },
 }
 
 /// The supported functions, for error messages.
-pub const FUNCTIONS: &str = "count, sum, mean, min, max, last, var_samp (variance), var_pop, stddev_samp (stddev), stddev_pop, last(n), last_distinct(n), first(n), first_distinct(n)";
+pub const FUNCTIONS: &str = "count, sum, mean, min, max, last, var_samp (variance), var_pop, stddev_samp (stddev), stddev_pop, last(n), last_distinct(n), first(n), first_distinct(n), approx_count_distinct[(precision)], approx_percentile(p[, precision])";
 
 impl Function {
     /// Parses a function as written; answers it and the name it takes in feature names
@@ -42,6 +50,9 @@ impl Function {
                 _ => Err(format!("`{text}`: n must be an integer from 1 to 1000")),
             })
         };
+        if let Some(sketch) = parse_sketch(text) {
+            return sketch;
+        }
         for (prefix, make) in [
             (
                 "last_distinct",
@@ -67,11 +78,7 @@ impl Function {
             "var_pop" => Function::VarPop,
             "stddev_samp" | "stddev" => Function::StddevSamp,
             "stddev_pop" => Function::StddevPop,
-            "approx_count_distinct" | "approx_percentile" => {
-                return Err(format!(
-                    "`{text}` (a sketch) is not supported yet; supported: {FUNCTIONS}"
-                ))
-            }
+            "approx_count_distinct" => Function::ApproxCountDistinct(8),
             _ => {
                 return Err(format!(
                     "unknown aggregation function `{text}`; supported: {FUNCTIONS}"
@@ -125,6 +132,11 @@ impl Function {
             },
             Function::Last => input.clone(),
             Function::LastN(_) | Function::FirstN(_) => DataType::Array(Box::new(input.clone())),
+            Function::ApproxCountDistinct(_) => DataType::Int64,
+            Function::ApproxPercentile { .. } => {
+                needs_numeric("approx_percentile")?;
+                DataType::Float64
+            }
             Function::LastDistinctN(_) | Function::FirstDistinctN(_) => match input {
                 DataType::String | DataType::Int64 => DataType::Array(Box::new(input.clone())),
                 other => {
@@ -135,6 +147,47 @@ impl Function {
             },
         })
     }
+}
+
+/// `approx_count_distinct(p)` and `approx_percentile(q[, precision])`, with their names in
+/// feature names (`approx_count_distinct`, `approx_percentile_p0_5`).
+fn parse_sketch(text: &str) -> Option<Result<(Function, String), String>> {
+    let (name, args) = text.split_once('(')?;
+    let args: Vec<&str> = args.strip_suffix(')')?.split(',').map(str::trim).collect();
+    Some(match (name.trim(), args.as_slice()) {
+        ("approx_count_distinct", [precision]) => match precision.parse::<u8>() {
+            Ok(p) if (4..=16).contains(&p) => Ok((
+                Function::ApproxCountDistinct(p),
+                "approx_count_distinct".to_string(),
+            )),
+            _ => Err(format!(
+                "`{text}`: the precision must be an integer from 4 to 16"
+            )),
+        },
+        ("approx_percentile", [quantile, rest @ ..]) if rest.len() <= 1 => {
+            let precision = match rest.first().map(|p| p.parse::<u32>()) {
+                None => Ok(100),
+                Some(Ok(p)) if (20..=10_000).contains(&p) => Ok(p),
+                Some(_) => Err(format!(
+                    "`{text}`: the precision must be an integer from 20 to 10000"
+                )),
+            };
+            match (quantile.parse::<f64>(), precision) {
+                (Ok(q), Ok(precision)) if (0.0..=1.0).contains(&q) => Ok((
+                    Function::ApproxPercentile {
+                        quantile_millionths: (q * 1e6).round() as u32,
+                        precision,
+                    },
+                    format!("approx_percentile_p{}", quantile.replace('.', "_")),
+                )),
+                (_, Err(e)) => Err(e),
+                _ => Err(format!(
+                    "`{text}`: the percentile must be a number from 0 to 1"
+                )),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// The time range an aggregate covers, relative to the window's end.
@@ -316,6 +369,22 @@ mod tests {
         );
         assert!(Function::parse("last(0)").is_err());
         assert!(Function::parse("median").unwrap_err().contains("supported"));
+        assert_eq!(
+            Function::parse("approx_percentile(0.5)").unwrap(),
+            (
+                Function::ApproxPercentile {
+                    quantile_millionths: 500_000,
+                    precision: 100
+                },
+                "approx_percentile_p0_5".to_string()
+            )
+        );
+        assert_eq!(
+            Function::parse("approx_count_distinct").unwrap().0,
+            Function::ApproxCountDistinct(8)
+        );
+        assert!(Function::parse("approx_count_distinct(40)").is_err());
+        assert!(Function::parse("approx_percentile(1.5)").is_err());
         assert_eq!(
             Function::Sum.output_type(&DataType::Int64).unwrap(),
             DataType::Int64

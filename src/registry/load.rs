@@ -1032,7 +1032,7 @@ mod tests {
             (aggregate("{ column = \"nope\", function = \"count\", window = \"1h\" }", "10m"), "the push source has no column `nope`"),
             (aggregate("{ column = \"user_id\", function = \"count\", window = \"1h\" }", "10m"), "a join key or the timestamp field cannot be aggregated"),
             (aggregate("{ column = \"amt\", function = \"mean\", window = \"1h\" }, { column = \"amt\", function = \"mean\", window = \"1h\" }", "10m"), "used twice"),
-            (aggregate("{ column = \"amt\", function = \"approx_percentile\", window = \"1h\" }", "10m"), "not supported yet"),
+            (aggregate("{ column = \"amt\", function = \"approx_percentile(2)\", window = \"1h\" }", "10m"), "from 0 to 1"),
         ];
         for (text, expected) in cases {
             let message = load_text(&text).unwrap_err().to_string();

@@ -37,6 +37,15 @@ pub enum Partial {
     Last(Option<Stamped>),
     /// Bounded, ordered by (time, arrival): last(n), first(n) and their distinct forms.
     Ordered(Vec<Stamped>),
+    /// HyperLogLog registers.
+    Hll(Vec<u8>),
+    /// DDSketch buckets: counts by logarithmic bucket index, for positive and negative values,
+    /// and the count of zeros.
+    Quantiles {
+        zeros: u64,
+        positive: BTreeMap<i32, u64>,
+        negative: BTreeMap<i32, u64>,
+    },
 }
 
 fn as_f64(value: &Value) -> Option<f64> {
@@ -84,6 +93,12 @@ impl Partial {
             | Function::FirstN(_)
             | Function::LastDistinctN(_)
             | Function::FirstDistinctN(_) => Partial::Ordered(Vec::new()),
+            Function::ApproxCountDistinct(precision) => Partial::Hll(vec![0; 1 << precision]),
+            Function::ApproxPercentile { .. } => Partial::Quantiles {
+                zeros: 0,
+                positive: BTreeMap::new(),
+                negative: BTreeMap::new(),
+            },
         }
     }
 
@@ -91,6 +106,21 @@ impl Partial {
     pub fn add(&mut self, function: Function, event: Stamped) {
         if event.2.is_null() {
             return;
+        }
+        // The sketches update in place.
+        match (function, &mut *self) {
+            (Function::ApproxCountDistinct(precision), Partial::Hll(registers)) => {
+                return sketch::hll_add(registers, precision, &event.2)
+            }
+            (
+                Function::ApproxPercentile { precision, .. },
+                Partial::Quantiles {
+                    zeros,
+                    positive,
+                    negative,
+                },
+            ) => return sketch::quantiles_add(zeros, positive, negative, precision, &event.2),
+            _ => {}
         }
         let single = match function {
             Function::Count => Partial::Count(1),
@@ -119,7 +149,12 @@ impl Partial {
             },
             Function::Min | Function::Max => Partial::Extreme(Some(event.2)),
             Function::Last => Partial::Last(Some(event)),
-            _ => Partial::Ordered(vec![event]),
+            Function::LastN(_)
+            | Function::FirstN(_)
+            | Function::LastDistinctN(_)
+            | Function::FirstDistinctN(_) => Partial::Ordered(vec![event]),
+            // Handled in place above.
+            Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => return,
         };
         self.merge(function, single);
     }
@@ -186,6 +221,31 @@ impl Partial {
                 a.extend(b);
                 bound(function, a);
             }
+            (Partial::Hll(a), Partial::Hll(b)) => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x = (*x).max(y);
+                }
+            }
+            (
+                Partial::Quantiles {
+                    zeros,
+                    positive,
+                    negative,
+                },
+                Partial::Quantiles {
+                    zeros: z2,
+                    positive: p2,
+                    negative: n2,
+                },
+            ) => {
+                *zeros += z2;
+                for (index, count) in p2 {
+                    *positive.entry(index).or_default() += count;
+                }
+                for (index, count) in n2 {
+                    *negative.entry(index).or_default() += count;
+                }
+            }
             _ => {}
         }
     }
@@ -218,7 +278,128 @@ impl Partial {
             Partial::Ordered(events) => {
                 Some(Value::Array(events.iter().map(|e| e.2.clone()).collect()))
             }
+            Partial::Hll(registers) => sketch::hll_estimate(registers).map(Value::Int64),
+            Partial::Quantiles {
+                zeros,
+                positive,
+                negative,
+            } => match function {
+                Function::ApproxPercentile {
+                    quantile_millionths,
+                    precision,
+                } => sketch::quantile(
+                    *zeros,
+                    positive,
+                    negative,
+                    precision,
+                    f64::from(quantile_millionths) / 1e6,
+                )
+                .map(Value::Float64),
+                _ => None,
+            },
         }
+    }
+}
+
+/// The two sketches: HyperLogLog for distinct counts, DDSketch for quantiles.
+mod sketch {
+    use std::collections::BTreeMap;
+
+    use super::as_f64;
+    use crate::registry::value::Value;
+    use crate::store::row::encode_row;
+
+    pub fn hll_add(registers: &mut [u8], precision: u8, value: &Value) {
+        let mut bytes = Vec::new();
+        encode_row(std::slice::from_ref(value), &mut bytes);
+        let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let index = (hash >> (64 - precision)) as usize;
+        let rank = ((hash << precision) | (1 << (precision - 1))).leading_zeros() as u8 + 1;
+        registers[index] = registers[index].max(rank);
+    }
+
+    /// The HyperLogLog estimate, with linear counting for small cardinalities.
+    pub fn hll_estimate(registers: &[u8]) -> Option<i64> {
+        if registers.iter().all(|r| *r == 0) {
+            return None;
+        }
+        let m = registers.len() as f64;
+        let alpha = match registers.len() {
+            16 => 0.673,
+            32 => 0.697,
+            64 => 0.709,
+            _ => 0.7213 / (1.0 + 1.079 / m),
+        };
+        let sum: f64 = registers.iter().map(|r| 2f64.powi(-i32::from(*r))).sum();
+        let raw = alpha * m * m / sum;
+        let zeros = registers.iter().filter(|r| **r == 0).count();
+        let estimate = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        };
+        Some(estimate.round() as i64)
+    }
+
+    fn gamma(precision: u32) -> f64 {
+        let alpha = 1.0 / f64::from(precision);
+        (1.0 + alpha) / (1.0 - alpha)
+    }
+
+    /// Counts a value in its logarithmic bucket (NaN and infinities are left out).
+    pub fn quantiles_add(
+        zeros: &mut u64,
+        positive: &mut BTreeMap<i32, u64>,
+        negative: &mut BTreeMap<i32, u64>,
+        precision: u32,
+        value: &Value,
+    ) {
+        let Some(x) = as_f64(value).filter(|x| x.is_finite()) else {
+            return;
+        };
+        if x == 0.0 {
+            *zeros += 1;
+            return;
+        }
+        let index = (x.abs().ln() / gamma(precision).ln()).ceil() as i32;
+        *if x > 0.0 { positive } else { negative }
+            .entry(index)
+            .or_default() += 1;
+    }
+
+    /// The value at rank `q * (count - 1)`, within relative error 1/precision.
+    pub fn quantile(
+        zeros: u64,
+        positive: &BTreeMap<i32, u64>,
+        negative: &BTreeMap<i32, u64>,
+        precision: u32,
+        q: f64,
+    ) -> Option<f64> {
+        let count = zeros + positive.values().sum::<u64>() + negative.values().sum::<u64>();
+        if count == 0 {
+            return None;
+        }
+        let g = gamma(precision);
+        let value_of = |index: i32| 2.0 * g.powi(index) / (g + 1.0);
+        let rank = (q * (count - 1) as f64).floor() as u64;
+        let mut seen = 0;
+        for (index, n) in negative.iter().rev() {
+            seen += n;
+            if seen > rank {
+                return Some(-value_of(*index));
+            }
+        }
+        seen += zeros;
+        if seen > rank {
+            return Some(0.0);
+        }
+        for (index, n) in positive {
+            seen += n;
+            if seen > rank {
+                return Some(value_of(*index));
+            }
+        }
+        None
     }
 }
 
@@ -444,6 +625,9 @@ mod tests {
             Function::FirstDistinctN(k) => {
                 values(distinct(inside.to_vec()).into_iter().take(k).collect())
             }
+            Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => {
+                unreachable!("the sketches are checked against their error bounds instead")
+            }
         })
     }
 
@@ -505,10 +689,33 @@ mod tests {
             prop_assert!(close(&got, &expected), "{function:?}: got {got:?}, expected {expected:?}");
         }
 
+        /// The sketches, merged across tiles, stay within their error bounds of the exact answer.
+        #[test]
+        fn sketches_stay_within_their_error_bounds(raw in prop::collection::vec((0i64..100, -1000i64..1000), 1..400), q in 0.0f64..=1.0) {
+            let window = Window::Time { size: 20 * I, offset: 0 };
+            let mut spec = spec(Function::ApproxCountDistinct(10), window);
+            spec.aggregates.push(AggregateFeature { input: 0, function: Function::ApproxPercentile { quantile_millionths: (q * 1e6).round() as u32, precision: 100 }, window });
+            let mut tiles = TileSet::default();
+            for (seq, (t, v)) in raw.iter().enumerate() {
+                tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+            }
+            let values = tiles.values(&spec, 10 * I + 100);
+            let distinct = raw.iter().map(|(_, v)| v).collect::<std::collections::BTreeSet<_>>().len() as f64;
+            let Some(Value::Int64(estimate)) = values[0] else { panic!("no estimate") };
+            // 1.04 / sqrt(1024) is one standard error; allow four, plus one for tiny sets.
+            prop_assert!((estimate as f64 - distinct).abs() <= 4.0 * 0.0325 * distinct + 1.0, "{estimate} vs {distinct}");
+            let mut sorted: Vec<f64> = raw.iter().map(|(_, v)| *v as f64).collect();
+            sorted.sort_by(f64::total_cmp);
+            let exact = sorted[((f64::from((q * 1e6).round() as u32) / 1e6) * (sorted.len() - 1) as f64).floor() as usize];
+            let Some(Value::Float64(got)) = values[1] else { panic!("no quantile") };
+            prop_assert!((got - exact).abs() <= 0.0101 * exact.abs() + 1e-9, "{got} vs {exact} at q {q}");
+        }
+
         #[test]
         fn tile_sets_round_trip_through_bytes(raw in prop::collection::vec((0i64..500, prop::option::of(-5i64..5)), 0..30)) {
             let mut spec = spec(Function::LastDistinctN(2), Window::Lifetime);
-            for function in [Function::Sum, Function::Mean, Function::Min, Function::Last, Function::Count] {
+            let sketches = [Function::ApproxCountDistinct(4), Function::ApproxPercentile { quantile_millionths: 500_000, precision: 50 }];
+            for function in [Function::Sum, Function::Mean, Function::Min, Function::Last, Function::Count].into_iter().chain(sketches) {
                 spec.aggregates.push(AggregateFeature { input: 0, function, window: Window::Time { size: 3 * I, offset: 0 } });
             }
             let mut tiles = TileSet::default();
@@ -576,6 +783,39 @@ pub mod encoding {
                 Value::Int64(5),
                 Value::Array(events.iter().map(stamped).collect()),
             ],
+            Partial::Hll(registers) => vec![
+                Value::Int64(6),
+                Value::Array(
+                    registers
+                        .iter()
+                        .map(|r| Value::Int64(i64::from(*r)))
+                        .collect(),
+                ),
+            ],
+            Partial::Quantiles {
+                zeros,
+                positive,
+                negative,
+            } => {
+                let buckets = |map: &std::collections::BTreeMap<i32, u64>| {
+                    Value::Array(
+                        map.iter()
+                            .map(|(i, n)| {
+                                Value::Struct(vec![
+                                    Value::Int64(i64::from(*i)),
+                                    Value::Int64(*n as i64),
+                                ])
+                            })
+                            .collect(),
+                    )
+                };
+                vec![
+                    Value::Int64(7),
+                    Value::Int64(*zeros as i64),
+                    buckets(positive),
+                    buckets(negative),
+                ]
+            }
         }
     }
 
@@ -625,6 +865,31 @@ pub mod encoding {
             (4, [e]) => Partial::Last(Some(stamped(e)?)),
             (5, [Value::Array(events)]) => {
                 Partial::Ordered(events.iter().map(stamped).collect::<Option<_>>()?)
+            }
+            (6, [Value::Array(registers)]) => Partial::Hll(
+                registers
+                    .iter()
+                    .map(|r| int(r).and_then(|r| u8::try_from(r).ok()))
+                    .collect::<Option<_>>()?,
+            ),
+            (7, [zeros, Value::Array(positive), Value::Array(negative)]) => {
+                let buckets = |items: &Vec<Value>| -> Option<std::collections::BTreeMap<i32, u64>> {
+                    items
+                        .iter()
+                        .map(|b| match b {
+                            Value::Struct(parts) if parts.len() == 2 => Some((
+                                i32::try_from(int(&parts[0])?).ok()?,
+                                u64::try_from(int(&parts[1])?).ok()?,
+                            )),
+                            _ => None,
+                        })
+                        .collect()
+                };
+                Partial::Quantiles {
+                    zeros: u64::try_from(int(zeros)?).ok()?,
+                    positive: buckets(positive)?,
+                    negative: buckets(negative)?,
+                }
             }
             _ => return None,
         })

@@ -260,8 +260,12 @@ impl AggregationSpec {
     }
 }
 
-/// Tecton's duration text: non-zero `Nd`, `Nh`, `Nm`, `Ns` in that order, or `0s`.
+/// Tecton's duration text: non-zero `Nd`, `Nh`, `Nm`, `Ns` in that order, or `0s`; a
+/// one-microsecond interval is a continuous view's, written `continuous`.
 pub fn duration_text(micros: Micros) -> String {
+    if micros == 1 {
+        return "continuous".to_string();
+    }
     let mut seconds = micros / MICROS_PER_SECOND;
     if seconds == 0 {
         return "0s".to_string();

@@ -114,6 +114,9 @@ struct RawView {
     /// `WALL_CLOCK_TIME` (default) or `LATEST_EVENT_TIME`.
     #[serde(default)]
     aggregation_leading_edge: Option<String>,
+    /// `time_interval` (default: tiles of `aggregation_interval`) or `continuous`.
+    #[serde(default)]
+    stream_processing_mode: Option<String>,
     #[serde(default)]
     aggregations: Vec<RawAggregation>,
 }
@@ -454,7 +457,9 @@ fn build_view(
     id: ViewId,
     workspace: &Workspace,
 ) -> Result<FeatureView, RegistryError> {
-    let aggregating = raw.aggregation_interval.is_some() || !raw.aggregations.is_empty();
+    let aggregating = raw.aggregation_interval.is_some()
+        || !raw.aggregations.is_empty()
+        || raw.stream_processing_mode.is_some();
     if aggregating && kind != "stream_feature_view" {
         return Err(site.error("only stream feature views aggregate"));
     }
@@ -628,14 +633,38 @@ fn build_aggregation(
     schema: &[Field],
     join_keys: &[Field],
 ) -> Result<(Vec<Feature>, AggregationSpec), RegistryError> {
-    let interval_text = raw.aggregation_interval.as_deref().ok_or_else(|| {
-        site.error("aggregations need an `aggregation_interval` (the tile width, e.g. `10m`)")
-    })?;
-    let interval = parse_duration(interval_text)
-        .map_err(|e| site.error(format!("aggregation_interval: {e}")))?;
+    let continuous = match raw.stream_processing_mode.as_deref() {
+        None | Some("time_interval") | Some("TIME_INTERVAL") => false,
+        Some("continuous") | Some("CONTINUOUS") => true,
+        Some(other) => {
+            return Err(site.error(format!(
+                "stream_processing_mode `{other}` must be time_interval or continuous"
+            )))
+        }
+    };
+    let interval_text = match (continuous, raw.aggregation_interval.as_deref()) {
+        // Continuous: every event is its own one-microsecond tile, and windows end exactly at
+        // the request time (or the latest event).
+        (true, None) => "continuous",
+        (true, Some(_)) => {
+            return Err(site.error("a continuous view has no `aggregation_interval`"))
+        }
+        (false, Some(text)) => text,
+        (false, None) => {
+            return Err(site
+                .error("aggregations need an `aggregation_interval` (the tile width, e.g. `10m`)"))
+        }
+    };
+    let interval = if continuous {
+        1
+    } else {
+        parse_duration(interval_text)
+            .map_err(|e| site.error(format!("aggregation_interval: {e}")))?
+    };
     if interval <= 0 {
         return Err(site.error("aggregation_interval must be longer than 0s"));
     }
+
     let leading_edge = match raw.aggregation_leading_edge.as_deref() {
         None => LeadingEdge::WallClockTime,
         Some(text) => LeadingEdge::parse(text).ok_or_else(|| {

@@ -140,6 +140,15 @@ fn only_complete_tiles_count_and_windows_slide() {
         features["user_transaction_amount_metrics.amt_sum_3d_10m"].0,
         json!(30.0)
     );
+    // A continuous view counts at once: its windows end at the request time.
+    assert_eq!(
+        features["user_recent_activity.transaction_id_count_1h_continuous"].0,
+        json!("3")
+    );
+    assert_eq!(
+        features["user_recent_activity.amt_max_10m_continuous"].0,
+        json!(1000.0)
+    );
     // A day-tiled view counts nothing until its day is complete.
     assert_eq!(
         features["user_transaction_counts.transaction_id_count_1d_1d"],

@@ -78,6 +78,7 @@ fn ingested_records_are_served_by_every_subscribed_view() {
             "merchant_fraud_rate",
             "terminal_last_transaction",
             "user_last_transaction",
+            "user_recent_activity",
             "user_transaction_amount_metrics",
             "user_transaction_counts"
         ],

@@ -197,6 +197,14 @@ pub enum Window {
     Time { size: Micros, offset: Micros },
     /// Every event since the view started.
     Lifetime,
+    /// Tecton's time-window series: windows of `size` ending `start - step`, `start - 2 step`,
+    /// ... down to `end` before the window end, oldest first (an array result).
+    Series {
+        size: Micros,
+        start: Micros,
+        end: Micros,
+        step: Micros,
+    },
 }
 
 /// Where the window ends.
@@ -248,6 +256,7 @@ impl AggregationSpec {
             .iter()
             .map(|a| match a.window {
                 Window::Time { size, offset } => size + offset,
+                Window::Series { size, start, .. } => size + start,
                 Window::Lifetime => 0,
             })
             .max()
@@ -284,6 +293,16 @@ pub fn duration_text(micros: Micros) -> String {
 pub fn default_name(column: &str, function: &str, window: Window, interval: Micros) -> String {
     match window {
         Window::Lifetime => format!("{column}_{function}_lifetime_{}", duration_text(interval)),
+        Window::Series {
+            start, end, step, ..
+        } => {
+            format!(
+                "{column}_{function}_series_{}_{}_{}",
+                duration_text(start),
+                duration_text(end),
+                duration_text(step)
+            )
+        }
         Window::Time { size, offset } => {
             let mut name = format!(
                 "{column}_{function}_{}_{}",

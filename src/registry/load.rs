@@ -165,6 +165,19 @@ struct RawAggregation {
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    /// Makes this a time-window series of `window`-sized windows (an array result).
+    #[serde(default)]
+    series: Option<RawSeries>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeries {
+    /// How far before the window end the oldest window ends, plus one step (e.g. `7d`).
+    start: String,
+    /// How far before the window end the newest window ends (e.g. `0s`).
+    end: String,
+    step: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -724,8 +737,33 @@ fn build_aggregation(
                 .map(|o| multiple_of_interval(o, "offset"))
                 .transpose()?
                 .unwrap_or(0);
-            Window::Time { size, offset }
+            match &aggregation.series {
+                None => Window::Time { size, offset },
+                Some(_) if offset > 0 => return Err(what("a series has no `offset`".to_string())),
+                Some(series) => {
+                    let start = multiple_of_interval(&series.start, "series.start")?;
+                    let end = multiple_of_interval(&series.end, "series.end")?;
+                    let step = multiple_of_interval(&series.step, "series.step")?;
+                    if step == 0 || start <= end || (start - end) / step > 1000 {
+                        return Err(what(
+                            "a series needs start > end and a step that makes 1 to 1000 windows"
+                                .to_string(),
+                        ));
+                    }
+                    Window::Series {
+                        size,
+                        start,
+                        end,
+                        step,
+                    }
+                }
+            }
         };
+        let data_type = match window {
+            Window::Series { .. } => DataType::Array(Box::new(data_type)),
+            _ => data_type,
+        };
+
         let name = aggregation
             .name
             .clone()

@@ -512,26 +512,50 @@ impl TileSet {
         self.tiles.values().all(kinds_match) && self.compacted.as_ref().is_none_or(kinds_match)
     }
 
+    /// The merged partial of aggregate `i` over tiles starting in `range`.
+    fn merged(&self, i: usize, function: Function, range: std::ops::Range<Micros>) -> Partial {
+        let mut total = Partial::empty(function);
+        for tile in self.tiles.range(range).map(|(_, tile)| tile) {
+            total.merge(function, tile[i].clone());
+        }
+        total
+    }
+
     /// Each aggregate's value over its window ending at `end` (a tile boundary).
     pub fn values(&self, spec: &AggregationSpec, end: Micros) -> Vec<Option<Value>> {
         spec.aggregates
             .iter()
             .enumerate()
-            .map(|(i, aggregate)| {
-                let mut total = Partial::empty(aggregate.function);
-                let range = match aggregate.window {
-                    Window::Time { size, offset } => (end - offset - size)..(end - offset),
-                    Window::Lifetime => {
-                        if let Some(compacted) = &self.compacted {
-                            total.merge(aggregate.function, compacted[i].clone());
-                        }
-                        Micros::MIN..end
+            .map(|(i, aggregate)| match aggregate.window {
+                Window::Time { size, offset } => self
+                    .merged(i, aggregate.function, (end - offset - size)..(end - offset))
+                    .finish(aggregate.function),
+                Window::Lifetime => {
+                    let mut total = self.merged(i, aggregate.function, Micros::MIN..end);
+                    if let Some(compacted) = &self.compacted {
+                        total.merge(aggregate.function, compacted[i].clone());
                     }
-                };
-                for tile in self.tiles.range(range).map(|(_, tile)| tile) {
-                    total.merge(aggregate.function, tile[i].clone());
+                    total.finish(aggregate.function)
                 }
-                total.finish(aggregate.function)
+                Window::Series {
+                    size,
+                    start,
+                    end: last,
+                    step,
+                } => {
+                    // Windows ending `start - step`, `start - 2 step`, ... `last` before `end`,
+                    // oldest first; all empty is missing data.
+                    let offsets = (1..).map(|k| start - k * step).take_while(|o| *o >= last);
+                    let values: Vec<Option<Value>> = offsets
+                        .map(|o| {
+                            self.merged(i, aggregate.function, (end - o - size)..(end - o))
+                                .finish(aggregate.function)
+                        })
+                        .collect();
+                    values.iter().any(Option::is_some).then(|| {
+                        Value::Array(values.into_iter().map(Option::unwrap_or_default).collect())
+                    })
+                }
             })
             .collect()
     }
@@ -709,6 +733,24 @@ mod tests {
             let exact = sorted[((f64::from((q * 1e6).round() as u32) / 1e6) * (sorted.len() - 1) as f64).floor() as usize];
             let Some(Value::Float64(got)) = values[1] else { panic!("no quantile") };
             prop_assert!((got - exact).abs() <= 0.0101 * exact.abs() + 1e-9, "{got} vs {exact} at q {q}");
+        }
+
+        /// A time-window series is the list of the time windows it stands for, oldest first.
+        #[test]
+        fn series_are_lists_of_windows(raw in prop::collection::vec((0i64..200, -5i64..5), 1..40), end_tile in 5i64..25) {
+            let series = Window::Series { size: 2 * I, start: 4 * I, end: 0, step: I };
+            let mut spec = spec(Function::Sum, series);
+            for offset in [3, 2, 1, 0] {
+                spec.aggregates.push(AggregateFeature { input: 0, function: Function::Sum, window: Window::Time { size: 2 * I, offset: offset * I } });
+            }
+            let mut tiles = TileSet::default();
+            for (seq, (t, v)) in raw.iter().enumerate() {
+                tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+            }
+            let values = tiles.values(&spec, end_tile * I);
+            let singles: Vec<Value> = values[1..].iter().cloned().map(Option::unwrap_or_default).collect();
+            let expected = singles.iter().any(|v| !v.is_null()).then_some(Value::Array(singles));
+            prop_assert_eq!(values[0].clone(), expected);
         }
 
         #[test]

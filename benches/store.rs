@@ -82,6 +82,7 @@ fn three_window_spec() -> Arc<AggregationSpec> {
                 window: window(m),
             })
             .collect(),
+        compaction: None,
     })
 }
 

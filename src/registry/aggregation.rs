@@ -246,6 +246,9 @@ pub struct AggregationSpec {
     pub inputs: Vec<super::Field>,
     /// Parallel to the view's `features`.
     pub aggregates: Vec<AggregateFeature>,
+    /// With Tecton's `compaction_enabled`: tiles older than a day are merged into daily
+    /// tiles, and a window starting inside such a day takes the whole day (a sawtooth window).
+    pub compaction: Option<Micros>,
 }
 
 impl AggregationSpec {
@@ -289,8 +292,38 @@ pub fn duration_text(micros: Micros) -> String {
     out
 }
 
-/// Tecton's default name: `{column}_{function}_{window}_{interval}` plus `_offset_{offset}`.
-pub fn default_name(column: &str, function: &str, window: Window, interval: Micros) -> String {
+/// Tecton's default name: `{column}_{function}_{window}_{interval}` plus `_offset_{offset}`;
+/// with compaction the `_{interval}` is left out (as Tecton does).
+pub fn default_name(
+    column: &str,
+    function: &str,
+    window: Window,
+    interval: Micros,
+    compaction: bool,
+) -> String {
+    let name = default_name_with_interval(column, function, window, interval);
+    if compaction {
+        let suffix = format!("_{}", duration_text(interval));
+        match window {
+            Window::Time { offset, .. } if offset > 0 => {
+                name.replacen(&format!("{suffix}_offset"), "_offset", 1)
+            }
+            Window::Series { .. } => name,
+            _ => name
+                .strip_suffix(&suffix)
+                .map_or(name.clone(), str::to_string),
+        }
+    } else {
+        name
+    }
+}
+
+fn default_name_with_interval(
+    column: &str,
+    function: &str,
+    window: Window,
+    interval: Micros,
+) -> String {
     match window {
         Window::Lifetime => format!("{column}_{function}_lifetime_{}", duration_text(interval)),
         Window::Series {
@@ -321,7 +354,43 @@ pub fn default_name(column: &str, function: &str, window: Window, interval: Micr
 mod tests {
     use super::*;
 
+    /// Names without compaction (the common case).
+    fn default_name(column: &str, function: &str, window: Window, interval: Micros) -> String {
+        super::default_name(column, function, window, interval, false)
+    }
+
     const MINUTE: Micros = 60 * MICROS_PER_SECOND;
+
+    #[test]
+    fn compaction_drops_the_interval_from_names() {
+        let day = 24 * 60 * MINUTE;
+        assert_eq!(
+            super::default_name(
+                "amt",
+                "sum",
+                Window::Time {
+                    size: 90 * day,
+                    offset: 0
+                },
+                10 * MINUTE,
+                true
+            ),
+            "amt_sum_90d"
+        );
+        assert_eq!(
+            super::default_name(
+                "amt",
+                "sum",
+                Window::Time {
+                    size: day,
+                    offset: day
+                },
+                10 * MINUTE,
+                true
+            ),
+            "amt_sum_1d_offset_1d"
+        );
+    }
 
     #[test]
     fn tecton_default_names() {

@@ -117,6 +117,9 @@ struct RawView {
     /// `time_interval` (default: tiles of `aggregation_interval`) or `continuous`.
     #[serde(default)]
     stream_processing_mode: Option<String>,
+    /// Tecton's `compaction_enabled`: merge tiles older than a day into daily tiles.
+    #[serde(default)]
+    compaction_enabled: bool,
     #[serde(default)]
     aggregations: Vec<RawAggregation>,
 }
@@ -678,6 +681,16 @@ fn build_aggregation(
         return Err(site.error("aggregation_interval must be longer than 0s"));
     }
 
+    let day = 86_400 * crate::registry::time::MICROS_PER_SECOND;
+    let compaction = match raw.compaction_enabled {
+        false => None,
+        true if continuous || interval >= day || day % interval != 0 => {
+            return Err(site.error(
+                "compaction_enabled needs a tiled view whose aggregation_interval divides a day",
+            ))
+        }
+        true => Some(day),
+    };
     let leading_edge = match raw.aggregation_leading_edge.as_deref() {
         None => LeadingEdge::WallClockTime,
         Some(text) => LeadingEdge::parse(text).ok_or_else(|| {
@@ -764,10 +777,16 @@ fn build_aggregation(
             _ => data_type,
         };
 
-        let name = aggregation
-            .name
-            .clone()
-            .unwrap_or_else(|| default_name(&aggregation.column, &function_name, window, interval));
+        let name = aggregation.name.clone().unwrap_or_else(|| {
+            default_name(
+                &aggregation.column,
+                &function_name,
+                window,
+                interval,
+                compaction.is_some(),
+            )
+        });
+
         check_name(site, "feature name", &name)?;
         if features.iter().any(|f| f.name == name) {
             return Err(what(format!(
@@ -801,6 +820,7 @@ fn build_aggregation(
             leading_edge,
             inputs,
             aggregates,
+            compaction,
         },
     ))
 }

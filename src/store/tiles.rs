@@ -442,13 +442,26 @@ fn keep_distinct(events: &mut Vec<Stamped>, n: usize, newest: bool) {
 }
 
 /// The tiles of one key of one view.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TileSet {
     /// Tile start -> one partial per aggregate.
     pub tiles: BTreeMap<Micros, Vec<Partial>>,
     /// Tiles merged once past the horizon (only for views with lifetime windows).
     pub compacted: Option<Vec<Partial>>,
     pub latest_event: Micros,
+    /// With compaction: tiles starting before this are coarse (one per compaction width).
+    pub coarse_until: Micros,
+}
+
+impl Default for TileSet {
+    fn default() -> TileSet {
+        TileSet {
+            tiles: BTreeMap::new(),
+            compacted: None,
+            latest_event: 0,
+            coarse_until: Micros::MIN,
+        }
+    }
 }
 
 /// The start of the tile holding `time`.
@@ -459,7 +472,7 @@ pub fn tile_start(time: Micros, interval: Micros) -> Micros {
 impl TileSet {
     /// Adds one event (`inputs` in the spec's input order).
     pub fn add(&mut self, spec: &AggregationSpec, event_time: Micros, seq: u64, inputs: &[Value]) {
-        let start = tile_start(event_time, spec.interval);
+        let start = self.tile_of(spec, event_time);
         let tile = self.tiles.entry(start).or_insert_with(|| {
             spec.aggregates
                 .iter()
@@ -471,16 +484,62 @@ impl TileSet {
             partial.add(aggregate.function, (event_time, seq, value));
         }
         self.latest_event = self.latest_event.max(event_time);
+        self.coarsen(spec);
         self.drop_old(spec);
+    }
+
+    /// The start of the tile (fine or coarse) an event at `time` belongs to.
+    fn tile_of(&self, spec: &AggregationSpec, time: Micros) -> Micros {
+        match spec.compaction {
+            Some(coarse) if time < self.coarse_until => tile_start(time, coarse),
+            _ => tile_start(time, spec.interval),
+        }
+    }
+
+    /// With compaction: merges fine tiles older than the previous whole day into daily tiles.
+    fn coarsen(&mut self, spec: &AggregationSpec) {
+        let Some(coarse) = spec.compaction else {
+            return;
+        };
+        let boundary = tile_start(self.latest_event, coarse) - coarse;
+        if boundary <= self.coarse_until {
+            return;
+        }
+        let fine: Vec<Micros> = self
+            .tiles
+            .range(self.coarse_until..boundary)
+            .map(|(start, _)| *start)
+            .collect();
+        let mut merged: BTreeMap<Micros, Vec<Partial>> = BTreeMap::new();
+        for start in fine {
+            let tile = self.tiles.remove(&start).expect("listed above");
+            let into = merged.entry(tile_start(start, coarse)).or_insert_with(|| {
+                spec.aggregates
+                    .iter()
+                    .map(|a| Partial::empty(a.function))
+                    .collect()
+            });
+            for ((into, from), aggregate) in into.iter_mut().zip(tile).zip(&spec.aggregates) {
+                into.merge(aggregate.function, from);
+            }
+        }
+        self.tiles.extend(merged);
+        self.coarse_until = boundary;
     }
 
     /// Drops (or compacts) tiles no window ending at or after the latest event can reach.
     fn drop_old(&mut self, spec: &AggregationSpec) {
         let keep_from = tile_start(self.latest_event, spec.interval) - spec.horizon();
+        // A tile goes once it ends before `keep_from` (coarse tiles are wider).
+        let width = |start: Micros| match spec.compaction {
+            Some(coarse) if start < self.coarse_until => coarse,
+            _ => spec.interval,
+        };
         let old: Vec<Micros> = self
             .tiles
             .range(..keep_from)
             .map(|(start, _)| *start)
+            .filter(|start| start + width(*start) <= keep_from)
             .collect();
         for start in old {
             let tile = self.tiles.remove(&start).expect("listed above");
@@ -512,6 +571,15 @@ impl TileSet {
         self.tiles.values().all(kinds_match) && self.compacted.as_ref().is_none_or(kinds_match)
     }
 
+    /// The tile starts a window `[from, to)` reads: when `from` falls among coarse tiles, the
+    /// window starts at that coarse tile's start (Tecton's sawtooth windows).
+    fn window(&self, spec: &AggregationSpec, from: Micros, to: Micros) -> std::ops::Range<Micros> {
+        match spec.compaction {
+            Some(coarse) if from < self.coarse_until => tile_start(from, coarse)..to,
+            _ => from..to,
+        }
+    }
+
     /// The merged partial of aggregate `i` over tiles starting in `range`.
     fn merged(&self, i: usize, function: Function, range: std::ops::Range<Micros>) -> Partial {
         let mut total = Partial::empty(function);
@@ -528,7 +596,11 @@ impl TileSet {
             .enumerate()
             .map(|(i, aggregate)| match aggregate.window {
                 Window::Time { size, offset } => self
-                    .merged(i, aggregate.function, (end - offset - size)..(end - offset))
+                    .merged(
+                        i,
+                        aggregate.function,
+                        self.window(spec, end - offset - size, end - offset),
+                    )
                     .finish(aggregate.function),
                 Window::Lifetime => {
                     let mut total = self.merged(i, aggregate.function, Micros::MIN..end);
@@ -548,8 +620,12 @@ impl TileSet {
                     let offsets = (1..).map(|k| start - k * step).take_while(|o| *o >= last);
                     let values: Vec<Option<Value>> = offsets
                         .map(|o| {
-                            self.merged(i, aggregate.function, (end - o - size)..(end - o))
-                                .finish(aggregate.function)
+                            self.merged(
+                                i,
+                                aggregate.function,
+                                self.window(spec, end - o - size, end - o),
+                            )
+                            .finish(aggregate.function)
                         })
                         .collect();
                     values.iter().any(Option::is_some).then(|| {
@@ -584,6 +660,7 @@ mod tests {
                 function,
                 window,
             }],
+            compaction: None,
         }
     }
 
@@ -733,6 +810,35 @@ mod tests {
             let exact = sorted[((f64::from((q * 1e6).round() as u32) / 1e6) * (sorted.len() - 1) as f64).floor() as usize];
             let Some(Value::Float64(got)) = values[1] else { panic!("no quantile") };
             prop_assert!((got - exact).abs() <= 0.0101 * exact.abs() + 1e-9, "{got} vs {exact} at q {q}");
+        }
+
+        /// With compaction, a window equals the brute-force answer over the window stretched back
+        /// to the start of the coarse tile its start falls in (Tecton's sawtooth), and a key
+        /// keeps at most two coarse widths of fine tiles.
+        #[test]
+        fn compacted_windows_are_sawtooth_windows(
+            function in functions(),
+            raw in prop::collection::vec((0i64..400, prop::option::of(-5i64..5)), 1..60),
+            size_tiles in 1i64..20,
+            end_tile in 38i64..46,
+        ) {
+            const COARSE: Micros = 4 * I;
+            let mut spec = spec(function, Window::Time { size: size_tiles * I, offset: 0 });
+            spec.compaction = Some(COARSE);
+            let events: Vec<(Micros, u64, Value)> = raw.iter().enumerate().map(|(seq, (t, v))| (*t, seq as u64, v.map_or(Value::Null, Value::Int64))).collect();
+            let mut tiles = TileSet::default();
+            for event in &events {
+                tiles.add(&spec, event.0, event.1, std::slice::from_ref(&event.2));
+            }
+            let fine = tiles.tiles.range(tiles.coarse_until..).count() as i64;
+            prop_assert!(fine <= 2 * COARSE / I + 1, "{fine} fine tiles");
+            let end = end_tile * I;
+            let from = end - size_tiles * I;
+            prop_assume!(end >= tiles.coarse_until && from >= tile_start(tiles.latest_event, I) - spec.horizon());
+            let from = if from < tiles.coarse_until { tile_start(from, COARSE) } else { from };
+            let expected = brute_force(function, &events, from, end);
+            let got = tiles.values(&spec, end).remove(0);
+            prop_assert!(close(&got, &expected), "{function:?}: got {got:?}, expected {expected:?}");
         }
 
         /// A time-window series is the list of the time windows it stands for, oldest first.
@@ -965,6 +1071,7 @@ pub mod encoding {
     pub fn encode(tiles: &TileSet) -> Vec<u8> {
         let mut values = vec![
             Value::Int64(tiles.latest_event),
+            Value::Int64(tiles.coarse_until),
             tiles
                 .compacted
                 .as_deref()
@@ -982,7 +1089,9 @@ pub mod encoding {
     pub fn decode(bytes: &[u8]) -> Result<TileSet, CorruptRow> {
         let corrupt = || CorruptRow(0);
         let values = decode_row(bytes)?;
-        let [Value::Int64(latest_event), compacted, rest @ ..] = values.as_slice() else {
+        let [Value::Int64(latest_event), Value::Int64(coarse_until), compacted, rest @ ..] =
+            values.as_slice()
+        else {
             return Err(corrupt());
         };
         let compacted = match compacted {
@@ -993,7 +1102,9 @@ pub mod encoding {
             tiles: Default::default(),
             compacted,
             latest_event: *latest_event,
+            coarse_until: *coarse_until,
         };
+
         for pair in rest.chunks(2) {
             match pair {
                 [Value::Int64(start), partials] => {

@@ -107,8 +107,15 @@ fn resource_response(status: StatusCode, resource: &Json) -> HttpResponse {
     response.body(resource.to_string())
 }
 
+/// SCIM bodies are small (a user, a group's member list); anything near a megabyte is hostile.
+const MAX_SCIM_BODY_BYTES: usize = 256 * 1024;
+
 async fn read_body(state: &AppState, payload: web::Payload) -> Result<Json, ScimHttpError> {
-    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    let body = read_limited(
+        payload,
+        state.limits.max_body_bytes.min(MAX_SCIM_BODY_BYTES),
+    )
+    .await?;
     Ok(parse_json(&body)?)
 }
 

@@ -7,6 +7,7 @@
 //! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
+pub mod files;
 pub mod format;
 pub mod journal;
 pub mod restore;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-pub use journal::{FsyncPolicy, Journal, Replay};
+pub use journal::{FsyncPolicy, Journal, JournalError, Replay};
 use snapshot::{apply_retention, snapshot_id, write_snapshot, SectionData};
 
 /// An actor whose state goes into snapshots.

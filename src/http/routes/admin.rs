@@ -117,7 +117,11 @@ async fn load_rows(
     let writes = rows.iter().map(|row| row.to_write(view)).collect();
     let outcome = state.router.write(writes).await.map_err(|error| {
         tracing::error!(%error, "bulk load write failed");
-        ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        if error.is_unavailable() {
+            ApiError::new(ErrorKind::Unavailable, error.to_string())
+        } else {
+            ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        }
     })?;
     Ok(HttpResponse::Ok().json(json!({
         "rowsReceived": rows.len(),

@@ -28,6 +28,9 @@
 //! that one frame, keeps every valid record after it, and keeps the original file beside it.
 //! To find where valid records resume after a bad frame, the reader tries the end its length
 //! claims, then scans forward for the next offset where a whole frame verifies.
+//!
+//! A record that verifies but does not decode (an incompatible version) is refused the same way
+//! by its owner (`Replay::undecodable` names it): skipping it would lose the records after it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -79,6 +82,15 @@ pub enum JournalError {
         index: usize,
         problem: String,
     },
+    /// A record that verifies but does not decode: written by an incompatible version or a bug.
+    /// Replay refuses rather than skip it and lose the records after it.
+    #[error("journal {journal}: record index {index} at byte {offset} of segment {} passes its checksum but does not decode (written by an incompatible version?); refusing to start rather than skip it and the records after it", segment.display())]
+    Undecodable {
+        journal: String,
+        segment: PathBuf,
+        offset: u64,
+        index: usize,
+    },
     #[error("{}: no bad record starts at byte {offset}{}", segment.display(), describe_bad(bad))]
     NoBadRecordAt {
         segment: PathBuf,
@@ -117,6 +129,30 @@ pub struct Replay {
     pub records: Vec<Vec<u8>>,
     /// Bytes cut from a torn tail.
     pub dropped_bytes: u64,
+    journal: String,
+    /// Each record's byte offset in its segment.
+    offsets: Vec<u64>,
+    /// Per segment holding records: the index of its first record in `records`, and its path.
+    segments: Vec<(usize, PathBuf)>,
+}
+
+impl Replay {
+    /// The refusal for record `i`, which verified but does not decode, naming where it is.
+    pub fn undecodable(&self, i: usize) -> JournalError {
+        let (first, segment) = self
+            .segments
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= i)
+            .cloned()
+            .unwrap_or_default();
+        JournalError::Undecodable {
+            journal: self.journal.clone(),
+            segment,
+            offset: self.offsets[i],
+            index: i - first,
+        }
+    }
 }
 
 /// What the journal needs of a segment file: a trait so that tests can inject a full disk.
@@ -486,7 +522,10 @@ impl Journal {
         create_private_dir(dir).map_err(io_error)?;
         let all = segments(dir).map_err(io_error)?;
         let tail = tail_segment(dir, &all).map_err(io_error)?;
-        let mut replay = Replay::default();
+        let mut replay = Replay {
+            journal: journal.clone(),
+            ..Replay::default()
+        };
         let mut torn_tail = None;
         for seq in &all {
             let path = segment_path(dir, *seq);
@@ -501,10 +540,14 @@ impl Journal {
                     problem: bad.problem,
                 });
             }
-            if *seq >= from_seq {
-                replay
-                    .records
-                    .extend(found.payloads.into_iter().map(|r| bytes[r].to_vec()));
+            if *seq >= from_seq && !found.payloads.is_empty() {
+                replay.segments.push((replay.records.len(), path.clone()));
+                for payload in found.payloads {
+                    replay
+                        .offsets
+                        .push((payload.start - RECORD_HEADER_LEN) as u64);
+                    replay.records.push(bytes[payload].to_vec());
+                }
             }
             if let Some(at) = found.torn_tail {
                 torn_tail = Some((path, at as u64, (bytes.len() - at) as u64));
@@ -800,6 +843,34 @@ mod tests {
         let (_, replay) = Journal::open(dir.path(), 0, FsyncPolicy::Never).unwrap();
         assert_eq!(replay.records, records(&["kept"]));
         assert_eq!(replay.dropped_bytes, 40);
+    }
+
+    #[test]
+    fn a_record_that_does_not_decode_is_named_by_segment_offset_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_segments(
+            dir.path(),
+            &[
+                records(&["skipped"]),
+                records(&["a", "bb"]),
+                vec![],
+                records(&["c", "dd"]),
+            ],
+        );
+        let (_, replay) = Journal::open(dir.path(), 2, FsyncPolicy::Never).unwrap();
+        assert_eq!(replay.records, records(&["a", "bb", "c", "dd"]));
+        let located = |i| match replay.undecodable(i) {
+            JournalError::Undecodable {
+                segment,
+                offset,
+                index,
+                ..
+            } => (segment, offset, index),
+            other => panic!("{other}"),
+        };
+        assert_eq!(located(1), (paths[1].clone(), frame(b"a").len() as u64, 1));
+        assert_eq!(located(2), (paths[3].clone(), 0, 0));
+        assert_eq!(located(3), (paths[3].clone(), frame(b"c").len() as u64, 1));
     }
 
     #[test]

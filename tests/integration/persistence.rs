@@ -35,12 +35,21 @@ fn last_amount_with(server: &Server, key: &str, user: &str) -> Json {
     reply.json()["result"]["features"][2].clone()
 }
 
-/// Starts a snapshot and waits until it is listed; returns its file.
+/// Starts a snapshot (once the previous one has finished) and waits until it is listed; returns
+/// its file.
 fn snapshot(server: &Server) -> PathBuf {
-    let reply = server.admin_post("/admin/snapshots", &json!({}));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        // The previous snapshot is listed as soon as its file is renamed in, a moment before it
+        // finishes dropping covered journal segments.
+        let reply = server.admin_post("/admin/snapshots", &json!({}));
+        if reply.status != 409 || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(reply.status, 202, "{}", reply.body);
     let id = reply.json()["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let auth = format!("Tecton-key {ADMIN_KEY}");
         let listing = server

@@ -479,18 +479,12 @@ pub fn skip_record(segment: &Path, offset: u64) -> Result<SkippedRecord, Journal
     let stamp = super::snapshot::snapshot_id(crate::registry::time::now_micros());
     let original_kept_as = dir.join(format!("{name}.orig-{stamp}"));
     let temp = dir.join(format!(".{name}.repair-{stamp}.tmp"));
-    let written = (|| {
-        let mut file = private_file_options()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        Write::write_all(&mut file, &bytes[..start])?;
-        Write::write_all(&mut file, &bytes[end..])?;
-        file.sync_all()?;
-        std::fs::rename(segment, &original_kept_as)?;
-        std::fs::rename(&temp, segment)?;
-        sync_dir(dir)
-    })();
+    let written = replace_segment(
+        segment,
+        &original_kept_as,
+        &temp,
+        [&bytes[..start], &bytes[end..]],
+    );
     if let Err(source) = written {
         let _ = std::fs::remove_file(&temp);
         return Err(io_error(source));
@@ -499,6 +493,30 @@ pub fn skip_record(segment: &Path, offset: u64) -> Result<SkippedRecord, Journal
         removed,
         original_kept_as,
     })
+}
+
+/// Writes `parts` to `temp`, then puts it in place of `segment`, keeping the original as
+/// `kept_as`; on failure the original stays (or is put back) where it was.
+fn replace_segment(
+    segment: &Path,
+    kept_as: &Path,
+    temp: &Path,
+    parts: [&[u8]; 2],
+) -> io::Result<()> {
+    let mut file = private_file_options()
+        .write(true)
+        .create_new(true)
+        .open(temp)?;
+    for part in parts {
+        Write::write_all(&mut file, part)?;
+    }
+    file.sync_all()?;
+    std::fs::rename(segment, kept_as)?;
+    if let Err(error) = std::fs::rename(temp, segment) {
+        std::fs::rename(kept_as, segment)?;
+        return Err(error);
+    }
+    sync_dir(segment.parent().unwrap_or(Path::new(".")))
 }
 
 fn open_segment(path: &Path) -> io::Result<File> {

@@ -269,6 +269,10 @@ async fn recover(
         .snapshot_dir
         .clone()
         .expect("a data directory implies a snapshot directory");
+    // Every journal verifies before any is opened: a refused start changes no byte.
+    for journal_dir in PersistenceSettings::journal_dirs(data_dir) {
+        crate::persist::journal::verify(&journal_dir)?;
+    }
     let newest = newest_valid(&snapshot_dir).context("could not list snapshots")?;
     if let Some((path, _)) = &newest {
         tracing::info!(snapshot = %path.display(), "loading snapshot");

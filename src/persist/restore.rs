@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::files::create_private_dir;
 use super::snapshot::{read_snapshot, snapshot_files, snapshot_id, snapshot_path, SnapshotError};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +72,12 @@ pub fn install_snapshot(
         std::fs::rename(dir, &aside)?;
         tracing::warn!(from = %dir.display(), to = %aside.display(), "journal set aside by restore");
     }
-    std::fs::create_dir_all(snapshot_dir)?;
+    create_private_dir(snapshot_dir)?;
     let target = snapshot_path(snapshot_dir, &stamp);
     let temp = snapshot_dir.join(format!(".restore-{stamp}.tmp"));
     std::fs::copy(source, &temp)?;
+    // `copy` keeps the source's mode; snapshots hold digests and sealed secrets.
+    std::fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     std::fs::File::open(&temp)?.sync_all()?;
     std::fs::rename(&temp, &target)?;
     std::fs::File::open(snapshot_dir)?.sync_all()?;

@@ -45,6 +45,9 @@ pub enum SecretsError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Internal(String),
+    /// Writes are refused until the journal can be repaired.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub struct VaultActor {
@@ -86,7 +89,12 @@ impl VaultActor {
             journal
                 .append(&persistence::encode_changes(&changes))
                 .map_err(|e| {
-                    SecretsError::Internal(format!("the change could not be journaled: {e}"))
+                    let message = format!("the change could not be journaled: {e}");
+                    if e.is_unwritable() {
+                        SecretsError::Unavailable(message)
+                    } else {
+                        SecretsError::Internal(message)
+                    }
                 })?;
         }
         for change in changes {

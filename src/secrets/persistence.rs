@@ -229,13 +229,12 @@ impl Handler<Recover> for VaultActor {
         }
         let (journal, replay) = Journal::open(&msg.journal_dir, from_seq, FsyncPolicy::Always)?;
         let records = replay.records.len();
-        for record in replay.records {
-            let Some(changes) = decode::<Vec<VaultChangeV1>>(&record)
+        for (i, record) in replay.records.iter().enumerate() {
+            let Some(changes) = decode::<Vec<VaultChangeV1>>(record)
                 .ok()
                 .and_then(|c| c.into_iter().map(from_disk).collect::<Option<Vec<_>>>())
             else {
-                tracing::error!("vault journal record does not decode; replay stops here");
-                break;
+                return Err(replay.undecodable(i).into());
             };
             for change in changes {
                 self.state.apply(change);

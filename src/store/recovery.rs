@@ -57,11 +57,9 @@ impl Router {
             Journal::open(journal_dir, section.map_or(0, |s| s.journal_seq), policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
         recovery.journal_records = replay.records.len();
-        for record in replay.records {
-            // Records were checksummed on the way in; one that still does not decode ends the replay.
-            let Ok(rows) = decode::<RowsV1>(&record) else {
-                tracing::error!("journal record does not decode; replay stops here");
-                break;
+        for (i, record) in replay.records.iter().enumerate() {
+            let Ok(rows) = decode::<RowsV1>(record) else {
+                return Err(replay.undecodable(i).into());
             };
             let (stored, skipped) = self.restore_rows(rows, &mut on_rows).await?;
             recovery.journal_rows += stored;

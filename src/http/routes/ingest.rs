@@ -114,6 +114,12 @@ async fn ingest(
     if !parsed.dry_run {
         if let Err(error) = state.router.write(plan.rows).await {
             tracing::error!(%error, "ingest write failed");
+            if error.is_unavailable() {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    request_error(&error.to_string(), "UnavailableError"),
+                );
+            }
             return reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 request_error("the store could not write the records", "InternalError"),

@@ -65,6 +65,7 @@ impl From<crate::secrets::SecretsError> for ApiError {
             NotEmpty(_) => ErrorKind::FailedPrecondition,
             RateLimited { .. } => ErrorKind::ResourceExhausted,
             Tampered(_) | Internal(_) => ErrorKind::Internal,
+            Unavailable(_) => ErrorKind::Unavailable,
         };
         ApiError::new(kind, error.to_string())
     }

@@ -36,6 +36,10 @@ pub enum TectonRequest {
         scope: String,
         key: String,
     },
+    /// Answers `Done` when the caller manages every one of these scopes: checked before the
+    /// assigned principals are looked up, so that a caller without the role learns nothing
+    /// about which principals exist.
+    CheckManages(Vec<String>),
     Assign(Vec<(String, Assignment)>),
     Unassign(Vec<(String, Assignment)>),
     /// Who holds which roles on a scope, optionally filtered.
@@ -233,6 +237,12 @@ impl VaultActor {
                     )));
                 }
                 self.commit(vec![Change::DeleteScopeSecret { scope, key }])?;
+                Ok(TectonAnswer::Done)
+            }
+            TectonRequest::CheckManages(scopes) => {
+                for scope in &scopes {
+                    self.scope_for(caller, scope, ScopeRole::Manager)?;
+                }
                 Ok(TectonAnswer::Done)
             }
             TectonRequest::Assign(assignments) | TectonRequest::Unassign(assignments)

@@ -1113,3 +1113,35 @@ fn a_scope_holds_at_most_1000_secrets() {
         "the refused put changed nothing"
     );
 }
+
+#[test]
+fn assign_roles_tells_a_caller_without_the_role_nothing_about_principals() {
+    let server = Server::start();
+    let (_, manager) = service_account(&server, "manager", json!([]));
+    let (known_id, outsider) = service_account(&server, "outsider", json!([]));
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/payments", &manager, None).status,
+        200
+    );
+    let attempt = |principal_id: &str| {
+        let body = assignment(
+            "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+            principal_id,
+            "manage_scope_role",
+        );
+        tecton(&server, "POST", "/assign-roles", &outsider, Some(body))
+    };
+    let known = attempt(&known_id);
+    let unknown = attempt("no-such-principal");
+    assert_eq!(known.status, 403, "{}", known.body);
+    assert_eq!((unknown.status, unknown.body), (known.status, known.body));
+    // The manager still learns that a principal does not exist.
+    let body = assignment(
+        "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+        "no-such-principal",
+        "read_scope_role",
+    );
+    let reply = tecton(&server, "POST", "/assign-roles", &manager, Some(body));
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("does not exist"), "{}", reply.body);
+}

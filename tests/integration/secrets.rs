@@ -681,6 +681,14 @@ fn tinybird_secrets_with_their_limits() {
         ("name=a", "missing value"),
         ("name=&value=x", "missing name"),
         (
+            "name=bad+name%21&value=x",
+            "Invalid name \"bad name!\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters",
+        ),
+        (
+            "name=9lives&value=x",
+            "Invalid name \"9lives\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters",
+        ),
+        (
             "name=t&value=x&type=other",
             "Supported variable types are: secret",
         ),

@@ -15,6 +15,7 @@ use crate::http::{configure, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::file::{open_load_file, read_rows};
 use crate::ingest::plan_ingest;
+use crate::persist::data_dir::DataDirLock;
 use crate::persist::format::ViewRefV1;
 use crate::persist::restore::{find_snapshot, install_snapshot};
 use crate::persist::snapshot::newest_valid;
@@ -51,6 +52,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let settings = Settings::load(&args.config.path, &overrides)?;
     let registry = Arc::new(load_registry(&settings.workspaces)?);
+    // Held until this function returns, that is for the server's whole life.
+    let _lock = settings
+        .data_dir
+        .as_deref()
+        .map(DataDirLock::acquire)
+        .transpose()?;
     let admin_env = std::env::var("QUIVER_ADMIN_KEY").ok();
     let hasher = KeyHasher::open(settings.data_dir.as_deref())
         .context("could not open the API-key digest key")?;
@@ -162,6 +169,8 @@ async fn serve(
         .disable_signals()
         .bind(settings.listen)
         .with_context(|| format!("could not listen on {}", settings.listen))?;
+    // Listening before the line below is printed: whoever reads it may stop the server at once.
+    let stop_signal = stop_signal();
     for address in server.addrs() {
         // Test harnesses and scripts read this line to learn the port.
         println!("quiver listening on http://{address}");
@@ -174,7 +183,7 @@ async fn serve(
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        wait_for_stop_signal().await;
+        stop_signal.await;
         tracing::info!("stop signal received: draining requests");
         handle.stop(true).await;
     });
@@ -234,22 +243,25 @@ fn start_vault(settings: &Settings) -> anyhow::Result<Vault> {
     ))
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn wait_for_stop_signal() {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on the first.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            tracing::error!("cannot listen for stop signals; stop with SIGKILL");
-            std::future::pending::<()>().await
+            _ => {
+                tracing::error!("cannot listen for stop signals; stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
 }

@@ -289,7 +289,8 @@ fn a_snapshot_restores_into_a_server_with_another_shard_count() {
         "demo rows came with the snapshot"
     );
 
-    // Restoring over existing state needs --force.
+    // Restoring over existing state needs --force (and a stopped server).
+    drop(restored);
     let again = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["snapshot", "restore", "--config"])
         .arg(&config_b)

@@ -129,7 +129,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 force,
             )?;
             println!(
-                "restored {} as {}; start the server to load it",
+                "restored {} as {}; start the server to load it (with the iam.key and master.key of the installation that wrote it)",
                 source.display(),
                 installed.display()
             );

@@ -1,5 +1,5 @@
-//! The data directory as a whole: its exclusive lock (one process writes it at a time) and what
-//! in it counts as state. Which files hold what is described in ARCHITECTURE.md.
+//! The data directory as a whole: its exclusive lock (one process writes it at a time), what in
+//! it counts as state, and what to do about a missing key file. Which files hold what is described in ARCHITECTURE.md.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -68,6 +68,16 @@ impl DataDirLock {
         file.sync_all().map_err(io_error)?;
         Ok(DataDirLock { _file: file })
     }
+}
+
+/// What to do when a key file (`iam.key`, `master.key`) is missing at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingKeyFile {
+    /// Create it: the data directory holds no state yet, or the operator asked for new keys
+    /// (`--replace-lost-keys`).
+    Create,
+    /// Refuse to start: the data directory holds `state`, which the lost key protected.
+    Refuse { state: String },
 }
 
 /// What in a data directory counts as state: snapshots, and journal segments with records.

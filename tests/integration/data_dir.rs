@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use super::common::{repo_root, ServerBuilder};
+use serde_json::json;
+
+use super::common::{repo_root, Reply, Server, ServerBuilder, ADMIN_KEY};
 
 /// Runs `quiver snapshot restore --force` of `snapshot` into `data_dir`.
 fn restore_force(data_dir: &Path, snapshot: &Path) -> Output {
@@ -86,4 +88,182 @@ fn snapshot_restore_refuses_while_a_server_runs_on_the_data_dir() {
         "{}",
         String::from_utf8_lossy(&restored.stderr)
     );
+}
+
+/// Puts `value` as Tecton secret `ops/k` (creating the scope) as the admin.
+fn put_secret(server: &Server, value: &str) {
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let headers = [("Authorization", auth.as_str())];
+    let scope = server.request("POST", "/api/v1/secrets-service/scopes/ops", &headers, None);
+    assert!(scope.status == 200 || scope.status == 409, "{}", scope.body);
+    let body = json!({ "value": value }).to_string();
+    let put = server.request(
+        "PUT",
+        "/api/v1/secrets-service/scopes/ops/keys/k",
+        &headers,
+        Some(body.as_bytes()),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+}
+
+fn get_secret(server: &Server) -> Reply {
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    server.request(
+        "GET",
+        "/api/v1/secrets-service/scopes/ops/keys/k",
+        &[("Authorization", &auth)],
+        None,
+    )
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_first_start_creates_both_key_files_readable_by_the_owner_only() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    for file in ["iam.key", "master.key"] {
+        assert_eq!(mode_of(&data.path().join(file)), 0o600, "{file}");
+    }
+    drop(server);
+}
+
+#[test]
+fn a_lost_master_key_stops_start_up_until_restored_or_replaced_explicitly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    put_secret(&server, "first-value");
+    server.kill9();
+    let master_key = data.path().join("master.key");
+    let backup = std::fs::read(&master_key).unwrap();
+    std::fs::remove_file(&master_key).unwrap();
+
+    let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for needle in [
+        "master.key is missing",
+        "every stored secret is sealed under",
+        "Copy it back from your backup",
+        "--replace-lost-keys",
+    ] {
+        assert!(stderr.contains(needle), "`{needle}` in {stderr}");
+    }
+    assert!(!master_key.exists(), "the refusal created no key");
+
+    // Copied back: everything opens again.
+    std::fs::write(&master_key, &backup).unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(get_secret(&server).json()["value"], "first-value");
+    server.kill9();
+
+    // Replaced on purpose: the old value is reported as unreadable, new ones work.
+    std::fs::remove_file(&master_key).unwrap();
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .arg("--replace-lost-keys")
+        .start();
+    assert_eq!(mode_of(&master_key), 0o600);
+    let lost = get_secret(&server);
+    assert_eq!(lost.status, 500, "{}", lost.body);
+    assert!(
+        lost.body.contains("could not be decrypted"),
+        "{}",
+        lost.body
+    );
+    put_secret(&server, "second-value");
+    assert_eq!(get_secret(&server).json()["value"], "second-value");
+}
+
+#[test]
+fn with_quiver_master_key_set_no_master_key_file_is_needed() {
+    let data = tempfile::tempdir().unwrap();
+    let hex = "ab".repeat(32);
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_MASTER_KEY", &hex)
+        .start();
+    put_secret(&server, "env-sealed");
+    server.kill9();
+    assert!(!data.path().join("master.key").exists());
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_MASTER_KEY", &hex)
+        .start();
+    assert_eq!(get_secret(&server).json()["value"], "env-sealed");
+}
+
+#[test]
+fn a_lost_iam_key_stops_start_up_until_restored_or_replaced_explicitly() {
+    let data = tempfile::tempdir().unwrap();
+    // No QUIVER_ADMIN_KEY: the admin key is generated and its digest stored.
+    let server = ServerBuilder::new()
+        .without_env("QUIVER_ADMIN_KEY")
+        .data_dir(data.path())
+        .start();
+    let admin_key = generated_admin_key(&server);
+    assert_eq!(admin_status(&server, &admin_key), 200);
+    server.kill9();
+    let iam_key = data.path().join("iam.key");
+    let backup = std::fs::read(&iam_key).unwrap();
+    std::fs::remove_file(&iam_key).unwrap();
+
+    let refused = ServerBuilder::new()
+        .without_env("QUIVER_ADMIN_KEY")
+        .data_dir(data.path())
+        .run_to_exit();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for needle in [
+        "iam.key is missing",
+        "no API key authenticates",
+        "Copy it back from your backup",
+        "--replace-lost-keys",
+    ] {
+        assert!(stderr.contains(needle), "`{needle}` in {stderr}");
+    }
+    assert!(!iam_key.exists(), "the refusal created no key");
+
+    std::fs::write(&iam_key, &backup).unwrap();
+    let server = ServerBuilder::new()
+        .without_env("QUIVER_ADMIN_KEY")
+        .data_dir(data.path())
+        .start();
+    assert_eq!(admin_status(&server, &admin_key), 200, "restored key file");
+    server.kill9();
+
+    // Replaced on purpose: the old admin key is dead and a new one is printed.
+    std::fs::remove_file(&iam_key).unwrap();
+    let server = ServerBuilder::new()
+        .without_env("QUIVER_ADMIN_KEY")
+        .data_dir(data.path())
+        .arg("--replace-lost-keys")
+        .start();
+    assert_eq!(mode_of(&iam_key), 0o600);
+    let new_admin_key = generated_admin_key(&server);
+    assert_ne!(new_admin_key, admin_key);
+    assert_eq!(admin_status(&server, &new_admin_key), 200);
+    assert_eq!(admin_status(&server, &admin_key), 401);
+}
+
+/// The admin key a server printed at start-up.
+fn generated_admin_key(server: &Server) -> String {
+    server
+        .printed
+        .iter()
+        .find_map(|line| line.split("save it now): ").nth(1))
+        .unwrap_or_else(|| panic!("no generated admin key in {:?}", server.printed))
+        .trim()
+        .to_string()
+}
+
+/// The status of an admin-only request made with `key`.
+fn admin_status(server: &Server, key: &str) -> u16 {
+    let auth = format!("Tecton-key {key}");
+    server
+        .request("GET", "/admin/snapshots", &[("Authorization", &auth)], None)
+        .status
 }

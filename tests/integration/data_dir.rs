@@ -116,6 +116,20 @@ fn get_secret(server: &Server) -> Reply {
     )
 }
 
+/// A start-up refused because `key_file` is missing, saying what it protects and both ways on.
+fn assert_refused_for_lost_key(output: &Output, key_file: &str, protects: &str) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        &format!("{key_file} is missing") as &str,
+        protects,
+        "Copy it back from your backup",
+        "--replace-lost-keys",
+    ] {
+        assert!(stderr.contains(needle), "`{needle}` in {stderr}");
+    }
+}
+
 fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -142,16 +156,11 @@ fn a_lost_master_key_stops_start_up_until_restored_or_replaced_explicitly() {
     std::fs::remove_file(&master_key).unwrap();
 
     let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    for needle in [
-        "master.key is missing",
+    assert_refused_for_lost_key(
+        &refused,
+        "master.key",
         "every stored secret is sealed under",
-        "Copy it back from your backup",
-        "--replace-lost-keys",
-    ] {
-        assert!(stderr.contains(needle), "`{needle}` in {stderr}");
-    }
+    );
     assert!(!master_key.exists(), "the refusal created no key");
 
     // Copied back: everything opens again.
@@ -215,16 +224,7 @@ fn a_lost_iam_key_stops_start_up_until_restored_or_replaced_explicitly() {
         .without_env("QUIVER_ADMIN_KEY")
         .data_dir(data.path())
         .run_to_exit();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    for needle in [
-        "iam.key is missing",
-        "no API key authenticates",
-        "Copy it back from your backup",
-        "--replace-lost-keys",
-    ] {
-        assert!(stderr.contains(needle), "`{needle}` in {stderr}");
-    }
+    assert_refused_for_lost_key(&refused, "iam.key", "no API key authenticates");
     assert!(!iam_key.exists(), "the refusal created no key");
 
     std::fs::write(&iam_key, &backup).unwrap();

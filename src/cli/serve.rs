@@ -67,6 +67,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let admin_env = std::env::var("QUIVER_ADMIN_KEY").ok();
     let hasher = KeyHasher::open(settings.data_dir.as_deref(), &missing_key)
         .context("could not open the API-key digest key")?;
+    // Before anything below changes the data directory (a restore, a new admin key).
+    let master_keys = load_master_keys(&settings, &missing_key)?;
     let (admin_digest, key_source) =
         bootstrap_admin(admin_env.as_deref(), settings.data_dir.as_deref(), &hasher)
             .context("could not set up the admin key")?;
@@ -104,7 +106,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry,
         hasher,
         admin_digest,
-        missing_key,
+        master_keys,
     ))
 }
 
@@ -145,7 +147,7 @@ async fn serve(
     registry: Arc<Registry>,
     hasher: KeyHasher,
     admin_digest: ApiKeyDigest,
-    missing_key: MissingKeyFile,
+    master_keys: MasterKeys,
 ) -> anyhow::Result<()> {
     let views = registry
         .views()
@@ -170,7 +172,11 @@ async fn serve(
     )
     .context("could not start the shards")?;
     let directory = Directory::start(hasher, admin_digest);
-    let vault = start_vault(&settings, &missing_key)?;
+    let vault = Vault::start(
+        master_keys.keys,
+        master_keys.rotation_file,
+        settings.secrets.tenant.clone(),
+    );
     let snapshotter = match &settings.data_dir {
         Some(data_dir) => {
             Some(recover(&settings, data_dir, &router, &directory, &vault, &registry).await?)
@@ -244,10 +250,19 @@ async fn serve(
     Ok(())
 }
 
-/// Loads the master key (`QUIVER_MASTER_KEY`, else the key file, created on first start) and
-/// starts the vault. A `.next` key beside the file means a rotation was interrupted: values are
-/// then opened with either key.
-fn start_vault(settings: &Settings, missing_key: &MissingKeyFile) -> anyhow::Result<Vault> {
+/// The vault's master key(s) and the file a rotation replaces, before the vault starts.
+struct MasterKeys {
+    keys: Vec<MasterKey>,
+    rotation_file: Option<PathBuf>,
+}
+
+/// Loads the master key (`QUIVER_MASTER_KEY`, else the key file, created only as
+/// `missing_key` allows). A `.next` key beside the file means a rotation was interrupted:
+/// values are then opened with either key.
+fn load_master_keys(
+    settings: &Settings,
+    missing_key: &MissingKeyFile,
+) -> anyhow::Result<MasterKeys> {
     let env_key = std::env::var("QUIVER_MASTER_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -281,11 +296,10 @@ fn start_vault(settings: &Settings, missing_key: &MissingKeyFile) -> anyhow::Res
         tracing::warn!(key_file = %next.display(), "an interrupted key rotation was found; values open with either key; run `quiver secrets rotate-key` again");
         keys.push(next_key);
     }
-    Ok(Vault::start(
+    Ok(MasterKeys {
         keys,
         rotation_file,
-        settings.secrets.tenant.clone(),
-    ))
+    })
 }
 
 /// Listens for SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on the first.

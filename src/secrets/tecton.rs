@@ -11,11 +11,11 @@ use crate::iam::PrincipalKind;
 use crate::registry::time::now_micros;
 
 /// Largest value accepted through the Tecton API.
-pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most secrets one scope holds: what a scope may cost is bounded (any principal may create
 /// one), and every secret is one small journal record, so a full scope is at most
 /// `MAX_SECRETS_PER_SCOPE x MAX_VALUE_BYTES` (64 MiB) of ciphertext.
-pub const MAX_SECRETS_PER_SCOPE: usize = 1000;
+const MAX_SECRETS_PER_SCOPE: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub enum TectonRequest {

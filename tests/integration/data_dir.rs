@@ -267,3 +267,31 @@ fn admin_status(server: &Server, key: &str) -> u16 {
         .request("GET", "/admin/snapshots", &[("Authorization", &auth)], None)
         .status
 }
+
+#[test]
+fn serve_restore_without_the_master_key_is_refused_before_anything_moves() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    put_secret(&server, "kept");
+    server.terminate();
+    let snapshot = snapshots(data.path()).pop().expect("a shutdown snapshot");
+    let master_key = data.path().join("master.key");
+    std::fs::remove_file(&master_key).unwrap();
+
+    let refused = ServerBuilder::new()
+        .data_dir(data.path())
+        .arg("--restore")
+        .arg(snapshot.to_str().unwrap())
+        .run_to_exit();
+    assert_refused_for_lost_key(
+        &refused,
+        "master.key",
+        "every stored secret is sealed under",
+    );
+    assert_eq!(
+        snapshots(data.path()),
+        vec![snapshot],
+        "nothing was restored"
+    );
+    assert!(!master_key.exists());
+}

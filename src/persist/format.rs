@@ -1,6 +1,7 @@
 //! The on-disk formats: the only serialisable types in Quiver. Every type here is versioned
-//! (`V1`) and encoded with bincode; in-memory types are converted to and from them explicitly,
-//! so changing an in-memory type never silently changes what is on disk.
+//! (`V1`, `V2`: a changed layout gets a new type) and encoded with bincode; in-memory types are
+//! converted to and from them explicitly, so changing an in-memory type never silently changes
+//! what is on disk.
 //!
 //! Framing (all integers little-endian):
 //! - journal record: `len: u32, xxh3(payload): u64, payload`

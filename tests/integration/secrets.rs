@@ -831,6 +831,18 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
         .as_str()
         .unwrap()
         .to_string();
+    let group_id = group.json()["data"]["id"].as_str().unwrap().to_string();
+    // A new version of K and a new key L: journaled as changes of their own, replayed in order.
+    let (k_v2, l_value) = (
+        format!("{}-v2", plaintexts[1]),
+        format!("{}-l", plaintexts[1]),
+    );
+    let update = json!({"secrets": [{"key": "K", "value": k_v2}, {"key": "L", "value": l_value}]});
+    let path = format!("/secret-groups/{group_id}");
+    assert_eq!(
+        tf(&server, "PUT", &path, ADMIN_KEY, Some(update)).status,
+        200
+    );
     assert_eq!(
         tinybird(
             &server,
@@ -860,8 +872,13 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
             None
         )
         .json()["data"]["value"],
-        plaintexts[1]
+        k_v2.as_str()
     );
+    let group = tf(&server, "GET", &path, ADMIN_KEY, None).json();
+    let secrets = group["data"]["associatedSecrets"].as_array().unwrap();
+    let keys: Vec<&str> = secrets.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["K", "L"]);
+    assert_eq!(secrets[0]["secretVersions"].as_array().unwrap().len(), 2);
     assert_eq!(tinybird(&server, "GET", "/v0/secrets/tb", None).status, 200);
     // A snapshot, a rotation and a shutdown snapshot: still no plaintext anywhere.
     assert_eq!(

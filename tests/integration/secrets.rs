@@ -876,7 +876,10 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
     );
     let group = tf(&server, "GET", &path, ADMIN_KEY, None).json();
     let secrets = group["data"]["associatedSecrets"].as_array().unwrap();
-    let keys: Vec<&str> = secrets.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = secrets
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, ["K", "L"]);
     assert_eq!(secrets[0]["secretVersions"].as_array().unwrap().len(), 2);
     assert_eq!(tinybird(&server, "GET", "/v0/secrets/tb", None).status, 200);

@@ -4,9 +4,11 @@
 //! contributes one section to each snapshot (`SnapshotSource`). `Snapshotter` takes a snapshot
 //! (periodically, on demand, and at shutdown): it asks every source for its section, writes the
 //! file off the actors' threads (`snapshot.rs`), keeps the newest N, and then lets each source
-//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types.
+//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
+//! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
+pub mod data_dir;
 pub mod files;
 pub mod format;
 pub mod journal;

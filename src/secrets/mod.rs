@@ -83,8 +83,11 @@ impl VaultActor {
         })
     }
 
-    /// Journals (fsync) and applies a request's changes.
+    /// Journals (fsync, one record) and applies a request's changes.
     fn commit(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         if let Some(journal) = self.journal.as_mut() {
             journal
                 .append(&persistence::encode_changes(&changes))

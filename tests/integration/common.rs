@@ -227,6 +227,11 @@ impl Server {
         self.post_json(path, Some(ADMIN_KEY), body)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL, waits for it, and returns what it logged.
     pub fn kill9(mut self) -> String {
         let _ = self.child.kill();

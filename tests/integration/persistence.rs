@@ -290,6 +290,12 @@ fn a_snapshot_restores_into_a_server_with_another_shard_count() {
     drop(server);
 
     let config_b = config_with_shards(scratch.path(), 3);
+    // A backup is the snapshot and the key files: a data directory holding state refuses to
+    // start without the keys that protect it.
+    std::fs::create_dir_all(&data_b).unwrap();
+    for key_file in ["iam.key", "master.key"] {
+        std::fs::copy(data_a.join(key_file), data_b.join(key_file)).unwrap();
+    }
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["snapshot", "restore", "--config"])
         .arg(&config_b)
@@ -337,7 +343,8 @@ fn a_snapshot_restores_into_a_server_with_another_shard_count() {
         "demo rows came with the snapshot"
     );
 
-    // Restoring over existing state needs --force.
+    // Restoring over existing state needs --force (and a stopped server).
+    drop(restored);
     let again = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["snapshot", "restore", "--config"])
         .arg(&config_b)

@@ -274,8 +274,12 @@ async fn check_principal_exists(
         .map_err(|_| missing())
 }
 
+/// Reads the assignments of an assign or unassign request. The caller must manage every scope
+/// named before the principals are looked up: a caller without the role gets the same 403 for
+/// an unknown principal as for a known one.
 async fn read_assignments(
     state: &AppState,
+    caller: &Caller,
     path_scope: Option<String>,
     payload: web::Payload,
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
@@ -298,8 +302,12 @@ async fn read_assignments(
             principal_id: a.principal_id,
             role: scope_role(&a.role)?,
         };
-        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
         assignments.push((scope, assignment));
+    }
+    let scopes = assignments.iter().map(|(scope, _)| scope.clone()).collect();
+    call(state, caller, TectonRequest::CheckManages(scopes)).await?;
+    for (_, assignment) in &assignments {
+        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
     }
     Ok(assignments)
 }
@@ -310,7 +318,8 @@ async fn assign(
     scope: Option<web::Path<String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = read_assignments(&state, scope.map(|s| s.into_inner()), payload).await?;
+    let assignments =
+        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), payload).await?;
     call(&state, &caller, TectonRequest::Assign(assignments)).await?;
     Ok(done())
 }
@@ -321,7 +330,8 @@ async fn unassign(
     scope: Option<web::Path<String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = read_assignments(&state, scope.map(|s| s.into_inner()), payload).await?;
+    let assignments =
+        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), payload).await?;
     call(&state, &caller, TectonRequest::Unassign(assignments)).await?;
     Ok(done())
 }

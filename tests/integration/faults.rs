@@ -94,6 +94,13 @@ fn scim_user(server: &Server, user_name: &str, padding: usize) -> Reply {
     )
 }
 
+fn create_scope(server: &Server, scope: &str) {
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let path = format!("/api/v1/secrets-service/scopes/{scope}");
+    let created = server.request("POST", &path, &[("Authorization", &auth)], None);
+    assert_eq!(created.status, 200, "{}", created.body);
+}
+
 fn tecton_put(server: &Server, scope: &str, key: &str, value: &str) -> Reply {
     server.request(
         "PUT",
@@ -150,14 +157,7 @@ fn a_full_disk_loses_no_acknowledged_write() {
     };
     let data = tmpfs.path().join("data");
     let server = ServerBuilder::new().data_dir(&data).start();
-    let auth = format!("Tecton-key {ADMIN_KEY}");
-    let scope = server.request(
-        "POST",
-        "/api/v1/secrets-service/scopes/disk",
-        &[("Authorization", &auth)],
-        None,
-    );
-    assert_eq!(scope.status, 200, "{}", scope.body);
+    create_scope(&server, "disk");
     ingest(&server, "before_full", 1.0);
     assert_eq!(scim_user(&server, "before_full", 10).status, 201);
     assert_eq!(tecton_put(&server, "disk", "before_full", "v1").status, 200);
@@ -183,6 +183,7 @@ fn a_full_disk_loses_no_acknowledged_write() {
 
     // A snapshot on the full disk fails cleanly: no temporary file, the failure listed.
     let started = server.admin_post("/admin/snapshots", &json!({}));
+    let auth = format!("Tecton-key {ADMIN_KEY}");
     assert_eq!(started.status, 202, "{}", started.body);
     let id = started.json()["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -295,14 +296,7 @@ fn an_unrepairable_journal_refuses_writes_with_503_until_it_is_repaired() {
     };
     let data = tmpfs.path().join("data");
     let server = ServerBuilder::new().data_dir(&data).start();
-    let auth = format!("Tecton-key {ADMIN_KEY}");
-    let scope = server.request(
-        "POST",
-        "/api/v1/secrets-service/scopes/disk",
-        &[("Authorization", &auth)],
-        None,
-    );
-    assert_eq!(scope.status, 200, "{}", scope.body);
+    create_scope(&server, "disk");
     ingest(&server, "before", 1.0);
     if !append_only(&data, "+a") {
         eprintln!("SKIPPED: chattr +a is not available on this tmpfs");
@@ -430,14 +424,7 @@ fn journal_kinds() -> [JournalKind; 3] {
             dir: "vault",
             write: |server, i| {
                 if i == 0 {
-                    let auth = format!("Tecton-key {ADMIN_KEY}");
-                    let path = "/api/v1/secrets-service/scopes/flip";
-                    assert_eq!(
-                        server
-                            .request("POST", path, &[("Authorization", &auth)], None)
-                            .status,
-                        200
-                    );
+                    create_scope(server, "flip");
                 }
                 assert_eq!(
                     tecton_put(server, "flip", &format!("k{i}"), &format!("v{i}")).status,

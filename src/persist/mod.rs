@@ -4,7 +4,8 @@
 //! contributes one section to each snapshot (`SnapshotSource`). `Snapshotter` takes a snapshot
 //! (periodically, on demand, and at shutdown): it asks every source for its section, writes the
 //! file off the actors' threads (`snapshot.rs`), keeps the newest N, and then lets each source
-//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types.
+//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
+//! `files.rs` creates the private (0600/0700) files and directories both write.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
 pub mod files;

@@ -11,7 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: aggregation tiles are typed (`TilesV2`).
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
 pub const SECTION_HEADER_LEN: usize = 4 + 8 + 8 + 8 + 8;
 pub const RECORD_HEADER_LEN: usize = 4 + 8;
@@ -87,15 +88,63 @@ pub struct RowRefV1<'a> {
 pub struct RowsV1 {
     pub views: Vec<ViewRefV1>,
     pub rows: Vec<RowV1>,
-    pub tiles: Vec<TilesV1>,
+    pub tiles: Vec<TilesV2>,
 }
 
-/// One key's aggregation tiles; `state` is the store's tile encoding (`store::tiles::encoding`).
+/// One key's aggregation tiles. Format version 2 made them typed (version 1 held the store's
+/// own byte encoding); journal records never carry tiles, so version 1 journals read unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TilesV1 {
+pub struct TilesV2 {
     pub view: u32,
     pub key: Vec<u8>,
-    pub state: Vec<u8>,
+    pub latest_event: i64,
+    /// With compaction: tiles starting before this are coarse (one per compaction width).
+    pub coarse_until: i64,
+    /// Tiles merged once past the horizon (views with lifetime windows only).
+    pub compacted: Option<Vec<PartialV1>>,
+    pub tiles: Vec<TileV1>,
+}
+
+/// One tile: its start and one partial aggregate per aggregate of the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileV1 {
+    pub start: i64,
+    pub partials: Vec<PartialV1>,
+}
+
+/// A partial aggregate (the store's `Partial`). Values are in the row encoding, as stored
+/// rows are: one encoded value each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartialV1 {
+    Count(i64),
+    Sum {
+        int: i64,
+        float: f64,
+        any: bool,
+        floats: bool,
+    },
+    Moments {
+        count: i64,
+        mean: f64,
+        m2: f64,
+    },
+    Extreme(Option<Vec<u8>>),
+    Last(Option<StampedV1>),
+    Ordered(Vec<StampedV1>),
+    Hll(Vec<u8>),
+    Quantiles {
+        zeros: u64,
+        positive: Vec<(i32, u64)>,
+        negative: Vec<(i32, u64)>,
+    },
+}
+
+/// An event a partial keeps: its time, arrival order and encoded value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StampedV1 {
+    pub time: i64,
+    pub arrival: u64,
+    pub value: Vec<u8>,
 }
 
 /// Borrowed twin of [`RowsV1`].
@@ -103,7 +152,7 @@ pub struct TilesV1 {
 pub struct RowsRefV1<'a> {
     pub views: &'a [ViewRefV1],
     pub rows: Vec<RowRefV1<'a>>,
-    pub tiles: &'a [TilesV1],
+    pub tiles: &'a [TilesV2],
 }
 
 /// A user (kind 0), group (1) or service account (2) of the directory. `attributes` is the

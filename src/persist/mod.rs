@@ -6,6 +6,7 @@
 //! file off the actors' threads (`snapshot.rs`), keeps the newest N, and then lets each source
 //! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
 //! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
+//! `files.rs` creates the private (0600/0700) files and directories both write.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
 pub mod data_dir;

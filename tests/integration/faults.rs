@@ -1,5 +1,7 @@
 //! Fault injection end to end. A full disk (a small tmpfs) during journal appends and during a
-//! snapshot, then free space, then SIGKILL: no acknowledged write is lost. A flipped bit in the
+//! snapshot, then free space, then SIGKILL: no acknowledged write is lost. A journal that cannot
+//! be cut back (append-only segments on a full disk) refuses writes with 503 and says so in
+//! `/health` until it can. A flipped bit in the
 //! middle of each journal (rows, directory, vault): the server refuses to start, names the exact
 //! place and changes no byte; `quiver journal repair --skip-record` then lets it start with
 //! every other record.
@@ -92,6 +94,13 @@ fn scim_user(server: &Server, user_name: &str, padding: usize) -> Reply {
     )
 }
 
+fn create_scope(server: &Server, scope: &str) {
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let path = format!("/api/v1/secrets-service/scopes/{scope}");
+    let created = server.request("POST", &path, &[("Authorization", &auth)], None);
+    assert_eq!(created.status, 200, "{}", created.body);
+}
+
 fn tecton_put(server: &Server, scope: &str, key: &str, value: &str) -> Reply {
     server.request(
         "PUT",
@@ -148,14 +157,7 @@ fn a_full_disk_loses_no_acknowledged_write() {
     };
     let data = tmpfs.path().join("data");
     let server = ServerBuilder::new().data_dir(&data).start();
-    let auth = format!("Tecton-key {ADMIN_KEY}");
-    let scope = server.request(
-        "POST",
-        "/api/v1/secrets-service/scopes/disk",
-        &[("Authorization", &auth)],
-        None,
-    );
-    assert_eq!(scope.status, 200, "{}", scope.body);
+    create_scope(&server, "disk");
     ingest(&server, "before_full", 1.0);
     assert_eq!(scim_user(&server, "before_full", 10).status, 201);
     assert_eq!(tecton_put(&server, "disk", "before_full", "v1").status, 200);
@@ -181,6 +183,7 @@ fn a_full_disk_loses_no_acknowledged_write() {
 
     // A snapshot on the full disk fails cleanly: no temporary file, the failure listed.
     let started = server.admin_post("/admin/snapshots", &json!({}));
+    let auth = format!("Tecton-key {ADMIN_KEY}");
     assert_eq!(started.status, 202, "{}", started.body);
     let id = started.json()["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -271,6 +274,95 @@ fn a_full_disk_loses_no_acknowledged_write() {
     );
 }
 
+/// Sets (`+a`) or clears (`-a`) the append-only attribute of every segment under `journal/`:
+/// appends still work, but cutting a segment back fails, as on a failing disk.
+fn append_only(data: &Path, flag: &str) -> bool {
+    let segments: Vec<PathBuf> = ["rows", "directory", "vault"]
+        .iter()
+        .flat_map(|kind| std::fs::read_dir(data.join("journal").join(kind)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    Command::new("chattr")
+        .arg(flag)
+        .args(&segments)
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn an_unrepairable_journal_refuses_writes_with_503_until_it_is_repaired() {
+    let Some(tmpfs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let data = tmpfs.path().join("data");
+    let server = ServerBuilder::new().data_dir(&data).start();
+    create_scope(&server, "disk");
+    ingest(&server, "before", 1.0);
+    if !append_only(&data, "+a") {
+        eprintln!("SKIPPED: chattr +a is not available on this tmpfs");
+        return;
+    }
+    let filler = tmpfs.path().join("filler");
+    fill_disk(&filler);
+    let refused = server.admin_post("/ingest", &large_transaction("refused", 2.0));
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("journal rows is unwritable"),
+        "{}",
+        refused.body
+    );
+    let refused = scim_user(&server, "refused", 12_000);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let refused = tecton_put(&server, "disk", "refused", &"w".repeat(12_000));
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let health = server.request("GET", "/health", &[], None).json();
+    assert_eq!(health["status"], "degraded", "{health}");
+    for journal in ["rows", "directory", "vault"] {
+        assert_eq!(health["journals"][journal]["writable"], false, "{health}");
+    }
+
+    // Space alone is not enough: the partial record is still there, so writes stay refused.
+    std::fs::remove_file(&filler).unwrap();
+    let still = server.admin_post("/ingest", &transaction("still_refused", 3.0));
+    assert_eq!(still.status, 503, "{}", still.body);
+    let form = "name=still_refused&value=v";
+    assert_eq!(
+        tinybird(&server, "POST", "/v0/secrets", Some(form)).status,
+        503
+    );
+
+    assert!(append_only(&data, "-a"));
+    ingest(&server, "after", 4.0);
+    assert_eq!(scim_user(&server, "after", 10).status, 201);
+    assert_eq!(tecton_put(&server, "disk", "after", "v4").status, 200);
+    let health = server.request("GET", "/health", &[], None).json();
+    assert_eq!(health["status"], "ok", "{health}");
+    server.kill9();
+
+    let server = ServerBuilder::new().data_dir(&data).start();
+    for (user, amount) in [
+        ("before", json!(1.0)),
+        ("refused", Json::Null),
+        ("still_refused", Json::Null),
+        ("after", json!(4.0)),
+    ] {
+        assert_eq!(last_amount(&server, user), amount, "row of {user}");
+    }
+    assert!(!user_exists(&server, "refused"));
+    assert!(user_exists(&server, "after"));
+    assert_eq!(tecton_get(&server, "disk", "refused").status, 404);
+    assert_eq!(tecton_get(&server, "disk", "after").json()["value"], "v4");
+    assert_eq!(
+        tinybird(&server, "GET", "/v0/secrets/still_refused", None).status,
+        404
+    );
+    let log = server.kill9();
+    assert!(
+        !log.contains("torn tail"),
+        "no partial record was left behind:\n{log}"
+    );
+}
+
 /// Every file under `dir` with its bytes (a lock file, rewritten by each start, left out).
 fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut found = BTreeMap::new();
@@ -332,14 +424,7 @@ fn journal_kinds() -> [JournalKind; 3] {
             dir: "vault",
             write: |server, i| {
                 if i == 0 {
-                    let auth = format!("Tecton-key {ADMIN_KEY}");
-                    let path = "/api/v1/secrets-service/scopes/flip";
-                    assert_eq!(
-                        server
-                            .request("POST", path, &[("Authorization", &auth)], None)
-                            .status,
-                        200
-                    );
+                    create_scope(server, "flip");
                 }
                 assert_eq!(
                     tecton_put(server, "flip", &format!("k{i}"), &format!("v{i}")).status,

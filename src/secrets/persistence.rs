@@ -15,7 +15,7 @@ use super::crypto::MasterKey;
 use super::state::{
     Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
 };
-use super::{gone, SecretsError, Vault, VaultActor};
+use super::{SecretRef, SecretsError, Vault, VaultActor};
 use crate::persist::format::{
     decode, encode, GroupSecretV2, GroupSecretVersionV2, PrincipalTypeV2, ScopeAssignmentV2,
     ScopeRoleV2, SealedV2, SecretGroupV2, SectionKind, TinybirdSecretV2, VaultChangeV2, VaultV2,
@@ -397,12 +397,14 @@ impl VaultActor {
     /// A change that puts a value back, with the value opened under the current key and
     /// sealed under `key`; `None` for a change that holds no value.
     fn reseal(&self, change: Change, key: &MasterKey) -> Result<Option<Change>, SecretsError> {
-        let reseal_one =
-            |sealed: &mut Sealed, identity: String, what: String| -> Result<(), SecretsError> {
-                let value = self.open(&sealed.ciphertext, &identity, &what)?;
-                sealed.ciphertext = key.seal(&value, &identity);
-                Ok(())
-            };
+        let reseal_one = |sealed: &mut Sealed,
+                          identity: String,
+                          record: SecretRef|
+         -> Result<(), SecretsError> {
+            let value = self.open(&sealed.ciphertext, &identity, || record)?;
+            sealed.ciphertext = key.seal(&value, &identity);
+            Ok(())
+        };
         Ok(Some(match change {
             Change::PutScopeSecret {
                 scope,
@@ -410,7 +412,11 @@ impl VaultActor {
                 mut sealed,
             } => {
                 let identity = super::tecton::identity(&scope, &name, sealed.version);
-                reseal_one(&mut sealed, identity, format!("secret `{scope}/{name}`"))?;
+                let record = SecretRef::Scope {
+                    scope: scope.clone(),
+                    key: name.clone(),
+                };
+                reseal_one(&mut sealed, identity, record)?;
                 Change::PutScopeSecret {
                     scope,
                     key: name,
@@ -432,15 +438,21 @@ impl VaultActor {
                         &secret.key,
                         version.sealed.version,
                     );
-                    let what = format!("secret `{group_name}:{}`", secret.key);
-                    reseal_one(&mut version.sealed, identity, what)?;
+                    let record = SecretRef::Group {
+                        tenant: self.tenant.clone(),
+                        group: group_name.to_string(),
+                        key: secret.key.clone(),
+                    };
+                    reseal_one(&mut version.sealed, identity, record)?;
                 }
                 Change::PutGroupSecret { group_id, secret }
             }
             Change::PutTinybird(mut secret) => {
                 let identity = super::tinybird::identity(&secret.name, secret.sealed.version);
-                let what = format!("secret `{}`", secret.name);
-                reseal_one(&mut secret.sealed, identity, what)?;
+                let record = SecretRef::Tinybird {
+                    name: secret.name.clone(),
+                };
+                reseal_one(&mut secret.sealed, identity, record)?;
                 Change::PutTinybird(secret)
             }
             _ => return Ok(None),
@@ -474,10 +486,7 @@ impl Vault {
 
     /// Re-encrypts every value under a new master key without stopping.
     pub async fn rotate_key(&self) -> Result<Option<String>, SecretsError> {
-        self.addr
-            .send(RotateKey)
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
+        self.ask(RotateKey).await
     }
 }
 

@@ -54,27 +54,6 @@ pub enum PrincipalType {
     Workspace,
 }
 
-impl PrincipalType {
-    pub fn parse(text: &str) -> Option<PrincipalType> {
-        match text {
-            "PRINCIPAL_TYPE_USER" => Some(PrincipalType::User),
-            "PRINCIPAL_TYPE_SERVICE_ACCOUNT" => Some(PrincipalType::ServiceAccount),
-            "PRINCIPAL_TYPE_GROUP" => Some(PrincipalType::Group),
-            "PRINCIPAL_TYPE_WORKSPACE" => Some(PrincipalType::Workspace),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PrincipalType::User => "PRINCIPAL_TYPE_USER",
-            PrincipalType::ServiceAccount => "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
-            PrincipalType::Group => "PRINCIPAL_TYPE_GROUP",
-            PrincipalType::Workspace => "PRINCIPAL_TYPE_WORKSPACE",
-        }
-    }
-}
-
 /// A role on a scope given to a principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {

@@ -2,22 +2,20 @@
 //! CLI calls), with the same handlers. Parameters come from the query string and a form body
 //! (JSON accepted too); the token from `?token=` or `Authorization: Bearer`; only an admin may
 //! call it. Errors are `{"error", "documentation"}`; Tinybird answers 403 where others say 401.
+//! Tinybird's words and shapes are in `http/wire/tinybird.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
-use serde_json::{json, Value as Json};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value as Json;
 
 use super::super::body::read_limited;
+use super::super::wire::tinybird::{self as wire, TbError};
 use super::super::AppState;
 use crate::iam::{Permission, Principal};
-use crate::registry::time::Micros;
-use crate::secrets::crypto::Plaintext;
-use crate::secrets::state::TbSecret;
-use crate::secrets::tinybird::{RateState, TbAnswer, TbRequest};
-use crate::secrets::SecretsError;
+use crate::secrets::tinybird::RateState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for base in ["/v0/secrets", "/v0/variables"] {
@@ -42,83 +40,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The key a list answer uses: `secrets` on the documented path, `variables` on the CLI's.
 struct ListKey(&'static str);
-
-const DOCS: &str = "https://docs.tinybird.co/api-reference/environment-variables-api";
-
-#[derive(Debug)]
-struct TbError {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl std::fmt::Display for TbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl ResponseError for TbError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        if let Some(seconds) = self.retry_after {
-            response.insert_header(("Retry-After", seconds.to_string()));
-            rate_headers(
-                &mut response,
-                RateState {
-                    limit: crate::secrets::tinybird::WRITES_PER_SECOND,
-                    remaining: 0,
-                    reset_secs: seconds,
-                },
-            );
-        }
-        response.json(json!({"error": self.message, "documentation": DOCS}))
-    }
-}
-
-impl TbError {
-    fn new(status: StatusCode, message: impl Into<String>) -> TbError {
-        TbError {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
-
-impl From<SecretsError> for TbError {
-    fn from(error: SecretsError) -> TbError {
-        match error {
-            SecretsError::RateLimited { retry_after_secs } => TbError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!("Too many requests: retry after {retry_after_secs} seconds"),
-                retry_after: Some(retry_after_secs),
-            },
-            SecretsError::NotFound(m) => TbError::new(StatusCode::NOT_FOUND, m),
-            SecretsError::Forbidden(m) | SecretsError::LimitReached(m) => {
-                TbError::new(StatusCode::FORBIDDEN, m)
-            }
-            SecretsError::Tampered(m) | SecretsError::Internal(m) => {
-                TbError::new(StatusCode::INTERNAL_SERVER_ERROR, m)
-            }
-            SecretsError::Unavailable(m) => TbError::new(StatusCode::SERVICE_UNAVAILABLE, m),
-            SecretsError::Invalid(m)
-            | SecretsError::AlreadyExists(m)
-            | SecretsError::NotEmpty(m) => TbError::new(StatusCode::BAD_REQUEST, m),
-        }
-    }
-}
-
-fn rate_headers(response: &mut HttpResponseBuilder, rate: RateState) {
-    response
-        .insert_header(("X-RateLimit-Limit", rate.limit.to_string()))
-        .insert_header(("X-RateLimit-Remaining", rate.remaining.to_string()))
-        .insert_header(("X-RateLimit-Reset", rate.reset_secs.to_string()));
-}
 
 /// The token from `?token=` (what the CLIs send) or `Authorization: Bearer`; admin only.
 fn admin(
@@ -186,45 +107,22 @@ async fn parameters(
     Ok(params)
 }
 
-/// Naive ISO 8601, microseconds only when there are any (as Tinybird writes them).
-fn time(micros: Micros) -> String {
-    let Some(t) = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros) else {
-        return String::new();
-    };
-    if micros % 1_000_000 == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-    }
-}
-
-fn secret_json(secret: &TbSecret) -> Json {
-    json!({"name": secret.name, "type": "secret", "created_at": time(secret.sealed.created),
-           "updated_at": time(secret.sealed.updated), "edited_by": secret.edited_by})
-}
-
-fn answer(result: (TbAnswer, RateState), list_key: &str) -> HttpResponse {
-    let (answer, rate) = result;
+/// A 200 with the write budget's headers.
+fn ok(rate: RateState, body: Json) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    rate_headers(&mut response, rate);
-    match answer {
-        TbAnswer::List(secrets) => {
-            response.json(json!({ list_key: secrets.iter().map(secret_json).collect::<Vec<_>>() }))
-        }
-        TbAnswer::One(secret) => response.json(secret_json(&secret)),
-        TbAnswer::Deleted => response.json(json!({"ok": true})),
-    }
+    wire::rate_headers(&mut response, rate);
+    response.json(body)
 }
 
-async fn call(
+/// The request's parameters and its admin caller.
+async fn admin_parameters(
     state: &AppState,
     request: &HttpRequest,
     payload: web::Payload,
-    make: impl FnOnce(&mut HashMap<String, String>) -> TbRequest,
-) -> Result<(TbAnswer, RateState), TbError> {
-    let mut params = parameters(state, request, payload).await?;
+) -> Result<(Arc<Principal>, HashMap<String, String>), TbError> {
+    let params = parameters(state, request, payload).await?;
     let principal = admin(state, request, &params)?;
-    Ok(state.vault.tinybird(principal, make(&mut params)).await?)
+    Ok((principal, params))
 }
 
 fn name_of(path: &web::Path<String>) -> String {
@@ -238,68 +136,56 @@ async fn list(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, TbError> {
-    Ok(answer(
-        call(&state, &request, payload, |_| TbRequest::List).await?,
-        key.0,
-    ))
+    admin_parameters(&state, &request, payload).await?;
+    let (secrets, rate) = state.vault.list_tinybird().await?;
+    Ok(ok(rate, wire::list(key.0, &secrets)))
 }
 
 async fn create(
     state: web::Data<AppState>,
-    key: web::Data<ListKey>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, TbError> {
-    let result = call(&state, &request, payload, |p| TbRequest::Create {
-        name: p.remove("name"),
-        value: p.remove("value").map(Plaintext),
-        kind: p.remove("type"),
-    })
-    .await?;
-    Ok(answer(result, key.0))
+    let (principal, params) = admin_parameters(&state, &request, payload).await?;
+    let (name, value) = wire::create_parameters(params)?;
+    let (secret, rate) = state.vault.create_tinybird(principal, name, value).await?;
+    Ok(ok(rate, wire::secret(&secret)))
 }
 
 async fn get(
     state: web::Data<AppState>,
-    key: web::Data<ListKey>,
     request: HttpRequest,
     name: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, TbError> {
-    let name = name_of(&name);
-    Ok(answer(
-        call(&state, &request, payload, |_| TbRequest::Get(name)).await?,
-        key.0,
-    ))
+    admin_parameters(&state, &request, payload).await?;
+    let (found, rate) = state.vault.get_tinybird(name_of(&name)).await?;
+    let secret = found.ok_or_else(TbError::not_found)?;
+    Ok(ok(rate, wire::secret(&secret)))
 }
 
 async fn update(
     state: web::Data<AppState>,
-    key: web::Data<ListKey>,
     request: HttpRequest,
     name: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, TbError> {
-    let name = name_of(&name);
-    let result = call(&state, &request, payload, |p| TbRequest::Update {
-        name,
-        value: p.remove("value").map(Plaintext),
-        kind: p.remove("type"),
-    })
-    .await?;
-    Ok(answer(result, key.0))
+    let (principal, params) = admin_parameters(&state, &request, payload).await?;
+    let value = wire::update_parameters(params)?;
+    let (secret, rate) = state
+        .vault
+        .update_tinybird(principal, name_of(&name), value)
+        .await?;
+    Ok(ok(rate, wire::secret(&secret)))
 }
 
 async fn delete(
     state: web::Data<AppState>,
-    key: web::Data<ListKey>,
     request: HttpRequest,
     name: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, TbError> {
-    let name = name_of(&name);
-    Ok(answer(
-        call(&state, &request, payload, |_| TbRequest::Delete(name)).await?,
-        key.0,
-    ))
+    admin_parameters(&state, &request, payload).await?;
+    let ((), rate) = state.vault.delete_tinybird(name_of(&name)).await?;
+    Ok(ok(rate, wire::deleted()))
 }

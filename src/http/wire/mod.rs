@@ -3,3 +3,6 @@
 
 pub mod feature_service;
 pub mod ingest;
+pub mod tecton_secrets;
+pub mod tinybird;
+pub mod truefoundry;

@@ -1,0 +1,301 @@
+//! TrueFoundry Secret Groups JSON: request bodies and manifests in, camelCase groups and
+//! secrets in `{"data": ...}` envelopes out, and TrueFoundry's (NestJS) error body
+//! `{"statusCode","message"}`, with the status each vault error takes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+use crate::http::error::ApiError;
+use crate::registry::time::Micros;
+use crate::secrets::crypto::Plaintext;
+use crate::secrets::state::{Group, TfSecret};
+use crate::secrets::truefoundry::{check_name, Page, PageRequest, SecretView};
+use crate::secrets::{NameKind, SecretRef, SecretsError};
+
+/// TrueFoundry's error body.
+#[derive(Debug)]
+pub struct TfError {
+    status: StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for TfError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for TfError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(json!({"statusCode": self.status.as_u16(), "message": self.message}))
+    }
+}
+
+impl TfError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> TfError {
+        TfError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<SecretsError> for TfError {
+    fn from(error: SecretsError) -> TfError {
+        use SecretsError::*;
+        let status = match &error {
+            InvalidName { .. }
+            | ValueTooLarge { .. }
+            | InvalidPage { .. }
+            | ScopeFull { .. }
+            | DuplicateKey(_)
+            | NewKeyWithoutValue(_)
+            | TinybirdFull { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ScopeNotFound(_)
+            | ScopeSecretNotFound { .. }
+            | GroupNotFound(_)
+            | GroupSecretNotFound(_)
+            | TinybirdNotFound(_) => StatusCode::NOT_FOUND,
+            ScopeExists(_) | GroupExists(_) | TinybirdExists(_) | ScopeNotEmpty { .. } => {
+                StatusCode::CONFLICT
+            }
+            ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Tampered { .. } | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let message = match error {
+            InvalidPage { limit, max } => format!("limit must be between 1 and {max}, got {limit}"),
+            Tampered {
+                record: SecretRef::Group { tenant, group, key },
+            } => format!("secret '{tenant}:{group}:{key}' could not be decrypted: its stored ciphertext was altered or sealed under another key"),
+            other => other.to_string(),
+        };
+        TfError::new(status, message)
+    }
+}
+
+impl From<ApiError> for TfError {
+    fn from(error: ApiError) -> TfError {
+        TfError::new(error.kind.status(), error.message)
+    }
+}
+
+fn unprocessable(message: String) -> TfError {
+    TfError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+/// The query of `GET /secret-groups`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListGroupsQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    pub fqn: Option<String>,
+    pub search: Option<String>,
+}
+
+/// TrueFoundry's defaults: the first 100.
+fn page_request(limit: Option<usize>, offset: Option<usize>) -> PageRequest {
+    PageRequest {
+        limit: limit.unwrap_or(100),
+        offset: offset.unwrap_or(0),
+    }
+}
+
+impl ListGroupsQuery {
+    pub fn page(&self) -> PageRequest {
+        page_request(self.limit, self.offset)
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyValue {
+    key: String,
+    value: Option<String>,
+}
+
+/// The body of `POST /secret-groups`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateGroupBody {
+    pub name: String,
+    pub integration_id: Option<String>,
+    #[serde(default)]
+    secrets: Vec<KeyValue>,
+}
+
+impl CreateGroupBody {
+    /// The new group's secrets: every one needs a value.
+    pub fn take_secrets(&mut self) -> Result<Vec<(String, Plaintext)>, TfError> {
+        std::mem::take(&mut self.secrets)
+            .into_iter()
+            .map(|kv| match kv.value {
+                Some(value) => Ok((kv.key, Plaintext(value))),
+                None => Err(unprocessable(format!("secret `{}` needs a value", kv.key))),
+            })
+            .collect()
+    }
+}
+
+/// The body of `PUT /secret-groups`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertGroupBody {
+    pub manifest: Json,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a manifest says of its group.
+pub struct ManifestFields {
+    pub name: String,
+    pub integration_id: Option<String>,
+}
+
+impl UpsertGroupBody {
+    /// The group's name and integration, after checking the manifest's `name` and `type`.
+    pub fn fields(&self) -> Result<ManifestFields, TfError> {
+        let name = self
+            .manifest
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        check_name(NameKind::Group, &name).map_err(|_| {
+            unprocessable(format!(
+                "manifest.name `{name}` must be {}",
+                NameKind::Group.rule()
+            ))
+        })?;
+        if self
+            .manifest
+            .get("type")
+            .and_then(Json::as_str)
+            .is_some_and(|t| t != "secret-group")
+        {
+            return Err(unprocessable(
+                "manifest.type must be `secret-group`".to_string(),
+            ));
+        }
+        let integration_id = self
+            .manifest
+            .get("integration_fqn")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        Ok(ManifestFields {
+            name,
+            integration_id,
+        })
+    }
+}
+
+/// The body of `PUT /secret-groups/{id}`: the full key set, a value only where it changes.
+#[derive(Deserialize)]
+pub struct UpdateGroupBody {
+    secrets: Vec<KeyValue>,
+}
+
+impl UpdateGroupBody {
+    pub fn into_secrets(self) -> Vec<(String, Option<Plaintext>)> {
+        self.secrets
+            .into_iter()
+            .map(|kv| (kv.key, kv.value.map(Plaintext)))
+            .collect()
+    }
+}
+
+/// The body of `POST /secrets` (a list).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSecretsBody {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    #[serde(default)]
+    pub secret_fqns: Vec<String>,
+    pub secret_group_id: Option<String>,
+    #[serde(default)]
+    pub with_value: bool,
+}
+
+impl ListSecretsBody {
+    pub fn page(&self) -> PageRequest {
+        page_request(self.limit, self.offset)
+    }
+}
+
+/// ISO 8601 with milliseconds and `Z`, as TrueFoundry writes times.
+fn time(micros: Micros) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros).map_or_else(String::new, |t| {
+        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    })
+}
+
+fn subject(group: &Group) -> Json {
+    json!({"subjectId": group.created_by.0, "subjectType": group.created_by.1})
+}
+
+fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Plaintext>) -> Json {
+    let group_fqn = format!("{tenant}:{}", group.name);
+    let fqn = format!("{group_fqn}:{}", secret.key);
+    let versions: Vec<Json> = secret
+        .versions
+        .iter()
+        .map(|v| json!({"id": v.id, "fqn": format!("{fqn}:{}", v.sealed.version), "version": v.sealed.version, "secretId": secret.id,
+                        "createdAt": time(v.sealed.created), "updatedAt": time(v.sealed.updated)}))
+        .collect();
+    let mut out = json!({
+        "id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id,
+        "createdBySubject": subject(group), "createdAt": time(secret.created), "updatedAt": time(secret.updated),
+        "secretVersions": versions, "activeDeploymentsCount": 0,
+    });
+    if let Some(value) = value {
+        out["value"] = Json::String(value.0.clone());
+    }
+    out
+}
+
+/// A secret, with its value when the vault gave one.
+pub fn secret(tenant: &str, view: &SecretView) -> Json {
+    secret_json(tenant, &view.group, &view.secret, view.value.as_ref())
+}
+
+/// A group with its secrets, never their values.
+pub fn group(tenant: &str, group: &Group) -> Json {
+    let secrets: Vec<Json> = group
+        .secrets
+        .values()
+        .map(|s| secret_json(tenant, group, s, None))
+        .collect();
+    let mut out = json!({
+        "id": group.id, "fqn": format!("{tenant}:{}", group.name), "name": group.name, "tenantName": tenant, "accountId": tenant,
+        "createdBySubject": subject(group), "associatedSecrets": secrets, "createdAt": time(group.created), "updatedAt": time(group.updated),
+    });
+    if let Some(id) = &group.integration_id {
+        out["integrationId"] = json!(id);
+    }
+    if let Some(manifest) = &group.manifest {
+        out["manifest"] = manifest.clone();
+    }
+    out
+}
+
+/// `{"data": ...}`.
+pub fn data(item: Json) -> Json {
+    json!({ "data": item })
+}
+
+/// `{"data": [...], "pagination": {...}}`.
+pub fn page<T>(page: &Page<T>, request: PageRequest, encode: impl Fn(&T) -> Json) -> Json {
+    let data: Vec<Json> = page.items.iter().map(encode).collect();
+    json!({"data": data, "pagination": {"total": page.total, "offset": request.offset, "limit": request.limit}})
+}

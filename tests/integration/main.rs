@@ -6,6 +6,7 @@ mod aggregation;
 #[allow(dead_code)]
 mod common;
 mod feature_service;
+mod hostile;
 mod identity;
 mod ingest;
 mod persistence;

@@ -4,7 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
@@ -14,9 +14,8 @@ use super::common::{repo_root, Reply, Server, ServerBuilder, ADMIN_KEY};
 /// Tecton's limit, the default `max_body_bytes`: what the attacker declared.
 const FOUR_MIB: usize = 4 * 1024 * 1024;
 
-/// A server whose bodies must arrive within `timeout`, with a copy of the demo config.
-fn start_with_body_timeout(timeout: &str) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+/// A copy of the demo config with another body read timeout, repository paths made absolute.
+fn config_with_body_timeout(dir: &Path, timeout: &str) -> PathBuf {
     let root = repo_root();
     let text = std::fs::read_to_string(root.join("config.toml")).unwrap();
     let default = "body_read_timeout = \"10s\"";
@@ -24,9 +23,29 @@ fn start_with_body_timeout(timeout: &str) -> (Server, tempfile::TempDir) {
     let text = text
         .replace(default, &format!("body_read_timeout = \"{timeout}\""))
         .replace("\"features/", &format!("\"{}/features/", root.display()));
-    let config: PathBuf = dir.path().join("config.toml");
+    let config = dir.join("config.toml");
     std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// A server whose bodies must arrive within `timeout`.
+fn start_with_body_timeout(timeout: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_body_timeout(dir.path(), timeout);
     (ServerBuilder::new().config(&config).start(), dir)
+}
+
+#[test]
+fn a_zero_body_read_timeout_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_body_timeout(dir.path(), "0s");
+    let output = ServerBuilder::new().config(&config).run_to_exit();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("server.body_read_timeout `0s` must be longer than 0s"),
+        "{stderr}"
+    );
 }
 
 /// An HTTP/1.1 request written by hand, so that it can stop mid-body as a hostile client does.

@@ -304,6 +304,16 @@ fn deep_or_long_scim_filters_get_invalid_filter_and_the_server_lives() {
     ] {
         assert_invalid_filter(&scim_search(&server, &deep), "more than 32 levels");
     }
+    // Projections are bounded too: their cost is names x attributes for every resource listed.
+    let names = vec!["userName"; 101].join(",");
+    let projected = server.admin_post("/api/scim/v2/.search", &json!({ "attributes": names }));
+    assert_eq!(projected.status, 400, "{}", projected.body);
+    assert_eq!(projected.json()["scimType"], "invalidValue");
+    assert!(
+        projected.body.contains("the limit is 100"),
+        "{}",
+        projected.body
+    );
     // A long chain under the length limit is a flat list: it is answered.
     let chain = vec!["title pr"; 500].join(" or ") + " or userName pr";
     let listed = scim_search(&server, &chain);

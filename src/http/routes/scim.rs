@@ -259,8 +259,8 @@ impl ListParameters {
             count,
             sort_by: text("sortBy"),
             descending: sort_order == "descending",
-            attributes: attribute_list(Some(&list("attributes"))),
-            excluded: attribute_list(Some(&list("excludedAttributes"))),
+            attributes: attribute_names("attributes", Some(&list("attributes")))?,
+            excluded: attribute_names("excludedAttributes", Some(&list("excludedAttributes")))?,
         })
     }
 }
@@ -374,18 +374,40 @@ async fn create(
     Ok(resource_response(StatusCode::CREATED, &created))
 }
 
+/// The most names `attributes` or `excludedAttributes` may list: many times every attribute
+/// and sub-attribute Quiver has; a list's projection costs names x attributes per resource.
+const MAX_ATTRIBUTE_NAMES: usize = 100;
+
+/// A projection list (`attributes=a,b.c`), refused over [`MAX_ATTRIBUTE_NAMES`].
+fn attribute_names(field: &str, text: Option<&str>) -> Result<Vec<String>, ScimHttpError> {
+    let names = attribute_list(text);
+    if names.len() > MAX_ATTRIBUTE_NAMES {
+        return Err(ScimHttpError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+            format!(
+                "`{field}` lists {} names; the limit is {MAX_ATTRIBUTE_NAMES}",
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
+}
+
 /// `attributes` / `excludedAttributes` of a query string.
-fn projection(query: &HashMap<String, String>) -> (Vec<String>, Vec<String>) {
+fn projection(
+    query: &HashMap<String, String>,
+) -> Result<(Vec<String>, Vec<String>), ScimHttpError> {
     let get = |name: &str| {
         query
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    (
-        attribute_list(get("attributes")),
-        attribute_list(get("excludedAttributes")),
-    )
+    Ok((
+        attribute_names("attributes", get("attributes"))?,
+        attribute_names("excludedAttributes", get("excludedAttributes"))?,
+    ))
 }
 
 async fn get(
@@ -400,7 +422,7 @@ async fn get(
         .directory
         .get(kind_of(&resource)?, id, base_url(&request))
         .await?;
-    let (attributes, excluded) = projection(&query);
+    let (attributes, excluded) = projection(&query)?;
     Ok(resource_response(
         StatusCode::OK,
         &project(found, &attributes, &excluded),

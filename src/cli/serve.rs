@@ -210,6 +210,7 @@ async fn serve(
         snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
+            body_read_timeout: settings.body_read_timeout,
             max_batch_size: settings.max_batch_size,
             max_future_skew: settings.max_future_skew,
         },

@@ -1,5 +1,6 @@
 //! The HTTP layer: the only part of Quiver that knows actix-web, routes and status codes.
-//! Handlers are thin: read the body, check the caller, call a domain module, encode the answer.
+//! Handlers are thin: check the caller (an extractor, before anything else), read the body,
+//! call a domain module, encode the answer.
 
 mod auth;
 mod body;
@@ -37,7 +38,10 @@ pub struct AppState {
 /// Request limits from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The body limit of Tecton's Feature Service and Stream Ingest APIs.
     pub max_body_bytes: usize,
+    /// How long a whole request body may take to arrive (then 408).
+    pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
     /// How far in the future an aggregated event may be.
     pub max_future_skew: crate::registry::time::Micros,

@@ -8,6 +8,7 @@ mod common;
 mod data_dir;
 mod faults;
 mod feature_service;
+mod hostile;
 mod identity;
 mod ingest;
 mod persistence;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header::{ETAG, LOCATION};
+use actix_web::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
@@ -13,6 +13,7 @@ use super::super::body::{parse_json, read_limited};
 use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::AppState;
 use crate::iam::directory::{ListQuery, ResourceKind};
+use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
 use crate::iam::scim::resource::{attribute_list, project};
 use crate::iam::scim::schema::{self, ResourceSchema};
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(get_only("/ResourceTypes/{id}").route(web::get().to(resource_type)))
             .service(get_only("/Schemas").route(web::get().to(schemas)))
             .service(get_only("/Schemas/{id}").route(web::get().to(schema_by_id)))
+            .service(web::resource("/Bulk").to(bulk))
             .service(
                 web::resource("/.search")
                     .route(web::post().to(search_all))
@@ -147,25 +149,21 @@ async fn resource_types(request: HttpRequest) -> Result<HttpResponse, ScimHttpEr
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
-fn find_schema(
-    matches: impl Fn(&ResourceSchema) -> bool,
-    what: &str,
-) -> Result<&'static ResourceSchema, ScimHttpError> {
-    schema::ALL
-        .into_iter()
-        .find(|s| matches(s))
-        .ok_or_else(|| ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no {what}")))
-}
-
 async fn resource_type(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
     admin(&request)?;
-    let found = find_schema(
-        |s| s.resource_type == id.as_str(),
-        &format!("resource type `{id}`"),
-    )?;
+    let found: &ResourceSchema = schema::ALL
+        .into_iter()
+        .find(|s| s.resource_type == id.as_str())
+        .ok_or_else(|| {
+            ScimHttpError::new(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("no resource type `{id}`"),
+            )
+        })?;
     Ok(scim_json(
         StatusCode::OK,
         &schema::resource_type_json(found, &base_url(&request)),
@@ -174,11 +172,7 @@ async fn resource_type(
 
 async fn schemas(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
     admin(&request)?;
-    let base = base_url(&request);
-    let all: Vec<Json> = schema::ALL
-        .iter()
-        .map(|s| schema::schema_json(s, &base))
-        .collect();
+    let all = schema::all_schemas(&base_url(&request));
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
@@ -187,11 +181,13 @@ async fn schema_by_id(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
     admin(&request)?;
-    let found = find_schema(|s| s.urn == id.as_str(), &format!("schema `{id}`"))?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::schema_json(found, &base_url(&request)),
-    ))
+    let found = schema::all_schemas(&base_url(&request))
+        .into_iter()
+        .find(|s| s["id"] == id.as_str())
+        .ok_or_else(|| {
+            ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no schema `{id}`"))
+        })?;
+    Ok(scim_json(StatusCode::OK, &found))
 }
 
 /// The list parameters, from a query string or a `.search` body.
@@ -401,6 +397,16 @@ async fn get(
         .directory
         .get(kind_of(&resource)?, id, base_url(&request))
         .await?;
+    if let (Some(tags), Some(version)) = (
+        preconditions(&request).if_none_match,
+        found["meta"]["version"].as_str(),
+    ) {
+        if tags.contains(version) {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((ETAG, version.to_string()))
+                .finish());
+        }
+    }
     let (attributes, excluded) = projection(&query);
     Ok(resource_response(
         StatusCode::OK,
@@ -420,7 +426,7 @@ async fn replace(
     let body = read_body(&state, payload).await?;
     let replaced = state
         .directory
-        .replace(kind, id, body, base_url(&request))
+        .replace(kind, id, body, base_url(&request), preconditions(&request))
         .await?;
     Ok(resource_response(StatusCode::OK, &replaced))
 }
@@ -437,7 +443,7 @@ async fn patch(
     let body = read_body(&state, payload).await?;
     let patched = state
         .directory
-        .patch(kind, id, body, base_url(&request))
+        .patch(kind, id, body, base_url(&request), preconditions(&request))
         .await?;
     Ok(resource_response(StatusCode::OK, &patched))
 }
@@ -449,8 +455,36 @@ async fn delete(
 ) -> Result<HttpResponse, ScimHttpError> {
     admin(&request)?;
     let (resource, id) = path.into_inner();
-    state.directory.delete(kind_of(&resource)?, id).await?;
+    state
+        .directory
+        .delete(kind_of(&resource)?, id, preconditions(&request))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `If-Match` / `If-None-Match`, checked by the directory against the version it changes.
+fn preconditions(request: &HttpRequest) -> Preconditions {
+    let tags = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(EntityTags::parse)
+    };
+    Preconditions {
+        if_match: tags(IF_MATCH),
+        if_none_match: tags(IF_NONE_MATCH),
+    }
+}
+
+/// Bulk operations are not implemented (`bulk.supported: false`): 501, as RFC 7644 asks.
+async fn bulk(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    admin(&request)?;
+    Err(ScimHttpError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "bulk operations are not supported; send each operation as its own request",
+    ))
 }
 
 /// Unknown paths are 404; known paths with another method are 405.

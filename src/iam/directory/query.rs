@@ -24,7 +24,7 @@ impl Handler<Get> for DirectoryActor {
     fn handle(&mut self, msg: Get, _: &mut Self::Context) -> Self::Result {
         self.state
             .get(msg.kind, &msg.id)
-            .map(|entry| render(msg.kind, entry, &msg.base_url))
+            .map(|entry| self.state.render(msg.kind, entry, &msg.base_url))
             .ok_or_else(|| {
                 ScimError::new(
                     ScimErrorKind::NotFound,
@@ -68,11 +68,23 @@ impl Handler<ListQuery> for DirectoryActor {
     type Result = Result<Vec<Json>, ScimError>;
 
     fn handle(&mut self, msg: ListQuery, _: &mut Self::Context) -> Self::Result {
+        let memberships = self.state.memberships();
         // Entries iterate in id order, so pages are stable between requests.
         let mut matching: Vec<Json> = self
             .state
             .entries(msg.kind)
-            .map(|entry| render(msg.kind, entry, &msg.base_url))
+            .map(|entry| {
+                let groups = match msg.kind {
+                    ResourceKind::Group => None,
+                    _ => memberships.get(entry.id.as_str()),
+                };
+                render(
+                    msg.kind,
+                    entry,
+                    &msg.base_url,
+                    groups.map_or(&[], Vec::as_slice),
+                )
+            })
             .filter(|resource| msg.filter.as_ref().is_none_or(|f| f.matches(resource)))
             .collect();
         if let Some(path) = &msg.sort_by {

@@ -1,6 +1,8 @@
-//! The directory's state and the rules every change obeys: uniqueness (case-insensitive),
-//! `userName` is an email, group members exist, roles are Tecton roles. Pure data and
-//! functions; the actor around it journals and publishes.
+//! The directory's state and the rules every change obeys: uniqueness (caseless, after Unicode
+//! normalisation), `userName` is an email, group members exist, roles are Tecton roles. Pure
+//! data and functions; the actor around it journals and publishes. A user's or service
+//! account's `groups` is not stored: it is computed from the groups' members when rendered, so
+//! it is true after every membership change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::KeyIndex;
 use crate::iam::roles::{read_roles, Grants};
+use crate::iam::scim::names::fold;
 use crate::iam::scim::schema::{ResourceSchema, GROUP, SERVICE_ACCOUNT, USER};
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::{ApiKeyDigest, Principal, PrincipalKind};
@@ -154,13 +157,13 @@ impl DirectoryState {
                 format!("userName `{value}` must be an email address"),
             ));
         }
-        let folded = value.to_lowercase();
+        let folded = fold(value);
         if self.entries(kind).any(|e| {
             Some(e.id.as_str()) != id
                 && e.attributes
                     .get(unique)
                     .and_then(Json::as_str)
-                    .is_some_and(|v| v.to_lowercase() == folded)
+                    .is_some_and(|v| fold(v) == folded)
         }) {
             return Err(error(
                 ScimErrorKind::Uniqueness,
@@ -191,6 +194,28 @@ impl DirectoryState {
             }
         }
         Ok(())
+    }
+
+    /// The resource as SCIM returns it, with its current groups.
+    pub fn render(&self, kind: ResourceKind, entry: &Entry, base_url: &str) -> Json {
+        let groups = match kind {
+            ResourceKind::Group => Vec::new(),
+            _ => self.groups_of(&entry.id),
+        };
+        render(kind, entry, base_url, &groups)
+    }
+
+    /// Every member's groups, to render many resources with one pass over the groups.
+    pub fn memberships(&self) -> HashMap<&str, Vec<&Entry>> {
+        let mut memberships: HashMap<&str, Vec<&Entry>> = HashMap::new();
+        for group in self.entries(ResourceKind::Group) {
+            if let Some(Json::Array(members)) = group.attributes.get("members") {
+                for member in members.iter().filter_map(|m| m.get("value")?.as_str()) {
+                    memberships.entry(member).or_default().push(group);
+                }
+            }
+        }
+        memberships
     }
 
     /// The groups `member_id` belongs to.
@@ -271,14 +296,31 @@ impl DirectoryState {
     }
 }
 
-/// The resource as SCIM returns it.
-pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str) -> Json {
+/// The resource as SCIM returns it; `groups` are the groups it is a member of.
+pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str, groups: &[&Entry]) -> Json {
     let schema = kind.schema();
     let mut object = Map::new();
-    object.insert("schemas".into(), json!([schema.urn]));
+    object.insert(
+        "schemas".into(),
+        json!(schema.schemas_of(&entry.attributes)),
+    );
     object.insert("id".into(), Json::String(entry.id.clone()));
     for (key, value) in &entry.attributes {
         object.insert(key.clone(), value.clone());
+    }
+    if !groups.is_empty() {
+        let groups: Vec<Json> = groups
+            .iter()
+            .map(|group| {
+                json!({
+                    "value": group.id,
+                    "$ref": format!("{base_url}{}/{}", GROUP.endpoint, group.id),
+                    "display": group.attributes.get("displayName"),
+                    "type": "direct",
+                })
+            })
+            .collect();
+        object.insert("groups".into(), Json::Array(groups));
     }
     object.insert(
         "meta".into(),

@@ -10,6 +10,8 @@ pub enum ScimErrorKind {
     Mutability,
     Uniqueness,
     NotFound,
+    /// `If-Match` / `If-None-Match` do not hold for the resource's current version.
+    PreconditionFailed,
     /// The server could not do it (e.g. the journal could not be written).
     Internal,
 }
@@ -25,7 +27,9 @@ impl ScimErrorKind {
             ScimErrorKind::NoTarget => Some("noTarget"),
             ScimErrorKind::Mutability => Some("mutability"),
             ScimErrorKind::Uniqueness => Some("uniqueness"),
-            ScimErrorKind::NotFound | ScimErrorKind::Internal => None,
+            ScimErrorKind::NotFound
+            | ScimErrorKind::PreconditionFailed
+            | ScimErrorKind::Internal => None,
         }
     }
 }

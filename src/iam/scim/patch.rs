@@ -116,7 +116,9 @@ pub fn apply_patch(
                     };
                     match (prefix, item.as_object()) {
                         (Some(prefix), Some(inner)) => {
-                            for (inner_key, inner_item) in inner {
+                            let schemas = |key: &String| key.eq_ignore_ascii_case("schemas");
+                            for (inner_key, inner_item) in inner.iter().filter(|(k, _)| !schemas(k))
+                            {
                                 apply(&format!("{prefix}{inner_key}"), Some(inner_item))?;
                             }
                         }

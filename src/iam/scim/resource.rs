@@ -195,6 +195,10 @@ fn validate_single(
             let object = value.as_object().ok_or_else(|| wrong("an object"))?;
             let mut checked = Map::new();
             for (key, sub_value) in object {
+                // Some clients repeat `schemas` inside an extension's object.
+                if attribute.is_extension() && key.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
                 let sub = attribute.sub(key).ok_or_else(|| {
                     invalid(
                         ScimErrorKind::InvalidSyntax,
@@ -338,7 +342,8 @@ mod tests {
             "groups": [{"value": "g"}], "password": "1mz050nq", "title": "Eng", "preferredLanguage": "en",
             "phoneNumbers": [{"type": "work", "value": "+1 555"}], "nickName": "tt",
             "addresses": [{"type": "work", "locality": "Paris", "primary": true}],
-            ENTERPRISE_USER_URN: {"department": "R&D", "employeeNumber": "42", "manager": "m1"},
+            ENTERPRISE_USER_URN: {"department": "R&D", "employeeNumber": "42", "manager": "m1",
+                "schemas": [ENTERPRISE_USER_URN]},
             "urn:ietf:params:scim:schemas:extension:okta:1.0:User": {"anything": 1}});
         let stored = validate_resource(&USER, &body).unwrap();
         assert!(stored.get("password").is_none() && stored.get("groups").is_none());

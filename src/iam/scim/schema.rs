@@ -393,6 +393,11 @@ impl ResourceSchema {
 }
 
 impl Attribute {
+    /// Whether this is a schema extension's object (named by its URN).
+    pub fn is_extension(&self) -> bool {
+        self.name.starts_with("urn:")
+    }
+
     pub fn sub(&self, name: &str) -> Option<&'static Attribute> {
         self.sub_attributes
             .iter()

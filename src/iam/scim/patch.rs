@@ -287,6 +287,15 @@ fn new_item(filter: &Filter) -> Option<Json> {
     }
 }
 
+/// Whether a list already holds `item`: the same `value` for complex items (a member added
+/// again with a `display` is the same member), equality otherwise.
+fn holds(list: &[Json], item: &Json) -> bool {
+    match get_ci(item, "value") {
+        Some(value) => list.iter().any(|have| get_ci(have, "value") == Some(value)),
+        None => list.contains(item),
+    }
+}
+
 fn apply_at(
     attributes: &mut Map<String, Json>,
     target: &Target,
@@ -325,13 +334,13 @@ fn apply_at(
                 match (attributes.get_mut(&target.attr), value) {
                     (Some(Json::Array(current)), Json::Array(new)) => {
                         for item in new {
-                            if !current.contains(item) {
+                            if !holds(current, item) {
                                 current.push(item.clone());
                             }
                         }
                     }
                     (Some(Json::Array(current)), single) => {
-                        if !current.contains(single) {
+                        if !holds(current, single) {
                             current.push(single.clone());
                         }
                     }
@@ -565,6 +574,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["members"].as_array().unwrap().len(), 3);
+        let again = patched(
+            &GROUP,
+            group.clone(),
+            json!([{"op": "add", "path": "members", "value": [{"value": "u1", "display": "U"}]}]),
+        )
+        .unwrap();
+        assert_eq!(
+            again["members"], group["members"],
+            "an existing member is not added twice"
+        );
         let out = patched(
             &GROUP,
             group.clone(),

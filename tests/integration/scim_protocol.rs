@@ -1,10 +1,11 @@
 //! SCIM protocol details identity providers rely on: entity tags and preconditions, `/Bulk`,
 //! list filters, sorting and paging on every resource type, `groups` kept true as memberships
-//! change, and names that compare after Unicode normalisation.
+//! change, names that compare after Unicode normalisation, and kept attributes that survive
+//! restarts while the discarded password never reaches disk.
 
 use serde_json::{json, Value as Json};
 
-use super::common::{Reply, Server, ADMIN_KEY};
+use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
 use super::identity::{assert_scim_error, scim_bytes};
 
 fn send(
@@ -354,4 +355,61 @@ fn groups_attribute_follows_every_membership_change() {
         204
     );
     assert_eq!(groups_of(&format!("/ServiceAccounts/{bot_id}")), Json::Null);
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn kept_attributes_survive_restarts_and_no_password_reaches_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let start = || ServerBuilder::new().data_dir(data.path()).start();
+    let server = start();
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let sent = json!({"userName": "kept@example.com", "password": "pw-9f1c7e2d", "locale": "fr-FR",
+        "name": {"givenName": "K", "middleName": "M"}, "phoneNumbers": [{"type": "work", "value": "1"}],
+        enterprise: {"department": "Ops", "manager": {"value": "m1"}}});
+    let created = create(&server, "/Users", sent);
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let group = create(
+        &server,
+        "/Groups",
+        json!({"displayName": "kept", "members": [{"value": created["id"]}]}),
+    );
+    // The resource without the server's address, which changes with each start.
+    let read = |server: &Server| {
+        list(server, &path)
+            .to_string()
+            .replace(&server.base_url, "")
+    };
+    let expected = read(&server);
+    assert!(expected.contains(group["id"].as_str().unwrap()));
+    server.kill9();
+
+    let from_journal = start();
+    assert_eq!(read(&from_journal), expected);
+    from_journal.terminate();
+    let from_snapshot = start();
+    assert_eq!(read(&from_snapshot), expected);
+    drop(from_snapshot);
+
+    for file in files_under(data.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"pw-9f1c7e2d"),
+            "{} holds the password",
+            file.display()
+        );
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value as Json};
 
 use super::error::{ScimError, ScimErrorKind};
 use super::filter::strip_urn;
-use super::schema::{Attribute, Kind, Mutability, Qualified, ResourceSchema};
+use super::schema::{self, Attribute, Kind, Mutability, Qualified, ResourceSchema};
 
 fn invalid(kind: ScimErrorKind, detail: String) -> ScimError {
     ScimError::new(kind, detail)
@@ -214,15 +214,41 @@ fn validate_single(
     }
 }
 
-/// Parses a comma-separated attribute list (`userName,name.givenName,urn:...:User:emails`).
+/// Parses a comma-separated attribute list (`userName,name.givenName,urn:...:User:emails`,
+/// `urn:...:enterprise:2.0:User:department`): core URNs are dropped, extension URNs kept.
 pub fn attribute_list(text: Option<&str>) -> Vec<String> {
     text.map(|t| {
         t.split(',')
-            .map(|name| strip_urn(name.trim()).to_string())
+            .map(|name| {
+                let name = name.trim();
+                match split_extension(name) {
+                    Some(_) => name.to_string(),
+                    None => strip_urn(name).to_string(),
+                }
+            })
             .filter(|name| !name.is_empty())
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// `urn:...:enterprise:2.0:User:department` -> (the extension's URN, `department`).
+fn split_extension(name: &str) -> Option<(&'static str, Option<&str>)> {
+    schema::ALL.iter().find_map(|s| match s.qualify(name) {
+        Qualified::Extension(extension, sub) => Some((extension.name, sub)),
+        _ => None,
+    })
+}
+
+/// An attribute-list entry as (top-level attribute, sub-attribute).
+fn split_path(name: &str) -> (&str, Option<&str>) {
+    match split_extension(name) {
+        Some((urn, sub)) => (urn, sub),
+        None => match name.split_once('.') {
+            Some((top, sub)) => (top, Some(sub)),
+            None => (name, None),
+        },
+    }
 }
 
 /// Applies `attributes` (only these, plus `id`, `schemas`, `meta`) or `excludedAttributes`
@@ -233,11 +259,8 @@ pub fn project(resource: Json, attributes: &[String], excluded: &[String]) -> Js
     };
     let always = |key: &str| ["id", "schemas", "meta"].contains(&key);
     let named = |list: &[String], key: &str| {
-        list.iter().any(|a| {
-            a.split('.')
-                .next()
-                .is_some_and(|top| top.eq_ignore_ascii_case(key))
-        })
+        list.iter()
+            .any(|a| split_path(a).0.eq_ignore_ascii_case(key))
     };
     let mut out = Map::new();
     for (key, value) in object {
@@ -245,18 +268,16 @@ pub fn project(resource: Json, attributes: &[String], excluded: &[String]) -> Js
             out.insert(key, value);
         } else if !attributes.is_empty() {
             if named(attributes, &key) {
-                let subs: Vec<&str> = attributes
+                let paths: Vec<(&str, Option<&str>)> = attributes
                     .iter()
-                    .filter_map(|a| {
-                        a.split_once('.')
-                            .filter(|(top, _)| top.eq_ignore_ascii_case(&key))
-                            .map(|(_, sub)| sub)
-                    })
+                    .map(|a| split_path(a))
+                    .filter(|(top, _)| top.eq_ignore_ascii_case(&key))
                     .collect();
-                let whole = attributes.iter().any(|a| a.eq_ignore_ascii_case(&key));
+                let whole = paths.iter().any(|(_, sub)| sub.is_none());
+                let subs: Vec<&str> = paths.iter().filter_map(|(_, sub)| *sub).collect();
                 out.insert(
                     key,
-                    if whole || subs.is_empty() {
+                    if whole {
                         value
                     } else {
                         keep_subs(value, &subs)
@@ -374,6 +395,19 @@ mod tests {
         assert_eq!(
             only,
             json!({"id": "1", "schemas": [], "meta": {}, "name": {"givenName": "g"}})
+        );
+        let enterprise = json!({"id": "1", ENTERPRISE_USER_URN: {"department": "d", "costCenter": "c"}, "title": "t"});
+        assert_eq!(
+            project(
+                enterprise.clone(),
+                &attribute_list(Some(&format!("{ENTERPRISE_USER_URN}:department"))),
+                &[]
+            ),
+            json!({"id": "1", ENTERPRISE_USER_URN: {"department": "d"}})
+        );
+        assert_eq!(
+            project(enterprise, &[], &attribute_list(Some(ENTERPRISE_USER_URN))),
+            json!({"id": "1", "title": "t"})
         );
         let without = project(resource, &[], &attribute_list(Some("NAME,active")));
         assert_eq!(

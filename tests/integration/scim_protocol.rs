@@ -287,6 +287,11 @@ fn groups_attribute_follows_every_membership_change() {
     );
     assert_eq!(listed["totalResults"], 1, "groups can be filtered on");
 
+    let user_etag = |server: &Server| {
+        let reply = send(server, "GET", &format!("/Users/{user_id}"), None, &[]);
+        reply.header("etag").unwrap().to_string()
+    };
+    let before_rename = user_etag(&server);
     let rename =
         json!({"Operations": [{"op": "replace", "path": "displayName", "value": "viewers"}]});
     assert_eq!(
@@ -301,6 +306,11 @@ fn groups_attribute_follows_every_membership_change() {
         200
     );
     assert_eq!(groups_of(&format!("/Users/{user_id}")), expected("viewers"));
+    assert_ne!(
+        user_etag(&server),
+        before_rename,
+        "a member's ETag changes with its groups"
+    );
 
     let leave = json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{user_id}\"]")}]});
     assert_eq!(

@@ -39,7 +39,9 @@ impl Handler<Create> for DirectoryActor {
         };
         // A new resource is in no group yet.
         let mut rendered = render(msg.kind, &entry, &msg.base_url, &[]);
-        self.commit(vec![Change::Put(msg.kind, entry)])?;
+        let mut changes = self.state.touch_members(None, Some(&entry), now);
+        changes.push(Change::Put(msg.kind, entry));
+        self.commit(changes)?;
         if let Some(key) = api_key {
             rendered["apiKey"] = Json::String(key);
         }

@@ -30,7 +30,7 @@ impl Handler<Delete> for DirectoryActor {
         })?;
         msg.preconditions.check(&version_tag(existing.version))?;
         let mut changes = match msg.kind {
-            ResourceKind::Group => Vec::new(),
+            ResourceKind::Group => self.state.touch_members(Some(existing), None, now_micros()),
             _ => self.state.leave_groups(&msg.id, now_micros()),
         };
         changes.push(Change::Delete(msg.kind, msg.id));

@@ -4,7 +4,7 @@
 //! account's `groups` is not stored: it is computed from the groups' members when rendered, so
 //! it is true after every membership change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
@@ -246,6 +246,53 @@ impl DirectoryState {
             .collect()
     }
 
+    /// Changes that bump the version of every member whose `groups` a group change alters
+    /// (it joined, left, or its group was renamed), so that a member's ETag changes whenever
+    /// its representation does. `before`/`after`: the group before and after (`None`: created
+    /// or deleted).
+    pub fn touch_members(
+        &self,
+        before: Option<&Entry>,
+        after: Option<&Entry>,
+        now: Micros,
+    ) -> Vec<Change> {
+        let members = |group: Option<&Entry>| -> BTreeSet<String> {
+            match group.and_then(|g| g.attributes.get("members")) {
+                Some(Json::Array(members)) => members
+                    .iter()
+                    .filter_map(|m| Some(m.get("value")?.as_str()?.to_string()))
+                    .collect(),
+                _ => BTreeSet::new(),
+            }
+        };
+        let (old, new) = (members(before), members(after));
+        let renamed = match (before, after) {
+            (Some(b), Some(a)) => {
+                b.attributes.get("displayName") != a.attributes.get("displayName")
+            }
+            _ => false,
+        };
+        let affected: BTreeSet<&String> = if renamed {
+            old.union(&new).collect()
+        } else {
+            old.symmetric_difference(&new).collect()
+        };
+        affected
+            .into_iter()
+            .filter_map(|id| {
+                [ResourceKind::User, ResourceKind::ServiceAccount]
+                    .into_iter()
+                    .find_map(|kind| self.get(kind, id).map(|member| (kind, member)))
+            })
+            .map(|(kind, member)| {
+                let mut member = member.clone();
+                member.version += 1;
+                member.modified = now;
+                Change::Put(kind, member)
+            })
+            .collect()
+    }
+
     /// What a principal may do: its own roles and its groups'.
     pub fn principal(&self, kind: ResourceKind, entry: &Entry) -> Principal {
         let mut grants = Grants::default();
@@ -396,6 +443,42 @@ mod tests {
             .unwrap_err()
             .detail
             .contains("members[0]"));
+    }
+
+    #[test]
+    fn members_whose_groups_change_get_a_new_version() {
+        let mut state = DirectoryState::default();
+        for id in ["a", "b", "c"] {
+            state.apply(Change::Put(
+                ResourceKind::User,
+                entry(id, json!({"userName": format!("{id}@x.io")})),
+            ));
+        }
+        let group = |name: &str, members: &[&str]| {
+            let members: Vec<Json> = members.iter().map(|m| json!({"value": m})).collect();
+            entry("g", json!({"displayName": name, "members": members}))
+        };
+        let touched = |changes: Vec<Change>| -> Vec<(String, u64)> {
+            changes
+                .into_iter()
+                .map(|change| match change {
+                    Change::Put(_, e) => (e.id, e.version),
+                    Change::Delete(_, id) => (id, 0),
+                })
+                .collect()
+        };
+        let (ab, bc) = (group("g", &["a", "b"]), group("g", &["b", "c"]));
+        assert_eq!(
+            touched(state.touch_members(Some(&ab), Some(&bc), 9)),
+            vec![("a".to_string(), 2), ("c".to_string(), 2)],
+            "b stays, a leaves, c joins"
+        );
+        assert_eq!(
+            touched(state.touch_members(Some(&ab), Some(&group("h", &["a", "b"])), 9)).len(),
+            2,
+            "a rename changes every member's groups"
+        );
+        assert_eq!(touched(state.touch_members(Some(&ab), None, 9)).len(), 2);
     }
 
     #[test]

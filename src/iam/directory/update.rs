@@ -67,7 +67,9 @@ impl Handler<Update> for DirectoryActor {
             changes.push(Change::Delete(msg.kind, msg.id.clone()));
             changes
         } else {
-            vec![Change::Put(msg.kind, entry)]
+            let mut changes = self.state.touch_members(Some(existing), Some(&entry), now);
+            changes.push(Change::Put(msg.kind, entry));
+            changes
         };
         self.commit(changes)?;
         Ok(rendered)

@@ -85,13 +85,18 @@ const fn external_reference(name: &'static str) -> Attribute {
 }
 
 /// `value`, `display`, `type`, `primary`: the sub-attributes of RFC 7643's multi-valued
-/// attributes (emails, phoneNumbers, ims, entitlements).
-const PLURAL_SUB: &[Attribute] = &[
-    simple("value", Kind::String),
-    simple("display", Kind::String),
-    simple("type", Kind::String),
-    simple("primary", Kind::Boolean),
-];
+/// attributes, whose `value` differs in type.
+const fn plural_sub(value: Attribute) -> [Attribute; 4] {
+    [
+        value,
+        simple("display", Kind::String),
+        simple("type", Kind::String),
+        simple("primary", Kind::Boolean),
+    ]
+}
+
+/// emails, phoneNumbers, ims, entitlements.
+const PLURAL_SUB: &[Attribute] = &plural_sub(simple("value", Kind::String));
 
 const ROLE_SUB: &[Attribute] = &[simple("type", Kind::String), simple("value", Kind::String)];
 const ROLES: Attribute = complex("roles", true, ROLE_SUB);
@@ -147,16 +152,7 @@ const USER_ATTRIBUTES: &[Attribute] = &[
     complex("emails", true, PLURAL_SUB),
     complex("phoneNumbers", true, PLURAL_SUB),
     complex("ims", true, PLURAL_SUB),
-    complex(
-        "photos",
-        true,
-        &[
-            external_reference("value"),
-            simple("display", Kind::String),
-            simple("type", Kind::String),
-            simple("primary", Kind::Boolean),
-        ],
-    ),
+    complex("photos", true, &plural_sub(external_reference("value"))),
     complex(
         "addresses",
         true,
@@ -177,12 +173,7 @@ const USER_ATTRIBUTES: &[Attribute] = &[
     complex(
         "x509Certificates",
         true,
-        &[
-            simple("value", Kind::Binary),
-            simple("display", Kind::String),
-            simple("type", Kind::String),
-            simple("primary", Kind::Boolean),
-        ],
+        &plural_sub(simple("value", Kind::Binary)),
     ),
 ];
 

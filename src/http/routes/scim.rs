@@ -149,21 +149,25 @@ async fn resource_types(request: HttpRequest) -> Result<HttpResponse, ScimHttpEr
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
+fn find_schema(
+    matches: impl Fn(&ResourceSchema) -> bool,
+    what: &str,
+) -> Result<&'static ResourceSchema, ScimHttpError> {
+    schema::ALL
+        .into_iter()
+        .find(|s| matches(s))
+        .ok_or_else(|| ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no {what}")))
+}
+
 async fn resource_type(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
     admin(&request)?;
-    let found: &ResourceSchema = schema::ALL
-        .into_iter()
-        .find(|s| s.resource_type == id.as_str())
-        .ok_or_else(|| {
-            ScimHttpError::new(
-                StatusCode::NOT_FOUND,
-                None,
-                format!("no resource type `{id}`"),
-            )
-        })?;
+    let found = find_schema(
+        |s| s.resource_type == id.as_str(),
+        &format!("resource type `{id}`"),
+    )?;
     Ok(scim_json(
         StatusCode::OK,
         &schema::resource_type_json(found, &base_url(&request)),

@@ -423,3 +423,36 @@ fn kept_attributes_survive_restarts_and_no_password_reaches_disk() {
         );
     }
 }
+
+#[test]
+fn mistyped_values_are_named_and_unknown_schemas_ignored() {
+    let server = Server::start();
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    for (body, fragment) in [
+        (
+            json!({"userName": "typed@example.com", "title": 5}),
+            "`title` must be a string".to_string(),
+        ),
+        (
+            json!({"userName": "typed@example.com", "addresses": [{"primary": "often"}]}),
+            "`addresses[0].primary` must be a boolean".to_string(),
+        ),
+        (
+            json!({"userName": "typed@example.com", enterprise: {"department": ["a"]}}),
+            format!("`{enterprise}.department` must be a string"),
+        ),
+        (
+            json!({"userName": "typed@example.com", "password": {"clear": "x"}}),
+            "`password` must be a string".to_string(),
+        ),
+    ] {
+        let reply = send(&server, "POST", "/Users", Some(&body), &[]);
+        assert_scim_error(&reply, 400, Some("invalidValue"), &fragment);
+    }
+    assert_eq!(list(&server, "/Users")["totalResults"], 0);
+    let custom = json!({"userName": "typed@example.com",
+        "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User": {"tag": "701984"},
+        "urn:okta:app:custom:1.0:User:costCode": 7});
+    let created = create(&server, "/Users", custom);
+    assert!(!created.to_string().contains("701984") && !created.to_string().contains("costCode"));
+}

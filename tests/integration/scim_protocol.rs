@@ -231,6 +231,30 @@ fn filters_sorting_and_paging_on_every_resource_type() {
         "sortOrder",
     );
 
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    for (user, department, given) in [
+        ("u1", "Ops", "Zoe"),
+        ("u2", "hr", "Al"),
+        ("u3", "Eng", "Mo"),
+    ] {
+        create(
+            &server,
+            "/Users",
+            json!({"userName": format!("{user}@example.com"), "name": {"givenName": given},
+                   enterprise: {"department": department}}),
+        );
+    }
+    let by_department = list(&server, &format!("/Users?sortBy={enterprise}:department"));
+    assert_eq!(
+        names(&by_department, "userName"),
+        vec!["u3@example.com", "u2@example.com", "u1@example.com"]
+    );
+    let by_given_name = list(&server, "/Users?sortBy=name.givenName&sortOrder=descending");
+    assert_eq!(
+        names(&by_given_name, "userName"),
+        vec!["u1@example.com", "u3@example.com", "u2@example.com"]
+    );
+
     // startIndex below 1 means 1; a negative count means 0 (RFC 7644 §3.4.2.4).
     let from_zero = list(&server, "/Groups?sortBy=displayName&startIndex=0&count=2");
     assert_eq!(

@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 use super::state::{render, ResourceKind};
 use super::DirectoryActor;
 use crate::iam::scim::filter::{get_ci, Filter};
+use crate::iam::scim::resource::split_path;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 
 pub struct Get {
@@ -47,15 +48,17 @@ impl Message for ListQuery {
     type Result = Result<Vec<Json>, ScimError>;
 }
 
-/// The sort key of a resource for an attribute path (`name.givenName`).
+/// The sort key of a resource for an attribute path (`name.givenName`, an extension's
+/// `urn:...:enterprise:2.0:User:department`); a multi-valued attribute sorts by its first value.
 fn sort_key(resource: &Json, path: &str) -> String {
-    let mut value = resource;
-    for part in path.split('.') {
-        value = match get_ci(value, part) {
-            Some(Json::Array(items)) => items.first().unwrap_or(&Json::Null),
-            Some(next) => next,
-            None => return String::new(),
-        };
+    let (top, sub) = split_path(path);
+    let first = |value: &Json| match value {
+        Json::Array(items) => items.first().cloned().unwrap_or(Json::Null),
+        other => other.clone(),
+    };
+    let mut value = get_ci(resource, top).map(first).unwrap_or(Json::Null);
+    if let Some(sub) = sub {
+        value = get_ci(&value, sub).map(first).unwrap_or(Json::Null);
     }
     match value {
         Json::String(s) => s.to_lowercase(),
@@ -88,7 +91,6 @@ impl Handler<ListQuery> for DirectoryActor {
             .filter(|resource| msg.filter.as_ref().is_none_or(|f| f.matches(resource)))
             .collect();
         if let Some(path) = &msg.sort_by {
-            let path = crate::iam::scim::filter::strip_urn(path);
             matching.sort_by_cached_key(|resource| sort_key(resource, path));
         }
         if msg.descending {

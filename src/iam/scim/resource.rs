@@ -219,17 +219,20 @@ fn validate_single(
 pub fn attribute_list(text: Option<&str>) -> Vec<String> {
     text.map(|t| {
         t.split(',')
-            .map(|name| {
-                let name = name.trim();
-                match split_extension(name) {
-                    Some(_) => name.to_string(),
-                    None => strip_urn(name).to_string(),
-                }
-            })
+            .map(|name| without_core_urn(name.trim()).to_string())
             .filter(|name| !name.is_empty())
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// An attribute name without its core schema URN; an extension's URN stays, since it names
+/// where the attribute is.
+fn without_core_urn(name: &str) -> &str {
+    match split_extension(name) {
+        Some(_) => name,
+        None => strip_urn(name),
+    }
 }
 
 /// `urn:...:enterprise:2.0:User:department` -> (the extension's URN, `department`).
@@ -240,8 +243,10 @@ fn split_extension(name: &str) -> Option<(&'static str, Option<&str>)> {
     })
 }
 
-/// An attribute-list entry as (top-level attribute, sub-attribute).
-fn split_path(name: &str) -> (&str, Option<&str>) {
+/// An attribute path (`name.givenName`, `urn:...:User:userName`,
+/// `urn:...:enterprise:2.0:User:department`) as (top-level attribute, sub-attribute).
+pub fn split_path(name: &str) -> (&str, Option<&str>) {
+    let name = without_core_urn(name);
     match split_extension(name) {
         Some((urn, sub)) => (urn, sub),
         None => match name.split_once('.') {

@@ -13,4 +13,6 @@ mod identity;
 mod ingest;
 mod persistence;
 mod registry;
+mod scim_protocol;
+mod scim_providers;
 mod secrets;

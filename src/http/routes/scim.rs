@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header::{ETAG, LOCATION};
+use actix_web::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
@@ -15,6 +15,7 @@ use super::super::body::{parse_json, UnreadBody};
 use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::AppState;
 use crate::iam::directory::{ListQuery, ResourceKind};
+use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
 use crate::iam::scim::resource::{attribute_list, project};
 use crate::iam::scim::schema::{self, ResourceSchema};
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(get_only("/ResourceTypes/{id}").route(web::get().to(resource_type)))
             .service(get_only("/Schemas").route(web::get().to(schemas)))
             .service(get_only("/Schemas/{id}").route(web::get().to(schema_by_id)))
+            .service(web::resource("/Bulk").to(bulk))
             .service(
                 web::resource("/.search")
                     .route(web::post().to(search_all))
@@ -173,11 +175,7 @@ async fn resource_type(
 }
 
 async fn schemas(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    let base = base_url(&request);
-    let all: Vec<Json> = schema::ALL
-        .iter()
-        .map(|s| schema::schema_json(s, &base))
-        .collect();
+    let all = schema::all_schemas(&base_url(&request));
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
@@ -186,11 +184,13 @@ async fn schema_by_id(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    let found = find_schema(|s| s.urn == id.as_str(), &format!("schema `{id}`"))?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::schema_json(found, &base_url(&request)),
-    ))
+    let found = schema::all_schemas(&base_url(&request))
+        .into_iter()
+        .find(|s| s["id"] == id.as_str())
+        .ok_or_else(|| {
+            ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no schema `{id}`"))
+        })?;
+    Ok(scim_json(StatusCode::OK, &found))
 }
 
 /// The list parameters, from a query string or a `.search` body.
@@ -422,6 +422,16 @@ async fn get(
         .directory
         .get(kind_of(&resource)?, id, base_url(&request))
         .await?;
+    if let (Some(tags), Some(version)) = (
+        preconditions(&request).if_none_match,
+        found["meta"]["version"].as_str(),
+    ) {
+        if tags.contains(version) {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((ETAG, version.to_string()))
+                .finish());
+        }
+    }
     let (attributes, excluded) = projection(&query)?;
     Ok(resource_response(
         StatusCode::OK,
@@ -441,7 +451,7 @@ async fn replace(
     let body = read_body(body).await?;
     let replaced = state
         .directory
-        .replace(kind, id, body, base_url(&request))
+        .replace(kind, id, body, base_url(&request), preconditions(&request))
         .await?;
     Ok(resource_response(StatusCode::OK, &replaced))
 }
@@ -458,7 +468,7 @@ async fn patch(
     let body = read_body(body).await?;
     let patched = state
         .directory
-        .patch(kind, id, body, base_url(&request))
+        .patch(kind, id, body, base_url(&request), preconditions(&request))
         .await?;
     Ok(resource_response(StatusCode::OK, &patched))
 }
@@ -466,11 +476,39 @@ async fn patch(
 async fn delete(
     _: ScimAdmin,
     state: web::Data<AppState>,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
-    state.directory.delete(kind_of(&resource)?, id).await?;
+    state
+        .directory
+        .delete(kind_of(&resource)?, id, preconditions(&request))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `If-Match` / `If-None-Match`, checked by the directory against the version it changes.
+fn preconditions(request: &HttpRequest) -> Preconditions {
+    let tags = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(EntityTags::parse)
+    };
+    Preconditions {
+        if_match: tags(IF_MATCH),
+        if_none_match: tags(IF_NONE_MATCH),
+    }
+}
+
+/// Bulk operations are not implemented (`bulk.supported: false`): 501, as RFC 7644 asks.
+async fn bulk(_: ScimAdmin) -> Result<HttpResponse, ScimHttpError> {
+    Err(ScimHttpError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "bulk operations are not supported; send each operation as its own request",
+    ))
 }
 
 /// Unknown paths are 404; known paths with another method are 405.

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     ResourceExhausted,
     Internal,
+    /// Writes are refused until the server can repair its journal.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::ResourceExhausted => 8,
             ErrorKind::MethodNotAllowed => 12,
             ErrorKind::Internal => 13,
+            ErrorKind::Unavailable => 14,
             ErrorKind::Unauthenticated => 16,
         }
     }

@@ -60,6 +60,7 @@ impl From<ScimError> for ScimHttpError {
             ScimErrorKind::Uniqueness => StatusCode::CONFLICT,
             ScimErrorKind::NotFound => StatusCode::NOT_FOUND,
             ScimErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ScimErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         ScimHttpError::new(status, error.kind.scim_type(), error.detail)

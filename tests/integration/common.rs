@@ -165,7 +165,7 @@ impl Server {
         ServerBuilder::new().start()
     }
 
-    /// The server process's id (to read its memory use from `/proc`).
+    /// The server process's id (to read its memory use from `/proc`, or to hold its lock).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -5,6 +5,8 @@
 mod aggregation;
 #[allow(dead_code)]
 mod common;
+mod data_dir;
+mod faults;
 mod feature_service;
 mod hostile;
 mod identity;

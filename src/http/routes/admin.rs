@@ -1,6 +1,7 @@
 //! Operator endpoints, admin only. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes
 //! JSON Lines rows of one view (what `quiver load` sends) and writes all of them or none;
-//! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them.
+//! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them
+//! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk).
 //! Every handler takes `Admin` first, so a non-admin is refused before any body is read.
 
 use actix_web::{web, HttpResponse};
@@ -58,6 +59,9 @@ async fn create_snapshot(_: Admin, state: web::Data<AppState>) -> Result<HttpRes
 }
 
 async fn list_snapshots(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let last_failure = snapshotter(&state)?
+        .last_failure()
+        .map(|failure| json!({"id": failure.id, "error": failure.error}));
     let dir = snapshotter(&state)?.dir().clone();
     let listing = web::block(move || describe_snapshots(&dir))
         .await
@@ -70,7 +74,7 @@ async fn list_snapshots(_: Admin, state: web::Data<AppState>) -> Result<HttpResp
                    "shards": s.n_shards, "items": s.items, "checksum": s.checksum})
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"snapshots": snapshots})))
+    Ok(HttpResponse::Ok().json(json!({"snapshots": snapshots, "lastFailure": last_failure})))
 }
 
 #[derive(Deserialize)]
@@ -107,7 +111,11 @@ async fn load_rows(
     let writes = rows.iter().map(|row| row.to_write(view)).collect();
     let outcome = state.router.write(writes).await.map_err(|error| {
         tracing::error!(%error, "bulk load write failed");
-        ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        if error.is_unavailable() {
+            ApiError::new(ErrorKind::Unavailable, error.to_string())
+        } else {
+            ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        }
     })?;
     Ok(HttpResponse::Ok().json(json!({
         "rowsReceived": rows.len(),

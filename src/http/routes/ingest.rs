@@ -134,6 +134,13 @@ async fn ingest(
     if !parsed.dry_run {
         state.router.write(plan.rows).await.map_err(|error| {
             tracing::error!(%error, "ingest write failed");
+            if error.is_unavailable() {
+                return IngestRefusal::request(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &error.to_string(),
+                    "UnavailableError",
+                );
+            }
             IngestRefusal::request(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the store could not write the records",

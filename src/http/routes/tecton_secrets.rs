@@ -65,6 +65,7 @@ impl From<crate::secrets::SecretsError> for ApiError {
             NotEmpty(_) => ErrorKind::FailedPrecondition,
             RateLimited { .. } => ErrorKind::ResourceExhausted,
             Tampered(_) | Internal(_) => ErrorKind::Internal,
+            Unavailable(_) => ErrorKind::Unavailable,
         };
         ApiError::new(kind, error.to_string())
     }
@@ -282,8 +283,12 @@ async fn check_principal_exists(
         .map_err(|_| missing())
 }
 
+/// Reads the assignments of an assign or unassign request. The caller must manage every scope
+/// named before the principals are looked up: a caller without the role gets the same 403 for
+/// an unknown principal as for a known one.
 async fn read_assignments(
     state: &AppState,
+    caller: &Caller,
     path_scope: Option<String>,
     body: UnreadBody,
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
@@ -305,8 +310,12 @@ async fn read_assignments(
             principal_id: a.principal_id,
             role: scope_role(&a.role)?,
         };
-        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
         assignments.push((scope, assignment));
+    }
+    let scopes = assignments.iter().map(|(scope, _)| scope.clone()).collect();
+    call(state, caller, TectonRequest::CheckManages(scopes)).await?;
+    for (_, assignment) in &assignments {
+        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
     }
     Ok(assignments)
 }
@@ -317,7 +326,8 @@ async fn assign(
     scope: Option<web::Path<String>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = read_assignments(&state, scope.map(|s| s.into_inner()), body).await?;
+    let assignments =
+        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
     call(&state, &caller, TectonRequest::Assign(assignments)).await?;
     Ok(done())
 }
@@ -328,7 +338,8 @@ async fn unassign(
     scope: Option<web::Path<String>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = read_assignments(&state, scope.map(|s| s.into_inner()), body).await?;
+    let assignments =
+        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
     call(&state, &caller, TectonRequest::Unassign(assignments)).await?;
     Ok(done())
 }

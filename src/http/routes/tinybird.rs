@@ -111,6 +111,7 @@ impl From<SecretsError> for TbError {
             SecretsError::Tampered(m) | SecretsError::Internal(m) => {
                 TbError::new(StatusCode::INTERNAL_SERVER_ERROR, m)
             }
+            SecretsError::Unavailable(m) => TbError::new(StatusCode::SERVICE_UNAVAILABLE, m),
             SecretsError::Invalid(m)
             | SecretsError::AlreadyExists(m)
             | SecretsError::NotEmpty(m) => TbError::new(StatusCode::BAD_REQUEST, m),

@@ -81,6 +81,7 @@ impl From<SecretsError> for TfError {
             SecretsError::Tampered(_) | SecretsError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            SecretsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         TfError::new(status, error.to_string())
     }

@@ -56,10 +56,12 @@ impl DirectoryActor {
         if let Some(journal) = self.journal.as_mut() {
             let record = persistence::encode_changes(&changes);
             journal.append(&record).map_err(|e| {
-                ScimError::new(
-                    ScimErrorKind::Internal,
-                    format!("the change could not be journaled: {e}"),
-                )
+                let kind = if e.is_unwritable() {
+                    ScimErrorKind::Unavailable
+                } else {
+                    ScimErrorKind::Internal
+                };
+                ScimError::new(kind, format!("the change could not be journaled: {e}"))
             })?;
         }
         for change in changes {

@@ -12,6 +12,8 @@ pub enum ScimErrorKind {
     NotFound,
     /// The server could not do it (e.g. the journal could not be written).
     Internal,
+    /// Writes are refused until the journal can be repaired.
+    Unavailable,
 }
 
 impl ScimErrorKind {
@@ -25,7 +27,7 @@ impl ScimErrorKind {
             ScimErrorKind::NoTarget => Some("noTarget"),
             ScimErrorKind::Mutability => Some("mutability"),
             ScimErrorKind::Uniqueness => Some("uniqueness"),
-            ScimErrorKind::NotFound | ScimErrorKind::Internal => None,
+            ScimErrorKind::NotFound | ScimErrorKind::Internal | ScimErrorKind::Unavailable => None,
         }
     }
 }

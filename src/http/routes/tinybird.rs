@@ -146,13 +146,13 @@ impl FromRequest for TbAdmin {
                 .map(str::to_string),
         };
         let admitted = authenticate_header(request, header.as_deref())
-            .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"));
-        let admitted = admitted.and_then(|principal| {
-            principal
-                .require(Permission::Admin)
-                .map(|()| TbAdmin(principal))
-                .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))
-        });
+            .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"))
+            .and_then(|principal| {
+                principal
+                    .require(Permission::Admin)
+                    .map(|()| TbAdmin(principal))
+                    .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))
+            });
         ready(admitted)
     }
 }

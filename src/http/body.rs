@@ -1,6 +1,6 @@
 //! Reading request bodies, only after the caller is checked, under the route's size limit and
-//! the configured read timeout; and parsing JSON with errors that name the offending field
-//! (`params.joinKeyMap: invalid type: ...`).
+//! the configured read timeout; ending the connection of a chunked body left unread; and
+//! parsing JSON with errors that name the offending field (`params.joinKeyMap: invalid type:`).
 
 use std::cell::RefCell;
 use std::future::{ready, Ready};
@@ -30,6 +30,72 @@ pub struct UnreadBody {
     declared_len: Option<u64>,
     /// `server.body_read_timeout`: the whole body must arrive within it.
     timeout: Duration,
+}
+
+impl FromRequest for UnreadBody {
+    type Error = ApiError;
+    type Future = Ready<Result<UnreadBody, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let declared_len = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        ready(Ok(UnreadBody {
+            payload: payload.take(),
+            declared_len,
+            timeout: body_read_timeout(request),
+        }))
+    }
+}
+
+impl UnreadBody {
+    /// Reads the whole body: 413 when it declares or reaches more than `limit` bytes (nothing
+    /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
+    /// On any refusal the buffer is dropped at once and the connection ends after the answer
+    /// (see [`end_unread_chunked_bodies`] for chunked bodies).
+    pub async fn read(mut self, limit: usize) -> Result<Bytes, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body is larger than the {limit}-byte limit"),
+            )
+        };
+        if self.declared_len.is_some_and(|len| len > limit as u64) {
+            return Err(too_large());
+        }
+        let timeout = self.timeout;
+        let payload = &mut self.payload;
+        // A declared length within the limit is trusted for the first allocation only.
+        let mut body = BytesMut::with_capacity(self.declared_len.unwrap_or(0) as usize);
+        let reading = async {
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| match e {
+                    PayloadError::Overflow => too_large(),
+                    other => ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("could not read the request body: {other}"),
+                    ),
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(())
+        };
+        let outcome = tokio::time::timeout(timeout, reading).await;
+        match outcome {
+            Ok(read) => read.map(|()| body.freeze()),
+            Err(_) => Err(ApiError::new(
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body did not arrive within the {}-second read timeout",
+                    timeout.as_secs_f64()
+                ),
+            )),
+        }
+    }
 }
 
 /// Middleware: a chunked request body that was not read to its end (its caller was refused,
@@ -89,75 +155,9 @@ struct SharedPayload {
 fn body_read_timeout(request: &HttpRequest) -> Duration {
     request
         .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered by http::configure")
+        .expect("AppState is registered by http::app")
         .limits
         .body_read_timeout
-}
-
-impl FromRequest for UnreadBody {
-    type Error = ApiError;
-    type Future = Ready<Result<UnreadBody, ApiError>>;
-
-    fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let declared_len = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse().ok());
-        ready(Ok(UnreadBody {
-            payload: payload.take(),
-            declared_len,
-            timeout: body_read_timeout(request),
-        }))
-    }
-}
-
-impl UnreadBody {
-    /// Reads the whole body: 413 when it declares or reaches more than `limit` bytes (nothing
-    /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
-    /// On any refusal the buffer is dropped at once and the connection ends after the answer
-    /// (see [`end_unread_chunked_bodies`] for chunked bodies).
-    pub async fn read(mut self, limit: usize) -> Result<Bytes, ApiError> {
-        let too_large = || {
-            ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("request body is larger than the {limit}-byte limit"),
-            )
-        };
-        if self.declared_len.is_some_and(|len| len > limit as u64) {
-            return Err(too_large());
-        }
-        let timeout = self.timeout;
-        let payload = &mut self.payload;
-        // A declared length within the limit is trusted for the first allocation only.
-        let mut body = BytesMut::with_capacity(self.declared_len.unwrap_or(0) as usize);
-        let reading = async {
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| match e {
-                    actix_web::error::PayloadError::Overflow => too_large(),
-                    other => ApiError::new(
-                        ErrorKind::InvalidArgument,
-                        format!("could not read the request body: {other}"),
-                    ),
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(())
-        };
-        let outcome = tokio::time::timeout(timeout, reading).await;
-        match outcome {
-            Ok(read) => read.map(|()| body.freeze()),
-            Err(_) => Err(ApiError::new(
-                ErrorKind::RequestTimeout,
-                format!(
-                    "the request body did not arrive within the {}-second read timeout",
-                    timeout.as_secs_f64()
-                ),
-            )),
-        }
-    }
 }
 
 /// Parses a JSON body into `T`; a syntax error or a mistyped field is a 400 naming where.

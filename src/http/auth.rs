@@ -66,7 +66,7 @@ pub fn authenticate_header(
 ) -> Result<Arc<Principal>, AuthError> {
     let state = request
         .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered by http::configure");
+        .expect("AppState is registered by http::app");
     state.directory.authenticate(header)
 }
 

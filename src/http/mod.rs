@@ -11,7 +11,10 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::iam::Directory;
 use crate::persist::Snapshotter;
@@ -47,8 +50,26 @@ pub struct Limits {
     pub max_future_skew: crate::registry::time::Micros,
 }
 
-/// Registers every route; `main` and the tests build the app the same way.
-pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+/// The whole HTTP application: every route, behind the middleware that ends the connection of
+/// a chunked body left unread (see `body::end_unread_chunked_bodies`).
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(from_fn(body::end_unread_chunked_bodies))
+        .configure(configure(state))
+}
+
+/// Registers every route.
+fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state))
             .configure(routes::health::configure)

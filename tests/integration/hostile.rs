@@ -79,8 +79,23 @@ impl RawRequest {
         RawRequest { stream }
     }
 
+    /// The answer's status and JSON body, waiting at most `wait` for it, after which the server must close the connection within `wait`: a refused
+    /// body, even a stalled chunked one, must not hold its connection.
+    fn reply_then_closed(mut self, wait: Duration) -> (u16, Json) {
+        let answer = self.read_reply(wait);
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buffer = [0u8; 1024];
+        match self.stream.read(&mut buffer) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Ok(n) => panic!("unexpected bytes after the answer: {:?}", &buffer[..n]),
+            Err(e) => panic!("the connection is still open after {wait:?} ({e})"),
+        }
+        answer
+    }
+
     /// The answer's status and JSON body, waiting at most `wait` for it.
-    fn reply(mut self, wait: Duration) -> (u16, Json) {
+    fn read_reply(&mut self, wait: Duration) -> (u16, Json) {
         let deadline = Instant::now() + wait;
         let mut received = Vec::new();
         let mut buffer = [0u8; 8192];
@@ -176,17 +191,17 @@ const NO_KEY: &[(&str, &str)] = &[];
 const BAD_KEY: &[(&str, &str)] = &[("Authorization", "Bearer not-a-key")];
 
 /// A request that must be refused before its body is read.
-struct Refused {
+struct Refused<'a> {
     family: Family,
     method: &'static str,
     path: &'static str,
-    headers: &'static [(&'static str, &'static str)],
+    headers: &'a [(&'a str, &'a str)],
     /// Tinybird says 403 where the others say 401.
     status: u16,
 }
 
 /// One request per route family that takes a body, without a valid key.
-fn unauthenticated() -> Vec<Refused> {
+fn unauthenticated() -> Vec<Refused<'static>> {
     let refused = |family, method, path, headers, status| Refused {
         family,
         method,
@@ -363,71 +378,71 @@ fn refused_callers_are_answered_before_their_body_arrives() {
     // A server that waited for these bodies would answer only after 60 s: the client gives up
     // long before, so an answer proves the body was not awaited.
     let (server, _dir) = start_with_body_timeout("60s");
-    let wait = Duration::from_secs(15);
-    let first_part = vec![b' '; 64 * 1024];
-    for Refused {
-        family,
-        method,
-        path,
-        headers,
-        status,
-    } in unauthenticated()
-    {
-        let request = RawRequest::start(
-            &server.base_url,
-            method,
-            path,
-            headers,
-            Some(FOUR_MIB),
-            &first_part,
-        );
-        let (got, body) = request.reply(wait);
-        assert_eq!(got, status, "{method} {path}: {body}");
-        let message = error_message(family, status, &body);
-        assert!(!message.contains("body"), "{method} {path}: {message}");
-        if let Family::Ingest = family {
-            assert_eq!(body["requestError"]["errorType"], "AuthenticationError");
-        }
-    }
-
-    // A valid key without the permission: 403, also before the body.
     let key = key_without_roles(&server);
     let bearer = format!("Bearer {key}");
     let with_key: &[(&str, &str)] = &[("Authorization", &bearer)];
-    let forbidden = [
-        (
+    // A valid key without the permission: 403, also before the body.
+    let forbidden = |family, path| Refused {
+        family,
+        method: "POST",
+        path,
+        headers: with_key,
+        status: 403,
+    };
+    let mut refused = unauthenticated();
+    refused.extend([
+        forbidden(Family::Tecton, "/api/v1/feature-service/get-features"),
+        forbidden(
             Family::Tecton,
-            "POST",
-            "/api/v1/feature-service/get-features",
-        ),
-        (
-            Family::Tecton,
-            "POST",
             "/api/v2/workspaces/prod/feature-services/user_risk_service/get-features",
         ),
-        (Family::Ingest, "POST", "/ingest"),
-        (
+        forbidden(Family::Ingest, "/ingest"),
+        forbidden(
             Family::Tecton,
-            "POST",
             "/admin/workspaces/prod/feature-views/user_profile/rows",
         ),
-        (Family::Scim, "POST", "/api/scim/v2/Users"),
-        (Family::Tinybird, "POST", "/v0/variables"),
-    ];
-    for (family, method, path) in forbidden {
-        let request = RawRequest::start(
-            &server.base_url,
-            method,
-            path,
-            with_key,
-            Some(FOUR_MIB),
-            &first_part,
-        );
-        let (got, body) = request.reply(wait);
-        assert_eq!(got, 403, "{method} {path}: {body}");
-        error_message(family, 403, &body);
-        if let Family::Ingest = family {
-            assert_eq!(body["requestError"]["errorType"], "PermissionDeniedError");
+        forbidden(Family::Scim, "/api/scim/v2/Users"),
+        forbidden(Family::Tinybird, "/v0/variables"),
+    ]);
+
+    // Each declares 4 MiB (or sends a 4 MiB chunk, which actix would otherwise drain for as long
+    // as the client sends), sends 64 KiB and stalls; all at once.
+    let first_part = vec![b' '; 64 * 1024];
+    let mut chunk = format!("{FOUR_MIB:x}\r\n").into_bytes();
+    chunk.extend_from_slice(&first_part);
+    let started: Vec<_> = refused
+        .iter()
+        .flat_map(|r| {
+            let mut chunked = r.headers.to_vec();
+            chunked.push(("Transfer-Encoding", "chunked"));
+            let base = &server.base_url;
+            [
+                RawRequest::start(
+                    base,
+                    r.method,
+                    r.path,
+                    r.headers,
+                    Some(FOUR_MIB),
+                    &first_part,
+                ),
+                RawRequest::start(base, r.method, r.path, &chunked, None, &chunk),
+            ]
+            .map(|request| (r, request))
+        })
+        .collect();
+    for (r, request) in started {
+        let (status, body) = request.reply_then_closed(Duration::from_secs(15));
+        let (method, path) = (r.method, r.path);
+        assert_eq!(status, r.status, "{method} {path}: {body}");
+        let message = error_message(r.family, status, &body);
+        assert!(!message.contains("body"), "{method} {path}: {message}");
+        if let Family::Ingest = r.family {
+            let expected = if status == 401 {
+                "AuthenticationError"
+            } else {
+                "PermissionDeniedError"
+            };
+            assert_eq!(body["requestError"]["errorType"], expected);
         }
     }
 }
@@ -542,25 +557,40 @@ fn an_authenticated_stalled_body_gets_408_after_the_read_timeout() {
         ),
         (Family::Tinybird, "POST", tinybird, ""),
     ];
-    // All stall at once; each is cut by the server, not by this test's generous wait.
-    let requests: Vec<_> = stalled
+    // All stall at once, with a declared length and chunked; each is cut by the server, not
+    // by this test's generous wait.
+    let started: Vec<_> = stalled
         .iter()
-        .map(|(_, method, path, auth)| {
+        .flat_map(|(family, method, path, auth)| {
             let headers = authorization(auth);
-            RawRequest::start(
+            let mut chunked = headers.clone();
+            chunked.push(("Transfer-Encoding", "chunked"));
+            let declared = RawRequest::start(
                 &server.base_url,
                 method,
                 path,
                 &headers,
                 Some(1000),
                 b"{\"par",
-            )
+            );
+            let chunked = RawRequest::start(
+                &server.base_url,
+                method,
+                path,
+                &chunked,
+                None,
+                b"3e8\r\n{\"par",
+            );
+            [
+                (*family, method, path, declared),
+                (*family, method, path, chunked),
+            ]
         })
         .collect();
-    for ((family, method, path, _), request) in stalled.iter().zip(requests) {
-        let (status, body) = request.reply(Duration::from_secs(30));
+    for (family, method, path, request) in started {
+        let (status, body) = request.reply_then_closed(Duration::from_secs(30));
         assert_eq!(status, 408, "{method} {path}: {body}");
-        let message = error_message(*family, 408, &body);
+        let message = error_message(family, 408, &body);
         assert!(message.contains("2-second read timeout"), "{message}");
     }
     assert_eq!(server.request("GET", "/health", &[], None).status, 200);
@@ -641,36 +671,32 @@ fn oversize_bodies_get_413_in_each_familys_shape_and_write_nothing() {
         ),
         (Family::Tinybird, "POST", &tinybird, "", 64 * 1024),
     ];
-    for (family, method, path, auth, limit) in oversize {
-        let headers = authorization(auth);
-        // Declared: refused without reading the body.
-        let request = RawRequest::start(
-            &server.base_url,
-            method,
-            path,
-            &headers,
-            Some(limit + 1),
-            b"{",
-        );
-        let (status, body) = request.reply(Duration::from_secs(15));
+    // Declared: refused without reading the body. Chunked (and still being sent): refused when
+    // the read passes the limit. All at once, then every answer is checked.
+    let started: Vec<_> = oversize
+        .iter()
+        .flat_map(|&(family, method, path, auth, limit)| {
+            let headers = authorization(auth);
+            let mut chunked = headers.clone();
+            chunked.push(("Transfer-Encoding", "chunked"));
+            let mut chunk = format!("{:x}\r\n", limit + 1).into_bytes();
+            chunk.resize(chunk.len() + limit + 1, b' ');
+            let base = &server.base_url;
+            [
+                RawRequest::start(base, method, path, &headers, Some(limit + 1), b"{"),
+                RawRequest::start(base, method, path, &chunked, None, &chunk),
+            ]
+            .map(|request| (family, method, path, limit, request))
+        })
+        .collect();
+    for (family, method, path, limit, request) in started {
+        let (status, body) = request.reply_then_closed(Duration::from_secs(15));
         assert_eq!(status, 413, "{method} {path}: {body}");
         let message = error_message(family, 413, &body);
         assert!(
             message.contains(&format!("{limit}-byte limit")),
             "{message}"
         );
-
-        // Not declared (chunked): refused when the read passes the limit.
-        let chunk = vec![b' '; limit + 1];
-        let mut sent = format!("{:x}\r\n", chunk.len()).into_bytes();
-        sent.extend_from_slice(&chunk);
-        sent.extend_from_slice(b"\r\n0\r\n\r\n");
-        let mut chunked = headers.clone();
-        chunked.push(("Transfer-Encoding", "chunked"));
-        let request = RawRequest::start(&server.base_url, method, path, &chunked, None, &sent);
-        let (status, body) = request.reply(Duration::from_secs(15));
-        assert_eq!(status, 413, "{method} {path} (chunked): {body}");
-        error_message(family, 413, &body);
     }
 
     // Nothing was written.

@@ -1,17 +1,21 @@
 //! Tinybird's secrets at `/v0/secrets` (the page's path) and `/v0/variables` (the path the `tb`
 //! CLI calls), with the same handlers. Parameters come from the query string and a form body
 //! (JSON accepted too); the token from `?token=` or `Authorization: Bearer`; only an admin may
-//! call it. Errors are `{"error", "documentation"}`; Tinybird answers 403 where others say 401.
-//! Tinybird's words and shapes are in `http/wire/tinybird.rs`.
+//! call it, checked (`TbAdmin`, every handler's first argument) before any body is read. Errors
+//! are `{"error", "documentation"}`; Tinybird answers 403 where others say 401. Tinybird's
+//! words and shapes are in `http/wire/tinybird.rs`.
 
 use std::collections::HashMap;
+use std::future::{ready, Ready};
 use std::sync::Arc;
 
+use actix_web::http::header::AUTHORIZATION;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{dev, web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 
-use super::super::body::read_limited;
+use super::super::auth::authenticate_header;
+use super::super::body::UnreadBody;
 use super::super::wire::tinybird::{self as wire, TbError};
 use super::super::AppState;
 use crate::iam::{Permission, Principal};
@@ -41,39 +45,50 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The key a list answer uses: `secrets` on the documented path, `variables` on the CLI's.
 struct ListKey(&'static str);
 
-/// The token from `?token=` (what the CLIs send) or `Authorization: Bearer`; admin only.
-fn admin(
-    state: &AppState,
-    request: &HttpRequest,
-    params: &HashMap<String, String>,
-) -> Result<Arc<Principal>, TbError> {
-    let header = match params.get("token") {
-        Some(token) => Some(format!("Bearer {token}")),
-        None => request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
-    let principal = state
-        .directory
-        .authenticate(header.as_deref())
-        .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"))?;
-    principal
-        .require(Permission::Admin)
-        .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))?;
-    Ok(principal)
+/// An admin token: from `?token=` (what the CLIs send) when it is not empty, else from
+/// `Authorization: Bearer`. An empty `?token=` does not shadow the header.
+struct TbAdmin(Arc<Principal>);
+
+impl FromRequest for TbAdmin {
+    type Error = TbError;
+    type Future = Ready<Result<TbAdmin, TbError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        let query: HashMap<String, String> =
+            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+        let header = match query.get("token").filter(|token| !token.is_empty()) {
+            Some(token) => Some(format!("Bearer {token}")),
+            None => request
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        let admitted = authenticate_header(request, header.as_deref())
+            .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"))
+            .and_then(|principal| {
+                principal
+                    .require(Permission::Admin)
+                    .map(|()| TbAdmin(principal))
+                    .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))
+            });
+        ready(admitted)
+    }
 }
+
+/// A Tinybird value is at most 8 KB (the vault refuses more with a 400 that says so); form
+/// encoding can triple it, and the other parameters are names: 64 KiB is plenty.
+const MAX_TB_BODY_BYTES: usize = 64 * 1024;
 
 /// Query parameters merged with a form or JSON body (the body wins).
 async fn parameters(
-    state: &AppState,
     request: &HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HashMap<String, String>, TbError> {
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-    let body = read_limited(payload, state.limits.max_body_bytes)
+    let body = body
+        .read(MAX_TB_BODY_BYTES)
         .await
         .map_err(|e| TbError::new(e.kind.status(), e.message))?;
     if body.is_empty() {
@@ -114,78 +129,70 @@ fn ok(rate: RateState, body: Json) -> HttpResponse {
     response.json(body)
 }
 
-/// The request's parameters and its admin caller.
-async fn admin_parameters(
-    state: &AppState,
-    request: &HttpRequest,
-    payload: web::Payload,
-) -> Result<(Arc<Principal>, HashMap<String, String>), TbError> {
-    let params = parameters(state, request, payload).await?;
-    let principal = admin(state, request, &params)?;
-    Ok((principal, params))
-}
-
 fn name_of(path: &web::Path<String>) -> String {
     // The CLIs do not URL-encode the name; actix has already decoded what was encoded.
     path.as_str().to_string()
 }
 
 async fn list(
+    _: TbAdmin,
     state: web::Data<AppState>,
     key: web::Data<ListKey>,
     request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
-    admin_parameters(&state, &request, payload).await?;
+    parameters(&request, body).await?;
     let (secrets, rate) = state.vault.list_tinybird().await?;
     Ok(ok(rate, wire::list(key.0, &secrets)))
 }
 
 async fn create(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
-    let (principal, params) = admin_parameters(&state, &request, payload).await?;
-    let (name, value) = wire::create_parameters(params)?;
-    let (secret, rate) = state.vault.create_tinybird(principal, name, value).await?;
+    let (name, value) = wire::create_parameters(parameters(&request, body).await?)?;
+    let (secret, rate) = state.vault.create_tinybird(admin.0, name, value).await?;
     Ok(ok(rate, wire::secret(&secret)))
 }
 
 async fn get(
+    _: TbAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     name: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
-    admin_parameters(&state, &request, payload).await?;
+    parameters(&request, body).await?;
     let (found, rate) = state.vault.get_tinybird(name_of(&name)).await?;
     let secret = found.ok_or_else(TbError::not_found)?;
     Ok(ok(rate, wire::secret(&secret)))
 }
 
 async fn update(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     name: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
-    let (principal, params) = admin_parameters(&state, &request, payload).await?;
-    let value = wire::update_parameters(params)?;
+    let value = wire::update_parameters(parameters(&request, body).await?)?;
     let (secret, rate) = state
         .vault
-        .update_tinybird(principal, name_of(&name), value)
+        .update_tinybird(admin.0, name_of(&name), value)
         .await?;
     Ok(ok(rate, wire::secret(&secret)))
 }
 
 async fn delete(
+    _: TbAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     name: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
-    admin_parameters(&state, &request, payload).await?;
+    parameters(&request, body).await?;
     let ((), rate) = state.vault.delete_tinybird(name_of(&name)).await?;
     Ok(ok(rate, wire::deleted()))
 }

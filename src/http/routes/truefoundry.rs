@@ -2,18 +2,18 @@
 //! manifest, get, update, delete) and secrets (list as `POST /secrets`, get, delete). Envelopes
 //! `{"data": ...}` and `{"data": [...], "pagination": {...}}`; errors `{"statusCode","message"}`
 //! (`http/wire/truefoundry.rs`). Each request is one vault call: the tenant is the handle's.
+//! Every handler takes `TfCaller` first: a bad key is refused before any body is read.
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::super::auth::authenticate;
-use super::super::body::read_limited;
+use super::super::auth::Caller;
+use super::super::body::{parse_json, UnreadBody};
 use super::super::wire::truefoundry::{self as wire, TfError};
 use super::super::AppState;
-use crate::iam::Principal;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -30,16 +30,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn caller(request: &HttpRequest) -> Result<Arc<Principal>, TfError> {
-    authenticate(request).map_err(|_| TfError::new(StatusCode::UNAUTHORIZED, "Unauthorized"))
-}
+/// The authenticated caller, refused in TrueFoundry's error shape.
+type TfCaller = Caller<TfError>;
 
-async fn json_body<T: for<'de> Deserialize<'de>>(
-    state: &AppState,
-    payload: web::Payload,
-) -> Result<T, TfError> {
-    let body = read_limited(payload, state.limits.max_body_bytes).await?;
-    Ok(super::super::body::parse_json(&body)?)
+/// Secret groups hold a handful of secrets, each a credential or a certificate: 1 MiB is
+/// generous for one request, and only an authenticated caller gets this far.
+const MAX_TF_BODY_BYTES: usize = 1024 * 1024;
+
+async fn json_body<T: for<'de> Deserialize<'de>>(body: UnreadBody) -> Result<T, TfError> {
+    Ok(parse_json(&body.read(MAX_TF_BODY_BYTES).await?)?)
 }
 
 fn ok(status: StatusCode, body: serde_json::Value) -> HttpResponse {
@@ -47,11 +46,11 @@ fn ok(status: StatusCode, body: serde_json::Value) -> HttpResponse {
 }
 
 async fn list_groups(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     query: web::Query<wire::ListGroupsQuery>,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
+    let principal = Arc::clone(&caller.0);
     let query = query.into_inner();
     let page = query.page();
     let groups = state
@@ -66,12 +65,12 @@ async fn list_groups(
 }
 
 async fn create_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
-    let mut body: wire::CreateGroupBody = json_body(&state, payload).await?;
+    let principal = Arc::clone(&caller.0);
+    let mut body: wire::CreateGroupBody = json_body(body).await?;
     let secrets = body.take_secrets()?;
     let group = state
         .vault
@@ -85,12 +84,12 @@ async fn create_group(
 }
 
 async fn upsert_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
-    let body: wire::UpsertGroupBody = json_body(&state, payload).await?;
+    let principal = Arc::clone(&caller.0);
+    let body: wire::UpsertGroupBody = json_body(body).await?;
     let fields = body.fields()?;
     let group = state
         .vault
@@ -107,24 +106,24 @@ async fn upsert_group(
 }
 
 async fn get_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
+    let principal = Arc::clone(&caller.0);
     let group = state.vault.get_group(principal, id.into_inner()).await?;
     let tenant = state.vault.tenant();
     Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
 }
 
 async fn update_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
-    let body: wire::UpdateGroupBody = json_body(&state, payload).await?;
+    let principal = Arc::clone(&caller.0);
+    let body: wire::UpdateGroupBody = json_body(body).await?;
     let group = state
         .vault
         .update_group(principal, id.into_inner(), body.into_secrets())
@@ -135,22 +134,22 @@ async fn update_group(
 
 /// Answers `{}` (the SDK needs an object).
 async fn delete_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
+    let principal = Arc::clone(&caller.0);
     state.vault.delete_group(principal, id.into_inner()).await?;
     Ok(ok(StatusCode::OK, serde_json::json!({})))
 }
 
 async fn list_secrets(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
-    let body: wire::ListSecretsBody = json_body(&state, payload).await?;
+    let principal = Arc::clone(&caller.0);
+    let body: wire::ListSecretsBody = json_body(body).await?;
     let page = body.page();
     let secrets = state
         .vault
@@ -170,11 +169,11 @@ async fn list_secrets(
 }
 
 async fn get_secret(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
+    let principal = Arc::clone(&caller.0);
     let secret = state.vault.get_secret(principal, id.into_inner()).await?;
     let tenant = state.vault.tenant();
     Ok(ok(
@@ -185,11 +184,11 @@ async fn get_secret(
 
 /// Answers the number of secrets deleted, as a bare JSON number (what the SDK parses).
 async fn delete_secret(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let principal = caller(&request)?;
+    let principal = Arc::clone(&caller.0);
     state
         .vault
         .delete_secret(principal, id.into_inner())

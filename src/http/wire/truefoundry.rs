@@ -7,7 +7,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorKind};
+use crate::iam::AuthError;
 use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::{Group, TfSecret};
@@ -87,6 +88,18 @@ impl From<SecretsError> for TfError {
 impl From<ApiError> for TfError {
     fn from(error: ApiError) -> TfError {
         TfError::new(error.kind.status(), error.message)
+    }
+}
+
+/// A bad or missing key is TrueFoundry's bare `401 Unauthorized`, answered before any body is
+/// read; permissions are the vault's to check, against the group's collaborators.
+impl From<AuthError> for TfError {
+    fn from(error: AuthError) -> TfError {
+        let error = ApiError::from(error);
+        match error.kind {
+            ErrorKind::Unauthenticated => TfError::new(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            _ => error.into(),
+        }
     }
 }
 

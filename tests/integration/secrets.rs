@@ -665,9 +665,28 @@ fn tinybird_secrets_with_their_limits() {
         tinybird(&server, "GET", "/v0/secrets/pg_password", None).json()["name"],
         "pg_password"
     );
+    let unknown = tinybird(&server, "GET", "/v0/secrets/nope", None);
     assert_eq!(
-        tinybird(&server, "GET", "/v0/secrets/nope", None).status,
+        (unknown.status, unknown.json()["error"].as_str()),
+        (404, Some("Not found"))
+    );
+    // An update is not a create: an unknown name is a 404 and creates nothing.
+    let put_unknown = tinybird(&server, "PUT", "/v0/variables/nope", Some("value=v"));
+    assert_eq!(
+        (put_unknown.status, put_unknown.json()["error"].as_str()),
+        (404, Some("Variable not found"))
+    );
+    assert_eq!(
+        tinybird(&server, "GET", "/v0/variables/nope", None).status,
         404
+    );
+    let delete_unknown = tinybird(&server, "DELETE", "/v0/variables/nope", None);
+    assert_eq!(
+        (
+            delete_unknown.status,
+            delete_unknown.json()["error"].as_str()
+        ),
+        (404, Some("Variable not found"))
     );
     assert_eq!(
         tinybird(&server, "DELETE", "/v0/secrets/kafka", None).json(),

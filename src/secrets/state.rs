@@ -416,6 +416,55 @@ mod tests {
     }
 
     #[test]
+    fn group_access_comes_from_the_creator_admins_and_manifest_collaborators() {
+        let mut group = Group {
+            id: "g".into(),
+            name: "grp".into(),
+            integration_id: None,
+            manifest: Some(serde_json::json!({"collaborators": [
+                {"subject": "user:Ana@Example.com", "role_id": "secret-group-editor"},
+                {"subject": "serviceaccount:ci", "role_id": "secret-group-viewer"},
+                {"subject": "serviceaccount:ci", "role_id": "secret-group-admin"},
+                {"subject": "team:ops", "role_id": "secret-group-admin"},
+            ]})),
+            created_by: ("creator".into(), "user".into()),
+            created: 0,
+            updated: 0,
+            secrets: BTreeMap::new(),
+        };
+        let mut ana = principal(PrincipalKind::User, "u1");
+        ana.name = "ana@example.com".into();
+        assert_eq!(
+            group.access_of(&ana),
+            Some(GroupAccess::Editor),
+            "a user collaborator, by email in any case"
+        );
+        let mut ana_key = principal(PrincipalKind::ServiceAccount, "sa-ana");
+        ana_key.name = "ana@example.com".into();
+        assert_eq!(
+            group.access_of(&ana_key),
+            None,
+            "`user:` names users, not service accounts"
+        );
+        let mut ci = principal(PrincipalKind::ServiceAccount, "sa-ci");
+        ci.name = "ci".into();
+        assert_eq!(
+            group.access_of(&ci),
+            Some(GroupAccess::Admin),
+            "the strongest role listed"
+        );
+        assert_eq!(
+            group.access_of(&principal(PrincipalKind::User, "creator")),
+            Some(GroupAccess::Admin)
+        );
+        let mut admin = principal(PrincipalKind::User, "someone");
+        admin.is_admin = true;
+        assert_eq!(group.access_of(&admin), Some(GroupAccess::Admin));
+        group.manifest = None;
+        assert_eq!(group.access_of(&ana), None);
+    }
+
+    #[test]
     fn scope_roles_come_from_assignments_groups_workspaces_and_scim() {
         let mut scope = Scope {
             name: "db".into(),

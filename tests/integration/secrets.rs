@@ -400,7 +400,11 @@ fn truefoundry_secret_groups_and_versions() {
             json!({"name": "grp", "integrationId": "i1", "secrets": [{"key": "K", "value": "v1"}, {"key": "N", "value": "n1"}]}),
         ),
     );
-    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.status, 200,
+        "the seed's create answers 200: {}",
+        created.body
+    );
     let group = created.json()["data"].clone();
     let id = group["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -411,6 +415,13 @@ fn truefoundry_secret_groups_and_versions() {
     let secrets = group["associatedSecrets"].as_array().unwrap();
     assert_eq!(secrets[0]["fqn"], "quiver:grp:K");
     assert_eq!(secrets[0]["secretVersions"][0]["version"], 1);
+    assert_eq!(
+        secrets[0]["secretVersions"][0]["secret"],
+        json!({"id": secrets[0]["id"], "fqn": "quiver:grp:K", "name": "K", "secretGroupId": id}),
+        "a version names its secret"
+    );
+    assert_eq!(group["createdBy"], group["createdBySubject"]["subjectId"]);
+    assert_eq!(secrets[0]["createdBy"], group["createdBy"]);
     assert!(!created.body.contains("v1\""), "groups never carry values");
     assert_eq!(
         tf(
@@ -516,6 +527,106 @@ fn truefoundry_secret_groups_and_versions() {
         422
     );
 
+    // search: a substring of a group's name or of one of its keys.
+    let other = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "billing", "secrets": [{"key": "STRIPE", "value": "s"}]})),
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    let other_id = other.json()["data"]["id"].as_str().unwrap().to_string();
+    let found = |search: &str| -> Vec<String> {
+        tf(
+            &server,
+            "GET",
+            &format!("/secret-groups?search={search}"),
+            ADMIN_KEY,
+            None,
+        )
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(found("bill"), ["billing"], "by group name");
+    assert_eq!(found("TRIP"), ["billing"], "by key");
+    assert_eq!(found("K"), ["grp"], "by key");
+    assert!(found("nothing-like-it").is_empty());
+
+    // attributes: only those fields, with the id; repeated or comma-separated.
+    let trimmed = tf(
+        &server,
+        "GET",
+        "/secret-groups?search=bill&attributes=name&attributes=fqn",
+        ADMIN_KEY,
+        None,
+    )
+    .json();
+    assert_eq!(
+        trimmed["data"][0],
+        json!({"id": other_id, "name": "billing", "fqn": "quiver:billing"})
+    );
+    let commas = tf(
+        &server,
+        "GET",
+        "/secret-groups?search=bill&attributes=id,name",
+        ADMIN_KEY,
+        None,
+    )
+    .json();
+    assert_eq!(
+        commas["data"][0],
+        json!({"id": other_id, "name": "billing"})
+    );
+    let unknown = tf(
+        &server,
+        "GET",
+        "/secret-groups?attributes=name,colour",
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("`colour` is not a secret group field"));
+
+    // forceDelete is a boolean; anything else is refused and deletes nothing.
+    let bad_force = tf(
+        &server,
+        "DELETE",
+        &format!("/secret-groups/{other_id}?forceDelete=yes"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(bad_force.status, 422, "{}", bad_force.body);
+    assert_eq!(
+        tf(
+            &server,
+            "GET",
+            &format!("/secret-groups/{other_id}"),
+            ADMIN_KEY,
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tf(
+            &server,
+            "DELETE",
+            &format!("/secret-groups/{other_id}?forceDelete=true"),
+            ADMIN_KEY,
+            None
+        )
+        .json(),
+        json!({})
+    );
+
     // Upsert by manifest, collaborators and access.
     let (_, viewer) = service_account(&server, "tf-viewer", json!([]));
     assert_eq!(
@@ -550,6 +661,63 @@ fn truefoundry_secret_groups_and_versions() {
         .status,
         403,
         "viewers cannot delete"
+    );
+
+    // Editors change a group's secrets, not the group; admins may change its collaborators.
+    let (_, editor) = service_account(&server, "tf-editor", json!([]));
+    let (_, group_admin) = service_account(&server, "tf-admin", json!([]));
+    let roles = json!({"manifest": {"type": "secret-group", "name": "grp", "collaborators": [
+        {"subject": "serviceaccount:tf-viewer", "role_id": "secret-group-viewer"},
+        {"subject": "serviceaccount:tf-editor", "role_id": "secret-group-editor"},
+        {"subject": "serviceaccount:tf-admin", "role_id": "secret-group-admin"}]}});
+    assert_eq!(
+        tf(
+            &server,
+            "PUT",
+            "/secret-groups",
+            ADMIN_KEY,
+            Some(roles.clone())
+        )
+        .status,
+        200
+    );
+    let group_path = format!("/secret-groups/{id}");
+    let keys = json!({"secrets": [{"key": "K"}, {"key": "E", "value": "e"}]});
+    assert_eq!(
+        tf(&server, "PUT", &group_path, &viewer, Some(keys.clone())).status,
+        403,
+        "viewers cannot change secrets"
+    );
+    let edited = tf(&server, "PUT", &group_path, &editor, Some(keys));
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(
+        edited.json()["data"]["associatedSecrets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        tf(
+            &server,
+            "PUT",
+            "/secret-groups",
+            &editor,
+            Some(roles.clone())
+        )
+        .status,
+        403,
+        "editors cannot change collaborators"
+    );
+    assert_eq!(
+        tf(&server, "DELETE", &group_path, &editor, None).status,
+        403,
+        "editors cannot delete the group"
+    );
+    assert_eq!(
+        tf(&server, "PUT", "/secret-groups", &group_admin, Some(roles)).status,
+        200,
+        "a group's admins may change its collaborators"
     );
 
     let deleted = tf(

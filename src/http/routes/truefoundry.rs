@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::super::auth::Caller;
@@ -48,9 +48,11 @@ fn ok(status: StatusCode, body: serde_json::Value) -> HttpResponse {
 async fn list_groups(
     caller: TfCaller,
     state: web::Data<AppState>,
+    request: HttpRequest,
     query: web::Query<wire::ListGroupsQuery>,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
+    let fields = wire::attributes(request.query_string())?;
     let query = query.into_inner();
     let page = query.page();
     let groups = state
@@ -60,7 +62,9 @@ async fn list_groups(
     let tenant = state.vault.tenant();
     Ok(ok(
         StatusCode::OK,
-        wire::page(&groups, page, |g| wire::group(tenant, g)),
+        wire::page(&groups, page, |g| {
+            wire::group_with(tenant, g, fields.as_deref())
+        }),
     ))
 }
 
@@ -77,10 +81,7 @@ async fn create_group(
         .create_group(principal, body.name, body.integration_id, secrets)
         .await?;
     let tenant = state.vault.tenant();
-    Ok(ok(
-        StatusCode::CREATED,
-        wire::data(wire::group(tenant, &group)),
-    ))
+    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
 }
 
 async fn upsert_group(
@@ -136,9 +137,11 @@ async fn update_group(
 async fn delete_group(
     caller: TfCaller,
     state: web::Data<AppState>,
+    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
+    wire::check_force_delete(request.query_string())?;
     state.vault.delete_group(principal, id.into_inner()).await?;
     Ok(ok(StatusCode::OK, serde_json::json!({})))
 }
@@ -186,9 +189,11 @@ async fn get_secret(
 async fn delete_secret(
     caller: TfCaller,
     state: web::Data<AppState>,
+    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
+    wire::check_force_delete(request.query_string())?;
     state
         .vault
         .delete_secret(principal, id.into_inner())

@@ -260,16 +260,19 @@ fn subject(group: &Group) -> Json {
 fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Plaintext>) -> Json {
     let group_fqn = format!("{tenant}:{}", group.name);
     let fqn = format!("{group_fqn}:{}", secret.key);
+    // Each version names its secret (the SDK's nested `Secret`, its required fields only).
+    let parent =
+        json!({"id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id});
     let versions: Vec<Json> = secret
         .versions
         .iter()
-        .map(|v| json!({"id": v.id, "fqn": format!("{fqn}:{}", v.sealed.version), "version": v.sealed.version, "secretId": secret.id,
-                        "createdAt": time(v.sealed.created), "updatedAt": time(v.sealed.updated)}))
+        .map(|v| json!({"id": v.id, "fqn": format!("{fqn}:{}", v.sealed.version), "version": v.sealed.version, "secret": parent,
+                        "secretId": secret.id, "createdAt": time(v.sealed.created), "updatedAt": time(v.sealed.updated)}))
         .collect();
     let mut out = json!({
         "id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id,
-        "createdBySubject": subject(group), "createdAt": time(secret.created), "updatedAt": time(secret.updated),
-        "secretVersions": versions, "activeDeploymentsCount": 0,
+        "createdBySubject": subject(group), "createdBy": group.created_by.0, "createdAt": time(secret.created),
+        "updatedAt": time(secret.updated), "secretVersions": versions, "activeDeploymentsCount": 0,
     });
     if let Some(value) = value {
         out["value"] = Json::String(value.0.clone());
@@ -291,7 +294,8 @@ pub fn group(tenant: &str, group: &Group) -> Json {
         .collect();
     let mut out = json!({
         "id": group.id, "fqn": format!("{tenant}:{}", group.name), "name": group.name, "tenantName": tenant, "accountId": tenant,
-        "createdBySubject": subject(group), "associatedSecrets": secrets, "createdAt": time(group.created), "updatedAt": time(group.updated),
+        "createdBySubject": subject(group), "createdBy": group.created_by.0, "associatedSecrets": secrets,
+        "createdAt": time(group.created), "updatedAt": time(group.updated),
     });
     if let Some(id) = &group.integration_id {
         out["integrationId"] = json!(id);
@@ -300,6 +304,72 @@ pub fn group(tenant: &str, group: &Group) -> Json {
         out["manifest"] = manifest.clone();
     }
     out
+}
+
+/// The fields a group may have, for `?attributes=`.
+const GROUP_FIELDS: [&str; 12] = [
+    "id",
+    "fqn",
+    "name",
+    "tenantName",
+    "accountId",
+    "createdBySubject",
+    "createdBy",
+    "associatedSecrets",
+    "integrationId",
+    "manifest",
+    "createdAt",
+    "updatedAt",
+];
+
+/// The fields `?attributes=` asks for (repeated, `attributes=id&attributes=name`, or
+/// comma-separated, `attributes=id,name`), `id` always among them; `None` for every field.
+pub fn attributes(query: &str) -> Result<Option<Vec<String>>, TfError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let mut fields: Vec<String> = Vec::new();
+    for (_, list) in pairs.into_iter().filter(|(key, _)| key == "attributes") {
+        for field in list.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            if !GROUP_FIELDS.contains(&field) {
+                return Err(unprocessable(format!(
+                    "attributes: `{field}` is not a secret group field; expected some of {}",
+                    GROUP_FIELDS.join(", ")
+                )));
+            }
+            if !fields.iter().any(|f| f == field) {
+                fields.push(field.to_string());
+            }
+        }
+    }
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    if !fields.iter().any(|f| f == "id") {
+        fields.insert(0, "id".to_string());
+    }
+    Ok(Some(fields))
+}
+
+/// A group with only the fields asked for (all of them for `None`).
+pub fn group_with(tenant: &str, item: &Group, fields: Option<&[String]>) -> Json {
+    let mut out = group(tenant, item);
+    if let (Some(fields), Json::Object(object)) = (fields, &mut out) {
+        object.retain(|key, _| fields.iter().any(|f| f == key));
+    }
+    out
+}
+
+/// `?forceDelete=`: a delete that goes ahead even when the external secret store fails. The
+/// vault is Quiver's own store, journaled with the delete, so there is nothing to force; the
+/// flag is still checked, so a typo is an error rather than a surprise.
+pub fn check_force_delete(query: &str) -> Result<(), TfError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    match pairs.iter().find(|(key, _)| key == "forceDelete") {
+        None => Ok(()),
+        Some((_, value)) if value == "true" || value == "false" => Ok(()),
+        Some((_, value)) => Err(unprocessable(format!(
+            "forceDelete must be true or false, got `{value}`"
+        ))),
+    }
 }
 
 /// `{"data": ...}`.

@@ -77,8 +77,17 @@ fn tecton_scopes_secrets_and_roles() {
     );
     assert_eq!(
         tecton(&server, "GET", "/scopes", &reader, None).json(),
-        json!({"scopes": []}),
-        "no role, no listing"
+        json!({"scopes": [{"name": "payments"}]}),
+        "every scope in the cluster, even to a key with no role on it"
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes", "not-a-key", None).status,
+        401
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/payments/keys", &reader, None).status,
+        403,
+        "listing scopes shows no keys"
     );
     assert_eq!(
         tecton(

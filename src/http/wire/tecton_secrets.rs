@@ -9,31 +9,35 @@ use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
 use crate::secrets::tecton::PrincipalRoles;
 use crate::secrets::SecretsError;
 
+/// What kind of failure a vault error is; each family's error shape starts from it.
+pub fn error_kind(error: &SecretsError) -> ErrorKind {
+    use SecretsError::*;
+    match error {
+        InvalidName { .. }
+        | ValueTooLarge { .. }
+        | InvalidPage { .. }
+        | ScopeFull { .. }
+        | DuplicateKey(_)
+        | NewKeyWithoutValue(_) => ErrorKind::InvalidArgument,
+        ScopeNotFound(_)
+        | ScopeSecretNotFound { .. }
+        | GroupNotFound(_)
+        | GroupSecretNotFound(_)
+        | TinybirdNotFound(_) => ErrorKind::NotFound,
+        ScopeExists(_) | GroupExists(_) | TinybirdExists(_) => ErrorKind::AlreadyExists,
+        ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
+            ErrorKind::PermissionDenied
+        }
+        ScopeNotEmpty { .. } | TinybirdFull { .. } => ErrorKind::FailedPrecondition,
+        RateLimited { .. } => ErrorKind::ResourceExhausted,
+        Tampered { .. } | Internal(_) => ErrorKind::Internal,
+        Unavailable(_) => ErrorKind::Unavailable,
+    }
+}
+
 impl From<SecretsError> for ApiError {
     fn from(error: SecretsError) -> ApiError {
-        use SecretsError::*;
-        let kind = match &error {
-            InvalidName { .. }
-            | ValueTooLarge { .. }
-            | InvalidPage { .. }
-            | ScopeFull { .. }
-            | DuplicateKey(_)
-            | NewKeyWithoutValue(_) => ErrorKind::InvalidArgument,
-            ScopeNotFound(_)
-            | ScopeSecretNotFound { .. }
-            | GroupNotFound(_)
-            | GroupSecretNotFound(_)
-            | TinybirdNotFound(_) => ErrorKind::NotFound,
-            ScopeExists(_) | GroupExists(_) | TinybirdExists(_) => ErrorKind::AlreadyExists,
-            ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
-                ErrorKind::PermissionDenied
-            }
-            ScopeNotEmpty { .. } | TinybirdFull { .. } => ErrorKind::FailedPrecondition,
-            RateLimited { .. } => ErrorKind::ResourceExhausted,
-            Tampered { .. } | Internal(_) => ErrorKind::Internal,
-            Unavailable(_) => ErrorKind::Unavailable,
-        };
-        ApiError::new(kind, error.to_string())
+        ApiError::new(error_kind(&error), error.to_string())
     }
 }
 

@@ -9,6 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::{json, Value as Json};
 
+use super::tecton_secrets::error_kind;
+use crate::http::error::ErrorKind;
 use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
@@ -72,45 +74,38 @@ impl TbError {
     }
 }
 
+/// Tinybird's texts where its server has one; invalid input, a duplicate and a full workspace
+/// are all 400 (there is no 409 or 422 in this API).
 impl From<SecretsError> for TbError {
     fn from(error: SecretsError) -> TbError {
-        use SecretsError::*;
-        match error {
-            RateLimited { retry_after_secs } => TbError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!("Too many requests: retry after {retry_after_secs} seconds"),
-                retry_after: Some(retry_after_secs),
-            },
-            TinybirdNotFound(_) => TbError::new(StatusCode::NOT_FOUND, "Variable not found"),
-            InvalidName { name, .. } => TbError::bad_request(format!(
+        let status = match error_kind(&error) {
+            ErrorKind::InvalidArgument
+            | ErrorKind::AlreadyExists
+            | ErrorKind::FailedPrecondition => StatusCode::BAD_REQUEST,
+            kind => kind.status(),
+        };
+        let message = match error {
+            SecretsError::RateLimited { retry_after_secs } => {
+                return TbError {
+                    status,
+                    message: format!("Too many requests: retry after {retry_after_secs} seconds"),
+                    retry_after: Some(retry_after_secs),
+                }
+            }
+            SecretsError::TinybirdNotFound(_) => "Variable not found".to_string(),
+            SecretsError::InvalidName { name, .. } => format!(
                 "Invalid name \"{name}\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters"
-            )),
-            ValueTooLarge { .. } => TbError::bad_request("Variable maximum size is 8KB"),
-            TinybirdExists(name) => {
-                TbError::bad_request(format!("Secret with name \"{name}\" already exists"))
+            ),
+            SecretsError::ValueTooLarge { .. } => "Variable maximum size is 8KB".to_string(),
+            SecretsError::TinybirdExists(name) => {
+                format!("Secret with name \"{name}\" already exists")
             }
-            TinybirdFull { max_secrets } => TbError::bad_request(format!(
-                "The maximum number of secrets for this workspace is {max_secrets}."
-            )),
-            error @ (ScopeNotFound(_)
-            | ScopeSecretNotFound { .. }
-            | GroupNotFound(_)
-            | GroupSecretNotFound(_)) => TbError::new(StatusCode::NOT_FOUND, error.to_string()),
-            error @ (ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. }) => {
-                TbError::new(StatusCode::FORBIDDEN, error.to_string())
+            SecretsError::TinybirdFull { max_secrets } => {
+                format!("The maximum number of secrets for this workspace is {max_secrets}.")
             }
-            error @ (Tampered { .. } | Internal(_)) => {
-                TbError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-            }
-            Unavailable(message) => TbError::new(StatusCode::SERVICE_UNAVAILABLE, message),
-            error @ (InvalidPage { .. }
-            | ScopeExists(_)
-            | ScopeNotEmpty { .. }
-            | ScopeFull { .. }
-            | GroupExists(_)
-            | DuplicateKey(_)
-            | NewKeyWithoutValue(_)) => TbError::bad_request(error.to_string()),
-        }
+            other => other.to_string(),
+        };
+        TbError::new(status, message)
     }
 }
 

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use super::tecton_secrets::error_kind;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::registry::time::Micros;
@@ -48,35 +49,18 @@ impl TfError {
     }
 }
 
+/// TrueFoundry answers invalid input with 422 (the SDK types it); the rest as everywhere.
 impl From<SecretsError> for TfError {
     fn from(error: SecretsError) -> TfError {
-        use SecretsError::*;
-        let status = match &error {
-            InvalidName { .. }
-            | ValueTooLarge { .. }
-            | InvalidPage { .. }
-            | ScopeFull { .. }
-            | DuplicateKey(_)
-            | NewKeyWithoutValue(_)
-            | TinybirdFull { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ScopeNotFound(_)
-            | ScopeSecretNotFound { .. }
-            | GroupNotFound(_)
-            | GroupSecretNotFound(_)
-            | TinybirdNotFound(_) => StatusCode::NOT_FOUND,
-            ScopeExists(_) | GroupExists(_) | TinybirdExists(_) | ScopeNotEmpty { .. } => {
-                StatusCode::CONFLICT
-            }
-            ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
-                StatusCode::FORBIDDEN
-            }
-            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Tampered { .. } | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        let status = match error_kind(&error) {
+            ErrorKind::InvalidArgument => StatusCode::UNPROCESSABLE_ENTITY,
+            kind => kind.status(),
         };
         let message = match error {
-            InvalidPage { limit, max } => format!("limit must be between 1 and {max}, got {limit}"),
-            Tampered {
+            SecretsError::InvalidPage { limit, max } => {
+                format!("limit must be between 1 and {max}, got {limit}")
+            }
+            SecretsError::Tampered {
                 record: SecretRef::Group { tenant, group, key },
             } => format!("secret '{tenant}:{group}:{key}' could not be decrypted: its stored ciphertext was altered or sealed under another key"),
             other => other.to_string(),

@@ -13,7 +13,8 @@ use futures_util::future::{BoxFuture, FutureExt};
 
 use super::crypto::MasterKey;
 use super::state::{
-    Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
+    Assignment, Change, Creator, CreatorKind, Group, PrincipalType, ScopeRole, Sealed, TbSecret,
+    TfSecret, TfVersion,
 };
 use super::{SecretRef, SecretsError, Vault, VaultActor};
 use crate::persist::format::{
@@ -95,14 +96,28 @@ fn group_to_disk(group: &Group) -> SecretGroupV2 {
         name: group.name.clone(),
         integration_id: group.integration_id.clone(),
         manifest: group.manifest.as_ref().map(|m| m.to_string()),
-        created_by_id: group.created_by.0.clone(),
-        created_by_type: group.created_by.1.clone(),
+        created_by_id: group.created_by.id.clone(),
+        created_by_type: match group.created_by.kind {
+            CreatorKind::User => "user",
+            CreatorKind::ServiceAccount => "serviceaccount",
+        }
+        .to_string(),
         created_micros: group.created,
         updated_micros: group.updated,
     }
 }
 
 fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
+    let kind = match group.created_by_type.as_str() {
+        "user" => CreatorKind::User,
+        "serviceaccount" => CreatorKind::ServiceAccount,
+        other => {
+            return Err(format!(
+                "secret group `{}` names an unknown kind of creator `{other}`",
+                group.id
+            ))
+        }
+    };
     let manifest = group
         .manifest
         .map(|text| serde_json::from_str(&text))
@@ -118,7 +133,10 @@ fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
         name: group.name,
         integration_id: group.integration_id,
         manifest,
-        created_by: (group.created_by_id, group.created_by_type),
+        created_by: Creator {
+            id: group.created_by_id,
+            kind,
+        },
         created: group.created_micros,
         updated: group.updated_micros,
         secrets: Default::default(),
@@ -547,7 +565,10 @@ mod tests {
             name: "group".into(),
             integration_id: None,
             manifest: Some(serde_json::json!({"name": "group", "collaborators": []})),
-            created_by: ("u".into(), "user".into()),
+            created_by: Creator {
+                id: "u".into(),
+                kind: CreatorKind::User,
+            },
             created: 1,
             updated: 1,
             secrets: Default::default(),

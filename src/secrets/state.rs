@@ -139,11 +139,39 @@ pub struct Group {
     pub name: String,
     pub integration_id: Option<String>,
     pub manifest: Option<Json>,
-    /// (id, subject type) of the creator.
-    pub created_by: (String, String),
+    pub created_by: Creator,
     pub created: Micros,
     pub updated: Micros,
     pub secrets: BTreeMap<String, TfSecret>,
+}
+
+/// Who created a TrueFoundry group: its id, and whether a user or a service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creator {
+    pub id: String,
+    pub kind: CreatorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatorKind {
+    User,
+    /// A service account, or the bootstrap admin (a key, not a person).
+    ServiceAccount,
+}
+
+impl Creator {
+    pub fn of(principal: &Principal) -> Creator {
+        let kind = match principal.kind {
+            PrincipalKind::User => CreatorKind::User,
+            PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => {
+                CreatorKind::ServiceAccount
+            }
+        };
+        Creator {
+            id: principal.id.clone(),
+            kind,
+        }
+    }
 }
 
 /// What a principal may do with a TrueFoundry group.
@@ -173,7 +201,7 @@ impl Group {
     /// (`user:<email>` / `serviceaccount:<name>` with `secret-group-admin|editor|viewer`) get
     /// their role.
     pub fn access_of(&self, principal: &Principal) -> Option<GroupAccess> {
-        if principal.is_admin || self.created_by.0 == principal.id {
+        if principal.is_admin || self.created_by.id == principal.id {
             return Some(GroupAccess::Admin);
         }
         let collaborators = self
@@ -427,7 +455,10 @@ mod tests {
                 {"subject": "serviceaccount:ci", "role_id": "secret-group-admin"},
                 {"subject": "team:ops", "role_id": "secret-group-admin"},
             ]})),
-            created_by: ("creator".into(), "user".into()),
+            created_by: Creator {
+                id: "creator".into(),
+                kind: CreatorKind::User,
+            },
             created: 0,
             updated: 0,
             secrets: BTreeMap::new(),

@@ -7,9 +7,8 @@ use actix::{Handler, Message};
 use serde_json::Value as Json;
 
 use super::crypto::Plaintext;
-use super::state::{new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion};
+use super::state::{new_id, Change, Creator, Group, GroupAccess, Sealed, TfSecret, TfVersion};
 use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
-use crate::iam::PrincipalKind;
 use crate::registry::time::now_micros;
 
 /// A secret as answered, with its group and (only when asked and allowed) its value.
@@ -313,14 +312,6 @@ impl VaultActor {
     }
 }
 
-/// TrueFoundry's subject type of a principal.
-fn subject_type(caller: &Caller) -> &'static str {
-    match caller.kind {
-        PrincipalKind::User => "user",
-        PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => "serviceaccount",
-    }
-}
-
 impl Handler<ListGroups> for VaultActor {
     type Result = Result<Page<Group>, SecretsError>;
 
@@ -369,7 +360,7 @@ impl Handler<CreateGroup> for VaultActor {
             name,
             integration_id,
             manifest: None,
-            created_by: (caller.id.clone(), subject_type(&caller).to_string()),
+            created_by: Creator::of(&caller),
             created: now,
             updated: now,
             secrets: Default::default(),
@@ -420,7 +411,7 @@ impl Handler<UpsertGroup> for VaultActor {
                 name,
                 integration_id,
                 manifest: Some(manifest),
-                created_by: (caller.id.clone(), subject_type(&caller).to_string()),
+                created_by: Creator::of(&caller),
                 created: now,
                 updated: now,
                 secrets: Default::default(),

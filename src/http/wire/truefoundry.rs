@@ -12,7 +12,7 @@ use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
-use crate::secrets::state::{Group, TfSecret};
+use crate::secrets::state::{CreatorKind, Group, TfSecret};
 use crate::secrets::truefoundry::{check_name, Page, PageRequest, SecretView};
 use crate::secrets::{NameKind, SecretRef, SecretsError};
 
@@ -238,7 +238,11 @@ fn time(micros: Micros) -> String {
 }
 
 fn subject(group: &Group) -> Json {
-    json!({"subjectId": group.created_by.0, "subjectType": group.created_by.1})
+    let subject_type = match group.created_by.kind {
+        CreatorKind::User => "user",
+        CreatorKind::ServiceAccount => "serviceaccount",
+    };
+    json!({"subjectId": group.created_by.id, "subjectType": subject_type})
 }
 
 fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Plaintext>) -> Json {
@@ -255,7 +259,7 @@ fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Pl
         .collect();
     let mut out = json!({
         "id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id,
-        "createdBySubject": subject(group), "createdBy": group.created_by.0, "createdAt": time(secret.created),
+        "createdBySubject": subject(group), "createdBy": group.created_by.id, "createdAt": time(secret.created),
         "updatedAt": time(secret.updated), "secretVersions": versions, "activeDeploymentsCount": 0,
     });
     if let Some(value) = value {
@@ -278,7 +282,7 @@ pub fn group(tenant: &str, group: &Group) -> Json {
         .collect();
     let mut out = json!({
         "id": group.id, "fqn": format!("{tenant}:{}", group.name), "name": group.name, "tenantName": tenant, "accountId": tenant,
-        "createdBySubject": subject(group), "createdBy": group.created_by.0, "associatedSecrets": secrets,
+        "createdBySubject": subject(group), "createdBy": group.created_by.id, "associatedSecrets": secrets,
         "createdAt": time(group.created), "updatedAt": time(group.updated),
     });
     if let Some(id) = &group.integration_id {

@@ -20,7 +20,6 @@ use crate::persist::format::ViewRefV1;
 use crate::persist::restore::{find_snapshot, install_snapshot};
 use crate::persist::snapshot::newest_valid;
 use crate::persist::Snapshotter;
-use crate::registry::time::{format_timestamp, now_micros, parse_timestamp, MICROS_PER_SECOND};
 use crate::registry::types::DataType;
 use crate::registry::Field;
 use crate::registry::{load_registry, Registry};
@@ -28,6 +27,7 @@ use crate::secrets::crypto::{KeySource, MasterKey};
 use crate::secrets::persistence::next_key_path;
 use crate::secrets::Vault;
 use crate::store::Router;
+use crate::time::{format_timestamp, now_micros, parse_timestamp, MICROS_PER_SECOND};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {

@@ -40,7 +40,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
     /// How far in the future an aggregated event may be.
-    pub max_future_skew: crate::registry::time::Micros,
+    pub max_future_skew: crate::time::Micros,
 }
 
 /// Registers every route; `main` and the tests build the app the same way.

@@ -9,10 +9,10 @@ pub mod row;
 use serde_json::Value as Json;
 
 use crate::registry::aggregation::duration_text;
-use crate::registry::time::Micros;
 use crate::registry::{Registry, ViewId};
 use crate::store::tiles::tile_start;
 use crate::store::RowWrite;
+use crate::time::Micros;
 use row::parse_json_row;
 
 /// Why a record was refused, in the shape of Tecton's `recordErrors` entries.

@@ -476,7 +476,7 @@ pub fn skip_record(segment: &Path, offset: u64) -> Result<SkippedRecord, Journal
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stamp = super::snapshot::snapshot_id(crate::registry::time::now_micros());
+    let stamp = super::snapshot::snapshot_id(crate::time::now_micros());
     let original_kept_as = dir.join(format!("{name}.orig-{stamp}"));
     let temp = dir.join(format!(".{name}.repair-{stamp}.tmp"));
     let written = replace_segment(

@@ -113,7 +113,7 @@ impl Snapshotter {
         if self.in_progress.swap(true, Ordering::AcqRel) {
             return Err(PersistError::Busy);
         }
-        let created_micros = crate::registry::time::now_micros();
+        let created_micros = crate::time::now_micros();
         Ok(PendingSnapshot {
             snapshotter: self.clone(),
             created_micros,

@@ -295,7 +295,7 @@ pub fn describe_snapshots(dir: &Path) -> io::Result<Vec<SnapshotListing>> {
             Ok(snapshot) => SnapshotListing {
                 id: snapshot.id,
                 path: path.display().to_string(),
-                created_at: crate::registry::time::format_timestamp(snapshot.created_micros),
+                created_at: crate::time::format_timestamp(snapshot.created_micros),
                 bytes,
                 n_shards: Some(snapshot.n_shards),
                 items: snapshot

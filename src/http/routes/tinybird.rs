@@ -13,11 +13,11 @@ use serde_json::{json, Value as Json};
 use super::super::body::read_limited;
 use super::super::AppState;
 use crate::iam::{Permission, Principal};
-use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
 use crate::secrets::tinybird::{RateState, TbAnswer, TbRequest};
 use crate::secrets::SecretsError;
+use crate::time::Micros;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for base in ["/v0/secrets", "/v0/variables"] {

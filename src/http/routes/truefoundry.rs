@@ -13,11 +13,11 @@ use super::super::auth::authenticate;
 use super::super::body::read_limited;
 use super::super::AppState;
 use crate::iam::Principal;
-use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::Group;
 use crate::secrets::truefoundry::{SecretView, TfAnswer, TfRequest};
 use crate::secrets::SecretsError;
+use crate::time::Micros;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

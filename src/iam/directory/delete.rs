@@ -5,7 +5,7 @@ use actix::{Handler, Message};
 use super::state::{Change, ResourceKind};
 use super::DirectoryActor;
 use crate::iam::scim::{ScimError, ScimErrorKind};
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 pub struct Delete {
     pub kind: ResourceKind,

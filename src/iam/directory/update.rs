@@ -10,7 +10,7 @@ use super::DirectoryActor;
 use crate::iam::scim::patch::apply_patch;
 use crate::iam::scim::resource::validate_resource;
 use crate::iam::scim::{ScimError, ScimErrorKind};
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

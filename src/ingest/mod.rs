@@ -2,9 +2,12 @@
 //!
 //! `plan_ingest` checks a whole Stream Ingest request before anything is written: one bad record
 //! fails the request and nothing of it is stored. It knows the registry's rules, not HTTP.
+//! `row.rs` turns one record into a view row, `file.rs` reads load files, `seed.rs` builds the
+//! demo seed's writes.
 
 pub mod file;
 pub mod row;
+pub mod seed;
 
 use serde_json::Value as Json;
 

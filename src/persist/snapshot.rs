@@ -33,6 +33,13 @@ pub struct Snapshot {
     pub sections: Vec<SectionData>,
 }
 
+impl Snapshot {
+    /// The section of `kind`, if the snapshot has one.
+    pub fn section(&self, kind: SectionKind) -> Option<&SectionData> {
+        self.sections.iter().find(|section| section.kind == kind)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("{path}: {source}")]

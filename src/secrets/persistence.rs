@@ -6,12 +6,12 @@
 //! renames it into place; a start that finds a `.next` key opens values with either key.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use actix::{Handler, Message};
 use futures_util::future::{BoxFuture, FutureExt};
 
-use super::crypto::MasterKey;
+use super::crypto::{next_key_path, MasterKey};
 use super::state::{
     Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
 };
@@ -357,11 +357,6 @@ struct RotateKey;
 
 impl Message for RotateKey {
     type Result = Result<Option<String>, SecretsError>;
-}
-
-/// The file a rotation writes the new key to before it is final.
-pub fn next_key_path(key_file: &Path) -> PathBuf {
-    key_file.with_extension("next")
 }
 
 impl Handler<RotateKey> for VaultActor {

@@ -440,6 +440,35 @@ fn sigterm_drains_and_snapshots() {
 }
 
 #[test]
+fn snapshot_interval_takes_snapshots_on_its_own() {
+    let data = tempfile::tempdir().unwrap();
+    let config = config_in(data.path(), "config-interval.toml", |text| {
+        format!("{text}\n[persistence]\nsnapshot_interval = \"1s\"\n")
+    });
+    let server = ServerBuilder::new()
+        .config(&config)
+        .data_dir(data.path())
+        .start();
+    ingest(&server, "periodic", 7.0);
+    // The server is killed at the end (SIGKILL): no shutdown snapshot stands in for a periodic one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let written = || {
+        std::fs::read_dir(data.path().join("snapshots")).is_ok_and(|files| {
+            files
+                .filter_map(Result::ok)
+                .any(|f| f.file_name().to_string_lossy().ends_with(".qvs"))
+        })
+    };
+    while !written() {
+        assert!(
+            Instant::now() < deadline,
+            "no periodic snapshot was written"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn in_memory_servers_refuse_snapshots() {
     let server = Server::start();
     let reply = server.admin_post("/admin/snapshots", &json!({}));

@@ -284,6 +284,7 @@ async fn recover(
         .context("recovery failed")?;
     progress.finish_and_clear();
     let directory_records = directory
+        .persistence()
         .recover(
             snapshot.as_ref(),
             PersistenceSettings::directory_journal_dir(data_dir),
@@ -291,6 +292,7 @@ async fn recover(
         .await
         .context("directory recovery failed")?;
     let vault_records = vault
+        .persistence()
         .recover(
             snapshot.as_ref(),
             PersistenceSettings::vault_journal_dir(data_dir),
@@ -316,8 +318,8 @@ async fn recover(
         settings.n_shards,
         vec![
             Box::new(router.clone()),
-            Box::new(directory.clone()),
-            Box::new(vault.clone()),
+            Box::new(directory.persistence()),
+            Box::new(vault.persistence()),
         ],
     ))
 }

@@ -7,13 +7,15 @@
 //! for its section, writes the file off the actors' threads (`snapshot.rs`), keeps the newest
 //! N, and then lets each source drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
 //! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
-//! `files.rs` creates the private (0600/0700) files and directories both write.
+//! `files.rs` creates the private (0600/0700) files and directories both write. `journaled.rs`
+//! is the recovery, export and journal clean-up every journaled actor shares.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
 pub mod data_dir;
 pub mod files;
 pub mod format;
 pub mod journal;
+pub mod journaled;
 pub mod restore;
 pub mod snapshot;
 

@@ -469,6 +469,36 @@ fn snapshot_interval_takes_snapshots_on_its_own() {
 }
 
 #[test]
+fn snapshot_create_and_rotate_key_act_through_the_servers_api() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let quiver = |args: &[&str], key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(args)
+            .args(["--server", &server.url(""), "--api-key", key])
+            .output()
+            .unwrap()
+    };
+    let created = quiver(&["snapshot", "create"], ADMIN_KEY);
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{created:?}");
+    assert!(
+        stdout.starts_with("snapshot ") && stdout.contains(" started"),
+        "{stdout}"
+    );
+    let rotated = quiver(&["secrets", "rotate-key"], ADMIN_KEY);
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(
+        String::from_utf8_lossy(&rotated.stdout).contains("the key file was replaced"),
+        "{rotated:?}"
+    );
+    let refused = quiver(&["snapshot", "create"], "not-a-key");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("the server refused with 401"), "{stderr}");
+}
+
+#[test]
 fn in_memory_servers_refuse_snapshots() {
     let server = Server::start();
     let reply = server.admin_post("/admin/snapshots", &json!({}));

@@ -65,10 +65,15 @@ pub enum RecoveryError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// Not damaged, only unreadable by this build (written by an older or newer one): falling
+    /// back to an older snapshot would silently lose what it holds.
+    #[error("{}: snapshot format version {version} is not supported (this build reads version {}); refusing to start rather than lose the state it holds. Start the Quiver build that wrote it, or move the file out of the snapshot directory to start from the previous snapshot", path.display(), format::FORMAT_VERSION)]
+    UnsupportedSnapshot { path: PathBuf, version: u32 },
 }
 
-/// The snapshot to start from: the newest that verifies, if any. Every journal is verified
-/// first, so that a refused start changes no byte of any of them.
+/// The snapshot to start from: the newest that verifies, if any (a damaged one is logged and
+/// the previous one used; one of an unsupported format version refuses the start). Every
+/// journal is verified first, so that a refused start changes no byte of any of them.
 pub fn startup_snapshot(
     snapshot_dir: &Path,
     journal_dirs: &[PathBuf],
@@ -76,9 +81,11 @@ pub fn startup_snapshot(
     for journal_dir in journal_dirs {
         journal::verify(journal_dir)?;
     }
-    let newest = newest_valid(snapshot_dir).map_err(|source| SnapshotError::Io {
-        path: snapshot_dir.to_path_buf(),
-        source,
+    let newest = newest_valid(snapshot_dir).map_err(|error| match error {
+        SnapshotError::Version { path, version } => {
+            RecoveryError::UnsupportedSnapshot { path, version }
+        }
+        other => RecoveryError::Snapshot(other),
     })?;
     Ok(newest.map(|(path, snapshot)| {
         tracing::info!(snapshot = %path.display(), "loading snapshot");

@@ -398,6 +398,63 @@ fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
 }
 
 #[test]
+fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
+    use quiver::persist::format::{checksum, FORMAT_VERSION, HEADER_LEN};
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "before", 1.0);
+    snapshot(&server);
+    ingest(&server, "between", 2.0);
+    let newest = snapshot(&server);
+    server.kill9();
+    // As an older build would have written it: another version, a valid header checksum.
+    let older = FORMAT_VERSION - 1;
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[8..12].copy_from_slice(&older.to_le_bytes());
+    let sum = checksum(&bytes[..HEADER_LEN - 8]);
+    bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&newest, &bytes).unwrap();
+    let listing = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = walk(dir)
+            .into_iter()
+            .filter(|p| !p.ends_with("quiver.lock"))
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = listing(data.path());
+
+    let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the start is refused");
+    assert!(
+        stderr.contains(&newest.display().to_string())
+            && stderr.contains(&format!("snapshot format version {older} is not supported")),
+        "the refusal names the file and its version:\n{stderr}"
+    );
+    assert_eq!(
+        listing(data.path()),
+        before,
+        "a refused start changes nothing"
+    );
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
 fn a_torn_journal_tail_is_cut_and_logged() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerBuilder::new().data_dir(data.path()).start();

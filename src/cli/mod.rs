@@ -60,13 +60,19 @@ struct ServerArg {
 }
 
 impl ServerArg {
-    /// POSTs to an admin endpoint of the server; answers its JSON reply, or says why not.
-    fn admin_post(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    /// POSTs to the server with the admin key, with an NDJSON body or none; answers its JSON
+    /// reply, or says why not.
+    fn post(&self, path: &str, ndjson: Option<&str>) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        match ureq::post(&url)
-            .set("Authorization", &format!("Tecton-key {}", self.api_key))
-            .call()
-        {
+        let request =
+            ureq::post(&url).set("Authorization", &format!("Tecton-key {}", self.api_key));
+        let response = match ndjson {
+            Some(body) => request
+                .set("Content-Type", "application/x-ndjson")
+                .send_string(body),
+            None => request.call(),
+        };
+        match response {
             Ok(response) => response
                 .into_json()
                 .context("the server's answer was not JSON"),

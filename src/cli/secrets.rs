@@ -17,7 +17,7 @@ enum SecretsCommand {
 
 pub fn run(args: SecretsArgs) -> anyhow::Result<()> {
     let SecretsCommand::RotateKey(server) = args.command;
-    let body = server.admin_post("/admin/secrets/rotate-key")?;
+    let body = server.post("/admin/secrets/rotate-key", None)?;
     match body["newMasterKey"].as_str() {
         Some(key) => println!(
             "master key rotated; set QUIVER_MASTER_KEY={key} before the next start (shown once)"

@@ -131,7 +131,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             Ok(())
         }
         SnapshotCommand::Create(server) => {
-            let body = server.admin_post("/admin/snapshots")?;
+            let body = server.post("/admin/snapshots", None)?;
             println!("snapshot {} started", body["id"].as_str().unwrap_or("?"));
             Ok(())
         }

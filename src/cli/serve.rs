@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer};
+use actix_web::HttpServer;
 use anyhow::Context;
 
 use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::http::wire::feature_service::WireCatalog;
-use crate::http::{configure, AppState, Limits};
+use crate::http::{app, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
@@ -192,11 +192,12 @@ async fn serve(
         snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
+            body_read_timeout: settings.body_read_timeout,
             max_batch_size: settings.max_batch_size,
             max_future_skew: settings.max_future_skew,
         },
     };
-    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
+    let server = HttpServer::new(move || app(state.clone()))
         .workers(settings.n_workers)
         // Signals are handled below, so that the shutdown snapshot runs while the actors live.
         .disable_signals()

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     AlreadyExists,
     FailedPrecondition,
     PayloadTooLarge,
+    /// The body did not arrive within `server.body_read_timeout`.
+    RequestTimeout,
     MethodNotAllowed,
     ResourceExhausted,
     Internal,
@@ -35,6 +37,7 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -46,6 +49,7 @@ impl ErrorKind {
     pub fn grpc_code(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument | ErrorKind::PayloadTooLarge => 3,
+            ErrorKind::RequestTimeout => 4,
             ErrorKind::NotFound => 5,
             ErrorKind::AlreadyExists => 6,
             ErrorKind::PermissionDenied => 7,

@@ -165,6 +165,11 @@ impl Server {
         ServerBuilder::new().start()
     }
 
+    /// The server process's id (to read its memory use from `/proc`, or to hold its lock).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
@@ -225,11 +230,6 @@ impl Server {
     /// POSTs JSON as the admin.
     pub fn admin_post(&self, path: &str, body: &Json) -> Reply {
         self.post_json(path, Some(ADMIN_KEY), body)
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Kills the process with SIGKILL, waits for it, and returns what it logged.

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::crypto::Plaintext;
 use super::state::{new_id, Change, Creator, Group, GroupAccess, Sealed, TfSecret, TfVersion};
 use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 /// A secret as answered, with its group and (only when asked and allowed) its value.
 #[derive(Debug, Clone)]

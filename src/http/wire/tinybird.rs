@@ -11,11 +11,11 @@ use serde_json::{json, Value as Json};
 
 use super::tecton_secrets::error_kind;
 use crate::http::error::ErrorKind;
-use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
 use crate::secrets::tinybird::{check_name, check_value, RateState, WRITES_PER_SECOND};
 use crate::secrets::SecretsError;
+use crate::time::Micros;
 
 const DOCS: &str = "https://docs.tinybird.co/api-reference/environment-variables-api";
 

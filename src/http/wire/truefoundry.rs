@@ -10,11 +10,11 @@ use serde_json::{json, Value as Json};
 use super::tecton_secrets::error_kind;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
-use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::{CreatorKind, Group, TfSecret};
 use crate::secrets::truefoundry::{check_name, Page, PageRequest, SecretView};
 use crate::secrets::{NameKind, SecretRef, SecretsError};
+use crate::time::Micros;
 
 /// TrueFoundry's error body.
 #[derive(Debug)]

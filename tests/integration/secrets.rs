@@ -1369,3 +1369,202 @@ fn assign_roles_tells_a_caller_without_the_role_nothing_about_principals() {
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body.contains("does not exist"), "{}", reply.body);
 }
+
+/// Every family's error body, byte for byte: the vault's errors reach each API in its vendor's
+/// shape and words, and a refactoring of either side must not change them.
+#[test]
+fn each_familys_error_bodies_are_pinned() {
+    let server = Server::start();
+    let tecton_error = |status: u16, code: u16, message: &str| {
+        (
+            status,
+            json!({"error": message, "code": code, "message": message}),
+        )
+    };
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/s1", ADMIN_KEY, None).status,
+        200
+    );
+    let put = |value: &str| Some(json!({ "value": value }));
+    assert_eq!(
+        tecton(&server, "PUT", "/scopes/s1/keys/k", ADMIN_KEY, put("v")).status,
+        200
+    );
+    let one = |scope: &str, principal_type: &str, id: &str, role: &str| {
+        Some(
+            json!({"assignments": [{"principal_type": principal_type, "principal_id": id,
+            "resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "role": role}]}),
+        )
+    };
+    let tecton_cases = [
+        ("POST", "/scopes/bad%20name!", None, tecton_error(400, 3, "scope name `bad name!` must be 1-128 letters, digits, `_`, `-` or `.`")),
+        ("POST", "/scopes/s1", None, tecton_error(409, 6, "Secret scope `s1` already exists")),
+        ("PUT", "/scopes/s1/keys/bad%20key", put("v"), tecton_error(400, 3, "secret key `bad key` must be 1-128 letters, digits, `_`, `-` or `.`")),
+        ("PUT", "/scopes/s1/keys/k", put(&"x".repeat(64 * 1024 + 1)), tecton_error(400, 3, "a secret value is at most 65536 bytes")),
+        ("PUT", "/scopes/nope/keys/k", put("v"), tecton_error(404, 5, "Secret scope `nope` not found")),
+        ("GET", "/scopes/s1/keys/zz", None, tecton_error(404, 5, "Secret `zz` not found in scope `s1`")),
+        ("DELETE", "/scopes/s1", None, tecton_error(409, 9, "Secret scope `s1` still holds 1 secret(s); delete them before deleting the scope")),
+        ("POST", "/assign-roles", Some(json!({"assignments": []})), tecton_error(400, 3, "`assignments` is empty")),
+        ("POST", "/assign-roles", one("s1", "BAD", "x", "read_scope_role"), tecton_error(400, 3, "principal_type `BAD` must be PRINCIPAL_TYPE_USER, _SERVICE_ACCOUNT, _GROUP or _WORKSPACE")),
+        ("POST", "/assign-roles", one("s1", "PRINCIPAL_TYPE_USER", "x", "bad"), tecton_error(400, 3, "role `bad` must be read_scope_role, write_scope_role or manage_scope_role")),
+        ("POST", "/assign-roles", one("s1", "PRINCIPAL_TYPE_USER", "nobody", "read_scope_role"), tecton_error(400, 3, "PRINCIPAL_TYPE_USER `nobody` does not exist")),
+        ("POST", "/assign-roles", one("nope", "PRINCIPAL_TYPE_WORKSPACE", "prod", "read_scope_role"), tecton_error(404, 5, "Secret scope `nope` not found")),
+        ("POST", "/get-assigned-principals", Some(json!({"resource_id": "nope"})), tecton_error(404, 5, "Secret scope `nope` not found")),
+    ];
+    for (method, path, body, expected) in tecton_cases {
+        let reply = tecton(&server, method, path, ADMIN_KEY, body);
+        assert_eq!((reply.status, reply.json()), expected, "{method} {path}");
+    }
+
+    let tf_error =
+        |status: u16, message: &str| (status, json!({"statusCode": status, "message": message}));
+    let created = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "g1", "secrets": [{"key": "A", "value": "1"}]})),
+    );
+    let group = format!(
+        "/secret-groups/{}",
+        created.json()["data"]["id"].as_str().unwrap()
+    );
+    let tf_cases = [
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(json!({"name": "bad name", "secrets": []})),
+            tf_error(
+                422,
+                "group name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`",
+            ),
+        ),
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(json!({"name": "g2", "secrets": [{"key": "A"}]})),
+            tf_error(422, "secret `A` needs a value"),
+        ),
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(
+                json!({"name": "g2", "secrets": [{"key": "A", "value": "1"}, {"key": "A", "value": "2"}]}),
+            ),
+            tf_error(422, "secret key `A` appears twice"),
+        ),
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(json!({"name": "g1", "secrets": []})),
+            tf_error(409, "Secret group 'g1' already exists"),
+        ),
+        (
+            "GET",
+            "/secret-groups?limit=0".to_string(),
+            None,
+            tf_error(422, "limit must be between 1 and 1000, got 0"),
+        ),
+        (
+            "GET",
+            "/secret-groups/nope".to_string(),
+            None,
+            tf_error(404, "Secret group with id 'nope' not found"),
+        ),
+        (
+            "PUT",
+            group.clone(),
+            Some(json!({"secrets": [{"key": "A"}, {"key": "C"}]})),
+            tf_error(422, "new secret key `C` needs a value"),
+        ),
+        (
+            "PUT",
+            "/secret-groups".to_string(),
+            Some(json!({"manifest": {"name": "bad name"}})),
+            tf_error(
+                422,
+                "manifest.name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`",
+            ),
+        ),
+        (
+            "PUT",
+            "/secret-groups".to_string(),
+            Some(json!({"manifest": {"name": "g2", "type": "other"}})),
+            tf_error(422, "manifest.type must be `secret-group`"),
+        ),
+        (
+            "POST",
+            "/secrets".to_string(),
+            Some(json!({"limit": 10, "offset": 0, "secretGroupId": "nope"})),
+            tf_error(404, "Secret group with id 'nope' not found"),
+        ),
+        (
+            "GET",
+            "/secrets/nope".to_string(),
+            None,
+            tf_error(404, "Secret with id 'nope' not found"),
+        ),
+        (
+            "DELETE",
+            "/secrets/nope".to_string(),
+            None,
+            tf_error(404, "Secret with id 'nope' not found"),
+        ),
+    ];
+    for (method, path, body, expected) in tf_cases {
+        let reply = tf(&server, method, &path, ADMIN_KEY, body);
+        assert_eq!((reply.status, reply.json()), expected, "{method} {path}");
+    }
+
+    let docs = "https://docs.tinybird.co/api-reference/environment-variables-api";
+    let tb_error =
+        |status: u16, message: &str| (status, json!({"error": message, "documentation": docs}));
+    assert_eq!(
+        tinybird(&server, "POST", "/v0/variables", Some("name=a&value=x")).status,
+        200
+    );
+    let big = format!("value={}", "x".repeat(8 * 1024 + 1));
+    let tb_cases = [
+        (
+            "POST",
+            "/v0/variables",
+            Some("name=a&value=x".to_string()),
+            tb_error(400, "Secret with name \"a\" already exists"),
+        ),
+        ("GET", "/v0/variables/zz", None, tb_error(404, "Not found")),
+        (
+            "PUT",
+            "/v0/variables/a",
+            Some("value=y&type=secret".to_string()),
+            tb_error(400, "Variable type cannot be changed"),
+        ),
+        (
+            "PUT",
+            "/v0/variables/a",
+            Some(String::new()),
+            tb_error(400, "missing value"),
+        ),
+        (
+            "PUT",
+            "/v0/variables/zz",
+            Some("value=y".to_string()),
+            tb_error(404, "Variable not found"),
+        ),
+        (
+            "PUT",
+            "/v0/variables/a",
+            Some(big),
+            tb_error(400, "Variable maximum size is 8KB"),
+        ),
+        (
+            "DELETE",
+            "/v0/variables/zz",
+            None,
+            tb_error(404, "Variable not found"),
+        ),
+    ];
+    for (method, path, form, expected) in tb_cases {
+        let reply = tinybird(&server, method, path, form.as_deref());
+        assert_eq!((reply.status, reply.json()), expected, "{method} {path}");
+    }
+}

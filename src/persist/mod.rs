@@ -1,6 +1,6 @@
 //! Persistence: journals, snapshots, the snapshot scheduler and the start-up choice of state.
 //!
-//! Each stateful actor journals its own changes (`journal.rs`) before acknowledging them, and
+//! Each stateful actor journals its own changes (`journal/`) before acknowledging them, and
 //! contributes one section to each snapshot (`SnapshotSource`). `startup_snapshot` picks the
 //! snapshot each actor recovers from (after verifying every journal). `Snapshotter` takes a
 //! snapshot (periodically through `schedule`, on demand, and at shutdown): it asks every source

@@ -16,7 +16,7 @@ use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHa
 use crate::ingest::seed::seed_writes;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
 use crate::persist::format::ViewRefV1;
-use crate::persist::restore::{find_snapshot, install_snapshot};
+use crate::persist::restore::restore;
 use crate::persist::{startup_snapshot, Snapshotter};
 use crate::registry::{load_registry, Registry};
 use crate::secrets::crypto::MasterKeys;
@@ -93,14 +93,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .snapshot_dir
             .clone()
             .expect("a data directory implies a snapshot directory");
-        let source = find_snapshot(&snapshot_dir, id)?;
-        let installed = install_snapshot(
-            &source,
+        let restored = restore(
             &snapshot_dir,
             &PersistenceSettings::journal_dirs(data_dir),
+            id,
             true,
         )?;
-        tracing::info!(snapshot = %installed.display(), "restoring from snapshot");
+        tracing::info!(snapshot = %restored.installed.display(), "restoring from snapshot");
     }
     actix_web::rt::System::new().block_on(serve(
         settings,

@@ -1,5 +1,6 @@
 //! The `quiver` command line: `serve` (the default), `load`, `snapshot` and `secrets`.
 
+mod bench;
 mod load;
 mod secrets;
 mod serve;
@@ -34,6 +35,8 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Manage the secrets vault (rotate its master key).
     Secrets(secrets::SecretsArgs),
+    /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
+    Bench(bench::BenchArgs),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -60,5 +63,6 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Load(args)) => load::run(args),
         Some(Command::Snapshot(args)) => snapshot::run(args),
         Some(Command::Secrets(args)) => secrets::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
     }
 }

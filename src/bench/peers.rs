@@ -1,0 +1,94 @@
+//! The servers a run measures: Quiver (started by the harness, or already running at a URL)
+//! and the peers it is compared with, each reached at a socket address, with its process (when
+//! the harness started it) for CPU and memory figures.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::process::Command;
+
+use super::bare;
+use super::process::{process_stats, ChildServer, ProcessStats};
+use super::BenchError;
+
+/// The announcement `quiver serve` prints, followed by `http://ADDRESS`.
+const QUIVER_LISTENING: &str = "quiver listening on ";
+
+/// A server under measurement.
+pub struct Target {
+    pub name: String,
+    pub address: SocketAddr,
+    /// The process, when the harness started it (dropping the target stops it).
+    pub process: Option<ChildServer>,
+}
+
+impl Target {
+    pub fn stats(&self) -> Option<ProcessStats> {
+        self.process.as_ref().and_then(|p| process_stats(p.pid()))
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+/// Starts `quiver serve` (this very binary) over the repository of `config`, in memory, with
+/// `admin_key`.
+pub fn start_quiver(config: &Path, admin_key: &str) -> Result<Target, BenchError> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("QUIVER_DATA_DIR")
+        .env("QUIVER_ADMIN_KEY", admin_key)
+        .env("QUIVER_LOG", "warn");
+    let process = ChildServer::start_announced("quiver", command, QUIVER_LISTENING)?;
+    Ok(Target {
+        name: super::report::QUIVER.into(),
+        address: process.address,
+        process: Some(process),
+    })
+}
+
+/// A Quiver the harness did not start, at `url` (`http://HOST:PORT`).
+pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
+    let host_port = url
+        .trim_end_matches('/')
+        .trim_start_matches("http://")
+        .to_string();
+    let address = host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| BenchError::BadUrl(url.to_string()))?;
+    Ok(Target {
+        name: super::report::QUIVER.into(),
+        address,
+        process: None,
+    })
+}
+
+/// Starts the limit (`quiver bench bare-server`) answering from the responses file.
+pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .args([
+            "bench",
+            "bare-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--responses",
+        ])
+        .arg(responses_file);
+    let process = ChildServer::start_announced("limit", command, bare::LISTENING)?;
+    Ok(Target {
+        name: "limit".into(),
+        address: process.address,
+        process: Some(process),
+    })
+}
+
+fn this_binary() -> Result<std::path::PathBuf, BenchError> {
+    std::env::current_exe().map_err(|e| BenchError::Io("the quiver binary".into(), e))
+}

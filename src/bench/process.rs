@@ -1,0 +1,188 @@
+//! Servers the harness starts as child processes (Quiver, the bare handler, redis-server), and
+//! what `/proc` says about a server process: CPU seconds used and resident memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::BenchError;
+
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server process the harness started; dropping it kills the process.
+pub struct ChildServer {
+    pub name: String,
+    pub address: SocketAddr,
+    child: Child,
+}
+
+impl ChildServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts `command` and waits for it to print `announcement` followed by `http://ADDRESS`.
+    /// Its stderr goes to a log file in the temporary directory, named in any error.
+    pub fn start_announced(
+        name: &str,
+        mut command: Command,
+        announcement: &str,
+    ) -> Result<ChildServer, BenchError> {
+        let log = log_path(name);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file(&log)?)
+            .spawn()
+            .map_err(|e| BenchError::Start(name.to_string(), e.to_string()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines_rx) = mpsc::channel();
+        // Keeps reading after the announcement, so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(wait) {
+                Ok(line) => {
+                    let Some(url) = line.strip_prefix(announcement) else {
+                        continue;
+                    };
+                    let address = url
+                        .trim()
+                        .trim_start_matches("http://")
+                        .parse()
+                        .map_err(|_| BenchError::Start(name.into(), format!("printed `{line}`")))?;
+                    return Ok(ChildServer {
+                        name: name.to_string(),
+                        address,
+                        child,
+                    });
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(BenchError::Start(
+                        name.to_string(),
+                        format!("it did not start listening; see {}", log.display()),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Starts `command` listening on `address` (chosen by the harness) and waits until that
+    /// port accepts connections.
+    pub fn start_on(
+        name: &str,
+        mut command: Command,
+        address: SocketAddr,
+    ) -> Result<ChildServer, BenchError> {
+        let log = log_path(name);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(log_file(&log)?)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| BenchError::Start(name.to_string(), e.to_string()))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(address).is_err() {
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BenchError::Start(
+                    name.to_string(),
+                    format!("it did not start listening; see {}", log.display()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(ChildServer {
+            name: name.to_string(),
+            address,
+            child,
+        })
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("quiver-bench-{name}.log"))
+}
+
+fn log_file(path: &PathBuf) -> Result<std::fs::File, BenchError> {
+    std::fs::File::create(path).map_err(|e| BenchError::Io(path.display().to_string(), e))
+}
+
+/// A free local port (bound and released: another process could take it first, which the
+/// server's start then reports).
+pub fn free_local_address() -> Result<SocketAddr, BenchError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|e| BenchError::Io("a free local port".into(), e))
+}
+
+/// A process's CPU time (user + system, all threads) and resident memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessStats {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+/// Reads `/proc/<pid>/stat` (utime and stime, fields 14 and 15, in clock ticks) and
+/// `/proc/<pid>/status` (`VmRSS`). `None` where `/proc` is not readable.
+pub fn process_stats(pid: u32) -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start past its `)`.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(ProcessStats {
+        cpu_seconds: ticks as f64 / clock_ticks_per_second(),
+        rss_bytes: rss_kib * 1024,
+    })
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a constant of the running system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_s_cpu_time_and_memory() {
+        let stats = process_stats(std::process::id()).expect("/proc is readable on Linux");
+        assert!(stats.rss_bytes > 0);
+        assert!(stats.cpu_seconds >= 0.0);
+    }
+}

@@ -1,0 +1,180 @@
+//! `quiver bench`: the benchmark harness's command line (see `bench`): the workload's shape,
+//! the load, the peers; prints the side-by-side table or its JSON. `quiver bench bare-server`
+//! (hidden) is the limit the harness starts and compares with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rand::RngExt;
+
+use super::ConfigArg;
+use crate::bench::bare::{serve_bare, Responses};
+use crate::bench::dataset::KeyDistribution;
+use crate::bench::{run_bench, BenchPlan};
+use crate::config::{Overrides, Settings};
+use crate::registry::load_registry;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    helper: Option<BenchHelper>,
+    /// The repository a self-started Quiver serves and the data set is shaped after.
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Measure the Quiver running at this URL instead of starting one (needs --api-key).
+    #[arg(long)]
+    url: Option<String>,
+    /// The admin key of the Quiver at --url.
+    #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Feature services to read, as WORKSPACE.SERVICE (repeatable).
+    #[arg(
+        long = "service",
+        default_values = ["prod.fraud_detection_feature_service", "prod.user_risk_service"]
+    )]
+    services: Vec<String>,
+    /// Keys per join key in the data set.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    /// Length of every generated string value.
+    #[arg(long = "string-bytes", default_value_t = 16)]
+    string_bytes: usize,
+    /// How request keys are drawn.
+    #[arg(long, value_enum, default_value = "uniform")]
+    distribution: KeyDistribution,
+    /// Rows per GetFeaturesBatch request.
+    #[arg(long = "batch-rows", default_value_t = 10)]
+    batch_rows: usize,
+    /// Events per `/ingest` request.
+    #[arg(long = "ingest-events", default_value_t = 100)]
+    ingest_events: usize,
+    /// Rows per bulk-loader request.
+    #[arg(long = "load-rows", default_value_t = 1000)]
+    load_rows: usize,
+    /// Connections kept busy.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Threads of the load generator.
+    #[arg(long = "client-threads", default_value_t = 1)]
+    client_threads: usize,
+    /// Measured seconds per workload, target and pacing.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds of unmeasured load before each measurement.
+    #[arg(long = "warmup-seconds", default_value_t = 1.0)]
+    warmup_seconds: f64,
+    /// Open-loop rates in requests per second (comma-separated); closed loop is always run.
+    #[arg(long = "rate", value_delimiter = ',', default_value = "1000")]
+    rates: Vec<f64>,
+    /// Rounds (each alternates the targets); the table holds the medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Also measure the peers: the limit (a bare actix-web handler).
+    #[arg(long)]
+    compare: bool,
+    /// Seconds, not minutes: 200 keys, 4 connections, 0.5 s per measurement, one round, open
+    /// loop at 200/s (overrides those flags). For CI, so the harness cannot rot.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchHelper {
+    /// The limit: answers GetFeatures with fixed bytes (started by `quiver bench --compare`).
+    #[command(hide = true)]
+    BareServer {
+        #[arg(long)]
+        listen: String,
+        /// JSON: a list of {"path", "service", "body"}.
+        #[arg(long)]
+        responses: PathBuf,
+    },
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchHelper::BareServer { listen, responses }) = args.helper {
+        return serve_bare(&listen, read_responses(&responses)?).context("the bare handler failed");
+    }
+    let settings = Settings::load(&args.config.path, &Overrides::default())?;
+    let registry = Arc::new(load_registry(&settings.workspaces)?);
+    let admin_key = match (&args.url, args.api_key) {
+        (Some(_), Some(key)) => key,
+        (Some(_), None) => bail!("--url needs the server's admin key (--api-key)"),
+        (None, _) => random_key(),
+    };
+    let services = args
+        .services
+        .iter()
+        .map(|name| {
+            name.split_once('.')
+                .map(|(ws, service)| (ws.to_string(), service.to_string()))
+                .with_context(|| format!("--service `{name}` is not WORKSPACE.SERVICE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut plan = BenchPlan {
+        registry,
+        config: args.config.path.clone(),
+        url: args.url,
+        admin_key,
+        services,
+        n_keys: args.keys,
+        string_bytes: args.string_bytes,
+        distribution: args.distribution,
+        batch_rows: args.batch_rows,
+        ingest_events: args.ingest_events,
+        load_rows: args.load_rows,
+        connections: args.connections,
+        client_threads: args.client_threads,
+        warmup: Duration::from_secs_f64(args.warmup_seconds),
+        duration: Duration::from_secs_f64(args.seconds),
+        rates: args.rates,
+        rounds: args.rounds,
+        compare: args.compare,
+    };
+    if args.quick {
+        plan.n_keys = 200;
+        plan.connections = 4;
+        plan.warmup = Duration::from_millis(200);
+        plan.duration = Duration::from_millis(500);
+        plan.rounds = 1;
+        plan.rates = vec![200.0];
+    }
+    let report = run_bench(&plan)?;
+    if args.json {
+        println!("{:#}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn read_responses(path: &PathBuf) -> anyhow::Result<Responses> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let answers: Vec<serde_json::Value> = serde_json::from_slice(&text)?;
+    answers
+        .iter()
+        .map(|answer| {
+            let text = |field: &str| {
+                answer[field]
+                    .as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("a response without `{field}`"))
+            };
+            Ok(((text("path")?, text("service")?), text("body")?.into()))
+        })
+        .collect()
+}
+
+/// A key for the Quiver the harness starts (it lives as long as the run).
+fn random_key() -> String {
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
+}

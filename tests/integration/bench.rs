@@ -1,0 +1,63 @@
+//! `quiver bench --quick`: the harness runs against a Quiver it starts and the limit, and its
+//! JSON report has every workload, with requests that succeeded and no errors. Never a timing.
+
+use std::process::Command;
+
+use serde_json::Value as Json;
+
+use super::common::repo_root;
+
+#[test]
+fn quick_compare_run_reports_every_workload_without_errors() {
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["bench", "--quick", "--compare", "--json", "--config"])
+        .arg(repo_root().join("config.toml"))
+        .env_remove("QUIVER_ADMIN_KEY")
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .expect("quiver bench runs");
+    assert!(
+        output.status.success(),
+        "quiver bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Json = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    let results = report["results"].as_array().expect("a list of results");
+    let has = |workload: &str, pacing: &str, target: &str| {
+        results.iter().any(|r| {
+            r["workload"].as_str().unwrap().starts_with(workload)
+                && r["pacing"].as_str().unwrap().starts_with(pacing)
+                && r["target"] == target
+        })
+    };
+    for service in ["fraud_detection_feature_service", "user_risk_service"] {
+        for workload in ["get_features ", "get_features_batch(10) "] {
+            let workload = format!("{workload}{service}");
+            for target in ["quiver", "limit"] {
+                assert!(has(&workload, "closed", target), "{workload} {target}");
+                assert!(
+                    has(&workload, "open loop 200/s", target),
+                    "{workload} {target}"
+                );
+            }
+        }
+    }
+    assert!(has("ingest(100) transactions", "closed", "quiver"));
+    assert!(has("bulk_load(1000) ", "closed", "quiver"));
+    for result in results {
+        assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(result["errors"], serde_json::json!({}), "{result}");
+        let latency = &result["latencyMicros"];
+        for percentile in ["p50", "p90", "p99", "p99.9", "max"] {
+            assert!(latency[percentile].as_f64().unwrap() > 0.0, "{result}");
+        }
+        assert!(
+            result["serverCpuMicrosPerRequest"].as_f64().is_some(),
+            "{result}"
+        );
+    }
+    let memory = &report["memory"][0];
+    assert_eq!(memory["target"], "quiver");
+    // 200 keys of each stored view the two services read.
+    assert_eq!(memory["rows"].as_u64().unwrap() % 200, 0, "{memory}");
+}

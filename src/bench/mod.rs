@@ -7,7 +7,8 @@
 //! - `load`: the load generator, generic over a `Client` protocol.
 //! - `http_client`: the hyper HTTP/1.1 client.
 //! - `workloads`: GetFeatures (single, batch), `/ingest`, the bulk loader; the initial load.
-//! - `process`, `peers`, `bare`: the servers under measurement and their `/proc` figures.
+//! - `process`, `peers`: the servers under measurement and their `/proc` figures.
+//! - `bare`: the limit; `redis`, `redis_front`, `resp`: the Redis peer.
 //! - `run`: one run, alternating targets; `report`: medians, tables and JSON.
 
 pub mod bare;
@@ -16,7 +17,10 @@ pub mod http_client;
 pub mod load;
 pub mod peers;
 pub mod process;
+pub mod redis;
+pub mod redis_front;
 pub mod report;
+pub mod resp;
 pub mod run;
 pub mod workloads;
 

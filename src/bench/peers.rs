@@ -6,17 +6,26 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::Command;
 
-use super::bare;
 use super::process::{process_stats, ChildServer, ProcessStats};
 use super::BenchError;
+use super::{bare, redis_front};
 
 /// The announcement `quiver serve` prints, followed by `http://ADDRESS`.
 const QUIVER_LISTENING: &str = "quiver listening on ";
+
+/// How the load generator talks to a target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Protocol {
+    Http,
+    /// Redis's own protocol, straight from the load generator.
+    Resp,
+}
 
 /// A server under measurement.
 pub struct Target {
     pub name: String,
     pub address: SocketAddr,
+    pub protocol: Protocol,
     /// The process, when the harness started it (dropping the target stops it).
     pub process: Option<ChildServer>,
 }
@@ -47,6 +56,7 @@ pub fn start_quiver(config: &Path, admin_key: &str) -> Result<Target, BenchError
     Ok(Target {
         name: super::report::QUIVER.into(),
         address: process.address,
+        protocol: Protocol::Http,
         process: Some(process),
     })
 }
@@ -65,6 +75,7 @@ pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
     Ok(Target {
         name: super::report::QUIVER.into(),
         address,
+        protocol: Protocol::Http,
         process: None,
     })
 }
@@ -85,6 +96,31 @@ pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
     Ok(Target {
         name: "limit".into(),
         address: process.address,
+        protocol: Protocol::Http,
+        process: Some(process),
+    })
+}
+
+/// Starts the Redis peer's front end (`quiver bench redis-front`) over the Redis at `redis`,
+/// taking the answers' metadata from the responses file.
+pub fn start_redis_front(
+    config: &Path,
+    redis: SocketAddr,
+    responses_file: &Path,
+) -> Result<Target, BenchError> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .args(["bench", "redis-front", "--listen", "127.0.0.1:0", "--redis"])
+        .arg(redis.to_string())
+        .arg("--responses")
+        .arg(responses_file)
+        .arg("--config")
+        .arg(config);
+    let process = ChildServer::start_announced("redis-front", command, redis_front::LISTENING)?;
+    Ok(Target {
+        name: "redis".into(),
+        address: process.address,
+        protocol: Protocol::Http,
         process: Some(process),
     })
 }

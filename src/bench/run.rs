@@ -11,7 +11,10 @@ use serde_json::json;
 
 use super::dataset::{DataSet, KeyDistribution, KeyPicker};
 use super::load::{run_load, LoadPlan, Pacing};
-use super::peers::{running_quiver, start_limit, start_quiver, Target};
+use super::peers::{
+    running_quiver, start_limit, start_quiver, start_redis_front, Protocol, Target,
+};
+use super::redis::{load_into_redis, start_redis, used_memory};
 use super::report::{Measurement, MemoryFigure, Report};
 use super::workloads::{load_data_set, sample_answer, Workload};
 use super::BenchError;
@@ -84,7 +87,7 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
     let stored_rows = plan.n_keys * stored_views.len() as u64;
     if let (Some(before), Some(after)) = (before, quiver.stats()) {
         report.memory.push(MemoryFigure {
-            target: quiver.name.clone(),
+            target: "quiver (RSS)".into(),
             bytes: after.rss_bytes.saturating_sub(before.rss_bytes),
             rows: stored_rows,
         });
@@ -94,6 +97,17 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
     if plan.compare {
         let responses = responses_file(&workloads, &targets[0], &plan.admin_key)?;
         targets.push(start_limit(&responses)?);
+        match start_redis()? {
+            Some(redis) => {
+                load_redis(&redis, &data_sets, &mut report)?;
+                targets.push(start_redis_front(&plan.config, redis.address, &responses)?);
+                targets.push(redis);
+            }
+            None => report.notes.push(
+                "Redis skipped: `redis-server` is not installed (apt-get install -y redis-server)"
+                    .into(),
+            ),
+        }
     }
 
     let pacings: Vec<Pacing> = std::iter::once(Pacing::Closed)
@@ -121,10 +135,16 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
                         client_threads: plan.client_threads,
                         seed: round as u64,
                     };
-                    let client =
-                        Arc::new(workload.http_client(target.address, Some(&plan.admin_key)));
                     let before = target.stats();
-                    let result = run_load(client, &load)?;
+                    let result = match target.protocol {
+                        Protocol::Http => run_load(
+                            Arc::new(workload.http_client(target.address, Some(&plan.admin_key))),
+                            &load,
+                        )?,
+                        Protocol::Resp => {
+                            run_load(Arc::new(workload.redis_client(target.address)), &load)?
+                        }
+                    };
                     let cpu_seconds = before
                         .zip(target.stats())
                         .map(|(before, after)| after.cpu_seconds - before.cpu_seconds);
@@ -156,6 +176,33 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
     .map(|(name, value)| (name.to_string(), value))
     .collect();
     Ok(report)
+}
+
+/// Loads every data set into the Redis peer; records its `used_memory` growth per row.
+fn load_redis(
+    redis: &Target,
+    data_sets: &[Arc<DataSet>],
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    runtime.block_on(async {
+        let before = used_memory(redis.address).await?;
+        let mut loaded = BTreeSet::new();
+        for data in data_sets {
+            load_into_redis(data, redis.address, &mut loaded).await?;
+        }
+        let rows = loaded.len() as u64 * data_sets.first().map_or(0, |d| d.n_keys);
+        let after = used_memory(redis.address).await?;
+        report.memory.push(MemoryFigure {
+            target: "redis (used_memory)".into(),
+            bytes: after.saturating_sub(before),
+            rows,
+        });
+        Ok(())
+    })
 }
 
 /// Writes the limit's fixed answers, one per read workload (Quiver's answer to its first

@@ -13,6 +13,7 @@ use serde_json::{json, Value as Json};
 
 use super::dataset::{DataSet, KeyPicker, LoadTarget};
 use super::http_client::{BodyMaker, HttpClient};
+use super::redis::{RedisRawClient, ServiceReads};
 use super::BenchError;
 use crate::registry::ViewId;
 
@@ -172,6 +173,21 @@ impl Workload {
             },
             authorization: api_key.map(|key| format!("Tecton-key {key}")),
             make_body,
+        }
+    }
+
+    /// A client reading this workload's rows straight from Redis (read workloads only).
+    pub fn redis_client(&self, address: SocketAddr) -> RedisRawClient {
+        let rows = match self.shape {
+            RequestShape::GetFeaturesBatch { rows } => rows,
+            _ => 1,
+        };
+        RedisRawClient {
+            address,
+            data: self.data.clone(),
+            keys: self.keys.clone(),
+            rows,
+            reads: ServiceReads::new(self.data.registry(), self.data.service()),
         }
     }
 }

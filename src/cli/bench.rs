@@ -2,6 +2,7 @@
 //! the load, the peers; prints the side-by-side table or its JSON. `quiver bench bare-server`
 //! (hidden) is the limit the harness starts and compares with.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use anyhow::{bail, Context};
 use rand::RngExt;
 
 use super::ConfigArg;
-use crate::bench::bare::{serve_bare, Responses};
+use crate::bench::bare::serve_bare;
 use crate::bench::dataset::KeyDistribution;
+use crate::bench::redis_front::serve_redis_front;
 use crate::bench::{run_bench, BenchPlan};
 use crate::config::{Overrides, Settings};
 use crate::registry::load_registry;
@@ -72,7 +74,8 @@ pub struct BenchArgs {
     /// Rounds (each alternates the targets); the table holds the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Also measure the peers: the limit (a bare actix-web handler).
+    /// Also measure the peers: the limit (a bare actix-web handler) and Redis (if
+    /// `redis-server` is installed), through a front end and raw.
     #[arg(long)]
     compare: bool,
     /// Seconds, not minutes: 200 keys, 4 connections, 0.5 s per measurement, one round, open
@@ -95,11 +98,50 @@ enum BenchHelper {
         #[arg(long)]
         responses: PathBuf,
     },
+    /// The Redis peer's front end (started by `quiver bench --compare`).
+    #[command(hide = true)]
+    RedisFront {
+        #[arg(long)]
+        listen: String,
+        /// The Redis server, HOST:PORT.
+        #[arg(long)]
+        redis: SocketAddr,
+        /// Quiver's sample answers, whose metadata the front end repeats.
+        #[arg(long)]
+        responses: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(BenchHelper::BareServer { listen, responses }) = args.helper {
-        return serve_bare(&listen, read_responses(&responses)?).context("the bare handler failed");
+    match args.helper {
+        Some(BenchHelper::BareServer { listen, responses }) => {
+            let responses = read_responses(&responses)?
+                .into_iter()
+                .map(|(key, body)| (key, body.into()))
+                .collect();
+            return serve_bare(&listen, responses).context("the bare handler failed");
+        }
+        Some(BenchHelper::RedisFront {
+            listen,
+            redis,
+            responses,
+            config,
+        }) => {
+            let metadata = read_responses(&responses)?
+                .into_iter()
+                .map(|(key, body)| {
+                    let answer: serde_json::Value = serde_json::from_str(&body)?;
+                    Ok((key, answer["metadata"].to_string()))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let settings = Settings::load(&config.path, &Overrides::default())?;
+            let registry = Arc::new(load_registry(&settings.workspaces)?);
+            return serve_redis_front(&listen, redis, registry, metadata)
+                .context("the Redis front end failed");
+        }
+        None => {}
     }
     let settings = Settings::load(&args.config.path, &Overrides::default())?;
     let registry = Arc::new(load_registry(&settings.workspaces)?);
@@ -154,7 +196,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_responses(path: &PathBuf) -> anyhow::Result<Responses> {
+/// The sample answers file: ((path, service), body) pairs.
+fn read_responses(path: &PathBuf) -> anyhow::Result<Vec<((String, String), String)>> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let answers: Vec<serde_json::Value> = serde_json::from_slice(&text)?;
     answers
@@ -166,7 +209,7 @@ fn read_responses(path: &PathBuf) -> anyhow::Result<Responses> {
                     .map(str::to_string)
                     .with_context(|| format!("a response without `{field}`"))
             };
-            Ok(((text("path")?, text("service")?), text("body")?.into()))
+            Ok(((text("path")?, text("service")?), text("body")?))
         })
         .collect()
 }

@@ -1,5 +1,6 @@
-//! `quiver bench --quick`: the harness runs against a Quiver it starts and the limit, and its
-//! JSON report has every workload, with requests that succeeded and no errors. Never a timing.
+//! `quiver bench --quick`: the harness runs against a Quiver it starts, the limit and (where
+//! `redis-server` is installed) Redis, and its JSON report has every workload, with requests
+//! that succeeded and no errors. Never a timing.
 
 use std::process::Command;
 
@@ -30,10 +31,24 @@ fn quick_compare_run_reports_every_workload_without_errors() {
                 && r["target"] == target
         })
     };
+    // Redis is compared only where `redis-server` is installed; the report says so otherwise.
+    let redis_installed = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let targets: &[&str] = if redis_installed {
+        &["quiver", "limit", "redis", "redis-raw"]
+    } else {
+        assert!(
+            report["notes"].to_string().contains("redis-server"),
+            "{report}"
+        );
+        &["quiver", "limit"]
+    };
     for service in ["fraud_detection_feature_service", "user_risk_service"] {
         for workload in ["get_features ", "get_features_batch(10) "] {
             let workload = format!("{workload}{service}");
-            for target in ["quiver", "limit"] {
+            for target in targets {
                 assert!(has(&workload, "closed", target), "{workload} {target}");
                 assert!(
                     has(&workload, "open loop 200/s", target),
@@ -56,8 +71,13 @@ fn quick_compare_run_reports_every_workload_without_errors() {
             "{result}"
         );
     }
-    let memory = &report["memory"][0];
-    assert_eq!(memory["target"], "quiver");
-    // 200 keys of each stored view the two services read.
-    assert_eq!(memory["rows"].as_u64().unwrap() % 200, 0, "{memory}");
+    let memory = report["memory"].as_array().expect("memory figures");
+    assert_eq!(memory[0]["target"], "quiver (RSS)");
+    if redis_installed {
+        assert_eq!(memory[1]["target"], "redis (used_memory)");
+        // The same rows in both: 200 keys of each stored view the two services read.
+        assert_eq!(memory[1]["rows"], memory[0]["rows"]);
+        assert!(memory[1]["bytes"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(memory[0]["rows"].as_u64().unwrap() % 200, 0, "{memory:?}");
 }

@@ -3,6 +3,7 @@
 //! compared with. It is a client of the server like a user's harness: it reaches Quiver only
 //! over HTTP, never the store.
 //!
+//! - `repository`: synthetic repositories of a chosen shape (`--data`).
 //! - `dataset`: key universes and distributions, typed rows, events and request bodies.
 //! - `load`: the load generator, generic over a `Client` protocol.
 //! - `http_client`: the hyper HTTP/1.1 client.
@@ -20,6 +21,7 @@ pub mod process;
 pub mod redis;
 pub mod redis_front;
 pub mod report;
+pub mod repository;
 pub mod resp;
 pub mod run;
 pub mod workloads;

@@ -28,11 +28,19 @@ pub struct Target {
     pub protocol: Protocol,
     /// The process, when the harness started it (dropping the target stops it).
     pub process: Option<ChildServer>,
+    /// A process that serves the target's requests behind it (Redis behind its front end),
+    /// whose CPU time counts too.
+    pub backend_pid: Option<u32>,
 }
 
 impl Target {
+    /// The target's process's figures, plus its backend's CPU time.
     pub fn stats(&self) -> Option<ProcessStats> {
-        self.process.as_ref().and_then(|p| process_stats(p.pid()))
+        let mut stats = self.process.as_ref().and_then(|p| process_stats(p.pid()))?;
+        if let Some(backend) = self.backend_pid {
+            stats.cpu_seconds += process_stats(backend)?.cpu_seconds;
+        }
+        Some(stats)
     }
 
     pub fn base_url(&self) -> String {
@@ -58,6 +66,7 @@ pub fn start_quiver(config: &Path, admin_key: &str) -> Result<Target, BenchError
         address: process.address,
         protocol: Protocol::Http,
         process: Some(process),
+        backend_pid: None,
     })
 }
 
@@ -77,6 +86,7 @@ pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
         address,
         protocol: Protocol::Http,
         process: None,
+        backend_pid: None,
     })
 }
 
@@ -98,6 +108,7 @@ pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
         address: process.address,
         protocol: Protocol::Http,
         process: Some(process),
+        backend_pid: None,
     })
 }
 
@@ -105,13 +116,13 @@ pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
 /// taking the answers' metadata from the responses file.
 pub fn start_redis_front(
     config: &Path,
-    redis: SocketAddr,
+    redis: &Target,
     responses_file: &Path,
 ) -> Result<Target, BenchError> {
     let mut command = Command::new(this_binary()?);
     command
         .args(["bench", "redis-front", "--listen", "127.0.0.1:0", "--redis"])
-        .arg(redis.to_string())
+        .arg(redis.address.to_string())
         .arg("--responses")
         .arg(responses_file)
         .arg("--config")
@@ -122,6 +133,7 @@ pub fn start_redis_front(
         address: process.address,
         protocol: Protocol::Http,
         process: Some(process),
+        backend_pid: redis.process.as_ref().map(ChildServer::pid),
     })
 }
 

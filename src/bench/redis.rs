@@ -49,6 +49,7 @@ pub fn start_redis() -> Result<Option<Target>, BenchError> {
         address,
         protocol: Protocol::Resp,
         process: Some(process),
+        backend_pid: None,
     }))
 }
 

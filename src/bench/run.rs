@@ -100,7 +100,7 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
         match start_redis()? {
             Some(redis) => {
                 load_redis(&redis, &data_sets, &mut report)?;
-                targets.push(start_redis_front(&plan.config, redis.address, &responses)?);
+                targets.push(start_redis_front(&plan.config, &redis, &responses)?);
                 targets.push(redis);
             }
             None => report.notes.push(

@@ -14,6 +14,7 @@ use super::ConfigArg;
 use crate::bench::bare::serve_bare;
 use crate::bench::dataset::KeyDistribution;
 use crate::bench::redis_front::serve_redis_front;
+use crate::bench::repository::{RepositoryShape, SERVICE, WORKSPACE};
 use crate::bench::{run_bench, BenchPlan};
 use crate::config::{Overrides, Settings};
 use crate::registry::load_registry;
@@ -38,6 +39,37 @@ pub struct BenchArgs {
         default_values = ["prod.fraud_detection_feature_service", "prod.user_risk_service"]
     )]
     services: Vec<String>,
+    /// Measure a synthetic repository of the shape below instead of --config's services.
+    #[arg(long)]
+    data: bool,
+    /// --data: batch views in the service.
+    #[arg(long, default_value_t = 3)]
+    views: usize,
+    /// --data: features per batch view.
+    #[arg(long, default_value_t = 8)]
+    features: usize,
+    /// --data: feature types, cycled over each view's features.
+    #[arg(
+        long = "feature-types",
+        value_delimiter = ',',
+        default_value = "int64,float64,string,boolean,array<string>,timestamp"
+    )]
+    feature_types: Vec<String>,
+    /// --data: stream views of aggregations in the service.
+    #[arg(long = "aggregate-views", default_value_t = 1)]
+    aggregate_views: usize,
+    /// --data: aggregations per aggregate view.
+    #[arg(long, default_value_t = 6)]
+    aggregations: usize,
+    /// --data: aggregation functions, cycled.
+    #[arg(long, value_delimiter = ',', default_value = "sum,mean,count")]
+    functions: Vec<String>,
+    /// --data: aggregation windows, cycled.
+    #[arg(long, value_delimiter = ',', default_value = "1h,1d,7d")]
+    windows: Vec<String>,
+    /// --data: aggregation interval.
+    #[arg(long, default_value = "10m")]
+    interval: String,
     /// Keys per join key in the data set.
     #[arg(long, default_value_t = 10_000)]
     keys: u64,
@@ -143,15 +175,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None => {}
     }
-    let settings = Settings::load(&args.config.path, &Overrides::default())?;
+    let synthetic = if args.data {
+        let shape = RepositoryShape {
+            batch_views: args.views,
+            features_per_view: args.features,
+            feature_types: args.feature_types,
+            aggregate_views: args.aggregate_views,
+            aggregations_per_view: args.aggregations,
+            functions: args.functions,
+            windows: args.windows,
+            interval: args.interval,
+        };
+        Some(shape.write(&std::env::temp_dir())?)
+    } else {
+        None
+    };
+    let config = synthetic
+        .as_ref()
+        .map_or(args.config.path.clone(), |repo| repo.config.clone());
+    let settings = Settings::load(&config, &Overrides::default())?;
     let registry = Arc::new(load_registry(&settings.workspaces)?);
     let admin_key = match (&args.url, args.api_key) {
         (Some(_), Some(key)) => key,
         (Some(_), None) => bail!("--url needs the server's admin key (--api-key)"),
         (None, _) => random_key(),
     };
-    let services = args
-        .services
+    let services = match synthetic {
+        Some(_) => vec![format!("{WORKSPACE}.{SERVICE}")],
+        None => args.services,
+    };
+    let services = services
         .iter()
         .map(|name| {
             name.split_once('.')
@@ -161,7 +214,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut plan = BenchPlan {
         registry,
-        config: args.config.path.clone(),
+        config,
         url: args.url,
         admin_key,
         services,

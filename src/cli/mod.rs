@@ -36,7 +36,7 @@ enum Command {
     /// Manage the secrets vault (rotate its master key).
     Secrets(secrets::SecretsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -63,6 +63,6 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Load(args)) => load::run(args),
         Some(Command::Snapshot(args)) => snapshot::run(args),
         Some(Command::Secrets(args)) => secrets::run(args),
-        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Bench(args)) => bench::run(*args),
     }
 }

@@ -81,3 +81,46 @@ fn quick_compare_run_reports_every_workload_without_errors() {
     }
     assert_eq!(memory[0]["rows"].as_u64().unwrap() % 200, 0, "{memory:?}");
 }
+
+#[test]
+fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["bench", "--quick", "--json", "--data", "--views", "2"])
+        .args([
+            "--features",
+            "4",
+            "--aggregate-views",
+            "1",
+            "--aggregations",
+            "3",
+        ])
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .expect("quiver bench runs");
+    assert!(
+        output.status.success(),
+        "quiver bench --data failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Json = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    let workloads: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "get_features synthetic_service",
+        "get_features_batch(10) synthetic_service",
+        "ingest(100) events",
+        "bulk_load(1000) batch_view_0",
+    ] {
+        assert!(workloads.contains(&expected), "{workloads:?}");
+    }
+    for result in report["results"].as_array().unwrap() {
+        assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(result["errors"], serde_json::json!({}), "{result}");
+    }
+    // 200 keys in each of the 3 views.
+    assert_eq!(report["memory"][0]["rows"], 600);
+}

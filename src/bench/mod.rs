@@ -10,9 +10,10 @@
 //! - `workloads`: GetFeatures (single, batch), `/ingest`, the bulk loader; the initial load.
 //! - `process`, `peers`: the servers under measurement and their `/proc` figures.
 //! - `bare`: the limit; `redis`, `redis_front`, `resp`: the Redis peer.
-//! - `run`: one run, alternating targets; `report`: medians, tables and JSON.
+//! - `run`: one run, alternating targets; `report`: medians, tables and JSON; `chart`: SVG.
 
 pub mod bare;
+pub mod chart;
 pub mod dataset;
 pub mod http_client;
 pub mod load;
@@ -43,6 +44,8 @@ pub enum BenchError {
     Load(String, String),
     #[error("could not start the load generator's runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("could not draw the chart {0}: {1}")]
+    Chart(String, String),
     #[error("a load generator task failed: {0}")]
     Task(String),
 }

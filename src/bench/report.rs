@@ -268,6 +268,33 @@ impl Report {
         out
     }
 
+    /// For every (single-row read workload, target): its median throughput and p99 latency
+    /// (milliseconds) at each pacing, by throughput: the points of a latency-vs-throughput
+    /// curve.
+    pub fn latency_curves(&self) -> Vec<(String, Vec<(f64, f64)>)> {
+        let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for ((workload, _), by_target) in self.summaries() {
+            for (target, summary) in by_target {
+                if summary.item_unit != "req" {
+                    continue;
+                }
+                let label = format!("{target}: {workload}");
+                let point = (
+                    summary.requests_per_second,
+                    summary.latency_micros[2] / 1000.0,
+                );
+                match curves.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, points)) => points.push(point),
+                    None => curves.push((label, vec![point])),
+                }
+            }
+        }
+        for (_, points) in &mut curves {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        curves
+    }
+
     pub fn json(&self) -> Json {
         let results: Vec<Json> = self
             .summaries()

@@ -12,6 +12,7 @@ use rand::RngExt;
 
 use super::ConfigArg;
 use crate::bench::bare::serve_bare;
+use crate::bench::chart::draw_latency_chart;
 use crate::bench::dataset::KeyDistribution;
 use crate::bench::redis_front::serve_redis_front;
 use crate::bench::repository::{RepositoryShape, SERVICE, WORKSPACE};
@@ -114,6 +115,9 @@ pub struct BenchArgs {
     /// loop at 200/s (overrides those flags). For CI, so the harness cannot rot.
     #[arg(long)]
     quick: bool,
+    /// Also draw the latency-vs-throughput chart into this SVG file.
+    #[arg(long)]
+    chart: Option<PathBuf>,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -241,6 +245,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         plan.rates = vec![200.0];
     }
     let report = run_bench(&plan)?;
+    if let Some(path) = &args.chart {
+        draw_latency_chart(&report, path)?;
+    }
     if args.json {
         println!("{:#}", report.json());
     } else {

@@ -9,12 +9,13 @@
 //! - `http_client`: the hyper HTTP/1.1 client.
 //! - `workloads`: GetFeatures (single, batch), `/ingest`, the bulk loader; the initial load.
 //! - `process`, `peers`: the servers under measurement and their `/proc` figures.
-//! - `bare`: the limit; `redis`, `redis_front`, `resp`: the Redis peer.
+//! - `bare`: the limit; `redis`, `redis_front`, `resp`: the Redis peer; `feast`: Feast.
 //! - `run`: one run, alternating targets; `report`: medians, tables and JSON; `chart`: SVG.
 
 pub mod bare;
 pub mod chart;
 pub mod dataset;
+pub mod feast;
 pub mod http_client;
 pub mod load;
 pub mod peers;

@@ -16,7 +16,10 @@ const QUIVER_LISTENING: &str = "quiver listening on ";
 /// How the load generator talks to a target.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Protocol {
+    /// Tecton's HTTP API (Quiver, the limit, the Redis front end).
     Http,
+    /// Feast's feature server's HTTP API.
+    Feast,
     /// Redis's own protocol, straight from the load generator.
     Resp,
 }

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -33,12 +34,13 @@ impl ChildServer {
         announcement: &str,
     ) -> Result<ChildServer, BenchError> {
         let log = log_path(name);
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file(&log)?)
-            .spawn()
-            .map_err(|e| BenchError::Start(name.to_string(), e.to_string()))?;
+        let mut child = spawn(
+            name,
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log_file(&log)?),
+        )?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (lines_tx, lines_rx) = mpsc::channel();
         // Keeps reading after the announcement, so the child never blocks on a full pipe.
@@ -67,8 +69,7 @@ impl ChildServer {
                     });
                 }
                 Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    stop(&mut child);
                     return Err(BenchError::Start(
                         name.to_string(),
                         format!("it did not start listening; see {}", log.display()),
@@ -86,17 +87,17 @@ impl ChildServer {
         address: SocketAddr,
     ) -> Result<ChildServer, BenchError> {
         let log = log_path(name);
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(log_file(&log)?)
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| BenchError::Start(name.to_string(), e.to_string()))?;
+        let mut child = spawn(
+            name,
+            command
+                .stdin(Stdio::null())
+                .stdout(log_file(&log)?)
+                .stderr(Stdio::null()),
+        )?;
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(address).is_err() {
             if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child);
                 return Err(BenchError::Start(
                     name.to_string(),
                     format!("it did not start listening; see {}", log.display()),
@@ -114,9 +115,25 @@ impl ChildServer {
 
 impl Drop for ChildServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Kills the process group `child` leads: a server's worker processes (Feast's) outlive their
+/// master when only it is killed.
+fn stop(child: &mut Child) {
+    // SAFETY: kill only sends a signal, to the group this child leads (see `spawn`).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Starts `command` as the leader of a process group of its own, so that stopping it stops
+/// everything it started.
+fn spawn(name: &str, command: &mut Command) -> Result<Child, BenchError> {
+    command
+        .process_group(0)
+        .spawn()
+        .map_err(|e| BenchError::Start(name.to_string(), e.to_string()))
 }
 
 fn log_path(name: &str) -> PathBuf {
@@ -142,13 +159,44 @@ pub struct ProcessStats {
     pub rss_bytes: u64,
 }
 
-/// Reads `/proc/<pid>/stat` (utime and stime, fields 14 and 15, in clock ticks) and
-/// `/proc/<pid>/status` (`VmRSS`). `None` where `/proc` is not readable.
+/// The figures of a process and all its descendants (a server's worker processes count: Feast
+/// serves from gunicorn workers). `None` where `/proc` is not readable.
 pub fn process_stats(pid: u32) -> Option<ProcessStats> {
+    let mut total = single_process_stats(pid)?;
+    let mut parents = vec![pid];
+    let mut all: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if let Some(parent) = read_stat_fields(child).and_then(|f| f.get(1)?.parse().ok()) {
+            all.push((child, parent));
+        }
+    }
+    while let Some(parent) = parents.pop() {
+        for &(child, _) in all.iter().filter(|(_, p)| *p == parent) {
+            if let Some(stats) = single_process_stats(child) {
+                total.cpu_seconds += stats.cpu_seconds;
+                total.rss_bytes += stats.rss_bytes;
+            }
+            parents.push(child);
+        }
+    }
+    Some(total)
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: state, parent's pid, ...
+fn read_stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after it start past its `)`.
     let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    Some(after_name.split_whitespace().map(str::to_string).collect())
+}
+
+/// Reads one process's `/proc/<pid>/stat` (utime and stime, fields 14 and 15, in clock ticks)
+/// and `/proc/<pid>/status` (`VmRSS`).
+fn single_process_stats(pid: u32) -> Option<ProcessStats> {
+    let fields = read_stat_fields(pid)?;
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib: u64 = status
@@ -180,9 +228,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_this_process_s_cpu_time_and_memory() {
-        let stats = process_stats(std::process::id()).expect("/proc is readable on Linux");
-        assert!(stats.rss_bytes > 0);
-        assert!(stats.cpu_seconds >= 0.0);
+    fn a_process_s_figures_include_its_children() {
+        // A shell waiting for its `sleep` child: its own figures do not change meanwhile.
+        let mut shell = Command::new("sh")
+            .args(["-c", "sleep 5; true"])
+            .spawn()
+            .unwrap();
+        let pid = shell.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut counted_child = false;
+        while !counted_child && Instant::now() < deadline {
+            let own = single_process_stats(pid).expect("/proc is readable on Linux");
+            let tree = process_stats(pid).unwrap();
+            counted_child = tree.rss_bytes > own.rss_bytes;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = shell.kill();
+        let _ = shell.wait();
+        assert!(counted_child, "the sleeping child's memory was never added");
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::dataset::{DataSet, KeyDistribution, KeyPicker};
+use super::feast::start_feast;
 use super::load::{run_load, LoadPlan, Pacing};
 use super::peers::{
     running_quiver, start_limit, start_quiver, start_redis_front, Protocol, Target,
@@ -44,6 +45,8 @@ pub struct BenchPlan {
     pub rates: Vec<f64>,
     pub rounds: usize,
     pub compare: bool,
+    /// Leave Feast out of the comparison (its install takes minutes).
+    pub skip_feast: bool,
 }
 
 pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
@@ -108,6 +111,17 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
                     .into(),
             ),
         }
+        if !plan.skip_feast {
+            match start_feast(&data_sets)? {
+                Ok(feast) => {
+                    targets.push(feast);
+                    report.notes.push(
+                        "Feast serves each service without its realtime features (on-demand views are Python code)".into(),
+                    );
+                }
+                Err(why) => report.notes.push(format!("Feast skipped: {why}")),
+            }
+        }
     }
 
     let pacings: Vec<Pacing> = std::iter::once(Pacing::Closed)
@@ -141,6 +155,9 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
                             Arc::new(workload.http_client(target.address, Some(&plan.admin_key))),
                             &load,
                         )?,
+                        Protocol::Feast => {
+                            run_load(Arc::new(workload.feast_client(target.address)), &load)?
+                        }
                         Protocol::Resp => {
                             run_load(Arc::new(workload.redis_client(target.address)), &load)?
                         }

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use serde_json::{json, Value as Json};
 
 use super::dataset::{DataSet, KeyPicker, LoadTarget};
+use super::feast::feast_request;
 use super::http_client::{BodyMaker, HttpClient};
 use super::redis::{RedisRawClient, ServiceReads};
 use super::BenchError;
@@ -20,6 +21,8 @@ use crate::registry::ViewId;
 pub const GET_FEATURES_PATH: &str = "/api/v1/feature-service/get-features";
 pub const GET_FEATURES_BATCH_PATH: &str = "/api/v1/feature-service/get-features-batch";
 pub const INGEST_PATH: &str = "/ingest";
+/// Feast's feature server's read endpoint.
+const FEAST_PATH: &str = "/get-online-features";
 
 /// Rows or events per request of the initial load.
 const LOAD_CHUNK: u64 = 2000;
@@ -176,18 +179,42 @@ impl Workload {
         }
     }
 
-    /// A client reading this workload's rows straight from Redis (read workloads only).
-    pub fn redis_client(&self, address: SocketAddr) -> RedisRawClient {
-        let rows = match self.shape {
+    /// Rows per read request.
+    fn rows_per_read(&self) -> usize {
+        match self.shape {
             RequestShape::GetFeaturesBatch { rows } => rows,
             _ => 1,
-        };
+        }
+    }
+
+    /// A client reading this workload's rows straight from Redis (read workloads only).
+    pub fn redis_client(&self, address: SocketAddr) -> RedisRawClient {
         RedisRawClient {
             address,
             data: self.data.clone(),
             keys: self.keys.clone(),
-            rows,
+            rows: self.rows_per_read(),
             reads: ServiceReads::new(self.data.registry(), self.data.service()),
+        }
+    }
+
+    /// A client asking Feast's feature server for this workload's rows (read workloads only).
+    pub fn feast_client(&self, address: SocketAddr) -> HttpClient {
+        let workload = self.clone();
+        let make_body: BodyMaker = Box::new(move |rng| {
+            let rows: Vec<Json> = (0..workload.rows_per_read())
+                .map(|_| workload.data.request_data(&workload.keys, rng))
+                .collect();
+            feast_request(workload.service_name(), &rows)
+                .to_string()
+                .into_bytes()
+        });
+        HttpClient {
+            address,
+            path: FEAST_PATH.into(),
+            content_type: "application/json",
+            authorization: None,
+            make_body,
         }
     }
 }

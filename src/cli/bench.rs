@@ -107,10 +107,14 @@ pub struct BenchArgs {
     /// Rounds (each alternates the targets); the table holds the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Also measure the peers: the limit (a bare actix-web handler) and Redis (if
-    /// `redis-server` is installed), through a front end and raw.
+    /// Also measure the peers: the limit (a bare actix-web handler), Redis (if
+    /// `redis-server` is installed) through a front end and raw, and Feast (installed with pip
+    /// into a virtualenv in ~/.cache/quiver-bench on first use).
     #[arg(long)]
     compare: bool,
+    /// With --compare, leave Feast out.
+    #[arg(long = "skip-feast")]
+    skip_feast: bool,
     /// Seconds, not minutes: 200 keys, 4 connections, 0.5 s per measurement, one round, open
     /// loop at 200/s (overrides those flags). For CI, so the harness cannot rot.
     #[arg(long)]
@@ -235,6 +239,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         rates: args.rates,
         rounds: args.rounds,
         compare: args.compare,
+        skip_feast: args.skip_feast,
     };
     if args.quick {
         plan.n_keys = 200;

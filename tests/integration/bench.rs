@@ -11,7 +11,15 @@ use super::common::repo_root;
 #[test]
 fn quick_compare_run_reports_every_workload_without_errors() {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["bench", "--quick", "--compare", "--json", "--config"])
+        // Feast's install takes minutes; the harness's Feast path is not run here.
+        .args([
+            "bench",
+            "--quick",
+            "--compare",
+            "--skip-feast",
+            "--json",
+            "--config",
+        ])
         .arg(repo_root().join("config.toml"))
         .env_remove("QUIVER_ADMIN_KEY")
         .env("QUIVER_LOG", "warn")

@@ -10,6 +10,7 @@
 //! - `workloads`: GetFeatures (single, batch), `/ingest`, the bulk loader; the initial load.
 //! - `process`, `peers`: the servers under measurement and their `/proc` figures.
 //! - `bare`: the limit; `redis`, `redis_front`, `resp`: the Redis peer; `feast`: Feast.
+//! - `restore`: restart time from a snapshot vs Redis from an RDB file of the same rows.
 //! - `run`: one run, alternating targets; `report`: medians, tables and JSON; `chart`: SVG.
 
 pub mod bare;
@@ -25,6 +26,7 @@ pub mod redis_front;
 pub mod report;
 pub mod repository;
 pub mod resp;
+pub mod restore;
 pub mod run;
 pub mod workloads;
 

@@ -51,9 +51,13 @@ impl Target {
     }
 }
 
-/// Starts `quiver serve` (this very binary) over the repository of `config`, in memory, with
-/// `admin_key`.
-pub fn start_quiver(config: &Path, admin_key: &str) -> Result<Target, BenchError> {
+/// Starts `quiver serve` (this very binary) over the repository of `config`, with
+/// `admin_key`, in memory or keeping its state in `data_dir`.
+pub fn start_quiver(
+    config: &Path,
+    admin_key: &str,
+    data_dir: Option<&Path>,
+) -> Result<Target, BenchError> {
     let mut command = Command::new(this_binary()?);
     command
         .arg("serve")
@@ -63,6 +67,9 @@ pub fn start_quiver(config: &Path, admin_key: &str) -> Result<Target, BenchError
         .env_remove("QUIVER_DATA_DIR")
         .env("QUIVER_ADMIN_KEY", admin_key)
         .env("QUIVER_LOG", "warn");
+    if let Some(dir) = data_dir {
+        command.arg("--data-dir").arg(dir);
+    }
     let process = ChildServer::start_announced("quiver", command, QUIVER_LISTENING)?;
     Ok(Target {
         name: super::report::QUIVER.into(),

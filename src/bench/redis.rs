@@ -27,8 +27,13 @@ use crate::registry::{FeatureService, FeatureView, Registry, ViewId, ViewKind};
 /// Hashes written per pipeline while loading.
 const LOAD_PIPELINE: u64 = 1000;
 
-/// Starts `redis-server` on a free port, without RDB snapshots or the append-only file.
-/// `Ok(None)` when it is not installed.
+/// The RDB file a `SAVE` of the harness's Redis writes (in the temporary directory).
+pub fn rdb_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("quiver-bench-{}.rdb", std::process::id()))
+}
+
+/// Starts `redis-server` on a free port, without automatic RDB snapshots or the append-only
+/// file (a `SAVE` writes `rdb_path()`). `Ok(None)` when it is not installed.
 pub fn start_redis() -> Result<Option<Target>, BenchError> {
     if Command::new("redis-server")
         .arg("--version")
@@ -43,6 +48,12 @@ pub fn start_redis() -> Result<Option<Target>, BenchError> {
         .args(["--bind", "127.0.0.1", "--port"])
         .arg(address.port().to_string())
         .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"]);
+    let rdb = rdb_path();
+    command
+        .arg("--dir")
+        .arg(rdb.parent().expect("a file in the temporary directory"))
+        .arg("--dbfilename")
+        .arg(rdb.file_name().expect("a file name"));
     let process = ChildServer::start_on("redis", command, address)?;
     Ok(Some(Target {
         name: "redis-raw".into(),

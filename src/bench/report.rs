@@ -8,6 +8,7 @@ use std::fmt::Write;
 use serde_json::{json, Value as Json};
 
 use super::load::{LoadResult, Pacing};
+use super::restore::RestoreFigure;
 
 /// The target every other is compared with.
 pub const QUIVER: &str = "quiver";
@@ -87,6 +88,7 @@ pub struct MemoryFigure {
 pub struct Report {
     pub measurements: Vec<Measurement>,
     pub memory: Vec<MemoryFigure>,
+    pub restore: Vec<RestoreFigure>,
     /// Lines saying what was left out and why (a peer not installed, ...).
     pub notes: Vec<String>,
     pub settings: BTreeMap<String, Json>,
@@ -253,6 +255,16 @@ impl Report {
                 );
             }
         }
+        if !self.restore.is_empty() {
+            out.push_str("\n| restart from disk | seconds | file bytes |\n|---|---|---|\n");
+            for r in &self.restore {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.2} | {} |",
+                    r.target, r.seconds, r.file_bytes
+                );
+            }
+        }
         for note in &self.notes {
             let _ = writeln!(out, "\nnote: {note}");
         }
@@ -329,10 +341,16 @@ impl Report {
             .iter()
             .map(|m| json!({"target": m.target, "rows": m.rows, "bytes": m.bytes, "bytesPerRow": m.bytes as f64 / m.rows.max(1) as f64}))
             .collect();
+        let restore: Vec<Json> = self
+            .restore
+            .iter()
+            .map(|r| json!({"target": r.target, "seconds": r.seconds, "fileBytes": r.file_bytes}))
+            .collect();
         json!({
             "settings": self.settings,
             "results": results,
             "memory": memory,
+            "restore": restore,
             "notes": self.notes,
         })
     }

@@ -17,6 +17,7 @@ use super::peers::{
 };
 use super::redis::{load_into_redis, start_redis, used_memory};
 use super::report::{Measurement, MemoryFigure, Report};
+use super::restore::{quiver_restore, redis_restore};
 use super::workloads::{load_data_set, sample_answer, Workload};
 use super::BenchError;
 use crate::registry::Registry;
@@ -47,13 +48,15 @@ pub struct BenchPlan {
     pub compare: bool,
     /// Leave Feast out of the comparison (its install takes minutes).
     pub skip_feast: bool,
+    /// Also time restarts from disk (Quiver from a snapshot, Redis from an RDB file).
+    pub restore: bool,
 }
 
 pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
     let mut report = Report::default();
     let quiver = match &plan.url {
         Some(url) => running_quiver(url)?,
-        None => start_quiver(&plan.config, &plan.admin_key)?,
+        None => start_quiver(&plan.config, &plan.admin_key, None)?,
     };
     let keys = KeyPicker::new(plan.n_keys, plan.distribution);
     let mut workloads = Vec::new();
@@ -175,6 +178,14 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
                     ));
                 }
             }
+        }
+    }
+    if plan.restore {
+        report
+            .restore
+            .push(quiver_restore(&plan.config, &plan.admin_key, &data_sets)?);
+        if let Some(redis) = targets.iter().find(|t| t.protocol == Protocol::Resp) {
+            report.restore.push(redis_restore(redis)?);
         }
     }
     report.settings = [

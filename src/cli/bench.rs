@@ -71,9 +71,9 @@ pub struct BenchArgs {
     /// --data: aggregation interval.
     #[arg(long, default_value = "10m")]
     interval: String,
-    /// Keys per join key in the data set.
-    #[arg(long, default_value_t = 10_000)]
-    keys: u64,
+    /// Keys per join key in the data set [default: 10000; --quick: 200].
+    #[arg(long)]
+    keys: Option<u64>,
     /// Length of every generated string value.
     #[arg(long = "string-bytes", default_value_t = 16)]
     string_bytes: usize,
@@ -89,34 +89,40 @@ pub struct BenchArgs {
     /// Rows per bulk-loader request.
     #[arg(long = "load-rows", default_value_t = 1000)]
     load_rows: usize,
-    /// Connections kept busy.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
+    /// Connections kept busy [default: 32; --quick: 4].
+    #[arg(long)]
+    connections: Option<usize>,
     /// Threads of the load generator.
     #[arg(long = "client-threads", default_value_t = 1)]
     client_threads: usize,
-    /// Measured seconds per workload, target and pacing.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
-    /// Seconds of unmeasured load before each measurement.
-    #[arg(long = "warmup-seconds", default_value_t = 1.0)]
-    warmup_seconds: f64,
-    /// Open-loop rates in requests per second (comma-separated); closed loop is always run.
-    #[arg(long = "rate", value_delimiter = ',', default_value = "1000")]
-    rates: Vec<f64>,
-    /// Rounds (each alternates the targets); the table holds the medians.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    /// Measured seconds per workload, target and pacing [default: 5; --quick: 0.5].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Seconds of unmeasured load before each measurement [default: 1; --quick: 0.2].
+    #[arg(long = "warmup-seconds")]
+    warmup_seconds: Option<f64>,
+    /// Open-loop rates in requests per second, comma-separated (closed loop is always run)
+    /// [default: 1000; --quick: 200].
+    #[arg(long = "rate", value_delimiter = ',')]
+    rates: Option<Vec<f64>>,
+    /// Rounds (each alternates the targets); the table holds the medians [default: 3;
+    /// --quick: 1].
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Also measure the peers: the limit (a bare actix-web handler), Redis (if
     /// `redis-server` is installed) through a front end and raw, and Feast (installed with pip
     /// into a virtualenv in ~/.cache/quiver-bench on first use).
     #[arg(long)]
     compare: bool,
+    /// Also time restarts with the data set on disk: Quiver from a snapshot (a second Quiver
+    /// with a data directory is loaded for it) and, with --compare, Redis from an RDB file.
+    #[arg(long)]
+    restore: bool,
     /// With --compare, leave Feast out.
     #[arg(long = "skip-feast")]
     skip_feast: bool,
-    /// Seconds, not minutes: 200 keys, 4 connections, 0.5 s per measurement, one round, open
-    /// loop at 200/s (overrides those flags). For CI, so the harness cannot rot.
+    /// Seconds, not minutes: smaller defaults for the flags above that name one. For CI, so
+    /// the harness cannot rot.
     #[arg(long)]
     quick: bool,
     /// Also draw the latency-vs-throughput chart into this SVG file.
@@ -220,35 +226,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--service `{name}` is not WORKSPACE.SERVICE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut plan = BenchPlan {
+    // (default, quick default)
+    let quick = |defaults: (f64, f64)| if args.quick { defaults.1 } else { defaults.0 };
+    let plan = BenchPlan {
         registry,
         config,
         url: args.url,
         admin_key,
         services,
-        n_keys: args.keys,
+        n_keys: args.keys.unwrap_or(quick((10_000.0, 200.0)) as u64),
         string_bytes: args.string_bytes,
         distribution: args.distribution,
         batch_rows: args.batch_rows,
         ingest_events: args.ingest_events,
         load_rows: args.load_rows,
-        connections: args.connections,
+        connections: args.connections.unwrap_or(quick((32.0, 4.0)) as usize),
         client_threads: args.client_threads,
-        warmup: Duration::from_secs_f64(args.warmup_seconds),
-        duration: Duration::from_secs_f64(args.seconds),
-        rates: args.rates,
-        rounds: args.rounds,
+        warmup: Duration::from_secs_f64(args.warmup_seconds.unwrap_or(quick((1.0, 0.2)))),
+        duration: Duration::from_secs_f64(args.seconds.unwrap_or(quick((5.0, 0.5)))),
+        rates: args.rates.unwrap_or(vec![quick((1000.0, 200.0))]),
+        rounds: args.rounds.unwrap_or(quick((3.0, 1.0)) as usize),
         compare: args.compare,
         skip_feast: args.skip_feast,
+        restore: args.restore,
     };
-    if args.quick {
-        plan.n_keys = 200;
-        plan.connections = 4;
-        plan.warmup = Duration::from_millis(200);
-        plan.duration = Duration::from_millis(500);
-        plan.rounds = 1;
-        plan.rates = vec![200.0];
-    }
     let report = run_bench(&plan)?;
     if let Some(path) = &args.chart {
         draw_latency_chart(&report, path)?;

@@ -17,6 +17,7 @@ fn quick_compare_run_reports_every_workload_without_errors() {
             "--quick",
             "--compare",
             "--skip-feast",
+            "--restore",
             "--json",
             "--config",
         ])
@@ -88,6 +89,12 @@ fn quick_compare_run_reports_every_workload_without_errors() {
         assert!(memory[1]["bytes"].as_u64().unwrap() > 0);
     }
     assert_eq!(memory[0]["rows"].as_u64().unwrap() % 200, 0, "{memory:?}");
+    let restore = report["restore"].as_array().expect("restart figures");
+    assert_eq!(restore[0]["target"], "quiver (snapshot)");
+    assert_eq!(restore.len(), if redis_installed { 2 } else { 1 });
+    for figure in restore {
+        assert!(figure["fileBytes"].as_u64().unwrap() > 0, "{figure}");
+    }
 }
 
 #[test]

@@ -17,16 +17,26 @@ pub type Responses = HashMap<(String, String), web::Bytes>;
 /// Serves `responses` on `listen` until the process is killed.
 pub fn serve_bare(listen: &str, responses: Responses) -> std::io::Result<()> {
     let responses = Arc::new(responses);
+    serve_peer(listen, LISTENING, move |config| {
+        config
+            .app_data(web::Data::from(responses.clone()))
+            .default_service(web::post().to(answer));
+    })
+}
+
+/// Runs a peer server (one worker per core, like Quiver) configured by `configure` on `listen`
+/// until the process is killed, announcing its address with `announcement` for the harness.
+pub fn serve_peer(
+    listen: &str,
+    announcement: &'static str,
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::from(responses.clone()))
-                .default_service(web::post().to(answer))
-        })
-        .workers(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .bind(listen)?;
+        let server = HttpServer::new(move || App::new().configure(configure.clone()))
+            .workers(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .bind(listen)?;
         for address in server.addrs() {
-            println!("{LISTENING}http://{address}");
+            println!("{announcement}http://{address}");
         }
         server.run().await
     })

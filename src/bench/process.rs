@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -34,13 +34,7 @@ impl ChildServer {
         announcement: &str,
     ) -> Result<ChildServer, BenchError> {
         let log = log_path(name);
-        let mut child = spawn(
-            name,
-            command
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(log_file(&log)?),
-        )?;
+        let mut child = spawn(name, &mut command, &log, Output::Piped)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (lines_tx, lines_rx) = mpsc::channel();
         // Keeps reading after the announcement, so the child never blocks on a full pipe.
@@ -87,13 +81,7 @@ impl ChildServer {
         address: SocketAddr,
     ) -> Result<ChildServer, BenchError> {
         let log = log_path(name);
-        let mut child = spawn(
-            name,
-            command
-                .stdin(Stdio::null())
-                .stdout(log_file(&log)?)
-                .stderr(Stdio::null()),
-        )?;
+        let mut child = spawn(name, &mut command, &log, Output::Logged)?;
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(address).is_err() {
             if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
@@ -127,10 +115,32 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Where a server's standard output goes; its standard error always goes to its log.
+enum Output {
+    /// To the harness, which reads the announcement of its address.
+    Piped,
+    /// To its log, next to its standard error.
+    Logged,
+}
+
 /// Starts `command` as the leader of a process group of its own, so that stopping it stops
 /// everything it started.
-fn spawn(name: &str, command: &mut Command) -> Result<Child, BenchError> {
+fn spawn(
+    name: &str,
+    command: &mut Command,
+    log: &Path,
+    output: Output,
+) -> Result<Child, BenchError> {
+    let io = |e| BenchError::Io(log.display().to_string(), e);
+    let log = std::fs::File::create(log).map_err(io)?;
+    let stdout = match output {
+        Output::Piped => Stdio::piped(),
+        Output::Logged => Stdio::from(log.try_clone().map_err(io)?),
+    };
     command
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(log)
         .process_group(0)
         .spawn()
         .map_err(|e| BenchError::Start(name.to_string(), e.to_string()))
@@ -138,10 +148,6 @@ fn spawn(name: &str, command: &mut Command) -> Result<Child, BenchError> {
 
 fn log_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("quiver-bench-{name}.log"))
-}
-
-fn log_file(path: &PathBuf) -> Result<std::fs::File, BenchError> {
-    std::fs::File::create(path).map_err(|e| BenchError::Io(path.display().to_string(), e))
 }
 
 /// A free local port (bound and released: another process could take it first, which the

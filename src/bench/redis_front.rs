@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value as Json};
 
+use super::bare::serve_peer;
 use super::redis::{view_key_names, ServiceReads};
 use super::resp::RespConnection;
 use crate::registry::Registry;
@@ -58,18 +59,10 @@ pub fn serve_redis_front(
         metadata,
         reads,
     });
-    actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::from(state.clone()))
-                .default_service(web::post().to(answer))
-        })
-        .workers(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .bind(listen)?;
-        for address in server.addrs() {
-            println!("{LISTENING}http://{address}");
-        }
-        server.run().await
+    serve_peer(listen, LISTENING, move |config| {
+        config
+            .app_data(web::Data::from(state.clone()))
+            .default_service(web::post().to(answer));
     })
 }
 

@@ -82,20 +82,17 @@ fn take_snapshot(base_url: &str, admin_key: &str) -> Result<u64, BenchError> {
     let authorization = format!("Tecton-key {admin_key}");
     let url = format!("{base_url}/admin/snapshots");
     let failed = |e: String| BenchError::Load("/admin/snapshots".into(), e);
-    let started: serde_json::Value = ureq::post(&url)
-        .set("Authorization", &authorization)
-        .call()
-        .map_err(|e| failed(e.to_string()))?
-        .into_json()
-        .map_err(|e| failed(e.to_string()))?;
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        let listing: serde_json::Value = ureq::get(&url)
+    let answer = |request: ureq::Request| -> Result<serde_json::Value, BenchError> {
+        let response = request
             .set("Authorization", &authorization)
             .call()
-            .map_err(|e| failed(e.to_string()))?
-            .into_json()
             .map_err(|e| failed(e.to_string()))?;
+        response.into_json().map_err(|e| failed(e.to_string()))
+    };
+    let started = answer(ureq::post(&url))?;
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        let listing = answer(ureq::get(&url))?;
         let snapshot = listing["snapshots"]
             .as_array()
             .and_then(|all| all.iter().find(|s| s["id"] == started["id"]));

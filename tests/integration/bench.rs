@@ -8,30 +8,28 @@ use serde_json::Value as Json;
 
 use super::common::repo_root;
 
-#[test]
-fn quick_compare_run_reports_every_workload_without_errors() {
+/// Runs `quiver bench --quick --json` with `args` over the demo's config; its JSON report.
+fn quick_bench(args: &[&str]) -> Json {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        // Feast's install takes minutes; the harness's Feast path is not run here.
-        .args([
-            "bench",
-            "--quick",
-            "--compare",
-            "--skip-feast",
-            "--restore",
-            "--json",
-            "--config",
-        ])
+        .args(["bench", "--quick", "--json", "--config"])
         .arg(repo_root().join("config.toml"))
+        .args(args)
         .env_remove("QUIVER_ADMIN_KEY")
         .env("QUIVER_LOG", "warn")
         .output()
         .expect("quiver bench runs");
     assert!(
         output.status.success(),
-        "quiver bench failed: {}",
+        "quiver bench {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Json = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    serde_json::from_slice(&output.stdout).expect("the report is JSON")
+}
+
+#[test]
+fn quick_compare_run_reports_every_workload_without_errors() {
+    // Feast's install takes minutes; the harness's Feast path is not run here.
+    let report = quick_bench(&["--compare", "--skip-feast", "--restore"]);
     let results = report["results"].as_array().expect("a list of results");
     let has = |workload: &str, pacing: &str, target: &str| {
         results.iter().any(|r| {
@@ -99,25 +97,17 @@ fn quick_compare_run_reports_every_workload_without_errors() {
 
 #[test]
 fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
-    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["bench", "--quick", "--json", "--data", "--views", "2"])
-        .args([
-            "--features",
-            "4",
-            "--aggregate-views",
-            "1",
-            "--aggregations",
-            "3",
-        ])
-        .env("QUIVER_LOG", "warn")
-        .output()
-        .expect("quiver bench runs");
-    assert!(
-        output.status.success(),
-        "quiver bench --data failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Json = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    let report = quick_bench(&[
+        "--data",
+        "--views",
+        "2",
+        "--features",
+        "4",
+        "--aggregate-views",
+        "1",
+        "--aggregations",
+        "3",
+    ]);
     let workloads: Vec<&str> = report["results"]
         .as_array()
         .unwrap()

@@ -36,6 +36,8 @@ struct ServerSection {
     shards: Option<usize>,
     workers: Option<usize>,
     max_body_bytes: Option<usize>,
+    /// How long a whole request body may take to arrive (default `10s`).
+    body_read_timeout: Option<String>,
     max_batch_size: Option<usize>,
     /// How far in the future an aggregated event may be (default `5m`).
     max_future_event_skew: Option<String>,
@@ -128,6 +130,7 @@ pub struct Settings {
     pub n_shards: usize,
     pub n_workers: usize,
     pub max_body_bytes: usize,
+    pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
     pub max_future_skew: crate::registry::time::Micros,
     pub data_dir: Option<PathBuf>,
@@ -203,6 +206,9 @@ pub enum ConfigError {
 
 /// Tecton's documented request size limit.
 const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Long enough for a 4 MiB body over a slow link (~3.4 Mbit/s), short enough that a client
+/// that stalls mid-body holds its connection and buffer only briefly.
+const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Tecton's documented GetFeaturesBatch limit.
 const DEFAULT_MAX_BATCH_SIZE: usize = 10;
 
@@ -300,8 +306,22 @@ impl Settings {
             Some(text) => parse_duration(text)
                 .map_err(|e| invalid(format!("server.max_future_event_skew: {e}")))?,
         };
+        let body_read_timeout = match file.server.body_read_timeout.as_deref() {
+            None => DEFAULT_BODY_READ_TIMEOUT,
+            Some(text) => {
+                let micros = parse_duration(text)
+                    .map_err(|e| invalid(format!("server.body_read_timeout: {e}")))?;
+                if micros <= 0 {
+                    return Err(invalid(format!(
+                        "server.body_read_timeout `{text}` must be longer than 0s"
+                    )));
+                }
+                std::time::Duration::from_micros(micros as u64)
+            }
+        };
         Ok(Settings {
             max_future_skew,
+            body_read_timeout,
             persistence,
             secrets,
             listen,

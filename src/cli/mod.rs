@@ -1,6 +1,8 @@
-//! The `quiver` command line: `serve` (the default), `load`, `snapshot` and `secrets`.
+//! The `quiver` command line: `serve` (the default), `load`, `snapshot`, `journal`, `secrets` and
+//! `bench`.
 
 mod bench;
+mod journal;
 mod load;
 mod secrets;
 mod serve;
@@ -35,6 +37,8 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Manage the secrets vault (rotate its master key).
     Secrets(secrets::SecretsArgs),
+    /// Check the journals of a data directory, or remove a bad record (offline).
+    Journal(journal::JournalArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
 }
@@ -63,6 +67,7 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Load(args)) => load::run(args),
         Some(Command::Snapshot(args)) => snapshot::run(args),
         Some(Command::Secrets(args)) => secrets::run(args),
+        Some(Command::Journal(args)) => journal::run(args),
         Some(Command::Bench(args)) => bench::run(*args),
     }
 }

@@ -5,16 +5,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer};
+use actix_web::HttpServer;
 use anyhow::Context;
 
 use super::ConfigArg;
 use crate::config::{DemoSeed, Overrides, PersistenceSettings, SeedTarget, Settings};
 use crate::http::wire::feature_service::WireCatalog;
-use crate::http::{configure, AppState, Limits};
+use crate::http::{app, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::file::{open_load_file, read_rows};
 use crate::ingest::plan_ingest;
+use crate::persist::data_dir::{existing_state, DataDirLock, MissingKeyFile};
 use crate::persist::format::ViewRefV1;
 use crate::persist::restore::{find_snapshot, install_snapshot};
 use crate::persist::snapshot::newest_valid;
@@ -42,6 +43,11 @@ pub struct ServeArgs {
     /// current journal aside: `quiver snapshot restore --force`, then serve.
     #[arg(long)]
     restore: Option<String>,
+    /// Create `iam.key` / `master.key` anew when they are missing from a data directory that
+    /// holds state (otherwise start-up refuses). What the lost key protected stays lost: every
+    /// API key must be re-issued, or secrets sealed under the lost master key must be put again.
+    #[arg(long)]
+    replace_lost_keys: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -51,9 +57,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let settings = Settings::load(&args.config.path, &overrides)?;
     let registry = Arc::new(load_registry(&settings.workspaces)?);
+    // Held until this function returns, that is for the server's whole life.
+    let _lock = settings
+        .data_dir
+        .as_deref()
+        .map(DataDirLock::acquire)
+        .transpose()?;
+    let missing_key = missing_key_rule(&settings, args.restore.as_deref(), args.replace_lost_keys)?;
     let admin_env = std::env::var("QUIVER_ADMIN_KEY").ok();
-    let hasher = KeyHasher::open(settings.data_dir.as_deref())
+    let hasher = KeyHasher::open(settings.data_dir.as_deref(), &missing_key)
         .context("could not open the API-key digest key")?;
+    // Before anything below changes the data directory (a restore, a new admin key).
+    let master_keys = load_master_keys(&settings, &missing_key)?;
     let (admin_digest, key_source) =
         bootstrap_admin(admin_env.as_deref(), settings.data_dir.as_deref(), &hasher)
             .context("could not set up the admin key")?;
@@ -86,7 +101,45 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?;
         tracing::info!(snapshot = %installed.display(), "restoring from snapshot");
     }
-    actix_web::rt::System::new().block_on(serve(settings, registry, hasher, admin_digest))
+    actix_web::rt::System::new().block_on(serve(
+        settings,
+        registry,
+        hasher,
+        admin_digest,
+        master_keys,
+    ))
+}
+
+/// Whether a missing key file may be created: on a data directory's first start (no state yet)
+/// or when the operator asks for new keys; never silently where state exists that it protected.
+fn missing_key_rule(
+    settings: &Settings,
+    restore: Option<&str>,
+    replace_lost_keys: bool,
+) -> anyhow::Result<MissingKeyFile> {
+    let Some(data_dir) = settings.data_dir.as_deref() else {
+        return Ok(MissingKeyFile::Create);
+    };
+    if replace_lost_keys {
+        return Ok(MissingKeyFile::Create);
+    }
+    let state = match restore {
+        Some(id) => Some(format!("snapshot `{id}`, to be restored")),
+        None => {
+            let snapshot_dir = settings
+                .persistence
+                .snapshot_dir
+                .as_deref()
+                .expect("a data directory implies a snapshot directory");
+            existing_state(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))
+                .context("could not look at the data directory")?
+        }
+    };
+    Ok(
+        state.map_or(MissingKeyFile::Create, |state| MissingKeyFile::Refuse {
+            state,
+        }),
+    )
 }
 
 async fn serve(
@@ -94,6 +147,7 @@ async fn serve(
     registry: Arc<Registry>,
     hasher: KeyHasher,
     admin_digest: ApiKeyDigest,
+    master_keys: MasterKeys,
 ) -> anyhow::Result<()> {
     let views = registry
         .views()
@@ -118,7 +172,11 @@ async fn serve(
     )
     .context("could not start the shards")?;
     let directory = Directory::start(hasher, admin_digest);
-    let vault = start_vault(&settings)?;
+    let vault = Vault::start(
+        master_keys.keys,
+        master_keys.rotation_file,
+        settings.secrets.tenant.clone(),
+    );
     let snapshotter = match &settings.data_dir {
         Some(data_dir) => {
             Some(recover(&settings, data_dir, &router, &directory, &vault, &registry).await?)
@@ -152,16 +210,19 @@ async fn serve(
         snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
+            body_read_timeout: settings.body_read_timeout,
             max_batch_size: settings.max_batch_size,
             max_future_skew: settings.max_future_skew,
         },
     };
-    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
+    let server = HttpServer::new(move || app(state.clone()))
         .workers(settings.n_workers)
         // Signals are handled below, so that the shutdown snapshot runs while the actors live.
         .disable_signals()
         .bind(settings.listen)
         .with_context(|| format!("could not listen on {}", settings.listen))?;
+    // Listening before the line below is printed: whoever reads it may stop the server at once.
+    let stop_signal = stop_signal();
     for address in server.addrs() {
         // Test harnesses and scripts read this line to learn the port.
         println!("quiver listening on http://{address}");
@@ -174,7 +235,7 @@ async fn serve(
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        wait_for_stop_signal().await;
+        stop_signal.await;
         tracing::info!("stop signal received: draining requests");
         handle.stop(true).await;
     });
@@ -190,16 +251,25 @@ async fn serve(
     Ok(())
 }
 
-/// Loads the master key (`QUIVER_MASTER_KEY`, else the key file, created on first start) and
-/// starts the vault. A `.next` key beside the file means a rotation was interrupted: values are
-/// then opened with either key.
-fn start_vault(settings: &Settings) -> anyhow::Result<Vault> {
+/// The vault's master key(s) and the file a rotation replaces, before the vault starts.
+struct MasterKeys {
+    keys: Vec<MasterKey>,
+    rotation_file: Option<PathBuf>,
+}
+
+/// Loads the master key (`QUIVER_MASTER_KEY`, else the key file, created only as
+/// `missing_key` allows). A `.next` key beside the file means a rotation was interrupted:
+/// values are then opened with either key.
+fn load_master_keys(
+    settings: &Settings,
+    missing_key: &MissingKeyFile,
+) -> anyhow::Result<MasterKeys> {
     let env_key = std::env::var("QUIVER_MASTER_KEY")
         .ok()
         .filter(|k| !k.is_empty());
     let key_file = settings.secrets.master_key_file.as_deref();
-    let (key, source) =
-        MasterKey::load(env_key.as_deref(), key_file).context("could not load the master key")?;
+    let (key, source) = MasterKey::load(env_key.as_deref(), key_file, missing_key)
+        .context("could not load the master key")?;
     match source {
         KeySource::Environment => tracing::info!("master key taken from QUIVER_MASTER_KEY"),
         KeySource::File => tracing::info!("master key loaded from its key file"),
@@ -222,34 +292,36 @@ fn start_vault(settings: &Settings) -> anyhow::Result<Vault> {
         .map(next_key_path)
         .filter(|p| p.exists())
     {
-        let (next_key, _) = MasterKey::load(None, Some(&next))
+        let (next_key, _) = MasterKey::load(None, Some(&next), missing_key)
             .context("could not load the interrupted rotation's key")?;
         tracing::warn!(key_file = %next.display(), "an interrupted key rotation was found; values open with either key; run `quiver secrets rotate-key` again");
         keys.push(next_key);
     }
-    Ok(Vault::start(
+    Ok(MasterKeys {
         keys,
         rotation_file,
-        settings.secrets.tenant.clone(),
-    ))
+    })
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn wait_for_stop_signal() {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on the first.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            tracing::error!("cannot listen for stop signals; stop with SIGKILL");
-            std::future::pending::<()>().await
+            _ => {
+                tracing::error!("cannot listen for stop signals; stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
 }
@@ -269,6 +341,10 @@ async fn recover(
         .snapshot_dir
         .clone()
         .expect("a data directory implies a snapshot directory");
+    // Every journal verifies before any is opened: a refused start changes no byte.
+    for journal_dir in PersistenceSettings::journal_dirs(data_dir) {
+        crate::persist::journal::verify(&journal_dir)?;
+    }
     let newest = newest_valid(&snapshot_dir).context("could not list snapshots")?;
     if let Some((path, _)) = &newest {
         tracing::info!(snapshot = %path.display(), "loading snapshot");

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 
 use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
+use crate::persist::data_dir::DataDirLock;
 use crate::persist::restore::{find_snapshot, install_snapshot};
 use crate::persist::snapshot::{describe_snapshots, read_snapshot};
 
@@ -22,7 +23,8 @@ enum SnapshotCommand {
     List(DirArgs),
     /// Check a snapshot file's checksums; exits non-zero if it does not verify.
     Verify { file: PathBuf },
-    /// Make a snapshot the state the data directory starts from (offline: stop the server first).
+    /// Make a snapshot the state the data directory starts from (offline: refused while a
+    /// server holds the data directory's lock).
     Restore {
         #[command(flatten)]
         dir: DirArgs,
@@ -117,6 +119,8 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .data_dir
                 .as_deref()
                 .context("restore needs a data directory")?;
+            // A running server would keep writing the journals this moves aside.
+            let _lock = DataDirLock::acquire(data_dir)?;
             let source = find_snapshot(&snapshot_dir, &snapshot)?;
             let installed = install_snapshot(
                 &source,
@@ -125,7 +129,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 force,
             )?;
             println!(
-                "restored {} as {}; start the server to load it",
+                "restored {} as {}; start the server to load it (with the iam.key and master.key of the installation that wrote it)",
                 source.display(),
                 installed.display()
             );

@@ -1,45 +1,95 @@
-//! The `Caller` extractor: a handler that takes one cannot run for an unauthenticated request.
+//! Authentication extractors: `Caller` (any valid key) and `Admin` (`account_type=admin`). A
+//! handler that takes one cannot run for an unauthenticated request, and since actix resolves
+//! extractors in argument order and they come first, a refused caller is answered before a byte
+//! of the body is read. `E` is the route's API family's error shape.
 
 use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest, ResponseError};
 
 use super::error::ApiError;
 use super::AppState;
-use std::sync::Arc;
-
 use crate::iam::{AuthError, Permission, Principal};
+use crate::registry::Registry;
 
 /// The authenticated principal of a request.
 #[derive(Debug)]
-pub struct Caller(pub Arc<Principal>);
+pub struct Caller<E = ApiError>(pub Arc<Principal>, PhantomData<fn() -> E>);
 
-impl Caller {
-    /// Checks a permission, as a Tecton-style API error (403).
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        self.0.require(permission).map_err(ApiError::from)
+/// An authenticated admin: the permission every SCIM and `/admin` route needs.
+#[derive(Debug)]
+pub struct Admin<E = ApiError>(PhantomData<fn() -> E>);
+
+impl<E: From<AuthError>> Caller<E> {
+    /// Checks a permission (403 in the family's shape).
+    pub fn require(&self, permission: Permission) -> Result<(), E> {
+        self.0.require(permission).map_err(E::from)
+    }
+
+    /// For a request whose body names the workspace: checked before the body is read, the
+    /// caller must hold `permission` on at least one workspace, or no body could be allowed.
+    /// The handler checks the named workspace once it has read the body.
+    pub fn require_on_some_workspace(
+        &self,
+        registry: &Registry,
+        permission: fn(&str) -> Permission,
+    ) -> Result<(), E> {
+        let mut refusal = None;
+        for workspace in registry.workspaces() {
+            match self.0.require(permission(&workspace.name)) {
+                Ok(()) => return Ok(()),
+                Err(error) => refusal = refusal.or(Some(error)),
+            }
+        }
+        refusal.map_or(Ok(()), |error| Err(E::from(error)))
     }
 }
 
-/// Authenticates the request's `Authorization` header against the keyring.
+/// Authenticates the request's `Authorization` header against the directory's key index.
 pub fn authenticate(request: &HttpRequest) -> Result<Arc<Principal>, AuthError> {
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered by http::configure");
     let header = request
         .headers()
         .get(AUTHORIZATION)
-        .map(|value| value.to_str().map_err(|_| AuthError::Malformed));
-    let header = header.transpose()?;
+        .map(|value| value.to_str().map_err(|_| AuthError::Malformed))
+        .transpose()?;
+    authenticate_header(request, header)
+}
+
+/// Authenticates an `Authorization`-style value (`Bearer <key>`, `Tecton-key <key>`) that the
+/// caller found in the request, wherever its API family puts it.
+pub fn authenticate_header(
+    request: &HttpRequest,
+    header: Option<&str>,
+) -> Result<Arc<Principal>, AuthError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered by http::app");
     state.directory.authenticate(header)
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+impl<E: From<AuthError> + ResponseError + 'static> FromRequest for Caller<E> {
+    type Error = E;
+    type Future = Ready<Result<Caller<E>, E>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request).map(Caller).map_err(ApiError::from))
+        ready(
+            authenticate(request)
+                .map(|principal| Caller(principal, PhantomData))
+                .map_err(E::from),
+        )
+    }
+}
+
+impl<E: From<AuthError> + ResponseError + 'static> FromRequest for Admin<E> {
+    type Error = E;
+    type Future = Ready<Result<Admin<E>, E>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let admitted =
+            authenticate(request).and_then(|principal| principal.require(Permission::Admin));
+        ready(admitted.map(|()| Admin(PhantomData)).map_err(E::from))
     }
 }

@@ -1,35 +1,163 @@
-//! Reading request bodies under the configured size limit, and parsing JSON with errors that
-//! name the offending field (`params.joinKeyMap: invalid type: ...`).
+//! Reading request bodies, only after the caller is checked, under the route's size limit and
+//! the configured read timeout; ending the connection of a chunked body left unread; and
+//! parsing JSON with errors that name the offending field (`params.joinKeyMap: invalid type:`).
 
-use actix_web::web::{Bytes, BytesMut, Payload};
-use futures_util::StreamExt;
+use std::cell::RefCell;
+use std::future::{ready, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use actix_web::middleware::Next;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{dev, FromRequest, HttpMessage, HttpRequest};
+use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ErrorKind};
+use super::AppState;
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-pub async fn read_limited(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("request body is larger than the {limit}-byte limit"),
-        )
-    };
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => too_large(),
-            other => ApiError::new(
-                ErrorKind::InvalidArgument,
-                format!("could not read the request body: {other}"),
-            ),
-        })?;
-        if body.len() + chunk.len() > limit {
+/// A request body not read yet. Taking one reads nothing: the handler calls [`UnreadBody::read`]
+/// once the caller has passed its checks, so a refused caller costs no body buffer.
+pub struct UnreadBody {
+    payload: dev::Payload,
+    /// `Content-Length`, when the client declared one.
+    declared_len: Option<u64>,
+    /// `server.body_read_timeout`: the whole body must arrive within it.
+    timeout: Duration,
+}
+
+impl FromRequest for UnreadBody {
+    type Error = ApiError;
+    type Future = Ready<Result<UnreadBody, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let declared_len = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        ready(Ok(UnreadBody {
+            payload: payload.take(),
+            declared_len,
+            timeout: body_read_timeout(request),
+        }))
+    }
+}
+
+impl UnreadBody {
+    /// Reads the whole body: 413 when it declares or reaches more than `limit` bytes (nothing
+    /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
+    /// On any refusal the buffer is dropped at once and the connection ends after the answer
+    /// (see [`end_unread_chunked_bodies`] for chunked bodies).
+    pub async fn read(mut self, limit: usize) -> Result<Bytes, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body is larger than the {limit}-byte limit"),
+            )
+        };
+        if self.declared_len.is_some_and(|len| len > limit as u64) {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
+        let timeout = self.timeout;
+        let payload = &mut self.payload;
+        // A declared length within the limit is trusted for the first allocation only.
+        let mut body = BytesMut::with_capacity(self.declared_len.unwrap_or(0) as usize);
+        let reading = async {
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| match e {
+                    PayloadError::Overflow => too_large(),
+                    other => ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("could not read the request body: {other}"),
+                    ),
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(())
+        };
+        let outcome = tokio::time::timeout(timeout, reading).await;
+        match outcome {
+            Ok(read) => read.map(|()| body.freeze()),
+            Err(_) => Err(ApiError::new(
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body did not arrive within the {}-second read timeout",
+                    timeout.as_secs_f64()
+                ),
+            )),
+        }
     }
-    Ok(body.freeze())
+}
+
+/// Middleware: a chunked request body that was not read to its end (its caller was refused,
+/// or it was refused itself) ends its connection after the answer.
+///
+/// actix closes such a connection when the body's length was declared, and also when the body
+/// is chunked but its payload is still held when the answer goes out; once the payload is
+/// dropped, though, it drains a chunked body for as long as the client sends it, so a client
+/// that stalls one would hold its connection forever. Chunked payloads are therefore shared with
+/// this middleware, which holds an unfinished one until the connection ends (actix then fails
+/// it), at most for the read timeout. Requests with a declared length pass straight through.
+pub async fn end_unread_chunked_bodies(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let chunked = request
+        .headers()
+        .get(TRANSFER_ENCODING)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if !chunked {
+        return next.call(request).await;
+    }
+    let shared = Rc::new(RefCell::new(SharedPayload {
+        payload: request.take_payload(),
+        finished: false,
+    }));
+    let reader = Rc::clone(&shared);
+    let proxy = futures_util::stream::poll_fn(move |cx| {
+        let mut shared = reader.borrow_mut();
+        let item = shared.payload.poll_next_unpin(cx);
+        shared.finished |= matches!(item, Poll::Ready(None));
+        item
+    });
+    let proxy: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(proxy);
+    request.set_payload(dev::Payload::Stream { payload: proxy });
+    let bound = body_read_timeout(request.request());
+    let answer = next.call(request).await;
+    let mut shared = shared.borrow_mut();
+    if !shared.finished {
+        let mut payload = dev::Payload::take(&mut shared.payload);
+        actix_web::rt::spawn(async move {
+            let discard = async { while let Some(Ok(_)) = payload.next().await {} };
+            // Elapsing only means the connection outlived the bound; the payload is dropped.
+            let _ = tokio::time::timeout(bound, discard).await;
+        });
+    }
+    answer
+}
+
+/// A chunked payload, shared between the handler (through a proxy stream) and the middleware.
+struct SharedPayload {
+    payload: dev::Payload,
+    /// The handler read it to its end.
+    finished: bool,
+}
+
+fn body_read_timeout(request: &HttpRequest) -> Duration {
+    request
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered by http::app")
+        .limits
+        .body_read_timeout
 }
 
 /// Parses a JSON body into `T`; a syntax error or a mistyped field is a 400 naming where.

@@ -19,9 +19,13 @@ pub enum ErrorKind {
     AlreadyExists,
     FailedPrecondition,
     PayloadTooLarge,
+    /// The body did not arrive within `server.body_read_timeout`.
+    RequestTimeout,
     MethodNotAllowed,
     ResourceExhausted,
     Internal,
+    /// Writes are refused until the server can repair its journal.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -33,9 +37,11 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -43,6 +49,7 @@ impl ErrorKind {
     pub fn grpc_code(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument | ErrorKind::PayloadTooLarge => 3,
+            ErrorKind::RequestTimeout => 4,
             ErrorKind::NotFound => 5,
             ErrorKind::AlreadyExists => 6,
             ErrorKind::PermissionDenied => 7,
@@ -50,6 +57,7 @@ impl ErrorKind {
             ErrorKind::ResourceExhausted => 8,
             ErrorKind::MethodNotAllowed => 12,
             ErrorKind::Internal => 13,
+            ErrorKind::Unavailable => 14,
             ErrorKind::Unauthenticated => 16,
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP layer: the only part of Quiver that knows actix-web, routes and status codes.
-//! Handlers are thin: read the body, check the caller, call a domain module, encode the answer.
+//! Handlers are thin: check the caller (an extractor, before anything else), read the body,
+//! call a domain module, encode the answer.
 
 mod auth;
 mod body;
@@ -10,7 +11,10 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::iam::Directory;
 use crate::persist::Snapshotter;
@@ -37,14 +41,35 @@ pub struct AppState {
 /// Request limits from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The body limit of Tecton's Feature Service and Stream Ingest APIs.
     pub max_body_bytes: usize,
+    /// How long a whole request body may take to arrive (then 408).
+    pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
     /// How far in the future an aggregated event may be.
     pub max_future_skew: crate::registry::time::Micros,
 }
 
-/// Registers every route; `main` and the tests build the app the same way.
-pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+/// The whole HTTP application: every route, behind the middleware that ends the connection of
+/// a chunked body left unread (see `body::end_unread_chunked_bodies`).
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(from_fn(body::end_unread_chunked_bodies))
+        .configure(configure(state))
+}
+
+/// Registers every route.
+fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state))
             .configure(routes::health::configure)

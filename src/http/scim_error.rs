@@ -59,7 +59,9 @@ impl From<ScimError> for ScimHttpError {
         let status = match error.kind {
             ScimErrorKind::Uniqueness => StatusCode::CONFLICT,
             ScimErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ScimErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ScimErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ScimErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         ScimHttpError::new(status, error.kind.scim_type(), error.detail)

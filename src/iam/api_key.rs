@@ -7,6 +7,8 @@ use std::path::Path;
 
 use orion::hazardous::mac::blake2b::{Blake2b, SecretKey};
 
+use crate::persist::data_dir::MissingKeyFile;
+
 /// 32 random bytes, hex-encoded: what a caller puts after `Tecton-key `.
 pub fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
@@ -45,24 +47,51 @@ impl std::fmt::Debug for KeyHasher {
 
 const HASHER_KEY_FILE: &str = "iam.key";
 
+#[derive(Debug, thiserror::Error)]
+pub enum DigestKeyError {
+    #[error("{path} is missing, but the data directory holds state ({state}). It is the key every stored API-key digest (the admin's and each service account's) was computed with: without it no API key authenticates. Copy it back from your backup (mode 0600) and start again; or start once with --replace-lost-keys to create a new one (every service account's key must then be re-issued, and a new admin key is printed unless QUIVER_ADMIN_KEY is set); or remove the data directory's state to start fresh")]
+    Missing { path: String, state: String },
+    #[error("{0} is not a 32-byte key")]
+    Invalid(String),
+    #[error("API-key digest key file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 impl KeyHasher {
-    /// The key from `data_dir/iam.key` (created with mode 0600 on first start), or a random one
-    /// for an in-memory server.
-    pub fn open(data_dir: Option<&Path>) -> std::io::Result<KeyHasher> {
+    /// The key from `data_dir/iam.key`, or a random one for an in-memory server. An absent file
+    /// is created (mode 0600) or refused, as `missing` says. A new key makes the stored admin
+    /// digest (`admin_key.digest`) meaningless, so it is removed: a new admin key is made.
+    pub fn open(
+        data_dir: Option<&Path>,
+        missing: &MissingKeyFile,
+    ) -> Result<KeyHasher, DigestKeyError> {
         let Some(dir) = data_dir else {
             return Ok(KeyHasher::random());
         };
         let path = dir.join(HASHER_KEY_FILE);
-        if let Ok(bytes) = std::fs::read(&path) {
-            if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key = <[u8; 32]>::try_from(bytes.as_slice())
+                    .map_err(|_| DigestKeyError::Invalid(path.display().to_string()))?;
                 return Ok(KeyHasher { key });
             }
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is not a 32-byte key", path.display()),
-            ));
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            Err(_) => {}
+        }
+        if let MissingKeyFile::Refuse { state } = missing {
+            return Err(DigestKeyError::Missing {
+                path: path.display().to_string(),
+                state: state.clone(),
+            });
         }
         std::fs::create_dir_all(dir)?;
+        match std::fs::remove_file(dir.join(super::ADMIN_DIGEST_FILE)) {
+            Ok(()) => tracing::warn!(
+                "a new {HASHER_KEY_FILE} was created: the stored admin key digest was removed"
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
         let hasher = KeyHasher::random();
         write_private(&path, &hasher.key)?;
         Ok(hasher)

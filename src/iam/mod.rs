@@ -206,14 +206,22 @@ mod tests {
     #[test]
     fn a_generated_key_is_remembered_by_digest_only() {
         let dir = tempfile::tempdir().unwrap();
-        let hasher = KeyHasher::open(Some(dir.path())).unwrap();
+        let hasher = KeyHasher::open(
+            Some(dir.path()),
+            &crate::persist::data_dir::MissingKeyFile::Create,
+        )
+        .unwrap();
         let (digest, source) = bootstrap_admin(None, Some(dir.path()), &hasher).unwrap();
         let AdminKeySource::Generated(key) = source else {
             panic!("expected a new key")
         };
         let stored = std::fs::read(dir.path().join(ADMIN_DIGEST_FILE)).unwrap();
         assert!(!stored.windows(key.len()).any(|w| w == key.as_bytes()));
-        let hasher_again = KeyHasher::open(Some(dir.path())).unwrap();
+        let hasher_again = KeyHasher::open(
+            Some(dir.path()),
+            &crate::persist::data_dir::MissingKeyFile::Create,
+        )
+        .unwrap();
         let (again, source) = bootstrap_admin(None, Some(dir.path()), &hasher_again).unwrap();
         assert!(matches!(source, AdminKeySource::DataDir));
         assert_eq!(again, digest);

@@ -1,6 +1,7 @@
 //! The on-disk formats: the only serialisable types in Quiver. Every type here is versioned
-//! (`V1`) and encoded with bincode; in-memory types are converted to and from them explicitly,
-//! so changing an in-memory type never silently changes what is on disk.
+//! (`V1`, `V2`: a changed layout gets a new type) and encoded with bincode; in-memory types are
+//! converted to and from them explicitly, so changing an in-memory type never silently changes
+//! what is on disk.
 //!
 //! Framing (all integers little-endian):
 //! - journal record: `len: u32, xxh3(payload): u64, payload`
@@ -11,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: aggregation tiles are typed (`TilesV2`); the vault section is `VaultV2`.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
 pub const SECTION_HEADER_LEN: usize = 4 + 8 + 8 + 8 + 8;
 pub const RECORD_HEADER_LEN: usize = 4 + 8;
@@ -23,7 +25,7 @@ pub enum SectionKind {
     FeatureRows,
     /// Users, groups and service accounts (`DirectoryV1`).
     Directory,
-    /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV1`).
+    /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV2`).
     Vault,
 }
 
@@ -87,15 +89,63 @@ pub struct RowRefV1<'a> {
 pub struct RowsV1 {
     pub views: Vec<ViewRefV1>,
     pub rows: Vec<RowV1>,
-    pub tiles: Vec<TilesV1>,
+    pub tiles: Vec<TilesV2>,
 }
 
-/// One key's aggregation tiles; `state` is the store's tile encoding (`store::tiles::encoding`).
+/// One key's aggregation tiles. Format version 2 made them typed (version 1 held the store's
+/// own byte encoding); journal records never carry tiles, so version 1 journals read unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TilesV1 {
+pub struct TilesV2 {
     pub view: u32,
     pub key: Vec<u8>,
-    pub state: Vec<u8>,
+    pub latest_event: i64,
+    /// With compaction: tiles starting before this are coarse (one per compaction width).
+    pub coarse_until: i64,
+    /// Tiles merged once past the horizon (views with lifetime windows only).
+    pub compacted: Option<Vec<PartialV1>>,
+    pub tiles: Vec<TileV1>,
+}
+
+/// One tile: its start and one partial aggregate per aggregate of the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileV1 {
+    pub start: i64,
+    pub partials: Vec<PartialV1>,
+}
+
+/// A partial aggregate (the store's `Partial`). Values are in the row encoding, as stored
+/// rows are: one encoded value each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartialV1 {
+    Count(i64),
+    Sum {
+        int: i64,
+        float: f64,
+        any: bool,
+        floats: bool,
+    },
+    Moments {
+        count: i64,
+        mean: f64,
+        m2: f64,
+    },
+    Extreme(Option<Vec<u8>>),
+    Last(Option<StampedV1>),
+    Ordered(Vec<StampedV1>),
+    Hll(Vec<u8>),
+    Quantiles {
+        zeros: u64,
+        positive: Vec<(i32, u64)>,
+        negative: Vec<(i32, u64)>,
+    },
+}
+
+/// An event a partial keeps: its time, arrival order and encoded value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StampedV1 {
+    pub time: i64,
+    pub arrival: u64,
+    pub value: Vec<u8>,
 }
 
 /// Borrowed twin of [`RowsV1`].
@@ -103,7 +153,7 @@ pub struct TilesV1 {
 pub struct RowsRefV1<'a> {
     pub views: &'a [ViewRefV1],
     pub rows: Vec<RowRefV1<'a>>,
-    pub tiles: &'a [TilesV1],
+    pub tiles: &'a [TilesV2],
 }
 
 /// A user (kind 0), group (1) or service account (2) of the directory. `attributes` is the
@@ -133,25 +183,143 @@ pub struct DirectoryV1 {
     pub entries: Vec<DirectoryEntryV1>,
 }
 
-/// A vault record: a Tecton scope (kind 0), a TrueFoundry group (1) or a Tinybird secret (2),
-/// as a JSON document whose secret values are ciphertext (hex), never plaintext.
+/// A sealed secret value: ciphertext only (XChaCha20-Poly1305 under the master key, the
+/// secret's identity and `version` as associated data), never plaintext.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum VaultChangeV1 {
-    Put {
-        kind: u8,
-        key: String,
-        document: String,
+pub struct SealedV2 {
+    pub ciphertext: Vec<u8>,
+    pub version: u64,
+    pub created_micros: i64,
+    pub updated_micros: i64,
+}
+
+/// Who a Tecton scope role is given to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrincipalTypeV2 {
+    User,
+    ServiceAccount,
+    Group,
+    Workspace,
+}
+
+/// A role on a Tecton secret scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScopeRoleV2 {
+    Reader,
+    Writer,
+    Manager,
+}
+
+/// A role on a Tecton scope given to one principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeAssignmentV2 {
+    pub principal_type: PrincipalTypeV2,
+    pub principal_id: String,
+    pub role: ScopeRoleV2,
+}
+
+/// A TrueFoundry secret group's own fields, without its secrets. `manifest` is JSON text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretGroupV2 {
+    pub id: String,
+    pub name: String,
+    pub integration_id: Option<String>,
+    pub manifest: Option<String>,
+    pub created_by_id: String,
+    pub created_by_type: String,
+    pub created_micros: i64,
+    pub updated_micros: i64,
+}
+
+/// One version of a TrueFoundry secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSecretVersionV2 {
+    pub id: String,
+    pub sealed: SealedV2,
+}
+
+/// A TrueFoundry secret (one key of a group) with the versions it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSecretV2 {
+    pub id: String,
+    pub key: String,
+    pub created_micros: i64,
+    pub updated_micros: i64,
+    pub versions: Vec<GroupSecretVersionV2>,
+}
+
+/// A Tinybird secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TinybirdSecretV2 {
+    pub name: String,
+    pub sealed: SealedV2,
+    pub edited_by: String,
+}
+
+/// One change of the vault. A journal record holds the changes of one request (applied
+/// together or not at all); each names the one thing it changes, so a record's size does not
+/// grow with the scope or group it touches. Version 2: version 1 journaled whole scopes and
+/// groups as JSON documents, which made the journal grow quadratically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VaultChangeV2 {
+    /// A new Tecton scope, with its first assignments (its creator as manager).
+    CreateScope {
+        name: String,
+        created_micros: i64,
+        assignments: Vec<ScopeAssignmentV2>,
     },
-    Delete {
-        kind: u8,
+    DeleteScope {
+        name: String,
+    },
+    /// A Tecton secret's new value (a new version), or the secret as a snapshot holds it.
+    PutScopeSecret {
+        scope: String,
         key: String,
+        sealed: SealedV2,
+    },
+    DeleteScopeSecret {
+        scope: String,
+        key: String,
+    },
+    AssignScopeRole {
+        scope: String,
+        assignment: ScopeAssignmentV2,
+    },
+    UnassignScopeRole {
+        scope: String,
+        assignment: ScopeAssignmentV2,
+    },
+    /// A TrueFoundry group created, or its own fields changed; its secrets stay as they are.
+    PutGroup(SecretGroupV2),
+    DeleteGroup {
+        id: String,
+    },
+    /// A TrueFoundry secret created (one version), or as a snapshot holds it (every version).
+    PutGroupSecret {
+        group_id: String,
+        secret: GroupSecretV2,
+    },
+    /// A new version of an existing TrueFoundry secret.
+    AddGroupSecretVersion {
+        group_id: String,
+        key: String,
+        version: GroupSecretVersionV2,
+    },
+    DeleteGroupSecret {
+        group_id: String,
+        key: String,
+    },
+    /// A Tinybird secret created or given a new value.
+    PutTinybirdSecret(TinybirdSecretV2),
+    DeleteTinybirdSecret {
+        name: String,
     },
 }
 
-/// The vault snapshot section: every record as a `Put`.
+/// The vault snapshot section: the changes that recreate the whole vault from nothing.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct VaultV1 {
-    pub records: Vec<VaultChangeV1>,
+pub struct VaultV2 {
+    pub changes: Vec<VaultChangeV2>,
 }
 
 /// The xxh3 checksum used everywhere on disk.

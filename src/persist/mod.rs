@@ -4,9 +4,13 @@
 //! contributes one section to each snapshot (`SnapshotSource`). `Snapshotter` takes a snapshot
 //! (periodically, on demand, and at shutdown): it asks every source for its section, writes the
 //! file off the actors' threads (`snapshot.rs`), keeps the newest N, and then lets each source
-//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types.
+//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
+//! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
+//! `files.rs` creates the private (0600/0700) files and directories both write.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
+pub mod data_dir;
+pub mod files;
 pub mod format;
 pub mod journal;
 pub mod restore;
@@ -15,11 +19,11 @@ pub mod snapshot;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-pub use journal::{FsyncPolicy, Journal, Replay};
+pub use journal::{FsyncPolicy, Journal, JournalError, Replay};
 use snapshot::{apply_retention, snapshot_id, write_snapshot, SectionData};
 
 /// An actor whose state goes into snapshots.
@@ -60,6 +64,16 @@ pub struct Snapshotter {
     /// plus the journal still hold everything.
     previous_seqs: Arc<Vec<AtomicU64>>,
     in_progress: Arc<AtomicBool>,
+    /// The last snapshot that failed, for `GET /admin/snapshots` (an on-demand snapshot is
+    /// answered 202 before it is written, so its caller learns of a failure there).
+    last_failure: Arc<Mutex<Option<SnapshotFailure>>>,
+}
+
+/// A snapshot that could not be written, and why (e.g. the disk is full).
+#[derive(Debug, Clone)]
+pub struct SnapshotFailure {
+    pub id: String,
+    pub error: String,
 }
 
 /// Clears the in-progress flag however the snapshot ends.
@@ -86,6 +100,7 @@ impl Snapshotter {
             sources: Arc::new(sources),
             previous_seqs,
             in_progress: Arc::default(),
+            last_failure: Arc::default(),
         }
     }
 
@@ -104,6 +119,13 @@ impl Snapshotter {
             created_micros,
             _guard: InProgress(self.in_progress.clone()),
         })
+    }
+
+    pub fn last_failure(&self) -> Option<SnapshotFailure> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Takes a snapshot and waits until it is on disk.
@@ -125,8 +147,24 @@ impl PendingSnapshot {
     }
 
     /// Gathers every section, writes the file on a blocking thread, applies retention and lets
-    /// the sources drop covered journal segments.
+    /// the sources drop covered journal segments. A failure leaves no file behind and every
+    /// journal usable (its segments are kept), and is kept as the last failure.
     pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
+        let result = self.write().await;
+        if let Err(error) = &result {
+            *self
+                .snapshotter
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(SnapshotFailure {
+                id: self.id(),
+                error: error.to_string(),
+            });
+        }
+        result
+    }
+
+    async fn write(&self) -> Result<SnapshotInfo, PersistError> {
         let s = &self.snapshotter;
         let mut sections = Vec::with_capacity(s.sources.len());
         for source in s.sources.iter() {

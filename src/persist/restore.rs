@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::snapshot::{read_snapshot, snapshot_files, snapshot_id, snapshot_path, SnapshotError};
+use super::data_dir::existing_state;
+use super::files::create_private_dir;
+use super::snapshot::{read_snapshot, snapshot_id, snapshot_path, SnapshotError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -28,22 +30,6 @@ pub fn find_snapshot(snapshot_dir: &Path, id_or_path: &str) -> Result<PathBuf, R
         return Ok(as_path);
     }
     Err(RestoreError::NotFound(id_or_path.to_string()))
-}
-
-/// What in a data directory counts as state: snapshots, and journal segments with records.
-fn existing_state(
-    snapshot_dir: &Path,
-    journal_dirs: &[PathBuf],
-) -> std::io::Result<Option<String>> {
-    let snapshots = snapshot_files(snapshot_dir)?.len();
-    let mut journal_bytes = 0;
-    for dir in journal_dirs.iter().filter(|d| d.exists()) {
-        for entry in std::fs::read_dir(dir)? {
-            journal_bytes += entry?.metadata()?.len();
-        }
-    }
-    Ok((snapshots > 0 || journal_bytes > 0)
-        .then(|| format!("{snapshots} snapshot(s), {journal_bytes} journal bytes")))
 }
 
 /// Makes `source` the snapshot the next start loads, with no journal after it. Refuses when the
@@ -71,10 +57,12 @@ pub fn install_snapshot(
         std::fs::rename(dir, &aside)?;
         tracing::warn!(from = %dir.display(), to = %aside.display(), "journal set aside by restore");
     }
-    std::fs::create_dir_all(snapshot_dir)?;
+    create_private_dir(snapshot_dir)?;
     let target = snapshot_path(snapshot_dir, &stamp);
     let temp = snapshot_dir.join(format!(".restore-{stamp}.tmp"));
     std::fs::copy(source, &temp)?;
+    // `copy` keeps the source's mode; snapshots hold digests and sealed secrets.
+    std::fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     std::fs::File::open(&temp)?.sync_all()?;
     std::fs::rename(&temp, &target)?;
     std::fs::File::open(snapshot_dir)?.sync_all()?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use super::files::{create_private_dir, private_file_options, sync_dir};
 use super::format::{
     checksum, SectionKind, FORMAT_VERSION, HEADER_LEN, SECTION_HEADER_LEN, SNAPSHOT_MAGIC,
 };
@@ -80,22 +81,38 @@ fn section_checksum(fields: &[u8], payload: &[u8]) -> u64 {
     hasher.digest()
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes a snapshot atomically; returns its path. A crash leaves either no file or the whole
-/// file, never a partial one under the final name.
+/// Writes a snapshot atomically (mode 0600, in a 0700 directory); returns its path. A crash
+/// leaves either no file or the whole file, never a partial one under the final name; a failure
+/// (a full disk) removes the temporary file and names it in the error.
 pub fn write_snapshot(
     dir: &Path,
     created_micros: i64,
     n_shards: u32,
     sections: &[SectionData],
 ) -> io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    create_private_dir(dir)?;
     let id = snapshot_id(created_micros);
     let final_path = snapshot_path(dir, &id);
     let temp_path = dir.join(format!(".{PREFIX}{id}.tmp"));
+    let written = write_snapshot_file(&temp_path, created_micros, n_shards, sections)
+        .and_then(|()| std::fs::rename(&temp_path, &final_path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temp_path);
+        return Err(io::Error::new(
+            error.kind(),
+            format!("writing {}: {error}", temp_path.display()),
+        ));
+    }
+    sync_dir(dir)?;
+    Ok(final_path)
+}
+
+fn write_snapshot_file(
+    path: &Path,
+    created_micros: i64,
+    n_shards: u32,
+    sections: &[SectionData],
+) -> io::Result<()> {
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(SNAPSHOT_MAGIC);
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -104,25 +121,25 @@ pub fn write_snapshot(
     header.extend_from_slice(&(sections.len() as u32).to_le_bytes());
     let header_sum = checksum(&header);
     header.extend_from_slice(&header_sum.to_le_bytes());
-    {
-        let mut file = io::BufWriter::new(File::create(&temp_path)?);
-        file.write_all(&header)?;
-        for section in sections {
-            let mut fields = Vec::with_capacity(SECTION_HEADER_LEN);
-            fields.extend_from_slice(&section.kind.code().to_le_bytes());
-            fields.extend_from_slice(&section.journal_seq.to_le_bytes());
-            fields.extend_from_slice(&section.items.to_le_bytes());
-            fields.extend_from_slice(&(section.payload.len() as u64).to_le_bytes());
-            let sum = section_checksum(&fields, &section.payload);
-            file.write_all(&fields)?;
-            file.write_all(&sum.to_le_bytes())?;
-            file.write_all(&section.payload)?;
-        }
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let file = private_file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let mut file = io::BufWriter::new(file);
+    file.write_all(&header)?;
+    for section in sections {
+        let mut fields = Vec::with_capacity(SECTION_HEADER_LEN);
+        fields.extend_from_slice(&section.kind.code().to_le_bytes());
+        fields.extend_from_slice(&section.journal_seq.to_le_bytes());
+        fields.extend_from_slice(&section.items.to_le_bytes());
+        fields.extend_from_slice(&(section.payload.len() as u64).to_le_bytes());
+        let sum = section_checksum(&fields, &section.payload);
+        file.write_all(&fields)?;
+        file.write_all(&sum.to_le_bytes())?;
+        file.write_all(&section.payload)?;
     }
-    std::fs::rename(&temp_path, &final_path)?;
-    sync_dir(dir)?;
-    Ok(final_path)
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// Reads and verifies a whole snapshot file.
@@ -332,6 +349,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = write_snapshot(dir.path(), 1_000_000, 2, &sample()).unwrap();
         let second = write_snapshot(dir.path(), 2_000_000, 2, &sample()).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&second).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "snapshots are private");
         let snapshot = read_snapshot(&second).unwrap();
         assert_eq!(
             (snapshot.n_shards, snapshot.sections[0].journal_seq),

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use orion::hazardous::aead::xchacha20poly1305::{open, seal, Nonce, SecretKey};
 
+use crate::persist::data_dir::MissingKeyFile;
+
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
@@ -34,6 +36,8 @@ pub enum KeyError {
     BadEnvironmentKey,
     #[error("{0}: a master key file must hold exactly 32 bytes")]
     BadKeyFile(String),
+    #[error("{path} is missing, but the data directory holds state ({state}). It is the master key every stored secret is sealed under: without it no secret can be read. Copy it back from your backup (mode 0600), or set QUIVER_MASTER_KEY to its 64 hex characters, and start again; or start once with --replace-lost-keys to create a new key (secrets sealed under the lost one stay unreadable until they are deleted and put again); or remove the data directory's state to start fresh")]
+    Missing { path: String, state: String },
     #[error("master key file: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -76,11 +80,12 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 impl MasterKey {
-    /// From `QUIVER_MASTER_KEY` (hex), else the key file (created with mode 0600 if absent),
-    /// else a random key for an in-memory server.
+    /// From `QUIVER_MASTER_KEY` (hex), else the key file (if absent: created with mode 0600,
+    /// or refused, as `missing` says), else a random key for an in-memory server.
     pub fn load(
         env_key: Option<&str>,
         key_file: Option<&Path>,
+        missing: &MissingKeyFile,
     ) -> Result<(MasterKey, KeySource), KeyError> {
         if let Some(text) = env_key.filter(|t| !t.is_empty()) {
             let bytes = parse_hex(text).ok_or(KeyError::BadEnvironmentKey)?;
@@ -98,6 +103,12 @@ impl MasterKey {
                 Ok((MasterKey::from_bytes(&bytes), KeySource::File))
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if let MissingKeyFile::Refuse { state } = missing {
+                    return Err(KeyError::Missing {
+                        path: path.display().to_string(),
+                        state: state.clone(),
+                    });
+                }
                 let key = MasterKey::random();
                 key.write_file(path)?;
                 Ok((key, KeySource::CreatedFile))
@@ -210,20 +221,32 @@ mod tests {
     fn key_sources() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
-        let (created, source) = MasterKey::load(None, Some(&path)).unwrap();
+        let refuse = MissingKeyFile::Refuse {
+            state: "1 snapshot(s)".into(),
+        };
+        let error = MasterKey::load(None, Some(&path), &refuse).unwrap_err();
+        assert!(
+            error.to_string().contains("master.key is missing"),
+            "{error}"
+        );
+        assert!(!path.exists(), "a refusal creates nothing");
+        let (created, source) =
+            MasterKey::load(None, Some(&path), &MissingKeyFile::Create).unwrap();
         assert_eq!(source, KeySource::CreatedFile);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let (again, source) = MasterKey::load(None, Some(&path)).unwrap();
+        let (again, source) = MasterKey::load(None, Some(&path), &refuse).unwrap();
         assert_eq!((source, again.hex()), (KeySource::File, created.hex()));
-        let (from_env, source) = MasterKey::load(Some(&created.hex()), None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (from_env, source) =
+            MasterKey::load(Some(&created.hex()), Some(&path), &refuse).unwrap();
         assert_eq!(
             (source, from_env.hex()),
             (KeySource::Environment, created.hex())
         );
-        assert!(MasterKey::load(Some("xyz"), None).is_err());
+        assert!(MasterKey::load(Some("xyz"), None, &refuse).is_err());
     }
 }

@@ -45,6 +45,9 @@ pub enum SecretsError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Internal(String),
+    /// Writes are refused until the journal can be repaired.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub struct VaultActor {
@@ -80,13 +83,21 @@ impl VaultActor {
         })
     }
 
-    /// Journals (fsync) and applies a request's changes.
+    /// Journals (fsync, one record) and applies a request's changes.
     fn commit(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         if let Some(journal) = self.journal.as_mut() {
             journal
                 .append(&persistence::encode_changes(&changes))
                 .map_err(|e| {
-                    SecretsError::Internal(format!("the change could not be journaled: {e}"))
+                    let message = format!("the change could not be journaled: {e}");
+                    if e.is_unwritable() {
+                        SecretsError::Unavailable(message)
+                    } else {
+                        SecretsError::Internal(message)
+                    }
                 })?;
         }
         for change in changes {

@@ -1,5 +1,7 @@
-//! The vault's persistence and key rotation. Records go to disk as JSON documents whose values
-//! are ciphertext only; the journal is fsynced before every reply. Rotation writes the new key
+//! The vault's persistence and key rotation. Every change goes to the journal as one typed
+//! record (`persist::format::VaultChangeV2`) naming the one secret, scope, role or group it
+//! changes, values as ciphertext only; the journal is fsynced before every reply. A snapshot
+//! holds the changes that recreate the whole vault. Rotation writes the new key
 //! beside the old one (`<key file>.next`), journals every record re-sealed under it, then
 //! renames it into place; a start that finds a `.next` key opens values with either key.
 
@@ -8,197 +10,262 @@ use std::path::{Path, PathBuf};
 
 use actix::{Handler, Message};
 use futures_util::future::{BoxFuture, FutureExt};
-use serde_json::{json, Map, Value as Json};
 
-use super::crypto::{from_hex, to_hex, MasterKey};
+use super::crypto::MasterKey;
 use super::state::{
-    Assignment, Change, Group, PrincipalType, Scope, ScopeRole, Sealed, TbSecret, TfSecret,
-    TfVersion,
+    Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
 };
 use super::{gone, SecretsError, Vault, VaultActor};
-use crate::persist::format::{decode, encode, SectionKind, VaultChangeV1, VaultV1};
+use crate::persist::format::{
+    decode, encode, GroupSecretV2, GroupSecretVersionV2, PrincipalTypeV2, ScopeAssignmentV2,
+    ScopeRoleV2, SealedV2, SecretGroupV2, SectionKind, TinybirdSecretV2, VaultChangeV2, VaultV2,
+};
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
-const SCOPE: u8 = 0;
-const GROUP: u8 = 1;
-const TINYBIRD: u8 = 2;
-
-fn sealed_doc(sealed: &Sealed) -> Json {
-    json!({"ciphertext": to_hex(&sealed.ciphertext), "version": sealed.version, "created": sealed.created, "updated": sealed.updated})
+fn sealed_to_disk(sealed: &Sealed) -> SealedV2 {
+    SealedV2 {
+        ciphertext: sealed.ciphertext.clone(),
+        version: sealed.version,
+        created_micros: sealed.created,
+        updated_micros: sealed.updated,
+    }
 }
 
-fn sealed_from(doc: &Json) -> Option<Sealed> {
-    Some(Sealed {
-        ciphertext: from_hex(doc["ciphertext"].as_str()?)?,
-        version: doc["version"].as_u64()?,
-        created: doc["created"].as_i64()?,
-        updated: doc["updated"].as_i64()?,
-    })
+fn sealed_from_disk(sealed: SealedV2) -> Sealed {
+    Sealed {
+        ciphertext: sealed.ciphertext,
+        version: sealed.version,
+        created: sealed.created_micros,
+        updated: sealed.updated_micros,
+    }
 }
 
-fn scope_doc(scope: &Scope) -> Json {
-    let secrets: Map<String, Json> = scope
-        .secrets
-        .iter()
-        .map(|(k, s)| (k.clone(), sealed_doc(s)))
-        .collect();
-    let assignments: Vec<Json> = scope
-        .assignments
-        .iter()
-        .map(|a| json!({"principal_type": a.principal_type.name(), "principal_id": a.principal_id, "role": a.role.name()}))
-        .collect();
-    json!({"name": scope.name, "created": scope.created, "secrets": secrets, "assignments": assignments})
-}
-
-fn scope_from(doc: &Json) -> Option<Scope> {
-    let secrets = doc["secrets"]
-        .as_object()?
-        .iter()
-        .map(|(k, v)| Some((k.clone(), sealed_from(v)?)))
-        .collect::<Option<_>>()?;
-    let assignments = doc["assignments"]
-        .as_array()?
-        .iter()
-        .map(|a| {
-            Some(Assignment {
-                principal_type: PrincipalType::parse(a["principal_type"].as_str()?)?,
-                principal_id: a["principal_id"].as_str()?.to_string(),
-                role: ScopeRole::parse(a["role"].as_str()?)?,
-            })
-        })
-        .collect::<Option<_>>()?;
-    Some(Scope {
-        name: doc["name"].as_str()?.to_string(),
-        created: doc["created"].as_i64()?,
-        secrets,
-        assignments,
-    })
-}
-
-fn group_doc(group: &Group) -> Json {
-    let secrets: Map<String, Json> = group
-        .secrets
-        .iter()
-        .map(|(k, s)| {
-            let versions: Vec<Json> = s.versions.iter().map(|v| json!({"id": v.id, "sealed": sealed_doc(&v.sealed)})).collect();
-            (k.clone(), json!({"id": s.id, "key": s.key, "created": s.created, "updated": s.updated, "versions": versions}))
-        })
-        .collect();
-    json!({"id": group.id, "name": group.name, "integration_id": group.integration_id, "manifest": group.manifest,
-           "created_by": [group.created_by.0, group.created_by.1], "created": group.created, "updated": group.updated, "secrets": secrets})
-}
-
-fn group_from(doc: &Json) -> Option<Group> {
-    let secrets = doc["secrets"]
-        .as_object()?
-        .iter()
-        .map(|(k, s)| {
-            let versions = s["versions"]
-                .as_array()?
-                .iter()
-                .map(|v| {
-                    Some(TfVersion {
-                        id: v["id"].as_str()?.to_string(),
-                        sealed: sealed_from(&v["sealed"])?,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()?;
-            let secret = TfSecret {
-                id: s["id"].as_str()?.to_string(),
-                key: s["key"].as_str()?.to_string(),
-                created: s["created"].as_i64()?,
-                updated: s["updated"].as_i64()?,
-                versions,
-            };
-            Some((k.clone(), secret))
-        })
-        .collect::<Option<_>>()?;
-    Some(Group {
-        id: doc["id"].as_str()?.to_string(),
-        name: doc["name"].as_str()?.to_string(),
-        integration_id: doc["integration_id"].as_str().map(str::to_string),
-        manifest: Some(doc["manifest"].clone()).filter(|m| !m.is_null()),
-        created_by: (
-            doc["created_by"][0].as_str()?.to_string(),
-            doc["created_by"][1].as_str()?.to_string(),
-        ),
-        created: doc["created"].as_i64()?,
-        updated: doc["updated"].as_i64()?,
-        secrets,
-    })
-}
-
-fn tinybird_doc(secret: &TbSecret) -> Json {
-    json!({"name": secret.name, "sealed": sealed_doc(&secret.sealed), "edited_by": secret.edited_by})
-}
-
-fn tinybird_from(doc: &Json) -> Option<TbSecret> {
-    Some(TbSecret {
-        name: doc["name"].as_str()?.to_string(),
-        sealed: sealed_from(&doc["sealed"])?,
-        edited_by: doc["edited_by"].as_str()?.to_string(),
-    })
-}
-
-fn to_disk(change: &Change) -> VaultChangeV1 {
-    let put = |kind, key: &str, doc: Json| VaultChangeV1::Put {
-        kind,
-        key: key.to_string(),
-        document: doc.to_string(),
-    };
-    match change {
-        Change::PutScope(scope) => put(SCOPE, &scope.name, scope_doc(scope)),
-        Change::DeleteScope(name) => VaultChangeV1::Delete {
-            kind: SCOPE,
-            key: name.clone(),
+fn assignment_to_disk(assignment: &Assignment) -> ScopeAssignmentV2 {
+    ScopeAssignmentV2 {
+        principal_type: match assignment.principal_type {
+            PrincipalType::User => PrincipalTypeV2::User,
+            PrincipalType::ServiceAccount => PrincipalTypeV2::ServiceAccount,
+            PrincipalType::Group => PrincipalTypeV2::Group,
+            PrincipalType::Workspace => PrincipalTypeV2::Workspace,
         },
-        Change::PutGroup(group) => put(GROUP, &group.id, group_doc(group)),
-        Change::DeleteGroup(id) => VaultChangeV1::Delete {
-            kind: GROUP,
-            key: id.clone(),
-        },
-        Change::PutTinybird(secret) => put(TINYBIRD, &secret.name, tinybird_doc(secret)),
-        Change::DeleteTinybird(name) => VaultChangeV1::Delete {
-            kind: TINYBIRD,
-            key: name.clone(),
+        principal_id: assignment.principal_id.clone(),
+        role: match assignment.role {
+            ScopeRole::Reader => ScopeRoleV2::Reader,
+            ScopeRole::Writer => ScopeRoleV2::Writer,
+            ScopeRole::Manager => ScopeRoleV2::Manager,
         },
     }
 }
 
-fn from_disk(change: VaultChangeV1) -> Option<Change> {
+fn assignment_from_disk(assignment: ScopeAssignmentV2) -> Assignment {
+    Assignment {
+        principal_type: match assignment.principal_type {
+            PrincipalTypeV2::User => PrincipalType::User,
+            PrincipalTypeV2::ServiceAccount => PrincipalType::ServiceAccount,
+            PrincipalTypeV2::Group => PrincipalType::Group,
+            PrincipalTypeV2::Workspace => PrincipalType::Workspace,
+        },
+        principal_id: assignment.principal_id,
+        role: match assignment.role {
+            ScopeRoleV2::Reader => ScopeRole::Reader,
+            ScopeRoleV2::Writer => ScopeRole::Writer,
+            ScopeRoleV2::Manager => ScopeRole::Manager,
+        },
+    }
+}
+
+fn version_to_disk(version: &TfVersion) -> GroupSecretVersionV2 {
+    GroupSecretVersionV2 {
+        id: version.id.clone(),
+        sealed: sealed_to_disk(&version.sealed),
+    }
+}
+
+fn version_from_disk(version: GroupSecretVersionV2) -> TfVersion {
+    TfVersion {
+        id: version.id,
+        sealed: sealed_from_disk(version.sealed),
+    }
+}
+
+fn group_to_disk(group: &Group) -> SecretGroupV2 {
+    SecretGroupV2 {
+        id: group.id.clone(),
+        name: group.name.clone(),
+        integration_id: group.integration_id.clone(),
+        manifest: group.manifest.as_ref().map(|m| m.to_string()),
+        created_by_id: group.created_by.0.clone(),
+        created_by_type: group.created_by.1.clone(),
+        created_micros: group.created,
+        updated_micros: group.updated,
+    }
+}
+
+fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
+    let manifest = group
+        .manifest
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| {
+            format!(
+                "the manifest of secret group `{}` is not JSON: {e}",
+                group.id
+            )
+        })?;
+    Ok(Group {
+        id: group.id,
+        name: group.name,
+        integration_id: group.integration_id,
+        manifest,
+        created_by: (group.created_by_id, group.created_by_type),
+        created: group.created_micros,
+        updated: group.updated_micros,
+        secrets: Default::default(),
+    })
+}
+
+fn group_secret_to_disk(secret: &TfSecret) -> GroupSecretV2 {
+    GroupSecretV2 {
+        id: secret.id.clone(),
+        key: secret.key.clone(),
+        created_micros: secret.created,
+        updated_micros: secret.updated,
+        versions: secret.versions.iter().map(version_to_disk).collect(),
+    }
+}
+
+fn group_secret_from_disk(secret: GroupSecretV2) -> TfSecret {
+    TfSecret {
+        id: secret.id,
+        key: secret.key,
+        created: secret.created_micros,
+        updated: secret.updated_micros,
+        versions: secret.versions.into_iter().map(version_from_disk).collect(),
+    }
+}
+
+fn to_disk(change: &Change) -> VaultChangeV2 {
     match change {
-        VaultChangeV1::Put { kind, document, .. } => {
-            let doc: Json = serde_json::from_str(&document).ok()?;
-            match kind {
-                SCOPE => scope_from(&doc).map(Change::PutScope),
-                GROUP => group_from(&doc).map(Change::PutGroup),
-                TINYBIRD => tinybird_from(&doc).map(Change::PutTinybird),
-                _ => None,
-            }
-        }
-        VaultChangeV1::Delete { kind: SCOPE, key } => Some(Change::DeleteScope(key)),
-        VaultChangeV1::Delete { kind: GROUP, key } => Some(Change::DeleteGroup(key)),
-        VaultChangeV1::Delete {
-            kind: TINYBIRD,
+        Change::CreateScope {
+            name,
+            created,
+            assignments,
+        } => VaultChangeV2::CreateScope {
+            name: name.clone(),
+            created_micros: *created,
+            assignments: assignments.iter().map(assignment_to_disk).collect(),
+        },
+        Change::DeleteScope(name) => VaultChangeV2::DeleteScope { name: name.clone() },
+        Change::PutScopeSecret { scope, key, sealed } => VaultChangeV2::PutScopeSecret {
+            scope: scope.clone(),
+            key: key.clone(),
+            sealed: sealed_to_disk(sealed),
+        },
+        Change::DeleteScopeSecret { scope, key } => VaultChangeV2::DeleteScopeSecret {
+            scope: scope.clone(),
+            key: key.clone(),
+        },
+        Change::Assign { scope, assignment } => VaultChangeV2::AssignScopeRole {
+            scope: scope.clone(),
+            assignment: assignment_to_disk(assignment),
+        },
+        Change::Unassign { scope, assignment } => VaultChangeV2::UnassignScopeRole {
+            scope: scope.clone(),
+            assignment: assignment_to_disk(assignment),
+        },
+        Change::PutGroup(group) => VaultChangeV2::PutGroup(group_to_disk(group)),
+        Change::DeleteGroup(id) => VaultChangeV2::DeleteGroup { id: id.clone() },
+        Change::PutGroupSecret { group_id, secret } => VaultChangeV2::PutGroupSecret {
+            group_id: group_id.clone(),
+            secret: group_secret_to_disk(secret),
+        },
+        Change::AddGroupSecretVersion {
+            group_id,
             key,
-        } => Some(Change::DeleteTinybird(key)),
-        VaultChangeV1::Delete { .. } => None,
+            version,
+        } => VaultChangeV2::AddGroupSecretVersion {
+            group_id: group_id.clone(),
+            key: key.clone(),
+            version: version_to_disk(version),
+        },
+        Change::DeleteGroupSecret { group_id, key } => VaultChangeV2::DeleteGroupSecret {
+            group_id: group_id.clone(),
+            key: key.clone(),
+        },
+        Change::PutTinybird(secret) => VaultChangeV2::PutTinybirdSecret(TinybirdSecretV2 {
+            name: secret.name.clone(),
+            sealed: sealed_to_disk(&secret.sealed),
+            edited_by: secret.edited_by.clone(),
+        }),
+        Change::DeleteTinybird(name) => VaultChangeV2::DeleteTinybirdSecret { name: name.clone() },
     }
 }
 
+fn from_disk(change: VaultChangeV2) -> Result<Change, String> {
+    Ok(match change {
+        VaultChangeV2::CreateScope {
+            name,
+            created_micros,
+            assignments,
+        } => Change::CreateScope {
+            name,
+            created: created_micros,
+            assignments: assignments.into_iter().map(assignment_from_disk).collect(),
+        },
+        VaultChangeV2::DeleteScope { name } => Change::DeleteScope(name),
+        VaultChangeV2::PutScopeSecret { scope, key, sealed } => Change::PutScopeSecret {
+            scope,
+            key,
+            sealed: sealed_from_disk(sealed),
+        },
+        VaultChangeV2::DeleteScopeSecret { scope, key } => Change::DeleteScopeSecret { scope, key },
+        VaultChangeV2::AssignScopeRole { scope, assignment } => Change::Assign {
+            scope,
+            assignment: assignment_from_disk(assignment),
+        },
+        VaultChangeV2::UnassignScopeRole { scope, assignment } => Change::Unassign {
+            scope,
+            assignment: assignment_from_disk(assignment),
+        },
+        VaultChangeV2::PutGroup(group) => Change::PutGroup(group_from_disk(group)?),
+        VaultChangeV2::DeleteGroup { id } => Change::DeleteGroup(id),
+        VaultChangeV2::PutGroupSecret { group_id, secret } => Change::PutGroupSecret {
+            group_id,
+            secret: group_secret_from_disk(secret),
+        },
+        VaultChangeV2::AddGroupSecretVersion {
+            group_id,
+            key,
+            version,
+        } => Change::AddGroupSecretVersion {
+            group_id,
+            key,
+            version: version_from_disk(version),
+        },
+        VaultChangeV2::DeleteGroupSecret { group_id, key } => {
+            Change::DeleteGroupSecret { group_id, key }
+        }
+        VaultChangeV2::PutTinybirdSecret(secret) => Change::PutTinybird(TbSecret {
+            name: secret.name,
+            sealed: sealed_from_disk(secret.sealed),
+            edited_by: secret.edited_by,
+        }),
+        VaultChangeV2::DeleteTinybirdSecret { name } => Change::DeleteTinybird(name),
+    })
+}
+
+/// A journal record: the changes of one request.
 pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
     encode(&changes.iter().map(to_disk).collect::<Vec<_>>())
 }
 
-impl VaultActor {
-    /// Every record, as changes that recreate it.
-    fn all_records(&self) -> Vec<Change> {
-        let scopes = self.state.scopes.values().cloned().map(Change::PutScope);
-        let groups = self.state.groups.values().cloned().map(Change::PutGroup);
-        let tinybird = self.state.tinybird.iter().cloned().map(Change::PutTinybird);
-        scopes.chain(groups).chain(tinybird).collect()
-    }
+/// The changes of one journal record, or why it does not decode.
+fn decode_changes(record: &[u8]) -> Result<Vec<Change>, String> {
+    decode::<Vec<VaultChangeV2>>(record)?
+        .into_iter()
+        .map(from_disk)
+        .collect()
 }
 
 struct Recover {
@@ -214,28 +281,24 @@ impl Handler<Recover> for VaultActor {
     type Result = io::Result<usize>;
 
     fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
-        let invalid = || {
+        let invalid = |why: String| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                "vault snapshot section does not decode",
+                format!("vault snapshot section does not decode: {why}"),
             )
         };
         let from_seq = msg.section.as_ref().map_or(0, |s| s.journal_seq);
         if let Some(section) = msg.section {
-            let stored: VaultV1 = decode(&section.payload).map_err(|_| invalid())?;
-            for record in stored.records {
-                self.state.apply(from_disk(record).ok_or_else(invalid)?);
+            let stored: VaultV2 = decode(&section.payload).map_err(invalid)?;
+            for change in stored.changes {
+                self.state.apply(from_disk(change).map_err(invalid)?);
             }
         }
         let (journal, replay) = Journal::open(&msg.journal_dir, from_seq, FsyncPolicy::Always)?;
         let records = replay.records.len();
-        for record in replay.records {
-            let Some(changes) = decode::<Vec<VaultChangeV1>>(&record)
-                .ok()
-                .and_then(|c| c.into_iter().map(from_disk).collect::<Option<Vec<_>>>())
-            else {
-                tracing::error!("vault journal record does not decode; replay stops here");
-                break;
+        for (i, record) in replay.records.iter().enumerate() {
+            let Ok(changes) = decode_changes(record) else {
+                return Err(replay.undecodable(i).into());
             };
             for change in changes {
                 self.state.apply(change);
@@ -260,13 +323,13 @@ impl Handler<Export> for VaultActor {
             Some(journal) => journal.rotate()?,
             None => 0,
         };
-        let records: Vec<VaultChangeV1> = self.all_records().iter().map(to_disk).collect();
-        let items = records.len() as u64;
+        let changes: Vec<VaultChangeV2> = self.state.as_changes().iter().map(to_disk).collect();
+        let items = changes.len() as u64;
         Ok(SectionData {
             kind: SectionKind::Vault,
             journal_seq,
             items,
-            payload: encode(&VaultV1 { records }),
+            payload: encode(&VaultV2 { changes }),
         })
     }
 }
@@ -311,8 +374,8 @@ impl Handler<RotateKey> for VaultActor {
             new_key.write_file(&next_key_path(file)).map_err(io_error)?;
         }
         let mut resealed = Vec::new();
-        for change in self.all_records() {
-            resealed.push(self.reseal(change, &new_key)?);
+        for change in self.state.as_changes() {
+            resealed.extend(self.reseal(change, &new_key)?);
         }
         // From here on, values open with either key until the rename below.
         self.keys.push(new_key);
@@ -331,50 +394,57 @@ impl Handler<RotateKey> for VaultActor {
 }
 
 impl VaultActor {
-    /// The same record with every value opened under the current key and sealed under `key`.
-    fn reseal(&self, change: Change, key: &MasterKey) -> Result<Change, SecretsError> {
+    /// A change that puts a value back, with the value opened under the current key and
+    /// sealed under `key`; `None` for a change that holds no value.
+    fn reseal(&self, change: Change, key: &MasterKey) -> Result<Option<Change>, SecretsError> {
         let reseal_one =
             |sealed: &mut Sealed, identity: String, what: String| -> Result<(), SecretsError> {
                 let value = self.open(&sealed.ciphertext, &identity, &what)?;
                 sealed.ciphertext = key.seal(&value, &identity);
                 Ok(())
             };
-        Ok(match change {
-            Change::PutScope(mut scope) => {
-                for (name, sealed) in scope.secrets.iter_mut() {
-                    let identity = super::tecton::identity(&scope.name, name, sealed.version);
-                    reseal_one(sealed, identity, format!("secret `{}/{name}`", scope.name))?;
+        Ok(Some(match change {
+            Change::PutScopeSecret {
+                scope,
+                key: name,
+                mut sealed,
+            } => {
+                let identity = super::tecton::identity(&scope, &name, sealed.version);
+                reseal_one(&mut sealed, identity, format!("secret `{scope}/{name}`"))?;
+                Change::PutScopeSecret {
+                    scope,
+                    key: name,
+                    sealed,
                 }
-                Change::PutScope(scope)
             }
-            Change::PutGroup(mut group) => {
-                for secret in group.secrets.values_mut() {
-                    for version in secret.versions.iter_mut() {
-                        let identity = super::truefoundry::identity(
-                            &group.id,
-                            &secret.key,
-                            version.sealed.version,
-                        );
-                        reseal_one(
-                            &mut version.sealed,
-                            identity,
-                            format!("secret `{}:{}`", group.name, secret.key),
-                        )?;
-                    }
+            Change::PutGroupSecret {
+                group_id,
+                mut secret,
+            } => {
+                let group_name = self
+                    .state
+                    .groups
+                    .get(&group_id)
+                    .map_or(group_id.as_str(), |g| g.name.as_str());
+                for version in secret.versions.iter_mut() {
+                    let identity = super::truefoundry::identity(
+                        &group_id,
+                        &secret.key,
+                        version.sealed.version,
+                    );
+                    let what = format!("secret `{group_name}:{}`", secret.key);
+                    reseal_one(&mut version.sealed, identity, what)?;
                 }
-                Change::PutGroup(group)
+                Change::PutGroupSecret { group_id, secret }
             }
             Change::PutTinybird(mut secret) => {
                 let identity = super::tinybird::identity(&secret.name, secret.sealed.version);
-                reseal_one(
-                    &mut secret.sealed,
-                    identity,
-                    format!("secret `{}`", secret.name),
-                )?;
+                let what = format!("secret `{}`", secret.name);
+                reseal_one(&mut secret.sealed, identity, what)?;
                 Change::PutTinybird(secret)
             }
-            other => other,
-        })
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -425,5 +495,177 @@ impl SnapshotSource for Vault {
                 .map_err(io::Error::other)?
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::state::{Scope, VaultState};
+
+    fn sealed(byte: u8, version: u64) -> Sealed {
+        Sealed {
+            ciphertext: vec![byte; 40],
+            version,
+            created: 1,
+            updated: 2 + version as i64,
+        }
+    }
+
+    fn state_of(changes: &[Change]) -> VaultState {
+        let mut state = VaultState::default();
+        for change in changes.iter().cloned() {
+            state.apply(change);
+        }
+        state
+    }
+
+    fn assert_same(a: &VaultState, b: &VaultState) {
+        assert_eq!(a.scopes, b.scopes);
+        assert_eq!(a.groups, b.groups);
+        assert_eq!(a.tinybird, b.tinybird);
+    }
+
+    /// A history touching every kind of change, as requests would make it.
+    fn history() -> Vec<Change> {
+        let reader = Assignment {
+            principal_type: PrincipalType::Group,
+            principal_id: "g1".into(),
+            role: ScopeRole::Reader,
+        };
+        let group = Group {
+            id: "gid".into(),
+            name: "group".into(),
+            integration_id: None,
+            manifest: Some(serde_json::json!({"name": "group", "collaborators": []})),
+            created_by: ("u".into(), "user".into()),
+            created: 1,
+            updated: 1,
+            secrets: Default::default(),
+        };
+        let secret = |key: &str| TfSecret {
+            id: format!("id-{key}"),
+            key: key.into(),
+            created: 1,
+            updated: 1,
+            versions: vec![TfVersion {
+                id: format!("v1-{key}"),
+                sealed: sealed(7, 1),
+            }],
+        };
+        vec![
+            Change::CreateScope {
+                name: "db".into(),
+                created: 1,
+                assignments: vec![],
+            },
+            Change::PutScopeSecret {
+                scope: "db".into(),
+                key: "password".into(),
+                sealed: sealed(1, 1),
+            },
+            Change::PutScopeSecret {
+                scope: "db".into(),
+                key: "password".into(),
+                sealed: sealed(2, 2),
+            },
+            Change::PutScopeSecret {
+                scope: "db".into(),
+                key: "gone".into(),
+                sealed: sealed(3, 1),
+            },
+            Change::DeleteScopeSecret {
+                scope: "db".into(),
+                key: "gone".into(),
+            },
+            Change::Assign {
+                scope: "db".into(),
+                assignment: reader.clone(),
+            },
+            Change::CreateScope {
+                name: "old".into(),
+                created: 1,
+                assignments: vec![reader.clone()],
+            },
+            Change::Unassign {
+                scope: "old".into(),
+                assignment: reader,
+            },
+            Change::PutGroup(group.clone()),
+            Change::PutGroupSecret {
+                group_id: "gid".into(),
+                secret: secret("A"),
+            },
+            Change::PutGroupSecret {
+                group_id: "gid".into(),
+                secret: secret("B"),
+            },
+            Change::AddGroupSecretVersion {
+                group_id: "gid".into(),
+                key: "A".into(),
+                version: TfVersion {
+                    id: "v2-A".into(),
+                    sealed: sealed(8, 2),
+                },
+            },
+            Change::DeleteGroupSecret {
+                group_id: "gid".into(),
+                key: "B".into(),
+            },
+            Change::PutGroup(Group {
+                updated: 9,
+                ..group
+            }),
+            Change::PutTinybird(TbSecret {
+                name: "tb".into(),
+                sealed: sealed(4, 1),
+                edited_by: "token: 'admin'".into(),
+            }),
+            Change::PutTinybird(TbSecret {
+                name: "tb2".into(),
+                sealed: sealed(5, 1),
+                edited_by: "token: 'admin'".into(),
+            }),
+            Change::DeleteTinybird("tb2".into()),
+        ]
+    }
+
+    #[test]
+    fn replaying_the_journal_or_a_snapshot_reaches_the_same_state() {
+        let history = history();
+        let live = state_of(&history);
+        // The journal: one record per request (here, two changes per record).
+        let replayed: Vec<Change> = history
+            .chunks(2)
+            .flat_map(|request| decode_changes(&encode_changes(request)).unwrap())
+            .collect();
+        assert_same(&state_of(&replayed), &live);
+        // The snapshot: the changes that recreate the state.
+        let section = encode(&VaultV2 {
+            changes: live.as_changes().iter().map(to_disk).collect(),
+        });
+        let stored: VaultV2 = decode(&section).unwrap();
+        let restored: Vec<Change> = stored
+            .changes
+            .into_iter()
+            .map(|c| from_disk(c).unwrap())
+            .collect();
+        assert_same(&state_of(&restored), &live);
+        // What the history should have made, spelled out.
+        let db: &Scope = &live.scopes["db"];
+        assert_eq!(db.secrets.keys().collect::<Vec<_>>(), ["password"]);
+        assert_eq!(db.secrets["password"].version, 2);
+        assert_eq!(db.assignments.len(), 1);
+        assert!(live.scopes["old"].assignments.is_empty());
+        let group = &live.groups["gid"];
+        assert_eq!(group.updated, 9, "a group's own fields change");
+        assert_eq!(
+            group.secrets.keys().collect::<Vec<_>>(),
+            ["A"],
+            "...not its secrets"
+        );
+        assert_eq!(group.secrets["A"].versions.len(), 2);
+        assert_eq!(group.secrets["A"].updated, 4);
+        assert_eq!(live.tinybird.len(), 1);
     }
 }

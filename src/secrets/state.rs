@@ -176,6 +176,20 @@ pub enum GroupAccess {
 }
 
 impl Group {
+    /// The group's own fields, with no secrets (what `Change::PutGroup` carries).
+    pub fn without_secrets(&self) -> Group {
+        Group {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            integration_id: self.integration_id.clone(),
+            manifest: self.manifest.clone(),
+            created_by: self.created_by.clone(),
+            created: self.created,
+            updated: self.updated,
+            secrets: BTreeMap::new(),
+        }
+    }
+
     /// Admins and the creator administer a group; manifest collaborators
     /// (`user:<email>` / `serviceaccount:<name>` with `secret-group-admin|editor|viewer`) get
     /// their role.
@@ -221,13 +235,53 @@ pub struct TbSecret {
     pub edited_by: String,
 }
 
-/// One change; a request's changes are journaled together.
+/// One change of the vault; a request's changes are journaled together (one record) and
+/// applied together. Each names the one thing it changes, so what is journaled stays small
+/// however big the scope or group it belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    PutScope(Scope),
+    CreateScope {
+        name: String,
+        created: Micros,
+        assignments: Vec<Assignment>,
+    },
     DeleteScope(String),
+    PutScopeSecret {
+        scope: String,
+        key: String,
+        sealed: Sealed,
+    },
+    DeleteScopeSecret {
+        scope: String,
+        key: String,
+    },
+    Assign {
+        scope: String,
+        assignment: Assignment,
+    },
+    Unassign {
+        scope: String,
+        assignment: Assignment,
+    },
+    /// A group created or its own fields changed. Its `secrets` are not part of the change:
+    /// they change only through the group-secret changes below.
     PutGroup(Group),
     DeleteGroup(String),
+    /// A TrueFoundry secret created, or put back whole (a snapshot, a key rotation).
+    PutGroupSecret {
+        group_id: String,
+        secret: TfSecret,
+    },
+    /// A new version of an existing TrueFoundry secret; it becomes the latest.
+    AddGroupSecretVersion {
+        group_id: String,
+        key: String,
+        version: TfVersion,
+    },
+    DeleteGroupSecret {
+        group_id: String,
+        key: String,
+    },
     PutTinybird(TbSecret),
     DeleteTinybird(String),
 }
@@ -241,19 +295,82 @@ pub struct VaultState {
 }
 
 impl VaultState {
+    /// Applies one change. The actor checks every change before journaling it, so a change
+    /// to something absent happens only when replaying a damaged journal: it is skipped.
     pub fn apply(&mut self, change: Change) {
         match change {
-            Change::PutScope(scope) => {
-                self.scopes.insert(scope.name.clone(), scope);
+            Change::CreateScope {
+                name,
+                created,
+                assignments,
+            } => {
+                let scope = Scope {
+                    name: name.clone(),
+                    created,
+                    secrets: BTreeMap::new(),
+                    assignments,
+                };
+                self.scopes.insert(name, scope);
             }
             Change::DeleteScope(name) => {
                 self.scopes.remove(&name);
             }
-            Change::PutGroup(group) => {
+            Change::PutScopeSecret { scope, key, sealed } => {
+                if let Some(scope) = self.scopes.get_mut(&scope) {
+                    scope.secrets.insert(key, sealed);
+                }
+            }
+            Change::DeleteScopeSecret { scope, key } => {
+                if let Some(scope) = self.scopes.get_mut(&scope) {
+                    scope.secrets.remove(&key);
+                }
+            }
+            Change::Assign { scope, assignment } => {
+                if let Some(scope) = self.scopes.get_mut(&scope) {
+                    if !scope.assignments.contains(&assignment) {
+                        scope.assignments.push(assignment);
+                    }
+                }
+            }
+            Change::Unassign { scope, assignment } => {
+                if let Some(scope) = self.scopes.get_mut(&scope) {
+                    scope.assignments.retain(|a| *a != assignment);
+                }
+            }
+            Change::PutGroup(mut group) => {
+                group.secrets = self
+                    .groups
+                    .remove(&group.id)
+                    .map(|existing| existing.secrets)
+                    .unwrap_or_default();
                 self.groups.insert(group.id.clone(), group);
             }
             Change::DeleteGroup(id) => {
                 self.groups.remove(&id);
+            }
+            Change::PutGroupSecret { group_id, secret } => {
+                if let Some(group) = self.groups.get_mut(&group_id) {
+                    group.secrets.insert(secret.key.clone(), secret);
+                }
+            }
+            Change::AddGroupSecretVersion {
+                group_id,
+                key,
+                version,
+            } => {
+                let secret = self
+                    .groups
+                    .get_mut(&group_id)
+                    .and_then(|group| group.secrets.get_mut(&key));
+                if let Some(secret) = secret {
+                    secret.updated = version.sealed.updated;
+                    secret.versions.push(version);
+                }
+            }
+            Change::DeleteGroupSecret { group_id, key } => {
+                if let Some(group) = self.groups.get_mut(&group_id) {
+                    group.secrets.remove(&key);
+                }
             }
             Change::PutTinybird(secret) => {
                 match self.tinybird.iter_mut().find(|s| s.name == secret.name) {
@@ -263,6 +380,37 @@ impl VaultState {
             }
             Change::DeleteTinybird(name) => self.tinybird.retain(|s| s.name != name),
         }
+    }
+
+    /// The changes that recreate this state from nothing (a snapshot's content).
+    pub fn as_changes(&self) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for scope in self.scopes.values() {
+            changes.push(Change::CreateScope {
+                name: scope.name.clone(),
+                created: scope.created,
+                assignments: scope.assignments.clone(),
+            });
+            changes.extend(
+                scope
+                    .secrets
+                    .iter()
+                    .map(|(key, sealed)| Change::PutScopeSecret {
+                        scope: scope.name.clone(),
+                        key: key.clone(),
+                        sealed: sealed.clone(),
+                    }),
+            );
+        }
+        for group in self.groups.values() {
+            changes.push(Change::PutGroup(group.without_secrets()));
+            changes.extend(group.secrets.values().map(|secret| Change::PutGroupSecret {
+                group_id: group.id.clone(),
+                secret: secret.clone(),
+            }));
+        }
+        changes.extend(self.tinybird.iter().cloned().map(Change::PutTinybird));
+        changes
     }
 }
 

@@ -12,6 +12,10 @@ use crate::registry::time::now_micros;
 
 /// Largest value accepted through the Tecton API.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most secrets one scope holds: what a scope may cost is bounded (any principal may create
+/// one), and every secret is one small journal record, so a full scope is at most
+/// `MAX_SECRETS_PER_SCOPE x MAX_VALUE_BYTES` (64 MiB) of ciphertext.
+const MAX_SECRETS_PER_SCOPE: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub enum TectonRequest {
@@ -32,6 +36,10 @@ pub enum TectonRequest {
         scope: String,
         key: String,
     },
+    /// Answers `Done` when the caller manages every one of these scopes: checked before the
+    /// assigned principals are looked up, so that a caller without the role learns nothing
+    /// about which principals exist.
+    CheckManages(Vec<String>),
     Assign(Vec<(String, Assignment)>),
     Unassign(Vec<(String, Assignment)>),
     /// Who holds which roles on a scope, optionally filtered.
@@ -157,13 +165,11 @@ impl VaultActor {
                     })
                     .into_iter()
                     .collect();
-                let scope = Scope {
+                self.commit(vec![Change::CreateScope {
                     name,
                     created: now_micros(),
-                    secrets: Default::default(),
                     assignments,
-                };
-                self.commit(vec![Change::PutScope(scope)])?;
+                }])?;
                 Ok(TectonAnswer::Done)
             }
             TectonRequest::DeleteScope(name) => {
@@ -204,33 +210,39 @@ impl VaultActor {
                         "a secret value is at most {MAX_VALUE_BYTES} bytes"
                     )));
                 }
-                let mut updated = self.scope_for(caller, &scope, ScopeRole::Writer)?.clone();
+                let found = self.scope_for(caller, &scope, ScopeRole::Writer)?;
+                let existing = found.secrets.get(&key);
+                if existing.is_none() && found.secrets.len() >= MAX_SECRETS_PER_SCOPE {
+                    return Err(SecretsError::Invalid(format!(
+                        "secret scope `{scope}` already holds {MAX_SECRETS_PER_SCOPE} secrets, the most a scope may hold; delete one or use another scope"
+                    )));
+                }
                 let now = now_micros();
-                let (version, created) = updated
-                    .secrets
-                    .get(&key)
-                    .map_or((1, now), |s| (s.version + 1, s.created));
+                let (version, created) = existing.map_or((1, now), |s| (s.version + 1, s.created));
                 let ciphertext = self.seal(&value, &identity(&scope, &key, version));
-                updated.secrets.insert(
-                    key,
-                    Sealed {
-                        ciphertext,
-                        version,
-                        created,
-                        updated: now,
-                    },
-                );
-                self.commit(vec![Change::PutScope(updated)])?;
+                let sealed = Sealed {
+                    ciphertext,
+                    version,
+                    created,
+                    updated: now,
+                };
+                self.commit(vec![Change::PutScopeSecret { scope, key, sealed }])?;
                 Ok(TectonAnswer::Done)
             }
             TectonRequest::DeleteKey { scope, key } => {
-                let mut updated = self.scope_for(caller, &scope, ScopeRole::Writer)?.clone();
-                if updated.secrets.remove(&key).is_none() {
+                let found = self.scope_for(caller, &scope, ScopeRole::Writer)?;
+                if !found.secrets.contains_key(&key) {
                     return Err(SecretsError::NotFound(format!(
                         "Secret `{key}` not found in scope `{scope}`"
                     )));
                 }
-                self.commit(vec![Change::PutScope(updated)])?;
+                self.commit(vec![Change::DeleteScopeSecret { scope, key }])?;
+                Ok(TectonAnswer::Done)
+            }
+            TectonRequest::CheckManages(scopes) => {
+                for scope in &scopes {
+                    self.scope_for(caller, scope, ScopeRole::Manager)?;
+                }
                 Ok(TectonAnswer::Done)
             }
             TectonRequest::Assign(assignments) | TectonRequest::Unassign(assignments)
@@ -306,36 +318,34 @@ impl VaultActor {
         }
     }
 
-    /// Adds or removes assignments; every one is checked before any is applied.
+    /// Adds or removes assignments; every scope is checked before anything changes, and only
+    /// what changes is journaled (assigning twice or removing what is absent is a no-op).
     fn change_assignments(
         &mut self,
         caller: &Caller,
         assignments: Vec<(String, Assignment)>,
         assign: bool,
     ) -> Result<TectonAnswer, SecretsError> {
-        let mut updated: Vec<Scope> = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
         for (scope_name, assignment) in assignments {
-            if updated.iter().all(|s| s.name != scope_name) {
-                updated.push(
-                    self.scope_for(caller, &scope_name, ScopeRole::Manager)?
-                        .clone(),
-                );
-            }
-            let scope = updated
-                .iter_mut()
-                .find(|s| s.name == scope_name)
-                .expect("just added");
-            let present = scope.assignments.iter().position(|a| *a == assignment);
-            match (assign, present) {
-                (true, None) => scope.assignments.push(assignment),
-                (false, Some(index)) => {
-                    scope.assignments.remove(index);
+            let scope = self.scope_for(caller, &scope_name, ScopeRole::Manager)?;
+            let present = scope.assignments.contains(&assignment);
+            let change = if assign {
+                Change::Assign {
+                    scope: scope_name,
+                    assignment,
                 }
-                // Assigning twice or removing what is absent changes nothing (idempotent).
-                _ => {}
+            } else {
+                Change::Unassign {
+                    scope: scope_name,
+                    assignment,
+                }
+            };
+            if present != assign && !changes.contains(&change) {
+                changes.push(change);
             }
         }
-        self.commit(updated.into_iter().map(Change::PutScope).collect())?;
+        self.commit(changes)?;
         Ok(TectonAnswer::Done)
     }
 }

@@ -1,6 +1,7 @@
 //! Tinybird's secrets (`/v0/secrets`, and `/v0/variables` as its CLI calls it): create,
 //! update, delete, list, get, never returning a value. Limits: 100 secrets, 8 KB per value, and
-//! 5 writes per second (a fixed one-second window, the vault being the only writer).
+//! 5 writes per second (a fixed one-second window, the vault being the only writer). Names are
+//! identifiers (they become ClickHouse query parameters in Tinybird).
 
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,27 @@ pub(super) fn identity(name: &str, version: u64) -> String {
     format!("tinybird\0{name}\0{version}")
 }
 
+/// Longest secret name accepted.
+const MAX_NAME_CHARS: usize = 255;
+
+/// A name becomes a ClickHouse query parameter (`{name: String}`, `param_<name>`), so it must
+/// be an identifier: a letter or `_`, then letters, digits and `_`.
+fn check_name(name: &str) -> Result<(), SecretsError> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_NAME_CHARS;
+    if valid {
+        Ok(())
+    } else {
+        Err(SecretsError::Invalid(format!(
+            "Invalid name \"{name}\": name must start with a letter or underscore and hold only letters, digits and underscores, at most {MAX_NAME_CHARS} characters"
+        )))
+    }
+}
+
 fn check_value(value: Option<Plaintext>) -> Result<Plaintext, SecretsError> {
     let value = value
         .filter(|v| !v.0.is_empty())
@@ -168,11 +190,7 @@ impl VaultActor {
                 if name.is_empty() {
                     return Err(SecretsError::Invalid("missing name".to_string()));
                 }
-                if name.len() > 255 || name.contains('/') {
-                    return Err(SecretsError::Invalid(
-                        "secret names are at most 255 characters, without `/`".to_string(),
-                    ));
-                }
+                check_name(&name)?;
                 let value = check_value(Some(value))?;
                 if kind.as_deref().is_some_and(|k| k != "secret") {
                     return Err(SecretsError::Invalid(

@@ -280,6 +280,7 @@ impl VaultActor {
                     updated: now,
                     secrets: Default::default(),
                 };
+                let mut changes = vec![Change::PutGroup(group.clone())];
                 for (key, value) in secrets {
                     check_name("secret key", &key)?;
                     if group.secrets.contains_key(&key) {
@@ -288,9 +289,13 @@ impl VaultActor {
                         )));
                     }
                     let secret = self.new_secret(&id, &key, &value, now);
+                    changes.push(Change::PutGroupSecret {
+                        group_id: id.clone(),
+                        secret: secret.clone(),
+                    });
                     group.secrets.insert(key, secret);
                 }
-                self.commit(vec![Change::PutGroup(group.clone())])?;
+                self.commit(changes)?;
                 Ok(TfAnswer::Group(group))
             }
             TfRequest::Upsert { manifest, dry_run } => {
@@ -335,7 +340,7 @@ impl VaultActor {
                     },
                 };
                 if !dry_run {
-                    self.commit(vec![Change::PutGroup(group.clone())])?;
+                    self.commit(vec![Change::PutGroup(group.without_secrets())])?;
                 }
                 Ok(TfAnswer::Group(group))
             }
@@ -343,22 +348,23 @@ impl VaultActor {
                 self.group_for(caller, &id, GroupAccess::Viewer)?.clone(),
             )),
             TfRequest::UpdateGroup { id, secrets } => {
-                let mut group = self.group_for(caller, &id, GroupAccess::Editor)?.clone();
-                let mut seen = Vec::new();
-                let mut updated = std::collections::BTreeMap::new();
+                let group = self.group_for(caller, &id, GroupAccess::Editor)?;
+                let mut fields = group.without_secrets();
+                fields.updated = now;
+                let mut changes = vec![Change::PutGroup(fields)];
+                let mut kept = std::collections::BTreeSet::new();
                 for (key, value) in secrets {
                     check_name("secret key", &key)?;
-                    if seen.contains(&key) {
+                    if !kept.insert(key.clone()) {
                         return Err(SecretsError::Invalid(format!(
                             "secret key `{key}` appears twice"
                         )));
                     }
-                    seen.push(key.clone());
-                    let secret = match (group.secrets.remove(&key), value) {
-                        (Some(existing), None) => existing,
-                        (Some(mut existing), Some(value)) => {
-                            let latest = existing.latest().sealed.clone();
-                            let what = format!("secret '{}:{}'", self.fqn(&group), key);
+                    match (group.secrets.get(&key), value) {
+                        (Some(_), None) => {}
+                        (Some(existing), Some(value)) => {
+                            let latest = &existing.latest().sealed;
+                            let what = format!("secret '{}:{}'", self.fqn(group), key);
                             let current = self.open(
                                 &latest.ciphertext,
                                 &identity(&id, &key, latest.version),
@@ -372,28 +378,36 @@ impl VaultActor {
                                     created: now,
                                     updated: now,
                                 };
-                                existing.versions.push(TfVersion {
-                                    id: new_id(),
-                                    sealed,
+                                changes.push(Change::AddGroupSecretVersion {
+                                    group_id: id.clone(),
+                                    key,
+                                    version: TfVersion {
+                                        id: new_id(),
+                                        sealed,
+                                    },
                                 });
-                                existing.updated = now;
                             }
-                            existing
                         }
-                        (None, Some(value)) => self.new_secret(&id, &key, &value, now),
+                        (None, Some(value)) => changes.push(Change::PutGroupSecret {
+                            group_id: id.clone(),
+                            secret: self.new_secret(&id, &key, &value, now),
+                        }),
                         (None, None) => {
                             return Err(SecretsError::Invalid(format!(
                                 "new secret key `{key}` needs a value"
                             )))
                         }
-                    };
-                    updated.insert(key, secret);
+                    }
                 }
-                // Keys left in `group.secrets` were omitted: they are deleted.
-                group.secrets = updated;
-                group.updated = now;
-                self.commit(vec![Change::PutGroup(group.clone())])?;
-                Ok(TfAnswer::Group(group))
+                // Keys the update omits are deleted.
+                changes.extend(group.secrets.keys().filter(|key| !kept.contains(*key)).map(
+                    |key| Change::DeleteGroupSecret {
+                        group_id: id.clone(),
+                        key: key.clone(),
+                    },
+                ));
+                self.commit(changes)?;
+                Ok(TfAnswer::Group(self.state.groups[&id].clone()))
             }
             TfRequest::DeleteGroup(id) => {
                 self.group_for(caller, &id, GroupAccess::Admin)?;
@@ -434,11 +448,13 @@ impl VaultActor {
             }
             TfRequest::DeleteSecret(id) => {
                 let (group, secret) = self.secret_by_id(caller, &id, GroupAccess::Editor)?;
-                let mut group = group.clone();
-                let key = secret.key.clone();
-                group.secrets.remove(&key);
-                group.updated = now;
-                self.commit(vec![Change::PutGroup(group)])?;
+                let mut fields = group.without_secrets();
+                fields.updated = now;
+                let deleted = Change::DeleteGroupSecret {
+                    group_id: group.id.clone(),
+                    key: secret.key.clone(),
+                };
+                self.commit(vec![Change::PutGroup(fields), deleted])?;
                 Ok(TfAnswer::Deleted)
             }
         }

@@ -10,9 +10,9 @@ use futures_util::future::{BoxFuture, FutureExt};
 use super::key::shard_of;
 use super::router::{Router, StoreError};
 use super::shard::RowWrite;
-use super::tiles::{encoding as tiles_encoding, TileSet};
+use super::tiles::{from_stored, TileSet};
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
-use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV1};
+use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV2};
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
@@ -57,11 +57,9 @@ impl Router {
             Journal::open(journal_dir, section.map_or(0, |s| s.journal_seq), policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
         recovery.journal_records = replay.records.len();
-        for record in replay.records {
-            // Records were checksummed on the way in; one that still does not decode ends the replay.
-            let Ok(rows) = decode::<RowsV1>(&record) else {
-                tracing::error!("journal record does not decode; replay stops here");
-                break;
+        for (i, record) in replay.records.iter().enumerate() {
+            let Ok(rows) = decode::<RowsV1>(record) else {
+                return Err(replay.undecodable(i).into());
             };
             let (stored, skipped) = self.restore_rows(rows, &mut on_rows).await?;
             recovery.journal_rows += stored;
@@ -94,26 +92,27 @@ impl Router {
         let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
             (0..self.n_shards()).map(|_| Vec::new()).collect();
         for stored_tiles in stored.tiles {
-            let Some(view) = ids.get(stored_tiles.view as usize).copied().flatten() else {
+            let (view_index, key, tiles) = from_stored(stored_tiles).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("stored aggregation tiles: {e}"),
+                )
+            })?;
+            let Some(view) = ids.get(view_index as usize).copied().flatten() else {
                 continue;
             };
             let Some(spec) = self.specs.get(view as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            match tiles_encoding::decode(&stored_tiles.state) {
-                // Tiles written for other aggregates (the repository changed) would be misread.
-                Ok(tiles) if tiles.fits(spec) => {
-                    per_shard[shard_of(view, &stored_tiles.key, self.n_shards())].push((
-                        view,
-                        stored_tiles.key,
-                        tiles,
-                    ));
-                    restored_tiles += 1;
-                }
-                _ => tracing::warn!(
+            // Tiles written for other aggregates (the repository changed) would be misread.
+            if tiles.fits(spec) {
+                per_shard[shard_of(view, &key, self.n_shards())].push((view, key, tiles));
+                restored_tiles += 1;
+            } else {
+                tracing::warn!(
                     view,
                     "stored tiles do not match the view's aggregations; skipped"
-                ),
+                );
             }
         }
         self.restore_tiles(per_shard).await?;
@@ -175,7 +174,7 @@ impl SnapshotSource for Router {
                         })
                     })
                     .collect();
-                let tiles: Vec<TilesV1> = exports
+                let tiles: Vec<TilesV2> = exports
                     .iter()
                     .flat_map(|export| export.tiles.iter().cloned())
                     .collect();

@@ -30,6 +30,15 @@ pub enum StoreError {
     WriterGone,
     #[error("could not store rows: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Journal(#[from] crate::persist::JournalError),
+}
+
+impl StoreError {
+    /// True when writes are refused until the journal can be repaired (HTTP 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Journal(error) if error.is_unwritable())
+    }
 }
 
 /// A cheap, cloneable handle on every shard.

@@ -165,6 +165,11 @@ impl Server {
         ServerBuilder::new().start()
     }
 
+    /// The server process's id (to read its memory use from `/proc`, or to hold its lock).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }

@@ -8,13 +8,27 @@ use super::common::{timestamp_in, Reply, Server, ADMIN_KEY};
 const SCIM: &str = "/api/scim/v2";
 
 fn scim(server: &Server, method: &str, path: &str, key: &str, body: Option<&Json>) -> Reply {
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    scim_bytes(server, method, path, key, bytes.as_deref(), &[])
+}
+
+/// A SCIM request under `/api/scim/v2` with `Authorization: Bearer <key>`, the body sent as
+/// these exact bytes, and any extra headers.
+pub(super) fn scim_bytes(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&[u8]>,
+    extra_headers: &[(&str, &str)],
+) -> Reply {
     let auth = format!("Bearer {key}");
-    let headers = [
+    let mut headers = vec![
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/scim+json"),
     ];
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    server.request(method, &format!("{SCIM}{path}"), &headers, bytes.as_deref())
+    headers.extend_from_slice(extra_headers);
+    server.request(method, &format!("{SCIM}{path}"), &headers, body)
 }
 
 /// Creates a service account with these roles; returns (id, api key).
@@ -47,7 +61,12 @@ fn ingest(server: &Server, key: &str, dry_run: bool) -> Reply {
     server.post_json("/ingest", Some(key), &body)
 }
 
-fn assert_scim_error(reply: &Reply, status: u16, scim_type: Option<&str>, fragment: &str) {
+pub(super) fn assert_scim_error(
+    reply: &Reply,
+    status: u16,
+    scim_type: Option<&str>,
+    fragment: &str,
+) {
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.header("content-type"), Some("application/scim+json"));
     let body = reply.json();

@@ -6,9 +6,14 @@ mod aggregation;
 mod bench;
 #[allow(dead_code)]
 mod common;
+mod data_dir;
+mod faults;
 mod feature_service;
+mod hostile;
 mod identity;
 mod ingest;
 mod persistence;
 mod registry;
+mod scim_protocol;
+mod scim_providers;
 mod secrets;

@@ -681,6 +681,14 @@ fn tinybird_secrets_with_their_limits() {
         ("name=a", "missing value"),
         ("name=&value=x", "missing name"),
         (
+            "name=bad+name%21&value=x",
+            "Invalid name \"bad name!\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters",
+        ),
+        (
+            "name=9lives&value=x",
+            "Invalid name \"9lives\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters",
+        ),
+        (
             "name=t&value=x&type=other",
             "Supported variable types are: secret",
         ),
@@ -823,6 +831,18 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
         .as_str()
         .unwrap()
         .to_string();
+    let group_id = group.json()["data"]["id"].as_str().unwrap().to_string();
+    // A new version of K and a new key L: journaled as changes of their own, replayed in order.
+    let (k_v2, l_value) = (
+        format!("{}-v2", plaintexts[1]),
+        format!("{}-l", plaintexts[1]),
+    );
+    let update = json!({"secrets": [{"key": "K", "value": k_v2}, {"key": "L", "value": l_value}]});
+    let path = format!("/secret-groups/{group_id}");
+    assert_eq!(
+        tf(&server, "PUT", &path, ADMIN_KEY, Some(update)).status,
+        200
+    );
     assert_eq!(
         tinybird(
             &server,
@@ -852,8 +872,16 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
             None
         )
         .json()["data"]["value"],
-        plaintexts[1]
+        k_v2.as_str()
     );
+    let group = tf(&server, "GET", &path, ADMIN_KEY, None).json();
+    let secrets = group["data"]["associatedSecrets"].as_array().unwrap();
+    let keys: Vec<&str> = secrets
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["K", "L"]);
+    assert_eq!(secrets[0]["secretVersions"].as_array().unwrap().len(), 2);
     assert_eq!(tinybird(&server, "GET", "/v0/secrets/tb", None).status, 200);
     // A snapshot, a rotation and a shutdown snapshot: still no plaintext anywhere.
     assert_eq!(
@@ -903,7 +931,7 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
 
 #[test]
 fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
-    use quiver::persist::format::{checksum, decode, encode, VaultChangeV1};
+    use quiver::persist::format::{checksum, decode, encode, VaultChangeV2};
     use quiver::persist::journal::parse_records;
 
     let data = tempfile::tempdir().unwrap();
@@ -953,15 +981,11 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
     let mut rewritten = Vec::new();
     let mut tampered = false;
     for record in records {
-        let mut changes: Vec<VaultChangeV1> = decode(&record).unwrap();
+        let mut changes: Vec<VaultChangeV2> = decode(&record).unwrap();
         for change in changes.iter_mut() {
-            if let VaultChangeV1::Put { document, .. } = change {
-                let mut doc: Json = serde_json::from_str(document).unwrap();
-                if let Some(sealed) = doc["secrets"].get_mut("victim") {
-                    let hex = sealed["ciphertext"].as_str().unwrap().to_string();
-                    let flipped = if hex.ends_with('0') { "1" } else { "0" };
-                    sealed["ciphertext"] = json!(format!("{}{flipped}", &hex[..hex.len() - 1]));
-                    *document = doc.to_string();
+            if let VaultChangeV2::PutScopeSecret { key, sealed, .. } = change {
+                if key == "victim" {
+                    *sealed.ciphertext.last_mut().unwrap() ^= 1;
                     tampered = true;
                 }
             }
@@ -992,4 +1016,160 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
         200,
         "no crash"
     );
+}
+
+/// The journal's records of `data_dir`'s vault, oldest first.
+fn vault_journal_records(data_dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut segments: Vec<_> = std::fs::read_dir(data_dir.join("journal").join("vault"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|segment| {
+            quiver::persist::journal::parse_records(&std::fs::read(segment).unwrap()).0
+        })
+        .collect()
+}
+
+#[test]
+fn the_vault_journal_grows_by_one_small_record_per_put() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/big", ADMIN_KEY, None).status,
+        200
+    );
+    let value = |i: usize| format!("value-{i:04}-0123456789");
+    let puts = 200;
+    for i in 0..puts {
+        let reply = tecton(
+            &server,
+            "PUT",
+            &format!("/scopes/big/keys/key-{i:04}"),
+            ADMIN_KEY,
+            Some(json!({ "value": value(i) })),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    server.kill9();
+
+    let records = vault_journal_records(data.path());
+    assert_eq!(records.len(), 1 + puts, "one record per request");
+    let first_put = records[1].len();
+    let last_put = records[puts].len();
+    assert!(
+        last_put <= first_put + 8,
+        "the last put's record ({last_put} bytes) is as small as the first ({first_put} bytes)"
+    );
+    let total: usize = records.iter().map(Vec::len).sum();
+    assert!(
+        total <= records[0].len() + puts * (first_put + 8),
+        "{total} bytes for {puts} puts of {first_put}-byte records"
+    );
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    for i in 0..puts {
+        let reply = tecton(
+            &server,
+            "GET",
+            &format!("/scopes/big/keys/key-{i:04}"),
+            ADMIN_KEY,
+            None,
+        );
+        assert_eq!(reply.json()["value"], value(i), "key-{i:04} after SIGKILL");
+    }
+}
+
+#[test]
+fn a_scope_holds_at_most_1000_secrets() {
+    let server = Server::start();
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/full", ADMIN_KEY, None).status,
+        200
+    );
+    for i in 0..1000 {
+        let path = format!("/scopes/full/keys/k{i}");
+        let reply = tecton(
+            &server,
+            "PUT",
+            &path,
+            ADMIN_KEY,
+            Some(json!({"value": "v"})),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let reply = tecton(
+        &server,
+        "PUT",
+        "/scopes/full/keys/one-more",
+        ADMIN_KEY,
+        Some(json!({"value": "v"})),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("already holds 1000 secrets"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/full/keys/k7",
+            ADMIN_KEY,
+            Some(json!({"value": "new"}))
+        )
+        .status,
+        200,
+        "an existing secret still takes a new value"
+    );
+    assert_eq!(
+        tecton(
+            &server,
+            "GET",
+            "/scopes/full/keys/one-more",
+            ADMIN_KEY,
+            None
+        )
+        .status,
+        404,
+        "the refused put changed nothing"
+    );
+}
+
+#[test]
+fn assign_roles_tells_a_caller_without_the_role_nothing_about_principals() {
+    let server = Server::start();
+    let (_, manager) = service_account(&server, "manager", json!([]));
+    let (known_id, outsider) = service_account(&server, "outsider", json!([]));
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/payments", &manager, None).status,
+        200
+    );
+    let attempt = |principal_id: &str| {
+        let body = assignment(
+            "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+            principal_id,
+            "manage_scope_role",
+        );
+        tecton(&server, "POST", "/assign-roles", &outsider, Some(body))
+    };
+    let known = attempt(&known_id);
+    let unknown = attempt("no-such-principal");
+    assert_eq!(known.status, 403, "{}", known.body);
+    assert_eq!((unknown.status, unknown.body), (known.status, known.body));
+    // The manager still learns that a principal does not exist.
+    let body = assignment(
+        "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+        "no-such-principal",
+        "read_scope_role",
+    );
+    let reply = tecton(&server, "POST", "/assign-roles", &manager, Some(body));
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("does not exist"), "{}", reply.body);
 }

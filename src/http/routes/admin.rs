@@ -1,16 +1,17 @@
 //! Operator endpoints, admin only. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes
 //! JSON Lines rows of one view (what `quiver load` sends) and writes all of them or none;
-//! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them.
+//! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them
+//! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk).
+//! Every handler takes `Admin` first, so a non-admin is refused before any body is read.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::auth::Caller;
-use super::super::body::read_limited;
+use super::super::auth::Admin;
+use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::{method_not_allowed, AppState};
-use crate::iam::Permission;
 use crate::ingest::file::{read_rows, FileFormat};
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
@@ -44,11 +45,7 @@ fn snapshotter(state: &AppState) -> Result<&Snapshotter, ApiError> {
 }
 
 /// Starts a snapshot and answers at once with its id; the file appears when it is written.
-async fn create_snapshot(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Permission::Admin)?;
+async fn create_snapshot(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let pending = snapshotter(&state)?
         .begin()
         .map_err(|e| ApiError::new(ErrorKind::AlreadyExists, e.to_string()))?;
@@ -61,11 +58,10 @@ async fn create_snapshot(
     Ok(HttpResponse::Accepted().json(json!({"id": id, "status": "started"})))
 }
 
-async fn list_snapshots(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Permission::Admin)?;
+async fn list_snapshots(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let last_failure = snapshotter(&state)?
+        .last_failure()
+        .map(|failure| json!({"id": failure.id, "error": failure.error}));
     let dir = snapshotter(&state)?.dir().clone();
     let listing = web::block(move || describe_snapshots(&dir))
         .await
@@ -78,7 +74,7 @@ async fn list_snapshots(
                    "shards": s.n_shards, "items": s.items, "checksum": s.checksum})
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"snapshots": snapshots})))
+    Ok(HttpResponse::Ok().json(json!({"snapshots": snapshots, "lastFailure": last_failure})))
 }
 
 #[derive(Deserialize)]
@@ -87,18 +83,16 @@ struct ViewPath {
     view: String,
 }
 
+/// A load chunk: `quiver load` sends 5,000 rows a request by default, and wide rows reach a few
+/// KB each; only an admin may send one, checked before a byte of it is read.
+const MAX_LOAD_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 async fn load_rows(
+    _: Admin,
     state: web::Data<AppState>,
-    caller: Caller,
     path: web::Path<ViewPath>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    if !caller.0.is_admin {
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            "loading rows needs an admin key",
-        ));
-    }
     let view = state
         .registry
         .view_by_name(&path.workspace, &path.view)
@@ -111,13 +105,17 @@ async fn load_rows(
                 ),
             )
         })?;
-    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    let body = body.read(MAX_LOAD_BODY_BYTES).await?;
     let rows = read_rows(view, FileFormat::JsonLines, body.as_ref(), |_| {})
         .map_err(|bad| ApiError::new(ErrorKind::InvalidArgument, bad.to_string()))?;
     let writes = rows.iter().map(|row| row.to_write(view)).collect();
     let outcome = state.router.write(writes).await.map_err(|error| {
         tracing::error!(%error, "bulk load write failed");
-        ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        if error.is_unavailable() {
+            ApiError::new(ErrorKind::Unavailable, error.to_string())
+        } else {
+            ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        }
     })?;
     Ok(HttpResponse::Ok().json(json!({
         "rowsReceived": rows.len(),
@@ -129,11 +127,7 @@ async fn load_rows(
 /// Re-encrypts every secret under a new master key while serving. When the key lives in a file
 /// the file is replaced; when it came from `QUIVER_MASTER_KEY`, the new key is in the answer,
 /// once, for the operator to put in the environment before the next start.
-async fn rotate_master_key(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Permission::Admin)?;
+async fn rotate_master_key(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let new_key = state.vault.rotate_key().await?;
     let mut body = json!({"rotated": true});
     if let Some(key) = new_key {

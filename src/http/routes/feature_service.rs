@@ -1,5 +1,7 @@
 //! Tecton's Feature Service: GetFeatures, GetFeaturesBatch and Metadata, on the v1 paths (service
-//! named in the body) and the v2 paths (service named in the path).
+//! named in the body) and the v2 paths (service named in the path). The caller is checked before
+//! the body is read: on v2 against the path's workspace; on v1, whose body names the workspace,
+//! the caller must hold the permission on some workspace first and on the named one after.
 
 use std::time::Instant;
 
@@ -8,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map};
 
 use super::super::auth::Caller;
-use super::super::body::{parse_json, read_limited};
+use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, Envelope,
@@ -69,11 +71,22 @@ impl ServicePath {
     }
 }
 
-async fn read_params(
+/// What can be checked before the body is read: `permission` on the path's workspace (v2), or
+/// on some workspace (v1).
+fn check_before_body(
     state: &AppState,
-    payload: web::Payload,
-) -> Result<GetFeaturesParams, ApiError> {
-    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    caller: &Caller,
+    path: Option<&ServicePath>,
+    permission: fn(&str) -> Permission,
+) -> Result<(), ApiError> {
+    match path {
+        Some(path) => caller.require(permission(&path.workspace)),
+        None => caller.require_on_some_workspace(&state.registry, permission),
+    }
+}
+
+async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesParams, ApiError> {
+    let body = body.read(state.limits.max_body_bytes).await?;
     let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(&body)?;
     envelope
         .params
@@ -82,26 +95,32 @@ async fn read_params(
 
 /// GetFeatures on the v1 path (service named in the body) and the v2 path (named in the path).
 async fn get_features(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     path: Option<web::Path<ServicePath>>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let params = read_params(&state, payload).await?;
+    check_before_body(&state, &caller, path.as_deref(), |workspace| {
+        Permission::ReadFeatures(workspace)
+    })?;
+    let params = read_params(&state, body).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
     answer_single(&state, &caller, locator, params, started).await
 }
 
 /// GetFeaturesBatch on the v1 and v2 paths.
 async fn get_features_batch(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     path: Option<web::Path<ServicePath>>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let params = read_params(&state, payload).await?;
+    check_before_body(&state, &caller, path.as_deref(), |workspace| {
+        Permission::ReadFeatures(workspace)
+    })?;
+    let params = read_params(&state, body).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
     answer_batch(&state, &caller, locator, params, started).await
 }
@@ -203,19 +222,22 @@ async fn answer_batch(
 }
 
 async fn metadata_v1(
-    state: web::Data<AppState>,
     caller: Caller,
-    payload: web::Payload,
+    state: web::Data<AppState>,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let params = read_params(&state, payload).await?;
+    check_before_body(&state, &caller, None, |workspace| {
+        Permission::ReadMetadata(workspace)
+    })?;
+    let params = read_params(&state, body).await?;
     let service = resolve_service(&state.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
 async fn metadata_v2(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
     let locator = Locator {
@@ -231,17 +253,20 @@ async fn metadata_v2(
 /// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise
 /// (what the Tecton SDK's `wait_until_ready` polls).
 async fn service_state_v1(
-    state: web::Data<AppState>,
     caller: Caller,
-    payload: web::Payload,
+    state: web::Data<AppState>,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
+    check_before_body(&state, &caller, None, |workspace| {
+        Permission::ReadMetadata(workspace)
+    })?;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct StateRequest {
         #[serde(alias = "feature_service_locator")]
         feature_service_locator: Option<GetFeaturesParams>,
     }
-    let body = read_limited(payload, state.limits.max_body_bytes).await?;
+    let body = body.read(state.limits.max_body_bytes).await?;
     let request: StateRequest = parse_json(&body)?;
     let locator = request
         .feature_service_locator

@@ -1,22 +1,24 @@
 //! SCIM 2.0 at `/api/scim/v2`: Users, Groups and ServiceAccounts (list, search, create, get,
-//! replace, patch, delete) and the discovery endpoints. Admin only; every error is a SCIM error.
+//! replace, patch, delete) and the discovery endpoints. Admin only: every handler takes
+//! `ScimAdmin` first, so a non-admin is refused before any body is read. Every error is a SCIM
+//! error.
 
 use std::collections::HashMap;
 
-use actix_web::http::header::{ETAG, LOCATION};
+use actix_web::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
-use super::super::auth::authenticate;
-use super::super::body::{parse_json, read_limited};
+use super::super::auth::Admin;
+use super::super::body::{parse_json, UnreadBody};
 use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::AppState;
 use crate::iam::directory::{ListQuery, ResourceKind};
+use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
 use crate::iam::scim::resource::{attribute_list, project};
 use crate::iam::scim::schema::{self, ResourceSchema};
-use crate::iam::Permission;
 
 const BASE: &str = "/api/scim/v2";
 /// The largest page a list returns (also published as `filter.maxResults`).
@@ -32,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(get_only("/ResourceTypes/{id}").route(web::get().to(resource_type)))
             .service(get_only("/Schemas").route(web::get().to(schemas)))
             .service(get_only("/Schemas/{id}").route(web::get().to(schema_by_id)))
+            .service(web::resource("/Bulk").to(bulk))
             .service(
                 web::resource("/.search")
                     .route(web::post().to(search_all))
@@ -53,13 +56,19 @@ fn get_only(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
-    Err(ScimHttpError::new(
+async fn method_not_allowed(
+    _: ScimAdmin,
+    request: HttpRequest,
+) -> Result<HttpResponse, ScimHttpError> {
+    Err(wrong_method(&request))
+}
+
+fn wrong_method(request: &HttpRequest) -> ScimHttpError {
+    ScimHttpError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         None,
         format!("{} is not allowed on {}", request.method(), request.path()),
-    ))
+    )
 }
 
 fn base_url(request: &HttpRequest) -> String {
@@ -67,11 +76,8 @@ fn base_url(request: &HttpRequest) -> String {
     format!("{}://{}{BASE}", info.scheme(), info.host())
 }
 
-/// Authenticates and requires `account_type=admin`.
-fn admin(request: &HttpRequest) -> Result<(), ScimHttpError> {
-    authenticate(request)?.require(Permission::Admin)?;
-    Ok(())
-}
+/// An authenticated admin, refused in SCIM's error shape.
+type ScimAdmin = Admin<ScimHttpError>;
 
 fn scim_json(status: StatusCode, body: &Json) -> HttpResponse {
     HttpResponse::build(status)
@@ -110,13 +116,8 @@ fn resource_response(status: StatusCode, resource: &Json) -> HttpResponse {
 /// SCIM bodies are small (a user, a group's member list); anything near a megabyte is hostile.
 const MAX_SCIM_BODY_BYTES: usize = 256 * 1024;
 
-async fn read_body(state: &AppState, payload: web::Payload) -> Result<Json, ScimHttpError> {
-    let body = read_limited(
-        payload,
-        state.limits.max_body_bytes.min(MAX_SCIM_BODY_BYTES),
-    )
-    .await?;
-    Ok(parse_json(&body)?)
+async fn read_body(body: UnreadBody) -> Result<Json, ScimHttpError> {
+    Ok(parse_json(&body.read(MAX_SCIM_BODY_BYTES).await?)?)
 }
 
 fn list_response(total: usize, start_index: usize, resources: Vec<Json>) -> Json {
@@ -129,16 +130,17 @@ fn list_response(total: usize, start_index: usize, resources: Vec<Json>) -> Json
     })
 }
 
-async fn service_provider_config(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
+async fn service_provider_config(
+    _: ScimAdmin,
+    request: HttpRequest,
+) -> Result<HttpResponse, ScimHttpError> {
     Ok(scim_json(
         StatusCode::OK,
         &schema::service_provider_config(&base_url(&request)),
     ))
 }
 
-async fn resource_types(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
+async fn resource_types(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
     let base = base_url(&request);
     let all: Vec<Json> = schema::ALL
         .iter()
@@ -158,10 +160,10 @@ fn find_schema(
 }
 
 async fn resource_type(
+    _: ScimAdmin,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let found = find_schema(
         |s| s.resource_type == id.as_str(),
         &format!("resource type `{id}`"),
@@ -172,26 +174,23 @@ async fn resource_type(
     ))
 }
 
-async fn schemas(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
-    let base = base_url(&request);
-    let all: Vec<Json> = schema::ALL
-        .iter()
-        .map(|s| schema::schema_json(s, &base))
-        .collect();
+async fn schemas(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
+    let all = schema::all_schemas(&base_url(&request));
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
 async fn schema_by_id(
+    _: ScimAdmin,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
-    let found = find_schema(|s| s.urn == id.as_str(), &format!("schema `{id}`"))?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::schema_json(found, &base_url(&request)),
-    ))
+    let found = schema::all_schemas(&base_url(&request))
+        .into_iter()
+        .find(|s| s["id"] == id.as_str())
+        .ok_or_else(|| {
+            ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no schema `{id}`"))
+        })?;
+    Ok(scim_json(StatusCode::OK, &found))
 }
 
 /// The list parameters, from a query string or a `.search` body.
@@ -260,8 +259,8 @@ impl ListParameters {
             count,
             sort_by: text("sortBy"),
             descending: sort_order == "descending",
-            attributes: attribute_list(Some(&list("attributes"))),
-            excluded: attribute_list(Some(&list("excludedAttributes"))),
+            attributes: attribute_names("attributes", Some(&list("attributes")))?,
+            excluded: attribute_names("excludedAttributes", Some(&list("excludedAttributes")))?,
         })
     }
 }
@@ -310,12 +309,12 @@ async fn run_list(
 }
 
 async fn list(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let kind = kind_of(&resource)?;
     let object: serde_json::Map<String, Json> = query
         .into_inner()
@@ -332,25 +331,25 @@ async fn list(
 }
 
 async fn search(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let kind = kind_of(&resource)?;
-    let body = read_body(&state, payload).await?;
+    let body = read_body(body).await?;
     run_list(&state, &request, &[kind], ListParameters::from_json(&body)?).await
 }
 
 /// `POST /.search`: every resource type.
 async fn search_all(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
-    let body = read_body(&state, payload).await?;
+    let body = read_body(body).await?;
     let kinds = [
         ResourceKind::User,
         ResourceKind::Group,
@@ -360,14 +359,14 @@ async fn search_all(
 }
 
 async fn create(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let kind = kind_of(&resource)?;
-    let body = read_body(&state, payload).await?;
+    let body = read_body(body).await?;
     let created = state
         .directory
         .create(kind, body, base_url(&request))
@@ -375,33 +374,65 @@ async fn create(
     Ok(resource_response(StatusCode::CREATED, &created))
 }
 
+/// The most names `attributes` or `excludedAttributes` may list: many times every attribute
+/// and sub-attribute Quiver has; a list's projection costs names x attributes per resource.
+const MAX_ATTRIBUTE_NAMES: usize = 100;
+
+/// A projection list (`attributes=a,b.c`), refused over [`MAX_ATTRIBUTE_NAMES`].
+fn attribute_names(field: &str, text: Option<&str>) -> Result<Vec<String>, ScimHttpError> {
+    let names = attribute_list(text);
+    if names.len() > MAX_ATTRIBUTE_NAMES {
+        return Err(ScimHttpError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+            format!(
+                "`{field}` lists {} names; the limit is {MAX_ATTRIBUTE_NAMES}",
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
+}
+
 /// `attributes` / `excludedAttributes` of a query string.
-fn projection(query: &HashMap<String, String>) -> (Vec<String>, Vec<String>) {
+fn projection(
+    query: &HashMap<String, String>,
+) -> Result<(Vec<String>, Vec<String>), ScimHttpError> {
     let get = |name: &str| {
         query
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    (
-        attribute_list(get("attributes")),
-        attribute_list(get("excludedAttributes")),
-    )
+    Ok((
+        attribute_names("attributes", get("attributes"))?,
+        attribute_names("excludedAttributes", get("excludedAttributes"))?,
+    ))
 }
 
 async fn get(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let (resource, id) = path.into_inner();
     let found = state
         .directory
         .get(kind_of(&resource)?, id, base_url(&request))
         .await?;
-    let (attributes, excluded) = projection(&query);
+    if let (Some(tags), Some(version)) = (
+        preconditions(&request).if_none_match,
+        found["meta"]["version"].as_str(),
+    ) {
+        if tags.contains(version) {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((ETAG, version.to_string()))
+                .finish());
+        }
+    }
+    let (attributes, excluded) = projection(&query)?;
     Ok(resource_response(
         StatusCode::OK,
         &project(found, &attributes, &excluded),
@@ -409,53 +440,79 @@ async fn get(
 }
 
 async fn replace(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let (resource, id) = path.into_inner();
     let kind = kind_of(&resource)?;
-    let body = read_body(&state, payload).await?;
+    let body = read_body(body).await?;
     let replaced = state
         .directory
-        .replace(kind, id, body, base_url(&request))
+        .replace(kind, id, body, base_url(&request), preconditions(&request))
         .await?;
     Ok(resource_response(StatusCode::OK, &replaced))
 }
 
 async fn patch(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let (resource, id) = path.into_inner();
     let kind = kind_of(&resource)?;
-    let body = read_body(&state, payload).await?;
+    let body = read_body(body).await?;
     let patched = state
         .directory
-        .patch(kind, id, body, base_url(&request))
+        .patch(kind, id, body, base_url(&request), preconditions(&request))
         .await?;
     Ok(resource_response(StatusCode::OK, &patched))
 }
 
 async fn delete(
+    _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
     let (resource, id) = path.into_inner();
-    state.directory.delete(kind_of(&resource)?, id).await?;
+    state
+        .directory
+        .delete(kind_of(&resource)?, id, preconditions(&request))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `If-Match` / `If-None-Match`, checked by the directory against the version it changes.
+fn preconditions(request: &HttpRequest) -> Preconditions {
+    let tags = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(EntityTags::parse)
+    };
+    Preconditions {
+        if_match: tags(IF_MATCH),
+        if_none_match: tags(IF_NONE_MATCH),
+    }
+}
+
+/// Bulk operations are not implemented (`bulk.supported: false`): 501, as RFC 7644 asks.
+async fn bulk(_: ScimAdmin) -> Result<HttpResponse, ScimHttpError> {
+    Err(ScimHttpError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "bulk operations are not supported; send each operation as its own request",
+    ))
+}
+
 /// Unknown paths are 404; known paths with another method are 405.
-async fn fallback(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    admin(&request)?;
+async fn fallback(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
     let path = request.path().trim_start_matches(BASE);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let known = match segments.as_slice() {
@@ -463,7 +520,7 @@ async fn fallback(request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
         _ => false,
     };
     if known {
-        method_not_allowed(request).await
+        Err(wrong_method(&request))
     } else {
         Err(ScimHttpError::new(
             StatusCode::NOT_FOUND,

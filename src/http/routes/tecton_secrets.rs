@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::super::auth::Caller;
-use super::super::body::{parse_json, read_limited};
+use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::AppState;
 use crate::iam::directory::ResourceKind;
@@ -65,9 +65,19 @@ impl From<crate::secrets::SecretsError> for ApiError {
             NotEmpty(_) => ErrorKind::FailedPrecondition,
             RateLimited { .. } => ErrorKind::ResourceExhausted,
             Tampered(_) | Internal(_) => ErrorKind::Internal,
+            Unavailable(_) => ErrorKind::Unavailable,
         };
         ApiError::new(kind, error.to_string())
     }
+}
+
+/// A Tecton secret value is at most 64 KiB (the vault refuses more with a 400 that says so);
+/// JSON escaping can make one up to six times longer, and assignment lists are short.
+const MAX_SECRETS_BODY_BYTES: usize = 512 * 1024;
+
+/// Reads a JSON body; every handler has authenticated its caller (the `Caller` extractor) first.
+async fn read_json<T: serde::de::DeserializeOwned>(body: UnreadBody) -> Result<T, ApiError> {
+    parse_json(&body.read(MAX_SECRETS_BODY_BYTES).await?)
 }
 
 async fn call(
@@ -82,7 +92,7 @@ fn done() -> HttpResponse {
     HttpResponse::Ok().json(json!({}))
 }
 
-async fn list_scopes(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn list_scopes(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let TectonAnswer::Scopes(scopes) = call(&state, &caller, TectonRequest::ListScopes).await?
     else {
         unreachable!("ListScopes answers Scopes")
@@ -95,8 +105,8 @@ async fn list_scopes(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
 }
 
 async fn create_scope(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     scope: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     call(
@@ -109,22 +119,22 @@ async fn create_scope(
 }
 
 async fn create_scope_from_body(
-    state: web::Data<AppState>,
     caller: Caller,
-    payload: web::Payload,
+    state: web::Data<AppState>,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
     struct Body {
         scope: String,
     }
-    let body: Body = parse_json(&read_limited(payload, state.limits.max_body_bytes).await?)?;
+    let body: Body = read_json(body).await?;
     call(&state, &caller, TectonRequest::CreateScope(body.scope)).await?;
     Ok(done())
 }
 
 async fn delete_scope(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     scope: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     call(
@@ -137,8 +147,8 @@ async fn delete_scope(
 }
 
 async fn list_keys(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     scope: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let TectonAnswer::Keys(keys) =
@@ -151,8 +161,8 @@ async fn list_keys(
 }
 
 async fn get_value(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (scope, key) = path.into_inner();
@@ -165,17 +175,17 @@ async fn get_value(
 }
 
 async fn put_value(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
     struct Body {
         value: String,
     }
     let (scope, key) = path.into_inner();
-    let body: Body = parse_json(&read_limited(payload, state.limits.max_body_bytes).await?)?;
+    let body: Body = read_json(body).await?;
     call(
         &state,
         &caller,
@@ -190,8 +200,8 @@ async fn put_value(
 }
 
 async fn delete_key(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (scope, key) = path.into_inner();
@@ -273,13 +283,16 @@ async fn check_principal_exists(
         .map_err(|_| missing())
 }
 
+/// Reads the assignments of an assign or unassign request. The caller must manage every scope
+/// named before the principals are looked up: a caller without the role gets the same 403 for
+/// an unknown principal as for a known one.
 async fn read_assignments(
     state: &AppState,
+    caller: &Caller,
     path_scope: Option<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
-    let body: AssignmentsBody =
-        parse_json(&read_limited(payload, state.limits.max_body_bytes).await?)?;
+    let body: AssignmentsBody = read_json(body).await?;
     let mut assignments = Vec::with_capacity(body.assignments.len());
     for (i, a) in body.assignments.into_iter().enumerate() {
         check_resource_type(a.resource_type.as_deref())?;
@@ -297,30 +310,36 @@ async fn read_assignments(
             principal_id: a.principal_id,
             role: scope_role(&a.role)?,
         };
-        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
         assignments.push((scope, assignment));
+    }
+    let scopes = assignments.iter().map(|(scope, _)| scope.clone()).collect();
+    call(state, caller, TectonRequest::CheckManages(scopes)).await?;
+    for (_, assignment) in &assignments {
+        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
     }
     Ok(assignments)
 }
 
 async fn assign(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     scope: Option<web::Path<String>>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = read_assignments(&state, scope.map(|s| s.into_inner()), payload).await?;
+    let assignments =
+        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
     call(&state, &caller, TectonRequest::Assign(assignments)).await?;
     Ok(done())
 }
 
 async fn unassign(
-    state: web::Data<AppState>,
     caller: Caller,
+    state: web::Data<AppState>,
     scope: Option<web::Path<String>>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = read_assignments(&state, scope.map(|s| s.into_inner()), payload).await?;
+    let assignments =
+        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
     call(&state, &caller, TectonRequest::Unassign(assignments)).await?;
     Ok(done())
 }
@@ -358,9 +377,9 @@ async fn principal_json(state: &AppState, principal_type: PrincipalType, id: &st
 }
 
 async fn assigned_principals(
-    state: web::Data<AppState>,
     caller: Caller,
-    payload: web::Payload,
+    state: web::Data<AppState>,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -374,7 +393,7 @@ async fn assigned_principals(
         #[serde(default, alias = "principal_types")]
         principal_types: Vec<String>,
     }
-    let body: Body = parse_json(&read_limited(payload, state.limits.max_body_bytes).await?)?;
+    let body: Body = read_json(body).await?;
     check_resource_type(body.resource_type.as_deref())?;
     let roles = body
         .roles
@@ -411,9 +430,9 @@ async fn assigned_principals(
 }
 
 async fn assigned_roles(
-    state: web::Data<AppState>,
     caller: Caller,
-    payload: web::Payload,
+    state: web::Data<AppState>,
+    body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -429,7 +448,7 @@ async fn assigned_roles(
         #[serde(default)]
         roles: Vec<String>,
     }
-    let body: Body = parse_json(&read_limited(payload, state.limits.max_body_bytes).await?)?;
+    let body: Body = read_json(body).await?;
     check_resource_type(body.resource_type.as_deref())?;
     let request = TectonRequest::RolesOf {
         principal_type: principal_type(&body.principal_type)?,

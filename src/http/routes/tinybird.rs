@@ -1,16 +1,22 @@
 //! Tinybird's secrets at `/v0/secrets` (the page's path) and `/v0/variables` (the path the `tb`
 //! CLI calls), with the same handlers. Parameters come from the query string and a form body
 //! (JSON accepted too); the token from `?token=` or `Authorization: Bearer`; only an admin may
-//! call it. Errors are `{"error", "documentation"}`; Tinybird answers 403 where others say 401.
+//! call it, checked (`TbAdmin`, every handler's first argument) before any body is read. Errors
+//! are `{"error", "documentation"}`; Tinybird answers 403 where others say 401.
 
 use std::collections::HashMap;
+use std::future::{ready, Ready};
 use std::sync::Arc;
 
+use actix_web::http::header::AUTHORIZATION;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use actix_web::{
+    dev, web, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError,
+};
 use serde_json::{json, Value as Json};
 
-use super::super::body::read_limited;
+use super::super::auth::authenticate_header;
+use super::super::body::UnreadBody;
 use super::super::AppState;
 use crate::iam::{Permission, Principal};
 use crate::registry::time::Micros;
@@ -105,6 +111,7 @@ impl From<SecretsError> for TbError {
             SecretsError::Tampered(m) | SecretsError::Internal(m) => {
                 TbError::new(StatusCode::INTERNAL_SERVER_ERROR, m)
             }
+            SecretsError::Unavailable(m) => TbError::new(StatusCode::SERVICE_UNAVAILABLE, m),
             SecretsError::Invalid(m)
             | SecretsError::AlreadyExists(m)
             | SecretsError::NotEmpty(m) => TbError::new(StatusCode::BAD_REQUEST, m),
@@ -119,39 +126,50 @@ fn rate_headers(response: &mut HttpResponseBuilder, rate: RateState) {
         .insert_header(("X-RateLimit-Reset", rate.reset_secs.to_string()));
 }
 
-/// The token from `?token=` (what the CLIs send) or `Authorization: Bearer`; admin only.
-fn admin(
-    state: &AppState,
-    request: &HttpRequest,
-    params: &HashMap<String, String>,
-) -> Result<Arc<Principal>, TbError> {
-    let header = match params.get("token") {
-        Some(token) => Some(format!("Bearer {token}")),
-        None => request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
-    let principal = state
-        .directory
-        .authenticate(header.as_deref())
-        .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"))?;
-    principal
-        .require(Permission::Admin)
-        .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))?;
-    Ok(principal)
+/// An admin token: from `?token=` (what the CLIs send) when it is not empty, else from
+/// `Authorization: Bearer`. An empty `?token=` does not shadow the header.
+struct TbAdmin(Arc<Principal>);
+
+impl FromRequest for TbAdmin {
+    type Error = TbError;
+    type Future = Ready<Result<TbAdmin, TbError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        let query: HashMap<String, String> =
+            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+        let header = match query.get("token").filter(|token| !token.is_empty()) {
+            Some(token) => Some(format!("Bearer {token}")),
+            None => request
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        let admitted = authenticate_header(request, header.as_deref())
+            .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"))
+            .and_then(|principal| {
+                principal
+                    .require(Permission::Admin)
+                    .map(|()| TbAdmin(principal))
+                    .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))
+            });
+        ready(admitted)
+    }
 }
+
+/// A Tinybird value is at most 8 KB (the vault refuses more with a 400 that says so); form
+/// encoding can triple it, and the other parameters are names: 64 KiB is plenty.
+const MAX_TB_BODY_BYTES: usize = 64 * 1024;
 
 /// Query parameters merged with a form or JSON body (the body wins).
 async fn parameters(
-    state: &AppState,
     request: &HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HashMap<String, String>, TbError> {
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-    let body = read_limited(payload, state.limits.max_body_bytes)
+    let body = body
+        .read(MAX_TB_BODY_BYTES)
         .await
         .map_err(|e| TbError::new(e.kind.status(), e.message))?;
     if body.is_empty() {
@@ -216,14 +234,14 @@ fn answer(result: (TbAnswer, RateState), list_key: &str) -> HttpResponse {
 }
 
 async fn call(
+    admin: TbAdmin,
     state: &AppState,
     request: &HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
     make: impl FnOnce(&mut HashMap<String, String>) -> TbRequest,
 ) -> Result<(TbAnswer, RateState), TbError> {
-    let mut params = parameters(state, request, payload).await?;
-    let principal = admin(state, request, &params)?;
-    Ok(state.vault.tinybird(principal, make(&mut params)).await?)
+    let mut params = parameters(request, body).await?;
+    Ok(state.vault.tinybird(admin.0, make(&mut params)).await?)
 }
 
 fn name_of(path: &web::Path<String>) -> String {
@@ -232,24 +250,26 @@ fn name_of(path: &web::Path<String>) -> String {
 }
 
 async fn list(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     key: web::Data<ListKey>,
     request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
     Ok(answer(
-        call(&state, &request, payload, |_| TbRequest::List).await?,
+        call(admin, &state, &request, body, |_| TbRequest::List).await?,
         key.0,
     ))
 }
 
 async fn create(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     key: web::Data<ListKey>,
     request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
-    let result = call(&state, &request, payload, |p| TbRequest::Create {
+    let result = call(admin, &state, &request, body, |p| TbRequest::Create {
         name: p.remove("name"),
         value: p.remove("value").map(Plaintext),
         kind: p.remove("type"),
@@ -259,28 +279,30 @@ async fn create(
 }
 
 async fn get(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     key: web::Data<ListKey>,
     request: HttpRequest,
     name: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
     let name = name_of(&name);
     Ok(answer(
-        call(&state, &request, payload, |_| TbRequest::Get(name)).await?,
+        call(admin, &state, &request, body, |_| TbRequest::Get(name)).await?,
         key.0,
     ))
 }
 
 async fn update(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     key: web::Data<ListKey>,
     request: HttpRequest,
     name: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
     let name = name_of(&name);
-    let result = call(&state, &request, payload, |p| TbRequest::Update {
+    let result = call(admin, &state, &request, body, |p| TbRequest::Update {
         name,
         value: p.remove("value").map(Plaintext),
         kind: p.remove("type"),
@@ -290,15 +312,16 @@ async fn update(
 }
 
 async fn delete(
+    admin: TbAdmin,
     state: web::Data<AppState>,
     key: web::Data<ListKey>,
     request: HttpRequest,
     name: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TbError> {
     let name = name_of(&name);
     Ok(answer(
-        call(&state, &request, payload, |_| TbRequest::Delete(name)).await?,
+        call(admin, &state, &request, body, |_| TbRequest::Delete(name)).await?,
         key.0,
     ))
 }

@@ -1,18 +1,20 @@
 //! TrueFoundry's Secret Groups API at `/api/svc/v1`: secret groups (list, create, upsert by
 //! manifest, get, update, delete) and secrets (list as `POST /secrets`, get, delete). Envelopes
 //! `{"data": ...}` and `{"data": [...], "pagination": {...}}`; errors `{"statusCode","message"}`.
+//! Every handler takes `TfCaller` first: a bad key is refused before any body is read.
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use super::super::auth::authenticate;
-use super::super::body::read_limited;
+use super::super::auth::Caller;
+use super::super::body::{parse_json, UnreadBody};
+use super::super::error::{ApiError, ErrorKind};
 use super::super::AppState;
-use crate::iam::Principal;
+use crate::iam::AuthError;
 use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::Group;
@@ -79,27 +81,39 @@ impl From<SecretsError> for TfError {
             SecretsError::Tampered(_) | SecretsError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            SecretsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         TfError::new(status, error.to_string())
     }
 }
 
-impl From<super::super::error::ApiError> for TfError {
-    fn from(error: super::super::error::ApiError) -> TfError {
+impl From<ApiError> for TfError {
+    fn from(error: ApiError) -> TfError {
         TfError::new(error.kind.status(), error.message)
     }
 }
 
-fn caller(request: &HttpRequest) -> Result<Arc<Principal>, TfError> {
-    authenticate(request).map_err(|_| TfError::new(StatusCode::UNAUTHORIZED, "Unauthorized"))
+/// A bad or missing key is TrueFoundry's bare `401 Unauthorized`, answered before any body is
+/// read; permissions are the vault's to check, against the group's collaborators.
+impl From<AuthError> for TfError {
+    fn from(error: AuthError) -> TfError {
+        let error = ApiError::from(error);
+        match error.kind {
+            ErrorKind::Unauthenticated => TfError::new(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            _ => error.into(),
+        }
+    }
 }
 
-async fn json_body<T: for<'de> Deserialize<'de>>(
-    state: &AppState,
-    payload: web::Payload,
-) -> Result<T, TfError> {
-    let body = read_limited(payload, state.limits.max_body_bytes).await?;
-    Ok(super::super::body::parse_json(&body)?)
+/// The authenticated caller, refused in TrueFoundry's error shape.
+type TfCaller = Caller<TfError>;
+
+/// Secret groups hold a handful of secrets, each a credential or a certificate: 1 MiB is
+/// generous for one request, and only an authenticated caller gets this far.
+const MAX_TF_BODY_BYTES: usize = 1024 * 1024;
+
+async fn json_body<T: for<'de> Deserialize<'de>>(body: UnreadBody) -> Result<T, TfError> {
+    Ok(parse_json(&body.read(MAX_TF_BODY_BYTES).await?)?)
 }
 
 /// ISO 8601 with milliseconds and `Z`, as TrueFoundry writes times.
@@ -164,12 +178,12 @@ fn group_json(tenant: &str, group: &Group) -> Json {
 
 async fn run(
     state: &AppState,
-    request: &HttpRequest,
+    caller: &TfCaller,
     call: TfRequest,
 ) -> Result<(String, TfAnswer), TfError> {
-    let principal = caller(request)?;
     let tenant = state.vault.tenant().await;
-    Ok((tenant, state.vault.truefoundry(principal, call).await?))
+    let answer = state.vault.truefoundry(Arc::clone(&caller.0), call).await?;
+    Ok((tenant, answer))
 }
 
 fn one(tenant: &str, answer: TfAnswer, status: StatusCode) -> HttpResponse {
@@ -197,15 +211,15 @@ struct ListQuery {
 }
 
 async fn list_groups(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, TfError> {
     let query = query.into_inner();
     let (limit, offset) = (query.limit.unwrap_or(100), query.offset.unwrap_or(0));
     let (tenant, answer) = run(
         &state,
-        &request,
+        &caller,
         TfRequest::ListGroups {
             limit,
             offset,
@@ -230,9 +244,9 @@ struct KeyValue {
 }
 
 async fn create_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -242,7 +256,7 @@ async fn create_group(
         #[serde(default)]
         secrets: Vec<KeyValue>,
     }
-    let body: Body = json_body(&state, payload).await?;
+    let body: Body = json_body(body).await?;
     let mut secrets = Vec::with_capacity(body.secrets.len());
     for kv in body.secrets {
         let value = kv.value.ok_or_else(|| {
@@ -255,7 +269,7 @@ async fn create_group(
     }
     let (tenant, answer) = run(
         &state,
-        &request,
+        &caller,
         TfRequest::CreateGroup {
             name: body.name,
             integration_id: body.integration_id,
@@ -267,9 +281,9 @@ async fn create_group(
 }
 
 async fn upsert_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -278,10 +292,10 @@ async fn upsert_group(
         #[serde(default)]
         dry_run: bool,
     }
-    let body: Body = json_body(&state, payload).await?;
+    let body: Body = json_body(body).await?;
     let (tenant, answer) = run(
         &state,
-        &request,
+        &caller,
         TfRequest::Upsert {
             manifest: body.manifest,
             dry_run: body.dry_run,
@@ -292,25 +306,25 @@ async fn upsert_group(
 }
 
 async fn get_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let (tenant, answer) = run(&state, &request, TfRequest::GetGroup(id.into_inner())).await?;
+    let (tenant, answer) = run(&state, &caller, TfRequest::GetGroup(id.into_inner())).await?;
     Ok(one(&tenant, answer, StatusCode::OK))
 }
 
 async fn update_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
     #[derive(Deserialize)]
     struct Body {
         secrets: Vec<KeyValue>,
     }
-    let body: Body = json_body(&state, payload).await?;
+    let body: Body = json_body(body).await?;
     let secrets = body
         .secrets
         .into_iter()
@@ -318,7 +332,7 @@ async fn update_group(
         .collect();
     let (tenant, answer) = run(
         &state,
-        &request,
+        &caller,
         TfRequest::UpdateGroup {
             id: id.into_inner(),
             secrets,
@@ -329,18 +343,18 @@ async fn update_group(
 }
 
 async fn delete_group(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let (tenant, answer) = run(&state, &request, TfRequest::DeleteGroup(id.into_inner())).await?;
+    let (tenant, answer) = run(&state, &caller, TfRequest::DeleteGroup(id.into_inner())).await?;
     Ok(one(&tenant, answer, StatusCode::OK))
 }
 
 async fn list_secrets(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
-    payload: web::Payload,
+    body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -353,7 +367,7 @@ async fn list_secrets(
         #[serde(default)]
         with_value: bool,
     }
-    let body: Body = json_body(&state, payload).await?;
+    let body: Body = json_body(body).await?;
     let (limit, offset) = (body.limit.unwrap_or(100), body.offset.unwrap_or(0));
     let call = TfRequest::ListSecrets {
         limit,
@@ -362,7 +376,7 @@ async fn list_secrets(
         group_id: body.secret_group_id,
         with_value: body.with_value,
     };
-    let (tenant, answer) = run(&state, &request, call).await?;
+    let (tenant, answer) = run(&state, &caller, call).await?;
     let TfAnswer::Secrets { secrets, total } = answer else {
         unreachable!("ListSecrets answers Secrets")
     };
@@ -373,20 +387,20 @@ async fn list_secrets(
 }
 
 async fn get_secret(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    let (tenant, answer) = run(&state, &request, TfRequest::GetSecret(id.into_inner())).await?;
+    let (tenant, answer) = run(&state, &caller, TfRequest::GetSecret(id.into_inner())).await?;
     Ok(one(&tenant, answer, StatusCode::OK))
 }
 
 /// Answers the number of secrets deleted, as a bare JSON number (what the SDK parses).
 async fn delete_secret(
+    caller: TfCaller,
     state: web::Data<AppState>,
-    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, TfError> {
-    run(&state, &request, TfRequest::DeleteSecret(id.into_inner())).await?;
+    run(&state, &caller, TfRequest::DeleteSecret(id.into_inner())).await?;
     Ok(HttpResponse::Ok().json(1))
 }

@@ -37,8 +37,11 @@ impl Handler<Create> for DirectoryActor {
             version: 1,
             key_digest: api_key.as_deref().map(|key| self.hasher.digest(key)),
         };
-        let mut rendered = render(msg.kind, &entry, &msg.base_url);
-        self.commit(vec![Change::Put(msg.kind, entry)])?;
+        // A new resource is in no group yet.
+        let mut rendered = render(msg.kind, &entry, &msg.base_url, &[]);
+        let mut changes = self.state.touch_members(None, Some(&entry), now);
+        changes.push(Change::Put(msg.kind, entry));
+        self.commit(changes)?;
         if let Some(key) = api_key {
             rendered["apiKey"] = Json::String(key);
         }

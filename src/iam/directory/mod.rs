@@ -23,6 +23,7 @@ use serde_json::Value as Json;
 pub use query::ListQuery;
 pub use state::ResourceKind;
 
+use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
 use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal};
 use crate::persist::Journal;
@@ -56,10 +57,12 @@ impl DirectoryActor {
         if let Some(journal) = self.journal.as_mut() {
             let record = persistence::encode_changes(&changes);
             journal.append(&record).map_err(|e| {
-                ScimError::new(
-                    ScimErrorKind::Internal,
-                    format!("the change could not be journaled: {e}"),
-                )
+                let kind = if e.is_unwritable() {
+                    ScimErrorKind::Unavailable
+                } else {
+                    ScimErrorKind::Internal
+                };
+                ScimError::new(kind, format!("the change could not be journaled: {e}"))
             })?;
         }
         for change in changes {
@@ -132,6 +135,7 @@ impl Directory {
         id: String,
         body: Json,
         base_url: String,
+        preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
             .send(update::Update {
@@ -140,6 +144,7 @@ impl Directory {
                 body,
                 base_url,
                 mode: update::Mode::Replace,
+                preconditions,
             })
             .await
             .unwrap_or_else(|_| Err(gone()))
@@ -151,6 +156,7 @@ impl Directory {
         id: String,
         body: Json,
         base_url: String,
+        preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
             .send(update::Update {
@@ -159,14 +165,24 @@ impl Directory {
                 body,
                 base_url,
                 mode: update::Mode::Patch,
+                preconditions,
             })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
 
-    pub async fn delete(&self, kind: ResourceKind, id: String) -> Result<(), ScimError> {
+    pub async fn delete(
+        &self,
+        kind: ResourceKind,
+        id: String,
+        preconditions: Preconditions,
+    ) -> Result<(), ScimError> {
         self.addr
-            .send(delete::Delete { kind, id })
+            .send(delete::Delete {
+                kind,
+                id,
+                preconditions,
+            })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }

@@ -107,10 +107,9 @@ impl Handler<Recover> for DirectoryActor {
         }
         let (journal, replay) = Journal::open(&msg.journal_dir, from_seq, FsyncPolicy::Always)?;
         let records = replay.records.len();
-        for record in replay.records {
-            let Some(changes) = decode_changes(&record) else {
-                tracing::error!("directory journal record does not decode; replay stops here");
-                break;
+        for (i, record) in replay.records.iter().enumerate() {
+            let Some(changes) = decode_changes(record) else {
+                return Err(replay.undecodable(i).into());
             };
             for change in changes {
                 self.state.apply(change);

@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 use super::state::{render, ResourceKind};
 use super::DirectoryActor;
 use crate::iam::scim::filter::{get_ci, Filter};
+use crate::iam::scim::resource::split_path;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 
 pub struct Get {
@@ -24,7 +25,7 @@ impl Handler<Get> for DirectoryActor {
     fn handle(&mut self, msg: Get, _: &mut Self::Context) -> Self::Result {
         self.state
             .get(msg.kind, &msg.id)
-            .map(|entry| render(msg.kind, entry, &msg.base_url))
+            .map(|entry| self.state.render(msg.kind, entry, &msg.base_url))
             .ok_or_else(|| {
                 ScimError::new(
                     ScimErrorKind::NotFound,
@@ -47,15 +48,17 @@ impl Message for ListQuery {
     type Result = Result<Vec<Json>, ScimError>;
 }
 
-/// The sort key of a resource for an attribute path (`name.givenName`).
+/// The sort key of a resource for an attribute path (`name.givenName`, an extension's
+/// `urn:...:enterprise:2.0:User:department`); a multi-valued attribute sorts by its first value.
 fn sort_key(resource: &Json, path: &str) -> String {
-    let mut value = resource;
-    for part in path.split('.') {
-        value = match get_ci(value, part) {
-            Some(Json::Array(items)) => items.first().unwrap_or(&Json::Null),
-            Some(next) => next,
-            None => return String::new(),
-        };
+    let (top, sub) = split_path(path);
+    let first = |value: &Json| match value {
+        Json::Array(items) => items.first().cloned().unwrap_or(Json::Null),
+        other => other.clone(),
+    };
+    let mut value = get_ci(resource, top).map(first).unwrap_or(Json::Null);
+    if let Some(sub) = sub {
+        value = get_ci(&value, sub).map(first).unwrap_or(Json::Null);
     }
     match value {
         Json::String(s) => s.to_lowercase(),
@@ -68,15 +71,26 @@ impl Handler<ListQuery> for DirectoryActor {
     type Result = Result<Vec<Json>, ScimError>;
 
     fn handle(&mut self, msg: ListQuery, _: &mut Self::Context) -> Self::Result {
+        let memberships = self.state.memberships();
         // Entries iterate in id order, so pages are stable between requests.
         let mut matching: Vec<Json> = self
             .state
             .entries(msg.kind)
-            .map(|entry| render(msg.kind, entry, &msg.base_url))
+            .map(|entry| {
+                let groups = match msg.kind {
+                    ResourceKind::Group => None,
+                    _ => memberships.get(entry.id.as_str()),
+                };
+                render(
+                    msg.kind,
+                    entry,
+                    &msg.base_url,
+                    groups.map_or(&[], Vec::as_slice),
+                )
+            })
             .filter(|resource| msg.filter.as_ref().is_none_or(|f| f.matches(resource)))
             .collect();
         if let Some(path) = &msg.sort_by {
-            let path = crate::iam::scim::filter::strip_urn(path);
             matching.sort_by_cached_key(|resource| sort_key(resource, path));
         }
         if msg.descending {

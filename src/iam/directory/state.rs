@@ -1,14 +1,17 @@
-//! The directory's state and the rules every change obeys: uniqueness (case-insensitive),
-//! `userName` is an email, group members exist, roles are Tecton roles. Pure data and
-//! functions; the actor around it journals and publishes.
+//! The directory's state and the rules every change obeys: uniqueness (caseless, after Unicode
+//! normalisation), `userName` is an email, group members exist, roles are Tecton roles. Pure
+//! data and functions; the actor around it journals and publishes. A user's or service
+//! account's `groups` is not stored: it is computed from the groups' members when rendered, so
+//! it is true after every membership change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
 use super::KeyIndex;
 use crate::iam::roles::{read_roles, Grants};
+use crate::iam::scim::names::fold;
 use crate::iam::scim::schema::{ResourceSchema, GROUP, SERVICE_ACCOUNT, USER};
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::{ApiKeyDigest, Principal, PrincipalKind};
@@ -154,13 +157,13 @@ impl DirectoryState {
                 format!("userName `{value}` must be an email address"),
             ));
         }
-        let folded = value.to_lowercase();
+        let folded = fold(value);
         if self.entries(kind).any(|e| {
             Some(e.id.as_str()) != id
                 && e.attributes
                     .get(unique)
                     .and_then(Json::as_str)
-                    .is_some_and(|v| v.to_lowercase() == folded)
+                    .is_some_and(|v| fold(v) == folded)
         }) {
             return Err(error(
                 ScimErrorKind::Uniqueness,
@@ -193,6 +196,28 @@ impl DirectoryState {
         Ok(())
     }
 
+    /// The resource as SCIM returns it, with its current groups.
+    pub fn render(&self, kind: ResourceKind, entry: &Entry, base_url: &str) -> Json {
+        let groups = match kind {
+            ResourceKind::Group => Vec::new(),
+            _ => self.groups_of(&entry.id),
+        };
+        render(kind, entry, base_url, &groups)
+    }
+
+    /// Every member's groups, to render many resources with one pass over the groups.
+    pub fn memberships(&self) -> HashMap<&str, Vec<&Entry>> {
+        let mut memberships: HashMap<&str, Vec<&Entry>> = HashMap::new();
+        for group in self.entries(ResourceKind::Group) {
+            if let Some(Json::Array(members)) = group.attributes.get("members") {
+                for member in members.iter().filter_map(|m| m.get("value")?.as_str()) {
+                    memberships.entry(member).or_default().push(group);
+                }
+            }
+        }
+        memberships
+    }
+
     /// The groups `member_id` belongs to.
     fn groups_of(&self, member_id: &str) -> Vec<&Entry> {
         self.entries(ResourceKind::Group)
@@ -217,6 +242,53 @@ impl DirectoryState {
                 group.modified = now;
                 group.version += 1;
                 Change::Put(ResourceKind::Group, group)
+            })
+            .collect()
+    }
+
+    /// Changes that bump the version of every member whose `groups` a group change alters
+    /// (it joined, left, or its group was renamed), so that a member's ETag changes whenever
+    /// its representation does. `before`/`after`: the group before and after (`None`: created
+    /// or deleted).
+    pub fn touch_members(
+        &self,
+        before: Option<&Entry>,
+        after: Option<&Entry>,
+        now: Micros,
+    ) -> Vec<Change> {
+        let members = |group: Option<&Entry>| -> BTreeSet<String> {
+            match group.and_then(|g| g.attributes.get("members")) {
+                Some(Json::Array(members)) => members
+                    .iter()
+                    .filter_map(|m| Some(m.get("value")?.as_str()?.to_string()))
+                    .collect(),
+                _ => BTreeSet::new(),
+            }
+        };
+        let (old, new) = (members(before), members(after));
+        let renamed = match (before, after) {
+            (Some(b), Some(a)) => {
+                b.attributes.get("displayName") != a.attributes.get("displayName")
+            }
+            _ => false,
+        };
+        let affected: BTreeSet<&String> = if renamed {
+            old.union(&new).collect()
+        } else {
+            old.symmetric_difference(&new).collect()
+        };
+        affected
+            .into_iter()
+            .filter_map(|id| {
+                [ResourceKind::User, ResourceKind::ServiceAccount]
+                    .into_iter()
+                    .find_map(|kind| self.get(kind, id).map(|member| (kind, member)))
+            })
+            .map(|(kind, member)| {
+                let mut member = member.clone();
+                member.version += 1;
+                member.modified = now;
+                Change::Put(kind, member)
             })
             .collect()
     }
@@ -271,14 +343,31 @@ impl DirectoryState {
     }
 }
 
-/// The resource as SCIM returns it.
-pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str) -> Json {
+/// The resource as SCIM returns it; `groups` are the groups it is a member of.
+pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str, groups: &[&Entry]) -> Json {
     let schema = kind.schema();
     let mut object = Map::new();
-    object.insert("schemas".into(), json!([schema.urn]));
+    object.insert(
+        "schemas".into(),
+        json!(schema.schemas_of(&entry.attributes)),
+    );
     object.insert("id".into(), Json::String(entry.id.clone()));
     for (key, value) in &entry.attributes {
         object.insert(key.clone(), value.clone());
+    }
+    if !groups.is_empty() {
+        let groups: Vec<Json> = groups
+            .iter()
+            .map(|group| {
+                json!({
+                    "value": group.id,
+                    "$ref": format!("{base_url}{}/{}", GROUP.endpoint, group.id),
+                    "display": group.attributes.get("displayName"),
+                    "type": "direct",
+                })
+            })
+            .collect();
+        object.insert("groups".into(), Json::Array(groups));
     }
     object.insert(
         "meta".into(),
@@ -354,6 +443,42 @@ mod tests {
             .unwrap_err()
             .detail
             .contains("members[0]"));
+    }
+
+    #[test]
+    fn members_whose_groups_change_get_a_new_version() {
+        let mut state = DirectoryState::default();
+        for id in ["a", "b", "c"] {
+            state.apply(Change::Put(
+                ResourceKind::User,
+                entry(id, json!({"userName": format!("{id}@x.io")})),
+            ));
+        }
+        let group = |name: &str, members: &[&str]| {
+            let members: Vec<Json> = members.iter().map(|m| json!({"value": m})).collect();
+            entry("g", json!({"displayName": name, "members": members}))
+        };
+        let touched = |changes: Vec<Change>| -> Vec<(String, u64)> {
+            changes
+                .into_iter()
+                .map(|change| match change {
+                    Change::Put(_, e) => (e.id, e.version),
+                    Change::Delete(_, id) => (id, 0),
+                })
+                .collect()
+        };
+        let (ab, bc) = (group("g", &["a", "b"]), group("g", &["b", "c"]));
+        assert_eq!(
+            touched(state.touch_members(Some(&ab), Some(&bc), 9)),
+            vec![("a".to_string(), 2), ("c".to_string(), 2)],
+            "b stays, a leaves, c joins"
+        );
+        assert_eq!(
+            touched(state.touch_members(Some(&ab), Some(&group("h", &["a", "b"])), 9)).len(),
+            2,
+            "a rename changes every member's groups"
+        );
+        assert_eq!(touched(state.touch_members(Some(&ab), None, 9)).len(), 2);
     }
 
     #[test]

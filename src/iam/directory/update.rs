@@ -5,8 +5,9 @@
 use actix::{Handler, Message};
 use serde_json::{Map, Value as Json};
 
-use super::state::{render, Change, ResourceKind};
+use super::state::{version_tag, Change, ResourceKind};
 use super::DirectoryActor;
+use crate::iam::scim::etag::Preconditions;
 use crate::iam::scim::patch::apply_patch;
 use crate::iam::scim::resource::validate_resource;
 use crate::iam::scim::{ScimError, ScimErrorKind};
@@ -24,6 +25,7 @@ pub struct Update {
     pub body: Json,
     pub base_url: String,
     pub mode: Mode,
+    pub preconditions: Preconditions,
 }
 
 impl Message for Update {
@@ -41,11 +43,13 @@ impl Handler<Update> for DirectoryActor {
                 format!("{} `{}` not found", schema.resource_type, msg.id),
             )
         })?;
+        msg.preconditions.check(&version_tag(existing.version))?;
         let attributes: Map<String, Json> = match msg.mode {
             Mode::Replace => validate_resource(schema, &msg.body)?,
             Mode::Patch => {
                 let mut patched = existing.attributes.clone();
-                apply_patch(schema, &mut patched, &msg.body)?;
+                let current = self.state.render(msg.kind, existing, &msg.base_url);
+                apply_patch(schema, &mut patched, &current, &msg.body)?;
                 validate_resource(schema, &Json::Object(patched))?
             }
         };
@@ -55,7 +59,7 @@ impl Handler<Update> for DirectoryActor {
         entry.attributes = attributes;
         entry.modified = now;
         entry.version += 1;
-        let rendered = render(msg.kind, &entry, &msg.base_url);
+        let rendered = self.state.render(msg.kind, &entry, &msg.base_url);
         let deactivated = entry.attributes.get("active") == Some(&Json::Bool(false));
         let changes = if msg.kind == ResourceKind::User && msg.mode == Mode::Replace && deactivated
         {
@@ -63,7 +67,9 @@ impl Handler<Update> for DirectoryActor {
             changes.push(Change::Delete(msg.kind, msg.id.clone()));
             changes
         } else {
-            vec![Change::Put(msg.kind, entry)]
+            let mut changes = self.state.touch_members(Some(existing), Some(&entry), now);
+            changes.push(Change::Put(msg.kind, entry));
+            changes
         };
         self.commit(changes)?;
         Ok(rendered)

@@ -10,8 +10,12 @@ pub enum ScimErrorKind {
     Mutability,
     Uniqueness,
     NotFound,
+    /// `If-Match` / `If-None-Match` do not hold for the resource's current version.
+    PreconditionFailed,
     /// The server could not do it (e.g. the journal could not be written).
     Internal,
+    /// Writes are refused until the journal can be repaired.
+    Unavailable,
 }
 
 impl ScimErrorKind {
@@ -25,7 +29,10 @@ impl ScimErrorKind {
             ScimErrorKind::NoTarget => Some("noTarget"),
             ScimErrorKind::Mutability => Some("mutability"),
             ScimErrorKind::Uniqueness => Some("uniqueness"),
-            ScimErrorKind::NotFound | ScimErrorKind::Internal => None,
+            ScimErrorKind::NotFound
+            | ScimErrorKind::PreconditionFailed
+            | ScimErrorKind::Internal
+            | ScimErrorKind::Unavailable => None,
         }
     }
 }

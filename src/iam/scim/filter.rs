@@ -1,14 +1,19 @@
 //! SCIM filters (RFC 7644 §3.4.2.2): parsing `userName eq "x" and not (emails[type eq "work"].value co "@y")`
 //! into a tree, and evaluating it on a resource's JSON. Attribute names are case-insensitive;
 //! string comparisons are too (every attribute Quiver filters on has `caseExact: false`), except
-//! for `id`.
+//! for `id`. Parsing is bounded for hostile input: a filter is at most [`MAX_FILTER_BYTES`] long
+//! and nests at most [`MAX_DEPTH`] levels; `and`/`or` chains are flat lists, so neither parsing,
+//! evaluating nor dropping a filter recurses deeper than its nesting.
 
 use serde_json::Value as Json;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// `a and b and c`: at least two terms, kept flat (a long chain is a wide list, not a
+    /// deep tree, so evaluating or dropping it cannot exhaust the stack).
+    And(Vec<Filter>),
+    /// `a or b or c`, flat like `And`.
+    Or(Vec<Filter>),
     Not(Box<Filter>),
     Present(AttrPath),
     Compare(AttrPath, Op, Json),
@@ -50,10 +55,21 @@ enum Token {
     CloseBracket,
 }
 
-/// Deeper nesting is refused, so a hostile filter cannot exhaust the stack.
-const MAX_DEPTH: usize = 32;
+/// The deepest nesting of parentheses (`not (...)` included) and `attr[...]` a filter may have;
+/// the parser recurses once per level, so this bounds its stack.
+pub const MAX_DEPTH: usize = 32;
+
+/// The longest filter accepted, in bytes: identity providers send one or a few comparisons, so
+/// this is generous, and it bounds the work one filter costs per resource it is evaluated on.
+pub const MAX_FILTER_BYTES: usize = 8 * 1024;
 
 pub fn parse_filter(text: &str) -> Result<Filter, String> {
+    if text.len() > MAX_FILTER_BYTES {
+        return Err(format!(
+            "the filter is {} bytes long; the limit is {MAX_FILTER_BYTES} bytes",
+            text.len()
+        ));
+    }
     let tokens = tokenize(text)?;
     let mut parser = Parser {
         tokens,
@@ -138,27 +154,38 @@ impl Parser {
         }
     }
 
-    fn or(&mut self) -> Result<Filter, String> {
+    /// A filter inside `(...)` or `[...]`: one level deeper, refused past [`MAX_DEPTH`].
+    fn nested(&mut self) -> Result<Filter, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err("the filter nests too deeply".to_string());
+            return Err(format!(
+                "the filter nests more than {MAX_DEPTH} levels deep (parentheses, `not (...)` \
+                 and `attr[...]` each add a level)"
+            ));
         }
-        let mut left = self.and()?;
-        while self.peek_word().as_deref() == Some("or") {
-            self.pos += 1;
-            left = Filter::Or(Box::new(left), Box::new(self.and()?));
-        }
+        let inner = self.or()?;
         self.depth -= 1;
-        Ok(left)
+        Ok(inner)
     }
 
+    /// `a or b or ...`, read in a loop (a chain adds no recursion).
+    fn or(&mut self) -> Result<Filter, String> {
+        let mut terms = vec![self.and()?];
+        while self.peek_word().as_deref() == Some("or") {
+            self.pos += 1;
+            terms.push(self.and()?);
+        }
+        Ok(chain(terms, Filter::Or))
+    }
+
+    /// `a and b and ...`; `and` binds tighter than `or`.
     fn and(&mut self) -> Result<Filter, String> {
-        let mut left = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.peek_word().as_deref() == Some("and") {
             self.pos += 1;
-            left = Filter::And(Box::new(left), Box::new(self.not()?));
+            terms.push(self.not()?);
         }
-        Ok(left)
+        Ok(chain(terms, Filter::And))
     }
 
     fn not(&mut self) -> Result<Filter, String> {
@@ -185,7 +212,7 @@ impl Parser {
         match self.tokens.get(self.pos).cloned() {
             Some(Token::Open) => {
                 self.pos += 1;
-                let inner = self.or()?;
+                let inner = self.nested()?;
                 self.expect(Token::Close)?;
                 Ok(inner)
             }
@@ -193,7 +220,7 @@ impl Parser {
                 self.pos += 1;
                 if self.tokens.get(self.pos) == Some(&Token::OpenBracket) {
                     self.pos += 1;
-                    let filter = self.or()?;
+                    let filter = self.nested()?;
                     self.expect(Token::CloseBracket)?;
                     let attr = strip_urn(&word).to_string();
                     let then = match self.tokens.get(self.pos) {
@@ -252,6 +279,15 @@ impl Parser {
         };
         self.pos += 1;
         Ok(Filter::Compare(path, op, value))
+    }
+}
+
+/// One term stays itself; several become one flat `And`/`Or`.
+fn chain(mut terms: Vec<Filter>, join: fn(Vec<Filter>) -> Filter) -> Filter {
+    if terms.len() == 1 {
+        terms.pop().expect("one term")
+    } else {
+        join(terms)
     }
 }
 
@@ -358,8 +394,8 @@ impl Filter {
     /// matches.
     pub fn matches(&self, resource: &Json) -> bool {
         match self {
-            Filter::And(a, b) => a.matches(resource) && b.matches(resource),
-            Filter::Or(a, b) => a.matches(resource) || b.matches(resource),
+            Filter::And(terms) => terms.iter().all(|term| term.matches(resource)),
+            Filter::Or(terms) => terms.iter().any(|term| term.matches(resource)),
             Filter::Not(inner) => !inner.matches(resource),
             Filter::Present(path) => values_at(resource, path).iter().any(|v| match v {
                 Json::Null => false,
@@ -450,7 +486,65 @@ mod tests {
         ] {
             assert!(parse_filter(text).is_err(), "{text}");
         }
-        let deep = format!("{}userName eq \"a\"{}", "(".repeat(100), ")".repeat(100));
-        assert!(parse_filter(&deep).unwrap_err().contains("deeply"));
+    }
+
+    /// Nesting one level past the limit, by each construct that nests.
+    #[test]
+    fn nesting_past_the_limit_is_refused_naming_it() {
+        let levels = MAX_DEPTH + 1;
+        let deep = [
+            format!("{}userName pr{}", "(".repeat(levels), ")".repeat(levels)),
+            format!(
+                "{}userName pr{}",
+                "not (".repeat(levels),
+                ")".repeat(levels)
+            ),
+            format!("{}value pr{}", "emails[".repeat(levels), "]".repeat(levels)),
+        ];
+        for text in deep {
+            let error = parse_filter(&text).unwrap_err();
+            assert!(
+                error.contains(&format!("more than {MAX_DEPTH} levels")),
+                "{error}"
+            );
+        }
+        let at_limit = format!(
+            "{}userName pr{}",
+            "(".repeat(MAX_DEPTH),
+            ")".repeat(MAX_DEPTH)
+        );
+        assert!(parse_filter(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn a_filter_over_the_length_limit_is_refused_naming_it() {
+        let long = vec!["a pr"; 7000].join(" or ");
+        let error = parse_filter(&long).unwrap_err();
+        assert!(
+            error.contains(&format!("the limit is {MAX_FILTER_BYTES} bytes")),
+            "{error}"
+        );
+    }
+
+    /// A long chain is one flat list: evaluating and dropping it recurse no deeper than one term.
+    #[test]
+    fn long_chains_are_flat() {
+        // `x pr` joined by ` or ` is 8 bytes a term; leave room for the last term.
+        let terms = MAX_FILTER_BYTES / 8 - 2;
+        let text = vec!["x pr"; terms].join(" or ") + " or userName pr";
+        let filter = parse_filter(&text).unwrap();
+        let Filter::Or(parsed) = &filter else {
+            panic!("expected one Or, got {filter:?}")
+        };
+        assert_eq!(parsed.len(), terms + 1);
+        assert!(parsed.iter().all(|t| matches!(t, Filter::Present(_))));
+        assert!(filter.matches(&user()));
+        let mixed = parse_filter("a pr and b pr or c pr and d pr and e pr").unwrap();
+        let Filter::Or(alternatives) = mixed else {
+            panic!("`or` binds loosest")
+        };
+        assert!(
+            matches!(&alternatives[..], [Filter::And(a), Filter::And(b)] if a.len() == 2 && b.len() == 3)
+        );
     }
 }

@@ -1,14 +1,18 @@
 //! SCIM PATCH (RFC 7644 §3.5.2) as Okta and Entra ID send it: `op` in any case, paths `attr`,
-//! `attr.sub`, URN-qualified names, `attr[filter]` and `attr[filter].sub`, and path-less
-//! operations whose value is an object (with dotted or URN-qualified keys). Operations apply to
-//! a copy of the resource's attributes; the caller validates the result as a whole, so a PATCH
-//! applies completely or not at all.
+//! `attr.sub`, URN-qualified names (core and enterprise extension), `attr[filter]` and
+//! `attr[filter].sub`, and path-less operations whose value is an object (with dotted or
+//! URN-qualified keys). Read-only attributes (`id`, `meta`, `schemas`, `groups`) may be named
+//! with their current values, as Okta does when it renames a group; changing them is a
+//! `mutability` error. `password` is checked and dropped; attributes of schemas the resource
+//! type does not have are ignored. Operations apply to a copy of the resource's attributes; the
+//! caller validates the result as a whole, so a PATCH applies completely or not at all.
 
 use serde_json::{Map, Value as Json};
 
 use super::error::{ScimError, ScimErrorKind};
-use super::filter::{get_ci, parse_filter, strip_urn, Filter};
-use super::schema::ResourceSchema;
+use super::filter::{get_ci, parse_filter, AttrPath, Filter, Op};
+use super::resource::validate_value;
+use super::schema::{Attribute, Mutability, Qualified, ResourceSchema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -17,21 +21,37 @@ enum OpKind {
     Remove,
 }
 
-/// A parsed `path`.
+/// A parsed `path` of a stored attribute: a core attribute's name or an extension's URN.
 struct Target {
     attr: String,
     filter: Option<Filter>,
     sub: Option<String>,
 }
 
+/// What a path names.
+enum Resolved {
+    Stored(Target),
+    /// Read-only (`id`, `meta`, `schemas`, `groups`, ...): only its current value is accepted.
+    Fixed {
+        attr: String,
+        sub: Option<String>,
+    },
+    /// Write-only (`password`): checked, never stored.
+    WriteOnly(&'static Attribute),
+    /// An attribute of a schema this resource type does not have.
+    Ignored,
+}
+
 fn error(kind: ScimErrorKind, detail: impl Into<String>) -> ScimError {
     ScimError::new(kind, detail)
 }
 
-/// Applies a PatchOp body's `Operations` to `attributes`.
+/// Applies a PatchOp body's `Operations` to `attributes`; `current` is the resource as it is
+/// rendered now (for the read-only attributes an operation may repeat).
 pub fn apply_patch(
     schema: &ResourceSchema,
     attributes: &mut Map<String, Json>,
+    current: &Json,
     body: &Json,
 ) -> Result<(), ScimError> {
     let operations = get_ci(body, "Operations")
@@ -62,14 +82,15 @@ pub fn apply_patch(
             }
         };
         let value = get_ci(operation, "value");
+        let mut apply = |path: &str, value: Option<&Json>| {
+            let resolved = parse_path(schema, path)?;
+            apply_resolved(attributes, current, &resolved, op, value, path)
+        };
         match get_ci(operation, "path")
             .and_then(Json::as_str)
             .filter(|p| !p.trim().is_empty())
         {
-            Some(path) => {
-                let target = parse_path(schema, path)?;
-                apply_at(attributes, &target, op, value, path)?;
-            }
+            Some(path) => apply(path, value)?,
             None => {
                 if op == OpKind::Remove {
                     return Err(error(
@@ -84,19 +105,25 @@ pub fn apply_patch(
                     )
                 })?;
                 for (key, item) in object {
-                    // Entra ID sends URN-keyed objects: {"urn:...:User": {...}} is a nested value.
-                    if key.to_ascii_lowercase().starts_with("urn:")
-                        && item.is_object()
-                        && schema.attribute(strip_urn(key)).is_none()
-                    {
-                        for (inner_key, inner) in item.as_object().expect("checked is_object") {
-                            let target = parse_path(schema, inner_key)?;
-                            apply_at(attributes, &target, op, Some(inner), inner_key)?;
+                    // A schema's URN as key holds that schema's attributes: Entra ID sends
+                    // {"urn:...:core:2.0:User": {...}} and {"urn:...:enterprise:2.0:User": {...}}.
+                    let prefix = if key.eq_ignore_ascii_case(schema.urn) {
+                        Some(String::new())
+                    } else if let Qualified::Extension(extension, None) = schema.qualify(key) {
+                        Some(format!("{}:", extension.name))
+                    } else {
+                        None
+                    };
+                    match (prefix, item.as_object()) {
+                        (Some(prefix), Some(inner)) => {
+                            let schemas = |key: &String| key.eq_ignore_ascii_case("schemas");
+                            for (inner_key, inner_item) in inner.iter().filter(|(k, _)| !schemas(k))
+                            {
+                                apply(&format!("{prefix}{inner_key}"), Some(inner_item))?;
+                            }
                         }
-                        continue;
+                        _ => apply(key, Some(item))?,
                     }
-                    let target = parse_path(schema, key)?;
-                    apply_at(attributes, &target, op, Some(item), key)?;
                 }
             }
         }
@@ -104,11 +131,17 @@ pub fn apply_patch(
     Ok(())
 }
 
-fn parse_path(schema: &ResourceSchema, path: &str) -> Result<Target, ScimError> {
+fn parse_path(schema: &ResourceSchema, path: &str) -> Result<Resolved, ScimError> {
     let bad = || {
         error(
             ScimErrorKind::InvalidPath,
             format!("`{path}` is not a valid path"),
+        )
+    };
+    let unknown = |what: &str, name: &str| {
+        error(
+            ScimErrorKind::InvalidPath,
+            format!("`{path}`: unknown {what} `{name}`"),
         )
     };
     let (head, filter, tail) = match path.find('[') {
@@ -118,66 +151,149 @@ fn parse_path(schema: &ResourceSchema, path: &str) -> Result<Target, ScimError> 
                 .map_err(|e| error(ScimErrorKind::InvalidPath, format!("`{path}`: {e}")))?;
             let tail = &path[close + 1..];
             let sub = match tail.strip_prefix('.') {
-                Some(sub) if !sub.is_empty() => Some(sub.to_string()),
+                Some(sub) if !sub.is_empty() => Some(sub),
                 None if tail.is_empty() => None,
                 _ => return Err(bad()),
             };
-            (strip_urn(&path[..open]).to_string(), Some(filter), sub)
+            (&path[..open], Some(filter), sub)
         }
-        None => {
-            let name = strip_urn(path);
-            match name.split_once('.') {
-                Some((attr, sub)) => (attr.to_string(), None, Some(sub.to_string())),
-                None => (name.to_string(), None, None),
+        None => (path, None, None),
+    };
+    let (attribute, sub) = match schema.qualify(head) {
+        Qualified::UnknownSchema => return Ok(Resolved::Ignored),
+        Qualified::Extension(extension, rest) => {
+            if filter.is_some() {
+                return Err(bad());
             }
+            (extension, rest)
+        }
+        Qualified::Core(name) => {
+            let (name, sub) = match (filter.is_some(), name.split_once('.')) {
+                (false, Some((name, sub))) => (name, Some(sub)),
+                _ => (name, tail),
+            };
+            if ["id", "meta", "schemas"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(name))
+                && filter.is_none()
+            {
+                return Ok(Resolved::Fixed {
+                    attr: name.to_ascii_lowercase(),
+                    sub: sub.map(str::to_string),
+                });
+            }
+            if name.eq_ignore_ascii_case("externalId") && filter.is_none() && sub.is_none() {
+                return Ok(Resolved::Stored(Target {
+                    attr: "externalId".into(),
+                    filter: None,
+                    sub: None,
+                }));
+            }
+            let attribute = schema
+                .attribute(name)
+                .ok_or_else(|| unknown("attribute", name))?;
+            (attribute, sub)
         }
     };
-    if head.eq_ignore_ascii_case("externalId") && filter.is_none() && tail_is_none(&tail) {
-        return Ok(Target {
-            attr: "externalId".into(),
-            filter: None,
-            sub: None,
-        });
-    }
-    let attribute = schema.attribute(&head).ok_or_else(|| {
-        error(
-            ScimErrorKind::InvalidPath,
-            format!("`{path}`: unknown attribute `{head}`"),
-        )
-    })?;
-    if attribute.mutability == "readOnly" {
-        return Err(error(
-            ScimErrorKind::Mutability,
-            format!("`{}` is read-only", attribute.name),
-        ));
-    }
-    let sub = match tail {
-        Some(sub) => {
-            let declared = attribute.sub(&sub).ok_or_else(|| {
-                error(
-                    ScimErrorKind::InvalidPath,
-                    format!("`{path}`: unknown sub-attribute `{sub}`"),
-                )
-            })?;
-            Some(declared.name.to_string())
-        }
+    let sub = match sub {
+        Some(sub) => Some(
+            attribute
+                .sub(sub)
+                .ok_or_else(|| unknown("sub-attribute", sub))?
+                .name
+                .to_string(),
+        ),
         None => None,
     };
+    match attribute.mutability {
+        Mutability::ReadOnly => {
+            return Ok(Resolved::Fixed {
+                attr: attribute.name.to_string(),
+                sub,
+            })
+        }
+        Mutability::WriteOnly => return Ok(Resolved::WriteOnly(attribute)),
+        Mutability::ReadWrite | Mutability::Immutable => {}
+    }
     if filter.is_some() && !attribute.multi_valued {
         return Err(error(
             ScimErrorKind::InvalidPath,
             format!("`{path}`: a filter needs a multi-valued attribute"),
         ));
     }
-    Ok(Target {
+    Ok(Resolved::Stored(Target {
         attr: attribute.name.to_string(),
         filter,
         sub,
-    })
+    }))
 }
 
-fn tail_is_none(tail: &Option<String>) -> bool {
-    tail.is_none()
+/// Whether `given` repeats `current`: strings case-insensitively, lists as sets, objects
+/// field by field (a client may send part of `meta`); null and `[]` are "absent".
+fn repeats(current: Option<&Json>, given: &Json) -> bool {
+    let absent = |v: &Json| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+    match (current, given) {
+        (None, given) => absent(given),
+        (Some(current), given) if absent(given) => absent(current),
+        (Some(Json::String(a)), Json::String(b)) => a.eq_ignore_ascii_case(b),
+        (Some(Json::Array(a)), Json::Array(b)) => {
+            a.len() == b.len() && b.iter().all(|g| a.iter().any(|c| repeats(Some(c), g)))
+        }
+        (Some(current @ Json::Object(_)), Json::Object(b)) => {
+            b.iter().all(|(key, g)| repeats(get_ci(current, key), g))
+        }
+        (Some(a), b) => a == b,
+    }
+}
+
+fn apply_resolved(
+    attributes: &mut Map<String, Json>,
+    current: &Json,
+    resolved: &Resolved,
+    op: OpKind,
+    value: Option<&Json>,
+    path: &str,
+) -> Result<(), ScimError> {
+    match resolved {
+        Resolved::Ignored => Ok(()),
+        Resolved::WriteOnly(attribute) => {
+            validate_value(attribute, value.unwrap_or(&Json::Null), attribute.name).map(|_| ())
+        }
+        Resolved::Fixed { attr, sub } => {
+            let now = get_ci(current, attr).and_then(|v| match sub {
+                Some(sub) => get_ci(v, sub),
+                None => Some(v),
+            });
+            match value {
+                Some(value) if op != OpKind::Remove && repeats(now, value) => Ok(()),
+                _ => Err(error(
+                    ScimErrorKind::Mutability,
+                    format!("`{path}` is read-only and cannot be changed"),
+                )),
+            }
+        }
+        Resolved::Stored(target) => apply_at(attributes, target, op, value, path),
+    }
+}
+
+/// For `add`/`replace` through `attr[k eq "v"]` that matches nothing: the new item
+/// `{"k": "v"}` (Entra ID adds a work phone number as `phoneNumbers[type eq "work"].value`).
+fn new_item(filter: &Filter) -> Option<Json> {
+    match filter {
+        Filter::Compare(AttrPath { attr, sub: None }, Op::Eq, wanted) if !wanted.is_null() => Some(
+            Json::Object(Map::from_iter([(attr.clone(), wanted.clone())])),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a list already holds `item`: the same `value` for complex items (a member added
+/// again with a `display` is the same member), equality otherwise.
+fn holds(list: &[Json], item: &Json) -> bool {
+    match get_ci(item, "value") {
+        Some(value) => list.iter().any(|have| get_ci(have, "value") == Some(value)),
+        None => list.contains(item),
+    }
 }
 
 fn apply_at(
@@ -218,13 +334,13 @@ fn apply_at(
                 match (attributes.get_mut(&target.attr), value) {
                     (Some(Json::Array(current)), Json::Array(new)) => {
                         for item in new {
-                            if !current.contains(item) {
+                            if !holds(current, item) {
                                 current.push(item.clone());
                             }
                         }
                     }
                     (Some(Json::Array(current)), single) => {
-                        if !current.contains(single) {
+                        if !holds(current, single) {
                             current.push(single.clone());
                         }
                     }
@@ -262,26 +378,27 @@ fn apply_at(
             }
         }
         (Some(filter), sub) => {
-            let items = match attributes.get_mut(&target.attr) {
-                Some(Json::Array(items)) => items,
-                _ => {
-                    return Err(error(
-                        ScimErrorKind::NoTarget,
-                        format!("`{path}` matches nothing"),
-                    ))
-                }
+            let no_target = || error(ScimErrorKind::NoTarget, format!("`{path}` matches nothing"));
+            let creates = op != OpKind::Remove;
+            let entry = attributes.entry(target.attr.clone());
+            let items = match entry.or_insert_with(|| Json::Array(Vec::new())) {
+                Json::Array(items) => items,
+                _ => return Err(no_target()),
             };
-            let matching: Vec<usize> = items
+            let mut matching: Vec<usize> = items
                 .iter()
                 .enumerate()
                 .filter(|(_, item)| filter.matches(item))
                 .map(|(i, _)| i)
                 .collect();
             if matching.is_empty() {
-                return Err(error(
-                    ScimErrorKind::NoTarget,
-                    format!("`{path}` matches nothing"),
-                ));
+                match new_item(filter).filter(|_| creates) {
+                    Some(item) => {
+                        items.push(item);
+                        matching.push(items.len() - 1);
+                    }
+                    None => return Err(no_target()),
+                }
             }
             match (op, sub) {
                 (OpKind::Remove, None) => {
@@ -334,12 +451,93 @@ mod tests {
 
     fn patched(schema: &ResourceSchema, start: Json, ops: Json) -> Result<Json, ScimError> {
         let mut attributes = start.as_object().unwrap().clone();
+        let mut current = start.clone();
+        current["id"] = json!("id1");
+        current["schemas"] = json!([schema.urn]);
+        current["meta"] = json!({"resourceType": schema.resource_type, "version": "W/\"1\""});
         apply_patch(
             schema,
             &mut attributes,
+            &current,
             &json!({"schemas": [], "Operations": ops}),
         )?;
         Ok(Json::Object(attributes))
+    }
+
+    #[test]
+    fn read_only_attributes_may_be_repeated_not_changed() {
+        let group = json!({"displayName": "old"});
+        let out = patched(
+            &GROUP,
+            group.clone(),
+            json!([{"op": "replace", "value": {"id": "id1", "displayName": "New",
+                "schemas": ["URN:ietf:params:scim:schemas:core:2.0:Group"], "meta": {"resourceType": "Group"}}}]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"displayName": "New"}));
+        for value in [
+            json!({"id": "other", "displayName": "New"}),
+            json!({"meta": {"version": "W/\"9\""}}),
+            json!({"schemas": ["urn:x"]}),
+        ] {
+            let err = patched(
+                &GROUP,
+                group.clone(),
+                json!([{"op": "replace", "value": value}]),
+            )
+            .unwrap_err();
+            assert_eq!(err.kind, ScimErrorKind::Mutability, "{value}");
+        }
+        let err = patched(
+            &USER,
+            json!({"userName": "a@b.c"}),
+            json!([{"op": "add", "path": "groups", "value": [{"value": "g"}]}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ScimErrorKind::Mutability);
+    }
+
+    #[test]
+    fn password_is_dropped_and_unknown_schemas_ignored() {
+        let user = json!({"userName": "a@b.c"});
+        let out = patched(&USER, user.clone(), json!([{"op": "replace", "value": {"password": "x",
+            "urn:okta:custom:1.0:User:shoe": 44}}, {"op": "replace", "path": "password", "value": "y"}]))
+        .unwrap();
+        assert_eq!(out, user);
+        let err = patched(
+            &USER,
+            user,
+            json!([{"op": "replace", "value": {"password": 3}}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ScimErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn entra_extension_and_filtered_adds() {
+        let user = json!({"userName": "a@b.c"});
+        let urn = crate::iam::scim::schema::ENTERPRISE_USER_URN;
+        let out = patched(&USER, user, json!([
+            {"op": "Add", "path": format!("{urn}:manager"), "value": "m1"},
+            {"op": "Add", "path": format!("{urn}:department"), "value": "R&D"},
+            {"op": "Replace", "value": {urn: {"employeeNumber": "7"}}},
+            {"op": "Add", "path": "phoneNumbers[type eq \"work\"].value", "value": "+1 555"},
+            {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Paris"},
+            {"op": "Replace", "path": "addresses[type eq \"work\"].postalCode", "value": "75001"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            out[urn],
+            json!({"manager": "m1", "department": "R&D", "employeeNumber": "7"})
+        );
+        assert_eq!(
+            out["phoneNumbers"],
+            json!([{"type": "work", "value": "+1 555"}])
+        );
+        assert_eq!(
+            out["addresses"],
+            json!([{"type": "work", "locality": "Paris", "postalCode": "75001"}])
+        );
     }
 
     #[test]
@@ -376,6 +574,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["members"].as_array().unwrap().len(), 3);
+        let again = patched(
+            &GROUP,
+            group.clone(),
+            json!([{"op": "add", "path": "members", "value": [{"value": "u1", "display": "U"}]}]),
+        )
+        .unwrap();
+        assert_eq!(
+            again["members"], group["members"],
+            "an existing member is not added twice"
+        );
         let out = patched(
             &GROUP,
             group.clone(),
@@ -408,7 +616,7 @@ mod tests {
                 ScimErrorKind::InvalidSyntax,
             ),
             (
-                json!([{"op": "add", "path": "nickName", "value": "x"}]),
+                json!([{"op": "add", "path": "shoeSize", "value": "x"}]),
                 ScimErrorKind::InvalidPath,
             ),
             (
@@ -417,7 +625,7 @@ mod tests {
             ),
             (
                 json!([{"op": "replace", "path": "id", "value": "x"}]),
-                ScimErrorKind::InvalidPath,
+                ScimErrorKind::Mutability,
             ),
             (json!([{"op": "remove"}]), ScimErrorKind::NoTarget),
             (json!([]), ScimErrorKind::InvalidSyntax),

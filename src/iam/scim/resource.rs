@@ -1,20 +1,30 @@
 //! Validating a SCIM resource body against its schema into the canonical attribute object that
-//! the directory stores (declared attributes only, schema spelling, no read-only input), and
-//! projecting stored resources for `attributes` / `excludedAttributes`.
+//! the directory stores (declared attributes only, schema spelling, extensions under their URN,
+//! no read-only or write-only input), and projecting stored resources for `attributes` /
+//! `excludedAttributes`.
 
 use serde_json::{Map, Value as Json};
 
 use super::error::{ScimError, ScimErrorKind};
 use super::filter::strip_urn;
-use super::schema::{Attribute, Kind, ResourceSchema};
+use super::schema::{self, Attribute, Kind, Mutability, Qualified, ResourceSchema};
 
 fn invalid(kind: ScimErrorKind, detail: String) -> ScimError {
     ScimError::new(kind, detail)
 }
 
-/// Reads `body` as a full resource of `schema`: every attribute must be declared, typed as
-/// declared, and the required ones present. `id`, `meta`, `schemas` and read-only attributes
-/// sent by the client are ignored. Returns the attributes to store (with `externalId`).
+fn unknown(schema: &ResourceSchema, key: &str) -> ScimError {
+    invalid(
+        ScimErrorKind::InvalidSyntax,
+        format!("unknown attribute `{key}` for a {}", schema.resource_type),
+    )
+}
+
+/// Reads `body` as a full resource of `schema`: every core or extension attribute must be
+/// declared, typed as declared, and the required ones present. `id`, `meta`, `schemas`,
+/// read-only attributes and attributes of schemas this type does not have are ignored;
+/// write-only ones (`password`) are checked and dropped. Returns the attributes to store (with
+/// `externalId`).
 pub fn validate_resource(
     schema: &ResourceSchema,
     body: &Json,
@@ -27,43 +37,75 @@ pub fn validate_resource(
     })?;
     let mut attributes = Map::new();
     for (key, value) in object {
-        let name = strip_urn(key);
-        if ["schemas", "id", "meta"]
-            .iter()
-            .any(|k| k.eq_ignore_ascii_case(name))
-        {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("externalId") {
-            match value {
-                Json::Null => {}
-                Json::String(s) => {
-                    attributes.insert("externalId".into(), Json::String(s.clone()));
+        let (attribute, target) = match schema.qualify(key) {
+            Qualified::UnknownSchema => continue,
+            Qualified::Extension(extension, None) => (extension, None),
+            Qualified::Extension(extension, Some(name)) => {
+                let sub = extension.sub(name).ok_or_else(|| unknown(schema, key))?;
+                (sub, Some(extension.name))
+            }
+            Qualified::Core(name) => {
+                if ["schemas", "id", "meta"]
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(name))
+                {
+                    continue;
                 }
-                _ => {
-                    return Err(invalid(
-                        ScimErrorKind::InvalidValue,
-                        "`externalId` must be a string".into(),
-                    ))
+                if name.eq_ignore_ascii_case("externalId") {
+                    match value {
+                        Json::Null => {}
+                        Json::String(s) => {
+                            attributes.insert("externalId".into(), Json::String(s.clone()));
+                        }
+                        _ => {
+                            return Err(invalid(
+                                ScimErrorKind::InvalidValue,
+                                "`externalId` must be a string".into(),
+                            ))
+                        }
+                    }
+                    continue;
+                }
+                (
+                    schema.attribute(name).ok_or_else(|| unknown(schema, key))?,
+                    None,
+                )
+            }
+        };
+        let Some(value) = validate_input(attribute, value, attribute.name)? else {
+            continue;
+        };
+        match target {
+            None => {
+                attributes.insert(attribute.name.to_string(), value);
+            }
+            // `urn:...:enterprise:2.0:User:department` at the top level joins its extension.
+            Some(extension) => {
+                let container = attributes
+                    .entry(extension)
+                    .or_insert_with(|| Json::Object(Map::new()));
+                if let Json::Object(container) = container {
+                    container.insert(attribute.name.to_string(), value);
                 }
             }
-            continue;
-        }
-        let attribute = schema.attribute(name).ok_or_else(|| {
-            invalid(
-                ScimErrorKind::InvalidSyntax,
-                format!("unknown attribute `{key}` for a {}", schema.resource_type),
-            )
-        })?;
-        if attribute.mutability == "readOnly" {
-            continue;
-        }
-        if let Some(value) = validate_value(attribute, value, attribute.name)? {
-            attributes.insert(attribute.name.to_string(), value);
         }
     }
     check_required(schema, &attributes)?;
     Ok(attributes)
+}
+
+/// A client-sent value by mutability: read-only ones are ignored, write-only ones checked and
+/// dropped, others checked and kept. `None`: nothing to store.
+fn validate_input(
+    attribute: &Attribute,
+    value: &Json,
+    path: &str,
+) -> Result<Option<Json>, ScimError> {
+    match attribute.mutability {
+        Mutability::ReadOnly => Ok(None),
+        Mutability::WriteOnly => validate_value(attribute, value, path).map(|_| None),
+        Mutability::ReadWrite | Mutability::Immutable => validate_value(attribute, value, path),
+    }
 }
 
 /// Every required attribute is present and not empty.
@@ -127,7 +169,7 @@ fn validate_single(
         )
     };
     match attribute.kind {
-        Kind::String | Kind::Reference => match value {
+        Kind::String | Kind::Reference | Kind::Binary => match value {
             Json::String(s) => Ok(Some(Json::String(s.clone()))),
             Json::Null => Ok(None),
             _ => Err(wrong("a string")),
@@ -140,20 +182,30 @@ fn validate_single(
             Json::Null => Ok(None),
             _ => Err(wrong("a boolean")),
         },
+        // Entra ID sends a single-valued complex attribute with a `value` (the enterprise
+        // `manager`) as that value alone.
+        Kind::Complex if value.is_string() && !attribute.multi_valued => {
+            match attribute.sub("value") {
+                Some(sub) => validate_single(sub, value, &format!("{path}.value"))
+                    .map(|v| v.map(|v| Json::Object(Map::from_iter([("value".to_string(), v)])))),
+                None => Err(wrong("an object")),
+            }
+        }
         Kind::Complex => {
             let object = value.as_object().ok_or_else(|| wrong("an object"))?;
             let mut checked = Map::new();
             for (key, sub_value) in object {
+                // Some clients repeat `schemas` inside an extension's object.
+                if attribute.is_extension() && key.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
                 let sub = attribute.sub(key).ok_or_else(|| {
                     invalid(
                         ScimErrorKind::InvalidSyntax,
                         format!("unknown attribute `{path}.{key}`"),
                     )
                 })?;
-                if sub.mutability == "readOnly" {
-                    continue;
-                }
-                if let Some(v) = validate_value(sub, sub_value, &format!("{path}.{}", sub.name))? {
+                if let Some(v) = validate_input(sub, sub_value, &format!("{path}.{}", sub.name))? {
                     checked.insert(sub.name.to_string(), v);
                 }
             }
@@ -162,15 +214,46 @@ fn validate_single(
     }
 }
 
-/// Parses a comma-separated attribute list (`userName,name.givenName,urn:...:User:emails`).
+/// Parses a comma-separated attribute list (`userName,name.givenName,urn:...:User:emails`,
+/// `urn:...:enterprise:2.0:User:department`): core URNs are dropped, extension URNs kept.
 pub fn attribute_list(text: Option<&str>) -> Vec<String> {
     text.map(|t| {
         t.split(',')
-            .map(|name| strip_urn(name.trim()).to_string())
+            .map(|name| without_core_urn(name.trim()).to_string())
             .filter(|name| !name.is_empty())
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// An attribute name without its core schema URN; an extension's URN stays, since it names
+/// where the attribute is.
+fn without_core_urn(name: &str) -> &str {
+    match split_extension(name) {
+        Some(_) => name,
+        None => strip_urn(name),
+    }
+}
+
+/// `urn:...:enterprise:2.0:User:department` -> (the extension's URN, `department`).
+fn split_extension(name: &str) -> Option<(&'static str, Option<&str>)> {
+    schema::ALL.iter().find_map(|s| match s.qualify(name) {
+        Qualified::Extension(extension, sub) => Some((extension.name, sub)),
+        _ => None,
+    })
+}
+
+/// An attribute path (`name.givenName`, `urn:...:User:userName`,
+/// `urn:...:enterprise:2.0:User:department`) as (top-level attribute, sub-attribute).
+pub fn split_path(name: &str) -> (&str, Option<&str>) {
+    let name = without_core_urn(name);
+    match split_extension(name) {
+        Some((urn, sub)) => (urn, sub),
+        None => match name.split_once('.') {
+            Some((top, sub)) => (top, Some(sub)),
+            None => (name, None),
+        },
+    }
 }
 
 /// Applies `attributes` (only these, plus `id`, `schemas`, `meta`) or `excludedAttributes`
@@ -181,11 +264,8 @@ pub fn project(resource: Json, attributes: &[String], excluded: &[String]) -> Js
     };
     let always = |key: &str| ["id", "schemas", "meta"].contains(&key);
     let named = |list: &[String], key: &str| {
-        list.iter().any(|a| {
-            a.split('.')
-                .next()
-                .is_some_and(|top| top.eq_ignore_ascii_case(key))
-        })
+        list.iter()
+            .any(|a| split_path(a).0.eq_ignore_ascii_case(key))
     };
     let mut out = Map::new();
     for (key, value) in object {
@@ -193,18 +273,16 @@ pub fn project(resource: Json, attributes: &[String], excluded: &[String]) -> Js
             out.insert(key, value);
         } else if !attributes.is_empty() {
             if named(attributes, &key) {
-                let subs: Vec<&str> = attributes
+                let paths: Vec<(&str, Option<&str>)> = attributes
                     .iter()
-                    .filter_map(|a| {
-                        a.split_once('.')
-                            .filter(|(top, _)| top.eq_ignore_ascii_case(&key))
-                            .map(|(_, sub)| sub)
-                    })
+                    .map(|a| split_path(a))
+                    .filter(|(top, _)| top.eq_ignore_ascii_case(&key))
                     .collect();
-                let whole = attributes.iter().any(|a| a.eq_ignore_ascii_case(&key));
+                let whole = paths.iter().any(|(_, sub)| sub.is_none());
+                let subs: Vec<&str> = paths.iter().filter_map(|(_, sub)| *sub).collect();
                 out.insert(
                     key,
-                    if whole || subs.is_empty() {
+                    if whole {
                         value
                     } else {
                         keep_subs(value, &subs)
@@ -238,7 +316,7 @@ fn keep_subs(value: Json, subs: &[&str]) -> Json {
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::{GROUP, USER};
+    use super::super::schema::{ENTERPRISE_USER_URN, GROUP, USER};
     use super::*;
     use serde_json::json;
 
@@ -257,8 +335,20 @@ mod tests {
     #[test]
     fn unknown_mistyped_and_missing_attributes_are_named() {
         let err =
-            validate_resource(&USER, &json!({"userName": "a@b.c", "nickName": "x"})).unwrap_err();
-        assert!(err.detail.contains("unknown attribute `nickName`"));
+            validate_resource(&USER, &json!({"userName": "a@b.c", "shoeSize": "x"})).unwrap_err();
+        assert!(err.detail.contains("unknown attribute `shoeSize`"));
+        let err = validate_resource(
+            &USER,
+            &json!({"userName": "a@b.c", ENTERPRISE_USER_URN: {"department": 7}}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ScimErrorKind::InvalidValue);
+        assert!(err.detail.contains(&format!(
+            "`{ENTERPRISE_USER_URN}.department` must be a string"
+        )));
+        let err =
+            validate_resource(&USER, &json!({"userName": "a@b.c", "password": 1})).unwrap_err();
+        assert!(err.detail.contains("`password` must be a string"));
         let err = validate_resource(&USER, &json!({"userName": "a@b.c", "active": 3})).unwrap_err();
         assert!(err.detail.contains("`active` must be a boolean"));
         let err = validate_resource(&GROUP, &json!({"members": []})).unwrap_err();
@@ -272,6 +362,34 @@ mod tests {
     }
 
     #[test]
+    fn okta_and_entra_bodies_keep_the_directory_attributes_and_drop_the_password() {
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER_URN],
+            "userName": "t@okta.local", "name": {"givenName": "T", "middleName": "M"}, "locale": "en-US",
+            "groups": [{"value": "g"}], "password": "1mz050nq", "title": "Eng", "preferredLanguage": "en",
+            "phoneNumbers": [{"type": "work", "value": "+1 555"}], "nickName": "tt",
+            "addresses": [{"type": "work", "locality": "Paris", "primary": true}],
+            ENTERPRISE_USER_URN: {"department": "R&D", "employeeNumber": "42", "manager": "m1",
+                "schemas": [ENTERPRISE_USER_URN]},
+            "urn:ietf:params:scim:schemas:extension:okta:1.0:User": {"anything": 1}});
+        let stored = validate_resource(&USER, &body).unwrap();
+        assert!(stored.get("password").is_none() && stored.get("groups").is_none());
+        assert!(!Json::Object(stored.clone())
+            .to_string()
+            .contains("1mz050nq"));
+        assert_eq!(stored["name"]["middleName"], "M");
+        assert_eq!(stored["locale"], "en-US");
+        assert_eq!(stored["addresses"][0]["locality"], "Paris");
+        assert_eq!(
+            stored[ENTERPRISE_USER_URN],
+            json!({"department": "R&D", "employeeNumber": "42", "manager": {"value": "m1"}})
+        );
+        assert!(
+            !stored.keys().any(|k| k.contains("okta")),
+            "unknown schemas are ignored"
+        );
+    }
+
+    #[test]
     fn projection_keeps_id_schemas_meta() {
         let resource = json!({"id": "1", "schemas": [], "meta": {}, "userName": "u", "name": {"givenName": "g", "familyName": "f"}, "active": true});
         let only = project(
@@ -282,6 +400,19 @@ mod tests {
         assert_eq!(
             only,
             json!({"id": "1", "schemas": [], "meta": {}, "name": {"givenName": "g"}})
+        );
+        let enterprise = json!({"id": "1", ENTERPRISE_USER_URN: {"department": "d", "costCenter": "c"}, "title": "t"});
+        assert_eq!(
+            project(
+                enterprise.clone(),
+                &attribute_list(Some(&format!("{ENTERPRISE_USER_URN}:department"))),
+                &[]
+            ),
+            json!({"id": "1", ENTERPRISE_USER_URN: {"department": "d"}})
+        );
+        assert_eq!(
+            project(enterprise, &[], &attribute_list(Some(ENTERPRISE_USER_URN))),
+            json!({"id": "1", "title": "t"})
         );
         let without = project(resource, &[], &attribute_list(Some("NAME,active")));
         assert_eq!(

@@ -10,8 +10,8 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::ShardActor;
-use crate::persist::format::TilesV1;
-use crate::store::tiles::{encoding, TileSet};
+use crate::persist::format::TilesV2;
+use crate::store::tiles::{to_stored, TileSet};
 
 /// One row of an export: where its key and payload are in the export's buffers.
 #[derive(Debug, Clone, Copy)]
@@ -24,13 +24,13 @@ pub struct ExportEntry {
     pub payload_len: usize,
 }
 
-/// A shard's rows, flat, and its aggregation tiles, encoded.
+/// A shard's rows, flat, and its aggregation tiles in their stored form.
 #[derive(Debug, Default)]
 pub struct ShardExport {
     pub keys: Vec<u8>,
     pub arena: Vec<u8>,
     pub entries: Vec<ExportEntry>,
-    pub tiles: Vec<TilesV1>,
+    pub tiles: Vec<TilesV2>,
 }
 
 pub struct ExportRows {
@@ -52,14 +52,13 @@ impl Handler<ExportRows> for ShardActor {
             tiles: self
                 .tiles
                 .iter()
-                .map(|(key, tiles)| TilesV1 {
-                    view: u32::from_le_bytes(
+                .map(|(key, tiles)| {
+                    let view = u32::from_le_bytes(
                         key[..4]
                             .try_into()
                             .expect("tile keys start with the view id"),
-                    ),
-                    key: key[4..].to_vec(),
-                    state: encoding::encode(tiles),
+                    );
+                    to_stored(view, &key[4..], tiles)
                 })
                 .collect(),
         };

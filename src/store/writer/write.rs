@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 
 use super::WriterActor;
 use crate::persist::format::{encode, RowRefV1, RowsRefV1};
+use crate::persist::JournalError;
 use crate::store::key::shard_of;
 use crate::store::shard::{ApplyRows, RowWrite, WriteOutcome};
 
@@ -21,11 +22,12 @@ pub struct Write {
 pub type Applied = Vec<oneshot::Receiver<std::io::Result<WriteOutcome>>>;
 
 impl Message for Write {
-    type Result = std::io::Result<Applied>;
+    type Result = Result<Applied, JournalError>;
 }
 
 impl Handler<Write> for WriterActor {
-    type Result = std::io::Result<Applied>;
+    /// A journal failure answers before any shard sees the rows: a refused write changes nothing.
+    type Result = Result<Applied, JournalError>;
 
     fn handle(&mut self, msg: Write, _: &mut Self::Context) -> Self::Result {
         if msg.journaled {

@@ -1,0 +1,109 @@
+//! `quiver journal`: verify the journals of a data directory offline (`check`) and remove one
+//! bad record from a segment (`repair --skip-record SEGMENT:OFFSET`), keeping the original file.
+//! A server refuses to start on a bad record; these are the operator's way forward.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use super::ConfigArg;
+use crate::config::{Overrides, PersistenceSettings, Settings};
+use crate::persist::journal::{inspect, journal_name, skip_record};
+
+#[derive(Debug, clap::Args)]
+pub struct JournalArgs {
+    #[command(subcommand)]
+    command: JournalCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum JournalCommand {
+    /// Every journal and segment with its records, torn tails and bad records (with their
+    /// location); exits non-zero if any record is bad.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The data directory (as given to `quiver serve`); without it, the configuration's.
+        #[arg(long, env = "QUIVER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Rewrite a segment without one bad record (every other record is kept); the original is
+    /// kept beside it as `<segment>.orig-<time>`. Run it with the server stopped.
+    Repair {
+        /// The bad record, as `check` or the refused start names it: SEGMENT_FILE:BYTE_OFFSET.
+        #[arg(long = "skip-record", value_name = "SEGMENT:OFFSET")]
+        skip_record: String,
+    },
+}
+
+pub fn run(args: JournalArgs) -> anyhow::Result<()> {
+    match args.command {
+        JournalCommand::Check { config, data_dir } => {
+            let data_dir = match data_dir {
+                Some(dir) => dir,
+                None => Settings::load(&config.path, &Overrides::default())?
+                    .data_dir
+                    .context("no data directory: pass --data-dir or set QUIVER_DATA_DIR")?,
+            };
+            check(&data_dir)
+        }
+        JournalCommand::Repair { skip_record: spec } => {
+            let (segment, offset) = spec
+                .rsplit_once(':')
+                .and_then(|(segment, offset)| Some((segment, offset.parse::<u64>().ok()?)))
+                .with_context(|| {
+                    format!("--skip-record `{spec}`: expected SEGMENT_FILE:BYTE_OFFSET, e.g. data/journal/rows/00000000000000000001.journal:1234")
+                })?;
+            let skipped = skip_record(std::path::Path::new(segment), offset)?;
+            println!(
+                "removed the bad record at byte {offset} of {segment} ({} bytes: {}); the original is kept as {}",
+                skipped.removed.len,
+                skipped.removed.problem,
+                skipped.original_kept_as.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn check(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut n_bad = 0;
+    for dir in PersistenceSettings::journal_dirs(data_dir) {
+        let segments =
+            inspect(&dir).with_context(|| format!("cannot read journal {}", dir.display()))?;
+        println!(
+            "journal {} ({}): {} segment(s)",
+            journal_name(&dir),
+            dir.display(),
+            segments.len()
+        );
+        for segment in segments {
+            let state = if segment.bad.is_empty() { "ok" } else { "BAD" };
+            println!(
+                "  {}  {} records  {} bytes  {state}",
+                segment.path.display(),
+                segment.records,
+                segment.bytes
+            );
+            if let Some((offset, bytes)) = segment.torn_tail {
+                println!("    torn tail at byte {offset}: {bytes} bytes of an unfinished write, cut at the next start");
+            }
+            for bad in &segment.bad {
+                n_bad += 1;
+                println!(
+                    "    bad record index {} at byte {} ({} bytes): {}; to remove it: quiver journal repair --skip-record {}:{}",
+                    bad.index,
+                    bad.offset,
+                    bad.len,
+                    bad.problem,
+                    segment.path.display(),
+                    bad.offset
+                );
+            }
+        }
+    }
+    if n_bad > 0 {
+        bail!("{n_bad} bad journal record(s); the server refuses to start until they are repaired");
+    }
+    Ok(())
+}

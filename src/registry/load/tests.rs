@@ -1,0 +1,114 @@
+//! Repository validation: every error names its file, object and problem.
+
+use super::*;
+
+fn load_text(text: &str) -> Result<Registry, RegistryError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repo.toml");
+    std::fs::write(&path, text).unwrap();
+    load_registry(&[WorkspaceSource {
+        name: "prod".into(),
+        live: true,
+        repository: path,
+    }])
+}
+
+const BASE: &str = r#"
+    [[entity]]
+    name = "user"
+    join_keys = [{ name = "user_id", type = "string" }]
+    [[push_source]]
+    name = "tx"
+    schema = [{ name = "user_id", type = "string" }, { name = "ts", type = "timestamp" }, { name = "amt", type = "float64" }]
+    [[stream_feature_view]]
+    name = "last_tx"
+    source = "tx"
+    entities = ["user"]
+    timestamp_field = "ts"
+    features = [{ name = "zeta", type = "float64", column = "amt" }, { name = "alpha", type = "float64", column = "amt" }]
+"#;
+
+#[test]
+fn a_valid_repository_orders_features_alphabetically() {
+    let text = format!("{BASE}\n[[feature_service]]\nname = \"svc\"\nfeatures = [{{ view = \"last_tx\", alias = \"t\", join_key_map = {{ user_id = \"uid\" }} }}]");
+    let registry = load_text(&text).unwrap();
+    let service = &registry.workspace("prod").unwrap().services["svc"];
+    assert_eq!(service.input_join_keys[0].name, "uid");
+    let view = registry.view(service.items[0].view);
+    let names: Vec<_> = service.items[0]
+        .features
+        .iter()
+        .map(|i| view.features[*i].name.as_str())
+        .collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    assert_eq!(service.id.len(), 32);
+    assert_eq!(registry.service_by_id(&service.id).unwrap().name, "svc");
+    assert_eq!(
+        registry.workspace("prod").unwrap().push_sources["tx"].subscribers,
+        vec![0]
+    );
+}
+
+#[test]
+fn errors_name_the_file_object_and_problem() {
+    let cases = [
+        (format!("{BASE}\n[[feature_service]]\nname = \"svc\"\nfeatures = [{{ view = \"nope\" }}]"), "feature_service `svc`: references feature view `nope`"),
+        (BASE.replace("\"float64\", column", "\"float65\", column"), "unknown type `float65`"),
+        (BASE.replace("entities = [\"user\"]", "entities = [\"usr\"]"), "unknown entity `usr`"),
+        (format!("{BASE}\n[[entity]]\nname = \"user\"\njoin_keys = [{{ name = \"x\", type = \"string\" }}]"), "entity `user`: the name `user` is already used"),
+        (BASE.replace("source = \"tx\"", "source = \"rx\""), "unknown push source `rx`"),
+        (BASE.replace("column = \"amt\" }, { name = \"alpha\"", "column = \"amount\" }, { name = \"alpha\""), "no column `amount`"),
+        (format!("{BASE}\nttl_typo = 1"), "not a valid repository file"),
+    ];
+    for (text, expected) in cases {
+        let message = load_text(&text).unwrap_err().to_string();
+        assert!(
+            message.contains(expected),
+            "{message} should contain {expected}"
+        );
+        assert!(message.contains("repo.toml"), "{message}");
+    }
+}
+
+#[test]
+fn aggregations_and_realtime_views_are_validated() {
+    let aggregate = |aggregations: &str, interval: &str| {
+        format!("{BASE}\n[[stream_feature_view]]\nname = \"agg\"\nsource = \"tx\"\nentities = [\"user\"]\ntimestamp_field = \"ts\"\naggregation_interval = \"{interval}\"\naggregations = [{aggregations}]")
+    };
+    let registry = load_text(&aggregate("{ column = \"amt\", function = \"mean\", window = \"1h\" }, { column = \"amt\", function = \"last(2)\", window = \"lifetime\" }", "10m")).unwrap();
+    let view = registry.view_by_name("prod", "agg").unwrap();
+    let names: Vec<&str> = view.features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["amt_mean_1h_10m", "amt_last_2_lifetime_10m"]);
+    assert_eq!(view.features[1].data_type.to_string(), "array<float64>");
+    let cases = [
+        (aggregate("{ column = \"amt\", function = \"median\", window = \"1h\" }", "10m"), "unknown aggregation function `median`"),
+        (aggregate("{ column = \"amt\", function = \"mean\", window = \"25m\" }", "10m"), "must be a multiple of the aggregation_interval"),
+        (aggregate("{ column = \"nope\", function = \"count\", window = \"1h\" }", "10m"), "the push source has no column `nope`"),
+        (aggregate("{ column = \"user_id\", function = \"count\", window = \"1h\" }", "10m"), "a join key or the timestamp field cannot be aggregated"),
+        (aggregate("{ column = \"amt\", function = \"mean\", window = \"1h\" }, { column = \"amt\", function = \"mean\", window = \"1h\" }", "10m"), "used twice"),
+        (aggregate("{ column = \"amt\", function = \"approx_percentile(2)\", window = \"1h\" }", "10m"), "from 0 to 1"),
+    ];
+    for (text, expected) in cases {
+        let message = load_text(&text).unwrap_err().to_string();
+        assert!(
+            message.contains(expected),
+            "{message} should contain {expected}"
+        );
+    }
+    let realtime = |expression: &str| {
+        format!("{BASE}\n[[realtime_feature_view]]\nname = \"rt\"\nrequest_schema = [{{ name = \"amount\", type = \"float64\" }}]\nsources = [\"last_tx\"]\n[[realtime_feature_view.features]]\nname = \"f\"\ntype = \"boolean\"\nexpression = \"{expression}\"")
+    };
+    assert!(load_text(&realtime("request.amount > last_tx.alpha")).is_ok());
+    let message = load_text(&realtime("request.amount > elsewhere.x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("realtime_feature_view `rt`: feature `f`")
+            && message.contains("reads `elsewhere`"),
+        "{message}"
+    );
+    let message = load_text(&realtime("request.amount >"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("does not parse"), "{message}");
+}

@@ -1,0 +1,219 @@
+//! Tiled aggregation state: per key, one partial aggregate per aggregate feature for each
+//! epoch-aligned tile of `aggregation_interval`, merged at read time over the complete tiles of
+//! each window. Every partial merges associatively, so a window's value is exact.
+//!
+//! Tiles older than the view's horizon (longest window + offset + one tile) before the key's
+//! latest event are never read again: they are dropped, or, when the view has lifetime
+//! windows, merged into one `compacted` partial per aggregate. Memory per key is therefore
+//! bounded by horizon / interval tiles.
+
+mod partial;
+mod sketch;
+mod stored;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use crate::registry::aggregation::{AggregationSpec, Function, Window};
+use crate::registry::time::Micros;
+use crate::registry::value::Value;
+
+pub use partial::Partial;
+pub use stored::{from_stored, to_stored};
+
+/// The tiles of one key of one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileSet {
+    /// Tile start -> one partial per aggregate.
+    pub tiles: BTreeMap<Micros, Vec<Partial>>,
+    /// Tiles merged once past the horizon (only for views with lifetime windows).
+    pub compacted: Option<Vec<Partial>>,
+    pub latest_event: Micros,
+    /// With compaction: tiles starting before this are coarse (one per compaction width).
+    pub coarse_until: Micros,
+}
+
+impl Default for TileSet {
+    fn default() -> TileSet {
+        TileSet {
+            tiles: BTreeMap::new(),
+            compacted: None,
+            latest_event: 0,
+            coarse_until: Micros::MIN,
+        }
+    }
+}
+
+/// The start of the tile holding `time`.
+pub fn tile_start(time: Micros, interval: Micros) -> Micros {
+    time.div_euclid(interval) * interval
+}
+
+impl TileSet {
+    /// Adds one event (`inputs` in the spec's input order).
+    pub fn add(&mut self, spec: &AggregationSpec, event_time: Micros, seq: u64, inputs: &[Value]) {
+        let start = self.tile_of(spec, event_time);
+        let tile = self.tiles.entry(start).or_insert_with(|| {
+            spec.aggregates
+                .iter()
+                .map(|a| Partial::empty(a.function))
+                .collect()
+        });
+        for (partial, aggregate) in tile.iter_mut().zip(&spec.aggregates) {
+            let value = inputs.get(aggregate.input).cloned().unwrap_or(Value::Null);
+            partial.add(aggregate.function, (event_time, seq, value));
+        }
+        self.latest_event = self.latest_event.max(event_time);
+        self.coarsen(spec);
+        self.drop_old(spec);
+    }
+
+    /// The start of the tile (fine or coarse) an event at `time` belongs to.
+    fn tile_of(&self, spec: &AggregationSpec, time: Micros) -> Micros {
+        match spec.compaction {
+            Some(coarse) if time < self.coarse_until => tile_start(time, coarse),
+            _ => tile_start(time, spec.interval),
+        }
+    }
+
+    /// With compaction: merges fine tiles older than the previous whole day into daily tiles.
+    fn coarsen(&mut self, spec: &AggregationSpec) {
+        let Some(coarse) = spec.compaction else {
+            return;
+        };
+        let boundary = tile_start(self.latest_event, coarse) - coarse;
+        if boundary <= self.coarse_until {
+            return;
+        }
+        let fine: Vec<Micros> = self
+            .tiles
+            .range(self.coarse_until..boundary)
+            .map(|(start, _)| *start)
+            .collect();
+        let mut merged: BTreeMap<Micros, Vec<Partial>> = BTreeMap::new();
+        for start in fine {
+            let tile = self.tiles.remove(&start).expect("listed above");
+            let into = merged.entry(tile_start(start, coarse)).or_insert_with(|| {
+                spec.aggregates
+                    .iter()
+                    .map(|a| Partial::empty(a.function))
+                    .collect()
+            });
+            for ((into, from), aggregate) in into.iter_mut().zip(tile).zip(&spec.aggregates) {
+                into.merge(aggregate.function, from);
+            }
+        }
+        self.tiles.extend(merged);
+        self.coarse_until = boundary;
+    }
+
+    /// Drops (or compacts) tiles no window ending at or after the latest event can reach.
+    fn drop_old(&mut self, spec: &AggregationSpec) {
+        let keep_from = tile_start(self.latest_event, spec.interval) - spec.horizon();
+        // A tile goes once it ends before `keep_from` (coarse tiles are wider).
+        let width = |start: Micros| match spec.compaction {
+            Some(coarse) if start < self.coarse_until => coarse,
+            _ => spec.interval,
+        };
+        let old: Vec<Micros> = self
+            .tiles
+            .range(..keep_from)
+            .map(|(start, _)| *start)
+            .filter(|start| start + width(*start) <= keep_from)
+            .collect();
+        for start in old {
+            let tile = self.tiles.remove(&start).expect("listed above");
+            if spec.has_lifetime() {
+                let compacted = self.compacted.get_or_insert_with(|| {
+                    spec.aggregates
+                        .iter()
+                        .map(|a| Partial::empty(a.function))
+                        .collect()
+                });
+                for ((into, from), aggregate) in
+                    compacted.iter_mut().zip(tile).zip(&spec.aggregates)
+                {
+                    into.merge(aggregate.function, from);
+                }
+            }
+        }
+    }
+
+    /// Whether these tiles were built for `spec`'s aggregates (one partial of the right kind
+    /// per aggregate in every tile).
+    pub fn fits(&self, spec: &AggregationSpec) -> bool {
+        let kinds_match = |partials: &Vec<Partial>| {
+            partials.len() == spec.aggregates.len()
+                && partials.iter().zip(&spec.aggregates).all(|(p, a)| {
+                    std::mem::discriminant(p) == std::mem::discriminant(&Partial::empty(a.function))
+                })
+        };
+        self.tiles.values().all(kinds_match) && self.compacted.as_ref().is_none_or(kinds_match)
+    }
+
+    /// The tile starts a window `[from, to)` reads: when `from` falls among coarse tiles, the
+    /// window starts at that coarse tile's start (Tecton's sawtooth windows).
+    fn window(&self, spec: &AggregationSpec, from: Micros, to: Micros) -> std::ops::Range<Micros> {
+        match spec.compaction {
+            Some(coarse) if from < self.coarse_until => tile_start(from, coarse)..to,
+            _ => from..to,
+        }
+    }
+
+    /// The merged partial of aggregate `i` over tiles starting in `range`.
+    fn merged(&self, i: usize, function: Function, range: std::ops::Range<Micros>) -> Partial {
+        let mut total = Partial::empty(function);
+        for tile in self.tiles.range(range).map(|(_, tile)| tile) {
+            total.merge(function, tile[i].clone());
+        }
+        total
+    }
+
+    /// Each aggregate's value over its window ending at `end` (a tile boundary).
+    pub fn values(&self, spec: &AggregationSpec, end: Micros) -> Vec<Option<Value>> {
+        spec.aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, aggregate)| match aggregate.window {
+                Window::Time { size, offset } => self
+                    .merged(
+                        i,
+                        aggregate.function,
+                        self.window(spec, end - offset - size, end - offset),
+                    )
+                    .finish(aggregate.function),
+                Window::Lifetime => {
+                    let mut total = self.merged(i, aggregate.function, Micros::MIN..end);
+                    if let Some(compacted) = &self.compacted {
+                        total.merge(aggregate.function, compacted[i].clone());
+                    }
+                    total.finish(aggregate.function)
+                }
+                Window::Series {
+                    size,
+                    start,
+                    end: last,
+                    step,
+                } => {
+                    // Windows ending `start - step`, `start - 2 step`, ... `last` before `end`,
+                    // oldest first; all empty is missing data.
+                    let offsets = (1..).map(|k| start - k * step).take_while(|o| *o >= last);
+                    let values: Vec<Option<Value>> = offsets
+                        .map(|o| {
+                            self.merged(
+                                i,
+                                aggregate.function,
+                                self.window(spec, end - o - size, end - o),
+                            )
+                            .finish(aggregate.function)
+                        })
+                        .collect();
+                    values.iter().any(Option::is_some).then(|| {
+                        Value::Array(values.into_iter().map(Option::unwrap_or_default).collect())
+                    })
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,368 @@
+//! Partial aggregates: one per aggregate function, built from events, merged associatively
+//! (counts, sums, Chan's parallel moments, extremes, last, bounded ordered lists, and the two
+//! sketches) and finished into a feature value.
+
+use std::collections::BTreeMap;
+
+use super::sketch;
+use crate::registry::aggregation::Function;
+use crate::registry::time::Micros;
+use crate::registry::value::Value;
+
+/// An event value with its time and arrival order (later arrival wins ties).
+pub type Stamped = (Micros, u64, Value);
+
+/// The partial aggregate of one function over some events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Partial {
+    Count(i64),
+    /// Int64 inputs add to `int`; float inputs to `float` (and set `floats`).
+    Sum {
+        int: i64,
+        float: f64,
+        any: bool,
+        floats: bool,
+    },
+    /// Count, mean and sum of squared deviations (Chan et al.'s parallel merge).
+    Moments {
+        count: i64,
+        mean: f64,
+        m2: f64,
+    },
+    Extreme(Option<Value>),
+    Last(Option<Stamped>),
+    /// Bounded, ordered by (time, arrival): last(n), first(n) and their distinct forms.
+    Ordered(Vec<Stamped>),
+    /// HyperLogLog registers.
+    Hll(Vec<u8>),
+    /// DDSketch buckets: counts by logarithmic bucket index, for positive and negative values,
+    /// and the count of zeros.
+    Quantiles {
+        zeros: u64,
+        positive: BTreeMap<i32, u64>,
+        negative: BTreeMap<i32, u64>,
+    },
+}
+
+pub(super) fn as_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::Int64(i) => Some(*i as f64),
+        Value::Float64(f) => Some(*f),
+        Value::Float32(f) => Some(f64::from(*f)),
+        _ => None,
+    }
+}
+
+/// Orders values of one type (ints, floats, strings).
+pub(super) fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Int64(x), Value::Int64(y)) => x.cmp(y),
+        _ => as_f64(a)
+            .unwrap_or(f64::NAN)
+            .total_cmp(&as_f64(b).unwrap_or(f64::NAN)),
+    }
+}
+
+impl Partial {
+    pub fn empty(function: Function) -> Partial {
+        match function {
+            Function::Count => Partial::Count(0),
+            Function::Sum => Partial::Sum {
+                int: 0,
+                float: 0.0,
+                any: false,
+                floats: false,
+            },
+            Function::Mean
+            | Function::VarSamp
+            | Function::VarPop
+            | Function::StddevSamp
+            | Function::StddevPop => Partial::Moments {
+                count: 0,
+                mean: 0.0,
+                m2: 0.0,
+            },
+            Function::Min | Function::Max => Partial::Extreme(None),
+            Function::Last => Partial::Last(None),
+            Function::LastN(_)
+            | Function::FirstN(_)
+            | Function::LastDistinctN(_)
+            | Function::FirstDistinctN(_) => Partial::Ordered(Vec::new()),
+            Function::ApproxCountDistinct(precision) => Partial::Hll(vec![0; 1 << precision]),
+            Function::ApproxPercentile { .. } => Partial::Quantiles {
+                zeros: 0,
+                positive: BTreeMap::new(),
+                negative: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Adds one event (nulls do not count).
+    pub fn add(&mut self, function: Function, event: Stamped) {
+        if event.2.is_null() {
+            return;
+        }
+        // The sketches update in place.
+        match (function, &mut *self) {
+            (Function::ApproxCountDistinct(precision), Partial::Hll(registers)) => {
+                return sketch::hll_add(registers, precision, &event.2)
+            }
+            (
+                Function::ApproxPercentile { precision, .. },
+                Partial::Quantiles {
+                    zeros,
+                    positive,
+                    negative,
+                },
+            ) => return sketch::quantiles_add(zeros, positive, negative, precision, &event.2),
+            _ => {}
+        }
+        let single = match function {
+            Function::Count => Partial::Count(1),
+            Function::Sum => match &event.2 {
+                Value::Int64(i) => Partial::Sum {
+                    int: *i,
+                    float: 0.0,
+                    any: true,
+                    floats: false,
+                },
+                other => Partial::Sum {
+                    int: 0,
+                    float: as_f64(other).unwrap_or(0.0),
+                    any: true,
+                    floats: true,
+                },
+            },
+            Function::Mean
+            | Function::VarSamp
+            | Function::VarPop
+            | Function::StddevSamp
+            | Function::StddevPop => Partial::Moments {
+                count: 1,
+                mean: as_f64(&event.2).unwrap_or(0.0),
+                m2: 0.0,
+            },
+            Function::Min | Function::Max => Partial::Extreme(Some(event.2)),
+            Function::Last => Partial::Last(Some(event)),
+            Function::LastN(_)
+            | Function::FirstN(_)
+            | Function::LastDistinctN(_)
+            | Function::FirstDistinctN(_) => Partial::Ordered(vec![event]),
+            // Handled in place above.
+            Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => return,
+        };
+        self.merge(function, single);
+    }
+
+    /// Merges another partial of the same function into this one.
+    ///
+    /// The match is exhaustive over `self`, so a new kind of partial does not compile without
+    /// its merge. Partials of different kinds never meet: a tile holds one partial per
+    /// aggregate, and restored tiles are checked with `TileSet::fits` first.
+    pub fn merge(&mut self, function: Function, other: Partial) {
+        match self {
+            Partial::Count(a) => {
+                let Partial::Count(b) = other else {
+                    return kinds_differ();
+                };
+                *a += b;
+            }
+            Partial::Sum {
+                int,
+                float,
+                any,
+                floats,
+            } => {
+                let Partial::Sum {
+                    int: i2,
+                    float: f2,
+                    any: a2,
+                    floats: fl2,
+                } = other
+                else {
+                    return kinds_differ();
+                };
+                *int = int.saturating_add(i2);
+                *float += f2;
+                *any |= a2;
+                *floats |= fl2;
+            }
+            Partial::Moments { count, mean, m2 } => {
+                let Partial::Moments {
+                    count: c2,
+                    mean: mean2,
+                    m2: m22,
+                } = other
+                else {
+                    return kinds_differ();
+                };
+                if c2 == 0 {
+                    return;
+                }
+                let total = *count + c2;
+                let delta = mean2 - *mean;
+                *m2 += m22 + delta * delta * (*count as f64) * (c2 as f64) / total as f64;
+                *mean += delta * c2 as f64 / total as f64;
+                *count = total;
+            }
+            Partial::Extreme(a) => {
+                let Partial::Extreme(b) = other else {
+                    return kinds_differ();
+                };
+                let Some(b) = b else { return };
+                let keep_new = match a {
+                    None => true,
+                    Some(current) => match function {
+                        Function::Min => compare(&b, current).is_lt(),
+                        _ => compare(&b, current).is_gt(),
+                    },
+                };
+                if keep_new {
+                    *a = Some(b);
+                }
+            }
+            Partial::Last(a) => {
+                let Partial::Last(b) = other else {
+                    return kinds_differ();
+                };
+                let Some(b) = b else { return };
+                if a.as_ref()
+                    .is_none_or(|current| (b.0, b.1) >= (current.0, current.1))
+                {
+                    *a = Some(b);
+                }
+            }
+            Partial::Ordered(a) => {
+                let Partial::Ordered(b) = other else {
+                    return kinds_differ();
+                };
+                a.extend(b);
+                bound(function, a);
+            }
+            Partial::Hll(a) => {
+                let Partial::Hll(b) = other else {
+                    return kinds_differ();
+                };
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x = (*x).max(y);
+                }
+            }
+            Partial::Quantiles {
+                zeros,
+                positive,
+                negative,
+            } => {
+                let Partial::Quantiles {
+                    zeros: z2,
+                    positive: p2,
+                    negative: n2,
+                } = other
+                else {
+                    return kinds_differ();
+                };
+                *zeros += z2;
+                for (index, count) in p2 {
+                    *positive.entry(index).or_default() += count;
+                }
+                for (index, count) in n2 {
+                    *negative.entry(index).or_default() += count;
+                }
+            }
+        }
+    }
+
+    /// The feature value; `None` for a window without events.
+    pub fn finish(&self, function: Function) -> Option<Value> {
+        match self {
+            Partial::Count(0)
+            | Partial::Sum { any: false, .. }
+            | Partial::Moments { count: 0, .. } => None,
+            Partial::Count(n) => Some(Value::Int64(*n)),
+            Partial::Sum {
+                int, floats: false, ..
+            } => Some(Value::Int64(*int)),
+            Partial::Sum { int, float, .. } => Some(Value::Float64(*float + *int as f64)),
+            Partial::Moments { count, mean, m2 } => {
+                let (n, mean, m2) = (*count as f64, *mean, *m2);
+                Some(Value::Float64(match function {
+                    Function::Mean => mean,
+                    Function::VarPop => m2 / n,
+                    Function::StddevPop => (m2 / n).sqrt(),
+                    Function::VarSamp if *count > 1 => m2 / (n - 1.0),
+                    Function::StddevSamp if *count > 1 => (m2 / (n - 1.0)).sqrt(),
+                    _ => return None,
+                }))
+            }
+            Partial::Extreme(value) => value.clone(),
+            Partial::Last(event) => event.as_ref().map(|e| e.2.clone()),
+            Partial::Ordered(events) if events.is_empty() => None,
+            Partial::Ordered(events) => {
+                Some(Value::Array(events.iter().map(|e| e.2.clone()).collect()))
+            }
+            Partial::Hll(registers) => sketch::hll_estimate(registers).map(Value::Int64),
+            Partial::Quantiles {
+                zeros,
+                positive,
+                negative,
+            } => match function {
+                Function::ApproxPercentile {
+                    quantile_millionths,
+                    precision,
+                } => sketch::quantile(
+                    *zeros,
+                    positive,
+                    negative,
+                    precision,
+                    f64::from(quantile_millionths) / 1e6,
+                )
+                .map(Value::Float64),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A merge of partials of different kinds: a bug, caught in debug builds; a release build
+/// leaves the partial as it was rather than take a shard down.
+fn kinds_differ() {
+    debug_assert!(false, "partials of different kinds never merge");
+}
+
+/// Keeps what last(n)/first(n)/…_distinct(n) need, ascending by (time, arrival).
+fn bound(function: Function, events: &mut Vec<Stamped>) {
+    events.sort_by_key(|e| (e.0, e.1));
+    match function {
+        Function::LastN(n) => {
+            let excess = events.len().saturating_sub(n);
+            events.drain(..excess);
+        }
+        Function::FirstN(n) => events.truncate(n),
+        Function::LastDistinctN(n) => keep_distinct(events, n, true),
+        Function::FirstDistinctN(n) => keep_distinct(events, n, false),
+        _ => {}
+    }
+}
+
+/// Keeps each distinct value's latest (or earliest) occurrence, and of those the `n` newest (or
+/// oldest), in time order.
+fn keep_distinct(events: &mut Vec<Stamped>, n: usize, newest: bool) {
+    let mut seen: Vec<&Value> = Vec::new();
+    let mut keep = vec![false; events.len()];
+    let order: Box<dyn Iterator<Item = usize>> = if newest {
+        Box::new((0..events.len()).rev())
+    } else {
+        Box::new(0..events.len())
+    };
+    for i in order {
+        if !seen.contains(&&events[i].2) {
+            seen.push(&events[i].2);
+            keep[i] = seen.len() <= n;
+        }
+    }
+    let mut index = 0;
+    events.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
+}

@@ -1,0 +1,255 @@
+//! Every function, window kind and compaction mode against a brute-force computation over the
+//! raw events.
+
+use super::partial::{as_f64, compare};
+use super::*;
+use crate::registry::aggregation::AggregateFeature;
+use crate::registry::types::DataType;
+use crate::registry::Field;
+use proptest::prelude::*;
+
+const I: Micros = 10;
+
+fn spec(function: Function, window: Window) -> AggregationSpec {
+    AggregationSpec {
+        interval: I,
+        leading_edge: crate::registry::aggregation::LeadingEdge::WallClockTime,
+        inputs: vec![Field {
+            name: "x".into(),
+            data_type: DataType::Int64,
+        }],
+        aggregates: vec![AggregateFeature {
+            input: 0,
+            function,
+            window,
+        }],
+        compaction: None,
+    }
+}
+
+/// The same aggregate computed from the raw events, the slow obvious way.
+fn brute_force(
+    function: Function,
+    events: &[(Micros, u64, Value)],
+    from: Micros,
+    to: Micros,
+) -> Option<Value> {
+    let mut inside: Vec<&(Micros, u64, Value)> = events
+        .iter()
+        .filter(|e| e.0 >= from && e.0 < to && !e.2.is_null())
+        .collect();
+    type Event<'a> = &'a (Micros, u64, Value);
+    inside.sort_by_key(|e| (e.0, e.1));
+    if inside.is_empty() {
+        return None;
+    }
+    let numbers: Vec<f64> = inside.iter().filter_map(|e| as_f64(&e.2)).collect();
+    let n = numbers.len() as f64;
+    let mean = numbers.iter().sum::<f64>() / n;
+    let m2: f64 = numbers.iter().map(|x| (x - mean).powi(2)).sum();
+    fn values(list: Vec<Event>) -> Value {
+        Value::Array(list.iter().map(|e| e.2.clone()).collect())
+    }
+    fn distinct(ordered: Vec<Event>) -> Vec<Event> {
+        let mut seen: Vec<Value> = Vec::new();
+        let mut out = Vec::new();
+        for e in ordered {
+            if !seen.contains(&e.2) {
+                seen.push(e.2.clone());
+                out.push(e);
+            }
+        }
+        out
+    }
+    Some(match function {
+        Function::Count => Value::Int64(inside.len() as i64),
+        Function::Sum => Value::Int64(
+            inside
+                .iter()
+                .map(|e| if let Value::Int64(i) = e.2 { i } else { 0 })
+                .sum(),
+        ),
+        Function::Mean => Value::Float64(mean),
+        Function::VarPop => Value::Float64(m2 / n),
+        Function::StddevPop => Value::Float64((m2 / n).sqrt()),
+        Function::VarSamp if n > 1.0 => Value::Float64(m2 / (n - 1.0)),
+        Function::StddevSamp if n > 1.0 => Value::Float64((m2 / (n - 1.0)).sqrt()),
+        Function::VarSamp | Function::StddevSamp => return None,
+        Function::Min => inside.iter().map(|e| e.2.clone()).min_by(compare).unwrap(),
+        Function::Max => inside.iter().map(|e| e.2.clone()).max_by(compare).unwrap(),
+        Function::Last => inside.last().unwrap().2.clone(),
+        Function::LastN(k) => values(inside.iter().rev().take(k).rev().copied().collect()),
+        Function::FirstN(k) => values(inside.iter().take(k).copied().collect()),
+        Function::LastDistinctN(k) => {
+            let mut newest_first = distinct(inside.iter().rev().copied().collect());
+            newest_first.truncate(k);
+            newest_first.reverse();
+            values(newest_first)
+        }
+        Function::FirstDistinctN(k) => {
+            values(distinct(inside.to_vec()).into_iter().take(k).collect())
+        }
+        Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => {
+            unreachable!("the sketches are checked against their error bounds instead")
+        }
+    })
+}
+
+fn close(a: &Option<Value>, b: &Option<Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Float64(x)), Some(Value::Float64(y))) => {
+            (x - y).abs() <= 1e-6 * (1.0 + x.abs().max(y.abs()))
+        }
+        _ => a == b,
+    }
+}
+
+fn functions() -> impl Strategy<Value = Function> {
+    prop_oneof![
+        Just(Function::Count),
+        Just(Function::Sum),
+        Just(Function::Mean),
+        Just(Function::Min),
+        Just(Function::Max),
+        Just(Function::Last),
+        Just(Function::VarSamp),
+        Just(Function::VarPop),
+        Just(Function::StddevSamp),
+        Just(Function::StddevPop),
+        (1usize..4).prop_map(Function::LastN),
+        (1usize..4).prop_map(Function::FirstN),
+        (1usize..4).prop_map(Function::LastDistinctN),
+        (1usize..4).prop_map(Function::FirstDistinctN),
+    ]
+}
+
+proptest! {
+    /// Every function, over random event streams (ties and nulls included), windows with
+    /// offsets and request times, equals the brute-force computation over the raw events.
+    #[test]
+    fn tiles_agree_with_brute_force(
+        function in functions(),
+        raw in prop::collection::vec((0i64..200, prop::option::of(-5i64..5)), 0..40),
+        size_tiles in 1i64..8,
+        offset_tiles in 0i64..3,
+        end_tile in 0i64..25,
+    ) {
+        let window = Window::Time { size: size_tiles * I, offset: offset_tiles * I };
+        let spec = spec(function, window);
+        let events: Vec<(Micros, u64, Value)> = raw.iter().enumerate()
+            .map(|(seq, (t, v))| (*t, seq as u64, v.map_or(Value::Null, Value::Int64)))
+            .collect();
+        let mut tiles = TileSet::default();
+        for event in &events {
+            tiles.add(&spec, event.0, event.1, std::slice::from_ref(&event.2));
+        }
+        let end = end_tile * I;
+        // Windows that reach before the horizon of the latest event are not served from
+        // dropped tiles: compare only windows the engine keeps tiles for.
+        let keep_from = tile_start(tiles.latest_event, I) - spec.horizon();
+        prop_assume!(end - (offset_tiles + size_tiles) * I >= keep_from);
+        let expected = brute_force(function, &events, end - (offset_tiles + size_tiles) * I, end - offset_tiles * I);
+        let got = tiles.values(&spec, end).remove(0);
+        prop_assert!(close(&got, &expected), "{function:?}: got {got:?}, expected {expected:?}");
+    }
+
+    /// The sketches, merged across tiles, stay within their error bounds of the exact answer.
+    #[test]
+    fn sketches_stay_within_their_error_bounds(raw in prop::collection::vec((0i64..100, -1000i64..1000), 1..400), q in 0.0f64..=1.0) {
+        let window = Window::Time { size: 20 * I, offset: 0 };
+        let mut spec = spec(Function::ApproxCountDistinct(10), window);
+        spec.aggregates.push(AggregateFeature { input: 0, function: Function::ApproxPercentile { quantile_millionths: (q * 1e6).round() as u32, precision: 100 }, window });
+        let mut tiles = TileSet::default();
+        for (seq, (t, v)) in raw.iter().enumerate() {
+            tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+        }
+        let values = tiles.values(&spec, 10 * I + 100);
+        let distinct = raw.iter().map(|(_, v)| v).collect::<std::collections::BTreeSet<_>>().len() as f64;
+        let Some(Value::Int64(estimate)) = values[0] else { panic!("no estimate") };
+        // 1.04 / sqrt(1024) is one standard error; allow four, plus one for tiny sets.
+        prop_assert!((estimate as f64 - distinct).abs() <= 4.0 * 0.0325 * distinct + 1.0, "{estimate} vs {distinct}");
+        let mut sorted: Vec<f64> = raw.iter().map(|(_, v)| *v as f64).collect();
+        sorted.sort_by(f64::total_cmp);
+        let exact = sorted[((f64::from((q * 1e6).round() as u32) / 1e6) * (sorted.len() - 1) as f64).floor() as usize];
+        let Some(Value::Float64(got)) = values[1] else { panic!("no quantile") };
+        prop_assert!((got - exact).abs() <= 0.0101 * exact.abs() + 1e-9, "{got} vs {exact} at q {q}");
+    }
+
+    /// With compaction, a window equals the brute-force answer over the window stretched back
+    /// to the start of the coarse tile its start falls in (Tecton's sawtooth), and a key
+    /// keeps at most two coarse widths of fine tiles.
+    #[test]
+    fn compacted_windows_are_sawtooth_windows(
+        function in functions(),
+        raw in prop::collection::vec((0i64..400, prop::option::of(-5i64..5)), 1..60),
+        size_tiles in 1i64..20,
+        end_tile in 38i64..46,
+    ) {
+        const COARSE: Micros = 4 * I;
+        let mut spec = spec(function, Window::Time { size: size_tiles * I, offset: 0 });
+        spec.compaction = Some(COARSE);
+        let events: Vec<(Micros, u64, Value)> = raw.iter().enumerate().map(|(seq, (t, v))| (*t, seq as u64, v.map_or(Value::Null, Value::Int64))).collect();
+        let mut tiles = TileSet::default();
+        for event in &events {
+            tiles.add(&spec, event.0, event.1, std::slice::from_ref(&event.2));
+        }
+        let fine = tiles.tiles.range(tiles.coarse_until..).count() as i64;
+        prop_assert!(fine <= 2 * COARSE / I + 1, "{fine} fine tiles");
+        let end = end_tile * I;
+        let from = end - size_tiles * I;
+        prop_assume!(end >= tiles.coarse_until && from >= tile_start(tiles.latest_event, I) - spec.horizon());
+        let from = if from < tiles.coarse_until { tile_start(from, COARSE) } else { from };
+        let expected = brute_force(function, &events, from, end);
+        let got = tiles.values(&spec, end).remove(0);
+        prop_assert!(close(&got, &expected), "{function:?}: got {got:?}, expected {expected:?}");
+    }
+
+    /// A time-window series is the list of the time windows it stands for, oldest first.
+    #[test]
+    fn series_are_lists_of_windows(raw in prop::collection::vec((0i64..200, -5i64..5), 1..40), end_tile in 5i64..25) {
+        let series = Window::Series { size: 2 * I, start: 4 * I, end: 0, step: I };
+        let mut spec = spec(Function::Sum, series);
+        for offset in [3, 2, 1, 0] {
+            spec.aggregates.push(AggregateFeature { input: 0, function: Function::Sum, window: Window::Time { size: 2 * I, offset: offset * I } });
+        }
+        let mut tiles = TileSet::default();
+        for (seq, (t, v)) in raw.iter().enumerate() {
+            tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+        }
+        let values = tiles.values(&spec, end_tile * I);
+        let singles: Vec<Value> = values[1..].iter().cloned().map(Option::unwrap_or_default).collect();
+        let expected = singles.iter().any(|v| !v.is_null()).then_some(Value::Array(singles));
+        prop_assert_eq!(values[0].clone(), expected);
+    }
+
+    #[test]
+    fn tile_sets_round_trip_through_their_stored_form(raw in prop::collection::vec((0i64..500, prop::option::of(-5i64..5)), 0..30)) {
+        let mut spec = spec(Function::LastDistinctN(2), Window::Lifetime);
+        let sketches = [Function::ApproxCountDistinct(4), Function::ApproxPercentile { quantile_millionths: 500_000, precision: 50 }];
+        for function in [Function::Sum, Function::Mean, Function::Min, Function::Last, Function::Count].into_iter().chain(sketches) {
+            spec.aggregates.push(AggregateFeature { input: 0, function, window: Window::Time { size: 3 * I, offset: 0 } });
+        }
+        let mut tiles = TileSet::default();
+        for (seq, (t, v)) in raw.iter().enumerate() {
+            tiles.add(&spec, *t, seq as u64, &[v.map_or(Value::Null, Value::Int64)]);
+        }
+        let bytes = crate::persist::format::encode(&to_stored(3, b"key", &tiles));
+        let stored = crate::persist::format::decode(&bytes).unwrap();
+        prop_assert_eq!(from_stored(stored).unwrap(), (3, b"key".to_vec(), tiles));
+    }
+
+    #[test]
+    fn lifetime_windows_survive_compaction(raw in prop::collection::vec((0i64..500, -5i64..5), 1..60), end_tile in 0i64..60) {
+        let mut spec = spec(Function::Count, Window::Lifetime);
+        spec.aggregates.push(AggregateFeature { input: 0, function: Function::Sum, window: Window::Time { size: 2 * I, offset: 0 } });
+        let mut tiles = TileSet::default();
+        for (seq, (t, v)) in raw.iter().enumerate() {
+            tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+        }
+        let end = end_tile * I;
+        let expected = raw.iter().filter(|(t, _)| *t < end).count() as i64;
+        prop_assume!(end >= tile_start(tiles.latest_event, I) - spec.horizon());
+        prop_assert_eq!(tiles.values(&spec, end)[0].clone(), (expected > 0).then_some(Value::Int64(expected)));
+        prop_assert!(tiles.tiles.len() as i64 <= spec.horizon() / I + 1, "tiles stay bounded");
+    }
+}

@@ -1,0 +1,743 @@
+//! Hostile requests are cheap to refuse: a refused caller is answered before its body is read,
+//! every API family has a body size limit and a read timeout, a flood of stalled bodies leaves
+//! the server's memory bounded, and SCIM filters cannot nest or chain past fixed bounds.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use super::common::{repo_root, Reply, Server, ServerBuilder, ADMIN_KEY};
+
+/// Tecton's limit, the default `max_body_bytes`: what the issue's attacker declared.
+const FOUR_MIB: usize = 4 * 1024 * 1024;
+
+/// A copy of the demo config with another body read timeout, repository paths made absolute.
+fn config_with_body_timeout(dir: &Path, timeout: &str) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    let default = "body_read_timeout = \"10s\"";
+    assert!(text.contains(default), "config.toml states the default");
+    let text = text
+        .replace(default, &format!("body_read_timeout = \"{timeout}\""))
+        .replace("\"features/", &format!("\"{}/features/", root.display()));
+    let config = dir.join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// A server whose bodies must arrive within `timeout`.
+fn start_with_body_timeout(timeout: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_body_timeout(dir.path(), timeout);
+    (ServerBuilder::new().config(&config).start(), dir)
+}
+
+#[test]
+fn a_zero_body_read_timeout_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_body_timeout(dir.path(), "0s");
+    let output = ServerBuilder::new().config(&config).run_to_exit();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("server.body_read_timeout `0s` must be longer than 0s"),
+        "{stderr}"
+    );
+}
+
+/// An HTTP/1.1 request written by hand, so that it can stop mid-body as a hostile client does.
+struct RawRequest {
+    stream: TcpStream,
+}
+
+impl RawRequest {
+    /// Sends the head (with `Content-Length: declared` when given) and then `sent`.
+    fn start(
+        base_url: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        declared: Option<usize>,
+        sent: &[u8],
+    ) -> RawRequest {
+        let address = base_url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("the server accepts a connection");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\n");
+        if let Some(length) = declared {
+            head.push_str(&format!("Content-Length: {length}\r\n"));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("the head is sent");
+        // A server that refuses early may close before taking all of it: that is allowed.
+        let _ = stream.write_all(sent);
+        RawRequest { stream }
+    }
+
+    /// The answer's status and JSON body, waiting at most `wait` for it, after which the server must close the connection within `wait`: a refused
+    /// body, even a stalled chunked one, must not hold its connection.
+    fn reply_then_closed(mut self, wait: Duration) -> (u16, Json) {
+        let answer = self.read_reply(wait);
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buffer = [0u8; 1024];
+        match self.stream.read(&mut buffer) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Ok(n) => panic!("unexpected bytes after the answer: {:?}", &buffer[..n]),
+            Err(e) => panic!("the connection is still open after {wait:?} ({e})"),
+        }
+        answer
+    }
+
+    /// The answer's status and JSON body, waiting at most `wait` for it.
+    fn read_reply(&mut self, wait: Duration) -> (u16, Json) {
+        let deadline = Instant::now() + wait;
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            if let Some(answer) = parse_response(&received) {
+                return answer;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = || String::from_utf8_lossy(&received).to_string();
+            assert!(
+                !left.is_zero(),
+                "no complete answer within {wait:?}; got {:?}",
+                got()
+            );
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buffer) {
+                Ok(0) => panic!(
+                    "the server closed without a complete answer; got {:?}",
+                    got()
+                ),
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("reading the answer failed ({e}); got {:?}", got()),
+            }
+        }
+    }
+}
+
+/// A complete response with a `Content-Length` JSON body; `None` while it is incomplete.
+fn parse_response(bytes: &[u8]) -> Option<(u16, Json)> {
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&bytes[..split]).expect("an ASCII head");
+    let body = &bytes[split + 4..];
+    let status = head.split(' ').nth(1)?.parse().expect("a numeric status");
+    let length: usize = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map(|(_, value)| value.trim().parse().expect("a numeric Content-Length"))?;
+    if body.len() < length {
+        return None;
+    }
+    let json = serde_json::from_slice(&body[..length])
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    Some((status, json))
+}
+
+/// Each API family's error body.
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    /// Feature Service, secrets service, `/admin`: `{"error", "code", "message"}`.
+    Tecton,
+    /// Stream Ingest: `{"requestError": {"errorMessage", "errorType"}}`.
+    Ingest,
+    Scim,
+    TrueFoundry,
+    Tinybird,
+}
+
+/// Checks `body` has `family`'s error shape for `status`; returns its message.
+fn error_message(family: Family, status: u16, body: &Json) -> String {
+    let message = match family {
+        Family::Tecton => {
+            assert!(body["code"].is_u64(), "{body}");
+            assert_eq!(body["error"], body["message"], "{body}");
+            &body["message"]
+        }
+        Family::Ingest => {
+            assert!(body["requestError"]["errorType"].is_string(), "{body}");
+            &body["requestError"]["errorMessage"]
+        }
+        Family::Scim => {
+            assert_eq!(
+                body["schemas"],
+                json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+            );
+            assert_eq!(body["status"], status.to_string(), "{body}");
+            &body["detail"]
+        }
+        Family::TrueFoundry => {
+            assert_eq!(body["statusCode"], status, "{body}");
+            &body["message"]
+        }
+        Family::Tinybird => {
+            assert!(body["documentation"].is_string(), "{body}");
+            &body["error"]
+        }
+    };
+    message.as_str().expect("a text message").to_string()
+}
+
+const NO_KEY: &[(&str, &str)] = &[];
+const BAD_KEY: &[(&str, &str)] = &[("Authorization", "Bearer not-a-key")];
+
+/// A request that must be refused before its body is read.
+struct Refused<'a> {
+    family: Family,
+    method: &'static str,
+    path: &'static str,
+    headers: &'a [(&'a str, &'a str)],
+    /// Tinybird says 403 where the others say 401.
+    status: u16,
+}
+
+/// One request per route family that takes a body, without a valid key.
+fn unauthenticated() -> Vec<Refused<'static>> {
+    let refused = |family, method, path, headers, status| Refused {
+        family,
+        method,
+        path,
+        headers,
+        status,
+    };
+    vec![
+        refused(
+            Family::Tecton,
+            "POST",
+            "/api/v1/feature-service/get-features",
+            NO_KEY,
+            401,
+        ),
+        refused(
+            Family::Tecton,
+            "POST",
+            "/api/v2/workspaces/prod/feature-services/user_risk_service/get-features-batch",
+            BAD_KEY,
+            401,
+        ),
+        refused(
+            Family::Tecton,
+            "POST",
+            "/api/v1/feature-service/metadata",
+            BAD_KEY,
+            401,
+        ),
+        refused(Family::Ingest, "POST", "/ingest", NO_KEY, 401),
+        refused(
+            Family::Tecton,
+            "POST",
+            "/admin/workspaces/prod/feature-views/user_profile/rows",
+            BAD_KEY,
+            401,
+        ),
+        refused(Family::Scim, "POST", "/api/scim/v2/.search", NO_KEY, 401),
+        refused(
+            Family::Scim,
+            "PATCH",
+            "/api/scim/v2/Users/someone",
+            BAD_KEY,
+            401,
+        ),
+        refused(
+            Family::Tecton,
+            "PUT",
+            "/api/v1/secrets-service/scopes/s/keys/k",
+            NO_KEY,
+            401,
+        ),
+        refused(
+            Family::Tecton,
+            "POST",
+            "/api/v1/authorization-service/assign-roles",
+            BAD_KEY,
+            401,
+        ),
+        refused(
+            Family::TrueFoundry,
+            "POST",
+            "/api/svc/v1/secret-groups",
+            NO_KEY,
+            401,
+        ),
+        refused(
+            Family::TrueFoundry,
+            "POST",
+            "/api/svc/v1/secrets",
+            BAD_KEY,
+            401,
+        ),
+        refused(
+            Family::Tinybird,
+            "POST",
+            "/v0/variables?token=not-a-key",
+            NO_KEY,
+            403,
+        ),
+        refused(Family::Tinybird, "PUT", "/v0/secrets/name", BAD_KEY, 403),
+    ]
+}
+
+fn scim_search(server: &Server, filter: &str) -> Reply {
+    server.admin_post("/api/scim/v2/.search", &json!({ "filter": filter }))
+}
+
+fn assert_invalid_filter(reply: &Reply, fragment: &str) {
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["scimType"], "invalidFilter", "{body}");
+    let detail = error_message(Family::Scim, 400, &body);
+    assert!(detail.contains(fragment), "{detail}");
+}
+
+#[test]
+fn deep_or_long_scim_filters_get_invalid_filter_and_the_server_lives() {
+    let server = Server::start();
+    // The issue's request: ~7,000 terms, about 55 KB, used to overflow a stack and abort.
+    let long_chain = vec!["a pr"; 7000].join(" or ");
+    assert_invalid_filter(
+        &scim_search(&server, &long_chain),
+        "the limit is 8192 bytes",
+    );
+    let levels = 40;
+    for deep in [
+        format!(
+            "{}userName pr{}",
+            "not (".repeat(levels),
+            ")".repeat(levels)
+        ),
+        format!("{}value pr{}", "emails[".repeat(levels), "]".repeat(levels)),
+        format!("{}userName pr{}", "(".repeat(levels), ")".repeat(levels)),
+    ] {
+        assert_invalid_filter(&scim_search(&server, &deep), "more than 32 levels");
+    }
+    // Projections are bounded too: their cost is names x attributes for every resource listed.
+    let names = vec!["userName"; 101].join(",");
+    let projected = server.admin_post("/api/scim/v2/.search", &json!({ "attributes": names }));
+    assert_eq!(projected.status, 400, "{}", projected.body);
+    assert_eq!(projected.json()["scimType"], "invalidValue");
+    assert!(
+        projected.body.contains("the limit is 100"),
+        "{}",
+        projected.body
+    );
+    // A long chain under the length limit is a flat list: it is answered.
+    let chain = vec!["title pr"; 500].join(" or ") + " or userName pr";
+    let listed = scim_search(&server, &chain);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+
+    // A PATCH path's filter has the same bounds.
+    let group = server.admin_post("/api/scim/v2/Groups", &json!({"displayName": "Deep"}));
+    assert_eq!(group.status, 201, "{}", group.body);
+    let id = group.json()["id"].as_str().unwrap().to_string();
+    let deep_path = format!(
+        "members[{}value pr{}]",
+        "(".repeat(levels),
+        ")".repeat(levels)
+    );
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": deep_path}]});
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let patched = server.request(
+        "PATCH",
+        &format!("/api/scim/v2/Groups/{id}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/scim+json"),
+        ],
+        Some(patch.to_string().as_bytes()),
+    );
+    assert_eq!(patched.status, 400, "{}", patched.body);
+    assert!(
+        patched.body.contains("more than 32 levels"),
+        "{}",
+        patched.body
+    );
+
+    assert_eq!(server.request("GET", "/health", &[], None).status, 200);
+    assert!(scim_user_count(&server).is_u64(), "SCIM still answers");
+}
+
+/// A key that authenticates but holds no role and is not an admin.
+fn key_without_roles(server: &Server) -> String {
+    let created = server.admin_post("/api/scim/v2/ServiceAccounts", &json!({"name": "no-roles"}));
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.json()["apiKey"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn refused_callers_are_answered_before_their_body_arrives() {
+    // A server that waited for these bodies would answer only after 60 s: the client gives up
+    // long before, so an answer proves the body was not awaited.
+    let (server, _dir) = start_with_body_timeout("60s");
+    let key = key_without_roles(&server);
+    let bearer = format!("Bearer {key}");
+    let with_key: &[(&str, &str)] = &[("Authorization", &bearer)];
+    // A valid key without the permission: 403, also before the body.
+    let forbidden = |family, path| Refused {
+        family,
+        method: "POST",
+        path,
+        headers: with_key,
+        status: 403,
+    };
+    let mut refused = unauthenticated();
+    refused.extend([
+        forbidden(Family::Tecton, "/api/v1/feature-service/get-features"),
+        forbidden(
+            Family::Tecton,
+            "/api/v2/workspaces/prod/feature-services/user_risk_service/get-features",
+        ),
+        forbidden(Family::Ingest, "/ingest"),
+        forbidden(
+            Family::Tecton,
+            "/admin/workspaces/prod/feature-views/user_profile/rows",
+        ),
+        forbidden(Family::Scim, "/api/scim/v2/Users"),
+        forbidden(Family::Tinybird, "/v0/variables"),
+    ]);
+
+    // Each declares 4 MiB (or sends a 4 MiB chunk, which actix would otherwise drain for as long
+    // as the client sends), sends 64 KiB and stalls; all at once.
+    let first_part = vec![b' '; 64 * 1024];
+    let mut chunk = format!("{FOUR_MIB:x}\r\n").into_bytes();
+    chunk.extend_from_slice(&first_part);
+    let started: Vec<_> = refused
+        .iter()
+        .flat_map(|r| {
+            let mut chunked = r.headers.to_vec();
+            chunked.push(("Transfer-Encoding", "chunked"));
+            let base = &server.base_url;
+            [
+                RawRequest::start(
+                    base,
+                    r.method,
+                    r.path,
+                    r.headers,
+                    Some(FOUR_MIB),
+                    &first_part,
+                ),
+                RawRequest::start(base, r.method, r.path, &chunked, None, &chunk),
+            ]
+            .map(|request| (r, request))
+        })
+        .collect();
+    for (r, request) in started {
+        let (status, body) = request.reply_then_closed(Duration::from_secs(15));
+        let (method, path) = (r.method, r.path);
+        assert_eq!(status, r.status, "{method} {path}: {body}");
+        let message = error_message(r.family, status, &body);
+        assert!(!message.contains("body"), "{method} {path}: {message}");
+        if let Family::Ingest = r.family {
+            let expected = if status == 401 {
+                "AuthenticationError"
+            } else {
+                "PermissionDeniedError"
+            };
+            assert_eq!(body["requestError"]["errorType"], expected);
+        }
+    }
+}
+
+/// The server's resident memory, from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+#[test]
+fn a_flood_of_stalled_unauthenticated_bodies_leaves_memory_bounded() {
+    let server = Server::start();
+    let features = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+        "joinKeyMap": {"user_id": "user_1001", "merchant": "m"}}});
+    let answered = |server: &Server| {
+        let reply = server.admin_post("/api/v1/feature-service/get-features", &features);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    answered(&server);
+    let before = rss_kib(server.pid());
+
+    // The issue's attack: declare 4 MiB, send all but the last byte, stall. One connection in
+    // two goes to TrueFoundry or Tinybird, which used to buffer the body before the key check.
+    let read_before_the_key_check = [
+        ("POST", "/api/svc/v1/secret-groups"),
+        ("POST", "/v0/variables"),
+    ];
+    let others = [
+        ("POST", "/api/v1/feature-service/get-features"),
+        ("POST", "/api/scim/v2/.search"),
+        ("POST", "/ingest"),
+        ("PUT", "/api/v1/secrets-service/scopes/s/keys/k"),
+    ];
+    let flood: Vec<_> = (0..100)
+        .map(|i| {
+            let (method, path) = if i % 2 == 0 {
+                read_before_the_key_check[i / 2 % 2]
+            } else {
+                others[i / 2 % others.len()]
+            };
+            let base_url = server.base_url.clone();
+            std::thread::spawn(move || {
+                let mut request =
+                    RawRequest::start(&base_url, method, path, NO_KEY, Some(FOUR_MIB), b"");
+                request
+                    .stream
+                    .set_write_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let chunk = vec![b' '; 64 * 1024];
+                let mut left = FOUR_MIB - 1;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if request.stream.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+                request
+            })
+        })
+        .collect();
+    // Served during the flood.
+    assert_eq!(server.request("GET", "/health", &[], None).status, 200);
+    answered(&server);
+    let stalled: Vec<RawRequest> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    answered(&server);
+    let after = rss_kib(server.pid());
+    assert!(
+        after < before + 100 * 1024,
+        "RSS grew from {before} KiB to {after} KiB with {} stalled connections",
+        stalled.len()
+    );
+}
+
+#[test]
+fn an_authenticated_stalled_body_gets_408_after_the_read_timeout() {
+    let (server, _dir) = start_with_body_timeout("2s");
+    let tecton_key = format!("Tecton-key {ADMIN_KEY}");
+    let bearer = format!("Bearer {ADMIN_KEY}");
+    let tinybird = format!("/v0/variables?token={ADMIN_KEY}");
+    let stalled: Vec<(Family, &str, String, &str)> = vec![
+        (
+            Family::Tecton,
+            "POST",
+            "/api/v1/feature-service/get-features".into(),
+            &tecton_key,
+        ),
+        (Family::Ingest, "POST", "/ingest".into(), &tecton_key),
+        (
+            Family::Tecton,
+            "POST",
+            "/admin/workspaces/prod/feature-views/user_profile/rows".into(),
+            &tecton_key,
+        ),
+        (Family::Scim, "POST", "/api/scim/v2/Users".into(), &bearer),
+        (
+            Family::Tecton,
+            "PUT",
+            "/api/v1/secrets-service/scopes/s/keys/k".into(),
+            &tecton_key,
+        ),
+        (
+            Family::TrueFoundry,
+            "POST",
+            "/api/svc/v1/secret-groups".into(),
+            &bearer,
+        ),
+        (Family::Tinybird, "POST", tinybird, ""),
+    ];
+    // All stall at once, with a declared length and chunked; each is cut by the server, not
+    // by this test's generous wait.
+    let started: Vec<_> = stalled
+        .iter()
+        .flat_map(|(family, method, path, auth)| {
+            let headers = authorization(auth);
+            let mut chunked = headers.clone();
+            chunked.push(("Transfer-Encoding", "chunked"));
+            let declared = RawRequest::start(
+                &server.base_url,
+                method,
+                path,
+                &headers,
+                Some(1000),
+                b"{\"par",
+            );
+            let chunked = RawRequest::start(
+                &server.base_url,
+                method,
+                path,
+                &chunked,
+                None,
+                b"3e8\r\n{\"par",
+            );
+            [
+                (*family, method, path, declared),
+                (*family, method, path, chunked),
+            ]
+        })
+        .collect();
+    for (family, method, path, request) in started {
+        let (status, body) = request.reply_then_closed(Duration::from_secs(30));
+        assert_eq!(status, 408, "{method} {path}: {body}");
+        let message = error_message(family, 408, &body);
+        assert!(message.contains("2-second read timeout"), "{message}");
+    }
+    assert_eq!(server.request("GET", "/health", &[], None).status, 200);
+}
+
+fn scim_user_count(server: &Server) -> Json {
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let users = server.request(
+        "GET",
+        "/api/scim/v2/Users",
+        &[("Authorization", &auth)],
+        None,
+    );
+    users.json()["totalResults"].clone()
+}
+
+/// `Authorization: <auth>`, or no header for a route whose key is in its query string.
+fn authorization(auth: &str) -> Vec<(&str, &str)> {
+    if auth.is_empty() {
+        Vec::new()
+    } else {
+        vec![("Authorization", auth)]
+    }
+}
+
+#[test]
+fn oversize_bodies_get_413_in_each_familys_shape_and_write_nothing() {
+    let server = Server::start();
+    let tecton_key = format!("Tecton-key {ADMIN_KEY}");
+    let bearer = format!("Bearer {ADMIN_KEY}");
+    let scope = server.request(
+        "POST",
+        "/api/v1/secrets-service/scopes/hostile",
+        &[("Authorization", &tecton_key)],
+        Some(b""),
+    );
+    assert_eq!(scope.status, 200, "{}", scope.body);
+    let users_before = scim_user_count(&server);
+
+    let tinybird = format!("/v0/variables?token={ADMIN_KEY}");
+    // Family, method, path, key, the route's limit.
+    let oversize: Vec<(Family, &str, &str, &str, usize)> = vec![
+        (
+            Family::Tecton,
+            "POST",
+            "/api/v1/feature-service/get-features",
+            &tecton_key,
+            FOUR_MIB,
+        ),
+        (Family::Ingest, "POST", "/ingest", &tecton_key, FOUR_MIB),
+        (
+            Family::Tecton,
+            "POST",
+            "/admin/workspaces/prod/feature-views/user_profile/rows",
+            &tecton_key,
+            64 * 1024 * 1024,
+        ),
+        (
+            Family::Scim,
+            "POST",
+            "/api/scim/v2/Users",
+            &bearer,
+            256 * 1024,
+        ),
+        (
+            Family::Tecton,
+            "PUT",
+            "/api/v1/secrets-service/scopes/hostile/keys/k",
+            &tecton_key,
+            512 * 1024,
+        ),
+        (
+            Family::TrueFoundry,
+            "POST",
+            "/api/svc/v1/secret-groups",
+            &bearer,
+            1024 * 1024,
+        ),
+        (Family::Tinybird, "POST", &tinybird, "", 64 * 1024),
+    ];
+    // Declared: refused without reading the body. Chunked (and still being sent): refused when
+    // the read passes the limit. All at once, then every answer is checked.
+    let started: Vec<_> = oversize
+        .iter()
+        .flat_map(|&(family, method, path, auth, limit)| {
+            let headers = authorization(auth);
+            let mut chunked = headers.clone();
+            chunked.push(("Transfer-Encoding", "chunked"));
+            let mut chunk = format!("{:x}\r\n", limit + 1).into_bytes();
+            chunk.resize(chunk.len() + limit + 1, b' ');
+            let base = &server.base_url;
+            [
+                RawRequest::start(base, method, path, &headers, Some(limit + 1), b"{"),
+                RawRequest::start(base, method, path, &chunked, None, &chunk),
+            ]
+            .map(|request| (family, method, path, limit, request))
+        })
+        .collect();
+    for (family, method, path, limit, request) in started {
+        let (status, body) = request.reply_then_closed(Duration::from_secs(15));
+        assert_eq!(status, 413, "{method} {path}: {body}");
+        let message = error_message(family, 413, &body);
+        assert!(
+            message.contains(&format!("{limit}-byte limit")),
+            "{message}"
+        );
+    }
+
+    // Nothing was written.
+    let keys = server.request(
+        "GET",
+        "/api/v1/secrets-service/scopes/hostile/keys",
+        &[("Authorization", &tecton_key)],
+        None,
+    );
+    assert_eq!(keys.json()["keys"], json!([]), "{}", keys.body);
+    let groups = server.request(
+        "GET",
+        "/api/svc/v1/secret-groups",
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(groups.json()["pagination"]["total"], 0, "{}", groups.body);
+    let variables = server.request("GET", &tinybird, &[], None);
+    assert_eq!(
+        variables.json()["variables"],
+        json!([]),
+        "{}",
+        variables.body
+    );
+    let users_after = scim_user_count(&server);
+    assert_eq!(users_after, users_before);
+}
+
+#[test]
+fn an_empty_token_parameter_does_not_shadow_the_authorization_header() {
+    let server = Server::start();
+    let bearer = format!("Bearer {ADMIN_KEY}");
+    let by_header = server.request(
+        "GET",
+        "/v0/variables?token=",
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(by_header.status, 200, "{}", by_header.body);
+    assert_eq!(by_header.json()["variables"], json!([]));
+    let neither = server.request("GET", "/v0/variables?token=", &[], None);
+    assert_eq!(neither.status, 403, "{}", neither.body);
+    assert_eq!(neither.json()["error"], "invalid authentication token");
+}

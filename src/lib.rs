@@ -13,10 +13,12 @@
 //! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
 //! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
-//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`).
+//! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
+//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`).
 //!
 //! ARCHITECTURE.md at the repository root has the map and the invariants.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -1,5 +1,7 @@
-//! The `quiver` command line: `serve` (the default), `load`, `snapshot`, `journal` and `secrets`.
+//! The `quiver` command line: `serve` (the default), `load`, `snapshot`, `journal`, `secrets` and
+//! `bench`.
 
+mod bench;
 mod journal;
 mod load;
 mod secrets;
@@ -38,6 +40,8 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Check the journals of a data directory, or remove a bad record (offline).
     Journal(journal::JournalArgs),
+    /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -102,5 +106,6 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Snapshot(args)) => snapshot::run(args),
         Some(Command::Secrets(args)) => secrets::run(args),
         Some(Command::Journal(args)) => journal::run(args),
+        Some(Command::Bench(args)) => bench::run(*args),
     }
 }

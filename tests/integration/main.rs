@@ -3,6 +3,7 @@
 
 // Each area uses a different part of the harness.
 mod aggregation;
+mod bench;
 #[allow(dead_code)]
 mod common;
 mod data_dir;

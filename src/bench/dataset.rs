@@ -1,0 +1,310 @@
+//! The synthetic data set of one feature service: for every join key, a universe of `n_keys`
+//! values; for every view the service reads, rows (batch views, sent to the bulk loader) or
+//! events (stream views, sent to their push source's `/ingest`); and request bodies for
+//! GetFeatures with keys drawn from a distribution. Values are random but typed by the
+//! repository's schemas, so the server validates and stores them like real data.
+
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, RngExt};
+use rand_distr::{Distribution, Zipf};
+use serde_json::{json, Map, Value as Json};
+
+use super::BenchError;
+use crate::registry::types::DataType;
+use crate::registry::{FeatureService, FeatureView, Field, Registry, ViewKind};
+use crate::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
+
+/// How request keys are drawn from the key universe.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum KeyDistribution {
+    Uniform,
+    /// Zipf with exponent 1: a few hot keys take most requests.
+    Zipf,
+}
+
+/// Draws key indexes in `0..n_keys`.
+#[derive(Debug, Clone)]
+pub struct KeyPicker {
+    n_keys: u64,
+    zipf: Option<Zipf<f64>>,
+}
+
+impl KeyPicker {
+    pub fn new(n_keys: u64, distribution: KeyDistribution) -> KeyPicker {
+        let n_keys = n_keys.max(1);
+        let zipf = match distribution {
+            KeyDistribution::Uniform => None,
+            KeyDistribution::Zipf => {
+                Some(Zipf::new(n_keys as f64, 1.0).expect("n >= 1 and s = 1 are valid"))
+            }
+        };
+        KeyPicker { n_keys, zipf }
+    }
+
+    pub fn pick(&self, rng: &mut SmallRng) -> u64 {
+        match &self.zipf {
+            // Zipf samples ranks 1..=n; rank 1 is the hottest key.
+            Some(zipf) => (zipf.sample(rng) as u64).clamp(1, self.n_keys) - 1,
+            None => rng.random_range(0..self.n_keys),
+        }
+    }
+}
+
+/// The value of key number `index` of a join key: the same for every view that uses the key,
+/// whatever the key is called in the view or the service.
+pub fn key_value(field: &Field, index: u64) -> Json {
+    match field.data_type {
+        DataType::Int64 => json!(index),
+        _ => json!(format!("key_{index}")),
+    }
+}
+
+/// One feature service's data set shape. It owns its registry, so request generators built on
+/// it can live on the load generator's threads.
+pub struct DataSet {
+    registry: Arc<Registry>,
+    workspace: String,
+    service_name: String,
+    pub n_keys: u64,
+    /// Characters in every generated string value.
+    pub string_bytes: usize,
+}
+
+/// What must be sent to a server to hold the data set: rows per batch view, events per push
+/// source.
+pub enum LoadTarget<'a> {
+    /// Rows for `POST /admin/workspaces/{ws}/feature-views/{view}/rows`.
+    Rows(&'a FeatureView),
+    /// Events for `POST /ingest` into this push source.
+    Events(&'a str),
+}
+
+impl DataSet {
+    pub fn new(
+        registry: Arc<Registry>,
+        workspace: &str,
+        service: &str,
+        n_keys: u64,
+        string_bytes: usize,
+    ) -> Result<DataSet, BenchError> {
+        if registry
+            .workspace(workspace)
+            .and_then(|ws| ws.services.get(service))
+            .is_none()
+        {
+            return Err(BenchError::UnknownService(format!("{workspace}.{service}")));
+        }
+        Ok(DataSet {
+            registry,
+            workspace: workspace.to_string(),
+            service_name: service.to_string(),
+            n_keys,
+            string_bytes,
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn service(&self) -> &FeatureService {
+        self.registry
+            .workspace(&self.workspace)
+            .and_then(|ws| ws.services.get(&self.service_name))
+            .expect("checked when the data set was made")
+    }
+
+    /// The stored views the service reads, directly or through a realtime view's sources.
+    pub fn stored_views(&self) -> Vec<&FeatureView> {
+        let mut views: Vec<&FeatureView> = Vec::new();
+        for item in &self.service().items {
+            let view = self.registry.view(item.view);
+            let upstream = match &view.kind {
+                ViewKind::Realtime(spec) => spec
+                    .sources
+                    .iter()
+                    .map(|(id, _)| self.registry.view(*id))
+                    .collect(),
+                _ => vec![view],
+            };
+            for view in upstream {
+                if !views.iter().any(|v| v.id == view.id) {
+                    views.push(view);
+                }
+            }
+        }
+        views
+    }
+
+    /// Where the data set's rows go: each batch view, and each push source once (it feeds
+    /// every view subscribed to it).
+    pub fn load_targets(&self) -> Vec<LoadTarget<'_>> {
+        let mut targets = Vec::new();
+        let mut sources: Vec<&str> = Vec::new();
+        for view in self.stored_views() {
+            match &view.kind {
+                ViewKind::Stream { source } if !sources.contains(&source.as_str()) => {
+                    sources.push(source);
+                    targets.push(LoadTarget::Events(source));
+                }
+                ViewKind::Stream { .. } | ViewKind::Realtime(_) => {}
+                ViewKind::Batch => targets.push(LoadTarget::Rows(view)),
+            }
+        }
+        targets
+    }
+
+    /// A row of `view` for key number `index`, as the bulk loader reads it.
+    pub fn row(&self, view: &FeatureView, index: u64, rng: &mut SmallRng) -> Json {
+        let mut row = Map::new();
+        for key in &view.join_keys {
+            row.insert(key.name.clone(), key_value(key, index));
+        }
+        row.insert(
+            view.timestamp_field.clone(),
+            json!(format_timestamp(now_micros() - 60 * MICROS_PER_SECOND)),
+        );
+        for column in &view.row_columns {
+            row.insert(column.name.clone(), self.value(&column.data_type, rng));
+        }
+        Json::Object(row)
+    }
+
+    /// An event of push source `source` for key number `index` of every join key it carries.
+    pub fn event(&self, source: &str, index: u64, rng: &mut SmallRng) -> Json {
+        let schema = &self
+            .registry
+            .workspace(&self.workspace)
+            .and_then(|ws| ws.push_sources.get(source))
+            .expect("load targets name the workspace's push sources")
+            .schema;
+        let join_keys = self.join_key_names();
+        let mut event = Map::new();
+        for field in schema {
+            let value = if join_keys.contains(&field.name.as_str()) {
+                key_value(field, index)
+            } else if field.data_type == DataType::Timestamp {
+                json!(format_timestamp(now_micros() - MICROS_PER_SECOND))
+            } else {
+                self.value(&field.data_type, rng)
+            };
+            event.insert(field.name.clone(), value);
+        }
+        Json::Object(event)
+    }
+
+    /// Every join key name of the views the service reads.
+    fn join_key_names(&self) -> Vec<&str> {
+        self.stored_views()
+            .into_iter()
+            .flat_map(|view| view.join_keys.iter().map(|k| k.name.as_str()))
+            .collect()
+    }
+
+    /// `{"joinKeyMap": ..., "requestContextMap": ...}` for keys drawn with `keys`.
+    pub fn request_data(&self, keys: &KeyPicker, rng: &mut SmallRng) -> Json {
+        let service = self.service();
+        let join_keys: Map<String, Json> = service
+            .input_join_keys
+            .iter()
+            .map(|key| (key.name.clone(), key_value(key, keys.pick(rng))))
+            .collect();
+        let context: Map<String, Json> = service
+            .request_context_keys
+            .iter()
+            .map(|field| (field.name.clone(), self.value(&field.data_type, rng)))
+            .collect();
+        json!({"joinKeyMap": join_keys, "requestContextMap": context})
+    }
+
+    /// A GetFeatures body (`batch` = None) or a GetFeaturesBatch body of `batch` rows.
+    pub fn get_features_body(
+        &self,
+        batch: Option<usize>,
+        keys: &KeyPicker,
+        rng: &mut SmallRng,
+    ) -> Json {
+        let mut params = json!({
+            "workspaceName": self.workspace,
+            "featureServiceName": self.service_name,
+        });
+        match batch {
+            None => {
+                let data = self.request_data(keys, rng);
+                params["joinKeyMap"] = data["joinKeyMap"].clone();
+                params["requestContextMap"] = data["requestContextMap"].clone();
+            }
+            Some(rows) => {
+                params["requestData"] = (0..rows).map(|_| self.request_data(keys, rng)).collect();
+            }
+        }
+        json!({ "params": params })
+    }
+
+    /// A random value of `data_type`, strings `string_bytes` long.
+    pub fn value(&self, data_type: &DataType, rng: &mut SmallRng) -> Json {
+        match data_type {
+            DataType::Bool => json!(rng.random_bool(0.5)),
+            DataType::Int64 => json!(rng.random_range(0..1000)),
+            DataType::Float32 | DataType::Float64 => {
+                json!((rng.random_range(0.0..1000.0f64) * 100.0).round() / 100.0)
+            }
+            DataType::String => json!(random_string(rng, self.string_bytes)),
+            DataType::Timestamp => json!(format_timestamp(
+                now_micros() - rng.random_range(0..86_400) * MICROS_PER_SECOND
+            )),
+            DataType::Array(element) => (0..3).map(|_| self.value(element, rng)).collect(),
+            DataType::Struct(fields) => Json::Object(
+                fields
+                    .iter()
+                    .map(|f| (f.name.clone(), self.value(&f.data_type, rng)))
+                    .collect(),
+            ),
+            DataType::Map(element) => Json::Object(
+                (0..2)
+                    .map(|i| (format!("k{i}"), self.value(element, rng)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn random_string(rng: &mut impl Rng, length: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..length)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn zipf_keys_favour_the_first_keys_and_stay_in_range() {
+        let picker = KeyPicker::new(1000, KeyDistribution::Zipf);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let picks: Vec<u64> = (0..10_000).map(|_| picker.pick(&mut rng)).collect();
+        assert!(picks.iter().all(|&k| k < 1000));
+        let hottest = picks.iter().filter(|&&k| k == 0).count();
+        let median_key = picks.iter().filter(|&&k| k == 500).count();
+        assert!(
+            hottest > 10 * median_key.max(1),
+            "{hottest} vs {median_key}"
+        );
+    }
+
+    #[test]
+    fn uniform_keys_cover_the_universe() {
+        let picker = KeyPicker::new(10, KeyDistribution::Uniform);
+        let mut rng = SmallRng::seed_from_u64(2);
+        let mut seen = [false; 10];
+        for _ in 0..1000 {
+            seen[picker.pick(&mut rng) as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP side of the load generator: one hyper HTTP/1.1 connection per simulated client
+//! (keep-alive, no pool, so the connection count is exactly what the plan says), each request
+//! a POST whose body a workload draws, the whole answer read before the call counts.
+
+use std::net::SocketAddr;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rand::rngs::SmallRng;
+
+use super::load::{CallOutcome, Client};
+
+/// Draws one request body.
+pub type BodyMaker = Box<dyn Fn(&mut SmallRng) -> Vec<u8> + Send + Sync>;
+
+/// Where and what to POST.
+pub struct HttpClient {
+    pub address: SocketAddr,
+    pub path: String,
+    pub content_type: &'static str,
+    /// The `Authorization` header, if the server wants one.
+    pub authorization: Option<String>,
+    pub make_body: BodyMaker,
+}
+
+impl Client for HttpClient {
+    type Connection = SendRequest<Full<Bytes>>;
+
+    async fn connect(&self) -> Result<Self::Connection, String> {
+        let stream = tokio::net::TcpStream::connect(self.address)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        // The connection task ends when the sender is dropped or the peer closes.
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    async fn call(&self, sender: &mut Self::Connection, rng: &mut SmallRng) -> CallOutcome {
+        let mut request = Request::post(self.path.as_str())
+            .header(HOST, self.address.to_string())
+            .header(CONTENT_TYPE, self.content_type);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let request = request
+            .body(Full::new(Bytes::from((self.make_body)(rng))))
+            .expect("a valid request");
+        if sender.ready().await.is_err() {
+            return CallOutcome::Broken("io".into());
+        }
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(_) => return CallOutcome::Broken("io".into()),
+        };
+        let status = response.status();
+        if response.into_body().collect().await.is_err() {
+            return CallOutcome::Broken("io".into());
+        }
+        if status.is_success() {
+            CallOutcome::Succeeded
+        } else {
+            CallOutcome::Refused(status.as_str().to_string())
+        }
+    }
+}

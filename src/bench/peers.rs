@@ -1,0 +1,152 @@
+//! The servers a run measures: Quiver (started by the harness, or already running at a URL)
+//! and the peers it is compared with, each reached at a socket address, with its process (when
+//! the harness started it) for CPU and memory figures.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::process::Command;
+
+use super::process::{process_stats, ChildServer, ProcessStats};
+use super::BenchError;
+use super::{bare, redis_front};
+
+/// The announcement `quiver serve` prints, followed by `http://ADDRESS`.
+const QUIVER_LISTENING: &str = "quiver listening on ";
+
+/// How the load generator talks to a target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Protocol {
+    /// Tecton's HTTP API (Quiver, the limit, the Redis front end).
+    Http,
+    /// Feast's feature server's HTTP API.
+    Feast,
+    /// Redis's own protocol, straight from the load generator.
+    Resp,
+}
+
+/// A server under measurement.
+pub struct Target {
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+    /// The process, when the harness started it (dropping the target stops it).
+    pub process: Option<ChildServer>,
+    /// A process that serves the target's requests behind it (Redis behind its front end),
+    /// whose CPU time counts too.
+    pub backend_pid: Option<u32>,
+}
+
+impl Target {
+    /// The target's process's figures, plus its backend's CPU time.
+    pub fn stats(&self) -> Option<ProcessStats> {
+        let mut stats = self.process.as_ref().and_then(|p| process_stats(p.pid()))?;
+        if let Some(backend) = self.backend_pid {
+            stats.cpu_seconds += process_stats(backend)?.cpu_seconds;
+        }
+        Some(stats)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+/// Starts `quiver serve` (this very binary) over the repository of `config`, with
+/// `admin_key`, in memory or keeping its state in `data_dir`.
+pub fn start_quiver(
+    config: &Path,
+    admin_key: &str,
+    data_dir: Option<&Path>,
+) -> Result<Target, BenchError> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("QUIVER_DATA_DIR")
+        .env("QUIVER_ADMIN_KEY", admin_key)
+        .env("QUIVER_LOG", "warn");
+    if let Some(dir) = data_dir {
+        command.arg("--data-dir").arg(dir);
+    }
+    let process = ChildServer::start_announced("quiver", command, QUIVER_LISTENING)?;
+    Ok(Target {
+        name: super::report::QUIVER.into(),
+        address: process.address,
+        protocol: Protocol::Http,
+        process: Some(process),
+        backend_pid: None,
+    })
+}
+
+/// A Quiver the harness did not start, at `url` (`http://HOST:PORT`).
+pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
+    let host_port = url
+        .trim_end_matches('/')
+        .trim_start_matches("http://")
+        .to_string();
+    let address = host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| BenchError::BadUrl(url.to_string()))?;
+    Ok(Target {
+        name: super::report::QUIVER.into(),
+        address,
+        protocol: Protocol::Http,
+        process: None,
+        backend_pid: None,
+    })
+}
+
+/// Starts the limit (`quiver bench bare-server`) answering from the responses file.
+pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .args([
+            "bench",
+            "bare-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--responses",
+        ])
+        .arg(responses_file);
+    let process = ChildServer::start_announced("limit", command, bare::LISTENING)?;
+    Ok(Target {
+        name: "limit".into(),
+        address: process.address,
+        protocol: Protocol::Http,
+        process: Some(process),
+        backend_pid: None,
+    })
+}
+
+/// Starts the Redis peer's front end (`quiver bench redis-front`) over the Redis at `redis`,
+/// taking the answers' metadata from the responses file.
+pub fn start_redis_front(
+    config: &Path,
+    redis: &Target,
+    responses_file: &Path,
+) -> Result<Target, BenchError> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .args(["bench", "redis-front", "--listen", "127.0.0.1:0", "--redis"])
+        .arg(redis.address.to_string())
+        .arg("--responses")
+        .arg(responses_file)
+        .arg("--config")
+        .arg(config);
+    let process = ChildServer::start_announced("redis-front", command, redis_front::LISTENING)?;
+    Ok(Target {
+        name: "redis".into(),
+        address: process.address,
+        protocol: Protocol::Http,
+        process: Some(process),
+        backend_pid: redis.process.as_ref().map(ChildServer::pid),
+    })
+}
+
+fn this_binary() -> Result<std::path::PathBuf, BenchError> {
+    std::env::current_exe().map_err(|e| BenchError::Io("the quiver binary".into(), e))
+}

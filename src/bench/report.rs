@@ -1,0 +1,438 @@
+//! What a bench run found: one `Measurement` per (workload, pacing, target, round); medians
+//! over rounds; the side-by-side table (each target's figure and its ratio to Quiver's), the
+//! detailed table, and the same as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::{json, Value as Json};
+
+use super::load::{LoadResult, Pacing};
+use super::restore::RestoreFigure;
+
+/// The target every other is compared with.
+pub const QUIVER: &str = "quiver";
+
+/// One run of one workload against one target.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub workload: String,
+    pub pacing: Pacing,
+    pub target: String,
+    /// Rows or events per request (1 for a single GetFeatures), and what they are.
+    pub items_per_request: u64,
+    pub item_unit: &'static str,
+    pub requests_per_second: f64,
+    /// p50, p90, p99, p99.9 and max latency, in microseconds.
+    pub latency_micros: [f64; 5],
+    pub succeeded: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// The server process's CPU time over the run divided by the requests it answered.
+    pub cpu_micros_per_request: Option<f64>,
+}
+
+const PERCENTILES: [(&str, f64); 4] =
+    [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)];
+
+impl Measurement {
+    pub fn new(
+        workload: &str,
+        pacing: Pacing,
+        target: &str,
+        (items_per_request, item_unit): (u64, &'static str),
+        result: &LoadResult,
+        cpu_seconds: Option<f64>,
+    ) -> Measurement {
+        let micros = |nanos: u64| nanos as f64 / 1000.0;
+        let histogram = &result.latency_nanos;
+        let mut latency_micros = [0.0; 5];
+        for (slot, (_, percentile)) in latency_micros.iter_mut().zip(PERCENTILES) {
+            *slot = micros(histogram.value_at_percentile(percentile));
+        }
+        latency_micros[4] = micros(histogram.max());
+        Measurement {
+            workload: workload.to_string(),
+            pacing,
+            target: target.to_string(),
+            items_per_request,
+            item_unit,
+            requests_per_second: result.throughput(),
+            latency_micros,
+            succeeded: result.succeeded,
+            errors: result.errors.clone(),
+            cpu_micros_per_request: cpu_seconds
+                .filter(|_| result.completed_with_warmup > 0)
+                .map(|s| s * 1e6 / result.completed_with_warmup as f64),
+        }
+    }
+}
+
+pub fn pacing_label(pacing: Pacing) -> String {
+    match pacing {
+        Pacing::Closed => "closed loop".into(),
+        Pacing::Open { rate } => format!("open loop {rate:.0}/s"),
+    }
+}
+
+/// Memory a target needs for the data set.
+#[derive(Debug, Clone)]
+pub struct MemoryFigure {
+    pub target: String,
+    /// Resident memory (Quiver) or `used_memory` (Redis) after loading, minus before.
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// A whole run: its measurements, memory figures, and how it was made.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub measurements: Vec<Measurement>,
+    pub memory: Vec<MemoryFigure>,
+    pub restore: Vec<RestoreFigure>,
+    /// Lines saying what was left out and why (a peer not installed, ...).
+    pub notes: Vec<String>,
+    pub settings: BTreeMap<String, Json>,
+}
+
+/// The median of each figure of one (workload, pacing, target) over its rounds.
+#[derive(Debug)]
+struct Summary {
+    requests_per_second: f64,
+    items_per_request: u64,
+    item_unit: &'static str,
+    latency_micros: [f64; 5],
+    rounds: usize,
+    succeeded: u64,
+    errors: BTreeMap<String, u64>,
+    cpu_micros_per_request: Option<f64>,
+}
+
+/// (workload, pacing label) -> target -> summary, in first-measured order of workloads.
+type Summaries = Vec<((String, String), BTreeMap<String, Summary>)>;
+
+impl Report {
+    fn summaries(&self) -> Summaries {
+        let mut groups: Summaries = Vec::new();
+        let mut rounds: BTreeMap<(String, String, String), Vec<&Measurement>> = BTreeMap::new();
+        for m in &self.measurements {
+            let row = (m.workload.clone(), pacing_label(m.pacing));
+            if !groups.iter().any(|(key, _)| *key == row) {
+                groups.push((row.clone(), BTreeMap::new()));
+            }
+            rounds
+                .entry((row.0, row.1, m.target.clone()))
+                .or_default()
+                .push(m);
+        }
+        for ((workload, pacing, target), runs) in rounds {
+            let mut errors = BTreeMap::new();
+            for run in &runs {
+                for (kind, count) in &run.errors {
+                    *errors.entry(kind.clone()).or_default() += count;
+                }
+            }
+            let mut latency_micros = [0.0; 5];
+            for (i, slot) in latency_micros.iter_mut().enumerate() {
+                *slot = median(runs.iter().map(|r| r.latency_micros[i]).collect());
+            }
+            let cpu: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.cpu_micros_per_request)
+                .collect();
+            let summary = Summary {
+                requests_per_second: median(runs.iter().map(|r| r.requests_per_second).collect()),
+                items_per_request: runs[0].items_per_request,
+                item_unit: runs[0].item_unit,
+                latency_micros,
+                rounds: runs.len(),
+                succeeded: runs.iter().map(|r| r.succeeded).sum(),
+                errors,
+                cpu_micros_per_request: (!cpu.is_empty()).then(|| median(cpu)),
+            };
+            let group = groups
+                .iter_mut()
+                .find(|(key, _)| key.0 == workload && key.1 == pacing)
+                .expect("every measurement's group was made above");
+            group.1.insert(target, summary);
+        }
+        groups
+    }
+
+    /// The targets in the order of the table's columns: Quiver first.
+    fn targets(&self) -> Vec<String> {
+        let mut targets = vec![QUIVER.to_string()];
+        for m in &self.measurements {
+            if !targets.contains(&m.target) {
+                targets.push(m.target.clone());
+            }
+        }
+        targets
+    }
+
+    /// The side-by-side table (closed loop: throughput; open loop: p99, each with its ratio
+    /// to Quiver's), then every figure per target.
+    pub fn table(&self) -> String {
+        let targets = self.targets();
+        let summaries = self.summaries();
+        let mut out = String::new();
+        let _ = write!(out, "| workload | pacing |");
+        for target in &targets {
+            let _ = write!(out, " {target} |");
+        }
+        out.push('\n');
+        out.push_str(&"|---".repeat(targets.len() + 2));
+        out.push_str("|\n");
+        for ((workload, pacing), by_target) in &summaries {
+            let _ = write!(out, "| {workload} | {pacing} |");
+            let quiver = by_target.get(QUIVER);
+            for target in &targets {
+                let cell = match by_target.get(target) {
+                    None => "–".to_string(),
+                    Some(s) if pacing.starts_with("closed") => {
+                        let items = s.requests_per_second * s.items_per_request as f64;
+                        let ratio = quiver.map(|q| s.requests_per_second / q.requests_per_second);
+                        format!(
+                            "{} {}/s{}",
+                            si(items),
+                            s.item_unit,
+                            ratio_text(ratio, target)
+                        )
+                    }
+                    Some(s) => {
+                        let ratio = quiver.map(|q| s.latency_micros[2] / q.latency_micros[2]);
+                        format!(
+                            "p99 {}{}",
+                            millis(s.latency_micros[2]),
+                            ratio_text(ratio, target)
+                        )
+                    }
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+        out.push_str(
+            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req |\n",
+        );
+        out.push_str(&"|---".repeat(12));
+        out.push_str("|\n");
+        for ((workload, pacing), by_target) in &summaries {
+            for target in &targets {
+                let Some(s) = by_target.get(target) else {
+                    continue;
+                };
+                let _ = write!(
+                    out,
+                    "| {workload} | {pacing} | {target} | {} |",
+                    si(s.requests_per_second)
+                );
+                for latency in s.latency_micros {
+                    let _ = write!(out, " {} |", millis(latency));
+                }
+                let errors = if s.errors.is_empty() {
+                    "0".to_string()
+                } else {
+                    s.errors
+                        .iter()
+                        .map(|(kind, n)| format!("{kind}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let cpu = s
+                    .cpu_micros_per_request
+                    .map_or("–".into(), |c| format!("{c:.0} µs"));
+                let _ = writeln!(out, " {} | {errors} | {cpu} |", s.succeeded);
+            }
+        }
+        if !self.memory.is_empty() {
+            out.push_str("\n| memory | rows | bytes | bytes per row |\n|---|---|---|---|\n");
+            for m in &self.memory {
+                let per_row = m.bytes as f64 / m.rows.max(1) as f64;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {per_row:.0} |",
+                    m.target, m.rows, m.bytes
+                );
+            }
+        }
+        if !self.restore.is_empty() {
+            out.push_str("\n| restart from disk | seconds | file bytes |\n|---|---|---|\n");
+            for r in &self.restore {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.2} | {} |",
+                    r.target, r.seconds, r.file_bytes
+                );
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "\nnote: {note}");
+        }
+        let rounds = summaries
+            .iter()
+            .flat_map(|(_, t)| t.values().map(|s| s.rounds))
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nmedians of {rounds} round(s); ratios are to quiver (× > 1: the peer is faster in closed loop, slower in open loop)"
+        );
+        out
+    }
+
+    /// For every (single-row read workload, target): its median throughput and p99 latency
+    /// (milliseconds) at each pacing, by throughput: the points of a latency-vs-throughput
+    /// curve.
+    pub fn latency_curves(&self) -> Vec<(String, Vec<(f64, f64)>)> {
+        let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for ((workload, _), by_target) in self.summaries() {
+            for (target, summary) in by_target {
+                if summary.item_unit != "req" {
+                    continue;
+                }
+                let label = format!("{target}: {workload}");
+                let point = (
+                    summary.requests_per_second,
+                    summary.latency_micros[2] / 1000.0,
+                );
+                match curves.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, points)) => points.push(point),
+                    None => curves.push((label, vec![point])),
+                }
+            }
+        }
+        for (_, points) in &mut curves {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        curves
+    }
+
+    pub fn json(&self) -> Json {
+        let results: Vec<Json> = self
+            .summaries()
+            .into_iter()
+            .flat_map(|((workload, pacing), by_target)| {
+                by_target.into_iter().map(move |(target, s)| {
+                    let latency: serde_json::Map<String, Json> = PERCENTILES
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .chain(["max"])
+                        .zip(s.latency_micros)
+                        .map(|(name, micros)| (name.to_string(), json!(micros)))
+                        .collect();
+                    json!({
+                        "workload": workload,
+                        "pacing": pacing,
+                        "target": target,
+                        "rounds": s.rounds,
+                        "requestsPerSecond": s.requests_per_second,
+                        "itemsPerRequest": s.items_per_request,
+                        "itemUnit": s.item_unit,
+                        "latencyMicros": latency,
+                        "succeeded": s.succeeded,
+                        "errors": s.errors,
+                        "serverCpuMicrosPerRequest": s.cpu_micros_per_request,
+                    })
+                })
+            })
+            .collect();
+        let memory: Vec<Json> = self
+            .memory
+            .iter()
+            .map(|m| json!({"target": m.target, "rows": m.rows, "bytes": m.bytes, "bytesPerRow": m.bytes as f64 / m.rows.max(1) as f64}))
+            .collect();
+        let restore: Vec<Json> = self
+            .restore
+            .iter()
+            .map(|r| json!({"target": r.target, "seconds": r.seconds, "fileBytes": r.file_bytes}))
+            .collect();
+        json!({
+            "settings": self.settings,
+            "results": results,
+            "memory": memory,
+            "restore": restore,
+            "notes": self.notes,
+        })
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn ratio_text(ratio: Option<f64>, target: &str) -> String {
+    match ratio {
+        Some(r) if target != QUIVER && r.is_finite() => format!(" ({r:.2}×)"),
+        _ => String::new(),
+    }
+}
+
+/// `35.5k`, `1.20M`, `870`.
+fn si(value: f64) -> String {
+    if value >= 1e6 {
+        format!("{:.2}M", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.1}k", value / 1e3)
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+fn millis(micros: f64) -> String {
+    format!("{:.2} ms", micros / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(target: &str, rps: f64, round_errors: u64) -> Measurement {
+        Measurement {
+            workload: "get_features".into(),
+            pacing: Pacing::Closed,
+            target: target.into(),
+            items_per_request: 1,
+            item_unit: "req",
+            requests_per_second: rps,
+            latency_micros: [100.0, 200.0, 300.0, 400.0, 500.0],
+            succeeded: 10,
+            errors: (round_errors > 0)
+                .then(|| ("503".to_string(), round_errors))
+                .into_iter()
+                .collect(),
+            cpu_micros_per_request: None,
+        }
+    }
+
+    #[test]
+    fn medians_over_rounds_and_ratios_to_quiver() {
+        let report = Report {
+            measurements: vec![
+                measurement(QUIVER, 1000.0, 0),
+                measurement("limit", 3000.0, 0),
+                measurement(QUIVER, 3000.0, 0),
+                measurement("limit", 4000.0, 2),
+                measurement(QUIVER, 2000.0, 0),
+                measurement("limit", 5000.0, 0),
+            ],
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains("| get_features | closed loop | 2.0k req/s | 4.0k req/s (2.00×) |"),
+            "{table}"
+        );
+        let json = report.json();
+        let limit = &json["results"][0];
+        assert_eq!(limit["target"], "limit");
+        assert_eq!(limit["rounds"], 3);
+        assert_eq!(limit["succeeded"], 30);
+        assert_eq!(limit["errors"]["503"], 2);
+        assert_eq!(limit["latencyMicros"]["p99"], 300.0);
+    }
+}

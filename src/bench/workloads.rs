@@ -1,0 +1,313 @@
+//! The workloads a bench run drives, each an HTTP request shape over a data set: GetFeatures of
+//! one row and of a batch, `/ingest` of a batch of events, and the bulk loader's rows endpoint;
+//! and the initial load of a data set into a server, through the same public endpoints.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::{json, Value as Json};
+
+use super::dataset::{DataSet, KeyPicker, LoadTarget};
+use super::feast::feast_request;
+use super::http_client::{BodyMaker, HttpClient};
+use super::redis::{RedisRawClient, ServiceReads};
+use super::BenchError;
+use crate::registry::ViewId;
+
+pub const GET_FEATURES_PATH: &str = "/api/v1/feature-service/get-features";
+pub const GET_FEATURES_BATCH_PATH: &str = "/api/v1/feature-service/get-features-batch";
+pub const INGEST_PATH: &str = "/ingest";
+/// Feast's feature server's read endpoint.
+const FEAST_PATH: &str = "/get-online-features";
+
+/// Rows or events per request of the initial load.
+const LOAD_CHUNK: u64 = 2000;
+
+/// What one request of a workload is.
+#[derive(Debug, Clone)]
+pub enum RequestShape {
+    GetFeatures,
+    GetFeaturesBatch { rows: usize },
+    Ingest { source: String, events: usize },
+    BulkLoad { view: ViewId, rows: usize },
+}
+
+/// A named request shape over a data set.
+#[derive(Clone)]
+pub struct Workload {
+    pub name: String,
+    pub shape: RequestShape,
+    data: Arc<DataSet>,
+    keys: KeyPicker,
+}
+
+impl Workload {
+    /// GetFeatures (single and batch) of the data set's service, and, when `writes` is set,
+    /// `/ingest` into its first push source and the bulk loader into its first batch view.
+    pub fn for_data_set(
+        data: Arc<DataSet>,
+        keys: &KeyPicker,
+        batch_rows: usize,
+        writes: Option<(usize, usize)>,
+    ) -> Vec<Workload> {
+        let service = data.service().name.clone();
+        let mut shapes = vec![
+            (format!("get_features {service}"), RequestShape::GetFeatures),
+            (
+                format!("get_features_batch({batch_rows}) {service}"),
+                RequestShape::GetFeaturesBatch { rows: batch_rows },
+            ),
+        ];
+        if let Some((events, rows)) = writes {
+            for target in data.load_targets() {
+                let already = |prefix: &str| shapes.iter().any(|(n, _)| n.starts_with(prefix));
+                match target {
+                    LoadTarget::Events(source) if !already("ingest") => shapes.push((
+                        format!("ingest({events}) {source}"),
+                        RequestShape::Ingest {
+                            source: source.to_string(),
+                            events,
+                        },
+                    )),
+                    LoadTarget::Rows(view) if !already("bulk_load") => shapes.push((
+                        format!("bulk_load({rows}) {}", view.name),
+                        RequestShape::BulkLoad {
+                            view: view.id,
+                            rows,
+                        },
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        shapes
+            .into_iter()
+            .map(|(name, shape)| Workload {
+                name,
+                shape,
+                data: data.clone(),
+                keys: keys.clone(),
+            })
+            .collect()
+    }
+
+    pub fn service_name(&self) -> &str {
+        &self.data.service().name
+    }
+
+    /// Rows or events per request.
+    pub fn items_per_request(&self) -> u64 {
+        match &self.shape {
+            RequestShape::GetFeatures => 1,
+            RequestShape::GetFeaturesBatch { rows } | RequestShape::BulkLoad { rows, .. } => {
+                *rows as u64
+            }
+            RequestShape::Ingest { events, .. } => *events as u64,
+        }
+    }
+
+    /// What the items of a request are, for throughput figures.
+    pub fn item_unit(&self) -> &'static str {
+        match self.shape {
+            RequestShape::GetFeatures => "req",
+            RequestShape::GetFeaturesBatch { .. } | RequestShape::BulkLoad { .. } => "rows",
+            RequestShape::Ingest { .. } => "events",
+        }
+    }
+
+    /// Whether the peers (which only read) can serve it.
+    pub fn reads(&self) -> bool {
+        matches!(
+            self.shape,
+            RequestShape::GetFeatures | RequestShape::GetFeaturesBatch { .. }
+        )
+    }
+
+    pub fn path(&self) -> String {
+        match &self.shape {
+            RequestShape::GetFeatures => GET_FEATURES_PATH.into(),
+            RequestShape::GetFeaturesBatch { .. } => GET_FEATURES_BATCH_PATH.into(),
+            RequestShape::Ingest { .. } => INGEST_PATH.into(),
+            RequestShape::BulkLoad { view, .. } => {
+                let view = self.data.registry().view(*view);
+                rows_path(&view.workspace, &view.name)
+            }
+        }
+    }
+
+    /// One request body, keys drawn from the workload's distribution.
+    pub fn body(&self, rng: &mut SmallRng) -> Vec<u8> {
+        let data = &self.data;
+        match &self.shape {
+            RequestShape::GetFeatures => data.get_features_body(None, &self.keys, rng).to_string(),
+            RequestShape::GetFeaturesBatch { rows } => data
+                .get_features_body(Some(*rows), &self.keys, rng)
+                .to_string(),
+            RequestShape::Ingest { source, events } => {
+                let records: Vec<Json> = (0..*events)
+                    .map(|_| json!({"record": data.event(source, self.keys.pick(rng), rng)}))
+                    .collect();
+                ingest_body(data.service().workspace.as_str(), source, records).to_string()
+            }
+            RequestShape::BulkLoad { view, rows } => {
+                let view = data.registry().view(*view);
+                (0..*rows)
+                    .map(|_| data.row(view, self.keys.pick(rng), rng).to_string() + "\n")
+                    .collect()
+            }
+        }
+        .into_bytes()
+    }
+
+    /// An HTTP client that sends this workload's requests to `address`.
+    pub fn http_client(&self, address: SocketAddr, api_key: Option<&str>) -> HttpClient {
+        let workload = self.clone();
+        let make_body: BodyMaker = Box::new(move |rng| workload.body(rng));
+        HttpClient {
+            address,
+            path: self.path(),
+            content_type: match self.shape {
+                RequestShape::BulkLoad { .. } => "application/x-ndjson",
+                _ => "application/json",
+            },
+            authorization: api_key.map(|key| format!("Tecton-key {key}")),
+            make_body,
+        }
+    }
+
+    /// Rows per read request.
+    fn rows_per_read(&self) -> usize {
+        match self.shape {
+            RequestShape::GetFeaturesBatch { rows } => rows,
+            _ => 1,
+        }
+    }
+
+    /// A client reading this workload's rows straight from Redis (read workloads only).
+    pub fn redis_client(&self, address: SocketAddr) -> RedisRawClient {
+        RedisRawClient {
+            address,
+            data: self.data.clone(),
+            keys: self.keys.clone(),
+            rows: self.rows_per_read(),
+            reads: ServiceReads::new(self.data.registry(), self.data.service()),
+        }
+    }
+
+    /// A client asking Feast's feature server for this workload's rows (read workloads only).
+    pub fn feast_client(&self, address: SocketAddr) -> HttpClient {
+        let workload = self.clone();
+        let make_body: BodyMaker = Box::new(move |rng| {
+            let rows: Vec<Json> = (0..workload.rows_per_read())
+                .map(|_| workload.data.request_data(&workload.keys, rng))
+                .collect();
+            feast_request(workload.service_name(), &rows)
+                .to_string()
+                .into_bytes()
+        });
+        HttpClient {
+            address,
+            path: FEAST_PATH.into(),
+            content_type: "application/json",
+            authorization: None,
+            make_body,
+        }
+    }
+}
+
+fn rows_path(workspace: &str, view: &str) -> String {
+    format!("/admin/workspaces/{workspace}/feature-views/{view}/rows")
+}
+
+fn ingest_body(workspace: &str, source: &str, records: Vec<Json>) -> Json {
+    json!({"workspace_name": workspace, "dry_run": false, "records": {source: records}})
+}
+
+/// Loads every key of the data set into the server at `base_url` (batch views through the
+/// bulk loader, stream views through `/ingest`), with a progress bar, skipping the views and
+/// sources named in `loaded` (another data set loaded them) and adding its own.
+pub fn load_data_set(
+    data: &DataSet,
+    base_url: &str,
+    api_key: &str,
+    loaded: &mut BTreeSet<String>,
+) -> Result<(), BenchError> {
+    let targets: Vec<LoadTarget> = data
+        .load_targets()
+        .into_iter()
+        .filter(|target| {
+            loaded.insert(match target {
+                LoadTarget::Rows(view) => format!("view {}", view.name),
+                LoadTarget::Events(source) => format!("source {source}"),
+            })
+        })
+        .collect();
+    let total = data.n_keys * targets.len() as u64;
+    let style = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} ({per_sec})")
+        .expect("valid template");
+    let progress = ProgressBar::new(total).with_style(style);
+    let mut rng = SmallRng::seed_from_u64(0);
+    let authorization = format!("Tecton-key {api_key}");
+    for target in &targets {
+        let mut first = 0;
+        while first < data.n_keys {
+            let last = (first + LOAD_CHUNK).min(data.n_keys);
+            let (path, content_type, body) = match target {
+                LoadTarget::Rows(view) => {
+                    progress.set_message(format!("rows of {}", view.name));
+                    let body: String = (first..last)
+                        .map(|key| data.row(view, key, &mut rng).to_string() + "\n")
+                        .collect();
+                    (
+                        rows_path(&view.workspace, &view.name),
+                        "application/x-ndjson",
+                        body,
+                    )
+                }
+                LoadTarget::Events(source) => {
+                    progress.set_message(format!("events of {source}"));
+                    let records = (first..last)
+                        .map(|key| json!({"record": data.event(source, key, &mut rng)}))
+                        .collect();
+                    let body = ingest_body(&data.service().workspace, source, records);
+                    (
+                        INGEST_PATH.to_string(),
+                        "application/json",
+                        body.to_string(),
+                    )
+                }
+            };
+            ureq::post(&format!("{}{path}", base_url.trim_end_matches('/')))
+                .set("Authorization", &authorization)
+                .set("Content-Type", content_type)
+                .send_string(&body)
+                .map_err(|e| BenchError::Load(path.clone(), e.to_string()))?;
+            progress.inc(last - first);
+            first = last;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(())
+}
+
+/// One answer of the server for a workload's first request (the bare handler's fixed answer).
+pub fn sample_answer(
+    workload: &Workload,
+    base_url: &str,
+    api_key: &str,
+) -> Result<String, BenchError> {
+    let body = workload.body(&mut SmallRng::seed_from_u64(0));
+    let path = workload.path();
+    let response = ureq::post(&format!("{}{path}", base_url.trim_end_matches('/')))
+        .set("Authorization", &format!("Tecton-key {api_key}"))
+        .set("Content-Type", "application/json")
+        .send_bytes(&body)
+        .map_err(|e| BenchError::Load(path.clone(), e.to_string()))?;
+    response
+        .into_string()
+        .map_err(|e| BenchError::Load(path, e.to_string()))
+}

@@ -1,0 +1,289 @@
+//! `quiver bench`: the benchmark harness's command line (see `bench`): the workload's shape,
+//! the load, the peers; prints the side-by-side table or its JSON. `quiver bench bare-server`
+//! (hidden) is the limit the harness starts and compares with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rand::RngExt;
+
+use super::ConfigArg;
+use crate::bench::bare::serve_bare;
+use crate::bench::chart::draw_latency_chart;
+use crate::bench::dataset::KeyDistribution;
+use crate::bench::redis_front::serve_redis_front;
+use crate::bench::repository::{RepositoryShape, SERVICE, WORKSPACE};
+use crate::bench::{run_bench, BenchPlan};
+use crate::config::{Overrides, Settings};
+use crate::registry::load_registry;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    helper: Option<BenchHelper>,
+    /// The repository a self-started Quiver serves and the data set is shaped after.
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Measure the Quiver running at this URL instead of starting one (needs --api-key).
+    #[arg(long)]
+    url: Option<String>,
+    /// The admin key of the Quiver at --url.
+    #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Feature services to read, as WORKSPACE.SERVICE (repeatable).
+    #[arg(
+        long = "service",
+        default_values = ["prod.fraud_detection_feature_service", "prod.user_risk_service"]
+    )]
+    services: Vec<String>,
+    /// Measure a synthetic repository of the shape below instead of --config's services.
+    #[arg(long)]
+    data: bool,
+    /// --data: batch views in the service.
+    #[arg(long, default_value_t = 3)]
+    views: usize,
+    /// --data: features per batch view.
+    #[arg(long, default_value_t = 8)]
+    features: usize,
+    /// --data: feature types, cycled over each view's features.
+    #[arg(
+        long = "feature-types",
+        value_delimiter = ',',
+        default_value = "int64,float64,string,boolean,array<string>,timestamp"
+    )]
+    feature_types: Vec<String>,
+    /// --data: stream views of aggregations in the service.
+    #[arg(long = "aggregate-views", default_value_t = 1)]
+    aggregate_views: usize,
+    /// --data: aggregations per aggregate view.
+    #[arg(long, default_value_t = 6)]
+    aggregations: usize,
+    /// --data: aggregation functions, cycled.
+    #[arg(long, value_delimiter = ',', default_value = "sum,mean,count")]
+    functions: Vec<String>,
+    /// --data: aggregation windows, cycled.
+    #[arg(long, value_delimiter = ',', default_value = "1h,1d,7d")]
+    windows: Vec<String>,
+    /// --data: aggregation interval.
+    #[arg(long, default_value = "10m")]
+    interval: String,
+    /// Keys per join key in the data set [default: 10000; --quick: 200].
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Length of every generated string value.
+    #[arg(long = "string-bytes", default_value_t = 16)]
+    string_bytes: usize,
+    /// How request keys are drawn.
+    #[arg(long, value_enum, default_value = "uniform")]
+    distribution: KeyDistribution,
+    /// Rows per GetFeaturesBatch request.
+    #[arg(long = "batch-rows", default_value_t = 10)]
+    batch_rows: usize,
+    /// Events per `/ingest` request.
+    #[arg(long = "ingest-events", default_value_t = 100)]
+    ingest_events: usize,
+    /// Rows per bulk-loader request.
+    #[arg(long = "load-rows", default_value_t = 1000)]
+    load_rows: usize,
+    /// Connections kept busy [default: 32; --quick: 4].
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Threads of the load generator.
+    #[arg(long = "client-threads", default_value_t = 1)]
+    client_threads: usize,
+    /// Measured seconds per workload, target and pacing [default: 5; --quick: 0.5].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Seconds of unmeasured load before each measurement [default: 1; --quick: 0.2].
+    #[arg(long = "warmup-seconds")]
+    warmup_seconds: Option<f64>,
+    /// Open-loop rates in requests per second, comma-separated (closed loop is always run)
+    /// [default: 1000; --quick: 200].
+    #[arg(long = "rate", value_delimiter = ',')]
+    rates: Option<Vec<f64>>,
+    /// Rounds (each alternates the targets); the table holds the medians [default: 3;
+    /// --quick: 1].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Also measure the peers: the limit (a bare actix-web handler), Redis (if
+    /// `redis-server` is installed) through a front end and raw, and Feast (installed with pip
+    /// into a virtualenv in ~/.cache/quiver-bench on first use).
+    #[arg(long)]
+    compare: bool,
+    /// Also time restarts with the data set on disk: Quiver from a snapshot (a second Quiver
+    /// with a data directory is loaded for it) and, with --compare, Redis from an RDB file.
+    #[arg(long)]
+    restore: bool,
+    /// With --compare, leave Feast out.
+    #[arg(long = "skip-feast")]
+    skip_feast: bool,
+    /// Seconds, not minutes: smaller defaults for the flags above that name one. For CI, so
+    /// the harness cannot rot.
+    #[arg(long)]
+    quick: bool,
+    /// Also draw the latency-vs-throughput chart into this SVG file.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchHelper {
+    /// The limit: answers GetFeatures with fixed bytes (started by `quiver bench --compare`).
+    #[command(hide = true)]
+    BareServer {
+        #[arg(long)]
+        listen: String,
+        /// JSON: a list of {"path", "service", "body"}.
+        #[arg(long)]
+        responses: PathBuf,
+    },
+    /// The Redis peer's front end (started by `quiver bench --compare`).
+    #[command(hide = true)]
+    RedisFront {
+        #[arg(long)]
+        listen: String,
+        /// The Redis server, HOST:PORT.
+        #[arg(long)]
+        redis: SocketAddr,
+        /// Quiver's sample answers, whose metadata the front end repeats.
+        #[arg(long)]
+        responses: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.helper {
+        Some(BenchHelper::BareServer { listen, responses }) => {
+            let responses = read_responses(&responses)?
+                .into_iter()
+                .map(|(key, body)| (key, body.into()))
+                .collect();
+            return serve_bare(&listen, responses).context("the bare handler failed");
+        }
+        Some(BenchHelper::RedisFront {
+            listen,
+            redis,
+            responses,
+            config,
+        }) => {
+            let metadata = read_responses(&responses)?
+                .into_iter()
+                .map(|(key, body)| {
+                    let answer: serde_json::Value = serde_json::from_str(&body)?;
+                    Ok((key, answer["metadata"].to_string()))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let settings = Settings::load(&config.path, &Overrides::default())?;
+            let registry = Arc::new(load_registry(&settings.workspaces)?);
+            return serve_redis_front(&listen, redis, registry, metadata)
+                .context("the Redis front end failed");
+        }
+        None => {}
+    }
+    let synthetic = if args.data {
+        let shape = RepositoryShape {
+            batch_views: args.views,
+            features_per_view: args.features,
+            feature_types: args.feature_types,
+            aggregate_views: args.aggregate_views,
+            aggregations_per_view: args.aggregations,
+            functions: args.functions,
+            windows: args.windows,
+            interval: args.interval,
+        };
+        Some(shape.write(&std::env::temp_dir())?)
+    } else {
+        None
+    };
+    let config = synthetic
+        .as_ref()
+        .map_or(args.config.path.clone(), |repo| repo.config.clone());
+    let settings = Settings::load(&config, &Overrides::default())?;
+    let registry = Arc::new(load_registry(&settings.workspaces)?);
+    let admin_key = match (&args.url, args.api_key) {
+        (Some(_), Some(key)) => key,
+        (Some(_), None) => bail!("--url needs the server's admin key (--api-key)"),
+        (None, _) => random_key(),
+    };
+    let services = match synthetic {
+        Some(_) => vec![format!("{WORKSPACE}.{SERVICE}")],
+        None => args.services,
+    };
+    let services = services
+        .iter()
+        .map(|name| {
+            name.split_once('.')
+                .map(|(ws, service)| (ws.to_string(), service.to_string()))
+                .with_context(|| format!("--service `{name}` is not WORKSPACE.SERVICE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // (default, quick default)
+    let quick = |defaults: (f64, f64)| if args.quick { defaults.1 } else { defaults.0 };
+    let plan = BenchPlan {
+        registry,
+        config,
+        url: args.url,
+        admin_key,
+        services,
+        n_keys: args.keys.unwrap_or(quick((10_000.0, 200.0)) as u64),
+        string_bytes: args.string_bytes,
+        distribution: args.distribution,
+        batch_rows: args.batch_rows,
+        ingest_events: args.ingest_events,
+        load_rows: args.load_rows,
+        connections: args.connections.unwrap_or(quick((32.0, 4.0)) as usize),
+        client_threads: args.client_threads,
+        warmup: Duration::from_secs_f64(args.warmup_seconds.unwrap_or(quick((1.0, 0.2)))),
+        duration: Duration::from_secs_f64(args.seconds.unwrap_or(quick((5.0, 0.5)))),
+        rates: args.rates.unwrap_or(vec![quick((1000.0, 200.0))]),
+        rounds: args.rounds.unwrap_or(quick((3.0, 1.0)) as usize),
+        compare: args.compare,
+        skip_feast: args.skip_feast,
+        restore: args.restore,
+    };
+    let report = run_bench(&plan)?;
+    if let Some(path) = &args.chart {
+        draw_latency_chart(&report, path)?;
+    }
+    if args.json {
+        println!("{:#}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// The sample answers file: ((path, service), body) pairs.
+fn read_responses(path: &PathBuf) -> anyhow::Result<Vec<((String, String), String)>> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let answers: Vec<serde_json::Value> = serde_json::from_slice(&text)?;
+    answers
+        .iter()
+        .map(|answer| {
+            let text = |field: &str| {
+                answer[field]
+                    .as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("a response without `{field}`"))
+            };
+            Ok(((text("path")?, text("service")?), text("body")?))
+        })
+        .collect()
+}
+
+/// A key for the Quiver the harness starts (it lives as long as the run).
+fn random_key() -> String {
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
+}

@@ -1,0 +1,131 @@
+//! `quiver bench --quick`: the harness runs against a Quiver it starts, the limit and (where
+//! `redis-server` is installed) Redis, and its JSON report has every workload, with requests
+//! that succeeded and no errors. Never a timing.
+
+use std::process::Command;
+
+use serde_json::Value as Json;
+
+use super::common::repo_root;
+
+/// Runs `quiver bench --quick --json` with `args` over the demo's config; its JSON report.
+fn quick_bench(args: &[&str]) -> Json {
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["bench", "--quick", "--json", "--config"])
+        .arg(repo_root().join("config.toml"))
+        .args(args)
+        .env_remove("QUIVER_ADMIN_KEY")
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .expect("quiver bench runs");
+    assert!(
+        output.status.success(),
+        "quiver bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the report is JSON")
+}
+
+#[test]
+fn quick_compare_run_reports_every_workload_without_errors() {
+    // Feast's install takes minutes; the harness's Feast path is not run here.
+    let report = quick_bench(&["--compare", "--skip-feast", "--restore"]);
+    let results = report["results"].as_array().expect("a list of results");
+    let has = |workload: &str, pacing: &str, target: &str| {
+        results.iter().any(|r| {
+            r["workload"].as_str().unwrap().starts_with(workload)
+                && r["pacing"].as_str().unwrap().starts_with(pacing)
+                && r["target"] == target
+        })
+    };
+    // Redis is compared only where `redis-server` is installed; the report says so otherwise.
+    let redis_installed = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let targets: &[&str] = if redis_installed {
+        &["quiver", "limit", "redis", "redis-raw"]
+    } else {
+        assert!(
+            report["notes"].to_string().contains("redis-server"),
+            "{report}"
+        );
+        &["quiver", "limit"]
+    };
+    for service in ["fraud_detection_feature_service", "user_risk_service"] {
+        for workload in ["get_features ", "get_features_batch(10) "] {
+            let workload = format!("{workload}{service}");
+            for target in targets {
+                assert!(has(&workload, "closed", target), "{workload} {target}");
+                assert!(
+                    has(&workload, "open loop 200/s", target),
+                    "{workload} {target}"
+                );
+            }
+        }
+    }
+    assert!(has("ingest(100) transactions", "closed", "quiver"));
+    assert!(has("bulk_load(1000) ", "closed", "quiver"));
+    for result in results {
+        assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(result["errors"], serde_json::json!({}), "{result}");
+        let latency = &result["latencyMicros"];
+        for percentile in ["p50", "p90", "p99", "p99.9", "max"] {
+            assert!(latency[percentile].as_f64().unwrap() > 0.0, "{result}");
+        }
+        assert!(
+            result["serverCpuMicrosPerRequest"].as_f64().is_some(),
+            "{result}"
+        );
+    }
+    let memory = report["memory"].as_array().expect("memory figures");
+    assert_eq!(memory[0]["target"], "quiver (RSS)");
+    if redis_installed {
+        assert_eq!(memory[1]["target"], "redis (used_memory)");
+        // The same rows in both: 200 keys of each stored view the two services read.
+        assert_eq!(memory[1]["rows"], memory[0]["rows"]);
+        assert!(memory[1]["bytes"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(memory[0]["rows"].as_u64().unwrap() % 200, 0, "{memory:?}");
+    let restore = report["restore"].as_array().expect("restart figures");
+    assert_eq!(restore[0]["target"], "quiver (snapshot)");
+    assert_eq!(restore.len(), if redis_installed { 2 } else { 1 });
+    for figure in restore {
+        assert!(figure["fileBytes"].as_u64().unwrap() > 0, "{figure}");
+    }
+}
+
+#[test]
+fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
+    let report = quick_bench(&[
+        "--data",
+        "--views",
+        "2",
+        "--features",
+        "4",
+        "--aggregate-views",
+        "1",
+        "--aggregations",
+        "3",
+    ]);
+    let workloads: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "get_features synthetic_service",
+        "get_features_batch(10) synthetic_service",
+        "ingest(100) events",
+        "bulk_load(1000) batch_view_0",
+    ] {
+        assert!(workloads.contains(&expected), "{workloads:?}");
+    }
+    for result in report["results"].as_array().unwrap() {
+        assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(result["errors"], serde_json::json!({}), "{result}");
+    }
+    // 200 keys in each of the 3 views.
+    assert_eq!(report["memory"][0]["rows"], 600);
+}

@@ -6,6 +6,7 @@ mod aggregation;
 #[allow(dead_code)]
 mod common;
 mod data_dir;
+mod errors;
 mod faults;
 mod feature_service;
 mod hostile;

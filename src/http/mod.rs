@@ -5,6 +5,7 @@
 mod auth;
 mod body;
 pub mod error;
+mod extract;
 mod routes;
 mod scim_error;
 pub mod wire;

@@ -1,5 +1,6 @@
 //! The SCIM error response (RFC 7644 §3.12): every non-2xx answer under `/api/scim/v2`, with
 //! `status` as a string, an optional `scimType` and `Content-Type: application/scim+json`.
+//! Only the body is SCIM's: the status is the error table's (`error.rs`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -13,58 +14,56 @@ pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
 #[derive(Debug)]
 pub struct ScimHttpError {
-    pub status: StatusCode,
-    pub scim_type: Option<&'static str>,
-    pub detail: String,
+    error: ApiError,
+    scim_type: Option<&'static str>,
 }
 
 impl std::fmt::Display for ScimHttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.detail)
-    }
-}
-
-impl ScimHttpError {
-    pub fn new(
-        status: StatusCode,
-        scim_type: Option<&'static str>,
-        detail: impl Into<String>,
-    ) -> ScimHttpError {
-        ScimHttpError {
-            status,
-            scim_type,
-            detail: detail.into(),
-        }
+        self.error.fmt(f)
     }
 }
 
 impl ResponseError for ScimHttpError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.error.kind.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({"schemas": [schema::ERROR], "status": self.status.as_u16().to_string(), "detail": self.detail});
+        let status = self.status_code();
+        let mut body = json!({"schemas": [schema::ERROR], "status": status.as_u16().to_string(), "detail": self.error.message});
         if let Some(scim_type) = self.scim_type {
             body["scimType"] = json!(scim_type);
         }
-        HttpResponse::build(self.status)
+        HttpResponse::build(status)
             .content_type(SCIM_CONTENT_TYPE)
             .body(body.to_string())
     }
 }
 
+/// RFC 7644's `scimType` of a SCIM error (none for those that only have a status).
+fn scim_type(kind: ScimErrorKind) -> Option<&'static str> {
+    match kind {
+        ScimErrorKind::InvalidSyntax => Some("invalidSyntax"),
+        ScimErrorKind::InvalidValue => Some("invalidValue"),
+        ScimErrorKind::InvalidFilter => Some("invalidFilter"),
+        ScimErrorKind::InvalidPath => Some("invalidPath"),
+        ScimErrorKind::NoTarget => Some("noTarget"),
+        ScimErrorKind::Mutability => Some("mutability"),
+        ScimErrorKind::Uniqueness => Some("uniqueness"),
+        ScimErrorKind::NotFound
+        | ScimErrorKind::PreconditionFailed
+        | ScimErrorKind::Internal
+        | ScimErrorKind::Unavailable => None,
+    }
+}
+
 impl From<ScimError> for ScimHttpError {
     fn from(error: ScimError) -> ScimHttpError {
-        let status = match error.kind {
-            ScimErrorKind::Uniqueness => StatusCode::CONFLICT,
-            ScimErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ScimErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ScimErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ScimErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ScimHttpError::new(status, error.kind.scim_type(), error.detail)
+        ScimHttpError {
+            scim_type: scim_type(error.kind),
+            error: error.into(),
+        }
     }
 }
 
@@ -74,10 +73,13 @@ impl From<AuthError> for ScimHttpError {
     }
 }
 
-/// Body-reading and JSON errors from the shared helpers keep their status, in SCIM's shape.
+/// Errors outside SCIM's own (a body or query string that does not parse, a body too large,
+/// an unknown path): a 400 among them is `invalidSyntax`.
 impl From<ApiError> for ScimHttpError {
     fn from(error: ApiError) -> ScimHttpError {
-        let scim_type = (error.kind == ErrorKind::InvalidArgument).then_some("invalidSyntax");
-        ScimHttpError::new(error.kind.status(), scim_type, error.message)
+        ScimHttpError {
+            scim_type: (error.kind == ErrorKind::InvalidArgument).then_some("invalidSyntax"),
+            error,
+        }
     }
 }

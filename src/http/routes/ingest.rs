@@ -16,6 +16,7 @@ use super::super::{method_not_allowed, AppState};
 use crate::iam::{AuthError, Permission};
 use crate::ingest::{plan_ingest, IngestError};
 use crate::registry::time::now_micros;
+use crate::store::StoreError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/ingest", "/api/v1/ingest"] {
@@ -27,21 +28,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// An ingest answer other than 200: the ingest API's own body shapes.
+/// An ingest answer other than 200, in the ingest API's own body shapes: the error table's
+/// status, and `{"requestError": {"errorMessage", "errorType"}}` or, for records that failed
+/// validation, one entry per record.
 #[derive(Debug)]
 struct IngestRefusal {
     status: StatusCode,
     body: Json,
-}
-
-impl IngestRefusal {
-    /// A request-level error (`{"requestError": {"errorMessage", "errorType"}}`).
-    fn request(status: StatusCode, message: &str, error_type: &str) -> IngestRefusal {
-        IngestRefusal {
-            status,
-            body: request_error(message, error_type),
-        }
-    }
 }
 
 impl std::fmt::Display for IngestRefusal {
@@ -60,24 +53,45 @@ impl ResponseError for IngestRefusal {
     }
 }
 
-impl From<AuthError> for IngestRefusal {
-    fn from(error: AuthError) -> IngestRefusal {
-        let error = ApiError::from(error);
+impl From<ApiError> for IngestRefusal {
+    fn from(error: ApiError) -> IngestRefusal {
         let error_type = match error.kind {
             ErrorKind::Unauthenticated => "AuthenticationError",
-            _ => "PermissionDeniedError",
+            ErrorKind::PermissionDenied => "PermissionDeniedError",
+            ErrorKind::NotFound => "NotFoundError",
+            ErrorKind::Unavailable => "UnavailableError",
+            ErrorKind::Internal => "InternalError",
+            _ => "RequestValidationError",
         };
-        IngestRefusal::request(error.kind.status(), &error.message, error_type)
+        IngestRefusal {
+            status: error.kind.status(),
+            body: request_error(&error.message, error_type),
+        }
     }
 }
 
-impl From<ApiError> for IngestRefusal {
-    fn from(error: ApiError) -> IngestRefusal {
-        IngestRefusal::request(
-            error.kind.status(),
-            &error.message,
-            "RequestValidationError",
-        )
+impl From<AuthError> for IngestRefusal {
+    fn from(error: AuthError) -> IngestRefusal {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<StoreError> for IngestRefusal {
+    fn from(error: StoreError) -> IngestRefusal {
+        ApiError::from(error).into()
+    }
+}
+
+/// The plan's errors: records that failed validation get one entry each, with the workspace.
+fn refuse_plan(workspace: &str, error: IngestError) -> IngestRefusal {
+    let records = match &error {
+        IngestError::Records(errors) => Some(record_errors(workspace, errors)),
+        _ => None,
+    };
+    let refusal = IngestRefusal::from(ApiError::from(error));
+    match records {
+        Some(body) => IngestRefusal { body, ..refusal },
+        None => refusal,
     }
 }
 
@@ -92,16 +106,10 @@ async fn ingest(
         Permission::ReadMetadata(workspace)
     })?;
     let body = body.read(state.limits.max_body_bytes).await?;
-    let json: Json = serde_json::from_slice(&body).map_err(|error| {
-        IngestRefusal::request(
-            StatusCode::BAD_REQUEST,
-            &format!("The request body is not valid JSON: {error}"),
-            "RequestValidationError",
-        )
-    })?;
-    let parsed = parse_ingest_request(&json).map_err(|message| {
-        IngestRefusal::request(StatusCode::BAD_REQUEST, &message, "RequestValidationError")
-    })?;
+    let invalid = |message: String| ApiError::new(ErrorKind::InvalidArgument, message);
+    let json: Json = serde_json::from_slice(&body)
+        .map_err(|error| invalid(format!("The request body is not valid JSON: {error}")))?;
+    let parsed = parse_ingest_request(&json).map_err(invalid)?;
     // Writing needs the editor role; a dry run only reads definitions.
     let permission = if parsed.dry_run {
         Permission::ReadMetadata(&parsed.workspace)
@@ -116,37 +124,10 @@ async fn ingest(
         now_micros(),
         state.limits.max_future_skew,
     )
-    .map_err(|error| match error {
-        IngestError::Records(errors) => IngestRefusal {
-            status: StatusCode::BAD_REQUEST,
-            body: record_errors(&parsed.workspace, &errors),
-        },
-        error @ (IngestError::NotLive(_) | IngestError::NoSubscribers(_)) => {
-            IngestRefusal::request(
-                StatusCode::BAD_REQUEST,
-                &error.to_string(),
-                "RequestValidationError",
-            )
-        }
-        error => IngestRefusal::request(StatusCode::NOT_FOUND, &error.to_string(), "NotFoundError"),
-    })?;
+    .map_err(|error| refuse_plan(&parsed.workspace, error))?;
     let metrics = ingest_metrics(&state.registry, &parsed.workspace, &plan);
     if !parsed.dry_run {
-        state.router.write(plan.rows).await.map_err(|error| {
-            tracing::error!(%error, "ingest write failed");
-            if error.is_unavailable() {
-                return IngestRefusal::request(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &error.to_string(),
-                    "UnavailableError",
-                );
-            }
-            IngestRefusal::request(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the store could not write the records",
-                "InternalError",
-            )
-        })?;
+        state.router.write(plan.rows).await?;
     }
     Ok(HttpResponse::Ok().json(metrics))
 }

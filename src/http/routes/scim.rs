@@ -12,6 +12,8 @@ use serde_json::{json, Value as Json};
 
 use super::super::auth::Admin;
 use super::super::body::{parse_json, UnreadBody};
+use super::super::error::{ApiError, ErrorKind};
+use super::super::extract::Query;
 use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::AppState;
 use crate::iam::directory::{ListQuery, ResourceKind};
@@ -19,6 +21,7 @@ use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
 use crate::iam::scim::resource::{attribute_list, project};
 use crate::iam::scim::schema::{self, ResourceSchema};
+use crate::iam::scim::{ScimError, ScimErrorKind};
 
 const BASE: &str = "/api/scim/v2";
 /// The largest page a list returns (also published as `filter.maxResults`).
@@ -64,11 +67,11 @@ async fn method_not_allowed(
 }
 
 fn wrong_method(request: &HttpRequest) -> ScimHttpError {
-    ScimHttpError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
         format!("{} is not allowed on {}", request.method(), request.path()),
     )
+    .into()
 }
 
 fn base_url(request: &HttpRequest) -> String {
@@ -78,6 +81,9 @@ fn base_url(request: &HttpRequest) -> String {
 
 /// An authenticated admin, refused in SCIM's error shape.
 type ScimAdmin = Admin<ScimHttpError>;
+
+/// Query parameters, refused in SCIM's error shape.
+type ScimQuery = Query<HashMap<String, String>, ScimHttpError>;
 
 fn scim_json(status: StatusCode, body: &Json) -> HttpResponse {
     HttpResponse::build(status)
@@ -90,11 +96,11 @@ fn kind_of(segment: &str) -> Result<ResourceKind, ScimHttpError> {
         "Users" => Ok(ResourceKind::User),
         "Groups" => Ok(ResourceKind::Group),
         "ServiceAccounts" => Ok(ResourceKind::ServiceAccount),
-        other => Err(ScimHttpError::new(
-            StatusCode::NOT_FOUND,
-            None,
+        other => Err(ApiError::new(
+            ErrorKind::NotFound,
             format!("no SCIM resource type at /{other}"),
-        )),
+        )
+        .into()),
     }
 }
 
@@ -156,7 +162,7 @@ fn find_schema(
     schema::ALL
         .into_iter()
         .find(|s| matches(s))
-        .ok_or_else(|| ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no {what}")))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no {what}")).into())
 }
 
 async fn resource_type(
@@ -187,9 +193,7 @@ async fn schema_by_id(
     let found = schema::all_schemas(&base_url(&request))
         .into_iter()
         .find(|s| s["id"] == id.as_str())
-        .ok_or_else(|| {
-            ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no schema `{id}`"))
-        })?;
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no schema `{id}`")))?;
     Ok(scim_json(StatusCode::OK, &found))
 }
 
@@ -214,11 +218,11 @@ fn number(value: Option<&Json>, name: &str) -> Result<Option<i64>, ScimHttpError
 }
 
 fn bad_value(name: &str) -> ScimHttpError {
-    ScimHttpError::new(
-        StatusCode::BAD_REQUEST,
-        Some("invalidValue"),
+    ScimError::new(
+        ScimErrorKind::InvalidValue,
         format!("`{name}` must be an integer"),
     )
+    .into()
 }
 
 impl ListParameters {
@@ -239,11 +243,11 @@ impl ListParameters {
         };
         let sort_order = text("sortOrder").unwrap_or_default().to_ascii_lowercase();
         if !sort_order.is_empty() && sort_order != "ascending" && sort_order != "descending" {
-            return Err(ScimHttpError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
+            return Err(ScimError::new(
+                ScimErrorKind::InvalidValue,
                 "`sortOrder` must be ascending or descending",
-            ));
+            )
+            .into());
         }
         let start_index = number(
             crate::iam::scim::filter::get_ci(object, "startIndex"),
@@ -274,11 +278,7 @@ async fn run_list(
 ) -> Result<HttpResponse, ScimHttpError> {
     let filter = match &parameters.filter {
         Some(text) => Some(parse_filter(text).map_err(|e| {
-            ScimHttpError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidFilter"),
-                format!("invalid filter: {e}"),
-            )
+            ScimError::new(ScimErrorKind::InvalidFilter, format!("invalid filter: {e}"))
         })?),
         None => None,
     };
@@ -313,7 +313,7 @@ async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
+    query: ScimQuery,
 ) -> Result<HttpResponse, ScimHttpError> {
     let kind = kind_of(&resource)?;
     let object: serde_json::Map<String, Json> = query
@@ -382,14 +382,14 @@ const MAX_ATTRIBUTE_NAMES: usize = 100;
 fn attribute_names(field: &str, text: Option<&str>) -> Result<Vec<String>, ScimHttpError> {
     let names = attribute_list(text);
     if names.len() > MAX_ATTRIBUTE_NAMES {
-        return Err(ScimHttpError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidValue"),
+        return Err(ScimError::new(
+            ScimErrorKind::InvalidValue,
             format!(
                 "`{field}` lists {} names; the limit is {MAX_ATTRIBUTE_NAMES}",
                 names.len()
             ),
-        ));
+        )
+        .into());
     }
     Ok(names)
 }
@@ -415,7 +415,7 @@ async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    query: web::Query<HashMap<String, String>>,
+    query: ScimQuery,
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
     let found = state
@@ -504,11 +504,11 @@ fn preconditions(request: &HttpRequest) -> Preconditions {
 
 /// Bulk operations are not implemented (`bulk.supported: false`): 501, as RFC 7644 asks.
 async fn bulk(_: ScimAdmin) -> Result<HttpResponse, ScimHttpError> {
-    Err(ScimHttpError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        None,
+    Err(ApiError::new(
+        ErrorKind::NotImplemented,
         "bulk operations are not supported; send each operation as its own request",
-    ))
+    )
+    .into())
 }
 
 /// Unknown paths are 404; known paths with another method are 405.
@@ -522,10 +522,10 @@ async fn fallback(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, Sc
     if known {
         Err(wrong_method(&request))
     } else {
-        Err(ScimHttpError::new(
-            StatusCode::NOT_FOUND,
-            None,
+        Err(ApiError::new(
+            ErrorKind::NotFound,
             format!("no SCIM endpoint at {}", request.path()),
-        ))
+        )
+        .into())
     }
 }

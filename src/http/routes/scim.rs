@@ -15,6 +15,7 @@ use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::extract::Query;
 use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
+use super::super::wire::scim::with_base_url;
 use super::super::AppState;
 use crate::iam::directory::{ListQuery, ResourceKind};
 use crate::iam::scim::etag::{EntityTags, Preconditions};
@@ -104,8 +105,9 @@ fn kind_of(segment: &str) -> Result<ResourceKind, ScimHttpError> {
     }
 }
 
-/// A resource with its `ETag` (and `Location` when created).
-fn resource_response(status: StatusCode, resource: &Json) -> HttpResponse {
+/// A resource with its references made absolute, its `ETag` (and `Location` when created).
+fn resource_response(status: StatusCode, request: &HttpRequest, resource: Json) -> HttpResponse {
+    let resource = with_base_url(resource, &base_url(request));
     let mut response = HttpResponse::build(status);
     response.content_type(SCIM_CONTENT_TYPE);
     if let Some(version) = resource["meta"]["version"].as_str() {
@@ -140,17 +142,15 @@ async fn service_provider_config(
     _: ScimAdmin,
     request: HttpRequest,
 ) -> Result<HttpResponse, ScimHttpError> {
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::service_provider_config(&base_url(&request)),
-    ))
+    let config = with_base_url(schema::service_provider_config(), &base_url(&request));
+    Ok(scim_json(StatusCode::OK, &config))
 }
 
 async fn resource_types(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
     let base = base_url(&request);
     let all: Vec<Json> = schema::ALL
         .iter()
-        .map(|s| schema::resource_type_json(s, &base))
+        .map(|s| with_base_url(schema::resource_type_json(s), &base))
         .collect();
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
@@ -174,14 +174,16 @@ async fn resource_type(
         |s| s.resource_type == id.as_str(),
         &format!("resource type `{id}`"),
     )?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::resource_type_json(found, &base_url(&request)),
-    ))
+    let resource_type = with_base_url(schema::resource_type_json(found), &base_url(&request));
+    Ok(scim_json(StatusCode::OK, &resource_type))
 }
 
 async fn schemas(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    let all = schema::all_schemas(&base_url(&request));
+    let base = base_url(&request);
+    let all: Vec<Json> = schema::all_schemas()
+        .into_iter()
+        .map(|s| with_base_url(s, &base))
+        .collect();
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
@@ -190,11 +192,14 @@ async fn schema_by_id(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    let found = schema::all_schemas(&base_url(&request))
+    let found = schema::all_schemas()
         .into_iter()
         .find(|s| s["id"] == id.as_str())
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no schema `{id}`")))?;
-    Ok(scim_json(StatusCode::OK, &found))
+    Ok(scim_json(
+        StatusCode::OK,
+        &with_base_url(found, &base_url(&request)),
+    ))
 }
 
 /// The list parameters, from a query string or a `.search` body.
@@ -282,6 +287,7 @@ async fn run_list(
         })?),
         None => None,
     };
+    let base = base_url(request);
     let mut total = 0;
     let mut matching = Vec::new();
     for kind in kinds {
@@ -290,7 +296,6 @@ async fn run_list(
             filter: filter.clone(),
             sort_by: parameters.sort_by.clone(),
             descending: parameters.descending,
-            base_url: base_url(request),
         };
         let resources = state.directory.list(query).await?;
         total += resources.len();
@@ -300,7 +305,10 @@ async fn run_list(
         .into_iter()
         .skip(parameters.start_index - 1)
         .take(parameters.count.unwrap_or(MAX_RESULTS))
-        .map(|r| project(r, &parameters.attributes, &parameters.excluded))
+        .map(|r| {
+            let projected = project(r, &parameters.attributes, &parameters.excluded);
+            with_base_url(projected, &base)
+        })
         .collect();
     Ok(scim_json(
         StatusCode::OK,
@@ -367,11 +375,8 @@ async fn create(
 ) -> Result<HttpResponse, ScimHttpError> {
     let kind = kind_of(&resource)?;
     let body = read_body(body).await?;
-    let created = state
-        .directory
-        .create(kind, body, base_url(&request))
-        .await?;
-    Ok(resource_response(StatusCode::CREATED, &created))
+    let created = state.directory.create(kind, body).await?;
+    Ok(resource_response(StatusCode::CREATED, &request, created))
 }
 
 /// The most names `attributes` or `excludedAttributes` may list: many times every attribute
@@ -418,10 +423,7 @@ async fn get(
     query: ScimQuery,
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
-    let found = state
-        .directory
-        .get(kind_of(&resource)?, id, base_url(&request))
-        .await?;
+    let found = state.directory.get(kind_of(&resource)?, id).await?;
     if let (Some(tags), Some(version)) = (
         preconditions(&request).if_none_match,
         found["meta"]["version"].as_str(),
@@ -435,7 +437,8 @@ async fn get(
     let (attributes, excluded) = projection(&query)?;
     Ok(resource_response(
         StatusCode::OK,
-        &project(found, &attributes, &excluded),
+        &request,
+        project(found, &attributes, &excluded),
     ))
 }
 
@@ -451,9 +454,9 @@ async fn replace(
     let body = read_body(body).await?;
     let replaced = state
         .directory
-        .replace(kind, id, body, base_url(&request), preconditions(&request))
+        .replace(kind, id, body, preconditions(&request))
         .await?;
-    Ok(resource_response(StatusCode::OK, &replaced))
+    Ok(resource_response(StatusCode::OK, &request, replaced))
 }
 
 async fn patch(
@@ -468,9 +471,9 @@ async fn patch(
     let body = read_body(body).await?;
     let patched = state
         .directory
-        .patch(kind, id, body, base_url(&request), preconditions(&request))
+        .patch(kind, id, body, preconditions(&request))
         .await?;
-    Ok(resource_response(StatusCode::OK, &patched))
+    Ok(resource_response(StatusCode::OK, &request, patched))
 }
 
 async fn delete(

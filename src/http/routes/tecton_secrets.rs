@@ -277,7 +277,7 @@ async fn check_principal_exists(
     };
     state
         .directory
-        .get(kind, id.to_string(), String::new())
+        .get(kind, id.to_string())
         .await
         .map(|_| ())
         .map_err(|_| missing())
@@ -350,13 +350,7 @@ fn roles_granted(roles: &[ScopeRole]) -> Vec<Json> {
 
 /// The seed's `principal` object: the principal's directory record, or the workspace's name.
 async fn principal_json(state: &AppState, principal_type: PrincipalType, id: &str) -> Json {
-    let record = |kind| async move {
-        state
-            .directory
-            .get(kind, id.to_string(), String::new())
-            .await
-            .ok()
-    };
+    let record = |kind| async move { state.directory.get(kind, id.to_string()).await.ok() };
     match principal_type {
         PrincipalType::Workspace => json!({"workspace": {"name": id}}),
         PrincipalType::ServiceAccount => {

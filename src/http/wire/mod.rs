@@ -3,3 +3,4 @@
 
 pub mod feature_service;
 pub mod ingest;
+pub mod scim;

@@ -113,18 +113,9 @@ impl Directory {
     }
 
     /// Creates a resource; a service account's answer carries its new API key, once.
-    pub async fn create(
-        &self,
-        kind: ResourceKind,
-        body: Json,
-        base_url: String,
-    ) -> Result<Json, ScimError> {
+    pub async fn create(&self, kind: ResourceKind, body: Json) -> Result<Json, ScimError> {
         self.addr
-            .send(create::Create {
-                kind,
-                body,
-                base_url,
-            })
+            .send(create::Create { kind, body })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -134,7 +125,6 @@ impl Directory {
         kind: ResourceKind,
         id: String,
         body: Json,
-        base_url: String,
         preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
@@ -142,7 +132,6 @@ impl Directory {
                 kind,
                 id,
                 body,
-                base_url,
                 mode: update::Mode::Replace,
                 preconditions,
             })
@@ -155,7 +144,6 @@ impl Directory {
         kind: ResourceKind,
         id: String,
         body: Json,
-        base_url: String,
         preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
@@ -163,7 +151,6 @@ impl Directory {
                 kind,
                 id,
                 body,
-                base_url,
                 mode: update::Mode::Patch,
                 preconditions,
             })
@@ -187,14 +174,9 @@ impl Directory {
             .unwrap_or_else(|_| Err(gone()))
     }
 
-    pub async fn get(
-        &self,
-        kind: ResourceKind,
-        id: String,
-        base_url: String,
-    ) -> Result<Json, ScimError> {
+    pub async fn get(&self, kind: ResourceKind, id: String) -> Result<Json, ScimError> {
         self.addr
-            .send(query::Get { kind, id, base_url })
+            .send(query::Get { kind, id })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }

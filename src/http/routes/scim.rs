@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
@@ -17,7 +17,7 @@ use super::super::extract::Query;
 use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::wire::scim::with_base_url;
 use super::super::AppState;
-use crate::iam::directory::{ListQuery, ResourceKind};
+use crate::iam::directory::{ListQuery, ResourceKind, UpdateMode};
 use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
 use crate::iam::scim::resource::{attribute_list, project};
@@ -48,8 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{resource}", web::get().to(list))
             .route("/{resource}", web::post().to(create))
             .route("/{resource}/{id}", web::get().to(get))
-            .route("/{resource}/{id}", web::put().to(replace))
-            .route("/{resource}/{id}", web::patch().to(patch))
+            .route("/{resource}/{id}", web::put().to(update))
+            .route("/{resource}/{id}", web::patch().to(update))
             .route("/{resource}/{id}", web::delete().to(delete))
             .default_service(web::to(fallback)),
     );
@@ -442,7 +442,8 @@ async fn get(
     ))
 }
 
-async fn replace(
+/// PUT replaces a resource, PATCH applies operations to it.
+async fn update(
     _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -451,29 +452,17 @@ async fn replace(
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
     let kind = kind_of(&resource)?;
+    let mode = if request.method() == Method::PATCH {
+        UpdateMode::Patch
+    } else {
+        UpdateMode::Replace
+    };
     let body = read_body(body).await?;
-    let replaced = state
+    let updated = state
         .directory
-        .replace(kind, id, body, preconditions(&request))
+        .update(kind, id, body, mode, preconditions(&request))
         .await?;
-    Ok(resource_response(StatusCode::OK, &request, replaced))
-}
-
-async fn patch(
-    _: ScimAdmin,
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: UnreadBody,
-) -> Result<HttpResponse, ScimHttpError> {
-    let (resource, id) = path.into_inner();
-    let kind = kind_of(&resource)?;
-    let body = read_body(body).await?;
-    let patched = state
-        .directory
-        .patch(kind, id, body, preconditions(&request))
-        .await?;
-    Ok(resource_response(StatusCode::OK, &request, patched))
+    Ok(resource_response(StatusCode::OK, &request, updated))
 }
 
 async fn delete(

@@ -22,6 +22,7 @@ use serde_json::Value as Json;
 
 pub use query::ListQuery;
 pub use state::ResourceKind;
+pub use update::Mode as UpdateMode;
 
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
@@ -120,11 +121,13 @@ impl Directory {
             .unwrap_or_else(|_| Err(gone()))
     }
 
-    pub async fn replace(
+    /// Replaces (PUT) or patches (PATCH) a resource, if `preconditions` hold for its version.
+    pub async fn update(
         &self,
         kind: ResourceKind,
         id: String,
         body: Json,
+        mode: UpdateMode,
         preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
@@ -132,26 +135,7 @@ impl Directory {
                 kind,
                 id,
                 body,
-                mode: update::Mode::Replace,
-                preconditions,
-            })
-            .await
-            .unwrap_or_else(|_| Err(gone()))
-    }
-
-    pub async fn patch(
-        &self,
-        kind: ResourceKind,
-        id: String,
-        body: Json,
-        preconditions: Preconditions,
-    ) -> Result<Json, ScimError> {
-        self.addr
-            .send(update::Update {
-                kind,
-                id,
-                body,
-                mode: update::Mode::Patch,
+                mode,
                 preconditions,
             })
             .await

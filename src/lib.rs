@@ -1,6 +1,7 @@
 //! Quiver: an online feature server that speaks Tecton's Feature Service and Stream Ingest APIs.
 //!
 //! # Layout
+//! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).
 //! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
 //! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
@@ -24,3 +25,4 @@ pub mod registry;
 pub mod secrets;
 pub mod serving;
 pub mod store;
+pub mod time;

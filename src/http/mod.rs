@@ -48,7 +48,7 @@ pub struct Limits {
     pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
     /// How far in the future an aggregated event may be.
-    pub max_future_skew: crate::registry::time::Micros,
+    pub max_future_skew: crate::time::Micros,
 }
 
 /// The whole HTTP application: every route, behind the middleware that ends the connection of

@@ -8,7 +8,10 @@
 //! its last whole record (and fsynced), so a later record never sits after a partial one. If that
 //! cut fails too, the journal is *unwritable*: every append is refused (`Unwritable`, which the
 //! HTTP layer answers with 503) and retries the cut first, and `/health` lists the journal
-//! (`unwritable_journals`) until a retry succeeds.
+//! (`unwritable_journals`) until a retry succeeds. A failed `every_second` fsync is a failed
+//! write too: the frames since the last fsync may be lost without a later fsync saying so, so
+//! they are written again (cut back to the last fsynced byte, rewritten, fsynced) before
+//! anything else is acknowledged, and the journal is unwritable until that succeeds.
 //!
 //! **Torn tail or corruption.** Opening reads and verifies every segment before changing any
 //! byte. The only damage a crash can cause is an incomplete last frame of the segment written
@@ -209,10 +212,13 @@ pub struct Journal {
     /// Bytes of whole records in the current segment: where a failed append is cut back to.
     whole_len: u64,
     policy: FsyncPolicy,
-    /// Bytes written since the last fsync.
-    dirty: bool,
-    /// The failure a cut back to `whole_len` has not yet undone.
+    /// Under `every_second`, the frames written since the last fsync: if the fsync fails, they
+    /// are written again (see `sync`).
+    unsynced: Vec<u8>,
+    /// The failure the repair has not yet undone.
     broken: Option<String>,
+    /// Whether the repair must also write `unsynced` again (a failed fsync).
+    rewrite_unsynced: bool,
 }
 
 const SUFFIX: &str = "journal";
@@ -476,7 +482,7 @@ pub fn skip_record(segment: &Path, offset: u64) -> Result<SkippedRecord, Journal
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stamp = super::snapshot::snapshot_id(crate::registry::time::now_micros());
+    let stamp = super::snapshot::snapshot_id(crate::time::now_micros());
     let original_kept_as = dir.join(format!("{name}.orig-{stamp}"));
     let temp = dir.join(format!(".{name}.repair-{stamp}.tmp"));
     let written = replace_segment(
@@ -590,8 +596,9 @@ impl Journal {
                 file: Box::new(file),
                 whole_len: 0,
                 policy,
-                dirty: false,
+                unsynced: Vec::new(),
                 broken: None,
+                rewrite_unsynced: false,
             },
             replay,
         ))
@@ -626,7 +633,9 @@ impl Journal {
         match written {
             Ok(()) => {
                 self.whole_len += frame.len() as u64;
-                self.dirty = !always;
+                if self.policy == FsyncPolicy::EverySecond {
+                    self.unsynced.extend_from_slice(&frame);
+                }
                 Ok(())
             }
             Err(source) => {
@@ -641,10 +650,17 @@ impl Journal {
         }
     }
 
-    /// Cuts the segment back to its last whole record after a failed append.
+    /// Undoes a failure: cuts the segment back to its last whole record after a failed append,
+    /// or, after a failed fsync, back to the last fsynced byte and writes the unsynced frames
+    /// again, fsynced.
     fn repair(&mut self) -> Result<(), JournalError> {
         let failure = self.broken.clone().unwrap_or_default();
-        match self.file.truncate(self.whole_len) {
+        let repaired = if self.rewrite_unsynced {
+            self.rewrite_unsynced()
+        } else {
+            self.file.truncate(self.whole_len)
+        };
+        match repaired {
             Ok(()) => {
                 if UNWRITABLE
                     .lock()
@@ -655,13 +671,11 @@ impl Journal {
                 }
                 set_unwritable(&self.dir, None);
                 self.broken = None;
+                self.rewrite_unsynced = false;
                 Ok(())
             }
             Err(error) => {
-                let cause = format!(
-                    "{failure}; cutting back to byte {} failed: {error}",
-                    self.whole_len
-                );
+                let cause = format!("{failure}; the repair failed: {error}");
                 tracing::error!(journal = %self.name(), %cause, "journal UNWRITABLE: refusing writes until the repair succeeds");
                 set_unwritable(&self.dir, Some(cause.clone()));
                 Err(JournalError::Unwritable {
@@ -672,13 +686,39 @@ impl Journal {
         }
     }
 
-    /// fsyncs if anything was written since the last fsync (the `every_second` tick).
-    pub fn sync(&mut self) -> io::Result<()> {
-        if self.dirty {
-            self.file.sync_data()?;
-            self.dirty = false;
-        }
+    fn rewrite_unsynced(&mut self) -> io::Result<()> {
+        let synced_len = self.whole_len - self.unsynced.len() as u64;
+        self.file.truncate(synced_len)?;
+        self.file.write_all(&self.unsynced)?;
+        self.file.sync_data()?;
+        self.unsynced.clear();
         Ok(())
+    }
+
+    /// The `every_second` group commit: fsyncs the frames written since the last fsync.
+    ///
+    /// A failed fsync is handled like a failed append. Linux may drop the dirty pages it could
+    /// not write and mark them clean, so a later fsync succeeds without them: appending on
+    /// would acknowledge records after a possible hole. So the segment is cut back to the last
+    /// fsynced byte and the unsynced frames are written again and fsynced (nothing
+    /// acknowledged is lost); until that succeeds the journal is unwritable (`Unwritable`, 503)
+    /// and every append retries it first.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if self.broken.is_some() || self.unsynced.is_empty() {
+            return Ok(());
+        }
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.unsynced.clear();
+                Ok(())
+            }
+            Err(source) => {
+                tracing::error!(journal = %self.name(), error = %source, "journal fsync failed; writing the records since the last fsync again");
+                self.broken = Some(format!("fsync failed: {source}"));
+                self.rewrite_unsynced = true;
+                self.repair()
+            }
+        }
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -692,6 +732,8 @@ impl Journal {
         if self.broken.is_some() {
             self.repair()?;
         }
+        // Under `every_second`, a failed fsync here is handled as the tick's is.
+        self.sync()?;
         self.file.sync_data()?;
         let seq = self.seq + 1;
         let file = open_segment(&segment_path(&self.dir, seq))?;
@@ -699,7 +741,6 @@ impl Journal {
         self.file = Box::new(file);
         self.seq = seq;
         self.whole_len = 0;
-        self.dirty = false;
         Ok(seq)
     }
 
@@ -904,17 +945,22 @@ mod tests {
         assert_eq!(replay.records, records(&["new"]));
     }
 
-    /// A full disk that accepts half of each write; truncation can fail too.
+    /// A full disk that accepts half of each write; truncation can fail too; an fsync that
+    /// fails loses what it could not write, as Linux may (the file is cut back to the last
+    /// fsynced length).
     #[derive(Debug, Default)]
     struct Faults {
         disk_full: bool,
         truncate_fails: bool,
+        /// How many of the next fsyncs fail.
+        sync_failures: u32,
     }
 
     #[derive(Debug)]
     struct FaultyFile {
         inner: File,
         faults: Arc<TestMutex<Faults>>,
+        synced_len: u64,
     }
 
     impl SegmentFile for FaultyFile {
@@ -927,21 +973,33 @@ mod tests {
         }
 
         fn sync_data(&mut self) -> io::Result<()> {
-            self.inner.sync_data()
+            let mut faults = self.faults.lock().unwrap();
+            if faults.sync_failures > 0 {
+                faults.sync_failures -= 1;
+                self.inner.set_len(self.synced_len)?;
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            self.inner.sync_data()?;
+            self.synced_len = self.inner.metadata()?.len();
+            Ok(())
         }
 
         fn truncate(&mut self, len: u64) -> io::Result<()> {
             if self.faults.lock().unwrap().truncate_fails {
                 return Err(io::Error::from_raw_os_error(5));
             }
-            SegmentFile::truncate(&mut self.inner, len)
+            SegmentFile::truncate(&mut self.inner, len)?;
+            self.synced_len = len;
+            Ok(())
         }
     }
 
     fn faulty(journal: &mut Journal) -> Arc<TestMutex<Faults>> {
         let faults = Arc::new(TestMutex::new(Faults::default()));
+        let inner = open_segment(&segment_path(&journal.dir, journal.seq)).unwrap();
         journal.file = Box::new(FaultyFile {
-            inner: open_segment(&segment_path(&journal.dir, journal.seq)).unwrap(),
+            synced_len: inner.metadata().unwrap().len(),
+            inner,
             faults: faults.clone(),
         });
         faults
@@ -976,6 +1034,7 @@ mod tests {
         *faults.lock().unwrap() = Faults {
             disk_full: true,
             truncate_fails: true,
+            sync_failures: 0,
         };
         assert!(journal.append(b"lost").unwrap_err().is_unwritable());
         faults.lock().unwrap().disk_full = false;
@@ -990,6 +1049,48 @@ mod tests {
         drop(journal);
         let (_, replay) = Journal::open(dir.path(), 0, FsyncPolicy::Always).unwrap();
         assert_eq!(replay.records, records(&["before", "after"]));
+    }
+
+    #[test]
+    fn a_failed_group_fsync_writes_the_unsynced_records_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), 0, FsyncPolicy::EverySecond).unwrap();
+        let faults = faulty(&mut journal);
+        journal.append(b"synced").unwrap();
+        journal.sync().unwrap();
+        journal.append(b"acknowledged 1").unwrap();
+        journal.append(b"acknowledged 2").unwrap();
+        // One failed fsync, which loses the unsynced bytes: the repair writes them again.
+        faults.lock().unwrap().sync_failures = 1;
+        journal.sync().unwrap();
+        journal.append(b"acknowledged 3").unwrap();
+        faults.lock().unwrap().sync_failures = u32::MAX;
+        let name = journal_name(dir.path());
+        // The tick's fsync fails and loses the unsynced bytes; the repair's fsync fails too: the
+        // journal refuses appends (and says so on /health) rather than acknowledge past a hole.
+        let failed = journal.sync().unwrap_err();
+        assert!(failed.is_unwritable(), "{failed}");
+        assert!(unwritable_journals().iter().any(|(n, _)| *n == name));
+        let refused = journal.append(b"refused").unwrap_err();
+        assert!(refused.is_unwritable(), "{refused}");
+        // The disk recovers: the next append first writes the lost records again.
+        faults.lock().unwrap().sync_failures = 0;
+        journal.append(b"after").unwrap();
+        assert!(!unwritable_journals().iter().any(|(n, _)| *n == name));
+        journal.sync().unwrap();
+        drop(journal);
+        let (_, replay) = Journal::open(dir.path(), 0, FsyncPolicy::EverySecond).unwrap();
+        assert_eq!(
+            replay.records,
+            records(&[
+                "synced",
+                "acknowledged 1",
+                "acknowledged 2",
+                "acknowledged 3",
+                "after"
+            ])
+        );
+        assert_eq!(replay.dropped_bytes, 0);
     }
 
     proptest! {

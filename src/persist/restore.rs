@@ -46,7 +46,7 @@ pub fn install_snapshot(
             return Err(RestoreError::NotEmpty(state));
         }
     }
-    let stamp = snapshot_id(crate::registry::time::now_micros());
+    let stamp = snapshot_id(crate::time::now_micros());
     for dir in journal_dirs.iter().filter(|d| d.exists()) {
         let aside = dir.with_file_name(format!(
             "{}.before-restore-{stamp}",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use crate::iam::{Principal, PrincipalKind};
-use crate::registry::time::Micros;
+use crate::time::Micros;
 
 /// A ciphertext and its version (part of its associated data).
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use super::crypto::Plaintext;
 use super::state::{Assignment, Change, PrincipalType, Scope, ScopeRole, Sealed};
 use super::{gone, Caller, SecretsError, Vault, VaultActor};
 use crate::iam::PrincipalKind;
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 /// Largest value accepted through the Tecton API.
 const MAX_VALUE_BYTES: usize = 64 * 1024;

@@ -10,7 +10,7 @@ use actix::{Handler, Message};
 use super::crypto::Plaintext;
 use super::state::{Change, Sealed, TbSecret};
 use super::{gone, Caller, SecretsError, Vault, VaultActor};
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 pub const MAX_SECRETS: usize = 100;
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;

@@ -10,7 +10,7 @@ use super::crypto::Plaintext;
 use super::state::{new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion};
 use super::{gone, Caller, SecretsError, Vault, VaultActor};
 use crate::iam::PrincipalKind;
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 #[derive(Debug, Clone)]
 pub enum TfRequest {

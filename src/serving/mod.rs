@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::registry::aggregation::{Function, LeadingEdge};
-use crate::registry::time::Micros;
 use crate::registry::value::Value;
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
 use crate::store::{Lookup, ReadContext, Router, StoreError, StoredRow};
+use crate::time::Micros;
 
 /// Why a read was refused. The messages are for logs; `http::wire` words them for clients.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,8 @@ use super::super::wire::feature_service::{
 };
 use super::super::{method_not_allowed, AppState};
 use crate::iam::Permission;
-use crate::registry::time::now_micros;
 use crate::serving::{self, resolve_service, Locator, RequestRow};
+use crate::time::now_micros;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let post_only = |path: &str, handler| {

@@ -15,8 +15,8 @@ use super::super::wire::ingest::{
 use super::super::{method_not_allowed, AppState};
 use crate::iam::{AuthError, Permission};
 use crate::ingest::{plan_ingest, IngestError};
-use crate::registry::time::now_micros;
 use crate::store::StoreError;
+use crate::time::now_micros;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/ingest", "/api/v1/ingest"] {

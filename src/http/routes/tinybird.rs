@@ -19,11 +19,11 @@ use super::super::auth::authenticate_header;
 use super::super::body::UnreadBody;
 use super::super::AppState;
 use crate::iam::{Permission, Principal};
-use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
 use crate::secrets::tinybird::{RateState, TbAnswer, TbRequest};
 use crate::secrets::SecretsError;
+use crate::time::Micros;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for base in ["/v0/secrets", "/v0/variables"] {

@@ -15,11 +15,11 @@ use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::AppState;
 use crate::iam::AuthError;
-use crate::registry::time::Micros;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::Group;
 use crate::secrets::truefoundry::{SecretView, TfAnswer, TfRequest};
 use crate::secrets::SecretsError;
+use crate::time::Micros;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -9,11 +9,11 @@ use serde_json::{json, Map, Value as Json};
 
 use super::super::error::{ApiError, ErrorKind};
 use crate::registry::aggregation::LeadingEdge;
-use crate::registry::time::{format_timestamp, Micros};
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{Answer, Locator, ReadOptions, ServingError, ServingStatus};
+use crate::time::{format_timestamp, Micros};
 
 /// Tecton's name for a feature's serving status.
 fn status_name(status: ServingStatus) -> &'static str {

@@ -9,7 +9,7 @@ use super::DirectoryActor;
 use crate::iam::generate_api_key;
 use crate::iam::scim::resource::validate_resource;
 use crate::iam::scim::ScimError;
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 pub struct Create {
     pub kind: ResourceKind,

@@ -15,7 +15,7 @@ use crate::iam::scim::names::fold;
 use crate::iam::scim::schema::{ResourceSchema, GROUP, SERVICE_ACCOUNT, USER};
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::{ApiKeyDigest, Principal, PrincipalKind};
-use crate::registry::time::{format_timestamp, Micros};
+use crate::time::{format_timestamp, Micros};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceKind {

@@ -11,7 +11,7 @@ use crate::iam::scim::etag::Preconditions;
 use crate::iam::scim::patch::apply_patch;
 use crate::iam::scim::resource::validate_resource;
 use crate::iam::scim::{ScimError, ScimErrorKind};
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -19,6 +19,45 @@ use crate::registry::Registry;
 #[derive(Debug)]
 pub struct Caller<E = ApiError>(pub Arc<Principal>, PhantomData<fn() -> E>);
 
+/// A workspace permission, named by a type so that a route states it in its signature.
+pub trait WorkspacePermission {
+    fn on(workspace: &str) -> Permission<'_>;
+}
+
+/// GetFeatures and GetFeaturesBatch: consumer.
+#[derive(Debug)]
+pub struct ReadFeatures;
+
+impl WorkspacePermission for ReadFeatures {
+    fn on(workspace: &str) -> Permission<'_> {
+        Permission::ReadFeatures(workspace)
+    }
+}
+
+/// Metadata, service state, dry-run ingest: viewer.
+#[derive(Debug)]
+pub struct ReadMetadata;
+
+impl WorkspacePermission for ReadMetadata {
+    fn on(workspace: &str) -> Permission<'_> {
+        Permission::ReadMetadata(workspace)
+    }
+}
+
+/// A caller holding `P`, checked before the body is read: on the path's `{workspace}` when the
+/// route has one; otherwise, since the body names the workspace, on at least one workspace (no
+/// body could be allowed without), and the handler checks the named one once it has read it.
+#[derive(Debug)]
+pub struct Allowed<P, E = ApiError>(pub Caller<E>, PhantomData<fn() -> P>);
+
+impl<P, E> std::ops::Deref for Allowed<P, E> {
+    type Target = Caller<E>;
+
+    fn deref(&self) -> &Caller<E> {
+        &self.0
+    }
+}
+
 /// An authenticated admin: the permission every SCIM and `/admin` route needs.
 #[derive(Debug)]
 pub struct Admin<E = ApiError>(PhantomData<fn() -> E>);
@@ -29,10 +68,8 @@ impl<E: From<AuthError>> Caller<E> {
         self.0.require(permission).map_err(E::from)
     }
 
-    /// For a request whose body names the workspace: checked before the body is read, the
-    /// caller must hold `permission` on at least one workspace, or no body could be allowed.
-    /// The handler checks the named workspace once it has read the body.
-    pub fn require_on_some_workspace(
+    /// `permission` on at least one workspace.
+    fn require_on_some_workspace(
         &self,
         registry: &Registry,
         permission: fn(&str) -> Permission,
@@ -91,5 +128,31 @@ impl<E: From<AuthError> + ResponseError + 'static> FromRequest for Admin<E> {
         let admitted =
             authenticate(request).and_then(|principal| principal.require(Permission::Admin));
         ready(admitted.map(|()| Admin(PhantomData)).map_err(E::from))
+    }
+}
+
+impl<P, E> FromRequest for Allowed<P, E>
+where
+    P: WorkspacePermission,
+    E: From<AuthError> + ResponseError + 'static,
+{
+    type Error = E;
+    type Future = Ready<Result<Allowed<P, E>, E>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let allowed = || {
+            let caller: Caller<E> = Caller(authenticate(request)?, PhantomData);
+            match request.match_info().get("workspace") {
+                Some(workspace) => caller.require(P::on(workspace))?,
+                None => {
+                    let state = request
+                        .app_data::<web::Data<AppState>>()
+                        .expect("AppState is registered by http::app");
+                    caller.require_on_some_workspace(&state.registry, P::on)?
+                }
+            }
+            Ok(Allowed(caller, PhantomData))
+        };
+        ready(allowed())
     }
 }

@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use super::super::auth::Caller;
+use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::feature_service::{
@@ -71,20 +71,6 @@ impl ServicePath {
     }
 }
 
-/// What can be checked before the body is read: `permission` on the path's workspace (v2), or
-/// on some workspace (v1).
-fn check_before_body(
-    state: &AppState,
-    caller: &Caller,
-    path: Option<&ServicePath>,
-    permission: fn(&str) -> Permission,
-) -> Result<(), ApiError> {
-    match path {
-        Some(path) => caller.require(permission(&path.workspace)),
-        None => caller.require_on_some_workspace(&state.registry, permission),
-    }
-}
-
 async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesParams, ApiError> {
     let body = body.read(state.limits.max_body_bytes).await?;
     let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(&body)?;
@@ -96,15 +82,12 @@ async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesPa
 /// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`: many), on
 /// the v1 paths (service named in the body) and the v2 paths (named in the path).
 async fn get_features<const BATCH: bool>(
-    caller: Caller,
+    caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
     path: Option<web::Path<ServicePath>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    check_before_body(&state, &caller, path.as_deref(), |workspace| {
-        Permission::ReadFeatures(workspace)
-    })?;
     let params = read_params(&state, body).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
     let service = resolve_service(&state.registry, &locator)?;
@@ -191,13 +174,10 @@ fn batch_rows(
 }
 
 async fn metadata_v1(
-    caller: Caller,
+    caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_before_body(&state, &caller, None, |workspace| {
-        Permission::ReadMetadata(workspace)
-    })?;
     let params = read_params(&state, body).await?;
     let service = resolve_service(&state.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
@@ -205,7 +185,7 @@ async fn metadata_v1(
 }
 
 async fn metadata_v2(
-    caller: Caller,
+    caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
@@ -222,13 +202,10 @@ async fn metadata_v2(
 /// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise
 /// (what the Tecton SDK's `wait_until_ready` polls).
 async fn service_state_v1(
-    caller: Caller,
+    caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_before_body(&state, &caller, None, |workspace| {
-        Permission::ReadMetadata(workspace)
-    })?;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct StateRequest {

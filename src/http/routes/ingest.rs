@@ -1,12 +1,12 @@
 //! Tecton's Stream Ingest API, `POST /ingest` (also `/api/v1/ingest`): validates every record,
 //! then writes all of them or none. Errors use the ingest API's own shapes, the authentication
-//! ones included (the `Caller` extractor answers them before the body is read).
+//! ones included (the `Allowed` extractor answers them before the body is read).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::Value as Json;
 
-use super::super::auth::Caller;
+use super::super::auth::{Allowed, ReadMetadata};
 use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::ingest::{
@@ -98,13 +98,10 @@ fn refuse_plan(workspace: &str, error: IngestError) -> IngestRefusal {
 /// The workspace is named in the body: before reading it the caller must be a viewer (what a
 /// dry run needs) somewhere; after, the named workspace's role is checked.
 async fn ingest(
-    caller: Caller<IngestRefusal>,
+    caller: Allowed<ReadMetadata, IngestRefusal>,
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, IngestRefusal> {
-    caller.require_on_some_workspace(&state.registry, |workspace| {
-        Permission::ReadMetadata(workspace)
-    })?;
     let body = body.read(state.limits.max_body_bytes).await?;
     let invalid = |message: String| ApiError::new(ErrorKind::InvalidArgument, message);
     let json: Json = serde_json::from_slice(&body)

@@ -2,8 +2,8 @@
 //! [`ErrorKind`] and a message ([`ApiError`]); every kind has one HTTP status and one gRPC code.
 //! Each API family only renders an `ApiError` in its own body shape: Tecton's
 //! `{"error": <message>, "code": <grpc code>, "message": <message>}` here (Feature Service,
-//! secrets service, `/admin`), SCIM's in `scim_error.rs`, the Stream Ingest API's, TrueFoundry's
-//! and Tinybird's in their route modules. Bodies that do not parse (`body::parse_json`) and query
+//! secrets service, `/admin`), SCIM's, the Stream Ingest API's, TrueFoundry's and Tinybird's in
+//! their `wire` modules. Bodies that do not parse (`body::parse_json`) and query
 //! strings that do not (`extract::Query`) are `ApiError`s too, so they get the family's shape.
 
 use actix_web::http::StatusCode;

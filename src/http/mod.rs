@@ -7,7 +7,6 @@ mod body;
 pub mod error;
 mod extract;
 mod routes;
-mod scim_error;
 pub mod wire;
 
 use std::sync::Arc;

@@ -12,9 +12,10 @@ use actix::{Handler, Message};
 
 use super::crypto::{next_key_path, MasterKey};
 use super::state::{
-    Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
+    Assignment, Change, Creator, CreatorKind, Group, PrincipalType, ScopeRole, Sealed, TbSecret,
+    TfSecret, TfVersion,
 };
-use super::{gone, SecretsError, Vault, VaultActor};
+use super::{SecretRef, SecretsError, Vault, VaultActor};
 use crate::persist::format::{
     decode, encode, GroupSecretV2, GroupSecretVersionV2, PrincipalTypeV2, ScopeAssignmentV2,
     ScopeRoleV2, SealedV2, SecretGroupV2, SectionKind, TinybirdSecretV2, VaultChangeV2, VaultV2,
@@ -94,14 +95,28 @@ fn group_to_disk(group: &Group) -> SecretGroupV2 {
         name: group.name.clone(),
         integration_id: group.integration_id.clone(),
         manifest: group.manifest.as_ref().map(|m| m.to_string()),
-        created_by_id: group.created_by.0.clone(),
-        created_by_type: group.created_by.1.clone(),
+        created_by_id: group.created_by.id.clone(),
+        created_by_type: match group.created_by.kind {
+            CreatorKind::User => "user",
+            CreatorKind::ServiceAccount => "serviceaccount",
+        }
+        .to_string(),
         created_micros: group.created,
         updated_micros: group.updated,
     }
 }
 
 fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
+    let kind = match group.created_by_type.as_str() {
+        "user" => CreatorKind::User,
+        "serviceaccount" => CreatorKind::ServiceAccount,
+        other => {
+            return Err(format!(
+                "secret group `{}` names an unknown kind of creator `{other}`",
+                group.id
+            ))
+        }
+    };
     let manifest = group
         .manifest
         .map(|text| serde_json::from_str(&text))
@@ -117,7 +132,10 @@ fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
         name: group.name,
         integration_id: group.integration_id,
         manifest,
-        created_by: (group.created_by_id, group.created_by_type),
+        created_by: Creator {
+            id: group.created_by_id,
+            kind,
+        },
         created: group.created_micros,
         updated: group.updated_micros,
         secrets: Default::default(),
@@ -341,12 +359,14 @@ impl VaultActor {
     /// A change that puts a value back, with the value opened under the current key and
     /// sealed under `key`; `None` for a change that holds no value.
     fn reseal(&self, change: Change, key: &MasterKey) -> Result<Option<Change>, SecretsError> {
-        let reseal_one =
-            |sealed: &mut Sealed, identity: String, what: String| -> Result<(), SecretsError> {
-                let value = self.open(&sealed.ciphertext, &identity, &what)?;
-                sealed.ciphertext = key.seal(&value, &identity);
-                Ok(())
-            };
+        let reseal_one = |sealed: &mut Sealed,
+                          identity: String,
+                          record: SecretRef|
+         -> Result<(), SecretsError> {
+            let value = self.open(&sealed.ciphertext, &identity, || record)?;
+            sealed.ciphertext = key.seal(&value, &identity);
+            Ok(())
+        };
         Ok(Some(match change {
             Change::PutScopeSecret {
                 scope,
@@ -354,7 +374,11 @@ impl VaultActor {
                 mut sealed,
             } => {
                 let identity = super::tecton::identity(&scope, &name, sealed.version);
-                reseal_one(&mut sealed, identity, format!("secret `{scope}/{name}`"))?;
+                let record = SecretRef::Scope {
+                    scope: scope.clone(),
+                    key: name.clone(),
+                };
+                reseal_one(&mut sealed, identity, record)?;
                 Change::PutScopeSecret {
                     scope,
                     key: name,
@@ -376,15 +400,21 @@ impl VaultActor {
                         &secret.key,
                         version.sealed.version,
                     );
-                    let what = format!("secret `{group_name}:{}`", secret.key);
-                    reseal_one(&mut version.sealed, identity, what)?;
+                    let record = SecretRef::Group {
+                        tenant: self.tenant.clone(),
+                        group: group_name.to_string(),
+                        key: secret.key.clone(),
+                    };
+                    reseal_one(&mut version.sealed, identity, record)?;
                 }
                 Change::PutGroupSecret { group_id, secret }
             }
             Change::PutTinybird(mut secret) => {
                 let identity = super::tinybird::identity(&secret.name, secret.sealed.version);
-                let what = format!("secret `{}`", secret.name);
-                reseal_one(&mut secret.sealed, identity, what)?;
+                let record = SecretRef::Tinybird {
+                    name: secret.name.clone(),
+                };
+                reseal_one(&mut secret.sealed, identity, record)?;
                 Change::PutTinybird(secret)
             }
             _ => return Ok(None),
@@ -400,10 +430,7 @@ impl Vault {
 
     /// Re-encrypts every value under a new master key without stopping.
     pub async fn rotate_key(&self) -> Result<Option<String>, SecretsError> {
-        self.addr
-            .send(RotateKey)
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
+        self.ask(RotateKey).await
     }
 }
 
@@ -447,7 +474,10 @@ mod tests {
             name: "group".into(),
             integration_id: None,
             manifest: Some(serde_json::json!({"name": "group", "collaborators": []})),
-            created_by: ("u".into(), "user".into()),
+            created_by: Creator {
+                id: "u".into(),
+                kind: CreatorKind::User,
+            },
             created: 1,
             updated: 1,
             secrets: Default::default(),

@@ -16,6 +16,7 @@ use crate::iam::AuthError;
 use crate::ingest::file::BadLine;
 use crate::ingest::IngestError;
 use crate::persist::PersistError;
+use crate::secrets::SecretsError;
 use crate::serving::ServingError;
 use crate::store::StoreError;
 
@@ -208,5 +209,40 @@ impl From<ScimError> for ApiError {
             ScimErrorKind::Unavailable => ErrorKind::Unavailable,
         };
         ApiError::new(kind, error.detail)
+    }
+}
+
+/// What kind of failure a vault error is. TrueFoundry and Tinybird start from it too, with
+/// their own status for a few kinds (422 for invalid input; 400 for duplicates and limits).
+impl From<&SecretsError> for ErrorKind {
+    fn from(error: &SecretsError) -> ErrorKind {
+        use SecretsError::*;
+        match error {
+            InvalidName { .. }
+            | ValueTooLarge { .. }
+            | InvalidPage { .. }
+            | ScopeFull { .. }
+            | DuplicateKey(_)
+            | NewKeyWithoutValue(_) => ErrorKind::InvalidArgument,
+            ScopeNotFound(_)
+            | ScopeSecretNotFound { .. }
+            | GroupNotFound(_)
+            | GroupSecretNotFound(_)
+            | TinybirdNotFound(_) => ErrorKind::NotFound,
+            ScopeExists(_) | GroupExists(_) | TinybirdExists(_) => ErrorKind::AlreadyExists,
+            ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
+                ErrorKind::PermissionDenied
+            }
+            ScopeNotEmpty { .. } | TinybirdFull { .. } => ErrorKind::FailedPrecondition,
+            RateLimited { .. } => ErrorKind::ResourceExhausted,
+            Tampered { .. } | Internal(_) => ErrorKind::Internal,
+            Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(error: SecretsError) -> ApiError {
+        ApiError::new(ErrorKind::from(&error), error.to_string())
     }
 }

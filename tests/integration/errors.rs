@@ -1,5 +1,6 @@
 //! Error bodies byte for byte, for the paths no other area pins whole: the `/admin` family, the
-//! ingest API's error types, SCIM's `/Bulk` and unknown paths.
+//! ingest API's error types, SCIM's `/Bulk` and unknown paths, and query strings that do not
+//! parse (which get the family's shape, not actix's plain text).
 
 use serde_json::{json, Value as Json};
 
@@ -148,4 +149,15 @@ fn scim_bulk_and_unknown_paths_have_scims_shape() {
         400,
         scim_error(400, Some("invalidValue"), "`count` must be an integer"),
     );
+}
+
+#[test]
+fn a_query_string_that_does_not_parse_gets_the_familys_shape() {
+    let server = Server::start();
+    let reply = admin(&server, "GET", "/api/svc/v1/secret-groups?limit=abc", b"");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["statusCode"], 400, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("`limit`"), "{message}");
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::super::auth::Caller;
 use super::super::body::{parse_json, UnreadBody};
+use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
 use super::super::AppState;
 
@@ -49,7 +50,7 @@ async fn list_groups(
     caller: TfCaller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<wire::ListGroupsQuery>,
+    query: Query<wire::ListGroupsQuery, TfError>,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let fields = wire::attributes(request.query_string())?;

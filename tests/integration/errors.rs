@@ -161,3 +161,24 @@ fn a_query_string_that_does_not_parse_gets_the_familys_shape() {
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("`limit`"), "{message}");
 }
+
+#[test]
+fn an_unknown_route_under_a_familys_prefix_gets_its_shape() {
+    let server = Server::start();
+    assert_body(
+        &admin(&server, "GET", "/api/svc/v1/nothing", b""),
+        404,
+        json!({"statusCode": 404, "message": "no route for GET /api/svc/v1/nothing"}),
+    );
+    assert_body(
+        &admin(&server, "POST", "/v0/secrets/a_name", b""),
+        404,
+        json!({"error": "no route for POST /v0/secrets/a_name",
+               "documentation": "https://docs.tinybird.co/api-reference/environment-variables-api"}),
+    );
+    assert_body(
+        &admin(&server, "GET", "/api/v9/nothing", b""),
+        404,
+        tecton("no route for GET /api/v9/nothing", 5),
+    );
+}

@@ -14,7 +14,7 @@ use super::super::auth::{Admin, TokenParameter};
 use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tinybird::{self as wire, TbError};
-use super::super::AppState;
+use super::super::{unknown_route, AppState};
 use crate::secrets::tinybird::RateState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/", web::post().to(create))
                 .route("/{name:.+}", web::get().to(get))
                 .route("/{name:.+}", web::put().to(update))
-                .route("/{name:.+}", web::delete().to(delete)),
+                .route("/{name:.+}", web::delete().to(delete))
+                .default_service(web::to(unknown_route::<TbError>)),
         );
     }
 }

@@ -14,7 +14,7 @@ use super::super::auth::Caller;
 use super::super::body::{parse_json, UnreadBody};
 use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
-use super::super::AppState;
+use super::super::{unknown_route, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/secret-groups/{id}", web::delete().to(delete_group))
             .route("/secrets", web::post().to(list_secrets))
             .route("/secrets/{id}", web::get().to(get_secret))
-            .route("/secrets/{id}", web::delete().to(delete_secret)),
+            .route("/secrets/{id}", web::delete().to(delete_secret))
+            .default_service(web::to(unknown_route::<TfError>)),
     );
 }
 

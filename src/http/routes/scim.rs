@@ -40,7 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/Bulk").to(bulk))
             .service(
                 web::resource("/.search")
-                    .route(web::post().to(search_all))
+                    .route(web::post().to(search))
                     .default_service(web::to(method_not_allowed)),
             )
             .route("/{resource}/.search", web::post().to(search))
@@ -337,31 +337,23 @@ async fn list(
     .await
 }
 
+/// `POST /{resource}/.search`, or `POST /.search` over every resource type.
 async fn search(
     _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
-    resource: web::Path<String>,
+    resource: Option<web::Path<String>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    let kind = kind_of(&resource)?;
+    let kinds = match resource {
+        Some(resource) => vec![kind_of(&resource)?],
+        None => vec![
+            ResourceKind::User,
+            ResourceKind::Group,
+            ResourceKind::ServiceAccount,
+        ],
+    };
     let body = read_body(body).await?;
-    run_list(&state, &request, &[kind], ListParameters::from_json(&body)?).await
-}
-
-/// `POST /.search`: every resource type.
-async fn search_all(
-    _: ScimAdmin,
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    body: UnreadBody,
-) -> Result<HttpResponse, ScimHttpError> {
-    let body = read_body(body).await?;
-    let kinds = [
-        ResourceKind::User,
-        ResourceKind::Group,
-        ResourceKind::ServiceAccount,
-    ];
     run_list(&state, &request, &kinds, ListParameters::from_json(&body)?).await
 }
 

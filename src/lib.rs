@@ -5,13 +5,15 @@
 //! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
 //! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
-//! - [`ingest`]: the write path (records and load files -> validated rows).
-//! - [`iam`]: API keys and principals.
-//! - [`persist`]: journals, snapshot files and the snapshot scheduler.
+//! - [`ingest`]: the write path (records, load files and the demo seed -> validated rows).
+//! - [`iam`]: who is calling and what they may do: the directory actor (users, groups, service
+//!   accounts), principals and permissions, API-key digests, protocol-independent SCIM logic.
+//! - [`persist`]: on-disk formats, journals, snapshot files, the snapshot scheduler, the data
+//!   directory's lock and start-up recovery's choice of snapshot; calls only [`time`].
 //! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
 //! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
-//! - [`cli`]: the `quiver` subcommands.
+//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`).
 //!
 //! ARCHITECTURE.md at the repository root has the map and the invariants.
 

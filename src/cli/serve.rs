@@ -2,7 +2,7 @@
 //! state (or seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web
 //! stops accepting and drains), then take a last snapshot and exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::HttpServer;
@@ -16,7 +16,7 @@ use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHa
 use crate::ingest::seed::seed_writes;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
 use crate::persist::format::ViewRefV1;
-use crate::persist::restore::{find_snapshot, install_snapshot};
+use crate::persist::restore::restore;
 use crate::persist::{startup_snapshot, Snapshotter};
 use crate::registry::{load_registry, Registry};
 use crate::secrets::crypto::MasterKeys;
@@ -84,23 +84,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(id) = &args.restore {
-        let data_dir = settings
-            .data_dir
-            .as_deref()
-            .context("--restore needs a data directory (--data-dir)")?;
-        let snapshot_dir = settings
-            .persistence
-            .snapshot_dir
-            .clone()
-            .expect("a data directory implies a snapshot directory");
-        let source = find_snapshot(&snapshot_dir, id)?;
-        let installed = install_snapshot(
-            &source,
-            &snapshot_dir,
+        let (data_dir, snapshot_dir) =
+            persistent_dirs(&settings).context("--restore needs a data directory (--data-dir)")?;
+        let restored = restore(
+            snapshot_dir,
             &PersistenceSettings::journal_dirs(data_dir),
+            id,
             true,
         )?;
-        tracing::info!(snapshot = %installed.display(), "restoring from snapshot");
+        tracing::info!(snapshot = %restored.installed.display(), "restoring from snapshot");
     }
     actix_web::rt::System::new().block_on(serve(
         settings,
@@ -111,20 +103,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     ))
 }
 
+/// The data directory and its snapshot directory, when state is persisted.
+fn persistent_dirs(settings: &Settings) -> Option<(&Path, &Path)> {
+    let data_dir = settings.data_dir.as_deref()?;
+    let snapshot_dir = settings
+        .persistence
+        .snapshot_dir
+        .as_deref()
+        .expect("a data directory implies a snapshot directory");
+    Some((data_dir, snapshot_dir))
+}
+
 /// Whether a missing key file may be created (always, in memory).
 fn missing_key_rule(
     settings: &Settings,
     restore: Option<&str>,
     replace_lost_keys: bool,
 ) -> anyhow::Result<MissingKeyFile> {
-    let Some(data_dir) = settings.data_dir.as_deref() else {
+    let Some((data_dir, snapshot_dir)) = persistent_dirs(settings) else {
         return Ok(MissingKeyFile::Create);
     };
-    let snapshot_dir = settings
-        .persistence
-        .snapshot_dir
-        .as_deref()
-        .expect("a data directory implies a snapshot directory");
     MissingKeyFile::at_start(
         snapshot_dir,
         &PersistenceSettings::journal_dirs(data_dir),
@@ -169,10 +167,8 @@ async fn serve(
         master_keys.rotation_file,
         settings.secrets.tenant.clone(),
     );
-    let snapshotter = match &settings.data_dir {
-        Some(data_dir) => {
-            Some(recover(&settings, data_dir, &router, &directory, &vault, &registry).await?)
-        }
+    let snapshotter = match persistent_dirs(&settings) {
+        Some(dirs) => Some(recover(&settings, dirs, &router, &directory, &vault, &registry).await?),
         None => {
             seed_demo(&settings, &registry, &router).await?;
             None
@@ -260,18 +256,13 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 /// into a fresh directory. Returns the snapshotter for this data directory.
 async fn recover(
     settings: &Settings,
-    data_dir: &std::path::Path,
+    (data_dir, snapshot_dir): (&Path, &Path),
     router: &Router,
     directory: &Directory,
     vault: &Vault,
     registry: &Registry,
 ) -> anyhow::Result<Snapshotter> {
-    let snapshot_dir = settings
-        .persistence
-        .snapshot_dir
-        .clone()
-        .expect("a data directory implies a snapshot directory");
-    let snapshot = startup_snapshot(&snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
+    let snapshot = startup_snapshot(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
     let progress = indicatif::ProgressBar::new_spinner().with_message("restoring rows");
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
     let recovery = router
@@ -314,7 +305,7 @@ async fn recover(
         seed_demo(settings, registry, router).await?;
     }
     Ok(Snapshotter::new(
-        snapshot_dir,
+        snapshot_dir.to_path_buf(),
         settings.persistence.snapshot_retention,
         settings.n_shards,
         vec![

@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::persist::data_dir::DataDirLock;
-use crate::persist::restore::{find_snapshot, install_snapshot};
+use crate::persist::restore::restore;
 use crate::persist::snapshot::{describe_snapshots, read_snapshot};
 
 #[derive(Debug, clap::Args)]
@@ -116,17 +116,16 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .context("restore needs a data directory")?;
             // A running server would keep writing the journals this moves aside.
             let _lock = DataDirLock::acquire(data_dir)?;
-            let source = find_snapshot(&snapshot_dir, &snapshot)?;
-            let installed = install_snapshot(
-                &source,
+            let restored = restore(
                 &snapshot_dir,
                 &PersistenceSettings::journal_dirs(data_dir),
+                &snapshot,
                 force,
             )?;
             println!(
                 "restored {} as {}; start the server to load it (with the iam.key and master.key of the installation that wrote it)",
-                source.display(),
-                installed.display()
+                restored.source.display(),
+                restored.installed.display()
             );
             Ok(())
         }

@@ -187,7 +187,10 @@ impl From<PersistError> for ApiError {
     fn from(error: PersistError) -> ApiError {
         let kind = match error {
             PersistError::Busy => ErrorKind::AlreadyExists,
-            PersistError::Io(_) => ErrorKind::Internal,
+            PersistError::Io(_)
+            | PersistError::Journal(_)
+            | PersistError::Snapshot(_)
+            | PersistError::UnsupportedSnapshot { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

@@ -130,3 +130,66 @@ fn rebase_to(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, Settings};
+    use crate::registry::load_registry;
+    use serde_json::json;
+
+    #[test]
+    fn rebasing_shifts_every_timestamp_by_one_amount() {
+        let schema = [
+            Field {
+                name: "at".into(),
+                data_type: DataType::Timestamp,
+            },
+            Field {
+                name: "label".into(),
+                data_type: DataType::String,
+            },
+        ];
+        let mut records = vec![
+            json!({"at": "2020-01-01T00:00:00Z", "label": "2020-01-01T00:00:00Z"}),
+            json!({"at": "2020-01-01T00:01:00Z", "label": "x"}),
+            json!({"label": "no time"}),
+        ];
+        let anchor = parse_timestamp("2026-06-01T12:00:00Z").unwrap();
+        rebase_to(&mut records, &schema, anchor).unwrap();
+        assert_eq!(records[1]["at"], format_timestamp(anchor));
+        assert_eq!(
+            records[0]["at"],
+            format_timestamp(anchor - 60 * MICROS_PER_SECOND)
+        );
+        assert_eq!(
+            records[0]["label"], "2020-01-01T00:00:00Z",
+            "only timestamp fields move"
+        );
+        let mut bad = vec![json!({"at": "yesterday"})];
+        assert!(rebase_to(&mut bad, &schema, anchor).is_err());
+    }
+
+    #[test]
+    fn the_demo_seeds_validate_and_a_wrong_name_is_refused_naming_file_and_view() {
+        let settings =
+            Settings::load(std::path::Path::new("config.toml"), &Overrides::default()).unwrap();
+        let registry = load_registry(&settings.workspaces).unwrap();
+        let now = crate::time::now_micros();
+        for seed in &settings.demo_seeds {
+            let writes = seed_writes(&registry, seed, now, settings.max_future_skew).unwrap();
+            assert!(!writes.rows.is_empty(), "{}", writes.target);
+        }
+        let wrong = DemoSeed {
+            target: SeedTarget::FeatureView("no_such_view".into()),
+            ..settings.demo_seeds[0].clone()
+        };
+        let error = seed_writes(&registry, &wrong, now, settings.max_future_skew).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("demo seed {}", wrong.file.display()))
+                && message.contains("no feature view `no_such_view` in workspace `prod`"),
+            "{message}"
+        );
+    }
+}

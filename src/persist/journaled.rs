@@ -210,3 +210,127 @@ where
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::format::{decode, encode};
+    use actix::Context;
+
+    /// A journaled list of words: the smallest `JournaledActor`.
+    #[derive(Default)]
+    struct Words {
+        words: Vec<String>,
+        journal: Option<Journal>,
+        recovered: bool,
+    }
+
+    impl Actor for Words {
+        type Context = Context<Self>;
+    }
+
+    impl JournaledActor for Words {
+        type Change = String;
+        const SECTION: SectionKind = SectionKind::Directory;
+
+        fn journal(&mut self) -> &mut Option<Journal> {
+            &mut self.journal
+        }
+
+        fn decode_section(payload: &[u8]) -> Result<Vec<String>, String> {
+            decode(payload)
+        }
+
+        fn decode_record(record: &[u8]) -> Result<Vec<String>, String> {
+            decode(record)
+        }
+
+        fn apply(&mut self, change: String) {
+            self.words.push(change);
+        }
+
+        fn encode_section(&self) -> (Vec<u8>, u64) {
+            (encode(&self.words), self.words.len() as u64)
+        }
+
+        fn recovered(&mut self) {
+            self.recovered = true;
+        }
+    }
+
+    journaled_handlers!(Words);
+
+    /// Journals one request's words, as an actor's commit does.
+    struct Say(Vec<String>);
+
+    impl Message for Say {
+        type Result = ();
+    }
+
+    impl Handler<Say> for Words {
+        type Result = ();
+
+        fn handle(&mut self, msg: Say, _: &mut Self::Context) {
+            let journal = self.journal.as_mut().expect("recovered");
+            journal.append(&encode(&msg.0)).unwrap();
+            self.words.extend(msg.0);
+        }
+    }
+
+    /// The words and recovery flag of the actor, read back.
+    struct Read;
+
+    impl Message for Read {
+        type Result = (Vec<String>, bool);
+    }
+
+    impl Handler<Read> for Words {
+        type Result = actix::MessageResult<Read>;
+
+        fn handle(&mut self, _: Read, _: &mut Self::Context) -> Self::Result {
+            actix::MessageResult((self.words.clone(), self.recovered))
+        }
+    }
+
+    fn say(words: &[&str]) -> Say {
+        Say(words.iter().map(|w| w.to_string()).collect())
+    }
+
+    #[test]
+    fn a_section_and_the_journal_after_it_recover_the_state_and_covered_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_dir = dir.path().join("words");
+        actix::System::new().block_on(async {
+            let first = JournaledAddr(Words::default().start());
+            assert_eq!(first.recover(None, journal_dir.clone()).await.unwrap(), 0);
+            first.0.send(say(&["a", "b"])).await.unwrap();
+            let section = first.take_section().await.unwrap();
+            assert_eq!((section.kind, section.items), (SectionKind::Directory, 2));
+            first.0.send(say(&["c"])).await.unwrap();
+            // The segments before the section's are covered by it.
+            first.snapshot_saved(section.journal_seq).await.unwrap();
+            let snapshot = Snapshot {
+                id: "test".into(),
+                created_micros: 0,
+                n_shards: 1,
+                sections: vec![section],
+            };
+
+            // A second actor on the same files, as after a restart.
+            let second = JournaledAddr(Words::default().start());
+            let replayed = second
+                .recover(Some(&snapshot), journal_dir.clone())
+                .await
+                .unwrap();
+            assert_eq!(replayed, 1, "only the record after the section");
+            let (words, recovered) = second.0.send(Read).await.unwrap();
+            assert_eq!(words, ["a", "b", "c"]);
+            assert!(recovered);
+
+            // Without the section, the covered segment is gone: only "c" is left.
+            let third = JournaledAddr(Words::default().start());
+            third.recover(None, journal_dir.clone()).await.unwrap();
+            assert_eq!(third.0.send(Read).await.unwrap().0, ["c"]);
+        });
+    }
+}

@@ -1,6 +1,6 @@
 //! Persistence: journals, snapshots, the snapshot scheduler and the start-up choice of state.
 //!
-//! Each stateful actor journals its own changes (`journal.rs`) before acknowledging them, and
+//! Each stateful actor journals its own changes (`journal/`) before acknowledging them, and
 //! contributes one section to each snapshot (`SnapshotSource`). `startup_snapshot` picks the
 //! snapshot each actor recovers from (after verifying every journal). `Snapshotter` takes a
 //! snapshot (periodically through `schedule`, on demand, and at shutdown): it asks every source
@@ -50,17 +50,14 @@ pub struct SnapshotInfo {
     pub bytes: u64,
 }
 
+/// Why a snapshot could not be taken, or why the persisted state cannot be loaded at start-up
+/// (the server then refuses to start, having changed nothing).
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("a snapshot is already being written")]
     Busy,
     #[error("snapshot failed: {0}")]
     Io(#[from] io::Error),
-}
-
-/// Why the persisted state cannot be loaded: the server refuses to start, having changed nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -77,15 +74,15 @@ pub enum RecoveryError {
 pub fn startup_snapshot(
     snapshot_dir: &Path,
     journal_dirs: &[PathBuf],
-) -> Result<Option<Snapshot>, RecoveryError> {
+) -> Result<Option<Snapshot>, PersistError> {
     for journal_dir in journal_dirs {
         journal::verify(journal_dir)?;
     }
     let newest = newest_valid(snapshot_dir).map_err(|error| match error {
         SnapshotError::Version { path, version } => {
-            RecoveryError::UnsupportedSnapshot { path, version }
+            PersistError::UnsupportedSnapshot { path, version }
         }
-        other => RecoveryError::Snapshot(other),
+        other => PersistError::Snapshot(other),
     })?;
     Ok(newest.map(|(path, snapshot)| {
         tracing::info!(snapshot = %path.display(), "loading snapshot");

@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use super::super::auth::Caller;
 use super::super::body::{parse_json, UnreadBody};
+use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
-use super::super::AppState;
+use super::super::{unknown_route, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -26,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/secret-groups/{id}", web::delete().to(delete_group))
             .route("/secrets", web::post().to(list_secrets))
             .route("/secrets/{id}", web::get().to(get_secret))
-            .route("/secrets/{id}", web::delete().to(delete_secret)),
+            .route("/secrets/{id}", web::delete().to(delete_secret))
+            .default_service(web::to(unknown_route::<TfError>)),
     );
 }
 
@@ -49,7 +51,7 @@ async fn list_groups(
     caller: TfCaller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<wire::ListGroupsQuery>,
+    query: Query<wire::ListGroupsQuery, TfError>,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let fields = wire::attributes(request.query_string())?;

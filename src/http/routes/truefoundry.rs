@@ -15,6 +15,7 @@ use super::super::body::{parse_json, UnreadBody};
 use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
 use super::super::{unknown_route, AppState};
+use crate::secrets::state::Group;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -82,8 +83,7 @@ async fn create_group(
         .vault
         .create_group(principal, body.name, body.integration_id, secrets)
         .await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 async fn upsert_group(
@@ -104,8 +104,7 @@ async fn upsert_group(
             body.dry_run,
         )
         .await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 async fn get_group(
@@ -115,8 +114,7 @@ async fn get_group(
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let group = state.vault.get_group(principal, id.into_inner()).await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 async fn update_group(
@@ -131,8 +129,7 @@ async fn update_group(
         .vault
         .update_group(principal, id.into_inner(), body.into_secrets())
         .await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 /// Answers `{}` (the SDK needs an object).
@@ -201,4 +198,12 @@ async fn delete_secret(
         .delete_secret(principal, id.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(1))
+}
+
+/// A group in TrueFoundry's `{"data": ...}` envelope.
+fn group_answer(state: &AppState, group: &Group) -> HttpResponse {
+    ok(
+        StatusCode::OK,
+        wire::data(wire::group(state.vault.tenant(), group)),
+    )
 }

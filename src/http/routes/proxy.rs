@@ -1,0 +1,203 @@
+//! Tecton's metadata proxy, `POST /api/proxy` (and `/proxy`): how the Tecton SDK and CLI make
+//! every call but online reads. The body is a JSON envelope `{"method": "/pkg.Service/Method",
+//! "metadata": {"authorization": "Tecton-key KEY", ...}, "request": "<base64 protobuf>"}`; the
+//! answer is always a 2xx `{"status": {"code", "detail"}, "response": "<base64>", "metadata"}`
+//! with the gRPC code of the outcome, as the SDK expects. Each call is decoded with the prost
+//! structs of `wire/tecton_proto` and answered by the same domain handles, under the same role
+//! rules, as the JSON routes.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use prost::Message;
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+
+use super::super::auth::authenticate_header;
+use super::super::body::{parse_json, UnreadBody};
+use super::super::error::{ApiError, ErrorKind};
+use super::super::wire::tecton_proto::metadataservice as mds;
+use super::super::wire::tecton_proto::secrets;
+use super::super::AppState;
+use crate::iam::Principal;
+use crate::secrets::crypto::Plaintext;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in ["/api/proxy", "/proxy"] {
+        cfg.route(path, web::post().to(call));
+    }
+}
+
+/// A secret value is at most 64 KiB; base64 and JSON add a third and the envelope's metadata.
+const MAX_ENVELOPE_BYTES: usize = 512 * 1024;
+
+/// The SDK encodes with Python's `base64.encodebytes` (a newline every 76 characters); other
+/// clients may leave the padding out. Whitespace is dropped before decoding.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+#[derive(Deserialize)]
+struct Envelope {
+    method: String,
+    #[serde(default)]
+    metadata: Map<String, Json>,
+    #[serde(default)]
+    request: String,
+}
+
+/// An envelope that cannot be read is an HTTP error (the SDK raises on it); everything after
+/// that is answered inside the envelope.
+async fn call(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: UnreadBody,
+) -> Result<HttpResponse, ApiError> {
+    let envelope: Envelope = parse_json(&body.read(MAX_ENVELOPE_BYTES).await?)?;
+    let (code, detail, response) = match answer(&request, &state, &envelope).await {
+        Ok(response) => (0, String::new(), STANDARD.encode(response)),
+        Err(error) => (error.kind.grpc_code(), error.message, String::new()),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "status": {"code": code, "detail": detail},
+        "response": response,
+        "metadata": {},
+    })))
+}
+
+/// Authenticates the envelope's `metadata.authorization` as the `Authorization` header of the
+/// JSON routes, then runs the call.
+async fn answer(
+    request: &HttpRequest,
+    state: &AppState,
+    envelope: &Envelope,
+) -> Result<Vec<u8>, ApiError> {
+    let authorization = match envelope.metadata.get("authorization") {
+        None => None,
+        Some(Json::String(value)) => Some(value.as_str()),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "metadata.authorization must be a string",
+            ))
+        }
+    };
+    let caller = authenticate_header(request, authorization)?;
+    let compact: Vec<u8> = envelope
+        .request
+        .bytes()
+        .filter(|byte| !byte.is_ascii_whitespace())
+        .collect();
+    let message = LENIENT_BASE64.decode(compact).map_err(|error| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("request is not base64: {error}"),
+        )
+    })?;
+    dispatch(state, caller, &envelope.method, &message).await
+}
+
+fn decode<M: Message + Default>(message: &[u8]) -> Result<M, ApiError> {
+    M::decode(message).map_err(|error| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("request is not a valid protobuf message: {error}"),
+        )
+    })
+}
+
+/// One arm per method Quiver answers; an unknown one is gRPC UNIMPLEMENTED.
+async fn dispatch(
+    state: &AppState,
+    caller: Arc<Principal>,
+    method: &str,
+    message: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let service = method.rsplit_once('/').map_or("", |(service, _)| service);
+    let name = method.rsplit('/').next().unwrap_or(method);
+    let response = match (service, name) {
+        ("/tecton_proto.metadataservice.MetadataService", "GetConfigs" | "GetLoginConfigs") => {
+            // No cluster setting of Tecton's changes how its client talks to Quiver.
+            mds::GetConfigsResponse::default().encode_to_vec()
+        }
+        (
+            "/tecton_proto.metadataservice.MetadataService",
+            "Nop" | "IngestClientLogs" | "IngestAnalytics",
+        ) => ().encode_to_vec(),
+        ("/tecton_proto.secrets.SecretsService", _) => {
+            secrets_call(state, caller, name, message).await?
+        }
+        _ => return Err(unimplemented(method)),
+    };
+    Ok(response)
+}
+
+fn unimplemented(method: &str) -> ApiError {
+    // ErrorKind::MethodNotAllowed is gRPC UNIMPLEMENTED (12).
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("Quiver does not serve {method}"),
+    )
+}
+
+async fn secrets_call(
+    state: &AppState,
+    caller: Arc<Principal>,
+    name: &str,
+    message: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let vault = &state.vault;
+    let response = match name {
+        "ListSecretScopes" => {
+            let scopes = vault.list_scopes().await?;
+            let scopes = scopes
+                .into_iter()
+                .map(|name| secrets::SecretScope { name })
+                .collect();
+            secrets::ListSecretScopesResponse { scopes }.encode_to_vec()
+        }
+        "CreateSecretScope" => {
+            let request: secrets::ScopeRequest = decode(message)?;
+            vault.create_scope(caller, request.scope).await?;
+            ().encode_to_vec()
+        }
+        "DeleteSecretScope" => {
+            let request: secrets::ScopeRequest = decode(message)?;
+            vault.delete_scope(caller, request.scope).await?;
+            ().encode_to_vec()
+        }
+        "ListSecrets" => {
+            let request: secrets::ScopeRequest = decode(message)?;
+            let keys = vault.list_keys(caller, request.scope).await?;
+            let keys = keys
+                .into_iter()
+                .map(|name| secrets::SecretKey { name })
+                .collect();
+            secrets::ListSecretsResponse { keys }.encode_to_vec()
+        }
+        "GetSecretValue" => {
+            let request: secrets::SecretRequest = decode(message)?;
+            let value = vault.get_value(caller, request.scope, request.key).await?;
+            secrets::GetSecretValueResponse { value: value.0 }.encode_to_vec()
+        }
+        "PutSecretValue" => {
+            let request: secrets::PutSecretValueRequest = decode(message)?;
+            let value = Plaintext(request.value);
+            vault
+                .put_value(caller, request.scope, request.key, value)
+                .await?;
+            ().encode_to_vec()
+        }
+        "DeleteSecret" => {
+            let request: secrets::SecretRequest = decode(message)?;
+            vault.delete_key(caller, request.scope, request.key).await?;
+            ().encode_to_vec()
+        }
+        _ => return Err(unimplemented(&format!("SecretsService/{name}"))),
+    };
+    Ok(response)
+}

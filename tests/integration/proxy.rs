@@ -43,6 +43,18 @@ fn call(
     (reply.status, reply.json())
 }
 
+/// Creates a service account through SCIM; returns its record (with `id` and `apiKey`).
+fn service_account(server: &Server, body: Json) -> Json {
+    let reply = server.request(
+        "POST",
+        "/api/scim/v2/ServiceAccounts",
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()
+}
+
 fn ok_response(answer: &Json) -> Vec<u8> {
     assert_eq!(answer["status"]["code"], 0, "{answer}");
     STANDARD
@@ -148,15 +160,8 @@ fn errors_are_grpc_codes_inside_2xx_answers() {
 #[test]
 fn scope_roles_hold_through_the_proxy() {
     let server = Server::start();
-    let body = json!({"name": "reader", "roles": []}).to_string();
-    let reply = server.request(
-        "POST",
-        "/api/scim/v2/ServiceAccounts",
-        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
-        Some(body.as_bytes()),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let key = reply.json()["apiKey"].as_str().unwrap().to_string();
+    let reader = service_account(&server, json!({"name": "reader", "roles": []}));
+    let key = reader["apiKey"].as_str().unwrap().to_string();
     let scope = STANDARD.encode(strings(&[(1, "vault")]));
     let create = format!("{SECRETS}/CreateSecretScope");
     ok_response(&call(&server, "/api/proxy", &create, Some(ADMIN_KEY), &scope).1);
@@ -176,5 +181,49 @@ fn scope_roles_hold_through_the_proxy() {
         Some(&key),
         &scope,
     );
+    assert_eq!(answer["status"]["code"], 7, "{answer}");
+}
+
+#[test]
+fn access_control_catalogue_and_directory_roles() {
+    let server = Server::start();
+    let auth = "/tecton_proto.auth.AuthorizationService";
+    let (_, answer) = call(
+        &server,
+        "/api/proxy",
+        &format!("{auth}/GetRoles"),
+        Some(ADMIN_KEY),
+        "",
+    );
+    let catalogue = String::from_utf8_lossy(&ok_response(&answer)).into_owned();
+    for role in ["secret_scope_reader", "read_scope_role", "admin", "viewer"] {
+        assert!(
+            catalogue.contains(role),
+            "{role} missing from {catalogue:?}"
+        );
+    }
+
+    // ListAssignedRoles on workspaces reads a directory record: an admin's, or one's own.
+    let body = json!({"name": "other", "roles": [{"type": "workspace_prod", "value": "viewer"}]});
+    let created = service_account(&server, body);
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["apiKey"].as_str().unwrap(),
+    );
+    // principal_type = SERVICE_ACCOUNT (2), principal_id, resource_type = WORKSPACE (3).
+    let mut request = vec![1 << 3, 2];
+    request.extend(strings(&[(2, id)]));
+    request.extend([3 << 3, 3]);
+    let request = STANDARD.encode(request);
+    let list = format!("{auth}/ListAssignedRoles");
+    let (_, answer) = call(&server, "/api/proxy", &list, Some(key), &request);
+    let own = ok_response(&answer);
+    assert!(String::from_utf8_lossy(&own).contains("viewer"));
+    let (_, answer) = call(&server, "/api/proxy", &list, Some(ADMIN_KEY), &request);
+    assert_eq!(ok_response(&answer), own);
+
+    let nosy = service_account(&server, json!({"name": "nosy"}));
+    let nosy = nosy["apiKey"].as_str().unwrap();
+    let (_, answer) = call(&server, "/api/proxy", &list, Some(nosy), &request);
     assert_eq!(answer["status"]["code"], 7, "{answer}");
 }

@@ -20,10 +20,16 @@ MODULES = [
     "tecton_proto.metadataservice.metadata_service__client_pb2",
     "tecton_proto.secrets.secrets_service__client_pb2",
     "tecton_proto.auth.authorization_service__client_pb2",
+    "tecton_proto.data.workspace__client_pb2",
 ]
 
 MESSAGES = [
     "tecton_proto.metadataservice.GetConfigsResponse",
+    "tecton_proto.metadataservice.ListWorkspacesResponse",
+    "tecton_proto.metadataservice.GetWorkspaceRequest",
+    "tecton_proto.metadataservice.GetWorkspaceResponse",
+    "tecton_proto.data.WorkspaceCapabilities",
+    "tecton_proto.data.Workspace",
     "tecton_proto.secrets.SecretScope",
     "tecton_proto.secrets.SecretKey",
     "tecton_proto.secrets.ListSecretScopesResponse",
@@ -35,6 +41,24 @@ MESSAGES = [
     "tecton_proto.secrets.GetSecretValueResponse",
     "tecton_proto.secrets.PutSecretValueRequest",
     "tecton_proto.secrets.DeleteSecretRequest",
+    "tecton_proto.auth.RoleDefinition",
+    "tecton_proto.auth.GetRolesResponse",
+    "tecton_proto.auth.Assignment",
+    "tecton_proto.auth.AssignRolesRequest",
+    "tecton_proto.auth.UnassignRolesRequest",
+    "tecton_proto.auth.ListAssignedRolesRequest",
+    "tecton_proto.auth.RoleAssignmentSource",
+    "tecton_proto.auth.RoleAssignmentSummary",
+    "tecton_proto.auth.ResourceAndRoleAssignmentsV2",
+    "tecton_proto.auth.ListAssignedRolesResponse",
+    "tecton_proto.auth.ListAssignedPrincipalsRequest",
+    "tecton_proto.auth.UserBasic",
+    "tecton_proto.auth.ServiceAccountBasic",
+    "tecton_proto.auth.GroupBasic",
+    "tecton_proto.auth.WorkspaceBasic",
+    "tecton_proto.auth.PrincipalBasic",
+    "tecton_proto.auth.AssignmentBasicV2",
+    "tecton_proto.auth.ListAssignedPrincipalsResponse",
 ] + sys.argv[2:]
 
 SCALARS = {
@@ -60,9 +84,8 @@ def label(field):
         return ""
     if field.label == FieldDescriptor.LABEL_REPEATED:
         return "repeated "
-    if field.has_presence and field.containing_oneof is None and field.message_type is None:
-        return "optional "
-    return ""
+    # A oneof member is written as an optional field with a `// oneof NAME` note.
+    return "optional "
 
 
 def message_lines(message, enums):

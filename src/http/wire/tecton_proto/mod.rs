@@ -3,5 +3,6 @@
 //! descriptors, version in their headers). proto2 `optional string` fields are plain `String`
 //! here: the wire form is the same, and an empty string reads back as the unset default.
 
+pub mod auth;
 pub mod metadataservice;
 pub mod secrets;

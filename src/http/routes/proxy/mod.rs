@@ -16,14 +16,15 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use super::super::auth::authenticate_header;
-use super::super::body::{parse_json, UnreadBody};
-use super::super::error::{ApiError, ErrorKind};
-use super::super::wire::tecton_proto::metadataservice as mds;
-use super::super::wire::tecton_proto::secrets;
-use super::super::AppState;
-use crate::iam::Principal;
-use crate::secrets::crypto::Plaintext;
+use crate::http::auth::authenticate_header;
+use crate::http::body::{parse_json, UnreadBody};
+use crate::http::error::{ApiError, ErrorKind};
+use crate::http::wire::tecton_proto::metadataservice as mds;
+use crate::http::AppState;
+use crate::iam::{Permission, Principal};
+
+mod access_control;
+mod secrets;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/api/proxy", "/proxy"] {
@@ -101,7 +102,7 @@ async fn answer(
     dispatch(state, caller, &envelope.method, &message).await
 }
 
-fn decode<M: Message + Default>(message: &[u8]) -> Result<M, ApiError> {
+pub(super) fn decode<M: Message + Default>(message: &[u8]) -> Result<M, ApiError> {
     M::decode(message).map_err(|error| {
         ApiError::new(
             ErrorKind::InvalidArgument,
@@ -128,76 +129,52 @@ async fn dispatch(
             "/tecton_proto.metadataservice.MetadataService",
             "Nop" | "IngestClientLogs" | "IngestAnalytics",
         ) => ().encode_to_vec(),
+        ("/tecton_proto.metadataservice.MetadataService", "ListWorkspaces") => {
+            // The workspaces whose metadata the caller may read, as the JSON metadata routes.
+            let workspaces = state
+                .registry
+                .workspaces()
+                .filter(|workspace| {
+                    caller
+                        .require(Permission::ReadMetadata(&workspace.name))
+                        .is_ok()
+                })
+                .map(mds::Workspace::from)
+                .collect();
+            mds::ListWorkspacesResponse { workspaces }.encode_to_vec()
+        }
+        ("/tecton_proto.metadataservice.MetadataService", "GetWorkspace") => {
+            let request: mds::GetWorkspaceRequest = decode(message)?;
+            caller.require(Permission::ReadMetadata(&request.workspace_name))?;
+            let workspace = state
+                .registry
+                .workspace(&request.workspace_name)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorKind::NotFound,
+                        format!("workspace `{}` does not exist", request.workspace_name),
+                    )
+                })?;
+            mds::GetWorkspaceResponse {
+                workspace: Some(workspace.into()),
+            }
+            .encode_to_vec()
+        }
         ("/tecton_proto.secrets.SecretsService", _) => {
-            secrets_call(state, caller, name, message).await?
+            secrets::call(state, caller, name, message).await?
+        }
+        ("/tecton_proto.auth.AuthorizationService", _) => {
+            access_control::call(state, caller, name, message).await?
         }
         _ => return Err(unimplemented(method)),
     };
     Ok(response)
 }
 
-fn unimplemented(method: &str) -> ApiError {
+pub(super) fn unimplemented(method: &str) -> ApiError {
     // ErrorKind::MethodNotAllowed is gRPC UNIMPLEMENTED (12).
     ApiError::new(
         ErrorKind::MethodNotAllowed,
         format!("Quiver does not serve {method}"),
     )
-}
-
-async fn secrets_call(
-    state: &AppState,
-    caller: Arc<Principal>,
-    name: &str,
-    message: &[u8],
-) -> Result<Vec<u8>, ApiError> {
-    let vault = &state.vault;
-    let response = match name {
-        "ListSecretScopes" => {
-            let scopes = vault.list_scopes().await?;
-            let scopes = scopes
-                .into_iter()
-                .map(|name| secrets::SecretScope { name })
-                .collect();
-            secrets::ListSecretScopesResponse { scopes }.encode_to_vec()
-        }
-        "CreateSecretScope" => {
-            let request: secrets::ScopeRequest = decode(message)?;
-            vault.create_scope(caller, request.scope).await?;
-            ().encode_to_vec()
-        }
-        "DeleteSecretScope" => {
-            let request: secrets::ScopeRequest = decode(message)?;
-            vault.delete_scope(caller, request.scope).await?;
-            ().encode_to_vec()
-        }
-        "ListSecrets" => {
-            let request: secrets::ScopeRequest = decode(message)?;
-            let keys = vault.list_keys(caller, request.scope).await?;
-            let keys = keys
-                .into_iter()
-                .map(|name| secrets::SecretKey { name })
-                .collect();
-            secrets::ListSecretsResponse { keys }.encode_to_vec()
-        }
-        "GetSecretValue" => {
-            let request: secrets::SecretRequest = decode(message)?;
-            let value = vault.get_value(caller, request.scope, request.key).await?;
-            secrets::GetSecretValueResponse { value: value.0 }.encode_to_vec()
-        }
-        "PutSecretValue" => {
-            let request: secrets::PutSecretValueRequest = decode(message)?;
-            let value = Plaintext(request.value);
-            vault
-                .put_value(caller, request.scope, request.key, value)
-                .await?;
-            ().encode_to_vec()
-        }
-        "DeleteSecret" => {
-            let request: secrets::SecretRequest = decode(message)?;
-            vault.delete_key(caller, request.scope, request.key).await?;
-            ().encode_to_vec()
-        }
-        _ => return Err(unimplemented(&format!("SecretsService/{name}"))),
-    };
-    Ok(response)
 }

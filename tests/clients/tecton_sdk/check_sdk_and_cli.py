@@ -115,4 +115,22 @@ def check_5_workspace_roles_stay_with_scim():
     )
 
 
+def check_6_sdk_login_and_workspaces():
+    os.environ["HOME"] = HOME
+    import tecton
+
+    port = URL.rsplit(":", 1)[1]
+    # tecton.login takes https, or http on localhost.
+    tecton.login(f"http://localhost:{port}/api", tecton_api_key=ADMIN_KEY)
+    assert tecton.list_workspaces() == ["prod", "staging"], tecton.list_workspaces()
+    assert str(tecton.get_workspace("prod")) == "prod (Live)"
+    # Feature service definitions are not served through the proxy yet: a clear refusal.
+    try:
+        tecton.get_workspace("prod").get_feature_service("fraud_detection")
+    except Exception as error:
+        assert "does not serve" in str(error) and "GetFeatureService" in str(error), error
+    else:
+        raise AssertionError("GetFeatureService answered")
+
+
 run_checks("tecton SDK/CLI", globals())

@@ -78,6 +78,7 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::admin::configure)
             .configure(routes::scim::configure)
             .configure(routes::tecton_secrets::configure)
+            .configure(routes::proxy::configure)
             .configure(routes::truefoundry::configure)
             .configure(routes::tinybird::configure)
             .default_service(web::to(unknown_route::<ApiError>));

@@ -14,6 +14,7 @@ mod hostile;
 mod identity;
 mod ingest;
 mod persistence;
+mod proxy;
 mod registry;
 mod scim_protocol;
 mod scim_providers;

@@ -15,6 +15,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tecton_secrets as wire;
 use super::super::AppState;
 use crate::iam::directory::ResourceKind;
+use crate::iam::Principal;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::{Assignment, PrincipalType};
 
@@ -177,9 +178,7 @@ async fn check_principal_exists(
     }
 }
 
-/// Reads the assignments of an assign or unassign request. The caller must manage every scope
-/// named before the principals are looked up: a caller without the role gets the same 403 for
-/// an unknown principal as for a known one.
+/// Reads the assignments of an assign or unassign request and checks them.
 async fn read_assignments(
     state: &AppState,
     caller: &Caller,
@@ -188,15 +187,27 @@ async fn read_assignments(
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
     let body: wire::AssignmentsBody = read_json(body).await?;
     let assignments = body.into_assignments(path_scope)?;
+    check_assignments(state, &caller.0, &assignments).await?;
+    Ok(assignments)
+}
+
+/// The caller must manage every scope named before the principals are looked up: a caller
+/// without the role gets the same 403 for an unknown principal as for a known one. Also used
+/// by the metadata proxy's `AssignRoles` and `UnassignRoles`.
+pub(super) async fn check_assignments(
+    state: &AppState,
+    caller: &Arc<Principal>,
+    assignments: &[(String, Assignment)],
+) -> Result<(), ApiError> {
     let scopes = assignments.iter().map(|(scope, _)| scope.clone()).collect();
     state
         .vault
-        .check_manages(Arc::clone(&caller.0), scopes)
+        .check_manages(Arc::clone(caller), scopes)
         .await?;
-    for (_, assignment) in &assignments {
+    for (_, assignment) in assignments {
         check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
     }
-    Ok(assignments)
+    Ok(())
 }
 
 async fn assign(
@@ -230,7 +241,11 @@ async fn unassign(
 }
 
 /// A principal's directory record (SCIM JSON), if it has one.
-async fn record(state: &AppState, principal_type: PrincipalType, id: &str) -> Option<Json> {
+pub(super) async fn record(
+    state: &AppState,
+    principal_type: PrincipalType,
+    id: &str,
+) -> Option<Json> {
     let kind = match principal_type {
         PrincipalType::Workspace => return None,
         PrincipalType::User => ResourceKind::User,

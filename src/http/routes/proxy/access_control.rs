@@ -1,0 +1,301 @@
+//! `AuthorizationService` through the proxy (`tecton access-control ...`). Secret-scope roles
+//! are the Vault's, assigned and listed under the same rules as the JSON
+//! `/api/v1/secrets-service` routes. Workspace and organisation roles are the SCIM `roles` of
+//! the directory's records: listed here (to an admin, or to the principal itself), assigned
+//! only through SCIM.
+
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::{decode, unimplemented};
+use crate::http::error::{ApiError, ErrorKind};
+use crate::http::routes::tecton_secrets::{check_assignments, record};
+use crate::http::wire::tecton_proto::auth as wire;
+use crate::http::AppState;
+use crate::iam::roles::{read_roles, Grants};
+use crate::iam::{Permission, Principal, Role};
+use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
+
+/// Tecton's workspace roles, assignable per workspace or on all of them (the organisation).
+const WORKSPACE_ROLES: [Role; 5] = [
+    Role::Owner,
+    Role::Editor,
+    Role::Consumer,
+    Role::Operator,
+    Role::Viewer,
+];
+
+fn workspace_role_name(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "owner",
+        Role::Editor => "editor",
+        Role::Consumer => "consumer",
+        Role::Operator => "operator",
+        Role::Viewer => "viewer",
+    }
+}
+
+pub async fn call(
+    state: &AppState,
+    caller: Arc<Principal>,
+    name: &str,
+    message: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let response = match name {
+        "GetRoles" => wire::GetRolesResponse { roles: catalogue() }.encode_to_vec(),
+        "AssignRoles" | "UnassignRoles" => {
+            let request: wire::AssignmentsRequest = decode(message)?;
+            let assignments = scope_assignments(request)?;
+            check_assignments(state, &caller, &assignments).await?;
+            if name == "AssignRoles" {
+                state.vault.assign(caller, assignments).await?;
+            } else {
+                state.vault.unassign(caller, assignments).await?;
+            }
+            ().encode_to_vec()
+        }
+        "ListAssignedRoles" => {
+            let request: wire::ListAssignedRolesRequest = decode(message)?;
+            let assignments = assigned_roles(state, caller, request).await?;
+            wire::ListAssignedRolesResponse { assignments }.encode_to_vec()
+        }
+        "ListAssignedPrincipals" => {
+            let request: wire::ListAssignedPrincipalsRequest = decode(message)?;
+            let assignments = assigned_principals(state, caller, request).await?;
+            wire::ListAssignedPrincipalsResponse { assignments }.encode_to_vec()
+        }
+        _ => return Err(unimplemented(&format!("AuthorizationService/{name}"))),
+    };
+    Ok(response)
+}
+
+/// Every role Quiver knows, with the resource and principal types it applies to.
+fn catalogue() -> Vec<wire::RoleDefinition> {
+    use wire::*;
+    let members = vec![
+        PRINCIPAL_TYPE_USER,
+        PRINCIPAL_TYPE_SERVICE_ACCOUNT,
+        PRINCIPAL_TYPE_GROUP,
+    ];
+    let role =
+        |id: &str, legacy_id: &str, on: Vec<i32>, to: Vec<i32>, description: &str| RoleDefinition {
+            id: id.to_string(),
+            name: id.to_string(),
+            description: description.to_string(),
+            assignable_on_resource_types: on,
+            assignable_to_principal_types: to,
+            legacy_id: legacy_id.to_string(),
+        };
+    let mut roles = vec![role(
+        "admin",
+        "admin",
+        vec![RESOURCE_TYPE_ORGANIZATION],
+        members.clone(),
+        "account_type=admin: every permission",
+    )];
+    for workspace_role in WORKSPACE_ROLES {
+        let id = workspace_role_name(workspace_role);
+        roles.push(role(
+            id,
+            id,
+            vec![RESOURCE_TYPE_WORKSPACE, RESOURCE_TYPE_ORGANIZATION],
+            members.clone(),
+            "a workspace role (SCIM `workspace_<name>` or `all_workspaces`)",
+        ));
+    }
+    let mut scope_members = members;
+    scope_members.push(PRINCIPAL_TYPE_WORKSPACE);
+    for scope_role in [ScopeRole::Reader, ScopeRole::Writer, ScopeRole::Manager] {
+        roles.push(role(
+            scope_role_id(scope_role),
+            scope_role.name(),
+            vec![RESOURCE_TYPE_SECRET_SCOPE],
+            scope_members.clone(),
+            "a secret scope role",
+        ));
+    }
+    roles
+}
+
+/// Only secret-scope roles are assigned here: workspace and organisation roles live in the
+/// directory's SCIM records, and the proxy adds no second way to change them.
+fn scope_assignments(
+    request: wire::AssignmentsRequest,
+) -> Result<Vec<(String, Assignment)>, ApiError> {
+    request
+        .assignments
+        .into_iter()
+        .map(|assignment| {
+            if assignment.resource_type != wire::RESOURCE_TYPE_SECRET_SCOPE {
+                return Err(ApiError::new(
+                    ErrorKind::FailedPrecondition,
+                    "Quiver assigns workspace and organization roles through SCIM (the `roles` \
+                     of /scim/v2 users, groups and service accounts); only secret scope roles \
+                     are assigned here",
+                ));
+            }
+            let scope_assignment = Assignment {
+                principal_type: wire::principal_type(assignment.principal_type)?,
+                principal_id: assignment.principal_id,
+                role: wire::scope_role(&assignment.role)?,
+            };
+            Ok((assignment.resource_id, scope_assignment))
+        })
+        .collect()
+}
+
+async fn assigned_roles(
+    state: &AppState,
+    caller: Arc<Principal>,
+    request: wire::ListAssignedRolesRequest,
+) -> Result<Vec<wire::ResourceAndRoleAssignmentsV2>, ApiError> {
+    let principal_type = wire::principal_type(request.principal_type)?;
+    match request.resource_type {
+        wire::RESOURCE_TYPE_SECRET_SCOPE => {
+            let roles = request
+                .roles
+                .iter()
+                .map(|role| wire::scope_role(role))
+                .collect::<Result<_, _>>()?;
+            let found = state
+                .vault
+                .assigned_roles(
+                    caller,
+                    principal_type,
+                    request.principal_id,
+                    request.resource_ids,
+                    roles,
+                )
+                .await?;
+            Ok(found
+                .iter()
+                .map(|(scope, roles)| {
+                    let ids = roles.iter().map(|role| wire::scope_role_id(*role));
+                    wire::direct_roles(wire::RESOURCE_TYPE_SECRET_SCOPE, scope, ids)
+                })
+                .collect())
+        }
+        wire::RESOURCE_TYPE_WORKSPACE | wire::RESOURCE_TYPE_ORGANIZATION => {
+            // A directory record, like a SCIM read: an admin's, or one's own.
+            if caller.id != request.principal_id {
+                caller.require(Permission::Admin)?;
+            }
+            let grants = directory_grants(state, principal_type, &request.principal_id).await?;
+            Ok(workspace_assignments(&grants, &request))
+        }
+        other => Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("resource_type {other} carries no roles in Quiver"),
+        )),
+    }
+}
+
+/// Who holds roles on a secret scope. Workspace membership is the directory's: read it through
+/// SCIM.
+async fn assigned_principals(
+    state: &AppState,
+    caller: Arc<Principal>,
+    request: wire::ListAssignedPrincipalsRequest,
+) -> Result<Vec<wire::AssignmentBasicV2>, ApiError> {
+    if request.resource_type != wire::RESOURCE_TYPE_SECRET_SCOPE {
+        return Err(ApiError::new(
+            ErrorKind::FailedPrecondition,
+            "Quiver lists the principals of secret scopes here; workspace and organization \
+             roles are the `roles` of /scim/v2 users, groups and service accounts",
+        ));
+    }
+    let roles = request
+        .roles
+        .iter()
+        .map(|role| wire::scope_role(role))
+        .collect::<Result<_, _>>()?;
+    let types = request
+        .principal_types
+        .iter()
+        .map(|number| wire::principal_type(*number))
+        .collect::<Result<_, _>>()?;
+    let scope = request.resource_id;
+    let found = state
+        .vault
+        .assigned_principals(caller, scope.clone(), roles, types)
+        .await?;
+    let mut assignments = Vec::with_capacity(found.len());
+    for (principal_type, id, roles) in found {
+        let record = record(state, principal_type, &id).await;
+        let ids = roles.iter().map(|role| wire::scope_role_id(*role));
+        assignments.push(wire::AssignmentBasicV2 {
+            principal: Some(wire::principal_basic(principal_type, &id, record)),
+            role_assignments: vec![wire::direct_roles(
+                wire::RESOURCE_TYPE_SECRET_SCOPE,
+                &scope,
+                ids,
+            )],
+        });
+    }
+    Ok(assignments)
+}
+
+/// The roles of a principal's own directory record (a workspace principal holds none).
+async fn directory_grants(
+    state: &AppState,
+    principal_type: PrincipalType,
+    id: &str,
+) -> Result<Grants, ApiError> {
+    let mut grants = Grants::default();
+    if principal_type == PrincipalType::Workspace {
+        return Ok(grants);
+    }
+    let record = record(state, principal_type, id).await.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("principal `{id}` does not exist"),
+        )
+    })?;
+    read_roles(record.get("roles"), &mut grants)
+        .map_err(|error| ApiError::new(ErrorKind::Internal, error))?;
+    Ok(grants)
+}
+
+fn workspace_assignments(
+    grants: &Grants,
+    request: &wire::ListAssignedRolesRequest,
+) -> Vec<wire::ResourceAndRoleAssignmentsV2> {
+    let wanted = |role: &str| request.roles.is_empty() || request.roles.iter().any(|r| r == role);
+    if request.resource_type == wire::RESOURCE_TYPE_ORGANIZATION {
+        let admin = grants.is_admin.then_some("admin");
+        let all = grants
+            .workspace_roles
+            .iter()
+            .filter(|granted| granted.workspace.is_none())
+            .map(|granted| workspace_role_name(granted.role));
+        let roles: Vec<&str> = admin.into_iter().chain(all).filter(|r| wanted(r)).collect();
+        return if roles.is_empty() {
+            Vec::new()
+        } else {
+            vec![wire::direct_roles(
+                wire::RESOURCE_TYPE_ORGANIZATION,
+                "",
+                roles,
+            )]
+        };
+    }
+    grants
+        .workspace_roles
+        .iter()
+        .filter_map(|granted| {
+            Some((
+                granted.workspace.as_deref()?,
+                workspace_role_name(granted.role),
+            ))
+        })
+        .filter(|(workspace, role)| {
+            wanted(role)
+                && (request.resource_ids.is_empty()
+                    || request.resource_ids.iter().any(|id| id == workspace))
+        })
+        .map(|(workspace, role)| {
+            wire::direct_roles(wire::RESOURCE_TYPE_WORKSPACE, workspace, [role])
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+"""Checks Quiver against Tecton's own SDK and CLI (PyPI tecton==1.2.13), which reach a cluster
+through `POST {API_SERVICE}/proxy` with base64 protobuf envelopes: `tecton secrets ...` from
+scope creation to deletion, and its errors; `tecton access-control ...` on secret scopes for a
+service account made through SCIM, under the scope role rules. Each CLI command runs as its own process, as a user
+would run it, with `API_SERVICE` and `TECTON_API_KEY` in its environment and a fresh HOME.
+Prints 'N passed, M failed' and exits non-zero on any failure.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from checks import run_checks  # noqa: E402  (tests/clients/checks.py)
+
+URL = os.environ["QUIVER_URL"]
+ADMIN_KEY = os.environ["QUIVER_KEY"]
+HOME = tempfile.mkdtemp(prefix="tecton-sdk-home-")
+
+
+def tecton(*args, key=ADMIN_KEY, stdin=None, expect_ok=True):
+    """Runs one `tecton` CLI command; returns its output (stdout and stderr together)."""
+    env = dict(os.environ, HOME=HOME, API_SERVICE=URL + "/api", TECTON_API_KEY=key, COLUMNS="200")
+    done = subprocess.run(
+        [os.environ["TECTON_CLI"], *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+    )
+    output = done.stdout + done.stderr
+    if expect_ok:
+        assert done.returncode == 0, f"tecton {' '.join(args)} exited {done.returncode}:\n{output}"
+    else:
+        assert done.returncode != 0, f"tecton {' '.join(args)} succeeded:\n{output}"
+    return output
+
+
+def check_1_secrets_round_trip():
+    assert 'Created secret scope "payments"' in tecton("secrets", "create-scope", "-s", "payments")
+    tecton("secrets", "put", "-s", "payments", "-k", "stripe", stdin="sk_live_1\n")
+    assert tecton("secrets", "get", "-s", "payments", "-k", "stripe").strip() == "sk_live_1"
+    tecton("secrets", "put", "-s", "payments", "-k", "db", stdin="pw\n")
+    assert tecton("secrets", "list", "-s", "payments").split() == ["db", "stripe"]
+    assert "payments" in tecton("secrets", "list-scopes").split()
+
+
+def check_2_secrets_errors_come_back_as_messages():
+    missing = tecton("secrets", "get", "-s", "payments", "-k", "nope", expect_ok=False)
+    assert "`nope` not found" in missing, missing
+    refused = tecton("secrets", "list-scopes", key="not-a-key", expect_ok=False)
+    assert "credentials are invalid" in refused, refused
+
+
+def check_3_secrets_delete():
+    assert 'Deleted secret "db"' in tecton("secrets", "delete", "-s", "payments", "-k", "db")
+    assert tecton("secrets", "list", "-s", "payments").split() == ["stripe"]
+    # Quiver deletes only an empty scope, and says so through the proxy as through its JSON API.
+    refused = tecton("secrets", "delete-scope", "-s", "payments", expect_ok=False)
+    assert "still holds 1 secret" in refused, refused
+    tecton("secrets", "delete", "-s", "payments", "-k", "stripe")
+    assert 'Deleted secret scope "payments"' in tecton("secrets", "delete-scope", "-s", "payments")
+    assert "payments" not in tecton("secrets", "list-scopes").split()
+
+
+def service_account(name, roles):
+    """Creates a service account through SCIM; returns (id, API key)."""
+    request = urllib.request.Request(
+        URL + "/api/scim/v2/ServiceAccounts",
+        data=json.dumps({"name": name, "roles": roles}).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as reply:
+        created = json.load(reply)
+    return created["id"], created["apiKey"]
+
+
+def check_4_access_control_on_secret_scopes():
+    bot, bot_key = service_account("bot", [{"type": "workspace_prod", "value": "consumer"}])
+    tecton("secrets", "create-scope", "-s", "keys")
+    tecton("secrets", "put", "-s", "keys", "-k", "api", stdin="t0k3n\n")
+    # Without a role the service account reads nothing.
+    denied = tecton("secrets", "get", "-s", "keys", "-k", "api", key=bot_key, expect_ok=False)
+    assert "keys" in denied, denied
+    assigned = tecton("access-control", "assign-role", "-c", "keys", "-s", bot, "-r", "secret_scope_reader")
+    assert "Successfully updated role" in assigned, assigned
+    assert tecton("secrets", "get", "-s", "keys", "-k", "api", key=bot_key).strip() == "t0k3n"
+    # A reader does not manage the scope, so it cannot hand out roles.
+    refused = tecton(
+        "access-control", "assign-role", "-c", "keys", "-s", bot, "-r", "secret_scope_manager", key=bot_key,
+        expect_ok=False,
+    )
+    assert "Failed to update role" in refused, refused
+
+    roles = json.loads(tecton("access-control", "get-roles", "-s", bot, "--json-out"))
+    granted = [
+        (entry["resource_type"], entry.get("name") or entry.get("workspace_name"), role["role"])
+        for entry in roles
+        for role in entry["roles_granted"]
+    ]
+    assert granted == [("WORKSPACE", "prod", "consumer"), ("SECRET_SCOPE", "keys", "secret_scope_reader")], roles
+    principals = tecton("access-control", "get-principals", "-c", "keys")
+    assert bot[:8] in principals and "Service" in principals, principals
+
+    unassigned = tecton("access-control", "unassign-role", "-c", "keys", "-s", bot, "-r", "secret_scope_reader")
+    assert "Successfully updated role" in unassigned, unassigned
+    tecton("secrets", "get", "-s", "keys", "-k", "api", key=bot_key, expect_ok=False)
+
+
+def check_5_workspace_roles_stay_with_scim():
+    bot, _ = service_account("bot-2", [])
+    refused = tecton("access-control", "assign-role", "-w", "prod", "-s", bot, "-r", "editor", expect_ok=False)
+    assert "through SCIM" in refused, refused
+    assert "Invalid role" in tecton(
+        "access-control", "assign-role", "-c", "keys", "-s", bot, "-r", "owner", expect_ok=False
+    )
+
+
+def check_6_sdk_login_and_workspaces():
+    os.environ["HOME"] = HOME
+    import tecton
+
+    port = URL.rsplit(":", 1)[1]
+    # tecton.login takes https, or http on localhost.
+    tecton.login(f"http://localhost:{port}/api", tecton_api_key=ADMIN_KEY)
+    assert tecton.list_workspaces() == ["prod", "staging"], tecton.list_workspaces()
+    assert str(tecton.get_workspace("prod")) == "prod (Live)"
+    # Feature service definitions are not served through the proxy yet: a clear refusal.
+    try:
+        tecton.get_workspace("prod").get_feature_service("fraud_detection")
+    except Exception as error:
+        assert "does not serve" in str(error) and "GetFeatureService" in str(error), error
+    else:
+        raise AssertionError("GetFeatureService answered")
+
+
+run_checks("tecton SDK/CLI", globals())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::registry::aggregation::{Function, LeadingEdge};
+use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::value::Value;
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
@@ -162,42 +162,36 @@ struct ViewAnswer {
 }
 
 impl ViewAnswer {
-    fn missing(view: &FeatureView) -> ViewAnswer {
-        ViewAnswer {
-            values: vec![Value::Null; view.features.len()],
-            statuses: vec![ServingStatus::MissingData; view.features.len()],
-            effective_time: None,
-        }
-    }
-
-    /// Decodes a stored row (ttl applied; empty aggregation windows are missing data).
+    /// Decodes a stored row (ttl applied; empty aggregation windows are missing data, or 0 for
+    /// counts with `coerceNullCountsToZero`, also when the key has no row at all).
     fn of(
         view: &FeatureView,
         stored: Option<&StoredRow>,
         options: ReadOptions,
     ) -> Result<ViewAnswer, ServingError> {
-        let Some(row) = stored.filter(|row| {
+        let row = stored.filter(|row| {
             view.ttl
                 .is_none_or(|ttl| options.now - row.event_time < ttl)
-        }) else {
-            return Ok(ViewAnswer::missing(view));
+        });
+        let (mut values, status) = match row {
+            Some(row) => (
+                decode_row(&row.payload)
+                    .map_err(|_| ServingError::CorruptRow(view.name.clone()))?,
+                ServingStatus::Present,
+            ),
+            None => (Vec::new(), ServingStatus::MissingData),
         };
-        let mut values =
-            decode_row(&row.payload).map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
         values.resize(view.features.len(), Value::Null);
-        let mut statuses = vec![ServingStatus::Present; values.len()];
+        let mut statuses = vec![status; values.len()];
         if let Some(spec) = &view.aggregation {
             for ((value, status), aggregate) in values
                 .iter_mut()
                 .zip(statuses.iter_mut())
                 .zip(&spec.aggregates)
             {
-                // An empty window is missing data; counts may be asked to read 0.
-                if value.is_null()
-                    && aggregate.function == Function::Count
-                    && options.coerce_null_counts_to_zero
-                {
-                    *value = Value::Int64(0);
+                if aggregate.function == Function::Count && options.coerce_null_counts_to_zero {
+                    coerce_null_count(value, aggregate.window);
+                    *status = ServingStatus::Present;
                 } else if value.is_null() {
                     *status = ServingStatus::MissingData;
                 }
@@ -206,8 +200,25 @@ impl ViewAnswer {
         Ok(ViewAnswer {
             values,
             statuses,
-            effective_time: Some(row.event_time),
+            effective_time: row.map(|row| row.event_time),
         })
+    }
+}
+
+/// A count that saw nothing reads 0: a null scalar, a null series (one 0 per window) and the
+/// null windows inside a series.
+fn coerce_null_count(value: &mut Value, window: Window) {
+    match (value, window) {
+        (value @ Value::Null, Window::Series { .. }) => {
+            *value = Value::Array(vec![Value::Int64(0); window.series_len()]);
+        }
+        (value @ Value::Null, _) => *value = Value::Int64(0),
+        (Value::Array(items), Window::Series { .. }) => {
+            for item in items.iter_mut().filter(|item| item.is_null()) {
+                *item = Value::Int64(0);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -402,4 +413,39 @@ fn parse_join_keys(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coerced_counts_fill_scalars_whole_series_and_the_gaps_inside_a_series() {
+        let series = Window::Series {
+            size: 10,
+            start: 40,
+            end: 0,
+            step: 10,
+        };
+        let mut empty_series = Value::Null;
+        coerce_null_count(&mut empty_series, series);
+        assert_eq!(empty_series, Value::Array(vec![Value::Int64(0); 4]));
+
+        let mut gappy = Value::Array(vec![
+            Value::Null,
+            Value::Int64(2),
+            Value::Null,
+            Value::Int64(1),
+        ]);
+        coerce_null_count(&mut gappy, series);
+        let zero = Value::Int64(0);
+        assert_eq!(
+            gappy,
+            Value::Array(vec![zero.clone(), Value::Int64(2), zero, Value::Int64(1)])
+        );
+
+        let mut scalar = Value::Null;
+        coerce_null_count(&mut scalar, Window::Lifetime);
+        assert_eq!(scalar, Value::Int64(0));
+    }
 }

@@ -159,6 +159,31 @@ fn only_complete_tiles_count_and_windows_slide() {
         coerced["user_transaction_counts.transaction_id_count_1d_1d"],
         (json!("0"), "PRESENT".to_string())
     );
+    // A key with no data at all: its counts read 0 when asked, everything else stays missing.
+    let nobody = aggregates(&server, "nobody", json!({"coerceNullCountsToZero": true}));
+    let counts: Vec<_> = nobody
+        .iter()
+        .filter(|(name, _)| name.contains("transaction_id_count_"))
+        .collect();
+    assert!(!counts.is_empty());
+    for (name, (value, status)) in &nobody {
+        let expected = if name.contains("transaction_id_count_series_7d_0s_1d") {
+            (json!(vec!["0"; 7]), "PRESENT")
+        } else if name.contains("transaction_id_count_") {
+            (json!("0"), "PRESENT")
+        } else {
+            (Json::Null, "MISSING_DATA")
+        };
+        assert_eq!(
+            (value, status.as_str()),
+            (&expected.0, expected.1),
+            "{name}"
+        );
+    }
+    let uncoerced = aggregates(&server, "nobody", json!({}));
+    assert!(uncoerced
+        .values()
+        .all(|(v, s)| v.is_null() && s == "MISSING_DATA"));
 
     // Yesterday's events fill the day tiles.
     push(

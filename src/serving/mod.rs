@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
-use crate::registry::value::Value;
+use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
@@ -86,12 +86,15 @@ pub struct Answer {
 }
 
 /// How a read is made: when, where aggregation windows end, and Tecton's
-/// `coerceNullCountsToZero`.
+/// `coerceNullCountsToZero` and `ignoreExtraRequestContextFields`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub now: Micros,
     pub leading_edge: Option<LeadingEdge>,
     pub coerce_null_counts_to_zero: bool,
+    /// Request-context fields no realtime view reads (top-level or inside a struct) are
+    /// dropped instead of refused.
+    pub ignore_extra_request_context_fields: bool,
 }
 
 impl ReadOptions {
@@ -100,6 +103,7 @@ impl ReadOptions {
             now,
             leading_edge: None,
             coerce_null_counts_to_zero: false,
+            ignore_extra_request_context_fields: false,
         }
     }
 }
@@ -238,7 +242,11 @@ pub async fn get_features(
     let mut dedup: HashMap<(ViewId, Vec<u8>), usize> = HashMap::new();
     for row in rows {
         let inputs = parse_join_keys(service, row.join_keys)?;
-        contexts.push(parse_request_context(service, row.request_context)?);
+        contexts.push(parse_request_context(
+            service,
+            row.request_context,
+            options.ignore_extra_request_context_fields,
+        )?);
         let mut row_lookups = HashMap::new();
         for item in &service.items {
             let view = registry.view(item.view);
@@ -315,9 +323,11 @@ pub async fn get_features(
                             .map(|(name, value)| (name.clone(), realtime::to_cel(value))),
                     );
                     let mut variables = vec![("request", request)];
+                    let mut inputs_missing = false;
                     for (source_id, source_name) in &spec.sources {
                         let source = registry.view(*source_id);
                         let answer = answer_of(*source_id)?;
+                        inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
                         let features = source
                             .features
                             .iter()
@@ -326,12 +336,18 @@ pub async fn get_features(
                         variables.push((source_name.as_str(), realtime::map(features)));
                     }
                     for index in &item.features {
-                        vector.values.push(realtime::evaluate(
+                        let value = realtime::evaluate(
                             &spec.programs[*index],
                             &variables,
                             &view.features[*index].data_type,
-                        ));
-                        vector.statuses.push(ServingStatus::Present);
+                        );
+                        // A null computed from missing inputs is missing data, not a value.
+                        vector.statuses.push(if value.is_null() && inputs_missing {
+                            ServingStatus::MissingData
+                        } else {
+                            ServingStatus::Present
+                        });
+                        vector.values.push(value);
                         vector.effective_times.push(None);
                     }
                 }
@@ -357,17 +373,24 @@ pub async fn get_features(
 }
 
 /// Checks a row's request context against the service's realtime views' schemas: every field
-/// present and of its type, no other top-level field. Services without realtime views ignore it.
+/// present and of its type (floats as numbers or `"NaN"`/`"Infinity"`/`"-Infinity"`, as
+/// Tecton's clients send them), no other field unless `ignore_extra` says to drop them.
+/// Services without realtime views ignore it.
 fn parse_request_context(
     service: &FeatureService,
     map: &serde_json::Map<String, Json>,
+    ignore_extra: bool,
 ) -> Result<Vec<(String, Value)>, ServingError> {
     if service.request_context_keys.is_empty() {
         return Ok(Vec::new());
     }
+    let rules = JsonRules {
+        numeric_float_strings: false,
+        extra_struct_fields: ignore_extra,
+    };
     if let Some(extra) = map
         .keys()
-        .find(|k| !service.request_context_keys.iter().any(|f| &f.name == *k))
+        .find(|k| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == *k))
     {
         return Err(ServingError::UnexpectedRequestContext(extra.clone()));
     }
@@ -379,12 +402,13 @@ fn parse_request_context(
                 .get(&field.name)
                 .filter(|v| !v.is_null())
                 .ok_or_else(|| ServingError::MissingRequestContext(field.name.clone()))?;
-            let value = Value::from_json(json, &field.data_type).map_err(|problem| {
-                ServingError::InvalidRequestContext {
-                    name: field.name.clone(),
-                    problem,
-                }
-            })?;
+            let value =
+                Value::from_json_with(json, &field.data_type, rules).map_err(|problem| {
+                    ServingError::InvalidRequestContext {
+                        name: field.name.clone(),
+                        problem,
+                    }
+                })?;
             Ok((field.name.clone(), value))
         })
         .collect()

@@ -143,14 +143,21 @@ impl GetFeaturesParams {
                 other => return Err(bad_option(&other.to_string())),
             };
         }
-        if let Some(coerce) = get("coerceNullCountsToZero", "coerce_null_counts_to_zero") {
-            options.coerce_null_counts_to_zero = coerce.as_bool().ok_or_else(|| {
+        let flag = |camel: &str, snake: &str| match get(camel, snake) {
+            None => Ok(false),
+            Some(value) => value.as_bool().ok_or_else(|| {
                 ApiError::new(
                     ErrorKind::InvalidArgument,
-                    "requestOptions.coerceNullCountsToZero must be a boolean",
+                    format!("requestOptions.{camel} must be a boolean"),
                 )
-            })?;
-        }
+            }),
+        };
+        options.coerce_null_counts_to_zero =
+            flag("coerceNullCountsToZero", "coerce_null_counts_to_zero")?;
+        options.ignore_extra_request_context_fields = flag(
+            "ignoreExtraRequestContextFields",
+            "ignore_extra_request_context_fields",
+        )?;
         Ok(options)
     }
 

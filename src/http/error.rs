@@ -23,6 +23,8 @@ pub enum ErrorKind {
     RequestTimeout,
     MethodNotAllowed,
     ResourceExhausted,
+    /// The work did not finish within the budget the request set.
+    DeadlineExceeded,
     Internal,
     /// Writes are refused until the server can repair its journal.
     Unavailable,
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -49,7 +52,7 @@ impl ErrorKind {
     pub fn grpc_code(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument | ErrorKind::PayloadTooLarge => 3,
-            ErrorKind::RequestTimeout => 4,
+            ErrorKind::RequestTimeout | ErrorKind::DeadlineExceeded => 4,
             ErrorKind::NotFound => 5,
             ErrorKind::AlreadyExists => 6,
             ErrorKind::PermissionDenied => 7,
@@ -110,6 +113,7 @@ impl From<ServingError> for ApiError {
             ServingError::UnknownService { .. } | ServingError::UnknownServiceId(_) => {
                 ErrorKind::NotFound
             }
+            ServingError::LatencyBudgetExceeded => ErrorKind::DeadlineExceeded,
             ServingError::Store(_) | ServingError::CorruptRow(_) => ErrorKind::Internal,
         };
         if kind == ErrorKind::Internal {

@@ -3,7 +3,7 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
@@ -12,7 +12,7 @@ use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
-use crate::store::{Lookup, ReadContext, Router, StoreError, StoredRow};
+use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError, StoredRow};
 use crate::time::Micros;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,8 @@ pub enum ServingError {
     Store(#[from] StoreError),
     #[error("stored row of feature view `{0}` could not be decoded")]
     CorruptRow(String),
+    #[error("The store did not answer within requestOptions.latencyBudgetMs; set allowPartialResults to get the features that were ready, with status TIME_OUT for the others")]
+    LatencyBudgetExceeded,
 }
 
 /// How a request names its feature service.
@@ -57,6 +59,8 @@ pub enum ServingStatus {
     Present,
     /// No row for the key, a null join key, or the row is older than the view's ttl.
     MissingData,
+    /// The store did not answer within the request's latency budget (partial results only).
+    TimeOut,
 }
 
 impl ServingStatus {
@@ -64,32 +68,44 @@ impl ServingStatus {
         match self {
             ServingStatus::Present => "PRESENT",
             ServingStatus::MissingData => "MISSING_DATA",
+            ServingStatus::TimeOut => "TIME_OUT",
         }
     }
 }
 
 /// One answered request row: values, statuses and effective times parallel to the service's
-/// features.
+/// features, and what this row's own lookups cost.
 #[derive(Debug)]
 pub struct FeatureVector {
     pub values: Vec<Value>,
     pub statuses: Vec<ServingStatus>,
     pub effective_times: Vec<Option<Micros>>,
+    /// The slowest shard this row's lookups went to.
+    pub store_latency: Duration,
+    /// The stored bytes this row's lookups read.
+    pub store_bytes: usize,
 }
 
 /// A whole answer, with the store's share of the time.
 #[derive(Debug)]
 pub struct Answer {
     pub vectors: Vec<FeatureVector>,
+    /// How long the request waited on the store (up to the latency budget).
     pub store_latency: Duration,
     pub store_bytes: usize,
+    /// The latency budget ran out: stored features are `TIME_OUT` (`allowPartialResults`).
+    pub partial: bool,
 }
 
-/// How a read is made: when, where aggregation windows end, and Tecton's
-/// `coerceNullCountsToZero` and `ignoreExtraRequestContextFields`.
+/// How a read is made: when, where aggregation windows end, how long the store may take, and
+/// Tecton's `coerceNullCountsToZero` and `ignoreExtraRequestContextFields`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub now: Micros,
+    /// From `latencyBudgetMs`: the store's rows must arrive by then.
+    pub deadline: Option<Instant>,
+    /// Past the deadline, answer with `TIME_OUT` statuses instead of an error.
+    pub allow_partial_results: bool,
     pub leading_edge: Option<LeadingEdge>,
     pub coerce_null_counts_to_zero: bool,
     /// Request-context fields no realtime view reads (top-level or inside a struct) are
@@ -101,6 +117,8 @@ impl ReadOptions {
     pub fn at(now: Micros) -> ReadOptions {
         ReadOptions {
             now,
+            deadline: None,
+            allow_partial_results: false,
             leading_edge: None,
             coerce_null_counts_to_zero: false,
             ignore_extra_request_context_fields: false,
@@ -166,6 +184,14 @@ struct ViewAnswer {
 }
 
 impl ViewAnswer {
+    fn timed_out(view: &FeatureView) -> ViewAnswer {
+        ViewAnswer {
+            values: vec![Value::Null; view.features.len()],
+            statuses: vec![ServingStatus::TimeOut; view.features.len()],
+            effective_time: None,
+        }
+    }
+
     /// Decodes a stored row (ttl applied; empty aggregation windows are missing data, or 0 for
     /// counts with `coerceNullCountsToZero`, also when the key has no row at all).
     fn of(
@@ -280,27 +306,47 @@ pub async fn get_features(
         }
         needed.push(row_lookups);
     }
+    let read_started = Instant::now();
     let read = if lookups.is_empty() {
-        crate::store::ReadResult {
+        Some(ReadResult {
             rows: Vec::new(),
+            latencies: Vec::new(),
             max_shard_latency: Duration::ZERO,
             bytes_read: 0,
-        }
+        })
     } else {
-        router
-            .read(
-                lookups,
-                ReadContext {
-                    now: options.now,
-                    leading_edge: options.leading_edge,
-                },
-            )
-            .await?
+        let reading = router.read(
+            lookups,
+            ReadContext {
+                now: options.now,
+                leading_edge: options.leading_edge,
+            },
+        );
+        match options.deadline {
+            None => Some(reading.await?),
+            Some(deadline) => {
+                // The fan-out is one unit: past the deadline no stored row is used. A budget
+                // already spent (on a large body, say) does not ask the store at all.
+                let answered = if Instant::now() < deadline {
+                    tokio::time::timeout_at(deadline.into(), reading).await.ok()
+                } else {
+                    None
+                };
+                match answered {
+                    Some(read) => Some(read?),
+                    None if options.allow_partial_results => None,
+                    None => return Err(ServingError::LatencyBudgetExceeded),
+                }
+            }
+        }
     };
 
     let mut vectors = Vec::with_capacity(rows.len());
     for (row_lookups, context) in needed.iter().zip(&contexts) {
         let answer_of = |view: ViewId| {
+            let Some(read) = &read else {
+                return Ok(ViewAnswer::timed_out(registry.view(view)));
+            };
             let stored = row_lookups
                 .get(&view)
                 .copied()
@@ -308,10 +354,23 @@ pub async fn get_features(
                 .and_then(|i| read.rows[i].as_ref());
             ViewAnswer::of(registry.view(view), stored, options)
         };
+        let row_reads = || row_lookups.values().flatten().copied();
         let mut vector = FeatureVector {
             values: Vec::with_capacity(service.n_features),
             statuses: Vec::with_capacity(service.n_features),
             effective_times: Vec::with_capacity(service.n_features),
+            store_latency: read.as_ref().map_or(Duration::ZERO, |read| {
+                row_reads()
+                    .map(|i| read.latencies[i])
+                    .max()
+                    .unwrap_or_default()
+            }),
+            store_bytes: read.as_ref().map_or(0, |read| {
+                row_reads()
+                    .filter_map(|i| read.rows[i].as_ref())
+                    .map(|row| row.payload.len())
+                    .sum()
+            }),
         };
         for item in &service.items {
             let view = registry.view(item.view);
@@ -324,10 +383,12 @@ pub async fn get_features(
                     );
                     let mut variables = vec![("request", request)];
                     let mut inputs_missing = false;
+                    let mut inputs_timed_out = false;
                     for (source_id, source_name) in &spec.sources {
                         let source = registry.view(*source_id);
                         let answer = answer_of(*source_id)?;
                         inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
+                        inputs_timed_out |= answer.statuses.contains(&ServingStatus::TimeOut);
                         let features = source
                             .features
                             .iter()
@@ -336,6 +397,12 @@ pub async fn get_features(
                         variables.push((source_name.as_str(), realtime::map(features)));
                     }
                     for index in &item.features {
+                        vector.effective_times.push(None);
+                        if inputs_timed_out {
+                            vector.values.push(Value::Null);
+                            vector.statuses.push(ServingStatus::TimeOut);
+                            continue;
+                        }
                         let value = realtime::evaluate(
                             &spec.programs[*index],
                             &variables,
@@ -348,7 +415,6 @@ pub async fn get_features(
                             ServingStatus::Present
                         });
                         vector.values.push(value);
-                        vector.effective_times.push(None);
                     }
                 }
                 _ => {
@@ -367,8 +433,11 @@ pub async fn get_features(
     }
     Ok(Answer {
         vectors,
-        store_latency: read.max_shard_latency,
-        store_bytes: read.bytes_read,
+        store_latency: read
+            .as_ref()
+            .map_or(read_started.elapsed(), |read| read.max_shard_latency),
+        store_bytes: read.as_ref().map_or(0, |read| read.bytes_read),
+        partial: read.is_none(),
     })
 }
 

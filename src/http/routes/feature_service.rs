@@ -134,7 +134,7 @@ async fn answer_single(
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let options = params.read_options(now_micros())?;
+    let options = params.read_options(now_micros(), started)?;
     let join_keys = params.join_key_map.unwrap_or_default();
     let request_context = params.request_context_map.unwrap_or_default();
     let row = RequestRow {
@@ -147,6 +147,7 @@ async fn answer_single(
         server: started.elapsed(),
         store: answer.store_latency,
         store_bytes: answer.store_bytes,
+        budget_exceeded: answer.partial,
     };
     let body = get_features_response(
         &state.catalog,
@@ -169,7 +170,7 @@ async fn answer_batch(
 ) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let options = params.read_options(now_micros())?;
+    let options = params.read_options(now_micros(), started)?;
     let rows = params.request_data.unwrap_or_default();
     if rows.is_empty() {
         return Err(ApiError::new(
@@ -208,6 +209,7 @@ async fn answer_batch(
         server: started.elapsed(),
         store: answer.store_latency,
         store_bytes: answer.store_bytes,
+        budget_exceeded: answer.partial,
     };
     let body = get_features_batch_response(
         &state.catalog,

@@ -215,6 +215,14 @@ fn service_id_locator_and_v2_paths() {
 
     let state = server.admin_post("/api/v1/feature-service/get-feature-service-state", &json!({"featureServiceLocator": {"featureServiceName": "user_risk_service", "workspaceName": "prod"}}));
     assert_eq!((state.status, state.json()), (200, json!({})));
+    const STATE: &str = "/api/v1/feature-service/get-feature-service-state";
+    let locator = json!({"featureServiceName": "user_risk_service", "workspaceName": "prod"});
+    let state = server.admin_post(STATE, &json!({"params": locator}));
+    assert_eq!((state.status, state.json()), (200, json!({})));
+    let unknown = json!({"params": {"featureServiceName": "nope", "workspaceName": "prod"}});
+    assert_eq!(server.admin_post(STATE, &unknown).status, 404);
+    let both = json!({"params": locator, "featureServiceLocator": locator});
+    assert_error(&server.admin_post(STATE, &both), 400, 3, "not both");
 }
 
 #[test]

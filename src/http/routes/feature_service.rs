@@ -252,8 +252,9 @@ async fn metadata_v2(
     Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
-/// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise
-/// (what the Tecton SDK's `wait_until_ready` polls).
+/// `{"featureServiceLocator": {...}}` (what the Tecton SDK's `wait_until_ready` sends) or
+/// `{"params": {...}}` (the shape of every other v1 call) -> `{}` when the service can be
+/// queried, 404 otherwise.
 async fn service_state_v1(
     caller: Caller,
     state: web::Data<AppState>,
@@ -267,13 +268,19 @@ async fn service_state_v1(
     struct StateRequest {
         #[serde(alias = "feature_service_locator")]
         feature_service_locator: Option<GetFeaturesParams>,
+        params: Option<GetFeaturesParams>,
     }
     let body = body.read(state.limits.max_body_bytes).await?;
     let request: StateRequest = parse_json(&body)?;
-    let locator = request
-        .feature_service_locator
-        .unwrap_or_default()
-        .locator(None);
+    let locator = match (request.feature_service_locator, request.params) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "give the service in `featureServiceLocator` or in `params`, not both",
+            ))
+        }
+        (locator, params) => locator.or(params).unwrap_or_default().locator(None),
+    };
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))

@@ -3,7 +3,7 @@
 //! ones included (the `Caller` extractor answers them before the body is read).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::Value as Json;
 
 use super::super::auth::Caller;
@@ -16,6 +16,9 @@ use super::super::{method_not_allowed, AppState};
 use crate::iam::{AuthError, Permission};
 use crate::ingest::{plan_ingest, IngestError};
 use crate::time::now_micros;
+
+/// Where a request gives a push source's ingest token.
+const INGEST_TOKEN_HEADER: &str = "X-Quiver-Ingest-Token";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/ingest", "/api/v1/ingest"] {
@@ -86,6 +89,7 @@ impl From<ApiError> for IngestRefusal {
 async fn ingest(
     caller: Caller<IngestRefusal>,
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, IngestRefusal> {
     caller.require_on_some_workspace(&state.registry, |workspace| {
@@ -109,6 +113,23 @@ async fn ingest(
         Permission::WriteFeatures(&parsed.workspace)
     };
     caller.require(permission)?;
+    // A source with an `ingest_token` setting also needs its token (beside the caller's key).
+    let given = request
+        .headers()
+        .get(INGEST_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok());
+    for (source, _) in &parsed.records {
+        state
+            .ingest_tokens
+            .check(&parsed.workspace, source, given)
+            .map_err(|error| {
+                IngestRefusal::request(
+                    StatusCode::UNAUTHORIZED,
+                    &error.to_string(),
+                    "AuthenticationError",
+                )
+            })?;
+    }
     let plan = plan_ingest(
         &state.registry,
         &parsed.workspace,

@@ -13,7 +13,7 @@ use super::tecton_secrets::error_kind;
 use crate::http::error::ErrorKind;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
-use crate::secrets::tinybird::{check_name, check_value, RateState, WRITES_PER_SECOND};
+use crate::secrets::tinybird::{check_name, check_value, RateState, REQUESTS_PER_SECOND};
 use crate::secrets::SecretsError;
 use crate::time::Micros;
 
@@ -44,7 +44,7 @@ impl ResponseError for TbError {
             rate_headers(
                 &mut response,
                 RateState {
-                    limit: WRITES_PER_SECOND,
+                    limit: REQUESTS_PER_SECOND,
                     remaining: 0,
                     reset_secs: seconds,
                 },
@@ -74,11 +74,12 @@ impl TbError {
     }
 }
 
-/// Tinybird's texts where its server has one; invalid input, a duplicate and a full workspace
-/// are all 400 (there is no 409 or 422 in this API).
+/// Tinybird's texts where its server has one; invalid input and a duplicate are 400 (there is
+/// no 409 or 422 in this API); a full workspace is 403, the page's "Limit reached".
 impl From<SecretsError> for TbError {
     fn from(error: SecretsError) -> TbError {
         let status = match error_kind(&error) {
+            _ if matches!(error, SecretsError::TinybirdFull { .. }) => StatusCode::FORBIDDEN,
             ErrorKind::InvalidArgument
             | ErrorKind::AlreadyExists
             | ErrorKind::FailedPrecondition => StatusCode::BAD_REQUEST,

@@ -36,6 +36,8 @@ pub enum ErrorKind {
     RequestTimeout,
     MethodNotAllowed,
     ResourceExhausted,
+    /// The work did not finish within the budget the request set.
+    DeadlineExceeded,
     /// A part of a protocol Quiver does not implement (SCIM's `/Bulk`).
     NotImplemented,
     Internal,
@@ -56,6 +58,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,7 +69,7 @@ impl ErrorKind {
     pub fn grpc_code(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument | ErrorKind::PayloadTooLarge => 3,
-            ErrorKind::RequestTimeout => 4,
+            ErrorKind::RequestTimeout | ErrorKind::DeadlineExceeded => 4,
             ErrorKind::NotFound => 5,
             ErrorKind::AlreadyExists => 6,
             ErrorKind::PermissionDenied => 7,
@@ -129,6 +132,7 @@ impl From<ServingError> for ApiError {
             ServingError::UnknownService { .. } | ServingError::UnknownServiceId(_) => {
                 ErrorKind::NotFound
             }
+            ServingError::LatencyBudgetExceeded => ErrorKind::DeadlineExceeded,
             ServingError::Store(_) | ServingError::CorruptRow(_) => ErrorKind::Internal,
         };
         if kind == ErrorKind::Internal {
@@ -159,6 +163,9 @@ impl From<IngestError> for ApiError {
             IngestError::NotLive(_) | IngestError::NoSubscribers(_) | IngestError::Records(_) => {
                 ErrorKind::InvalidArgument
             }
+            IngestError::WrongToken(_) => ErrorKind::Unauthenticated,
+            // A start-up error; no request meets it.
+            IngestError::TokenSetting { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

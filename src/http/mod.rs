@@ -17,6 +17,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::iam::Directory;
+use crate::ingest::tokens::IngestTokens;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::secrets::Vault;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub vault: Vault,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
+    /// The push sources' ingest tokens, rendered from the vault at start-up.
+    pub ingest_tokens: Arc<IngestTokens>,
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,

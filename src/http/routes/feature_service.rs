@@ -92,7 +92,7 @@ async fn get_features<const BATCH: bool>(
     let locator = params.locator(path.as_deref().map(ServicePath::names));
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let options = params.read_options(now_micros())?;
+    let options = params.read_options(now_micros(), started)?;
     let empty = Map::new();
     let requests: Vec<RequestRow> = if BATCH {
         batch_rows(&params, state.limits.max_batch_size)?
@@ -119,6 +119,7 @@ async fn get_features<const BATCH: bool>(
         server: started.elapsed(),
         store: answer.store_latency,
         store_bytes: answer.store_bytes,
+        budget_exceeded: answer.partial,
     };
     let encode = if BATCH {
         get_features_batch_response
@@ -199,8 +200,9 @@ async fn metadata_v2(
     Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
 }
 
-/// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise
-/// (what the Tecton SDK's `wait_until_ready` polls).
+/// `{"featureServiceLocator": {...}}` (what the Tecton SDK's `wait_until_ready` sends) or
+/// `{"params": {...}}` (the shape of every other v1 call) -> `{}` when the service can be
+/// queried, 404 otherwise.
 async fn service_state_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
@@ -211,13 +213,19 @@ async fn service_state_v1(
     struct StateRequest {
         #[serde(alias = "feature_service_locator")]
         feature_service_locator: Option<GetFeaturesParams>,
+        params: Option<GetFeaturesParams>,
     }
     let body = body.read(state.limits.max_body_bytes).await?;
     let request: StateRequest = parse_json(&body)?;
-    let locator = request
-        .feature_service_locator
-        .unwrap_or_default()
-        .locator(None);
+    let locator = match (request.feature_service_locator, request.params) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "give the service in `featureServiceLocator` or in `params`, not both",
+            ))
+        }
+        (locator, params) => locator.or(params).unwrap_or_default().locator(None),
+    };
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))

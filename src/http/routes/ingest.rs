@@ -2,7 +2,7 @@
 //! then writes all of them or none. Errors use the ingest API's own shapes, the authentication
 //! ones included (the `Allowed` extractor answers them before the body is read).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 
 use super::super::auth::{Allowed, ReadMetadata};
@@ -15,6 +15,9 @@ use super::super::{method_not_allowed, AppState};
 use crate::iam::Permission;
 use crate::ingest::plan_ingest;
 use crate::time::now_micros;
+
+/// Where a request gives a push source's ingest token.
+const INGEST_TOKEN_HEADER: &str = "X-Quiver-Ingest-Token";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/ingest", "/api/v1/ingest"] {
@@ -31,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn ingest(
     caller: Allowed<ReadMetadata, IngestRefusal>,
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, IngestRefusal> {
     let body = body.read(state.limits.max_body_bytes).await?;
@@ -45,6 +49,17 @@ async fn ingest(
         Permission::WriteFeatures(&parsed.workspace)
     };
     caller.require(permission)?;
+    // A source with an `ingest_token` setting also needs its token (beside the caller's key).
+    let given = request
+        .headers()
+        .get(INGEST_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok());
+    for (source, _) in &parsed.records {
+        state
+            .ingest_tokens
+            .check(&parsed.workspace, source, given)
+            .map_err(ApiError::from)?;
+    }
     let plan = plan_ingest(
         &state.registry,
         &parsed.workspace,

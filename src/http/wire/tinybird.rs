@@ -13,7 +13,7 @@ use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
-use crate::secrets::tinybird::{check_name, check_value, RateState, WRITES_PER_SECOND};
+use crate::secrets::tinybird::{check_name, check_value, RateState, REQUESTS_PER_SECOND};
 use crate::secrets::SecretsError;
 use crate::time::Micros;
 
@@ -44,7 +44,7 @@ impl ResponseError for TbError {
             rate_headers(
                 &mut response,
                 RateState {
-                    limit: WRITES_PER_SECOND,
+                    limit: REQUESTS_PER_SECOND,
                     remaining: 0,
                     reset_secs: seconds,
                 },
@@ -74,8 +74,8 @@ impl TbError {
     }
 }
 
-/// Tinybird's status for a kind of error: invalid input, a duplicate and a full workspace are
-/// all 400 (there is no 409 or 422 in this API), and a refused token is 403.
+/// Tinybird's status for a kind of error: invalid input and a duplicate are 400 (there is no
+/// 409 or 422 in this API), and a refused token is 403.
 fn status(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidArgument | ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => {
@@ -105,10 +105,14 @@ impl From<AuthError> for TbError {
     }
 }
 
-/// Tinybird's texts where its server has one.
+/// Tinybird's texts where its server has one; a full workspace is 403, the page's "Limit
+/// reached" (its 400 is for invalid parameters).
 impl From<SecretsError> for TbError {
     fn from(error: SecretsError) -> TbError {
-        let status = status(ErrorKind::from(&error));
+        let status = match error {
+            SecretsError::TinybirdFull { .. } => StatusCode::FORBIDDEN,
+            _ => status(ErrorKind::from(&error)),
+        };
         let message = match error {
             SecretsError::RateLimited { retry_after_secs } => {
                 return TbError {

@@ -8,6 +8,7 @@ use serde_json::{json, Value as Json};
 
 use super::common::{Reply, Server, ADMIN_KEY};
 use super::identity::{assert_scim_error, scim_bytes};
+use super::scim_protocol::names;
 
 /// Sends `body` as these exact bytes, as the admin.
 fn send(server: &Server, method: &str, path: &str, body: Option<&str>) -> Reply {
@@ -652,16 +653,6 @@ fn entra_default_attribute_mappings_are_kept_and_declared() {
     );
 }
 
-/// `attribute` of each resource a list returned.
-fn listed(list: &Json, attribute: &str) -> Vec<String> {
-    list["Resources"]
-        .as_array()
-        .expect("a ListResponse")
-        .iter()
-        .map(|r| r[attribute].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 /// Tecton's own filter examples leave values unquoted (`displayName eq engineering`,
 /// `name eq fraudRiskApp`, `username eq email@example.com`), as does the Entra tutorial's
 /// `externalId eq jyoung`; Quiver reads an unquoted simple value as a string.
@@ -699,7 +690,7 @@ fn unquoted_filter_values_as_tecton_and_entra_write_them() {
         None,
         200,
     );
-    assert_eq!(listed(&groups, "displayName"), vec!["engineering"]);
+    assert_eq!(names(&groups, "displayName"), vec!["engineering"]);
     let accounts = expect(
         &server,
         "GET",
@@ -707,7 +698,7 @@ fn unquoted_filter_values_as_tecton_and_entra_write_them() {
         None,
         200,
     );
-    assert_eq!(listed(&accounts, "name"), vec!["fraudRiskApp"]);
+    assert_eq!(names(&accounts, "name"), vec!["fraudRiskApp"]);
     for filter in [
         "username%20eq%20email@example.com".to_string(),
         "externalId%20eq%20jyoung".to_string(),
@@ -721,7 +712,7 @@ fn unquoted_filter_values_as_tecton_and_entra_write_them() {
             200,
         );
         assert_eq!(
-            listed(&users, "userName"),
+            names(&users, "userName"),
             vec!["email@example.com"],
             "{filter}"
         );
@@ -747,5 +738,5 @@ fn unquoted_filter_values_as_tecton_and_entra_write_them() {
         None,
         200,
     );
-    assert_eq!(listed(&cafe, "displayName"), vec!["Caf\u{e9}"]);
+    assert_eq!(names(&cafe, "displayName"), vec!["Caf\u{e9}"]);
 }

@@ -31,7 +31,8 @@ fn list(server: &Server, path: &str) -> Json {
     reply.json()
 }
 
-fn names(listed: &Json, attribute: &str) -> Vec<String> {
+/// `attribute` of each resource a list returned.
+pub(super) fn names(listed: &Json, attribute: &str) -> Vec<String> {
     listed["Resources"]
         .as_array()
         .unwrap()

@@ -8,6 +8,7 @@ use serde_json::{json, Value as Json};
 
 use super::common::{Reply, Server, ADMIN_KEY};
 use super::identity::{assert_scim_error, scim_bytes};
+use super::scim_protocol::names;
 
 /// Sends `body` as these exact bytes, as the admin.
 fn send(server: &Server, method: &str, path: &str, body: Option<&str>) -> Reply {
@@ -650,4 +651,92 @@ fn entra_default_attribute_mappings_are_kept_and_declared() {
         user_type["schemaExtensions"],
         json!([{"schema": ENTERPRISE, "required": false}])
     );
+}
+
+/// Tecton's own filter examples leave values unquoted (`displayName eq engineering`,
+/// `name eq fraudRiskApp`, `username eq email@example.com`), as does the Entra tutorial's
+/// `externalId eq jyoung`; Quiver reads an unquoted simple value as a string.
+#[test]
+fn unquoted_filter_values_as_tecton_and_entra_write_them() {
+    let server = Server::start();
+    for group in [
+        r#"{"displayName": "engineering"}"#,
+        r#"{"displayName": "engineering-leads"}"#,
+    ] {
+        expect(&server, "POST", "/Groups", Some(group), 201);
+    }
+    expect(
+        &server,
+        "POST",
+        "/ServiceAccounts",
+        Some(r#"{"name": "fraudRiskApp"}"#),
+        201,
+    );
+    let user = json!({"userName": "email@example.com", "externalId": "jyoung",
+        ENTERPRISE: {"employeeNumber": "100009"}});
+    expect(&server, "POST", "/Users", Some(&user.to_string()), 201);
+    expect(
+        &server,
+        "POST",
+        "/Users",
+        Some(r#"{"userName": "other@example.com"}"#),
+        201,
+    );
+
+    let groups = expect(
+        &server,
+        "GET",
+        "/Groups?filter=displayName%20eq%20engineering",
+        None,
+        200,
+    );
+    assert_eq!(names(&groups, "displayName"), vec!["engineering"]);
+    let accounts = expect(
+        &server,
+        "GET",
+        "/ServiceAccounts?filter=name%20eq%20fraudRiskApp",
+        None,
+        200,
+    );
+    assert_eq!(names(&accounts, "name"), vec!["fraudRiskApp"]);
+    for filter in [
+        "username%20eq%20email@example.com".to_string(),
+        "externalId%20eq%20jyoung".to_string(),
+        format!("{ENTERPRISE}:employeeNumber%20eq%20100009"),
+    ] {
+        let users = expect(
+            &server,
+            "GET",
+            &format!("/Users?filter={filter}"),
+            None,
+            200,
+        );
+        assert_eq!(
+            names(&users, "userName"),
+            vec!["email@example.com"],
+            "{filter}"
+        );
+    }
+    assert_scim_error(
+        &send(&server, "GET", "/Users?filter=userName%20eq%20and", None),
+        400,
+        Some("invalidFilter"),
+        "expected a value",
+    );
+    // Names compare after Unicode normalisation in filters too.
+    expect(
+        &server,
+        "POST",
+        "/Groups",
+        Some(r#"{"displayName": "Caf\u00e9"}"#),
+        201,
+    );
+    let cafe = expect(
+        &server,
+        "GET",
+        "/Groups?filter=displayName%20eq%20%22CAFE%CC%81%22",
+        None,
+        200,
+    );
+    assert_eq!(names(&cafe, "displayName"), vec!["Caf\u{e9}"]);
 }

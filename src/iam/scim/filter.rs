@@ -271,9 +271,15 @@ impl Parser {
                 "true" => Json::Bool(true),
                 "false" => Json::Bool(false),
                 "null" => Json::Null,
-                number => serde_json::from_str::<serde_json::Number>(number)
-                    .map(Json::Number)
-                    .map_err(|_| format!("`{number}` is not a value (quote strings)"))?,
+                // Lenient: Tecton's own examples (`displayName eq engineering`) and Entra ID's
+                // (`externalId eq jyoung`) leave simple values unquoted; such a word is a string.
+                word => match serde_json::from_str::<serde_json::Number>(word) {
+                    Ok(number) => Json::Number(number),
+                    Err(_) if is_keyword(word) => {
+                        return Err(format!("expected a value after the operator, got `{word}`"))
+                    }
+                    Err(_) => Json::String(word.to_string()),
+                },
             },
             other => return Err(format!("expected a value, got {other:?}")),
         };
@@ -291,6 +297,13 @@ fn chain(mut terms: Vec<Filter>, join: fn(Vec<Filter>) -> Filter) -> Filter {
     }
 }
 
+/// `and`, `or`, `not`: never an unquoted value.
+fn is_keyword(word: &str) -> bool {
+    ["and", "or", "not"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(word))
+}
+
 /// Drops a schema URN prefix: `urn:...:User:userName` -> `userName`.
 pub fn strip_urn(name: &str) -> &str {
     if name.to_ascii_lowercase().starts_with("urn:") {
@@ -301,6 +314,13 @@ pub fn strip_urn(name: &str) -> &str {
 }
 
 fn attr_path(word: &str) -> Result<AttrPath, String> {
+    // An extension's attribute lives in the object under the extension's URN.
+    if let Some((urn, Some(sub))) = super::resource::split_extension(word) {
+        return Ok(AttrPath {
+            attr: urn.to_string(),
+            sub: Some(sub.to_string()),
+        });
+    }
     let name = strip_urn(word);
     let valid = |part: &str| {
         !part.is_empty()
@@ -354,7 +374,7 @@ fn compare(value: &Json, op: Op, wanted: &Json, case_exact: bool) -> bool {
         if case_exact {
             s.to_string()
         } else {
-            s.to_lowercase()
+            super::names::fold(s)
         }
     };
     let ordering = match (value, wanted) {
@@ -376,6 +396,10 @@ fn compare(value: &Json, op: Op, wanted: &Json, case_exact: bool) -> bool {
             Some((a, b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
             None => return false,
         },
+        // An unquoted `12345` or `true` against a string attribute compares as its text.
+        (Json::String(_), Json::Number(_) | Json::Bool(_)) => {
+            return compare(value, op, &Json::String(wanted.to_string()), case_exact)
+        }
         _ => return op == Op::Ne,
     };
     match op {
@@ -472,6 +496,23 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_simple_values_extension_paths_and_normalised_names() {
+        let user = json!({"userName": "email@example.com", "externalId": "jyoung", "displayName": "Caf\u{e9}",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "100009", "department": "Sales"}});
+        for (text, expected) in [
+            ("username eq email@example.com", true),
+            ("externalId eq jyoung and userName pr", true),
+            ("externalId eq JYOUNG", true),
+            ("externalId eq other", false),
+            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq 100009", true),
+            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"sales\"", true),
+            ("displayName eq \"CAFE\u{301}\"", true),
+        ] {
+            assert_eq!(parse_filter(text).unwrap().matches(&user), expected, "{text}");
+        }
+    }
+
+    #[test]
     fn malformed_filters_are_refused() {
         for text in [
             "",
@@ -481,7 +522,7 @@ mod tests {
             "(userName eq \"a\"",
             "userName eq \"a",
             "emails[type eq \"w\"",
-            "userName eq alice",
+            "userName eq and",
             "not userName eq \"a\"",
         ] {
             assert!(parse_filter(text).is_err(), "{text}");

@@ -236,7 +236,7 @@ fn without_core_urn(name: &str) -> &str {
 }
 
 /// `urn:...:enterprise:2.0:User:department` -> (the extension's URN, `department`).
-fn split_extension(name: &str) -> Option<(&'static str, Option<&str>)> {
+pub fn split_extension(name: &str) -> Option<(&'static str, Option<&str>)> {
     schema::ALL.iter().find_map(|s| match s.qualify(name) {
         Qualified::Extension(extension, sub) => Some((extension.name, sub)),
         _ => None,

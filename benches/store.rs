@@ -10,7 +10,6 @@ use quiver::persist::format::ViewRefV1;
 use quiver::registry::aggregation::{
     AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
 };
-use quiver::registry::time::{now_micros, MICROS_PER_SECOND};
 use quiver::registry::types::DataType;
 use quiver::registry::value::Value;
 use quiver::registry::Field;
@@ -18,6 +17,7 @@ use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row};
 use quiver::store::tiles::TileSet;
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
+use quiver::time::{now_micros, MICROS_PER_SECOND};
 
 /// A row shaped like the demo's `user_profile`: ints, a bool, a string, an array, a timestamp.
 fn sample_row() -> Vec<Value> {

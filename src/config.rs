@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::persist::FsyncPolicy;
-use crate::registry::time::parse_duration;
 use crate::registry::WorkspaceSource;
+use crate::time::parse_duration;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,7 +132,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
-    pub max_future_skew: crate::registry::time::Micros,
+    pub max_future_skew: crate::time::Micros,
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
     pub persistence: PersistenceSettings,
@@ -302,7 +302,7 @@ impl Settings {
                 .unwrap_or_else(|| "quiver".to_string()),
         };
         let max_future_skew = match file.server.max_future_event_skew.as_deref() {
-            None => 5 * 60 * crate::registry::time::MICROS_PER_SECOND,
+            None => 5 * 60 * crate::time::MICROS_PER_SECOND,
             Some(text) => parse_duration(text)
                 .map_err(|e| invalid(format!("server.max_future_event_skew: {e}")))?,
         };

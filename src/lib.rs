@@ -1,17 +1,21 @@
 //! Quiver: an online feature server that speaks Tecton's Feature Service and Stream Ingest APIs.
 //!
 //! # Layout
+//! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).
 //! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
 //! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
-//! - [`ingest`]: the write path (records and load files -> validated rows).
-//! - [`iam`]: API keys and principals.
-//! - [`persist`]: journals, snapshot files and the snapshot scheduler.
+//! - [`ingest`]: the write path (records, load files and the demo seed -> validated rows).
+//! - [`iam`]: who is calling and what they may do: the directory actor (users, groups, service
+//!   accounts), principals and permissions, API-key digests, protocol-independent SCIM logic.
+//! - [`persist`]: on-disk formats, journals, snapshot files, the snapshot scheduler, the data
+//!   directory's lock and start-up recovery's choice of snapshot; calls only [`time`].
 //! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
-//! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
+//! - [`http`]: routes, permission extractors, wire formats and the one error table (each API
+//!   family renders it in its own shape); the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
-//! - [`cli`]: the `quiver` subcommands.
+//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`).
 //!
 //! ARCHITECTURE.md at the repository root has the map and the invariants.
 
@@ -26,3 +30,4 @@ pub mod registry;
 pub mod secrets;
 pub mod serving;
 pub mod store;
+pub mod time;

@@ -4,10 +4,10 @@
 
 use quiver::persist::format::{encode, RowV1, RowsV1, SectionKind, ViewRefV1};
 use quiver::persist::snapshot::{write_snapshot, SectionData};
-use quiver::registry::time::now_micros;
 use quiver::registry::value::Value;
 use quiver::store::key::encode_key;
 use quiver::store::row::encode_row;
+use quiver::time::now_micros;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

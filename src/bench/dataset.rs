@@ -12,9 +12,9 @@ use rand_distr::{Distribution, Zipf};
 use serde_json::{json, Map, Value as Json};
 
 use super::BenchError;
-use crate::registry::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
 use crate::registry::types::DataType;
 use crate::registry::{FeatureService, FeatureView, Field, Registry, ViewKind};
+use crate::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
 
 /// How request keys are drawn from the key universe.
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]

@@ -241,9 +241,7 @@ pub fn start_feast(data_sets: &[Arc<DataSet>]) -> Result<Result<Target, String>,
             }
             row.insert(
                 "event_timestamp".into(),
-                json!(crate::registry::time::format_timestamp(
-                    crate::registry::time::now_micros()
-                )),
+                json!(crate::time::format_timestamp(crate::time::now_micros())),
             );
             rows.push_str(&Json::Object(row).to_string());
             rows.push('\n');

@@ -336,4 +336,21 @@ mod tests {
         assert_eq!(result.latency_nanos.len(), result.succeeded);
         assert!(result.completed_with_warmup > result.succeeded + failed);
     }
+
+    #[test]
+    fn a_closed_loop_call_longer_than_the_warm_up_is_measured() {
+        let client = Arc::new(SleepyClient {
+            delay: Duration::from_millis(100),
+            fail_every: u64::MAX,
+            calls: AtomicU64::new(0),
+        });
+        let plan = LoadPlan {
+            connections: 1,
+            duration: Duration::from_millis(50),
+            ..plan(Pacing::Closed)
+        };
+        // The only call starts in the warm-up and ends after the window: it still counts.
+        let result = run_load(client, &plan).unwrap();
+        assert_eq!(result.succeeded, 1);
+    }
 }

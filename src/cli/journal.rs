@@ -1,13 +1,15 @@
 //! `quiver journal`: verify the journals of a data directory offline (`check`) and remove one
 //! bad record from a segment (`repair --skip-record SEGMENT:OFFSET`), keeping the original file.
-//! A server refuses to start on a bad record; these are the operator's way forward.
+//! A server refuses to start on a bad record; these are the operator's way forward. `repair`
+//! writes the data directory, so it holds its lock (`quiver.lock`), as a server does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
 use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
+use crate::persist::data_dir::DataDirLock;
 use crate::persist::journal::{inspect, journal_name, skip_record};
 
 #[derive(Debug, clap::Args)]
@@ -28,7 +30,8 @@ enum JournalCommand {
         data_dir: Option<PathBuf>,
     },
     /// Rewrite a segment without one bad record (every other record is kept); the original is
-    /// kept beside it as `<segment>.orig-<time>`. Run it with the server stopped.
+    /// kept beside it as `<segment>.orig-<time>`. Offline: refused while a server holds the
+    /// data directory's lock.
     Repair {
         /// The bad record, as `check` or the refused start names it: SEGMENT_FILE:BYTE_OFFSET.
         #[arg(long = "skip-record", value_name = "SEGMENT:OFFSET")]
@@ -54,9 +57,14 @@ pub fn run(args: JournalArgs) -> anyhow::Result<()> {
                 .with_context(|| {
                     format!("--skip-record `{spec}`: expected SEGMENT_FILE:BYTE_OFFSET, e.g. data/journal/rows/00000000000000000001.journal:1234")
                 })?;
-            let skipped = skip_record(std::path::Path::new(segment), offset)?;
+            let segment = Path::new(segment);
+            let data_dir = data_dir_of(segment)?;
+            // Offline: a running server appends to these segments and would lose the rewrite.
+            let _lock = DataDirLock::acquire(&data_dir)?;
+            let skipped = skip_record(segment, offset)?;
             println!(
-                "removed the bad record at byte {offset} of {segment} ({} bytes: {}); the original is kept as {}",
+                "removed the bad record at byte {offset} of {} ({} bytes: {}); the original is kept as {}",
+                segment.display(),
                 skipped.removed.len,
                 skipped.removed.problem,
                 skipped.original_kept_as.display()
@@ -66,7 +74,26 @@ pub fn run(args: JournalArgs) -> anyhow::Result<()> {
     }
 }
 
-fn check(data_dir: &std::path::Path) -> anyhow::Result<()> {
+/// The data directory a segment belongs to: segments live in `<data dir>/journal/<name>/`.
+fn data_dir_of(segment: &Path) -> anyhow::Result<PathBuf> {
+    let segment = std::fs::canonicalize(segment)
+        .with_context(|| format!("--skip-record: cannot open {}", segment.display()))?;
+    let journal_dir = segment.parent();
+    let data_dir = journal_dir.and_then(Path::parent).and_then(Path::parent);
+    match (journal_dir, data_dir) {
+        (Some(journal_dir), Some(data_dir))
+            if PersistenceSettings::journal_dirs(data_dir).contains(&journal_dir.to_path_buf()) =>
+        {
+            Ok(data_dir.to_path_buf())
+        }
+        _ => bail!(
+            "--skip-record: {} is not a segment of a data directory's journal (<data dir>/journal/rows, directory or vault)",
+            segment.display()
+        ),
+    }
+}
+
+fn check(data_dir: &Path) -> anyhow::Result<()> {
     let mut n_bad = 0;
     for dir in PersistenceSettings::journal_dirs(data_dir) {
         let segments =

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ConfigArg;
+use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
 use crate::ingest::file::{open_load_file, read_rows};
 use crate::registry::load_registry;
@@ -22,12 +22,8 @@ pub struct LoadArgs {
     /// Feature view whose rows the file holds.
     #[arg(long = "feature-view")]
     feature_view: String,
-    /// The server to load into.
-    #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    /// An API key allowed to load rows (the admin key).
-    #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
-    api_key: String,
+    #[command(flatten)]
+    server: ServerArg,
     /// Rows per request.
     #[arg(long = "chunk-rows", default_value_t = 5000)]
     chunk_rows: usize,
@@ -64,41 +60,30 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     };
     reading.finish();
 
-    let url = format!(
-        "{}/admin/workspaces/{}/feature-views/{}/rows",
-        args.server.trim_end_matches('/'),
-        args.workspace,
-        args.feature_view
+    let path = format!(
+        "/admin/workspaces/{}/feature-views/{}/rows",
+        args.workspace, args.feature_view
     );
     let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec})")
         .expect("valid template");
     let sending = ProgressBar::new(rows.len() as u64)
         .with_style(style)
         .with_message("loading");
-    let (mut stored, mut older) = (0u64, 0u64);
+    let (mut stored, mut older, mut sent) = (0u64, 0u64, 0);
     for chunk in rows.chunks(args.chunk_rows.max(1)) {
         let mut body = String::new();
         for row in chunk {
             body.push_str(&row.to_json(view).to_string());
             body.push('\n');
         }
-        let response = ureq::post(&url)
-            .set("Authorization", &format!("Tecton-key {}", args.api_key))
-            .set("Content-Type", "application/x-ndjson")
-            .send_string(&body);
-        let answer: serde_json::Value = match response {
-            Ok(response) => response
-                .into_json()
-                .context("the server's answer was not JSON")?,
-            Err(ureq::Error::Status(code, response)) => {
-                let text = response.into_string().unwrap_or_default();
-                bail!("the server refused a chunk with {code}: {text}");
-            }
-            Err(error) => bail!("could not reach {}: {error}", args.server),
-        };
+        let answer = args
+            .server
+            .post(&path, Some(&body))
+            .with_context(|| format!("loading rows {}..{}", sent, sent + chunk.len()))?;
         stored += answer["rowsStored"].as_u64().unwrap_or(0);
         older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
         sending.inc(chunk.len() as u64);
+        sent += chunk.len();
     }
     sending.finish();
     println!(

@@ -10,6 +10,7 @@ mod snapshot;
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -49,6 +50,43 @@ struct ConfigArg {
     /// The configuration file.
     #[arg(long = "config", env = "QUIVER_CONFIG", default_value = "config.toml")]
     path: PathBuf,
+}
+
+/// A running server and its admin key, for the subcommands that act through its HTTP API.
+#[derive(Debug, clap::Args)]
+struct ServerArg {
+    /// The server's base URL.
+    #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// An admin API key.
+    #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
+    api_key: String,
+}
+
+impl ServerArg {
+    /// POSTs to the server with the admin key, with an NDJSON body or none; answers its JSON
+    /// reply, or says why not.
+    fn post(&self, path: &str, ndjson: Option<&str>) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        let request =
+            ureq::post(&url).set("Authorization", &format!("Tecton-key {}", self.api_key));
+        let response = match ndjson {
+            Some(body) => request
+                .set("Content-Type", "application/x-ndjson")
+                .send_string(body),
+            None => request.call(),
+        };
+        match response {
+            Ok(response) => response
+                .into_json()
+                .context("the server's answer was not JSON"),
+            Err(ureq::Error::Status(code, response)) => bail!(
+                "the server refused with {code}: {}",
+                response.into_string().unwrap_or_default()
+            ),
+            Err(error) => bail!("could not reach {}: {error}", self.server),
+        }
+    }
 }
 
 pub fn run() -> anyhow::Result<()> {

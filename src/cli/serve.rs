@@ -2,32 +2,27 @@
 //! state (or seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web
 //! stops accepting and drains), then take a last snapshot and exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::HttpServer;
 use anyhow::Context;
 
 use super::ConfigArg;
-use crate::config::{DemoSeed, Overrides, PersistenceSettings, SeedTarget, Settings};
+use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
-use crate::ingest::file::{open_load_file, read_rows};
-use crate::ingest::plan_ingest;
-use crate::persist::data_dir::{existing_state, DataDirLock, MissingKeyFile};
+use crate::ingest::seed::seed_writes;
+use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
 use crate::persist::format::ViewRefV1;
-use crate::persist::restore::{find_snapshot, install_snapshot};
-use crate::persist::snapshot::newest_valid;
-use crate::persist::Snapshotter;
-use crate::registry::time::{format_timestamp, now_micros, parse_timestamp, MICROS_PER_SECOND};
-use crate::registry::types::DataType;
-use crate::registry::Field;
+use crate::persist::restore::restore;
+use crate::persist::{startup_snapshot, Snapshotter};
 use crate::registry::{load_registry, Registry};
-use crate::secrets::crypto::{KeySource, MasterKey};
-use crate::secrets::persistence::next_key_path;
+use crate::secrets::crypto::MasterKeys;
 use crate::secrets::Vault;
 use crate::store::Router;
+use crate::time::now_micros;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -68,7 +63,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let hasher = KeyHasher::open(settings.data_dir.as_deref(), &missing_key)
         .context("could not open the API-key digest key")?;
     // Before anything below changes the data directory (a restore, a new admin key).
-    let master_keys = load_master_keys(&settings, &missing_key)?;
+    let master_key_env = std::env::var("QUIVER_MASTER_KEY").ok();
+    let master_keys = MasterKeys::load(
+        master_key_env.as_deref(),
+        settings.secrets.master_key_file.as_deref(),
+        &missing_key,
+    )
+    .context("could not load the master key")?;
     let (admin_digest, key_source) =
         bootstrap_admin(admin_env.as_deref(), settings.data_dir.as_deref(), &hasher)
             .context("could not set up the admin key")?;
@@ -83,23 +84,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(id) = &args.restore {
-        let data_dir = settings
-            .data_dir
-            .as_deref()
-            .context("--restore needs a data directory (--data-dir)")?;
-        let snapshot_dir = settings
-            .persistence
-            .snapshot_dir
-            .clone()
-            .expect("a data directory implies a snapshot directory");
-        let source = find_snapshot(&snapshot_dir, id)?;
-        let installed = install_snapshot(
-            &source,
-            &snapshot_dir,
+        let (data_dir, snapshot_dir) =
+            persistent_dirs(&settings).context("--restore needs a data directory (--data-dir)")?;
+        let restored = restore(
+            snapshot_dir,
             &PersistenceSettings::journal_dirs(data_dir),
+            id,
             true,
         )?;
-        tracing::info!(snapshot = %installed.display(), "restoring from snapshot");
+        tracing::info!(snapshot = %restored.installed.display(), "restoring from snapshot");
     }
     actix_web::rt::System::new().block_on(serve(
         settings,
@@ -110,36 +103,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     ))
 }
 
-/// Whether a missing key file may be created: on a data directory's first start (no state yet)
-/// or when the operator asks for new keys; never silently where state exists that it protected.
+/// The data directory and its snapshot directory, when state is persisted.
+fn persistent_dirs(settings: &Settings) -> Option<(&Path, &Path)> {
+    let data_dir = settings.data_dir.as_deref()?;
+    let snapshot_dir = settings
+        .persistence
+        .snapshot_dir
+        .as_deref()
+        .expect("a data directory implies a snapshot directory");
+    Some((data_dir, snapshot_dir))
+}
+
+/// Whether a missing key file may be created (always, in memory).
 fn missing_key_rule(
     settings: &Settings,
     restore: Option<&str>,
     replace_lost_keys: bool,
 ) -> anyhow::Result<MissingKeyFile> {
-    let Some(data_dir) = settings.data_dir.as_deref() else {
+    let Some((data_dir, snapshot_dir)) = persistent_dirs(settings) else {
         return Ok(MissingKeyFile::Create);
     };
-    if replace_lost_keys {
-        return Ok(MissingKeyFile::Create);
-    }
-    let state = match restore {
-        Some(id) => Some(format!("snapshot `{id}`, to be restored")),
-        None => {
-            let snapshot_dir = settings
-                .persistence
-                .snapshot_dir
-                .as_deref()
-                .expect("a data directory implies a snapshot directory");
-            existing_state(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))
-                .context("could not look at the data directory")?
-        }
-    };
-    Ok(
-        state.map_or(MissingKeyFile::Create, |state| MissingKeyFile::Refuse {
-            state,
-        }),
+    MissingKeyFile::at_start(
+        snapshot_dir,
+        &PersistenceSettings::journal_dirs(data_dir),
+        restore,
+        replace_lost_keys,
     )
+    .context("could not look at the data directory")
 }
 
 async fn serve(
@@ -177,10 +167,8 @@ async fn serve(
         master_keys.rotation_file,
         settings.secrets.tenant.clone(),
     );
-    let snapshotter = match &settings.data_dir {
-        Some(data_dir) => {
-            Some(recover(&settings, data_dir, &router, &directory, &vault, &registry).await?)
-        }
+    let snapshotter = match persistent_dirs(&settings) {
+        Some(dirs) => Some(recover(&settings, dirs, &router, &directory, &vault, &registry).await?),
         None => {
             seed_demo(&settings, &registry, &router).await?;
             None
@@ -189,17 +177,7 @@ async fn serve(
     if let (Some(snapshotter), Some(interval)) =
         (&snapshotter, settings.persistence.snapshot_interval)
     {
-        let snapshotter = snapshotter.clone();
-        actix_web::rt::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                if let Err(error) = snapshotter.take().await {
-                    tracing::error!(%error, "periodic snapshot failed");
-                }
-            }
-        });
+        snapshotter.schedule(interval);
     }
     let state = AppState {
         catalog: Arc::new(WireCatalog::build(&registry)),
@@ -251,58 +229,6 @@ async fn serve(
     Ok(())
 }
 
-/// The vault's master key(s) and the file a rotation replaces, before the vault starts.
-struct MasterKeys {
-    keys: Vec<MasterKey>,
-    rotation_file: Option<PathBuf>,
-}
-
-/// Loads the master key (`QUIVER_MASTER_KEY`, else the key file, created only as
-/// `missing_key` allows). A `.next` key beside the file means a rotation was interrupted:
-/// values are then opened with either key.
-fn load_master_keys(
-    settings: &Settings,
-    missing_key: &MissingKeyFile,
-) -> anyhow::Result<MasterKeys> {
-    let env_key = std::env::var("QUIVER_MASTER_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
-    let key_file = settings.secrets.master_key_file.as_deref();
-    let (key, source) = MasterKey::load(env_key.as_deref(), key_file, missing_key)
-        .context("could not load the master key")?;
-    match source {
-        KeySource::Environment => tracing::info!("master key taken from QUIVER_MASTER_KEY"),
-        KeySource::File => tracing::info!("master key loaded from its key file"),
-        KeySource::CreatedFile => tracing::warn!(
-            key_file = %key_file.map(|p| p.display().to_string()).unwrap_or_default(),
-            "CREATED A NEW MASTER KEY FILE (mode 0600): fine for development; in production set QUIVER_MASTER_KEY or provision the file, and back it up: without it no secret can be read"
-        ),
-        KeySource::Ephemeral => tracing::warn!(
-            "secrets are sealed with a random per-run master key (no data directory)"
-        ),
-    }
-    let mut keys = vec![key];
-    let rotation_file = if source == KeySource::Environment {
-        None
-    } else {
-        key_file.map(std::path::Path::to_path_buf)
-    };
-    if let Some(next) = rotation_file
-        .as_deref()
-        .map(next_key_path)
-        .filter(|p| p.exists())
-    {
-        let (next_key, _) = MasterKey::load(None, Some(&next), missing_key)
-            .context("could not load the interrupted rotation's key")?;
-        tracing::warn!(key_file = %next.display(), "an interrupted key rotation was found; values open with either key; run `quiver secrets rotate-key` again");
-        keys.push(next_key);
-    }
-    Ok(MasterKeys {
-        keys,
-        rotation_file,
-    })
-}
-
 /// Listens for SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on the first.
 fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -326,36 +252,23 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Loads the newest valid snapshot and the journal after it; seeds the demo into a fresh
-/// directory. Returns the snapshotter for this data directory.
+/// Loads the newest valid snapshot and the journal after it into each actor; seeds the demo
+/// into a fresh directory. Returns the snapshotter for this data directory.
 async fn recover(
     settings: &Settings,
-    data_dir: &std::path::Path,
+    (data_dir, snapshot_dir): (&Path, &Path),
     router: &Router,
     directory: &Directory,
     vault: &Vault,
     registry: &Registry,
 ) -> anyhow::Result<Snapshotter> {
-    let snapshot_dir = settings
-        .persistence
-        .snapshot_dir
-        .clone()
-        .expect("a data directory implies a snapshot directory");
-    // Every journal verifies before any is opened: a refused start changes no byte.
-    for journal_dir in PersistenceSettings::journal_dirs(data_dir) {
-        crate::persist::journal::verify(&journal_dir)?;
-    }
-    let newest = newest_valid(&snapshot_dir).context("could not list snapshots")?;
-    if let Some((path, _)) = &newest {
-        tracing::info!(snapshot = %path.display(), "loading snapshot");
-    }
+    let snapshot = startup_snapshot(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
     let progress = indicatif::ProgressBar::new_spinner().with_message("restoring rows");
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
-    let journal_dir = PersistenceSettings::rows_journal_dir(data_dir);
     let recovery = router
         .recover(
-            newest.as_ref().map(|(_, s)| s),
-            &journal_dir,
+            snapshot.as_ref(),
+            &PersistenceSettings::rows_journal_dir(data_dir),
             settings.persistence.fsync,
             |rows| progress.inc(rows as u64),
         )
@@ -363,15 +276,17 @@ async fn recover(
         .context("recovery failed")?;
     progress.finish_and_clear();
     let directory_records = directory
+        .persistence()
         .recover(
-            newest.as_ref().map(|(_, s)| s),
+            snapshot.as_ref(),
             PersistenceSettings::directory_journal_dir(data_dir),
         )
         .await
         .context("directory recovery failed")?;
     let vault_records = vault
+        .persistence()
         .recover(
-            newest.as_ref().map(|(_, s)| s),
+            snapshot.as_ref(),
             PersistenceSettings::vault_journal_dir(data_dir),
         )
         .await
@@ -386,128 +301,31 @@ async fn recover(
         vault_journal_records = vault_records,
         "state recovered"
     );
-    if newest.is_none() && recovery.journal_records == 0 {
+    if snapshot.is_none() && recovery.journal_records == 0 {
         seed_demo(settings, registry, router).await?;
     }
     Ok(Snapshotter::new(
-        snapshot_dir,
+        snapshot_dir.to_path_buf(),
         settings.persistence.snapshot_retention,
         settings.n_shards,
         vec![
             Box::new(router.clone()),
-            Box::new(directory.clone()),
-            Box::new(vault.clone()),
+            Box::new(directory.persistence()),
+            Box::new(vault.persistence()),
         ],
     ))
 }
 
+/// Writes the demo seeds `config.toml` names into the (empty) store.
 async fn seed_demo(
     settings: &Settings,
     registry: &Registry,
     router: &Router,
 ) -> anyhow::Result<()> {
     for seed in &settings.demo_seeds {
-        seed_demo_rows(registry, router, seed, settings.max_future_skew).await?;
-    }
-    Ok(())
-}
-
-async fn seed_demo_rows(
-    registry: &Registry,
-    router: &Router,
-    seed: &DemoSeed,
-    max_future_skew: i64,
-) -> anyhow::Result<()> {
-    let context = || format!("demo seed {}", seed.file.display());
-    match &seed.target {
-        SeedTarget::FeatureView(name) => {
-            let view = registry
-                .view_by_name(&seed.workspace, name)
-                .with_context(|| {
-                    format!(
-                        "demo seed: no feature view `{name}` in workspace `{}`",
-                        seed.workspace
-                    )
-                })?;
-            let load_file = open_load_file(&seed.file).context("demo seed")?;
-            let rows =
-                read_rows(view, load_file.format, load_file.file, |_| {}).with_context(context)?;
-            let outcome = router
-                .write(rows.iter().map(|row| row.to_write(view)).collect())
-                .await?;
-            tracing::info!(view = %view.name, rows = outcome.stored, "demo rows seeded");
-        }
-        SeedTarget::PushSource(source) => {
-            let schema = &registry
-                .workspace(&seed.workspace)
-                .and_then(|ws| ws.push_sources.get(source))
-                .with_context(|| {
-                    format!(
-                        "demo seed: no push source `{source}` in workspace `{}`",
-                        seed.workspace
-                    )
-                })?
-                .schema;
-            let text = std::fs::read_to_string(&seed.file).with_context(context)?;
-            let mut records = text
-                .lines()
-                .filter(|line| !line.trim().is_empty())
-                .map(serde_json::from_str)
-                .collect::<Result<Vec<serde_json::Value>, _>>()
-                .with_context(context)?;
-            let now = now_micros();
-            if seed.rebase_to_now {
-                rebase_to(&mut records, schema, now - 60 * MICROS_PER_SECOND)
-                    .with_context(context)?;
-            }
-            let plan = plan_ingest(
-                registry,
-                &seed.workspace,
-                &[(source.clone(), records)],
-                now,
-                max_future_skew,
-            )
-            .with_context(context)?;
-            let outcome = router.write(plan.rows).await?;
-            tracing::info!(source = %source, rows = outcome.stored, rejected = plan.rejected.len(), "demo events seeded");
-        }
-    }
-    Ok(())
-}
-
-/// Shifts every timestamp field of `records` by one amount, so that the newest is `anchor`.
-fn rebase_to(
-    records: &mut [serde_json::Value],
-    schema: &[Field],
-    anchor: i64,
-) -> anyhow::Result<()> {
-    let fields: Vec<&str> = schema
-        .iter()
-        .filter(|f| f.data_type == DataType::Timestamp)
-        .map(|f| f.name.as_str())
-        .collect();
-    let time_of = |value: &serde_json::Value| {
-        value
-            .as_str()
-            .map(parse_timestamp)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
-    let mut newest = i64::MIN;
-    for record in records.iter() {
-        for field in &fields {
-            if let Some(time) = time_of(&record[*field])? {
-                newest = newest.max(time);
-            }
-        }
-    }
-    let shift = anchor - newest;
-    for record in records.iter_mut() {
-        for field in &fields {
-            if let Some(time) = time_of(&record[*field])? {
-                record[*field] = serde_json::Value::String(format_timestamp(time + shift));
-            }
-        }
+        let writes = seed_writes(registry, seed, now_micros(), settings.max_future_skew)?;
+        let outcome = router.write(writes.rows).await?;
+        tracing::info!(target = %writes.target, rows = outcome.stored, rejected = writes.rejected, "demo seed written");
     }
     Ok(())
 }

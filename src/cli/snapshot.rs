@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
-use super::ConfigArg;
+use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::persist::data_dir::DataDirLock;
-use crate::persist::restore::{find_snapshot, install_snapshot};
+use crate::persist::restore::restore;
 use crate::persist::snapshot::{describe_snapshots, read_snapshot};
 
 #[derive(Debug, clap::Args)]
@@ -35,12 +35,7 @@ enum SnapshotCommand {
         force: bool,
     },
     /// Ask a running server to take a snapshot now.
-    Create {
-        #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
-        api_key: String,
-    },
+    Create(ServerArg),
 }
 
 #[derive(Debug, clap::Args)]
@@ -121,39 +116,23 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .context("restore needs a data directory")?;
             // A running server would keep writing the journals this moves aside.
             let _lock = DataDirLock::acquire(data_dir)?;
-            let source = find_snapshot(&snapshot_dir, &snapshot)?;
-            let installed = install_snapshot(
-                &source,
+            let restored = restore(
                 &snapshot_dir,
                 &PersistenceSettings::journal_dirs(data_dir),
+                &snapshot,
                 force,
             )?;
             println!(
                 "restored {} as {}; start the server to load it (with the iam.key and master.key of the installation that wrote it)",
-                source.display(),
-                installed.display()
+                restored.source.display(),
+                restored.installed.display()
             );
             Ok(())
         }
-        SnapshotCommand::Create { server, api_key } => {
-            let url = format!("{}/admin/snapshots", server.trim_end_matches('/'));
-            match ureq::post(&url)
-                .set("Authorization", &format!("Tecton-key {api_key}"))
-                .call()
-            {
-                Ok(response) => {
-                    let body: serde_json::Value = response
-                        .into_json()
-                        .context("the server's answer was not JSON")?;
-                    println!("snapshot {} started", body["id"].as_str().unwrap_or("?"));
-                    Ok(())
-                }
-                Err(ureq::Error::Status(code, response)) => bail!(
-                    "the server refused with {code}: {}",
-                    response.into_string().unwrap_or_default()
-                ),
-                Err(error) => bail!("could not reach {server}: {error}"),
-            }
+        SnapshotCommand::Create(server) => {
+            let body = server.post("/admin/snapshots", None)?;
+            println!("snapshot {} started", body["id"].as_str().unwrap_or("?"));
+            Ok(())
         }
     }
 }

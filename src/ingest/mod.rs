@@ -2,17 +2,20 @@
 //!
 //! `plan_ingest` checks a whole Stream Ingest request before anything is written: one bad record
 //! fails the request and nothing of it is stored. It knows the registry's rules, not HTTP.
+//! `row.rs` turns one record into a view row, `file.rs` reads load files, `seed.rs` builds the
+//! demo seed's writes.
 
 pub mod file;
 pub mod row;
+pub mod seed;
 
 use serde_json::Value as Json;
 
 use crate::registry::aggregation::duration_text;
-use crate::registry::time::Micros;
 use crate::registry::{Registry, ViewId};
 use crate::store::tiles::tile_start;
 use crate::store::RowWrite;
+use crate::time::Micros;
 use row::parse_json_row;
 
 /// Why a record was refused, in the shape of Tecton's `recordErrors` entries.

@@ -5,13 +5,13 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::registry::time::Micros;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
 use crate::registry::FeatureView;
 use crate::store::key::encode_key;
 use crate::store::row::encode_row;
 use crate::store::RowWrite;
+use crate::time::Micros;
 
 /// A validated row of one view, before encoding: for an aggregating view, one event.
 #[derive(Debug, Clone, PartialEq)]

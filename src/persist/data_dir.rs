@@ -80,6 +80,32 @@ pub enum MissingKeyFile {
     Refuse { state: String },
 }
 
+impl MissingKeyFile {
+    /// The rule for a start of `quiver serve`: create a missing key on a data directory's first
+    /// start (no state yet) or when the operator asks for new keys (`replace_lost_keys`); never
+    /// silently where state exists that the key protected (`restoring` names a snapshot about to
+    /// be installed, which counts as state).
+    pub fn at_start(
+        snapshot_dir: &Path,
+        journal_dirs: &[PathBuf],
+        restoring: Option<&str>,
+        replace_lost_keys: bool,
+    ) -> std::io::Result<MissingKeyFile> {
+        if replace_lost_keys {
+            return Ok(MissingKeyFile::Create);
+        }
+        let state = match restoring {
+            Some(id) => Some(format!("snapshot `{id}`, to be restored")),
+            None => existing_state(snapshot_dir, journal_dirs)?,
+        };
+        Ok(
+            state.map_or(MissingKeyFile::Create, |state| MissingKeyFile::Refuse {
+                state,
+            }),
+        )
+    }
+}
+
 /// What in a data directory counts as state: snapshots, and journal segments with records.
 /// `None` when there is none (a new or empty directory).
 pub fn existing_state(

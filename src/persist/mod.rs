@@ -1,30 +1,36 @@
-//! Persistence: journals, snapshots and the snapshot scheduler.
+//! Persistence: journals, snapshots, the snapshot scheduler and the start-up choice of state.
 //!
-//! Each stateful actor journals its own changes (`journal.rs`) before acknowledging them, and
-//! contributes one section to each snapshot (`SnapshotSource`). `Snapshotter` takes a snapshot
-//! (periodically, on demand, and at shutdown): it asks every source for its section, writes the
-//! file off the actors' threads (`snapshot.rs`), keeps the newest N, and then lets each source
-//! drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
+//! Each stateful actor journals its own changes (`journal/`) before acknowledging them, and
+//! contributes one section to each snapshot (`SnapshotSource`). `startup_snapshot` picks the
+//! snapshot each actor recovers from (after verifying every journal). `Snapshotter` takes a
+//! snapshot (periodically through `schedule`, on demand, and at shutdown): it asks every source
+//! for its section, writes the file off the actors' threads (`snapshot.rs`), keeps the newest
+//! N, and then lets each source drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
 //! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
-//! `files.rs` creates the private (0600/0700) files and directories both write.
+//! `files.rs` creates the private (0600/0700) files and directories both write. `journaled.rs`
+//! is the recovery, export and journal clean-up every journaled actor shares.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 
 pub mod data_dir;
 pub mod files;
 pub mod format;
 pub mod journal;
+pub mod journaled;
 pub mod restore;
 pub mod snapshot;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
 pub use journal::{FsyncPolicy, Journal, JournalError, Replay};
-use snapshot::{apply_retention, snapshot_id, write_snapshot, SectionData};
+use snapshot::{
+    apply_retention, newest_valid, snapshot_id, write_snapshot, SectionData, Snapshot,
+    SnapshotError,
+};
 
 /// An actor whose state goes into snapshots.
 pub trait SnapshotSource: Send + Sync {
@@ -44,12 +50,44 @@ pub struct SnapshotInfo {
     pub bytes: u64,
 }
 
+/// Why a snapshot could not be taken, or why the persisted state cannot be loaded at start-up
+/// (the server then refuses to start, having changed nothing).
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("a snapshot is already being written")]
     Busy,
     #[error("snapshot failed: {0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Not damaged, only unreadable by this build (written by an older or newer one): falling
+    /// back to an older snapshot would silently lose what it holds.
+    #[error("{}: snapshot format version {version} is not supported (this build reads version {}); refusing to start rather than lose the state it holds. Start the Quiver build that wrote it, or move the file out of the snapshot directory to start from the previous snapshot", path.display(), format::FORMAT_VERSION)]
+    UnsupportedSnapshot { path: PathBuf, version: u32 },
+}
+
+/// The snapshot to start from: the newest that verifies, if any (a damaged one is logged and
+/// the previous one used; one of an unsupported format version refuses the start). Every
+/// journal is verified first, so that a refused start changes no byte of any of them.
+pub fn startup_snapshot(
+    snapshot_dir: &Path,
+    journal_dirs: &[PathBuf],
+) -> Result<Option<Snapshot>, PersistError> {
+    for journal_dir in journal_dirs {
+        journal::verify(journal_dir)?;
+    }
+    let newest = newest_valid(snapshot_dir).map_err(|error| match error {
+        SnapshotError::Version { path, version } => {
+            PersistError::UnsupportedSnapshot { path, version }
+        }
+        other => PersistError::Snapshot(other),
+    })?;
+    Ok(newest.map(|(path, snapshot)| {
+        tracing::info!(snapshot = %path.display(), "loading snapshot");
+        snapshot
+    }))
 }
 
 /// Takes snapshots of every source into one directory. Cheap to clone.
@@ -113,7 +151,7 @@ impl Snapshotter {
         if self.in_progress.swap(true, Ordering::AcqRel) {
             return Err(PersistError::Busy);
         }
-        let created_micros = crate::registry::time::now_micros();
+        let created_micros = crate::time::now_micros();
         Ok(PendingSnapshot {
             snapshotter: self.clone(),
             created_micros,
@@ -131,6 +169,23 @@ impl Snapshotter {
     /// Takes a snapshot and waits until it is on disk.
     pub async fn take(&self) -> Result<SnapshotInfo, PersistError> {
         self.begin()?.finish().await
+    }
+
+    /// Takes a snapshot every `interval` from now on, for the life of the runtime. A failure is
+    /// logged (and kept as the last failure); the next tick tries again.
+    pub fn schedule(&self, interval: std::time::Duration) {
+        let snapshotter = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            // The first tick is immediate: the first snapshot is one interval after start-up.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Err(error) = snapshotter.take().await {
+                    tracing::error!(%error, "periodic snapshot failed");
+                }
+            }
+        });
     }
 }
 

@@ -19,8 +19,30 @@ pub enum RestoreError {
     Io(#[from] std::io::Error),
 }
 
+/// What a restore did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The snapshot restored from.
+    pub source: PathBuf,
+    /// Its copy, now the newest snapshot of `snapshot_dir`.
+    pub installed: PathBuf,
+}
+
+/// The operator's restore (`quiver snapshot restore`, `quiver serve --restore`): finds the
+/// snapshot `id_or_path` and installs it (see `install_snapshot`).
+pub fn restore(
+    snapshot_dir: &Path,
+    journal_dirs: &[PathBuf],
+    id_or_path: &str,
+    force: bool,
+) -> Result<Restored, RestoreError> {
+    let source = find_snapshot(snapshot_dir, id_or_path)?;
+    let installed = install_snapshot(&source, snapshot_dir, journal_dirs, force)?;
+    Ok(Restored { source, installed })
+}
+
 /// Finds a snapshot by id (in `snapshot_dir`) or as a file path.
-pub fn find_snapshot(snapshot_dir: &Path, id_or_path: &str) -> Result<PathBuf, RestoreError> {
+fn find_snapshot(snapshot_dir: &Path, id_or_path: &str) -> Result<PathBuf, RestoreError> {
     let by_id = snapshot_path(snapshot_dir, id_or_path);
     if by_id.is_file() {
         return Ok(by_id);
@@ -34,7 +56,7 @@ pub fn find_snapshot(snapshot_dir: &Path, id_or_path: &str) -> Result<PathBuf, R
 
 /// Makes `source` the snapshot the next start loads, with no journal after it. Refuses when the
 /// directory holds state, unless `force`; then the journals are renamed aside, not deleted.
-pub fn install_snapshot(
+fn install_snapshot(
     source: &Path,
     snapshot_dir: &Path,
     journal_dirs: &[PathBuf],
@@ -46,7 +68,7 @@ pub fn install_snapshot(
             return Err(RestoreError::NotEmpty(state));
         }
     }
-    let stamp = snapshot_id(crate::registry::time::now_micros());
+    let stamp = snapshot_id(crate::time::now_micros());
     for dir in journal_dirs.iter().filter(|d| d.exists()) {
         let aside = dir.with_file_name(format!(
             "{}.before-restore-{stamp}",

@@ -33,6 +33,13 @@ pub struct Snapshot {
     pub sections: Vec<SectionData>,
 }
 
+impl Snapshot {
+    /// The section of `kind`, if the snapshot has one.
+    pub fn section(&self, kind: SectionKind) -> Option<&SectionData> {
+        self.sections.iter().find(|section| section.kind == kind)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("{path}: {source}")]
@@ -255,10 +262,17 @@ pub fn snapshot_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// The newest snapshot that verifies; each one that does not is reported by name and skipped.
-pub fn newest_valid(dir: &Path) -> io::Result<Option<(PathBuf, Snapshot)>> {
-    for path in snapshot_files(dir)?.into_iter().rev() {
+/// A snapshot in a format version this build does not read is not damaged, and skipping it
+/// would silently lose the state it holds: that stops the search with `Version`.
+pub fn newest_valid(dir: &Path) -> Result<Option<(PathBuf, Snapshot)>, SnapshotError> {
+    let files = snapshot_files(dir).map_err(|source| SnapshotError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for path in files.into_iter().rev() {
         match read_snapshot(&path) {
             Ok(snapshot) => return Ok(Some((path, snapshot))),
+            Err(error @ SnapshotError::Version { .. }) => return Err(error),
             Err(error) => tracing::error!(%error, "skipping a snapshot that does not verify"),
         }
     }
@@ -295,7 +309,7 @@ pub fn describe_snapshots(dir: &Path) -> io::Result<Vec<SnapshotListing>> {
             Ok(snapshot) => SnapshotListing {
                 id: snapshot.id,
                 path: path.display().to_string(),
-                created_at: crate::registry::time::format_timestamp(snapshot.created_micros),
+                created_at: crate::time::format_timestamp(snapshot.created_micros),
                 bytes,
                 n_shards: Some(snapshot.n_shards),
                 items: snapshot
@@ -376,6 +390,24 @@ mod tests {
         apply_retention(dir.path(), 2).unwrap();
         assert_eq!(snapshot_files(dir.path()).unwrap().len(), 2);
         assert!(!first.exists());
+    }
+
+    #[test]
+    fn a_snapshot_of_another_format_version_stops_the_search() {
+        let dir = tempfile::tempdir().unwrap();
+        write_snapshot(dir.path(), 1_000_000, 2, &sample()).unwrap();
+        let newest = write_snapshot(dir.path(), 2_000_000, 2, &sample()).unwrap();
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION - 1).to_le_bytes());
+        let sum = checksum(&bytes[..HEADER_LEN - 8]);
+        bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
+        std::fs::write(&newest, bytes).unwrap();
+        match newest_valid(dir.path()) {
+            Err(SnapshotError::Version { path, version }) => {
+                assert_eq!((path, version), (newest, FORMAT_VERSION - 1))
+            }
+            other => panic!("expected a version refusal, got {other:?}"),
+        }
     }
 
     proptest! {

@@ -2,8 +2,8 @@
 //! windows, leading-edge modes and Tecton's default feature names
 //! (`{column}_{function}_{window}_{interval}`, e.g. `amt_mean_1d_10m`).
 
-use super::time::{Micros, MICROS_PER_SECOND};
 use super::types::DataType;
+use crate::time::{Micros, MICROS_PER_SECOND};
 
 /// An aggregation function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

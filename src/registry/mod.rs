@@ -8,14 +8,13 @@
 pub mod aggregation;
 mod load;
 pub mod realtime;
-pub mod time;
 pub mod types;
 pub mod value;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::time::Micros;
 pub use load::{load_registry, RegistryError, WorkspaceSource};
-use time::Micros;
 use types::DataType;
 
 /// Index of a feature view in [`Registry::views`]; stable for the life of the process only.

@@ -47,7 +47,7 @@ pub fn to_cel(value: &Value) -> Cel {
         Value::Float32(f) => Cel::Float(f64::from(*f)),
         Value::Float64(f) => Cel::Float(*f),
         Value::String(s) => Cel::String(s.clone().into()),
-        Value::Timestamp(t) => Cel::String(super::time::format_timestamp(*t).into()),
+        Value::Timestamp(t) => Cel::String(crate::time::format_timestamp(*t).into()),
         Value::Array(items) | Value::Struct(items) => {
             Cel::List(items.iter().map(to_cel).collect::<Vec<_>>().into())
         }

@@ -5,8 +5,8 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value as Json;
 
-use super::time::{format_timestamp, parse_timestamp, Micros};
 use super::types::DataType;
+use crate::time::{format_timestamp, parse_timestamp, Micros};
 
 /// One value of a feature, join key or request-context field.
 #[derive(Debug, Clone, PartialEq, Default)]

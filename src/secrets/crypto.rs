@@ -2,7 +2,7 @@
 //! secret's identity as associated data, so a ciphertext moved to another record fails to open.
 //! Plaintext lives only in `Plaintext`, whose `Debug` is redacted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use orion::hazardous::aead::xchacha20poly1305::{open, seal, Nonce, SecretKey};
 
@@ -40,6 +40,12 @@ pub enum KeyError {
     Missing { path: String, state: String },
     #[error("master key file: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{path} (the key of an interrupted rotation): {source}")]
+    RotationKey {
+        path: String,
+        #[source]
+        source: Box<KeyError>,
+    },
 }
 
 /// Where the master key came from, for the start-up log.
@@ -77,6 +83,67 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// The file a rotation writes the new key to before it is final.
+pub fn next_key_path(key_file: &Path) -> PathBuf {
+    key_file.with_extension("next")
+}
+
+/// The vault's keys at start-up, and the file a rotation replaces.
+#[derive(Debug)]
+pub struct MasterKeys {
+    /// The current key, then the key of an interrupted rotation if one was found.
+    pub keys: Vec<MasterKey>,
+    /// The key file; `None` when the key came from `QUIVER_MASTER_KEY` or the server is in
+    /// memory (a rotation then answers the new key instead of writing it).
+    pub rotation_file: Option<PathBuf>,
+}
+
+impl MasterKeys {
+    /// Loads the master key (`env_key`, else `key_file`, created only as `missing` allows) and
+    /// logs where it came from. A `.next` key beside the file means a rotation was interrupted:
+    /// values then open with either key.
+    pub fn load(
+        env_key: Option<&str>,
+        key_file: Option<&Path>,
+        missing: &MissingKeyFile,
+    ) -> Result<MasterKeys, KeyError> {
+        let (key, source) = MasterKey::load(env_key, key_file, missing)?;
+        match source {
+            KeySource::Environment => tracing::info!("master key taken from QUIVER_MASTER_KEY"),
+            KeySource::File => tracing::info!("master key loaded from its key file"),
+            KeySource::CreatedFile => tracing::warn!(
+                key_file = %key_file.map(|p| p.display().to_string()).unwrap_or_default(),
+                "CREATED A NEW MASTER KEY FILE (mode 0600): fine for development; in production set QUIVER_MASTER_KEY or provision the file, and back it up: without it no secret can be read"
+            ),
+            KeySource::Ephemeral => tracing::warn!(
+                "secrets are sealed with a random per-run master key (no data directory)"
+            ),
+        }
+        let rotation_file = match source {
+            KeySource::Environment => None,
+            _ => key_file.map(Path::to_path_buf),
+        };
+        let mut keys = vec![key];
+        if let Some(next) = rotation_file
+            .as_deref()
+            .map(next_key_path)
+            .filter(|p| p.exists())
+        {
+            let (next_key, _) =
+                MasterKey::load(None, Some(&next), missing).map_err(|e| KeyError::RotationKey {
+                    path: next.display().to_string(),
+                    source: Box::new(e),
+                })?;
+            tracing::warn!(key_file = %next.display(), "an interrupted key rotation was found; values open with either key; run `quiver secrets rotate-key` again");
+            keys.push(next_key);
+        }
+        Ok(MasterKeys {
+            keys,
+            rotation_file,
+        })
+    }
 }
 
 impl MasterKey {
@@ -248,5 +315,31 @@ mod tests {
             (KeySource::Environment, created.hex())
         );
         assert!(MasterKey::load(Some("xyz"), None, &refuse).is_err());
+    }
+
+    #[test]
+    fn an_interrupted_rotation_opens_values_with_either_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let old = MasterKeys::load(None, Some(&path), &MissingKeyFile::Create).unwrap();
+        assert_eq!(old.keys.len(), 1);
+        assert_eq!(old.rotation_file.as_deref(), Some(path.as_path()));
+        let next = MasterKey::random();
+        next.write_file(&next_key_path(&path)).unwrap();
+        let both = MasterKeys::load(None, Some(&path), &MissingKeyFile::Create).unwrap();
+        let hexes: Vec<String> = both.keys.iter().map(MasterKey::hex).collect();
+        assert_eq!(hexes, [old.keys[0].hex(), next.hex()]);
+        std::fs::write(next_key_path(&path), b"short").unwrap();
+        let error = MasterKeys::load(None, Some(&path), &MissingKeyFile::Create).unwrap_err();
+        assert!(
+            error.to_string().contains("interrupted rotation"),
+            "{error}"
+        );
+        let from_env = MasterKeys::load(Some(&next.hex()), Some(&path), &MissingKeyFile::Create);
+        assert_eq!(
+            from_env.unwrap().rotation_file,
+            None,
+            "a key from the environment has no file to rotate"
+        );
     }
 }

@@ -2,8 +2,24 @@
 //! Tinybird secret, their versions and the role assignments on scopes. Values are sealed with
 //! the master key (`crypto.rs`) before they reach the state, the journal or a snapshot, and are
 //! opened only to answer a caller allowed to read them. One file per API family (`tecton.rs`,
-//! `truefoundry.rs`, `tinybird.rs`), plus persistence and key rotation, and the `tb_secret`
-//! template renderer.
+//! `truefoundry.rs`, `tinybird.rs`), each holding that family's messages (one per operation,
+//! each with its own typed answer), plus persistence and key rotation, and the `tb_secret`
+//! template renderer. The vault speaks its own types and `SecretsError`; the vendors' JSON and
+//! error words are `http::wire`'s.
+
+/// Declares a vault message: its fields and its typed answer.
+macro_rules! message {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $type:ty),* } -> $answer:ty) => {
+        $(#[$doc])*
+        struct $name {
+            $($field: $type),*
+        }
+
+        impl Message for $name {
+            type Result = Result<$answer, SecretsError>;
+        }
+    };
+}
 
 pub mod crypto;
 pub mod persistence;
@@ -16,38 +32,134 @@ pub mod truefoundry;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Arbiter, Context};
+use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
 use crate::iam::Principal;
 use crate::persist::Journal;
 use crypto::{MasterKey, Plaintext};
-use state::{Change, VaultState};
+use state::{Change, ScopeRole, VaultState};
 
+/// What went wrong in the vault, in its own terms: each API family's wire module
+/// (`http/wire/*`) turns it into that vendor's status and words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{} `{name}` must be {}", kind.what(), kind.rule())]
+    InvalidName { kind: NameKind, name: String },
+    #[error("a secret value is at most {max_bytes} bytes")]
+    ValueTooLarge { max_bytes: usize },
+    #[error("a page holds 1 to {max} items, not {limit}")]
+    InvalidPage { limit: usize, max: usize },
+
+    #[error("Secret scope `{0}` not found")]
+    ScopeNotFound(String),
+    #[error("Secret scope `{0}` already exists")]
+    ScopeExists(String),
+    #[error("Secret `{key}` not found in scope `{scope}`")]
+    ScopeSecretNotFound { scope: String, key: String },
+    #[error("`{principal}` needs {} on secret scope `{scope}`", needed.name())]
+    ScopeRoleNeeded {
+        principal: String,
+        scope: String,
+        needed: ScopeRole,
+    },
     /// A scope that still holds secrets cannot be deleted.
-    #[error("{0}")]
-    NotEmpty(String),
-    /// A stored value failed authentication: altered, moved, or sealed under another key.
-    #[error("{0}")]
-    Tampered(String),
-    #[error("{0}")]
-    LimitReached(String),
+    #[error("Secret scope `{scope}` still holds {secrets} secret(s); delete them before deleting the scope")]
+    ScopeNotEmpty { scope: String, secrets: usize },
+    #[error("secret scope `{scope}` already holds {max_secrets} secrets, the most a scope may hold; delete one or use another scope")]
+    ScopeFull { scope: String, max_secrets: usize },
+
+    #[error("Secret group with id '{0}' not found")]
+    GroupNotFound(String),
+    #[error("Secret with id '{0}' not found")]
+    GroupSecretNotFound(String),
+    #[error("Secret group '{0}' already exists")]
+    GroupExists(String),
+    #[error("`{principal}` has no access to secret group '{group}'")]
+    NoGroupAccess { principal: String, group: String },
+    /// The caller sees the group but needs a stronger role for this.
+    #[error("`{principal}` may not change secret group '{group}'")]
+    GroupAccessNeeded { principal: String, group: String },
+    #[error("secret key `{0}` appears twice")]
+    DuplicateKey(String),
+    #[error("new secret key `{0}` needs a value")]
+    NewKeyWithoutValue(String),
+
+    #[error("Tinybird secret `{0}` not found")]
+    TinybirdNotFound(String),
+    #[error("Tinybird secret `{0}` already exists")]
+    TinybirdExists(String),
+    #[error("a workspace holds at most {max_secrets} Tinybird secrets")]
+    TinybirdFull { max_secrets: usize },
     #[error("too many requests: retry after {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
+
+    /// A stored value failed authentication: altered, moved, or sealed under another key.
+    #[error("{record} could not be decrypted: its stored ciphertext was altered or sealed under another key")]
+    Tampered { record: SecretRef },
     #[error("{0}")]
     Internal(String),
     /// Writes are refused until the journal can be repaired.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// Which naming rule a name broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Scope,
+    ScopeKey,
+    Group,
+    GroupKey,
+    Tinybird,
+}
+
+impl NameKind {
+    pub fn what(self) -> &'static str {
+        match self {
+            NameKind::Scope => "scope name",
+            NameKind::ScopeKey | NameKind::GroupKey => "secret key",
+            NameKind::Group => "group name",
+            NameKind::Tinybird => "secret name",
+        }
+    }
+
+    pub fn rule(self) -> &'static str {
+        match self {
+            NameKind::Scope | NameKind::ScopeKey => "1-128 letters, digits, `_`, `-` or `.`",
+            NameKind::Group | NameKind::GroupKey => "1-128 letters, digits, `.`, `_` or `-`",
+            NameKind::Tinybird => {
+                "a letter or `_`, then letters, digits and `_`, at most 255 characters"
+            }
+        }
+    }
+}
+
+/// The stored secret an error is about (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Scope {
+        scope: String,
+        key: String,
+    },
+    /// A TrueFoundry secret, in its tenant.
+    Group {
+        tenant: String,
+        group: String,
+        key: String,
+    },
+    Tinybird {
+        name: String,
+    },
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Scope { scope, key } => write!(f, "secret `{scope}/{key}`"),
+            SecretRef::Group { group, key, .. } => write!(f, "secret `{group}:{key}`"),
+            SecretRef::Tinybird { name } => write!(f, "secret `{name}`"),
+        }
+    }
 }
 
 pub struct VaultActor {
@@ -75,12 +187,16 @@ impl VaultActor {
         &self,
         ciphertext: &[u8],
         identity: &str,
-        what: &str,
+        record: impl FnOnce() -> SecretRef,
     ) -> Result<Plaintext, SecretsError> {
-        self.keys.iter().find_map(|key| key.open(ciphertext, identity)).ok_or_else(|| {
-            tracing::error!(record = what, "a stored secret failed authentication");
-            SecretsError::Tampered(format!("{what} could not be decrypted: its stored ciphertext was altered or sealed under another key"))
-        })
+        self.keys
+            .iter()
+            .find_map(|key| key.open(ciphertext, identity))
+            .ok_or_else(|| {
+                let record = record();
+                tracing::error!(%record, "a stored secret failed authentication");
+                SecretsError::Tampered { record }
+            })
     }
 
     /// Journals (fsync, one record) and applies a request's changes.
@@ -107,10 +223,14 @@ impl VaultActor {
     }
 }
 
-/// A cheap, cloneable handle on the vault.
+/// A cheap, cloneable handle on the vault: one method per operation, each one message to the
+/// actor (the messages live with their API family: `tecton.rs`, `truefoundry.rs`,
+/// `tinybird.rs`, `persistence.rs`).
 #[derive(Clone)]
 pub struct Vault {
     addr: Addr<VaultActor>,
+    /// TrueFoundry's tenant, a constant known without asking the actor.
+    tenant: Arc<str>,
 }
 
 impl Vault {
@@ -123,11 +243,30 @@ impl Vault {
             key_file,
             journal: None,
             tinybird_writes: tinybird::WriteLimiter::default(),
-            tenant,
+            tenant: tenant.clone(),
         };
         Vault {
             addr: VaultActor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor),
+            tenant: tenant.into(),
         }
+    }
+
+    /// TrueFoundry's tenant name (the first part of every fqn).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Sends one message and waits for its answer.
+    async fn ask<M, T>(&self, message: M) -> Result<T, SecretsError>
+    where
+        M: Message<Result = Result<T, SecretsError>> + Send + 'static,
+        T: Send + 'static,
+        VaultActor: Handler<M>,
+    {
+        self.addr
+            .send(message)
+            .await
+            .unwrap_or_else(|e| Err(gone(e)))
     }
 }
 

@@ -1,27 +1,27 @@
 //! The vault's persistence and key rotation. Every change goes to the journal as one typed
 //! record (`persist::format::VaultChangeV2`) naming the one secret, scope, role or group it
 //! changes, values as ciphertext only; the journal is fsynced before every reply. A snapshot
-//! holds the changes that recreate the whole vault. Rotation writes the new key
-//! beside the old one (`<key file>.next`), journals every record re-sealed under it, then
-//! renames it into place; a start that finds a `.next` key opens values with either key.
+//! holds the changes that recreate the whole vault; recovery, export and journal clean-up are
+//! `persist::journaled`'s. Rotation writes the new key beside the old one (`<key file>.next`),
+//! journals every record re-sealed under it, then renames it into place; a start that finds a
+//! `.next` key opens values with either key.
 
 use std::io;
-use std::path::{Path, PathBuf};
 
 use actix::{Handler, Message};
-use futures_util::future::{BoxFuture, FutureExt};
 
-use super::crypto::MasterKey;
+use super::crypto::{next_key_path, MasterKey};
 use super::state::{
-    Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
+    Assignment, Change, Creator, CreatorKind, Group, PrincipalType, ScopeRole, Sealed, TbSecret,
+    TfSecret, TfVersion,
 };
-use super::{gone, SecretsError, Vault, VaultActor};
+use super::{SecretRef, SecretsError, Vault, VaultActor};
 use crate::persist::format::{
     decode, encode, GroupSecretV2, GroupSecretVersionV2, PrincipalTypeV2, ScopeAssignmentV2,
     ScopeRoleV2, SealedV2, SecretGroupV2, SectionKind, TinybirdSecretV2, VaultChangeV2, VaultV2,
 };
-use crate::persist::snapshot::{SectionData, Snapshot};
-use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
+use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
+use crate::persist::Journal;
 
 fn sealed_to_disk(sealed: &Sealed) -> SealedV2 {
     SealedV2 {
@@ -95,14 +95,28 @@ fn group_to_disk(group: &Group) -> SecretGroupV2 {
         name: group.name.clone(),
         integration_id: group.integration_id.clone(),
         manifest: group.manifest.as_ref().map(|m| m.to_string()),
-        created_by_id: group.created_by.0.clone(),
-        created_by_type: group.created_by.1.clone(),
+        created_by_id: group.created_by.id.clone(),
+        created_by_type: match group.created_by.kind {
+            CreatorKind::User => "user",
+            CreatorKind::ServiceAccount => "serviceaccount",
+        }
+        .to_string(),
         created_micros: group.created,
         updated_micros: group.updated,
     }
 }
 
 fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
+    let kind = match group.created_by_type.as_str() {
+        "user" => CreatorKind::User,
+        "serviceaccount" => CreatorKind::ServiceAccount,
+        other => {
+            return Err(format!(
+                "secret group `{}` names an unknown kind of creator `{other}`",
+                group.id
+            ))
+        }
+    };
     let manifest = group
         .manifest
         .map(|text| serde_json::from_str(&text))
@@ -118,7 +132,10 @@ fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
         name: group.name,
         integration_id: group.integration_id,
         manifest,
-        created_by: (group.created_by_id, group.created_by_type),
+        created_by: Creator {
+            id: group.created_by_id,
+            kind,
+        },
         created: group.created_micros,
         updated: group.updated_micros,
         secrets: Default::default(),
@@ -268,88 +285,38 @@ fn decode_changes(record: &[u8]) -> Result<Vec<Change>, String> {
         .collect()
 }
 
-struct Recover {
-    section: Option<SectionData>,
-    journal_dir: PathBuf,
-}
+impl JournaledActor for VaultActor {
+    type Change = Change;
+    const SECTION: SectionKind = SectionKind::Vault;
 
-impl Message for Recover {
-    type Result = io::Result<usize>;
-}
-
-impl Handler<Recover> for VaultActor {
-    type Result = io::Result<usize>;
-
-    fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
-        let invalid = |why: String| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("vault snapshot section does not decode: {why}"),
-            )
-        };
-        let from_seq = msg.section.as_ref().map_or(0, |s| s.journal_seq);
-        if let Some(section) = msg.section {
-            let stored: VaultV2 = decode(&section.payload).map_err(invalid)?;
-            for change in stored.changes {
-                self.state.apply(from_disk(change).map_err(invalid)?);
-            }
-        }
-        let (journal, replay) = Journal::open(&msg.journal_dir, from_seq, FsyncPolicy::Always)?;
-        let records = replay.records.len();
-        for (i, record) in replay.records.iter().enumerate() {
-            let Ok(changes) = decode_changes(record) else {
-                return Err(replay.undecodable(i).into());
-            };
-            for change in changes {
-                self.state.apply(change);
-            }
-        }
-        self.journal = Some(journal);
-        Ok(records)
+    fn journal(&mut self) -> &mut Option<Journal> {
+        &mut self.journal
     }
-}
 
-struct Export;
+    fn decode_section(payload: &[u8]) -> Result<Vec<Change>, String> {
+        decode::<VaultV2>(payload)?
+            .changes
+            .into_iter()
+            .map(from_disk)
+            .collect()
+    }
 
-impl Message for Export {
-    type Result = io::Result<SectionData>;
-}
+    fn decode_record(record: &[u8]) -> Result<Vec<Change>, String> {
+        decode_changes(record)
+    }
 
-impl Handler<Export> for VaultActor {
-    type Result = io::Result<SectionData>;
+    fn apply(&mut self, change: Change) {
+        self.state.apply(change);
+    }
 
-    fn handle(&mut self, _: Export, _: &mut Self::Context) -> Self::Result {
-        let journal_seq = match self.journal.as_mut() {
-            Some(journal) => journal.rotate()?,
-            None => 0,
-        };
+    fn encode_section(&self) -> (Vec<u8>, u64) {
         let changes: Vec<VaultChangeV2> = self.state.as_changes().iter().map(to_disk).collect();
         let items = changes.len() as u64;
-        Ok(SectionData {
-            kind: SectionKind::Vault,
-            journal_seq,
-            items,
-            payload: encode(&VaultV2 { changes }),
-        })
+        (encode(&VaultV2 { changes }), items)
     }
 }
 
-struct DropJournalBefore(u64);
-
-impl Message for DropJournalBefore {
-    type Result = io::Result<()>;
-}
-
-impl Handler<DropJournalBefore> for VaultActor {
-    type Result = io::Result<()>;
-
-    fn handle(&mut self, msg: DropJournalBefore, _: &mut Self::Context) -> Self::Result {
-        match &self.journal {
-            Some(journal) => journal.remove_before(msg.0),
-            None => Ok(()),
-        }
-    }
-}
+journaled_handlers!(VaultActor);
 
 /// Re-seals every value under a new key. Answers the new key when it has no file to live in
 /// (it came from `QUIVER_MASTER_KEY`, or the server is in memory), for the operator to keep.
@@ -357,11 +324,6 @@ struct RotateKey;
 
 impl Message for RotateKey {
     type Result = Result<Option<String>, SecretsError>;
-}
-
-/// The file a rotation writes the new key to before it is final.
-pub fn next_key_path(key_file: &Path) -> PathBuf {
-    key_file.with_extension("next")
 }
 
 impl Handler<RotateKey> for VaultActor {
@@ -397,12 +359,14 @@ impl VaultActor {
     /// A change that puts a value back, with the value opened under the current key and
     /// sealed under `key`; `None` for a change that holds no value.
     fn reseal(&self, change: Change, key: &MasterKey) -> Result<Option<Change>, SecretsError> {
-        let reseal_one =
-            |sealed: &mut Sealed, identity: String, what: String| -> Result<(), SecretsError> {
-                let value = self.open(&sealed.ciphertext, &identity, &what)?;
-                sealed.ciphertext = key.seal(&value, &identity);
-                Ok(())
-            };
+        let reseal_one = |sealed: &mut Sealed,
+                          identity: String,
+                          record: SecretRef|
+         -> Result<(), SecretsError> {
+            let value = self.open(&sealed.ciphertext, &identity, || record)?;
+            sealed.ciphertext = key.seal(&value, &identity);
+            Ok(())
+        };
         Ok(Some(match change {
             Change::PutScopeSecret {
                 scope,
@@ -410,7 +374,11 @@ impl VaultActor {
                 mut sealed,
             } => {
                 let identity = super::tecton::identity(&scope, &name, sealed.version);
-                reseal_one(&mut sealed, identity, format!("secret `{scope}/{name}`"))?;
+                let record = SecretRef::Scope {
+                    scope: scope.clone(),
+                    key: name.clone(),
+                };
+                reseal_one(&mut sealed, identity, record)?;
                 Change::PutScopeSecret {
                     scope,
                     key: name,
@@ -432,15 +400,21 @@ impl VaultActor {
                         &secret.key,
                         version.sealed.version,
                     );
-                    let what = format!("secret `{group_name}:{}`", secret.key);
-                    reseal_one(&mut version.sealed, identity, what)?;
+                    let record = SecretRef::Group {
+                        tenant: self.tenant.clone(),
+                        group: group_name.to_string(),
+                        key: secret.key.clone(),
+                    };
+                    reseal_one(&mut version.sealed, identity, record)?;
                 }
                 Change::PutGroupSecret { group_id, secret }
             }
             Change::PutTinybird(mut secret) => {
                 let identity = super::tinybird::identity(&secret.name, secret.sealed.version);
-                let what = format!("secret `{}`", secret.name);
-                reseal_one(&mut secret.sealed, identity, what)?;
+                let record = SecretRef::Tinybird {
+                    name: secret.name.clone(),
+                };
+                reseal_one(&mut secret.sealed, identity, record)?;
                 Change::PutTinybird(secret)
             }
             _ => return Ok(None),
@@ -449,52 +423,14 @@ impl VaultActor {
 }
 
 impl Vault {
-    /// Restores the vault from a snapshot (if any) and its journal; returns the number of
-    /// journal records replayed.
-    pub async fn recover(
-        &self,
-        snapshot: Option<&Snapshot>,
-        journal_dir: PathBuf,
-    ) -> io::Result<usize> {
-        let section = snapshot
-            .and_then(|s| {
-                s.sections
-                    .iter()
-                    .find(|section| section.kind == SectionKind::Vault)
-            })
-            .cloned();
-        self.addr
-            .send(Recover {
-                section,
-                journal_dir,
-            })
-            .await
-            .map_err(io::Error::other)?
+    /// The vault's persistence: its recovery, and its snapshot source.
+    pub fn persistence(&self) -> JournaledAddr<VaultActor> {
+        JournaledAddr(self.addr.clone())
     }
 
     /// Re-encrypts every value under a new master key without stopping.
     pub async fn rotate_key(&self) -> Result<Option<String>, SecretsError> {
-        self.addr
-            .send(RotateKey)
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
-    }
-}
-
-impl SnapshotSource for Vault {
-    fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
-        let addr = self.addr.clone();
-        async move { addr.send(Export).await.map_err(io::Error::other)? }.boxed()
-    }
-
-    fn snapshot_saved(&self, journal_seq: u64) -> BoxFuture<'static, io::Result<()>> {
-        let addr = self.addr.clone();
-        async move {
-            addr.send(DropJournalBefore(journal_seq))
-                .await
-                .map_err(io::Error::other)?
-        }
-        .boxed()
+        self.ask(RotateKey).await
     }
 }
 
@@ -538,7 +474,10 @@ mod tests {
             name: "group".into(),
             integration_id: None,
             manifest: Some(serde_json::json!({"name": "group", "collaborators": []})),
-            created_by: ("u".into(), "user".into()),
+            created_by: Creator {
+                id: "u".into(),
+                kind: CreatorKind::User,
+            },
             created: 1,
             updated: 1,
             secrets: Default::default(),

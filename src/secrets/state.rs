@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use crate::iam::{Principal, PrincipalKind};
-use crate::registry::time::Micros;
+use crate::time::Micros;
 
 /// A ciphertext and its version (part of its associated data).
 #[derive(Debug, Clone, PartialEq)]
@@ -52,27 +52,6 @@ pub enum PrincipalType {
     ServiceAccount,
     Group,
     Workspace,
-}
-
-impl PrincipalType {
-    pub fn parse(text: &str) -> Option<PrincipalType> {
-        match text {
-            "PRINCIPAL_TYPE_USER" => Some(PrincipalType::User),
-            "PRINCIPAL_TYPE_SERVICE_ACCOUNT" => Some(PrincipalType::ServiceAccount),
-            "PRINCIPAL_TYPE_GROUP" => Some(PrincipalType::Group),
-            "PRINCIPAL_TYPE_WORKSPACE" => Some(PrincipalType::Workspace),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PrincipalType::User => "PRINCIPAL_TYPE_USER",
-            PrincipalType::ServiceAccount => "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
-            PrincipalType::Group => "PRINCIPAL_TYPE_GROUP",
-            PrincipalType::Workspace => "PRINCIPAL_TYPE_WORKSPACE",
-        }
-    }
 }
 
 /// A role on a scope given to a principal.
@@ -160,11 +139,39 @@ pub struct Group {
     pub name: String,
     pub integration_id: Option<String>,
     pub manifest: Option<Json>,
-    /// (id, subject type) of the creator.
-    pub created_by: (String, String),
+    pub created_by: Creator,
     pub created: Micros,
     pub updated: Micros,
     pub secrets: BTreeMap<String, TfSecret>,
+}
+
+/// Who created a TrueFoundry group: its id, and whether a user or a service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creator {
+    pub id: String,
+    pub kind: CreatorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatorKind {
+    User,
+    /// A service account, or the bootstrap admin (a key, not a person).
+    ServiceAccount,
+}
+
+impl Creator {
+    pub fn of(principal: &Principal) -> Creator {
+        let kind = match principal.kind {
+            PrincipalKind::User => CreatorKind::User,
+            PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => {
+                CreatorKind::ServiceAccount
+            }
+        };
+        Creator {
+            id: principal.id.clone(),
+            kind,
+        }
+    }
 }
 
 /// What a principal may do with a TrueFoundry group.
@@ -194,7 +201,7 @@ impl Group {
     /// (`user:<email>` / `serviceaccount:<name>` with `secret-group-admin|editor|viewer`) get
     /// their role.
     pub fn access_of(&self, principal: &Principal) -> Option<GroupAccess> {
-        if principal.is_admin || self.created_by.0 == principal.id {
+        if principal.is_admin || self.created_by.id == principal.id {
             return Some(GroupAccess::Admin);
         }
         let collaborators = self
@@ -434,6 +441,58 @@ mod tests {
             workspace_roles: vec![],
             secret_scope_roles: vec![],
         }
+    }
+
+    #[test]
+    fn group_access_comes_from_the_creator_admins_and_manifest_collaborators() {
+        let mut group = Group {
+            id: "g".into(),
+            name: "grp".into(),
+            integration_id: None,
+            manifest: Some(serde_json::json!({"collaborators": [
+                {"subject": "user:Ana@Example.com", "role_id": "secret-group-editor"},
+                {"subject": "serviceaccount:ci", "role_id": "secret-group-viewer"},
+                {"subject": "serviceaccount:ci", "role_id": "secret-group-admin"},
+                {"subject": "team:ops", "role_id": "secret-group-admin"},
+            ]})),
+            created_by: Creator {
+                id: "creator".into(),
+                kind: CreatorKind::User,
+            },
+            created: 0,
+            updated: 0,
+            secrets: BTreeMap::new(),
+        };
+        let mut ana = principal(PrincipalKind::User, "u1");
+        ana.name = "ana@example.com".into();
+        assert_eq!(
+            group.access_of(&ana),
+            Some(GroupAccess::Editor),
+            "a user collaborator, by email in any case"
+        );
+        let mut ana_key = principal(PrincipalKind::ServiceAccount, "sa-ana");
+        ana_key.name = "ana@example.com".into();
+        assert_eq!(
+            group.access_of(&ana_key),
+            None,
+            "`user:` names users, not service accounts"
+        );
+        let mut ci = principal(PrincipalKind::ServiceAccount, "sa-ci");
+        ci.name = "ci".into();
+        assert_eq!(
+            group.access_of(&ci),
+            Some(GroupAccess::Admin),
+            "the strongest role listed"
+        );
+        assert_eq!(
+            group.access_of(&principal(PrincipalKind::User, "creator")),
+            Some(GroupAccess::Admin)
+        );
+        let mut admin = principal(PrincipalKind::User, "someone");
+        admin.is_admin = true;
+        assert_eq!(group.access_of(&admin), Some(GroupAccess::Admin));
+        group.manifest = None;
+        assert_eq!(group.access_of(&ana), None);
     }
 
     #[test]

@@ -6,9 +6,9 @@ use actix::{Handler, Message};
 
 use super::crypto::Plaintext;
 use super::state::{Assignment, Change, PrincipalType, Scope, ScopeRole, Sealed};
-use super::{gone, Caller, SecretsError, Vault, VaultActor};
+use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
 use crate::iam::PrincipalKind;
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 /// Largest value accepted through the Tecton API.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -17,86 +17,182 @@ const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// `MAX_SECRETS_PER_SCOPE x MAX_VALUE_BYTES` (64 MiB) of ciphertext.
 const MAX_SECRETS_PER_SCOPE: usize = 1000;
 
-#[derive(Debug, Clone)]
-pub enum TectonRequest {
-    ListScopes,
-    CreateScope(String),
-    DeleteScope(String),
-    ListKeys(String),
-    GetValue {
+/// Who holds which roles on a scope: (type, id, roles) per principal.
+pub type ScopePrincipals = Vec<(PrincipalType, String, Vec<ScopeRole>)>;
+
+/// A principal's roles: (scope, roles) per scope.
+pub type PrincipalRoles = Vec<(String, Vec<ScopeRole>)>;
+
+message!(
+    /// Every scope in the cluster: names are not secret (Tecton lists them to any key).
+    ListScopes {} -> Vec<String>
+);
+message!(CreateScope { caller: Caller, name: String } -> ());
+message!(DeleteScope { caller: Caller, name: String } -> ());
+message!(ListKeys { caller: Caller, scope: String } -> Vec<String>);
+message!(GetValue { caller: Caller, scope: String, key: String } -> Plaintext);
+message!(PutValue { caller: Caller, scope: String, key: String, value: Plaintext } -> ());
+message!(DeleteKey { caller: Caller, scope: String, key: String } -> ());
+message!(
+    /// Answers when the caller manages every one of these scopes: checked before the assigned
+    /// principals are looked up, so that a caller without the role learns nothing about which
+    /// principals exist.
+    CheckManages { caller: Caller, scopes: Vec<String> } -> ()
+);
+message!(Assign { caller: Caller, assignments: Vec<(String, Assignment)> } -> ());
+message!(Unassign { caller: Caller, assignments: Vec<(String, Assignment)> } -> ());
+message!(
+    /// Who holds which roles on a scope, optionally filtered.
+    AssignedPrincipals { caller: Caller, scope: String, roles: Vec<ScopeRole>, types: Vec<PrincipalType> } -> ScopePrincipals
+);
+message!(
+    /// A principal's roles on scopes, optionally filtered.
+    AssignedRoles { caller: Caller,
+        principal_type: PrincipalType,
+        principal_id: String,
+        scopes: Vec<String>,
+        roles: Vec<ScopeRole>
+    } -> PrincipalRoles
+);
+
+impl Vault {
+    pub async fn list_scopes(&self) -> Result<Vec<String>, SecretsError> {
+        self.ask(ListScopes {}).await
+    }
+
+    pub async fn create_scope(&self, caller: Caller, name: String) -> Result<(), SecretsError> {
+        self.ask(CreateScope { caller, name }).await
+    }
+
+    pub async fn delete_scope(&self, caller: Caller, name: String) -> Result<(), SecretsError> {
+        self.ask(DeleteScope { caller, name }).await
+    }
+
+    pub async fn list_keys(
+        &self,
+        caller: Caller,
+        scope: String,
+    ) -> Result<Vec<String>, SecretsError> {
+        self.ask(ListKeys { caller, scope }).await
+    }
+
+    pub async fn get_value(
+        &self,
+        caller: Caller,
         scope: String,
         key: String,
-    },
-    PutValue {
+    ) -> Result<Plaintext, SecretsError> {
+        self.ask(GetValue { caller, scope, key }).await
+    }
+
+    pub async fn put_value(
+        &self,
+        caller: Caller,
         scope: String,
         key: String,
         value: Plaintext,
-    },
-    DeleteKey {
+    ) -> Result<(), SecretsError> {
+        self.ask(PutValue {
+            caller,
+            scope,
+            key,
+            value,
+        })
+        .await
+    }
+
+    pub async fn delete_key(
+        &self,
+        caller: Caller,
         scope: String,
         key: String,
-    },
-    /// Answers `Done` when the caller manages every one of these scopes: checked before the
-    /// assigned principals are looked up, so that a caller without the role learns nothing
-    /// about which principals exist.
-    CheckManages(Vec<String>),
-    Assign(Vec<(String, Assignment)>),
-    Unassign(Vec<(String, Assignment)>),
-    /// Who holds which roles on a scope, optionally filtered.
-    Principals {
+    ) -> Result<(), SecretsError> {
+        self.ask(DeleteKey { caller, scope, key }).await
+    }
+
+    pub async fn check_manages(
+        &self,
+        caller: Caller,
+        scopes: Vec<String>,
+    ) -> Result<(), SecretsError> {
+        self.ask(CheckManages { caller, scopes }).await
+    }
+
+    /// Adds role assignments, (scope, assignment) each; all or nothing.
+    pub async fn assign(
+        &self,
+        caller: Caller,
+        assignments: Vec<(String, Assignment)>,
+    ) -> Result<(), SecretsError> {
+        self.ask(Assign {
+            caller,
+            assignments,
+        })
+        .await
+    }
+
+    /// Removes role assignments, (scope, assignment) each; all or nothing.
+    pub async fn unassign(
+        &self,
+        caller: Caller,
+        assignments: Vec<(String, Assignment)>,
+    ) -> Result<(), SecretsError> {
+        self.ask(Unassign {
+            caller,
+            assignments,
+        })
+        .await
+    }
+
+    pub async fn assigned_principals(
+        &self,
+        caller: Caller,
         scope: String,
         roles: Vec<ScopeRole>,
         types: Vec<PrincipalType>,
-    },
-    /// A principal's roles on scopes, optionally filtered.
-    RolesOf {
+    ) -> Result<ScopePrincipals, SecretsError> {
+        self.ask(AssignedPrincipals {
+            caller,
+            scope,
+            roles,
+            types,
+        })
+        .await
+    }
+
+    pub async fn assigned_roles(
+        &self,
+        caller: Caller,
         principal_type: PrincipalType,
         principal_id: String,
         scopes: Vec<String>,
         roles: Vec<ScopeRole>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum TectonAnswer {
-    Done,
-    Scopes(Vec<String>),
-    Keys(Vec<String>),
-    Value(Plaintext),
-    /// (type, id, roles) per principal.
-    Principals(Vec<(PrincipalType, String, Vec<ScopeRole>)>),
-    /// (scope, roles) per scope.
-    Roles(Vec<(String, Vec<ScopeRole>)>),
-}
-
-struct TectonCall {
-    caller: Caller,
-    request: TectonRequest,
-}
-
-impl Message for TectonCall {
-    type Result = Result<TectonAnswer, SecretsError>;
-}
-
-impl Vault {
-    pub async fn tecton(
-        &self,
-        caller: Caller,
-        request: TectonRequest,
-    ) -> Result<TectonAnswer, SecretsError> {
-        self.addr
-            .send(TectonCall { caller, request })
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
+    ) -> Result<PrincipalRoles, SecretsError> {
+        self.ask(AssignedRoles {
+            caller,
+            principal_type,
+            principal_id,
+            scopes,
+            roles,
+        })
+        .await
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
+fn check_name(kind: NameKind, name: &str) -> Result<(), SecretsError> {
+    let valid = !name.is_empty()
         && name.len() <= 128
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(SecretsError::InvalidName {
+            kind,
+            name: name.to_string(),
+        })
+    }
 }
 
 /// The identity a Tecton secret's ciphertext is bound to.
@@ -112,209 +208,18 @@ impl VaultActor {
         name: &str,
         needed: ScopeRole,
     ) -> Result<&Scope, SecretsError> {
-        let scope =
-            self.state.scopes.get(name).ok_or_else(|| {
-                SecretsError::NotFound(format!("Secret scope `{name}` not found"))
-            })?;
+        let scope = self
+            .state
+            .scopes
+            .get(name)
+            .ok_or_else(|| SecretsError::ScopeNotFound(name.to_string()))?;
         match scope.role_of(caller) {
             Some(role) if role >= needed => Ok(scope),
-            _ => Err(SecretsError::Forbidden(format!(
-                "`{}` needs {} on secret scope `{name}`",
-                caller.name,
-                needed.name()
-            ))),
-        }
-    }
-
-    fn tecton(
-        &mut self,
-        caller: &Caller,
-        request: TectonRequest,
-    ) -> Result<TectonAnswer, SecretsError> {
-        match request {
-            TectonRequest::ListScopes => Ok(TectonAnswer::Scopes(
-                self.state
-                    .scopes
-                    .values()
-                    .filter(|s| s.role_of(caller).is_some())
-                    .map(|s| s.name.clone())
-                    .collect(),
-            )),
-            TectonRequest::CreateScope(name) => {
-                if !valid_name(&name) {
-                    return Err(SecretsError::Invalid(format!(
-                        "scope name `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"
-                    )));
-                }
-                if self.state.scopes.contains_key(&name) {
-                    return Err(SecretsError::AlreadyExists(format!(
-                        "Secret scope `{name}` already exists"
-                    )));
-                }
-                let creator = match caller.kind {
-                    PrincipalKind::User => Some(PrincipalType::User),
-                    PrincipalKind::ServiceAccount => Some(PrincipalType::ServiceAccount),
-                    // The bootstrap admin manages every scope anyway.
-                    PrincipalKind::BootstrapAdmin => None,
-                };
-                let assignments = creator
-                    .map(|principal_type| Assignment {
-                        principal_type,
-                        principal_id: caller.id.clone(),
-                        role: ScopeRole::Manager,
-                    })
-                    .into_iter()
-                    .collect();
-                self.commit(vec![Change::CreateScope {
-                    name,
-                    created: now_micros(),
-                    assignments,
-                }])?;
-                Ok(TectonAnswer::Done)
-            }
-            TectonRequest::DeleteScope(name) => {
-                let scope = self.scope_for(caller, &name, ScopeRole::Manager)?;
-                if !scope.secrets.is_empty() {
-                    return Err(SecretsError::NotEmpty(format!(
-                        "Secret scope `{name}` still holds {} secret(s); delete them before deleting the scope",
-                        scope.secrets.len()
-                    )));
-                }
-                self.commit(vec![Change::DeleteScope(name)])?;
-                Ok(TectonAnswer::Done)
-            }
-            TectonRequest::ListKeys(name) => {
-                let scope = self.scope_for(caller, &name, ScopeRole::Writer)?;
-                Ok(TectonAnswer::Keys(scope.secrets.keys().cloned().collect()))
-            }
-            TectonRequest::GetValue { scope, key } => {
-                let found = self.scope_for(caller, &scope, ScopeRole::Reader)?;
-                let sealed = found.secrets.get(&key).ok_or_else(|| {
-                    SecretsError::NotFound(format!("Secret `{key}` not found in scope `{scope}`"))
-                })?;
-                let value = self.open(
-                    &sealed.ciphertext,
-                    &identity(&scope, &key, sealed.version),
-                    &format!("secret `{scope}/{key}`"),
-                )?;
-                Ok(TectonAnswer::Value(value))
-            }
-            TectonRequest::PutValue { scope, key, value } => {
-                if !valid_name(&key) {
-                    return Err(SecretsError::Invalid(format!(
-                        "secret key `{key}` must be 1-128 letters, digits, `_`, `-` or `.`"
-                    )));
-                }
-                if value.0.len() > MAX_VALUE_BYTES {
-                    return Err(SecretsError::Invalid(format!(
-                        "a secret value is at most {MAX_VALUE_BYTES} bytes"
-                    )));
-                }
-                let found = self.scope_for(caller, &scope, ScopeRole::Writer)?;
-                let existing = found.secrets.get(&key);
-                if existing.is_none() && found.secrets.len() >= MAX_SECRETS_PER_SCOPE {
-                    return Err(SecretsError::Invalid(format!(
-                        "secret scope `{scope}` already holds {MAX_SECRETS_PER_SCOPE} secrets, the most a scope may hold; delete one or use another scope"
-                    )));
-                }
-                let now = now_micros();
-                let (version, created) = existing.map_or((1, now), |s| (s.version + 1, s.created));
-                let ciphertext = self.seal(&value, &identity(&scope, &key, version));
-                let sealed = Sealed {
-                    ciphertext,
-                    version,
-                    created,
-                    updated: now,
-                };
-                self.commit(vec![Change::PutScopeSecret { scope, key, sealed }])?;
-                Ok(TectonAnswer::Done)
-            }
-            TectonRequest::DeleteKey { scope, key } => {
-                let found = self.scope_for(caller, &scope, ScopeRole::Writer)?;
-                if !found.secrets.contains_key(&key) {
-                    return Err(SecretsError::NotFound(format!(
-                        "Secret `{key}` not found in scope `{scope}`"
-                    )));
-                }
-                self.commit(vec![Change::DeleteScopeSecret { scope, key }])?;
-                Ok(TectonAnswer::Done)
-            }
-            TectonRequest::CheckManages(scopes) => {
-                for scope in &scopes {
-                    self.scope_for(caller, scope, ScopeRole::Manager)?;
-                }
-                Ok(TectonAnswer::Done)
-            }
-            TectonRequest::Assign(assignments) | TectonRequest::Unassign(assignments)
-                if assignments.is_empty() =>
-            {
-                Err(SecretsError::Invalid("`assignments` is empty".to_string()))
-            }
-            TectonRequest::Assign(assignments) => {
-                self.change_assignments(caller, assignments, true)
-            }
-            TectonRequest::Unassign(assignments) => {
-                self.change_assignments(caller, assignments, false)
-            }
-            TectonRequest::Principals {
-                scope,
-                roles,
-                types,
-            } => {
-                let found = self.scope_for(caller, &scope, ScopeRole::Manager)?;
-                let mut principals: Vec<(PrincipalType, String, Vec<ScopeRole>)> = Vec::new();
-                for a in found.assignments.iter().filter(|a| {
-                    (roles.is_empty() || roles.contains(&a.role))
-                        && (types.is_empty() || types.contains(&a.principal_type))
-                }) {
-                    match principals
-                        .iter_mut()
-                        .find(|(t, id, _)| *t == a.principal_type && *id == a.principal_id)
-                    {
-                        Some((_, _, held)) => held.push(a.role),
-                        None => principals.push((
-                            a.principal_type,
-                            a.principal_id.clone(),
-                            vec![a.role],
-                        )),
-                    }
-                }
-                Ok(TectonAnswer::Principals(principals))
-            }
-            TectonRequest::RolesOf {
-                principal_type,
-                principal_id,
-                scopes,
-                roles,
-            } => {
-                let is_self = caller.id == principal_id;
-                let mut found = Vec::new();
-                for scope in self
-                    .state
-                    .scopes
-                    .values()
-                    .filter(|s| scopes.is_empty() || scopes.contains(&s.name))
-                {
-                    // Others' roles are visible to the scope's managers only.
-                    if !is_self && scope.role_of(caller) != Some(ScopeRole::Manager) {
-                        continue;
-                    }
-                    let held: Vec<ScopeRole> = scope
-                        .assignments
-                        .iter()
-                        .filter(|a| {
-                            a.principal_type == principal_type
-                                && a.principal_id == principal_id
-                                && (roles.is_empty() || roles.contains(&a.role))
-                        })
-                        .map(|a| a.role)
-                        .collect();
-                    if !held.is_empty() {
-                        found.push((scope.name.clone(), held));
-                    }
-                }
-                Ok(TectonAnswer::Roles(found))
-            }
+            _ => Err(SecretsError::ScopeRoleNeeded {
+                principal: caller.name.clone(),
+                scope: name.to_string(),
+                needed,
+            }),
         }
     }
 
@@ -325,7 +230,7 @@ impl VaultActor {
         caller: &Caller,
         assignments: Vec<(String, Assignment)>,
         assign: bool,
-    ) -> Result<TectonAnswer, SecretsError> {
+    ) -> Result<(), SecretsError> {
         let mut changes: Vec<Change> = Vec::new();
         for (scope_name, assignment) in assignments {
             let scope = self.scope_for(caller, &scope_name, ScopeRole::Manager)?;
@@ -345,15 +250,235 @@ impl VaultActor {
                 changes.push(change);
             }
         }
-        self.commit(changes)?;
-        Ok(TectonAnswer::Done)
+        self.commit(changes)
     }
 }
 
-impl Handler<TectonCall> for VaultActor {
-    type Result = Result<TectonAnswer, SecretsError>;
+impl Handler<ListScopes> for VaultActor {
+    type Result = Result<Vec<String>, SecretsError>;
 
-    fn handle(&mut self, msg: TectonCall, _: &mut Self::Context) -> Self::Result {
-        self.tecton(&msg.caller, msg.request)
+    fn handle(&mut self, _: ListScopes, _: &mut Self::Context) -> Self::Result {
+        Ok(self.state.scopes.keys().cloned().collect())
+    }
+}
+
+impl Handler<CreateScope> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: CreateScope, _: &mut Self::Context) -> Self::Result {
+        let CreateScope { caller, name } = msg;
+        check_name(NameKind::Scope, &name)?;
+        if self.state.scopes.contains_key(&name) {
+            return Err(SecretsError::ScopeExists(name));
+        }
+        let creator = match caller.kind {
+            PrincipalKind::User => Some(PrincipalType::User),
+            PrincipalKind::ServiceAccount => Some(PrincipalType::ServiceAccount),
+            // The bootstrap admin manages every scope anyway.
+            PrincipalKind::BootstrapAdmin => None,
+        };
+        let assignments = creator
+            .map(|principal_type| Assignment {
+                principal_type,
+                principal_id: caller.id.clone(),
+                role: ScopeRole::Manager,
+            })
+            .into_iter()
+            .collect();
+        self.commit(vec![Change::CreateScope {
+            name,
+            created: now_micros(),
+            assignments,
+        }])
+    }
+}
+
+impl Handler<DeleteScope> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: DeleteScope, _: &mut Self::Context) -> Self::Result {
+        let scope = self.scope_for(&msg.caller, &msg.name, ScopeRole::Manager)?;
+        if !scope.secrets.is_empty() {
+            return Err(SecretsError::ScopeNotEmpty {
+                scope: msg.name,
+                secrets: scope.secrets.len(),
+            });
+        }
+        self.commit(vec![Change::DeleteScope(msg.name)])
+    }
+}
+
+impl Handler<ListKeys> for VaultActor {
+    type Result = Result<Vec<String>, SecretsError>;
+
+    fn handle(&mut self, msg: ListKeys, _: &mut Self::Context) -> Self::Result {
+        let scope = self.scope_for(&msg.caller, &msg.scope, ScopeRole::Writer)?;
+        Ok(scope.secrets.keys().cloned().collect())
+    }
+}
+
+impl Handler<GetValue> for VaultActor {
+    type Result = Result<Plaintext, SecretsError>;
+
+    fn handle(&mut self, msg: GetValue, _: &mut Self::Context) -> Self::Result {
+        let GetValue { caller, scope, key } = msg;
+        let found = self.scope_for(&caller, &scope, ScopeRole::Reader)?;
+        let Some(sealed) = found.secrets.get(&key) else {
+            return Err(SecretsError::ScopeSecretNotFound { scope, key });
+        };
+        self.open(
+            &sealed.ciphertext,
+            &identity(&scope, &key, sealed.version),
+            || SecretRef::Scope {
+                scope: scope.clone(),
+                key: key.clone(),
+            },
+        )
+    }
+}
+
+impl Handler<PutValue> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: PutValue, _: &mut Self::Context) -> Self::Result {
+        let PutValue {
+            caller,
+            scope,
+            key,
+            value,
+        } = msg;
+        check_name(NameKind::ScopeKey, &key)?;
+        if value.0.len() > MAX_VALUE_BYTES {
+            return Err(SecretsError::ValueTooLarge {
+                max_bytes: MAX_VALUE_BYTES,
+            });
+        }
+        let found = self.scope_for(&caller, &scope, ScopeRole::Writer)?;
+        let existing = found.secrets.get(&key);
+        if existing.is_none() && found.secrets.len() >= MAX_SECRETS_PER_SCOPE {
+            return Err(SecretsError::ScopeFull {
+                scope,
+                max_secrets: MAX_SECRETS_PER_SCOPE,
+            });
+        }
+        let now = now_micros();
+        let (version, created) = existing.map_or((1, now), |s| (s.version + 1, s.created));
+        let ciphertext = self.seal(&value, &identity(&scope, &key, version));
+        let sealed = Sealed {
+            ciphertext,
+            version,
+            created,
+            updated: now,
+        };
+        self.commit(vec![Change::PutScopeSecret { scope, key, sealed }])
+    }
+}
+
+impl Handler<DeleteKey> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: DeleteKey, _: &mut Self::Context) -> Self::Result {
+        let DeleteKey { caller, scope, key } = msg;
+        let found = self.scope_for(&caller, &scope, ScopeRole::Writer)?;
+        if !found.secrets.contains_key(&key) {
+            return Err(SecretsError::ScopeSecretNotFound { scope, key });
+        }
+        self.commit(vec![Change::DeleteScopeSecret { scope, key }])
+    }
+}
+
+impl Handler<CheckManages> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: CheckManages, _: &mut Self::Context) -> Self::Result {
+        for scope in &msg.scopes {
+            self.scope_for(&msg.caller, scope, ScopeRole::Manager)?;
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Assign> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: Assign, _: &mut Self::Context) -> Self::Result {
+        self.change_assignments(&msg.caller, msg.assignments, true)
+    }
+}
+
+impl Handler<Unassign> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: Unassign, _: &mut Self::Context) -> Self::Result {
+        self.change_assignments(&msg.caller, msg.assignments, false)
+    }
+}
+
+impl Handler<AssignedPrincipals> for VaultActor {
+    type Result = Result<ScopePrincipals, SecretsError>;
+
+    fn handle(&mut self, msg: AssignedPrincipals, _: &mut Self::Context) -> Self::Result {
+        let AssignedPrincipals {
+            caller,
+            scope,
+            roles,
+            types,
+        } = msg;
+        let found = self.scope_for(&caller, &scope, ScopeRole::Manager)?;
+        let mut principals: ScopePrincipals = Vec::new();
+        for a in found.assignments.iter().filter(|a| {
+            (roles.is_empty() || roles.contains(&a.role))
+                && (types.is_empty() || types.contains(&a.principal_type))
+        }) {
+            match principals
+                .iter_mut()
+                .find(|(t, id, _)| *t == a.principal_type && *id == a.principal_id)
+            {
+                Some((_, _, held)) => held.push(a.role),
+                None => principals.push((a.principal_type, a.principal_id.clone(), vec![a.role])),
+            }
+        }
+        Ok(principals)
+    }
+}
+
+impl Handler<AssignedRoles> for VaultActor {
+    type Result = Result<PrincipalRoles, SecretsError>;
+
+    fn handle(&mut self, msg: AssignedRoles, _: &mut Self::Context) -> Self::Result {
+        let AssignedRoles {
+            caller,
+            principal_type,
+            principal_id,
+            scopes,
+            roles,
+        } = msg;
+        let is_self = caller.id == principal_id;
+        let mut found = Vec::new();
+        for scope in self
+            .state
+            .scopes
+            .values()
+            .filter(|s| scopes.is_empty() || scopes.contains(&s.name))
+        {
+            // Others' roles are visible to the scope's managers only.
+            if !is_self && scope.role_of(&caller) != Some(ScopeRole::Manager) {
+                continue;
+            }
+            let held: Vec<ScopeRole> = scope
+                .assignments
+                .iter()
+                .filter(|a| {
+                    a.principal_type == principal_type
+                        && a.principal_id == principal_id
+                        && (roles.is_empty() || roles.contains(&a.role))
+                })
+                .map(|a| a.role)
+                .collect();
+            if !held.is_empty() {
+                found.push((scope.name.clone(), held));
+            }
+        }
+        Ok(found)
     }
 }

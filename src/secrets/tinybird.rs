@@ -9,37 +9,12 @@ use actix::{Handler, Message};
 
 use super::crypto::Plaintext;
 use super::state::{Change, Sealed, TbSecret};
-use super::{gone, Caller, SecretsError, Vault, VaultActor};
-use crate::registry::time::now_micros;
+use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
+use crate::time::now_micros;
 
 pub const MAX_SECRETS: usize = 100;
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 pub const WRITES_PER_SECOND: u32 = 5;
-
-#[derive(Debug, Clone)]
-pub enum TbRequest {
-    List,
-    Get(String),
-    /// `type` as sent (only `secret` is supported).
-    Create {
-        name: Option<String>,
-        value: Option<Plaintext>,
-        kind: Option<String>,
-    },
-    Update {
-        name: String,
-        value: Option<Plaintext>,
-        kind: Option<String>,
-    },
-    Delete(String),
-}
-
-#[derive(Debug, Clone)]
-pub enum TbAnswer {
-    List(Vec<TbSecret>),
-    One(TbSecret),
-    Deleted,
-}
 
 /// The write budget after a request, for the `X-RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,33 +65,64 @@ impl WriteLimiter {
     }
 }
 
-struct TbCall {
-    caller: Caller,
-    request: TbRequest,
-}
+/// An answer and the write budget left after it.
+pub type Rated<T> = (T, RateState);
 
-impl Message for TbCall {
-    type Result = Result<(TbAnswer, RateState), SecretsError>;
-}
+// Tinybird's API is for admins only, which the HTTP layer checks; a write names its editor.
+message!(ListTinybird {} -> Rated<Vec<TbSecret>>);
+message!(GetTinybird { name: String } -> Rated<Option<TbSecret>>);
+message!(CreateTinybird { caller: Caller, name: String, value: Plaintext } -> Rated<TbSecret>);
+message!(UpdateTinybird { caller: Caller, name: String, value: Plaintext } -> Rated<TbSecret>);
+message!(DeleteTinybird { name: String } -> Rated<()>);
 
 impl Vault {
-    pub async fn tinybird(
+    /// Every Tinybird secret, in the order they were created.
+    pub async fn list_tinybird(&self) -> Result<Rated<Vec<TbSecret>>, SecretsError> {
+        self.ask(ListTinybird {}).await
+    }
+
+    pub async fn get_tinybird(
+        &self,
+        name: String,
+    ) -> Result<Rated<Option<TbSecret>>, SecretsError> {
+        self.ask(GetTinybird { name }).await
+    }
+
+    pub async fn create_tinybird(
         &self,
         caller: Caller,
-        request: TbRequest,
-    ) -> Result<(TbAnswer, RateState), SecretsError> {
-        self.addr
-            .send(TbCall { caller, request })
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
+        name: String,
+        value: Plaintext,
+    ) -> Result<Rated<TbSecret>, SecretsError> {
+        self.ask(CreateTinybird {
+            caller,
+            name,
+            value,
+        })
+        .await
+    }
+
+    pub async fn update_tinybird(
+        &self,
+        caller: Caller,
+        name: String,
+        value: Plaintext,
+    ) -> Result<Rated<TbSecret>, SecretsError> {
+        self.ask(UpdateTinybird {
+            caller,
+            name,
+            value,
+        })
+        .await
+    }
+
+    pub async fn delete_tinybird(&self, name: String) -> Result<Rated<()>, SecretsError> {
+        self.ask(DeleteTinybird { name }).await
     }
 
     /// The value of a Tinybird secret, for `tb_secret()` templating inside Quiver.
     pub async fn tinybird_value(&self, name: String) -> Result<Option<Plaintext>, SecretsError> {
-        self.addr
-            .send(TbValue(name))
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
+        self.ask(TinybirdValue { name }).await
     }
 }
 
@@ -129,7 +135,7 @@ const MAX_NAME_CHARS: usize = 255;
 
 /// A name becomes a ClickHouse query parameter (`{name: String}`, `param_<name>`), so it must
 /// be an identifier: a letter or `_`, then letters, digits and `_`.
-fn check_name(name: &str) -> Result<(), SecretsError> {
+pub fn check_name(name: &str) -> Result<(), SecretsError> {
     let mut chars = name.chars();
     let valid = chars
         .next()
@@ -139,157 +145,142 @@ fn check_name(name: &str) -> Result<(), SecretsError> {
     if valid {
         Ok(())
     } else {
-        Err(SecretsError::Invalid(format!(
-            "Invalid name \"{name}\": name must start with a letter or underscore and hold only letters, digits and underscores, at most {MAX_NAME_CHARS} characters"
-        )))
+        Err(SecretsError::InvalidName {
+            kind: NameKind::Tinybird,
+            name: name.to_string(),
+        })
     }
 }
 
-fn check_value(value: Option<Plaintext>) -> Result<Plaintext, SecretsError> {
-    let value = value
-        .filter(|v| !v.0.is_empty())
-        .ok_or_else(|| SecretsError::Invalid("missing value".to_string()))?;
+/// A value is at most `MAX_VALUE_BYTES` bytes.
+pub fn check_value(value: &Plaintext) -> Result<(), SecretsError> {
     if value.0.len() > MAX_VALUE_BYTES {
-        return Err(SecretsError::Invalid(
-            "Variable maximum size is 8KB".to_string(),
-        ));
+        return Err(SecretsError::ValueTooLarge {
+            max_bytes: MAX_VALUE_BYTES,
+        });
     }
-    Ok(value)
+    Ok(())
 }
 
 impl VaultActor {
-    fn tinybird(
+    fn tinybird_secret(&self, name: &str) -> Option<&TbSecret> {
+        self.state.tinybird.iter().find(|s| s.name == name)
+    }
+
+    /// Seals and journals a secret's new version, as edited by `caller`.
+    fn put_tinybird(
         &mut self,
         caller: &Caller,
-        request: TbRequest,
-    ) -> Result<(TbAnswer, RateState), SecretsError> {
+        name: String,
+        value: &Plaintext,
+        version: u64,
+        created: Option<i64>,
+    ) -> Result<TbSecret, SecretsError> {
         let now = now_micros();
-        let edited_by = format!("token: '{}'", caller.name);
-        let not_found = || SecretsError::NotFound("Variable not found".to_string());
-        match request {
-            TbRequest::List => Ok((
-                TbAnswer::List(self.state.tinybird.clone()),
-                self.tinybird_writes.state(),
-            )),
-            TbRequest::Get(name) => {
-                let found = self
-                    .state
-                    .tinybird
-                    .iter()
-                    .find(|s| s.name == name)
-                    .ok_or_else(|| SecretsError::NotFound("Not found".to_string()))?;
-                Ok((TbAnswer::One(found.clone()), self.tinybird_writes.state()))
-            }
-            // Checked in the order Tinybird's server checks them.
-            TbRequest::Create { name, value, kind } => {
-                let name =
-                    name.ok_or_else(|| SecretsError::Invalid("Missing argument name".to_string()))?;
-                let value = value
-                    .filter(|v| !v.0.is_empty())
-                    .ok_or_else(|| SecretsError::Invalid("missing value".to_string()))?;
-                if name.is_empty() {
-                    return Err(SecretsError::Invalid("missing name".to_string()));
-                }
-                check_name(&name)?;
-                let value = check_value(Some(value))?;
-                if kind.as_deref().is_some_and(|k| k != "secret") {
-                    return Err(SecretsError::Invalid(
-                        "Supported variable types are: secret".to_string(),
-                    ));
-                }
-                if self.state.tinybird.iter().any(|s| s.name == name) {
-                    return Err(SecretsError::Invalid(format!(
-                        "Secret with name \"{name}\" already exists"
-                    )));
-                }
-                if self.state.tinybird.len() >= MAX_SECRETS {
-                    return Err(SecretsError::Invalid(format!(
-                        "The maximum number of secrets for this workspace is {MAX_SECRETS}."
-                    )));
-                }
-                let rate = self.tinybird_writes.take(Instant::now())?;
-                let secret = TbSecret {
-                    sealed: Sealed {
-                        ciphertext: self.seal(&value, &identity(&name, 1)),
-                        version: 1,
-                        created: now,
-                        updated: now,
-                    },
-                    name,
-                    edited_by,
-                };
-                self.commit(vec![Change::PutTinybird(secret.clone())])?;
-                Ok((TbAnswer::One(secret), rate))
-            }
-            TbRequest::Update { name, value, kind } => {
-                if kind.is_some() {
-                    return Err(SecretsError::Invalid(
-                        "Variable type cannot be changed".to_string(),
-                    ));
-                }
-                let value = value
-                    .filter(|v| !v.0.is_empty())
-                    .ok_or_else(|| SecretsError::Invalid("missing value".to_string()))?;
-                let existing = self
-                    .state
-                    .tinybird
-                    .iter()
-                    .find(|s| s.name == name)
-                    .cloned()
-                    .ok_or_else(not_found)?;
-                let value = check_value(Some(value))?;
-                let rate = self.tinybird_writes.take(Instant::now())?;
-                let version = existing.sealed.version + 1;
-                let secret = TbSecret {
-                    sealed: Sealed {
-                        ciphertext: self.seal(&value, &identity(&name, version)),
-                        version,
-                        created: existing.sealed.created,
-                        updated: now,
-                    },
-                    name,
-                    edited_by,
-                };
-                self.commit(vec![Change::PutTinybird(secret.clone())])?;
-                Ok((TbAnswer::One(secret), rate))
-            }
-            TbRequest::Delete(name) => {
-                if !self.state.tinybird.iter().any(|s| s.name == name) {
-                    return Err(not_found());
-                }
-                let rate = self.tinybird_writes.take(Instant::now())?;
-                self.commit(vec![Change::DeleteTinybird(name)])?;
-                Ok((TbAnswer::Deleted, rate))
-            }
+        let secret = TbSecret {
+            sealed: Sealed {
+                ciphertext: self.seal(value, &identity(&name, version)),
+                version,
+                created: created.unwrap_or(now),
+                updated: now,
+            },
+            name,
+            edited_by: format!("token: '{}'", caller.name),
+        };
+        self.commit(vec![Change::PutTinybird(secret.clone())])?;
+        Ok(secret)
+    }
+}
+
+impl Handler<ListTinybird> for VaultActor {
+    type Result = Result<Rated<Vec<TbSecret>>, SecretsError>;
+
+    fn handle(&mut self, _: ListTinybird, _: &mut Self::Context) -> Self::Result {
+        Ok((self.state.tinybird.clone(), self.tinybird_writes.state()))
+    }
+}
+
+impl Handler<GetTinybird> for VaultActor {
+    type Result = Result<Rated<Option<TbSecret>>, SecretsError>;
+
+    fn handle(&mut self, msg: GetTinybird, _: &mut Self::Context) -> Self::Result {
+        let found = self.tinybird_secret(&msg.name).cloned();
+        Ok((found, self.tinybird_writes.state()))
+    }
+}
+
+impl Handler<CreateTinybird> for VaultActor {
+    type Result = Result<Rated<TbSecret>, SecretsError>;
+
+    fn handle(&mut self, msg: CreateTinybird, _: &mut Self::Context) -> Self::Result {
+        let CreateTinybird {
+            caller,
+            name,
+            value,
+        } = msg;
+        check_name(&name)?;
+        check_value(&value)?;
+        if self.tinybird_secret(&name).is_some() {
+            return Err(SecretsError::TinybirdExists(name));
         }
+        if self.state.tinybird.len() >= MAX_SECRETS {
+            return Err(SecretsError::TinybirdFull {
+                max_secrets: MAX_SECRETS,
+            });
+        }
+        let rate = self.tinybird_writes.take(Instant::now())?;
+        Ok((self.put_tinybird(&caller, name, &value, 1, None)?, rate))
     }
 }
 
-impl Handler<TbCall> for VaultActor {
-    type Result = Result<(TbAnswer, RateState), SecretsError>;
+impl Handler<UpdateTinybird> for VaultActor {
+    type Result = Result<Rated<TbSecret>, SecretsError>;
 
-    fn handle(&mut self, msg: TbCall, _: &mut Self::Context) -> Self::Result {
-        self.tinybird(&msg.caller, msg.request)
+    fn handle(&mut self, msg: UpdateTinybird, _: &mut Self::Context) -> Self::Result {
+        let UpdateTinybird {
+            caller,
+            name,
+            value,
+        } = msg;
+        let Some(existing) = self.tinybird_secret(&name) else {
+            return Err(SecretsError::TinybirdNotFound(name));
+        };
+        let (version, created) = (existing.sealed.version + 1, existing.sealed.created);
+        check_value(&value)?;
+        let rate = self.tinybird_writes.take(Instant::now())?;
+        let secret = self.put_tinybird(&caller, name, &value, version, Some(created))?;
+        Ok((secret, rate))
     }
 }
 
-struct TbValue(String);
+impl Handler<DeleteTinybird> for VaultActor {
+    type Result = Result<Rated<()>, SecretsError>;
 
-impl Message for TbValue {
-    type Result = Result<Option<Plaintext>, SecretsError>;
+    fn handle(&mut self, msg: DeleteTinybird, _: &mut Self::Context) -> Self::Result {
+        if self.tinybird_secret(&msg.name).is_none() {
+            return Err(SecretsError::TinybirdNotFound(msg.name));
+        }
+        let rate = self.tinybird_writes.take(Instant::now())?;
+        self.commit(vec![Change::DeleteTinybird(msg.name)])?;
+        Ok(((), rate))
+    }
 }
 
-impl Handler<TbValue> for VaultActor {
+message!(TinybirdValue { name: String } -> Option<Plaintext>);
+
+impl Handler<TinybirdValue> for VaultActor {
     type Result = Result<Option<Plaintext>, SecretsError>;
 
-    fn handle(&mut self, msg: TbValue, _: &mut Self::Context) -> Self::Result {
-        let Some(secret) = self.state.tinybird.iter().find(|s| s.name == msg.0) else {
+    fn handle(&mut self, msg: TinybirdValue, _: &mut Self::Context) -> Self::Result {
+        let Some(secret) = self.tinybird_secret(&msg.name) else {
             return Ok(None);
         };
         self.open(
             &secret.sealed.ciphertext,
             &identity(&secret.name, secret.sealed.version),
-            &format!("secret `{}`", secret.name),
+            || SecretRef::Tinybird {
+                name: secret.name.clone(),
+            },
         )
         .map(Some)
     }

@@ -7,45 +7,9 @@ use actix::{Handler, Message};
 use serde_json::Value as Json;
 
 use super::crypto::Plaintext;
-use super::state::{new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion};
-use super::{gone, Caller, SecretsError, Vault, VaultActor};
-use crate::iam::PrincipalKind;
-use crate::registry::time::now_micros;
-
-#[derive(Debug, Clone)]
-pub enum TfRequest {
-    ListGroups {
-        limit: usize,
-        offset: usize,
-        fqn: Option<String>,
-        search: Option<String>,
-    },
-    CreateGroup {
-        name: String,
-        integration_id: Option<String>,
-        secrets: Vec<(String, Plaintext)>,
-    },
-    /// Create or update a group's metadata from a manifest (`name`, `integration_fqn`, `collaborators`).
-    Upsert {
-        manifest: Json,
-        dry_run: bool,
-    },
-    GetGroup(String),
-    UpdateGroup {
-        id: String,
-        secrets: Vec<(String, Option<Plaintext>)>,
-    },
-    DeleteGroup(String),
-    ListSecrets {
-        limit: usize,
-        offset: usize,
-        fqns: Vec<String>,
-        group_id: Option<String>,
-        with_value: bool,
-    },
-    GetSecret(String),
-    DeleteSecret(String),
-}
+use super::state::{new_id, Change, Creator, Group, GroupAccess, Sealed, TfSecret, TfVersion};
+use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
+use crate::time::now_micros;
 
 /// A secret as answered, with its group and (only when asked and allowed) its value.
 #[derive(Debug, Clone)]
@@ -55,64 +19,164 @@ pub struct SecretView {
     pub value: Option<Plaintext>,
 }
 
+/// One page of a list and how many items the whole list holds.
 #[derive(Debug, Clone)]
-pub enum TfAnswer {
-    Groups {
-        groups: Vec<Group>,
-        total: usize,
-    },
-    Group(Group),
-    Secrets {
-        secrets: Vec<SecretView>,
-        total: usize,
-    },
-    Secret(SecretView),
-    Deleted,
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: usize,
 }
 
-struct TfCall {
-    caller: Caller,
-    request: TfRequest,
+/// What a list asks for: at most `limit` items from `offset` on.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub offset: usize,
 }
 
-impl Message for TfCall {
-    type Result = Result<TfAnswer, SecretsError>;
-}
+/// Most items one page holds.
+const MAX_PAGE: usize = 1000;
+
+message!(
+    /// The groups the caller may see, optionally only the one with this fqn, or those whose
+    /// name or a key contains `search`.
+    ListGroups { caller: Caller, page: PageRequest, fqn: Option<String>, search: Option<String> } -> Page<Group>
+);
+message!(
+    CreateGroup { caller: Caller,
+        name: String,
+        integration_id: Option<String>,
+        secrets: Vec<(String, Plaintext)>
+    } -> Group
+);
+message!(
+    /// Creates or updates a group's own fields from a manifest (its document is kept whole:
+    /// its collaborators give roles on the group); secrets are not set this way.
+    UpsertGroup { caller: Caller,
+        name: String,
+        integration_id: Option<String>,
+        manifest: Json,
+        dry_run: bool
+    } -> Group
+);
+message!(GetGroup { caller: Caller, id: String } -> Group);
+message!(
+    /// The full key set: a key without a value keeps its value, an omitted key is deleted.
+    UpdateGroup { caller: Caller, id: String, secrets: Vec<(String, Option<Plaintext>)> } -> Group
+);
+message!(DeleteGroup { caller: Caller, id: String } -> ());
+message!(
+    ListSecrets { caller: Caller,
+        page: PageRequest,
+        fqns: Vec<String>,
+        group_id: Option<String>,
+        with_value: bool
+    } -> Page<SecretView>
+);
+message!(GetSecret { caller: Caller, id: String } -> SecretView);
+message!(DeleteSecret { caller: Caller, id: String } -> ());
 
 impl Vault {
-    pub async fn truefoundry(
+    pub async fn list_groups(
         &self,
         caller: Caller,
-        request: TfRequest,
-    ) -> Result<TfAnswer, SecretsError> {
-        self.addr
-            .send(TfCall { caller, request })
-            .await
-            .unwrap_or_else(|e| Err(gone(e)))
+        page: PageRequest,
+        fqn: Option<String>,
+        search: Option<String>,
+    ) -> Result<Page<Group>, SecretsError> {
+        self.ask(ListGroups {
+            caller,
+            page,
+            fqn,
+            search,
+        })
+        .await
     }
 
-    /// TrueFoundry's tenant name (the first part of every fqn).
-    pub async fn tenant(&self) -> String {
-        self.addr.send(Tenant).await.unwrap_or_default()
+    pub async fn create_group(
+        &self,
+        caller: Caller,
+        name: String,
+        integration_id: Option<String>,
+        secrets: Vec<(String, Plaintext)>,
+    ) -> Result<Group, SecretsError> {
+        self.ask(CreateGroup {
+            caller,
+            name,
+            integration_id,
+            secrets,
+        })
+        .await
     }
-}
 
-struct Tenant;
+    pub async fn upsert_group(
+        &self,
+        caller: Caller,
+        name: String,
+        integration_id: Option<String>,
+        manifest: Json,
+        dry_run: bool,
+    ) -> Result<Group, SecretsError> {
+        self.ask(UpsertGroup {
+            caller,
+            name,
+            integration_id,
+            manifest,
+            dry_run,
+        })
+        .await
+    }
 
-impl Message for Tenant {
-    type Result = String;
-}
+    pub async fn get_group(&self, caller: Caller, id: String) -> Result<Group, SecretsError> {
+        self.ask(GetGroup { caller, id }).await
+    }
 
-impl Handler<Tenant> for VaultActor {
-    type Result = String;
+    pub async fn update_group(
+        &self,
+        caller: Caller,
+        id: String,
+        secrets: Vec<(String, Option<Plaintext>)>,
+    ) -> Result<Group, SecretsError> {
+        self.ask(UpdateGroup {
+            caller,
+            id,
+            secrets,
+        })
+        .await
+    }
 
-    fn handle(&mut self, _: Tenant, _: &mut Self::Context) -> String {
-        self.tenant.clone()
+    pub async fn delete_group(&self, caller: Caller, id: String) -> Result<(), SecretsError> {
+        self.ask(DeleteGroup { caller, id }).await
+    }
+
+    pub async fn list_secrets(
+        &self,
+        caller: Caller,
+        page: PageRequest,
+        fqns: Vec<String>,
+        group_id: Option<String>,
+        with_value: bool,
+    ) -> Result<Page<SecretView>, SecretsError> {
+        self.ask(ListSecrets {
+            caller,
+            page,
+            fqns,
+            group_id,
+            with_value,
+        })
+        .await
+    }
+
+    pub async fn get_secret(&self, caller: Caller, id: String) -> Result<SecretView, SecretsError> {
+        self.ask(GetSecret { caller, id }).await
+    }
+
+    pub async fn delete_secret(&self, caller: Caller, id: String) -> Result<(), SecretsError> {
+        self.ask(DeleteSecret { caller, id }).await
     }
 }
 
 /// Names and keys: 1-128 of letters, digits, `.`, `_`, `-` (no `:`, which separates fqn parts).
-fn check_name(what: &str, name: &str) -> Result<(), SecretsError> {
+pub fn check_name(kind: NameKind, name: &str) -> Result<(), SecretsError> {
     let valid = !name.is_empty()
         && name.len() <= 128
         && name
@@ -121,9 +185,10 @@ fn check_name(what: &str, name: &str) -> Result<(), SecretsError> {
     if valid {
         Ok(())
     } else {
-        Err(SecretsError::Invalid(format!(
-            "{what} `{name}` must be 1-128 letters, digits, `.`, `_` or `-`"
-        )))
+        Err(SecretsError::InvalidName {
+            kind,
+            name: name.to_string(),
+        })
     }
 }
 
@@ -131,14 +196,22 @@ pub(super) fn identity(group_id: &str, key: &str, version: u64) -> String {
     format!("truefoundry\0{group_id}\0{key}\0{version}")
 }
 
-fn page<T>(items: Vec<T>, limit: usize, offset: usize) -> Result<(Vec<T>, usize), SecretsError> {
-    if !(1..=1000).contains(&limit) {
-        return Err(SecretsError::Invalid(format!(
-            "limit must be between 1 and 1000, got {limit}"
-        )));
+fn page<T>(items: Vec<T>, request: PageRequest) -> Result<Page<T>, SecretsError> {
+    if !(1..=MAX_PAGE).contains(&request.limit) {
+        return Err(SecretsError::InvalidPage {
+            limit: request.limit,
+            max: MAX_PAGE,
+        });
     }
     let total = items.len();
-    Ok((items.into_iter().skip(offset).take(limit).collect(), total))
+    Ok(Page {
+        items: items
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+            .collect(),
+        total,
+    })
 }
 
 impl VaultActor {
@@ -148,24 +221,35 @@ impl VaultActor {
         id: &str,
         needed: GroupAccess,
     ) -> Result<&Group, SecretsError> {
-        let group = self.state.groups.get(id).ok_or_else(|| {
-            SecretsError::NotFound(format!("Secret group with id '{id}' not found"))
-        })?;
+        let group = self
+            .state
+            .groups
+            .get(id)
+            .ok_or_else(|| SecretsError::GroupNotFound(id.to_string()))?;
         match group.access_of(caller) {
             Some(access) if access >= needed => Ok(group),
-            Some(_) => Err(SecretsError::Forbidden(format!(
-                "`{}` may not change secret group '{}'",
-                caller.name, group.name
-            ))),
-            None => Err(SecretsError::Forbidden(format!(
-                "`{}` has no access to secret group '{}'",
-                caller.name, group.name
-            ))),
+            Some(_) => Err(SecretsError::GroupAccessNeeded {
+                principal: caller.name.clone(),
+                group: group.name.clone(),
+            }),
+            None => Err(SecretsError::NoGroupAccess {
+                principal: caller.name.clone(),
+                group: group.name.clone(),
+            }),
         }
     }
 
     fn fqn(&self, group: &Group) -> String {
         format!("{}:{}", self.tenant, group.name)
+    }
+
+    /// The record a group secret's error names.
+    fn group_secret_ref(&self, group: &Group, key: &str) -> SecretRef {
+        SecretRef::Group {
+            tenant: self.tenant.clone(),
+            group: group.name.clone(),
+            key: key.to_string(),
+        }
     }
 
     fn new_secret(&self, group_id: &str, key: &str, value: &Plaintext, now: i64) -> TfSecret {
@@ -195,11 +279,10 @@ impl VaultActor {
     ) -> Result<SecretView, SecretsError> {
         let value = if with_value {
             let latest = &secret.latest().sealed;
-            let what = format!("secret '{}:{}'", self.fqn(group), secret.key);
             Some(self.open(
                 &latest.ciphertext,
                 &identity(&group.id, &secret.key, latest.version),
-                &what,
+                || self.group_secret_ref(group, &secret.key),
             )?)
         } else {
             None
@@ -223,256 +306,270 @@ impl VaultActor {
             .groups
             .values()
             .find_map(|g| g.secrets.values().find(|s| s.id == id).map(|s| (g, s)))
-            .ok_or_else(|| SecretsError::NotFound(format!("Secret with id '{id}' not found")))?;
+            .ok_or_else(|| SecretsError::GroupSecretNotFound(id.to_string()))?;
         self.group_for(caller, &group.id, needed)?;
         Ok((group, secret))
     }
+}
 
-    fn truefoundry(
-        &mut self,
-        caller: &Caller,
-        request: TfRequest,
-    ) -> Result<TfAnswer, SecretsError> {
+impl Handler<ListGroups> for VaultActor {
+    type Result = Result<Page<Group>, SecretsError>;
+
+    fn handle(&mut self, msg: ListGroups, _: &mut Self::Context) -> Self::Result {
+        let ListGroups {
+            caller,
+            page: request,
+            fqn,
+            search,
+        } = msg;
+        let visible: Vec<Group> = self
+            .state
+            .groups
+            .values()
+            .filter(|g| g.access_of(&caller).is_some())
+            .filter(|g| fqn.as_ref().is_none_or(|f| *f == self.fqn(g)))
+            .filter(|g| {
+                search.as_ref().is_none_or(|s| {
+                    g.name.contains(s.as_str()) || g.secrets.keys().any(|k| k.contains(s.as_str()))
+                })
+            })
+            .cloned()
+            .collect();
+        page(visible, request)
+    }
+}
+
+impl Handler<CreateGroup> for VaultActor {
+    type Result = Result<Group, SecretsError>;
+
+    fn handle(&mut self, msg: CreateGroup, _: &mut Self::Context) -> Self::Result {
+        let CreateGroup {
+            caller,
+            name,
+            integration_id,
+            secrets,
+        } = msg;
+        check_name(NameKind::Group, &name)?;
+        if self.state.groups.values().any(|g| g.name == name) {
+            return Err(SecretsError::GroupExists(name));
+        }
         let now = now_micros();
-        match request {
-            TfRequest::ListGroups {
-                limit,
-                offset,
-                fqn,
-                search,
-            } => {
-                let visible: Vec<Group> = self
-                    .state
-                    .groups
-                    .values()
-                    .filter(|g| g.access_of(caller).is_some())
-                    .filter(|g| fqn.as_ref().is_none_or(|f| *f == self.fqn(g)))
-                    .filter(|g| {
-                        search.as_ref().is_none_or(|s| {
-                            g.name.contains(s.as_str())
-                                || g.secrets.keys().any(|k| k.contains(s.as_str()))
-                        })
-                    })
-                    .cloned()
-                    .collect();
-                let (groups, total) = page(visible, limit, offset)?;
-                Ok(TfAnswer::Groups { groups, total })
+        let id = new_id();
+        let mut group = Group {
+            id: id.clone(),
+            name,
+            integration_id,
+            manifest: None,
+            created_by: Creator::of(&caller),
+            created: now,
+            updated: now,
+            secrets: Default::default(),
+        };
+        let mut changes = vec![Change::PutGroup(group.clone())];
+        for (key, value) in secrets {
+            check_name(NameKind::GroupKey, &key)?;
+            if group.secrets.contains_key(&key) {
+                return Err(SecretsError::DuplicateKey(key));
             }
-            TfRequest::CreateGroup {
+            let secret = self.new_secret(&id, &key, &value, now);
+            changes.push(Change::PutGroupSecret {
+                group_id: id.clone(),
+                secret: secret.clone(),
+            });
+            group.secrets.insert(key, secret);
+        }
+        self.commit(changes)?;
+        Ok(group)
+    }
+}
+
+impl Handler<UpsertGroup> for VaultActor {
+    type Result = Result<Group, SecretsError>;
+
+    fn handle(&mut self, msg: UpsertGroup, _: &mut Self::Context) -> Self::Result {
+        let UpsertGroup {
+            caller,
+            name,
+            integration_id,
+            manifest,
+            dry_run,
+        } = msg;
+        check_name(NameKind::Group, &name)?;
+        let now = now_micros();
+        let group = match self.state.groups.values().find(|g| g.name == name) {
+            Some(existing) => {
+                let mut group = self
+                    .group_for(&caller, &existing.id.clone(), GroupAccess::Admin)?
+                    .clone();
+                group.manifest = Some(manifest);
+                group.integration_id = integration_id.or(group.integration_id);
+                group.updated = now;
+                group
+            }
+            None => Group {
+                id: new_id(),
                 name,
                 integration_id,
-                secrets,
-            } => {
-                check_name("group name", &name)?;
-                if self.state.groups.values().any(|g| g.name == name) {
-                    return Err(SecretsError::AlreadyExists(format!(
-                        "Secret group '{name}' already exists"
-                    )));
-                }
-                let id = new_id();
-                let mut group = Group {
-                    id: id.clone(),
-                    name,
-                    integration_id,
-                    manifest: None,
-                    created_by: (caller.id.clone(), subject_type(caller).to_string()),
-                    created: now,
-                    updated: now,
-                    secrets: Default::default(),
-                };
-                let mut changes = vec![Change::PutGroup(group.clone())];
-                for (key, value) in secrets {
-                    check_name("secret key", &key)?;
-                    if group.secrets.contains_key(&key) {
-                        return Err(SecretsError::Invalid(format!(
-                            "secret key `{key}` appears twice"
-                        )));
-                    }
-                    let secret = self.new_secret(&id, &key, &value, now);
-                    changes.push(Change::PutGroupSecret {
-                        group_id: id.clone(),
-                        secret: secret.clone(),
-                    });
-                    group.secrets.insert(key, secret);
-                }
-                self.commit(changes)?;
-                Ok(TfAnswer::Group(group))
+                manifest: Some(manifest),
+                created_by: Creator::of(&caller),
+                created: now,
+                updated: now,
+                secrets: Default::default(),
+            },
+        };
+        if !dry_run {
+            self.commit(vec![Change::PutGroup(group.without_secrets())])?;
+        }
+        Ok(group)
+    }
+}
+
+impl Handler<GetGroup> for VaultActor {
+    type Result = Result<Group, SecretsError>;
+
+    fn handle(&mut self, msg: GetGroup, _: &mut Self::Context) -> Self::Result {
+        Ok(self
+            .group_for(&msg.caller, &msg.id, GroupAccess::Viewer)?
+            .clone())
+    }
+}
+
+impl Handler<UpdateGroup> for VaultActor {
+    type Result = Result<Group, SecretsError>;
+
+    fn handle(&mut self, msg: UpdateGroup, _: &mut Self::Context) -> Self::Result {
+        let UpdateGroup {
+            caller,
+            id,
+            secrets,
+        } = msg;
+        let now = now_micros();
+        let group = self.group_for(&caller, &id, GroupAccess::Editor)?;
+        let mut fields = group.without_secrets();
+        fields.updated = now;
+        let mut changes = vec![Change::PutGroup(fields)];
+        let mut kept = std::collections::BTreeSet::new();
+        for (key, value) in secrets {
+            check_name(NameKind::GroupKey, &key)?;
+            if !kept.insert(key.clone()) {
+                return Err(SecretsError::DuplicateKey(key));
             }
-            TfRequest::Upsert { manifest, dry_run } => {
-                let name = manifest
-                    .get("name")
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                check_name("manifest.name", &name)?;
-                if manifest
-                    .get("type")
-                    .and_then(Json::as_str)
-                    .is_some_and(|t| t != "secret-group")
-                {
-                    return Err(SecretsError::Invalid(
-                        "manifest.type must be `secret-group`".to_string(),
-                    ));
-                }
-                let integration_id = manifest
-                    .get("integration_fqn")
-                    .and_then(Json::as_str)
-                    .map(str::to_string);
-                let group = match self.state.groups.values().find(|g| g.name == name) {
-                    Some(existing) => {
-                        let mut group = self
-                            .group_for(caller, &existing.id.clone(), GroupAccess::Admin)?
-                            .clone();
-                        group.manifest = Some(manifest);
-                        group.integration_id = integration_id.or(group.integration_id);
-                        group.updated = now;
-                        group
-                    }
-                    None => Group {
-                        id: new_id(),
-                        name,
-                        integration_id,
-                        manifest: Some(manifest),
-                        created_by: (caller.id.clone(), subject_type(caller).to_string()),
-                        created: now,
-                        updated: now,
-                        secrets: Default::default(),
-                    },
-                };
-                if !dry_run {
-                    self.commit(vec![Change::PutGroup(group.without_secrets())])?;
-                }
-                Ok(TfAnswer::Group(group))
-            }
-            TfRequest::GetGroup(id) => Ok(TfAnswer::Group(
-                self.group_for(caller, &id, GroupAccess::Viewer)?.clone(),
-            )),
-            TfRequest::UpdateGroup { id, secrets } => {
-                let group = self.group_for(caller, &id, GroupAccess::Editor)?;
-                let mut fields = group.without_secrets();
-                fields.updated = now;
-                let mut changes = vec![Change::PutGroup(fields)];
-                let mut kept = std::collections::BTreeSet::new();
-                for (key, value) in secrets {
-                    check_name("secret key", &key)?;
-                    if !kept.insert(key.clone()) {
-                        return Err(SecretsError::Invalid(format!(
-                            "secret key `{key}` appears twice"
-                        )));
-                    }
-                    match (group.secrets.get(&key), value) {
-                        (Some(_), None) => {}
-                        (Some(existing), Some(value)) => {
-                            let latest = &existing.latest().sealed;
-                            let what = format!("secret '{}:{}'", self.fqn(group), key);
-                            let current = self.open(
-                                &latest.ciphertext,
-                                &identity(&id, &key, latest.version),
-                                &what,
-                            )?;
-                            if current != value {
-                                let version = latest.version + 1;
-                                let sealed = Sealed {
-                                    ciphertext: self.seal(&value, &identity(&id, &key, version)),
-                                    version,
-                                    created: now,
-                                    updated: now,
-                                };
-                                changes.push(Change::AddGroupSecretVersion {
-                                    group_id: id.clone(),
-                                    key,
-                                    version: TfVersion {
-                                        id: new_id(),
-                                        sealed,
-                                    },
-                                });
-                            }
-                        }
-                        (None, Some(value)) => changes.push(Change::PutGroupSecret {
+            match (group.secrets.get(&key), value) {
+                (Some(_), None) => {}
+                (Some(existing), Some(value)) => {
+                    let latest = &existing.latest().sealed;
+                    let current = self.open(
+                        &latest.ciphertext,
+                        &identity(&id, &key, latest.version),
+                        || self.group_secret_ref(group, &key),
+                    )?;
+                    if current != value {
+                        let version = latest.version + 1;
+                        let sealed = Sealed {
+                            ciphertext: self.seal(&value, &identity(&id, &key, version)),
+                            version,
+                            created: now,
+                            updated: now,
+                        };
+                        changes.push(Change::AddGroupSecretVersion {
                             group_id: id.clone(),
-                            secret: self.new_secret(&id, &key, &value, now),
-                        }),
-                        (None, None) => {
-                            return Err(SecretsError::Invalid(format!(
-                                "new secret key `{key}` needs a value"
-                            )))
-                        }
+                            key,
+                            version: TfVersion {
+                                id: new_id(),
+                                sealed,
+                            },
+                        });
                     }
                 }
-                // Keys the update omits are deleted.
-                changes.extend(group.secrets.keys().filter(|key| !kept.contains(*key)).map(
-                    |key| Change::DeleteGroupSecret {
-                        group_id: id.clone(),
-                        key: key.clone(),
-                    },
-                ));
-                self.commit(changes)?;
-                Ok(TfAnswer::Group(self.state.groups[&id].clone()))
-            }
-            TfRequest::DeleteGroup(id) => {
-                self.group_for(caller, &id, GroupAccess::Admin)?;
-                self.commit(vec![Change::DeleteGroup(id)])?;
-                Ok(TfAnswer::Deleted)
-            }
-            TfRequest::ListSecrets {
-                limit,
-                offset,
-                fqns,
-                group_id,
-                with_value,
-            } => {
-                if let Some(id) = &group_id {
-                    self.group_for(caller, id, GroupAccess::Viewer)?;
-                }
-                let mut views = Vec::new();
-                for group in self.state.groups.values().filter(|g| {
-                    g.access_of(caller).is_some() && group_id.as_ref().is_none_or(|id| *id == g.id)
-                }) {
-                    for secret in group.secrets.values() {
-                        let fqn = format!("{}:{}", self.fqn(group), secret.key);
-                        if fqns.is_empty() || fqns.contains(&fqn) {
-                            views.push((group, secret));
-                        }
-                    }
-                }
-                let (chosen, total) = page(views, limit, offset)?;
-                let secrets = chosen
-                    .into_iter()
-                    .map(|(g, s)| self.secret_view(g, s, with_value))
-                    .collect::<Result<_, _>>()?;
-                Ok(TfAnswer::Secrets { secrets, total })
-            }
-            TfRequest::GetSecret(id) => {
-                let (group, secret) = self.secret_by_id(caller, &id, GroupAccess::Viewer)?;
-                Ok(TfAnswer::Secret(self.secret_view(group, secret, true)?))
-            }
-            TfRequest::DeleteSecret(id) => {
-                let (group, secret) = self.secret_by_id(caller, &id, GroupAccess::Editor)?;
-                let mut fields = group.without_secrets();
-                fields.updated = now;
-                let deleted = Change::DeleteGroupSecret {
-                    group_id: group.id.clone(),
-                    key: secret.key.clone(),
-                };
-                self.commit(vec![Change::PutGroup(fields), deleted])?;
-                Ok(TfAnswer::Deleted)
+                (None, Some(value)) => changes.push(Change::PutGroupSecret {
+                    group_id: id.clone(),
+                    secret: self.new_secret(&id, &key, &value, now),
+                }),
+                (None, None) => return Err(SecretsError::NewKeyWithoutValue(key)),
             }
         }
+        // Keys the update omits are deleted.
+        changes.extend(
+            group
+                .secrets
+                .keys()
+                .filter(|key| !kept.contains(*key))
+                .map(|key| Change::DeleteGroupSecret {
+                    group_id: id.clone(),
+                    key: key.clone(),
+                }),
+        );
+        self.commit(changes)?;
+        Ok(self.state.groups[&id].clone())
     }
 }
 
-/// TrueFoundry's subject type of a principal.
-fn subject_type(caller: &Caller) -> &'static str {
-    match caller.kind {
-        PrincipalKind::User => "user",
-        PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => "serviceaccount",
+impl Handler<DeleteGroup> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: DeleteGroup, _: &mut Self::Context) -> Self::Result {
+        self.group_for(&msg.caller, &msg.id, GroupAccess::Admin)?;
+        self.commit(vec![Change::DeleteGroup(msg.id)])
     }
 }
 
-impl Handler<TfCall> for VaultActor {
-    type Result = Result<TfAnswer, SecretsError>;
+impl Handler<ListSecrets> for VaultActor {
+    type Result = Result<Page<SecretView>, SecretsError>;
 
-    fn handle(&mut self, msg: TfCall, _: &mut Self::Context) -> Self::Result {
-        self.truefoundry(&msg.caller, msg.request)
+    fn handle(&mut self, msg: ListSecrets, _: &mut Self::Context) -> Self::Result {
+        let ListSecrets {
+            caller,
+            page: request,
+            fqns,
+            group_id,
+            with_value,
+        } = msg;
+        if let Some(id) = &group_id {
+            self.group_for(&caller, id, GroupAccess::Viewer)?;
+        }
+        let mut found = Vec::new();
+        for group in self.state.groups.values().filter(|g| {
+            g.access_of(&caller).is_some() && group_id.as_ref().is_none_or(|id| *id == g.id)
+        }) {
+            for secret in group.secrets.values() {
+                let fqn = format!("{}:{}", self.fqn(group), secret.key);
+                if fqns.is_empty() || fqns.contains(&fqn) {
+                    found.push((group, secret));
+                }
+            }
+        }
+        let chosen = page(found, request)?;
+        Ok(Page {
+            items: chosen
+                .items
+                .into_iter()
+                .map(|(g, s)| self.secret_view(g, s, with_value))
+                .collect::<Result<_, _>>()?,
+            total: chosen.total,
+        })
+    }
+}
+
+impl Handler<GetSecret> for VaultActor {
+    type Result = Result<SecretView, SecretsError>;
+
+    fn handle(&mut self, msg: GetSecret, _: &mut Self::Context) -> Self::Result {
+        let (group, secret) = self.secret_by_id(&msg.caller, &msg.id, GroupAccess::Viewer)?;
+        self.secret_view(group, secret, true)
+    }
+}
+
+impl Handler<DeleteSecret> for VaultActor {
+    type Result = Result<(), SecretsError>;
+
+    fn handle(&mut self, msg: DeleteSecret, _: &mut Self::Context) -> Self::Result {
+        let (group, secret) = self.secret_by_id(&msg.caller, &msg.id, GroupAccess::Editor)?;
+        let mut fields = group.without_secrets();
+        fields.updated = now_micros();
+        let deleted = Change::DeleteGroupSecret {
+            group_id: group.id.clone(),
+            key: secret.key.clone(),
+        };
+        self.commit(vec![Change::PutGroup(fields), deleted])
     }
 }

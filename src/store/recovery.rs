@@ -41,11 +41,7 @@ impl Router {
         mut on_rows: impl FnMut(usize),
     ) -> Result<Recovery, StoreError> {
         let mut recovery = Recovery::default();
-        let section = snapshot.and_then(|s| {
-            s.sections
-                .iter()
-                .find(|section| section.kind == SectionKind::FeatureRows)
-        });
+        let section = snapshot.and_then(|s| s.section(SectionKind::FeatureRows));
         if let Some(section) = section {
             let rows: RowsV1 = decode(&section.payload)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

@@ -192,7 +192,8 @@ impl Router {
         Ok(())
     }
 
-    /// Row counts and arena usage of every shard.
+    /// Row counts and arena usage of every shard. No caller yet: kept for the metrics endpoint
+    /// (issue 10 lists metrics as the next room), which will export these per shard.
     pub async fn usage(&self) -> Result<Vec<ShardUsage>, StoreError> {
         let answers = join_all(self.shards.iter().map(|addr| addr.send(ShardStats))).await;
         answers

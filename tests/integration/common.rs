@@ -270,7 +270,7 @@ impl Drop for Server {
 
 /// The current time as RFC 3339, offset by `seconds`.
 pub fn timestamp_in(seconds: i64) -> String {
-    use quiver::registry::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
+    use quiver::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
     format_timestamp(
         now_micros() / MICROS_PER_SECOND * MICROS_PER_SECOND + seconds * MICROS_PER_SECOND,
     )

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use serde_json::json;
 
 use super::common::{repo_root, Reply, Server, ServerBuilder, ADMIN_KEY};
+use super::persistence::ingest;
 
 /// Runs `quiver snapshot restore --force` of `snapshot` into `data_dir`.
 fn restore_force(data_dir: &Path, snapshot: &Path) -> Output {
@@ -88,6 +89,69 @@ fn snapshot_restore_refuses_while_a_server_runs_on_the_data_dir() {
         "{}",
         String::from_utf8_lossy(&restored.stderr)
     );
+}
+
+/// Runs `quiver journal repair --skip-record SEGMENT:OFFSET`.
+fn repair(segment: &Path, offset: usize) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["journal", "repair", "--skip-record"])
+        .arg(format!("{}:{offset}", segment.display()))
+        .output()
+        .expect("the quiver binary runs")
+}
+
+#[test]
+fn journal_repair_refuses_while_a_server_runs_on_the_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "first", 1.0);
+    ingest(&server, "second", 2.0);
+    let rows = data.path().join("journal").join("rows");
+    let segment = std::fs::read_dir(&rows)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a segment with records");
+    // Damage the first record (its payload starts after a 12-byte header).
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[14] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let refused = repair(&segment, 0);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("locked by process {}", server.pid())),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing rewritten");
+    let entries = || std::fs::read_dir(&rows).unwrap().count();
+    assert_eq!(entries(), 1, "no original set aside");
+
+    server.kill9();
+    let repaired = repair(&segment, 0);
+    assert!(
+        repaired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repaired.stderr)
+    );
+    assert_eq!(
+        entries(),
+        2,
+        "the original is kept beside the repaired segment"
+    );
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stray = elsewhere.path().join("00000000000000000001.journal");
+    std::fs::write(&stray, &bytes).unwrap();
+    let refused = repair(&stray, 0);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("is not a segment of a data directory's journal"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read(&stray).unwrap(), bytes);
 }
 
 /// Puts `value` as Tecton secret `ops/k` (creating the scope) as the admin.

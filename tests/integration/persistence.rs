@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
@@ -112,9 +114,13 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
     let data = data.path().join("data");
     let server = ServerBuilder::new().config(&config).data_dir(&data).start();
     let base_url = server.base_url.clone();
+    // Acknowledgements so far, per kind: the kill waits until each kind has some, however slow
+    // the machine is.
+    let acks: [Arc<AtomicUsize>; 3] = Default::default();
     let writers: Vec<_> = (0..4)
         .map(|writer| {
             let base_url = base_url.clone();
+            let row_acks = acks[0].clone();
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new()
                     .timeout(Duration::from_secs(5))
@@ -129,7 +135,8 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
                         .send_json(transaction(&user, amount));
                     match sent {
                         Ok(response) if response.status() == 200 => {
-                            acknowledged.push((user, amount))
+                            acknowledged.push((user, amount));
+                            row_acks.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => break,
                     }
@@ -140,6 +147,7 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
         .collect();
     let scim_writer = {
         let base_url = base_url.clone();
+        let group_acks = acks[1].clone();
         std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(5))
@@ -151,7 +159,10 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
                     .set("Authorization", &format!("Bearer {ADMIN_KEY}"))
                     .send_json(json!({"displayName": format!("crash-group-{i}")}));
                 match sent.ok().and_then(|r| r.into_json::<Json>().ok()) {
-                    Some(group) => acknowledged.push(group["id"].as_str().unwrap().to_string()),
+                    Some(group) => {
+                        acknowledged.push(group["id"].as_str().unwrap().to_string());
+                        group_acks.fetch_add(1, Ordering::Relaxed);
+                    }
                     None => break,
                 }
             }
@@ -160,6 +171,7 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
     };
     let secret_writer = {
         let base_url = base_url.clone();
+        let secret_acks = acks[2].clone();
         std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(5))
@@ -182,13 +194,22 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
                     .set("Authorization", &auth)
                     .send_json(json!({"value": format!("value-{i}")}));
                 match sent {
-                    Ok(_) => acknowledged.push(i),
+                    Ok(_) => {
+                        acknowledged.push(i);
+                        secret_acks.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_) => break,
                 }
             }
             acknowledged
         })
     };
+    let waited_since = Instant::now();
+    while acks.iter().any(|a| a.load(Ordering::Relaxed) == 0)
+        && waited_since.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A moment that varies from run to run.
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -398,6 +419,63 @@ fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
 }
 
 #[test]
+fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
+    use quiver::persist::format::{checksum, FORMAT_VERSION, HEADER_LEN};
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "before", 1.0);
+    snapshot(&server);
+    ingest(&server, "between", 2.0);
+    let newest = snapshot(&server);
+    server.kill9();
+    // As an older build would have written it: another version, a valid header checksum.
+    let older = FORMAT_VERSION - 1;
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[8..12].copy_from_slice(&older.to_le_bytes());
+    let sum = checksum(&bytes[..HEADER_LEN - 8]);
+    bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&newest, &bytes).unwrap();
+    let listing = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = walk(dir)
+            .into_iter()
+            .filter(|p| !p.ends_with("quiver.lock"))
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = listing(data.path());
+
+    let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the start is refused");
+    assert!(
+        stderr.contains(&newest.display().to_string())
+            && stderr.contains(&format!("snapshot format version {older} is not supported")),
+        "the refusal names the file and its version:\n{stderr}"
+    );
+    assert_eq!(
+        listing(data.path()),
+        before,
+        "a refused start changes nothing"
+    );
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
 fn a_torn_journal_tail_is_cut_and_logged() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerBuilder::new().data_dir(data.path()).start();
@@ -437,6 +515,65 @@ fn sigterm_drains_and_snapshots() {
     assert_eq!(snapshots.len(), 1, "a shutdown snapshot was written");
     let server = ServerBuilder::new().data_dir(data.path()).start();
     assert_eq!(last_amount(&server, "graceful"), json!(5.0));
+}
+
+#[test]
+fn snapshot_interval_takes_snapshots_on_its_own() {
+    let data = tempfile::tempdir().unwrap();
+    let config = config_in(data.path(), "config-interval.toml", |text| {
+        format!("{text}\n[persistence]\nsnapshot_interval = \"1s\"\n")
+    });
+    let server = ServerBuilder::new()
+        .config(&config)
+        .data_dir(data.path())
+        .start();
+    ingest(&server, "periodic", 7.0);
+    // The server is killed at the end (SIGKILL): no shutdown snapshot stands in for a periodic one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let written = || {
+        std::fs::read_dir(data.path().join("snapshots")).is_ok_and(|files| {
+            files
+                .filter_map(Result::ok)
+                .any(|f| f.file_name().to_string_lossy().ends_with(".qvs"))
+        })
+    };
+    while !written() {
+        assert!(
+            Instant::now() < deadline,
+            "no periodic snapshot was written"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn snapshot_create_and_rotate_key_act_through_the_servers_api() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let quiver = |args: &[&str], key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(args)
+            .args(["--server", &server.url(""), "--api-key", key])
+            .output()
+            .unwrap()
+    };
+    let created = quiver(&["snapshot", "create"], ADMIN_KEY);
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{created:?}");
+    assert!(
+        stdout.starts_with("snapshot ") && stdout.contains(" started"),
+        "{stdout}"
+    );
+    let rotated = quiver(&["secrets", "rotate-key"], ADMIN_KEY);
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(
+        String::from_utf8_lossy(&rotated.stdout).contains("the key file was replaced"),
+        "{rotated:?}"
+    );
+    let refused = quiver(&["snapshot", "create"], "not-a-key");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("the server refused with 401"), "{stderr}");
 }
 
 #[test]

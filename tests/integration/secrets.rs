@@ -77,8 +77,17 @@ fn tecton_scopes_secrets_and_roles() {
     );
     assert_eq!(
         tecton(&server, "GET", "/scopes", &reader, None).json(),
-        json!({"scopes": []}),
-        "no role, no listing"
+        json!({"scopes": [{"name": "payments"}]}),
+        "every scope in the cluster, even to a key with no role on it"
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes", "not-a-key", None).status,
+        401
+    );
+    assert_eq!(
+        tecton(&server, "GET", "/scopes/payments/keys", &reader, None).status,
+        403,
+        "listing scopes shows no keys"
     );
     assert_eq!(
         tecton(
@@ -400,7 +409,11 @@ fn truefoundry_secret_groups_and_versions() {
             json!({"name": "grp", "integrationId": "i1", "secrets": [{"key": "K", "value": "v1"}, {"key": "N", "value": "n1"}]}),
         ),
     );
-    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.status, 200,
+        "the seed's create answers 200: {}",
+        created.body
+    );
     let group = created.json()["data"].clone();
     let id = group["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -411,6 +424,13 @@ fn truefoundry_secret_groups_and_versions() {
     let secrets = group["associatedSecrets"].as_array().unwrap();
     assert_eq!(secrets[0]["fqn"], "quiver:grp:K");
     assert_eq!(secrets[0]["secretVersions"][0]["version"], 1);
+    assert_eq!(
+        secrets[0]["secretVersions"][0]["secret"],
+        json!({"id": secrets[0]["id"], "fqn": "quiver:grp:K", "name": "K", "secretGroupId": id}),
+        "a version names its secret"
+    );
+    assert_eq!(group["createdBy"], group["createdBySubject"]["subjectId"]);
+    assert_eq!(secrets[0]["createdBy"], group["createdBy"]);
     assert!(!created.body.contains("v1\""), "groups never carry values");
     assert_eq!(
         tf(
@@ -516,6 +536,106 @@ fn truefoundry_secret_groups_and_versions() {
         422
     );
 
+    // search: a substring of a group's name or of one of its keys.
+    let other = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "billing", "secrets": [{"key": "STRIPE", "value": "s"}]})),
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    let other_id = other.json()["data"]["id"].as_str().unwrap().to_string();
+    let found = |search: &str| -> Vec<String> {
+        tf(
+            &server,
+            "GET",
+            &format!("/secret-groups?search={search}"),
+            ADMIN_KEY,
+            None,
+        )
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(found("bill"), ["billing"], "by group name");
+    assert_eq!(found("TRIP"), ["billing"], "by key");
+    assert_eq!(found("K"), ["grp"], "by key");
+    assert!(found("nothing-like-it").is_empty());
+
+    // attributes: only those fields, with the id; repeated or comma-separated.
+    let trimmed = tf(
+        &server,
+        "GET",
+        "/secret-groups?search=bill&attributes=name&attributes=fqn",
+        ADMIN_KEY,
+        None,
+    )
+    .json();
+    assert_eq!(
+        trimmed["data"][0],
+        json!({"id": other_id, "name": "billing", "fqn": "quiver:billing"})
+    );
+    let commas = tf(
+        &server,
+        "GET",
+        "/secret-groups?search=bill&attributes=id,name",
+        ADMIN_KEY,
+        None,
+    )
+    .json();
+    assert_eq!(
+        commas["data"][0],
+        json!({"id": other_id, "name": "billing"})
+    );
+    let unknown = tf(
+        &server,
+        "GET",
+        "/secret-groups?attributes=name,colour",
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("`colour` is not a secret group field"));
+
+    // forceDelete is a boolean; anything else is refused and deletes nothing.
+    let bad_force = tf(
+        &server,
+        "DELETE",
+        &format!("/secret-groups/{other_id}?forceDelete=yes"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(bad_force.status, 422, "{}", bad_force.body);
+    assert_eq!(
+        tf(
+            &server,
+            "GET",
+            &format!("/secret-groups/{other_id}"),
+            ADMIN_KEY,
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        tf(
+            &server,
+            "DELETE",
+            &format!("/secret-groups/{other_id}?forceDelete=true"),
+            ADMIN_KEY,
+            None
+        )
+        .json(),
+        json!({})
+    );
+
     // Upsert by manifest, collaborators and access.
     let (_, viewer) = service_account(&server, "tf-viewer", json!([]));
     assert_eq!(
@@ -550,6 +670,63 @@ fn truefoundry_secret_groups_and_versions() {
         .status,
         403,
         "viewers cannot delete"
+    );
+
+    // Editors change a group's secrets, not the group; admins may change its collaborators.
+    let (_, editor) = service_account(&server, "tf-editor", json!([]));
+    let (_, group_admin) = service_account(&server, "tf-admin", json!([]));
+    let roles = json!({"manifest": {"type": "secret-group", "name": "grp", "collaborators": [
+        {"subject": "serviceaccount:tf-viewer", "role_id": "secret-group-viewer"},
+        {"subject": "serviceaccount:tf-editor", "role_id": "secret-group-editor"},
+        {"subject": "serviceaccount:tf-admin", "role_id": "secret-group-admin"}]}});
+    assert_eq!(
+        tf(
+            &server,
+            "PUT",
+            "/secret-groups",
+            ADMIN_KEY,
+            Some(roles.clone())
+        )
+        .status,
+        200
+    );
+    let group_path = format!("/secret-groups/{id}");
+    let keys = json!({"secrets": [{"key": "K"}, {"key": "E", "value": "e"}]});
+    assert_eq!(
+        tf(&server, "PUT", &group_path, &viewer, Some(keys.clone())).status,
+        403,
+        "viewers cannot change secrets"
+    );
+    let edited = tf(&server, "PUT", &group_path, &editor, Some(keys));
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(
+        edited.json()["data"]["associatedSecrets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        tf(
+            &server,
+            "PUT",
+            "/secret-groups",
+            &editor,
+            Some(roles.clone())
+        )
+        .status,
+        403,
+        "editors cannot change collaborators"
+    );
+    assert_eq!(
+        tf(&server, "DELETE", &group_path, &editor, None).status,
+        403,
+        "editors cannot delete the group"
+    );
+    assert_eq!(
+        tf(&server, "PUT", "/secret-groups", &group_admin, Some(roles)).status,
+        200,
+        "a group's admins may change its collaborators"
     );
 
     let deleted = tf(
@@ -665,9 +842,28 @@ fn tinybird_secrets_with_their_limits() {
         tinybird(&server, "GET", "/v0/secrets/pg_password", None).json()["name"],
         "pg_password"
     );
+    let unknown = tinybird(&server, "GET", "/v0/secrets/nope", None);
     assert_eq!(
-        tinybird(&server, "GET", "/v0/secrets/nope", None).status,
+        (unknown.status, unknown.json()["error"].as_str()),
+        (404, Some("Not found"))
+    );
+    // An update is not a create: an unknown name is a 404 and creates nothing.
+    let put_unknown = tinybird(&server, "PUT", "/v0/variables/nope", Some("value=v"));
+    assert_eq!(
+        (put_unknown.status, put_unknown.json()["error"].as_str()),
+        (404, Some("Variable not found"))
+    );
+    assert_eq!(
+        tinybird(&server, "GET", "/v0/variables/nope", None).status,
         404
+    );
+    let delete_unknown = tinybird(&server, "DELETE", "/v0/variables/nope", None);
+    assert_eq!(
+        (
+            delete_unknown.status,
+            delete_unknown.json()["error"].as_str()
+        ),
+        (404, Some("Variable not found"))
     );
     assert_eq!(
         tinybird(&server, "DELETE", "/v0/secrets/kafka", None).json(),
@@ -1172,4 +1368,203 @@ fn assign_roles_tells_a_caller_without_the_role_nothing_about_principals() {
     let reply = tecton(&server, "POST", "/assign-roles", &manager, Some(body));
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body.contains("does not exist"), "{}", reply.body);
+}
+
+/// Every family's error body, byte for byte: the vault's errors reach each API in its vendor's
+/// shape and words, and a refactoring of either side must not change them.
+#[test]
+fn each_familys_error_bodies_are_pinned() {
+    let server = Server::start();
+    let tecton_error = |status: u16, code: u16, message: &str| {
+        (
+            status,
+            json!({"error": message, "code": code, "message": message}),
+        )
+    };
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/s1", ADMIN_KEY, None).status,
+        200
+    );
+    let put = |value: &str| Some(json!({ "value": value }));
+    assert_eq!(
+        tecton(&server, "PUT", "/scopes/s1/keys/k", ADMIN_KEY, put("v")).status,
+        200
+    );
+    let one = |scope: &str, principal_type: &str, id: &str, role: &str| {
+        Some(
+            json!({"assignments": [{"principal_type": principal_type, "principal_id": id,
+            "resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "role": role}]}),
+        )
+    };
+    let tecton_cases = [
+        ("POST", "/scopes/bad%20name!", None, tecton_error(400, 3, "scope name `bad name!` must be 1-128 letters, digits, `_`, `-` or `.`")),
+        ("POST", "/scopes/s1", None, tecton_error(409, 6, "Secret scope `s1` already exists")),
+        ("PUT", "/scopes/s1/keys/bad%20key", put("v"), tecton_error(400, 3, "secret key `bad key` must be 1-128 letters, digits, `_`, `-` or `.`")),
+        ("PUT", "/scopes/s1/keys/k", put(&"x".repeat(64 * 1024 + 1)), tecton_error(400, 3, "a secret value is at most 65536 bytes")),
+        ("PUT", "/scopes/nope/keys/k", put("v"), tecton_error(404, 5, "Secret scope `nope` not found")),
+        ("GET", "/scopes/s1/keys/zz", None, tecton_error(404, 5, "Secret `zz` not found in scope `s1`")),
+        ("DELETE", "/scopes/s1", None, tecton_error(409, 9, "Secret scope `s1` still holds 1 secret(s); delete them before deleting the scope")),
+        ("POST", "/assign-roles", Some(json!({"assignments": []})), tecton_error(400, 3, "`assignments` is empty")),
+        ("POST", "/assign-roles", one("s1", "BAD", "x", "read_scope_role"), tecton_error(400, 3, "principal_type `BAD` must be PRINCIPAL_TYPE_USER, _SERVICE_ACCOUNT, _GROUP or _WORKSPACE")),
+        ("POST", "/assign-roles", one("s1", "PRINCIPAL_TYPE_USER", "x", "bad"), tecton_error(400, 3, "role `bad` must be read_scope_role, write_scope_role or manage_scope_role")),
+        ("POST", "/assign-roles", one("s1", "PRINCIPAL_TYPE_USER", "nobody", "read_scope_role"), tecton_error(400, 3, "PRINCIPAL_TYPE_USER `nobody` does not exist")),
+        ("POST", "/assign-roles", one("nope", "PRINCIPAL_TYPE_WORKSPACE", "prod", "read_scope_role"), tecton_error(404, 5, "Secret scope `nope` not found")),
+        ("POST", "/get-assigned-principals", Some(json!({"resource_id": "nope"})), tecton_error(404, 5, "Secret scope `nope` not found")),
+    ];
+    for (method, path, body, expected) in tecton_cases {
+        let reply = tecton(&server, method, path, ADMIN_KEY, body);
+        assert_eq!((reply.status, reply.json()), expected, "{method} {path}");
+    }
+
+    let tf_error =
+        |status: u16, message: &str| (status, json!({"statusCode": status, "message": message}));
+    let created = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "g1", "secrets": [{"key": "A", "value": "1"}]})),
+    );
+    let group = format!(
+        "/secret-groups/{}",
+        created.json()["data"]["id"].as_str().unwrap()
+    );
+    let tf_cases = [
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(json!({"name": "bad name", "secrets": []})),
+            tf_error(
+                422,
+                "group name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`",
+            ),
+        ),
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(json!({"name": "g2", "secrets": [{"key": "A"}]})),
+            tf_error(422, "secret `A` needs a value"),
+        ),
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(
+                json!({"name": "g2", "secrets": [{"key": "A", "value": "1"}, {"key": "A", "value": "2"}]}),
+            ),
+            tf_error(422, "secret key `A` appears twice"),
+        ),
+        (
+            "POST",
+            "/secret-groups".to_string(),
+            Some(json!({"name": "g1", "secrets": []})),
+            tf_error(409, "Secret group 'g1' already exists"),
+        ),
+        (
+            "GET",
+            "/secret-groups?limit=0".to_string(),
+            None,
+            tf_error(422, "limit must be between 1 and 1000, got 0"),
+        ),
+        (
+            "GET",
+            "/secret-groups/nope".to_string(),
+            None,
+            tf_error(404, "Secret group with id 'nope' not found"),
+        ),
+        (
+            "PUT",
+            group.clone(),
+            Some(json!({"secrets": [{"key": "A"}, {"key": "C"}]})),
+            tf_error(422, "new secret key `C` needs a value"),
+        ),
+        (
+            "PUT",
+            "/secret-groups".to_string(),
+            Some(json!({"manifest": {"name": "bad name"}})),
+            tf_error(
+                422,
+                "manifest.name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`",
+            ),
+        ),
+        (
+            "PUT",
+            "/secret-groups".to_string(),
+            Some(json!({"manifest": {"name": "g2", "type": "other"}})),
+            tf_error(422, "manifest.type must be `secret-group`"),
+        ),
+        (
+            "POST",
+            "/secrets".to_string(),
+            Some(json!({"limit": 10, "offset": 0, "secretGroupId": "nope"})),
+            tf_error(404, "Secret group with id 'nope' not found"),
+        ),
+        (
+            "GET",
+            "/secrets/nope".to_string(),
+            None,
+            tf_error(404, "Secret with id 'nope' not found"),
+        ),
+        (
+            "DELETE",
+            "/secrets/nope".to_string(),
+            None,
+            tf_error(404, "Secret with id 'nope' not found"),
+        ),
+    ];
+    for (method, path, body, expected) in tf_cases {
+        let reply = tf(&server, method, &path, ADMIN_KEY, body);
+        assert_eq!((reply.status, reply.json()), expected, "{method} {path}");
+    }
+
+    let docs = "https://docs.tinybird.co/api-reference/environment-variables-api";
+    let tb_error =
+        |status: u16, message: &str| (status, json!({"error": message, "documentation": docs}));
+    assert_eq!(
+        tinybird(&server, "POST", "/v0/variables", Some("name=a&value=x")).status,
+        200
+    );
+    let big = format!("value={}", "x".repeat(8 * 1024 + 1));
+    let tb_cases = [
+        (
+            "POST",
+            "/v0/variables",
+            Some("name=a&value=x".to_string()),
+            tb_error(400, "Secret with name \"a\" already exists"),
+        ),
+        ("GET", "/v0/variables/zz", None, tb_error(404, "Not found")),
+        (
+            "PUT",
+            "/v0/variables/a",
+            Some("value=y&type=secret".to_string()),
+            tb_error(400, "Variable type cannot be changed"),
+        ),
+        (
+            "PUT",
+            "/v0/variables/a",
+            Some(String::new()),
+            tb_error(400, "missing value"),
+        ),
+        (
+            "PUT",
+            "/v0/variables/zz",
+            Some("value=y".to_string()),
+            tb_error(404, "Variable not found"),
+        ),
+        (
+            "PUT",
+            "/v0/variables/a",
+            Some(big),
+            tb_error(400, "Variable maximum size is 8KB"),
+        ),
+        (
+            "DELETE",
+            "/v0/variables/zz",
+            None,
+            tb_error(404, "Variable not found"),
+        ),
+    ];
+    for (method, path, form, expected) in tb_cases {
+        let reply = tinybird(&server, method, path, form.as_deref());
+        assert_eq!((reply.status, reply.json()), expected, "{method} {path}");
+    }
 }

@@ -1,22 +1,22 @@
 //! Tecton's Secrets Service: scopes and secrets at `/api/v1/secrets-service` (also
 //! `/v1/secrets-service`, the URL Tecton's materialization jobs are handed), and role
 //! assignments on scopes, also under `/api/v1/authorization-service`. Errors use Tecton's
-//! `{"error","code","message"}`; responses use the seed's snake_case field names.
+//! `{"error","code","message"}`; responses use the seed's snake_case field names
+//! (`http/wire/tecton_secrets.rs`).
 
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::super::auth::Caller;
 use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
+use super::super::wire::tecton_secrets as wire;
 use super::super::AppState;
 use crate::iam::directory::ResourceKind;
 use crate::secrets::crypto::Plaintext;
-use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
-use crate::secrets::tecton::{TectonAnswer, TectonRequest};
+use crate::secrets::state::{Assignment, PrincipalType};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for base in ["/api/v1/secrets-service", "/v1/secrets-service"] {
@@ -54,23 +54,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-impl From<crate::secrets::SecretsError> for ApiError {
-    fn from(error: crate::secrets::SecretsError) -> ApiError {
-        use crate::secrets::SecretsError::*;
-        let kind = match &error {
-            NotFound(_) => ErrorKind::NotFound,
-            AlreadyExists(_) => ErrorKind::AlreadyExists,
-            Invalid(_) => ErrorKind::InvalidArgument,
-            Forbidden(_) | LimitReached(_) => ErrorKind::PermissionDenied,
-            NotEmpty(_) => ErrorKind::FailedPrecondition,
-            RateLimited { .. } => ErrorKind::ResourceExhausted,
-            Tampered(_) | Internal(_) => ErrorKind::Internal,
-            Unavailable(_) => ErrorKind::Unavailable,
-        };
-        ApiError::new(kind, error.to_string())
-    }
-}
-
 /// A Tecton secret value is at most 64 KiB (the vault refuses more with a 400 that says so);
 /// JSON escaping can make one up to six times longer, and assignment lists are short.
 const MAX_SECRETS_BODY_BYTES: usize = 512 * 1024;
@@ -80,28 +63,15 @@ async fn read_json<T: serde::de::DeserializeOwned>(body: UnreadBody) -> Result<T
     parse_json(&body.read(MAX_SECRETS_BODY_BYTES).await?)
 }
 
-async fn call(
-    state: &AppState,
-    caller: &Caller,
-    request: TectonRequest,
-) -> Result<TectonAnswer, ApiError> {
-    Ok(state.vault.tecton(Arc::clone(&caller.0), request).await?)
+fn ok(body: Json) -> HttpResponse {
+    HttpResponse::Ok().json(body)
 }
 
-fn done() -> HttpResponse {
-    HttpResponse::Ok().json(json!({}))
-}
-
-async fn list_scopes(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let TectonAnswer::Scopes(scopes) = call(&state, &caller, TectonRequest::ListScopes).await?
-    else {
-        unreachable!("ListScopes answers Scopes")
-    };
-    let scopes: Vec<Json> = scopes
-        .into_iter()
-        .map(|name| json!({"name": name}))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"scopes": scopes})))
+/// Any authenticated key lists every scope (the seed: "all secret scopes available in the
+/// cluster"); what a scope holds is still behind its roles.
+async fn list_scopes(_: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let scopes = state.vault.list_scopes().await?;
+    Ok(ok(wire::names("scopes", scopes)))
 }
 
 async fn create_scope(
@@ -109,13 +79,9 @@ async fn create_scope(
     state: web::Data<AppState>,
     scope: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    call(
-        &state,
-        &caller,
-        TectonRequest::CreateScope(scope.into_inner()),
-    )
-    .await?;
-    Ok(done())
+    let caller = Arc::clone(&caller.0);
+    state.vault.create_scope(caller, scope.into_inner()).await?;
+    Ok(ok(wire::done()))
 }
 
 async fn create_scope_from_body(
@@ -123,13 +89,10 @@ async fn create_scope_from_body(
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    #[derive(Deserialize)]
-    struct Body {
-        scope: String,
-    }
-    let body: Body = read_json(body).await?;
-    call(&state, &caller, TectonRequest::CreateScope(body.scope)).await?;
-    Ok(done())
+    let body: wire::CreateScopeBody = read_json(body).await?;
+    let caller = Arc::clone(&caller.0);
+    state.vault.create_scope(caller, body.scope).await?;
+    Ok(ok(wire::done()))
 }
 
 async fn delete_scope(
@@ -137,13 +100,9 @@ async fn delete_scope(
     state: web::Data<AppState>,
     scope: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    call(
-        &state,
-        &caller,
-        TectonRequest::DeleteScope(scope.into_inner()),
-    )
-    .await?;
-    Ok(done())
+    let caller = Arc::clone(&caller.0);
+    state.vault.delete_scope(caller, scope.into_inner()).await?;
+    Ok(ok(wire::done()))
 }
 
 async fn list_keys(
@@ -151,13 +110,9 @@ async fn list_keys(
     state: web::Data<AppState>,
     scope: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let TectonAnswer::Keys(keys) =
-        call(&state, &caller, TectonRequest::ListKeys(scope.into_inner())).await?
-    else {
-        unreachable!("ListKeys answers Keys")
-    };
-    let keys: Vec<Json> = keys.into_iter().map(|name| json!({"name": name})).collect();
-    Ok(HttpResponse::Ok().json(json!({"keys": keys})))
+    let caller = Arc::clone(&caller.0);
+    let keys = state.vault.list_keys(caller, scope.into_inner()).await?;
+    Ok(ok(wire::names("keys", keys)))
 }
 
 async fn get_value(
@@ -166,12 +121,11 @@ async fn get_value(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (scope, key) = path.into_inner();
-    let TectonAnswer::Value(value) =
-        call(&state, &caller, TectonRequest::GetValue { scope, key }).await?
-    else {
-        unreachable!("GetValue answers Value")
-    };
-    Ok(HttpResponse::Ok().json(json!({"value": value.0})))
+    let value = state
+        .vault
+        .get_value(Arc::clone(&caller.0), scope, key)
+        .await?;
+    Ok(ok(wire::value(&value.0)))
 }
 
 async fn put_value(
@@ -180,23 +134,12 @@ async fn put_value(
     path: web::Path<(String, String)>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    #[derive(Deserialize)]
-    struct Body {
-        value: String,
-    }
     let (scope, key) = path.into_inner();
-    let body: Body = read_json(body).await?;
-    call(
-        &state,
-        &caller,
-        TectonRequest::PutValue {
-            scope,
-            key,
-            value: Plaintext(body.value),
-        },
-    )
-    .await?;
-    Ok(done())
+    let body: wire::PutValueBody = read_json(body).await?;
+    let value = Plaintext(body.value);
+    let caller = Arc::clone(&caller.0);
+    state.vault.put_value(caller, scope, key, value).await?;
+    Ok(ok(wire::done()))
 }
 
 async fn delete_key(
@@ -205,53 +148,9 @@ async fn delete_key(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (scope, key) = path.into_inner();
-    call(&state, &caller, TectonRequest::DeleteKey { scope, key }).await?;
-    Ok(done())
-}
-
-/// One assignment as sent (camelCase or snake_case).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AssignmentBody {
-    #[serde(alias = "resource_type")]
-    resource_type: Option<String>,
-    #[serde(alias = "resource_id")]
-    resource_id: Option<String>,
-    role: String,
-    #[serde(alias = "principal_type")]
-    principal_type: String,
-    #[serde(alias = "principal_id")]
-    principal_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct AssignmentsBody {
-    assignments: Vec<AssignmentBody>,
-}
-
-fn check_resource_type(resource_type: Option<&str>) -> Result<(), ApiError> {
-    match resource_type {
-        None | Some("RESOURCE_TYPE_SECRET_SCOPE") => Ok(()),
-        Some(other) => Err(ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!("resource_type `{other}` is not RESOURCE_TYPE_SECRET_SCOPE"),
-        )),
-    }
-}
-
-fn principal_type(text: &str) -> Result<PrincipalType, ApiError> {
-    PrincipalType::parse(text).ok_or_else(|| {
-        ApiError::new(ErrorKind::InvalidArgument, format!("principal_type `{text}` must be PRINCIPAL_TYPE_USER, _SERVICE_ACCOUNT, _GROUP or _WORKSPACE"))
-    })
-}
-
-fn scope_role(text: &str) -> Result<ScopeRole, ApiError> {
-    ScopeRole::parse(text).ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!("role `{text}` must be read_scope_role, write_scope_role or manage_scope_role"),
-        )
-    })
+    let caller = Arc::clone(&caller.0);
+    state.vault.delete_key(caller, scope, key).await?;
+    Ok(ok(wire::done()))
 }
 
 /// Checks that an assigned principal exists (a workspace in the repository, the others in the
@@ -261,26 +160,21 @@ async fn check_principal_exists(
     principal_type: PrincipalType,
     id: &str,
 ) -> Result<(), ApiError> {
-    let missing = || {
-        ApiError::new(
+    let exists = match principal_type {
+        PrincipalType::Workspace => state.registry.workspace(id).is_some(),
+        _ => record(state, principal_type, id).await.is_some(),
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             ErrorKind::InvalidArgument,
-            format!("{} `{id}` does not exist", principal_type.name()),
-        )
-    };
-    let kind = match principal_type {
-        PrincipalType::Workspace => {
-            return state.registry.workspace(id).map(|_| ()).ok_or_else(missing)
-        }
-        PrincipalType::User => ResourceKind::User,
-        PrincipalType::ServiceAccount => ResourceKind::ServiceAccount,
-        PrincipalType::Group => ResourceKind::Group,
-    };
-    state
-        .directory
-        .get(kind, id.to_string(), String::new())
-        .await
-        .map(|_| ())
-        .map_err(|_| missing())
+            format!(
+                "{} `{id}` does not exist",
+                wire::principal_type_name(principal_type)
+            ),
+        ))
+    }
 }
 
 /// Reads the assignments of an assign or unassign request. The caller must manage every scope
@@ -292,28 +186,13 @@ async fn read_assignments(
     path_scope: Option<String>,
     body: UnreadBody,
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
-    let body: AssignmentsBody = read_json(body).await?;
-    let mut assignments = Vec::with_capacity(body.assignments.len());
-    for (i, a) in body.assignments.into_iter().enumerate() {
-        check_resource_type(a.resource_type.as_deref())?;
-        let scope = a
-            .resource_id
-            .or_else(|| path_scope.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::InvalidArgument,
-                    format!("assignments[{i}].resource_id is required"),
-                )
-            })?;
-        let assignment = Assignment {
-            principal_type: principal_type(&a.principal_type)?,
-            principal_id: a.principal_id,
-            role: scope_role(&a.role)?,
-        };
-        assignments.push((scope, assignment));
-    }
+    let body: wire::AssignmentsBody = read_json(body).await?;
+    let assignments = body.into_assignments(path_scope)?;
     let scopes = assignments.iter().map(|(scope, _)| scope.clone()).collect();
-    call(state, caller, TectonRequest::CheckManages(scopes)).await?;
+    state
+        .vault
+        .check_manages(Arc::clone(&caller.0), scopes)
+        .await?;
     for (_, assignment) in &assignments {
         check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
     }
@@ -328,8 +207,11 @@ async fn assign(
 ) -> Result<HttpResponse, ApiError> {
     let assignments =
         read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
-    call(&state, &caller, TectonRequest::Assign(assignments)).await?;
-    Ok(done())
+    state
+        .vault
+        .assign(Arc::clone(&caller.0), assignments)
+        .await?;
+    Ok(ok(wire::done()))
 }
 
 async fn unassign(
@@ -340,40 +222,22 @@ async fn unassign(
 ) -> Result<HttpResponse, ApiError> {
     let assignments =
         read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
-    call(&state, &caller, TectonRequest::Unassign(assignments)).await?;
-    Ok(done())
+    state
+        .vault
+        .unassign(Arc::clone(&caller.0), assignments)
+        .await?;
+    Ok(ok(wire::done()))
 }
 
-fn roles_granted(roles: &[ScopeRole]) -> Vec<Json> {
-    roles.iter().map(|r| json!({"role": r.name(), "role_assignment_sources": [{"assignment_type": "ROLE_ASSIGNMENT_TYPE_DIRECT"}]})).collect()
-}
-
-/// The seed's `principal` object: the principal's directory record, or the workspace's name.
-async fn principal_json(state: &AppState, principal_type: PrincipalType, id: &str) -> Json {
-    let record = |kind| async move {
-        state
-            .directory
-            .get(kind, id.to_string(), String::new())
-            .await
-            .ok()
+/// A principal's directory record (SCIM JSON), if it has one.
+async fn record(state: &AppState, principal_type: PrincipalType, id: &str) -> Option<Json> {
+    let kind = match principal_type {
+        PrincipalType::Workspace => return None,
+        PrincipalType::User => ResourceKind::User,
+        PrincipalType::ServiceAccount => ResourceKind::ServiceAccount,
+        PrincipalType::Group => ResourceKind::Group,
     };
-    match principal_type {
-        PrincipalType::Workspace => json!({"workspace": {"name": id}}),
-        PrincipalType::ServiceAccount => {
-            let sa = record(ResourceKind::ServiceAccount)
-                .await
-                .unwrap_or_default();
-            json!({"service_account": {"id": id, "name": sa["name"], "description": sa["description"], "is_active": sa["active"].as_bool().unwrap_or(true)}})
-        }
-        PrincipalType::User => {
-            let user = record(ResourceKind::User).await.unwrap_or_default();
-            json!({"user": {"id": id, "login_email": user["userName"], "first_name": user["name"]["givenName"], "last_name": user["name"]["familyName"]}})
-        }
-        PrincipalType::Group => {
-            let group = record(ResourceKind::Group).await.unwrap_or_default();
-            json!({"group": {"id": id, "name": group["displayName"]}})
-        }
-    }
+    state.directory.get(kind, id.to_string()).await.ok()
 }
 
 async fn assigned_principals(
@@ -381,52 +245,18 @@ async fn assigned_principals(
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body {
-        #[serde(alias = "resource_type")]
-        resource_type: Option<String>,
-        #[serde(alias = "resource_id")]
-        resource_id: String,
-        #[serde(default)]
-        roles: Vec<String>,
-        #[serde(default, alias = "principal_types")]
-        principal_types: Vec<String>,
-    }
-    let body: Body = read_json(body).await?;
-    check_resource_type(body.resource_type.as_deref())?;
-    let roles = body
-        .roles
-        .iter()
-        .map(|r| scope_role(r))
-        .collect::<Result<_, _>>()?;
-    let types = body
-        .principal_types
-        .iter()
-        .map(|t| principal_type(t))
-        .collect::<Result<_, _>>()?;
-    let scope = body.resource_id;
-    let TectonAnswer::Principals(found) = call(
-        &state,
-        &caller,
-        TectonRequest::Principals {
-            scope: scope.clone(),
-            roles,
-            types,
-        },
-    )
-    .await?
-    else {
-        unreachable!("Principals answers Principals")
-    };
-    let mut assignments = Vec::with_capacity(found.len());
+    let body: wire::AssignedPrincipalsBody = read_json(body).await?;
+    let (scope, roles, types) = body.into_query()?;
+    let found = state
+        .vault
+        .assigned_principals(Arc::clone(&caller.0), scope.clone(), roles, types)
+        .await?;
+    let mut principals = Vec::with_capacity(found.len());
     for (principal_type, id, roles) in found {
-        assignments.push(json!({
-            "principal": principal_json(&state, principal_type, &id).await,
-            "role_assignments": [{"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "roles_granted": roles_granted(&roles)}],
-        }));
+        let record = record(&state, principal_type, &id).await;
+        principals.push((wire::principal(principal_type, &id, record), roles));
     }
-    Ok(HttpResponse::Ok().json(json!({"assignments": assignments})))
+    Ok(ok(wire::assigned_principals(&scope, principals)))
 }
 
 async fn assigned_roles(
@@ -434,38 +264,17 @@ async fn assigned_roles(
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body {
-        #[serde(alias = "principal_type")]
-        principal_type: String,
-        #[serde(alias = "principal_id")]
-        principal_id: String,
-        #[serde(alias = "resource_type")]
-        resource_type: Option<String>,
-        #[serde(default, alias = "resource_ids")]
-        resource_ids: Vec<String>,
-        #[serde(default)]
-        roles: Vec<String>,
-    }
-    let body: Body = read_json(body).await?;
-    check_resource_type(body.resource_type.as_deref())?;
-    let request = TectonRequest::RolesOf {
-        principal_type: principal_type(&body.principal_type)?,
-        principal_id: body.principal_id,
-        scopes: body.resource_ids,
-        roles: body
-            .roles
-            .iter()
-            .map(|r| scope_role(r))
-            .collect::<Result<_, _>>()?,
-    };
-    let TectonAnswer::Roles(found) = call(&state, &caller, request).await? else {
-        unreachable!("RolesOf answers Roles")
-    };
-    let assignments: Vec<Json> = found
-        .iter()
-        .map(|(scope, roles)| json!({"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "roles_granted": roles_granted(roles)}))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"assignments": assignments})))
+    let body: wire::AssignedRolesBody = read_json(body).await?;
+    let query = body.into_query()?;
+    let found = state
+        .vault
+        .assigned_roles(
+            Arc::clone(&caller.0),
+            query.principal_type,
+            query.principal_id,
+            query.scopes,
+            query.roles,
+        )
+        .await?;
+    Ok(ok(wire::assigned_roles(&found)))
 }

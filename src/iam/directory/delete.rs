@@ -6,7 +6,7 @@ use super::state::{version_tag, Change, ResourceKind};
 use super::DirectoryActor;
 use crate::iam::scim::etag::Preconditions;
 use crate::iam::scim::{ScimError, ScimErrorKind};
-use crate::registry::time::now_micros;
+use crate::time::now_micros;
 
 pub struct Delete {
     pub kind: ResourceKind,

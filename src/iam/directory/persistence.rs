@@ -1,11 +1,7 @@
 //! The directory's persistence: journal records (the changes of one request, fsynced before the
-//! reply), its snapshot section, and recovery (section, then the journal after it).
+//! reply) and its snapshot section (every entry), in their on-disk types; recovery, export and
+//! journal clean-up are `persist::journaled`'s.
 
-use std::io;
-use std::path::PathBuf;
-
-use actix::{Handler, Message};
-use futures_util::future::{BoxFuture, FutureExt};
 use serde_json::{Map, Value as Json};
 
 use super::state::{Change, Entry, ResourceKind};
@@ -14,8 +10,8 @@ use crate::iam::ApiKeyDigest;
 use crate::persist::format::{
     decode, encode, DirectoryChangeV1, DirectoryEntryV1, DirectoryV1, SectionKind,
 };
-use crate::persist::snapshot::{SectionData, Snapshot};
-use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
+use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
+use crate::persist::Journal;
 
 fn to_disk(kind: ResourceKind, entry: &Entry) -> DirectoryEntryV1 {
     DirectoryEntryV1 {
@@ -76,136 +72,56 @@ fn decode_changes(bytes: &[u8]) -> Option<Vec<Change>> {
         .collect()
 }
 
-/// Loads a snapshot section and the journal after it, then journals from here on.
-struct Recover {
-    section: Option<SectionData>,
-    journal_dir: PathBuf,
-}
+impl JournaledActor for DirectoryActor {
+    type Change = Change;
+    const SECTION: SectionKind = SectionKind::Directory;
 
-impl Message for Recover {
-    type Result = io::Result<usize>;
-}
-
-impl Handler<Recover> for DirectoryActor {
-    type Result = io::Result<usize>;
-
-    fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
-        let invalid = |what: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("directory {what} does not decode"),
-            )
-        };
-        let from_seq = msg.section.as_ref().map_or(0, |s| s.journal_seq);
-        if let Some(section) = msg.section {
-            let stored: DirectoryV1 =
-                decode(&section.payload).map_err(|_| invalid("snapshot section"))?;
-            for entry in stored.entries {
-                let (kind, entry) = from_disk(entry).ok_or_else(|| invalid("snapshot entry"))?;
-                self.state.apply(Change::Put(kind, entry));
-            }
-        }
-        let (journal, replay) = Journal::open(&msg.journal_dir, from_seq, FsyncPolicy::Always)?;
-        let records = replay.records.len();
-        for (i, record) in replay.records.iter().enumerate() {
-            let Some(changes) = decode_changes(record) else {
-                return Err(replay.undecodable(i).into());
-            };
-            for change in changes {
-                self.state.apply(change);
-            }
-        }
-        self.journal = Some(journal);
-        self.publish();
-        Ok(records)
+    fn journal(&mut self) -> &mut Option<Journal> {
+        &mut self.journal
     }
-}
 
-/// Rotates the journal and encodes every entry.
-struct Export;
+    fn decode_section(payload: &[u8]) -> Result<Vec<Change>, String> {
+        let stored: DirectoryV1 = decode(payload)?;
+        stored
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let id = entry.id.clone();
+                from_disk(entry)
+                    .map(|(kind, entry)| Change::Put(kind, entry))
+                    .ok_or_else(|| format!("entry `{id}` does not decode"))
+            })
+            .collect()
+    }
 
-impl Message for Export {
-    type Result = io::Result<SectionData>;
-}
+    fn decode_record(record: &[u8]) -> Result<Vec<Change>, String> {
+        decode_changes(record).ok_or_else(|| "a change does not decode".to_string())
+    }
 
-impl Handler<Export> for DirectoryActor {
-    type Result = io::Result<SectionData>;
+    fn apply(&mut self, change: Change) {
+        self.state.apply(change);
+    }
 
-    fn handle(&mut self, _: Export, _: &mut Self::Context) -> Self::Result {
-        let journal_seq = match self.journal.as_mut() {
-            Some(journal) => journal.rotate()?,
-            None => 0,
-        };
+    fn encode_section(&self) -> (Vec<u8>, u64) {
         let entries: Vec<DirectoryEntryV1> = self
             .state
             .all()
             .map(|(kind, entry)| to_disk(kind, entry))
             .collect();
         let items = entries.len() as u64;
-        Ok(SectionData {
-            kind: SectionKind::Directory,
-            journal_seq,
-            items,
-            payload: encode(&DirectoryV1 { entries }),
-        })
+        (encode(&DirectoryV1 { entries }), items)
+    }
+
+    fn recovered(&mut self) {
+        self.publish();
     }
 }
 
-struct DropJournalBefore(u64);
-
-impl Message for DropJournalBefore {
-    type Result = io::Result<()>;
-}
-
-impl Handler<DropJournalBefore> for DirectoryActor {
-    type Result = io::Result<()>;
-
-    fn handle(&mut self, msg: DropJournalBefore, _: &mut Self::Context) -> Self::Result {
-        match &self.journal {
-            Some(journal) => journal.remove_before(msg.0),
-            None => Ok(()),
-        }
-    }
-}
+journaled_handlers!(DirectoryActor);
 
 impl Directory {
-    /// Restores the directory from a snapshot (if any) and its journal in `journal_dir`;
-    /// returns the number of journal records replayed.
-    pub async fn recover(
-        &self,
-        snapshot: Option<&Snapshot>,
-        journal_dir: PathBuf,
-    ) -> io::Result<usize> {
-        let section = snapshot
-            .and_then(|s| {
-                s.sections
-                    .iter()
-                    .find(|section| section.kind == SectionKind::Directory)
-            })
-            .cloned();
-        self.addr
-            .send(Recover {
-                section,
-                journal_dir,
-            })
-            .await
-            .map_err(io::Error::other)?
-    }
-}
-
-impl SnapshotSource for Directory {
-    fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
-        let addr = self.addr.clone();
-        async move { addr.send(Export).await.map_err(io::Error::other)? }.boxed()
-    }
-
-    fn snapshot_saved(&self, journal_seq: u64) -> BoxFuture<'static, io::Result<()>> {
-        let addr = self.addr.clone();
-        async move {
-            addr.send(DropJournalBefore(journal_seq))
-                .await
-                .map_err(io::Error::other)?
-        }
-        .boxed()
+    /// The directory's persistence: its recovery, and its snapshot source.
+    pub fn persistence(&self) -> JournaledAddr<DirectoryActor> {
+        JournaledAddr(self.addr.clone())
     }
 }

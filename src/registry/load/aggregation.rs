@@ -43,7 +43,7 @@ pub(super) fn build_aggregation(
         return Err(site.error("aggregation_interval must be longer than 0s"));
     }
 
-    let day = 86_400 * crate::registry::time::MICROS_PER_SECOND;
+    let day = 86_400 * crate::time::MICROS_PER_SECOND;
     let compaction = match raw.compaction_enabled {
         false => None,
         true if continuous || interval >= day || day % interval != 0 => {

@@ -15,12 +15,12 @@ use serde::Deserialize;
 use super::aggregation::{
     default_name, AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
 };
-use super::time::{parse_duration, Micros};
 use super::types::DataType;
 use super::{
     object_id, Entity, Feature, FeatureService, FeatureView, Field, PushSource, Registry,
     ServiceItem, ViewId, ViewKind, Workspace,
 };
+use crate::time::{parse_duration, Micros};
 
 mod aggregation;
 mod realtime;

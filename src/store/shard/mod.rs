@@ -23,8 +23,8 @@ pub use write::{ApplyRows, RowWrite, WriteOutcome};
 use super::arena::{Arena, RowRef};
 use super::tiles::TileSet;
 use crate::registry::aggregation::AggregationSpec;
-use crate::registry::time::Micros;
 use crate::registry::ViewId;
+use crate::time::Micros;
 
 /// Where a key's current row is and when its event happened.
 #[derive(Debug, Clone, Copy)]

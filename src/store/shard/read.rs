@@ -5,11 +5,11 @@ use actix::{Handler, Message};
 
 use super::{index_key, ShardActor};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
-use crate::registry::time::Micros;
 use crate::registry::value::Value;
 use crate::registry::ViewId;
 use crate::store::row::encode_row;
 use crate::store::tiles::tile_start;
+use crate::time::Micros;
 
 #[derive(Debug, Clone)]
 pub struct Lookup {

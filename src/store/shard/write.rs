@@ -5,9 +5,9 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::{index_key, ShardActor, Slot};
-use crate::registry::time::Micros;
 use crate::registry::ViewId;
 use crate::store::row::decode_row;
+use crate::time::Micros;
 
 /// One row to store: its view, encoded join key, event time and encoded values.
 #[derive(Debug, Clone)]

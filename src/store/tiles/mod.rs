@@ -16,8 +16,8 @@ mod tests;
 use std::collections::BTreeMap;
 
 use crate::registry::aggregation::{AggregationSpec, Function, Window};
-use crate::registry::time::Micros;
 use crate::registry::value::Value;
+use crate::time::Micros;
 
 pub use partial::Partial;
 pub use stored::{from_stored, to_stored};

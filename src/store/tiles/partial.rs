@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::sketch;
 use crate::registry::aggregation::Function;
-use crate::registry::time::Micros;
 use crate::registry::value::Value;
+use crate::time::Micros;
 
 /// An event value with its time and arrival order (later arrival wins ties).
 pub type Stamped = (Micros, u64, Value);

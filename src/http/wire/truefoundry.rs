@@ -1,0 +1,371 @@
+//! TrueFoundry Secret Groups JSON: request bodies and manifests in, camelCase groups and
+//! secrets in `{"data": ...}` envelopes out, and TrueFoundry's (NestJS) error body
+//! `{"statusCode","message"}`, with the status each vault error takes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+use crate::http::error::{ApiError, ErrorKind};
+use crate::iam::AuthError;
+use crate::secrets::crypto::Plaintext;
+use crate::secrets::state::{CreatorKind, Group, TfSecret};
+use crate::secrets::truefoundry::{check_name, Page, PageRequest, SecretView};
+use crate::secrets::{NameKind, SecretRef, SecretsError};
+use crate::time::Micros;
+
+/// TrueFoundry's error body.
+#[derive(Debug)]
+pub struct TfError {
+    status: StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for TfError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for TfError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(json!({"statusCode": self.status.as_u16(), "message": self.message}))
+    }
+}
+
+impl TfError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> TfError {
+        TfError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// TrueFoundry answers invalid input with 422 (the SDK types it); the rest as everywhere.
+impl From<SecretsError> for TfError {
+    fn from(error: SecretsError) -> TfError {
+        let status = match ErrorKind::from(&error) {
+            ErrorKind::InvalidArgument => StatusCode::UNPROCESSABLE_ENTITY,
+            kind => kind.status(),
+        };
+        let message = match error {
+            SecretsError::InvalidPage { limit, max } => {
+                format!("limit must be between 1 and {max}, got {limit}")
+            }
+            SecretsError::Tampered {
+                record: SecretRef::Group { tenant, group, key },
+            } => format!("secret '{tenant}:{group}:{key}' could not be decrypted: its stored ciphertext was altered or sealed under another key"),
+            other => other.to_string(),
+        };
+        TfError::new(status, message)
+    }
+}
+
+impl From<ApiError> for TfError {
+    fn from(error: ApiError) -> TfError {
+        TfError::new(error.kind.status(), error.message)
+    }
+}
+
+/// A bad or missing key is TrueFoundry's bare `401 Unauthorized`, answered before any body is
+/// read; permissions are the vault's to check, against the group's collaborators.
+impl From<AuthError> for TfError {
+    fn from(error: AuthError) -> TfError {
+        let error = ApiError::from(error);
+        match error.kind {
+            ErrorKind::Unauthenticated => TfError::new(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            _ => error.into(),
+        }
+    }
+}
+
+fn unprocessable(message: String) -> TfError {
+    TfError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+/// The query of `GET /secret-groups`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListGroupsQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    pub fqn: Option<String>,
+    pub search: Option<String>,
+}
+
+/// TrueFoundry's defaults: the first 100.
+fn page_request(limit: Option<usize>, offset: Option<usize>) -> PageRequest {
+    PageRequest {
+        limit: limit.unwrap_or(100),
+        offset: offset.unwrap_or(0),
+    }
+}
+
+impl ListGroupsQuery {
+    pub fn page(&self) -> PageRequest {
+        page_request(self.limit, self.offset)
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyValue {
+    key: String,
+    value: Option<String>,
+}
+
+/// The body of `POST /secret-groups`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateGroupBody {
+    pub name: String,
+    pub integration_id: Option<String>,
+    #[serde(default)]
+    secrets: Vec<KeyValue>,
+}
+
+impl CreateGroupBody {
+    /// The new group's secrets: every one needs a value.
+    pub fn take_secrets(&mut self) -> Result<Vec<(String, Plaintext)>, TfError> {
+        std::mem::take(&mut self.secrets)
+            .into_iter()
+            .map(|kv| match kv.value {
+                Some(value) => Ok((kv.key, Plaintext(value))),
+                None => Err(unprocessable(format!("secret `{}` needs a value", kv.key))),
+            })
+            .collect()
+    }
+}
+
+/// The body of `PUT /secret-groups`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertGroupBody {
+    pub manifest: Json,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a manifest says of its group.
+pub struct ManifestFields {
+    pub name: String,
+    pub integration_id: Option<String>,
+}
+
+impl UpsertGroupBody {
+    /// The group's name and integration, after checking the manifest's `name` and `type`.
+    pub fn fields(&self) -> Result<ManifestFields, TfError> {
+        let name = self
+            .manifest
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        check_name(NameKind::Group, &name).map_err(|_| {
+            unprocessable(format!(
+                "manifest.name `{name}` must be {}",
+                NameKind::Group.rule()
+            ))
+        })?;
+        if self
+            .manifest
+            .get("type")
+            .and_then(Json::as_str)
+            .is_some_and(|t| t != "secret-group")
+        {
+            return Err(unprocessable(
+                "manifest.type must be `secret-group`".to_string(),
+            ));
+        }
+        let integration_id = self
+            .manifest
+            .get("integration_fqn")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        Ok(ManifestFields {
+            name,
+            integration_id,
+        })
+    }
+}
+
+/// The body of `PUT /secret-groups/{id}`: the full key set, a value only where it changes.
+#[derive(Deserialize)]
+pub struct UpdateGroupBody {
+    secrets: Vec<KeyValue>,
+}
+
+impl UpdateGroupBody {
+    pub fn into_secrets(self) -> Vec<(String, Option<Plaintext>)> {
+        self.secrets
+            .into_iter()
+            .map(|kv| (kv.key, kv.value.map(Plaintext)))
+            .collect()
+    }
+}
+
+/// The body of `POST /secrets` (a list).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSecretsBody {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    #[serde(default)]
+    pub secret_fqns: Vec<String>,
+    pub secret_group_id: Option<String>,
+    #[serde(default)]
+    pub with_value: bool,
+}
+
+impl ListSecretsBody {
+    pub fn page(&self) -> PageRequest {
+        page_request(self.limit, self.offset)
+    }
+}
+
+/// ISO 8601 with milliseconds and `Z`, as TrueFoundry writes times.
+fn time(micros: Micros) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros).map_or_else(String::new, |t| {
+        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    })
+}
+
+fn subject(group: &Group) -> Json {
+    let subject_type = match group.created_by.kind {
+        CreatorKind::User => "user",
+        CreatorKind::ServiceAccount => "serviceaccount",
+    };
+    json!({"subjectId": group.created_by.id, "subjectType": subject_type})
+}
+
+fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Plaintext>) -> Json {
+    let group_fqn = format!("{tenant}:{}", group.name);
+    let fqn = format!("{group_fqn}:{}", secret.key);
+    // Each version names its secret (the SDK's nested `Secret`, its required fields only).
+    let parent =
+        json!({"id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id});
+    let versions: Vec<Json> = secret
+        .versions
+        .iter()
+        .map(|v| json!({"id": v.id, "fqn": format!("{fqn}:{}", v.sealed.version), "version": v.sealed.version, "secret": parent,
+                        "secretId": secret.id, "createdAt": time(v.sealed.created), "updatedAt": time(v.sealed.updated)}))
+        .collect();
+    let mut out = json!({
+        "id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id,
+        "createdBySubject": subject(group), "createdBy": group.created_by.id, "createdAt": time(secret.created),
+        "updatedAt": time(secret.updated), "secretVersions": versions, "activeDeploymentsCount": 0,
+    });
+    if let Some(value) = value {
+        out["value"] = Json::String(value.0.clone());
+    }
+    out
+}
+
+/// A secret, with its value when the vault gave one.
+pub fn secret(tenant: &str, view: &SecretView) -> Json {
+    secret_json(tenant, &view.group, &view.secret, view.value.as_ref())
+}
+
+/// A group with its secrets, never their values.
+pub fn group(tenant: &str, group: &Group) -> Json {
+    let secrets: Vec<Json> = group
+        .secrets
+        .values()
+        .map(|s| secret_json(tenant, group, s, None))
+        .collect();
+    let mut out = json!({
+        "id": group.id, "fqn": format!("{tenant}:{}", group.name), "name": group.name, "tenantName": tenant, "accountId": tenant,
+        "createdBySubject": subject(group), "createdBy": group.created_by.id, "associatedSecrets": secrets,
+        "createdAt": time(group.created), "updatedAt": time(group.updated),
+    });
+    if let Some(id) = &group.integration_id {
+        out["integrationId"] = json!(id);
+    }
+    if let Some(manifest) = &group.manifest {
+        out["manifest"] = manifest.clone();
+    }
+    out
+}
+
+/// The fields a group may have, for `?attributes=`.
+const GROUP_FIELDS: [&str; 12] = [
+    "id",
+    "fqn",
+    "name",
+    "tenantName",
+    "accountId",
+    "createdBySubject",
+    "createdBy",
+    "associatedSecrets",
+    "integrationId",
+    "manifest",
+    "createdAt",
+    "updatedAt",
+];
+
+/// The fields `?attributes=` asks for (repeated, `attributes=id&attributes=name`, or
+/// comma-separated, `attributes=id,name`), `id` always among them; `None` for every field.
+pub fn attributes(query: &str) -> Result<Option<Vec<String>>, TfError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let mut fields: Vec<String> = Vec::new();
+    for (_, list) in pairs.into_iter().filter(|(key, _)| key == "attributes") {
+        for field in list.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            if !GROUP_FIELDS.contains(&field) {
+                return Err(unprocessable(format!(
+                    "attributes: `{field}` is not a secret group field; expected some of {}",
+                    GROUP_FIELDS.join(", ")
+                )));
+            }
+            if !fields.iter().any(|f| f == field) {
+                fields.push(field.to_string());
+            }
+        }
+    }
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    if !fields.iter().any(|f| f == "id") {
+        fields.insert(0, "id".to_string());
+    }
+    Ok(Some(fields))
+}
+
+/// A group with only the fields asked for (all of them for `None`).
+pub fn group_with(tenant: &str, item: &Group, fields: Option<&[String]>) -> Json {
+    let mut out = group(tenant, item);
+    if let (Some(fields), Json::Object(object)) = (fields, &mut out) {
+        object.retain(|key, _| fields.iter().any(|f| f == key));
+    }
+    out
+}
+
+/// `?forceDelete=`: a delete that goes ahead even when the external secret store fails. The
+/// vault is Quiver's own store, journaled with the delete, so there is nothing to force; the
+/// flag is still checked, so a typo is an error rather than a surprise.
+pub fn check_force_delete(query: &str) -> Result<(), TfError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    match pairs.iter().find(|(key, _)| key == "forceDelete") {
+        None => Ok(()),
+        Some((_, value)) if value == "true" || value == "false" => Ok(()),
+        Some((_, value)) => Err(unprocessable(format!(
+            "forceDelete must be true or false, got `{value}`"
+        ))),
+    }
+}
+
+/// `{"data": ...}`.
+pub fn data(item: Json) -> Json {
+    json!({ "data": item })
+}
+
+/// `{"data": [...], "pagination": {...}}`.
+pub fn page<T>(page: &Page<T>, request: PageRequest, encode: impl Fn(&T) -> Json) -> Json {
+    let data: Vec<Json> = page.items.iter().map(encode).collect();
+    json!({"data": data, "pagination": {"total": page.total, "offset": request.offset, "limit": request.limit}})
+}

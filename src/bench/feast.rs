@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::dataset::DataSet;
 use super::peers::{Protocol, Target};
-use super::process::{free_local_address, ChildServer};
+use super::process::{free_local_address, scratch_dir, ChildServer};
 use super::BenchError;
 use crate::registry::types::DataType;
 use crate::registry::{FeatureView, ViewKind};
@@ -206,7 +206,8 @@ pub fn start_feast(data_sets: &[Arc<DataSet>]) -> Result<Result<Target, String>,
     if let Err(why) = install_feast(&venv) {
         return Ok(Err(why));
     }
-    let dir = std::env::temp_dir().join(format!("quiver-bench-feast-{}", std::process::id()));
+    let scratch = scratch_dir("feast")?;
+    let dir = scratch.0.clone();
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |e| BenchError::Io(path, e)
@@ -285,6 +286,8 @@ pub fn start_feast(data_sets: &[Arc<DataSet>]) -> Result<Result<Target, String>,
         .args(["serve", "--host", "127.0.0.1", "--no-access-log", "--port"])
         .arg(address.port().to_string())
         .args(["--workers", &workers.to_string()])
+        // Gunicorn's default recycles a worker every 1,000 requests, dropping its connections.
+        .args(["--max-requests", "0"])
         .current_dir(&dir);
     let process = ChildServer::start_on("feast", command, address)?;
     Ok(Ok(Target {
@@ -293,6 +296,7 @@ pub fn start_feast(data_sets: &[Arc<DataSet>]) -> Result<Result<Target, String>,
         protocol: Protocol::Feast,
         process: Some(process),
         backend_pid: None,
+        workdir: Some(scratch),
     }))
 }
 

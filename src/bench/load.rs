@@ -193,11 +193,7 @@ async fn drive_connection<C: Client>(client: Arc<C>, schedule: Schedule, seed: u
             }
             None => Instant::now().max(schedule.first_send),
         };
-        // A closed-loop connection measures at least one call, even when the machine is so slow
-        // that its first (warm-up) call outlasts the window: a run never reports nothing.
-        let measured_none = result.succeeded == 0 && result.errors.is_empty();
-        let last_chance = schedule.interval.is_none() && measured_none;
-        if sent_at >= schedule.end && !last_chance {
+        if sent_at >= schedule.end {
             break;
         }
         if let Some(interval) = schedule.interval {
@@ -212,14 +208,13 @@ async fn drive_connection<C: Client>(client: Arc<C>, schedule: Schedule, seed: u
             }
             intended += interval;
         }
-        let measured = sent_at >= schedule.measure_from;
-        let ends_after = sent_at >= schedule.end;
+        let sent_in_window = sent_at >= schedule.measure_from;
         let open = match connection.as_mut() {
             Some(open) => open,
             None => match client.connect().await {
                 Ok(open) => connection.insert(open),
                 Err(_) => {
-                    if measured {
+                    if sent_in_window {
                         count_error(&mut result.errors, "connect");
                     }
                     tokio::time::sleep(RECONNECT_PAUSE).await;
@@ -230,7 +225,14 @@ async fn drive_connection<C: Client>(client: Arc<C>, schedule: Schedule, seed: u
         let outcome = tokio::time::timeout(CALL_TIMEOUT, client.call(open, &mut rng))
             .await
             .unwrap_or_else(|_| CallOutcome::Broken("timeout".into()));
-        let latency = Instant::now() - sent_at;
+        let done_at = Instant::now();
+        let latency = done_at - sent_at;
+        // Open loop: the calls meant to be sent in the window. Closed loop: the calls that
+        // ended in it (as wrk counts), so a call longer than the warm-up still counts.
+        let measured = match schedule.interval {
+            Some(_) => sent_in_window,
+            None => done_at >= schedule.measure_from,
+        };
         result.completed_with_warmup += 1;
         let error = match outcome {
             CallOutcome::Succeeded => None,
@@ -243,27 +245,17 @@ async fn drive_connection<C: Client>(client: Arc<C>, schedule: Schedule, seed: u
         if !measured {
             continue;
         }
-        if ends_after {
-            // The one late call above is measured; then this connection is done.
-            record(&mut result, error, latency);
-            break;
+        match error {
+            None => {
+                result.succeeded += 1;
+                result
+                    .latency_nanos
+                    .saturating_record(latency.as_nanos().min(u64::MAX as u128) as u64);
+            }
+            Some(kind) => count_error(&mut result.errors, &kind),
         }
-        record(&mut result, error, latency);
     }
     result
-}
-
-/// Counts one measured call: its latency if it succeeded, its kind of error if not.
-fn record(result: &mut LoadResult, error: Option<String>, latency: Duration) {
-    match error {
-        None => {
-            result.succeeded += 1;
-            result
-                .latency_nanos
-                .saturating_record(latency.as_nanos().min(u64::MAX as u128) as u64);
-        }
-        Some(kind) => count_error(&mut result.errors, &kind),
-    }
 }
 
 fn count_error(errors: &mut BTreeMap<String, u64>, kind: &str) {
@@ -343,5 +335,22 @@ mod tests {
         assert!(failed > 0 && result.succeeded > failed);
         assert_eq!(result.latency_nanos.len(), result.succeeded);
         assert!(result.completed_with_warmup > result.succeeded + failed);
+    }
+
+    #[test]
+    fn a_closed_loop_call_longer_than_the_warm_up_is_measured() {
+        let client = Arc::new(SleepyClient {
+            delay: Duration::from_millis(100),
+            fail_every: u64::MAX,
+            calls: AtomicU64::new(0),
+        });
+        let plan = LoadPlan {
+            connections: 1,
+            duration: Duration::from_millis(50),
+            ..plan(Pacing::Closed)
+        };
+        // The only call starts in the warm-up and ends after the window: it still counts.
+        let result = run_load(client, &plan).unwrap();
+        assert_eq!(result.succeeded, 1);
     }
 }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::Command;
 
-use super::process::{process_stats, ChildServer, ProcessStats};
+use super::process::{process_stats, ChildServer, ProcessStats, ScratchDir};
 use super::BenchError;
 use super::{bare, redis_front};
 
@@ -34,6 +34,8 @@ pub struct Target {
     /// A process that serves the target's requests behind it (Redis behind its front end),
     /// whose CPU time counts too.
     pub backend_pid: Option<u32>,
+    /// Files the server works from, removed after it stops (fields drop in order).
+    pub workdir: Option<ScratchDir>,
 }
 
 impl Target {
@@ -77,6 +79,7 @@ pub fn start_quiver(
         protocol: Protocol::Http,
         process: Some(process),
         backend_pid: None,
+        workdir: None,
     })
 }
 
@@ -97,6 +100,7 @@ pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
         protocol: Protocol::Http,
         process: None,
         backend_pid: None,
+        workdir: None,
     })
 }
 
@@ -119,6 +123,7 @@ pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
         protocol: Protocol::Http,
         process: Some(process),
         backend_pid: None,
+        workdir: None,
     })
 }
 
@@ -144,6 +149,7 @@ pub fn start_redis_front(
         protocol: Protocol::Http,
         process: Some(process),
         backend_pid: redis.process.as_ref().map(ChildServer::pid),
+        workdir: None,
     })
 }
 

@@ -150,6 +150,22 @@ fn log_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("quiver-bench-{name}.log"))
 }
 
+/// A directory of the harness's in the temporary directory, removed when dropped.
+pub struct ScratchDir(pub PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Makes `quiver-bench-<name>-<pid>` in the temporary directory.
+pub fn scratch_dir(name: &str) -> Result<ScratchDir, BenchError> {
+    let dir = std::env::temp_dir().join(format!("quiver-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Io(dir.display().to_string(), e))?;
+    Ok(ScratchDir(dir))
+}
+
 /// A free local port (bound and released: another process could take it first, which the
 /// server's start then reports).
 pub fn free_local_address() -> Result<SocketAddr, BenchError> {

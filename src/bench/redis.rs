@@ -61,6 +61,7 @@ pub fn start_redis() -> Result<Option<Target>, BenchError> {
         protocol: Protocol::Resp,
         process: Some(process),
         backend_pid: None,
+        workdir: None,
     }))
 }
 

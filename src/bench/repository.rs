@@ -6,6 +6,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use super::process::{scratch_dir, ScratchDir};
 use super::BenchError;
 
 /// The workspace and service a synthetic repository defines.
@@ -29,14 +30,8 @@ pub struct RepositoryShape {
 
 /// A repository written to a directory of its own, removed when dropped.
 pub struct SyntheticRepository {
-    dir: PathBuf,
     pub config: PathBuf,
-}
-
-impl Drop for SyntheticRepository {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: ScratchDir,
 }
 
 impl RepositoryShape {
@@ -97,14 +92,14 @@ impl RepositoryShape {
     }
 
     /// Writes the repository and a `config.toml` serving it (in memory, no demo seed) into a
-    /// new directory under `parent`.
-    pub fn write(&self, parent: &Path) -> Result<SyntheticRepository, BenchError> {
-        let dir = parent.join(format!("quiver-bench-repository-{}", std::process::id()));
+    /// new directory in the temporary directory.
+    pub fn write(&self) -> Result<SyntheticRepository, BenchError> {
+        let scratch = scratch_dir("repository")?;
+        let dir = &scratch.0;
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |e| BenchError::Io(path, e)
         };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let repository = dir.join("repository.toml");
         std::fs::write(&repository, self.repository_toml()).map_err(io(&repository))?;
         let config = dir.join("config.toml");
@@ -112,7 +107,10 @@ impl RepositoryShape {
             "[[workspace]]\nname = \"{WORKSPACE}\"\nlive = true\nrepository = \"repository.toml\"\n"
         );
         std::fs::write(&config, text).map_err(io(&config))?;
-        Ok(SyntheticRepository { dir, config })
+        Ok(SyntheticRepository {
+            config,
+            _dir: scratch,
+        })
     }
 }
 
@@ -133,8 +131,7 @@ mod tests {
             windows: vec!["1h".into(), "1d".into()],
             interval: "10m".into(),
         };
-        let parent = tempfile::tempdir().unwrap();
-        let written = shape.write(parent.path()).unwrap();
+        let written = shape.write().unwrap();
         let registry = load_registry(&[WorkspaceSource {
             name: WORKSPACE.into(),
             live: true,

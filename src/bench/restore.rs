@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::dataset::DataSet;
 use super::peers::{start_quiver, Target};
-use super::process::{free_local_address, ChildServer};
+use super::process::{free_local_address, scratch_dir, ChildServer};
 use super::redis::rdb_path;
 use super::resp::{encode_command, Reply, RespConnection};
 use super::workloads::load_data_set;
@@ -27,15 +27,6 @@ pub struct RestoreFigure {
     pub file_bytes: u64,
 }
 
-/// A directory removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A file removed when dropped.
 struct ScratchFile(PathBuf);
 
@@ -43,12 +34,6 @@ impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-fn scratch_dir(name: &str) -> Result<ScratchDir, BenchError> {
-    let dir = std::env::temp_dir().join(format!("quiver-bench-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Io(dir.display().to_string(), e))?;
-    Ok(ScratchDir(dir))
 }
 
 /// Loads the data sets into a Quiver with a data directory, snapshots it, stops it, and times

@@ -15,6 +15,7 @@ use super::load::{run_load, LoadPlan, Pacing};
 use super::peers::{
     running_quiver, start_limit, start_quiver, start_redis_front, Protocol, Target,
 };
+use super::process::{scratch_dir, ScratchDir};
 use super::redis::{load_into_redis, start_redis, used_memory};
 use super::report::{Measurement, MemoryFigure, Report};
 use super::restore::{quiver_restore, redis_restore};
@@ -101,7 +102,8 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
 
     let mut targets = vec![quiver];
     if plan.compare {
-        let responses = responses_file(&workloads, &targets[0], &plan.admin_key)?;
+        let scratch = responses_file(&workloads, &targets[0], &plan.admin_key)?;
+        let responses = scratch.0.join(RESPONSES);
         targets.push(start_limit(&responses)?);
         match start_redis()? {
             Some(redis) => {
@@ -237,13 +239,13 @@ fn load_redis(
     })
 }
 
-/// Writes the limit's fixed answers, one per read workload (Quiver's answer to its first
-/// request), to a file in the temporary directory.
+/// Writes the peers' fixed answers, one per read workload (Quiver's answer to its first
+/// request), to `responses.json` in a scratch directory (the peers read it as they start).
 fn responses_file(
     workloads: &[Workload],
     quiver: &Target,
     admin_key: &str,
-) -> Result<PathBuf, BenchError> {
+) -> Result<ScratchDir, BenchError> {
     let mut answers = Vec::new();
     for workload in workloads.iter().filter(|w| w.reads()) {
         let body = sample_answer(workload, &quiver.base_url(), admin_key)?;
@@ -253,14 +255,14 @@ fn responses_file(
             "body": body,
         }));
     }
-    let path = std::env::temp_dir().join(format!(
-        "quiver-bench-responses-{}.json",
-        std::process::id()
-    ));
+    let scratch = scratch_dir("responses")?;
+    let path = scratch.0.join(RESPONSES);
     std::fs::write(
         &path,
         serde_json::to_vec(&answers).expect("JSON serialises"),
     )
     .map_err(|e| BenchError::Io(path.display().to_string(), e))?;
-    Ok(path)
+    Ok(scratch)
 }
+
+const RESPONSES: &str = "responses.json";

@@ -200,7 +200,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             windows: args.windows,
             interval: args.interval,
         };
-        Some(shape.write(&std::env::temp_dir())?)
+        Some(shape.write()?)
     } else {
         None
     };

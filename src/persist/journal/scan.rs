@@ -66,20 +66,11 @@ fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|at| matches!(frame_at(bytes, *at), Frame::Valid { .. }))
 }
 
-/// Where valid records resume after the bad frame at `offset`: the end its length claims if a
-/// valid frame (or the end of the segment) is there, else the next offset where one verifies.
+/// Where valid records resume after the bad frame at `offset`: the first later offset where a
+/// whole frame verifies. Not the end its length field claims: a flipped bit in that field can
+/// land it exactly on a later frame boundary, and trusting it would drop the valid records in
+/// between. (A spurious frame inside the bad payload would need a matching 64-bit checksum.)
 fn resume_after(bytes: &[u8], offset: usize) -> Option<usize> {
-    if bytes.len() - offset >= RECORD_HEADER_LEN {
-        let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"));
-        let claimed_end = offset + RECORD_HEADER_LEN + len as usize;
-        if claimed_end == bytes.len() {
-            return None;
-        }
-        if claimed_end < bytes.len() && matches!(frame_at(bytes, claimed_end), Frame::Valid { .. })
-        {
-            return Some(claimed_end);
-        }
-    }
     next_valid_frame(bytes, offset + 1)
 }
 

@@ -1,7 +1,8 @@
 """Checks Quiver against Tecton's own SDK and CLI (PyPI tecton==1.2.13), which reach a cluster
 through `POST {API_SERVICE}/proxy` with base64 protobuf envelopes: `tecton secrets ...` from
-scope creation to deletion, and its errors; `tecton access-control ...` on secret scopes for a
-service account made through SCIM, under the scope role rules. Each CLI command runs as its own process, as a user
+scope creation to deletion, and its errors; `tecton get-caller-identity`; `tecton access-control ...` on secret scopes for a
+service account made through SCIM, under the scope role rules; and, from Python,
+`tecton.login`, `list_workspaces` and `get_workspace`. Each CLI command runs as its own process, as a user
 would run it, with `API_SERVICE` and `TECTON_API_KEY` in its environment and a fresh HOME.
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
@@ -115,7 +116,13 @@ def check_5_workspace_roles_stay_with_scim():
     )
 
 
-def check_6_sdk_login_and_workspaces():
+def check_6_caller_identity():
+    bot, bot_key = service_account("whoami-bot", [])
+    identity = tecton("get-caller-identity", key=bot_key)
+    assert f"Service Account ID  {bot}" in identity and "whoami-bot" in identity, identity
+
+
+def check_7_sdk_login_and_workspaces():
     os.environ["HOME"] = HOME
     import tecton
 

@@ -299,3 +299,70 @@ fn workspace_assignments(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::WorkspaceRole;
+
+    fn granted(assignments: &[wire::ResourceAndRoleAssignmentsV2]) -> Vec<(String, String)> {
+        assignments
+            .iter()
+            .flat_map(|a| {
+                a.roles_granted
+                    .iter()
+                    .map(|r| (a.resource_id.clone(), r.role.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn workspace_and_organization_roles_come_from_grants() {
+        let grants = Grants {
+            is_admin: true,
+            workspace_roles: vec![
+                WorkspaceRole {
+                    workspace: Some("prod".into()),
+                    role: Role::Editor,
+                },
+                WorkspaceRole {
+                    workspace: Some("staging".into()),
+                    role: Role::Viewer,
+                },
+                WorkspaceRole {
+                    workspace: None,
+                    role: Role::Consumer,
+                },
+            ],
+            secret_scope_roles: Vec::new(),
+        };
+        let mut request = wire::ListAssignedRolesRequest {
+            resource_type: wire::RESOURCE_TYPE_WORKSPACE,
+            ..Default::default()
+        };
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let all = workspace_assignments(&grants, &request);
+        assert_eq!(
+            granted(&all),
+            pairs(&[("prod", "editor"), ("staging", "viewer")])
+        );
+        request.resource_ids = vec!["staging".into()];
+        let one = workspace_assignments(&grants, &request);
+        assert_eq!(granted(&one), pairs(&[("staging", "viewer")]));
+
+        request.resource_type = wire::RESOURCE_TYPE_ORGANIZATION;
+        request.resource_ids.clear();
+        let organization = workspace_assignments(&grants, &request);
+        assert_eq!(
+            granted(&organization),
+            pairs(&[("", "admin"), ("", "consumer")])
+        );
+        request.roles = vec!["consumer".into()];
+        let filtered = workspace_assignments(&grants, &request);
+        assert_eq!(granted(&filtered), pairs(&[("", "consumer")]));
+    }
+}

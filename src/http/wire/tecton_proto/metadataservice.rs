@@ -99,3 +99,19 @@ pub struct IntrospectApiKeyResponse {
     #[prost(string, tag = "6")]
     pub name: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Id;
+
+    #[test]
+    fn directory_ids_are_tecton_ids() {
+        let id = Id::from_hex("0000000000000001000000000000000f").unwrap();
+        assert_eq!(
+            (id.most_significant_bits, id.least_significant_bits),
+            (1, 15)
+        );
+        assert_eq!(Id::from_hex("bootstrap-admin"), None);
+        assert_eq!(Id::from_hex("f"), None, "a short hex id is not a Tecton id");
+    }
+}

@@ -31,6 +31,8 @@ MESSAGES = [
     "tecton_proto.metadataservice.IntrospectApiKeyRequest",
     "tecton_proto.metadataservice.IntrospectApiKeyResponse",
     "tecton_proto.common.Id",
+    "tecton_proto.metadataservice.GetUserRequest",
+    "tecton_proto.metadataservice.GetUserResponse",
     "tecton_proto.data.WorkspaceCapabilities",
     "tecton_proto.data.Workspace",
     "tecton_proto.secrets.SecretScope",

@@ -2,18 +2,22 @@
 //! are the Vault's, assigned and listed under the same rules as the JSON
 //! `/api/v1/secrets-service` routes. Workspace and organisation roles are the SCIM `roles` of
 //! the directory's records: listed here (to an admin, or to the principal itself), assigned
-//! only through SCIM.
+//! only through SCIM. Also `GetUser`, which the CLI calls to turn `-u EMAIL` into an id.
 
 use std::sync::Arc;
 
 use prost::Message;
+use serde_json::Value as Json;
 
 use super::{decode, unimplemented};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::routes::tecton_secrets::{check_assignments, record};
 use crate::http::wire::tecton_proto::auth as wire;
+use crate::http::wire::tecton_proto::metadataservice as mds;
 use crate::http::AppState;
+use crate::iam::directory::{ListQuery, ResourceKind};
 use crate::iam::roles::{read_roles, Grants};
+use crate::iam::scim::filter::{AttrPath, Filter, Op};
 use crate::iam::{Permission, Principal, Role};
 use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
 
@@ -68,6 +72,52 @@ pub async fn call(
         _ => return Err(unimplemented(&format!("AuthorizationService/{name}"))),
     };
     Ok(response)
+}
+
+/// `MetadataService/GetUser` by id or email (how `-u EMAIL` finds a user's id): a directory
+/// read, so for admins only, as SCIM reads are.
+pub async fn user(
+    state: &AppState,
+    caller: Arc<Principal>,
+    message: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let request: mds::GetUserRequest = decode(message)?;
+    caller.require(Permission::Admin)?;
+    let found = if request.id.is_empty() {
+        let by_email = Filter::Compare(
+            AttrPath {
+                attr: "userName".to_string(),
+                sub: None,
+            },
+            Op::Eq,
+            Json::String(request.email.clone()),
+        );
+        let query = ListQuery {
+            kind: ResourceKind::User,
+            filter: Some(by_email),
+            sort_by: None,
+            descending: false,
+            base_url: String::new(),
+        };
+        let users =
+            state.directory.list(query).await.map_err(|error| {
+                ApiError::new(ErrorKind::Internal, format!("directory: {error}"))
+            })?;
+        users.into_iter().next()
+    } else {
+        record(state, PrincipalType::User, &request.id).await
+    };
+    let user = found.ok_or_else(|| {
+        let who = if request.id.is_empty() {
+            &request.email
+        } else {
+            &request.id
+        };
+        ApiError::new(ErrorKind::NotFound, format!("user `{who}` does not exist"))
+    })?;
+    let id = user["id"].as_str().unwrap_or_default().to_string();
+    let basic = wire::principal_basic(PrincipalType::User, &id, Some(user));
+    Ok(mds::GetUserResponse { user: basic.user }.encode_to_vec())
 }
 
 /// Every role Quiver knows, with the resource and principal types it applies to.

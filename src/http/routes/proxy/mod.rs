@@ -147,6 +147,9 @@ async fn dispatch(
             }
             .encode_to_vec()
         }
+        ("/tecton_proto.metadataservice.MetadataService", "GetUser") => {
+            access_control::user(state, caller, message).await?
+        }
         ("/tecton_proto.metadataservice.MetadataService", "ListWorkspaces") => {
             // The workspaces whose metadata the caller may read, as the JSON metadata routes.
             let workspaces = state

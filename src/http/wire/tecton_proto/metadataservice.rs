@@ -100,6 +100,20 @@ pub struct IntrospectApiKeyResponse {
     pub name: String,
 }
 
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetUserRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub email: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetUserResponse {
+    #[prost(message, optional, tag = "1")]
+    pub user: Option<super::auth::UserBasic>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::Id;

@@ -14,6 +14,7 @@ use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
+use crate::ingest::tokens::IngestTokens;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
 use crate::persist::format::ViewRefV1;
 use crate::persist::restore::restore;
@@ -174,6 +175,10 @@ async fn serve(
             None
         }
     };
+    // After recovery, so that the vault holds the secrets the templates read.
+    let ingest_tokens = IngestTokens::render(&registry, &vault)
+        .await
+        .context("could not render the push sources' ingest tokens")?;
     if let (Some(snapshotter), Some(interval)) =
         (&snapshotter, settings.persistence.snapshot_interval)
     {
@@ -181,6 +186,7 @@ async fn serve(
     }
     let state = AppState {
         catalog: Arc::new(WireCatalog::build(&registry)),
+        ingest_tokens: Arc::new(ingest_tokens),
         registry,
         router,
         directory,

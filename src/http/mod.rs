@@ -5,8 +5,8 @@
 mod auth;
 mod body;
 pub mod error;
+mod extract;
 mod routes;
-mod scim_error;
 pub mod wire;
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::iam::Directory;
+use crate::ingest::tokens::IngestTokens;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::secrets::Vault;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub vault: Vault,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
+    /// The push sources' ingest tokens, rendered from the vault at start-up.
+    pub ingest_tokens: Arc<IngestTokens>,
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
@@ -81,15 +84,18 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::proxy::configure)
             .configure(routes::truefoundry::configure)
             .configure(routes::tinybird::configure)
-            .default_service(web::to(unknown_route));
+            .default_service(web::to(unknown_route::<ApiError>));
     }
 }
 
-async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// The answer for a path no route takes (or a method none takes there), in the shape `E` of
+/// the API family whose prefix it is under.
+async fn unknown_route<E: From<ApiError>>(request: HttpRequest) -> Result<HttpResponse, E> {
     Err(ApiError::new(
         ErrorKind::NotFound,
         format!("no route for {} {}", request.method(), request.path()),
-    ))
+    )
+    .into())
 }
 
 /// The answer for a known path called with the wrong method.

@@ -3,11 +3,12 @@
 //! `plan_ingest` checks a whole Stream Ingest request before anything is written: one bad record
 //! fails the request and nothing of it is stored. It knows the registry's rules, not HTTP.
 //! `row.rs` turns one record into a view row, `file.rs` reads load files, `seed.rs` builds the
-//! demo seed's writes.
+//! demo seed's writes, `tokens.rs` the push sources' ingest tokens.
 
 pub mod file;
 pub mod row;
 pub mod seed;
+pub mod tokens;
 
 use serde_json::Value as Json;
 
@@ -42,6 +43,14 @@ pub enum IngestError {
     NoSubscribers(String),
     #[error("{} record(s) failed validation", .0.len())]
     Records(Vec<RecordError>),
+    #[error("push source `{source_name}` of workspace `{workspace}`: ingest_token: {problem}")]
+    TokenSetting {
+        workspace: String,
+        source_name: String,
+        problem: String,
+    },
+    #[error("Push source `{0}` needs its ingest token (header X-Quiver-Ingest-Token); it is missing or wrong")]
+    WrongToken(String),
 }
 
 /// What a valid request will write: the rows, and counts per view and per source.

@@ -207,6 +207,19 @@ pub enum Window {
     },
 }
 
+impl Window {
+    /// How many windows a series has (those ending `start - k step >= end`, k = 1, 2, ...);
+    /// 0 for other windows.
+    pub fn series_len(&self) -> usize {
+        match *self {
+            Window::Series {
+                start, end, step, ..
+            } if step > 0 && start > end => usize::try_from((start - end) / step).unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
 /// Where the window ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeadingEdge {

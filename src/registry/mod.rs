@@ -13,6 +13,7 @@ pub mod value;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::secrets::template::Template;
 use crate::time::Micros;
 pub use load::{load_registry, RegistryError, WorkspaceSource};
 use types::DataType;
@@ -60,6 +61,9 @@ pub struct Field {
 pub struct PushSource {
     pub name: String,
     pub schema: Vec<Field>,
+    /// The token `/ingest` must be given for this source (header `X-Quiver-Ingest-Token`),
+    /// rendered from the vault at start-up.
+    pub ingest_token: Option<Template>,
     /// Views fed by this source, in name order.
     pub subscribers: Vec<ViewId>,
 }

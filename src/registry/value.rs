@@ -26,10 +26,38 @@ pub enum Value {
     Map(Vec<(String, Value)>),
 }
 
+/// How strictly `Value::from_json_with` reads JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonRules {
+    /// Floats may come as numeric strings (`"1.5"`); otherwise only `"NaN"`, `"Infinity"` and
+    /// `"-Infinity"` are strings.
+    pub numeric_float_strings: bool,
+    /// A struct given as an object may carry fields its type lacks (they are dropped).
+    pub extra_struct_fields: bool,
+}
+
+impl JsonRules {
+    /// Ingested rows and join keys: floats as numbers or any numeric string, exact structs.
+    pub const LENIENT: JsonRules = JsonRules {
+        numeric_float_strings: true,
+        extra_struct_fields: false,
+    };
+}
+
 impl Value {
-    /// Reads a JSON value as `data_type`, accepting every encoding Tecton's clients send.
-    /// The error says what was expected, for the caller to prefix with the field's name.
+    /// Reads a JSON value as `data_type` under `JsonRules::LENIENT`.
     pub fn from_json(json: &Json, data_type: &DataType) -> Result<Value, String> {
+        Value::from_json_with(json, data_type, JsonRules::LENIENT)
+    }
+
+    /// Reads a JSON value as `data_type`; int64 as a string or a number, floats as numbers or
+    /// the strings `rules` allow. The error says what was expected, for the caller to prefix
+    /// with the field's name.
+    pub fn from_json_with(
+        json: &Json,
+        data_type: &DataType,
+        rules: JsonRules,
+    ) -> Result<Value, String> {
         if json.is_null() {
             return Ok(Value::Null);
         }
@@ -41,10 +69,10 @@ impl Value {
                 Json::String(s) => s.trim().parse().map(Value::Int64).map_err(|_| mismatch()),
                 _ => Err(mismatch()),
             },
-            DataType::Float32 => float_from_json(json)
+            DataType::Float32 => float_from_json(json, rules)
                 .map(|f| Value::Float32(f as f32))
                 .ok_or_else(mismatch),
-            DataType::Float64 => float_from_json(json)
+            DataType::Float64 => float_from_json(json, rules)
                 .map(Value::Float64)
                 .ok_or_else(mismatch),
             DataType::String => json
@@ -61,7 +89,8 @@ impl Value {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        Value::from_json(item, element).map_err(|e| format!("[{i}]: {e}"))
+                        Value::from_json_with(item, element, rules)
+                            .map_err(|e| format!("[{i}]: {e}"))
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(Value::Array(values))
@@ -72,17 +101,16 @@ impl Value {
                         .iter()
                         .zip(items)
                         .map(|(field, item)| {
-                            Value::from_json(item, &field.data_type)
+                            Value::from_json_with(item, &field.data_type, rules)
                                 .map_err(|e| format!(".{}: {e}", field.name))
                         })
                         .collect::<Result<_, _>>()?;
                     Ok(Value::Struct(values))
                 }
                 Json::Object(object) => {
-                    if let Some(unknown) = object
-                        .keys()
-                        .find(|k| !fields.iter().any(|f| &f.name == *k))
-                    {
+                    if let Some(unknown) = object.keys().find(|k| {
+                        !rules.extra_struct_fields && !fields.iter().any(|f| &f.name == *k)
+                    }) {
                         return Err(format!(
                             "unknown struct field `{unknown}` (expected {})",
                             describe(data_type)
@@ -92,7 +120,7 @@ impl Value {
                         .iter()
                         .map(|field| {
                             let item = object.get(&field.name).unwrap_or(&Json::Null);
-                            Value::from_json(item, &field.data_type)
+                            Value::from_json_with(item, &field.data_type, rules)
                                 .map_err(|e| format!(".{}: {e}", field.name))
                         })
                         .collect::<Result<_, _>>()?;
@@ -107,7 +135,7 @@ impl Value {
                     .map(|(k, v)| {
                         Ok((
                             k.clone(),
-                            Value::from_json(v, value_type)
+                            Value::from_json_with(v, value_type, rules)
                                 .map_err(|e| format!("[\"{k}\"]: {e}"))?,
                         ))
                     })
@@ -159,20 +187,27 @@ impl Value {
     }
 }
 
-fn float_from_json(json: &Json) -> Option<f64> {
+fn float_from_json(json: &Json, rules: JsonRules) -> Option<f64> {
     match json {
         Json::Number(n) => n.as_f64(),
-        Json::String(s) => parse_float(s),
+        Json::String(s) if rules.numeric_float_strings => parse_float(s),
+        Json::String(s) => special_float(s),
         _ => None,
     }
 }
 
 fn parse_float(text: &str) -> Option<f64> {
-    match text.trim() {
+    let text = text.trim();
+    special_float(text).or_else(|| text.parse().ok())
+}
+
+/// The floats JSON numbers cannot carry, as Tecton's clients spell them.
+fn special_float(text: &str) -> Option<f64> {
+    match text {
         "NaN" => Some(f64::NAN),
         "Infinity" => Some(f64::INFINITY),
         "-Infinity" => Some(f64::NEG_INFINITY),
-        other => other.parse().ok(),
+        _ => None,
     }
 }
 
@@ -291,6 +326,27 @@ mod tests {
         let err = Value::from_json(&json!({"zz": 1}), &t("struct<a:int64>")).unwrap_err();
         assert!(err.contains("unknown struct field `zz`"), "{err}");
         assert!(Value::from_json(&json!(12), &t("string")).is_err());
+    }
+
+    #[test]
+    fn request_context_rules_refuse_numeric_float_strings_and_may_drop_extra_struct_fields() {
+        let strict = JsonRules {
+            numeric_float_strings: false,
+            extra_struct_fields: true,
+        };
+        assert!(Value::from_json_with(&json!("500"), &t("float64"), strict).is_err());
+        assert_eq!(
+            Value::from_json(&json!("500"), &t("float64")),
+            Ok(Value::Float64(500.0))
+        );
+        assert_eq!(
+            Value::from_json_with(&json!(["-Infinity"]), &t("array<float64>"), strict),
+            Ok(Value::Array(vec![Value::Float64(f64::NEG_INFINITY)]))
+        );
+        assert_eq!(
+            Value::from_json_with(&json!({"a": 1, "zz": 2}), &t("struct<a:int64>"), strict),
+            Ok(Value::Struct(vec![Value::Int64(1)]))
+        );
     }
 
     #[test]

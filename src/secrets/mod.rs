@@ -168,7 +168,7 @@ pub struct VaultActor {
     keys: Vec<MasterKey>,
     key_file: Option<PathBuf>,
     journal: Option<Journal>,
-    tinybird_writes: tinybird::WriteLimiter,
+    tinybird_requests: tinybird::RequestLimiter,
     /// TrueFoundry's tenant (fqn prefix) and account.
     tenant: String,
 }
@@ -242,7 +242,7 @@ impl Vault {
             keys,
             key_file,
             journal: None,
-            tinybird_writes: tinybird::WriteLimiter::default(),
+            tinybird_requests: tinybird::RequestLimiter::default(),
             tenant: tenant.clone(),
         };
         Vault {

@@ -1,6 +1,9 @@
 //! `tb_secret('name')` and `tb_secret('name', 'default')` templating (Tinybird's syntax, `tb_var`
 //! as an alias): replaces each `{{ tb_secret(...) }}` in a setting with the secret's value, or
-//! the default when the secret does not exist.
+//! the default when the secret does not exist. Settings are parsed when the repository loads
+//! and rendered at start-up, once the vault has recovered. Values go in verbatim, as Tinybird
+//! renders secrets in connection settings (it quotes them only inside SQL, and no Quiver
+//! setting is SQL).
 
 use super::crypto::Plaintext;
 
@@ -61,29 +64,66 @@ fn parse_call(inner: &str) -> Result<(String, Option<String>), TemplateError> {
     }
 }
 
-/// Renders every `{{ tb_secret(...) }}` of `text`; `lookup(name)` gives a secret's value.
-pub fn render(
-    text: &str,
-    mut lookup: impl FnMut(&str) -> Option<Plaintext>,
-) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| TemplateError::Syntax("`{{` without `}}`".to_string()))?
-            + start;
-        let (name, default) = parse_call(&rest[start + 2..end])?;
-        match (lookup(&name), default) {
-            (Some(value), _) => out.push_str(&value.0),
-            (None, Some(default)) => out.push_str(&default),
-            (None, None) => return Err(TemplateError::Missing(name)),
+/// A parsed setting: literal text and `tb_secret` calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Secret {
+        name: String,
+        default: Option<String>,
+    },
+}
+
+impl Template {
+    /// Parses every `{{ tb_secret(...) }}` of `text`.
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            pieces.push(Piece::Text(rest[..start].to_string()));
+            let end = rest[start..]
+                .find("}}")
+                .ok_or_else(|| TemplateError::Syntax("`{{` without `}}`".to_string()))?
+                + start;
+            let (name, default) = parse_call(&rest[start + 2..end])?;
+            pieces.push(Piece::Secret { name, default });
+            rest = &rest[end + 2..];
         }
-        rest = &rest[end + 2..];
+        pieces.push(Piece::Text(rest.to_string()));
+        Ok(Template { pieces })
     }
-    out.push_str(rest);
-    Ok(out)
+
+    /// The secrets it reads, in order (a name may repeat).
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|piece| match piece {
+            Piece::Secret { name, .. } => Some(name.as_str()),
+            Piece::Text(_) => None,
+        })
+    }
+
+    /// The setting with each call replaced; `lookup(name)` gives a secret's value.
+    pub fn render(
+        &self,
+        mut lookup: impl FnMut(&str) -> Option<Plaintext>,
+    ) -> Result<Plaintext, TemplateError> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Secret { name, default } => match (lookup(name), default) {
+                    (Some(value), _) => out.push_str(&value.0),
+                    (None, Some(default)) => out.push_str(default),
+                    (None, None) => return Err(TemplateError::Missing(name.clone())),
+                },
+            }
+        }
+        Ok(Plaintext(out))
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +132,13 @@ mod tests {
 
     fn lookup(name: &str) -> Option<Plaintext> {
         (name == "pg_password").then(|| Plaintext("s3cret".into()))
+    }
+
+    fn render(
+        text: &str,
+        lookup: impl FnMut(&str) -> Option<Plaintext>,
+    ) -> Result<String, TemplateError> {
+        Template::parse(text)?.render(lookup).map(|value| value.0)
     }
 
     #[test]
@@ -110,6 +157,12 @@ mod tests {
             "the workspace value wins"
         );
         assert_eq!(render("no templates", lookup).unwrap(), "no templates");
+        let names: Vec<String> = Template::parse("{{tb_secret('a')}}-{{ tb_var('b', 'x') }}")
+            .unwrap()
+            .secret_names()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
         assert_eq!(
             render("{{ tb_secret('missing') }}", lookup).unwrap_err().to_string(),
             "Template Syntax Error: Cannot access secret 'missing'. Check the secret exists in the Workspace and the token has the required scope."

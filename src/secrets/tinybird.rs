@@ -1,6 +1,7 @@
 //! Tinybird's secrets (`/v0/secrets`, and `/v0/variables` as its CLI calls it): create,
-//! update, delete, list, get, never returning a value. Limits: 100 secrets, 8 KB per value, and
-//! 5 writes per second (a fixed one-second window, the vault being the only writer). Names are
+//! update, delete, list, get, never returning a value. Limits, from Tinybird's page: 100
+//! secrets, 8 KB per value, and 5 requests per second, reads included (a fixed one-second
+//! window counted in the vault, which every request reaches). Names are
 //! identifiers (they become ClickHouse query parameters in Tinybird).
 
 use std::time::{Duration, Instant};
@@ -14,9 +15,9 @@ use crate::time::now_micros;
 
 pub const MAX_SECRETS: usize = 100;
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
-pub const WRITES_PER_SECOND: u32 = 5;
+pub const REQUESTS_PER_SECOND: u32 = 5;
 
-/// The write budget after a request, for the `X-RateLimit-*` headers.
+/// The request budget after a request, for the `X-RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateState {
     pub limit: u32,
@@ -24,30 +25,30 @@ pub struct RateState {
     pub reset_secs: u64,
 }
 
-/// Counts writes in the current one-second window.
+/// Counts requests in the current one-second window.
 #[derive(Debug)]
-pub struct WriteLimiter {
+pub struct RequestLimiter {
     window_start: Instant,
     used: u32,
 }
 
-impl Default for WriteLimiter {
-    fn default() -> WriteLimiter {
-        WriteLimiter {
+impl Default for RequestLimiter {
+    fn default() -> RequestLimiter {
+        RequestLimiter {
             window_start: Instant::now(),
             used: 0,
         }
     }
 }
 
-impl WriteLimiter {
-    /// Takes one write from the budget, or says how long to wait.
+impl RequestLimiter {
+    /// Takes one request from the budget, or says how long to wait.
     fn take(&mut self, now: Instant) -> Result<RateState, SecretsError> {
         if now.duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
             self.used = 0;
         }
-        if self.used >= WRITES_PER_SECOND {
+        if self.used >= REQUESTS_PER_SECOND {
             return Err(SecretsError::RateLimited {
                 retry_after_secs: 1,
             });
@@ -58,14 +59,14 @@ impl WriteLimiter {
 
     fn state(&self) -> RateState {
         RateState {
-            limit: WRITES_PER_SECOND,
-            remaining: WRITES_PER_SECOND.saturating_sub(self.used),
+            limit: REQUESTS_PER_SECOND,
+            remaining: REQUESTS_PER_SECOND.saturating_sub(self.used),
             reset_secs: 1,
         }
     }
 }
 
-/// An answer and the write budget left after it.
+/// An answer and the request budget left after it.
 pub type Rated<T> = (T, RateState);
 
 // Tinybird's API is for admins only, which the HTTP layer checks; a write names its editor.
@@ -196,7 +197,8 @@ impl Handler<ListTinybird> for VaultActor {
     type Result = Result<Rated<Vec<TbSecret>>, SecretsError>;
 
     fn handle(&mut self, _: ListTinybird, _: &mut Self::Context) -> Self::Result {
-        Ok((self.state.tinybird.clone(), self.tinybird_writes.state()))
+        let rate = self.tinybird_requests.take(Instant::now())?;
+        Ok((self.state.tinybird.clone(), rate))
     }
 }
 
@@ -204,8 +206,9 @@ impl Handler<GetTinybird> for VaultActor {
     type Result = Result<Rated<Option<TbSecret>>, SecretsError>;
 
     fn handle(&mut self, msg: GetTinybird, _: &mut Self::Context) -> Self::Result {
+        let rate = self.tinybird_requests.take(Instant::now())?;
         let found = self.tinybird_secret(&msg.name).cloned();
-        Ok((found, self.tinybird_writes.state()))
+        Ok((found, rate))
     }
 }
 
@@ -218,6 +221,7 @@ impl Handler<CreateTinybird> for VaultActor {
             name,
             value,
         } = msg;
+        let rate = self.tinybird_requests.take(Instant::now())?;
         check_name(&name)?;
         check_value(&value)?;
         if self.tinybird_secret(&name).is_some() {
@@ -228,7 +232,6 @@ impl Handler<CreateTinybird> for VaultActor {
                 max_secrets: MAX_SECRETS,
             });
         }
-        let rate = self.tinybird_writes.take(Instant::now())?;
         Ok((self.put_tinybird(&caller, name, &value, 1, None)?, rate))
     }
 }
@@ -242,12 +245,12 @@ impl Handler<UpdateTinybird> for VaultActor {
             name,
             value,
         } = msg;
+        let rate = self.tinybird_requests.take(Instant::now())?;
         let Some(existing) = self.tinybird_secret(&name) else {
             return Err(SecretsError::TinybirdNotFound(name));
         };
         let (version, created) = (existing.sealed.version + 1, existing.sealed.created);
         check_value(&value)?;
-        let rate = self.tinybird_writes.take(Instant::now())?;
         let secret = self.put_tinybird(&caller, name, &value, version, Some(created))?;
         Ok((secret, rate))
     }
@@ -257,10 +260,10 @@ impl Handler<DeleteTinybird> for VaultActor {
     type Result = Result<Rated<()>, SecretsError>;
 
     fn handle(&mut self, msg: DeleteTinybird, _: &mut Self::Context) -> Self::Result {
+        let rate = self.tinybird_requests.take(Instant::now())?;
         if self.tinybird_secret(&msg.name).is_none() {
             return Err(SecretsError::TinybirdNotFound(msg.name));
         }
-        let rate = self.tinybird_writes.take(Instant::now())?;
         self.commit(vec![Change::DeleteTinybird(msg.name)])?;
         Ok(((), rate))
     }
@@ -291,8 +294,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn five_writes_a_second() {
-        let mut limiter = WriteLimiter::default();
+    fn five_requests_a_second() {
+        let mut limiter = RequestLimiter::default();
         let start = limiter.window_start;
         for remaining in (0..5).rev() {
             assert_eq!(limiter.take(start).unwrap().remaining, remaining);

@@ -3,44 +3,47 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use crate::registry::aggregation::{Function, LeadingEdge};
-use crate::registry::value::Value;
+use crate::registry::aggregation::{Function, LeadingEdge, Window};
+use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
-use crate::store::{Lookup, ReadContext, Router, StoreError, StoredRow};
+use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError, StoredRow};
 use crate::time::Micros;
 
+/// Why a read was refused. The messages are for logs; `http::wire` words them for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
-    #[error("Exactly one of featureServiceName and featureServiceId must be set; got both")]
+    #[error("the locator names a service both by name and by id")]
     BothLocators,
-    #[error("Exactly one of featureServiceName and featureServiceId must be set; got neither")]
+    #[error("the locator names no service")]
     NoLocator,
-    #[error("workspaceName is required with featureServiceName")]
+    #[error("the locator names a service without its workspace")]
     MissingWorkspace,
-    #[error("Unable to query FeatureService `{service}` for workspace `{workspace}`. Newly created feature services may take up to 60 seconds to query. Also, ensure that the workspace is a \"live\" workspace.")]
+    #[error("no live service `{service}` in workspace `{workspace}`")]
     UnknownService { service: String, workspace: String },
-    #[error("FeatureService id `{0}` does not match any feature service")]
+    #[error("no service with id `{0}`")]
     UnknownServiceId(String),
-    #[error("Missing required join key: {0}")]
+    #[error("join key `{0}` is missing")]
     MissingJoinKey(String),
-    #[error("Invalid value for join key {name}: {problem}")]
+    #[error("join key `{name}` is invalid: {problem}")]
     InvalidJoinKey { name: String, problem: String },
-    #[error("Missing required request context key: {0}")]
+    #[error("request context key `{0}` is missing")]
     MissingRequestContext(String),
-    #[error("Invalid value for request context key {name}: {problem}")]
+    #[error("request context key `{name}` is invalid: {problem}")]
     InvalidRequestContext { name: String, problem: String },
-    #[error("Unexpected request context key: {0}")]
+    #[error("request context key `{0}` is not expected")]
     UnexpectedRequestContext(String),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("stored row of feature view `{0}` could not be decoded")]
     CorruptRow(String),
+    #[error("the store did not answer within the request's latency budget")]
+    LatencyBudgetExceeded,
 }
 
 /// How a request names its feature service.
@@ -57,49 +60,59 @@ pub enum ServingStatus {
     Present,
     /// No row for the key, a null join key, or the row is older than the view's ttl.
     MissingData,
-}
-
-impl ServingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServingStatus::Present => "PRESENT",
-            ServingStatus::MissingData => "MISSING_DATA",
-        }
-    }
+    /// The store did not answer within the request's latency budget (partial results only).
+    TimeOut,
 }
 
 /// One answered request row: values, statuses and effective times parallel to the service's
-/// features.
+/// features, and what this row's own lookups cost.
 #[derive(Debug)]
 pub struct FeatureVector {
     pub values: Vec<Value>,
     pub statuses: Vec<ServingStatus>,
     pub effective_times: Vec<Option<Micros>>,
+    /// The slowest shard this row's lookups went to.
+    pub store_latency: Duration,
+    /// The stored bytes this row's lookups read.
+    pub store_bytes: usize,
 }
 
 /// A whole answer, with the store's share of the time.
 #[derive(Debug)]
 pub struct Answer {
     pub vectors: Vec<FeatureVector>,
+    /// How long the request waited on the store (up to the latency budget).
     pub store_latency: Duration,
     pub store_bytes: usize,
+    /// The latency budget ran out: stored features are `TIME_OUT` (`allowPartialResults`).
+    pub partial: bool,
 }
 
-/// How a read is made: when, where aggregation windows end, and Tecton's
-/// `coerceNullCountsToZero`.
+/// How a read is made: when, where aggregation windows end, how long the store may take, and
+/// Tecton's `coerceNullCountsToZero` and `ignoreExtraRequestContextFields`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub now: Micros,
+    /// From `latencyBudgetMs`: the store's rows must arrive by then.
+    pub deadline: Option<Instant>,
+    /// Past the deadline, answer with `TIME_OUT` statuses instead of an error.
+    pub allow_partial_results: bool,
     pub leading_edge: Option<LeadingEdge>,
     pub coerce_null_counts_to_zero: bool,
+    /// Request-context fields no realtime view reads (top-level or inside a struct) are
+    /// dropped instead of refused.
+    pub ignore_extra_request_context_fields: bool,
 }
 
 impl ReadOptions {
     pub fn at(now: Micros) -> ReadOptions {
         ReadOptions {
             now,
+            deadline: None,
+            allow_partial_results: false,
             leading_edge: None,
             coerce_null_counts_to_zero: false,
+            ignore_extra_request_context_fields: false,
         }
     }
 }
@@ -162,42 +175,44 @@ struct ViewAnswer {
 }
 
 impl ViewAnswer {
-    fn missing(view: &FeatureView) -> ViewAnswer {
+    fn timed_out(view: &FeatureView) -> ViewAnswer {
         ViewAnswer {
             values: vec![Value::Null; view.features.len()],
-            statuses: vec![ServingStatus::MissingData; view.features.len()],
+            statuses: vec![ServingStatus::TimeOut; view.features.len()],
             effective_time: None,
         }
     }
 
-    /// Decodes a stored row (ttl applied; empty aggregation windows are missing data).
+    /// Decodes a stored row (ttl applied; empty aggregation windows are missing data, or 0 for
+    /// counts with `coerceNullCountsToZero`, also when the key has no row at all).
     fn of(
         view: &FeatureView,
         stored: Option<&StoredRow>,
         options: ReadOptions,
     ) -> Result<ViewAnswer, ServingError> {
-        let Some(row) = stored.filter(|row| {
+        let row = stored.filter(|row| {
             view.ttl
                 .is_none_or(|ttl| options.now - row.event_time < ttl)
-        }) else {
-            return Ok(ViewAnswer::missing(view));
+        });
+        let (mut values, status) = match row {
+            Some(row) => (
+                decode_row(&row.payload)
+                    .map_err(|_| ServingError::CorruptRow(view.name.clone()))?,
+                ServingStatus::Present,
+            ),
+            None => (Vec::new(), ServingStatus::MissingData),
         };
-        let mut values =
-            decode_row(&row.payload).map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
         values.resize(view.features.len(), Value::Null);
-        let mut statuses = vec![ServingStatus::Present; values.len()];
+        let mut statuses = vec![status; values.len()];
         if let Some(spec) = &view.aggregation {
             for ((value, status), aggregate) in values
                 .iter_mut()
                 .zip(statuses.iter_mut())
                 .zip(&spec.aggregates)
             {
-                // An empty window is missing data; counts may be asked to read 0.
-                if value.is_null()
-                    && aggregate.function == Function::Count
-                    && options.coerce_null_counts_to_zero
-                {
-                    *value = Value::Int64(0);
+                if aggregate.function == Function::Count && options.coerce_null_counts_to_zero {
+                    coerce_null_count(value, aggregate.window);
+                    *status = ServingStatus::Present;
                 } else if value.is_null() {
                     *status = ServingStatus::MissingData;
                 }
@@ -206,8 +221,25 @@ impl ViewAnswer {
         Ok(ViewAnswer {
             values,
             statuses,
-            effective_time: Some(row.event_time),
+            effective_time: row.map(|row| row.event_time),
         })
+    }
+}
+
+/// A count that saw nothing reads 0: a null scalar, a null series (one 0 per window) and the
+/// null windows inside a series.
+fn coerce_null_count(value: &mut Value, window: Window) {
+    match (value, window) {
+        (value @ Value::Null, Window::Series { .. }) => {
+            *value = Value::Array(vec![Value::Int64(0); window.series_len()]);
+        }
+        (value @ Value::Null, _) => *value = Value::Int64(0),
+        (Value::Array(items), Window::Series { .. }) => {
+            for item in items.iter_mut().filter(|item| item.is_null()) {
+                *item = Value::Int64(0);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -227,7 +259,11 @@ pub async fn get_features(
     let mut dedup: HashMap<(ViewId, Vec<u8>), usize> = HashMap::new();
     for row in rows {
         let inputs = parse_join_keys(service, row.join_keys)?;
-        contexts.push(parse_request_context(service, row.request_context)?);
+        contexts.push(parse_request_context(
+            service,
+            row.request_context,
+            options.ignore_extra_request_context_fields,
+        )?);
         let mut row_lookups = HashMap::new();
         for item in &service.items {
             let view = registry.view(item.view);
@@ -261,27 +297,47 @@ pub async fn get_features(
         }
         needed.push(row_lookups);
     }
+    let read_started = Instant::now();
     let read = if lookups.is_empty() {
-        crate::store::ReadResult {
+        Some(ReadResult {
             rows: Vec::new(),
+            latencies: Vec::new(),
             max_shard_latency: Duration::ZERO,
             bytes_read: 0,
-        }
+        })
     } else {
-        router
-            .read(
-                lookups,
-                ReadContext {
-                    now: options.now,
-                    leading_edge: options.leading_edge,
-                },
-            )
-            .await?
+        let reading = router.read(
+            lookups,
+            ReadContext {
+                now: options.now,
+                leading_edge: options.leading_edge,
+            },
+        );
+        match options.deadline {
+            None => Some(reading.await?),
+            Some(deadline) => {
+                // The fan-out is one unit: past the deadline no stored row is used. A budget
+                // already spent (on a large body, say) does not ask the store at all.
+                let answered = if Instant::now() < deadline {
+                    tokio::time::timeout_at(deadline.into(), reading).await.ok()
+                } else {
+                    None
+                };
+                match answered {
+                    Some(read) => Some(read?),
+                    None if options.allow_partial_results => None,
+                    None => return Err(ServingError::LatencyBudgetExceeded),
+                }
+            }
+        }
     };
 
     let mut vectors = Vec::with_capacity(rows.len());
     for (row_lookups, context) in needed.iter().zip(&contexts) {
         let answer_of = |view: ViewId| {
+            let Some(read) = &read else {
+                return Ok(ViewAnswer::timed_out(registry.view(view)));
+            };
             let stored = row_lookups
                 .get(&view)
                 .copied()
@@ -289,10 +345,23 @@ pub async fn get_features(
                 .and_then(|i| read.rows[i].as_ref());
             ViewAnswer::of(registry.view(view), stored, options)
         };
+        let row_reads = || row_lookups.values().flatten().copied();
         let mut vector = FeatureVector {
             values: Vec::with_capacity(service.n_features),
             statuses: Vec::with_capacity(service.n_features),
             effective_times: Vec::with_capacity(service.n_features),
+            store_latency: read.as_ref().map_or(Duration::ZERO, |read| {
+                row_reads()
+                    .map(|i| read.latencies[i])
+                    .max()
+                    .unwrap_or_default()
+            }),
+            store_bytes: read.as_ref().map_or(0, |read| {
+                row_reads()
+                    .filter_map(|i| read.rows[i].as_ref())
+                    .map(|row| row.payload.len())
+                    .sum()
+            }),
         };
         for item in &service.items {
             let view = registry.view(item.view);
@@ -304,9 +373,13 @@ pub async fn get_features(
                             .map(|(name, value)| (name.clone(), realtime::to_cel(value))),
                     );
                     let mut variables = vec![("request", request)];
+                    let mut inputs_missing = false;
+                    let mut inputs_timed_out = false;
                     for (source_id, source_name) in &spec.sources {
                         let source = registry.view(*source_id);
                         let answer = answer_of(*source_id)?;
+                        inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
+                        inputs_timed_out |= answer.statuses.contains(&ServingStatus::TimeOut);
                         let features = source
                             .features
                             .iter()
@@ -315,13 +388,24 @@ pub async fn get_features(
                         variables.push((source_name.as_str(), realtime::map(features)));
                     }
                     for index in &item.features {
-                        vector.values.push(realtime::evaluate(
+                        vector.effective_times.push(None);
+                        if inputs_timed_out {
+                            vector.values.push(Value::Null);
+                            vector.statuses.push(ServingStatus::TimeOut);
+                            continue;
+                        }
+                        let value = realtime::evaluate(
                             &spec.programs[*index],
                             &variables,
                             &view.features[*index].data_type,
-                        ));
-                        vector.statuses.push(ServingStatus::Present);
-                        vector.effective_times.push(None);
+                        );
+                        // A null computed from missing inputs is missing data, not a value.
+                        vector.statuses.push(if value.is_null() && inputs_missing {
+                            ServingStatus::MissingData
+                        } else {
+                            ServingStatus::Present
+                        });
+                        vector.values.push(value);
                     }
                 }
                 _ => {
@@ -340,23 +424,33 @@ pub async fn get_features(
     }
     Ok(Answer {
         vectors,
-        store_latency: read.max_shard_latency,
-        store_bytes: read.bytes_read,
+        store_latency: read
+            .as_ref()
+            .map_or(read_started.elapsed(), |read| read.max_shard_latency),
+        store_bytes: read.as_ref().map_or(0, |read| read.bytes_read),
+        partial: read.is_none(),
     })
 }
 
 /// Checks a row's request context against the service's realtime views' schemas: every field
-/// present and of its type, no other top-level field. Services without realtime views ignore it.
+/// present and of its type (floats as numbers or `"NaN"`/`"Infinity"`/`"-Infinity"`, as
+/// Tecton's clients send them), no other field unless `ignore_extra` says to drop them.
+/// Services without realtime views ignore it.
 fn parse_request_context(
     service: &FeatureService,
     map: &serde_json::Map<String, Json>,
+    ignore_extra: bool,
 ) -> Result<Vec<(String, Value)>, ServingError> {
     if service.request_context_keys.is_empty() {
         return Ok(Vec::new());
     }
+    let rules = JsonRules {
+        numeric_float_strings: false,
+        extra_struct_fields: ignore_extra,
+    };
     if let Some(extra) = map
         .keys()
-        .find(|k| !service.request_context_keys.iter().any(|f| &f.name == *k))
+        .find(|k| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == *k))
     {
         return Err(ServingError::UnexpectedRequestContext(extra.clone()));
     }
@@ -368,12 +462,13 @@ fn parse_request_context(
                 .get(&field.name)
                 .filter(|v| !v.is_null())
                 .ok_or_else(|| ServingError::MissingRequestContext(field.name.clone()))?;
-            let value = Value::from_json(json, &field.data_type).map_err(|problem| {
-                ServingError::InvalidRequestContext {
-                    name: field.name.clone(),
-                    problem,
-                }
-            })?;
+            let value =
+                Value::from_json_with(json, &field.data_type, rules).map_err(|problem| {
+                    ServingError::InvalidRequestContext {
+                        name: field.name.clone(),
+                        problem,
+                    }
+                })?;
             Ok((field.name.clone(), value))
         })
         .collect()
@@ -402,4 +497,39 @@ fn parse_join_keys(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coerced_counts_fill_scalars_whole_series_and_the_gaps_inside_a_series() {
+        let series = Window::Series {
+            size: 10,
+            start: 40,
+            end: 0,
+            step: 10,
+        };
+        let mut empty_series = Value::Null;
+        coerce_null_count(&mut empty_series, series);
+        assert_eq!(empty_series, Value::Array(vec![Value::Int64(0); 4]));
+
+        let mut gappy = Value::Array(vec![
+            Value::Null,
+            Value::Int64(2),
+            Value::Null,
+            Value::Int64(1),
+        ]);
+        coerce_null_count(&mut gappy, series);
+        let zero = Value::Int64(0);
+        assert_eq!(
+            gappy,
+            Value::Array(vec![zero.clone(), Value::Int64(2), zero, Value::Int64(1)])
+        );
+
+        let mut scalar = Value::Null;
+        coerce_null_count(&mut scalar, Window::Lifetime);
+        assert_eq!(scalar, Value::Int64(0));
+    }
 }

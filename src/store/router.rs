@@ -56,6 +56,8 @@ pub struct Router {
 #[derive(Debug)]
 pub struct ReadResult {
     pub rows: Vec<Option<StoredRow>>,
+    /// Parallel to `rows`: how long the shard that answered each lookup took.
+    pub latencies: Vec<Duration>,
     pub max_shard_latency: Duration,
     pub bytes_read: usize,
 }
@@ -157,18 +159,21 @@ impl Router {
                 }
             });
         let mut rows: Vec<Option<StoredRow>> = vec![None; total];
+        let mut latencies = vec![Duration::ZERO; total];
         let mut max_shard_latency = Duration::ZERO;
         let mut bytes_read = 0;
         for (shard, positions, answer, latency) in join_all(sends).await {
             let found = answer.map_err(|_| StoreError::ShardGone(shard))?;
             max_shard_latency = max_shard_latency.max(latency);
             for (position, row) in positions.into_iter().zip(found) {
+                latencies[position] = latency;
                 bytes_read += row.as_ref().map_or(0, |r| r.payload.len());
                 rows[position] = row;
             }
         }
         Ok(ReadResult {
             rows,
+            latencies,
             max_shard_latency,
             bytes_read,
         })

@@ -159,6 +159,31 @@ fn only_complete_tiles_count_and_windows_slide() {
         coerced["user_transaction_counts.transaction_id_count_1d_1d"],
         (json!("0"), "PRESENT".to_string())
     );
+    // A key with no data at all: its counts read 0 when asked, everything else stays missing.
+    let nobody = aggregates(&server, "nobody", json!({"coerceNullCountsToZero": true}));
+    let counts: Vec<_> = nobody
+        .iter()
+        .filter(|(name, _)| name.contains("transaction_id_count_"))
+        .collect();
+    assert!(!counts.is_empty());
+    for (name, (value, status)) in &nobody {
+        let expected = if name.contains("transaction_id_count_series_7d_0s_1d") {
+            (json!(vec!["0"; 7]), "PRESENT")
+        } else if name.contains("transaction_id_count_") {
+            (json!("0"), "PRESENT")
+        } else {
+            (Json::Null, "MISSING_DATA")
+        };
+        assert_eq!(
+            (value, status.as_str()),
+            (&expected.0, expected.1),
+            "{name}"
+        );
+    }
+    let uncoerced = aggregates(&server, "nobody", json!({}));
+    assert!(uncoerced
+        .values()
+        .all(|(v, s)| v.is_null() && s == "MISSING_DATA"));
 
     // Yesterday's events fill the day tiles.
     push(
@@ -264,8 +289,18 @@ fn tiles_survive_snapshots_and_restarts() {
 }
 
 fn realtime(server: &Server, user: &str, context: Json) -> super::common::Reply {
+    realtime_with(server, user, context, json!({}))
+}
+
+fn realtime_with(
+    server: &Server,
+    user: &str,
+    context: Json,
+    request_options: Json,
+) -> super::common::Reply {
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection_feature_service",
-        "joinKeyMap": {"user_id": user, "merchant": "m"}, "requestContextMap": context, "metadataOptions": {"includeServingStatus": true, "includeEffectiveTimes": true}}});
+        "joinKeyMap": {"user_id": user, "merchant": "m"}, "requestContextMap": context, "requestOptions": request_options,
+        "metadataOptions": {"includeServingStatus": true, "includeEffectiveTimes": true}}});
     server.admin_post("/api/v1/feature-service/get-features", &request)
 }
 
@@ -290,14 +325,18 @@ fn the_realtime_feature_compares_the_request_with_the_stored_mean() {
         "realtime features have no effective time"
     );
     assert_eq!(
-        realtime(&server, "rt_user", json!({"amount": "100.5"})).json()["result"]["features"][0],
+        realtime(&server, "rt_user", json!({"amount": "Infinity"})).json()["result"]["features"][0],
         json!(true),
-        "floats may come as strings"
+        "non-finite floats come as strings"
     );
+    let nobody = realtime(&server, "nobody", json!({"amount": 1})).json();
     assert_eq!(
-        realtime(&server, "nobody", json!({"amount": 1})).json()["result"]["features"][0],
-        Json::Null,
-        "no stored mean, no answer"
+        (
+            &nobody["result"]["features"][0],
+            &nobody["metadata"]["features"][0]["status"]
+        ),
+        (&Json::Null, &json!("MISSING_DATA")),
+        "no stored mean, no answer: missing data"
     );
 
     for (context, fragment) in [
@@ -310,6 +349,10 @@ fn the_realtime_feature_compares_the_request_with_the_stored_mean() {
             json!({"amount": 1, "currency": "EUR"}),
             "Unexpected request context key: currency",
         ),
+        (
+            json!({"amount": "500"}),
+            "Invalid value for request context key amount: expected float64 (a number, \"NaN\"",
+        ),
     ] {
         let reply = realtime(&server, "rt_user", context);
         assert_eq!(reply.status, 400, "{}", reply.body);
@@ -319,4 +362,24 @@ fn the_realtime_feature_compares_the_request_with_the_stored_mean() {
             reply.body
         );
     }
+}
+
+#[test]
+fn extra_request_context_fields_are_dropped_on_request() {
+    let server = Server::start();
+    let context = json!({"amount": 1, "currency": "EUR"});
+    assert_eq!(realtime(&server, "rt_user", context.clone()).status, 400);
+    let options = json!({"ignoreExtraRequestContextFields": true});
+    let reply = realtime_with(&server, "rt_user", context, options);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let bad_flag = json!({"ignoreExtraRequestContextFields": "yes"});
+    let reply = realtime_with(&server, "rt_user", json!({"amount": 1}), bad_flag);
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply
+            .body
+            .contains("requestOptions.ignoreExtraRequestContextFields must be a boolean"),
+        "{}",
+        reply.body
+    );
 }

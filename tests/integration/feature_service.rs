@@ -89,6 +89,14 @@ fn demo_rows_are_served_in_tecton_order_and_encoding() {
     assert!(slo["serverTimeSeconds"].as_f64().unwrap() > 0.0);
     assert!(slo["storeMaxLatency"].as_f64().unwrap() > 0.0);
     assert!(slo["storeResponseSizeBytes"].as_u64().unwrap() > 0);
+    assert_eq!(
+        slo["dynamodbResponseSizeBytes"],
+        slo["storeResponseSizeBytes"]
+    );
+    assert!(
+        slo["sloServerTimeSeconds"].as_f64().unwrap() < slo["serverTimeSeconds"].as_f64().unwrap()
+    );
+    assert!(slo.get("sloIneligibilityReasons").is_none());
 }
 
 #[test]
@@ -207,6 +215,14 @@ fn service_id_locator_and_v2_paths() {
 
     let state = server.admin_post("/api/v1/feature-service/get-feature-service-state", &json!({"featureServiceLocator": {"featureServiceName": "user_risk_service", "workspaceName": "prod"}}));
     assert_eq!((state.status, state.json()), (200, json!({})));
+    const STATE: &str = "/api/v1/feature-service/get-feature-service-state";
+    let locator = json!({"featureServiceName": "user_risk_service", "workspaceName": "prod"});
+    let state = server.admin_post(STATE, &json!({"params": locator}));
+    assert_eq!((state.status, state.json()), (200, json!({})));
+    let unknown = json!({"params": {"featureServiceName": "nope", "workspaceName": "prod"}});
+    assert_eq!(server.admin_post(STATE, &unknown).status, 404);
+    let both = json!({"params": locator, "featureServiceLocator": locator});
+    assert_error(&server.admin_post(STATE, &both), 400, 3, "not both");
 }
 
 #[test]
@@ -233,8 +249,25 @@ fn batch_answers_in_request_order_with_per_row_status() {
         body["metadata"]["features"][6]["status"],
         json!(["PRESENT", "MISSING_DATA"])
     );
-    assert_eq!(body["metadata"]["sloInfo"].as_array().unwrap().len(), 2);
-    assert_eq!(body["metadata"]["batchSloInfo"]["sloEligible"], true);
+    // Each row has its own timing and size: the first reads the user's rows too.
+    let per_row = body["metadata"]["sloInfo"].as_array().unwrap();
+    let batch = &body["metadata"]["batchSloInfo"];
+    assert_eq!(per_row.len(), 2);
+    assert_eq!(batch["sloEligible"], true);
+    let size = |row: &Json| row["storeResponseSizeBytes"].as_u64().unwrap();
+    assert!(size(&per_row[0]) > size(&per_row[1]), "{per_row:?}");
+    assert!(size(&per_row[1]) > 0);
+    for row in per_row {
+        assert_eq!(
+            row["dynamodbResponseSizeBytes"],
+            row["storeResponseSizeBytes"]
+        );
+        assert_eq!(row["sloServerTimeSeconds"], batch["sloServerTimeSeconds"]);
+        assert!(
+            row["storeMaxLatency"].as_f64().unwrap() <= batch["storeMaxLatency"].as_f64().unwrap()
+        );
+    }
+    assert!(batch.get("storeResponseSizeBytes").is_none());
 
     let too_many: Vec<Json> = (0..11)
         .map(|i| json!({"joinKeyMap": {"user_id": format!("u{i}"), "merchant": "m"}}))
@@ -382,4 +415,69 @@ fn descriptions_and_tags_on_request() {
         json!({"dataType": {"type": "string"}}),
         "no description: no key"
     );
+}
+
+/// A request for `user_1001` whose body carries 2 MB of join keys no view uses: reading it
+/// takes far longer than a 1 ms latency budget, whatever the machine.
+fn heavy_request(allow_partial_results: bool) -> Json {
+    let mut join_keys = serde_json::Map::new();
+    join_keys.insert("user_id".into(), json!("user_1001"));
+    join_keys.insert("merchant".into(), json!("fraud_Kirlin and Sons"));
+    for i in 0..20_000 {
+        join_keys.insert(format!("unused_{i}"), json!("x".repeat(100)));
+    }
+    json!({"params": {
+        "workspaceName": "prod", "featureServiceName": "user_risk_service", "joinKeyMap": join_keys,
+        "allowPartialResults": allow_partial_results, "requestOptions": {"latencyBudgetMs": 1},
+        "metadataOptions": {"includeServingStatus": true, "includeSloInfo": true},
+    }})
+}
+
+#[test]
+fn a_spent_latency_budget_is_an_error_or_a_partial_answer() {
+    let server = Server::start();
+    let reply = server.admin_post(GET, &heavy_request(false));
+    assert_error(&reply, 504, 4, "latencyBudgetMs");
+
+    let reply = server.admin_post(GET, &heavy_request(true));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let features = body["result"]["features"].as_array().unwrap();
+    assert!(!features.is_empty() && features.iter().all(Json::is_null));
+    let statuses = body["metadata"]["features"].as_array().unwrap();
+    assert!(
+        statuses.iter().all(|f| f["status"] == "TIME_OUT"),
+        "{statuses:?}"
+    );
+    assert_eq!(body["metadata"]["partialResults"], true);
+    let slo = &body["metadata"]["sloInfo"];
+    assert_eq!(slo["sloEligible"], false);
+    assert_eq!(
+        slo["sloIneligibilityReasons"],
+        json!(["REDIS_LATENCY_LIMIT_EXCEEDED"])
+    );
+
+    // A generous budget changes nothing; cache options are accepted and change nothing.
+    let mut request =
+        fraud_request(json!({"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"}));
+    let plain = server.admin_post(GET, &request).json();
+    request["params"]["requestOptions"] =
+        json!({"latencyBudgetMs": 60_000, "readFromCache": false, "writeToCache": false});
+    let budgeted = server.admin_post(GET, &request).json();
+    assert_eq!(budgeted["result"], plain["result"]);
+    assert!(budgeted["metadata"].get("partialResults").is_none());
+
+    for (options, fragment) in [
+        (
+            json!({"latencyBudgetMs": -5}),
+            "requestOptions.latencyBudgetMs must be a non-negative integer",
+        ),
+        (
+            json!({"readFromCache": "no"}),
+            "requestOptions.readFromCache must be a boolean",
+        ),
+    ] {
+        request["params"]["requestOptions"] = options;
+        assert_error(&server.admin_post(GET, &request), 400, 3, fragment);
+    }
 }

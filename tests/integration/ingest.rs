@@ -4,7 +4,8 @@ use std::process::Command;
 
 use serde_json::{json, Value as Json};
 
-use super::common::{repo_root, timestamp_in, Server, ADMIN_KEY};
+use super::common::{repo_root, timestamp_in, Server, ServerBuilder, ADMIN_KEY};
+use super::registry::broken_config;
 
 fn transaction(user: &str, terminal: Json, amount: Json, seconds_ago: i64) -> Json {
     json!({"record": {"user_id": user, "merchant": "m_1", "terminal_id": terminal, "amt": amount,
@@ -391,4 +392,86 @@ fn bulk_loader_loads_csv_and_stops_at_the_first_bad_line() {
         Json::Null,
         "the good first line was not sent"
     );
+}
+
+/// A push source whose `ingest_token` is `{{ tb_secret(...) }}`: rendered from the vault after
+/// recovery, required in `X-Quiver-Ingest-Token`, and a missing secret stops the start-up.
+#[test]
+fn a_push_source_token_comes_from_a_tinybird_secret() {
+    let data = tempfile::tempdir().unwrap();
+    let secret = "tok-3f9a-7c1e";
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let created = server.request(
+        "POST",
+        &format!("/v0/secrets?token={ADMIN_KEY}"),
+        &[("Content-Type", "application/json")],
+        Some(
+            json!({"name": "INGEST_TOKEN", "value": secret})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    server.terminate();
+
+    let setting = |template: &str| {
+        broken_config(
+            "features/prod/sources.toml",
+            "name = \"transactions\"\n",
+            &format!("name = \"transactions\"\ningest_token = \"{template}\"\n"),
+        )
+    };
+    let config = setting("{{ tb_secret('INGEST_TOKEN') }}");
+    let server = ServerBuilder::new()
+        .config(config.path().join("config.toml"))
+        .data_dir(data.path())
+        .start();
+    let body = json!({"workspace_name": "prod", "dry_run": false,
+        "records": {"transactions": [transaction("tok_user", json!(1), json!(5.0), 10)]}})
+    .to_string();
+    for token in [None, Some("tok-3f9a"), Some("")] {
+        let refused = send_with(&server, &body, token);
+        assert_eq!(refused.status, 401, "{}", refused.body);
+        assert!(
+            refused.body.contains("X-Quiver-Ingest-Token"),
+            "{}",
+            refused.body
+        );
+        assert!(!refused.body.contains("tok-3f9a"));
+    }
+    let accepted = send_with(&server, &body, Some(secret));
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    assert_eq!(last_transaction(&server, "tok_user").1, "PRESENT");
+    assert!(!server.terminate().contains("tok-3f9a"));
+
+    // A default stands in for a missing secret; a missing secret without one stops the server.
+    let with_default = setting("{{ tb_secret('OTHER', 'fallback') }}");
+    let server = ServerBuilder::new()
+        .config(with_default.path().join("config.toml"))
+        .data_dir(data.path())
+        .start();
+    assert_eq!(send_with(&server, &body, Some("fallback")).status, 200);
+    server.terminate();
+    let missing = setting("{{ tb_secret('NOPE') }}");
+    let output = ServerBuilder::new()
+        .config(missing.path().join("config.toml"))
+        .data_dir(data.path())
+        .run_to_exit();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("push source `transactions` of workspace `prod`: ingest_token: Template Syntax Error: Cannot access secret 'NOPE'"),
+        "{stderr}"
+    );
+}
+
+/// POST /ingest as the admin, with `token` in `X-Quiver-Ingest-Token` when given.
+fn send_with(server: &Server, body: &str, token: Option<&str>) -> super::common::Reply {
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    headers.extend(token.map(|token| ("X-Quiver-Ingest-Token", token)));
+    server.request("POST", "/ingest", &headers, Some(body.as_bytes()))
 }

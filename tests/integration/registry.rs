@@ -5,7 +5,7 @@ use super::common::{repo_root, ServerBuilder};
 
 /// Copies the demo config and repository into a temporary directory and replaces `from` with
 /// `to` in one of its files.
-fn broken_config(file: &str, from: &str, to: &str) -> tempfile::TempDir {
+pub(super) fn broken_config(file: &str, from: &str, to: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = repo_root();
     for sub in ["features/prod", "features/staging", "features/demo"] {
@@ -34,6 +34,8 @@ fn a_bad_repository_never_starts() {
         ("features/prod/sources.toml", "{ name = \"amt\", type = \"float64\" }", "{ name = \"amt\", type = \"string\" }",
             "feature `last_amount` is float64 but push source `transactions` has column `amt` as string"),
         ("config.toml", "features/demo/merchant_profile.csv", "features/demo/missing.csv", "missing.csv"),
+        ("features/prod/sources.toml", "name = \"transactions\"\n", "name = \"transactions\"\ningest_token = \"{{ tb_secret(TOKEN) }}\"\n",
+            "sources.toml: push_source `transactions`: ingest_token: Template Syntax Error: arguments must be quoted strings"),
     ];
     for (file, from, to, expected) in cases {
         let dir = broken_config(file, from, to);

@@ -252,11 +252,7 @@ pub(super) async fn record(
         PrincipalType::ServiceAccount => ResourceKind::ServiceAccount,
         PrincipalType::Group => ResourceKind::Group,
     };
-    state
-        .directory
-        .get(kind, id.to_string(), String::new())
-        .await
-        .ok()
+    state.directory.get(kind, id.to_string()).await.ok()
 }
 
 async fn assigned_principals(

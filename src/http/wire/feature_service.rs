@@ -2,7 +2,7 @@
 //! `null` anywhere; responses are camelCase, omit unset fields, and encode values per Tecton.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
@@ -12,8 +12,59 @@ use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
-use crate::serving::{Answer, Locator, ReadOptions};
+use crate::serving::{Answer, FeatureVector, Locator, ReadOptions, ServingError, ServingStatus};
 use crate::time::{format_timestamp, Micros};
+
+/// Tecton's name for a feature's serving status.
+fn status_name(status: ServingStatus) -> &'static str {
+    match status {
+        ServingStatus::Present => "PRESENT",
+        ServingStatus::MissingData => "MISSING_DATA",
+        ServingStatus::TimeOut => "TIME_OUT",
+    }
+}
+
+/// Tecton's message for a refused read (what its clients show; the locator ones name the
+/// request's fields).
+pub fn serving_error_message(error: &ServingError) -> String {
+    match error {
+        ServingError::BothLocators => {
+            "Exactly one of featureServiceName and featureServiceId must be set; got both".into()
+        }
+        ServingError::NoLocator => {
+            "Exactly one of featureServiceName and featureServiceId must be set; got neither".into()
+        }
+        ServingError::MissingWorkspace => {
+            "workspaceName is required with featureServiceName".into()
+        }
+        ServingError::UnknownService { service, workspace } => format!(
+            "Unable to query FeatureService `{service}` for workspace `{workspace}`. Newly \
+             created feature services may take up to 60 seconds to query. Also, ensure that \
+             the workspace is a \"live\" workspace."
+        ),
+        ServingError::UnknownServiceId(id) => {
+            format!("FeatureService id `{id}` does not match any feature service")
+        }
+        ServingError::MissingJoinKey(name) => format!("Missing required join key: {name}"),
+        ServingError::InvalidJoinKey { name, problem } => {
+            format!("Invalid value for join key {name}: {problem}")
+        }
+        ServingError::MissingRequestContext(name) => {
+            format!("Missing required request context key: {name}")
+        }
+        ServingError::InvalidRequestContext { name, problem } => {
+            format!("Invalid value for request context key {name}: {problem}")
+        }
+        ServingError::UnexpectedRequestContext(name) => {
+            format!("Unexpected request context key: {name}")
+        }
+        ServingError::LatencyBudgetExceeded => "The store did not answer within \
+            requestOptions.latencyBudgetMs; set allowPartialResults to get the features that \
+            were ready, with status TIME_OUT for the others"
+            .into(),
+        ServingError::Store(_) | ServingError::CorruptRow(_) => error.to_string(),
+    }
+}
 
 /// `{"params": {...}}`, the envelope of every Feature Service request.
 #[derive(Debug, Deserialize)]
@@ -114,11 +165,14 @@ impl Includes {
 }
 
 impl GetFeaturesParams {
-    /// The read options from `requestOptions`: `aggregationLeadingEdge` (enum name or number)
-    /// and `coerceNullCountsToZero`, in camelCase or snake_case. Other options are accepted
-    /// and ignored (there is no cache to read from or write to).
-    pub fn read_options(&self, now: Micros) -> Result<ReadOptions, ApiError> {
+    /// The read options from `allowPartialResults` and `requestOptions`:
+    /// `aggregationLeadingEdge` (enum name or number), `latencyBudgetMs` (counted from
+    /// `started`; 0 is none), `coerceNullCountsToZero` and `ignoreExtraRequestContextFields`,
+    /// in camelCase or snake_case. `readFromCache`/`writeToCache` must be booleans and change
+    /// nothing: there is no cache, every answer is read from the store.
+    pub fn read_options(&self, now: Micros, started: Instant) -> Result<ReadOptions, ApiError> {
         let mut options = ReadOptions::at(now);
+        options.allow_partial_results = self.allow_partial_results.unwrap_or(false);
         let Some(request_options) = &self.request_options else {
             return Ok(options);
         };
@@ -143,13 +197,31 @@ impl GetFeaturesParams {
                 other => return Err(bad_option(&other.to_string())),
             };
         }
-        if let Some(coerce) = get("coerceNullCountsToZero", "coerce_null_counts_to_zero") {
-            options.coerce_null_counts_to_zero = coerce.as_bool().ok_or_else(|| {
+        let flag = |camel: &str, snake: &str| match get(camel, snake) {
+            None => Ok(false),
+            Some(value) => value.as_bool().ok_or_else(|| {
                 ApiError::new(
                     ErrorKind::InvalidArgument,
-                    "requestOptions.coerceNullCountsToZero must be a boolean",
+                    format!("requestOptions.{camel} must be a boolean"),
+                )
+            }),
+        };
+        options.coerce_null_counts_to_zero =
+            flag("coerceNullCountsToZero", "coerce_null_counts_to_zero")?;
+        options.ignore_extra_request_context_fields = flag(
+            "ignoreExtraRequestContextFields",
+            "ignore_extra_request_context_fields",
+        )?;
+        flag("readFromCache", "read_from_cache")?;
+        flag("writeToCache", "write_to_cache")?;
+        if let Some(budget) = get("latencyBudgetMs", "latency_budget_ms") {
+            let millis = budget.as_u64().ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("requestOptions.latencyBudgetMs must be a non-negative integer (milliseconds), got {budget}"),
                 )
             })?;
+            options.deadline = (millis > 0).then(|| started + Duration::from_millis(millis));
         }
         Ok(options)
     }
@@ -256,33 +328,65 @@ impl WireCatalog {
     }
 }
 
-/// Timing of one request, for `sloInfo`.
+/// Timing of one request (or one row of a batch), for `sloInfo`.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub server: Duration,
+    /// The wait on the store.
     pub store: Duration,
     pub store_bytes: usize,
+    /// The latency budget ran out (a partial answer).
+    pub budget_exceeded: bool,
 }
 
+impl Timing {
+    /// A batch row's own timing: the request's time off the store, plus the wait on the
+    /// shards its own lookups went to, and the bytes they read.
+    fn of_row(self, vector: &FeatureVector) -> Timing {
+        Timing {
+            server: self.server.saturating_sub(self.store) + vector.store_latency,
+            store: vector.store_latency,
+            store_bytes: vector.store_bytes,
+            budget_exceeded: self.budget_exceeded,
+        }
+    }
+}
+
+/// Tecton's `sloInfo`. The server time that counts toward the SLO is the time not spent
+/// waiting on the store; a request whose latency budget ran out is not eligible. Quiver's
+/// store is its own memory, so `dynamodbResponseSizeBytes` carries the same count as
+/// `storeResponseSizeBytes` (the seed's samples show both equal).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SloInfo {
     slo_eligible: bool,
     slo_server_time_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamodb_response_size_bytes: Option<usize>,
     server_time_seconds: f64,
     store_max_latency: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     store_response_size_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    slo_ineligibility_reasons: &'static [&'static str],
 }
 
 impl SloInfo {
     fn of(timing: Timing, with_size: bool) -> SloInfo {
         SloInfo {
-            slo_eligible: true,
-            slo_server_time_seconds: timing.server.as_secs_f64(),
+            slo_eligible: !timing.budget_exceeded,
+            slo_server_time_seconds: timing.server.saturating_sub(timing.store).as_secs_f64(),
+            dynamodb_response_size_bytes: with_size.then_some(timing.store_bytes),
             server_time_seconds: timing.server.as_secs_f64(),
             store_max_latency: timing.store.as_secs_f64(),
             store_response_size_bytes: with_size.then_some(timing.store_bytes),
+            // Tecton's enum has no plain "latency budget" reason; its store-latency one
+            // is the closest, and Java's client refuses names it does not know.
+            slo_ineligibility_reasons: if timing.budget_exceeded {
+                &["REDIS_LATENCY_LIMIT_EXCEEDED"]
+            } else {
+                &[]
+            },
         }
     }
 }
@@ -362,6 +466,16 @@ fn push_feature_metadata(
     out.push(b']');
 }
 
+/// Appends `"partialResults":true` to the metadata object when the latency budget ran out.
+fn push_partial_results(out: &mut Vec<u8>, answer: &Answer, includes: Includes) {
+    if answer.partial {
+        if includes.any_per_feature() || includes.slo_info {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"partialResults\":true");
+    }
+}
+
 /// Encodes a single-row answer.
 pub fn get_features_response(
     catalog: &WireCatalog,
@@ -376,7 +490,7 @@ pub fn get_features_response(
     let mut out = Vec::with_capacity(128 + features.len() * 96);
     out.extend_from_slice(b"{\"result\":");
     push_values(&mut out, &vector.values);
-    if includes.any_per_feature() || includes.slo_info {
+    if includes.any_per_feature() || includes.slo_info || answer.partial {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
             push_feature_metadata(
@@ -384,7 +498,7 @@ pub fn get_features_response(
                 features,
                 includes,
                 |i| vector.effective_times[i],
-                |out, i| push_json(out, &vector.statuses[i].as_str()),
+                |out, i| push_json(out, &status_name(vector.statuses[i])),
             );
         }
         if includes.slo_info {
@@ -394,6 +508,7 @@ pub fn get_features_response(
             out.extend_from_slice(b"\"sloInfo\":");
             push_json(&mut out, &SloInfo::of(timing, true));
         }
+        push_partial_results(&mut out, answer, includes);
         out.push(b'}');
     }
     out.push(b'}');
@@ -419,7 +534,7 @@ pub fn get_features_batch_response(
         push_values(&mut out, &vector.values);
     }
     out.push(b']');
-    if includes.any_per_feature() || includes.slo_info {
+    if includes.any_per_feature() || includes.slo_info || answer.partial {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
             let latest = |i: usize| {
@@ -433,7 +548,7 @@ pub fn get_features_batch_response(
                 let statuses: Vec<&str> = answer
                     .vectors
                     .iter()
-                    .map(|v| v.statuses[i].as_str())
+                    .map(|v| status_name(v.statuses[i]))
                     .collect();
                 push_json(out, &statuses);
             });
@@ -445,13 +560,14 @@ pub fn get_features_batch_response(
             let per_row: Vec<SloInfo> = answer
                 .vectors
                 .iter()
-                .map(|_| SloInfo::of(timing, true))
+                .map(|vector| SloInfo::of(timing.of_row(vector), true))
                 .collect();
             out.extend_from_slice(b"\"sloInfo\":");
             push_json(&mut out, &per_row);
             out.extend_from_slice(b",\"batchSloInfo\":");
             push_json(&mut out, &SloInfo::of(timing, false));
         }
+        push_partial_results(&mut out, answer, includes);
         out.push(b'}');
     }
     out.push(b'}');

@@ -20,6 +20,7 @@ use super::{
     object_id, Entity, Feature, FeatureService, FeatureView, Field, PushSource, Registry,
     ServiceItem, ViewId, ViewKind, Workspace,
 };
+use crate::secrets::template::Template;
 use crate::time::{parse_duration, Micros};
 
 mod aggregation;
@@ -102,6 +103,9 @@ struct RawPushSource {
     schema: Vec<RawField>,
     #[serde(default)]
     description: Option<String>,
+    /// A `tb_secret()` template, e.g. `"{{ tb_secret('INGEST_TOKEN') }}"`.
+    #[serde(default)]
+    ingest_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,11 +402,18 @@ fn build_workspace(
             if schema.is_empty() {
                 return Err(site.error("a push source needs a schema"));
             }
+            let ingest_token = raw
+                .ingest_token
+                .as_deref()
+                .map(Template::parse)
+                .transpose()
+                .map_err(|error| site.error(format!("ingest_token: {error}")))?;
             workspace.push_sources.insert(
                 raw.name.clone(),
                 PushSource {
                     name: raw.name.clone(),
                     schema,
+                    ingest_token,
                     subscribers: Vec::new(),
                 },
             );

@@ -2,7 +2,8 @@
 
 Rows are written through Quiver's Stream Ingest API with plain HTTP (the client has no ingest
 call) and read back through the client: get_features, get_features_dict, metadata options,
-feature service metadata, the async client, and the client's exceptions for 400, 401 and 404.
+request options (RequestOptions and allow_partial_results), feature service metadata, the async
+client, and the client's exceptions for 400, 401, 404 and 504.
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
 
@@ -13,8 +14,8 @@ import os
 import sys
 import urllib.request
 
-from tecton_client import AsyncTectonClient, MetadataOptions, TectonClient
-from tecton_client.exceptions import BadRequestError, NotFoundError, UnauthorizedError
+from tecton_client import AsyncTectonClient, MetadataOptions, RequestOptions, TectonClient
+from tecton_client.exceptions import BadRequestError, GatewayTimeoutError, NotFoundError, UnauthorizedError
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from checks import run_checks  # noqa: E402  (tests/clients/checks.py)
@@ -134,6 +135,74 @@ def check_realtime_feature_against_the_stored_mean():
         assert "Missing required request context key: amount" in str(error), error
     metadata = client.get_feature_service_metadata(feature_service_name="fraud_detection_feature_service")
     assert [key["name"] for key in metadata.input_request_context_keys] == ["amount"]
+
+
+def check_request_options_coerce_null_counts_for_a_key_without_data():
+    def read(options):
+        response = client.get_features(feature_service_name="transaction_aggregates_service",
+                                       join_key_map={"user_id": "nobody"}, request_options=options,
+                                       metadata_options=MetadataOptions(include_serving_status=True))
+        statuses = {item["name"]: item["status"] for item in response.metadata["features"]}
+        return response.get_features_dict(), statuses
+    features, statuses = read(RequestOptions(coerce_null_counts_to_zero=True))
+    counts = {name: value for name, value in features.items() if "transaction_id_count_" in name}
+    assert counts, features
+    for name, value in counts.items():
+        expected = [0] * 7 if "_series_" in name else 0
+        assert value == expected and statuses[name] == "PRESENT", (name, value, statuses[name])
+    assert all(value is None for name, value in features.items() if name not in counts), features
+    features, statuses = read(RequestOptions(coerce_null_counts_to_zero=False))
+    assert all(value is None for value in features.values()), features
+    assert set(statuses.values()) == {"MISSING_DATA"}, statuses
+
+
+def check_request_options_latency_budget_and_partial_results():
+    # 2 MB of join keys no view reads: parsing them alone spends a 1 ms budget.
+    join_keys = {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"}
+    join_keys.update({f"unused_{i}": "x" * 100 for i in range(20_000)})
+    budget = RequestOptions(latency_budget_ms=1)
+    try:
+        client.get_features(feature_service_name=SERVICE, join_key_map=join_keys, request_options=budget)
+        raise AssertionError("expected GatewayTimeoutError")
+    except GatewayTimeoutError as error:
+        assert "latencyBudgetMs" in str(error), error
+    response = client.get_features(feature_service_name=SERVICE, join_key_map=join_keys, request_options=budget,
+                                   allow_partial_results=True,
+                                   metadata_options=MetadataOptions(include_serving_status=True, include_slo_info=True))
+    assert all(value is None for value in response.get_features_dict().values())
+    assert {item["status"] for item in response.metadata["features"]} == {"TIME_OUT"}, response.metadata
+    assert response.metadata["partialResults"] is True
+    assert response.slo_info.slo_eligible is False
+    assert response.slo_info.slo_ineligibility_reasons == ["REDIS_LATENCY_LIMIT_EXCEEDED"]
+    # A generous budget and the cache switches change nothing (Quiver has no cache).
+    plain = client.get_features(feature_service_name=SERVICE, join_key_map=join_keys)
+    relaxed = client.get_features(feature_service_name=SERVICE, join_key_map=join_keys, allow_partial_results=True,
+                                  request_options=RequestOptions(latency_budget_ms=60_000, read_from_cache=False,
+                                                                 write_to_cache=False))
+    assert relaxed.result.features == plain.result.features and "712" in plain.result.features
+
+
+def check_request_options_extra_request_context_fields_and_slo_info():
+    request = dict(feature_service_name="fraud_detection_feature_service",
+                   join_key_map={"user_id": "user_1001", "merchant": "m"},
+                   request_context_map={"amount": 10.0, "currency": "EUR"})
+    try:
+        client.get_features(**request)
+        raise AssertionError("expected BadRequestError")
+    except BadRequestError as error:
+        assert "Unexpected request context key: currency" in str(error), error
+    response = client.get_features(**request, metadata_options=MetadataOptions(include_slo_info=True),
+                                   request_options=RequestOptions(ignore_extra_request_context_fields=True))
+    slo = response.slo_info
+    assert slo.slo_eligible is True and slo.slo_ineligibility_reasons is None
+    assert slo.slo_server_time_seconds <= slo.server_time_seconds
+    assert response.metadata["sloInfo"]["dynamodbResponseSizeBytes"] == slo.store_response_size_bytes > 0
+    try:
+        client.get_features(feature_service_name="fraud_detection_feature_service",
+                            join_key_map={"user_id": "user_1001", "merchant": "m"}, request_context_map={"amount": "500"})
+        raise AssertionError("expected BadRequestError for a float sent as a string")
+    except BadRequestError as error:
+        assert "Invalid value for request context key amount: expected float64" in str(error), error
 
 
 def check_async_client():

@@ -97,7 +97,6 @@ pub async fn user(
             filter: Some(by_email),
             sort_by: None,
             descending: false,
-            base_url: String::new(),
         };
         let users =
             state.directory.list(query).await.map_err(|error| {

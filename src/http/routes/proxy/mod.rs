@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
@@ -16,7 +16,6 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use crate::http::auth::authenticate_header;
 use crate::http::body::{parse_json, UnreadBody};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::wire::tecton_proto::metadataservice as mds;
@@ -53,13 +52,9 @@ struct Envelope {
 
 /// An envelope that cannot be read is an HTTP error (the SDK raises on it); everything after
 /// that is answered inside the envelope.
-async fn call(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-    body: UnreadBody,
-) -> Result<HttpResponse, ApiError> {
+async fn call(state: web::Data<AppState>, body: UnreadBody) -> Result<HttpResponse, ApiError> {
     let envelope: Envelope = parse_json(&body.read(MAX_ENVELOPE_BYTES).await?)?;
-    let (code, detail, response) = match answer(&request, &state, &envelope).await {
+    let (code, detail, response) = match answer(&state, &envelope).await {
         Ok(response) => (0, String::new(), STANDARD.encode(response)),
         Err(error) => (error.kind.grpc_code(), error.message, String::new()),
     };
@@ -72,11 +67,7 @@ async fn call(
 
 /// Authenticates the envelope's `metadata.authorization` as the `Authorization` header of the
 /// JSON routes, then runs the call.
-async fn answer(
-    request: &HttpRequest,
-    state: &AppState,
-    envelope: &Envelope,
-) -> Result<Vec<u8>, ApiError> {
+async fn answer(state: &AppState, envelope: &Envelope) -> Result<Vec<u8>, ApiError> {
     let authorization = match envelope.metadata.get("authorization") {
         None => None,
         Some(Json::String(value)) => Some(value.as_str()),
@@ -87,7 +78,7 @@ async fn answer(
             ))
         }
     };
-    let caller = authenticate_header(request, authorization)?;
+    let caller = state.directory.authenticate(authorization)?;
     let compact: Vec<u8> = envelope
         .request
         .bytes()

@@ -1,7 +1,8 @@
 """Checks Quiver against Tecton's own SDK and CLI (PyPI tecton==1.2.13), which reach a cluster
 through `POST {API_SERVICE}/proxy` with base64 protobuf envelopes: `tecton secrets ...` from
-scope creation to deletion, and its errors; `tecton access-control ...` on secret scopes for a
-service account made through SCIM, under the scope role rules. Each CLI command runs as its own process, as a user
+scope creation to deletion, and its errors; `tecton get-caller-identity`; `tecton access-control ...` on secret scopes for a
+service account and a user (by email) made through SCIM, under the scope role rules; and, from Python,
+`tecton.login`, `list_workspaces` and `get_workspace`. Each CLI command runs as its own process, as a user
 would run it, with `API_SERVICE` and `TECTON_API_KEY` in its environment and a fresh HOME.
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
@@ -62,15 +63,20 @@ def check_3_secrets_delete():
     assert "payments" not in tecton("secrets", "list-scopes").split()
 
 
-def service_account(name, roles):
-    """Creates a service account through SCIM; returns (id, API key)."""
+def scim_create(resource_type, body):
+    """Creates a directory resource through SCIM; returns its record."""
     request = urllib.request.Request(
-        URL + "/api/scim/v2/ServiceAccounts",
-        data=json.dumps({"name": name, "roles": roles}).encode(),
+        f"{URL}/api/scim/v2/{resource_type}",
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request) as reply:
-        created = json.load(reply)
+        return json.load(reply)
+
+
+def service_account(name, roles):
+    """Creates a service account through SCIM; returns (id, API key)."""
+    created = scim_create("ServiceAccounts", {"name": name, "roles": roles})
     return created["id"], created["apiKey"]
 
 
@@ -106,7 +112,20 @@ def check_4_access_control_on_secret_scopes():
     tecton("secrets", "get", "-s", "keys", "-k", "api", key=bot_key, expect_ok=False)
 
 
-def check_5_workspace_roles_stay_with_scim():
+def check_5_user_by_email():
+    scim_create("Users", {"userName": "Ann@Example.com", "name": {"givenName": "Ann", "familyName": "Lee"}})
+    # -u takes an email: the CLI finds the user's id with MetadataService/GetUser.
+    tecton("access-control", "assign-role", "-c", "keys", "-u", "ann@example.com", "-r", "secret_scope_writer")
+    principals = tecton("access-control", "get-principals", "-c", "keys")
+    assert "User" in principals and "Ann@Example" in principals, principals
+    missing = tecton(
+        "access-control", "assign-role", "-c", "keys", "-u", "nobody@example.com", "-r", "secret_scope_reader",
+        expect_ok=False,
+    )
+    assert "nobody@example.com" in missing, missing
+
+
+def check_6_workspace_roles_stay_with_scim():
     bot, _ = service_account("bot-2", [])
     refused = tecton("access-control", "assign-role", "-w", "prod", "-s", bot, "-r", "editor", expect_ok=False)
     assert "through SCIM" in refused, refused
@@ -115,7 +134,13 @@ def check_5_workspace_roles_stay_with_scim():
     )
 
 
-def check_6_sdk_login_and_workspaces():
+def check_7_caller_identity():
+    bot, bot_key = service_account("whoami-bot", [])
+    identity = tecton("get-caller-identity", key=bot_key)
+    assert f"Service Account ID  {bot}" in identity and "whoami-bot" in identity, identity
+
+
+def check_8_sdk_login_and_workspaces():
     os.environ["HOME"] = HOME
     import tecton
 

@@ -2,18 +2,22 @@
 //! are the Vault's, assigned and listed under the same rules as the JSON
 //! `/api/v1/secrets-service` routes. Workspace and organisation roles are the SCIM `roles` of
 //! the directory's records: listed here (to an admin, or to the principal itself), assigned
-//! only through SCIM.
+//! only through SCIM. Also `GetUser`, which the CLI calls to turn `-u EMAIL` into an id.
 
 use std::sync::Arc;
 
 use prost::Message;
+use serde_json::Value as Json;
 
 use super::{decode, unimplemented};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::routes::tecton_secrets::{check_assignments, record};
 use crate::http::wire::tecton_proto::auth as wire;
+use crate::http::wire::tecton_proto::metadataservice as mds;
 use crate::http::AppState;
+use crate::iam::directory::{ListQuery, ResourceKind};
 use crate::iam::roles::{read_roles, Grants};
+use crate::iam::scim::filter::{AttrPath, Filter, Op};
 use crate::iam::{Permission, Principal, Role};
 use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
 
@@ -68,6 +72,51 @@ pub async fn call(
         _ => return Err(unimplemented(&format!("AuthorizationService/{name}"))),
     };
     Ok(response)
+}
+
+/// `MetadataService/GetUser` by id or email (how `-u EMAIL` finds a user's id): a directory
+/// read, so for admins only, as SCIM reads are.
+pub async fn user(
+    state: &AppState,
+    caller: Arc<Principal>,
+    message: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let request: mds::GetUserRequest = decode(message)?;
+    caller.require(Permission::Admin)?;
+    let found = if request.id.is_empty() {
+        let by_email = Filter::Compare(
+            AttrPath {
+                attr: "userName".to_string(),
+                sub: None,
+            },
+            Op::Eq,
+            Json::String(request.email.clone()),
+        );
+        let query = ListQuery {
+            kind: ResourceKind::User,
+            filter: Some(by_email),
+            sort_by: None,
+            descending: false,
+        };
+        let users =
+            state.directory.list(query).await.map_err(|error| {
+                ApiError::new(ErrorKind::Internal, format!("directory: {error}"))
+            })?;
+        users.into_iter().next()
+    } else {
+        record(state, PrincipalType::User, &request.id).await
+    };
+    let user = found.ok_or_else(|| {
+        let who = if request.id.is_empty() {
+            &request.email
+        } else {
+            &request.id
+        };
+        ApiError::new(ErrorKind::NotFound, format!("user `{who}` does not exist"))
+    })?;
+    let id = user["id"].as_str().unwrap_or_default().to_string();
+    let basic = wire::principal_basic(PrincipalType::User, &id, Some(user));
+    Ok(mds::GetUserResponse { user: basic.user }.encode_to_vec())
 }
 
 /// Every role Quiver knows, with the resource and principal types it applies to.
@@ -298,4 +347,71 @@ fn workspace_assignments(
             wire::direct_roles(wire::RESOURCE_TYPE_WORKSPACE, workspace, [role])
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::WorkspaceRole;
+
+    fn granted(assignments: &[wire::ResourceAndRoleAssignmentsV2]) -> Vec<(String, String)> {
+        assignments
+            .iter()
+            .flat_map(|a| {
+                a.roles_granted
+                    .iter()
+                    .map(|r| (a.resource_id.clone(), r.role.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn workspace_and_organization_roles_come_from_grants() {
+        let grants = Grants {
+            is_admin: true,
+            workspace_roles: vec![
+                WorkspaceRole {
+                    workspace: Some("prod".into()),
+                    role: Role::Editor,
+                },
+                WorkspaceRole {
+                    workspace: Some("staging".into()),
+                    role: Role::Viewer,
+                },
+                WorkspaceRole {
+                    workspace: None,
+                    role: Role::Consumer,
+                },
+            ],
+            secret_scope_roles: Vec::new(),
+        };
+        let mut request = wire::ListAssignedRolesRequest {
+            resource_type: wire::RESOURCE_TYPE_WORKSPACE,
+            ..Default::default()
+        };
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let all = workspace_assignments(&grants, &request);
+        assert_eq!(
+            granted(&all),
+            pairs(&[("prod", "editor"), ("staging", "viewer")])
+        );
+        request.resource_ids = vec!["staging".into()];
+        let one = workspace_assignments(&grants, &request);
+        assert_eq!(granted(&one), pairs(&[("staging", "viewer")]));
+
+        request.resource_type = wire::RESOURCE_TYPE_ORGANIZATION;
+        request.resource_ids.clear();
+        let organization = workspace_assignments(&grants, &request);
+        assert_eq!(
+            granted(&organization),
+            pairs(&[("", "admin"), ("", "consumer")])
+        );
+        request.roles = vec!["consumer".into()];
+        let filtered = workspace_assignments(&grants, &request);
+        assert_eq!(granted(&filtered), pairs(&[("", "consumer")]));
+    }
 }

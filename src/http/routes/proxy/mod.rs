@@ -120,6 +120,27 @@ async fn dispatch(
             "/tecton_proto.metadataservice.MetadataService",
             "Nop" | "IngestClientLogs" | "IngestAnalytics",
         ) => ().encode_to_vec(),
+        ("/tecton_proto.metadataservice.MetadataService", "IntrospectApiKey") => {
+            // Whoever holds a key may learn whose it is (`tecton get-caller-identity`).
+            let request: mds::IntrospectApiKeyRequest = decode(message)?;
+            let authorization = format!("Tecton-key {}", request.api_key);
+            let owner = state
+                .directory
+                .authenticate(Some(&authorization))
+                .map_err(|_| ApiError::new(ErrorKind::NotFound, "no such API key"))?;
+            mds::IntrospectApiKeyResponse {
+                id: mds::Id::from_hex(&owner.id),
+                description: String::new(),
+                created_by: String::new(),
+                active: true,
+                is_admin: owner.is_admin,
+                name: owner.name.clone(),
+            }
+            .encode_to_vec()
+        }
+        ("/tecton_proto.metadataservice.MetadataService", "GetUser") => {
+            access_control::user(state, caller, message).await?
+        }
         ("/tecton_proto.metadataservice.MetadataService", "ListWorkspaces") => {
             // The workspaces whose metadata the caller may read, as the JSON metadata routes.
             let workspaces = state

@@ -1,11 +1,11 @@
 """Writes, as .proto text, the Tecton SDK messages Quiver speaks, from the descriptors that the
 SDK's generated `tecton_proto` modules embed. Run with the SDK's virtualenv:
 
-    tests/clients/.venv-tecton-sdk/bin/python tests/clients/tecton_sdk/dump_protos.py proto
+    tests/clients/.venv-tecton-sdk/bin/python tests/clients/tecton_sdk/dump_protos.py src/http/wire
 
 Only the messages named in MESSAGES (and the enums their fields use) are written, one file per
-protobuf package (proto/tecton_proto/<package>.proto), with their field names, numbers and types
-as published; Quiver's prost structs in src/http/wire/tecton_proto/ follow these files.
+protobuf package (src/http/wire/tecton_proto/<package>.proto), with their field names, numbers
+and types as published; Quiver's prost structs beside them follow these files.
 """
 
 import importlib

@@ -1,5 +1,5 @@
 //! Tecton's protobuf messages, as the SDK and CLI send them through `/api/proxy`: hand-written
-//! prost structs whose field tags follow `proto/tecton_proto/*.proto` (dumped from the SDK's own
+//! prost structs whose field tags follow the `*.proto` files beside them (dumped from the SDK's own
 //! descriptors, version in their headers). proto2 `optional string` fields are plain `String`
 //! here: the wire form is the same, and an empty string reads back as the unset default.
 

@@ -1,4 +1,6 @@
-//! Quiver: an online feature server that speaks Tecton's Feature Service and Stream Ingest APIs.
+//! Quiver: an online feature server that speaks Tecton's HTTP APIs (Feature Service, Stream
+//! Ingest, SCIM, Secrets, and the metadata proxy its SDK and CLI use), TrueFoundry's Secret
+//! Groups API and Tinybird's Secrets API, over one set of actors.
 //!
 //! # Layout
 //! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).

@@ -268,15 +268,13 @@ pub async fn get_features(
             bytes_read: 0,
         }
     } else {
-        router
-            .read(
-                lookups,
-                ReadContext {
-                    now: options.now,
-                    leading_edge: options.leading_edge,
-                },
-            )
-            .await?
+        router.read(
+            &lookups,
+            ReadContext {
+                now: options.now,
+                leading_edge: options.leading_edge,
+            },
+        )
     };
 
     let mut vectors = Vec::with_capacity(rows.len());

@@ -11,7 +11,8 @@
 //! - [`persist`]: on-disk formats, journals, snapshot files, the snapshot scheduler, the data
 //!   directory's lock and start-up recovery's choice of snapshot; calls only [`time`].
 //! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
-//! - [`http`]: routes, wire formats and the error type; the only module that knows actix-web.
+//! - [`http`]: routes, permission extractors, wire formats and the one error table (each API
+//!   family renders it in its own shape); the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
 //! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`).

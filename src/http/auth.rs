@@ -1,7 +1,8 @@
 //! Authentication extractors: `Caller` (any valid key) and `Admin` (`account_type=admin`). A
 //! handler that takes one cannot run for an unauthenticated request, and since actix resolves
 //! extractors in argument order and they come first, a refused caller is answered before a byte
-//! of the body is read. `E` is the route's API family's error shape.
+//! of the body is read. `E` is the route's API family's error shape; an `Admin`'s `K` is where
+//! the family's requests carry the key (the `Authorization` header; Tinybird's `?token=`).
 
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
@@ -19,9 +20,85 @@ use crate::registry::Registry;
 #[derive(Debug)]
 pub struct Caller<E = ApiError>(pub Arc<Principal>, PhantomData<fn() -> E>);
 
-/// An authenticated admin: the permission every SCIM and `/admin` route needs.
+/// A workspace permission, named by a type so that a route states it in its signature.
+pub trait WorkspacePermission {
+    fn on(workspace: &str) -> Permission<'_>;
+}
+
+/// GetFeatures and GetFeaturesBatch: consumer.
 #[derive(Debug)]
-pub struct Admin<E = ApiError>(PhantomData<fn() -> E>);
+pub struct ReadFeatures;
+
+impl WorkspacePermission for ReadFeatures {
+    fn on(workspace: &str) -> Permission<'_> {
+        Permission::ReadFeatures(workspace)
+    }
+}
+
+/// Metadata, service state, dry-run ingest: viewer.
+#[derive(Debug)]
+pub struct ReadMetadata;
+
+impl WorkspacePermission for ReadMetadata {
+    fn on(workspace: &str) -> Permission<'_> {
+        Permission::ReadMetadata(workspace)
+    }
+}
+
+/// A caller holding `P`, checked before the body is read: on the path's `{workspace}` when the
+/// route has one; otherwise, since the body names the workspace, on at least one workspace (no
+/// body could be allowed without), and the handler checks the named one once it has read it.
+#[derive(Debug)]
+pub struct Allowed<P, E = ApiError>(pub Caller<E>, PhantomData<fn() -> P>);
+
+impl<P, E> std::ops::Deref for Allowed<P, E> {
+    type Target = Caller<E>;
+
+    fn deref(&self) -> &Caller<E> {
+        &self.0
+    }
+}
+
+/// An authenticated admin: the permission every SCIM, `/admin` and Tinybird route needs.
+#[derive(Debug)]
+pub struct Admin<E = ApiError, K = AuthorizationHeader>(
+    pub Arc<Principal>,
+    PhantomData<fn() -> (E, K)>,
+);
+
+/// Where an API family's requests carry the key.
+pub trait KeySource {
+    /// The `Authorization`-style value (`Bearer <key>`, `Tecton-key <key>`), if any.
+    fn credential(request: &HttpRequest) -> Result<Option<String>, AuthError>;
+}
+
+/// The `Authorization` header: every family but Tinybird.
+#[derive(Debug)]
+pub struct AuthorizationHeader;
+
+impl KeySource for AuthorizationHeader {
+    fn credential(request: &HttpRequest) -> Result<Option<String>, AuthError> {
+        let header = request.headers().get(AUTHORIZATION);
+        let text = header.map(|value| value.to_str().map_err(|_| AuthError::Malformed));
+        Ok(text.transpose()?.map(str::to_string))
+    }
+}
+
+/// Tinybird's `?token=` (what its CLIs send) when it is not empty, else the `Authorization`
+/// header: an empty `?token=` does not shadow the header.
+#[derive(Debug)]
+pub struct TokenParameter;
+
+impl KeySource for TokenParameter {
+    fn credential(request: &HttpRequest) -> Result<Option<String>, AuthError> {
+        let token = form_urlencoded::parse(request.query_string().as_bytes())
+            .find(|(name, value)| name == "token" && !value.is_empty());
+        match token {
+            Some((_, token)) => Ok(Some(format!("Bearer {token}"))),
+            None => AuthorizationHeader::credential(request),
+        }
+    }
+}
 
 impl<E: From<AuthError>> Caller<E> {
     /// Checks a permission (403 in the family's shape).
@@ -29,10 +106,8 @@ impl<E: From<AuthError>> Caller<E> {
         self.0.require(permission).map_err(E::from)
     }
 
-    /// For a request whose body names the workspace: checked before the body is read, the
-    /// caller must hold `permission` on at least one workspace, or no body could be allowed.
-    /// The handler checks the named workspace once it has read the body.
-    pub fn require_on_some_workspace(
+    /// `permission` on at least one workspace.
+    fn require_on_some_workspace(
         &self,
         registry: &Registry,
         permission: fn(&str) -> Permission,
@@ -48,26 +123,13 @@ impl<E: From<AuthError>> Caller<E> {
     }
 }
 
-/// Authenticates the request's `Authorization` header against the directory's key index.
-pub fn authenticate(request: &HttpRequest) -> Result<Arc<Principal>, AuthError> {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .map(|value| value.to_str().map_err(|_| AuthError::Malformed))
-        .transpose()?;
-    authenticate_header(request, header)
-}
-
-/// Authenticates an `Authorization`-style value (`Bearer <key>`, `Tecton-key <key>`) that the
-/// caller found in the request, wherever its API family puts it.
-pub fn authenticate_header(
-    request: &HttpRequest,
-    header: Option<&str>,
-) -> Result<Arc<Principal>, AuthError> {
+/// Authenticates the key a request carries where `K` says, against the directory's index.
+fn authenticate<K: KeySource>(request: &HttpRequest) -> Result<Arc<Principal>, AuthError> {
+    let credential = K::credential(request)?;
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered by http::app");
-    state.directory.authenticate(header)
+    state.directory.authenticate(credential.as_deref())
 }
 
 impl<E: From<AuthError> + ResponseError + 'static> FromRequest for Caller<E> {
@@ -76,20 +138,53 @@ impl<E: From<AuthError> + ResponseError + 'static> FromRequest for Caller<E> {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            authenticate(request)
+            authenticate::<AuthorizationHeader>(request)
                 .map(|principal| Caller(principal, PhantomData))
                 .map_err(E::from),
         )
     }
 }
 
-impl<E: From<AuthError> + ResponseError + 'static> FromRequest for Admin<E> {
+impl<E, K> FromRequest for Admin<E, K>
+where
+    E: From<AuthError> + ResponseError + 'static,
+    K: KeySource,
+{
     type Error = E;
-    type Future = Ready<Result<Admin<E>, E>>;
+    type Future = Ready<Result<Admin<E, K>, E>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let admitted =
-            authenticate(request).and_then(|principal| principal.require(Permission::Admin));
-        ready(admitted.map(|()| Admin(PhantomData)).map_err(E::from))
+        let admitted = authenticate::<K>(request).and_then(|principal| {
+            principal.require(Permission::Admin)?;
+            Ok(Admin(principal, PhantomData))
+        });
+        ready(admitted.map_err(E::from))
+    }
+}
+
+impl<P, E> FromRequest for Allowed<P, E>
+where
+    P: WorkspacePermission,
+    E: From<AuthError> + ResponseError + 'static,
+{
+    type Error = E;
+    type Future = Ready<Result<Allowed<P, E>, E>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let allowed = || {
+            let caller: Caller<E> =
+                Caller(authenticate::<AuthorizationHeader>(request)?, PhantomData);
+            match request.match_info().get("workspace") {
+                Some(workspace) => caller.require(P::on(workspace))?,
+                None => {
+                    let state = request
+                        .app_data::<web::Data<AppState>>()
+                        .expect("AppState is registered by http::app");
+                    caller.require_on_some_workspace(&state.registry, P::on)?
+                }
+            }
+            Ok(Allowed(caller, PhantomData))
+        };
+        ready(allowed())
     }
 }

@@ -1,13 +1,24 @@
-//! The one error type of the Tecton-style JSON APIs: every domain error maps to a kind, every kind
-//! to an HTTP status and a gRPC code, and the body is always
-//! `{"error": <message>, "code": <grpc code>, "message": <message>}` (Tecton's shape).
+//! The one error table. Every domain error maps here, in one `From` impl each, to an
+//! [`ErrorKind`] and a message ([`ApiError`]); every kind has one HTTP status and one gRPC code.
+//! Each API family only renders an `ApiError` in its own body shape: Tecton's
+//! `{"error": <message>, "code": <grpc code>, "message": <message>}` here (Feature Service,
+//! secrets service, `/admin`), SCIM's, the Stream Ingest API's, TrueFoundry's and Tinybird's in
+//! their `wire` modules. Bodies that do not parse (`body::parse_json`) and query
+//! strings that do not (`extract::Query`) are `ApiError`s too, so they get the family's shape.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::wire::feature_service::serving_error_message;
+use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::AuthError;
+use crate::ingest::file::BadLine;
+use crate::ingest::IngestError;
+use crate::persist::PersistError;
+use crate::secrets::SecretsError;
 use crate::serving::ServingError;
+use crate::store::StoreError;
 
 /// What went wrong, independent of the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +29,15 @@ pub enum ErrorKind {
     NotFound,
     AlreadyExists,
     FailedPrecondition,
+    /// `If-Match` / `If-None-Match` do not hold (SCIM's entity tags).
+    PreconditionFailed,
     PayloadTooLarge,
     /// The body did not arrive within `server.body_read_timeout`.
     RequestTimeout,
     MethodNotAllowed,
     ResourceExhausted,
+    /// A part of a protocol Quiver does not implement (SCIM's `/Bulk`).
+    NotImplemented,
     Internal,
     /// Writes are refused until the server can repair its journal.
     Unavailable,
@@ -36,10 +51,12 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
+            ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -53,9 +70,9 @@ impl ErrorKind {
             ErrorKind::NotFound => 5,
             ErrorKind::AlreadyExists => 6,
             ErrorKind::PermissionDenied => 7,
-            ErrorKind::FailedPrecondition => 9,
+            ErrorKind::FailedPrecondition | ErrorKind::PreconditionFailed => 9,
             ErrorKind::ResourceExhausted => 8,
-            ErrorKind::MethodNotAllowed => 12,
+            ErrorKind::MethodNotAllowed | ErrorKind::NotImplemented => 12,
             ErrorKind::Internal => 13,
             ErrorKind::Unavailable => 14,
             ErrorKind::Unauthenticated => 16,
@@ -96,6 +113,8 @@ impl ResponseError for ApiError {
     }
 }
 
+// The table: one `From` per domain error.
+
 impl From<ServingError> for ApiError {
     fn from(error: ServingError) -> ApiError {
         let kind = match &error {
@@ -115,7 +134,7 @@ impl From<ServingError> for ApiError {
         if kind == ErrorKind::Internal {
             tracing::error!(%error, "serving failed");
         }
-        ApiError::new(kind, error.to_string())
+        ApiError::new(kind, serving_error_message(&error))
     }
 }
 
@@ -128,5 +147,105 @@ impl From<AuthError> for ApiError {
             AuthError::MissingRole { .. } | AuthError::NotAdmin(_) => ErrorKind::PermissionDenied,
         };
         ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> ApiError {
+        let kind = match error {
+            IngestError::UnknownWorkspace(_) | IngestError::UnknownSource { .. } => {
+                ErrorKind::NotFound
+            }
+            IngestError::NotLive(_) | IngestError::NoSubscribers(_) | IngestError::Records(_) => {
+                ErrorKind::InvalidArgument
+            }
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<BadLine> for ApiError {
+    fn from(error: BadLine) -> ApiError {
+        ApiError::new(ErrorKind::InvalidArgument, error.to_string())
+    }
+}
+
+/// A failed feature write: the journal's refusal is said as it is (503); anything else is
+/// logged and answered without the server's internals.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(%error, "feature write failed");
+        if error.is_unavailable() {
+            ApiError::new(ErrorKind::Unavailable, error.to_string())
+        } else {
+            ApiError::new(ErrorKind::Internal, "the store could not write the rows")
+        }
+    }
+}
+
+impl From<PersistError> for ApiError {
+    fn from(error: PersistError) -> ApiError {
+        let kind = match error {
+            PersistError::Busy => ErrorKind::AlreadyExists,
+            PersistError::Io(_)
+            | PersistError::Journal(_)
+            | PersistError::Snapshot(_)
+            | PersistError::UnsupportedSnapshot { .. } => ErrorKind::Internal,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<ScimError> for ApiError {
+    fn from(error: ScimError) -> ApiError {
+        let kind = match error.kind {
+            ScimErrorKind::InvalidSyntax
+            | ScimErrorKind::InvalidValue
+            | ScimErrorKind::InvalidFilter
+            | ScimErrorKind::InvalidPath
+            | ScimErrorKind::NoTarget
+            | ScimErrorKind::Mutability => ErrorKind::InvalidArgument,
+            ScimErrorKind::Uniqueness => ErrorKind::AlreadyExists,
+            ScimErrorKind::NotFound => ErrorKind::NotFound,
+            ScimErrorKind::PreconditionFailed => ErrorKind::PreconditionFailed,
+            ScimErrorKind::Internal => ErrorKind::Internal,
+            ScimErrorKind::Unavailable => ErrorKind::Unavailable,
+        };
+        ApiError::new(kind, error.detail)
+    }
+}
+
+/// What kind of failure a vault error is. TrueFoundry and Tinybird start from it too, with
+/// their own status for a few kinds (422 for invalid input; 400 for duplicates and limits).
+impl From<&SecretsError> for ErrorKind {
+    fn from(error: &SecretsError) -> ErrorKind {
+        use SecretsError::*;
+        match error {
+            InvalidName { .. }
+            | ValueTooLarge { .. }
+            | InvalidPage { .. }
+            | ScopeFull { .. }
+            | DuplicateKey(_)
+            | NewKeyWithoutValue(_) => ErrorKind::InvalidArgument,
+            ScopeNotFound(_)
+            | ScopeSecretNotFound { .. }
+            | GroupNotFound(_)
+            | GroupSecretNotFound(_)
+            | TinybirdNotFound(_) => ErrorKind::NotFound,
+            ScopeExists(_) | GroupExists(_) | TinybirdExists(_) => ErrorKind::AlreadyExists,
+            ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
+                ErrorKind::PermissionDenied
+            }
+            ScopeNotEmpty { .. } | TinybirdFull { .. } => ErrorKind::FailedPrecondition,
+            RateLimited { .. } => ErrorKind::ResourceExhausted,
+            Tampered { .. } | Internal(_) => ErrorKind::Internal,
+            Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(error: SecretsError) -> ApiError {
+        ApiError::new(ErrorKind::from(&error), error.to_string())
     }
 }

@@ -5,8 +5,8 @@
 mod auth;
 mod body;
 pub mod error;
+mod extract;
 mod routes;
-mod scim_error;
 pub mod wire;
 
 use std::sync::Arc;
@@ -80,15 +80,18 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::tecton_secrets::configure)
             .configure(routes::truefoundry::configure)
             .configure(routes::tinybird::configure)
-            .default_service(web::to(unknown_route));
+            .default_service(web::to(unknown_route::<ApiError>));
     }
 }
 
-async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// The answer for a path no route takes (or a method none takes there), in the shape `E` of
+/// the API family whose prefix it is under.
+async fn unknown_route<E: From<ApiError>>(request: HttpRequest) -> Result<HttpResponse, E> {
     Err(ApiError::new(
         ErrorKind::NotFound,
         format!("no route for {} {}", request.method(), request.path()),
-    ))
+    )
+    .into())
 }
 
 /// The answer for a known path called with the wrong method.

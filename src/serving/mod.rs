@@ -15,27 +15,28 @@ use crate::store::row::decode_row;
 use crate::store::{Lookup, ReadContext, Router, StoreError, StoredRow};
 use crate::time::Micros;
 
+/// Why a read was refused. The messages are for logs; `http::wire` words them for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
-    #[error("Exactly one of featureServiceName and featureServiceId must be set; got both")]
+    #[error("the locator names a service both by name and by id")]
     BothLocators,
-    #[error("Exactly one of featureServiceName and featureServiceId must be set; got neither")]
+    #[error("the locator names no service")]
     NoLocator,
-    #[error("workspaceName is required with featureServiceName")]
+    #[error("the locator names a service without its workspace")]
     MissingWorkspace,
-    #[error("Unable to query FeatureService `{service}` for workspace `{workspace}`. Newly created feature services may take up to 60 seconds to query. Also, ensure that the workspace is a \"live\" workspace.")]
+    #[error("no live service `{service}` in workspace `{workspace}`")]
     UnknownService { service: String, workspace: String },
-    #[error("FeatureService id `{0}` does not match any feature service")]
+    #[error("no service with id `{0}`")]
     UnknownServiceId(String),
-    #[error("Missing required join key: {0}")]
+    #[error("join key `{0}` is missing")]
     MissingJoinKey(String),
-    #[error("Invalid value for join key {name}: {problem}")]
+    #[error("join key `{name}` is invalid: {problem}")]
     InvalidJoinKey { name: String, problem: String },
-    #[error("Missing required request context key: {0}")]
+    #[error("request context key `{0}` is missing")]
     MissingRequestContext(String),
-    #[error("Invalid value for request context key {name}: {problem}")]
+    #[error("request context key `{name}` is invalid: {problem}")]
     InvalidRequestContext { name: String, problem: String },
-    #[error("Unexpected request context key: {0}")]
+    #[error("request context key `{0}` is not expected")]
     UnexpectedRequestContext(String),
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -57,15 +58,6 @@ pub enum ServingStatus {
     Present,
     /// No row for the key, a null join key, or the row is older than the view's ttl.
     MissingData,
-}
-
-impl ServingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServingStatus::Present => "PRESENT",
-            ServingStatus::MissingData => "MISSING_DATA",
-        }
-    }
 }
 
 /// One answered request row: values, statuses and effective times parallel to the service's

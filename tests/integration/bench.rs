@@ -26,6 +26,13 @@ fn quick_bench(args: &[&str]) -> Json {
     serde_json::from_slice(&output.stdout).expect("the report is JSON")
 }
 
+/// No request failed. Open-loop requests a slow (debug, busy) machine could not send before the
+/// end are `backlog`, not failures.
+fn assert_no_errors(result: &Json) {
+    let errors = result["errors"].as_object().expect("errors by kind");
+    assert!(errors.keys().all(|kind| kind == "backlog"), "{result}");
+}
+
 #[test]
 fn quick_compare_run_reports_every_workload_without_errors() {
     // Feast's install takes minutes; the harness's Feast path is not run here.
@@ -68,7 +75,7 @@ fn quick_compare_run_reports_every_workload_without_errors() {
     assert!(has("bulk_load(1000) ", "closed", "quiver"));
     for result in results {
         assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
-        assert_eq!(result["errors"], serde_json::json!({}), "{result}");
+        assert_no_errors(result);
         let latency = &result["latencyMicros"];
         for percentile in ["p50", "p90", "p99", "p99.9", "max"] {
             assert!(latency[percentile].as_f64().unwrap() > 0.0, "{result}");
@@ -124,7 +131,7 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
     }
     for result in report["results"].as_array().unwrap() {
         assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
-        assert_eq!(result["errors"], serde_json::json!({}), "{result}");
+        assert_no_errors(result);
     }
     // 200 keys in each of the 3 views.
     assert_eq!(report["memory"][0]["rows"], 600);

@@ -521,3 +521,23 @@ fn hostile_scim_input_gets_a_clear_error_and_changes_nothing() {
     assert_scim_error(&clash, 409, Some("uniqueness"), "already exists");
     assert_eq!(users(&server), 1);
 }
+
+#[test]
+fn a_v2_path_checks_its_workspace_before_looking_the_service_up() {
+    let server = Server::start();
+    let (_, consumer) = service_account(
+        &server,
+        "prod-reader",
+        json!([{"type": "workspace_prod", "value": "consumer"}]),
+    );
+    let metadata = |workspace: &str, service: &str| {
+        let auth = format!("Tecton-key {consumer}");
+        let path = format!("/api/v2/workspaces/{workspace}/feature-services/{service}/metadata");
+        server.request("GET", &path, &[("Authorization", &auth)], None)
+    };
+    // Elsewhere, an unknown service and a known one are the same refusal.
+    assert_eq!(metadata("staging", "nope").status, 403);
+    assert_eq!(metadata("staging", "experiment_service").status, 403);
+    assert_eq!(metadata("prod", "nope").status, 404);
+    assert_eq!(metadata("prod", "user_risk_service").status, 200);
+}

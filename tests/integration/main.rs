@@ -7,6 +7,7 @@ mod bench;
 #[allow(dead_code)]
 mod common;
 mod data_dir;
+mod errors;
 mod faults;
 mod feature_service;
 mod hostile;

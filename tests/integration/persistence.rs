@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
@@ -112,9 +114,13 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
     let data = data.path().join("data");
     let server = ServerBuilder::new().config(&config).data_dir(&data).start();
     let base_url = server.base_url.clone();
+    // Acknowledgements so far, per kind: the kill waits until each kind has some, however slow
+    // the machine is.
+    let acks: [Arc<AtomicUsize>; 3] = Default::default();
     let writers: Vec<_> = (0..4)
         .map(|writer| {
             let base_url = base_url.clone();
+            let row_acks = acks[0].clone();
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new()
                     .timeout(Duration::from_secs(5))
@@ -129,7 +135,8 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
                         .send_json(transaction(&user, amount));
                     match sent {
                         Ok(response) if response.status() == 200 => {
-                            acknowledged.push((user, amount))
+                            acknowledged.push((user, amount));
+                            row_acks.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => break,
                     }
@@ -140,6 +147,7 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
         .collect();
     let scim_writer = {
         let base_url = base_url.clone();
+        let group_acks = acks[1].clone();
         std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(5))
@@ -151,7 +159,10 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
                     .set("Authorization", &format!("Bearer {ADMIN_KEY}"))
                     .send_json(json!({"displayName": format!("crash-group-{i}")}));
                 match sent.ok().and_then(|r| r.into_json::<Json>().ok()) {
-                    Some(group) => acknowledged.push(group["id"].as_str().unwrap().to_string()),
+                    Some(group) => {
+                        acknowledged.push(group["id"].as_str().unwrap().to_string());
+                        group_acks.fetch_add(1, Ordering::Relaxed);
+                    }
                     None => break,
                 }
             }
@@ -160,6 +171,7 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
     };
     let secret_writer = {
         let base_url = base_url.clone();
+        let secret_acks = acks[2].clone();
         std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(5))
@@ -182,13 +194,22 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
                     .set("Authorization", &auth)
                     .send_json(json!({"value": format!("value-{i}")}));
                 match sent {
-                    Ok(_) => acknowledged.push(i),
+                    Ok(_) => {
+                        acknowledged.push(i);
+                        secret_acks.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_) => break,
                 }
             }
             acknowledged
         })
     };
+    let waited_since = Instant::now();
+    while acks.iter().any(|a| a.load(Ordering::Relaxed) == 0)
+        && waited_since.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A moment that varies from run to run.
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

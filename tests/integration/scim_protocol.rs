@@ -480,3 +480,57 @@ fn mistyped_values_are_named_and_unknown_schemas_ignored() {
     let created = create(&server, "/Users", custom);
     assert!(!created.to_string().contains("701984") && !created.to_string().contains("costCode"));
 }
+
+#[test]
+fn every_reference_is_absolute_under_the_host_called() {
+    let server = Server::start();
+    let base = format!("{}/api/scim/v2", server.base_url);
+    let group = create(&server, "/Groups", json!({"displayName": "Refs"}));
+    let group_id = group["id"].as_str().unwrap();
+    let user = create(&server, "/Users", json!({"userName": "refs@example.com"}));
+    let user_id = user["id"].as_str().unwrap();
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]});
+    assert_eq!(
+        send(
+            &server,
+            "PATCH",
+            &format!("/Groups/{group_id}"),
+            Some(&patch),
+            &[]
+        )
+        .status,
+        200
+    );
+
+    let listed = list(&server, "/Users");
+    let listed_user = &listed["Resources"][0];
+    assert_eq!(
+        listed_user["meta"]["location"],
+        format!("{base}/Users/{user_id}")
+    );
+    assert_eq!(
+        listed_user["groups"][0]["$ref"],
+        format!("{base}/Groups/{group_id}")
+    );
+    let fetched = list(&server, &format!("/Groups/{group_id}"));
+    assert_eq!(
+        fetched["meta"]["location"],
+        format!("{base}/Groups/{group_id}")
+    );
+    assert_eq!(
+        list(&server, "/ServiceProviderConfig")["meta"]["location"],
+        format!("{base}/ServiceProviderConfig")
+    );
+    assert_eq!(
+        list(&server, "/ResourceTypes/User")["meta"]["location"],
+        format!("{base}/ResourceTypes/User")
+    );
+    for schema in list(&server, "/Schemas")["Resources"].as_array().unwrap() {
+        let location = schema["meta"]["location"].as_str().unwrap();
+        assert_eq!(
+            location,
+            format!("{base}/Schemas/{}", schema["id"].as_str().unwrap())
+        );
+    }
+}

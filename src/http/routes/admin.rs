@@ -46,9 +46,7 @@ fn snapshotter(state: &AppState) -> Result<&Snapshotter, ApiError> {
 
 /// Starts a snapshot and answers at once with its id; the file appears when it is written.
 async fn create_snapshot(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let pending = snapshotter(&state)?
-        .begin()
-        .map_err(|e| ApiError::new(ErrorKind::AlreadyExists, e.to_string()))?;
+    let pending = snapshotter(&state)?.begin()?;
     let id = pending.id();
     actix_web::rt::spawn(async move {
         if let Err(error) = pending.finish().await {
@@ -106,17 +104,9 @@ async fn load_rows(
             )
         })?;
     let body = body.read(MAX_LOAD_BODY_BYTES).await?;
-    let rows = read_rows(view, FileFormat::JsonLines, body.as_ref(), |_| {})
-        .map_err(|bad| ApiError::new(ErrorKind::InvalidArgument, bad.to_string()))?;
+    let rows = read_rows(view, FileFormat::JsonLines, body.as_ref(), |_| {})?;
     let writes = rows.iter().map(|row| row.to_write(view)).collect();
-    let outcome = state.router.write(writes).await.map_err(|error| {
-        tracing::error!(%error, "bulk load write failed");
-        if error.is_unavailable() {
-            ApiError::new(ErrorKind::Unavailable, error.to_string())
-        } else {
-            ApiError::new(ErrorKind::Internal, "the store could not write the rows")
-        }
-    })?;
+    let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({
         "rowsReceived": rows.len(),
         "rowsStored": outcome.stored,

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value as Json};
 
-use super::super::auth::Caller;
+use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::feature_service::{
-    get_features_batch_response, get_features_response, metadata_response, Envelope,
+    get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
     GetFeaturesParams, Timing,
 };
 use super::super::{method_not_allowed, AppState};
@@ -29,11 +29,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     };
     cfg.service(post_only(
         "/api/v1/feature-service/get-features",
-        web::post().to(get_features),
+        web::post().to(get_features::<false>),
     ))
     .service(post_only(
         "/api/v1/feature-service/get-features-batch",
-        web::post().to(get_features_batch),
+        web::post().to(get_features::<true>),
     ))
     .service(post_only(
         "/api/v1/feature-service/metadata",
@@ -45,11 +45,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ))
     .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
-        web::post().to(get_features),
+        web::post().to(get_features::<false>),
     ))
     .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch",
-        web::post().to(get_features_batch),
+        web::post().to(get_features::<true>),
     ))
     .service(
         web::resource("/api/v2/workspaces/{workspace}/feature-services/{service}/metadata")
@@ -71,20 +71,6 @@ impl ServicePath {
     }
 }
 
-/// What can be checked before the body is read: `permission` on the path's workspace (v2), or
-/// on some workspace (v1).
-fn check_before_body(
-    state: &AppState,
-    caller: &Caller,
-    path: Option<&ServicePath>,
-    permission: fn(&str) -> Permission,
-) -> Result<(), ApiError> {
-    match path {
-        Some(path) => caller.require(permission(&path.workspace)),
-        None => caller.require_on_some_workspace(&state.registry, permission),
-    }
-}
-
 async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesParams, ApiError> {
     let body = body.read(state.limits.max_body_bytes).await?;
     let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(&body)?;
@@ -93,62 +79,53 @@ async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesPa
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
 }
 
-/// GetFeatures on the v1 path (service named in the body) and the v2 path (named in the path).
-async fn get_features(
-    caller: Caller,
+/// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`: many), on
+/// the v1 paths (service named in the body) and the v2 paths (named in the path).
+async fn get_features<const BATCH: bool>(
+    caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
     path: Option<web::Path<ServicePath>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    check_before_body(&state, &caller, path.as_deref(), |workspace| {
-        Permission::ReadFeatures(workspace)
-    })?;
     let params = read_params(&state, body).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
-    answer_single(&state, &caller, locator, params, started).await
-}
-
-/// GetFeaturesBatch on the v1 and v2 paths.
-async fn get_features_batch(
-    caller: Caller,
-    state: web::Data<AppState>,
-    path: Option<web::Path<ServicePath>>,
-    body: UnreadBody,
-) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    check_before_body(&state, &caller, path.as_deref(), |workspace| {
-        Permission::ReadFeatures(workspace)
-    })?;
-    let params = read_params(&state, body).await?;
-    let locator = params.locator(path.as_deref().map(ServicePath::names));
-    answer_batch(&state, &caller, locator, params, started).await
-}
-
-async fn answer_single(
-    state: &AppState,
-    caller: &Caller,
-    locator: Locator,
-    params: GetFeaturesParams,
-    started: Instant,
-) -> Result<HttpResponse, ApiError> {
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let options = params.read_options(now_micros())?;
-    let join_keys = params.join_key_map.unwrap_or_default();
-    let request_context = params.request_context_map.unwrap_or_default();
-    let row = RequestRow {
-        join_keys: &join_keys,
-        request_context: &request_context,
+    let empty = Map::new();
+    let requests: Vec<RequestRow> = if BATCH {
+        batch_rows(&params, state.limits.max_batch_size)?
+            .iter()
+            .map(|r| {
+                let r = r.as_ref();
+                request_row(
+                    r.and_then(|r| r.join_key_map.as_ref()),
+                    r.and_then(|r| r.request_context_map.as_ref()),
+                    &empty,
+                )
+            })
+            .collect()
+    } else {
+        vec![request_row(
+            params.join_key_map.as_ref(),
+            params.request_context_map.as_ref(),
+            &empty,
+        )]
     };
     let answer =
-        serving::get_features(&state.registry, &state.router, service, &[row], options).await?;
+        serving::get_features(&state.registry, &state.router, service, &requests, options).await?;
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,
         store_bytes: answer.store_bytes,
     };
-    let body = get_features_response(
+    let encode = if BATCH {
+        get_features_batch_response
+    } else {
+        get_features_response
+    };
+    let body = encode(
         &state.catalog,
         service,
         &answer,
@@ -160,75 +137,47 @@ async fn answer_single(
         .body(body))
 }
 
-async fn answer_batch(
-    state: &AppState,
-    caller: &Caller,
-    locator: Locator,
-    params: GetFeaturesParams,
-    started: Instant,
-) -> Result<HttpResponse, ApiError> {
-    let service = resolve_service(&state.registry, &locator)?;
-    caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let options = params.read_options(now_micros())?;
-    let rows = params.request_data.unwrap_or_default();
+/// One request row; an absent map is an empty one.
+fn request_row<'a>(
+    join_keys: Option<&'a Map<String, Json>>,
+    request_context: Option<&'a Map<String, Json>>,
+    empty: &'a Map<String, Json>,
+) -> RequestRow<'a> {
+    RequestRow {
+        join_keys: join_keys.unwrap_or(empty),
+        request_context: request_context.unwrap_or(empty),
+    }
+}
+
+/// A batch's `requestData`: at least one row, at most `max_batch_size`.
+fn batch_rows(
+    params: &GetFeaturesParams,
+    max_batch_size: usize,
+) -> Result<&[Option<BatchRow>], ApiError> {
+    let rows = params.request_data.as_deref().unwrap_or_default();
     if rows.is_empty() {
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
             "`requestData` must list at least one request",
         ));
     }
-    let max = state.limits.max_batch_size;
-    if rows.len() > max {
+    if rows.len() > max_batch_size {
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
             format!(
-                "`requestData` has {} requests; the maximum batch size is {max}",
+                "`requestData` has {} requests; the maximum batch size is {max_batch_size}",
                 rows.len()
             ),
         ));
     }
-    let empty = Map::new();
-    let requests: Vec<RequestRow> = rows
-        .iter()
-        .map(|row| RequestRow {
-            join_keys: row
-                .as_ref()
-                .and_then(|r| r.join_key_map.as_ref())
-                .unwrap_or(&empty),
-            request_context: row
-                .as_ref()
-                .and_then(|r| r.request_context_map.as_ref())
-                .unwrap_or(&empty),
-        })
-        .collect();
-    let answer =
-        serving::get_features(&state.registry, &state.router, service, &requests, options).await?;
-
-    let timing = Timing {
-        server: started.elapsed(),
-        store: answer.store_latency,
-        store_bytes: answer.store_bytes,
-    };
-    let body = get_features_batch_response(
-        &state.catalog,
-        service,
-        &answer,
-        params.metadata_options,
-        timing,
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    Ok(rows)
 }
 
 async fn metadata_v1(
-    caller: Caller,
+    caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_before_body(&state, &caller, None, |workspace| {
-        Permission::ReadMetadata(workspace)
-    })?;
     let params = read_params(&state, body).await?;
     let service = resolve_service(&state.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
@@ -236,7 +185,7 @@ async fn metadata_v1(
 }
 
 async fn metadata_v2(
-    caller: Caller,
+    caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
@@ -253,13 +202,10 @@ async fn metadata_v2(
 /// `{"featureServiceLocator": {...}}` -> `{}` when the service can be queried, 404 otherwise
 /// (what the Tecton SDK's `wait_until_ready` polls).
 async fn service_state_v1(
-    caller: Caller,
+    caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    check_before_body(&state, &caller, None, |workspace| {
-        Permission::ReadMetadata(workspace)
-    })?;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct StateRequest {

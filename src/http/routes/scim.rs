@@ -6,19 +6,22 @@
 use std::collections::HashMap;
 
 use actix_web::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
 use super::super::auth::Admin;
 use super::super::body::{parse_json, UnreadBody};
-use super::super::scim_error::{ScimHttpError, SCIM_CONTENT_TYPE};
+use super::super::error::{ApiError, ErrorKind};
+use super::super::extract::Query;
+use super::super::wire::scim::{with_base_url, ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::AppState;
-use crate::iam::directory::{ListQuery, ResourceKind};
+use crate::iam::directory::{ListQuery, ResourceKind, UpdateMode};
 use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
 use crate::iam::scim::resource::{attribute_list, project};
 use crate::iam::scim::schema::{self, ResourceSchema};
+use crate::iam::scim::{ScimError, ScimErrorKind};
 
 const BASE: &str = "/api/scim/v2";
 /// The largest page a list returns (also published as `filter.maxResults`).
@@ -37,15 +40,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/Bulk").to(bulk))
             .service(
                 web::resource("/.search")
-                    .route(web::post().to(search_all))
+                    .route(web::post().to(search))
                     .default_service(web::to(method_not_allowed)),
             )
             .route("/{resource}/.search", web::post().to(search))
             .route("/{resource}", web::get().to(list))
             .route("/{resource}", web::post().to(create))
             .route("/{resource}/{id}", web::get().to(get))
-            .route("/{resource}/{id}", web::put().to(replace))
-            .route("/{resource}/{id}", web::patch().to(patch))
+            .route("/{resource}/{id}", web::put().to(update))
+            .route("/{resource}/{id}", web::patch().to(update))
             .route("/{resource}/{id}", web::delete().to(delete))
             .default_service(web::to(fallback)),
     );
@@ -64,11 +67,11 @@ async fn method_not_allowed(
 }
 
 fn wrong_method(request: &HttpRequest) -> ScimHttpError {
-    ScimHttpError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
         format!("{} is not allowed on {}", request.method(), request.path()),
     )
+    .into()
 }
 
 fn base_url(request: &HttpRequest) -> String {
@@ -78,6 +81,9 @@ fn base_url(request: &HttpRequest) -> String {
 
 /// An authenticated admin, refused in SCIM's error shape.
 type ScimAdmin = Admin<ScimHttpError>;
+
+/// Query parameters, refused in SCIM's error shape.
+type ScimQuery = Query<HashMap<String, String>, ScimHttpError>;
 
 fn scim_json(status: StatusCode, body: &Json) -> HttpResponse {
     HttpResponse::build(status)
@@ -90,16 +96,17 @@ fn kind_of(segment: &str) -> Result<ResourceKind, ScimHttpError> {
         "Users" => Ok(ResourceKind::User),
         "Groups" => Ok(ResourceKind::Group),
         "ServiceAccounts" => Ok(ResourceKind::ServiceAccount),
-        other => Err(ScimHttpError::new(
-            StatusCode::NOT_FOUND,
-            None,
+        other => Err(ApiError::new(
+            ErrorKind::NotFound,
             format!("no SCIM resource type at /{other}"),
-        )),
+        )
+        .into()),
     }
 }
 
-/// A resource with its `ETag` (and `Location` when created).
-fn resource_response(status: StatusCode, resource: &Json) -> HttpResponse {
+/// A resource with its references made absolute, its `ETag` (and `Location` when created).
+fn resource_response(status: StatusCode, request: &HttpRequest, resource: Json) -> HttpResponse {
+    let resource = with_base_url(resource, &base_url(request));
     let mut response = HttpResponse::build(status);
     response.content_type(SCIM_CONTENT_TYPE);
     if let Some(version) = resource["meta"]["version"].as_str() {
@@ -134,17 +141,15 @@ async fn service_provider_config(
     _: ScimAdmin,
     request: HttpRequest,
 ) -> Result<HttpResponse, ScimHttpError> {
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::service_provider_config(&base_url(&request)),
-    ))
+    let config = with_base_url(schema::service_provider_config(), &base_url(&request));
+    Ok(scim_json(StatusCode::OK, &config))
 }
 
 async fn resource_types(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
     let base = base_url(&request);
     let all: Vec<Json> = schema::ALL
         .iter()
-        .map(|s| schema::resource_type_json(s, &base))
+        .map(|s| with_base_url(schema::resource_type_json(s), &base))
         .collect();
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
@@ -156,7 +161,7 @@ fn find_schema(
     schema::ALL
         .into_iter()
         .find(|s| matches(s))
-        .ok_or_else(|| ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no {what}")))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no {what}")).into())
 }
 
 async fn resource_type(
@@ -168,14 +173,16 @@ async fn resource_type(
         |s| s.resource_type == id.as_str(),
         &format!("resource type `{id}`"),
     )?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &schema::resource_type_json(found, &base_url(&request)),
-    ))
+    let resource_type = with_base_url(schema::resource_type_json(found), &base_url(&request));
+    Ok(scim_json(StatusCode::OK, &resource_type))
 }
 
 async fn schemas(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, ScimHttpError> {
-    let all = schema::all_schemas(&base_url(&request));
+    let base = base_url(&request);
+    let all: Vec<Json> = schema::all_schemas()
+        .into_iter()
+        .map(|s| with_base_url(s, &base))
+        .collect();
     Ok(scim_json(StatusCode::OK, &list_response(all.len(), 1, all)))
 }
 
@@ -184,13 +191,14 @@ async fn schema_by_id(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimHttpError> {
-    let found = schema::all_schemas(&base_url(&request))
+    let found = schema::all_schemas()
         .into_iter()
         .find(|s| s["id"] == id.as_str())
-        .ok_or_else(|| {
-            ScimHttpError::new(StatusCode::NOT_FOUND, None, format!("no schema `{id}`"))
-        })?;
-    Ok(scim_json(StatusCode::OK, &found))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no schema `{id}`")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &with_base_url(found, &base_url(&request)),
+    ))
 }
 
 /// The list parameters, from a query string or a `.search` body.
@@ -214,11 +222,11 @@ fn number(value: Option<&Json>, name: &str) -> Result<Option<i64>, ScimHttpError
 }
 
 fn bad_value(name: &str) -> ScimHttpError {
-    ScimHttpError::new(
-        StatusCode::BAD_REQUEST,
-        Some("invalidValue"),
+    ScimError::new(
+        ScimErrorKind::InvalidValue,
         format!("`{name}` must be an integer"),
     )
+    .into()
 }
 
 impl ListParameters {
@@ -239,11 +247,11 @@ impl ListParameters {
         };
         let sort_order = text("sortOrder").unwrap_or_default().to_ascii_lowercase();
         if !sort_order.is_empty() && sort_order != "ascending" && sort_order != "descending" {
-            return Err(ScimHttpError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
+            return Err(ScimError::new(
+                ScimErrorKind::InvalidValue,
                 "`sortOrder` must be ascending or descending",
-            ));
+            )
+            .into());
         }
         let start_index = number(
             crate::iam::scim::filter::get_ci(object, "startIndex"),
@@ -274,14 +282,11 @@ async fn run_list(
 ) -> Result<HttpResponse, ScimHttpError> {
     let filter = match &parameters.filter {
         Some(text) => Some(parse_filter(text).map_err(|e| {
-            ScimHttpError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidFilter"),
-                format!("invalid filter: {e}"),
-            )
+            ScimError::new(ScimErrorKind::InvalidFilter, format!("invalid filter: {e}"))
         })?),
         None => None,
     };
+    let base = base_url(request);
     let mut total = 0;
     let mut matching = Vec::new();
     for kind in kinds {
@@ -290,7 +295,6 @@ async fn run_list(
             filter: filter.clone(),
             sort_by: parameters.sort_by.clone(),
             descending: parameters.descending,
-            base_url: base_url(request),
         };
         let resources = state.directory.list(query).await?;
         total += resources.len();
@@ -300,7 +304,10 @@ async fn run_list(
         .into_iter()
         .skip(parameters.start_index - 1)
         .take(parameters.count.unwrap_or(MAX_RESULTS))
-        .map(|r| project(r, &parameters.attributes, &parameters.excluded))
+        .map(|r| {
+            let projected = project(r, &parameters.attributes, &parameters.excluded);
+            with_base_url(projected, &base)
+        })
         .collect();
     Ok(scim_json(
         StatusCode::OK,
@@ -313,7 +320,7 @@ async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
+    query: ScimQuery,
 ) -> Result<HttpResponse, ScimHttpError> {
     let kind = kind_of(&resource)?;
     let object: serde_json::Map<String, Json> = query
@@ -330,31 +337,23 @@ async fn list(
     .await
 }
 
+/// `POST /{resource}/.search`, or `POST /.search` over every resource type.
 async fn search(
     _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
-    resource: web::Path<String>,
+    resource: Option<web::Path<String>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    let kind = kind_of(&resource)?;
+    let kinds = match resource {
+        Some(resource) => vec![kind_of(&resource)?],
+        None => vec![
+            ResourceKind::User,
+            ResourceKind::Group,
+            ResourceKind::ServiceAccount,
+        ],
+    };
     let body = read_body(body).await?;
-    run_list(&state, &request, &[kind], ListParameters::from_json(&body)?).await
-}
-
-/// `POST /.search`: every resource type.
-async fn search_all(
-    _: ScimAdmin,
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    body: UnreadBody,
-) -> Result<HttpResponse, ScimHttpError> {
-    let body = read_body(body).await?;
-    let kinds = [
-        ResourceKind::User,
-        ResourceKind::Group,
-        ResourceKind::ServiceAccount,
-    ];
     run_list(&state, &request, &kinds, ListParameters::from_json(&body)?).await
 }
 
@@ -367,11 +366,8 @@ async fn create(
 ) -> Result<HttpResponse, ScimHttpError> {
     let kind = kind_of(&resource)?;
     let body = read_body(body).await?;
-    let created = state
-        .directory
-        .create(kind, body, base_url(&request))
-        .await?;
-    Ok(resource_response(StatusCode::CREATED, &created))
+    let created = state.directory.create(kind, body).await?;
+    Ok(resource_response(StatusCode::CREATED, &request, created))
 }
 
 /// The most names `attributes` or `excludedAttributes` may list: many times every attribute
@@ -382,14 +378,14 @@ const MAX_ATTRIBUTE_NAMES: usize = 100;
 fn attribute_names(field: &str, text: Option<&str>) -> Result<Vec<String>, ScimHttpError> {
     let names = attribute_list(text);
     if names.len() > MAX_ATTRIBUTE_NAMES {
-        return Err(ScimHttpError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidValue"),
+        return Err(ScimError::new(
+            ScimErrorKind::InvalidValue,
             format!(
                 "`{field}` lists {} names; the limit is {MAX_ATTRIBUTE_NAMES}",
                 names.len()
             ),
-        ));
+        )
+        .into());
     }
     Ok(names)
 }
@@ -415,13 +411,10 @@ async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    query: web::Query<HashMap<String, String>>,
+    query: ScimQuery,
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
-    let found = state
-        .directory
-        .get(kind_of(&resource)?, id, base_url(&request))
-        .await?;
+    let found = state.directory.get(kind_of(&resource)?, id).await?;
     if let (Some(tags), Some(version)) = (
         preconditions(&request).if_none_match,
         found["meta"]["version"].as_str(),
@@ -435,11 +428,13 @@ async fn get(
     let (attributes, excluded) = projection(&query)?;
     Ok(resource_response(
         StatusCode::OK,
-        &project(found, &attributes, &excluded),
+        &request,
+        project(found, &attributes, &excluded),
     ))
 }
 
-async fn replace(
+/// PUT replaces a resource, PATCH applies operations to it.
+async fn update(
     _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -448,29 +443,17 @@ async fn replace(
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
     let kind = kind_of(&resource)?;
+    let mode = if request.method() == Method::PATCH {
+        UpdateMode::Patch
+    } else {
+        UpdateMode::Replace
+    };
     let body = read_body(body).await?;
-    let replaced = state
+    let updated = state
         .directory
-        .replace(kind, id, body, base_url(&request), preconditions(&request))
+        .update(kind, id, body, mode, preconditions(&request))
         .await?;
-    Ok(resource_response(StatusCode::OK, &replaced))
-}
-
-async fn patch(
-    _: ScimAdmin,
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: UnreadBody,
-) -> Result<HttpResponse, ScimHttpError> {
-    let (resource, id) = path.into_inner();
-    let kind = kind_of(&resource)?;
-    let body = read_body(body).await?;
-    let patched = state
-        .directory
-        .patch(kind, id, body, base_url(&request), preconditions(&request))
-        .await?;
-    Ok(resource_response(StatusCode::OK, &patched))
+    Ok(resource_response(StatusCode::OK, &request, updated))
 }
 
 async fn delete(
@@ -504,11 +487,11 @@ fn preconditions(request: &HttpRequest) -> Preconditions {
 
 /// Bulk operations are not implemented (`bulk.supported: false`): 501, as RFC 7644 asks.
 async fn bulk(_: ScimAdmin) -> Result<HttpResponse, ScimHttpError> {
-    Err(ScimHttpError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        None,
+    Err(ApiError::new(
+        ErrorKind::NotImplemented,
         "bulk operations are not supported; send each operation as its own request",
-    ))
+    )
+    .into())
 }
 
 /// Unknown paths are 404; known paths with another method are 405.
@@ -522,10 +505,10 @@ async fn fallback(_: ScimAdmin, request: HttpRequest) -> Result<HttpResponse, Sc
     if known {
         Err(wrong_method(&request))
     } else {
-        Err(ScimHttpError::new(
-            StatusCode::NOT_FOUND,
-            None,
+        Err(ApiError::new(
+            ErrorKind::NotFound,
             format!("no SCIM endpoint at {}", request.path()),
-        ))
+        )
+        .into())
     }
 }

@@ -237,11 +237,7 @@ async fn record(state: &AppState, principal_type: PrincipalType, id: &str) -> Op
         PrincipalType::ServiceAccount => ResourceKind::ServiceAccount,
         PrincipalType::Group => ResourceKind::Group,
     };
-    state
-        .directory
-        .get(kind, id.to_string(), String::new())
-        .await
-        .ok()
+    state.directory.get(kind, id.to_string()).await.ok()
 }
 
 async fn assigned_principals(

@@ -6,19 +6,15 @@
 //! words and shapes are in `http/wire/tinybird.rs`.
 
 use std::collections::HashMap;
-use std::future::{ready, Ready};
-use std::sync::Arc;
 
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::http::StatusCode;
-use actix_web::{dev, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 
-use super::super::auth::authenticate_header;
+use super::super::auth::{Admin, TokenParameter};
 use super::super::body::UnreadBody;
+use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tinybird::{self as wire, TbError};
-use super::super::AppState;
-use crate::iam::{Permission, Principal};
+use super::super::{unknown_route, AppState};
 use crate::secrets::tinybird::RateState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/", web::post().to(create))
                 .route("/{name:.+}", web::get().to(get))
                 .route("/{name:.+}", web::put().to(update))
-                .route("/{name:.+}", web::delete().to(delete)),
+                .route("/{name:.+}", web::delete().to(delete))
+                .default_service(web::to(unknown_route::<TbError>)),
         );
     }
 }
@@ -45,40 +42,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The key a list answer uses: `secrets` on the documented path, `variables` on the CLI's.
 struct ListKey(&'static str);
 
-/// An admin token: from `?token=` (what the CLIs send) when it is not empty, else from
-/// `Authorization: Bearer`. An empty `?token=` does not shadow the header.
-struct TbAdmin(Arc<Principal>);
-
-impl FromRequest for TbAdmin {
-    type Error = TbError;
-    type Future = Ready<Result<TbAdmin, TbError>>;
-
-    fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
-        let query: HashMap<String, String> =
-            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-        let header = match query.get("token").filter(|token| !token.is_empty()) {
-            Some(token) => Some(format!("Bearer {token}")),
-            None => request
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-        };
-        let admitted = authenticate_header(request, header.as_deref())
-            .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "invalid authentication token"))
-            .and_then(|principal| {
-                principal
-                    .require(Permission::Admin)
-                    .map(|()| TbAdmin(principal))
-                    .map_err(|_| TbError::new(StatusCode::FORBIDDEN, "token needs scope admin"))
-            });
-        ready(admitted)
-    }
-}
+/// An admin, by the token of `?token=` (what the CLIs send) or `Authorization: Bearer`.
+type TbAdmin = Admin<TbError, TokenParameter>;
 
 /// A Tinybird value is at most 8 KB (the vault refuses more with a 400 that says so); form
 /// encoding can triple it, and the other parameters are names: 64 KiB is plenty.
 const MAX_TB_BODY_BYTES: usize = 64 * 1024;
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(ErrorKind::InvalidArgument, message)
+}
 
 /// Query parameters merged with a form or JSON body (the body wins).
 async fn parameters(
@@ -87,10 +60,7 @@ async fn parameters(
 ) -> Result<HashMap<String, String>, TbError> {
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-    let body = body
-        .read(MAX_TB_BODY_BYTES)
-        .await
-        .map_err(|e| TbError::new(e.kind.status(), e.message))?;
+    let body = body.read(MAX_TB_BODY_BYTES).await?;
     if body.is_empty() {
         return Ok(params);
     }
@@ -100,12 +70,11 @@ async fn parameters(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
     if is_json {
-        let json: Json = serde_json::from_slice(&body).map_err(|e| {
-            TbError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"))
-        })?;
-        let object = json.as_object().ok_or_else(|| {
-            TbError::new(StatusCode::BAD_REQUEST, "the JSON body must be an object")
-        })?;
+        let json: Json = serde_json::from_slice(&body)
+            .map_err(|e| invalid(format!("invalid JSON body: {e}")))?;
+        let object = json
+            .as_object()
+            .ok_or_else(|| invalid("the JSON body must be an object".to_string()))?;
         for (key, value) in object {
             let text = match value {
                 Json::String(s) => s.clone(),
@@ -114,9 +83,8 @@ async fn parameters(
             params.insert(key.clone(), text);
         }
     } else {
-        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|e| {
-            TbError::new(StatusCode::BAD_REQUEST, format!("invalid form body: {e}"))
-        })?;
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| invalid(format!("invalid form body: {e}")))?;
         params.extend(form);
     }
     Ok(params)

@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 use super::super::auth::Caller;
 use super::super::body::{parse_json, UnreadBody};
+use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
-use super::super::AppState;
+use super::super::{unknown_route, AppState};
+use crate::secrets::state::Group;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -26,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/secret-groups/{id}", web::delete().to(delete_group))
             .route("/secrets", web::post().to(list_secrets))
             .route("/secrets/{id}", web::get().to(get_secret))
-            .route("/secrets/{id}", web::delete().to(delete_secret)),
+            .route("/secrets/{id}", web::delete().to(delete_secret))
+            .default_service(web::to(unknown_route::<TfError>)),
     );
 }
 
@@ -49,7 +52,7 @@ async fn list_groups(
     caller: TfCaller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<wire::ListGroupsQuery>,
+    query: Query<wire::ListGroupsQuery, TfError>,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let fields = wire::attributes(request.query_string())?;
@@ -80,8 +83,7 @@ async fn create_group(
         .vault
         .create_group(principal, body.name, body.integration_id, secrets)
         .await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 async fn upsert_group(
@@ -102,8 +104,7 @@ async fn upsert_group(
             body.dry_run,
         )
         .await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 async fn get_group(
@@ -113,8 +114,7 @@ async fn get_group(
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let group = state.vault.get_group(principal, id.into_inner()).await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 async fn update_group(
@@ -129,8 +129,7 @@ async fn update_group(
         .vault
         .update_group(principal, id.into_inner(), body.into_secrets())
         .await?;
-    let tenant = state.vault.tenant();
-    Ok(ok(StatusCode::OK, wire::data(wire::group(tenant, &group))))
+    Ok(group_answer(&state, &group))
 }
 
 /// Answers `{}` (the SDK needs an object).
@@ -199,4 +198,12 @@ async fn delete_secret(
         .delete_secret(principal, id.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(1))
+}
+
+/// A group in TrueFoundry's `{"data": ...}` envelope.
+fn group_answer(state: &AppState, group: &Group) -> HttpResponse {
+    ok(
+        StatusCode::OK,
+        wire::data(wire::group(state.vault.tenant(), group)),
+    )
 }

@@ -12,8 +12,54 @@ use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
-use crate::serving::{Answer, Locator, ReadOptions};
+use crate::serving::{Answer, Locator, ReadOptions, ServingError, ServingStatus};
 use crate::time::{format_timestamp, Micros};
+
+/// Tecton's name for a feature's serving status.
+fn status_name(status: ServingStatus) -> &'static str {
+    match status {
+        ServingStatus::Present => "PRESENT",
+        ServingStatus::MissingData => "MISSING_DATA",
+    }
+}
+
+/// Tecton's message for a refused read (what its clients show; the locator ones name the
+/// request's fields).
+pub fn serving_error_message(error: &ServingError) -> String {
+    match error {
+        ServingError::BothLocators => {
+            "Exactly one of featureServiceName and featureServiceId must be set; got both".into()
+        }
+        ServingError::NoLocator => {
+            "Exactly one of featureServiceName and featureServiceId must be set; got neither".into()
+        }
+        ServingError::MissingWorkspace => {
+            "workspaceName is required with featureServiceName".into()
+        }
+        ServingError::UnknownService { service, workspace } => format!(
+            "Unable to query FeatureService `{service}` for workspace `{workspace}`. Newly \
+             created feature services may take up to 60 seconds to query. Also, ensure that \
+             the workspace is a \"live\" workspace."
+        ),
+        ServingError::UnknownServiceId(id) => {
+            format!("FeatureService id `{id}` does not match any feature service")
+        }
+        ServingError::MissingJoinKey(name) => format!("Missing required join key: {name}"),
+        ServingError::InvalidJoinKey { name, problem } => {
+            format!("Invalid value for join key {name}: {problem}")
+        }
+        ServingError::MissingRequestContext(name) => {
+            format!("Missing required request context key: {name}")
+        }
+        ServingError::InvalidRequestContext { name, problem } => {
+            format!("Invalid value for request context key {name}: {problem}")
+        }
+        ServingError::UnexpectedRequestContext(name) => {
+            format!("Unexpected request context key: {name}")
+        }
+        ServingError::Store(_) | ServingError::CorruptRow(_) => error.to_string(),
+    }
+}
 
 /// `{"params": {...}}`, the envelope of every Feature Service request.
 #[derive(Debug, Deserialize)]
@@ -384,7 +430,7 @@ pub fn get_features_response(
                 features,
                 includes,
                 |i| vector.effective_times[i],
-                |out, i| push_json(out, &vector.statuses[i].as_str()),
+                |out, i| push_json(out, &status_name(vector.statuses[i])),
             );
         }
         if includes.slo_info {
@@ -433,7 +479,7 @@ pub fn get_features_batch_response(
                 let statuses: Vec<&str> = answer
                     .vectors
                     .iter()
-                    .map(|v| v.statuses[i].as_str())
+                    .map(|v| status_name(v.statuses[i]))
                     .collect();
                 push_json(out, &statuses);
             });

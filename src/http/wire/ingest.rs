@@ -1,10 +1,16 @@
 //! Tecton Stream Ingest API JSON: `{"workspace_name", "dry_run", "records": {source: [{"record": {...}}]}}`
-//! in, `ingestMetrics` (counts as strings) or `requestError` / `recordErrors` out.
+//! in, `ingestMetrics` (counts as strings) or `requestError` / `recordErrors` out: the ingest
+//! family's renderer of the error table (`IngestRefusal`).
 
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Map, Value as Json};
 
-use crate::ingest::{IngestPlan, RecordError};
+use crate::http::error::{ApiError, ErrorKind};
+use crate::iam::AuthError;
+use crate::ingest::{IngestError, IngestPlan, RecordError};
 use crate::registry::Registry;
+use crate::store::StoreError;
 
 /// A parsed ingest request.
 #[derive(Debug)]
@@ -73,11 +79,11 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
     })
 }
 
-pub fn request_error(message: &str, error_type: &str) -> Json {
+fn request_error(message: &str, error_type: &str) -> Json {
     json!({"requestError": {"errorMessage": message, "errorType": error_type}})
 }
 
-pub fn record_errors(workspace: &str, errors: &[RecordError]) -> Json {
+fn record_errors(workspace: &str, errors: &[RecordError]) -> Json {
     let entries: Vec<Json> = errors
         .iter()
         .map(|e| {
@@ -125,4 +131,71 @@ pub fn ingest_metrics(registry: &Registry, workspace: &str, plan: &IngestPlan) -
         body["recordErrors"] = record_errors(workspace, &plan.rejected)["recordErrors"].take();
     }
     body
+}
+
+/// An ingest answer other than 200, in the ingest API's own body shapes: the error table's
+/// status, and `{"requestError": {"errorMessage", "errorType"}}` or, for records that failed
+/// validation, one entry per record.
+#[derive(Debug)]
+pub struct IngestRefusal {
+    status: StatusCode,
+    body: Json,
+}
+
+impl std::fmt::Display for IngestRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ingest refused with {}", self.status)
+    }
+}
+
+impl ResponseError for IngestRefusal {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(&self.body)
+    }
+}
+
+impl From<ApiError> for IngestRefusal {
+    fn from(error: ApiError) -> IngestRefusal {
+        let error_type = match error.kind {
+            ErrorKind::Unauthenticated => "AuthenticationError",
+            ErrorKind::PermissionDenied => "PermissionDeniedError",
+            ErrorKind::NotFound => "NotFoundError",
+            ErrorKind::Unavailable => "UnavailableError",
+            ErrorKind::Internal => "InternalError",
+            _ => "RequestValidationError",
+        };
+        IngestRefusal {
+            status: error.kind.status(),
+            body: request_error(&error.message, error_type),
+        }
+    }
+}
+
+impl From<AuthError> for IngestRefusal {
+    fn from(error: AuthError) -> IngestRefusal {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<StoreError> for IngestRefusal {
+    fn from(error: StoreError) -> IngestRefusal {
+        ApiError::from(error).into()
+    }
+}
+
+/// The plan's errors: records that failed validation get one entry each, with the workspace.
+pub fn refuse_plan(workspace: &str, error: IngestError) -> IngestRefusal {
+    let records = match &error {
+        IngestError::Records(errors) => Some(record_errors(workspace, errors)),
+        _ => None,
+    };
+    let refusal = IngestRefusal::from(ApiError::from(error));
+    match records {
+        Some(body) => IngestRefusal { body, ..refusal },
+        None => refusal,
+    }
 }

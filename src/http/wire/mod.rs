@@ -3,6 +3,7 @@
 
 pub mod feature_service;
 pub mod ingest;
+pub mod scim;
 pub mod tecton_secrets;
 pub mod tinybird;
 pub mod truefoundry;

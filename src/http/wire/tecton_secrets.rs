@@ -1,5 +1,6 @@
 //! Tecton Secrets Service JSON: the request bodies of the role-assignment calls, the seed's
-//! snake_case answers, and how a vault error reads in Tecton's `{"error","code","message"}`.
+//! snake_case answers; a vault error reads in Tecton's `{"error","code","message"}` through the
+//! error table (`http/error.rs`).
 
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -7,39 +8,6 @@ use serde_json::{json, Value as Json};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
 use crate::secrets::tecton::PrincipalRoles;
-use crate::secrets::SecretsError;
-
-/// What kind of failure a vault error is; each family's error shape starts from it.
-pub fn error_kind(error: &SecretsError) -> ErrorKind {
-    use SecretsError::*;
-    match error {
-        InvalidName { .. }
-        | ValueTooLarge { .. }
-        | InvalidPage { .. }
-        | ScopeFull { .. }
-        | DuplicateKey(_)
-        | NewKeyWithoutValue(_) => ErrorKind::InvalidArgument,
-        ScopeNotFound(_)
-        | ScopeSecretNotFound { .. }
-        | GroupNotFound(_)
-        | GroupSecretNotFound(_)
-        | TinybirdNotFound(_) => ErrorKind::NotFound,
-        ScopeExists(_) | GroupExists(_) | TinybirdExists(_) => ErrorKind::AlreadyExists,
-        ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
-            ErrorKind::PermissionDenied
-        }
-        ScopeNotEmpty { .. } | TinybirdFull { .. } => ErrorKind::FailedPrecondition,
-        RateLimited { .. } => ErrorKind::ResourceExhausted,
-        Tampered { .. } | Internal(_) => ErrorKind::Internal,
-        Unavailable(_) => ErrorKind::Unavailable,
-    }
-}
-
-impl From<SecretsError> for ApiError {
-    fn from(error: SecretsError) -> ApiError {
-        ApiError::new(error_kind(&error), error.to_string())
-    }
-}
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorKind::InvalidArgument, message)

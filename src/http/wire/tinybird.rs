@@ -9,8 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::{json, Value as Json};
 
-use super::tecton_secrets::error_kind;
-use crate::http::error::ErrorKind;
+use crate::http::error::{ApiError, ErrorKind};
+use crate::iam::AuthError;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::TbSecret;
 use crate::secrets::tinybird::{check_name, check_value, RateState, WRITES_PER_SECOND};
@@ -74,16 +74,41 @@ impl TbError {
     }
 }
 
-/// Tinybird's texts where its server has one; invalid input, a duplicate and a full workspace
-/// are all 400 (there is no 409 or 422 in this API).
+/// Tinybird's status for a kind of error: invalid input, a duplicate and a full workspace are
+/// all 400 (there is no 409 or 422 in this API), and a refused token is 403.
+fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidArgument | ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorKind::Unauthenticated => StatusCode::FORBIDDEN,
+        kind => kind.status(),
+    }
+}
+
+/// Body errors (too large, too slow) keep the table's words.
+impl From<ApiError> for TbError {
+    fn from(error: ApiError) -> TbError {
+        TbError::new(status(error.kind), error.message)
+    }
+}
+
+/// Tinybird's texts for a token it refuses, answered before any body is read.
+impl From<AuthError> for TbError {
+    fn from(error: AuthError) -> TbError {
+        let kind = ApiError::from(error).kind;
+        let message = match kind {
+            ErrorKind::Unauthenticated => "invalid authentication token",
+            _ => "token needs scope admin",
+        };
+        TbError::new(status(kind), message)
+    }
+}
+
+/// Tinybird's texts where its server has one.
 impl From<SecretsError> for TbError {
     fn from(error: SecretsError) -> TbError {
-        let status = match error_kind(&error) {
-            ErrorKind::InvalidArgument
-            | ErrorKind::AlreadyExists
-            | ErrorKind::FailedPrecondition => StatusCode::BAD_REQUEST,
-            kind => kind.status(),
-        };
+        let status = status(ErrorKind::from(&error));
         let message = match error {
             SecretsError::RateLimited { retry_after_secs } => {
                 return TbError {

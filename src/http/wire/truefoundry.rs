@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use super::tecton_secrets::error_kind;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::secrets::crypto::Plaintext;
@@ -52,7 +51,7 @@ impl TfError {
 /// TrueFoundry answers invalid input with 422 (the SDK types it); the rest as everywhere.
 impl From<SecretsError> for TfError {
     fn from(error: SecretsError) -> TfError {
-        let status = match error_kind(&error) {
+        let status = match ErrorKind::from(&error) {
             ErrorKind::InvalidArgument => StatusCode::UNPROCESSABLE_ENTITY,
             kind => kind.status(),
         };

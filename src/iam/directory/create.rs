@@ -14,7 +14,6 @@ use crate::time::now_micros;
 pub struct Create {
     pub kind: ResourceKind,
     pub body: Json,
-    pub base_url: String,
 }
 
 impl Message for Create {
@@ -38,7 +37,7 @@ impl Handler<Create> for DirectoryActor {
             key_digest: api_key.as_deref().map(|key| self.hasher.digest(key)),
         };
         // A new resource is in no group yet.
-        let mut rendered = render(msg.kind, &entry, &msg.base_url, &[]);
+        let mut rendered = render(msg.kind, &entry, &[]);
         let mut changes = self.state.touch_members(None, Some(&entry), now);
         changes.push(Change::Put(msg.kind, entry));
         self.commit(changes)?;

@@ -22,6 +22,7 @@ use serde_json::Value as Json;
 
 pub use query::ListQuery;
 pub use state::ResourceKind;
+pub use update::Mode as UpdateMode;
 
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
@@ -113,28 +114,20 @@ impl Directory {
     }
 
     /// Creates a resource; a service account's answer carries its new API key, once.
-    pub async fn create(
-        &self,
-        kind: ResourceKind,
-        body: Json,
-        base_url: String,
-    ) -> Result<Json, ScimError> {
+    pub async fn create(&self, kind: ResourceKind, body: Json) -> Result<Json, ScimError> {
         self.addr
-            .send(create::Create {
-                kind,
-                body,
-                base_url,
-            })
+            .send(create::Create { kind, body })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
 
-    pub async fn replace(
+    /// Replaces (PUT) or patches (PATCH) a resource, if `preconditions` hold for its version.
+    pub async fn update(
         &self,
         kind: ResourceKind,
         id: String,
         body: Json,
-        base_url: String,
+        mode: UpdateMode,
         preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
@@ -142,29 +135,7 @@ impl Directory {
                 kind,
                 id,
                 body,
-                base_url,
-                mode: update::Mode::Replace,
-                preconditions,
-            })
-            .await
-            .unwrap_or_else(|_| Err(gone()))
-    }
-
-    pub async fn patch(
-        &self,
-        kind: ResourceKind,
-        id: String,
-        body: Json,
-        base_url: String,
-        preconditions: Preconditions,
-    ) -> Result<Json, ScimError> {
-        self.addr
-            .send(update::Update {
-                kind,
-                id,
-                body,
-                base_url,
-                mode: update::Mode::Patch,
+                mode,
                 preconditions,
             })
             .await
@@ -187,14 +158,9 @@ impl Directory {
             .unwrap_or_else(|_| Err(gone()))
     }
 
-    pub async fn get(
-        &self,
-        kind: ResourceKind,
-        id: String,
-        base_url: String,
-    ) -> Result<Json, ScimError> {
+    pub async fn get(&self, kind: ResourceKind, id: String) -> Result<Json, ScimError> {
         self.addr
-            .send(query::Get { kind, id, base_url })
+            .send(query::Get { kind, id })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }

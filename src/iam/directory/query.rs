@@ -12,7 +12,6 @@ use crate::iam::scim::{ScimError, ScimErrorKind};
 pub struct Get {
     pub kind: ResourceKind,
     pub id: String,
-    pub base_url: String,
 }
 
 impl Message for Get {
@@ -25,7 +24,7 @@ impl Handler<Get> for DirectoryActor {
     fn handle(&mut self, msg: Get, _: &mut Self::Context) -> Self::Result {
         self.state
             .get(msg.kind, &msg.id)
-            .map(|entry| self.state.render(msg.kind, entry, &msg.base_url))
+            .map(|entry| self.state.render(msg.kind, entry))
             .ok_or_else(|| {
                 ScimError::new(
                     ScimErrorKind::NotFound,
@@ -41,7 +40,6 @@ pub struct ListQuery {
     pub filter: Option<Filter>,
     pub sort_by: Option<String>,
     pub descending: bool,
-    pub base_url: String,
 }
 
 impl Message for ListQuery {
@@ -81,12 +79,7 @@ impl Handler<ListQuery> for DirectoryActor {
                     ResourceKind::Group => None,
                     _ => memberships.get(entry.id.as_str()),
                 };
-                render(
-                    msg.kind,
-                    entry,
-                    &msg.base_url,
-                    groups.map_or(&[], Vec::as_slice),
-                )
+                render(msg.kind, entry, groups.map_or(&[], Vec::as_slice))
             })
             .filter(|resource| msg.filter.as_ref().is_none_or(|f| f.matches(resource)))
             .collect();

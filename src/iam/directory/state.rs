@@ -197,12 +197,12 @@ impl DirectoryState {
     }
 
     /// The resource as SCIM returns it, with its current groups.
-    pub fn render(&self, kind: ResourceKind, entry: &Entry, base_url: &str) -> Json {
+    pub fn render(&self, kind: ResourceKind, entry: &Entry) -> Json {
         let groups = match kind {
             ResourceKind::Group => Vec::new(),
             _ => self.groups_of(&entry.id),
         };
-        render(kind, entry, base_url, &groups)
+        render(kind, entry, &groups)
     }
 
     /// Every member's groups, to render many resources with one pass over the groups.
@@ -343,8 +343,10 @@ impl DirectoryState {
     }
 }
 
-/// The resource as SCIM returns it; `groups` are the groups it is a member of.
-pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str, groups: &[&Entry]) -> Json {
+/// The resource as SCIM returns it; `groups` are the groups it is a member of. References
+/// (`meta.location`, a group's `$ref`) are relative to the SCIM base URL, which only `http`
+/// knows; filters and PATCH paths see the resource as rendered here.
+pub fn render(kind: ResourceKind, entry: &Entry, groups: &[&Entry]) -> Json {
     let schema = kind.schema();
     let mut object = Map::new();
     object.insert(
@@ -361,7 +363,7 @@ pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str, groups: &[&Entr
             .map(|group| {
                 json!({
                     "value": group.id,
-                    "$ref": format!("{base_url}{}/{}", GROUP.endpoint, group.id),
+                    "$ref": format!("{}/{}", GROUP.endpoint, group.id),
                     "display": group.attributes.get("displayName"),
                     "type": "direct",
                 })
@@ -375,7 +377,7 @@ pub fn render(kind: ResourceKind, entry: &Entry, base_url: &str, groups: &[&Entr
             "resourceType": schema.resource_type,
             "created": format_timestamp(entry.created),
             "lastModified": format_timestamp(entry.modified),
-            "location": format!("{base_url}{}/{}", schema.endpoint, entry.id),
+            "location": format!("{}/{}", schema.endpoint, entry.id),
             "version": version_tag(entry.version),
         }),
     );

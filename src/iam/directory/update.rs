@@ -23,7 +23,6 @@ pub struct Update {
     pub kind: ResourceKind,
     pub id: String,
     pub body: Json,
-    pub base_url: String,
     pub mode: Mode,
     pub preconditions: Preconditions,
 }
@@ -48,7 +47,7 @@ impl Handler<Update> for DirectoryActor {
             Mode::Replace => validate_resource(schema, &msg.body)?,
             Mode::Patch => {
                 let mut patched = existing.attributes.clone();
-                let current = self.state.render(msg.kind, existing, &msg.base_url);
+                let current = self.state.render(msg.kind, existing);
                 apply_patch(schema, &mut patched, &current, &msg.body)?;
                 validate_resource(schema, &Json::Object(patched))?
             }
@@ -59,7 +58,7 @@ impl Handler<Update> for DirectoryActor {
         entry.attributes = attributes;
         entry.modified = now;
         entry.version += 1;
-        let rendered = self.state.render(msg.kind, &entry, &msg.base_url);
+        let rendered = self.state.render(msg.kind, &entry);
         let deactivated = entry.attributes.get("active") == Some(&Json::Bool(false));
         let changes = if msg.kind == ResourceKind::User && msg.mode == Mode::Replace && deactivated
         {

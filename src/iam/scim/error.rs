@@ -1,4 +1,5 @@
-//! What can go wrong with a SCIM request, by RFC 7644 `scimType`; `http` maps each to a status.
+//! What can go wrong with a SCIM request, by RFC 7644 `scimType`; `http` maps each to a status
+//! and renders the `scimType` word.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScimErrorKind {
@@ -16,25 +17,6 @@ pub enum ScimErrorKind {
     Internal,
     /// Writes are refused until the journal can be repaired.
     Unavailable,
-}
-
-impl ScimErrorKind {
-    /// The `scimType` of the error body (none for 404).
-    pub fn scim_type(self) -> Option<&'static str> {
-        match self {
-            ScimErrorKind::InvalidSyntax => Some("invalidSyntax"),
-            ScimErrorKind::InvalidValue => Some("invalidValue"),
-            ScimErrorKind::InvalidFilter => Some("invalidFilter"),
-            ScimErrorKind::InvalidPath => Some("invalidPath"),
-            ScimErrorKind::NoTarget => Some("noTarget"),
-            ScimErrorKind::Mutability => Some("mutability"),
-            ScimErrorKind::Uniqueness => Some("uniqueness"),
-            ScimErrorKind::NotFound
-            | ScimErrorKind::PreconditionFailed
-            | ScimErrorKind::Internal
-            | ScimErrorKind::Unavailable => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -418,48 +418,32 @@ impl Attribute {
     }
 }
 
-fn schema_document(
-    urn: &str,
-    name: &str,
-    description: &str,
-    attributes: &[Attribute],
-    base_url: &str,
-) -> Json {
+fn schema_document(urn: &str, name: &str, description: &str, attributes: &[Attribute]) -> Json {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         "id": urn,
         "name": name,
         "description": description,
         "attributes": attributes.iter().map(Attribute::to_json).collect::<Vec<_>>(),
-        "meta": {"resourceType": "Schema", "location": format!("{base_url}/Schemas/{urn}")},
+        "meta": {"resourceType": "Schema", "location": format!("/Schemas/{urn}")},
     })
 }
 
 /// Every `/Schemas` document: each resource type's core schema, then each extension's.
-pub fn all_schemas(base_url: &str) -> Vec<Json> {
-    let core = ALL.iter().map(|s| {
-        schema_document(
-            s.urn,
-            s.resource_type,
-            s.description,
-            s.attributes,
-            base_url,
-        )
-    });
-    let extensions = ALL.iter().flat_map(|s| s.extensions).map(|e| {
-        schema_document(
-            e.urn(),
-            e.name,
-            e.description,
-            e.attribute.sub_attributes,
-            base_url,
-        )
-    });
+/// Locations are relative to the SCIM base URL, which only `http` knows.
+pub fn all_schemas() -> Vec<Json> {
+    let core = ALL
+        .iter()
+        .map(|s| schema_document(s.urn, s.resource_type, s.description, s.attributes));
+    let extensions = ALL
+        .iter()
+        .flat_map(|s| s.extensions)
+        .map(|e| schema_document(e.urn(), e.name, e.description, e.attribute.sub_attributes));
     core.chain(extensions).collect()
 }
 
 /// `/ResourceTypes/{name}`.
-pub fn resource_type_json(schema: &ResourceSchema, base_url: &str) -> Json {
+pub fn resource_type_json(schema: &ResourceSchema) -> Json {
     let extensions: Vec<Json> = schema
         .extensions
         .iter()
@@ -472,7 +456,7 @@ pub fn resource_type_json(schema: &ResourceSchema, base_url: &str) -> Json {
         "endpoint": schema.endpoint,
         "description": schema.description,
         "schema": schema.urn,
-        "meta": {"resourceType": "ResourceType", "location": format!("{base_url}/ResourceTypes/{}", schema.resource_type)},
+        "meta": {"resourceType": "ResourceType", "location": format!("/ResourceTypes/{}", schema.resource_type)},
     });
     if !extensions.is_empty() {
         resource_type["schemaExtensions"] = Json::Array(extensions);
@@ -481,7 +465,7 @@ pub fn resource_type_json(schema: &ResourceSchema, base_url: &str) -> Json {
 }
 
 /// `/ServiceProviderConfig`: what is implemented, and nothing more.
-pub fn service_provider_config(base_url: &str) -> Json {
+pub fn service_provider_config() -> Json {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": true},
@@ -495,7 +479,7 @@ pub fn service_provider_config(base_url: &str) -> Json {
             "name": "API key",
             "description": "A service account API key with account_type=admin, as `Authorization: Bearer <key>` or `Tecton-key <key>`",
         }],
-        "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base_url}/ServiceProviderConfig")},
+        "meta": {"resourceType": "ServiceProviderConfig", "location": "/ServiceProviderConfig"},
     })
 }
 
@@ -533,7 +517,7 @@ mod tests {
 
     #[test]
     fn discovery_lists_the_extension_and_password_is_write_only() {
-        let schemas = all_schemas("http://x");
+        let schemas = all_schemas();
         let ids: Vec<&str> = schemas.iter().map(|s| s["id"].as_str().unwrap()).collect();
         assert!(ids.contains(&ENTERPRISE_USER_URN));
         let password = USER.attribute("password").unwrap().to_json();
@@ -545,7 +529,7 @@ mod tests {
             (Some("writeOnly"), Some("never"))
         );
         assert_eq!(
-            resource_type_json(&USER, "http://x")["schemaExtensions"][0]["schema"],
+            resource_type_json(&USER)["schemaExtensions"][0]["schema"],
             ENTERPRISE_USER_URN
         );
     }

@@ -49,7 +49,10 @@ fn payload(key: u64, version: u64) -> Vec<u8> {
 
 /// The version a read payload holds, after checking it is one whole row of `key`.
 fn version_of(key: u64, bytes: &[u8]) -> u64 {
-    assert!(!bytes.is_empty() && bytes.len().is_multiple_of(16), "torn row");
+    assert!(
+        !bytes.is_empty() && bytes.len().is_multiple_of(16),
+        "torn row"
+    );
     let version = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
     assert_eq!(bytes, payload(key, version), "torn or misplaced row");
     version

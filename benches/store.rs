@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the pure parts of the store: the routing hash, the row encoding, and
-//! a read through the router (one actor message round trip per shard touched).
+//! a read through the router (on the calling thread, under each shard's read lock).
 
 use actix::System;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -131,15 +131,13 @@ fn router_read(c: &mut Criterion) {
     };
     c.bench_function("router_read_1_key", |b| {
         b.iter(|| {
-            system
-                .block_on(router.read(
-                    vec![Lookup {
-                        view: 0,
-                        key: key_of(777),
-                    }],
-                    context,
-                ))
-                .unwrap()
+            router.read(
+                &[Lookup {
+                    view: 0,
+                    key: key_of(777),
+                }],
+                context,
+            )
         })
     });
     c.bench_function("router_read_3_views_2_shards", |b| {
@@ -149,11 +147,7 @@ fn router_read(c: &mut Criterion) {
                 key: key_of(1000 + i),
             })
             .collect();
-        b.iter(|| {
-            system
-                .block_on(router.read(lookups.clone(), context))
-                .unwrap()
-        })
+        b.iter(|| router.read(&lookups, context))
     });
     // Ingest: 1000 events a batch into plain rows, and into the 3-window aggregate.
     let batch = |view: u32| -> Vec<RowWrite> {
@@ -185,15 +179,13 @@ fn router_read(c: &mut Criterion) {
     group.finish();
     c.bench_function("router_read_3_window_aggregate_busy_key", |b| {
         b.iter(|| {
-            system
-                .block_on(router.read(
-                    vec![Lookup {
-                        view: 1,
-                        key: key_of(1),
-                    }],
-                    context,
-                ))
-                .unwrap()
+            router.read(
+                &[Lookup {
+                    view: 1,
+                    key: key_of(1),
+                }],
+                context,
+            )
         })
     });
 }

@@ -306,29 +306,23 @@ pub async fn get_features(
             bytes_read: 0,
         })
     } else {
-        let reading = router.read(
-            lookups,
-            ReadContext {
-                now: options.now,
-                leading_edge: options.leading_edge,
-            },
-        );
+        // The read runs on this thread, shard by shard, and cannot be cut short: a budget already
+        // spent (on a large body, say) does not ask the store at all; otherwise the rows are used.
         match options.deadline {
-            None => Some(reading.await?),
-            Some(deadline) => {
-                // The fan-out is one unit: past the deadline no stored row is used. A budget
-                // already spent (on a large body, say) does not ask the store at all.
-                let answered = if Instant::now() < deadline {
-                    tokio::time::timeout_at(deadline.into(), reading).await.ok()
-                } else {
+            Some(deadline) if Instant::now() >= deadline => {
+                if options.allow_partial_results {
                     None
-                };
-                match answered {
-                    Some(read) => Some(read?),
-                    None if options.allow_partial_results => None,
-                    None => return Err(ServingError::LatencyBudgetExceeded),
+                } else {
+                    return Err(ServingError::LatencyBudgetExceeded);
                 }
             }
+            _ => Some(router.read(
+                &lookups,
+                ReadContext {
+                    now: options.now,
+                    leading_edge: options.leading_edge,
+                },
+            )),
         }
     };
 

@@ -11,7 +11,11 @@ mod router;
 pub mod row;
 mod shard;
 pub mod tiles;
+mod watermark;
 mod writer;
+
+#[cfg(test)]
+mod concurrency_tests;
 
 pub use recovery::Recovery;
 pub use router::{ReadResult, Router, StoreError};

@@ -1,7 +1,7 @@
 //! The router (the store's supervisor handle): starts the shard actors, each on its own thread,
-//! and the writer actor; sends every read straight to the shards that own the keys, and every
-//! write through the writer (journal first, then the shards). One message per shard involved,
-//! never one per row.
+//! and the writer actor; reads the shards' partitions directly on the caller's thread (under each
+//! partition's read lock, no message), and sends every write through the writer (journal first,
+//! then the shards: one message per shard involved, never one per row).
 
 use std::time::{Duration, Instant};
 
@@ -14,10 +14,11 @@ use std::sync::Arc;
 use super::key::shard_of;
 use super::shard::RestoreTiles;
 use super::shard::{
-    Lookup, ReadRows, RowWrite, ShardActor, ShardStats, ShardUsage, StoredRow, WriteOutcome,
+    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, WriteOutcome,
 };
 use super::shard::{ReadContext, Specs};
 use super::tiles::TileSet;
+use super::watermark::Watermarks;
 use super::writer::{Write, WriterActor};
 use crate::persist::format::ViewRefV1;
 use crate::registry::ViewId;
@@ -45,6 +46,9 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Router {
     shards: Vec<Addr<ShardActor>>,
+    /// Index = shard: what reads read, without a message to the shard.
+    partitions: Vec<SharedPartition>,
+    watermarks: Arc<Watermarks>,
     pub(super) writer: Addr<WriterActor>,
     /// How stored rows name views (index = view id), and the way back.
     pub(super) views: Arc<Vec<ViewRefV1>>,
@@ -52,7 +56,7 @@ pub struct Router {
     pub(super) specs: Specs,
 }
 
-/// Rows in lookup order, plus how long the slowest shard took to answer.
+/// Rows in lookup order, plus how long the slowest shard's part of the read took.
 #[derive(Debug)]
 pub struct ReadResult {
     pub rows: Vec<Option<StoredRow>>,
@@ -73,8 +77,12 @@ impl Router {
         specs: Specs,
     ) -> std::io::Result<Router> {
         let mut shards = Vec::with_capacity(n_shards);
+        let mut partitions = Vec::with_capacity(n_shards);
+        let watermarks = Arc::new(Watermarks::new(specs.len()));
         for _ in 0..n_shards.max(1) {
-            let actor = ShardActor::new(arena_bytes, specs.clone())?;
+            let (actor, partition) =
+                ShardActor::new(arena_bytes, specs.clone(), Arc::clone(&watermarks))?;
+            partitions.push(partition);
             let arbiter = Arbiter::new();
             shards.push(ShardActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 actor
@@ -95,6 +103,8 @@ impl Router {
         });
         Ok(Router {
             shards,
+            partitions,
+            watermarks,
             writer,
             views,
             view_ids,
@@ -131,52 +141,49 @@ impl Router {
         Ok(total)
     }
 
-    /// Reads the current row of each lookup; the answer is in lookup order.
-    pub async fn read(
-        &self,
-        lookups: Vec<Lookup>,
-        context: ReadContext,
-    ) -> Result<ReadResult, StoreError> {
-        let n = self.shards.len();
-        let total = lookups.len();
-        let mut per_shard: Vec<(Vec<usize>, Vec<Lookup>)> =
-            (0..n).map(|_| (Vec::new(), Vec::new())).collect();
-        for (position, lookup) in lookups.into_iter().enumerate() {
-            let shard = shard_of(lookup.view, &lookup.key, n);
-            per_shard[shard].0.push(position);
-            per_shard[shard].1.push(lookup);
-        }
-        let sends = per_shard
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (p, _))| !p.is_empty())
-            .map(|(shard, (positions, lookups))| {
-                let addr = &self.shards[shard];
-                async move {
-                    let started = Instant::now();
-                    let answer = addr.send(ReadRows { lookups, context }).await;
-                    (shard, positions, answer, started.elapsed())
-                }
-            });
-        let mut rows: Vec<Option<StoredRow>> = vec![None; total];
-        let mut latencies = vec![Duration::ZERO; total];
+    /// Reads the current row of each lookup; the answer is in lookup order. Runs on the
+    /// caller's thread: each shard involved is read once, under its read lock, so the rows read
+    /// from one shard come from one state of it.
+    pub fn read(&self, lookups: &[Lookup], context: ReadContext) -> ReadResult {
+        let n = self.partitions.len();
+        let shard_of_lookup: Vec<usize> = lookups
+            .iter()
+            .map(|lookup| shard_of(lookup.view, &lookup.key, n))
+            .collect();
+        let mut rows: Vec<Option<StoredRow>> = vec![None; lookups.len()];
+        let mut latencies = vec![Duration::ZERO; lookups.len()];
         let mut max_shard_latency = Duration::ZERO;
         let mut bytes_read = 0;
-        for (shard, positions, answer, latency) in join_all(sends).await {
-            let found = answer.map_err(|_| StoreError::ShardGone(shard))?;
-            max_shard_latency = max_shard_latency.max(latency);
-            for (position, row) in positions.into_iter().zip(found) {
-                latencies[position] = latency;
+        let mut key = Vec::new();
+        for (shard, partition) in self.partitions.iter().enumerate() {
+            if !shard_of_lookup.contains(&shard) {
+                continue;
+            }
+            let started = Instant::now();
+            let partition = partition.read();
+            for (position, lookup) in lookups.iter().enumerate() {
+                if shard_of_lookup[position] != shard {
+                    continue;
+                }
+                let row = partition.read(lookup, context, &self.specs, &self.watermarks, &mut key);
                 bytes_read += row.as_ref().map_or(0, |r| r.payload.len());
                 rows[position] = row;
             }
+            drop(partition);
+            let latency = started.elapsed();
+            max_shard_latency = max_shard_latency.max(latency);
+            for (position, of) in shard_of_lookup.iter().enumerate() {
+                if *of == shard {
+                    latencies[position] = latency;
+                }
+            }
         }
-        Ok(ReadResult {
+        ReadResult {
             rows,
             latencies,
             max_shard_latency,
             bytes_read,
-        })
+        }
     }
 
     /// Puts tiles read from a snapshot back into their shards (one list per shard).

@@ -2,9 +2,10 @@
 //! right after it rotates the journal, so each shard exports exactly the writes journaled before
 //! the rotation: together the shards' exports are a point-in-time cut.
 //!
-//! The copy is what stalls the shard, so it is kept flat: one memcpy of the arena's used bytes,
-//! the index keys appended to one buffer, and a fixed-size entry per row. Building the on-disk
-//! rows from it happens on a blocking thread, outside the shard.
+//! The copy stalls the shard's writes (reads go on: it holds only the read lock), so it is kept
+//! flat: one memcpy of the arena's used bytes, the index keys appended to one buffer, and a
+//! fixed-size entry per row. Building the on-disk rows from it happens on a blocking thread,
+//! outside the shard.
 
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
@@ -45,11 +46,14 @@ impl Handler<ExportRows> for ShardActor {
     type Result = ();
 
     fn handle(&mut self, msg: ExportRows, _: &mut Self::Context) {
+        // A read lock: request threads keep reading while the copy is made; only this shard's
+        // writes (which queue behind this message anyway) wait.
+        let partition = self.partition.read();
         let mut export = ShardExport {
-            keys: Vec::with_capacity(self.index.len() * 16),
-            arena: self.arena.used().to_vec(),
-            entries: Vec::with_capacity(self.index.len()),
-            tiles: self
+            keys: Vec::with_capacity(partition.index.len() * 16),
+            arena: partition.arena.used().to_vec(),
+            entries: Vec::with_capacity(partition.index.len()),
+            tiles: partition
                 .tiles
                 .iter()
                 .map(|(key, tiles)| {
@@ -62,7 +66,7 @@ impl Handler<ExportRows> for ShardActor {
                 })
                 .collect(),
         };
-        for (key, slot) in &self.index {
+        for (key, slot) in &partition.index {
             let key_start = export.keys.len();
             export.keys.extend_from_slice(&key[4..]);
             export.entries.push(ExportEntry {
@@ -93,10 +97,11 @@ impl Handler<RestoreTiles> for ShardActor {
     type Result = ();
 
     fn handle(&mut self, msg: RestoreTiles, _: &mut Self::Context) {
+        let mut partition = self.partition.write();
         for (view, key, tiles) in msg.0 {
-            let watermark = self.watermarks.entry(view).or_insert(tiles.latest_event);
-            *watermark = (*watermark).max(tiles.latest_event);
-            self.tiles
+            self.watermarks.advance(view, tiles.latest_event);
+            partition
+                .tiles
                 .insert(super::index_key(view, &key).into_boxed_slice(), tiles);
         }
     }

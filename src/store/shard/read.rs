@@ -1,14 +1,14 @@
-//! `ReadRows`: fetch the current rows of many keys in one message. For an aggregating view the
-//! "row" is computed here: each aggregate over its window, ending at the leading edge.
+//! Reading a partition: the current row of a key, straight from the index and arena, on the
+//! request's own thread. For an aggregating view the "row" is computed here: each aggregate over
+//! its window, ending at the leading edge.
 
-use actix::{Handler, Message};
-
-use super::{index_key, ShardActor};
+use super::{spec_of, write_index_key, Partition, Specs};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::value::Value;
 use crate::registry::ViewId;
 use crate::store::row::encode_row;
 use crate::store::tiles::tile_start;
+use crate::store::watermark::Watermarks;
 use crate::time::Micros;
 
 #[derive(Debug, Clone)]
@@ -34,59 +34,52 @@ pub struct ReadContext {
     pub leading_edge: Option<LeadingEdge>,
 }
 
-pub struct ReadRows {
-    pub lookups: Vec<Lookup>,
-    pub context: ReadContext,
-}
-
-impl Message for ReadRows {
-    type Result = Vec<Option<StoredRow>>;
-}
-
-impl ShardActor {
-    /// The end of the aggregation windows of `view` for this read: the last complete tile
-    /// boundary before the request time, or before the latest event seen.
-    fn window_end(&self, view: ViewId, spec: &AggregationSpec, context: ReadContext) -> Micros {
-        let edge_time = match context.leading_edge.unwrap_or(spec.leading_edge) {
-            LeadingEdge::WallClockTime => context.now,
-            LeadingEdge::LatestEventTime => {
-                self.watermarks.get(&view).copied().unwrap_or(context.now)
-            }
-        };
-        tile_start(edge_time, spec.interval)
+impl Partition {
+    /// The current row of `lookup`, or for an aggregating view its aggregates over windows
+    /// ending at the leading edge. `key` is scratch space for the index key. Called by request
+    /// threads under the partition's read lock.
+    pub fn read(
+        &self,
+        lookup: &Lookup,
+        context: ReadContext,
+        specs: &Specs,
+        watermarks: &Watermarks,
+        key: &mut Vec<u8>,
+    ) -> Option<StoredRow> {
+        write_index_key(lookup.view, &lookup.key, key);
+        if let Some(spec) = spec_of(specs, lookup.view) {
+            let tiles = self.tiles.get(key.as_slice())?;
+            let end = window_end(lookup.view, spec, context, watermarks);
+            let values: Vec<Value> = tiles
+                .values(spec, end)
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect();
+            let mut payload = Vec::new();
+            encode_row(&values, &mut payload);
+            return Some(StoredRow {
+                event_time: end,
+                payload,
+            });
+        }
+        self.index.get(key.as_slice()).map(|slot| StoredRow {
+            event_time: slot.event_time,
+            payload: self.arena.get(slot.row).to_vec(),
+        })
     }
 }
 
-impl Handler<ReadRows> for ShardActor {
-    type Result = Vec<Option<StoredRow>>;
-
-    fn handle(&mut self, msg: ReadRows, _: &mut Self::Context) -> Self::Result {
-        let mut key = Vec::new();
-        msg.lookups
-            .iter()
-            .map(|lookup| {
-                key.clear();
-                key.extend_from_slice(&index_key(lookup.view, &lookup.key));
-                if let Some(spec) = self.spec(lookup.view) {
-                    let tiles = self.tiles.get(key.as_slice())?;
-                    let end = self.window_end(lookup.view, spec, msg.context);
-                    let values: Vec<Value> = tiles
-                        .values(spec, end)
-                        .into_iter()
-                        .map(Option::unwrap_or_default)
-                        .collect();
-                    let mut payload = Vec::new();
-                    encode_row(&values, &mut payload);
-                    return Some(StoredRow {
-                        event_time: end,
-                        payload,
-                    });
-                }
-                self.index.get(key.as_slice()).map(|slot| StoredRow {
-                    event_time: slot.event_time,
-                    payload: self.arena.get(slot.row).to_vec(),
-                })
-            })
-            .collect()
-    }
+/// The end of the aggregation windows of `view` for this read: the last complete tile boundary
+/// before the request time, or before the latest event the view has seen in any shard.
+fn window_end(
+    view: ViewId,
+    spec: &AggregationSpec,
+    context: ReadContext,
+    watermarks: &Watermarks,
+) -> Micros {
+    let edge_time = match context.leading_edge.unwrap_or(spec.leading_edge) {
+        LeadingEdge::WallClockTime => context.now,
+        LeadingEdge::LatestEventTime => watermarks.get(view).unwrap_or(context.now),
+    };
+    tile_start(edge_time, spec.interval)
 }

@@ -23,9 +23,10 @@ impl Handler<ShardStats> for ShardActor {
     type Result = MessageResult<ShardStats>;
 
     fn handle(&mut self, _: ShardStats, _: &mut Self::Context) -> Self::Result {
-        let (mapped, used, dead) = self.arena.usage();
+        let partition = self.partition.read();
+        let (mapped, used, dead) = partition.arena.usage();
         MessageResult(ShardUsage {
-            rows: self.index.len(),
+            rows: partition.index.len(),
             arena_mapped_bytes: mapped,
             arena_used_bytes: used,
             arena_dead_bytes: dead,

@@ -4,7 +4,7 @@
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, ShardActor, Slot};
+use super::{index_key, spec_of, ShardActor, Slot};
 use crate::registry::ViewId;
 use crate::store::row::decode_row;
 use crate::time::Micros;
@@ -44,45 +44,47 @@ impl Handler<ApplyRows> for ShardActor {
 }
 
 impl ShardActor {
+    /// Applies one batch under the write lock: readers see all of it or none of it.
     fn apply(&mut self, rows: Vec<RowWrite>) -> std::io::Result<WriteOutcome> {
         let mut outcome = WriteOutcome::default();
+        let mut partition = self.partition.write();
+        let partition = &mut *partition;
         for row in rows {
             let key = index_key(row.view, &row.key);
-            if let Some(spec) = self.spec(row.view).cloned() {
+            if let Some(spec) = spec_of(&self.specs, row.view) {
                 // An aggregating view's row is one event: it goes into its tile.
                 let inputs = decode_row(&row.payload)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                self.arrivals += 1;
-                let watermark = self.watermarks.entry(row.view).or_insert(row.event_time);
-                *watermark = (*watermark).max(row.event_time);
-                self.tiles.entry(key.into_boxed_slice()).or_default().add(
-                    &spec,
-                    row.event_time,
-                    self.arrivals,
-                    &inputs,
-                );
+                partition.arrivals += 1;
+                self.watermarks.advance(row.view, row.event_time);
+                partition
+                    .tiles
+                    .entry(key.into_boxed_slice())
+                    .or_default()
+                    .add(spec, row.event_time, partition.arrivals, &inputs);
                 outcome.stored += 1;
                 continue;
             }
-            if let Some(slot) = self.index.get(key.as_slice()) {
+            if let Some(slot) = partition.index.get(key.as_slice()) {
                 if slot.event_time > row.event_time {
                     outcome.older_than_stored += 1;
                     continue;
                 }
             }
-            let row_ref = self.arena.append(&row.payload)?;
+            let row_ref = partition.arena.append(&row.payload)?;
             let slot = Slot {
                 row: row_ref,
                 event_time: row.event_time,
             };
-            if let Some(previous) = self.index.insert(key.into_boxed_slice(), slot) {
-                self.arena.release(previous.row);
+            if let Some(previous) = partition.index.insert(key.into_boxed_slice(), slot) {
+                partition.arena.release(previous.row);
             }
             outcome.stored += 1;
         }
-        if self.arena.wants_compaction() {
-            self.arena
-                .compact(self.index.values_mut().map(|slot| &mut slot.row))?;
+        if partition.arena.wants_compaction() {
+            partition
+                .arena
+                .compact(partition.index.values_mut().map(|slot| &mut slot.row))?;
         }
         Ok(outcome)
     }

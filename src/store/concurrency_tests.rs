@@ -1,0 +1,279 @@
+//! The store's concurrency invariants, checked against a model: readers on their own threads
+//! never see a torn row, never see a write before it was sent to the writer nor miss one that was
+//! acknowledged, while writes grow and compact the arenas and snapshots export the shards; each
+//! snapshot is a cut of the write sequence. And the watermark of `LATEST_EVENT_TIME` windows is
+//! one per view, whichever shard a key lives in.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::System;
+
+use super::key::shard_of;
+use super::shard::ShardExport;
+use super::writer::StartSnapshot;
+use super::{Lookup, ReadContext, Router, RowWrite};
+use crate::persist::format::ViewRefV1;
+use crate::registry::aggregation::{
+    AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
+};
+use crate::registry::types::DataType;
+use crate::registry::value::Value;
+use crate::registry::Field;
+use crate::store::row::{decode_row, encode_row};
+
+const KEYS: u64 = 300;
+const BATCHES: u64 = 400;
+
+fn views(names: &[&str]) -> Vec<ViewRefV1> {
+    names
+        .iter()
+        .map(|name| ViewRefV1 {
+            workspace: "test".into(),
+            view: (*name).into(),
+        })
+        .collect()
+}
+
+fn key_bytes(key: u64) -> Vec<u8> {
+    key.to_le_bytes().to_vec()
+}
+
+/// Version `version` of `key`'s row: (key, version) repeated a version-dependent number of
+/// times, so that a torn or misplaced read cannot look whole, and rows change size (the arena
+/// grows and fills with dead bytes).
+fn payload(key: u64, version: u64) -> Vec<u8> {
+    let unit = [key.to_le_bytes(), version.to_le_bytes()].concat();
+    unit.repeat(1 + ((key + version) % 40) as usize)
+}
+
+/// The version a read payload holds, after checking it is one whole row of `key`.
+fn version_of(key: u64, bytes: &[u8]) -> u64 {
+    assert!(
+        !bytes.is_empty() && bytes.len().is_multiple_of(16),
+        "torn row"
+    );
+    let version = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    assert_eq!(bytes, payload(key, version), "torn or misplaced row");
+    version
+}
+
+/// Whether batch `batch` writes `key` (about a third of the keys each batch).
+fn writes(batch: u64, key: u64) -> bool {
+    (key * 7 + batch).is_multiple_of(3)
+}
+
+/// The model after batches `1..=batch`: each key's latest version (0: never written).
+fn model_after(batch: u64) -> Vec<u64> {
+    (0..KEYS)
+        .map(|key| (1..=batch).rev().find(|&b| writes(b, key)).unwrap_or(0))
+        .collect()
+}
+
+/// Every row of a snapshot's exports, as key -> version.
+fn exported_versions(exports: &[ShardExport]) -> Vec<u64> {
+    let mut versions = vec![0; KEYS as usize];
+    for export in exports {
+        for entry in &export.entries {
+            let key_bytes = &export.keys[entry.key_start..entry.key_start + entry.key_len];
+            let key = u64::from_le_bytes(key_bytes.try_into().unwrap());
+            let bytes = &export.arena[entry.payload_start..entry.payload_start + entry.payload_len];
+            let version = version_of(key, bytes);
+            assert_eq!(entry.event_time, version as i64);
+            versions[key as usize] = version;
+        }
+    }
+    versions
+}
+
+#[test]
+fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compact_and_export() {
+    System::new().block_on(async {
+        // A tiny arena: it grows many times, and overwrites make it compact.
+        let router = Router::start(2, 4096, views(&["plain"]), Arc::new(vec![None])).unwrap();
+        // Per key: the newest version handed to the writer, and the newest it acknowledged.
+        let sent: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+        let acknowledged: Arc<Vec<AtomicU64>> =
+            Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2u64)
+            .map(|reader| {
+                let (router, sent, acknowledged, done) = (
+                    router.clone(),
+                    Arc::clone(&sent),
+                    Arc::clone(&acknowledged),
+                    Arc::clone(&done),
+                );
+                std::thread::spawn(move || {
+                    let context = ReadContext {
+                        now: 0,
+                        leading_edge: None,
+                    };
+                    let mut reads = 0u64;
+                    let mut last_seen = vec![0u64; KEYS as usize];
+                    while !done.load(Ordering::Acquire) || reads < 1000 {
+                        // Three keys a read, usually spread over both shards.
+                        let keys: Vec<u64> = (0..3)
+                            .map(|i| (reads * 31 + reader * 17 + i * 101) % KEYS)
+                            .collect();
+                        let lookups: Vec<Lookup> = keys
+                            .iter()
+                            .map(|&key| Lookup {
+                                view: 0,
+                                key: key_bytes(key),
+                            })
+                            .collect();
+                        let floors: Vec<u64> = keys
+                            .iter()
+                            .map(|&k| acknowledged[k as usize].load(Ordering::Acquire))
+                            .collect();
+                        let read = router.read(&lookups, context);
+                        for ((&key, row), floor) in keys.iter().zip(&read.rows).zip(floors) {
+                            let version =
+                                row.as_ref().map_or(0, |row| version_of(key, &row.payload));
+                            let ceiling = sent[key as usize].load(Ordering::Acquire);
+                            assert!(
+                                floor <= version && version <= ceiling,
+                                "key {key}: read version {version}, outside [{floor}, {ceiling}]"
+                            );
+                            assert!(version >= last_seen[key as usize], "a read went back");
+                            last_seen[key as usize] = version;
+                        }
+                        reads += 1;
+                    }
+                })
+            })
+            .collect();
+
+        let mut snapshots = 0;
+        for batch in 1..=BATCHES {
+            let keys: Vec<u64> = (0..KEYS).filter(|&key| writes(batch, key)).collect();
+            for &key in &keys {
+                sent[key as usize].store(batch, Ordering::Release);
+            }
+            let rows = keys
+                .iter()
+                .map(|&key| RowWrite {
+                    view: 0,
+                    key: key_bytes(key),
+                    event_time: batch as i64,
+                    payload: payload(key, batch),
+                })
+                .collect();
+            if batch.is_multiple_of(50) {
+                // A snapshot asked for while this batch is on its way: the cut must be the
+                // model just before or just after it, the same in every shard.
+                let (written, started) =
+                    futures_util::join!(router.write(rows), router.writer.send(StartSnapshot));
+                written.unwrap();
+                let (_, receivers) = started.unwrap().unwrap();
+                let mut exports = Vec::new();
+                for receiver in receivers {
+                    exports.push(receiver.await.unwrap());
+                }
+                let versions = exported_versions(&exports);
+                assert!(
+                    versions == model_after(batch - 1) || versions == model_after(batch),
+                    "snapshot {batch} is not a cut"
+                );
+                snapshots += 1;
+            } else {
+                router.write(rows).await.unwrap();
+            }
+            for &key in &keys {
+                acknowledged[key as usize].store(batch, Ordering::Release);
+            }
+        }
+        done.store(true, Ordering::Release);
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        assert_eq!(snapshots, BATCHES / 50);
+        let usage = router.usage().await.unwrap();
+        assert_eq!(usage.iter().map(|u| u.rows).sum::<usize>(), KEYS as usize);
+        let model = model_after(BATCHES);
+        let lookups: Vec<Lookup> = (0..KEYS)
+            .map(|key| Lookup {
+                view: 0,
+                key: key_bytes(key),
+            })
+            .collect();
+        let read = router.read(
+            &lookups,
+            ReadContext {
+                now: 0,
+                leading_edge: None,
+            },
+        );
+        for (key, row) in read.rows.iter().enumerate() {
+            let version = version_of(key as u64, &row.as_ref().unwrap().payload);
+            assert_eq!(version, model[key]);
+        }
+    });
+}
+
+#[test]
+fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
+    let hour = 3_600_000_000i64;
+    let spec = Arc::new(AggregationSpec {
+        interval: hour,
+        leading_edge: LeadingEdge::LatestEventTime,
+        inputs: vec![Field {
+            name: "amount".into(),
+            data_type: DataType::Int64,
+        }],
+        aggregates: vec![AggregateFeature {
+            input: 0,
+            function: Function::Count,
+            window: Window::Time {
+                size: 24 * hour,
+                offset: 0,
+            },
+        }],
+        compaction: None,
+    });
+    // Two keys of the aggregating view that live in different shards.
+    let key_in = |shard: usize| {
+        (0u64..)
+            .map(key_bytes)
+            .find(|key| shard_of(0, key, 2) == shard)
+            .unwrap()
+    };
+    let (early, late) = (key_in(0), key_in(1));
+    System::new().block_on(async {
+        let router =
+            Router::start(2, 4096, views(&["events"]), Arc::new(vec![Some(spec)])).unwrap();
+        let event = |key: &Vec<u8>, at: i64| {
+            let mut payload = Vec::new();
+            encode_row(&[Value::Int64(1)], &mut payload);
+            RowWrite {
+                view: 0,
+                key: key.clone(),
+                event_time: at,
+                payload,
+            }
+        };
+        router
+            .write(vec![
+                event(&early, 10 * hour + 5),
+                event(&late, 40 * hour + 5),
+            ])
+            .await
+            .unwrap();
+        let read = router.read(
+            &[Lookup {
+                view: 0,
+                key: early,
+            }],
+            ReadContext {
+                now: 100 * hour,
+                leading_edge: None,
+            },
+        );
+        let row = read.rows[0].as_ref().unwrap();
+        // The window ends at the view's latest event (40 h, in the other shard), not at this
+        // shard's (10 h): the early event is more than a day before it, so the window is empty.
+        assert_eq!(row.event_time, 40 * hour);
+        assert_eq!(decode_row(&row.payload).unwrap(), vec![Value::Null]);
+    });
+}

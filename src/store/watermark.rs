@@ -1,0 +1,56 @@
+//! Per-view watermarks: the latest event time each aggregating view has seen, across every
+//! shard. `LATEST_EVENT_TIME` windows end at the view's watermark, so it must not depend on
+//! which shard a key lands in (or on how many shards there are).
+//!
+//! Each shard advances the watermarks of the events it applies (a `fetch_max`, so the order in
+//! which shards apply does not matter); readers on any thread load them.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::registry::ViewId;
+use crate::time::Micros;
+
+/// No event seen yet.
+const NONE: Micros = Micros::MIN;
+
+/// One watermark per view id (index = view id).
+#[derive(Debug)]
+pub struct Watermarks(Vec<AtomicI64>);
+
+impl Watermarks {
+    pub fn new(n_views: usize) -> Watermarks {
+        Watermarks((0..n_views).map(|_| AtomicI64::new(NONE)).collect())
+    }
+
+    /// Moves `view`'s watermark up to `event_time` (never down).
+    pub fn advance(&self, view: ViewId, event_time: Micros) {
+        if let Some(watermark) = self.0.get(view as usize) {
+            watermark.fetch_max(event_time, Ordering::AcqRel);
+        }
+    }
+
+    /// The latest event time `view` has seen in any shard, if any.
+    pub fn get(&self, view: ViewId) -> Option<Micros> {
+        self.0
+            .get(view as usize)
+            .map(|w| w.load(Ordering::Acquire))
+            .filter(|&t| t != NONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advances_only_forward_and_per_view() {
+        let watermarks = Watermarks::new(2);
+        assert_eq!(watermarks.get(0), None);
+        watermarks.advance(0, 50);
+        watermarks.advance(0, 20);
+        assert_eq!(watermarks.get(0), Some(50));
+        assert_eq!(watermarks.get(1), None);
+        watermarks.advance(7, 1);
+        assert_eq!(watermarks.get(7), None);
+    }
+}

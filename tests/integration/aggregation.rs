@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::common::{timestamp_in, Server, ServerBuilder, ADMIN_KEY};
+use super::common::{timestamp_in, Server, ServerBuilder};
 
 fn event(user: &str, amount: f64, seconds_ago: i64, transaction_id: &str) -> Json {
     json!({"record": {"user_id": user, "merchant": "agg_merchant", "terminal_id": 7, "amt": amount, "category": "c",
@@ -278,14 +278,11 @@ fn tiles_survive_snapshots_and_restarts() {
         json!(7.0)
     );
     for _ in 0..2 {
-        let reply = server.admin_post("/admin/snapshots", &json!({}));
-        assert_eq!(reply.status, 202);
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        server.snapshot();
     }
     server.kill9();
     let server = ServerBuilder::new().data_dir(data.path()).start();
     assert_eq!(aggregates(&server, "agg_d", json!({})), before);
-    let _ = ADMIN_KEY;
 }
 
 fn realtime(server: &Server, user: &str, context: Json) -> super::common::Reply {

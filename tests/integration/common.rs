@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
@@ -225,6 +225,39 @@ impl Server {
             headers.push(("Authorization", auth));
         }
         self.request("POST", path, &headers, Some(body.to_string().as_bytes()))
+    }
+
+    /// Takes a snapshot through the admin API (waiting out a previous one still finishing) and
+    /// returns its file once it is listed.
+    pub fn snapshot(&self) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let reply = loop {
+            // The previous snapshot is listed as soon as its file is renamed in, a moment before it
+            // finishes dropping covered journal segments.
+            let reply = self.admin_post("/admin/snapshots", &serde_json::json!({}));
+            if reply.status != 409 || Instant::now() > deadline {
+                break reply;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        let id = reply.json()["id"].as_str().unwrap().to_string();
+        loop {
+            let auth = format!("Tecton-key {ADMIN_KEY}");
+            let listing = self
+                .request("GET", "/admin/snapshots", &[("Authorization", &auth)], None)
+                .json();
+            if let Some(found) = listing["snapshots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == id)
+            {
+                return PathBuf::from(found["path"].as_str().unwrap());
+            }
+            assert!(Instant::now() < deadline, "snapshot {id} never appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// POSTs JSON as the admin.

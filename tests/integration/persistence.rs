@@ -37,39 +37,6 @@ fn last_amount_with(server: &Server, key: &str, user: &str) -> Json {
     reply.json()["result"]["features"][2].clone()
 }
 
-/// Starts a snapshot (once the previous one has finished) and waits until it is listed; returns
-/// its file.
-fn snapshot(server: &Server) -> PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let reply = loop {
-        // The previous snapshot is listed as soon as its file is renamed in, a moment before it
-        // finishes dropping covered journal segments.
-        let reply = server.admin_post("/admin/snapshots", &json!({}));
-        if reply.status != 409 || Instant::now() > deadline {
-            break reply;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(reply.status, 202, "{}", reply.body);
-    let id = reply.json()["id"].as_str().unwrap().to_string();
-    loop {
-        let auth = format!("Tecton-key {ADMIN_KEY}");
-        let listing = server
-            .request("GET", "/admin/snapshots", &[("Authorization", &auth)], None)
-            .json();
-        if let Some(found) = listing["snapshots"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-        {
-            return PathBuf::from(found["path"].as_str().unwrap());
-        }
-        assert!(Instant::now() < deadline, "snapshot {id} never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A copy of the demo config in `dir` with absolute repository paths, `edit` applied to its text.
 fn config_in(dir: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
     let root = repo_root();
@@ -302,7 +269,7 @@ fn a_snapshot_restores_into_a_server_with_another_shard_count() {
     for (i, user) in users.iter().enumerate() {
         ingest(&server, user, i as f64 + 0.5);
     }
-    let file = snapshot(&server);
+    let file = server.snapshot();
     let before: Vec<Json> = users
         .iter()
         .chain(["user_1001".to_string()].iter())
@@ -383,9 +350,9 @@ fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerBuilder::new().data_dir(data.path()).start();
     ingest(&server, "before_first", 1.0);
-    snapshot(&server);
+    server.snapshot();
     ingest(&server, "between", 2.0);
-    let newest = snapshot(&server);
+    let newest = server.snapshot();
     ingest(&server, "after_second", 3.0);
     server.kill9();
 
@@ -424,9 +391,9 @@ fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerBuilder::new().data_dir(data.path()).start();
     ingest(&server, "before", 1.0);
-    snapshot(&server);
+    server.snapshot();
     ingest(&server, "between", 2.0);
-    let newest = snapshot(&server);
+    let newest = server.snapshot();
     server.kill9();
     // As an older build would have written it: another version, a valid header checksum.
     let older = FORMAT_VERSION - 1;
@@ -602,7 +569,7 @@ fn service_account_keys_and_roles_survive_a_restart() {
     );
     assert_eq!(created.status, 201, "{}", created.body);
     let key = created.json()["apiKey"].as_str().unwrap().to_string();
-    snapshot(&server);
+    server.snapshot();
     server.kill9();
 
     let server = ServerBuilder::new().data_dir(data.path()).start();

@@ -481,3 +481,14 @@ fn a_spent_latency_budget_is_an_error_or_a_partial_answer() {
         assert_error(&server.admin_post(GET, &request), 400, 3, fragment);
     }
 }
+
+/// `query-features` is refused in words (501, Tecton's shape) after the caller is checked.
+#[test]
+fn query_features_is_a_clear_refusal() {
+    let server = Server::start();
+    let path = "/api/v1/feature-service/query-features";
+    let body = fraud_request(json!({"user_id": "user_1001"}));
+    assert_eq!(server.post_json(path, None, &body).status, 401);
+    let refused = server.admin_post(path, &body);
+    assert_error(&refused, 501, 12, "send every join key to get-features");
+}

@@ -44,6 +44,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::post().to(service_state_v1),
     ))
     .service(post_only(
+        "/api/v1/feature-service/query-features",
+        web::post().to(query_features),
+    ))
+    .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
         web::post().to(get_features::<false>),
     ))
@@ -203,6 +207,17 @@ async fn metadata_v2(
 /// `{"featureServiceLocator": {...}}` (what the Tecton SDK's `wait_until_ready` sends) or
 /// `{"params": {...}}` (the shape of every other v1 call) -> `{}` when the service can be
 /// queried, 404 otherwise.
+/// Tecton's `query-features` (partial join keys matched against a view's serving index) is
+/// refused in words: Quiver's index is a hash of whole join keys, so it has no prefix to scan.
+/// The caller is still checked first, as on every route.
+async fn query_features(_: Allowed<ReadFeatures>) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorKind::NotImplemented,
+        "query-features (partial join keys) is not supported: Quiver indexes whole join keys; \
+         send every join key to get-features",
+    ))
+}
+
 async fn service_state_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,

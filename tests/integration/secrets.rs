@@ -383,6 +383,28 @@ fn tecton_scopes_secrets_and_roles() {
     );
 }
 
+/// A service account created by `creator_key` (which must be an admin's).
+fn service_account_by(
+    server: &Server,
+    creator_key: &str,
+    name: &str,
+    roles: Json,
+) -> (String, String) {
+    let body = json!({"name": name, "roles": roles}).to_string();
+    let reply = server.request(
+        "POST",
+        "/api/scim/v2/ServiceAccounts",
+        &[("Authorization", &format!("Bearer {creator_key}"))],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let body = reply.json();
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["apiKey"].as_str().unwrap().to_string(),
+    )
+}
+
 fn tf(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
     let auth = format!("Bearer {key}");
     let bytes = body.map(|b| b.to_string().into_bytes());
@@ -429,7 +451,12 @@ fn truefoundry_secret_groups_and_versions() {
         json!({"id": secrets[0]["id"], "fqn": "quiver:grp:K", "name": "K", "secretGroupId": id}),
         "a version names its secret"
     );
-    assert_eq!(group["createdBy"], group["createdBySubject"]["subjectId"]);
+    assert_eq!(
+        group["createdBySubject"],
+        json!({"subjectId": "bootstrap-admin", "subjectType": "serviceaccount",
+               "subjectSlug": "bootstrap admin", "subjectDisplayName": "bootstrap admin"})
+    );
+    assert_eq!(group["createdBy"], "bootstrap admin");
     assert_eq!(secrets[0]["createdBy"], group["createdBy"]);
     assert!(!created.body.contains("v1\""), "groups never carry values");
     assert_eq!(
@@ -1146,7 +1173,7 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
 
 #[test]
 fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
-    use quiver::persist::format::{checksum, decode, encode, VaultChangeV2};
+    use quiver::persist::format::{checksum, decode, encode, VaultChangeV3};
     use quiver::persist::journal::parse_records;
 
     let data = tempfile::tempdir().unwrap();
@@ -1196,9 +1223,9 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
     let mut rewritten = Vec::new();
     let mut tampered = false;
     for record in records {
-        let mut changes: Vec<VaultChangeV2> = decode(&record).unwrap();
+        let mut changes: Vec<VaultChangeV3> = decode(&record).unwrap();
         for change in changes.iter_mut() {
-            if let VaultChangeV2::PutScopeSecret { key, sealed, .. } = change {
+            if let VaultChangeV3::PutScopeSecret { key, sealed, .. } = change {
                 if key == "victim" {
                     *sealed.ciphertext.last_mut().unwrap() ^= 1;
                     tampered = true;
@@ -1647,4 +1674,113 @@ fn a_rotation_killed_midway_is_finished_by_the_next_one() {
         );
         server.kill9();
     }
+}
+
+/// Who created a TrueFoundry group (`createdBySubject`, `createdBy`) and a service account
+/// (Tecton's `service_account.creator`) is kept: read back after a create, and again after a
+/// restart that loads a snapshot (what was created before it) and replays the journal (what
+/// was created after).
+#[test]
+fn creators_are_kept_across_snapshot_and_journal_replay() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let admin_roles = json!([{"type": "account_type", "value": "admin"}]);
+    let (provisioner_id, provisioner) =
+        service_account(&server, "provisioner", admin_roles.clone());
+    let create_group = |server: &Server, name: &str| {
+        let reply = tf(
+            server,
+            "POST",
+            "/secret-groups",
+            &provisioner,
+            Some(json!({"name": name, "secrets": [{"key": "K", "value": "v"}]})),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["data"]["id"].as_str().unwrap().to_string()
+    };
+    let expected_subject = json!({"subjectId": provisioner_id, "subjectType": "serviceaccount",
+        "subjectSlug": "provisioner", "subjectDisplayName": "provisioner"});
+    let check_group = |server: &Server, id: &str| {
+        let group = tf(
+            server,
+            "GET",
+            &format!("/secret-groups/{id}"),
+            ADMIN_KEY,
+            None,
+        )
+        .json();
+        let group = &group["data"];
+        assert_eq!(group["createdBySubject"], expected_subject, "{group}");
+        assert_eq!(group["createdBy"], "provisioner");
+        let secret = &group["associatedSecrets"][0];
+        assert_eq!(secret["createdBySubject"], expected_subject);
+        assert_eq!(secret["createdBy"], "provisioner");
+    };
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/payments", ADMIN_KEY, None).status,
+        200
+    );
+    let assign = |server: &Server, account: &str| {
+        let reply = tecton(
+            server,
+            "POST",
+            "/assign-roles",
+            ADMIN_KEY,
+            Some(assignment(
+                "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                account,
+                "read_scope_role",
+            )),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    let check_creators = |server: &Server, expected: &[(&str, Json)]| {
+        let reply = tecton(
+            server,
+            "POST",
+            "/get-assigned-principals",
+            ADMIN_KEY,
+            Some(json!({"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": "payments"})),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let assignments = reply.json()["assignments"].clone();
+        for (account, creator) in expected {
+            let found = assignments
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["principal"]["service_account"]["id"] == *account)
+                .unwrap_or_else(|| panic!("{account} in {assignments}"));
+            assert_eq!(found["principal"]["service_account"]["creator"], *creator);
+        }
+    };
+    let by_provisioner =
+        json!({"principal_type": "PRINCIPAL_TYPE_SERVICE_ACCOUNT", "id": provisioner_id});
+    let by_bootstrap_admin =
+        json!({"principal_type": "PRINCIPAL_TYPE_SERVICE_ACCOUNT", "id": "bootstrap-admin"});
+
+    // Before the snapshot: in its section.
+    let (early_reader, _) = service_account_by(&server, &provisioner, "early-reader", json!([]));
+    let early_group = create_group(&server, "early");
+    assign(&server, &early_reader);
+    assign(&server, &provisioner_id);
+    check_group(&server, &early_group);
+    server.snapshot();
+    // After it: in the journal only.
+    let (late_reader, _) = service_account_by(&server, &provisioner, "late-reader", json!([]));
+    let late_group = create_group(&server, "late");
+    assign(&server, &late_reader);
+    let expected = [
+        (early_reader.as_str(), by_provisioner.clone()),
+        (late_reader.as_str(), by_provisioner.clone()),
+        (provisioner_id.as_str(), by_bootstrap_admin),
+    ];
+    check_creators(&server, &expected);
+    check_group(&server, &late_group);
+
+    server.kill9();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    check_creators(&server, &expected);
+    check_group(&server, &early_group);
+    check_group(&server, &late_group);
 }

@@ -705,7 +705,8 @@ fn truefoundry_secret_groups_and_versions() {
     let roles = json!({"manifest": {"type": "secret-group", "name": "grp", "collaborators": [
         {"subject": "serviceaccount:tf-viewer", "role_id": "secret-group-viewer"},
         {"subject": "serviceaccount:tf-editor", "role_id": "secret-group-editor"},
-        {"subject": "serviceaccount:tf-admin", "role_id": "secret-group-admin"}]}});
+        {"subject": "serviceaccount:tf-admin", "role_id": "secret-group-admin"},
+        {"subject": "user:ana@example.com", "role_id": "secret-group-viewer"}]}});
     assert_eq!(
         tf(
             &server,
@@ -750,10 +751,21 @@ fn truefoundry_secret_groups_and_versions() {
         403,
         "editors cannot delete the group"
     );
+    let by_admin = tf(
+        &server,
+        "PUT",
+        "/secret-groups",
+        &group_admin,
+        Some(roles.clone()),
+    );
     assert_eq!(
-        tf(&server, "PUT", "/secret-groups", &group_admin, Some(roles)).status,
-        200,
+        by_admin.status, 200,
         "a group's admins may change its collaborators"
+    );
+    assert_eq!(
+        by_admin.json()["data"]["manifest"]["collaborators"],
+        roles["manifest"]["collaborators"],
+        "`user:` collaborators are kept (they reach no caller: users hold no API keys)"
     );
 
     let deleted = tf(
@@ -1208,9 +1220,31 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
         .status,
         200
     );
+    // A TrueFoundry group with a victim and a fine key.
+    let group = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "tg", "secrets": [{"key": "victim", "value": "v"}, {"key": "fine", "value": "ok"}]})),
+    )
+    .json()["data"]
+        .clone();
+    let group_path = format!("/secret-groups/{}", group["id"].as_str().unwrap());
+    let secret_id = |key: &str| {
+        group["associatedSecrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == key)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     server.kill9();
 
-    // Flip one bit of the victim's ciphertext and re-frame the record with a valid checksum, as
+    // Flip one bit of each victim's ciphertext and re-frame the record with a valid checksum, as
     // an attacker with write access to the disk could.
     let journal_dir = data.path().join("journal").join("vault");
     let segment = std::fs::read_dir(&journal_dir)
@@ -1225,11 +1259,15 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
     for record in records {
         let mut changes: Vec<VaultChangeV3> = decode(&record).unwrap();
         for change in changes.iter_mut() {
-            if let VaultChangeV3::PutScopeSecret { key, sealed, .. } = change {
-                if key == "victim" {
+            match change {
+                VaultChangeV3::PutScopeSecret { key, sealed, .. } if key == "victim" => {
                     *sealed.ciphertext.last_mut().unwrap() ^= 1;
                     tampered = true;
                 }
+                VaultChangeV3::PutGroupSecret { secret, .. } if secret.key == "victim" => {
+                    *secret.versions[0].sealed.ciphertext.last_mut().unwrap() ^= 1;
+                }
+                _ => {}
             }
         }
         let payload = encode(&changes);
@@ -1252,6 +1290,37 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
         tecton(&server, "GET", "/scopes/other/keys/fine", ADMIN_KEY, None).json()["value"],
         "ok",
         "other secrets still open"
+    );
+    // TrueFoundry: 424 Failed Dependency (its status for a faulty secret store), naming the
+    // secret, for a read and for an update that must compare against the stored value; the
+    // group's other secret still opens, and an update that leaves the victim alone works.
+    let unreadable = json!({"statusCode": 424, "message": "secret 'quiver:tg:victim' could not be decrypted: its stored ciphertext was altered or sealed under another key"});
+    let read = tf(
+        &server,
+        "GET",
+        &format!("/secrets/{}", secret_id("victim")),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!((read.status, read.json()), (424, unreadable.clone()));
+    let update = json!({"secrets": [{"key": "victim", "value": "new"}, {"key": "fine"}]});
+    let updated = tf(&server, "PUT", &group_path, ADMIN_KEY, Some(update));
+    assert_eq!((updated.status, updated.json()), (424, unreadable));
+    assert_eq!(
+        tf(
+            &server,
+            "GET",
+            &format!("/secrets/{}", secret_id("fine")),
+            ADMIN_KEY,
+            None
+        )
+        .json()["data"]["value"],
+        "ok"
+    );
+    let untouched = json!({"secrets": [{"key": "victim"}, {"key": "fine", "value": "ok2"}]});
+    assert_eq!(
+        tf(&server, "PUT", &group_path, ADMIN_KEY, Some(untouched)).status,
+        200
     );
     assert_eq!(
         server.request("GET", "/health", &[], None).status,
@@ -1783,4 +1852,158 @@ fn creators_are_kept_across_snapshot_and_journal_replay() {
     check_creators(&server, &expected);
     check_group(&server, &early_group);
     check_group(&server, &late_group);
+}
+
+/// A SCIM resource created by the admin; answers its id.
+fn scim_create(server: &Server, resource: &str, body: Json) -> String {
+    let reply = server.request(
+        "POST",
+        &format!("/api/scim/v2/{resource}"),
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Tecton's role-assignment views over HTTP with users and groups as principals, and their
+/// filters: `principal_types` and `roles` on `get-assigned-principals`, `resource_ids` and
+/// `roles` on `get-assigned-roles` (camelCase accepted too).
+#[test]
+fn assignment_views_filter_and_show_users_and_groups() {
+    let server = Server::start();
+    let user = scim_create(
+        &server,
+        "Users",
+        json!({"userName": "ana@example.com", "name": {"givenName": "Ana", "familyName": "Lima"}}),
+    );
+    let group = scim_create(&server, "Groups", json!({"displayName": "risk-team"}));
+    for scope in ["payments", "ledger"] {
+        assert_eq!(
+            tecton(
+                &server,
+                "POST",
+                &format!("/scopes/{scope}"),
+                ADMIN_KEY,
+                None
+            )
+            .status,
+            200
+        );
+    }
+    let assign = |scope: &str, principal_type: &str, id: &str, role: &str| {
+        let body = json!({"assignments": [{"principal_type": principal_type, "principal_id": id,
+            "resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "role": role}]});
+        let reply = tecton(&server, "POST", "/assign-roles", ADMIN_KEY, Some(body));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    assign("payments", "PRINCIPAL_TYPE_USER", &user, "read_scope_role");
+    assign(
+        "payments",
+        "PRINCIPAL_TYPE_GROUP",
+        &group,
+        "write_scope_role",
+    );
+    assign("ledger", "PRINCIPAL_TYPE_USER", &user, "manage_scope_role");
+
+    let principals = |filters: Json| {
+        let mut body =
+            json!({"resourceType": "RESOURCE_TYPE_SECRET_SCOPE", "resourceId": "payments"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(filters.as_object().unwrap().clone());
+        let reply = tecton(
+            &server,
+            "POST",
+            "/get-assigned-principals",
+            ADMIN_KEY,
+            Some(body),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["principal"].clone())
+            .collect::<Vec<Json>>()
+    };
+    let ana = json!({"user": {"id": user, "login_email": "ana@example.com", "first_name": "Ana", "last_name": "Lima"}});
+    let risk_team = json!({"group": {"id": group, "name": "risk-team"}});
+    assert_eq!(
+        principals(json!({"principalTypes": ["PRINCIPAL_TYPE_USER"]})),
+        std::slice::from_ref(&ana)
+    );
+    assert_eq!(
+        principals(json!({"principal_types": ["PRINCIPAL_TYPE_GROUP"]})),
+        std::slice::from_ref(&risk_team)
+    );
+    assert_eq!(
+        principals(json!({"roles": ["write_scope_role"]})),
+        [risk_team]
+    );
+    assert_eq!(
+        principals(
+            json!({"roles": ["read_scope_role"], "principalTypes": ["PRINCIPAL_TYPE_USER"]})
+        ),
+        [ana]
+    );
+
+    let roles = |filters: Json| {
+        let mut body = json!({"principalType": "PRINCIPAL_TYPE_USER", "principalId": user,
+            "resourceType": "RESOURCE_TYPE_SECRET_SCOPE"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(filters.as_object().unwrap().clone());
+        let reply = tecton(
+            &server,
+            "POST",
+            "/get-assigned-roles",
+            ADMIN_KEY,
+            Some(body),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let mut found: Vec<(String, String)> = reply.json()["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["resource_id"].as_str().unwrap().to_string(),
+                    a["roles_granted"][0]["role"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let pair = |scope: &str, role: &str| (scope.to_string(), role.to_string());
+    assert_eq!(
+        roles(json!({})),
+        [
+            pair("ledger", "manage_scope_role"),
+            pair("payments", "read_scope_role")
+        ]
+    );
+    assert_eq!(
+        roles(json!({"resourceIds": ["ledger"]})),
+        [pair("ledger", "manage_scope_role")]
+    );
+    assert_eq!(
+        roles(json!({"resource_ids": ["payments"]})),
+        [pair("payments", "read_scope_role")]
+    );
+    assert_eq!(
+        roles(json!({"roles": ["read_scope_role"]})),
+        [pair("payments", "read_scope_role")]
+    );
+
+    let bad = tecton(
+        &server,
+        "POST",
+        "/get-assigned-principals",
+        ADMIN_KEY,
+        Some(json!({"resource_id": "payments", "principal_types": ["PRINCIPAL_TYPE_ROBOT"]})),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("PRINCIPAL_TYPE_ROBOT"), "{}", bad.body);
 }

@@ -49,12 +49,15 @@ impl TfError {
     }
 }
 
-/// TrueFoundry answers invalid input with 422 (the SDK types it); the rest as everywhere.
+/// TrueFoundry answers invalid input with 422 (the SDK types it) and a faulty secret store
+/// with 424 Failed Dependency: a stored value that cannot be opened is that; the rest as
+/// everywhere.
 impl From<SecretsError> for TfError {
     fn from(error: SecretsError) -> TfError {
-        let status = match ErrorKind::from(&error) {
-            ErrorKind::InvalidArgument => StatusCode::UNPROCESSABLE_ENTITY,
-            kind => kind.status(),
+        let status = match (&error, ErrorKind::from(&error)) {
+            (SecretsError::Tampered { .. }, _) => StatusCode::FAILED_DEPENDENCY,
+            (_, ErrorKind::InvalidArgument) => StatusCode::UNPROCESSABLE_ENTITY,
+            (_, kind) => kind.status(),
         };
         let message = match error {
             SecretsError::InvalidPage { limit, max } => {

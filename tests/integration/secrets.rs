@@ -1835,7 +1835,16 @@ fn creators_are_kept_across_snapshot_and_journal_replay() {
     assign(&server, &provisioner_id);
     check_group(&server, &early_group);
     server.snapshot();
-    // After it: in the journal only.
+    // After it: in the journal only; an update of an account keeps its creator.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "description", "value": "reads payments"}]});
+    let patched = server.request(
+        "PATCH",
+        &format!("/api/scim/v2/ServiceAccounts/{early_reader}"),
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(patch.to_string().as_bytes()),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
     let (late_reader, _) = service_account_by(&server, &provisioner, "late-reader", json!([]));
     let late_group = create_group(&server, "late");
     assign(&server, &late_reader);

@@ -39,6 +39,8 @@ struct ServerSection {
     /// How long a whole request body may take to arrive (default `10s`).
     body_read_timeout: Option<String>,
     max_batch_size: Option<usize>,
+    /// The most bytes the store may return for one GetFeatures request (default 16 MiB).
+    max_store_response_bytes: Option<usize>,
     /// How far in the future an aggregated event may be (default `5m`).
     max_future_event_skew: Option<String>,
 }
@@ -132,6 +134,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
+    pub max_store_response_bytes: usize,
     pub max_future_skew: crate::time::Micros,
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
@@ -211,6 +214,9 @@ const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Tecton's documented GetFeaturesBatch limit.
 const DEFAULT_MAX_BATCH_SIZE: usize = 10;
+/// DynamoDB's BatchGetItem answers at most 16 MB, the likely origin of Tecton's online-store
+/// size limit (Tecton documents the limit, not its value).
+const DEFAULT_MAX_STORE_RESPONSE_BYTES: usize = 16 << 20;
 
 impl Settings {
     /// Reads `path` and applies the overrides. Relative paths in the file are relative to the
@@ -251,6 +257,15 @@ impl Settings {
         if max_batch_size == 0 {
             return Err(invalid(
                 "server.max_batch_size must be at least 1".to_string(),
+            ));
+        }
+        let max_store_response_bytes = file
+            .server
+            .max_store_response_bytes
+            .unwrap_or(DEFAULT_MAX_STORE_RESPONSE_BYTES);
+        if max_store_response_bytes == 0 {
+            return Err(invalid(
+                "server.max_store_response_bytes must be at least 1".to_string(),
             ));
         }
         if file.workspace.is_empty() {
@@ -329,6 +344,7 @@ impl Settings {
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),
             max_body_bytes: file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             max_batch_size,
+            max_store_response_bytes,
             data_dir,
             arena_initial_bytes: file.storage.arena_initial_bytes.unwrap_or(1 << 20),
             workspaces: file

@@ -196,6 +196,7 @@ async fn serve(
             max_body_bytes: settings.max_body_bytes,
             body_read_timeout: settings.body_read_timeout,
             max_batch_size: settings.max_batch_size,
+            max_store_response_bytes: settings.max_store_response_bytes,
             max_future_skew: settings.max_future_skew,
         },
     };

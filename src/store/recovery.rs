@@ -88,7 +88,7 @@ impl Router {
         let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
             (0..self.n_shards()).map(|_| Vec::new()).collect();
         for stored_tiles in stored.tiles {
-            let (view_index, key, tiles) = from_stored(stored_tiles).map_err(|e| {
+            let (view_index, key, mut tiles) = from_stored(stored_tiles).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("stored aggregation tiles: {e}"),
@@ -102,6 +102,7 @@ impl Router {
             };
             // Tiles written for other aggregates (the repository changed) would be misread.
             if tiles.fits(spec) {
+                tiles.rebuild_rollups(spec);
                 per_shard[shard_of(view, &key, self.n_shards())].push((view, key, tiles));
                 restored_tiles += 1;
             } else {

@@ -8,6 +8,7 @@
 //! bounded by horizon / interval tiles.
 
 mod partial;
+mod rollup;
 mod sketch;
 mod stored;
 #[cfg(test)]
@@ -23,7 +24,7 @@ pub use partial::Partial;
 pub use stored::{from_stored, to_stored};
 
 /// The tiles of one key of one view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TileSet {
     /// Tile start -> one partial per aggregate.
     pub tiles: BTreeMap<Micros, Vec<Partial>>,
@@ -32,6 +33,17 @@ pub struct TileSet {
     pub latest_event: Micros,
     /// With compaction: tiles starting before this are coarse (one per compaction width).
     pub coarse_until: Micros,
+    /// Coarser merges of `tiles` for long windows: derived, so equality ignores it.
+    rollups: rollup::Rollups,
+}
+
+impl PartialEq for TileSet {
+    fn eq(&self, other: &TileSet) -> bool {
+        self.tiles == other.tiles
+            && self.compacted == other.compacted
+            && self.latest_event == other.latest_event
+            && self.coarse_until == other.coarse_until
+    }
 }
 
 impl Default for TileSet {
@@ -41,6 +53,7 @@ impl Default for TileSet {
             compacted: None,
             latest_event: 0,
             coarse_until: Micros::MIN,
+            rollups: rollup::Rollups::default(),
         }
     }
 }
@@ -64,9 +77,15 @@ impl TileSet {
             let value = inputs.get(aggregate.input).cloned().unwrap_or(Value::Null);
             partial.add(aggregate.function, (event_time, seq, value));
         }
+        self.rollups.add(spec, &self.tiles, event_time, seq, inputs);
         self.latest_event = self.latest_event.max(event_time);
         self.coarsen(spec);
         self.drop_old(spec);
+    }
+
+    /// Builds the roll-ups for `spec` (after a restore: they are not stored).
+    pub fn rebuild_rollups(&mut self, spec: &AggregationSpec) {
+        self.rollups.rebuild(spec, &self.tiles);
     }
 
     /// The start of the tile (fine or coarse) an event at `time` belongs to.
@@ -122,6 +141,7 @@ impl TileSet {
             .map(|(start, _)| *start)
             .filter(|start| start + width(*start) <= keep_from)
             .collect();
+        let dropped_any = !old.is_empty();
         for start in old {
             let tile = self.tiles.remove(&start).expect("listed above");
             if spec.has_lifetime() {
@@ -137,6 +157,9 @@ impl TileSet {
                     into.merge(aggregate.function, from);
                 }
             }
+        }
+        if dropped_any {
+            self.rollups.drop_before(keep_from);
         }
     }
 
@@ -164,9 +187,8 @@ impl TileSet {
     /// The merged partial of aggregate `i` over tiles starting in `range`.
     fn merged(&self, i: usize, function: Function, range: std::ops::Range<Micros>) -> Partial {
         let mut total = Partial::empty(function);
-        for tile in self.tiles.range(range).map(|(_, tile)| tile) {
-            total.merge(function, tile[i].clone());
-        }
+        self.rollups
+            .merge_range(&self.tiles, i, function, range, &mut total);
         total
     }
 

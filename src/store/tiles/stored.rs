@@ -27,7 +27,7 @@ pub fn to_stored(view: u32, key: &[u8], tiles: &TileSet) -> TilesV2 {
 }
 
 /// One key's tiles back from disk: its view, key and tiles; a value that does not decode is
-/// an error.
+/// an error. The tiles come back without roll-ups: `TileSet::rebuild_rollups` makes them.
 pub fn from_stored(stored: TilesV2) -> Result<(u32, Vec<u8>, TileSet), CorruptRow> {
     let tiles = TileSet {
         tiles: stored
@@ -38,6 +38,7 @@ pub fn from_stored(stored: TilesV2) -> Result<(u32, Vec<u8>, TileSet), CorruptRo
         compacted: stored.compacted.map(partials_from_stored).transpose()?,
         latest_event: stored.latest_event,
         coarse_until: stored.coarse_until,
+        ..TileSet::default()
     };
     Ok((stored.view, stored.key, tiles))
 }

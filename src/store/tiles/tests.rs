@@ -253,3 +253,83 @@ proptest! {
         prop_assert!(tiles.tiles.len() as i64 <= spec.horizon() / I + 1, "tiles stay bounded");
     }
 }
+
+/// A one-minute interval, so the roll-ups have 12- and 144-tile blocks.
+const MINUTE: Micros = 60 * crate::time::MICROS_PER_SECOND;
+
+/// Tiles built from `events`, and the same tiles without roll-ups (a stored form read back),
+/// which read every fine tile.
+fn with_and_without_rollups(
+    spec: &AggregationSpec,
+    events: &[(Micros, u64, Value)],
+) -> (TileSet, TileSet) {
+    let mut tiles = TileSet::default();
+    for event in events {
+        tiles.add(spec, event.0, event.1, std::slice::from_ref(&event.2));
+    }
+    let (_, _, fine_only) = from_stored(to_stored(0, b"k", &tiles)).unwrap();
+    (tiles, fine_only)
+}
+
+fn minute_events(raw: &[(i64, i64, Option<i64>)]) -> Vec<(Micros, u64, Value)> {
+    raw.iter()
+        .enumerate()
+        .map(|(seq, (tile, second, v))| {
+            let time = tile * MINUTE + second * crate::time::MICROS_PER_SECOND;
+            (time, seq as u64, v.map_or(Value::Null, Value::Int64))
+        })
+        .collect()
+}
+
+proptest! {
+    /// Long windows read through the roll-ups agree with the raw events and with a read of
+    /// every fine tile, for every function, window offset and end.
+    #[test]
+    fn rollups_answer_as_the_fine_tiles_do(
+        function in functions(),
+        raw in prop::collection::vec((0i64..3000, 0i64..60, prop::option::of(-5i64..5)), 0..120),
+        size_tiles in 1i64..700,
+        offset_tiles in 0i64..40,
+        end_after_latest in -1i64..50,
+    ) {
+        let mut spec = spec(function, Window::Time { size: size_tiles * MINUTE, offset: offset_tiles * MINUTE });
+        spec.interval = MINUTE;
+        // A lifetime window reads every tile left and what was compacted when tiles were
+        // dropped: the roll-up straddling the drop must have lost those tiles too.
+        spec.aggregates.push(AggregateFeature { input: 0, function: Function::Count, window: Window::Lifetime });
+        let events = minute_events(&raw);
+        let (tiles, fine_only) = with_and_without_rollups(&spec, &events);
+        let end = tile_start(tiles.latest_event, MINUTE) + end_after_latest * MINUTE;
+        let from = end - (offset_tiles + size_tiles) * MINUTE;
+        prop_assume!(from >= tile_start(tiles.latest_event, MINUTE) - spec.horizon());
+        let got = tiles.values(&spec, end);
+        let expected = brute_force(function, &events, from, end - offset_tiles * MINUTE);
+        prop_assert!(close(&got[0], &expected), "{function:?}: got {got:?}, expected {expected:?}");
+        let fine = fine_only.values(&spec, end);
+        prop_assert!(close(&got[0], &fine[0]));
+        let lifetime = brute_force(Function::Count, &events, Micros::MIN, end);
+        prop_assert_eq!((&got[1], &fine[1]), (&lifetime, &lifetime));
+        // Blocks go with the tiles: no more than the horizon holds, plus a straddling one each.
+        let blocks_per_level = |per_block: i64| spec.horizon() / (per_block * MINUTE) + 2;
+        prop_assert!(tiles.rollups.blocks() as i64 <= blocks_per_level(12) + blocks_per_level(144));
+    }
+
+    /// The sketches merge exactly in any order: through roll-ups they give the very same
+    /// answer as the fine tiles, and a restored set rebuilds the same roll-ups.
+    #[test]
+    fn rollups_of_sketches_are_exact_and_rebuilt_after_a_restore(
+        raw in prop::collection::vec((0i64..3000, 0i64..60, prop::option::of(-500i64..500)), 1..150),
+        size_tiles in 1i64..700,
+        end_tile in 0i64..3100,
+    ) {
+        let mut spec = spec(Function::ApproxCountDistinct(8), Window::Time { size: size_tiles * MINUTE, offset: 0 });
+        spec.aggregates.push(AggregateFeature { input: 0, function: Function::ApproxPercentile { quantile_millionths: 900_000, precision: 50 }, window: Window::Time { size: size_tiles * MINUTE, offset: 0 } });
+        spec.interval = MINUTE;
+        let (tiles, mut restored) = with_and_without_rollups(&spec, &minute_events(&raw));
+        let end = end_tile * MINUTE;
+        let got = tiles.values(&spec, end);
+        prop_assert_eq!(&got, &restored.values(&spec, end));
+        restored.rebuild_rollups(&spec);
+        prop_assert_eq!(&got, &restored.values(&spec, end));
+    }
+}

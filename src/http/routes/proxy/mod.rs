@@ -18,11 +18,14 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::http::body::{parse_json, UnreadBody};
 use crate::http::error::{ApiError, ErrorKind};
+use crate::http::wire::tecton_proto::common::Id;
+use crate::http::wire::tecton_proto::data::Workspace;
 use crate::http::wire::tecton_proto::metadataservice as mds;
 use crate::http::AppState;
 use crate::iam::{Permission, Principal};
 
 mod access_control;
+mod feature_services;
 mod secrets;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -129,7 +132,7 @@ async fn dispatch(
                 .authenticate(Some(&authorization))
                 .map_err(|_| ApiError::new(ErrorKind::NotFound, "no such API key"))?;
             mds::IntrospectApiKeyResponse {
-                id: mds::Id::from_hex(&owner.id),
+                id: Id::from_hex(&owner.id),
                 description: String::new(),
                 created_by: String::new(),
                 active: true,
@@ -151,7 +154,7 @@ async fn dispatch(
                         .require(Permission::ReadMetadata(&workspace.name))
                         .is_ok()
                 })
-                .map(mds::Workspace::from)
+                .map(Workspace::from)
                 .collect();
             mds::ListWorkspacesResponse { workspaces }.encode_to_vec()
         }
@@ -171,6 +174,9 @@ async fn dispatch(
                 workspace: Some(workspace.into()),
             }
             .encode_to_vec()
+        }
+        ("/tecton_proto.metadataservice.MetadataService", "GetFeatureService") => {
+            feature_services::get(state, &caller, message)?
         }
         ("/tecton_proto.secrets.SecretsService", _) => {
             secrets::call(state, caller, name, message).await?

@@ -1,7 +1,7 @@
 //! Tecton's metadata proxy (`POST /api/proxy`): the envelope, its authentication, gRPC codes
 //! inside 2xx answers, lenient base64, the secrets calls under the same role rules as the JSON
-//! routes, and feature service definitions from the registry. The real SDK and CLI are driven by
-//! tests/clients/tecton_sdk.
+//! routes, feature service definitions from the registry, and workspace roles and service accounts
+//! on the directory. The real SDK and CLI are driven by tests/clients/tecton_sdk.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
@@ -10,6 +10,7 @@ use quiver::http::wire::tecton_proto::args::NodeType;
 use quiver::http::wire::tecton_proto::common::{AggregationFunction, DataTypeEnum, Id, Window};
 use quiver::http::wire::tecton_proto::data::{FcoContainer, FcoKind, FeatureView, FeatureViewType};
 use quiver::http::wire::tecton_proto::metadataservice as mds;
+use quiver::http::wire::tecton_proto::{auth, data};
 use quiver::registry::object_id;
 use serde_json::{json, Value as Json};
 
@@ -403,4 +404,163 @@ fn feature_service_definitions_are_found_and_checked_as_metadata() {
     let key = viewer["apiKey"].as_str().unwrap();
     let (code, _) = get_feature_service(&server, key, &by_name("prod", "user_risk_service"));
     assert_eq!(code, 0);
+}
+
+/// A directory record's SCIM `roles`.
+fn scim_roles(server: &Server, id: &str) -> Json {
+    let reply = server.request(
+        "GET",
+        &format!("/api/scim/v2/ServiceAccounts/{id}"),
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["roles"].clone()
+}
+
+fn assign(server: &Server, key: &str, method: &str, assignments: Vec<auth::Assignment>) -> u64 {
+    let request = auth::AssignmentsRequest { assignments };
+    let (_, answer) = call(
+        server,
+        "/api/proxy",
+        &format!("/tecton_proto.auth.AuthorizationService/{method}"),
+        Some(key),
+        &STANDARD.encode(request.encode_to_vec()),
+    );
+    answer["status"]["code"].as_u64().unwrap()
+}
+
+fn on_workspace(workspace: &str, role: &str, service_account: &str) -> auth::Assignment {
+    auth::Assignment {
+        resource_type: auth::RESOURCE_TYPE_WORKSPACE,
+        resource_id: workspace.to_string(),
+        role: role.to_string(),
+        principal_type: auth::PRINCIPAL_TYPE_SERVICE_ACCOUNT,
+        principal_id: service_account.to_string(),
+    }
+}
+
+#[test]
+fn workspace_roles_are_directory_roles_for_admins_to_assign() {
+    let server = Server::start();
+    let bot = service_account(&server, json!({"name": "bot"}));
+    let (id, key) = (bot["id"].as_str().unwrap(), bot["apiKey"].as_str().unwrap());
+    let editor = on_workspace("prod", "editor", id);
+    assert_eq!(
+        assign(&server, ADMIN_KEY, "AssignRoles", vec![editor.clone()]),
+        0
+    );
+    let admin = auth::Assignment {
+        resource_type: auth::RESOURCE_TYPE_ORGANIZATION,
+        resource_id: String::new(),
+        role: "admin".to_string(),
+        ..editor.clone()
+    };
+    assert_eq!(
+        assign(&server, ADMIN_KEY, "AssignRoles", vec![admin.clone()]),
+        0
+    );
+    assert_eq!(
+        scim_roles(&server, id),
+        json!([{"type": "workspace_prod", "value": "editor"}, {"type": "account_type", "value": "admin"}])
+    );
+    assert_eq!(assign(&server, ADMIN_KEY, "UnassignRoles", vec![admin]), 0);
+
+    // Checked whole before anything is written: a bad assignment stops the good one.
+    let viewer = on_workspace("staging", "viewer", id);
+    let nowhere = on_workspace("nope", "viewer", id);
+    let not_a_role = on_workspace("prod", "secret_scope_reader", id);
+    let scope = auth::Assignment {
+        resource_type: auth::RESOURCE_TYPE_SECRET_SCOPE,
+        resource_id: "keys".to_string(),
+        role: "secret_scope_reader".to_string(),
+        ..viewer.clone()
+    };
+    for (bad, code) in [(nowhere, 5), (not_a_role, 3), (scope, 3)] {
+        let assignments = vec![viewer.clone(), bad];
+        assert_eq!(assign(&server, ADMIN_KEY, "AssignRoles", assignments), code);
+    }
+    // Only admins assign them, as only admins write SCIM.
+    assert_eq!(assign(&server, key, "AssignRoles", vec![viewer]), 7);
+    assert_eq!(
+        scim_roles(&server, id),
+        json!([{"type": "workspace_prod", "value": "editor"}])
+    );
+    assert_eq!(
+        assign(&server, ADMIN_KEY, "UnassignRoles", vec![editor.clone()]),
+        0
+    );
+    assert_eq!(scim_roles(&server, id), Json::Null, "no roles left");
+    assert_eq!(assign(&server, ADMIN_KEY, "UnassignRoles", vec![editor]), 5);
+}
+
+#[test]
+fn service_accounts_are_the_directorys() {
+    let server = Server::start();
+    let metadata = "/tecton_proto.metadataservice.MetadataService";
+    let send = |key: &str, method: &str, request: Vec<u8>| {
+        let (_, answer) = call(
+            &server,
+            "/api/proxy",
+            &format!("{metadata}/{method}"),
+            Some(key),
+            &STANDARD.encode(request),
+        );
+        answer
+    };
+    let create = data::CreateServiceAccountRequest {
+        name: "ci".to_string(),
+        description: "CI pipeline".to_string(),
+        credentials_type: 0,
+    };
+    let answer = send(ADMIN_KEY, "CreateServiceAccount", create.encode_to_vec());
+    let created = data::CreateServiceAccountResponse::decode(&*ok_response(&answer)).unwrap();
+    assert!(created.is_active && !created.api_key.is_empty());
+    let again = send(ADMIN_KEY, "CreateServiceAccount", create.encode_to_vec());
+    assert_eq!(again["status"]["code"], 6, "ALREADY_EXISTS: {again}");
+
+    let search = |key: &str, text: &str| {
+        let request = data::GetServiceAccountsRequest {
+            search: text.to_string(),
+            ids: Vec::new(),
+        };
+        send(key, "GetServiceAccounts", request.encode_to_vec())
+    };
+    let found =
+        data::GetServiceAccountsResponse::decode(&*ok_response(&search(ADMIN_KEY, "ci pipe")))
+            .unwrap();
+    assert_eq!(found.service_accounts.len(), 1);
+    assert_eq!(found.service_accounts[0].id, created.id);
+    let none =
+        data::GetServiceAccountsResponse::decode(&*ok_response(&search(ADMIN_KEY, "nobody")))
+            .unwrap();
+    assert!(none.service_accounts.is_empty());
+    // Managing accounts is for admins, as in SCIM.
+    assert_eq!(search(&created.api_key, "")["status"]["code"], 7);
+
+    // Deactivated, its key no longer authenticates.
+    let deactivate = data::UpdateServiceAccountRequest {
+        id: created.id.clone(),
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let answer = send(
+        ADMIN_KEY,
+        "UpdateServiceAccount",
+        deactivate.encode_to_vec(),
+    );
+    let updated = data::UpdateServiceAccountResponse::decode(&*ok_response(&answer)).unwrap();
+    assert_eq!((updated.name.as_str(), updated.is_active), ("ci", false));
+    assert_eq!(search(&created.api_key, "")["status"]["code"], 16);
+
+    let delete = data::DeleteServiceAccountRequest {
+        id: created.id.clone(),
+    };
+    ok_response(&send(
+        ADMIN_KEY,
+        "DeleteServiceAccount",
+        delete.encode_to_vec(),
+    ));
+    let gone = send(ADMIN_KEY, "DeleteServiceAccount", delete.encode_to_vec());
+    assert_eq!(gone["status"]["code"], 5, "NOT_FOUND: {gone}");
 }

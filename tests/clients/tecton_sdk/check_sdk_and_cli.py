@@ -1,11 +1,13 @@
 """Checks Quiver against Tecton's own SDK and CLI (PyPI tecton==1.2.13), which reach a cluster
-through `POST {API_SERVICE}/proxy` with base64 protobuf envelopes: `tecton secrets ...` from
-scope creation to deletion, and its errors; `tecton get-caller-identity`; `tecton access-control ...` on secret scopes for a
-service account and a user (by email) made through SCIM, under the scope role rules; and, from Python,
-`tecton.login`, `list_workspaces`, `get_workspace`, and `get_feature_service(...).get_online_features(...)`
-for the demo's services, compared with Quiver's own GetFeatures answer. Each CLI command runs as its own process, as a user
-would run it, with `API_SERVICE` and `TECTON_API_KEY` in its environment and a fresh HOME.
-Prints 'N passed, M failed' and exits non-zero on any failure.
+through `POST {API_SERVICE}/proxy` with base64 protobuf envelopes: `tecton secrets ...` from scope
+creation to deletion, and its errors; `tecton get-caller-identity`; `tecton access-control ...` on
+secret scopes for a service account and a user (by email) made through SCIM, under the scope role
+rules, and on workspaces and the organization (`-w`, `--all-workspaces`); `tecton service-account
+...` on the directory; and, from Python, `tecton.login`, `list_workspaces`, `get_workspace`, and
+`get_feature_service(...).get_online_features(...)` for the demo's services, compared with Quiver's
+own GetFeatures answer. Each CLI command runs as its own process, as a user would run it, with
+`API_SERVICE` and `TECTON_API_KEY` in its environment and a fresh HOME. Prints 'N passed, M
+failed' and exits non-zero on any failure.
 """
 
 import datetime
@@ -83,6 +85,16 @@ def service_account(name, roles):
     return created["id"], created["apiKey"]
 
 
+def granted_roles(principal_flag, principal):
+    """`tecton access-control get-roles` as (resource type, workspace or scope, role) triples."""
+    roles = json.loads(tecton("access-control", "get-roles", principal_flag, principal, "--json-out"))
+    return [
+        (entry["resource_type"], entry.get("name") or entry.get("workspace_name"), role["role"])
+        for entry in roles
+        for role in entry["roles_granted"]
+    ]
+
+
 def check_04_access_control_on_secret_scopes():
     bot, bot_key = service_account("bot", [{"type": "workspace_prod", "value": "consumer"}])
     tecton("secrets", "create-scope", "-s", "keys")
@@ -100,13 +112,8 @@ def check_04_access_control_on_secret_scopes():
     )
     assert "Failed to update role" in refused, refused
 
-    roles = json.loads(tecton("access-control", "get-roles", "-s", bot, "--json-out"))
-    granted = [
-        (entry["resource_type"], entry.get("name") or entry.get("workspace_name"), role["role"])
-        for entry in roles
-        for role in entry["roles_granted"]
-    ]
-    assert granted == [("WORKSPACE", "prod", "consumer"), ("SECRET_SCOPE", "keys", "secret_scope_reader")], roles
+    granted = granted_roles("-s", bot)
+    assert granted == [("WORKSPACE", "prod", "consumer"), ("SECRET_SCOPE", "keys", "secret_scope_reader")], granted
     principals = tecton("access-control", "get-principals", "-c", "keys")
     assert bot[:8] in principals and "Service" in principals, principals
 
@@ -128,10 +135,37 @@ def check_05_user_by_email():
     assert "nobody@example.com" in missing, missing
 
 
-def check_06_workspace_roles_stay_with_scim():
-    bot, _ = service_account("bot-2", [])
-    refused = tecton("access-control", "assign-role", "-w", "prod", "-s", bot, "-r", "editor", expect_ok=False)
-    assert "through SCIM" in refused, refused
+def check_06_workspace_and_organization_roles():
+    bot, bot_key = service_account("bot-2", [])
+    # A service account without a role reads no features; an admin gives it one with the CLI.
+    tecton("access-control", "assign-role", "-w", "prod", "-s", bot, "-r", "consumer")
+    tecton("access-control", "assign-role", "--all-workspaces", "-s", bot, "-r", "viewer")
+    assert granted_roles("-s", bot) == [("WORKSPACE", "prod", "consumer"), ("ORGANIZATION", None, "viewer")]
+    request = urllib.request.Request(
+        f"{URL}/api/v1/feature-service/get-features",
+        data=json.dumps(
+            {"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+                        "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Sporer-Keebler"}}}
+        ).encode(),
+        headers={"Authorization": f"Tecton-key {bot_key}"},
+    )
+    with urllib.request.urlopen(request) as reply:
+        assert reply.status == 200
+    # Roles are the directory's: SCIM shows the same entries.
+    scim = urllib.request.Request(
+        f"{URL}/api/scim/v2/ServiceAccounts/{bot}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    with urllib.request.urlopen(scim) as reply:
+        assert {"type": "workspace_prod", "value": "consumer"} in json.load(reply)["roles"]
+    # Only an admin assigns them, as only an admin writes SCIM.
+    refused = tecton(
+        "access-control", "assign-role", "-w", "prod", "-s", bot, "-r", "owner", key=bot_key, expect_ok=False
+    )
+    assert "not an admin" in refused, refused
+    tecton("access-control", "unassign-role", "-w", "prod", "-s", bot, "-r", "consumer")
+    assert granted_roles("-s", bot) == [("ORGANIZATION", None, "viewer")]
+    missing = tecton("access-control", "unassign-role", "-w", "prod", "-s", bot, "-r", "consumer", expect_ok=False)
+    assert "does not hold" in missing, missing
     assert "Invalid role" in tecton(
         "access-control", "assign-role", "-c", "keys", "-s", bot, "-r", "owner", expect_ok=False
     )
@@ -251,6 +285,28 @@ def check_10_feature_service_definitions_and_refusals():
         assert "not supported in a development workspace" in str(error), error
     else:
         raise AssertionError("a development workspace served features")
+
+
+def check_11_service_accounts():
+    created = json.loads(tecton("service-account", "create", "-n", "ci-bot", "-d", "CI pipeline", "--json-out"))
+    bot, bot_key = created["id"], created["api_key"]
+    assert f"Service Account ID  {bot}" in tecton("get-caller-identity", key=bot_key)
+    listed = json.loads(tecton("service-account", "list", "--json-out", "-s", "ci pipe"))
+    assert [(a["id"], a["name"], a["description"], a["active"]) for a in listed] == [
+        (bot, "ci-bot", "CI pipeline", True)
+    ], listed
+    assert "Successfully updated" in tecton("service-account", "update", bot, "-n", "ci-bot-2")
+    # Deactivated, its key stops working; activated again, it works again.
+    tecton("service-account", "deactivate", bot)
+    assert "invalid" in tecton("get-caller-identity", key=bot_key, expect_ok=False)
+    tecton("service-account", "activate", bot)
+    assert "ci-bot-2" in tecton("get-caller-identity", key=bot_key)
+    # Managing accounts is for admins, as in SCIM.
+    refused = tecton("service-account", "list", key=bot_key, expect_ok=False)
+    assert "not an admin" in refused, refused
+    assert "OAuth" in tecton("service-account", "create", "-n", "oauth-bot", "--oauth", expect_ok=False)
+    assert "Successfully deleted" in tecton("service-account", "delete", bot)
+    assert bot not in tecton("service-account", "list")
 
 
 run_checks("tecton SDK/CLI", globals())

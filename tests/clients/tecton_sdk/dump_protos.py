@@ -24,6 +24,7 @@ MODULES = [
     "tecton_proto.auth.authorization_service__client_pb2",
     "tecton_proto.data.workspace__client_pb2",
     "tecton_proto.data.fco__client_pb2",
+    "tecton_proto.data.service_account__client_pb2",
 ]
 
 MESSAGES = [
@@ -106,6 +107,15 @@ MESSAGES = [
     "tecton_proto.args.RequestDataSourceNode",
     "tecton_proto.args.RequestContext:tecton_schema",
     "tecton_proto.args.FeatureViewNode:feature_view_id,input_name",
+    # `tecton service-account ...`: an account's API key is given once, at creation.
+    "tecton_proto.data.CreateServiceAccountRequest",
+    "tecton_proto.data.CreateServiceAccountResponse:id,name,description,is_active,api_key,credentials_type",
+    "tecton_proto.data.ServiceAccount:id,name,description,is_active,credentials_type",
+    "tecton_proto.data.GetServiceAccountsRequest",
+    "tecton_proto.data.GetServiceAccountsResponse",
+    "tecton_proto.data.UpdateServiceAccountRequest",
+    "tecton_proto.data.UpdateServiceAccountResponse:id,name,description,is_active",
+    "tecton_proto.data.DeleteServiceAccountRequest",
 ] + sys.argv[2:]
 
 SCALARS = {

@@ -25,8 +25,10 @@ use crate::http::AppState;
 use crate::iam::{Permission, Principal};
 
 mod access_control;
+mod directory_roles;
 mod feature_services;
 mod secrets;
+mod service_accounts;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/api/proxy", "/proxy"] {
@@ -178,6 +180,13 @@ async fn dispatch(
         ("/tecton_proto.metadataservice.MetadataService", "GetFeatureService") => {
             feature_services::get(state, &caller, message)?
         }
+        (
+            "/tecton_proto.metadataservice.MetadataService",
+            "CreateServiceAccount"
+            | "GetServiceAccounts"
+            | "UpdateServiceAccount"
+            | "DeleteServiceAccount",
+        ) => service_accounts::call(state, caller, name, message).await?,
         ("/tecton_proto.secrets.SecretsService", _) => {
             secrets::call(state, caller, name, message).await?
         }

@@ -204,3 +204,95 @@ pub struct Attribute {
     #[prost(btree_map = "string, string", tag = "3")]
     pub tags: BTreeMap<String, String>,
 }
+
+/// `CreateServiceAccountRequest`: an API-key account unless `credentials_type` asks otherwise.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CreateServiceAccountRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub description: String,
+    #[prost(int32, tag = "3")]
+    pub credentials_type: i32,
+}
+
+/// `ServiceAccountCredentialsType` numbers: an API key (the default when unset) or OAuth.
+pub const CREDENTIALS_TYPE_UNSPECIFIED: i32 = 0;
+pub const CREDENTIALS_TYPE_API_KEY: i32 = 1;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CreateServiceAccountResponse {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub description: String,
+    #[prost(bool, tag = "4")]
+    pub is_active: bool,
+    #[prost(string, tag = "5")]
+    pub api_key: String,
+    #[prost(int32, tag = "7")]
+    pub credentials_type: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceAccount {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub description: String,
+    #[prost(bool, tag = "4")]
+    pub is_active: bool,
+    #[prost(int32, tag = "8")]
+    pub credentials_type: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetServiceAccountsRequest {
+    #[prost(string, tag = "1")]
+    pub search: String,
+    #[prost(string, repeated, tag = "2")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetServiceAccountsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub service_accounts: Vec<ServiceAccount>,
+}
+
+/// Only the fields present change: `tecton service-account update/activate/deactivate` each
+/// set some of them, and `is_active = false` is not the same as leaving it out.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateServiceAccountRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, optional, tag = "2")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub description: Option<String>,
+    #[prost(bool, optional, tag = "4")]
+    pub is_active: Option<bool>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateServiceAccountResponse {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub description: String,
+    #[prost(bool, tag = "4")]
+    pub is_active: bool,
+}
+
+/// `DeleteServiceAccountRequest` (its response is empty).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteServiceAccountRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}

@@ -50,11 +50,13 @@ async fn create(
     state: &AppState,
     request: wire::CreateServiceAccountRequest,
 ) -> Result<wire::CreateServiceAccountResponse, ApiError> {
-    if ![
-        wire::CREDENTIALS_TYPE_UNSPECIFIED,
-        wire::CREDENTIALS_TYPE_API_KEY,
-    ]
-    .contains(&request.credentials_type)
+    let api_key = [
+        wire::CredentialsType::Unspecified,
+        wire::CredentialsType::ApiKey,
+    ];
+    if !api_key
+        .map(|kind| kind as i32)
+        .contains(&request.credentials_type)
     {
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
@@ -77,7 +79,7 @@ async fn create(
         description: account.description,
         is_active: account.is_active,
         api_key: text(&created, "apiKey"),
-        credentials_type: wire::CREDENTIALS_TYPE_API_KEY,
+        credentials_type: wire::CredentialsType::ApiKey as i32,
     })
 }
 
@@ -163,7 +165,7 @@ fn service_account(record: &Json) -> wire::ServiceAccount {
         description: text(record, "description"),
         // An account created without `active` is active (the key index reads it so).
         is_active: record["active"].as_bool().unwrap_or(true),
-        credentials_type: wire::CREDENTIALS_TYPE_API_KEY,
+        credentials_type: wire::CredentialsType::ApiKey as i32,
     }
 }
 

@@ -212,13 +212,18 @@ pub struct CreateServiceAccountRequest {
     pub name: String,
     #[prost(string, tag = "2")]
     pub description: String,
-    #[prost(int32, tag = "3")]
+    #[prost(enumeration = "CredentialsType", tag = "3")]
     pub credentials_type: i32,
 }
 
-/// `ServiceAccountCredentialsType` numbers: an API key (the default when unset) or OAuth.
-pub const CREDENTIALS_TYPE_UNSPECIFIED: i32 = 0;
-pub const CREDENTIALS_TYPE_API_KEY: i32 = 1;
+/// `ServiceAccountCredentialsType`: an API key (also when unspecified) or OAuth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum CredentialsType {
+    Unspecified = 0,
+    ApiKey = 1,
+    OauthClientCredentials = 2,
+}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CreateServiceAccountResponse {
@@ -232,7 +237,7 @@ pub struct CreateServiceAccountResponse {
     pub is_active: bool,
     #[prost(string, tag = "5")]
     pub api_key: String,
-    #[prost(int32, tag = "7")]
+    #[prost(enumeration = "CredentialsType", tag = "7")]
     pub credentials_type: i32,
 }
 
@@ -246,7 +251,7 @@ pub struct ServiceAccount {
     pub description: String,
     #[prost(bool, tag = "4")]
     pub is_active: bool,
-    #[prost(int32, tag = "8")]
+    #[prost(enumeration = "CredentialsType", tag = "8")]
     pub credentials_type: i32,
 }
 

@@ -410,3 +410,116 @@ fn data_type(data_type_: &QuiverType) -> DataType {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, Settings};
+    use crate::registry::load_registry;
+
+    fn demo() -> Registry {
+        let settings =
+            Settings::load(std::path::Path::new("config.toml"), &Overrides::default()).unwrap();
+        load_registry(&settings.workspaces).unwrap()
+    }
+
+    fn aggregate<'c>(container: &'c FcoContainer, view: &str) -> &'c TemporalAggregate {
+        container
+            .fcos
+            .iter()
+            .find_map(|fco| match &fco.fco {
+                Some(FcoKind::FeatureView(found))
+                    if found.fco_metadata.as_ref().unwrap().name == view =>
+                {
+                    match &found.feature_view_type {
+                        Some(FeatureViewType::TemporalAggregate(aggregate)) => Some(aggregate),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{view} aggregates"))
+    }
+
+    fn feature<'a>(aggregate: &'a TemporalAggregate, name: &str) -> &'a Aggregate {
+        let found = aggregate
+            .features
+            .iter()
+            .find(|feature| feature.output_feature_name == name);
+        found.unwrap_or_else(|| panic!("{name} is a feature"))
+    }
+
+    fn seconds(duration: &Option<Duration>) -> i64 {
+        duration.as_ref().unwrap().seconds
+    }
+
+    #[test]
+    fn windows_functions_and_modes_as_tecton_writes_them() {
+        let registry = demo();
+        let service =
+            &registry.workspace("prod").unwrap().services["transaction_aggregates_service"];
+        let container = feature_service_container(&registry, service);
+        let counts = aggregate(&container, "user_transaction_counts");
+
+        // A series of seven one-day windows, oldest first, the last ending at the window end.
+        let series = feature(counts, "transaction_id_count_series_7d_0s_1d");
+        let Some(Window::TimeWindowSeries(series)) = &series.time_window.as_ref().unwrap().window
+        else {
+            panic!("{series:?}");
+        };
+        let bounds: Vec<(i64, i64)> = series
+            .time_windows
+            .iter()
+            .map(|window| (seconds(&window.window_start), seconds(&window.window_end)))
+            .collect();
+        let day = 86_400;
+        assert_eq!(bounds.len(), 7);
+        assert_eq!(bounds[0], (-7 * day, -6 * day));
+        assert_eq!(bounds[6], (-day, 0));
+
+        let lifetime = feature(counts, "transaction_id_last_distinct_2_lifetime_1d");
+        assert_eq!(lifetime.function, AggregationFunction::LastDistinctN as i32);
+        assert_eq!(
+            lifetime.function_params.as_ref().unwrap().params,
+            Some(FunctionParams::LastN(CountParams { n: 2 }))
+        );
+        assert_eq!(
+            lifetime.time_window.as_ref().unwrap().window,
+            Some(Window::LifetimeWindow(LifetimeWindow {}))
+        );
+        let median = feature(counts, "amt_approx_percentile_p0_5_1d_1d");
+        let Some(FunctionParams::ApproxPercentile(params)) =
+            &median.function_params.as_ref().unwrap().params
+        else {
+            panic!("{median:?}");
+        };
+        assert_eq!(params.percentile, 0.5);
+
+        // Continuous mode: no tiles, so no slide interval.
+        let recent = aggregate(&container, "user_recent_activity");
+        assert!(recent.is_continuous);
+        assert_eq!(seconds(&recent.slide_interval), 0);
+        assert_eq!(recent.data_source_type, DataSourceType::PushNoBatch as i32);
+    }
+
+    #[test]
+    fn renamed_join_keys_and_aliases_reach_the_feature_set_items() {
+        let registry = demo();
+        let service = &registry.workspace("prod").unwrap().services["payment_risk_service"];
+        let container = feature_service_container(&registry, service);
+        let Some(FcoKind::FeatureService(service)) = &container.fcos[0].fco else {
+            panic!("the service comes first");
+        };
+        let payee = &service.feature_set_items[0];
+        assert_eq!(payee.namespace, "payee");
+        assert_eq!(
+            payee.join_configuration_items,
+            [JoinConfigurationItem {
+                spine_column_name: "payee_merchant".into(),
+                package_column_name: "merchant".into(),
+            }]
+        );
+        // Each view once, after the service.
+        assert_eq!(container.fcos.len(), 1 + 3);
+    }
+}

@@ -482,6 +482,32 @@ fn workspace_roles_are_directory_roles_for_admins_to_assign() {
     }
     // Only admins assign them, as only admins write SCIM.
     assert_eq!(assign(&server, key, "AssignRoles", vec![viewer]), 7);
+
+    // Who holds a role on prod: the directory's records, to admins.
+    let holders = |key: &str| {
+        let request = auth::ListAssignedPrincipalsRequest {
+            resource_type: auth::RESOURCE_TYPE_WORKSPACE,
+            resource_id: "prod".to_string(),
+            ..Default::default()
+        };
+        let (_, answer) = call(
+            &server,
+            "/api/proxy",
+            "/tecton_proto.auth.AuthorizationService/ListAssignedPrincipals",
+            Some(key),
+            &STANDARD.encode(request.encode_to_vec()),
+        );
+        answer
+    };
+    let answer = holders(ADMIN_KEY);
+    let found = auth::ListAssignedPrincipalsResponse::decode(&*ok_response(&answer)).unwrap();
+    let ids: Vec<&str> = found
+        .assignments
+        .iter()
+        .filter_map(|a| Some(a.principal.as_ref()?.service_account.as_ref()?.id.as_str()))
+        .collect();
+    assert_eq!(ids, [id]);
+    assert_eq!(holders(key)["status"]["code"], 7);
     assert_eq!(
         scim_roles(&server, id),
         json!([{"type": "workspace_prod", "value": "editor"}])

@@ -157,6 +157,8 @@ def check_06_workspace_and_organization_roles():
     )
     with urllib.request.urlopen(scim) as reply:
         assert {"type": "workspace_prod", "value": "consumer"} in json.load(reply)["roles"]
+    holders = tecton("access-control", "get-principals", "-w", "prod")
+    assert bot in holders and "consumer" in holders, holders
     # Only an admin assigns them, as only an admin writes SCIM.
     refused = tecton(
         "access-control", "assign-role", "-w", "prod", "-s", bot, "-r", "owner", key=bot_key, expect_ok=False

@@ -2,7 +2,7 @@
 //! are the Vault's, assigned and listed under the same rules as the JSON
 //! `/api/v1/secrets-service` routes. Workspace and organisation roles are the SCIM `roles` of
 //! the directory's records: listed here (to an admin, or to the principal itself), assigned by
-//! admins (`directory_roles`); who holds them is read through SCIM. Also `GetUser`, which the
+//! admins and their holders listed to admins (`directory_roles`). Also `GetUser`, which the
 //! CLI calls to turn `-u EMAIL` into an id.
 
 use std::sync::Arc;
@@ -252,19 +252,24 @@ async fn assigned_roles(
     }
 }
 
-/// Who holds roles on a secret scope. Workspace membership is the directory's: read it through
-/// SCIM.
+/// Who holds roles on a secret scope (the vault's), or on a workspace or the organization (the
+/// directory's).
 async fn assigned_principals(
     state: &AppState,
     caller: Arc<Principal>,
     request: wire::ListAssignedPrincipalsRequest,
 ) -> Result<Vec<wire::AssignmentBasicV2>, ApiError> {
-    if request.resource_type != wire::RESOURCE_TYPE_SECRET_SCOPE {
-        return Err(ApiError::new(
-            ErrorKind::FailedPrecondition,
-            "Quiver lists the principals of secret scopes here; workspace and organization \
-             roles are the `roles` of /scim/v2 users, groups and service accounts",
-        ));
+    match request.resource_type {
+        wire::RESOURCE_TYPE_SECRET_SCOPE => {}
+        wire::RESOURCE_TYPE_WORKSPACE | wire::RESOURCE_TYPE_ORGANIZATION => {
+            return directory_roles::principals(state, &caller, request).await
+        }
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                format!("resource_type {other} carries no roles in Quiver"),
+            ))
+        }
     }
     let roles = request
         .roles
@@ -318,7 +323,9 @@ async fn directory_grants(
     Ok(grants)
 }
 
-fn workspace_assignments(
+/// A principal's workspace roles (on the request's workspaces) or organization roles (`admin`,
+/// and roles on every workspace), as the request asks.
+pub(super) fn workspace_assignments(
     grants: &Grants,
     request: &wire::ListAssignedRolesRequest,
 ) -> Vec<wire::ResourceAndRoleAssignmentsV2> {

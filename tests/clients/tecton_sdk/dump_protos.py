@@ -5,7 +5,9 @@ SDK's generated `tecton_proto` modules embed. Run with the SDK's virtualenv:
 
 Only the messages named in MESSAGES (and the enums their fields use) are written, one file per
 protobuf package (src/http/wire/tecton_proto/<package>.proto), with their field names, numbers
-and types as published; Quiver's prost structs beside them follow these files.
+and types as published; Quiver's prost structs beside them follow these files. A name followed by
+`:field,field` keeps only those fields of a large message (the ones Quiver fills in); the others
+keep their numbers in Tecton's descriptor and are left out here.
 """
 
 import importlib
@@ -21,6 +23,8 @@ MODULES = [
     "tecton_proto.secrets.secrets_service__client_pb2",
     "tecton_proto.auth.authorization_service__client_pb2",
     "tecton_proto.data.workspace__client_pb2",
+    "tecton_proto.data.fco__client_pb2",
+    "tecton_proto.data.service_account__client_pb2",
 ]
 
 MESSAGES = [
@@ -64,6 +68,54 @@ MESSAGES = [
     "tecton_proto.auth.PrincipalBasic",
     "tecton_proto.auth.AssignmentBasicV2",
     "tecton_proto.auth.ListAssignedPrincipalsResponse",
+    # GetFeatureService: what `get_workspace(ws).get_feature_service(fs)` reads to build the
+    # service, its views and the request context that `get_online_features` sends.
+    "tecton_proto.metadataservice.GetFeatureServiceRequest:service_reference,workspace,id",
+    "tecton_proto.metadataservice.GetFeatureServiceResponse",
+    "tecton_proto.data.FcoContainer:root_ids,fcos",
+    "tecton_proto.data.Fco:feature_view,feature_service",
+    "tecton_proto.data.FcoMetadata:name,description,workspace,tags,framework_version",
+    "tecton_proto.data.FeatureService:feature_service_id,feature_set_items,fco_metadata,online_serving_enabled",
+    "tecton_proto.data.FeatureSetItem",
+    "tecton_proto.data.JoinConfigurationItem",
+    "tecton_proto.data.FeatureView:feature_view_id,fco_metadata,join_keys,schemas,temporal_aggregate,temporal,"
+    "realtime_feature_view,timestamp_key,pipeline,batch_compute_mode",
+    "tecton_proto.data.FeatureViewSchemas:view_schema,materialization_schema",
+    "tecton_proto.data.Temporal:serving_ttl,data_source_type,attributes",
+    "tecton_proto.data.TemporalAggregate:slide_interval,features,is_continuous,data_source_type",
+    "tecton_proto.data.Aggregate:input_feature_name,output_feature_name,function,function_params,time_window,"
+    "description,tags",
+    "tecton_proto.data.RealtimeFeatureView:attributes",
+    "tecton_proto.data.Attribute",
+    "tecton_proto.common.Schema",
+    "tecton_proto.common.Column:name,offline_data_type",
+    "tecton_proto.common.Field",
+    "tecton_proto.common.DataType",
+    "tecton_proto.common.StructField",
+    "tecton_proto.common.AggregationFunctionParams",
+    "tecton_proto.common.LastNParams",
+    "tecton_proto.common.FirstNParams",
+    "tecton_proto.common.ApproxCountDistinctParams",
+    "tecton_proto.common.ApproxPercentileParams",
+    "tecton_proto.common.TimeWindow",
+    "tecton_proto.common.RelativeTimeWindow",
+    "tecton_proto.common.LifetimeWindow",
+    "tecton_proto.common.TimeWindowSeries",
+    "tecton_proto.args.Pipeline",
+    "tecton_proto.args.PipelineNode:request_data_source_node,feature_view_node,join_inputs_node",
+    "tecton_proto.args.JoinInputsNode",
+    "tecton_proto.args.RequestDataSourceNode",
+    "tecton_proto.args.RequestContext:tecton_schema",
+    "tecton_proto.args.FeatureViewNode:feature_view_id,input_name",
+    # `tecton service-account ...`: an account's API key is given once, at creation.
+    "tecton_proto.data.CreateServiceAccountRequest",
+    "tecton_proto.data.CreateServiceAccountResponse:id,name,description,is_active,api_key,credentials_type",
+    "tecton_proto.data.ServiceAccount:id,name,description,is_active,credentials_type",
+    "tecton_proto.data.GetServiceAccountsRequest",
+    "tecton_proto.data.GetServiceAccountsResponse",
+    "tecton_proto.data.UpdateServiceAccountRequest",
+    "tecton_proto.data.UpdateServiceAccountResponse:id,name,description,is_active",
+    "tecton_proto.data.DeleteServiceAccountRequest",
 ] + sys.argv[2:]
 
 SCALARS = {
@@ -93,14 +145,18 @@ def label(field):
     return "optional "
 
 
-def message_lines(message, enums):
+def message_lines(message, kept, enums):
     lines = [f"message {message.name} {{"]
     for field in message.fields:
+        if kept is not None and field.name not in kept:
+            continue
         oneof = field.containing_oneof
         note = f"  // oneof {oneof.name}" if oneof is not None and not oneof.name.startswith("_") else ""
         lines.append(f"  {label(field)}{field_type(field)} {field.name} = {field.number};{note}")
-        if field.enum_type is not None and field.enum_type not in enums:
-            enums.append(field.enum_type)
+        if field.enum_type is not None:
+            package = enums.setdefault(field.enum_type.file.package, [])
+            if field.enum_type not in package:
+                package.append(field.enum_type)
     return lines + ["}", ""]
 
 
@@ -109,22 +165,31 @@ def main():
         importlib.import_module(module)
     pool = descriptor_pool.Default()
     packages = {}
-    for name in MESSAGES:
+    for entry in MESSAGES:
+        name, _, fields = entry.partition(":")
         message = pool.FindMessageTypeByName(name)
-        packages.setdefault(message.file.package, []).append(message)
+        kept = fields.split(",") if fields else None
+        missing = set(kept or []) - {field.name for field in message.fields}
+        assert not missing, f"{name} has no field {missing}"
+        packages.setdefault(message.file.package, []).append((message, kept))
+    # An enum is written in its own package's file, whichever package's message uses it.
+    enums = {}
     for package, messages in packages.items():
-        enums = []
+        for message, kept in messages:
+            message_lines(message, kept, enums)
+    for package in list(packages) + [package for package in enums if package not in packages]:
+        messages = packages.get(package, [])
         lines = [
             f"// Taken from the descriptors of PyPI tecton=={version('tecton')} (its tecton_proto package)",
-            "// by tests/clients/tecton_sdk/dump_protos.py: only the messages Quiver speaks, with",
-            "// Tecton's field names and numbers.",
+            "// by tests/clients/tecton_sdk/dump_protos.py: only the messages Quiver speaks (of the",
+            "// large ones, only the fields it fills in), with Tecton's field names and numbers.",
             'syntax = "proto2";',
             f"package {package};",
             "",
         ]
-        for message in messages:
-            lines += message_lines(message, enums)
-        for enum in enums:
+        for message, kept in messages:
+            lines += message_lines(message, kept, {})
+        for enum in enums.get(package, []):
             lines.append(f"enum {enum.name} {{")
             lines += [f"  {value.name} = {value.number};" for value in enum.values]
             lines += ["}", ""]

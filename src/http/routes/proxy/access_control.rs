@@ -1,15 +1,16 @@
 //! `AuthorizationService` through the proxy (`tecton access-control ...`). Secret-scope roles
 //! are the Vault's, assigned and listed under the same rules as the JSON
 //! `/api/v1/secrets-service` routes. Workspace and organisation roles are the SCIM `roles` of
-//! the directory's records: listed here (to an admin, or to the principal itself), assigned
-//! only through SCIM. Also `GetUser`, which the CLI calls to turn `-u EMAIL` into an id.
+//! the directory's records: listed here (to an admin, or to the principal itself), assigned by
+//! admins and their holders listed to admins (`directory_roles`). Also `GetUser`, which the
+//! CLI calls to turn `-u EMAIL` into an id.
 
 use std::sync::Arc;
 
 use prost::Message;
 use serde_json::Value as Json;
 
-use super::{decode, unimplemented};
+use super::{decode, directory_roles, unimplemented};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::routes::tecton_secrets::{check_assignments, record};
 use crate::http::wire::tecton_proto::auth as wire;
@@ -50,12 +51,33 @@ pub async fn call(
         "GetRoles" => wire::GetRolesResponse { roles: catalogue() }.encode_to_vec(),
         "AssignRoles" | "UnassignRoles" => {
             let request: wire::AssignmentsRequest = decode(message)?;
-            let assignments = scope_assignments(request)?;
-            check_assignments(state, &caller, &assignments).await?;
-            if name == "AssignRoles" {
-                state.vault.assign(caller, assignments).await?;
-            } else {
-                state.vault.unassign(caller, assignments).await?;
+            let unassign = name == "UnassignRoles";
+            let (scope, directory): (Vec<_>, Vec<_>) =
+                request.assignments.into_iter().partition(|assignment| {
+                    assignment.resource_type == wire::RESOURCE_TYPE_SECRET_SCOPE
+                });
+            match (scope.is_empty(), directory.is_empty()) {
+                (_, true) => {
+                    let assignments = scope_assignments(scope)?;
+                    check_assignments(state, &caller, &assignments).await?;
+                    if unassign {
+                        state.vault.unassign(caller, assignments).await?;
+                    } else {
+                        state.vault.assign(caller, assignments).await?;
+                    }
+                }
+                (true, false) => {
+                    directory_roles::change(state, &caller, directory, unassign).await?
+                }
+                (false, false) => {
+                    // The vault and the directory are two owners: one request, one owner, so
+                    // that it is applied whole or not at all.
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        "assign secret scope roles and workspace or organization roles in \
+                         separate requests",
+                    ));
+                }
             }
             ().encode_to_vec()
         }
@@ -167,23 +189,13 @@ fn catalogue() -> Vec<wire::RoleDefinition> {
     roles
 }
 
-/// Only secret-scope roles are assigned here: workspace and organisation roles live in the
-/// directory's SCIM records, and the proxy adds no second way to change them.
+/// Secret-scope assignments as the vault takes them.
 fn scope_assignments(
-    request: wire::AssignmentsRequest,
+    assignments: Vec<wire::Assignment>,
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
-    request
-        .assignments
+    assignments
         .into_iter()
         .map(|assignment| {
-            if assignment.resource_type != wire::RESOURCE_TYPE_SECRET_SCOPE {
-                return Err(ApiError::new(
-                    ErrorKind::FailedPrecondition,
-                    "Quiver assigns workspace and organization roles through SCIM (the `roles` \
-                     of /scim/v2 users, groups and service accounts); only secret scope roles \
-                     are assigned here",
-                ));
-            }
             let scope_assignment = Assignment {
                 principal_type: wire::principal_type(assignment.principal_type)?,
                 principal_id: assignment.principal_id,
@@ -240,19 +252,24 @@ async fn assigned_roles(
     }
 }
 
-/// Who holds roles on a secret scope. Workspace membership is the directory's: read it through
-/// SCIM.
+/// Who holds roles on a secret scope (the vault's), or on a workspace or the organization (the
+/// directory's).
 async fn assigned_principals(
     state: &AppState,
     caller: Arc<Principal>,
     request: wire::ListAssignedPrincipalsRequest,
 ) -> Result<Vec<wire::AssignmentBasicV2>, ApiError> {
-    if request.resource_type != wire::RESOURCE_TYPE_SECRET_SCOPE {
-        return Err(ApiError::new(
-            ErrorKind::FailedPrecondition,
-            "Quiver lists the principals of secret scopes here; workspace and organization \
-             roles are the `roles` of /scim/v2 users, groups and service accounts",
-        ));
+    match request.resource_type {
+        wire::RESOURCE_TYPE_SECRET_SCOPE => {}
+        wire::RESOURCE_TYPE_WORKSPACE | wire::RESOURCE_TYPE_ORGANIZATION => {
+            return directory_roles::principals(state, &caller, request).await
+        }
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                format!("resource_type {other} carries no roles in Quiver"),
+            ))
+        }
     }
     let roles = request
         .roles
@@ -306,7 +323,9 @@ async fn directory_grants(
     Ok(grants)
 }
 
-fn workspace_assignments(
+/// A principal's workspace roles (on the request's workspaces) or organization roles (`admin`,
+/// and roles on every workspace), as the request asks.
+pub(super) fn workspace_assignments(
     grants: &Grants,
     request: &wire::ListAssignedRolesRequest,
 ) -> Vec<wire::ResourceAndRoleAssignmentsV2> {

@@ -18,12 +18,17 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::http::body::{parse_json, UnreadBody};
 use crate::http::error::{ApiError, ErrorKind};
+use crate::http::wire::tecton_proto::common::Id;
+use crate::http::wire::tecton_proto::data::Workspace;
 use crate::http::wire::tecton_proto::metadataservice as mds;
 use crate::http::AppState;
 use crate::iam::{Permission, Principal};
 
 mod access_control;
+mod directory_roles;
+mod feature_services;
 mod secrets;
+mod service_accounts;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/api/proxy", "/proxy"] {
@@ -129,7 +134,7 @@ async fn dispatch(
                 .authenticate(Some(&authorization))
                 .map_err(|_| ApiError::new(ErrorKind::NotFound, "no such API key"))?;
             mds::IntrospectApiKeyResponse {
-                id: mds::Id::from_hex(&owner.id),
+                id: Id::from_hex(&owner.id),
                 description: String::new(),
                 created_by: String::new(),
                 active: true,
@@ -151,7 +156,7 @@ async fn dispatch(
                         .require(Permission::ReadMetadata(&workspace.name))
                         .is_ok()
                 })
-                .map(mds::Workspace::from)
+                .map(Workspace::from)
                 .collect();
             mds::ListWorkspacesResponse { workspaces }.encode_to_vec()
         }
@@ -172,6 +177,16 @@ async fn dispatch(
             }
             .encode_to_vec()
         }
+        ("/tecton_proto.metadataservice.MetadataService", "GetFeatureService") => {
+            feature_services::get(state, &caller, message)?
+        }
+        (
+            "/tecton_proto.metadataservice.MetadataService",
+            "CreateServiceAccount"
+            | "GetServiceAccounts"
+            | "UpdateServiceAccount"
+            | "DeleteServiceAccount",
+        ) => service_accounts::call(state, caller, name, message).await?,
         ("/tecton_proto.secrets.SecretsService", _) => {
             secrets::call(state, caller, name, message).await?
         }

@@ -26,7 +26,9 @@ pub(super) async fn call(
     // Checked first, as SCIM's extractor does, so a non-admin learns nothing of the accounts.
     caller.require(Permission::Admin)?;
     let response = match name {
-        "CreateServiceAccount" => create(state, decode(message)?).await?.encode_to_vec(),
+        "CreateServiceAccount" => create(state, &caller, decode(message)?)
+            .await?
+            .encode_to_vec(),
         "GetServiceAccounts" => list(state, decode(message)?).await?.encode_to_vec(),
         "UpdateServiceAccount" => update(state, decode(message)?).await?.encode_to_vec(),
         "DeleteServiceAccount" => {
@@ -48,6 +50,7 @@ pub(super) async fn call(
 
 async fn create(
     state: &AppState,
+    caller: &Principal,
     request: wire::CreateServiceAccountRequest,
 ) -> Result<wire::CreateServiceAccountResponse, ApiError> {
     let api_key = [
@@ -70,7 +73,7 @@ async fn create(
     }
     let created = state
         .directory
-        .create(ResourceKind::ServiceAccount, body)
+        .create(ResourceKind::ServiceAccount, body, caller.to_ref())
         .await?;
     let account = service_account(&created);
     Ok(wire::CreateServiceAccountResponse {

@@ -23,19 +23,7 @@ fn tecton(server: &Server, method: &str, path: &str, key: &str, body: Option<Jso
 }
 
 fn service_account(server: &Server, name: &str, roles: Json) -> (String, String) {
-    let body = json!({"name": name, "roles": roles}).to_string();
-    let reply = server.request(
-        "POST",
-        "/api/scim/v2/ServiceAccounts",
-        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
-        Some(body.as_bytes()),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let body = reply.json();
-    (
-        body["id"].as_str().unwrap().to_string(),
-        body["apiKey"].as_str().unwrap().to_string(),
-    )
+    service_account_by(server, ADMIN_KEY, name, roles)
 }
 
 fn assignment(principal_type: &str, principal_id: &str, role: &str) -> Json {

@@ -32,6 +32,9 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct ServerSection {
     listen: Option<String>,
+    /// Where `GET /metrics` is served without authentication; empty or absent: nowhere (it is
+    /// on `listen`, for viewers, either way).
+    metrics_address: Option<String>,
     /// 0 or absent: one per core.
     shards: Option<usize>,
     workers: Option<usize>,
@@ -127,6 +130,7 @@ pub enum SeedTarget {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub metrics_address: Option<SocketAddr>,
     pub n_shards: usize,
     pub n_workers: usize,
     pub max_body_bytes: usize,
@@ -190,6 +194,7 @@ impl PersistenceSettings {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub metrics_address: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -231,11 +236,23 @@ impl Settings {
             .clone()
             .or(file.server.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen = listen_text.parse().map_err(|_| {
-            invalid(format!(
-                "listen address `{listen_text}` is not HOST:PORT (e.g. 127.0.0.1:8080)"
-            ))
-        })?;
+        let address = |key: &str, text: &str| {
+            text.parse().map_err(|_| {
+                invalid(format!(
+                    "server.{key} `{text}` is not HOST:PORT (e.g. 127.0.0.1:8080)"
+                ))
+            })
+        };
+        let listen = address("listen", &listen_text)?;
+        let metrics_address = match overrides
+            .metrics_address
+            .clone()
+            .or(file.server.metrics_address)
+            .filter(|text| !text.is_empty())
+        {
+            Some(text) => Some(address("metrics_address", &text)?),
+            None => None,
+        };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let data_dir = overrides
             .data_dir
@@ -325,6 +342,7 @@ impl Settings {
             persistence,
             secrets,
             listen,
+            metrics_address,
             n_shards: file.server.shards.filter(|n| *n > 0).unwrap_or(cores),
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),
             max_body_bytes: file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),

@@ -11,7 +11,7 @@ use anyhow::Context;
 use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::http::wire::feature_service::WireCatalog;
-use crate::http::{app, AppState, Limits};
+use crate::http::{app, metrics_app, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::ingest::tokens::IngestTokens;
@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Address to listen on (HOST:PORT; port 0 picks a free one).
     #[arg(long, env = "QUIVER_LISTEN")]
     listen: Option<String>,
+    /// Also serve `GET /metrics` here, without authentication (HOST:PORT; port 0 picks one).
+    #[arg(long, env = "QUIVER_METRICS_ADDRESS")]
+    metrics_address: Option<String>,
     /// Directory for persistent state; unset means in memory only.
     #[arg(long, env = "QUIVER_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -49,6 +52,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
         listen: args.listen,
+        metrics_address: args.metrics_address,
         data_dir: args.data_dir,
     };
     let settings = Settings::load(&args.config.path, &overrides)?;
@@ -199,6 +203,21 @@ async fn serve(
             max_future_skew: settings.max_future_skew,
         },
     };
+    let metrics_server = match settings.metrics_address {
+        Some(address) => {
+            let state = state.clone();
+            let server = HttpServer::new(move || metrics_app(state.clone()))
+                .workers(1)
+                .disable_signals()
+                .bind(address)
+                .with_context(|| format!("could not listen on {address} for metrics"))?;
+            for address in server.addrs() {
+                println!("quiver metrics on http://{address}/metrics");
+            }
+            Some(server.run())
+        }
+        None => None,
+    };
     let server = HttpServer::new(move || app(state.clone()))
         .workers(settings.n_workers)
         // Signals are handled below, so that the shutdown snapshot runs while the actors live.
@@ -218,9 +237,16 @@ async fn serve(
     );
     let server = server.run();
     let handle = server.handle();
+    let metrics_handle = metrics_server.as_ref().map(|server| server.handle());
+    if let Some(metrics_server) = metrics_server {
+        actix_web::rt::spawn(metrics_server);
+    }
     actix_web::rt::spawn(async move {
         stop_signal.await;
         tracing::info!("stop signal received: draining requests");
+        if let Some(metrics_handle) = metrics_handle {
+            metrics_handle.stop(false).await;
+        }
         handle.stop(true).await;
     });
     server.await.context("the HTTP server failed")?;

@@ -50,8 +50,8 @@ struct DirArgs {
 impl DirArgs {
     fn settings(&self) -> anyhow::Result<(Settings, PathBuf)> {
         let overrides = Overrides {
-            listen: None,
             data_dir: self.data_dir.clone(),
+            ..Overrides::default()
         };
         let settings = Settings::load(&self.config.path, &overrides)?;
         let snapshot_dir = settings

@@ -6,6 +6,7 @@ mod auth;
 mod body;
 pub mod error;
 mod extract;
+mod observe;
 mod routes;
 pub mod wire;
 
@@ -54,7 +55,8 @@ pub struct Limits {
 }
 
 /// The whole HTTP application: every route, behind the middleware that ends the connection of
-/// a chunked body left unread (see `body::end_unread_chunked_bodies`).
+/// a chunked body left unread (see `body::end_unread_chunked_bodies`), and, outermost, the one
+/// that counts every request in the metrics (`observe`).
 pub fn app(
     state: AppState,
 ) -> App<
@@ -68,7 +70,27 @@ pub fn app(
 > {
     App::new()
         .wrap(from_fn(body::end_unread_chunked_bodies))
+        .wrap(from_fn(observe::observe_requests))
         .configure(configure(state))
+}
+
+/// The application on `server.metrics_address`: `GET /metrics` without authentication.
+pub fn metrics_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(from_fn(observe::observe_requests))
+        .app_data(web::Data::new(state))
+        .configure(routes::metrics::configure_open)
+        .default_service(web::to(unknown_route::<ApiError>))
 }
 
 /// Registers every route.
@@ -76,6 +98,7 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state))
             .configure(routes::health::configure)
+            .configure(routes::metrics::configure)
             .configure(routes::feature_service::configure)
             .configure(routes::ingest::configure)
             .configure(routes::admin::configure)

@@ -13,6 +13,7 @@ mod feature_service;
 mod hostile;
 mod identity;
 mod ingest;
+mod observability;
 mod persistence;
 mod proxy;
 mod registry;

@@ -1,0 +1,247 @@
+//! What operators look at: `/metrics` (numbers that move with traffic, labels that carry no key,
+//! secret, join-key value or raw path; who may read it).
+
+use serde_json::json;
+
+use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
+
+/// Values a request carried that no metric label (nor log line) may show.
+pub struct Sensitive {
+    pub values: Vec<String>,
+}
+
+/// Sends traffic through every family that carries something sensitive: a join-key value, a
+/// service account's new API key, secret values through each secrets API (Tecton, TrueFoundry,
+/// Tinybird with `?token=`), an `Authorization` header, ingest records, and a raw path segment.
+pub fn sensitive_traffic(server: &Server) -> Sensitive {
+    let join_key = "user_joinkey_q7x31";
+    let read = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+        "joinKeyMap": {"user_id": join_key, "merchant": "m_1"}}});
+    let reply = server.admin_post("/api/v1/feature-service/get-features", &read);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let records = json!([
+        {"record": {"user_id": join_key, "merchant": "m_1", "terminal_id": 7, "amt": 12.5,
+            "category": "grocery", "is_online": true, "timestamp": super::common::timestamp_in(-5)}},
+        {"record": {"user_id": join_key, "merchant": "m_1", "terminal_id": 7, "amt": 1.0,
+            "category": "grocery", "is_online": true, "timestamp": super::common::timestamp_in(86_400)}},
+    ]);
+    let reply = server.admin_post(
+        "/ingest",
+        &json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": records}}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let bearer = format!("Bearer {ADMIN_KEY}");
+    let created = server.request(
+        "POST",
+        "/api/scim/v2/ServiceAccounts",
+        &[("Authorization", &bearer)],
+        Some(br#"{"name": "metrics-reader", "roles": [{"type": "workspace_prod", "value": "viewer"}]}"#),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let account_key = created.json()["apiKey"].as_str().unwrap().to_string();
+    let account_id = created.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/api/scim/v2/ServiceAccounts/{account_id}");
+    assert_eq!(
+        server
+            .request("GET", &path, &[("Authorization", &bearer)], None)
+            .status,
+        200
+    );
+
+    let tecton_secret = "tecton-secret-value-84k2";
+    let tecton = |method: &str, path: &str, body: Option<&[u8]>| -> Reply {
+        server.request(
+            method,
+            &format!("/api/v1/secrets-service{path}"),
+            &[
+                ("Authorization", &format!("Tecton-key {ADMIN_KEY}")),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    assert_eq!(tecton("POST", "/scopes/scope_rawpath_55", None).status, 200);
+    let put = json!({"value": tecton_secret}).to_string();
+    let reply = tecton(
+        "PUT",
+        "/scopes/scope_rawpath_55/keys/k1",
+        Some(put.as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let truefoundry_secret = "truefoundry-secret-value-19zz";
+    let group = json!({"name": "grp", "integrationId": "i1",
+        "secrets": [{"key": "K", "value": truefoundry_secret}]})
+    .to_string();
+    let reply = server.request(
+        "POST",
+        "/api/svc/v1/secret-groups",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        Some(group.as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let tinybird_secret = "tinybird-secret-value-70qa";
+    let reply = server.request(
+        "POST",
+        &format!("/v0/secrets?token={ADMIN_KEY}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!("name=pg_password&value={tinybird_secret}").as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // The new account's key in an Authorization header, on a route it may use.
+    let metadata =
+        json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service"}});
+    let reply = server.post_json(
+        "/api/v1/feature-service/metadata",
+        Some(&account_key),
+        &metadata,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    Sensitive {
+        values: vec![
+            ADMIN_KEY.to_string(),
+            account_key,
+            account_id,
+            join_key.to_string(),
+            tecton_secret.to_string(),
+            truefoundry_secret.to_string(),
+            tinybird_secret.to_string(),
+            "scope_rawpath_55".to_string(),
+        ],
+    }
+}
+
+/// `GET /metrics` on the API's address, as the admin.
+fn scrape(server: &Server) -> String {
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let reply = server.request("GET", "/metrics", &[("Authorization", &auth)], None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    reply.body
+}
+
+/// The sum of every sample whose series starts with `series` (a name, optionally followed by
+/// the first labels: `quiver_http_requests_total{api="scim"`); 0 when there is none.
+fn total(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The address `server.metrics_address` is served on, as the server printed it.
+fn metrics_url(server: &Server) -> String {
+    server
+        .printed
+        .iter()
+        .find_map(|line| line.strip_prefix("quiver metrics on "))
+        .expect("the server prints its metrics address")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn metrics_move_with_traffic_and_no_label_carries_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(dir.path()).start();
+    let before = scrape(&server);
+    let sensitive = sensitive_traffic(&server);
+    server.snapshot();
+    let after = scrape(&server);
+
+    let moved = |series: &str| {
+        assert!(
+            total(&after, series) > total(&before, series),
+            "{series} did not move:\n{after}"
+        )
+    };
+    moved(
+        r#"quiver_http_requests_total{api="feature_service",route="/api/v1/feature-service/get-features",method="POST",status="200"}"#,
+    );
+    moved(r#"quiver_http_request_duration_seconds_count{api="feature_service""#);
+    moved(
+        r#"quiver_http_requests_total{api="scim",route="/api/scim/v2/{resource}/{id}",method="GET",status="200"}"#,
+    );
+    moved(r#"quiver_http_requests_total{api="tecton_secrets""#);
+    moved(r#"quiver_http_requests_total{api="truefoundry""#);
+    moved(r#"quiver_http_requests_total{api="tinybird""#);
+    moved(r#"quiver_ingest_records_total{outcome="accepted""#);
+    moved(r#"quiver_ingest_records_total{outcome="rejected",reason="too_far_in_future"}"#);
+    moved(r#"quiver_journal_appended_bytes_total{journal="rows"}"#);
+    moved(r#"quiver_journal_appended_bytes_total{journal="vault"}"#);
+    moved(r#"quiver_journal_fsync_duration_seconds_count{journal="directory"}"#);
+    moved("quiver_snapshot_duration_seconds_count");
+    assert!(total(&after, "quiver_snapshot_size_bytes") > 0.0);
+    assert!(after.contains("quiver_snapshot_age_seconds "));
+    assert!(total(&after, "quiver_shard_rows") > 0.0);
+    assert!(
+        total(
+            &after,
+            r#"quiver_shard_arena_bytes{shard="0",state="live"}"#
+        ) > 0.0
+    );
+    assert!(after.contains(r#"quiver_shard_mailbox_depth{shard="0"} "#));
+    assert!(after.contains(
+        r#"quiver_feature_freshness_seconds{workspace="prod",feature_view="user_last_transaction"} "#
+    ));
+
+    for value in &sensitive.values {
+        assert!(!after.contains(value.as_str()), "{value} is in the metrics");
+    }
+}
+
+#[test]
+fn metrics_need_a_viewer_on_the_api_address_and_nothing_on_their_own() {
+    let server = ServerBuilder::new()
+        .arg("--metrics-address")
+        .arg("127.0.0.1:0")
+        .start();
+    let main = server.request("GET", "/metrics", &[], None);
+    assert_eq!(main.status, 401, "{}", main.body);
+    let wrong = server.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Tecton-key not-a-key")],
+        None,
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(scrape(&server).contains("quiver_http_requests_total"));
+    let key_with_roles = |name: &str, roles: serde_json::Value| {
+        let body = json!({"name": name, "roles": roles}).to_string();
+        let created = server.request(
+            "POST",
+            "/api/scim/v2/ServiceAccounts",
+            &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+            Some(body.as_bytes()),
+        );
+        format!("Tecton-key {}", created.json()["apiKey"].as_str().unwrap())
+    };
+    let viewer = key_with_roles(
+        "viewer",
+        json!([{"type": "workspace_prod", "value": "viewer"}]),
+    );
+    let nobody = key_with_roles("nobody", json!([]));
+    let as_key = |auth: &str| {
+        server
+            .request("GET", "/metrics", &[("Authorization", auth)], None)
+            .status
+    };
+    assert_eq!((as_key(&viewer), as_key(&nobody)), (200, 403));
+
+    let open = ureq::get(&metrics_url(&server))
+        .call()
+        .expect("the metrics address answers");
+    assert_eq!(open.status(), 200);
+    let text = open.into_string().unwrap();
+    assert!(text.contains(r#"quiver_http_requests_total{api="operations",route="/metrics",method="GET",status="401"}"#), "{text}");
+}

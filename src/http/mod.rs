@@ -7,6 +7,7 @@ mod body;
 pub mod error;
 mod extract;
 mod observe;
+pub mod readiness;
 mod routes;
 pub mod wire;
 
@@ -18,7 +19,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::iam::Directory;
-use crate::ingest::tokens::IngestTokens;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::secrets::Vault;
@@ -35,8 +35,8 @@ pub struct AppState {
     pub vault: Vault,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
-    /// The push sources' ingest tokens, rendered from the vault at start-up.
-    pub ingest_tokens: Arc<IngestTokens>,
+    /// What start-up builds (the ingest tokens); empty while it runs.
+    pub start_up: readiness::StartUp,
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
@@ -55,8 +55,9 @@ pub struct Limits {
 }
 
 /// The whole HTTP application: every route, behind the middleware that ends the connection of
-/// a chunked body left unread (see `body::end_unread_chunked_bodies`), and, outermost, the one
-/// that counts every request in the metrics (`observe`).
+/// a chunked body left unread (see `body::end_unread_chunked_bodies`), the one that answers 503
+/// until start-up is done (`readiness::gate`), and, outermost, the one that counts every
+/// request in the metrics (`observe`).
 pub fn app(
     state: AppState,
 ) -> App<
@@ -70,6 +71,7 @@ pub fn app(
 > {
     App::new()
         .wrap(from_fn(body::end_unread_chunked_bodies))
+        .wrap(from_fn(readiness::gate))
         .wrap(from_fn(observe::observe_requests))
         .configure(configure(state))
 }

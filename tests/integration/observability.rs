@@ -1,5 +1,8 @@
 //! What operators look at: `/metrics` (numbers that move with traffic, labels that carry no key,
-//! secret, join-key value or raw path; who may read it).
+//! secret, join-key value or raw path; who may read it), and `/healthz` and `/readyz` during and
+//! after a start-up.
+
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -244,4 +247,53 @@ fn metrics_need_a_viewer_on_the_api_address_and_nothing_on_their_own() {
     assert_eq!(open.status(), 200);
     let text = open.into_string().unwrap();
     assert!(text.contains(r#"quiver_http_requests_total{api="operations",route="/metrics",method="GET",status="401"}"#), "{text}");
+}
+
+#[test]
+fn readyz_is_503_while_start_up_recovers_and_200_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // State to recover: the demo seed, written through the journal.
+    let first = ServerBuilder::new().data_dir(&data).start();
+    let read = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+        "joinKeyMap": {"user_id": "user_1001", "merchant": "m_1"}}});
+    let before = first.admin_post("/api/v1/feature-service/get-features", &read);
+    assert_eq!(before.status, 200, "{}", before.body);
+    first.kill9();
+
+    // Start-up waits while this file exists (the server's test hook), so the test sees it.
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let server = ServerBuilder::new()
+        .data_dir(&data)
+        .env("QUIVER_TEST_HOLD_START_UP", hold.to_str().unwrap())
+        .start_listening();
+    assert_eq!(server.request("GET", "/healthz", &[], None).status, 200);
+    let starting = server.request("GET", "/readyz", &[], None);
+    assert_eq!(starting.status, 503, "{}", starting.body);
+    assert_eq!(starting.json()["status"], "starting");
+    assert!(starting.json()["reason"]
+        .as_str()
+        .unwrap()
+        .contains("recovering"));
+    let refused = server.admin_post("/api/v1/feature-service/get-features", &read);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(server.request("GET", "/health", &[], None).status, 200);
+
+    std::fs::remove_file(&hold).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = server.request("GET", "/readyz", &[], None);
+        if ready.status == 200 {
+            assert_eq!(ready.json()["status"], "ready");
+            break;
+        }
+        assert_eq!(ready.status, 503, "{}", ready.body);
+        assert!(Instant::now() < deadline, "never ready: {}", ready.body);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = server.admin_post("/api/v1/feature-service/get-features", &read);
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(after.json()["result"], before.json()["result"]);
+    assert_eq!(server.request("GET", "/healthz", &[], None).status, 200);
 }

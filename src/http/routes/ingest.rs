@@ -56,6 +56,7 @@ async fn ingest(
         .and_then(|value| value.to_str().ok());
     for (source, _) in &parsed.records {
         state
+            .started()?
             .ingest_tokens
             .check(&parsed.workspace, source, given)
             .map_err(ApiError::from)?;

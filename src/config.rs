@@ -26,6 +26,35 @@ struct ConfigFile {
     workspace: Vec<WorkspaceEntry>,
     #[serde(default)]
     demo: DemoSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    /// `text` (default) or `json`.
+    format: Option<String>,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +160,7 @@ pub enum SeedTarget {
 pub struct Settings {
     pub listen: SocketAddr,
     pub metrics_address: Option<SocketAddr>,
+    pub log_format: LogFormat,
     pub n_shards: usize,
     pub n_workers: usize,
     pub max_body_bytes: usize,
@@ -195,6 +225,7 @@ impl PersistenceSettings {
 pub struct Overrides {
     pub listen: Option<String>,
     pub metrics_address: Option<String>,
+    pub log_format: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -252,6 +283,11 @@ impl Settings {
         {
             Some(text) => Some(address("metrics_address", &text)?),
             None => None,
+        };
+        let log_format = match overrides.log_format.clone().or(file.log.format) {
+            None => LogFormat::default(),
+            Some(text) => LogFormat::parse(&text)
+                .ok_or_else(|| invalid(format!("log.format `{text}` must be text or json")))?,
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let data_dir = overrides
@@ -343,6 +379,7 @@ impl Settings {
             secrets,
             listen,
             metrics_address,
+            log_format,
             n_shards: file.server.shards.filter(|n| *n > 0).unwrap_or(cores),
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),
             max_body_bytes: file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),

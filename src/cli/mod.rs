@@ -11,6 +11,8 @@ mod snapshot;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+
+use crate::config::LogFormat;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -90,22 +92,43 @@ impl ServerArg {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    if !matches!(command, Command::Serve(_)) {
+        // `serve` starts logging itself, once it has read `[log] format` from its configuration.
+        let format = match std::env::var("QUIVER_LOG_FORMAT") {
+            Ok(text) => LogFormat::parse(&text)
+                .with_context(|| format!("QUIVER_LOG_FORMAT `{text}` must be text or json"))?,
+            Err(_) => LogFormat::default(),
+        };
+        start_logging(format);
+    }
+    match command {
+        Command::Serve(args) => serve::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
+        Command::Secrets(args) => secrets::run(args),
+        Command::Journal(args) => journal::run(args),
+        Command::Bench(args) => bench::run(*args),
+    }
+}
+
+/// Logs to stderr, at the level `QUIVER_LOG` sets (default `info`), in `format`.
+fn start_logging(format: LogFormat) {
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
-    match cli.command {
-        None => serve::run(cli.serve),
-        Some(Command::Serve(args)) => serve::run(args),
-        Some(Command::Load(args)) => load::run(args),
-        Some(Command::Snapshot(args)) => snapshot::run(args),
-        Some(Command::Secrets(args)) => secrets::run(args),
-        Some(Command::Journal(args)) => journal::run(args),
-        Some(Command::Bench(args)) => bench::run(*args),
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logger
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logger
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }

@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Also serve `GET /metrics` here, without authentication (HOST:PORT; port 0 picks one).
     #[arg(long, env = "QUIVER_METRICS_ADDRESS")]
     metrics_address: Option<String>,
+    /// How log lines are written: `text` (human-readable) or `json` (one object per line).
+    #[arg(long, env = "QUIVER_LOG_FORMAT")]
+    log_format: Option<String>,
     /// Directory for persistent state; unset means in memory only.
     #[arg(long, env = "QUIVER_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -55,9 +58,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
         listen: args.listen,
         metrics_address: args.metrics_address,
+        log_format: args.log_format,
         data_dir: args.data_dir,
     };
     let settings = Settings::load(&args.config.path, &overrides)?;
+    super::start_logging(settings.log_format);
     let registry = Arc::new(load_registry(&settings.workspaces)?);
     // Held until this function returns, that is for the server's whole life.
     let _lock = settings

@@ -1,15 +1,27 @@
-//! The middleware around every request: counts it in the metrics by API family, route pattern,
-//! method and status, with its duration. Labels name the route's pattern
-//! (`/api/scim/v2/{resource}/{id}`), never the path, so no identifier a client sent reaches them.
+//! The middleware around every request: gives it a request id (the client's `X-Request-Id`, or
+//! a new one), echoed in the answer and carried by every log line written while it runs
+//! (a `request` span); writes one log line per request (method, route pattern, status,
+//! duration); counts it in the metrics by API family, route pattern, method and status.
+//!
+//! Logs and labels name the route's pattern (`/api/scim/v2/{resource}/{id}`), never the path
+//! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
+use tracing::Instrument;
 
 use crate::metrics;
+
+/// Where a request id comes from and goes back.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-given request id kept; a longer one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The route label of a request no route took.
 const UNMATCHED: &str = "unmatched";
@@ -57,28 +69,63 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The client's request id when it is a plain token (letters, digits, `-_.:`, at most 128
+/// characters: nothing that could forge a log line), else a new random one.
+fn request_id(request: &ServiceRequest) -> String {
+    let given = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
 pub async fn observe_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = method_label(request.method());
-    let answered = next.call(request).await;
+    let id = request_id(&request);
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut answered = next.call(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
     // Routing happens inside `next`: only the answered request knows its pattern.
-    let (route, status) = match &answered {
-        Ok(response) => (
-            response.request().match_pattern(),
-            response.status().as_u16(),
-        ),
+    let (route, status) = match &mut answered {
+        Ok(response) => {
+            let id = HeaderValue::from_str(&id).expect("a request id is a valid header value");
+            response.headers_mut().insert(REQUEST_ID, id);
+            (
+                response.request().match_pattern(),
+                response.status().as_u16(),
+            )
+        }
         Err(error) => (None, error.as_response_error().status_code().as_u16()),
     };
     let route = route.unwrap_or_else(|| UNMATCHED.to_string());
+    span.in_scope(|| {
+        tracing::info!(
+            method,
+            route,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        )
+    });
     let api = if route == UNMATCHED {
         UNMATCHED
     } else {
         api_of(&route)
     };
-    metrics::http_request(api, route, method, status, started.elapsed());
+    metrics::http_request(api, route, method, status, elapsed);
     answered
 }
 

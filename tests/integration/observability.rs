@@ -1,6 +1,6 @@
 //! What operators look at: `/metrics` (numbers that move with traffic, labels that carry no key,
-//! secret, join-key value or raw path; who may read it), and `/healthz` and `/readyz` during and
-//! after a start-up.
+//! secret, join-key value or raw path; who may read it), `/healthz` and `/readyz` during and
+//! after a start-up, and the request log (a request id that round-trips; no secret in a line).
 
 use std::time::{Duration, Instant};
 
@@ -296,4 +296,103 @@ fn readyz_is_503_while_start_up_recovers_and_200_after() {
     assert_eq!(after.status, 200, "{}", after.body);
     assert_eq!(after.json()["result"], before.json()["result"]);
     assert_eq!(server.request("GET", "/healthz", &[], None).status, 200);
+}
+
+#[test]
+fn a_request_id_round_trips_and_names_the_request_in_the_log() {
+    let server = ServerBuilder::new().env("QUIVER_LOG", "info").start();
+    let given = server.request("GET", "/healthz", &[("X-Request-Id", "req-42.a_b:c")], None);
+    assert_eq!(given.header("x-request-id"), Some("req-42.a_b:c"));
+    let refused = server.request(
+        "POST",
+        "/api/v1/feature-service/get-features",
+        &[("X-Request-Id", "req-refused")],
+        Some(b"{}"),
+    );
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("x-request-id"), Some("req-refused"));
+    let unknown = server.request(
+        "GET",
+        "/no/such/route",
+        &[("X-Request-Id", "req-404")],
+        None,
+    );
+    assert_eq!(unknown.header("x-request-id"), Some("req-404"));
+
+    let generated = server.request("GET", "/healthz", &[], None);
+    let id = generated
+        .header("x-request-id")
+        .expect("an id is generated");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    let forged = server.request(
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "a b\" status=200")],
+        None,
+    );
+    let replaced = forged.header("x-request-id").unwrap();
+    assert!(replaced.len() == 32 && replaced != id, "{replaced}");
+    let too_long = "x".repeat(129);
+    let long = server.request("GET", "/healthz", &[("X-Request-Id", &too_long)], None);
+    assert_ne!(long.header("x-request-id"), Some(too_long.as_str()));
+
+    let log = server.terminate();
+    let line = |id: &str| {
+        log.lines()
+            .find(|line| line.contains(id) && line.contains("answered"))
+            .unwrap_or_else(|| panic!("no request line for {id}:\n{log}"))
+            .to_string()
+    };
+    let healthz = line("req-42.a_b:c");
+    assert!(
+        healthz.contains("/healthz") && healthz.contains("status=200") && healthz.contains("GET"),
+        "{healthz}"
+    );
+    assert!(healthz.contains("duration_ms="), "{healthz}");
+    assert!(line("req-refused").contains("status=401"));
+    let unmatched = line("req-404");
+    assert!(
+        unmatched.contains("route=\"unmatched\"") || unmatched.contains("route=unmatched"),
+        "the raw path is not logged: {unmatched}"
+    );
+    assert!(!log.contains("/no/such/route"));
+}
+
+#[test]
+fn json_logs_carry_no_secret_key_or_authorization_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new()
+        .data_dir(dir.path())
+        .env("QUIVER_LOG", "debug")
+        .env("QUIVER_LOG_FORMAT", "json")
+        .start();
+    let sensitive = sensitive_traffic(&server);
+    let log = server.terminate();
+    let mut requests = 0;
+    for line in log.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if entry["fields"]["message"] == "answered" {
+            requests += 1;
+            assert!(entry["span"]["request_id"].is_string(), "{line}");
+            assert!(entry["fields"]["route"].is_string(), "{line}");
+            assert!(entry["fields"]["status"].is_u64(), "{line}");
+        }
+    }
+    assert_eq!(
+        requests, 9,
+        "one line per request sensitive_traffic sends:\n{log}"
+    );
+    for value in
+        sensitive
+            .values
+            .iter()
+            .map(String::as_str)
+            .chain(["Tecton-key", "Bearer", "token="])
+    {
+        assert!(!log.contains(value), "{value} is in the log:\n{log}");
+    }
 }

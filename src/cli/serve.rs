@@ -13,7 +13,7 @@ use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::http::readiness::{StartUp, Started};
 use crate::http::wire::feature_service::WireCatalog;
-use crate::http::{app, metrics_app, AppState, Limits};
+use crate::http::{app, AppState, Limits, Surface};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::ingest::tokens::IngestTokens;
@@ -210,7 +210,7 @@ async fn serve(
     let metrics_server = match settings.metrics_address {
         Some(address) => {
             let state = state.clone();
-            let server = HttpServer::new(move || metrics_app(state.clone()))
+            let server = HttpServer::new(move || app(state.clone(), Surface::Metrics))
                 .workers(1)
                 .disable_signals()
                 .bind(address)
@@ -224,7 +224,7 @@ async fn serve(
     };
     // Listening before recovery, so that probes see the start (`/readyz` answers 503 until it
     // is done, every API 503 too); the line that scripts wait for is printed once it is.
-    let server = HttpServer::new(move || app(state.clone()))
+    let server = HttpServer::new(move || app(state.clone(), Surface::Api))
         .workers(settings.n_workers)
         // Signals are handled below, so that the shutdown snapshot runs while the actors live.
         .disable_signals()

@@ -54,12 +54,22 @@ pub struct Limits {
     pub max_future_skew: crate::time::Micros,
 }
 
-/// The whole HTTP application: every route, behind the middleware that ends the connection of
-/// a chunked body left unread (see `body::end_unread_chunked_bodies`), the one that answers 503
-/// until start-up is done (`readiness::gate`), and, outermost, the one that counts every
-/// request in the metrics (`observe`).
+/// What an HTTP server serves.
+#[derive(Debug, Clone, Copy)]
+pub enum Surface {
+    /// Every API (the `listen` address).
+    Api,
+    /// Only `GET /metrics`, without authentication (`server.metrics_address`).
+    Metrics,
+}
+
+/// The whole HTTP application: the surface's routes, behind the middleware that ends the
+/// connection of a chunked body left unread (see `body::end_unread_chunked_bodies`), the one
+/// that answers 503 until start-up is done (`readiness::gate`), and, outermost, the one that
+/// logs and counts every request (`observe`).
 pub fn app(
     state: AppState,
+    surface: Surface,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -69,30 +79,24 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let routes: Box<dyn FnOnce(&mut web::ServiceConfig)> = match surface {
+        Surface::Api => Box::new(configure(state)),
+        Surface::Metrics => Box::new(configure_metrics(state)),
+    };
     App::new()
         .wrap(from_fn(body::end_unread_chunked_bodies))
         .wrap(from_fn(readiness::gate))
         .wrap(from_fn(observe::observe_requests))
-        .configure(configure(state))
+        .configure(routes)
 }
 
-/// The application on `server.metrics_address`: `GET /metrics` without authentication.
-pub fn metrics_app(
-    state: AppState,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    App::new()
-        .wrap(from_fn(observe::observe_requests))
-        .app_data(web::Data::new(state))
-        .configure(routes::metrics::configure_open)
-        .default_service(web::to(unknown_route::<ApiError>))
+/// Registers `GET /metrics`, open to whoever reaches the address.
+fn configure_metrics(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .configure(routes::metrics::configure_open)
+            .default_service(web::to(unknown_route::<ApiError>));
+    }
 }
 
 /// Registers every route.

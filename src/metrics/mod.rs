@@ -59,23 +59,6 @@ struct JournalLabels {
     journal: String,
 }
 
-/// The process-wide metrics.
-struct Metrics {
-    registry: Registry,
-    http_requests: Family<HttpLabels, Counter>,
-    http_duration: Histograms<HttpLabels>,
-    shard_mailbox: Family<ShardLabels, Gauge>,
-    ingest_records: Family<IngestLabels, Counter>,
-    journal_bytes: Family<JournalLabels, Counter>,
-    journal_fsync: Histograms<JournalLabels>,
-    snapshot_duration: Histogram,
-    snapshot_size: Gauge,
-    /// When the newest snapshot this process wrote or started from was taken (seconds since the
-    /// epoch; 0: none), from which a scrape computes its age.
-    snapshot_taken_at: Gauge<f64, AtomicU64>,
-    snapshot_failures: Counter,
-}
-
 /// From 100 µs to about 13 s: a feature read is well under a millisecond, a big ingest or a
 /// SCIM listing takes longer.
 fn request_buckets() -> Histogram {
@@ -87,69 +70,50 @@ fn fsync_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 3.0, 12))
 }
 
-impl Metrics {
-    fn new() -> Metrics {
-        let mut metrics = Metrics {
-            http_requests: Family::default(),
-            http_duration: Family::new_with_constructor(request_buckets),
-            shard_mailbox: Family::default(),
-            ingest_records: Family::default(),
-            journal_bytes: Family::default(),
-            journal_fsync: Family::new_with_constructor(fsync_buckets),
-            snapshot_duration: Histogram::new(exponential_buckets(0.001, 3.0, 12)),
-            snapshot_size: Gauge::default(),
-            snapshot_taken_at: Gauge::default(),
-            snapshot_failures: Counter::default(),
-            registry: Registry::with_prefix(PREFIX),
-        };
-        let registry = &mut metrics.registry;
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by API family, route pattern, method and status",
-            metrics.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time from a request's arrival to its answer, by API family, route pattern, method and status",
-            metrics.http_duration.clone(),
-        );
-        registry.register(
-            "shard_mailbox_depth",
-            "Write batches sent to a shard that it has not applied yet",
-            metrics.shard_mailbox.clone(),
-        );
-        registry.register(
-            "ingest_records",
-            "Stream Ingest rows by outcome: accepted (written to a view), or rejected and why",
-            metrics.ingest_records.clone(),
-        );
-        registry.register(
-            "journal_appended_bytes",
-            "Bytes appended to a journal (rows, directory, vault), record headers included",
-            metrics.journal_bytes.clone(),
-        );
-        registry.register(
-            "journal_fsync_duration_seconds",
-            "How long a journal's fsync took",
-            metrics.journal_fsync.clone(),
-        );
-        registry.register(
-            "snapshot_duration_seconds",
-            "How long a snapshot took, from its request to its file on disk",
-            metrics.snapshot_duration.clone(),
-        );
-        registry.register(
-            "snapshot_size_bytes",
-            "Size of the newest snapshot file this process wrote",
-            metrics.snapshot_size.clone(),
-        );
-        registry.register(
-            "snapshot_failures",
-            "Snapshots that could not be written",
-            metrics.snapshot_failures.clone(),
-        );
-        metrics
-    }
+/// Declares each exported metric once: its field, type and making, its name and help.
+macro_rules! process_metrics {
+    ($($field:ident: $type:ty = $make:expr => $name:literal, $help:literal;)*) => {
+        /// The process-wide metrics, each registered in `registry`.
+        struct Metrics {
+            registry: Registry,
+            /// When the newest snapshot this process wrote or started from was taken (seconds
+            /// since the epoch; 0: none): not exported itself, a scrape exports its age.
+            snapshot_taken_at: Gauge<f64, AtomicU64>,
+            $($field: $type,)*
+        }
+
+        impl Metrics {
+            fn new() -> Metrics {
+                let mut registry = Registry::with_prefix(PREFIX);
+                $(
+                    let $field: $type = $make;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Metrics { registry, snapshot_taken_at: Gauge::default(), $($field,)* }
+            }
+        }
+    };
+}
+
+process_metrics! {
+    http_requests: Family<HttpLabels, Counter> = Family::default()
+        => "http_requests", "HTTP requests answered, by API family, route pattern, method and status";
+    http_duration: Histograms<HttpLabels> = Family::new_with_constructor(request_buckets)
+        => "http_request_duration_seconds", "Time from a request's arrival to its answer, by API family, route pattern, method and status";
+    shard_mailbox: Family<ShardLabels, Gauge> = Family::default()
+        => "shard_mailbox_depth", "Write batches sent to a shard that it has not applied yet";
+    ingest_records: Family<IngestLabels, Counter> = Family::default()
+        => "ingest_records", "Stream Ingest rows by outcome: accepted (written to a view), or rejected and why";
+    journal_bytes: Family<JournalLabels, Counter> = Family::default()
+        => "journal_appended_bytes", "Bytes appended to a journal (rows, directory, vault), record headers included";
+    journal_fsync: Histograms<JournalLabels> = Family::new_with_constructor(fsync_buckets)
+        => "journal_fsync_duration_seconds", "How long a journal's fsync took";
+    snapshot_duration: Histogram = Histogram::new(exponential_buckets(0.001, 3.0, 12))
+        => "snapshot_duration_seconds", "How long a snapshot took, from its request to its file on disk";
+    snapshot_size: Gauge = Gauge::default()
+        => "snapshot_size_bytes", "Size of the newest snapshot file this process wrote";
+    snapshot_failures: Counter = Counter::default()
+        => "snapshot_failures", "Snapshots that could not be written";
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

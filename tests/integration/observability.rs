@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
+use super::secrets::service_account;
 
 /// Values a request carried that no metric label (nor log line) may show.
 pub struct Sensitive {
@@ -36,15 +37,11 @@ pub fn sensitive_traffic(server: &Server) -> Sensitive {
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     let bearer = format!("Bearer {ADMIN_KEY}");
-    let created = server.request(
-        "POST",
-        "/api/scim/v2/ServiceAccounts",
-        &[("Authorization", &bearer)],
-        Some(br#"{"name": "metrics-reader", "roles": [{"type": "workspace_prod", "value": "viewer"}]}"#),
+    let (account_id, account_key) = service_account(
+        server,
+        "metrics-reader",
+        json!([{"type": "workspace_prod", "value": "viewer"}]),
     );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let account_key = created.json()["apiKey"].as_str().unwrap().to_string();
-    let account_id = created.json()["id"].as_str().unwrap().to_string();
     let path = format!("/api/scim/v2/ServiceAccounts/{account_id}");
     assert_eq!(
         server
@@ -220,14 +217,7 @@ fn metrics_need_a_viewer_on_the_api_address_and_nothing_on_their_own() {
     assert_eq!(wrong.status, 401);
     assert!(scrape(&server).contains("quiver_http_requests_total"));
     let key_with_roles = |name: &str, roles: serde_json::Value| {
-        let body = json!({"name": name, "roles": roles}).to_string();
-        let created = server.request(
-            "POST",
-            "/api/scim/v2/ServiceAccounts",
-            &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
-            Some(body.as_bytes()),
-        );
-        format!("Tecton-key {}", created.json()["apiKey"].as_str().unwrap())
+        format!("Tecton-key {}", service_account(&server, name, roles).1)
     };
     let viewer = key_with_roles(
         "viewer",

@@ -22,7 +22,7 @@ fn tecton(server: &Server, method: &str, path: &str, key: &str, body: Option<Jso
     )
 }
 
-fn service_account(server: &Server, name: &str, roles: Json) -> (String, String) {
+pub(super) fn service_account(server: &Server, name: &str, roles: Json) -> (String, String) {
     let body = json!({"name": name, "roles": roles}).to_string();
     let reply = server.request(
         "POST",

@@ -1,6 +1,6 @@
 //! `GET /metrics`: every metric in the Prometheus text format. On the API's address it needs the
 //! viewer role (on some workspace); on `server.metrics_address`, when one is configured, it is
-//! open to whoever reaches that address (`http::metrics_app`), as scrapers expect.
+//! open to whoever reaches that address (`http::Surface::Metrics`), as scrapers expect.
 
 use actix_web::{web, HttpResponse};
 

@@ -3,14 +3,14 @@
 //! seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web stops
 //! accepting and drains), then take a last snapshot and exit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::HttpServer;
 use anyhow::Context;
 
-use super::ConfigArg;
-use crate::config::{Overrides, PersistenceSettings, Settings};
+use super::{ConfigArg, SettingArgs};
+use crate::config::{PersistenceSettings, Settings};
 use crate::http::readiness::{StartUp, Started};
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits, Surface};
@@ -31,18 +31,8 @@ use crate::time::now_micros;
 pub struct ServeArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Address to listen on (HOST:PORT; port 0 picks a free one).
-    #[arg(long, env = "QUIVER_LISTEN")]
-    listen: Option<String>,
-    /// Also serve `GET /metrics` here, without authentication (HOST:PORT; port 0 picks one).
-    #[arg(long, env = "QUIVER_METRICS_ADDRESS")]
-    metrics_address: Option<String>,
-    /// How log lines are written: `text` (human-readable) or `json` (one object per line).
-    #[arg(long, env = "QUIVER_LOG_FORMAT")]
-    log_format: Option<String>,
-    /// Directory for persistent state; unset means in memory only.
-    #[arg(long, env = "QUIVER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingArgs,
     /// Start from this snapshot (an id from `quiver snapshot list`, or a file), setting the
     /// current journal aside: `quiver snapshot restore --force`, then serve.
     #[arg(long)]
@@ -55,13 +45,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        listen: args.listen,
-        metrics_address: args.metrics_address,
-        log_format: args.log_format,
-        data_dir: args.data_dir,
-    };
-    let settings = Settings::load(&args.config.path, &overrides)?;
+    let settings = Settings::load(&args.config.path, &args.settings.0)?;
     super::start_logging(settings.log_format);
     let registry = Arc::new(load_registry(&settings.workspaces)?);
     // Held until this function returns, that is for the server's whole life.

@@ -6,6 +6,7 @@ mod aggregation;
 mod bench;
 #[allow(dead_code)]
 mod common;
+mod config;
 mod data_dir;
 mod errors;
 mod faults;

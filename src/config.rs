@@ -90,6 +90,8 @@ struct ServerSection {
     /// How long a whole request body may take to arrive (default `10s`).
     body_read_timeout: Option<String>,
     max_batch_size: Option<usize>,
+    /// The most bytes the store may return for one GetFeatures request (default 16 MiB).
+    max_store_response_bytes: Option<usize>,
     /// How far in the future an aggregated event may be (default `5m`).
     max_future_event_skew: Option<String>,
 }
@@ -185,6 +187,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
+    pub max_store_response_bytes: usize,
     pub max_future_skew: crate::time::Micros,
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
@@ -272,6 +275,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "server.max_body_bytes", flag: "max-body-bytes", env: "QUIVER_MAX_BODY_BYTES", kind: Kind::Count, help: "Body limit of the Feature Service and Stream Ingest APIs [default: 4194304]" },
     Setting { key: "server.body_read_timeout", flag: "body-read-timeout", env: "QUIVER_BODY_READ_TIMEOUT", kind: Kind::Text, help: "How long a whole request body may take to arrive [default: 10s]" },
     Setting { key: "server.max_batch_size", flag: "max-batch-size", env: "QUIVER_MAX_BATCH_SIZE", kind: Kind::Count, help: "Most rows in one GetFeaturesBatch [default: 10]" },
+    Setting { key: "server.max_store_response_bytes", flag: "max-store-response-bytes", env: "QUIVER_MAX_STORE_RESPONSE_BYTES", kind: Kind::Count, help: "Most bytes the store may return for one GetFeatures request [default: 16777216]" },
     Setting { key: "server.max_future_event_skew", flag: "max-future-event-skew", env: "QUIVER_MAX_FUTURE_EVENT_SKEW", kind: Kind::Text, help: "How far in the future an aggregated event may be [default: 5m]" },
     Setting { key: "storage.data_dir", flag: "data-dir", env: "QUIVER_DATA_DIR", kind: Kind::Path, help: "Directory for persistent state; empty: in memory only" },
     Setting { key: "storage.arena_initial_bytes", flag: "arena-initial-bytes", env: "QUIVER_ARENA_INITIAL_BYTES", kind: Kind::Count, help: "Each shard's first arena size [default: 1048576]" },
@@ -383,6 +387,9 @@ const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Tecton's documented GetFeaturesBatch limit.
 const DEFAULT_MAX_BATCH_SIZE: usize = 10;
+/// DynamoDB's BatchGetItem answers at most 16 MB, the likely origin of Tecton's online-store
+/// size limit (Tecton documents the limit, not its value).
+const DEFAULT_MAX_STORE_RESPONSE_BYTES: usize = 16 << 20;
 
 impl Settings {
     /// Every one-value setting as resolved, by key (what `quiver config check` prints).
@@ -407,6 +414,10 @@ impl Settings {
                 format!("{:?}", self.body_read_timeout),
             ),
             ("server.max_batch_size", self.max_batch_size.to_string()),
+            (
+                "server.max_store_response_bytes",
+                self.max_store_response_bytes.to_string(),
+            ),
             (
                 "server.max_future_event_skew",
                 format!(
@@ -523,6 +534,17 @@ impl Settings {
                 "must be at least 1".into(),
             ));
         }
+        let max_store_response_bytes = file
+            .server
+            .max_store_response_bytes
+            .unwrap_or(DEFAULT_MAX_STORE_RESPONSE_BYTES);
+        if max_store_response_bytes == 0 {
+            return Err(bad(
+                "server.max_store_response_bytes",
+                "0",
+                "must be at least 1".into(),
+            ));
+        }
         if file.workspace.is_empty() {
             return Err(invalid("at least one [[workspace]] is needed".to_string()));
         }
@@ -602,6 +624,7 @@ impl Settings {
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),
             max_body_bytes: file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             max_batch_size,
+            max_store_response_bytes,
             data_dir,
             arena_initial_bytes: file.storage.arena_initial_bytes.unwrap_or(1 << 20),
             workspaces: file

@@ -176,3 +176,31 @@ fn start_logging(format: LogFormat) {
             .init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and subcommand a user can see explains itself in `--help`.
+    #[test]
+    fn every_visible_flag_and_subcommand_has_help_text() {
+        fn missing(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_hide_set() && !builtin && arg.get_help().is_none() {
+                    out.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(sub_path.clone());
+                }
+                missing(sub, &sub_path, out);
+            }
+        }
+        let mut out = Vec::new();
+        missing(&super::Cli::command(), "quiver", &mut out);
+        assert!(out.is_empty(), "no help text: {out:#?}");
+    }
+}

@@ -188,6 +188,7 @@ async fn serve(
             max_body_bytes: settings.max_body_bytes,
             body_read_timeout: settings.body_read_timeout,
             max_batch_size: settings.max_batch_size,
+            max_store_response_bytes: settings.max_store_response_bytes,
             max_future_skew: settings.max_future_skew,
         },
     };
@@ -393,7 +394,16 @@ async fn seed_demo(
     for seed in &settings.demo_seeds {
         let writes = seed_writes(registry, seed, now_micros(), settings.max_future_skew)?;
         let outcome = router.write(writes.rows).await?;
-        tracing::info!(target = %writes.target, rows = outcome.stored, rejected = writes.rejected, "demo seed written");
+        tracing::info!(target = %writes.target, rows = outcome.stored, "demo seed written");
+        for refused in &writes.refused {
+            tracing::info!(
+                target = %writes.target,
+                feature_view = %refused.feature_view,
+                events = refused.count,
+                reason = %refused.reason,
+                "demo seed: events not written to this view, as /ingest would refuse them"
+            );
+        }
     }
     Ok(())
 }

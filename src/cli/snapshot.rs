@@ -22,7 +22,10 @@ enum SnapshotCommand {
     /// Id, time, size, row counts and checksum state of every snapshot, newest first.
     List(DirArgs),
     /// Check a snapshot file's checksums; exits non-zero if it does not verify.
-    Verify { file: PathBuf },
+    Verify {
+        /// The snapshot file (`snapshots/snapshot-<id>.qvs` under the data directory).
+        file: PathBuf,
+    },
     /// Make a snapshot the state the data directory starts from (offline: refused while a
     /// server holds the data directory's lock).
     Restore {

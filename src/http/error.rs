@@ -133,6 +133,8 @@ impl From<ServingError> for ApiError {
                 ErrorKind::NotFound
             }
             ServingError::LatencyBudgetExceeded => ErrorKind::DeadlineExceeded,
+            // gRPC's own word for a message over its size limit.
+            ServingError::ResponseSizeLimitExceeded { .. } => ErrorKind::ResourceExhausted,
             ServingError::Store(_) | ServingError::CorruptRow(_) => ErrorKind::Internal,
         };
         if kind == ErrorKind::Internal {

@@ -50,6 +50,9 @@ pub struct Limits {
     /// How long a whole request body may take to arrive (then 408).
     pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
+    /// The most bytes the store may return for one GetFeatures request (Tecton's online-store
+    /// size limit: past it, an error or, with `allowPartialResults`, a partial answer).
+    pub max_store_response_bytes: usize,
     /// How far in the future an aggregated event may be.
     pub max_future_skew: crate::time::Micros,
 }

@@ -12,6 +12,8 @@ pub mod scim;
 
 use std::path::Path;
 
+use crate::persist::format::{PrincipalKindV1, PrincipalRefV1};
+
 pub use api_key::{generate_api_key, ApiKeyDigest, KeyHasher};
 pub use directory::Directory;
 pub use roles::{Grants, Role, WorkspaceRole};
@@ -31,6 +33,43 @@ pub struct Principal {
     pub workspace_roles: Vec<WorkspaceRole>,
     /// Secret-scope roles given through SCIM `secret_scope_<scope>` entries.
     pub secret_scope_roles: Vec<(String, String)>,
+}
+
+/// Who did something, kept with what they did (the creator of a service account or of a
+/// TrueFoundry secret group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRef {
+    pub kind: PrincipalKind,
+    pub id: String,
+    /// The principal's name when it acted; `None` when recorded before names were kept.
+    pub name: Option<String>,
+}
+
+impl PrincipalRef {
+    /// As the directory and the vault store it.
+    pub fn to_disk(&self) -> PrincipalRefV1 {
+        PrincipalRefV1 {
+            kind: match self.kind {
+                PrincipalKind::BootstrapAdmin => PrincipalKindV1::BootstrapAdmin,
+                PrincipalKind::User => PrincipalKindV1::User,
+                PrincipalKind::ServiceAccount => PrincipalKindV1::ServiceAccount,
+            },
+            id: self.id.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    pub fn from_disk(stored: PrincipalRefV1) -> PrincipalRef {
+        PrincipalRef {
+            kind: match stored.kind {
+                PrincipalKindV1::BootstrapAdmin => PrincipalKind::BootstrapAdmin,
+                PrincipalKindV1::User => PrincipalKind::User,
+                PrincipalKindV1::ServiceAccount => PrincipalKind::ServiceAccount,
+            },
+            id: stored.id,
+            name: stored.name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +122,15 @@ impl Principal {
             groups: Vec::new(),
             workspace_roles: Vec::new(),
             secret_scope_roles: Vec::new(),
+        }
+    }
+
+    /// The principal as its actions record it.
+    pub fn to_ref(&self) -> PrincipalRef {
+        PrincipalRef {
+            kind: self.kind,
+            id: self.id.clone(),
+            name: Some(self.name.clone()),
         }
     }
 

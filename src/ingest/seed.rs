@@ -27,8 +27,18 @@ pub struct SeedWrites {
     /// The feature view or push source the seed fills, for the log.
     pub target: String,
     pub rows: Vec<RowWrite>,
-    /// Events an aggregating view refused (too old or too far in the future).
-    pub rejected: usize,
+    /// Events a view refused as `/ingest` would (older than its longest aggregation window or
+    /// its TTL, or too far in the future): one entry per view and reason, with a count. A seed
+    /// spanning more days than a view keeps is expected to have some.
+    pub refused: Vec<RefusedEvents>,
+}
+
+/// Events of a seed that one view refused for one reason.
+#[derive(Debug, PartialEq)]
+pub struct RefusedEvents {
+    pub feature_view: String,
+    pub reason: String,
+    pub count: usize,
 }
 
 /// Reads and validates one seed file. With `rebase_to_now`, a push source's event times are
@@ -59,7 +69,7 @@ pub fn seed_writes(
             Ok(SeedWrites {
                 target: view.name.clone(),
                 rows: rows.iter().map(|row| row.to_write(view)).collect(),
-                rejected: 0,
+                refused: Vec::new(),
             })
         }
         SeedTarget::PushSource(source) => {
@@ -94,10 +104,35 @@ pub fn seed_writes(
             Ok(SeedWrites {
                 target: source.clone(),
                 rows: plan.rows,
-                rejected: plan.rejected.len(),
+                refused: group_refused(plan.rejected),
             })
         }
     }
+}
+
+/// Counts refused events per view and reason, in the order first seen.
+fn group_refused(rejected: Vec<super::RecordError>) -> Vec<RefusedEvents> {
+    let mut groups: Vec<RefusedEvents> = Vec::new();
+    for error in rejected {
+        let feature_view = error.feature_view.unwrap_or_default();
+        // The message names its record ("record 12: ..."); the group is about the reason.
+        let reason = match error.message.split_once(": ") {
+            Some((record, reason)) if record.starts_with("record ") => reason.to_string(),
+            _ => error.message,
+        };
+        match groups
+            .iter_mut()
+            .find(|g| g.feature_view == feature_view && g.reason == reason)
+        {
+            Some(group) => group.count += 1,
+            None => groups.push(RefusedEvents {
+                feature_view,
+                reason,
+                count: 1,
+            }),
+        }
+    }
+    groups
 }
 
 /// Shifts every timestamp field of `records` by one amount, so that the newest is `anchor`.
@@ -176,10 +211,22 @@ mod tests {
             Settings::load(std::path::Path::new("config.toml"), &Overrides::default()).unwrap();
         let registry = load_registry(&settings.workspaces).unwrap();
         let now = crate::time::now_micros();
+        let mut refused = Vec::new();
         for seed in &settings.demo_seeds {
             let writes = seed_writes(&registry, seed, now, settings.max_future_skew).unwrap();
             assert!(!writes.rows.is_empty(), "{}", writes.target);
+            refused.extend(writes.refused);
         }
+        // Five days of transactions into views that keep less: the old events are refused,
+        // counted once per view and reason (the start-up log prints these lines).
+        let views: Vec<&str> = refused.iter().map(|r| r.feature_view.as_str()).collect();
+        assert_eq!(
+            views,
+            ["user_recent_activity", "user_transaction_amount_metrics"]
+        );
+        assert!(refused.iter().all(|r| r.count > 0
+            && r.reason
+                .starts_with("timestamp value is older than the longest aggregation window")));
         let wrong = DemoSeed {
             target: SeedTarget::FeatureView("no_such_view".into()),
             ..settings.demo_seeds[0].clone()

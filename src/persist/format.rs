@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
-/// 2: aggregation tiles are typed (`TilesV2`); the vault section is `VaultV2`.
+/// 2: aggregation tiles are typed (`TilesV2`); the vault section is `VaultV2` (read as, and now
+/// written as, `VaultV3`, whose layout extends it; the directory's likewise `DirectoryV2`).
 pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
 pub const SECTION_HEADER_LEN: usize = 4 + 8 + 8 + 8 + 8;
@@ -23,9 +24,9 @@ pub const RECORD_HEADER_LEN: usize = 4 + 8;
 pub enum SectionKind {
     /// Feature rows of every shard (`RowsV1`).
     FeatureRows,
-    /// Users, groups and service accounts (`DirectoryV1`).
+    /// Users, groups and service accounts (`DirectoryV2`, or `DirectoryV1` from older builds).
     Directory,
-    /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV2`).
+    /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV3`).
     Vault,
 }
 
@@ -170,17 +171,65 @@ pub struct DirectoryEntryV1 {
     pub key_digest: Option<Vec<u8>>,
 }
 
-/// One change of the directory; a journal record holds the changes of one request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum DirectoryChangeV1 {
-    Put(DirectoryEntryV1),
-    Delete { kind: u8, id: String },
+/// What kind of principal a `PrincipalRefV1` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrincipalKindV1 {
+    BootstrapAdmin,
+    User,
+    ServiceAccount,
 }
 
-/// The directory snapshot section.
+/// Who did something: the creator of a service account or of a TrueFoundry group. `name` is
+/// the principal's name when it acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrincipalRefV1 {
+    pub kind: PrincipalKindV1,
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// A directory entry with the principal that created it (`None` when not recorded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryEntryV2 {
+    pub entry: DirectoryEntryV1,
+    pub creator: Option<PrincipalRefV1>,
+}
+
+/// One change of the directory; a journal record holds the changes of one request. Version 2
+/// appended `PutV2` (an entry with its creator) and writes only it; the first two variants
+/// are version 1's, in its order, so a version 1 record decodes as version 2 unchanged (an
+/// entry it puts has no recorded creator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DirectoryChangeV2 {
+    /// Version 1's put, read from old journals only.
+    Put(DirectoryEntryV1),
+    Delete {
+        kind: u8,
+        id: String,
+    },
+    PutV2(DirectoryEntryV2),
+}
+
+/// The directory snapshot section of version 1 (no creators), still read.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct DirectoryV1 {
     pub entries: Vec<DirectoryEntryV1>,
+}
+
+/// The directory snapshot section: version 1's entries, then the creators recorded for them.
+/// A version 1 section ends where `creators` would begin, so it never decodes as this one
+/// (and is then read as `DirectoryV1`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DirectoryV2 {
+    pub entries: Vec<DirectoryEntryV1>,
+    pub creators: Vec<EntryCreatorV2>,
+}
+
+/// The creator of the entry `id` of a `DirectoryV2` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryCreatorV2 {
+    pub id: String,
+    pub creator: PrincipalRefV1,
 }
 
 /// A sealed secret value: ciphertext only (XChaCha20-Poly1305 under the master key, the
@@ -231,6 +280,19 @@ pub struct SecretGroupV2 {
     pub updated_micros: i64,
 }
 
+/// A TrueFoundry secret group's own fields (version 3: the creator as a `PrincipalRefV1`,
+/// with its name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretGroupV3 {
+    pub id: String,
+    pub name: String,
+    pub integration_id: Option<String>,
+    pub manifest: Option<String>,
+    pub created_by: PrincipalRefV1,
+    pub created_micros: i64,
+    pub updated_micros: i64,
+}
+
 /// One version of a TrueFoundry secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSecretVersionV2 {
@@ -259,9 +321,11 @@ pub struct TinybirdSecretV2 {
 /// One change of the vault. A journal record holds the changes of one request (applied
 /// together or not at all); each names the one thing it changes, so a record's size does not
 /// grow with the scope or group it touches. Version 2: version 1 journaled whole scopes and
-/// groups as JSON documents, which made the journal grow quadratically.
+/// groups as JSON documents, which made the journal grow quadratically. Version 3 appended
+/// `PutGroupV3` (the creator's name kept) and writes it instead of `PutGroup`; every earlier
+/// variant keeps its place, so a version 2 record or section decodes as version 3 unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum VaultChangeV2 {
+pub enum VaultChangeV3 {
     /// A new Tecton scope, with its first assignments (its creator as manager).
     CreateScope {
         name: String,
@@ -289,7 +353,7 @@ pub enum VaultChangeV2 {
         scope: String,
         assignment: ScopeAssignmentV2,
     },
-    /// A TrueFoundry group created, or its own fields changed; its secrets stay as they are.
+    /// Version 2's group put, read from old journals and snapshots only.
     PutGroup(SecretGroupV2),
     DeleteGroup {
         id: String,
@@ -314,12 +378,15 @@ pub enum VaultChangeV2 {
     DeleteTinybirdSecret {
         name: String,
     },
+    /// A TrueFoundry group created, or its own fields changed; its secrets stay as they are.
+    PutGroupV3(SecretGroupV3),
 }
 
-/// The vault snapshot section: the changes that recreate the whole vault from nothing.
+/// The vault snapshot section: the changes that recreate the whole vault from nothing
+/// (version 2's sections read unchanged, see `VaultChangeV3`).
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct VaultV2 {
-    pub changes: Vec<VaultChangeV2>,
+pub struct VaultV3 {
+    pub changes: Vec<VaultChangeV3>,
 }
 
 /// The xxh3 checksum used everywhere on disk.

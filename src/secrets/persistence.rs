@@ -1,5 +1,5 @@
 //! The vault's persistence and key rotation. Every change goes to the journal as one typed
-//! record (`persist::format::VaultChangeV2`) naming the one secret, scope, role or group it
+//! record (`persist::format::VaultChangeV3`) naming the one secret, scope, role or group it
 //! changes, values as ciphertext only; the journal is fsynced before every reply. A snapshot
 //! holds the changes that recreate the whole vault; recovery, export and journal clean-up are
 //! `persist::journaled`'s. Rotation writes the new key beside the old one (`<key file>.next`),
@@ -9,16 +9,18 @@
 use std::io;
 
 use actix::{Handler, Message};
+use serde_json::Value as Json;
 
 use super::crypto::{next_key_path, MasterKey};
 use super::state::{
-    Assignment, Change, Creator, CreatorKind, Group, PrincipalType, ScopeRole, Sealed, TbSecret,
-    TfSecret, TfVersion,
+    Assignment, Change, Group, PrincipalType, ScopeRole, Sealed, TbSecret, TfSecret, TfVersion,
 };
 use super::{SecretRef, SecretsError, Vault, VaultActor};
+use crate::iam::{PrincipalKind, PrincipalRef};
 use crate::persist::format::{
     decode, encode, GroupSecretV2, GroupSecretVersionV2, PrincipalTypeV2, ScopeAssignmentV2,
-    ScopeRoleV2, SealedV2, SecretGroupV2, SectionKind, TinybirdSecretV2, VaultChangeV2, VaultV2,
+    ScopeRoleV2, SealedV2, SecretGroupV2, SecretGroupV3, SectionKind, TinybirdSecretV2,
+    VaultChangeV3, VaultV3,
 };
 use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
 use crate::persist::Journal;
@@ -89,27 +91,43 @@ fn version_from_disk(version: GroupSecretVersionV2) -> TfVersion {
     }
 }
 
-fn group_to_disk(group: &Group) -> SecretGroupV2 {
-    SecretGroupV2 {
+fn group_to_disk(group: &Group) -> SecretGroupV3 {
+    SecretGroupV3 {
         id: group.id.clone(),
         name: group.name.clone(),
         integration_id: group.integration_id.clone(),
         manifest: group.manifest.as_ref().map(|m| m.to_string()),
-        created_by_id: group.created_by.id.clone(),
-        created_by_type: match group.created_by.kind {
-            CreatorKind::User => "user",
-            CreatorKind::ServiceAccount => "serviceaccount",
-        }
-        .to_string(),
+        created_by: group.created_by.to_disk(),
         created_micros: group.created,
         updated_micros: group.updated,
     }
 }
 
-fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
+fn manifest_from_disk(group_id: &str, manifest: Option<String>) -> Result<Option<Json>, String> {
+    manifest
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| format!("the manifest of secret group `{group_id}` is not JSON: {e}"))
+}
+
+fn group_from_disk(group: SecretGroupV3) -> Result<Group, String> {
+    Ok(Group {
+        manifest: manifest_from_disk(&group.id, group.manifest)?,
+        id: group.id,
+        name: group.name,
+        integration_id: group.integration_id,
+        created_by: PrincipalRef::from_disk(group.created_by),
+        created: group.created_micros,
+        updated: group.updated_micros,
+        secrets: Default::default(),
+    })
+}
+
+/// A group as version 2 stored it: its creator's id and kind, not its name.
+fn group_v2_from_disk(group: SecretGroupV2) -> Result<Group, String> {
     let kind = match group.created_by_type.as_str() {
-        "user" => CreatorKind::User,
-        "serviceaccount" => CreatorKind::ServiceAccount,
+        "user" => PrincipalKind::User,
+        "serviceaccount" => PrincipalKind::ServiceAccount,
         other => {
             return Err(format!(
                 "secret group `{}` names an unknown kind of creator `{other}`",
@@ -117,24 +135,15 @@ fn group_from_disk(group: SecretGroupV2) -> Result<Group, String> {
             ))
         }
     };
-    let manifest = group
-        .manifest
-        .map(|text| serde_json::from_str(&text))
-        .transpose()
-        .map_err(|e| {
-            format!(
-                "the manifest of secret group `{}` is not JSON: {e}",
-                group.id
-            )
-        })?;
     Ok(Group {
+        manifest: manifest_from_disk(&group.id, group.manifest)?,
         id: group.id,
         name: group.name,
         integration_id: group.integration_id,
-        manifest,
-        created_by: Creator {
-            id: group.created_by_id,
+        created_by: PrincipalRef {
             kind,
+            id: group.created_by_id,
+            name: None,
         },
         created: group.created_micros,
         updated: group.updated_micros,
@@ -162,38 +171,38 @@ fn group_secret_from_disk(secret: GroupSecretV2) -> TfSecret {
     }
 }
 
-fn to_disk(change: &Change) -> VaultChangeV2 {
+fn to_disk(change: &Change) -> VaultChangeV3 {
     match change {
         Change::CreateScope {
             name,
             created,
             assignments,
-        } => VaultChangeV2::CreateScope {
+        } => VaultChangeV3::CreateScope {
             name: name.clone(),
             created_micros: *created,
             assignments: assignments.iter().map(assignment_to_disk).collect(),
         },
-        Change::DeleteScope(name) => VaultChangeV2::DeleteScope { name: name.clone() },
-        Change::PutScopeSecret { scope, key, sealed } => VaultChangeV2::PutScopeSecret {
+        Change::DeleteScope(name) => VaultChangeV3::DeleteScope { name: name.clone() },
+        Change::PutScopeSecret { scope, key, sealed } => VaultChangeV3::PutScopeSecret {
             scope: scope.clone(),
             key: key.clone(),
             sealed: sealed_to_disk(sealed),
         },
-        Change::DeleteScopeSecret { scope, key } => VaultChangeV2::DeleteScopeSecret {
+        Change::DeleteScopeSecret { scope, key } => VaultChangeV3::DeleteScopeSecret {
             scope: scope.clone(),
             key: key.clone(),
         },
-        Change::Assign { scope, assignment } => VaultChangeV2::AssignScopeRole {
+        Change::Assign { scope, assignment } => VaultChangeV3::AssignScopeRole {
             scope: scope.clone(),
             assignment: assignment_to_disk(assignment),
         },
-        Change::Unassign { scope, assignment } => VaultChangeV2::UnassignScopeRole {
+        Change::Unassign { scope, assignment } => VaultChangeV3::UnassignScopeRole {
             scope: scope.clone(),
             assignment: assignment_to_disk(assignment),
         },
-        Change::PutGroup(group) => VaultChangeV2::PutGroup(group_to_disk(group)),
-        Change::DeleteGroup(id) => VaultChangeV2::DeleteGroup { id: id.clone() },
-        Change::PutGroupSecret { group_id, secret } => VaultChangeV2::PutGroupSecret {
+        Change::PutGroup(group) => VaultChangeV3::PutGroupV3(group_to_disk(group)),
+        Change::DeleteGroup(id) => VaultChangeV3::DeleteGroup { id: id.clone() },
+        Change::PutGroupSecret { group_id, secret } => VaultChangeV3::PutGroupSecret {
             group_id: group_id.clone(),
             secret: group_secret_to_disk(secret),
         },
@@ -201,27 +210,27 @@ fn to_disk(change: &Change) -> VaultChangeV2 {
             group_id,
             key,
             version,
-        } => VaultChangeV2::AddGroupSecretVersion {
+        } => VaultChangeV3::AddGroupSecretVersion {
             group_id: group_id.clone(),
             key: key.clone(),
             version: version_to_disk(version),
         },
-        Change::DeleteGroupSecret { group_id, key } => VaultChangeV2::DeleteGroupSecret {
+        Change::DeleteGroupSecret { group_id, key } => VaultChangeV3::DeleteGroupSecret {
             group_id: group_id.clone(),
             key: key.clone(),
         },
-        Change::PutTinybird(secret) => VaultChangeV2::PutTinybirdSecret(TinybirdSecretV2 {
+        Change::PutTinybird(secret) => VaultChangeV3::PutTinybirdSecret(TinybirdSecretV2 {
             name: secret.name.clone(),
             sealed: sealed_to_disk(&secret.sealed),
             edited_by: secret.edited_by.clone(),
         }),
-        Change::DeleteTinybird(name) => VaultChangeV2::DeleteTinybirdSecret { name: name.clone() },
+        Change::DeleteTinybird(name) => VaultChangeV3::DeleteTinybirdSecret { name: name.clone() },
     }
 }
 
-fn from_disk(change: VaultChangeV2) -> Result<Change, String> {
+fn from_disk(change: VaultChangeV3) -> Result<Change, String> {
     Ok(match change {
-        VaultChangeV2::CreateScope {
+        VaultChangeV3::CreateScope {
             name,
             created_micros,
             assignments,
@@ -230,28 +239,29 @@ fn from_disk(change: VaultChangeV2) -> Result<Change, String> {
             created: created_micros,
             assignments: assignments.into_iter().map(assignment_from_disk).collect(),
         },
-        VaultChangeV2::DeleteScope { name } => Change::DeleteScope(name),
-        VaultChangeV2::PutScopeSecret { scope, key, sealed } => Change::PutScopeSecret {
+        VaultChangeV3::DeleteScope { name } => Change::DeleteScope(name),
+        VaultChangeV3::PutScopeSecret { scope, key, sealed } => Change::PutScopeSecret {
             scope,
             key,
             sealed: sealed_from_disk(sealed),
         },
-        VaultChangeV2::DeleteScopeSecret { scope, key } => Change::DeleteScopeSecret { scope, key },
-        VaultChangeV2::AssignScopeRole { scope, assignment } => Change::Assign {
+        VaultChangeV3::DeleteScopeSecret { scope, key } => Change::DeleteScopeSecret { scope, key },
+        VaultChangeV3::AssignScopeRole { scope, assignment } => Change::Assign {
             scope,
             assignment: assignment_from_disk(assignment),
         },
-        VaultChangeV2::UnassignScopeRole { scope, assignment } => Change::Unassign {
+        VaultChangeV3::UnassignScopeRole { scope, assignment } => Change::Unassign {
             scope,
             assignment: assignment_from_disk(assignment),
         },
-        VaultChangeV2::PutGroup(group) => Change::PutGroup(group_from_disk(group)?),
-        VaultChangeV2::DeleteGroup { id } => Change::DeleteGroup(id),
-        VaultChangeV2::PutGroupSecret { group_id, secret } => Change::PutGroupSecret {
+        VaultChangeV3::PutGroup(group) => Change::PutGroup(group_v2_from_disk(group)?),
+        VaultChangeV3::PutGroupV3(group) => Change::PutGroup(group_from_disk(group)?),
+        VaultChangeV3::DeleteGroup { id } => Change::DeleteGroup(id),
+        VaultChangeV3::PutGroupSecret { group_id, secret } => Change::PutGroupSecret {
             group_id,
             secret: group_secret_from_disk(secret),
         },
-        VaultChangeV2::AddGroupSecretVersion {
+        VaultChangeV3::AddGroupSecretVersion {
             group_id,
             key,
             version,
@@ -260,15 +270,15 @@ fn from_disk(change: VaultChangeV2) -> Result<Change, String> {
             key,
             version: version_from_disk(version),
         },
-        VaultChangeV2::DeleteGroupSecret { group_id, key } => {
+        VaultChangeV3::DeleteGroupSecret { group_id, key } => {
             Change::DeleteGroupSecret { group_id, key }
         }
-        VaultChangeV2::PutTinybirdSecret(secret) => Change::PutTinybird(TbSecret {
+        VaultChangeV3::PutTinybirdSecret(secret) => Change::PutTinybird(TbSecret {
             name: secret.name,
             sealed: sealed_from_disk(secret.sealed),
             edited_by: secret.edited_by,
         }),
-        VaultChangeV2::DeleteTinybirdSecret { name } => Change::DeleteTinybird(name),
+        VaultChangeV3::DeleteTinybirdSecret { name } => Change::DeleteTinybird(name),
     })
 }
 
@@ -279,7 +289,7 @@ pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
 
 /// The changes of one journal record, or why it does not decode.
 fn decode_changes(record: &[u8]) -> Result<Vec<Change>, String> {
-    decode::<Vec<VaultChangeV2>>(record)?
+    decode::<Vec<VaultChangeV3>>(record)?
         .into_iter()
         .map(from_disk)
         .collect()
@@ -294,7 +304,7 @@ impl JournaledActor for VaultActor {
     }
 
     fn decode_section(payload: &[u8]) -> Result<Vec<Change>, String> {
-        decode::<VaultV2>(payload)?
+        decode::<VaultV3>(payload)?
             .changes
             .into_iter()
             .map(from_disk)
@@ -310,9 +320,9 @@ impl JournaledActor for VaultActor {
     }
 
     fn encode_section(&self) -> (Vec<u8>, u64) {
-        let changes: Vec<VaultChangeV2> = self.state.as_changes().iter().map(to_disk).collect();
+        let changes: Vec<VaultChangeV3> = self.state.as_changes().iter().map(to_disk).collect();
         let items = changes.len() as u64;
-        (encode(&VaultV2 { changes }), items)
+        (encode(&VaultV3 { changes }), items)
     }
 }
 
@@ -474,9 +484,10 @@ mod tests {
             name: "group".into(),
             integration_id: None,
             manifest: Some(serde_json::json!({"name": "group", "collaborators": []})),
-            created_by: Creator {
+            created_by: PrincipalRef {
+                kind: PrincipalKind::ServiceAccount,
                 id: "u".into(),
-                kind: CreatorKind::User,
+                name: Some("ci".into()),
             },
             created: 1,
             updated: 1,
@@ -569,6 +580,36 @@ mod tests {
         ]
     }
 
+    /// A record as the build before version 3 wrote it (bytes captured from it): a group put
+    /// with its creator's id and kind only, then a Tinybird secret deleted. A version 2
+    /// snapshot section is the same list of changes, framed the same way.
+    const V2_RECORD: &str = "02000000000000000600000002000000000000006731030000000000000067727001020000000000000069310003000000000000007361310e00000000000000736572766963656163636f756e74050000000000000006000000000000000c00000002000000000000007462";
+
+    #[test]
+    fn version_2_records_and_sections_load_with_the_creator_unnamed() {
+        let bytes: Vec<u8> = (0..V2_RECORD.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&V2_RECORD[i..i + 2], 16).unwrap())
+            .collect();
+        let group = Group {
+            id: "g1".into(),
+            name: "grp".into(),
+            integration_id: Some("i1".into()),
+            manifest: None,
+            created_by: PrincipalRef {
+                kind: PrincipalKind::ServiceAccount,
+                id: "sa1".into(),
+                name: None,
+            },
+            created: 5,
+            updated: 6,
+            secrets: Default::default(),
+        };
+        let expected = vec![Change::PutGroup(group), Change::DeleteTinybird("tb".into())];
+        assert_eq!(decode_changes(&bytes).unwrap(), expected);
+        assert_eq!(VaultActor::decode_section(&bytes).unwrap(), expected);
+    }
+
     #[test]
     fn replaying_the_journal_or_a_snapshot_reaches_the_same_state() {
         let history = history();
@@ -580,10 +621,10 @@ mod tests {
             .collect();
         assert_same(&state_of(&replayed), &live);
         // The snapshot: the changes that recreate the state.
-        let section = encode(&VaultV2 {
+        let section = encode(&VaultV3 {
             changes: live.as_changes().iter().map(to_disk).collect(),
         });
-        let stored: VaultV2 = decode(&section).unwrap();
+        let stored: VaultV3 = decode(&section).unwrap();
         let restored: Vec<Change> = stored
             .changes
             .into_iter()

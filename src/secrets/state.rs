@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use crate::iam::{Principal, PrincipalKind};
+use crate::iam::{Principal, PrincipalKind, PrincipalRef};
 use crate::time::Micros;
 
 /// A ciphertext and its version (part of its associated data).
@@ -139,39 +139,11 @@ pub struct Group {
     pub name: String,
     pub integration_id: Option<String>,
     pub manifest: Option<Json>,
-    pub created_by: Creator,
+    /// Who created it; the creator administers it.
+    pub created_by: PrincipalRef,
     pub created: Micros,
     pub updated: Micros,
     pub secrets: BTreeMap<String, TfSecret>,
-}
-
-/// Who created a TrueFoundry group: its id, and whether a user or a service account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Creator {
-    pub id: String,
-    pub kind: CreatorKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreatorKind {
-    User,
-    /// A service account, or the bootstrap admin (a key, not a person).
-    ServiceAccount,
-}
-
-impl Creator {
-    pub fn of(principal: &Principal) -> Creator {
-        let kind = match principal.kind {
-            PrincipalKind::User => CreatorKind::User,
-            PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => {
-                CreatorKind::ServiceAccount
-            }
-        };
-        Creator {
-            id: principal.id.clone(),
-            kind,
-        }
-    }
 }
 
 /// What a principal may do with a TrueFoundry group.
@@ -455,9 +427,10 @@ mod tests {
                 {"subject": "serviceaccount:ci", "role_id": "secret-group-admin"},
                 {"subject": "team:ops", "role_id": "secret-group-admin"},
             ]})),
-            created_by: Creator {
+            created_by: PrincipalRef {
+                kind: PrincipalKind::User,
                 id: "creator".into(),
-                kind: CreatorKind::User,
+                name: Some("creator@example.com".into()),
             },
             created: 0,
             updated: 0,

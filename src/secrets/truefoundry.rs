@@ -7,7 +7,7 @@ use actix::{Handler, Message};
 use serde_json::Value as Json;
 
 use super::crypto::Plaintext;
-use super::state::{new_id, Change, Creator, Group, GroupAccess, Sealed, TfSecret, TfVersion};
+use super::state::{new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion};
 use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
 use crate::time::now_micros;
 
@@ -360,7 +360,7 @@ impl Handler<CreateGroup> for VaultActor {
             name,
             integration_id,
             manifest: None,
-            created_by: Creator::of(&caller),
+            created_by: caller.to_ref(),
             created: now,
             updated: now,
             secrets: Default::default(),
@@ -411,7 +411,7 @@ impl Handler<UpsertGroup> for VaultActor {
                 name,
                 integration_id,
                 manifest: Some(manifest),
-                created_by: Creator::of(&caller),
+                created_by: caller.to_ref(),
                 created: now,
                 updated: now,
                 secrets: Default::default(),

@@ -44,6 +44,8 @@ pub enum ServingError {
     CorruptRow(String),
     #[error("the store did not answer within the request's latency budget")]
     LatencyBudgetExceeded,
+    #[error("the store's response is {bytes} bytes, over the {limit}-byte limit")]
+    ResponseSizeLimitExceeded { bytes: usize, limit: usize },
 }
 
 /// How a request names its feature service.
@@ -62,6 +64,18 @@ pub enum ServingStatus {
     MissingData,
     /// The store did not answer within the request's latency budget (partial results only).
     TimeOut,
+    /// Not read: the store's response for the request passed its size limit first (partial
+    /// results only). Tecton's `UNKNOWN_STATUS`, as its enum has no word for it.
+    Unknown,
+}
+
+/// Why an answer is partial (`allowPartialResults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partial {
+    /// The latency budget ran out before the store was asked: every stored feature `TIME_OUT`.
+    LatencyBudget,
+    /// The store's response passed `max_store_response_bytes`: the lookups past it `Unknown`.
+    ResponseSize,
 }
 
 /// One answered request row: values, statuses and effective times parallel to the service's
@@ -84,8 +98,8 @@ pub struct Answer {
     /// How long the request waited on the store (up to the latency budget).
     pub store_latency: Duration,
     pub store_bytes: usize,
-    /// The latency budget ran out: stored features are `TIME_OUT` (`allowPartialResults`).
-    pub partial: bool,
+    /// Some stored features were not read (`allowPartialResults`), and why.
+    pub partial: Option<Partial>,
 }
 
 /// How a read is made: when, where aggregation windows end, how long the store may take, and
@@ -95,8 +109,12 @@ pub struct ReadOptions {
     pub now: Micros,
     /// From `latencyBudgetMs`: the store's rows must arrive by then.
     pub deadline: Option<Instant>,
-    /// Past the deadline, answer with `TIME_OUT` statuses instead of an error.
+    /// Past the deadline or the response-size limit, answer with what was read (the rest
+    /// `TIME_OUT` or `Unknown`) instead of an error.
     pub allow_partial_results: bool,
+    /// The most bytes the store may return for one request (`[server]
+    /// max_store_response_bytes`; Tecton's "Online Feature Store size limit").
+    pub max_store_response_bytes: usize,
     pub leading_edge: Option<LeadingEdge>,
     pub coerce_null_counts_to_zero: bool,
     /// Request-context fields no realtime view reads (top-level or inside a struct) are
@@ -110,6 +128,7 @@ impl ReadOptions {
             now,
             deadline: None,
             allow_partial_results: false,
+            max_store_response_bytes: usize::MAX,
             leading_edge: None,
             coerce_null_counts_to_zero: false,
             ignore_extra_request_context_fields: false,
@@ -175,10 +194,11 @@ struct ViewAnswer {
 }
 
 impl ViewAnswer {
-    fn timed_out(view: &FeatureView) -> ViewAnswer {
+    /// A view the store did not answer for: `TIME_OUT` or `Unknown`.
+    fn not_read(view: &FeatureView, status: ServingStatus) -> ViewAnswer {
         ViewAnswer {
             values: vec![Value::Null; view.features.len()],
-            statuses: vec![ServingStatus::TimeOut; view.features.len()],
+            statuses: vec![status; view.features.len()],
             effective_time: None,
         }
     }
@@ -326,17 +346,51 @@ pub async fn get_features(
         }
     };
 
+    let mut partial = read.is_none().then_some(Partial::LatencyBudget);
+    // Past the response-size limit, the lookups from the first that does not fit on (in
+    // request order) go unanswered, as from a truncated store response. Sizes still count
+    // every byte read.
+    let mut unread = vec![false; lookups.len()];
+    if let Some(read) = &read {
+        let limit = options.max_store_response_bytes;
+        if read.bytes_read > limit {
+            if !options.allow_partial_results {
+                return Err(ServingError::ResponseSizeLimitExceeded {
+                    bytes: read.bytes_read,
+                    limit,
+                });
+            }
+            partial = Some(Partial::ResponseSize);
+            let mut returned = 0;
+            let cut = read
+                .rows
+                .iter()
+                .position(|row| {
+                    returned += row.as_ref().map_or(0, |row| row.payload.len());
+                    returned > limit
+                })
+                .unwrap_or(lookups.len());
+            unread[cut..].fill(true);
+        }
+    }
+
     let mut vectors = Vec::with_capacity(rows.len());
     for (row_lookups, context) in needed.iter().zip(&contexts) {
         let answer_of = |view: ViewId| {
             let Some(read) = &read else {
-                return Ok(ViewAnswer::timed_out(registry.view(view)));
+                return Ok(ViewAnswer::not_read(
+                    registry.view(view),
+                    ServingStatus::TimeOut,
+                ));
             };
-            let stored = row_lookups
-                .get(&view)
-                .copied()
-                .flatten()
-                .and_then(|i| read.rows[i].as_ref());
+            let lookup = row_lookups.get(&view).copied().flatten();
+            if lookup.is_some_and(|i| unread[i]) {
+                return Ok(ViewAnswer::not_read(
+                    registry.view(view),
+                    ServingStatus::Unknown,
+                ));
+            }
+            let stored = lookup.and_then(|i| read.rows[i].as_ref());
             ViewAnswer::of(registry.view(view), stored, options)
         };
         let row_reads = || row_lookups.values().flatten().copied();
@@ -368,12 +422,16 @@ pub async fn get_features(
                     );
                     let mut variables = vec![("request", request)];
                     let mut inputs_missing = false;
-                    let mut inputs_timed_out = false;
+                    // An input the store did not answer for: the feature is not computed.
+                    let mut inputs_not_read = None;
                     for (source_id, source_name) in &spec.sources {
                         let source = registry.view(*source_id);
                         let answer = answer_of(*source_id)?;
                         inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
-                        inputs_timed_out |= answer.statuses.contains(&ServingStatus::TimeOut);
+                        inputs_not_read =
+                            inputs_not_read.or(answer.statuses.iter().copied().find(|s| {
+                                matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown)
+                            }));
                         let features = source
                             .features
                             .iter()
@@ -383,9 +441,9 @@ pub async fn get_features(
                     }
                     for index in &item.features {
                         vector.effective_times.push(None);
-                        if inputs_timed_out {
+                        if let Some(status) = inputs_not_read {
                             vector.values.push(Value::Null);
-                            vector.statuses.push(ServingStatus::TimeOut);
+                            vector.statuses.push(status);
                             continue;
                         }
                         let value = realtime::evaluate(
@@ -422,7 +480,7 @@ pub async fn get_features(
             .as_ref()
             .map_or(read_started.elapsed(), |read| read.max_shard_latency),
         store_bytes: read.as_ref().map_or(0, |read| read.bytes_read),
-        partial: read.is_none(),
+        partial,
     })
 }
 

@@ -3,11 +3,25 @@
 
 use serde_json::{json, Value as Json};
 
-use super::common::{Server, ADMIN_KEY};
+use super::common::{Server, ServerBuilder, ADMIN_KEY};
+use super::registry::broken_config;
 
 const GET: &str = "/api/v1/feature-service/get-features";
 const BATCH: &str = "/api/v1/feature-service/get-features-batch";
 const METADATA: &str = "/api/v1/feature-service/metadata";
+
+/// Tecton's SLO: eligible unless the store took 25 ms or more, which a loaded machine can
+/// cause, so the test accepts either and checks that the reason matches.
+fn assert_slo_eligible_unless_store_was_slow(slo: &Json) {
+    let slow = slo["storeMaxLatency"].as_f64().unwrap() >= 0.025;
+    assert_eq!(slo["sloEligible"], !slow, "{slo}");
+    let reasons = slo.get("sloIneligibilityReasons");
+    if slow {
+        assert_eq!(reasons, Some(&json!(["REDIS_LATENCY_LIMIT_EXCEEDED"])));
+    } else {
+        assert!(reasons.is_none(), "{slo}");
+    }
+}
 
 fn fraud_request(join_keys: Json) -> Json {
     json!({"params": {
@@ -85,7 +99,7 @@ fn demo_rows_are_served_in_tecton_order_and_encoding() {
         json!({"type": "array", "elementType": {"type": "string"}})
     );
     let slo = &body["metadata"]["sloInfo"];
-    assert_eq!(slo["sloEligible"], true);
+    assert_slo_eligible_unless_store_was_slow(slo);
     assert!(slo["serverTimeSeconds"].as_f64().unwrap() > 0.0);
     assert!(slo["storeMaxLatency"].as_f64().unwrap() > 0.0);
     assert!(slo["storeResponseSizeBytes"].as_u64().unwrap() > 0);
@@ -96,7 +110,6 @@ fn demo_rows_are_served_in_tecton_order_and_encoding() {
     assert!(
         slo["sloServerTimeSeconds"].as_f64().unwrap() < slo["serverTimeSeconds"].as_f64().unwrap()
     );
-    assert!(slo.get("sloIneligibilityReasons").is_none());
 }
 
 #[test]
@@ -253,7 +266,7 @@ fn batch_answers_in_request_order_with_per_row_status() {
     let per_row = body["metadata"]["sloInfo"].as_array().unwrap();
     let batch = &body["metadata"]["batchSloInfo"];
     assert_eq!(per_row.len(), 2);
-    assert_eq!(batch["sloEligible"], true);
+    assert_slo_eligible_unless_store_was_slow(batch);
     let size = |row: &Json| row["storeResponseSizeBytes"].as_u64().unwrap();
     assert!(size(&per_row[0]) > size(&per_row[1]), "{per_row:?}");
     assert!(size(&per_row[1]) > 0);
@@ -480,6 +493,79 @@ fn a_spent_latency_budget_is_an_error_or_a_partial_answer() {
         request["params"]["requestOptions"] = options;
         assert_error(&server.admin_post(GET, &request), 400, 3, fragment);
     }
+}
+
+/// `[server] max_store_response_bytes` is Tecton's online-store size limit: a request whose
+/// store response passes it is a 429 (`RESOURCE_EXHAUSTED`, gRPC's word for an oversized
+/// message), or with `allowPartialResults` a 200 answering the lookups that fit, in Tecton's
+/// order (here `merchant_profile`), with `UNKNOWN_STATUS` for the rest.
+#[test]
+fn a_store_response_over_its_size_limit_is_an_error_or_a_partial_answer() {
+    let keys = json!({"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"});
+    let merchant_only =
+        json!({"user_id": "user_without_rows", "merchant": "fraud_Kirlin and Sons"});
+    // The sizes, from an unlimited server: the merchant's row alone, then all three rows.
+    let server = Server::start();
+    let size = |keys: &Json| {
+        let body = server.admin_post(GET, &fraud_request(keys.clone())).json();
+        body["metadata"]["sloInfo"]["storeResponseSizeBytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let (merchant_bytes, all_bytes) = (size(&merchant_only), size(&keys));
+    assert!(0 < merchant_bytes && merchant_bytes < all_bytes);
+    let full = server.admin_post(GET, &fraud_request(keys.clone())).json();
+    drop(server);
+
+    let config = broken_config(
+        "config.toml",
+        "max_store_response_bytes = 16777216\n",
+        &format!("max_store_response_bytes = {merchant_bytes}\n"),
+    );
+    let server = ServerBuilder::new()
+        .config(config.path().join("config.toml"))
+        .start();
+    let refused = server.admin_post(GET, &fraud_request(keys.clone()));
+    assert_error(
+        &refused,
+        429,
+        8,
+        &format!("{all_bytes} bytes, over the {merchant_bytes}-byte limit"),
+    );
+
+    let mut request = fraud_request(keys.clone());
+    request["params"]["allowPartialResults"] = json!(true);
+    let reply = server.admin_post(GET, &request);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let features = body["metadata"]["features"].as_array().unwrap();
+    for (i, feature) in features.iter().enumerate() {
+        let value = &body["result"]["features"][i];
+        if i < 2 {
+            // merchant_profile.category, merchant_profile.fraud_rate_30d
+            assert_eq!(feature["status"], "PRESENT");
+            assert_eq!(*value, full["result"]["features"][i]);
+        } else {
+            assert_eq!(feature["status"], "UNKNOWN_STATUS", "{feature}");
+            assert!(value.is_null() && feature.get("effectiveTime").is_none());
+        }
+    }
+    assert_eq!(body["metadata"]["partialResults"], true);
+    let slo = &body["metadata"]["sloInfo"];
+    assert_eq!(slo["sloEligible"], false);
+    assert_eq!(
+        slo["sloIneligibilityReasons"],
+        json!(["DYNAMODB_RESPONSE_SIZE_LIMIT_EXCEEDED"])
+    );
+    assert_eq!(
+        slo["storeResponseSizeBytes"], all_bytes,
+        "every byte read counts"
+    );
+
+    // Within the limit nothing changes.
+    let within = server.admin_post(GET, &fraud_request(merchant_only)).json();
+    assert!(within["metadata"].get("partialResults").is_none());
+    assert_slo_eligible_unless_store_was_slow(&within["metadata"]["sloInfo"]);
 }
 
 /// `query-features` is refused in words (501, Tecton's shape) after the caller is checked.

@@ -383,6 +383,28 @@ fn tecton_scopes_secrets_and_roles() {
     );
 }
 
+/// A service account created by `creator_key` (which must be an admin's).
+fn service_account_by(
+    server: &Server,
+    creator_key: &str,
+    name: &str,
+    roles: Json,
+) -> (String, String) {
+    let body = json!({"name": name, "roles": roles}).to_string();
+    let reply = server.request(
+        "POST",
+        "/api/scim/v2/ServiceAccounts",
+        &[("Authorization", &format!("Bearer {creator_key}"))],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let body = reply.json();
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["apiKey"].as_str().unwrap().to_string(),
+    )
+}
+
 fn tf(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
     let auth = format!("Bearer {key}");
     let bytes = body.map(|b| b.to_string().into_bytes());
@@ -429,7 +451,12 @@ fn truefoundry_secret_groups_and_versions() {
         json!({"id": secrets[0]["id"], "fqn": "quiver:grp:K", "name": "K", "secretGroupId": id}),
         "a version names its secret"
     );
-    assert_eq!(group["createdBy"], group["createdBySubject"]["subjectId"]);
+    assert_eq!(
+        group["createdBySubject"],
+        json!({"subjectId": "bootstrap-admin", "subjectType": "serviceaccount",
+               "subjectSlug": "bootstrap admin", "subjectDisplayName": "bootstrap admin"})
+    );
+    assert_eq!(group["createdBy"], "bootstrap admin");
     assert_eq!(secrets[0]["createdBy"], group["createdBy"]);
     assert!(!created.body.contains("v1\""), "groups never carry values");
     assert_eq!(
@@ -678,7 +705,8 @@ fn truefoundry_secret_groups_and_versions() {
     let roles = json!({"manifest": {"type": "secret-group", "name": "grp", "collaborators": [
         {"subject": "serviceaccount:tf-viewer", "role_id": "secret-group-viewer"},
         {"subject": "serviceaccount:tf-editor", "role_id": "secret-group-editor"},
-        {"subject": "serviceaccount:tf-admin", "role_id": "secret-group-admin"}]}});
+        {"subject": "serviceaccount:tf-admin", "role_id": "secret-group-admin"},
+        {"subject": "user:ana@example.com", "role_id": "secret-group-viewer"}]}});
     assert_eq!(
         tf(
             &server,
@@ -723,10 +751,21 @@ fn truefoundry_secret_groups_and_versions() {
         403,
         "editors cannot delete the group"
     );
+    let by_admin = tf(
+        &server,
+        "PUT",
+        "/secret-groups",
+        &group_admin,
+        Some(roles.clone()),
+    );
     assert_eq!(
-        tf(&server, "PUT", "/secret-groups", &group_admin, Some(roles)).status,
-        200,
+        by_admin.status, 200,
         "a group's admins may change its collaborators"
+    );
+    assert_eq!(
+        by_admin.json()["data"]["manifest"]["collaborators"],
+        roles["manifest"]["collaborators"],
+        "`user:` collaborators are kept (they reach no caller: users hold no API keys)"
     );
 
     let deleted = tf(
@@ -1146,7 +1185,7 @@ fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
 
 #[test]
 fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
-    use quiver::persist::format::{checksum, decode, encode, VaultChangeV2};
+    use quiver::persist::format::{checksum, decode, encode, VaultChangeV3};
     use quiver::persist::journal::parse_records;
 
     let data = tempfile::tempdir().unwrap();
@@ -1181,9 +1220,31 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
         .status,
         200
     );
+    // A TrueFoundry group with a victim and a fine key.
+    let group = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "tg", "secrets": [{"key": "victim", "value": "v"}, {"key": "fine", "value": "ok"}]})),
+    )
+    .json()["data"]
+        .clone();
+    let group_path = format!("/secret-groups/{}", group["id"].as_str().unwrap());
+    let secret_id = |key: &str| {
+        group["associatedSecrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == key)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     server.kill9();
 
-    // Flip one bit of the victim's ciphertext and re-frame the record with a valid checksum, as
+    // Flip one bit of each victim's ciphertext and re-frame the record with a valid checksum, as
     // an attacker with write access to the disk could.
     let journal_dir = data.path().join("journal").join("vault");
     let segment = std::fs::read_dir(&journal_dir)
@@ -1196,13 +1257,17 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
     let mut rewritten = Vec::new();
     let mut tampered = false;
     for record in records {
-        let mut changes: Vec<VaultChangeV2> = decode(&record).unwrap();
+        let mut changes: Vec<VaultChangeV3> = decode(&record).unwrap();
         for change in changes.iter_mut() {
-            if let VaultChangeV2::PutScopeSecret { key, sealed, .. } = change {
-                if key == "victim" {
+            match change {
+                VaultChangeV3::PutScopeSecret { key, sealed, .. } if key == "victim" => {
                     *sealed.ciphertext.last_mut().unwrap() ^= 1;
                     tampered = true;
                 }
+                VaultChangeV3::PutGroupSecret { secret, .. } if secret.key == "victim" => {
+                    *secret.versions[0].sealed.ciphertext.last_mut().unwrap() ^= 1;
+                }
+                _ => {}
             }
         }
         let payload = encode(&changes);
@@ -1225,6 +1290,37 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
         tecton(&server, "GET", "/scopes/other/keys/fine", ADMIN_KEY, None).json()["value"],
         "ok",
         "other secrets still open"
+    );
+    // TrueFoundry: 424 Failed Dependency (its status for a faulty secret store), naming the
+    // secret, for a read and for an update that must compare against the stored value; the
+    // group's other secret still opens, and an update that leaves the victim alone works.
+    let unreadable = json!({"statusCode": 424, "message": "secret 'quiver:tg:victim' could not be decrypted: its stored ciphertext was altered or sealed under another key"});
+    let read = tf(
+        &server,
+        "GET",
+        &format!("/secrets/{}", secret_id("victim")),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!((read.status, read.json()), (424, unreadable.clone()));
+    let update = json!({"secrets": [{"key": "victim", "value": "new"}, {"key": "fine"}]});
+    let updated = tf(&server, "PUT", &group_path, ADMIN_KEY, Some(update));
+    assert_eq!((updated.status, updated.json()), (424, unreadable));
+    assert_eq!(
+        tf(
+            &server,
+            "GET",
+            &format!("/secrets/{}", secret_id("fine")),
+            ADMIN_KEY,
+            None
+        )
+        .json()["data"]["value"],
+        "ok"
+    );
+    let untouched = json!({"secrets": [{"key": "victim"}, {"key": "fine", "value": "ok2"}]});
+    assert_eq!(
+        tf(&server, "PUT", &group_path, ADMIN_KEY, Some(untouched)).status,
+        200
     );
     assert_eq!(
         server.request("GET", "/health", &[], None).status,
@@ -1647,4 +1743,276 @@ fn a_rotation_killed_midway_is_finished_by_the_next_one() {
         );
         server.kill9();
     }
+}
+
+/// Who created a TrueFoundry group (`createdBySubject`, `createdBy`) and a service account
+/// (Tecton's `service_account.creator`) is kept: read back after a create, and again after a
+/// restart that loads a snapshot (what was created before it) and replays the journal (what
+/// was created after).
+#[test]
+fn creators_are_kept_across_snapshot_and_journal_replay() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let admin_roles = json!([{"type": "account_type", "value": "admin"}]);
+    let (provisioner_id, provisioner) =
+        service_account(&server, "provisioner", admin_roles.clone());
+    let create_group = |server: &Server, name: &str| {
+        let reply = tf(
+            server,
+            "POST",
+            "/secret-groups",
+            &provisioner,
+            Some(json!({"name": name, "secrets": [{"key": "K", "value": "v"}]})),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["data"]["id"].as_str().unwrap().to_string()
+    };
+    let expected_subject = json!({"subjectId": provisioner_id, "subjectType": "serviceaccount",
+        "subjectSlug": "provisioner", "subjectDisplayName": "provisioner"});
+    let check_group = |server: &Server, id: &str| {
+        let group = tf(
+            server,
+            "GET",
+            &format!("/secret-groups/{id}"),
+            ADMIN_KEY,
+            None,
+        )
+        .json();
+        let group = &group["data"];
+        assert_eq!(group["createdBySubject"], expected_subject, "{group}");
+        assert_eq!(group["createdBy"], "provisioner");
+        let secret = &group["associatedSecrets"][0];
+        assert_eq!(secret["createdBySubject"], expected_subject);
+        assert_eq!(secret["createdBy"], "provisioner");
+    };
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/payments", ADMIN_KEY, None).status,
+        200
+    );
+    let assign = |server: &Server, account: &str| {
+        let reply = tecton(
+            server,
+            "POST",
+            "/assign-roles",
+            ADMIN_KEY,
+            Some(assignment(
+                "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+                account,
+                "read_scope_role",
+            )),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    let check_creators = |server: &Server, expected: &[(&str, Json)]| {
+        let reply = tecton(
+            server,
+            "POST",
+            "/get-assigned-principals",
+            ADMIN_KEY,
+            Some(json!({"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": "payments"})),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let assignments = reply.json()["assignments"].clone();
+        for (account, creator) in expected {
+            let found = assignments
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["principal"]["service_account"]["id"] == *account)
+                .unwrap_or_else(|| panic!("{account} in {assignments}"));
+            assert_eq!(found["principal"]["service_account"]["creator"], *creator);
+        }
+    };
+    let by_provisioner =
+        json!({"principal_type": "PRINCIPAL_TYPE_SERVICE_ACCOUNT", "id": provisioner_id});
+    let by_bootstrap_admin =
+        json!({"principal_type": "PRINCIPAL_TYPE_SERVICE_ACCOUNT", "id": "bootstrap-admin"});
+
+    // Before the snapshot: in its section.
+    let (early_reader, _) = service_account_by(&server, &provisioner, "early-reader", json!([]));
+    let early_group = create_group(&server, "early");
+    assign(&server, &early_reader);
+    assign(&server, &provisioner_id);
+    check_group(&server, &early_group);
+    server.snapshot();
+    // After it: in the journal only; an update of an account keeps its creator.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "description", "value": "reads payments"}]});
+    let patched = server.request(
+        "PATCH",
+        &format!("/api/scim/v2/ServiceAccounts/{early_reader}"),
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(patch.to_string().as_bytes()),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let (late_reader, _) = service_account_by(&server, &provisioner, "late-reader", json!([]));
+    let late_group = create_group(&server, "late");
+    assign(&server, &late_reader);
+    let expected = [
+        (early_reader.as_str(), by_provisioner.clone()),
+        (late_reader.as_str(), by_provisioner.clone()),
+        (provisioner_id.as_str(), by_bootstrap_admin),
+    ];
+    check_creators(&server, &expected);
+    check_group(&server, &late_group);
+
+    server.kill9();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    check_creators(&server, &expected);
+    check_group(&server, &early_group);
+    check_group(&server, &late_group);
+}
+
+/// A SCIM resource created by the admin; answers its id.
+fn scim_create(server: &Server, resource: &str, body: Json) -> String {
+    let reply = server.request(
+        "POST",
+        &format!("/api/scim/v2/{resource}"),
+        &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Tecton's role-assignment views over HTTP with users and groups as principals, and their
+/// filters: `principal_types` and `roles` on `get-assigned-principals`, `resource_ids` and
+/// `roles` on `get-assigned-roles` (camelCase accepted too).
+#[test]
+fn assignment_views_filter_and_show_users_and_groups() {
+    let server = Server::start();
+    let user = scim_create(
+        &server,
+        "Users",
+        json!({"userName": "ana@example.com", "name": {"givenName": "Ana", "familyName": "Lima"}}),
+    );
+    let group = scim_create(&server, "Groups", json!({"displayName": "risk-team"}));
+    for scope in ["payments", "ledger"] {
+        assert_eq!(
+            tecton(
+                &server,
+                "POST",
+                &format!("/scopes/{scope}"),
+                ADMIN_KEY,
+                None
+            )
+            .status,
+            200
+        );
+    }
+    let assign = |scope: &str, principal_type: &str, id: &str, role: &str| {
+        let body = json!({"assignments": [{"principal_type": principal_type, "principal_id": id,
+            "resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "role": role}]});
+        let reply = tecton(&server, "POST", "/assign-roles", ADMIN_KEY, Some(body));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    assign("payments", "PRINCIPAL_TYPE_USER", &user, "read_scope_role");
+    assign(
+        "payments",
+        "PRINCIPAL_TYPE_GROUP",
+        &group,
+        "write_scope_role",
+    );
+    assign("ledger", "PRINCIPAL_TYPE_USER", &user, "manage_scope_role");
+
+    let principals = |filters: Json| {
+        let mut body =
+            json!({"resourceType": "RESOURCE_TYPE_SECRET_SCOPE", "resourceId": "payments"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(filters.as_object().unwrap().clone());
+        let reply = tecton(
+            &server,
+            "POST",
+            "/get-assigned-principals",
+            ADMIN_KEY,
+            Some(body),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["principal"].clone())
+            .collect::<Vec<Json>>()
+    };
+    let ana = json!({"user": {"id": user, "login_email": "ana@example.com", "first_name": "Ana", "last_name": "Lima"}});
+    let risk_team = json!({"group": {"id": group, "name": "risk-team"}});
+    assert_eq!(
+        principals(json!({"principalTypes": ["PRINCIPAL_TYPE_USER"]})),
+        std::slice::from_ref(&ana)
+    );
+    assert_eq!(
+        principals(json!({"principal_types": ["PRINCIPAL_TYPE_GROUP"]})),
+        std::slice::from_ref(&risk_team)
+    );
+    assert_eq!(
+        principals(json!({"roles": ["write_scope_role"]})),
+        [risk_team]
+    );
+    assert_eq!(
+        principals(
+            json!({"roles": ["read_scope_role"], "principalTypes": ["PRINCIPAL_TYPE_USER"]})
+        ),
+        [ana]
+    );
+
+    let roles = |filters: Json| {
+        let mut body = json!({"principalType": "PRINCIPAL_TYPE_USER", "principalId": user,
+            "resourceType": "RESOURCE_TYPE_SECRET_SCOPE"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(filters.as_object().unwrap().clone());
+        let reply = tecton(
+            &server,
+            "POST",
+            "/get-assigned-roles",
+            ADMIN_KEY,
+            Some(body),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let mut found: Vec<(String, String)> = reply.json()["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["resource_id"].as_str().unwrap().to_string(),
+                    a["roles_granted"][0]["role"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let pair = |scope: &str, role: &str| (scope.to_string(), role.to_string());
+    assert_eq!(
+        roles(json!({})),
+        [
+            pair("ledger", "manage_scope_role"),
+            pair("payments", "read_scope_role")
+        ]
+    );
+    assert_eq!(
+        roles(json!({"resourceIds": ["ledger"]})),
+        [pair("ledger", "manage_scope_role")]
+    );
+    assert_eq!(
+        roles(json!({"resource_ids": ["payments"]})),
+        [pair("payments", "read_scope_role")]
+    );
+    assert_eq!(
+        roles(json!({"roles": ["read_scope_role"]})),
+        [pair("payments", "read_scope_role")]
+    );
+
+    let bad = tecton(
+        &server,
+        "POST",
+        "/get-assigned-principals",
+        ADMIN_KEY,
+        Some(json!({"resource_id": "payments", "principal_types": ["PRINCIPAL_TYPE_ROBOT"]})),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("PRINCIPAL_TYPE_ROBOT"), "{}", bad.body);
 }

@@ -96,7 +96,8 @@ async fn get_features<const BATCH: bool>(
     let locator = params.locator(path.as_deref().map(ServicePath::names));
     let service = resolve_service(&state.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let options = params.read_options(now_micros(), started)?;
+    let mut options = params.read_options(now_micros(), started)?;
+    options.max_store_response_bytes = state.limits.max_store_response_bytes;
     let empty = Map::new();
     let requests: Vec<RequestRow> = if BATCH {
         batch_rows(&params, state.limits.max_batch_size)?
@@ -123,7 +124,7 @@ async fn get_features<const BATCH: bool>(
         server: started.elapsed(),
         store: answer.store_latency,
         store_bytes: answer.store_bytes,
-        budget_exceeded: answer.partial,
+        partial: answer.partial,
     };
     let encode = if BATCH {
         get_features_batch_response

@@ -358,7 +358,7 @@ async fn search(
 }
 
 async fn create(
-    _: ScimAdmin,
+    admin: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
@@ -366,7 +366,7 @@ async fn create(
 ) -> Result<HttpResponse, ScimHttpError> {
     let kind = kind_of(&resource)?;
     let body = read_body(body).await?;
-    let created = state.directory.create(kind, body).await?;
+    let created = state.directory.create(kind, body, admin.0.to_ref()).await?;
     Ok(resource_response(StatusCode::CREATED, &request, created))
 }
 

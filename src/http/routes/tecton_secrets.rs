@@ -269,7 +269,16 @@ async fn assigned_principals(
     let mut principals = Vec::with_capacity(found.len());
     for (principal_type, id, roles) in found {
         let record = record(&state, principal_type, &id).await;
-        principals.push((wire::principal(principal_type, &id, record), roles));
+        let creator = match principal_type {
+            PrincipalType::ServiceAccount => {
+                state.directory.service_account_creator(id.clone()).await
+            }
+            _ => None,
+        };
+        principals.push((
+            wire::principal(principal_type, &id, record, creator.as_ref()),
+            roles,
+        ));
     }
     Ok(ok(wire::assigned_principals(&scope, principals)))
 }

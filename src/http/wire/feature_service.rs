@@ -12,7 +12,9 @@ use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
-use crate::serving::{Answer, FeatureVector, Locator, ReadOptions, ServingError, ServingStatus};
+use crate::serving::{
+    Answer, FeatureVector, Locator, Partial, ReadOptions, ServingError, ServingStatus,
+};
 use crate::time::{format_timestamp, Micros};
 
 /// Tecton's name for a feature's serving status.
@@ -21,6 +23,7 @@ fn status_name(status: ServingStatus) -> &'static str {
         ServingStatus::Present => "PRESENT",
         ServingStatus::MissingData => "MISSING_DATA",
         ServingStatus::TimeOut => "TIME_OUT",
+        ServingStatus::Unknown => "UNKNOWN_STATUS",
     }
 }
 
@@ -62,6 +65,12 @@ pub fn serving_error_message(error: &ServingError) -> String {
             requestOptions.latencyBudgetMs; set allowPartialResults to get the features that \
             were ready, with status TIME_OUT for the others"
             .into(),
+        ServingError::ResponseSizeLimitExceeded { bytes, limit } => format!(
+            "The online store's response for this request is {bytes} bytes, over the \
+             {limit}-byte limit (server.max_store_response_bytes); request fewer features or \
+             rows, or set allowPartialResults to get the features that fit, with status \
+             UNKNOWN_STATUS for the others"
+        ),
         ServingError::Store(_) | ServingError::CorruptRow(_) => error.to_string(),
     }
 }
@@ -335,8 +344,8 @@ pub struct Timing {
     /// The wait on the store.
     pub store: Duration,
     pub store_bytes: usize,
-    /// The latency budget ran out (a partial answer).
-    pub budget_exceeded: bool,
+    /// Some stored features were not read (a partial answer), and why.
+    pub partial: Option<Partial>,
 }
 
 impl Timing {
@@ -347,15 +356,24 @@ impl Timing {
             server: self.server.saturating_sub(self.store) + vector.store_latency,
             store: vector.store_latency,
             store_bytes: vector.store_bytes,
-            budget_exceeded: self.budget_exceeded,
+            partial: self.partial,
         }
     }
 }
 
+/// Tecton's SLO covers requests that process at most 2 MiB of items from the online store...
+const SLO_MAX_STORE_BYTES: usize = 2 << 20;
+/// ...and whose reads of an in-memory online store (Redis, for Tecton) take under 25 ms.
+const SLO_MAX_STORE_LATENCY: Duration = Duration::from_millis(25);
+
 /// Tecton's `sloInfo`. The server time that counts toward the SLO is the time not spent
-/// waiting on the store; a request whose latency budget ran out is not eligible. Quiver's
-/// store is its own memory, so `dynamodbResponseSizeBytes` carries the same count as
-/// `storeResponseSizeBytes` (the seed's samples show both equal).
+/// waiting on the store. A request is not eligible, with Tecton's reason names, when it read
+/// more than 2 MiB from the store or passed the store's response-size limit
+/// (`DYNAMODB_RESPONSE_SIZE_LIMIT_EXCEEDED`: Quiver reports its store's bytes as
+/// `dynamodbResponseSizeBytes`), or when the store took 25 ms or more or the latency budget
+/// ran out before it answered (`REDIS_LATENCY_LIMIT_EXCEEDED`, the enum's only latency
+/// reason; Java's client refuses names it does not know). `dynamodbResponseSizeBytes` and
+/// `storeResponseSizeBytes` carry the same count (the seed's samples show both equal).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SloInfo {
@@ -367,26 +385,28 @@ struct SloInfo {
     store_max_latency: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     store_response_size_bytes: Option<usize>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    slo_ineligibility_reasons: &'static [&'static str],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    slo_ineligibility_reasons: Vec<&'static str>,
 }
 
 impl SloInfo {
     fn of(timing: Timing, with_size: bool) -> SloInfo {
+        let mut reasons = Vec::new();
+        if timing.store_bytes > SLO_MAX_STORE_BYTES || timing.partial == Some(Partial::ResponseSize)
+        {
+            reasons.push("DYNAMODB_RESPONSE_SIZE_LIMIT_EXCEEDED");
+        }
+        if timing.store >= SLO_MAX_STORE_LATENCY || timing.partial == Some(Partial::LatencyBudget) {
+            reasons.push("REDIS_LATENCY_LIMIT_EXCEEDED");
+        }
         SloInfo {
-            slo_eligible: !timing.budget_exceeded,
+            slo_eligible: reasons.is_empty(),
             slo_server_time_seconds: timing.server.saturating_sub(timing.store).as_secs_f64(),
             dynamodb_response_size_bytes: with_size.then_some(timing.store_bytes),
             server_time_seconds: timing.server.as_secs_f64(),
             store_max_latency: timing.store.as_secs_f64(),
             store_response_size_bytes: with_size.then_some(timing.store_bytes),
-            // Tecton's enum has no plain "latency budget" reason; its store-latency one
-            // is the closest, and Java's client refuses names it does not know.
-            slo_ineligibility_reasons: if timing.budget_exceeded {
-                &["REDIS_LATENCY_LIMIT_EXCEEDED"]
-            } else {
-                &[]
-            },
+            slo_ineligibility_reasons: reasons,
         }
     }
 }
@@ -466,9 +486,10 @@ fn push_feature_metadata(
     out.push(b']');
 }
 
-/// Appends `"partialResults":true` to the metadata object when the latency budget ran out.
+/// Appends `"partialResults":true` to the metadata object when some stored features were not
+/// read (the latency budget or the store's response-size limit).
 fn push_partial_results(out: &mut Vec<u8>, answer: &Answer, includes: Includes) {
-    if answer.partial {
+    if answer.partial.is_some() {
         if includes.any_per_feature() || includes.slo_info {
             out.push(b',');
         }
@@ -490,7 +511,7 @@ pub fn get_features_response(
     let mut out = Vec::with_capacity(128 + features.len() * 96);
     out.extend_from_slice(b"{\"result\":");
     push_values(&mut out, &vector.values);
-    if includes.any_per_feature() || includes.slo_info || answer.partial {
+    if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
             push_feature_metadata(
@@ -534,7 +555,7 @@ pub fn get_features_batch_response(
         push_values(&mut out, &vector.values);
     }
     out.push(b']');
-    if includes.any_per_feature() || includes.slo_info || answer.partial {
+    if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
             let latest = |i: usize| {
@@ -604,4 +625,48 @@ pub fn metadata_response(catalog: &WireCatalog, service: &FeatureService) -> Jso
             service.request_context_keys.iter().map(key_json).collect();
     }
     metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(
+        store: Duration,
+        store_bytes: usize,
+        partial: Option<Partial>,
+    ) -> (bool, Vec<&'static str>) {
+        let timing = Timing {
+            server: store + Duration::from_millis(1),
+            store,
+            store_bytes,
+            partial,
+        };
+        let info = SloInfo::of(timing, true);
+        (info.slo_eligible, info.slo_ineligibility_reasons)
+    }
+
+    #[test]
+    fn slo_eligibility_follows_tectons_size_and_store_latency_rules() {
+        let fast = Duration::from_millis(1);
+        let slow = Duration::from_millis(25);
+        assert_eq!(
+            reasons(fast, 2 << 20, None),
+            (true, vec![]),
+            "2 MiB is within"
+        );
+        let size = "DYNAMODB_RESPONSE_SIZE_LIMIT_EXCEEDED";
+        let latency = "REDIS_LATENCY_LIMIT_EXCEEDED";
+        assert_eq!(reasons(fast, (2 << 20) + 1, None), (false, vec![size]));
+        assert_eq!(
+            reasons(fast, 10, Some(Partial::ResponseSize)),
+            (false, vec![size])
+        );
+        assert_eq!(reasons(slow, 10, None), (false, vec![latency]));
+        assert_eq!(
+            reasons(Duration::ZERO, 0, Some(Partial::LatencyBudget)),
+            (false, vec![latency])
+        );
+        assert_eq!(reasons(slow, 3 << 20, None), (false, vec![size, latency]));
+    }
 }

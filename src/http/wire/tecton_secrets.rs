@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use crate::http::error::{ApiError, ErrorKind};
+use crate::iam::{PrincipalKind, PrincipalRef};
 use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
 use crate::secrets::tecton::PrincipalRoles;
 
@@ -206,13 +207,36 @@ fn scope_roles_json(scope: &str, roles: &[ScopeRole]) -> Json {
     json!({"resource_type": "RESOURCE_TYPE_SECRET_SCOPE", "resource_id": scope, "roles_granted": roles_granted(roles)})
 }
 
-/// The seed's `principal` object from the principal's SCIM record (a workspace has none).
-pub fn principal(principal_type: PrincipalType, id: &str, record: Option<Json>) -> Json {
+/// A service account's `creator`: `{"principal_type", "id"}`. The bootstrap admin is a key,
+/// not a person: it reads as a service account with id `bootstrap-admin`.
+fn creator_json(creator: &PrincipalRef) -> Json {
+    let principal_type = match creator.kind {
+        PrincipalKind::User => PrincipalType::User,
+        PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => {
+            PrincipalType::ServiceAccount
+        }
+    };
+    json!({"principal_type": principal_type_name(principal_type), "id": creator.id})
+}
+
+/// The seed's `principal` object from the principal's SCIM record (a workspace has none) and,
+/// for a service account, its creator (omitted when Quiver did not record it: the account
+/// was created by a build that kept no creators).
+pub fn principal(
+    principal_type: PrincipalType,
+    id: &str,
+    record: Option<Json>,
+    creator: Option<&PrincipalRef>,
+) -> Json {
     let record = record.unwrap_or_default();
     match principal_type {
         PrincipalType::Workspace => json!({"workspace": {"name": id}}),
         PrincipalType::ServiceAccount => {
-            json!({"service_account": {"id": id, "name": record["name"], "description": record["description"], "is_active": record["active"].as_bool().unwrap_or(true)}})
+            let mut account = json!({"id": id, "name": record["name"], "description": record["description"], "is_active": record["active"].as_bool().unwrap_or(true)});
+            if let Some(creator) = creator {
+                account["creator"] = creator_json(creator);
+            }
+            json!({ "service_account": account })
         }
         PrincipalType::User => {
             json!({"user": {"id": id, "login_email": record["userName"], "first_name": record["name"]["givenName"], "last_name": record["name"]["familyName"]}})

@@ -9,8 +9,9 @@ use serde_json::{json, Value as Json};
 
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
+use crate::iam::PrincipalKind;
 use crate::secrets::crypto::Plaintext;
-use crate::secrets::state::{CreatorKind, Group, TfSecret};
+use crate::secrets::state::{Group, TfSecret};
 use crate::secrets::truefoundry::{check_name, Page, PageRequest, SecretView};
 use crate::secrets::{NameKind, SecretRef, SecretsError};
 use crate::time::Micros;
@@ -48,12 +49,15 @@ impl TfError {
     }
 }
 
-/// TrueFoundry answers invalid input with 422 (the SDK types it); the rest as everywhere.
+/// TrueFoundry answers invalid input with 422 (the SDK types it) and a faulty secret store
+/// with 424 Failed Dependency: a stored value that cannot be opened is that; the rest as
+/// everywhere.
 impl From<SecretsError> for TfError {
     fn from(error: SecretsError) -> TfError {
-        let status = match ErrorKind::from(&error) {
-            ErrorKind::InvalidArgument => StatusCode::UNPROCESSABLE_ENTITY,
-            kind => kind.status(),
+        let status = match (&error, ErrorKind::from(&error)) {
+            (SecretsError::Tampered { .. }, _) => StatusCode::FAILED_DEPENDENCY,
+            (_, ErrorKind::InvalidArgument) => StatusCode::UNPROCESSABLE_ENTITY,
+            (_, kind) => kind.status(),
         };
         let message = match error {
             SecretsError::InvalidPage { limit, max } => {
@@ -236,12 +240,28 @@ fn time(micros: Micros) -> String {
     })
 }
 
+/// The group's `createdBySubject`: the creator's id and kind, and its name as `subjectSlug`
+/// and `subjectDisplayName` (a service account's name, or a user's `userName`; the same text
+/// for both, as Quiver's principals have one name). A group created before Quiver kept the
+/// creator's name has neither, as the SDK allows.
 fn subject(group: &Group) -> Json {
-    let subject_type = match group.created_by.kind {
-        CreatorKind::User => "user",
-        CreatorKind::ServiceAccount => "serviceaccount",
+    let creator = &group.created_by;
+    let subject_type = match creator.kind {
+        PrincipalKind::User => "user",
+        PrincipalKind::ServiceAccount | PrincipalKind::BootstrapAdmin => "serviceaccount",
     };
-    json!({"subjectId": group.created_by.id, "subjectType": subject_type})
+    let mut subject = json!({"subjectId": creator.id, "subjectType": subject_type});
+    if let Some(name) = &creator.name {
+        subject["subjectSlug"] = json!(name);
+        subject["subjectDisplayName"] = json!(name);
+    }
+    subject
+}
+
+/// The legacy `createdBy` string: the creator's name (a user's email), else its id.
+fn created_by(group: &Group) -> &str {
+    let creator = &group.created_by;
+    creator.name.as_deref().unwrap_or(&creator.id)
 }
 
 fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Plaintext>) -> Json {
@@ -258,7 +278,7 @@ fn secret_json(tenant: &str, group: &Group, secret: &TfSecret, value: Option<&Pl
         .collect();
     let mut out = json!({
         "id": secret.id, "fqn": fqn, "name": secret.key, "secretGroupId": group.id,
-        "createdBySubject": subject(group), "createdBy": group.created_by.id, "createdAt": time(secret.created),
+        "createdBySubject": subject(group), "createdBy": created_by(group), "createdAt": time(secret.created),
         "updatedAt": time(secret.updated), "secretVersions": versions, "activeDeploymentsCount": 0,
     });
     if let Some(value) = value {
@@ -281,7 +301,7 @@ pub fn group(tenant: &str, group: &Group) -> Json {
         .collect();
     let mut out = json!({
         "id": group.id, "fqn": format!("{tenant}:{}", group.name), "name": group.name, "tenantName": tenant, "accountId": tenant,
-        "createdBySubject": subject(group), "createdBy": group.created_by.id, "associatedSecrets": secrets,
+        "createdBySubject": subject(group), "createdBy": created_by(group), "associatedSecrets": secrets,
         "createdAt": time(group.created), "updatedAt": time(group.updated),
     });
     if let Some(id) = &group.integration_id {

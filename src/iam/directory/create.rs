@@ -6,14 +6,16 @@ use serde_json::Value as Json;
 
 use super::state::{new_id, render, Change, Entry, ResourceKind};
 use super::DirectoryActor;
-use crate::iam::generate_api_key;
 use crate::iam::scim::resource::validate_resource;
 use crate::iam::scim::ScimError;
+use crate::iam::{generate_api_key, PrincipalRef};
 use crate::time::now_micros;
 
 pub struct Create {
     pub kind: ResourceKind,
     pub body: Json,
+    /// Kept with a service account (Tecton shows it as the account's `creator`).
+    pub caller: PrincipalRef,
 }
 
 impl Message for Create {
@@ -35,6 +37,7 @@ impl Handler<Create> for DirectoryActor {
             modified: now,
             version: 1,
             key_digest: api_key.as_deref().map(|key| self.hasher.digest(key)),
+            creator: (msg.kind == ResourceKind::ServiceAccount).then_some(msg.caller),
         };
         // A new resource is in no group yet.
         let mut rendered = render(msg.kind, &entry, &[]);

@@ -26,7 +26,7 @@ pub use update::Mode as UpdateMode;
 
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
-use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal};
+use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal, PrincipalRef};
 use crate::persist::Journal;
 use state::DirectoryState;
 
@@ -113,10 +113,16 @@ impl Directory {
             .ok_or(AuthError::UnknownKey)
     }
 
-    /// Creates a resource; a service account's answer carries its new API key, once.
-    pub async fn create(&self, kind: ResourceKind, body: Json) -> Result<Json, ScimError> {
+    /// Creates a resource; a service account's answer carries its new API key, once, and the
+    /// account keeps `caller` as its creator.
+    pub async fn create(
+        &self,
+        kind: ResourceKind,
+        body: Json,
+        caller: PrincipalRef,
+    ) -> Result<Json, ScimError> {
         self.addr
-            .send(create::Create { kind, body })
+            .send(create::Create { kind, body, caller })
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -163,6 +169,12 @@ impl Directory {
             .send(query::Get { kind, id })
             .await
             .unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Who created the service account `id`; `None` when it does not exist or its creator was
+    /// not recorded (created before Quiver kept creators).
+    pub async fn service_account_creator(&self, id: String) -> Option<PrincipalRef> {
+        self.addr.send(query::CreatorOf { id }).await.ok().flatten()
     }
 
     /// Every matching resource, rendered, in order.

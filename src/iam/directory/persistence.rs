@@ -1,14 +1,18 @@
 //! The directory's persistence: journal records (the changes of one request, fsynced before the
-//! reply) and its snapshot section (every entry), in their on-disk types; recovery, export and
-//! journal clean-up are `persist::journaled`'s.
+//! reply) and its snapshot section (every entry, and the service accounts' creators), in their
+//! on-disk types; recovery, export and journal clean-up are `persist::journaled`'s. Records
+//! and sections written before creators were kept still load: their accounts have none.
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value as Json};
 
 use super::state::{Change, Entry, ResourceKind};
 use super::{Directory, DirectoryActor};
-use crate::iam::ApiKeyDigest;
+use crate::iam::{ApiKeyDigest, PrincipalRef};
 use crate::persist::format::{
-    decode, encode, DirectoryChangeV1, DirectoryEntryV1, DirectoryV1, SectionKind,
+    decode, encode, DirectoryChangeV2, DirectoryEntryV1, DirectoryEntryV2, DirectoryV1,
+    DirectoryV2, EntryCreatorV2, PrincipalRefV1, SectionKind,
 };
 use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
 use crate::persist::Journal;
@@ -25,6 +29,7 @@ fn to_disk(kind: ResourceKind, entry: &Entry) -> DirectoryEntryV1 {
     }
 }
 
+/// An entry as stored; its creator, if any, is stored beside it.
 fn from_disk(stored: DirectoryEntryV1) -> Option<(ResourceKind, Entry)> {
     let kind = ResourceKind::from_code(stored.kind)?;
     let attributes: Map<String, Json> = serde_json::from_str(&stored.attributes).ok()?;
@@ -39,16 +44,20 @@ fn from_disk(stored: DirectoryEntryV1) -> Option<(ResourceKind, Entry)> {
         modified: stored.modified_micros,
         version: stored.version,
         key_digest,
+        creator: None,
     };
     Some((kind, entry))
 }
 
 pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
-    let record: Vec<DirectoryChangeV1> = changes
+    let record: Vec<DirectoryChangeV2> = changes
         .iter()
         .map(|change| match change {
-            Change::Put(kind, entry) => DirectoryChangeV1::Put(to_disk(*kind, entry)),
-            Change::Delete(kind, id) => DirectoryChangeV1::Delete {
+            Change::Put(kind, entry) => DirectoryChangeV2::PutV2(DirectoryEntryV2 {
+                entry: to_disk(*kind, entry),
+                creator: entry.creator.as_ref().map(PrincipalRef::to_disk),
+            }),
+            Change::Delete(kind, id) => DirectoryChangeV2::Delete {
                 kind: kind.code(),
                 id: id.clone(),
             },
@@ -57,17 +66,47 @@ pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
     encode(&record)
 }
 
+/// A version 1 record (no creators) decodes here too: see `DirectoryChangeV2`.
 fn decode_changes(bytes: &[u8]) -> Option<Vec<Change>> {
-    let record: Vec<DirectoryChangeV1> = decode(bytes).ok()?;
+    let record: Vec<DirectoryChangeV2> = decode(bytes).ok()?;
     record
         .into_iter()
         .map(|change| match change {
-            DirectoryChangeV1::Put(stored) => {
+            DirectoryChangeV2::Put(stored) => {
                 from_disk(stored).map(|(kind, entry)| Change::Put(kind, entry))
             }
-            DirectoryChangeV1::Delete { kind, id } => {
+            DirectoryChangeV2::PutV2(stored) => from_disk(stored.entry).map(|(kind, mut entry)| {
+                entry.creator = stored.creator.map(PrincipalRef::from_disk);
+                Change::Put(kind, entry)
+            }),
+            DirectoryChangeV2::Delete { kind, id } => {
                 ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id))
             }
+        })
+        .collect()
+}
+
+/// A snapshot section: `DirectoryV2`, or `DirectoryV1` from a build that kept no creators.
+fn decode_section(payload: &[u8]) -> Result<Vec<Change>, String> {
+    let (entries, creators) = match decode::<DirectoryV2>(payload) {
+        Ok(section) => (section.entries, section.creators),
+        Err(error) => match decode::<DirectoryV1>(payload) {
+            Ok(section) => (section.entries, Vec::new()),
+            Err(_) => return Err(error),
+        },
+    };
+    let mut creators: HashMap<String, PrincipalRefV1> = creators
+        .into_iter()
+        .map(|stored| (stored.id, stored.creator))
+        .collect();
+    entries
+        .into_iter()
+        .map(|stored| {
+            let id = stored.id.clone();
+            let (kind, mut entry) =
+                from_disk(stored).ok_or_else(|| format!("entry `{id}` does not decode"))?;
+            entry.creator = creators.remove(&id).map(PrincipalRef::from_disk);
+            Ok(Change::Put(kind, entry))
         })
         .collect()
 }
@@ -81,17 +120,7 @@ impl JournaledActor for DirectoryActor {
     }
 
     fn decode_section(payload: &[u8]) -> Result<Vec<Change>, String> {
-        let stored: DirectoryV1 = decode(payload)?;
-        stored
-            .entries
-            .into_iter()
-            .map(|entry| {
-                let id = entry.id.clone();
-                from_disk(entry)
-                    .map(|(kind, entry)| Change::Put(kind, entry))
-                    .ok_or_else(|| format!("entry `{id}` does not decode"))
-            })
-            .collect()
+        decode_section(payload)
     }
 
     fn decode_record(record: &[u8]) -> Result<Vec<Change>, String> {
@@ -103,13 +132,18 @@ impl JournaledActor for DirectoryActor {
     }
 
     fn encode_section(&self) -> (Vec<u8>, u64) {
-        let entries: Vec<DirectoryEntryV1> = self
-            .state
-            .all()
-            .map(|(kind, entry)| to_disk(kind, entry))
-            .collect();
-        let items = entries.len() as u64;
-        (encode(&DirectoryV1 { entries }), items)
+        let mut section = DirectoryV2::default();
+        for (kind, entry) in self.state.all() {
+            section.entries.push(to_disk(kind, entry));
+            if let Some(creator) = &entry.creator {
+                section.creators.push(EntryCreatorV2 {
+                    id: entry.id.clone(),
+                    creator: creator.to_disk(),
+                });
+            }
+        }
+        let items = section.entries.len() as u64;
+        (encode(&section), items)
     }
 
     fn recovered(&mut self) {
@@ -123,5 +157,89 @@ impl Directory {
     /// The directory's persistence: its recovery, and its snapshot source.
     pub fn persistence(&self) -> JournaledAddr<DirectoryActor> {
         JournaledAddr(self.addr.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::PrincipalKind;
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn service_account(creator: Option<PrincipalRef>) -> Entry {
+        let mut attributes = Map::new();
+        attributes.insert("name".into(), Json::String("ci".into()));
+        Entry {
+            id: "sa1".into(),
+            attributes,
+            created: 5,
+            modified: 6,
+            version: 1,
+            key_digest: None,
+            creator,
+        }
+    }
+
+    /// A record and a section as the build before creators wrote them (bytes captured from
+    /// it): a service account `sa1` put, a user `u1` deleted.
+    const V1_RECORD: &str = "0200000000000000000000000203000000000000007361310d000000000000007b226e616d65223a226369227d05000000000000000600000000000000010000000000000000010000000002000000000000007531";
+    const V1_SECTION: &str = "01000000000000000203000000000000007361310d000000000000007b226e616d65223a226369227d05000000000000000600000000000000010000000000000000";
+
+    #[test]
+    fn version_1_records_and_sections_load_without_creators() {
+        assert_eq!(
+            decode_changes(&hex(V1_RECORD)).unwrap(),
+            vec![
+                Change::Put(ResourceKind::ServiceAccount, service_account(None)),
+                Change::Delete(ResourceKind::User, "u1".into()),
+            ]
+        );
+        assert_eq!(
+            decode_section(&hex(V1_SECTION)).unwrap(),
+            vec![Change::Put(
+                ResourceKind::ServiceAccount,
+                service_account(None)
+            )]
+        );
+    }
+
+    #[test]
+    fn creators_survive_the_journal_and_the_snapshot() {
+        let creator = PrincipalRef {
+            kind: PrincipalKind::User,
+            id: "u9".into(),
+            name: Some("ana@example.com".into()),
+        };
+        let put = Change::Put(
+            ResourceKind::ServiceAccount,
+            service_account(Some(creator.clone())),
+        );
+        assert_eq!(
+            decode_changes(&encode_changes(std::slice::from_ref(&put))).unwrap(),
+            vec![put]
+        );
+        let section = encode(&DirectoryV2 {
+            entries: vec![to_disk(
+                ResourceKind::ServiceAccount,
+                &service_account(None),
+            )],
+            creators: vec![EntryCreatorV2 {
+                id: "sa1".into(),
+                creator: creator.to_disk(),
+            }],
+        });
+        assert_eq!(
+            decode_section(&section).unwrap(),
+            vec![Change::Put(
+                ResourceKind::ServiceAccount,
+                service_account(Some(creator))
+            )]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `Get` and `ListQuery`: read one resource, or filter, sort and page a resource type.
+//! `Get`, `CreatorOf` and `ListQuery`: read one resource or a service account's creator, or
+//! filter, sort and page a resource type.
 
 use actix::{Handler, Message};
 use serde_json::Value as Json;
@@ -8,6 +9,7 @@ use super::DirectoryActor;
 use crate::iam::scim::filter::{get_ci, Filter};
 use crate::iam::scim::resource::split_path;
 use crate::iam::scim::{ScimError, ScimErrorKind};
+use crate::iam::PrincipalRef;
 
 pub struct Get {
     pub kind: ResourceKind,
@@ -31,6 +33,26 @@ impl Handler<Get> for DirectoryActor {
                     format!("{} `{}` not found", msg.kind.schema().resource_type, msg.id),
                 )
             })
+    }
+}
+
+/// The recorded creator of a service account.
+pub struct CreatorOf {
+    pub id: String,
+}
+
+impl Message for CreatorOf {
+    type Result = Option<PrincipalRef>;
+}
+
+impl Handler<CreatorOf> for DirectoryActor {
+    type Result = Option<PrincipalRef>;
+
+    fn handle(&mut self, msg: CreatorOf, _: &mut Self::Context) -> Self::Result {
+        self.state
+            .get(ResourceKind::ServiceAccount, &msg.id)?
+            .creator
+            .clone()
     }
 }
 

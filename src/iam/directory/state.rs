@@ -14,7 +14,7 @@ use crate::iam::roles::{read_roles, Grants};
 use crate::iam::scim::names::fold;
 use crate::iam::scim::schema::{ResourceSchema, GROUP, SERVICE_ACCOUNT, USER};
 use crate::iam::scim::{ScimError, ScimErrorKind};
-use crate::iam::{ApiKeyDigest, Principal, PrincipalKind};
+use crate::iam::{ApiKeyDigest, Principal, PrincipalKind, PrincipalRef};
 use crate::time::{format_timestamp, Micros};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,6 +71,9 @@ pub struct Entry {
     pub version: u64,
     /// Service accounts only.
     pub key_digest: Option<ApiKeyDigest>,
+    /// Who created it (service accounts; `None` when created before creators were kept).
+    /// Not a SCIM attribute: never rendered, filtered or patched.
+    pub creator: Option<PrincipalRef>,
 }
 
 /// One change; a request yields a list of them, journaled together.
@@ -409,6 +412,7 @@ mod tests {
             modified: 0,
             version: 1,
             key_digest: Some(ApiKeyDigest([id.len() as u8; 32])),
+            creator: None,
         }
     }
 

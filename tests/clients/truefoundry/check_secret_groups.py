@@ -4,8 +4,10 @@ manifest, delete) and secrets (list with and without values, get, delete), and i
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
 
+import json
 import os
 import sys
+import urllib.request
 
 from truefoundry_sdk import TrueFoundry
 from truefoundry_sdk.core.api_error import ApiError
@@ -86,6 +88,27 @@ def check_6_errors_and_deletes():
         raise AssertionError("expected unauthorized")
     except ApiError as error:
         assert error.status_code == 401
+
+
+def check_7_creator_subject_search_and_versions():
+    """A group created by a named service account says who, through the SDK's models."""
+    body = json.dumps({"name": "tf-sdk-creator", "roles": [{"type": "account_type", "value": "admin"}]}).encode()
+    request = urllib.request.Request(URL + "/api/scim/v2/ServiceAccounts", data=body, method="POST",
+                                     headers={"Authorization": "Bearer " + os.environ["QUIVER_KEY"]})
+    with urllib.request.urlopen(request) as response:
+        account = json.load(response)
+    creator = TrueFoundry(base_url=URL, api_key=account["apiKey"])
+    group = creator.secret_groups.create(name="billing-keys", integration_id="internal-store",
+                                         secrets=[{"key": "INVOICE_TOKEN", "value": "t1"}]).data
+    subject = group.created_by_subject
+    assert (subject.subject_id, subject.subject_type) == (account["id"], "serviceaccount"), subject
+    assert subject.subject_slug == subject.subject_display_name == "tf-sdk-creator", subject
+    assert group.created_by == "tf-sdk-creator"
+    secret = group.associated_secrets[0]
+    assert secret.created_by_subject.subject_slug == "tf-sdk-creator"
+    assert secret.secret_versions[0].secret.name == "INVOICE_TOKEN", secret.secret_versions[0]
+    found = [g.name for g in client.secret_groups.list(search="INVOICE")]
+    assert found == ["billing-keys"], found
 
 
 def main():

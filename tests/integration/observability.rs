@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
 use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
+use super::proxy::{call, strings, SECRETS};
 use super::secrets::service_account;
 
 /// Values a request carried that no metric label (nor log line) may show.
@@ -16,7 +20,8 @@ pub struct Sensitive {
 
 /// Sends traffic through every family that carries something sensitive: a join-key value, a
 /// service account's new API key, secret values through each secrets API (Tecton, TrueFoundry,
-/// Tinybird with `?token=`), an `Authorization` header, ingest records, and a raw path segment.
+/// Tinybird with `?token=`, Tecton's metadata proxy with the key in its envelope), an
+/// `Authorization` header, ingest records, and a raw path segment.
 pub fn sensitive_traffic(server: &Server) -> Sensitive {
     let join_key = "user_joinkey_q7x31";
     let read = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
@@ -95,6 +100,21 @@ pub fn sensitive_traffic(server: &Server) -> Sensitive {
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
 
+    // Tecton's metadata proxy: the key and the secret inside the JSON envelope's body.
+    let proxy_secret = "proxy-secret-value-3m8d";
+    let scope = STANDARD.encode(strings(&[(1, "proxy_scope")]));
+    let create = format!("{SECRETS}/CreateSecretScope");
+    let (status, _) = call(server, "/api/proxy", &create, Some(ADMIN_KEY), &scope);
+    assert_eq!(status, 200);
+    let put = STANDARD.encode(strings(&[(1, "proxy_scope"), (2, "k"), (3, proxy_secret)]));
+    let put_method = format!("{SECRETS}/PutSecretValue");
+    let (status, answer) = call(server, "/api/proxy", &put_method, Some(ADMIN_KEY), &put);
+    assert_eq!(
+        (status, &answer["status"]["code"]),
+        (200, &json!(0)),
+        "{answer}"
+    );
+
     // The new account's key in an Authorization header, on a route it may use.
     let metadata =
         json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service"}});
@@ -114,6 +134,8 @@ pub fn sensitive_traffic(server: &Server) -> Sensitive {
             tecton_secret.to_string(),
             truefoundry_secret.to_string(),
             tinybird_secret.to_string(),
+            proxy_secret.to_string(),
+            put,
             "scope_rawpath_55".to_string(),
         ],
     }
@@ -175,6 +197,7 @@ fn metrics_move_with_traffic_and_no_label_carries_a_secret() {
     moved(r#"quiver_http_requests_total{api="tecton_secrets""#);
     moved(r#"quiver_http_requests_total{api="truefoundry""#);
     moved(r#"quiver_http_requests_total{api="tinybird""#);
+    moved(r#"quiver_http_requests_total{api="proxy",route="/api/proxy""#);
     moved(r#"quiver_ingest_records_total{outcome="accepted""#);
     moved(r#"quiver_ingest_records_total{outcome="rejected",reason="too_far_in_future"}"#);
     moved(r#"quiver_journal_appended_bytes_total{journal="rows"}"#);
@@ -373,7 +396,7 @@ fn json_logs_carry_no_secret_key_or_authorization_header() {
         }
     }
     assert_eq!(
-        requests, 9,
+        requests, 11,
         "one line per request sensitive_traffic sends:\n{log}"
     );
     for value in

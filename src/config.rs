@@ -1,7 +1,10 @@
 //! Configuration in two steps (ripgrep's habit): the raw file as written, then [`Settings`],
-//! fully resolved, with environment variables and command-line flags applied over the file
-//! (file < environment < flags; clap merges the last two).
+//! fully resolved. Each setting in [`SETTINGS`] may also be given by an environment variable and
+//! a command-line flag: file < environment < flag (clap merges the last two into [`Overrides`],
+//! which are laid over the file before it is read). Unknown keys and bad values are refused,
+//! naming where the value came from (the file, the variable or the flag), the key and why.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,12 +29,60 @@ struct ConfigFile {
     workspace: Vec<WorkspaceEntry>,
     #[serde(default)]
     demo: DemoSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    /// `text` (default) or `json`.
+    format: Option<String>,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What a log format must be.
+const LOG_FORMATS: &str = "must be text or json";
+
+impl LogFormat {
+    fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+
+    /// The format `QUIVER_LOG_FORMAT` names, for the commands that read no configuration.
+    pub fn from_env() -> Result<LogFormat, ConfigError> {
+        let Ok(text) = std::env::var("QUIVER_LOG_FORMAT") else {
+            return Ok(LogFormat::default());
+        };
+        LogFormat::parse(&text).ok_or_else(|| ConfigError::Value {
+            origin: "QUIVER_LOG_FORMAT".to_string(),
+            key: "log.format",
+            text,
+            reason: LOG_FORMATS.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerSection {
     listen: Option<String>,
+    /// Where `GET /metrics` is served without authentication; empty or absent: nowhere (it is
+    /// on `listen`, for viewers, either way).
+    metrics_address: Option<String>,
     /// 0 or absent: one per core.
     shards: Option<usize>,
     workers: Option<usize>,
@@ -129,6 +180,8 @@ pub enum SeedTarget {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub metrics_address: Option<SocketAddr>,
+    pub log_format: LogFormat,
     pub n_shards: usize,
     pub n_workers: usize,
     pub max_body_bytes: usize,
@@ -189,11 +242,122 @@ impl PersistenceSettings {
     }
 }
 
-/// Values given on the command line or in the environment; they win over the file.
+/// How a setting's text from a flag or the environment becomes a value as the file writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A string as it is (an address, a duration, a word).
+    Text,
+    /// A whole number.
+    Count,
+    /// A file or directory: relative to the working directory (the file's own paths are
+    /// relative to the file).
+    Path,
+}
+
+/// A setting that a flag and an environment variable may give, over the file.
+#[derive(Debug)]
+pub struct Setting {
+    /// Where the file has it: `section.key`.
+    pub key: &'static str,
+    /// The flag, without its `--`.
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+/// Every setting that is one value (the workspaces and demo seeds are lists: file only).
+pub const SETTINGS: &[Setting] = &[
+    Setting { key: "server.listen", flag: "listen", env: "QUIVER_LISTEN", kind: Kind::Text, help: "Address to listen on (HOST:PORT; port 0 picks a free one) [default: 127.0.0.1:8080]" },
+    Setting { key: "server.metrics_address", flag: "metrics-address", env: "QUIVER_METRICS_ADDRESS", kind: Kind::Text, help: "Also serve GET /metrics here, without authentication (HOST:PORT; empty: nowhere)" },
+    Setting { key: "server.shards", flag: "shards", env: "QUIVER_SHARDS", kind: Kind::Count, help: "Shard actors (0: one per core)" },
+    Setting { key: "server.workers", flag: "workers", env: "QUIVER_WORKERS", kind: Kind::Count, help: "HTTP workers (0: one per core)" },
+    Setting { key: "server.max_body_bytes", flag: "max-body-bytes", env: "QUIVER_MAX_BODY_BYTES", kind: Kind::Count, help: "Body limit of the Feature Service and Stream Ingest APIs [default: 4194304]" },
+    Setting { key: "server.body_read_timeout", flag: "body-read-timeout", env: "QUIVER_BODY_READ_TIMEOUT", kind: Kind::Text, help: "How long a whole request body may take to arrive [default: 10s]" },
+    Setting { key: "server.max_batch_size", flag: "max-batch-size", env: "QUIVER_MAX_BATCH_SIZE", kind: Kind::Count, help: "Most rows in one GetFeaturesBatch [default: 10]" },
+    Setting { key: "server.max_store_response_bytes", flag: "max-store-response-bytes", env: "QUIVER_MAX_STORE_RESPONSE_BYTES", kind: Kind::Count, help: "Most bytes the store may return for one GetFeatures request [default: 16777216]" },
+    Setting { key: "server.max_future_event_skew", flag: "max-future-event-skew", env: "QUIVER_MAX_FUTURE_EVENT_SKEW", kind: Kind::Text, help: "How far in the future an aggregated event may be [default: 5m]" },
+    Setting { key: "storage.data_dir", flag: "data-dir", env: "QUIVER_DATA_DIR", kind: Kind::Path, help: "Directory for persistent state; empty: in memory only" },
+    Setting { key: "storage.arena_initial_bytes", flag: "arena-initial-bytes", env: "QUIVER_ARENA_INITIAL_BYTES", kind: Kind::Count, help: "Each shard's first arena size [default: 1048576]" },
+    Setting { key: "persistence.fsync", flag: "fsync", env: "QUIVER_FSYNC", kind: Kind::Text, help: "When the rows journal reaches the disk: always, every_second or never [default: always]" },
+    Setting { key: "persistence.snapshot_interval", flag: "snapshot-interval", env: "QUIVER_SNAPSHOT_INTERVAL", kind: Kind::Text, help: "How often to snapshot (e.g. 10m); 0s: only on demand and at shutdown" },
+    Setting { key: "persistence.snapshot_retention", flag: "snapshot-retention", env: "QUIVER_SNAPSHOT_RETENTION", kind: Kind::Count, help: "Snapshots to keep [default: 5]" },
+    Setting { key: "persistence.snapshot_dir", flag: "snapshot-dir", env: "QUIVER_SNAPSHOT_DIR", kind: Kind::Path, help: "Where snapshots go [default: DATA_DIR/snapshots]" },
+    Setting { key: "secrets.master_key_file", flag: "master-key-file", env: "QUIVER_MASTER_KEY_FILE", kind: Kind::Path, help: "The vault's master key file [default: DATA_DIR/master.key]" },
+    Setting { key: "secrets.tenant", flag: "tenant", env: "QUIVER_TENANT", kind: Kind::Text, help: "TrueFoundry's tenant name [default: quiver]" },
+    Setting { key: "log.format", flag: "log-format", env: "QUIVER_LOG_FORMAT", kind: Kind::Text, help: "Log lines: text (human-readable) or json (one object per line) [default: text]" },
+];
+
+/// Where a value given over the file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Flag(&'static str),
+    Environment(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "--{flag}"),
+            Origin::Environment(variable) => write!(f, "{variable}"),
+        }
+    }
+}
+
+/// Values given on the command line or in the environment, by key; they win over the file.
 #[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub listen: Option<String>,
-    pub data_dir: Option<PathBuf>,
+pub struct Overrides(BTreeMap<&'static str, (String, Origin)>);
+
+impl Overrides {
+    /// Gives the setting `key` (one of [`SETTINGS`]) the value `text`, from `origin`.
+    pub fn set(&mut self, key: &'static str, text: String, origin: Origin) {
+        assert!(
+            SETTINGS.iter().any(|setting| setting.key == key),
+            "{key} is not a setting"
+        );
+        self.0.insert(key, (text, origin));
+    }
+
+    /// Where the value of `key` came from, if not from the file.
+    fn origin(&self, key: &str) -> Option<Origin> {
+        self.0.get(key).map(|(_, origin)| *origin)
+    }
+
+    /// Lays every value over the file's table, as the file would write it.
+    fn apply(&self, table: &mut toml::Table) -> Result<(), ConfigError> {
+        for setting in SETTINGS {
+            let Some((text, origin)) = self.0.get(setting.key) else {
+                continue;
+            };
+            let value = match setting.kind {
+                Kind::Text => toml::Value::String(text.clone()),
+                Kind::Count => match text.parse::<i64>() {
+                    Ok(n) if n >= 0 => toml::Value::Integer(n),
+                    _ => {
+                        return Err(ConfigError::Value {
+                            origin: origin.to_string(),
+                            key: setting.key,
+                            text: text.clone(),
+                            reason: "is not a whole number".to_string(),
+                        })
+                    }
+                },
+                Kind::Path if text.is_empty() => toml::Value::String(String::new()),
+                Kind::Path => {
+                    let path = std::path::absolute(text).unwrap_or_else(|_| PathBuf::from(text));
+                    toml::Value::String(path.to_string_lossy().into_owned())
+                }
+            };
+            let (section, key) = setting.key.split_once('.').expect("section.key");
+            let section = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(section) = section {
+                section.insert(key.to_string(), value);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +369,15 @@ pub enum ConfigError {
     },
     #[error("{path}: invalid configuration: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// One setting's value is refused; `origin` is the file, the flag or the variable it came
+    /// from.
+    #[error("{origin}: {key} `{text}` {reason}")]
+    Value {
+        origin: String,
+        key: &'static str,
+        text: String,
+        reason: String,
+    },
 }
 
 /// Tecton's documented request size limit.
@@ -219,8 +392,82 @@ const DEFAULT_MAX_BATCH_SIZE: usize = 10;
 const DEFAULT_MAX_STORE_RESPONSE_BYTES: usize = 16 << 20;
 
 impl Settings {
-    /// Reads `path` and applies the overrides. Relative paths in the file are relative to the
-    /// file's directory.
+    /// Every one-value setting as resolved, by key (what `quiver config check` prints).
+    pub fn resolved(&self) -> Vec<(&'static str, String)> {
+        let path = |path: &Option<PathBuf>| {
+            path.as_ref()
+                .map_or_else(|| "none".to_string(), |p| p.display().to_string())
+        };
+        let persistence = &self.persistence;
+        vec![
+            ("server.listen", self.listen.to_string()),
+            (
+                "server.metrics_address",
+                self.metrics_address
+                    .map_or_else(|| "none".to_string(), |a| a.to_string()),
+            ),
+            ("server.shards", self.n_shards.to_string()),
+            ("server.workers", self.n_workers.to_string()),
+            ("server.max_body_bytes", self.max_body_bytes.to_string()),
+            (
+                "server.body_read_timeout",
+                format!("{:?}", self.body_read_timeout),
+            ),
+            ("server.max_batch_size", self.max_batch_size.to_string()),
+            (
+                "server.max_store_response_bytes",
+                self.max_store_response_bytes.to_string(),
+            ),
+            (
+                "server.max_future_event_skew",
+                format!(
+                    "{:?}",
+                    std::time::Duration::from_micros(self.max_future_skew.max(0) as u64)
+                ),
+            ),
+            ("storage.data_dir", path(&self.data_dir)),
+            (
+                "storage.arena_initial_bytes",
+                self.arena_initial_bytes.to_string(),
+            ),
+            (
+                "persistence.fsync",
+                match persistence.fsync {
+                    FsyncPolicy::Always => "always",
+                    FsyncPolicy::EverySecond => "every_second",
+                    FsyncPolicy::Never => "never",
+                }
+                .to_string(),
+            ),
+            (
+                "persistence.snapshot_interval",
+                persistence
+                    .snapshot_interval
+                    .map_or_else(|| "none".to_string(), |d| format!("{d:?}")),
+            ),
+            (
+                "persistence.snapshot_retention",
+                persistence.snapshot_retention.to_string(),
+            ),
+            ("persistence.snapshot_dir", path(&persistence.snapshot_dir)),
+            (
+                "secrets.master_key_file",
+                path(&self.secrets.master_key_file),
+            ),
+            ("secrets.tenant", self.secrets.tenant.clone()),
+            (
+                "log.format",
+                match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }
+                .to_string(),
+            ),
+        ]
+    }
+
+    /// Reads `path` and lays the overrides over it. Relative paths in the file are relative to
+    /// the file's directory; those given by a flag or variable, to the working directory.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
@@ -230,33 +477,61 @@ impl Settings {
             path: path.to_path_buf(),
             message,
         };
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        overrides.apply(&mut table)?;
+        let file: ConfigFile = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| match e.path().to_string().as_str() {
+                "." => invalid(e.inner().message().to_string()),
+                key => invalid(format!("{key}: {}", e.inner().message())),
+            })?;
+        // A refused value names where it came from: the flag or variable that gave it, or the file.
+        let bad = |key: &'static str, text: &str, reason: String| ConfigError::Value {
+            origin: overrides
+                .origin(key)
+                .map_or_else(|| path.display().to_string(), |origin| origin.to_string()),
+            key,
+            text: text.to_string(),
+            reason,
+        };
+        let address = |key, text: &str| {
+            text.parse::<SocketAddr>()
+                .map_err(|_| bad(key, text, "is not HOST:PORT (e.g. 127.0.0.1:8080)".into()))
+        };
+        let duration = |key, text: &str| {
+            parse_duration(text).map_err(|e| bad(key, text, format!("is not a duration: {e}")))
+        };
         let base = path.parent().unwrap_or(Path::new("."));
-        let listen_text = overrides
-            .listen
-            .clone()
-            .or(file.server.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen = listen_text.parse().map_err(|_| {
-            invalid(format!(
-                "listen address `{listen_text}` is not HOST:PORT (e.g. 127.0.0.1:8080)"
-            ))
-        })?;
+        let listen = address(
+            "server.listen",
+            file.server.listen.as_deref().unwrap_or("127.0.0.1:8080"),
+        )?;
+        let metrics_address = file
+            .server
+            .metrics_address
+            .as_deref()
+            .filter(|text| !text.is_empty())
+            .map(|text| address("server.metrics_address", text))
+            .transpose()?;
+        let log_format = match file.log.format.as_deref() {
+            None => LogFormat::default(),
+            Some(text) => {
+                LogFormat::parse(text).ok_or_else(|| bad("log.format", text, LOG_FORMATS.into()))?
+            }
+        };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let data_dir = overrides
+        let data_dir = file
+            .storage
             .data_dir
-            .clone()
-            .or_else(|| {
-                file.storage
-                    .data_dir
-                    .filter(|d| !d.is_empty())
-                    .map(|d| base.join(d))
-            })
-            .filter(|d| !d.as_os_str().is_empty());
+            .filter(|d| !d.is_empty())
+            .map(|d| base.join(d));
         let max_batch_size = file.server.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE);
         if max_batch_size == 0 {
-            return Err(invalid(
-                "server.max_batch_size must be at least 1".to_string(),
+            return Err(bad(
+                "server.max_batch_size",
+                "0",
+                "must be at least 1".into(),
             ));
         }
         let max_store_response_bytes = file
@@ -264,8 +539,10 @@ impl Settings {
             .max_store_response_bytes
             .unwrap_or(DEFAULT_MAX_STORE_RESPONSE_BYTES);
         if max_store_response_bytes == 0 {
-            return Err(invalid(
-                "server.max_store_response_bytes must be at least 1".to_string(),
+            return Err(bad(
+                "server.max_store_response_bytes",
+                "0",
+                "must be at least 1".into(),
             ));
         }
         if file.workspace.is_empty() {
@@ -275,16 +552,17 @@ impl Settings {
         let fsync = match persistence.fsync.as_deref() {
             None => FsyncPolicy::Always,
             Some(text) => FsyncPolicy::parse(text).ok_or_else(|| {
-                invalid(format!(
-                    "persistence.fsync `{text}` must be always, every_second or never"
-                ))
+                bad(
+                    "persistence.fsync",
+                    text,
+                    "must be always, every_second or never".into(),
+                )
             })?,
         };
         let snapshot_interval = match persistence.snapshot_interval.as_deref() {
             None => None,
             Some(text) => {
-                let micros = parse_duration(text)
-                    .map_err(|e| invalid(format!("persistence.snapshot_interval: {e}")))?;
+                let micros = duration("persistence.snapshot_interval", text)?;
                 (micros > 0).then(|| std::time::Duration::from_micros(micros as u64))
             }
         };
@@ -318,18 +596,18 @@ impl Settings {
         };
         let max_future_skew = match file.server.max_future_event_skew.as_deref() {
             None => 5 * 60 * crate::time::MICROS_PER_SECOND,
-            Some(text) => parse_duration(text)
-                .map_err(|e| invalid(format!("server.max_future_event_skew: {e}")))?,
+            Some(text) => duration("server.max_future_event_skew", text)?,
         };
         let body_read_timeout = match file.server.body_read_timeout.as_deref() {
             None => DEFAULT_BODY_READ_TIMEOUT,
             Some(text) => {
-                let micros = parse_duration(text)
-                    .map_err(|e| invalid(format!("server.body_read_timeout: {e}")))?;
+                let micros = duration("server.body_read_timeout", text)?;
                 if micros <= 0 {
-                    return Err(invalid(format!(
-                        "server.body_read_timeout `{text}` must be longer than 0s"
-                    )));
+                    return Err(bad(
+                        "server.body_read_timeout",
+                        text,
+                        "must be longer than 0s".into(),
+                    ));
                 }
                 std::time::Duration::from_micros(micros as u64)
             }
@@ -340,6 +618,8 @@ impl Settings {
             persistence,
             secrets,
             listen,
+            metrics_address,
+            log_format,
             n_shards: file.server.shards.filter(|n| *n > 0).unwrap_or(cores),
             n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),
             max_body_bytes: file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),

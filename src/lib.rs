@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).
+//! - [`metrics`]: process-wide counters and histograms, and the Prometheus text of a scrape
+//!   (beside [`time`] on the ground floor: any module may count, it calls only [`time`]).
 //! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
 //! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
@@ -11,7 +13,8 @@
 //! - [`iam`]: who is calling and what they may do: the directory actor (users, groups, service
 //!   accounts), principals and permissions, API-key digests, protocol-independent SCIM logic.
 //! - [`persist`]: on-disk formats, journals, snapshot files, the snapshot scheduler, the data
-//!   directory's lock and start-up recovery's choice of snapshot; calls only [`time`].
+//!   directory's lock and start-up recovery's choice of snapshot; calls only [`time`] and
+//!   [`metrics`].
 //! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
 //! - [`http`]: routes, permission extractors, wire formats and the one error table (each API
 //!   family renders it in its own shape); the only module that knows actix-web.
@@ -27,6 +30,7 @@ pub mod config;
 pub mod http;
 pub mod iam;
 pub mod ingest;
+pub mod metrics;
 pub mod persist;
 pub mod registry;
 pub mod secrets;

@@ -1,7 +1,8 @@
-//! The `quiver` command line: `serve` (the default), `load`, `snapshot`, `journal`, `secrets` and
-//! `bench`.
+//! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
+//! `secrets` and `bench`.
 
 mod bench;
+mod config;
 mod journal;
 mod load;
 mod secrets;
@@ -11,6 +12,8 @@ mod snapshot;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+
+use crate::config::{LogFormat, Origin, Overrides, SETTINGS};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -32,6 +35,8 @@ struct Cli {
 enum Command {
     /// Start the server (the default when no subcommand is given).
     Serve(serve::ServeArgs),
+    /// Check a configuration and the feature repository it names, without starting anything.
+    Config(config::ConfigArgs),
     /// Validate a CSV or JSON Lines file of one feature view's rows and send it to a server.
     Load(load::LoadArgs),
     /// List, verify, restore or create snapshots.
@@ -50,6 +55,51 @@ struct ConfigArg {
     /// The configuration file.
     #[arg(long = "config", env = "QUIVER_CONFIG", default_value = "config.toml")]
     path: PathBuf,
+}
+
+/// Every one-value setting (`config::SETTINGS`) as a flag with its environment variable: what
+/// `serve` and `config check` lay over the file.
+#[derive(Debug, Clone, Default)]
+struct SettingArgs(Overrides);
+
+impl clap::FromArgMatches for SettingArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<SettingArgs, clap::Error> {
+        let mut overrides = Overrides::default();
+        for setting in SETTINGS {
+            if let Some(text) = matches.get_one::<String>(setting.key) {
+                let origin = match matches.value_source(setting.key) {
+                    Some(clap::parser::ValueSource::EnvVariable) => {
+                        Origin::Environment(setting.env)
+                    }
+                    _ => Origin::Flag(setting.flag),
+                };
+                overrides.set(setting.key, text.clone(), origin);
+            }
+        }
+        Ok(SettingArgs(overrides))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = SettingArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for SettingArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        SETTINGS.iter().fold(command, |command, setting| {
+            command.arg(
+                clap::Arg::new(setting.key)
+                    .long(setting.flag)
+                    .env(setting.env)
+                    .help(setting.help),
+            )
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        SettingArgs::augment_args(command)
+    }
 }
 
 /// A running server and its admin key, for the subcommands that act through its HTTP API.
@@ -90,23 +140,40 @@ impl ServerArg {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    if !matches!(command, Command::Serve(_)) {
+        // `serve` starts logging itself, once it has read `[log] format` from its configuration.
+        start_logging(LogFormat::from_env()?);
+    }
+    match command {
+        Command::Serve(args) => serve::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
+        Command::Secrets(args) => secrets::run(args),
+        Command::Journal(args) => journal::run(args),
+        Command::Bench(args) => bench::run(*args),
+    }
+}
+
+/// Logs to stderr, at the level `QUIVER_LOG` sets (default `info`), in `format`.
+fn start_logging(format: LogFormat) {
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
-    match cli.command {
-        None => serve::run(cli.serve),
-        Some(Command::Serve(args)) => serve::run(args),
-        Some(Command::Load(args)) => load::run(args),
-        Some(Command::Snapshot(args)) => snapshot::run(args),
-        Some(Command::Secrets(args)) => secrets::run(args),
-        Some(Command::Journal(args)) => journal::run(args),
-        Some(Command::Bench(args)) => bench::run(*args),
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logger
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logger
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 

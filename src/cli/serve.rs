@@ -1,17 +1,19 @@
-//! `quiver serve`: load and validate the repository, start the shard actors, recover persisted
-//! state (or seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web
-//! stops accepting and drains), then take a last snapshot and exit.
+//! `quiver serve`: load and validate the repository, start the actors, listen (every API
+//! answering 503 and `/readyz` saying why until start-up is done), recover persisted state (or
+//! seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web stops
+//! accepting and drains), then take a last snapshot and exit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::HttpServer;
 use anyhow::Context;
 
-use super::ConfigArg;
-use crate::config::{Overrides, PersistenceSettings, Settings};
+use super::{ConfigArg, SettingArgs};
+use crate::config::{PersistenceSettings, Settings};
+use crate::http::readiness::{StartUp, Started};
 use crate::http::wire::feature_service::WireCatalog;
-use crate::http::{app, AppState, Limits};
+use crate::http::{app, AppState, Limits, Surface};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::ingest::tokens::IngestTokens;
@@ -29,12 +31,8 @@ use crate::time::now_micros;
 pub struct ServeArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Address to listen on (HOST:PORT; port 0 picks a free one).
-    #[arg(long, env = "QUIVER_LISTEN")]
-    listen: Option<String>,
-    /// Directory for persistent state; unset means in memory only.
-    #[arg(long, env = "QUIVER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingArgs,
     /// Start from this snapshot (an id from `quiver snapshot list`, or a file), setting the
     /// current journal aside: `quiver snapshot restore --force`, then serve.
     #[arg(long)]
@@ -47,11 +45,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir,
-    };
-    let settings = Settings::load(&args.config.path, &overrides)?;
+    let settings = Settings::load(&args.config.path, &args.settings.0)?;
+    super::start_logging(settings.log_format);
     let registry = Arc::new(load_registry(&settings.workspaces)?);
     // Held until this function returns, that is for the server's whole life.
     let _lock = settings
@@ -168,29 +163,26 @@ async fn serve(
         master_keys.rotation_file,
         settings.secrets.tenant.clone(),
     );
-    let snapshotter = match persistent_dirs(&settings) {
-        Some(dirs) => Some(recover(&settings, dirs, &router, &directory, &vault, &registry).await?),
-        None => {
-            seed_demo(&settings, &registry, &router).await?;
-            None
-        }
-    };
-    // After recovery, so that the vault holds the secrets the templates read.
-    let ingest_tokens = IngestTokens::render(&registry, &vault)
-        .await
-        .context("could not render the push sources' ingest tokens")?;
-    if let (Some(snapshotter), Some(interval)) =
-        (&snapshotter, settings.persistence.snapshot_interval)
-    {
-        snapshotter.schedule(interval);
-    }
+    let snapshotter = persistent_dirs(&settings).map(|(_, snapshot_dir)| {
+        Snapshotter::new(
+            snapshot_dir.to_path_buf(),
+            settings.persistence.snapshot_retention,
+            settings.n_shards,
+            vec![
+                Box::new(router.clone()),
+                Box::new(directory.persistence()),
+                Box::new(vault.persistence()),
+            ],
+        )
+    });
+    let start_up = StartUp::default();
     let state = AppState {
         catalog: Arc::new(WireCatalog::build(&registry)),
-        ingest_tokens: Arc::new(ingest_tokens),
-        registry,
-        router,
-        directory,
-        vault,
+        start_up: Arc::clone(&start_up),
+        registry: Arc::clone(&registry),
+        router: router.clone(),
+        directory: directory.clone(),
+        vault: vault.clone(),
         snapshotter: snapshotter.clone(),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
@@ -200,16 +192,66 @@ async fn serve(
             max_future_skew: settings.max_future_skew,
         },
     };
-    let server = HttpServer::new(move || app(state.clone()))
+    let metrics_server = match settings.metrics_address {
+        Some(address) => {
+            let state = state.clone();
+            let server = HttpServer::new(move || app(state.clone(), Surface::Metrics))
+                .workers(1)
+                .disable_signals()
+                .bind(address)
+                .with_context(|| format!("could not listen on {address} for metrics"))?;
+            for address in server.addrs() {
+                println!("quiver metrics on http://{address}/metrics");
+            }
+            Some(server.run())
+        }
+        None => None,
+    };
+    // Listening before recovery, so that probes see the start (`/readyz` answers 503 until it
+    // is done, every API 503 too); the line that scripts wait for is printed once it is.
+    let server = HttpServer::new(move || app(state.clone(), Surface::Api))
         .workers(settings.n_workers)
         // Signals are handled below, so that the shutdown snapshot runs while the actors live.
         .disable_signals()
         .bind(settings.listen)
         .with_context(|| format!("could not listen on {}", settings.listen))?;
-    // Listening before the line below is printed: whoever reads it may stop the server at once.
+    let addresses = server.addrs();
     let stop_signal = stop_signal();
-    for address in server.addrs() {
-        // Test harnesses and scripts read this line to learn the port.
+    let server = server.run();
+    let handle = server.handle();
+    let metrics_handle = metrics_server.as_ref().map(|server| server.handle());
+    if let Some(metrics_server) = metrics_server {
+        actix_web::rt::spawn(metrics_server);
+    }
+    let server = actix_web::rt::spawn(server);
+    for address in &addresses {
+        println!("quiver starting on http://{address}");
+    }
+    let stopping = handle.clone();
+    actix_web::rt::spawn(async move {
+        stop_signal.await;
+        tracing::info!("stop signal received: draining requests");
+        if let Some(metrics_handle) = metrics_handle {
+            metrics_handle.stop(false).await;
+        }
+        stopping.stop(true).await;
+    });
+    let started = start(&settings, &registry, &router, &directory, &vault).await;
+    let started = match started {
+        Ok(started) => started,
+        Err(error) => {
+            handle.stop(false).await;
+            return Err(error);
+        }
+    };
+    start_up.set(started).expect("start-up is done once");
+    if let (Some(snapshotter), Some(interval)) =
+        (&snapshotter, settings.persistence.snapshot_interval)
+    {
+        snapshotter.schedule(interval);
+    }
+    for address in &addresses {
+        // Test harnesses and scripts read this line to learn the port: the server is ready.
         println!("quiver listening on http://{address}");
     }
     tracing::info!(
@@ -217,14 +259,10 @@ async fn serve(
         workers = settings.n_workers,
         "serving"
     );
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(async move {
-        stop_signal.await;
-        tracing::info!("stop signal received: draining requests");
-        handle.stop(true).await;
-    });
-    server.await.context("the HTTP server failed")?;
+    server
+        .await
+        .context("the HTTP server stopped")?
+        .context("the HTTP server failed")?;
     if let Some(snapshotter) = snapshotter {
         // Graceful shutdown: requests are drained; keep their effects in a snapshot.
         let info = snapshotter
@@ -234,6 +272,39 @@ async fn serve(
         tracing::info!(id = %info.id, "shutdown snapshot written");
     }
     Ok(())
+}
+
+/// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an
+/// empty store), then renders the ingest tokens from the recovered vault.
+async fn start(
+    settings: &Settings,
+    registry: &Registry,
+    router: &Router,
+    directory: &Directory,
+    vault: &Vault,
+) -> anyhow::Result<Started> {
+    hold_start_up_for_tests().await;
+    match persistent_dirs(settings) {
+        Some(dirs) => recover(settings, dirs, router, directory, vault, registry).await?,
+        None => seed_demo(settings, registry, router).await?,
+    }
+    // After recovery, so that the vault holds the secrets the templates read.
+    let ingest_tokens = IngestTokens::render(registry, vault)
+        .await
+        .context("could not render the push sources' ingest tokens")?;
+    Ok(Started { ingest_tokens })
+}
+
+/// While the file `QUIVER_TEST_HOLD_START_UP` names exists, start-up waits: the integration
+/// tests hold it to watch `/readyz` during a start, without depending on how long a real
+/// recovery takes. Unset in any real deployment.
+async fn hold_start_up_for_tests() {
+    let Some(hold) = std::env::var_os("QUIVER_TEST_HOLD_START_UP") else {
+        return;
+    };
+    while Path::new(&hold).exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Listens for SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on the first.
@@ -260,7 +331,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// Loads the newest valid snapshot and the journal after it into each actor; seeds the demo
-/// into a fresh directory. Returns the snapshotter for this data directory.
+/// into a fresh directory.
 async fn recover(
     settings: &Settings,
     (data_dir, snapshot_dir): (&Path, &Path),
@@ -268,7 +339,7 @@ async fn recover(
     directory: &Directory,
     vault: &Vault,
     registry: &Registry,
-) -> anyhow::Result<Snapshotter> {
+) -> anyhow::Result<()> {
     let snapshot = startup_snapshot(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
     let progress = indicatif::ProgressBar::new_spinner().with_message("restoring rows");
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
@@ -311,16 +382,7 @@ async fn recover(
     if snapshot.is_none() && recovery.journal_records == 0 {
         seed_demo(settings, registry, router).await?;
     }
-    Ok(Snapshotter::new(
-        snapshot_dir.to_path_buf(),
-        settings.persistence.snapshot_retention,
-        settings.n_shards,
-        vec![
-            Box::new(router.clone()),
-            Box::new(directory.persistence()),
-            Box::new(vault.persistence()),
-        ],
-    ))
+    Ok(())
 }
 
 /// Writes the demo seeds `config.toml` names into the (empty) store.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::{ConfigArg, ServerArg};
-use crate::config::{Overrides, PersistenceSettings, Settings};
+use crate::config::{Origin, Overrides, PersistenceSettings, Settings};
 use crate::persist::data_dir::DataDirLock;
 use crate::persist::restore::restore;
 use crate::persist::snapshot::{describe_snapshots, read_snapshot};
@@ -52,10 +52,11 @@ struct DirArgs {
 
 impl DirArgs {
     fn settings(&self) -> anyhow::Result<(Settings, PathBuf)> {
-        let overrides = Overrides {
-            listen: None,
-            data_dir: self.data_dir.clone(),
-        };
+        let mut overrides = Overrides::default();
+        if let Some(dir) = &self.data_dir {
+            let text = dir.display().to_string();
+            overrides.set("storage.data_dir", text, Origin::Flag("data-dir"));
+        }
         let settings = Settings::load(&self.config.path, &overrides)?;
         let snapshot_dir = settings
             .persistence

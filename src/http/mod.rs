@@ -6,6 +6,8 @@ mod auth;
 mod body;
 pub mod error;
 mod extract;
+mod observe;
+pub mod readiness;
 mod routes;
 pub mod wire;
 
@@ -17,7 +19,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::iam::Directory;
-use crate::ingest::tokens::IngestTokens;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::secrets::Vault;
@@ -34,8 +35,8 @@ pub struct AppState {
     pub vault: Vault,
     /// Pre-encoded per-service JSON, built from `registry` at start-up.
     pub catalog: Arc<WireCatalog>,
-    /// The push sources' ingest tokens, rendered from the vault at start-up.
-    pub ingest_tokens: Arc<IngestTokens>,
+    /// What start-up builds (the ingest tokens); empty while it runs.
+    pub start_up: readiness::StartUp,
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
@@ -56,10 +57,22 @@ pub struct Limits {
     pub max_future_skew: crate::time::Micros,
 }
 
-/// The whole HTTP application: every route, behind the middleware that ends the connection of
-/// a chunked body left unread (see `body::end_unread_chunked_bodies`).
+/// What an HTTP server serves.
+#[derive(Debug, Clone, Copy)]
+pub enum Surface {
+    /// Every API (the `listen` address).
+    Api,
+    /// Only `GET /metrics`, without authentication (`server.metrics_address`).
+    Metrics,
+}
+
+/// The whole HTTP application: the surface's routes, behind the middleware that ends the
+/// connection of a chunked body left unread (see `body::end_unread_chunked_bodies`), the one
+/// that answers 503 until start-up is done (`readiness::gate`), and, outermost, the one that
+/// logs and counts every request (`observe`).
 pub fn app(
     state: AppState,
+    surface: Surface,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -69,9 +82,24 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let routes: Box<dyn FnOnce(&mut web::ServiceConfig)> = match surface {
+        Surface::Api => Box::new(configure(state)),
+        Surface::Metrics => Box::new(configure_metrics(state)),
+    };
     App::new()
         .wrap(from_fn(body::end_unread_chunked_bodies))
-        .configure(configure(state))
+        .wrap(from_fn(readiness::gate))
+        .wrap(from_fn(observe::observe_requests))
+        .configure(routes)
+}
+
+/// Registers `GET /metrics`, open to whoever reaches the address.
+fn configure_metrics(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .configure(routes::metrics::configure_open)
+            .default_service(web::to(unknown_route::<ApiError>));
+    }
 }
 
 /// Registers every route.
@@ -79,6 +107,7 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state))
             .configure(routes::health::configure)
+            .configure(routes::metrics::configure)
             .configure(routes::feature_service::configure)
             .configure(routes::ingest::configure)
             .configure(routes::admin::configure)

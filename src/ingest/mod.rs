@@ -26,6 +26,46 @@ pub struct RecordError {
     pub feature_view: Option<String>,
     pub error_type: &'static str,
     pub message: String,
+    pub reason: RejectReason,
+}
+
+/// Why a record, or its row for one view, was refused: the `reason` of the ingest metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Not an object, or a field not in the schema or not of its type: the request is refused.
+    Invalid,
+    /// Older than the view's ttl.
+    PastTtl,
+    /// Older than an aggregating view's longest window.
+    OlderThanWindows,
+    /// Further in the future than `server.max_future_event_skew`.
+    TooFarInFuture,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Invalid => "invalid",
+            RejectReason::PastTtl => "past_ttl",
+            RejectReason::OlderThanWindows => "older_than_windows",
+            RejectReason::TooFarInFuture => "too_far_in_future",
+        }
+    }
+}
+
+/// Counts a written request in the metrics: its rows, and the events its views refused.
+pub fn count_written(rows: usize, rejected: &[RecordError]) {
+    crate::metrics::ingest_accepted(rows);
+    for record in rejected {
+        crate::metrics::ingest_rejected(record.reason.as_str(), 1);
+    }
+}
+
+/// Counts a refused request's invalid records in the metrics.
+pub fn count_refused(error: &IngestError) {
+    if let IngestError::Records(records) = error {
+        crate::metrics::ingest_rejected(RejectReason::Invalid.as_str(), records.len());
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +138,11 @@ pub fn plan_ingest(
             feature_view: view.map(str::to_string),
             error_type: "TectonObjectValidationError",
             message: format!("record {index}: {message}"),
+            reason: RejectReason::Invalid,
+        };
+        let rejection = |index, view: &str, reason, message| RecordError {
+            reason,
+            ..record_error(index, Some(view), message)
         };
         for (index, record) in source_records.iter().enumerate() {
             let Some(object) = record.as_object() else {
@@ -141,24 +186,27 @@ pub fn plan_ingest(
                 match parse_json_row(view, &columns) {
                     Err(message) => errors.push(record_error(index, Some(&view.name), message)),
                                         Ok(parsed) => match (view.ttl, &view.aggregation) {
-                                                (Some(ttl), _) if parsed.event_time <= now - ttl => plan.rejected.push(record_error(
+                                                (Some(ttl), _) if parsed.event_time <= now - ttl => plan.rejected.push(rejection(
                             index,
-                            Some(&view.name),
+                            &view.name,
+                            RejectReason::PastTtl,
                             format!("timestamp value is outside of the serving TTL defined for Feature View {}", view.name),
                         )),
                                                 // Late or future events are refused one by one (they are well formed,
                         // just too old or too new to matter); the rest of the batch is written.
 
                         (_, Some(spec)) if tile_start(parsed.event_time, spec.interval) < tile_start(now, spec.interval) - spec.horizon() => {
-                            plan.rejected.push(record_error(
+                            plan.rejected.push(rejection(
                                 index,
-                                Some(&view.name),
+                                &view.name,
+                                RejectReason::OlderThanWindows,
                                 format!("timestamp value is older than the longest aggregation window of Feature View {}", view.name),
                             ))
                         }
-                        (_, Some(_)) if parsed.event_time > now + max_future_skew => plan.rejected.push(record_error(
+                        (_, Some(_)) if parsed.event_time > now + max_future_skew => plan.rejected.push(rejection(
                             index,
-                            Some(&view.name),
+                            &view.name,
+                            RejectReason::TooFarInFuture,
                             format!("timestamp value is more than {} in the future", duration_text(max_future_skew)),
                         )),
                         _ => {

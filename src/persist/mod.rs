@@ -10,6 +10,7 @@
 //! `files.rs` creates the private (0600/0700) files and directories both write. `journaled.rs`
 //! is the recovery, export and journal clean-up every journaled actor shares.
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
+//! It counts what it writes (journal bytes, fsync and snapshot times) in `metrics`.
 
 pub mod data_dir;
 pub mod files;
@@ -86,6 +87,7 @@ pub fn startup_snapshot(
     })?;
     Ok(newest.map(|(path, snapshot)| {
         tracing::info!(snapshot = %path.display(), "loading snapshot");
+        crate::metrics::snapshot_taken(snapshot.created_micros);
         snapshot
     }))
 }
@@ -205,7 +207,14 @@ impl PendingSnapshot {
     /// the sources drop covered journal segments. A failure leaves no file behind and every
     /// journal usable (its segments are kept), and is kept as the last failure.
     pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
+        let started = std::time::Instant::now();
         let result = self.write().await;
+        match &result {
+            Ok(info) => {
+                crate::metrics::snapshot_written(started.elapsed(), info.bytes, self.created_micros)
+            }
+            Err(_) => crate::metrics::snapshot_failed(),
+        }
         if let Err(error) = &result {
             *self
                 .snapshotter

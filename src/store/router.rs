@@ -22,6 +22,7 @@ use super::watermark::Watermarks;
 use super::writer::{Write, WriterActor};
 use crate::persist::format::ViewRefV1;
 use crate::registry::ViewId;
+use crate::time::Micros;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -204,8 +205,17 @@ impl Router {
         Ok(())
     }
 
-    /// Row counts and arena usage of every shard. No caller yet: kept for the metrics endpoint
-    /// (issue 10 lists metrics as the next room), which will export these per shard.
+    /// Each view's newest event time in any shard (views that hold none are left out), for the
+    /// freshness metric.
+    pub fn newest_events(&self) -> Vec<(&ViewRefV1, Micros)> {
+        self.views
+            .iter()
+            .enumerate()
+            .filter_map(|(id, view)| Some((view, self.watermarks.get(id as ViewId)?)))
+            .collect()
+    }
+
+    /// Row counts and arena usage of every shard, as each shard actor answers (the metrics).
     pub async fn usage(&self) -> Result<Vec<ShardUsage>, StoreError> {
         let answers = join_all(self.shards.iter().map(|addr| addr.send(ShardStats))).await;
         answers

@@ -1,6 +1,7 @@
-//! Per-view watermarks: the latest event time each aggregating view has seen, across every
-//! shard. `LATEST_EVENT_TIME` windows end at the view's watermark, so it must not depend on
-//! which shard a key lands in (or on how many shards there are).
+//! Per-view watermarks: the latest event time each view has seen, across every shard.
+//! `LATEST_EVENT_TIME` windows end at an aggregating view's watermark, so it must not depend on
+//! which shard a key lands in (or on how many shards there are); every view's watermark is the
+//! age the freshness metric reports.
 //!
 //! Each shard advances the watermarks of the events it applies (a `fetch_max`, so the order in
 //! which shards apply does not matter); readers on any thread load them.

@@ -59,8 +59,6 @@ impl ServerBuilder {
             .arg(dir.to_str().expect("a UTF-8 path"))
     }
 
-    /// Starts the server and waits (at most 30 s) until it listens. Panics with its stderr
-    /// if it exits first.
     /// `quiver serve` with this builder's config, flags and environment, on a free port.
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
@@ -82,7 +80,20 @@ impl ServerBuilder {
         command
     }
 
+    /// Starts the server and waits until it is ready (it prints `quiver listening on`).
     pub fn start(self) -> Server {
+        self.start_until("quiver listening on ")
+    }
+
+    /// Starts the server and returns as soon as it listens, before its start-up is done (it
+    /// prints `quiver starting on`).
+    pub fn start_listening(self) -> Server {
+        self.start_until("quiver starting on ")
+    }
+
+    /// Starts the server and waits (at most 30 s between lines) until it prints `announcement`
+    /// and its URL. Panics with its stderr if it exits first.
+    fn start_until(self, announcement: &str) -> Server {
         let mut command = self.command();
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("the quiver binary starts");
@@ -99,7 +110,7 @@ impl ServerBuilder {
         loop {
             match lines_rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix("quiver listening on ") {
+                    if let Some(url) = line.strip_prefix(announcement) {
                         return Server {
                             child,
                             base_url: url.trim().to_string(),

@@ -320,6 +320,9 @@ fn an_unrepairable_journal_refuses_writes_with_503_until_it_is_repaired() {
     for journal in ["rows", "directory", "vault"] {
         assert_eq!(health["journals"][journal]["writable"], false, "{health}");
     }
+    let ready = server.request("GET", "/readyz", &[], None);
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["journals"], health["journals"]);
 
     // Space alone is not enough: the partial record is still there, so writes stay refused.
     std::fs::remove_file(&filler).unwrap();
@@ -337,6 +340,7 @@ fn an_unrepairable_journal_refuses_writes_with_503_until_it_is_repaired() {
     assert_eq!(tecton_put(&server, "disk", "after", "v4").status, 200);
     let health = server.request("GET", "/health", &[], None).json();
     assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(server.request("GET", "/readyz", &[], None).status, 200);
     server.kill9();
 
     let server = ServerBuilder::new().data_dir(&data).start();

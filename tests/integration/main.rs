@@ -6,6 +6,7 @@ mod aggregation;
 mod bench;
 #[allow(dead_code)]
 mod common;
+mod config;
 mod data_dir;
 mod errors;
 mod faults;
@@ -13,6 +14,7 @@ mod feature_service;
 mod hostile;
 mod identity;
 mod ingest;
+mod observability;
 mod persistence;
 mod proxy;
 mod registry;

@@ -16,10 +16,10 @@ use serde_json::{json, Value as Json};
 
 use super::common::{Server, ADMIN_KEY};
 
-const SECRETS: &str = "/tecton_proto.secrets.SecretsService";
+pub(super) const SECRETS: &str = "/tecton_proto.secrets.SecretsService";
 
 /// A protobuf message of string fields, (tag, value) each, as the SDK serialises it.
-fn strings(fields: &[(u8, &str)]) -> Vec<u8> {
+pub(super) fn strings(fields: &[(u8, &str)]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for (tag, value) in fields {
         bytes.push(tag << 3 | 2);
@@ -30,7 +30,7 @@ fn strings(fields: &[(u8, &str)]) -> Vec<u8> {
 }
 
 /// Sends one envelope; returns the HTTP status and the answer's JSON.
-fn call(
+pub(super) fn call(
     server: &Server,
     path: &str,
     method: &str,

@@ -22,7 +22,7 @@ fn tecton(server: &Server, method: &str, path: &str, key: &str, body: Option<Jso
     )
 }
 
-fn service_account(server: &Server, name: &str, roles: Json) -> (String, String) {
+pub(super) fn service_account(server: &Server, name: &str, roles: Json) -> (String, String) {
     service_account_by(server, ADMIN_KEY, name, roles)
 }
 

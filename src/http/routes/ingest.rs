@@ -13,7 +13,7 @@ use super::super::wire::ingest::{
 };
 use super::super::{method_not_allowed, AppState};
 use crate::iam::Permission;
-use crate::ingest::plan_ingest;
+use crate::ingest::{count_refused, count_written, plan_ingest};
 use crate::time::now_micros;
 
 /// Where a request gives a push source's ingest token.
@@ -56,6 +56,7 @@ async fn ingest(
         .and_then(|value| value.to_str().ok());
     for (source, _) in &parsed.records {
         state
+            .started()?
             .ingest_tokens
             .check(&parsed.workspace, source, given)
             .map_err(ApiError::from)?;
@@ -67,10 +68,17 @@ async fn ingest(
         now_micros(),
         state.limits.max_future_skew,
     )
+    .inspect_err(|error| {
+        if !parsed.dry_run {
+            count_refused(error)
+        }
+    })
     .map_err(|error| refuse_plan(&parsed.workspace, error))?;
     let metrics = ingest_metrics(&state.registry, &parsed.workspace, &plan);
     if !parsed.dry_run {
+        let rows = plan.rows.len();
         state.router.write(plan.rows).await?;
+        count_written(rows, &plan.rejected);
     }
     Ok(HttpResponse::Ok().json(metrics))
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod feature_service;
 pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod proxy;
 pub mod scim;
 pub mod tecton_secrets;

@@ -50,6 +50,7 @@ use std::sync::Mutex;
 
 use super::files::{create_private_dir, private_file_options, sync_dir};
 use super::format::{checksum, RECORD_HEADER_LEN};
+use crate::metrics::JournalMetrics;
 
 pub use scan::{
     inspect, parse_records, skip_record, verify, BadRecord, SegmentReport, SkippedRecord,
@@ -230,6 +231,7 @@ pub struct Journal {
     broken: Option<String>,
     /// Whether the repair must also write `unsynced` again (a failed fsync).
     rewrite_unsynced: bool,
+    metrics: JournalMetrics,
 }
 
 const SUFFIX: &str = "journal";
@@ -340,6 +342,7 @@ impl Journal {
                 unsynced: Vec::new(),
                 broken: None,
                 rewrite_unsynced: false,
+                metrics: JournalMetrics::named(journal),
             },
             replay,
         ))
@@ -366,7 +369,7 @@ impl Journal {
         let always = self.policy == FsyncPolicy::Always;
         let written = self.file.write_all(&frame).and_then(|()| {
             if always {
-                self.file.sync_data()
+                self.metrics.fsync(|| self.file.sync_data())
             } else {
                 Ok(())
             }
@@ -374,6 +377,7 @@ impl Journal {
         match written {
             Ok(()) => {
                 self.whole_len += frame.len() as u64;
+                self.metrics.appended(frame.len());
                 if self.policy == FsyncPolicy::EverySecond {
                     self.unsynced.extend_from_slice(&frame);
                 }
@@ -448,7 +452,7 @@ impl Journal {
         if self.broken.is_some() || self.unsynced.is_empty() {
             return Ok(());
         }
-        match self.file.sync_data() {
+        match self.metrics.fsync(|| self.file.sync_data()) {
             Ok(()) => {
                 self.unsynced.clear();
                 Ok(())
@@ -475,7 +479,7 @@ impl Journal {
         }
         // Under `every_second`, a failed fsync here is handled as the tick's is.
         self.sync()?;
-        self.file.sync_data()?;
+        self.metrics.fsync(|| self.file.sync_data())?;
         let seq = self.seq + 1;
         let file = open_segment(&segment_path(&self.dir, seq))?;
         sync_dir(&self.dir)?;

@@ -1,5 +1,5 @@
 //! `ShardStats`: how many rows a shard holds and what its arena costs. Asked through
-//! `Router::usage`, which has no caller yet: it is kept for the coming metrics endpoint.
+//! `Router::usage` by each `/metrics` scrape.
 
 use actix::{Handler, Message, MessageResult};
 

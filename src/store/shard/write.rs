@@ -5,6 +5,7 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::{index_key, spec_of, ShardActor, Slot};
+use crate::metrics::Queued;
 use crate::registry::ViewId;
 use crate::store::row::decode_row;
 use crate::time::Micros;
@@ -28,6 +29,8 @@ pub struct WriteOutcome {
 pub struct ApplyRows {
     pub rows: Vec<RowWrite>,
     pub done: oneshot::Sender<std::io::Result<WriteOutcome>>,
+    /// Counts the batch in the shard's mailbox depth until it is applied.
+    pub queued: Queued,
 }
 
 impl Message for ApplyRows {
@@ -38,8 +41,10 @@ impl Handler<ApplyRows> for ShardActor {
     type Result = ();
 
     fn handle(&mut self, msg: ApplyRows, _: &mut Self::Context) {
+        let outcome = self.apply(msg.rows);
+        drop(msg.queued);
         // The writer may have given up waiting (its caller went away); the rows are applied anyway.
-        let _ = msg.done.send(self.apply(msg.rows));
+        let _ = msg.done.send(outcome);
     }
 }
 
@@ -71,6 +76,8 @@ impl ShardActor {
                     continue;
                 }
             }
+            // Plain views' watermarks serve only the freshness metric.
+            self.watermarks.advance(row.view, row.event_time);
             let row_ref = partition.arena.append(&row.payload)?;
             let slot = Slot {
                 row: row_ref,

@@ -18,6 +18,7 @@ pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
 pub use write::Write;
 
 use super::shard::ShardActor;
+use crate::metrics::{shard_mailbox_depth, Gauge};
 use crate::persist::format::ViewRefV1;
 use crate::persist::{FsyncPolicy, Journal};
 
@@ -26,11 +27,14 @@ pub struct WriterActor {
     /// Index = view id: how journal records name views.
     views: Arc<Vec<ViewRefV1>>,
     journal: Option<Journal>,
+    /// Index = shard: the batches sent to it and not yet applied.
+    mailbox_depths: Vec<Gauge>,
 }
 
 impl WriterActor {
     pub fn new(shards: Vec<Addr<ShardActor>>, views: Arc<Vec<ViewRefV1>>) -> WriterActor {
         WriterActor {
+            mailbox_depths: (0..shards.len()).map(shard_mailbox_depth).collect(),
             shards,
             views,
             journal: None,

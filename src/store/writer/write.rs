@@ -6,6 +6,7 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::WriterActor;
+use crate::metrics::Queued;
 use crate::persist::format::{encode, RowRefV1, RowsRefV1};
 use crate::persist::JournalError;
 use crate::store::key::shard_of;
@@ -47,7 +48,8 @@ impl Handler<Write> for WriterActor {
             .filter(|(_, rows)| !rows.is_empty())
         {
             let (done, receiver) = oneshot::channel();
-            self.shards[shard].do_send(ApplyRows { rows, done });
+            let queued = Queued::new(&self.mailbox_depths[shard]);
+            self.shards[shard].do_send(ApplyRows { rows, done, queued });
             applied.push(receiver);
         }
         Ok(applied)

@@ -1,0 +1,159 @@
+//! The middleware around every request: gives it a request id (the client's `X-Request-Id`, or
+//! a new one), echoed in the answer and carried by every log line written while it runs
+//! (a `request` span); writes one log line per request (method, route pattern, status,
+//! duration); counts it in the metrics by API family, route pattern, method and status.
+//!
+//! Logs and labels name the route's pattern (`/api/scim/v2/{resource}/{id}`), never the path
+//! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+use crate::metrics;
+
+/// Where a request id comes from and goes back.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-given request id kept; a longer one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The route label of a request no route took.
+const UNMATCHED: &str = "unmatched";
+
+/// Which API family each route prefix belongs to (`api` in the metrics).
+const FAMILIES: &[(&str, &str)] = &[
+    ("/api/v1/feature-service/", "feature_service"),
+    ("/api/v2/workspaces/", "feature_service"),
+    ("/ingest", "ingest"),
+    ("/api/v1/ingest", "ingest"),
+    ("/api/scim/", "scim"),
+    ("/api/v1/secrets-service/", "tecton_secrets"),
+    ("/v1/secrets-service/", "tecton_secrets"),
+    ("/api/v1/authorization-service/", "tecton_secrets"),
+    ("/api/svc/v1/", "truefoundry"),
+    ("/v0/", "tinybird"),
+    ("/api/proxy", "proxy"),
+    ("/proxy", "proxy"),
+    ("/admin/", "admin"),
+    ("/health", "operations"),
+    ("/readyz", "operations"),
+    ("/metrics", "operations"),
+];
+
+/// The API family of a route pattern.
+fn api_of(route: &str) -> &'static str {
+    FAMILIES
+        .iter()
+        .find(|(prefix, _)| route.starts_with(prefix))
+        .map_or("other", |(_, api)| api)
+}
+
+/// The method as a label: one of the methods the APIs use, or `other` (a client may send any
+/// token as a method; labels stay a closed set).
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The client's request id when it is a plain token (letters, digits, `-_.:`, at most 128
+/// characters: nothing that could forge a log line), else a new random one.
+fn request_id(request: &ServiceRequest) -> String {
+    let given = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
+pub async fn observe_requests(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let id = request_id(&request);
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut answered = next.call(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    // Routing happens inside `next`: only the answered request knows its pattern.
+    let (route, status) = match &mut answered {
+        Ok(response) => {
+            let id = HeaderValue::from_str(&id).expect("a request id is a valid header value");
+            response.headers_mut().insert(REQUEST_ID, id);
+            (
+                response.request().match_pattern(),
+                response.status().as_u16(),
+            )
+        }
+        Err(error) => (None, error.as_response_error().status_code().as_u16()),
+    };
+    let route = route.unwrap_or_else(|| UNMATCHED.to_string());
+    span.in_scope(|| {
+        tracing::info!(
+            method,
+            route,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        )
+    });
+    let api = if route == UNMATCHED {
+        UNMATCHED
+    } else {
+        api_of(&route)
+    };
+    metrics::http_request(api, route, method, status, elapsed);
+    answered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_belong_to_their_family() {
+        assert_eq!(api_of("/api/scim/v2/{resource}/{id}"), "scim");
+        assert_eq!(
+            api_of("/v1/secrets-service/scopes/{scope}"),
+            "tecton_secrets"
+        );
+        assert_eq!(api_of("/api/v1/ingest"), "ingest");
+        assert_eq!(
+            api_of("/api/v1/feature-service/get-features"),
+            "feature_service"
+        );
+        assert_eq!(api_of("/somewhere"), "other");
+    }
+
+    #[test]
+    fn unknown_methods_are_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"SECRET").unwrap()),
+            "other"
+        );
+    }
+}

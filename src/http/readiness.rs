@@ -1,0 +1,56 @@
+//! Start-up readiness. The server listens before it has recovered its state, so that probes
+//! can watch the start: until start-up is done (recovery or the demo seed, then the push
+//! sources' ingest tokens), every request but the operations routes (`/healthz`, `/readyz`,
+//! `/health`, `/metrics`) is answered 503 by [`gate`], and `/readyz` says why.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use super::error::{ApiError, ErrorKind};
+use super::AppState;
+use crate::ingest::tokens::IngestTokens;
+
+/// What exists only once start-up is done; set once, by `quiver serve`.
+#[derive(Debug)]
+pub struct Started {
+    /// The push sources' ingest tokens, rendered from the recovered vault.
+    pub ingest_tokens: IngestTokens,
+}
+
+/// Empty until start-up is done.
+pub type StartUp = Arc<OnceLock<Started>>;
+
+/// Why the server is not ready yet.
+pub const STARTING: &str = "starting: recovering state (snapshot and journals) or seeding the demo";
+
+/// Routes that answer during start-up: they read nothing start-up builds.
+const OPEN_DURING_START_UP: &[&str] = &["/healthz", "/readyz", "/health", "/metrics"];
+
+impl AppState {
+    /// What start-up built, or 503 while it runs (the gate keeps requests from getting here
+    /// then; this keeps a route from reading a half-built state if it ever did).
+    pub fn started(&self) -> Result<&Started, ApiError> {
+        self.start_up
+            .get()
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, STARTING))
+    }
+}
+
+/// Answers 503 to everything but the operations routes until start-up is done.
+pub async fn gate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered by http::app");
+    if state.start_up.get().is_none() && !OPEN_DURING_START_UP.contains(&request.path()) {
+        let refusal = ApiError::new(ErrorKind::Unavailable, STARTING);
+        return Ok(request.error_response(refusal).map_into_right_body());
+    }
+    Ok(next.call(request).await?.map_into_left_body())
+}

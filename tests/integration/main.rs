@@ -14,6 +14,7 @@ mod hostile;
 mod identity;
 mod ingest;
 mod persistence;
+mod plan;
 mod proxy;
 mod registry;
 mod scim_protocol;

@@ -454,7 +454,7 @@ mod tests {
                 .objects
                 .entry(ObjectKind::FeatureService)
                 .or_default()
-                .insert(name.to_string(), props(&[("features.v", "v [a]")]));
+                .insert(name.to_string(), props(&[("features.v.a", "v.a")]));
         }
         Repository {
             workspaces: [("prod".to_string(), workspace)].into(),

@@ -128,12 +128,15 @@ impl Repository {
                     optional(&mut props, "description", service.description.as_deref());
                     for item in &service.items {
                         let view = registry.view(item.view);
-                        let features: Vec<&str> = item
-                            .features
-                            .iter()
-                            .map(|i| view.features[*i].name.as_str())
-                            .collect();
-                        let mut value = format!("{} [{}]", view.name, features.join(","));
+                        // One property per returned feature, so a plan lists exactly the
+                        // features a service gains or loses.
+                        for index in &item.features {
+                            let feature = &view.features[*index].name;
+                            props.insert(
+                                format!("features.{}.{feature}", item.namespace),
+                                format!("{}.{feature}", view.name),
+                            );
+                        }
                         let renames: Vec<String> = view
                             .join_keys
                             .iter()
@@ -143,9 +146,11 @@ impl Repository {
                             .map(|(from, to)| format!("{from}={to}"))
                             .collect();
                         if !renames.is_empty() {
-                            value.push_str(&format!(" keys {}", renames.join(",")));
+                            props.insert(
+                                format!("join_key_map.{}", item.namespace),
+                                renames.join(","),
+                            );
                         }
-                        props.insert(format!("features.{}", item.namespace), value);
                     }
                     insert(
                         &mut objects,
@@ -418,5 +423,65 @@ fn window_text(window: Window) -> String {
             duration_text(end),
             duration_text(step)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{load_registry, WorkspaceSource};
+
+    fn demo(repository: &std::path::Path) -> Repository {
+        let registry = load_registry(&[WorkspaceSource {
+            name: "prod".into(),
+            live: true,
+            repository: repository.to_path_buf(),
+        }])
+        .unwrap();
+        Repository::describe(&registry)
+    }
+
+    #[test]
+    fn the_demo_repository_is_described_canonically() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("features/prod");
+        let described = demo(&root);
+        assert_eq!(described.content_hash(), demo(&root).content_hash());
+        assert_eq!(
+            Repository::from_json(&described.to_json()).unwrap(),
+            described
+        );
+        let prod = &described.workspaces["prod"];
+        let view = |name| prod.object(ObjectKind::FeatureView, name).unwrap();
+        assert_eq!(
+            view("user_last_transaction")["features.last_amount"],
+            "float64 from amt"
+        );
+        assert_eq!(
+            view("user_transaction_counts")["aggregates.transaction_id_count_series_7d_0s_1d"],
+            "count(transaction_id) over 1d series 7d..0s step 1d"
+        );
+        assert_eq!(
+            view("transaction_amount_is_higher_than_average")
+                ["features.transaction_amount_is_higher_than_average"],
+            "boolean = request.amount > user_transaction_amount_metrics.amt_mean_1d_10m"
+        );
+        let service = prod
+            .object(ObjectKind::FeatureService, "payment_risk_service")
+            .unwrap();
+        assert_eq!(
+            service["features.payee.category"],
+            "merchant_profile.category"
+        );
+        assert_eq!(service["join_key_map.payee"], "merchant=payee_merchant");
+
+        // A changed expression is a different repository.
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("request.amount >", "request.amount >=");
+            std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+        assert_ne!(demo(dir.path()).content_hash(), described.content_hash());
     }
 }

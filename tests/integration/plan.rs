@@ -113,9 +113,9 @@ fn plan_shows_each_change_with_its_effect_on_stored_data() {
         "      + aggregates.amt_mean_7d_10m = \"mean(amt) over 7d\"  # re-derived: from the tiles of `amt_mean_1d_10m`\n",
         "  + feature_service segment_service  # no stored data\n",
         "  ~ feature_service payment_risk_service  # no stored data\n",
-        "      - features.terminal_last_transaction = \"terminal_last_transaction [last_amount,last_category]\"  # no stored data\n",
+        "      - features.terminal_last_transaction.last_amount = \"terminal_last_transaction.last_amount\"  # no stored data\n",
         // Services that return every feature of the view return the new window too.
-        "  ~ feature_service transaction_aggregates_service  # no stored data\n",
+        "  ~ feature_service transaction_aggregates_service  # no stored data\n      + features.user_transaction_amount_metrics.amt_mean_7d_10m = \"user_transaction_amount_metrics.amt_mean_7d_10m\"  # no stored data\n",
         "Plan: 2 to add, 5 to change, 1 to remove. 1 would drop stored data: apply needs --allow-data-loss.\n",
     ] {
         assert!(stdout.contains(line), "the plan should contain {line:?}:\n{stdout}");
@@ -200,5 +200,5 @@ fn the_served_repository_is_for_admins_only() {
     assert!(prod["feature_services"]["user_risk_service"]
         .as_object()
         .unwrap()
-        .contains_key("features.user_profile"));
+        .contains_key("features.user_profile.credit_score"));
 }

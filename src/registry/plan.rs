@@ -8,8 +8,8 @@
 //!   live flag hold no rows, so changing them touches nothing stored;
 //! - kept: the stored rows or tiles stay valid. A ttl or leading-edge change applies at read
 //!   time; a new feature column of a row view reads null until written; a removed feature is no
-//!   longer served; descriptions, tags, a stream view's source or timestamp field only change how
-//!   new input is read; a removed aggregate whose partial (function over column) another
+//!   longer served; descriptions and tags are metadata; a stream view's source or timestamp
+//!   field only changes how new input is read; a removed aggregate whose partial (function over column) another
 //!   aggregate still keeps loses nothing;
 //! - re-derived: a new aggregate, or a new window for an existing one, at the same tile interval
 //!   and with a partial the view already keeps per tile, is answered from the existing tiles
@@ -342,7 +342,9 @@ fn stored_view_effect(key: &str, before: &Properties, after: &Properties) -> (Ef
     match group {
         "kind" => result(Effect::Kept, "batch and stream views store the same rows"),
         "ttl" | "aggregation_leading_edge" => result(Effect::Kept, "applies at read time"),
-        "description" | "tags" => result(Effect::Kept, "metadata only"),
+        "description" | "tags" | "descriptions" | "feature_tags" => {
+            result(Effect::Kept, "metadata only")
+        }
         "source" | "timestamp_field" => result(Effect::Kept, "changes how new input is read"),
         "join_keys" => result(Effect::Dropped, "rows are keyed by the join keys"),
         "aggregation_interval" => result(Effect::Dropped, "tiles are cut at the interval"),
@@ -656,5 +658,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("format 2"));
+        let mut tampered = json.clone();
+        tampered["workspaces"]["prod"]["feature_views"]["v"]["aggregation_interval"] =
+            serde_json::json!("1h");
+        assert!(Repository::from_json(&tampered)
+            .unwrap_err()
+            .to_string()
+            .contains("is not that of its content"));
     }
 }

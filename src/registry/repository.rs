@@ -87,6 +87,8 @@ impl WorkspaceDescription {
 pub enum RepositoryFormatError {
     #[error("repository format {found} is not understood (this quiver reads format {REPOSITORY_FORMAT})")]
     Version { found: String },
+    #[error("the repository's hash {stated} is not that of its content ({computed})")]
+    Hash { stated: String, computed: String },
     #[error("the repository's `{at}` is not {expected}")]
     Shape { at: String, expected: &'static str },
 }
@@ -259,6 +261,13 @@ impl Repository {
             }
             repository.workspaces.insert(name.clone(), workspace);
         }
+        let hash = repository.content_hash();
+        if json["hash"].as_str() != Some(hash.as_str()) {
+            return Err(RepositoryFormatError::Hash {
+                stated: json["hash"].to_string(),
+                computed: hash,
+            });
+        }
         Ok(repository)
     }
 }
@@ -324,6 +333,19 @@ fn describe_view(view: &FeatureView) -> Properties {
     optional(&mut props, "description", view.description.as_deref());
     for (tag, value) in &view.tags {
         props.insert(format!("tags.{tag}"), value.clone());
+    }
+    for feature in &view.features {
+        optional(
+            &mut props,
+            &format!("descriptions.{}", feature.name),
+            feature.description.as_deref(),
+        );
+        for (tag, value) in &feature.tags {
+            props.insert(
+                format!("feature_tags.{}.{tag}", feature.name),
+                value.clone(),
+            );
+        }
     }
     if matches!(view.kind, ViewKind::Realtime(_)) {
         return props;
@@ -455,6 +477,14 @@ mod tests {
         assert_eq!(
             view("user_last_transaction")["features.last_amount"],
             "float64 from amt"
+        );
+        assert_eq!(
+            view("user_profile")["descriptions.credit_score"],
+            "Bureau score"
+        );
+        assert_eq!(
+            view("user_profile")["feature_tags.credit_score.source"],
+            "bureau"
         );
         assert_eq!(
             view("user_transaction_counts")["aggregates.transaction_id_count_series_7d_0s_1d"],

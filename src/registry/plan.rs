@@ -21,7 +21,9 @@
 //!   turned into or out of an aggregating one, a changed compaction, an aggregate whose partial
 //!   no other aggregate keeps. Apply refuses such a plan without `--allow-data-loss`.
 //!
-//! A changed object's effect is its harshest property change's.
+//! A changed object's effect is its harshest property change's. A stored view's property with no
+//! rule here is rated dropped, so a property added to the description later cannot lose data
+//! without the plan saying so.
 
 use std::collections::BTreeSet;
 

@@ -1,10 +1,11 @@
 //! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
-//! `secrets` and `bench`.
+//! `secrets`, `plan` and `bench`.
 
 mod bench;
 mod config;
 mod journal;
 mod load;
+mod plan;
 mod secrets;
 mod serve;
 mod snapshot;
@@ -45,6 +46,8 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Check the journals of a data directory, or remove a bad record (offline).
     Journal(journal::JournalArgs),
+    /// Show how the repository on disk differs from the one a running server serves.
+    Plan(plan::PlanArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
 }
@@ -106,7 +109,12 @@ impl clap::Args for SettingArgs {
 #[derive(Debug, clap::Args)]
 struct ServerArg {
     /// The server's base URL.
-    #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        visible_alias = "url",
+        env = "QUIVER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// An admin API key.
     #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
@@ -117,15 +125,30 @@ impl ServerArg {
     /// POSTs to the server with the admin key, with an NDJSON body or none; answers its JSON
     /// reply, or says why not.
     fn post(&self, path: &str, ndjson: Option<&str>) -> anyhow::Result<serde_json::Value> {
-        let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let request =
-            ureq::post(&url).set("Authorization", &format!("Tecton-key {}", self.api_key));
+        let request = self.request("POST", path);
         let response = match ndjson {
             Some(body) => request
                 .set("Content-Type", "application/x-ndjson")
                 .send_string(body),
             None => request.call(),
         };
+        self.answer(response)
+    }
+
+    /// GETs from the server with the admin key; answers its JSON reply, or says why not.
+    fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.answer(self.request("GET", path).call())
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        ureq::request(method, &url).set("Authorization", &format!("Tecton-key {}", self.api_key))
+    }
+
+    fn answer(
+        &self,
+        response: Result<ureq::Response, ureq::Error>,
+    ) -> anyhow::Result<serde_json::Value> {
         match response {
             Ok(response) => response
                 .into_json()
@@ -154,6 +177,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Secrets(args) => secrets::run(args),
         Command::Journal(args) => journal::run(args),
         Command::Bench(args) => bench::run(*args),
+        Command::Plan(args) => plan::run(args),
     }
 }
 

@@ -7,7 +7,9 @@
 
 pub mod aggregation;
 mod load;
+pub mod plan;
 pub mod realtime;
+pub mod repository;
 pub mod types;
 pub mod value;
 

@@ -16,6 +16,7 @@ mod identity;
 mod ingest;
 mod observability;
 mod persistence;
+mod plan;
 mod proxy;
 mod registry;
 mod scim_protocol;

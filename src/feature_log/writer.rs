@@ -1,0 +1,186 @@
+//! The feature-log actor: one thread that owns every open log file. It takes batches from a
+//! bounded queue (the request path only ever `try_send`s), writes them, rolls a file once it is
+//! `roll_size_bytes` big or `roll_interval` old, flushes JSON lines every second, and on `Close`
+//! completes every open file (Parquet footer, fsync, rename from `.part`). A thread rather than an
+//! actix actor: all its work is blocking file I/O, and a `sync_channel` gives exactly the bounded,
+//! never-waiting send the read path needs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::files::{new_file_name, service_dir};
+use super::record::{Cell, LogSchema};
+use super::sink::Sink;
+use super::{Counts, Throttle};
+use crate::persist::files::create_private_dir;
+use crate::time::now_micros;
+
+/// How often buffered JSON lines reach the OS: what a crash can lose of an open file.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// What the request path and the owner send the actor.
+pub enum Command {
+    /// The rows of one request (one per request row of a batch).
+    Log {
+        schema: Arc<LogSchema>,
+        rows: Vec<Vec<Cell>>,
+    },
+    /// Complete every open file and stop.
+    Close,
+    /// Says it has stalled, then blocks until released: a stalled disk, for tests.
+    #[cfg(test)]
+    Stall {
+        stalled: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    },
+}
+
+struct OpenFile {
+    sink: Sink,
+    opened: Instant,
+    roll_size_bytes: u64,
+    roll_interval: Duration,
+}
+
+pub struct LogWriter {
+    root: PathBuf,
+    counts: Arc<Counts>,
+    /// By (workspace, service).
+    open: HashMap<(String, String), OpenFile>,
+    failures: Throttle,
+    last_flush: Instant,
+}
+
+impl LogWriter {
+    pub fn new(root: PathBuf, counts: Arc<Counts>) -> LogWriter {
+        LogWriter {
+            root,
+            counts,
+            open: HashMap::new(),
+            failures: Throttle::default(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// The actor's loop: until `Close` (or every sender is gone).
+    pub fn run(mut self, queue: Receiver<Command>) {
+        loop {
+            let wait = self
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
+            match queue.recv_timeout(wait) {
+                Ok(Command::Log { schema, rows }) => self.write(&schema, rows),
+                Ok(Command::Close) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                #[cfg(test)]
+                Ok(Command::Stall { stalled, release }) => {
+                    let _ = stalled.send(());
+                    let _ = release.recv();
+                }
+            }
+            self.roll_expired();
+            self.flush_if_due();
+        }
+        for (_, file) in std::mem::take(&mut self.open) {
+            self.complete(file);
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let roll = self
+            .open
+            .values()
+            .map(|file| file.opened + file.roll_interval)
+            .min();
+        let flush = self.last_flush + FLUSH_EVERY;
+        roll.map_or(flush, |roll| roll.min(flush))
+    }
+
+    fn write(&mut self, schema: &LogSchema, rows: Vec<Vec<Cell>>) {
+        let key = (schema.workspace.clone(), schema.service.clone());
+        let n_rows = rows.len() as u64;
+        let mut written = 0;
+        let outcome = (|| -> std::io::Result<()> {
+            for row in rows {
+                let file = match self.open.remove(&key) {
+                    Some(file) => file,
+                    None => self.open_file(schema)?,
+                };
+                let file = self.open.entry(key.clone()).or_insert(file);
+                file.sink.append(row)?;
+                written += 1;
+                if file.sink.bytes() >= file.roll_size_bytes {
+                    let file = self.open.remove(&key).expect("just used");
+                    self.complete(file);
+                }
+            }
+            Ok(())
+        })();
+        self.counts.logged.fetch_add(written, Ordering::Relaxed);
+        if let Err(error) = outcome {
+            // The file may be torn: leave it as `.part` and start a new one with the next rows.
+            self.open.remove(&key);
+            self.counts
+                .failed
+                .fetch_add(n_rows - written, Ordering::Relaxed);
+            if self.failures.ready() {
+                tracing::warn!(
+                    workspace = %schema.workspace,
+                    service = %schema.service,
+                    %error,
+                    failed_total = self.counts.failed.load(Ordering::Relaxed),
+                    "feature log: could not write records"
+                );
+            }
+        }
+    }
+
+    fn open_file(&self, schema: &LogSchema) -> std::io::Result<OpenFile> {
+        let dir = service_dir(&self.root, &schema.workspace, &schema.service);
+        create_private_dir(&dir)?;
+        let config = &schema.config;
+        let path = dir.join(new_file_name(&dir, now_micros(), config.format));
+        Ok(OpenFile {
+            sink: Sink::create(path, &schema.columns, config.format, config.roll_size_bytes)?,
+            opened: Instant::now(),
+            roll_size_bytes: config.roll_size_bytes,
+            roll_interval: Duration::from_micros(config.roll_interval.unsigned_abs()),
+        })
+    }
+
+    fn roll_expired(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, file)| now >= file.opened + file.roll_interval)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in expired {
+            let file = self.open.remove(&key).expect("listed above");
+            self.complete(file);
+        }
+    }
+
+    fn flush_if_due(&mut self) {
+        if self.last_flush.elapsed() < FLUSH_EVERY {
+            return;
+        }
+        self.last_flush = Instant::now();
+        for file in self.open.values_mut() {
+            if let Err(error) = file.sink.flush() {
+                tracing::warn!(%error, "feature log: could not flush");
+            }
+        }
+    }
+
+    fn complete(&self, file: OpenFile) {
+        if let Err(error) = file.sink.complete() {
+            tracing::warn!(%error, "feature log: could not complete a file; it stays `.part`");
+        }
+    }
+}

@@ -1,9 +1,10 @@
-//! The `quiver` command line: `serve` (the default), `load`, `snapshot`, `journal`, `secrets` and
-//! `bench`.
+//! The `quiver` command line: `serve` (the default), `load`, `snapshot`, `journal`, `logs`,
+//! `secrets` and `bench`.
 
 mod bench;
 mod journal;
 mod load;
+mod logs;
 mod secrets;
 mod serve;
 mod snapshot;
@@ -40,6 +41,8 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Check the journals of a data directory, or remove a bad record (offline).
     Journal(journal::JournalArgs),
+    /// List the feature logs of a data directory, or export one service's (offline).
+    Logs(logs::LogsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
 }
@@ -106,6 +109,7 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Snapshot(args)) => snapshot::run(args),
         Some(Command::Secrets(args)) => secrets::run(args),
         Some(Command::Journal(args)) => journal::run(args),
+        Some(Command::Logs(args)) => logs::run(args),
         Some(Command::Bench(args)) => bench::run(*args),
     }
 }

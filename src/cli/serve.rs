@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
+use crate::feature_log::FeatureLog;
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
@@ -184,7 +185,10 @@ async fn serve(
     {
         snapshotter.schedule(interval);
     }
+    let (feature_log, feature_log_writer) =
+        FeatureLog::start(&registry, settings.data_dir.as_deref())?;
     let state = AppState {
+        feature_log,
         catalog: Arc::new(WireCatalog::build(&registry)),
         ingest_tokens: Arc::new(ingest_tokens),
         registry,
@@ -224,6 +228,10 @@ async fn serve(
         handle.stop(true).await;
     });
     server.await.context("the HTTP server failed")?;
+    // Requests are drained: complete the open log files (footer, fsync, rename).
+    if let Some(writer) = feature_log_writer {
+        writer.close();
+    }
     if let Some(snapshotter) = snapshotter {
         // Graceful shutdown: requests are drained; keep their effects in a snapshot.
         let info = snapshotter

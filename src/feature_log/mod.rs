@@ -27,6 +27,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::iam::Principal;
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{Answer, RequestRow};
 use crate::time::{now_micros, Micros, MICROS_PER_SECOND};
@@ -178,14 +179,14 @@ impl FeatureLog {
         Ok((log, FeatureLogWriter { queue, thread }))
     }
 
-    /// Logs an answer if its service logs and this request is sampled; never waits. The request
-    /// id is the client's `X-Request-Id`, or a new one.
+    /// Logs an answer if its service logs and this request is sampled; never waits. The caller
+    /// is logged by name (never its key); the request id is the client's `X-Request-Id`, or new.
     pub fn offer(
         &self,
         service: &FeatureService,
         requests: &[RequestRow<'_>],
         answer: Answer,
-        principal: &str,
+        principal: &Principal,
         request_id: Option<&str>,
     ) {
         let (Some(shared), Some(config)) = (&self.shared, &service.logging) else {
@@ -208,7 +209,7 @@ impl FeatureLog {
         let stamp = Stamp {
             timestamp: now_micros(),
             request_id,
-            principal,
+            principal: &principal.name,
         };
         let rows = record::rows(schema, service, requests, answer, &stamp);
         let n_rows = rows.len() as u64;

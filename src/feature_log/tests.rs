@@ -103,7 +103,16 @@ impl Setup {
             join_keys: &keys,
             request_context: &context,
         }];
-        log.offer(self.service(), &requests, answer, "alice", Some("req-1"));
+        let alice = Principal {
+            kind: crate::iam::PrincipalKind::User,
+            id: "u-1".into(),
+            name: "alice".into(),
+            is_admin: false,
+            groups: Vec::new(),
+            workspace_roles: Vec::new(),
+            secret_scope_roles: Vec::new(),
+        };
+        log.offer(self.service(), &requests, answer, &alice, Some("req-1"));
     }
 
     fn export(

@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod client_request_id;
 pub mod error;
 mod extract;
 mod routes;
@@ -16,6 +17,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
+use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
 use crate::ingest::tokens::IngestTokens;
 use crate::persist::Snapshotter;
@@ -39,6 +41,8 @@ pub struct AppState {
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
+    /// Where GetFeatures answers go when their service logs.
+    pub feature_log: FeatureLog,
 }
 
 /// Request limits from the configuration.

@@ -9,6 +9,7 @@ mod common;
 mod data_dir;
 mod errors;
 mod faults;
+mod feature_log;
 mod feature_service;
 mod hostile;
 mod identity;

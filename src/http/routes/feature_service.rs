@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
+use super::super::client_request_id::ClientRequestId;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
@@ -89,6 +90,7 @@ async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
     path: Option<web::Path<ServicePath>>,
+    request_id: ClientRequestId,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
@@ -137,6 +139,10 @@ async fn get_features<const BATCH: bool>(
         params.metadata_options,
         timing,
     );
+    let (principal, request_id) = (&caller.0 .0, request_id.0.as_deref());
+    state
+        .feature_log
+        .offer(service, &requests, answer, principal, request_id);
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))

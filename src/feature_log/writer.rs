@@ -88,6 +88,13 @@ impl LogWriter {
         for (_, file) in std::mem::take(&mut self.open) {
             self.complete(file);
         }
+        let counts = &self.counts;
+        tracing::info!(
+            logged = counts.logged.load(Ordering::Relaxed),
+            dropped = counts.dropped.load(Ordering::Relaxed),
+            failed = counts.failed.load(Ordering::Relaxed),
+            "feature log closed"
+        );
     }
 
     fn next_deadline(&self) -> Instant {

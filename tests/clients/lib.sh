@@ -16,13 +16,14 @@ client_venv() {
 }
 
 # start_quiver [extra serve args...]: starts target/debug/quiver on 127.0.0.1:0 with
-# QUIVER_ADMIN_KEY=$admin_key and sets $quiver_url.
+# QUIVER_ADMIN_KEY=$admin_key (and --config $quiver_config, the repository's config.toml by
+# default) and sets $quiver_url.
 start_quiver() {
   local binary="$repo_root/target/debug/quiver"
   [ -x "$binary" ] || (cd "$repo_root" && cargo build --quiet --bin quiver)
   quiver_log=$(mktemp)
   quiver_out=$(mktemp)
-  QUIVER_ADMIN_KEY=$admin_key QUIVER_LOG=warn "$binary" serve --config "$repo_root/config.toml" \
+  QUIVER_ADMIN_KEY=$admin_key QUIVER_LOG=warn "$binary" serve --config "${quiver_config:-$repo_root/config.toml}" \
     --listen 127.0.0.1:0 "$@" >"$quiver_out" 2>"$quiver_log" &
   quiver_pid=$!
   trap 'kill $quiver_pid 2>/dev/null || true' EXIT

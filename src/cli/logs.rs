@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::ConfigArg;
-use crate::config::{Overrides, Settings};
+use super::DirArgs;
 use crate::feature_log::export::{describe_range, export, ExportRequest};
 use crate::feature_log::files;
 use crate::registry::LogFormat;
@@ -53,23 +52,10 @@ enum ExportFormat {
     Jsonl,
 }
 
-#[derive(Debug, clap::Args)]
-struct DirArgs {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// The data directory (as given to `quiver serve`).
-    #[arg(long, env = "QUIVER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-}
-
 impl DirArgs {
     fn log_root(&self) -> anyhow::Result<PathBuf> {
-        let overrides = Overrides {
-            listen: None,
-            data_dir: self.data_dir.clone(),
-        };
-        let settings = Settings::load(&self.config.path, &overrides)?;
-        let data_dir = settings
+        let data_dir = self
+            .settings()?
             .data_dir
             .context("no data directory: pass --data-dir or set QUIVER_DATA_DIR")?;
         Ok(files::root(&data_dir))

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+use crate::config::{Overrides, Settings};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "quiver",
@@ -53,6 +55,27 @@ struct ConfigArg {
     /// The configuration file.
     #[arg(long = "config", env = "QUIVER_CONFIG", default_value = "config.toml")]
     path: PathBuf,
+}
+
+/// The data directory of the offline subcommands: `--data-dir`, or the configuration's.
+#[derive(Debug, clap::Args)]
+struct DirArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The data directory (as given to `quiver serve`).
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    /// The settings, with `--data-dir` over the configuration's.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let overrides = Overrides {
+            listen: None,
+            data_dir: self.data_dir.clone(),
+        };
+        Ok(Settings::load(&self.config.path, &overrides)?)
+    }
 }
 
 /// A running server and its admin key, for the subcommands that act through its HTTP API.

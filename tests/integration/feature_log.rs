@@ -2,7 +2,6 @@
 //! with the request id, the caller's name, the keys and exactly the served values and statuses,
 //! in order; SIGTERM completes the files; `quiver logs list/export` read them offline.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value as Json};
@@ -150,20 +149,4 @@ fn served_answers_are_logged_exactly_and_in_order() {
     assert_eq!(rows[3]["request_id"].as_str().unwrap().len(), 32);
     assert_eq!(rows[3]["request_context"], json!("{}"));
     assert!(!rows.iter().any(|row| row.to_string().contains(ADMIN_KEY)));
-}
-
-#[test]
-fn logging_without_a_data_directory_refuses_to_start() {
-    let dir = logging_config();
-    let output = ServerBuilder::new()
-        .config(dir.path().join("config.toml"))
-        .run_to_exit();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("`user_risk_service` of workspace `prod` declares logging")
-            && stderr.contains("--data-dir"),
-        "{stderr}"
-    );
-    assert!(!Path::new(&dir.path().join("feature_log")).exists());
 }

@@ -7,9 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use super::files::{self, LogFile};
-use super::record::{Cell, Column, TIMESTAMP_COLUMN};
+use super::record::{Column, TIMESTAMP_COLUMN};
 use super::sink::Sink;
 use super::{jsonl, parquet};
+use crate::registry::types::DataType;
+use crate::registry::value::Value;
 use crate::registry::LogFormat;
 use crate::time::{format_timestamp, Micros};
 
@@ -34,8 +36,8 @@ pub enum ExportError {
     #[error("column `{column}` is {first:?} in one file and {other:?} in {path}")]
     TypeChanged {
         column: String,
-        first: super::record::CellKind,
-        other: super::record::CellKind,
+        first: DataType,
+        other: DataType,
         path: PathBuf,
     },
     #[error("cannot write {path}: {source}")]
@@ -87,18 +89,18 @@ pub fn export(request: &ExportRequest<'_>) -> Result<Exported, ExportError> {
         });
     }
     let mut columns: Vec<Column> = Vec::new();
-    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    let mut rows: Vec<Vec<Value>> = Vec::new();
     for file in &selected {
         let (file_columns, file_rows) = read(file)?;
         // Where each of this file's columns goes in the union.
         let mut positions = Vec::with_capacity(file_columns.len());
         for column in file_columns {
             match columns.iter().position(|c| c.name == column.name) {
-                Some(i) if columns[i].kind != column.kind => {
+                Some(i) if columns[i].data_type != column.data_type => {
                     return Err(ExportError::TypeChanged {
                         column: column.name,
-                        first: columns[i].kind,
-                        other: column.kind,
+                        first: columns[i].data_type.clone(),
+                        other: column.data_type,
                         path: file.path.clone(),
                     })
                 }
@@ -111,12 +113,12 @@ pub fn export(request: &ExportRequest<'_>) -> Result<Exported, ExportError> {
         }
         let timestamp = columns.iter().position(|c| c.name == TIMESTAMP_COLUMN);
         for file_row in file_rows {
-            let mut row = vec![Cell::Null; columns.len()];
+            let mut row = vec![Value::Null; columns.len()];
             for (cell, position) in file_row.into_iter().zip(&positions) {
                 row[*position] = cell;
             }
             let time = timestamp.and_then(|i| match row[i] {
-                Cell::Timestamp(t) => Some(t),
+                Value::Timestamp(t) => Some(t),
                 _ => None,
             });
             let in_range = time.is_some_and(|t| {
@@ -138,7 +140,7 @@ pub fn export(request: &ExportRequest<'_>) -> Result<Exported, ExportError> {
     })
 }
 
-fn read(file: &LogFile) -> Result<(Vec<Column>, Vec<Vec<Cell>>), ExportError> {
+fn read(file: &LogFile) -> Result<(Vec<Column>, Vec<Vec<Value>>), ExportError> {
     match file.format {
         LogFormat::Parquet => parquet::read(&file.path).map_err(|e| ExportError::Parquet {
             path: file.path.clone(),
@@ -155,7 +157,7 @@ fn read(file: &LogFile) -> Result<(Vec<Column>, Vec<Vec<Cell>>), ExportError> {
 fn write(
     request: &ExportRequest<'_>,
     columns: &[Column],
-    rows: Vec<Vec<Cell>>,
+    rows: Vec<Vec<Value>>,
 ) -> std::io::Result<()> {
     let mut sink = Sink::create(
         request.output.to_path_buf(),

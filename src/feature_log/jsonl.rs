@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde_json::{Map, Number, Value as Json};
 
-use super::record::{is_timestamp_column, Cell, CellKind, Column};
+use super::record::{flat, is_timestamp_column, Column};
+use crate::registry::types::DataType;
+use crate::registry::value::Value;
 use crate::time::{format_timestamp, parse_timestamp};
 
 pub struct JsonlWriter {
@@ -27,7 +29,7 @@ impl JsonlWriter {
         }
     }
 
-    pub fn append(&mut self, row: Vec<Cell>) -> io::Result<()> {
+    pub fn append(&mut self, row: Vec<Value>) -> io::Result<()> {
         let object: Map<String, Json> = self
             .columns
             .iter()
@@ -55,7 +57,7 @@ impl JsonlWriter {
     }
 }
 
-fn json_of(cell: Cell) -> Json {
+fn json_of(cell: Value) -> Json {
     let float = |f: f64| match Number::from_f64(f) {
         Some(n) => Json::Number(n),
         None if f.is_nan() => Json::from("NaN"),
@@ -63,13 +65,14 @@ fn json_of(cell: Cell) -> Json {
         None => Json::from("-Infinity"),
     };
     match cell {
-        Cell::Null => Json::Null,
-        Cell::Bool(b) => Json::Bool(b),
-        Cell::Int64(i) => Json::from(i),
-        Cell::Float32(f) => float(f64::from(f)),
-        Cell::Float64(f) => float(f),
-        Cell::String(s) => Json::String(s),
-        Cell::Timestamp(t) => Json::String(format_timestamp(t)),
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(b),
+        Value::Int64(i) => Json::from(i),
+        Value::Float32(f) => float(f64::from(f)),
+        Value::Float64(f) => float(f),
+        Value::String(s) => Json::String(s),
+        Value::Timestamp(t) => Json::String(format_timestamp(t)),
+        complex @ (Value::Array(_) | Value::Struct(_) | Value::Map(_)) => json_of(flat(complex)),
     }
 }
 
@@ -84,7 +87,7 @@ pub enum JsonlReadError {
 
 /// Reads a whole file: its columns (in first-seen order, typed by their first non-null value;
 /// `timestamp` and `*__effective_time` as timestamps) and its rows.
-pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Cell>>), JsonlReadError> {
+pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Value>>), JsonlReadError> {
     let mut columns: Vec<Column> = Vec::new();
     let mut kinds_known: Vec<bool> = Vec::new();
     let mut objects = Vec::new();
@@ -104,19 +107,19 @@ pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Cell>>), JsonlReadError
                 None => {
                     columns.push(Column {
                         name: name.clone(),
-                        kind: CellKind::String,
+                        data_type: DataType::String,
                     });
                     kinds_known.push(false);
                     columns.len() - 1
                 }
             };
             if !kinds_known[position] && !value.is_null() {
-                columns[position].kind = match value {
-                    _ if is_timestamp_column(name) => CellKind::Timestamp,
-                    Json::Bool(_) => CellKind::Bool,
-                    Json::Number(n) if n.is_i64() => CellKind::Int64,
-                    Json::Number(_) => CellKind::Float64,
-                    _ => CellKind::String,
+                columns[position].data_type = match value {
+                    _ if is_timestamp_column(name) => DataType::Timestamp,
+                    Json::Bool(_) => DataType::Bool,
+                    Json::Number(n) if n.is_i64() => DataType::Int64,
+                    Json::Number(_) => DataType::Float64,
+                    _ => DataType::String,
                 };
                 kinds_known[position] = true;
             }
@@ -135,22 +138,22 @@ pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Cell>>), JsonlReadError
     Ok((columns, rows))
 }
 
-fn cell_of(column: &Column, json: Json) -> Cell {
-    match (column.kind, json) {
-        (_, Json::Null) => Cell::Null,
-        (CellKind::Timestamp, Json::String(text)) => {
-            parse_timestamp(&text).map_or(Cell::Null, Cell::Timestamp)
+fn cell_of(column: &Column, json: Json) -> Value {
+    match (&column.data_type, json) {
+        (_, Json::Null) => Value::Null,
+        (DataType::Timestamp, Json::String(text)) => {
+            parse_timestamp(&text).map_or(Value::Null, Value::Timestamp)
         }
-        (CellKind::Float64, Json::String(text)) => match text.as_str() {
-            "NaN" => Cell::Float64(f64::NAN),
-            "Infinity" => Cell::Float64(f64::INFINITY),
-            "-Infinity" => Cell::Float64(f64::NEG_INFINITY),
-            _ => Cell::Null,
+        (DataType::Float64, Json::String(text)) => match text.as_str() {
+            "NaN" => Value::Float64(f64::NAN),
+            "Infinity" => Value::Float64(f64::INFINITY),
+            "-Infinity" => Value::Float64(f64::NEG_INFINITY),
+            _ => Value::Null,
         },
-        (_, Json::Bool(b)) => Cell::Bool(b),
-        (CellKind::Float64, Json::Number(n)) => n.as_f64().map_or(Cell::Null, Cell::Float64),
-        (_, Json::Number(n)) => n.as_i64().map_or(Cell::Null, Cell::Int64),
-        (_, Json::String(s)) => Cell::String(s),
-        (_, other) => Cell::String(other.to_string()),
+        (_, Json::Bool(b)) => Value::Bool(b),
+        (DataType::Float64, Json::Number(n)) => n.as_f64().map_or(Value::Null, Value::Float64),
+        (_, Json::Number(n)) => n.as_i64().map_or(Value::Null, Value::Int64),
+        (_, Json::String(s)) => Value::String(s),
+        (_, other) => Value::String(other.to_string()),
     }
 }

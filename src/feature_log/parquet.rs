@@ -16,7 +16,9 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::record::Field;
 use parquet::schema::types::{Type, TypePtr};
 
-use super::record::{Cell, CellKind, Column};
+use super::record::Column;
+use crate::registry::types::DataType;
+use crate::registry::value::Value;
 
 /// Rows buffered before a row group is written, whatever their size.
 const MAX_ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -65,12 +67,13 @@ impl ParquetWriter {
             .iter()
             .map(|column| ColumnBuffer {
                 levels: Vec::new(),
-                values: match column.kind {
-                    CellKind::Bool => Values::Bool(Vec::new()),
-                    CellKind::Int64 | CellKind::Timestamp => Values::Int64(Vec::new()),
-                    CellKind::Float32 => Values::Float32(Vec::new()),
-                    CellKind::Float64 => Values::Float64(Vec::new()),
-                    CellKind::String => Values::Bytes(Vec::new()),
+                values: match column.data_type {
+                    DataType::Bool => Values::Bool(Vec::new()),
+                    DataType::Int64 | DataType::Timestamp => Values::Int64(Vec::new()),
+                    DataType::Float32 => Values::Float32(Vec::new()),
+                    DataType::Float64 => Values::Float64(Vec::new()),
+                    // Log columns are scalar (`record::Column`); anything else is text.
+                    _ => Values::Bytes(Vec::new()),
                 },
             })
             .collect();
@@ -84,26 +87,26 @@ impl ParquetWriter {
     }
 
     /// Buffers a row whose cells match the columns (a cell of another kind is written as null).
-    pub fn append(&mut self, row: Vec<Cell>) -> io::Result<()> {
+    pub fn append(&mut self, row: Vec<Value>) -> io::Result<()> {
         for (buffer, cell) in self.columns.iter_mut().zip(row) {
             let bytes = match (&mut buffer.values, cell) {
-                (Values::Bool(values), Cell::Bool(b)) => {
+                (Values::Bool(values), Value::Bool(b)) => {
                     values.push(b);
                     1
                 }
-                (Values::Int64(values), Cell::Int64(i) | Cell::Timestamp(i)) => {
+                (Values::Int64(values), Value::Int64(i) | Value::Timestamp(i)) => {
                     values.push(i);
                     8
                 }
-                (Values::Float32(values), Cell::Float32(f)) => {
+                (Values::Float32(values), Value::Float32(f)) => {
                     values.push(f);
                     4
                 }
-                (Values::Float64(values), Cell::Float64(f)) => {
+                (Values::Float64(values), Value::Float64(f)) => {
                     values.push(f);
                     8
                 }
-                (Values::Bytes(values), Cell::String(s)) => {
+                (Values::Bytes(values), Value::String(s)) => {
                     let len = s.len() as u64 + 4;
                     values.push(ByteArray::from(s.into_bytes()));
                     len
@@ -177,16 +180,16 @@ fn schema(columns: &[Column]) -> Result<TypePtr, ParquetError> {
     let fields = columns
         .iter()
         .map(|column| {
-            let (physical, logical) = match column.kind {
-                CellKind::Bool => (PhysicalType::BOOLEAN, None),
-                CellKind::Int64 => (PhysicalType::INT64, None),
-                CellKind::Float32 => (PhysicalType::FLOAT, None),
-                CellKind::Float64 => (PhysicalType::DOUBLE, None),
-                CellKind::String => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
-                CellKind::Timestamp => (
+            let (physical, logical) = match column.data_type {
+                DataType::Bool => (PhysicalType::BOOLEAN, None),
+                DataType::Int64 => (PhysicalType::INT64, None),
+                DataType::Float32 => (PhysicalType::FLOAT, None),
+                DataType::Float64 => (PhysicalType::DOUBLE, None),
+                DataType::Timestamp => (
                     PhysicalType::INT64,
                     Some(LogicalType::timestamp(true, TimeUnit::MICROS)),
                 ),
+                _ => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
             };
             Type::primitive_type_builder(&column.name, physical)
                 .with_repetition(Repetition::OPTIONAL)
@@ -202,7 +205,7 @@ fn schema(columns: &[Column]) -> Result<TypePtr, ParquetError> {
 }
 
 /// Reads a whole file: its columns (from the schema) and its rows.
-pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Cell>>), ParquetError> {
+pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Value>>), ParquetError> {
     let reader = SerializedFileReader::try_from(path)?;
     let columns = reader
         .metadata()
@@ -211,17 +214,17 @@ pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Cell>>), ParquetError> 
         .columns()
         .iter()
         .map(|column| {
-            let kind = match (column.physical_type(), column.logical_type_ref()) {
-                (PhysicalType::BOOLEAN, _) => CellKind::Bool,
-                (PhysicalType::INT64, Some(LogicalType::Timestamp(_))) => CellKind::Timestamp,
-                (PhysicalType::INT64, _) => CellKind::Int64,
-                (PhysicalType::FLOAT, _) => CellKind::Float32,
-                (PhysicalType::DOUBLE, _) => CellKind::Float64,
-                _ => CellKind::String,
+            let data_type = match (column.physical_type(), column.logical_type_ref()) {
+                (PhysicalType::BOOLEAN, _) => DataType::Bool,
+                (PhysicalType::INT64, Some(LogicalType::Timestamp(_))) => DataType::Timestamp,
+                (PhysicalType::INT64, _) => DataType::Int64,
+                (PhysicalType::FLOAT, _) => DataType::Float32,
+                (PhysicalType::DOUBLE, _) => DataType::Float64,
+                _ => DataType::String,
             };
             Column {
                 name: column.name().to_string(),
-                kind,
+                data_type,
             }
         })
         .collect();
@@ -231,13 +234,13 @@ pub fn read(path: &Path) -> Result<(Vec<Column>, Vec<Vec<Cell>>), ParquetError> 
             .into_columns()
             .into_iter()
             .map(|(_, field)| match field {
-                Field::Bool(b) => Cell::Bool(b),
-                Field::Long(i) => Cell::Int64(i),
-                Field::TimestampMicros(t) => Cell::Timestamp(t),
-                Field::Float(f) => Cell::Float32(f),
-                Field::Double(f) => Cell::Float64(f),
-                Field::Str(s) => Cell::String(s),
-                _ => Cell::Null,
+                Field::Bool(b) => Value::Bool(b),
+                Field::Long(i) => Value::Int64(i),
+                Field::TimestampMicros(t) => Value::Timestamp(t),
+                Field::Float(f) => Value::Float32(f),
+                Field::Double(f) => Value::Float64(f),
+                Field::Str(s) => Value::String(s),
+                _ => Value::Null,
             })
             .collect();
         rows.push(cells);

@@ -11,46 +11,23 @@ use crate::registry::{FeatureService, LoggingConfig, Registry};
 use crate::serving::{Answer, RequestRow, ServingStatus};
 use crate::time::Micros;
 
-/// A column's type, as both formats write it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CellKind {
-    Bool,
-    Int64,
-    Float32,
-    Float64,
-    String,
-    /// Microseconds since the epoch, UTC.
-    Timestamp,
-}
-
-/// One value of a row. Complex feature values (arrays, structs, maps) are strings holding
-/// Tecton's JSON for them.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Bool(bool),
-    Int64(i64),
-    Float32(f32),
-    Float64(f64),
-    String(String),
-    Timestamp(Micros),
-}
-
+/// A log column. Its type is a scalar one: arrays, structs and maps are logged as strings
+/// holding Tecton's JSON for them, and every cell is a scalar `Value` (or null).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
     pub name: String,
-    pub kind: CellKind,
+    pub data_type: DataType,
 }
 
 /// When the answer was logged.
 pub const TIMESTAMP_COLUMN: &str = "timestamp";
 /// The columns every log starts with, in order.
-const FIXED_COLUMNS: [(&str, CellKind); 5] = [
-    (TIMESTAMP_COLUMN, CellKind::Timestamp),
-    ("request_id", CellKind::String),
-    ("workspace", CellKind::String),
-    ("service", CellKind::String),
-    ("principal", CellKind::String),
+const FIXED_COLUMNS: [(&str, DataType); 5] = [
+    (TIMESTAMP_COLUMN, DataType::Timestamp),
+    ("request_id", DataType::String),
+    ("workspace", DataType::String),
+    ("service", DataType::String),
+    ("principal", DataType::String),
 ];
 const REQUEST_CONTEXT_COLUMN: &str = "request_context";
 
@@ -81,19 +58,19 @@ impl LogSchema {
             .iter()
             .map(|(name, kind)| Column {
                 name: name.to_string(),
-                kind: *kind,
+                data_type: kind.clone(),
             })
             .collect();
         for key in &service.input_join_keys {
             columns.push(Column {
                 name: key.name.clone(),
-                kind: kind_of(&key.data_type),
+                data_type: column_type(&key.data_type),
             });
         }
         if config.log_request_context {
             columns.push(Column {
                 name: REQUEST_CONTEXT_COLUMN.to_string(),
-                kind: CellKind::String,
+                data_type: DataType::String,
             });
         }
         for item in &service.items {
@@ -103,18 +80,18 @@ impl LogSchema {
                 let name = format!("{}__{}", item.namespace, feature.name);
                 columns.push(Column {
                     name: name.clone(),
-                    kind: kind_of(&feature.data_type),
+                    data_type: column_type(&feature.data_type),
                 });
                 if config.log_statuses {
                     columns.push(Column {
                         name: format!("{name}__status"),
-                        kind: CellKind::String,
+                        data_type: DataType::String,
                     });
                 }
                 if config.log_effective_times {
                     columns.push(Column {
                         name: format!("{name}__effective_time"),
-                        kind: CellKind::Timestamp,
+                        data_type: DataType::Timestamp,
                     });
                 }
             }
@@ -137,16 +114,11 @@ impl LogSchema {
     }
 }
 
-fn kind_of(data_type: &DataType) -> CellKind {
+/// The column type of a feature or join key: itself if scalar, else a string.
+fn column_type(data_type: &DataType) -> DataType {
     match data_type {
-        DataType::Bool => CellKind::Bool,
-        DataType::Int64 => CellKind::Int64,
-        DataType::Float32 => CellKind::Float32,
-        DataType::Float64 => CellKind::Float64,
-        DataType::Timestamp => CellKind::Timestamp,
-        DataType::String | DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => {
-            CellKind::String
-        }
+        DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => DataType::String,
+        scalar => scalar.clone(),
     }
 }
 
@@ -165,7 +137,7 @@ pub fn rows(
     requests: &[RequestRow<'_>],
     answer: Answer,
     stamp: &Stamp<'_>,
-) -> Vec<Vec<Cell>> {
+) -> Vec<Vec<Value>> {
     let config = &schema.config;
     requests
         .iter()
@@ -173,11 +145,11 @@ pub fn rows(
         .map(|(request, vector)| {
             let mut row = Vec::with_capacity(schema.columns.len());
             row.extend([
-                Cell::Timestamp(stamp.timestamp),
-                Cell::String(stamp.request_id.to_string()),
-                Cell::String(schema.workspace.clone()),
-                Cell::String(schema.service.clone()),
-                Cell::String(stamp.principal.to_string()),
+                Value::Timestamp(stamp.timestamp),
+                Value::String(stamp.request_id.to_string()),
+                Value::String(schema.workspace.clone()),
+                Value::String(schema.service.clone()),
+                Value::String(stamp.principal.to_string()),
             ]);
             for key in &service.input_join_keys {
                 // Already read once by serving, so it parses; anything else logs as null.
@@ -185,7 +157,7 @@ pub fn rows(
                     .join_keys
                     .get(&key.name)
                     .and_then(|json| Value::from_json(json, &key.data_type).ok());
-                row.push(value.map_or(Cell::Null, cell_of));
+                row.push(value.map_or(Value::Null, flat));
             }
             if config.log_request_context {
                 let kept: Map<String, Json> = request
@@ -194,7 +166,7 @@ pub fn rows(
                     .filter(|(name, _)| !config.exclude_request_context_fields.contains(name))
                     .map(|(name, value)| (name.clone(), value.clone()))
                     .collect();
-                row.push(Cell::String(Json::Object(kept).to_string()));
+                row.push(Value::String(Json::Object(kept).to_string()));
             }
             let features = vector
                 .values
@@ -202,12 +174,12 @@ pub fn rows(
                 .zip(vector.statuses)
                 .zip(vector.effective_times);
             for ((value, status), effective_time) in features {
-                row.push(cell_of(value));
+                row.push(flat(value));
                 if config.log_statuses {
-                    row.push(Cell::String(status_name(status).to_string()));
+                    row.push(Value::String(status_name(status).to_string()));
                 }
                 if config.log_effective_times {
-                    row.push(effective_time.map_or(Cell::Null, Cell::Timestamp));
+                    row.push(effective_time.map_or(Value::Null, Value::Timestamp));
                 }
             }
             row
@@ -224,17 +196,12 @@ fn status_name(status: ServingStatus) -> &'static str {
     }
 }
 
-fn cell_of(value: Value) -> Cell {
+/// A value as a cell: itself if scalar, else Tecton's JSON for it.
+pub fn flat(value: Value) -> Value {
     match value {
-        Value::Null => Cell::Null,
-        Value::Bool(b) => Cell::Bool(b),
-        Value::Int64(i) => Cell::Int64(i),
-        Value::Float32(f) => Cell::Float32(f),
-        Value::Float64(f) => Cell::Float64(f),
-        Value::String(s) => Cell::String(s),
-        Value::Timestamp(t) => Cell::Timestamp(t),
         complex @ (Value::Array(_) | Value::Struct(_) | Value::Map(_)) => {
-            Cell::String(serde_json::to_string(&TectonJson(&complex)).unwrap_or_default())
+            Value::String(serde_json::to_string(&TectonJson(&complex)).unwrap_or_default())
         }
+        scalar => scalar,
     }
 }

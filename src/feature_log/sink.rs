@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use super::files::PART_SUFFIX;
 use super::jsonl::JsonlWriter;
 use super::parquet::ParquetWriter;
-use super::record::{Cell, Column};
+use super::record::Column;
 use crate::persist::files::{private_file_options, sync_dir};
+use crate::registry::value::Value;
 use crate::registry::LogFormat;
 
 /// Row groups are written at this size at most (less when files roll sooner).
@@ -49,7 +50,7 @@ impl Sink {
         Ok(Sink { writer, path })
     }
 
-    pub fn append(&mut self, row: Vec<Cell>) -> io::Result<()> {
+    pub fn append(&mut self, row: Vec<Value>) -> io::Result<()> {
         match &mut self.writer {
             Writer::Parquet(w) => w.append(row),
             Writer::Jsonl(w) => w.append(row),

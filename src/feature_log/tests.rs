@@ -9,7 +9,6 @@ use serde_json::{json, Map, Value as Json};
 use tempfile::TempDir;
 
 use super::export::{export, ExportError, ExportRequest};
-use super::record::Cell;
 use super::*;
 use crate::registry::value::Value;
 use crate::registry::{load_registry, LogFormat, WorkspaceSource};
@@ -118,7 +117,7 @@ impl Setup {
     fn export(
         &self,
         format: LogFormat,
-    ) -> Result<(Vec<record::Column>, Vec<Vec<Cell>>), ExportError> {
+    ) -> Result<(Vec<record::Column>, Vec<Vec<Value>>), ExportError> {
         let output = self
             .dir
             .path()
@@ -148,7 +147,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn scores(columns: &[record::Column], rows: &[Vec<Cell>]) -> Vec<Cell> {
+fn scores(columns: &[record::Column], rows: &[Vec<Value>]) -> Vec<Value> {
     let i = columns
         .iter()
         .position(|c| c.name == "profile__score")
@@ -200,19 +199,19 @@ fn a_closed_log_reads_back_exactly_what_was_served_in_order() {
                 "profile__tags__effective_time",
             ]
         );
-        let scores: Vec<Cell> = scores(&columns, &rows);
-        assert_eq!(scores, (0..5).map(Cell::Int64).collect::<Vec<_>>());
+        let scores: Vec<Value> = scores(&columns, &rows);
+        assert_eq!(scores, (0..5).map(Value::Int64).collect::<Vec<_>>());
         let first = &rows[0];
-        assert_eq!(first[1], Cell::String("req-1".into()));
-        assert_eq!(first[4], Cell::String("alice".into()));
-        assert_eq!(first[5], Cell::String("u0".into()));
+        assert_eq!(first[1], Value::String("req-1".into()));
+        assert_eq!(first[4], Value::String("alice".into()));
+        assert_eq!(first[5], Value::String("u0".into()));
         // The excluded field is gone; the rest of the context is kept.
-        assert_eq!(first[6], Cell::String(r#"{"ip":"10.0.0.1"}"#.into()));
-        assert_eq!(first[7], Cell::Float64(0.5));
-        assert_eq!(first[9], Cell::Timestamp(1_000_000));
-        assert_eq!(first[13], Cell::String(r#"["a"]"#.into()));
-        assert_eq!(first[14], Cell::String("MISSING_DATA".into()));
-        assert_eq!(first[15], Cell::Null);
+        assert_eq!(first[6], Value::String(r#"{"ip":"10.0.0.1"}"#.into()));
+        assert_eq!(first[7], Value::Float64(0.5));
+        assert_eq!(first[9], Value::Timestamp(1_000_000));
+        assert_eq!(first[13], Value::String(r#"["a"]"#.into()));
+        assert_eq!(first[14], Value::String("MISSING_DATA".into()));
+        assert_eq!(first[15], Value::Null);
         // The same rows as JSON Lines.
         let (_, jsonl_rows) = setup.export(LogFormat::JsonLines).unwrap();
         assert_eq!(jsonl_rows, rows);
@@ -257,7 +256,7 @@ fn a_full_queue_drops_and_counts_without_waiting() {
         }
     );
     let (columns, rows) = setup.export(LogFormat::Parquet).unwrap();
-    assert_eq!(scores(&columns, &rows), [Cell::Int64(0)]);
+    assert_eq!(scores(&columns, &rows), [Value::Int64(0)]);
 }
 
 #[test]
@@ -273,7 +272,7 @@ fn files_roll_by_size_and_each_is_complete() {
     assert!(listed.iter().all(|f| f.complete));
     for (score, file) in listed.iter().enumerate() {
         let (columns, rows) = parquet::read(&file.path).unwrap();
-        assert_eq!(scores(&columns, &rows), [Cell::Int64(score as i64)]);
+        assert_eq!(scores(&columns, &rows), [Value::Int64(score as i64)]);
     }
 }
 
@@ -293,7 +292,7 @@ fn files_roll_by_time() {
     let listed = files::list(&setup.root()).unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
     let (columns, rows) = setup.export(LogFormat::Parquet).unwrap();
-    assert_eq!(scores(&columns, &rows), [Cell::Int64(1), Cell::Int64(2)]);
+    assert_eq!(scores(&columns, &rows), [Value::Int64(1), Value::Int64(2)]);
 }
 
 #[test]
@@ -312,7 +311,7 @@ fn an_open_file_is_part_and_never_exported() {
     ));
     writer.close();
     let (columns, rows) = setup.export(LogFormat::Parquet).unwrap();
-    assert_eq!(scores(&columns, &rows), [Cell::Int64(7)]);
+    assert_eq!(scores(&columns, &rows), [Value::Int64(7)]);
 }
 
 #[test]

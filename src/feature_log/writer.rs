@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::files::{new_file_name, service_dir};
-use super::record::{Cell, LogSchema};
+use super::record::LogSchema;
 use super::sink::Sink;
 use super::{Counts, Throttle};
 use crate::persist::files::create_private_dir;
+use crate::registry::value::Value;
 use crate::time::now_micros;
 
 /// How often buffered JSON lines reach the OS: what a crash can lose of an open file.
@@ -27,7 +28,7 @@ pub enum Command {
     /// The rows of one request (one per request row of a batch).
     Log {
         schema: Arc<LogSchema>,
-        rows: Vec<Vec<Cell>>,
+        rows: Vec<Vec<Value>>,
     },
     /// Complete every open file and stop.
     Close,
@@ -107,7 +108,7 @@ impl LogWriter {
         roll.map_or(flush, |roll| roll.min(flush))
     }
 
-    fn write(&mut self, schema: &LogSchema, rows: Vec<Vec<Cell>>) {
+    fn write(&mut self, schema: &LogSchema, rows: Vec<Vec<Value>>) {
         let key = (schema.workspace.clone(), schema.service.clone());
         let n_rows = rows.len() as u64;
         let mut written = 0;

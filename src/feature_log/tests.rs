@@ -340,3 +340,17 @@ fn logging_needs_a_data_directory_and_nothing_starts_when_no_service_logs() {
     let (log, writer) = FeatureLog::start(&registry, None).unwrap();
     assert!(writer.is_none() && log.shared.is_none());
 }
+
+#[test]
+fn a_sample_rate_logs_about_that_share_of_requests() {
+    let setup = Setup::new("sample_rate = 0.5");
+    let (log, writer) = setup.start(2000);
+    for score in 0..1000 {
+        setup.offer(&log, "u", score);
+    }
+    writer.close();
+    let counts = log.counts();
+    // Binomial(1000, 0.5): outside 350..=650 with probability below 1e-20.
+    assert!((350..=650).contains(&counts.logged), "{counts:?}");
+    assert_eq!(counts.dropped + counts.failed, 0);
+}

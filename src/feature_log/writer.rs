@@ -112,22 +112,7 @@ impl LogWriter {
         let key = (schema.workspace.clone(), schema.service.clone());
         let n_rows = rows.len() as u64;
         let mut written = 0;
-        let outcome = (|| -> std::io::Result<()> {
-            for row in rows {
-                let file = match self.open.remove(&key) {
-                    Some(file) => file,
-                    None => self.open_file(schema)?,
-                };
-                let file = self.open.entry(key.clone()).or_insert(file);
-                file.sink.append(row)?;
-                written += 1;
-                if file.sink.bytes() >= file.roll_size_bytes {
-                    let file = self.open.remove(&key).expect("just used");
-                    self.complete(file);
-                }
-            }
-            Ok(())
-        })();
+        let outcome = self.write_rows(&key, schema, rows, &mut written);
         self.counts.logged.fetch_add(written, Ordering::Relaxed);
         if let Err(error) = outcome {
             // The file may be torn: leave it as `.part` and start a new one with the next rows.
@@ -145,6 +130,31 @@ impl LogWriter {
                 );
             }
         }
+    }
+
+    /// Appends rows to the service's open file (opening one first if needed), rolling it as
+    /// soon as it reaches its size; counts each row written in `written`.
+    fn write_rows(
+        &mut self,
+        key: &(String, String),
+        schema: &LogSchema,
+        rows: Vec<Vec<Value>>,
+        written: &mut u64,
+    ) -> std::io::Result<()> {
+        for row in rows {
+            if !self.open.contains_key(key) {
+                let file = self.open_file(schema)?;
+                self.open.insert(key.clone(), file);
+            }
+            let file = self.open.get_mut(key).expect("opened above");
+            file.sink.append(row)?;
+            *written += 1;
+            if file.sink.bytes() >= file.roll_size_bytes {
+                let file = self.open.remove(key).expect("written above");
+                self.complete(file);
+            }
+        }
+        Ok(())
     }
 
     fn open_file(&self, schema: &LogSchema) -> std::io::Result<OpenFile> {

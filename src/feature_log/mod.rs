@@ -2,8 +2,9 @@
 //! exactly what production saw and for skew checks. A feature service opts in with
 //! `[feature_service.logging]` (see `registry::LoggingConfig`).
 //!
-//! The read path calls [`FeatureLog::offer`]: it decides sampling first, builds one row per
-//! request row (`record`), and hands the batch to the writer actor (`writer`) with `try_send` on
+//! The read path calls [`FeatureLog::offer`]: it decides sampling first, captures what it must
+//! copy of the request (`record::LoggedRequest`: keys, kept request context; the answer is
+//! moved), and hands it to the writer actor (`writer`), which makes the rows, with `try_send` on
 //! a bounded queue. It never waits: when the queue is full the rows are dropped and counted, and a
 //! line is logged at most every ten seconds. The actor owns the files (`sink`, over `parquet` and
 //! `jsonl`) under the data directory (`files`), rolls them, and completes them at shutdown
@@ -31,7 +32,7 @@ use crate::iam::Principal;
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{Answer, RequestRow};
 use crate::time::{now_micros, Micros, MICROS_PER_SECOND};
-use record::{LogSchema, Stamp};
+use record::{LogSchema, LoggedRequest, Stamp};
 use writer::{Command, LogWriter};
 
 /// Requests (each up to a batch of rows) waiting for the writer; past this they are dropped.
@@ -211,11 +212,11 @@ impl FeatureLog {
             request_id,
             principal: &principal.name,
         };
-        let rows = record::rows(schema, service, requests, answer, &stamp);
-        let n_rows = rows.len() as u64;
+        let request = LoggedRequest::capture(schema, service, requests, answer, &stamp);
+        let n_rows = request.n_rows() as u64;
         let command = Command::Log {
             schema: schema.clone(),
-            rows,
+            request,
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             shared.queue.try_send(command)

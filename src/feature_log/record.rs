@@ -8,7 +8,7 @@ use super::FeatureLogError;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
 use crate::registry::{FeatureService, LoggingConfig, Registry};
-use crate::serving::{Answer, RequestRow, ServingStatus};
+use crate::serving::{Answer, FeatureVector, RequestRow, ServingStatus};
 use crate::time::Micros;
 
 /// A log column. Its type is a scalar one: arrays, structs and maps are logged as strings
@@ -129,45 +129,86 @@ pub struct Stamp<'a> {
     pub principal: &'a str,
 }
 
-/// One row per answered request row, in the schema's column order; the answer's values are
-/// moved, not copied.
-pub fn rows(
-    schema: &LogSchema,
-    service: &FeatureService,
-    requests: &[RequestRow<'_>],
-    answer: Answer,
-    stamp: &Stamp<'_>,
-) -> Vec<Vec<Value>> {
-    let config = &schema.config;
-    requests
-        .iter()
-        .zip(answer.vectors)
-        .map(|(request, vector)| {
+/// What the request path hands the writer: only what it must copy (the keys, the kept request
+/// context, who and when) and the answer's vectors, moved. The writer makes the rows
+/// ([`LoggedRequest::into_rows`]), so their allocations stay on its thread.
+pub struct LoggedRequest {
+    timestamp: Micros,
+    request_id: String,
+    principal: String,
+    rows: Vec<LoggedRow>,
+}
+
+struct LoggedRow {
+    join_keys: Vec<Value>,
+    request_context: Option<String>,
+    vector: FeatureVector,
+}
+
+impl LoggedRequest {
+    /// On the request path, once sampled.
+    pub fn capture(
+        schema: &LogSchema,
+        service: &FeatureService,
+        requests: &[RequestRow<'_>],
+        answer: Answer,
+        stamp: &Stamp<'_>,
+    ) -> LoggedRequest {
+        let config = &schema.config;
+        let rows = requests
+            .iter()
+            .zip(answer.vectors)
+            .map(|(request, vector)| LoggedRow {
+                join_keys: service
+                    .input_join_keys
+                    .iter()
+                    .map(|key| {
+                        // Already read once by serving, so it parses; anything else is null.
+                        let json = request.join_keys.get(&key.name);
+                        json.and_then(|json| Value::from_json(json, &key.data_type).ok())
+                            .map_or(Value::Null, flat)
+                    })
+                    .collect(),
+                request_context: config.log_request_context.then(|| {
+                    let kept: Map<String, Json> = request
+                        .request_context
+                        .iter()
+                        .filter(|(name, _)| !config.exclude_request_context_fields.contains(name))
+                        .map(|(name, value)| (name.clone(), value.clone()))
+                        .collect();
+                    Json::Object(kept).to_string()
+                }),
+                vector,
+            })
+            .collect();
+        LoggedRequest {
+            timestamp: stamp.timestamp,
+            request_id: stamp.request_id.to_string(),
+            principal: stamp.principal.to_string(),
+            rows,
+        }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// On the writer: one row per request row, in the schema's column order.
+    pub fn into_rows(self, schema: &LogSchema) -> impl Iterator<Item = Vec<Value>> + '_ {
+        let config = &schema.config;
+        let (timestamp, request_id, principal) = (self.timestamp, self.request_id, self.principal);
+        self.rows.into_iter().map(move |logged| {
             let mut row = Vec::with_capacity(schema.columns.len());
             row.extend([
-                Value::Timestamp(stamp.timestamp),
-                Value::String(stamp.request_id.to_string()),
+                Value::Timestamp(timestamp),
+                Value::String(request_id.clone()),
                 Value::String(schema.workspace.clone()),
                 Value::String(schema.service.clone()),
-                Value::String(stamp.principal.to_string()),
+                Value::String(principal.clone()),
             ]);
-            for key in &service.input_join_keys {
-                // Already read once by serving, so it parses; anything else logs as null.
-                let value = request
-                    .join_keys
-                    .get(&key.name)
-                    .and_then(|json| Value::from_json(json, &key.data_type).ok());
-                row.push(value.map_or(Value::Null, flat));
-            }
-            if config.log_request_context {
-                let kept: Map<String, Json> = request
-                    .request_context
-                    .iter()
-                    .filter(|(name, _)| !config.exclude_request_context_fields.contains(name))
-                    .map(|(name, value)| (name.clone(), value.clone()))
-                    .collect();
-                row.push(Value::String(Json::Object(kept).to_string()));
-            }
+            row.extend(logged.join_keys);
+            row.extend(logged.request_context.map(Value::String));
+            let vector = logged.vector;
             let features = vector
                 .values
                 .into_iter()
@@ -184,7 +225,7 @@ pub fn rows(
             }
             row
         })
-        .collect()
+    }
 }
 
 /// Tecton's words for a serving status.

@@ -74,6 +74,7 @@ impl LogWriter {
     /// `try_send` finds no one to wake (no futex call, no context switch per request); only
     /// after a tick with nothing to do does it park until the next message or deadline.
     pub fn run(mut self, queue: Receiver<Command>) {
+        yield_to_reads();
         let mut busy = false;
         loop {
             let command = match queue.try_recv() {
@@ -228,5 +229,22 @@ impl LogWriter {
         if let Err(error) = file.sink.complete() {
             tracing::warn!(%error, "feature log: could not complete a file; it stays `.part`");
         }
+    }
+}
+
+/// Lowers this thread's scheduling priority to the lowest (nice 19; on Linux a thread has its
+/// own): when reads and the log compete for the CPU, reads win and the log falls behind, fills its
+/// queue and drops (counted) instead of taking a core from GetFeatures.
+fn yield_to_reads() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    let result = unsafe {
+        let thread_id = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread_id as libc::id_t, 19)
+    };
+    if result != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "feature log: could not lower the writer's priority"
+        );
     }
 }

@@ -49,17 +49,23 @@ python3 - "$work" "$rounds" <<'PY'
 import json, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
 workloads = ["get_features user_risk_service", "get_features_batch(10) user_risk_service"]
-def rps(side, round_, workload):
+def result(side, round_, workload, closed):
     with open(f"{work}/{side}-{round_}.json") as f:
         results = json.load(f)["results"]
-    return next(r["requestsPerSecond"] for r in results
-                if r["workload"] == workload and r["pacing"] == "closed loop")
+    return next(r for r in results if r["workload"] == workload
+                and (r["pacing"] == "closed loop") == closed)
+median = statistics.median
 for workload in workloads:
-    on = [rps("on", r, workload) for r in range(1, rounds + 1)]
-    off = [rps("off", r, workload) for r in range(1, rounds + 1)]
-    print(f"{workload} (closed loop, requests/s)")
-    print(f"  logging at 1.0: {on}  median {statistics.median(on):.0f}")
-    print(f"  no logging:     {off}  median {statistics.median(off):.0f}")
-    print(f"  ratio on/off of the medians: {statistics.median(on) / statistics.median(off):.3f}")
+    print(workload)
+    medians = {}
+    for side, label in [("on", "logging at 1.0"), ("off", "no logging")]:
+        closed = [result(side, r, workload, True)["requestsPerSecond"] for r in range(1, rounds + 1)]
+        opened = [result(side, r, workload, False) for r in range(1, rounds + 1)]
+        p50 = median(r["latencyMicros"]["p50"] for r in opened)
+        p99 = median(r["latencyMicros"]["p99"] for r in opened)
+        medians[side] = median(closed)
+        print(f"  {label:15} closed loop {closed} req/s, median {medians[side]:.0f}; "
+              f"open loop ({opened[0]['pacing']}) median p50 {p50:.0f} us, p99 {p99:.0f} us")
+    print(f"  closed-loop throughput, ratio on/off of the medians: {medians['on'] / medians['off']:.3f}")
 PY
 grep "feature log closed" "$work/on.err" || echo "the logging server did not report its counts" >&2

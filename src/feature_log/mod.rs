@@ -17,7 +17,7 @@ pub mod export;
 pub mod files;
 mod jsonl;
 mod parquet;
-pub mod record;
+mod record;
 mod sink;
 mod writer;
 

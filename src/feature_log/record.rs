@@ -1,6 +1,7 @@
 //! What one logged row holds: the log's columns for a service (fixed columns, join keys, the
-//! request context, then each feature's value, status and effective time) and the row built from
-//! one answered request row. Built on the request path, after the sampling decision.
+//! request context, then each feature's value, status and effective time), what the request
+//! path captures of a sampled request (`LoggedRequest::capture`), and the rows the writer makes
+//! of it (`LoggedRequest::into_rows`).
 
 use serde_json::{Map, Value as Json};
 

@@ -219,7 +219,7 @@ fn a_closed_log_reads_back_exactly_what_was_served_in_order() {
 }
 
 #[test]
-fn a_full_queue_drops_and_counts_without_waiting() {
+fn a_stalled_writer_never_blocks_offer_and_the_full_queue_drops_and_counts() {
     let setup = Setup::new("");
     let (log, writer) = setup.start(1);
     let (stalled_tx, stalled) = channel();

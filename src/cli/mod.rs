@@ -1,10 +1,11 @@
 //! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
-//! `secrets`, `plan` and `bench`.
+//! `logs`, `secrets`, `plan` and `bench`.
 
 mod bench;
 mod config;
 mod journal;
 mod load;
+mod logs;
 mod plan;
 mod secrets;
 mod serve;
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::config::{LogFormat, Origin, Overrides, SETTINGS};
+use crate::config::{LogFormat, Origin, Overrides, Settings, SETTINGS};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -48,6 +49,8 @@ enum Command {
     Journal(journal::JournalArgs),
     /// Show how the repository on disk differs from the one a running server serves.
     Plan(plan::PlanArgs),
+    /// List the feature logs of a data directory, or export one service's (offline).
+    Logs(logs::LogsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
 }
@@ -102,6 +105,28 @@ impl clap::Args for SettingArgs {
 
     fn augment_args_for_update(command: clap::Command) -> clap::Command {
         SettingArgs::augment_args(command)
+    }
+}
+
+/// The data directory of the offline subcommands: `--data-dir`, or the configuration's.
+#[derive(Debug, clap::Args)]
+struct DirArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The data directory (as given to `quiver serve`).
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    /// The settings, with `--data-dir` over the configuration's.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut overrides = Overrides::default();
+        if let Some(dir) = &self.data_dir {
+            let text = dir.display().to_string();
+            overrides.set("storage.data_dir", text, Origin::Flag("data-dir"));
+        }
+        Ok(Settings::load(&self.config.path, &overrides)?)
     }
 }
 
@@ -177,6 +202,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Secrets(args) => secrets::run(args),
         Command::Journal(args) => journal::run(args),
         Command::Bench(args) => bench::run(*args),
+        Command::Logs(args) => logs::run(args),
         Command::Plan(args) => plan::run(args),
     }
 }

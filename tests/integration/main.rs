@@ -10,6 +10,7 @@ mod config;
 mod data_dir;
 mod errors;
 mod faults;
+mod feature_log;
 mod feature_service;
 mod hostile;
 mod identity;

@@ -27,6 +27,7 @@ enum LogsCommand {
     Export {
         #[command(flatten)]
         dir: DirArgs,
+        /// The feature service whose logs to export.
         #[arg(long)]
         service: String,
         /// Needed only when the service name has logs in several workspaces.
@@ -38,6 +39,7 @@ enum LogsCommand {
         /// ISO 8601, exclusive; to the last record when absent.
         #[arg(long)]
         to: Option<String>,
+        /// The exported file's format.
         #[arg(long, value_enum, default_value = "parquet")]
         format: ExportFormat,
         /// The file to write.

@@ -259,6 +259,14 @@ pub struct Scrape {
     pub shards: Vec<ShardGauges>,
     /// Views that hold any event.
     pub views: Vec<ViewFreshness>,
+    /// The feature log's records since start: (logged, dropped because its queue was full,
+    /// failed to write).
+    pub feature_log: (u64, u64, u64),
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -317,6 +325,18 @@ fn scrape_registry(scrape: &Scrape) -> Registry {
         "Age of a feature view's newest event (any key): how stale its freshest value is",
         freshness,
     );
+    let feature_log: Family<OutcomeLabels, Counter> = Family::default();
+    let (logged, dropped, failed) = scrape.feature_log;
+    for (outcome, records) in [("logged", logged), ("dropped", dropped), ("failed", failed)] {
+        feature_log
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(records);
+    }
+    registry.register(
+        "feature_log_records",
+        "Served rows the feature log wrote, dropped (its queue was full: reads never wait) or failed to write",
+        feature_log,
+    );
     let taken_at = METRICS.snapshot_taken_at.get();
     if taken_at > 0.0 {
         let age: Gauge<f64, AtomicU64> = Gauge::default();
@@ -366,6 +386,7 @@ mod tests {
                 feature_view: "user_profile".into(),
                 newest_event: 4 * MICROS_PER_SECOND,
             }],
+            feature_log: (7, 2, 0),
         });
         assert!(text.contains(
             r#"quiver_http_requests_total{api="feature_service",route="/api/v1/feature-service/get-features",method="POST",status="200"} "#
@@ -374,6 +395,7 @@ mod tests {
             text.contains(r#"quiver_ingest_records_total{outcome="rejected",reason="past_ttl"} "#)
         );
         assert!(text.contains(r#"quiver_shard_rows{shard="0"} 3"#));
+        assert!(text.contains(r#"quiver_feature_log_records_total{outcome="dropped"} 2"#));
         assert!(text.contains(r#"quiver_shard_arena_bytes{shard="0",state="dead"} 20"#));
         assert!(text.contains(
             r#"quiver_feature_freshness_seconds{workspace="prod",feature_view="user_profile"} 6.0"#

@@ -55,10 +55,12 @@ async fn scrape(state: &AppState) -> Result<HttpResponse, ApiError> {
             newest_event,
         })
         .collect();
+    let log = state.feature_log.counts();
     let text = render(&Scrape {
         now: now_micros(),
         shards,
         views,
+        feature_log: (log.logged, log.dropped, log.failed),
     });
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(text))
 }

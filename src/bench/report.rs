@@ -17,6 +17,8 @@ pub const QUIVER: &str = "quiver";
 #[derive(Debug, Clone)]
 pub struct Measurement {
     pub workload: String,
+    /// Keys per join key in the data set the workload read or wrote.
+    pub keys: u64,
     pub pacing: Pacing,
     pub target: String,
     /// Rows or events per request (1 for a single GetFeatures), and what they are.
@@ -29,6 +31,9 @@ pub struct Measurement {
     pub errors: BTreeMap<String, u64>,
     /// The server process's CPU time over the run divided by the requests it answered.
     pub cpu_micros_per_request: Option<f64>,
+    /// The load generator's CPU time over the run divided by the requests: when it nears a
+    /// core's worth of time per request at the throughput, the client is the bottleneck.
+    pub client_cpu_micros_per_request: Option<f64>,
 }
 
 const PERCENTILES: [(&str, f64); 4] =
@@ -36,12 +41,12 @@ const PERCENTILES: [(&str, f64); 4] =
 
 impl Measurement {
     pub fn new(
-        workload: &str,
+        (workload, keys): (&str, u64),
         pacing: Pacing,
         target: &str,
         (items_per_request, item_unit): (u64, &'static str),
         result: &LoadResult,
-        cpu_seconds: Option<f64>,
+        (server_cpu_seconds, client_cpu_seconds): (Option<f64>, Option<f64>),
     ) -> Measurement {
         let micros = |nanos: u64| nanos as f64 / 1000.0;
         let histogram = &result.latency_nanos;
@@ -50,8 +55,14 @@ impl Measurement {
             *slot = micros(histogram.value_at_percentile(percentile));
         }
         latency_micros[4] = micros(histogram.max());
+        let per_request = |seconds: Option<f64>| {
+            seconds
+                .filter(|_| result.completed_with_warmup > 0)
+                .map(|s| s * 1e6 / result.completed_with_warmup as f64)
+        };
         Measurement {
             workload: workload.to_string(),
+            keys,
             pacing,
             target: target.to_string(),
             items_per_request,
@@ -60,10 +71,31 @@ impl Measurement {
             latency_micros,
             succeeded: result.succeeded,
             errors: result.errors.clone(),
-            cpu_micros_per_request: cpu_seconds
-                .filter(|_| result.completed_with_warmup > 0)
-                .map(|s| s * 1e6 / result.completed_with_warmup as f64),
+            cpu_micros_per_request: per_request(server_cpu_seconds),
+            client_cpu_micros_per_request: per_request(client_cpu_seconds),
         }
+    }
+}
+
+/// One line per measurement, as a long run's progress.
+impl std::fmt::Display for Measurement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} keys), {}, {}: {} {}/s, p99 {}",
+            self.workload,
+            si(self.keys as f64),
+            pacing_label(self.pacing),
+            self.target,
+            si(self.requests_per_second * self.items_per_request as f64),
+            self.item_unit,
+            millis(self.latency_micros[2]),
+        )?;
+        let errors: u64 = self.errors.values().sum();
+        if errors > 0 {
+            write!(f, ", {errors} errors")?;
+        }
+        Ok(())
     }
 }
 
@@ -97,6 +129,7 @@ pub struct Report {
 /// The median of each figure of one (workload, pacing, target) over its rounds.
 #[derive(Debug)]
 struct Summary {
+    keys: u64,
     requests_per_second: f64,
     items_per_request: u64,
     item_unit: &'static str,
@@ -105,17 +138,32 @@ struct Summary {
     succeeded: u64,
     errors: BTreeMap<String, u64>,
     cpu_micros_per_request: Option<f64>,
+    client_cpu_micros_per_request: Option<f64>,
 }
 
 /// (workload, pacing label) -> target -> summary, in first-measured order of workloads.
 type Summaries = Vec<((String, String), BTreeMap<String, Summary>)>;
 
 impl Report {
+    /// A workload's row label: with the key count when the run measured several.
+    fn workload_label(&self, measurement: &Measurement) -> String {
+        let first_keys = self.measurements.first().map(|m| m.keys);
+        if self.measurements.iter().all(|m| Some(m.keys) == first_keys) {
+            measurement.workload.clone()
+        } else {
+            format!(
+                "{}, {} keys",
+                measurement.workload,
+                si(measurement.keys as f64)
+            )
+        }
+    }
+
     fn summaries(&self) -> Summaries {
         let mut groups: Summaries = Vec::new();
         let mut rounds: BTreeMap<(String, String, String), Vec<&Measurement>> = BTreeMap::new();
         for m in &self.measurements {
-            let row = (m.workload.clone(), pacing_label(m.pacing));
+            let row = (self.workload_label(m), pacing_label(m.pacing));
             if !groups.iter().any(|(key, _)| *key == row) {
                 groups.push((row.clone(), BTreeMap::new()));
             }
@@ -135,11 +183,12 @@ impl Report {
             for (i, slot) in latency_micros.iter_mut().enumerate() {
                 *slot = median(runs.iter().map(|r| r.latency_micros[i]).collect());
             }
-            let cpu: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.cpu_micros_per_request)
-                .collect();
+            let median_of = |figure: fn(&Measurement) -> Option<f64>| {
+                let values: Vec<f64> = runs.iter().filter_map(|r| figure(r)).collect();
+                (!values.is_empty()).then(|| median(values))
+            };
             let summary = Summary {
+                keys: runs[0].keys,
                 requests_per_second: median(runs.iter().map(|r| r.requests_per_second).collect()),
                 items_per_request: runs[0].items_per_request,
                 item_unit: runs[0].item_unit,
@@ -147,7 +196,8 @@ impl Report {
                 rounds: runs.len(),
                 succeeded: runs.iter().map(|r| r.succeeded).sum(),
                 errors,
-                cpu_micros_per_request: (!cpu.is_empty()).then(|| median(cpu)),
+                cpu_micros_per_request: median_of(|m| m.cpu_micros_per_request),
+                client_cpu_micros_per_request: median_of(|m| m.client_cpu_micros_per_request),
             };
             let group = groups
                 .iter_mut()
@@ -212,9 +262,9 @@ impl Report {
             out.push('\n');
         }
         out.push_str(
-            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req |\n",
+            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req | client CPU/req |\n",
         );
-        out.push_str(&"|---".repeat(12));
+        out.push_str(&"|---".repeat(13));
         out.push_str("|\n");
         for ((workload, pacing), by_target) in &summaries {
             for target in &targets {
@@ -238,12 +288,18 @@ impl Report {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                let cpu = s
-                    .cpu_micros_per_request
-                    .map_or("–".into(), |c| format!("{c:.0} µs"));
-                let _ = writeln!(out, " {} | {errors} | {cpu} |", s.succeeded);
+                let cpu =
+                    |micros: Option<f64>| micros.map_or("–".into(), |c| format!("{c:.0} µs"));
+                let _ = writeln!(
+                    out,
+                    " {} | {errors} | {} | {} |",
+                    s.succeeded,
+                    cpu(s.cpu_micros_per_request),
+                    cpu(s.client_cpu_micros_per_request)
+                );
             }
         }
+        out.push_str(&self.key_scale_table());
         if !self.memory.is_empty() {
             out.push_str("\n| memory | rows | bytes | bytes per row |\n|---|---|---|---|\n");
             for m in &self.memory {
@@ -277,6 +333,53 @@ impl Report {
             out,
             "\nmedians of {rounds} round(s); ratios are to quiver (× > 1: the peer is faster in closed loop, slower in open loop)"
         );
+        out
+    }
+
+    /// Quiver's reads at each key count the run measured, each against the same workload at
+    /// the fewest keys (empty when the run measured one key count).
+    fn key_scale_table(&self) -> String {
+        // (workload, pacing, keys) -> Quiver's rounds, ordered so the fewest keys come first.
+        let mut rounds: BTreeMap<(String, String, u64), Vec<&Measurement>> = BTreeMap::new();
+        for m in self.measurements.iter().filter(|m| m.target == QUIVER) {
+            rounds
+                .entry((m.workload.clone(), pacing_label(m.pacing), m.keys))
+                .or_default()
+                .push(m);
+        }
+        let key_counts = |workload: &str, pacing: &str| {
+            rounds
+                .keys()
+                .filter(|(w, p, _)| w == workload && p == pacing)
+                .count()
+        };
+        let mut out = String::new();
+        let mut baseline: Option<(&str, &str, f64)> = None;
+        for ((workload, pacing, keys), runs) in &rounds {
+            if key_counts(workload, pacing) < 2 {
+                continue;
+            }
+            if out.is_empty() {
+                out.push_str("\n| quiver by keys | pacing | keys | throughput | p50 | p99 | p99 vs the fewest keys |\n|---|---|---|---|---|---|---|\n");
+            }
+            let median_of =
+                |figure: fn(&Measurement) -> f64| median(runs.iter().map(|m| figure(m)).collect());
+            let p99 = median_of(|m| m.latency_micros[2]);
+            let baseline_p99 = match baseline {
+                Some((w, p, p99)) if w == workload && p == pacing => p99,
+                _ => baseline.insert((workload, pacing, p99)).2,
+            };
+            let _ = writeln!(
+                out,
+                "| {workload} | {pacing} | {} | {} {}/s | {} | {} | {:.2}× |",
+                si(*keys as f64),
+                si(median_of(|m| m.requests_per_second) * runs[0].items_per_request as f64),
+                runs[0].item_unit,
+                millis(median_of(|m| m.latency_micros[0])),
+                millis(p99),
+                p99 / baseline_p99
+            );
+        }
         out
     }
 
@@ -332,6 +435,8 @@ impl Report {
                         "succeeded": s.succeeded,
                         "errors": s.errors,
                         "serverCpuMicrosPerRequest": s.cpu_micros_per_request,
+                        "clientCpuMicrosPerRequest": s.client_cpu_micros_per_request,
+                        "keys": s.keys,
                     })
                 })
             })
@@ -394,6 +499,7 @@ mod tests {
     fn measurement(target: &str, rps: f64, round_errors: u64) -> Measurement {
         Measurement {
             workload: "get_features".into(),
+            keys: 100,
             pacing: Pacing::Closed,
             target: target.into(),
             items_per_request: 1,
@@ -406,6 +512,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             cpu_micros_per_request: None,
+            client_cpu_micros_per_request: None,
         }
     }
 

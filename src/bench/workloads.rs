@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value as Json};
@@ -14,6 +15,7 @@ use serde_json::{json, Value as Json};
 use super::dataset::{DataSet, KeyPicker, LoadTarget};
 use super::feast::feast_request;
 use super::http_client::{BodyMaker, HttpClient};
+use super::progress::Progress;
 use super::redis::{RedisRawClient, ServiceReads};
 use super::BenchError;
 use crate::registry::ViewId;
@@ -227,15 +229,19 @@ fn ingest_body(workspace: &str, source: &str, records: Vec<Json>) -> Json {
     json!({"workspace_name": workspace, "dry_run": false, "records": {source: records}})
 }
 
-/// Loads every key of the data set into the server at `base_url` (batch views through the
-/// bulk loader, stream views through `/ingest`), with a progress bar, skipping the views and
-/// sources named in `loaded` (another data set loaded them) and adding its own.
+/// Loads keys `keys` of the data set into the server at `base_url` (batch views through the
+/// bulk loader's endpoint, stream views through `/ingest`) over `connections` connections at
+/// once, with a progress bar, skipping the views and sources named in `loaded` (another data
+/// set loaded them) and adding its own; returns how many rows and events it sent. Each chunk's values come from a generator seeded by
+/// the chunk, so a load is the same whatever the connections' interleaving.
 pub fn load_data_set(
     data: &DataSet,
+    keys: Range<u64>,
     base_url: &str,
     api_key: &str,
+    connections: usize,
     loaded: &mut BTreeSet<String>,
-) -> Result<(), BenchError> {
+) -> Result<u64, BenchError> {
     let targets: Vec<LoadTarget> = data
         .load_targets()
         .into_iter()
@@ -246,20 +252,29 @@ pub fn load_data_set(
             })
         })
         .collect();
-    let total = data.n_keys * targets.len() as u64;
-    let style = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} ({per_sec})")
-        .expect("valid template");
-    let progress = ProgressBar::new(total).with_style(style);
-    let mut rng = SmallRng::seed_from_u64(0);
+    let chunks: Vec<(&LoadTarget, Range<u64>)> = targets
+        .iter()
+        .flat_map(|target| {
+            keys.clone()
+                .step_by(LOAD_CHUNK as usize)
+                .map(move |first| (target, first..(first + LOAD_CHUNK).min(keys.end)))
+        })
+        .collect();
+    let total = (keys.end - keys.start) * targets.len() as u64;
+    let progress = Progress::new(
+        &format!("loading {} into quiver", data.service().name),
+        total,
+    );
+    let next_chunk = AtomicUsize::new(0);
     let authorization = format!("Tecton-key {api_key}");
-    for target in &targets {
-        let mut first = 0;
-        while first < data.n_keys {
-            let last = (first + LOAD_CHUNK).min(data.n_keys);
+    let send_chunks = || -> Result<(), BenchError> {
+        let agent = ureq::Agent::new();
+        while let Some((target, range)) = chunks.get(next_chunk.fetch_add(1, Ordering::Relaxed)) {
+            let mut rng = SmallRng::seed_from_u64(range.start);
             let (path, content_type, body) = match target {
                 LoadTarget::Rows(view) => {
-                    progress.set_message(format!("rows of {}", view.name));
-                    let body: String = (first..last)
+                    let body: String = range
+                        .clone()
                         .map(|key| data.row(view, key, &mut rng).to_string() + "\n")
                         .collect();
                     (
@@ -269,8 +284,8 @@ pub fn load_data_set(
                     )
                 }
                 LoadTarget::Events(source) => {
-                    progress.set_message(format!("events of {source}"));
-                    let records = (first..last)
+                    let records = range
+                        .clone()
                         .map(|key| json!({"record": data.event(source, key, &mut rng)}))
                         .collect();
                     let body = ingest_body(&data.service().workspace, source, records);
@@ -281,17 +296,32 @@ pub fn load_data_set(
                     )
                 }
             };
-            ureq::post(&format!("{}{path}", base_url.trim_end_matches('/')))
+            let sent = agent
+                .post(&format!("{}{path}", base_url.trim_end_matches('/')))
                 .set("Authorization", &authorization)
                 .set("Content-Type", content_type)
-                .send_string(&body)
-                .map_err(|e| BenchError::Load(path.clone(), e.to_string()))?;
-            progress.inc(last - first);
-            first = last;
+                .send_string(&body);
+            if let Err(error) = sent {
+                // The other connections stop at their next chunk.
+                next_chunk.store(chunks.len(), Ordering::Relaxed);
+                return Err(BenchError::Load(path, error.to_string()));
+            }
+            progress.advance(range.end - range.start);
         }
-    }
-    progress.finish_and_clear();
-    Ok(())
+        Ok(())
+    };
+    let outcomes: Vec<Result<(), BenchError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..connections.max(1))
+            .map(|_| scope.spawn(send_chunks))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a loader thread does not panic"))
+            .collect()
+    });
+    progress.finish();
+    outcomes.into_iter().collect::<Result<(), _>>()?;
+    Ok(total)
 }
 
 /// One answer of the server for a workload's first request (the bare handler's fixed answer).

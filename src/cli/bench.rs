@@ -71,9 +71,14 @@ pub struct BenchArgs {
     /// --data: aggregation interval.
     #[arg(long, default_value = "10m")]
     interval: String,
-    /// Keys per join key in the data set [default: 10000; --quick: 200].
-    #[arg(long)]
-    keys: Option<u64>,
+    /// Keys per join key in the data set [default: 10000; --quick: 200]. Several counts,
+    /// comma-separated and ascending (`10000,10000000`): the run at the first, then Quiver
+    /// alone grows its data set to each further count and its reads are measured again.
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<u64>>,
+    /// Connections the data set is loaded over at once.
+    #[arg(long = "load-connections", default_value_t = 4)]
+    load_connections: usize,
     /// Length of every generated string value.
     #[arg(long = "string-bytes", default_value_t = 16)]
     string_bytes: usize,
@@ -226,6 +231,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--service `{name}` is not WORKSPACE.SERVICE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let key_counts = args
+        .keys
+        .unwrap_or(vec![if args.quick { 200 } else { 10_000 }]);
+    if key_counts.is_empty() || key_counts.windows(2).any(|pair| pair[0] >= pair[1]) {
+        bail!("--keys takes ascending counts, e.g. 10000,10000000");
+    }
     // (default, quick default)
     let quick = |defaults: (f64, f64)| if args.quick { defaults.1 } else { defaults.0 };
     let plan = BenchPlan {
@@ -234,7 +245,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         url: args.url,
         admin_key,
         services,
-        n_keys: args.keys.unwrap_or(quick((10_000.0, 200.0)) as u64),
+        key_counts,
+        load_connections: args.load_connections,
         string_bytes: args.string_bytes,
         distribution: args.distribution,
         batch_rows: args.batch_rows,

@@ -114,6 +114,8 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         "1",
         "--aggregations",
         "3",
+        "--keys",
+        "200,400",
     ]);
     let workloads: Vec<&str> = report["results"]
         .as_array()
@@ -121,11 +123,15 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         .iter()
         .map(|r| r["workload"].as_str().unwrap())
         .collect();
+    // Two key counts: every workload is labelled with its count; the reads are measured at
+    // both, the writes at the first.
     for expected in [
-        "get_features synthetic_service",
-        "get_features_batch(10) synthetic_service",
-        "ingest(100) events",
-        "bulk_load(1000) batch_view_0",
+        "get_features synthetic_service, 200 keys",
+        "get_features_batch(10) synthetic_service, 200 keys",
+        "ingest(100) events, 200 keys",
+        "bulk_load(1000) batch_view_0, 200 keys",
+        "get_features synthetic_service, 400 keys",
+        "get_features_batch(10) synthetic_service, 400 keys",
     ] {
         assert!(workloads.contains(&expected), "{workloads:?}");
     }
@@ -133,6 +139,8 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
         assert_no_errors(result);
     }
-    // 200 keys in each of the 3 views.
+    // 200, then 400, keys in each of the 3 views.
     assert_eq!(report["memory"][0]["rows"], 600);
+    assert_eq!(report["memory"][1]["rows"], 1200);
+    assert_eq!(report["settings"]["keys"], serde_json::json!([200, 400]));
 }

@@ -124,6 +124,9 @@ pub struct Report {
     /// Lines saying what was left out and why (a peer not installed, ...).
     pub notes: Vec<String>,
     pub settings: BTreeMap<String, Json>,
+    /// The machine's 1-minute load average after each measurement: other work on the machine
+    /// skews every figure, and this says how much there was.
+    pub load_averages: Vec<f64>,
 }
 
 /// The median of each figure of one (workload, pacing, target) over its rounds.
@@ -225,6 +228,20 @@ impl Report {
         let targets = self.targets();
         let summaries = self.summaries();
         let mut out = String::new();
+        let setting = |name: &str| {
+            self.settings.get(name).map_or("?".into(), |v| match v {
+                Json::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+        };
+        let _ = writeln!(
+            out,
+            "machine: {}, {} cores, {} memory; load average during the measurements {}\n",
+            setting("cpu"),
+            setting("cores"),
+            setting("memory"),
+            self.load_average_range()
+        );
         let _ = write!(out, "| workload | pacing |");
         for target in &targets {
             let _ = write!(out, " {target} |");
@@ -334,6 +351,17 @@ impl Report {
             "\nmedians of {rounds} round(s); ratios are to quiver (× > 1: the peer is faster in closed loop, slower in open loop)"
         );
         out
+    }
+
+    /// `min–max (median m)` of the load averages sampled during the run.
+    fn load_average_range(&self) -> String {
+        if self.load_averages.is_empty() {
+            return "unknown".into();
+        }
+        let low = self.load_averages.iter().copied().fold(f64::MAX, f64::min);
+        let high = self.load_averages.iter().copied().fold(0.0, f64::max);
+        let middle = median(self.load_averages.clone());
+        format!("{low:.1}–{high:.1} (median {middle:.1})")
     }
 
     /// Quiver's reads at each key count the run measured, each against the same workload at
@@ -451,8 +479,10 @@ impl Report {
             .iter()
             .map(|r| json!({"target": r.target, "seconds": r.seconds, "fileBytes": r.file_bytes}))
             .collect();
+        let mut settings = self.settings.clone();
+        settings.insert("loadAverage".into(), json!(self.load_average_range()));
         json!({
-            "settings": self.settings,
+            "settings": settings,
             "results": results,
             "memory": memory,
             "restore": restore,

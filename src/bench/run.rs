@@ -153,9 +153,6 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
         }
         loaded_keys = more_keys;
     }
-    report
-        .settings
-        .insert("loadAverageAtEnd".into(), json!(load_average()));
     Ok(report)
 }
 
@@ -193,7 +190,6 @@ impl BenchPlan {
             ),
             ("cpu", json!(machine_fact("/proc/cpuinfo", "model name"))),
             ("memory", json!(machine_fact("/proc/meminfo", "MemTotal"))),
-            ("loadAverageAtStart", json!(load_average())),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
@@ -282,6 +278,7 @@ fn measure_rounds(
                     let measurement = measure(plan, workload, target, pacing, round, n_keys)?;
                     eprintln!("round {}/{rounds}: {measurement}", round + 1);
                     report.measurements.push(measurement);
+                    report.load_averages.extend(load_average());
                 }
             }
         }

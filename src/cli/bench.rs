@@ -136,6 +136,9 @@ pub struct BenchArgs {
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Also write the report as JSON into this file (whatever is printed).
+    #[arg(long = "save-json")]
+    save_json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -265,6 +268,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = run_bench(&plan)?;
     if let Some(path) = &args.chart {
         draw_latency_chart(&report, path)?;
+    }
+    if let Some(path) = &args.save_json {
+        std::fs::write(path, format!("{:#}\n", report.json()))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!("{:#}", report.json());

@@ -104,7 +104,11 @@ fn quick_compare_run_reports_every_workload_without_errors() {
 
 #[test]
 fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("report.json");
     let report = quick_bench(&[
+        "--save-json",
+        saved.to_str().unwrap(),
         "--data",
         "--views",
         "2",
@@ -143,4 +147,6 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
     assert_eq!(report["memory"][0]["rows"], 600);
     assert_eq!(report["memory"][1]["rows"], 1200);
     assert_eq!(report["settings"]["keys"], serde_json::json!([200, 400]));
+    let saved: Json = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(saved, report);
 }

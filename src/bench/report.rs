@@ -265,6 +265,12 @@ impl Report {
                             ratio_text(ratio, target)
                         )
                     }
+                    // Open loop, and not one request sent in the window was answered before it
+                    // closed: the target cannot keep the rate, and has no latency to show.
+                    Some(s) if s.succeeded == 0 => {
+                        let unsent: u64 = s.errors.values().sum();
+                        format!("none answered ({} unsent or failed)", si(unsent as f64))
+                    }
                     Some(s) => {
                         let ratio = quiver.map(|q| s.latency_micros[2] / q.latency_micros[2]);
                         format!(
@@ -418,7 +424,7 @@ impl Report {
         let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
         for ((workload, _), by_target) in self.summaries() {
             for (target, summary) in by_target {
-                if summary.item_unit != "req" {
+                if summary.item_unit != "req" || summary.succeeded == 0 {
                     continue;
                 }
                 let label = format!("{target}: {workload}");
@@ -571,5 +577,25 @@ mod tests {
         assert_eq!(limit["succeeded"], 30);
         assert_eq!(limit["errors"]["503"], 2);
         assert_eq!(limit["latencyMicros"]["p99"], 300.0);
+    }
+
+    #[test]
+    fn a_target_that_answered_nothing_in_an_open_loop_window_shows_no_latency() {
+        let open = |target: &str, succeeded: u64| Measurement {
+            pacing: Pacing::Open { rate: 5000.0 },
+            succeeded,
+            errors: [("backlog".to_string(), 20_000 - succeeded)].into(),
+            ..measurement(target, 5000.0, 0)
+        };
+        let report = Report {
+            measurements: vec![open(QUIVER, 19_990), open("feast", 0)],
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains("| p99 0.30 ms | none answered (20.0k unsent or failed) |"),
+            "{table}"
+        );
+        assert_eq!(report.latency_curves().len(), 1);
     }
 }

@@ -55,6 +55,10 @@ impl Measurement {
             *slot = micros(histogram.value_at_percentile(percentile));
         }
         latency_micros[4] = micros(histogram.max());
+        if result.succeeded == 0 {
+            // An empty histogram reads 0; nothing answered has no latency.
+            latency_micros = [f64::NAN; 5];
+        }
         let per_request = |seconds: Option<f64>| {
             seconds
                 .filter(|_| result.completed_with_warmup > 0)
@@ -182,9 +186,12 @@ impl Report {
                     *errors.entry(kind.clone()).or_default() += count;
                 }
             }
+            // A round in which nothing was answered has no latencies (its histogram is empty,
+            // not zero): the medians are over the rounds that have some.
+            let answered: Vec<&&Measurement> = runs.iter().filter(|r| r.succeeded > 0).collect();
             let mut latency_micros = [0.0; 5];
             for (i, slot) in latency_micros.iter_mut().enumerate() {
-                *slot = median(runs.iter().map(|r| r.latency_micros[i]).collect());
+                *slot = median(answered.iter().map(|r| r.latency_micros[i]).collect());
             }
             let median_of = |figure: fn(&Measurement) -> Option<f64>| {
                 let values: Vec<f64> = runs.iter().filter_map(|r| figure(r)).collect();
@@ -524,8 +531,13 @@ fn si(value: f64) -> String {
     }
 }
 
+/// `1.25 ms`, or `–` where there is no latency (nothing was answered).
 fn millis(micros: f64) -> String {
-    format!("{:.2} ms", micros / 1000.0)
+    if micros.is_finite() {
+        format!("{:.2} ms", micros / 1000.0)
+    } else {
+        "–".into()
+    }
 }
 
 #[cfg(test)]

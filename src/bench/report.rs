@@ -431,7 +431,10 @@ impl Report {
         let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
         for ((workload, _), by_target) in self.summaries() {
             for (target, summary) in by_target {
-                if summary.item_unit != "req" || summary.succeeded == 0 {
+                // No latency (nothing answered: NaN, or 0 in reports saved before NaN was
+                // used) is no point of a curve.
+                let has_latency = summary.latency_micros[2] > 0.0;
+                if summary.item_unit != "req" || !has_latency {
                     continue;
                 }
                 let label = format!("{target}: {workload}");
@@ -449,6 +452,58 @@ impl Report {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         curves
+    }
+
+    /// The medians of a report saved as JSON (`json()`), each as a one-round measurement:
+    /// enough to draw its chart again. `None` if `saved` is not such a report.
+    pub fn from_saved_json(saved: &Json) -> Option<Report> {
+        let measurements = saved["results"]
+            .as_array()?
+            .iter()
+            .map(|result| {
+                let pacing = match result["pacing"].as_str()? {
+                    "closed loop" => Pacing::Closed,
+                    open => Pacing::Open {
+                        rate: open
+                            .strip_prefix("open loop ")?
+                            .strip_suffix("/s")?
+                            .parse()
+                            .ok()?,
+                    },
+                };
+                let latency = &result["latencyMicros"];
+                let mut latency_micros = [f64::NAN; 5];
+                for (slot, name) in latency_micros
+                    .iter_mut()
+                    .zip(PERCENTILES.iter().map(|(name, _)| *name).chain(["max"]))
+                {
+                    *slot = latency[name].as_f64().unwrap_or(f64::NAN);
+                }
+                Some(Measurement {
+                    // The saved label already names the key count where there were several.
+                    workload: result["workload"].as_str()?.to_string(),
+                    keys: 0,
+                    pacing,
+                    target: result["target"].as_str()?.to_string(),
+                    items_per_request: result["itemsPerRequest"].as_u64()?,
+                    item_unit: match result["itemUnit"].as_str()? {
+                        "req" => "req",
+                        "rows" => "rows",
+                        _ => "events",
+                    },
+                    requests_per_second: result["requestsPerSecond"].as_f64()?,
+                    latency_micros,
+                    succeeded: result["succeeded"].as_u64()?,
+                    errors: BTreeMap::new(),
+                    cpu_micros_per_request: None,
+                    client_cpu_micros_per_request: None,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Report {
+            measurements,
+            ..Report::default()
+        })
     }
 
     pub fn json(&self) -> Json {
@@ -609,5 +664,23 @@ mod tests {
             "{table}"
         );
         assert_eq!(report.latency_curves().len(), 1);
+    }
+
+    #[test]
+    fn a_saved_report_gives_back_its_chart_curves() {
+        let report = Report {
+            measurements: vec![
+                measurement(QUIVER, 2000.0, 0),
+                Measurement {
+                    pacing: Pacing::Open { rate: 500.0 },
+                    ..measurement(QUIVER, 500.0, 0)
+                },
+                measurement("limit", 4000.0, 0),
+            ],
+            ..Report::default()
+        };
+        let saved: Json = serde_json::from_str(&report.json().to_string()).unwrap();
+        let again = Report::from_saved_json(&saved).expect("a saved report reads back");
+        assert_eq!(again.latency_curves(), report.latency_curves());
     }
 }

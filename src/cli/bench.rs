@@ -15,6 +15,7 @@ use crate::bench::bare::serve_bare;
 use crate::bench::chart::draw_latency_chart;
 use crate::bench::dataset::KeyDistribution;
 use crate::bench::redis_front::serve_redis_front;
+use crate::bench::report::Report;
 use crate::bench::repository::{RepositoryShape, SERVICE, WORKSPACE};
 use crate::bench::{run_bench, BenchPlan};
 use crate::config::{Overrides, Settings};
@@ -143,6 +144,13 @@ pub struct BenchArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum BenchHelper {
+    /// Draws the latency-vs-throughput chart of a report saved with --save-json or --json.
+    Chart {
+        /// The saved JSON report.
+        report: PathBuf,
+        /// The SVG file to write.
+        svg: PathBuf,
+    },
     /// The limit: answers GetFeatures with fixed bytes (started by `quiver bench --compare`).
     #[command(hide = true)]
     BareServer {
@@ -170,6 +178,15 @@ enum BenchHelper {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.helper {
+        Some(BenchHelper::Chart { report, svg }) => {
+            let text =
+                std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?;
+            let saved: serde_json::Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not JSON", report.display()))?;
+            let report = Report::from_saved_json(&saved)
+                .with_context(|| format!("{} is not a saved bench report", report.display()))?;
+            return Ok(draw_latency_chart(&report, &svg)?);
+        }
         Some(BenchHelper::BareServer { listen, responses }) => {
             let responses = read_responses(&responses)?
                 .into_iter()

@@ -147,6 +147,15 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
     assert_eq!(report["memory"][0]["rows"], 600);
     assert_eq!(report["memory"][1]["rows"], 1200);
     assert_eq!(report["settings"]["keys"], serde_json::json!([200, 400]));
-    let saved: Json = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
-    assert_eq!(saved, report);
+    let saved_report: Json = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(saved_report, report);
+    // The saved report draws its chart again.
+    let svg = dir.path().join("chart.svg");
+    let status = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["bench", "chart"])
+        .args([&saved, &svg])
+        .status()
+        .expect("quiver bench chart runs");
+    assert!(status.success());
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }

@@ -1,6 +1,7 @@
 //! One bench run: start (or reach) Quiver, load the data sets, start the peers, then measure
 //! every workload against every target, alternating targets within each round so that machine
-//! noise hits them alike, and collect the figures into a `Report`.
+//! noise hits them alike, and collect the figures into a `Report`; with several key counts,
+//! then grow Quiver's data set to each and measure its reads again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;

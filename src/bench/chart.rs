@@ -72,6 +72,7 @@ mod tests {
     fn measurement(target: &str, pacing: Pacing, rps: f64, p99: f64) -> Measurement {
         Measurement {
             workload: "get_features s".into(),
+            keys: 100,
             pacing,
             target: target.into(),
             items_per_request: 1,
@@ -81,6 +82,7 @@ mod tests {
             succeeded: 10,
             errors: BTreeMap::new(),
             cpu_micros_per_request: None,
+            client_cpu_micros_per_request: None,
         }
     }
 

@@ -172,17 +172,42 @@ impl DataSet {
         Json::Object(row)
     }
 
-    /// An event of push source `source` for key number `index` of every join key it carries.
-    pub fn event(&self, source: &str, index: u64, rng: &mut SmallRng) -> Json {
-        let schema = &self
+    /// A row (batch view) or event (push source) of a load target for key number `index`.
+    pub fn item(&self, target: &LoadTarget, index: u64, rng: &mut SmallRng) -> Json {
+        match target {
+            LoadTarget::Rows(view) => self.row(view, index, rng),
+            LoadTarget::Events(source) => self.event(source, index, rng),
+        }
+    }
+
+    /// The fields of a load target's items that hold key values (all the rest is drawn).
+    pub fn key_fields<'a>(&'a self, target: &LoadTarget<'a>) -> Vec<&'a Field> {
+        match target {
+            LoadTarget::Rows(view) => view.join_keys.iter().collect(),
+            LoadTarget::Events(source) => {
+                let join_keys = self.join_key_names();
+                self.push_source_schema(source)
+                    .iter()
+                    .filter(|field| join_keys.contains(&field.name.as_str()))
+                    .collect()
+            }
+        }
+    }
+
+    fn push_source_schema(&self, source: &str) -> &[Field] {
+        &self
             .registry
             .workspace(&self.workspace)
             .and_then(|ws| ws.push_sources.get(source))
             .expect("load targets name the workspace's push sources")
-            .schema;
+            .schema
+    }
+
+    /// An event of push source `source` for key number `index` of every join key it carries.
+    pub fn event(&self, source: &str, index: u64, rng: &mut SmallRng) -> Json {
         let join_keys = self.join_key_names();
         let mut event = Map::new();
-        for field in schema {
+        for field in self.push_source_schema(source) {
             let value = if join_keys.contains(&field.name.as_str()) {
                 key_value(field, index)
             } else if field.data_type == DataType::Timestamp {
@@ -269,6 +294,17 @@ impl DataSet {
             ),
         }
     }
+}
+
+/// The demo repository's `prod` workspace, for tests.
+#[cfg(test)]
+pub(crate) fn demo_registry() -> Registry {
+    crate::registry::load_registry(&[crate::registry::WorkspaceSource {
+        name: "prod".into(),
+        live: true,
+        repository: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("features/prod"),
+    }])
+    .expect("the demo repository loads")
 }
 
 fn random_string(rng: &mut impl Rng, length: usize) -> String {

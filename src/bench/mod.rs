@@ -9,6 +9,7 @@
 //! - `http_client`: the hyper HTTP/1.1 client.
 //! - `workloads`: GetFeatures (single, batch), `/ingest`, the bulk loader; the initial load.
 //! - `process`, `peers`: the servers under measurement and their `/proc` figures.
+//! - `progress`: progress of long steps (a bar, or lines in a log).
 //! - `bare`: the limit; `redis`, `redis_front`, `resp`: the Redis peer; `feast`: Feast.
 //! - `restore`: restart time from a snapshot vs Redis from an RDB file of the same rows.
 //! - `run`: one run, alternating targets; `report`: medians, tables and JSON; `chart`: SVG.
@@ -21,6 +22,7 @@ pub mod http_client;
 pub mod load;
 pub mod peers;
 pub mod process;
+pub mod progress;
 pub mod redis;
 pub mod redis_front;
 pub mod report;

@@ -235,6 +235,11 @@ fn single_process_stats(pid: u32) -> Option<ProcessStats> {
     })
 }
 
+/// The harness's own CPU time (the load generator's, since the servers are other processes).
+pub fn own_cpu_seconds() -> Option<f64> {
+    single_process_stats(std::process::id()).map(|stats| stats.cpu_seconds)
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a constant of the running system.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -355,17 +355,7 @@ pub fn view_key_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::load_registry;
-    use crate::registry::WorkspaceSource;
-
-    fn demo_registry() -> Registry {
-        load_registry(&[WorkspaceSource {
-            name: "prod".into(),
-            live: true,
-            repository: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("features/prod"),
-        }])
-        .expect("the demo repository loads")
-    }
+    use crate::bench::dataset::demo_registry;
 
     fn hash(fields: &[(&str, &str)]) -> Reply {
         Reply::Array(Some(

@@ -17,6 +17,8 @@ pub const QUIVER: &str = "quiver";
 #[derive(Debug, Clone)]
 pub struct Measurement {
     pub workload: String,
+    /// Keys per join key in the data set the workload read or wrote.
+    pub keys: u64,
     pub pacing: Pacing,
     pub target: String,
     /// Rows or events per request (1 for a single GetFeatures), and what they are.
@@ -29,6 +31,9 @@ pub struct Measurement {
     pub errors: BTreeMap<String, u64>,
     /// The server process's CPU time over the run divided by the requests it answered.
     pub cpu_micros_per_request: Option<f64>,
+    /// The load generator's CPU time over the run divided by the requests: when it nears a
+    /// core's worth of time per request at the throughput, the client is the bottleneck.
+    pub client_cpu_micros_per_request: Option<f64>,
 }
 
 const PERCENTILES: [(&str, f64); 4] =
@@ -36,12 +41,12 @@ const PERCENTILES: [(&str, f64); 4] =
 
 impl Measurement {
     pub fn new(
-        workload: &str,
+        (workload, keys): (&str, u64),
         pacing: Pacing,
         target: &str,
         (items_per_request, item_unit): (u64, &'static str),
         result: &LoadResult,
-        cpu_seconds: Option<f64>,
+        (server_cpu_seconds, client_cpu_seconds): (Option<f64>, Option<f64>),
     ) -> Measurement {
         let micros = |nanos: u64| nanos as f64 / 1000.0;
         let histogram = &result.latency_nanos;
@@ -50,8 +55,18 @@ impl Measurement {
             *slot = micros(histogram.value_at_percentile(percentile));
         }
         latency_micros[4] = micros(histogram.max());
+        if result.succeeded == 0 {
+            // An empty histogram reads 0; nothing answered has no latency.
+            latency_micros = [f64::NAN; 5];
+        }
+        let per_request = |seconds: Option<f64>| {
+            seconds
+                .filter(|_| result.completed_with_warmup > 0)
+                .map(|s| s * 1e6 / result.completed_with_warmup as f64)
+        };
         Measurement {
             workload: workload.to_string(),
+            keys,
             pacing,
             target: target.to_string(),
             items_per_request,
@@ -60,10 +75,31 @@ impl Measurement {
             latency_micros,
             succeeded: result.succeeded,
             errors: result.errors.clone(),
-            cpu_micros_per_request: cpu_seconds
-                .filter(|_| result.completed_with_warmup > 0)
-                .map(|s| s * 1e6 / result.completed_with_warmup as f64),
+            cpu_micros_per_request: per_request(server_cpu_seconds),
+            client_cpu_micros_per_request: per_request(client_cpu_seconds),
         }
+    }
+}
+
+/// One line per measurement, as a long run's progress.
+impl std::fmt::Display for Measurement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} keys), {}, {}: {} {}/s, p99 {}",
+            self.workload,
+            si(self.keys as f64),
+            pacing_label(self.pacing),
+            self.target,
+            si(self.requests_per_second * self.items_per_request as f64),
+            self.item_unit,
+            millis(self.latency_micros[2]),
+        )?;
+        let errors: u64 = self.errors.values().sum();
+        if errors > 0 {
+            write!(f, ", {errors} errors")?;
+        }
+        Ok(())
     }
 }
 
@@ -92,11 +128,15 @@ pub struct Report {
     /// Lines saying what was left out and why (a peer not installed, ...).
     pub notes: Vec<String>,
     pub settings: BTreeMap<String, Json>,
+    /// The machine's 1-minute load average after each measurement: other work on the machine
+    /// skews every figure, and this says how much there was.
+    pub load_averages: Vec<f64>,
 }
 
 /// The median of each figure of one (workload, pacing, target) over its rounds.
 #[derive(Debug)]
 struct Summary {
+    keys: u64,
     requests_per_second: f64,
     items_per_request: u64,
     item_unit: &'static str,
@@ -105,17 +145,32 @@ struct Summary {
     succeeded: u64,
     errors: BTreeMap<String, u64>,
     cpu_micros_per_request: Option<f64>,
+    client_cpu_micros_per_request: Option<f64>,
 }
 
 /// (workload, pacing label) -> target -> summary, in first-measured order of workloads.
 type Summaries = Vec<((String, String), BTreeMap<String, Summary>)>;
 
 impl Report {
+    /// A workload's row label: with the key count when the run measured several.
+    fn workload_label(&self, measurement: &Measurement) -> String {
+        let first_keys = self.measurements.first().map(|m| m.keys);
+        if self.measurements.iter().all(|m| Some(m.keys) == first_keys) {
+            measurement.workload.clone()
+        } else {
+            format!(
+                "{}, {} keys",
+                measurement.workload,
+                si(measurement.keys as f64)
+            )
+        }
+    }
+
     fn summaries(&self) -> Summaries {
         let mut groups: Summaries = Vec::new();
         let mut rounds: BTreeMap<(String, String, String), Vec<&Measurement>> = BTreeMap::new();
         for m in &self.measurements {
-            let row = (m.workload.clone(), pacing_label(m.pacing));
+            let row = (self.workload_label(m), pacing_label(m.pacing));
             if !groups.iter().any(|(key, _)| *key == row) {
                 groups.push((row.clone(), BTreeMap::new()));
             }
@@ -131,15 +186,19 @@ impl Report {
                     *errors.entry(kind.clone()).or_default() += count;
                 }
             }
+            // A round in which nothing was answered has no latencies (its histogram is empty,
+            // not zero): the medians are over the rounds that have some.
+            let answered: Vec<&&Measurement> = runs.iter().filter(|r| r.succeeded > 0).collect();
             let mut latency_micros = [0.0; 5];
             for (i, slot) in latency_micros.iter_mut().enumerate() {
-                *slot = median(runs.iter().map(|r| r.latency_micros[i]).collect());
+                *slot = median(answered.iter().map(|r| r.latency_micros[i]).collect());
             }
-            let cpu: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.cpu_micros_per_request)
-                .collect();
+            let median_of = |figure: fn(&Measurement) -> Option<f64>| {
+                let values: Vec<f64> = runs.iter().filter_map(|r| figure(r)).collect();
+                (!values.is_empty()).then(|| median(values))
+            };
             let summary = Summary {
+                keys: runs[0].keys,
                 requests_per_second: median(runs.iter().map(|r| r.requests_per_second).collect()),
                 items_per_request: runs[0].items_per_request,
                 item_unit: runs[0].item_unit,
@@ -147,7 +206,8 @@ impl Report {
                 rounds: runs.len(),
                 succeeded: runs.iter().map(|r| r.succeeded).sum(),
                 errors,
-                cpu_micros_per_request: (!cpu.is_empty()).then(|| median(cpu)),
+                cpu_micros_per_request: median_of(|m| m.cpu_micros_per_request),
+                client_cpu_micros_per_request: median_of(|m| m.client_cpu_micros_per_request),
             };
             let group = groups
                 .iter_mut()
@@ -175,6 +235,20 @@ impl Report {
         let targets = self.targets();
         let summaries = self.summaries();
         let mut out = String::new();
+        let setting = |name: &str| {
+            self.settings.get(name).map_or("?".into(), |v| match v {
+                Json::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+        };
+        let _ = writeln!(
+            out,
+            "machine: {}, {} cores, {} memory; load average during the measurements {}\n",
+            setting("cpu"),
+            setting("cores"),
+            setting("memory"),
+            self.load_average_range()
+        );
         let _ = write!(out, "| workload | pacing |");
         for target in &targets {
             let _ = write!(out, " {target} |");
@@ -198,6 +272,12 @@ impl Report {
                             ratio_text(ratio, target)
                         )
                     }
+                    // Open loop, and not one request sent in the window was answered before it
+                    // closed: the target cannot keep the rate, and has no latency to show.
+                    Some(s) if s.succeeded == 0 => {
+                        let unsent: u64 = s.errors.values().sum();
+                        format!("none answered ({} unsent or failed)", si(unsent as f64))
+                    }
                     Some(s) => {
                         let ratio = quiver.map(|q| s.latency_micros[2] / q.latency_micros[2]);
                         format!(
@@ -212,9 +292,9 @@ impl Report {
             out.push('\n');
         }
         out.push_str(
-            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req |\n",
+            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req | client CPU/req |\n",
         );
-        out.push_str(&"|---".repeat(12));
+        out.push_str(&"|---".repeat(13));
         out.push_str("|\n");
         for ((workload, pacing), by_target) in &summaries {
             for target in &targets {
@@ -238,12 +318,18 @@ impl Report {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                let cpu = s
-                    .cpu_micros_per_request
-                    .map_or("–".into(), |c| format!("{c:.0} µs"));
-                let _ = writeln!(out, " {} | {errors} | {cpu} |", s.succeeded);
+                let cpu =
+                    |micros: Option<f64>| micros.map_or("–".into(), |c| format!("{c:.0} µs"));
+                let _ = writeln!(
+                    out,
+                    " {} | {errors} | {} | {} |",
+                    s.succeeded,
+                    cpu(s.cpu_micros_per_request),
+                    cpu(s.client_cpu_micros_per_request)
+                );
             }
         }
+        out.push_str(&self.key_scale_table());
         if !self.memory.is_empty() {
             out.push_str("\n| memory | rows | bytes | bytes per row |\n|---|---|---|---|\n");
             for m in &self.memory {
@@ -280,6 +366,64 @@ impl Report {
         out
     }
 
+    /// `min–max (median m)` of the load averages sampled during the run.
+    fn load_average_range(&self) -> String {
+        if self.load_averages.is_empty() {
+            return "unknown".into();
+        }
+        let low = self.load_averages.iter().copied().fold(f64::MAX, f64::min);
+        let high = self.load_averages.iter().copied().fold(0.0, f64::max);
+        let middle = median(self.load_averages.clone());
+        format!("{low:.1}–{high:.1} (median {middle:.1})")
+    }
+
+    /// Quiver's reads at each key count the run measured, each against the same workload at
+    /// the fewest keys (empty when the run measured one key count).
+    fn key_scale_table(&self) -> String {
+        // (workload, pacing, keys) -> Quiver's rounds, ordered so the fewest keys come first.
+        let mut rounds: BTreeMap<(String, String, u64), Vec<&Measurement>> = BTreeMap::new();
+        for m in self.measurements.iter().filter(|m| m.target == QUIVER) {
+            rounds
+                .entry((m.workload.clone(), pacing_label(m.pacing), m.keys))
+                .or_default()
+                .push(m);
+        }
+        let key_counts = |workload: &str, pacing: &str| {
+            rounds
+                .keys()
+                .filter(|(w, p, _)| w == workload && p == pacing)
+                .count()
+        };
+        let mut out = String::new();
+        let mut baseline: Option<(&str, &str, f64)> = None;
+        for ((workload, pacing, keys), runs) in &rounds {
+            if key_counts(workload, pacing) < 2 {
+                continue;
+            }
+            if out.is_empty() {
+                out.push_str("\n| quiver by keys | pacing | keys | throughput | p50 | p99 | p99 vs the fewest keys |\n|---|---|---|---|---|---|---|\n");
+            }
+            let median_of =
+                |figure: fn(&Measurement) -> f64| median(runs.iter().map(|m| figure(m)).collect());
+            let p99 = median_of(|m| m.latency_micros[2]);
+            let baseline_p99 = match baseline {
+                Some((w, p, p99)) if w == workload && p == pacing => p99,
+                _ => baseline.insert((workload, pacing, p99)).2,
+            };
+            let _ = writeln!(
+                out,
+                "| {workload} | {pacing} | {} | {} {}/s | {} | {} | {:.2}× |",
+                si(*keys as f64),
+                si(median_of(|m| m.requests_per_second) * runs[0].items_per_request as f64),
+                runs[0].item_unit,
+                millis(median_of(|m| m.latency_micros[0])),
+                millis(p99),
+                p99 / baseline_p99
+            );
+        }
+        out
+    }
+
     /// For every (single-row read workload, target): its median throughput and p99 latency
     /// (milliseconds) at each pacing, by throughput: the points of a latency-vs-throughput
     /// curve.
@@ -287,7 +431,10 @@ impl Report {
         let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
         for ((workload, _), by_target) in self.summaries() {
             for (target, summary) in by_target {
-                if summary.item_unit != "req" {
+                // No latency (nothing answered: NaN, or 0 in reports saved before NaN was
+                // used) is no point of a curve.
+                let has_latency = summary.latency_micros[2] > 0.0;
+                if summary.item_unit != "req" || !has_latency {
                     continue;
                 }
                 let label = format!("{target}: {workload}");
@@ -305,6 +452,58 @@ impl Report {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         curves
+    }
+
+    /// The medians of a report saved as JSON (`json()`), each as a one-round measurement:
+    /// enough to draw its chart again. `None` if `saved` is not such a report.
+    pub fn from_saved_json(saved: &Json) -> Option<Report> {
+        let measurements = saved["results"]
+            .as_array()?
+            .iter()
+            .map(|result| {
+                let pacing = match result["pacing"].as_str()? {
+                    "closed loop" => Pacing::Closed,
+                    open => Pacing::Open {
+                        rate: open
+                            .strip_prefix("open loop ")?
+                            .strip_suffix("/s")?
+                            .parse()
+                            .ok()?,
+                    },
+                };
+                let latency = &result["latencyMicros"];
+                let mut latency_micros = [f64::NAN; 5];
+                for (slot, name) in latency_micros
+                    .iter_mut()
+                    .zip(PERCENTILES.iter().map(|(name, _)| *name).chain(["max"]))
+                {
+                    *slot = latency[name].as_f64().unwrap_or(f64::NAN);
+                }
+                Some(Measurement {
+                    // The saved label already names the key count where there were several.
+                    workload: result["workload"].as_str()?.to_string(),
+                    keys: 0,
+                    pacing,
+                    target: result["target"].as_str()?.to_string(),
+                    items_per_request: result["itemsPerRequest"].as_u64()?,
+                    item_unit: match result["itemUnit"].as_str()? {
+                        "req" => "req",
+                        "rows" => "rows",
+                        _ => "events",
+                    },
+                    requests_per_second: result["requestsPerSecond"].as_f64()?,
+                    latency_micros,
+                    succeeded: result["succeeded"].as_u64()?,
+                    errors: BTreeMap::new(),
+                    cpu_micros_per_request: None,
+                    client_cpu_micros_per_request: None,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Report {
+            measurements,
+            ..Report::default()
+        })
     }
 
     pub fn json(&self) -> Json {
@@ -332,6 +531,8 @@ impl Report {
                         "succeeded": s.succeeded,
                         "errors": s.errors,
                         "serverCpuMicrosPerRequest": s.cpu_micros_per_request,
+                        "clientCpuMicrosPerRequest": s.client_cpu_micros_per_request,
+                        "keys": s.keys,
                     })
                 })
             })
@@ -346,8 +547,10 @@ impl Report {
             .iter()
             .map(|r| json!({"target": r.target, "seconds": r.seconds, "fileBytes": r.file_bytes}))
             .collect();
+        let mut settings = self.settings.clone();
+        settings.insert("loadAverage".into(), json!(self.load_average_range()));
         json!({
-            "settings": self.settings,
+            "settings": settings,
             "results": results,
             "memory": memory,
             "restore": restore,
@@ -383,8 +586,13 @@ fn si(value: f64) -> String {
     }
 }
 
+/// `1.25 ms`, or `–` where there is no latency (nothing was answered).
 fn millis(micros: f64) -> String {
-    format!("{:.2} ms", micros / 1000.0)
+    if micros.is_finite() {
+        format!("{:.2} ms", micros / 1000.0)
+    } else {
+        "–".into()
+    }
 }
 
 #[cfg(test)]
@@ -394,6 +602,7 @@ mod tests {
     fn measurement(target: &str, rps: f64, round_errors: u64) -> Measurement {
         Measurement {
             workload: "get_features".into(),
+            keys: 100,
             pacing: Pacing::Closed,
             target: target.into(),
             items_per_request: 1,
@@ -406,6 +615,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             cpu_micros_per_request: None,
+            client_cpu_micros_per_request: None,
         }
     }
 
@@ -434,5 +644,43 @@ mod tests {
         assert_eq!(limit["succeeded"], 30);
         assert_eq!(limit["errors"]["503"], 2);
         assert_eq!(limit["latencyMicros"]["p99"], 300.0);
+    }
+
+    #[test]
+    fn a_target_that_answered_nothing_in_an_open_loop_window_shows_no_latency() {
+        let open = |target: &str, succeeded: u64| Measurement {
+            pacing: Pacing::Open { rate: 5000.0 },
+            succeeded,
+            errors: [("backlog".to_string(), 20_000 - succeeded)].into(),
+            ..measurement(target, 5000.0, 0)
+        };
+        let report = Report {
+            measurements: vec![open(QUIVER, 19_990), open("feast", 0)],
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains("| p99 0.30 ms | none answered (20.0k unsent or failed) |"),
+            "{table}"
+        );
+        assert_eq!(report.latency_curves().len(), 1);
+    }
+
+    #[test]
+    fn a_saved_report_gives_back_its_chart_curves() {
+        let report = Report {
+            measurements: vec![
+                measurement(QUIVER, 2000.0, 0),
+                Measurement {
+                    pacing: Pacing::Open { rate: 500.0 },
+                    ..measurement(QUIVER, 500.0, 0)
+                },
+                measurement("limit", 4000.0, 0),
+            ],
+            ..Report::default()
+        };
+        let saved: Json = serde_json::from_str(&report.json().to_string()).unwrap();
+        let again = Report::from_saved_json(&saved).expect("a saved report reads back");
+        assert_eq!(again.latency_curves(), report.latency_curves());
     }
 }

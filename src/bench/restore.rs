@@ -42,12 +42,20 @@ pub fn quiver_restore(
     config: &Path,
     admin_key: &str,
     data_sets: &[Arc<DataSet>],
+    load_connections: usize,
 ) -> Result<RestoreFigure, BenchError> {
     let scratch = scratch_dir("restore")?;
     let quiver = start_quiver(config, admin_key, Some(&scratch.0))?;
     let mut loaded = BTreeSet::new();
     for data in data_sets {
-        load_data_set(data, &quiver.base_url(), admin_key, &mut loaded)?;
+        load_data_set(
+            data,
+            0..data.n_keys,
+            &quiver.base_url(),
+            admin_key,
+            load_connections,
+            &mut loaded,
+        )?;
     }
     let file_bytes = take_snapshot(&quiver.base_url(), admin_key)?;
     drop(quiver);

@@ -1,13 +1,15 @@
 //! One bench run: start (or reach) Quiver, load the data sets, start the peers, then measure
 //! every workload against every target, alternating targets within each round so that machine
-//! noise hits them alike, and collect the figures into a `Report`.
+//! noise hits them alike, and collect the figures into a `Report`; with several key counts,
+//! then grow Quiver's data set to each and measure its reads again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 use super::dataset::{DataSet, KeyDistribution, KeyPicker};
 use super::feast::start_feast;
@@ -15,7 +17,7 @@ use super::load::{run_load, LoadPlan, Pacing};
 use super::peers::{
     running_quiver, start_limit, start_quiver, start_redis_front, Protocol, Target,
 };
-use super::process::{scratch_dir, ScratchDir};
+use super::process::{own_cpu_seconds, scratch_dir, ProcessStats, ScratchDir};
 use super::redis::{load_into_redis, start_redis, used_memory};
 use super::report::{Measurement, MemoryFigure, Report};
 use super::restore::{quiver_restore, redis_restore};
@@ -33,7 +35,11 @@ pub struct BenchPlan {
     pub admin_key: String,
     /// (workspace, feature service) pairs to read.
     pub services: Vec<(String, String)>,
-    pub n_keys: u64,
+    /// Keys per join key: the run at the first count, then Quiver's reads again after
+    /// growing its data set to each further count.
+    pub key_counts: Vec<u64>,
+    /// Connections the initial load sends over at once.
+    pub load_connections: usize,
     pub string_bytes: usize,
     pub distribution: KeyDistribution,
     pub batch_rows: usize,
@@ -54,22 +60,19 @@ pub struct BenchPlan {
 }
 
 pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
-    let mut report = Report::default();
+    let mut report = Report {
+        settings: plan.settings(),
+        ..Report::default()
+    };
     let quiver = match &plan.url {
         Some(url) => running_quiver(url)?,
         None => start_quiver(&plan.config, &plan.admin_key, None)?,
     };
-    let keys = KeyPicker::new(plan.n_keys, plan.distribution);
+    let n_keys = plan.key_counts[0];
+    let data_sets = plan.data_sets(n_keys)?;
+    let keys = KeyPicker::new(n_keys, plan.distribution);
     let mut workloads = Vec::new();
-    let mut data_sets = Vec::new();
-    for (workspace, service) in &plan.services {
-        let data = Arc::new(DataSet::new(
-            plan.registry.clone(),
-            workspace,
-            service,
-            plan.n_keys,
-            plan.string_bytes,
-        )?);
+    for data in &data_sets {
         // Writes are measured once, on the first service's sources and views.
         let writes = workloads
             .is_empty()
@@ -80,25 +83,11 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
             plan.batch_rows,
             writes,
         ));
-        data_sets.push(data);
     }
 
-    let before = quiver.stats();
-    let mut loaded = BTreeSet::new();
-    // A row per key of every stored view (an event feeds every view of its source).
-    let mut stored_views = BTreeSet::new();
-    for data in &data_sets {
-        load_data_set(data, &quiver.base_url(), &plan.admin_key, &mut loaded)?;
-        stored_views.extend(data.stored_views().iter().map(|v| v.id));
-    }
-    let stored_rows = plan.n_keys * stored_views.len() as u64;
-    if let (Some(before), Some(after)) = (before, quiver.stats()) {
-        report.memory.push(MemoryFigure {
-            target: "quiver (RSS)".into(),
-            bytes: after.rss_bytes.saturating_sub(before.rss_bytes),
-            rows: stored_rows,
-        });
-    }
+    let before_load = quiver.stats();
+    load_quiver(plan, &quiver, &data_sets, 0..n_keys, &mut report)?;
+    record_quiver_memory(&quiver, before_load, &data_sets, n_keys, &mut report);
 
     let mut targets = vec![quiver];
     if plan.compare {
@@ -129,64 +118,17 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
         }
     }
 
-    let pacings: Vec<Pacing> = std::iter::once(Pacing::Closed)
-        .chain(plan.rates.iter().map(|&rate| Pacing::Open { rate }))
-        .collect();
-    for round in 0..plan.rounds.max(1) {
-        for workload in &workloads {
-            // A fixed request rate means little for writes whose requests carry hundreds of
-            // rows: they are measured at their maximum throughput only.
-            let paced = if workload.reads() {
-                &pacings[..]
-            } else {
-                &pacings[..1]
-            };
-            for &pacing in paced {
-                for target in &targets {
-                    if target.name != super::report::QUIVER && !workload.reads() {
-                        continue;
-                    }
-                    let load = LoadPlan {
-                        connections: plan.connections,
-                        pacing,
-                        warmup: plan.warmup,
-                        duration: plan.duration,
-                        client_threads: plan.client_threads,
-                        seed: round as u64,
-                    };
-                    let before = target.stats();
-                    let result = match target.protocol {
-                        Protocol::Http => run_load(
-                            Arc::new(workload.http_client(target.address, Some(&plan.admin_key))),
-                            &load,
-                        )?,
-                        Protocol::Feast => {
-                            run_load(Arc::new(workload.feast_client(target.address)), &load)?
-                        }
-                        Protocol::Resp => {
-                            run_load(Arc::new(workload.redis_client(target.address)), &load)?
-                        }
-                    };
-                    let cpu_seconds = before
-                        .zip(target.stats())
-                        .map(|(before, after)| after.cpu_seconds - before.cpu_seconds);
-                    report.measurements.push(Measurement::new(
-                        &workload.name,
-                        pacing,
-                        &target.name,
-                        (workload.items_per_request(), workload.item_unit()),
-                        &result,
-                        cpu_seconds,
-                    ));
-                }
-            }
-        }
-    }
+    measure_rounds(plan, &workloads, &targets, n_keys, &mut report)?;
     if plan.restore {
-        // Comes last: a failure here is reported, and the measurements above are kept.
+        // Comes after the measurements: a failure here is reported, and they are kept.
         let redis = targets.iter().find(|t| t.protocol == Protocol::Resp);
-        let figures = std::iter::once(quiver_restore(&plan.config, &plan.admin_key, &data_sets))
-            .chain(redis.map(redis_restore));
+        let figures = std::iter::once(quiver_restore(
+            &plan.config,
+            &plan.admin_key,
+            &data_sets,
+            plan.load_connections,
+        ))
+        .chain(redis.map(redis_restore));
         for figure in figures {
             match figure {
                 Ok(figure) => report.restore.push(figure),
@@ -194,22 +136,240 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
             }
         }
     }
-    report.settings = [
-        ("keys", json!(plan.n_keys)),
-        ("distribution", json!(format!("{:?}", plan.distribution))),
-        ("connections", json!(plan.connections)),
-        ("clientThreads", json!(plan.client_threads)),
-        ("seconds", json!(plan.duration.as_secs_f64())),
-        ("rounds", json!(plan.rounds)),
-        (
-            "cores",
-            json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
-        ),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value))
-    .collect();
+    // The peers are stopped: growing the data set is Quiver's alone, and needs the memory.
+    targets.truncate(1);
+    let mut loaded_keys = n_keys;
+    for &more_keys in &plan.key_counts[1..] {
+        if let Err(error) = measure_more_keys(
+            plan,
+            &targets[0],
+            before_load,
+            loaded_keys..more_keys,
+            &mut report,
+        ) {
+            report
+                .notes
+                .push(format!("measuring {more_keys} keys failed: {error}"));
+            break;
+        }
+        loaded_keys = more_keys;
+    }
     Ok(report)
+}
+
+impl BenchPlan {
+    /// One data set per service, of `n_keys` keys per join key.
+    fn data_sets(&self, n_keys: u64) -> Result<Vec<Arc<DataSet>>, BenchError> {
+        self.services
+            .iter()
+            .map(|(workspace, service)| {
+                DataSet::new(
+                    self.registry.clone(),
+                    workspace,
+                    service,
+                    n_keys,
+                    self.string_bytes,
+                )
+                .map(Arc::new)
+            })
+            .collect()
+    }
+
+    /// The run's settings and the machine it ran on, for the report.
+    fn settings(&self) -> BTreeMap<String, Json> {
+        [
+            ("keys", json!(self.key_counts)),
+            ("distribution", json!(format!("{:?}", self.distribution))),
+            ("connections", json!(self.connections)),
+            ("clientThreads", json!(self.client_threads)),
+            ("seconds", json!(self.duration.as_secs_f64())),
+            ("warmupSeconds", json!(self.warmup.as_secs_f64())),
+            ("rounds", json!(self.rounds)),
+            (
+                "cores",
+                json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
+            ),
+            ("cpu", json!(machine_fact("/proc/cpuinfo", "model name"))),
+            ("memory", json!(machine_fact("/proc/meminfo", "MemTotal"))),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+    }
+}
+
+/// Loads keys `keys` of every data set into Quiver; the time it took becomes a note.
+fn load_quiver(
+    plan: &BenchPlan,
+    quiver: &Target,
+    data_sets: &[Arc<DataSet>],
+    keys: Range<u64>,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let mut loaded = BTreeSet::new();
+    let mut items = 0;
+    let started = Instant::now();
+    for data in data_sets {
+        items += load_data_set(
+            data,
+            keys.clone(),
+            &quiver.base_url(),
+            &plan.admin_key,
+            plan.load_connections,
+            &mut loaded,
+        )?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    report.notes.push(format!(
+        "loading keys {}..{} into quiver ({items} rows and events for {}) took {seconds:.1} s ({:.0}/s over {} connections)",
+        keys.start,
+        keys.end,
+        loaded.into_iter().collect::<Vec<_>>().join(", "),
+        items as f64 / seconds.max(1e-9),
+        plan.load_connections,
+    ));
+    Ok(())
+}
+
+/// Quiver's resident memory growth since `before` (its RSS before any load), per stored row.
+fn record_quiver_memory(
+    quiver: &Target,
+    before: Option<ProcessStats>,
+    data_sets: &[Arc<DataSet>],
+    n_keys: u64,
+    report: &mut Report,
+) {
+    // A row per key of every stored view (an event feeds every view of its source).
+    let stored_views: BTreeSet<_> = data_sets
+        .iter()
+        .flat_map(|data| data.stored_views().into_iter().map(|v| v.id))
+        .collect();
+    if let (Some(before), Some(after)) = (before, quiver.stats()) {
+        report.memory.push(MemoryFigure {
+            target: "quiver (RSS)".into(),
+            bytes: after.rss_bytes.saturating_sub(before.rss_bytes),
+            rows: n_keys * stored_views.len() as u64,
+        });
+    }
+}
+
+/// Every round of every workload against every target, targets alternating within a round.
+fn measure_rounds(
+    plan: &BenchPlan,
+    workloads: &[Workload],
+    targets: &[Target],
+    n_keys: u64,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let pacings: Vec<Pacing> = std::iter::once(Pacing::Closed)
+        .chain(plan.rates.iter().map(|&rate| Pacing::Open { rate }))
+        .collect();
+    let rounds = plan.rounds.max(1);
+    for round in 0..rounds {
+        for workload in workloads {
+            // A fixed request rate means little for writes whose requests carry hundreds of
+            // rows: they are measured at their maximum throughput only, on Quiver only.
+            let (paced, measured_targets) = if workload.reads() {
+                (&pacings[..], targets)
+            } else {
+                (&pacings[..1], &targets[..1])
+            };
+            for &pacing in paced {
+                for target in measured_targets {
+                    let measurement = measure(plan, workload, target, pacing, round, n_keys)?;
+                    eprintln!("round {}/{rounds}: {measurement}", round + 1);
+                    report.measurements.push(measurement);
+                    report.load_averages.extend(load_average());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One workload against one target at one pacing.
+fn measure(
+    plan: &BenchPlan,
+    workload: &Workload,
+    target: &Target,
+    pacing: Pacing,
+    round: usize,
+    n_keys: u64,
+) -> Result<Measurement, BenchError> {
+    let load = LoadPlan {
+        connections: plan.connections,
+        pacing,
+        warmup: plan.warmup,
+        duration: plan.duration,
+        client_threads: plan.client_threads,
+        seed: round as u64,
+    };
+    let before = target.stats();
+    let client_before = own_cpu_seconds();
+    let result = match target.protocol {
+        Protocol::Http => run_load(
+            Arc::new(workload.http_client(target.address, Some(&plan.admin_key))),
+            &load,
+        )?,
+        Protocol::Feast => run_load(Arc::new(workload.feast_client(target.address)), &load)?,
+        Protocol::Resp => run_load(Arc::new(workload.redis_client(target.address)), &load)?,
+    };
+    let server_cpu = before
+        .zip(target.stats())
+        .map(|(before, after)| after.cpu_seconds - before.cpu_seconds);
+    let client_cpu = client_before
+        .zip(own_cpu_seconds())
+        .map(|(before, after)| after - before);
+    Ok(Measurement::new(
+        (&workload.name, n_keys),
+        pacing,
+        &target.name,
+        (workload.items_per_request(), workload.item_unit()),
+        &result,
+        (server_cpu, client_cpu),
+    ))
+}
+
+/// Grows Quiver's data set to `keys.end` keys per join key (loading `keys`), records its
+/// memory, and measures its reads again over the larger key universe.
+fn measure_more_keys(
+    plan: &BenchPlan,
+    quiver: &Target,
+    before_load: Option<ProcessStats>,
+    keys: Range<u64>,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let n_keys = keys.end;
+    let data_sets = plan.data_sets(n_keys)?;
+    load_quiver(plan, quiver, &data_sets, keys, report)?;
+    record_quiver_memory(quiver, before_load, &data_sets, n_keys, report);
+    let picker = KeyPicker::new(n_keys, plan.distribution);
+    let reads: Vec<Workload> = data_sets
+        .into_iter()
+        .flat_map(|data| Workload::for_data_set(data, &picker, plan.batch_rows, None))
+        .collect();
+    measure_rounds(plan, &reads, std::slice::from_ref(quiver), n_keys, report)
+}
+
+/// The machine's 1-minute load average (other work on it skews every figure).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The value of the first `name: value` line of a `/proc` file.
+fn machine_fact(path: &str, name: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
 }
 
 /// Loads every data set into the Redis peer; records its `used_memory` growth per row.

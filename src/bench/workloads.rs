@@ -3,20 +3,23 @@
 //! and the initial load of a data set into a server, through the same public endpoints.
 
 use std::collections::BTreeSet;
+use std::fmt::Write;
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value as Json};
 
-use super::dataset::{DataSet, KeyPicker, LoadTarget};
+use super::dataset::{key_value, DataSet, KeyPicker, LoadTarget};
 use super::feast::feast_request;
 use super::http_client::{BodyMaker, HttpClient};
+use super::progress::Progress;
 use super::redis::{RedisRawClient, ServiceReads};
 use super::BenchError;
-use crate::registry::ViewId;
+use crate::registry::{Field, ViewId};
 
 pub const GET_FEATURES_PATH: &str = "/api/v1/feature-service/get-features";
 pub const GET_FEATURES_BATCH_PATH: &str = "/api/v1/feature-service/get-features-batch";
@@ -227,15 +230,105 @@ fn ingest_body(workspace: &str, source: &str, records: Vec<Json>) -> Json {
     json!({"workspace_name": workspace, "dry_run": false, "records": {source: records}})
 }
 
-/// Loads every key of the data set into the server at `base_url` (batch views through the
-/// bulk loader, stream views through `/ingest`), with a progress bar, skipping the views and
-/// sources named in `loaded` (another data set loaded them) and adding its own.
+/// Items drawn for the initial load of one target (view or push source) and reused: their
+/// join-key fields are written for each key, the rest (drawn once, as JSON text) is the same
+/// every `LOAD_VARIANTS` keys. Drawing every value took the harness more CPU per row than
+/// the server spent storing it, on the same cores.
+struct LoadItems<'a> {
+    target: &'a LoadTarget<'a>,
+    key_fields: Vec<&'a Field>,
+    /// The non-key members of drawn items: `"name":value,...`.
+    rests: Vec<String>,
+}
+
+const LOAD_VARIANTS: u64 = 1024;
+
+impl<'a> LoadItems<'a> {
+    fn new(data: &'a DataSet, target: &'a LoadTarget<'a>) -> LoadItems<'a> {
+        let key_fields = data.key_fields(target);
+        let mut rng = SmallRng::seed_from_u64(0);
+        let rests = (0..LOAD_VARIANTS)
+            .map(|index| {
+                let Json::Object(item) = data.item(target, index, &mut rng) else {
+                    unreachable!("rows and events are JSON objects")
+                };
+                item.into_iter()
+                    .filter(|(name, _)| !key_fields.iter().any(|key| key.name == *name))
+                    .map(|(name, value)| format!("{}:{value}", Json::String(name)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        LoadItems {
+            target,
+            key_fields,
+            rests,
+        }
+    }
+
+    /// Appends the item of key number `index` as a JSON object.
+    fn write_item(&self, index: u64, out: &mut String) {
+        out.push('{');
+        for field in &self.key_fields {
+            let _ = write!(
+                out,
+                "{}:{},",
+                Json::String(field.name.clone()),
+                key_value(field, index)
+            );
+        }
+        out.push_str(&self.rests[(index % LOAD_VARIANTS) as usize]);
+        out.push('}');
+    }
+
+    /// The request that loads keys `keys`: (path, content type, body).
+    fn request(&self, data: &DataSet, keys: Range<u64>) -> (String, &'static str, String) {
+        let mut body = String::new();
+        match self.target {
+            LoadTarget::Rows(view) => {
+                for index in keys {
+                    self.write_item(index, &mut body);
+                    body.push('\n');
+                }
+                (
+                    rows_path(&view.workspace, &view.name),
+                    "application/x-ndjson",
+                    body,
+                )
+            }
+            LoadTarget::Events(source) => {
+                // The envelope of `ingest_body`, its records written in place.
+                let _ = write!(
+                    body,
+                    "{{\"workspace_name\":{},\"dry_run\":false,\"records\":{{{}:[",
+                    Json::String(data.service().workspace.clone()),
+                    Json::String(source.to_string())
+                );
+                for index in keys {
+                    body.push_str("{\"record\":");
+                    self.write_item(index, &mut body);
+                    body.push_str("},");
+                }
+                body.pop();
+                body.push_str("]}}");
+                (INGEST_PATH.to_string(), "application/json", body)
+            }
+        }
+    }
+}
+
+/// Loads keys `keys` of the data set into the server at `base_url` (batch views through the
+/// bulk loader's endpoint, stream views through `/ingest`) over `connections` connections at
+/// once, with progress, skipping the views and sources named in `loaded` (another data set
+/// loaded them) and adding its own; returns how many rows and events it sent.
 pub fn load_data_set(
     data: &DataSet,
+    keys: Range<u64>,
     base_url: &str,
     api_key: &str,
+    connections: usize,
     loaded: &mut BTreeSet<String>,
-) -> Result<(), BenchError> {
+) -> Result<u64, BenchError> {
     let targets: Vec<LoadTarget> = data
         .load_targets()
         .into_iter()
@@ -246,52 +339,55 @@ pub fn load_data_set(
             })
         })
         .collect();
-    let total = data.n_keys * targets.len() as u64;
-    let style = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} ({per_sec})")
-        .expect("valid template");
-    let progress = ProgressBar::new(total).with_style(style);
-    let mut rng = SmallRng::seed_from_u64(0);
+    let items: Vec<LoadItems> = targets
+        .iter()
+        .map(|target| LoadItems::new(data, target))
+        .collect();
+    let chunks: Vec<(&LoadItems, Range<u64>)> = items
+        .iter()
+        .flat_map(|items| {
+            keys.clone()
+                .step_by(LOAD_CHUNK as usize)
+                .map(move |first| (items, first..(first + LOAD_CHUNK).min(keys.end)))
+        })
+        .collect();
+    let total = (keys.end - keys.start) * targets.len() as u64;
+    let progress = Progress::new(
+        &format!("loading {} into quiver", data.service().name),
+        total,
+    );
+    let next_chunk = AtomicUsize::new(0);
     let authorization = format!("Tecton-key {api_key}");
-    for target in &targets {
-        let mut first = 0;
-        while first < data.n_keys {
-            let last = (first + LOAD_CHUNK).min(data.n_keys);
-            let (path, content_type, body) = match target {
-                LoadTarget::Rows(view) => {
-                    progress.set_message(format!("rows of {}", view.name));
-                    let body: String = (first..last)
-                        .map(|key| data.row(view, key, &mut rng).to_string() + "\n")
-                        .collect();
-                    (
-                        rows_path(&view.workspace, &view.name),
-                        "application/x-ndjson",
-                        body,
-                    )
-                }
-                LoadTarget::Events(source) => {
-                    progress.set_message(format!("events of {source}"));
-                    let records = (first..last)
-                        .map(|key| json!({"record": data.event(source, key, &mut rng)}))
-                        .collect();
-                    let body = ingest_body(&data.service().workspace, source, records);
-                    (
-                        INGEST_PATH.to_string(),
-                        "application/json",
-                        body.to_string(),
-                    )
-                }
-            };
-            ureq::post(&format!("{}{path}", base_url.trim_end_matches('/')))
+    let send_chunks = || -> Result<(), BenchError> {
+        let agent = ureq::Agent::new();
+        while let Some((items, range)) = chunks.get(next_chunk.fetch_add(1, Ordering::Relaxed)) {
+            let (path, content_type, body) = items.request(data, range.clone());
+            let sent = agent
+                .post(&format!("{}{path}", base_url.trim_end_matches('/')))
                 .set("Authorization", &authorization)
                 .set("Content-Type", content_type)
-                .send_string(&body)
-                .map_err(|e| BenchError::Load(path.clone(), e.to_string()))?;
-            progress.inc(last - first);
-            first = last;
+                .send_string(&body);
+            if let Err(error) = sent {
+                // The other connections stop at their next chunk.
+                next_chunk.store(chunks.len(), Ordering::Relaxed);
+                return Err(BenchError::Load(path, error.to_string()));
+            }
+            progress.advance(range.end - range.start);
         }
-    }
-    progress.finish_and_clear();
-    Ok(())
+        Ok(())
+    };
+    let outcomes: Vec<Result<(), BenchError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..connections.max(1))
+            .map(|_| scope.spawn(send_chunks))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a loader thread does not panic"))
+            .collect()
+    });
+    progress.finish();
+    outcomes.into_iter().collect::<Result<(), _>>()?;
+    Ok(total)
 }
 
 /// One answer of the server for a workload's first request (the bare handler's fixed answer).
@@ -310,4 +406,57 @@ pub fn sample_answer(
     response
         .into_string()
         .map_err(|e| BenchError::Load(path, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::dataset::demo_registry;
+
+    /// Every loaded item is a whole row or event (all its fields, typed as drawn), with the
+    /// key values of its own key, whatever variant its other values come from.
+    #[test]
+    fn load_requests_hold_an_item_per_key_with_its_own_key_values() {
+        let data = DataSet::new(
+            Arc::new(demo_registry()),
+            "prod",
+            "user_risk_service",
+            5000,
+            8,
+        )
+        .unwrap();
+        let targets = data.load_targets();
+        assert!(targets.iter().any(|t| matches!(t, LoadTarget::Events(_))));
+        for target in &targets {
+            let items = LoadItems::new(&data, target);
+            let drawn = data.item(target, 0, &mut SmallRng::seed_from_u64(0));
+            let keys = 2990..3010;
+            let (_, _, body) = items.request(&data, keys.clone());
+            let sent: Vec<Json> = match target {
+                LoadTarget::Rows(_) => body
+                    .lines()
+                    .map(|line| serde_json::from_str(line).unwrap())
+                    .collect(),
+                LoadTarget::Events(source) => {
+                    let body: Json = serde_json::from_str(&body).unwrap();
+                    assert_eq!(body["workspace_name"], "prod");
+                    body["records"][source]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|record| record["record"].clone())
+                        .collect()
+                }
+            };
+            assert_eq!(sent.len(), keys.clone().count());
+            for (item, index) in sent.iter().zip(keys) {
+                let names: BTreeSet<&String> = item.as_object().unwrap().keys().collect();
+                let expected: BTreeSet<&String> = drawn.as_object().unwrap().keys().collect();
+                assert_eq!(names, expected);
+                for field in data.key_fields(target) {
+                    assert_eq!(item[&field.name], key_value(field, index), "{item}");
+                }
+            }
+        }
+    }
 }

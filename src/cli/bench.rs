@@ -15,6 +15,7 @@ use crate::bench::bare::serve_bare;
 use crate::bench::chart::draw_latency_chart;
 use crate::bench::dataset::KeyDistribution;
 use crate::bench::redis_front::serve_redis_front;
+use crate::bench::report::Report;
 use crate::bench::repository::{RepositoryShape, SERVICE, WORKSPACE};
 use crate::bench::{run_bench, BenchPlan};
 use crate::config::{Overrides, Settings};
@@ -71,9 +72,14 @@ pub struct BenchArgs {
     /// --data: aggregation interval.
     #[arg(long, default_value = "10m")]
     interval: String,
-    /// Keys per join key in the data set [default: 10000; --quick: 200].
-    #[arg(long)]
-    keys: Option<u64>,
+    /// Keys per join key in the data set [default: 10000; --quick: 200]. Several counts,
+    /// comma-separated and ascending (`10000,10000000`): the run at the first, then Quiver
+    /// alone grows its data set to each further count and its reads are measured again.
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<u64>>,
+    /// Connections the data set is loaded over at once.
+    #[arg(long = "load-connections", default_value_t = 4)]
+    load_connections: usize,
     /// Length of every generated string value.
     #[arg(long = "string-bytes", default_value_t = 16)]
     string_bytes: usize,
@@ -131,10 +137,20 @@ pub struct BenchArgs {
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Also write the report as JSON into this file (whatever is printed).
+    #[arg(long = "save-json")]
+    save_json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum BenchHelper {
+    /// Draws the latency-vs-throughput chart of a report saved with --save-json or --json.
+    Chart {
+        /// The saved JSON report.
+        report: PathBuf,
+        /// The SVG file to write.
+        svg: PathBuf,
+    },
     /// The limit: answers GetFeatures with fixed bytes (started by `quiver bench --compare`).
     #[command(hide = true)]
     BareServer {
@@ -162,6 +178,15 @@ enum BenchHelper {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.helper {
+        Some(BenchHelper::Chart { report, svg }) => {
+            let text =
+                std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?;
+            let saved: serde_json::Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not JSON", report.display()))?;
+            let report = Report::from_saved_json(&saved)
+                .with_context(|| format!("{} is not a saved bench report", report.display()))?;
+            return Ok(draw_latency_chart(&report, &svg)?);
+        }
         Some(BenchHelper::BareServer { listen, responses }) => {
             let responses = read_responses(&responses)?
                 .into_iter()
@@ -226,6 +251,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--service `{name}` is not WORKSPACE.SERVICE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let key_counts = args
+        .keys
+        .unwrap_or(vec![if args.quick { 200 } else { 10_000 }]);
+    if key_counts.is_empty() || key_counts.windows(2).any(|pair| pair[0] >= pair[1]) {
+        bail!("--keys takes ascending counts, e.g. 10000,10000000");
+    }
     // (default, quick default)
     let quick = |defaults: (f64, f64)| if args.quick { defaults.1 } else { defaults.0 };
     let plan = BenchPlan {
@@ -234,7 +265,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         url: args.url,
         admin_key,
         services,
-        n_keys: args.keys.unwrap_or(quick((10_000.0, 200.0)) as u64),
+        key_counts,
+        load_connections: args.load_connections,
         string_bytes: args.string_bytes,
         distribution: args.distribution,
         batch_rows: args.batch_rows,
@@ -253,6 +285,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = run_bench(&plan)?;
     if let Some(path) = &args.chart {
         draw_latency_chart(&report, path)?;
+    }
+    if let Some(path) = &args.save_json {
+        std::fs::write(path, format!("{:#}\n", report.json()))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!("{:#}", report.json());

@@ -104,7 +104,11 @@ fn quick_compare_run_reports_every_workload_without_errors() {
 
 #[test]
 fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("report.json");
     let report = quick_bench(&[
+        "--save-json",
+        saved.to_str().unwrap(),
         "--data",
         "--views",
         "2",
@@ -114,6 +118,8 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         "1",
         "--aggregations",
         "3",
+        "--keys",
+        "200,400",
     ]);
     let workloads: Vec<&str> = report["results"]
         .as_array()
@@ -121,11 +127,15 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         .iter()
         .map(|r| r["workload"].as_str().unwrap())
         .collect();
+    // Two key counts: every workload is labelled with its count; the reads are measured at
+    // both, the writes at the first.
     for expected in [
-        "get_features synthetic_service",
-        "get_features_batch(10) synthetic_service",
-        "ingest(100) events",
-        "bulk_load(1000) batch_view_0",
+        "get_features synthetic_service, 200 keys",
+        "get_features_batch(10) synthetic_service, 200 keys",
+        "ingest(100) events, 200 keys",
+        "bulk_load(1000) batch_view_0, 200 keys",
+        "get_features synthetic_service, 400 keys",
+        "get_features_batch(10) synthetic_service, 400 keys",
     ] {
         assert!(workloads.contains(&expected), "{workloads:?}");
     }
@@ -133,6 +143,19 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
         assert_no_errors(result);
     }
-    // 200 keys in each of the 3 views.
+    // 200, then 400, keys in each of the 3 views.
     assert_eq!(report["memory"][0]["rows"], 600);
+    assert_eq!(report["memory"][1]["rows"], 1200);
+    assert_eq!(report["settings"]["keys"], serde_json::json!([200, 400]));
+    let saved_report: Json = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(saved_report, report);
+    // The saved report draws its chart again.
+    let svg = dir.path().join("chart.svg");
+    let status = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["bench", "chart"])
+        .args([&saved, &svg])
+        .status()
+        .expect("quiver bench chart runs");
+    assert!(status.success());
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }

@@ -21,3 +21,4 @@ mod registry;
 mod scim_protocol;
 mod scim_providers;
 mod secrets;
+mod tls;

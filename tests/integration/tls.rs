@@ -203,12 +203,27 @@ fn bad_certificate_or_key_files_refuse_start_up_naming_the_file() {
     let certificate = TestCertificate::new();
     let named = |name: &str| certificate.path(name).display().to_string();
 
-    let stderr = refusal(with_tls(&certificate, "cert.pem", "other-key.pem"));
-    assert!(stderr.contains(&named("other-key.pem")), "{stderr}");
-    assert!(
-        stderr.contains("the private key does not match the certificate"),
-        "{stderr}"
+    let mismatch = format!(
+        "{}: the private key does not match the certificate in {}",
+        named("other-key.pem"),
+        named("cert.pem")
     );
+    let stderr = refusal(with_tls(&certificate, "cert.pem", "other-key.pem"));
+    assert!(stderr.contains(&mismatch), "{stderr}");
+    // `quiver config check` reads the files too.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["config", "check", "--config"])
+        .arg(repo_root().join("config.toml"))
+        .arg("--tls-cert-file")
+        .arg(certificate.path("cert.pem"))
+        .arg("--tls-key-file")
+        .arg(certificate.path("other-key.pem"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("quiver config check runs");
+    assert!(!check.status.success());
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains(&mismatch), "{stderr}");
 
     let stderr = refusal(with_tls(&certificate, "missing.pem", "key.pem"));
     assert!(stderr.contains(&named("missing.pem")), "{stderr}");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value as Json};
 
 use super::common::{repo_root, ServerBuilder, ADMIN_KEY};
+use super::ingest::quiver_load_command;
 
 /// A certificate for 127.0.0.1 and localhost, its key, and a key of another pair, as PEM files.
 struct TestCertificate {
@@ -152,20 +153,8 @@ fn quiver_load_sends_over_https_trusting_the_certificate_ssl_cert_file_names() {
     )
     .unwrap();
     let load = |trusted: Option<PathBuf>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"));
+        let mut command = quiver_load_command(&server.base_url, &rows);
         command
-            .args([
-                "load",
-                "--workspace",
-                "prod",
-                "--feature-view",
-                "user_profile",
-            ])
-            .arg("--config")
-            .arg(repo_root().join("config.toml"))
-            .args(["--server", &server.base_url])
-            .arg(&rows)
-            .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
             .env_remove("SSL_CERT_DIR")
             .env_remove("SSL_CERT_FILE");
         if let Some(trusted) = trusted {

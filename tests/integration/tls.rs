@@ -12,6 +12,7 @@ use serde_json::{json, Value as Json};
 
 use super::common::{repo_root, ServerBuilder, ADMIN_KEY};
 use super::ingest::quiver_load_command;
+use super::registry::broken_config;
 
 /// A certificate for 127.0.0.1 and localhost, its key, and a key of another pair, as PEM files.
 struct TestCertificate {
@@ -144,7 +145,25 @@ fn every_listener_serves_https_and_plain_http_gets_no_answer() {
 #[test]
 fn quiver_load_sends_over_https_trusting_the_certificate_ssl_cert_file_names() {
     let certificate = TestCertificate::new();
-    let server = with_tls(&certificate, "cert.pem", "key.pem").start();
+    // This time the settings come from the file: config.toml's commented example, uncommented,
+    // its paths relative to the file.
+    let config = broken_config(
+        "config.toml",
+        "# tls_cert_file = \"tls/cert.pem\"\n# tls_key_file = \"tls/key.pem\"",
+        "tls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"",
+    );
+    std::fs::create_dir(config.path().join("tls")).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(certificate.path(file), config.path().join("tls").join(file)).unwrap();
+    }
+    let server = ServerBuilder::new()
+        .config(config.path().join("config.toml"))
+        .start();
+    assert!(
+        server.base_url.starts_with("https://"),
+        "{}",
+        server.base_url
+    );
     let rows = certificate.path("users.csv");
     std::fs::write(
         &rows,

@@ -9,6 +9,8 @@
 //! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
 //! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
+//! - [`feature_log`]: what the read path served, logged by its own writer actor to rolling
+//!   Parquet / JSON Lines files (a bounded queue: never blocks a read).
 //! - [`ingest`]: the write path (records, load files and the demo seed -> validated rows).
 //! - [`iam`]: who is calling and what they may do: the directory actor (users, groups, service
 //!   accounts), principals and permissions, API-key digests, protocol-independent SCIM logic.
@@ -27,6 +29,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod feature_log;
 pub mod http;
 pub mod iam;
 pub mod ingest;

@@ -1,10 +1,12 @@
 //! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
-//! `secrets` and `bench`.
+//! `logs`, `secrets`, `plan` and `bench`.
 
 mod bench;
 mod config;
 mod journal;
 mod load;
+mod logs;
+mod plan;
 mod secrets;
 mod serve;
 mod snapshot;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::config::{LogFormat, Origin, Overrides, SETTINGS};
+use crate::config::{LogFormat, Origin, Overrides, Settings, SETTINGS};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -45,6 +47,10 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Check the journals of a data directory, or remove a bad record (offline).
     Journal(journal::JournalArgs),
+    /// Show how the repository on disk differs from the one a running server serves.
+    Plan(plan::PlanArgs),
+    /// List the feature logs of a data directory, or export one service's (offline).
+    Logs(logs::LogsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
 }
@@ -102,11 +108,38 @@ impl clap::Args for SettingArgs {
     }
 }
 
+/// The data directory of the offline subcommands: `--data-dir`, or the configuration's.
+#[derive(Debug, clap::Args)]
+struct DirArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The data directory (as given to `quiver serve`).
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    /// The settings, with `--data-dir` over the configuration's.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut overrides = Overrides::default();
+        if let Some(dir) = &self.data_dir {
+            let text = dir.display().to_string();
+            overrides.set("storage.data_dir", text, Origin::Flag("data-dir"));
+        }
+        Ok(Settings::load(&self.config.path, &overrides)?)
+    }
+}
+
 /// A running server and its admin key, for the subcommands that act through its HTTP API.
 #[derive(Debug, clap::Args)]
 struct ServerArg {
     /// The server's base URL.
-    #[arg(long, env = "QUIVER_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        visible_alias = "url",
+        env = "QUIVER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// An admin API key.
     #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
@@ -117,15 +150,30 @@ impl ServerArg {
     /// POSTs to the server with the admin key, with an NDJSON body or none; answers its JSON
     /// reply, or says why not.
     fn post(&self, path: &str, ndjson: Option<&str>) -> anyhow::Result<serde_json::Value> {
-        let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let request =
-            ureq::post(&url).set("Authorization", &format!("Tecton-key {}", self.api_key));
+        let request = self.request("POST", path);
         let response = match ndjson {
             Some(body) => request
                 .set("Content-Type", "application/x-ndjson")
                 .send_string(body),
             None => request.call(),
         };
+        self.answer(response)
+    }
+
+    /// GETs from the server with the admin key; answers its JSON reply, or says why not.
+    fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.answer(self.request("GET", path).call())
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        ureq::request(method, &url).set("Authorization", &format!("Tecton-key {}", self.api_key))
+    }
+
+    fn answer(
+        &self,
+        response: Result<ureq::Response, ureq::Error>,
+    ) -> anyhow::Result<serde_json::Value> {
         match response {
             Ok(response) => response
                 .into_json()
@@ -154,6 +202,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Secrets(args) => secrets::run(args),
         Command::Journal(args) => journal::run(args),
         Command::Bench(args) => bench::run(*args),
+        Command::Logs(args) => logs::run(args),
+        Command::Plan(args) => plan::run(args),
     }
 }
 

@@ -13,6 +13,7 @@ use rustls::ServerConfig;
 
 use super::{ConfigArg, SettingArgs};
 use crate::config::{PersistenceSettings, Settings};
+use crate::feature_log::FeatureLog;
 use crate::http::readiness::{StartUp, Started};
 use crate::http::tls::server_config;
 use crate::http::wire::feature_service::WireCatalog;
@@ -183,7 +184,10 @@ async fn serve(
         )
     });
     let start_up = StartUp::default();
+    let (feature_log, feature_log_writer) =
+        FeatureLog::start(&registry, settings.data_dir.as_deref())?;
     let state = AppState {
+        feature_log,
         catalog: Arc::new(WireCatalog::build(&registry)),
         start_up: Arc::clone(&start_up),
         registry: Arc::clone(&registry),
@@ -266,6 +270,10 @@ async fn serve(
         .await
         .context("the HTTP server stopped")?
         .context("the HTTP server failed")?;
+    // Requests are drained: complete the open log files (footer, fsync, rename).
+    if let Some(writer) = feature_log_writer {
+        writer.close();
+    }
     if let Some(snapshotter) = snapshotter {
         // Graceful shutdown: requests are drained; keep their effects in a snapshot.
         let info = snapshotter

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{ConfigArg, ServerArg};
-use crate::config::{Origin, Overrides, PersistenceSettings, Settings};
+use super::{DirArgs, ServerArg};
+use crate::config::{PersistenceSettings, Settings};
 use crate::persist::data_dir::DataDirLock;
 use crate::persist::restore::restore;
 use crate::persist::snapshot::{describe_snapshots, read_snapshot};
@@ -41,23 +41,9 @@ enum SnapshotCommand {
     Create(ServerArg),
 }
 
-#[derive(Debug, clap::Args)]
-struct DirArgs {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// The data directory (as given to `quiver serve`).
-    #[arg(long, env = "QUIVER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-}
-
 impl DirArgs {
-    fn settings(&self) -> anyhow::Result<(Settings, PathBuf)> {
-        let mut overrides = Overrides::default();
-        if let Some(dir) = &self.data_dir {
-            let text = dir.display().to_string();
-            overrides.set("storage.data_dir", text, Origin::Flag("data-dir"));
-        }
-        let settings = Settings::load(&self.config.path, &overrides)?;
+    fn snapshot_settings(&self) -> anyhow::Result<(Settings, PathBuf)> {
+        let settings = self.settings()?;
         let snapshot_dir = settings
             .persistence
             .snapshot_dir
@@ -70,7 +56,7 @@ impl DirArgs {
 pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     match args.command {
         SnapshotCommand::List(dir) => {
-            let (_, snapshot_dir) = dir.settings()?;
+            let (_, snapshot_dir) = dir.snapshot_settings()?;
             let listing = describe_snapshots(&snapshot_dir)
                 .with_context(|| format!("cannot read {}", snapshot_dir.display()))?;
             if listing.is_empty() {
@@ -113,7 +99,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             snapshot,
             force,
         } => {
-            let (settings, snapshot_dir) = dir.settings()?;
+            let (settings, snapshot_dir) = dir.snapshot_settings()?;
             let data_dir = settings
                 .data_dir
                 .as_deref()

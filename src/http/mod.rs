@@ -19,6 +19,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
+use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
@@ -41,6 +42,8 @@ pub struct AppState {
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
+    /// Where GetFeatures answers go when their service logs.
+    pub feature_log: FeatureLog,
 }
 
 /// Request limits from the configuration.

@@ -6,13 +6,15 @@
 //! Logs and labels name the route's pattern (`/api/scim/v2/{resource}/{id}`), never the path
 //! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
+use std::future::{ready, Ready};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
 use crate::metrics;
@@ -88,6 +90,21 @@ fn request_id(request: &ServiceRequest) -> String {
     }
 }
 
+/// The id `observe_requests` gave the request, for handlers that record it (the feature log).
+/// Extracted as `Option<RequestId>`: absent only where the middleware does not run.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl FromRequest for RequestId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<RequestId, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = request.extensions().get::<RequestId>().cloned();
+        ready(id.ok_or_else(|| actix_web::error::ErrorInternalServerError("no request id")))
+    }
+}
+
 pub async fn observe_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -95,6 +112,7 @@ pub async fn observe_requests(
     let started = Instant::now();
     let method = method_label(request.method());
     let id = request_id(&request);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id);
     let mut answered = next.call(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();

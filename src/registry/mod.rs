@@ -7,7 +7,9 @@
 
 pub mod aggregation;
 mod load;
+pub mod plan;
 pub mod realtime;
+pub mod repository;
 pub mod types;
 pub mod value;
 
@@ -130,6 +132,33 @@ pub struct FeatureService {
     pub n_features: usize,
     /// The request-context fields its realtime views read, with their types.
     pub request_context_keys: Vec<Field>,
+    /// What it logs of what it serves, when it declares `[feature_service.logging]`.
+    pub logging: Option<LoggingConfig>,
+}
+
+/// A feature service's logging, named as Tecton's `LoggingConfig` (`sample_rate`,
+/// `log_effective_times`); `feature_log` writes what it asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggingConfig {
+    /// The share of requests logged, in (0, 1]; decided once per request (a batch is logged whole).
+    pub sample_rate: f64,
+    pub log_request_context: bool,
+    /// Request-context fields never logged (e.g. ones that carry personal data).
+    pub exclude_request_context_fields: Vec<String>,
+    pub log_effective_times: bool,
+    pub log_statuses: bool,
+    pub format: LogFormat,
+    /// A file is rolled (closed, renamed complete) once it holds this many bytes...
+    pub roll_size_bytes: u64,
+    /// ...or has been open this long.
+    pub roll_interval: Micros,
+}
+
+/// The file format of a feature log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Parquet,
+    JsonLines,
 }
 
 /// One view as a service uses it.

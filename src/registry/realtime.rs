@@ -19,6 +19,8 @@ pub struct RealtimeSpec {
     pub sources: Vec<(ViewId, String)>,
     /// One compiled program per feature, parallel to the view's features.
     pub programs: Vec<Program>,
+    /// The programs' source text, parallel to `programs` (what a plan compares).
+    pub expressions: Vec<String>,
 }
 
 /// Compiles an expression, checking that it only reads `request` and the upstream views.

@@ -69,6 +69,18 @@ pub enum ServingStatus {
     Unknown,
 }
 
+impl ServingStatus {
+    /// Tecton's name for the status, as its answers and Quiver's feature logs write it.
+    pub fn tecton_name(self) -> &'static str {
+        match self {
+            ServingStatus::Present => "PRESENT",
+            ServingStatus::MissingData => "MISSING_DATA",
+            ServingStatus::TimeOut => "TIME_OUT",
+            ServingStatus::Unknown => "UNKNOWN_STATUS",
+        }
+    }
+}
+
 /// Why an answer is partial (`allowPartialResults`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partial {

@@ -34,6 +34,9 @@ fn a_bad_repository_never_starts() {
         ("features/prod/sources.toml", "{ name = \"amt\", type = \"float64\" }", "{ name = \"amt\", type = \"string\" }",
             "feature `last_amount` is float64 but push source `transactions` has column `amt` as string"),
         ("config.toml", "features/demo/merchant_profile.csv", "features/demo/missing.csv", "missing.csv"),
+        ("features/prod/services.toml", "  { view = \"user_last_transaction\" },\n]\n",
+            "  { view = \"user_last_transaction\" },\n]\n[feature_service.logging]\n",
+            "feature service `user_risk_service` of workspace `prod` declares logging, which writes under the data directory, and there is none: set --data-dir"),
         ("features/prod/sources.toml", "name = \"transactions\"\n", "name = \"transactions\"\ningest_token = \"{{ tb_secret(TOKEN) }}\"\n",
             "sources.toml: push_source `transactions`: ingest_token: Template Syntax Error: arguments must be quoted strings"),
     ];

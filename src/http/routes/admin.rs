@@ -1,7 +1,8 @@
 //! Operator endpoints, admin only. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes
 //! JSON Lines rows of one view (what `quiver load` sends) and writes all of them or none;
 //! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them
-//! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk).
+//! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk);
+//! `GET /admin/repository` describes the repository being served (what `quiver plan` diffs).
 //! Every handler takes `Admin` first, so a non-admin is refused before any body is read.
 
 use actix_web::{web, HttpResponse};
@@ -15,6 +16,7 @@ use super::super::{method_not_allowed, AppState};
 use crate::ingest::file::{read_rows, FileFormat};
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
+use crate::registry::repository::Repository;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -25,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/secrets/rotate-key")
             .route(web::post().to(rotate_master_key))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/repository")
+            .route(web::get().to(describe_repository))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -42,6 +49,11 @@ fn snapshotter(state: &AppState) -> Result<&Snapshotter, ApiError> {
             "snapshots need a data directory; this server keeps state in memory only",
         )
     })
+}
+
+/// The served repository in its versioned JSON form, with its content hash.
+async fn describe_repository(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(Repository::describe(&state.registry).to_json())
 }
 
 /// Starts a snapshot and answers at once with its id; the file appears when it is written.

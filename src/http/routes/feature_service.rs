@@ -17,6 +17,7 @@ use super::super::wire::feature_service::{
     GetFeaturesParams, Timing,
 };
 use super::super::{method_not_allowed, AppState};
+use crate::http::observe::RequestId;
 use crate::iam::Permission;
 use crate::serving::{self, resolve_service, Locator, RequestRow};
 use crate::time::now_micros;
@@ -89,6 +90,7 @@ async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
     path: Option<web::Path<ServicePath>>,
+    request_id: Option<RequestId>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
@@ -138,6 +140,10 @@ async fn get_features<const BATCH: bool>(
         params.metadata_options,
         timing,
     );
+    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| id.0.as_str()));
+    state
+        .feature_log
+        .offer(service, &requests, answer, principal, request_id);
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))

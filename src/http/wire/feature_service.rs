@@ -12,20 +12,8 @@ use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
-use crate::serving::{
-    Answer, FeatureVector, Locator, Partial, ReadOptions, ServingError, ServingStatus,
-};
+use crate::serving::{Answer, FeatureVector, Locator, Partial, ReadOptions, ServingError};
 use crate::time::{format_timestamp, Micros};
-
-/// Tecton's name for a feature's serving status.
-fn status_name(status: ServingStatus) -> &'static str {
-    match status {
-        ServingStatus::Present => "PRESENT",
-        ServingStatus::MissingData => "MISSING_DATA",
-        ServingStatus::TimeOut => "TIME_OUT",
-        ServingStatus::Unknown => "UNKNOWN_STATUS",
-    }
-}
 
 /// Tecton's message for a refused read (what its clients show; the locator ones name the
 /// request's fields).
@@ -519,7 +507,7 @@ pub fn get_features_response(
                 features,
                 includes,
                 |i| vector.effective_times[i],
-                |out, i| push_json(out, &status_name(vector.statuses[i])),
+                |out, i| push_json(out, &vector.statuses[i].tecton_name()),
             );
         }
         if includes.slo_info {
@@ -569,7 +557,7 @@ pub fn get_features_batch_response(
                 let statuses: Vec<&str> = answer
                     .vectors
                     .iter()
-                    .map(|v| status_name(v.statuses[i]))
+                    .map(|v| v.statuses[i].tecton_name())
                     .collect();
                 push_json(out, &statuses);
             });

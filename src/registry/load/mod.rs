@@ -3,7 +3,7 @@
 //! Loading is all or nothing: the first problem stops it with an error naming the file, the
 //! object and what is wrong, so a bad repository never starts a half-configured server.
 //! This file reads the files and builds workspaces (entities, push sources); each other kind of
-//! object has its own file: `view`, `aggregation`, `service`, `realtime`.
+//! object has its own file: `view`, `aggregation`, `service` (and its `logging`), `realtime`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,13 +17,14 @@ use super::aggregation::{
 };
 use super::types::DataType;
 use super::{
-    object_id, Entity, Feature, FeatureService, FeatureView, Field, PushSource, Registry,
-    ServiceItem, ViewId, ViewKind, Workspace,
+    object_id, Entity, Feature, FeatureService, FeatureView, Field, LogFormat, LoggingConfig,
+    PushSource, Registry, ServiceItem, ViewId, ViewKind, Workspace,
 };
 use crate::secrets::template::Template;
 use crate::time::{parse_duration, Micros};
 
 mod aggregation;
+mod logging;
 mod realtime;
 mod service;
 mod view;
@@ -220,6 +221,32 @@ struct RawService {
     #[serde(default)]
     description: Option<String>,
     features: Vec<RawServiceItem>,
+    /// Tecton's `logging=LoggingConfig(...)`: log what the service serves.
+    #[serde(default)]
+    logging: Option<RawLogging>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default)]
+    sample_rate: Option<f64>,
+    #[serde(default)]
+    log_request_context: Option<bool>,
+    #[serde(default)]
+    exclude_request_context_fields: Vec<String>,
+    #[serde(default)]
+    log_effective_times: Option<bool>,
+    #[serde(default)]
+    log_statuses: Option<bool>,
+    /// `parquet` (default) or `jsonl`.
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    roll_size_bytes: Option<u64>,
+    /// A duration (`1h`).
+    #[serde(default)]
+    roll_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

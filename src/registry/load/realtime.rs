@@ -66,6 +66,7 @@ pub(super) fn build_realtime_view(
             request_schema,
             sources,
             programs,
+            expressions: raw.features.iter().map(|f| f.expression.clone()).collect(),
         })),
         description: raw.description.clone(),
         tags: raw.tags.clone(),

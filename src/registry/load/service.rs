@@ -1,5 +1,6 @@
 //! Feature services: the views they select, aliases and join-key maps, in Tecton's feature order.
 
+use super::logging::build_logging;
 use super::*;
 
 pub(super) fn build_service(
@@ -129,5 +130,10 @@ pub(super) fn build_service(
         items,
         n_features,
         request_context_keys,
+        logging: raw
+            .logging
+            .as_ref()
+            .map(|raw| build_logging(site, raw))
+            .transpose()?,
     })
 }

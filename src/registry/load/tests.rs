@@ -112,3 +112,76 @@ fn aggregations_and_realtime_views_are_validated() {
         .to_string();
     assert!(message.contains("does not parse"), "{message}");
 }
+
+fn with_logging(table: &str) -> String {
+    format!("{BASE}\n[[feature_service]]\nname = \"svc\"\nfeatures = [{{ view = \"last_tx\" }}]\n[feature_service.logging]\n{table}")
+}
+
+#[test]
+fn logging_defaults_follow_tecton_and_every_setting_is_read() {
+    let registry = load_text(&with_logging("")).unwrap();
+    let logging = registry.workspace("prod").unwrap().services["svc"]
+        .logging
+        .clone()
+        .unwrap();
+    assert_eq!(logging.sample_rate, 1.0);
+    assert!(logging.log_request_context && logging.log_statuses && !logging.log_effective_times);
+    assert_eq!(logging.format, LogFormat::Parquet);
+
+    let table = "sample_rate = 0.25\nlog_effective_times = true\nlog_statuses = false\n\
+                 exclude_request_context_fields = [\"ip\"]\nformat = \"jsonl\"\n\
+                 roll_size_bytes = 1024\nroll_interval = \"5m\"";
+    let registry = load_text(&with_logging(table)).unwrap();
+    let logging = registry.workspace("prod").unwrap().services["svc"]
+        .logging
+        .clone()
+        .unwrap();
+    assert_eq!(
+        logging,
+        LoggingConfig {
+            sample_rate: 0.25,
+            log_request_context: true,
+            exclude_request_context_fields: vec!["ip".into()],
+            log_effective_times: true,
+            log_statuses: false,
+            format: LogFormat::JsonLines,
+            roll_size_bytes: 1024,
+            roll_interval: 300_000_000,
+        }
+    );
+}
+
+#[test]
+fn logging_errors_name_the_service_and_the_setting() {
+    let cases = [
+        ("sample_rate = 0.0", "logging: sample_rate is 0"),
+        ("sample_rate = 1.5", "must be above 0 and at most 1"),
+        (
+            "format = \"csv\"",
+            "format `csv` is not one of `parquet`, `jsonl`",
+        ),
+        ("roll_size_bytes = 0", "roll_size_bytes must be above 0"),
+        (
+            "roll_interval = \"soon\"",
+            "logging: roll_interval: expected a duration",
+        ),
+        (
+            "exclude_request_context_fields = [\"ip\", \"ip\"]",
+            "names `ip` twice",
+        ),
+        (
+            "log_request_context = false\nexclude_request_context_fields = [\"ip\"]",
+            "no effect with log_request_context = false",
+        ),
+        ("sample = 1.0", "unknown field `sample`"),
+    ];
+    for (table, expected) in cases {
+        let error = load_text(&with_logging(table)).unwrap_err().to_string();
+        assert!(error.contains(expected), "{table}: {error}");
+        assert!(error.contains("repo.toml"), "{error}");
+    }
+    let error = load_text(&with_logging("sample_rate = 2.0"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("feature_service `svc`"), "{error}");
+}

@@ -1,0 +1,240 @@
+//! What one logged row holds: the log's columns for a service (fixed columns, join keys, the
+//! request context, then each feature's value, status and effective time), what the request
+//! path captures of a sampled request (`LoggedRequest::capture`), and the rows the writer makes
+//! of it (`LoggedRequest::into_rows`).
+
+use serde_json::{Map, Value as Json};
+
+use super::FeatureLogError;
+use crate::registry::types::DataType;
+use crate::registry::value::{TectonJson, Value};
+use crate::registry::{FeatureService, LoggingConfig, Registry};
+use crate::serving::{Answer, FeatureVector, RequestRow};
+use crate::time::Micros;
+
+/// A log column. Its type is a scalar one: arrays, structs and maps are logged as strings
+/// holding Tecton's JSON for them, and every cell is a scalar `Value` (or null).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+}
+
+/// When the answer was logged.
+pub const TIMESTAMP_COLUMN: &str = "timestamp";
+/// The columns every log starts with, in order.
+const FIXED_COLUMNS: [(&str, DataType); 5] = [
+    (TIMESTAMP_COLUMN, DataType::Timestamp),
+    ("request_id", DataType::String),
+    ("workspace", DataType::String),
+    ("service", DataType::String),
+    ("principal", DataType::String),
+];
+const REQUEST_CONTEXT_COLUMN: &str = "request_context";
+
+/// Whether a column holds timestamps by its name (JSON Lines files carry them as text).
+pub fn is_timestamp_column(name: &str) -> bool {
+    name == TIMESTAMP_COLUMN || name.ends_with("__effective_time")
+}
+
+/// A logging service's columns and settings.
+#[derive(Debug)]
+pub struct LogSchema {
+    pub workspace: String,
+    pub service: String,
+    pub config: LoggingConfig,
+    pub columns: Vec<Column>,
+}
+
+impl LogSchema {
+    /// Fixed columns, the input join keys, `request_context` (a JSON object, when logged), then
+    /// per feature (Tecton's order) `<namespace>__<feature>`, `...__status`,
+    /// `...__effective_time` (the last two when logged). Names that would clash are refused.
+    pub fn of(
+        registry: &Registry,
+        service: &FeatureService,
+        config: &LoggingConfig,
+    ) -> Result<LogSchema, FeatureLogError> {
+        let mut columns: Vec<Column> = FIXED_COLUMNS
+            .iter()
+            .map(|(name, kind)| Column {
+                name: name.to_string(),
+                data_type: kind.clone(),
+            })
+            .collect();
+        for key in &service.input_join_keys {
+            columns.push(Column {
+                name: key.name.clone(),
+                data_type: column_type(&key.data_type),
+            });
+        }
+        if config.log_request_context {
+            columns.push(Column {
+                name: REQUEST_CONTEXT_COLUMN.to_string(),
+                data_type: DataType::String,
+            });
+        }
+        for item in &service.items {
+            let view = registry.view(item.view);
+            for index in &item.features {
+                let feature = &view.features[*index];
+                let name = format!("{}__{}", item.namespace, feature.name);
+                columns.push(Column {
+                    name: name.clone(),
+                    data_type: column_type(&feature.data_type),
+                });
+                if config.log_statuses {
+                    columns.push(Column {
+                        name: format!("{name}__status"),
+                        data_type: DataType::String,
+                    });
+                }
+                if config.log_effective_times {
+                    columns.push(Column {
+                        name: format!("{name}__effective_time"),
+                        data_type: DataType::Timestamp,
+                    });
+                }
+            }
+        }
+        for (i, column) in columns.iter().enumerate() {
+            if columns[..i].iter().any(|c| c.name == column.name) {
+                return Err(FeatureLogError::ColumnClash {
+                    workspace: service.workspace.clone(),
+                    service: service.name.clone(),
+                    column: column.name.clone(),
+                });
+            }
+        }
+        Ok(LogSchema {
+            workspace: service.workspace.clone(),
+            service: service.name.clone(),
+            config: config.clone(),
+            columns,
+        })
+    }
+}
+
+/// The column type of a feature or join key: itself if scalar, else a string.
+fn column_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => DataType::String,
+        scalar => scalar.clone(),
+    }
+}
+
+/// Who asked, when, and under which request id.
+pub struct Stamp<'a> {
+    pub timestamp: Micros,
+    pub request_id: &'a str,
+    pub principal: &'a str,
+}
+
+/// What the request path hands the writer: only what it must copy (the keys, the kept request
+/// context, who and when) and the answer's vectors, moved. The writer makes the rows
+/// ([`LoggedRequest::into_rows`]), so their allocations stay on its thread.
+pub struct LoggedRequest {
+    timestamp: Micros,
+    request_id: String,
+    principal: String,
+    rows: Vec<LoggedRow>,
+}
+
+struct LoggedRow {
+    join_keys: Vec<Value>,
+    request_context: Option<String>,
+    vector: FeatureVector,
+}
+
+impl LoggedRequest {
+    /// On the request path, once sampled.
+    pub fn capture(
+        schema: &LogSchema,
+        service: &FeatureService,
+        requests: &[RequestRow<'_>],
+        answer: Answer,
+        stamp: &Stamp<'_>,
+    ) -> LoggedRequest {
+        let config = &schema.config;
+        let rows = requests
+            .iter()
+            .zip(answer.vectors)
+            .map(|(request, vector)| LoggedRow {
+                join_keys: service
+                    .input_join_keys
+                    .iter()
+                    .map(|key| {
+                        // Already read once by serving, so it parses; anything else is null.
+                        let json = request.join_keys.get(&key.name);
+                        json.and_then(|json| Value::from_json(json, &key.data_type).ok())
+                            .map_or(Value::Null, flat)
+                    })
+                    .collect(),
+                request_context: config.log_request_context.then(|| {
+                    let kept: Map<String, Json> = request
+                        .request_context
+                        .iter()
+                        .filter(|(name, _)| !config.exclude_request_context_fields.contains(name))
+                        .map(|(name, value)| (name.clone(), value.clone()))
+                        .collect();
+                    Json::Object(kept).to_string()
+                }),
+                vector,
+            })
+            .collect();
+        LoggedRequest {
+            timestamp: stamp.timestamp,
+            request_id: stamp.request_id.to_string(),
+            principal: stamp.principal.to_string(),
+            rows,
+        }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// On the writer: one row per request row, in the schema's column order.
+    pub fn into_rows(self, schema: &LogSchema) -> impl Iterator<Item = Vec<Value>> + '_ {
+        let config = &schema.config;
+        let (timestamp, request_id, principal) = (self.timestamp, self.request_id, self.principal);
+        self.rows.into_iter().map(move |logged| {
+            let mut row = Vec::with_capacity(schema.columns.len());
+            row.extend([
+                Value::Timestamp(timestamp),
+                Value::String(request_id.clone()),
+                Value::String(schema.workspace.clone()),
+                Value::String(schema.service.clone()),
+                Value::String(principal.clone()),
+            ]);
+            row.extend(logged.join_keys);
+            row.extend(logged.request_context.map(Value::String));
+            let vector = logged.vector;
+            let features = vector
+                .values
+                .into_iter()
+                .zip(vector.statuses)
+                .zip(vector.effective_times);
+            for ((value, status), effective_time) in features {
+                row.push(flat(value));
+                if config.log_statuses {
+                    row.push(Value::String(status.tecton_name().to_string()));
+                }
+                if config.log_effective_times {
+                    row.push(effective_time.map_or(Value::Null, Value::Timestamp));
+                }
+            }
+            row
+        })
+    }
+}
+
+/// A value as a cell: itself if scalar, else Tecton's JSON for it.
+pub fn flat(value: Value) -> Value {
+    match value {
+        complex @ (Value::Array(_) | Value::Struct(_) | Value::Map(_)) => {
+            Value::String(serde_json::to_string(&TectonJson(&complex)).unwrap_or_default())
+        }
+        scalar => scalar,
+    }
+}

@@ -94,6 +94,9 @@ struct ServerSection {
     max_store_response_bytes: Option<usize>,
     /// How far in the future an aggregated event may be (default `5m`).
     max_future_event_skew: Option<String>,
+    /// PEM certificate chain and private key: both (HTTPS) or neither (plain HTTP).
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,12 +192,22 @@ pub struct Settings {
     pub max_batch_size: usize,
     pub max_store_response_bytes: usize,
     pub max_future_skew: crate::time::Micros,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub data_dir: Option<PathBuf>,
     pub arena_initial_bytes: usize,
     pub persistence: PersistenceSettings,
     pub secrets: SecretsSettings,
     pub workspaces: Vec<WorkspaceSource>,
     pub demo_seeds: Vec<DemoSeed>,
+}
+
+/// The PEM files every listener serves HTTPS with.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Where the vault's master key lives and how TrueFoundry names things.
@@ -277,6 +290,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "server.max_batch_size", flag: "max-batch-size", env: "QUIVER_MAX_BATCH_SIZE", kind: Kind::Count, help: "Most rows in one GetFeaturesBatch [default: 10]" },
     Setting { key: "server.max_store_response_bytes", flag: "max-store-response-bytes", env: "QUIVER_MAX_STORE_RESPONSE_BYTES", kind: Kind::Count, help: "Most bytes the store may return for one GetFeatures request [default: 16777216]" },
     Setting { key: "server.max_future_event_skew", flag: "max-future-event-skew", env: "QUIVER_MAX_FUTURE_EVENT_SKEW", kind: Kind::Text, help: "How far in the future an aggregated event may be [default: 5m]" },
+    Setting { key: "server.tls_cert_file", flag: "tls-cert-file", env: "QUIVER_TLS_CERT_FILE", kind: Kind::Path, help: "Serve HTTPS with this PEM certificate chain (with --tls-key-file); empty: plain HTTP" },
+    Setting { key: "server.tls_key_file", flag: "tls-key-file", env: "QUIVER_TLS_KEY_FILE", kind: Kind::Path, help: "The PEM private key of --tls-cert-file" },
     Setting { key: "storage.data_dir", flag: "data-dir", env: "QUIVER_DATA_DIR", kind: Kind::Path, help: "Directory for persistent state; empty: in memory only" },
     Setting { key: "storage.arena_initial_bytes", flag: "arena-initial-bytes", env: "QUIVER_ARENA_INITIAL_BYTES", kind: Kind::Count, help: "Each shard's first arena size [default: 1048576]" },
     Setting { key: "persistence.fsync", flag: "fsync", env: "QUIVER_FSYNC", kind: Kind::Text, help: "When the rows journal reaches the disk: always, every_second or never [default: always]" },
@@ -425,6 +440,14 @@ impl Settings {
                     std::time::Duration::from_micros(self.max_future_skew.max(0) as u64)
                 ),
             ),
+            (
+                "server.tls_cert_file",
+                path(&self.tls.as_ref().map(|tls| tls.cert_file.clone())),
+            ),
+            (
+                "server.tls_key_file",
+                path(&self.tls.as_ref().map(|tls| tls.key_file.clone())),
+            ),
             ("storage.data_dir", path(&self.data_dir)),
             (
                 "storage.arena_initial_bytes",
@@ -548,6 +571,36 @@ impl Settings {
         if file.workspace.is_empty() {
             return Err(invalid("at least one [[workspace]] is needed".to_string()));
         }
+        let tls = match (
+            file.server
+                .tls_cert_file
+                .as_deref()
+                .filter(|f| !f.is_empty()),
+            file.server
+                .tls_key_file
+                .as_deref()
+                .filter(|f| !f.is_empty()),
+        ) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+                cert_file: base.join(cert_file),
+                key_file: base.join(key_file),
+            }),
+            (Some(cert_file), None) => {
+                return Err(bad(
+                    "server.tls_cert_file",
+                    cert_file,
+                    "is given without server.tls_key_file: give both or neither".into(),
+                ))
+            }
+            (None, Some(key_file)) => {
+                return Err(bad(
+                    "server.tls_key_file",
+                    key_file,
+                    "is given without server.tls_cert_file: give both or neither".into(),
+                ))
+            }
+        };
         let persistence = &file.persistence;
         let fsync = match persistence.fsync.as_deref() {
             None => FsyncPolicy::Always,
@@ -614,6 +667,7 @@ impl Settings {
         };
         Ok(Settings {
             max_future_skew,
+            tls,
             body_read_timeout,
             persistence,
             secrets,

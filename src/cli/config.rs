@@ -1,11 +1,12 @@
 //! `quiver config check`: resolves a configuration as `quiver serve` would (file, environment,
-//! flags), loads and validates the feature repository it names and reads its demo seeds,
-//! without starting anything: no port, no data directory, no key file is touched.
+//! flags), loads and validates the feature repository it names, reads its demo seeds and its
+//! TLS certificate and key, without starting anything: no port, no data directory, no key file is touched.
 
 use anyhow::Context;
 
 use super::{ConfigArg, SettingArgs};
 use crate::config::Settings;
+use crate::http::tls::server_config;
 use crate::ingest::seed::seed_writes;
 use crate::registry::load_registry;
 use crate::time::now_micros;
@@ -18,8 +19,9 @@ pub struct ConfigArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum ConfigCommand {
-    /// Validate the configuration, its feature repository and demo seeds; print every setting
-    /// as resolved (file < environment < flags). Exits non-zero naming the first problem.
+    /// Validate the configuration, its feature repository, demo seeds and TLS files; print
+    /// every setting as resolved (file < environment < flags). Exits non-zero naming the first
+    /// problem.
     Check {
         #[command(flatten)]
         config: ConfigArg,
@@ -32,6 +34,9 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let ConfigCommand::Check { config, settings } = args.command;
     let settings = Settings::load(&config.path, &settings.0)?;
     let registry = load_registry(&settings.workspaces)?;
+    if let Some(tls) = &settings.tls {
+        server_config(tls).context("could not set up TLS")?;
+    }
     for (key, value) in settings.resolved() {
         println!("{key} = {value}");
     }

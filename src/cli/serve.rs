@@ -3,16 +3,19 @@
 //! seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web stops
 //! accepting and drains), then take a last snapshot and exit.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::HttpServer;
 use anyhow::Context;
+use rustls::ServerConfig;
 
 use super::{ConfigArg, SettingArgs};
 use crate::config::{PersistenceSettings, Settings};
 use crate::feature_log::FeatureLog;
 use crate::http::readiness::{StartUp, Started};
+use crate::http::tls::server_config;
 use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits, Surface};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
@@ -49,6 +52,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.config.path, &args.settings.0)?;
     super::start_logging(settings.log_format);
     let registry = Arc::new(load_registry(&settings.workspaces)?);
+    let tls = settings.tls.as_ref().map(server_config).transpose();
+    let tls = tls.context("could not set up TLS")?;
     // Held until this function returns, that is for the server's whole life.
     let _lock = settings
         .data_dir
@@ -97,6 +102,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         hasher,
         admin_digest,
         master_keys,
+        tls,
     ))
 }
 
@@ -135,6 +141,7 @@ async fn serve(
     hasher: KeyHasher,
     admin_digest: ApiKeyDigest,
     master_keys: MasterKeys,
+    tls: Option<ServerConfig>,
 ) -> anyhow::Result<()> {
     let views = registry
         .views()
@@ -198,38 +205,34 @@ async fn serve(
     };
     let metrics_server = match settings.metrics_address {
         Some(address) => {
-            let state = state.clone();
-            let server = HttpServer::new(move || app(state.clone(), Surface::Metrics))
-                .workers(1)
-                .disable_signals()
-                .bind(address)
+            let (server, urls) = listen(state.clone(), Surface::Metrics, 1, address, tls.as_ref())
                 .with_context(|| format!("could not listen on {address} for metrics"))?;
-            for address in server.addrs() {
-                println!("quiver metrics on http://{address}/metrics");
+            for url in urls {
+                println!("quiver metrics on {url}/metrics");
             }
-            Some(server.run())
+            Some(server)
         }
         None => None,
     };
     // Listening before recovery, so that probes see the start (`/readyz` answers 503 until it
     // is done, every API 503 too); the line that scripts wait for is printed once it is.
-    let server = HttpServer::new(move || app(state.clone(), Surface::Api))
-        .workers(settings.n_workers)
-        // Signals are handled below, so that the shutdown snapshot runs while the actors live.
-        .disable_signals()
-        .bind(settings.listen)
-        .with_context(|| format!("could not listen on {}", settings.listen))?;
-    let addresses = server.addrs();
+    let (server, urls) = listen(
+        state,
+        Surface::Api,
+        settings.n_workers,
+        settings.listen,
+        tls.as_ref(),
+    )
+    .with_context(|| format!("could not listen on {}", settings.listen))?;
     let stop_signal = stop_signal();
-    let server = server.run();
     let handle = server.handle();
     let metrics_handle = metrics_server.as_ref().map(|server| server.handle());
     if let Some(metrics_server) = metrics_server {
         actix_web::rt::spawn(metrics_server);
     }
     let server = actix_web::rt::spawn(server);
-    for address in &addresses {
-        println!("quiver starting on http://{address}");
+    for url in &urls {
+        println!("quiver starting on {url}");
     }
     let stopping = handle.clone();
     actix_web::rt::spawn(async move {
@@ -254,9 +257,9 @@ async fn serve(
     {
         snapshotter.schedule(interval);
     }
-    for address in &addresses {
+    for url in &urls {
         // Test harnesses and scripts read this line to learn the port: the server is ready.
-        println!("quiver listening on http://{address}");
+        println!("quiver listening on {url}");
     }
     tracing::info!(
         shards = settings.n_shards,
@@ -280,6 +283,32 @@ async fn serve(
         tracing::info!(id = %info.id, "shutdown snapshot written");
     }
     Ok(())
+}
+
+/// Binds `surface` on `address`, over HTTPS when `tls` is given, and starts serving it; answers
+/// the server (to spawn) and the base URLs it serves.
+fn listen(
+    state: AppState,
+    surface: Surface,
+    workers: usize,
+    address: SocketAddr,
+    tls: Option<&ServerConfig>,
+) -> std::io::Result<(actix_web::dev::Server, Vec<String>)> {
+    let server = HttpServer::new(move || app(state.clone(), surface))
+        .workers(workers)
+        // Signals are handled in `serve`, so that the shutdown snapshot runs while the actors
+        // live.
+        .disable_signals();
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(address, config.clone())?,
+        None => server.bind(address)?,
+    };
+    let urls = server
+        .addrs_with_scheme()
+        .into_iter()
+        .map(|(address, scheme)| format!("{scheme}://{address}"))
+        .collect();
+    Ok((server.run(), urls))
 }
 
 /// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an

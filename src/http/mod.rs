@@ -9,6 +9,7 @@ mod extract;
 mod observe;
 pub mod readiness;
 mod routes;
+pub mod tls;
 pub mod wire;
 
 use std::sync::Arc;

@@ -320,23 +320,29 @@ fn request_errors_use_the_ingest_shape() {
     assert_eq!(reply.status, 413);
 }
 
-fn quiver_load(server: &Server, file: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quiver"))
+/// `quiver load` of `file` into `prod.user_profile` at `base_url`, as the admin.
+pub fn quiver_load_command(base_url: &str, file: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
+    command
         .args([
             "load",
             "--workspace",
             "prod",
             "--feature-view",
             "user_profile",
-            "--chunk-rows",
-            "2",
         ])
         .arg("--config")
         .arg(repo_root().join("config.toml"))
         .arg("--server")
-        .arg(&server.base_url)
+        .arg(base_url)
         .arg(file)
-        .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
+        .env("QUIVER_ADMIN_KEY", ADMIN_KEY);
+    command
+}
+
+fn quiver_load(server: &Server, file: &std::path::Path) -> std::process::Output {
+    quiver_load_command(&server.base_url, file)
+        .args(["--chunk-rows", "2"])
         .output()
         .expect("quiver load runs")
 }

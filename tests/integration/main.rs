@@ -23,3 +23,4 @@ mod registry;
 mod scim_protocol;
 mod scim_providers;
 mod secrets;
+mod tls;

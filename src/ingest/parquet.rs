@@ -3,12 +3,12 @@
 //!
 //! The schema is checked first: a column the view does not have, or of a Parquet type with no
 //! feature type to map to, is refused by name before any row is read (the record reader would
-//! panic on some of those). Values are then checked against the view's types row by row, so a
+//! panic on some of those), and so is a column chunk compressed with a codec not built in. Values are then checked against the view's types row by row, so a
 //! mismatch names the column, the row group and the row, both counted from 0 as pyarrow does.
 
 use std::fs::File;
 
-use parquet::basic::{ConvertedType, LogicalType, TimeUnit, Type as PhysicalType};
+use parquet::basic::{Compression, ConvertedType, LogicalType, TimeUnit, Type as PhysicalType};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
@@ -82,6 +82,7 @@ pub fn read_rows(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(in_footer)?;
+    check_codecs(&reader).map_err(in_footer)?;
 
     let mut rows = Vec::new();
     for group in 0..reader.num_row_groups() {
@@ -117,6 +118,28 @@ pub fn read_rows(
         }
     }
     Ok(rows)
+}
+
+/// Refuses a column chunk compressed with a codec this build cannot read (only Snappy, the
+/// default of pyarrow, pandas, Spark and DuckDB, is built in), naming it, before any row is read.
+fn check_codecs(reader: &SerializedFileReader<File>) -> Result<(), String> {
+    for (group, row_group) in reader.metadata().row_groups().iter().enumerate() {
+        for chunk in row_group.columns() {
+            match chunk.compression() {
+                Compression::UNCOMPRESSED | Compression::SNAPPY => {}
+                other => {
+                    let codec = format!("{other:?}");
+                    let codec = codec.split('(').next().unwrap_or_default();
+                    return Err(format!(
+                        "column `{}` in row group {group} is compressed with {codec}; Quiver \
+                         reads uncompressed or Snappy Parquet (pyarrow: compression=\"snappy\")",
+                        chunk.column_path().string()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The kind of a column's values: a supported primitive, or a list (LIST-annotated group,

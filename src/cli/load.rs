@@ -1,6 +1,7 @@
-//! `quiver load`: the bulk loader. Validates every row of a CSV or JSON Lines file against the
-//! view's schema first (reporting the line of the first bad one and sending nothing), then sends
-//! the rows to a running server in chunks, with progress bars.
+//! `quiver load`: the bulk loader. Validates every row of a CSV, JSON Lines or Parquet file
+//! against the view's schema first (reporting where the first bad one is, its line or its row
+//! group and row, and sending nothing), then sends the rows to a running server in chunks, with
+//! progress bars.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
-use crate::ingest::file::{open_load_file, read_rows};
+use crate::ingest::file::open_load_file;
 use crate::registry::load_registry;
 
 #[derive(Debug, clap::Args)]
@@ -27,7 +28,7 @@ pub struct LoadArgs {
     /// Rows per request.
     #[arg(long = "chunk-rows", default_value_t = 5000)]
     chunk_rows: usize,
-    /// A .csv (with a header line) or .jsonl file.
+    /// A .csv (with a header line), .jsonl or .parquet file.
     file: PathBuf,
 }
 
@@ -49,9 +50,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let reading = ProgressBar::new(load_file.size)
         .with_style(style.clone())
         .with_message("validating");
-    let rows = match read_rows(view, load_file.format, load_file.file, |bytes| {
-        reading.inc(bytes as u64)
-    }) {
+    let rows = match load_file.read_rows(view, |bytes| reading.inc(bytes as u64)) {
         Ok(rows) => rows,
         Err(bad) => {
             reading.abandon();

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::wire::feature_service::serving_error_message;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::AuthError;
-use crate::ingest::file::BadLine;
+use crate::ingest::file::BadRow;
 use crate::ingest::IngestError;
 use crate::persist::PersistError;
 use crate::secrets::SecretsError;
@@ -173,8 +173,8 @@ impl From<IngestError> for ApiError {
     }
 }
 
-impl From<BadLine> for ApiError {
-    fn from(error: BadLine) -> ApiError {
+impl From<BadRow> for ApiError {
+    fn from(error: BadRow) -> ApiError {
         ApiError::new(ErrorKind::InvalidArgument, error.to_string())
     }
 }

@@ -1,5 +1,6 @@
-//! Reading a bulk-load file (CSV with a header line, or JSON Lines) into validated rows of one
-//! view. The first bad line stops the read, and the error names its line number.
+//! Reading a bulk-load file (CSV with a header line, JSON Lines, or Parquet) into validated rows
+//! of one view. The first bad row stops the read, and the error names where it is: its line, or
+//! its row group and row (`parquet.rs`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -12,14 +13,16 @@ use crate::registry::FeatureView;
 pub enum FileFormat {
     Csv,
     JsonLines,
+    Parquet,
 }
 
 impl FileFormat {
-    /// `.csv` is CSV; `.jsonl`, `.ndjson` and `.json` are JSON Lines.
+    /// `.csv` is CSV; `.jsonl`, `.ndjson` and `.json` are JSON Lines; `.parquet` is Parquet.
     pub fn from_path(path: &Path) -> Option<FileFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(FileFormat::Csv),
             "jsonl" | "ndjson" | "json" => Some(FileFormat::JsonLines),
+            "parquet" => Some(FileFormat::Parquet),
             _ => None,
         }
     }
@@ -34,7 +37,7 @@ pub struct LoadFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("{0}: a load file must end in .csv, .jsonl, .ndjson or .json")]
+    #[error("{0}: a load file must end in .csv, .jsonl, .ndjson, .json or .parquet")]
     UnknownFormat(PathBuf),
     #[error("{path}: cannot open: {source}")]
     Io {
@@ -56,80 +59,115 @@ pub fn open_load_file(path: &Path) -> Result<LoadFile, OpenError> {
     Ok(LoadFile { format, file, size })
 }
 
+/// Where a bad row is: a text file's line (from 1), or a Parquet file's row group and the row
+/// within it (both from 0, as pyarrow counts), or the Parquet footer (the schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Line(usize),
+    RowGroup { group: usize, row: usize },
+    Footer,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Line(line) => write!(f, "line {line}"),
+            Place::RowGroup { group, row } => write!(f, "row group {group}, row {row}"),
+            Place::Footer => write!(f, "Parquet schema"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct BadLine {
-    pub line: usize,
+#[error("{place}: {message}")]
+pub struct BadRow {
+    pub place: Place,
     pub message: String,
 }
 
-/// Reads every row; `on_row` is called after each (for progress bars).
-pub fn read_rows(
+impl LoadFile {
+    /// Reads every row; `on_progress(bytes)` is called as the file is read (for progress bars).
+    pub fn read_rows(
+        self,
+        view: &FeatureView,
+        on_progress: impl FnMut(usize),
+    ) -> Result<Vec<ParsedRow>, BadRow> {
+        match self.format {
+            FileFormat::Csv => read_csv(view, self.file, on_progress),
+            FileFormat::JsonLines => read_json_lines(view, self.file, on_progress),
+            FileFormat::Parquet => super::parquet::read_rows(view, self.file, on_progress),
+        }
+    }
+}
+
+/// Reads JSON Lines; `on_row(bytes)` is called after each row (for progress bars).
+pub fn read_json_lines(
     view: &FeatureView,
-    format: FileFormat,
     input: impl Read,
     mut on_row: impl FnMut(usize),
-) -> Result<Vec<ParsedRow>, BadLine> {
+) -> Result<Vec<ParsedRow>, BadRow> {
     let mut rows = Vec::new();
-    match format {
-        FileFormat::JsonLines => {
-            for (index, line) in BufReader::new(input).lines().enumerate() {
-                let line_no = index + 1;
-                let bad = |message: String| BadLine {
-                    line: line_no,
-                    message,
-                };
-                let text = line.map_err(|e| bad(format!("cannot read: {e}")))?;
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let json: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-                let object = json
-                    .as_object()
-                    .ok_or_else(|| bad("expected a JSON object".to_string()))?;
-                rows.push(parse_json_row(view, object).map_err(bad)?);
-                on_row(text.len() + 1);
-            }
+    for (index, line) in BufReader::new(input).lines().enumerate() {
+        let bad = |message: String| BadRow {
+            place: Place::Line(index + 1),
+            message,
+        };
+        let text = line.map_err(|e| bad(format!("cannot read: {e}")))?;
+        if text.trim().is_empty() {
+            continue;
         }
-        FileFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .from_reader(input);
-            let header = reader
-                .headers()
-                .map_err(|e| BadLine {
-                    line: 1,
-                    message: format!("cannot read the header: {e}"),
-                })?
-                .clone();
-            if let Some(unknown) = header.iter().find(|name| !is_view_column(view, name)) {
-                return Err(BadLine {
-                    line: 1,
-                    message: format!(
-                        "`{unknown}` is not a column of feature view `{}`",
-                        view.name
-                    ),
-                });
-            }
-            for record in reader.records() {
-                let record = record.map_err(|e| BadLine {
-                    line: e.position().map_or(0, |p| p.line() as usize),
-                    message: e.to_string(),
-                })?;
-                let line = record.position().map_or(0, |p| p.line() as usize);
-                let row = parse_row(view, |column, data_type| {
-                    header
-                        .iter()
-                        .position(|name| name == column)
-                        .map(|i| Value::from_text(&record[i], data_type))
-                        .transpose()
-                })
-                .map_err(|message| BadLine { line, message })?;
-                rows.push(row);
-                on_row(record.as_byte_record().as_slice().len() + record.len());
-            }
-        }
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let object = json
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".to_string()))?;
+        rows.push(parse_json_row(view, object).map_err(bad)?);
+        on_row(text.len() + 1);
+    }
+    Ok(rows)
+}
+
+/// Reads CSV with a header line; `on_row(bytes)` is called after each row.
+fn read_csv(
+    view: &FeatureView,
+    input: impl Read,
+    mut on_row: impl FnMut(usize),
+) -> Result<Vec<ParsedRow>, BadRow> {
+    let at_line = |line: usize, message: String| BadRow {
+        place: Place::Line(line),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(input);
+    let header = reader
+        .headers()
+        .map_err(|e| at_line(1, format!("cannot read the header: {e}")))?
+        .clone();
+    if let Some(unknown) = header.iter().find(|name| !is_view_column(view, name)) {
+        return Err(at_line(
+            1,
+            format!(
+                "`{unknown}` is not a column of feature view `{}`",
+                view.name
+            ),
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record
+            .map_err(|e| at_line(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let row = parse_row(view, |column, data_type| {
+            header
+                .iter()
+                .position(|name| name == column)
+                .map(|i| Value::from_text(&record[i], data_type))
+                .transpose()
+        })
+        .map_err(|message| at_line(line, message))?;
+        rows.push(row);
+        on_row(record.as_byte_record().as_slice().len() + record.len());
     }
     Ok(rows)
 }

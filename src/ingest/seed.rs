@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::file::{open_load_file, read_rows};
+use super::file::open_load_file;
 use super::plan_ingest;
 use crate::config::{DemoSeed, SeedTarget};
 use crate::registry::types::DataType;
@@ -64,7 +64,8 @@ pub fn seed_writes(
                     ))
                 })?;
             let load_file = open_load_file(&seed.file).map_err(|e| fail(e.to_string()))?;
-            let rows = read_rows(view, load_file.format, load_file.file, |_| {})
+            let rows = load_file
+                .read_rows(view, |_| {})
                 .map_err(|e| fail(e.to_string()))?;
             Ok(SeedWrites {
                 target: view.name.clone(),

@@ -13,7 +13,7 @@ use super::super::auth::Admin;
 use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::{method_not_allowed, AppState};
-use crate::ingest::file::{read_rows, FileFormat};
+use crate::ingest::file::read_json_lines;
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
 use crate::registry::repository::Repository;
@@ -116,7 +116,7 @@ async fn load_rows(
             )
         })?;
     let body = body.read(MAX_LOAD_BODY_BYTES).await?;
-    let rows = read_rows(view, FileFormat::JsonLines, body.as_ref(), |_| {})?;
+    let rows = read_json_lines(view, body.as_ref(), |_| {})?;
     let writes = rows.iter().map(|row| row.to_write(view)).collect();
     let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({

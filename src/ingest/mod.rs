@@ -15,7 +15,7 @@ pub mod tokens;
 use serde_json::Value as Json;
 
 use crate::registry::aggregation::duration_text;
-use crate::registry::{Registry, ViewId};
+use crate::registry::{FeatureView, Registry, ViewId};
 use crate::store::tiles::tile_start;
 use crate::store::RowWrite;
 use crate::time::Micros;
@@ -187,31 +187,14 @@ pub fn plan_ingest(
                     .collect();
                 match parse_json_row(view, &columns) {
                     Err(message) => errors.push(record_error(index, Some(&view.name), message)),
-                                        Ok(parsed) => match (view.ttl, &view.aggregation) {
-                                                (Some(ttl), _) if parsed.event_time <= now - ttl => plan.rejected.push(rejection(
-                            index,
-                            &view.name,
-                            RejectReason::PastTtl,
-                            format!("timestamp value is outside of the serving TTL defined for Feature View {}", view.name),
-                        )),
-                                                // Late or future events are refused one by one (they are well formed,
-                        // just too old or too new to matter); the rest of the batch is written.
-
-                        (_, Some(spec)) if tile_start(parsed.event_time, spec.interval) < tile_start(now, spec.interval) - spec.horizon() => {
-                            plan.rejected.push(rejection(
-                                index,
-                                &view.name,
-                                RejectReason::OlderThanWindows,
-                                format!("timestamp value is older than the longest aggregation window of Feature View {}", view.name),
-                            ))
-                        }
-                        (_, Some(_)) if parsed.event_time > now + max_future_skew => plan.rejected.push(rejection(
-                            index,
-                            &view.name,
-                            RejectReason::TooFarInFuture,
-                            format!("timestamp value is more than {} in the future", duration_text(max_future_skew)),
-                        )),
-                        _ => {
+                    // Late or future events are refused one by one (they are well formed, just
+                    // too old or too new to matter); the rest of the batch is written.
+                    Ok(parsed) => match out_of_range(view, parsed.event_time, now, max_future_skew)
+                    {
+                        Some((reason, message)) => plan
+                            .rejected
+                            .push(rejection(index, &view.name, reason, message)),
+                        None => {
                             plan.rows.push(parsed.to_write(view));
                             match plan.per_view.iter_mut().find(|(id, _)| id == view_id) {
                                 Some((_, count)) => *count += 1,
@@ -229,5 +212,44 @@ pub fn plan_ingest(
         Ok(plan)
     } else {
         Err(IngestError::Records(errors))
+    }
+}
+
+/// Why a well-formed event is refused for `view`: past its ttl, older than its longest
+/// aggregation window, or too far in the future; `None` when it is written.
+fn out_of_range(
+    view: &FeatureView,
+    event_time: Micros,
+    now: Micros,
+    max_future_skew: Micros,
+) -> Option<(RejectReason, String)> {
+    match (view.ttl, &view.aggregation) {
+        (Some(ttl), _) if event_time <= now - ttl => Some((
+            RejectReason::PastTtl,
+            format!(
+                "timestamp value is outside of the serving TTL defined for Feature View {}",
+                view.name
+            ),
+        )),
+        (_, Some(spec))
+            if tile_start(event_time, spec.interval)
+                < tile_start(now, spec.interval) - spec.horizon() =>
+        {
+            Some((
+                RejectReason::OlderThanWindows,
+                format!(
+                    "timestamp value is older than the longest aggregation window of Feature View {}",
+                    view.name
+                ),
+            ))
+        }
+        (_, Some(_)) if event_time > now + max_future_skew => Some((
+            RejectReason::TooFarInFuture,
+            format!(
+                "timestamp value is more than {} in the future",
+                duration_text(max_future_skew)
+            ),
+        )),
+        _ => None,
     }
 }

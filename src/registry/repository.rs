@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value as Json};
 
 use super::aggregation::{duration_text, Function, Window};
-use super::{FeatureView, Field, Registry, ViewKind};
+use super::{FeatureView, Field, LogFormat, LoggingConfig, Registry, ViewKind};
 
 /// The version of [`Repository::to_json`]'s form; bump it when the form changes meaning.
 pub const REPOSITORY_FORMAT: u64 = 1;
@@ -153,6 +153,9 @@ impl Repository {
                                 renames.join(","),
                             );
                         }
+                    }
+                    if let Some(logging) = &service.logging {
+                        describe_logging(&mut props, logging);
                     }
                     insert(
                         &mut objects,
@@ -296,6 +299,35 @@ fn insert(
 fn optional(props: &mut Properties, key: &str, value: Option<&str>) {
     if let Some(value) = value {
         props.insert(key.to_string(), value.to_string());
+    }
+}
+
+/// A service's feature logging (`[feature_service.logging]`), one property per setting.
+fn describe_logging(props: &mut Properties, logging: &LoggingConfig) {
+    let format = match logging.format {
+        LogFormat::Parquet => "parquet",
+        LogFormat::JsonLines => "jsonl",
+    };
+    for (setting, value) in [
+        ("sample_rate", logging.sample_rate.to_string()),
+        (
+            "log_request_context",
+            logging.log_request_context.to_string(),
+        ),
+        (
+            "exclude_request_context_fields",
+            logging.exclude_request_context_fields.join(","),
+        ),
+        (
+            "log_effective_times",
+            logging.log_effective_times.to_string(),
+        ),
+        ("log_statuses", logging.log_statuses.to_string()),
+        ("format", format.to_string()),
+        ("roll_size_bytes", logging.roll_size_bytes.to_string()),
+        ("roll_interval", duration_text(logging.roll_interval)),
+    ] {
+        props.insert(format!("logging.{setting}"), value);
     }
 }
 
@@ -513,5 +545,32 @@ mod tests {
             std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
         }
         assert_ne!(demo(dir.path()).content_hash(), described.content_hash());
+    }
+
+    #[test]
+    fn a_services_logging_is_part_of_its_description() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("features/prod");
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        // The file's last service is `transaction_aggregates_service`.
+        let services = dir.path().join("services.toml");
+        let text = std::fs::read_to_string(&services).unwrap();
+        let logging = "\n[feature_service.logging]\nsample_rate = 0.5\nformat = \"jsonl\"\n";
+        std::fs::write(&services, text + logging).unwrap();
+        let logged = demo(dir.path());
+        let service = logged.workspaces["prod"]
+            .object(ObjectKind::FeatureService, "transaction_aggregates_service")
+            .unwrap();
+        assert_eq!(
+            (
+                service["logging.sample_rate"].as_str(),
+                service["logging.format"].as_str()
+            ),
+            ("0.5", "jsonl")
+        );
+        assert_ne!(logged.content_hash(), demo(&root).content_hash());
     }
 }

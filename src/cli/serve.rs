@@ -437,7 +437,7 @@ async fn seed_demo(
                 target = %writes.target,
                 feature_view = %refused.feature_view,
                 events = refused.count,
-                reason = %refused.reason,
+                reason = refused.reason.as_str(),
                 "demo seed: events not written to this view, as /ingest would refuse them"
             );
         }

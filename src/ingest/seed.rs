@@ -37,7 +37,7 @@ pub struct SeedWrites {
 #[derive(Debug, PartialEq)]
 pub struct RefusedEvents {
     pub feature_view: String,
-    pub reason: String,
+    pub reason: super::RejectReason,
     pub count: usize,
 }
 
@@ -115,12 +115,7 @@ pub fn seed_writes(
 fn group_refused(rejected: Vec<super::RecordError>) -> Vec<RefusedEvents> {
     let mut groups: Vec<RefusedEvents> = Vec::new();
     for error in rejected {
-        let feature_view = error.feature_view.unwrap_or_default();
-        // The message names its record ("record 12: ..."); the group is about the reason.
-        let reason = match error.message.split_once(": ") {
-            Some((record, reason)) if record.starts_with("record ") => reason.to_string(),
-            _ => error.message,
-        };
+        let (feature_view, reason) = (error.feature_view.unwrap_or_default(), error.reason);
         match groups
             .iter_mut()
             .find(|g| g.feature_view == feature_view && g.reason == reason)
@@ -225,9 +220,9 @@ mod tests {
             views,
             ["user_recent_activity", "user_transaction_amount_metrics"]
         );
-        assert!(refused.iter().all(|r| r.count > 0
-            && r.reason
-                .starts_with("timestamp value is older than the longest aggregation window")));
+        assert!(refused
+            .iter()
+            .all(|r| r.count > 0 && r.reason == crate::ingest::RejectReason::OlderThanWindows));
         let wrong = DemoSeed {
             target: SeedTarget::FeatureView("no_such_view".into()),
             ..settings.demo_seeds[0].clone()

@@ -1903,21 +1903,18 @@ fn assignment_views_filter_and_show_users_and_groups() {
     );
     assign("ledger", "PRINCIPAL_TYPE_USER", &user, "manage_scope_role");
 
-    let principals = |filters: Json| {
-        let mut body =
-            json!({"resourceType": "RESOURCE_TYPE_SECRET_SCOPE", "resourceId": "payments"});
-        body.as_object_mut()
+    // The assignments a view call answers for `base` with `filters` added.
+    let assignments = |path: &str, mut base: Json, filters: Json| {
+        base.as_object_mut()
             .unwrap()
             .extend(filters.as_object().unwrap().clone());
-        let reply = tecton(
-            &server,
-            "POST",
-            "/get-assigned-principals",
-            ADMIN_KEY,
-            Some(body),
-        );
+        let reply = tecton(&server, "POST", path, ADMIN_KEY, Some(base));
         assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.json()["assignments"]
+        reply.json()["assignments"].clone()
+    };
+    let principals = |filters: Json| {
+        let base = json!({"resourceType": "RESOURCE_TYPE_SECRET_SCOPE", "resourceId": "payments"});
+        assignments("/get-assigned-principals", base, filters)
             .as_array()
             .unwrap()
             .iter()
@@ -1946,20 +1943,9 @@ fn assignment_views_filter_and_show_users_and_groups() {
     );
 
     let roles = |filters: Json| {
-        let mut body = json!({"principalType": "PRINCIPAL_TYPE_USER", "principalId": user,
+        let base = json!({"principalType": "PRINCIPAL_TYPE_USER", "principalId": user,
             "resourceType": "RESOURCE_TYPE_SECRET_SCOPE"});
-        body.as_object_mut()
-            .unwrap()
-            .extend(filters.as_object().unwrap().clone());
-        let reply = tecton(
-            &server,
-            "POST",
-            "/get-assigned-roles",
-            ADMIN_KEY,
-            Some(body),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let mut found: Vec<(String, String)> = reply.json()["assignments"]
+        let mut found: Vec<(String, String)> = assignments("/get-assigned-roles", base, filters)
             .as_array()
             .unwrap()
             .iter()

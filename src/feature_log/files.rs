@@ -23,19 +23,12 @@ pub fn service_dir(root: &Path, workspace: &str, service: &str) -> PathBuf {
     root.join(workspace).join(service)
 }
 
-pub fn extension(format: LogFormat) -> &'static str {
-    match format {
-        LogFormat::Parquet => "parquet",
-        LogFormat::JsonLines => "jsonl",
-    }
-}
-
 /// A new file's complete name, opened at `now` (with `-<n>` if that name is taken).
 pub fn new_file_name(dir: &Path, now: Micros, format: LogFormat) -> String {
     let time = DateTime::<Utc>::from_timestamp_micros(now)
         .unwrap_or_default()
         .format("%Y%m%dT%H%M%S%.6fZ");
-    let ext = extension(format);
+    let ext = format.name();
     let taken =
         |name: &str| dir.join(name).exists() || dir.join(format!("{name}{PART_SUFFIX}")).exists();
     let mut name = format!("{time}.{ext}");
@@ -72,10 +65,9 @@ pub fn list(root: &Path) -> io::Result<Vec<LogFile>> {
                     continue;
                 };
                 let complete = !name.ends_with(PART_SUFFIX);
-                let format = match name.trim_end_matches(PART_SUFFIX).rsplit('.').next() {
-                    Some("parquet") => LogFormat::Parquet,
-                    Some("jsonl") => LogFormat::JsonLines,
-                    _ => continue,
+                let extension = name.trim_end_matches(PART_SUFFIX).rsplit('.').next();
+                let Some(format) = extension.and_then(LogFormat::from_name) else {
+                    continue;
                 };
                 files.push(LogFile {
                     workspace: file_name(&workspace),

@@ -118,10 +118,7 @@ impl Setup {
         &self,
         format: LogFormat,
     ) -> Result<(Vec<record::Column>, Vec<Vec<Value>>), ExportError> {
-        let output = self
-            .dir
-            .path()
-            .join(format!("out.{}", files::extension(format)));
+        let output = self.dir.path().join(format!("out.{}", format.name()));
         export(&ExportRequest {
             root: &self.root(),
             workspace: None,

@@ -161,6 +161,23 @@ pub enum LogFormat {
     JsonLines,
 }
 
+impl LogFormat {
+    /// Its name in the repository (`format = "..."`), which is also its files' extension.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Parquet => "parquet",
+            LogFormat::JsonLines => "jsonl",
+        }
+    }
+
+    /// The format of that name.
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        [LogFormat::Parquet, LogFormat::JsonLines]
+            .into_iter()
+            .find(|format| format.name() == name)
+    }
+}
+
 /// One view as a service uses it.
 #[derive(Debug)]
 pub struct ServiceItem {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value as Json};
 
 use super::aggregation::{duration_text, Function, Window};
-use super::{FeatureView, Field, LogFormat, LoggingConfig, Registry, ViewKind};
+use super::{FeatureView, Field, LoggingConfig, Registry, ViewKind};
 
 /// The version of [`Repository::to_json`]'s form; bump it when the form changes meaning.
 pub const REPOSITORY_FORMAT: u64 = 1;
@@ -304,10 +304,6 @@ fn optional(props: &mut Properties, key: &str, value: Option<&str>) {
 
 /// A service's feature logging (`[feature_service.logging]`), one property per setting.
 fn describe_logging(props: &mut Properties, logging: &LoggingConfig) {
-    let format = match logging.format {
-        LogFormat::Parquet => "parquet",
-        LogFormat::JsonLines => "jsonl",
-    };
     for (setting, value) in [
         ("sample_rate", logging.sample_rate.to_string()),
         (
@@ -323,7 +319,7 @@ fn describe_logging(props: &mut Properties, logging: &LoggingConfig) {
             logging.log_effective_times.to_string(),
         ),
         ("log_statuses", logging.log_statuses.to_string()),
-        ("format", format.to_string()),
+        ("format", logging.format.name().to_string()),
         ("roll_size_bytes", logging.roll_size_bytes.to_string()),
         ("roll_interval", duration_text(logging.roll_interval)),
     ] {

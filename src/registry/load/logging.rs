@@ -35,13 +35,9 @@ pub(super) fn build_logging(site: &Site, raw: &RawLogging) -> Result<LoggingConf
         ));
     }
     let format = match raw.format.as_deref() {
-        None | Some("parquet") => LogFormat::Parquet,
-        Some("jsonl") => LogFormat::JsonLines,
-        Some(other) => {
-            return Err(problem(format!(
-                "format `{other}` is not one of `parquet`, `jsonl`"
-            )))
-        }
+        None => LogFormat::Parquet,
+        Some(name) => LogFormat::from_name(name)
+            .ok_or_else(|| problem(format!("format `{name}` is not one of `parquet`, `jsonl`")))?,
     };
     let roll_size_bytes = raw.roll_size_bytes.unwrap_or(DEFAULT_ROLL_SIZE_BYTES);
     if roll_size_bytes == 0 {

@@ -21,6 +21,7 @@ use crate::http::{app, AppState, Limits, Surface};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::ingest::tokens::IngestTokens;
+use crate::metrics::RequestHistory;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
 use crate::persist::format::ViewRefV1;
 use crate::persist::restore::restore;
@@ -188,6 +189,7 @@ async fn serve(
         FeatureLog::start(&registry, settings.data_dir.as_deref())?;
     let state = AppState {
         feature_log,
+        history: RequestHistory::start(router.view_writes()),
         catalog: Arc::new(WireCatalog::build(&registry)),
         start_up: Arc::clone(&start_up),
         registry: Arc::clone(&registry),

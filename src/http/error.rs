@@ -15,6 +15,7 @@ use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::AuthError;
 use crate::ingest::file::BadRow;
 use crate::ingest::IngestError;
+use crate::metrics::HistoryGone;
 use crate::persist::PersistError;
 use crate::secrets::SecretsError;
 use crate::serving::ServingError;
@@ -202,6 +203,13 @@ impl From<PersistError> for ApiError {
             | PersistError::UnsupportedSnapshot { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
+    }
+}
+
+/// Only while the server stops.
+impl From<HistoryGone> for ApiError {
+    fn from(error: HistoryGone) -> ApiError {
+        ApiError::new(ErrorKind::Unavailable, error.to_string())
     }
 }
 

@@ -21,6 +21,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
+use crate::metrics::RequestHistory;
 use crate::persist::Snapshotter;
 use crate::registry::Registry;
 use crate::secrets::Vault;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Where GetFeatures answers go when their service logs.
     pub feature_log: FeatureLog,
+    /// The last hour of request rate and latency, for the console's charts.
+    pub history: RequestHistory,
 }
 
 /// Request limits from the configuration.
@@ -120,6 +123,7 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::proxy::configure)
             .configure(routes::truefoundry::configure)
             .configure(routes::tinybird::configure)
+            .configure(routes::console::configure)
             .default_service(web::to(unknown_route::<ApiError>));
     }
 }

@@ -46,6 +46,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("/health", "operations"),
     ("/readyz", "operations"),
     ("/metrics", "operations"),
+    ("/console", "console"),
 ];
 
 /// The API family of a route pattern.

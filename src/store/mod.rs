@@ -19,4 +19,6 @@ mod concurrency_tests;
 
 pub use recovery::Recovery;
 pub use router::{ReadResult, Router, StoreError};
-pub use shard::{Lookup, ReadContext, RowWrite, ShardUsage, Specs, StoredRow, WriteOutcome};
+pub use shard::{
+    Lookup, ReadContext, RowWrite, ShardUsage, Specs, StoredRow, ViewUsage, WriteOutcome,
+};

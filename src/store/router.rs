@@ -14,12 +14,14 @@ use std::sync::Arc;
 use super::key::shard_of;
 use super::shard::RestoreTiles;
 use super::shard::{
-    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, WriteOutcome,
+    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, ViewStats,
+    ViewUsage, WriteOutcome,
 };
 use super::shard::{ReadContext, Specs};
 use super::tiles::TileSet;
 use super::watermark::Watermarks;
 use super::writer::{Write, WriterActor};
+use crate::metrics::ViewWrites;
 use crate::persist::format::ViewRefV1;
 use crate::registry::ViewId;
 use crate::time::Micros;
@@ -55,6 +57,8 @@ pub struct Router {
     pub(super) views: Arc<Vec<ViewRefV1>>,
     pub(super) view_ids: Arc<HashMap<ViewRefV1, ViewId>>,
     pub(super) specs: Specs,
+    /// Rows written per view since start (not counting recovery), for the ingest rate.
+    view_writes: ViewWrites,
 }
 
 /// Rows in lookup order, plus how long the slowest shard's part of the read took.
@@ -103,6 +107,7 @@ impl Router {
             WriterActor::new(writer_shards, writer_views)
         });
         Ok(Router {
+            view_writes: ViewWrites::new(views.len()),
             shards,
             partitions,
             watermarks,
@@ -120,6 +125,9 @@ impl Router {
     /// Stores rows (journaled first when persistence is on); each row goes to the shard that
     /// owns its key. Returns once every shard involved has applied its rows.
     pub async fn write(&self, rows: Vec<RowWrite>) -> Result<WriteOutcome, StoreError> {
+        for row in &rows {
+            self.view_writes.add(row.view as usize, 1);
+        }
         self.write_with(rows, true).await
     }
 
@@ -203,6 +211,32 @@ impl Router {
                 .map_err(|_| StoreError::ShardGone(shard))?;
         }
         Ok(())
+    }
+
+    /// The counters of rows written per view id, for `metrics::RequestHistory`'s samples.
+    pub fn view_writes(&self) -> ViewWrites {
+        self.view_writes.clone()
+    }
+
+    /// Every view (index = view id) as stored rows name it.
+    pub fn views(&self) -> &[ViewRefV1] {
+        &self.views
+    }
+
+    /// Rows and payload bytes of every view (index = view id), summed over the shards (each
+    /// walks its index: for an operator's page, not for a scrape).
+    pub async fn view_usage(&self) -> Result<Vec<ViewUsage>, StoreError> {
+        let answers = join_all(self.shards.iter().map(|addr| addr.send(ViewStats))).await;
+        let mut total = vec![ViewUsage::default(); self.views.len()];
+        for (shard, answer) in answers.into_iter().enumerate() {
+            let usage = answer.map_err(|_| StoreError::ShardGone(shard))?;
+            for (sum, part) in total.iter_mut().zip(usage) {
+                sum.rows += part.rows;
+                sum.payload_bytes += part.payload_bytes;
+                sum.aggregated_keys += part.aggregated_keys;
+            }
+        }
+        Ok(total)
     }
 
     /// Each view's newest event time in any shard (views that hold none are left out), for the

@@ -7,6 +7,7 @@ mod bench;
 #[allow(dead_code)]
 mod common;
 mod config;
+mod console;
 mod data_dir;
 mod errors;
 mod faults;

@@ -24,7 +24,7 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use export::{ExportRows, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
-pub use stats::{ShardStats, ShardUsage};
+pub use stats::{ShardStats, ShardUsage, ViewStats, ViewUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};
 
 use super::arena::{Arena, RowRef};
@@ -108,6 +108,15 @@ fn write_index_key(view: ViewId, key: &[u8], bytes: &mut Vec<u8>) {
     bytes.clear();
     bytes.extend_from_slice(&view.to_le_bytes());
     bytes.extend_from_slice(key);
+}
+
+/// The view id an index (or tiles) key starts with.
+fn view_of_index_key(key: &[u8]) -> ViewId {
+    ViewId::from_le_bytes(
+        key[..4]
+            .try_into()
+            .expect("index keys start with the view id"),
+    )
 }
 
 /// The index key of (view, encoded join key).

@@ -27,15 +27,18 @@ function objectCard(name, properties) {
   const groups = grouped(properties);
   const plain = groups.get("") || [];
   const kind = plain.find(([item]) => item === "kind");
-  const parts = [
-    h("summary", {}, name, " ", kind ? h("span", { class: "pill" }, kind[1]) : null),
-    table([["property", ([item]) => item], ["value", ([, value]) => h("code", {}, value)]],
-      plain.filter(([item]) => item !== "kind")),
-  ];
+  const own = plain.filter(([item]) => item !== "kind");
+  const parts = [h("summary", {}, name, " ", kind ? h("span", { class: "pill" }, kind[1]) : null)];
+  if (own.length) {
+    parts.push(table([["property", ([item]) => item], ["value", ([, value]) => h("code", {}, value)]], own));
+  }
   for (const [group, items] of groups) {
     if (!group) continue;
     parts.push(h("h3", {}, group));
-    parts.push(table([["name", ([item]) => item], ["definition", ([, value]) => h("code", {}, value)]], items));
+    // A service's features are named by their definition: one column says it all.
+    parts.push(items.every(([item, value]) => item === value)
+      ? h("p", {}, items.map(([item]) => h("code", { class: "pill" }, item)))
+      : table([["name", ([item]) => item], ["definition", ([, value]) => h("code", {}, value)]], items));
   }
   return h("details", { class: "card", open: true, "data-object": name }, parts);
 }

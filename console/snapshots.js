@@ -23,10 +23,11 @@ const rowsOf = (snapshot) => Object.values(snapshot.items || {}).length
 async function drawList(target) {
   const listing = await call("/admin/snapshots");
   const rows = listing.snapshots;
+  const failed = listing.lastFailure
+    ? [h("p", { class: "error" }, `The last snapshot (${listing.lastFailure.id}) failed: ${listing.lastFailure.error}`)]
+    : [];
   target.replaceChildren(
-    listing.lastFailure
-      ? h("p", { class: "error" }, `The last snapshot (${listing.lastFailure.id}) failed: ${listing.lastFailure.error}`)
-      : null,
+    ...failed,
     rows.length ? table([
       ["id", (s) => h("code", {}, s.id)],
       ["taken", (s) => s.createdAt || "–"],

@@ -223,8 +223,8 @@ impl Router {
         &self.views
     }
 
-    /// Rows and payload bytes of every view (index = view id), summed over the shards (each
-    /// walks its index: for an operator's page, not for a scrape).
+    /// Rows, payload bytes and aggregated keys of every view (index = view id), summed over
+    /// the shards (each answers the counts it keeps as it writes).
     pub async fn view_usage(&self) -> Result<Vec<ViewUsage>, StoreError> {
         let answers = join_all(self.shards.iter().map(|addr| addr.send(ViewStats))).await;
         let mut total = vec![ViewUsage::default(); self.views.len()];

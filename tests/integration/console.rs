@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::common::{Server, ADMIN_KEY};
+use super::common::{Server, ServerBuilder, ADMIN_KEY};
 use super::secrets::service_account;
 
 fn get(server: &Server, path: &str, key: Option<&str>) -> super::common::Reply {
@@ -125,4 +125,34 @@ fn the_store_page_counts_rows_per_view_and_shard() {
     let requests = get(&server, "/console/api/requests", Some(ADMIN_KEY)).json();
     assert_eq!(requests["sampleEverySeconds"], 10);
     assert!(requests["samples"].is_array());
+}
+
+/// Rows, bytes and aggregated keys per view, which the shards count as they write.
+fn usage_per_view(server: &Server) -> Vec<(String, Json, Json, Json)> {
+    let store = get(server, "/console/api/store", Some(ADMIN_KEY)).json();
+    store["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let name = v["featureView"].as_str().unwrap().to_string();
+            (
+                name,
+                v["rows"].clone(),
+                v["bytes"].clone(),
+                v["aggregatedKeys"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_store_counts_survive_a_restore() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let before = usage_per_view(&server);
+    server.snapshot();
+    server.kill9();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(usage_per_view(&server), before);
 }

@@ -100,9 +100,10 @@ impl Handler<RestoreTiles> for ShardActor {
         let mut partition = self.partition.write();
         for (view, key, tiles) in msg.0 {
             self.watermarks.advance(view, tiles.latest_event);
-            partition
-                .tiles
-                .insert(super::index_key(view, &key).into_boxed_slice(), tiles);
+            let key = super::index_key(view, &key).into_boxed_slice();
+            if partition.tiles.insert(key, tiles).is_none() {
+                self.view_usage.tiles_created(view);
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use export::{ExportRows, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
+use stats::ViewUsages;
 pub use stats::{ShardStats, ShardUsage, ViewStats, ViewUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};
 
@@ -62,6 +63,8 @@ pub struct ShardActor {
     specs: Specs,
     /// Shared by every shard: the leading edge of `LATEST_EVENT_TIME` windows.
     watermarks: Arc<Watermarks>,
+    /// What the partition holds of each view, kept up to date by every write.
+    view_usage: ViewUsages,
 }
 
 /// Per view id, the view's aggregation spec, if it aggregates.
@@ -82,6 +85,7 @@ impl ShardActor {
         }));
         let actor = ShardActor {
             partition: Arc::clone(&partition),
+            view_usage: ViewUsages::new(specs.len()),
             specs,
             watermarks,
         };
@@ -108,15 +112,6 @@ fn write_index_key(view: ViewId, key: &[u8], bytes: &mut Vec<u8>) {
     bytes.clear();
     bytes.extend_from_slice(&view.to_le_bytes());
     bytes.extend_from_slice(key);
-}
-
-/// The view id an index (or tiles) key starts with.
-fn view_of_index_key(key: &[u8]) -> ViewId {
-    ViewId::from_le_bytes(
-        key[..4]
-            .try_into()
-            .expect("index keys start with the view id"),
-    )
 }
 
 /// The index key of (view, encoded join key).

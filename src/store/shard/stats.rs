@@ -1,10 +1,13 @@
 //! `ShardStats`: how many rows a shard holds and what its arena costs. Asked through
-//! `Router::usage` by each `/metrics` scrape. `ViewStats`: the same, per view (a walk over the
-//! shard's index, under its read lock), for the console's Store page (`Router::view_usage`).
+//! `Router::usage` by each `/metrics` scrape. `ViewStats`: rows, payload bytes and aggregated
+//! keys per view, for the console's Store page (`Router::view_usage`): the shard keeps them up
+//! to date as it applies writes (`ViewUsages`), so asking costs a copy, never a walk over the
+//! index (which would hold up the shard's writes for as long as it took).
 
 use actix::{Handler, Message, MessageResult};
 
-use super::{view_of_index_key, ShardActor};
+use super::ShardActor;
+use crate::registry::ViewId;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardUsage {
@@ -46,6 +49,39 @@ pub struct ViewUsage {
     pub aggregated_keys: usize,
 }
 
+/// Index = view id: what the shard holds of each view, kept by the shard actor as it writes.
+#[derive(Debug, Clone)]
+pub struct ViewUsages(Vec<ViewUsage>);
+
+impl ViewUsages {
+    pub fn new(n_views: usize) -> ViewUsages {
+        ViewUsages(vec![ViewUsage::default(); n_views])
+    }
+
+    /// A row of `len` bytes stored for a key of `view`, replacing one of `replaced` bytes if
+    /// the key had a row.
+    pub fn row_stored(&mut self, view: ViewId, len: u32, replaced: Option<u32>) {
+        if let Some(usage) = self.0.get_mut(view as usize) {
+            match replaced {
+                Some(old) => {
+                    usage.payload_bytes = usage.payload_bytes - old as usize + len as usize
+                }
+                None => {
+                    usage.rows += 1;
+                    usage.payload_bytes += len as usize;
+                }
+            }
+        }
+    }
+
+    /// A key of `view` that had no tiles has some.
+    pub fn tiles_created(&mut self, view: ViewId) {
+        if let Some(usage) = self.0.get_mut(view as usize) {
+            usage.aggregated_keys += 1;
+        }
+    }
+}
+
 /// Index = view id.
 pub struct ViewStats;
 
@@ -57,20 +93,34 @@ impl Handler<ViewStats> for ShardActor {
     type Result = MessageResult<ViewStats>;
 
     fn handle(&mut self, _: ViewStats, _: &mut Self::Context) -> Self::Result {
-        let mut usage = vec![ViewUsage::default(); self.specs.len()];
-        let partition = self.partition.read();
-        let view_of = |key: &[u8]| view_of_index_key(key) as usize;
-        for (key, slot) in &partition.index {
-            if let Some(view) = usage.get_mut(view_of(key)) {
-                view.rows += 1;
-                view.payload_bytes += slot.row.len as usize;
-            }
-        }
-        for key in partition.tiles.keys() {
-            if let Some(view) = usage.get_mut(view_of(key)) {
-                view.aggregated_keys += 1;
-            }
-        }
-        MessageResult(usage)
+        MessageResult(self.view_usage.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacing_a_row_counts_its_bytes_once() {
+        let mut usages = ViewUsages::new(2);
+        usages.row_stored(1, 40, None);
+        usages.row_stored(1, 10, None);
+        usages.row_stored(1, 25, Some(40));
+        usages.tiles_created(0);
+        usages.row_stored(7, 1, None);
+        let expected = [
+            ViewUsage {
+                rows: 0,
+                payload_bytes: 0,
+                aggregated_keys: 1,
+            },
+            ViewUsage {
+                rows: 2,
+                payload_bytes: 35,
+                aggregated_keys: 0,
+            },
+        ];
+        assert_eq!(usages.0, expected);
     }
 }

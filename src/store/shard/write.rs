@@ -1,6 +1,8 @@
 //! `ApplyRows`: store rows in the shard, newest event time wins (ties: the later write). Sent
 //! only by the writer actor, with `do_send`, so rows arrive in journal order.
 
+use std::collections::hash_map::Entry;
+
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
@@ -8,6 +10,7 @@ use super::{index_key, spec_of, ShardActor, Slot};
 use crate::metrics::Queued;
 use crate::registry::ViewId;
 use crate::store::row::decode_row;
+use crate::store::tiles::TileSet;
 use crate::time::Micros;
 
 /// One row to store: its view, encoded join key, event time and encoded values.
@@ -62,11 +65,14 @@ impl ShardActor {
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 partition.arrivals += 1;
                 self.watermarks.advance(row.view, row.event_time);
-                partition
-                    .tiles
-                    .entry(key.into_boxed_slice())
-                    .or_default()
-                    .add(spec, row.event_time, partition.arrivals, &inputs);
+                let tiles = match partition.tiles.entry(key.into_boxed_slice()) {
+                    Entry::Occupied(tiles) => tiles.into_mut(),
+                    Entry::Vacant(vacant) => {
+                        self.view_usage.tiles_created(row.view);
+                        vacant.insert(TileSet::default())
+                    }
+                };
+                tiles.add(spec, row.event_time, partition.arrivals, &inputs);
                 outcome.stored += 1;
                 continue;
             }
@@ -83,7 +89,10 @@ impl ShardActor {
                 row: row_ref,
                 event_time: row.event_time,
             };
-            if let Some(previous) = partition.index.insert(key.into_boxed_slice(), slot) {
+            let previous = partition.index.insert(key.into_boxed_slice(), slot);
+            self.view_usage
+                .row_stored(row.view, row_ref.len, previous.map(|p| p.row.len));
+            if let Some(previous) = previous {
                 partition.arena.release(previous.row);
             }
             outcome.stored += 1;

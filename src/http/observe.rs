@@ -164,6 +164,7 @@ mod tests {
             api_of("/api/v1/feature-service/get-features"),
             "feature_service"
         );
+        assert_eq!(api_of("/console/api/store"), "console");
         assert_eq!(api_of("/somewhere"), "other");
     }
 

@@ -210,6 +210,22 @@ def check_2_lookup_shows_the_served_values():
     remember("lookup")
 
 
+def check_2b_lookup_with_request_context():
+    page = open_page("lookup")
+    Select(page.find_element(By.ID, "service")).select_by_value(
+        "prod/fraud_detection_feature_service")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#inputs input[data-key=amount]"))
+    for key, value in {**LOOKUP, "amount": "500"}.items():
+        page.find_element(By.CSS_SELECTOR, f"#inputs input[data-key={key}]").send_keys(value)
+    page.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    table = wait.until(lambda d: d.find_element(By.ID, "vector"))
+    realtime = [row.text for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+                if row.text.startswith("transaction_amount_is_higher_than_average.")]
+    assert realtime and "boolean" in realtime[0] and "PRESENT" in realtime[0], realtime
+    # The amount went out as a number, as the service's float64 context field needs.
+    assert '"amount": 500' in driver.find_element(By.ID, "snippet-curl").text
+
+
 def check_3_snapshot_taken_and_listed():
     page = open_page("snapshots")
     page.find_element(By.ID, "take-snapshot").click()

@@ -15,14 +15,13 @@ use super::{ConfigArg, SettingArgs};
 use crate::config::{PersistenceSettings, Settings};
 use crate::feature_log::FeatureLog;
 use crate::http::readiness::{StartUp, Started};
+use crate::http::served::{Served, ServedRepository};
 use crate::http::tls::server_config;
-use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits, Surface};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::ingest::tokens::IngestTokens;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
-use crate::persist::format::ViewRefV1;
 use crate::persist::restore::restore;
 use crate::persist::{startup_snapshot, Snapshotter};
 use crate::registry::{load_registry, Registry};
@@ -143,28 +142,8 @@ async fn serve(
     master_keys: MasterKeys,
     tls: Option<ServerConfig>,
 ) -> anyhow::Result<()> {
-    let views = registry
-        .views()
-        .iter()
-        .map(|v| ViewRefV1 {
-            workspace: v.workspace.clone(),
-            view: v.name.clone(),
-        })
-        .collect();
-    let specs = Arc::new(
-        registry
-            .views()
-            .iter()
-            .map(|v| v.aggregation.clone())
-            .collect(),
-    );
-    let router = Router::start(
-        settings.n_shards,
-        settings.arena_initial_bytes,
-        views,
-        specs,
-    )
-    .context("could not start the shards")?;
+    let router = Router::start_with(settings.n_shards, settings.arena_initial_bytes, &registry)
+        .context("could not start the shards")?;
     let directory = Directory::start(hasher, admin_digest);
     let vault = Vault::start(
         master_keys.keys,
@@ -186,11 +165,11 @@ async fn serve(
     let start_up = StartUp::default();
     let (feature_log, feature_log_writer) =
         FeatureLog::start(&registry, settings.data_dir.as_deref())?;
+    let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
     let state = AppState {
         feature_log,
-        catalog: Arc::new(WireCatalog::build(&registry)),
         start_up: Arc::clone(&start_up),
-        registry: Arc::clone(&registry),
+        served: served.clone(),
         router: router.clone(),
         directory: directory.clone(),
         vault: vault.clone(),
@@ -243,15 +222,15 @@ async fn serve(
         }
         stopping.stop(true).await;
     });
-    let started = start(&settings, &registry, &router, &directory, &vault).await;
-    let started = match started {
-        Ok(started) => started,
+    let ingest_tokens = match start(&settings, &registry, &router, &directory, &vault).await {
+        Ok(ingest_tokens) => ingest_tokens,
         Err(error) => {
             handle.stop(false).await;
             return Err(error);
         }
     };
-    start_up.set(started).expect("start-up is done once");
+    served.set_ingest_tokens(ingest_tokens);
+    start_up.set(Started).expect("start-up is done once");
     if let (Some(snapshotter), Some(interval)) =
         (&snapshotter, settings.persistence.snapshot_interval)
     {
@@ -312,14 +291,14 @@ fn listen(
 }
 
 /// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an
-/// empty store), then renders the ingest tokens from the recovered vault.
+/// empty store), then renders the ingest tokens from the recovered vault and answers them.
 async fn start(
     settings: &Settings,
     registry: &Registry,
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-) -> anyhow::Result<Started> {
+) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match persistent_dirs(settings) {
         Some(dirs) => recover(settings, dirs, router, directory, vault, registry).await?,
@@ -329,7 +308,7 @@ async fn start(
     let ingest_tokens = IngestTokens::render(registry, vault)
         .await
         .context("could not render the push sources' ingest tokens")?;
-    Ok(Started { ingest_tokens })
+    Ok(ingest_tokens)
 }
 
 /// While the file `QUIVER_TEST_HOLD_START_UP` names exists, start-up waits: the integration

@@ -3,6 +3,7 @@
 
 pub mod feature_service;
 pub mod ingest;
+pub mod repository;
 pub mod scim;
 pub mod tecton_proto;
 pub mod tecton_secrets;

@@ -144,6 +144,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let router = Router::start_with(settings.n_shards, settings.arena_initial_bytes, &registry)
         .context("could not start the shards")?;
+    let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
     let directory = Directory::start(hasher, admin_digest);
     let vault = Vault::start(
         master_keys.keys,
@@ -159,13 +160,13 @@ async fn serve(
                 Box::new(router.clone()),
                 Box::new(directory.persistence()),
                 Box::new(vault.persistence()),
+                Box::new(served.clone()),
             ],
         )
     });
     let start_up = StartUp::default();
     let (feature_log, feature_log_writer) =
         FeatureLog::start(&registry, settings.data_dir.as_deref())?;
-    let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
     let state = AppState {
         feature_log,
         start_up: Arc::clone(&start_up),
@@ -222,7 +223,7 @@ async fn serve(
         }
         stopping.stop(true).await;
     });
-    let ingest_tokens = match start(&settings, &registry, &router, &directory, &vault).await {
+    let ingest_tokens = match start(&settings, &served, &router, &directory, &vault).await {
         Ok(ingest_tokens) => ingest_tokens,
         Err(error) => {
             handle.stop(false).await;
@@ -294,18 +295,18 @@ fn listen(
 /// empty store), then renders the ingest tokens from the recovered vault and answers them.
 async fn start(
     settings: &Settings,
-    registry: &Registry,
+    served: &ServedRepository,
     router: &Router,
     directory: &Directory,
     vault: &Vault,
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match persistent_dirs(settings) {
-        Some(dirs) => recover(settings, dirs, router, directory, vault, registry).await?,
-        None => seed_demo(settings, registry, router).await?,
+        Some(dirs) => recover(settings, dirs, router, directory, vault, served).await?,
+        None => seed_demo(settings, &served.current().registry, router).await?,
     }
     // After recovery, so that the vault holds the secrets the templates read.
-    let ingest_tokens = IngestTokens::render(registry, vault)
+    let ingest_tokens = IngestTokens::render(&served.current().registry, vault)
         .await
         .context("could not render the push sources' ingest tokens")?;
     Ok(ingest_tokens)
@@ -346,17 +347,21 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Loads the newest valid snapshot and the journal after it into each actor; seeds the demo
-/// into a fresh directory.
+/// Loads the newest valid snapshot and the journal after it into each actor (the repository
+/// it says was last applied first: the rows are stored for it); seeds the demo into a fresh
+/// directory.
 async fn recover(
     settings: &Settings,
     (data_dir, snapshot_dir): (&Path, &Path),
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-    registry: &Registry,
+    served: &ServedRepository,
 ) -> anyhow::Result<()> {
     let snapshot = startup_snapshot(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
+    if let Some(hash) = served.recover(snapshot.as_ref(), router).await? {
+        tracing::info!(%hash, "serving the repository last applied, not the files on disk");
+    }
     let progress = indicatif::ProgressBar::new_spinner().with_message("restoring rows");
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
     let recovery = router
@@ -396,7 +401,7 @@ async fn recover(
         "state recovered"
     );
     if snapshot.is_none() && recovery.journal_records == 0 {
-        seed_demo(settings, registry, router).await?;
+        seed_demo(settings, &served.current().registry, router).await?;
     }
     Ok(())
 }

@@ -199,6 +199,7 @@ impl From<ApplyError> for ApiError {
             ApplyError::Store(store) => return store.into(),
             ApplyError::Invalid(_) | ApplyError::IngestToken(_) => ErrorKind::InvalidArgument,
             ApplyError::StalePlan { .. } | ApplyError::DataLoss(_) => ErrorKind::FailedPrecondition,
+            ApplyError::NotPersisted(_) => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

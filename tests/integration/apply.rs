@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{timestamp_in, Server, ADMIN_KEY};
+use super::common::{timestamp_in, Server, ServerBuilder, ADMIN_KEY};
 use super::plan::{edit, TERMINAL_VIEW};
 use super::registry::broken_config;
 
@@ -386,4 +386,41 @@ fn the_route_refuses_a_stale_plan_a_bad_repository_and_a_non_admin() {
         None,
     );
     assert_eq!(described.json()["workspaces"]["staging"]["live"], true);
+}
+
+#[test]
+fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let dir = with_view_and_service(CATEGORY_VIEW, CATEGORY_SERVICE);
+    let output = apply(&server, &dir.path().join("config.toml"), &["--yes"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let applied = served_hash(&server);
+    ingest(&server, "u_crash", 3.0, "books", 5);
+    server.kill9();
+
+    // Started again on the demo's own files: the applied repository is served, with its rows.
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_eq!(served_hash(&server), applied);
+    let answer = features(&server, "category_service", "u_crash");
+    assert_eq!(
+        answer,
+        vec![(
+            "user_last_category.last_category".to_string(),
+            json!("books")
+        )]
+    );
+    // `quiver plan` says the files on disk are not what is served.
+    let demo = super::common::repo_root().join("config.toml");
+    let planned = super::plan::plan(&server, &demo, &[]);
+    assert_eq!(planned.status.code(), Some(2));
+    assert!(
+        stdout(&planned).contains("  - feature_view user_last_category  # stored data: dropped\n"),
+        "{}",
+        stdout(&planned)
+    );
 }

@@ -77,7 +77,12 @@ async fn apply_repository(
     let request: ApplyBody = parse_json(&body)?;
     let plan = state
         .served
-        .apply(request.into(), &state.router, &state.vault)
+        .apply(
+            request.into(),
+            &state.router,
+            &state.vault,
+            state.snapshotter.as_ref(),
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .json(json!({"applied": true, "hash": plan.to_hash, "plan": plan.to_json()})))

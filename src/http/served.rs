@@ -47,7 +47,7 @@ use crate::persist::format::{
 };
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{PersistError, SnapshotSource, Snapshotter};
-use crate::registry::plan::Plan;
+use crate::registry::plan::{Effect, Plan};
 use crate::registry::repository::Repository;
 use crate::registry::{build_registry, Registry, RegistryError, WorkspaceFiles};
 use crate::secrets::Vault;
@@ -202,7 +202,7 @@ impl ServedRepository {
                 .workspaces
                 .iter()
                 .flat_map(|w| w.objects.iter().map(move |o| (w, o)))
-                .filter(|(_, o)| o.effect == crate::registry::plan::Effect::Dropped)
+                .filter(|(_, o)| o.effect == Effect::Dropped)
                 .map(|(w, o)| format!("{} {}/{}", o.kind.name(), w.name, o.name))
                 .collect();
             return Err(ApplyError::DataLoss(dropping.join(", ")));

@@ -219,6 +219,12 @@ impl Registry {
         self.workspaces.values()
     }
 
+    /// The view of `id`, unless it is not one of this registry's (an id a previous registry
+    /// gave out to a view since removed).
+    pub fn find_view(&self, id: ViewId) -> Option<&FeatureView> {
+        self.views.get(id as usize)?.as_ref()
+    }
+
     /// The view of an id this registry gave out.
     pub fn view(&self, id: ViewId) -> &FeatureView {
         self.views[id as usize]

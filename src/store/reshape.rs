@@ -18,7 +18,7 @@ pub fn plan_reshapes(before: &Registry, after: &Registry) -> Vec<(ViewId, ViewRe
         .views()
         .filter(|old| !matches!(old.kind, ViewKind::Realtime(_)))
         .filter_map(|old| {
-            let reshape = match after.views().find(|new| new.id == old.id) {
+            let reshape = match after.find_view(old.id) {
                 None => ViewReshape::Clear,
                 Some(new) if new.layout == old.layout => return None,
                 Some(new) => reshape_view(old, new)?,

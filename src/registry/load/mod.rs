@@ -339,11 +339,7 @@ pub fn build_registry(
     }
     if let Some(previous) = previous {
         for view in registry.views.iter_mut().flatten() {
-            if let Some(before) = previous
-                .views
-                .get(view.id as usize)
-                .and_then(Option::as_ref)
-            {
+            if let Some(before) = previous.find_view(view.id) {
                 view.layout = if view.same_stored_form(before) {
                     before.layout
                 } else {

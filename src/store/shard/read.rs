@@ -48,10 +48,13 @@ impl Partition {
         key: &mut Vec<u8>,
     ) -> Option<StoredRow> {
         // A request begun before an apply reads the layout its registry knows, while it lasts.
-        let views = [Some(&self.views), self.retiring.as_ref()]
-            .into_iter()
-            .flatten()
-            .find(|views| views.layout(lookup.view) == Some(lookup.layout))?;
+        let views = if self.views.layout(lookup.view) == Some(lookup.layout) {
+            &self.views
+        } else {
+            self.retiring
+                .as_ref()
+                .filter(|views| views.layout(lookup.view) == Some(lookup.layout))?
+        };
         write_index_key(lookup.view, lookup.layout, &lookup.key, key);
         if let Some(spec) = views.spec(lookup.view) {
             let tiles = self.tiles.get(key.as_slice())?;

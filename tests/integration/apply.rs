@@ -112,14 +112,23 @@ fn value_of<'a>(features: &'a [(String, Json)], name: &str) -> &'a Json {
         .1
 }
 
-fn served_hash(server: &Server) -> String {
+/// `GET /admin/repository`.
+fn served_repository(server: &Server) -> Json {
     let reply = server.request(
         "GET",
         "/admin/repository",
         &[("Authorization", &format!("Tecton-key {ADMIN_KEY}"))],
         None,
     );
-    reply.json()["hash"].as_str().unwrap().to_string()
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+fn served_hash(server: &Server) -> String {
+    served_repository(server)["hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn metric_total(server: &Server, series: &str) -> f64 {
@@ -379,13 +388,31 @@ fn the_route_refuses_a_stale_plan_a_bad_repository_and_a_non_admin() {
         live.json()["plan"]["workspaces"][0]["live"],
         json!({"before": false, "after": true})
     );
-    let described = server.request(
-        "GET",
-        "/admin/repository",
-        &[("Authorization", &format!("Tecton-key {ADMIN_KEY}"))],
-        None,
+    assert_eq!(
+        served_repository(&server)["workspaces"]["staging"]["live"],
+        true
     );
-    assert_eq!(described.json()["workspaces"]["staging"]["live"], true);
+
+    // Staging removed: its view goes with it, so the plan drops data and needs consent.
+    let without = json!({"workspaces": [prod]});
+    let refused = server.admin_post("/admin/repository", &without);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("feature_view staging/user_experiment"),
+        "{}",
+        refused.body
+    );
+    let removed = server.admin_post(
+        "/admin/repository",
+        &json!({"workspaces": [prod], "allowDataLoss": true}),
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(removed.json()["plan"]["workspaces"][0]["action"], "remove");
+    assert!(served_repository(&server)["workspaces"]
+        .get("staging")
+        .is_none());
 }
 
 #[test]

@@ -203,6 +203,17 @@ fn removing_a_view_needs_consent_and_returns_its_memory() {
     );
     let config = dir.path().join("config.toml");
     let rows_before = metric_total(&server, "quiver_shard_rows");
+    // Every shard's arena bytes in `state`.
+    let arena = |server: &Server, state: &str| {
+        (0..64)
+            .map(|shard| {
+                let series =
+                    format!("quiver_shard_arena_bytes{{shard=\"{shard}\",state=\"{state}\"}}");
+                metric_total(server, &series)
+            })
+            .sum::<f64>()
+    };
+    let live_before = arena(&server, "live");
     let hash_before = served_hash(&server);
 
     let refused = apply(&server, &config, &["--yes"]);
@@ -228,6 +239,13 @@ fn removing_a_view_needs_consent_and_returns_its_memory() {
         rows_after < rows_before,
         "rows {rows_before} -> {rows_after}"
     );
+    // The view's rows are gone from the arenas, which were compacted.
+    let live_after = arena(&server, "live");
+    assert!(
+        live_after < live_before,
+        "live bytes {live_before} -> {live_after}"
+    );
+    assert_eq!(arena(&server, "dead"), 0.0);
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
         "joinKeyMap": {"sender_id": "x", "payee_merchant": "y"}}});
     let reply = server.admin_post("/api/v1/feature-service/get-features", &request);

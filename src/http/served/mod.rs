@@ -8,50 +8,41 @@
 //! at a time: validate the files into a registry that keeps the view ids, plan against the
 //! served one (refusing a stale `expectedHash` or a data loss not allowed), render the new
 //! ingest tokens, have the store copy reshaped views to their new layouts (behind the writes
-//! already sent), swap, wait until the requests begun before are done, then have the store drop
+//! already sent), write the snapshot that keeps the result (with a data directory), swap, wait until the requests begun before are done, then have the store drop
 //! the old layouts. Requests in flight finish on the old repository (they read its layouts);
 //! only a write to a view whose stored form changed, made for the old form, is refused with 503
 //! (to retry) once the store has moved on.
 //!
-//! Persistence: what an apply applied is kept (`applied`) and written into every snapshot as
-//! the repository section. An apply holds the snapshot slot from before the store reshapes
-//! until its own snapshot (reshaped rows and the new repository, one cut) is on disk, and
-//! answers only then; no other snapshot can cut between the two. At start-up [`recover`] serves
-//! the newest snapshot's applied repository, not the files on disk (a snapshot without one, or
-//! of an older build, leaves the files served).
-//!
-//! [`recover`]: ServedRepository::recover
+//! Persistence (the applied repository in every snapshot, and served again at start-up) is in
+//! `persistence.rs`.
 //!
 //! Why `ArcSwap` and not an actor: every request reads the snapshot and an apply is rare, so a
 //! read must cost an atomic load, not a message round trip; the swap is the only write, and
 //! applies are serialised by `applying` (a lock held for an apply, never by a request).
 
+mod persistence;
+
 use std::future::{ready, Ready};
-use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use arc_swap::{ArcSwap, ArcSwapOption};
-use futures_util::future::{BoxFuture, FutureExt};
 
 use super::error::ApiError;
 use super::wire::feature_service::WireCatalog;
 use super::AppState;
 use crate::ingest::tokens::IngestTokens;
 use crate::ingest::IngestError;
-use crate::persist::format::{
-    decode, encode, AppliedRepositoryV1, RepositoryV1, SectionKind, WorkspaceFilesV1,
-};
-use crate::persist::snapshot::{SectionData, Snapshot};
-use crate::persist::{PersistError, SnapshotSource, Snapshotter};
+use crate::persist::{PersistError, Snapshotter};
 use crate::registry::plan::{Effect, Plan};
 use crate::registry::repository::Repository;
 use crate::registry::{build_registry, Registry, RegistryError, WorkspaceFiles};
 use crate::secrets::Vault;
 use crate::store::{plan_reshapes, Router, StoreError};
+use persistence::snapshot_slot;
+pub use persistence::RecoverError;
 
 /// One repository as served: the registry and everything built from it.
 pub struct Served {
@@ -114,17 +105,6 @@ pub enum ApplyError {
     NotPersisted(PersistError),
 }
 
-/// Why the repository a snapshot holds cannot be served.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoverError {
-    #[error("the applied repository in the snapshot does not decode: {0}")]
-    Decode(String),
-    #[error("the applied repository in the snapshot no longer validates: {0}")]
-    Invalid(#[from] RegistryError),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
-
 impl ServedRepository {
     pub fn new(served: Served) -> ServedRepository {
         ServedRepository {
@@ -144,34 +124,6 @@ impl ServedRepository {
         let registry = Arc::clone(&self.current().registry);
         self.current
             .store(Arc::new(Served::new(registry, ingest_tokens)));
-    }
-
-    /// At start-up, before any row is restored: serves the repository `snapshot` says was last
-    /// applied, if any. Answers its hash.
-    pub async fn recover(
-        &self,
-        snapshot: Option<&Snapshot>,
-        router: &Router,
-    ) -> Result<Option<String>, RecoverError> {
-        let Some(section) = snapshot.and_then(|s| s.section(SectionKind::Repository)) else {
-            return Ok(None);
-        };
-        let stored: AppliedRepositoryV1 = decode(&section.payload).map_err(RecoverError::Decode)?;
-        let Some(stored) = stored.applied else {
-            return Ok(None);
-        };
-        let applied = Applied::from_stored(stored);
-        let registry = build_registry(&applied.workspaces, Some(&self.current().registry))?;
-        // The store is still empty: only its views table changes.
-        router.reshape(&registry, Vec::new()).await?;
-        router.retire_layouts().await?;
-        self.current.store(Arc::new(Served::new(
-            Arc::new(registry),
-            IngestTokens::default(),
-        )));
-        let hash = applied.hash.clone();
-        self.applied.store(Some(Arc::new(applied)));
-        Ok(Some(hash))
     }
 
     /// Validates, plans and applies `request` (see the module doc); answers the plan applied.
@@ -230,80 +182,6 @@ impl ServedRepository {
         router.retire_layouts().await?;
         persisted.map_err(ApplyError::NotPersisted)?;
         Ok(plan)
-    }
-}
-
-/// Takes the snapshotter's slot, waiting while another snapshot is being taken.
-async fn snapshot_slot(
-    snapshotter: &Snapshotter,
-) -> Result<crate::persist::PendingSnapshot, PersistError> {
-    loop {
-        match snapshotter.begin() {
-            Err(PersistError::Busy) => tokio::time::sleep(Duration::from_millis(20)).await,
-            taken => return taken,
-        }
-    }
-}
-
-impl Applied {
-    fn to_stored(&self) -> RepositoryV1 {
-        RepositoryV1 {
-            hash: self.hash.clone(),
-            workspaces: self
-                .workspaces
-                .iter()
-                .map(|workspace| WorkspaceFilesV1 {
-                    name: workspace.name.clone(),
-                    live: workspace.live,
-                    files: workspace
-                        .files
-                        .iter()
-                        .map(|(path, text)| (path.display().to_string(), text.clone()))
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-
-    fn from_stored(stored: RepositoryV1) -> Applied {
-        Applied {
-            hash: stored.hash,
-            workspaces: stored
-                .workspaces
-                .into_iter()
-                .map(|workspace| WorkspaceFiles {
-                    name: workspace.name,
-                    live: workspace.live,
-                    files: workspace
-                        .files
-                        .into_iter()
-                        .map(|(path, text)| (PathBuf::from(path), text))
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The repository section: the applied repository, as the store's data is shaped for it.
-impl SnapshotSource for ServedRepository {
-    fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
-        let applied = self.applied.load_full();
-        async move {
-            let applied = applied.map(|applied| applied.to_stored());
-            Ok(SectionData {
-                kind: SectionKind::Repository,
-                // No journal: an apply is kept by the snapshot it takes before answering.
-                journal_seq: 0,
-                items: u64::from(applied.is_some()),
-                payload: encode(&AppliedRepositoryV1 { applied }),
-            })
-        }
-        .boxed()
-    }
-
-    fn snapshot_saved(&self, _: u64) -> BoxFuture<'static, io::Result<()>> {
-        async { Ok(()) }.boxed()
     }
 }
 

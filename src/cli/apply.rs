@@ -9,10 +9,9 @@ use std::io::{BufRead, Write as _};
 use anyhow::{bail, Context};
 use serde_json::{json, Value as Json};
 
-use super::plan::{render, served_plan};
+use super::plan::{read_repository, render, served_plan};
 use super::{ConfigArg, ServerArg};
-use crate::config::{Overrides, Settings};
-use crate::registry::{WorkspaceFiles, WorkspaceSource};
+use crate::registry::WorkspaceFiles;
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
@@ -29,12 +28,7 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(&args.config.path, &Overrides::default())?;
-    let workspaces = settings
-        .workspaces
-        .iter()
-        .map(WorkspaceSource::read)
-        .collect::<Result<Vec<_>, _>>()?;
+    let workspaces = read_repository(&args.config)?;
     let plan = served_plan(&args.server, &workspaces)?;
     print!("{}", render(&plan));
     if plan.is_empty() {

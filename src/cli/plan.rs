@@ -31,13 +31,7 @@ pub struct PlanArgs {
 const EXIT_CHANGES: i32 = 2;
 
 pub fn run(args: PlanArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(&args.config.path, &Overrides::default())?;
-    let workspaces = settings
-        .workspaces
-        .iter()
-        .map(WorkspaceSource::read)
-        .collect::<Result<Vec<_>, _>>()?;
-    let plan = served_plan(&args.server, &workspaces)?;
+    let plan = served_plan(&args.server, &read_repository(&args.config)?)?;
     let output = if args.json {
         format!("{:#}\n", plan.to_json())
     } else {
@@ -50,6 +44,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         std::process::exit(EXIT_CHANGES);
     }
     Ok(())
+}
+
+/// Every workspace's repository files, as the configuration lists them.
+pub(super) fn read_repository(config: &ConfigArg) -> anyhow::Result<Vec<WorkspaceFiles>> {
+    let settings = Settings::load(&config.path, &Overrides::default())?;
+    let workspaces = settings.workspaces.iter().map(WorkspaceSource::read);
+    Ok(workspaces.collect::<Result<_, _>>()?)
 }
 
 /// Validates `workspaces` as start-up does (errors name file, object and problem) and plans them

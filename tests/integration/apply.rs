@@ -16,19 +16,21 @@ use super::registry::broken_config;
 
 /// Runs `quiver apply` against `server` with the configuration `config`.
 fn apply(server: &Server, config: &Path, extra: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .arg("apply")
-        .arg("--config")
-        .arg(config)
-        .arg("--url")
-        .arg(&server.base_url)
-        .args(extra)
-        .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
-        .env_remove("QUIVER_URL")
-        .env("QUIVER_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("quiver apply runs")
+    super::plan::quiver("apply", server, config, extra)
+}
+
+fn assert_applied(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Applies the demo repository with a 7-day mean added to `user_transaction_amount_metrics`.
+fn apply_week_window(server: &Server) {
+    let dir = broken_config("features/prod/views.toml", WEEK_WINDOW.0, WEEK_WINDOW.1);
+    assert_applied(&apply(server, &dir.path().join("config.toml"), &["--yes"]));
 }
 
 fn stdout(output: &Output) -> String {
@@ -229,11 +231,7 @@ fn removing_a_view_needs_consent_and_returns_its_memory() {
     assert!(reply.body.contains("allowDataLoss"), "{}", reply.body);
 
     let applied = apply(&server, &config, &["--yes", "--allow-data-loss"]);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
+    assert_applied(&applied);
     let rows_after = metric_total(&server, "quiver_shard_rows");
     assert!(
         rows_after < rows_before,
@@ -264,13 +262,7 @@ fn a_new_window_is_answered_from_the_existing_tiles_at_once() {
         &json!(20.0)
     );
 
-    let dir = broken_config("features/prod/views.toml", WEEK_WINDOW.0, WEEK_WINDOW.1);
-    let output = apply(&server, &dir.path().join("config.toml"), &["--yes"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    apply_week_window(&server);
     let after = features(&server, service, "u_window");
     assert_eq!(after.len(), before.len() + 1);
     assert_eq!(
@@ -321,13 +313,7 @@ fn get_features_during_an_apply_see_one_repository_or_the_other() {
     while reading.load(Ordering::SeqCst) < readers.len() {
         std::thread::yield_now();
     }
-    let dir = broken_config("features/prod/views.toml", WEEK_WINDOW.0, WEEK_WINDOW.1);
-    let output = apply(&server, &dir.path().join("config.toml"), &["--yes"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    apply_week_window(&server);
     let (mut old_answers, mut new_answers) = (0, 0);
     for reader in readers {
         for answer in reader.join().unwrap() {
@@ -439,11 +425,7 @@ fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
     let server = ServerBuilder::new().data_dir(data.path()).start();
     let dir = with_view_and_service(CATEGORY_VIEW, CATEGORY_SERVICE);
     let output = apply(&server, &dir.path().join("config.toml"), &["--yes"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_applied(&output);
     let applied = served_hash(&server);
     ingest(&server, "u_crash", 3.0, "books", 5);
     server.kill9();

@@ -12,8 +12,14 @@ use super::registry::broken_config;
 
 /// Runs `quiver plan` against `server` with the configuration `config`.
 pub(super) fn plan(server: &Server, config: &Path, extra: &[&str]) -> Output {
+    quiver("plan", server, config, extra)
+}
+
+/// Runs `quiver <subcommand>` (`plan`, `apply`) against `server` with the configuration
+/// `config`, nothing on its standard input.
+pub(super) fn quiver(subcommand: &str, server: &Server, config: &Path, extra: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .arg("plan")
+        .arg(subcommand)
         .arg("--config")
         .arg(config)
         .arg("--url")
@@ -22,8 +28,9 @@ pub(super) fn plan(server: &Server, config: &Path, extra: &[&str]) -> Output {
         .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
         .env_remove("QUIVER_URL")
         .env("QUIVER_LOG", "warn")
+        .stdin(std::process::Stdio::null())
         .output()
-        .expect("quiver plan runs")
+        .expect("quiver runs")
 }
 
 /// Replaces `from` with `to` in the file `file` of the copied repository in `dir`.

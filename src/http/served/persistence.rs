@@ -6,7 +6,6 @@
 //! on disk (a snapshot without one, or of an older build, leaves the files served).
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,15 +100,7 @@ impl Applied {
             workspaces: stored
                 .workspaces
                 .into_iter()
-                .map(|workspace| WorkspaceFiles {
-                    name: workspace.name,
-                    live: workspace.live,
-                    files: workspace
-                        .files
-                        .into_iter()
-                        .map(|(path, text)| (PathBuf::from(path), text))
-                        .collect(),
-                })
+                .map(|w| WorkspaceFiles::new(w.name, w.live, w.files))
                 .collect(),
         }
     }

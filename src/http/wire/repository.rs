@@ -2,8 +2,6 @@
 //! files as the CLI read them (path, for error messages, and content), the hash of the served
 //! repository the plan was made against, and whether the apply may drop stored data.
 
-use std::path::PathBuf;
-
 use serde::Deserialize;
 
 use crate::http::served::ApplyRequest;
@@ -40,14 +38,9 @@ impl From<ApplyBody> for ApplyRequest {
             workspaces: body
                 .workspaces
                 .into_iter()
-                .map(|workspace| WorkspaceFiles {
-                    name: workspace.name,
-                    live: workspace.live,
-                    files: workspace
-                        .files
-                        .into_iter()
-                        .map(|file| (PathBuf::from(file.path), file.content))
-                        .collect(),
+                .map(|workspace| {
+                    let files = workspace.files.into_iter().map(|f| (f.path, f.content));
+                    WorkspaceFiles::new(workspace.name, workspace.live, files)
                 })
                 .collect(),
             expected_hash: body.expected_hash,

@@ -273,6 +273,22 @@ pub struct WorkspaceFiles {
     pub files: Vec<(PathBuf, String)>,
 }
 
+impl WorkspaceFiles {
+    /// A workspace's files from `(path, content)` pairs, as `quiver apply` sends them and a
+    /// snapshot keeps them.
+    pub fn new(
+        name: String,
+        live: bool,
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> WorkspaceFiles {
+        let files = files
+            .into_iter()
+            .map(|(path, content)| (PathBuf::from(path), content))
+            .collect();
+        WorkspaceFiles { name, live, files }
+    }
+}
+
 impl WorkspaceSource {
     /// Reads the workspace's repository: the `.toml` file, or a directory's `.toml` files in
     /// name order.

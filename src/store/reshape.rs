@@ -73,17 +73,16 @@ fn same_partial(old: &AggregationSpec, new: &AggregationSpec, i: usize) -> Optio
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use actix::System;
 
     use super::*;
+    use crate::registry::value::Value;
     use crate::registry::{build_registry, WorkspaceFiles};
+    use crate::store::row::{decode_row, encode_row};
+    use crate::store::{Lookup, ReadContext, Router, RowWrite, StoreError};
 
     fn registry(text: &str, previous: Option<&Registry>) -> Registry {
-        let files = WorkspaceFiles {
-            name: "ws".into(),
-            live: true,
-            files: vec![(PathBuf::from("repo.toml"), text.into())],
-        };
+        let files = WorkspaceFiles::new("ws".into(), true, [("repo.toml".into(), text.into())]);
         build_registry(&[files], previous).unwrap()
     }
 
@@ -182,5 +181,69 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             before.view_by_name("ws", "profile").unwrap().layout,
             after.view_by_name("ws", "profile").unwrap().layout
         );
+    }
+
+    #[test]
+    fn old_layouts_stay_readable_until_retired_and_old_writes_are_refused() {
+        let before = registry(BASE, None);
+        let text = BASE.replace(
+            "features = [{ name = \"age\", type = \"int64\" },",
+            "features = [{ name = \"score\", type = \"int64\" }, { name = \"age\", type = \"int64\" },",
+        );
+        let after = registry(&text, Some(&before));
+        let old = before.view_by_name("ws", "profile").unwrap();
+        let new = after.view_by_name("ws", "profile").unwrap();
+        let row = |layout| {
+            let mut payload = Vec::new();
+            encode_row(
+                &[Value::Int64(30), Value::String("Oslo".into())],
+                &mut payload,
+            );
+            RowWrite {
+                view: old.id,
+                layout,
+                key: b"u1".to_vec(),
+                event_time: 1,
+                payload,
+            }
+        };
+        System::new().block_on(async {
+            let router = Router::start_with(2, 4096, &before).unwrap();
+            router.write(vec![row(old.layout)]).await.unwrap();
+            let read = |layout| {
+                let lookup = Lookup {
+                    view: old.id,
+                    layout,
+                    key: b"u1".to_vec(),
+                };
+                let context = ReadContext {
+                    now: 10,
+                    leading_edge: None,
+                };
+                let read = router.read(&[lookup], context);
+                read.rows[0]
+                    .as_ref()
+                    .map(|row| decode_row(&row.payload).unwrap())
+            };
+            router
+                .reshape(&after, plan_reshapes(&before, &after))
+                .await
+                .unwrap();
+            let (age, city) = (Value::Int64(30), Value::String("Oslo".into()));
+            assert_eq!(read(old.layout), Some(vec![age.clone(), city.clone()]));
+            assert_eq!(
+                read(new.layout),
+                Some(vec![Value::Null, age.clone(), city.clone()])
+            );
+            let refused = router.write(vec![row(old.layout)]).await;
+            assert!(matches!(refused, Err(StoreError::RepositoryChanged(id)) if id == old.id));
+
+            router.retire_layouts().await.unwrap();
+            assert_eq!(read(old.layout), None);
+            assert_eq!(read(new.layout), Some(vec![Value::Null, age, city]));
+            let usage = router.usage().await.unwrap();
+            assert_eq!(usage.iter().map(|u| u.rows).sum::<usize>(), 1);
+            assert!(usage.iter().all(|u| u.arena_dead_bytes == 0));
+        });
     }
 }

@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::served::ApplyError;
 use super::wire::feature_service::serving_error_message;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::AuthError;
@@ -190,6 +191,18 @@ impl From<StoreError> for ApiError {
         } else {
             ApiError::new(ErrorKind::Internal, "the store could not write the rows")
         }
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(error: ApplyError) -> ApiError {
+        let kind = match error {
+            ApplyError::Store(store) => return store.into(),
+            ApplyError::Invalid(_) | ApplyError::IngestToken(_) => ErrorKind::InvalidArgument,
+            ApplyError::StalePlan { .. } | ApplyError::DataLoss(_) => ErrorKind::FailedPrecondition,
+            ApplyError::NotPersisted(_) => ErrorKind::Internal,
+        };
+        ApiError::new(kind, error.to_string())
     }
 }
 

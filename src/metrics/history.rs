@@ -66,19 +66,32 @@ fn quantile(buckets: &[u64], q: f64) -> Option<Duration> {
         .map(bucket_middle)
 }
 
-/// Rows written per view id since start: the store adds, the sampler reads.
+/// Rows written per view id since start: the store adds, the sampler reads. An apply's views
+/// table takes [`ViewWrites::grown`], which shares these counters, so counts survive applies.
 #[derive(Debug, Clone)]
-pub struct ViewWrites(Arc<[AtomicU64]>);
+pub struct ViewWrites(Vec<Arc<AtomicU64>>);
 
 impl ViewWrites {
     pub fn new(n_views: usize) -> ViewWrites {
-        ViewWrites((0..n_views).map(|_| AtomicU64::new(0)).collect())
+        ViewWrites((0..n_views).map(|_| Arc::default()).collect())
+    }
+
+    /// Counters for `n_views` ids: this set's, then new ones at zero.
+    pub fn grown(&self, n_views: usize) -> ViewWrites {
+        let mut counters = self.0.clone();
+        counters.resize_with(n_views.max(counters.len()), Default::default);
+        ViewWrites(counters)
     }
 
     pub fn add(&self, view: usize, rows: u64) {
         if let Some(counter) = self.0.get(view) {
             counter.fetch_add(rows, Ordering::Relaxed);
         }
+    }
+
+    /// Index = view id: the counts now.
+    pub fn read(&self) -> Vec<u64> {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect()
     }
 }
 
@@ -138,13 +151,14 @@ pub struct HistoryGone;
 pub struct RequestHistory(Addr<HistoryActor>);
 
 impl RequestHistory {
-    /// Starts the sampler on the current actix system; `writes` is the store's counter array.
-    pub fn start(writes: ViewWrites) -> RequestHistory {
+    /// Starts the sampler on the current actix system; `view_rows` reads the store's rows
+    /// written per view id (`Router::rows_written`).
+    pub fn start(view_rows: impl Fn() -> Vec<u64> + 'static) -> RequestHistory {
         let actor = HistoryActor {
             last_latencies: read_counters(&LATENCIES),
-            last_view_rows: read_counters(&writes.0),
+            last_view_rows: view_rows(),
             last_at: now_micros(),
-            writes,
+            view_rows: Box::new(view_rows),
             ring: VecDeque::with_capacity(KEPT_SAMPLES),
         };
         RequestHistory(actor.start())
@@ -156,7 +170,7 @@ impl RequestHistory {
 }
 
 struct HistoryActor {
-    writes: ViewWrites,
+    view_rows: Box<dyn Fn() -> Vec<u64>>,
     last_latencies: Vec<u64>,
     last_view_rows: Vec<u64>,
     last_at: Micros,
@@ -171,7 +185,7 @@ fn since(now: &[u64], then: &[u64]) -> Vec<u64> {
 impl HistoryActor {
     fn sample(&mut self) {
         let latencies = read_counters(&LATENCIES);
-        let view_rows = read_counters(&self.writes.0);
+        let view_rows = (self.view_rows)();
         let at = now_micros();
         let answered = since(&latencies, &self.last_latencies);
         if self.ring.len() == KEPT_SAMPLES {

@@ -320,7 +320,11 @@ pub async fn get_features(
                     let mut key = Vec::new();
                     encode_key(&values, &mut key);
                     *dedup.entry((stored, key.clone())).or_insert_with(|| {
-                        lookups.push(Lookup { view: stored, key });
+                        lookups.push(Lookup {
+                            view: stored,
+                            layout: registry.view(stored).layout,
+                            key,
+                        });
                         lookups.len() - 1
                     })
                 });

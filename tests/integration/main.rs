@@ -3,6 +3,7 @@
 
 // Each area uses a different part of the harness.
 mod aggregation;
+mod apply;
 mod bench;
 #[allow(dead_code)]
 mod common;

@@ -17,6 +17,7 @@ use actix_web::{web, HttpResponse};
 
 use super::super::auth::{Allowed, ReadMetadata};
 use super::super::error::{ApiError, ErrorKind};
+use super::super::served::Repo;
 use super::super::wire::console as wire;
 use super::super::{method_not_allowed, AppState};
 use crate::iam::Permission;
@@ -127,8 +128,8 @@ fn may_view(viewer: &Allowed<ReadMetadata>, workspace: &str) -> bool {
 }
 
 /// The repository description, of the workspaces the caller may view.
-async fn repository(viewer: Allowed<ReadMetadata>, state: web::Data<AppState>) -> HttpResponse {
-    let mut repository = Repository::describe(&state.registry);
+async fn repository(viewer: Allowed<ReadMetadata>, repo: Repo) -> HttpResponse {
+    let mut repository = Repository::describe(&repo.registry);
     repository
         .workspaces
         .retain(|workspace, _| may_view(&viewer, workspace));
@@ -145,17 +146,15 @@ async fn store(
     let history = state.history.samples().await?;
     let rates = history.rows_per_second(usage.len(), INGEST_RATE_PERIOD);
     let newest = router.newest_events();
-    let lines: Vec<wire::ViewLine> = router
-        .views()
+    let views = router.named_views();
+    let lines: Vec<wire::ViewLine> = views
         .iter()
-        .zip(usage)
-        .zip(rates)
-        .filter(|((view, _), _)| may_view(&viewer, &view.workspace))
-        .map(|((view, usage), rows_per_second)| wire::ViewLine {
+        .filter(|(_, view)| may_view(&viewer, &view.workspace))
+        .map(|(id, view)| wire::ViewLine {
             view,
-            usage,
-            newest_event: newest.iter().find(|(v, _)| *v == view).map(|(_, t)| *t),
-            rows_per_second,
+            usage: usage.get(*id as usize).copied().unwrap_or_default(),
+            newest_event: newest.iter().find(|(v, _)| v == view).map(|(_, t)| *t),
+            rows_per_second: rates.get(*id as usize).copied().unwrap_or_default(),
         })
         .collect();
     Ok(HttpResponse::Ok().json(wire::store(now_micros(), &lines, &shards)))

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod feature_service;
 pub mod ingest;
+pub mod repository;
 pub mod scim;
 pub mod tecton_proto;
 pub mod tecton_secrets;

@@ -1,12 +1,13 @@
 //! `ShardStats`: how many rows a shard holds and what its arena costs. Asked through
 //! `Router::usage` by each `/metrics` scrape. `ViewStats`: rows, payload bytes and aggregated
-//! keys per view, for the console's Store page (`Router::view_usage`): the shard keeps them up
-//! to date as it applies writes (`ViewUsages`), so asking costs a copy, never a walk over the
-//! index (which would hold up the shard's writes for as long as it took).
+//! keys per view, for the console's Store page (`Router::view_usage`): the partition keeps them up
+//! to date as writes are applied (`ViewUsages`), so asking costs a copy, never a walk over the
+//! index (which would hold up the shard's writes for as long as it took); only an apply, which
+//! rewrites the partition anyway, counts them again ([`ViewUsages::count`]).
 
 use actix::{Handler, Message, MessageResult};
 
-use super::ShardActor;
+use super::{view_of_key, Partition, ShardActor};
 use crate::registry::ViewId;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,6 +75,22 @@ impl ViewUsages {
         }
     }
 
+    /// What `partition` holds of each view in its current layout, counted from scratch.
+    pub fn count(partition: &Partition) -> ViewUsages {
+        let mut usages = ViewUsages::new(partition.views.id_bound());
+        for (key, slot) in &partition.index {
+            if partition.is_current(key) {
+                usages.row_stored(view_of_key(key).0, slot.row.len, None);
+            }
+        }
+        for key in partition.tiles.keys() {
+            if partition.is_current(key) {
+                usages.tiles_created(view_of_key(key).0);
+            }
+        }
+        usages
+    }
+
     /// A key of `view` that had no tiles has some.
     pub fn tiles_created(&mut self, view: ViewId) {
         if let Some(usage) = self.0.get_mut(view as usize) {
@@ -93,7 +110,7 @@ impl Handler<ViewStats> for ShardActor {
     type Result = MessageResult<ViewStats>;
 
     fn handle(&mut self, _: ViewStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.view_usage.0.clone())
+        MessageResult(self.partition.read().view_usage.0.clone())
     }
 }
 

@@ -2,13 +2,14 @@
 //! only by the writer actor, with `do_send`, so rows arrive in journal order.
 
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, spec_of, ShardActor, Slot};
+use super::{index_key, ShardActor, Slot};
 use crate::metrics::Queued;
-use crate::registry::ViewId;
+use crate::registry::{Layout, ViewId};
 use crate::store::row::decode_row;
 use crate::store::tiles::TileSet;
 use crate::time::Micros;
@@ -17,6 +18,8 @@ use crate::time::Micros;
 #[derive(Debug, Clone)]
 pub struct RowWrite {
     pub view: ViewId,
+    /// The layout the row was encoded for; the writer refuses a batch made for another.
+    pub layout: Layout,
     pub key: Vec<u8>,
     pub event_time: Micros,
     pub payload: Vec<u8>,
@@ -57,18 +60,19 @@ impl ShardActor {
         let mut outcome = WriteOutcome::default();
         let mut partition = self.partition.write();
         let partition = &mut *partition;
+        let views = Arc::clone(&partition.views);
         for row in rows {
-            let key = index_key(row.view, &row.key);
-            if let Some(spec) = spec_of(&self.specs, row.view) {
+            let key = index_key(row.view, row.layout, &row.key);
+            if let Some(spec) = views.spec(row.view) {
                 // An aggregating view's row is one event: it goes into its tile.
                 let inputs = decode_row(&row.payload)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 partition.arrivals += 1;
-                self.watermarks.advance(row.view, row.event_time);
+                views.watermarks.advance(row.view, row.event_time);
                 let tiles = match partition.tiles.entry(key.into_boxed_slice()) {
                     Entry::Occupied(tiles) => tiles.into_mut(),
                     Entry::Vacant(vacant) => {
-                        self.view_usage.tiles_created(row.view);
+                        partition.view_usage.tiles_created(row.view);
                         vacant.insert(TileSet::default())
                     }
                 };
@@ -83,14 +87,15 @@ impl ShardActor {
                 }
             }
             // Plain views' watermarks serve only the freshness metric.
-            self.watermarks.advance(row.view, row.event_time);
+            views.watermarks.advance(row.view, row.event_time);
             let row_ref = partition.arena.append(&row.payload)?;
             let slot = Slot {
                 row: row_ref,
                 event_time: row.event_time,
             };
             let previous = partition.index.insert(key.into_boxed_slice(), slot);
-            self.view_usage
+            partition
+                .view_usage
                 .row_stored(row.view, row_ref.len, previous.map(|p| p.row.len));
             if let Some(previous) = previous {
                 partition.arena.release(previous.row);

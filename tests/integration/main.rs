@@ -16,6 +16,7 @@ mod hostile;
 mod identity;
 mod ingest;
 mod observability;
+mod openapi;
 mod persistence;
 mod plan;
 mod proxy;

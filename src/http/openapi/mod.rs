@@ -20,7 +20,10 @@ use utoipa::openapi::{
     ResponseBuilder, ResponsesBuilder,
 };
 
-use schemas::{integer, reference, string};
+use serde_json::{json, Value as Json};
+use utoipa::openapi::schema::Schema;
+
+use schemas::{integer, one_of_strings, reference, string};
 
 /// The document, encoded once per worker.
 struct Document(String);
@@ -115,6 +118,8 @@ struct Operation {
     query: &'static [&'static str],
     /// The success body's media type, when it is not the family's.
     answer_type: Option<&'static str>,
+    /// The request body's media types, when they are not the family's.
+    body_types: &'static [&'static str],
 }
 
 impl Operation {
@@ -133,11 +138,19 @@ impl Operation {
             answer: (200, None),
             query: &[],
             answer_type: None,
+            body_types: &[],
         }
     }
 
     fn body(mut self, schema: &'static str) -> Operation {
         self.body = Some(schema);
+        self
+    }
+
+    /// A body in other media types than the family's (JSON Lines, a form).
+    fn body_as(mut self, media_types: &'static [&'static str], schema: &'static str) -> Operation {
+        self.body = Some(schema);
+        self.body_types = media_types;
         self
     }
 
@@ -192,12 +205,14 @@ impl Operation {
             .responses(responses.build())
             .securities(Some(family.security()));
         for name in path_parameters(&self.path) {
+            let (schema, example) = path_parameter(name);
             operation = operation.parameter(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(schemas::required(true))
-                    .schema(Some(string())),
+                    .schema(Some(schema))
+                    .example(example),
             );
         }
         for name in self.query {
@@ -215,12 +230,16 @@ impl Operation {
             );
         }
         if let Some(schema) = self.body {
-            operation = operation.request_body(Some(
-                RequestBodyBuilder::new()
-                    .content(family.content_type(), content(schema))
-                    .required(Some(schemas::required(true)))
-                    .build(),
-            ));
+            let mut body = RequestBodyBuilder::new().required(Some(schemas::required(true)));
+            let family_type = [family.content_type()];
+            let media_types = match self.body_types {
+                [] => &family_type[..],
+                listed => listed,
+            };
+            for media_type in media_types {
+                body = body.content(*media_type, content(schema));
+            }
+            operation = operation.request_body(Some(body.build()));
         }
         operation.build()
     }
@@ -253,6 +272,26 @@ impl Operation {
             _ => None,
         }
     }
+}
+
+/// A path parameter's schema, and a value the demo's data has (what schemathesis tries first).
+fn path_parameter(name: &str) -> (Schema, Option<Json>) {
+    let example = match name {
+        "resource" => {
+            return (
+                one_of_strings(&["Users", "Groups", "ServiceAccounts"]),
+                None,
+            )
+        }
+        "workspace" => "prod",
+        "service" => "user_risk_service",
+        "view" => "user_profile",
+        "scope" => "schemathesis",
+        "key" => "token",
+        "name" => "schemathesis_secret",
+        _ => return (string(), None),
+    };
+    (string(), Some(json!(example)))
 }
 
 /// The `{name}` segments of a path, in order.
@@ -397,7 +436,7 @@ fn admin() -> Vec<Operation> {
             Tecton,
             "load rows into a batch feature view (a newer stored row wins)",
         )
-        .body("Rows")
+        .body_as(&["application/x-ndjson"], "Rows")
         .answers(200, "RowsLoaded"),
         Operation::new(
             Post,
@@ -473,11 +512,11 @@ fn scim() -> Vec<Operation> {
         )
         .query(list_query),
         Operation::new(Post, format!("{base}/{{resource}}"), Scim, "create")
-            .body("ScimResource")
+            .body("ScimNewResource")
             .answers(201, "ScimResource"),
         get("/{resource}/{id}", "one resource", "ScimResource").query(projection),
         Operation::new(Put, format!("{base}/{{resource}}/{{id}}"), Scim, "replace")
-            .body("ScimResource")
+            .body("ScimNewResource")
             .answers(200, "ScimResource"),
         Operation::new(Patch, format!("{base}/{{resource}}/{{id}}"), Scim, "patch")
             .body("ScimBody")
@@ -637,6 +676,9 @@ fn truefoundry() -> Vec<Operation> {
     ]
 }
 
+/// Tinybird's CLIs send forms; its API also takes JSON (and the query string).
+const TINYBIRD_BODY: &[&str] = &["application/x-www-form-urlencoded", "application/json"];
+
 /// Tinybird's secrets at `base`, the list under `list` (`/v0/variables` is the CLI's path).
 fn tinybird(base: &str, list: &'static str) -> Vec<Operation> {
     use Family::Tinybird;
@@ -666,7 +708,7 @@ fn tinybird(base: &str, list: &'static str) -> Vec<Operation> {
     all.extend([
         Operation::new(Get, named.clone(), Tinybird, "one secret").answers(200, "TinybirdSecret"),
         Operation::new(Put, named.clone(), Tinybird, "change a secret's value")
-            .body("TinybirdParameters")
+            .body_as(TINYBIRD_BODY, "TinybirdParameters")
             .answers(200, "TinybirdSecret"),
         Operation::new(Delete, named, Tinybird, "delete a secret").answers(200, "TinybirdDeleted"),
     ]);

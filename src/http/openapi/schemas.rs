@@ -4,6 +4,7 @@
 //! them in `tests/clients/schemathesis`); where a vendor's contract leaves a field open, so
 //! does the schema.
 
+use serde_json::{json, Value as Json};
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
@@ -11,6 +12,10 @@ use utoipa::openapi::{RefOr, Required};
 
 pub fn string() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).into()
+}
+
+pub fn number() -> Schema {
+    ObjectBuilder::new().schema_type(Type::Number).into()
 }
 
 pub fn integer() -> Schema {
@@ -75,6 +80,22 @@ pub fn empty_object() -> Schema {
         .schema_type(Type::Object)
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into()
+}
+
+/// `schema` with example values (schemathesis sends them first, so that each operation is also
+/// called with a request the demo's data answers).
+fn with_examples(schema: Schema, examples: impl IntoIterator<Item = Json>) -> Schema {
+    match schema {
+        Schema::Object(mut object) => {
+            object.examples = examples.into_iter().collect();
+            Schema::Object(object)
+        }
+        Schema::Array(mut array) => {
+            array.examples = examples.into_iter().collect();
+            Schema::Array(array)
+        }
+        other => other,
+    }
 }
 
 pub fn one_of(variants: impl IntoIterator<Item = Schema>) -> Schema {
@@ -225,22 +246,47 @@ fn feature_service() -> Vec<(&'static str, Schema)> {
         ],
         &[],
     );
-    let feature_metadata = object(
+    // A batch answers each feature's status per row, and each row's sloInfo.
+    let feature_metadata = |status: Schema| {
+        object(
+            &[
+                ("name", string()),
+                ("dataType", data_type()),
+                ("status", status),
+                ("effectiveTime", string()),
+                ("description", string()),
+                ("tags", map(string())),
+            ],
+            &[],
+        )
+    };
+    let slo_info = object(
         &[
-            ("name", string()),
-            ("dataType", data_type()),
-            ("status", any()),
-            ("effectiveTime", any()),
-            ("description", string()),
-            ("tags", map(string())),
+            ("sloEligible", boolean()),
+            ("sloServerTimeSeconds", number()),
+            ("dynamodbResponseSizeBytes", integer()),
+            ("serverTimeSeconds", number()),
+            ("storeMaxLatency", number()),
+            ("storeResponseSizeBytes", integer()),
+            ("sloIneligibilityReasons", array(string())),
         ],
-        &[],
+        &["sloEligible", "serverTimeSeconds"],
     );
     let named_type = object(&[("name", string()), ("dataType", data_type())], &["name"]);
     vec![
         (
             "FeatureServiceRequest",
-            object(&[("params", params)], &["params"]),
+            with_examples(
+                object(&[("params", params)], &["params"]),
+                [
+                    json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+                        "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"},
+                        "metadataOptions": {"includeServingStatus": true, "includeSloInfo": true}}}),
+                    json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+                        "requestData": [{"joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"}},
+                                        {"joinKeyMap": {"user_id": "user_1002", "merchant": "fraud_Haley Group"}}]}}),
+                ],
+            ),
         ),
         (
             "GetFeaturesResponse",
@@ -254,8 +300,8 @@ fn feature_service() -> Vec<(&'static str, Schema)> {
                         "metadata",
                         object(
                             &[
-                                ("features", array(feature_metadata.clone())),
-                                ("sloInfo", map(any())),
+                                ("features", array(feature_metadata(string()))),
+                                ("sloInfo", slo_info.clone()),
                             ],
                             &[],
                         ),
@@ -276,9 +322,9 @@ fn feature_service() -> Vec<(&'static str, Schema)> {
                         "metadata",
                         object(
                             &[
-                                ("features", array(feature_metadata)),
-                                ("sloInfo", map(any())),
-                                ("batchSloInfo", map(any())),
+                                ("features", array(feature_metadata(array(string())))),
+                                ("sloInfo", array(slo_info.clone())),
+                                ("batchSloInfo", slo_info),
                             ],
                             &[],
                         ),
@@ -307,16 +353,24 @@ fn ingest() -> Vec<(&'static str, Schema)> {
     vec![
         (
             "IngestRequest",
-            object(
-                &[
-                    ("workspace_name", string()),
-                    ("dry_run", boolean()),
-                    (
-                        "records",
-                        map(array(object(&[("record", map(any()))], &["record"]))),
-                    ),
+            with_examples(
+                object(
+                    &[
+                        ("workspace_name", string()),
+                        ("dry_run", boolean()),
+                        (
+                            "records",
+                            map(array(object(&[("record", map(any()))], &["record"]))),
+                        ),
+                    ],
+                    &["workspace_name", "records"],
+                ),
+                [
+                    json!({"workspace_name": "prod", "dry_run": true, "records": {"transactions": [{"record": {
+                "user_id": "user_1001", "merchant": "fraud_Kirlin and Sons", "terminal_id": 77, "amt": 42.5,
+                "category": "grocery_pos", "is_online": false, "transaction_id": "tx_schemathesis",
+                "is_fraud": 0, "timestamp": "2030-01-01T00:00:00Z"}}]}}),
                 ],
-                &["workspace_name", "records"],
             ),
         ),
         (
@@ -377,7 +431,15 @@ fn admin() -> Vec<(&'static str, Schema)> {
                 &["snapshots"],
             ),
         ),
-        ("Rows", array(map(any()))),
+        (
+            "Rows",
+            with_examples(
+                string(),
+                [json!(
+                    "{\"user_id\": \"user_1001\", \"credit_score\": 700}\n"
+                )],
+            ),
+        ),
         (
             "RowsLoaded",
             object(
@@ -400,6 +462,14 @@ fn admin() -> Vec<(&'static str, Schema)> {
 }
 
 fn tecton_secrets() -> Vec<(&'static str, Schema)> {
+    // The names Quiver accepts (`ScopeRole::parse` also takes the secret_scope_* aliases).
+    let roles = one_of_strings(&["read_scope_role", "write_scope_role", "manage_scope_role"]);
+    let principal_types = one_of_strings(&[
+        "PRINCIPAL_TYPE_USER",
+        "PRINCIPAL_TYPE_SERVICE_ACCOUNT",
+        "PRINCIPAL_TYPE_GROUP",
+        "PRINCIPAL_TYPE_WORKSPACE",
+    ]);
     let assignment = object(
         &[
             (
@@ -407,8 +477,8 @@ fn tecton_secrets() -> Vec<(&'static str, Schema)> {
                 one_of_strings(&["RESOURCE_TYPE_SECRET_SCOPE"]),
             ),
             ("resourceId", string()),
-            ("role", string()),
-            ("principalType", string()),
+            ("role", roles.clone()),
+            ("principalType", principal_types.clone()),
             ("principalId", string()),
         ],
         &["role", "principalType", "principalId"],
@@ -432,16 +502,26 @@ fn tecton_secrets() -> Vec<(&'static str, Schema)> {
         ("SecretValue", object(&[("value", string())], &["value"])),
         (
             "Assignments",
-            object(&[("assignments", array(assignment))], &["assignments"]),
+            with_examples(
+                object(&[("assignments", array(assignment))], &["assignments"]),
+                [
+                    json!({"assignments": [{"resourceType": "RESOURCE_TYPE_SECRET_SCOPE",
+                    "resourceId": "schemathesis", "role": "read_scope_role",
+                    "principalType": "PRINCIPAL_TYPE_USER", "principalId": "someone"}]}),
+                ],
+            ),
         ),
         (
             "AssignedPrincipalsQuery",
             object(
                 &[
-                    ("resourceType", string()),
+                    (
+                        "resourceType",
+                        one_of_strings(&["RESOURCE_TYPE_SECRET_SCOPE"]),
+                    ),
                     ("resourceId", string()),
-                    ("roles", array(string())),
-                    ("principalTypes", array(string())),
+                    ("roles", array(roles.clone())),
+                    ("principalTypes", array(principal_types.clone())),
                 ],
                 &["resourceId"],
             ),
@@ -450,11 +530,14 @@ fn tecton_secrets() -> Vec<(&'static str, Schema)> {
             "AssignedRolesQuery",
             object(
                 &[
-                    ("principalType", string()),
+                    ("principalType", principal_types),
                     ("principalId", string()),
-                    ("resourceType", string()),
+                    (
+                        "resourceType",
+                        one_of_strings(&["RESOURCE_TYPE_SECRET_SCOPE"]),
+                    ),
                     ("resourceIds", array(string())),
-                    ("roles", array(string())),
+                    ("roles", array(roles)),
                 ],
                 &["principalType", "principalId"],
             ),
@@ -515,7 +598,26 @@ fn scim() -> Vec<(&'static str, Schema)> {
                 &["schemas", "totalResults"],
             ),
         ),
-        ("ScimBody", object(&[("schemas", array(string()))], &[])),
+        (
+            "ScimBody",
+            with_examples(
+                object(&[("schemas", array(string()))], &[]),
+                [
+                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "userName sw \"a\""}),
+                ],
+            ),
+        ),
+        (
+            "ScimNewResource",
+            with_examples(
+                object(&[("schemas", array(string()))], &[]),
+                [
+                    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "ana@example.com", "name": {"givenName": "Ana"}}),
+                ],
+            ),
+        ),
     ]
 }
 
@@ -571,13 +673,18 @@ fn truefoundry() -> Vec<(&'static str, Schema)> {
     vec![
         (
             "CreateSecretGroup",
-            object(
-                &[
-                    ("name", string()),
-                    ("integrationId", nullable(Type::String)),
-                    ("secrets", array(key_value.clone())),
+            with_examples(
+                object(
+                    &[
+                        ("name", string()),
+                        ("integrationId", nullable(Type::String)),
+                        ("secrets", array(key_value.clone())),
+                    ],
+                    &["name"],
+                ),
+                [
+                    json!({"name": "schemathesis-group", "secrets": [{"key": "token", "value": "s3cret"}]}),
                 ],
-                &["name"],
             ),
         ),
         (
@@ -629,7 +736,10 @@ fn tinybird() -> Vec<(&'static str, Schema)> {
     vec![
         (
             "TinybirdParameters",
-            object(&[("name", string()), ("value", string())], &[]),
+            with_examples(
+                object(&[("name", string()), ("value", string())], &[]),
+                [json!({"name": "schemathesis_secret", "value": "s3cret"})],
+            ),
         ),
         ("TinybirdSecret", secret.clone()),
         (

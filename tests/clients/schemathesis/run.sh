@@ -11,12 +11,12 @@ admin_key="schemathesis-check-admin-key"
 start_quiver
 report_dir=$(mktemp -d)
 trap 'kill "${quiver_pids[@]}" 2>/dev/null || true; rm -rf "$report_dir"' EXIT
-"$venv/bin/schemathesis" --config-file "$(dirname "$0")/schemathesis.toml" --no-color \
+SCHEMATHESIS_HOOKS="$(dirname "$0")/hooks.py" "$venv/bin/schemathesis" --config-file "$(dirname "$0")/schemathesis.toml" --no-color \
   run "$quiver_url/openapi.json" \
   --url "$quiver_url" \
   --header "Authorization: Tecton-key $admin_key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-10}" \
   --seed 15 \
-  --workers 2 \
+  --workers 1 \
   --report-dir "$report_dir"

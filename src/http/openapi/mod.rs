@@ -23,7 +23,7 @@ use utoipa::openapi::{
 use serde_json::{json, Value as Json};
 use utoipa::openapi::schema::Schema;
 
-use schemas::{integer, one_of_strings, reference, string};
+use schemas::{integer, one_of_strings, reference, string, tinybird_name, vault_name};
 
 /// The document, encoded once per worker.
 struct Document(String);
@@ -276,22 +276,20 @@ impl Operation {
 
 /// A path parameter's schema, and a value the demo's data has (what schemathesis tries first).
 fn path_parameter(name: &str) -> (Schema, Option<Json>) {
-    let example = match name {
+    let (schema, example) = match name {
         "resource" => {
-            return (
-                one_of_strings(&["Users", "Groups", "ServiceAccounts"]),
-                None,
-            )
+            let kinds = one_of_strings(&["Users", "Groups", "ServiceAccounts"]);
+            return (kinds, None);
         }
-        "workspace" => "prod",
-        "service" => "user_risk_service",
-        "view" => "user_profile",
-        "scope" => "schemathesis",
-        "key" => "token",
-        "name" => "schemathesis_secret",
+        "workspace" => (string(), "prod"),
+        "service" => (string(), "user_risk_service"),
+        "view" => (string(), "user_profile"),
+        "scope" => (vault_name(), "schemathesis"),
+        "key" => (vault_name(), "token"),
+        "name" => (tinybird_name(), "schemathesis_secret"),
         _ => return (string(), None),
     };
-    (string(), Some(json!(example)))
+    (schema, Some(json!(example)))
 }
 
 /// The `{name}` segments of a path, in order.

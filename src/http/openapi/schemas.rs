@@ -18,6 +18,25 @@ pub fn number() -> Schema {
     ObjectBuilder::new().schema_type(Type::Number).into()
 }
 
+/// A string the pattern matches.
+fn matching(pattern: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .into()
+}
+
+/// The names of Tecton scopes and keys and of TrueFoundry groups and keys
+/// (`secrets::truefoundry::check_name`).
+pub fn vault_name() -> Schema {
+    matching("^[A-Za-z0-9._-]{1,128}$")
+}
+
+/// A Tinybird secret's name (`secrets::tinybird::check_name`): a ClickHouse parameter name.
+pub fn tinybird_name() -> Schema {
+    matching("^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+}
+
 pub fn integer() -> Schema {
     ObjectBuilder::new().schema_type(Type::Integer).into()
 }
@@ -484,7 +503,10 @@ fn tecton_secrets() -> Vec<(&'static str, Schema)> {
         &["role", "principalType", "principalId"],
     );
     vec![
-        ("CreateScope", object(&[("scope", string())], &["scope"])),
+        (
+            "CreateScope",
+            object(&[("scope", vault_name())], &["scope"]),
+        ),
         (
             "ScopeList",
             object(
@@ -623,7 +645,7 @@ fn scim() -> Vec<(&'static str, Schema)> {
 
 fn truefoundry() -> Vec<(&'static str, Schema)> {
     let key_value = object(
-        &[("key", string()), ("value", nullable(Type::String))],
+        &[("key", vault_name()), ("value", nullable(Type::String))],
         &["key"],
     );
     let group = object(
@@ -676,7 +698,7 @@ fn truefoundry() -> Vec<(&'static str, Schema)> {
             with_examples(
                 object(
                     &[
-                        ("name", string()),
+                        ("name", vault_name()),
                         ("integrationId", nullable(Type::String)),
                         ("secrets", array(key_value.clone())),
                     ],
@@ -737,7 +759,7 @@ fn tinybird() -> Vec<(&'static str, Schema)> {
         (
             "TinybirdParameters",
             with_examples(
-                object(&[("name", string()), ("value", string())], &[]),
+                object(&[("name", tinybird_name()), ("value", string())], &[]),
                 [json!({"name": "schemathesis_secret", "value": "s3cret"})],
             ),
         ),

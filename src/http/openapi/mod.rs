@@ -10,6 +10,7 @@ mod schemas;
 mod tests;
 
 use actix_web::{web, HttpResponse};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{
@@ -29,9 +30,7 @@ use schemas::{integer, one_of_strings, reference, string, tinybird_name, vault_n
 struct Document(String);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let json = document()
-        .to_json()
-        .expect("an OpenAPI document always encodes");
+    let json = encoded(document()).to_string();
     cfg.app_data(web::Data::new(Document(json)))
         .route("/openapi.json", web::get().to(serve));
 }
@@ -40,6 +39,32 @@ async fn serve(document: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document.0.clone())
+}
+
+/// The document as JSON. utoipa 5.5 writes a link's `operationId` as `operation_id` (its
+/// `Link` lacks the camelCase renaming its other types have), which OpenAPI tools ignore:
+/// the links are renamed here.
+fn encoded(document: OpenApi) -> Json {
+    let mut json = serde_json::to_value(document).expect("an OpenAPI document always encodes");
+    let operations = json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut());
+    let answers = operations
+        .filter_map(Json::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation["responses"].as_object_mut())
+        .flat_map(|responses| responses.values_mut());
+    for answer in answers {
+        let links = answer.get_mut("links").and_then(Json::as_object_mut);
+        for link in links.into_iter().flat_map(|links| links.values_mut()) {
+            let link = link.as_object_mut().expect("a link is an object");
+            if let Some(id) = link.remove("operation_id") {
+                link.insert("operationId".to_string(), id);
+            }
+        }
+    }
+    json
 }
 
 /// Who answers a route: how its callers authenticate and how it words an error.
@@ -120,6 +145,17 @@ struct Operation {
     answer_type: Option<&'static str>,
     /// The request body's media types, when they are not the family's.
     body_types: &'static [&'static str],
+    /// Operations that take what a successful answer names (OpenAPI links, which
+    /// schemathesis's stateful phase follows: create a resource, then read, change, delete it).
+    follow: Vec<Follow>,
+}
+
+/// An OpenAPI link: the operation at `method path`, its parameters as runtime expressions
+/// (`$response.body#/id`, `$request.path.scope`).
+struct Follow {
+    method: HttpMethod,
+    path: String,
+    parameters: &'static [(&'static str, &'static str)],
 }
 
 impl Operation {
@@ -139,7 +175,26 @@ impl Operation {
             query: &[],
             answer_type: None,
             body_types: &[],
+            follow: Vec::new(),
         }
+    }
+
+    /// Links from the success answer to each method on `path`.
+    fn then(
+        mut self,
+        methods: &[HttpMethod],
+        path: impl Into<String>,
+        parameters: &'static [(&'static str, &'static str)],
+    ) -> Operation {
+        let path = path.into();
+        for method in methods {
+            self.follow.push(Follow {
+                method: method.clone(),
+                path: path.clone(),
+                parameters,
+            });
+        }
+        self
     }
 
     fn body(mut self, schema: &'static str) -> Operation {
@@ -187,6 +242,14 @@ impl Operation {
             let media_type = self.answer_type.unwrap_or(family.content_type());
             answer = answer.content(media_type, content(schema));
         }
+        for follow in &self.follow {
+            let mut link =
+                LinkBuilder::new().operation_id(operation_id(&follow.method, &follow.path));
+            for (name, expression) in follow.parameters {
+                link = link.parameter(*name, *expression);
+            }
+            answer = answer.link(operation_id(&follow.method, &follow.path), link.build());
+        }
         let mut responses = ResponsesBuilder::new()
             .response(self.answer.0.to_string(), answer.build())
             .response(
@@ -200,6 +263,7 @@ impl Operation {
             responses = responses.response(extra.0, extra.1);
         }
         let mut operation = OperationBuilder::new()
+            .operation_id(Some(operation_id(&self.method, &self.path)))
             .tag(family.tag())
             .summary(Some(self.summary))
             .responses(responses.build())
@@ -290,6 +354,18 @@ fn path_parameter(name: &str) -> (Schema, Option<Json>) {
         _ => return (string(), None),
     };
     (schema, Some(json!(example)))
+}
+
+/// `post__api_scim_v2__resource_` for `POST /api/scim/v2/{resource}`: one character for
+/// each, so that `/v0/secrets` and `/v0/secrets/` stay apart.
+fn operation_id(method: &HttpMethod, path: &str) -> String {
+    let method = serde_json::to_value(method).expect("a method encodes");
+    let method = method.as_str().expect("a method is a string");
+    let path: String = path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{method}_{path}")
 }
 
 /// The `{name}` segments of a path, in order.
@@ -511,7 +587,15 @@ fn scim() -> Vec<Operation> {
         .query(list_query),
         Operation::new(Post, format!("{base}/{{resource}}"), Scim, "create")
             .body("ScimNewResource")
-            .answers(201, "ScimResource"),
+            .answers(201, "ScimResource")
+            .then(
+                &[Get, Put, Patch, Delete],
+                format!("{base}/{{resource}}/{{id}}"),
+                &[
+                    ("resource", "$request.path.resource"),
+                    ("id", "$response.body#/id"),
+                ],
+            ),
         get("/{resource}/{id}", "one resource", "ScimResource").query(projection),
         Operation::new(Put, format!("{base}/{{resource}}/{{id}}"), Scim, "replace")
             .body("ScimNewResource")
@@ -544,7 +628,18 @@ fn tecton_secrets(base: &str) -> Vec<Operation> {
         )
         .body("CreateScope")
         .answers(200, "Empty"),
-        Operation::new(Post, at("/scopes/{scope}"), Tecton, "create a scope").answers(200, "Empty"),
+        Operation::new(Post, at("/scopes/{scope}"), Tecton, "create a scope")
+            .answers(200, "Empty")
+            .then(
+                &[Put, Get, Delete],
+                key.clone(),
+                &[("scope", "$request.path.scope")],
+            )
+            .then(
+                &[Get],
+                at("/scopes/{scope}/keys"),
+                &[("scope", "$request.path.scope")],
+            ),
         Operation::new(
             Delete,
             at("/scopes/{scope}"),
@@ -633,7 +728,17 @@ fn truefoundry() -> Vec<Operation> {
             "create a secret group",
         )
         .body("CreateSecretGroup")
-        .answers(200, "SecretGroupAnswer"),
+        .answers(200, "SecretGroupAnswer")
+        .then(
+            &[Get, Put, Delete],
+            at("/secret-groups/{id}"),
+            &[("id", "$response.body#/data/id")],
+        )
+        .then(
+            &[Get, Delete],
+            at("/secrets/{id}"),
+            &[("id", "$response.body#/data/associatedSecrets/0/id")],
+        ),
         Operation::new(
             Put,
             at("/secret-groups"),
@@ -698,8 +803,13 @@ fn tinybird(base: &str, list: &'static str) -> Vec<Operation> {
                 Tinybird,
                 "create a secret (form, JSON or query)",
             )
-            .body("TinybirdParameters")
-            .answers(200, "TinybirdSecret"),
+            .body_as(TINYBIRD_BODY, "TinybirdParameters")
+            .answers(200, "TinybirdSecret")
+            .then(
+                &[Get, Put, Delete],
+                format!("{base}/{{name}}"),
+                &[("name", "$response.body#/name")],
+            ),
         );
     }
     let named = format!("{base}/{{name}}");

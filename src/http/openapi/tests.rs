@@ -8,7 +8,7 @@ use std::rc::Rc;
 use actix_web::dev::Service;
 use actix_web::{test as actix_test, App};
 
-use super::document;
+use super::{document, encoded};
 
 /// Every full path pattern the application routes, read from its resource map. actix-web has
 /// no public listing of its routes, but the map's `Debug` form prints each resource's pattern
@@ -98,4 +98,33 @@ fn every_operation_refers_to_schemas_that_exist() {
         assert!(schemas.get(name).is_some(), "no schema named {name}");
     }
     assert_eq!(json["openapi"], "3.1.0");
+}
+
+#[test]
+fn operation_ids_are_unique_and_every_link_names_one() {
+    let json = encoded(document());
+    let mut ids = BTreeSet::new();
+    let mut targets = Vec::new();
+    for item in json["paths"].as_object().expect("paths").values() {
+        for operation in item.as_object().expect("a path item").values() {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(ids.insert(id.to_string()), "operationId {id} twice");
+            for answer in operation["responses"]
+                .as_object()
+                .expect("responses")
+                .values()
+            {
+                if let Some(links) = answer["links"].as_object() {
+                    targets.extend(links.values().map(|link| link["operationId"].clone()));
+                }
+            }
+        }
+    }
+    assert!(!targets.is_empty());
+    for target in targets {
+        assert!(
+            ids.contains(target.as_str().expect("a name")),
+            "no operation {target}"
+        );
+    }
 }

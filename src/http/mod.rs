@@ -7,6 +7,7 @@ mod body;
 pub mod error;
 mod extract;
 mod observe;
+pub mod openapi;
 pub mod readiness;
 mod routes;
 pub mod served;
@@ -106,23 +107,29 @@ fn configure_metrics(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Registers every route.
+/// Registers every route, with the state they share.
 fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(state))
-            .configure(routes::health::configure)
-            .configure(routes::metrics::configure)
-            .configure(routes::feature_service::configure)
-            .configure(routes::ingest::configure)
-            .configure(routes::admin::configure)
-            .configure(routes::scim::configure)
-            .configure(routes::tecton_secrets::configure)
-            .configure(routes::proxy::configure)
-            .configure(routes::truefoundry::configure)
-            .configure(routes::tinybird::configure)
-            .configure(routes::console::configure)
-            .default_service(web::to(unknown_route::<ApiError>));
+        cfg.app_data(web::Data::new(state)).configure(api_routes);
     }
+}
+
+/// Every route of the API address (apart from the state, so that the OpenAPI test can walk
+/// them); `openapi::operations` lists the same.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(routes::health::configure)
+        .configure(openapi::configure)
+        .configure(routes::metrics::configure)
+        .configure(routes::feature_service::configure)
+        .configure(routes::ingest::configure)
+        .configure(routes::admin::configure)
+        .configure(routes::scim::configure)
+        .configure(routes::tecton_secrets::configure)
+        .configure(routes::proxy::configure)
+        .configure(routes::truefoundry::configure)
+        .configure(routes::tinybird::configure)
+        .configure(routes::console::configure)
+        .default_service(web::to(unknown_route::<ApiError>));
 }
 
 /// The answer for a path no route takes (or a method none takes there), in the shape `E` of

@@ -18,6 +18,7 @@ mod hostile;
 mod identity;
 mod ingest;
 mod observability;
+mod openapi;
 mod persistence;
 mod plan;
 mod proxy;

@@ -3,9 +3,11 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3Builder};
 
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::value::{JsonRules, Value};
@@ -284,11 +286,16 @@ pub async fn get_features(
     rows: &[RequestRow<'_>],
     options: ReadOptions,
 ) -> Result<Answer, ServingError> {
-    // Per request row: for each stored view needed, the lookup index (None: a null join key).
-    let mut needed: Vec<HashMap<ViewId, Option<usize>>> = Vec::with_capacity(rows.len());
+    // Per request row, each stored view it needs once, with its lookup index (None: a null
+    // join key): one flat list, `needed_by_row` says which part is whose. Plain vectors and
+    // xxh3, not SipHash maps: the fan-out plan is built on every request.
+    let mut needed: Vec<(ViewId, Option<usize>)> = Vec::with_capacity(rows.len() * 4);
+    let mut needed_by_row: Vec<Range<usize>> = Vec::with_capacity(rows.len());
     let mut contexts: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
     let mut lookups: Vec<Lookup> = Vec::new();
-    let mut dedup: HashMap<(ViewId, Vec<u8>), usize> = HashMap::new();
+    // (view, xxh3 of the encoded key) -> lookup index, confirmed on the key's bytes (on a hash
+    // collision the second key just gets a lookup of its own).
+    let mut dedup: HashMap<(ViewId, u64), usize, Xxh3Builder> = HashMap::default();
     for row in rows {
         let inputs = parse_join_keys(service, row.join_keys)?;
         contexts.push(parse_request_context(
@@ -296,38 +303,45 @@ pub async fn get_features(
             row.request_context,
             options.ignore_extra_request_context_fields,
         )?);
-        let mut row_lookups = HashMap::new();
+        let row_start = needed.len();
         for item in &service.items {
             let view = registry.view(item.view);
-            let by_name: HashMap<&str, Option<&Value>> = view
-                .join_keys
-                .iter()
-                .zip(&item.key_inputs)
-                .map(|(key, input)| (key.name.as_str(), inputs[*input].as_ref()))
-                .collect();
-            let stored_views: Vec<ViewId> = match &view.kind {
-                ViewKind::Realtime(spec) => spec.sources.iter().map(|(id, _)| *id).collect(),
-                _ => vec![item.view],
-            };
-            for stored in stored_views {
-                let key_values: Option<Vec<Value>> = registry
-                    .view(stored)
-                    .join_keys
-                    .iter()
-                    .map(|k| by_name.get(k.name.as_str()).copied().flatten().cloned())
-                    .collect();
-                let lookup = key_values.map(|values| {
-                    let mut key = Vec::new();
-                    encode_key(&values, &mut key);
-                    *dedup.entry((stored, key.clone())).or_insert_with(|| {
-                        lookups.push(Lookup { view: stored, key });
-                        lookups.len() - 1
-                    })
+            let mut plan = |stored: ViewId| {
+                if needed[row_start..].iter().any(|(id, _)| *id == stored) {
+                    return;
+                }
+                // The stored view's join keys, found by name among the item view's.
+                let mut key = Vec::new();
+                for join_key in &registry.view(stored).join_keys {
+                    let input = view
+                        .join_keys
+                        .iter()
+                        .position(|k| k.name == join_key.name)
+                        .and_then(|i| inputs[item.key_inputs[i]].as_ref());
+                    let Some(value) = input else {
+                        needed.push((stored, None));
+                        return;
+                    };
+                    encode_key(std::slice::from_ref(value), &mut key);
+                }
+                let hash = xxh3_64(&key);
+                let seen = dedup
+                    .get(&(stored, hash))
+                    .copied()
+                    .filter(|&i| lookups[i].key == key);
+                let index = seen.unwrap_or_else(|| {
+                    lookups.push(Lookup { view: stored, key });
+                    dedup.entry((stored, hash)).or_insert(lookups.len() - 1);
+                    lookups.len() - 1
                 });
-                row_lookups.insert(stored, lookup);
+                needed.push((stored, Some(index)));
+            };
+            match &view.kind {
+                ViewKind::Realtime(spec) => spec.sources.iter().for_each(|(id, _)| plan(*id)),
+                _ => plan(item.view),
             }
         }
-        needed.push(row_lookups);
+        needed_by_row.push(row_start..needed.len());
     }
     let read_started = Instant::now();
     let read = if lookups.is_empty() {
@@ -387,7 +401,8 @@ pub async fn get_features(
     }
 
     let mut vectors = Vec::with_capacity(rows.len());
-    for (row_lookups, context) in needed.iter().zip(&contexts) {
+    for (row_range, context) in needed_by_row.into_iter().zip(&contexts) {
+        let row_lookups = &needed[row_range];
         let answer_of = |view: ViewId| {
             let Some(read) = &read else {
                 return Ok(ViewAnswer::not_read(
@@ -395,7 +410,10 @@ pub async fn get_features(
                     ServingStatus::TimeOut,
                 ));
             };
-            let lookup = row_lookups.get(&view).copied().flatten();
+            let lookup = row_lookups
+                .iter()
+                .find(|(id, _)| *id == view)
+                .and_then(|(_, lookup)| *lookup);
             if lookup.is_some_and(|i| unread[i]) {
                 return Ok(ViewAnswer::not_read(
                     registry.view(view),
@@ -405,7 +423,7 @@ pub async fn get_features(
             let stored = lookup.and_then(|i| read.rows[i].as_ref());
             ViewAnswer::of(registry.view(view), stored, options)
         };
-        let row_reads = || row_lookups.values().flatten().copied();
+        let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
         let mut vector = FeatureVector {
             values: Vec::with_capacity(service.n_features),
             statuses: Vec::with_capacity(service.n_features),

@@ -15,6 +15,7 @@ use quiver::registry::value::Value;
 use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row};
+use quiver::store::tiles::AggregateMask;
 use quiver::store::tiles::TileSet;
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
 use quiver::time::{now_micros, MICROS_PER_SECOND};
@@ -135,6 +136,7 @@ fn router_read(c: &mut Criterion) {
                 &[Lookup {
                     view: 0,
                     key: key_of(777),
+                    aggregates: AggregateMask::ALL,
                 }],
                 context,
             )
@@ -145,6 +147,7 @@ fn router_read(c: &mut Criterion) {
             .map(|i| Lookup {
                 view: 0,
                 key: key_of(1000 + i),
+                aggregates: AggregateMask::ALL,
             })
             .collect();
         b.iter(|| router.read(&lookups, context))
@@ -183,6 +186,7 @@ fn router_read(c: &mut Criterion) {
                 &[Lookup {
                     view: 1,
                     key: key_of(1),
+                    aggregates: AggregateMask::ALL,
                 }],
                 context,
             )
@@ -205,7 +209,7 @@ fn aggregate_read(c: &mut Criterion) {
     }
     let end = quiver::store::tiles::tile_start(now, spec.interval);
     c.bench_function("tiles_values_3_windows", |b| {
-        b.iter(|| tiles.values(black_box(&spec), end))
+        b.iter(|| tiles.values(black_box(&spec), end, AggregateMask::ALL))
     });
 }
 

@@ -14,6 +14,7 @@ use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
+use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError, StoredRow};
 use crate::time::Micros;
 
@@ -306,8 +307,13 @@ pub async fn get_features(
         let row_start = needed.len();
         for item in &service.items {
             let view = registry.view(item.view);
-            let mut plan = |stored: ViewId| {
-                if needed[row_start..].iter().any(|(id, _)| *id == stored) {
+            // Plans the lookup of `stored` for this row, computing at least `aggregates`.
+            let mut plan = |stored: ViewId, aggregates: AggregateMask| {
+                if let Some((_, lookup)) = needed[row_start..].iter().find(|(id, _)| *id == stored)
+                {
+                    if let Some(i) = lookup {
+                        lookups[*i].aggregates = lookups[*i].aggregates.union(aggregates);
+                    }
                     return;
                 }
                 // The stored view's join keys, found by name among the item view's.
@@ -329,16 +335,31 @@ pub async fn get_features(
                     .get(&(stored, hash))
                     .copied()
                     .filter(|&i| lookups[i].key == key);
-                let index = seen.unwrap_or_else(|| {
-                    lookups.push(Lookup { view: stored, key });
-                    dedup.entry((stored, hash)).or_insert(lookups.len() - 1);
-                    lookups.len() - 1
-                });
+                let index = match seen {
+                    Some(i) => {
+                        lookups[i].aggregates = lookups[i].aggregates.union(aggregates);
+                        i
+                    }
+                    None => {
+                        lookups.push(Lookup {
+                            view: stored,
+                            key,
+                            aggregates,
+                        });
+                        dedup.entry((stored, hash)).or_insert(lookups.len() - 1);
+                        lookups.len() - 1
+                    }
+                };
                 needed.push((stored, Some(index)));
             };
             match &view.kind {
-                ViewKind::Realtime(spec) => spec.sources.iter().for_each(|(id, _)| plan(*id)),
-                _ => plan(item.view),
+                // An expression may read any feature of its sources.
+                ViewKind::Realtime(spec) => spec
+                    .sources
+                    .iter()
+                    .for_each(|(id, _)| plan(*id, AggregateMask::ALL)),
+                // Aggregate i is feature i: only the selected ones are computed.
+                _ => plan(item.view, AggregateMask::of(item.features.iter().copied())),
             }
         }
         needed_by_row.push(row_start..needed.len());

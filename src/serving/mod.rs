@@ -196,8 +196,8 @@ pub fn resolve_service<'r>(
 /// One request row: its join keys and request context, as the client sent them.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestRow<'a> {
-    pub join_keys: &'a serde_json::Map<String, Json>,
-    pub request_context: &'a serde_json::Map<String, Json>,
+    pub join_keys: &'a [(String, Json)],
+    pub request_context: &'a [(String, Json)],
 }
 
 /// A stored view's values for one request row: values, statuses and effective times of all
@@ -535,13 +535,19 @@ pub async fn get_features(
     })
 }
 
+/// The value of field `name` of a request's JSON object; the last one when a name repeats (as
+/// a JSON object parsed into a map keeps it).
+pub fn field_of<'a>(fields: &'a [(String, Json)], name: &str) -> Option<&'a Json> {
+    fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
 /// Checks a row's request context against the service's realtime views' schemas: every field
 /// present and of its type (floats as numbers or `"NaN"`/`"Infinity"`/`"-Infinity"`, as
 /// Tecton's clients send them), no other field unless `ignore_extra` says to drop them.
 /// Services without realtime views ignore it.
 fn parse_request_context(
     service: &FeatureService,
-    map: &serde_json::Map<String, Json>,
+    map: &[(String, Json)],
     ignore_extra: bool,
 ) -> Result<Vec<(String, Value)>, ServingError> {
     if service.request_context_keys.is_empty() {
@@ -551,9 +557,9 @@ fn parse_request_context(
         numeric_float_strings: false,
         extra_struct_fields: ignore_extra,
     };
-    if let Some(extra) = map
-        .keys()
-        .find(|k| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == *k))
+    if let Some((extra, _)) = map
+        .iter()
+        .find(|(k, _)| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == k))
     {
         return Err(ServingError::UnexpectedRequestContext(extra.clone()));
     }
@@ -561,8 +567,7 @@ fn parse_request_context(
         .request_context_keys
         .iter()
         .map(|field| {
-            let json = map
-                .get(&field.name)
+            let json = field_of(map, &field.name)
                 .filter(|v| !v.is_null())
                 .ok_or_else(|| ServingError::MissingRequestContext(field.name.clone()))?;
             let value =
@@ -581,14 +586,13 @@ fn parse_request_context(
 /// Extra keys are ignored (Tecton's own samples send keys a service does not use).
 fn parse_join_keys(
     service: &FeatureService,
-    map: &serde_json::Map<String, Json>,
+    map: &[(String, Json)],
 ) -> Result<Vec<Option<Value>>, ServingError> {
     service
         .input_join_keys
         .iter()
         .map(|key| {
-            let json = map
-                .get(&key.name)
+            let json = field_of(map, &key.name)
                 .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
             match Value::from_json(json, &key.data_type) {
                 Ok(Value::Null) => Ok(None),
@@ -605,6 +609,17 @@ fn parse_join_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_request_field_reads_as_its_last_value() {
+        let fields = [
+            ("user_id".to_string(), Json::from("first")),
+            ("merchant".to_string(), Json::from("m")),
+            ("user_id".to_string(), Json::from("last")),
+        ];
+        assert_eq!(field_of(&fields, "user_id"), Some(&Json::from("last")));
+        assert_eq!(field_of(&fields, "amount"), None);
+    }
 
     #[test]
     fn coerced_counts_fill_scalars_whole_series_and_the_gaps_inside_a_series() {

@@ -3,11 +3,12 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use xxhash_rust::xxh3::{xxh3_64, Xxh3Builder};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::value::{JsonRules, Value};
@@ -294,9 +295,10 @@ pub async fn get_features(
     let mut needed_by_row: Vec<Range<usize>> = Vec::with_capacity(rows.len());
     let mut contexts: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
     let mut lookups: Vec<Lookup> = Vec::new();
-    // (view, xxh3 of the encoded key) -> lookup index, confirmed on the key's bytes (on a hash
-    // collision the second key just gets a lookup of its own).
-    let mut dedup: HashMap<(ViewId, u64), usize, Xxh3Builder> = HashMap::default();
+    // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
+    // key (on a hash collision the second key just gets a lookup of its own).
+    let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
+        HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
     for row in rows {
         let inputs = parse_join_keys(service, row.join_keys)?;
         contexts.push(parse_request_context(
@@ -330,11 +332,11 @@ pub async fn get_features(
                     };
                     encode_key(std::slice::from_ref(value), &mut key);
                 }
-                let hash = xxh3_64(&key);
+                let hash = xxh3_64_with_seed(&key, u64::from(stored));
                 let seen = dedup
-                    .get(&(stored, hash))
+                    .get(&hash)
                     .copied()
-                    .filter(|&i| lookups[i].key == key);
+                    .filter(|&i| lookups[i].view == stored && lookups[i].key == key);
                 let index = match seen {
                     Some(i) => {
                         lookups[i].aggregates = lookups[i].aggregates.union(aggregates);
@@ -346,7 +348,7 @@ pub async fn get_features(
                             key,
                             aggregates,
                         });
-                        dedup.entry((stored, hash)).or_insert(lookups.len() - 1);
+                        dedup.entry(hash).or_insert(lookups.len() - 1);
                         lookups.len() - 1
                     }
                 };
@@ -533,6 +535,24 @@ pub async fn get_features(
         store_bytes: read.as_ref().map_or(0, |read| read.bytes_read),
         partial,
     })
+}
+
+/// The hasher of a map whose keys are already xxh3 hashes: passes the key through.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("Prehashed only hashes u64 keys")
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
 }
 
 /// The value of field `name` of a request's JSON object; the last one when a name repeats (as

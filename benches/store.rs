@@ -97,13 +97,14 @@ fn router_read(c: &mut Criterion) {
                 view: v.into(),
             })
             .to_vec();
-        let specs = Arc::new(vec![None, Some(three_window_spec())]);
+        let specs = vec![None, Some(three_window_spec())];
         let router = Router::start(2, 1 << 20, views, specs).unwrap();
         let mut payload = Vec::new();
         encode_row(&sample_row(), &mut payload);
         let rows = (0..100_000)
             .map(|i| RowWrite {
                 view: 0,
+                layout: 0,
                 key: key_of(i),
                 event_time: 1,
                 payload: payload.clone(),
@@ -117,6 +118,7 @@ fn router_read(c: &mut Criterion) {
                 encode_row(&[Value::Float64(m as f64)], &mut payload);
                 RowWrite {
                     view: 1,
+                    layout: 0,
                     key: key_of(1),
                     event_time: now - m * 60 * MICROS_PER_SECOND,
                     payload,
@@ -135,6 +137,7 @@ fn router_read(c: &mut Criterion) {
             router.read(
                 &[Lookup {
                     view: 0,
+                    layout: 0,
                     key: key_of(777),
                     aggregates: AggregateMask::ALL,
                 }],
@@ -146,6 +149,7 @@ fn router_read(c: &mut Criterion) {
         let lookups: Vec<Lookup> = (0..3)
             .map(|i| Lookup {
                 view: 0,
+                layout: 0,
                 key: key_of(1000 + i),
                 aggregates: AggregateMask::ALL,
             })
@@ -164,6 +168,7 @@ fn router_read(c: &mut Criterion) {
                 }
                 RowWrite {
                     view,
+                    layout: 0,
                     key: key_of(i % 5000),
                     event_time: now - (i as i64) * MICROS_PER_SECOND,
                     payload,
@@ -185,6 +190,7 @@ fn router_read(c: &mut Criterion) {
             router.read(
                 &[Lookup {
                     view: 1,
+                    layout: 0,
                     key: key_of(1),
                     aggregates: AggregateMask::ALL,
                 }],

@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::FeatureLogError;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
-use crate::registry::{FeatureService, LoggingConfig, Registry};
+use crate::registry::{FeatureService, Field, LoggingConfig, Registry};
 use crate::serving::{field_of, Answer, FeatureVector, RequestRow};
 use crate::time::Micros;
 
@@ -44,6 +44,9 @@ pub struct LogSchema {
     pub service: String,
     pub config: LoggingConfig,
     pub columns: Vec<Column>,
+    /// The service's join keys and feature count when the schema was built.
+    input_join_keys: Vec<Field>,
+    n_features: usize,
 }
 
 impl LogSchema {
@@ -111,7 +114,16 @@ impl LogSchema {
             service: service.name.clone(),
             config: config.clone(),
             columns,
+            input_join_keys: service.input_join_keys.clone(),
+            n_features: service.n_features,
         })
+    }
+
+    /// True when `service` (as an apply may have changed it) still logs into these columns.
+    pub fn fits(&self, service: &FeatureService) -> bool {
+        service.logging.as_ref() == Some(&self.config)
+            && service.input_join_keys == self.input_join_keys
+            && service.n_features == self.n_features
     }
 }
 

@@ -349,3 +349,26 @@ fn a_sample_rate_logs_about_that_share_of_requests() {
     assert!((350..=650).contains(&counts.logged), "{counts:?}");
     assert_eq!(counts.dropped + counts.failed, 0);
 }
+
+#[test]
+fn a_schema_fits_its_service_and_not_one_an_apply_reshaped() {
+    let setup = Setup::new("");
+    let service = setup.service();
+    let schema =
+        LogSchema::of(&setup.registry, service, service.logging.as_ref().unwrap()).unwrap();
+    assert!(schema.fits(service));
+    let previous = Setup::new("").registry;
+    let files = crate::registry::WorkspaceFiles {
+        name: "prod".into(),
+        live: true,
+        files: vec![(
+            "repo.toml".into(),
+            REPOSITORY.replace(
+                "{ name = \"score\", type = \"int64\" },",
+                "{ name = \"score\", type = \"int64\" },\n{ name = \"level\", type = \"int64\" },",
+            ),
+        )],
+    };
+    let applied = crate::registry::build_registry(&[files], Some(&previous)).unwrap();
+    assert!(!schema.fits(&applied.workspace("prod").unwrap().services["svc"]));
+}

@@ -9,10 +9,9 @@ mod extract;
 mod observe;
 pub mod readiness;
 mod routes;
+pub mod served;
 pub mod tls;
 pub mod wire;
-
-use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -21,29 +20,30 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
+use crate::metrics::RequestHistory;
 use crate::persist::Snapshotter;
-use crate::registry::Registry;
 use crate::secrets::Vault;
 use crate::store::Router;
 use error::{ApiError, ErrorKind};
-use wire::feature_service::WireCatalog;
+use served::ServedRepository;
 
-/// What every handler can reach: immutable definitions and handles on the actors.
+/// What every handler can reach: handles on the actors and on the served repository.
 #[derive(Clone)]
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    /// The registry and what derives from it; a request reads one snapshot (`served::Repo`).
+    pub served: ServedRepository,
     pub router: Router,
     pub directory: Directory,
     pub vault: Vault,
-    /// Pre-encoded per-service JSON, built from `registry` at start-up.
-    pub catalog: Arc<WireCatalog>,
-    /// What start-up builds (the ingest tokens); empty while it runs.
+    /// Set once start-up is done.
     pub start_up: readiness::StartUp,
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
     /// Where GetFeatures answers go when their service logs.
     pub feature_log: FeatureLog,
+    /// The last hour of request rate and latency, for the console's charts.
+    pub history: RequestHistory,
 }
 
 /// Request limits from the configuration.
@@ -120,6 +120,7 @@ fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(routes::proxy::configure)
             .configure(routes::truefoundry::configure)
             .configure(routes::tinybird::configure)
+            .configure(routes::console::configure)
             .default_service(web::to(unknown_route::<ApiError>));
     }
 }

@@ -14,7 +14,11 @@ use serde::{Deserialize, Serialize};
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
 /// 2: aggregation tiles are typed (`TilesV2`); the vault section is `VaultV2` (read as, and now
 /// written as, `VaultV3`, whose layout extends it; the directory's likewise `DirectoryV2`).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: a section holds the applied repository (`AppliedRepositoryV1`); a version 2 snapshot has
+/// none and reads unchanged (the files on disk are served), so this build reads both.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest snapshot format this build reads.
+pub const OLDEST_READ_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
 pub const SECTION_HEADER_LEN: usize = 4 + 8 + 8 + 8 + 8;
 pub const RECORD_HEADER_LEN: usize = 4 + 8;
@@ -28,6 +32,8 @@ pub enum SectionKind {
     Directory,
     /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV3`).
     Vault,
+    /// The repository `quiver apply` last applied, if any (`AppliedRepositoryV1`).
+    Repository,
 }
 
 impl SectionKind {
@@ -36,6 +42,7 @@ impl SectionKind {
             SectionKind::FeatureRows => 1,
             SectionKind::Directory => 2,
             SectionKind::Vault => 3,
+            SectionKind::Repository => 4,
         }
     }
 
@@ -44,6 +51,7 @@ impl SectionKind {
             1 => Some(SectionKind::FeatureRows),
             2 => Some(SectionKind::Directory),
             3 => Some(SectionKind::Vault),
+            4 => Some(SectionKind::Repository),
             _ => None,
         }
     }
@@ -53,8 +61,31 @@ impl SectionKind {
             SectionKind::FeatureRows => "feature rows",
             SectionKind::Directory => "directory objects",
             SectionKind::Vault => "vault records",
+            SectionKind::Repository => "applied repository",
         }
     }
+}
+
+/// The repository section: what `quiver apply` last applied (`None`: nothing was, the files on
+/// disk are served).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedRepositoryV1 {
+    pub applied: Option<RepositoryV1>,
+}
+
+/// An applied repository: every workspace's files as they were sent, and its content hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryV1 {
+    pub hash: String,
+    pub workspaces: Vec<WorkspaceFilesV1>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceFilesV1 {
+    pub name: String,
+    pub live: bool,
+    /// `(path, content)` in the order the files are read.
+    pub files: Vec<(String, String)>,
 }
 
 /// A feature view named by workspace and name, so stored rows survive repository changes that

@@ -345,6 +345,7 @@ pub async fn get_features(
                     None => {
                         lookups.push(Lookup {
                             view: stored,
+                            layout: registry.view(stored).layout,
                             key,
                             aggregates,
                         });

@@ -74,13 +74,11 @@ impl Router {
         stored: RowsV1,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
-        let ids: Vec<Option<u32>> = stored
-            .views
-            .iter()
-            .map(|view| self.view_ids.get(view).copied())
-            .collect();
+        let views = self.views.load_full();
+        let ids: Vec<Option<u32>> = stored.views.iter().map(|view| views.id(view)).collect();
         for (view, id) in stored.views.iter().zip(&ids) {
-            if id.is_none() {
+            // An empty name stands for an id an apply removed: nothing is stored under it.
+            if id.is_none() && !view.view.is_empty() {
                 tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
             }
         }
@@ -97,7 +95,7 @@ impl Router {
             let Some(view) = ids.get(view_index as usize).copied().flatten() else {
                 continue;
             };
-            let Some(spec) = self.specs.get(view as usize).and_then(Option::as_ref) else {
+            let Some(spec) = views.spec(view) else {
                 continue;
             };
             // Tiles written for other aggregates (the repository changed) would be misread.
@@ -122,6 +120,7 @@ impl Router {
             match ids.get(row.view as usize).copied().flatten() {
                 Some(view) => writes.push(RowWrite {
                     view,
+                    layout: views.layout(view).expect("an id the views table gave"),
                     key: row.key,
                     event_time: row.event_time,
                     payload: row.payload,
@@ -143,9 +142,8 @@ impl Router {
 impl SnapshotSource for Router {
     fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
         let writer = self.writer.clone();
-        let views = self.views.clone();
         async move {
-            let (journal_seq, receivers) = writer
+            let (journal_seq, views, receivers) = writer
                 .send(StartSnapshot)
                 .await
                 .map_err(io::Error::other)??;
@@ -176,7 +174,7 @@ impl SnapshotSource for Router {
                     .flat_map(|export| export.tiles.iter().cloned())
                     .collect();
                 encode(&RowsRefV1 {
-                    views: &views,
+                    views: &views.names_by_id(),
                     rows,
                     tiles: &tiles,
                 })

@@ -387,7 +387,7 @@ fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
 
 #[test]
 fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
-    use quiver::persist::format::{checksum, FORMAT_VERSION, HEADER_LEN};
+    use quiver::persist::format::{checksum, HEADER_LEN, OLDEST_READ_VERSION};
     let data = tempfile::tempdir().unwrap();
     let server = ServerBuilder::new().data_dir(data.path()).start();
     ingest(&server, "before", 1.0);
@@ -396,7 +396,7 @@ fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     let newest = server.snapshot();
     server.kill9();
     // As an older build would have written it: another version, a valid header checksum.
-    let older = FORMAT_VERSION - 1;
+    let older = OLDEST_READ_VERSION - 1;
     let mut bytes = std::fs::read(&newest).unwrap();
     bytes[8..12].copy_from_slice(&older.to_le_bytes());
     let sum = checksum(&bytes[..HEADER_LEN - 8]);

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
+use super::super::served::Repo;
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
     GetFeaturesParams, JsonFields, Timing,
@@ -89,6 +90,7 @@ async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesPa
 async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
+    repo: Repo,
     path: Option<web::Path<ServicePath>>,
     request_id: Option<RequestId>,
     body: UnreadBody,
@@ -96,7 +98,7 @@ async fn get_features<const BATCH: bool>(
     let started = Instant::now();
     let params = read_params(&state, body).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
-    let service = resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;
     options.max_store_response_bytes = state.limits.max_store_response_bytes;
@@ -118,7 +120,7 @@ async fn get_features<const BATCH: bool>(
         )]
     };
     let answer =
-        serving::get_features(&state.registry, &state.router, service, &requests, options).await?;
+        serving::get_features(&repo.registry, &state.router, service, &requests, options).await?;
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,
@@ -131,7 +133,7 @@ async fn get_features<const BATCH: bool>(
         get_features_response
     };
     let body = encode(
-        &state.catalog,
+        &repo.catalog,
         service,
         &answer,
         params.metadata_options,
@@ -185,17 +187,18 @@ fn batch_rows(
 async fn metadata_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
+    repo: Repo,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let params = read_params(&state, body).await?;
-    let service = resolve_service(&state.registry, &params.locator(None))?;
+    let service = resolve_service(&repo.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
-    Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
+    Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
 }
 
 async fn metadata_v2(
     caller: Allowed<ReadMetadata>,
-    state: web::Data<AppState>,
+    repo: Repo,
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
     let locator = Locator {
@@ -203,9 +206,9 @@ async fn metadata_v2(
         service_name: Some(path.service.clone()),
         service_id: None,
     };
-    let service = resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
-    Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
+    Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
 }
 
 /// `{"featureServiceLocator": {...}}` (what the Tecton SDK's `wait_until_ready` sends) or
@@ -225,6 +228,7 @@ async fn query_features(_: Allowed<ReadFeatures>) -> Result<HttpResponse, ApiErr
 async fn service_state_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
+    repo: Repo,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
@@ -245,7 +249,7 @@ async fn service_state_v1(
         }
         (locator, params) => locator.or(params).unwrap_or_default().locator(None),
     };
-    let service = resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }

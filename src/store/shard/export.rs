@@ -10,7 +10,7 @@
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::ShardActor;
+use super::{index_key, view_of_key, ShardActor, KEY_PREFIX};
 use crate::persist::format::TilesV2;
 use crate::store::tiles::{to_stored, TileSet};
 
@@ -56,27 +56,21 @@ impl Handler<ExportRows> for ShardActor {
             tiles: partition
                 .tiles
                 .iter()
-                .map(|(key, tiles)| {
-                    let view = u32::from_le_bytes(
-                        key[..4]
-                            .try_into()
-                            .expect("tile keys start with the view id"),
-                    );
-                    to_stored(view, &key[4..], tiles)
-                })
+                .filter(|(key, _)| partition.is_current(key))
+                .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
                 .collect(),
         };
-        for (key, slot) in &partition.index {
+        for (key, slot) in partition
+            .index
+            .iter()
+            .filter(|(key, _)| partition.is_current(key))
+        {
             let key_start = export.keys.len();
-            export.keys.extend_from_slice(&key[4..]);
+            export.keys.extend_from_slice(&key[KEY_PREFIX..]);
             export.entries.push(ExportEntry {
-                view: u32::from_le_bytes(
-                    key[..4]
-                        .try_into()
-                        .expect("index keys start with the view id"),
-                ),
+                view: view_of_key(key).0,
                 key_start,
-                key_len: key.len() - 4,
+                key_len: key.len() - KEY_PREFIX,
                 event_time: slot.event_time,
                 payload_start: slot.row.offset as usize,
                 payload_len: slot.row.len as usize,
@@ -99,10 +93,14 @@ impl Handler<RestoreTiles> for ShardActor {
     fn handle(&mut self, msg: RestoreTiles, _: &mut Self::Context) {
         let mut partition = self.partition.write();
         for (view, key, tiles) in msg.0 {
-            self.watermarks.advance(view, tiles.latest_event);
-            partition
-                .tiles
-                .insert(super::index_key(view, &key).into_boxed_slice(), tiles);
+            let Some(layout) = partition.views.layout(view) else {
+                continue;
+            };
+            partition.views.watermarks.advance(view, tiles.latest_event);
+            let key = index_key(view, layout, &key).into_boxed_slice();
+            if partition.tiles.insert(key, tiles).is_none() {
+                partition.view_usage.tiles_created(view);
+            }
         }
     }
 }

@@ -1,19 +1,25 @@
 //! `ApplyRows`: store rows in the shard, newest event time wins (ties: the later write). Sent
 //! only by the writer actor, with `do_send`, so rows arrive in journal order.
 
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, spec_of, ShardActor, Slot};
+use super::{index_key, ShardActor, Slot};
 use crate::metrics::Queued;
-use crate::registry::ViewId;
+use crate::registry::{Layout, ViewId};
 use crate::store::row::decode_row;
+use crate::store::tiles::TileSet;
 use crate::time::Micros;
 
 /// One row to store: its view, encoded join key, event time and encoded values.
 #[derive(Debug, Clone)]
 pub struct RowWrite {
     pub view: ViewId,
+    /// The layout the row was encoded for; the writer refuses a batch made for another.
+    pub layout: Layout,
     pub key: Vec<u8>,
     pub event_time: Micros,
     pub payload: Vec<u8>,
@@ -54,19 +60,23 @@ impl ShardActor {
         let mut outcome = WriteOutcome::default();
         let mut partition = self.partition.write();
         let partition = &mut *partition;
+        let views = Arc::clone(&partition.views);
         for row in rows {
-            let key = index_key(row.view, &row.key);
-            if let Some(spec) = spec_of(&self.specs, row.view) {
+            let key = index_key(row.view, row.layout, &row.key);
+            if let Some(spec) = views.spec(row.view) {
                 // An aggregating view's row is one event: it goes into its tile.
                 let inputs = decode_row(&row.payload)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 partition.arrivals += 1;
-                self.watermarks.advance(row.view, row.event_time);
-                partition
-                    .tiles
-                    .entry(key.into_boxed_slice())
-                    .or_default()
-                    .add(spec, row.event_time, partition.arrivals, &inputs);
+                views.watermarks.advance(row.view, row.event_time);
+                let tiles = match partition.tiles.entry(key.into_boxed_slice()) {
+                    Entry::Occupied(tiles) => tiles.into_mut(),
+                    Entry::Vacant(vacant) => {
+                        partition.view_usage.tiles_created(row.view);
+                        vacant.insert(TileSet::default())
+                    }
+                };
+                tiles.add(spec, row.event_time, partition.arrivals, &inputs);
                 outcome.stored += 1;
                 continue;
             }
@@ -77,13 +87,17 @@ impl ShardActor {
                 }
             }
             // Plain views' watermarks serve only the freshness metric.
-            self.watermarks.advance(row.view, row.event_time);
+            views.watermarks.advance(row.view, row.event_time);
             let row_ref = partition.arena.append(&row.payload)?;
             let slot = Slot {
                 row: row_ref,
                 event_time: row.event_time,
             };
-            if let Some(previous) = partition.index.insert(key.into_boxed_slice(), slot) {
+            let previous = partition.index.insert(key.into_boxed_slice(), slot);
+            partition
+                .view_usage
+                .row_stored(row.view, row_ref.len, previous.map(|p| p.row.len));
+            if let Some(previous) = previous {
                 partition.arena.release(previous.row);
             }
             outcome.stored += 1;

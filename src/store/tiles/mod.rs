@@ -111,6 +111,27 @@ impl TileSet {
     }
 
     /// Builds the roll-ups for `spec` (after a restore: they are not stored).
+    /// Lays the tiles out for `spec`, which an apply gave the view: aggregate `i` takes the
+    /// partials of old aggregate `sources[i]` (the same function over the same column), or
+    /// starts empty.
+    pub fn remap(&mut self, sources: &[Option<usize>], spec: &AggregationSpec) {
+        let remap = |partials: &mut Vec<Partial>| {
+            let moved = sources
+                .iter()
+                .zip(&spec.aggregates)
+                .map(|(source, aggregate)| {
+                    source
+                        .and_then(|j| partials.get(j).cloned())
+                        .unwrap_or_else(|| Partial::empty(aggregate.function))
+                })
+                .collect();
+            *partials = moved;
+        };
+        self.tiles.values_mut().for_each(remap);
+        self.compacted.iter_mut().for_each(remap);
+        self.rebuild_rollups(spec);
+    }
+
     pub fn rebuild_rollups(&mut self, spec: &AggregationSpec) {
         self.rollups.rebuild(spec, &self.tiles);
     }

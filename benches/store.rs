@@ -15,6 +15,7 @@ use quiver::registry::value::Value;
 use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row};
+use quiver::store::tiles::AggregateMask;
 use quiver::store::tiles::TileSet;
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
 use quiver::time::{now_micros, MICROS_PER_SECOND};
@@ -138,6 +139,7 @@ fn router_read(c: &mut Criterion) {
                     view: 0,
                     layout: 0,
                     key: key_of(777),
+                    aggregates: AggregateMask::ALL,
                 }],
                 context,
             )
@@ -149,6 +151,7 @@ fn router_read(c: &mut Criterion) {
                 view: 0,
                 layout: 0,
                 key: key_of(1000 + i),
+                aggregates: AggregateMask::ALL,
             })
             .collect();
         b.iter(|| router.read(&lookups, context))
@@ -189,6 +192,7 @@ fn router_read(c: &mut Criterion) {
                     view: 1,
                     layout: 0,
                     key: key_of(1),
+                    aggregates: AggregateMask::ALL,
                 }],
                 context,
             )
@@ -211,7 +215,7 @@ fn aggregate_read(c: &mut Criterion) {
     }
     let end = quiver::store::tiles::tile_start(now, spec.interval);
     c.bench_function("tiles_values_3_windows", |b| {
-        b.iter(|| tiles.values(black_box(&spec), end))
+        b.iter(|| tiles.values(black_box(&spec), end, AggregateMask::ALL))
     });
 }
 

@@ -9,7 +9,7 @@ use super::FeatureLogError;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
 use crate::registry::{FeatureService, Field, LoggingConfig, Registry};
-use crate::serving::{Answer, FeatureVector, RequestRow};
+use crate::serving::{field_of, Answer, FeatureVector, RequestRow};
 use crate::time::Micros;
 
 /// A log column. Its type is a scalar one: arrays, structs and maps are logged as strings
@@ -177,7 +177,7 @@ impl LoggedRequest {
                     .iter()
                     .map(|key| {
                         // Already read once by serving, so it parses; anything else is null.
-                        let json = request.join_keys.get(&key.name);
+                        let json = field_of(request.join_keys, &key.name);
                         json.and_then(|json| Value::from_json(json, &key.data_type).ok())
                             .map_or(Value::Null, flat)
                     })

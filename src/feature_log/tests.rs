@@ -5,7 +5,7 @@
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::json;
 use tempfile::TempDir;
 
 use super::export::{export, ExportError, ExportRequest};
@@ -70,13 +70,11 @@ impl Setup {
 
     /// One GetFeatures answer for `user`, with `score` as its value.
     fn offer(&self, log: &FeatureLog, user: &str, score: i64) {
-        let keys: Map<String, Json> = [("user_id".to_string(), json!(user))].into_iter().collect();
-        let context: Map<String, Json> = [
+        let keys = [("user_id".to_string(), json!(user))];
+        let context = [
             ("ip".to_string(), json!("10.0.0.1")),
             ("secret".to_string(), json!("hunter2")),
-        ]
-        .into_iter()
-        .collect();
+        ];
         let answer = Answer {
             vectors: vec![FeatureVector {
                 // Tecton's order: rate, score, tags.

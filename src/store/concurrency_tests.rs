@@ -11,6 +11,7 @@ use actix::System;
 
 use super::key::shard_of;
 use super::shard::ShardExport;
+use super::tiles::AggregateMask;
 use super::writer::StartSnapshot;
 use super::{Lookup, ReadContext, Router, RowWrite};
 use crate::persist::format::ViewRefV1;
@@ -122,6 +123,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                                 view: 0,
                                 layout: 0,
                                 key: key_bytes(key),
+                                aggregates: AggregateMask::ALL,
                             })
                             .collect();
                         let floors: Vec<u64> = keys
@@ -199,6 +201,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 view: 0,
                 layout: 0,
                 key: key_bytes(key),
+                aggregates: AggregateMask::ALL,
             })
             .collect();
         let read = router.read(
@@ -268,6 +271,7 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
                 view: 0,
                 layout: 0,
                 key: early,
+                aggregates: AggregateMask::ALL,
             }],
             ReadContext {
                 now: 100 * hour,

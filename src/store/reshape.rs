@@ -79,6 +79,7 @@ mod tests {
     use crate::registry::value::Value;
     use crate::registry::{build_registry, WorkspaceFiles};
     use crate::store::row::{decode_row, encode_row};
+    use crate::store::tiles::AggregateMask;
     use crate::store::{Lookup, ReadContext, Router, RowWrite, StoreError};
 
     fn registry(text: &str, previous: Option<&Registry>) -> Registry {
@@ -215,6 +216,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                     view: old.id,
                     layout,
                     key: b"u1".to_vec(),
+                    aggregates: AggregateMask::ALL,
                 };
                 let context = ReadContext {
                     now: 10,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value as Json};
+use serde_json::json;
 
 use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
@@ -15,7 +15,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
-    GetFeaturesParams, Timing,
+    GetFeaturesParams, JsonFields, Timing,
 };
 use super::super::{method_not_allowed, AppState};
 use crate::http::observe::RequestId;
@@ -102,7 +102,6 @@ async fn get_features<const BATCH: bool>(
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;
     options.max_store_response_bytes = state.limits.max_store_response_bytes;
-    let empty = Map::new();
     let requests: Vec<RequestRow> = if BATCH {
         batch_rows(&params, state.limits.max_batch_size)?
             .iter()
@@ -111,7 +110,6 @@ async fn get_features<const BATCH: bool>(
                 request_row(
                     r.and_then(|r| r.join_key_map.as_ref()),
                     r.and_then(|r| r.request_context_map.as_ref()),
-                    &empty,
                 )
             })
             .collect()
@@ -119,7 +117,6 @@ async fn get_features<const BATCH: bool>(
         vec![request_row(
             params.join_key_map.as_ref(),
             params.request_context_map.as_ref(),
-            &empty,
         )]
     };
     let answer =
@@ -153,13 +150,13 @@ async fn get_features<const BATCH: bool>(
 
 /// One request row; an absent map is an empty one.
 fn request_row<'a>(
-    join_keys: Option<&'a Map<String, Json>>,
-    request_context: Option<&'a Map<String, Json>>,
-    empty: &'a Map<String, Json>,
+    join_keys: Option<&'a JsonFields>,
+    request_context: Option<&'a JsonFields>,
 ) -> RequestRow<'a> {
+    let fields = |map: Option<&'a JsonFields>| map.map_or(&[][..], |map| map.0.as_slice());
     RequestRow {
-        join_keys: join_keys.unwrap_or(empty),
-        request_context: request_context.unwrap_or(empty),
+        join_keys: fields(join_keys),
+        request_context: fields(request_context),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::value::Value;
 use crate::registry::{Layout, ViewId};
 use crate::store::row::encode_row;
-use crate::store::tiles::tile_start;
+use crate::store::tiles::{tile_start, AggregateMask};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
 
@@ -18,6 +18,9 @@ pub struct Lookup {
     /// apply reshaped it since the request began) answers nothing rather than misread it.
     pub layout: Layout,
     pub key: Vec<u8>,
+    /// For an aggregating view, the aggregates to compute (the others read as null); a plain
+    /// row is read whole.
+    pub aggregates: AggregateMask,
 }
 
 /// A row as read: its event time and encoded values (copied out of the arena). For an
@@ -60,7 +63,7 @@ impl Partition {
             let tiles = self.tiles.get(key.as_slice())?;
             let end = window_end(lookup.view, spec, context, &views.watermarks);
             let values: Vec<Value> = tiles
-                .values(spec, end)
+                .values(spec, end, lookup.aggregates)
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect();

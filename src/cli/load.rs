@@ -44,19 +44,32 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
             )
         })?;
     let load_file = open_load_file(&args.file)?;
+    let chunk_rows = args.chunk_rows.max(1);
 
     let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})")
         .expect("valid template");
     let reading = ProgressBar::new(load_file.size)
         .with_style(style.clone())
         .with_message("validating");
-    let rows = match load_file.read_rows(view, |bytes| reading.inc(bytes as u64)) {
-        Ok(rows) => rows,
-        Err(bad) => {
-            reading.abandon();
-            bail!("{}: {bad}; nothing was loaded", args.file.display());
+    // Each row is encoded into its chunk's request body as it is validated, so neither the rows
+    // nor a JSON tree of each are kept; nothing is sent until the whole file has been read.
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut rows = 0;
+    let read = load_file.for_each_row(view, |row, bytes| {
+        if rows % chunk_rows == 0 {
+            let capacity = chunks.last().map_or(0, Vec::len);
+            chunks.push(Vec::with_capacity(capacity));
         }
-    };
+        let body = chunks.last_mut().expect("a chunk was just pushed");
+        row.write_json(view, body);
+        body.push(b'\n');
+        rows += 1;
+        reading.inc(bytes as u64);
+    });
+    if let Err(bad) = read {
+        reading.abandon();
+        bail!("{}: {bad}; nothing was loaded", args.file.display());
+    }
     reading.finish();
 
     let path = format!(
@@ -65,31 +78,25 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     );
     let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec})")
         .expect("valid template");
-    let sending = ProgressBar::new(rows.len() as u64)
+    let sending = ProgressBar::new(rows as u64)
         .with_style(style)
         .with_message("loading");
-    let (mut stored, mut older, mut sent) = (0u64, 0u64, 0);
-    for chunk in rows.chunks(args.chunk_rows.max(1)) {
-        let mut body = String::new();
-        for row in chunk {
-            body.push_str(&row.to_json(view).to_string());
-            body.push('\n');
-        }
+    let (mut stored, mut older) = (0u64, 0u64);
+    for (index, body) in chunks.iter().enumerate() {
+        let first = index * chunk_rows;
+        let count = chunk_rows.min(rows - first);
         let answer = args
             .server
-            .post(&path, Some(&body))
-            .with_context(|| format!("loading rows {}..{}", sent, sent + chunk.len()))?;
+            .post(&path, Some(body))
+            .with_context(|| format!("loading rows {}..{}", first, first + count))?;
         stored += answer["rowsStored"].as_u64().unwrap_or(0);
         older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
-        sending.inc(chunk.len() as u64);
-        sent += chunk.len();
+        sending.inc(count as u64);
     }
     sending.finish();
     println!(
-        "loaded {} rows into {}.{}: {stored} stored, {older} older than the stored row",
-        rows.len(),
-        args.workspace,
-        args.feature_view
+        "loaded {rows} rows into {}.{}: {stored} stored, {older} older than the stored row",
+        args.workspace, args.feature_view
     );
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! progress bars.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,6 +29,10 @@ pub struct LoadArgs {
     /// Rows per request.
     #[arg(long = "chunk-rows", default_value_t = 5000)]
     chunk_rows: usize,
+    /// Requests in flight at once, each on its own connection (the server applies chunks
+    /// concurrently); 1 sends the chunks one after another, in the file's order.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
     /// A .csv (with a header line), .jsonl or .parquet file.
     file: PathBuf,
 }
@@ -81,22 +86,67 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let sending = ProgressBar::new(rows as u64)
         .with_style(style)
         .with_message("loading");
-    let (mut stored, mut older) = (0u64, 0u64);
-    for (index, body) in chunks.iter().enumerate() {
-        let first = index * chunk_rows;
-        let count = chunk_rows.min(rows - first);
-        let answer = args
-            .server
-            .post(&path, Some(body))
-            .with_context(|| format!("loading rows {}..{}", first, first + count))?;
-        stored += answer["rowsStored"].as_u64().unwrap_or(0);
-        older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
-        sending.inc(count as u64);
-    }
+    let chunks = Chunks {
+        bodies: &chunks,
+        chunk_rows,
+        rows,
+    };
+    let (stored, older) = send(&args.server, &path, &chunks, args.connections, &sending)?;
     sending.finish();
     println!(
         "loaded {rows} rows into {}.{}: {stored} stored, {older} older than the stored row",
         args.workspace, args.feature_view
     );
     Ok(())
+}
+
+/// The request bodies of a load, `chunk_rows` rows each (the last one the rest).
+struct Chunks<'a> {
+    bodies: &'a [Vec<u8>],
+    chunk_rows: usize,
+    rows: usize,
+}
+
+/// Sends every chunk over `connections` connections at once, each taking the next chunk not yet
+/// sent; the first refusal stops the others taking more. Answers the rows stored and the rows
+/// older than the stored row.
+fn send(
+    server: &ServerArg,
+    path: &str,
+    chunks: &Chunks,
+    connections: usize,
+    sending: &ProgressBar,
+) -> anyhow::Result<(u64, u64)> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let sender = || -> anyhow::Result<(u64, u64)> {
+        let (mut stored, mut older) = (0u64, 0u64);
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(body) = chunks.bodies.get(index) else {
+                break;
+            };
+            let first = index * chunks.chunk_rows;
+            let count = chunks.chunk_rows.min(chunks.rows - first);
+            let answer = server
+                .post(path, Some(body))
+                .with_context(|| format!("loading rows {}..{}", first, first + count))
+                .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+            stored += answer["rowsStored"].as_u64().unwrap_or(0);
+            older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
+            sending.inc(count as u64);
+        }
+        Ok((stored, older))
+    };
+    std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..connections.max(1))
+            .map(|_| scope.spawn(sender))
+            .collect();
+        senders
+            .into_iter()
+            .try_fold((0, 0), |(stored, older), sender| {
+                let (more_stored, more_older) = sender.join().expect("a sender thread panicked")?;
+                Ok((stored + more_stored, older + more_older))
+            })
+    })
 }

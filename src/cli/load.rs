@@ -65,7 +65,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
             let capacity = chunks.last().map_or(0, Vec::len);
             chunks.push(Vec::with_capacity(capacity));
         }
-        let body = chunks.last_mut().expect("a chunk was just pushed");
+        let body = chunks.last_mut().expect("the first row opened a chunk");
         row.write_json(view, body);
         body.push(b'\n');
         rows += 1;

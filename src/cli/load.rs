@@ -4,6 +4,7 @@
 //! progress bars.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,6 +29,10 @@ pub struct LoadArgs {
     /// Rows per request.
     #[arg(long = "chunk-rows", default_value_t = 5000)]
     chunk_rows: usize,
+    /// Requests in flight at once, each on its own connection (the server applies chunks
+    /// concurrently); 1 sends the chunks one after another, in the file's order.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
     /// A .csv (with a header line), .jsonl or .parquet file.
     file: PathBuf,
 }
@@ -44,19 +49,32 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
             )
         })?;
     let load_file = open_load_file(&args.file)?;
+    let chunk_rows = args.chunk_rows.max(1);
 
     let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})")
         .expect("valid template");
     let reading = ProgressBar::new(load_file.size)
         .with_style(style.clone())
         .with_message("validating");
-    let rows = match load_file.read_rows(view, |bytes| reading.inc(bytes as u64)) {
-        Ok(rows) => rows,
-        Err(bad) => {
-            reading.abandon();
-            bail!("{}: {bad}; nothing was loaded", args.file.display());
+    // Each row is encoded into its chunk's request body as it is validated, so neither the rows
+    // nor a JSON tree of each are kept; nothing is sent until the whole file has been read.
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut rows = 0;
+    let read = load_file.for_each_row(view, |row, bytes| {
+        if rows % chunk_rows == 0 {
+            let capacity = chunks.last().map_or(0, Vec::len);
+            chunks.push(Vec::with_capacity(capacity));
         }
-    };
+        let body = chunks.last_mut().expect("the first row opened a chunk");
+        row.write_json(view, body);
+        body.push(b'\n');
+        rows += 1;
+        reading.inc(bytes as u64);
+    });
+    if let Err(bad) = read {
+        reading.abandon();
+        bail!("{}: {bad}; nothing was loaded", args.file.display());
+    }
     reading.finish();
 
     let path = format!(
@@ -65,31 +83,70 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     );
     let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec})")
         .expect("valid template");
-    let sending = ProgressBar::new(rows.len() as u64)
+    let sending = ProgressBar::new(rows as u64)
         .with_style(style)
         .with_message("loading");
-    let (mut stored, mut older, mut sent) = (0u64, 0u64, 0);
-    for chunk in rows.chunks(args.chunk_rows.max(1)) {
-        let mut body = String::new();
-        for row in chunk {
-            body.push_str(&row.to_json(view).to_string());
-            body.push('\n');
-        }
-        let answer = args
-            .server
-            .post(&path, Some(&body))
-            .with_context(|| format!("loading rows {}..{}", sent, sent + chunk.len()))?;
-        stored += answer["rowsStored"].as_u64().unwrap_or(0);
-        older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
-        sending.inc(chunk.len() as u64);
-        sent += chunk.len();
-    }
+    let chunks = Chunks {
+        bodies: &chunks,
+        chunk_rows,
+        rows,
+    };
+    let (stored, older) = send(&args.server, &path, &chunks, args.connections, &sending)?;
     sending.finish();
     println!(
-        "loaded {} rows into {}.{}: {stored} stored, {older} older than the stored row",
-        rows.len(),
-        args.workspace,
-        args.feature_view
+        "loaded {rows} rows into {}.{}: {stored} stored, {older} older than the stored row",
+        args.workspace, args.feature_view
     );
     Ok(())
+}
+
+/// The request bodies of a load, `chunk_rows` rows each (the last one the rest).
+struct Chunks<'a> {
+    bodies: &'a [Vec<u8>],
+    chunk_rows: usize,
+    rows: usize,
+}
+
+/// Sends every chunk over `connections` connections at once, each taking the next chunk not yet
+/// sent; the first refusal stops the others taking more. Answers the rows stored and the rows
+/// older than the stored row.
+fn send(
+    server: &ServerArg,
+    path: &str,
+    chunks: &Chunks,
+    connections: usize,
+    sending: &ProgressBar,
+) -> anyhow::Result<(u64, u64)> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let sender = || -> anyhow::Result<(u64, u64)> {
+        let (mut stored, mut older) = (0u64, 0u64);
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(body) = chunks.bodies.get(index) else {
+                break;
+            };
+            let first = index * chunks.chunk_rows;
+            let count = chunks.chunk_rows.min(chunks.rows - first);
+            let answer = server
+                .post(path, Some(body))
+                .with_context(|| format!("loading rows {}..{}", first, first + count))
+                .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+            stored += answer["rowsStored"].as_u64().unwrap_or(0);
+            older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
+            sending.inc(count as u64);
+        }
+        Ok((stored, older))
+    };
+    std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..connections.max(1))
+            .map(|_| scope.spawn(sender))
+            .collect();
+        senders
+            .into_iter()
+            .try_fold((0, 0), |(stored, older), sender| {
+                let (more_stored, more_older) = sender.join().expect("a sender thread panicked")?;
+                Ok((stored + more_stored, older + more_older))
+            })
+    })
 }

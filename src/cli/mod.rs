@@ -152,12 +152,12 @@ struct ServerArg {
 impl ServerArg {
     /// POSTs to the server with the admin key, with an NDJSON body or none; answers its JSON
     /// reply, or says why not.
-    fn post(&self, path: &str, ndjson: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    fn post(&self, path: &str, ndjson: Option<&[u8]>) -> anyhow::Result<serde_json::Value> {
         let request = self.request("POST", path);
         let response = match ndjson {
             Some(body) => request
                 .set("Content-Type", "application/x-ndjson")
-                .send_string(body),
+                .send_bytes(body),
             None => request.call(),
         };
         self.answer(response)

@@ -90,12 +90,27 @@ impl LoadFile {
     pub fn read_rows(
         self,
         view: &FeatureView,
-        on_progress: impl FnMut(usize),
+        mut on_progress: impl FnMut(usize),
     ) -> Result<Vec<ParsedRow>, BadRow> {
+        let mut rows = Vec::new();
+        self.for_each_row(view, |row, bytes| {
+            rows.push(row);
+            on_progress(bytes);
+        })?;
+        Ok(rows)
+    }
+
+    /// Hands every row to `on_row(row, bytes)` as it is read, `bytes` being its share of the
+    /// file (for progress bars), so a caller that encodes rows need not keep them all.
+    pub fn for_each_row(
+        self,
+        view: &FeatureView,
+        on_row: impl FnMut(ParsedRow, usize),
+    ) -> Result<(), BadRow> {
         match self.format {
-            FileFormat::Csv => read_csv(view, self.file, on_progress),
-            FileFormat::JsonLines => read_json_lines(view, self.file, on_progress),
-            FileFormat::Parquet => super::parquet::read_rows(view, self.file, on_progress),
+            FileFormat::Csv => read_csv(view, self.file, on_row),
+            FileFormat::JsonLines => each_json_line(view, self.file, on_row),
+            FileFormat::Parquet => super::parquet::for_each_row(view, self.file, on_row),
         }
     }
 }
@@ -107,6 +122,19 @@ pub fn read_json_lines(
     mut on_row: impl FnMut(usize),
 ) -> Result<Vec<ParsedRow>, BadRow> {
     let mut rows = Vec::new();
+    each_json_line(view, input, |row, bytes| {
+        rows.push(row);
+        on_row(bytes);
+    })?;
+    Ok(rows)
+}
+
+/// Hands each JSON line's row to `on_row(row, bytes)`.
+fn each_json_line(
+    view: &FeatureView,
+    input: impl Read,
+    mut on_row: impl FnMut(ParsedRow, usize),
+) -> Result<(), BadRow> {
     for (index, line) in BufReader::new(input).lines().enumerate() {
         let bad = |message: String| BadRow {
             place: Place::Line(index + 1),
@@ -121,18 +149,17 @@ pub fn read_json_lines(
         let object = json
             .as_object()
             .ok_or_else(|| bad("expected a JSON object".to_string()))?;
-        rows.push(parse_json_row(view, object).map_err(bad)?);
-        on_row(text.len() + 1);
+        on_row(parse_json_row(view, object).map_err(bad)?, text.len() + 1);
     }
-    Ok(rows)
+    Ok(())
 }
 
-/// Reads CSV with a header line; `on_row(bytes)` is called after each row.
+/// Reads CSV with a header line, handing each row to `on_row(row, bytes)`.
 fn read_csv(
     view: &FeatureView,
     input: impl Read,
-    mut on_row: impl FnMut(usize),
-) -> Result<Vec<ParsedRow>, BadRow> {
+    mut on_row: impl FnMut(ParsedRow, usize),
+) -> Result<(), BadRow> {
     let at_line = |line: usize, message: String| BadRow {
         place: Place::Line(line),
         message,
@@ -153,7 +180,6 @@ fn read_csv(
             ),
         ));
     }
-    let mut rows = Vec::new();
     for record in reader.records() {
         let record = record
             .map_err(|e| at_line(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
@@ -166,8 +192,7 @@ fn read_csv(
                 .transpose()
         })
         .map_err(|message| at_line(line, message))?;
-        rows.push(row);
-        on_row(record.as_byte_record().as_slice().len() + record.len());
+        on_row(row, record.as_byte_record().as_slice().len() + record.len());
     }
-    Ok(rows)
+    Ok(())
 }

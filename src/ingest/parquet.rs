@@ -39,13 +39,13 @@ struct ParquetColumn {
     leaf: Leaf,
 }
 
-/// Reads every row; `on_progress(bytes)` is called after each row with its share of its row
-/// group's compressed size, so a progress bar over the file's size moves steadily.
-pub fn read_rows(
+/// Hands every row to `on_row(row, bytes)`, `bytes` being the row's share of its row group's
+/// compressed size, so a progress bar over the file's size moves steadily.
+pub fn for_each_row(
     view: &FeatureView,
     file: File,
-    mut on_progress: impl FnMut(usize),
-) -> Result<Vec<ParsedRow>, BadRow> {
+    mut on_row: impl FnMut(ParsedRow, usize),
+) -> Result<(), BadRow> {
     let in_footer = |message: String| BadRow {
         place: Place::Footer,
         message,
@@ -84,7 +84,6 @@ pub fn read_rows(
         .map_err(in_footer)?;
     check_codecs(&reader).map_err(in_footer)?;
 
-    let mut rows = Vec::new();
     for group in 0..reader.num_row_groups() {
         let at = |row: usize, message: String| BadRow {
             place: Place::RowGroup { group, row },
@@ -113,11 +112,13 @@ pub fn read_rows(
                     .transpose()
             })
             .map_err(|message| at(row, message))?;
-            rows.push(parsed);
-            on_progress(group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows);
+            on_row(
+                parsed,
+                group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows,
+            );
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Refuses a column chunk compressed with a codec this build cannot read (only Snappy, the

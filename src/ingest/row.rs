@@ -103,27 +103,32 @@ impl ParsedRow {
         }
     }
 
-    /// The row as a JSON object keyed by column, the form the bulk-load endpoint reads back.
-    pub fn to_json(&self, view: &FeatureView) -> Json {
-        let mut object = Map::new();
-        for (join_key, value) in view.join_keys.iter().zip(&self.key) {
-            object.insert(
-                join_key.name.clone(),
-                serde_json::to_value(TectonJson(value)).unwrap_or(Json::Null),
-            );
-        }
+    /// Appends the row as a JSON object keyed by column, the form the bulk-load endpoint reads
+    /// back (one JSON Lines line, without its newline), straight into `out`.
+    pub fn write_json(&self, view: &FeatureView, out: &mut Vec<u8>) {
         let time = Value::Timestamp(self.event_time);
-        object.insert(
-            view.timestamp_field.clone(),
-            serde_json::to_value(TectonJson(&time)).unwrap_or(Json::Null),
-        );
-        for (column, value) in view.row_columns.iter().zip(&self.features) {
-            object.insert(
-                column.name.clone(),
-                serde_json::to_value(TectonJson(value)).unwrap_or(Json::Null),
+        let cells = view
+            .join_keys
+            .iter()
+            .map(|key| key.name.as_str())
+            .zip(&self.key)
+            .chain(std::iter::once((view.timestamp_field.as_str(), &time)))
+            .chain(
+                view.row_columns
+                    .iter()
+                    .map(|column| column.name.as_str())
+                    .zip(&self.features),
             );
+        out.push(b'{');
+        for (index, (name, value)) in cells.enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            // Writing into a Vec cannot fail, and every Value has a JSON form.
+            serde_json::to_writer(&mut *out, name).expect("a column name is JSON");
+            out.push(b':');
+            serde_json::to_writer(&mut *out, &TectonJson(value)).expect("a value is JSON");
         }
-
-        Json::Object(object)
+        out.push(b'}');
     }
 }

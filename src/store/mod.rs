@@ -7,6 +7,7 @@
 mod arena;
 pub mod key;
 mod recovery;
+mod replicated;
 mod router;
 pub mod row;
 mod shard;
@@ -18,6 +19,7 @@ mod writer;
 mod concurrency_tests;
 
 pub use recovery::Recovery;
+pub use replicated::RowLog;
 pub use router::{ReadResult, Router, StoreError};
 pub use shard::{
     Lookup, ReadContext, RowWrite, ShardUsage, Specs, StoredRow, ViewUsage, WriteOutcome,

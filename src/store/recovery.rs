@@ -12,7 +12,9 @@ use super::router::{Router, StoreError};
 use super::shard::RowWrite;
 use super::tiles::{from_stored, TileSet};
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
-use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV2};
+use crate::persist::format::{
+    decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV2, ViewRefV1,
+};
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
@@ -74,16 +76,7 @@ impl Router {
         stored: RowsV1,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
-        let ids: Vec<Option<u32>> = stored
-            .views
-            .iter()
-            .map(|view| self.view_ids.get(view).copied())
-            .collect();
-        for (view, id) in stored.views.iter().zip(&ids) {
-            if id.is_none() {
-                tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
-            }
-        }
+        let ids = self.view_ids_of(&stored.views);
         let mut restored_tiles = 0;
         let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
             (0..self.n_shards()).map(|_| Vec::new()).collect();
@@ -137,6 +130,23 @@ impl Router {
         on_rows(writes.len());
         self.write_with(writes, false).await?;
         Ok((total - skipped, skipped))
+    }
+}
+
+impl Router {
+    /// The id of each view stored rows name (index = the record's view index); `None` (and a
+    /// warning) for a view the repository no longer has.
+    pub(super) fn view_ids_of(&self, views: &[ViewRefV1]) -> Vec<Option<u32>> {
+        let ids: Vec<Option<u32>> = views
+            .iter()
+            .map(|view| self.view_ids.get(view).copied())
+            .collect();
+        for (view, id) in views.iter().zip(&ids) {
+            if id.is_none() {
+                tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
+            }
+        }
+        ids
     }
 }
 

@@ -1,7 +1,8 @@
 //! The router (the store's supervisor handle): starts the shard actors, each on its own thread,
 //! and the writer actor; reads the shards' partitions directly on the caller's thread (under each
 //! partition's read lock, no message), and sends every write through the writer (journal first,
-//! then the shards: one message per shard involved, never one per row).
+//! then the shards: one message per shard involved, never one per row), or in cluster mode to
+//! the cluster's log (see `replicated`).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::key::shard_of;
+use super::replicated::RowLog;
 use super::shard::RestoreTiles;
 use super::shard::{
     Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, ViewStats,
@@ -36,12 +38,19 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Journal(#[from] crate::persist::JournalError),
+    /// The cluster's log (JetStream) did not take or apply the rows.
+    #[error("the cluster log could not take the rows: {0}")]
+    Log(String),
 }
 
 impl StoreError {
     /// True when writes are refused until the journal can be repaired (HTTP 503).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Journal(error) if error.is_unwritable())
+        match self {
+            StoreError::Journal(error) => error.is_unwritable(),
+            StoreError::Log(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -59,6 +68,8 @@ pub struct Router {
     pub(super) specs: Specs,
     /// Rows written per view since start (not counting recovery), for the ingest rate.
     view_writes: ViewWrites,
+    /// Cluster mode: where writes go instead of the writer (see `replicated`).
+    pub(super) log: Option<Arc<dyn RowLog>>,
 }
 
 /// Rows in lookup order, plus how long the slowest shard's part of the read took.
@@ -115,6 +126,7 @@ impl Router {
             views,
             view_ids,
             specs,
+            log: None,
         })
     }
 
@@ -122,13 +134,17 @@ impl Router {
         self.shards.len()
     }
 
-    /// Stores rows (journaled first when persistence is on); each row goes to the shard that
-    /// owns its key. Returns once every shard involved has applied its rows.
+    /// Stores rows (journaled first when persistence is on; through the cluster's log in
+    /// cluster mode); each row goes to the shard that owns its key. Returns once every shard
+    /// involved has applied its rows.
     pub async fn write(&self, rows: Vec<RowWrite>) -> Result<WriteOutcome, StoreError> {
         for row in &rows {
             self.view_writes.add(row.view as usize, 1);
         }
-        self.write_with(rows, true).await
+        match &self.log {
+            Some(log) => log.append(rows).await,
+            None => self.write_with(rows, true).await,
+        }
     }
 
     pub(super) async fn write_with(

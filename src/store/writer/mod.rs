@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, AsyncContext, Context};
 
 pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
-pub use write::Write;
+pub use write::{journal_record, Write};
 
 use super::shard::ShardActor;
 use crate::metrics::{shard_mailbox_depth, Gauge};

@@ -224,8 +224,8 @@ pub struct Settings {
 /// applies (see `cluster`).
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
-    /// As `async-nats` takes them: comma-separated.
-    pub nats_urls: String,
+    /// Given comma-separated; any one of them is enough to join.
+    pub nats_urls: Vec<String>,
     pub stream: String,
     pub partitions: usize,
     pub replicas: usize,
@@ -456,6 +456,11 @@ impl Settings {
             path.as_ref()
                 .map_or_else(|| "none".to_string(), |p| p.display().to_string())
         };
+        let cluster = |value: fn(&ClusterSettings) -> String| {
+            self.cluster
+                .as_ref()
+                .map_or_else(|| "none".to_string(), value)
+        };
         let persistence = &self.persistence;
         vec![
             ("server.listen", self.listen.to_string()),
@@ -521,36 +526,11 @@ impl Settings {
                 path(&self.secrets.master_key_file),
             ),
             ("secrets.tenant", self.secrets.tenant.clone()),
-            (
-                "cluster.nats_urls",
-                self.cluster
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.nats_urls.clone()),
-            ),
-            (
-                "cluster.stream",
-                self.cluster
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.stream.clone()),
-            ),
-            (
-                "cluster.partitions",
-                self.cluster
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.partitions.to_string()),
-            ),
-            (
-                "cluster.replicas",
-                self.cluster
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.replicas.to_string()),
-            ),
-            (
-                "cluster.node_id",
-                self.cluster
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.node_id.clone()),
-            ),
+            ("cluster.nats_urls", cluster(|c| c.nats_urls.join(","))),
+            ("cluster.stream", cluster(|c| c.stream.clone())),
+            ("cluster.partitions", cluster(|c| c.partitions.to_string())),
+            ("cluster.replicas", cluster(|c| c.replicas.to_string())),
+            ("cluster.node_id", cluster(|c| c.node_id.clone())),
             (
                 "log.format",
                 match self.log_format {
@@ -854,7 +834,12 @@ fn cluster_settings(
         ));
     }
     Ok(Some(ClusterSettings {
-        nats_urls,
+        nats_urls: nats_urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .collect(),
         stream,
         partitions,
         replicas,

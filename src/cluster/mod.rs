@@ -65,10 +65,10 @@ impl Cluster {
         settings: &ClusterSettings,
         router: &Router,
     ) -> Result<Cluster, ClusterError> {
-        let client = async_nats::connect(settings.nats_urls.as_str())
+        let client = async_nats::connect(settings.nats_urls.clone())
             .await
             .map_err(|e| ClusterError::Connect {
-                urls: settings.nats_urls.clone(),
+                urls: settings.nats_urls.join(","),
                 reason: e.to_string(),
             })?;
         let jetstream = jetstream::new(client);

@@ -4,6 +4,7 @@
 // Each area uses a different part of the harness.
 mod aggregation;
 mod bench;
+mod cluster;
 #[allow(dead_code)]
 mod common;
 mod config;

@@ -1,0 +1,174 @@
+//! Cluster mode on a real NATS JetStream cluster (Debian's `nats-server`; these tests skip,
+//! saying so, when it is not installed): three NATS servers and three Quiver nodes on loopback
+//! ports; a write through one node is read from every node, and a node restarted with SIGKILL
+//! replays the stream and serves what was written before.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use super::common::{Server, ServerBuilder};
+use super::persistence::{ingest, last_amount};
+
+/// How long a node may take to show a write made through another (the machine is loaded).
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+/// `nats-server`, from PATH or where Debian installs it (`/usr/sbin`, often not on a user's PATH).
+fn nats_server() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let debian = PathBuf::from("/usr/sbin/nats-server");
+        debian.is_file().then_some(debian)
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A NATS cluster of `n` servers with JetStream, each killed when this is dropped.
+struct NatsCluster {
+    servers: Vec<Child>,
+    client_ports: Vec<u16>,
+}
+
+impl NatsCluster {
+    fn start(binary: &Path, dir: &Path, n: usize) -> NatsCluster {
+        let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let servers = (0..n)
+            .map(|i| {
+                let routes: Vec<String> = route_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
+                    .collect();
+                Command::new(binary)
+                    .args(["-a", "127.0.0.1", "-js", "-p"])
+                    .arg(client_ports[i].to_string())
+                    .arg("-sd")
+                    .arg(dir.join(format!("s{i}")))
+                    .arg("--server_name")
+                    .arg(format!("s{i}"))
+                    .args(["--cluster_name", "quiver-test", "--cluster"])
+                    .arg(format!("nats://127.0.0.1:{}", route_ports[i]))
+                    .arg("--routes")
+                    .arg(routes.join(","))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("nats-server starts")
+            })
+            .collect();
+        let cluster = NatsCluster {
+            servers,
+            client_ports,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in &cluster.client_ports {
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server on port {port} never listened"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// Every server's client URL, as `--nats-urls` takes them.
+    fn urls(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+/// A Quiver node of the cluster (the demo config: its seeds are not loaded in cluster mode).
+fn node(nats: &NatsCluster, node_id: &str) -> Server {
+    ServerBuilder::new()
+        .arg("--nats-urls")
+        .arg(&nats.urls())
+        .arg("--node-id")
+        .arg(node_id)
+        .arg("--cluster-replicas")
+        .arg("3")
+        .arg("--cluster-partitions")
+        .arg("4")
+        .start()
+}
+
+/// Polls `server` until the user's `last_amount` is `expected` (panics at the deadline).
+fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let amount = last_amount(server, user);
+        if &amount == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} still answers {amount} for {user}, not {expected}",
+            server.base_url
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_write_through_one_node_is_read_from_every_node_and_a_restarted_node_replays_it() {
+    let Some(binary) = nats_server() else {
+        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&binary, dir.path(), 3);
+    let nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| node(&nats, id))
+        .collect();
+
+    // The writing node answers once JetStream acknowledged and it applied the rows itself.
+    ingest(&nodes[0], "alice", 12.5);
+    assert_eq!(last_amount(&nodes[0], "alice"), json!(12.5));
+    ingest(&nodes[1], "bob", 7.25);
+    for node in &nodes {
+        wait_for_amount(node, "alice", &json!(12.5));
+        wait_for_amount(node, "bob", &json!(7.25));
+    }
+
+    // A node keeps nothing across a restart: it replays the stream from its start.
+    let mut nodes = nodes;
+    nodes.pop().unwrap().kill9();
+    let restarted = node(&nats, "n3");
+    assert_eq!(last_amount(&restarted, "alice"), json!(12.5));
+    assert_eq!(last_amount(&restarted, "bob"), json!(7.25));
+    ingest(&restarted, "carol", 3.0);
+    for node in nodes.iter().chain([&restarted]) {
+        wait_for_amount(node, "carol", &json!(3.0));
+    }
+}

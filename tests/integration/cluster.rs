@@ -1,7 +1,8 @@
 //! Cluster mode on a real NATS JetStream cluster (Debian's `nats-server`; these tests skip,
 //! saying so, when it is not installed): three NATS servers and three Quiver nodes on loopback
-//! ports; a write through one node is read from every node, and a node restarted with SIGKILL
-//! replays the stream and serves what was written before.
+//! ports; a write through one node is read from every node, a node restarted with SIGKILL
+//! replays the stream and serves what was written before, writes go on after one NATS server
+//! is killed, and without NATS writes answer 503.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use super::common::{Server, ServerBuilder};
-use super::persistence::{ingest, last_amount};
+use super::persistence::{ingest, last_amount, transaction};
 
 /// How long a node may take to show a write made through another (the machine is loaded).
 const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
@@ -89,6 +90,12 @@ impl NatsCluster {
         cluster
     }
 
+    /// Kills server `i` with SIGKILL.
+    fn kill(&mut self, i: usize) {
+        let _ = self.servers[i].kill();
+        let _ = self.servers[i].wait();
+    }
+
     /// Every server's client URL, as `--nats-urls` takes them.
     fn urls(&self) -> String {
         self.client_ports
@@ -140,13 +147,13 @@ fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
 }
 
 #[test]
-fn a_write_through_one_node_is_read_from_every_node_and_a_restarted_node_replays_it() {
+fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nats_failures() {
     let Some(binary) = nats_server() else {
         eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&binary, dir.path(), 3);
+    let mut nats = NatsCluster::start(&binary, dir.path(), 3);
     let nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| node(&nats, id))
@@ -171,4 +178,35 @@ fn a_write_through_one_node_is_read_from_every_node_and_a_restarted_node_replays
     for node in nodes.iter().chain([&restarted]) {
         wait_for_amount(node, "carol", &json!(3.0));
     }
+
+    // One NATS server of three lost: the stream keeps a quorum, so writes are acknowledged
+    // again once JetStream has moved the stream's leader if it was there (a 503 meanwhile).
+    nats.kill(2);
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let mut refused = 0;
+    loop {
+        let reply = nodes[0].admin_post("/ingest", &transaction("erin", 2.0));
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(
+            Instant::now() < deadline,
+            "no write acknowledged after losing one NATS server"
+        );
+        refused += 1;
+    }
+    eprintln!(
+        "after losing a NATS server, {refused} write(s) answered 503 before one was acknowledged"
+    );
+    for node in nodes.iter().chain([&restarted]) {
+        wait_for_amount(node, "erin", &json!(2.0));
+    }
+
+    // Without NATS no write is acknowledged: 503, and reads keep answering.
+    drop(nats);
+    let reply = restarted.admin_post("/ingest", &transaction("dave", 1.0));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("cluster log"), "{}", reply.body);
+    assert_eq!(last_amount(&restarted, "alice"), json!(12.5));
 }

@@ -102,6 +102,12 @@ async fn apply(
                     tracing::warn!("cluster stream: a message without JetStream metadata is skipped");
                     continue;
                 };
+                // JetStream redelivers a message whose ack it did not get in time; applying it
+                // again would count its aggregations twice.
+                if sequence <= *applied.borrow() {
+                    let _ = message.ack().await;
+                    continue;
+                }
                 let outcome = router.apply_record(&message.payload).await;
                 if let Err(error) = &outcome {
                     tracing::error!(%error, sequence, "cluster stream: a record could not be applied");

@@ -26,7 +26,8 @@
 //!   from one replicated stream); implements the store's `RowLog`.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
-//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`).
+//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`,
+//!   `cluster`).
 //!
 //! ARCHITECTURE.md at the repository root has the map and the invariants.
 

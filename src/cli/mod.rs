@@ -1,7 +1,8 @@
 //! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
-//! `logs`, `secrets`, `plan` and `bench`.
+//! `logs`, `secrets`, `plan`, `bench` and `cluster`.
 
 mod bench;
+mod cluster;
 mod config;
 mod journal;
 mod load;
@@ -53,6 +54,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
+    /// Show a cluster's stream, partitions and nodes, as NATS JetStream tells.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -204,6 +207,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(*args),
         Command::Logs(args) => logs::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 

@@ -5,10 +5,13 @@
 //! it. Every node applies the whole stream, in stream order, to its own shards through a
 //! durable consumer named by its node id. The stream is the log: no local journal.
 //!
+//! `status` answers `quiver cluster status` from JetStream alone.
+//!
 //! Not here yet: partitioned ownership, rebalancing, forwarded reads, the SCIM and vault
 //! streams, snapshots that record a stream sequence (a node replays the stream from its start).
 
 mod replica;
+mod status;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::ClusterSettings;
 use crate::store::key::shard_of;
 use crate::store::{Router, RowLog, RowWrite, StoreError, WriteOutcome};
+
+pub use status::{status, ClusterStatus};
 
 /// How long a node waits at start for the stream to be created: a NATS cluster starting at
 /// the same time elects its JetStream leader first.
@@ -65,13 +70,7 @@ impl Cluster {
         settings: &ClusterSettings,
         router: &Router,
     ) -> Result<Cluster, ClusterError> {
-        let client = async_nats::connect(settings.nats_urls.clone())
-            .await
-            .map_err(|e| ClusterError::Connect {
-                urls: settings.nats_urls.join(","),
-                reason: e.to_string(),
-            })?;
-        let jetstream = jetstream::new(client);
+        let jetstream = connect(&settings.nats_urls).await?;
         let config = stream::Config {
             name: settings.stream.clone(),
             subjects: vec![format!("{}.rows.*", settings.stream)],
@@ -125,6 +124,18 @@ impl Cluster {
         let waiters = self.waiters.take().expect("the replica is started once");
         replica::start(&self.settings, &mut self.stream, router, waiters).await
     }
+}
+
+/// A JetStream context over the NATS servers at `nats_urls` (any one reachable is enough).
+async fn connect(nats_urls: &[String]) -> Result<jetstream::Context, ClusterError> {
+    let client =
+        async_nats::connect(nats_urls.to_vec())
+            .await
+            .map_err(|e| ClusterError::Connect {
+                urls: nats_urls.join(","),
+                reason: e.to_string(),
+            })?;
+    Ok(jetstream::new(client))
 }
 
 /// The [`RowLog`] of a cluster node: rows to the stream, answers from the replica.

@@ -2,7 +2,7 @@
 //! saying so, when it is not installed): three NATS servers and three Quiver nodes on loopback
 //! ports; a write through one node is read from every node, a node restarted with SIGKILL
 //! replays the stream and serves what was written before, writes go on after one NATS server
-//! is killed, and without NATS writes answer 503.
+//! is killed, and without NATS writes answer 503. `quiver cluster status` shows the nodes.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -129,6 +129,22 @@ fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .start()
 }
 
+/// What `quiver cluster status` prints for the cluster's stream.
+fn cluster_status(nats: &NatsCluster) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["cluster", "status", "--nats-urls"])
+        .arg(nats.urls())
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .expect("quiver runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Polls `server` until the user's `last_amount` is `expected` (panics at the deadline).
 fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
     let deadline = Instant::now() + CONVERGE_WITHIN;
@@ -166,6 +182,30 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     for node in &nodes {
         wait_for_amount(node, "alice", &json!(12.5));
         wait_for_amount(node, "bob", &json!(7.25));
+    }
+
+    // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let printed = cluster_status(&nats);
+        assert!(printed.starts_with("stream QUIVER: "), "{printed}");
+        let caught_up = ["n1", "n2", "n3"].iter().all(|id| {
+            printed
+                .lines()
+                .any(|line| line.trim_start().starts_with(id) && line.ends_with(" behind 0"))
+        });
+        if caught_up {
+            assert!(
+                printed.contains("  server s"),
+                "the stream's replicas are listed: {printed}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never caught up: {printed}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     // A node keeps nothing across a restart: it replays the stream from its start.

@@ -355,6 +355,9 @@ async fn start(
                 .await
                 .context("could not catch up with the cluster's stream")?;
             tracing::info!(sequence, "caught up with the cluster's stream");
+            if !settings.demo_seeds.is_empty() {
+                tracing::info!("the demo seeds are not loaded in cluster mode");
+            }
         }
         (None, Some(dirs)) => recover(settings, dirs, router, directory, vault, registry).await?,
         (None, None) => seed_demo(settings, registry, router).await?,

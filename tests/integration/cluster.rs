@@ -250,3 +250,21 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     assert!(reply.body.contains("cluster log"), "{}", reply.body);
     assert_eq!(last_amount(&restarted, "alice"), json!(12.5));
 }
+
+#[test]
+fn a_node_whose_nats_servers_are_unreachable_refuses_to_start() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let output = ServerBuilder::new()
+        .arg("--nats-urls")
+        .arg(&url)
+        .arg("--node-id")
+        .arg("n1")
+        .run_to_exit();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("could not join the cluster"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to NATS at {url}")),
+        "{stderr}"
+    );
+}

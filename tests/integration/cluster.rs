@@ -1,17 +1,18 @@
 //! Cluster mode on a real NATS JetStream cluster (Debian's `nats-server`; these tests skip,
 //! saying so, when it is not installed): three NATS servers and three Quiver nodes on loopback
 //! ports; a write through one node is read from every node, a node restarted with SIGKILL
-//! replays the stream and serves what was written before, writes go on after one NATS server
-//! is killed, and without NATS writes answer 503. `quiver cluster status` shows the nodes.
+//! replays the stream and serves what was written before, a node SIGKILLed during writes lost
+//! none it acknowledged, writes go on after one NATS server is killed, and without NATS writes answer 503. `quiver cluster status` shows the nodes.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{Server, ServerBuilder};
+use super::common::{Server, ServerBuilder, ADMIN_KEY};
 use super::persistence::{ingest, last_amount, transaction};
 
 /// How long a node may take to show a write made through another (the machine is loaded).
@@ -129,6 +130,30 @@ fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .start()
 }
 
+/// Writes a new user's amount through the node at `base_url` until a write is refused (the node
+/// was killed), counting acknowledgements in `acknowledged`; answers the acknowledged writes.
+fn write_until_refused(base_url: &str, acknowledged: &AtomicUsize) -> Vec<(String, f64)> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let mut written = Vec::new();
+    for i in 0..10_000 {
+        let (user, amount) = (format!("during_kill_{i}"), i as f64 + 0.5);
+        let sent = agent
+            .post(&format!("{base_url}/ingest"))
+            .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
+            .send_json(transaction(&user, amount));
+        match sent {
+            Ok(response) if response.status() == 200 => {
+                written.push((user, amount));
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => break,
+        }
+    }
+    written
+}
+
 /// What `quiver cluster status` prints for the cluster's stream.
 fn cluster_status(nats: &NatsCluster) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
@@ -219,6 +244,25 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
         wait_for_amount(node, "carol", &json!(3.0));
     }
 
+    // SIGKILL a node during writes through it: every write it acknowledged is on the others.
+    let acknowledged = AtomicUsize::new(0);
+    let base_url = restarted.base_url.clone();
+    let written = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_until_refused(&base_url, &acknowledged));
+        let deadline = Instant::now() + CONVERGE_WITHIN;
+        while acknowledged.load(Ordering::Relaxed) < 5 {
+            assert!(Instant::now() < deadline, "no write acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        restarted.kill9();
+        writer.join().unwrap()
+    });
+    for (user, amount) in &written {
+        for node in &nodes {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
+
     // One NATS server of three lost: the stream keeps a quorum, so writes are acknowledged
     // again once JetStream has moved the stream's leader if it was there (a 503 meanwhile).
     nats.kill(2);
@@ -239,16 +283,16 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     eprintln!(
         "after losing a NATS server, {refused} write(s) answered 503 before one was acknowledged"
     );
-    for node in nodes.iter().chain([&restarted]) {
+    for node in &nodes {
         wait_for_amount(node, "erin", &json!(2.0));
     }
 
     // Without NATS no write is acknowledged: 503, and reads keep answering.
     drop(nats);
-    let reply = restarted.admin_post("/ingest", &transaction("dave", 1.0));
+    let reply = nodes[1].admin_post("/ingest", &transaction("dave", 1.0));
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.body.contains("cluster log"), "{}", reply.body);
-    assert_eq!(last_amount(&restarted, "alice"), json!(12.5));
+    assert_eq!(last_amount(&nodes[1], "alice"), json!(12.5));
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Cluster mode on a real NATS JetStream cluster (Debian's `nats-server`; these tests skip,
 //! saying so, when it is not installed): three NATS servers and three Quiver nodes on loopback
-//! ports; a write through one node is read from every node, a node restarted with SIGKILL
-//! replays the stream and serves what was written before, a node SIGKILLed during writes lost
-//! none it acknowledged, writes go on after one NATS server is killed, and without NATS writes answer 503. `quiver cluster status` shows the nodes.
+//! ports. A write through one node is read from every node; `quiver cluster status` shows the
+//! nodes caught up; a node restarted after SIGKILL replays the stream and serves what was
+//! written before; a node SIGKILLed during writes lost none it acknowledged; a node added at
+//! runtime serves every earlier write once started; writes go on after one NATS server is
+//! killed; without NATS, writes answer 503.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -257,11 +259,17 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
         restarted.kill9();
         writer.join().unwrap()
     });
+    // A node added at runtime catches up before it answers (its start waits for that), then
+    // serves everything.
+    let added = node(&nats, "n4");
+    assert_eq!(last_amount(&added, "alice"), json!(12.5));
     for (user, amount) in &written {
+        assert_eq!(last_amount(&added, user), json!(amount));
         for node in &nodes {
             wait_for_amount(node, user, &json!(amount));
         }
     }
+    nodes.push(added);
 
     // One NATS server of three lost: the stream keeps a quorum, so writes are acknowledged
     // again once JetStream has moved the stream's leader if it was there (a 503 meanwhile).

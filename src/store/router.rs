@@ -44,7 +44,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when writes are refused until the journal can be repaired (HTTP 503).
+    /// True when writes are refused until the journal can be repaired, or the cluster's log
+    /// (NATS) takes them again (HTTP 503).
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Journal(error) => error.is_unwritable(),

@@ -3,6 +3,7 @@
 //! time in stream order (so every node applies the same rows in the same order).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
@@ -11,6 +12,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{ClusterError, Waiter};
 use crate::config::ClusterSettings;
 use crate::store::{Router, StoreError, WriteOutcome};
+
+/// How often the server says a pull is still alive, and how long a pull lasts.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// Recreates the node's durable consumer from the stream's first message (this slice keeps
 /// no rows across restarts, so a node replays everything), starts applying, and resolves
@@ -53,7 +58,12 @@ pub(super) async fn start(
         })?
         .state
         .last_sequence;
+    // A pull outstanding at a NATS server that dies is noticed only by missed heartbeats or
+    // its expiry; the defaults (15 s, 30 s) would hold this node's own writes that long.
     let messages = consumer
+        .stream()
+        .heartbeat(PULL_HEARTBEAT)
+        .expires(PULL_EXPIRES)
         .messages()
         .await
         .map_err(|e| consumer_error(e.to_string()))?;

@@ -31,6 +31,22 @@ struct ConfigFile {
     demo: DemoSection,
     #[serde(default)]
     log: LogSection,
+    #[serde(default)]
+    cluster: ClusterSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSection {
+    /// Comma-separated NATS server URLs; empty or absent: single-node (no cluster).
+    nats_urls: Option<String>,
+    /// The JetStream stream's name (and its subjects' prefix).
+    stream: Option<String>,
+    partitions: Option<usize>,
+    /// The stream's replication factor (NATS servers holding each message).
+    replicas: Option<usize>,
+    /// This node's name: its durable consumer's name.
+    node_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,7 +216,29 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     pub workspaces: Vec<WorkspaceSource>,
     pub demo_seeds: Vec<DemoSeed>,
+    /// `None`: a single node (the default).
+    pub cluster: Option<ClusterSettings>,
 }
+
+/// How a node joins a cluster: feature writes go through a JetStream stream that every node
+/// applies (see `cluster`).
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// Given comma-separated; any one of them is enough to join.
+    pub nats_urls: Vec<String>,
+    pub stream: String,
+    pub partitions: usize,
+    pub replicas: usize,
+    pub node_id: String,
+}
+
+/// Cluster defaults: 16 partitions leave room to spread them over nodes later; one replica is
+/// what a single NATS server can hold.
+const DEFAULT_CLUSTER_STREAM: &str = "QUIVER";
+const DEFAULT_CLUSTER_PARTITIONS: usize = 16;
+const DEFAULT_CLUSTER_REPLICAS: usize = 1;
+/// JetStream's limit on a stream's replicas.
+const MAX_CLUSTER_REPLICAS: usize = 5;
 
 /// The PEM files every listener serves HTTPS with.
 #[derive(Debug, Clone)]
@@ -300,6 +338,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "persistence.snapshot_dir", flag: "snapshot-dir", env: "QUIVER_SNAPSHOT_DIR", kind: Kind::Path, help: "Where snapshots go [default: DATA_DIR/snapshots]" },
     Setting { key: "secrets.master_key_file", flag: "master-key-file", env: "QUIVER_MASTER_KEY_FILE", kind: Kind::Path, help: "The vault's master key file [default: DATA_DIR/master.key]" },
     Setting { key: "secrets.tenant", flag: "tenant", env: "QUIVER_TENANT", kind: Kind::Text, help: "TrueFoundry's tenant name [default: quiver]" },
+    Setting { key: "cluster.nats_urls", flag: "nats-urls", env: "QUIVER_NATS_URLS", kind: Kind::Text, help: "Join a cluster through these NATS servers (comma-separated nats:// URLs); empty: single node" },
+    Setting { key: "cluster.stream", flag: "cluster-stream", env: "QUIVER_CLUSTER_STREAM", kind: Kind::Text, help: "The JetStream stream of feature writes [default: QUIVER]" },
+    Setting { key: "cluster.partitions", flag: "cluster-partitions", env: "QUIVER_CLUSTER_PARTITIONS", kind: Kind::Count, help: "Partitions (subjects) of the stream [default: 16]" },
+    Setting { key: "cluster.replicas", flag: "cluster-replicas", env: "QUIVER_CLUSTER_REPLICAS", kind: Kind::Count, help: "NATS servers holding each message of the stream, 1 to 5 [default: 1]" },
+    Setting { key: "cluster.node_id", flag: "node-id", env: "QUIVER_NODE_ID", kind: Kind::Text, help: "This node's name in the cluster (letters, digits, - and _); required with --nats-urls" },
     Setting { key: "log.format", flag: "log-format", env: "QUIVER_LOG_FORMAT", kind: Kind::Text, help: "Log lines: text (human-readable) or json (one object per line) [default: text]" },
 ];
 
@@ -413,6 +456,11 @@ impl Settings {
             path.as_ref()
                 .map_or_else(|| "none".to_string(), |p| p.display().to_string())
         };
+        let cluster = |value: fn(&ClusterSettings) -> String| {
+            self.cluster
+                .as_ref()
+                .map_or_else(|| "none".to_string(), value)
+        };
         let persistence = &self.persistence;
         vec![
             ("server.listen", self.listen.to_string()),
@@ -478,6 +526,11 @@ impl Settings {
                 path(&self.secrets.master_key_file),
             ),
             ("secrets.tenant", self.secrets.tenant.clone()),
+            ("cluster.nats_urls", cluster(|c| c.nats_urls.join(","))),
+            ("cluster.stream", cluster(|c| c.stream.clone())),
+            ("cluster.partitions", cluster(|c| c.partitions.to_string())),
+            ("cluster.replicas", cluster(|c| c.replicas.to_string())),
+            ("cluster.node_id", cluster(|c| c.node_id.clone())),
             (
                 "log.format",
                 match self.log_format {
@@ -665,7 +718,9 @@ impl Settings {
                 std::time::Duration::from_micros(micros as u64)
             }
         };
+        let cluster = cluster_settings(file.cluster, data_dir.is_some(), &bad)?;
         Ok(Settings {
+            cluster,
             max_future_skew,
             tls,
             body_read_timeout,
@@ -715,4 +770,79 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// The cluster section resolved: `None` without NATS URLs. A stream name and a node id become
+/// NATS subjects and consumer names, so they are kept to letters, digits, `-` and `_`.
+fn cluster_settings(
+    section: ClusterSection,
+    has_data_dir: bool,
+    bad: &impl Fn(&'static str, &str, String) -> ConfigError,
+) -> Result<Option<ClusterSettings>, ConfigError> {
+    let Some(nats_urls) = section.nats_urls.filter(|urls| !urls.is_empty()) else {
+        return Ok(None);
+    };
+    // This slice replays the whole stream at start: rows restored from a snapshot too would
+    // be applied twice (aggregations counted twice).
+    if has_data_dir {
+        return Err(bad(
+            "cluster.nats_urls",
+            &nats_urls,
+            "cannot be used with storage.data_dir yet: a cluster node keeps its rows in memory and replays the stream at start".into(),
+        ));
+    }
+    let name = |key: &'static str, text: String| {
+        let fits = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if fits {
+            Ok(text)
+        } else {
+            Err(bad(
+                key,
+                &text,
+                "must be letters, digits, - and _ only (it names NATS subjects and consumers)"
+                    .into(),
+            ))
+        }
+    };
+    let stream = name(
+        "cluster.stream",
+        section
+            .stream
+            .unwrap_or_else(|| DEFAULT_CLUSTER_STREAM.to_string()),
+    )?;
+    let Some(node_id) = section.node_id.filter(|id| !id.is_empty()) else {
+        return Err(bad(
+            "cluster.node_id",
+            "",
+            "is required when cluster.nats_urls is set".into(),
+        ));
+    };
+    let node_id = name("cluster.node_id", node_id)?;
+    let partitions = section.partitions.unwrap_or(DEFAULT_CLUSTER_PARTITIONS);
+    if partitions == 0 {
+        return Err(bad("cluster.partitions", "0", "must be at least 1".into()));
+    }
+    let replicas = section.replicas.unwrap_or(DEFAULT_CLUSTER_REPLICAS);
+    if !(1..=MAX_CLUSTER_REPLICAS).contains(&replicas) {
+        return Err(bad(
+            "cluster.replicas",
+            &replicas.to_string(),
+            format!("must be 1 to {MAX_CLUSTER_REPLICAS}"),
+        ));
+    }
+    Ok(Some(ClusterSettings {
+        nats_urls: nats_urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .collect(),
+        stream,
+        partitions,
+        replicas,
+        node_id,
+    }))
 }

@@ -22,14 +22,18 @@
 //! - [`http`]: routes, permission extractors, wire formats and the one error table (each API
 //!   family renders it in its own shape), and the operator console (`/console`, its pages
 //!   embedded from `console/`); the only module that knows actix-web.
+//! - [`cluster`]: cluster mode on NATS JetStream (first slice: every node applies every write
+//!   from one replicated stream); implements the store's `RowLog`.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
-//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`).
+//! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`,
+//!   `cluster`).
 //!
 //! ARCHITECTURE.md at the repository root has the map and the invariants.
 
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod feature_log;
 pub mod http;

@@ -1,8 +1,9 @@
 //! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
-//! `logs`, `secrets`, `plan`, `apply` and `bench`.
+//! `logs`, `secrets`, `plan`, `apply`, `bench` and `cluster`.
 
 mod apply;
 mod bench;
+mod cluster;
 mod config;
 mod journal;
 mod load;
@@ -56,6 +57,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
     Bench(Box<bench::BenchArgs>),
+    /// Show a cluster's stream, partitions and nodes, as NATS JetStream tells.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// The configuration file, shared by every subcommand.
@@ -214,6 +217,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 

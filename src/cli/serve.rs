@@ -1,6 +1,7 @@
-//! `quiver serve`: load and validate the repository, start the actors, listen (every API
-//! answering 503 and `/readyz` saying why until start-up is done), recover persisted state (or
-//! seed the demo rows into an empty store), serve HTTP until SIGINT/SIGTERM (actix-web stops
+//! `quiver serve`: load and validate the repository, start the actors (and join the cluster in
+//! cluster mode), listen (every API answering 503 and `/readyz` saying why until start-up is
+//! done), recover persisted state (or seed the demo rows into an empty store, or catch up with
+//! the cluster's stream), serve HTTP until SIGINT/SIGTERM (actix-web stops
 //! accepting and drains), then take a last snapshot and exit.
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use rustls::ServerConfig;
 
 use super::{ConfigArg, SettingArgs};
+use crate::cluster::Cluster;
 use crate::config::{PersistenceSettings, Settings};
 use crate::feature_log::FeatureLog;
 use crate::http::readiness::{StartUp, Started};
@@ -145,6 +147,18 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let router = Router::start_with(settings.n_shards, settings.arena_initial_bytes, &registry)
         .context("could not start the shards")?;
+    let mut cluster = match &settings.cluster {
+        Some(cluster) => Some(
+            Cluster::connect(cluster, &router)
+                .await
+                .context("could not join the cluster")?,
+        ),
+        None => None,
+    };
+    let router = match &cluster {
+        Some(cluster) => router.with_log(cluster.log()),
+        None => router,
+    };
     let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
     let directory = Directory::start(hasher, admin_digest);
     let vault = Vault::start(
@@ -226,7 +240,16 @@ async fn serve(
         }
         stopping.stop(true).await;
     });
-    let ingest_tokens = match start(&settings, &served, &router, &directory, &vault).await {
+    let started = start(
+        &settings,
+        &served,
+        &router,
+        &directory,
+        &vault,
+        cluster.as_mut(),
+    )
+    .await;
+    let ingest_tokens = match started {
         Ok(ingest_tokens) => ingest_tokens,
         Err(error) => {
             handle.stop(false).await;
@@ -295,18 +318,31 @@ fn listen(
 }
 
 /// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an
-/// empty store), then renders the ingest tokens from the recovered vault and answers them.
+/// empty store), or in a cluster catches up with the cluster's stream (no demo seeds there:
+/// every node would publish them again), then renders the ingest tokens from the recovered
+/// vault and answers them.
 async fn start(
     settings: &Settings,
     served: &ServedRepository,
     router: &Router,
     directory: &Directory,
     vault: &Vault,
+    cluster: Option<&mut Cluster>,
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
-    match persistent_dirs(settings) {
-        Some(dirs) => recover(settings, dirs, router, directory, vault, served).await?,
-        None => seed_demo(settings, &served.current().registry, router).await?,
+    match (cluster, persistent_dirs(settings)) {
+        (Some(cluster), _) => {
+            let sequence = cluster
+                .start_replica(router.clone())
+                .await
+                .context("could not catch up with the cluster's stream")?;
+            tracing::info!(sequence, "caught up with the cluster's stream");
+            if !settings.demo_seeds.is_empty() {
+                tracing::info!("the demo seeds are not loaded in cluster mode");
+            }
+        }
+        (None, Some(dirs)) => recover(settings, dirs, router, directory, vault, served).await?,
+        (None, None) => seed_demo(settings, &served.current().registry, router).await?,
     }
     // After recovery, so that the vault holds the secrets the templates read.
     let ingest_tokens = IngestTokens::render(&served.current().registry, vault)

@@ -7,6 +7,7 @@
 mod arena;
 pub mod key;
 mod recovery;
+mod replicated;
 mod reshape;
 mod router;
 pub mod row;
@@ -20,6 +21,7 @@ mod writer;
 mod concurrency_tests;
 
 pub use recovery::Recovery;
+pub use replicated::RowLog;
 pub use reshape::plan_reshapes;
 pub use router::{ReadResult, Router, StoreError};
 pub use shard::{

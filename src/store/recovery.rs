@@ -11,8 +11,11 @@ use super::key::shard_of;
 use super::router::{Router, StoreError};
 use super::shard::RowWrite;
 use super::tiles::{from_stored, TileSet};
+use super::views::StoreViews;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
-use crate::persist::format::{decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV2};
+use crate::persist::format::{
+    decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV2, ViewRefV1,
+};
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
@@ -75,13 +78,7 @@ impl Router {
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
         let views = self.views.load_full();
-        let ids: Vec<Option<u32>> = stored.views.iter().map(|view| views.id(view)).collect();
-        for (view, id) in stored.views.iter().zip(&ids) {
-            // An empty name stands for an id an apply removed: nothing is stored under it.
-            if id.is_none() && !view.view.is_empty() {
-                tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
-            }
-        }
+        let ids = view_ids_of(&views, &stored.views);
         let mut restored_tiles = 0;
         let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
             (0..self.n_shards()).map(|_| Vec::new()).collect();
@@ -137,6 +134,19 @@ impl Router {
         self.write_with(writes, false).await?;
         Ok((total - skipped, skipped))
     }
+}
+
+/// The id of each view stored rows name (index = the record's view index); `None` (and a
+/// warning) for a view the repository no longer has. An empty name stands for an id an apply
+/// removed: nothing is stored under it, so it is not worth a warning.
+pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option<u32>> {
+    let ids: Vec<Option<u32>> = names.iter().map(|view| views.id(view)).collect();
+    for (view, id) in names.iter().zip(&ids) {
+        if id.is_none() && !view.view.is_empty() {
+            tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
+        }
+    }
+    ids
 }
 
 impl SnapshotSource for Router {

@@ -1,7 +1,8 @@
 //! The router (the store's supervisor handle): starts the shard actors, each on its own thread,
 //! and the writer actor; reads the shards' partitions directly on the caller's thread (under each
 //! partition's read lock, no message), and sends every write through the writer (journal first,
-//! then the shards: one message per shard involved, never one per row).
+//! then the shards: one message per shard involved, never one per row), or in cluster mode to
+//! the cluster's log (see `replicated`).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use futures_util::future::join_all;
 use std::sync::Arc;
 
 use super::key::shard_of;
+use super::replicated::RowLog;
 use super::shard::{
     Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, ViewStats,
     ViewUsage, WriteOutcome,
@@ -37,15 +39,19 @@ pub enum StoreError {
     Journal(#[from] crate::persist::JournalError),
     #[error("the feature repository changed while the request ran (view id {0}); send it again")]
     RepositoryChanged(ViewId),
+    /// The cluster's log (JetStream) did not take or apply the rows.
+    #[error("the cluster log could not take the rows: {0}")]
+    Log(String),
 }
 
 impl StoreError {
-    /// True when writes are refused for now: until the journal can be repaired, or because an
-    /// apply changed the repository under the request (HTTP 503: retry).
+    /// True when writes are refused for now: until the journal can be repaired, because an
+    /// apply changed the repository under the request, or until the cluster's log (NATS) takes
+    /// them again (HTTP 503: retry).
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Journal(error) => error.is_unwritable(),
-            StoreError::RepositoryChanged(_) => true,
+            StoreError::RepositoryChanged(_) | StoreError::Log(_) => true,
             _ => false,
         }
     }
@@ -61,6 +67,8 @@ pub struct Router {
     /// The views table of the repository served (each shard holds the one its data is for):
     /// how stored rows name views, and their specs, layouts and watermarks.
     pub(super) views: Arc<ArcSwap<StoreViews>>,
+    /// Cluster mode: where writes go instead of the writer (see `replicated`).
+    pub(super) log: Option<Arc<dyn RowLog>>,
 }
 
 /// Rows in lookup order, plus how long the slowest shard's part of the read took.
@@ -121,6 +129,7 @@ impl Router {
             partitions,
             writer,
             views: Arc::new(ArcSwap::new(views)),
+            log: None,
         })
     }
 
@@ -169,14 +178,18 @@ impl Router {
         self.shards.len()
     }
 
-    /// Stores rows (journaled first when persistence is on); each row goes to the shard that
-    /// owns its key. Returns once every shard involved has applied its rows.
+    /// Stores rows (journaled first when persistence is on; through the cluster's log in
+    /// cluster mode); each row goes to the shard that owns its key. Returns once every shard
+    /// involved has applied its rows.
     pub async fn write(&self, rows: Vec<RowWrite>) -> Result<WriteOutcome, StoreError> {
         let views = self.views.load();
         for row in &rows {
             views.writes.add(row.view as usize, 1);
         }
-        self.write_with(rows, true).await
+        match &self.log {
+            Some(log) => log.append(rows).await,
+            None => self.write_with(rows, true).await,
+        }
     }
 
     pub(super) async fn write_with(

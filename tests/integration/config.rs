@@ -133,3 +133,51 @@ fn config_check_validates_the_repository_and_starts_nothing() {
     let stderr = refusal(&check(&broken.path().join("config.toml"), &[], &[]));
     assert!(stderr.contains("views.toml"), "{stderr}");
 }
+
+#[test]
+fn the_cluster_is_off_by_default_and_its_settings_are_checked() {
+    let config = repo_root().join("config.toml");
+    let single = stdout(&check(&config, &[], &[]));
+    assert!(single.contains("cluster.nats_urls = none\n"), "{single}");
+    let joined = stdout(&check(
+        &config,
+        &["--node-id", "node-1", "--cluster-replicas", "3"],
+        &[(
+            "QUIVER_NATS_URLS",
+            "nats://10.0.0.1:4222, nats://10.0.0.2:4222",
+        )],
+    ));
+    for line in [
+        "cluster.nats_urls = nats://10.0.0.1:4222,nats://10.0.0.2:4222\n",
+        "cluster.stream = QUIVER\n",
+        "cluster.partitions = 16\n",
+        "cluster.replicas = 3\n",
+        "cluster.node_id = node-1\n",
+    ] {
+        assert!(joined.contains(line), "{joined}");
+    }
+    let urls = ["--nats-urls", "nats://127.0.0.1:4222"];
+    let refused: [(&[&str], &str); 4] = [
+        (
+            &[],
+            "cluster.node_id `` is required when cluster.nats_urls is set",
+        ),
+        (
+            &["--node-id", "node.1"],
+            "--node-id: cluster.node_id `node.1` must be letters, digits, - and _ only",
+        ),
+        (
+            &["--node-id", "n1", "--cluster-replicas", "7"],
+            "--cluster-replicas: cluster.replicas `7` must be 1 to 5",
+        ),
+        (
+            &["--node-id", "n1", "--data-dir", "/tmp/never-created"],
+            "cluster.nats_urls `nats://127.0.0.1:4222` cannot be used with storage.data_dir yet",
+        ),
+    ];
+    for (args, expected) in refused {
+        let args: Vec<&str> = urls.iter().chain(args).copied().collect();
+        let stderr = refusal(&check(&config, &args, &[]));
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}

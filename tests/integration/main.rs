@@ -5,6 +5,7 @@
 mod aggregation;
 mod apply;
 mod bench;
+mod cluster;
 #[allow(dead_code)]
 mod common;
 mod config;

@@ -17,7 +17,7 @@ use actix::{Actor, Addr, AsyncContext, Context};
 
 pub use reshape::Reshape;
 pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
-pub use write::Write;
+pub use write::{journal_record, Write};
 
 use super::shard::ShardActor;
 use super::views::StoreViews;

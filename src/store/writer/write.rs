@@ -65,8 +65,8 @@ impl Handler<Write> for WriterActor {
     }
 }
 
-/// Encodes rows as a journal record, naming only the views they use.
-fn journal_record(views: &StoreViews, rows: &[RowWrite]) -> Vec<u8> {
+/// Encodes rows as a journal record (also a cluster log record), naming only the views they use.
+pub fn journal_record(views: &StoreViews, rows: &[RowWrite]) -> Vec<u8> {
     let mut used: HashMap<u32, u32> = HashMap::new();
     let mut record_views = Vec::new();
     let mut record_rows = Vec::with_capacity(rows.len());

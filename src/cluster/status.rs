@@ -1,0 +1,108 @@
+//! What `quiver cluster status` shows, asked of JetStream alone (no node is contacted): the
+//! stream and the NATS servers holding it, the messages of each partition, and each node's
+//! durable consumer: the last sequence it applied and how far behind the stream it is.
+
+use async_nats::jetstream;
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{connect, ClusterError};
+
+/// The cluster as JetStream sees it.
+#[derive(Debug)]
+pub struct ClusterStatus {
+    pub stream: String,
+    pub messages: u64,
+    pub last_sequence: u64,
+    pub leader: Option<String>,
+    /// The stream's other servers (its replicas besides the leader).
+    pub followers: Vec<Follower>,
+    /// Each partition's subject and its messages, by subject.
+    pub partitions: Vec<(String, usize)>,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug)]
+pub struct Follower {
+    pub name: String,
+    pub current: bool,
+    pub offline: bool,
+    /// Messages it is behind the leader, when the leader knows.
+    pub lag: Option<u64>,
+}
+
+/// A node, as its durable consumer tells.
+#[derive(Debug)]
+pub struct NodeStatus {
+    pub node_id: String,
+    /// The stream sequence up to which the node acknowledged (applied) every message.
+    pub applied: u64,
+    /// Messages of the stream it has not acknowledged yet.
+    pub behind: u64,
+}
+
+/// Asks the NATS servers at `nats_urls` about the stream `stream`.
+pub async fn status(nats_urls: &[String], stream: &str) -> Result<ClusterStatus, ClusterError> {
+    let jetstream = connect(nats_urls).await?;
+    let stream_error = |reason: String| ClusterError::Stream {
+        stream: stream.to_string(),
+        reason,
+    };
+    let mut handle = jetstream
+        .get_stream(stream)
+        .await
+        .map_err(|e| stream_error(e.to_string()))?;
+    let info = handle
+        .info()
+        .await
+        .map_err(|e| stream_error(e.to_string()))?
+        .clone();
+    let mut partitions: Vec<(String, usize)> = handle
+        .info_with_subjects(format!("{stream}.rows.*"))
+        .await
+        .map_err(|e| stream_error(e.to_string()))?
+        .try_collect()
+        .await
+        .map_err(|e| stream_error(e.to_string()))?;
+    partitions.sort_by_key(|(subject, _)| partition_number(subject));
+    let mut nodes: Vec<NodeStatus> = handle
+        .consumers()
+        .map(|consumer| {
+            consumer.map(|consumer: jetstream::consumer::Info| NodeStatus {
+                node_id: consumer.name,
+                applied: consumer.ack_floor.stream_sequence,
+                behind: consumer.num_pending + consumer.num_ack_pending as u64,
+            })
+        })
+        .try_collect()
+        .await
+        .map_err(|e| stream_error(e.to_string()))?;
+    nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let cluster = info.cluster.unwrap_or_default();
+    Ok(ClusterStatus {
+        stream: stream.to_string(),
+        messages: info.state.messages,
+        last_sequence: info.state.last_sequence,
+        leader: cluster.leader,
+        followers: cluster
+            .replicas
+            .into_iter()
+            .map(|peer| Follower {
+                name: peer.name,
+                current: peer.current,
+                offline: peer.offline,
+                lag: peer.lag,
+            })
+            .collect(),
+        partitions,
+        nodes,
+    })
+}
+
+/// `QUIVER.rows.12` -> 12, so that partitions list in number order.
+fn partition_number(subject: &str) -> u64 {
+    subject
+        .rsplit('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}

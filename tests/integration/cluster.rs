@@ -1,0 +1,341 @@
+//! Cluster mode on a real NATS JetStream cluster (Debian's `nats-server`; these tests skip,
+//! saying so, when it is not installed): three NATS servers and three Quiver nodes on loopback
+//! ports. A write through one node is read from every node; `quiver cluster status` shows the
+//! nodes caught up; a node restarted after SIGKILL replays the stream and serves what was
+//! written before; a node SIGKILLed during writes lost none it acknowledged; a node added at
+//! runtime serves every earlier write once started; writes go on after one NATS server is
+//! killed; without NATS, writes answer 503.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use super::common::{Server, ServerBuilder, ADMIN_KEY};
+use super::persistence::{ingest, last_amount, transaction};
+
+/// How long a node may take to show a write made through another (the machine is loaded).
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+/// `nats-server`, from PATH or where Debian installs it (`/usr/sbin`, often not on a user's PATH).
+fn nats_server() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let debian = PathBuf::from("/usr/sbin/nats-server");
+        debian.is_file().then_some(debian)
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A NATS cluster of `n` servers with JetStream, each killed when this is dropped.
+struct NatsCluster {
+    servers: Vec<Child>,
+    client_ports: Vec<u16>,
+}
+
+impl NatsCluster {
+    fn start(binary: &Path, dir: &Path, n: usize) -> NatsCluster {
+        let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let servers = (0..n)
+            .map(|i| {
+                let routes: Vec<String> = route_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
+                    .collect();
+                Command::new(binary)
+                    .args(["-a", "127.0.0.1", "-js", "-p"])
+                    .arg(client_ports[i].to_string())
+                    .arg("-sd")
+                    .arg(dir.join(format!("s{i}")))
+                    .arg("--server_name")
+                    .arg(format!("s{i}"))
+                    .args(["--cluster_name", "quiver-test", "--cluster"])
+                    .arg(format!("nats://127.0.0.1:{}", route_ports[i]))
+                    .arg("--routes")
+                    .arg(routes.join(","))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("nats-server starts")
+            })
+            .collect();
+        let cluster = NatsCluster {
+            servers,
+            client_ports,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in &cluster.client_ports {
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server on port {port} never listened"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// Kills server `i` with SIGKILL.
+    fn kill(&mut self, i: usize) {
+        let _ = self.servers[i].kill();
+        let _ = self.servers[i].wait();
+    }
+
+    /// Every server's client URL, as `--nats-urls` takes them.
+    fn urls(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+/// A Quiver node of the cluster (the demo config: its seeds are not loaded in cluster mode).
+fn node(nats: &NatsCluster, node_id: &str) -> Server {
+    ServerBuilder::new()
+        .arg("--nats-urls")
+        .arg(&nats.urls())
+        .arg("--node-id")
+        .arg(node_id)
+        .arg("--cluster-replicas")
+        .arg("3")
+        .arg("--cluster-partitions")
+        .arg("4")
+        .start()
+}
+
+/// Writes a new user's amount through the node at `base_url` until a write is refused (the node
+/// was killed), counting acknowledgements in `acknowledged`; answers the acknowledged writes.
+fn write_until_refused(base_url: &str, acknowledged: &AtomicUsize) -> Vec<(String, f64)> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let mut written = Vec::new();
+    for i in 0..10_000 {
+        let (user, amount) = (format!("during_kill_{i}"), i as f64 + 0.5);
+        let sent = agent
+            .post(&format!("{base_url}/ingest"))
+            .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
+            .send_json(transaction(&user, amount));
+        match sent {
+            Ok(response) if response.status() == 200 => {
+                written.push((user, amount));
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => break,
+        }
+    }
+    written
+}
+
+/// What `quiver cluster status` prints for the cluster's stream.
+fn cluster_status(nats: &NatsCluster) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["cluster", "status", "--nats-urls"])
+        .arg(nats.urls())
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .expect("quiver runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Polls `server` until the user's `last_amount` is `expected` (panics at the deadline).
+fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let amount = last_amount(server, user);
+        if &amount == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} still answers {amount} for {user}, not {expected}",
+            server.base_url
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nats_failures() {
+    let Some(binary) = nats_server() else {
+        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsCluster::start(&binary, dir.path(), 3);
+    let nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| node(&nats, id))
+        .collect();
+
+    // The writing node answers once JetStream acknowledged and it applied the rows itself.
+    ingest(&nodes[0], "alice", 12.5);
+    assert_eq!(last_amount(&nodes[0], "alice"), json!(12.5));
+    ingest(&nodes[1], "bob", 7.25);
+    for node in &nodes {
+        wait_for_amount(node, "alice", &json!(12.5));
+        wait_for_amount(node, "bob", &json!(7.25));
+    }
+
+    // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let printed = cluster_status(&nats);
+        assert!(printed.starts_with("stream QUIVER: "), "{printed}");
+        let caught_up = ["n1", "n2", "n3"].iter().all(|id| {
+            printed
+                .lines()
+                .any(|line| line.trim_start().starts_with(id) && line.ends_with(" behind 0"))
+        });
+        if caught_up {
+            assert!(
+                printed.contains("  server s"),
+                "the stream's replicas are listed: {printed}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never caught up: {printed}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A node keeps nothing across a restart: it replays the stream from its start.
+    let mut nodes = nodes;
+    nodes.pop().unwrap().kill9();
+    let restarted = node(&nats, "n3");
+    assert_eq!(last_amount(&restarted, "alice"), json!(12.5));
+    assert_eq!(last_amount(&restarted, "bob"), json!(7.25));
+    ingest(&restarted, "carol", 3.0);
+    for node in nodes.iter().chain([&restarted]) {
+        wait_for_amount(node, "carol", &json!(3.0));
+    }
+
+    // SIGKILL a node during writes through it: every write it acknowledged is on the others.
+    let acknowledged = AtomicUsize::new(0);
+    let base_url = restarted.base_url.clone();
+    let written = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_until_refused(&base_url, &acknowledged));
+        let deadline = Instant::now() + CONVERGE_WITHIN;
+        while acknowledged.load(Ordering::Relaxed) < 5 {
+            assert!(Instant::now() < deadline, "no write acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        restarted.kill9();
+        writer.join().unwrap()
+    });
+    // A node added at runtime catches up before it answers (its start waits for that), then
+    // serves everything.
+    let added = node(&nats, "n4");
+    assert_eq!(last_amount(&added, "alice"), json!(12.5));
+    for (user, amount) in &written {
+        assert_eq!(last_amount(&added, user), json!(amount));
+        for node in &nodes {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
+    nodes.push(added);
+
+    // One NATS server of three lost: the stream keeps a quorum, so writes are acknowledged
+    // again once JetStream has moved the stream's leader if it was there (a 503 meanwhile, or
+    // no answer in time while the node's pull from the dead server is not yet known to be dead:
+    // neither is an acknowledgement, so the write is sent again).
+    nats.kill(2);
+    let killed = Instant::now();
+    let deadline = killed + CONVERGE_WITHIN;
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let mut refused = 0;
+    loop {
+        let sent = agent
+            .post(&format!("{}/ingest", nodes[0].base_url))
+            .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
+            .send_json(transaction("erin", 2.0));
+        match sent {
+            Ok(response) if response.status() == 200 => break,
+            Err(ureq::Error::Status(status, response)) => {
+                assert_eq!(
+                    status,
+                    503,
+                    "{}",
+                    response.into_string().unwrap_or_default()
+                );
+            }
+            Ok(response) => panic!("unexpected {}", response.status()),
+            Err(error) => eprintln!("no answer after losing a NATS server: {error}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write acknowledged after losing one NATS server"
+        );
+        refused += 1;
+    }
+    eprintln!(
+        "after losing a NATS server, {refused} write(s) answered 503 or timed out before one was acknowledged, {:?} after the kill",
+        killed.elapsed()
+    );
+    for node in &nodes {
+        wait_for_amount(node, "erin", &json!(2.0));
+    }
+
+    // Without NATS no write is acknowledged: 503, and reads keep answering.
+    drop(nats);
+    let reply = nodes[1].admin_post("/ingest", &transaction("dave", 1.0));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("cluster log"), "{}", reply.body);
+    assert_eq!(last_amount(&nodes[1], "alice"), json!(12.5));
+}
+
+#[test]
+fn a_node_whose_nats_servers_are_unreachable_refuses_to_start() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let output = ServerBuilder::new()
+        .arg("--nats-urls")
+        .arg(&url)
+        .arg("--node-id")
+        .arg("n1")
+        .run_to_exit();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("could not join the cluster"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to NATS at {url}")),
+        "{stderr}"
+    );
+}

@@ -8,7 +8,8 @@
 //! - request threads read the partition directly under its read lock ([`Partition::read`]),
 //!   without a message round trip: a reader sees a batch entirely or not at all, never a torn
 //!   row, and never an arena mapping that growth or compaction has dropped;
-//! - snapshot exports run on the actor under the read lock, so reads go on while one is taken.
+//! - a snapshot export runs on the actor under the read lock, so reads go on while one is taken,
+//!   in bounded chunks between write batches, so writes go on too (see `export.rs`).
 
 mod export;
 mod read;
@@ -22,7 +23,7 @@ use actix::{Actor, Context};
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::Xxh3Builder;
 
-pub use export::{ExportRows, RestoreTiles, ShardExport};
+pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
 pub use stats::{ShardStats, ShardUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};
@@ -62,6 +63,8 @@ pub struct ShardActor {
     specs: Specs,
     /// Shared by every shard: the leading edge of `LATEST_EVENT_TIME` windows.
     watermarks: Arc<Watermarks>,
+    /// The snapshot export under way, if any.
+    export: Option<export::RunningExport>,
 }
 
 /// Per view id, the view's aggregation spec, if it aggregates.
@@ -84,6 +87,7 @@ impl ShardActor {
             partition: Arc::clone(&partition),
             specs,
             watermarks,
+            export: None,
         };
         Ok((actor, partition))
     }

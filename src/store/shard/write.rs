@@ -6,7 +6,9 @@ use tokio::sync::oneshot;
 
 use super::{index_key, spec_of, ShardActor, Slot};
 use crate::metrics::Queued;
+use crate::persist::format::RowRecordV2;
 use crate::registry::ViewId;
+use crate::store::arena::Arena;
 use crate::store::row::decode_row;
 use crate::time::Micros;
 
@@ -78,17 +80,28 @@ impl ShardActor {
             }
             // Plain views' watermarks serve only the freshness metric.
             self.watermarks.advance(row.view, row.event_time);
-            let row_ref = partition.arena.append(&row.payload)?;
+            let row_ref = partition.arena.append(&RowRecordV2 {
+                view: row.view,
+                flags: 0,
+                event_time: row.event_time,
+                payload: &row.payload,
+                key: &row.key,
+            })?;
             let slot = Slot {
                 row: row_ref,
                 event_time: row.event_time,
             };
             if let Some(previous) = partition.index.insert(key.into_boxed_slice(), slot) {
-                partition.arena.release(previous.row);
+                let start = Arena::record_start(previous.row);
+                partition.arena.release(start);
+                if let Some(export) = &mut self.export {
+                    export.superseded(start);
+                }
             }
             outcome.stored += 1;
         }
-        if partition.arena.wants_compaction() {
+        // Compaction would move records a running export has yet to pass: it waits for the end.
+        if self.export.is_none() && partition.arena.wants_compaction() {
             partition
                 .arena
                 .compact(partition.index.values_mut().map(|slot| &mut slot.row))?;

@@ -15,6 +15,7 @@ use quiver::registry::value::Value;
 use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row};
+use quiver::store::tiles::AggregateMask;
 use quiver::store::tiles::TileSet;
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
 use quiver::time::{now_micros, MICROS_PER_SECOND};
@@ -96,13 +97,14 @@ fn router_read(c: &mut Criterion) {
                 view: v.into(),
             })
             .to_vec();
-        let specs = Arc::new(vec![None, Some(three_window_spec())]);
+        let specs = vec![None, Some(three_window_spec())];
         let router = Router::start(2, 1 << 20, views, specs).unwrap();
         let mut payload = Vec::new();
         encode_row(&sample_row(), &mut payload);
         let rows = (0..100_000)
             .map(|i| RowWrite {
                 view: 0,
+                layout: 0,
                 key: key_of(i),
                 event_time: 1,
                 payload: payload.clone(),
@@ -116,6 +118,7 @@ fn router_read(c: &mut Criterion) {
                 encode_row(&[Value::Float64(m as f64)], &mut payload);
                 RowWrite {
                     view: 1,
+                    layout: 0,
                     key: key_of(1),
                     event_time: now - m * 60 * MICROS_PER_SECOND,
                     payload,
@@ -134,7 +137,9 @@ fn router_read(c: &mut Criterion) {
             router.read(
                 &[Lookup {
                     view: 0,
+                    layout: 0,
                     key: key_of(777),
+                    aggregates: AggregateMask::ALL,
                 }],
                 context,
             )
@@ -144,7 +149,9 @@ fn router_read(c: &mut Criterion) {
         let lookups: Vec<Lookup> = (0..3)
             .map(|i| Lookup {
                 view: 0,
+                layout: 0,
                 key: key_of(1000 + i),
+                aggregates: AggregateMask::ALL,
             })
             .collect();
         b.iter(|| router.read(&lookups, context))
@@ -161,6 +168,7 @@ fn router_read(c: &mut Criterion) {
                 }
                 RowWrite {
                     view,
+                    layout: 0,
                     key: key_of(i % 5000),
                     event_time: now - (i as i64) * MICROS_PER_SECOND,
                     payload,
@@ -182,7 +190,9 @@ fn router_read(c: &mut Criterion) {
             router.read(
                 &[Lookup {
                     view: 1,
+                    layout: 0,
                     key: key_of(1),
+                    aggregates: AggregateMask::ALL,
                 }],
                 context,
             )
@@ -205,7 +215,7 @@ fn aggregate_read(c: &mut Criterion) {
     }
     let end = quiver::store::tiles::tile_start(now, spec.interval);
     c.bench_function("tiles_values_3_windows", |b| {
-        b.iter(|| tiles.values(black_box(&spec), end))
+        b.iter(|| tiles.values(black_box(&spec), end, AggregateMask::ALL))
     });
 }
 

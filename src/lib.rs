@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).
-//! - [`metrics`]: process-wide counters and histograms, and the Prometheus text of a scrape
-//!   (beside [`time`] on the ground floor: any module may count, it calls only [`time`]).
+//! - [`metrics`]: process-wide counters and histograms, the Prometheus text of a scrape, and the
+//!   last hour of request rate and latency for the console (beside [`time`] on the ground floor:
+//!   any module may count, it calls only [`time`]).
 //! - [`registry`]: feature definitions (workspaces, entities, views, services) from TOML files.
 //! - [`store`]: shard actors owning rows in memory-mapped arenas, reached through the `Router`.
 //! - [`serving`]: the read path (service -> lookups -> feature vectors).
@@ -19,7 +20,8 @@
 //!   [`metrics`].
 //! - [`secrets`]: the vault actor (Tecton scopes, TrueFoundry groups, Tinybird secrets).
 //! - [`http`]: routes, permission extractors, wire formats and the one error table (each API
-//!   family renders it in its own shape); the only module that knows actix-web.
+//!   family renders it in its own shape), and the operator console (`/console`, its pages
+//!   embedded from `console/`); the only module that knows actix-web.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
 //! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`).

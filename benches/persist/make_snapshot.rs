@@ -30,9 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let format_2 = args.next().as_deref() == Some("v2");
     let now = now_micros();
     let settings = Settings::load("config.toml".as_ref(), &Overrides::default())?;
+    // A registry loaded from files numbers its views 0.. without gaps: index = view id.
     let views: Vec<ViewRefV1> = load_registry(&settings.workspaces)?
         .views()
-        .iter()
         .map(|v| ViewRefV1 {
             workspace: v.workspace.clone(),
             view: v.name.clone(),

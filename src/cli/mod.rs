@@ -1,6 +1,7 @@
 //! The `quiver` command line: `serve` (the default), `config`, `load`, `snapshot`, `journal`,
-//! `logs`, `secrets`, `plan` and `bench`.
+//! `logs`, `secrets`, `plan`, `apply` and `bench`.
 
+mod apply;
 mod bench;
 mod config;
 mod journal;
@@ -49,6 +50,8 @@ enum Command {
     Journal(journal::JournalArgs),
     /// Show how the repository on disk differs from the one a running server serves.
     Plan(plan::PlanArgs),
+    /// Apply the repository on disk to a running server, without a restart (after a plan).
+    Apply(apply::ApplyArgs),
     /// List the feature logs of a data directory, or export one service's (offline).
     Logs(logs::LogsArgs),
     /// Benchmark a Quiver with a synthetic data set, side by side with its peers.
@@ -160,6 +163,12 @@ impl ServerArg {
         self.answer(response)
     }
 
+    /// POSTs a JSON body to the server with the admin key; answers its JSON reply, or says why
+    /// not.
+    fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.answer(self.request("POST", path).send_json(body))
+    }
+
     /// GETs from the server with the admin key; answers its JSON reply, or says why not.
     fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         self.answer(self.request("GET", path).call())
@@ -204,6 +213,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(*args),
         Command::Logs(args) => logs::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
     }
 }
 

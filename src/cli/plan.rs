@@ -12,9 +12,9 @@ use anyhow::Context;
 
 use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
-use crate::registry::load_registry;
 use crate::registry::plan::{Effect, Plan};
 use crate::registry::repository::Repository;
+use crate::registry::{build_registry, WorkspaceFiles, WorkspaceSource};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -31,14 +31,7 @@ pub struct PlanArgs {
 const EXIT_CHANGES: i32 = 2;
 
 pub fn run(args: PlanArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(&args.config.path, &Overrides::default())?;
-    let wanted = Repository::describe(&load_registry(&settings.workspaces)?);
-    let served = args
-        .server
-        .get("/admin/repository")
-        .context("asking the server which repository it serves")?;
-    let served = Repository::from_json(&served).context("reading the server's repository")?;
-    let plan = Plan::between(&served, &wanted);
+    let plan = served_plan(&args.server, &read_repository(&args.config)?)?;
     let output = if args.json {
         format!("{:#}\n", plan.to_json())
     } else {
@@ -53,9 +46,30 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every workspace's repository files, as the configuration lists them.
+pub(super) fn read_repository(config: &ConfigArg) -> anyhow::Result<Vec<WorkspaceFiles>> {
+    let settings = Settings::load(&config.path, &Overrides::default())?;
+    let workspaces = settings.workspaces.iter().map(WorkspaceSource::read);
+    Ok(workspaces.collect::<Result<_, _>>()?)
+}
+
+/// Validates `workspaces` as start-up does (errors name file, object and problem) and plans them
+/// against the repository the server serves.
+pub(super) fn served_plan(
+    server: &ServerArg,
+    workspaces: &[WorkspaceFiles],
+) -> anyhow::Result<Plan> {
+    let wanted = Repository::describe(&build_registry(workspaces, None)?);
+    let served = server
+        .get("/admin/repository")
+        .context("asking the server which repository it serves")?;
+    let served = Repository::from_json(&served).context("reading the server's repository")?;
+    Ok(Plan::between(&served, &wanted))
+}
+
 /// The plan as a reviewer reads it: one line per object, indented lines per property, each with
 /// what happens to stored data, then a summary.
-fn render(plan: &Plan) -> String {
+pub(super) fn render(plan: &Plan) -> String {
     if plan.is_empty() {
         return format!(
             "No changes: the repository on disk is the one being served ({}).\n",

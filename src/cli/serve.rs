@@ -15,14 +15,14 @@ use super::{ConfigArg, SettingArgs};
 use crate::config::{PersistenceSettings, Settings};
 use crate::feature_log::FeatureLog;
 use crate::http::readiness::{StartUp, Started};
+use crate::http::served::{Served, ServedRepository};
 use crate::http::tls::server_config;
-use crate::http::wire::feature_service::WireCatalog;
 use crate::http::{app, AppState, Limits, Surface};
 use crate::iam::{bootstrap_admin, AdminKeySource, ApiKeyDigest, Directory, KeyHasher};
 use crate::ingest::seed::seed_writes;
 use crate::ingest::tokens::IngestTokens;
+use crate::metrics::RequestHistory;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
-use crate::persist::format::ViewRefV1;
 use crate::persist::restore::restore;
 use crate::persist::{startup_snapshot, Snapshotter};
 use crate::registry::{load_registry, Registry};
@@ -143,28 +143,9 @@ async fn serve(
     master_keys: MasterKeys,
     tls: Option<ServerConfig>,
 ) -> anyhow::Result<()> {
-    let views = registry
-        .views()
-        .iter()
-        .map(|v| ViewRefV1 {
-            workspace: v.workspace.clone(),
-            view: v.name.clone(),
-        })
-        .collect();
-    let specs = Arc::new(
-        registry
-            .views()
-            .iter()
-            .map(|v| v.aggregation.clone())
-            .collect(),
-    );
-    let router = Router::start(
-        settings.n_shards,
-        settings.arena_initial_bytes,
-        views,
-        specs,
-    )
-    .context("could not start the shards")?;
+    let router = Router::start_with(settings.n_shards, settings.arena_initial_bytes, &registry)
+        .context("could not start the shards")?;
+    let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
     let directory = Directory::start(hasher, admin_digest);
     let vault = Vault::start(
         master_keys.keys,
@@ -180,17 +161,19 @@ async fn serve(
                 Box::new(router.clone()),
                 Box::new(directory.persistence()),
                 Box::new(vault.persistence()),
+                Box::new(served.clone()),
             ],
         )
     });
     let start_up = StartUp::default();
     let (feature_log, feature_log_writer) =
         FeatureLog::start(&registry, settings.data_dir.as_deref())?;
+    let history_router = router.clone();
     let state = AppState {
         feature_log,
-        catalog: Arc::new(WireCatalog::build(&registry)),
+        history: RequestHistory::start(move || history_router.rows_written()),
         start_up: Arc::clone(&start_up),
-        registry: Arc::clone(&registry),
+        served: served.clone(),
         router: router.clone(),
         directory: directory.clone(),
         vault: vault.clone(),
@@ -243,15 +226,15 @@ async fn serve(
         }
         stopping.stop(true).await;
     });
-    let started = start(&settings, &registry, &router, &directory, &vault).await;
-    let started = match started {
-        Ok(started) => started,
+    let ingest_tokens = match start(&settings, &served, &router, &directory, &vault).await {
+        Ok(ingest_tokens) => ingest_tokens,
         Err(error) => {
             handle.stop(false).await;
             return Err(error);
         }
     };
-    start_up.set(started).expect("start-up is done once");
+    served.set_ingest_tokens(ingest_tokens);
+    start_up.set(Started).expect("start-up is done once");
     if let (Some(snapshotter), Some(interval)) =
         (&snapshotter, settings.persistence.snapshot_interval)
     {
@@ -312,24 +295,24 @@ fn listen(
 }
 
 /// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an
-/// empty store), then renders the ingest tokens from the recovered vault.
+/// empty store), then renders the ingest tokens from the recovered vault and answers them.
 async fn start(
     settings: &Settings,
-    registry: &Registry,
+    served: &ServedRepository,
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-) -> anyhow::Result<Started> {
+) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match persistent_dirs(settings) {
-        Some(dirs) => recover(settings, dirs, router, directory, vault, registry).await?,
-        None => seed_demo(settings, registry, router).await?,
+        Some(dirs) => recover(settings, dirs, router, directory, vault, served).await?,
+        None => seed_demo(settings, &served.current().registry, router).await?,
     }
     // After recovery, so that the vault holds the secrets the templates read.
-    let ingest_tokens = IngestTokens::render(registry, vault)
+    let ingest_tokens = IngestTokens::render(&served.current().registry, vault)
         .await
         .context("could not render the push sources' ingest tokens")?;
-    Ok(Started { ingest_tokens })
+    Ok(ingest_tokens)
 }
 
 /// While the file `QUIVER_TEST_HOLD_START_UP` names exists, start-up waits: the integration
@@ -367,17 +350,21 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Loads the newest valid snapshot and the journal after it into each actor; seeds the demo
-/// into a fresh directory.
+/// Loads the newest valid snapshot and the journal after it into each actor (the repository
+/// it says was last applied first: the rows are stored for it); seeds the demo into a fresh
+/// directory.
 async fn recover(
     settings: &Settings,
     (data_dir, snapshot_dir): (&Path, &Path),
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-    registry: &Registry,
+    served: &ServedRepository,
 ) -> anyhow::Result<()> {
     let snapshot = startup_snapshot(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
+    if let Some(hash) = served.recover(snapshot.as_ref(), router).await? {
+        tracing::info!(%hash, "serving the repository last applied, not the files on disk");
+    }
     let progress = indicatif::ProgressBar::new_spinner().with_message("restoring rows");
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
     let recovery = router
@@ -417,7 +404,7 @@ async fn recover(
         "state recovered"
     );
     if snapshot.is_none() && recovery.journal_records == 0 {
-        seed_demo(settings, registry, router).await?;
+        seed_demo(settings, &served.current().registry, router).await?;
     }
     Ok(())
 }

@@ -196,7 +196,9 @@ impl FeatureLog {
         if config.sample_rate < 1.0 && rand::random::<f64>() >= config.sample_rate {
             return;
         }
-        let Some(schema) = shared.schemas.get(&service.id) else {
+        // Schemas are built at start-up: a service an apply changed in shape logs again after
+        // the next start, rather than into columns that no longer fit.
+        let Some(schema) = shared.schemas.get(&service.id).filter(|s| s.fits(service)) else {
             return;
         };
         let generated;

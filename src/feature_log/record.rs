@@ -8,8 +8,8 @@ use serde_json::{Map, Value as Json};
 use super::FeatureLogError;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
-use crate::registry::{FeatureService, LoggingConfig, Registry};
-use crate::serving::{Answer, FeatureVector, RequestRow};
+use crate::registry::{FeatureService, Field, LoggingConfig, Registry};
+use crate::serving::{field_of, Answer, FeatureVector, RequestRow};
 use crate::time::Micros;
 
 /// A log column. Its type is a scalar one: arrays, structs and maps are logged as strings
@@ -44,6 +44,9 @@ pub struct LogSchema {
     pub service: String,
     pub config: LoggingConfig,
     pub columns: Vec<Column>,
+    /// The service's join keys and feature count when the schema was built.
+    input_join_keys: Vec<Field>,
+    n_features: usize,
 }
 
 impl LogSchema {
@@ -111,7 +114,16 @@ impl LogSchema {
             service: service.name.clone(),
             config: config.clone(),
             columns,
+            input_join_keys: service.input_join_keys.clone(),
+            n_features: service.n_features,
         })
+    }
+
+    /// True when `service` (as an apply may have changed it) still logs into these columns.
+    pub fn fits(&self, service: &FeatureService) -> bool {
+        service.logging.as_ref() == Some(&self.config)
+            && service.input_join_keys == self.input_join_keys
+            && service.n_features == self.n_features
     }
 }
 
@@ -165,7 +177,7 @@ impl LoggedRequest {
                     .iter()
                     .map(|key| {
                         // Already read once by serving, so it parses; anything else is null.
-                        let json = request.join_keys.get(&key.name);
+                        let json = field_of(request.join_keys, &key.name);
                         json.and_then(|json| Value::from_json(json, &key.data_type).ok())
                             .map_or(Value::Null, flat)
                     })

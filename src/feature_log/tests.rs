@@ -5,7 +5,7 @@
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::json;
 use tempfile::TempDir;
 
 use super::export::{export, ExportError, ExportRequest};
@@ -70,13 +70,11 @@ impl Setup {
 
     /// One GetFeatures answer for `user`, with `score` as its value.
     fn offer(&self, log: &FeatureLog, user: &str, score: i64) {
-        let keys: Map<String, Json> = [("user_id".to_string(), json!(user))].into_iter().collect();
-        let context: Map<String, Json> = [
+        let keys = [("user_id".to_string(), json!(user))];
+        let context = [
             ("ip".to_string(), json!("10.0.0.1")),
             ("secret".to_string(), json!("hunter2")),
-        ]
-        .into_iter()
-        .collect();
+        ];
         let answer = Answer {
             vectors: vec![FeatureVector {
                 // Tecton's order: rate, score, tags.
@@ -350,4 +348,27 @@ fn a_sample_rate_logs_about_that_share_of_requests() {
     // Binomial(1000, 0.5): outside 350..=650 with probability below 1e-20.
     assert!((350..=650).contains(&counts.logged), "{counts:?}");
     assert_eq!(counts.dropped + counts.failed, 0);
+}
+
+#[test]
+fn a_schema_fits_its_service_and_not_one_an_apply_reshaped() {
+    let setup = Setup::new("");
+    let service = setup.service();
+    let schema =
+        LogSchema::of(&setup.registry, service, service.logging.as_ref().unwrap()).unwrap();
+    assert!(schema.fits(service));
+    let previous = Setup::new("").registry;
+    let files = crate::registry::WorkspaceFiles {
+        name: "prod".into(),
+        live: true,
+        files: vec![(
+            "repo.toml".into(),
+            REPOSITORY.replace(
+                "{ name = \"score\", type = \"int64\" },",
+                "{ name = \"score\", type = \"int64\" },\n{ name = \"level\", type = \"int64\" },",
+            ),
+        )],
+    };
+    let applied = crate::registry::build_registry(&[files], Some(&previous)).unwrap();
+    assert!(!schema.fits(&applied.workspace("prod").unwrap().services["svc"]));
 }

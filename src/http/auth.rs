@@ -12,6 +12,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest, ResponseError};
 
 use super::error::ApiError;
+use super::served::Repo;
 use super::AppState;
 use crate::iam::{AuthError, Permission, Principal};
 use crate::registry::Registry;
@@ -176,12 +177,7 @@ where
                 Caller(authenticate::<AuthorizationHeader>(request)?, PhantomData);
             match request.match_info().get("workspace") {
                 Some(workspace) => caller.require(P::on(workspace))?,
-                None => {
-                    let state = request
-                        .app_data::<web::Data<AppState>>()
-                        .expect("AppState is registered by http::app");
-                    caller.require_on_some_workspace(&state.registry, P::on)?
-                }
+                None => caller.require_on_some_workspace(&Repo::of(request).registry, P::on)?,
             }
             Ok(Allowed(caller, PhantomData))
         };

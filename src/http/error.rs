@@ -10,11 +10,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::served::ApplyError;
 use super::wire::feature_service::serving_error_message;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::AuthError;
 use crate::ingest::file::BadRow;
 use crate::ingest::IngestError;
+use crate::metrics::HistoryGone;
 use crate::persist::PersistError;
 use crate::secrets::SecretsError;
 use crate::serving::ServingError;
@@ -192,6 +194,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<ApplyError> for ApiError {
+    fn from(error: ApplyError) -> ApiError {
+        let kind = match error {
+            ApplyError::Store(store) => return store.into(),
+            ApplyError::Invalid(_) | ApplyError::IngestToken(_) => ErrorKind::InvalidArgument,
+            ApplyError::StalePlan { .. } | ApplyError::DataLoss(_) => ErrorKind::FailedPrecondition,
+            ApplyError::NotPersisted(_) => ErrorKind::Internal,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
 impl From<PersistError> for ApiError {
     fn from(error: PersistError) -> ApiError {
         let kind = match error {
@@ -202,6 +216,13 @@ impl From<PersistError> for ApiError {
             | PersistError::UnsupportedSnapshot { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
+    }
+}
+
+/// Only while the server stops.
+impl From<HistoryGone> for ApiError {
+    fn from(error: HistoryGone) -> ApiError {
+        ApiError::new(ErrorKind::Unavailable, error.to_string())
     }
 }
 

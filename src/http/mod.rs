@@ -7,12 +7,12 @@ mod body;
 pub mod error;
 mod extract;
 mod observe;
+pub mod openapi;
 pub mod readiness;
 mod routes;
+pub mod served;
 pub mod tls;
 pub mod wire;
-
-use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -21,29 +21,30 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
+use crate::metrics::RequestHistory;
 use crate::persist::Snapshotter;
-use crate::registry::Registry;
 use crate::secrets::Vault;
 use crate::store::Router;
 use error::{ApiError, ErrorKind};
-use wire::feature_service::WireCatalog;
+use served::ServedRepository;
 
-/// What every handler can reach: immutable definitions and handles on the actors.
+/// What every handler can reach: handles on the actors and on the served repository.
 #[derive(Clone)]
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    /// The registry and what derives from it; a request reads one snapshot (`served::Repo`).
+    pub served: ServedRepository,
     pub router: Router,
     pub directory: Directory,
     pub vault: Vault,
-    /// Pre-encoded per-service JSON, built from `registry` at start-up.
-    pub catalog: Arc<WireCatalog>,
-    /// What start-up builds (the ingest tokens); empty while it runs.
+    /// Set once start-up is done.
     pub start_up: readiness::StartUp,
     /// `None` when state is in memory only.
     pub snapshotter: Option<Snapshotter>,
     pub limits: Limits,
     /// Where GetFeatures answers go when their service logs.
     pub feature_log: FeatureLog,
+    /// The last hour of request rate and latency, for the console's charts.
+    pub history: RequestHistory,
 }
 
 /// Request limits from the configuration.
@@ -106,22 +107,29 @@ fn configure_metrics(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Registers every route.
+/// Registers every route, with the state they share.
 fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(state))
-            .configure(routes::health::configure)
-            .configure(routes::metrics::configure)
-            .configure(routes::feature_service::configure)
-            .configure(routes::ingest::configure)
-            .configure(routes::admin::configure)
-            .configure(routes::scim::configure)
-            .configure(routes::tecton_secrets::configure)
-            .configure(routes::proxy::configure)
-            .configure(routes::truefoundry::configure)
-            .configure(routes::tinybird::configure)
-            .default_service(web::to(unknown_route::<ApiError>));
+        cfg.app_data(web::Data::new(state)).configure(api_routes);
     }
+}
+
+/// Every route of the API address (apart from the state, so that the OpenAPI test can walk
+/// them); `openapi::operations` lists the same.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(routes::health::configure)
+        .configure(openapi::configure)
+        .configure(routes::metrics::configure)
+        .configure(routes::feature_service::configure)
+        .configure(routes::ingest::configure)
+        .configure(routes::admin::configure)
+        .configure(routes::scim::configure)
+        .configure(routes::tecton_secrets::configure)
+        .configure(routes::proxy::configure)
+        .configure(routes::truefoundry::configure)
+        .configure(routes::tinybird::configure)
+        .configure(routes::console::configure)
+        .default_service(web::to(unknown_route::<ApiError>));
 }
 
 /// The answer for a path no route takes (or a method none takes there), in the shape `E` of

@@ -46,6 +46,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("/health", "operations"),
     ("/readyz", "operations"),
     ("/metrics", "operations"),
+    ("/console", "console"),
 ];
 
 /// The API family of a route pattern.
@@ -163,6 +164,7 @@ mod tests {
             api_of("/api/v1/feature-service/get-features"),
             "feature_service"
         );
+        assert_eq!(api_of("/console/api/store"), "console");
         assert_eq!(api_of("/somewhere"), "other");
     }
 

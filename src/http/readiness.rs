@@ -12,14 +12,10 @@ use actix_web::web;
 
 use super::error::{ApiError, ErrorKind};
 use super::AppState;
-use crate::ingest::tokens::IngestTokens;
 
-/// What exists only once start-up is done; set once, by `quiver serve`.
+/// Start-up is done (the served repository has its ingest tokens); set once, by `quiver serve`.
 #[derive(Debug)]
-pub struct Started {
-    /// The push sources' ingest tokens, rendered from the recovered vault.
-    pub ingest_tokens: IngestTokens,
-}
+pub struct Started;
 
 /// Empty until start-up is done.
 pub type StartUp = Arc<OnceLock<Started>>;

@@ -96,6 +96,7 @@ impl ParsedRow {
         encode_row(&self.features, &mut payload);
         RowWrite {
             view: view.id,
+            layout: view.layout,
             key,
             event_time: self.event_time,
             payload,

@@ -7,8 +7,15 @@
 //! bytes, a view's newest event) is not kept here: the scrape asks its owner and hands the answer
 //! to [`render`] as a [`Scrape`].
 //!
+//! `history` keeps the last hour of request rate, latency percentiles and rows written per
+//! view, for the console's charts (one sampler actor owns the ring).
+//!
 //! Label values are route patterns, fixed words (`&'static str`) and names the feature
 //! repository defines: never a raw path, a join-key value, an API key or a secret.
+
+mod history;
+
+pub use history::{History, HistoryGone, RequestHistory, Sample, ViewWrites, SAMPLE_EVERY};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::LazyLock;
@@ -137,6 +144,7 @@ pub fn http_request(
         .http_duration
         .get_or_create(&labels)
         .observe(duration.as_secs_f64());
+    history::record_latency(duration);
 }
 
 /// The gauge of write batches waiting in `shard`'s mailbox: the writer raises it as it sends a

@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
 /// 2: aggregation tiles are typed (`TilesV2`); the vault section is `VaultV2` (read as, and now
 /// written as, `VaultV3`, whose layout extends it; the directory's likewise `DirectoryV2`).
-/// 3: feature rows are written as `RowsV2` (section kind 4); version 2 files still load.
+/// 3: feature rows are written as `RowsV2` (section kind 4, `FeatureRecords`), and a section
+/// holds the applied repository (`AppliedRepositoryV1`, kind 5). A version 2 snapshot has
+/// neither and reads unchanged (rows from `RowsV1`; the files on disk are served).
 pub const FORMAT_VERSION: u32 = 3;
-/// The oldest snapshot format version this build reads.
-pub const OLDEST_FORMAT_VERSION: u32 = 2;
+/// The oldest snapshot format this build reads.
+pub const OLDEST_READ_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
 pub const SECTION_HEADER_LEN: usize = 4 + 8 + 8 + 8 + 8;
 pub const RECORD_HEADER_LEN: usize = 4 + 8;
@@ -36,6 +38,8 @@ pub enum SectionKind {
     Directory,
     /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV3`).
     Vault,
+    /// The repository `quiver apply` last applied, if any (`AppliedRepositoryV1`).
+    Repository,
 }
 
 impl SectionKind {
@@ -45,6 +49,7 @@ impl SectionKind {
             SectionKind::Directory => 2,
             SectionKind::Vault => 3,
             SectionKind::FeatureRecords => 4,
+            SectionKind::Repository => 5,
         }
     }
 
@@ -54,6 +59,7 @@ impl SectionKind {
             2 => Some(SectionKind::Directory),
             3 => Some(SectionKind::Vault),
             4 => Some(SectionKind::FeatureRecords),
+            5 => Some(SectionKind::Repository),
             _ => None,
         }
     }
@@ -63,8 +69,31 @@ impl SectionKind {
             SectionKind::FeatureRows | SectionKind::FeatureRecords => "feature rows",
             SectionKind::Directory => "directory objects",
             SectionKind::Vault => "vault records",
+            SectionKind::Repository => "applied repository",
         }
     }
+}
+
+/// The repository section: what `quiver apply` last applied (`None`: nothing was, the files on
+/// disk are served).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedRepositoryV1 {
+    pub applied: Option<RepositoryV1>,
+}
+
+/// An applied repository: every workspace's files as they were sent, and its content hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryV1 {
+    pub hash: String,
+    pub workspaces: Vec<WorkspaceFilesV1>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceFilesV1 {
+    pub name: String,
+    pub live: bool,
+    /// `(path, content)` in the order the files are read.
+    pub files: Vec<(String, String)>,
 }
 
 /// A feature view named by workspace and name, so stored rows survive repository changes that

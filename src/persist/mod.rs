@@ -65,7 +65,7 @@ pub enum PersistError {
     Snapshot(#[from] SnapshotError),
     /// Not damaged, only unreadable by this build (written by an older or newer one): falling
     /// back to an older snapshot would silently lose what it holds.
-    #[error("{}: snapshot format version {version} is not supported (this build reads versions {} to {}); refusing to start rather than lose the state it holds. Start the Quiver build that wrote it, or move the file out of the snapshot directory to start from the previous snapshot", path.display(), format::OLDEST_FORMAT_VERSION, format::FORMAT_VERSION)]
+    #[error("{}: snapshot format version {version} is not supported (this build reads versions {} to {}); refusing to start rather than lose the state it holds. Start the Quiver build that wrote it, or move the file out of the snapshot directory to start from the previous snapshot", path.display(), format::OLDEST_READ_VERSION, format::FORMAT_VERSION)]
     UnsupportedSnapshot { path: PathBuf, version: u32 },
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::files::{create_private_dir, private_file_options, sync_dir};
 use super::format::{
-    checksum, SectionKind, FORMAT_VERSION, HEADER_LEN, OLDEST_FORMAT_VERSION, SECTION_HEADER_LEN,
+    checksum, SectionKind, FORMAT_VERSION, HEADER_LEN, OLDEST_READ_VERSION, SECTION_HEADER_LEN,
     SNAPSHOT_MAGIC,
 };
 
@@ -47,7 +47,7 @@ pub enum SnapshotError {
     Io { path: PathBuf, source: io::Error },
     #[error("{0}: not a Quiver snapshot (bad magic bytes)")]
     BadMagic(PathBuf),
-    #[error("{path}: snapshot format version {version} is not supported (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})")]
+    #[error("{path}: snapshot format version {version} is not supported (this build reads {OLDEST_READ_VERSION} to {FORMAT_VERSION})")]
     Version { path: PathBuf, version: u32 },
     #[error("{0}: header checksum mismatch")]
     HeaderChecksum(PathBuf),
@@ -180,7 +180,7 @@ pub fn parse_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotErr
         return Err(SnapshotError::HeaderChecksum(path_buf()));
     }
     let version = u32_at(bytes, 8);
-    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+    if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(SnapshotError::Version {
             path: path_buf(),
             version,
@@ -394,18 +394,32 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_the_oldest_format_read_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_snapshot(dir.path(), 1_000_000, 2, &sample()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&OLDEST_READ_VERSION.to_le_bytes());
+        let sum = checksum(&bytes[..HEADER_LEN - 8]);
+        bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let (found, snapshot) = newest_valid(dir.path()).unwrap().unwrap();
+        assert_eq!(found, path);
+        assert_eq!(snapshot.sections.len(), sample().len());
+    }
+
+    #[test]
     fn a_snapshot_of_another_format_version_stops_the_search() {
         let dir = tempfile::tempdir().unwrap();
         write_snapshot(dir.path(), 1_000_000, 2, &sample()).unwrap();
         let newest = write_snapshot(dir.path(), 2_000_000, 2, &sample()).unwrap();
         let mut bytes = std::fs::read(&newest).unwrap();
-        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        bytes[8..12].copy_from_slice(&(OLDEST_READ_VERSION - 1).to_le_bytes());
         let sum = checksum(&bytes[..HEADER_LEN - 8]);
         bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
         std::fs::write(&newest, bytes).unwrap();
         match newest_valid(dir.path()) {
             Err(SnapshotError::Version { path, version }) => {
-                assert_eq!((path, version), (newest, FORMAT_VERSION + 1))
+                assert_eq!((path, version), (newest, OLDEST_READ_VERSION - 1))
             }
             other => panic!("expected a version refusal, got {other:?}"),
         }

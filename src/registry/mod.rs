@@ -1,6 +1,7 @@
 //! The feature repository: workspaces, entities, push sources, feature views and feature
 //! services, loaded once at start-up from the TOML files that `config.toml` names and validated as
-//! a whole. Everything here is immutable after loading and shared as `Arc<Registry>`.
+//! a whole. A registry is immutable once built and shared as `Arc<Registry>`; `quiver apply`
+//! builds a new one (keeping view ids, see [`build_registry`]) and the server swaps it in whole.
 //!
 //! The registry knows nothing of HTTP or of how rows are stored; it answers "what is this name",
 //! "what are its keys and types" and "in which order does a service return its features".
@@ -17,17 +18,24 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::secrets::template::Template;
 use crate::time::Micros;
-pub use load::{load_registry, RegistryError, WorkspaceSource};
+pub use load::{build_registry, load_registry, RegistryError, WorkspaceFiles, WorkspaceSource};
 use types::DataType;
 
-/// Index of a feature view in [`Registry::views`]; stable for the life of the process only.
+/// A feature view's id: the store keys its rows by it. Stable for the life of the process (an
+/// applied registry keeps the ids of the views it shares with the one before), and only there.
 pub type ViewId = u32;
+
+/// The generation of a view's stored form (its join keys, row columns and aggregation): an apply
+/// that changes the form gives the view the next layout, and the store answers a read or refuses
+/// a write made for another layout, so no request mixes two forms.
+pub type Layout = u32;
 
 /// Every workspace and object of the repository.
 #[derive(Debug, Default)]
 pub struct Registry {
     workspaces: BTreeMap<String, Workspace>,
-    views: Vec<FeatureView>,
+    /// Index = view id; `None` for the id of a view an apply removed (ids are never reused).
+    views: Vec<Option<FeatureView>>,
     /// 32-hex service id -> (workspace, service name).
     service_ids: HashMap<String, (String, String)>,
 }
@@ -85,6 +93,7 @@ pub enum ViewKind {
 #[derive(Debug)]
 pub struct FeatureView {
     pub id: ViewId,
+    pub layout: Layout,
     pub workspace: String,
     pub name: String,
     pub kind: ViewKind,
@@ -102,6 +111,17 @@ pub struct FeatureView {
     pub row_columns: Vec<Field>,
     /// How the view aggregates, if it does.
     pub aggregation: Option<std::sync::Arc<aggregation::AggregationSpec>>,
+}
+
+impl FeatureView {
+    /// True when rows and tiles stored for `other` are in this view's stored form.
+    pub fn same_stored_form(&self, other: &FeatureView) -> bool {
+        self.join_keys == other.join_keys
+            && self.row_columns == other.row_columns
+            && self.aggregation == other.aggregation
+            && matches!(self.kind, ViewKind::Realtime(_))
+                == matches!(other.kind, ViewKind::Realtime(_))
+    }
 }
 
 /// One feature of a view.
@@ -199,12 +219,27 @@ impl Registry {
         self.workspaces.values()
     }
 
-    pub fn view(&self, id: ViewId) -> &FeatureView {
-        &self.views[id as usize]
+    /// The view of `id`, unless it is not one of this registry's (an id a previous registry
+    /// gave out to a view since removed).
+    pub fn find_view(&self, id: ViewId) -> Option<&FeatureView> {
+        self.views.get(id as usize)?.as_ref()
     }
 
-    pub fn views(&self) -> &[FeatureView] {
-        &self.views
+    /// The view of an id this registry gave out.
+    pub fn view(&self, id: ViewId) -> &FeatureView {
+        self.views[id as usize]
+            .as_ref()
+            .expect("a registry's ids name its own views")
+    }
+
+    /// Every view, by id.
+    pub fn views(&self) -> impl Iterator<Item = &FeatureView> {
+        self.views.iter().flatten()
+    }
+
+    /// One more than the highest view id given out (removed views' ids included).
+    pub fn view_id_bound(&self) -> usize {
+        self.views.len()
     }
 
     /// Looks a view up by workspace and name.

@@ -3,15 +3,19 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::encode_key;
 use crate::store::row::decode_row;
+use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError, StoredRow};
 use crate::time::Micros;
 
@@ -193,8 +197,8 @@ pub fn resolve_service<'r>(
 /// One request row: its join keys and request context, as the client sent them.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestRow<'a> {
-    pub join_keys: &'a serde_json::Map<String, Json>,
-    pub request_context: &'a serde_json::Map<String, Json>,
+    pub join_keys: &'a [(String, Json)],
+    pub request_context: &'a [(String, Json)],
 }
 
 /// A stored view's values for one request row: values, statuses and effective times of all
@@ -284,11 +288,17 @@ pub async fn get_features(
     rows: &[RequestRow<'_>],
     options: ReadOptions,
 ) -> Result<Answer, ServingError> {
-    // Per request row: for each stored view needed, the lookup index (None: a null join key).
-    let mut needed: Vec<HashMap<ViewId, Option<usize>>> = Vec::with_capacity(rows.len());
+    // Per request row, each stored view it needs once, with its lookup index (None: a null
+    // join key): one flat list, `needed_by_row` says which part is whose. Plain vectors and
+    // xxh3, not SipHash maps: the fan-out plan is built on every request.
+    let mut needed: Vec<(ViewId, Option<usize>)> = Vec::with_capacity(rows.len() * 4);
+    let mut needed_by_row: Vec<Range<usize>> = Vec::with_capacity(rows.len());
     let mut contexts: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
     let mut lookups: Vec<Lookup> = Vec::new();
-    let mut dedup: HashMap<(ViewId, Vec<u8>), usize> = HashMap::new();
+    // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
+    // key (on a hash collision the second key just gets a lookup of its own).
+    let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
+        HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
     for row in rows {
         let inputs = parse_join_keys(service, row.join_keys)?;
         contexts.push(parse_request_context(
@@ -296,38 +306,66 @@ pub async fn get_features(
             row.request_context,
             options.ignore_extra_request_context_fields,
         )?);
-        let mut row_lookups = HashMap::new();
+        let row_start = needed.len();
         for item in &service.items {
             let view = registry.view(item.view);
-            let by_name: HashMap<&str, Option<&Value>> = view
-                .join_keys
-                .iter()
-                .zip(&item.key_inputs)
-                .map(|(key, input)| (key.name.as_str(), inputs[*input].as_ref()))
-                .collect();
-            let stored_views: Vec<ViewId> = match &view.kind {
-                ViewKind::Realtime(spec) => spec.sources.iter().map(|(id, _)| *id).collect(),
-                _ => vec![item.view],
-            };
-            for stored in stored_views {
-                let key_values: Option<Vec<Value>> = registry
-                    .view(stored)
-                    .join_keys
-                    .iter()
-                    .map(|k| by_name.get(k.name.as_str()).copied().flatten().cloned())
-                    .collect();
-                let lookup = key_values.map(|values| {
-                    let mut key = Vec::new();
-                    encode_key(&values, &mut key);
-                    *dedup.entry((stored, key.clone())).or_insert_with(|| {
-                        lookups.push(Lookup { view: stored, key });
+            // Plans the lookup of `stored` for this row, computing at least `aggregates`.
+            let mut plan = |stored: ViewId, aggregates: AggregateMask| {
+                if let Some((_, lookup)) = needed[row_start..].iter().find(|(id, _)| *id == stored)
+                {
+                    if let Some(i) = lookup {
+                        lookups[*i].aggregates = lookups[*i].aggregates.union(aggregates);
+                    }
+                    return;
+                }
+                // The stored view's join keys, found by name among the item view's.
+                let mut key = Vec::new();
+                for join_key in &registry.view(stored).join_keys {
+                    let input = view
+                        .join_keys
+                        .iter()
+                        .position(|k| k.name == join_key.name)
+                        .and_then(|i| inputs[item.key_inputs[i]].as_ref());
+                    let Some(value) = input else {
+                        needed.push((stored, None));
+                        return;
+                    };
+                    encode_key(std::slice::from_ref(value), &mut key);
+                }
+                let hash = xxh3_64_with_seed(&key, u64::from(stored));
+                let seen = dedup
+                    .get(&hash)
+                    .copied()
+                    .filter(|&i| lookups[i].view == stored && lookups[i].key == key);
+                let index = match seen {
+                    Some(i) => {
+                        lookups[i].aggregates = lookups[i].aggregates.union(aggregates);
+                        i
+                    }
+                    None => {
+                        lookups.push(Lookup {
+                            view: stored,
+                            layout: registry.view(stored).layout,
+                            key,
+                            aggregates,
+                        });
+                        dedup.entry(hash).or_insert(lookups.len() - 1);
                         lookups.len() - 1
-                    })
-                });
-                row_lookups.insert(stored, lookup);
+                    }
+                };
+                needed.push((stored, Some(index)));
+            };
+            match &view.kind {
+                // An expression may read any feature of its sources.
+                ViewKind::Realtime(spec) => spec
+                    .sources
+                    .iter()
+                    .for_each(|(id, _)| plan(*id, AggregateMask::ALL)),
+                // Aggregate i is feature i: only the selected ones are computed.
+                _ => plan(item.view, AggregateMask::of(item.features.iter().copied())),
             }
         }
-        needed.push(row_lookups);
+        needed_by_row.push(row_start..needed.len());
     }
     let read_started = Instant::now();
     let read = if lookups.is_empty() {
@@ -387,7 +425,8 @@ pub async fn get_features(
     }
 
     let mut vectors = Vec::with_capacity(rows.len());
-    for (row_lookups, context) in needed.iter().zip(&contexts) {
+    for (row_range, context) in needed_by_row.into_iter().zip(&contexts) {
+        let row_lookups = &needed[row_range];
         let answer_of = |view: ViewId| {
             let Some(read) = &read else {
                 return Ok(ViewAnswer::not_read(
@@ -395,7 +434,10 @@ pub async fn get_features(
                     ServingStatus::TimeOut,
                 ));
             };
-            let lookup = row_lookups.get(&view).copied().flatten();
+            let lookup = row_lookups
+                .iter()
+                .find(|(id, _)| *id == view)
+                .and_then(|(_, lookup)| *lookup);
             if lookup.is_some_and(|i| unread[i]) {
                 return Ok(ViewAnswer::not_read(
                     registry.view(view),
@@ -405,7 +447,7 @@ pub async fn get_features(
             let stored = lookup.and_then(|i| read.rows[i].as_ref());
             ViewAnswer::of(registry.view(view), stored, options)
         };
-        let row_reads = || row_lookups.values().flatten().copied();
+        let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
         let mut vector = FeatureVector {
             values: Vec::with_capacity(service.n_features),
             statuses: Vec::with_capacity(service.n_features),
@@ -496,13 +538,37 @@ pub async fn get_features(
     })
 }
 
+/// The hasher of a map whose keys are already xxh3 hashes: passes the key through.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("Prehashed only hashes u64 keys")
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+/// The value of field `name` of a request's JSON object; the last one when a name repeats (as
+/// a JSON object parsed into a map keeps it).
+pub fn field_of<'a>(fields: &'a [(String, Json)], name: &str) -> Option<&'a Json> {
+    fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
 /// Checks a row's request context against the service's realtime views' schemas: every field
 /// present and of its type (floats as numbers or `"NaN"`/`"Infinity"`/`"-Infinity"`, as
 /// Tecton's clients send them), no other field unless `ignore_extra` says to drop them.
 /// Services without realtime views ignore it.
 fn parse_request_context(
     service: &FeatureService,
-    map: &serde_json::Map<String, Json>,
+    map: &[(String, Json)],
     ignore_extra: bool,
 ) -> Result<Vec<(String, Value)>, ServingError> {
     if service.request_context_keys.is_empty() {
@@ -512,9 +578,9 @@ fn parse_request_context(
         numeric_float_strings: false,
         extra_struct_fields: ignore_extra,
     };
-    if let Some(extra) = map
-        .keys()
-        .find(|k| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == *k))
+    if let Some((extra, _)) = map
+        .iter()
+        .find(|(k, _)| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == k))
     {
         return Err(ServingError::UnexpectedRequestContext(extra.clone()));
     }
@@ -522,8 +588,7 @@ fn parse_request_context(
         .request_context_keys
         .iter()
         .map(|field| {
-            let json = map
-                .get(&field.name)
+            let json = field_of(map, &field.name)
                 .filter(|v| !v.is_null())
                 .ok_or_else(|| ServingError::MissingRequestContext(field.name.clone()))?;
             let value =
@@ -542,14 +607,13 @@ fn parse_request_context(
 /// Extra keys are ignored (Tecton's own samples send keys a service does not use).
 fn parse_join_keys(
     service: &FeatureService,
-    map: &serde_json::Map<String, Json>,
+    map: &[(String, Json)],
 ) -> Result<Vec<Option<Value>>, ServingError> {
     service
         .input_join_keys
         .iter()
         .map(|key| {
-            let json = map
-                .get(&key.name)
+            let json = field_of(map, &key.name)
                 .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
             match Value::from_json(json, &key.data_type) {
                 Ok(Value::Null) => Ok(None),
@@ -566,6 +630,17 @@ fn parse_join_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_request_field_reads_as_its_last_value() {
+        let fields = [
+            ("user_id".to_string(), Json::from("first")),
+            ("merchant".to_string(), Json::from("m")),
+            ("user_id".to_string(), Json::from("last")),
+        ];
+        assert_eq!(field_of(&fields, "user_id"), Some(&Json::from("last")));
+        assert_eq!(field_of(&fields, "amount"), None);
+    }
 
     #[test]
     fn coerced_counts_fill_scalars_whole_series_and_the_gaps_inside_a_series() {

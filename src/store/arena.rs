@@ -84,10 +84,15 @@ impl Arena {
     }
 
     /// Marks the record starting at `start` superseded and its bytes dead (a newer row of its
-    /// key replaced it).
-    pub fn release(&mut self, start: usize) {
-        self.dead += self.record_at(start).len();
+    /// key replaced it, or its layout was reshaped); false if it already was.
+    pub fn release(&mut self, start: usize) -> bool {
+        let record = self.record_at(start);
+        if record.flags & ROW_RECORD_SUPERSEDED != 0 {
+            return false;
+        }
+        self.dead += record.len();
         self.map[start + 12..start + 16].copy_from_slice(&ROW_RECORD_SUPERSEDED.to_le_bytes());
+        true
     }
 
     /// True when more than half of the used bytes are dead.

@@ -11,6 +11,7 @@ use actix::System;
 
 use super::key::shard_of;
 use super::shard::ShardExport;
+use super::tiles::AggregateMask;
 use super::writer::StartSnapshot;
 use super::{Lookup, ReadContext, Router, RowWrite};
 use crate::persist::format::{row_records, ViewRefV1};
@@ -94,7 +95,7 @@ fn exported_versions(exports: &[ShardExport]) -> Vec<u64> {
 fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compact_and_export() {
     System::new().block_on(async {
         // A tiny arena: it grows many times, and overwrites make it compact.
-        let router = Router::start(2, 4096, views(&["plain"]), Arc::new(vec![None])).unwrap();
+        let router = Router::start(2, 4096, views(&["plain"]), vec![None]).unwrap();
         // Per key: the newest version handed to the writer, and the newest it acknowledged.
         let sent: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
         let acknowledged: Arc<Vec<AtomicU64>> =
@@ -124,7 +125,9 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                             .iter()
                             .map(|&key| Lookup {
                                 view: 0,
+                                layout: 0,
                                 key: key_bytes(key),
+                                aggregates: AggregateMask::ALL,
                             })
                             .collect();
                         let floors: Vec<u64> = keys
@@ -161,6 +164,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 .iter()
                 .map(|&key| RowWrite {
                     view: 0,
+                    layout: 0,
                     key: key_bytes(key),
                     event_time: batch as i64,
                     payload: payload(key, batch),
@@ -172,7 +176,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 let (written, started) =
                     futures_util::join!(router.write(rows), router.writer.send(StartSnapshot));
                 written.unwrap();
-                let (_, receivers) = started.unwrap().unwrap();
+                let (_, _, receivers) = started.unwrap().unwrap();
                 exporting.push(actix::spawn(async move {
                     let mut exports = Vec::new();
                     for receiver in receivers {
@@ -205,7 +209,9 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
         let lookups: Vec<Lookup> = (0..KEYS)
             .map(|key| Lookup {
                 view: 0,
+                layout: 0,
                 key: key_bytes(key),
+                aggregates: AggregateMask::ALL,
             })
             .collect();
         let read = router.read(
@@ -251,13 +257,13 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
     };
     let (early, late) = (key_in(0), key_in(1));
     System::new().block_on(async {
-        let router =
-            Router::start(2, 4096, views(&["events"]), Arc::new(vec![Some(spec)])).unwrap();
+        let router = Router::start(2, 4096, views(&["events"]), vec![Some(spec)]).unwrap();
         let event = |key: &Vec<u8>, at: i64| {
             let mut payload = Vec::new();
             encode_row(&[Value::Int64(1)], &mut payload);
             RowWrite {
                 view: 0,
+                layout: 0,
                 key: key.clone(),
                 event_time: at,
                 payload,
@@ -273,7 +279,9 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
         let read = router.read(
             &[Lookup {
                 view: 0,
+                layout: 0,
                 key: early,
+                aggregates: AggregateMask::ALL,
             }],
             ReadContext {
                 now: 100 * hour,

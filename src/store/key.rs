@@ -12,10 +12,13 @@ pub fn encode_key(values: &[Value], out: &mut Vec<u8>) {
     for value in values {
         match value {
             Value::Int64(i) => {
+                out.reserve(9);
                 out.push(b'i');
                 out.extend_from_slice(&i.to_le_bytes());
             }
             Value::String(s) => {
+                // One allocation, not one per part: keys are encoded on every read.
+                out.reserve(5 + s.len());
                 out.push(b's');
                 out.extend_from_slice(&(s.len() as u32).to_le_bytes());
                 out.extend_from_slice(s.as_bytes());

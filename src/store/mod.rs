@@ -7,10 +7,12 @@
 mod arena;
 pub mod key;
 mod recovery;
+mod reshape;
 mod router;
 pub mod row;
 mod shard;
 pub mod tiles;
+mod views;
 mod watermark;
 mod writer;
 
@@ -18,5 +20,8 @@ mod writer;
 mod concurrency_tests;
 
 pub use recovery::Recovery;
+pub use reshape::plan_reshapes;
 pub use router::{ReadResult, Router, StoreError};
-pub use shard::{Lookup, ReadContext, RowWrite, ShardUsage, Specs, StoredRow, WriteOutcome};
+pub use shard::{
+    Lookup, ReadContext, RowWrite, ShardUsage, StoredRow, ViewReshape, ViewUsage, WriteOutcome,
+};

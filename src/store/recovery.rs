@@ -55,14 +55,7 @@ impl Router {
             recovery.skipped_rows += skipped;
         } else if let Some(section) = rows {
             let rows: RowsV1 = decode(&section.payload).map_err(invalid_data)?;
-            let (stored, skipped) = self
-                .restore_rows(
-                    &rows.views,
-                    rows.tiles,
-                    rows.rows.into_iter().map(Ok),
-                    &mut on_rows,
-                )
-                .await?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
             recovery.snapshot_rows = stored;
             recovery.skipped_rows += skipped;
         }
@@ -74,14 +67,7 @@ impl Router {
             let Ok(rows) = decode::<RowsV1>(record) else {
                 return Err(replay.undecodable(i).into());
             };
-            let (stored, skipped) = self
-                .restore_rows(
-                    &rows.views,
-                    rows.tiles,
-                    rows.rows.into_iter().map(Ok),
-                    &mut on_rows,
-                )
-                .await?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
             recovery.journal_rows += stored;
             recovery.skipped_rows += skipped;
         }
@@ -90,6 +76,21 @@ impl Router {
             .await
             .map_err(|_| StoreError::WriterGone)?;
         Ok(recovery)
+    }
+
+    /// Restores a `RowsV1`: a format 2 snapshot's section, or a journal record.
+    async fn restore_rows_v1(
+        &self,
+        rows: RowsV1,
+        on_rows: &mut impl FnMut(usize),
+    ) -> Result<(usize, usize), StoreError> {
+        self.restore_rows(
+            &rows.views,
+            rows.tiles,
+            rows.rows.into_iter().map(Ok),
+            on_rows,
+        )
+        .await
     }
 
     /// Restores a `RowsV2` section. When it was written over the same number of shards and
@@ -102,10 +103,12 @@ impl Router {
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
         let (head, shard_records) = decode_rows_v2(payload).map_err(invalid_data)?;
-        let same_ids =
-            head.views.iter().enumerate().all(|(stored, view)| {
-                self.view_ids.get(view).map(|&id| id as usize) == Some(stored)
-            });
+        let views = self.views.load_full();
+        // A removed id is listed under an empty name (no records are stored under it).
+        let same_ids = head.views.iter().enumerate().all(|(stored, view)| {
+            views.id(view).map(|id| id as usize) == Some(stored)
+                || (view.view.is_empty() && views.name(stored as u32).is_none())
+        });
         if !same_ids || shard_records.len() != self.n_shards() {
             let rows = shard_records
                 .into_iter()
@@ -153,6 +156,7 @@ impl Router {
         tiles: Vec<TilesV2>,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(), StoreError> {
+        let views = self.views.load_full();
         let mut restored_tiles = 0;
         let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
             (0..self.n_shards()).map(|_| Vec::new()).collect();
@@ -166,7 +170,7 @@ impl Router {
             let Some(view) = ids.get(view_index as usize).copied().flatten() else {
                 continue;
             };
-            let Some(spec) = self.specs.get(view as usize).and_then(Option::as_ref) else {
+            let Some(spec) = views.spec(view) else {
                 continue;
             };
             // Tiles written for other aggregates (the repository changed) would be misread.
@@ -194,12 +198,11 @@ impl Router {
         rows: impl Iterator<Item = Result<RowV1, String>>,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
-        let ids: Vec<Option<u32>> = views
-            .iter()
-            .map(|view| self.view_ids.get(view).copied())
-            .collect();
+        let current = self.views.load_full();
+        let ids: Vec<Option<u32>> = views.iter().map(|view| current.id(view)).collect();
         for (view, id) in views.iter().zip(&ids) {
-            if id.is_none() {
+            // An empty name stands for an id an apply removed: nothing is stored under it.
+            if id.is_none() && !view.view.is_empty() {
                 tracing::warn!(workspace = %view.workspace, view = %view.view, "stored rows of a view the repository no longer has are skipped");
             }
         }
@@ -213,6 +216,7 @@ impl Router {
             match ids.get(row.view as usize).copied().flatten() {
                 Some(view) => writes.push(RowWrite {
                     view,
+                    layout: current.layout(view).expect("an id the views table gave"),
                     key: row.key,
                     event_time: row.event_time,
                     payload: row.payload,
@@ -238,9 +242,8 @@ fn invalid_data(error: String) -> io::Error {
 impl SnapshotSource for Router {
     fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
         let writer = self.writer.clone();
-        let views = self.views.clone();
         async move {
-            let (journal_seq, receivers) = writer
+            let (journal_seq, views, receivers) = writer
                 .send(StartSnapshot)
                 .await
                 .map_err(io::Error::other)??;
@@ -256,7 +259,7 @@ impl SnapshotSource for Router {
             let payload = tokio::task::spawn_blocking(move || {
                 let records: Vec<&[u8]> = exports.iter().map(|e| e.records.as_slice()).collect();
                 let head = RowsV2Head {
-                    views: views.to_vec(),
+                    views: views.names_by_id(),
                     tiles: exports
                         .iter()
                         .flat_map(|e| e.tiles.iter().cloned())
@@ -292,12 +295,11 @@ impl SnapshotSource for Router {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use actix::System;
 
     use super::*;
     use crate::persist::format::encode;
+    use crate::store::tiles::AggregateMask;
     use crate::store::{Lookup, ReadContext};
 
     const KEYS: u64 = 500;
@@ -319,7 +321,7 @@ mod tests {
     }
 
     async fn restored(snapshot: &Snapshot, shards: usize) -> (Recovery, Vec<Option<Vec<u8>>>) {
-        let router = Router::start(shards, 4096, views(), Arc::new(vec![None])).unwrap();
+        let router = Router::start(shards, 4096, views(), vec![None]).unwrap();
         let journal = tempfile::tempdir().unwrap();
         let recovery = router
             .recover(Some(snapshot), journal.path(), FsyncPolicy::Never, |_| {})
@@ -328,7 +330,9 @@ mod tests {
         let lookups: Vec<Lookup> = (0..KEYS)
             .map(|key| Lookup {
                 view: 0,
+                layout: 0,
                 key: key.to_le_bytes().to_vec(),
+                aggregates: AggregateMask::ALL,
             })
             .collect();
         let context = ReadContext {
@@ -345,7 +349,7 @@ mod tests {
     #[test]
     fn records_and_version_2_rows_restore_the_same_rows_over_any_shard_count() {
         System::new().block_on(async {
-            let source = Router::start(2, 4096, views(), Arc::new(vec![None])).unwrap();
+            let source = Router::start(2, 4096, views(), vec![None]).unwrap();
             // Every key, then a newer version of every third: the export skips what they replaced.
             for version in 1..=2 {
                 let writes = (0..KEYS)
@@ -354,6 +358,7 @@ mod tests {
                         let row = row(key, version);
                         RowWrite {
                             view: row.view,
+                            layout: 0,
                             key: row.key,
                             event_time: row.event_time,
                             payload: row.payload,
@@ -430,7 +435,7 @@ mod tests {
                     payload: encode_rows_v2(&head, &[&records, &[]]),
                 }],
             };
-            let router = Router::start(2, 4096, views(), Arc::new(vec![None])).unwrap();
+            let router = Router::start(2, 4096, views(), vec![None]).unwrap();
             let journal = tempfile::tempdir().unwrap();
             let error = router
                 .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})

@@ -6,22 +6,23 @@
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Arbiter};
+use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::key::shard_of;
-use super::shard::RestoreTiles;
 use super::shard::{
-    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, WriteOutcome,
+    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, ViewStats,
+    ViewUsage, WriteOutcome,
 };
-use super::shard::{ReadContext, Specs};
+use super::shard::{ReadContext, RestoreTiles, RetireLayouts, ViewReshape};
 use super::tiles::TileSet;
-use super::watermark::Watermarks;
-use super::writer::{Write, WriterActor};
+use super::views::StoreViews;
+use super::writer::{Reshape, Write, WriterActor};
 use crate::persist::format::ViewRefV1;
-use crate::registry::ViewId;
+use crate::registry::aggregation::AggregationSpec;
+use crate::registry::{Registry, ViewId};
 use crate::time::Micros;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +35,19 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Journal(#[from] crate::persist::JournalError),
+    #[error("the feature repository changed while the request ran (view id {0}); send it again")]
+    RepositoryChanged(ViewId),
 }
 
 impl StoreError {
-    /// True when writes are refused until the journal can be repaired (HTTP 503).
+    /// True when writes are refused for now: until the journal can be repaired, or because an
+    /// apply changed the repository under the request (HTTP 503: retry).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Journal(error) if error.is_unwritable())
+        match self {
+            StoreError::Journal(error) => error.is_unwritable(),
+            StoreError::RepositoryChanged(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -49,12 +57,10 @@ pub struct Router {
     pub(super) shards: Vec<Addr<ShardActor>>,
     /// Index = shard: what reads read, without a message to the shard.
     partitions: Vec<SharedPartition>,
-    watermarks: Arc<Watermarks>,
     pub(super) writer: Addr<WriterActor>,
-    /// How stored rows name views (index = view id), and the way back.
-    pub(super) views: Arc<Vec<ViewRefV1>>,
-    pub(super) view_ids: Arc<HashMap<ViewRefV1, ViewId>>,
-    pub(super) specs: Specs,
+    /// The views table of the repository served (each shard holds the one its data is for):
+    /// how stored rows name views, and their specs, layouts and watermarks.
+    pub(super) views: Arc<ArcSwap<StoreViews>>,
 }
 
 /// Rows in lookup order, plus how long the slowest shard's part of the read took.
@@ -75,28 +81,36 @@ impl Router {
         n_shards: usize,
         arena_bytes: usize,
         views: Vec<ViewRefV1>,
-        specs: Specs,
+        specs: Vec<Option<Arc<AggregationSpec>>>,
     ) -> std::io::Result<Router> {
+        Router::start_for(n_shards, arena_bytes, StoreViews::new(views, specs))
+    }
+
+    /// Starts the store for the views of `registry` (see [`Router::start`]).
+    pub fn start_with(
+        n_shards: usize,
+        arena_bytes: usize,
+        registry: &Registry,
+    ) -> std::io::Result<Router> {
+        Router::start_for(n_shards, arena_bytes, StoreViews::of(registry))
+    }
+
+    fn start_for(
+        n_shards: usize,
+        arena_bytes: usize,
+        views: StoreViews,
+    ) -> std::io::Result<Router> {
+        let views = Arc::new(views);
         let mut shards = Vec::with_capacity(n_shards);
         let mut partitions = Vec::with_capacity(n_shards);
-        let watermarks = Arc::new(Watermarks::new(specs.len()));
         for _ in 0..n_shards.max(1) {
-            let (actor, partition) =
-                ShardActor::new(arena_bytes, specs.clone(), Arc::clone(&watermarks))?;
+            let (actor, partition) = ShardActor::new(arena_bytes, Arc::clone(&views))?;
             partitions.push(partition);
             let arbiter = Arbiter::new();
             shards.push(ShardActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 actor
             }));
         }
-        let views = Arc::new(views);
-        let view_ids = Arc::new(
-            views
-                .iter()
-                .enumerate()
-                .map(|(id, view)| (view.clone(), id as ViewId))
-                .collect(),
-        );
         let writer_shards = shards.clone();
         let writer_views = Arc::clone(&views);
         let writer = WriterActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
@@ -105,12 +119,50 @@ impl Router {
         Ok(Router {
             shards,
             partitions,
-            watermarks,
             writer,
-            views,
-            view_ids,
-            specs,
+            views: Arc::new(ArcSwap::new(views)),
         })
+    }
+
+    /// Moves the store to the views of `after` (an apply's registry): every shard copies the
+    /// data of each view whose layout changed to its new layout as `reshapes` says, behind the
+    /// writes already sent, and from then on writes made for the old layouts are refused; reads
+    /// of the old layouts go on until [`Router::retire_layouts`]. Returns once every shard has
+    /// done so.
+    pub async fn reshape(
+        &self,
+        after: &Registry,
+        reshapes: Vec<(ViewId, ViewReshape)>,
+    ) -> Result<(), StoreError> {
+        let cleared = |view| {
+            reshapes
+                .iter()
+                .any(|(id, reshape)| *id == view && *reshape == ViewReshape::Clear)
+        };
+        let views = Arc::new(self.views.load().reshaped(after, cleared));
+        let reshaped = self
+            .writer
+            .send(Reshape {
+                views: Arc::clone(&views),
+                reshapes: Arc::new(reshapes),
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        for (shard, done) in reshaped.into_iter().enumerate() {
+            done.await.map_err(|_| StoreError::ShardGone(shard))??;
+        }
+        self.views.store(views);
+        Ok(())
+    }
+
+    /// Drops the data of the layouts the last reshape replaced (and of removed views), now that
+    /// no request reads them, giving their memory back.
+    pub async fn retire_layouts(&self) -> Result<(), StoreError> {
+        let answers = join_all(self.shards.iter().map(|shard| shard.send(RetireLayouts))).await;
+        for (shard, answer) in answers.into_iter().enumerate() {
+            answer.map_err(|_| StoreError::ShardGone(shard))??;
+        }
+        Ok(())
     }
 
     pub fn n_shards(&self) -> usize {
@@ -120,6 +172,10 @@ impl Router {
     /// Stores rows (journaled first when persistence is on); each row goes to the shard that
     /// owns its key. Returns once every shard involved has applied its rows.
     pub async fn write(&self, rows: Vec<RowWrite>) -> Result<WriteOutcome, StoreError> {
+        let views = self.views.load();
+        for row in &rows {
+            views.writes.add(row.view as usize, 1);
+        }
         self.write_with(rows, true).await
     }
 
@@ -166,7 +222,7 @@ impl Router {
                 if shard_of_lookup[position] != shard {
                     continue;
                 }
-                let row = partition.read(lookup, context, &self.specs, &self.watermarks, &mut key);
+                let row = partition.read(lookup, context, &mut key);
                 bytes_read += row.as_ref().map_or(0, |r| r.payload.len());
                 rows[position] = row;
             }
@@ -205,13 +261,41 @@ impl Router {
         Ok(())
     }
 
+    /// Rows written per view id since start (not counting recovery), for the console's ingest
+    /// rate (`metrics::RequestHistory` samples them).
+    pub fn rows_written(&self) -> Vec<u64> {
+        self.views.load().writes.read()
+    }
+
+    /// Every view the store serves: its id and how stored rows name it.
+    pub fn named_views(&self) -> Vec<(ViewId, ViewRefV1)> {
+        let views = self.views.load();
+        views.names().map(|(id, name)| (id, name.clone())).collect()
+    }
+
+    /// Rows, payload bytes and aggregated keys of every view (index = view id), summed over
+    /// the shards (each answers the counts it keeps as it writes).
+    pub async fn view_usage(&self) -> Result<Vec<ViewUsage>, StoreError> {
+        let answers = join_all(self.shards.iter().map(|addr| addr.send(ViewStats))).await;
+        let mut total = vec![ViewUsage::default(); self.views.load().id_bound()];
+        for (shard, answer) in answers.into_iter().enumerate() {
+            let usage = answer.map_err(|_| StoreError::ShardGone(shard))?;
+            for (sum, part) in total.iter_mut().zip(usage) {
+                sum.rows += part.rows;
+                sum.payload_bytes += part.payload_bytes;
+                sum.aggregated_keys += part.aggregated_keys;
+            }
+        }
+        Ok(total)
+    }
+
     /// Each view's newest event time in any shard (views that hold none are left out), for the
     /// freshness metric.
-    pub fn newest_events(&self) -> Vec<(&ViewRefV1, Micros)> {
-        self.views
-            .iter()
-            .enumerate()
-            .filter_map(|(id, view)| Some((view, self.watermarks.get(id as ViewId)?)))
+    pub fn newest_events(&self) -> Vec<(ViewRefV1, Micros)> {
+        let views = self.views.load();
+        views
+            .names()
+            .filter_map(|(id, view)| Some((view.clone(), views.watermarks.get(id)?)))
             .collect()
     }
 

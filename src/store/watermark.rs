@@ -4,9 +4,11 @@
 //! age the freshness metric reports.
 //!
 //! Each shard advances the watermarks of the events it applies (a `fetch_max`, so the order in
-//! which shards apply does not matter); readers on any thread load them.
+//! which shards apply does not matter); readers on any thread load them. An apply gives the
+//! store a new set ([`Watermarks::carried`]) that shares the atomics of the views it keeps.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use crate::registry::ViewId;
 use crate::time::Micros;
@@ -16,11 +18,28 @@ const NONE: Micros = Micros::MIN;
 
 /// One watermark per view id (index = view id).
 #[derive(Debug)]
-pub struct Watermarks(Vec<AtomicI64>);
+pub struct Watermarks(Vec<Arc<AtomicI64>>);
 
 impl Watermarks {
     pub fn new(n_views: usize) -> Watermarks {
-        Watermarks((0..n_views).map(|_| AtomicI64::new(NONE)).collect())
+        Watermarks(
+            (0..n_views)
+                .map(|_| Arc::new(AtomicI64::new(NONE)))
+                .collect(),
+        )
+    }
+
+    /// Watermarks for `n_views` ids that share this set's atomics except for the views `cleared`
+    /// says (and new ids), which start with no event seen.
+    pub fn carried(&self, n_views: usize, cleared: impl Fn(ViewId) -> bool) -> Watermarks {
+        Watermarks(
+            (0..n_views)
+                .map(|id| match self.0.get(id) {
+                    Some(kept) if !cleared(id as ViewId) => Arc::clone(kept),
+                    _ => Arc::new(AtomicI64::new(NONE)),
+                })
+                .collect(),
+        )
     }
 
     /// Moves `view`'s watermark up to `event_time` (never down).
@@ -53,5 +72,19 @@ mod tests {
         assert_eq!(watermarks.get(1), None);
         watermarks.advance(7, 1);
         assert_eq!(watermarks.get(7), None);
+    }
+
+    #[test]
+    fn carried_watermarks_share_kept_views_and_reset_cleared_ones() {
+        let watermarks = Watermarks::new(2);
+        watermarks.advance(0, 50);
+        watermarks.advance(1, 60);
+        let carried = watermarks.carried(3, |id| id == 1);
+        assert_eq!(carried.get(0), Some(50));
+        assert_eq!(carried.get(1), None);
+        assert_eq!(carried.get(2), None);
+        // A shard still applying to the old set moves the kept view's watermark in both.
+        watermarks.advance(0, 70);
+        assert_eq!(carried.get(0), Some(70));
     }
 }

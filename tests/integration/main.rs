@@ -3,10 +3,12 @@
 
 // Each area uses a different part of the harness.
 mod aggregation;
+mod apply;
 mod bench;
 #[allow(dead_code)]
 mod common;
 mod config;
+mod console;
 mod data_dir;
 mod errors;
 mod faults;
@@ -16,6 +18,7 @@ mod hostile;
 mod identity;
 mod ingest;
 mod observability;
+mod openapi;
 mod persistence;
 mod plan;
 mod proxy;

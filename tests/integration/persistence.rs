@@ -387,7 +387,7 @@ fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
 
 #[test]
 fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
-    use quiver::persist::format::{checksum, FORMAT_VERSION, HEADER_LEN};
+    use quiver::persist::format::{checksum, HEADER_LEN, OLDEST_READ_VERSION};
     let data = tempfile::tempdir().unwrap();
     let server = ServerBuilder::new().data_dir(data.path()).start();
     ingest(&server, "before", 1.0);
@@ -395,10 +395,10 @@ fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     ingest(&server, "between", 2.0);
     let newest = server.snapshot();
     server.kill9();
-    // As a newer build would have written it: another version, a valid header checksum.
-    let newer = FORMAT_VERSION + 1;
+    // As an older build would have written it: another version, a valid header checksum.
+    let older = OLDEST_READ_VERSION - 1;
     let mut bytes = std::fs::read(&newest).unwrap();
-    bytes[8..12].copy_from_slice(&newer.to_le_bytes());
+    bytes[8..12].copy_from_slice(&older.to_le_bytes());
     let sum = checksum(&bytes[..HEADER_LEN - 8]);
     bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(&newest, &bytes).unwrap();
@@ -418,7 +418,7 @@ fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     assert!(!refused.status.success(), "the start is refused");
     assert!(
         stderr.contains(&newest.display().to_string())
-            && stderr.contains(&format!("snapshot format version {newer} is not supported")),
+            && stderr.contains(&format!("snapshot format version {older} is not supported")),
         "the refusal names the file and its version:\n{stderr}"
     );
     assert_eq!(

@@ -11,9 +11,15 @@ use super::common::{Server, ADMIN_KEY};
 use super::registry::broken_config;
 
 /// Runs `quiver plan` against `server` with the configuration `config`.
-fn plan(server: &Server, config: &Path, extra: &[&str]) -> Output {
+pub(super) fn plan(server: &Server, config: &Path, extra: &[&str]) -> Output {
+    quiver("plan", server, config, extra)
+}
+
+/// Runs `quiver <subcommand>` (`plan`, `apply`) against `server` with the configuration
+/// `config`, nothing on its standard input.
+pub(super) fn quiver(subcommand: &str, server: &Server, config: &Path, extra: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .arg("plan")
+        .arg(subcommand)
         .arg("--config")
         .arg(config)
         .arg("--url")
@@ -22,12 +28,13 @@ fn plan(server: &Server, config: &Path, extra: &[&str]) -> Output {
         .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
         .env_remove("QUIVER_URL")
         .env("QUIVER_LOG", "warn")
+        .stdin(std::process::Stdio::null())
         .output()
-        .expect("quiver plan runs")
+        .expect("quiver runs")
 }
 
 /// Replaces `from` with `to` in the file `file` of the copied repository in `dir`.
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+pub(super) fn edit(dir: &Path, file: &str, from: &str, to: &str) {
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains(from), "{file} should contain {from}");
@@ -48,7 +55,7 @@ name = "segment_service"
 features = [{ view = "user_segment" }]
 "#;
 
-const TERMINAL_VIEW: &str = r#"[[stream_feature_view]]
+pub(super) const TERMINAL_VIEW: &str = r#"[[stream_feature_view]]
 name = "terminal_last_transaction"
 description = "The latest transaction seen at a terminal (an int64-keyed view)"
 source = "transactions"

@@ -127,7 +127,7 @@ fn entity_tags_guard_changes_and_reads() {
 }
 
 #[test]
-fn bulk_is_not_implemented_and_says_so() {
+fn bulk_is_not_implemented_and_says_so_to_a_post_only() {
     let server = Server::start();
     let bulk =
         json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []});
@@ -139,6 +139,13 @@ fn bulk_is_not_implemented_and_says_so() {
     );
     let config = list(&server, "/ServiceProviderConfig");
     assert_eq!(config["bulk"]["supported"], false);
+    // RFC 7644 3.7: bulk is a POST; another method is refused as one, not as bulk.
+    assert_scim_error(
+        &send(&server, "GET", "/Bulk", None, &[]),
+        405,
+        None,
+        "GET is not allowed on /api/scim/v2/Bulk",
+    );
     assert_scim_error(
         &scim_bytes(&server, "POST", "/Bulk", "wrong-key", Some(b"{}"), &[]),
         401,

@@ -2,7 +2,9 @@
 //! JSON Lines rows of one view (what `quiver load` sends) and writes all of them or none;
 //! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them
 //! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk);
-//! `GET /admin/repository` describes the repository being served (what `quiver plan` diffs).
+//! `GET /admin/repository` describes the repository being served (what `quiver plan` diffs),
+//! `POST /admin/repository` applies a new one (what `quiver apply` sends: validated, planned,
+//! refused when stale or losing data without `allowDataLoss`, then swapped in whole).
 //! Every handler takes `Admin` first, so a non-admin is refused before any body is read.
 
 use actix_web::{web, HttpResponse};
@@ -10,8 +12,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::super::auth::Admin;
-use super::super::body::UnreadBody;
+use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
+use super::super::served::Repo;
+use super::super::wire::repository::ApplyBody;
 use super::super::{method_not_allowed, AppState};
 use crate::ingest::file::read_json_lines;
 use crate::persist::snapshot::describe_snapshots;
@@ -32,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/repository")
             .route(web::get().to(describe_repository))
+            .route(web::post().to(apply_repository))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -52,8 +57,35 @@ fn snapshotter(state: &AppState) -> Result<&Snapshotter, ApiError> {
 }
 
 /// The served repository in its versioned JSON form, with its content hash.
-async fn describe_repository(_: Admin, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(Repository::describe(&state.registry).to_json())
+async fn describe_repository(_: Admin, repo: Repo) -> HttpResponse {
+    HttpResponse::Ok().json(Repository::describe(&repo.registry).to_json())
+}
+
+/// A repository's files are text: a few MB is already a very large one.
+const MAX_REPOSITORY_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Applies the repository sent (see `http::served`); answers the plan carried out. A stale
+/// `expectedHash` or a data loss not allowed is 409: the same body is right against another
+/// served repository, or once the caller opts in, so the request is not malformed (400 is for
+/// files that do not validate).
+async fn apply_repository(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: UnreadBody,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.read(MAX_REPOSITORY_BODY_BYTES).await?;
+    let request: ApplyBody = parse_json(&body)?;
+    let plan = state
+        .served
+        .apply(
+            request.into(),
+            &state.router,
+            &state.vault,
+            state.snapshotter.as_ref(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"applied": true, "hash": plan.to_hash, "plan": plan.to_json()})))
 }
 
 /// Starts a snapshot and answers at once with its id; the file appears when it is written.
@@ -100,10 +132,11 @@ const MAX_LOAD_BODY_BYTES: usize = 64 * 1024 * 1024;
 async fn load_rows(
     _: Admin,
     state: web::Data<AppState>,
+    repo: Repo,
     path: web::Path<ViewPath>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state
+    let view = repo
         .registry
         .view_by_name(&path.workspace, &path.view)
         .ok_or_else(|| {

@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value as Json};
+use serde_json::json;
 
 use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
+use super::super::served::Repo;
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
-    GetFeaturesParams, Timing,
+    GetFeaturesParams, JsonFields, Timing,
 };
 use super::super::{method_not_allowed, AppState};
 use crate::http::observe::RequestId;
@@ -89,6 +90,7 @@ async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesPa
 async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
+    repo: Repo,
     path: Option<web::Path<ServicePath>>,
     request_id: Option<RequestId>,
     body: UnreadBody,
@@ -96,11 +98,10 @@ async fn get_features<const BATCH: bool>(
     let started = Instant::now();
     let params = read_params(&state, body).await?;
     let locator = params.locator(path.as_deref().map(ServicePath::names));
-    let service = resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;
     options.max_store_response_bytes = state.limits.max_store_response_bytes;
-    let empty = Map::new();
     let requests: Vec<RequestRow> = if BATCH {
         batch_rows(&params, state.limits.max_batch_size)?
             .iter()
@@ -109,7 +110,6 @@ async fn get_features<const BATCH: bool>(
                 request_row(
                     r.and_then(|r| r.join_key_map.as_ref()),
                     r.and_then(|r| r.request_context_map.as_ref()),
-                    &empty,
                 )
             })
             .collect()
@@ -117,11 +117,10 @@ async fn get_features<const BATCH: bool>(
         vec![request_row(
             params.join_key_map.as_ref(),
             params.request_context_map.as_ref(),
-            &empty,
         )]
     };
     let answer =
-        serving::get_features(&state.registry, &state.router, service, &requests, options).await?;
+        serving::get_features(&repo.registry, &state.router, service, &requests, options).await?;
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,
@@ -134,7 +133,7 @@ async fn get_features<const BATCH: bool>(
         get_features_response
     };
     let body = encode(
-        &state.catalog,
+        &repo.catalog,
         service,
         &answer,
         params.metadata_options,
@@ -151,13 +150,13 @@ async fn get_features<const BATCH: bool>(
 
 /// One request row; an absent map is an empty one.
 fn request_row<'a>(
-    join_keys: Option<&'a Map<String, Json>>,
-    request_context: Option<&'a Map<String, Json>>,
-    empty: &'a Map<String, Json>,
+    join_keys: Option<&'a JsonFields>,
+    request_context: Option<&'a JsonFields>,
 ) -> RequestRow<'a> {
+    let fields = |map: Option<&'a JsonFields>| map.map_or(&[][..], |map| map.0.as_slice());
     RequestRow {
-        join_keys: join_keys.unwrap_or(empty),
-        request_context: request_context.unwrap_or(empty),
+        join_keys: fields(join_keys),
+        request_context: fields(request_context),
     }
 }
 
@@ -188,17 +187,18 @@ fn batch_rows(
 async fn metadata_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
+    repo: Repo,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let params = read_params(&state, body).await?;
-    let service = resolve_service(&state.registry, &params.locator(None))?;
+    let service = resolve_service(&repo.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
-    Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
+    Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
 }
 
 async fn metadata_v2(
     caller: Allowed<ReadMetadata>,
-    state: web::Data<AppState>,
+    repo: Repo,
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
     let locator = Locator {
@@ -206,9 +206,9 @@ async fn metadata_v2(
         service_name: Some(path.service.clone()),
         service_id: None,
     };
-    let service = resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
-    Ok(HttpResponse::Ok().json(metadata_response(&state.catalog, service)))
+    Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
 }
 
 /// `{"featureServiceLocator": {...}}` (what the Tecton SDK's `wait_until_ready` sends) or
@@ -228,6 +228,7 @@ async fn query_features(_: Allowed<ReadFeatures>) -> Result<HttpResponse, ApiErr
 async fn service_state_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
+    repo: Repo,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
@@ -248,7 +249,7 @@ async fn service_state_v1(
         }
         (locator, params) => locator.or(params).unwrap_or_default().locator(None),
     };
-    let service = resolve_service(&state.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }

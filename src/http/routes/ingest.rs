@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 use super::super::auth::{Allowed, ReadMetadata};
 use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
+use super::super::served::Repo;
 use super::super::wire::ingest::{
     ingest_metrics, parse_ingest_request, refuse_plan, IngestRefusal,
 };
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn ingest(
     caller: Allowed<ReadMetadata, IngestRefusal>,
     state: web::Data<AppState>,
+    repo: Repo,
     request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, IngestRefusal> {
@@ -55,14 +57,12 @@ async fn ingest(
         .get(INGEST_TOKEN_HEADER)
         .and_then(|value| value.to_str().ok());
     for (source, _) in &parsed.records {
-        state
-            .started()?
-            .ingest_tokens
+        repo.ingest_tokens
             .check(&parsed.workspace, source, given)
             .map_err(ApiError::from)?;
     }
     let plan = plan_ingest(
-        &state.registry,
+        &repo.registry,
         &parsed.workspace,
         &parsed.records,
         now_micros(),
@@ -74,7 +74,7 @@ async fn ingest(
         }
     })
     .map_err(|error| refuse_plan(&parsed.workspace, error))?;
-    let metrics = ingest_metrics(&state.registry, &parsed.workspace, &plan);
+    let metrics = ingest_metrics(&repo.registry, &parsed.workspace, &plan);
     if !parsed.dry_run {
         let rows = plan.rows.len();
         state.router.write(plan.rows).await?;

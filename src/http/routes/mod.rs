@@ -1,6 +1,7 @@
 //! One module per resource, each exposing `configure`.
 
 pub mod admin;
+pub mod console;
 pub mod feature_service;
 pub mod health;
 pub mod ingest;

@@ -37,7 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(get_only("/ResourceTypes/{id}").route(web::get().to(resource_type)))
             .service(get_only("/Schemas").route(web::get().to(schemas)))
             .service(get_only("/Schemas/{id}").route(web::get().to(schema_by_id)))
-            .service(web::resource("/Bulk").to(bulk))
+            .service(
+                web::resource("/Bulk")
+                    .route(web::post().to(bulk))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .service(
                 web::resource("/.search")
                     .route(web::post().to(search))

@@ -16,6 +16,7 @@ use super::super::wire::tecton_secrets as wire;
 use super::super::AppState;
 use crate::iam::directory::ResourceKind;
 use crate::iam::Principal;
+use crate::registry::Registry;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::{Assignment, PrincipalType};
 
@@ -158,11 +159,12 @@ async fn delete_key(
 /// directory).
 async fn check_principal_exists(
     state: &AppState,
+    registry: &Registry,
     principal_type: PrincipalType,
     id: &str,
 ) -> Result<(), ApiError> {
     let exists = match principal_type {
-        PrincipalType::Workspace => state.registry.workspace(id).is_some(),
+        PrincipalType::Workspace => registry.workspace(id).is_some(),
         _ => record(state, principal_type, id).await.is_some(),
     };
     if exists {
@@ -204,8 +206,10 @@ pub(super) async fn check_assignments(
         .vault
         .check_manages(Arc::clone(caller), scopes)
         .await?;
+    let served = state.served.current();
     for (_, assignment) in assignments {
-        check_principal_exists(state, assignment.principal_type, &assignment.principal_id).await?;
+        let (principal_type, id) = (assignment.principal_type, &assignment.principal_id);
+        check_principal_exists(state, &served.registry, principal_type, id).await?;
     }
     Ok(())
 }

@@ -79,9 +79,9 @@ pub struct GetFeaturesParams {
     #[serde(alias = "workspace_name")]
     pub workspace_name: Option<String>,
     #[serde(alias = "join_key_map")]
-    pub join_key_map: Option<Map<String, Json>>,
+    pub join_key_map: Option<JsonFields>,
     #[serde(alias = "request_context_map")]
-    pub request_context_map: Option<Map<String, Json>>,
+    pub request_context_map: Option<JsonFields>,
     #[serde(alias = "metadata_options")]
     pub metadata_options: Option<MetadataOptions>,
     #[serde(alias = "request_options")]
@@ -97,9 +97,39 @@ pub struct GetFeaturesParams {
 #[serde(rename_all = "camelCase")]
 pub struct BatchRow {
     #[serde(alias = "join_key_map")]
-    pub join_key_map: Option<Map<String, Json>>,
+    pub join_key_map: Option<JsonFields>,
     #[serde(alias = "request_context_map")]
-    pub request_context_map: Option<Map<String, Json>>,
+    pub request_context_map: Option<JsonFields>,
+}
+
+/// A JSON object's fields in request order (`joinKeyMap`, `requestContextMap`): a list, not a
+/// map, as each holds a few fields that are looked up once (see `serving::field`: the last of
+/// a repeated name wins, as in a map). Building a hashed map for every request row cost more
+/// than the lookups it served.
+#[derive(Debug, Default)]
+pub struct JsonFields(pub Vec<(String, Json)>);
+
+impl<'de> Deserialize<'de> for JsonFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<JsonFields, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+            type Value = JsonFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonFields, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4).min(16));
+                while let Some(field) = map.next_entry()? {
+                    fields.push(field);
+                }
+                Ok(JsonFields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
 }
 
 /// Which metadata to return. `None` is "unset": names and data types then default to true

@@ -264,51 +264,135 @@ struct RawServiceItem {
     join_key_map: BTreeMap<String, String>,
 }
 
+/// A workspace's repository files as read: each path (for error messages) and its text. What
+/// `quiver apply` sends, and what a server rebuilds its registry from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceFiles {
+    pub name: String,
+    pub live: bool,
+    pub files: Vec<(PathBuf, String)>,
+}
+
+impl WorkspaceFiles {
+    /// A workspace's files from `(path, content)` pairs, as `quiver apply` sends them and a
+    /// snapshot keeps them.
+    pub fn new(
+        name: String,
+        live: bool,
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> WorkspaceFiles {
+        let files = files
+            .into_iter()
+            .map(|(path, content)| (PathBuf::from(path), content))
+            .collect();
+        WorkspaceFiles { name, live, files }
+    }
+}
+
+impl WorkspaceSource {
+    /// Reads the workspace's repository: the `.toml` file, or a directory's `.toml` files in
+    /// name order.
+    pub fn read(&self) -> Result<WorkspaceFiles, RegistryError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RegistryError::Io { path, source }
+        };
+        let repository = &self.repository;
+        let mut paths = Vec::new();
+        if repository.is_dir() {
+            for entry in std::fs::read_dir(repository).map_err(io_error(repository))? {
+                let path = entry.map_err(io_error(repository))?.path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    paths.push(path);
+                }
+            }
+            paths.sort();
+        } else {
+            paths.push(repository.to_path_buf());
+        }
+        let files = paths
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+                Ok((path, text))
+            })
+            .collect::<Result<_, RegistryError>>()?;
+        Ok(WorkspaceFiles {
+            name: self.name.clone(),
+            live: self.live,
+            files,
+        })
+    }
+}
+
 /// Reads and validates every workspace's repository.
 pub fn load_registry(sources: &[WorkspaceSource]) -> Result<Registry, RegistryError> {
-    let mut registry = Registry::default();
-    for source in sources {
+    let workspaces = sources
+        .iter()
+        .map(WorkspaceSource::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    build_registry(&workspaces, None)
+}
+
+/// Validates repository files into a registry. A view `previous` also has (same workspace and
+/// name) keeps its id there, and new views take ids after all of `previous`'s, so the ids the
+/// store keys rows by stay stable across applies.
+pub fn build_registry(
+    workspaces: &[WorkspaceFiles],
+    previous: Option<&Registry>,
+) -> Result<Registry, RegistryError> {
+    let mut registry = Registry {
+        views: previous.map_or_else(Vec::new, |p| p.views.iter().map(|_| None).collect()),
+        ..Registry::default()
+    };
+    for source in workspaces {
         if registry.workspaces.contains_key(&source.name) {
             return Err(RegistryError::DuplicateWorkspace(source.name.clone()));
         }
-        let files = read_files(&source.repository)?;
-        let workspace = build_workspace(source, &files, &mut registry)?;
+        let files = parse_files(source)?;
+        let workspace = build_workspace(source, &files, &mut registry, previous)?;
         registry.workspaces.insert(source.name.clone(), workspace);
+    }
+    if let Some(previous) = previous {
+        for view in registry.views.iter_mut().flatten() {
+            if let Some(before) = previous.find_view(view.id) {
+                view.layout = if view.same_stored_form(before) {
+                    before.layout
+                } else {
+                    before.layout + 1
+                };
+            }
+        }
     }
     Ok(registry)
 }
 
-fn read_files(repository: &Path) -> Result<Vec<(PathBuf, RepositoryFile)>, RegistryError> {
-    let io_error = |source| RegistryError::Io {
-        path: repository.to_path_buf(),
-        source,
-    };
-    let mut paths = Vec::new();
-    if repository.is_dir() {
-        for entry in std::fs::read_dir(repository).map_err(io_error)? {
-            let path = entry.map_err(io_error)?.path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-    } else {
-        paths.push(repository.to_path_buf());
-    }
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let file = toml::from_str(&text).map_err(|e| RegistryError::Syntax {
+fn parse_files(source: &WorkspaceFiles) -> Result<Vec<(PathBuf, RepositoryFile)>, RegistryError> {
+    source
+        .files
+        .iter()
+        .map(|(path, text)| {
+            let file = toml::from_str(text).map_err(|e| RegistryError::Syntax {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            Ok((path, file))
+            Ok((path.clone(), file))
         })
         .collect()
+}
+
+/// The id of `workspace`'s view `name`: its id in `previous`, or the next free one.
+fn allocate_view_id(
+    registry: &mut Registry,
+    previous: Option<&Registry>,
+    workspace: &str,
+    name: &str,
+) -> ViewId {
+    let kept = previous.and_then(|p| p.workspace(workspace)?.views.get(name).copied());
+    kept.unwrap_or_else(|| {
+        registry.views.push(None);
+        (registry.views.len() - 1) as ViewId
+    })
 }
 
 /// Validation context: the file and object an error is about.
@@ -359,9 +443,10 @@ fn parse_fields(site: &Site, what: &str, raw: &[RawField]) -> Result<Vec<Field>,
 }
 
 fn build_workspace(
-    source: &WorkspaceSource,
+    source: &WorkspaceFiles,
     files: &[(PathBuf, RepositoryFile)],
     registry: &mut Registry,
+    previous: Option<&Registry>,
 ) -> Result<Workspace, RegistryError> {
     let mut workspace = Workspace {
         name: source.name.clone(),
@@ -463,7 +548,7 @@ fn build_workspace(
             };
             check_name(&site, "feature view name", &raw.name)?;
             claim(kind, &raw.name, path, &site)?;
-            let id = registry.views.len() as ViewId;
+            let id = allocate_view_id(registry, previous, &workspace.name, &raw.name);
             let view = build_view(&site, kind, raw, id, &workspace)?;
             if let ViewKind::Stream { source } = &view.kind {
                 if let Some(push_source) = workspace.push_sources.get_mut(source) {
@@ -471,7 +556,7 @@ fn build_workspace(
                 }
             }
             workspace.views.insert(view.name.clone(), id);
-            registry.views.push(view);
+            registry.views[id as usize] = Some(view);
         }
     }
 
@@ -483,10 +568,10 @@ fn build_workspace(
             };
             check_name(&site, "feature view name", &raw.name)?;
             claim("realtime_feature_view", &raw.name, path, &site)?;
-            let id = registry.views.len() as ViewId;
+            let id = allocate_view_id(registry, previous, &workspace.name, &raw.name);
             let view = build_realtime_view(&site, raw, id, &workspace, registry)?;
             workspace.views.insert(view.name.clone(), id);
-            registry.views.push(view);
+            registry.views[id as usize] = Some(view);
         }
     }
 
@@ -507,11 +592,9 @@ fn build_workspace(
         }
     }
     for push_source in workspace.push_sources.values_mut() {
-        push_source.subscribers.sort_by(|a, b| {
-            registry.views[*a as usize]
-                .name
-                .cmp(&registry.views[*b as usize].name)
-        });
+        push_source
+            .subscribers
+            .sort_by(|a, b| registry.view(*a).name.cmp(&registry.view(*b).name));
     }
     Ok(workspace)
 }

@@ -17,7 +17,7 @@ pub(super) fn build_realtime_view(
         let source_id = *workspace.views.get(name).ok_or_else(|| {
             site.error(format!("reads feature view `{name}`, which does not exist"))
         })?;
-        let source = &registry.views[source_id as usize];
+        let source = registry.view(source_id);
         if matches!(source.kind, ViewKind::Realtime(_)) {
             return Err(site.error(format!(
                 "reads realtime view `{name}`; realtime views read stored views only"
@@ -60,6 +60,7 @@ pub(super) fn build_realtime_view(
     }
     Ok(FeatureView {
         id,
+        layout: 0,
         workspace: workspace.name.clone(),
         name: raw.name.clone(),
         kind: ViewKind::Realtime(Arc::new(crate::registry::realtime::RealtimeSpec {

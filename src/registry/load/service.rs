@@ -21,7 +21,7 @@ pub(super) fn build_service(
                 raw_item.view
             ))
         })?;
-        let view = &registry.views[view_id as usize];
+        let view = registry.view(view_id);
         let namespace = raw_item.alias.clone().unwrap_or_else(|| view.name.clone());
         check_name(site, "alias", &namespace)?;
         if items.iter().any(|item| item.namespace == namespace) {
@@ -96,16 +96,12 @@ pub(super) fn build_service(
         });
     }
     // Tecton's order: realtime views first, then the others, each group by namespace.
-    let is_realtime = |item: &ServiceItem| {
-        matches!(
-            registry.views[item.view as usize].kind,
-            ViewKind::Realtime(_)
-        )
-    };
+    let is_realtime =
+        |item: &ServiceItem| matches!(registry.view(item.view).kind, ViewKind::Realtime(_));
     items.sort_by(|a, b| (!is_realtime(a), &a.namespace).cmp(&(!is_realtime(b), &b.namespace)));
     let mut request_context_keys: Vec<Field> = Vec::new();
     for item in &items {
-        if let ViewKind::Realtime(spec) = &registry.views[item.view as usize].kind {
+        if let ViewKind::Realtime(spec) = &registry.view(item.view).kind {
             for field in &spec.request_schema {
                 match request_context_keys.iter().find(|f| f.name == field.name) {
                     Some(existing) if existing.data_type != field.data_type => {

@@ -154,6 +154,7 @@ pub(super) fn build_view(
     };
     Ok(FeatureView {
         id,
+        layout: 0,
         workspace: workspace.name.clone(),
         name: raw.name.clone(),
         kind: view_kind,

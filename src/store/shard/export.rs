@@ -15,11 +15,12 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::sync::Arc;
 
 use actix::{AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, spec_of, ShardActor, Slot};
+use super::{index_key, view_of_key, ShardActor, Slot, ViewUsages, KEY_PREFIX};
 use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
 use crate::store::arena::{Arena, RowRef};
 use crate::store::tiles::{to_stored, TileSet};
@@ -103,18 +104,13 @@ impl Handler<ExportRows> for ShardActor {
             export: ShardExport {
                 records: Vec::with_capacity(used - dead),
                 rows: 0,
-                // Tiles change in place, so they are copied at the cut, whole.
+                // Tiles change in place, so they are copied at the cut, whole (the current
+                // layouts' only: a retiring layout's records are superseded likewise).
                 tiles: partition
                     .tiles
                     .iter()
-                    .map(|(key, tiles)| {
-                        let view = u32::from_le_bytes(
-                            key[..4]
-                                .try_into()
-                                .expect("tile keys start with the view id"),
-                        );
-                        to_stored(view, &key[4..], tiles)
-                    })
+                    .filter(|(key, _)| partition.is_current(key))
+                    .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
                     .collect(),
             },
             done: msg.done,
@@ -150,8 +146,10 @@ impl ShardActor {
 }
 
 /// `RestoreRecords`: an empty shard takes a snapshot's records of its rows as its arena and
-/// rebuilds its index from them (each shard on its own thread, so in parallel). Answers the
-/// rows stored and the records skipped (of views that no longer hold rows).
+/// rebuilds its index from them (each shard on its own thread, so in parallel). A record names
+/// its view by id only: it is keyed under the view's current layout (layouts are not kept
+/// across a restart, and a snapshot holds the current layouts' rows only). Answers the rows
+/// stored and the records skipped (of views that no longer hold rows).
 pub struct RestoreRecords(pub Arena);
 
 impl Message for RestoreRecords {
@@ -170,7 +168,8 @@ impl Handler<RestoreRecords> for ShardActor {
         }
         partition.arena = msg.0;
         let partition = &mut *partition;
-        let mut latest = vec![None::<i64>; self.specs.len()];
+        let views = Arc::clone(&partition.views);
+        let mut latest = vec![None::<i64>; views.id_bound()];
         let (mut stored, mut skipped) = (0, 0);
         let mut superseded = Vec::new();
         let mut at = 0;
@@ -185,11 +184,14 @@ impl Handler<RestoreRecords> for ShardActor {
                     format!("row record at byte {start}: unknown flags {}", record.flags),
                 ));
             }
-            if view as usize >= self.specs.len() || spec_of(&self.specs, view).is_some() {
-                skipped += 1;
-                superseded.push(start);
-                continue;
-            }
+            let layout = match views.layout(view) {
+                Some(layout) if views.spec(view).is_none() => layout,
+                _ => {
+                    skipped += 1;
+                    superseded.push(start);
+                    continue;
+                }
+            };
             let slot = Slot {
                 row: RowRef {
                     offset: (start + ROW_RECORD_HEADER_LEN) as u64,
@@ -199,7 +201,7 @@ impl Handler<RestoreRecords> for ShardActor {
             };
             let newest = &mut latest[view as usize];
             *newest = Some(newest.map_or(record.event_time, |t| t.max(record.event_time)));
-            let key = index_key(view, record.key).into_boxed_slice();
+            let key = index_key(view, layout, record.key).into_boxed_slice();
             match partition.index.get_mut(&key) {
                 // A snapshot holds one record per key; keep the newest if not.
                 Some(kept) if kept.event_time > slot.event_time => superseded.push(start),
@@ -217,9 +219,12 @@ impl Handler<RestoreRecords> for ShardActor {
         }
         for (view, time) in latest.into_iter().enumerate() {
             if let Some(time) = time {
-                self.watermarks.advance(view as u32, time);
+                views.watermarks.advance(view as u32, time);
             }
         }
+        // The console's per-view counts are kept by writes; records restored in one go are
+        // counted once here.
+        partition.view_usage = ViewUsages::count(partition);
         Ok((stored, skipped))
     }
 }
@@ -237,10 +242,14 @@ impl Handler<RestoreTiles> for ShardActor {
     fn handle(&mut self, msg: RestoreTiles, _: &mut Self::Context) {
         let mut partition = self.partition.write();
         for (view, key, tiles) in msg.0 {
-            self.watermarks.advance(view, tiles.latest_event);
-            partition
-                .tiles
-                .insert(super::index_key(view, &key).into_boxed_slice(), tiles);
+            let Some(layout) = partition.views.layout(view) else {
+                continue;
+            };
+            partition.views.watermarks.advance(view, tiles.latest_event);
+            let key = index_key(view, layout, &key).into_boxed_slice();
+            if partition.tiles.insert(key, tiles).is_none() {
+                partition.view_usage.tiles_created(view);
+            }
         }
     }
 }

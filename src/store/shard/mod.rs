@@ -9,10 +9,17 @@
 //!   without a message round trip: a reader sees a batch entirely or not at all, never a torn
 //!   row, and never an arena mapping that growth or compaction has dropped;
 //! - a snapshot export runs on the actor under the read lock, so reads go on while one is taken,
-//!   in bounded chunks between write batches, so writes go on too (see `export.rs`).
+//!   in bounded chunks between write batches, so writes go on too (see `export.rs`);
+//! - keys carry the view's layout, and the partition holds the [`StoreViews`] its data is
+//!   stored for (specs, layouts, watermarks): an apply writes each reshaped view under its new
+//!   layout beside the old one (`reshape.rs`), so requests begun before it still read the old
+//!   data, which is dropped once they are done. The old layouts' arena records are flagged
+//!   superseded at the reshape (no export after it copies them), while the index keeps
+//!   pointing at them for those requests.
 
 mod export;
 mod read;
+mod reshape;
 mod stats;
 mod write;
 
@@ -25,14 +32,15 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
-pub use stats::{ShardStats, ShardUsage};
+pub use reshape::{ReshapePartition, RetireLayouts, ViewReshape};
+use stats::ViewUsages;
+pub use stats::{ShardStats, ShardUsage, ViewStats, ViewUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};
 
 use super::arena::{Arena, RowRef};
 use super::tiles::TileSet;
-use super::watermark::Watermarks;
-use crate::registry::aggregation::AggregationSpec;
-use crate::registry::ViewId;
+use super::views::StoreViews;
+use crate::registry::{Layout, ViewId};
 use crate::time::Micros;
 
 /// Where a key's current row is and when its event happened.
@@ -45,13 +53,21 @@ struct Slot {
 /// One shard's rows and tiles: written by its shard actor only, read by anyone holding the
 /// read lock.
 pub struct Partition {
-    /// Key: the view id (4 bytes, little-endian) followed by the encoded join key.
+    /// Key: the view id and its layout (4 bytes each, little-endian), then the encoded join key.
     index: HashMap<Box<[u8]>, Slot, Xxh3Builder>,
     arena: Arena,
     /// Aggregating views' tiles, keyed like `index`.
     tiles: HashMap<Box<[u8]>, TileSet, Xxh3Builder>,
     /// Arrival order of events, so that ties in event time go to the later write.
     arrivals: u64,
+    /// The views this data is stored for.
+    views: Arc<StoreViews>,
+    /// Between an apply and the end of the requests begun before it: the views the old layouts'
+    /// data is stored for.
+    retiring: Option<Arc<StoreViews>>,
+    /// What the partition holds of each view in its current layout, kept up to date by every
+    /// write and counted again after an apply.
+    view_usage: ViewUsages,
 }
 
 /// A partition as shared between its shard actor (the writer) and request threads (readers).
@@ -59,43 +75,31 @@ pub type SharedPartition = Arc<RwLock<Partition>>;
 
 pub struct ShardActor {
     partition: SharedPartition,
-    /// Per view id, how it aggregates (`None` for plain views).
-    specs: Specs,
-    /// Shared by every shard: the leading edge of `LATEST_EVENT_TIME` windows.
-    watermarks: Arc<Watermarks>,
     /// The snapshot export under way, if any.
     export: Option<export::RunningExport>,
 }
 
-/// Per view id, the view's aggregation spec, if it aggregates.
-pub type Specs = Arc<Vec<Option<Arc<AggregationSpec>>>>;
-
 impl ShardActor {
-    /// A shard with an empty partition, and the handle readers use to read it.
+    /// A shard with an empty partition for `views`, and the handle readers use to read it.
     pub fn new(
         arena_bytes: usize,
-        specs: Specs,
-        watermarks: Arc<Watermarks>,
+        views: Arc<StoreViews>,
     ) -> std::io::Result<(ShardActor, SharedPartition)> {
         let partition = Arc::new(RwLock::new(Partition {
             index: HashMap::with_hasher(Xxh3Builder::new()),
             arena: Arena::with_capacity(arena_bytes)?,
             tiles: HashMap::with_hasher(Xxh3Builder::new()),
             arrivals: 0,
+            view_usage: ViewUsages::new(views.id_bound()),
+            views,
+            retiring: None,
         }));
         let actor = ShardActor {
             partition: Arc::clone(&partition),
-            specs,
-            watermarks,
             export: None,
         };
         Ok((actor, partition))
     }
-}
-
-/// The aggregation spec of `view`, if it aggregates.
-fn spec_of(specs: &Specs, view: ViewId) -> Option<&Arc<AggregationSpec>> {
-    specs.get(view as usize).and_then(Option::as_ref)
 }
 
 impl Actor for ShardActor {
@@ -107,16 +111,34 @@ impl Actor for ShardActor {
     }
 }
 
-/// Writes `view`'s id and the encoded join key into `bytes` as an index key.
-fn write_index_key(view: ViewId, key: &[u8], bytes: &mut Vec<u8>) {
+/// The bytes before the join key in an index or tile key: view id and layout.
+const KEY_PREFIX: usize = 8;
+
+/// Writes `view`'s id and layout and the encoded join key into `bytes` as an index key.
+fn write_index_key(view: ViewId, layout: Layout, key: &[u8], bytes: &mut Vec<u8>) {
     bytes.clear();
     bytes.extend_from_slice(&view.to_le_bytes());
+    bytes.extend_from_slice(&layout.to_le_bytes());
     bytes.extend_from_slice(key);
 }
 
-/// The index key of (view, encoded join key).
-fn index_key(view: ViewId, key: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(4 + key.len());
-    write_index_key(view, key, &mut bytes);
+/// The view id and layout an index or tile key starts with.
+fn view_of_key(key: &[u8]) -> (ViewId, Layout) {
+    let word = |at: usize| u32::from_le_bytes(key[at..at + 4].try_into().expect("a key prefix"));
+    (word(0), word(4))
+}
+
+/// The index key of (view, layout, encoded join key).
+fn index_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(KEY_PREFIX + key.len());
+    write_index_key(view, layout, key, &mut bytes);
     bytes
+}
+
+impl Partition {
+    /// True when the key is stored for its view's current layout (not one an apply retired).
+    fn is_current(&self, key: &[u8]) -> bool {
+        let (view, layout) = view_of_key(key);
+        self.views.layout(view) == Some(layout)
+    }
 }

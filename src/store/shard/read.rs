@@ -2,19 +2,25 @@
 //! request's own thread. For an aggregating view the "row" is computed here: each aggregate over
 //! its window, ending at the leading edge.
 
-use super::{spec_of, write_index_key, Partition, Specs};
+use super::{write_index_key, Partition};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::value::Value;
-use crate::registry::ViewId;
+use crate::registry::{Layout, ViewId};
 use crate::store::row::encode_row;
-use crate::store::tiles::tile_start;
+use crate::store::tiles::{tile_start, AggregateMask};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
 
 #[derive(Debug, Clone)]
 pub struct Lookup {
     pub view: ViewId,
+    /// The layout the reader's registry gives the view: a partition that holds another (an
+    /// apply reshaped it since the request began) answers nothing rather than misread it.
+    pub layout: Layout,
     pub key: Vec<u8>,
+    /// For an aggregating view, the aggregates to compute (the others read as null); a plain
+    /// row is read whole.
+    pub aggregates: AggregateMask,
 }
 
 /// A row as read: its event time and encoded values (copied out of the arena). For an
@@ -42,16 +48,22 @@ impl Partition {
         &self,
         lookup: &Lookup,
         context: ReadContext,
-        specs: &Specs,
-        watermarks: &Watermarks,
         key: &mut Vec<u8>,
     ) -> Option<StoredRow> {
-        write_index_key(lookup.view, &lookup.key, key);
-        if let Some(spec) = spec_of(specs, lookup.view) {
+        // A request begun before an apply reads the layout its registry knows, while it lasts.
+        let views = if self.views.layout(lookup.view) == Some(lookup.layout) {
+            &self.views
+        } else {
+            self.retiring
+                .as_ref()
+                .filter(|views| views.layout(lookup.view) == Some(lookup.layout))?
+        };
+        write_index_key(lookup.view, lookup.layout, &lookup.key, key);
+        if let Some(spec) = views.spec(lookup.view) {
             let tiles = self.tiles.get(key.as_slice())?;
-            let end = window_end(lookup.view, spec, context, watermarks);
+            let end = window_end(lookup.view, spec, context, &views.watermarks);
             let values: Vec<Value> = tiles
-                .values(spec, end)
+                .values(spec, end, lookup.aggregates)
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect();

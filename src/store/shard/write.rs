@@ -1,21 +1,27 @@
 //! `ApplyRows`: store rows in the shard, newest event time wins (ties: the later write). Sent
 //! only by the writer actor, with `do_send`, so rows arrive in journal order.
 
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, spec_of, ShardActor, Slot};
+use super::{index_key, ShardActor, Slot};
 use crate::metrics::Queued;
 use crate::persist::format::RowRecordV2;
-use crate::registry::ViewId;
+use crate::registry::{Layout, ViewId};
 use crate::store::arena::Arena;
 use crate::store::row::decode_row;
+use crate::store::tiles::TileSet;
 use crate::time::Micros;
 
 /// One row to store: its view, encoded join key, event time and encoded values.
 #[derive(Debug, Clone)]
 pub struct RowWrite {
     pub view: ViewId,
+    /// The layout the row was encoded for; the writer refuses a batch made for another.
+    pub layout: Layout,
     pub key: Vec<u8>,
     pub event_time: Micros,
     pub payload: Vec<u8>,
@@ -56,19 +62,23 @@ impl ShardActor {
         let mut outcome = WriteOutcome::default();
         let mut partition = self.partition.write();
         let partition = &mut *partition;
+        let views = Arc::clone(&partition.views);
         for row in rows {
-            let key = index_key(row.view, &row.key);
-            if let Some(spec) = spec_of(&self.specs, row.view) {
+            let key = index_key(row.view, row.layout, &row.key);
+            if let Some(spec) = views.spec(row.view) {
                 // An aggregating view's row is one event: it goes into its tile.
                 let inputs = decode_row(&row.payload)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 partition.arrivals += 1;
-                self.watermarks.advance(row.view, row.event_time);
-                partition
-                    .tiles
-                    .entry(key.into_boxed_slice())
-                    .or_default()
-                    .add(spec, row.event_time, partition.arrivals, &inputs);
+                views.watermarks.advance(row.view, row.event_time);
+                let tiles = match partition.tiles.entry(key.into_boxed_slice()) {
+                    Entry::Occupied(tiles) => tiles.into_mut(),
+                    Entry::Vacant(vacant) => {
+                        partition.view_usage.tiles_created(row.view);
+                        vacant.insert(TileSet::default())
+                    }
+                };
+                tiles.add(spec, row.event_time, partition.arrivals, &inputs);
                 outcome.stored += 1;
                 continue;
             }
@@ -79,7 +89,7 @@ impl ShardActor {
                 }
             }
             // Plain views' watermarks serve only the freshness metric.
-            self.watermarks.advance(row.view, row.event_time);
+            views.watermarks.advance(row.view, row.event_time);
             let row_ref = partition.arena.append(&RowRecordV2 {
                 view: row.view,
                 flags: 0,
@@ -91,7 +101,11 @@ impl ShardActor {
                 row: row_ref,
                 event_time: row.event_time,
             };
-            if let Some(previous) = partition.index.insert(key.into_boxed_slice(), slot) {
+            let previous = partition.index.insert(key.into_boxed_slice(), slot);
+            partition
+                .view_usage
+                .row_stored(row.view, row_ref.len, previous.map(|p| p.row.len));
+            if let Some(previous) = previous {
                 let start = Arena::record_start(previous.row);
                 partition.arena.release(start);
                 if let Some(export) = &mut self.export {
@@ -101,7 +115,12 @@ impl ShardActor {
             outcome.stored += 1;
         }
         // Compaction would move records a running export has yet to pass: it waits for the end.
-        if self.export.is_none() && partition.arena.wants_compaction() {
+        // While layouts retire, the index still points at their released records: it waits for
+        // `RetireLayouts`, which compacts.
+        if self.export.is_none()
+            && partition.retiring.is_none()
+            && partition.arena.wants_compaction()
+        {
             partition
                 .arena
                 .compact(partition.index.values_mut().map(|slot| &mut slot.row))?;

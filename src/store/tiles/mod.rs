@@ -23,6 +23,33 @@ use crate::time::Micros;
 pub use partial::Partial;
 pub use stored::{from_stored, to_stored};
 
+/// Which aggregates of a view a read computes: bit i for aggregate i (past the 64th, always).
+/// A service that selects one feature of an aggregating view does not merge the others'
+/// windows; the others read as null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregateMask(u64);
+
+impl AggregateMask {
+    pub const ALL: AggregateMask = AggregateMask(u64::MAX);
+
+    /// The aggregates at these indices.
+    pub fn of(indices: impl IntoIterator<Item = usize>) -> AggregateMask {
+        AggregateMask(
+            indices
+                .into_iter()
+                .fold(0, |mask, i| mask | 1u64.checked_shl(i as u32).unwrap_or(0)),
+        )
+    }
+
+    pub fn union(self, other: AggregateMask) -> AggregateMask {
+        AggregateMask(self.0 | other.0)
+    }
+
+    pub fn contains(self, i: usize) -> bool {
+        i >= 64 || self.0 & (1 << i) != 0
+    }
+}
+
 /// The tiles of one key of one view.
 #[derive(Debug, Clone)]
 pub struct TileSet {
@@ -84,6 +111,27 @@ impl TileSet {
     }
 
     /// Builds the roll-ups for `spec` (after a restore: they are not stored).
+    /// Lays the tiles out for `spec`, which an apply gave the view: aggregate `i` takes the
+    /// partials of old aggregate `sources[i]` (the same function over the same column), or
+    /// starts empty.
+    pub fn remap(&mut self, sources: &[Option<usize>], spec: &AggregationSpec) {
+        let remap = |partials: &mut Vec<Partial>| {
+            let moved = sources
+                .iter()
+                .zip(&spec.aggregates)
+                .map(|(source, aggregate)| {
+                    source
+                        .and_then(|j| partials.get(j).cloned())
+                        .unwrap_or_else(|| Partial::empty(aggregate.function))
+                })
+                .collect();
+            *partials = moved;
+        };
+        self.tiles.values_mut().for_each(remap);
+        self.compacted.iter_mut().for_each(remap);
+        self.rebuild_rollups(spec);
+    }
+
     pub fn rebuild_rollups(&mut self, spec: &AggregationSpec) {
         self.rollups.rebuild(spec, &self.tiles);
     }
@@ -192,12 +240,19 @@ impl TileSet {
         total
     }
 
-    /// Each aggregate's value over its window ending at `end` (a tile boundary).
-    pub fn values(&self, spec: &AggregationSpec, end: Micros) -> Vec<Option<Value>> {
+    /// Each aggregate's value over its window ending at `end` (a tile boundary); `None` for
+    /// those not in `wanted`.
+    pub fn values(
+        &self,
+        spec: &AggregationSpec,
+        end: Micros,
+        wanted: AggregateMask,
+    ) -> Vec<Option<Value>> {
         spec.aggregates
             .iter()
             .enumerate()
             .map(|(i, aggregate)| match aggregate.window {
+                _ if !wanted.contains(i) => None,
                 Window::Time { size, offset } => self
                     .merged(
                         i,

@@ -149,7 +149,7 @@ proptest! {
         let keep_from = tile_start(tiles.latest_event, I) - spec.horizon();
         prop_assume!(end - (offset_tiles + size_tiles) * I >= keep_from);
         let expected = brute_force(function, &events, end - (offset_tiles + size_tiles) * I, end - offset_tiles * I);
-        let got = tiles.values(&spec, end).remove(0);
+        let got = tiles.values(&spec, end, AggregateMask::ALL).remove(0);
         prop_assert!(close(&got, &expected), "{function:?}: got {got:?}, expected {expected:?}");
     }
 
@@ -163,7 +163,10 @@ proptest! {
         for (seq, (t, v)) in raw.iter().enumerate() {
             tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
         }
-        let values = tiles.values(&spec, 10 * I + 100);
+        let values = tiles.values(&spec, 10 * I + 100, AggregateMask::ALL);
+        // A read of one aggregate computes that one alone, the same as in a whole read.
+        let quantile_only = tiles.values(&spec, 10 * I + 100, AggregateMask::of([1]));
+        prop_assert_eq!(&quantile_only, &vec![None, values[1].clone()]);
         let distinct = raw.iter().map(|(_, v)| v).collect::<std::collections::BTreeSet<_>>().len() as f64;
         let Some(Value::Int64(estimate)) = values[0] else { panic!("no estimate") };
         // 1.04 / sqrt(1024) is one standard error; allow four, plus one for tiny sets.
@@ -200,7 +203,7 @@ proptest! {
         prop_assume!(end >= tiles.coarse_until && from >= tile_start(tiles.latest_event, I) - spec.horizon());
         let from = if from < tiles.coarse_until { tile_start(from, COARSE) } else { from };
         let expected = brute_force(function, &events, from, end);
-        let got = tiles.values(&spec, end).remove(0);
+        let got = tiles.values(&spec, end, AggregateMask::ALL).remove(0);
         prop_assert!(close(&got, &expected), "{function:?}: got {got:?}, expected {expected:?}");
     }
 
@@ -216,7 +219,7 @@ proptest! {
         for (seq, (t, v)) in raw.iter().enumerate() {
             tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
         }
-        let values = tiles.values(&spec, end_tile * I);
+        let values = tiles.values(&spec, end_tile * I, AggregateMask::ALL);
         let singles: Vec<Value> = values[1..].iter().cloned().map(Option::unwrap_or_default).collect();
         let expected = singles.iter().any(|v| !v.is_null()).then_some(Value::Array(singles));
         prop_assert_eq!(values[0].clone(), expected);
@@ -249,7 +252,7 @@ proptest! {
         let end = end_tile * I;
         let expected = raw.iter().filter(|(t, _)| *t < end).count() as i64;
         prop_assume!(end >= tile_start(tiles.latest_event, I) - spec.horizon());
-        prop_assert_eq!(tiles.values(&spec, end)[0].clone(), (expected > 0).then_some(Value::Int64(expected)));
+        prop_assert_eq!(tiles.values(&spec, end, AggregateMask::ALL)[0].clone(), (expected > 0).then_some(Value::Int64(expected)));
         prop_assert!(tiles.tiles.len() as i64 <= spec.horizon() / I + 1, "tiles stay bounded");
     }
 }
@@ -302,10 +305,10 @@ proptest! {
         let end = tile_start(tiles.latest_event, MINUTE) + end_after_latest * MINUTE;
         let from = end - (offset_tiles + size_tiles) * MINUTE;
         prop_assume!(from >= tile_start(tiles.latest_event, MINUTE) - spec.horizon());
-        let got = tiles.values(&spec, end);
+        let got = tiles.values(&spec, end, AggregateMask::ALL);
         let expected = brute_force(function, &events, from, end - offset_tiles * MINUTE);
         prop_assert!(close(&got[0], &expected), "{function:?}: got {got:?}, expected {expected:?}");
-        let fine = fine_only.values(&spec, end);
+        let fine = fine_only.values(&spec, end, AggregateMask::ALL);
         prop_assert!(close(&got[0], &fine[0]));
         let lifetime = brute_force(Function::Count, &events, Micros::MIN, end);
         prop_assert_eq!((&got[1], &fine[1]), (&lifetime, &lifetime));
@@ -327,9 +330,9 @@ proptest! {
         spec.interval = MINUTE;
         let (tiles, mut restored) = with_and_without_rollups(&spec, &minute_events(&raw));
         let end = end_tile * MINUTE;
-        let got = tiles.values(&spec, end);
-        prop_assert_eq!(&got, &restored.values(&spec, end));
+        let got = tiles.values(&spec, end, AggregateMask::ALL);
+        prop_assert_eq!(&got, &restored.values(&spec, end, AggregateMask::ALL));
         restored.rebuild_rollups(&spec);
-        prop_assert_eq!(&got, &restored.values(&spec, end));
+        prop_assert_eq!(&got, &restored.values(&spec, end, AggregateMask::ALL));
     }
 }

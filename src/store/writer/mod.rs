@@ -6,6 +6,7 @@
 //! the journal, then ask every shard to export) sees each shard at exactly the same point of the
 //! journal: a point-in-time cut across shards, without stopping reads.
 
+mod reshape;
 mod snapshot;
 mod write;
 
@@ -14,25 +15,26 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, AsyncContext, Context};
 
+pub use reshape::Reshape;
 pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
 pub use write::Write;
 
 use super::shard::ShardActor;
+use super::views::StoreViews;
 use crate::metrics::{shard_mailbox_depth, Gauge};
-use crate::persist::format::ViewRefV1;
 use crate::persist::{FsyncPolicy, Journal};
 
 pub struct WriterActor {
     shards: Vec<Addr<ShardActor>>,
-    /// Index = view id: how journal records name views.
-    views: Arc<Vec<ViewRefV1>>,
+    /// How journal records name views, and the layouts a write must be made for.
+    views: Arc<StoreViews>,
     journal: Option<Journal>,
     /// Index = shard: the batches sent to it and not yet applied.
     mailbox_depths: Vec<Gauge>,
 }
 
 impl WriterActor {
-    pub fn new(shards: Vec<Addr<ShardActor>>, views: Arc<Vec<ViewRefV1>>) -> WriterActor {
+    pub fn new(shards: Vec<Addr<ShardActor>>, views: Arc<StoreViews>) -> WriterActor {
         WriterActor {
             mailbox_depths: (0..shards.len()).map(shard_mailbox_depth).collect(),
             shards,

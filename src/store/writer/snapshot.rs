@@ -1,12 +1,15 @@
 //! The writer's part in persistence: taking over the journal after recovery, starting a
 //! snapshot (rotate the journal, ask every shard to export), and dropping covered segments.
 
+use std::sync::Arc;
+
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::WriterActor;
 use crate::persist::Journal;
 use crate::store::shard::{ExportRows, ShardExport};
+use crate::store::views::StoreViews;
 
 /// From now on, writes are journaled here.
 pub struct AttachJournal(pub Journal);
@@ -23,16 +26,19 @@ impl Handler<AttachJournal> for WriterActor {
     }
 }
 
-/// Rotates the journal and asks each shard for its rows; answers the new segment number and
-/// one receiver per shard.
+/// Rotates the journal and asks each shard for its rows; answers the new segment number, the
+/// views table the rows are stored for, and one receiver per shard.
 pub struct StartSnapshot;
 
+/// The new segment number, the views the exports name, one export receiver per shard.
+pub type SnapshotStarted = (u64, Arc<StoreViews>, Vec<oneshot::Receiver<ShardExport>>);
+
 impl Message for StartSnapshot {
-    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<ShardExport>>)>;
+    type Result = std::io::Result<SnapshotStarted>;
 }
 
 impl Handler<StartSnapshot> for WriterActor {
-    type Result = std::io::Result<(u64, Vec<oneshot::Receiver<ShardExport>>)>;
+    type Result = std::io::Result<SnapshotStarted>;
 
     fn handle(&mut self, _: StartSnapshot, _: &mut Self::Context) -> Self::Result {
         let seq = match self.journal.as_mut() {
@@ -48,7 +54,7 @@ impl Handler<StartSnapshot> for WriterActor {
                 receiver
             })
             .collect();
-        Ok((seq, exports))
+        Ok((seq, Arc::clone(&self.views), exports))
     }
 }
 

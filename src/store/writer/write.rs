@@ -8,9 +8,10 @@ use tokio::sync::oneshot;
 use super::WriterActor;
 use crate::metrics::Queued;
 use crate::persist::format::{encode, RowRefV1, RowsRefV1};
-use crate::persist::JournalError;
 use crate::store::key::shard_of;
 use crate::store::shard::{ApplyRows, RowWrite, WriteOutcome};
+use crate::store::views::StoreViews;
+use crate::store::StoreError;
 
 /// Rows to store. `journaled: false` is for rows being restored from a snapshot or replayed
 /// from the journal, which must not be journaled again.
@@ -23,14 +24,22 @@ pub struct Write {
 pub type Applied = Vec<oneshot::Receiver<std::io::Result<WriteOutcome>>>;
 
 impl Message for Write {
-    type Result = Result<Applied, JournalError>;
+    type Result = Result<Applied, StoreError>;
 }
 
 impl Handler<Write> for WriterActor {
-    /// A journal failure answers before any shard sees the rows: a refused write changes nothing.
-    type Result = Result<Applied, JournalError>;
+    /// A journal failure, or rows encoded for a layout an apply has replaced since, answer before
+    /// any shard sees the rows: a refused write changes nothing.
+    type Result = Result<Applied, StoreError>;
 
     fn handle(&mut self, msg: Write, _: &mut Self::Context) -> Self::Result {
+        if let Some(row) = msg
+            .rows
+            .iter()
+            .find(|row| self.views.layout(row.view) != Some(row.layout))
+        {
+            return Err(StoreError::RepositoryChanged(row.view));
+        }
         if msg.journaled {
             if let Some(journal) = self.journal.as_mut() {
                 journal.append(&journal_record(&self.views, &msg.rows))?;
@@ -57,13 +66,16 @@ impl Handler<Write> for WriterActor {
 }
 
 /// Encodes rows as a journal record, naming only the views they use.
-fn journal_record(views: &[crate::persist::format::ViewRefV1], rows: &[RowWrite]) -> Vec<u8> {
+fn journal_record(views: &StoreViews, rows: &[RowWrite]) -> Vec<u8> {
     let mut used: HashMap<u32, u32> = HashMap::new();
     let mut record_views = Vec::new();
     let mut record_rows = Vec::with_capacity(rows.len());
     for row in rows {
         let index = *used.entry(row.view).or_insert_with(|| {
-            record_views.push(views[row.view as usize].clone());
+            let name = views
+                .name(row.view)
+                .expect("the layout check found the view");
+            record_views.push(name.clone());
             (record_views.len() - 1) as u32
         });
         record_rows.push(RowRefV1 {

@@ -17,6 +17,7 @@ use crate::iam::roles::{read_roles, Grants};
 use crate::iam::scim::etag::Preconditions;
 use crate::iam::scim::ScimErrorKind;
 use crate::iam::{Permission, Principal, Role};
+use crate::registry::Registry;
 use crate::secrets::state::PrincipalType;
 
 /// A SCIM role entry: its `type` and `value`.
@@ -29,6 +30,7 @@ pub(super) async fn change(
     unassign: bool,
 ) -> Result<(), ApiError> {
     caller.require(Permission::Admin)?;
+    let served = state.served.current();
     let mut by_principal: Vec<(ResourceKind, String, Vec<RoleEntry>)> = Vec::new();
     for assignment in assignments {
         let kind =
@@ -38,7 +40,7 @@ pub(super) async fn change(
                     "a workspace holds secret scope roles only",
                 )
             })?;
-        let entry = role_entry(state, &assignment)?;
+        let entry = role_entry(&served.registry, &assignment)?;
         match by_principal
             .iter_mut()
             .find(|(k, id, _)| *k == kind && *id == assignment.principal_id)
@@ -98,7 +100,7 @@ pub(super) async fn change(
 }
 
 /// The SCIM role entry an assignment stands for; the workspace must exist.
-fn role_entry(state: &AppState, assignment: &wire::Assignment) -> Result<RoleEntry, ApiError> {
+fn role_entry(registry: &Registry, assignment: &wire::Assignment) -> Result<RoleEntry, ApiError> {
     let name = assignment.role.to_ascii_lowercase();
     let workspace_role = || {
         Role::parse(&name).ok_or_else(|| {
@@ -120,15 +122,12 @@ fn role_entry(state: &AppState, assignment: &wire::Assignment) -> Result<RoleEnt
             Ok(("all_workspaces".into(), name))
         }
         wire::RESOURCE_TYPE_WORKSPACE => {
-            let workspace = state
-                .registry
-                .workspace(&assignment.resource_id)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorKind::NotFound,
-                        format!("workspace `{}` does not exist", assignment.resource_id),
-                    )
-                })?;
+            let workspace = registry.workspace(&assignment.resource_id).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("workspace `{}` does not exist", assignment.resource_id),
+                )
+            })?;
             workspace_role()?;
             Ok((format!("workspace_{}", workspace.name), name))
         }
@@ -149,7 +148,14 @@ pub(super) async fn principals(
 ) -> Result<Vec<wire::AssignmentBasicV2>, ApiError> {
     caller.require(Permission::Admin)?;
     let on_workspace = request.resource_type == wire::RESOURCE_TYPE_WORKSPACE;
-    if on_workspace && state.registry.workspace(&request.resource_id).is_none() {
+    if on_workspace
+        && state
+            .served
+            .current()
+            .registry
+            .workspace(&request.resource_id)
+            .is_none()
+    {
         return Err(ApiError::new(
             ErrorKind::NotFound,
             format!("workspace `{}` does not exist", request.resource_id),

@@ -20,13 +20,14 @@ pub(super) fn get(
     message: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
     let request: mds::GetFeatureServiceRequest = decode(message)?;
+    let served = state.served.current();
     let not_found = |message: String| ApiError::new(ErrorKind::NotFound, message);
     let service: &FeatureService =
         match (request.service_reference.as_str(), &request.id) {
             (name, None) if !name.is_empty() => {
                 // Checked before the lookup, so a caller without the role learns nothing of it.
                 caller.require(Permission::ReadMetadata(&request.workspace))?;
-                let workspace = state
+                let workspace = served
                     .registry
                     .workspace(&request.workspace)
                     .ok_or_else(|| {
@@ -41,7 +42,7 @@ pub(super) fn get(
             }
             ("", Some(id)) => {
                 let id = id.to_hex();
-                let service = state
+                let service = served
                     .registry
                     .service_by_id(&id)
                     .ok_or_else(|| not_found(format!("no feature service has id `{id}`")))?;
@@ -55,7 +56,7 @@ pub(super) fn get(
             )),
         };
     Ok(mds::GetFeatureServiceResponse {
-        fco_container: Some(feature_service_container(&state.registry, service)),
+        fco_container: Some(feature_service_container(&served.registry, service)),
     }
     .encode_to_vec())
 }

@@ -148,7 +148,8 @@ async fn dispatch(
         }
         ("/tecton_proto.metadataservice.MetadataService", "ListWorkspaces") => {
             // The workspaces whose metadata the caller may read, as the JSON metadata routes.
-            let workspaces = state
+            let served = state.served.current();
+            let workspaces = served
                 .registry
                 .workspaces()
                 .filter(|workspace| {
@@ -163,7 +164,8 @@ async fn dispatch(
         ("/tecton_proto.metadataservice.MetadataService", "GetWorkspace") => {
             let request: mds::GetWorkspaceRequest = decode(message)?;
             caller.require(Permission::ReadMetadata(&request.workspace_name))?;
-            let workspace = state
+            let served = state.served.current();
+            let workspace = served
                 .registry
                 .workspace(&request.workspace_name)
                 .ok_or_else(|| {

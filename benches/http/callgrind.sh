@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Server instructions per request on the read path, counted by callgrind (steady on a loaded
+# machine, unlike wall-clock figures): the demo server runs under valgrind with
+# instrumentation off; for each kind of request, 50 warm-up requests, then N counted ones over
+# one keep-alive connection, then a dump.
+#   bash benches/http/callgrind.sh BINARY OUTDIR [N]   (N: 300 by default)
+# Prints, per kind: total instructions and instructions per request (the whole process: actix,
+# the handler, the store). `callgrind_annotate --inclusive=yes OUTDIR/callgrind.out.*.K` shows
+# where they go (K: 1 seed, 2 plain, 3 seed batch, 4 plain batch).
+set -euo pipefail
+repo_root=$(cd "$(dirname "$0")/../.." && pwd)
+binary=$1 out=$2 n=${3:-300}
+mkdir -p "$out"
+rm -f "$out"/callgrind.out.* "$out/summary.txt" "$out/server.out"
+touch "$out/server.out"
+driver="$out/drive.py"
+cat >"$driver" <<'PY'
+# drive.py HOST PORT KIND N: N requests of one kind over one keep-alive connection.
+import http.client, json, sys
+host, port, kind, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+users = [f"user_{1001 + i}" for i in range(5)]
+merchants = ["fraud_Kirlin and Sons", "fraud_Sporer-Keebler", "fraud_Haley Group"]
+seed = kind.startswith("seed")
+def row(i):
+    return {"joinKeyMap": {"user_id": users[i % 5], "merchant": merchants[i % 3]},
+            "requestContextMap": {"amount": 100.5 + i} if seed else {}}
+def body(i):
+    params = {"workspaceName": "prod",
+              "featureServiceName": "fraud_detection_feature_service" if seed else "user_risk_service"}
+    if kind.endswith("batch"):
+        params["requestData"] = [row(i + j) for j in range(10)]
+        return "/api/v1/feature-service/get-features-batch", json.dumps({"params": params})
+    params.update(row(i))
+    return "/api/v1/feature-service/get-features", json.dumps({"params": params})
+connection = http.client.HTTPConnection(host, port)
+headers = {"Authorization": "Tecton-key bench-key", "Content-Type": "application/json"}
+for i in range(n):
+    path, text = body(i)
+    connection.request("POST", path, text, headers)
+    response = connection.getresponse()
+    answer = response.read()
+    if response.status != 200:
+        sys.exit(f"{response.status} {answer[:300]}")
+PY
+cd "$repo_root"
+QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$out/callgrind.out.%p" "$binary" serve --config config.toml \
+  --listen 127.0.0.1:0 >"$out/server.out" 2>"$out/server.err" &
+valgrind_pid=$!
+trap 'kill "$valgrind_pid" 2>/dev/null || true' EXIT
+url=
+for _ in $(seq 1200); do
+  url=$(sed -n 's/^quiver listening on //p' "$out/server.out")
+  [ -n "$url" ] && break
+  sleep 0.25
+done
+[ -n "$url" ] || { echo "the server did not start" >&2; cat "$out/server.err" >&2; exit 1; }
+host_port=${url#http://}
+host=${host_port%:*} port=${host_port##*:}
+for kind in seed plain seedbatch plainbatch; do
+  python3 "$driver" "$host" "$port" "$kind" 50
+  callgrind_control -z "$valgrind_pid" >/dev/null 2>&1
+  callgrind_control -i on "$valgrind_pid" >/dev/null 2>&1
+  python3 "$driver" "$host" "$port" "$kind" "$n"
+  callgrind_control -i off "$valgrind_pid" >/dev/null 2>&1
+  callgrind_control -d "$kind" "$valgrind_pid" >/dev/null 2>&1
+done
+kill "$valgrind_pid"
+wait "$valgrind_pid" || true
+for dump in "$out"/callgrind.out.*.*; do
+  kind=$(grep -m1 '^desc: Trigger' "$dump" | sed 's/.*dump //')
+  total=$(grep '^totals:' "$dump" | awk '{print $2}')
+  echo "$kind $total $((total / n))" | tee -a "$out/summary.txt"
+done

@@ -1,0 +1,237 @@
+//! The repository being served, and its one owner. [`ServedRepository`] is a handle on an
+//! `ArcSwap` of [`Served`]: the registry and what derives from it (the pre-encoded wire catalog,
+//! the push sources' ingest tokens). A request takes one snapshot at its first use ([`Repo`],
+//! kept in the request's extensions, so the auth extractor and the handler see the same) and
+//! uses it to the end: it sees one repository whole, never a mix.
+//!
+//! `quiver apply` (`POST /admin/repository`) goes through [`ServedRepository::apply`], one apply
+//! at a time: validate the files into a registry that keeps the view ids, plan against the
+//! served one (refusing a stale `expectedHash` or a data loss not allowed), render the new
+//! ingest tokens, have the store copy reshaped views to their new layouts (behind the writes
+//! already sent), write the snapshot that keeps the result (with a data directory), swap, wait until the requests begun before are done, then have the store drop
+//! the old layouts. Requests in flight finish on the old repository (they read its layouts);
+//! only a write to a view whose stored form changed, made for the old form, is refused with 503
+//! (to retry) once the store has moved on.
+//!
+//! Persistence (the applied repository in every snapshot, and served again at start-up) is in
+//! `persistence.rs`.
+//!
+//! Why `ArcSwap` and not an actor: every request reads the snapshot and an apply is rare, so a
+//! read must cost an atomic load, not a message round trip; the swap is the only write, and
+//! applies are serialised by `applying` (a lock held for an apply, never by a request).
+
+mod persistence;
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use super::error::ApiError;
+use super::wire::feature_service::WireCatalog;
+use super::AppState;
+use crate::ingest::tokens::IngestTokens;
+use crate::ingest::IngestError;
+use crate::persist::{PersistError, Snapshotter};
+use crate::registry::plan::{Effect, Plan};
+use crate::registry::repository::Repository;
+use crate::registry::{build_registry, Registry, RegistryError, WorkspaceFiles};
+use crate::secrets::Vault;
+use crate::store::{plan_reshapes, Router, StoreError};
+use persistence::snapshot_slot;
+pub use persistence::RecoverError;
+
+/// One repository as served: the registry and everything built from it.
+pub struct Served {
+    pub registry: Arc<Registry>,
+    /// Pre-encoded per-service JSON.
+    pub catalog: WireCatalog,
+    /// Empty until start-up renders them from the recovered vault.
+    pub ingest_tokens: IngestTokens,
+}
+
+impl Served {
+    pub fn new(registry: Arc<Registry>, ingest_tokens: IngestTokens) -> Served {
+        Served {
+            catalog: WireCatalog::build(&registry),
+            registry,
+            ingest_tokens,
+        }
+    }
+}
+
+/// The owner of the served repository (cheap to clone: a handle).
+#[derive(Clone)]
+pub struct ServedRepository {
+    current: Arc<ArcSwap<Served>>,
+    applying: Arc<tokio::sync::Mutex<()>>,
+    /// What the last apply applied (the repository the store's data is shaped for), for
+    /// snapshots; `None` while the files on disk are served.
+    applied: Arc<ArcSwapOption<Applied>>,
+}
+
+/// An applied repository: the files as sent, and their content hash.
+#[derive(Debug)]
+struct Applied {
+    hash: String,
+    workspaces: Vec<WorkspaceFiles>,
+}
+
+/// What `POST /admin/repository` asks for.
+#[derive(Debug)]
+pub struct ApplyRequest {
+    pub workspaces: Vec<WorkspaceFiles>,
+    /// The hash of the served repository the caller planned against (`fromHash`).
+    pub expected_hash: Option<String>,
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(#[from] RegistryError),
+    #[error("the server serves repository {served}, not {expected}: plan again")]
+    StalePlan { served: String, expected: String },
+    #[error("the plan drops stored data ({0}); apply it with allowDataLoss")]
+    DataLoss(String),
+    #[error("{0}")]
+    IngestToken(#[from] IngestError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the repository is applied and served, but the snapshot that keeps it failed ({0}); a restart now would serve the previous one: take a snapshot once the cause is fixed")]
+    NotPersisted(PersistError),
+}
+
+impl ServedRepository {
+    pub fn new(served: Served) -> ServedRepository {
+        ServedRepository {
+            current: Arc::new(ArcSwap::from_pointee(served)),
+            applying: Arc::default(),
+            applied: Arc::default(),
+        }
+    }
+
+    /// The repository served now.
+    pub fn current(&self) -> Arc<Served> {
+        self.current.load_full()
+    }
+
+    /// Start-up is done: the ingest tokens rendered from the recovered vault join the registry.
+    pub fn set_ingest_tokens(&self, ingest_tokens: IngestTokens) {
+        let registry = Arc::clone(&self.current().registry);
+        self.current
+            .store(Arc::new(Served::new(registry, ingest_tokens)));
+    }
+
+    /// Validates, plans and applies `request` (see the module doc); answers the plan applied.
+    pub async fn apply(
+        &self,
+        request: ApplyRequest,
+        router: &Router,
+        vault: &Vault,
+        snapshotter: Option<&Snapshotter>,
+    ) -> Result<Plan, ApplyError> {
+        let _applying = self.applying.lock().await;
+        let served = self.current();
+        let registry = build_registry(&request.workspaces, Some(&served.registry))?;
+        let plan = Plan::between(
+            &Repository::describe(&served.registry),
+            &Repository::describe(&registry),
+        );
+        if let Some(expected) = request.expected_hash {
+            if expected != plan.from_hash {
+                return Err(ApplyError::StalePlan {
+                    served: plan.from_hash,
+                    expected,
+                });
+            }
+        }
+        if plan.drops_data() && !request.allow_data_loss {
+            let dropping: Vec<String> = plan
+                .workspaces
+                .iter()
+                .flat_map(|w| w.objects.iter().map(move |o| (w, o)))
+                .filter(|(_, o)| o.effect == Effect::Dropped)
+                .map(|(w, o)| format!("{} {}/{}", o.kind.name(), w.name, o.name))
+                .collect();
+            return Err(ApplyError::DataLoss(dropping.join(", ")));
+        }
+        let ingest_tokens = IngestTokens::render(&registry, vault).await?;
+        let snapshot = match snapshotter {
+            Some(snapshotter) => Some(snapshot_slot(snapshotter).await),
+            None => None,
+        };
+        router
+            .reshape(&registry, plan_reshapes(&served.registry, &registry))
+            .await?;
+        self.applied.store(Some(Arc::new(Applied {
+            hash: plan.to_hash.clone(),
+            workspaces: request.workspaces,
+        })));
+        let persisted = match snapshot {
+            Some(Ok(pending)) => pending.finish().await.map(drop),
+            Some(Err(error)) => Err(error),
+            None => Ok(()),
+        };
+        self.current
+            .store(Arc::new(Served::new(Arc::new(registry), ingest_tokens)));
+        released(served).await;
+        router.retire_layouts().await?;
+        persisted.map_err(ApplyError::NotPersisted)?;
+        Ok(plan)
+    }
+}
+
+/// How long an apply waits for the requests begun before it; they are bounded by the latency
+/// budget and the body read timeout, so this is only a backstop.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(60);
+
+/// Waits until no request holds `served` any more (or the grace period is over).
+async fn released(served: Arc<Served>) {
+    let deadline = Instant::now() + IN_FLIGHT_GRACE;
+    while Arc::strong_count(&served) > 1 {
+        if Instant::now() > deadline {
+            tracing::warn!("requests begun before an apply still run; their old data is dropped");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The request's snapshot of the served repository: taken at its first use, then the same for
+/// the rest of the request.
+pub struct Repo(pub Arc<Served>);
+
+impl Repo {
+    pub fn of(request: &HttpRequest) -> Repo {
+        if let Some(served) = request.extensions().get::<Arc<Served>>() {
+            return Repo(Arc::clone(served));
+        }
+        let state = request
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered by http::app");
+        let served = state.served.current();
+        request.extensions_mut().insert(Arc::clone(&served));
+        Repo(served)
+    }
+}
+
+impl std::ops::Deref for Repo {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.0
+    }
+}
+
+impl FromRequest for Repo {
+    type Error = ApiError;
+    type Future = Ready<Result<Repo, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Repo::of(request)))
+    }
+}

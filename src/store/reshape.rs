@@ -1,0 +1,358 @@
+//! What an apply does to stored data, view by view ([`plan_reshapes`]): the same rules as
+//! `registry::plan` rates for the reviewer, computed here from the two registries so that the
+//! shards can carry them out. A view keeps its id (and so its shard for every key) across the
+//! apply; only a view whose stored form changed is touched:
+//! - gone, turned realtime, new join keys, a new tile interval or compaction, turned into or out
+//!   of an aggregating view: cleared;
+//! - a row view: columns matched by name and type (a new one reads null until written);
+//! - an aggregating view at the same interval: aggregates matched by function and input column
+//!   (a new window over a partial the tiles keep is answered from them at once).
+
+use super::shard::ViewReshape;
+use crate::registry::aggregation::AggregationSpec;
+use crate::registry::{FeatureView, Registry, ViewId, ViewKind};
+
+/// The reshape of every stored view of `before` whose stored form `after` changes.
+pub fn plan_reshapes(before: &Registry, after: &Registry) -> Vec<(ViewId, ViewReshape)> {
+    before
+        .views()
+        .filter(|old| !matches!(old.kind, ViewKind::Realtime(_)))
+        .filter_map(|old| {
+            let reshape = match after.find_view(old.id) {
+                None => ViewReshape::Clear,
+                Some(new) if new.layout == old.layout => return None,
+                Some(new) => reshape_view(old, new)?,
+            };
+            Some((old.id, reshape))
+        })
+        .collect()
+}
+
+/// How `old`'s stored data becomes `new`'s, or `None` when it is already in `new`'s form.
+fn reshape_view(old: &FeatureView, new: &FeatureView) -> Option<ViewReshape> {
+    if matches!(new.kind, ViewKind::Realtime(_)) || new.join_keys != old.join_keys {
+        return Some(ViewReshape::Clear);
+    }
+    match (&old.aggregation, &new.aggregation) {
+        (None, None) => {
+            let map: Vec<Option<usize>> = new
+                .row_columns
+                .iter()
+                .map(|column| old.row_columns.iter().position(|c| c == column))
+                .collect();
+            // Rows are self-describing and read padded with nulls: columns appended after the
+            // old ones (or the last ones removed) need no rewrite.
+            let in_place = map.iter().enumerate().all(|(i, from)| {
+                *from == Some(i) || (from.is_none() && i >= old.row_columns.len())
+            });
+            (!in_place).then_some(ViewReshape::Columns(map))
+        }
+        (Some(old_spec), Some(new_spec))
+            if old_spec.interval == new_spec.interval
+                && old_spec.compaction == new_spec.compaction =>
+        {
+            Some(ViewReshape::Aggregates(
+                (0..new_spec.aggregates.len())
+                    .map(|i| same_partial(old_spec, new_spec, i))
+                    .collect(),
+            ))
+        }
+        _ => Some(ViewReshape::Clear),
+    }
+}
+
+/// The old aggregate whose partial is new aggregate `i`'s: the same function over the same
+/// input column.
+fn same_partial(old: &AggregationSpec, new: &AggregationSpec, i: usize) -> Option<usize> {
+    let wanted = &new.aggregates[i];
+    let column = &new.inputs[wanted.input];
+    old.aggregates
+        .iter()
+        .position(|a| a.function == wanted.function && &old.inputs[a.input] == column)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix::System;
+
+    use super::*;
+    use crate::registry::value::Value;
+    use crate::registry::{build_registry, WorkspaceFiles};
+    use crate::store::row::{decode_row, encode_row};
+    use crate::store::tiles::AggregateMask;
+    use crate::store::{Lookup, ReadContext, Router, RowWrite, StoreError};
+
+    fn registry(text: &str, previous: Option<&Registry>) -> Registry {
+        let files = WorkspaceFiles::new("ws".into(), true, [("repo.toml".into(), text.into())]);
+        build_registry(&[files], previous).unwrap()
+    }
+
+    const BASE: &str = r#"
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "string" }]
+
+[[push_source]]
+name = "events"
+schema = [{ name = "user_id", type = "string" }, { name = "amt", type = "float64" }, { name = "ts", type = "timestamp" }]
+
+[[batch_feature_view]]
+name = "profile"
+entities = ["user"]
+timestamp_field = "ts"
+features = [{ name = "age", type = "int64" }, { name = "city", type = "string" }]
+
+[[stream_feature_view]]
+name = "spend"
+entities = ["user"]
+source = "events"
+timestamp_field = "ts"
+aggregation_interval = "1h"
+aggregations = [{ column = "amt", function = "sum", window = "1d" }]
+"#;
+
+    fn reshape_of(before: &Registry, after: &Registry, view: &str) -> Option<ViewReshape> {
+        let id = before.view_by_name("ws", view).unwrap().id;
+        plan_reshapes(before, after)
+            .into_iter()
+            .find(|(v, _)| *v == id)
+            .map(|(_, r)| r)
+    }
+
+    #[test]
+    fn ids_stay_and_each_change_reshapes_as_planned() {
+        let before = registry(BASE, None);
+        // A view added before the others keeps their ids.
+        let text = BASE
+            .replace(
+                "[[batch_feature_view]]\nname = \"profile\"",
+                "[[batch_feature_view]]\nname = \"aaa\"\nentities = [\"user\"]\ntimestamp_field = \"ts\"\nfeatures = [{ name = \"x\", type = \"int64\" }]\n\n[[batch_feature_view]]\nname = \"profile\"",
+            )
+            .replace(
+                "features = [{ name = \"age\", type = \"int64\" }, { name = \"city\"",
+                "features = [{ name = \"score\", type = \"int64\" }, { name = \"age\", type = \"int64\" }, { name = \"city\"",
+            )
+            .replace(
+                "window = \"1d\" }]",
+                "window = \"1d\" }, { column = \"amt\", function = \"sum\", window = \"7d\" }]",
+            );
+        let after = registry(&text, Some(&before));
+        for name in ["profile", "spend"] {
+            assert_eq!(
+                before.view_by_name("ws", name).unwrap().id,
+                after.view_by_name("ws", name).unwrap().id
+            );
+        }
+        assert_eq!(
+            reshape_of(&before, &after, "profile"),
+            Some(ViewReshape::Columns(vec![None, Some(0), Some(1)]))
+        );
+        assert_eq!(
+            reshape_of(&before, &after, "spend"),
+            Some(ViewReshape::Aggregates(vec![Some(0), Some(0)]))
+        );
+        // Removing a view clears it; an unchanged repository touches nothing.
+        let without = registry(
+            &text.replace("name = \"spend\"", "name = \"spend2\""),
+            Some(&after),
+        );
+        assert_eq!(
+            reshape_of(&after, &without, "spend"),
+            Some(ViewReshape::Clear)
+        );
+        assert!(plan_reshapes(&after, &registry(&text, Some(&after))).is_empty());
+    }
+
+    #[test]
+    fn a_new_interval_clears_and_an_appended_column_needs_no_rewrite() {
+        let before = registry(BASE, None);
+        let after = registry(
+            &BASE.replace("\"1h\"", "\"2h\"").replace(
+                "{ name = \"city\", type = \"string\" }",
+                "{ name = \"city\", type = \"string\" }, { name = \"zip\", type = \"string\" }",
+            ),
+            Some(&before),
+        );
+        assert_eq!(
+            reshape_of(&before, &after, "spend"),
+            Some(ViewReshape::Clear)
+        );
+        assert_eq!(reshape_of(&before, &after, "profile"), None);
+        assert_ne!(
+            before.view_by_name("ws", "profile").unwrap().layout,
+            after.view_by_name("ws", "profile").unwrap().layout
+        );
+    }
+
+    #[test]
+    fn old_layouts_stay_readable_until_retired_and_old_writes_are_refused() {
+        let before = registry(BASE, None);
+        let text = BASE.replace(
+            "features = [{ name = \"age\", type = \"int64\" },",
+            "features = [{ name = \"score\", type = \"int64\" }, { name = \"age\", type = \"int64\" },",
+        );
+        let after = registry(&text, Some(&before));
+        let old = before.view_by_name("ws", "profile").unwrap();
+        let new = after.view_by_name("ws", "profile").unwrap();
+        let row = |layout| {
+            let mut payload = Vec::new();
+            encode_row(
+                &[Value::Int64(30), Value::String("Oslo".into())],
+                &mut payload,
+            );
+            RowWrite {
+                view: old.id,
+                layout,
+                key: b"u1".to_vec(),
+                event_time: 1,
+                payload,
+            }
+        };
+        System::new().block_on(async {
+            let router = Router::start_with(2, 4096, &before).unwrap();
+            router.write(vec![row(old.layout)]).await.unwrap();
+            let read = |layout| {
+                let lookup = Lookup {
+                    view: old.id,
+                    layout,
+                    key: b"u1".to_vec(),
+                    aggregates: AggregateMask::ALL,
+                };
+                let context = ReadContext {
+                    now: 10,
+                    leading_edge: None,
+                };
+                let read = router.read(&[lookup], context);
+                read.rows[0]
+                    .as_ref()
+                    .map(|row| decode_row(&row.payload).unwrap())
+            };
+            router
+                .reshape(&after, plan_reshapes(&before, &after))
+                .await
+                .unwrap();
+            let (age, city) = (Value::Int64(30), Value::String("Oslo".into()));
+            assert_eq!(read(old.layout), Some(vec![age.clone(), city.clone()]));
+            assert_eq!(
+                read(new.layout),
+                Some(vec![Value::Null, age.clone(), city.clone()])
+            );
+            let refused = router.write(vec![row(old.layout)]).await;
+            assert!(matches!(refused, Err(StoreError::RepositoryChanged(id)) if id == old.id));
+
+            router.retire_layouts().await.unwrap();
+            assert_eq!(read(old.layout), None);
+            assert_eq!(read(new.layout), Some(vec![Value::Null, age, city]));
+            let usage = router.usage().await.unwrap();
+            assert_eq!(usage.iter().map(|u| u.rows).sum::<usize>(), 1);
+            assert!(usage.iter().all(|u| u.arena_dead_bytes == 0));
+        });
+    }
+    /// snap12's exports walk the arena's records, which an apply's reshape leaves in place for
+    /// the older requests: an export cut before the reshape holds the old layout's rows, one
+    /// cut after it (the apply's own snapshot) the new layout's only, and a restore keys them
+    /// under the restoring repository's current layout and counts them for the console.
+    #[test]
+    fn exports_across_a_reshape_are_cuts_of_one_layout_and_restore_counted() {
+        use crate::persist::format::{decode_rows_v2, row_records};
+        use crate::persist::snapshot::Snapshot;
+        use crate::persist::{FsyncPolicy, SnapshotSource};
+        use crate::store::writer::StartSnapshot;
+
+        const KEYS: usize = 200;
+        let before = registry(BASE, None);
+        let text = BASE.replace(
+            "features = [{ name = \"age\", type = \"int64\" },",
+            "features = [{ name = \"score\", type = \"int64\" }, { name = \"age\", type = \"int64\" },",
+        );
+        let after = registry(&text, Some(&before));
+        let view = before.view_by_name("ws", "profile").unwrap();
+        let (view, old_layout) = (view.id, view.layout);
+        let rows = (0..KEYS).map(|i| {
+            let mut payload = Vec::new();
+            encode_row(
+                &[Value::Int64(i as i64), Value::String("Oslo".into())],
+                &mut payload,
+            );
+            RowWrite {
+                view,
+                layout: old_layout,
+                key: format!("u{i}").into_bytes(),
+                event_time: 1,
+                payload,
+            }
+        });
+        // Every exported record: (view, number of columns).
+        let columns = |payload: &[u8]| {
+            let (_, shards) = decode_rows_v2(payload).unwrap();
+            let mut seen = Vec::new();
+            for record in shards.into_iter().flat_map(row_records) {
+                let record = record.unwrap();
+                seen.push((record.view, decode_row(record.payload).unwrap().len()));
+            }
+            seen
+        };
+        System::new().block_on(async {
+            let router = Router::start_with(2, 4096, &before).unwrap();
+            router.write(rows.collect()).await.unwrap();
+            // The export is asked for first; the reshape queues behind it and lands between
+            // its chunks.
+            let (started, reshaped) = futures_util::join!(
+                router.writer.send(StartSnapshot),
+                router.reshape(&after, plan_reshapes(&before, &after))
+            );
+            reshaped.unwrap();
+            let (_, names, receivers) = started.unwrap().unwrap();
+            let mut records = Vec::new();
+            for receiver in receivers {
+                let export = receiver.await.unwrap();
+                let head = crate::persist::format::RowsV2Head {
+                    views: names.names_by_id(),
+                    tiles: Vec::new(),
+                    shard_bytes: vec![export.records.len() as u64],
+                };
+                records.extend(columns(&crate::persist::format::encode_rows_v2(
+                    &head,
+                    &[&export.records],
+                )));
+            }
+            assert_eq!(records, vec![(view, 2); KEYS], "the cut before the apply");
+
+            // The apply's own snapshot: after the reshape, before the old layout retires.
+            let section = router.take_section().await.unwrap();
+            assert_eq!(columns(&section.payload), vec![(view, 3); KEYS]);
+
+            router.retire_layouts().await.unwrap();
+            let restored = Router::start_with(3, 4096, &after).unwrap();
+            let snapshot = Snapshot {
+                id: "test".into(),
+                created_micros: 0,
+                n_shards: 2,
+                sections: vec![section],
+            };
+            let journal = tempfile::tempdir().unwrap();
+            restored
+                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap();
+            for store in [&router, &restored] {
+                assert_eq!(store.view_usage().await.unwrap()[view as usize].rows, KEYS);
+            }
+            let lookup = Lookup {
+                view,
+                layout: after.view(view).layout,
+                key: b"u7".to_vec(),
+                aggregates: AggregateMask::ALL,
+            };
+            let context = ReadContext {
+                now: 10,
+                leading_edge: None,
+            };
+            let read = restored.read(&[lookup], context);
+            assert_eq!(
+                decode_row(&read.rows[0].as_ref().unwrap().payload).unwrap(),
+                vec![Value::Null, Value::Int64(7), Value::String("Oslo".into())]
+            );
+        });
+    }
+}

@@ -1,0 +1,45 @@
+//! `Reshape`: an apply's new views table and what it does to stored data, sent to every shard
+//! behind the writes journaled before it, so each shard reshapes exactly the rows written under
+//! the old repository; writes made for the old layouts are refused from here on.
+
+use std::sync::Arc;
+
+use actix::{Handler, Message};
+use tokio::sync::oneshot;
+
+use super::WriterActor;
+use crate::registry::ViewId;
+use crate::store::shard::{ReshapePartition, ViewReshape};
+use crate::store::views::StoreViews;
+
+pub struct Reshape {
+    pub views: Arc<StoreViews>,
+    pub reshapes: Arc<Vec<(ViewId, ViewReshape)>>,
+}
+
+/// One receiver per shard; each resolves when that shard has reshaped its partition.
+pub type Reshaped = Vec<oneshot::Receiver<std::io::Result<()>>>;
+
+impl Message for Reshape {
+    type Result = Reshaped;
+}
+
+impl Handler<Reshape> for WriterActor {
+    type Result = Reshaped;
+
+    fn handle(&mut self, msg: Reshape, _: &mut Self::Context) -> Self::Result {
+        self.views = Arc::clone(&msg.views);
+        self.shards
+            .iter()
+            .map(|shard| {
+                let (done, receiver) = oneshot::channel();
+                shard.do_send(ReshapePartition {
+                    views: Arc::clone(&msg.views),
+                    reshapes: Arc::clone(&msg.reshapes),
+                    done,
+                });
+                receiver
+            })
+            .collect()
+    }
+}

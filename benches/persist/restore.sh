@@ -3,6 +3,8 @@
 # an RDB of the same N keys (a hash of the same three fields per key), in one run.
 #
 # Usage: bash benches/persist/restore.sh [rows=10000000]
+# QUIVER_BIN runs another build (default target/release/quiver); SNAPSHOT_FORMAT=v2 writes the
+# snapshot as a format-2 build did (what builds before format 3 read).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-10000000}
@@ -11,10 +13,10 @@ cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
 work=$(mktemp -d)
 trap 'kill ${quiver_pid:-} ${redis_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 
-target/release/examples/make_snapshot "$rows" "$work/quiver" >/dev/null
+target/release/examples/make_snapshot "$rows" "$work/quiver" ${SNAPSHOT_FORMAT:-} >/dev/null
 snapshot_bytes=$(du -b "$work"/quiver/snapshots/*.qvs | cut -f1)
 start=$(date +%s.%N)
-QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn target/release/quiver serve --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
+QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
 quiver_pid=$!
 until grep -q "listening" "$work/quiver.out"; do sleep 0.05; done
 quiver_seconds=$(echo "$(date +%s.%N) - $start" | bc)

@@ -3,6 +3,8 @@
 # without a snapshot, then over a run of the same length during which snapshots are taken.
 #
 # Usage: bash benches/persist/snapshot_latency.sh [rows=2000000] [seconds=10]
+# QUIVER_BIN runs another build (default target/release/quiver); SNAPSHOT_FORMAT=v2 writes the
+# snapshot as a format-2 build did (what builds before format 3 read).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-2000000}; seconds=${2:-10}
@@ -10,8 +12,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
 work=$(mktemp -d)
 trap 'kill ${quiver_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
-target/release/examples/make_snapshot "$rows" "$work/data" >/dev/null
-QUIVER_ADMIN_KEY=bench-admin-key QUIVER_LOG=warn target/release/quiver serve --listen 127.0.0.1:8095 --data-dir "$work/data" >"$work/out" 2>&1 &
+target/release/examples/make_snapshot "$rows" "$work/data" ${SNAPSHOT_FORMAT:-} >/dev/null
+QUIVER_ADMIN_KEY=bench-admin-key QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --listen 127.0.0.1:8095 --data-dir "$work/data" >"$work/out" 2>&1 &
 quiver_pid=$!
 until grep -q "listening" "$work/out"; do sleep 0.05; done
 url=http://127.0.0.1:8095/api/v1/feature-service/get-features

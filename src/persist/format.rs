@@ -8,14 +8,18 @@
 //! - snapshot file: header `magic[8], version: u32, created_micros: i64, n_shards: u32,
 //!   n_sections: u32, xxh3(header so far): u64`, then per section
 //!   `kind: u32, journal_seq: u64, items: u64, len: u64, xxh3(those fields + payload): u64, payload`.
+//! - feature-rows section `RowsV2`: `head_len: u64, head (bincode RowsV2Head), records`, each
+//!   record `view: u32, key_len: u32, payload_len: u32, flags: u32, event_time: i64, payload,
+//!   key` (a shard's arena holds the same records, so a section is its live records' bytes).
 
 use serde::{Deserialize, Serialize};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
 /// 2: aggregation tiles are typed (`TilesV2`); the vault section is `VaultV2` (read as, and now
 /// written as, `VaultV3`, whose layout extends it; the directory's likewise `DirectoryV2`).
-/// 3: a section holds the applied repository (`AppliedRepositoryV1`); a version 2 snapshot has
-/// none and reads unchanged (the files on disk are served), so this build reads both.
+/// 3: feature rows are written as `RowsV2` (section kind 4, `FeatureRecords`), and a section
+/// holds the applied repository (`AppliedRepositoryV1`, kind 5). A version 2 snapshot has
+/// neither and reads unchanged (rows from `RowsV1`; the files on disk are served).
 pub const FORMAT_VERSION: u32 = 3;
 /// The oldest snapshot format this build reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
@@ -26,8 +30,10 @@ pub const RECORD_HEADER_LEN: usize = 4 + 8;
 /// What a snapshot section holds; each actor owns one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {
-    /// Feature rows of every shard (`RowsV1`).
+    /// Feature rows of every shard (`RowsV1`), written by format version 2.
     FeatureRows,
+    /// Feature rows of every shard as arena records (`RowsV2`).
+    FeatureRecords,
     /// Users, groups and service accounts (`DirectoryV2`, or `DirectoryV1` from older builds).
     Directory,
     /// Secret scopes, secret groups and Tinybird secrets, values sealed (`VaultV3`).
@@ -42,7 +48,8 @@ impl SectionKind {
             SectionKind::FeatureRows => 1,
             SectionKind::Directory => 2,
             SectionKind::Vault => 3,
-            SectionKind::Repository => 4,
+            SectionKind::FeatureRecords => 4,
+            SectionKind::Repository => 5,
         }
     }
 
@@ -51,14 +58,15 @@ impl SectionKind {
             1 => Some(SectionKind::FeatureRows),
             2 => Some(SectionKind::Directory),
             3 => Some(SectionKind::Vault),
-            4 => Some(SectionKind::Repository),
+            4 => Some(SectionKind::FeatureRecords),
+            5 => Some(SectionKind::Repository),
             _ => None,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            SectionKind::FeatureRows => "feature rows",
+            SectionKind::FeatureRows | SectionKind::FeatureRecords => "feature rows",
             SectionKind::Directory => "directory objects",
             SectionKind::Vault => "vault records",
             SectionKind::Repository => "applied repository",
@@ -122,6 +130,143 @@ pub struct RowsV1 {
     pub views: Vec<ViewRefV1>,
     pub rows: Vec<RowV1>,
     pub tiles: Vec<TilesV2>,
+}
+
+/// The feature-rows section of format version 3, before its records: the views the records'
+/// `view` fields index, the aggregation tiles, and the byte length of each exporting shard's
+/// records (in shard order, routed by `shard_of` over the snapshot's shard count).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RowsV2Head {
+    pub views: Vec<ViewRefV1>,
+    pub tiles: Vec<TilesV2>,
+    pub shard_bytes: Vec<u64>,
+}
+
+/// A row record's fixed part: `view, key_len, payload_len, flags: u32, event_time: i64`.
+pub const ROW_RECORD_HEADER_LEN: usize = 24;
+/// A record flag, only ever set in a shard's arena: a newer row of the key replaced this one.
+pub const ROW_RECORD_SUPERSEDED: u32 = 1;
+
+/// One row record of a `RowsV2` section (or of a shard's arena), borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowRecordV2<'a> {
+    pub view: u32,
+    pub flags: u32,
+    pub event_time: i64,
+    pub payload: &'a [u8],
+    pub key: &'a [u8],
+}
+
+impl RowRecordV2<'_> {
+    /// Bytes the record takes, header included.
+    pub fn len(&self) -> usize {
+        ROW_RECORD_HEADER_LEN + self.payload.len() + self.key.len()
+    }
+
+    /// Never true: a record always has its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The record's header, for writing it.
+    pub fn header(&self) -> [u8; ROW_RECORD_HEADER_LEN] {
+        let mut header = [0u8; ROW_RECORD_HEADER_LEN];
+        header[0..4].copy_from_slice(&self.view.to_le_bytes());
+        header[4..8].copy_from_slice(&(self.key.len() as u32).to_le_bytes());
+        header[8..12].copy_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        header[12..16].copy_from_slice(&self.flags.to_le_bytes());
+        header[16..24].copy_from_slice(&self.event_time.to_le_bytes());
+        header
+    }
+
+    /// Appends the record to `out`, flags cleared (as a snapshot holds it).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&RowRecordV2 { flags: 0, ..*self }.header());
+        out.extend_from_slice(self.payload);
+        out.extend_from_slice(self.key);
+    }
+
+    /// The record starting at `at` in `bytes`; an error if it runs past their end.
+    pub fn read(bytes: &[u8], at: usize) -> Result<RowRecordV2<'_>, String> {
+        let field = |i: usize| {
+            u32::from_le_bytes(bytes[at + i..at + i + 4].try_into().expect("4 bytes")) as usize
+        };
+        if bytes.len().saturating_sub(at) < ROW_RECORD_HEADER_LEN {
+            return Err(format!("row record at byte {at}: truncated header"));
+        }
+        let (key_len, payload_len) = (field(4), field(8));
+        let payload_start = at + ROW_RECORD_HEADER_LEN;
+        let end = payload_start + payload_len + key_len;
+        if end > bytes.len() {
+            return Err(format!("row record at byte {at}: runs past the end"));
+        }
+        Ok(RowRecordV2 {
+            view: field(0) as u32,
+            flags: field(12) as u32,
+            event_time: i64::from_le_bytes(bytes[at + 16..at + 24].try_into().expect("8 bytes")),
+            payload: &bytes[payload_start..payload_start + payload_len],
+            key: &bytes[payload_start + payload_len..end],
+        })
+    }
+}
+
+/// Every record of `bytes` (one shard's records, back to back), stopping at the first that does
+/// not fit.
+pub fn row_records(bytes: &[u8]) -> impl Iterator<Item = Result<RowRecordV2<'_>, String>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= bytes.len() {
+            return None;
+        }
+        let record = RowRecordV2::read(bytes, at);
+        at = match &record {
+            Ok(record) => at + record.len(),
+            Err(_) => bytes.len(),
+        };
+        Some(record)
+    })
+}
+
+/// A `RowsV2` section's payload: its head, then each shard's records as given.
+pub fn encode_rows_v2(head: &RowsV2Head, shard_records: &[&[u8]]) -> Vec<u8> {
+    let head = encode(head);
+    let records: usize = shard_records.iter().map(|r| r.len()).sum();
+    let mut payload = Vec::with_capacity(8 + head.len() + records);
+    payload.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    payload.extend_from_slice(&head);
+    for records in shard_records {
+        payload.extend_from_slice(records);
+    }
+    payload
+}
+
+/// Splits a `RowsV2` section's payload into its head and each shard's records.
+pub fn decode_rows_v2(payload: &[u8]) -> Result<(RowsV2Head, Vec<&[u8]>), String> {
+    let head_len = payload
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or("feature rows: truncated head length")?;
+    let head_end = usize::try_from(head_len)
+        .ok()
+        .and_then(|len| len.checked_add(8))
+        .filter(|&end| end <= payload.len())
+        .ok_or("feature rows: head runs past the end")?;
+    let head: RowsV2Head = decode(&payload[8..head_end])?;
+    let mut rest = &payload[head_end..];
+    let mut shards = Vec::with_capacity(head.shard_bytes.len());
+    for &len in &head.shard_bytes {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&len| len <= rest.len())
+            .ok_or("feature rows: a shard's records run past the end")?;
+        let (records, tail) = rest.split_at(len);
+        shards.push(records);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err("feature rows: bytes after the last shard's records".into());
+    }
+    Ok((head, shards))
 }
 
 /// One key's aggregation tiles. Format version 2 made them typed (version 1 held the store's
@@ -474,6 +619,70 @@ mod tests {
                 payload: b"p".to_vec()
             }]
         );
+    }
+
+    fn sample_rows_v2() -> Vec<u8> {
+        let mut shards = [Vec::new(), Vec::new()];
+        for i in 0..20u8 {
+            RowRecordV2 {
+                view: 0,
+                flags: 0,
+                event_time: i64::from(i),
+                payload: &vec![i; usize::from(i)],
+                key: &[i, i],
+            }
+            .write_to(&mut shards[usize::from(i % 2)]);
+        }
+        let head = RowsV2Head {
+            views: vec![ViewRefV1 {
+                workspace: "prod".into(),
+                view: "v".into(),
+            }],
+            tiles: Vec::new(),
+            shard_bytes: shards.iter().map(|s| s.len() as u64).collect(),
+        };
+        encode_rows_v2(&head, &[&shards[0], &shards[1]])
+    }
+
+    #[test]
+    fn rows_v2_round_trips() {
+        let payload = sample_rows_v2();
+        let (head, shards) = decode_rows_v2(&payload).unwrap();
+        assert_eq!(head.views[0].view, "v");
+        let records: Vec<RowRecordV2> = shards
+            .iter()
+            .flat_map(|s| row_records(s))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records.len(), 20);
+        assert_eq!(
+            (records[1].event_time, records[1].payload, records[1].key),
+            (2, &[2u8, 2][..], &[2u8, 2][..])
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn truncated_or_damaged_rows_v2_are_refused_or_read_without_panicking(
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let payload = sample_rows_v2();
+            let cut_at = cut.index(payload.len());
+            proptest::prop_assert!(decode_rows_v2(&payload[..cut_at]).is_err());
+            let mut flipped = payload.clone();
+            flipped[flip.index(payload.len())] ^= 1 << bit;
+            // A flip in a record may still read (the section checksum catches it); it must not
+            // panic or read past its shard's bytes.
+            if let Ok((_, shards)) = decode_rows_v2(&flipped) {
+                for shard in shards {
+                    for record in row_records(shard).flatten() {
+                        proptest::prop_assert!(record.len() <= shard.len());
+                    }
+                }
+            }
+        }
     }
 
     #[test]

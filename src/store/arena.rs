@@ -1,15 +1,20 @@
-//! A growable, memory-mapped byte arena that holds one shard's row payloads.
+//! A growable, memory-mapped byte arena that holds one shard's rows as records: each row's
+//! view, key, event time and payload, in the layout of a snapshot's `RowsV2` records
+//! (`persist::format::RowRecordV2`), so that a snapshot can copy live records as they are and
+//! a restore can take a shard's records in one go.
 //!
-//! Rows are appended; an overwritten row's bytes become dead and are counted. The arena grows by
-//! doubling (a new anonymous mapping, live bytes copied over) and compacts when more than half of
-//! what it holds is dead, so space stays within about twice the live bytes. The arena is owned by
-//! exactly one shard actor and is never shared.
+//! Records are appended; an overwritten row's record is flagged superseded and its bytes counted
+//! dead. The arena grows by doubling (a new anonymous mapping, bytes copied over at the same
+//! offsets) and compacts when more than half of what it holds is dead, so space stays within
+//! about twice the live bytes. The arena is written by exactly one shard actor.
 
 use std::io;
 
 use memmap2::MmapMut;
 
-/// Where a row's payload lives in the arena.
+use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
+
+/// Where a row's payload lives in the arena (its record's header is just before it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowRef {
     pub offset: u64,
@@ -34,19 +39,43 @@ impl Arena {
         })
     }
 
-    /// Copies `bytes` into the arena, growing it if needed.
-    pub fn append(&mut self, bytes: &[u8]) -> io::Result<RowRef> {
-        if self.used + bytes.len() > self.map.len() {
-            let wanted = (self.used + bytes.len()).max(self.map.len() * 2);
+    /// An arena holding `records` (a snapshot's records of one shard: none superseded), with
+    /// room to grow.
+    pub fn from_records(records: &[u8]) -> io::Result<Arena> {
+        let mut arena = Arena::with_capacity(records.len() * 2)?;
+        arena.map[..records.len()].copy_from_slice(records);
+        arena.used = records.len();
+        Ok(arena)
+    }
+
+    /// Appends `record`, growing the arena if needed; answers where its payload is.
+    pub fn append(&mut self, record: &RowRecordV2) -> io::Result<RowRef> {
+        let len = record.len();
+        if self.used + len > self.map.len() {
+            let wanted = (self.used + len).max(self.map.len() * 2);
             self.remap(wanted)?;
         }
-        let offset = self.used;
-        self.map[offset..offset + bytes.len()].copy_from_slice(bytes);
-        self.used += bytes.len();
+        let start = self.used;
+        let payload_start = start + ROW_RECORD_HEADER_LEN;
+        let key_start = payload_start + record.payload.len();
+        self.map[start..payload_start].copy_from_slice(&record.header());
+        self.map[payload_start..key_start].copy_from_slice(record.payload);
+        self.map[key_start..start + len].copy_from_slice(record.key);
+        self.used += len;
         Ok(RowRef {
-            offset: offset as u64,
-            len: bytes.len() as u32,
+            offset: payload_start as u64,
+            len: record.payload.len() as u32,
         })
+    }
+
+    /// The record starting at byte `at`, which must be a record boundary below `used_len`.
+    pub fn record_at(&self, at: usize) -> RowRecordV2<'_> {
+        RowRecordV2::read(&self.map[..self.used], at).expect("the arena holds whole records")
+    }
+
+    /// Where the record of the row at `row` starts.
+    pub fn record_start(row: RowRef) -> usize {
+        row.offset as usize - ROW_RECORD_HEADER_LEN
     }
 
     pub fn get(&self, row: RowRef) -> &[u8] {
@@ -54,9 +83,16 @@ impl Arena {
         &self.map[start..start + row.len as usize]
     }
 
-    /// Marks a row's bytes as dead (it was overwritten or deleted).
-    pub fn release(&mut self, row: RowRef) {
-        self.dead += row.len as usize;
+    /// Marks the record starting at `start` superseded and its bytes dead (a newer row of its
+    /// key replaced it, or its layout was reshaped); false if it already was.
+    pub fn release(&mut self, start: usize) -> bool {
+        let record = self.record_at(start);
+        if record.flags & ROW_RECORD_SUPERSEDED != 0 {
+            return false;
+        }
+        self.dead += record.len();
+        self.map[start + 12..start + 16].copy_from_slice(&ROW_RECORD_SUPERSEDED.to_le_bytes());
+        true
     }
 
     /// True when more than half of the used bytes are dead.
@@ -73,10 +109,11 @@ impl Arena {
         let mut fresh = MmapMut::map_anon((live * 2).max(4096))?;
         let mut used = 0usize;
         for row in live_rows {
-            let bytes = self.get(*row);
-            fresh[used..used + bytes.len()].copy_from_slice(bytes);
-            row.offset = used as u64;
-            used += row.len as usize;
+            let start = Arena::record_start(*row);
+            let len = self.record_at(start).len();
+            fresh[used..used + len].copy_from_slice(&self.map[start..start + len]);
+            row.offset = (used + ROW_RECORD_HEADER_LEN) as u64;
+            used += len;
         }
         self.map = fresh;
         self.used = used;
@@ -91,8 +128,8 @@ impl Arena {
         Ok(())
     }
 
-    /// Every byte written so far (live and dead rows), for a snapshot's copy.
-    pub fn used(&self) -> &[u8] {
+    /// Every record written so far, live and superseded.
+    pub fn records(&self) -> &[u8] {
         &self.map[..self.used]
     }
 
@@ -109,11 +146,22 @@ mod tests {
     #[test]
     fn grows_and_compacts_without_losing_live_rows() {
         let mut arena = Arena::with_capacity(16).unwrap();
+        let key = *b"key";
         let mut rows: Vec<RowRef> = (0..1000u32)
-            .map(|i| arena.append(&i.to_le_bytes().repeat(300)).unwrap())
+            .map(|i| {
+                let payload = i.to_le_bytes().repeat(300);
+                let record = RowRecordV2 {
+                    view: 0,
+                    flags: 0,
+                    event_time: i64::from(i),
+                    payload: &payload,
+                    key: &key,
+                };
+                arena.append(&record).unwrap()
+            })
             .collect();
         for row in &rows[..900] {
-            arena.release(*row);
+            arena.release(Arena::record_start(*row));
         }
         assert!(arena.wants_compaction());
         let mut live = rows.split_off(900);
@@ -124,8 +172,15 @@ mod tests {
                 ((900 + i) as u32).to_le_bytes().repeat(300)
             );
         }
+        for (i, row) in live.iter().enumerate() {
+            let record = arena.record_at(Arena::record_start(*row));
+            assert_eq!(
+                (record.event_time, record.flags, record.key),
+                (900 + i as i64, 0, &key[..])
+            );
+        }
         let (mapped, used, dead) = arena.usage();
-        assert_eq!((used, dead), (100 * 1200, 0));
+        assert_eq!((used, dead), (100 * (ROW_RECORD_HEADER_LEN + 1200 + 3), 0));
         assert!(mapped <= 2 * used);
     }
 }

@@ -1,7 +1,7 @@
 //! The store's concurrency invariants, checked against a model: readers on their own threads
 //! never see a torn row, never see a write before it was sent to the writer nor miss one that was
 //! acknowledged, while writes grow and compact the arenas and snapshots export the shards; each
-//! snapshot is a cut of the write sequence. And the watermark of `LATEST_EVENT_TIME` windows is
+//! snapshot is a cut of the write sequence, though later batches are applied while it is taken. And the watermark of `LATEST_EVENT_TIME` windows is
 //! one per view, whichever shard a key lives in.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use super::shard::ShardExport;
 use super::tiles::AggregateMask;
 use super::writer::StartSnapshot;
 use super::{Lookup, ReadContext, Router, RowWrite};
-use crate::persist::format::ViewRefV1;
+use crate::persist::format::{row_records, ViewRefV1};
 use crate::registry::aggregation::{
     AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
 };
@@ -71,18 +71,22 @@ fn model_after(batch: u64) -> Vec<u64> {
         .collect()
 }
 
-/// Every row of a snapshot's exports, as key -> version.
+/// Every row of a snapshot's exports, as key -> version; each key at most once.
 fn exported_versions(exports: &[ShardExport]) -> Vec<u64> {
     let mut versions = vec![0; KEYS as usize];
     for export in exports {
-        for entry in &export.entries {
-            let key_bytes = &export.keys[entry.key_start..entry.key_start + entry.key_len];
-            let key = u64::from_le_bytes(key_bytes.try_into().unwrap());
-            let bytes = &export.arena[entry.payload_start..entry.payload_start + entry.payload_len];
-            let version = version_of(key, bytes);
-            assert_eq!(entry.event_time, version as i64);
+        let mut rows = 0;
+        for record in row_records(&export.records) {
+            let record = record.unwrap();
+            let key = u64::from_le_bytes(record.key.try_into().unwrap());
+            let version = version_of(key, record.payload);
+            assert_eq!((record.view, record.flags), (0, 0));
+            assert_eq!(record.event_time, version as i64);
+            assert_eq!(versions[key as usize], 0, "key {key} exported twice");
             versions[key as usize] = version;
+            rows += 1;
         }
+        assert_eq!(rows, export.rows);
     }
     versions
 }
@@ -148,7 +152,9 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
             })
             .collect();
 
-        let mut snapshots = 0;
+        // Exports run in small chunks between the write batches that follow them; each is
+        // checked once it is whole.
+        let mut exporting = Vec::new();
         for batch in 1..=BATCHES {
             let keys: Vec<u64> = (0..KEYS).filter(|&key| writes(batch, key)).collect();
             for &key in &keys {
@@ -171,16 +177,17 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                     futures_util::join!(router.write(rows), router.writer.send(StartSnapshot));
                 written.unwrap();
                 let (_, _, receivers) = started.unwrap().unwrap();
-                let mut exports = Vec::new();
-                for receiver in receivers {
-                    exports.push(receiver.await.unwrap());
-                }
-                let versions = exported_versions(&exports);
-                assert!(
-                    versions == model_after(batch - 1) || versions == model_after(batch),
-                    "snapshot {batch} is not a cut"
-                );
-                snapshots += 1;
+                exporting.push(actix::spawn(async move {
+                    let mut exports = Vec::new();
+                    for receiver in receivers {
+                        exports.push(receiver.await.unwrap());
+                    }
+                    let versions = exported_versions(&exports);
+                    assert!(
+                        versions == model_after(batch - 1) || versions == model_after(batch),
+                        "snapshot {batch} is not a cut"
+                    );
+                }));
             } else {
                 router.write(rows).await.unwrap();
             }
@@ -192,7 +199,10 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
         for reader in readers {
             reader.join().unwrap();
         }
-        assert_eq!(snapshots, BATCHES / 50);
+        assert_eq!(exporting.len() as u64, BATCHES / 50);
+        for export in exporting {
+            export.await.unwrap();
+        }
         let usage = router.usage().await.unwrap();
         assert_eq!(usage.iter().map(|u| u.rows).sum::<usize>(), KEYS as usize);
         let model = model_after(BATCHES);

@@ -1,20 +1,24 @@
-//! The store's side of persistence: its snapshot section (every shard's rows, named by
-//! workspace and view), and recovery at start-up (snapshot rows, then the journal after it,
-//! re-routed by the current shard count, then journaling from here on).
+//! The store's side of persistence: its snapshot section (every shard's live row records, as
+//! the shards' arenas hold them, with views named by workspace and name), and recovery at
+//! start-up (snapshot rows, then the journal after it, re-routed by the current shard count,
+//! then journaling from here on).
 
 use std::io;
 use std::path::Path;
 
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::{join_all, BoxFuture, FutureExt};
 
+use super::arena::Arena;
 use super::key::shard_of;
 use super::router::{Router, StoreError};
+use super::shard::RestoreRecords;
 use super::shard::RowWrite;
 use super::tiles::{from_stored, TileSet};
 use super::views::StoreViews;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
 use crate::persist::format::{
-    decode, encode, RowRefV1, RowsRefV1, RowsV1, SectionKind, TilesV2, ViewRefV1,
+    decode, decode_rows_v2, encode_rows_v2, row_records, RowV1, RowsV1, RowsV2Head, SectionKind,
+    TilesV2, ViewRefV1,
 };
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
@@ -44,23 +48,27 @@ impl Router {
         mut on_rows: impl FnMut(usize),
     ) -> Result<Recovery, StoreError> {
         let mut recovery = Recovery::default();
-        let section = snapshot.and_then(|s| s.section(SectionKind::FeatureRows));
-        if let Some(section) = section {
-            let rows: RowsV1 = decode(&section.payload)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let (stored, skipped) = self.restore_rows(rows, &mut on_rows).await?;
+        let records = snapshot.and_then(|s| s.section(SectionKind::FeatureRecords));
+        let rows = snapshot.and_then(|s| s.section(SectionKind::FeatureRows));
+        if let Some(section) = records {
+            let (stored, skipped) = self.restore_records(&section.payload, &mut on_rows).await?;
+            recovery.snapshot_rows = stored;
+            recovery.skipped_rows += skipped;
+        } else if let Some(section) = rows {
+            let rows: RowsV1 = decode(&section.payload).map_err(invalid_data)?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
             recovery.snapshot_rows = stored;
             recovery.skipped_rows += skipped;
         }
-        let (journal, replay) =
-            Journal::open(journal_dir, section.map_or(0, |s| s.journal_seq), policy)?;
+        let journal_seq = records.or(rows).map_or(0, |s| s.journal_seq);
+        let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
         recovery.journal_records = replay.records.len();
         for (i, record) in replay.records.iter().enumerate() {
             let Ok(rows) = decode::<RowsV1>(record) else {
                 return Err(replay.undecodable(i).into());
             };
-            let (stored, skipped) = self.restore_rows(rows, &mut on_rows).await?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
             recovery.journal_rows += stored;
             recovery.skipped_rows += skipped;
         }
@@ -71,18 +79,89 @@ impl Router {
         Ok(recovery)
     }
 
-    /// Writes stored rows back without journaling them; rows of unknown views are skipped.
-    async fn restore_rows(
+    /// Restores a `RowsV1`: a format 2 snapshot's section, or a journal record.
+    async fn restore_rows_v1(
         &self,
-        stored: RowsV1,
+        rows: RowsV1,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
+        self.restore_rows(
+            &rows.views,
+            rows.tiles,
+            rows.rows.into_iter().map(Ok),
+            on_rows,
+        )
+        .await
+    }
+
+    /// Restores a `RowsV2` section. When it was written over the same number of shards and
+    /// its views have the same ids here (so every row routes to the same shard), each shard
+    /// takes its records as they are and rebuilds its own index, all shards at once; otherwise
+    /// the rows are re-routed one by one.
+    async fn restore_records(
+        &self,
+        payload: &[u8],
+        on_rows: &mut impl FnMut(usize),
+    ) -> Result<(usize, usize), StoreError> {
+        let (head, shard_records) = decode_rows_v2(payload).map_err(invalid_data)?;
         let views = self.views.load_full();
-        let ids = view_ids_of(&views, &stored.views);
+        // A removed id is listed under an empty name (no records are stored under it).
+        let same_ids = head.views.iter().enumerate().all(|(stored, view)| {
+            views.id(view).map(|id| id as usize) == Some(stored)
+                || (view.view.is_empty() && views.name(stored as u32).is_none())
+        });
+        if !same_ids || shard_records.len() != self.n_shards() {
+            let rows = shard_records
+                .into_iter()
+                .flat_map(row_records)
+                .map(|record| {
+                    record.map(|record| RowV1 {
+                        view: record.view,
+                        key: record.key.to_vec(),
+                        event_time: record.event_time,
+                        payload: record.payload.to_vec(),
+                    })
+                });
+            return self
+                .restore_rows(&head.views, head.tiles, rows, on_rows)
+                .await;
+        }
+        let ids: Vec<Option<u32>> = (0..head.views.len() as u32).map(Some).collect();
+        self.restore_stored_tiles(&ids, head.tiles, on_rows).await?;
+        let mut restores = Vec::with_capacity(shard_records.len());
+        for (shard, records) in self.shards.iter().zip(shard_records) {
+            restores.push(shard.send(RestoreRecords(Arena::from_records(records)?)));
+        }
+        let (mut stored, mut skipped) = (0, 0);
+        for (shard, restored) in join_all(restores).await.into_iter().enumerate() {
+            let (shard_stored, shard_skipped) =
+                restored.map_err(|_| StoreError::ShardGone(shard))??;
+            stored += shard_stored;
+            skipped += shard_skipped;
+        }
+        on_rows(stored + skipped);
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "stored rows of views that now aggregate are skipped"
+            );
+        }
+        Ok((stored, skipped))
+    }
+
+    /// Puts stored aggregation tiles back, each in its shard; `ids` maps the stored view
+    /// indexes to this repository's view ids.
+    async fn restore_stored_tiles(
+        &self,
+        ids: &[Option<u32>],
+        tiles: Vec<TilesV2>,
+        on_rows: &mut impl FnMut(usize),
+    ) -> Result<(), StoreError> {
+        let views = self.views.load_full();
         let mut restored_tiles = 0;
         let mut per_shard: Vec<Vec<(u32, Vec<u8>, TileSet)>> =
             (0..self.n_shards()).map(|_| Vec::new()).collect();
-        for stored_tiles in stored.tiles {
+        for stored_tiles in tiles {
             let (view_index, key, mut tiles) = from_stored(stored_tiles).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -109,15 +188,30 @@ impl Router {
         }
         self.restore_tiles(per_shard).await?;
         on_rows(restored_tiles);
-        let total = stored.rows.len();
+        Ok(())
+    }
 
-        let mut writes = Vec::with_capacity(total.min(RESTORE_CHUNK));
-        let mut skipped = 0;
-        for row in stored.rows {
+    /// Writes stored rows back without journaling them; rows of unknown views are skipped.
+    async fn restore_rows(
+        &self,
+        views: &[ViewRefV1],
+        tiles: Vec<TilesV2>,
+        rows: impl Iterator<Item = Result<RowV1, String>>,
+        on_rows: &mut impl FnMut(usize),
+    ) -> Result<(usize, usize), StoreError> {
+        let current = self.views.load_full();
+        let ids = view_ids_of(&current, views);
+        self.restore_stored_tiles(&ids, tiles, on_rows).await?;
+
+        let mut writes = Vec::with_capacity(RESTORE_CHUNK);
+        let (mut total, mut skipped) = (0, 0);
+        for row in rows {
+            let row = row.map_err(invalid_data)?;
+            total += 1;
             match ids.get(row.view as usize).copied().flatten() {
                 Some(view) => writes.push(RowWrite {
                     view,
-                    layout: views.layout(view).expect("an id the views table gave"),
+                    layout: current.layout(view).expect("an id the views table gave"),
                     key: row.key,
                     event_time: row.event_time,
                     payload: row.payload,
@@ -149,6 +243,10 @@ pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option
     ids
 }
 
+fn invalid_data(error: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
 impl SnapshotSource for Router {
     fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
         let writer = self.writer.clone();
@@ -163,37 +261,26 @@ impl SnapshotSource for Router {
             }
             let items = exports
                 .iter()
-                .map(|e| (e.entries.len() + e.tiles.len()) as u64)
+                .map(|e| (e.rows + e.tiles.len()) as u64)
                 .sum();
-            // Building and encoding the rows takes a while: keep it off the async workers.
+            // Joining the shards' records is one large copy: keep it off the async workers.
             let payload = tokio::task::spawn_blocking(move || {
-                let rows = exports
-                    .iter()
-                    .flat_map(|export| {
-                        export.entries.iter().map(|e| RowRefV1 {
-                            view: e.view,
-                            key: &export.keys[e.key_start..e.key_start + e.key_len],
-                            event_time: e.event_time,
-                            payload: &export.arena
-                                [e.payload_start..e.payload_start + e.payload_len],
-                        })
-                    })
-                    .collect();
-                let tiles: Vec<TilesV2> = exports
-                    .iter()
-                    .flat_map(|export| export.tiles.iter().cloned())
-                    .collect();
-                encode(&RowsRefV1 {
-                    views: &views.names_by_id(),
-                    rows,
-                    tiles: &tiles,
-                })
+                let records: Vec<&[u8]> = exports.iter().map(|e| e.records.as_slice()).collect();
+                let head = RowsV2Head {
+                    views: views.names_by_id(),
+                    tiles: exports
+                        .iter()
+                        .flat_map(|e| e.tiles.iter().cloned())
+                        .collect(),
+                    shard_bytes: records.iter().map(|r| r.len() as u64).collect(),
+                };
+                encode_rows_v2(&head, &records)
             })
             .await
             .map_err(io::Error::other)?;
 
             Ok(SectionData {
-                kind: SectionKind::FeatureRows,
+                kind: SectionKind::FeatureRecords,
                 journal_seq,
                 items,
                 payload,
@@ -211,5 +298,158 @@ impl SnapshotSource for Router {
                 .map_err(io::Error::other)?
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix::System;
+
+    use super::*;
+    use crate::persist::format::encode;
+    use crate::store::tiles::AggregateMask;
+    use crate::store::{Lookup, ReadContext};
+
+    const KEYS: u64 = 500;
+
+    fn views() -> Vec<ViewRefV1> {
+        vec![ViewRefV1 {
+            workspace: "test".into(),
+            view: "plain".into(),
+        }]
+    }
+
+    fn row(key: u64, version: u64) -> RowV1 {
+        RowV1 {
+            view: 0,
+            key: key.to_le_bytes().to_vec(),
+            event_time: version as i64,
+            payload: vec![version as u8; 1 + (key % 50) as usize],
+        }
+    }
+
+    async fn restored(snapshot: &Snapshot, shards: usize) -> (Recovery, Vec<Option<Vec<u8>>>) {
+        let router = Router::start(shards, 4096, views(), vec![None]).unwrap();
+        let journal = tempfile::tempdir().unwrap();
+        let recovery = router
+            .recover(Some(snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+            .await
+            .unwrap();
+        let lookups: Vec<Lookup> = (0..KEYS)
+            .map(|key| Lookup {
+                view: 0,
+                layout: 0,
+                key: key.to_le_bytes().to_vec(),
+                aggregates: AggregateMask::ALL,
+            })
+            .collect();
+        let context = ReadContext {
+            now: 0,
+            leading_edge: None,
+        };
+        let rows = router.read(&lookups, context).rows;
+        (
+            recovery,
+            rows.into_iter().map(|r| r.map(|r| r.payload)).collect(),
+        )
+    }
+
+    #[test]
+    fn records_and_version_2_rows_restore_the_same_rows_over_any_shard_count() {
+        System::new().block_on(async {
+            let source = Router::start(2, 4096, views(), vec![None]).unwrap();
+            // Every key, then a newer version of every third: the export skips what they replaced.
+            for version in 1..=2 {
+                let writes = (0..KEYS)
+                    .filter(|key| version == 1 || key % 3 == 0)
+                    .map(|key| {
+                        let row = row(key, version);
+                        RowWrite {
+                            view: row.view,
+                            layout: 0,
+                            key: row.key,
+                            event_time: row.event_time,
+                            payload: row.payload,
+                        }
+                    })
+                    .collect();
+                source.write(writes).await.unwrap();
+            }
+            let records = source.take_section().await.unwrap();
+            assert_eq!(
+                (records.kind, records.items),
+                (SectionKind::FeatureRecords, KEYS)
+            );
+            let expected: Vec<Option<Vec<u8>>> = (0..KEYS)
+                .map(|key| Some(row(key, if key % 3 == 0 { 2 } else { 1 }).payload))
+                .collect();
+            let version_2 = SectionData {
+                kind: SectionKind::FeatureRows,
+                journal_seq: 0,
+                items: KEYS,
+                payload: encode(&RowsV1 {
+                    views: views(),
+                    rows: (0..KEYS)
+                        .map(|key| row(key, if key % 3 == 0 { 2 } else { 1 }))
+                        .collect(),
+                    tiles: Vec::new(),
+                }),
+            };
+            for (section, shards) in [(&records, 2), (&records, 3), (&version_2, 2)] {
+                let snapshot = Snapshot {
+                    id: "test".into(),
+                    created_micros: 0,
+                    n_shards: 2,
+                    sections: vec![section.clone()],
+                };
+                let (recovery, rows) = restored(&snapshot, shards).await;
+                assert_eq!(recovery.snapshot_rows, KEYS as usize);
+                assert_eq!(rows, expected, "{:?} into {shards} shards", section.kind);
+            }
+        });
+    }
+
+    #[test]
+    fn a_damaged_record_refuses_the_restore() {
+        System::new().block_on(async {
+            let mut records = Vec::new();
+            for key in 0..KEYS {
+                let row = row(key, 1);
+                crate::persist::format::RowRecordV2 {
+                    view: 0,
+                    flags: 0,
+                    event_time: 1,
+                    payload: &row.payload,
+                    key: &row.key,
+                }
+                .write_to(&mut records);
+            }
+            // The last record (a 50-byte payload, an 8-byte key) claims a longer key than is left.
+            let last = records.len() - (24 + 50 + 8);
+            records[last + 4..last + 8].copy_from_slice(&100u32.to_le_bytes());
+            let head = RowsV2Head {
+                views: views(),
+                tiles: Vec::new(),
+                shard_bytes: vec![records.len() as u64, 0],
+            };
+            let snapshot = Snapshot {
+                id: "test".into(),
+                created_micros: 0,
+                n_shards: 2,
+                sections: vec![SectionData {
+                    kind: SectionKind::FeatureRecords,
+                    journal_seq: 0,
+                    items: KEYS,
+                    payload: encode_rows_v2(&head, &[&records, &[]]),
+                }],
+            };
+            let router = Router::start(2, 4096, views(), vec![None]).unwrap();
+            let journal = tempfile::tempdir().unwrap();
+            let error = router
+                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap_err();
+            assert!(error.to_string().contains("runs past the end"), "{error}");
+        });
     }
 }

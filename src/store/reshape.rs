@@ -248,4 +248,111 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             assert!(usage.iter().all(|u| u.arena_dead_bytes == 0));
         });
     }
+    /// snap12's exports walk the arena's records, which an apply's reshape leaves in place for
+    /// the older requests: an export cut before the reshape holds the old layout's rows, one
+    /// cut after it (the apply's own snapshot) the new layout's only, and a restore keys them
+    /// under the restoring repository's current layout and counts them for the console.
+    #[test]
+    fn exports_across_a_reshape_are_cuts_of_one_layout_and_restore_counted() {
+        use crate::persist::format::{decode_rows_v2, row_records};
+        use crate::persist::snapshot::Snapshot;
+        use crate::persist::{FsyncPolicy, SnapshotSource};
+        use crate::store::writer::StartSnapshot;
+
+        const KEYS: usize = 200;
+        let before = registry(BASE, None);
+        let text = BASE.replace(
+            "features = [{ name = \"age\", type = \"int64\" },",
+            "features = [{ name = \"score\", type = \"int64\" }, { name = \"age\", type = \"int64\" },",
+        );
+        let after = registry(&text, Some(&before));
+        let view = before.view_by_name("ws", "profile").unwrap();
+        let (view, old_layout) = (view.id, view.layout);
+        let rows = (0..KEYS).map(|i| {
+            let mut payload = Vec::new();
+            encode_row(
+                &[Value::Int64(i as i64), Value::String("Oslo".into())],
+                &mut payload,
+            );
+            RowWrite {
+                view,
+                layout: old_layout,
+                key: format!("u{i}").into_bytes(),
+                event_time: 1,
+                payload,
+            }
+        });
+        // Every exported record: (view, number of columns).
+        let columns = |payload: &[u8]| {
+            let (_, shards) = decode_rows_v2(payload).unwrap();
+            let mut seen = Vec::new();
+            for record in shards.into_iter().flat_map(row_records) {
+                let record = record.unwrap();
+                seen.push((record.view, decode_row(record.payload).unwrap().len()));
+            }
+            seen
+        };
+        System::new().block_on(async {
+            let router = Router::start_with(2, 4096, &before).unwrap();
+            router.write(rows.collect()).await.unwrap();
+            // The export is asked for first; the reshape queues behind it and lands between
+            // its chunks.
+            let (started, reshaped) = futures_util::join!(
+                router.writer.send(StartSnapshot),
+                router.reshape(&after, plan_reshapes(&before, &after))
+            );
+            reshaped.unwrap();
+            let (_, names, receivers) = started.unwrap().unwrap();
+            let mut records = Vec::new();
+            for receiver in receivers {
+                let export = receiver.await.unwrap();
+                let head = crate::persist::format::RowsV2Head {
+                    views: names.names_by_id(),
+                    tiles: Vec::new(),
+                    shard_bytes: vec![export.records.len() as u64],
+                };
+                records.extend(columns(&crate::persist::format::encode_rows_v2(
+                    &head,
+                    &[&export.records],
+                )));
+            }
+            assert_eq!(records, vec![(view, 2); KEYS], "the cut before the apply");
+
+            // The apply's own snapshot: after the reshape, before the old layout retires.
+            let section = router.take_section().await.unwrap();
+            assert_eq!(columns(&section.payload), vec![(view, 3); KEYS]);
+
+            router.retire_layouts().await.unwrap();
+            let restored = Router::start_with(3, 4096, &after).unwrap();
+            let snapshot = Snapshot {
+                id: "test".into(),
+                created_micros: 0,
+                n_shards: 2,
+                sections: vec![section],
+            };
+            let journal = tempfile::tempdir().unwrap();
+            restored
+                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap();
+            for store in [&router, &restored] {
+                assert_eq!(store.view_usage().await.unwrap()[view as usize].rows, KEYS);
+            }
+            let lookup = Lookup {
+                view,
+                layout: after.view(view).layout,
+                key: b"u7".to_vec(),
+                aggregates: AggregateMask::ALL,
+            };
+            let context = ReadContext {
+                now: 10,
+                leading_edge: None,
+            };
+            let read = restored.read(&[lookup], context);
+            assert_eq!(
+                decode_row(&read.rows[0].as_ref().unwrap().payload).unwrap(),
+                vec![Value::Null, Value::Int64(7), Value::String("Oslo".into())]
+            );
+        });
+    }
 }

@@ -60,7 +60,7 @@ impl StoreError {
 /// A cheap, cloneable handle on every shard.
 #[derive(Clone)]
 pub struct Router {
-    shards: Vec<Addr<ShardActor>>,
+    pub(super) shards: Vec<Addr<ShardActor>>,
     /// Index = shard: what reads read, without a message to the shard.
     partitions: Vec<SharedPartition>,
     pub(super) writer: Addr<WriterActor>,

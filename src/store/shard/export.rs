@@ -1,36 +1,38 @@
-//! `ExportRows`: a copy of every row of the shard, for a snapshot. Sent by the writer actor
-//! right after it rotates the journal, so each shard exports exactly the writes journaled before
-//! the rotation: together the shards' exports are a point-in-time cut.
+//! `ExportRows`: the shard's rows and tiles for a snapshot, and their restore at start-up
+//! (`RestoreRecords`, `RestoreTiles`). The writer actor sends `ExportRows` right after it
+//! rotates the journal, so each shard's export is exactly the writes journaled before the
+//! rotation: together the shards' exports are a point-in-time cut.
 //!
-//! The copy stalls the shard's writes (reads go on: it holds only the read lock), so it is kept
-//! flat: one memcpy of the arena's used bytes, the index keys appended to one buffer, and a
-//! fixed-size entry per row. Building the on-disk rows from it happens on a blocking thread,
-//! outside the shard.
+//! The export does not stop the shard. At the cut it notes where the arena ends (records
+//! appended later are not part of it) and copies the tiles; then it walks the arena's records
+//! below that point in chunks of [`CHUNK_BYTES`], one chunk per turn of the actor's loop, so the
+//! write batches queued meanwhile are applied between chunks, and reads go on throughout (a
+//! chunk holds the read lock only). A record is in the cut if it was live at the cut: not
+//! superseded, or superseded after the cut (the writes note those while the export runs, see
+//! [`RunningExport::superseded`]). Compaction waits for the export to end, so records stay where
+//! they are; growth keeps offsets. The copy is the records' bytes as they are, which is also the
+//! snapshot's layout (`persist::format::RowsV2`): nothing is re-encoded.
 
-use actix::{Handler, Message};
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+
+use actix::{AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, view_of_key, ShardActor, KEY_PREFIX};
-use crate::persist::format::TilesV2;
+use super::{index_key, view_of_key, ShardActor, Slot, ViewUsages, KEY_PREFIX};
+use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
+use crate::store::arena::{Arena, RowRef};
 use crate::store::tiles::{to_stored, TileSet};
 
-/// One row of an export: where its key and payload are in the export's buffers.
-#[derive(Debug, Clone, Copy)]
-pub struct ExportEntry {
-    pub view: u32,
-    pub key_start: usize,
-    pub key_len: usize,
-    pub event_time: i64,
-    pub payload_start: usize,
-    pub payload_len: usize,
-}
+/// Arena bytes an export walks per turn: bounds how long a write batch can wait behind it.
+const CHUNK_BYTES: usize = if cfg!(test) { 512 } else { 1 << 20 };
 
-/// A shard's rows, flat, and its aggregation tiles in their stored form.
+/// A shard's live rows at the cut, as records back to back, and its tiles in stored form.
 #[derive(Debug, Default)]
 pub struct ShardExport {
-    pub keys: Vec<u8>,
-    pub arena: Vec<u8>,
-    pub entries: Vec<ExportEntry>,
+    pub records: Vec<u8>,
+    pub rows: usize,
     pub tiles: Vec<TilesV2>,
 }
 
@@ -42,41 +44,188 @@ impl Message for ExportRows {
     type Result = ();
 }
 
+/// An export walking the arena: records in `cursor..cut` are still to be looked at.
+pub(super) struct RunningExport {
+    cut: usize,
+    cursor: usize,
+    /// Starts of records below the cut, not yet walked, that a write superseded after the cut.
+    superseded_after_cut: HashSet<usize>,
+    export: ShardExport,
+    done: oneshot::Sender<ShardExport>,
+}
+
+impl RunningExport {
+    /// The record at `record_start` was just superseded: if the export has yet to reach it, it
+    /// must still count it as live.
+    pub(super) fn superseded(&mut self, record_start: usize) {
+        if (self.cursor..self.cut).contains(&record_start) {
+            self.superseded_after_cut.insert(record_start);
+        }
+    }
+
+    /// Copies the records live at the cut from the next `budget` bytes; true when done.
+    fn copy_chunk(&mut self, arena: &Arena, budget: usize) -> bool {
+        let end = self.cut.min(self.cursor + budget);
+        while self.cursor < end {
+            let record = arena.record_at(self.cursor);
+            if record.flags & ROW_RECORD_SUPERSEDED == 0
+                || self.superseded_after_cut.remove(&self.cursor)
+            {
+                record.write_to(&mut self.export.records);
+                self.export.rows += 1;
+            }
+            self.cursor += record.len();
+        }
+        self.cursor >= self.cut
+    }
+}
+
+/// The next chunk of the running export.
+struct ExportChunk;
+
+impl Message for ExportChunk {
+    type Result = ();
+}
+
 impl Handler<ExportRows> for ShardActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ExportRows, _: &mut Self::Context) {
-        // A read lock: request threads keep reading while the copy is made; only this shard's
-        // writes (which queue behind this message anyway) wait.
-        let partition = self.partition.read();
-        let mut export = ShardExport {
-            keys: Vec::with_capacity(partition.index.len() * 16),
-            arena: partition.arena.used().to_vec(),
-            entries: Vec::with_capacity(partition.index.len()),
-            tiles: partition
-                .tiles
-                .iter()
-                .filter(|(key, _)| partition.is_current(key))
-                .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
-                .collect(),
-        };
-        for (key, slot) in partition
-            .index
-            .iter()
-            .filter(|(key, _)| partition.is_current(key))
-        {
-            let key_start = export.keys.len();
-            export.keys.extend_from_slice(&key[KEY_PREFIX..]);
-            export.entries.push(ExportEntry {
-                view: view_of_key(key).0,
-                key_start,
-                key_len: key.len() - KEY_PREFIX,
-                event_time: slot.event_time,
-                payload_start: slot.row.offset as usize,
-                payload_len: slot.row.len as usize,
-            });
+    fn handle(&mut self, msg: ExportRows, ctx: &mut Self::Context) {
+        // Exports are one at a time: an earlier one still running is finished first.
+        while self.export.is_some() {
+            self.export_chunk(usize::MAX, ctx);
         }
-        let _ = msg.done.send(export);
+        let partition = self.partition.read();
+        let (_, used, dead) = partition.arena.usage();
+        self.export = Some(RunningExport {
+            cut: used,
+            cursor: 0,
+            superseded_after_cut: HashSet::new(),
+            export: ShardExport {
+                records: Vec::with_capacity(used - dead),
+                rows: 0,
+                // Tiles change in place, so they are copied at the cut, whole (the current
+                // layouts' only: a retiring layout's records are superseded likewise).
+                tiles: partition
+                    .tiles
+                    .iter()
+                    .filter(|(key, _)| partition.is_current(key))
+                    .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
+                    .collect(),
+            },
+            done: msg.done,
+        });
+        drop(partition);
+        ctx.notify(ExportChunk);
+    }
+}
+
+impl Handler<ExportChunk> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ExportChunk, ctx: &mut Self::Context) {
+        self.export_chunk(CHUNK_BYTES, ctx);
+    }
+}
+
+impl ShardActor {
+    /// Walks the running export's next `budget` bytes; sends it when done, else asks for the
+    /// next chunk behind whatever the mailbox holds.
+    fn export_chunk(&mut self, budget: usize, ctx: &mut Context<Self>) {
+        let Some(export) = self.export.as_mut() else {
+            return;
+        };
+        if !export.copy_chunk(&self.partition.read().arena, budget) {
+            ctx.notify(ExportChunk);
+            return;
+        }
+        let export = self.export.take().expect("an export is running");
+        // The snapshot may have been abandoned; nothing to do then.
+        let _ = export.done.send(export.export);
+    }
+}
+
+/// `RestoreRecords`: an empty shard takes a snapshot's records of its rows as its arena and
+/// rebuilds its index from them (each shard on its own thread, so in parallel). A record names
+/// its view by id only: it is keyed under the view's current layout (layouts are not kept
+/// across a restart, and a snapshot holds the current layouts' rows only). Answers the rows
+/// stored and the records skipped (of views that no longer hold rows).
+pub struct RestoreRecords(pub Arena);
+
+impl Message for RestoreRecords {
+    type Result = io::Result<(usize, usize)>;
+}
+
+impl Handler<RestoreRecords> for ShardActor {
+    type Result = io::Result<(usize, usize)>;
+
+    fn handle(&mut self, msg: RestoreRecords, _: &mut Self::Context) -> Self::Result {
+        let mut partition = self.partition.write();
+        if !partition.index.is_empty() {
+            return Err(io::Error::other(
+                "records are restored into empty shards only",
+            ));
+        }
+        partition.arena = msg.0;
+        let partition = &mut *partition;
+        let views = Arc::clone(&partition.views);
+        let mut latest = vec![None::<i64>; views.id_bound()];
+        let (mut stored, mut skipped) = (0, 0);
+        let mut superseded = Vec::new();
+        let mut at = 0;
+        for record in row_records(partition.arena.records()) {
+            let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let start = at;
+            at += record.len();
+            let view = record.view;
+            if record.flags != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("row record at byte {start}: unknown flags {}", record.flags),
+                ));
+            }
+            let layout = match views.layout(view) {
+                Some(layout) if views.spec(view).is_none() => layout,
+                _ => {
+                    skipped += 1;
+                    superseded.push(start);
+                    continue;
+                }
+            };
+            let slot = Slot {
+                row: RowRef {
+                    offset: (start + ROW_RECORD_HEADER_LEN) as u64,
+                    len: record.payload.len() as u32,
+                },
+                event_time: record.event_time,
+            };
+            let newest = &mut latest[view as usize];
+            *newest = Some(newest.map_or(record.event_time, |t| t.max(record.event_time)));
+            let key = index_key(view, layout, record.key).into_boxed_slice();
+            match partition.index.get_mut(&key) {
+                // A snapshot holds one record per key; keep the newest if not.
+                Some(kept) if kept.event_time > slot.event_time => superseded.push(start),
+                Some(kept) => {
+                    superseded.push(Arena::record_start(std::mem::replace(kept, slot).row))
+                }
+                None => {
+                    partition.index.insert(key, slot);
+                    stored += 1;
+                }
+            }
+        }
+        for start in superseded {
+            partition.arena.release(start);
+        }
+        for (view, time) in latest.into_iter().enumerate() {
+            if let Some(time) = time {
+                views.watermarks.advance(view as u32, time);
+            }
+        }
+        // The console's per-view counts are kept by writes; records restored in one go are
+        // counted once here.
+        partition.view_usage = ViewUsages::count(partition);
+        Ok((stored, skipped))
     }
 }
 

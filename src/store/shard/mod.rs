@@ -8,11 +8,14 @@
 //! - request threads read the partition directly under its read lock ([`Partition::read`]),
 //!   without a message round trip: a reader sees a batch entirely or not at all, never a torn
 //!   row, and never an arena mapping that growth or compaction has dropped;
-//! - snapshot exports run on the actor under the read lock, so reads go on while one is taken;
+//! - a snapshot export runs on the actor under the read lock, so reads go on while one is taken,
+//!   in bounded chunks between write batches, so writes go on too (see `export.rs`);
 //! - keys carry the view's layout, and the partition holds the [`StoreViews`] its data is
 //!   stored for (specs, layouts, watermarks): an apply writes each reshaped view under its new
 //!   layout beside the old one (`reshape.rs`), so requests begun before it still read the old
-//!   data, which is dropped once they are done.
+//!   data, which is dropped once they are done. The old layouts' arena records are flagged
+//!   superseded at the reshape (no export after it copies them), while the index keeps
+//!   pointing at them for those requests.
 
 mod export;
 mod read;
@@ -27,7 +30,7 @@ use actix::{Actor, Context};
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::Xxh3Builder;
 
-pub use export::{ExportRows, RestoreTiles, ShardExport};
+pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
 pub use reshape::{ReshapePartition, RetireLayouts, ViewReshape};
 use stats::ViewUsages;
@@ -72,6 +75,8 @@ pub type SharedPartition = Arc<RwLock<Partition>>;
 
 pub struct ShardActor {
     partition: SharedPartition,
+    /// The snapshot export under way, if any.
+    export: Option<export::RunningExport>,
 }
 
 impl ShardActor {
@@ -91,6 +96,7 @@ impl ShardActor {
         }));
         let actor = ShardActor {
             partition: Arc::clone(&partition),
+            export: None,
         };
         Ok((actor, partition))
     }

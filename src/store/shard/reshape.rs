@@ -5,6 +5,12 @@
 //! old layouts stay readable for requests begun before the apply. Once those are done,
 //! `RetireLayouts` drops the old layouts' rows and tiles and a removed view's, and gives their
 //! memory back at once (the arena compacted, the maps shrunk).
+//!
+//! The old layouts' arena records are flagged superseded at the reshape, as an overwrite does:
+//! a snapshot taken after the apply holds the current layouts' records only, and an export
+//! running across the reshape still counts them (they were live at its cut). Until
+//! `RetireLayouts` the index keeps pointing at them for the older requests, so compaction
+//! waits for it.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,8 +20,10 @@ use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::{index_key, view_of_key, Partition, ShardActor, Slot, ViewUsages, KEY_PREFIX};
+use crate::persist::format::RowRecordV2;
 use crate::registry::value::Value;
 use crate::registry::ViewId;
+use crate::store::arena::Arena;
 use crate::store::row::{decode_row, encode_row};
 use crate::store::tiles::TileSet;
 use crate::store::views::StoreViews;
@@ -47,7 +55,13 @@ impl Handler<ReshapePartition> for ShardActor {
 
     fn handle(&mut self, msg: ReshapePartition, _: &mut Self::Context) {
         let mut partition = self.partition.write();
-        let _ = msg.done.send(partition.reshape(msg.views, &msg.reshapes));
+        let export = &mut self.export;
+        let reshaped = partition.reshape(msg.views, &msg.reshapes, |start| {
+            if let Some(export) = export {
+                export.superseded(start);
+            }
+        });
+        let _ = msg.done.send(reshaped);
     }
 }
 
@@ -62,22 +76,31 @@ impl Handler<RetireLayouts> for ShardActor {
     type Result = io::Result<()>;
 
     fn handle(&mut self, _: RetireLayouts, _: &mut Self::Context) -> io::Result<()> {
-        self.partition.write().retire_layouts()
+        // Compaction would move records a running export has yet to pass; a later write
+        // compacts instead.
+        let may_compact = self.export.is_none();
+        self.partition.write().retire_layouts(may_compact)
     }
 }
 
 impl Partition {
+    /// `released` hears the start of every record the reshape flags superseded.
     fn reshape(
         &mut self,
         views: Arc<StoreViews>,
         reshapes: &[(ViewId, ViewReshape)],
+        mut released: impl FnMut(usize),
     ) -> io::Result<()> {
         let by_view: HashMap<ViewId, &ViewReshape> = reshapes
             .iter()
             .map(|(view, reshape)| (*view, reshape))
             .collect();
-        // (view, layout) -> the new layout, when the view's data moves to it.
+        // (view, layout) -> the new layout, when the view's data moves to it. Only current
+        // data moves: a layout still retiring from an earlier apply is already dropped.
         let moves_to = |key: &[u8]| {
+            if !self.is_current(key) {
+                return None;
+            }
             let (view, layout) = view_of_key(key);
             let new_layout = views.layout(view)?;
             let cleared = by_view.get(&view) == Some(&&ViewReshape::Clear);
@@ -111,7 +134,7 @@ impl Partition {
                 }
                 _ => payload.to_vec(),
             };
-            rows.push((new_key, slot.event_time, payload));
+            rows.push((new_key, view_of_key(key).0, slot.event_time, payload));
         }
         let mut tiles: Vec<(Vec<u8>, TileSet)> = Vec::new();
         for (key, tile_set) in &self.tiles {
@@ -128,10 +151,23 @@ impl Partition {
             }
             tiles.push((new_key, tile_set));
         }
-        for (key, event_time, payload) in rows {
-            let row = self.arena.append(&payload)?;
+        for (key, view, event_time, payload) in rows {
+            let row = self.arena.append(&RowRecordV2 {
+                view,
+                flags: 0,
+                event_time,
+                payload: &payload,
+                key: &key[KEY_PREFIX..],
+            })?;
             self.index
                 .insert(key.into_boxed_slice(), Slot { row, event_time });
+        }
+        for (key, slot) in &self.index {
+            let (view, layout) = view_of_key(key);
+            let start = Arena::record_start(slot.row);
+            if views.layout(view) != Some(layout) && self.arena.release(start) {
+                released(start);
+            }
         }
         for (key, tile_set) in tiles {
             self.tiles.insert(key.into_boxed_slice(), tile_set);
@@ -141,25 +177,19 @@ impl Partition {
         Ok(())
     }
 
-    fn retire_layouts(&mut self) -> io::Result<()> {
+    /// Drops the retired layouts' keys (their records were released at the reshape).
+    fn retire_layouts(&mut self, may_compact: bool) -> io::Result<()> {
         let views = Arc::clone(&self.views);
         let is_current = |key: &[u8]| {
             let (view, layout) = view_of_key(key);
             views.layout(view) == Some(layout)
         };
-        let arena = &mut self.arena;
-        let mut released = false;
-        self.index.retain(|key, slot| {
-            let current = is_current(key);
-            if !current {
-                arena.release(slot.row);
-                released = true;
-            }
-            current
-        });
+        let rows_before = self.index.len();
+        self.index.retain(|key, _| is_current(key));
+        let released = self.index.len() < rows_before;
         let tiles_before = self.tiles.len();
         self.tiles.retain(|key, _| is_current(key));
-        if released {
+        if released && may_compact {
             self.arena
                 .compact(self.index.values_mut().map(|slot| &mut slot.row))?;
         }

@@ -9,7 +9,9 @@ use tokio::sync::oneshot;
 
 use super::{index_key, ShardActor, Slot};
 use crate::metrics::Queued;
+use crate::persist::format::RowRecordV2;
 use crate::registry::{Layout, ViewId};
+use crate::store::arena::Arena;
 use crate::store::row::decode_row;
 use crate::store::tiles::TileSet;
 use crate::time::Micros;
@@ -88,7 +90,13 @@ impl ShardActor {
             }
             // Plain views' watermarks serve only the freshness metric.
             views.watermarks.advance(row.view, row.event_time);
-            let row_ref = partition.arena.append(&row.payload)?;
+            let row_ref = partition.arena.append(&RowRecordV2 {
+                view: row.view,
+                flags: 0,
+                event_time: row.event_time,
+                payload: &row.payload,
+                key: &row.key,
+            })?;
             let slot = Slot {
                 row: row_ref,
                 event_time: row.event_time,
@@ -98,11 +106,21 @@ impl ShardActor {
                 .view_usage
                 .row_stored(row.view, row_ref.len, previous.map(|p| p.row.len));
             if let Some(previous) = previous {
-                partition.arena.release(previous.row);
+                let start = Arena::record_start(previous.row);
+                partition.arena.release(start);
+                if let Some(export) = &mut self.export {
+                    export.superseded(start);
+                }
             }
             outcome.stored += 1;
         }
-        if partition.arena.wants_compaction() {
+        // Compaction would move records a running export has yet to pass: it waits for the end.
+        // While layouts retire, the index still points at their released records: it waits for
+        // `RetireLayouts`, which compacts.
+        if self.export.is_none()
+            && partition.retiring.is_none()
+            && partition.arena.wants_compaction()
+        {
             partition
                 .arena
                 .compact(partition.index.values_mut().map(|slot| &mut slot.row))?;

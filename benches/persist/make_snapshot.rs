@@ -69,8 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         (SectionKind::FeatureRows, encode(&section))
     } else {
-        let mut shards = [Vec::new(), Vec::new()];
+        let (mut shards, mut shard_rows) = ([Vec::new(), Vec::new()], vec![0; 2]);
         for row in rows {
+            let shard = shard_of(view, &row.key, 2);
+            shard_rows[shard] += 1;
             RowRecordV2 {
                 view,
                 flags: 0,
@@ -78,12 +80,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 payload: &row.payload,
                 key: &row.key,
             }
-            .write_to(&mut shards[shard_of(view, &row.key, 2)]);
+            .write_to(&mut shards[shard]);
         }
         let head = RowsV2Head {
             views,
             tiles: Vec::new(),
             shard_bytes: shards.iter().map(|s| s.len() as u64).collect(),
+            shard_rows,
         };
         (
             SectionKind::FeatureRecords,

@@ -16,9 +16,9 @@ trap 'kill ${quiver_pid:-} ${redis_pid:-} 2>/dev/null || true; rm -rf "$work"' E
 target/release/examples/make_snapshot "$rows" "$work/quiver" ${SNAPSHOT_FORMAT:-} >/dev/null
 snapshot_bytes=$(du -b "$work"/quiver/snapshots/*.qvs | cut -f1)
 start=$(date +%s.%N)
-QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
+QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --replace-lost-keys --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
 quiver_pid=$!
-until grep -q "listening" "$work/quiver.out"; do sleep 0.05; done
+until grep -q "listening" "$work/quiver.out"; do kill -0 $quiver_pid 2>/dev/null || { cat "$work/quiver.out"; exit 1; }; sleep 0.05; done
 quiver_seconds=$(echo "$(date +%s.%N) - $start" | bc)
 kill -9 $quiver_pid; quiver_pid=
 

@@ -13,9 +13,9 @@ cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
 work=$(mktemp -d)
 trap 'kill ${quiver_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 target/release/examples/make_snapshot "$rows" "$work/data" ${SNAPSHOT_FORMAT:-} >/dev/null
-QUIVER_ADMIN_KEY=bench-admin-key QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --listen 127.0.0.1:8095 --data-dir "$work/data" >"$work/out" 2>&1 &
+QUIVER_ADMIN_KEY=bench-admin-key QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --replace-lost-keys --listen 127.0.0.1:8095 --data-dir "$work/data" >"$work/out" 2>&1 &
 quiver_pid=$!
-until grep -q "listening" "$work/out"; do sleep 0.05; done
+until grep -q "listening" "$work/out"; do kill -0 $quiver_pid 2>/dev/null || { cat "$work/out"; exit 1; }; sleep 0.05; done
 url=http://127.0.0.1:8095/api/v1/feature-service/get-features
 latency() { wrk -t1 -c4 -d"${seconds}s" --latency -s benches/http/get_features.lua "$url" | awk '/ 50%/ {p50=$2} / 99%/ {p99=$2} /Requests\/sec/ {rps=$2} END {print "p50 " p50 ", p99 " p99 ", " rps " req/s"}'; }
 echo "rows: $rows"
@@ -28,6 +28,7 @@ echo "no snapshot:     $(latency)"
     sleep 1.5
   done
 ) &
+snapshots_pid=$!
 echo "during snapshots: $(latency)"
-wait
+wait $snapshots_pid
 echo "snapshots written: $(ls "$work/data/snapshots" | wc -l)"

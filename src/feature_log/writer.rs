@@ -16,7 +16,7 @@ use super::files::{new_file_name, service_dir};
 use super::record::{LogSchema, LoggedRequest};
 use super::sink::Sink;
 use super::{Counts, Throttle};
-use crate::persist::files::create_private_dir;
+use crate::persist::files::{create_private_dir, yield_to_reads};
 use crate::time::now_micros;
 
 /// How often buffered JSON lines reach the OS: what a crash can lose of an open file.
@@ -229,22 +229,5 @@ impl LogWriter {
         if let Err(error) = file.sink.complete() {
             tracing::warn!(%error, "feature log: could not complete a file; it stays `.part`");
         }
-    }
-}
-
-/// Lowers this thread's scheduling priority to the lowest (nice 19; on Linux a thread has its
-/// own): when reads and the log compete for the CPU, reads win and the log falls behind, fills its
-/// queue and drops (counted) instead of taking a core from GetFeatures.
-fn yield_to_reads() {
-    // SAFETY: plain system calls on the calling thread's own id.
-    let result = unsafe {
-        let thread_id = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, thread_id as libc::id_t, 19)
-    };
-    if result != 0 {
-        tracing::warn!(
-            error = %std::io::Error::last_os_error(),
-            "feature log: could not lower the writer's priority"
-        );
     }
 }

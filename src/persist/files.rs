@@ -1,6 +1,7 @@
 //! File-system helpers shared by journals and snapshots: private directories (0700) and files
 //! (0600), since both hold users, API-key digests and sealed secrets, and directory fsync, which
-//! makes a file's creation, rename or removal durable.
+//! makes a file's creation, rename or removal durable. And the low priority of threads that
+//! write such files in the background (snapshots, feature logs), so reads win the CPU.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
@@ -21,4 +22,20 @@ pub fn private_file_options() -> OpenOptions {
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Lowers this thread's scheduling priority to the lowest (nice 19; on Linux a thread has its
+/// own): when reads and background file work compete for the CPU, reads win.
+pub fn yield_to_reads() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    let result = unsafe {
+        let thread_id = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread_id as libc::id_t, 19)
+    };
+    if result != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not lower a background thread's priority"
+        );
+    }
 }

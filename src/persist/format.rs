@@ -134,12 +134,14 @@ pub struct RowsV1 {
 
 /// The feature-rows section of format version 3, before its records: the views the records'
 /// `view` fields index, the aggregation tiles, and the byte length of each exporting shard's
-/// records (in shard order, routed by `shard_of` over the snapshot's shard count).
+/// records (in shard order, routed by `shard_of` over the snapshot's shard count) and how many
+/// rows they hold (so a restore sizes each index once).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RowsV2Head {
     pub views: Vec<ViewRefV1>,
     pub tiles: Vec<TilesV2>,
     pub shard_bytes: Vec<u64>,
+    pub shard_rows: Vec<u64>,
 }
 
 /// A row record's fixed part: `view, key_len, payload_len, flags: u32, event_time: i64`.
@@ -640,6 +642,7 @@ mod tests {
             }],
             tiles: Vec::new(),
             shard_bytes: shards.iter().map(|s| s.len() as u64).collect(),
+            shard_rows: vec![10, 10],
         };
         encode_rows_v2(&head, &[&shards[0], &shards[1]])
     }

@@ -238,13 +238,16 @@ impl PendingSnapshot {
         let seqs: Vec<u64> = sections.iter().map(|section| section.journal_seq).collect();
         let (dir, retention, n_shards, created) =
             (s.dir.clone(), s.retention, s.n_shards, self.created_micros);
-        let path = tokio::task::spawn_blocking(move || -> io::Result<PathBuf> {
-            let path = write_snapshot(&dir, created, n_shards, &sections)?;
-            apply_retention(&dir, retention)?;
-            Ok(path)
-        })
-        .await
-        .map_err(io::Error::other)??;
+        let (done, written) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            files::yield_to_reads();
+            let path = write_snapshot(&dir, created, n_shards, &sections);
+            let _ = done.send(path.and_then(|path| {
+                apply_retention(&dir, retention)?;
+                Ok(path)
+            }));
+        });
+        let path = written.await.map_err(io::Error::other)??;
         for ((source, previous), seq) in s.sources.iter().zip(s.previous_seqs.iter()).zip(seqs) {
             let keep_from = previous.swap(seq, Ordering::AcqRel);
             if keep_from > 0 {

@@ -129,8 +129,12 @@ impl Router {
         let ids: Vec<Option<u32>> = (0..head.views.len() as u32).map(Some).collect();
         self.restore_stored_tiles(&ids, head.tiles, on_rows).await?;
         let mut restores = Vec::with_capacity(shard_records.len());
-        for (shard, records) in self.shards.iter().zip(shard_records) {
-            restores.push(shard.send(RestoreRecords(Arena::from_records(records)?)));
+        for (i, (shard, records)) in self.shards.iter().zip(shard_records).enumerate() {
+            let rows = head.shard_rows.get(i).map_or(0, |&rows| rows as usize);
+            restores.push(shard.send(RestoreRecords {
+                arena: Arena::from_records(records)?,
+                rows,
+            }));
         }
         let (mut stored, mut skipped) = (0, 0);
         for (shard, restored) in join_all(restores).await.into_iter().enumerate() {
@@ -273,6 +277,7 @@ impl SnapshotSource for Router {
                         .flat_map(|e| e.tiles.iter().cloned())
                         .collect(),
                     shard_bytes: records.iter().map(|r| r.len() as u64).collect(),
+                    shard_rows: exports.iter().map(|e| e.rows as u64).collect(),
                 };
                 encode_rows_v2(&head, &records)
             })
@@ -431,6 +436,7 @@ mod tests {
                 views: views(),
                 tiles: Vec::new(),
                 shard_bytes: vec![records.len() as u64, 0],
+                shard_rows: vec![KEYS, 0],
             };
             let snapshot = Snapshot {
                 id: "test".into(),

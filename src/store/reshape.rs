@@ -310,6 +310,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                     views: names.names_by_id(),
                     tiles: Vec::new(),
                     shard_bytes: vec![export.records.len() as u64],
+                    shard_rows: vec![export.rows as u64],
                 };
                 records.extend(columns(&crate::persist::format::encode_rows_v2(
                     &head,

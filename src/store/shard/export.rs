@@ -13,6 +13,7 @@
 //! they are; growth keeps offsets. The copy is the records' bytes as they are, which is also the
 //! snapshot's layout (`persist::format::RowsV2`): nothing is re-encoded.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
@@ -150,7 +151,11 @@ impl ShardActor {
 /// its view by id only: it is keyed under the view's current layout (layouts are not kept
 /// across a restart, and a snapshot holds the current layouts' rows only). Answers the rows
 /// stored and the records skipped (of views that no longer hold rows).
-pub struct RestoreRecords(pub Arena);
+pub struct RestoreRecords {
+    pub arena: Arena,
+    /// How many rows the records hold, as the snapshot says: the index is sized once.
+    pub rows: usize,
+}
 
 impl Message for RestoreRecords {
     type Result = io::Result<(usize, usize)>;
@@ -166,9 +171,12 @@ impl Handler<RestoreRecords> for ShardActor {
                 "records are restored into empty shards only",
             ));
         }
-        partition.arena = msg.0;
+        partition.arena = msg.arena;
         let partition = &mut *partition;
         let views = Arc::clone(&partition.views);
+        // A record takes at least its header: a damaged count cannot reserve more than that.
+        let most = partition.arena.records().len() / ROW_RECORD_HEADER_LEN;
+        partition.index.reserve(msg.rows.min(most));
         let mut latest = vec![None::<i64>; views.id_bound()];
         let (mut stored, mut skipped) = (0, 0);
         let mut superseded = Vec::new();
@@ -201,16 +209,20 @@ impl Handler<RestoreRecords> for ShardActor {
             };
             let newest = &mut latest[view as usize];
             *newest = Some(newest.map_or(record.event_time, |t| t.max(record.event_time)));
-            let key = index_key(view, layout, record.key).into_boxed_slice();
-            match partition.index.get_mut(&key) {
-                // A snapshot holds one record per key; keep the newest if not.
-                Some(kept) if kept.event_time > slot.event_time => superseded.push(start),
-                Some(kept) => {
-                    superseded.push(Arena::record_start(std::mem::replace(kept, slot).row))
-                }
-                None => {
-                    partition.index.insert(key, slot);
+            match partition
+                .index
+                .entry(index_key(view, layout, record.key).into_boxed_slice())
+            {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(slot);
                     stored += 1;
+                }
+                // A snapshot holds one record per key; keep the newest if not.
+                Entry::Occupied(kept) if kept.get().event_time > slot.event_time => {
+                    superseded.push(start)
+                }
+                Entry::Occupied(mut kept) => {
+                    superseded.push(Arena::record_start(kept.insert(slot).row))
                 }
             }
         }

@@ -111,11 +111,20 @@ impl ServerBuilder {
             match lines_rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => {
                     if let Some(url) = line.strip_prefix(announcement) {
+                        // Read all along: a server that logs more than a pipe holds (64 KiB)
+                        // would otherwise block in its next log line, every thread that logs.
+                        let mut stderr = child.stderr.take().expect("stderr is piped");
+                        let stderr = std::thread::spawn(move || {
+                            let mut text = String::new();
+                            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+                            text
+                        });
                         return Server {
                             child,
                             base_url: url.trim().to_string(),
                             printed,
                             lines: lines_rx,
+                            stderr: Some(stderr),
                         };
                     }
                     printed.push(line);
@@ -148,6 +157,8 @@ pub struct Server {
     pub printed: Vec<String>,
     #[allow(dead_code)]
     lines: mpsc::Receiver<String>,
+    /// Everything the server logs, read as it comes; the text once the process has exited.
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 /// A response: status, headers and body.
@@ -296,12 +307,12 @@ impl Server {
         self.stderr()
     }
 
+    /// What the server logged; call only once it has exited (the reader ends at its EOF).
     fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        }
-        text
+        self.stderr
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default()
     }
 }
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{Server, ServerBuilder, ADMIN_KEY};
-use super::persistence::{ingest, last_amount, transaction};
+use super::common::{Server, ServerBuilder};
+use super::persistence::{ingest, ingest_until_refused, last_amount, transaction};
 
 /// How long a node may take to show a write made through another (the machine is loaded).
 const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
@@ -132,30 +132,6 @@ fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .start()
 }
 
-/// Writes a new user's amount through the node at `base_url` until a write is refused (the node
-/// was killed), counting acknowledgements in `acknowledged`; answers the acknowledged writes.
-fn write_until_refused(base_url: &str, acknowledged: &AtomicUsize) -> Vec<(String, f64)> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(10))
-        .build();
-    let mut written = Vec::new();
-    for i in 0..10_000 {
-        let (user, amount) = (format!("during_kill_{i}"), i as f64 + 0.5);
-        let sent = agent
-            .post(&format!("{base_url}/ingest"))
-            .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
-            .send_json(transaction(&user, amount));
-        match sent {
-            Ok(response) if response.status() == 200 => {
-                written.push((user, amount));
-                acknowledged.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => break,
-        }
-    }
-    written
-}
-
 /// What `quiver cluster status` prints for the cluster's stream.
 fn cluster_status(nats: &NatsCluster) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
@@ -250,7 +226,12 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     let acknowledged = AtomicUsize::new(0);
     let base_url = restarted.base_url.clone();
     let written = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_until_refused(&base_url, &acknowledged));
+        // A new user per write, so that each acknowledged write can be checked on every node.
+        let writer = scope.spawn(|| {
+            ingest_until_refused(&base_url, Duration::from_secs(10), &acknowledged, |i| {
+                (format!("during_kill_{i}"), i as f64 + 0.5)
+            })
+        });
         let deadline = Instant::now() + CONVERGE_WITHIN;
         while acknowledged.load(Ordering::Relaxed) < 5 {
             assert!(Instant::now() < deadline, "no write acknowledged");

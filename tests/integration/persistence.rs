@@ -18,6 +18,34 @@ pub(super) fn transaction(user: &str, amount: f64) -> Json {
         "is_online": false, "timestamp": timestamp_in(0)}}]}})
 }
 
+/// Ingests `user_amount(i)` for i = 0, 1, ... through the server at `base_url` until a write is
+/// refused or gets no answer within `timeout` (the server was killed), counting each
+/// acknowledgement in `acknowledged` as it comes; answers the acknowledged writes.
+pub(super) fn ingest_until_refused(
+    base_url: &str,
+    timeout: Duration,
+    acknowledged: &AtomicUsize,
+    user_amount: impl Fn(usize) -> (String, f64),
+) -> Vec<(String, f64)> {
+    let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+    let mut written = Vec::new();
+    for i in 0..10_000 {
+        let (user, amount) = user_amount(i);
+        let sent = agent
+            .post(&format!("{base_url}/ingest"))
+            .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
+            .send_json(transaction(&user, amount));
+        match sent {
+            Ok(response) if response.status() == 200 => {
+                written.push((user, amount));
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => break,
+        }
+    }
+    written
+}
+
 pub(super) fn ingest(server: &Server, user: &str, amount: f64) {
     let reply = server.admin_post("/ingest", &transaction(user, amount));
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -89,26 +117,9 @@ fn acknowledged_writes_survive_sigkill(fsync: &str) {
             let base_url = base_url.clone();
             let row_acks = acks[0].clone();
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(5))
-                    .build();
-                let mut acknowledged: Vec<(String, f64)> = Vec::new();
-                for i in 0..10_000 {
-                    let user = format!("crash_{writer}_{}", i % 7);
-                    let amount = i as f64;
-                    let sent = agent
-                        .post(&format!("{base_url}/ingest"))
-                        .set("Authorization", &format!("Tecton-key {ADMIN_KEY}"))
-                        .send_json(transaction(&user, amount));
-                    match sent {
-                        Ok(response) if response.status() == 200 => {
-                            acknowledged.push((user, amount));
-                            row_acks.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => break,
-                    }
-                }
-                acknowledged
+                ingest_until_refused(&base_url, Duration::from_secs(5), &row_acks, |i| {
+                    (format!("crash_{writer}_{}", i % 7), i as f64)
+                })
             })
         })
         .collect();

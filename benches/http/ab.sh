@@ -4,7 +4,7 @@
 #   bash benches/http/ab.sh BINARY_A BINARY_B [SERVICE]   (ROUNDS, default 5; SECONDS, default 4)
 # Prints each round's closed-loop throughput and server CPU per request, the medians and B/A.
 set -euo pipefail
-repo_root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../../tests/clients/lib.sh"
 a=$1 b=$2 service=${3:-prod.fraud_detection_feature_service}
 rounds=${ROUNDS:-5} seconds=${SECONDS_PER_ROUND:-4}
 work=$(mktemp -d)
@@ -16,12 +16,7 @@ start() {  # start NAME BINARY: a server on a free port; sets url_NAME and pid_N
     --listen 127.0.0.1:0 >"$work/$1.out" 2>"$work/$1.err" &
   pids+=($!)
   printf -v "pid_$1" %s "$!"
-  for _ in $(seq 300); do
-    url=$(sed -n 's/^quiver listening on //p' "$work/$1.out")
-    [ -n "$url" ] && { printf -v "url_$1" %s "$url"; return 0; }
-    sleep 0.1
-  done
-  echo "server $1 did not start" >&2; cat "$work/$1.err" >&2; return 1
+  listening_url "$work/$1.out" "$work/$1.err" "$!" && printf -v "url_$1" %s "$listening_url"
 }
 start a "$a"
 start b "$b"

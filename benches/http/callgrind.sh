@@ -8,7 +8,7 @@
 # the handler, the store). `callgrind_annotate --inclusive=yes OUTDIR/callgrind.out.*.K` shows
 # where they go (K: 1 seed, 2 plain, 3 seed batch, 4 plain batch).
 set -euo pipefail
-repo_root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../../tests/clients/lib.sh"
 binary=$1 out=$2 n=${3:-300}
 mkdir -p "$out"
 rm -f "$out"/callgrind.out.* "$out/summary.txt" "$out/server.out"
@@ -48,13 +48,9 @@ QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=warn valgrind --tool=callgrind --instr-ats
   --listen 127.0.0.1:0 >"$out/server.out" 2>"$out/server.err" &
 valgrind_pid=$!
 trap 'kill "$valgrind_pid" 2>/dev/null || true' EXIT
-url=
-for _ in $(seq 1200); do
-  url=$(sed -n 's/^quiver listening on //p' "$out/server.out")
-  [ -n "$url" ] && break
-  sleep 0.25
-done
-[ -n "$url" ] || { echo "the server did not start" >&2; cat "$out/server.err" >&2; exit 1; }
+# Under valgrind start-up is slow: up to 5 minutes.
+listening_url "$out/server.out" "$out/server.err" "$valgrind_pid" 1200 0.25
+url=$listening_url
 host_port=${url#http://}
 host=${host_port%:*} port=${host_port##*:}
 for kind in seed plain seedbatch plainbatch; do

@@ -12,6 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+source "$repo/tests/clients/lib.sh"
 rows=${1:-1000000}
 runs=${2:-3}
 shift $(($# < 2 ? $# : 2))
@@ -26,13 +27,8 @@ trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EX
 QUIVER_ADMIN_KEY=$admin_key QUIVER_LOG=warn "$quiver" serve --config "$repo/config.toml" \
   --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
-url=""
-for _ in $(seq 300); do
-  url=$(sed -n 's/^quiver listening on //p' "$work/server.out" | head -n 1)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "quiver did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+listening_url "$work/server.out" "$work/server.log" "$server_pid"
+url=$listening_url
 
 for run in $(seq "$runs"); do
   for cli in "${!clis[@]}"; do

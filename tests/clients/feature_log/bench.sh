@@ -26,12 +26,7 @@ start() {  # start SIDE: a release server on a free port; sets url_SIDE
   QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=info "$binary" serve --config "$work/$1/config.toml" \
     --data-dir "$work/$1/data" --listen 127.0.0.1:0 >"$work/$1.out" 2>"$work/$1.err" &
   pids+=($!)
-  for _ in $(seq 300); do
-    url=$(sed -n 's/^quiver listening on //p' "$work/$1.out")
-    [ -n "$url" ] && { printf -v "url_$1" %s "$url"; return 0; }
-    sleep 0.1
-  done
-  echo "the $1 server did not start" >&2; cat "$work/$1.err" >&2; return 1
+  listening_url "$work/$1.out" "$work/$1.err" "$!" && printf -v "url_$1" %s "$listening_url"
 }
 start on
 start off

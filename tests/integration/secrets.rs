@@ -8,7 +8,13 @@ use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
 
 const TECTON: &str = "/api/v1/secrets-service";
 
-fn tecton(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
+pub(super) fn tecton(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Json>,
+) -> Reply {
     let auth = format!("Tecton-key {key}");
     let bytes = body.map(|b| b.to_string().into_bytes());
     server.request(
@@ -393,7 +399,13 @@ fn service_account_by(
     )
 }
 
-fn tf(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
+pub(super) fn tf(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Json>,
+) -> Reply {
     let auth = format!("Bearer {key}");
     let bytes = body.map(|b| b.to_string().into_bytes());
     server.request(
@@ -789,7 +801,7 @@ fn truefoundry_secret_groups_and_versions() {
 
 /// A Tinybird call as a patient client makes it: a 429 (5 requests a second, reads included)
 /// is waited out and the call repeated, at most 20 times.
-fn tinybird(server: &Server, method: &str, path: &str, form: Option<&str>) -> Reply {
+pub(super) fn tinybird(server: &Server, method: &str, path: &str, form: Option<&str>) -> Reply {
     for _ in 0..20 {
         let reply = tinybird_once(server, method, path, form);
         if reply.status != 429 {

@@ -1,6 +1,9 @@
 //! The directory actor: sole owner of users, groups, service accounts, memberships and role
 //! assignments. Every change is validated, journaled (fsync before the reply, when persistence
-//! is on), applied, and then the key index is rebuilt and published.
+//! is on), applied, and then the key index is rebuilt and published. In cluster mode a change
+//! is validated, then published to the cluster's directory stream and applied from it, on
+//! every node alike (`persist::logged`; the rules a change must still meet then:
+//! `DirectoryState::apply_checked`).
 //!
 //! The key index (API-key digest -> `Principal`) is an immutable map that the actor replaces
 //! after each change (`ArcSwap`); request handlers read it without messaging the actor, so
@@ -27,6 +30,7 @@ pub use update::Mode as UpdateMode;
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
 use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal, PrincipalRef};
+use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
 use state::DirectoryState;
 
@@ -39,6 +43,8 @@ pub struct DirectoryActor {
     hasher: KeyHasher,
     index: Arc<ArcSwap<KeyIndex>>,
     journal: Option<Journal>,
+    /// Cluster mode: changes go to the cluster's stream, not to the journal.
+    log: Option<LogState<ScimError>>,
 }
 
 impl Actor for DirectoryActor {
@@ -53,8 +59,13 @@ impl DirectoryActor {
         self.index.store(Arc::new(index));
     }
 
-    /// Journals and applies the changes of one request, then publishes the key index.
+    /// Journals and applies the changes of one request, then publishes the key index; in
+    /// cluster mode, stages them for the stream instead.
     fn commit(&mut self, changes: Vec<state::Change>) -> Result<(), ScimError> {
+        if let Some(log) = self.log.as_mut() {
+            log.stage(persistence::encode_changes(&changes));
+            return Ok(());
+        }
         if let Some(journal) = self.journal.as_mut() {
             let record = persistence::encode_changes(&changes);
             journal.append(&record).map_err(|e| {
@@ -83,8 +94,13 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Starts the directory actor on its own thread. Must be called inside an actix system.
-    pub fn start(hasher: KeyHasher, bootstrap_admin: ApiKeyDigest) -> Directory {
+    /// Starts the directory actor on its own thread, its changes going to `log` in cluster
+    /// mode. Must be called inside an actix system.
+    pub fn start(
+        hasher: KeyHasher,
+        bootstrap_admin: ApiKeyDigest,
+        log: Option<Arc<dyn ChangeLog>>,
+    ) -> Directory {
         let index = Arc::new(ArcSwap::from_pointee(KeyIndex::new()));
         let actor = DirectoryActor {
             state: DirectoryState::default(),
@@ -92,6 +108,7 @@ impl Directory {
             hasher: hasher.clone(),
             index: index.clone(),
             journal: None,
+            log: log.map(LogState::new),
         };
         actor.publish();
         let addr = DirectoryActor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor);
@@ -122,7 +139,7 @@ impl Directory {
         caller: PrincipalRef,
     ) -> Result<Json, ScimError> {
         self.addr
-            .send(create::Create { kind, body, caller })
+            .send(Logged(create::Create { kind, body, caller }))
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -137,13 +154,13 @@ impl Directory {
         preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
-            .send(update::Update {
+            .send(Logged(update::Update {
                 kind,
                 id,
                 body,
                 mode,
                 preconditions,
-            })
+            }))
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -155,11 +172,11 @@ impl Directory {
         preconditions: Preconditions,
     ) -> Result<(), ScimError> {
         self.addr
-            .send(delete::Delete {
+            .send(Logged(delete::Delete {
                 kind,
                 id,
                 preconditions,
-            })
+            }))
             .await
             .unwrap_or_else(|_| Err(gone()))
     }

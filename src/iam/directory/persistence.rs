@@ -1,6 +1,7 @@
 //! The directory's persistence: journal records (the changes of one request, fsynced before the
 //! reply) and its snapshot section (every entry, and the service accounts' creators), in their
-//! on-disk types; recovery, export and journal clean-up are `persist::journaled`'s. Records
+//! on-disk types; recovery, export and journal clean-up are `persist::journaled`'s, applying
+//! the cluster's directory stream `persist::logged`'s. Records
 //! and sections written before creators were kept still load: their accounts have none.
 
 use std::collections::HashMap;
@@ -9,12 +10,14 @@ use serde_json::{Map, Value as Json};
 
 use super::state::{Change, Entry, ResourceKind};
 use super::{Directory, DirectoryActor};
+use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::{ApiKeyDigest, PrincipalRef};
 use crate::persist::format::{
     decode, encode, DirectoryChangeV2, DirectoryEntryV1, DirectoryEntryV2, DirectoryV1,
     DirectoryV2, EntryCreatorV2, PrincipalRefV1, SectionKind,
 };
 use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
+use crate::persist::logged::{apply_logged_handler, logged_handler, LogState, LoggedActor};
 use crate::persist::Journal;
 
 fn to_disk(kind: ResourceKind, entry: &Entry) -> DirectoryEntryV1 {
@@ -152,6 +155,29 @@ impl JournaledActor for DirectoryActor {
 }
 
 journaled_handlers!(DirectoryActor);
+
+impl LoggedActor for DirectoryActor {
+    type Refusal = ScimError;
+
+    fn log_state(&mut self) -> &mut Option<LogState<ScimError>> {
+        &mut self.log
+    }
+
+    fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), ScimError> {
+        self.state.apply_checked(changes)?;
+        self.publish();
+        Ok(())
+    }
+
+    fn unavailable(reason: String) -> ScimError {
+        ScimError::new(ScimErrorKind::Unavailable, reason)
+    }
+}
+
+apply_logged_handler!(DirectoryActor);
+logged_handler!(DirectoryActor, super::create::Create, Json);
+logged_handler!(DirectoryActor, super::update::Update, Json);
+logged_handler!(DirectoryActor, super::delete::Delete, ());
 
 impl Directory {
     /// The directory's persistence: its recovery, and its snapshot source.

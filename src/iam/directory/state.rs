@@ -124,6 +124,64 @@ impl DirectoryState {
         }
     }
 
+    /// Applies one request's changes, all or none, if they still hold: each put follows the
+    /// version it was made from (or creates a resource that is absent) and obeys `check`,
+    /// each delete finds its resource. Used in cluster mode, where a change is checked on its
+    /// node and then applied from the stream, after whatever other nodes changed meanwhile:
+    /// the rules read only the state, so every node refuses the same changes.
+    pub fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), ScimError> {
+        let mut undo: Vec<(ResourceKind, String, Option<Entry>)> = Vec::new();
+        for change in changes {
+            let (kind, id) = match &change {
+                Change::Put(kind, entry) => (*kind, entry.id.clone()),
+                Change::Delete(kind, id) => (*kind, id.clone()),
+            };
+            let before = self.get(kind, &id).cloned();
+            if let Err(refusal) = self.still_holds(&change, before.as_ref()) {
+                for (kind, id, entry) in undo.into_iter().rev() {
+                    self.apply(match entry {
+                        Some(entry) => Change::Put(kind, entry),
+                        None => Change::Delete(kind, id),
+                    });
+                }
+                return Err(refusal);
+            }
+            self.apply(change);
+            undo.push((kind, id, before));
+        }
+        Ok(())
+    }
+
+    /// Whether `change` may apply to the resource as it is now (`current`). A delete carries
+    /// no version (the journal's record has none), so it wins over a concurrent update.
+    fn still_holds(&self, change: &Change, current: Option<&Entry>) -> Result<(), ScimError> {
+        let not_found = |kind: ResourceKind, id: &str| {
+            error(
+                ScimErrorKind::NotFound,
+                format!("{} `{id}` not found", kind.schema().resource_type),
+            )
+        };
+        let (kind, entry) = match change {
+            Change::Delete(kind, id) if current.is_none() => return Err(not_found(*kind, id)),
+            Change::Delete(..) => return Ok(()),
+            Change::Put(kind, entry) => (*kind, entry),
+        };
+        let made_from = entry.version.saturating_sub(1);
+        match current.map(|e| e.version) {
+            None if made_from != 0 => Err(not_found(kind, &entry.id)),
+            Some(now) if now != made_from => Err(error(
+                ScimErrorKind::PreconditionFailed,
+                format!(
+                    "{} `{}` was changed meanwhile (its version is now {}): read it again and retry",
+                    kind.schema().resource_type,
+                    entry.id,
+                    version_tag(now)
+                ),
+            )),
+            _ => self.check(kind, Some(&entry.id), &entry.attributes),
+        }
+    }
+
     pub fn get(&self, kind: ResourceKind, id: &str) -> Option<&Entry> {
         self.resources.get(&kind)?.get(id)
     }
@@ -449,6 +507,50 @@ mod tests {
             .unwrap_err()
             .detail
             .contains("members[0]"));
+    }
+
+    #[test]
+    fn changes_that_no_longer_hold_are_refused_whole_when_applied() {
+        let mut state = DirectoryState::default();
+        let ann = entry("u1", json!({"userName": "ann@x.io"}));
+        state
+            .apply_checked(vec![Change::Put(ResourceKind::User, ann.clone())])
+            .unwrap();
+        // Another node created the same userName under another id first.
+        let twin = entry("u2", json!({"userName": "ANN@x.io"}));
+        let refused = state.apply_checked(vec![Change::Put(ResourceKind::User, twin)]);
+        assert_eq!(refused.unwrap_err().kind, ScimErrorKind::Uniqueness);
+        // Two updates made from version 1: the first wins, the second is refused, and a
+        // group put earlier in the refused record is undone.
+        let mut first = ann.clone();
+        first.version = 2;
+        first.attributes.insert("title".into(), json!("first"));
+        state
+            .apply_checked(vec![Change::Put(ResourceKind::User, first.clone())])
+            .unwrap();
+        let group = entry("g1", json!({"displayName": "g"}));
+        let mut second = ann.clone();
+        second.version = 2;
+        let refused = state.apply_checked(vec![
+            Change::Put(ResourceKind::Group, group),
+            Change::Put(ResourceKind::User, second),
+        ]);
+        assert_eq!(refused.unwrap_err().kind, ScimErrorKind::PreconditionFailed);
+        assert_eq!(state.get(ResourceKind::User, "u1"), Some(&first));
+        assert!(state.get(ResourceKind::Group, "g1").is_none());
+        // Deleted meanwhile: an update or a second delete finds nothing.
+        state
+            .apply_checked(vec![Change::Delete(ResourceKind::User, "u1".into())])
+            .unwrap();
+        let mut late = first.clone();
+        late.version = 3;
+        for change in [
+            Change::Put(ResourceKind::User, late),
+            Change::Delete(ResourceKind::User, "u1".into()),
+        ] {
+            let refused = state.apply_checked(vec![change]);
+            assert_eq!(refused.unwrap_err().kind, ScimErrorKind::NotFound);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::persistence::{ingest, ingest_until_refused, last_amount, transaction}
 pub(super) const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 /// `nats-server`, from PATH or where Debian installs it (`/usr/sbin`, often not on a user's PATH).
-pub(super) fn nats_server() -> Option<PathBuf> {
+fn nats_server() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join("nats-server"))
@@ -48,7 +48,18 @@ pub(super) struct NatsCluster {
 }
 
 impl NatsCluster {
-    pub(super) fn start(binary: &Path, dir: &Path, n: usize) -> NatsCluster {
+    /// Three servers in a new temporary directory (dropped after them), or `None`, saying the
+    /// test is skipped, when `nats-server` is not installed.
+    pub(super) fn start_three() -> Option<(NatsCluster, tempfile::TempDir)> {
+        let Some(binary) = nats_server() else {
+            eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Some((NatsCluster::start(&binary, dir.path(), 3), dir))
+    }
+
+    fn start(binary: &Path, dir: &Path, n: usize) -> NatsCluster {
         let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let servers = (0..n)
@@ -178,12 +189,9 @@ fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
 
 #[test]
 fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nats_failures() {
-    let Some(binary) = nats_server() else {
-        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+    let Some((mut nats, _dir)) = NatsCluster::start_three() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut nats = NatsCluster::start(&binary, dir.path(), 3);
     let nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| node(&nats, id))

@@ -5,33 +5,21 @@
 //! after SIGKILL replays both streams and authenticates the same keys; the streams' bytes on
 //! the NATS servers' disks hold no secret value and no API key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
-use super::cluster::{nats_server, node, NatsCluster, CONVERGE_WITHIN};
+use super::cluster::{node, NatsCluster, CONVERGE_WITHIN};
 use super::common::{Reply, Server, ADMIN_KEY};
+use super::identity::{scim, scim_bytes};
+use super::scim_protocol::files_under;
 use super::secrets::{tecton, tf, tinybird};
 
 /// Plaintext values put through the APIs; none may reach the streams.
 const TECTON_VALUE: &str = "tecton-plaintext-5f1c";
 const GROUP_VALUE: &str = "truefoundry-plaintext-77aa";
 const TINYBIRD_VALUE: &str = "tinybird-plaintext-c0de";
-
-fn scim(server: &Server, method: &str, path: &str, key: &str, body: Option<&Json>) -> Reply {
-    let auth = format!("Bearer {key}");
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    server.request(
-        method,
-        &format!("/api/scim/v2{path}"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/scim+json"),
-        ],
-        bytes.as_deref(),
-    )
-}
 
 /// Creates a user through the node at `base_url` (a `Server` stays on its thread); answers
 /// the status.
@@ -75,32 +63,21 @@ fn users_named(server: &Server, user_name: &str) -> u64 {
 }
 
 /// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    found
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|path| {
+            std::fs::read(path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .collect()
 }
 
 #[test]
 fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
-    let Some(binary) = nats_server() else {
-        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+    let Some((nats, dir)) = NatsCluster::start_three() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&binary, dir.path(), 3);
     let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| node(&nats, id))
@@ -154,19 +131,17 @@ fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
         ),
     );
     assert_eq!(renamed.status, 200, "{}", renamed.body);
-    let stale = nodes[2].request(
+    let stale = scim_bytes(
+        &nodes[2],
         "PUT",
-        &format!("/api/scim/v2{user_path}"),
-        &[
-            ("Authorization", &format!("Bearer {ADMIN_KEY}")),
-            ("Content-Type", "application/scim+json"),
-            ("If-Match", "W/\"1\""),
-        ],
+        &user_path,
+        ADMIN_KEY,
         Some(
             json!({"userName": "ana@example.com"})
                 .to_string()
                 .as_bytes(),
         ),
+        &[("If-Match", "W/\"1\"")],
     );
     assert_eq!(stale.status, 412, "{}", stale.body);
 
@@ -253,6 +228,6 @@ fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
     assert!(!files_containing(dir.path(), "ana@example.com").is_empty());
     assert!(!files_containing(dir.path(), "tb_password").is_empty());
     for secret in [TECTON_VALUE, GROUP_VALUE, TINYBIRD_VALUE, &api_key] {
-        assert_eq!(files_containing(dir.path(), secret), Vec::<String>::new());
+        assert_eq!(files_containing(dir.path(), secret), Vec::<PathBuf>::new());
     }
 }

@@ -16,12 +16,17 @@ pub(super) fn tecton(
     body: Option<Json>,
 ) -> Reply {
     let auth = format!("Tecton-key {key}");
+    send_json(server, method, &format!("{TECTON}{path}"), &auth, body)
+}
+
+/// A request with this `Authorization` and `body` as JSON.
+fn send_json(server: &Server, method: &str, path: &str, auth: &str, body: Option<Json>) -> Reply {
     let bytes = body.map(|b| b.to_string().into_bytes());
     server.request(
         method,
-        &format!("{TECTON}{path}"),
+        path,
         &[
-            ("Authorization", &auth),
+            ("Authorization", auth),
             ("Content-Type", "application/json"),
         ],
         bytes.as_deref(),
@@ -407,16 +412,7 @@ pub(super) fn tf(
     body: Option<Json>,
 ) -> Reply {
     let auth = format!("Bearer {key}");
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    server.request(
-        method,
-        &format!("/api/svc/v1{path}"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        bytes.as_deref(),
-    )
+    send_json(server, method, &format!("/api/svc/v1{path}"), &auth, body)
 }
 
 #[test]

@@ -154,10 +154,16 @@ pub(super) fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .start()
 }
 
-/// What `quiver cluster status` prints for the cluster's stream.
-fn cluster_status(nats: &NatsCluster) -> String {
+/// What `quiver cluster status` prints for `stream`.
+pub(super) fn cluster_status(nats: &NatsCluster, stream: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["cluster", "status", "--nats-urls"])
+        .args([
+            "cluster",
+            "status",
+            "--cluster-stream",
+            stream,
+            "--nats-urls",
+        ])
         .arg(nats.urls())
         .env("QUIVER_LOG", "warn")
         .output()
@@ -209,7 +215,7 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
-        let printed = cluster_status(&nats);
+        let printed = cluster_status(&nats, "QUIVER");
         assert!(printed.starts_with("stream QUIVER: "), "{printed}");
         let caught_up = ["n1", "n2", "n3"].iter().all(|id| {
             printed

@@ -1,6 +1,7 @@
 //! The SCIM directory and the vault in cluster mode, on a real NATS JetStream cluster (skipped,
 //! saying so, without `nats-server`): a user and a service account made on one node, the
-//! account's API key used on another; secrets of all three APIs put on one node and read on
+//! account's API key used on another; a refused request publishes nothing; an update from a
+//! stale version loses; secrets of all three APIs put on one node and read on
 //! another; the same userName created on two nodes at once is created once; a node restarted
 //! after SIGKILL replays both streams and authenticates the same keys; the streams' bytes on
 //! the NATS servers' disks hold no secret value and no API key.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::cluster::{node, NatsCluster, CONVERGE_WITHIN};
+use super::cluster::{cluster_status, node, NatsCluster, CONVERGE_WITHIN};
 use super::common::{Reply, Server, ADMIN_KEY};
 use super::identity::{scim, scim_bytes};
 use super::scim_protocol::files_under;
@@ -60,6 +61,16 @@ fn users_named(server: &Server, user_name: &str) -> u64 {
     let listed = scim(server, "GET", &path, ADMIN_KEY, None);
     assert_eq!(listed.status, 200, "{}", listed.body);
     listed.json()["totalResults"].as_u64().unwrap()
+}
+
+/// How many messages `stream` holds (`quiver cluster status`' first line).
+fn messages_in(nats: &NatsCluster, stream: &str) -> u64 {
+    let printed = cluster_status(nats, stream);
+    let count = printed
+        .strip_prefix(&format!("stream {stream}: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok());
+    count.unwrap_or_else(|| panic!("no message count in {printed}"))
 }
 
 /// Every file under `dir` whose bytes contain `needle`.
@@ -117,6 +128,43 @@ fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
     wait_for_status(&nodes[2], 200, |server| {
         scim(server, "GET", &user_path, ADMIN_KEY, None)
     });
+
+    // A refused request publishes nothing: bad input, a caller without the role.
+    let (directory_messages, vault_messages) = (
+        messages_in(&nats, "QUIVER_DIRECTORY"),
+        messages_in(&nats, "QUIVER_VAULT"),
+    );
+    let not_an_email = json!({"userName": "not-an-email"});
+    let refused = scim(&nodes[0], "POST", "/Users", ADMIN_KEY, Some(&not_an_email));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let plain = scim(
+        &nodes[0],
+        "POST",
+        "/ServiceAccounts",
+        ADMIN_KEY,
+        Some(&json!({"name": "plain"})),
+    );
+    assert_eq!(plain.status, 201, "{}", plain.body);
+    let plain_key = plain.json()["apiKey"].as_str().unwrap().to_string();
+    let bo = json!({"userName": "bo@example.com"});
+    assert_eq!(
+        scim(&nodes[0], "POST", "/Users", &plain_key, Some(&bo)).status,
+        403
+    );
+    let into_no_scope = tecton(
+        &nodes[0],
+        "PUT",
+        "/scopes/absent/keys/k",
+        ADMIN_KEY,
+        Some(json!({"value": TECTON_VALUE})),
+    );
+    assert_eq!(into_no_scope.status, 404, "{}", into_no_scope.body);
+    assert_eq!(
+        messages_in(&nats, "QUIVER_DIRECTORY"),
+        directory_messages + 1,
+        "only the service account was published"
+    );
+    assert_eq!(messages_in(&nats, "QUIVER_VAULT"), vault_messages);
 
     // An update made from an old version loses to the one the stream took first, on every
     // node: If-Match names version 1, node 2 has seen version 2 by then.

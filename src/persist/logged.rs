@@ -82,9 +82,9 @@ impl<E: Send + 'static> LogState<E> {
         answer: Result<T, E>,
         unavailable: fn(String) -> E,
     ) -> BoxFuture<'static, Result<T, E>> {
-        let staged = self.staged.take();
-        let (Some(record), true) = (staged, answer.is_ok()) else {
-            return futures_util::future::ready(answer).boxed();
+        let record = match self.staged.take() {
+            Some(record) if answer.is_ok() => record,
+            _ => return futures_util::future::ready(answer).boxed(),
         };
         let id = self.log.next_id();
         // A request whose publish failed leaves its waiter behind; drop those now and then.

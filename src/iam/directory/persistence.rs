@@ -13,7 +13,7 @@ use super::{Directory, DirectoryActor};
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::{ApiKeyDigest, PrincipalRef};
 use crate::persist::format::{
-    decode, encode, DirectoryChangeV2, DirectoryEntryV1, DirectoryEntryV2, DirectoryV1,
+    decode, encode, DirectoryChangeV3, DirectoryEntryV1, DirectoryEntryV2, DirectoryV1,
     DirectoryV2, EntryCreatorV2, PrincipalRefV1, SectionKind,
 };
 use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
@@ -53,37 +53,42 @@ fn from_disk(stored: DirectoryEntryV1) -> Option<(ResourceKind, Entry)> {
 }
 
 pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
-    let record: Vec<DirectoryChangeV2> = changes
+    let record: Vec<DirectoryChangeV3> = changes
         .iter()
         .map(|change| match change {
-            Change::Put(kind, entry) => DirectoryChangeV2::PutV2(DirectoryEntryV2 {
+            Change::Put(kind, entry) => DirectoryChangeV3::PutV2(DirectoryEntryV2 {
                 entry: to_disk(*kind, entry),
                 creator: entry.creator.as_ref().map(PrincipalRef::to_disk),
             }),
-            Change::Delete(kind, id) => DirectoryChangeV2::Delete {
+            Change::Delete(kind, id, version) => DirectoryChangeV3::DeleteV3 {
                 kind: kind.code(),
                 id: id.clone(),
+                version: *version,
             },
         })
         .collect();
     encode(&record)
 }
 
-/// A version 1 record (no creators) decodes here too: see `DirectoryChangeV2`.
+/// Version 1 and 2 records (no creators, no deleted versions) decode here too: see
+/// `DirectoryChangeV3`.
 fn decode_changes(bytes: &[u8]) -> Option<Vec<Change>> {
-    let record: Vec<DirectoryChangeV2> = decode(bytes).ok()?;
+    let record: Vec<DirectoryChangeV3> = decode(bytes).ok()?;
     record
         .into_iter()
         .map(|change| match change {
-            DirectoryChangeV2::Put(stored) => {
+            DirectoryChangeV3::Put(stored) => {
                 from_disk(stored).map(|(kind, entry)| Change::Put(kind, entry))
             }
-            DirectoryChangeV2::PutV2(stored) => from_disk(stored.entry).map(|(kind, mut entry)| {
+            DirectoryChangeV3::PutV2(stored) => from_disk(stored.entry).map(|(kind, mut entry)| {
                 entry.creator = stored.creator.map(PrincipalRef::from_disk);
                 Change::Put(kind, entry)
             }),
-            DirectoryChangeV2::Delete { kind, id } => {
-                ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id))
+            DirectoryChangeV3::Delete { kind, id } => {
+                ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id, 0))
+            }
+            DirectoryChangeV3::DeleteV3 { kind, id, version } => {
+                ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id, version))
             }
         })
         .collect()
@@ -223,7 +228,7 @@ mod tests {
             decode_changes(&hex(V1_RECORD)).unwrap(),
             vec![
                 Change::Put(ResourceKind::ServiceAccount, service_account(None)),
-                Change::Delete(ResourceKind::User, "u1".into()),
+                Change::Delete(ResourceKind::User, "u1".into(), 0),
             ]
         );
         assert_eq!(
@@ -236,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn creators_survive_the_journal_and_the_snapshot() {
+    fn creators_and_deleted_versions_survive_the_journal_and_the_snapshot() {
         let creator = PrincipalRef {
             kind: PrincipalKind::User,
             id: "u9".into(),
@@ -246,10 +251,9 @@ mod tests {
             ResourceKind::ServiceAccount,
             service_account(Some(creator.clone())),
         );
-        assert_eq!(
-            decode_changes(&encode_changes(std::slice::from_ref(&put))).unwrap(),
-            vec![put]
-        );
+        let delete = Change::Delete(ResourceKind::User, "u1".into(), 4);
+        let record = [put, delete];
+        assert_eq!(decode_changes(&encode_changes(&record)).unwrap(), record);
         let section = encode(&DirectoryV2 {
             entries: vec![to_disk(
                 ResourceKind::ServiceAccount,

@@ -80,7 +80,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Put(ResourceKind, Entry),
-    Delete(ResourceKind, String),
+    /// The resource and the version deleted (0: not recorded, in records before version 3).
+    Delete(ResourceKind, String, u64),
 }
 
 #[derive(Debug, Default)]
@@ -116,7 +117,7 @@ impl DirectoryState {
                     .or_default()
                     .insert(entry.id.clone(), entry);
             }
-            Change::Delete(kind, id) => {
+            Change::Delete(kind, id, _) => {
                 if let Some(entries) = self.resources.get_mut(&kind) {
                     entries.remove(&id);
                 }
@@ -134,14 +135,14 @@ impl DirectoryState {
         for change in changes {
             let (kind, id) = match &change {
                 Change::Put(kind, entry) => (*kind, entry.id.clone()),
-                Change::Delete(kind, id) => (*kind, id.clone()),
+                Change::Delete(kind, id, _) => (*kind, id.clone()),
             };
             let before = self.get(kind, &id).cloned();
             if let Err(refusal) = self.still_holds(&change, before.as_ref()) {
                 for (kind, id, entry) in undo.into_iter().rev() {
                     self.apply(match entry {
                         Some(entry) => Change::Put(kind, entry),
-                        None => Change::Delete(kind, id),
+                        None => Change::Delete(kind, id, 0),
                     });
                 }
                 return Err(refusal);
@@ -152,8 +153,8 @@ impl DirectoryState {
         Ok(())
     }
 
-    /// Whether `change` may apply to the resource as it is now (`current`). A delete carries
-    /// no version (the journal's record has none), so it wins over a concurrent update.
+    /// Whether `change` may apply to the resource as it is now (`current`): a put or a
+    /// delete made from the version it still has.
     fn still_holds(&self, change: &Change, current: Option<&Entry>) -> Result<(), ScimError> {
         let not_found = |kind: ResourceKind, id: &str| {
             error(
@@ -161,24 +162,25 @@ impl DirectoryState {
                 format!("{} `{id}` not found", kind.schema().resource_type),
             )
         };
-        let (kind, entry) = match change {
-            Change::Delete(kind, id) if current.is_none() => return Err(not_found(*kind, id)),
-            Change::Delete(..) => return Ok(()),
-            Change::Put(kind, entry) => (*kind, entry),
+        let (kind, id, made_from) = match change {
+            Change::Put(kind, entry) => (*kind, &entry.id, entry.version.saturating_sub(1)),
+            Change::Delete(kind, id, version) => (*kind, id, *version),
         };
-        let made_from = entry.version.saturating_sub(1);
-        match current.map(|e| e.version) {
-            None if made_from != 0 => Err(not_found(kind, &entry.id)),
-            Some(now) if now != made_from => Err(error(
+        match (current.map(|e| e.version), change) {
+            (None, Change::Delete(..)) => Err(not_found(kind, id)),
+            (None, Change::Put(..)) if made_from != 0 => Err(not_found(kind, id)),
+            // Not recorded: a delete from a build before version 3 records.
+            (Some(_), Change::Delete(_, _, 0)) => Ok(()),
+            (Some(now), _) if now != made_from => Err(error(
                 ScimErrorKind::PreconditionFailed,
                 format!(
-                    "{} `{}` was changed meanwhile (its version is now {}): read it again and retry",
+                    "{} `{id}` was changed meanwhile (its version is now {}): read it again and retry",
                     kind.schema().resource_type,
-                    entry.id,
                     version_tag(now)
                 ),
             )),
-            _ => self.check(kind, Some(&entry.id), &entry.attributes),
+            (_, Change::Put(kind, entry)) => self.check(*kind, Some(id), &entry.attributes),
+            (_, Change::Delete(..)) => Ok(()),
         }
     }
 
@@ -538,16 +540,15 @@ mod tests {
         assert_eq!(refused.unwrap_err().kind, ScimErrorKind::PreconditionFailed);
         assert_eq!(state.get(ResourceKind::User, "u1"), Some(&first));
         assert!(state.get(ResourceKind::Group, "g1").is_none());
+        // A delete made from version 1 loses to the update too; one made from 2 applies.
+        let delete = |version| Change::Delete(ResourceKind::User, "u1".into(), version);
+        let refused = state.apply_checked(vec![delete(1)]);
+        assert_eq!(refused.unwrap_err().kind, ScimErrorKind::PreconditionFailed);
+        state.apply_checked(vec![delete(2)]).unwrap();
         // Deleted meanwhile: an update or a second delete finds nothing.
-        state
-            .apply_checked(vec![Change::Delete(ResourceKind::User, "u1".into())])
-            .unwrap();
         let mut late = first.clone();
         late.version = 3;
-        for change in [
-            Change::Put(ResourceKind::User, late),
-            Change::Delete(ResourceKind::User, "u1".into()),
-        ] {
+        for change in [Change::Put(ResourceKind::User, late), delete(2)] {
             let refused = state.apply_checked(vec![change]);
             assert_eq!(refused.unwrap_err().kind, ScimErrorKind::NotFound);
         }
@@ -571,7 +572,7 @@ mod tests {
                 .into_iter()
                 .map(|change| match change {
                     Change::Put(_, e) => (e.id, e.version),
-                    Change::Delete(_, id) => (id, 0),
+                    Change::Delete(_, id, _) => (id, 0),
                 })
                 .collect()
         };

@@ -203,3 +203,116 @@ impl Directory {
 fn gone() -> ScimError {
     ScimError::new(ScimErrorKind::Internal, "the directory is not running")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    use futures_util::future::{BoxFuture, FutureExt};
+    use serde_json::json;
+
+    use super::*;
+    use crate::iam::PrincipalKind;
+    use crate::persist::logged::LogApplier;
+
+    /// A cluster log in one process: records are kept in publish order until `deliver`.
+    #[derive(Default)]
+    struct LoopbackLog {
+        records: Mutex<Vec<(String, Vec<u8>)>>,
+        next_id: AtomicU64,
+    }
+
+    impl ChangeLog for LoopbackLog {
+        fn next_id(&self) -> String {
+            self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
+        }
+
+        fn publish(&self, id: String, record: Vec<u8>) -> BoxFuture<'static, Result<(), String>> {
+            self.records.lock().unwrap().push((id, record));
+            futures_util::future::ready(Ok(())).boxed()
+        }
+    }
+
+    impl LoopbackLog {
+        /// Waits for `n` records, then applies them in order on every node.
+        async fn deliver(&self, n: usize, nodes: &[&Directory]) {
+            while self.records.lock().unwrap().len() < n {
+                tokio::task::yield_now().await;
+            }
+            let records = std::mem::take(&mut *self.records.lock().unwrap());
+            for (id, record) in records {
+                for node in nodes {
+                    let applier = node.persistence();
+                    applier.apply(Some(id.clone()), record.clone()).await;
+                }
+            }
+        }
+    }
+
+    /// A create on `node`, as the admin, running on its own.
+    fn create(
+        node: &Directory,
+        kind: ResourceKind,
+        body: Json,
+    ) -> tokio::task::JoinHandle<Result<Json, ScimError>> {
+        let caller = PrincipalRef {
+            kind: PrincipalKind::User,
+            id: "admin".into(),
+            name: None,
+        };
+        let node = node.clone();
+        actix::spawn(async move { node.create(kind, body, caller).await })
+    }
+
+    #[test]
+    fn nodes_apply_the_log_alike_and_the_writer_of_a_losing_change_is_told() {
+        actix::System::new().block_on(async {
+            let log = Arc::new(LoopbackLog::default());
+            let hasher = KeyHasher::random();
+            let admin = hasher.digest("admin key");
+            let start = || Directory::start(hasher.clone(), admin, Some(log.clone()));
+            let (a, b) = (start(), start());
+            // Both nodes check `bo` against a state without it, and publish.
+            let on_a = create(
+                &a,
+                ResourceKind::User,
+                json!({"userName": "bo@example.com"}),
+            );
+            let on_b = create(
+                &b,
+                ResourceKind::User,
+                json!({"userName": "BO@example.com"}),
+            );
+            log.deliver(2, &[&a, &b]).await;
+            let (on_a, on_b) = (on_a.await.unwrap(), on_b.await.unwrap());
+            // The log's order decides: the first record won, the second is refused on both.
+            let (won, lost) = if on_a.is_ok() {
+                (on_a, on_b)
+            } else {
+                (on_b, on_a)
+            };
+            assert!(won.is_ok(), "{won:?}");
+            assert_eq!(lost.unwrap_err().kind, ScimErrorKind::Uniqueness);
+            for node in [&a, &b] {
+                let users = node
+                    .list(ListQuery {
+                        kind: ResourceKind::User,
+                        filter: None,
+                        sort_by: None,
+                        descending: false,
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(users.len(), 1);
+                assert_eq!(users[0]["id"], won.as_ref().unwrap()["id"]);
+            }
+            // A key made on one node authenticates on the other once it applied the log.
+            let account = create(&a, ResourceKind::ServiceAccount, json!({"name": "ci"}));
+            log.deliver(1, &[&a, &b]).await;
+            let account = account.await.unwrap().unwrap();
+            let header = format!("Tecton-key {}", account["apiKey"].as_str().unwrap());
+            assert_eq!(b.authenticate(Some(&header)).unwrap().id, account["id"]);
+        });
+    }
+}

@@ -128,12 +128,16 @@ fn persistent_dirs(settings: &Settings) -> Option<(&Path, &Path)> {
 
 /// In cluster mode every node digests API keys and seals secrets with the same two keys,
 /// given to each node at start (never made per node, never sent through NATS): an API key
-/// made on one node authenticates on all, a value sealed on one opens on all.
+/// made on one node authenticates on all, a value sealed on one opens on all. A data
+/// directory keeps its own `iam.key` (the digests it holds were made with it).
 fn shared_keys_rule(
     settings: &Settings,
     iam_key_env: Option<&str>,
     master_key_env: Option<&str>,
 ) -> anyhow::Result<()> {
+    if iam_key_env.is_some() && settings.data_dir.is_some() {
+        anyhow::bail!("QUIVER_IAM_KEY is for cluster nodes and in-memory servers: a data directory keeps its own iam.key, which the API-key digests it holds were made with; unset QUIVER_IAM_KEY");
+    }
     if settings.cluster.is_none() {
         return Ok(());
     }

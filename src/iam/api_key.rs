@@ -1,7 +1,7 @@
 //! API keys: generation, and the keyed BLAKE2b digest (orion) that stands in for a key
-//! everywhere it is stored. The digest key is per installation (`QUIVER_IAM_KEY`, else
-//! `iam.key` in the data directory, else random per run in memory; a cluster's nodes share
-//! one, given in the environment), so digests in a snapshot or a memory dump cannot be
+//! everywhere it is stored. The digest key is per installation (`iam.key` in the data
+//! directory, else `QUIVER_IAM_KEY`, which a cluster's nodes share, else random per run in
+//! memory), so digests in a snapshot or a memory dump cannot be
 //! checked against guessed keys elsewhere.
 
 use std::path::Path;

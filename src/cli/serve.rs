@@ -13,7 +13,7 @@ use anyhow::Context;
 use rustls::ServerConfig;
 
 use super::{ConfigArg, SettingArgs};
-use crate::cluster::Cluster;
+use crate::cluster::{ChangeStream, Cluster};
 use crate::config::{PersistenceSettings, Settings};
 use crate::feature_log::FeatureLog;
 use crate::http::readiness::{StartUp, Started};
@@ -64,10 +64,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .transpose()?;
     let missing_key = missing_key_rule(&settings, args.restore.as_deref(), args.replace_lost_keys)?;
     let admin_env = std::env::var("QUIVER_ADMIN_KEY").ok();
-    let hasher = KeyHasher::open(settings.data_dir.as_deref(), &missing_key)
-        .context("could not open the API-key digest key")?;
-    // Before anything below changes the data directory (a restore, a new admin key).
+    let iam_key_env = std::env::var("QUIVER_IAM_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
     let master_key_env = std::env::var("QUIVER_MASTER_KEY").ok();
+    shared_keys_rule(&settings, iam_key_env.as_deref(), master_key_env.as_deref())?;
+    let hasher = match iam_key_env.as_deref() {
+        Some(hex) => KeyHasher::from_hex(hex),
+        None => KeyHasher::open(settings.data_dir.as_deref(), &missing_key),
+    }
+    .context("could not open the API-key digest key")?;
+    // Before anything below changes the data directory (a restore, a new admin key).
     let master_keys = MasterKeys::load(
         master_key_env.as_deref(),
         settings.secrets.master_key_file.as_deref(),
@@ -119,6 +126,31 @@ fn persistent_dirs(settings: &Settings) -> Option<(&Path, &Path)> {
     Some((data_dir, snapshot_dir))
 }
 
+/// In cluster mode every node digests API keys and seals secrets with the same two keys,
+/// given to each node at start (never made per node, never sent through NATS): an API key
+/// made on one node authenticates on all, a value sealed on one opens on all. A data
+/// directory keeps its own `iam.key` (the digests it holds were made with it).
+fn shared_keys_rule(
+    settings: &Settings,
+    iam_key_env: Option<&str>,
+    master_key_env: Option<&str>,
+) -> anyhow::Result<()> {
+    if iam_key_env.is_some() && settings.data_dir.is_some() {
+        anyhow::bail!("QUIVER_IAM_KEY is for cluster nodes and in-memory servers: a data directory keeps its own iam.key, which the API-key digests it holds were made with; unset QUIVER_IAM_KEY");
+    }
+    if settings.cluster.is_none() {
+        return Ok(());
+    }
+    if iam_key_env.is_none() {
+        anyhow::bail!("cluster mode needs QUIVER_IAM_KEY (64 hex characters, the same on every node): API keys are digested with it, and a key made on one node must authenticate on every node");
+    }
+    let master_key_file = settings.secrets.master_key_file.as_deref();
+    if master_key_env.is_none_or(str::is_empty) && !master_key_file.is_some_and(Path::exists) {
+        anyhow::bail!("cluster mode needs the same master key on every node: set QUIVER_MASTER_KEY (64 hex characters) or secrets.master_key_file to an existing key file (a copy of one file on every node)");
+    }
+    Ok(())
+}
+
 /// Whether a missing key file may be created (always, in memory).
 fn missing_key_rule(
     settings: &Settings,
@@ -159,12 +191,25 @@ async fn serve(
         Some(cluster) => router.with_log(cluster.log()),
         None => router,
     };
+    let change_streams = match &cluster {
+        Some(cluster) => Some(
+            ChangeStreams::open(cluster)
+                .await
+                .context("could not join the cluster")?,
+        ),
+        None => None,
+    };
     let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
-    let directory = Directory::start(hasher, admin_digest);
+    let directory = Directory::start(
+        hasher,
+        admin_digest,
+        change_streams.as_ref().map(|s| s.directory.log()),
+    );
     let vault = Vault::start(
         master_keys.keys,
         master_keys.rotation_file,
         settings.secrets.tenant.clone(),
+        change_streams.as_ref().map(|s| s.vault.log()),
     );
     let snapshotter = persistent_dirs(&settings).map(|(_, snapshot_dir)| {
         Snapshotter::new(
@@ -246,7 +291,7 @@ async fn serve(
         &router,
         &directory,
         &vault,
-        cluster.as_mut(),
+        cluster.as_mut().zip(change_streams),
     )
     .await;
     let ingest_tokens = match started {
@@ -327,16 +372,17 @@ async fn start(
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-    cluster: Option<&mut Cluster>,
+    cluster: Option<(&mut Cluster, ChangeStreams)>,
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match (cluster, persistent_dirs(settings)) {
-        (Some(cluster), _) => {
+        (Some((cluster, change_streams)), _) => {
             let sequence = cluster
                 .start_replica(router.clone())
                 .await
                 .context("could not catch up with the cluster's stream")?;
             tracing::info!(sequence, "caught up with the cluster's stream");
+            change_streams.start(directory, vault).await?;
             if !settings.demo_seeds.is_empty() {
                 tracing::info!("the demo seeds are not loaded in cluster mode");
             }
@@ -349,6 +395,41 @@ async fn start(
         .await
         .context("could not render the push sources' ingest tokens")?;
     Ok(ingest_tokens)
+}
+
+/// The cluster's streams of the directory's and the vault's changes.
+struct ChangeStreams {
+    directory: ChangeStream,
+    vault: ChangeStream,
+}
+
+impl ChangeStreams {
+    async fn open(cluster: &Cluster) -> Result<ChangeStreams, crate::cluster::ClusterError> {
+        Ok(ChangeStreams {
+            directory: cluster.change_stream("directory").await?,
+            vault: cluster.change_stream("vault").await?,
+        })
+    }
+
+    /// Applies both streams to their actors, from the start; resolves once caught up.
+    async fn start(self, directory: &Directory, vault: &Vault) -> anyhow::Result<()> {
+        let directory_sequence = self
+            .directory
+            .start(Arc::new(directory.persistence()))
+            .await
+            .context("could not catch up with the cluster's directory stream")?;
+        let vault_sequence = self
+            .vault
+            .start(Arc::new(vault.persistence()))
+            .await
+            .context("could not catch up with the cluster's vault stream")?;
+        tracing::info!(
+            directory_sequence,
+            vault_sequence,
+            "caught up with the cluster's directory and vault streams"
+        );
+        Ok(())
+    }
 }
 
 /// While the file `QUIVER_TEST_HOLD_START_UP` names exists, start-up waits: the integration

@@ -7,9 +7,12 @@
 //!
 //! `status` answers `quiver cluster status` from JetStream alone.
 //!
-//! Not here yet: partitioned ownership, rebalancing, forwarded reads, the SCIM and vault
-//! streams, snapshots that record a stream sequence (a node replays the stream from its start).
+//! The SCIM directory and the vault have streams of their own (`change_stream`).
+//!
+//! Not here yet: partitioned ownership, rebalancing, forwarded reads, snapshots that record a
+//! stream sequence (a node replays the stream from its start).
 
+mod change_stream;
 mod replica;
 mod status;
 
@@ -26,6 +29,7 @@ use crate::config::ClusterSettings;
 use crate::store::key::shard_of;
 use crate::store::{Router, RowLog, RowWrite, StoreError, WriteOutcome};
 
+pub use change_stream::ChangeStream;
 pub use status::{status, ClusterStatus};
 
 /// How long a node waits at start for the stream to be created: a NATS cluster starting at
@@ -71,29 +75,13 @@ impl Cluster {
         router: &Router,
     ) -> Result<Cluster, ClusterError> {
         let jetstream = connect(&settings.nats_urls).await?;
-        let config = stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![format!("{}.rows.*", settings.stream)],
-            num_replicas: settings.replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        };
-        let started = Instant::now();
-        let stream = loop {
-            match jetstream.get_or_create_stream(config.clone()).await {
-                Ok(stream) => break stream,
-                Err(error) if started.elapsed() < STREAM_READY_WITHIN => {
-                    tracing::info!(%error, "JetStream not ready yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(error) => {
-                    return Err(ClusterError::Stream {
-                        stream: settings.stream.clone(),
-                        reason: error.to_string(),
-                    })
-                }
-            }
-        };
+        let stream = create_stream(
+            &jetstream,
+            settings,
+            settings.stream.clone(),
+            format!("{}.rows.*", settings.stream),
+        )
+        .await?;
         let (waiters_in, waiters) = mpsc::channel(1024);
         let log = Arc::new(StreamLog {
             router: router.clone(),
@@ -123,6 +111,40 @@ impl Cluster {
     pub async fn start_replica(&mut self, router: Router) -> Result<u64, ClusterError> {
         let waiters = self.waiters.take().expect("the replica is started once");
         replica::start(&self.settings, &mut self.stream, router, waiters).await
+    }
+}
+
+/// The stream `name` (holding `subject`), created if no node has yet with `replicas` copies
+/// of each message (an existing stream is taken as it is); a NATS cluster starting at the same
+/// time elects its JetStream leader first, so this retries for a while.
+async fn create_stream(
+    jetstream: &jetstream::Context,
+    settings: &ClusterSettings,
+    name: String,
+    subject: String,
+) -> Result<stream::Stream, ClusterError> {
+    let config = stream::Config {
+        name,
+        subjects: vec![subject],
+        num_replicas: settings.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    loop {
+        match jetstream.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) if started.elapsed() < STREAM_READY_WITHIN => {
+                tracing::info!(%error, "JetStream not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => {
+                return Err(ClusterError::Stream {
+                    stream: config.name,
+                    reason: error.to_string(),
+                })
+            }
+        }
     }
 }
 

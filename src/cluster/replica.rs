@@ -26,34 +26,66 @@ pub(super) async fn start(
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
 ) -> Result<u64, ClusterError> {
-    let consumer_error = |reason: String| ClusterError::Consumer {
-        stream: settings.stream.clone(),
+    let (messages, last) =
+        replay_from_start(settings, stream, format!("{}.rows.*", settings.stream)).await?;
+    let (applied_in, mut applied) = watch::channel(0);
+    actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
+    applied
+        .wait_for(|applied| *applied >= last)
+        .await
+        .map_err(|_| {
+            consumer_error(
+                settings,
+                &settings.stream,
+                "the replica stopped while catching up",
+            )
+        })?;
+    Ok(last)
+}
+
+fn consumer_error(
+    settings: &ClusterSettings,
+    stream: &str,
+    reason: impl Into<String>,
+) -> ClusterError {
+    ClusterError::Consumer {
+        stream: stream.to_string(),
         consumer: settings.node_id.clone(),
-        reason,
-    };
+        reason: reason.into(),
+    }
+}
+
+/// The node's durable consumer of `stream` (the messages on `filter_subject`), recreated to
+/// deliver from the stream's first message, and the stream's last sequence at the call.
+pub(super) async fn replay_from_start(
+    settings: &ClusterSettings,
+    stream: &mut stream::Stream,
+    filter_subject: String,
+) -> Result<(consumer::pull::Stream, u64), ClusterError> {
+    let name = stream.cached_info().config.name.clone();
     // A consumer left by this node's previous run resumes after what that run applied:
-    // its rows are gone with the process, so start over.
+    // its state is gone with the process, so start over.
     if stream.consumer_info(&settings.node_id).await.is_ok() {
         stream
             .delete_consumer(&settings.node_id)
             .await
-            .map_err(|e| consumer_error(e.to_string()))?;
+            .map_err(|e| consumer_error(settings, &name, e.to_string()))?;
     }
     let consumer: consumer::PullConsumer = stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(settings.node_id.clone()),
-            filter_subject: format!("{}.rows.*", settings.stream),
+            filter_subject,
             deliver_policy: consumer::DeliverPolicy::All,
             ack_policy: consumer::AckPolicy::Explicit,
             ..Default::default()
         })
         .await
-        .map_err(|e| consumer_error(e.to_string()))?;
+        .map_err(|e| consumer_error(settings, &name, e.to_string()))?;
     let last = stream
         .info()
         .await
         .map_err(|e| ClusterError::Stream {
-            stream: settings.stream.clone(),
+            stream: name.clone(),
             reason: e.to_string(),
         })?
         .state
@@ -66,14 +98,8 @@ pub(super) async fn start(
         .expires(PULL_EXPIRES)
         .messages()
         .await
-        .map_err(|e| consumer_error(e.to_string()))?;
-    let (applied_in, mut applied) = watch::channel(0);
-    actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
-    applied
-        .wait_for(|applied| *applied >= last)
-        .await
-        .map_err(|_| consumer_error("the replica stopped while catching up".into()))?;
-    Ok(last)
+        .map_err(|e| consumer_error(settings, &name, e.to_string()))?;
+    Ok((messages, last))
 }
 
 /// The replica's loop: this node's waiters are taken in before any message (a write registers

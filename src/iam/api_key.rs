@@ -1,6 +1,7 @@
 //! API keys: generation, and the keyed BLAKE2b digest (orion) that stands in for a key
 //! everywhere it is stored. The digest key is per installation (`iam.key` in the data
-//! directory, or random per run in memory), so digests in a snapshot or a memory dump cannot be
+//! directory, else `QUIVER_IAM_KEY`, which a cluster's nodes share, else random per run in
+//! memory), so digests in a snapshot or a memory dump cannot be
 //! checked against guessed keys elsewhere.
 
 use std::path::Path;
@@ -53,6 +54,8 @@ pub enum DigestKeyError {
     Missing { path: String, state: String },
     #[error("{0} is not a 32-byte key")]
     Invalid(String),
+    #[error("QUIVER_IAM_KEY must be 64 hex characters (32 bytes)")]
+    BadEnvironmentKey,
     #[error("API-key digest key file: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -95,6 +98,13 @@ impl KeyHasher {
         let hasher = KeyHasher::random();
         write_private(&path, &hasher.key)?;
         Ok(hasher)
+    }
+
+    /// The key given as 64 hex characters (`QUIVER_IAM_KEY`).
+    pub fn from_hex(text: &str) -> Result<KeyHasher, DigestKeyError> {
+        let key =
+            crate::secrets::crypto::parse_hex(text).ok_or(DigestKeyError::BadEnvironmentKey)?;
+        Ok(KeyHasher { key })
     }
 
     pub fn random() -> KeyHasher {

@@ -373,19 +373,27 @@ pub struct DirectoryEntryV2 {
     pub creator: Option<PrincipalRefV1>,
 }
 
-/// One change of the directory; a journal record holds the changes of one request. Version 2
-/// appended `PutV2` (an entry with its creator) and writes only it; the first two variants
-/// are version 1's, in its order, so a version 1 record decodes as version 2 unchanged (an
-/// entry it puts has no recorded creator).
+/// One change of the directory; a journal record (or a cluster's directory stream message)
+/// holds the changes of one request. Version 2 appended `PutV2` (an entry with its creator),
+/// version 3 `DeleteV3` (a delete with the version it deletes, so that a cluster's nodes refuse
+/// a delete raced by an update); each writes only its own. The earlier variants keep their
+/// order, so version 1 and 2 records decode as version 3 unchanged (an entry they put has no
+/// recorded creator, a delete no version).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum DirectoryChangeV2 {
+pub enum DirectoryChangeV3 {
     /// Version 1's put, read from old journals only.
     Put(DirectoryEntryV1),
+    /// Versions 1 and 2's delete, read from old journals only.
     Delete {
         kind: u8,
         id: String,
     },
     PutV2(DirectoryEntryV2),
+    DeleteV3 {
+        kind: u8,
+        id: String,
+        version: u64,
+    },
 }
 
 /// The directory snapshot section of version 1 (no creators), still read.

@@ -8,7 +8,8 @@
 //! N, and then lets each source drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
 //! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
 //! `files.rs` creates the private (0600/0700) files and directories both write. `journaled.rs`
-//! is the recovery, export and journal clean-up every journaled actor shares.
+//! is the recovery, export and journal clean-up every journaled actor shares; `logged.rs` is
+//! their cluster mode (changes through a replicated log instead of the journal).
 //! This module knows files and bytes; it knows nothing of HTTP or of what the sections mean.
 //! It counts what it writes (journal bytes, fsync and snapshot times) in `metrics`.
 
@@ -17,6 +18,7 @@ pub mod files;
 pub mod format;
 pub mod journal;
 pub mod journaled;
+pub mod logged;
 pub mod restore;
 pub mod snapshot;
 

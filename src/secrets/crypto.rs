@@ -59,7 +59,8 @@ pub enum KeySource {
     Ephemeral,
 }
 
-fn parse_hex(text: &str) -> Option<[u8; 32]> {
+/// 64 hex characters as 32 bytes (a key given in the environment).
+pub(crate) fn parse_hex(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() != 64 {
         return None;

@@ -5,9 +5,12 @@
 //! `truefoundry.rs`, `tinybird.rs`), each holding that family's messages (one per operation,
 //! each with its own typed answer), plus persistence and key rotation, and the `tb_secret`
 //! template renderer. The vault speaks its own types and `SecretsError`; the vendors' JSON and
-//! error words are `http::wire`'s.
+//! error words are `http::wire`'s. In cluster mode a request's changes go to the cluster's
+//! vault stream (sealed as journaled) and are applied from it on every node (`persist::logged`;
+//! the rules a change must still meet then: `VaultState::apply_checked`).
 
-/// Declares a vault message: its fields and its typed answer.
+/// Declares a vault message: its fields and its typed answer (and its cluster-mode wrapper's
+/// handler, `persist::logged`).
 macro_rules! message {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $type:ty),* } -> $answer:ty) => {
         $(#[$doc])*
@@ -18,6 +21,8 @@ macro_rules! message {
         impl Message for $name {
             type Result = Result<$answer, SecretsError>;
         }
+
+        $crate::persist::logged::logged_handler!(VaultActor, $name, $answer);
     };
 }
 
@@ -35,6 +40,7 @@ use std::sync::Arc;
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
 use crate::iam::Principal;
+use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
 use crypto::{MasterKey, Plaintext};
 use state::{Change, ScopeRole, VaultState};
@@ -168,6 +174,8 @@ pub struct VaultActor {
     keys: Vec<MasterKey>,
     key_file: Option<PathBuf>,
     journal: Option<Journal>,
+    /// Cluster mode: changes go to the cluster's stream, not to the journal.
+    log: Option<LogState<SecretsError>>,
     tinybird_requests: tinybird::RequestLimiter,
     /// TrueFoundry's tenant (fqn prefix) and account.
     tenant: String,
@@ -199,9 +207,14 @@ impl VaultActor {
             })
     }
 
-    /// Journals (fsync, one record) and applies a request's changes.
+    /// Journals (fsync, one record) and applies a request's changes; in cluster mode, stages
+    /// them for the stream instead.
     fn commit(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
         if changes.is_empty() {
+            return Ok(());
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.stage(persistence::encode_changes(&changes));
             return Ok(());
         }
         if let Some(journal) = self.journal.as_mut() {
@@ -234,14 +247,20 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Starts the vault on its own thread with its master key(s). Must be called inside an
-    /// actix system.
-    pub fn start(keys: Vec<MasterKey>, key_file: Option<PathBuf>, tenant: String) -> Vault {
+    /// Starts the vault on its own thread with its master key(s), its changes going to `log`
+    /// in cluster mode. Must be called inside an actix system.
+    pub fn start(
+        keys: Vec<MasterKey>,
+        key_file: Option<PathBuf>,
+        tenant: String,
+        log: Option<Arc<dyn ChangeLog>>,
+    ) -> Vault {
         let actor = VaultActor {
             state: VaultState::default(),
             keys,
             key_file,
             journal: None,
+            log: log.map(LogState::new),
             tinybird_requests: tinybird::RequestLimiter::default(),
             tenant: tenant.clone(),
         };
@@ -256,15 +275,16 @@ impl Vault {
         &self.tenant
     }
 
-    /// Sends one message and waits for its answer.
+    /// Sends one message and waits for its answer (in cluster mode, for its changes to be
+    /// applied from the stream).
     async fn ask<M, T>(&self, message: M) -> Result<T, SecretsError>
     where
         M: Message<Result = Result<T, SecretsError>> + Send + 'static,
         T: Send + 'static,
-        VaultActor: Handler<M>,
+        VaultActor: Handler<Logged<M>>,
     {
         self.addr
-            .send(message)
+            .send(Logged(message))
             .await
             .unwrap_or_else(|e| Err(gone(e)))
     }

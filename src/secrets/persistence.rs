@@ -23,6 +23,7 @@ use crate::persist::format::{
     VaultChangeV3, VaultV3,
 };
 use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
+use crate::persist::logged::{apply_logged_handler, logged_handler, LogState, LoggedActor};
 use crate::persist::Journal;
 
 fn sealed_to_disk(sealed: &Sealed) -> SealedV2 {
@@ -328,6 +329,24 @@ impl JournaledActor for VaultActor {
 
 journaled_handlers!(VaultActor);
 
+impl LoggedActor for VaultActor {
+    type Refusal = SecretsError;
+
+    fn log_state(&mut self) -> &mut Option<LogState<SecretsError>> {
+        &mut self.log
+    }
+
+    fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
+        self.state.apply_checked(changes)
+    }
+
+    fn unavailable(reason: String) -> SecretsError {
+        SecretsError::Unavailable(reason)
+    }
+}
+
+apply_logged_handler!(VaultActor);
+
 /// Re-seals every value under a new key. Answers the new key when it has no file to live in
 /// (it came from `QUIVER_MASTER_KEY`, or the server is in memory), for the operator to keep.
 struct RotateKey;
@@ -336,10 +355,18 @@ impl Message for RotateKey {
     type Result = Result<Option<String>, SecretsError>;
 }
 
+logged_handler!(VaultActor, RotateKey, Option<String>);
+
 impl Handler<RotateKey> for VaultActor {
     type Result = Result<Option<String>, SecretsError>;
 
     fn handle(&mut self, _: RotateKey, _: &mut Self::Context) -> Self::Result {
+        if self.log.is_some() {
+            // Every node seals and opens with the one key it was given at start.
+            return Err(SecretsError::Unavailable(
+                "the master key cannot be rotated in cluster mode: every node holds the same key, given at start".into(),
+            ));
+        }
         let io_error = |e: io::Error| SecretsError::Internal(format!("key rotation failed: {e}"));
         let new_key = MasterKey::random();
         if let Some(file) = &self.key_file {

@@ -2,10 +2,11 @@
 //! each value held only as ciphertext; the changes a request makes; and the role rules of
 //! Tecton scopes. Pure data and functions; the actor around it journals and answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
+use super::SecretsError;
 use crate::iam::{Principal, PrincipalKind, PrincipalRef};
 use crate::time::Micros;
 
@@ -274,6 +275,55 @@ pub struct VaultState {
 }
 
 impl VaultState {
+    /// Applies one request's changes if they still hold, all or none. In cluster mode a change
+    /// is checked on its node and applied from the stream after whatever other nodes changed
+    /// meanwhile: a scope created meanwhile refuses a second creation, and a change into a
+    /// scope or group deleted meanwhile is refused. Otherwise the stream's order decides (the
+    /// later put wins). The rules read only the state, so every node refuses alike.
+    pub fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
+        let mut scopes_made: BTreeSet<&str> = BTreeSet::new();
+        let mut groups_made: BTreeSet<&str> = BTreeSet::new();
+        for change in &changes {
+            let scope_exists =
+                |scope: &str| self.scopes.contains_key(scope) || scopes_made.contains(scope);
+            let group_exists =
+                |group: &str| self.groups.contains_key(group) || groups_made.contains(group);
+            match change {
+                Change::CreateScope { name, .. } if scope_exists(name) => {
+                    return Err(SecretsError::ScopeExists(name.clone()))
+                }
+                Change::CreateScope { name, .. } => {
+                    scopes_made.insert(name);
+                }
+                Change::DeleteScope(scope)
+                | Change::PutScopeSecret { scope, .. }
+                | Change::DeleteScopeSecret { scope, .. }
+                | Change::Assign { scope, .. }
+                | Change::Unassign { scope, .. }
+                    if !scope_exists(scope) =>
+                {
+                    return Err(SecretsError::ScopeNotFound(scope.clone()))
+                }
+                Change::PutGroup(group) => {
+                    groups_made.insert(&group.id);
+                }
+                Change::DeleteGroup(group_id)
+                | Change::PutGroupSecret { group_id, .. }
+                | Change::AddGroupSecretVersion { group_id, .. }
+                | Change::DeleteGroupSecret { group_id, .. }
+                    if !group_exists(group_id) =>
+                {
+                    return Err(SecretsError::GroupNotFound(group_id.clone()))
+                }
+                _ => {}
+            }
+        }
+        for change in changes {
+            self.apply(change);
+        }
+        Ok(())
+    }
+
     /// Applies one change. The actor checks every change before journaling it, so a change
     /// to something absent happens only when replaying a damaged journal: it is skipped.
     pub fn apply(&mut self, change: Change) {
@@ -413,6 +463,39 @@ mod tests {
             workspace_roles: vec![],
             secret_scope_roles: vec![],
         }
+    }
+
+    #[test]
+    fn changes_into_what_is_gone_or_taken_meanwhile_are_refused_whole() {
+        let create = |name: &str| Change::CreateScope {
+            name: name.into(),
+            created: 0,
+            assignments: Vec::new(),
+        };
+        let mut state = VaultState::default();
+        state.apply_checked(vec![create("ops")]).unwrap();
+        // Another node created `ops` first: refused, and `new` in the same record is not made.
+        assert_eq!(
+            state.apply_checked(vec![create("new"), create("ops")]),
+            Err(SecretsError::ScopeExists("ops".into()))
+        );
+        assert!(!state.scopes.contains_key("new"));
+        // A change into a scope or group deleted meanwhile finds nothing.
+        state
+            .apply_checked(vec![Change::DeleteScope("ops".into())])
+            .unwrap();
+        let into_gone_scope = Change::DeleteScopeSecret {
+            scope: "ops".into(),
+            key: "k".into(),
+        };
+        assert_eq!(
+            state.apply_checked(vec![into_gone_scope]),
+            Err(SecretsError::ScopeNotFound("ops".into()))
+        );
+        assert_eq!(
+            state.apply_checked(vec![Change::DeleteGroup("g1".into())]),
+            Err(SecretsError::GroupNotFound("g1".into()))
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::common::{Server, ServerBuilder};
 use super::persistence::{ingest, ingest_until_refused, last_amount, transaction};
 
 /// How long a node may take to show a write made through another (the machine is loaded).
-const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+pub(super) const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 /// `nats-server`, from PATH or where Debian installs it (`/usr/sbin`, often not on a user's PATH).
 fn nats_server() -> Option<PathBuf> {
@@ -42,12 +42,23 @@ fn free_port() -> u16 {
 }
 
 /// A NATS cluster of `n` servers with JetStream, each killed when this is dropped.
-struct NatsCluster {
+pub(super) struct NatsCluster {
     servers: Vec<Child>,
     client_ports: Vec<u16>,
 }
 
 impl NatsCluster {
+    /// Three servers in a new temporary directory (dropped after them), or `None`, saying the
+    /// test is skipped, when `nats-server` is not installed.
+    pub(super) fn start_three() -> Option<(NatsCluster, tempfile::TempDir)> {
+        let Some(binary) = nats_server() else {
+            eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Some((NatsCluster::start(&binary, dir.path(), 3), dir))
+    }
+
     fn start(binary: &Path, dir: &Path, n: usize) -> NatsCluster {
         let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -118,9 +129,20 @@ impl Drop for NatsCluster {
     }
 }
 
+/// The API-key digest key and the master key every node of a test cluster shares.
+const IAM_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const MASTER_KEY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+/// A server builder with the keys a cluster's nodes share.
+fn with_shared_keys(builder: ServerBuilder) -> ServerBuilder {
+    builder
+        .env("QUIVER_IAM_KEY", IAM_KEY)
+        .env("QUIVER_MASTER_KEY", MASTER_KEY)
+}
+
 /// A Quiver node of the cluster (the demo config: its seeds are not loaded in cluster mode).
-fn node(nats: &NatsCluster, node_id: &str) -> Server {
-    ServerBuilder::new()
+pub(super) fn node(nats: &NatsCluster, node_id: &str) -> Server {
+    with_shared_keys(ServerBuilder::new())
         .arg("--nats-urls")
         .arg(&nats.urls())
         .arg("--node-id")
@@ -132,10 +154,16 @@ fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .start()
 }
 
-/// What `quiver cluster status` prints for the cluster's stream.
-fn cluster_status(nats: &NatsCluster) -> String {
+/// What `quiver cluster status` prints for `stream`.
+pub(super) fn cluster_status(nats: &NatsCluster, stream: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["cluster", "status", "--nats-urls"])
+        .args([
+            "cluster",
+            "status",
+            "--cluster-stream",
+            stream,
+            "--nats-urls",
+        ])
         .arg(nats.urls())
         .env("QUIVER_LOG", "warn")
         .output()
@@ -167,12 +195,9 @@ fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
 
 #[test]
 fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nats_failures() {
-    let Some(binary) = nats_server() else {
-        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+    let Some((mut nats, _dir)) = NatsCluster::start_three() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut nats = NatsCluster::start(&binary, dir.path(), 3);
     let nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| node(&nats, id))
@@ -190,7 +215,7 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
-        let printed = cluster_status(&nats);
+        let printed = cluster_status(&nats, "QUIVER");
         assert!(printed.starts_with("stream QUIVER: "), "{printed}");
         let caught_up = ["n1", "n2", "n3"].iter().all(|id| {
             printed
@@ -289,7 +314,7 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
 #[test]
 fn a_node_whose_nats_servers_are_unreachable_refuses_to_start() {
     let url = format!("nats://127.0.0.1:{}", free_port());
-    let output = ServerBuilder::new()
+    let output = with_shared_keys(ServerBuilder::new())
         .arg("--nats-urls")
         .arg(&url)
         .arg("--node-id")
@@ -300,6 +325,34 @@ fn a_node_whose_nats_servers_are_unreachable_refuses_to_start() {
     assert!(stderr.contains("could not join the cluster"), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot connect to NATS at {url}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_node_without_the_shared_keys_refuses_to_start() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let cluster_node = || {
+        ServerBuilder::new()
+            .arg("--nats-urls")
+            .arg(&url)
+            .arg("--node-id")
+            .arg("n1")
+    };
+    let output = cluster_node()
+        .env("QUIVER_MASTER_KEY", MASTER_KEY)
+        .run_to_exit();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cluster mode needs QUIVER_IAM_KEY"),
+        "{stderr}"
+    );
+    let output = cluster_node().env("QUIVER_IAM_KEY", IAM_KEY).run_to_exit();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cluster mode needs the same master key on every node"),
         "{stderr}"
     );
 }

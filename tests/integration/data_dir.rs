@@ -359,3 +359,18 @@ fn serve_restore_without_the_master_key_is_refused_before_anything_moves() {
     );
     assert!(!master_key.exists());
 }
+
+#[test]
+fn a_shared_digest_key_is_refused_with_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = ServerBuilder::new()
+        .data_dir(dir.path())
+        .env("QUIVER_IAM_KEY", &"1".repeat(64))
+        .run_to_exit();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("a data directory keeps its own iam.key"),
+        "{stderr}"
+    );
+}

@@ -7,7 +7,13 @@ use super::common::{timestamp_in, Reply, Server, ADMIN_KEY};
 
 const SCIM: &str = "/api/scim/v2";
 
-fn scim(server: &Server, method: &str, path: &str, key: &str, body: Option<&Json>) -> Reply {
+pub(super) fn scim(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&Json>,
+) -> Reply {
     let bytes = body.map(|b| b.to_string().into_bytes());
     scim_bytes(server, method, path, key, bytes.as_deref(), &[])
 }

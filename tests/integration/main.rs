@@ -6,6 +6,7 @@ mod aggregation;
 mod apply;
 mod bench;
 mod cluster;
+mod cluster_directory;
 #[allow(dead_code)]
 mod common;
 mod config;

@@ -8,14 +8,25 @@ use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
 
 const TECTON: &str = "/api/v1/secrets-service";
 
-fn tecton(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
+pub(super) fn tecton(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Json>,
+) -> Reply {
     let auth = format!("Tecton-key {key}");
+    send_json(server, method, &format!("{TECTON}{path}"), &auth, body)
+}
+
+/// A request with this `Authorization` and `body` as JSON.
+fn send_json(server: &Server, method: &str, path: &str, auth: &str, body: Option<Json>) -> Reply {
     let bytes = body.map(|b| b.to_string().into_bytes());
     server.request(
         method,
-        &format!("{TECTON}{path}"),
+        path,
         &[
-            ("Authorization", &auth),
+            ("Authorization", auth),
             ("Content-Type", "application/json"),
         ],
         bytes.as_deref(),
@@ -393,18 +404,15 @@ fn service_account_by(
     )
 }
 
-fn tf(server: &Server, method: &str, path: &str, key: &str, body: Option<Json>) -> Reply {
+pub(super) fn tf(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Json>,
+) -> Reply {
     let auth = format!("Bearer {key}");
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    server.request(
-        method,
-        &format!("/api/svc/v1{path}"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        bytes.as_deref(),
-    )
+    send_json(server, method, &format!("/api/svc/v1{path}"), &auth, body)
 }
 
 #[test]
@@ -789,7 +797,7 @@ fn truefoundry_secret_groups_and_versions() {
 
 /// A Tinybird call as a patient client makes it: a 429 (5 requests a second, reads included)
 /// is waited out and the call repeated, at most 20 times.
-fn tinybird(server: &Server, method: &str, path: &str, form: Option<&str>) -> Reply {
+pub(super) fn tinybird(server: &Server, method: &str, path: &str, form: Option<&str>) -> Reply {
     for _ in 0..20 {
         let reply = tinybird_once(server, method, path, form);
         if reply.status != 429 {

@@ -33,7 +33,7 @@ impl Handler<Delete> for DirectoryActor {
             ResourceKind::Group => self.state.touch_members(Some(existing), None, now_micros()),
             _ => self.state.leave_groups(&msg.id, now_micros()),
         };
-        changes.push(Change::Delete(msg.kind, msg.id));
+        changes.push(Change::Delete(msg.kind, msg.id, existing.version));
         self.commit(changes)
     }
 }

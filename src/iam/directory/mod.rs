@@ -1,6 +1,9 @@
 //! The directory actor: sole owner of users, groups, service accounts, memberships and role
 //! assignments. Every change is validated, journaled (fsync before the reply, when persistence
-//! is on), applied, and then the key index is rebuilt and published.
+//! is on), applied, and then the key index is rebuilt and published. In cluster mode a change
+//! is validated, then published to the cluster's directory stream and applied from it, on
+//! every node alike (`persist::logged`; the rules a change must still meet then:
+//! `DirectoryState::apply_checked`).
 //!
 //! The key index (API-key digest -> `Principal`) is an immutable map that the actor replaces
 //! after each change (`ArcSwap`); request handlers read it without messaging the actor, so
@@ -27,6 +30,7 @@ pub use update::Mode as UpdateMode;
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
 use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal, PrincipalRef};
+use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
 use state::DirectoryState;
 
@@ -39,6 +43,8 @@ pub struct DirectoryActor {
     hasher: KeyHasher,
     index: Arc<ArcSwap<KeyIndex>>,
     journal: Option<Journal>,
+    /// Cluster mode: changes go to the cluster's stream, not to the journal.
+    log: Option<LogState<ScimError>>,
 }
 
 impl Actor for DirectoryActor {
@@ -53,8 +59,13 @@ impl DirectoryActor {
         self.index.store(Arc::new(index));
     }
 
-    /// Journals and applies the changes of one request, then publishes the key index.
+    /// Journals and applies the changes of one request, then publishes the key index; in
+    /// cluster mode, stages them for the stream instead.
     fn commit(&mut self, changes: Vec<state::Change>) -> Result<(), ScimError> {
+        if let Some(log) = self.log.as_mut() {
+            log.stage(persistence::encode_changes(&changes));
+            return Ok(());
+        }
         if let Some(journal) = self.journal.as_mut() {
             let record = persistence::encode_changes(&changes);
             journal.append(&record).map_err(|e| {
@@ -83,8 +94,13 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Starts the directory actor on its own thread. Must be called inside an actix system.
-    pub fn start(hasher: KeyHasher, bootstrap_admin: ApiKeyDigest) -> Directory {
+    /// Starts the directory actor on its own thread, its changes going to `log` in cluster
+    /// mode. Must be called inside an actix system.
+    pub fn start(
+        hasher: KeyHasher,
+        bootstrap_admin: ApiKeyDigest,
+        log: Option<Arc<dyn ChangeLog>>,
+    ) -> Directory {
         let index = Arc::new(ArcSwap::from_pointee(KeyIndex::new()));
         let actor = DirectoryActor {
             state: DirectoryState::default(),
@@ -92,6 +108,7 @@ impl Directory {
             hasher: hasher.clone(),
             index: index.clone(),
             journal: None,
+            log: log.map(LogState::new),
         };
         actor.publish();
         let addr = DirectoryActor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor);
@@ -122,7 +139,7 @@ impl Directory {
         caller: PrincipalRef,
     ) -> Result<Json, ScimError> {
         self.addr
-            .send(create::Create { kind, body, caller })
+            .send(Logged(create::Create { kind, body, caller }))
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -137,13 +154,13 @@ impl Directory {
         preconditions: Preconditions,
     ) -> Result<Json, ScimError> {
         self.addr
-            .send(update::Update {
+            .send(Logged(update::Update {
                 kind,
                 id,
                 body,
                 mode,
                 preconditions,
-            })
+            }))
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -155,11 +172,11 @@ impl Directory {
         preconditions: Preconditions,
     ) -> Result<(), ScimError> {
         self.addr
-            .send(delete::Delete {
+            .send(Logged(delete::Delete {
                 kind,
                 id,
                 preconditions,
-            })
+            }))
             .await
             .unwrap_or_else(|_| Err(gone()))
     }
@@ -185,4 +202,117 @@ impl Directory {
 
 fn gone() -> ScimError {
     ScimError::new(ScimErrorKind::Internal, "the directory is not running")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    use futures_util::future::{BoxFuture, FutureExt};
+    use serde_json::json;
+
+    use super::*;
+    use crate::iam::PrincipalKind;
+    use crate::persist::logged::LogApplier;
+
+    /// A cluster log in one process: records are kept in publish order until `deliver`.
+    #[derive(Default)]
+    struct LoopbackLog {
+        records: Mutex<Vec<(String, Vec<u8>)>>,
+        next_id: AtomicU64,
+    }
+
+    impl ChangeLog for LoopbackLog {
+        fn next_id(&self) -> String {
+            self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
+        }
+
+        fn publish(&self, id: String, record: Vec<u8>) -> BoxFuture<'static, Result<(), String>> {
+            self.records.lock().unwrap().push((id, record));
+            futures_util::future::ready(Ok(())).boxed()
+        }
+    }
+
+    impl LoopbackLog {
+        /// Waits for `n` records, then applies them in order on every node.
+        async fn deliver(&self, n: usize, nodes: &[&Directory]) {
+            while self.records.lock().unwrap().len() < n {
+                tokio::task::yield_now().await;
+            }
+            let records = std::mem::take(&mut *self.records.lock().unwrap());
+            for (id, record) in records {
+                for node in nodes {
+                    let applier = node.persistence();
+                    applier.apply(Some(id.clone()), record.clone()).await;
+                }
+            }
+        }
+    }
+
+    /// A create on `node`, as the admin, running on its own.
+    fn create(
+        node: &Directory,
+        kind: ResourceKind,
+        body: Json,
+    ) -> tokio::task::JoinHandle<Result<Json, ScimError>> {
+        let caller = PrincipalRef {
+            kind: PrincipalKind::User,
+            id: "admin".into(),
+            name: None,
+        };
+        let node = node.clone();
+        actix::spawn(async move { node.create(kind, body, caller).await })
+    }
+
+    #[test]
+    fn nodes_apply_the_log_alike_and_the_writer_of_a_losing_change_is_told() {
+        actix::System::new().block_on(async {
+            let log = Arc::new(LoopbackLog::default());
+            let hasher = KeyHasher::random();
+            let admin = hasher.digest("admin key");
+            let start = || Directory::start(hasher.clone(), admin, Some(log.clone()));
+            let (a, b) = (start(), start());
+            // Both nodes check `bo` against a state without it, and publish.
+            let on_a = create(
+                &a,
+                ResourceKind::User,
+                json!({"userName": "bo@example.com"}),
+            );
+            let on_b = create(
+                &b,
+                ResourceKind::User,
+                json!({"userName": "BO@example.com"}),
+            );
+            log.deliver(2, &[&a, &b]).await;
+            let (on_a, on_b) = (on_a.await.unwrap(), on_b.await.unwrap());
+            // The log's order decides: the first record won, the second is refused on both.
+            let (won, lost) = if on_a.is_ok() {
+                (on_a, on_b)
+            } else {
+                (on_b, on_a)
+            };
+            assert!(won.is_ok(), "{won:?}");
+            assert_eq!(lost.unwrap_err().kind, ScimErrorKind::Uniqueness);
+            for node in [&a, &b] {
+                let users = node
+                    .list(ListQuery {
+                        kind: ResourceKind::User,
+                        filter: None,
+                        sort_by: None,
+                        descending: false,
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(users.len(), 1);
+                assert_eq!(users[0]["id"], won.as_ref().unwrap()["id"]);
+            }
+            // A key made on one node authenticates on the other once it applied the log.
+            let account = create(&a, ResourceKind::ServiceAccount, json!({"name": "ci"}));
+            log.deliver(1, &[&a, &b]).await;
+            let account = account.await.unwrap().unwrap();
+            let header = format!("Tecton-key {}", account["apiKey"].as_str().unwrap());
+            assert_eq!(b.authenticate(Some(&header)).unwrap().id, account["id"]);
+        });
+    }
 }

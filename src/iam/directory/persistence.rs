@@ -1,6 +1,7 @@
 //! The directory's persistence: journal records (the changes of one request, fsynced before the
 //! reply) and its snapshot section (every entry, and the service accounts' creators), in their
-//! on-disk types; recovery, export and journal clean-up are `persist::journaled`'s. Records
+//! on-disk types; recovery, export and journal clean-up are `persist::journaled`'s, applying
+//! the cluster's directory stream `persist::logged`'s. Records
 //! and sections written before creators were kept still load: their accounts have none.
 
 use std::collections::HashMap;
@@ -9,12 +10,14 @@ use serde_json::{Map, Value as Json};
 
 use super::state::{Change, Entry, ResourceKind};
 use super::{Directory, DirectoryActor};
+use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::{ApiKeyDigest, PrincipalRef};
 use crate::persist::format::{
-    decode, encode, DirectoryChangeV2, DirectoryEntryV1, DirectoryEntryV2, DirectoryV1,
+    decode, encode, DirectoryChangeV3, DirectoryEntryV1, DirectoryEntryV2, DirectoryV1,
     DirectoryV2, EntryCreatorV2, PrincipalRefV1, SectionKind,
 };
 use crate::persist::journaled::{journaled_handlers, JournaledActor, JournaledAddr};
+use crate::persist::logged::{apply_logged_handler, logged_handler, LogState, LoggedActor};
 use crate::persist::Journal;
 
 fn to_disk(kind: ResourceKind, entry: &Entry) -> DirectoryEntryV1 {
@@ -50,37 +53,42 @@ fn from_disk(stored: DirectoryEntryV1) -> Option<(ResourceKind, Entry)> {
 }
 
 pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
-    let record: Vec<DirectoryChangeV2> = changes
+    let record: Vec<DirectoryChangeV3> = changes
         .iter()
         .map(|change| match change {
-            Change::Put(kind, entry) => DirectoryChangeV2::PutV2(DirectoryEntryV2 {
+            Change::Put(kind, entry) => DirectoryChangeV3::PutV2(DirectoryEntryV2 {
                 entry: to_disk(*kind, entry),
                 creator: entry.creator.as_ref().map(PrincipalRef::to_disk),
             }),
-            Change::Delete(kind, id) => DirectoryChangeV2::Delete {
+            Change::Delete(kind, id, version) => DirectoryChangeV3::DeleteV3 {
                 kind: kind.code(),
                 id: id.clone(),
+                version: *version,
             },
         })
         .collect();
     encode(&record)
 }
 
-/// A version 1 record (no creators) decodes here too: see `DirectoryChangeV2`.
+/// Version 1 and 2 records (no creators, no deleted versions) decode here too: see
+/// `DirectoryChangeV3`.
 fn decode_changes(bytes: &[u8]) -> Option<Vec<Change>> {
-    let record: Vec<DirectoryChangeV2> = decode(bytes).ok()?;
+    let record: Vec<DirectoryChangeV3> = decode(bytes).ok()?;
     record
         .into_iter()
         .map(|change| match change {
-            DirectoryChangeV2::Put(stored) => {
+            DirectoryChangeV3::Put(stored) => {
                 from_disk(stored).map(|(kind, entry)| Change::Put(kind, entry))
             }
-            DirectoryChangeV2::PutV2(stored) => from_disk(stored.entry).map(|(kind, mut entry)| {
+            DirectoryChangeV3::PutV2(stored) => from_disk(stored.entry).map(|(kind, mut entry)| {
                 entry.creator = stored.creator.map(PrincipalRef::from_disk);
                 Change::Put(kind, entry)
             }),
-            DirectoryChangeV2::Delete { kind, id } => {
-                ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id))
+            DirectoryChangeV3::Delete { kind, id } => {
+                ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id, 0))
+            }
+            DirectoryChangeV3::DeleteV3 { kind, id, version } => {
+                ResourceKind::from_code(kind).map(|kind| Change::Delete(kind, id, version))
             }
         })
         .collect()
@@ -153,6 +161,29 @@ impl JournaledActor for DirectoryActor {
 
 journaled_handlers!(DirectoryActor);
 
+impl LoggedActor for DirectoryActor {
+    type Refusal = ScimError;
+
+    fn log_state(&mut self) -> &mut Option<LogState<ScimError>> {
+        &mut self.log
+    }
+
+    fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), ScimError> {
+        self.state.apply_checked(changes)?;
+        self.publish();
+        Ok(())
+    }
+
+    fn unavailable(reason: String) -> ScimError {
+        ScimError::new(ScimErrorKind::Unavailable, reason)
+    }
+}
+
+apply_logged_handler!(DirectoryActor);
+logged_handler!(DirectoryActor, super::create::Create, Json);
+logged_handler!(DirectoryActor, super::update::Update, Json);
+logged_handler!(DirectoryActor, super::delete::Delete, ());
+
 impl Directory {
     /// The directory's persistence: its recovery, and its snapshot source.
     pub fn persistence(&self) -> JournaledAddr<DirectoryActor> {
@@ -197,7 +228,7 @@ mod tests {
             decode_changes(&hex(V1_RECORD)).unwrap(),
             vec![
                 Change::Put(ResourceKind::ServiceAccount, service_account(None)),
-                Change::Delete(ResourceKind::User, "u1".into()),
+                Change::Delete(ResourceKind::User, "u1".into(), 0),
             ]
         );
         assert_eq!(
@@ -210,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn creators_survive_the_journal_and_the_snapshot() {
+    fn creators_and_deleted_versions_survive_the_journal_and_the_snapshot() {
         let creator = PrincipalRef {
             kind: PrincipalKind::User,
             id: "u9".into(),
@@ -220,10 +251,9 @@ mod tests {
             ResourceKind::ServiceAccount,
             service_account(Some(creator.clone())),
         );
-        assert_eq!(
-            decode_changes(&encode_changes(std::slice::from_ref(&put))).unwrap(),
-            vec![put]
-        );
+        let delete = Change::Delete(ResourceKind::User, "u1".into(), 4);
+        let record = [put, delete];
+        assert_eq!(decode_changes(&encode_changes(&record)).unwrap(), record);
         let section = encode(&DirectoryV2 {
             entries: vec![to_disk(
                 ResourceKind::ServiceAccount,

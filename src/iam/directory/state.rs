@@ -80,7 +80,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Put(ResourceKind, Entry),
-    Delete(ResourceKind, String),
+    /// The resource and the version deleted (0: not recorded, in records before version 3).
+    Delete(ResourceKind, String, u64),
 }
 
 #[derive(Debug, Default)]
@@ -116,11 +117,70 @@ impl DirectoryState {
                     .or_default()
                     .insert(entry.id.clone(), entry);
             }
-            Change::Delete(kind, id) => {
+            Change::Delete(kind, id, _) => {
                 if let Some(entries) = self.resources.get_mut(&kind) {
                     entries.remove(&id);
                 }
             }
+        }
+    }
+
+    /// Applies one request's changes, all or none, if they still hold: each put follows the
+    /// version it was made from (or creates a resource that is absent) and obeys `check`,
+    /// each delete finds its resource. Used in cluster mode, where a change is checked on its
+    /// node and then applied from the stream, after whatever other nodes changed meanwhile:
+    /// the rules read only the state, so every node refuses the same changes.
+    pub fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), ScimError> {
+        let mut undo: Vec<(ResourceKind, String, Option<Entry>)> = Vec::new();
+        for change in changes {
+            let (kind, id) = match &change {
+                Change::Put(kind, entry) => (*kind, entry.id.clone()),
+                Change::Delete(kind, id, _) => (*kind, id.clone()),
+            };
+            let before = self.get(kind, &id).cloned();
+            if let Err(refusal) = self.still_holds(&change, before.as_ref()) {
+                for (kind, id, entry) in undo.into_iter().rev() {
+                    self.apply(match entry {
+                        Some(entry) => Change::Put(kind, entry),
+                        None => Change::Delete(kind, id, 0),
+                    });
+                }
+                return Err(refusal);
+            }
+            self.apply(change);
+            undo.push((kind, id, before));
+        }
+        Ok(())
+    }
+
+    /// Whether `change` may apply to the resource as it is now (`current`): a put or a
+    /// delete made from the version it still has.
+    fn still_holds(&self, change: &Change, current: Option<&Entry>) -> Result<(), ScimError> {
+        let not_found = |kind: ResourceKind, id: &str| {
+            error(
+                ScimErrorKind::NotFound,
+                format!("{} `{id}` not found", kind.schema().resource_type),
+            )
+        };
+        let (kind, id, made_from) = match change {
+            Change::Put(kind, entry) => (*kind, &entry.id, entry.version.saturating_sub(1)),
+            Change::Delete(kind, id, version) => (*kind, id, *version),
+        };
+        match (current.map(|e| e.version), change) {
+            (None, Change::Delete(..)) => Err(not_found(kind, id)),
+            (None, Change::Put(..)) if made_from != 0 => Err(not_found(kind, id)),
+            // Not recorded: a delete from a build before version 3 records.
+            (Some(_), Change::Delete(_, _, 0)) => Ok(()),
+            (Some(now), _) if now != made_from => Err(error(
+                ScimErrorKind::PreconditionFailed,
+                format!(
+                    "{} `{id}` was changed meanwhile (its version is now {}): read it again and retry",
+                    kind.schema().resource_type,
+                    version_tag(now)
+                ),
+            )),
+            (_, Change::Put(kind, entry)) => self.check(*kind, Some(id), &entry.attributes),
+            (_, Change::Delete(..)) => Ok(()),
         }
     }
 
@@ -452,6 +512,49 @@ mod tests {
     }
 
     #[test]
+    fn changes_that_no_longer_hold_are_refused_whole_when_applied() {
+        let mut state = DirectoryState::default();
+        let ann = entry("u1", json!({"userName": "ann@x.io"}));
+        state
+            .apply_checked(vec![Change::Put(ResourceKind::User, ann.clone())])
+            .unwrap();
+        // Another node created the same userName under another id first.
+        let twin = entry("u2", json!({"userName": "ANN@x.io"}));
+        let refused = state.apply_checked(vec![Change::Put(ResourceKind::User, twin)]);
+        assert_eq!(refused.unwrap_err().kind, ScimErrorKind::Uniqueness);
+        // Two updates made from version 1: the first wins, the second is refused, and a
+        // group put earlier in the refused record is undone.
+        let mut first = ann.clone();
+        first.version = 2;
+        first.attributes.insert("title".into(), json!("first"));
+        state
+            .apply_checked(vec![Change::Put(ResourceKind::User, first.clone())])
+            .unwrap();
+        let group = entry("g1", json!({"displayName": "g"}));
+        let mut second = ann.clone();
+        second.version = 2;
+        let refused = state.apply_checked(vec![
+            Change::Put(ResourceKind::Group, group),
+            Change::Put(ResourceKind::User, second),
+        ]);
+        assert_eq!(refused.unwrap_err().kind, ScimErrorKind::PreconditionFailed);
+        assert_eq!(state.get(ResourceKind::User, "u1"), Some(&first));
+        assert!(state.get(ResourceKind::Group, "g1").is_none());
+        // A delete made from version 1 loses to the update too; one made from 2 applies.
+        let delete = |version| Change::Delete(ResourceKind::User, "u1".into(), version);
+        let refused = state.apply_checked(vec![delete(1)]);
+        assert_eq!(refused.unwrap_err().kind, ScimErrorKind::PreconditionFailed);
+        state.apply_checked(vec![delete(2)]).unwrap();
+        // Deleted meanwhile: an update or a second delete finds nothing.
+        let mut late = first.clone();
+        late.version = 3;
+        for change in [Change::Put(ResourceKind::User, late), delete(2)] {
+            let refused = state.apply_checked(vec![change]);
+            assert_eq!(refused.unwrap_err().kind, ScimErrorKind::NotFound);
+        }
+    }
+
+    #[test]
     fn members_whose_groups_change_get_a_new_version() {
         let mut state = DirectoryState::default();
         for id in ["a", "b", "c"] {
@@ -469,7 +572,7 @@ mod tests {
                 .into_iter()
                 .map(|change| match change {
                     Change::Put(_, e) => (e.id, e.version),
-                    Change::Delete(_, id) => (id, 0),
+                    Change::Delete(_, id, _) => (id, 0),
                 })
                 .collect()
         };

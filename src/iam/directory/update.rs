@@ -63,7 +63,7 @@ impl Handler<Update> for DirectoryActor {
         let changes = if msg.kind == ResourceKind::User && msg.mode == Mode::Replace && deactivated
         {
             let mut changes = self.state.leave_groups(&msg.id, now);
-            changes.push(Change::Delete(msg.kind, msg.id.clone()));
+            changes.push(Change::Delete(msg.kind, msg.id.clone(), existing.version));
             changes
         } else {
             let mut changes = self.state.touch_members(Some(existing), Some(&entry), now);

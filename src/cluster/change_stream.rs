@@ -1,0 +1,146 @@
+//! The streams of the journaled actors: `<stream>_DIRECTORY` (subject `<stream>.directory`,
+//! the SCIM directory's changes) and `<stream>_VAULT` (subject `<stream>.vault`, the vault's).
+//! A message is one request's journal record, in its versioned `persist::format` type (vault
+//! values inside stay sealed with the master key), published with a `Nats-Msg-Id` by the node
+//! that took the request. Every node, the writer too, applies every record in stream order
+//! through the actor's `persist::logged::LogApplier`, which answers the writer's waiting
+//! request; like the rows' replica, a (re)started node replays its streams from the start.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::replica::replay_from_start;
+use super::{create_stream, Cluster, ClusterError};
+use crate::config::ClusterSettings;
+use crate::persist::logged::{ChangeLog, LogApplier};
+
+/// One actor's stream, before its records are applied.
+pub struct ChangeStream {
+    settings: ClusterSettings,
+    stream: stream::Stream,
+    log: Arc<StreamChangeLog>,
+}
+
+/// Publishes an actor's records to its stream.
+struct StreamChangeLog {
+    jetstream: jetstream::Context,
+    subject: String,
+    /// Node id and a per-run nonce: with the counter, a message id no other record has.
+    message_prefix: String,
+    next_message: AtomicU64,
+}
+
+impl Cluster {
+    /// The stream of `topic` (`directory`, `vault`), created if no node has yet.
+    pub async fn change_stream(&self, topic: &str) -> Result<ChangeStream, ClusterError> {
+        let settings = &self.settings;
+        let subject = format!("{}.{topic}", settings.stream);
+        let stream = create_stream(
+            &self.log.jetstream,
+            settings,
+            format!("{}_{}", settings.stream, topic.to_uppercase()),
+            subject.clone(),
+        )
+        .await?;
+        Ok(ChangeStream {
+            settings: settings.clone(),
+            stream,
+            log: Arc::new(StreamChangeLog {
+                jetstream: self.log.jetstream.clone(),
+                subject,
+                message_prefix: format!("{}-{topic}-{:x}", settings.node_id, rand::random::<u64>()),
+                next_message: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+impl ChangeStream {
+    /// Where the actor's requests publish their records.
+    pub fn log(&self) -> Arc<dyn ChangeLog> {
+        self.log.clone()
+    }
+
+    /// Applies the stream through `applier` from its first record, and resolves once what the
+    /// stream held at the call is applied, with the last sequence applied by then.
+    pub async fn start(mut self, applier: Arc<dyn LogApplier>) -> Result<u64, ClusterError> {
+        let (messages, last) =
+            replay_from_start(&self.settings, &mut self.stream, self.log.subject.clone()).await?;
+        let (applied_in, mut applied) = watch::channel(0);
+        actix_web::rt::spawn(apply(messages, applier, applied_in));
+        applied
+            .wait_for(|applied| *applied >= last)
+            .await
+            .map_err(|_| ClusterError::Consumer {
+                stream: self.stream.cached_info().config.name.clone(),
+                consumer: self.settings.node_id.clone(),
+                reason: "it stopped while catching up".into(),
+            })?;
+        Ok(last)
+    }
+}
+
+impl ChangeLog for StreamChangeLog {
+    fn next_id(&self) -> String {
+        let n = self.next_message.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.message_prefix)
+    }
+
+    fn publish(&self, id: String, record: Vec<u8>) -> BoxFuture<'static, Result<(), String>> {
+        let jetstream = self.jetstream.clone();
+        let subject = self.subject.clone();
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let ack = jetstream
+                .publish_with_headers(subject, headers, record.into())
+                .await
+                .map_err(|e| format!("publish: {e}"))?;
+            ack.await.map_err(|e| format!("acknowledgement: {e}"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Applies each record once, in stream order (JetStream redelivers a message whose ack it did
+/// not get in time: applying it twice would refuse it the second time, on this node only).
+async fn apply(
+    mut messages: consumer::pull::Stream,
+    applier: Arc<dyn LogApplier>,
+    applied: watch::Sender<u64>,
+) {
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "cluster change stream: cannot read the next record");
+                continue;
+            }
+        };
+        let Ok(sequence) = message.info().map(|info| info.stream_sequence) else {
+            tracing::warn!("cluster change stream: a record without JetStream metadata is skipped");
+            continue;
+        };
+        if sequence > *applied.borrow() {
+            let message_id = message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get("Nats-Msg-Id"))
+                .map(|id| id.as_str().to_string());
+            applier.apply(message_id, message.payload.to_vec()).await;
+            applied.send_replace(sequence);
+        }
+        if let Err(error) = message.ack().await {
+            tracing::warn!(%error, sequence, "cluster change stream: acknowledging a record failed");
+        }
+    }
+    tracing::error!(
+        "cluster change stream: the consumer ended; this node no longer applies changes"
+    );
+}

@@ -69,12 +69,38 @@ fn render(status: &ClusterStatus) -> String {
     for (subject, messages) in &status.partitions {
         out += &format!("  {subject} {messages}\n");
     }
-    out += "nodes (durable consumers):\n";
+    out += "consumers (a node's, or its replica of a partition):\n";
     for node in &status.nodes {
         out += &format!(
             "  {} applied {} behind {}\n",
             node.node_id, node.applied, node.behind
         );
+    }
+    if status.members.is_empty() {
+        return out;
+    }
+    out += "nodes (heartbeats):\n";
+    for member in &status.members {
+        let age = member.beat_age(status.read_at);
+        let state = if member.is_live(status.read_at) {
+            "live"
+        } else {
+            "gone"
+        };
+        out += &format!(
+            "  {} {} {state}, heartbeat {:.1}s ago\n",
+            member.node_id,
+            member.record.url,
+            age.as_secs_f64()
+        );
+    }
+    out += "owners (partitioned mode):\n";
+    for (partition, owners) in status.owners().into_iter().enumerate() {
+        let owners: Vec<String> = owners
+            .into_iter()
+            .map(|(node, ready)| format!("{node} {}", if ready { "ready" } else { "catching up" }))
+            .collect();
+        out += &format!("  partition {partition}: {}\n", owners.join(", "));
     }
     out
 }

@@ -156,7 +156,10 @@ async fn serve(
         None => None,
     };
     let router = match &cluster {
-        Some(cluster) => router.with_log(cluster.log()),
+        Some(cluster) => match cluster.remote_reads() {
+            Some(remote) => router.with_log(cluster.log()).with_remote(remote),
+            None => router.with_log(cluster.log()),
+        },
         None => router,
     };
     let served = ServedRepository::new(Served::new(Arc::clone(&registry), IngestTokens::default()));
@@ -246,7 +249,7 @@ async fn serve(
         &router,
         &directory,
         &vault,
-        cluster.as_mut(),
+        cluster.as_mut().map(|cluster| (cluster, urls[0].as_str())),
     )
     .await;
     let ingest_tokens = match started {
@@ -318,7 +321,7 @@ fn listen(
 }
 
 /// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an
-/// empty store), or in a cluster catches up with the cluster's stream (no demo seeds there:
+/// empty store), or in a cluster (with this node's URL) catches up with the cluster's stream (no demo seeds there:
 /// every node would publish them again), then renders the ingest tokens from the recovered
 /// vault and answers them.
 async fn start(
@@ -327,13 +330,13 @@ async fn start(
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-    cluster: Option<&mut Cluster>,
+    cluster: Option<(&mut Cluster, &str)>,
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match (cluster, persistent_dirs(settings)) {
-        (Some(cluster), _) => {
+        (Some((cluster, url)), _) => {
             let sequence = cluster
-                .start_replica(router.clone())
+                .start_replica(url)
                 .await
                 .context("could not catch up with the cluster's stream")?;
             tracing::info!(sequence, "caught up with the cluster's stream");

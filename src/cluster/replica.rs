@@ -1,10 +1,12 @@
-//! The replica: one task per node that owns the node's durable consumer and the waiters of
-//! this node's own writes, and applies every message of the stream to the shards, one at a
-//! time in stream order (so every node applies the same rows in the same order).
+//! A replica: a task that owns a durable consumer (the whole stream in replicated mode, one
+//! partition's subject in partitioned mode) and the waiters of this node's own writes to it,
+//! and applies its messages to the shards, one at a time in stream order (so every node
+//! holding a partition applies the same rows in the same order).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use actix_web::rt::task::JoinHandle;
 use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -17,47 +19,49 @@ use crate::store::{Router, StoreError, WriteOutcome};
 const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
-/// Recreates the node's durable consumer from the stream's first message (this slice keeps
-/// no rows across restarts, so a node replays everything), starts applying, and resolves
-/// once it has applied what the stream held at the call, with the last sequence applied.
+/// What a replica applies: the durable consumer's name and the subjects it reads.
+pub(super) struct Feed<'a> {
+    pub consumer: &'a str,
+    pub subjects: String,
+    /// The stream sequence the replica is caught up at (the last message of its subjects when
+    /// it starts).
+    pub caught_up_at: u64,
+}
+
+/// Recreates the durable consumer of `feed` from the stream's first message (a node keeps no
+/// rows across restarts or partition moves, so it replays everything), starts applying, and
+/// resolves once it has applied up to `feed.caught_up_at`. The replica stops once every sender
+/// of `waiters` is gone; the handle resolves then.
 pub(super) async fn start(
     settings: &ClusterSettings,
-    stream: &mut stream::Stream,
+    stream: &stream::Stream,
+    feed: Feed<'_>,
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
-) -> Result<u64, ClusterError> {
+) -> Result<JoinHandle<()>, ClusterError> {
     let consumer_error = |reason: String| ClusterError::Consumer {
         stream: settings.stream.clone(),
-        consumer: settings.node_id.clone(),
+        consumer: feed.consumer.to_string(),
         reason,
     };
-    // A consumer left by this node's previous run resumes after what that run applied:
-    // its rows are gone with the process, so start over.
-    if stream.consumer_info(&settings.node_id).await.is_ok() {
+    // A consumer left by a previous run resumes after what that run applied: its rows are
+    // gone with the process (or the partition's move), so start over.
+    if stream.consumer_info(feed.consumer).await.is_ok() {
         stream
-            .delete_consumer(&settings.node_id)
+            .delete_consumer(feed.consumer)
             .await
             .map_err(|e| consumer_error(e.to_string()))?;
     }
     let consumer: consumer::PullConsumer = stream
         .create_consumer(consumer::pull::Config {
-            durable_name: Some(settings.node_id.clone()),
-            filter_subject: format!("{}.rows.*", settings.stream),
+            durable_name: Some(feed.consumer.to_string()),
+            filter_subject: feed.subjects.clone(),
             deliver_policy: consumer::DeliverPolicy::All,
             ack_policy: consumer::AckPolicy::Explicit,
             ..Default::default()
         })
         .await
         .map_err(|e| consumer_error(e.to_string()))?;
-    let last = stream
-        .info()
-        .await
-        .map_err(|e| ClusterError::Stream {
-            stream: settings.stream.clone(),
-            reason: e.to_string(),
-        })?
-        .state
-        .last_sequence;
     // A pull outstanding at a NATS server that dies is noticed only by missed heartbeats or
     // its expiry; the defaults (15 s, 30 s) would hold this node's own writes that long.
     let messages = consumer
@@ -68,12 +72,12 @@ pub(super) async fn start(
         .await
         .map_err(|e| consumer_error(e.to_string()))?;
     let (applied_in, mut applied) = watch::channel(0);
-    actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
+    let replica = actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
     applied
-        .wait_for(|applied| *applied >= last)
+        .wait_for(|applied| *applied >= feed.caught_up_at)
         .await
         .map_err(|_| consumer_error("the replica stopped while catching up".into()))?;
-    Ok(last)
+    Ok(replica)
 }
 
 /// The replica's loop: this node's waiters are taken in before any message (a write registers
@@ -89,8 +93,11 @@ async fn apply(
     loop {
         tokio::select! {
             biased;
-            Some(waiter) = waiters.recv() => {
-                // A write whose publish failed leaves its waiter behind; drop those now and then.
+            waiter = waiters.recv() => {
+                // Every sender gone: this node gave the partition up.
+                let Some(waiter) = waiter else { return };
+                // A write whose publish failed or stopped waiting leaves its waiter behind;
+                // drop those now and then.
                 if waiting.len() >= 1024 {
                     waiting.retain(|_, answer| !answer.is_closed());
                 }

@@ -378,6 +378,8 @@ pub async fn get_features(
     } else {
         // The read runs on this thread, shard by shard, and cannot be cut short: a budget already
         // spent (on a large body, say) does not ask the store at all; otherwise the rows are used.
+        // In a partitioned cluster, the lookups of partitions held elsewhere are forwarded (with
+        // the deadline).
         match options.deadline {
             Some(deadline) if Instant::now() >= deadline => {
                 if options.allow_partial_results {
@@ -386,13 +388,18 @@ pub async fn get_features(
                     return Err(ServingError::LatencyBudgetExceeded);
                 }
             }
-            _ => Some(router.read(
-                &lookups,
-                ReadContext {
-                    now: options.now,
-                    leading_edge: options.leading_edge,
-                },
-            )),
+            _ => Some(
+                router
+                    .read_anywhere(
+                        &lookups,
+                        ReadContext {
+                            now: options.now,
+                            leading_edge: options.leading_edge,
+                        },
+                        options.deadline,
+                    )
+                    .await?,
+            ),
         }
     };
 

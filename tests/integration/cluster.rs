@@ -4,7 +4,9 @@
 //! nodes caught up; a node restarted after SIGKILL replays the stream and serves what was
 //! written before; a node SIGKILLed during writes lost none it acknowledged; a node added at
 //! runtime serves every earlier write once started; writes go on after one NATS server is
-//! killed; without NATS, writes answer 503.
+//! killed; without NATS, writes answer 503. Partitioned mode (2 owners per partition): every
+//! key is read from every node (forwarded to owners), also with an owner SIGKILLed, and a node
+//! added at runtime takes partitions and serves them once caught up.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -120,6 +122,18 @@ impl Drop for NatsCluster {
 
 /// A Quiver node of the cluster (the demo config: its seeds are not loaded in cluster mode).
 fn node(nats: &NatsCluster, node_id: &str) -> Server {
+    node_builder(nats, node_id).start()
+}
+
+/// A node of a partitioned cluster: each of the 4 partitions owned by 2 nodes.
+fn partitioned_node(nats: &NatsCluster, node_id: &str) -> Server {
+    node_builder(nats, node_id)
+        .arg("--cluster-owners")
+        .arg("2")
+        .start()
+}
+
+fn node_builder(nats: &NatsCluster, node_id: &str) -> ServerBuilder {
     ServerBuilder::new()
         .arg("--nats-urls")
         .arg(&nats.urls())
@@ -129,7 +143,6 @@ fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .arg("3")
         .arg("--cluster-partitions")
         .arg("4")
-        .start()
 }
 
 /// What `quiver cluster status` prints for the cluster's stream.
@@ -284,6 +297,99 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.body.contains("cluster log"), "{}", reply.body);
     assert_eq!(last_amount(&nodes[1], "alice"), json!(12.5));
+}
+
+/// Polls `quiver cluster status` until `done` holds for what it prints (panics at the deadline).
+fn wait_for_status(nats: &NatsCluster, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let printed = cluster_status(nats);
+        if done(&printed) {
+            return printed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened: {printed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The owner lines of `quiver cluster status`: one per partition.
+fn owner_lines(printed: &str) -> Vec<&str> {
+    printed
+        .lines()
+        .filter(|line| line.trim_start().starts_with("partition "))
+        .collect()
+}
+
+#[test]
+fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and_growth() {
+    let Some(binary) = nats_server() else {
+        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&binary, dir.path(), 3);
+    let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| partitioned_node(&nats, id))
+        .collect();
+    // Every partition settles on 2 owners, both caught up (the first node held them all until
+    // the others were ready).
+    let settled = |printed: &str| {
+        let lines = owner_lines(printed);
+        lines.len() == 4 && lines.iter().all(|line| line.matches(" ready").count() == 2)
+    };
+    let printed = wait_for_status(&nats, "the partitions settling on 2 owners", settled);
+    assert!(printed.contains("nodes (heartbeats):"), "{printed}");
+    // 8 ownerships over 3 nodes: some node holds only some partitions, and forwards the rest.
+    let holds_all = |id: &str| {
+        owner_lines(&printed)
+            .iter()
+            .all(|line| line.contains(&format!("{id} ready")))
+    };
+    assert!(
+        !["n1", "n2", "n3"].iter().all(|id| holds_all(id)),
+        "{printed}"
+    );
+
+    // Written through one node, every key is read from every node (forwarded where not held).
+    let users: Vec<(String, f64)> = (0..12)
+        .map(|i| (format!("part_{i}"), i as f64 + 0.25))
+        .collect();
+    for (user, amount) in &users {
+        ingest(&nodes[0], user, *amount);
+    }
+    for node in &nodes {
+        for (user, amount) in &users {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
+
+    // An owner SIGKILLed: the other owner of each of its partitions answers.
+    nodes.pop().unwrap().kill9();
+    for node in &nodes {
+        for (user, amount) in &users {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
+
+    // A node added at runtime takes partitions (n3's, among others) and serves them once caught
+    // up; every key still reads the same from every node.
+    nodes.push(partitioned_node(&nats, "n4"));
+    wait_for_status(&nats, "n4 taking partitions", |printed| {
+        settled(printed)
+            && owner_lines(printed)
+                .iter()
+                .any(|line| line.contains("n4 ready"))
+            && !owner_lines(printed).iter().any(|line| line.contains("n3"))
+    });
+    for node in &nodes {
+        for (user, amount) in &users {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
 }
 
 #[test]

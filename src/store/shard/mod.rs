@@ -17,6 +17,7 @@
 //!   superseded at the reshape (no export after it copies them), while the index keeps
 //!   pointing at them for those requests.
 
+mod drop;
 mod export;
 mod read;
 mod reshape;
@@ -30,6 +31,7 @@ use actix::{Actor, Context};
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::Xxh3Builder;
 
+pub use drop::{DropKeys, DroppedKeys};
 pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
 pub use reshape::{ReshapePartition, RetireLayouts, ViewReshape};

@@ -120,6 +120,16 @@ impl Drop for NatsCluster {
     }
 }
 
+/// Three NATS servers with JetStream, their data in `dir`; `None` (and the test is skipped,
+/// saying so) when `nats-server` is not installed.
+fn nats_cluster(dir: &Path) -> Option<NatsCluster> {
+    let Some(binary) = nats_server() else {
+        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+        return None;
+    };
+    Some(NatsCluster::start(&binary, dir, 3))
+}
+
 /// A Quiver node of the cluster (the demo config: its seeds are not loaded in cluster mode).
 fn node(nats: &NatsCluster, node_id: &str) -> Server {
     node_builder(nats, node_id).start()
@@ -180,12 +190,10 @@ fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
 
 #[test]
 fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nats_failures() {
-    let Some(binary) = nats_server() else {
-        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut nats) = nats_cluster(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut nats = NatsCluster::start(&binary, dir.path(), 3);
     let nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| node(&nats, id))
@@ -201,28 +209,18 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     }
 
     // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
-    let deadline = Instant::now() + CONVERGE_WITHIN;
-    loop {
-        let printed = cluster_status(&nats);
-        assert!(printed.starts_with("stream QUIVER: "), "{printed}");
-        let caught_up = ["n1", "n2", "n3"].iter().all(|id| {
+    let printed = wait_for_status(&nats, "the nodes catching up", |printed| {
+        ["n1", "n2", "n3"].iter().all(|id| {
             printed
                 .lines()
                 .any(|line| line.trim_start().starts_with(id) && line.ends_with(" behind 0"))
-        });
-        if caught_up {
-            assert!(
-                printed.contains("  server s"),
-                "the stream's replicas are listed: {printed}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes never caught up: {printed}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        })
+    });
+    assert!(printed.starts_with("stream QUIVER: "), "{printed}");
+    assert!(
+        printed.contains("  server s"),
+        "the stream's replicas are listed: {printed}"
+    );
 
     // A node keeps nothing across a restart: it replays the stream from its start.
     let mut nodes = nodes;
@@ -325,12 +323,10 @@ fn owner_lines(printed: &str) -> Vec<&str> {
 
 #[test]
 fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and_growth() {
-    let Some(binary) = nats_server() else {
-        eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = nats_cluster(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&binary, dir.path(), 3);
     let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| partitioned_node(&nats, id))

@@ -41,15 +41,6 @@ impl Handler<DropKeys> for ShardActor {
         });
         partition.tiles.retain(|key, _| !is_dropped(key));
         partition.view_usage = ViewUsages::count(partition);
-        // As after a write: compaction waits for a running export and for retiring layouts.
-        if self.export.is_none()
-            && partition.retiring.is_none()
-            && partition.arena.wants_compaction()
-        {
-            partition
-                .arena
-                .compact(partition.index.values_mut().map(|slot| &mut slot.row))?;
-        }
-        Ok(())
+        partition.compact_if_due(self.export.is_some())
     }
 }

@@ -94,7 +94,7 @@ fn render(status: &ClusterStatus) -> String {
             age.as_secs_f64()
         );
     }
-    out += "owners (partitioned mode):\n";
+    out += "owners:\n";
     for (partition, owners) in status.owners().into_iter().enumerate() {
         let owners: Vec<String> = owners
             .into_iter()

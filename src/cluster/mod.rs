@@ -170,8 +170,8 @@ impl Cluster {
     }
 
     /// Starts applying the stream from its first message: in replicated mode all of it, in
-    /// partitioned mode the partitions this node owns (and it joins the ownership map as
-    /// serving HTTP at `url`). Resolves once the node has caught up with what the stream held
+    /// partitioned mode the partitions this node owns; and beats in the ownership map as
+    /// serving HTTP at `url`. Resolves once the node has caught up with what the stream held
     /// of them at the call; answers the last stream sequence it caught up to.
     pub async fn start_replica(&mut self, url: &str) -> Result<u64, ClusterError> {
         let stream_error = |e: &dyn std::fmt::Display| ClusterError::Stream {
@@ -185,6 +185,12 @@ impl Cluster {
             .map_err(|e| stream_error(&e))?
             .state
             .last_sequence;
+        let bucket = ownership::bucket(
+            &self.jetstream,
+            &self.settings.stream,
+            self.settings.replicas,
+        )
+        .await?;
         let Some(owners) = self.settings.owners else {
             let (waiters_in, waiters) = mpsc::channel(1024);
             let feed = replica::Feed {
@@ -207,14 +213,14 @@ impl Cluster {
                 ready: vec![true; partitions],
                 holders: vec![Vec::new(); partitions],
             }));
+            ownership::beat_replicated(
+                bucket,
+                self.settings.node_id.clone(),
+                url.to_string(),
+                partitions,
+            );
             return Ok(last);
         };
-        let bucket = ownership::bucket(
-            &self.jetstream,
-            &self.settings.stream,
-            self.settings.replicas,
-        )
-        .await?;
         forward::answer_forwarded_reads(
             &self.settings,
             self.jetstream.client(),

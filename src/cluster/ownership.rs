@@ -1,7 +1,8 @@
-//! The ownership map of partitioned mode, in a JetStream key-value bucket (`<stream>_nodes`):
-//! each node puts its heartbeat under its node id (its HTTP URL, the partitions it holds
-//! caught up) every [`HEARTBEAT`]; a node whose last beat is older than [`NODE_TIMEOUT`] is
-//! gone. Who owns a partition is not stored: every node computes it from the live node list by
+//! The ownership map, in a JetStream key-value bucket (`<stream>_nodes`): each node puts its
+//! heartbeat under its node id (its HTTP URL, the partitions it holds caught up) every
+//! [`HEARTBEAT`], in both modes; a node whose last beat is older than [`NODE_TIMEOUT`] is
+//! gone. In replicated mode every node owns every partition; in partitioned mode, who owns a
+//! partition is not stored: every node computes it from the live node list by
 //! rendezvous hashing ([`owners`]), so no leader is elected and any two nodes that see the same
 //! live nodes agree.
 
@@ -12,7 +13,7 @@ use futures_util::TryStreamExt;
 
 use super::ClusterError;
 use crate::persist::format::{decode, encode, NodeRecordV1};
-use crate::time::Micros;
+use crate::time::{now_micros, Micros};
 
 /// How often a node beats, and how old a beat may be before the node counts as gone.
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -88,6 +89,28 @@ pub(super) async fn beat(
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Replicated mode: beats every [`HEARTBEAT`] for as long as the process runs (every
+/// partition ready, `owners` 0: every node owns every partition), so that `quiver cluster
+/// status` lists the nodes in both modes.
+pub(super) fn beat_replicated(bucket: kv::Store, node_id: String, url: String, partitions: usize) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = tokio::time::interval(HEARTBEAT);
+        loop {
+            ticker.tick().await;
+            let record = NodeRecordV1 {
+                url: url.clone(),
+                beat_micros: now_micros(),
+                partitions: partitions as u32,
+                owners: 0,
+                ready: (0..partitions as u32).collect(),
+            };
+            if let Err(error) = beat(&bucket, &node_id, &record).await {
+                tracing::warn!(%error, "cluster: this node's heartbeat failed");
+            }
+        }
+    });
 }
 
 /// Every node's last heartbeat (live or not), by node id.

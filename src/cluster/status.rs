@@ -1,8 +1,8 @@
 //! What `quiver cluster status` shows, asked of JetStream alone (no node is contacted): the
 //! stream and the NATS servers holding it, the messages of each partition, each durable
 //! consumer (a node's, or in partitioned mode a node's replica of a partition): the last
-//! sequence it applied and how far behind the stream it is; and in partitioned mode the
-//! nodes' heartbeats and each partition's owners, as every node computes them.
+//! sequence it applied and how far behind the stream it is; and the nodes' heartbeats and each
+//! partition's owners, as every node computes them.
 
 use async_nats::jetstream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -23,15 +23,14 @@ pub struct ClusterStatus {
     /// Each partition's subject and its messages, by subject.
     pub partitions: Vec<(String, usize)>,
     pub nodes: Vec<NodeStatus>,
-    /// Partitioned mode: every node's last heartbeat, and when they were read.
+    /// Every node's last heartbeat, and when they were read.
     pub members: Vec<Member>,
     pub read_at: Micros,
 }
 
 impl ClusterStatus {
-    /// Partitioned mode: per partition (as many as the live nodes are configured with), its
-    /// owners among the live nodes and whether each holds it caught up. Empty in replicated
-    /// mode (no heartbeats).
+    /// Per partition (as many as the live nodes are configured with), its owners among the
+    /// live nodes (all of them in replicated mode) and whether each holds it caught up.
     pub fn owners(&self) -> Vec<Vec<(String, bool)>> {
         let live: Vec<&Member> = self
             .members
@@ -41,6 +40,8 @@ impl ClusterStatus {
         let Some(count) = live.iter().map(|m| m.record.owners as usize).max() else {
             return Vec::new();
         };
+        // Replicated mode (owners 0): every node owns every partition.
+        let count = if count == 0 { live.len() } else { count };
         let partitions = live.iter().map(|m| m.record.partitions).max().unwrap_or(0);
         let ids: Vec<String> = live.iter().map(|m| m.node_id.clone()).collect();
         (0..partitions as usize)
@@ -115,7 +116,7 @@ pub async fn status(nats_urls: &[String], stream: &str) -> Result<ClusterStatus,
         .await
         .map_err(|e| stream_error(e.to_string()))?;
     nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    // Replicated mode has no ownership bucket.
+    // No node has started yet: no ownership bucket.
     let members = match jetstream.get_key_value(format!("{stream}_nodes")).await {
         Ok(bucket) => members(&bucket).await.map_err(stream_error)?,
         Err(_) => Vec::new(),

@@ -209,12 +209,19 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     }
 
     // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
+    // Their heartbeats list them live, each owning every partition (replicated mode).
     let printed = wait_for_status(&nats, "the nodes catching up", |printed| {
         ["n1", "n2", "n3"].iter().all(|id| {
-            printed
-                .lines()
-                .any(|line| line.trim_start().starts_with(id) && line.ends_with(" behind 0"))
-        })
+            let line_of = |end: &str| {
+                printed
+                    .lines()
+                    .any(|line| line.trim_start().starts_with(id) && line.ends_with(end))
+            };
+            line_of(" behind 0") && line_of("s ago")
+        }) && owner_lines(printed).len() == 4
+            && owner_lines(printed)
+                .iter()
+                .all(|line| line.matches(" ready").count() == 3)
     });
     assert!(printed.starts_with("stream QUIVER: "), "{printed}");
     assert!(

@@ -78,17 +78,18 @@ pub(super) async fn bucket(
         .map_err(|e| error(e.to_string()))
 }
 
-/// Puts this node's heartbeat.
+/// Puts this node's heartbeat (failing after [`HEARTBEAT`]: a late beat is worth less than the
+/// next one).
 pub(super) async fn beat(
     bucket: &kv::Store,
     node_id: &str,
     record: &NodeRecordV1,
 ) -> Result<(), String> {
-    bucket
-        .put(node_id, encode(record).into())
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let put = bucket.put(node_id, encode(record).into());
+    match tokio::time::timeout(HEARTBEAT, put).await {
+        Ok(put) => put.map(|_| ()).map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {HEARTBEAT:?}")),
+    }
 }
 
 /// Replicated mode: beats every [`HEARTBEAT`] for as long as the process runs (every
@@ -113,8 +114,16 @@ pub(super) fn beat_replicated(bucket: kv::Store, node_id: String, url: String, p
     });
 }
 
-/// Every node's last heartbeat (live or not), by node id.
+/// Every node's last heartbeat (live or not), by node id; failing after [`NODE_TIMEOUT`] (the
+/// bucket's listing is a consumer JetStream creates per call, slow on a loaded cluster).
 pub async fn members(bucket: &kv::Store) -> Result<Vec<Member>, String> {
+    match tokio::time::timeout(NODE_TIMEOUT, read_members(bucket)).await {
+        Ok(members) => members,
+        Err(_) => Err(format!("no answer within {NODE_TIMEOUT:?}")),
+    }
+}
+
+async fn read_members(bucket: &kv::Store) -> Result<Vec<Member>, String> {
     let keys: Vec<String> = match bucket.keys().await {
         Ok(keys) => keys.try_collect().await.map_err(|e| e.to_string())?,
         Err(error) => return Err(error.to_string()),

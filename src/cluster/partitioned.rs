@@ -71,7 +71,10 @@ async fn run(node: Node, started: oneshot::Sender<()>) {
         tokio::select! {
             _ = ticker.tick() => {}
             Some((partition, result)) = caught_up.recv() => match (result, held.get_mut(&partition)) {
-                (Ok(replica), Some(partition)) => partition.replica = Some(replica),
+                (Ok(replica), Some(held)) => {
+                    tracing::info!(partition, "cluster: caught up with a partition; it is ready here");
+                    held.replica = Some(replica);
+                }
                 (Ok(_), None) => {}
                 (Err(error), _) => {
                     tracing::warn!(%error, partition, "cluster: catching up a partition failed; retrying");
@@ -116,6 +119,10 @@ async fn run(node: Node, started: oneshot::Sender<()>) {
             let owned = owners(partition, &live_ids, node.owners);
             let mine = owned.contains(&node.settings.node_id.as_str());
             if mine && !held.contains_key(&partition) {
+                tracing::info!(
+                    partition,
+                    "cluster: this node owns a partition; catching up"
+                );
                 held.insert(partition, catch_up(&node, partition, caught_up_in.clone()));
             }
             let handed_over = owned.iter().all(|owner| {

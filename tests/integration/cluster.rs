@@ -140,6 +140,8 @@ fn partitioned_node(nats: &NatsCluster, node_id: &str) -> Server {
     node_builder(nats, node_id)
         .arg("--cluster-owners")
         .arg("2")
+        // A start that does not finish prints its stderr: the partitions it gained and caught up.
+        .env("QUIVER_LOG", "info")
         .start()
 }
 
@@ -241,23 +243,7 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     }
 
     // SIGKILL a node during writes through it: every write it acknowledged is on the others.
-    let acknowledged = AtomicUsize::new(0);
-    let base_url = restarted.base_url.clone();
-    let written = std::thread::scope(|scope| {
-        // A new user per write, so that each acknowledged write can be checked on every node.
-        let writer = scope.spawn(|| {
-            ingest_until_refused(&base_url, Duration::from_secs(10), &acknowledged, |i| {
-                (format!("during_kill_{i}"), i as f64 + 0.5)
-            })
-        });
-        let deadline = Instant::now() + CONVERGE_WITHIN;
-        while acknowledged.load(Ordering::Relaxed) < 5 {
-            assert!(Instant::now() < deadline, "no write acknowledged");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        restarted.kill9();
-        writer.join().unwrap()
-    });
+    let written = kill_during_writes(restarted, "during_kill");
     // A node added at runtime catches up before it answers (its start waits for that), then
     // serves everything.
     let added = node(&nats, "n4");
@@ -302,6 +288,37 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.body.contains("cluster log"), "{}", reply.body);
     assert_eq!(last_amount(&nodes[1], "alice"), json!(12.5));
+}
+
+/// Polls every node until it answers each user's amount.
+fn wait_for_users(nodes: &[Server], users: &[(String, f64)]) {
+    for node in nodes {
+        for (user, amount) in users {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
+}
+
+/// Writes through `node` (a new user per write, `<prefix>_<i>`, so that each acknowledged write
+/// can be checked on every node) and SIGKILLs it after 5 acknowledgements: the users and
+/// amounts it acknowledged.
+fn kill_during_writes(node: Server, prefix: &str) -> Vec<(String, f64)> {
+    let acknowledged = AtomicUsize::new(0);
+    let base_url = node.base_url.clone();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            ingest_until_refused(&base_url, Duration::from_secs(10), &acknowledged, |i| {
+                (format!("{prefix}_{i}"), i as f64 + 0.5)
+            })
+        });
+        let deadline = Instant::now() + CONVERGE_WITHIN;
+        while acknowledged.load(Ordering::Relaxed) < 5 {
+            assert!(Instant::now() < deadline, "no write acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        node.kill9();
+        writer.join().unwrap()
+    })
 }
 
 /// Polls `quiver cluster status` until `done` holds for what it prints (panics at the deadline).
@@ -364,35 +381,34 @@ fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and
     for (user, amount) in &users {
         ingest(&nodes[0], user, *amount);
     }
-    for node in &nodes {
-        for (user, amount) in &users {
-            wait_for_amount(node, user, &json!(amount));
-        }
-    }
+    wait_for_users(&nodes, &users);
 
-    // An owner SIGKILLed: the other owner of each of its partitions answers.
-    nodes.pop().unwrap().kill9();
-    for node in &nodes {
-        for (user, amount) in &users {
-            wait_for_amount(node, user, &json!(amount));
-        }
-    }
+    // An owner SIGKILLed during writes through it: the other owner of each of its partitions
+    // answers, every write it acknowledged included.
+    let during_kill = kill_during_writes(nodes.pop().unwrap(), "partitioned_kill");
+    let mut users = users;
+    users.extend(during_kill);
+    wait_for_users(&nodes, &users);
 
     // A node added at runtime takes partitions (n3's, among others) and serves them once caught
     // up; every key still reads the same from every node.
     nodes.push(partitioned_node(&nats, "n4"));
+    let holds_some = |printed: &str, id: &str| {
+        owner_lines(printed)
+            .iter()
+            .any(|line| line.contains(&format!("{id} ready")))
+    };
     wait_for_status(&nats, "n4 taking partitions", |printed| {
-        settled(printed)
-            && owner_lines(printed)
-                .iter()
-                .any(|line| line.contains("n4 ready"))
-            && !owner_lines(printed).iter().any(|line| line.contains("n3"))
+        settled(printed) && holds_some(printed, "n4") && !printed.contains("n3 ready")
     });
-    for node in &nodes {
-        for (user, amount) in &users {
-            wait_for_amount(node, user, &json!(amount));
-        }
-    }
+    wait_for_users(&nodes, &users);
+
+    // The killed node rejoins under its id: it takes partitions again, catches up, serves.
+    nodes.push(partitioned_node(&nats, "n3"));
+    wait_for_status(&nats, "n3 rejoining", |printed| {
+        settled(printed) && holds_some(printed, "n3")
+    });
+    wait_for_users(&nodes, &users);
 }
 
 #[test]

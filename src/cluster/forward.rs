@@ -111,6 +111,12 @@ impl RemoteRows for Forwarder {
             .iter()
             .map(|lookup| shard_of(lookup.view, &lookup.key, self.partitions))
             .collect();
+        // The request's own budget running out is its latency budget exceeded; this node's
+        // default one, that no holder answered (503).
+        let late = match deadline {
+            Some(_) => StoreError::RemoteDeadline,
+            None => StoreError::Remote("no answer within the forwarding deadline".into()),
+        };
         let deadline = tokio::time::Instant::from_std(
             deadline.unwrap_or_else(|| Instant::now() + FORWARD_WITHIN),
         );
@@ -149,11 +155,7 @@ impl RemoteRows for Forwarder {
                 pending = Vec::new();
                 for (node, positions, answer) in asked {
                     let answered = match answer {
-                        Err(_) => {
-                            return Err(StoreError::Remote(
-                                "no answer within the request's deadline".into(),
-                            ))
-                        }
+                        Err(_) => return Err(late),
                         Ok(Err(error)) => Err(error.to_string()),
                         Ok(Ok(message)) => decode_forwarded_rows(&message.payload)
                             .map_err(|e| e.to_string())

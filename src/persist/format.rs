@@ -1,4 +1,5 @@
-//! The on-disk formats: the only serialisable types in Quiver. Every type here is versioned
+//! The on-disk formats (and the cluster's records on NATS: stream rows, heartbeats, forwarded
+//! reads): the only serialisable types in Quiver. Every type here is versioned
 //! (`V1`, `V2`: a changed layout gets a new type) and encoded with bincode; in-memory types are
 //! converted to and from them explicitly, so changing an in-memory type never silently changes
 //! what is on disk.

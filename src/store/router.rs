@@ -46,6 +46,10 @@ pub enum StoreError {
     /// Partitioned cluster: no node holding some lookups' rows answered.
     #[error("no node holding the rows answered: {0}")]
     Remote(String),
+    /// Partitioned cluster: the nodes holding some lookups' rows did not answer within the
+    /// request's latency budget.
+    #[error("the rows held by other nodes did not arrive within the request's latency budget")]
+    RemoteDeadline,
 }
 
 impl StoreError {

@@ -98,7 +98,13 @@ fn render(status: &ClusterStatus) -> String {
     for (partition, owners) in status.owners().into_iter().enumerate() {
         let owners: Vec<String> = owners
             .into_iter()
-            .map(|(node, ready)| format!("{node} {}", if ready { "ready" } else { "catching up" }))
+            .map(|owner| {
+                let state = if owner.ready { "ready" } else { "catching up" };
+                let behind = owner
+                    .behind
+                    .map_or_else(String::new, |behind| format!(" (behind {behind})"));
+                format!("{} {state}{behind}", owner.node_id)
+            })
             .collect();
         out += &format!("  partition {partition}: {}\n", owners.join(", "));
     }

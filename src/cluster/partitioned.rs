@@ -176,7 +176,7 @@ fn catch_up(node: &Node, partition: usize, caught_up: mpsc::UnboundedSender<Caug
         let result = match caught_up_at {
             Ok(caught_up_at) => {
                 let feed = Feed {
-                    consumer: &consumer_name(&settings, partition),
+                    consumer: &partition_consumer(&settings.node_id, partition),
                     subjects: subject,
                     caught_up_at,
                 };
@@ -204,7 +204,7 @@ async fn give_up(node: &Node, partition: usize, held: Held) {
             replica.abort();
         }
     }
-    let consumer = consumer_name(&node.settings, partition);
+    let consumer = partition_consumer(&node.settings.node_id, partition);
     if let Err(error) = node.stream.delete_consumer(&consumer).await {
         tracing::warn!(%error, consumer, "cluster: deleting a given-up partition's consumer failed");
     }
@@ -221,7 +221,7 @@ async fn give_up(node: &Node, partition: usize, held: Held) {
     }
 }
 
-/// The durable consumer of this node's replica of `partition`.
-fn consumer_name(settings: &ClusterSettings, partition: usize) -> String {
-    format!("{}-p{partition}", settings.node_id)
+/// The durable consumer of node `node_id`'s replica of `partition`.
+pub(super) fn partition_consumer(node_id: &str, partition: usize) -> String {
+    format!("{node_id}-p{partition}")
 }

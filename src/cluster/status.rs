@@ -8,6 +8,7 @@ use async_nats::jetstream;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::ownership::{members, owners, Member};
+use super::partitioned::partition_consumer;
 use super::{connect, ClusterError};
 use crate::time::{now_micros, Micros};
 
@@ -30,8 +31,9 @@ pub struct ClusterStatus {
 
 impl ClusterStatus {
     /// Per partition (as many as the live nodes are configured with), its owners among the
-    /// live nodes (all of them in replicated mode) and whether each holds it caught up.
-    pub fn owners(&self) -> Vec<Vec<(String, bool)>> {
+    /// live nodes (all of them in replicated mode): whether each holds it caught up and, in
+    /// partitioned mode, how many of its messages the owner's replica has yet to apply.
+    pub fn owners(&self) -> Vec<Vec<Owner>> {
         let live: Vec<&Member> = self
             .members
             .iter()
@@ -49,15 +51,32 @@ impl ClusterStatus {
                 owners(partition, &ids, count)
                     .into_iter()
                     .map(|owner| {
-                        let ready = live
-                            .iter()
-                            .any(|m| m.node_id == owner && m.is_ready(partition));
-                        (owner.to_string(), ready)
+                        let consumer = partition_consumer(owner, partition);
+                        Owner {
+                            node_id: owner.to_string(),
+                            ready: live
+                                .iter()
+                                .any(|m| m.node_id == owner && m.is_ready(partition)),
+                            behind: self
+                                .nodes
+                                .iter()
+                                .find(|node| node.node_id == consumer)
+                                .map(|node| node.behind),
+                        }
                     })
                     .collect()
             })
             .collect()
     }
+}
+
+/// A partition's owner, as `quiver cluster status` shows it.
+#[derive(Debug)]
+pub struct Owner {
+    pub node_id: String,
+    pub ready: bool,
+    /// Partitioned mode: the messages of the partition its replica has yet to apply.
+    pub behind: Option<u64>,
 }
 
 #[derive(Debug)]

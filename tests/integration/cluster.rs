@@ -382,6 +382,13 @@ fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and
         ingest(&nodes[0], user, *amount);
     }
     wait_for_users(&nodes, &users);
+    // Status shows each owner's lag on its partition: none once they all applied the writes.
+    wait_for_status(&nats, "every owner applying every write", |printed| {
+        settled(printed)
+            && owner_lines(printed)
+                .iter()
+                .all(|line| line.matches(" ready (behind 0)").count() == 2)
+    });
 
     // An owner SIGKILLed during writes through it: the other owner of each of its partitions
     // answers, every write it acknowledged included.

@@ -47,6 +47,8 @@ struct ClusterSection {
     replicas: Option<usize>,
     /// This node's name: its durable consumer's name.
     node_id: Option<String>,
+    /// Nodes holding each partition; absent or 0: every node holds every partition.
+    owners: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +232,9 @@ pub struct ClusterSettings {
     pub partitions: usize,
     pub replicas: usize,
     pub node_id: String,
+    /// Partitioned mode: how many nodes own each partition. `None`: replicated (every node
+    /// owns every partition).
+    pub owners: Option<usize>,
 }
 
 /// Cluster defaults: 16 partitions leave room to spread them over nodes later; one replica is
@@ -342,6 +347,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "cluster.stream", flag: "cluster-stream", env: "QUIVER_CLUSTER_STREAM", kind: Kind::Text, help: "The JetStream stream of feature writes [default: QUIVER]" },
     Setting { key: "cluster.partitions", flag: "cluster-partitions", env: "QUIVER_CLUSTER_PARTITIONS", kind: Kind::Count, help: "Partitions (subjects) of the stream [default: 16]" },
     Setting { key: "cluster.replicas", flag: "cluster-replicas", env: "QUIVER_CLUSTER_REPLICAS", kind: Kind::Count, help: "NATS servers holding each message of the stream, 1 to 5 [default: 1]" },
+    Setting { key: "cluster.owners", flag: "cluster-owners", env: "QUIVER_CLUSTER_OWNERS", kind: Kind::Count, help: "Partitioned mode: nodes owning each partition (0: every node owns all) [default: 0]" },
     Setting { key: "cluster.node_id", flag: "node-id", env: "QUIVER_NODE_ID", kind: Kind::Text, help: "This node's name in the cluster (letters, digits, - and _); required with --nats-urls" },
     Setting { key: "log.format", flag: "log-format", env: "QUIVER_LOG_FORMAT", kind: Kind::Text, help: "Log lines: text (human-readable) or json (one object per line) [default: text]" },
 ];
@@ -531,6 +537,13 @@ impl Settings {
             ("cluster.partitions", cluster(|c| c.partitions.to_string())),
             ("cluster.replicas", cluster(|c| c.replicas.to_string())),
             ("cluster.node_id", cluster(|c| c.node_id.clone())),
+            (
+                "cluster.owners",
+                cluster(|c| {
+                    c.owners
+                        .map_or_else(|| "every node".into(), |n| n.to_string())
+                }),
+            ),
             (
                 "log.format",
                 match self.log_format {
@@ -844,5 +857,6 @@ fn cluster_settings(
         partitions,
         replicas,
         node_id,
+        owners: section.owners.filter(|owners| *owners > 0),
     }))
 }

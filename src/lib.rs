@@ -22,8 +22,9 @@
 //! - [`http`]: routes, permission extractors, wire formats and the one error table (each API
 //!   family renders it in its own shape), and the operator console (`/console`, its pages
 //!   embedded from `console/`); the only module that knows actix-web.
-//! - [`cluster`]: cluster mode on NATS JetStream (first slice: every node applies every write
-//!   from one replicated stream); implements the store's `RowLog`.
+//! - [`cluster`]: cluster mode on NATS JetStream (replicated: every node applies every write
+//!   from one replicated stream; partitioned: each node holds the partitions it owns and
+//!   forwards other reads); implements the store's `RowLog` and `RemoteRows`.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
 //! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`,

@@ -69,12 +69,44 @@ fn render(status: &ClusterStatus) -> String {
     for (subject, messages) in &status.partitions {
         out += &format!("  {subject} {messages}\n");
     }
-    out += "nodes (durable consumers):\n";
+    out += "consumers (a node's, or its replica of a partition):\n";
     for node in &status.nodes {
         out += &format!(
             "  {} applied {} behind {}\n",
             node.node_id, node.applied, node.behind
         );
+    }
+    if status.members.is_empty() {
+        return out;
+    }
+    out += "nodes (heartbeats):\n";
+    for member in &status.members {
+        let age = member.beat_age(status.read_at);
+        let state = if member.is_live(status.read_at) {
+            "live"
+        } else {
+            "gone"
+        };
+        out += &format!(
+            "  {} {} {state}, heartbeat {:.1}s ago\n",
+            member.node_id,
+            member.record.url,
+            age.as_secs_f64()
+        );
+    }
+    out += "owners:\n";
+    for (partition, owners) in status.owners().into_iter().enumerate() {
+        let owners: Vec<String> = owners
+            .into_iter()
+            .map(|owner| {
+                let state = if owner.ready { "ready" } else { "catching up" };
+                let behind = owner
+                    .behind
+                    .map_or_else(String::new, |behind| format!(" (behind {behind})"));
+                format!("{} {state}{behind}", owner.node_id)
+            })
+            .collect();
+        out += &format!("  partition {partition}: {}\n", owners.join(", "));
     }
     out
 }

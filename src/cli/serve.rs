@@ -188,7 +188,10 @@ async fn serve(
         None => None,
     };
     let router = match &cluster {
-        Some(cluster) => router.with_log(cluster.log()),
+        Some(cluster) => match cluster.remote_reads() {
+            Some(remote) => router.with_log(cluster.log()).with_remote(remote),
+            None => router.with_log(cluster.log()),
+        },
         None => router,
     };
     let change_streams = match &cluster {
@@ -291,7 +294,10 @@ async fn serve(
         &router,
         &directory,
         &vault,
-        cluster.as_mut().zip(change_streams),
+        cluster
+            .as_mut()
+            .zip(change_streams)
+            .map(|(cluster, streams)| (cluster, streams, urls[0].as_str())),
     )
     .await;
     let ingest_tokens = match started {
@@ -363,7 +369,7 @@ fn listen(
 }
 
 /// Start-up behind the listening socket: recovers persisted state (or seeds the demo into an
-/// empty store), or in a cluster catches up with the cluster's stream (no demo seeds there:
+/// empty store), or in a cluster (with this node's URL) catches up with the cluster's stream (no demo seeds there:
 /// every node would publish them again), then renders the ingest tokens from the recovered
 /// vault and answers them.
 async fn start(
@@ -372,13 +378,13 @@ async fn start(
     router: &Router,
     directory: &Directory,
     vault: &Vault,
-    cluster: Option<(&mut Cluster, ChangeStreams)>,
+    cluster: Option<(&mut Cluster, ChangeStreams, &str)>,
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match (cluster, persistent_dirs(settings)) {
-        (Some((cluster, change_streams)), _) => {
+        (Some((cluster, change_streams, url)), _) => {
             let sequence = cluster
-                .start_replica(router.clone())
+                .start_replica(url)
                 .await
                 .context("could not catch up with the cluster's stream")?;
             tracing::info!(sequence, "caught up with the cluster's stream");

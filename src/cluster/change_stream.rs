@@ -14,7 +14,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::replica::replay_from_start;
+use super::replica::{consumer_error, replay_from_start};
 use super::{create_stream, Cluster, ClusterError};
 use crate::config::ClusterSettings;
 use crate::persist::logged::{ChangeLog, LogApplier};
@@ -69,18 +69,18 @@ impl ChangeStream {
     /// Applies the stream through `applier` from its first record, and resolves once what the
     /// stream held at the call is applied, with the last sequence applied by then.
     pub async fn start(mut self, applier: Arc<dyn LogApplier>) -> Result<u64, ClusterError> {
-        let (messages, last) =
-            replay_from_start(&self.settings, &mut self.stream, self.log.subject.clone()).await?;
+        let consumer = self.settings.node_id.clone();
+        let messages = replay_from_start(&self.stream, &consumer, self.log.subject.clone()).await?;
+        let last = match self.stream.info().await {
+            Ok(info) => info.state.last_sequence,
+            Err(e) => return Err(consumer_error(&self.stream, &consumer, e.to_string())),
+        };
         let (applied_in, mut applied) = watch::channel(0);
         actix_web::rt::spawn(apply(messages, applier, applied_in));
         applied
             .wait_for(|applied| *applied >= last)
             .await
-            .map_err(|_| ClusterError::Consumer {
-                stream: self.stream.cached_info().config.name.clone(),
-                consumer: self.settings.node_id.clone(),
-                reason: "it stopped while catching up".into(),
-            })?;
+            .map_err(|_| consumer_error(&self.stream, &consumer, "it stopped while catching up"))?;
         Ok(last)
     }
 }

@@ -1,18 +1,27 @@
-//! Cluster mode, first slice (replicated: every node holds every row). Feature writes go
-//! through a NATS JetStream stream: an accepted batch is published, one message per partition
-//! (subject `<stream>.rows.<partition>`, the partition being `store::key::shard_of` over the
-//! partition count), and answered once JetStream has acknowledged it and this node has applied
-//! it. Every node applies the whole stream, in stream order, to its own shards through a
-//! durable consumer named by its node id. The stream is the log: no local journal.
+//! Cluster mode on a NATS JetStream stream. Feature writes go through the stream: an accepted
+//! batch is published, one message per partition (subject `<stream>.rows.<partition>`, the
+//! partition being `store::key::shard_of` over the partition count), and answered once
+//! JetStream has acknowledged it and this node's replica of the partition, if it holds one, has
+//! applied it (waiting at most [`OWN_APPLY_WITHIN`]). The stream is the log: no local journal.
+//!
+//! - Replicated mode (the default): every node applies the whole stream, in stream order,
+//!   through a durable consumer named by its node id (`replica`).
+//! - Partitioned mode (`owners` set): a node holds only the partitions it owns (`ownership`:
+//!   heartbeats in a key-value bucket, owners by rendezvous hashing), one durable consumer per
+//!   partition (`partitioned`), and forwards reads of the others to a node that holds them
+//!   (`forward`).
 //!
 //! `status` answers `quiver cluster status` from JetStream alone.
 //!
 //! The SCIM directory and the vault have streams of their own (`change_stream`).
 //!
-//! Not here yet: partitioned ownership, rebalancing, forwarded reads, snapshots that record a
-//! stream sequence (a node replays the stream from its start).
+//! Not here yet: snapshots that record a stream sequence (a node replays its partitions from
+//! the stream's start).
 
 mod change_stream;
+mod forward;
+mod ownership;
+mod partitioned;
 mod replica;
 mod status;
 
@@ -23,18 +32,22 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use futures_util::future::{BoxFuture, FutureExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterSettings;
 use crate::store::key::shard_of;
-use crate::store::{Router, RowLog, RowWrite, StoreError, WriteOutcome};
+use crate::store::{RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome};
 
 pub use change_stream::ChangeStream;
+pub use ownership::{owners, Member};
 pub use status::{status, ClusterStatus};
 
 /// How long a node waits at start for the stream to be created: a NATS cluster starting at
 /// the same time elects its JetStream leader first.
 const STREAM_READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long a write waits for this node's replica to apply it once JetStream acknowledged it;
+/// past that it is answered as stored (it is durable in the stream and will be applied).
+const OWN_APPLY_WITHIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -54,10 +67,35 @@ pub enum ClusterError {
 /// the replica that applies everyone's.
 pub struct Cluster {
     settings: ClusterSettings,
+    jetstream: jetstream::Context,
     stream: stream::Stream,
     log: Arc<StreamLog>,
-    /// Taken by the replica when it starts.
-    waiters: Option<mpsc::Receiver<Waiter>>,
+    /// The plain router (no log, no remote reads): what answers forwarded reads.
+    router: Router,
+    placement: watch::Sender<Arc<Placement>>,
+}
+
+/// Where this node holds partitions, as its replicas and (partitioned mode) the heartbeats
+/// tell; index = partition.
+pub(super) struct Placement {
+    /// This node's replica of each partition it holds (caught up or catching up): where its
+    /// own writes wait.
+    replicas: Vec<Option<mpsc::Sender<Waiter>>>,
+    /// Caught up here: reads are local.
+    ready: Vec<bool>,
+    /// The other live nodes holding the partition caught up, its owners first.
+    holders: Vec<Vec<String>>,
+}
+
+impl Placement {
+    /// Nothing held yet (before the replicas start).
+    fn empty(partitions: usize) -> Placement {
+        Placement {
+            replicas: vec![None; partitions],
+            ready: vec![false; partitions],
+            holders: vec![Vec::new(); partitions],
+        }
+    }
 }
 
 /// A write published by this node, waiting for the replica to apply it (matched by the
@@ -82,7 +120,7 @@ impl Cluster {
             format!("{}.rows.*", settings.stream),
         )
         .await?;
-        let (waiters_in, waiters) = mpsc::channel(1024);
+        let (placement, placed) = watch::channel(Arc::new(Placement::empty(settings.partitions)));
         let log = Arc::new(StreamLog {
             router: router.clone(),
             jetstream: jetstream.clone(),
@@ -90,13 +128,15 @@ impl Cluster {
             partitions: settings.partitions,
             message_prefix: format!("{}-{:x}", settings.node_id, rand::random::<u64>()),
             next_message: AtomicU64::new(0),
-            waiters: waiters_in,
+            placement: placed,
         });
         Ok(Cluster {
             settings: settings.clone(),
+            jetstream,
             stream,
             log,
-            waiters: Some(waiters),
+            router: router.clone(),
+            placement,
         })
     }
 
@@ -105,12 +145,81 @@ impl Cluster {
         self.log.clone()
     }
 
-    /// Starts applying the stream to `router` from its first message and resolves once every
-    /// message that was in the stream at the call is applied (the node is then caught up);
-    /// answers the last stream sequence applied by then.
-    pub async fn start_replica(&mut self, router: Router) -> Result<u64, ClusterError> {
-        let waiters = self.waiters.take().expect("the replica is started once");
-        replica::start(&self.settings, &mut self.stream, router, waiters).await
+    /// Partitioned mode: what `Router::with_remote` takes (reads of partitions held
+    /// elsewhere are forwarded); `None` in replicated mode.
+    pub fn remote_reads(&self) -> Option<Arc<dyn RemoteRows>> {
+        self.settings.owners?;
+        Some(Arc::new(forward::Forwarder::new(
+            &self.settings,
+            self.jetstream.client(),
+            self.router.clone(),
+            self.placement.subscribe(),
+        )))
+    }
+
+    /// Starts applying the stream from its first message: in replicated mode all of it, in
+    /// partitioned mode the partitions this node owns; and beats in the ownership map as
+    /// serving HTTP at `url`. Resolves once the node has caught up with what the stream held
+    /// of them at the call; answers the last stream sequence it caught up to.
+    pub async fn start_replica(&mut self, url: &str) -> Result<u64, ClusterError> {
+        let stream_error = |e: &dyn std::fmt::Display| ClusterError::Stream {
+            stream: self.settings.stream.clone(),
+            reason: e.to_string(),
+        };
+        let last = self
+            .stream
+            .info()
+            .await
+            .map_err(|e| stream_error(&e))?
+            .state
+            .last_sequence;
+        let bucket = ownership::bucket(
+            &self.jetstream,
+            &self.settings.stream,
+            self.settings.replicas,
+        )
+        .await?;
+        let Some(owners) = self.settings.owners else {
+            let (waiters_in, waiters) = mpsc::channel(1024);
+            let feed = replica::Feed {
+                consumer: &self.settings.node_id,
+                subjects: format!("{}.rows.*", self.settings.stream),
+                caught_up_at: last,
+            };
+            // Detached: it applies for as long as the process runs.
+            let _replica = replica::start(&self.stream, feed, self.router.clone(), waiters).await?;
+            let partitions = self.settings.partitions;
+            self.placement.send_replace(Arc::new(Placement {
+                replicas: vec![Some(waiters_in); partitions],
+                ready: vec![true; partitions],
+                holders: vec![Vec::new(); partitions],
+            }));
+            ownership::beat_replicated(
+                bucket,
+                self.settings.node_id.clone(),
+                url.to_string(),
+                partitions,
+            );
+            return Ok(last);
+        };
+        forward::answer_forwarded_reads(
+            &self.settings,
+            self.jetstream.client(),
+            self.router.clone(),
+            self.placement.subscribe(),
+        )
+        .await?;
+        partitioned::start(partitioned::Node {
+            settings: self.settings.clone(),
+            owners,
+            url: url.to_string(),
+            stream: self.stream.clone(),
+            bucket,
+            router: self.router.clone(),
+            placement: self.placement.clone(),
+        })
+        .await?;
+        Ok(last)
     }
 }
 
@@ -170,7 +279,8 @@ struct StreamLog {
     /// Node id and a per-run nonce: with the counter, a message id no other write has.
     message_prefix: String,
     next_message: AtomicU64,
-    waiters: mpsc::Sender<Waiter>,
+    /// Where this node's replicas are (their waiters).
+    placement: watch::Receiver<Arc<Placement>>,
 }
 
 impl RowLog for StreamLog {
@@ -180,47 +290,63 @@ impl RowLog for StreamLog {
             let partition = shard_of(row.view, &row.key, self.partitions);
             per_partition.entry(partition).or_default().push(row);
         }
-        let messages: Vec<(String, String, Vec<u8>)> = per_partition
+        let placement = Arc::clone(&self.placement.borrow());
+        let messages: Vec<Message> = per_partition
             .into_iter()
             .map(|(partition, rows)| {
                 let n = self.next_message.fetch_add(1, Ordering::Relaxed);
-                (
-                    format!("{}.{partition}", self.subject_prefix),
-                    format!("{}-{n}", self.message_prefix),
-                    self.router.encode_record(&rows),
-                )
+                Message {
+                    subject: format!("{}.{partition}", self.subject_prefix),
+                    id: format!("{}-{n}", self.message_prefix),
+                    record: self.router.encode_record(&rows),
+                    rows: rows.len(),
+                    replica: placement.replicas[partition].clone(),
+                }
             })
             .collect();
+        drop(placement);
         let jetstream = self.jetstream.clone();
-        let waiters = self.waiters.clone();
         async move {
             let unavailable =
                 |what: &str, e: &dyn std::fmt::Display| StoreError::Log(format!("{what}: {e}"));
             let mut pending = Vec::with_capacity(messages.len());
-            for (subject, message_id, record) in messages {
-                // Registered before the message exists, so the replica knows it on arrival.
-                let (applied, answer) = oneshot::channel();
-                waiters
-                    .send(Waiter {
-                        message_id: message_id.clone(),
+            for message in messages {
+                // Registered before the message exists, so the replica knows it on arrival. A
+                // replica gone meanwhile (the partition moved) just leaves the write unwaited.
+                let mut answer = None;
+                if let Some(replica) = message.replica {
+                    let (applied, applied_answer) = oneshot::channel();
+                    let waiter = Waiter {
+                        message_id: message.id.clone(),
                         applied,
-                    })
-                    .await
-                    .map_err(|e| unavailable("the replica is not running", &e))?;
+                    };
+                    if replica.send(waiter).await.is_ok() {
+                        answer = Some(applied_answer);
+                    }
+                }
                 let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", message_id.as_str());
+                headers.insert("Nats-Msg-Id", message.id.as_str());
                 let ack = jetstream
-                    .publish_with_headers(subject, headers, record.into())
+                    .publish_with_headers(message.subject, headers, message.record.into())
                     .await
                     .map_err(|e| unavailable("publish", &e))?;
-                pending.push((ack, answer));
+                pending.push((ack, answer, message.rows));
             }
             let mut total = WriteOutcome::default();
-            for (ack, answer) in pending {
+            for (ack, answer, rows) in pending {
                 ack.await.map_err(|e| unavailable("acknowledgement", &e))?;
-                let outcome = answer
-                    .await
-                    .map_err(|e| unavailable("the replica stopped", &e))??;
+                let applied = match answer {
+                    Some(answer) => tokio::time::timeout(OWN_APPLY_WITHIN, answer).await.ok(),
+                    None => None,
+                };
+                let outcome = match applied {
+                    Some(Ok(outcome)) => outcome?,
+                    // Durable in the stream, not (yet) applied here: every row counts as stored.
+                    _ => WriteOutcome {
+                        stored: rows,
+                        ..WriteOutcome::default()
+                    },
+                };
                 total.stored += outcome.stored;
                 total.older_than_stored += outcome.older_than_stored;
             }
@@ -228,4 +354,14 @@ impl RowLog for StreamLog {
         }
         .boxed()
     }
+}
+
+/// One partition's part of a write, as published.
+struct Message {
+    subject: String,
+    id: String,
+    record: Vec<u8>,
+    rows: usize,
+    /// This node's replica of the partition, if it holds one.
+    replica: Option<mpsc::Sender<Waiter>>,
 }

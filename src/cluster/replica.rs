@@ -1,105 +1,103 @@
-//! The replica: one task per node that owns the node's durable consumer and the waiters of
-//! this node's own writes, and applies every message of the stream to the shards, one at a
-//! time in stream order (so every node applies the same rows in the same order).
+//! A replica: a task that owns a durable consumer (the whole stream in replicated mode, one
+//! partition's subject in partitioned mode) and the waiters of this node's own writes to it,
+//! and applies its messages to the shards, one at a time in stream order (so every node
+//! holding a partition applies the same rows in the same order).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use actix_web::rt::task::JoinHandle;
 use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{ClusterError, Waiter};
-use crate::config::ClusterSettings;
 use crate::store::{Router, StoreError, WriteOutcome};
 
 /// How often the server says a pull is still alive, and how long a pull lasts.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
-/// Recreates the node's durable consumer from the stream's first message (this slice keeps
-/// no rows across restarts, so a node replays everything), starts applying, and resolves
-/// once it has applied what the stream held at the call, with the last sequence applied.
+/// What a replica applies: the durable consumer's name and the subjects it reads.
+pub(super) struct Feed<'a> {
+    pub consumer: &'a str,
+    pub subjects: String,
+    /// The stream sequence the replica is caught up at (the last message of its subjects when
+    /// it starts).
+    pub caught_up_at: u64,
+}
+
+/// Recreates the durable consumer of `feed` from the stream's first message (a node keeps no
+/// rows across restarts or partition moves, so it replays everything), starts applying, and
+/// resolves once it has applied up to `feed.caught_up_at`. The replica stops once every sender
+/// of `waiters` is gone; the handle resolves then.
 pub(super) async fn start(
-    settings: &ClusterSettings,
-    stream: &mut stream::Stream,
+    stream: &stream::Stream,
+    feed: Feed<'_>,
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
-) -> Result<u64, ClusterError> {
-    let (messages, last) =
-        replay_from_start(settings, stream, format!("{}.rows.*", settings.stream)).await?;
+) -> Result<JoinHandle<()>, ClusterError> {
+    let messages = replay_from_start(stream, feed.consumer, feed.subjects).await?;
     let (applied_in, mut applied) = watch::channel(0);
-    actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
+    let replica = actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
     applied
-        .wait_for(|applied| *applied >= last)
+        .wait_for(|applied| *applied >= feed.caught_up_at)
         .await
         .map_err(|_| {
             consumer_error(
-                settings,
-                &settings.stream,
+                stream,
+                feed.consumer,
                 "the replica stopped while catching up",
             )
         })?;
-    Ok(last)
+    Ok(replica)
 }
 
-fn consumer_error(
-    settings: &ClusterSettings,
-    stream: &str,
+pub(super) fn consumer_error(
+    stream: &stream::Stream,
+    consumer: &str,
     reason: impl Into<String>,
 ) -> ClusterError {
     ClusterError::Consumer {
-        stream: stream.to_string(),
-        consumer: settings.node_id.clone(),
+        stream: stream.cached_info().config.name.clone(),
+        consumer: consumer.to_string(),
         reason: reason.into(),
     }
 }
 
-/// The node's durable consumer of `stream` (the messages on `filter_subject`), recreated to
-/// deliver from the stream's first message, and the stream's last sequence at the call.
+/// The durable consumer `consumer` of `stream` (the messages on `filter_subject`), recreated
+/// to deliver from the stream's first message.
 pub(super) async fn replay_from_start(
-    settings: &ClusterSettings,
-    stream: &mut stream::Stream,
+    stream: &stream::Stream,
+    consumer: &str,
     filter_subject: String,
-) -> Result<(consumer::pull::Stream, u64), ClusterError> {
-    let name = stream.cached_info().config.name.clone();
-    // A consumer left by this node's previous run resumes after what that run applied:
-    // its state is gone with the process, so start over.
-    if stream.consumer_info(&settings.node_id).await.is_ok() {
+) -> Result<consumer::pull::Stream, ClusterError> {
+    // A consumer left by a previous run resumes after what that run applied: its state is
+    // gone with the process (or the partition's move), so start over.
+    if stream.consumer_info(consumer).await.is_ok() {
         stream
-            .delete_consumer(&settings.node_id)
+            .delete_consumer(consumer)
             .await
-            .map_err(|e| consumer_error(settings, &name, e.to_string()))?;
+            .map_err(|e| consumer_error(stream, consumer, e.to_string()))?;
     }
-    let consumer: consumer::PullConsumer = stream
+    let pull: consumer::PullConsumer = stream
         .create_consumer(consumer::pull::Config {
-            durable_name: Some(settings.node_id.clone()),
+            durable_name: Some(consumer.to_string()),
             filter_subject,
             deliver_policy: consumer::DeliverPolicy::All,
             ack_policy: consumer::AckPolicy::Explicit,
             ..Default::default()
         })
         .await
-        .map_err(|e| consumer_error(settings, &name, e.to_string()))?;
-    let last = stream
-        .info()
-        .await
-        .map_err(|e| ClusterError::Stream {
-            stream: name.clone(),
-            reason: e.to_string(),
-        })?
-        .state
-        .last_sequence;
+        .map_err(|e| consumer_error(stream, consumer, e.to_string()))?;
     // A pull outstanding at a NATS server that dies is noticed only by missed heartbeats or
     // its expiry; the defaults (15 s, 30 s) would hold this node's own writes that long.
-    let messages = consumer
-        .stream()
+    pull.stream()
         .heartbeat(PULL_HEARTBEAT)
         .expires(PULL_EXPIRES)
         .messages()
         .await
-        .map_err(|e| consumer_error(settings, &name, e.to_string()))?;
-    Ok((messages, last))
+        .map_err(|e| consumer_error(stream, consumer, e.to_string()))
 }
 
 /// The replica's loop: this node's waiters are taken in before any message (a write registers
@@ -115,8 +113,11 @@ async fn apply(
     loop {
         tokio::select! {
             biased;
-            Some(waiter) = waiters.recv() => {
-                // A write whose publish failed leaves its waiter behind; drop those now and then.
+            waiter = waiters.recv() => {
+                // Every sender gone: this node gave the partition up.
+                let Some(waiter) = waiter else { return };
+                // A write whose publish failed or stopped waiting leaves its waiter behind;
+                // drop those now and then.
                 if waiting.len() >= 1024 {
                     waiting.retain(|_, answer| !answer.is_closed());
                 }

@@ -1,11 +1,16 @@
 //! What `quiver cluster status` shows, asked of JetStream alone (no node is contacted): the
-//! stream and the NATS servers holding it, the messages of each partition, and each node's
-//! durable consumer: the last sequence it applied and how far behind the stream it is.
+//! stream and the NATS servers holding it, the messages of each partition, each durable
+//! consumer (a node's, or in partitioned mode a node's replica of a partition): the last
+//! sequence it applied and how far behind the stream it is; and the nodes' heartbeats and each
+//! partition's owners, as every node computes them.
 
 use async_nats::jetstream;
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::ownership::{members, owners, Member};
+use super::partitioned::partition_consumer;
 use super::{connect, ClusterError};
+use crate::time::{now_micros, Micros};
 
 /// The cluster as JetStream sees it.
 #[derive(Debug)]
@@ -19,6 +24,59 @@ pub struct ClusterStatus {
     /// Each partition's subject and its messages, by subject.
     pub partitions: Vec<(String, usize)>,
     pub nodes: Vec<NodeStatus>,
+    /// Every node's last heartbeat, and when they were read.
+    pub members: Vec<Member>,
+    pub read_at: Micros,
+}
+
+impl ClusterStatus {
+    /// Per partition (as many as the live nodes are configured with), its owners among the
+    /// live nodes (all of them in replicated mode): whether each holds it caught up and, in
+    /// partitioned mode, how many of its messages the owner's replica has yet to apply.
+    pub fn owners(&self) -> Vec<Vec<Owner>> {
+        let live: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.is_live(self.read_at))
+            .collect();
+        let Some(count) = live.iter().map(|m| m.record.owners as usize).max() else {
+            return Vec::new();
+        };
+        // Replicated mode (owners 0): every node owns every partition.
+        let count = if count == 0 { live.len() } else { count };
+        let partitions = live.iter().map(|m| m.record.partitions).max().unwrap_or(0);
+        let ids: Vec<String> = live.iter().map(|m| m.node_id.clone()).collect();
+        (0..partitions as usize)
+            .map(|partition| {
+                owners(partition, &ids, count)
+                    .into_iter()
+                    .map(|owner| {
+                        let consumer = partition_consumer(owner, partition);
+                        Owner {
+                            node_id: owner.to_string(),
+                            ready: live
+                                .iter()
+                                .any(|m| m.node_id == owner && m.is_ready(partition)),
+                            behind: self
+                                .nodes
+                                .iter()
+                                .find(|node| node.node_id == consumer)
+                                .map(|node| node.behind),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// A partition's owner, as `quiver cluster status` shows it.
+#[derive(Debug)]
+pub struct Owner {
+    pub node_id: String,
+    pub ready: bool,
+    /// Partitioned mode: the messages of the partition its replica has yet to apply.
+    pub behind: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -77,6 +135,11 @@ pub async fn status(nats_urls: &[String], stream: &str) -> Result<ClusterStatus,
         .await
         .map_err(|e| stream_error(e.to_string()))?;
     nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    // No node has started yet: no ownership bucket.
+    let members = match jetstream.get_key_value(format!("{stream}_nodes")).await {
+        Ok(bucket) => members(&bucket).await.map_err(stream_error)?,
+        Err(_) => Vec::new(),
+    };
     let cluster = info.cluster.unwrap_or_default();
     Ok(ClusterStatus {
         stream: stream.to_string(),
@@ -95,6 +158,8 @@ pub async fn status(nats_urls: &[String], stream: &str) -> Result<ClusterStatus,
             .collect(),
         partitions,
         nodes,
+        members,
+        read_at: now_micros(),
     })
 }
 

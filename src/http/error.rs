@@ -137,6 +137,8 @@ impl From<ServingError> for ApiError {
             ServingError::LatencyBudgetExceeded => ErrorKind::DeadlineExceeded,
             // gRPC's own word for a message over its size limit.
             ServingError::ResponseSizeLimitExceeded { .. } => ErrorKind::ResourceExhausted,
+            // No node holding a partition answered (partitioned cluster): retry.
+            ServingError::Store(store) if store.is_unavailable() => ErrorKind::Unavailable,
             ServingError::Store(_) | ServingError::CorruptRow(_) => ErrorKind::Internal,
         };
         if kind == ErrorKind::Internal {

@@ -1,4 +1,5 @@
-//! The on-disk formats: the only serialisable types in Quiver. Every type here is versioned
+//! The on-disk formats (and the cluster's records on NATS: stream rows, heartbeats, forwarded
+//! reads): the only serialisable types in Quiver. Every type here is versioned
 //! (`V1`, `V2`: a changed layout gets a new type) and encoded with bincode; in-memory types are
 //! converted to and from them explicitly, so changing an in-memory type never silently changes
 //! what is on disk.
@@ -102,6 +103,49 @@ pub struct WorkspaceFilesV1 {
 pub struct ViewRefV1 {
     pub workspace: String,
     pub view: String,
+}
+
+/// A cluster node's heartbeat, its value in the cluster's key-value bucket (partitioned
+/// mode): where it serves HTTP, when it last beat, the partition count and owners per
+/// partition of its configuration, and the partitions it holds caught up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecordV1 {
+    pub url: String,
+    pub beat_micros: i64,
+    pub partitions: u32,
+    pub owners: u32,
+    pub ready: Vec<u32>,
+}
+
+/// Lookups a cluster node forwards to a node holding their partitions. `view` indexes
+/// `views` (named, not numbered, as in a journal record); `aggregates` is the mask's bits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedReadV1 {
+    pub views: Vec<ViewRefV1>,
+    pub lookups: Vec<ForwardedLookupV1>,
+    pub now: i64,
+    /// 0: each view's own leading edge; 1: wall-clock time; 2: latest event time.
+    pub leading_edge: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedLookupV1 {
+    pub view: u32,
+    pub key: Vec<u8>,
+    pub aggregates: u64,
+}
+
+/// The answer to a [`ForwardedReadV1`]: the rows in lookup order, or `None` when the node no
+/// longer holds every partition asked (the asker tries another holder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedRowsV1 {
+    pub rows: Option<Vec<Option<ForwardedRowV1>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedRowV1 {
+    pub event_time: i64,
+    pub payload: Vec<u8>,
 }
 
 /// One stored row. `view` indexes the enclosing `views` list.

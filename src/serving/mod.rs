@@ -88,7 +88,8 @@ impl ServingStatus {
 /// Why an answer is partial (`allowPartialResults`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partial {
-    /// The latency budget ran out before the store was asked: every stored feature `TIME_OUT`.
+    /// The latency budget ran out before the store was asked (or, in a partitioned cluster,
+    /// before the rows held by other nodes arrived): every stored feature `TIME_OUT`.
     LatencyBudget,
     /// The store's response passed `max_store_response_bytes`: the lookups past it `Unknown`.
     ResponseSize,
@@ -378,6 +379,8 @@ pub async fn get_features(
     } else {
         // The read runs on this thread, shard by shard, and cannot be cut short: a budget already
         // spent (on a large body, say) does not ask the store at all; otherwise the rows are used.
+        // In a partitioned cluster, the lookups of partitions held elsewhere are forwarded (with
+        // the deadline: past it, as a budget already spent).
         match options.deadline {
             Some(deadline) if Instant::now() >= deadline => {
                 if options.allow_partial_results {
@@ -386,13 +389,23 @@ pub async fn get_features(
                     return Err(ServingError::LatencyBudgetExceeded);
                 }
             }
-            _ => Some(router.read(
-                &lookups,
-                ReadContext {
+            _ => {
+                let context = ReadContext {
                     now: options.now,
                     leading_edge: options.leading_edge,
-                },
-            )),
+                };
+                match router
+                    .read_anywhere(&lookups, context, options.deadline)
+                    .await
+                {
+                    Ok(read) => Some(read),
+                    Err(StoreError::RemoteDeadline) if options.allow_partial_results => None,
+                    Err(StoreError::RemoteDeadline) => {
+                        return Err(ServingError::LatencyBudgetExceeded)
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
         }
     };
 

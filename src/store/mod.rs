@@ -7,6 +7,7 @@
 mod arena;
 pub mod key;
 mod recovery;
+mod remote;
 mod replicated;
 mod reshape;
 mod router;
@@ -21,6 +22,7 @@ mod writer;
 mod concurrency_tests;
 
 pub use recovery::Recovery;
+pub use remote::{decode_forwarded_rows, RemoteRows};
 pub use replicated::RowLog;
 pub use reshape::plan_reshapes;
 pub use router::{ReadResult, Router, StoreError};

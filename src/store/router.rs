@@ -13,6 +13,7 @@ use futures_util::future::join_all;
 use std::sync::Arc;
 
 use super::key::shard_of;
+use super::remote::RemoteRows;
 use super::replicated::RowLog;
 use super::shard::{
     Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, ViewStats,
@@ -42,6 +43,13 @@ pub enum StoreError {
     /// The cluster's log (JetStream) did not take or apply the rows.
     #[error("the cluster log could not take the rows: {0}")]
     Log(String),
+    /// Partitioned cluster: no node holding some lookups' rows answered.
+    #[error("no node holding the rows answered: {0}")]
+    Remote(String),
+    /// Partitioned cluster: the nodes holding some lookups' rows did not answer within the
+    /// request's latency budget.
+    #[error("the rows held by other nodes did not arrive within the request's latency budget")]
+    RemoteDeadline,
 }
 
 impl StoreError {
@@ -51,7 +59,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Journal(error) => error.is_unwritable(),
-            StoreError::RepositoryChanged(_) | StoreError::Log(_) => true,
+            StoreError::RepositoryChanged(_) | StoreError::Log(_) | StoreError::Remote(_) => true,
             _ => false,
         }
     }
@@ -69,6 +77,9 @@ pub struct Router {
     pub(super) views: Arc<ArcSwap<StoreViews>>,
     /// Cluster mode: where writes go instead of the writer (see `replicated`).
     pub(super) log: Option<Arc<dyn RowLog>>,
+    /// Partitioned cluster mode: where the rows of partitions this node does not hold are read
+    /// (see `remote`).
+    pub(super) remote: Option<Arc<dyn RemoteRows>>,
 }
 
 /// Rows in lookup order, plus how long the slowest shard's part of the read took.
@@ -130,6 +141,7 @@ impl Router {
             writer,
             views: Arc::new(ArcSwap::new(views)),
             log: None,
+            remote: None,
         })
     }
 

@@ -4,7 +4,9 @@
 //! nodes caught up; a node restarted after SIGKILL replays the stream and serves what was
 //! written before; a node SIGKILLed during writes lost none it acknowledged; a node added at
 //! runtime serves every earlier write once started; writes go on after one NATS server is
-//! killed; without NATS, writes answer 503.
+//! killed; without NATS, writes answer 503. Partitioned mode (2 owners per partition): every
+//! key is read from every node (forwarded to owners), also with an owner SIGKILLed, and a node
+//! added at runtime takes partitions and serves them once caught up.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -142,6 +144,19 @@ fn with_shared_keys(builder: ServerBuilder) -> ServerBuilder {
 
 /// A Quiver node of the cluster (the demo config: its seeds are not loaded in cluster mode).
 pub(super) fn node(nats: &NatsCluster, node_id: &str) -> Server {
+    node_builder(nats, node_id).start()
+}
+/// A node of a partitioned cluster: each of the 4 partitions owned by 2 nodes.
+fn partitioned_node(nats: &NatsCluster, node_id: &str) -> Server {
+    node_builder(nats, node_id)
+        .arg("--cluster-owners")
+        .arg("2")
+        // A start that does not finish prints its stderr: the partitions it gained and caught up.
+        .env("QUIVER_LOG", "info")
+        .start()
+}
+
+fn node_builder(nats: &NatsCluster, node_id: &str) -> ServerBuilder {
     with_shared_keys(ServerBuilder::new())
         .arg("--nats-urls")
         .arg(&nats.urls())
@@ -151,7 +166,6 @@ pub(super) fn node(nats: &NatsCluster, node_id: &str) -> Server {
         .arg("3")
         .arg("--cluster-partitions")
         .arg("4")
-        .start()
 }
 
 /// What `quiver cluster status` prints for `stream`.
@@ -213,28 +227,25 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     }
 
     // `quiver cluster status` shows the three nodes, and each catches up to the stream's end.
-    let deadline = Instant::now() + CONVERGE_WITHIN;
-    loop {
-        let printed = cluster_status(&nats, "QUIVER");
-        assert!(printed.starts_with("stream QUIVER: "), "{printed}");
-        let caught_up = ["n1", "n2", "n3"].iter().all(|id| {
-            printed
-                .lines()
-                .any(|line| line.trim_start().starts_with(id) && line.ends_with(" behind 0"))
-        });
-        if caught_up {
-            assert!(
-                printed.contains("  server s"),
-                "the stream's replicas are listed: {printed}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes never caught up: {printed}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Their heartbeats list them live, each owning every partition (replicated mode).
+    let printed = wait_for_status(&nats, "the nodes catching up", |printed| {
+        ["n1", "n2", "n3"].iter().all(|id| {
+            let line_of = |end: &str| {
+                printed
+                    .lines()
+                    .any(|line| line.trim_start().starts_with(id) && line.ends_with(end))
+            };
+            line_of(" behind 0") && line_of("s ago")
+        }) && owner_lines(printed).len() == 4
+            && owner_lines(printed)
+                .iter()
+                .all(|line| line.matches(" ready").count() == 3)
+    });
+    assert!(printed.starts_with("stream QUIVER: "), "{printed}");
+    assert!(
+        printed.contains("  server s"),
+        "the stream's replicas are listed: {printed}"
+    );
 
     // A node keeps nothing across a restart: it replays the stream from its start.
     let mut nodes = nodes;
@@ -248,23 +259,7 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     }
 
     // SIGKILL a node during writes through it: every write it acknowledged is on the others.
-    let acknowledged = AtomicUsize::new(0);
-    let base_url = restarted.base_url.clone();
-    let written = std::thread::scope(|scope| {
-        // A new user per write, so that each acknowledged write can be checked on every node.
-        let writer = scope.spawn(|| {
-            ingest_until_refused(&base_url, Duration::from_secs(10), &acknowledged, |i| {
-                (format!("during_kill_{i}"), i as f64 + 0.5)
-            })
-        });
-        let deadline = Instant::now() + CONVERGE_WITHIN;
-        while acknowledged.load(Ordering::Relaxed) < 5 {
-            assert!(Instant::now() < deadline, "no write acknowledged");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        restarted.kill9();
-        writer.join().unwrap()
-    });
+    let written = kill_during_writes(restarted, "during_kill");
     // A node added at runtime catches up before it answers (its start waits for that), then
     // serves everything.
     let added = node(&nats, "n4");
@@ -309,6 +304,133 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.body.contains("cluster log"), "{}", reply.body);
     assert_eq!(last_amount(&nodes[1], "alice"), json!(12.5));
+}
+
+/// Polls every node until it answers each user's amount.
+fn wait_for_users(nodes: &[Server], users: &[(String, f64)]) {
+    for node in nodes {
+        for (user, amount) in users {
+            wait_for_amount(node, user, &json!(amount));
+        }
+    }
+}
+
+/// Writes through `node` (a new user per write, `<prefix>_<i>`, so that each acknowledged write
+/// can be checked on every node) and SIGKILLs it after 5 acknowledgements: the users and
+/// amounts it acknowledged.
+fn kill_during_writes(node: Server, prefix: &str) -> Vec<(String, f64)> {
+    let acknowledged = AtomicUsize::new(0);
+    let base_url = node.base_url.clone();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            ingest_until_refused(&base_url, Duration::from_secs(10), &acknowledged, |i| {
+                (format!("{prefix}_{i}"), i as f64 + 0.5)
+            })
+        });
+        let deadline = Instant::now() + CONVERGE_WITHIN;
+        while acknowledged.load(Ordering::Relaxed) < 5 {
+            assert!(Instant::now() < deadline, "no write acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        node.kill9();
+        writer.join().unwrap()
+    })
+}
+
+/// Polls `quiver cluster status` until `done` holds for what it prints (panics at the deadline).
+fn wait_for_status(nats: &NatsCluster, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let printed = cluster_status(nats, "QUIVER");
+        if done(&printed) {
+            return printed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened: {printed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The owner lines of `quiver cluster status`: one per partition.
+fn owner_lines(printed: &str) -> Vec<&str> {
+    printed
+        .lines()
+        .filter(|line| line.trim_start().starts_with("partition "))
+        .collect()
+}
+
+#[test]
+fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and_growth() {
+    let Some((nats, _dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| partitioned_node(&nats, id))
+        .collect();
+    // Every partition settles on 2 owners, both caught up (the first node held them all until
+    // the others were ready).
+    let settled = |printed: &str| {
+        let lines = owner_lines(printed);
+        lines.len() == 4 && lines.iter().all(|line| line.matches(" ready").count() == 2)
+    };
+    let printed = wait_for_status(&nats, "the partitions settling on 2 owners", settled);
+    assert!(printed.contains("nodes (heartbeats):"), "{printed}");
+    // 8 ownerships over 3 nodes: some node holds only some partitions, and forwards the rest.
+    let holds_all = |id: &str| {
+        owner_lines(&printed)
+            .iter()
+            .all(|line| line.contains(&format!("{id} ready")))
+    };
+    assert!(
+        !["n1", "n2", "n3"].iter().all(|id| holds_all(id)),
+        "{printed}"
+    );
+
+    // Written through one node, every key is read from every node (forwarded where not held).
+    let users: Vec<(String, f64)> = (0..12)
+        .map(|i| (format!("part_{i}"), i as f64 + 0.25))
+        .collect();
+    for (user, amount) in &users {
+        ingest(&nodes[0], user, *amount);
+    }
+    wait_for_users(&nodes, &users);
+    // Status shows each owner's lag on its partition: none once they all applied the writes.
+    wait_for_status(&nats, "every owner applying every write", |printed| {
+        settled(printed)
+            && owner_lines(printed)
+                .iter()
+                .all(|line| line.matches(" ready (behind 0)").count() == 2)
+    });
+
+    // An owner SIGKILLed during writes through it: the other owner of each of its partitions
+    // answers, every write it acknowledged included.
+    let during_kill = kill_during_writes(nodes.pop().unwrap(), "partitioned_kill");
+    let mut users = users;
+    users.extend(during_kill);
+    wait_for_users(&nodes, &users);
+
+    // A node added at runtime takes partitions (n3's, among others) and serves them once caught
+    // up; every key still reads the same from every node.
+    nodes.push(partitioned_node(&nats, "n4"));
+    let holds_some = |printed: &str, id: &str| {
+        owner_lines(printed)
+            .iter()
+            .any(|line| line.contains(&format!("{id} ready")))
+    };
+    wait_for_status(&nats, "n4 taking partitions", |printed| {
+        settled(printed) && holds_some(printed, "n4") && !printed.contains("n3 ready")
+    });
+    wait_for_users(&nodes, &users);
+
+    // The killed node rejoins under its id: it takes partitions again, catches up, serves.
+    nodes.push(partitioned_node(&nats, "n3"));
+    wait_for_status(&nats, "n3 rejoining", |printed| {
+        settled(printed) && holds_some(printed, "n3")
+    });
+    wait_for_users(&nodes, &users);
 }
 
 #[test]

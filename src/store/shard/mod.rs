@@ -17,6 +17,7 @@
 //!   superseded at the reshape (no export after it copies them), while the index keeps
 //!   pointing at them for those requests.
 
+mod drop;
 mod export;
 mod read;
 mod reshape;
@@ -30,6 +31,7 @@ use actix::{Actor, Context};
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::Xxh3Builder;
 
+pub use drop::{DropKeys, DroppedKeys};
 pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
 pub use read::{Lookup, ReadContext, StoredRow};
 pub use reshape::{ReshapePartition, RetireLayouts, ViewReshape};
@@ -136,6 +138,18 @@ fn index_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
 }
 
 impl Partition {
+    /// Compacts the arena when enough of it is dead, after a write or a drop. Compaction would
+    /// move records a running export (`exporting`) has yet to pass: it waits for the end.
+    /// While layouts retire, the index still points at their released records: it waits for
+    /// `RetireLayouts`, which compacts.
+    fn compact_if_due(&mut self, exporting: bool) -> std::io::Result<()> {
+        if !exporting && self.retiring.is_none() && self.arena.wants_compaction() {
+            self.arena
+                .compact(self.index.values_mut().map(|slot| &mut slot.row))?;
+        }
+        Ok(())
+    }
+
     /// True when the key is stored for its view's current layout (not one an apply retired).
     fn is_current(&self, key: &[u8]) -> bool {
         let (view, layout) = view_of_key(key);

@@ -114,17 +114,7 @@ impl ShardActor {
             }
             outcome.stored += 1;
         }
-        // Compaction would move records a running export has yet to pass: it waits for the end.
-        // While layouts retire, the index still points at their released records: it waits for
-        // `RetireLayouts`, which compacts.
-        if self.export.is_none()
-            && partition.retiring.is_none()
-            && partition.arena.wants_compaction()
-        {
-            partition
-                .arena
-                .compact(partition.index.values_mut().map(|slot| &mut slot.row))?;
-        }
+        partition.compact_if_due(self.export.is_some())?;
         Ok(outcome)
     }
 }

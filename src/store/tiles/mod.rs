@@ -45,6 +45,15 @@ impl AggregateMask {
         AggregateMask(self.0 | other.0)
     }
 
+    /// The mask as bits (bit i: aggregate i), as a forwarded read carries it.
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
+    pub fn from_bits(bits: u64) -> AggregateMask {
+        AggregateMask(bits)
+    }
+
     pub fn contains(self, i: usize) -> bool {
         i >= 64 || self.0 & (1 << i) != 0
     }

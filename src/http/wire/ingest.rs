@@ -4,21 +4,26 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
+use crate::ingest::row::TypedRecords;
 use crate::ingest::{IngestError, IngestPlan, RecordError};
-use crate::registry::Registry;
+use crate::registry::value::ValueSeed;
+use crate::registry::{Field, PushSource, Registry, Workspace};
 use crate::store::StoreError;
 
-/// A parsed ingest request.
+/// A parsed ingest request: its records as JSON trees (`parse_ingest_request`) or typed by
+/// their sources' schemas (`read_typed_request`).
 #[derive(Debug)]
-pub struct IngestRequest {
+pub struct IngestRequest<R = Vec<Json>> {
     pub workspace: String,
     pub dry_run: bool,
-    /// Push source name and its records' field maps, in request order.
-    pub records: Vec<(String, Vec<Json>)>,
+    /// Push source name and its records, in request order.
+    pub records: Vec<(String, R)>,
 }
 
 /// Field lookup that accepts the snake_case name and its camelCase twin.
@@ -77,6 +82,289 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
         dry_run,
         records,
     })
+}
+
+/// Reads a well-formed request straight into typed records (no JSON tree, no per-record maps);
+/// `None` for anything else: malformed JSON, a missing or mistyped field, an unknown workspace
+/// or source, a record the source's schema refuses. Then `parse_ingest_request` reads the body
+/// again and the plan words the refusal, so both paths answer every request alike. Two passes:
+/// the first finds the workspace (the body may name it after `records`), the second reads the
+/// records by its sources' schemas.
+pub fn read_typed_request(body: &[u8], registry: &Registry) -> Option<IngestRequest<TypedRecords>> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(alias = "workspaceName")]
+        workspace_name: String,
+        #[serde(alias = "dryRun")]
+        dry_run: bool,
+        #[serde(rename = "records")]
+        _records: IgnoredAny,
+    }
+    let head: Head = serde_json::from_slice(body).ok()?;
+    let workspace = registry
+        .workspace(&head.workspace_name)
+        .filter(|workspace| workspace.live)?;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let records = TypedBody {
+        registry,
+        workspace,
+    }
+    .deserialize(&mut deserializer)
+    .ok()?;
+    deserializer.end().ok()?;
+    Some(IngestRequest {
+        workspace: head.workspace_name,
+        dry_run: head.dry_run,
+        records,
+    })
+}
+
+/// Refuses what the typed reader does not take; never shown (the tree path words refusals).
+fn not_typed<E: de::Error>() -> E {
+    E::custom("left to the JSON tree reader")
+}
+
+/// The body, for its `records` (the other fields were read by `Head`).
+struct TypedBody<'a> {
+    registry: &'a Registry,
+    workspace: &'a Workspace,
+}
+
+impl<'de> DeserializeSeed<'de> for TypedBody<'_> {
+    type Value = Vec<(String, TypedRecords)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedBody<'_> {
+    type Value = Vec<(String, TypedRecords)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an ingest request")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut records = None;
+        while let Some(is_records) = map.next_key_seed(KeyIs("records"))? {
+            if is_records {
+                records = Some(map.next_value_seed(TypedSources {
+                    registry: self.registry,
+                    workspace: self.workspace,
+                })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        records.ok_or_else(not_typed)
+    }
+}
+
+/// `records`: push source name -> its list of `{"record": {...}}`.
+struct TypedSources<'a> {
+    registry: &'a Registry,
+    workspace: &'a Workspace,
+}
+
+impl<'de> DeserializeSeed<'de> for TypedSources<'_> {
+    type Value = Vec<(String, TypedRecords)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedSources<'_> {
+    type Value = Vec<(String, TypedRecords)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("push source names mapped to lists of records")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut sources: Vec<(String, TypedRecords)> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let source = self
+                .workspace
+                .push_sources
+                .get(&name)
+                .filter(|source| !source.subscribers.is_empty())
+                .ok_or_else(not_typed)?;
+            if sources.iter().any(|(seen, _)| *seen == name) {
+                return Err(not_typed());
+            }
+            let mut records = TypedRecords::new(self.registry, source).ok_or_else(not_typed)?;
+            map.next_value_seed(TypedEntries {
+                source,
+                records: &mut records,
+            })?;
+            sources.push((name, records));
+        }
+        if sources.is_empty() {
+            return Err(not_typed());
+        }
+        Ok(sources)
+    }
+}
+
+/// One source's list of `{"record": {...}}` entries.
+struct TypedEntries<'a> {
+    source: &'a PushSource,
+    records: &'a mut TypedRecords,
+}
+
+impl<'de> DeserializeSeed<'de> for TypedEntries<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedEntries<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let (source, records) = (self.source, self.records);
+        while let Some(()) = seq.next_element_seed(TypedEntry {
+            source,
+            records: &mut *records,
+        })? {}
+        Ok(())
+    }
+}
+
+/// `{"record": {...}}`: other keys are ignored, as `parse_ingest_request` does.
+struct TypedEntry<'a> {
+    source: &'a PushSource,
+    records: &'a mut TypedRecords,
+}
+
+impl<'de> DeserializeSeed<'de> for TypedEntry<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedEntry<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with a `record` object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut read = false;
+        while let Some(is_record) = map.next_key_seed(KeyIs("record"))? {
+            if !is_record {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if read {
+                return Err(not_typed());
+            }
+            self.records.push_record();
+            map.next_value_seed(TypedRecord {
+                source: self.source,
+                records: &mut *self.records,
+            })?;
+            read = true;
+        }
+        if read {
+            Ok(())
+        } else {
+            Err(not_typed())
+        }
+    }
+}
+
+/// A record's fields, each read as its schema field's type into the last record's slots.
+struct TypedRecord<'a> {
+    source: &'a PushSource,
+    records: &'a mut TypedRecords,
+}
+
+impl<'de> DeserializeSeed<'de> for TypedRecord<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedRecord<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let schema = &self.source.schema;
+        while let Some(field) = map.next_key_seed(SchemaField(schema))? {
+            let value = map.next_value_seed(ValueSeed(&schema[field].data_type))?;
+            if !self.records.set(field, value) {
+                return Err(not_typed());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record's key as the index of its schema field (no allocation); an unknown one refuses.
+struct SchemaField<'a>(&'a [Field]);
+
+impl<'de> DeserializeSeed<'de> for SchemaField<'_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for SchemaField<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field of the push source's schema")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
+        self.0
+            .iter()
+            .position(|field| field.name == name)
+            .ok_or_else(not_typed)
+    }
+}
+
+/// Whether an object's key is the one named (no allocation).
+struct KeyIs(&'static str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
 }
 
 fn request_error(message: &str, error_type: &str) -> Json {
@@ -197,5 +485,139 @@ pub fn refuse_plan(workspace: &str, error: IngestError) -> IngestRefusal {
     match records {
         Some(body) => IngestRefusal { body, ..refusal },
         None => refusal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::dataset::demo_registry;
+    use crate::ingest::plan_ingest;
+    use crate::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
+
+    /// The plan (or refusal) a body gets, read both ways: the typed reader must take it.
+    fn plans(registry: &Registry, body: &str) -> (String, String) {
+        let now = now_micros();
+        let skew = 60 * MICROS_PER_SECOND;
+        let typed =
+            read_typed_request(body.as_bytes(), registry).expect("the typed reader takes it");
+        let json: Json = serde_json::from_str(body).unwrap();
+        let tree = parse_ingest_request(&json).unwrap();
+        assert_eq!(
+            (&typed.workspace, typed.dry_run),
+            (&tree.workspace, tree.dry_run)
+        );
+        let plan = |result: Result<IngestPlan, IngestError>| format!("{result:?}");
+        (
+            plan(plan_ingest(
+                registry,
+                &typed.workspace,
+                &typed.records,
+                now,
+                skew,
+            )),
+            plan(plan_ingest(
+                registry,
+                &tree.workspace,
+                &tree.records,
+                now,
+                skew,
+            )),
+        )
+    }
+
+    #[test]
+    fn typed_and_tree_reading_plan_the_same_rows_and_refusals() {
+        let registry = demo_registry();
+        let now = format_timestamp(now_micros());
+        let old = format_timestamp(now_micros() - 40 * 86_400 * MICROS_PER_SECOND);
+        let records = [
+            // Every field, int64 and float64 in their other accepted forms.
+            format!(
+                r#"{{"user_id": "u1", "merchant": "m\u00e9", "terminal_id": "7", "amt": "1.5",
+                "category": "food", "is_online": true, "transaction_id": "t1", "is_fraud": 0,
+                "timestamp": "{now}"}}"#
+            ),
+            format!(
+                r#"{{"timestamp": "{now}", "user_id": "u2", "merchant": "m2", "amt": 3,
+                "terminal_id": -4, "is_fraud": null, "is_online": null}}"#
+            ),
+            format!(
+                r#"{{"user_id": "u3", "merchant": "m3", "terminal_id": 1, "amt": "NaN",
+                "timestamp": "{now}"}}"#
+            ),
+            // Refused one by one: older than the views' windows and ttls.
+            format!(
+                r#"{{"user_id": "u4", "merchant": "m4", "terminal_id": 2, "amt": 1e3,
+                "timestamp": "{old}"}}"#
+            ),
+        ];
+        let entries: Vec<String> = records
+            .iter()
+            .map(|record| format!(r#"{{"record": {record}, "note": [1, {{"x": null}}]}}"#))
+            .collect();
+        let entries = entries.join(",");
+        let bodies = [
+            format!(
+                r#"{{"workspace_name": "prod", "dry_run": false, "records": {{"transactions": [{entries}]}}}}"#
+            ),
+            // camelCase, the workspace after the records, an unknown field.
+            format!(
+                r#"{{"records": {{"transactions": [{entries}]}}, "extra": {{}}, "dryRun": true, "workspaceName": "prod"}}"#
+            ),
+            // Well formed, refused by the plan with the tree path's words: a join key missing.
+            r#"{"workspace_name": "prod", "dry_run": false, "records": {"transactions": [{"record": {"user_id": "u"}}]}}"#.to_string(),
+        ];
+        for body in &bodies {
+            let (typed, tree) = plans(&registry, body);
+            assert_eq!(typed, tree, "{body}");
+        }
+        assert!(plans(&registry, &bodies[2]).0.contains("is missing"));
+    }
+
+    #[test]
+    fn anything_not_well_formed_is_left_to_the_tree_reader() {
+        let registry = demo_registry();
+        let record = r#"{"user_id": "u", "merchant": "m", "terminal_id": 1, "timestamp": "2026-01-01T00:00:00Z"}"#;
+        let body = |workspace: &str, records: &str| {
+            format!(r#"{{"workspace_name": {workspace}, "dry_run": false, "records": {records}}}"#)
+        };
+        let with_record = |record: &str| {
+            body(
+                r#""prod""#,
+                &format!(r#"{{"transactions": [{{"record": {record}}}]}}"#),
+            )
+        };
+        assert!(read_typed_request(with_record(record).as_bytes(), &registry).is_some());
+        let refused = [
+            with_record(r#"{"user_id": "u", "nope": 1}"#),
+            with_record(r#"{"user_id": 5}"#),
+            with_record(r#"{"terminal_id": 1.5}"#),
+            with_record(r#"{"terminal_id": 9223372036854775808}"#),
+            with_record(r#"{"timestamp": "yesterday"}"#),
+            with_record(r#"{"user_id": "u", "user_id": "v"}"#),
+            with_record("null"),
+            with_record("[]"),
+            body(r#""prod""#, r#"{"transactions": [{"no_record": {}}]}"#),
+            body(r#""prod""#, r#"{"transactions": [{"record": {}, "record": {}}]}"#),
+            body(r#""prod""#, r#"{"transactions": {}}"#),
+            body(r#""prod""#, r#"{"no_such_source": []}"#),
+            body(r#""prod""#, r#"{"transactions": [], "transactions": []}"#),
+            body(r#""prod""#, "{}"),
+            body(r#""prod""#, "[]"),
+            body(r#""""#, r#"{"transactions": []}"#),
+            body("null", r#"{"transactions": []}"#),
+            body(r#""no_such_workspace""#, r#"{"transactions": []}"#),
+            r#"{"workspace_name": "prod", "workspaceName": "prod", "dry_run": false, "records": {"transactions": []}}"#.to_string(),
+            r#"{"workspace_name": "prod", "records": {"transactions": []}}"#.to_string(),
+            format!("{} x", with_record(record)),
+            with_record(record).replace("}}", "}"),
+        ];
+        for body in &refused {
+            assert!(
+                read_typed_request(body.as_bytes(), &registry).is_none(),
+                "{body}"
+            );
+        }
     }
 }

@@ -196,6 +196,8 @@ pub fn plan_ingest<R: SourceRecords>(
             reason,
             ..record_error(index, Some(view), message)
         };
+        plan.rows
+            .reserve(source_records.count() * source.subscribers.len());
         for index in 0..source_records.count() {
             if let Err(problem) = source_records.check(index, source_name, source) {
                 errors.push(record_error(index, None, problem));

@@ -29,6 +29,8 @@ where
     I::IntoIter: ExactSizeIterator,
 {
     let values = values.into_iter();
+    // Room for scalars (a tag and 8 bytes each) up front: one allocation for most rows.
+    out.reserve(1 + 9 * values.len());
     write_len(values.len(), out);
     for value in values {
         encode_value(value, out);

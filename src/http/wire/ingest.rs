@@ -5,7 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
 use crate::http::error::{ApiError, ErrorKind};
@@ -87,36 +86,35 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
 /// Reads a well-formed request straight into typed records (no JSON tree, no per-record maps);
 /// `None` for anything else: malformed JSON, a missing or mistyped field, an unknown workspace
 /// or source, a record the source's schema refuses. Then `parse_ingest_request` reads the body
-/// again and the plan words the refusal, so both paths answer every request alike. Two passes:
-/// the first finds the workspace (the body may name it after `records`), the second reads the
-/// records by its sources' schemas.
+/// again and the plan words the refusal, so both paths answer every request alike. One pass
+/// when the body names its workspace before `records` (as clients write it); otherwise a
+/// second, with the workspace the first found.
 pub fn read_typed_request(body: &[u8], registry: &Registry) -> Option<IngestRequest<TypedRecords>> {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(alias = "workspaceName")]
-        workspace_name: String,
-        #[serde(alias = "dryRun")]
-        dry_run: bool,
-        #[serde(rename = "records")]
-        _records: IgnoredAny,
-    }
-    let head: Head = serde_json::from_slice(body).ok()?;
-    let workspace = registry
-        .workspace(&head.workspace_name)
-        .filter(|workspace| workspace.live)?;
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let records = TypedBody {
-        registry,
-        workspace,
-    }
-    .deserialize(&mut deserializer)
-    .ok()?;
-    deserializer.end().ok()?;
+    let read = |workspace: Option<&Workspace>| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let read = TypedBody {
+            registry,
+            workspace,
+        }
+        .deserialize(&mut deserializer)
+        .ok()?;
+        deserializer.end().ok()?;
+        Some(read)
+    };
+    let first = read(None)?;
+    let records = match first.records {
+        Some(records) => records,
+        None => read(Some(live_workspace(registry, &first.workspace)?))?.records?,
+    };
     Some(IngestRequest {
-        workspace: head.workspace_name,
-        dry_run: head.dry_run,
+        workspace: first.workspace,
+        dry_run: first.dry_run,
         records,
     })
+}
+
+fn live_workspace<'a>(registry: &'a Registry, name: &str) -> Option<&'a Workspace> {
+    registry.workspace(name).filter(|workspace| workspace.live)
 }
 
 /// Refuses what the typed reader does not take; never shown (the tree path words refusals).
@@ -124,40 +122,114 @@ fn not_typed<E: de::Error>() -> E {
     E::custom("left to the JSON tree reader")
 }
 
-/// The body, for its `records` (the other fields were read by `Head`).
+/// The body: its records are read typed once the workspace is known, given (second pass) or
+/// read before `records`; otherwise skipped, for a second pass.
 struct TypedBody<'a> {
     registry: &'a Registry,
-    workspace: &'a Workspace,
+    workspace: Option<&'a Workspace>,
+}
+
+struct ReadBody {
+    workspace: String,
+    dry_run: bool,
+    /// `None`: `records` came before the workspace's name.
+    records: Option<Vec<(String, TypedRecords)>>,
 }
 
 impl<'de> DeserializeSeed<'de> for TypedBody<'_> {
-    type Value = Vec<(String, TypedRecords)>;
+    type Value = ReadBody;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ReadBody, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for TypedBody<'_> {
-    type Value = Vec<(String, TypedRecords)>;
+    type Value = ReadBody;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an ingest request")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ReadBody, A::Error> {
+        let mut workspace_name: Option<String> = None;
+        let mut dry_run = None;
+        // Outer `Some`: `records` was met (a second one is declined, as are twin names).
         let mut records = None;
-        while let Some(is_records) = map.next_key_seed(KeyIs("records"))? {
-            if is_records {
-                records = Some(map.next_value_seed(TypedSources {
-                    registry: self.registry,
-                    workspace: self.workspace,
-                })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
+        while let Some(key) = map.next_key_seed(BodyKeys)? {
+            match key {
+                BodyKey::Workspace if workspace_name.is_none() => {
+                    workspace_name = Some(map.next_value()?);
+                }
+                BodyKey::DryRun if dry_run.is_none() => dry_run = Some(map.next_value()?),
+                BodyKey::Records if records.is_none() => {
+                    let workspace = match (self.workspace, &workspace_name) {
+                        (Some(workspace), _) => Some(workspace),
+                        (None, Some(name)) => {
+                            Some(live_workspace(self.registry, name).ok_or_else(not_typed)?)
+                        }
+                        (None, None) => None,
+                    };
+                    records = Some(match workspace {
+                        Some(workspace) => Some(map.next_value_seed(TypedSources {
+                            registry: self.registry,
+                            workspace,
+                        })?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                            None
+                        }
+                    });
+                }
+                BodyKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                BodyKey::Workspace | BodyKey::DryRun | BodyKey::Records => return Err(not_typed()),
             }
         }
-        records.ok_or_else(not_typed)
+        Ok(ReadBody {
+            workspace: workspace_name
+                .filter(|name| !name.is_empty())
+                .ok_or_else(not_typed)?,
+            dry_run: dry_run.ok_or_else(not_typed)?,
+            records: records.ok_or_else(not_typed)?,
+        })
+    }
+}
+
+/// A key of the body, under either spelling `parse_ingest_request` accepts (no allocation).
+enum BodyKey {
+    Workspace,
+    DryRun,
+    Records,
+    Other,
+}
+
+/// Reads a `BodyKey`.
+struct BodyKeys;
+
+impl<'de> DeserializeSeed<'de> for BodyKeys {
+    type Value = BodyKey;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<BodyKey, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for BodyKeys {
+    type Value = BodyKey;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<BodyKey, E> {
+        Ok(match key {
+            "workspace_name" | "workspaceName" => BodyKey::Workspace,
+            "dry_run" | "dryRun" => BodyKey::DryRun,
+            "records" => BodyKey::Records,
+            _ => BodyKey::Other,
+        })
     }
 }
 
@@ -610,6 +682,10 @@ mod tests {
             body(r#""no_such_workspace""#, r#"{"transactions": []}"#),
             r#"{"workspace_name": "prod", "workspaceName": "prod", "dry_run": false, "records": {"transactions": []}}"#.to_string(),
             r#"{"workspace_name": "prod", "records": {"transactions": []}}"#.to_string(),
+            r#"{"records": {"transactions": []}, "workspace_name": "nope", "dry_run": false}"#
+                .to_string(),
+            r#"{"records": {"transactions": [{"record": {"nope": 1}}]}, "workspace_name": "prod", "dry_run": false}"#
+                .to_string(),
             format!("{} x", with_record(record)),
             with_record(record).replace("}}", "}"),
         ];

@@ -98,15 +98,16 @@ impl Partial {
         }
     }
 
-    /// Adds one event (nulls do not count).
-    pub fn add(&mut self, function: Function, event: Stamped) {
-        if event.2.is_null() {
+    /// Adds one event (nulls do not count). The value is borrowed: only the functions that
+    /// keep values (min, max, last, the ordered ones) copy it.
+    pub fn add(&mut self, function: Function, event_time: Micros, seq: u64, value: &Value) {
+        if value.is_null() {
             return;
         }
         // The sketches update in place.
         match (function, &mut *self) {
             (Function::ApproxCountDistinct(precision), Partial::Hll(registers)) => {
-                return sketch::hll_add(registers, precision, &event.2)
+                return sketch::hll_add(registers, precision, value)
             }
             (
                 Function::ApproxPercentile { precision, .. },
@@ -115,12 +116,12 @@ impl Partial {
                     positive,
                     negative,
                 },
-            ) => return sketch::quantiles_add(zeros, positive, negative, precision, &event.2),
+            ) => return sketch::quantiles_add(zeros, positive, negative, precision, value),
             _ => {}
         }
         let single = match function {
             Function::Count => Partial::Count(1),
-            Function::Sum => match &event.2 {
+            Function::Sum => match value {
                 Value::Int64(i) => Partial::Sum {
                     int: *i,
                     float: 0.0,
@@ -140,15 +141,17 @@ impl Partial {
             | Function::StddevSamp
             | Function::StddevPop => Partial::Moments {
                 count: 1,
-                mean: as_f64(&event.2).unwrap_or(0.0),
+                mean: as_f64(value).unwrap_or(0.0),
                 m2: 0.0,
             },
-            Function::Min | Function::Max => Partial::Extreme(Some(event.2)),
-            Function::Last => Partial::Last(Some(event)),
+            Function::Min | Function::Max => Partial::Extreme(Some(value.clone())),
+            Function::Last => Partial::Last(Some((event_time, seq, value.clone()))),
             Function::LastN(_)
             | Function::FirstN(_)
             | Function::LastDistinctN(_)
-            | Function::FirstDistinctN(_) => Partial::Ordered(vec![event]),
+            | Function::FirstDistinctN(_) => {
+                Partial::Ordered(vec![(event_time, seq, value.clone())])
+            }
             // Handled in place above.
             Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => return,
         };

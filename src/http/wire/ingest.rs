@@ -117,6 +117,30 @@ fn live_workspace<'a>(registry: &'a Registry, name: &str) -> Option<&'a Workspac
     registry.workspace(name).filter(|workspace| workspace.live)
 }
 
+/// Each reader below is its own seed: it asks the deserializer for its JSON shape and visits it.
+macro_rules! seeds_by_shape {
+    ($($reader:ty => $shape:ident,)*) => {$(
+        impl<'de> DeserializeSeed<'de> for $reader {
+            type Value = <Self as Visitor<'de>>::Value;
+
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+                deserializer.$shape(self)
+            }
+        }
+    )*};
+}
+
+seeds_by_shape! {
+    TypedBody<'_> => deserialize_map,
+    BodyKeys => deserialize_str,
+    TypedSources<'_> => deserialize_map,
+    TypedEntries<'_> => deserialize_seq,
+    TypedEntry<'_> => deserialize_map,
+    TypedRecord<'_> => deserialize_map,
+    SchemaField<'_> => deserialize_str,
+    KeyIs => deserialize_str,
+}
+
 /// Refuses what the typed reader does not take; never shown (the tree path words refusals).
 fn not_typed<E: de::Error>() -> E {
     E::custom("left to the JSON tree reader")
@@ -134,14 +158,6 @@ struct ReadBody {
     dry_run: bool,
     /// `None`: `records` came before the workspace's name.
     records: Option<Vec<(String, TypedRecords)>>,
-}
-
-impl<'de> DeserializeSeed<'de> for TypedBody<'_> {
-    type Value = ReadBody;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ReadBody, D::Error> {
-        deserializer.deserialize_map(self)
-    }
 }
 
 impl<'de> Visitor<'de> for TypedBody<'_> {
@@ -208,14 +224,6 @@ enum BodyKey {
 /// Reads a `BodyKey`.
 struct BodyKeys;
 
-impl<'de> DeserializeSeed<'de> for BodyKeys {
-    type Value = BodyKey;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<BodyKey, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
 impl Visitor<'_> for BodyKeys {
     type Value = BodyKey;
 
@@ -239,14 +247,6 @@ struct TypedSources<'a> {
     workspace: &'a Workspace,
 }
 
-impl<'de> DeserializeSeed<'de> for TypedSources<'_> {
-    type Value = Vec<(String, TypedRecords)>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
 impl<'de> Visitor<'de> for TypedSources<'_> {
     type Value = Vec<(String, TypedRecords)>;
 
@@ -267,10 +267,10 @@ impl<'de> Visitor<'de> for TypedSources<'_> {
                 return Err(not_typed());
             }
             let mut records = TypedRecords::new(self.registry, source).ok_or_else(not_typed)?;
-            map.next_value_seed(TypedEntries {
+            map.next_value_seed(TypedEntries(Target {
                 source,
                 records: &mut records,
-            })?;
+            }))?;
             sources.push((name, records));
         }
         if sources.is_empty() {
@@ -280,19 +280,23 @@ impl<'de> Visitor<'de> for TypedSources<'_> {
     }
 }
 
-/// One source's list of `{"record": {...}}` entries.
-struct TypedEntries<'a> {
+/// Where a source's records are read to: its schema and the records read so far.
+struct Target<'a> {
     source: &'a PushSource,
     records: &'a mut TypedRecords,
 }
 
-impl<'de> DeserializeSeed<'de> for TypedEntries<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
+impl Target<'_> {
+    fn reborrow(&mut self) -> Target<'_> {
+        Target {
+            source: self.source,
+            records: &mut *self.records,
+        }
     }
 }
+
+/// One source's list of `{"record": {...}}` entries.
+struct TypedEntries<'a>(Target<'a>);
 
 impl<'de> Visitor<'de> for TypedEntries<'_> {
     type Value = ();
@@ -302,28 +306,14 @@ impl<'de> Visitor<'de> for TypedEntries<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let (source, records) = (self.source, self.records);
-        while let Some(()) = seq.next_element_seed(TypedEntry {
-            source,
-            records: &mut *records,
-        })? {}
+        let mut target = self.0;
+        while let Some(()) = seq.next_element_seed(TypedEntry(target.reborrow()))? {}
         Ok(())
     }
 }
 
 /// `{"record": {...}}`: other keys are ignored, as `parse_ingest_request` does.
-struct TypedEntry<'a> {
-    source: &'a PushSource,
-    records: &'a mut TypedRecords,
-}
-
-impl<'de> DeserializeSeed<'de> for TypedEntry<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
+struct TypedEntry<'a>(Target<'a>);
 
 impl<'de> Visitor<'de> for TypedEntry<'_> {
     type Value = ();
@@ -333,6 +323,7 @@ impl<'de> Visitor<'de> for TypedEntry<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut target = self.0;
         let mut read = false;
         while let Some(is_record) = map.next_key_seed(KeyIs("record"))? {
             if !is_record {
@@ -342,11 +333,8 @@ impl<'de> Visitor<'de> for TypedEntry<'_> {
             if read {
                 return Err(not_typed());
             }
-            self.records.push_record();
-            map.next_value_seed(TypedRecord {
-                source: self.source,
-                records: &mut *self.records,
-            })?;
+            target.records.push_record();
+            map.next_value_seed(TypedRecord(target.reborrow()))?;
             read = true;
         }
         if read {
@@ -358,18 +346,7 @@ impl<'de> Visitor<'de> for TypedEntry<'_> {
 }
 
 /// A record's fields, each read as its schema field's type into the last record's slots.
-struct TypedRecord<'a> {
-    source: &'a PushSource,
-    records: &'a mut TypedRecords,
-}
-
-impl<'de> DeserializeSeed<'de> for TypedRecord<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
+struct TypedRecord<'a>(Target<'a>);
 
 impl<'de> Visitor<'de> for TypedRecord<'_> {
     type Value = ();
@@ -379,10 +356,11 @@ impl<'de> Visitor<'de> for TypedRecord<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let schema = &self.source.schema;
+        let Target { source, records } = self.0;
+        let schema = &source.schema;
         while let Some(field) = map.next_key_seed(SchemaField(schema))? {
             let value = map.next_value_seed(ValueSeed(&schema[field].data_type))?;
-            if !self.records.set(field, value) {
+            if !records.set(field, value) {
                 return Err(not_typed());
             }
         }
@@ -392,14 +370,6 @@ impl<'de> Visitor<'de> for TypedRecord<'_> {
 
 /// A record's key as the index of its schema field (no allocation); an unknown one refuses.
 struct SchemaField<'a>(&'a [Field]);
-
-impl<'de> DeserializeSeed<'de> for SchemaField<'_> {
-    type Value = usize;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
 
 impl Visitor<'_> for SchemaField<'_> {
     type Value = usize;
@@ -418,14 +388,6 @@ impl Visitor<'_> for SchemaField<'_> {
 
 /// Whether an object's key is the one named (no allocation).
 struct KeyIs(&'static str);
-
-impl<'de> DeserializeSeed<'de> for KeyIs {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
 
 impl Visitor<'_> for KeyIs {
     type Value = bool;

@@ -44,6 +44,21 @@ pub enum Partial {
     },
 }
 
+/// Merges moments (count, mean, m2) into others, by Chan et al.'s parallel formula.
+fn add_moments(
+    (count, mean, m2): (&mut i64, &mut f64, &mut f64),
+    (c2, mean2, m22): (i64, f64, f64),
+) {
+    if c2 == 0 {
+        return;
+    }
+    let total = *count + c2;
+    let delta = mean2 - *mean;
+    *m2 += m22 + delta * delta * (*count as f64) * (c2 as f64) / total as f64;
+    *mean += delta * c2 as f64 / total as f64;
+    *count = total;
+}
+
 pub(super) fn as_f64(value: &Value) -> Option<f64> {
     match value {
         Value::Int64(i) => Some(*i as f64),
@@ -104,8 +119,35 @@ impl Partial {
         if value.is_null() {
             return;
         }
-        // The sketches update in place.
+        // Counts, sums, moments and the sketches update in place (the same arithmetic as
+        // merging a one-event partial, without building one).
         match (function, &mut *self) {
+            (Function::Count, Partial::Count(count)) => return *count += 1,
+            (
+                Function::Sum,
+                Partial::Sum {
+                    int,
+                    float,
+                    any,
+                    floats,
+                },
+            ) => {
+                match value {
+                    Value::Int64(i) => {
+                        *int = int.saturating_add(*i);
+                        *float += 0.0;
+                    }
+                    other => {
+                        *float += as_f64(other).unwrap_or(0.0);
+                        *floats = true;
+                    }
+                }
+                *any = true;
+                return;
+            }
+            (_, Partial::Moments { count, mean, m2 }) => {
+                return add_moments((count, mean, m2), (1, as_f64(value).unwrap_or(0.0), 0.0))
+            }
             (Function::ApproxCountDistinct(precision), Partial::Hll(registers)) => {
                 return sketch::hll_add(registers, precision, value)
             }
@@ -200,14 +242,7 @@ impl Partial {
                 else {
                     return kinds_differ();
                 };
-                if c2 == 0 {
-                    return;
-                }
-                let total = *count + c2;
-                let delta = mean2 - *mean;
-                *m2 += m22 + delta * delta * (*count as f64) * (c2 as f64) / total as f64;
-                *mean += delta * c2 as f64 / total as f64;
-                *count = total;
+                add_moments((count, mean, m2), (c2, mean2, m22));
             }
             Partial::Extreme(a) => {
                 let Partial::Extreme(b) = other else {

@@ -2,6 +2,8 @@
 # Before/after for the hot path: two builds of Quiver (A and B) serving the demo side by side,
 # measured by `quiver bench --url` in alternating rounds, so both see the same machine load.
 #   bash benches/http/ab.sh BINARY_A BINARY_B [SERVICE]   (ROUNDS, default 5; SECONDS, default 4)
+# FSYNC=every_second (or always): each server keeps a rows journal in a data directory of its
+# own, as issue 12's `/ingest` target asks; unset: no data directory (nothing journaled).
 # Prints each round's closed-loop throughput and server CPU per request, the medians and B/A.
 set -euo pipefail
 source "$(dirname "$0")/../../tests/clients/lib.sh"
@@ -12,8 +14,10 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start() {  # start NAME BINARY: a server on a free port; sets url_NAME and pid_NAME
+  local durable=()
+  [[ -n ${FSYNC:-} ]] && durable=(--data-dir "$work/$1-data" --fsync "$FSYNC")
   QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=warn "$2" serve --config "$repo_root/config.toml" \
-    --listen 127.0.0.1:0 >"$work/$1.out" 2>"$work/$1.err" &
+    --listen 127.0.0.1:0 "${durable[@]}" >"$work/$1.out" 2>"$work/$1.err" &
   pids+=($!)
   printf -v "pid_$1" %s "$!"
   listening_url "$work/$1.out" "$work/$1.err" "$!" && printf -v "url_$1" %s "$listening_url"

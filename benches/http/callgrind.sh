@@ -4,9 +4,12 @@
 # instrumentation off; for each kind of request, 50 warm-up requests, then N counted ones over
 # one keep-alive connection, then a dump.
 #   bash benches/http/callgrind.sh BINARY OUTDIR [N]   (N: 300 by default)
+# KINDS (default "seed plain seedbatch plainbatch") picks the kinds; `ingest` is a POST /ingest
+# of 100 `transactions` events (timestamps of the moment; 1,009 users, 101 merchants, 499
+# terminals, so after the warm-up every key has its row and tiles), the write path.
 # Prints, per kind: total instructions and instructions per request (the whole process: actix,
 # the handler, the store). `callgrind_annotate --inclusive=yes OUTDIR/callgrind.out.*.K` shows
-# where they go (K: 1 seed, 2 plain, 3 seed batch, 4 plain batch).
+# where they go (K: the kind's place in KINDS, from 1: seed, plain, seed batch, plain batch).
 set -euo pipefail
 source "$(dirname "$0")/../../tests/clients/lib.sh"
 binary=$1 out=$2 n=${3:-300}
@@ -16,7 +19,7 @@ touch "$out/server.out"
 driver="$out/drive.py"
 cat >"$driver" <<'PY'
 # drive.py HOST PORT KIND N: N requests of one kind over one keep-alive connection.
-import http.client, json, sys
+import datetime, http.client, json, sys
 host, port, kind, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 users = [f"user_{1001 + i}" for i in range(5)]
 merchants = ["fraud_Kirlin and Sons", "fraud_Sporer-Keebler", "fraud_Haley Group"]
@@ -24,7 +27,16 @@ seed = kind.startswith("seed")
 def row(i):
     return {"joinKeyMap": {"user_id": users[i % 5], "merchant": merchants[i % 3]},
             "requestContextMap": {"amount": 100.5 + i} if seed else {}}
+def event(i):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"record": {"user_id": f"user_{i % 1009}", "merchant": f"merchant_{i % 101}",
+            "terminal_id": i % 499, "amt": round(i % 5000 / 10, 2), "category": "food",
+            "is_online": i % 2 == 0, "transaction_id": f"tx_{i}", "is_fraud": 0, "timestamp": now}}
 def body(i):
+    if kind == "ingest":
+        events = [event(i * 100 + j) for j in range(100)]
+        request = {"workspace_name": "prod", "dry_run": False, "records": {"transactions": events}}
+        return "/ingest", json.dumps(request)
     params = {"workspaceName": "prod",
               "featureServiceName": "fraud_detection_feature_service" if seed else "user_risk_service"}
     if kind.endswith("batch"):
@@ -53,7 +65,7 @@ listening_url "$out/server.out" "$out/server.err" "$valgrind_pid" 1200 0.25
 url=$listening_url
 host_port=${url#http://}
 host=${host_port%:*} port=${host_port##*:}
-for kind in seed plain seedbatch plainbatch; do
+for kind in ${KINDS:-seed plain seedbatch plainbatch}; do
   python3 "$driver" "$host" "$port" "$kind" 50
   callgrind_control -z "$valgrind_pid" >/dev/null 2>&1
   callgrind_control -i on "$valgrind_pid" >/dev/null 2>&1

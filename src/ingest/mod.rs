@@ -15,7 +15,7 @@ pub mod tokens;
 use serde_json::Value as Json;
 
 use crate::registry::aggregation::duration_text;
-use crate::registry::{FeatureView, Registry, ViewId};
+use crate::registry::{FeatureView, PushSource, Registry, ViewId};
 use crate::store::tiles::tile_start;
 use crate::store::RowWrite;
 use crate::time::Micros;
@@ -106,12 +106,62 @@ pub struct IngestPlan {
     pub rejected: Vec<RecordError>,
 }
 
+/// A push source's records as `plan_ingest` reads them: JSON trees, which word every refusal,
+/// or `row::TypedRecords`, read straight into the schema's types (only well-formed records).
+pub trait SourceRecords {
+    fn count(&self) -> usize;
+    /// Checks record `index` against the schema of push source `source_name`; the error is
+    /// the refusal's message.
+    fn check(&self, index: usize, source_name: &str, source: &PushSource) -> Result<(), String>;
+    /// Record `index`'s row for `view`, encoded for the store.
+    fn row(&self, index: usize, view: &FeatureView) -> Result<RowWrite, String>;
+}
+
+impl SourceRecords for Vec<Json> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn check(&self, index: usize, source_name: &str, source: &PushSource) -> Result<(), String> {
+        let object = self[index]
+            .as_object()
+            .ok_or_else(|| "expected a JSON object".to_string())?;
+        if let Some(unknown) = object
+            .keys()
+            .find(|k| !source.schema.iter().any(|f| &f.name == *k))
+        {
+            return Err(format!(
+                "field `{unknown}` is not in the schema of push source `{source_name}`"
+            ));
+        }
+        match source.schema.iter().find_map(|field| {
+            let value = object.get(&field.name)?;
+            crate::registry::value::Value::from_json(value, &field.data_type)
+                .err()
+                .map(|e| format!("field `{}`: {e}", field.name))
+        }) {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    fn row(&self, index: usize, view: &FeatureView) -> Result<RowWrite, String> {
+        // Source fields a view does not read are not its concern (checked: an object).
+        let object = self[index].as_object().into_iter().flatten();
+        let columns: serde_json::Map<String, Json> = object
+            .filter(|(name, _)| row::is_view_column(view, name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        parse_json_row(view, &columns).map(|parsed| parsed.to_write(view))
+    }
+}
+
 /// Validates every record of every push source against its schema and every subscribed view.
 /// `now` decides which records are past a view's ttl.
-pub fn plan_ingest(
+pub fn plan_ingest<R: SourceRecords>(
     registry: &Registry,
     workspace_name: &str,
-    records: &[(String, Vec<Json>)],
+    records: &[(String, R)],
     now: Micros,
     max_future_skew: Micros,
 ) -> Result<IngestPlan, IngestError> {
@@ -146,56 +196,25 @@ pub fn plan_ingest(
             reason,
             ..record_error(index, Some(view), message)
         };
-        for (index, record) in source_records.iter().enumerate() {
-            let Some(object) = record.as_object() else {
-                errors.push(record_error(
-                    index,
-                    None,
-                    "expected a JSON object".to_string(),
-                ));
-                continue;
-            };
-            if let Some(unknown) = object
-                .keys()
-                .find(|k| !source.schema.iter().any(|f| &f.name == *k))
-            {
-                errors.push(record_error(
-                    index,
-                    None,
-                    format!(
-                        "field `{unknown}` is not in the schema of push source `{source_name}`"
-                    ),
-                ));
-                continue;
-            }
-            if let Some(problem) = source.schema.iter().find_map(|field| {
-                let value = object.get(&field.name)?;
-                crate::registry::value::Value::from_json(value, &field.data_type)
-                    .err()
-                    .map(|e| format!("field `{}`: {e}", field.name))
-            }) {
+        plan.rows
+            .reserve(source_records.count() * source.subscribers.len());
+        for index in 0..source_records.count() {
+            if let Err(problem) = source_records.check(index, source_name, source) {
                 errors.push(record_error(index, None, problem));
                 continue;
             }
             for view_id in &source.subscribers {
                 let view = registry.view(*view_id);
-                // Source fields a view does not read are not its concern.
-                let columns: serde_json::Map<String, Json> = object
-                    .iter()
-                    .filter(|(name, _)| row::is_view_column(view, name))
-                    .map(|(name, value)| (name.clone(), value.clone()))
-                    .collect();
-                match parse_json_row(view, &columns) {
+                match source_records.row(index, view) {
                     Err(message) => errors.push(record_error(index, Some(&view.name), message)),
                     // Late or future events are refused one by one (they are well formed, just
                     // too old or too new to matter); the rest of the batch is written.
-                    Ok(parsed) => match out_of_range(view, parsed.event_time, now, max_future_skew)
-                    {
+                    Ok(row) => match out_of_range(view, row.event_time, now, max_future_skew) {
                         Some((reason, message)) => plan
                             .rejected
                             .push(rejection(index, &view.name, reason, message)),
                         None => {
-                            plan.rows.push(parsed.to_write(view));
+                            plan.rows.push(row);
                             match plan.per_view.iter_mut().find(|(id, _)| id == view_id) {
                                 Some((_, count)) => *count += 1,
                                 None => plan.per_view.push((*view_id, 1)),
@@ -206,7 +225,7 @@ pub fn plan_ingest(
             }
         }
         plan.per_source
-            .push((source_name.clone(), source_records.len()));
+            .push((source_name.clone(), source_records.count()));
     }
     if errors.is_empty() {
         Ok(plan)

@@ -5,9 +5,10 @@
 
 use serde_json::{Map, Value as Json};
 
+use super::SourceRecords;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
-use crate::registry::FeatureView;
+use crate::registry::{FeatureView, PushSource, Registry, ViewId};
 use crate::store::key::encode_key;
 use crate::store::row::encode_row;
 use crate::store::RowWrite;
@@ -33,9 +34,7 @@ pub fn parse_row(
         match read(&join_key.name, &join_key.data_type)
             .map_err(|e| format!("join key `{}`: {e}", join_key.name))?
         {
-            Some(Value::Null) | None => {
-                return Err(format!("join key `{}` is missing", join_key.name))
-            }
+            Some(Value::Null) | None => return Err(missing_join_key(&join_key.name)),
             Some(value) => key.push(value),
         }
     }
@@ -43,12 +42,7 @@ pub fn parse_row(
         .map_err(|e| format!("timestamp field `{}`: {e}", view.timestamp_field))?
     {
         Some(Value::Timestamp(micros)) => micros,
-        _ => {
-            return Err(format!(
-                "timestamp field `{}` is missing",
-                view.timestamp_field
-            ))
-        }
+        _ => return Err(missing_timestamp(view)),
     };
     let mut features = Vec::with_capacity(view.row_columns.len());
     for column in &view.row_columns {
@@ -61,6 +55,14 @@ pub fn parse_row(
         event_time,
         features,
     })
+}
+
+fn missing_join_key(name: &str) -> String {
+    format!("join key `{name}` is missing")
+}
+
+fn missing_timestamp(view: &FeatureView) -> String {
+    format!("timestamp field `{}` is missing", view.timestamp_field)
 }
 
 /// Reads a row of `view` from a JSON object keyed by column name. Fields that are neither a join
@@ -130,5 +132,131 @@ impl ParsedRow {
             serde_json::to_writer(&mut *out, &TectonJson(value)).expect("a value is JSON");
         }
         out.push(b'}');
+    }
+}
+
+/// Records of one push source read straight into typed values by the source's schema (the
+/// `/ingest` fast path, `http::wire::ingest`): one slot per schema field and record, `None`
+/// where the record left the field out. The reader refuses anything but well-formed records,
+/// so the schema checks are made by the time a record is here.
+#[derive(Debug)]
+pub struct TypedRecords {
+    records: usize,
+    width: usize,
+    slots: Vec<Option<Value>>,
+    views: Vec<ViewSlots>,
+}
+
+/// Where a subscribed view's columns are among the source's schema fields.
+#[derive(Debug)]
+struct ViewSlots {
+    view: ViewId,
+    key: Vec<usize>,
+    time: usize,
+    /// `None`: the source has no such field, so the column is always null.
+    columns: Vec<Option<usize>>,
+}
+
+/// The value of a column a record left out.
+static NULL: Value = Value::Null;
+
+impl TypedRecords {
+    /// No records yet, for `source` and its subscribers; `None` if a view reads a column as
+    /// another type than the source's schema gives it (then its values could not be read once
+    /// for all views).
+    pub fn new(registry: &Registry, source: &PushSource) -> Option<TypedRecords> {
+        let slot = |name: &str, data_type: &DataType| match source
+            .schema
+            .iter()
+            .position(|field| field.name == name)
+        {
+            Some(index) if source.schema[index].data_type == *data_type => Some(Some(index)),
+            Some(_) => None,
+            None => Some(None),
+        };
+        let views = source
+            .subscribers
+            .iter()
+            .map(|id| {
+                let view = registry.view(*id);
+                Some(ViewSlots {
+                    view: *id,
+                    key: view
+                        .join_keys
+                        .iter()
+                        .map(|key| slot(&key.name, &key.data_type).flatten())
+                        .collect::<Option<_>>()?,
+                    time: slot(&view.timestamp_field, &DataType::Timestamp).flatten()?,
+                    columns: view
+                        .row_columns
+                        .iter()
+                        .map(|column| slot(&column.name, &column.data_type))
+                        .collect::<Option<_>>()?,
+                })
+            })
+            .collect::<Option<_>>()?;
+        Some(TypedRecords {
+            records: 0,
+            width: source.schema.len(),
+            slots: Vec::new(),
+            views,
+        })
+    }
+
+    /// Starts the next record, every field left out.
+    pub fn push_record(&mut self) {
+        self.records += 1;
+        self.slots.resize(self.slots.len() + self.width, None);
+    }
+
+    /// Sets schema field `field` of the last record; `false` if the record gave it already.
+    pub fn set(&mut self, field: usize, value: Value) -> bool {
+        let start = self.slots.len() - self.width;
+        let slot = &mut self.slots[start + field];
+        slot.replace(value).is_none()
+    }
+}
+
+impl SourceRecords for TypedRecords {
+    fn count(&self) -> usize {
+        self.records
+    }
+
+    /// Checked while they were read.
+    fn check(&self, _: usize, _: &str, _: &PushSource) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The error words a missing join key or timestamp as `parse_row` does.
+    fn row(&self, index: usize, view: &FeatureView) -> Result<RowWrite, String> {
+        let slots = self
+            .views
+            .iter()
+            .find(|slots| slots.view == view.id)
+            .expect("every subscriber's columns are mapped in `new`");
+        let record = &self.slots[index * self.width..][..self.width];
+        let mut key = Vec::new();
+        for (join_key, slot) in view.join_keys.iter().zip(&slots.key) {
+            match &record[*slot] {
+                None | Some(Value::Null) => return Err(missing_join_key(&join_key.name)),
+                Some(value) => encode_key([value], &mut key),
+            }
+        }
+        let Some(Value::Timestamp(event_time)) = record[slots.time] else {
+            return Err(missing_timestamp(view));
+        };
+        let mut payload = Vec::new();
+        let features = slots.columns.iter().map(|slot| {
+            slot.and_then(|index| record[index].as_ref())
+                .unwrap_or(&NULL)
+        });
+        encode_row(features, &mut payload);
+        Ok(RowWrite {
+            view: view.id,
+            layout: view.layout,
+            key,
+            event_time,
+            payload,
+        })
     }
 }

@@ -1,8 +1,9 @@
 //! Typed feature values, and their two JSON encodings: the lenient one clients send (int64 as a
 //! string or a number, floats as numbers or `"NaN"`) and the one Tecton's clients read back.
 
+use serde::de::{DeserializeSeed, Error as DeError, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
 use super::types::DataType;
@@ -187,6 +188,100 @@ impl Value {
     }
 }
 
+/// Reads one JSON value straight from a deserializer as `data_type` (no `Json` tree for
+/// scalars), accepting exactly what `Value::from_json` accepts. Its errors do not say what was
+/// wrong: a caller that gets one words the refusal with `from_json` on the parsed tree.
+pub struct ValueSeed<'a>(pub &'a DataType);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match self.0 {
+            DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => {
+                let json = Json::deserialize(deserializer)?;
+                Value::from_json(&json, self.0).map_err(D::Error::custom)
+            }
+            scalar => deserializer.deserialize_any(ScalarVisitor(scalar)),
+        }
+    }
+}
+
+struct ScalarVisitor<'a>(&'a DataType);
+
+impl ScalarVisitor<'_> {
+    fn mismatch<E: DeError>(&self) -> E {
+        E::custom("not of the field's type")
+    }
+
+    fn float(&self, f: f64) -> Result<Value, ()> {
+        match self.0 {
+            DataType::Float32 => Ok(Value::Float32(f as f32)),
+            DataType::Float64 => Ok(Value::Float64(f)),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Visitor<'_> for ScalarVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}", describe(self.0))
+    }
+
+    fn visit_unit<E: DeError>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: DeError>(self, b: bool) -> Result<Value, E> {
+        match self.0 {
+            DataType::Bool => Ok(Value::Bool(b)),
+            _ => Err(self.mismatch()),
+        }
+    }
+
+    fn visit_i64<E: DeError>(self, i: i64) -> Result<Value, E> {
+        match self.0 {
+            DataType::Int64 => Ok(Value::Int64(i)),
+            _ => self.float(i as f64).map_err(|()| self.mismatch()),
+        }
+    }
+
+    fn visit_u64<E: DeError>(self, u: u64) -> Result<Value, E> {
+        match self.0 {
+            DataType::Int64 => i64::try_from(u)
+                .map(Value::Int64)
+                .map_err(|_| self.mismatch()),
+            _ => self.float(u as f64).map_err(|()| self.mismatch()),
+        }
+    }
+
+    fn visit_f64<E: DeError>(self, f: f64) -> Result<Value, E> {
+        self.float(f).map_err(|()| self.mismatch())
+    }
+
+    fn visit_string<E: DeError>(self, s: String) -> Result<Value, E> {
+        match self.0 {
+            DataType::String => Ok(Value::String(s)),
+            _ => self.visit_str(&s),
+        }
+    }
+
+    fn visit_str<E: DeError>(self, s: &str) -> Result<Value, E> {
+        let value = match self.0 {
+            DataType::Int64 => s.trim().parse().map(Value::Int64).ok(),
+            DataType::Float32 | DataType::Float64 => {
+                parse_float(s).and_then(|f| self.float(f).ok())
+            }
+            DataType::String => Some(Value::String(s.to_string())),
+            DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp).ok(),
+            _ => None,
+        };
+        value.ok_or_else(|| self.mismatch())
+    }
+}
+
 fn float_from_json(json: &Json, rules: JsonRules) -> Option<f64> {
     match json {
         Json::Number(n) => n.as_f64(),
@@ -347,6 +442,57 @@ mod tests {
             Value::from_json_with(&json!({"a": 1, "zz": 2}), &t("struct<a:int64>"), strict),
             Ok(Value::Struct(vec![Value::Int64(1)]))
         );
+    }
+
+    #[test]
+    fn the_value_seed_takes_what_from_json_takes() {
+        let types = [
+            "boolean",
+            "int64",
+            "float32",
+            "float64",
+            "string",
+            "timestamp",
+            "array<int64>",
+            "struct<a:float64>",
+        ];
+        let texts = [
+            "true",
+            "null",
+            "0",
+            "-3",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "-9223372036854775809",
+            "1.5",
+            "1e300",
+            "\" 42 \"",
+            "\"1.5\"",
+            "\"NaN\"",
+            "\"-Infinity\"",
+            "\"x\"",
+            "\"caf\\u00e9\"",
+            "\"2024-05-01T12:00:00+02:00\"",
+            "[1, null]",
+            "{\"a\": 2}",
+            "{\"b\": 2}",
+        ];
+        for type_text in types {
+            let data_type = t(type_text);
+            for text in texts {
+                let mut deserializer = serde_json::Deserializer::from_str(text);
+                let seeded = ValueSeed(&data_type).deserialize(&mut deserializer).ok();
+                let json: Json = serde_json::from_str(text).unwrap();
+                let tree = Value::from_json(&json, &data_type).ok();
+                // Debug, so that NaN equals NaN.
+                assert_eq!(
+                    format!("{seeded:?}"),
+                    format!("{tree:?}"),
+                    "{text} as {type_text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::registry::ViewId;
 
 /// The canonical bytes of a row's join-key values (in the view's join-key order).
 /// Strings are length-prefixed and int64s fixed-width, so distinct keys never collide.
-pub fn encode_key(values: &[Value], out: &mut Vec<u8>) {
+pub fn encode_key<'a>(values: impl IntoIterator<Item = &'a Value>, out: &mut Vec<u8>) {
     for value in values {
         match value {
             Value::Int64(i) => {

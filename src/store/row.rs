@@ -23,7 +23,14 @@ const MAP: u8 = 10;
 pub struct CorruptRow(pub usize);
 
 /// Appends the encoding of `values` to `out`.
-pub fn encode_row(values: &[Value], out: &mut Vec<u8>) {
+pub fn encode_row<'a, I>(values: I, out: &mut Vec<u8>)
+where
+    I: IntoIterator<Item = &'a Value>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let values = values.into_iter();
+    // Room for scalars (a tag and 8 bytes each) up front: one allocation for most rows.
+    out.reserve(1 + 9 * values.len());
     write_len(values.len(), out);
     for value in values {
         encode_value(value, out);

@@ -10,11 +10,12 @@ use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::ingest::{
-    ingest_metrics, parse_ingest_request, refuse_plan, IngestRefusal,
+    ingest_metrics, parse_ingest_request, read_typed_request, refuse_plan, IngestRefusal,
+    IngestRequest,
 };
 use super::super::{method_not_allowed, AppState};
 use crate::iam::Permission;
-use crate::ingest::{count_refused, count_written, plan_ingest};
+use crate::ingest::{count_refused, count_written, plan_ingest, SourceRecords};
 use crate::time::now_micros;
 
 /// Where a request gives a push source's ingest token.
@@ -31,7 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The workspace is named in the body: before reading it the caller must be a viewer (what a
-/// dry run needs) somewhere; after, the named workspace's role is checked.
+/// dry run needs) somewhere; after, the named workspace's role is checked. A well-formed body
+/// is read straight into typed records; any other is read as a JSON tree, which words the
+/// refusal.
 async fn ingest(
     caller: Allowed<ReadMetadata, IngestRefusal>,
     state: web::Data<AppState>,
@@ -40,10 +43,23 @@ async fn ingest(
     body: UnreadBody,
 ) -> Result<HttpResponse, IngestRefusal> {
     let body = body.read(state.limits.max_body_bytes).await?;
+    if let Some(parsed) = read_typed_request(&body, &repo.registry) {
+        return write(caller, &state, &repo, &request, parsed).await;
+    }
     let invalid = |message: String| ApiError::new(ErrorKind::InvalidArgument, message);
     let json: Json = serde_json::from_slice(&body)
         .map_err(|error| invalid(format!("The request body is not valid JSON: {error}")))?;
     let parsed = parse_ingest_request(&json).map_err(invalid)?;
+    write(caller, &state, &repo, &request, parsed).await
+}
+
+async fn write<R: SourceRecords>(
+    caller: Allowed<ReadMetadata, IngestRefusal>,
+    state: &AppState,
+    repo: &Repo,
+    request: &HttpRequest,
+    parsed: IngestRequest<R>,
+) -> Result<HttpResponse, IngestRefusal> {
     // Writing needs the editor role; a dry run only reads definitions.
     let permission = if parsed.dry_run {
         Permission::ReadMetadata(&parsed.workspace)

@@ -4,21 +4,25 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value as Json};
 
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
+use crate::ingest::row::TypedRecords;
 use crate::ingest::{IngestError, IngestPlan, RecordError};
-use crate::registry::Registry;
+use crate::registry::value::ValueSeed;
+use crate::registry::{Field, PushSource, Registry, Workspace};
 use crate::store::StoreError;
 
-/// A parsed ingest request.
+/// A parsed ingest request: its records as JSON trees (`parse_ingest_request`) or typed by
+/// their sources' schemas (`read_typed_request`).
 #[derive(Debug)]
-pub struct IngestRequest {
+pub struct IngestRequest<R = Vec<Json>> {
     pub workspace: String,
     pub dry_run: bool,
-    /// Push source name and its records' field maps, in request order.
-    pub records: Vec<(String, Vec<Json>)>,
+    /// Push source name and its records, in request order.
+    pub records: Vec<(String, R)>,
 }
 
 /// Field lookup that accepts the snake_case name and its camelCase twin.
@@ -77,6 +81,324 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
         dry_run,
         records,
     })
+}
+
+/// Reads a well-formed request straight into typed records (no JSON tree, no per-record maps);
+/// `None` for anything else: malformed JSON, a missing or mistyped field, an unknown workspace
+/// or source, a record the source's schema refuses. Then `parse_ingest_request` reads the body
+/// again and the plan words the refusal, so both paths answer every request alike. One pass
+/// when the body names its workspace before `records` (as clients write it); otherwise a
+/// second, with the workspace the first found.
+pub fn read_typed_request(body: &[u8], registry: &Registry) -> Option<IngestRequest<TypedRecords>> {
+    let read = |workspace: Option<&Workspace>| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let read = TypedBody {
+            registry,
+            workspace,
+        }
+        .deserialize(&mut deserializer)
+        .ok()?;
+        deserializer.end().ok()?;
+        Some(read)
+    };
+    let first = read(None)?;
+    let records = match first.records {
+        Some(records) => records,
+        None => read(Some(live_workspace(registry, &first.workspace)?))?.records?,
+    };
+    Some(IngestRequest {
+        workspace: first.workspace,
+        dry_run: first.dry_run,
+        records,
+    })
+}
+
+fn live_workspace<'a>(registry: &'a Registry, name: &str) -> Option<&'a Workspace> {
+    registry.workspace(name).filter(|workspace| workspace.live)
+}
+
+/// Each reader below is its own seed: it asks the deserializer for its JSON shape and visits it.
+macro_rules! seeds_by_shape {
+    ($($reader:ty => $shape:ident,)*) => {$(
+        impl<'de> DeserializeSeed<'de> for $reader {
+            type Value = <Self as Visitor<'de>>::Value;
+
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+                deserializer.$shape(self)
+            }
+        }
+    )*};
+}
+
+seeds_by_shape! {
+    TypedBody<'_> => deserialize_map,
+    BodyKeys => deserialize_str,
+    TypedSources<'_> => deserialize_map,
+    TypedEntries<'_> => deserialize_seq,
+    TypedEntry<'_> => deserialize_map,
+    TypedRecord<'_> => deserialize_map,
+    SchemaField<'_> => deserialize_str,
+    KeyIs => deserialize_str,
+}
+
+/// Refuses what the typed reader does not take; never shown (the tree path words refusals).
+fn not_typed<E: de::Error>() -> E {
+    E::custom("left to the JSON tree reader")
+}
+
+/// The body: its records are read typed once the workspace is known, given (second pass) or
+/// read before `records`; otherwise skipped, for a second pass.
+struct TypedBody<'a> {
+    registry: &'a Registry,
+    workspace: Option<&'a Workspace>,
+}
+
+struct ReadBody {
+    workspace: String,
+    dry_run: bool,
+    /// `None`: `records` came before the workspace's name.
+    records: Option<Vec<(String, TypedRecords)>>,
+}
+
+impl<'de> Visitor<'de> for TypedBody<'_> {
+    type Value = ReadBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an ingest request")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ReadBody, A::Error> {
+        let mut workspace_name: Option<String> = None;
+        let mut dry_run = None;
+        // Outer `Some`: `records` was met (a second one is declined, as are twin names).
+        let mut records = None;
+        while let Some(key) = map.next_key_seed(BodyKeys)? {
+            match key {
+                BodyKey::Workspace if workspace_name.is_none() => {
+                    workspace_name = Some(map.next_value()?);
+                }
+                BodyKey::DryRun if dry_run.is_none() => dry_run = Some(map.next_value()?),
+                BodyKey::Records if records.is_none() => {
+                    let workspace = match (self.workspace, &workspace_name) {
+                        (Some(workspace), _) => Some(workspace),
+                        (None, Some(name)) => {
+                            Some(live_workspace(self.registry, name).ok_or_else(not_typed)?)
+                        }
+                        (None, None) => None,
+                    };
+                    records = Some(match workspace {
+                        Some(workspace) => Some(map.next_value_seed(TypedSources {
+                            registry: self.registry,
+                            workspace,
+                        })?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                            None
+                        }
+                    });
+                }
+                BodyKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                BodyKey::Workspace | BodyKey::DryRun | BodyKey::Records => return Err(not_typed()),
+            }
+        }
+        Ok(ReadBody {
+            workspace: workspace_name
+                .filter(|name| !name.is_empty())
+                .ok_or_else(not_typed)?,
+            dry_run: dry_run.ok_or_else(not_typed)?,
+            records: records.ok_or_else(not_typed)?,
+        })
+    }
+}
+
+/// A key of the body, under either spelling `parse_ingest_request` accepts (no allocation).
+enum BodyKey {
+    Workspace,
+    DryRun,
+    Records,
+    Other,
+}
+
+/// Reads a `BodyKey`.
+struct BodyKeys;
+
+impl Visitor<'_> for BodyKeys {
+    type Value = BodyKey;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<BodyKey, E> {
+        Ok(match key {
+            "workspace_name" | "workspaceName" => BodyKey::Workspace,
+            "dry_run" | "dryRun" => BodyKey::DryRun,
+            "records" => BodyKey::Records,
+            _ => BodyKey::Other,
+        })
+    }
+}
+
+/// `records`: push source name -> its list of `{"record": {...}}`.
+struct TypedSources<'a> {
+    registry: &'a Registry,
+    workspace: &'a Workspace,
+}
+
+impl<'de> Visitor<'de> for TypedSources<'_> {
+    type Value = Vec<(String, TypedRecords)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("push source names mapped to lists of records")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut sources: Vec<(String, TypedRecords)> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let source = self
+                .workspace
+                .push_sources
+                .get(&name)
+                .filter(|source| !source.subscribers.is_empty())
+                .ok_or_else(not_typed)?;
+            if sources.iter().any(|(seen, _)| *seen == name) {
+                return Err(not_typed());
+            }
+            let mut records = TypedRecords::new(self.registry, source).ok_or_else(not_typed)?;
+            map.next_value_seed(TypedEntries(Target {
+                source,
+                records: &mut records,
+            }))?;
+            sources.push((name, records));
+        }
+        if sources.is_empty() {
+            return Err(not_typed());
+        }
+        Ok(sources)
+    }
+}
+
+/// Where a source's records are read to: its schema and the records read so far.
+struct Target<'a> {
+    source: &'a PushSource,
+    records: &'a mut TypedRecords,
+}
+
+impl Target<'_> {
+    fn reborrow(&mut self) -> Target<'_> {
+        Target {
+            source: self.source,
+            records: &mut *self.records,
+        }
+    }
+}
+
+/// One source's list of `{"record": {...}}` entries.
+struct TypedEntries<'a>(Target<'a>);
+
+impl<'de> Visitor<'de> for TypedEntries<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut target = self.0;
+        while let Some(()) = seq.next_element_seed(TypedEntry(target.reborrow()))? {}
+        Ok(())
+    }
+}
+
+/// `{"record": {...}}`: other keys are ignored, as `parse_ingest_request` does.
+struct TypedEntry<'a>(Target<'a>);
+
+impl<'de> Visitor<'de> for TypedEntry<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with a `record` object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut target = self.0;
+        let mut read = false;
+        while let Some(is_record) = map.next_key_seed(KeyIs("record"))? {
+            if !is_record {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if read {
+                return Err(not_typed());
+            }
+            target.records.push_record();
+            map.next_value_seed(TypedRecord(target.reborrow()))?;
+            read = true;
+        }
+        if read {
+            Ok(())
+        } else {
+            Err(not_typed())
+        }
+    }
+}
+
+/// A record's fields, each read as its schema field's type into the last record's slots.
+struct TypedRecord<'a>(Target<'a>);
+
+impl<'de> Visitor<'de> for TypedRecord<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Target { source, records } = self.0;
+        let schema = &source.schema;
+        while let Some(field) = map.next_key_seed(SchemaField(schema))? {
+            let value = map.next_value_seed(ValueSeed(&schema[field].data_type))?;
+            if !records.set(field, value) {
+                return Err(not_typed());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record's key as the index of its schema field (no allocation); an unknown one refuses.
+struct SchemaField<'a>(&'a [Field]);
+
+impl Visitor<'_> for SchemaField<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field of the push source's schema")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
+        self.0
+            .iter()
+            .position(|field| field.name == name)
+            .ok_or_else(not_typed)
+    }
+}
+
+/// Whether an object's key is the one named (no allocation).
+struct KeyIs(&'static str);
+
+impl Visitor<'_> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
 }
 
 fn request_error(message: &str, error_type: &str) -> Json {
@@ -197,5 +519,143 @@ pub fn refuse_plan(workspace: &str, error: IngestError) -> IngestRefusal {
     match records {
         Some(body) => IngestRefusal { body, ..refusal },
         None => refusal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::dataset::demo_registry;
+    use crate::ingest::plan_ingest;
+    use crate::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
+
+    /// The plan (or refusal) a body gets, read both ways: the typed reader must take it.
+    fn plans(registry: &Registry, body: &str) -> (String, String) {
+        let now = now_micros();
+        let skew = 60 * MICROS_PER_SECOND;
+        let typed =
+            read_typed_request(body.as_bytes(), registry).expect("the typed reader takes it");
+        let json: Json = serde_json::from_str(body).unwrap();
+        let tree = parse_ingest_request(&json).unwrap();
+        assert_eq!(
+            (&typed.workspace, typed.dry_run),
+            (&tree.workspace, tree.dry_run)
+        );
+        let plan = |result: Result<IngestPlan, IngestError>| format!("{result:?}");
+        (
+            plan(plan_ingest(
+                registry,
+                &typed.workspace,
+                &typed.records,
+                now,
+                skew,
+            )),
+            plan(plan_ingest(
+                registry,
+                &tree.workspace,
+                &tree.records,
+                now,
+                skew,
+            )),
+        )
+    }
+
+    #[test]
+    fn typed_and_tree_reading_plan_the_same_rows_and_refusals() {
+        let registry = demo_registry();
+        let now = format_timestamp(now_micros());
+        let old = format_timestamp(now_micros() - 40 * 86_400 * MICROS_PER_SECOND);
+        let records = [
+            // Every field, int64 and float64 in their other accepted forms.
+            format!(
+                r#"{{"user_id": "u1", "merchant": "m\u00e9", "terminal_id": "7", "amt": "1.5",
+                "category": "food", "is_online": true, "transaction_id": "t1", "is_fraud": 0,
+                "timestamp": "{now}"}}"#
+            ),
+            format!(
+                r#"{{"timestamp": "{now}", "user_id": "u2", "merchant": "m2", "amt": 3,
+                "terminal_id": -4, "is_fraud": null, "is_online": null}}"#
+            ),
+            format!(
+                r#"{{"user_id": "u3", "merchant": "m3", "terminal_id": 1, "amt": "NaN",
+                "timestamp": "{now}"}}"#
+            ),
+            // Refused one by one: older than the views' windows and ttls.
+            format!(
+                r#"{{"user_id": "u4", "merchant": "m4", "terminal_id": 2, "amt": 1e3,
+                "timestamp": "{old}"}}"#
+            ),
+        ];
+        let entries: Vec<String> = records
+            .iter()
+            .map(|record| format!(r#"{{"record": {record}, "note": [1, {{"x": null}}]}}"#))
+            .collect();
+        let entries = entries.join(",");
+        let bodies = [
+            format!(
+                r#"{{"workspace_name": "prod", "dry_run": false, "records": {{"transactions": [{entries}]}}}}"#
+            ),
+            // camelCase, the workspace after the records, an unknown field.
+            format!(
+                r#"{{"records": {{"transactions": [{entries}]}}, "extra": {{}}, "dryRun": true, "workspaceName": "prod"}}"#
+            ),
+            // Well formed, refused by the plan with the tree path's words: a join key missing.
+            r#"{"workspace_name": "prod", "dry_run": false, "records": {"transactions": [{"record": {"user_id": "u"}}]}}"#.to_string(),
+        ];
+        for body in &bodies {
+            let (typed, tree) = plans(&registry, body);
+            assert_eq!(typed, tree, "{body}");
+        }
+        assert!(plans(&registry, &bodies[2]).0.contains("is missing"));
+    }
+
+    #[test]
+    fn anything_not_well_formed_is_left_to_the_tree_reader() {
+        let registry = demo_registry();
+        let record = r#"{"user_id": "u", "merchant": "m", "terminal_id": 1, "timestamp": "2026-01-01T00:00:00Z"}"#;
+        let body = |workspace: &str, records: &str| {
+            format!(r#"{{"workspace_name": {workspace}, "dry_run": false, "records": {records}}}"#)
+        };
+        let with_record = |record: &str| {
+            body(
+                r#""prod""#,
+                &format!(r#"{{"transactions": [{{"record": {record}}}]}}"#),
+            )
+        };
+        assert!(read_typed_request(with_record(record).as_bytes(), &registry).is_some());
+        let refused = [
+            with_record(r#"{"user_id": "u", "nope": 1}"#),
+            with_record(r#"{"user_id": 5}"#),
+            with_record(r#"{"terminal_id": 1.5}"#),
+            with_record(r#"{"terminal_id": 9223372036854775808}"#),
+            with_record(r#"{"timestamp": "yesterday"}"#),
+            with_record(r#"{"user_id": "u", "user_id": "v"}"#),
+            with_record("null"),
+            with_record("[]"),
+            body(r#""prod""#, r#"{"transactions": [{"no_record": {}}]}"#),
+            body(r#""prod""#, r#"{"transactions": [{"record": {}, "record": {}}]}"#),
+            body(r#""prod""#, r#"{"transactions": {}}"#),
+            body(r#""prod""#, r#"{"no_such_source": []}"#),
+            body(r#""prod""#, r#"{"transactions": [], "transactions": []}"#),
+            body(r#""prod""#, "{}"),
+            body(r#""prod""#, "[]"),
+            body(r#""""#, r#"{"transactions": []}"#),
+            body("null", r#"{"transactions": []}"#),
+            body(r#""no_such_workspace""#, r#"{"transactions": []}"#),
+            r#"{"workspace_name": "prod", "workspaceName": "prod", "dry_run": false, "records": {"transactions": []}}"#.to_string(),
+            r#"{"workspace_name": "prod", "records": {"transactions": []}}"#.to_string(),
+            r#"{"records": {"transactions": []}, "workspace_name": "nope", "dry_run": false}"#
+                .to_string(),
+            r#"{"records": {"transactions": [{"record": {"nope": 1}}]}, "workspace_name": "prod", "dry_run": false}"#
+                .to_string(),
+            format!("{} x", with_record(record)),
+            with_record(record).replace("}}", "}"),
+        ];
+        for body in &refused {
+            assert!(
+                read_typed_request(body.as_bytes(), &registry).is_none(),
+                "{body}"
+            );
+        }
     }
 }

@@ -110,8 +110,8 @@ impl TileSet {
                 .collect()
         });
         for (partial, aggregate) in tile.iter_mut().zip(&spec.aggregates) {
-            let value = inputs.get(aggregate.input).cloned().unwrap_or(Value::Null);
-            partial.add(aggregate.function, (event_time, seq, value));
+            let value = inputs.get(aggregate.input).unwrap_or(&Value::Null);
+            partial.add(aggregate.function, event_time, seq, value);
         }
         self.rollups.add(spec, &self.tiles, event_time, seq, inputs);
         self.latest_event = self.latest_event.max(event_time);

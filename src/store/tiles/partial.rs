@@ -44,6 +44,21 @@ pub enum Partial {
     },
 }
 
+/// Merges moments (count, mean, m2) into others, by Chan et al.'s parallel formula.
+fn add_moments(
+    (count, mean, m2): (&mut i64, &mut f64, &mut f64),
+    (c2, mean2, m22): (i64, f64, f64),
+) {
+    if c2 == 0 {
+        return;
+    }
+    let total = *count + c2;
+    let delta = mean2 - *mean;
+    *m2 += m22 + delta * delta * (*count as f64) * (c2 as f64) / total as f64;
+    *mean += delta * c2 as f64 / total as f64;
+    *count = total;
+}
+
 pub(super) fn as_f64(value: &Value) -> Option<f64> {
     match value {
         Value::Int64(i) => Some(*i as f64),
@@ -98,15 +113,43 @@ impl Partial {
         }
     }
 
-    /// Adds one event (nulls do not count).
-    pub fn add(&mut self, function: Function, event: Stamped) {
-        if event.2.is_null() {
+    /// Adds one event (nulls do not count). The value is borrowed: only the functions that
+    /// keep values (min, max, last, the ordered ones) copy it.
+    pub fn add(&mut self, function: Function, event_time: Micros, seq: u64, value: &Value) {
+        if value.is_null() {
             return;
         }
-        // The sketches update in place.
+        // Counts, sums, moments and the sketches update in place (the same arithmetic as
+        // merging a one-event partial, without building one).
         match (function, &mut *self) {
+            (Function::Count, Partial::Count(count)) => return *count += 1,
+            (
+                Function::Sum,
+                Partial::Sum {
+                    int,
+                    float,
+                    any,
+                    floats,
+                },
+            ) => {
+                match value {
+                    Value::Int64(i) => {
+                        *int = int.saturating_add(*i);
+                        *float += 0.0;
+                    }
+                    other => {
+                        *float += as_f64(other).unwrap_or(0.0);
+                        *floats = true;
+                    }
+                }
+                *any = true;
+                return;
+            }
+            (_, Partial::Moments { count, mean, m2 }) => {
+                return add_moments((count, mean, m2), (1, as_f64(value).unwrap_or(0.0), 0.0))
+            }
             (Function::ApproxCountDistinct(precision), Partial::Hll(registers)) => {
-                return sketch::hll_add(registers, precision, &event.2)
+                return sketch::hll_add(registers, precision, value)
             }
             (
                 Function::ApproxPercentile { precision, .. },
@@ -115,12 +158,12 @@ impl Partial {
                     positive,
                     negative,
                 },
-            ) => return sketch::quantiles_add(zeros, positive, negative, precision, &event.2),
+            ) => return sketch::quantiles_add(zeros, positive, negative, precision, value),
             _ => {}
         }
         let single = match function {
             Function::Count => Partial::Count(1),
-            Function::Sum => match &event.2 {
+            Function::Sum => match value {
                 Value::Int64(i) => Partial::Sum {
                     int: *i,
                     float: 0.0,
@@ -140,15 +183,17 @@ impl Partial {
             | Function::StddevSamp
             | Function::StddevPop => Partial::Moments {
                 count: 1,
-                mean: as_f64(&event.2).unwrap_or(0.0),
+                mean: as_f64(value).unwrap_or(0.0),
                 m2: 0.0,
             },
-            Function::Min | Function::Max => Partial::Extreme(Some(event.2)),
-            Function::Last => Partial::Last(Some(event)),
+            Function::Min | Function::Max => Partial::Extreme(Some(value.clone())),
+            Function::Last => Partial::Last(Some((event_time, seq, value.clone()))),
             Function::LastN(_)
             | Function::FirstN(_)
             | Function::LastDistinctN(_)
-            | Function::FirstDistinctN(_) => Partial::Ordered(vec![event]),
+            | Function::FirstDistinctN(_) => {
+                Partial::Ordered(vec![(event_time, seq, value.clone())])
+            }
             // Handled in place above.
             Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => return,
         };
@@ -197,14 +242,7 @@ impl Partial {
                 else {
                     return kinds_differ();
                 };
-                if c2 == 0 {
-                    return;
-                }
-                let total = *count + c2;
-                let delta = mean2 - *mean;
-                *m2 += m22 + delta * delta * (*count as f64) * (c2 as f64) / total as f64;
-                *mean += delta * c2 as f64 / total as f64;
-                *count = total;
+                add_moments((count, mean, m2), (c2, mean2, m22));
             }
             Partial::Extreme(a) => {
                 let Partial::Extreme(b) = other else {

@@ -93,8 +93,8 @@ impl Rollups {
                 .entry(event_time.div_euclid(width) * width)
                 .or_insert_with(|| empty(spec));
             for (partial, aggregate) in block.iter_mut().zip(&spec.aggregates) {
-                let value = inputs.get(aggregate.input).cloned().unwrap_or(Value::Null);
-                partial.add(aggregate.function, (event_time, seq, value));
+                let value = inputs.get(aggregate.input).unwrap_or(&Value::Null);
+                partial.add(aggregate.function, event_time, seq, value);
             }
         }
     }

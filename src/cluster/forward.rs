@@ -50,9 +50,18 @@ pub(super) async fn answer_forwarded_reads(
     actix_web::rt::spawn(async move {
         while let Some(request) = requests.next().await {
             let Some(reply) = request.reply else { continue };
-            let placement = Arc::clone(&placement.borrow());
-            let holds = |view: ViewId, key: &[u8]| placement.ready[shard_of(view, key, partitions)];
-            match router.answer_forwarded(&request.payload, holds) {
+            // A partition is given up by publishing a placement without it, then dropping its
+            // rows: a read that began under the earlier placement is answered again under the
+            // new one, so it never reports a key of a partition dropped meanwhile as missing.
+            let answered = loop {
+                let held = Arc::clone(&placement.borrow());
+                let holds = |view: ViewId, key: &[u8]| held.ready[shard_of(view, key, partitions)];
+                let answered = router.answer_forwarded(&request.payload, holds);
+                if Arc::ptr_eq(&held, &placement.borrow()) {
+                    break answered;
+                }
+            };
+            match answered {
                 Ok(answer) => {
                     if let Err(error) = client.publish(reply, answer.into()).await {
                         tracing::warn!(%error, "cluster: answering a forwarded read failed");

@@ -93,8 +93,11 @@ until status | grep -q 'partition 0: bench-[ab] ready (behind 0)$'; do sleep 0.5
 owner=$(status | sed -n 's/^  partition 0: bench-\([ab]\) ready.*/\1/p')
 forwarder=$([ "$owner" = a ] && echo b || echo a)
 until [ "$owner" = a ] || grep -q 'gave a partition up' "$work/a.err"; do sleep 0.2; done
-printf -v url_owner %s "$(eval echo "\$url_$owner")"
-printf -v url_forwarder %s "$(eval echo "\$url_$forwarder")"
+for role in owner forwarder; do  # url_owner, pid_owner, url_forwarder, pid_forwarder
+  url_var=url_${!role} pid_var=pid_${!role}
+  printf -v "url_$role" %s "${!url_var}"
+  printf -v "pid_$role" %s "${!pid_var}"
+done
 echo "partition 0 owned by bench-$owner; bench-$forwarder forwards every lookup" >&2
 
 load_rows() {  # load_rows URL: every row of rows.jsonl through the bulk rows route
@@ -111,25 +114,30 @@ curl -sf "$url_forwarder/api/v1/feature-service/get-features" -H "Authorization:
   -d "$last_user" | python3 -c 'import json, sys; answer = json.load(sys.stdin)
 assert str(300 + int(sys.argv[1]) % 550) in answer["result"]["features"], answer' "$keys"
 
-ticks() {  # ticks PID...: their CPU time so far (user + system), in clock ticks
-  for pid in "$@"; do awk '{print $14 + $15}' "/proc/$pid/stat"; done | paste -sd+ | bc
+ticks() {  # ticks NAME=PID...: each one's CPU time so far (user + system, clock ticks), NAME=N
+  for named in "$@"; do echo "${named%=*}=$(awk '{print $14 + $15}' "/proc/${named#*=}/stat")"; done
 }
-measure() {  # measure MODE TARGET ROUND URL PID...: one wrk run, its RESULT line and CPU ticks
+measure() {  # measure MODE TARGET ROUND URL NAME=PID...: one wrk run, its RESULT and CPU ticks
   local mode=$1 target=$2 round=$3 url=$4; shift 4
   local before after
   before=$(ticks "$@")
   MODE=$mode wrk -t1 -c"$connections" -d"${seconds}s" -s "$here/requests.lua" "$url" \
     >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out" >&2; exit 1; }
   after=$(ticks "$@")
-  printf '%s %s %s %s %s\n' "$mode" "$target" "$round" "$((after - before))" \
+  # One line: MODE TARGET ROUND {"name": ticks, ...} RESULT-json
+  printf '%s %s %s %s %s\n' "$mode" "$target" "$round" \
+    "$(paste -d' ' <(echo "$before") <(echo "$after") | python3 -c 'import json, sys
+print(json.dumps({a.split("=")[0]: int(b.split("=")[1]) - int(a.split("=")[1])
+                  for a, b in (line.split() for line in sys.stdin)}, separators=(",", ":")))')" \
     "$(sed -n 's/^RESULT //p' "$work/wrk.out")" >>"$work/results"
   printf 'round %s %-5s %-9s %s (load average %s)\n' "$round" "$mode" "$target" \
     "$(sed -n 's/^RESULT //p' "$work/wrk.out")" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2
 }
-cluster_pids=("$pid_a" "$pid_b" "${nats_pids[@]}")
+cluster_pids=("owner=$pid_owner" "forwarder=$pid_forwarder" "nats0=${nats_pids[0]}" "nats1=${nats_pids[1]}"
+  "nats2=${nats_pids[2]}")
 for round in $(seq "$rounds"); do
   for mode in read write; do
-    measure "$mode" single "$round" "$url_single" "$pid_single"
+    measure "$mode" single "$round" "$url_single" "single=$pid_single"
     measure "$mode" local "$round" "$url_owner" "${cluster_pids[@]}"
     measure "$mode" forwarded "$round" "$url_forwarder" "${cluster_pids[@]}"
   done
@@ -142,7 +150,10 @@ runs = []
 for line in open(results):
     mode, target, rnd, ticks, result = line.split(" ", 4)
     r = json.loads(result)
-    r.update(mode=mode, target=target, round=int(rnd), cpuSeconds=int(ticks) / hz,
+    ticks = json.loads(ticks)
+    r.update(mode=mode, target=target, round=int(rnd), cpuSeconds=sum(ticks.values()) / hz,
+             cpuUsPerRequestByProcess={name: t / hz / max(r["requests"], 1) * 1e6
+                                       for name, t in ticks.items()},
              requestsPerSecond=r["requests"] / r["seconds"])
     r["cpuUsPerRequest"] = r["cpuSeconds"] / max(r["requests"], 1) * 1e6
     runs.append(r)
@@ -155,6 +166,8 @@ for mode in ("read", "write"):
             requestsPerSecond=median(r["requestsPerSecond"] for r in rs),
             p50Ms=median(r["p50Ms"] for r in rs), p99Ms=median(r["p99Ms"] for r in rs),
             cpuUsPerRequest=median(r["cpuUsPerRequest"] for r in rs),
+            cpuUsPerRequestByProcess={name: median(r["cpuUsPerRequestByProcess"][name] for r in rs)
+                                      for name in rs[0]["cpuUsPerRequestByProcess"]},
             errors=sum(r["non2xx"] + r["socketErrors"] for r in rs)))
 label = {("read", "single"): "GetFeatures, single node (no cluster)",
          ("read", "local"): "GetFeatures, partitioned, local lookup",
@@ -162,30 +175,40 @@ label = {("read", "single"): "GetFeatures, single node (no cluster)",
          ("write", "single"): "rows write, single node",
          ("write", "local"): "rows write, cluster, via owner",
          ("write", "forwarded"): "rows write, cluster, via non-owner"}
-print(f"{'median of $rounds rounds, ${seconds} s each':40} {'req/s':>8} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/req':>10} errors")
+print(f"{'median of $rounds rounds, ${seconds} s each':40} {'req/s':>8} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/req':>10} errors  (CPU us/req by process)")
 for s in summary:
     rows = s["requestsPerSecond"] * per_request if s["mode"] == "write" else None
     print(f"{label[(s['mode'], s['target'])]:40} {s['requestsPerSecond']:8.0f} "
           f"{'' if rows is None else f'{rows:8.0f}':>8} {s['p50Ms']:7.2f} {s['p99Ms']:7.2f} "
-          f"{s['cpuUsPerRequest']:10.0f} {s['errors']}")
+          f"{s['cpuUsPerRequest']:10.0f} {s['errors']:6}  "
+          + " ".join(f"{name} {us:.0f}" for name, us in s["cpuUsPerRequestByProcess"].items()))
 # Projection (README): reads are CPU-bound and a node's lookups cost what they cost here, so N
-# nodes read N times one node's local rate in replicated mode; in partitioned mode with R owners
-# a lookup reaching a uniformly chosen node is forwarded with probability (N - R) / N, costing
-# the forwarded/local CPU ratio. Writes go through one JetStream stream: flat in N.
+# nodes read N times one node's local rate in replicated mode; in partitioned mode with R = 2
+# owners a lookup reaching a uniformly chosen node is forwarded with probability (N - R) / N and
+# costs the forwarded/local CPU ratio: counting every process here (NATS on the same cores), or
+# the two Quiver nodes only (NATS on machines of its own). Writes go through one JetStream
+# stream, whose leader orders every write: flat in N.
 by = {(s["mode"], s["target"]): s for s in summary}
 local, fwd = by[("read", "local")], by[("read", "forwarded")]
-ratio = fwd["cpuUsPerRequest"] / local["cpuUsPerRequest"]
+def quiver_us(s):
+    return s["cpuUsPerRequestByProcess"]["owner"] + s["cpuUsPerRequestByProcess"]["forwarder"]
+ratios = dict(allProcesses=fwd["cpuUsPerRequest"] / local["cpuUsPerRequest"],
+              quiverNodesOnly=quiver_us(fwd) / quiver_us(local))
 writes = by[("write", "local")]["requestsPerSecond"] * per_request
 projection = []
-print(f"projected (forwarded/local CPU {ratio:.2f}): nodes, replicated reads/s, "
-      "partitioned R=2 forwarded share and reads/s, writes rows/s")
+print(f"projected: forwarded/local CPU per lookup {ratios['allProcesses']:.2f} (every process), "
+      f"{ratios['quiverNodesOnly']:.2f} (Quiver nodes only)")
+print(f"{'nodes':>5} {'replicated reads/s':>18} {'forwarded share':>15} "
+      f"{'partitioned reads/s (all, Quiver only)':>38} {'writes rows/s':>13}")
 for n in range(1, 9):
     forwarded = max(n - 2, 0) / n
-    partitioned = n * local["requestsPerSecond"] / (1 + forwarded * (ratio - 1))
+    partitioned = {k: n * local["requestsPerSecond"] / (1 + forwarded * (r - 1))
+                   for k, r in ratios.items()}
     projection.append(dict(nodes=n, replicatedReadsPerSecond=n * local["requestsPerSecond"],
                            partitionedForwardedShare=forwarded,
                            partitionedReadsPerSecond=partitioned, writeRowsPerSecond=writes))
-    print(f"{n} {n * local['requestsPerSecond']:9.0f} {forwarded:5.2f} {partitioned:9.0f} {writes:9.0f}")
+    print(f"{n:5} {n * local['requestsPerSecond']:18.0f} {forwarded:15.2f} "
+          f"{partitioned['allProcesses']:19.0f} {partitioned['quiverNodesOnly']:18.0f} {writes:13.0f}")
 with open("/proc/loadavg") as f:
     load = f.read().split()[:3]
 json.dump(dict(command="bash benches/cluster/run.sh", rounds=$rounds, secondsPerRound=$seconds,
@@ -193,7 +216,7 @@ json.dump(dict(command="bash benches/cluster/run.sh", rounds=$rounds, secondsPer
                loadTool="wrk -t1 -c$connections + benches/cluster/requests.lua", cores=os.cpu_count(),
                cpuCounts="user+system of the target's server processes: the single Quiver, or both cluster nodes and the 3 NATS servers",
                loadAverageAtEnd=load, summary=summary,
-               projection=projection, runs=runs),
+               forwardedLocalCpuRatios=ratios, projection=projection, runs=runs),
           open(out, "w"), indent=1)
 print(f"saved {out}")
 PY

@@ -31,6 +31,13 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
+wait_for() {  # wait_for WHAT COMMAND...: polls COMMAND until it succeeds; fails after 120 s
+  local what=$1 deadline=$((SECONDS + 120)); shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "gave up waiting for $what" >&2; exit 1; }
+    sleep 0.2
+  done
+}
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -65,7 +72,7 @@ done
 nats_urls=$(printf 'nats://127.0.0.1:%s,' "${client_ports[@]}")
 nats_urls=${nats_urls%,}
 for i in 0 1 2; do
-  until grep -q 'Server is ready' "$work/nats$i.log"; do sleep 0.1; done
+  wait_for "nats-server s$i" grep -q 'Server is ready' "$work/nats$i.log"
 done
 
 start() {  # start NAME [serve flags...]: a Quiver on a free port, ready; sets url_NAME, pid_NAME
@@ -89,10 +96,11 @@ start b "${cluster_flags[@]}" --node-id bench-b
 # Which node rendezvous hashing made partition 0's owner; wait until it is caught up and, if it
 # is the later node, until the earlier one gave the partition up (else it would read locally).
 status() { QUIVER_LOG=warn "$quiver" cluster status --nats-urls "$nats_urls"; }
-until status | grep -q 'partition 0: bench-[ab] ready (behind 0)$'; do sleep 0.5; done
+owner_ready() { status | grep -q 'partition 0: bench-[ab] ready (behind 0)$'; }
+wait_for "an owner of partition 0, caught up" owner_ready
 owner=$(status | sed -n 's/^  partition 0: bench-\([ab]\) ready.*/\1/p')
 forwarder=$([ "$owner" = a ] && echo b || echo a)
-until [ "$owner" = a ] || grep -q 'gave a partition up' "$work/a.err"; do sleep 0.2; done
+[ "$owner" = a ] || wait_for "bench-a to give partition 0 up" grep -q 'gave a partition up' "$work/a.err"
 for role in owner forwarder; do  # url_owner, pid_owner, url_forwarder, pid_forwarder
   url_var=url_${!role} pid_var=pid_${!role}
   printf -v "url_$role" %s "${!url_var}"

@@ -90,6 +90,10 @@ start() {  # start NAME [serve flags...]: a Quiver on a free port, ready; sets u
 }
 cluster_flags=(--nats-urls "$nats_urls" --cluster-replicas 3 --cluster-partitions 1 --cluster-owners 1)
 start single
+# The keys a cluster's nodes share (API-key digests, sealed secrets): fresh for each run.
+QUIVER_IAM_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+QUIVER_MASTER_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export QUIVER_IAM_KEY QUIVER_MASTER_KEY
 start a "${cluster_flags[@]}" --node-id bench-a
 start b "${cluster_flags[@]}" --node-id bench-b
 

@@ -1,7 +1,7 @@
 //! Timestamps (microseconds since the Unix epoch, UTC) and durations (`30d`, `1h30m`) as the
 //! repository files, the ingest API and the Feature Service API write them.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, Timelike, Utc};
 
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
@@ -55,13 +55,43 @@ pub fn parse_timestamp(text: &str) -> Result<Micros, String> {
 /// RFC 3339 in UTC with a `Z`, and fractional seconds only when there are any (at most six
 /// digits), the form the Tecton SDK parses.
 pub fn format_timestamp(micros: Micros) -> String {
-    match DateTime::<Utc>::from_timestamp_micros(micros) {
-        Some(time) if micros % MICROS_PER_SECOND == 0 => {
-            time.to_rfc3339_opts(SecondsFormat::Secs, true)
-        }
-        Some(time) => time.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => "1970-01-01T00:00:00Z".to_string(),
+    let Some(time) = DateTime::<Utc>::from_timestamp_micros(micros) else {
+        return "1970-01-01T00:00:00Z".to_string();
+    };
+    let fraction = micros.rem_euclid(MICROS_PER_SECOND);
+    if !(0..=9999).contains(&time.year()) {
+        let format = if fraction == 0 {
+            SecondsFormat::Secs
+        } else {
+            SecondsFormat::Micros
+        };
+        return time.to_rfc3339_opts(format, true);
     }
+    // Four-digit years written digit by digit, as chrono writes them: its formatter cost half
+    // of an answer's encoding where values are timestamps.
+    fn push_digits(text: &mut String, n: u32, width: u32) {
+        for place in (0..width).rev() {
+            text.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+        }
+    }
+    let mut text = String::with_capacity(27);
+    push_digits(&mut text, time.year() as u32, 4);
+    for (separator, n) in [
+        ('-', time.month()),
+        ('-', time.day()),
+        ('T', time.hour()),
+        (':', time.minute()),
+        (':', time.second()),
+    ] {
+        text.push(separator);
+        push_digits(&mut text, n, 2);
+    }
+    if fraction != 0 {
+        text.push('.');
+        push_digits(&mut text, fraction as u32, 6);
+    }
+    text.push('Z');
+    text
 }
 
 /// Parses a duration written as Tecton writes them: a run of `<n>d`, `<n>h`, `<n>m`, `<n>s`
@@ -100,6 +130,22 @@ pub fn parse_duration(text: &str) -> Result<Micros, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn timestamps_format_as_chrono_writes_them(micros in any::<i64>(), seconds in -62_135_596_800i64..253_402_300_800, fraction in 0i64..3) {
+            let chrono = |micros: Micros| match DateTime::<Utc>::from_timestamp_micros(micros) {
+                Some(time) if micros % MICROS_PER_SECOND == 0 => time.to_rfc3339_opts(SecondsFormat::Secs, true),
+                Some(time) => time.to_rfc3339_opts(SecondsFormat::Micros, true),
+                None => "1970-01-01T00:00:00Z".to_string(),
+            };
+            // Any instant, and whole seconds (or a few micros past) across years 1..=9999.
+            let whole = seconds * MICROS_PER_SECOND + fraction;
+            prop_assert_eq!(format_timestamp(micros), chrono(micros));
+            prop_assert_eq!(format_timestamp(whole), chrono(whole));
+        }
+    }
 
     #[test]
     fn timestamps_in_every_accepted_form() {

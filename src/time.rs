@@ -59,7 +59,7 @@ pub fn format_timestamp(micros: Micros) -> String {
         return "1970-01-01T00:00:00Z".to_string();
     };
     let fraction = micros.rem_euclid(MICROS_PER_SECOND);
-    if !(0..=9999).contains(&time.year()) {
+    if !(0..=9999).contains(&time.naive_utc().year()) {
         let format = if fraction == 0 {
             SecondsFormat::Secs
         } else {
@@ -68,20 +68,26 @@ pub fn format_timestamp(micros: Micros) -> String {
         return time.to_rfc3339_opts(format, true);
     }
     // Four-digit years written digit by digit, as chrono writes them: its formatter cost half
-    // of an answer's encoding where values are timestamps.
-    fn push_digits(text: &mut String, n: u32, width: u32) {
-        for place in (0..width).rev() {
-            text.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+    // of an answer's encoding where values are timestamps. The fields are read from the naive
+    // date and time (each of `DateTime`'s accessors converts the instant again).
+    fn push_digits(text: &mut String, mut n: u32, width: usize) {
+        let mut digits = [0u8; 6];
+        for digit in digits[..width].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
         }
+        text.extend(digits[..width].iter().map(|&digit| char::from(digit)));
     }
+    let naive = time.naive_utc();
+    let (date, clock) = (naive.date(), naive.time());
     let mut text = String::with_capacity(27);
-    push_digits(&mut text, time.year() as u32, 4);
+    push_digits(&mut text, date.year() as u32, 4);
     for (separator, n) in [
-        ('-', time.month()),
-        ('-', time.day()),
-        ('T', time.hour()),
-        (':', time.minute()),
-        (':', time.second()),
+        ('-', date.month()),
+        ('-', date.day()),
+        ('T', clock.hour()),
+        (':', clock.minute()),
+        (':', clock.second()),
     ] {
         text.push(separator);
         push_digits(&mut text, n, 2);

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use orion::hazardous::mac::blake2b::{Blake2b, SecretKey};
 
+use super::key_memo::{self, TagSecret};
 use crate::persist::data_dir::MissingKeyFile;
 
 /// 32 random bytes, hex-encoded: what a caller puts after `Tecton-key `.
@@ -34,10 +35,12 @@ impl ApiKeyDigest {
     }
 }
 
-/// Computes digests under the installation's key.
+/// Computes digests under the installation's key, and remembers those of keys that verified
+/// (`key_memo`) under a secret of its own.
 #[derive(Clone)]
 pub struct KeyHasher {
     key: [u8; 32],
+    tags: TagSecret,
 }
 
 impl std::fmt::Debug for KeyHasher {
@@ -76,7 +79,7 @@ impl KeyHasher {
             Ok(bytes) => {
                 let key = <[u8; 32]>::try_from(bytes.as_slice())
                     .map_err(|_| DigestKeyError::Invalid(path.display().to_string()))?;
-                return Ok(KeyHasher { key });
+                return Ok(KeyHasher::with_key(key));
             }
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
             Err(_) => {}
@@ -104,14 +107,43 @@ impl KeyHasher {
     pub fn from_hex(text: &str) -> Result<KeyHasher, DigestKeyError> {
         let key =
             crate::secrets::crypto::parse_hex(text).ok_or(DigestKeyError::BadEnvironmentKey)?;
-        Ok(KeyHasher { key })
+        Ok(KeyHasher::with_key(key))
     }
 
     pub fn random() -> KeyHasher {
         let mut key = [0u8; 32];
         orion::util::secure_rand_bytes(&mut key)
             .expect("the operating system's random source failed");
-        KeyHasher { key }
+        KeyHasher::with_key(key)
+    }
+
+    fn with_key(key: [u8; 32]) -> KeyHasher {
+        KeyHasher {
+            key,
+            tags: TagSecret::random(),
+        }
+    }
+
+    /// What `accept` makes of `api_key`'s digest: the digest is computed, or recalled from this
+    /// thread's memo of keys `accept` took before. The memo learns a digest only once `accept`
+    /// takes it, and forgets one it refuses (a revoked key), so it never holds an unknown key.
+    pub fn verify<T>(
+        &self,
+        api_key: &str,
+        accept: impl FnOnce(&ApiKeyDigest) -> Option<T>,
+    ) -> Option<T> {
+        let tag = self.tags.tag(api_key);
+        if let Some(digest) = key_memo::recall(tag) {
+            let accepted = accept(&digest);
+            if accepted.is_none() {
+                key_memo::forget(tag);
+            }
+            return accepted;
+        }
+        let digest = self.digest(api_key);
+        let accepted = accept(&digest)?;
+        key_memo::remember(tag, digest);
+        Some(accepted)
     }
 
     pub fn digest(&self, api_key: &str) -> ApiKeyDigest {
@@ -140,4 +172,48 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memo_holds_only_keys_that_verified_and_forgets_a_revoked_one() {
+        let hasher = KeyHasher::random();
+        let key = generate_api_key();
+        let tag = hasher.tags.tag(&key);
+        let digest = hasher.digest(&key);
+
+        assert_eq!(hasher.verify(&key, |_| None::<()>), None);
+        assert_eq!(key_memo::recall(tag), None, "a refused key never enters");
+
+        assert_eq!(hasher.verify(&key, |seen| Some(*seen)), Some(digest));
+        assert_eq!(key_memo::recall(tag), Some(digest));
+        assert_eq!(
+            hasher.verify(&key, |seen| Some(*seen)),
+            Some(digest),
+            "recalled: the same digest"
+        );
+
+        // Revoked: the index no longer takes the digest, remembered or not.
+        assert_eq!(hasher.verify(&key, |_| None::<()>), None);
+        assert_eq!(key_memo::recall(tag), None, "a refused digest is forgotten");
+    }
+
+    #[test]
+    fn another_hasher_does_not_recall_the_first_ones_digests() {
+        let first = KeyHasher::random();
+        let second = KeyHasher::random();
+        let key = generate_api_key();
+        assert_eq!(
+            first.verify(&key, |seen| Some(*seen)),
+            Some(first.digest(&key))
+        );
+        assert_eq!(
+            second.verify(&key, |seen| Some(*seen)),
+            Some(second.digest(&key))
+        );
+        assert_ne!(first.digest(&key), second.digest(&key));
+    }
 }

@@ -7,6 +7,7 @@
 
 mod api_key;
 pub mod directory;
+mod key_memo;
 pub mod roles;
 pub mod scim;
 

@@ -17,6 +17,7 @@ mod history;
 
 pub use history::{History, HistoryGone, RequestHistory, Sample, ViewWrites, SAMPLE_EVERY};
 
+use std::cell::RefCell;
 use std::sync::atomic::AtomicU64;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -125,25 +126,55 @@ process_metrics! {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// How many label sets each thread keeps handles for: enough for the routes a server is
+/// called on; past it a request hashes its labels into the families' maps, as every request
+/// once did, so the scan stays short whatever requests arrive.
+const HTTP_HANDLES_PER_THREAD: usize = 64;
+
+thread_local! {
+    /// This thread's handles on the members of `http_requests` and `http_duration` it has
+    /// counted, found by comparing labels (status first) instead of SipHashing them into the
+    /// families' shared maps twice a request. A handle is the member itself (an `Arc`), so
+    /// what it counts is what `render` exports.
+    static HTTP_HANDLES: RefCell<Vec<(HttpLabels, Counter, Histogram)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
 /// Counts one answered HTTP request and its duration.
 pub fn http_request(
     api: &'static str,
-    route: String,
+    route: &str,
     method: &'static str,
     status: u16,
     duration: Duration,
 ) {
-    let labels = HttpLabels {
-        api,
-        route,
-        method,
-        status,
-    };
-    METRICS.http_requests.get_or_create(&labels).inc();
-    METRICS
-        .http_duration
-        .get_or_create(&labels)
-        .observe(duration.as_secs_f64());
+    let seconds = duration.as_secs_f64();
+    HTTP_HANDLES.with_borrow_mut(|handles| {
+        let held = handles.iter().find(|(labels, ..)| {
+            labels.status == status
+                && labels.method == method
+                && labels.api == api
+                && labels.route == route
+        });
+        if let Some((_, counter, histogram)) = held {
+            counter.inc();
+            histogram.observe(seconds);
+            return;
+        }
+        let labels = HttpLabels {
+            api,
+            route: route.to_string(),
+            method,
+            status,
+        };
+        let counter = METRICS.http_requests.get_or_create_owned(&labels);
+        let histogram = METRICS.http_duration.get_or_create_owned(&labels);
+        counter.inc();
+        histogram.observe(seconds);
+        if handles.len() < HTTP_HANDLES_PER_THREAD {
+            handles.push((labels, counter, histogram));
+        }
+    });
     history::record_latency(duration);
 }
 
@@ -372,10 +403,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_threads_handles_count_into_the_exported_family() {
+        let count = || http_request("other", "/handles", "GET", 204, Duration::from_micros(1));
+        count();
+        count();
+        std::thread::spawn(count).join().unwrap();
+        let text = render(&Scrape {
+            now: 0,
+            shards: Vec::new(),
+            views: Vec::new(),
+            feature_log: (0, 0, 0),
+        });
+        assert!(
+            text.contains(
+                r#"quiver_http_requests_total{api="other",route="/handles",method="GET",status="204"} 3"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn renders_counters_and_the_scrape_values() {
         http_request(
             "feature_service",
-            "/api/v1/feature-service/get-features".into(),
+            "/api/v1/feature-service/get-features",
             "POST",
             200,
             Duration::from_micros(300),

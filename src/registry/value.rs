@@ -340,7 +340,8 @@ impl Serialize for TectonJson<'_> {
         match self.0 {
             Value::Null => serializer.serialize_unit(),
             Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Int64(i) => serializer.collect_str(i),
+            // As `collect_str` wrote it, without `core::fmt` (about 280 instructions a value).
+            Value::Int64(i) => serializer.serialize_str(itoa::Buffer::new().format(*i)),
             Value::Float32(f) => serialize_float(f64::from(*f), serializer),
             Value::Float64(f) => serialize_float(*f, serializer),
             Value::String(s) => serializer.serialize_str(s),

@@ -210,7 +210,10 @@ fn deactivating_a_service_account_revokes_its_key_and_the_key_is_shown_once() {
     );
     let listed = scim(&server, "GET", "/ServiceAccounts", ADMIN_KEY, None);
     assert!(!listed.body.contains(&key));
-    assert_eq!(get_features(&server, &key).status, 200);
+    // Several requests, so that each HTTP worker's memo of verified keys holds this one.
+    for _ in 0..8 {
+        assert_eq!(get_features(&server, &key).status, 200);
+    }
 
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "Replace", "value": {"active": "False"}}]});
     assert_eq!(
@@ -224,7 +227,13 @@ fn deactivating_a_service_account_revokes_its_key_and_the_key_is_shown_once() {
         .status,
         200
     );
-    assert_eq!(get_features(&server, &key).status, 401);
+    for _ in 0..8 {
+        assert_eq!(
+            get_features(&server, &key).status,
+            401,
+            "revoked at once, on every worker"
+        );
+    }
     let reactivate = json!({"Operations": [{"op": "replace", "path": "active", "value": true}]});
     assert_eq!(
         scim(

@@ -7,7 +7,8 @@
 //!
 //! The key index (API-key digest -> `Principal`) is an immutable map that the actor replaces
 //! after each change (`ArcSwap`); request handlers read it without messaging the actor, so
-//! authenticating costs one keyed BLAKE2b and one hash lookup. The actor stays the only writer.
+//! authenticating costs one keyed BLAKE2b (or a recall from the thread's memo of keys that
+//! verified, `iam::key_memo`) and one hash lookup. The actor stays the only writer.
 
 mod create;
 mod delete;
@@ -122,11 +123,9 @@ impl Directory {
     /// The principal behind an `Authorization` header.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Arc<Principal>, AuthError> {
         let key = parse_authorization(header)?;
-        let digest = self.hasher.digest(key);
-        self.index
-            .load()
-            .get(&digest)
-            .cloned()
+        let index = self.index.load();
+        self.hasher
+            .verify(key, |digest| index.get(digest).cloned())
             .ok_or(AuthError::UnknownKey)
     }
 

@@ -8,7 +8,8 @@
 //! key is read from every node (forwarded to owners), also with an owner SIGKILLed, and a node
 //! added at runtime takes partitions and serves them once caught up. A replicated node with a
 //! data directory snapshots its rows with the stream sequence they cover, and after SIGKILL
-//! resumes the stream after it: every write served, no aggregation counted twice.
+//! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
+//! recording no stream sequence is refused.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -532,6 +533,26 @@ fn a_node_with_a_data_dir_resumes_the_stream_after_its_snapshot() {
     assert!(
         0 < resumed_after && resumed_after < caught_up_at,
         "{logged}"
+    );
+}
+
+#[test]
+fn a_cluster_node_refuses_a_snapshot_that_records_no_stream_sequence() {
+    let Some((nats, dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    // A single server's snapshot: replaying the stream over its rows would apply them twice.
+    let data_dir = dir.path().join("single");
+    let single = ServerBuilder::new().data_dir(&data_dir).start();
+    ingest(&single, "alice", 12.5);
+    single.snapshot();
+    single.terminate();
+    let output = node_builder(&nats, "n1").data_dir(&data_dir).run_to_exit();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("it was not taken by a cluster node (it records no stream sequence)"),
+        "{stderr}"
     );
 }
 

@@ -196,15 +196,9 @@ impl Cluster {
             stream: self.settings.stream.clone(),
             reason: e.to_string(),
         };
-        let state = self
-            .stream
-            .info()
-            .await
-            .map_err(|e| stream_error(&e))?
-            .state
-            .clone();
-        let last = state.last_sequence;
-        let after = snapshot::resume_after(snapshot, &self.settings.stream, &state)?;
+        let info = self.stream.info().await.map_err(|e| stream_error(&e))?;
+        let last = info.state.last_sequence;
+        let after = snapshot::resume_after(snapshot, &self.settings.stream, (&info.state).into())?;
         let bucket = ownership::bucket(
             &self.jetstream,
             &self.settings.stream,

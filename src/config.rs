@@ -795,15 +795,6 @@ fn cluster_settings(
     let Some(nats_urls) = section.nats_urls.filter(|urls| !urls.is_empty()) else {
         return Ok(None);
     };
-    // This slice replays the whole stream at start: rows restored from a snapshot too would
-    // be applied twice (aggregations counted twice).
-    if has_data_dir {
-        return Err(bad(
-            "cluster.nats_urls",
-            &nats_urls,
-            "cannot be used with storage.data_dir yet: a cluster node keeps its rows in memory and replays the stream at start".into(),
-        ));
-    }
     let name = |key: &'static str, text: String| {
         let fits = !text.is_empty()
             && text
@@ -846,6 +837,16 @@ fn cluster_settings(
             format!("must be 1 to {MAX_CLUSTER_REPLICAS}"),
         ));
     }
+    let owners = section.owners.filter(|owners| *owners > 0);
+    // A partitioned node's snapshot would hold partitions it may no longer own, and resuming
+    // needs a sequence per partition consumer: not built (it replays its partitions instead).
+    if let (true, Some(owners)) = (has_data_dir, owners) {
+        return Err(bad(
+            "cluster.owners",
+            &owners.to_string(),
+            "cannot be used with storage.data_dir yet: a partitioned node keeps its rows in memory and replays its partitions at start (replicated mode snapshots them)".into(),
+        ));
+    }
     Ok(Some(ClusterSettings {
         nats_urls: nats_urls
             .split(',')
@@ -857,6 +858,6 @@ fn cluster_settings(
         partitions,
         replicas,
         node_id,
-        owners: section.owners.filter(|owners| *owners > 0),
+        owners,
     }))
 }

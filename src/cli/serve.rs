@@ -129,16 +129,18 @@ fn persistent_dirs(settings: &Settings) -> Option<(&Path, &Path)> {
 /// In cluster mode every node digests API keys and seals secrets with the same two keys,
 /// given to each node at start (never made per node, never sent through NATS): an API key
 /// made on one node authenticates on all, a value sealed on one opens on all. A data
-/// directory keeps its own `iam.key` (the digests it holds were made with it).
+/// directory keeps its own `iam.key` (the digests it holds were made with it), except a
+/// cluster node's: its snapshots hold rows only (the directory comes from its stream, digested
+/// with the shared key), so the shared keys given at start are the ones used.
 fn shared_keys_rule(
     settings: &Settings,
     iam_key_env: Option<&str>,
     master_key_env: Option<&str>,
 ) -> anyhow::Result<()> {
-    if iam_key_env.is_some() && settings.data_dir.is_some() {
-        anyhow::bail!("QUIVER_IAM_KEY is for cluster nodes and in-memory servers: a data directory keeps its own iam.key, which the API-key digests it holds were made with; unset QUIVER_IAM_KEY");
-    }
     if settings.cluster.is_none() {
+        if iam_key_env.is_some() && settings.data_dir.is_some() {
+            anyhow::bail!("QUIVER_IAM_KEY is for cluster nodes and in-memory servers: a data directory keeps its own iam.key, which the API-key digests it holds were made with; unset QUIVER_IAM_KEY");
+        }
         return Ok(());
     }
     if iam_key_env.is_none() {
@@ -215,17 +217,33 @@ async fn serve(
         change_streams.as_ref().map(|s| s.vault.log()),
     );
     let snapshotter = persistent_dirs(&settings).map(|(_, snapshot_dir)| {
-        Snapshotter::new(
+        let (snapshot_dir, retention) = (
             snapshot_dir.to_path_buf(),
             settings.persistence.snapshot_retention,
-            settings.n_shards,
-            vec![
-                Box::new(router.clone()),
-                Box::new(directory.persistence()),
-                Box::new(vault.persistence()),
-                Box::new(served.clone()),
-            ],
-        )
+        );
+        match cluster.as_ref().and_then(Cluster::snapshot_cut) {
+            // The directory and the vault replay their own streams from the start at every
+            // start, and the repository is the files on disk: a cluster node's snapshot holds
+            // the rows, and the stream sequence they cover, only.
+            Some(cut) => Snapshotter::new(
+                snapshot_dir,
+                retention,
+                settings.n_shards,
+                vec![Box::new(router.clone())],
+            )
+            .with_cut(cut),
+            None => Snapshotter::new(
+                snapshot_dir,
+                retention,
+                settings.n_shards,
+                vec![
+                    Box::new(router.clone()),
+                    Box::new(directory.persistence()),
+                    Box::new(vault.persistence()),
+                    Box::new(served.clone()),
+                ],
+            ),
+        }
     });
     let start_up = StartUp::default();
     let (feature_log, feature_log_writer) =
@@ -382,12 +400,26 @@ async fn start(
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
     match (cluster, persistent_dirs(settings)) {
-        (Some((cluster, change_streams, url)), _) => {
-            let sequence = cluster
-                .start_replica(url)
+        (Some((cluster, change_streams, url)), dirs) => {
+            // No journal in cluster mode: the stream is the rows' log.
+            let snapshot = match dirs {
+                Some((_, snapshot_dir)) => startup_snapshot(snapshot_dir, &[])?,
+                None => None,
+            };
+            let (restored, _) = router
+                .restore_snapshot(snapshot.as_ref(), |_| {})
+                .await
+                .context("could not load the snapshot's rows")?;
+            let (resumed_after, sequence) = cluster
+                .start_replica(url, snapshot.as_ref())
                 .await
                 .context("could not catch up with the cluster's stream")?;
-            tracing::info!(sequence, "caught up with the cluster's stream");
+            tracing::info!(
+                snapshot_rows = restored.snapshot_rows,
+                resumed_after,
+                sequence,
+                "caught up with the cluster's stream"
+            );
             change_streams.start(directory, vault).await?;
             if !settings.demo_seeds.is_empty() {
                 tracing::info!("the demo seeds are not loaded in cluster mode");

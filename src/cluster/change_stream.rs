@@ -14,7 +14,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::replica::{consumer_error, replay_from_start};
+use super::replica::{consumer_error, replay_after};
 use super::{create_stream, Cluster, ClusterError};
 use crate::config::ClusterSettings;
 use crate::persist::logged::{ChangeLog, LogApplier};
@@ -70,7 +70,7 @@ impl ChangeStream {
     /// stream held at the call is applied, with the last sequence applied by then.
     pub async fn start(mut self, applier: Arc<dyn LogApplier>) -> Result<u64, ClusterError> {
         let consumer = self.settings.node_id.clone();
-        let messages = replay_from_start(&self.stream, &consumer, self.log.subject.clone()).await?;
+        let messages = replay_after(&self.stream, &consumer, self.log.subject.clone(), 0).await?;
         let last = match self.stream.info().await {
             Ok(info) => info.state.last_sequence,
             Err(e) => return Err(consumer_error(&self.stream, &consumer, e.to_string())),

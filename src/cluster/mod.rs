@@ -15,14 +15,16 @@
 //!
 //! The SCIM directory and the vault have streams of their own (`change_stream`).
 //!
-//! Not here yet: snapshots that record a stream sequence (a node replays its partitions from
-//! the stream's start).
+//! In replicated mode a node with a data directory snapshots its rows with the stream
+//! sequence they cover (`snapshot`) and at start resumes the stream after it; without one, and
+//! in partitioned mode, a node replays its partitions from the stream's start.
 
 mod change_stream;
 mod forward;
 mod ownership;
 mod partitioned;
 mod replica;
+mod snapshot;
 mod status;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,8 @@ use futures_util::future::{BoxFuture, FutureExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterSettings;
+use crate::persist::snapshot::Snapshot;
+use crate::persist::SnapshotCut;
 use crate::store::key::shard_of;
 use crate::store::{RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome};
 
@@ -73,6 +77,10 @@ pub struct Cluster {
     /// The plain router (no log, no remote reads): what answers forwarded reads.
     router: Router,
     placement: watch::Sender<Arc<Placement>>,
+    /// Where snapshots ask the replicated-mode replica to hold still, and (until it starts)
+    /// where it takes those asks.
+    holds: mpsc::Sender<replica::Hold>,
+    held: Option<mpsc::Receiver<replica::Hold>>,
 }
 
 /// Where this node holds partitions, as its replicas and (partitioned mode) the heartbeats
@@ -130,6 +138,7 @@ impl Cluster {
             next_message: AtomicU64::new(0),
             placement: placed,
         });
+        let (holds, held) = mpsc::channel(1);
         Ok(Cluster {
             settings: settings.clone(),
             jetstream,
@@ -137,7 +146,22 @@ impl Cluster {
             log,
             router: router.clone(),
             placement,
+            holds,
+            held: Some(held),
         })
+    }
+
+    /// Replicated mode: what `Snapshotter::with_cut` takes, so that a snapshot records the
+    /// stream sequence its rows cover; `None` in partitioned mode.
+    pub fn snapshot_cut(&self) -> Option<Arc<dyn SnapshotCut>> {
+        if self.settings.owners.is_some() {
+            return None;
+        }
+        Some(Arc::new(snapshot::ReplicaCut {
+            stream: self.settings.stream.clone(),
+            partitions: self.settings.partitions,
+            holds: self.holds.clone(),
+        }))
     }
 
     /// What `Router::with_log` takes: this node's writes go to the stream.
@@ -157,22 +181,24 @@ impl Cluster {
         )))
     }
 
-    /// Starts applying the stream from its first message: in replicated mode all of it, in
-    /// partitioned mode the partitions this node owns; and beats in the ownership map as
-    /// serving HTTP at `url`. Resolves once the node has caught up with what the stream held
-    /// of them at the call; answers the last stream sequence it caught up to.
-    pub async fn start_replica(&mut self, url: &str) -> Result<u64, ClusterError> {
+    /// Starts applying the stream: in replicated mode all of it, after what `snapshot` (whose
+    /// rows the store holds; replicated mode only) covers, else from its first message; in
+    /// partitioned mode the partitions this node owns, from the first message. Beats in the
+    /// ownership map as serving HTTP at `url`. Resolves once the node has caught up with what
+    /// the stream held of them at the call; answers the sequence it resumed after and the last
+    /// one it caught up to.
+    pub async fn start_replica(
+        &mut self,
+        url: &str,
+        snapshot: Option<&Snapshot>,
+    ) -> Result<(u64, u64), ClusterError> {
         let stream_error = |e: &dyn std::fmt::Display| ClusterError::Stream {
             stream: self.settings.stream.clone(),
             reason: e.to_string(),
         };
-        let last = self
-            .stream
-            .info()
-            .await
-            .map_err(|e| stream_error(&e))?
-            .state
-            .last_sequence;
+        let info = self.stream.info().await.map_err(|e| stream_error(&e))?;
+        let last = info.state.last_sequence;
+        let after = snapshot::resume_after(snapshot, &self.settings.stream, (&info.state).into())?;
         let bucket = ownership::bucket(
             &self.jetstream,
             &self.settings.stream,
@@ -185,6 +211,8 @@ impl Cluster {
                 consumer: &self.settings.node_id,
                 subjects: format!("{}.rows.*", self.settings.stream),
                 caught_up_at: last,
+                applied: after,
+                holds: self.held.take(),
             };
             // Detached: it applies for as long as the process runs.
             let _replica = replica::start(&self.stream, feed, self.router.clone(), waiters).await?;
@@ -200,7 +228,7 @@ impl Cluster {
                 url.to_string(),
                 partitions,
             );
-            return Ok(last);
+            return Ok((after, last));
         };
         forward::answer_forwarded_reads(
             &self.settings,
@@ -219,7 +247,7 @@ impl Cluster {
             placement: self.placement.clone(),
         })
         .await?;
-        Ok(last)
+        Ok((after, last))
     }
 }
 

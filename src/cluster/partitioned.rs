@@ -179,6 +179,8 @@ fn catch_up(node: &Node, partition: usize, caught_up: mpsc::UnboundedSender<Caug
                     consumer: &partition_consumer(&settings.node_id, partition),
                     subjects: subject,
                     caught_up_at,
+                    applied: 0,
+                    holds: None,
                 };
                 replica::start(&stream, feed, router, waiting).await
             }

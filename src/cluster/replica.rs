@@ -1,7 +1,8 @@
 //! A replica: a task that owns a durable consumer (the whole stream in replicated mode, one
 //! partition's subject in partitioned mode) and the waiters of this node's own writes to it,
 //! and applies its messages to the shards, one at a time in stream order (so every node
-//! holding a partition applies the same rows in the same order).
+//! holding a partition applies the same rows in the same order). A replicated-mode replica
+//! can be held still between two messages for a snapshot's cut ([`Hold`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,11 +26,27 @@ pub(super) struct Feed<'a> {
     /// The stream sequence the replica is caught up at (the last message of its subjects when
     /// it starts).
     pub caught_up_at: u64,
+    /// The last stream sequence whose rows the store already holds (from a snapshot; 0: none):
+    /// the replica starts after it.
+    pub applied: u64,
+    /// Where a snapshot asks to hold the replica still (replicated mode with a data directory).
+    pub holds: Option<mpsc::Receiver<Hold>>,
 }
 
-/// Recreates the durable consumer of `feed` from the stream's first message (a node keeps no
-/// rows across restarts or partition moves, so it replays everything), starts applying, and
-/// resolves once it has applied up to `feed.caught_up_at`. The replica stops once every sender
+/// A snapshot's request to hold the replica between two messages: it answers the last
+/// sequence it applied on `at`, then applies nothing until `release` resolves (sent or
+/// dropped). The replica applies a message whole (`Router::apply_record` resolves once the
+/// writer has applied its rows) before it looks at a hold, so the store then holds exactly the
+/// rows of the messages up to that sequence.
+pub(super) struct Hold {
+    pub at: oneshot::Sender<u64>,
+    pub release: oneshot::Receiver<()>,
+}
+
+/// Recreates the durable consumer of `feed` to deliver from after `feed.applied` (from the
+/// stream's first message when 0: a node keeps no rows across partition moves, nor across
+/// restarts without a snapshot), starts applying, and resolves once it has applied up to
+/// `feed.caught_up_at`. The replica stops once every sender
 /// of `waiters` is gone; the handle resolves then.
 pub(super) async fn start(
     stream: &stream::Stream,
@@ -37,9 +54,9 @@ pub(super) async fn start(
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
 ) -> Result<JoinHandle<()>, ClusterError> {
-    let messages = replay_from_start(stream, feed.consumer, feed.subjects).await?;
-    let (applied_in, mut applied) = watch::channel(0);
-    let replica = actix_web::rt::spawn(apply(messages, router, waiters, applied_in));
+    let messages = replay_after(stream, feed.consumer, feed.subjects, feed.applied).await?;
+    let (applied_in, mut applied) = watch::channel(feed.applied);
+    let replica = actix_web::rt::spawn(apply(messages, router, waiters, feed.holds, applied_in));
     applied
         .wait_for(|applied| *applied >= feed.caught_up_at)
         .await
@@ -66,14 +83,16 @@ pub(super) fn consumer_error(
 }
 
 /// The durable consumer `consumer` of `stream` (the messages on `filter_subject`), recreated
-/// to deliver from the stream's first message.
-pub(super) async fn replay_from_start(
+/// to deliver from the message after sequence `after` (the stream's first message when 0).
+pub(super) async fn replay_after(
     stream: &stream::Stream,
     consumer: &str,
     filter_subject: String,
+    after: u64,
 ) -> Result<consumer::pull::Stream, ClusterError> {
-    // A consumer left by a previous run resumes after what that run applied: its state is
-    // gone with the process (or the partition's move), so start over.
+    // A consumer left by a previous run resumes after what that run applied, which is not
+    // what this one holds (its memory is gone with the process, or the partition's move;
+    // a snapshot covers up to `after`): start over from there.
     if stream.consumer_info(consumer).await.is_ok() {
         stream
             .delete_consumer(consumer)
@@ -84,7 +103,12 @@ pub(super) async fn replay_from_start(
         .create_consumer(consumer::pull::Config {
             durable_name: Some(consumer.to_string()),
             filter_subject,
-            deliver_policy: consumer::DeliverPolicy::All,
+            deliver_policy: match after {
+                0 => consumer::DeliverPolicy::All,
+                after => consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+            },
             ack_policy: consumer::AckPolicy::Explicit,
             ..Default::default()
         })
@@ -106,6 +130,7 @@ async fn apply(
     mut messages: consumer::pull::Stream,
     router: Router,
     mut waiters: mpsc::Receiver<Waiter>,
+    mut holds: Option<mpsc::Receiver<Hold>>,
     applied: watch::Sender<u64>,
 ) {
     let mut waiting: HashMap<String, oneshot::Sender<Result<WriteOutcome, StoreError>>> =
@@ -122,6 +147,11 @@ async fn apply(
                     waiting.retain(|_, answer| !answer.is_closed());
                 }
                 waiting.insert(waiter.message_id, waiter.applied);
+            }
+            Some(hold) = next_hold(&mut holds) => {
+                if hold.at.send(*applied.borrow()).is_ok() {
+                    let _ = hold.release.await;
+                }
             }
             message = messages.next() => {
                 let message = match message {
@@ -163,5 +193,13 @@ async fn apply(
                 applied.send_replace(sequence);
             }
         }
+    }
+}
+
+/// The next hold asked of a replica that takes them; never, for one that does not.
+async fn next_hold(holds: &mut Option<mpsc::Receiver<Hold>>) -> Option<Hold> {
+    match holds {
+        Some(holds) => holds.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -21,7 +21,9 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
 /// 3: feature rows are written as `RowsV2` (section kind 4, `FeatureRecords`), and a section
 /// holds the applied repository (`AppliedRepositoryV1`, kind 5). A version 2 snapshot has
 /// neither and reads unchanged (rows from `RowsV1`; the files on disk are served).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: a cluster node's snapshot holds the stream sequences its rows cover
+/// (`StreamSequencesV1`, kind 6); a version 3 file has none and reads unchanged.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest snapshot format this build reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
@@ -41,6 +43,9 @@ pub enum SectionKind {
     Vault,
     /// The repository `quiver apply` last applied, if any (`AppliedRepositoryV1`).
     Repository,
+    /// A cluster node's: the stream sequence the rows cover, per partition
+    /// (`StreamSequencesV1`).
+    StreamSequences,
 }
 
 impl SectionKind {
@@ -51,6 +56,7 @@ impl SectionKind {
             SectionKind::Vault => 3,
             SectionKind::FeatureRecords => 4,
             SectionKind::Repository => 5,
+            SectionKind::StreamSequences => 6,
         }
     }
 
@@ -61,6 +67,7 @@ impl SectionKind {
             3 => Some(SectionKind::Vault),
             4 => Some(SectionKind::FeatureRecords),
             5 => Some(SectionKind::Repository),
+            6 => Some(SectionKind::StreamSequences),
             _ => None,
         }
     }
@@ -71,6 +78,7 @@ impl SectionKind {
             SectionKind::Directory => "directory objects",
             SectionKind::Vault => "vault records",
             SectionKind::Repository => "applied repository",
+            SectionKind::StreamSequences => "stream sequences",
         }
     }
 }
@@ -103,6 +111,14 @@ pub struct WorkspaceFilesV1 {
 pub struct ViewRefV1 {
     pub workspace: String,
     pub view: String,
+}
+
+/// A cluster node's stream sequences section: of the stream `stream`, the last sequence whose
+/// rows the snapshot holds, per partition (index = partition; `None`: none applied).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamSequencesV1 {
+    pub stream: String,
+    pub applied: Vec<Option<u64>>,
 }
 
 /// A cluster node's heartbeat, its value in the cluster's key-value bucket (partitioned

@@ -44,6 +44,18 @@ pub trait SnapshotSource: Send + Sync {
     fn snapshot_saved(&self, journal_seq: u64) -> BoxFuture<'static, io::Result<()>>;
 }
 
+/// A writer outside the sources (a cluster node's replica, which applies the stream to the
+/// store): held still while every source's section is taken, so that its own section (the
+/// stream sequences it applied) says exactly what the others hold.
+pub trait SnapshotCut: Send + Sync {
+    /// Waits until the writer is between two changes and holds it there; answers its section
+    /// and a guard that lets it go on when dropped.
+    fn hold(&self) -> BoxFuture<'static, io::Result<(SectionData, CutGuard)>>;
+}
+
+/// Releases a [`SnapshotCut`]'s writer when dropped.
+pub type CutGuard = Box<dyn Send>;
+
 /// What a finished snapshot holds.
 #[derive(Debug, Clone)]
 pub struct SnapshotInfo {
@@ -101,6 +113,7 @@ pub struct Snapshotter {
     retention: usize,
     n_shards: u32,
     sources: Arc<Vec<Box<dyn SnapshotSource>>>,
+    cut: Option<Arc<dyn SnapshotCut>>,
     /// Per source, the journal segment of the previous snapshot this process wrote: segments
     /// are kept back to it, so that if the newest snapshot turns out corrupt, the previous one
     /// plus the journal still hold everything.
@@ -140,10 +153,17 @@ impl Snapshotter {
             retention,
             n_shards: n_shards as u32,
             sources: Arc::new(sources),
+            cut: None,
             previous_seqs,
             in_progress: Arc::default(),
             last_failure: Arc::default(),
         }
+    }
+
+    /// This snapshotter with `cut` held while the sections are taken (its section added).
+    pub fn with_cut(mut self, cut: Arc<dyn SnapshotCut>) -> Snapshotter {
+        self.cut = Some(cut);
+        self
     }
 
     pub fn dir(&self) -> &PathBuf {
@@ -232,12 +252,20 @@ impl PendingSnapshot {
 
     async fn write(&self) -> Result<SnapshotInfo, PersistError> {
         let s = &self.snapshotter;
-        let mut sections = Vec::with_capacity(s.sources.len());
+        let held = match &s.cut {
+            Some(cut) => Some(cut.hold().await?),
+            None => None,
+        };
+        let mut sections = Vec::with_capacity(s.sources.len() + 1);
         for source in s.sources.iter() {
             sections.push(source.take_section().await?);
         }
-        let items = sections.iter().map(|section| section.items).sum();
         let seqs: Vec<u64> = sections.iter().map(|section| section.journal_seq).collect();
+        if let Some((section, guard)) = held {
+            drop(guard);
+            sections.push(section);
+        }
+        let items = sections.iter().map(|section| section.items).sum();
         let (dir, retention, n_shards, created) =
             (s.dir.clone(), s.retention, s.n_shards, self.created_micros);
         let (done, written) = tokio::sync::oneshot::channel();

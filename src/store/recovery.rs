@@ -47,20 +47,7 @@ impl Router {
         policy: FsyncPolicy,
         mut on_rows: impl FnMut(usize),
     ) -> Result<Recovery, StoreError> {
-        let mut recovery = Recovery::default();
-        let records = snapshot.and_then(|s| s.section(SectionKind::FeatureRecords));
-        let rows = snapshot.and_then(|s| s.section(SectionKind::FeatureRows));
-        if let Some(section) = records {
-            let (stored, skipped) = self.restore_records(&section.payload, &mut on_rows).await?;
-            recovery.snapshot_rows = stored;
-            recovery.skipped_rows += skipped;
-        } else if let Some(section) = rows {
-            let rows: RowsV1 = decode(&section.payload).map_err(invalid_data)?;
-            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
-            recovery.snapshot_rows = stored;
-            recovery.skipped_rows += skipped;
-        }
-        let journal_seq = records.or(rows).map_or(0, |s| s.journal_seq);
+        let (mut recovery, journal_seq) = self.restore_snapshot(snapshot, &mut on_rows).await?;
         let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
         recovery.journal_records = replay.records.len();
@@ -77,6 +64,29 @@ impl Router {
             .await
             .map_err(|_| StoreError::WriterGone)?;
         Ok(recovery)
+    }
+
+    /// Loads the snapshot's rows (if any), unjournaled (a cluster node's store holds no journal:
+    /// the stream is its log); answers what it loaded and the journal segment it covers.
+    pub async fn restore_snapshot(
+        &self,
+        snapshot: Option<&Snapshot>,
+        mut on_rows: impl FnMut(usize),
+    ) -> Result<(Recovery, u64), StoreError> {
+        let mut recovery = Recovery::default();
+        let records = snapshot.and_then(|s| s.section(SectionKind::FeatureRecords));
+        let rows = snapshot.and_then(|s| s.section(SectionKind::FeatureRows));
+        if let Some(section) = records {
+            let (stored, skipped) = self.restore_records(&section.payload, &mut on_rows).await?;
+            recovery.snapshot_rows = stored;
+            recovery.skipped_rows += skipped;
+        } else if let Some(section) = rows {
+            let rows: RowsV1 = decode(&section.payload).map_err(invalid_data)?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
+            recovery.snapshot_rows = stored;
+            recovery.skipped_rows += skipped;
+        }
+        Ok((recovery, records.or(rows).map_or(0, |s| s.journal_seq)))
     }
 
     /// Restores a `RowsV1`: a format 2 snapshot's section, or a journal record.

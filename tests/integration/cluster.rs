@@ -6,7 +6,10 @@
 //! runtime serves every earlier write once started; writes go on after one NATS server is
 //! killed; without NATS, writes answer 503. Partitioned mode (2 owners per partition): every
 //! key is read from every node (forwarded to owners), also with an owner SIGKILLed, and a node
-//! added at runtime takes partitions and serves them once caught up.
+//! added at runtime takes partitions and serves them once caught up. A replicated node with a
+//! data directory snapshots its rows with the stream sequence they cover, and after SIGKILL
+//! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
+//! recording no stream sequence is refused.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{Server, ServerBuilder};
+use super::common::{timestamp_in, Server, ServerBuilder};
 use super::persistence::{ingest, ingest_until_refused, last_amount, transaction};
 
 /// How long a node may take to show a write made through another (the machine is loaded).
@@ -431,6 +434,126 @@ fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and
         settled(printed) && holds_some(printed, "n3")
     });
     wait_for_users(&nodes, &users);
+}
+
+/// Ingests one transaction of `user` (with an id, which the count aggregations count).
+fn ingest_transaction(server: &Server, user: &str, id: &str) {
+    let record = json!({"user_id": user, "merchant": "m", "terminal_id": 1, "amt": 1.0,
+        "category": "c", "is_online": false, "transaction_id": id, "timestamp": timestamp_in(0)});
+    let body = json!({"workspace_name": "prod", "dry_run": false,
+        "records": {"transactions": [{"record": record}]}});
+    let reply = server.admin_post("/ingest", &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// `transaction_aggregates_service`'s features for `user`: (name, value) in order.
+fn aggregates_of(server: &Server, user: &str) -> Vec<(String, Json)> {
+    let request = json!({"params": {"workspaceName": "prod",
+        "featureServiceName": "transaction_aggregates_service", "joinKeyMap": {"user_id": user},
+        "metadataOptions": {"includeNames": true}}});
+    let reply = server.admin_post("/api/v1/feature-service/get-features", &request);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let names = body["metadata"]["features"].as_array().unwrap().iter();
+    let names = names.map(|meta| meta["name"].as_str().unwrap().to_string());
+    names
+        .zip(body["result"]["features"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// The user's count of transactions in the last hour (`user_recent_activity`, continuous).
+fn recent_count(server: &Server, user: &str) -> Json {
+    aggregates_of(server, user)
+        .into_iter()
+        .find(|(name, _)| name.ends_with("transaction_id_count_1h_continuous"))
+        .expect("the service has the 1h count")
+        .1
+}
+
+#[test]
+fn a_node_with_a_data_dir_resumes_the_stream_after_its_snapshot() {
+    let Some((nats, dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let data_dir = dir.path().join("n1-data");
+    let snapshotting_node = || {
+        node_builder(&nats, "n1")
+            .data_dir(&data_dir)
+            .env("QUIVER_LOG", "info")
+            .start()
+    };
+    let n1 = snapshotting_node();
+    let n2 = node(&nats, "n2");
+    // Some writes (a message per partition a write touches), then a snapshot covering them.
+    for i in 0..3 {
+        ingest_transaction(&n1, "snap", &format!("t{i}"));
+    }
+    ingest(&n1, "alice", 12.5);
+    n1.snapshot();
+    // More, through both nodes; n1 applies them all before it is killed.
+    ingest_transaction(&n2, "snap", "t3");
+    ingest_transaction(&n1, "snap", "t4");
+    ingest(&n2, "bob", 7.25);
+    wait_for_amount(&n1, "bob", &json!(7.25));
+    assert_eq!(recent_count(&n1, "snap"), json!("5"));
+    n1.kill9();
+
+    // Restarted, it loads the snapshot and replays only the messages after it: every write is
+    // served and the aggregations match a node that replayed the whole stream.
+    let restarted = snapshotting_node();
+    assert_eq!(last_amount(&restarted, "alice"), json!(12.5));
+    assert_eq!(last_amount(&restarted, "bob"), json!(7.25));
+    assert_eq!(recent_count(&restarted, "snap"), json!("5"));
+    let fresh = node(&nats, "n3");
+    assert_eq!(
+        aggregates_of(&restarted, "snap"),
+        aggregates_of(&fresh, "snap")
+    );
+    // And it keeps applying the stream.
+    ingest_transaction(&n2, "snap", "t5");
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    while recent_count(&restarted, "snap") != json!("6") {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node never applied t5"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // It resumed after the snapshot's sequence, not from the stream's start.
+    let logged = restarted.terminate();
+    let field = |name: &str| -> u64 {
+        let line = logged
+            .lines()
+            .find(|line| line.contains("caught up with the cluster's stream"))
+            .unwrap_or_else(|| panic!("{logged}"));
+        let value = line.split(&format!(" {name}=")).nth(1).expect(name);
+        value.split(' ').next().unwrap().parse().expect(name)
+    };
+    let (resumed_after, caught_up_at) = (field("resumed_after"), field("sequence"));
+    assert!(
+        0 < resumed_after && resumed_after < caught_up_at,
+        "{logged}"
+    );
+}
+
+#[test]
+fn a_cluster_node_refuses_a_snapshot_that_records_no_stream_sequence() {
+    let Some((nats, dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    // A single server's snapshot: replaying the stream over its rows would apply them twice.
+    let data_dir = dir.path().join("single");
+    let single = ServerBuilder::new().data_dir(&data_dir).start();
+    ingest(&single, "alice", 12.5);
+    single.snapshot();
+    single.terminate();
+    let output = node_builder(&nats, "n1").data_dir(&data_dir).run_to_exit();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("it was not taken by a cluster node (it records no stream sequence)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -171,8 +171,15 @@ fn the_cluster_is_off_by_default_and_its_settings_are_checked() {
             "--cluster-replicas: cluster.replicas `7` must be 1 to 5",
         ),
         (
-            &["--node-id", "n1", "--data-dir", "/tmp/never-created"],
-            "cluster.nats_urls `nats://127.0.0.1:4222` cannot be used with storage.data_dir yet",
+            &[
+                "--node-id",
+                "n1",
+                "--cluster-owners",
+                "2",
+                "--data-dir",
+                "/tmp/never-created",
+            ],
+            "--cluster-owners: cluster.owners `2` cannot be used with storage.data_dir yet",
         ),
     ];
     for (args, expected) in refused {

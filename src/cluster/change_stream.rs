@@ -14,7 +14,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::replica::{consumer_error, replay_after};
+use super::replica::{consumer_error, message_id, message_id_headers, replay_after};
 use super::{create_stream, Cluster, ClusterError};
 use crate::config::ClusterSettings;
 use crate::persist::logged::{ChangeLog, LogApplier};
@@ -95,8 +95,7 @@ impl ChangeLog for StreamChangeLog {
         let jetstream = self.jetstream.clone();
         let subject = self.subject.clone();
         async move {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
+            let headers = message_id_headers(&id);
             let ack = jetstream
                 .publish_with_headers(subject, headers, record.into())
                 .await
@@ -128,12 +127,9 @@ async fn apply(
             continue;
         };
         if sequence > *applied.borrow() {
-            let message_id = message
-                .headers
-                .as_ref()
-                .and_then(|headers| headers.get("Nats-Msg-Id"))
-                .map(|id| id.as_str().to_string());
-            applier.apply(message_id, message.payload.to_vec()).await;
+            applier
+                .apply(message_id(&message), message.payload.to_vec())
+                .await;
             applied.send_replace(sequence);
         }
         if let Err(error) = message.ack().await {

@@ -352,8 +352,7 @@ impl RowLog for StreamLog {
                         answer = Some(applied_answer);
                     }
                 }
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", message.id.as_str());
+                let headers = replica::message_id_headers(&message.id);
                 let ack = jetstream
                     .publish_with_headers(message.subject, headers, message.record.into())
                     .await

@@ -179,12 +179,7 @@ async fn apply(
                 if let Err(error) = &outcome {
                     tracing::error!(%error, sequence, "cluster stream: a record could not be applied");
                 }
-                let message_id = message
-                    .headers
-                    .as_ref()
-                    .and_then(|headers| headers.get("Nats-Msg-Id"))
-                    .map(|id| id.as_str().to_string());
-                if let Some(answer) = message_id.and_then(|id| waiting.remove(&id)) {
+                if let Some(answer) = message_id(&message).and_then(|id| waiting.remove(&id)) {
                     let _ = answer.send(outcome);
                 }
                 if let Err(error) = message.ack().await {
@@ -194,6 +189,26 @@ async fn apply(
             }
         }
     }
+}
+
+/// The header naming a published message: JetStream drops a duplicate id (a retried
+/// publish), and a writer's waiter finds its message by it.
+const MESSAGE_ID: &str = "Nats-Msg-Id";
+
+/// The headers to publish a message with `id`.
+pub(super) fn message_id_headers(id: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(MESSAGE_ID, id);
+    headers
+}
+
+/// The id a message was published with (`message_id_headers`).
+pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(MESSAGE_ID))
+        .map(|id| id.as_str().to_string())
 }
 
 /// The next hold asked of a replica that takes them; never, for one that does not.

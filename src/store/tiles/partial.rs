@@ -119,26 +119,27 @@ impl Partial {
         if value.is_null() {
             return;
         }
-        // In place: the same arithmetic as merging a one-event partial, without building one.
+        // In place: the same arithmetic as merging a one-event partial, without building one
+        // (or, for a sum, building one that allocates nothing).
         match self {
             Partial::Count(count) => *count += 1,
-            Partial::Sum {
-                int,
-                float,
-                any,
-                floats,
-            } => {
-                match value {
-                    Value::Int64(i) => {
-                        *int = int.saturating_add(*i);
-                        *float += 0.0;
-                    }
-                    other => {
-                        *float += as_f64(other).unwrap_or(0.0);
-                        *floats = true;
-                    }
-                }
-                *any = true;
+            // A one-event sum allocates nothing: merge it.
+            Partial::Sum { .. } => {
+                let single = match value {
+                    Value::Int64(i) => Partial::Sum {
+                        int: *i,
+                        float: 0.0,
+                        any: true,
+                        floats: false,
+                    },
+                    other => Partial::Sum {
+                        int: 0,
+                        float: as_f64(other).unwrap_or(0.0),
+                        any: true,
+                        floats: true,
+                    },
+                };
+                self.merge(function, &single);
             }
             Partial::Moments { count, mean, m2 } => {
                 add_moments((count, mean, m2), (1, as_f64(value).unwrap_or(0.0), 0.0))

@@ -4,6 +4,10 @@
 # instrumentation off; for each kind of request, 50 warm-up requests, then N counted ones over
 # one keep-alive connection, then a dump.
 #   bash benches/http/callgrind.sh BINARY OUTDIR [N]   (N: 300 by default)
+# TARGET=bare counts the limit instead: `quiver bench bare-server` (a bare actix-web handler that
+# parses the body and answers fixed bytes) answering, for each kind, what the binary's Quiver
+# answered to that kind's first request (taken before, outside valgrind), so the two counts
+# compare Quiver with what HTTP and JSON parsing alone cost.
 # KINDS (default "seed plain seedbatch plainbatch") picks the kinds; `ingest` is a POST /ingest
 # of 100 `transactions` events (timestamps of the moment; 1,009 users, 101 merchants, 499
 # terminals, so after the warm-up every key has its row and tiles), the write path.
@@ -18,9 +22,11 @@ rm -f "$out"/callgrind.out.* "$out/summary.txt" "$out/server.out"
 touch "$out/server.out"
 driver="$out/drive.py"
 cat >"$driver" <<'PY'
-# drive.py HOST PORT KIND N: N requests of one kind over one keep-alive connection.
+# drive.py HOST PORT KIND N [SAMPLES]: N requests of one kind over one keep-alive connection;
+# with SAMPLES (a JSON list, in the bare handler's responses format), adds the first answer.
 import datetime, http.client, json, sys
 host, port, kind, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+samples = sys.argv[5] if len(sys.argv) > 5 else None
 users = [f"user_{1001 + i}" for i in range(5)]
 merchants = ["fraud_Kirlin and Sons", "fraud_Sporer-Keebler", "fraud_Haley Group"]
 seed = kind.startswith("seed")
@@ -53,19 +59,46 @@ for i in range(n):
     answer = response.read()
     if response.status != 200:
         sys.exit(f"{response.status} {answer[:300]}")
+    if samples and i == 0:
+        with open(samples) as f:
+            answers = json.load(f)
+        service = json.loads(text)["params"]["featureServiceName"]
+        answers.append({"path": path, "service": service, "body": answer.decode()})
+        with open(samples, "w") as f:
+            json.dump(answers, f)
 PY
 cd "$repo_root"
+kinds=${KINDS:-seed plain seedbatch plainbatch}
+# host_port URL: sets $host and $port.
+host_port() {
+  local host_port=${1#http://}
+  host=${host_port%:*} port=${host_port##*:}
+}
+if [ "${TARGET:-quiver}" = bare ]; then
+  echo '[]' >"$out/responses.json"
+  QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=warn "$binary" serve --config config.toml \
+    --listen 127.0.0.1:0 >"$out/sample.out" 2>"$out/sample.err" &
+  sample_pid=$!
+  listening_url "$out/sample.out" "$out/sample.err" "$sample_pid"
+  host_port "$listening_url"
+  for kind in $kinds; do
+    python3 "$driver" "$host" "$port" "$kind" 1 "$out/responses.json"
+  done
+  kill "$sample_pid"
+  wait "$sample_pid" || true
+  server=(bench bare-server --responses "$out/responses.json") announcement="bare handler listening on "
+else
+  server=(serve --config config.toml) announcement="quiver listening on "
+fi
 QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
-  --callgrind-out-file="$out/callgrind.out.%p" "$binary" serve --config config.toml \
+  --callgrind-out-file="$out/callgrind.out.%p" "$binary" "${server[@]}" \
   --listen 127.0.0.1:0 >"$out/server.out" 2>"$out/server.err" &
 valgrind_pid=$!
 trap 'kill "$valgrind_pid" 2>/dev/null || true' EXIT
 # Under valgrind start-up is slow: up to 5 minutes.
-listening_url "$out/server.out" "$out/server.err" "$valgrind_pid" 1200 0.25
-url=$listening_url
-host_port=${url#http://}
-host=${host_port%:*} port=${host_port##*:}
-for kind in ${KINDS:-seed plain seedbatch plainbatch}; do
+listening_url "$out/server.out" "$out/server.err" "$valgrind_pid" 1200 0.25 "$announcement"
+host_port "$listening_url"
+for kind in $kinds; do
   python3 "$driver" "$host" "$port" "$kind" 50
   callgrind_control -z "$valgrind_pid" >/dev/null 2>&1
   callgrind_control -i on "$valgrind_pid" >/dev/null 2>&1

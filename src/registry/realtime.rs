@@ -1,16 +1,19 @@
 //! Realtime feature views (Tecton's `Calculation` features, without Python): typed outputs
 //! computed at request time by Common Expression Language programs over the request context
 //! (`request.<field>`) and the features of upstream views (`<view>.<feature>`). Programs are
-//! compiled once, when the repository is loaded.
+//! compiled once, when the repository is loaded, and so is the list of upstream features they
+//! read: a request row's CEL maps hold only those.
 
 use std::sync::LazyLock;
 
 use cel_interpreter::objects::{Key, Map};
 use cel_interpreter::{Context, Program, Value as Cel};
+use cel_parser::ast::{EntryExpr, Expr, MapExpr, StructExpr};
+use cel_parser::Expression;
 
 use super::types::DataType;
 use super::value::Value;
-use super::{Field, ViewId};
+use super::{Feature, Field, ViewId};
 
 /// How a realtime view computes its features.
 #[derive(Debug)]
@@ -23,6 +26,9 @@ pub struct RealtimeSpec {
     pub programs: Vec<Program>,
     /// The programs' source text, parallel to `programs` (what a plan compares).
     pub expressions: Vec<String>,
+    /// Parallel to `sources`: the features (index in the upstream view, CEL map key) some
+    /// expression reads. Keys are made once; a row's map clones them (an `Arc` each).
+    pub reads: Vec<Vec<(usize, Key)>>,
 }
 
 /// Compiles an expression, checking that it only reads `request` and the upstream views.
@@ -40,6 +46,84 @@ pub fn compile(expression: &str, sources: &[String]) -> Result<Program, String> 
         }
     }
     Ok(program)
+}
+
+/// The features of upstream view `source` that `expressions` read: those they select by name
+/// (`source.feature`, `has(source.feature)`), or all of them when one reads `source` any other
+/// way (whole, indexed, iterated).
+pub fn features_read(
+    expressions: &[String],
+    source: &str,
+    features: &[Feature],
+) -> Vec<(usize, Key)> {
+    let mut read = vec![false; features.len()];
+    for expression in expressions {
+        match fields_read(expression, source) {
+            Some(fields) => {
+                for field in fields {
+                    if let Some(i) = features.iter().position(|f| f.name == field) {
+                        read[i] = true;
+                    }
+                }
+            }
+            None => read.fill(true),
+        }
+    }
+    features
+        .iter()
+        .zip(read)
+        .enumerate()
+        .filter(|(_, (_, read))| *read)
+        .map(|(i, (feature, _))| (i, Key::from(feature.name.clone())))
+        .collect()
+}
+
+/// The fields of `variable` an expression selects; `None` when it reads `variable` otherwise
+/// (or does not parse).
+fn fields_read(expression: &str, variable: &str) -> Option<Vec<String>> {
+    let parsed = cel_parser::Parser::default().parse(expression).ok()?;
+    let mut fields = Vec::new();
+    selects_only(&parsed, variable, &mut fields).then_some(fields)
+}
+
+/// Adds to `fields` the fields of `variable` that `expression` selects; false when `variable`
+/// appears other than as the operand of a selection.
+fn selects_only(expression: &Expression, variable: &str, fields: &mut Vec<String>) -> bool {
+    let children: Vec<&Expression> = match &expression.expr {
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(name) if name == variable => {
+                fields.push(select.field.clone());
+                return true;
+            }
+            _ => vec![&select.operand],
+        },
+        Expr::Ident(name) => return name != variable,
+        Expr::Call(call) => call
+            .target
+            .as_deref()
+            .into_iter()
+            .chain(&call.args)
+            .collect(),
+        Expr::Comprehension(loop_) => vec![
+            &loop_.iter_range,
+            &loop_.accu_init,
+            &loop_.loop_cond,
+            &loop_.loop_step,
+            &loop_.result,
+        ],
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => entries
+            .iter()
+            .flat_map(|entry| match &entry.expr {
+                EntryExpr::StructField(field) => vec![&field.value],
+                EntryExpr::MapEntry(entry) => vec![&entry.key, &entry.value],
+            })
+            .collect(),
+        Expr::Literal(_) | Expr::Unspecified => Vec::new(),
+    };
+    children
+        .into_iter()
+        .all(|child| selects_only(child, variable, fields))
 }
 
 /// Our value as a CEL value (timestamps as RFC 3339 strings, structs as lists).
@@ -60,9 +144,9 @@ pub fn to_cel(value: &Value) -> Cel {
 }
 
 /// A CEL map with string keys.
-pub fn map(entries: impl Iterator<Item = (String, Cel)>) -> Cel {
+pub fn map<K: Into<Key>>(entries: impl Iterator<Item = (K, Cel)>) -> Cel {
     Cel::Map(Map {
-        map: std::sync::Arc::new(entries.map(|(k, v)| (Key::String(k.into()), v)).collect()),
+        map: std::sync::Arc::new(entries.map(|(k, v)| (k.into(), v)).collect()),
     })
 }
 
@@ -142,5 +226,40 @@ mod tests {
             evaluate(&ternary, &[("request", request)], &DataType::String),
             Value::String("high".into())
         );
+    }
+
+    #[test]
+    fn features_read_are_those_selected_unless_the_view_is_read_whole() {
+        let features: Vec<Feature> = ["a", "b", "c"]
+            .iter()
+            .map(|name| Feature {
+                name: name.to_string(),
+                data_type: DataType::Float64,
+                column: String::new(),
+                description: None,
+                tags: Default::default(),
+            })
+            .collect();
+        let read = |expressions: &[&str]| {
+            let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
+            features_read(&expressions, "m", &features)
+                .into_iter()
+                .map(|(i, key)| (i, key.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let names = |indices: &[usize]| {
+            indices
+                .iter()
+                .map(|&i| (i, features[i].name.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(&["request.x > m.c"]), names(&[2]));
+        assert_eq!(read(&["m.c > 1.0", "has(m.a) ? m.a : 0.0"]), names(&[0, 2]));
+        assert_eq!(read(&["[1, 2].map(x, x * m.b)[0] > m.z"]), names(&[1]));
+        assert_eq!(read(&["request.x > 1.0"]), names(&[]));
+        // Read whole, indexed or iterated: every feature.
+        assert_eq!(read(&["m.a > 1.0", "size(m) > 2"]), names(&[0, 1, 2]));
+        assert_eq!(read(&["m['b'] > 1.0"]), names(&[0, 1, 2]));
+        assert_eq!(read(&["m.exists(k, k == 'a')"]), names(&[0, 1, 2]));
     }
 }

@@ -491,19 +491,16 @@ pub async fn get_features(
                     let mut inputs_missing = false;
                     // An input the store did not answer for: the feature is not computed.
                     let mut inputs_not_read = None;
-                    for (source_id, source_name) in &spec.sources {
-                        let source = registry.view(*source_id);
+                    for ((source_id, source_name), reads) in spec.sources.iter().zip(&spec.reads) {
                         let answer = answer_of(*source_id)?;
                         inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
                         inputs_not_read =
                             inputs_not_read.or(answer.statuses.iter().copied().find(|s| {
                                 matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown)
                             }));
-                        let features = source
-                            .features
+                        let features = reads
                             .iter()
-                            .zip(&answer.values)
-                            .map(|(f, v)| (f.name.clone(), realtime::to_cel(v)));
+                            .map(|(i, key)| (key.clone(), realtime::to_cel(&answer.values[*i])));
                         variables.push((source_name.as_str(), realtime::map(features)));
                     }
                     for index in &item.features {

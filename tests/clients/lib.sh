@@ -33,14 +33,15 @@ start_quiver() {
   listening_url "$quiver_out" "$quiver_log" "$quiver_pid" && quiver_url=$listening_url
 }
 
-# listening_url OUT ERR PID [TRIES] [PAUSE]: waits until the server whose stdout is the file OUT
-# prints `quiver listening on URL` and sets $listening_url; if process PID exits first, or after
-# TRIES checks (300) PAUSE seconds apart (0.1), prints the file ERR and fails. Also for the
-# benchmark scripts, which start their servers their own way.
+# listening_url OUT ERR PID [TRIES] [PAUSE] [ANNOUNCEMENT]: waits until the server whose stdout
+# is the file OUT prints ANNOUNCEMENT (`quiver listening on `) followed by a URL and sets
+# $listening_url; if process PID exits first, or after TRIES checks (300) PAUSE seconds apart
+# (0.1), prints the file ERR and fails. Also for the benchmark scripts, which start their
+# servers their own way.
 listening_url() {
-  local out=$1 err=$2 pid=$3 tries=${4:-300} pause=${5:-0.1}
+  local out=$1 err=$2 pid=$3 tries=${4:-300} pause=${5:-0.1} announcement=${6:-quiver listening on }
   for _ in $(seq "$tries"); do
-    listening_url=$(sed -n 's/^quiver listening on //p' "$out" | head -n 1)
+    listening_url=$(sed -n "s/^$announcement//p" "$out" | head -n 1)
     [ -n "$listening_url" ] && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep "$pause"

@@ -58,6 +58,17 @@ pub(super) fn build_realtime_view(
             tags: BTreeMap::new(),
         });
     }
+    let expressions: Vec<String> = raw.features.iter().map(|f| f.expression.clone()).collect();
+    let reads = sources
+        .iter()
+        .map(|(source_id, name)| {
+            crate::registry::realtime::features_read(
+                &expressions,
+                name,
+                &registry.view(*source_id).features,
+            )
+        })
+        .collect();
     Ok(FeatureView {
         id,
         layout: 0,
@@ -67,7 +78,8 @@ pub(super) fn build_realtime_view(
             request_schema,
             sources,
             programs,
-            expressions: raw.features.iter().map(|f| f.expression.clone()).collect(),
+            expressions,
+            reads,
         })),
         description: raw.description.clone(),
         tags: raw.tags.clone(),

@@ -19,6 +19,7 @@
 
 mod drop;
 mod export;
+mod one_shot_xxh3;
 mod read;
 mod reshape;
 mod stats;
@@ -29,10 +30,10 @@ use std::sync::Arc;
 
 use actix::{Actor, Context};
 use parking_lot::RwLock;
-use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use drop::{DropKeys, DroppedKeys};
 pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
+use one_shot_xxh3::OneShotXxh3;
 pub use read::{Lookup, ReadContext, StoredRow};
 pub use reshape::{ReshapePartition, RetireLayouts, ViewReshape};
 use stats::ViewUsages;
@@ -56,10 +57,10 @@ struct Slot {
 /// read lock.
 pub struct Partition {
     /// Key: the view id and its layout (4 bytes each, little-endian), then the encoded join key.
-    index: HashMap<Box<[u8]>, Slot, Xxh3Builder>,
+    index: HashMap<Box<[u8]>, Slot, OneShotXxh3>,
     arena: Arena,
     /// Aggregating views' tiles, keyed like `index`.
-    tiles: HashMap<Box<[u8]>, TileSet, Xxh3Builder>,
+    tiles: HashMap<Box<[u8]>, TileSet, OneShotXxh3>,
     /// Arrival order of events, so that ties in event time go to the later write.
     arrivals: u64,
     /// The views this data is stored for.
@@ -88,9 +89,9 @@ impl ShardActor {
         views: Arc<StoreViews>,
     ) -> std::io::Result<(ShardActor, SharedPartition)> {
         let partition = Arc::new(RwLock::new(Partition {
-            index: HashMap::with_hasher(Xxh3Builder::new()),
+            index: HashMap::with_hasher(OneShotXxh3),
             arena: Arena::with_capacity(arena_bytes)?,
-            tiles: HashMap::with_hasher(Xxh3Builder::new()),
+            tiles: HashMap::with_hasher(OneShotXxh3),
             arrivals: 0,
             view_usage: ViewUsages::new(views.id_bound()),
             views,

@@ -11,6 +11,9 @@ use crate::store::tiles::{tile_start, AggregateMask};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
 
+/// The value of an empty window, or of an aggregate a read does not compute.
+static NULL: Value = Value::Null;
+
 #[derive(Debug, Clone)]
 pub struct Lookup {
     pub view: ViewId,
@@ -62,13 +65,12 @@ impl Partition {
         if let Some(spec) = views.spec(lookup.view) {
             let tiles = self.tiles.get(key.as_slice())?;
             let end = window_end(lookup.view, spec, context, &views.watermarks);
-            let values: Vec<Value> = tiles
-                .values(spec, end, lookup.aggregates)
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect();
+            let values = tiles.values(spec, end, lookup.aggregates);
             let mut payload = Vec::new();
-            encode_row(&values, &mut payload);
+            encode_row(
+                values.iter().map(|v| v.as_ref().unwrap_or(&NULL)),
+                &mut payload,
+            );
             return Some(StoredRow {
                 event_time: end,
                 payload,

@@ -177,7 +177,7 @@ impl TileSet {
                     .collect()
             });
             for ((into, from), aggregate) in into.iter_mut().zip(tile).zip(&spec.aggregates) {
-                into.merge(aggregate.function, from);
+                into.merge(aggregate.function, &from);
             }
         }
         self.tiles.extend(merged);
@@ -211,7 +211,7 @@ impl TileSet {
                 for ((into, from), aggregate) in
                     compacted.iter_mut().zip(tile).zip(&spec.aggregates)
                 {
-                    into.merge(aggregate.function, from);
+                    into.merge(aggregate.function, &from);
                 }
             }
         }
@@ -241,40 +241,60 @@ impl TileSet {
         }
     }
 
-    /// The merged partial of aggregate `i` over tiles starting in `range`.
-    fn merged(&self, i: usize, function: Function, range: std::ops::Range<Micros>) -> Partial {
-        let mut total = Partial::empty(function);
-        self.rollups
-            .merge_range(&self.tiles, i, function, range, &mut total);
-        total
+    /// Sets `totals` to the merged partials of `group`'s aggregates (index, function) over the
+    /// tiles starting in `range`: one walk over the tiles for all of them.
+    fn merged(
+        &self,
+        group: &[(usize, Function)],
+        range: std::ops::Range<Micros>,
+        totals: &mut Vec<Partial>,
+    ) {
+        totals.clear();
+        totals.extend(group.iter().map(|(_, function)| Partial::empty(*function)));
+        self.rollups.merge_range(&self.tiles, group, range, totals);
     }
 
     /// Each aggregate's value over its window ending at `end` (a tile boundary); `None` for
-    /// those not in `wanted`.
+    /// those not in `wanted`. Aggregates over the same window are merged in one walk.
     pub fn values(
         &self,
         spec: &AggregationSpec,
         end: Micros,
         wanted: AggregateMask,
     ) -> Vec<Option<Value>> {
-        spec.aggregates
-            .iter()
-            .enumerate()
-            .map(|(i, aggregate)| match aggregate.window {
-                _ if !wanted.contains(i) => None,
-                Window::Time { size, offset } => self
-                    .merged(
-                        i,
-                        aggregate.function,
-                        self.window(spec, end - offset - size, end - offset),
-                    )
-                    .finish(aggregate.function),
-                Window::Lifetime => {
-                    let mut total = self.merged(i, aggregate.function, Micros::MIN..end);
-                    if let Some(compacted) = &self.compacted {
-                        total.merge(aggregate.function, compacted[i].clone());
+        let aggregates = &spec.aggregates;
+        let mut values = vec![None; aggregates.len()];
+        let mut done: Vec<bool> = (0..aggregates.len()).map(|i| !wanted.contains(i)).collect();
+        let mut group = Vec::with_capacity(aggregates.len());
+        let mut totals = Vec::with_capacity(aggregates.len());
+        for first in 0..aggregates.len() {
+            if done[first] {
+                continue;
+            }
+            let window = aggregates[first].window;
+            group.clear();
+            for (i, aggregate) in aggregates.iter().enumerate().skip(first) {
+                if !done[i] && aggregate.window == window {
+                    done[i] = true;
+                    group.push((i, aggregate.function));
+                }
+            }
+            match window {
+                Window::Time { size, offset } => {
+                    let range = self.window(spec, end - offset - size, end - offset);
+                    self.merged(&group, range, &mut totals);
+                    for (&(i, function), total) in group.iter().zip(&totals) {
+                        values[i] = total.finish(function);
                     }
-                    total.finish(aggregate.function)
+                }
+                Window::Lifetime => {
+                    self.merged(&group, Micros::MIN..end, &mut totals);
+                    for (&(i, function), total) in group.iter().zip(&mut totals) {
+                        if let Some(compacted) = &self.compacted {
+                            total.merge(function, &compacted[i]);
+                        }
+                        values[i] = total.finish(function);
+                    }
                 }
                 Window::Series {
                     size,
@@ -285,21 +305,29 @@ impl TileSet {
                     // Windows ending `start - step`, `start - 2 step`, ... `last` before `end`,
                     // oldest first; all empty is missing data.
                     let offsets = (1..).map(|k| start - k * step).take_while(|o| *o >= last);
-                    let values: Vec<Option<Value>> = offsets
-                        .map(|o| {
-                            self.merged(
-                                i,
-                                aggregate.function,
-                                self.window(spec, end - o - size, end - o),
+                    let mut series = vec![Vec::new(); group.len()];
+                    for o in offsets {
+                        self.merged(
+                            &group,
+                            self.window(spec, end - o - size, end - o),
+                            &mut totals,
+                        );
+                        for ((&(_, function), total), windows) in
+                            group.iter().zip(&totals).zip(&mut series)
+                        {
+                            windows.push(total.finish(function));
+                        }
+                    }
+                    for (&(i, _), windows) in group.iter().zip(series) {
+                        values[i] = windows.iter().any(Option::is_some).then(|| {
+                            Value::Array(
+                                windows.into_iter().map(Option::unwrap_or_default).collect(),
                             )
-                            .finish(aggregate.function)
-                        })
-                        .collect();
-                    values.iter().any(Option::is_some).then(|| {
-                        Value::Array(values.into_iter().map(Option::unwrap_or_default).collect())
-                    })
+                        });
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        values
     }
 }

@@ -114,98 +114,74 @@ impl Partial {
     }
 
     /// Adds one event (nulls do not count). The value is borrowed: only the functions that
-    /// keep values (min, max, last, the ordered ones) copy it.
+    /// keep values (min, max, last, the ordered ones) copy it, and only when they keep it.
     pub fn add(&mut self, function: Function, event_time: Micros, seq: u64, value: &Value) {
         if value.is_null() {
             return;
         }
-        // Counts, sums, moments and the sketches update in place (the same arithmetic as
-        // merging a one-event partial, without building one).
-        match (function, &mut *self) {
-            (Function::Count, Partial::Count(count)) => return *count += 1,
-            (
-                Function::Sum,
-                Partial::Sum {
-                    int,
-                    float,
-                    any,
-                    floats,
-                },
-            ) => {
-                match value {
-                    Value::Int64(i) => {
-                        *int = int.saturating_add(*i);
-                        *float += 0.0;
-                    }
-                    other => {
-                        *float += as_f64(other).unwrap_or(0.0);
-                        *floats = true;
-                    }
+        // In place: the same arithmetic as merging a one-event partial, without building one
+        // (or, for a sum, building one that allocates nothing).
+        match self {
+            Partial::Count(count) => *count += 1,
+            // A one-event sum allocates nothing: merge it.
+            Partial::Sum { .. } => {
+                let single = match value {
+                    Value::Int64(i) => Partial::Sum {
+                        int: *i,
+                        float: 0.0,
+                        any: true,
+                        floats: false,
+                    },
+                    other => Partial::Sum {
+                        int: 0,
+                        float: as_f64(other).unwrap_or(0.0),
+                        any: true,
+                        floats: true,
+                    },
+                };
+                self.merge(function, &single);
+            }
+            Partial::Moments { count, mean, m2 } => {
+                add_moments((count, mean, m2), (1, as_f64(value).unwrap_or(0.0), 0.0))
+            }
+            Partial::Extreme(current) => {
+                if extreme_replaces(function, value, current.as_ref()) {
+                    *current = Some(value.clone());
                 }
-                *any = true;
-                return;
             }
-            (_, Partial::Moments { count, mean, m2 }) => {
-                return add_moments((count, mean, m2), (1, as_f64(value).unwrap_or(0.0), 0.0))
+            Partial::Last(current) => {
+                if last_replaces((event_time, seq), current.as_ref()) {
+                    *current = Some((event_time, seq, value.clone()));
+                }
             }
-            (Function::ApproxCountDistinct(precision), Partial::Hll(registers)) => {
-                return sketch::hll_add(registers, precision, value)
+            Partial::Ordered(events) => {
+                events.push((event_time, seq, value.clone()));
+                bound(function, events);
             }
-            (
-                Function::ApproxPercentile { precision, .. },
-                Partial::Quantiles {
-                    zeros,
-                    positive,
-                    negative,
-                },
-            ) => return sketch::quantiles_add(zeros, positive, negative, precision, value),
-            _ => {}
+            Partial::Hll(registers) => {
+                if let Function::ApproxCountDistinct(precision) = function {
+                    sketch::hll_add(registers, precision, value);
+                }
+            }
+            Partial::Quantiles {
+                zeros,
+                positive,
+                negative,
+            } => {
+                if let Function::ApproxPercentile { precision, .. } = function {
+                    sketch::quantiles_add(zeros, positive, negative, precision, value);
+                }
+            }
         }
-        let single = match function {
-            Function::Count => Partial::Count(1),
-            Function::Sum => match value {
-                Value::Int64(i) => Partial::Sum {
-                    int: *i,
-                    float: 0.0,
-                    any: true,
-                    floats: false,
-                },
-                other => Partial::Sum {
-                    int: 0,
-                    float: as_f64(other).unwrap_or(0.0),
-                    any: true,
-                    floats: true,
-                },
-            },
-            Function::Mean
-            | Function::VarSamp
-            | Function::VarPop
-            | Function::StddevSamp
-            | Function::StddevPop => Partial::Moments {
-                count: 1,
-                mean: as_f64(value).unwrap_or(0.0),
-                m2: 0.0,
-            },
-            Function::Min | Function::Max => Partial::Extreme(Some(value.clone())),
-            Function::Last => Partial::Last(Some((event_time, seq, value.clone()))),
-            Function::LastN(_)
-            | Function::FirstN(_)
-            | Function::LastDistinctN(_)
-            | Function::FirstDistinctN(_) => {
-                Partial::Ordered(vec![(event_time, seq, value.clone())])
-            }
-            // Handled in place above.
-            Function::ApproxCountDistinct(_) | Function::ApproxPercentile { .. } => return,
-        };
-        self.merge(function, single);
     }
 
-    /// Merges another partial of the same function into this one.
+    /// Merges another partial of the same function into this one. It is borrowed (reads merge
+    /// the tiles they keep): only what this partial keeps of it is copied.
     ///
     /// The match is exhaustive over `self`, so a new kind of partial does not compile without
     /// its merge. Partials of different kinds never meet: a tile holds one partial per
     /// aggregate, and restored tiles are checked with `TileSet::fits` first.
-    pub fn merge(&mut self, function: Function, other: Partial) {
+    pub fn merge(&mut self, function: Function, other: &Partial) {
         match self {
             Partial::Count(a) => {
                 let Partial::Count(b) = other else {
@@ -228,7 +204,7 @@ impl Partial {
                 else {
                     return kinds_differ();
                 };
-                *int = int.saturating_add(i2);
+                *int = int.saturating_add(*i2);
                 *float += f2;
                 *any |= a2;
                 *floats |= fl2;
@@ -242,22 +218,15 @@ impl Partial {
                 else {
                     return kinds_differ();
                 };
-                add_moments((count, mean, m2), (c2, mean2, m22));
+                add_moments((count, mean, m2), (*c2, *mean2, *m22));
             }
             Partial::Extreme(a) => {
                 let Partial::Extreme(b) = other else {
                     return kinds_differ();
                 };
                 let Some(b) = b else { return };
-                let keep_new = match a {
-                    None => true,
-                    Some(current) => match function {
-                        Function::Min => compare(&b, current).is_lt(),
-                        _ => compare(&b, current).is_gt(),
-                    },
-                };
-                if keep_new {
-                    *a = Some(b);
+                if extreme_replaces(function, b, a.as_ref()) {
+                    *a = Some(b.clone());
                 }
             }
             Partial::Last(a) => {
@@ -265,17 +234,15 @@ impl Partial {
                     return kinds_differ();
                 };
                 let Some(b) = b else { return };
-                if a.as_ref()
-                    .is_none_or(|current| (b.0, b.1) >= (current.0, current.1))
-                {
-                    *a = Some(b);
+                if last_replaces((b.0, b.1), a.as_ref()) {
+                    *a = Some(b.clone());
                 }
             }
             Partial::Ordered(a) => {
                 let Partial::Ordered(b) = other else {
                     return kinds_differ();
                 };
-                a.extend(b);
+                a.extend(b.iter().cloned());
                 bound(function, a);
             }
             Partial::Hll(a) => {
@@ -283,7 +250,7 @@ impl Partial {
                     return kinds_differ();
                 };
                 for (x, y) in a.iter_mut().zip(b) {
-                    *x = (*x).max(y);
+                    *x = (*x).max(*y);
                 }
             }
             Partial::Quantiles {
@@ -301,10 +268,10 @@ impl Partial {
                 };
                 *zeros += z2;
                 for (index, count) in p2 {
-                    *positive.entry(index).or_default() += count;
+                    *positive.entry(*index).or_default() += count;
                 }
                 for (index, count) in n2 {
-                    *negative.entry(index).or_default() += count;
+                    *negative.entry(*index).or_default() += count;
                 }
             }
         }
@@ -359,6 +326,19 @@ impl Partial {
             },
         }
     }
+}
+
+/// Whether `value` replaces the current min (or max).
+fn extreme_replaces(function: Function, value: &Value, current: Option<&Value>) -> bool {
+    current.is_none_or(|current| match function {
+        Function::Min => compare(value, current).is_lt(),
+        _ => compare(value, current).is_gt(),
+    })
+}
+
+/// Whether an event at (time, arrival) replaces the current last one (later arrival wins ties).
+fn last_replaces(event: (Micros, u64), current: Option<&Stamped>) -> bool {
+    current.is_none_or(|current| event >= (current.0, current.1))
 }
 
 /// A merge of partials of different kinds: a bug, caught in debug builds; a release build

@@ -49,7 +49,7 @@ fn empty(spec: &AggregationSpec) -> Vec<Partial> {
 
 fn merge_into(into: &mut [Partial], from: &[Partial], spec: &AggregationSpec) {
     for ((into, from), aggregate) in into.iter_mut().zip(from).zip(&spec.aggregates) {
-        into.merge(aggregate.function, from.clone());
+        into.merge(aggregate.function, from);
     }
 }
 
@@ -115,15 +115,15 @@ impl Rollups {
         self.levels.iter().map(BTreeMap::len).sum()
     }
 
-    /// Merges aggregate `i` of every tile starting in `range` into `total`, using the largest
-    /// blocks that fit inside the range and fine tiles at its edges.
+    /// Merges `group`'s aggregates (index, function) of every tile starting in `range` into
+    /// `totals` (parallel to `group`), using the largest blocks that fit inside the range and
+    /// fine tiles at its edges.
     pub fn merge_range(
         &self,
         tiles: &BTreeMap<Micros, Vec<Partial>>,
-        i: usize,
-        function: Function,
+        group: &[(usize, Function)],
         range: Range<Micros>,
-        total: &mut Partial,
+        totals: &mut [Partial],
     ) {
         // Nothing starts before the first tile; a lifetime window's MIN start would overflow
         // when rounded to a block edge.
@@ -132,7 +132,7 @@ impl Rollups {
             .map_or(range.end, |(start, _)| *start);
         let range = range.start.max(first_tile)..range.end;
         let levels = self.widths.map_or(0, |w| w.len());
-        self.merge_level(levels, tiles, i, function, range, total);
+        self.merge_level(levels, tiles, group, range, totals);
     }
 
     /// Level 0 is the fine tiles; level `k` is `levels[k - 1]`.
@@ -140,17 +140,21 @@ impl Rollups {
         &self,
         level: usize,
         tiles: &BTreeMap<Micros, Vec<Partial>>,
-        i: usize,
-        function: Function,
+        group: &[(usize, Function)],
         range: Range<Micros>,
-        total: &mut Partial,
+        totals: &mut [Partial],
     ) {
         if range.start >= range.end {
             return;
         }
+        let merge = |totals: &mut [Partial], partials: &[Partial]| {
+            for (total, &(i, function)) in totals.iter_mut().zip(group) {
+                total.merge(function, &partials[i]);
+            }
+        };
         let (Some(widths), Some(below)) = (self.widths, level.checked_sub(1)) else {
             for (_, tile) in tiles.range(range) {
-                total.merge(function, tile[i].clone());
+                merge(totals, tile);
             }
             return;
         };
@@ -164,12 +168,12 @@ impl Rollups {
         };
         let last = range.end.div_euclid(width) * width;
         if first >= last {
-            return self.merge_level(below, tiles, i, function, range, total);
+            return self.merge_level(below, tiles, group, range, totals);
         }
-        self.merge_level(below, tiles, i, function, range.start..first, total);
+        self.merge_level(below, tiles, group, range.start..first, totals);
         for (_, block) in self.levels[below].range(first..last) {
-            total.merge(function, block[i].clone());
+            merge(totals, block);
         }
-        self.merge_level(below, tiles, i, function, last..range.end, total);
+        self.merge_level(below, tiles, group, last..range.end, totals);
     }
 }

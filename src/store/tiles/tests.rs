@@ -336,3 +336,37 @@ proptest! {
         prop_assert_eq!(&got, &restored.values(&spec, end, AggregateMask::ALL));
     }
 }
+
+fn all_functions() -> impl Strategy<Value = Function> {
+    prop_oneof![
+        functions(),
+        Just(Function::ApproxCountDistinct(8)),
+        Just(Function::ApproxPercentile {
+            quantile_millionths: 500_000,
+            precision: 50
+        }),
+    ]
+}
+
+proptest! {
+    /// Merging borrows: a partial merged from the partials of any split of the events (left
+    /// as they were) is the partial of all the events, for every function.
+    #[test]
+    fn a_merge_of_the_parts_is_the_whole(
+        function in all_functions(),
+        raw in prop::collection::vec((0i64..50, prop::option::of(-5i64..5), any::<bool>()), 0..40),
+    ) {
+        let mut whole = Partial::empty(function);
+        let (mut left, mut right) = (Partial::empty(function), Partial::empty(function));
+        for (seq, (time, value, goes_left)) in raw.iter().enumerate() {
+            let value = value.map_or(Value::Null, Value::Int64);
+            whole.add(function, *time, seq as u64, &value);
+            let part = if *goes_left { &mut left } else { &mut right };
+            part.add(function, *time, seq as u64, &value);
+        }
+        let right_before = right.clone();
+        left.merge(function, &right);
+        prop_assert_eq!(&right, &right_before);
+        prop_assert!(close(&left.finish(function), &whole.finish(function)), "{function:?}: {left:?} vs {whole:?}");
+    }
+}

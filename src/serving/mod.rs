@@ -383,8 +383,11 @@ pub async fn get_features(
     // key (on a hash collision the second key just gets a lookup of its own).
     let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
         HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
+    // Each row's join keys are read into `inputs` and each key encoded into `key` first: only
+    // a lookup not planned already gets a copy.
+    let (mut inputs, mut key) = (Vec::new(), Vec::new());
     for row in rows {
-        let inputs = parse_join_keys(service, row.join_keys)?;
+        parse_join_keys(service, row.join_keys, &mut inputs)?;
         contexts.push(parse_request_context(
             service,
             row.request_context,
@@ -403,7 +406,7 @@ pub async fn get_features(
                     return;
                 }
                 // The stored view's join keys, found by name among the item view's.
-                let mut key = Vec::new();
+                key.clear();
                 for join_key in &registry.view(stored).join_keys {
                     let input = view
                         .join_keys
@@ -430,7 +433,7 @@ pub async fn get_features(
                         lookups.push(Lookup {
                             view: stored,
                             layout: registry.view(stored).layout,
-                            key,
+                            key: key.clone(),
                             aggregates,
                         });
                         dedup.entry(hash).or_insert(lookups.len() - 1);
@@ -732,28 +735,30 @@ fn parse_request_context(
         .collect()
 }
 
-/// Reads the service's input join keys from a request's map; `None` for a null value.
-/// Extra keys are ignored (Tecton's own samples send keys a service does not use).
+/// Reads the service's input join keys from a request's map into `inputs` (cleared first;
+/// one list serves every row of a batch); `None` for a null value. Extra keys are ignored
+/// (Tecton's own samples send keys a service does not use).
 fn parse_join_keys(
     service: &FeatureService,
     map: &[(String, Json)],
-) -> Result<Vec<Option<Value>>, ServingError> {
-    service
-        .input_join_keys
-        .iter()
-        .map(|key| {
-            let json = field_of(map, &key.name)
-                .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
-            match Value::from_json(json, &key.data_type) {
-                Ok(Value::Null) => Ok(None),
-                Ok(value) => Ok(Some(value)),
-                Err(problem) => Err(ServingError::InvalidJoinKey {
+    inputs: &mut Vec<Option<Value>>,
+) -> Result<(), ServingError> {
+    inputs.clear();
+    for key in &service.input_join_keys {
+        let json = field_of(map, &key.name)
+            .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
+        inputs.push(match Value::from_json(json, &key.data_type) {
+            Ok(Value::Null) => None,
+            Ok(value) => Some(value),
+            Err(problem) => {
+                return Err(ServingError::InvalidJoinKey {
                     name: key.name.clone(),
                     problem,
-                }),
+                })
             }
-        })
-        .collect()
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -316,15 +316,17 @@ impl RowRead<'_> {
         rows: &StoredRows,
         options: ReadOptions,
     ) -> (FeatureValue, ServingStatus) {
-        let null = FeatureValue::Value(Value::Null);
+        let null = || FeatureValue::Value(Value::Null);
         let (value, status) = match self {
-            RowRead::NotRead(status) => return (null, status),
-            RowRead::Missing => (null, ServingStatus::MissingData),
+            RowRead::NotRead(status) => return (null(), status),
+            RowRead::Missing => (null(), ServingStatus::MissingData),
             RowRead::Present { lookup, spans, .. } => (
-                spans.get(index).map_or(null, |span| FeatureValue::Stored {
-                    lookup,
-                    span: span.clone(),
-                }),
+                spans
+                    .get(index)
+                    .map_or_else(null, |span| FeatureValue::Stored {
+                        lookup,
+                        span: span.clone(),
+                    }),
                 ServingStatus::Present,
             ),
         };

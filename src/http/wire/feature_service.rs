@@ -125,7 +125,9 @@ impl<'de> Deserialize<'de> for JsonFields {
                 self,
                 mut map: A,
             ) -> Result<JsonFields, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4).min(16));
+                // No room up front: serde_json gives no size hint, and an empty map (a plain
+                // service's `requestContextMap: {}`) needs none.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0).min(16));
                 while let Some(field) = map.next_entry()? {
                     fields.push(field);
                 }

@@ -113,21 +113,25 @@ pub enum FeatureValue {
 #[derive(Debug, Default)]
 pub struct StoredRows(Vec<Option<StoredRow>>);
 
-/// A feature's value as the answer holds it.
+/// A feature's value as the answer holds it: computed, or encoded as stored.
 #[derive(Debug, Clone, Copy)]
-pub enum ValueRef<'a> {
+pub enum AnswerValue<'a> {
     Value(&'a Value),
     Encoded(EncodedValue<'a>),
 }
 
 impl StoredRows {
-    pub fn get<'a>(&'a self, value: &'a FeatureValue) -> ValueRef<'a> {
+    /// `value`, reading a stored one in place (for writing it out).
+    pub fn get<'a>(&'a self, value: &'a FeatureValue) -> AnswerValue<'a> {
         match value {
-            FeatureValue::Value(value) => ValueRef::Value(value),
-            FeatureValue::Stored { lookup, span } => ValueRef::Encoded(self.encoded(*lookup, span)),
+            FeatureValue::Value(value) => AnswerValue::Value(value),
+            FeatureValue::Stored { lookup, span } => {
+                AnswerValue::Encoded(self.encoded(*lookup, span))
+            }
         }
     }
 
+    /// `value` as a [`Value`], decoding a stored one.
     pub fn decode(&self, value: FeatureValue) -> Value {
         match value {
             FeatureValue::Value(value) => value,
@@ -137,8 +141,8 @@ impl StoredRows {
 
     fn is_null(&self, value: &FeatureValue) -> bool {
         match self.get(value) {
-            ValueRef::Value(value) => value.is_null(),
-            ValueRef::Encoded(encoded) => encoded.is_null(),
+            AnswerValue::Value(value) => value.is_null(),
+            AnswerValue::Encoded(encoded) => encoded.is_null(),
         }
     }
 

@@ -150,10 +150,12 @@ impl<'a> EncodedValue<'a> {
         EncodedValue { bytes: &row[span] }
     }
 
+    /// Null, read from the tag alone.
     pub fn is_null(self) -> bool {
         self.bytes[0] == NULL
     }
 
+    /// The value, without allocating.
     pub fn read(self) -> ValueRef<'a> {
         let mut reader = Reader {
             bytes: self.bytes,
@@ -162,6 +164,7 @@ impl<'a> EncodedValue<'a> {
         reader.value_ref().expect(CHECKED)
     }
 
+    /// The value as an owned [`Value`].
     pub fn decode(self) -> Value {
         match self.read() {
             ValueRef::Scalar(value) => value,

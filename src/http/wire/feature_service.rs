@@ -13,8 +13,8 @@ use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{
-    Answer, FeatureValue, FeatureVector, Locator, Partial, ReadOptions, ServingError, StoredRows,
-    ValueRef,
+    Answer, AnswerValue, FeatureValue, FeatureVector, Locator, Partial, ReadOptions, ServingError,
+    StoredRows,
 };
 use crate::store::row::{self, EncodedValue};
 use crate::time::{format_timestamp, Micros};
@@ -448,8 +448,8 @@ fn push_values(out: &mut Vec<u8>, values: &[FeatureValue], rows: &StoredRows) {
             out.push(b',');
         }
         match rows.get(value) {
-            ValueRef::Value(value) => push_json(out, &TectonJson(value)),
-            ValueRef::Encoded(encoded) => push_json(out, &TectonEncoded(encoded)),
+            AnswerValue::Value(value) => push_json(out, &TectonJson(value)),
+            AnswerValue::Encoded(encoded) => push_json(out, &TectonEncoded(encoded)),
         }
     }
     out.extend_from_slice(b"]}");

@@ -11,9 +11,10 @@ use serde_json::Value as Json;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
+use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
-use crate::store::key::encode_key;
+use crate::store::key::{encode_key_part, KeyPart};
 use crate::store::row::{split_row, EncodedValue};
 use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError, StoredRow};
@@ -423,7 +424,7 @@ pub async fn get_features(
                         needed.push((stored, None));
                         return;
                     };
-                    encode_key(std::slice::from_ref(value), &mut key);
+                    encode_key_part(*value, &mut key);
                 }
                 let hash = xxh3_64_with_seed(&key, u64::from(stored));
                 let seen = dedup
@@ -744,24 +745,30 @@ fn parse_request_context(
 /// Reads the service's input join keys from a request's map into `inputs` (cleared first;
 /// one list serves every row of a batch); `None` for a null value. Extra keys are ignored
 /// (Tecton's own samples send keys a service does not use).
-fn parse_join_keys(
+fn parse_join_keys<'a>(
     service: &FeatureService,
-    map: &[(String, Json)],
-    inputs: &mut Vec<Option<Value>>,
+    map: &'a [(String, Json)],
+    inputs: &mut Vec<Option<KeyPart<'a>>>,
 ) -> Result<(), ServingError> {
     inputs.clear();
     for key in &service.input_join_keys {
         let json = field_of(map, &key.name)
             .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
-        inputs.push(match Value::from_json(json, &key.data_type) {
-            Ok(Value::Null) => None,
-            Ok(value) => Some(value),
-            Err(problem) => {
-                return Err(ServingError::InvalidJoinKey {
-                    name: key.name.clone(),
-                    problem,
-                })
-            }
+        inputs.push(match (json, &key.data_type) {
+            // Read in place: what `Value::from_json` would copy into a `Value::String`.
+            (Json::String(s), DataType::String) => Some(KeyPart::String(s)),
+            _ => match Value::from_json(json, &key.data_type) {
+                Ok(Value::Null) => None,
+                Ok(Value::Int64(i)) => Some(KeyPart::Int64(i)),
+                // Join keys are validated to be string or int64 when the registry is built.
+                Ok(other) => unreachable!("join key of unsupported kind {other:?}"),
+                Err(problem) => {
+                    return Err(ServingError::InvalidJoinKey {
+                        name: key.name.clone(),
+                        problem,
+                    })
+                }
+            },
         });
     }
     Ok(())

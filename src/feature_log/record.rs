@@ -9,7 +9,7 @@ use super::FeatureLogError;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
 use crate::registry::{FeatureService, Field, LoggingConfig, Registry};
-use crate::serving::{field_of, Answer, FeatureVector, RequestRow};
+use crate::serving::{field_of, Answer, FeatureVector, RequestRow, StoredRows};
 use crate::time::Micros;
 
 /// A log column. Its type is a scalar one: arrays, structs and maps are logged as strings
@@ -143,13 +143,16 @@ pub struct Stamp<'a> {
 }
 
 /// What the request path hands the writer: only what it must copy (the keys, the kept request
-/// context, who and when) and the answer's vectors, moved. The writer makes the rows
-/// ([`LoggedRequest::into_rows`]), so their allocations stay on its thread.
+/// context, who and when) and the answer's vectors and stored rows, moved. The writer makes the
+/// rows ([`LoggedRequest::into_rows`], decoding stored values), so their allocations stay on its
+/// thread.
 pub struct LoggedRequest {
     timestamp: Micros,
     request_id: String,
     principal: String,
     rows: Vec<LoggedRow>,
+    /// What the vectors' stored values point into.
+    stored: StoredRows,
 }
 
 struct LoggedRow {
@@ -199,6 +202,7 @@ impl LoggedRequest {
             request_id: stamp.request_id.to_string(),
             principal: stamp.principal.to_string(),
             rows,
+            stored: answer.rows,
         }
     }
 
@@ -210,6 +214,7 @@ impl LoggedRequest {
     pub fn into_rows(self, schema: &LogSchema) -> impl Iterator<Item = Vec<Value>> + '_ {
         let config = &schema.config;
         let (timestamp, request_id, principal) = (self.timestamp, self.request_id, self.principal);
+        let stored = self.stored;
         self.rows.into_iter().map(move |logged| {
             let mut row = Vec::with_capacity(schema.columns.len());
             row.extend([
@@ -228,7 +233,7 @@ impl LoggedRequest {
                 .zip(vector.statuses)
                 .zip(vector.effective_times);
             for ((value, status), effective_time) in features {
-                row.push(flat(value));
+                row.push(flat(stored.decode(value)));
                 if config.log_statuses {
                     row.push(Value::String(status.tecton_name().to_string()));
                 }

@@ -12,7 +12,7 @@ use super::export::{export, ExportError, ExportRequest};
 use super::*;
 use crate::registry::value::Value;
 use crate::registry::{load_registry, LogFormat, WorkspaceSource};
-use crate::serving::{FeatureVector, ServingStatus};
+use crate::serving::{FeatureValue, FeatureVector, ServingStatus, StoredRows};
 
 const REPOSITORY: &str = r#"
     [[entity]]
@@ -79,9 +79,9 @@ impl Setup {
             vectors: vec![FeatureVector {
                 // Tecton's order: rate, score, tags.
                 values: vec![
-                    Value::Float64(0.5),
-                    Value::Int64(score),
-                    Value::Array(vec![Value::String("a".into())]),
+                    FeatureValue::Value(Value::Float64(0.5)),
+                    FeatureValue::Value(Value::Int64(score)),
+                    FeatureValue::Value(Value::Array(vec![Value::String("a".into())])),
                 ],
                 statuses: vec![
                     ServingStatus::Present,
@@ -92,6 +92,7 @@ impl Setup {
                 store_latency: Duration::ZERO,
                 store_bytes: 0,
             }],
+            rows: StoredRows::default(),
             store_latency: Duration::ZERO,
             store_bytes: 0,
             partial: None,

@@ -11,10 +11,11 @@ use serde_json::Value as Json;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
+use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
-use crate::store::key::encode_key;
-use crate::store::row::decode_row;
+use crate::store::key::{encode_key_part, KeyPart};
+use crate::store::row::{split_row, EncodedValue};
 use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError, StoredRow};
 use crate::time::Micros;
@@ -95,11 +96,70 @@ pub enum Partial {
     ResponseSize,
 }
 
+/// A feature's value in an answer: computed here, or served as stored, from the bytes of the
+/// row the store returned (most values are: the answer is written from those bytes, never
+/// decoded into [`Value`]s).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureValue {
+    Value(Value),
+    /// Bytes `span` of the row read by lookup `lookup` of the answer's [`StoredRows`].
+    Stored {
+        lookup: usize,
+        span: Range<usize>,
+    },
+}
+
+/// The rows the store returned for a request (in lookup order), which [`FeatureValue::Stored`]
+/// values point into.
+#[derive(Debug, Default)]
+pub struct StoredRows(Vec<Option<StoredRow>>);
+
+/// A feature's value as the answer holds it: computed, or encoded as stored.
+#[derive(Debug, Clone, Copy)]
+pub enum AnswerValue<'a> {
+    Value(&'a Value),
+    Encoded(EncodedValue<'a>),
+}
+
+impl StoredRows {
+    /// `value`, reading a stored one in place (for writing it out).
+    pub fn get<'a>(&'a self, value: &'a FeatureValue) -> AnswerValue<'a> {
+        match value {
+            FeatureValue::Value(value) => AnswerValue::Value(value),
+            FeatureValue::Stored { lookup, span } => {
+                AnswerValue::Encoded(self.encoded(*lookup, span))
+            }
+        }
+    }
+
+    /// `value` as a [`Value`], decoding a stored one.
+    pub fn decode(&self, value: FeatureValue) -> Value {
+        match value {
+            FeatureValue::Value(value) => value,
+            FeatureValue::Stored { lookup, span } => self.encoded(lookup, &span).decode(),
+        }
+    }
+
+    fn is_null(&self, value: &FeatureValue) -> bool {
+        match self.get(value) {
+            AnswerValue::Value(value) => value.is_null(),
+            AnswerValue::Encoded(encoded) => encoded.is_null(),
+        }
+    }
+
+    fn encoded(&self, lookup: usize, span: &Range<usize>) -> EncodedValue<'_> {
+        let row = self.0[lookup]
+            .as_ref()
+            .expect("a stored value points into a row read");
+        EncodedValue::in_row(&row.payload, span.clone())
+    }
+}
+
 /// One answered request row: values, statuses and effective times parallel to the service's
 /// features, and what this row's own lookups cost.
 #[derive(Debug)]
 pub struct FeatureVector {
-    pub values: Vec<Value>,
+    pub values: Vec<FeatureValue>,
     pub statuses: Vec<ServingStatus>,
     pub effective_times: Vec<Option<Micros>>,
     /// The slowest shard this row's lookups went to.
@@ -112,6 +172,8 @@ pub struct FeatureVector {
 #[derive(Debug)]
 pub struct Answer {
     pub vectors: Vec<FeatureVector>,
+    /// What the vectors' stored values point into.
+    pub rows: StoredRows,
     /// How long the request waited on the store (up to the latency budget).
     pub store_latency: Duration,
     pub store_bytes: usize,
@@ -202,64 +264,92 @@ pub struct RequestRow<'a> {
     pub request_context: &'a [(String, Json)],
 }
 
-/// A stored view's values for one request row: values, statuses and effective times of all
-/// its features.
+/// A stored view's values for one request row, decoded (the inputs of realtime views): values
+/// and statuses of all its features.
 struct ViewAnswer {
     values: Vec<Value>,
     statuses: Vec<ServingStatus>,
-    effective_time: Option<Micros>,
 }
 
 impl ViewAnswer {
-    /// A view the store did not answer for: `TIME_OUT` or `Unknown`.
-    fn not_read(view: &FeatureView, status: ServingStatus) -> ViewAnswer {
-        ViewAnswer {
-            values: vec![Value::Null; view.features.len()],
-            statuses: vec![status; view.features.len()],
-            effective_time: None,
+    fn of(
+        view: &FeatureView,
+        read: RowRead,
+        rows: &StoredRows,
+        options: ReadOptions,
+    ) -> ViewAnswer {
+        let (values, statuses) = (0..view.features.len())
+            .map(|index| {
+                let (value, status) = read.feature(view, index, rows, options);
+                (rows.decode(value), status)
+            })
+            .unzip();
+        ViewAnswer { values, statuses }
+    }
+}
+
+/// A stored view's row as a request row reads it.
+#[derive(Debug, Clone, Copy)]
+enum RowRead<'a> {
+    /// The store did not answer for it: `TIME_OUT` or `Unknown`.
+    NotRead(ServingStatus),
+    /// No row for the key, a null join key, or the row is older than the view's ttl.
+    Missing,
+    /// The row read by lookup `lookup`; `spans` are its values' bytes.
+    Present {
+        lookup: usize,
+        event_time: Micros,
+        spans: &'a [Range<usize>],
+    },
+}
+
+impl RowRead<'_> {
+    fn effective_time(self) -> Option<Micros> {
+        match self {
+            RowRead::Present { event_time, .. } => Some(event_time),
+            RowRead::NotRead(_) | RowRead::Missing => None,
         }
     }
 
-    /// Decodes a stored row (ttl applied; empty aggregation windows are missing data, or 0 for
-    /// counts with `coerceNullCountsToZero`, also when the key has no row at all).
-    fn of(
+    /// Feature `index` of `view` and its status: a stored value as stored (a row shorter than
+    /// the view's features reads null past its end); empty aggregation windows are missing
+    /// data, or 0 for counts with `coerceNullCountsToZero`, also when the key has no row.
+    fn feature(
+        self,
         view: &FeatureView,
-        stored: Option<&StoredRow>,
+        index: usize,
+        rows: &StoredRows,
         options: ReadOptions,
-    ) -> Result<ViewAnswer, ServingError> {
-        let row = stored.filter(|row| {
-            view.ttl
-                .is_none_or(|ttl| options.now - row.event_time < ttl)
-        });
-        let (mut values, status) = match row {
-            Some(row) => (
-                decode_row(&row.payload)
-                    .map_err(|_| ServingError::CorruptRow(view.name.clone()))?,
+    ) -> (FeatureValue, ServingStatus) {
+        let null = || FeatureValue::Value(Value::Null);
+        let (value, status) = match self {
+            RowRead::NotRead(status) => return (null(), status),
+            RowRead::Missing => (null(), ServingStatus::MissingData),
+            RowRead::Present { lookup, spans, .. } => (
+                spans
+                    .get(index)
+                    .map_or_else(null, |span| FeatureValue::Stored {
+                        lookup,
+                        span: span.clone(),
+                    }),
                 ServingStatus::Present,
             ),
-            None => (Vec::new(), ServingStatus::MissingData),
         };
-        values.resize(view.features.len(), Value::Null);
-        let mut statuses = vec![status; values.len()];
-        if let Some(spec) = &view.aggregation {
-            for ((value, status), aggregate) in values
-                .iter_mut()
-                .zip(statuses.iter_mut())
-                .zip(&spec.aggregates)
+        let aggregate = view
+            .aggregation
+            .as_ref()
+            .and_then(|spec| spec.aggregates.get(index));
+        match aggregate {
+            Some(aggregate)
+                if aggregate.function == Function::Count && options.coerce_null_counts_to_zero =>
             {
-                if aggregate.function == Function::Count && options.coerce_null_counts_to_zero {
-                    coerce_null_count(value, aggregate.window);
-                    *status = ServingStatus::Present;
-                } else if value.is_null() {
-                    *status = ServingStatus::MissingData;
-                }
+                let mut value = rows.decode(value);
+                coerce_null_count(&mut value, aggregate.window);
+                (FeatureValue::Value(value), ServingStatus::Present)
             }
+            Some(_) if rows.is_null(&value) => (value, ServingStatus::MissingData),
+            _ => (value, status),
         }
-        Ok(ViewAnswer {
-            values,
-            statuses,
-            effective_time: row.map(|row| row.event_time),
-        })
     }
 }
 
@@ -300,8 +390,11 @@ pub async fn get_features(
     // key (on a hash collision the second key just gets a lookup of its own).
     let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
         HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
+    // Each row's join keys are read into `inputs` and each key encoded into `key` first: only
+    // a lookup not planned already gets a copy.
+    let (mut inputs, mut key) = (Vec::new(), Vec::new());
     for row in rows {
-        let inputs = parse_join_keys(service, row.join_keys)?;
+        parse_join_keys(service, row.join_keys, &mut inputs)?;
         contexts.push(parse_request_context(
             service,
             row.request_context,
@@ -320,7 +413,7 @@ pub async fn get_features(
                     return;
                 }
                 // The stored view's join keys, found by name among the item view's.
-                let mut key = Vec::new();
+                key.clear();
                 for join_key in &registry.view(stored).join_keys {
                     let input = view
                         .join_keys
@@ -331,7 +424,7 @@ pub async fn get_features(
                         needed.push((stored, None));
                         return;
                     };
-                    encode_key(std::slice::from_ref(value), &mut key);
+                    encode_key_part(*value, &mut key);
                 }
                 let hash = xxh3_64_with_seed(&key, u64::from(stored));
                 let seen = dedup
@@ -347,7 +440,7 @@ pub async fn get_features(
                         lookups.push(Lookup {
                             view: stored,
                             layout: registry.view(stored).layout,
-                            key,
+                            key: key.clone(),
                             aggregates,
                         });
                         dedup.entry(hash).or_insert(lookups.len() - 1);
@@ -369,7 +462,7 @@ pub async fn get_features(
         needed_by_row.push(row_start..needed.len());
     }
     let read_started = Instant::now();
-    let read = if lookups.is_empty() {
+    let mut read = if lookups.is_empty() {
         Some(ReadResult {
             rows: Vec::new(),
             latencies: Vec::new(),
@@ -436,29 +529,64 @@ pub async fn get_features(
             unread[cut..].fill(true);
         }
     }
+    let stored_rows = StoredRows(
+        read.as_mut()
+            .map(|read| std::mem::take(&mut read.rows))
+            .unwrap_or_default(),
+    );
+    // Each row to serve (in its view's ttl), checked and split into its values once, however
+    // many request rows share it: `spans` of all rows, `split` each lookup's part of them.
+    let mut spans = Vec::new();
+    let split = stored_rows
+        .0
+        .iter()
+        .zip(&lookups)
+        .zip(&unread)
+        .map(|((row, lookup), unread)| {
+            let view = registry.view(lookup.view);
+            let Some(row) = row.as_ref().filter(|row| {
+                !unread
+                    && view
+                        .ttl
+                        .is_none_or(|ttl| options.now - row.event_time < ttl)
+            }) else {
+                return Ok(None);
+            };
+            let start = spans.len();
+            split_row(&row.payload, &mut spans)
+                .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
+            Ok(Some((row.event_time, start..spans.len())))
+        })
+        .collect::<Result<Vec<_>, ServingError>>()?;
 
     let mut vectors = Vec::with_capacity(rows.len());
     for (row_range, context) in needed_by_row.into_iter().zip(&contexts) {
         let row_lookups = &needed[row_range];
-        let answer_of = |view: ViewId| {
-            let Some(read) = &read else {
-                return Ok(ViewAnswer::not_read(
-                    registry.view(view),
-                    ServingStatus::TimeOut,
-                ));
-            };
+        let row_read = |view: ViewId| {
+            if read.is_none() {
+                return RowRead::NotRead(ServingStatus::TimeOut);
+            }
             let lookup = row_lookups
                 .iter()
                 .find(|(id, _)| *id == view)
                 .and_then(|(_, lookup)| *lookup);
-            if lookup.is_some_and(|i| unread[i]) {
-                return Ok(ViewAnswer::not_read(
-                    registry.view(view),
-                    ServingStatus::Unknown,
-                ));
+            let Some(lookup) = lookup else {
+                return RowRead::Missing;
+            };
+            if unread[lookup] {
+                return RowRead::NotRead(ServingStatus::Unknown);
             }
-            let stored = lookup.and_then(|i| read.rows[i].as_ref());
-            ViewAnswer::of(registry.view(view), stored, options)
+            match &split[lookup] {
+                Some((event_time, row_spans)) => RowRead::Present {
+                    lookup,
+                    event_time: *event_time,
+                    spans: &spans[row_spans.clone()],
+                },
+                None => RowRead::Missing,
+            }
+        };
+        let answer_of = |view: ViewId| {
+            ViewAnswer::of(registry.view(view), row_read(view), &stored_rows, options)
         };
         let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
         let mut vector = FeatureVector {
@@ -471,12 +599,10 @@ pub async fn get_features(
                     .max()
                     .unwrap_or_default()
             }),
-            store_bytes: read.as_ref().map_or(0, |read| {
-                row_reads()
-                    .filter_map(|i| read.rows[i].as_ref())
-                    .map(|row| row.payload.len())
-                    .sum()
-            }),
+            store_bytes: row_reads()
+                .filter_map(|i| stored_rows.0.get(i)?.as_ref())
+                .map(|row| row.payload.len())
+                .sum(),
         };
         for item in &service.items {
             let view = registry.view(item.view);
@@ -492,7 +618,7 @@ pub async fn get_features(
                     // An input the store did not answer for: the feature is not computed.
                     let mut inputs_not_read = None;
                     for ((source_id, source_name), reads) in spec.sources.iter().zip(&spec.reads) {
-                        let answer = answer_of(*source_id)?;
+                        let answer = answer_of(*source_id);
                         inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
                         inputs_not_read =
                             inputs_not_read.or(answer.statuses.iter().copied().find(|s| {
@@ -506,7 +632,7 @@ pub async fn get_features(
                     for index in &item.features {
                         vector.effective_times.push(None);
                         if let Some(status) = inputs_not_read {
-                            vector.values.push(Value::Null);
+                            vector.values.push(FeatureValue::Value(Value::Null));
                             vector.statuses.push(status);
                             continue;
                         }
@@ -521,17 +647,16 @@ pub async fn get_features(
                         } else {
                             ServingStatus::Present
                         });
-                        vector.values.push(value);
+                        vector.values.push(FeatureValue::Value(value));
                     }
                 }
                 _ => {
-                    let mut answer = answer_of(item.view)?;
+                    let read = row_read(item.view);
                     for index in &item.features {
-                        vector
-                            .values
-                            .push(std::mem::take(&mut answer.values[*index]));
-                        vector.statuses.push(answer.statuses[*index]);
-                        vector.effective_times.push(answer.effective_time);
+                        let (value, status) = read.feature(view, *index, &stored_rows, options);
+                        vector.values.push(value);
+                        vector.statuses.push(status);
+                        vector.effective_times.push(read.effective_time());
                     }
                 }
             }
@@ -540,6 +665,7 @@ pub async fn get_features(
     }
     Ok(Answer {
         vectors,
+        rows: stored_rows,
         store_latency: read
             .as_ref()
             .map_or(read_started.elapsed(), |read| read.max_shard_latency),
@@ -613,28 +739,36 @@ fn parse_request_context(
         .collect()
 }
 
-/// Reads the service's input join keys from a request's map; `None` for a null value.
-/// Extra keys are ignored (Tecton's own samples send keys a service does not use).
-fn parse_join_keys(
+/// Reads the service's input join keys from a request's map into `inputs` (cleared first;
+/// one list serves every row of a batch); `None` for a null value. Extra keys are ignored
+/// (Tecton's own samples send keys a service does not use).
+fn parse_join_keys<'a>(
     service: &FeatureService,
-    map: &[(String, Json)],
-) -> Result<Vec<Option<Value>>, ServingError> {
-    service
-        .input_join_keys
-        .iter()
-        .map(|key| {
-            let json = field_of(map, &key.name)
-                .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
-            match Value::from_json(json, &key.data_type) {
-                Ok(Value::Null) => Ok(None),
-                Ok(value) => Ok(Some(value)),
-                Err(problem) => Err(ServingError::InvalidJoinKey {
-                    name: key.name.clone(),
-                    problem,
-                }),
-            }
-        })
-        .collect()
+    map: &'a [(String, Json)],
+    inputs: &mut Vec<Option<KeyPart<'a>>>,
+) -> Result<(), ServingError> {
+    inputs.clear();
+    for key in &service.input_join_keys {
+        let json = field_of(map, &key.name)
+            .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
+        inputs.push(match (json, &key.data_type) {
+            // Read in place: what `Value::from_json` would copy into a `Value::String`.
+            (Json::String(s), DataType::String) => Some(KeyPart::String(s)),
+            _ => match Value::from_json(json, &key.data_type) {
+                Ok(Value::Null) => None,
+                Ok(Value::Int64(i)) => Some(KeyPart::Int64(i)),
+                // Join keys are validated to be string or int64 when the registry is built.
+                Ok(other) => unreachable!("join key of unsupported kind {other:?}"),
+                Err(problem) => {
+                    return Err(ServingError::InvalidJoinKey {
+                        name: key.name.clone(),
+                        problem,
+                    })
+                }
+            },
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,25 +6,43 @@
 use crate::registry::value::Value;
 use crate::registry::ViewId;
 
+/// One join-key value, as keys are made of: a string (borrowed) or an int64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPart<'a> {
+    String(&'a str),
+    Int64(i64),
+}
+
 /// The canonical bytes of a row's join-key values (in the view's join-key order).
 /// Strings are length-prefixed and int64s fixed-width, so distinct keys never collide.
 pub fn encode_key<'a>(values: impl IntoIterator<Item = &'a Value>, out: &mut Vec<u8>) {
     for value in values {
-        match value {
-            Value::Int64(i) => {
-                out.reserve(9);
-                out.push(b'i');
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-            Value::String(s) => {
-                // One allocation, not one per part: keys are encoded on every read.
-                out.reserve(5 + s.len());
-                out.push(b's');
-                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-            // Join keys are validated to be string or int64 before they get here.
-            other => unreachable!("join key of unsupported kind {other:?}"),
+        encode_key_part(
+            match value {
+                Value::Int64(i) => KeyPart::Int64(*i),
+                Value::String(s) => KeyPart::String(s),
+                // Join keys are validated to be string or int64 before they get here.
+                other => unreachable!("join key of unsupported kind {other:?}"),
+            },
+            out,
+        );
+    }
+}
+
+/// Appends one join-key value's bytes (see [`encode_key`]).
+pub fn encode_key_part(part: KeyPart, out: &mut Vec<u8>) {
+    match part {
+        KeyPart::Int64(i) => {
+            out.reserve(9);
+            out.push(b'i');
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        KeyPart::String(s) => {
+            // One allocation, not one per part: keys are encoded on every read.
+            out.reserve(5 + s.len());
+            out.push(b's');
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Self-describing (a tag byte per value, then its payload) so that a row can be decoded without
 //! its schema, and compact: an int64 costs 9 bytes, a short string its length plus 2.
 
+use std::ops::Range;
+
 use crate::registry::value::Value;
 
 const NULL: u8 = 0;
@@ -86,17 +88,145 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
 
 /// Decodes a row written by [`encode_row`].
 pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, CorruptRow> {
+    let mut values = Vec::with_capacity(count_hint(bytes));
+    split_row_with(bytes, |span| {
+        values.push(EncodedValue::in_row(bytes, span).decode())
+    })?;
+    Ok(values)
+}
+
+/// Appends the byte span of each value of a row written by [`encode_row`] to `spans`, having
+/// checked the whole row: the values can then be served from the row's bytes
+/// ([`EncodedValue::in_row`]) without decoding them into [`Value`]s.
+pub fn split_row(bytes: &[u8], spans: &mut Vec<Range<usize>>) -> Result<(), CorruptRow> {
+    let start = spans.len();
+    spans.reserve(count_hint(bytes));
+    split_row_with(bytes, |span| spans.push(span)).inspect_err(|_| spans.truncate(start))
+}
+
+/// How many values a row says it holds, bounded by its size (for reserving room up front).
+fn count_hint(bytes: &[u8]) -> usize {
+    let mut reader = Reader { bytes, pos: 0 };
+    reader.len().unwrap_or(0).min(bytes.len())
+}
+
+/// Checks a row and hands the span of each of its values to `each`.
+fn split_row_with(bytes: &[u8], mut each: impl FnMut(Range<usize>)) -> Result<(), CorruptRow> {
     let mut reader = Reader { bytes, pos: 0 };
     let n = reader.len()?;
-    let mut values = Vec::with_capacity(n.min(bytes.len()));
     for _ in 0..n {
-        values.push(reader.value(0)?);
+        let start = reader.pos;
+        reader.skip(0)?;
+        each(start..reader.pos);
     }
     if reader.pos != bytes.len() {
         return Err(CorruptRow(reader.pos));
     }
-    Ok(values)
+    Ok(())
 }
+
+/// One value of a checked row, as its encoded bytes: read without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedValue<'a> {
+    bytes: &'a [u8],
+}
+
+/// An encoded value read without allocating: scalars by value, strings and containers borrowed
+/// from the row's bytes.
+#[derive(Debug)]
+pub enum ValueRef<'a> {
+    /// Null, bool, int64, float32, float64 or timestamp (never a string or a container).
+    Scalar(Value),
+    String(&'a str),
+    Array(Items<'a>),
+    Struct(Items<'a>),
+    Map(Entries<'a>),
+}
+
+impl<'a> EncodedValue<'a> {
+    /// The value at `span` of `row`, a span [`split_row`] gave for these bytes (reading one
+    /// that is not panics).
+    pub fn in_row(row: &'a [u8], span: Range<usize>) -> EncodedValue<'a> {
+        EncodedValue { bytes: &row[span] }
+    }
+
+    /// Null, read from the tag alone.
+    pub fn is_null(self) -> bool {
+        self.bytes[0] == NULL
+    }
+
+    /// The value, without allocating.
+    pub fn read(self) -> ValueRef<'a> {
+        let mut reader = Reader {
+            bytes: self.bytes,
+            pos: 0,
+        };
+        reader.value_ref().expect(CHECKED)
+    }
+
+    /// The value as an owned [`Value`].
+    pub fn decode(self) -> Value {
+        match self.read() {
+            ValueRef::Scalar(value) => value,
+            ValueRef::String(s) => Value::String(s.to_string()),
+            ValueRef::Array(items) => Value::Array(items.map(EncodedValue::decode).collect()),
+            ValueRef::Struct(items) => Value::Struct(items.map(EncodedValue::decode).collect()),
+            ValueRef::Map(entries) => Value::Map(
+                entries
+                    .map(|(key, value)| (key.to_string(), value.decode()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Why reading checked bytes cannot fail.
+const CHECKED: &str = "an EncodedValue holds the bytes of a value split_row checked";
+
+/// The items of an encoded array or struct, in order.
+#[derive(Debug)]
+pub struct Items<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = EncodedValue<'a>;
+
+    fn next(&mut self) -> Option<EncodedValue<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        Some(self.reader.next_value())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Items<'_> {}
+
+/// The entries of an encoded map, in order.
+#[derive(Debug)]
+pub struct Entries<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a str, EncodedValue<'a>);
+
+    fn next(&mut self) -> Option<(&'a str, EncodedValue<'a>)> {
+        self.left = self.left.checked_sub(1)?;
+        let key = self.reader.str().expect(CHECKED);
+        Some((key, self.reader.next_value()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}
 
 fn write_len(mut n: usize, out: &mut Vec<u8>) {
     // LEB128: one byte for lengths under 128.
@@ -119,13 +249,14 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
 /// Nesting deeper than this is refused on decode so that a corrupt input cannot overflow the stack.
 const MAX_DEPTH: usize = 64;
 
+#[derive(Debug)]
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], CorruptRow> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptRow> {
         let end = self
             .pos
             .checked_add(n)
@@ -154,46 +285,76 @@ impl Reader<'_> {
         Err(CorruptRow(self.pos))
     }
 
-    fn string(&mut self) -> Result<String, CorruptRow> {
+    fn str(&mut self) -> Result<&'a str, CorruptRow> {
         let n = self.len()?;
         let start = self.pos;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| CorruptRow(start))
+        std::str::from_utf8(self.take(n)?).map_err(|_| CorruptRow(start))
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, CorruptRow> {
+    /// Checks the value here and moves past it.
+    fn skip(&mut self, depth: usize) -> Result<(), CorruptRow> {
         if depth > MAX_DEPTH {
             return Err(CorruptRow(self.pos));
         }
         let tag = self.take(1)?[0];
-        Ok(match tag {
-            NULL => Value::Null,
-            FALSE => Value::Bool(false),
-            TRUE => Value::Bool(true),
-            INT64 => Value::Int64(i64::from_le_bytes(self.fixed()?)),
-            FLOAT32 => Value::Float32(f32::from_le_bytes(self.fixed()?)),
-            FLOAT64 => Value::Float64(f64::from_le_bytes(self.fixed()?)),
-            STRING => Value::String(self.string()?),
-            TIMESTAMP => Value::Timestamp(i64::from_le_bytes(self.fixed()?)),
+        match tag {
+            NULL | FALSE | TRUE => {}
+            INT64 | FLOAT64 | TIMESTAMP => {
+                self.take(8)?;
+            }
+            FLOAT32 => {
+                self.take(4)?;
+            }
+            STRING => {
+                self.str()?;
+            }
             ARRAY | STRUCT => {
-                let n = self.len()?;
-                let mut items = Vec::with_capacity(n.min(self.bytes.len() - self.pos));
-                for _ in 0..n {
-                    items.push(self.value(depth + 1)?);
-                }
-                if tag == ARRAY {
-                    Value::Array(items)
-                } else {
-                    Value::Struct(items)
+                for _ in 0..self.len()? {
+                    self.skip(depth + 1)?;
                 }
             }
             MAP => {
-                let n = self.len()?;
-                let mut entries = Vec::with_capacity(n.min(self.bytes.len() - self.pos));
-                for _ in 0..n {
-                    let key = self.string()?;
-                    entries.push((key, self.value(depth + 1)?));
+                for _ in 0..self.len()? {
+                    self.str()?;
+                    self.skip(depth + 1)?;
                 }
-                Value::Map(entries)
+            }
+            _ => return Err(CorruptRow(self.pos - 1)),
+        }
+        Ok(())
+    }
+
+    /// The (checked) value here, as its bytes; moves past it.
+    fn next_value(&mut self) -> EncodedValue<'a> {
+        let start = self.pos;
+        self.skip(0).expect(CHECKED);
+        EncodedValue {
+            bytes: &self.bytes[start..self.pos],
+        }
+    }
+
+    fn value_ref(&mut self) -> Result<ValueRef<'a>, CorruptRow> {
+        let tag = self.take(1)?[0];
+        Ok(match tag {
+            NULL => ValueRef::Scalar(Value::Null),
+            FALSE => ValueRef::Scalar(Value::Bool(false)),
+            TRUE => ValueRef::Scalar(Value::Bool(true)),
+            INT64 => ValueRef::Scalar(Value::Int64(i64::from_le_bytes(self.fixed()?))),
+            FLOAT32 => ValueRef::Scalar(Value::Float32(f32::from_le_bytes(self.fixed()?))),
+            FLOAT64 => ValueRef::Scalar(Value::Float64(f64::from_le_bytes(self.fixed()?))),
+            STRING => ValueRef::String(self.str()?),
+            TIMESTAMP => ValueRef::Scalar(Value::Timestamp(i64::from_le_bytes(self.fixed()?))),
+            ARRAY | STRUCT | MAP => {
+                let left = self.len()?;
+                let reader = Reader {
+                    bytes: &self.bytes[self.pos..],
+                    pos: 0,
+                };
+                match tag {
+                    ARRAY => ValueRef::Array(Items { reader, left }),
+                    STRUCT => ValueRef::Struct(Items { reader, left }),
+                    _ => ValueRef::Map(Entries { reader, left }),
+                }
             }
             _ => return Err(CorruptRow(self.pos - 1)),
         })
@@ -252,8 +413,34 @@ mod tests {
         }
 
         #[test]
+        fn split_values_read_as_decoded(values in prop::collection::vec(arb_value(), 0..8)) {
+            let mut bytes = Vec::new();
+            encode_row(&values, &mut bytes);
+            // Spans are appended after what the list holds.
+            let mut spans = Vec::new();
+            spans.push(7..9);
+            split_row(&bytes, &mut spans).unwrap();
+            prop_assert_eq!(spans.len(), values.len() + 1);
+            for (span, value) in spans[1..].iter().zip(&values) {
+                let encoded = EncodedValue::in_row(&bytes, span.clone());
+                prop_assert_eq!(encoded.is_null(), value.is_null());
+                prop_assert_eq!(&encoded.decode(), value);
+            }
+        }
+
+        #[test]
         fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-            let _ = decode_row(&bytes);
+            let decoded = decode_row(&bytes);
+            let mut spans = Vec::new();
+            let split = split_row(&bytes, &mut spans);
+            prop_assert_eq!(decoded.is_ok(), split.is_ok());
+            if let Ok(values) = decoded {
+                for (span, value) in spans.into_iter().zip(values) {
+                    prop_assert_eq!(EncodedValue::in_row(&bytes, span).decode(), value);
+                }
+            } else {
+                prop_assert!(spans.is_empty(), "a corrupt row leaves no spans");
+            }
         }
     }
 }

@@ -12,7 +12,11 @@ use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
-use crate::serving::{Answer, FeatureVector, Locator, Partial, ReadOptions, ServingError};
+use crate::serving::{
+    Answer, AnswerValue, FeatureValue, FeatureVector, Locator, Partial, ReadOptions, ServingError,
+    StoredRows,
+};
+use crate::store::row::{self, EncodedValue};
 use crate::time::{format_timestamp, Micros};
 
 /// Tecton's message for a refused read (what its clients show; the locator ones name the
@@ -121,7 +125,9 @@ impl<'de> Deserialize<'de> for JsonFields {
                 self,
                 mut map: A,
             ) -> Result<JsonFields, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4).min(16));
+                // No room up front: serde_json gives no size hint, and an empty map (a plain
+                // service's `requestContextMap: {}`) needs none.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0).min(16));
                 while let Some(field) = map.next_entry()? {
                     fields.push(field);
                 }
@@ -435,15 +441,37 @@ fn push_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// Appends `[v1,v2,...]`, the `features` of one result row.
-fn push_values(out: &mut Vec<u8>, values: &[crate::registry::value::Value]) {
+fn push_values(out: &mut Vec<u8>, values: &[FeatureValue], rows: &StoredRows) {
     out.extend_from_slice(b"{\"features\":[");
     for (i, value) in values.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        push_json(out, &TectonJson(value));
+        match rows.get(value) {
+            AnswerValue::Value(value) => push_json(out, &TectonJson(value)),
+            AnswerValue::Encoded(encoded) => push_json(out, &TectonEncoded(encoded)),
+        }
     }
     out.extend_from_slice(b"]}");
+}
+
+/// A stored value's JSON written from its encoded bytes, as [`TectonJson`] writes the value
+/// decoded (which it writes the scalars with).
+struct TectonEncoded<'a>(EncodedValue<'a>);
+
+impl Serialize for TectonEncoded<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.read() {
+            row::ValueRef::Scalar(value) => TectonJson(&value).serialize(serializer),
+            row::ValueRef::String(s) => serializer.serialize_str(s),
+            row::ValueRef::Array(items) | row::ValueRef::Struct(items) => {
+                serializer.collect_seq(items.map(TectonEncoded))
+            }
+            row::ValueRef::Map(entries) => {
+                serializer.collect_map(entries.map(|(key, value)| (key, TectonEncoded(value))))
+            }
+        }
+    }
 }
 
 /// Appends the `metadata.features` array; `push_status(out, i)` writes feature i's status
@@ -528,7 +556,7 @@ pub fn get_features_response(
     let features = catalog.features(service);
     let mut out = Vec::with_capacity(128 + features.len() * 96);
     out.extend_from_slice(b"{\"result\":");
-    push_values(&mut out, &vector.values);
+    push_values(&mut out, &vector.values, &answer.rows);
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
@@ -570,7 +598,7 @@ pub fn get_features_batch_response(
         if row > 0 {
             out.push(b',');
         }
-        push_values(&mut out, &vector.values);
+        push_values(&mut out, &vector.values, &answer.rows);
     }
     out.push(b']');
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
@@ -662,6 +690,46 @@ mod tests {
         };
         let info = SloInfo::of(timing, true);
         (info.slo_eligible, info.slo_ineligibility_reasons)
+    }
+
+    #[test]
+    fn stored_values_are_written_as_their_decoded_values() {
+        use crate::registry::value::Value;
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Int64(-712),
+            Value::Float32(0.1),
+            Value::Float64(f64::NAN),
+            Value::Float64(f64::NEG_INFINITY),
+            Value::Float64(1.5e300),
+            Value::String("quote \" and \u{e9}".into()),
+            Value::Timestamp(1_642_239_000_123_456),
+            Value::Array(vec![]),
+            Value::Array(vec![Value::Float32(2.5), Value::Null]),
+            Value::Struct(vec![Value::Float64(48.8), Value::Float64(2.3)]),
+            Value::Map(vec![]),
+            Value::Map(vec![
+                ("b".into(), Value::Array(vec![Value::Int64(1)])),
+                ("a".into(), Value::Float64(f64::INFINITY)),
+            ]),
+        ];
+        let mut row = Vec::new();
+        row::encode_row(&values, &mut row);
+        let mut spans = Vec::new();
+        row::split_row(&row, &mut spans).unwrap();
+        for (value, span) in values.iter().zip(spans) {
+            let (mut stored, mut decoded) = (Vec::new(), Vec::new());
+            push_json(
+                &mut stored,
+                &TectonEncoded(EncodedValue::in_row(&row, span)),
+            );
+            push_json(&mut decoded, &TectonJson(value));
+            assert_eq!(
+                String::from_utf8(stored).unwrap(),
+                String::from_utf8(decoded).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -227,7 +227,6 @@ impl SourceRecords for TypedRecords {
         Ok(())
     }
 
-    /// The error words a missing join key or timestamp as `parse_row` does.
     fn row(&self, index: usize, view: &FeatureView) -> Result<RowWrite, String> {
         let slots = self
             .views
@@ -235,28 +234,44 @@ impl SourceRecords for TypedRecords {
             .find(|slots| slots.view == view.id)
             .expect("every subscriber's columns are mapped in `new`");
         let record = &self.slots[index * self.width..][..self.width];
-        let mut key = Vec::new();
-        for (join_key, slot) in view.join_keys.iter().zip(&slots.key) {
-            match &record[*slot] {
-                None | Some(Value::Null) => return Err(missing_join_key(&join_key.name)),
-                Some(value) => encode_key([value], &mut key),
-            }
-        }
-        let Some(Value::Timestamp(event_time)) = record[slots.time] else {
-            return Err(missing_timestamp(view));
-        };
-        let mut payload = Vec::new();
-        let features = slots.columns.iter().map(|slot| {
-            slot.and_then(|index| record[index].as_ref())
-                .unwrap_or(&NULL)
-        });
-        encode_row(features, &mut payload);
-        Ok(RowWrite {
-            view: view.id,
-            layout: view.layout,
-            key,
-            event_time,
-            payload,
-        })
+        encode_write(
+            view,
+            slots.key.iter().map(|slot| record[*slot].as_ref()),
+            record[slots.time].as_ref(),
+            slots
+                .columns
+                .iter()
+                .map(|slot| slot.and_then(|index| record[index].as_ref())),
+        )
     }
+}
+
+/// Encodes a row of `view` from typed values: its join keys, its event time and its row
+/// columns' values, `None` where the input left one out (a feature left out is null). The
+/// error words a missing join key or timestamp as `parse_row` does.
+pub fn encode_write<'a>(
+    view: &FeatureView,
+    key: impl IntoIterator<Item = Option<&'a Value>>,
+    time: Option<&Value>,
+    columns: impl ExactSizeIterator<Item = Option<&'a Value>>,
+) -> Result<RowWrite, String> {
+    let mut encoded_key = Vec::new();
+    for (join_key, value) in view.join_keys.iter().zip(key) {
+        match value {
+            None | Some(Value::Null) => return Err(missing_join_key(&join_key.name)),
+            Some(value) => encode_key([value], &mut encoded_key),
+        }
+    }
+    let Some(Value::Timestamp(event_time)) = time else {
+        return Err(missing_timestamp(view));
+    };
+    let mut payload = Vec::new();
+    encode_row(columns.map(|value| value.unwrap_or(&NULL)), &mut payload);
+    Ok(RowWrite {
+        view: view.id,
+        layout: view.layout,
+        key: encoded_key,
+        event_time: *event_time,
+        payload,
+    })
 }

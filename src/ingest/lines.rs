@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::config::{Overrides, Settings};
     use crate::ingest::file::read_rows_body;
-    use crate::ingest::row::parse_json_row;
+    use crate::ingest::row::{parse_json_row, RowJsonWriter};
     use crate::registry::{load_registry, Registry};
 
     fn demo() -> Registry {
@@ -249,5 +249,23 @@ mod tests {
         let split = "{\"user_id\": \"u1\",\n\"timestamp\": \"2026-01-15T00:00:00Z\"}\n";
         assert!(read_typed_rows(view, split.as_bytes()).is_none());
         assert!(read_rows_body(view, split.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn rows_as_quiver_load_writes_them_read_back_to_the_same_writes() {
+        let registry = demo();
+        let view = registry.view_by_name("prod", "user_profile").unwrap();
+        let demo_rows = std::fs::read_to_string("features/demo/user_profile.jsonl").unwrap();
+        let writer = RowJsonWriter::new(view);
+        let (mut body, mut writes) = (Vec::new(), Vec::new());
+        for line in demo_rows.lines() {
+            let json: serde_json::Value = serde_json::from_str(line).unwrap();
+            let row = parse_json_row(view, json.as_object().unwrap()).unwrap();
+            writer.write(&row, &mut body);
+            body.push(b'\n');
+            writes.push(row.to_write(view));
+        }
+        let read = read_typed_rows(view, &body).expect("the writer's rows are well-formed");
+        assert_eq!(format!("{read:?}"), format!("{writes:?}"));
     }
 }

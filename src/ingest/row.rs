@@ -104,31 +104,49 @@ impl ParsedRow {
             payload,
         }
     }
+}
 
-    /// Appends the row as a JSON object keyed by column, the form the bulk-load endpoint reads
-    /// back (one JSON Lines line, without its newline), straight into `out`.
-    pub fn write_json(&self, view: &FeatureView, out: &mut Vec<u8>) {
-        let time = Value::Timestamp(self.event_time);
-        let cells = view
+/// Writes rows of one view as JSON objects keyed by column, the form the bulk-rows endpoint
+/// reads back (one JSON Lines line each, without its newline). Each column's `"name":` is
+/// escaped once here, not once per row.
+pub struct RowJsonWriter {
+    /// Join keys, the timestamp field, then the row columns: each `"name":`, and a comma
+    /// before every one but the first.
+    prefixes: Vec<Vec<u8>>,
+}
+
+impl RowJsonWriter {
+    pub fn new(view: &FeatureView) -> RowJsonWriter {
+        let names = view
             .join_keys
             .iter()
             .map(|key| key.name.as_str())
-            .zip(&self.key)
-            .chain(std::iter::once((view.timestamp_field.as_str(), &time)))
-            .chain(
-                view.row_columns
-                    .iter()
-                    .map(|column| column.name.as_str())
-                    .zip(&self.features),
-            );
+            .chain(std::iter::once(view.timestamp_field.as_str()))
+            .chain(view.row_columns.iter().map(|column| column.name.as_str()));
+        let prefixes = names
+            .enumerate()
+            .map(|(index, name)| {
+                let mut prefix = if index == 0 { Vec::new() } else { vec![b','] };
+                // Writing into a Vec cannot fail, and a name is a JSON string.
+                serde_json::to_writer(&mut prefix, name).expect("a column name is JSON");
+                prefix.push(b':');
+                prefix
+            })
+            .collect();
+        RowJsonWriter { prefixes }
+    }
+
+    /// Appends `row` (a row of the writer's view) to `out`.
+    pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
+        let time = Value::Timestamp(row.event_time);
+        let values = row
+            .key
+            .iter()
+            .chain(std::iter::once(&time))
+            .chain(&row.features);
         out.push(b'{');
-        for (index, (name, value)) in cells.enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            // Writing into a Vec cannot fail, and every Value has a JSON form.
-            serde_json::to_writer(&mut *out, name).expect("a column name is JSON");
-            out.push(b':');
+        for (prefix, value) in self.prefixes.iter().zip(values) {
+            out.extend_from_slice(prefix);
             serde_json::to_writer(&mut *out, &TectonJson(value)).expect("a value is JSON");
         }
         out.push(b'}');

@@ -37,13 +37,16 @@ pub fn read_typed_rows(view: &FeatureView, body: &[u8]) -> Option<Vec<RowWrite>>
     let keys = view.join_keys.len();
     let mut slots: Vec<Option<Value>> = vec![None; columns.len()];
     let mut writes = Vec::new();
+    // Checked once for the whole body (the tree reader refuses invalid UTF-8 too), so that
+    // serde_json need not check each string again.
+    let text = std::str::from_utf8(body).ok()?;
     // The tree reader splits lines the same way (`BufRead::lines`; a `\r` before the newline is
     // JSON whitespace here) and skips blank ones.
-    for line in body.split(|&byte| byte == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
+    for line in text.split('\n') {
+        if line.bytes().all(|byte| byte.is_ascii_whitespace()) {
             continue;
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        let mut deserializer = serde_json::Deserializer::from_str(line);
         LineRow {
             columns: &columns,
             slots: &mut slots,
@@ -92,18 +95,29 @@ impl<'de> Visitor<'de> for LineRow<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(slot) = map.next_key_seed(ColumnSlot(self.columns))? {
+        // `quiver load` writes the columns in slot order: each key is tried against the slot
+        // after the last one first, so it is usually matched by one comparison.
+        let mut next = 0;
+        while let Some(slot) = map.next_key_seed(ColumnSlot {
+            columns: self.columns,
+            next,
+        })? {
             let value = map.next_value_seed(ValueSeed(self.columns[slot].1))?;
             if self.slots[slot].replace(value).is_some() {
                 return Err(declined());
             }
+            next = slot + 1;
         }
         Ok(())
     }
 }
 
-/// An object key as its column's slot (no allocation); a name the view lacks declines.
-struct ColumnSlot<'a>(&'a [(&'a str, &'a DataType)]);
+/// An object key as its column's slot (no allocation), `next` tried first; a name the view
+/// lacks declines.
+struct ColumnSlot<'a> {
+    columns: &'a [(&'a str, &'a DataType)],
+    next: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for ColumnSlot<'_> {
     type Value = usize;
@@ -121,10 +135,14 @@ impl Visitor<'_> for ColumnSlot<'_> {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
-        self.0
-            .iter()
-            .position(|(column, _)| *column == name)
-            .ok_or_else(declined)
+        match self.columns.get(self.next) {
+            Some((column, _)) if *column == name => Ok(self.next),
+            _ => self
+                .columns
+                .iter()
+                .position(|(column, _)| *column == name)
+                .ok_or_else(declined),
+        }
     }
 }
 

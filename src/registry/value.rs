@@ -191,9 +191,10 @@ impl Value {
     }
 }
 
-/// Reads one JSON value straight from a deserializer as `data_type` (no `Json` tree for
-/// scalars), accepting exactly what `Value::from_json` accepts. Its errors do not say what was
-/// wrong: a caller that gets one words the refusal with `from_json` on the parsed tree.
+/// Reads one JSON value straight from a deserializer as `data_type` (no `Json` tree for scalars
+/// and arrays; structs and maps go through one), accepting exactly what `Value::from_json`
+/// accepts. Its errors do not say what was wrong: a caller that gets one words the refusal
+/// with `from_json` on the parsed tree.
 pub struct ValueSeed<'a>(pub &'a DataType);
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -201,12 +202,36 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         match self.0 {
-            DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => {
+            DataType::Array(element) => deserializer.deserialize_any(ArrayVisitor(element)),
+            DataType::Struct(_) | DataType::Map(_) => {
                 let json = Json::deserialize(deserializer)?;
                 Value::from_json(&json, self.0).map_err(D::Error::custom)
             }
             scalar => deserializer.deserialize_any(ScalarVisitor(scalar)),
         }
+    }
+}
+
+/// An array, each element read by a `ValueSeed` of the element type (no `Json` tree), or null.
+struct ArrayVisitor<'a>(&'a DataType);
+
+impl<'de> Visitor<'de> for ArrayVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "array<{}>", self.0)
+    }
+
+    fn visit_unit<E: DeError>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(ValueSeed(self.0))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
     }
 }
 
@@ -458,6 +483,9 @@ mod tests {
             "string",
             "timestamp",
             "array<int64>",
+            "array<string>",
+            "array<array<int64>>",
+            "array<struct<a:float64>>",
             "struct<a:float64>",
         ];
         let texts = [
@@ -479,6 +507,13 @@ mod tests {
             "\"caf\\u00e9\"",
             "\"2024-05-01T12:00:00+02:00\"",
             "[1, null]",
+            "[]",
+            "[\"x\", null]",
+            "[1, \"x\"]",
+            "[[1, \"2\"], null, []]",
+            "[[1], 2]",
+            "[{\"a\": 1}, null]",
+            "[{\"b\": 1}]",
             "{\"a\": 2}",
             "{\"b\": 2}",
         ];

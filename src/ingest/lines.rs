@@ -149,16 +149,9 @@ impl Visitor<'_> for ColumnSlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Overrides, Settings};
+    use crate::bench::dataset::demo_registry as demo;
     use crate::ingest::file::read_rows_body;
     use crate::ingest::row::{parse_json_row, RowJsonWriter};
-    use crate::registry::{load_registry, Registry};
-
-    fn demo() -> Registry {
-        let settings =
-            Settings::load(std::path::Path::new("config.toml"), &Overrides::default()).unwrap();
-        load_registry(&settings.workspaces).unwrap()
-    }
 
     /// The tree reader's writes, line by line, as the endpoint read every body before.
     fn tree_rows(view: &FeatureView, body: &str) -> Result<Vec<RowWrite>, String> {

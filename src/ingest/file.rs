@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::lines::read_typed_rows;
-use super::row::{is_view_column, parse_json_row, parse_row, ParsedRow};
+use super::row::{column_places, is_view_column, parse_json_row, parse_row, ParsedRow};
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
 use crate::store::RowWrite;
@@ -167,13 +167,10 @@ fn read_csv(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(input);
-    // The names as plain strings: looked up for every cell, faster than a record's fields.
-    let header: Vec<String> = reader
+    let header = reader
         .headers()
         .map_err(|e| at_line(1, format!("cannot read the header: {e}")))?
-        .iter()
-        .map(String::from)
-        .collect();
+        .clone();
     if let Some(unknown) = header.iter().find(|name| !is_view_column(view, name)) {
         return Err(at_line(
             1,
@@ -183,14 +180,13 @@ fn read_csv(
             ),
         ));
     }
+    let places = column_places(view, header.iter());
     for record in reader.records() {
         let record = record
             .map_err(|e| at_line(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
         let line = record.position().map_or(0, |p| p.line() as usize);
-        let row = parse_row(view, |column, data_type| {
-            header
-                .iter()
-                .position(|name| name == column)
+        let row = parse_row(view, |place, _, data_type| {
+            places[place]
                 .map(|i| Value::from_text(&record[i], data_type))
                 .transpose()
         })

@@ -7,29 +7,16 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
-use super::row::encode_write;
+use super::row::{encode_write, view_columns};
 use crate::registry::types::DataType;
 use crate::registry::value::{Value, ValueSeed};
 use crate::registry::FeatureView;
 use crate::store::RowWrite;
 
-/// The type the timestamp field is read as.
-static TIMESTAMP: DataType = DataType::Timestamp;
-
 /// Reads every line of `body` as a row of `view`; `None` if any line is not a well-formed row.
 pub fn read_typed_rows(view: &FeatureView, body: &[u8]) -> Option<Vec<RowWrite>> {
     // A row's columns in slot order: join keys, the timestamp field, the row columns.
-    let columns: Vec<(&str, &DataType)> = view
-        .join_keys
-        .iter()
-        .map(|key| (key.name.as_str(), &key.data_type))
-        .chain(std::iter::once((view.timestamp_field.as_str(), &TIMESTAMP)))
-        .chain(
-            view.row_columns
-                .iter()
-                .map(|column| (column.name.as_str(), &column.data_type)),
-        )
-        .collect();
+    let columns: Vec<(&str, &DataType)> = view_columns(view).collect();
     // A name in two roles would feed two slots from one value: left to the tree reader.
     if (1..columns.len()).any(|i| columns[..i].iter().any(|(name, _)| *name == columns[i].0)) {
         return None;

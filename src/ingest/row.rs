@@ -23,30 +23,60 @@ pub struct ParsedRow {
     pub features: Vec<Value>,
 }
 
-/// Builds a row of `view`; `read(column, type)` yields a column's value, `None` when absent.
-/// The error names the column and what was expected.
+/// The type the timestamp field is read as.
+static TIMESTAMP: DataType = DataType::Timestamp;
+
+/// The columns a row of `view` is read from, in the order rows are built and written: the join
+/// keys, the timestamp field, then the row columns; with the type each is read as.
+pub fn view_columns(view: &FeatureView) -> impl Iterator<Item = (&str, &DataType)> {
+    view.join_keys
+        .iter()
+        .map(|key| (key.name.as_str(), &key.data_type))
+        .chain(std::iter::once((view.timestamp_field.as_str(), &TIMESTAMP)))
+        .chain(
+            view.row_columns
+                .iter()
+                .map(|column| (column.name.as_str(), &column.data_type)),
+        )
+}
+
+/// Where each of `view_columns(view)` is among a file's `columns` (by name), found once per
+/// file so that rows are read by position.
+pub fn column_places<'a>(
+    view: &FeatureView,
+    columns: impl Iterator<Item = &'a str> + Clone,
+) -> Vec<Option<usize>> {
+    view_columns(view)
+        .map(|(name, _)| columns.clone().position(|column| column == name))
+        .collect()
+}
+
+/// Builds a row of `view`; `read(place, column, type)` yields a column's value, `None` when
+/// absent, `place` being the column's place in `view_columns(view)`. The error names the
+/// column and what was expected.
 pub fn parse_row(
     view: &FeatureView,
-    mut read: impl FnMut(&str, &DataType) -> Result<Option<Value>, String>,
+    mut read: impl FnMut(usize, &str, &DataType) -> Result<Option<Value>, String>,
 ) -> Result<ParsedRow, String> {
     let mut key = Vec::with_capacity(view.join_keys.len());
-    for join_key in &view.join_keys {
-        match read(&join_key.name, &join_key.data_type)
+    for (place, join_key) in view.join_keys.iter().enumerate() {
+        match read(place, &join_key.name, &join_key.data_type)
             .map_err(|e| format!("join key `{}`: {e}", join_key.name))?
         {
             Some(Value::Null) | None => return Err(missing_join_key(&join_key.name)),
             Some(value) => key.push(value),
         }
     }
-    let event_time = match read(&view.timestamp_field, &DataType::Timestamp)
+    let time_place = view.join_keys.len();
+    let event_time = match read(time_place, &view.timestamp_field, &TIMESTAMP)
         .map_err(|e| format!("timestamp field `{}`: {e}", view.timestamp_field))?
     {
         Some(Value::Timestamp(micros)) => micros,
         _ => return Err(missing_timestamp(view)),
     };
     let mut features = Vec::with_capacity(view.row_columns.len());
-    for column in &view.row_columns {
-        let value = read(&column.name, &column.data_type)
+    for (index, column) in view.row_columns.iter().enumerate() {
+        let value = read(time_place + 1 + index, &column.name, &column.data_type)
             .map_err(|e| format!("column `{}`: {e}", column.name))?;
         features.push(value.unwrap_or(Value::Null));
     }
@@ -74,7 +104,7 @@ pub fn parse_json_row(view: &FeatureView, object: &Map<String, Json>) -> Result<
             view.name
         ));
     }
-    parse_row(view, |column, data_type| {
+    parse_row(view, |_, column, data_type| {
         object
             .get(column)
             .map(|json| Value::from_json(json, data_type))
@@ -117,15 +147,9 @@ pub struct RowJsonWriter {
 
 impl RowJsonWriter {
     pub fn new(view: &FeatureView) -> RowJsonWriter {
-        let names = view
-            .join_keys
-            .iter()
-            .map(|key| key.name.as_str())
-            .chain(std::iter::once(view.timestamp_field.as_str()))
-            .chain(view.row_columns.iter().map(|column| column.name.as_str()));
-        let prefixes = names
+        let prefixes = view_columns(view)
             .enumerate()
-            .map(|(index, name)| {
+            .map(|(index, (name, _))| {
                 let mut prefix = if index == 0 { Vec::new() } else { vec![b','] };
                 // Writing into a Vec cannot fail, and a name is a JSON string.
                 serde_json::to_writer(&mut prefix, name).expect("a column name is JSON");

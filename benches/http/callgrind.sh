@@ -10,7 +10,9 @@
 # compare Quiver with what HTTP and JSON parsing alone cost.
 # KINDS (default "seed plain seedbatch plainbatch") picks the kinds; `ingest` is a POST /ingest
 # of 100 `transactions` events (timestamps of the moment; 1,009 users, 101 merchants, 499
-# terminals, so after the warm-up every key has its row and tiles), the write path.
+# terminals, so after the warm-up every key has its row and tiles), the write path; `rows` is a
+# `quiver load` chunk: 1,000 `user_profile` rows as JSON Lines, written as the CLI writes them
+# (int64 as strings), to the admin rows endpoint (counts are per chunk: divide by 1,000 a row).
 # Prints, per kind: total instructions and instructions per request (the whole process: actix,
 # the handler, the store). `callgrind_annotate --inclusive=yes OUTDIR/callgrind.out.*.K` shows
 # where they go (K: the kind's place in KINDS, from 1: seed, plain, seed batch, plain batch).
@@ -38,7 +40,16 @@ def event(i):
     return {"record": {"user_id": f"user_{i % 1009}", "merchant": f"merchant_{i % 101}",
             "terminal_id": i % 499, "amt": round(i % 5000 / 10, 2), "category": "food",
             "is_online": i % 2 == 0, "transaction_id": f"tx_{i}", "is_fraud": 0, "timestamp": now}}
+def profile_row(i):
+    return {"user_id": f"user_{i % 20011}", "timestamp": "2026-01-15T00:00:00Z",
+            "credit_score": str(300 + i % 550), "account_age_days": str(i % 4000),
+            "is_verified": i % 3 == 0, "home_country": "US",
+            "preferred_categories": [["grocery", "travel"], ["electronics"], []][i % 3],
+            "signup_time": "2025-12-01T10:00:00Z"}
 def body(i):
+    if kind == "rows":
+        lines = [json.dumps(profile_row(i * 1000 + j), separators=(",", ":")) for j in range(1000)]
+        return "/admin/workspaces/prod/feature-views/user_profile/rows", "\n".join(lines) + "\n"
     if kind == "ingest":
         events = [event(i * 100 + j) for j in range(100)]
         request = {"workspace_name": "prod", "dry_run": False, "records": {"transactions": events}}

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
 use crate::ingest::file::open_load_file;
+use crate::ingest::row::RowJsonWriter;
 use crate::registry::load_registry;
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +59,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         .with_message("validating");
     // Each row is encoded into its chunk's request body as it is validated, so neither the rows
     // nor a JSON tree of each are kept; nothing is sent until the whole file has been read.
+    let writer = RowJsonWriter::new(view);
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let mut rows = 0;
     let read = load_file.for_each_row(view, |row, bytes| {
@@ -66,7 +68,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
             chunks.push(Vec::with_capacity(capacity));
         }
         let body = chunks.last_mut().expect("the first row opened a chunk");
-        row.write_json(view, body);
+        writer.write(&row, body);
         body.push(b'\n');
         rows += 1;
         reading.inc(bytes as u64);

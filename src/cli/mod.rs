@@ -150,6 +150,10 @@ struct ServerArg {
     /// An admin API key.
     #[arg(long = "api-key", env = "QUIVER_ADMIN_KEY", hide_env_values = true)]
     api_key: String,
+    /// One agent for every request, so its connections are kept and reused (`quiver load`
+    /// sends hundreds of chunks; `ureq::request` would open a connection for each).
+    #[arg(skip)]
+    agent: std::sync::OnceLock<ureq::Agent>,
 }
 
 impl ServerArg {
@@ -179,7 +183,10 @@ impl ServerArg {
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        ureq::request(method, &url).set("Authorization", &format!("Tecton-key {}", self.api_key))
+        self.agent
+            .get_or_init(ureq::Agent::new)
+            .request(method, &url)
+            .set("Authorization", &format!("Tecton-key {}", self.api_key))
     }
 
     fn answer(

@@ -5,9 +5,11 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::row::{is_view_column, parse_json_row, parse_row, ParsedRow};
+use super::lines::read_typed_rows;
+use super::row::{column_places, is_view_column, parse_json_row, parse_row, ParsedRow};
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
+use crate::store::RowWrite;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -115,18 +117,16 @@ impl LoadFile {
     }
 }
 
-/// Reads JSON Lines; `on_row(bytes)` is called after each row (for progress bars).
-pub fn read_json_lines(
-    view: &FeatureView,
-    input: impl Read,
-    mut on_row: impl FnMut(usize),
-) -> Result<Vec<ParsedRow>, BadRow> {
-    let mut rows = Vec::new();
-    each_json_line(view, input, |row, bytes| {
-        rows.push(row);
-        on_row(bytes);
-    })?;
-    Ok(rows)
+/// The bulk-rows endpoint's body, JSON Lines rows of `view`, as store writes: read typed
+/// (`lines.rs`) when every row is well-formed, else row by row as a load file is, which words
+/// the first refusal; so both readers answer every body alike.
+pub fn read_rows_body(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>, BadRow> {
+    if let Some(writes) = read_typed_rows(view, body) {
+        return Ok(writes);
+    }
+    let mut writes = Vec::new();
+    each_json_line(view, body, |row, _| writes.push(row.to_write(view)))?;
+    Ok(writes)
 }
 
 /// Hands each JSON line's row to `on_row(row, bytes)`.
@@ -180,14 +180,13 @@ fn read_csv(
             ),
         ));
     }
+    let places = column_places(view, header.iter());
     for record in reader.records() {
         let record = record
             .map_err(|e| at_line(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
         let line = record.position().map_or(0, |p| p.line() as usize);
-        let row = parse_row(view, |column, data_type| {
-            header
-                .iter()
-                .position(|name| name == column)
+        let row = parse_row(view, |place, _, data_type| {
+            places[place]
                 .map(|i| Value::from_text(&record[i], data_type))
                 .transpose()
         })

@@ -14,7 +14,7 @@ use parquet::record::Field;
 use parquet::schema::types::Type;
 
 use super::file::{BadRow, Place};
-use super::row::{is_view_column, parse_row, ParsedRow};
+use super::row::{column_places, is_view_column, parse_row, ParsedRow};
 use crate::registry::types::DataType;
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
@@ -83,6 +83,7 @@ pub fn for_each_row(
         .collect::<Result<Vec<_>, _>>()
         .map_err(in_footer)?;
     check_codecs(&reader).map_err(in_footer)?;
+    let places = column_places(view, columns.iter().map(|column| column.name.as_str()));
 
     for group in 0..reader.num_row_groups() {
         let at = |row: usize, message: String| BadRow {
@@ -104,10 +105,8 @@ pub fn for_each_row(
                 .into_iter()
                 .map(|(_, field)| field)
                 .collect();
-            let parsed = parse_row(view, |name, data_type| {
-                columns
-                    .iter()
-                    .position(|column| column.name == name)
+            let parsed = parse_row(view, |place, _, data_type| {
+                places[place]
                     .map(|i| value_of(&cells[i], columns[i].leaf, data_type))
                     .transpose()
             })

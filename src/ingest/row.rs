@@ -23,30 +23,60 @@ pub struct ParsedRow {
     pub features: Vec<Value>,
 }
 
-/// Builds a row of `view`; `read(column, type)` yields a column's value, `None` when absent.
-/// The error names the column and what was expected.
+/// The type the timestamp field is read as.
+static TIMESTAMP: DataType = DataType::Timestamp;
+
+/// The columns a row of `view` is read from, in the order rows are built and written: the join
+/// keys, the timestamp field, then the row columns; with the type each is read as.
+pub fn view_columns(view: &FeatureView) -> impl Iterator<Item = (&str, &DataType)> {
+    view.join_keys
+        .iter()
+        .map(|key| (key.name.as_str(), &key.data_type))
+        .chain(std::iter::once((view.timestamp_field.as_str(), &TIMESTAMP)))
+        .chain(
+            view.row_columns
+                .iter()
+                .map(|column| (column.name.as_str(), &column.data_type)),
+        )
+}
+
+/// Where each of `view_columns(view)` is among a file's `columns` (by name), found once per
+/// file so that rows are read by position.
+pub fn column_places<'a>(
+    view: &FeatureView,
+    columns: impl Iterator<Item = &'a str> + Clone,
+) -> Vec<Option<usize>> {
+    view_columns(view)
+        .map(|(name, _)| columns.clone().position(|column| column == name))
+        .collect()
+}
+
+/// Builds a row of `view`; `read(place, column, type)` yields a column's value, `None` when
+/// absent, `place` being the column's place in `view_columns(view)`. The error names the
+/// column and what was expected.
 pub fn parse_row(
     view: &FeatureView,
-    mut read: impl FnMut(&str, &DataType) -> Result<Option<Value>, String>,
+    mut read: impl FnMut(usize, &str, &DataType) -> Result<Option<Value>, String>,
 ) -> Result<ParsedRow, String> {
     let mut key = Vec::with_capacity(view.join_keys.len());
-    for join_key in &view.join_keys {
-        match read(&join_key.name, &join_key.data_type)
+    for (place, join_key) in view.join_keys.iter().enumerate() {
+        match read(place, &join_key.name, &join_key.data_type)
             .map_err(|e| format!("join key `{}`: {e}", join_key.name))?
         {
             Some(Value::Null) | None => return Err(missing_join_key(&join_key.name)),
             Some(value) => key.push(value),
         }
     }
-    let event_time = match read(&view.timestamp_field, &DataType::Timestamp)
+    let time_place = view.join_keys.len();
+    let event_time = match read(time_place, &view.timestamp_field, &TIMESTAMP)
         .map_err(|e| format!("timestamp field `{}`: {e}", view.timestamp_field))?
     {
         Some(Value::Timestamp(micros)) => micros,
         _ => return Err(missing_timestamp(view)),
     };
     let mut features = Vec::with_capacity(view.row_columns.len());
-    for column in &view.row_columns {
-        let value = read(&column.name, &column.data_type)
+    for (index, column) in view.row_columns.iter().enumerate() {
+        let value = read(time_place + 1 + index, &column.name, &column.data_type)
             .map_err(|e| format!("column `{}`: {e}", column.name))?;
         features.push(value.unwrap_or(Value::Null));
     }
@@ -74,7 +104,7 @@ pub fn parse_json_row(view: &FeatureView, object: &Map<String, Json>) -> Result<
             view.name
         ));
     }
-    parse_row(view, |column, data_type| {
+    parse_row(view, |_, column, data_type| {
         object
             .get(column)
             .map(|json| Value::from_json(json, data_type))
@@ -104,31 +134,43 @@ impl ParsedRow {
             payload,
         }
     }
+}
 
-    /// Appends the row as a JSON object keyed by column, the form the bulk-load endpoint reads
-    /// back (one JSON Lines line, without its newline), straight into `out`.
-    pub fn write_json(&self, view: &FeatureView, out: &mut Vec<u8>) {
-        let time = Value::Timestamp(self.event_time);
-        let cells = view
-            .join_keys
+/// Writes rows of one view as JSON objects keyed by column, the form the bulk-rows endpoint
+/// reads back (one JSON Lines line each, without its newline). Each column's `"name":` is
+/// escaped once here, not once per row.
+pub struct RowJsonWriter {
+    /// Join keys, the timestamp field, then the row columns: each `"name":`, and a comma
+    /// before every one but the first.
+    prefixes: Vec<Vec<u8>>,
+}
+
+impl RowJsonWriter {
+    pub fn new(view: &FeatureView) -> RowJsonWriter {
+        let prefixes = view_columns(view)
+            .enumerate()
+            .map(|(index, (name, _))| {
+                let mut prefix = if index == 0 { Vec::new() } else { vec![b','] };
+                // Writing into a Vec cannot fail, and a name is a JSON string.
+                serde_json::to_writer(&mut prefix, name).expect("a column name is JSON");
+                prefix.push(b':');
+                prefix
+            })
+            .collect();
+        RowJsonWriter { prefixes }
+    }
+
+    /// Appends `row` (a row of the writer's view) to `out`.
+    pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
+        let time = Value::Timestamp(row.event_time);
+        let values = row
+            .key
             .iter()
-            .map(|key| key.name.as_str())
-            .zip(&self.key)
-            .chain(std::iter::once((view.timestamp_field.as_str(), &time)))
-            .chain(
-                view.row_columns
-                    .iter()
-                    .map(|column| column.name.as_str())
-                    .zip(&self.features),
-            );
+            .chain(std::iter::once(&time))
+            .chain(&row.features);
         out.push(b'{');
-        for (index, (name, value)) in cells.enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            // Writing into a Vec cannot fail, and every Value has a JSON form.
-            serde_json::to_writer(&mut *out, name).expect("a column name is JSON");
-            out.push(b':');
+        for (prefix, value) in self.prefixes.iter().zip(values) {
+            out.extend_from_slice(prefix);
             serde_json::to_writer(&mut *out, &TectonJson(value)).expect("a value is JSON");
         }
         out.push(b'}');
@@ -227,7 +269,6 @@ impl SourceRecords for TypedRecords {
         Ok(())
     }
 
-    /// The error words a missing join key or timestamp as `parse_row` does.
     fn row(&self, index: usize, view: &FeatureView) -> Result<RowWrite, String> {
         let slots = self
             .views
@@ -235,28 +276,44 @@ impl SourceRecords for TypedRecords {
             .find(|slots| slots.view == view.id)
             .expect("every subscriber's columns are mapped in `new`");
         let record = &self.slots[index * self.width..][..self.width];
-        let mut key = Vec::new();
-        for (join_key, slot) in view.join_keys.iter().zip(&slots.key) {
-            match &record[*slot] {
-                None | Some(Value::Null) => return Err(missing_join_key(&join_key.name)),
-                Some(value) => encode_key([value], &mut key),
-            }
-        }
-        let Some(Value::Timestamp(event_time)) = record[slots.time] else {
-            return Err(missing_timestamp(view));
-        };
-        let mut payload = Vec::new();
-        let features = slots.columns.iter().map(|slot| {
-            slot.and_then(|index| record[index].as_ref())
-                .unwrap_or(&NULL)
-        });
-        encode_row(features, &mut payload);
-        Ok(RowWrite {
-            view: view.id,
-            layout: view.layout,
-            key,
-            event_time,
-            payload,
-        })
+        encode_write(
+            view,
+            slots.key.iter().map(|slot| record[*slot].as_ref()),
+            record[slots.time].as_ref(),
+            slots
+                .columns
+                .iter()
+                .map(|slot| slot.and_then(|index| record[index].as_ref())),
+        )
     }
+}
+
+/// Encodes a row of `view` from typed values: its join keys, its event time and its row
+/// columns' values, `None` where the input left one out (a feature left out is null). The
+/// error words a missing join key or timestamp as `parse_row` does.
+pub fn encode_write<'a>(
+    view: &FeatureView,
+    key: impl IntoIterator<Item = Option<&'a Value>>,
+    time: Option<&Value>,
+    columns: impl ExactSizeIterator<Item = Option<&'a Value>>,
+) -> Result<RowWrite, String> {
+    let mut encoded_key = Vec::new();
+    for (join_key, value) in view.join_keys.iter().zip(key) {
+        match value {
+            None | Some(Value::Null) => return Err(missing_join_key(&join_key.name)),
+            Some(value) => encode_key([value], &mut encoded_key),
+        }
+    }
+    let Some(Value::Timestamp(event_time)) = time else {
+        return Err(missing_timestamp(view));
+    };
+    let mut payload = Vec::new();
+    encode_row(columns.map(|value| value.unwrap_or(&NULL)), &mut payload);
+    Ok(RowWrite {
+        view: view.id,
+        layout: view.layout,
+        key: encoded_key,
+        event_time: *event_time,
+        payload,
+    })
 }

@@ -367,14 +367,7 @@ fn bulk_loader_loads_csv_and_stops_at_the_first_bad_line() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("loaded 3 rows"));
-    let read = |user: &str| {
-        let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
-            "joinKeyMap": {"sender_id": user, "payee_merchant": "m", "terminal_id": 1}}});
-        server
-            .admin_post("/api/v1/feature-service/get-features", &request)
-            .json()["result"]["features"][6]
-            .clone()
-    };
+    let read = |user: &str| credit_score(&server, user);
     assert_eq!(read("load_1"), json!("640"));
     assert_eq!(read("load_3"), Json::Null);
 
@@ -398,6 +391,70 @@ fn bulk_loader_loads_csv_and_stops_at_the_first_bad_line() {
         Json::Null,
         "the good first line was not sent"
     );
+}
+
+/// `user_profile`'s `credit_score` of `user`, as `payment_risk_service` serves it.
+fn credit_score(server: &Server, user: &str) -> Json {
+    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
+        "joinKeyMap": {"sender_id": user, "payee_merchant": "m", "terminal_id": 1}}});
+    server
+        .admin_post("/api/v1/feature-service/get-features", &request)
+        .json()["result"]["features"][6]
+        .clone()
+}
+
+/// The rows endpoint (what `quiver load` sends) writes a chunk whole, or refuses it naming the
+/// first bad line and writes nothing of it, whichever reader took the body.
+#[test]
+fn the_rows_endpoint_writes_a_chunk_whole_or_not_at_all() {
+    let server = Server::start();
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let post = |body: &str| {
+        server.request(
+            "POST",
+            "/admin/workspaces/prod/feature-views/user_profile/rows",
+            &[("Authorization", &auth)],
+            Some(body.as_bytes()),
+        )
+    };
+    let good = post(
+        "{\"user_id\":\"chunk_1\",\"timestamp\":\"2026-02-01T00:00:00Z\",\"credit_score\":\"640\"}\r\n\n\
+         {\"credit_score\":702,\"user_id\":\"chunk_2\",\"timestamp\":\"2026-02-01T00:00:00Z\"}\n",
+    );
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert_eq!(
+        good.json(),
+        json!({"rowsReceived": 2, "rowsStored": 2, "rowsOlderThanStored": 0})
+    );
+    assert_eq!(credit_score(&server, "chunk_1"), json!("640"));
+    assert_eq!(credit_score(&server, "chunk_2"), json!("702"));
+
+    let first =
+        "{\"user_id\":\"chunk_3\",\"timestamp\":\"2026-02-01T00:00:00Z\",\"credit_score\":1}";
+    for (bad, message) in [
+        (
+            "{\"user_id\":\"chunk_4\",\"timestamp\":\"2026-02-01T00:00:00Z\",\"credit_score\":\"high\"}",
+            "line 2: column `credit_score`: expected int64",
+        ),
+        (
+            "{\"user_id\":\"chunk_4\",\"timestamp\":\"2026-02-01T00:00:00Z\",\"nope\":1}",
+            "line 2: `nope` is not a column of feature view `user_profile`",
+        ),
+        (
+            "{\"user_id\":\"chunk_4\"}",
+            "line 2: timestamp field `timestamp` is missing",
+        ),
+        ("{\"user_id\":\"chunk_4\"", "line 2: not valid JSON"),
+    ] {
+        let refused = post(&format!("{first}\n{bad}\n"));
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let refusal = refused.json();
+        assert!(
+            refusal["message"].as_str().unwrap().starts_with(message),
+            "{refusal}"
+        );
+        assert_eq!(credit_score(&server, "chunk_3"), Json::Null, "{bad}");
+    }
 }
 
 /// A push source whose `ingest_token` is `{{ tb_secret(...) }}`: rendered from the vault after

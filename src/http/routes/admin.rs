@@ -17,7 +17,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::repository::ApplyBody;
 use super::super::{method_not_allowed, AppState};
-use crate::ingest::file::read_json_lines;
+use crate::ingest::file::read_rows_body;
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
 use crate::registry::repository::Repository;
@@ -149,11 +149,11 @@ async fn load_rows(
             )
         })?;
     let body = body.read(MAX_LOAD_BODY_BYTES).await?;
-    let rows = read_json_lines(view, body.as_ref(), |_| {})?;
-    let writes = rows.iter().map(|row| row.to_write(view)).collect();
+    let writes = read_rows_body(view, &body)?;
+    let received = writes.len();
     let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "rowsReceived": rows.len(),
+        "rowsReceived": received,
         "rowsStored": outcome.stored,
         "rowsOlderThanStored": outcome.older_than_stored,
     })))

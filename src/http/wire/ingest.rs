@@ -90,8 +90,11 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
 /// when the body names its workspace before `records` (as clients write it); otherwise a
 /// second, with the workspace the first found.
 pub fn read_typed_request(body: &[u8], registry: &Registry) -> Option<IngestRequest<TypedRecords>> {
+    // Checked once for the whole body, so that serde_json need not check each string again,
+    // and invalid UTF-8 in a skipped value is declined as the tree reader refuses it.
+    let text = std::str::from_utf8(body).ok()?;
     let read = |workspace: Option<&Workspace>| {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let read = TypedBody {
             registry,
             workspace,
@@ -657,5 +660,10 @@ mod tests {
                 "{body}"
             );
         }
+        // Invalid UTF-8 in a value the typed reader skips: the tree reader refuses the body.
+        let mut bad_utf8 = b"{\"extra\": \"\xff\", ".to_vec();
+        bad_utf8.extend_from_slice(&with_record(record).as_bytes()[1..]);
+        assert!(serde_json::from_slice::<Json>(&bad_utf8).is_err());
+        assert!(read_typed_request(&bad_utf8, &registry).is_none());
     }
 }

@@ -97,7 +97,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         kind,
         journal_seq: 1,
         items: n as u64,
-        payload,
+        payload: payload.into(),
+        payload_tail: Vec::new(),
     }];
     let path = write_snapshot(&data_dir.join("snapshots"), now, 2, &sections)?;
     if format_2 {

@@ -3,7 +3,8 @@
 # an RDB of the same N keys (a hash of the same three fields per key), in one run.
 #
 # Usage: bash benches/persist/restore.sh [rows=10000000]
-# QUIVER_BIN runs another build (default target/release/quiver); SNAPSHOT_FORMAT=v2 writes the
+# QUIVER_BIN runs other builds (default target/release/quiver; several, space-separated, restore
+# the same snapshot one after the other, for before/after in one run); SNAPSHOT_FORMAT=v2 writes the
 # snapshot as a format-2 build did (what builds before format 3 read).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,12 +16,20 @@ trap 'kill ${quiver_pid:-} ${redis_pid:-} 2>/dev/null || true; rm -rf "$work"' E
 
 target/release/examples/make_snapshot "$rows" "$work/quiver" ${SNAPSHOT_FORMAT:-} >/dev/null
 snapshot_bytes=$(du -b "$work"/quiver/snapshots/*.qvs | cut -f1)
-start=$(date +%s.%N)
-QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --replace-lost-keys --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
-quiver_pid=$!
-until grep -q "listening" "$work/quiver.out"; do kill -0 $quiver_pid 2>/dev/null || { cat "$work/quiver.out"; exit 1; }; sleep 0.05; done
-quiver_seconds=$(echo "$(date +%s.%N) - $start" | bc)
-kill -9 $quiver_pid; quiver_pid=
+quiver_lines=()
+for quiver_bin in ${QUIVER_BIN:-target/release/quiver}; do
+  rm -f "$work/quiver.out"
+  start=$(date +%s.%N)
+  QUIVER_ADMIN_KEY=bench QUIVER_LOG=warn "$quiver_bin" serve --replace-lost-keys --listen 127.0.0.1:0 --data-dir "$work/quiver" >"$work/quiver.out" 2>&1 &
+  quiver_pid=$!
+  until grep -qs "listening" "$work/quiver.out"; do kill -0 $quiver_pid 2>/dev/null || { cat "$work/quiver.out"; exit 1; }; sleep 0.05; done
+  quiver_seconds=$(echo "$(date +%s.%N) - $start" | bc)
+  rss_bytes=$(( $(awk '/^VmRSS/ {print $2}' /proc/$quiver_pid/status) * 1024 ))
+  kill -9 $quiver_pid; wait $quiver_pid 2>/dev/null || true; quiver_pid=
+  # The next build starts from the snapshot alone, as this one did.
+  find "$work/quiver" -mindepth 1 -maxdepth 1 ! -name snapshots -exec rm -rf {} +
+  quiver_lines+=("quiver ($quiver_bin): snapshot $snapshot_bytes bytes, start-up with restore ${quiver_seconds}s, $(echo "$rows / $quiver_seconds" | bc) rows/s, RSS $rss_bytes bytes ($(( rss_bytes / rows )) bytes/row)")
+done
 
 mkdir -p "$work/redis"
 redis-server --port 6399 --dir "$work/redis" --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
@@ -46,6 +55,7 @@ until grep -q "DB loaded from disk" "$work/redis2.log"; do sleep 0.05; done
 redis_seconds=$(sed -n 's/.*DB loaded from disk: \([0-9.]*\) seconds.*/\1/p' "$work/redis2.log")
 
 echo "rows: $rows"
-echo "quiver: snapshot $snapshot_bytes bytes, start-up with restore ${quiver_seconds}s, $(echo "$rows / $quiver_seconds" | bc) rows/s"
+printf '%s\n' "${quiver_lines[@]}"
 echo "redis:  rdb $rdb_bytes bytes, load ${redis_seconds}s, $(echo "$rows / $redis_seconds" | bc) rows/s"
-echo "ratio (quiver time / redis time): $(echo "scale=2; $quiver_seconds / $redis_seconds" | bc)"
+echo "ratio (last quiver time / redis time): $(echo "scale=2; $quiver_seconds / $redis_seconds" | bc)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

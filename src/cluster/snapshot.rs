@@ -46,7 +46,8 @@ impl SnapshotCut for ReplicaCut {
                 kind: SectionKind::StreamSequences,
                 journal_seq: 0,
                 items: 0,
-                payload: encode(&sequences),
+                payload: encode(&sequences).into(),
+                payload_tail: Vec::new(),
             };
             let guard: CutGuard = Box::new(release);
             Ok((section, guard))
@@ -147,7 +148,9 @@ mod tests {
             payload: encode(&StreamSequencesV1 {
                 stream: stream.into(),
                 applied,
-            }),
+            })
+            .into(),
+            payload_tail: Vec::new(),
         }
     }
 

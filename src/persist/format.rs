@@ -289,13 +289,20 @@ pub fn row_records(bytes: &[u8]) -> impl Iterator<Item = Result<RowRecordV2<'_>,
     })
 }
 
-/// A `RowsV2` section's payload: its head, then each shard's records as given.
-pub fn encode_rows_v2(head: &RowsV2Head, shard_records: &[&[u8]]) -> Vec<u8> {
+/// The start of a `RowsV2` section's payload: its head's length and its head. The shards'
+/// records follow, in the order of `head.shard_bytes`.
+pub fn encode_rows_v2_head(head: &RowsV2Head) -> Vec<u8> {
     let head = encode(head);
-    let records: usize = shard_records.iter().map(|r| r.len()).sum();
-    let mut payload = Vec::with_capacity(8 + head.len() + records);
+    let mut payload = Vec::with_capacity(8 + head.len());
     payload.extend_from_slice(&(head.len() as u64).to_le_bytes());
     payload.extend_from_slice(&head);
+    payload
+}
+
+/// A `RowsV2` section's payload in one buffer: its head, then each shard's records as given.
+pub fn encode_rows_v2(head: &RowsV2Head, shard_records: &[&[u8]]) -> Vec<u8> {
+    let mut payload = encode_rows_v2_head(head);
+    payload.reserve(shard_records.iter().map(|r| r.len()).sum());
     for records in shard_records {
         payload.extend_from_slice(records);
     }

@@ -100,7 +100,8 @@ impl Export {
             kind: A::SECTION,
             journal_seq,
             items,
-            payload,
+            payload: payload.into(),
+            payload_tail: Vec::new(),
         })
     }
 }

@@ -14,13 +14,6 @@ use memmap2::MmapMut;
 
 use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
 
-/// Where a row's payload lives in the arena (its record's header is just before it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowRef {
-    pub offset: u64,
-    pub len: u32,
-}
-
 /// Below this, dead bytes are not worth a compaction pass.
 const MIN_COMPACTION_BYTES: usize = 1 << 20;
 
@@ -48,8 +41,8 @@ impl Arena {
         Ok(arena)
     }
 
-    /// Appends `record`, growing the arena if needed; answers where its payload is.
-    pub fn append(&mut self, record: &RowRecordV2) -> io::Result<RowRef> {
+    /// Appends `record`, growing the arena if needed; answers where it starts.
+    pub fn append(&mut self, record: &RowRecordV2) -> io::Result<usize> {
         let len = record.len();
         if self.used + len > self.map.len() {
             let wanted = (self.used + len).max(self.map.len() * 2);
@@ -62,25 +55,12 @@ impl Arena {
         self.map[payload_start..key_start].copy_from_slice(record.payload);
         self.map[key_start..start + len].copy_from_slice(record.key);
         self.used += len;
-        Ok(RowRef {
-            offset: payload_start as u64,
-            len: record.payload.len() as u32,
-        })
+        Ok(start)
     }
 
     /// The record starting at byte `at`, which must be a record boundary below `used_len`.
     pub fn record_at(&self, at: usize) -> RowRecordV2<'_> {
         RowRecordV2::read(&self.map[..self.used], at).expect("the arena holds whole records")
-    }
-
-    /// Where the record of the row at `row` starts.
-    pub fn record_start(row: RowRef) -> usize {
-        row.offset as usize - ROW_RECORD_HEADER_LEN
-    }
-
-    pub fn get(&self, row: RowRef) -> &[u8] {
-        let start = row.offset as usize;
-        &self.map[start..start + row.len as usize]
     }
 
     /// Marks the record starting at `start` superseded and its bytes dead (a newer row of its
@@ -100,19 +80,20 @@ impl Arena {
         self.dead >= MIN_COMPACTION_BYTES && self.dead * 2 > self.used
     }
 
-    /// Rewrites the live rows into a fresh mapping and updates every reference in place.
+    /// Rewrites the live records (given by where they start) into a fresh mapping and updates
+    /// every start in place.
     pub fn compact<'a>(
         &mut self,
-        live_rows: impl Iterator<Item = &'a mut RowRef>,
+        live_records: impl Iterator<Item = &'a mut u64>,
     ) -> io::Result<()> {
         let live = self.used - self.dead;
         let mut fresh = MmapMut::map_anon((live * 2).max(4096))?;
         let mut used = 0usize;
-        for row in live_rows {
-            let start = Arena::record_start(*row);
+        for record in live_records {
+            let start = *record as usize;
             let len = self.record_at(start).len();
             fresh[used..used + len].copy_from_slice(&self.map[start..start + len]);
-            row.offset = (used + ROW_RECORD_HEADER_LEN) as u64;
+            *record = used as u64;
             used += len;
         }
         self.map = fresh;
@@ -147,7 +128,7 @@ mod tests {
     fn grows_and_compacts_without_losing_live_rows() {
         let mut arena = Arena::with_capacity(16).unwrap();
         let key = *b"key";
-        let mut rows: Vec<RowRef> = (0..1000u32)
+        let mut records: Vec<u64> = (0..1000u32)
             .map(|i| {
                 let payload = i.to_le_bytes().repeat(300);
                 let record = RowRecordV2 {
@@ -157,26 +138,25 @@ mod tests {
                     payload: &payload,
                     key: &key,
                 };
-                arena.append(&record).unwrap()
+                arena.append(&record).unwrap() as u64
             })
             .collect();
-        for row in &rows[..900] {
-            arena.release(Arena::record_start(*row));
+        for &start in &records[..900] {
+            arena.release(start as usize);
         }
         assert!(arena.wants_compaction());
-        let mut live = rows.split_off(900);
+        let mut live = records.split_off(900);
         arena.compact(live.iter_mut()).unwrap();
-        for (i, row) in live.iter().enumerate() {
+        for (i, &start) in live.iter().enumerate() {
+            let record = arena.record_at(start as usize);
             assert_eq!(
-                arena.get(*row),
-                ((900 + i) as u32).to_le_bytes().repeat(300)
-            );
-        }
-        for (i, row) in live.iter().enumerate() {
-            let record = arena.record_at(Arena::record_start(*row));
-            assert_eq!(
-                (record.event_time, record.flags, record.key),
-                (900 + i as i64, 0, &key[..])
+                (record.event_time, record.flags, record.key, record.payload),
+                (
+                    900 + i as i64,
+                    0,
+                    &key[..],
+                    &((900 + i) as u32).to_le_bytes().repeat(300)[..]
+                )
             );
         }
         let (mapped, used, dead) = arena.usage();

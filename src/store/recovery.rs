@@ -17,8 +17,8 @@ use super::tiles::{from_stored, TileSet};
 use super::views::StoreViews;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
 use crate::persist::format::{
-    decode, decode_rows_v2, encode_rows_v2, row_records, RowV1, RowsV1, RowsV2Head, SectionKind,
-    TilesV2, ViewRefV1,
+    decode, decode_rows_v2, encode_rows_v2_head, row_records, RowV1, RowsV1, RowsV2Head,
+    SectionKind, TilesV2, ViewRefV1,
 };
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
@@ -277,19 +277,23 @@ impl SnapshotSource for Router {
                 .iter()
                 .map(|e| (e.rows + e.tiles.len()) as u64)
                 .sum();
-            // Joining the shards' records is one large copy: keep it off the async workers.
-            let payload = tokio::task::spawn_blocking(move || {
-                let records: Vec<&[u8]> = exports.iter().map(|e| e.records.as_slice()).collect();
-                let head = RowsV2Head {
+            // The head holds the tiles, which can take a while to encode: off the async
+            // workers. The shards' records are not joined to it (at millions of rows that was
+            // one copy of hundreds of MB while reads went on): the file is written from each
+            // shard's own buffer.
+            let (payload, records) = tokio::task::spawn_blocking(move || {
+                let mut head = RowsV2Head {
                     views: views.names_by_id(),
-                    tiles: exports
-                        .iter()
-                        .flat_map(|e| e.tiles.iter().cloned())
-                        .collect(),
-                    shard_bytes: records.iter().map(|r| r.len() as u64).collect(),
-                    shard_rows: exports.iter().map(|e| e.rows as u64).collect(),
+                    ..RowsV2Head::default()
                 };
-                encode_rows_v2(&head, &records)
+                let mut records = Vec::with_capacity(exports.len());
+                for export in exports {
+                    head.tiles.extend(export.tiles);
+                    head.shard_bytes.push(export.records.len() as u64);
+                    head.shard_rows.push(export.rows as u64);
+                    records.push(export.records);
+                }
+                (encode_rows_v2_head(&head), records)
             })
             .await
             .map_err(io::Error::other)?;
@@ -298,7 +302,8 @@ impl SnapshotSource for Router {
                 kind: SectionKind::FeatureRecords,
                 journal_seq,
                 items,
-                payload,
+                payload: payload.into(),
+                payload_tail: records,
             })
         }
         .boxed()
@@ -321,7 +326,8 @@ mod tests {
     use actix::System;
 
     use super::*;
-    use crate::persist::format::encode;
+    use crate::persist::format::{encode, encode_rows_v2};
+    use crate::persist::snapshot::through_a_file;
     use crate::store::tiles::AggregateMask;
     use crate::store::{Lookup, ReadContext};
 
@@ -408,15 +414,12 @@ mod tests {
                         .map(|key| row(key, if key % 3 == 0 { 2 } else { 1 }))
                         .collect(),
                     tiles: Vec::new(),
-                }),
+                })
+                .into(),
+                payload_tail: Vec::new(),
             };
             for (section, shards) in [(&records, 2), (&records, 3), (&version_2, 2)] {
-                let snapshot = Snapshot {
-                    id: "test".into(),
-                    created_micros: 0,
-                    n_shards: 2,
-                    sections: vec![section.clone()],
-                };
+                let snapshot = through_a_file(std::slice::from_ref(section));
                 let (recovery, rows) = restored(&snapshot, shards).await;
                 assert_eq!(recovery.snapshot_rows, KEYS as usize);
                 assert_eq!(rows, expected, "{:?} into {shards} shards", section.kind);
@@ -456,7 +459,8 @@ mod tests {
                     kind: SectionKind::FeatureRecords,
                     journal_seq: 0,
                     items: KEYS,
-                    payload: encode_rows_v2(&head, &[&records, &[]]),
+                    payload: encode_rows_v2(&head, &[&records, &[]]).into(),
+                    payload_tail: Vec::new(),
                 }],
             };
             let router = Router::start(2, 4096, views(), vec![None]).unwrap();

@@ -255,7 +255,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
     #[test]
     fn exports_across_a_reshape_are_cuts_of_one_layout_and_restore_counted() {
         use crate::persist::format::{decode_rows_v2, row_records};
-        use crate::persist::snapshot::Snapshot;
+        use crate::persist::snapshot::through_a_file;
         use crate::persist::{FsyncPolicy, SnapshotSource};
         use crate::store::writer::StartSnapshot;
 
@@ -320,17 +320,14 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             assert_eq!(records, vec![(view, 2); KEYS], "the cut before the apply");
 
             // The apply's own snapshot: after the reshape, before the old layout retires.
-            let section = router.take_section().await.unwrap();
-            assert_eq!(columns(&section.payload), vec![(view, 3); KEYS]);
+            let snapshot = through_a_file(&[router.take_section().await.unwrap()]);
+            assert_eq!(
+                columns(&snapshot.sections[0].payload),
+                vec![(view, 3); KEYS]
+            );
 
             router.retire_layouts().await.unwrap();
             let restored = Router::start_with(3, 4096, &after).unwrap();
-            let snapshot = Snapshot {
-                id: "test".into(),
-                created_micros: 0,
-                n_shards: 2,
-                sections: vec![section],
-            };
             let journal = tempfile::tempdir().unwrap();
             restored
                 .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})

@@ -117,7 +117,8 @@ impl SnapshotSource for ServedRepository {
                 // No journal: an apply is kept by the snapshot it takes before answering.
                 journal_seq: 0,
                 items: u64::from(applied.is_some()),
-                payload: encode(&AppliedRepositoryV1 { applied }),
+                payload: encode(&AppliedRepositoryV1 { applied }).into(),
+                payload_tail: Vec::new(),
             })
         }
         .boxed()

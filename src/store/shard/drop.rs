@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::{Handler, Message};
 
 use super::stats::ViewUsages;
-use super::{view_of_key, Arena, ShardActor, KEY_PREFIX};
+use super::{view_of_key, ShardActor, KEY_PREFIX};
 use crate::registry::ViewId;
 
 /// Which keys to drop: true for a view and an encoded join key.
@@ -24,22 +24,24 @@ impl Handler<DropKeys> for ShardActor {
     type Result = io::Result<()>;
 
     fn handle(&mut self, DropKeys(dropped): DropKeys, _: &mut Self::Context) -> io::Result<()> {
-        let is_dropped = |key: &[u8]| dropped(view_of_key(key).0, &key[KEY_PREFIX..]);
         let mut partition = self.partition.write();
         let partition = &mut *partition;
         let export = &mut self.export;
-        partition.index.retain(|key, slot| {
-            if !is_dropped(key) {
+        let arena = &mut partition.arena;
+        partition.index.retain(|_, start| {
+            let record = arena.record_at(start);
+            if !dropped(record.view, record.key) {
                 return true;
             }
-            let start = Arena::record_start(slot.row);
-            partition.arena.release(start);
+            arena.release(start);
             if let Some(export) = export.as_mut() {
                 export.superseded(start);
             }
             false
         });
-        partition.tiles.retain(|key, _| !is_dropped(key));
+        partition
+            .tiles
+            .retain(|key, _| !dropped(view_of_key(key).0, &key[KEY_PREFIX..]));
         partition.view_usage = ViewUsages::count(partition);
         partition.compact_if_due(self.export.is_some())
     }

@@ -13,7 +13,6 @@
 //! they are; growth keeps offsets. The copy is the records' bytes as they are, which is also the
 //! snapshot's layout (`persist::format::RowsV2`): nothing is re-encoded.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
@@ -21,9 +20,9 @@ use std::sync::Arc;
 use actix::{AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, view_of_key, ShardActor, Slot, ViewUsages, KEY_PREFIX};
+use super::{tile_key, view_of_key, ShardActor, ViewUsages, KEY_PREFIX};
 use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
-use crate::store::arena::{Arena, RowRef};
+use crate::store::arena::Arena;
 use crate::store::tiles::{to_stored, TileSet};
 
 /// Arena bytes an export walks per turn: bounds how long a write batch can wait behind it.
@@ -110,7 +109,10 @@ impl Handler<ExportRows> for ShardActor {
                 tiles: partition
                     .tiles
                     .iter()
-                    .filter(|(key, _)| partition.is_current(key))
+                    .filter(|(key, _)| {
+                        let (view, layout) = view_of_key(key);
+                        partition.is_current(view, layout)
+                    })
                     .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
                     .collect(),
             },
@@ -200,30 +202,22 @@ impl Handler<RestoreRecords> for ShardActor {
                     continue;
                 }
             };
-            let slot = Slot {
-                row: RowRef {
-                    offset: (start + ROW_RECORD_HEADER_LEN) as u64,
-                    len: record.payload.len() as u32,
-                },
-                event_time: record.event_time,
-            };
             let newest = &mut latest[view as usize];
             *newest = Some(newest.map_or(record.event_time, |t| t.max(record.event_time)));
+            let arena = &partition.arena;
             match partition
                 .index
-                .entry(index_key(view, layout, record.key).into_boxed_slice())
+                .insert(arena, view, layout, record.key, start)
             {
-                Entry::Vacant(vacant) => {
-                    vacant.insert(slot);
-                    stored += 1;
-                }
+                None => stored += 1,
                 // A snapshot holds one record per key; keep the newest if not.
-                Entry::Occupied(kept) if kept.get().event_time > slot.event_time => {
-                    superseded.push(start)
+                Some(kept) if arena.record_at(kept).event_time > record.event_time => {
+                    partition
+                        .index
+                        .insert(arena, view, layout, record.key, kept);
+                    superseded.push(start);
                 }
-                Entry::Occupied(mut kept) => {
-                    superseded.push(Arena::record_start(kept.insert(slot).row))
-                }
+                Some(replaced) => superseded.push(replaced),
             }
         }
         for start in superseded {
@@ -258,7 +252,7 @@ impl Handler<RestoreTiles> for ShardActor {
                 continue;
             };
             partition.views.watermarks.advance(view, tiles.latest_event);
-            let key = index_key(view, layout, &key).into_boxed_slice();
+            let key = tile_key(view, layout, &key).into_boxed_slice();
             if partition.tiles.insert(key, tiles).is_none() {
                 partition.view_usage.tiles_created(view);
             }

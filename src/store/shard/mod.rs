@@ -1,7 +1,8 @@
 //! The shard actor: sole writer of one partition of feature rows and aggregation tiles.
 //!
-//! A partition is an index from (view, join key) to the newest row's place in the shard's arena,
-//! plus its event timestamp, and, for aggregating views, each key's tiles. Ownership:
+//! A partition is an index from (view, layout, join key) to the newest row's record in the
+//! shard's arena (which holds its event time, payload and key: `index.rs`), and, for
+//! aggregating views, each key's tiles. Ownership:
 //! - the shard actor is the only writer: every write, compaction, arena growth and restore
 //!   arrives as a message (one file per message family in this folder) and is applied under the
 //!   partition's write lock, one batch at a time;
@@ -19,6 +20,7 @@
 
 mod drop;
 mod export;
+mod index;
 mod one_shot_xxh3;
 mod read;
 mod reshape;
@@ -40,26 +42,20 @@ use stats::ViewUsages;
 pub use stats::{ShardStats, ShardUsage, ViewStats, ViewUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};
 
-use super::arena::{Arena, RowRef};
+use super::arena::Arena;
 use super::tiles::TileSet;
 use super::views::StoreViews;
 use crate::registry::{Layout, ViewId};
-use crate::time::Micros;
-
-/// Where a key's current row is and when its event happened.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    row: RowRef,
-    event_time: Micros,
-}
+use index::RowIndex;
 
 /// One shard's rows and tiles: written by its shard actor only, read by anyone holding the
 /// read lock.
 pub struct Partition {
-    /// Key: the view id and its layout (4 bytes each, little-endian), then the encoded join key.
-    index: HashMap<Box<[u8]>, Slot, OneShotXxh3>,
+    /// Plain views' rows: where each key's current record is in `arena`.
+    index: RowIndex,
     arena: Arena,
-    /// Aggregating views' tiles, keyed like `index`.
+    /// Aggregating views' tiles. Key: the view id and its layout (4 bytes each, little-endian),
+    /// then the encoded join key.
     tiles: HashMap<Box<[u8]>, TileSet, OneShotXxh3>,
     /// Arrival order of events, so that ties in event time go to the later write.
     arrivals: u64,
@@ -89,7 +85,7 @@ impl ShardActor {
         views: Arc<StoreViews>,
     ) -> std::io::Result<(ShardActor, SharedPartition)> {
         let partition = Arc::new(RwLock::new(Partition {
-            index: HashMap::with_hasher(OneShotXxh3),
+            index: RowIndex::default(),
             arena: Arena::with_capacity(arena_bytes)?,
             tiles: HashMap::with_hasher(OneShotXxh3),
             arrivals: 0,
@@ -114,27 +110,27 @@ impl Actor for ShardActor {
     }
 }
 
-/// The bytes before the join key in an index or tile key: view id and layout.
+/// The bytes before the join key in a tile key: view id and layout.
 const KEY_PREFIX: usize = 8;
 
-/// Writes `view`'s id and layout and the encoded join key into `bytes` as an index key.
-fn write_index_key(view: ViewId, layout: Layout, key: &[u8], bytes: &mut Vec<u8>) {
+/// Writes `view`'s id and layout and the encoded join key into `bytes` as a tile key.
+fn write_tile_key(view: ViewId, layout: Layout, key: &[u8], bytes: &mut Vec<u8>) {
     bytes.clear();
     bytes.extend_from_slice(&view.to_le_bytes());
     bytes.extend_from_slice(&layout.to_le_bytes());
     bytes.extend_from_slice(key);
 }
 
-/// The view id and layout an index or tile key starts with.
+/// The view id and layout a tile key starts with.
 fn view_of_key(key: &[u8]) -> (ViewId, Layout) {
     let word = |at: usize| u32::from_le_bytes(key[at..at + 4].try_into().expect("a key prefix"));
     (word(0), word(4))
 }
 
-/// The index key of (view, layout, encoded join key).
-fn index_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
+/// The tile key of (view, layout, encoded join key).
+fn tile_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(KEY_PREFIX + key.len());
-    write_index_key(view, layout, key, &mut bytes);
+    write_tile_key(view, layout, key, &mut bytes);
     bytes
 }
 
@@ -145,15 +141,13 @@ impl Partition {
     /// `RetireLayouts`, which compacts.
     fn compact_if_due(&mut self, exporting: bool) -> std::io::Result<()> {
         if !exporting && self.retiring.is_none() && self.arena.wants_compaction() {
-            self.arena
-                .compact(self.index.values_mut().map(|slot| &mut slot.row))?;
+            self.arena.compact(self.index.records_mut())?;
         }
         Ok(())
     }
 
-    /// True when the key is stored for its view's current layout (not one an apply retired).
-    fn is_current(&self, key: &[u8]) -> bool {
-        let (view, layout) = view_of_key(key);
+    /// True when `layout` is `view`'s current layout (not one an apply retired).
+    fn is_current(&self, view: ViewId, layout: Layout) -> bool {
         self.views.layout(view) == Some(layout)
     }
 }

@@ -1,4 +1,4 @@
-//! The hasher of a partition's maps, whose keys are byte strings: one call of xxh3 over the
+//! The hasher of a partition's tiles map, whose keys are byte strings: one call of xxh3 over the
 //! whole key. `Hash` for `[u8]` feeds a hasher the length, then the bytes; xxhash-rust's
 //! `Xxh3Builder` hasher buffers both through its streaming state (~260 instructions a lookup
 //! of a ~25-byte key), this one hashes the bytes in one go, seeded with the length.

@@ -2,7 +2,7 @@
 //! request's own thread. For an aggregating view the "row" is computed here: each aggregate over
 //! its window, ending at the leading edge.
 
-use super::{write_index_key, Partition};
+use super::{write_tile_key, Partition};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::value::Value;
 use crate::registry::{Layout, ViewId};
@@ -45,7 +45,7 @@ pub struct ReadContext {
 
 impl Partition {
     /// The current row of `lookup`, or for an aggregating view its aggregates over windows
-    /// ending at the leading edge. `key` is scratch space for the index key. Called by request
+    /// ending at the leading edge. `key` is scratch space for a tile key. Called by request
     /// threads under the partition's read lock.
     pub fn read(
         &self,
@@ -61,8 +61,8 @@ impl Partition {
                 .as_ref()
                 .filter(|views| views.layout(lookup.view) == Some(lookup.layout))?
         };
-        write_index_key(lookup.view, lookup.layout, &lookup.key, key);
         if let Some(spec) = views.spec(lookup.view) {
+            write_tile_key(lookup.view, lookup.layout, &lookup.key, key);
             let tiles = self.tiles.get(key.as_slice())?;
             let end = window_end(lookup.view, spec, context, &views.watermarks);
             let values = tiles.values(spec, end, lookup.aggregates);
@@ -76,9 +76,13 @@ impl Partition {
                 payload,
             });
         }
-        self.index.get(key.as_slice()).map(|slot| StoredRow {
-            event_time: slot.event_time,
-            payload: self.arena.get(slot.row).to_vec(),
+        let record = self
+            .index
+            .get(&self.arena, lookup.view, lookup.layout, &lookup.key)?;
+        let record = self.arena.record_at(record);
+        Some(StoredRow {
+            event_time: record.event_time,
+            payload: record.payload.to_vec(),
         })
     }
 }

@@ -19,11 +19,10 @@ use std::sync::Arc;
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, view_of_key, Partition, ShardActor, Slot, ViewUsages, KEY_PREFIX};
+use super::{tile_key, view_of_key, Partition, ShardActor, ViewUsages, KEY_PREFIX};
 use crate::persist::format::RowRecordV2;
 use crate::registry::value::Value;
-use crate::registry::ViewId;
-use crate::store::arena::Arena;
+use crate::registry::{Layout, ViewId};
 use crate::store::row::{decode_row, encode_row};
 use crate::store::tiles::TileSet;
 use crate::store::views::StoreViews;
@@ -97,29 +96,23 @@ impl Partition {
             .collect();
         // (view, layout) -> the new layout, when the view's data moves to it. Only current
         // data moves: a layout still retiring from an earlier apply is already dropped.
-        let moves_to = |key: &[u8]| {
-            if !self.is_current(key) {
+        let moves_to = |view: ViewId, layout: Layout| {
+            if !self.is_current(view, layout) {
                 return None;
             }
-            let (view, layout) = view_of_key(key);
             let new_layout = views.layout(view)?;
             let cleared = by_view.get(&view) == Some(&&ViewReshape::Clear);
-            (new_layout != layout && !cleared).then(|| {
-                (
-                    index_key(view, new_layout, &key[KEY_PREFIX..]),
-                    by_view.get(&view),
-                )
-            })
+            (new_layout != layout && !cleared).then(|| (new_layout, by_view.get(&view)))
         };
         let mut rows = Vec::new();
-        for (key, slot) in &self.index {
-            let Some((new_key, reshape)) = moves_to(key) else {
+        for (layout, record) in self.index.iter() {
+            let record = self.arena.record_at(record);
+            let Some((new_layout, reshape)) = moves_to(record.view, layout) else {
                 continue;
             };
-            let payload = self.arena.get(slot.row);
             let payload = match reshape {
                 Some(ViewReshape::Columns(map)) => {
-                    let values = decode_row(payload)
+                    let values = decode_row(record.payload)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     let moved: Vec<Value> = map
                         .iter()
@@ -132,16 +125,23 @@ impl Partition {
                     encode_row(&moved, &mut payload);
                     payload
                 }
-                _ => payload.to_vec(),
+                _ => record.payload.to_vec(),
             };
-            rows.push((new_key, view_of_key(key).0, slot.event_time, payload));
+            rows.push((
+                record.view,
+                new_layout,
+                record.key.to_vec(),
+                record.event_time,
+                payload,
+            ));
         }
         let mut tiles: Vec<(Vec<u8>, TileSet)> = Vec::new();
         for (key, tile_set) in &self.tiles {
-            let Some((new_key, reshape)) = moves_to(key) else {
+            let (view, layout) = view_of_key(key);
+            let Some((new_layout, reshape)) = moves_to(view, layout) else {
                 continue;
             };
-            let Some(spec) = views.spec(view_of_key(key).0) else {
+            let Some(spec) = views.spec(view) else {
                 continue;
             };
             let mut tile_set = tile_set.clone();
@@ -149,22 +149,20 @@ impl Partition {
                 Some(ViewReshape::Aggregates(map)) => tile_set.remap(map, spec),
                 _ => tile_set.rebuild_rollups(spec),
             }
-            tiles.push((new_key, tile_set));
+            tiles.push((tile_key(view, new_layout, &key[KEY_PREFIX..]), tile_set));
         }
-        for (key, view, event_time, payload) in rows {
-            let row = self.arena.append(&RowRecordV2 {
+        for (view, layout, key, event_time, payload) in rows {
+            let record = self.arena.append(&RowRecordV2 {
                 view,
                 flags: 0,
                 event_time,
                 payload: &payload,
-                key: &key[KEY_PREFIX..],
+                key: &key,
             })?;
-            self.index
-                .insert(key.into_boxed_slice(), Slot { row, event_time });
+            self.index.insert(&self.arena, view, layout, &key, record);
         }
-        for (key, slot) in &self.index {
-            let (view, layout) = view_of_key(key);
-            let start = Arena::record_start(slot.row);
+        for (layout, start) in self.index.iter() {
+            let view = self.arena.record_at(start).view;
             if views.layout(view) != Some(layout) && self.arena.release(start) {
                 released(start);
             }
@@ -180,18 +178,19 @@ impl Partition {
     /// Drops the retired layouts' keys (their records were released at the reshape).
     fn retire_layouts(&mut self, may_compact: bool) -> io::Result<()> {
         let views = Arc::clone(&self.views);
-        let is_current = |key: &[u8]| {
-            let (view, layout) = view_of_key(key);
-            views.layout(view) == Some(layout)
-        };
+        let is_current = |view: ViewId, layout: Layout| views.layout(view) == Some(layout);
         let rows_before = self.index.len();
-        self.index.retain(|key, _| is_current(key));
+        let arena = &self.arena;
+        self.index
+            .retain(|layout, start| is_current(arena.record_at(start).view, layout));
         let released = self.index.len() < rows_before;
         let tiles_before = self.tiles.len();
-        self.tiles.retain(|key, _| is_current(key));
+        self.tiles.retain(|key, _| {
+            let (view, layout) = view_of_key(key);
+            is_current(view, layout)
+        });
         if released && may_compact {
-            self.arena
-                .compact(self.index.values_mut().map(|slot| &mut slot.row))?;
+            self.arena.compact(self.index.records_mut())?;
         }
         if released || self.tiles.len() < tiles_before {
             self.index.shrink_to_fit();

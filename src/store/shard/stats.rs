@@ -61,15 +61,13 @@ impl ViewUsages {
 
     /// A row of `len` bytes stored for a key of `view`, replacing one of `replaced` bytes if
     /// the key had a row.
-    pub fn row_stored(&mut self, view: ViewId, len: u32, replaced: Option<u32>) {
+    pub fn row_stored(&mut self, view: ViewId, len: usize, replaced: Option<usize>) {
         if let Some(usage) = self.0.get_mut(view as usize) {
             match replaced {
-                Some(old) => {
-                    usage.payload_bytes = usage.payload_bytes - old as usize + len as usize
-                }
+                Some(old) => usage.payload_bytes = usage.payload_bytes - old + len,
                 None => {
                     usage.rows += 1;
-                    usage.payload_bytes += len as usize;
+                    usage.payload_bytes += len;
                 }
             }
         }
@@ -78,14 +76,16 @@ impl ViewUsages {
     /// What `partition` holds of each view in its current layout, counted from scratch.
     pub fn count(partition: &Partition) -> ViewUsages {
         let mut usages = ViewUsages::new(partition.views.id_bound());
-        for (key, slot) in &partition.index {
-            if partition.is_current(key) {
-                usages.row_stored(view_of_key(key).0, slot.row.len, None);
+        for (layout, record) in partition.index.iter() {
+            let record = partition.arena.record_at(record);
+            if partition.is_current(record.view, layout) {
+                usages.row_stored(record.view, record.payload.len(), None);
             }
         }
         for key in partition.tiles.keys() {
-            if partition.is_current(key) {
-                usages.tiles_created(view_of_key(key).0);
+            let (view, layout) = view_of_key(key);
+            if partition.is_current(view, layout) {
+                usages.tiles_created(view);
             }
         }
         usages

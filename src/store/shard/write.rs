@@ -7,11 +7,10 @@ use std::sync::Arc;
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{index_key, ShardActor, Slot};
+use super::{tile_key, ShardActor};
 use crate::metrics::Queued;
 use crate::persist::format::RowRecordV2;
 use crate::registry::{Layout, ViewId};
-use crate::store::arena::Arena;
 use crate::store::row::decode_row;
 use crate::store::tiles::TileSet;
 use crate::time::Micros;
@@ -64,8 +63,8 @@ impl ShardActor {
         let partition = &mut *partition;
         let views = Arc::clone(&partition.views);
         for row in rows {
-            let key = index_key(row.view, row.layout, &row.key);
             if let Some(spec) = views.spec(row.view) {
+                let key = tile_key(row.view, row.layout, &row.key);
                 // An aggregating view's row is one event: it goes into its tile.
                 let inputs = decode_row(&row.payload)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
@@ -82,31 +81,33 @@ impl ShardActor {
                 outcome.stored += 1;
                 continue;
             }
-            if let Some(slot) = partition.index.get(key.as_slice()) {
-                if slot.event_time > row.event_time {
+            let stored = partition
+                .index
+                .get(&partition.arena, row.view, row.layout, &row.key);
+            if let Some(stored) = stored {
+                if partition.arena.record_at(stored).event_time > row.event_time {
                     outcome.older_than_stored += 1;
                     continue;
                 }
             }
             // Plain views' watermarks serve only the freshness metric.
             views.watermarks.advance(row.view, row.event_time);
-            let row_ref = partition.arena.append(&RowRecordV2 {
+            let record = partition.arena.append(&RowRecordV2 {
                 view: row.view,
                 flags: 0,
                 event_time: row.event_time,
                 payload: &row.payload,
                 key: &row.key,
             })?;
-            let slot = Slot {
-                row: row_ref,
-                event_time: row.event_time,
-            };
-            let previous = partition.index.insert(key.into_boxed_slice(), slot);
+            let previous =
+                partition
+                    .index
+                    .insert(&partition.arena, row.view, row.layout, &row.key, record);
+            let replaced = previous.map(|start| partition.arena.record_at(start).payload.len());
             partition
                 .view_usage
-                .row_stored(row.view, row_ref.len, previous.map(|p| p.row.len));
-            if let Some(previous) = previous {
-                let start = Arena::record_start(previous.row);
+                .row_stored(row.view, row.payload.len(), replaced);
+            if let Some(start) = previous {
                 partition.arena.release(start);
                 if let Some(export) = &mut self.export {
                     export.superseded(start);

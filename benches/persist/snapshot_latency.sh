@@ -23,8 +23,11 @@ echo "no snapshot:     $(latency)"
 (
   sleep 1
   for _ in 1 2 3; do
-    curl -s -XPOST 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' >/dev/null
-    until curl -s 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | grep -q checksum; do sleep 0.1; done
+    # Wait for this snapshot's own file (renamed into place once written). Not the listing:
+    # it reads and verifies every snapshot file, which would load the machine it measures.
+    id=$(curl -s -XPOST 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+    [ -n "$id" ] || { echo "POST /admin/snapshots gave no id" >&2; exit 1; }
+    until [ -e "$work/data/snapshots/snapshot-$id.qvs" ]; do sleep 0.1; done
     sleep 1.5
   done
 ) &

@@ -23,14 +23,20 @@ struct IndexEntry {
 }
 
 /// The partition's index: reads go through [`RowIndex::get`] with the arena the records are in.
-#[derive(Default)]
 pub(super) struct RowIndex {
     table: HashTable<IndexEntry>,
+    /// Random per index, never stored (hashes are rebuilt at restore): with a known seed a
+    /// writer could craft join keys sharing one 32-bit hash offline and make lookups linear.
+    seed: u64,
 }
 
-/// The (view, join key) part of an entry's hash, which the table spreads to 64 bits.
-fn key_hash(view: ViewId, key: &[u8]) -> u32 {
-    (xxh3_64_with_seed(key, u64::from(view)) >> 32) as u32
+impl Default for RowIndex {
+    fn default() -> RowIndex {
+        RowIndex {
+            table: HashTable::new(),
+            seed: rand::random(),
+        }
+    }
 }
 
 /// The table's hash of an entry: the 32 stored bits spread over the 64 (the table takes its
@@ -50,6 +56,11 @@ impl IndexEntry {
 }
 
 impl RowIndex {
+    /// The (view, join key) part of an entry's hash, which the table spreads to 64 bits.
+    fn key_hash(&self, view: ViewId, key: &[u8]) -> u32 {
+        (xxh3_64_with_seed(key, self.seed ^ u64::from(view)) >> 32) as u32
+    }
+
     pub(super) fn len(&self) -> usize {
         self.table.len()
     }
@@ -76,7 +87,7 @@ impl RowIndex {
         layout: Layout,
         key: &[u8],
     ) -> Option<usize> {
-        let hash = key_hash(view, key);
+        let hash = self.key_hash(view, key);
         self.table
             .find(table_hash(hash), |entry| {
                 entry.is(arena, hash, view, layout, key)
@@ -94,7 +105,7 @@ impl RowIndex {
         key: &[u8],
         record: usize,
     ) -> Option<usize> {
-        let hash = key_hash(view, key);
+        let hash = self.key_hash(view, key);
         match self.table.entry(
             table_hash(hash),
             |entry| entry.is(arena, hash, view, layout, key),

@@ -115,45 +115,58 @@ impl Rollups {
         self.levels.iter().map(BTreeMap::len).sum()
     }
 
-    /// Merges `group`'s aggregates (index, function) of every tile starting in `range` into
-    /// `totals` (parallel to `group`), using the largest blocks that fit inside the range and
-    /// fine tiles at its edges.
+    /// Merges the aggregates of every tile starting in `range` into `totals`, each entry an
+    /// aggregate's index, function and running total, using the largest blocks that fit inside
+    /// the range and fine tiles at its edges.
     pub fn merge_range(
         &self,
         tiles: &BTreeMap<Micros, Vec<Partial>>,
-        group: &[(usize, Function)],
         range: Range<Micros>,
-        totals: &mut [Partial],
+        totals: &mut [Total],
     ) {
+        let (Some((&first_tile, _)), Some((&last_tile, _))) =
+            (tiles.first_key_value(), tiles.last_key_value())
+        else {
+            return;
+        };
         // Nothing starts before the first tile; a lifetime window's MIN start would overflow
         // when rounded to a block edge.
-        let first_tile = tiles
-            .first_key_value()
-            .map_or(range.end, |(start, _)| *start);
         let range = range.start.max(first_tile)..range.end;
         let levels = self.widths.map_or(0, |w| w.len());
-        self.merge_level(levels, tiles, group, range, totals);
+        let walk = Walk {
+            rollups: self,
+            tiles,
+            last_tile,
+        };
+        walk.merge_level(levels, range, totals);
     }
+}
 
+/// An aggregate a read merges: its index in the view, its function and its running total.
+pub(super) type Total = (usize, Function, Partial);
+
+/// One window's merge over one key's tiles and roll-ups.
+struct Walk<'a> {
+    rollups: &'a Rollups,
+    tiles: &'a BTreeMap<Micros, Vec<Partial>>,
+    /// No tile (and so no block) starts after it: a range past it is empty, and the walk skips
+    /// its B-tree search (windows of keys that saw no recent event end past their last tile).
+    last_tile: Micros,
+}
+
+impl Walk<'_> {
     /// Level 0 is the fine tiles; level `k` is `levels[k - 1]`.
-    fn merge_level(
-        &self,
-        level: usize,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
-        group: &[(usize, Function)],
-        range: Range<Micros>,
-        totals: &mut [Partial],
-    ) {
-        if range.start >= range.end {
+    fn merge_level(&self, level: usize, range: Range<Micros>, totals: &mut [Total]) {
+        if range.start >= range.end || range.start > self.last_tile {
             return;
         }
-        let merge = |totals: &mut [Partial], partials: &[Partial]| {
-            for (total, &(i, function)) in totals.iter_mut().zip(group) {
-                total.merge(function, &partials[i]);
+        let merge = |totals: &mut [Total], partials: &[Partial]| {
+            for (i, function, total) in totals.iter_mut() {
+                total.merge(*function, &partials[*i]);
             }
         };
-        let (Some(widths), Some(below)) = (self.widths, level.checked_sub(1)) else {
-            for (_, tile) in tiles.range(range) {
+        let (Some(widths), Some(below)) = (self.rollups.widths, level.checked_sub(1)) else {
+            for (_, tile) in self.tiles.range(range) {
                 merge(totals, tile);
             }
             return;
@@ -168,12 +181,14 @@ impl Rollups {
         };
         let last = range.end.div_euclid(width) * width;
         if first >= last {
-            return self.merge_level(below, tiles, group, range, totals);
+            return self.merge_level(below, range, totals);
         }
-        self.merge_level(below, tiles, group, range.start..first, totals);
-        for (_, block) in self.levels[below].range(first..last) {
-            merge(totals, block);
+        self.merge_level(below, range.start..first, totals);
+        if first <= self.last_tile {
+            for (_, block) in self.rollups.levels[below].range(first..last) {
+                merge(totals, block);
+            }
         }
-        self.merge_level(below, tiles, group, last..range.end, totals);
+        self.merge_level(below, last..range.end, totals);
     }
 }

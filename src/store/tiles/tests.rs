@@ -3,7 +3,7 @@
 
 use super::partial::{as_f64, compare};
 use super::*;
-use crate::registry::aggregation::AggregateFeature;
+use crate::registry::aggregation::{AggregateFeature, Function};
 use crate::registry::types::DataType;
 use crate::registry::Field;
 use proptest::prelude::*;

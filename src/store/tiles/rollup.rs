@@ -9,7 +9,7 @@
 //! Roll-ups are derived state: never stored, rebuilt from the tiles after a restore. Views with
 //! Tecton's compaction (daily coarse tiles) read their fine tiles directly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
 use super::partial::Partial;
@@ -25,7 +25,17 @@ const FAN_OUT: i64 = 12;
 pub(super) struct Rollups {
     /// The widths these levels were built for; `None`: no roll-ups, read the tiles.
     widths: Option<[Micros; 2]>,
-    levels: [BTreeMap<Micros, Vec<Partial>>; 2],
+    levels: [Blocks; 2],
+}
+
+/// One level's blocks, ordered by start: events mostly arrive in time order, so a block is
+/// mostly pushed at the back, and old ones go from the front; a window finds its blocks with
+/// two binary searches over contiguous starts instead of two B-tree descents.
+type Blocks = VecDeque<(Micros, Vec<Partial>)>;
+
+/// The index in `blocks` of the first block starting at or after `time`.
+fn position(blocks: &Blocks, time: Micros) -> usize {
+    blocks.partition_point(|(start, _)| *start < time)
 }
 
 /// The widths of the two levels for `spec`, or `None` when the view compacts its tiles.
@@ -53,6 +63,23 @@ fn merge_into(into: &mut [Partial], from: &[Partial], spec: &AggregationSpec) {
     }
 }
 
+/// Fills `blocks` (empty) with the blocks of `width` over `source`, which is ordered by start.
+fn blocks_of<'a>(
+    source: impl Iterator<Item = (&'a Micros, &'a Vec<Partial>)>,
+    width: Micros,
+    blocks: &mut Blocks,
+    spec: &AggregationSpec,
+) {
+    for (start, partials) in source {
+        let block_start = start.div_euclid(width) * width;
+        if blocks.back().is_none_or(|(s, _)| *s != block_start) {
+            blocks.push_back((block_start, empty(spec)));
+        }
+        let (_, block) = blocks.back_mut().expect("pushed above");
+        merge_into(block, partials, spec);
+    }
+}
+
 impl Rollups {
     /// Rebuilds every level from the fine tiles, for `spec`'s widths.
     pub fn rebuild(&mut self, spec: &AggregationSpec, tiles: &BTreeMap<Micros, Vec<Partial>>) {
@@ -60,17 +87,17 @@ impl Rollups {
             widths: widths(spec),
             levels: Default::default(),
         };
-        let Some(widths) = self.widths else { return };
-        for (level, width) in widths.into_iter().enumerate() {
-            let (below, rest) = self.levels.split_at_mut(level);
-            let source = below.last().unwrap_or(tiles);
-            for (start, partials) in source {
-                let block = rest[0]
-                    .entry(start.div_euclid(width) * width)
-                    .or_insert_with(|| empty(spec));
-                merge_into(block, partials, spec);
-            }
-        }
+        let Some([first, second]) = self.widths else {
+            return;
+        };
+        let [lower, upper] = &mut self.levels;
+        blocks_of(tiles.iter(), first, lower, spec);
+        blocks_of(
+            lower.iter().map(|(start, p)| (start, p)),
+            second,
+            upper,
+            spec,
+        );
     }
 
     /// Adds one event to the block holding it on every level (the caller has added it to its
@@ -88,10 +115,13 @@ impl Rollups {
             return self.rebuild(spec, tiles);
         }
         let Some(widths) = self.widths else { return };
-        for (level, width) in self.levels.iter_mut().zip(widths) {
-            let block = level
-                .entry(event_time.div_euclid(width) * width)
-                .or_insert_with(|| empty(spec));
+        for (blocks, width) in self.levels.iter_mut().zip(widths) {
+            let start = event_time.div_euclid(width) * width;
+            let at = position(blocks, start);
+            if blocks.get(at).is_none_or(|(s, _)| *s != start) {
+                blocks.insert(at, (start, empty(spec)));
+            }
+            let block = &mut blocks[at].1;
             for (partial, aggregate) in block.iter_mut().zip(&spec.aggregates) {
                 let value = inputs.get(aggregate.input).unwrap_or(&Value::Null);
                 partial.add(aggregate.function, event_time, seq, value);
@@ -105,14 +135,17 @@ impl Rollups {
     /// multiples of the interval), so every tile left starts at or after it.
     pub fn drop_before(&mut self, keep_from: Micros) {
         for blocks in &mut self.levels {
-            *blocks = blocks.split_off(&keep_from);
+            blocks.drain(..position(blocks, keep_from));
         }
     }
 
-    /// How many blocks the levels hold.
+    /// Each level's block starts, in order.
     #[cfg(test)]
-    pub fn blocks(&self) -> usize {
-        self.levels.iter().map(BTreeMap::len).sum()
+    pub fn block_starts(&self) -> Vec<Vec<Micros>> {
+        self.levels
+            .iter()
+            .map(|blocks| blocks.iter().map(|(start, _)| *start).collect())
+            .collect()
     }
 
     /// Merges the aggregates of every tile starting in `range` into `totals`, each entry an
@@ -185,7 +218,9 @@ impl Walk<'_> {
         }
         self.merge_level(below, range.start..first, totals);
         if first <= self.last_tile {
-            for (_, block) in self.rollups.levels[below].range(first..last) {
+            let blocks = &self.rollups.levels[below];
+            let from = position(blocks, first);
+            for (_, block) in blocks.range(from..position(blocks, last)) {
                 merge(totals, block);
             }
         }

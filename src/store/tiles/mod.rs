@@ -16,7 +16,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use crate::registry::aggregation::{AggregationSpec, Function, Window};
+use crate::registry::aggregation::{AggregationSpec, Window};
 use crate::registry::value::Value;
 use crate::time::Micros;
 
@@ -241,19 +241,6 @@ impl TileSet {
         }
     }
 
-    /// Sets `totals` to the merged partials of `group`'s aggregates (index, function) over the
-    /// tiles starting in `range`: one walk over the tiles for all of them.
-    fn merged(
-        &self,
-        group: &[(usize, Function)],
-        range: std::ops::Range<Micros>,
-        totals: &mut Vec<Partial>,
-    ) {
-        totals.clear();
-        totals.extend(group.iter().map(|(_, function)| Partial::empty(*function)));
-        self.rollups.merge_range(&self.tiles, group, range, totals);
-    }
-
     /// Each aggregate's value over its window ending at `end` (a tile boundary); `None` for
     /// those not in `wanted`. Aggregates over the same window are merged in one walk.
     pub fn values(
@@ -264,36 +251,42 @@ impl TileSet {
     ) -> Vec<Option<Value>> {
         let aggregates = &spec.aggregates;
         let mut values = vec![None; aggregates.len()];
-        let mut done: Vec<bool> = (0..aggregates.len()).map(|i| !wanted.contains(i)).collect();
-        let mut group = Vec::with_capacity(aggregates.len());
         let mut totals = Vec::with_capacity(aggregates.len());
-        for first in 0..aggregates.len() {
-            if done[first] {
+        for (first, aggregate) in aggregates.iter().enumerate() {
+            let window = aggregate.window;
+            // The group of this window was merged with the first wanted aggregate over it.
+            let merged_before = aggregates[..first]
+                .iter()
+                .enumerate()
+                .any(|(i, a)| a.window == window && wanted.contains(i));
+            if !wanted.contains(first) || merged_before {
                 continue;
             }
-            let window = aggregates[first].window;
-            group.clear();
-            for (i, aggregate) in aggregates.iter().enumerate().skip(first) {
-                if !done[i] && aggregate.window == window {
-                    done[i] = true;
-                    group.push((i, aggregate.function));
-                }
-            }
+            totals.clear();
+            totals.extend(
+                aggregates
+                    .iter()
+                    .enumerate()
+                    .skip(first)
+                    .filter(|(i, a)| a.window == window && wanted.contains(*i))
+                    .map(|(i, a)| (i, a.function, Partial::empty(a.function))),
+            );
             match window {
                 Window::Time { size, offset } => {
                     let range = self.window(spec, end - offset - size, end - offset);
-                    self.merged(&group, range, &mut totals);
-                    for (&(i, function), total) in group.iter().zip(&totals) {
-                        values[i] = total.finish(function);
+                    self.rollups.merge_range(&self.tiles, range, &mut totals);
+                    for (i, function, total) in &totals {
+                        values[*i] = total.finish(*function);
                     }
                 }
                 Window::Lifetime => {
-                    self.merged(&group, Micros::MIN..end, &mut totals);
-                    for (&(i, function), total) in group.iter().zip(&mut totals) {
+                    self.rollups
+                        .merge_range(&self.tiles, Micros::MIN..end, &mut totals);
+                    for (i, function, total) in &mut totals {
                         if let Some(compacted) = &self.compacted {
-                            total.merge(function, &compacted[i]);
+                            total.merge(*function, &compacted[*i]);
                         }
-                        values[i] = total.finish(function);
+                        values[*i] = total.finish(*function);
                     }
                 }
                 Window::Series {
@@ -305,21 +298,17 @@ impl TileSet {
                     // Windows ending `start - step`, `start - 2 step`, ... `last` before `end`,
                     // oldest first; all empty is missing data.
                     let offsets = (1..).map(|k| start - k * step).take_while(|o| *o >= last);
-                    let mut series = vec![Vec::new(); group.len()];
+                    let mut series = vec![Vec::new(); totals.len()];
                     for o in offsets {
-                        self.merged(
-                            &group,
-                            self.window(spec, end - o - size, end - o),
-                            &mut totals,
-                        );
-                        for ((&(_, function), total), windows) in
-                            group.iter().zip(&totals).zip(&mut series)
-                        {
-                            windows.push(total.finish(function));
+                        let range = self.window(spec, end - o - size, end - o);
+                        self.rollups.merge_range(&self.tiles, range, &mut totals);
+                        for ((_, function, total), windows) in totals.iter_mut().zip(&mut series) {
+                            windows.push(total.finish(*function));
+                            *total = Partial::empty(*function);
                         }
                     }
-                    for (&(i, _), windows) in group.iter().zip(series) {
-                        values[i] = windows.iter().any(Option::is_some).then(|| {
+                    for ((i, _, _), windows) in totals.iter().zip(series) {
+                        values[*i] = windows.iter().any(Option::is_some).then(|| {
                             Value::Array(
                                 windows.into_iter().map(Option::unwrap_or_default).collect(),
                             )

@@ -9,7 +9,7 @@
 //! Roll-ups are derived state: never stored, rebuilt from the tiles after a restore. Views with
 //! Tecton's compaction (daily coarse tiles) read their fine tiles directly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
 use super::partial::Partial;
@@ -25,7 +25,17 @@ const FAN_OUT: i64 = 12;
 pub(super) struct Rollups {
     /// The widths these levels were built for; `None`: no roll-ups, read the tiles.
     widths: Option<[Micros; 2]>,
-    levels: [BTreeMap<Micros, Vec<Partial>>; 2],
+    levels: [Blocks; 2],
+}
+
+/// One level's blocks, ordered by start: events mostly arrive in time order, so a block is
+/// mostly pushed at the back, and old ones go from the front; a window finds its blocks with
+/// two binary searches over contiguous starts instead of two B-tree descents.
+type Blocks = VecDeque<(Micros, Vec<Partial>)>;
+
+/// The index in `blocks` of the first block starting at or after `time`.
+fn position(blocks: &Blocks, time: Micros) -> usize {
+    blocks.partition_point(|(start, _)| *start < time)
 }
 
 /// The widths of the two levels for `spec`, or `None` when the view compacts its tiles.
@@ -53,6 +63,23 @@ fn merge_into(into: &mut [Partial], from: &[Partial], spec: &AggregationSpec) {
     }
 }
 
+/// Fills `blocks` (empty) with the blocks of `width` over `source`, which is ordered by start.
+fn blocks_of<'a>(
+    source: impl Iterator<Item = (&'a Micros, &'a Vec<Partial>)>,
+    width: Micros,
+    blocks: &mut Blocks,
+    spec: &AggregationSpec,
+) {
+    for (start, partials) in source {
+        let block_start = start.div_euclid(width) * width;
+        if blocks.back().is_none_or(|(s, _)| *s != block_start) {
+            blocks.push_back((block_start, empty(spec)));
+        }
+        let (_, block) = blocks.back_mut().expect("pushed above");
+        merge_into(block, partials, spec);
+    }
+}
+
 impl Rollups {
     /// Rebuilds every level from the fine tiles, for `spec`'s widths.
     pub fn rebuild(&mut self, spec: &AggregationSpec, tiles: &BTreeMap<Micros, Vec<Partial>>) {
@@ -60,17 +87,17 @@ impl Rollups {
             widths: widths(spec),
             levels: Default::default(),
         };
-        let Some(widths) = self.widths else { return };
-        for (level, width) in widths.into_iter().enumerate() {
-            let (below, rest) = self.levels.split_at_mut(level);
-            let source = below.last().unwrap_or(tiles);
-            for (start, partials) in source {
-                let block = rest[0]
-                    .entry(start.div_euclid(width) * width)
-                    .or_insert_with(|| empty(spec));
-                merge_into(block, partials, spec);
-            }
-        }
+        let Some([first, second]) = self.widths else {
+            return;
+        };
+        let [lower, upper] = &mut self.levels;
+        blocks_of(tiles.iter(), first, lower, spec);
+        blocks_of(
+            lower.iter().map(|(start, p)| (start, p)),
+            second,
+            upper,
+            spec,
+        );
     }
 
     /// Adds one event to the block holding it on every level (the caller has added it to its
@@ -88,10 +115,13 @@ impl Rollups {
             return self.rebuild(spec, tiles);
         }
         let Some(widths) = self.widths else { return };
-        for (level, width) in self.levels.iter_mut().zip(widths) {
-            let block = level
-                .entry(event_time.div_euclid(width) * width)
-                .or_insert_with(|| empty(spec));
+        for (blocks, width) in self.levels.iter_mut().zip(widths) {
+            let start = event_time.div_euclid(width) * width;
+            let at = position(blocks, start);
+            if blocks.get(at).is_none_or(|(s, _)| *s != start) {
+                blocks.insert(at, (start, empty(spec)));
+            }
+            let block = &mut blocks[at].1;
             for (partial, aggregate) in block.iter_mut().zip(&spec.aggregates) {
                 let value = inputs.get(aggregate.input).unwrap_or(&Value::Null);
                 partial.add(aggregate.function, event_time, seq, value);
@@ -105,55 +135,71 @@ impl Rollups {
     /// multiples of the interval), so every tile left starts at or after it.
     pub fn drop_before(&mut self, keep_from: Micros) {
         for blocks in &mut self.levels {
-            *blocks = blocks.split_off(&keep_from);
+            blocks.drain(..position(blocks, keep_from));
         }
     }
 
-    /// How many blocks the levels hold.
+    /// Each level's block starts, in order.
     #[cfg(test)]
-    pub fn blocks(&self) -> usize {
-        self.levels.iter().map(BTreeMap::len).sum()
+    pub fn block_starts(&self) -> Vec<Vec<Micros>> {
+        self.levels
+            .iter()
+            .map(|blocks| blocks.iter().map(|(start, _)| *start).collect())
+            .collect()
     }
 
-    /// Merges `group`'s aggregates (index, function) of every tile starting in `range` into
-    /// `totals` (parallel to `group`), using the largest blocks that fit inside the range and
-    /// fine tiles at its edges.
+    /// Merges the aggregates of every tile starting in `range` into `totals`, each entry an
+    /// aggregate's index, function and running total, using the largest blocks that fit inside
+    /// the range and fine tiles at its edges.
     pub fn merge_range(
         &self,
         tiles: &BTreeMap<Micros, Vec<Partial>>,
-        group: &[(usize, Function)],
         range: Range<Micros>,
-        totals: &mut [Partial],
+        totals: &mut [Total],
     ) {
+        let (Some((&first_tile, _)), Some((&last_tile, _))) =
+            (tiles.first_key_value(), tiles.last_key_value())
+        else {
+            return;
+        };
         // Nothing starts before the first tile; a lifetime window's MIN start would overflow
         // when rounded to a block edge.
-        let first_tile = tiles
-            .first_key_value()
-            .map_or(range.end, |(start, _)| *start);
         let range = range.start.max(first_tile)..range.end;
         let levels = self.widths.map_or(0, |w| w.len());
-        self.merge_level(levels, tiles, group, range, totals);
+        let walk = Walk {
+            rollups: self,
+            tiles,
+            last_tile,
+        };
+        walk.merge_level(levels, range, totals);
     }
+}
 
+/// An aggregate a read merges: its index in the view, its function and its running total.
+pub(super) type Total = (usize, Function, Partial);
+
+/// One window's merge over one key's tiles and roll-ups.
+struct Walk<'a> {
+    rollups: &'a Rollups,
+    tiles: &'a BTreeMap<Micros, Vec<Partial>>,
+    /// No tile (and so no block) starts after it: a range past it is empty, and the walk skips
+    /// its B-tree search (windows of keys that saw no recent event end past their last tile).
+    last_tile: Micros,
+}
+
+impl Walk<'_> {
     /// Level 0 is the fine tiles; level `k` is `levels[k - 1]`.
-    fn merge_level(
-        &self,
-        level: usize,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
-        group: &[(usize, Function)],
-        range: Range<Micros>,
-        totals: &mut [Partial],
-    ) {
-        if range.start >= range.end {
+    fn merge_level(&self, level: usize, range: Range<Micros>, totals: &mut [Total]) {
+        if range.start >= range.end || range.start > self.last_tile {
             return;
         }
-        let merge = |totals: &mut [Partial], partials: &[Partial]| {
-            for (total, &(i, function)) in totals.iter_mut().zip(group) {
-                total.merge(function, &partials[i]);
+        let merge = |totals: &mut [Total], partials: &[Partial]| {
+            for (i, function, total) in totals.iter_mut() {
+                total.merge(*function, &partials[*i]);
             }
         };
-        let (Some(widths), Some(below)) = (self.widths, level.checked_sub(1)) else {
-            for (_, tile) in tiles.range(range) {
+        let (Some(widths), Some(below)) = (self.rollups.widths, level.checked_sub(1)) else {
+            for (_, tile) in self.tiles.range(range) {
                 merge(totals, tile);
             }
             return;
@@ -168,12 +214,16 @@ impl Rollups {
         };
         let last = range.end.div_euclid(width) * width;
         if first >= last {
-            return self.merge_level(below, tiles, group, range, totals);
+            return self.merge_level(below, range, totals);
         }
-        self.merge_level(below, tiles, group, range.start..first, totals);
-        for (_, block) in self.levels[below].range(first..last) {
-            merge(totals, block);
+        self.merge_level(below, range.start..first, totals);
+        if first <= self.last_tile {
+            let blocks = &self.rollups.levels[below];
+            let from = position(blocks, first);
+            for (_, block) in blocks.range(from..position(blocks, last)) {
+                merge(totals, block);
+            }
         }
-        self.merge_level(below, tiles, group, last..range.end, totals);
+        self.merge_level(below, last..range.end, totals);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::partial::{as_f64, compare};
 use super::*;
-use crate::registry::aggregation::AggregateFeature;
+use crate::registry::aggregation::{AggregateFeature, Function};
 use crate::registry::types::DataType;
 use crate::registry::Field;
 use proptest::prelude::*;
@@ -314,7 +314,19 @@ proptest! {
         prop_assert_eq!((&got[1], &fine[1]), (&lifetime, &lifetime));
         // Blocks go with the tiles: no more than the horizon holds, plus a straddling one each.
         let blocks_per_level = |per_block: i64| spec.horizon() / (per_block * MINUTE) + 2;
-        prop_assert!(tiles.rollups.blocks() as i64 <= blocks_per_level(12) + blocks_per_level(144));
+        let starts = tiles.rollups.block_starts();
+        prop_assert!(starts.iter().map(Vec::len).sum::<usize>() as i64 <= blocks_per_level(12) + blocks_per_level(144));
+        // Events came in any order: each level's blocks are still in order, one per start, and
+        // those a read can reach (from the first tile on) are the ones a rebuild makes.
+        let mut rebuilt = fine_only.clone();
+        rebuilt.rebuild_rollups(&spec);
+        let first_tile = tiles.tiles.keys().next().copied().unwrap_or(Micros::MAX);
+        for (level, rebuilt_level) in starts.iter().zip(rebuilt.rollups.block_starts()) {
+            prop_assert!(level.windows(2).all(|pair| pair[0] < pair[1]));
+            let (_, tail) = level.split_at(level.partition_point(|start| *start < first_tile));
+            let (_, rebuilt_tail) = rebuilt_level.split_at(rebuilt_level.partition_point(|start| *start < first_tile));
+            prop_assert_eq!(tail, rebuilt_tail);
+        }
     }
 
     /// The sketches merge exactly in any order: through roll-ups they give the very same

@@ -179,7 +179,18 @@ fn metrics_move_with_traffic_and_no_label_carries_a_secret() {
     let before = scrape(&server);
     let sensitive = sensitive_traffic(&server);
     server.snapshot();
-    let after = scrape(&server);
+    // The snapshot is listed once its file is renamed in, a moment before its duration is
+    // recorded: scrape until it is.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let after = scrape(&server);
+        let recorded = total(&after, "quiver_snapshot_duration_seconds_count")
+            > total(&before, "quiver_snapshot_duration_seconds_count");
+        if recorded || Instant::now() > deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
 
     let moved = |series: &str| {
         assert!(

@@ -154,10 +154,7 @@ impl Partial {
                     *current = Some((event_time, seq, value.clone()));
                 }
             }
-            Partial::Ordered(events) => {
-                events.push((event_time, seq, value.clone()));
-                bound(function, events);
-            }
+            Partial::Ordered(events) => insert_ordered(function, events, (event_time, seq), value),
             Partial::Hll(registers) => {
                 if let Function::ApproxCountDistinct(precision) = function {
                     sketch::hll_add(registers, precision, value);
@@ -345,6 +342,62 @@ fn last_replaces(event: (Micros, u64), current: Option<&Stamped>) -> bool {
 /// leaves the partial as it was rather than take a shard down.
 fn kinds_differ() {
     debug_assert!(false, "partials of different kinds never merge");
+}
+
+/// Adds one event to a bounded ordered list (what `bound` left): the same list as pushing it
+/// and bounding again, without the sort, and with the value copied only if it stays. An event
+/// goes after those of equal (time, arrival), as the stable sort put it.
+fn insert_ordered(
+    function: Function,
+    events: &mut Vec<Stamped>,
+    (event_time, seq): (Micros, u64),
+    value: &Value,
+) {
+    let at = events.partition_point(|e| (e.0, e.1) <= (event_time, seq));
+    let (n, newest) = match function {
+        Function::LastN(n) => {
+            if events.len() >= n && at == 0 {
+                return;
+            }
+            events.insert(at, (event_time, seq, value.clone()));
+            let excess = events.len().saturating_sub(n);
+            events.drain(..excess);
+            return;
+        }
+        Function::FirstN(n) => {
+            if at < n {
+                events.insert(at, (event_time, seq, value.clone()));
+                events.truncate(n);
+            }
+            return;
+        }
+        Function::LastDistinctN(n) => (n, true),
+        Function::FirstDistinctN(n) => (n, false),
+        _ => return,
+    };
+    // The list holds distinct values: an equal one is either replaced by the event or outlives
+    // it (the later occurrence for last_distinct, the earlier for first_distinct).
+    if let Some(same) = events.iter().position(|e| e.2 == *value) {
+        if newest != (at > same) {
+            return;
+        }
+        events.remove(same);
+        let at = if at > same { at - 1 } else { at };
+        events.insert(at, (event_time, seq, value.clone()));
+        return;
+    }
+    // A new value: the oldest (or newest) of the n + 1 goes.
+    if events.len() >= n && (if newest { at == 0 } else { at >= n }) {
+        return;
+    }
+    events.insert(at, (event_time, seq, value.clone()));
+    if events.len() > n {
+        if newest {
+            events.drain(..events.len() - n);
+        } else {
+            events.truncate(n);
+        }
+    }
 }
 
 /// Keeps what last(n)/first(n)/…_distinct(n) need, ascending by (time, arrival).

@@ -345,8 +345,9 @@ fn kinds_differ() {
 }
 
 /// Adds one event to a bounded ordered list (what `bound` left): the same list as pushing it
-/// and bounding again, without the sort, and with the value copied only if it stays. An event
-/// goes after those of equal (time, arrival), as the stable sort put it.
+/// and bounding again, without the sort, moving only the events between its place and the one
+/// it displaces, and copying the value only if it stays. An event goes after those of equal
+/// (time, arrival), as the stable sort put it.
 fn insert_ordered(
     function: Function,
     events: &mut Vec<Stamped>,
@@ -354,49 +355,47 @@ fn insert_ordered(
     value: &Value,
 ) {
     let at = events.partition_point(|e| (e.0, e.1) <= (event_time, seq));
-    let (n, newest) = match function {
-        Function::LastN(n) => {
-            if events.len() >= n && at == 0 {
-                return;
-            }
-            events.insert(at, (event_time, seq, value.clone()));
-            let excess = events.len().saturating_sub(n);
-            events.drain(..excess);
-            return;
-        }
-        Function::FirstN(n) => {
-            if at < n {
-                events.insert(at, (event_time, seq, value.clone()));
-                events.truncate(n);
-            }
-            return;
-        }
-        Function::LastDistinctN(n) => (n, true),
-        Function::FirstDistinctN(n) => (n, false),
+    let (n, newest, distinct) = match function {
+        Function::LastN(n) => (n, true, false),
+        Function::FirstN(n) => (n, false, false),
+        Function::LastDistinctN(n) => (n, true, true),
+        Function::FirstDistinctN(n) => (n, false, true),
         _ => return,
     };
-    // The list holds distinct values: an equal one is either replaced by the event or outlives
-    // it (the later occurrence for last_distinct, the earlier for first_distinct).
-    if let Some(same) = events.iter().position(|e| e.2 == *value) {
+    let event = || (event_time, seq, value.clone());
+    if events.len() > n {
+        // Never left by `bound`; bound it the long way rather than assume.
+        events.insert(at, event());
+        return bound(function, events);
+    }
+    // A distinct list holds an equal value at most once: it is either replaced by the event or
+    // outlives it (the later occurrence for last_distinct, the earlier for first_distinct).
+    if let Some(same) = distinct
+        .then(|| events.iter().position(|e| e.2 == *value))
+        .flatten()
+    {
         if newest != (at > same) {
             return;
         }
-        events.remove(same);
-        let at = if at > same { at - 1 } else { at };
-        events.insert(at, (event_time, seq, value.clone()));
-        return;
-    }
-    // A new value: the oldest (or newest) of the n + 1 goes.
-    if events.len() >= n && (if newest { at == 0 } else { at >= n }) {
-        return;
-    }
-    events.insert(at, (event_time, seq, value.clone()));
-    if events.len() > n {
-        if newest {
-            events.drain(..events.len() - n);
+        if at > same {
+            events[same..at].rotate_left(1);
+            events[at - 1] = event();
         } else {
-            events.truncate(n);
+            events[at..=same].rotate_right(1);
+            events[at] = event();
         }
+        return;
+    }
+    if events.len() < n {
+        return events.insert(at, event());
+    }
+    // Full: the oldest (or newest) of the n + 1 goes, which may be the event itself.
+    if newest && at > 0 {
+        events[0] = event();
+        events[..at].rotate_left(1);
+    } else if !newest && at < n {
+        events[n - 1] = event();
+        events[at..].rotate_right(1);
     }
 }
 

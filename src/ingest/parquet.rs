@@ -1,5 +1,8 @@
 //! Reading a Parquet load file (what offline stores and pyarrow write) into validated rows of one
-//! view, through the `parquet` crate's record API (no Arrow).
+//! view, with the `parquet` crate (no Arrow): by columns when every column is a plain value or a
+//! three-level list of them (what pyarrow writes), each row group's columns read whole and walked
+//! row by row; otherwise, and for a row group the column readers cannot read whole, through
+//! the record API. Both hand `value_of` the same `Field`s, so rows and errors are the same.
 //!
 //! The schema is checked first: a column the view does not have, or of a Parquet type with no
 //! feature type to map to, is refused by name before any row is read (the record reader would
@@ -8,10 +11,15 @@
 
 use std::fs::File;
 
-use parquet::basic::{Compression, ConvertedType, LogicalType, TimeUnit, Type as PhysicalType};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::basic::{
+    Compression, ConvertedType, LogicalType, Repetition, TimeUnit, Type as PhysicalType,
+};
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::ByteArray;
+use parquet::errors::ParquetError;
+use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
 use parquet::record::Field;
-use parquet::schema::types::Type;
+use parquet::schema::types::{ColumnDescPtr, Type};
 
 use super::file::{BadRow, Place};
 use super::row::{column_places, is_view_column, parse_row, ParsedRow};
@@ -33,10 +41,52 @@ enum Leaf {
     Timestamp(TimeUnit),
 }
 
-/// One top-level column: its name and its leaf's kind (a list's element for a list column).
+/// One top-level column: its name, its leaf's kind (a list's element for a list column), and
+/// how the column readers read it (`None`: only the record API does).
 struct ParquetColumn {
     name: String,
     leaf: Leaf,
+    shape: Option<Shape>,
+}
+
+/// A column the column readers read: a plain value, or a three-level list of plain values whose
+/// definition level reaches `elements_from` where the list has an element.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    Plain,
+    List { elements_from: i16 },
+}
+
+/// A cell as `value_of` reads it: one value (or null), or a list's elements.
+#[derive(Clone, Copy)]
+enum Cell<'a> {
+    One(&'a Field),
+    List(&'a [Field]),
+}
+
+impl<'a> Cell<'a> {
+    /// The record API's field as a cell.
+    fn of(field: &'a Field) -> Cell<'a> {
+        match field {
+            Field::ListInternal(list) => Cell::List(list.elements()),
+            other => Cell::One(other),
+        }
+    }
+}
+
+/// A cell read by a column reader, for `Cell` to borrow.
+enum ColumnCell {
+    One(Field),
+    List(Vec<Field>),
+}
+
+impl ColumnCell {
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            ColumnCell::One(field) => Cell::One(field),
+            ColumnCell::List(elements) => Cell::List(elements),
+        }
+    }
 }
 
 /// Hands every row to `on_row(row, bytes)`, `bytes` being the row's share of its row group's
@@ -78,12 +128,23 @@ pub fn for_each_row(
             Ok(ParquetColumn {
                 name: field.name().to_string(),
                 leaf,
+                shape: shape_of(field),
             })
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(in_footer)?;
     check_codecs(&reader).map_err(in_footer)?;
     let places = column_places(view, columns.iter().map(|column| column.name.as_str()));
+    // A plain or list column has one leaf, so top-level column `i` is leaf column `i`.
+    let shapes: Option<Vec<Shape>> = columns.iter().map(|column| column.shape).collect();
+    let by_columns = shapes.filter(|shapes| {
+        reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .num_columns()
+            == shapes.len()
+    });
 
     for group in 0..reader.num_row_groups() {
         let at = |row: usize, message: String| BadRow {
@@ -95,6 +156,42 @@ pub fn for_each_row(
             .map_err(|e| at(0, format!("cannot read: {e}")))?;
         let group_rows = group_reader.metadata().num_rows().max(1) as usize;
         let group_bytes = group_reader.metadata().compressed_size().max(0) as usize;
+        let mut hand_over = |row: usize, parsed: ParsedRow| {
+            on_row(
+                parsed,
+                group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows,
+            )
+        };
+        let read_whole = by_columns.as_deref().and_then(|shapes| {
+            let rows = group_reader.metadata().num_rows().try_into().ok()?;
+            let columns = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, shape)| read_column(&*group_reader, i, *shape, rows))
+                .collect::<Option<Vec<_>>>()?;
+            Some((rows, columns))
+        });
+        if let Some((rows, mut group_columns)) = read_whole {
+            let mut cells = Vec::with_capacity(group_columns.len());
+            for row in 0..rows {
+                cells.clear();
+                for column in &mut group_columns {
+                    cells.push(
+                        column
+                            .next_cell()
+                            .map_err(|e| at(row, format!("cannot read: {e}")))?,
+                    );
+                }
+                let parsed = parse_row(view, |place, _, data_type| {
+                    places[place]
+                        .map(|i| value_of(cells[i].cell(), columns[i].leaf, data_type))
+                        .transpose()
+                })
+                .map_err(|message| at(row, message))?;
+                hand_over(row, parsed);
+            }
+            continue;
+        }
         let records = group_reader
             .get_row_iter(None)
             .map_err(|e| at(0, format!("cannot read: {e}")))?;
@@ -107,17 +204,200 @@ pub fn for_each_row(
                 .collect();
             let parsed = parse_row(view, |place, _, data_type| {
                 places[place]
-                    .map(|i| value_of(&cells[i], columns[i].leaf, data_type))
+                    .map(|i| value_of(Cell::of(&cells[i]), columns[i].leaf, data_type))
                     .transpose()
             })
             .map_err(|message| at(row, message))?;
-            on_row(
-                parsed,
-                group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows,
-            );
+            hand_over(row, parsed);
         }
     }
     Ok(())
+}
+
+/// How the column readers read a top-level column: a plain (not repeated) value, or a
+/// LIST-annotated group of pyarrow's three levels around a plain element. `None` for the
+/// shapes the record API reads its own ways (legacy two-level lists, the `array` and `_tuple`
+/// groups it takes for elements, nested lists), which the record API then reads.
+fn shape_of(field: &Type) -> Option<Shape> {
+    let info = field.get_basic_info();
+    let present = match info.repetition() {
+        Repetition::REQUIRED => 0,
+        Repetition::OPTIONAL => 1,
+        Repetition::REPEATED => return None,
+    };
+    if field.is_primitive() {
+        return Some(Shape::Plain);
+    }
+    let [repeated] = field.get_fields() else {
+        return None;
+    };
+    let Type::GroupType {
+        basic_info: repeated_info,
+        fields: elements,
+    } = repeated.as_ref()
+    else {
+        return None;
+    };
+    let three_levels = info.converted_type() == ConvertedType::LIST
+        && repeated_info.repetition() == Repetition::REPEATED
+        && repeated_info.converted_type() != ConvertedType::LIST
+        && repeated.name() != "array"
+        && !repeated.name().ends_with("_tuple");
+    match elements.as_slice() {
+        [element]
+            if three_levels
+                && element.is_primitive()
+                && element.get_basic_info().repetition() != Repetition::REPEATED =>
+        {
+            Some(Shape::List {
+                elements_from: present + 1,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The non-null values of a column chunk, as its column reader decodes them.
+enum Values {
+    Bool(Vec<bool>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float(Vec<f32>),
+    Double(Vec<f64>),
+    Bytes(Vec<ByteArray>),
+}
+
+/// A column chunk read whole, walked one row's cell at a time.
+struct ColumnChunk {
+    descr: ColumnDescPtr,
+    shape: Shape,
+    /// Definition and repetition levels, one of each per value or null (empty when the column
+    /// cannot have them: a required plain column has no definition levels).
+    def: Vec<i16>,
+    rep: Vec<i16>,
+    values: Values,
+    level: usize,
+    value: usize,
+}
+
+/// Reads leaf column `i` of a row group whole; `None` if the column reader fails or the levels
+/// do not add up to `rows` rows of `shape` with a value for each defined level (the record API
+/// then reads the row group, and words any error at its row).
+fn read_column(
+    group: &dyn RowGroupReader,
+    i: usize,
+    shape: Shape,
+    rows: usize,
+) -> Option<ColumnChunk> {
+    let descr = group.metadata().column(i).column_descr_ptr();
+    let (mut def, mut rep) = (Vec::new(), Vec::new());
+    macro_rules! read {
+        ($reader:expr, $kind:ident) => {{
+            let mut values = Vec::new();
+            let (records, _, _) = $reader
+                .read_records(rows, Some(&mut def), Some(&mut rep), &mut values)
+                .ok()?;
+            (records == rows).then_some(Values::$kind(values))?
+        }};
+    }
+    let values = match group.get_column_reader(i).ok()? {
+        ColumnReader::BoolColumnReader(mut reader) => read!(reader, Bool),
+        ColumnReader::Int32ColumnReader(mut reader) => read!(reader, Int32),
+        ColumnReader::Int64ColumnReader(mut reader) => read!(reader, Int64),
+        ColumnReader::FloatColumnReader(mut reader) => read!(reader, Float),
+        ColumnReader::DoubleColumnReader(mut reader) => read!(reader, Double),
+        ColumnReader::ByteArrayColumnReader(mut reader) => read!(reader, Bytes),
+        _ => return None,
+    };
+    let count = match &values {
+        Values::Bool(v) => v.len(),
+        Values::Int32(v) => v.len(),
+        Values::Int64(v) => v.len(),
+        Values::Float(v) => v.len(),
+        Values::Double(v) => v.len(),
+        Values::Bytes(v) => v.len(),
+    };
+    let (max_def, max_rep) = (descr.max_def_level(), descr.max_rep_level());
+    let levels_add_up = match shape {
+        Shape::Plain => {
+            max_rep == 0
+                && if max_def == 0 {
+                    count == rows
+                } else {
+                    def.len() == rows && def.iter().filter(|d| **d == max_def).count() == count
+                }
+        }
+        Shape::List { elements_from } => {
+            max_rep == 1
+                && max_def >= elements_from
+                && def.len() == rep.len()
+                && rep.iter().filter(|r| **r == 0).count() == rows
+                && rep.first().is_none_or(|r| *r == 0)
+                && def.iter().filter(|d| **d == max_def).count() == count
+        }
+    };
+    levels_add_up.then_some(ColumnChunk {
+        descr,
+        shape,
+        def,
+        rep,
+        values,
+        level: 0,
+        value: 0,
+    })
+}
+
+impl ColumnChunk {
+    /// The next row's cell, as the record API would read it: null where the definition level
+    /// stops short, a list's elements up to the next row's repetition level 0.
+    fn next_cell(&mut self) -> Result<ColumnCell, ParquetError> {
+        let max_def = self.descr.max_def_level();
+        let Shape::List { elements_from } = self.shape else {
+            let defined = self.def.get(self.level).is_none_or(|d| *d == max_def);
+            self.level += 1;
+            return Ok(ColumnCell::One(if defined {
+                self.take()?
+            } else {
+                Field::Null
+            }));
+        };
+        let first = self.def[self.level];
+        if first < elements_from {
+            self.level += 1;
+            // Below the list's own level the list is null; at it, empty.
+            return Ok(if first + 1 < elements_from {
+                ColumnCell::One(Field::Null)
+            } else {
+                ColumnCell::List(Vec::new())
+            });
+        }
+        let mut elements = Vec::new();
+        loop {
+            elements.push(if self.def[self.level] == max_def {
+                self.take()?
+            } else {
+                Field::Null
+            });
+            self.level += 1;
+            if self.rep.get(self.level).is_none_or(|r| *r == 0) {
+                return Ok(ColumnCell::List(elements));
+            }
+        }
+    }
+
+    /// The next non-null value, converted as the record API converts it.
+    fn take(&mut self) -> Result<Field, ParquetError> {
+        let (descr, i) = (&self.descr, self.value);
+        self.value += 1;
+        Ok(match &self.values {
+            Values::Bool(v) => Field::convert_bool(descr, v[i]),
+            Values::Int32(v) => Field::convert_int32(descr, v[i]),
+            Values::Int64(v) => Field::convert_int64(descr, v[i]),
+            Values::Float(v) => Field::convert_float(descr, v[i]),
+            Values::Double(v) => Field::convert_double(descr, v[i]),
+            Values::Bytes(v) => Field::convert_byte_array(descr, v[i].clone())?,
+        })
+    }
 }
 
 /// Refuses a column chunk compressed with a codec this build cannot read (only Snappy, the
@@ -197,7 +477,23 @@ fn element_leaf(repeated: &Type) -> Option<Leaf> {
 
 /// Reads one cell as `data_type`; nulls are nulls. The error says what was expected and what
 /// the column holds, for `parse_row` to prefix with the column's name.
-fn value_of(field: &Field, leaf: Leaf, data_type: &DataType) -> Result<Value, String> {
+fn value_of(cell: Cell, leaf: Leaf, data_type: &DataType) -> Result<Value, String> {
+    let field = match cell {
+        Cell::One(field) => field,
+        Cell::List(elements) => {
+            let DataType::Array(element) = data_type else {
+                return Err(format!("expected {data_type}, got a list"));
+            };
+            let values = elements
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    value_of(Cell::of(item), leaf, element).map_err(|e| format!("[{i}]: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
+            return Ok(Value::Array(values));
+        }
+    };
     let value = match (field, data_type) {
         (Field::Null, _) => Some(Value::Null),
         (Field::Bool(b), DataType::Bool) => Some(Value::Bool(*b)),
@@ -212,15 +508,6 @@ fn value_of(field: &Field, leaf: Leaf, data_type: &DataType) -> Result<Value, St
         (_, DataType::Float32) => integer(field, leaf).map(|i| Value::Float32(i as f32)),
         (_, DataType::Float64) => integer(field, leaf).map(|i| Value::Float64(i as f64)),
         (_, DataType::Timestamp) => return timestamp(field, leaf),
-        (Field::ListInternal(list), DataType::Array(element)) => {
-            let values = list
-                .elements()
-                .iter()
-                .enumerate()
-                .map(|(i, item)| value_of(item, leaf, element).map_err(|e| format!("[{i}]: {e}")))
-                .collect::<Result<_, _>>()?;
-            Some(Value::Array(values))
-        }
         _ => None,
     };
     value.ok_or_else(|| format!("expected {data_type}, got {}", kind_of(field, leaf)))
@@ -445,6 +732,120 @@ mod tests {
         let from_csv = load(&registry, &csv).unwrap();
         assert_eq!(from_csv.len(), 3);
         assert_eq!(load(&registry, &parquet).unwrap(), from_csv);
+    }
+
+    /// Each cell read by columns is the field the record API reads: nulls, null and empty
+    /// lists, null elements, converted integers, over row groups.
+    #[test]
+    fn the_column_readers_read_the_record_apis_fields() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::Field;
+
+        use super::{read_column, shape_of, ColumnCell, Shape};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cells.parquet");
+        let list = |def: &[i16], rep: &[i16], values: Vec<&'static str>| Chunk {
+            values: Values::Text(values),
+            def: def.to_vec(),
+            rep: Some(rep.to_vec()),
+        };
+        write_parquet(
+            &path,
+            "message schema {
+                required binary user_id (UTF8);
+                optional int32 small (INT_8);
+                optional int64 big (UINT_64);
+                optional boolean flag;
+                optional group tags (LIST) {
+                    repeated group list { optional binary element (STRING); }
+                }
+                required group codes (LIST) {
+                    repeated group list { required binary element (STRING); }
+                }
+            }",
+            vec![
+                vec![
+                    chunk(Values::Text(vec!["a", "b", "c", "d"]), &[0, 0, 0, 0]),
+                    chunk(Values::Int32(vec![300, -1]), &[1, 0, 1, 0]),
+                    chunk(Values::Int64(vec![-5]), &[0, 1, 0, 0]),
+                    chunk(Values::Bool(vec![true, false, true]), &[1, 1, 0, 1]),
+                    // null list; empty list; [x, null, y]; [z]
+                    list(
+                        &[0, 1, 3, 2, 3, 3],
+                        &[0, 0, 0, 1, 1, 0],
+                        vec!["x", "y", "z"],
+                    ),
+                    list(&[0, 1, 1, 1, 1], &[0, 0, 1, 0, 0], vec!["p", "q", "r", "s"]),
+                ],
+                vec![
+                    chunk(Values::Text(vec!["e"]), &[0]),
+                    chunk(Values::Int32(vec![]), &[0]),
+                    chunk(Values::Int64(vec![7]), &[1]),
+                    chunk(Values::Bool(vec![]), &[0]),
+                    list(&[3, 3], &[0, 1], vec!["u", "v"]),
+                    list(&[0], &[0], vec![]),
+                ],
+            ],
+        );
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let fields = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .root_schema()
+            .get_fields()
+            .to_vec();
+        let shapes: Vec<Shape> = fields.iter().map(|f| shape_of(f).unwrap()).collect();
+        assert_eq!(shapes[4], Shape::List { elements_from: 2 });
+        assert_eq!(shapes[5], Shape::List { elements_from: 1 });
+        for group in 0..reader.num_row_groups() {
+            let group_reader = reader.get_row_group(group).unwrap();
+            let rows = group_reader.metadata().num_rows() as usize;
+            let mut columns: Vec<_> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, shape)| read_column(&*group_reader, i, *shape, rows).unwrap())
+                .collect();
+            let records: Vec<_> = group_reader.get_row_iter(None).unwrap().collect();
+            assert_eq!(records.len(), rows);
+            for record in records {
+                for ((_, field), column) in
+                    record.unwrap().into_columns().into_iter().zip(&mut columns)
+                {
+                    match (field, column.next_cell().unwrap()) {
+                        (Field::ListInternal(list), ColumnCell::List(elements)) => {
+                            assert_eq!(list.elements(), elements.as_slice())
+                        }
+                        (field, ColumnCell::One(one)) => assert_eq!(field, one),
+                        (field, ColumnCell::List(elements)) => {
+                            panic!("{field:?} read by columns as {elements:?}")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_record_api_reads_the_list_shapes_it_reads_its_own_ways() {
+        let shape = |schema: &str| {
+            let schema = parse_message_type(schema).unwrap();
+            super::shape_of(&schema.get_fields()[0])
+        };
+        assert_eq!(
+            shape("message m { optional group a (LIST) { repeated int32 element; } }"),
+            None
+        );
+        assert_eq!(
+            shape("message m { optional group a (LIST) { repeated group array { optional int32 x; } } }"),
+            None
+        );
+        assert_eq!(
+            shape("message m { optional group a (LIST) { repeated group a_tuple { optional int32 x; } } }"),
+            None
+        );
+        assert_eq!(shape("message m { repeated int32 a; }"), None);
     }
 
     #[test]

@@ -154,10 +154,7 @@ impl Partial {
                     *current = Some((event_time, seq, value.clone()));
                 }
             }
-            Partial::Ordered(events) => {
-                events.push((event_time, seq, value.clone()));
-                bound(function, events);
-            }
+            Partial::Ordered(events) => insert_ordered(function, events, (event_time, seq), value),
             Partial::Hll(registers) => {
                 if let Function::ApproxCountDistinct(precision) = function {
                     sketch::hll_add(registers, precision, value);
@@ -345,6 +342,61 @@ fn last_replaces(event: (Micros, u64), current: Option<&Stamped>) -> bool {
 /// leaves the partial as it was rather than take a shard down.
 fn kinds_differ() {
     debug_assert!(false, "partials of different kinds never merge");
+}
+
+/// Adds one event to a bounded ordered list (what `bound` left): the same list as pushing it
+/// and bounding again, without the sort, moving only the events between its place and the one
+/// it displaces, and copying the value only if it stays. An event goes after those of equal
+/// (time, arrival), as the stable sort put it.
+fn insert_ordered(
+    function: Function,
+    events: &mut Vec<Stamped>,
+    (event_time, seq): (Micros, u64),
+    value: &Value,
+) {
+    let at = events.partition_point(|e| (e.0, e.1) <= (event_time, seq));
+    let (n, newest, distinct) = match function {
+        Function::LastN(n) => (n, true, false),
+        Function::FirstN(n) => (n, false, false),
+        Function::LastDistinctN(n) => (n, true, true),
+        Function::FirstDistinctN(n) => (n, false, true),
+        _ => return,
+    };
+    let event = || (event_time, seq, value.clone());
+    if events.len() > n {
+        // Never left by `bound`; bound it the long way rather than assume.
+        events.insert(at, event());
+        return bound(function, events);
+    }
+    // A distinct list holds an equal value at most once: it is either replaced by the event or
+    // outlives it (the later occurrence for last_distinct, the earlier for first_distinct).
+    if let Some(same) = distinct
+        .then(|| events.iter().position(|e| e.2 == *value))
+        .flatten()
+    {
+        if newest != (at > same) {
+            return;
+        }
+        if at > same {
+            events[same..at].rotate_left(1);
+            events[at - 1] = event();
+        } else {
+            events[at..=same].rotate_right(1);
+            events[at] = event();
+        }
+        return;
+    }
+    if events.len() < n {
+        return events.insert(at, event());
+    }
+    // Full: the oldest (or newest) of the n + 1 goes, which may be the event itself.
+    if newest && at > 0 {
+        events[0] = event();
+        events[..at].rotate_left(1);
+    } else if !newest && at < n {
+        events[n - 1] = event();
+        events[at..].rotate_right(1);
+    }
 }
 
 /// Keeps what last(n)/first(n)/…_distinct(n) need, ascending by (time, arrival).

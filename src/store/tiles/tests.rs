@@ -382,3 +382,28 @@ proptest! {
         prop_assert!(close(&left.finish(function), &whole.finish(function)), "{function:?}: {left:?} vs {whole:?}");
     }
 }
+
+proptest! {
+    /// An ordered list takes an event in place exactly as merging a one-event list (push, sort,
+    /// bound) would: ties in time and arrival, repeated values and nulls included.
+    #[test]
+    fn an_ordered_add_is_a_one_event_merge(
+        function in prop_oneof![
+            (0usize..5).prop_map(Function::LastN),
+            (0usize..5).prop_map(Function::FirstN),
+            (0usize..5).prop_map(Function::LastDistinctN),
+            (0usize..5).prop_map(Function::FirstDistinctN),
+        ],
+        raw in prop::collection::vec((0i64..8, 0u64..4, prop::option::of(0i64..4)), 0..40),
+    ) {
+        let (mut added, mut merged) = (Partial::empty(function), Partial::empty(function));
+        for (time, seq, value) in raw {
+            let value = value.map_or(Value::Null, Value::Int64);
+            added.add(function, time, seq, &value);
+            if !value.is_null() {
+                merged.merge(function, &Partial::Ordered(vec![(time, seq, value)]));
+            }
+            prop_assert_eq!(&added, &merged);
+        }
+    }
+}

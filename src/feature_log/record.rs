@@ -181,7 +181,7 @@ impl LoggedRequest {
                     .map(|key| {
                         // Already read once by serving, so it parses; anything else is null.
                         let json = field_of(request.join_keys, &key.name);
-                        json.and_then(|json| Value::from_json(json, &key.data_type).ok())
+                        json.and_then(|json| Value::from_json(&json.to_json(), &key.data_type).ok())
                             .map_or(Value::Null, flat)
                     })
                     .collect(),
@@ -189,8 +189,13 @@ impl LoggedRequest {
                     let kept: Map<String, Json> = request
                         .request_context
                         .iter()
-                        .filter(|(name, _)| !config.exclude_request_context_fields.contains(name))
-                        .map(|(name, value)| (name.clone(), value.clone()))
+                        .filter(|(name, _)| {
+                            !config
+                                .exclude_request_context_fields
+                                .iter()
+                                .any(|x| x == name)
+                        })
+                        .map(|(name, value)| (name.to_string(), value.to_json().into_owned()))
                         .collect();
                     Json::Object(kept).to_string()
                 }),

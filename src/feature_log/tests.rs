@@ -5,14 +5,13 @@
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tempfile::TempDir;
 
 use super::export::{export, ExportError, ExportRequest};
 use super::*;
 use crate::registry::value::Value;
 use crate::registry::{load_registry, LogFormat, WorkspaceSource};
-use crate::serving::{FeatureValue, FeatureVector, ServingStatus, StoredRows};
+use crate::serving::{FeatureValue, FeatureVector, RequestValue, ServingStatus, StoredRows};
 
 const REPOSITORY: &str = r#"
     [[entity]]
@@ -70,10 +69,11 @@ impl Setup {
 
     /// One GetFeatures answer for `user`, with `score` as its value.
     fn offer(&self, log: &FeatureLog, user: &str, score: i64) {
-        let keys = [("user_id".to_string(), json!(user))];
+        let text = |s: &str| RequestValue::String(s.to_string().into());
+        let keys = [("user_id".into(), text(user))];
         let context = [
-            ("ip".to_string(), json!("10.0.0.1")),
-            ("secret".to_string(), json!("hunter2")),
+            ("ip".into(), text("10.0.0.1")),
+            ("secret".into(), text("hunter2")),
         ];
         let answer = Answer {
             vectors: vec![FeatureVector {

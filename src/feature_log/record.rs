@@ -231,19 +231,13 @@ impl LoggedRequest {
             ]);
             row.extend(logged.join_keys);
             row.extend(logged.request_context.map(Value::String));
-            let vector = logged.vector;
-            let features = vector
-                .values
-                .into_iter()
-                .zip(vector.statuses)
-                .zip(vector.effective_times);
-            for ((value, status), effective_time) in features {
-                row.push(flat(stored.decode(value)));
+            for feature in logged.vector.features {
+                row.push(flat(stored.decode(feature.value)));
                 if config.log_statuses {
-                    row.push(Value::String(status.tecton_name().to_string()));
+                    row.push(Value::String(feature.status.tecton_name().to_string()));
                 }
                 if config.log_effective_times {
-                    row.push(effective_time.map_or(Value::Null, Value::Timestamp));
+                    row.push(feature.effective_time.map_or(Value::Null, Value::Timestamp));
                 }
             }
             row

@@ -11,7 +11,9 @@ use super::export::{export, ExportError, ExportRequest};
 use super::*;
 use crate::registry::value::Value;
 use crate::registry::{load_registry, LogFormat, WorkspaceSource};
-use crate::serving::{FeatureValue, FeatureVector, RequestValue, ServingStatus, StoredRows};
+use crate::serving::{
+    FeatureValue, FeatureVector, RequestValue, ServedFeature, ServingStatus, StoredRows,
+};
 
 const REPOSITORY: &str = r#"
     [[entity]]
@@ -69,6 +71,11 @@ impl Setup {
 
     /// One GetFeatures answer for `user`, with `score` as its value.
     fn offer(&self, log: &FeatureLog, user: &str, score: i64) {
+        let served = |value, status, effective_time| ServedFeature {
+            value: FeatureValue::Value(value),
+            status,
+            effective_time,
+        };
         let text = |s: &str| RequestValue::String(s.to_string().into());
         let keys = [("user_id".into(), text(user))];
         let context = [
@@ -78,17 +85,15 @@ impl Setup {
         let answer = Answer {
             vectors: vec![FeatureVector {
                 // Tecton's order: rate, score, tags.
-                values: vec![
-                    FeatureValue::Value(Value::Float64(0.5)),
-                    FeatureValue::Value(Value::Int64(score)),
-                    FeatureValue::Value(Value::Array(vec![Value::String("a".into())])),
+                features: vec![
+                    served(Value::Float64(0.5), ServingStatus::Present, Some(1_000_000)),
+                    served(Value::Int64(score), ServingStatus::Present, Some(1_000_000)),
+                    served(
+                        Value::Array(vec![Value::String("a".into())]),
+                        ServingStatus::MissingData,
+                        None,
+                    ),
                 ],
-                statuses: vec![
-                    ServingStatus::Present,
-                    ServingStatus::Present,
-                    ServingStatus::MissingData,
-                ],
-                effective_times: vec![Some(1_000_000), Some(1_000_000), None],
                 store_latency: Duration::ZERO,
                 store_bytes: 0,
             }],

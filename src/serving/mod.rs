@@ -156,17 +156,24 @@ impl StoredRows {
     }
 }
 
-/// One answered request row: values, statuses and effective times parallel to the service's
-/// features, and what this row's own lookups cost.
+/// One answered request row: its features in the service's order, and what this row's own
+/// lookups cost.
 #[derive(Debug)]
 pub struct FeatureVector {
-    pub values: Vec<FeatureValue>,
-    pub statuses: Vec<ServingStatus>,
-    pub effective_times: Vec<Option<Micros>>,
+    /// One list, not three parallel ones: two allocations fewer a row.
+    pub features: Vec<ServedFeature>,
     /// The slowest shard this row's lookups went to.
     pub store_latency: Duration,
     /// The stored bytes this row's lookups read.
     pub store_bytes: usize,
+}
+
+/// One feature of an answered row.
+#[derive(Debug)]
+pub struct ServedFeature {
+    pub value: FeatureValue,
+    pub status: ServingStatus,
+    pub effective_time: Option<Micros>,
 }
 
 /// A whole answer, with the store's share of the time.
@@ -611,9 +618,7 @@ pub async fn get_features(
         };
         let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
         let mut vector = FeatureVector {
-            values: Vec::with_capacity(service.n_features),
-            statuses: Vec::with_capacity(service.n_features),
-            effective_times: Vec::with_capacity(service.n_features),
+            features: Vec::with_capacity(service.n_features),
             store_latency: read.as_ref().map_or(Duration::ZERO, |read| {
                 row_reads()
                     .map(|i| read.latencies[i])
@@ -651,33 +656,40 @@ pub async fn get_features(
                         variables.push((source_name.as_str(), realtime::map(features)));
                     }
                     for index in &item.features {
-                        vector.effective_times.push(None);
-                        if let Some(status) = inputs_not_read {
-                            vector.values.push(FeatureValue::Value(Value::Null));
-                            vector.statuses.push(status);
-                            continue;
-                        }
-                        let value = realtime::evaluate(
-                            &spec.programs[*index],
-                            &variables,
-                            &view.features[*index].data_type,
-                        );
-                        // A null computed from missing inputs is missing data, not a value.
-                        vector.statuses.push(if value.is_null() && inputs_missing {
-                            ServingStatus::MissingData
-                        } else {
-                            ServingStatus::Present
+                        let (value, status) = match inputs_not_read {
+                            Some(status) => (Value::Null, status),
+                            None => {
+                                let value = realtime::evaluate(
+                                    &spec.programs[*index],
+                                    &variables,
+                                    &view.features[*index].data_type,
+                                );
+                                // A null computed from missing inputs is missing data, not a
+                                // value.
+                                let status = if value.is_null() && inputs_missing {
+                                    ServingStatus::MissingData
+                                } else {
+                                    ServingStatus::Present
+                                };
+                                (value, status)
+                            }
+                        };
+                        vector.features.push(ServedFeature {
+                            value: FeatureValue::Value(value),
+                            status,
+                            effective_time: None,
                         });
-                        vector.values.push(FeatureValue::Value(value));
                     }
                 }
                 _ => {
                     let read = row_read(item.view);
                     for index in &item.features {
                         let (value, status) = read.feature(view, *index, &stored_rows, options);
-                        vector.values.push(value);
-                        vector.statuses.push(status);
-                        vector.effective_times.push(read.effective_time());
+                        vector.features.push(ServedFeature {
+                            value,
+                            status,
+                            effective_time: read.effective_time(),
+                        });
                     }
                 }
             }

@@ -14,7 +14,7 @@ use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{
-    Answer, AnswerValue, FeatureValue, FeatureVector, Locator, Partial, ReadOptions, RequestValue,
+    Answer, AnswerValue, FeatureVector, Locator, Partial, ReadOptions, RequestValue, ServedFeature,
     ServingError, StoredRows,
 };
 use crate::store::row::{self, EncodedValue};
@@ -542,13 +542,13 @@ fn push_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// Appends `[v1,v2,...]`, the `features` of one result row.
-fn push_values(out: &mut Vec<u8>, values: &[FeatureValue], rows: &StoredRows) {
+fn push_values(out: &mut Vec<u8>, features: &[ServedFeature], rows: &StoredRows) {
     out.extend_from_slice(b"{\"features\":[");
-    for (i, value) in values.iter().enumerate() {
+    for (i, feature) in features.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        match rows.get(value) {
+        match rows.get(&feature.value) {
             AnswerValue::Value(value) => push_json(out, &TectonJson(value)),
             AnswerValue::Encoded(encoded) => push_json(out, &TectonEncoded(encoded)),
         }
@@ -657,7 +657,7 @@ pub fn get_features_response(
     let features = catalog.features(service);
     let mut out = Vec::with_capacity(128 + features.len() * 96);
     out.extend_from_slice(b"{\"result\":");
-    push_values(&mut out, &vector.values, &answer.rows);
+    push_values(&mut out, &vector.features, &answer.rows);
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
@@ -665,8 +665,8 @@ pub fn get_features_response(
                 &mut out,
                 features,
                 includes,
-                |i| vector.effective_times[i],
-                |out, i| push_json(out, &vector.statuses[i].tecton_name()),
+                |i| vector.features[i].effective_time,
+                |out, i| push_json(out, &vector.features[i].status.tecton_name()),
             );
         }
         if includes.slo_info {
@@ -699,7 +699,7 @@ pub fn get_features_batch_response(
         if row > 0 {
             out.push(b',');
         }
-        push_values(&mut out, &vector.values, &answer.rows);
+        push_values(&mut out, &vector.features, &answer.rows);
     }
     out.push(b']');
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
@@ -709,14 +709,14 @@ pub fn get_features_batch_response(
                 answer
                     .vectors
                     .iter()
-                    .filter_map(|v| v.effective_times[i])
+                    .filter_map(|v| v.features[i].effective_time)
                     .max()
             };
             push_feature_metadata(&mut out, features, includes, latest, |out, i| {
                 let statuses: Vec<&str> = answer
                     .vectors
                     .iter()
-                    .map(|v| v.statuses[i].tecton_name())
+                    .map(|v| v.features[i].status.tecton_name())
                     .collect();
                 push_json(out, &statuses);
             });

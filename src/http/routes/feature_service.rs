@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use std::future::{ready, Ready};
 
+use actix_web::http::header::HeaderValue;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -158,12 +159,13 @@ async fn get_features<const BATCH: bool>(
         params.metadata_options,
         timing,
     );
-    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| id.0.as_str()));
+    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
     state
         .feature_log
         .offer(service, &requests, answer, principal, request_id);
+    // A ready header value: from a `&str`, actix parses and copies it on every answer.
     Ok(HttpResponse::Ok()
-        .content_type("application/json")
+        .content_type(HeaderValue::from_static("application/json"))
         .body(body))
 }
 

@@ -181,7 +181,7 @@ impl LoggedRequest {
                     .map(|key| {
                         // Already read once by serving, so it parses; anything else is null.
                         let json = field_of(request.join_keys, &key.name);
-                        json.and_then(|json| Value::from_json(json, &key.data_type).ok())
+                        json.and_then(|json| Value::from_json(&json.to_json(), &key.data_type).ok())
                             .map_or(Value::Null, flat)
                     })
                     .collect(),
@@ -189,8 +189,13 @@ impl LoggedRequest {
                     let kept: Map<String, Json> = request
                         .request_context
                         .iter()
-                        .filter(|(name, _)| !config.exclude_request_context_fields.contains(name))
-                        .map(|(name, value)| (name.clone(), value.clone()))
+                        .filter(|(name, _)| {
+                            !config
+                                .exclude_request_context_fields
+                                .iter()
+                                .any(|x| x == name)
+                        })
+                        .map(|(name, value)| (name.to_string(), value.to_json().into_owned()))
                         .collect();
                     Json::Object(kept).to_string()
                 }),
@@ -226,19 +231,13 @@ impl LoggedRequest {
             ]);
             row.extend(logged.join_keys);
             row.extend(logged.request_context.map(Value::String));
-            let vector = logged.vector;
-            let features = vector
-                .values
-                .into_iter()
-                .zip(vector.statuses)
-                .zip(vector.effective_times);
-            for ((value, status), effective_time) in features {
-                row.push(flat(stored.decode(value)));
+            for feature in logged.vector.features {
+                row.push(flat(stored.decode(feature.value)));
                 if config.log_statuses {
-                    row.push(Value::String(status.tecton_name().to_string()));
+                    row.push(Value::String(feature.status.tecton_name().to_string()));
                 }
                 if config.log_effective_times {
-                    row.push(effective_time.map_or(Value::Null, Value::Timestamp));
+                    row.push(feature.effective_time.map_or(Value::Null, Value::Timestamp));
                 }
             }
             row

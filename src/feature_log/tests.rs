@@ -5,14 +5,15 @@
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tempfile::TempDir;
 
 use super::export::{export, ExportError, ExportRequest};
 use super::*;
 use crate::registry::value::Value;
 use crate::registry::{load_registry, LogFormat, WorkspaceSource};
-use crate::serving::{FeatureValue, FeatureVector, ServingStatus, StoredRows};
+use crate::serving::{
+    FeatureValue, FeatureVector, RequestValue, ServedFeature, ServingStatus, StoredRows,
+};
 
 const REPOSITORY: &str = r#"
     [[entity]]
@@ -70,25 +71,29 @@ impl Setup {
 
     /// One GetFeatures answer for `user`, with `score` as its value.
     fn offer(&self, log: &FeatureLog, user: &str, score: i64) {
-        let keys = [("user_id".to_string(), json!(user))];
+        let served = |value, status, effective_time| ServedFeature {
+            value: FeatureValue::Value(value),
+            status,
+            effective_time,
+        };
+        let text = |s: &str| RequestValue::String(s.to_string().into());
+        let keys = [("user_id".into(), text(user))];
         let context = [
-            ("ip".to_string(), json!("10.0.0.1")),
-            ("secret".to_string(), json!("hunter2")),
+            ("ip".into(), text("10.0.0.1")),
+            ("secret".into(), text("hunter2")),
         ];
         let answer = Answer {
             vectors: vec![FeatureVector {
                 // Tecton's order: rate, score, tags.
-                values: vec![
-                    FeatureValue::Value(Value::Float64(0.5)),
-                    FeatureValue::Value(Value::Int64(score)),
-                    FeatureValue::Value(Value::Array(vec![Value::String("a".into())])),
+                features: vec![
+                    served(Value::Float64(0.5), ServingStatus::Present, Some(1_000_000)),
+                    served(Value::Int64(score), ServingStatus::Present, Some(1_000_000)),
+                    served(
+                        Value::Array(vec![Value::String("a".into())]),
+                        ServingStatus::MissingData,
+                        None,
+                    ),
                 ],
-                statuses: vec![
-                    ServingStatus::Present,
-                    ServingStatus::Present,
-                    ServingStatus::MissingData,
-                ],
-                effective_times: vec![Some(1_000_000), Some(1_000_000), None],
                 store_latency: Duration::ZERO,
                 store_bytes: 0,
             }],

@@ -17,7 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{dev, FromRequest, HttpMessage, HttpRequest};
 use futures_util::{Stream, StreamExt};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::{ApiError, ErrorKind};
 use super::AppState;
@@ -160,8 +160,9 @@ fn body_read_timeout(request: &HttpRequest) -> Duration {
         .body_read_timeout
 }
 
-/// Parses a JSON body into `T`; a syntax error or a mistyped field is a 400 naming where.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Parses a JSON body into `T` (which may borrow from it); a syntax error or a mistyped field
+/// is a 400 naming where.
+pub fn parse_json<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,

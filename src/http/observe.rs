@@ -7,6 +7,7 @@
 //! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
 use std::future::{ready, Ready};
+use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -74,7 +75,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// The client's request id when it is a plain token (letters, digits, `-_.:`, at most 128
 /// characters: nothing that could forge a log line), else a new random one.
-fn request_id(request: &ServiceRequest) -> String {
+fn request_id(request: &ServiceRequest) -> Rc<str> {
     let given = request
         .headers()
         .get(&REQUEST_ID)
@@ -86,31 +87,30 @@ fn request_id(request: &ServiceRequest) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         });
     match given {
-        Some(id) => id.to_string(),
-        None => new_request_id(),
+        Some(id) => Rc::from(id),
+        None => {
+            let digits = hex_id(rand::random::<u128>());
+            Rc::from(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
+        }
     }
-}
-
-/// 32 random hex digits.
-fn new_request_id() -> String {
-    hex_id(rand::random::<u128>())
 }
 
 /// `format!("{bits:032x}")`, written into a byte array: `format!` cost about as much as the
 /// rest of the middleware.
-fn hex_id(bits: u128) -> String {
+fn hex_id(bits: u128) -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
     for (place, digit) in digits.iter_mut().enumerate() {
         *digit = HEX[(bits >> (124 - 4 * place)) as usize & 0xf];
     }
-    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
+    digits
 }
 
 /// The id `observe_requests` gave the request, for handlers that record it (the feature log).
-/// Extracted as `Option<RequestId>`: absent only where the middleware does not run.
+/// Extracted as `Option<RequestId>`: absent only where the middleware does not run. Shared, not
+/// copied, between the middleware, the extensions and the handler.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub Rc<str>);
 
 impl FromRequest for RequestId {
     type Error = actix_web::Error;
@@ -129,7 +129,7 @@ pub async fn observe_requests(
     let started = Instant::now();
     let method = method_label(request.method());
     let id = request_id(&request);
-    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(RequestId(Rc::clone(&id)));
     let span = tracing::info_span!("request", request_id = %id);
     let mut answered = next.call(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -187,7 +187,10 @@ mod tests {
     #[test]
     fn new_ids_are_32_hex_digits() {
         for bits in [0, 1, 0xabc, u128::MAX, u128::MAX / 3, rand::random()] {
-            assert_eq!(hex_id(bits), format!("{bits:032x}"));
+            assert_eq!(
+                std::str::from_utf8(&hex_id(bits)).unwrap(),
+                format!("{bits:032x}")
+            );
         }
     }
 

@@ -2,6 +2,7 @@
 //! once over the shards for a whole batch, and assemble typed feature vectors with their serving
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
@@ -53,12 +54,12 @@ pub enum ServingError {
     ResponseSizeLimitExceeded { bytes: usize, limit: usize },
 }
 
-/// How a request names its feature service.
-#[derive(Debug, Default, Clone)]
-pub struct Locator {
-    pub workspace: Option<String>,
-    pub service_name: Option<String>,
-    pub service_id: Option<String>,
+/// How a request names its feature service (borrowed from the request).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Locator<'a> {
+    pub workspace: Option<&'a str>,
+    pub service_name: Option<&'a str>,
+    pub service_id: Option<&'a str>,
 }
 
 /// Whether a value was found.
@@ -155,17 +156,24 @@ impl StoredRows {
     }
 }
 
-/// One answered request row: values, statuses and effective times parallel to the service's
-/// features, and what this row's own lookups cost.
+/// One answered request row: its features in the service's order, and what this row's own
+/// lookups cost.
 #[derive(Debug)]
 pub struct FeatureVector {
-    pub values: Vec<FeatureValue>,
-    pub statuses: Vec<ServingStatus>,
-    pub effective_times: Vec<Option<Micros>>,
+    /// One list, not three parallel ones: two allocations fewer a row.
+    pub features: Vec<ServedFeature>,
     /// The slowest shard this row's lookups went to.
     pub store_latency: Duration,
     /// The stored bytes this row's lookups read.
     pub store_bytes: usize,
+}
+
+/// One feature of an answered row.
+#[derive(Debug)]
+pub struct ServedFeature {
+    pub value: FeatureValue,
+    pub status: ServingStatus,
+    pub effective_time: Option<Micros>,
 }
 
 /// A whole answer, with the store's share of the time.
@@ -222,16 +230,13 @@ pub fn resolve_service<'r>(
 ) -> Result<&'r FeatureService, ServingError> {
     let unknown = |service: &str| ServingError::UnknownService {
         service: service.to_string(),
-        workspace: locator.workspace.clone().unwrap_or_default(),
+        workspace: locator.workspace.unwrap_or_default().to_string(),
     };
-    let service = match (&locator.service_name, &locator.service_id) {
+    let service = match (locator.service_name, locator.service_id) {
         (Some(_), Some(_)) => return Err(ServingError::BothLocators),
         (None, None) => return Err(ServingError::NoLocator),
         (Some(name), None) => {
-            let workspace = locator
-                .workspace
-                .as_deref()
-                .ok_or(ServingError::MissingWorkspace)?;
+            let workspace = locator.workspace.ok_or(ServingError::MissingWorkspace)?;
             registry
                 .workspace(workspace)
                 .and_then(|ws| ws.services.get(name))
@@ -240,12 +245,8 @@ pub fn resolve_service<'r>(
         (None, Some(id)) => {
             let service = registry
                 .service_by_id(id)
-                .ok_or_else(|| ServingError::UnknownServiceId(id.clone()))?;
-            if locator
-                .workspace
-                .as_deref()
-                .is_some_and(|ws| ws != service.workspace)
-            {
+                .ok_or_else(|| ServingError::UnknownServiceId(id.to_string()))?;
+            if locator.workspace.is_some_and(|ws| ws != service.workspace) {
                 return Err(unknown(id));
             }
             service
@@ -260,8 +261,35 @@ pub fn resolve_service<'r>(
 /// One request row: its join keys and request context, as the client sent them.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestRow<'a> {
-    pub join_keys: &'a [(String, Json)],
-    pub request_context: &'a [(String, Json)],
+    pub join_keys: &'a RequestFields<'a>,
+    pub request_context: &'a RequestFields<'a>,
+}
+
+/// A request's JSON object (`joinKeyMap`, `requestContextMap`) as its fields in request order,
+/// names and strings borrowed from the request where they have no escapes.
+pub type RequestFields<'a> = [(Cow<'a, str>, RequestValue<'a>)];
+
+/// A field's value as the client sent it: a string (most join keys) borrowed from the request
+/// where it can be, anything else as JSON. Copying every string out of the request cost an
+/// allocation per field and row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestValue<'a> {
+    String(Cow<'a, str>),
+    Json(Json),
+}
+
+impl RequestValue<'_> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, RequestValue::Json(Json::Null))
+    }
+
+    /// The value as JSON (a string copied), for the readers of typed values.
+    pub fn to_json(&self) -> Cow<'_, Json> {
+        match self {
+            RequestValue::String(s) => Cow::Owned(Json::String(s.to_string())),
+            RequestValue::Json(json) => Cow::Borrowed(json),
+        }
+    }
 }
 
 /// A stored view's values for one request row, decoded (the inputs of realtime views): values
@@ -590,9 +618,7 @@ pub async fn get_features(
         };
         let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
         let mut vector = FeatureVector {
-            values: Vec::with_capacity(service.n_features),
-            statuses: Vec::with_capacity(service.n_features),
-            effective_times: Vec::with_capacity(service.n_features),
+            features: Vec::with_capacity(service.n_features),
             store_latency: read.as_ref().map_or(Duration::ZERO, |read| {
                 row_reads()
                     .map(|i| read.latencies[i])
@@ -630,33 +656,40 @@ pub async fn get_features(
                         variables.push((source_name.as_str(), realtime::map(features)));
                     }
                     for index in &item.features {
-                        vector.effective_times.push(None);
-                        if let Some(status) = inputs_not_read {
-                            vector.values.push(FeatureValue::Value(Value::Null));
-                            vector.statuses.push(status);
-                            continue;
-                        }
-                        let value = realtime::evaluate(
-                            &spec.programs[*index],
-                            &variables,
-                            &view.features[*index].data_type,
-                        );
-                        // A null computed from missing inputs is missing data, not a value.
-                        vector.statuses.push(if value.is_null() && inputs_missing {
-                            ServingStatus::MissingData
-                        } else {
-                            ServingStatus::Present
+                        let (value, status) = match inputs_not_read {
+                            Some(status) => (Value::Null, status),
+                            None => {
+                                let value = realtime::evaluate(
+                                    &spec.programs[*index],
+                                    &variables,
+                                    &view.features[*index].data_type,
+                                );
+                                // A null computed from missing inputs is missing data, not a
+                                // value.
+                                let status = if value.is_null() && inputs_missing {
+                                    ServingStatus::MissingData
+                                } else {
+                                    ServingStatus::Present
+                                };
+                                (value, status)
+                            }
+                        };
+                        vector.features.push(ServedFeature {
+                            value: FeatureValue::Value(value),
+                            status,
+                            effective_time: None,
                         });
-                        vector.values.push(FeatureValue::Value(value));
                     }
                 }
                 _ => {
                     let read = row_read(item.view);
                     for index in &item.features {
                         let (value, status) = read.feature(view, *index, &stored_rows, options);
-                        vector.values.push(value);
-                        vector.statuses.push(status);
-                        vector.effective_times.push(read.effective_time());
+                        vector.features.push(ServedFeature {
+                            value,
+                            status,
+                            effective_time: read.effective_time(),
+                        });
                     }
                 }
             }
@@ -694,7 +727,7 @@ impl Hasher for Prehashed {
 
 /// The value of field `name` of a request's JSON object; the last one when a name repeats (as
 /// a JSON object parsed into a map keeps it).
-pub fn field_of<'a>(fields: &'a [(String, Json)], name: &str) -> Option<&'a Json> {
+pub fn field_of<'f, 'a>(fields: &'f RequestFields<'a>, name: &str) -> Option<&'f RequestValue<'a>> {
     fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
@@ -704,7 +737,7 @@ pub fn field_of<'a>(fields: &'a [(String, Json)], name: &str) -> Option<&'a Json
 /// Services without realtime views ignore it.
 fn parse_request_context(
     service: &FeatureService,
-    map: &[(String, Json)],
+    map: &RequestFields<'_>,
     ignore_extra: bool,
 ) -> Result<Vec<(String, Value)>, ServingError> {
     if service.request_context_keys.is_empty() {
@@ -716,9 +749,9 @@ fn parse_request_context(
     };
     if let Some((extra, _)) = map
         .iter()
-        .find(|(k, _)| !ignore_extra && !service.request_context_keys.iter().any(|f| &f.name == k))
+        .find(|(k, _)| !ignore_extra && !service.request_context_keys.iter().any(|f| f.name == *k))
     {
-        return Err(ServingError::UnexpectedRequestContext(extra.clone()));
+        return Err(ServingError::UnexpectedRequestContext(extra.to_string()));
     }
     service
         .request_context_keys
@@ -727,13 +760,12 @@ fn parse_request_context(
             let json = field_of(map, &field.name)
                 .filter(|v| !v.is_null())
                 .ok_or_else(|| ServingError::MissingRequestContext(field.name.clone()))?;
-            let value =
-                Value::from_json_with(json, &field.data_type, rules).map_err(|problem| {
-                    ServingError::InvalidRequestContext {
-                        name: field.name.clone(),
-                        problem,
-                    }
-                })?;
+            let value = Value::from_json_with(&json.to_json(), &field.data_type, rules).map_err(
+                |problem| ServingError::InvalidRequestContext {
+                    name: field.name.clone(),
+                    problem,
+                },
+            )?;
             Ok((field.name.clone(), value))
         })
         .collect()
@@ -744,7 +776,7 @@ fn parse_request_context(
 /// (Tecton's own samples send keys a service does not use).
 fn parse_join_keys<'a>(
     service: &FeatureService,
-    map: &'a [(String, Json)],
+    map: &'a RequestFields<'a>,
     inputs: &mut Vec<Option<KeyPart<'a>>>,
 ) -> Result<(), ServingError> {
     inputs.clear();
@@ -753,8 +785,8 @@ fn parse_join_keys<'a>(
             .ok_or_else(|| ServingError::MissingJoinKey(key.name.clone()))?;
         inputs.push(match (json, &key.data_type) {
             // Read in place: what `Value::from_json` would copy into a `Value::String`.
-            (Json::String(s), DataType::String) => Some(KeyPart::String(s)),
-            _ => match Value::from_json(json, &key.data_type) {
+            (RequestValue::String(s), DataType::String) => Some(KeyPart::String(s)),
+            _ => match Value::from_json(&json.to_json(), &key.data_type) {
                 Ok(Value::Null) => None,
                 Ok(Value::Int64(i)) => Some(KeyPart::Int64(i)),
                 // Join keys are validated to be string or int64 when the registry is built.
@@ -777,12 +809,13 @@ mod tests {
 
     #[test]
     fn a_repeated_request_field_reads_as_its_last_value() {
+        let text = |s: &'static str| RequestValue::String(s.into());
         let fields = [
-            ("user_id".to_string(), Json::from("first")),
-            ("merchant".to_string(), Json::from("m")),
-            ("user_id".to_string(), Json::from("last")),
+            ("user_id".into(), text("first")),
+            ("merchant".into(), text("m")),
+            ("user_id".into(), text("last")),
         ];
-        assert_eq!(field_of(&fields, "user_id"), Some(&Json::from("last")));
+        assert_eq!(field_of(&fields, "user_id"), Some(&text("last")));
         assert_eq!(field_of(&fields, "amount"), None);
     }
 

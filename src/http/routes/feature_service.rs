@@ -5,7 +5,10 @@
 
 use std::time::Instant;
 
-use actix_web::{web, HttpResponse};
+use std::future::{ready, Ready};
+
+use actix_web::http::header::HeaderValue;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -77,9 +80,25 @@ impl ServicePath {
     }
 }
 
-async fn read_params(state: &AppState, body: UnreadBody) -> Result<GetFeaturesParams, ApiError> {
-    let body = body.read(state.limits.max_body_bytes).await?;
-    let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(&body)?;
+/// The v2 paths' `{workspace}` and `{service}`; `None` on the v1 paths. (As an
+/// `Option<web::Path<_>>`, every v1 request paid for a failed deserialisation and its boxed
+/// error, ~850 instructions.)
+struct ServiceInPath(Option<ServicePath>);
+
+impl FromRequest for ServiceInPath {
+    type Error = ApiError;
+    type Future = Ready<Result<ServiceInPath, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let path = request.match_info();
+        let names = path.get("service").and_then(|_| path.load().ok());
+        ready(Ok(ServiceInPath(names)))
+    }
+}
+
+/// The `params` of a Feature Service body, borrowing its strings from `body`.
+fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
+    let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(body)?;
     envelope
         .params
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
@@ -91,13 +110,14 @@ async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
     state: web::Data<AppState>,
     repo: Repo,
-    path: Option<web::Path<ServicePath>>,
+    path: ServiceInPath,
     request_id: Option<RequestId>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let params = read_params(&state, body).await?;
-    let locator = params.locator(path.as_deref().map(ServicePath::names));
+    let body = body.read(state.limits.max_body_bytes).await?;
+    let params = params_of(&body)?;
+    let locator = params.locator(path.0.as_ref().map(ServicePath::names));
     let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;
@@ -139,12 +159,13 @@ async fn get_features<const BATCH: bool>(
         params.metadata_options,
         timing,
     );
-    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| id.0.as_str()));
+    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
     state
         .feature_log
         .offer(service, &requests, answer, principal, request_id);
+    // A ready header value: from a `&str`, actix parses and copies it on every answer.
     Ok(HttpResponse::Ok()
-        .content_type("application/json")
+        .content_type(HeaderValue::from_static("application/json"))
         .body(body))
 }
 
@@ -161,10 +182,10 @@ fn request_row<'a>(
 }
 
 /// A batch's `requestData`: at least one row, at most `max_batch_size`.
-fn batch_rows(
-    params: &GetFeaturesParams,
+fn batch_rows<'p>(
+    params: &'p GetFeaturesParams<'_>,
     max_batch_size: usize,
-) -> Result<&[Option<BatchRow>], ApiError> {
+) -> Result<&'p [Option<BatchRow<'p>>], ApiError> {
     let rows = params.request_data.as_deref().unwrap_or_default();
     if rows.is_empty() {
         return Err(ApiError::new(
@@ -190,7 +211,8 @@ async fn metadata_v1(
     repo: Repo,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let params = read_params(&state, body).await?;
+    let body = body.read(state.limits.max_body_bytes).await?;
+    let params = params_of(&body)?;
     let service = resolve_service(&repo.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
@@ -202,8 +224,8 @@ async fn metadata_v2(
     path: web::Path<ServicePath>,
 ) -> Result<HttpResponse, ApiError> {
     let locator = Locator {
-        workspace: Some(path.workspace.clone()),
-        service_name: Some(path.service.clone()),
+        workspace: Some(&path.workspace),
+        service_name: Some(&path.service),
         service_id: None,
     };
     let service = resolve_service(&repo.registry, &locator)?;
@@ -233,23 +255,24 @@ async fn service_state_v1(
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct StateRequest {
-        #[serde(alias = "feature_service_locator")]
-        feature_service_locator: Option<GetFeaturesParams>,
-        params: Option<GetFeaturesParams>,
+    struct StateRequest<'a> {
+        #[serde(borrow, alias = "feature_service_locator")]
+        feature_service_locator: Option<GetFeaturesParams<'a>>,
+        #[serde(borrow)]
+        params: Option<GetFeaturesParams<'a>>,
     }
     let body = body.read(state.limits.max_body_bytes).await?;
     let request: StateRequest = parse_json(&body)?;
-    let locator = match (request.feature_service_locator, request.params) {
+    let params = match (request.feature_service_locator, request.params) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
                 ErrorKind::InvalidArgument,
                 "give the service in `featureServiceLocator` or in `params`, not both",
             ))
         }
-        (locator, params) => locator.or(params).unwrap_or_default().locator(None),
+        (locator, params) => locator.or(params).unwrap_or_default(),
     };
-    let service = resolve_service(&repo.registry, &locator)?;
+    let service = resolve_service(&repo.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }

@@ -1,6 +1,7 @@
 //! Tecton Feature Service JSON: requests accept camelCase and snake_case at every level and
 //! `null` anywhere; responses are camelCase, omit unset fields, and encode values per Tecton.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,8 @@ use crate::registry::types::DataType;
 use crate::registry::value::TectonJson;
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{
-    Answer, AnswerValue, FeatureValue, FeatureVector, Locator, Partial, ReadOptions, ServingError,
-    StoredRows,
+    Answer, AnswerValue, FeatureVector, Locator, Partial, ReadOptions, RequestValue, ServedFeature,
+    ServingError, StoredRows,
 };
 use crate::store::row::{self, EncodedValue};
 use crate::time::{format_timestamp, Micros};
@@ -73,19 +74,21 @@ pub struct Envelope<T> {
     pub params: T,
 }
 
+/// The request's strings (names, join keys) are borrowed from its body where they have no
+/// escapes (see [`Text`], [`JsonFields`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GetFeaturesParams {
-    #[serde(alias = "feature_service_id")]
-    pub feature_service_id: Option<String>,
-    #[serde(alias = "feature_service_name")]
-    pub feature_service_name: Option<String>,
-    #[serde(alias = "workspace_name")]
-    pub workspace_name: Option<String>,
-    #[serde(alias = "join_key_map")]
-    pub join_key_map: Option<JsonFields>,
-    #[serde(alias = "request_context_map")]
-    pub request_context_map: Option<JsonFields>,
+pub struct GetFeaturesParams<'a> {
+    #[serde(borrow, alias = "feature_service_id")]
+    pub feature_service_id: Option<Text<'a>>,
+    #[serde(borrow, alias = "feature_service_name")]
+    pub feature_service_name: Option<Text<'a>>,
+    #[serde(borrow, alias = "workspace_name")]
+    pub workspace_name: Option<Text<'a>>,
+    #[serde(borrow, alias = "join_key_map")]
+    pub join_key_map: Option<JsonFields<'a>>,
+    #[serde(borrow, alias = "request_context_map")]
+    pub request_context_map: Option<JsonFields<'a>>,
     #[serde(alias = "metadata_options")]
     pub metadata_options: Option<MetadataOptions>,
     #[serde(alias = "request_options")]
@@ -93,48 +96,142 @@ pub struct GetFeaturesParams {
     #[serde(alias = "allow_partial_results")]
     pub allow_partial_results: Option<bool>,
     /// Batch requests only.
-    #[serde(alias = "request_data")]
-    pub request_data: Option<Vec<Option<BatchRow>>>,
+    #[serde(borrow, alias = "request_data")]
+    pub request_data: Option<Vec<Option<BatchRow<'a>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BatchRow {
-    #[serde(alias = "join_key_map")]
-    pub join_key_map: Option<JsonFields>,
-    #[serde(alias = "request_context_map")]
-    pub request_context_map: Option<JsonFields>,
+pub struct BatchRow<'a> {
+    #[serde(borrow, alias = "join_key_map")]
+    pub join_key_map: Option<JsonFields<'a>>,
+    #[serde(borrow, alias = "request_context_map")]
+    pub request_context_map: Option<JsonFields<'a>>,
+}
+
+/// A JSON string, borrowed from the request body when it has no escapes (serde's own
+/// `Cow<str>` is only borrowed as a bare field, not inside an `Option`).
+#[derive(Debug, Default)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Text<'a>, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            // As `String` words it, so that refusals read as they did.
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_string(TextVisitor(std::marker::PhantomData))
+    }
 }
 
 /// A JSON object's fields in request order (`joinKeyMap`, `requestContextMap`): a list, not a
-/// map, as each holds a few fields that are looked up once (see `serving::field`: the last of
-/// a repeated name wins, as in a map). Building a hashed map for every request row cost more
+/// map, as each holds a few fields that are looked up once (see `serving::field_of`: the last
+/// of a repeated name wins, as in a map). Building a hashed map for every request row cost more
 /// than the lookups it served.
 #[derive(Debug, Default)]
-pub struct JsonFields(pub Vec<(String, Json)>);
+pub struct JsonFields<'a>(pub Vec<(Cow<'a, str>, RequestValue<'a>)>);
 
-impl<'de> Deserialize<'de> for JsonFields {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<JsonFields, D::Error> {
-        struct FieldsVisitor;
-        impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
-            type Value = JsonFields;
+impl<'de: 'a, 'a> Deserialize<'de> for JsonFields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<JsonFields<'a>, D::Error> {
+        struct FieldsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for FieldsVisitor<'a> {
+            type Value = JsonFields<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a map")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<JsonFields, A::Error> {
+            ) -> Result<JsonFields<'a>, A::Error> {
                 // No room up front: serde_json gives no size hint, and an empty map (a plain
                 // service's `requestContextMap: {}`) needs none.
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0).min(16));
-                while let Some(field) = map.next_entry()? {
-                    fields.push(field);
+                while let Some((Text(name), value)) = map.next_entry()? {
+                    fields.push((name, value));
                 }
                 Ok(JsonFields(fields))
             }
         }
-        deserializer.deserialize_map(FieldsVisitor)
+        deserializer.deserialize_map(FieldsVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Strings borrowed where they can be; everything else as `serde_json::Value` reads it (the
+/// same visits, so the same values and the same refusals).
+impl<'de: 'a, 'a> Deserialize<'de> for RequestValue<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<RequestValue<'a>, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct ValueVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for ValueVisitor<'a> {
+            type Value = RequestValue<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::String(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::String(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::String(Cow::Owned(text)))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::Json(Json::Bool(b)))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::Json(Json::from(i)))
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::Json(Json::from(u)))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<RequestValue<'a>, E> {
+                let number = serde_json::Number::from_f64(f);
+                Ok(RequestValue::Json(number.map_or(Json::Null, Json::Number)))
+            }
+            fn visit_unit<E>(self) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::Json(Json::Null))
+            }
+            fn visit_none<E>(self) -> Result<RequestValue<'a>, E> {
+                Ok(RequestValue::Json(Json::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<RequestValue<'a>, D::Error> {
+                RequestValue::deserialize(deserializer)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RequestValue<'a>, A::Error> {
+                Json::deserialize(SeqAccessDeserializer::new(seq)).map(RequestValue::Json)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RequestValue<'a>, A::Error> {
+                Json::deserialize(MapAccessDeserializer::new(map)).map(RequestValue::Json)
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor(std::marker::PhantomData))
     }
 }
 
@@ -197,7 +294,7 @@ impl Includes {
     }
 }
 
-impl GetFeaturesParams {
+impl GetFeaturesParams<'_> {
     /// The read options from `allowPartialResults` and `requestOptions`:
     /// `aggregationLeadingEdge` (enum name or number), `latencyBudgetMs` (counted from
     /// `started`; 0 is none), `coerceNullCountsToZero` and `ignoreExtraRequestContextFields`,
@@ -260,12 +357,16 @@ impl GetFeaturesParams {
     }
 
     /// The locator, with empty strings read as unset (some clients send `""`).
-    pub fn locator(&self, path: Option<(&str, &str)>) -> Locator {
-        let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    pub fn locator<'s>(&'s self, path: Option<(&'s str, &'s str)>) -> Locator<'s> {
+        let non_empty = |s: &'s Option<Text<'_>>| {
+            s.as_ref()
+                .map(|text| text.0.as_ref())
+                .filter(|s| !s.is_empty())
+        };
         match path {
             Some((workspace, service)) => Locator {
-                workspace: Some(workspace.to_string()),
-                service_name: Some(service.to_string()),
+                workspace: Some(workspace),
+                service_name: Some(service),
                 service_id: None,
             },
             None => Locator {
@@ -441,13 +542,13 @@ fn push_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// Appends `[v1,v2,...]`, the `features` of one result row.
-fn push_values(out: &mut Vec<u8>, values: &[FeatureValue], rows: &StoredRows) {
+fn push_values(out: &mut Vec<u8>, features: &[ServedFeature], rows: &StoredRows) {
     out.extend_from_slice(b"{\"features\":[");
-    for (i, value) in values.iter().enumerate() {
+    for (i, feature) in features.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        match rows.get(value) {
+        match rows.get(&feature.value) {
             AnswerValue::Value(value) => push_json(out, &TectonJson(value)),
             AnswerValue::Encoded(encoded) => push_json(out, &TectonEncoded(encoded)),
         }
@@ -556,7 +657,7 @@ pub fn get_features_response(
     let features = catalog.features(service);
     let mut out = Vec::with_capacity(128 + features.len() * 96);
     out.extend_from_slice(b"{\"result\":");
-    push_values(&mut out, &vector.values, &answer.rows);
+    push_values(&mut out, &vector.features, &answer.rows);
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
@@ -564,8 +665,8 @@ pub fn get_features_response(
                 &mut out,
                 features,
                 includes,
-                |i| vector.effective_times[i],
-                |out, i| push_json(out, &vector.statuses[i].tecton_name()),
+                |i| vector.features[i].effective_time,
+                |out, i| push_json(out, &vector.features[i].status.tecton_name()),
             );
         }
         if includes.slo_info {
@@ -598,7 +699,7 @@ pub fn get_features_batch_response(
         if row > 0 {
             out.push(b',');
         }
-        push_values(&mut out, &vector.values, &answer.rows);
+        push_values(&mut out, &vector.features, &answer.rows);
     }
     out.push(b']');
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
@@ -608,14 +709,14 @@ pub fn get_features_batch_response(
                 answer
                     .vectors
                     .iter()
-                    .filter_map(|v| v.effective_times[i])
+                    .filter_map(|v| v.features[i].effective_time)
                     .max()
             };
             push_feature_metadata(&mut out, features, includes, latest, |out, i| {
                 let statuses: Vec<&str> = answer
                     .vectors
                     .iter()
-                    .map(|v| v.statuses[i].tecton_name())
+                    .map(|v| v.features[i].status.tecton_name())
                     .collect();
                 push_json(out, &statuses);
             });
@@ -730,6 +831,42 @@ mod tests {
                 String::from_utf8(decoded).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn request_fields_read_as_json_reads_them_and_borrow_plain_strings() {
+        let text = r#"{"plain": "user_1", "escaped": "a\"b\u00e9", "int": -3, "big": 18446744073709551615,
+            "float": 1.5e3, "null": null, "bool": true, "array": [1, "x", {"k": [null]}],
+            "object": {"z": 1, "a": "b"}, "plain": "again"}"#;
+        let fields: JsonFields = serde_json::from_str(text).unwrap();
+        let expected: Map<String, Json> = serde_json::from_str(text).unwrap();
+        let names: Vec<&str> = fields.0.iter().map(|(name, _)| name.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "plain", "escaped", "int", "big", "float", "null", "bool", "array", "object",
+                "plain"
+            ]
+        );
+        for (name, value) in &fields.0[1..] {
+            assert_eq!(*value.to_json(), expected[name.as_ref()], "{name}");
+        }
+        assert_eq!(fields.0[0].1, RequestValue::String("user_1".into()));
+        assert!(matches!(
+            &fields.0[0].1,
+            RequestValue::String(Cow::Borrowed("user_1"))
+        ));
+        assert!(matches!(&fields.0[1].1, RequestValue::String(Cow::Owned(s)) if s == "a\"b\u{e9}"));
+        assert!(fields.0[5].1.is_null());
+        // Refusals word the types as `String` and `serde_json::Value` did.
+        let error = serde_json::from_str::<GetFeaturesParams>(r#"{"workspaceName": 5}"#);
+        assert!(error
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid type: integer `5`, expected a string"),);
+        let out_of_range = serde_json::from_str::<JsonFields>(r#"{"x": 1e999}"#).unwrap_err();
+        let as_before = serde_json::from_str::<Json>(r#"{"x": 1e999}"#).unwrap_err();
+        assert_eq!(out_of_range.to_string(), as_before.to_string());
     }
 
     #[test]

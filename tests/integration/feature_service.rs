@@ -383,6 +383,17 @@ fn every_listed_error_has_tecton_shape() {
         Some(b"{\"params\": {"),
     );
     assert_error(&malformed, 400, 3, "not valid JSON");
+    // A whole request followed by more than whitespace is not JSON either: it is refused, not
+    // answered from its first value.
+    let mut trailing = serde_json::to_vec(&fraud_request(json!({}))).unwrap();
+    trailing.extend_from_slice(b" x");
+    let trailing = server.request("POST", GET, &[("Authorization", &auth)], Some(&trailing));
+    assert_error(&trailing, 400, 3, "not valid JSON: trailing characters");
+    let mut spaced = serde_json::to_vec(&fraud_request(json!({}))).unwrap();
+    spaced.extend_from_slice(b"\n\t ");
+    let spaced = server.request("POST", GET, &[("Authorization", &auth)], Some(&spaced));
+    // Trailing whitespace is fine: the body is read, and refused for what it lacks.
+    assert_error(&spaced, 400, 3, "Missing required join key: user_id");
     let empty = server.request("POST", GET, &[("Authorization", &auth)], Some(b""));
     assert_error(&empty, 400, 3, "empty");
     let bad_field = server.request(

@@ -24,6 +24,21 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Runs `work` on a thread of its own at the lowest priority (see [`yield_to_reads`]) and
+/// answers its result: file work of a snapshot, which reads can wait for.
+pub async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("quiver-background".into())
+        .spawn(move || {
+            yield_to_reads();
+            let _ = done.send(work());
+        })?;
+    result.await.map_err(io::Error::other)
+}
+
 /// Lowers this thread's scheduling priority to the lowest (nice 19; on Linux a thread has its
 /// own): when reads and background file work compete for the CPU, reads win.
 pub fn yield_to_reads() {

@@ -225,7 +225,7 @@ impl PendingSnapshot {
         snapshot_id(self.created_micros)
     }
 
-    /// Gathers every section, writes the file on a blocking thread, applies retention and lets
+    /// Gathers every section, writes the file on a low-priority thread, applies retention and lets
     /// the sources drop covered journal segments. A failure leaves no file behind and every
     /// journal usable (its segments are kept), and is kept as the last failure.
     pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
@@ -268,16 +268,12 @@ impl PendingSnapshot {
         let items = sections.iter().map(|section| section.items).sum();
         let (dir, retention, n_shards, created) =
             (s.dir.clone(), s.retention, s.n_shards, self.created_micros);
-        let (done, written) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            files::yield_to_reads();
-            let path = write_snapshot(&dir, created, n_shards, &sections);
-            let _ = done.send(path.and_then(|path| {
-                apply_retention(&dir, retention)?;
-                Ok(path)
-            }));
-        });
-        let path = written.await.map_err(io::Error::other)??;
+        let path = files::in_background(move || {
+            let path = write_snapshot(&dir, created, n_shards, &sections)?;
+            apply_retention(&dir, retention)?;
+            Ok::<_, io::Error>(path)
+        })
+        .await??;
         for ((source, previous), seq) in s.sources.iter().zip(s.previous_seqs.iter()).zip(seqs) {
             let keep_from = previous.swap(seq, Ordering::AcqRel);
             if keep_from > 0 {

@@ -1,9 +1,10 @@
-//! Snapshot files: writing one atomically (temporary file, fsync, rename, directory fsync),
-//! reading and verifying one (magic, version, header and per-section xxh3 checksums), listing
-//! the snapshots of a directory, and keeping only the newest N.
+//! Snapshot files: writing one atomically (temporary file, fsync, rename, directory fsync) and
+//! in write-back steps, reading and verifying one (magic, version, header and per-section xxh3
+//! checksums), listing the snapshots of a directory, and keeping only the newest N.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -13,6 +14,27 @@ use super::format::{
     checksum, SectionKind, FORMAT_VERSION, HEADER_LEN, OLDEST_READ_VERSION, SECTION_HEADER_LEN,
     SNAPSHOT_MAGIC,
 };
+
+/// A part of a section's payload that is written piece by piece, never joined: the shards'
+/// records, hundreds of MB at millions of rows, which joining would copy (and fault in afresh)
+/// while reads go on. Read twice, in the same order: once for the checksum, once to write.
+pub trait PayloadPart: Send + Sync + std::fmt::Debug {
+    /// Bytes of all the pieces.
+    fn byte_len(&self) -> usize;
+
+    /// The pieces, in file order.
+    fn pieces(&self) -> Box<dyn Iterator<Item = &[u8]> + '_>;
+}
+
+impl PayloadPart for Vec<u8> {
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+
+    fn pieces(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        Box::new(std::iter::once(self.as_slice()))
+    }
+}
 
 /// One actor's part of a snapshot.
 #[derive(Debug, Clone)]
@@ -24,16 +46,24 @@ pub struct SectionData {
     pub items: u64,
     /// Read back, a slice of the file's bytes (shared by every section, not copied).
     pub payload: Bytes,
-    /// The rest of the payload, written after `payload` part by part, never joined: the
-    /// shards' exported records, hundreds of MB at millions of rows, which joining would copy
-    /// (and fault in afresh) while reads go on. Empty in a section read back.
-    pub payload_tail: Vec<Vec<u8>>,
+    /// The rest of the payload, written after `payload` part by part (the shards' exported
+    /// records). Empty in a section read back.
+    pub payload_tail: Vec<Arc<dyn PayloadPart>>,
 }
 
 impl SectionData {
-    /// The payload's parts in file order.
-    fn payload_parts(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(&self.payload[..]).chain(self.payload_tail.iter().map(Vec::as_slice))
+    /// The payload's pieces in file order.
+    fn payload_pieces(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.payload[..]).chain(self.payload_tail.iter().flat_map(|p| p.pieces()))
+    }
+
+    fn payload_len(&self) -> usize {
+        self.payload.len()
+            + self
+                .payload_tail
+                .iter()
+                .map(|p| p.byte_len())
+                .sum::<usize>()
     }
 }
 
@@ -148,24 +178,89 @@ fn write_snapshot_file(
         .create(true)
         .truncate(true)
         .open(path)?;
-    let mut file = io::BufWriter::new(file);
+    let mut file = io::BufWriter::new(SteppedWriter {
+        file,
+        written: 0,
+        stepped: 0,
+    });
     file.write_all(&header)?;
     for section in sections {
         let mut fields = Vec::with_capacity(SECTION_HEADER_LEN);
         fields.extend_from_slice(&section.kind.code().to_le_bytes());
         fields.extend_from_slice(&section.journal_seq.to_le_bytes());
         fields.extend_from_slice(&section.items.to_le_bytes());
-        let len: usize = section.payload_parts().map(<[u8]>::len).sum();
-        fields.extend_from_slice(&(len as u64).to_le_bytes());
-        // The checksum comes before the payload: one read-only pass over the parts first.
-        let sum = section_checksum(&fields, section.payload_parts());
+        fields.extend_from_slice(&(section.payload_len() as u64).to_le_bytes());
+        // The checksum comes before the payload: one read-only pass over the pieces first.
+        let sum = section_checksum(&fields, section.payload_pieces());
         file.write_all(&fields)?;
         file.write_all(&sum.to_le_bytes())?;
-        for part in section.payload_parts() {
-            file.write_all(part)?;
+        for piece in section.payload_pieces() {
+            file.write_all(piece)?;
         }
     }
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()
+    file.into_inner()
+        .map_err(|e| e.into_error())?
+        .file
+        .sync_all()
+}
+
+/// Bytes a snapshot file is written between two write-back steps.
+const WRITE_BACK_STEP: u64 = if cfg!(test) { 16 } else { 8 << 20 };
+
+/// Writes a file in steps of [`WRITE_BACK_STEP`] bytes, starting each step's write-back once
+/// it is written and waiting for the step before it to be on disk: the final fsync finds little
+/// left to flush, and the device's queue never holds hundreds of MB of snapshot (a journal's
+/// fsync would wait behind them) nor the page cache as many dirty pages.
+struct SteppedWriter {
+    file: std::fs::File,
+    written: u64,
+    /// Where the current step starts.
+    stepped: u64,
+}
+
+impl SteppedWriter {
+    fn step(&mut self) {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        let len = self.written - self.stepped;
+        // SAFETY: plain system calls on a file this writer owns. Advisory only: a failed
+        // write-back also fails the fsync that ends the file, which is what reports it.
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                self.stepped as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+            if let Some(before) = self.stepped.checked_sub(WRITE_BACK_STEP) {
+                libc::sync_file_range(
+                    fd,
+                    before as libc::off64_t,
+                    WRITE_BACK_STEP as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+        }
+        self.stepped = self.written;
+    }
+}
+
+impl Write for SteppedWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let room = (self.stepped + WRITE_BACK_STEP - self.written) as usize;
+        let written = self.file.write(&bytes[..bytes.len().min(room)])?;
+        self.written += written as u64;
+        if self.written - self.stepped >= WRITE_BACK_STEP {
+            self.step();
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Reads and verifies a whole snapshot file: one read into a buffer of the file's size, which
@@ -386,7 +481,7 @@ mod tests {
             items: 2,
             // Written in parts, as the feature records are; read back whole.
             payload: Bytes::from_static(b"rows-"),
-            payload_tail: vec![b"pay".to_vec(), b"load".to_vec()],
+            payload_tail: vec![Arc::new(b"pay".to_vec()), Arc::new(b"load".to_vec())],
         }]
     }
 

@@ -1,34 +1,89 @@
 //! A growable, memory-mapped byte arena that holds one shard's rows as records: each row's
 //! view, key, event time and payload, in the layout of a snapshot's `RowsV2` records
-//! (`persist::format::RowRecordV2`), so that a snapshot can copy live records as they are and
+//! (`persist::format::RowRecordV2`), so that a snapshot can write live records as they are and
 //! a restore can take a shard's records in one go.
 //!
 //! Records are appended; an overwritten row's record is flagged superseded and its bytes counted
 //! dead. The arena grows by doubling (a new anonymous mapping, bytes copied over at the same
 //! offsets) and compacts when more than half of what it holds is dead, so space stays within
 //! about twice the live bytes. The arena is written by exactly one shard actor.
+//!
+//! A snapshot export borrows the arena's bytes instead of copying them ([`Arena::lend`]): the
+//! loan holds the mapping (growth and compaction move the arena to a fresh one and leave the old
+//! one to the loan, which frees it when it ends) and the length written at the cut. Bytes below
+//! that length are not written while a loan of the mapping is out: a record released meanwhile
+//! is flagged when the last loan ends (its bytes are counted dead at once), so a loan reads the
+//! records exactly as they were at its cut, from another thread, without a lock.
 
+use std::collections::HashSet;
+use std::fmt;
 use std::io;
+use std::sync::Arc;
 
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapRaw};
 
 use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
 
 /// Below this, dead bytes are not worth a compaction pass.
 const MIN_COMPACTION_BYTES: usize = 1 << 20;
 
+/// Where a record's flags are, from its start.
+const FLAGS_AT: usize = 12;
+
+/// An anonymous mapping, shared by the arena that writes it and the loans that read a prefix of
+/// it. It hands out no references but the read slices of [`Mapping::bytes`]; the arena keeps
+/// its writes clear of every slice alive (the borrow of `&mut Arena` for its own, the loan
+/// rule for lent ones).
+struct Mapping(MmapRaw);
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Mapping> {
+        Ok(Mapping(MmapMut::map_anon(len.max(4096))?.into()))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The first `len` bytes.
+    fn bytes(&self, len: usize) -> &[u8] {
+        assert!(len <= self.len(), "within the mapping");
+        // SAFETY: in bounds (above); no write overlaps a slice while it lives (see the type).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), len) }
+    }
+
+    /// Copies `bytes` to `at`.
+    ///
+    /// # Safety
+    /// No slice of [`Mapping::bytes`] that overlaps `at..at + bytes.len()` may be alive, on any
+    /// thread.
+    unsafe fn write(&self, at: usize, bytes: &[u8]) {
+        assert!(at + bytes.len() <= self.len(), "within the mapping");
+        // SAFETY: in bounds (above); no reader of these bytes (the caller's promise).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.as_mut_ptr().add(at), bytes.len())
+        }
+    }
+}
+
 pub struct Arena {
-    map: MmapMut,
+    map: Arc<Mapping>,
     used: usize,
     dead: usize,
+    /// Bytes of `map` lent to exports, 0 when none is: not written until every loan has ended.
+    lent: usize,
+    /// Records below `lent` released since their loan began: flagged when it ends.
+    released_in_loan: HashSet<usize>,
 }
 
 impl Arena {
     pub fn with_capacity(capacity: usize) -> io::Result<Arena> {
         Ok(Arena {
-            map: MmapMut::map_anon(capacity.max(4096))?,
+            map: Arc::new(Mapping::new(capacity)?),
             used: 0,
             dead: 0,
+            lent: 0,
+            released_in_loan: HashSet::new(),
         })
     }
 
@@ -36,7 +91,7 @@ impl Arena {
     /// room to grow.
     pub fn from_records(records: &[u8]) -> io::Result<Arena> {
         let mut arena = Arena::with_capacity(records.len() * 2)?;
-        arena.map[..records.len()].copy_from_slice(records);
+        arena.write(0, records);
         arena.used = records.len();
         Ok(arena)
     }
@@ -51,28 +106,67 @@ impl Arena {
         let start = self.used;
         let payload_start = start + ROW_RECORD_HEADER_LEN;
         let key_start = payload_start + record.payload.len();
-        self.map[start..payload_start].copy_from_slice(&record.header());
-        self.map[payload_start..key_start].copy_from_slice(record.payload);
-        self.map[key_start..start + len].copy_from_slice(record.key);
+        self.write(start, &record.header());
+        self.write(payload_start, record.payload);
+        self.write(key_start, record.key);
         self.used += len;
         Ok(start)
     }
 
     /// The record starting at byte `at`, which must be a record boundary below `used_len`.
     pub fn record_at(&self, at: usize) -> RowRecordV2<'_> {
-        RowRecordV2::read(&self.map[..self.used], at).expect("the arena holds whole records")
+        RowRecordV2::read(self.records(), at).expect("the arena holds whole records")
     }
 
     /// Marks the record starting at `start` superseded and its bytes dead (a newer row of its
-    /// key replaced it, or its layout was reshaped); false if it already was.
+    /// key replaced it, or its layout was reshaped); false if it already was. A lent record's
+    /// flag is written when its loan ends.
     pub fn release(&mut self, start: usize) -> bool {
         let record = self.record_at(start);
-        if record.flags & ROW_RECORD_SUPERSEDED != 0 {
+        let released_in_loan = start < self.lent && self.released_in_loan.contains(&start);
+        if record.flags & ROW_RECORD_SUPERSEDED != 0 || released_in_loan {
             return false;
         }
         self.dead += record.len();
-        self.map[start + 12..start + 16].copy_from_slice(&ROW_RECORD_SUPERSEDED.to_le_bytes());
+        if start < self.lent && !self.end_loan() {
+            self.released_in_loan.insert(start);
+        } else {
+            self.write(start + FLAGS_AT, &ROW_RECORD_SUPERSEDED.to_le_bytes());
+        }
         true
+    }
+
+    /// Lends the records written so far to an export; the loan ends when it is dropped.
+    pub fn lend(&mut self) -> LentRecords {
+        self.end_loan();
+        self.lent = self.used;
+        LentRecords {
+            map: Arc::clone(&self.map),
+            len: self.used,
+            // Released under an earlier loan still out, so not flagged yet.
+            released: self.released_in_loan.clone(),
+        }
+    }
+
+    /// True if no loan of the current mapping is out (any that was has ended: the records it
+    /// kept from being flagged are flagged now).
+    fn end_loan(&mut self) -> bool {
+        if self.lent == 0 {
+            return true;
+        }
+        // Unique again: every loan has been dropped, and its reads happened before this.
+        if Arc::get_mut(&mut self.map).is_none() {
+            return false;
+        }
+        self.lent = 0;
+        self.flag_released_in_loan();
+        true
+    }
+
+    fn flag_released_in_loan(&mut self) {
+        for start in std::mem::take(&mut self.released_in_loan) {
+            self.write(start + FLAGS_AT, &ROW_RECORD_SUPERSEDED.to_le_bytes());
+        }
     }
 
     /// True when more than half of the used bytes are dead.
@@ -81,42 +175,111 @@ impl Arena {
     }
 
     /// Rewrites the live records (given by where they start) into a fresh mapping and updates
-    /// every start in place.
+    /// every start in place. A loan keeps the old mapping.
     pub fn compact<'a>(
         &mut self,
         live_records: impl Iterator<Item = &'a mut u64>,
     ) -> io::Result<()> {
         let live = self.used - self.dead;
-        let mut fresh = MmapMut::map_anon((live * 2).max(4096))?;
+        let fresh = Mapping::new(live * 2)?;
         let mut used = 0usize;
         for record in live_records {
             let start = *record as usize;
             let len = self.record_at(start).len();
-            fresh[used..used + len].copy_from_slice(&self.map[start..start + len]);
+            // SAFETY: `fresh` is not shared yet.
+            unsafe { fresh.write(used, &self.records()[start..start + len]) };
             *record = used as u64;
             used += len;
         }
-        self.map = fresh;
+        self.map = Arc::new(fresh);
         self.used = used;
         self.dead = 0;
+        // The released records were not among the live ones: nothing left to flag.
+        self.lent = 0;
+        self.released_in_loan.clear();
         Ok(())
     }
 
+    /// Moves the records to a fresh mapping of `capacity` bytes, at the same offsets. A loan
+    /// keeps the old mapping.
     fn remap(&mut self, capacity: usize) -> io::Result<()> {
-        let mut fresh = MmapMut::map_anon(capacity)?;
-        fresh[..self.used].copy_from_slice(&self.map[..self.used]);
-        self.map = fresh;
+        let fresh = Mapping::new(capacity)?;
+        // SAFETY: `fresh` is not shared yet.
+        unsafe { fresh.write(0, self.records()) };
+        self.map = Arc::new(fresh);
+        self.lent = 0;
+        self.flag_released_in_loan();
         Ok(())
+    }
+
+    /// Copies `bytes` to `at`, which is at or above the lent bytes (or no loan is out).
+    fn write(&mut self, at: usize, bytes: &[u8]) {
+        debug_assert!(at >= self.lent || Arc::get_mut(&mut self.map).is_some());
+        // SAFETY: the arena's own slices borrow it, so none is alive during `&mut self`; a
+        // loan reads below `lent` only, and nothing below it is written while one is out.
+        unsafe { self.map.write(at, bytes) }
     }
 
     /// Every record written so far, live and superseded.
     pub fn records(&self) -> &[u8] {
-        &self.map[..self.used]
+        self.map.bytes(self.used)
     }
 
     /// Bytes mapped, bytes written, bytes dead.
     pub fn usage(&self) -> (usize, usize, usize) {
         (self.map.len(), self.used, self.dead)
+    }
+}
+
+/// An arena's records lent to a snapshot export, as they were at the loan: read from any thread,
+/// without a lock, for as long as it is held. Dropping it ends the loan.
+pub struct LentRecords {
+    map: Arc<Mapping>,
+    len: usize,
+    /// Records released before the loan whose flags an earlier loan kept from being written.
+    released: HashSet<usize>,
+}
+
+impl LentRecords {
+    /// The records live at the loan, in arena order.
+    pub fn live_records(&self) -> impl Iterator<Item = RowRecordV2<'_>> {
+        self.live_runs().flat_map(|run| {
+            crate::persist::format::row_records(run)
+                .map(|record| record.expect("the arena holds whole records"))
+        })
+    }
+
+    /// The records live at the loan as runs of records back to back (each run as long as no
+    /// superseded record breaks it), in arena order.
+    pub fn live_runs(&self) -> impl Iterator<Item = &[u8]> {
+        let bytes = self.map.bytes(self.len);
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let mut run = at;
+            while at < bytes.len() {
+                let record = RowRecordV2::read(bytes, at).expect("the arena holds whole records");
+                let live = record.flags & ROW_RECORD_SUPERSEDED == 0
+                    && (self.released.is_empty() || !self.released.contains(&at));
+                let end = at + record.len();
+                match (live, run == at) {
+                    (true, _) => at = end,
+                    (false, true) => {
+                        at = end;
+                        run = at;
+                    }
+                    (false, false) => break,
+                }
+            }
+            (run < at).then(|| &bytes[run..at])
+        })
+    }
+}
+
+impl fmt::Debug for LentRecords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LentRecords")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -162,5 +325,73 @@ mod tests {
         let (mapped, used, dead) = arena.usage();
         assert_eq!((used, dead), (100 * (ROW_RECORD_HEADER_LEN + 1200 + 3), 0));
         assert!(mapped <= 2 * used);
+    }
+
+    fn keys<'a>(records: impl Iterator<Item = RowRecordV2<'a>>) -> Vec<u8> {
+        records.map(|record| record.key[0]).collect()
+    }
+
+    fn read(loan: &LentRecords) -> Vec<u8> {
+        keys(loan.live_records())
+    }
+
+    fn append(arena: &mut Arena, i: u8) -> usize {
+        let payload = [i; 40];
+        let record = RowRecordV2 {
+            view: 0,
+            flags: 0,
+            event_time: i64::from(i),
+            payload: &payload,
+            key: &[i],
+        };
+        arena.append(&record).unwrap()
+    }
+
+    #[test]
+    fn a_loan_reads_its_cut_while_the_arena_releases_grows_and_compacts() {
+        let mut arena = Arena::with_capacity(16).unwrap();
+        let starts: Vec<usize> = (0..100).map(|i| append(&mut arena, i)).collect();
+        let flags = |arena: &Arena, i: usize| arena.record_at(starts[i]).flags;
+        for i in (0..10).chain([50]) {
+            arena.release(starts[i]);
+        }
+        let first = arena.lend();
+        // Released under the loan: counted dead now, flagged once the loan ends.
+        assert!(arena.release(starts[10]));
+        assert!(!arena.release(starts[10]), "released once");
+        assert_eq!(flags(&arena, 10), 0);
+        // A second loan of the same bytes leaves out what was released under the first.
+        let second = arena.lend();
+        arena.release(starts[11]);
+        let live = |from: u8, to: u8| (from..to).filter(|&i| i != 50).collect::<Vec<u8>>();
+        assert_eq!(read(&first), live(10, 100));
+        assert_eq!(read(&second), live(11, 100));
+        // A run stops at a superseded record.
+        assert_eq!(first.live_runs().count(), 2);
+        // Growth leaves the old mapping to the loans and flags what they held back.
+        let grown: Vec<usize> = (100..200).map(|i| append(&mut arena, i)).collect();
+        assert_eq!((flags(&arena, 10), flags(&arena, 11)), (1, 1));
+        assert_eq!(read(&first), live(10, 100));
+        let third = arena.lend();
+        // Compaction, likewise.
+        for &start in starts[12..].iter().chain(&grown[..90]) {
+            arena.release(start);
+        }
+        let mut kept: Vec<u64> = grown[90..].iter().map(|&start| start as u64).collect();
+        arena.compact(kept.iter_mut()).unwrap();
+        let compacted = keys(kept.iter().map(|&start| arena.record_at(start as usize)));
+        assert_eq!(compacted, (190..200).collect::<Vec<u8>>());
+        assert_eq!(read(&first), live(10, 100));
+        assert_eq!(read(&second), live(11, 100));
+        assert_eq!(read(&third), live(12, 200));
+        // Once the loans end, the arena writes anywhere again.
+        drop((first, second, third));
+        let loan = arena.lend();
+        assert!(arena.release(kept[0] as usize));
+        drop(loan);
+        assert_eq!(arena.record_at(kept[0] as usize).flags, 0);
+        assert!(arena.release(kept[1] as usize));
+        let flags = |i: usize| arena.record_at(kept[i] as usize).flags;
+        assert_eq!((flags(0), flags(1)), (1, 1));
     }
 }

@@ -5,10 +5,11 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use futures_util::future::{join_all, BoxFuture, FutureExt};
 
-use super::arena::Arena;
+use super::arena::{Arena, LentRecords};
 use super::key::shard_of;
 use super::router::{Router, StoreError};
 use super::shard::RestoreRecords;
@@ -16,11 +17,12 @@ use super::shard::RowWrite;
 use super::tiles::{from_stored, TileSet};
 use super::views::StoreViews;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
+use crate::persist::files::in_background;
 use crate::persist::format::{
     decode, decode_rows_v2, encode_rows_v2_head, row_records, RowV1, RowsV1, RowsV2Head,
     SectionKind, TilesV2, ViewRefV1,
 };
-use crate::persist::snapshot::{SectionData, Snapshot};
+use crate::persist::snapshot::{PayloadPart, SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
 
 /// What recovery found.
@@ -261,6 +263,36 @@ fn invalid_data(error: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
+/// A shard's records lent at the cut, as the snapshot writes them: its live runs.
+#[derive(Debug)]
+struct LiveRecords {
+    lent: LentRecords,
+    bytes: usize,
+    rows: usize,
+}
+
+impl LiveRecords {
+    /// Walks the loan once for the sizes the section's head declares.
+    fn count(lent: LentRecords) -> LiveRecords {
+        let (mut bytes, mut rows) = (0, 0);
+        for record in lent.live_records() {
+            bytes += record.len();
+            rows += 1;
+        }
+        LiveRecords { lent, bytes, rows }
+    }
+}
+
+impl PayloadPart for LiveRecords {
+    fn byte_len(&self) -> usize {
+        self.bytes
+    }
+
+    fn pieces(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        Box::new(self.lent.live_runs())
+    }
+}
+
 impl SnapshotSource for Router {
     fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
         let writer = self.writer.clone();
@@ -273,30 +305,27 @@ impl SnapshotSource for Router {
             for receiver in receivers {
                 exports.push(receiver.await.map_err(io::Error::other)?);
             }
-            let items = exports
-                .iter()
-                .map(|e| (e.rows + e.tiles.len()) as u64)
-                .sum();
-            // The head holds the tiles, which can take a while to encode: off the async
-            // workers. The shards' records are not joined to it (at millions of rows that was
-            // one copy of hundreds of MB while reads went on): the file is written from each
-            // shard's own buffer.
-            let (payload, records) = tokio::task::spawn_blocking(move || {
+            // Counting the lent records' live rows walks every shard's arena, and the head
+            // holds the tiles, which can take a while to encode: off the async workers, at low
+            // priority. The records are not copied: the file is written from the loans.
+            let (payload, records, items) = in_background(move || {
                 let mut head = RowsV2Head {
                     views: views.names_by_id(),
                     ..RowsV2Head::default()
                 };
-                let mut records = Vec::with_capacity(exports.len());
+                let mut items = 0;
+                let mut records: Vec<Arc<dyn PayloadPart>> = Vec::with_capacity(exports.len());
                 for export in exports {
+                    let live = LiveRecords::count(export.records);
+                    items += (live.rows + export.tiles.len()) as u64;
                     head.tiles.extend(export.tiles);
-                    head.shard_bytes.push(export.records.len() as u64);
-                    head.shard_rows.push(export.rows as u64);
-                    records.push(export.records);
+                    head.shard_bytes.push(live.bytes as u64);
+                    head.shard_rows.push(live.rows as u64);
+                    records.push(Arc::new(live));
                 }
-                (encode_rows_v2_head(&head), records)
+                (encode_rows_v2_head(&head), records, items)
             })
-            .await
-            .map_err(io::Error::other)?;
+            .await?;
 
             Ok(SectionData {
                 kind: SectionKind::FeatureRecords,

@@ -254,7 +254,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
     /// under the restoring repository's current layout and counts them for the console.
     #[test]
     fn exports_across_a_reshape_are_cuts_of_one_layout_and_restore_counted() {
-        use crate::persist::format::{decode_rows_v2, row_records};
+        use crate::persist::format::{decode_rows_v2, row_records, RowRecordV2};
         use crate::persist::snapshot::through_a_file;
         use crate::persist::{FsyncPolicy, SnapshotSource};
         use crate::store::writer::StartSnapshot;
@@ -283,46 +283,37 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             }
         });
         // Every exported record: (view, number of columns).
-        let columns = |payload: &[u8]| {
+        fn columns<'a>(records: impl Iterator<Item = RowRecordV2<'a>>) -> Vec<(u32, usize)> {
+            records
+                .map(|record| (record.view, decode_row(record.payload).unwrap().len()))
+                .collect()
+        }
+        let section_columns = |payload: &[u8]| {
             let (_, shards) = decode_rows_v2(payload).unwrap();
-            let mut seen = Vec::new();
-            for record in shards.into_iter().flat_map(row_records) {
-                let record = record.unwrap();
-                seen.push((record.view, decode_row(record.payload).unwrap().len()));
-            }
-            seen
+            columns(shards.into_iter().flat_map(row_records).map(Result::unwrap))
         };
         System::new().block_on(async {
             let router = Router::start_with(2, 4096, &before).unwrap();
             router.write(rows.collect()).await.unwrap();
-            // The export is asked for first; the reshape queues behind it and lands between
-            // its chunks.
+            // The export is asked for first; the reshape queues behind it and lands while its
+            // loan of the arena is held.
             let (started, reshaped) = futures_util::join!(
                 router.writer.send(StartSnapshot),
                 router.reshape(&after, plan_reshapes(&before, &after))
             );
             reshaped.unwrap();
-            let (_, names, receivers) = started.unwrap().unwrap();
+            let (_, _, receivers) = started.unwrap().unwrap();
             let mut records = Vec::new();
             for receiver in receivers {
                 let export = receiver.await.unwrap();
-                let head = crate::persist::format::RowsV2Head {
-                    views: names.names_by_id(),
-                    tiles: Vec::new(),
-                    shard_bytes: vec![export.records.len() as u64],
-                    shard_rows: vec![export.rows as u64],
-                };
-                records.extend(columns(&crate::persist::format::encode_rows_v2(
-                    &head,
-                    &[&export.records],
-                )));
+                records.extend(columns(export.records.live_records()));
             }
             assert_eq!(records, vec![(view, 2); KEYS], "the cut before the apply");
 
             // The apply's own snapshot: after the reshape, before the old layout retires.
             let snapshot = through_a_file(&[router.take_section().await.unwrap()]);
             assert_eq!(
-                columns(&snapshot.sections[0].payload),
+                section_columns(&snapshot.sections[0].payload),
                 vec![(view, 3); KEYS]
             );
 

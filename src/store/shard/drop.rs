@@ -26,7 +26,6 @@ impl Handler<DropKeys> for ShardActor {
     fn handle(&mut self, DropKeys(dropped): DropKeys, _: &mut Self::Context) -> io::Result<()> {
         let mut partition = self.partition.write();
         let partition = &mut *partition;
-        let export = &mut self.export;
         let arena = &mut partition.arena;
         partition.index.retain(|_, start| {
             let record = arena.record_at(start);
@@ -34,15 +33,12 @@ impl Handler<DropKeys> for ShardActor {
                 return true;
             }
             arena.release(start);
-            if let Some(export) = export.as_mut() {
-                export.superseded(start);
-            }
             false
         });
         partition
             .tiles
             .retain(|key, _| !dropped(view_of_key(key).0, &key[KEY_PREFIX..]));
         partition.view_usage = ViewUsages::count(partition);
-        partition.compact_if_due(self.export.is_some())
+        partition.compact_if_due()
     }
 }

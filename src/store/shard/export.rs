@@ -3,36 +3,29 @@
 //! rotates the journal, so each shard's export is exactly the writes journaled before the
 //! rotation: together the shards' exports are a point-in-time cut.
 //!
-//! The export does not stop the shard. At the cut it notes where the arena ends (records
-//! appended later are not part of it) and copies the tiles; then it walks the arena's records
-//! below that point in chunks of [`CHUNK_BYTES`], one chunk per turn of the actor's loop, so the
-//! write batches queued meanwhile are applied between chunks, and reads go on throughout (a
-//! chunk holds the read lock only). A record is in the cut if it was live at the cut: not
-//! superseded, or superseded after the cut (the writes note those while the export runs, see
-//! [`RunningExport::superseded`]). Compaction waits for the export to end, so records stay where
-//! they are; growth keeps offsets. The copy is the records' bytes as they are, which is also the
-//! snapshot's layout (`persist::format::RowsV2`): nothing is re-encoded.
+//! The export does not stop the shard, nor copy its rows: at the cut the shard lends its
+//! arena's records to it ([`Arena::lend`]: records written later are not part of it, records
+//! released later still read as live) and copies the tiles. The snapshot writer then reads the
+//! live records of the loan on its own low-priority thread, without a lock, and writes them as
+//! they are, which is also the snapshot's layout (`persist::format::RowsV2`): nothing is
+//! copied on the shard's thread, nothing re-encoded. Writes, growth and compaction go on
+//! meanwhile; the loan keeps the mapping it read until it is dropped.
 
-use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
-use actix::{AsyncContext, Context, Handler, Message};
+use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
 use super::{tile_key, view_of_key, ShardActor, ViewUsages, KEY_PREFIX};
-use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
-use crate::store::arena::Arena;
+use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN};
+use crate::store::arena::{Arena, LentRecords};
 use crate::store::tiles::{to_stored, TileSet};
 
-/// Arena bytes an export walks per turn: bounds how long a write batch can wait behind it.
-const CHUNK_BYTES: usize = if cfg!(test) { 512 } else { 1 << 20 };
-
-/// A shard's live rows at the cut, as records back to back, and its tiles in stored form.
-#[derive(Debug, Default)]
+/// A shard's rows at the cut, as the arena's records lent, and its tiles in stored form.
+#[derive(Debug)]
 pub struct ShardExport {
-    pub records: Vec<u8>,
-    pub rows: usize,
+    pub records: LentRecords,
     pub tiles: Vec<TilesV2>,
 }
 
@@ -44,107 +37,26 @@ impl Message for ExportRows {
     type Result = ();
 }
 
-/// An export walking the arena: records in `cursor..cut` are still to be looked at.
-pub(super) struct RunningExport {
-    cut: usize,
-    cursor: usize,
-    /// Starts of records below the cut, not yet walked, that a write superseded after the cut.
-    superseded_after_cut: HashSet<usize>,
-    export: ShardExport,
-    done: oneshot::Sender<ShardExport>,
-}
-
-impl RunningExport {
-    /// The record at `record_start` was just superseded: if the export has yet to reach it, it
-    /// must still count it as live.
-    pub(super) fn superseded(&mut self, record_start: usize) {
-        if (self.cursor..self.cut).contains(&record_start) {
-            self.superseded_after_cut.insert(record_start);
-        }
-    }
-
-    /// Copies the records live at the cut from the next `budget` bytes; true when done.
-    fn copy_chunk(&mut self, arena: &Arena, budget: usize) -> bool {
-        let end = self.cut.min(self.cursor + budget);
-        while self.cursor < end {
-            let record = arena.record_at(self.cursor);
-            if record.flags & ROW_RECORD_SUPERSEDED == 0
-                || self.superseded_after_cut.remove(&self.cursor)
-            {
-                record.write_to(&mut self.export.records);
-                self.export.rows += 1;
-            }
-            self.cursor += record.len();
-        }
-        self.cursor >= self.cut
-    }
-}
-
-/// The next chunk of the running export.
-struct ExportChunk;
-
-impl Message for ExportChunk {
-    type Result = ();
-}
-
 impl Handler<ExportRows> for ShardActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ExportRows, ctx: &mut Self::Context) {
-        // Exports are one at a time: an earlier one still running is finished first.
-        while self.export.is_some() {
-            self.export_chunk(usize::MAX, ctx);
-        }
+    fn handle(&mut self, msg: ExportRows, _: &mut Self::Context) {
+        let records = self.partition.write().arena.lend();
+        // Tiles change in place, so they are copied at the cut, whole (the current layouts'
+        // only: a retiring layout's records are superseded likewise). Under the read lock:
+        // this actor is the only writer, so nothing changes until it returns.
         let partition = self.partition.read();
-        let (_, used, dead) = partition.arena.usage();
-        self.export = Some(RunningExport {
-            cut: used,
-            cursor: 0,
-            superseded_after_cut: HashSet::new(),
-            export: ShardExport {
-                records: Vec::with_capacity(used - dead),
-                rows: 0,
-                // Tiles change in place, so they are copied at the cut, whole (the current
-                // layouts' only: a retiring layout's records are superseded likewise).
-                tiles: partition
-                    .tiles
-                    .iter()
-                    .filter(|(key, _)| {
-                        let (view, layout) = view_of_key(key);
-                        partition.is_current(view, layout)
-                    })
-                    .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
-                    .collect(),
-            },
-            done: msg.done,
-        });
-        drop(partition);
-        ctx.notify(ExportChunk);
-    }
-}
-
-impl Handler<ExportChunk> for ShardActor {
-    type Result = ();
-
-    fn handle(&mut self, _: ExportChunk, ctx: &mut Self::Context) {
-        self.export_chunk(CHUNK_BYTES, ctx);
-    }
-}
-
-impl ShardActor {
-    /// Walks the running export's next `budget` bytes; sends it when done, else asks for the
-    /// next chunk behind whatever the mailbox holds.
-    fn export_chunk(&mut self, budget: usize, ctx: &mut Context<Self>) {
-        let Some(export) = self.export.as_mut() else {
-            return;
-        };
-        if !export.copy_chunk(&self.partition.read().arena, budget) {
-            ctx.notify(ExportChunk);
-            return;
-        }
-        let export = self.export.take().expect("an export is running");
+        let tiles = partition
+            .tiles
+            .iter()
+            .filter(|(key, _)| {
+                let (view, layout) = view_of_key(key);
+                partition.is_current(view, layout)
+            })
+            .map(|(key, tiles)| to_stored(view_of_key(key).0, &key[KEY_PREFIX..], tiles))
+            .collect();
         // The snapshot may have been abandoned; nothing to do then.
-        let _ = export.done.send(export.export);
+        let _ = msg.done.send(ShardExport { records, tiles });
     }
 }
 

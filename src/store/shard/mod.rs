@@ -9,8 +9,9 @@
 //! - request threads read the partition directly under its read lock ([`Partition::read`]),
 //!   without a message round trip: a reader sees a batch entirely or not at all, never a torn
 //!   row, and never an arena mapping that growth or compaction has dropped;
-//! - a snapshot export runs on the actor under the read lock, so reads go on while one is taken,
-//!   in bounded chunks between write batches, so writes go on too (see `export.rs`);
+//! - a snapshot export borrows the arena's records as they are at its cut and reads them on
+//!   the snapshot writer's thread, so reads and writes go on while one is taken (see
+//!   `export.rs`, and `arena.rs` for the loan);
 //! - keys carry the view's layout, and the partition holds the [`StoreViews`] its data is
 //!   stored for (specs, layouts, watermarks): an apply writes each reshaped view under its new
 //!   layout beside the old one (`reshape.rs`), so requests begun before it still read the old
@@ -74,8 +75,6 @@ pub type SharedPartition = Arc<RwLock<Partition>>;
 
 pub struct ShardActor {
     partition: SharedPartition,
-    /// The snapshot export under way, if any.
-    export: Option<export::RunningExport>,
 }
 
 impl ShardActor {
@@ -95,7 +94,6 @@ impl ShardActor {
         }));
         let actor = ShardActor {
             partition: Arc::clone(&partition),
-            export: None,
         };
         Ok((actor, partition))
     }
@@ -135,12 +133,11 @@ fn tile_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
 }
 
 impl Partition {
-    /// Compacts the arena when enough of it is dead, after a write or a drop. Compaction would
-    /// move records a running export (`exporting`) has yet to pass: it waits for the end.
-    /// While layouts retire, the index still points at their released records: it waits for
+    /// Compacts the arena when enough of it is dead, after a write or a drop. While layouts
+    /// retire, the index still points at their released records: it waits for
     /// `RetireLayouts`, which compacts.
-    fn compact_if_due(&mut self, exporting: bool) -> std::io::Result<()> {
-        if !exporting && self.retiring.is_none() && self.arena.wants_compaction() {
+    fn compact_if_due(&mut self) -> std::io::Result<()> {
+        if self.retiring.is_none() && self.arena.wants_compaction() {
             self.arena.compact(self.index.records_mut())?;
         }
         Ok(())

@@ -8,7 +8,7 @@
 //!
 //! The old layouts' arena records are flagged superseded at the reshape, as an overwrite does:
 //! a snapshot taken after the apply holds the current layouts' records only, and an export
-//! running across the reshape still counts them (they were live at its cut). Until
+//! whose cut came before the reshape still counts them (its loan reads them as they were). Until
 //! `RetireLayouts` the index keeps pointing at them for the older requests, so compaction
 //! waits for it.
 
@@ -53,13 +53,7 @@ impl Handler<ReshapePartition> for ShardActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReshapePartition, _: &mut Self::Context) {
-        let mut partition = self.partition.write();
-        let export = &mut self.export;
-        let reshaped = partition.reshape(msg.views, &msg.reshapes, |start| {
-            if let Some(export) = export {
-                export.superseded(start);
-            }
-        });
+        let reshaped = self.partition.write().reshape(msg.views, &msg.reshapes);
         let _ = msg.done.send(reshaped);
     }
 }
@@ -75,20 +69,15 @@ impl Handler<RetireLayouts> for ShardActor {
     type Result = io::Result<()>;
 
     fn handle(&mut self, _: RetireLayouts, _: &mut Self::Context) -> io::Result<()> {
-        // Compaction would move records a running export has yet to pass; a later write
-        // compacts instead.
-        let may_compact = self.export.is_none();
-        self.partition.write().retire_layouts(may_compact)
+        self.partition.write().retire_layouts()
     }
 }
 
 impl Partition {
-    /// `released` hears the start of every record the reshape flags superseded.
     fn reshape(
         &mut self,
         views: Arc<StoreViews>,
         reshapes: &[(ViewId, ViewReshape)],
-        mut released: impl FnMut(usize),
     ) -> io::Result<()> {
         let by_view: HashMap<ViewId, &ViewReshape> = reshapes
             .iter()
@@ -163,8 +152,8 @@ impl Partition {
         }
         for (layout, start) in self.index.iter() {
             let view = self.arena.record_at(start).view;
-            if views.layout(view) != Some(layout) && self.arena.release(start) {
-                released(start);
+            if views.layout(view) != Some(layout) {
+                self.arena.release(start);
             }
         }
         for (key, tile_set) in tiles {
@@ -176,7 +165,7 @@ impl Partition {
     }
 
     /// Drops the retired layouts' keys (their records were released at the reshape).
-    fn retire_layouts(&mut self, may_compact: bool) -> io::Result<()> {
+    fn retire_layouts(&mut self) -> io::Result<()> {
         let views = Arc::clone(&self.views);
         let is_current = |view: ViewId, layout: Layout| views.layout(view) == Some(layout);
         let rows_before = self.index.len();
@@ -189,7 +178,7 @@ impl Partition {
             let (view, layout) = view_of_key(key);
             is_current(view, layout)
         });
-        if released && may_compact {
+        if released {
             self.arena.compact(self.index.records_mut())?;
         }
         if released || self.tiles.len() < tiles_before {

@@ -109,13 +109,10 @@ impl ShardActor {
                 .row_stored(row.view, row.payload.len(), replaced);
             if let Some(start) = previous {
                 partition.arena.release(start);
-                if let Some(export) = &mut self.export {
-                    export.superseded(start);
-                }
             }
             outcome.stored += 1;
         }
-        partition.compact_if_due(self.export.is_some())?;
+        partition.compact_if_due()?;
         Ok(outcome)
     }
 }

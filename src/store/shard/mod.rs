@@ -86,7 +86,7 @@ impl ShardActor {
         let partition = Arc::new(RwLock::new(Partition {
             index: RowIndex::default(),
             arena: Arena::with_capacity(arena_bytes)?,
-            tiles: HashMap::with_hasher(OneShotXxh3),
+            tiles: HashMap::with_hasher(OneShotXxh3::random()),
             arrivals: 0,
             view_usage: ViewUsages::new(views.id_bound()),
             views,

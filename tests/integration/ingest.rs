@@ -44,13 +44,19 @@ fn last_transaction(server: &Server, user: &str) -> (Json, String) {
     )
 }
 
-fn terminal_amount(server: &Server, terminal: Json) -> Json {
+/// Feature `index` of `payment_risk_service`'s answer for these join keys.
+fn payment_risk_feature(server: &Server, join_keys: Json, index: usize) -> Json {
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
-        "joinKeyMap": {"sender_id": "x", "payee_merchant": "y", "terminal_id": terminal}}});
+        "joinKeyMap": join_keys}});
     server
         .admin_post("/api/v1/feature-service/get-features", &request)
-        .json()["result"]["features"][4]
+        .json()["result"]["features"][index]
         .clone()
+}
+
+fn terminal_amount(server: &Server, terminal: Json) -> Json {
+    let keys = json!({"sender_id": "x", "payee_merchant": "y", "terminal_id": terminal});
+    payment_risk_feature(server, keys, 4)
 }
 
 #[test]
@@ -395,12 +401,8 @@ fn bulk_loader_loads_csv_and_stops_at_the_first_bad_line() {
 
 /// `user_profile`'s `credit_score` of `user`, as `payment_risk_service` serves it.
 fn credit_score(server: &Server, user: &str) -> Json {
-    let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "payment_risk_service",
-        "joinKeyMap": {"sender_id": user, "payee_merchant": "m", "terminal_id": 1}}});
-    server
-        .admin_post("/api/v1/feature-service/get-features", &request)
-        .json()["result"]["features"][6]
-        .clone()
+    let keys = json!({"sender_id": user, "payee_merchant": "m", "terminal_id": 1});
+    payment_risk_feature(server, keys, 6)
 }
 
 /// The rows endpoint (what `quiver load` sends) writes a chunk whole, or refuses it naming the

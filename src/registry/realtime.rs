@@ -385,11 +385,9 @@ mod tests {
         );
     }
 
-    /// A view over sources `names`, one program per expression, reading what they select.
-    fn spec(names: &[&str], features: &[&str], expressions: &[&str]) -> RealtimeSpec {
-        let sources: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
-        let features: Vec<Feature> = features
+    /// Float64 features of these names.
+    fn float_features(names: &[&str]) -> Vec<Feature> {
+        names
             .iter()
             .map(|name| Feature {
                 name: name.to_string(),
@@ -398,7 +396,14 @@ mod tests {
                 description: None,
                 tags: Default::default(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// A view over sources `names`, one program per expression, reading what they select.
+    fn spec(names: &[&str], features: &[&str], expressions: &[&str]) -> RealtimeSpec {
+        let sources: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
+        let features = float_features(features);
         RealtimeSpec {
             request_schema: Vec::new(),
             programs: expressions
@@ -511,16 +516,7 @@ mod tests {
 
     #[test]
     fn features_read_are_those_selected_unless_the_view_is_read_whole() {
-        let features: Vec<Feature> = ["a", "b", "c"]
-            .iter()
-            .map(|name| Feature {
-                name: name.to_string(),
-                data_type: DataType::Float64,
-                column: String::new(),
-                description: None,
-                tags: Default::default(),
-            })
-            .collect();
+        let features = float_features(&["a", "b", "c"]);
         let read = |expressions: &[&str]| {
             let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
             features_read(&expressions, "m", &features)

@@ -2,9 +2,12 @@
 //! computed at request time by Common Expression Language programs over the request context
 //! (`request.<field>`) and the features of upstream views (`<view>.<feature>`). Programs are
 //! compiled once, when the repository is loaded, and so is the list of upstream features they
-//! read: a request row's CEL maps hold only those.
+//! read: a request row's CEL maps hold only those. Each thread keeps its last row's CEL
+//! variables and refills their maps in place for the next row (`with_row`).
 
-use std::sync::LazyLock;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use cel_interpreter::objects::{Key, Map};
 use cel_interpreter::{Context, Program, Value as Cel};
@@ -183,12 +186,166 @@ pub fn evaluate(program: &Program, variables: &[(&str, Cel)], data_type: &DataTy
     for (name, value) in variables {
         context.add_variable_from_value(*name, value.clone());
     }
+    run(program, &context, data_type)
+}
+
+fn run(program: &Program, context: &Context, data_type: &DataType) -> Value {
     // As at compile time, a panic inside the interpreter must not take the request down.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&context)))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(context)))
         .ok()
         .and_then(Result::ok)
         .and_then(|result| from_cel(&result, data_type))
         .unwrap_or(Value::Null)
+}
+
+/// One request row's CEL variables for a realtime view: `request` and a map per upstream view.
+pub struct Row<'a>(&'a Context<'a>);
+
+impl Row<'_> {
+    /// Runs one of the view's programs over this row, as `evaluate` does.
+    pub fn evaluate(&self, program: &Program, data_type: &DataType) -> Value {
+        run(program, self.0, data_type)
+    }
+}
+
+thread_local! {
+    /// This thread's last row's variables (see `with_row`).
+    static LAST_ROW: RefCell<RowVariables> = RefCell::new(RowVariables::default());
+}
+
+/// CEL variables kept from one row to the next. Building them anew costs more than evaluating
+/// a short expression (a hashed `String` per variable, a table and an `Arc` per map, SipHash per
+/// entry); rows of one view have the same variables and fields, so the next row only writes
+/// values into the tables in place, walking them in their (unchanged) iteration order. Holds
+/// the last row's values until the thread's next row.
+#[derive(Default)]
+struct RowVariables {
+    /// Variable name -> map, as a CEL context holds them (lent to one while a row runs).
+    variables: HashMap<String, Cel>,
+    /// For each entry of `variables` in iteration order, which variable it is: 0 `request`,
+    /// k the view's source k - 1.
+    order: Vec<usize>,
+    /// Per variable (numbered as in `order`), which field each of its map's entries is, in
+    /// the map's iteration order.
+    fields: Vec<Vec<usize>>,
+}
+
+impl RowVariables {
+    /// Sets the variables to `spec`'s over a row: `request` holds `request`, each source's map
+    /// the features of `upstream` (parallel to `spec.sources`) its expressions read.
+    fn fill(&mut self, spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]) {
+        let n = 1 + spec.sources.len();
+        let name = |v: usize| match v {
+            0 => "request",
+            _ => spec.sources[v - 1].1.as_str(),
+        };
+        let same_names = self.variables.len() == n
+            && self.order.len() == n
+            && self
+                .variables
+                .keys()
+                .zip(&self.order)
+                .all(|(k, &v)| k == name(v));
+        if !same_names {
+            self.variables = (0..n).map(|v| (name(v).to_owned(), Cel::Null)).collect();
+            // As when added one by one, a later variable of the same name wins.
+            self.order = self
+                .variables
+                .keys()
+                .map(|k| (0..n).rev().find(|&v| name(v) == k).unwrap_or_default())
+                .collect();
+            self.fields = vec![Vec::new(); n];
+        }
+        for ((_, map), &v) in self.variables.iter_mut().zip(&self.order) {
+            let order = &mut self.fields[v];
+            if v == 0 {
+                refill(
+                    map,
+                    order,
+                    request.len(),
+                    |key, i| matches!(key, Key::String(s) if **s == request[i].0),
+                    |i| Key::from(request[i].0.clone()),
+                    |i| to_cel(&request[i].1),
+                );
+            } else {
+                let (reads, values) = (&spec.reads[v - 1], upstream[v - 1]);
+                refill(
+                    map,
+                    order,
+                    reads.len(),
+                    |key, i| *key == reads[i].1,
+                    |i| reads[i].1.clone(),
+                    |i| to_cel(&values[reads[i].0]),
+                );
+            }
+        }
+    }
+}
+
+/// Sets `map` to the CEL map of entries `0..len` (`key(i)`, `value(i)`). When it already holds
+/// those keys, `order` saying which entry is where, only the values are written; otherwise it
+/// is rebuilt and `order` with it.
+fn refill(
+    map: &mut Cel,
+    order: &mut Vec<usize>,
+    len: usize,
+    is_key: impl Fn(&Key, usize) -> bool,
+    key: impl Fn(usize) -> Key,
+    value: impl Fn(usize) -> Cel,
+) {
+    if let Cel::Map(Map { map }) = map {
+        // Not shared once the last row's evaluations are over (results are dropped).
+        if let Some(entries) = Arc::get_mut(map) {
+            let in_place = entries.len() == len
+                && order.len() == len
+                && entries.iter_mut().zip(order.iter()).all(|((k, v), &i)| {
+                    let same = is_key(k, i);
+                    if same {
+                        *v = value(i);
+                    }
+                    same
+                });
+            if in_place {
+                return;
+            }
+        }
+    }
+    let entries: HashMap<Key, Cel> = (0..len).map(|i| (key(i), value(i))).collect();
+    // As when collected, a later entry of the same key wins.
+    *order = entries
+        .keys()
+        .map(|k| (0..len).rev().find(|&i| is_key(k, i)).unwrap_or_default())
+        .collect();
+    *map = Cel::Map(Map {
+        map: Arc::new(entries),
+    });
+}
+
+/// Runs `run` over a request row's variables for realtime view `spec`: `request` (the row's
+/// request context) and, per upstream view (parallel to `spec.sources`), its features' values.
+pub fn with_row<R>(
+    spec: &RealtimeSpec,
+    request: &[(String, Value)],
+    upstream: &[&[Value]],
+    run: impl FnOnce(&Row) -> R,
+) -> R {
+    let run_with = |kept: &mut RowVariables| {
+        kept.fill(spec, request, upstream);
+        let context = Context::Child {
+            parent: &BUILTINS,
+            variables: std::mem::take(&mut kept.variables),
+        };
+        let result = run(&Row(&context));
+        if let Context::Child { variables, .. } = context {
+            kept.variables = variables;
+        }
+        result
+    };
+    LAST_ROW.with(|kept| match kept.try_borrow_mut() {
+        Ok(mut kept) => run_with(&mut kept),
+        // Only if `run` itself started a row: that one builds its own.
+        Err(_) => run_with(&mut RowVariables::default()),
+    })
 }
 
 #[cfg(test)]
@@ -228,9 +385,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn features_read_are_those_selected_unless_the_view_is_read_whole() {
-        let features: Vec<Feature> = ["a", "b", "c"]
+    /// Float64 features of these names.
+    fn float_features(names: &[&str]) -> Vec<Feature> {
+        names
             .iter()
             .map(|name| Feature {
                 name: name.to_string(),
@@ -239,7 +396,127 @@ mod tests {
                 description: None,
                 tags: Default::default(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// A view over sources `names`, one program per expression, reading what they select.
+    fn spec(names: &[&str], features: &[&str], expressions: &[&str]) -> RealtimeSpec {
+        let sources: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
+        let features = float_features(features);
+        RealtimeSpec {
+            request_schema: Vec::new(),
+            programs: expressions
+                .iter()
+                .map(|e| compile(e, &sources).unwrap())
+                .collect(),
+            reads: sources
+                .iter()
+                .map(|s| features_read(&expressions, s, &features))
+                .collect(),
+            sources: sources
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (i as ViewId, s))
+                .collect(),
+            expressions,
+        }
+    }
+
+    #[test]
+    fn rows_kept_between_calls_give_what_fresh_variables_give() {
+        let one = spec(
+            &["m"],
+            &["a", "b", "c"],
+            &[
+                "request.x > m.a",
+                "m.b + m.c",
+                "request",
+                "size(request) + 0.0",
+            ],
+        );
+        let two = spec(
+            &["m", "n"],
+            &["a", "b"],
+            &["m.a + n.b", "m.b > n.a ? 1.0 : 2.0"],
+        );
+        let types = [
+            DataType::Bool,
+            DataType::Float64,
+            DataType::String,
+            DataType::Float64,
+        ];
+        // The model: every variable and map made anew, as `evaluate` takes them.
+        let fresh = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]| {
+            let mut variables = vec![(
+                "request",
+                map(request.iter().map(|(k, v)| (k.clone(), to_cel(v)))),
+            )];
+            for ((_, name), (reads, values)) in
+                spec.sources.iter().zip(spec.reads.iter().zip(upstream))
+            {
+                let features = reads
+                    .iter()
+                    .map(|(i, key)| (key.clone(), to_cel(&values[*i])));
+                variables.push((name.as_str(), map(features)));
+            }
+            spec.programs
+                .iter()
+                .zip(&types)
+                .map(|(program, data_type)| evaluate(program, &variables, data_type))
+                .collect::<Vec<_>>()
+        };
+        let kept = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]| {
+            with_row(spec, request, upstream, |row| {
+                spec.programs
+                    .iter()
+                    .zip(&types)
+                    .map(|(program, data_type)| row.evaluate(program, data_type))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let request = |fields: &[(&str, f64)]| -> Vec<(String, Value)> {
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Float64(*v)))
+                .collect()
+        };
+        let floats = |v: &[f64]| v.iter().map(|f| Value::Float64(*f)).collect::<Vec<_>>();
+        let (a, b, c) = (
+            floats(&[1.0, 2.0, 3.0]),
+            floats(&[5.0, -1.0, 0.5]),
+            floats(&[0.25, 9.0]),
+        );
+        let nulls = vec![Value::Null; 3];
+        // Same view and fields, other values; other request fields; another view between.
+        let rows = [
+            (&one, request(&[("x", 0.5)]), vec![&a[..]]),
+            (&one, request(&[("x", 7.0)]), vec![&b[..]]),
+            (&one, request(&[("x", 7.0), ("y", 1.0)]), vec![&nulls[..]]),
+            (&one, request(&[("y", 1.0)]), vec![&a[..]]),
+            (&two, request(&[]), vec![&a[..], &c[..]]),
+            (&two, request(&[("x", 1.0)]), vec![&c[..], &b[..]]),
+            (&one, request(&[("x", 2.5)]), vec![&b[..]]),
+            (&one, request(&[("x", 2.5)]), vec![&a[..]]),
+        ];
+        for (spec, request, upstream) in &rows {
+            assert_eq!(
+                kept(spec, request, upstream),
+                fresh(spec, request, upstream)
+            );
+        }
+        // A row started while another runs on this thread gets variables of its own.
+        let (outer, inner) = with_row(&one, &rows[0].1, &rows[0].2, |row| {
+            let inner = kept(&two, &rows[4].1, &rows[4].2);
+            (row.evaluate(&one.programs[1], &DataType::Float64), inner)
+        });
+        assert_eq!(outer, Value::Float64(5.0));
+        assert_eq!(inner, fresh(&two, &rows[4].1, &rows[4].2));
+    }
+
+    #[test]
+    fn features_read_are_those_selected_unless_the_view_is_read_whole() {
+        let features = float_features(&["a", "b", "c"]);
         let read = |expressions: &[&str]| {
             let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
             features_read(&expressions, "m", &features)

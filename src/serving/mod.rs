@@ -634,52 +634,49 @@ pub async fn get_features(
             let view = registry.view(item.view);
             match &view.kind {
                 ViewKind::Realtime(spec) => {
-                    let request = realtime::map(
-                        context
-                            .iter()
-                            .map(|(name, value)| (name.clone(), realtime::to_cel(value))),
-                    );
-                    let mut variables = vec![("request", request)];
-                    let mut inputs_missing = false;
+                    let answers: Vec<ViewAnswer> = spec
+                        .sources
+                        .iter()
+                        .map(|(source_id, _)| answer_of(*source_id))
+                        .collect();
+                    let inputs_missing = answers
+                        .iter()
+                        .any(|answer| answer.statuses.contains(&ServingStatus::MissingData));
                     // An input the store did not answer for: the feature is not computed.
-                    let mut inputs_not_read = None;
-                    for ((source_id, source_name), reads) in spec.sources.iter().zip(&spec.reads) {
-                        let answer = answer_of(*source_id);
-                        inputs_missing |= answer.statuses.contains(&ServingStatus::MissingData);
-                        inputs_not_read =
-                            inputs_not_read.or(answer.statuses.iter().copied().find(|s| {
-                                matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown)
+                    let inputs_not_read = answers
+                        .iter()
+                        .flat_map(|answer| &answer.statuses)
+                        .copied()
+                        .find(|s| matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown));
+                    if let Some(status) = inputs_not_read {
+                        vector
+                            .features
+                            .extend(item.features.iter().map(|_| ServedFeature {
+                                value: FeatureValue::Value(Value::Null),
+                                status,
+                                effective_time: None,
                             }));
-                        let features = reads
-                            .iter()
-                            .map(|(i, key)| (key.clone(), realtime::to_cel(&answer.values[*i])));
-                        variables.push((source_name.as_str(), realtime::map(features)));
+                        continue;
                     }
-                    for index in &item.features {
-                        let (value, status) = match inputs_not_read {
-                            Some(status) => (Value::Null, status),
-                            None => {
-                                let value = realtime::evaluate(
-                                    &spec.programs[*index],
-                                    &variables,
-                                    &view.features[*index].data_type,
-                                );
-                                // A null computed from missing inputs is missing data, not a
-                                // value.
-                                let status = if value.is_null() && inputs_missing {
-                                    ServingStatus::MissingData
-                                } else {
-                                    ServingStatus::Present
-                                };
-                                (value, status)
-                            }
-                        };
-                        vector.features.push(ServedFeature {
-                            value: FeatureValue::Value(value),
-                            status,
-                            effective_time: None,
-                        });
-                    }
+                    let upstream: Vec<&[Value]> =
+                        answers.iter().map(|answer| &answer.values[..]).collect();
+                    realtime::with_row(spec, context, &upstream, |row| {
+                        for index in &item.features {
+                            let value = row
+                                .evaluate(&spec.programs[*index], &view.features[*index].data_type);
+                            // A null computed from missing inputs is missing data, not a value.
+                            let status = if value.is_null() && inputs_missing {
+                                ServingStatus::MissingData
+                            } else {
+                                ServingStatus::Present
+                            };
+                            vector.features.push(ServedFeature {
+                                value: FeatureValue::Value(value),
+                                status,
+                                effective_time: None,
+                            });
+                        }
+                    });
                 }
                 _ => {
                     let read = row_read(item.view);

@@ -22,16 +22,17 @@ url=http://127.0.0.1:8095/api/v1/feature-service/get-features
 latency() { wrk -t1 -c4 -d"${seconds}s" --latency -s benches/http/get_features.lua "$url" | awk '/ 50%/ {p50=$2} / 99%/ {p99=$2} /Requests\/sec/ {rps=$2} END {print "p50 " p50 ", p99 " p99 ", " rps " req/s"}'; }
 # Machine-wide counters, to see where a run's time went besides quiver: CPU ms in iowait, softirq
 # and steal (the host running something else on our vCPU, such as a VM's block I/O), and
-# allocations stalled to reclaim or compact memory (serving threads included; the page cache
-# fills the memory of a busy build machine, and every new page of a file must then be reclaimed).
+# allocations stalled to reclaim or compact memory (serving threads included), and the pages
+# kswapd reclaimed (at normal priority, on the serving threads' CPUs): the page cache fills the
+# memory of a busy build machine, and every new page of a file must then be reclaimed first.
 machine() {
   awk -v tick="$(getconf CLK_TCK)" '/^cpu / {print $6 * 1000 / tick, $8 * 1000 / tick, $9 * 1000 / tick}' /proc/stat
-  awk '/^allocstall_/ {a += $2} /^compact_stall / {c = $2} /^pgsteal_direct / {d = $2} END {print a + 0, c + 0, d + 0}' /proc/vmstat
+  awk '/^allocstall_/ {a += $2} /^compact_stall / {c = $2} /^pgsteal_direct / {d = $2} /^pgsteal_kswapd / {k = $2} END {print a + 0, c + 0, d + 0, k + 0}' /proc/vmstat
 }
 measure() {
   local before after result
   before=($(machine)); result=$(latency); after=($(machine))
-  echo "$result; machine: iowait $((after[0] - before[0])) ms, softirq $((after[1] - before[1])) ms, steal $((after[2] - before[2])) ms, allocation stalls $((after[3] - before[3])), compaction stalls $((after[4] - before[4])), pages reclaimed by allocations $((after[5] - before[5]))"
+  echo "$result; machine: iowait $((after[0] - before[0])) ms, softirq $((after[1] - before[1])) ms, steal $((after[2] - before[2])) ms, allocation stalls $((after[3] - before[3])), compaction stalls $((after[4] - before[4])), pages reclaimed by allocations $((after[5] - before[5])), by kswapd $((after[6] - before[6]))"
 }
 echo "rows: $rows, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "no snapshot:     $(measure)"

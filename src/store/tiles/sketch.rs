@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use super::partial::as_f64;
 use crate::registry::value::Value;
-use crate::store::row::encode_row;
+use crate::store::row::hash_encoded;
 
 pub fn hll_add(registers: &mut [u8], precision: u8, value: &Value) {
-    let mut bytes = Vec::new();
-    encode_row(std::slice::from_ref(value), &mut bytes);
-    let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+    // The hash of the value's one-value row encoding, as registers stored before were built.
+    let hash = hash_encoded(value);
     let index = (hash >> (64 - precision)) as usize;
     let rank = ((hash << precision) | (1 << (precision - 1))).leading_zeros() as u8 + 1;
     registers[index] = registers[index].max(rank);

@@ -19,7 +19,7 @@ use crate::serving::{
     ServingError, StoredRows,
 };
 use crate::store::row::{self, EncodedValue};
-use crate::time::{format_timestamp, Micros};
+use crate::time::{push_timestamp, Micros};
 
 /// Tecton's message for a refused read (what its clients show; the locator ones name the
 /// request's fields).
@@ -570,23 +570,27 @@ fn push_value(out: &mut Vec<u8>, value: &Value) {
 /// Appends a null, bool, int64, float or timestamp as [`TectonJson`] writes it; false (and
 /// nothing written) for a string or a container.
 fn push_scalar(out: &mut Vec<u8>, value: &Value) -> bool {
-    // Digits, signs, `-:.TZ`: nothing in an int64 or a timestamp needs escaping.
-    let quoted = |out: &mut Vec<u8>, text: &str| {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    };
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int64(i) => quoted(out, itoa::Buffer::new().format(*i)),
+        Value::Int64(i) => push_quoted(out, |out| {
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes())
+        }),
         Value::Float32(f) => push_float(out, f64::from(*f)),
         Value::Float64(f) => push_float(out, *f),
-        Value::Timestamp(micros) => quoted(out, &format_timestamp(*micros)),
+        Value::Timestamp(micros) => push_quoted(out, |out| push_timestamp(out, *micros)),
         Value::String(_) | Value::Array(_) | Value::Struct(_) | Value::Map(_) => return false,
     }
     true
+}
+
+/// Appends `"`, what `write` writes, `"`: for an int64's digits or a timestamp's (digits,
+/// signs, `-:.TZ`), where a JSON string has nothing to escape.
+fn push_quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b'"');
+    write(out);
+    out.push(b'"');
 }
 
 /// A float as [`TectonJson`] writes it: non-finite ones as strings, finite ones by serde_json's
@@ -665,7 +669,7 @@ fn push_feature_metadata(
         if includes.effective_times {
             if let Some(time) = effective_time(i) {
                 field(out, b"\"effectiveTime\":");
-                push_json(out, &format_timestamp(time));
+                push_quoted(out, |out| push_timestamp(out, time));
             }
         }
         if includes.data_types {
@@ -874,6 +878,7 @@ mod tests {
             Value::String("quote \" and \u{e9}\n".into()),
             Value::Timestamp(1_642_239_000_123_456),
             Value::Timestamp(-62_135_596_800_000_000),
+            Value::Timestamp(300_000_000_000_000_000),
             Value::Array(vec![]),
             Value::Array(vec![Value::Float32(2.5), Value::Null]),
             Value::Struct(vec![Value::Float64(48.8), Value::Int64(2)]),

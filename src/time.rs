@@ -135,11 +135,20 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// chrono's formatter cost ~500 instructions a timestamp of a GetFeatures answer. Other years
 /// take chrono's way (its signs and widths).
 pub fn format_timestamp(micros: Micros) -> String {
+    let mut text = Vec::with_capacity(27);
+    push_timestamp(&mut text, micros);
+    String::from_utf8(text).expect("a timestamp is ASCII")
+}
+
+/// Appends [`format_timestamp`]'s text to `out`: an answer writes its timestamps into its
+/// buffer without a `String` each.
+pub fn push_timestamp(out: &mut Vec<u8>, micros: Micros) {
     let seconds = micros.div_euclid(MICROS_PER_SECOND);
     let fraction = micros.rem_euclid(MICROS_PER_SECOND);
     let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
     if !(0..=9999).contains(&year) {
-        return format_timestamp_with_chrono(micros);
+        out.extend_from_slice(format_timestamp_with_chrono(micros).as_bytes());
+        return;
     }
     let of_day = seconds.rem_euclid(86_400);
     let mut text = [0u8; 27];
@@ -168,7 +177,7 @@ pub fn format_timestamp(micros: Micros) -> String {
     }
     let len = if fraction == 0 { 19 } else { 26 };
     text[len] = b'Z';
-    String::from_utf8(text[..=len].to_vec()).expect("digits and separators are ASCII")
+    out.extend_from_slice(&text[..=len]);
 }
 
 /// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (Howard

@@ -4,6 +4,7 @@
 //! of the body is read. `E` is the route's API family's error shape; an `Admin`'s `K` is where
 //! the family's requests carry the key (the `Authorization` header; Tinybird's `?token=`).
 
+use std::borrow::Cow;
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -69,8 +70,9 @@ pub struct Admin<E = ApiError, K = AuthorizationHeader>(
 
 /// Where an API family's requests carry the key.
 pub trait KeySource {
-    /// The `Authorization`-style value (`Bearer <key>`, `Tecton-key <key>`), if any.
-    fn credential(request: &HttpRequest) -> Result<Option<String>, AuthError>;
+    /// The `Authorization`-style value (`Bearer <key>`, `Tecton-key <key>`), if any: borrowed
+    /// from the header when it is one (no copy of the key on every request).
+    fn credential(request: &HttpRequest) -> Result<Option<Cow<'_, str>>, AuthError>;
 }
 
 /// The `Authorization` header: every family but Tinybird.
@@ -78,10 +80,10 @@ pub trait KeySource {
 pub struct AuthorizationHeader;
 
 impl KeySource for AuthorizationHeader {
-    fn credential(request: &HttpRequest) -> Result<Option<String>, AuthError> {
+    fn credential(request: &HttpRequest) -> Result<Option<Cow<'_, str>>, AuthError> {
         let header = request.headers().get(AUTHORIZATION);
         let text = header.map(|value| value.to_str().map_err(|_| AuthError::Malformed));
-        Ok(text.transpose()?.map(str::to_string))
+        Ok(text.transpose()?.map(Cow::Borrowed))
     }
 }
 
@@ -91,11 +93,11 @@ impl KeySource for AuthorizationHeader {
 pub struct TokenParameter;
 
 impl KeySource for TokenParameter {
-    fn credential(request: &HttpRequest) -> Result<Option<String>, AuthError> {
+    fn credential(request: &HttpRequest) -> Result<Option<Cow<'_, str>>, AuthError> {
         let token = form_urlencoded::parse(request.query_string().as_bytes())
             .find(|(name, value)| name == "token" && !value.is_empty());
         match token {
-            Some((_, token)) => Ok(Some(format!("Bearer {token}"))),
+            Some((_, token)) => Ok(Some(Cow::Owned(format!("Bearer {token}")))),
             None => AuthorizationHeader::credential(request),
         }
     }

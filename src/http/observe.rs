@@ -6,6 +6,7 @@
 //! Logs and labels name the route's pattern (`/api/scim/v2/{resource}/{id}`), never the path
 //! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
+use std::borrow::Cow;
 use std::future::{ready, Ready};
 use std::rc::Rc;
 use std::time::Instant;
@@ -106,6 +107,16 @@ fn hex_id(bits: u128) -> [u8; 32] {
     digits
 }
 
+/// The pattern of the route that took the request: its name where it has one (the Feature
+/// Service's resources are named by their patterns, see `routes::feature_service`: the name is
+/// read in place, where actix builds the pattern as a new `String`), else its pattern.
+fn route_of(request: &HttpRequest) -> Option<Cow<'_, str>> {
+    match request.match_name() {
+        Some(name) => Some(Cow::Borrowed(name)),
+        None => request.match_pattern().map(Cow::Owned),
+    }
+}
+
 /// The id `observe_requests` gave the request, for handlers that record it (the feature log).
 /// Extracted as `Option<RequestId>`: absent only where the middleware does not run. Shared, not
 /// copied, between the middleware, the extensions and the handler.
@@ -138,18 +149,15 @@ pub async fn observe_requests(
         Ok(response) => {
             let id = HeaderValue::from_str(&id).expect("a request id is a valid header value");
             response.headers_mut().insert(REQUEST_ID, id);
-            (
-                response.request().match_pattern(),
-                response.status().as_u16(),
-            )
+            (route_of(response.request()), response.status().as_u16())
         }
         Err(error) => (None, error.as_response_error().status_code().as_u16()),
     };
-    let route = route.unwrap_or_else(|| UNMATCHED.to_string());
+    let route = route.unwrap_or(Cow::Borrowed(UNMATCHED));
     span.in_scope(|| {
         tracing::info!(
             method,
-            route,
+            route = &*route,
             status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "answered"

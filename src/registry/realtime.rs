@@ -30,7 +30,8 @@ pub struct RealtimeSpec {
     /// The programs' source text, parallel to `programs` (what a plan compares).
     pub expressions: Vec<String>,
     /// Parallel to `sources`: the features (index in the upstream view, CEL map key) some
-    /// expression reads. Keys are made once; a row's map clones them (an `Arc` each).
+    /// expression reads, in index order; serving decodes only these. Keys are made once; a
+    /// row's map clones them (an `Arc` each).
     pub reads: Vec<Vec<(usize, Key)>>,
 }
 

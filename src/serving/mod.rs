@@ -292,26 +292,35 @@ impl RequestValue<'_> {
     }
 }
 
-/// A stored view's values for one request row, decoded (the inputs of realtime views): values
-/// and statuses of all its features.
+/// A stored view's features for one request row, as a realtime view takes them: the statuses
+/// of all, the values of those its expressions read decoded (the others null: decoding every
+/// feature of a wide upstream view cost more than the expressions' reads).
 struct ViewAnswer {
     values: Vec<Value>,
     statuses: Vec<ServingStatus>,
 }
 
 impl ViewAnswer {
+    /// `reads`: the indices of the features to decode, ascending (`RealtimeSpec::reads`).
     fn of(
         view: &FeatureView,
         read: RowRead,
         rows: &StoredRows,
         options: ReadOptions,
+        reads: impl IntoIterator<Item = usize>,
     ) -> ViewAnswer {
-        let (values, statuses) = (0..view.features.len())
+        let mut reads = reads.into_iter().peekable();
+        let mut values = Vec::with_capacity(view.features.len());
+        let statuses = (0..view.features.len())
             .map(|index| {
                 let (value, status) = read.feature(view, index, rows, options);
-                (rows.decode(value), status)
+                values.push(match reads.next_if_eq(&index) {
+                    Some(_) => rows.decode(value),
+                    None => Value::Null,
+                });
+                status
             })
-            .unzip();
+            .collect();
         ViewAnswer { values, statuses }
     }
 }
@@ -564,7 +573,13 @@ pub async fn get_features(
     );
     // Each row to serve (in its view's ttl), checked and split into its values once, however
     // many request rows share it: `spans` of all rows, `split` each lookup's part of them.
-    let mut spans = Vec::new();
+    // Rows hold one value per feature of their view (as read now): room for all up front.
+    let mut spans = Vec::with_capacity(
+        lookups
+            .iter()
+            .map(|lookup| registry.view(lookup.view).features.len())
+            .sum(),
+    );
     let split = stored_rows
         .0
         .iter()
@@ -613,9 +628,6 @@ pub async fn get_features(
                 None => RowRead::Missing,
             }
         };
-        let answer_of = |view: ViewId| {
-            ViewAnswer::of(registry.view(view), row_read(view), &stored_rows, options)
-        };
         let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
         let mut vector = FeatureVector {
             features: Vec::with_capacity(service.n_features),
@@ -637,7 +649,12 @@ pub async fn get_features(
                     let answers: Vec<ViewAnswer> = spec
                         .sources
                         .iter()
-                        .map(|(source_id, _)| answer_of(*source_id))
+                        .zip(&spec.reads)
+                        .map(|((source, _), reads)| {
+                            let reads = reads.iter().map(|(index, _)| *index);
+                            let view = registry.view(*source);
+                            ViewAnswer::of(view, row_read(*source), &stored_rows, options, reads)
+                        })
                         .collect();
                     let inputs_missing = answers
                         .iter()

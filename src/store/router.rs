@@ -236,7 +236,10 @@ impl Router {
         let mut latencies = vec![Duration::ZERO; lookups.len()];
         let mut max_shard_latency = Duration::ZERO;
         let mut bytes_read = 0;
-        let mut key = Vec::new();
+        // Tile keys are the view id and layout (8 bytes), then the join key: room for the
+        // longest up front, not a reallocation per longer key.
+        let longest = lookups.iter().map(|lookup| lookup.key.len()).max();
+        let mut key = Vec::with_capacity(8 + longest.unwrap_or(0));
         for (shard, partition) in self.partitions.iter().enumerate() {
             if !shard_of_lookup.contains(&shard) {
                 continue;

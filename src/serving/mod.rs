@@ -422,14 +422,18 @@ pub async fn get_features(
     let mut needed: Vec<(ViewId, Option<usize>)> = Vec::with_capacity(rows.len() * 4);
     let mut needed_by_row: Vec<Range<usize>> = Vec::with_capacity(rows.len());
     let mut contexts: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
-    let mut lookups: Vec<Lookup> = Vec::new();
+    // Sized up front, as `dedup` is: growing from empty cost a reallocation each (~100
+    // instructions, several for a batch's lookups).
+    let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * service.items.len());
     // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
     // key (on a hash collision the second key just gets a lookup of its own).
     let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
         HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
     // Each row's join keys are read into `inputs` and each key encoded into `key` first: only
-    // a lookup not planned already gets a copy.
-    let (mut inputs, mut key) = (Vec::new(), Vec::new());
+    // a lookup not planned already gets a copy. Both have room for the common case from the
+    // start (a key of a few short strings or integers).
+    let mut inputs = Vec::with_capacity(service.input_join_keys.len());
+    let mut key = Vec::with_capacity(64);
     for row in rows {
         parse_join_keys(service, row.join_keys, &mut inputs)?;
         contexts.push(parse_request_context(

@@ -2,7 +2,6 @@
 //! `null` anywhere; responses are camelCase, omit unset fields, and encode values per Tecton.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -414,7 +413,9 @@ pub fn data_type_json(data_type: &DataType, top_level: bool) -> Json {
 /// description and tags, JSON-encoded once at start-up so that answering a request is mostly
 /// copying bytes.
 pub struct WireCatalog {
-    by_service: HashMap<String, Vec<FeatureWire>>,
+    /// By service id, sorted: a binary search over a few ids costs less than SipHashing the
+    /// one looked up (~320 instructions a request).
+    by_service: Vec<(String, Vec<FeatureWire>)>,
 }
 
 /// One feature's pre-encoded JSON fragments.
@@ -428,7 +429,7 @@ struct FeatureWire {
 
 impl WireCatalog {
     pub fn build(registry: &Registry) -> WireCatalog {
-        let mut by_service = HashMap::new();
+        let mut by_service = Vec::new();
         for workspace in registry.workspaces() {
             for service in workspace.services.values() {
                 let mut features = Vec::with_capacity(service.n_features);
@@ -449,17 +450,19 @@ impl WireCatalog {
                         });
                     }
                 }
-                by_service.insert(service.id.clone(), features);
+                by_service.push((service.id.clone(), features));
             }
         }
+        by_service.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         WireCatalog { by_service }
     }
 
     fn features(&self, service: &FeatureService) -> &[FeatureWire] {
-        self.by_service
-            .get(&service.id)
-            .map(Vec::as_slice)
-            .expect("the catalog covers every service of the registry")
+        let found = self
+            .by_service
+            .binary_search_by(|(id, _)| id.as_str().cmp(&service.id))
+            .expect("the catalog covers every service of the registry");
+        &self.by_service[found].1
     }
 }
 

@@ -14,7 +14,7 @@ use quiver::registry::types::DataType;
 use quiver::registry::value::Value;
 use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
-use quiver::store::row::{decode_row, encode_row};
+use quiver::store::row::{decode_row, encode_row, split_values};
 use quiver::store::tiles::AggregateMask;
 use quiver::store::tiles::TileSet;
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
@@ -206,12 +206,12 @@ fn aggregate_read(c: &mut Criterion) {
     let now = now_micros();
     let mut tiles = TileSet::default();
     for (seq, m) in (0..3 * 24 * 60).enumerate() {
-        tiles.add(
-            &spec,
-            now - m * 60 * MICROS_PER_SECOND,
-            seq as u64,
-            &[Value::Float64(m as f64)],
-        );
+        // An event's values as the shard hands them over: read from its stored row.
+        let mut row = Vec::new();
+        encode_row(&[Value::Float64(m as f64)], &mut row);
+        let mut inputs = Vec::new();
+        split_values(&row, &mut inputs).expect("a row just encoded");
+        tiles.add(&spec, now - m * 60 * MICROS_PER_SECOND, seq as u64, &inputs);
     }
     let end = quiver::store::tiles::tile_start(now, spec.interval);
     c.bench_function("tiles_values_3_windows", |b| {

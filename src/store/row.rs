@@ -39,91 +39,44 @@ where
     }
 }
 
-/// The xxh3-64 of `encode_row([value])`'s bytes, built on the stack when they fit (a
-/// distinct-count sketch hashes every event's value: a heap buffer cost more than the hash).
-pub fn hash_encoded(value: &Value) -> u64 {
-    let mut bytes = StackBytes {
-        bytes: [0; 64],
-        len: 0,
-        overflowed: false,
-    };
-    write_len(1, &mut bytes);
-    encode_value(value, &mut bytes);
-    if !bytes.overflowed {
-        return xxhash_rust::xxh3::xxh3_64(&bytes.bytes[..bytes.len]);
-    }
-    let mut long = Vec::new();
-    encode_row(std::slice::from_ref(value), &mut long);
-    xxhash_rust::xxh3::xxh3_64(&long)
-}
-
-/// Where an encoding goes: a growing buffer, or a fixed one that notes when it is too small.
-trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-struct StackBytes {
-    bytes: [u8; 64],
-    len: usize,
-    overflowed: bool,
-}
-
-impl Sink for StackBytes {
-    fn put(&mut self, bytes: &[u8]) {
-        match self.bytes.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) => {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            None => self.overflowed = true,
-        }
-    }
-}
-
-fn encode_value(value: &Value, out: &mut impl Sink) {
+fn encode_value(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.put(&[NULL]),
-        Value::Bool(false) => out.put(&[FALSE]),
-        Value::Bool(true) => out.put(&[TRUE]),
+        Value::Null => out.push(NULL),
+        Value::Bool(false) => out.push(FALSE),
+        Value::Bool(true) => out.push(TRUE),
         Value::Int64(i) => {
-            out.put(&[INT64]);
-            out.put(&i.to_le_bytes());
+            out.push(INT64);
+            out.extend_from_slice(&i.to_le_bytes());
         }
         Value::Float32(f) => {
-            out.put(&[FLOAT32]);
-            out.put(&f.to_le_bytes());
+            out.push(FLOAT32);
+            out.extend_from_slice(&f.to_le_bytes());
         }
         Value::Float64(f) => {
-            out.put(&[FLOAT64]);
-            out.put(&f.to_le_bytes());
+            out.push(FLOAT64);
+            out.extend_from_slice(&f.to_le_bytes());
         }
         Value::String(s) => {
-            out.put(&[STRING]);
+            out.push(STRING);
             write_str(s, out);
         }
         Value::Timestamp(micros) => {
-            out.put(&[TIMESTAMP]);
-            out.put(&micros.to_le_bytes());
+            out.push(TIMESTAMP);
+            out.extend_from_slice(&micros.to_le_bytes());
         }
         Value::Array(items) | Value::Struct(items) => {
-            out.put(&[if matches!(value, Value::Array(_)) {
+            out.push(if matches!(value, Value::Array(_)) {
                 ARRAY
             } else {
                 STRUCT
-            }]);
+            });
             write_len(items.len(), out);
             for item in items {
                 encode_value(item, out);
             }
         }
         Value::Map(entries) => {
-            out.put(&[MAP]);
+            out.push(MAP);
             write_len(entries.len(), out);
             for (key, item) in entries {
                 write_str(key, out);
@@ -149,6 +102,18 @@ pub fn split_row(bytes: &[u8], spans: &mut Vec<Range<usize>>) -> Result<(), Corr
     let start = spans.len();
     spans.reserve(count_hint(bytes));
     split_row_with(bytes, |span| spans.push(span)).inspect_err(|_| spans.truncate(start))
+}
+
+/// Appends each value of a row written by [`encode_row`] to `values`, having checked the whole
+/// row (a corrupt one appends nothing): what a shard hands an aggregating view's tiles.
+pub fn split_values<'a>(
+    bytes: &'a [u8],
+    values: &mut Vec<EncodedValue<'a>>,
+) -> Result<(), CorruptRow> {
+    let start = values.len();
+    values.reserve(count_hint(bytes));
+    split_row_with(bytes, |span| values.push(EncodedValue::in_row(bytes, span)))
+        .inspect_err(|_| values.truncate(start))
 }
 
 /// How many values a row says it holds, bounded by its size (for reserving room up front).
@@ -197,6 +162,9 @@ impl<'a> EncodedValue<'a> {
         EncodedValue { bytes: &row[span] }
     }
 
+    /// A null, for an input a row does not hold.
+    pub const NULL: EncodedValue<'static> = EncodedValue { bytes: &[NULL] };
+
     /// Null, read from the tag alone.
     pub fn is_null(self) -> bool {
         self.bytes[0] == NULL
@@ -209,6 +177,48 @@ impl<'a> EncodedValue<'a> {
             pos: 0,
         };
         reader.value_ref().expect(CHECKED)
+    }
+
+    /// An int64, float32 or float64 as an `f64`; `None` for any other type. Read from the tag
+    /// and the bytes after it: no `Value` made and dropped.
+    pub fn number(self) -> Option<f64> {
+        match self.bytes[0] {
+            INT64 => self.int64().map(|i| i as f64),
+            FLOAT64 => Some(f64::from_le_bytes(self.fixed())),
+            FLOAT32 => Some(f64::from(f32::from_le_bytes(self.fixed()))),
+            _ => None,
+        }
+    }
+
+    /// An int64's value; `None` for any other type.
+    pub fn int64(self) -> Option<i64> {
+        (self.bytes[0] == INT64).then(|| i64::from_le_bytes(self.fixed()))
+    }
+
+    /// The `N` bytes after the tag of a fixed-size scalar.
+    fn fixed<const N: usize>(self) -> [u8; N] {
+        self.bytes[1..1 + N].try_into().expect(CHECKED)
+    }
+
+    /// The xxh3-64 of `encode_row([value])`'s bytes, the hash a distinct-count sketch takes
+    /// of a value: the row's count, then these bytes, copied to the stack when they fit (a heap
+    /// buffer cost more than the hash). The bytes are `encode_value`'s (every stored row is
+    /// written by this file, one encoding per value), so the hash is that of the value
+    /// re-encoded, as registers were built from decoded values before.
+    pub fn hash(self) -> u64 {
+        // A one-value row: its count (LEB128 1), then the value.
+        const COUNT: u8 = 1;
+        let len = 1 + self.bytes.len();
+        let mut stack = [0; 64];
+        if let Some(row) = stack.get_mut(..len) {
+            row[0] = COUNT;
+            row[1..].copy_from_slice(self.bytes);
+            return xxhash_rust::xxh3::xxh3_64(row);
+        }
+        let mut row = Vec::with_capacity(len);
+        row.push(COUNT);
+        row.extend_from_slice(self.bytes);
+        xxhash_rust::xxh3::xxh3_64(&row)
     }
 
     /// The value as an owned [`Value`].
@@ -275,22 +285,22 @@ impl<'a> Iterator for Entries<'a> {
 
 impl ExactSizeIterator for Entries<'_> {}
 
-fn write_len(mut n: usize, out: &mut impl Sink) {
+fn write_len(mut n: usize, out: &mut Vec<u8>) {
     // LEB128: one byte for lengths under 128.
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            out.put(&[byte]);
+            out.push(byte);
             return;
         }
-        out.put(&[byte | 0x80]);
+        out.push(byte | 0x80);
     }
 }
 
-fn write_str(s: &str, out: &mut impl Sink) {
+fn write_str(s: &str, out: &mut Vec<u8>) {
     write_len(s.len(), out);
-    out.put(s.as_bytes());
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Nesting deeper than this is refused on decode so that a corrupt input cannot overflow the stack.
@@ -472,6 +482,14 @@ mod tests {
                 let encoded = EncodedValue::in_row(&bytes, span.clone());
                 prop_assert_eq!(encoded.is_null(), value.is_null());
                 prop_assert_eq!(&encoded.decode(), value);
+                let (int, number) = match value {
+                    Value::Int64(i) => (Some(*i), Some(*i as f64)),
+                    Value::Float64(f) => (None, Some(*f)),
+                    Value::Float32(f) => (None, Some(f64::from(*f))),
+                    _ => (None, None),
+                };
+                prop_assert_eq!(encoded.int64(), int);
+                prop_assert_eq!(encoded.number(), number);
             }
         }
 
@@ -487,7 +505,10 @@ mod tests {
         ) {
             let mut bytes = Vec::new();
             encode_row(std::slice::from_ref(&value), &mut bytes);
-            prop_assert_eq!(hash_encoded(&value), xxhash_rust::xxh3::xxh3_64(&bytes));
+            let mut values = Vec::new();
+            split_values(&bytes, &mut values).unwrap();
+            prop_assert_eq!(values.len(), 1);
+            prop_assert_eq!(values[0].hash(), xxhash_rust::xxh3::xxh3_64(&bytes));
         }
 
         #[test]
@@ -496,6 +517,9 @@ mod tests {
             let mut spans = Vec::new();
             let split = split_row(&bytes, &mut spans);
             prop_assert_eq!(decoded.is_ok(), split.is_ok());
+            let mut values = Vec::new();
+            prop_assert_eq!(split_values(&bytes, &mut values).is_ok(), split.is_ok());
+            prop_assert_eq!(values.len(), spans.len(), "a corrupt row leaves no values either");
             if let Ok(values) = decoded {
                 for (span, value) in spans.into_iter().zip(values) {
                     prop_assert_eq!(EncodedValue::in_row(&bytes, span).decode(), value);

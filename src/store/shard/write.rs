@@ -1,17 +1,16 @@
 //! `ApplyRows`: store rows in the shard, newest event time wins (ties: the later write). Sent
 //! only by the writer actor, with `do_send`, so rows arrive in journal order.
 
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
-use super::{tile_key, ShardActor};
+use super::{write_tile_key, ShardActor};
 use crate::metrics::Queued;
 use crate::persist::format::RowRecordV2;
 use crate::registry::{Layout, ViewId};
-use crate::store::row::decode_row;
+use crate::store::row::split_values;
 use crate::store::tiles::TileSet;
 use crate::time::Micros;
 
@@ -62,22 +61,30 @@ impl ShardActor {
         let mut partition = self.partition.write();
         let partition = &mut *partition;
         let views = Arc::clone(&partition.views);
-        for row in rows {
+        // An aggregating row's tile key and values, refilled row by row: a key is boxed only
+        // when it gets its first tiles.
+        let mut key = Vec::new();
+        let mut inputs = Vec::new();
+        for row in &rows {
             if let Some(spec) = views.spec(row.view) {
-                let key = tile_key(row.view, row.layout, &row.key);
-                // An aggregating view's row is one event: it goes into its tile.
-                let inputs = decode_row(&row.payload)
+                write_tile_key(row.view, row.layout, &row.key, &mut key);
+                // An aggregating view's row is one event: it goes into its tile, its values
+                // read from the row's bytes (decoded only by the functions that keep them).
+                inputs.clear();
+                split_values(&row.payload, &mut inputs)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 partition.arrivals += 1;
+                let seq = partition.arrivals;
                 views.watermarks.advance(row.view, row.event_time);
-                let tiles = match partition.tiles.entry(key.into_boxed_slice()) {
-                    Entry::Occupied(tiles) => tiles.into_mut(),
-                    Entry::Vacant(vacant) => {
+                match partition.tiles.get_mut(key.as_slice()) {
+                    Some(tiles) => tiles.add(spec, row.event_time, seq, &inputs),
+                    None => {
                         partition.view_usage.tiles_created(row.view);
-                        vacant.insert(TileSet::default())
+                        let mut tiles = TileSet::default();
+                        tiles.add(spec, row.event_time, seq, &inputs);
+                        partition.tiles.insert(key.as_slice().into(), tiles);
                     }
-                };
-                tiles.add(spec, row.event_time, partition.arrivals, &inputs);
+                }
                 outcome.stored += 1;
                 continue;
             }

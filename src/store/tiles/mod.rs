@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use crate::registry::aggregation::{AggregationSpec, Window};
 use crate::registry::value::Value;
+use crate::store::row::EncodedValue;
 use crate::time::Micros;
 
 pub use partial::Partial;
@@ -100,8 +101,15 @@ pub fn tile_start(time: Micros, interval: Micros) -> Micros {
 }
 
 impl TileSet {
-    /// Adds one event (`inputs` in the spec's input order).
-    pub fn add(&mut self, spec: &AggregationSpec, event_time: Micros, seq: u64, inputs: &[Value]) {
+    /// Adds one event: `inputs` are its values in the spec's input order, as the bytes of its
+    /// stored row (`row::split_values`), which only the functions that keep a value decode.
+    pub fn add(
+        &mut self,
+        spec: &AggregationSpec,
+        event_time: Micros,
+        seq: u64,
+        inputs: &[EncodedValue],
+    ) {
         let start = self.tile_of(spec, event_time);
         let tile = self.tiles.entry(start).or_insert_with(|| {
             spec.aggregates
@@ -109,10 +117,7 @@ impl TileSet {
                 .map(|a| Partial::empty(a.function))
                 .collect()
         });
-        for (partial, aggregate) in tile.iter_mut().zip(&spec.aggregates) {
-            let value = inputs.get(aggregate.input).unwrap_or(&Value::Null);
-            partial.add(aggregate.function, event_time, seq, value);
-        }
+        partial::add_event(tile, spec, event_time, seq, inputs);
         self.rollups.add(spec, &self.tiles, event_time, seq, inputs);
         self.latest_event = self.latest_event.max(event_time);
         self.coarsen(spec);

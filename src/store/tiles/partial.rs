@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::sketch;
-use crate::registry::aggregation::Function;
+use crate::registry::aggregation::{AggregationSpec, Function};
 use crate::registry::value::Value;
+use crate::store::row::EncodedValue;
 use crate::time::Micros;
 
 /// An event value with its time and arrival order (later arrival wins ties).
@@ -113,9 +114,11 @@ impl Partial {
         }
     }
 
-    /// Adds one event (nulls do not count). The value is borrowed: only the functions that
-    /// keep values (min, max, last, the ordered ones) copy it, and only when they keep it.
-    pub fn add(&mut self, function: Function, event_time: Micros, seq: u64, value: &Value) {
+    /// Adds one event (nulls do not count), its value as the bytes of a stored row: counts,
+    /// sums, moments and the sketches read it without decoding it (HyperLogLog hashes the bytes
+    /// themselves); only the functions that keep values (min, max, last, the ordered ones)
+    /// decode it, last and the ordered ones only when they keep it.
+    pub fn add(&mut self, function: Function, event_time: Micros, seq: u64, value: EncodedValue) {
         if value.is_null() {
             return;
         }
@@ -125,16 +128,16 @@ impl Partial {
             Partial::Count(count) => *count += 1,
             // A one-event sum allocates nothing: merge it.
             Partial::Sum { .. } => {
-                let single = match value {
-                    Value::Int64(i) => Partial::Sum {
-                        int: *i,
+                let single = match value.int64() {
+                    Some(i) => Partial::Sum {
+                        int: i,
                         float: 0.0,
                         any: true,
                         floats: false,
                     },
-                    other => Partial::Sum {
+                    None => Partial::Sum {
                         int: 0,
-                        float: as_f64(other).unwrap_or(0.0),
+                        float: value.number().unwrap_or(0.0),
                         any: true,
                         floats: true,
                     },
@@ -142,16 +145,17 @@ impl Partial {
                 self.merge(function, &single);
             }
             Partial::Moments { count, mean, m2 } => {
-                add_moments((count, mean, m2), (1, as_f64(value).unwrap_or(0.0), 0.0))
+                add_moments((count, mean, m2), (1, value.number().unwrap_or(0.0), 0.0))
             }
             Partial::Extreme(current) => {
-                if extreme_replaces(function, value, current.as_ref()) {
-                    *current = Some(value.clone());
+                let value = value.decode();
+                if extreme_replaces(function, &value, current.as_ref()) {
+                    *current = Some(value);
                 }
             }
             Partial::Last(current) => {
                 if last_replaces((event_time, seq), current.as_ref()) {
-                    *current = Some((event_time, seq, value.clone()));
+                    *current = Some((event_time, seq, value.decode()));
                 }
             }
             Partial::Ordered(events) => insert_ordered(function, events, (event_time, seq), value),
@@ -166,7 +170,8 @@ impl Partial {
                 negative,
             } => {
                 if let Function::ApproxPercentile { precision, .. } = function {
-                    sketch::quantiles_add(zeros, positive, negative, precision, value);
+                    let number = value.number();
+                    sketch::quantiles_add(zeros, positive, negative, precision, number);
                 }
             }
         }
@@ -325,6 +330,26 @@ impl Partial {
     }
 }
 
+/// Adds one event to a tile's (or a roll-up block's) partials, one per aggregate of `spec`;
+/// `inputs` are its values as a stored row's bytes (an input the row lacks is null).
+pub(super) fn add_event(
+    partials: &mut [Partial],
+    spec: &AggregationSpec,
+    event_time: Micros,
+    seq: u64,
+    inputs: &[EncodedValue],
+) {
+    for (partial, aggregate) in partials.iter_mut().zip(&spec.aggregates) {
+        let value = inputs.get(aggregate.input).copied();
+        partial.add(
+            aggregate.function,
+            event_time,
+            seq,
+            value.unwrap_or(EncodedValue::NULL),
+        );
+    }
+}
+
 /// Whether `value` replaces the current min (or max).
 fn extreme_replaces(function: Function, value: &Value, current: Option<&Value>) -> bool {
     current.is_none_or(|current| match function {
@@ -346,13 +371,13 @@ fn kinds_differ() {
 
 /// Adds one event to a bounded ordered list (what `bound` left): the same list as pushing it
 /// and bounding again, without the sort, moving only the events between its place and the one
-/// it displaces, and copying the value only if it stays. An event goes after those of equal
-/// (time, arrival), as the stable sort put it.
+/// it displaces, and decoding the value only if the list compares it (distinct forms) or it
+/// stays. An event goes after those of equal (time, arrival), as the stable sort put it.
 fn insert_ordered(
     function: Function,
     events: &mut Vec<Stamped>,
     (event_time, seq): (Micros, u64),
-    value: &Value,
+    value: EncodedValue,
 ) {
     let at = events.partition_point(|e| (e.0, e.1) <= (event_time, seq));
     let (n, newest, distinct) = match function {
@@ -362,39 +387,44 @@ fn insert_ordered(
         Function::FirstDistinctN(n) => (n, false, true),
         _ => return,
     };
-    let event = || (event_time, seq, value.clone());
+    // Decoded once: up front when the list compares values, else when the event stays.
+    let decoded = distinct.then(|| value.decode());
+    let event = |decoded: Option<Value>| {
+        let value = decoded.unwrap_or_else(|| value.decode());
+        (event_time, seq, value)
+    };
     if events.len() > n {
         // Never left by `bound`; bound it the long way rather than assume.
-        events.insert(at, event());
+        events.insert(at, event(decoded));
         return bound(function, events);
     }
     // A distinct list holds an equal value at most once: it is either replaced by the event or
     // outlives it (the later occurrence for last_distinct, the earlier for first_distinct).
-    if let Some(same) = distinct
-        .then(|| events.iter().position(|e| e.2 == *value))
-        .flatten()
-    {
+    let same = decoded
+        .as_ref()
+        .and_then(|value| events.iter().position(|e| e.2 == *value));
+    if let Some(same) = same {
         if newest != (at > same) {
             return;
         }
         if at > same {
             events[same..at].rotate_left(1);
-            events[at - 1] = event();
+            events[at - 1] = event(decoded);
         } else {
             events[at..=same].rotate_right(1);
-            events[at] = event();
+            events[at] = event(decoded);
         }
         return;
     }
     if events.len() < n {
-        return events.insert(at, event());
+        return events.insert(at, event(decoded));
     }
     // Full: the oldest (or newest) of the n + 1 goes, which may be the event itself.
     if newest && at > 0 {
-        events[0] = event();
+        events[0] = event(decoded);
         events[..at].rotate_left(1);
     } else if !newest && at < n {
-        events[n - 1] = event();
+        events[n - 1] = event(decoded);
         events[at..].rotate_right(1);
     }
 }

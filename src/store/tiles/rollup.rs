@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
-use super::partial::Partial;
+use super::partial::{add_event, Partial};
 use crate::registry::aggregation::{AggregationSpec, Function};
-use crate::registry::value::Value;
+use crate::store::row::EncodedValue;
 use crate::time::{Micros, MICROS_PER_SECOND};
 
 /// Blocks per block of the level above (and fine tiles per first-level block).
@@ -109,7 +109,7 @@ impl Rollups {
         tiles: &BTreeMap<Micros, Vec<Partial>>,
         event_time: Micros,
         seq: u64,
-        inputs: &[Value],
+        inputs: &[EncodedValue],
     ) {
         if self.widths != widths(spec) {
             return self.rebuild(spec, tiles);
@@ -121,11 +121,7 @@ impl Rollups {
             if blocks.get(at).is_none_or(|(s, _)| *s != start) {
                 blocks.insert(at, (start, empty(spec)));
             }
-            let block = &mut blocks[at].1;
-            for (partial, aggregate) in block.iter_mut().zip(&spec.aggregates) {
-                let value = inputs.get(aggregate.input).unwrap_or(&Value::Null);
-                partial.add(aggregate.function, event_time, seq, value);
-            }
+            add_event(&mut blocks[at].1, spec, event_time, seq, inputs);
         }
     }
 

@@ -2,13 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::partial::as_f64;
-use crate::registry::value::Value;
-use crate::store::row::hash_encoded;
+use crate::store::row::EncodedValue;
 
-pub fn hll_add(registers: &mut [u8], precision: u8, value: &Value) {
+pub fn hll_add(registers: &mut [u8], precision: u8, value: EncodedValue) {
     // The hash of the value's one-value row encoding, as registers stored before were built.
-    let hash = hash_encoded(value);
+    let hash = value.hash();
     let index = (hash >> (64 - precision)) as usize;
     let rank = ((hash << precision) | (1 << (precision - 1))).leading_zeros() as u8 + 1;
     registers[index] = registers[index].max(rank);
@@ -42,15 +40,16 @@ fn gamma(precision: u32) -> f64 {
     (1.0 + alpha) / (1.0 - alpha)
 }
 
-/// Counts a value in its logarithmic bucket (NaN and infinities are left out).
+/// Counts a value (its number; `None`: not a number) in its logarithmic bucket (NaN and
+/// infinities are left out).
 pub fn quantiles_add(
     zeros: &mut u64,
     positive: &mut BTreeMap<i32, u64>,
     negative: &mut BTreeMap<i32, u64>,
     precision: u32,
-    value: &Value,
+    number: Option<f64>,
 ) {
-    let Some(x) = as_f64(value).filter(|x| x.is_finite()) else {
+    let Some(x) = number.filter(|x| x.is_finite()) else {
         return;
     };
     if x == 0.0 {

@@ -6,9 +6,35 @@ use super::*;
 use crate::registry::aggregation::{AggregateFeature, Function};
 use crate::registry::types::DataType;
 use crate::registry::Field;
+use crate::store::row::{encode_row, split_values, EncodedValue};
 use proptest::prelude::*;
 
 const I: Micros = 10;
+
+/// Calls `f` with `values` as a shard reads an event's: from the bytes of a stored row.
+fn with_encoded<R>(values: &[Value], f: impl FnOnce(&[EncodedValue]) -> R) -> R {
+    let mut row = Vec::new();
+    encode_row(values, &mut row);
+    let mut inputs = Vec::new();
+    split_values(&row, &mut inputs).expect("a row just encoded");
+    f(&inputs)
+}
+
+fn add_event(
+    tiles: &mut TileSet,
+    spec: &AggregationSpec,
+    time: Micros,
+    seq: u64,
+    values: &[Value],
+) {
+    with_encoded(values, |inputs| tiles.add(spec, time, seq, inputs));
+}
+
+fn add_value(partial: &mut Partial, function: Function, time: Micros, seq: u64, value: &Value) {
+    with_encoded(std::slice::from_ref(value), |inputs| {
+        partial.add(function, time, seq, inputs[0])
+    });
+}
 
 fn spec(function: Function, window: Window) -> AggregationSpec {
     AggregationSpec {
@@ -141,7 +167,7 @@ proptest! {
             .collect();
         let mut tiles = TileSet::default();
         for event in &events {
-            tiles.add(&spec, event.0, event.1, std::slice::from_ref(&event.2));
+            add_event(&mut tiles, &spec, event.0, event.1, std::slice::from_ref(&event.2));
         }
         let end = end_tile * I;
         // Windows that reach before the horizon of the latest event are not served from
@@ -161,7 +187,7 @@ proptest! {
         spec.aggregates.push(AggregateFeature { input: 0, function: Function::ApproxPercentile { quantile_millionths: (q * 1e6).round() as u32, precision: 100 }, window });
         let mut tiles = TileSet::default();
         for (seq, (t, v)) in raw.iter().enumerate() {
-            tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+            add_event(&mut tiles, &spec, *t, seq as u64, &[Value::Int64(*v)]);
         }
         let values = tiles.values(&spec, 10 * I + 100, AggregateMask::ALL);
         // A read of one aggregate computes that one alone, the same as in a whole read.
@@ -194,7 +220,7 @@ proptest! {
         let events: Vec<(Micros, u64, Value)> = raw.iter().enumerate().map(|(seq, (t, v))| (*t, seq as u64, v.map_or(Value::Null, Value::Int64))).collect();
         let mut tiles = TileSet::default();
         for event in &events {
-            tiles.add(&spec, event.0, event.1, std::slice::from_ref(&event.2));
+            add_event(&mut tiles, &spec, event.0, event.1, std::slice::from_ref(&event.2));
         }
         let fine = tiles.tiles.range(tiles.coarse_until..).count() as i64;
         prop_assert!(fine <= 2 * COARSE / I + 1, "{fine} fine tiles");
@@ -217,7 +243,7 @@ proptest! {
         }
         let mut tiles = TileSet::default();
         for (seq, (t, v)) in raw.iter().enumerate() {
-            tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+            add_event(&mut tiles, &spec, *t, seq as u64, &[Value::Int64(*v)]);
         }
         let values = tiles.values(&spec, end_tile * I, AggregateMask::ALL);
         let singles: Vec<Value> = values[1..].iter().cloned().map(Option::unwrap_or_default).collect();
@@ -234,7 +260,7 @@ proptest! {
         }
         let mut tiles = TileSet::default();
         for (seq, (t, v)) in raw.iter().enumerate() {
-            tiles.add(&spec, *t, seq as u64, &[v.map_or(Value::Null, Value::Int64)]);
+            add_event(&mut tiles, &spec, *t, seq as u64, &[v.map_or(Value::Null, Value::Int64)]);
         }
         let bytes = crate::persist::format::encode(&to_stored(3, b"key", &tiles));
         let stored = crate::persist::format::decode(&bytes).unwrap();
@@ -247,7 +273,7 @@ proptest! {
         spec.aggregates.push(AggregateFeature { input: 0, function: Function::Sum, window: Window::Time { size: 2 * I, offset: 0 } });
         let mut tiles = TileSet::default();
         for (seq, (t, v)) in raw.iter().enumerate() {
-            tiles.add(&spec, *t, seq as u64, &[Value::Int64(*v)]);
+            add_event(&mut tiles, &spec, *t, seq as u64, &[Value::Int64(*v)]);
         }
         let end = end_tile * I;
         let expected = raw.iter().filter(|(t, _)| *t < end).count() as i64;
@@ -268,7 +294,13 @@ fn with_and_without_rollups(
 ) -> (TileSet, TileSet) {
     let mut tiles = TileSet::default();
     for event in events {
-        tiles.add(spec, event.0, event.1, std::slice::from_ref(&event.2));
+        add_event(
+            &mut tiles,
+            spec,
+            event.0,
+            event.1,
+            std::slice::from_ref(&event.2),
+        );
     }
     let (_, _, fine_only) = from_stored(to_stored(0, b"k", &tiles)).unwrap();
     (tiles, fine_only)
@@ -372,9 +404,9 @@ proptest! {
         let (mut left, mut right) = (Partial::empty(function), Partial::empty(function));
         for (seq, (time, value, goes_left)) in raw.iter().enumerate() {
             let value = value.map_or(Value::Null, Value::Int64);
-            whole.add(function, *time, seq as u64, &value);
+            add_value(&mut whole, function, *time, seq as u64, &value);
             let part = if *goes_left { &mut left } else { &mut right };
-            part.add(function, *time, seq as u64, &value);
+            add_value(part, function, *time, seq as u64, &value);
         }
         let right_before = right.clone();
         left.merge(function, &right);
@@ -399,11 +431,100 @@ proptest! {
         let (mut added, mut merged) = (Partial::empty(function), Partial::empty(function));
         for (time, seq, value) in raw {
             let value = value.map_or(Value::Null, Value::Int64);
-            added.add(function, time, seq, &value);
+            add_value(&mut added, function, time, seq, &value);
             if !value.is_null() {
                 merged.merge(function, &Partial::Ordered(vec![(time, seq, value)]));
             }
             prop_assert_eq!(&added, &merged);
+        }
+    }
+}
+
+/// The partial of one event, built from its decoded value without `add` (the arithmetic `add`
+/// did on decoded values before it read their bytes): adding an event must merge as this.
+fn one_event(function: Function, time: Micros, seq: u64, value: &Value) -> Partial {
+    let mut single = Partial::empty(function);
+    if value.is_null() {
+        return single;
+    }
+    match (&mut single, function) {
+        (Partial::Count(count), _) => *count = 1,
+        (
+            Partial::Sum {
+                int,
+                float,
+                any,
+                floats,
+            },
+            _,
+        ) => {
+            *any = true;
+            match value {
+                Value::Int64(i) => *int = *i,
+                other => {
+                    *float = as_f64(other).unwrap_or(0.0);
+                    *floats = true;
+                }
+            }
+        }
+        (Partial::Moments { count, mean, .. }, _) => {
+            *count = 1;
+            *mean = as_f64(value).unwrap_or(0.0);
+        }
+        (Partial::Extreme(extreme), _) => *extreme = Some(value.clone()),
+        (Partial::Last(last), _) => *last = Some((time, seq, value.clone())),
+        (Partial::Ordered(events), _) => events.push((time, seq, value.clone())),
+        (Partial::Hll(registers), Function::ApproxCountDistinct(precision)) => {
+            // The registers stored before: the hash of the value's one-value row encoding.
+            let mut row = Vec::new();
+            encode_row(std::slice::from_ref(value), &mut row);
+            let hash = xxhash_rust::xxh3::xxh3_64(&row);
+            let index = (hash >> (64 - precision)) as usize;
+            registers[index] =
+                ((hash << precision) | (1 << (precision - 1))).leading_zeros() as u8 + 1;
+        }
+        (
+            Partial::Quantiles {
+                zeros,
+                positive,
+                negative,
+            },
+            Function::ApproxPercentile { precision, .. },
+        ) => sketch::quantiles_add(zeros, positive, negative, precision, as_f64(value)),
+        _ => unreachable!("an empty partial fits its function"),
+    }
+    single
+}
+
+fn event_values() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        (-5i64..5).prop_map(Value::Int64),
+        (-1e3f64..1e3).prop_map(Value::Float64),
+        (-1e3f32..1e3).prop_map(Value::Float32),
+        any::<bool>().prop_map(Value::Bool),
+        (0i64..4).prop_map(Value::Timestamp),
+        "[a-c]{0,2}".prop_map(Value::String),
+        // Past the 64 bytes HyperLogLog hashes from the stack.
+        "[a-z]{60,70}".prop_map(Value::String),
+        prop::collection::vec((0i64..3).prop_map(Value::Int64), 0..3).prop_map(Value::Array),
+    ]
+}
+
+proptest! {
+    /// Every function takes an event read from a stored row's bytes exactly as it merges the
+    /// one-event partial of the decoded value: the same counts, sums, moments, kept values,
+    /// HyperLogLog registers and quantile buckets, bit for bit.
+    #[test]
+    fn an_add_from_bytes_is_a_one_event_merge(
+        function in all_functions(),
+        raw in prop::collection::vec((0i64..8, 0u64..4, event_values()), 0..30),
+    ) {
+        let (mut added, mut merged) = (Partial::empty(function), Partial::empty(function));
+        for (time, seq, value) in raw {
+            add_value(&mut added, function, time, seq, &value);
+            merged.merge(function, &one_event(function, time, seq, &value));
+            prop_assert_eq!(&added, &merged, "{:?} after {:?}", function, value);
         }
     }
 }

@@ -6,7 +6,10 @@
 # QUIVER_BIN runs another build (default target/release/quiver); SNAPSHOT_FORMAT=v2 writes the
 # snapshot as a format-2 build did (what builds before format 3 read). CONTROL=dd writes a file
 # of the snapshot's size with dd (buffered, then fsync) instead of taking snapshots: what the
-# same bytes cost the reads when quiver has no part in writing them.
+# same bytes cost the reads when quiver has no part in writing them. SETTLE (seconds, default
+# the run's length) is a discarded warm-up run after a `sync`: the start-up snapshot's file,
+# just written by make_snapshot, is still being written back and the restored store's pages are
+# still being touched when the server starts, which spoiled the first measured run at 10 M rows.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-2000000}; seconds=${2:-10}
@@ -34,6 +37,9 @@ measure() {
   before=($(machine)); result=$(latency); after=($(machine))
   echo "$result; machine: iowait $((after[0] - before[0])) ms, softirq $((after[1] - before[1])) ms, steal $((after[2] - before[2])) ms, allocation stalls $((after[3] - before[3])), compaction stalls $((after[4] - before[4])), pages reclaimed by allocations $((after[5] - before[5])), by kswapd $((after[6] - before[6]))"
 }
+sync
+settle=${SETTLE:-$seconds}
+[ "$settle" -gt 0 ] && wrk -t1 -c4 -d"${settle}s" -s benches/http/get_features.lua "$url" >/dev/null
 echo "rows: $rows, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "no snapshot:     $(measure)"
 (

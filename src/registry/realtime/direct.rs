@@ -6,10 +6,12 @@
 //! literal, `request.<field>`, `<source>.<feature>`, the arithmetic and comparison operators,
 //! `&&`, `||`, `!`, unary minus and `?:`. Each node does exactly what cel-interpreter's
 //! `Value::resolve` does for it, through the same operator implementations on the same CEL
-//! values, so the result is the interpreter's. Where the interpreter would fail (a field the
-//! row lacks, values it cannot compare, an overflow), a `Direct` gives up and the caller runs
-//! the program through the interpreter, which then fails the same way: its failures are not
-//! copied here, only its successes.
+//! values, so the result is the interpreter's. A node fails exactly where the interpreter's
+//! `resolve` returns an error (values it cannot compare, an overflow, an operand that failed),
+//! and a failure propagates as the interpreter's `?` propagates it, so a `Direct` fails when
+//! the program would; serving reads any failure as null. The one node whose outcome depends
+//! on more than the row is a request field the row lacks (the interpreter then looks for a
+//! CEL function of that name): there a `Direct` asks the caller to run the interpreter.
 
 use std::cmp::Ordering;
 
@@ -74,26 +76,37 @@ impl Operator {
         })
     }
 
-    /// As the interpreter applies it; `None` where it fails.
-    fn apply(self, left: Cel, right: Cel) -> Option<Cel> {
+    /// As the interpreter applies it, failing where it fails.
+    fn apply(self, left: Cel, right: Cel) -> Result<Cel, Failure> {
         let ordered = |accept: fn(Ordering) -> bool| {
             left.partial_cmp(&right)
                 .map(|ordering| Cel::Bool(accept(ordering)))
+                .ok_or(Failure::Fails)
         };
+        let computed = |result: Result<Cel, _>| result.map_err(|_| Failure::Fails);
         match self {
-            Operator::Add => (left + right).ok(),
-            Operator::Subtract => (left - right).ok(),
-            Operator::Multiply => (left * right).ok(),
-            Operator::Divide => (left / right).ok(),
-            Operator::Modulo => (left % right).ok(),
-            Operator::Equals => Some(Cel::Bool(left == right)),
-            Operator::NotEquals => Some(Cel::Bool(left != right)),
+            Operator::Add => computed(left + right),
+            Operator::Subtract => computed(left - right),
+            Operator::Multiply => computed(left * right),
+            Operator::Divide => computed(left / right),
+            Operator::Modulo => computed(left % right),
+            Operator::Equals => Ok(Cel::Bool(left == right)),
+            Operator::NotEquals => Ok(Cel::Bool(left != right)),
             Operator::Less => ordered(|o| o == Ordering::Less),
             Operator::LessEquals => ordered(|o| o != Ordering::Greater),
             Operator::Greater => ordered(|o| o == Ordering::Greater),
             Operator::GreaterEquals => ordered(|o| o != Ordering::Less),
         }
     }
+}
+
+/// Why a `Direct` has no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The interpreter fails here too.
+    Fails,
+    /// Only the interpreter knows: the row lacks a request field the expression reads.
+    AskInterpreter,
 }
 
 /// Where a `Direct` finds a selection's operand: `request`, or the upstream views by name
@@ -144,36 +157,42 @@ impl Scope<'_> {
 impl Direct {
     /// The expression's value over a row: `request` its request context (a later entry of a
     /// name wins, as in a CEL map built from it), `upstream` each source's feature values.
-    /// `None` where the interpreter would fail.
-    pub fn evaluate(&self, request: &[(String, Value)], upstream: &[&[Value]]) -> Option<Cel> {
+    pub fn evaluate(
+        &self,
+        request: &[(String, Value)],
+        upstream: &[&[Value]],
+    ) -> Result<Cel, Failure> {
         let run = |d: &Direct| d.evaluate(request, upstream);
         match self {
-            Direct::Literal(value) => Some(value.clone()),
+            Direct::Literal(value) => Ok(value.clone()),
             Direct::Request(field) => request
                 .iter()
                 .rev()
                 .find(|(name, _)| name == field)
-                .map(|(_, value)| to_cel(value)),
-            Direct::Upstream { source, feature } => {
-                Some(to_cel(upstream.get(*source)?.get(*feature)?))
-            }
+                .map(|(_, value)| to_cel(value))
+                .ok_or(Failure::AskInterpreter),
+            Direct::Upstream { source, feature } => upstream
+                .get(*source)
+                .and_then(|values| values.get(*feature))
+                .map(to_cel)
+                .ok_or(Failure::AskInterpreter),
             Direct::Binary(operator, left, right) => operator.apply(run(left)?, run(right)?),
-            Direct::And(left, right) => {
-                Some(Cel::Bool(truthy(&run(left)?) && truthy(&run(right)?)))
-            }
+            // Short-circuits as the interpreter does: a false left operand hides the right
+            // one, even a failing one.
+            Direct::And(left, right) => Ok(Cel::Bool(truthy(&run(left)?) && truthy(&run(right)?))),
             Direct::Or(left, right) => {
                 let left = run(left)?;
                 if truthy(&left) {
-                    Some(left)
+                    Ok(left)
                 } else {
                     run(right)
                 }
             }
-            Direct::Not(operand) => Some(Cel::Bool(!truthy(&run(operand)?))),
+            Direct::Not(operand) => Ok(Cel::Bool(!truthy(&run(operand)?))),
             Direct::Negate(operand) => match run(operand)? {
-                Cel::Int(i) => Some(Cel::Int(-i)),
-                Cel::Float(f) => Some(Cel::Float(-f)),
-                _ => None,
+                Cel::Int(i) => Ok(Cel::Int(-i)),
+                Cel::Float(f) => Ok(Cel::Float(-f)),
+                _ => Err(Failure::Fails),
             },
             Direct::Conditional(condition, then, otherwise) => {
                 if truthy(&run(condition)?) {

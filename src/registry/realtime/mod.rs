@@ -228,12 +228,14 @@ impl Row<'_> {
     pub fn evaluate(&self, feature: usize, data_type: &DataType) -> Value {
         if let Some(direct) = &self.spec.direct[feature] {
             // A panic in an operator is the interpreter's own (it runs the same one): null.
+            // As `run` reads the interpreter's outcome: a failure (or a panic in an operator,
+            // which the interpreter would hit too) is null.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 direct.evaluate(self.request, self.upstream)
             })) {
-                Ok(Some(result)) => return from_cel(&result, data_type).unwrap_or(Value::Null),
-                Ok(None) => {}
-                Err(_) => return Value::Null,
+                Ok(Ok(result)) => return from_cel(&result, data_type).unwrap_or(Value::Null),
+                Ok(Err(direct::Failure::AskInterpreter)) => {}
+                Ok(Err(direct::Failure::Fails)) | Err(_) => return Value::Null,
             }
         }
         let (context, _) = self.variables.get_or_init(|| {
@@ -557,6 +559,23 @@ mod tests {
         });
         assert_eq!(outer, Value::Float64(5.0));
         assert_eq!(inner, fresh(&two, &rows[4].1, &rows[4].2));
+    }
+
+    #[test]
+    fn the_demo_realtime_feature_is_evaluated_directly() {
+        let settings = crate::config::Settings::load(
+            std::path::Path::new("config.toml"),
+            &crate::config::Overrides::default(),
+        )
+        .unwrap();
+        let registry = crate::registry::load_registry(&settings.workspaces).unwrap();
+        let view = registry
+            .view_by_name("prod", "transaction_amount_is_higher_than_average")
+            .unwrap();
+        let crate::registry::ViewKind::Realtime(spec) = &view.kind else {
+            panic!("a realtime view");
+        };
+        assert!(matches!(spec.direct[..], [Some(_)]), "{:?}", spec.direct);
     }
 
     #[test]

@@ -683,8 +683,7 @@ pub async fn get_features(
                         answers.iter().map(|answer| &answer.values[..]).collect();
                     realtime::with_row(spec, context, &upstream, |row| {
                         for index in &item.features {
-                            let value = row
-                                .evaluate(&spec.programs[*index], &view.features[*index].data_type);
+                            let value = row.evaluate(*index, &view.features[*index].data_type);
                             // A null computed from missing inputs is missing data, not a value.
                             let status = if value.is_null() && inputs_missing {
                                 ServingStatus::MissingData

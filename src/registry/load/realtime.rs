@@ -59,15 +59,19 @@ pub(super) fn build_realtime_view(
         });
     }
     let expressions: Vec<String> = raw.features.iter().map(|f| f.expression.clone()).collect();
-    let reads = sources
+    let source_features: Vec<(&str, &[Feature])> = sources
         .iter()
-        .map(|(source_id, name)| {
-            crate::registry::realtime::features_read(
-                &expressions,
-                name,
-                &registry.view(*source_id).features,
-            )
+        .map(|(source_id, name)| (name.as_str(), &registry.view(*source_id).features[..]))
+        .collect();
+    let reads = source_features
+        .iter()
+        .map(|(name, features)| {
+            crate::registry::realtime::features_read(&expressions, name, features)
         })
+        .collect();
+    let direct = expressions
+        .iter()
+        .map(|e| crate::registry::realtime::direct_form(e, &source_features))
         .collect();
     Ok(FeatureView {
         id,
@@ -80,6 +84,7 @@ pub(super) fn build_realtime_view(
             programs,
             expressions,
             reads,
+            direct,
         })),
         description: raw.description.clone(),
         tags: raw.tags.clone(),

@@ -2,10 +2,14 @@
 //! computed at request time by Common Expression Language programs over the request context
 //! (`request.<field>`) and the features of upstream views (`<view>.<feature>`). Programs are
 //! compiled once, when the repository is loaded, and so is the list of upstream features they
-//! read: a request row's CEL maps hold only those. Each thread keeps its last row's CEL
-//! variables and refills their maps in place for the next row (`with_row`).
+//! read: a request row's CEL maps hold only those. An expression made only of selections,
+//! literals and operators is evaluated straight over the row's values (`direct`); the others
+//! run in the interpreter over CEL variables, which each thread keeps from its last row and
+//! refills in place for the next (`with_row`).
 
-use std::cell::RefCell;
+mod direct;
+
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
@@ -17,6 +21,7 @@ use cel_parser::Expression;
 use super::types::DataType;
 use super::value::Value;
 use super::{Feature, Field, ViewId};
+pub use direct::Direct;
 
 /// How a realtime view computes its features.
 #[derive(Debug)]
@@ -33,6 +38,8 @@ pub struct RealtimeSpec {
     /// expression reads, in index order; serving decodes only these. Keys are made once; a
     /// row's map clones them (an `Arc` each).
     pub reads: Vec<Vec<(usize, Key)>>,
+    /// Parallel to `programs`: the expression's direct form, when it has one (`direct_form`).
+    pub direct: Vec<Option<Direct>>,
 }
 
 /// Compiles an expression, checking that it only reads `request` and the upstream views.
@@ -80,6 +87,13 @@ pub fn features_read(
         .filter(|(_, (_, read))| *read)
         .map(|(i, (feature, _))| (i, Key::from(feature.name.clone())))
         .collect()
+}
+
+/// The direct form of `expression` over upstream views `sources` (name, features; parallel to
+/// the view's sources), when every node of it has one.
+pub fn direct_form(expression: &str, sources: &[(&str, &[Feature])]) -> Option<Direct> {
+    let parsed = cel_parser::Parser::default().parse(expression).ok()?;
+    direct::Scope { sources }.direct(&parsed)
 }
 
 /// The fields of `variable` an expression selects; `None` when it reads `variable` otherwise
@@ -199,13 +213,42 @@ fn run(program: &Program, context: &Context, data_type: &DataType) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// One request row's CEL variables for a realtime view: `request` and a map per upstream view.
-pub struct Row<'a>(&'a Context<'a>);
+/// One request row of a realtime view: its request context and upstream values, and the CEL
+/// variables over them (`request` and a map per upstream view), made the first time a program
+/// without a direct form runs.
+pub struct Row<'a> {
+    spec: &'a RealtimeSpec,
+    request: &'a [(String, Value)],
+    upstream: &'a [&'a [Value]],
+    variables: OnceCell<(Context<'static>, RowVariables)>,
+}
 
 impl Row<'_> {
-    /// Runs one of the view's programs over this row, as `evaluate` does.
-    pub fn evaluate(&self, program: &Program, data_type: &DataType) -> Value {
-        run(program, self.0, data_type)
+    /// The value of the view's feature `feature` over this row, as `evaluate` gives it.
+    pub fn evaluate(&self, feature: usize, data_type: &DataType) -> Value {
+        if let Some(direct) = &self.spec.direct[feature] {
+            // A panic in an operator is the interpreter's own (it runs the same one): null.
+            // As `run` reads the interpreter's outcome: a failure (or a panic in an operator,
+            // which the interpreter would hit too) is null.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                direct.evaluate(self.request, self.upstream)
+            })) {
+                Ok(Ok(result)) => return from_cel(&result, data_type).unwrap_or(Value::Null),
+                Ok(Err(direct::Failure::AskInterpreter)) => {}
+                Ok(Err(direct::Failure::Fails)) | Err(_) => return Value::Null,
+            }
+        }
+        let (context, _) = self.variables.get_or_init(|| {
+            // This thread's kept variables, unless a row running around this one has them.
+            let mut kept = LAST_ROW.with(|kept| std::mem::take(&mut *kept.borrow_mut()));
+            kept.fill(self.spec, self.request, self.upstream);
+            let context = Context::Child {
+                parent: &BUILTINS,
+                variables: std::mem::take(&mut kept.variables),
+            };
+            (context, kept)
+        });
+        run(&self.spec.programs[feature], context, data_type)
     }
 }
 
@@ -322,31 +365,27 @@ fn refill(
     });
 }
 
-/// Runs `run` over a request row's variables for realtime view `spec`: `request` (the row's
-/// request context) and, per upstream view (parallel to `spec.sources`), its features' values.
+/// Runs `run` over a request row of realtime view `spec`: `request` (the row's request
+/// context) and, per upstream view (parallel to `spec.sources`), its features' values. The
+/// row's CEL variables, if it made them, go back to the thread for its next row.
 pub fn with_row<R>(
     spec: &RealtimeSpec,
     request: &[(String, Value)],
     upstream: &[&[Value]],
     run: impl FnOnce(&Row) -> R,
 ) -> R {
-    let run_with = |kept: &mut RowVariables| {
-        kept.fill(spec, request, upstream);
-        let context = Context::Child {
-            parent: &BUILTINS,
-            variables: std::mem::take(&mut kept.variables),
-        };
-        let result = run(&Row(&context));
-        if let Context::Child { variables, .. } = context {
-            kept.variables = variables;
-        }
-        result
+    let row = Row {
+        spec,
+        request,
+        upstream,
+        variables: OnceCell::new(),
     };
-    LAST_ROW.with(|kept| match kept.try_borrow_mut() {
-        Ok(mut kept) => run_with(&mut kept),
-        // Only if `run` itself started a row: that one builds its own.
-        Err(_) => run_with(&mut RowVariables::default()),
-    })
+    let result = run(&row);
+    if let Some((Context::Child { variables, .. }, mut kept)) = row.variables.into_inner() {
+        kept.variables = variables;
+        LAST_ROW.with(|last| *last.borrow_mut() = kept);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -405,8 +444,14 @@ mod tests {
         let sources: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
         let features = float_features(features);
+        let source_features: Vec<(&str, &[Feature])> =
+            names.iter().map(|n| (*n, &features[..])).collect();
         RealtimeSpec {
             request_schema: Vec::new(),
+            direct: expressions
+                .iter()
+                .map(|e| direct_form(e, &source_features))
+                .collect(),
             programs: expressions
                 .iter()
                 .map(|e| compile(e, &sources).unwrap())
@@ -469,10 +514,11 @@ mod tests {
         };
         let kept = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]| {
             with_row(spec, request, upstream, |row| {
-                spec.programs
+                types
                     .iter()
-                    .zip(&types)
-                    .map(|(program, data_type)| row.evaluate(program, data_type))
+                    .take(spec.programs.len())
+                    .enumerate()
+                    .map(|(feature, data_type)| row.evaluate(feature, data_type))
                     .collect::<Vec<_>>()
             })
         };
@@ -509,10 +555,27 @@ mod tests {
         // A row started while another runs on this thread gets variables of its own.
         let (outer, inner) = with_row(&one, &rows[0].1, &rows[0].2, |row| {
             let inner = kept(&two, &rows[4].1, &rows[4].2);
-            (row.evaluate(&one.programs[1], &DataType::Float64), inner)
+            (row.evaluate(1, &DataType::Float64), inner)
         });
         assert_eq!(outer, Value::Float64(5.0));
         assert_eq!(inner, fresh(&two, &rows[4].1, &rows[4].2));
+    }
+
+    #[test]
+    fn the_demo_realtime_feature_is_evaluated_directly() {
+        let settings = crate::config::Settings::load(
+            std::path::Path::new("config.toml"),
+            &crate::config::Overrides::default(),
+        )
+        .unwrap();
+        let registry = crate::registry::load_registry(&settings.workspaces).unwrap();
+        let view = registry
+            .view_by_name("prod", "transaction_amount_is_higher_than_average")
+            .unwrap();
+        let crate::registry::ViewKind::Realtime(spec) = &view.kind else {
+            panic!("a realtime view");
+        };
+        assert!(matches!(spec.direct[..], [Some(_)]), "{:?}", spec.direct);
     }
 
     #[test]

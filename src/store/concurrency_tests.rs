@@ -2,7 +2,9 @@
 //! never see a torn row, never see a write before it was sent to the writer nor miss one that was
 //! acknowledged, while writes grow and compact the arenas and snapshots export the shards; each
 //! snapshot is a cut of the write sequence, though later batches are applied while it is taken. And the watermark of `LATEST_EVENT_TIME` windows is
-//! one per view, whichever shard a key lives in.
+//! one per view, whichever shard a key lives in. Aggregates read through the keys' memos, which
+//! readers publish and replace while the writer adds events, are never stale once a write is
+//! acknowledged and never torn.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -306,5 +308,162 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
         // shard's (10 h): the early event is more than a day before it, so the window is empty.
         assert_eq!(row.event_time, 40 * hour);
         assert_eq!(decode_row(&row.payload).unwrap(), vec![Value::Null]);
+    });
+}
+
+/// An aggregating view's key written `n` times holds events 1..=n (its n-th event's value is n):
+/// a whole read of it is `[n, n(n+1)/2]` twice (lifetime, then a long time window), nulls when
+/// `n` is 0 and for the aggregates a read leaves out.
+fn aggregates_of(n: u64, wanted: AggregateMask) -> Vec<Value> {
+    let (count, sum) = match n {
+        0 => (Value::Null, Value::Null),
+        n => (
+            Value::Int64(n as i64),
+            Value::Int64((n * (n + 1) / 2) as i64),
+        ),
+    };
+    [count, sum]
+        .iter()
+        .cycle()
+        .take(4)
+        .enumerate()
+        .map(|(i, value)| {
+            if wanted.contains(i) {
+                value.clone()
+            } else {
+                Value::Null
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn memoised_aggregates_are_never_stale_after_an_acknowledged_write_nor_torn() {
+    let hour = 3_600_000_000i64;
+    let aggregate = |function, window| AggregateFeature {
+        input: 0,
+        function,
+        window,
+    };
+    let long = Window::Time {
+        size: 1000 * hour,
+        offset: 0,
+    };
+    let spec = Arc::new(AggregationSpec {
+        interval: hour,
+        leading_edge: LeadingEdge::WallClockTime,
+        inputs: vec![Field {
+            name: "amount".into(),
+            data_type: DataType::Int64,
+        }],
+        aggregates: vec![
+            aggregate(Function::Count, Window::Lifetime),
+            aggregate(Function::Sum, Window::Lifetime),
+            aggregate(Function::Count, long),
+            aggregate(Function::Sum, long),
+        ],
+        compaction: None,
+    });
+    System::new().block_on(async {
+        let router = Router::start(2, 4096, views(&["events"]), vec![Some(spec)]).unwrap();
+        // Per key: how many events were handed to the writer, and how many it acknowledged.
+        let sent: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+        let acknowledged: Arc<Vec<AtomicU64>> =
+            Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2u64)
+            .map(|reader| {
+                let (router, sent, acknowledged, done) = (
+                    router.clone(),
+                    Arc::clone(&sent),
+                    Arc::clone(&acknowledged),
+                    Arc::clone(&done),
+                );
+                std::thread::spawn(move || {
+                    let masks = [
+                        AggregateMask::ALL,
+                        AggregateMask::of([0, 1]),
+                        AggregateMask::of([2, 3]),
+                    ];
+                    let mut reads = 0u64;
+                    let mut last_seen = vec![0u64; KEYS as usize];
+                    while !done.load(Ordering::Acquire) || reads < 1000 {
+                        // Twelve keys read again and again, at two window ends and with
+                        // three masks, which the readers take in turn out of step: a memo is
+                        // hit by the reads of a stretch, and replaced by the other reader while
+                        // this one may be copying it.
+                        let keys: Vec<u64> = (0..3).map(|i| (reads + i * 5) % 12).collect();
+                        let wanted = masks[((reads / 12 + reader) % 3) as usize];
+                        let context = ReadContext {
+                            now: (100 + (reads / 36 % 2) as i64) * hour,
+                            leading_edge: None,
+                        };
+                        let lookups: Vec<Lookup> = keys
+                            .iter()
+                            .map(|&key| Lookup {
+                                view: 0,
+                                layout: 0,
+                                key: key_bytes(key),
+                                aggregates: wanted,
+                            })
+                            .collect();
+                        let floors: Vec<u64> = keys
+                            .iter()
+                            .map(|&k| acknowledged[k as usize].load(Ordering::Acquire))
+                            .collect();
+                        let read = router.read(&lookups, context);
+                        for ((&key, row), floor) in keys.iter().zip(&read.rows).zip(floors) {
+                            let ceiling = sent[key as usize].load(Ordering::Acquire);
+                            let Some(row) = row else {
+                                assert_eq!(floor, 0, "key {key}: no tiles after a write");
+                                continue;
+                            };
+                            let values = decode_row(&row.payload).unwrap();
+                            let n = (0..=ceiling)
+                                .find(|&n| aggregates_of(n, wanted) == values)
+                                .unwrap_or_else(|| {
+                                    panic!("key {key}: torn or stale aggregates {values:?}")
+                                });
+                            assert!(
+                                floor <= n,
+                                "key {key}: read {n} events, {floor} acknowledged"
+                            );
+                            assert!(n >= last_seen[key as usize], "a read went back");
+                            last_seen[key as usize] = n;
+                        }
+                        reads += 1;
+                    }
+                })
+            })
+            .collect();
+
+        for batch in 1..=BATCHES {
+            let keys: Vec<u64> = (0..KEYS).filter(|&key| writes(batch, key)).collect();
+            let rows = keys
+                .iter()
+                .map(|&key| {
+                    let n = sent[key as usize].load(Ordering::Acquire) + 1;
+                    sent[key as usize].store(n, Ordering::Release);
+                    let mut payload = Vec::new();
+                    encode_row(&[Value::Int64(n as i64)], &mut payload);
+                    RowWrite {
+                        view: 0,
+                        layout: 0,
+                        key: key_bytes(key),
+                        event_time: batch as i64 * 1_000_000,
+                        payload,
+                    }
+                })
+                .collect();
+            router.write(rows).await.unwrap();
+            for &key in &keys {
+                let n = sent[key as usize].load(Ordering::Acquire);
+                acknowledged[key as usize].store(n, Ordering::Release);
+            }
+        }
+        done.store(true, Ordering::Release);
+        for reader in readers {
+            reader.join().unwrap();
+        }
     });
 }

@@ -217,6 +217,10 @@ fn aggregate_read(c: &mut Criterion) {
     c.bench_function("tiles_values_3_windows", |b| {
         b.iter(|| tiles.values(black_box(&spec), end, AggregateMask::ALL))
     });
+    // The same read as a shard makes it: after the first, a copy of the key's memo.
+    c.bench_function("tiles_encoded_values_3_windows_memoised", |b| {
+        b.iter(|| tiles.encoded_values(black_box(&spec), end, AggregateMask::ALL))
+    });
 }
 
 criterion_group!(benches, routing_and_encoding, router_read, aggregate_read);

@@ -2,7 +2,9 @@
 //! never see a torn row, never see a write before it was sent to the writer nor miss one that was
 //! acknowledged, while writes grow and compact the arenas and snapshots export the shards; each
 //! snapshot is a cut of the write sequence, though later batches are applied while it is taken. And the watermark of `LATEST_EVENT_TIME` windows is
-//! one per view, whichever shard a key lives in.
+//! one per view, whichever shard a key lives in. Aggregates read through the keys' memos, which
+//! readers publish and replace while the writer adds events, are never stale once a write is
+//! acknowledged and never torn.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use super::key::shard_of;
 use super::shard::ShardExport;
 use super::tiles::AggregateMask;
 use super::writer::StartSnapshot;
-use super::{Lookup, ReadContext, Router, RowWrite};
+use super::{Lookup, ReadContext, Router, RowWrite, StoredRow};
 use crate::persist::format::ViewRefV1;
 use crate::registry::aggregation::{
     AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
@@ -25,6 +27,7 @@ use crate::store::row::{decode_row, encode_row};
 
 const KEYS: u64 = 300;
 const BATCHES: u64 = 400;
+const HOUR: i64 = 3_600_000_000;
 
 fn views(names: &[&str]) -> Vec<ViewRefV1> {
     names
@@ -71,6 +74,80 @@ fn model_after(batch: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Per key: the newest version (or event count) handed to the writer and the newest it
+/// acknowledged; and whether the writer is done.
+struct Progress {
+    sent: Vec<AtomicU64>,
+    acknowledged: Vec<AtomicU64>,
+    done: AtomicBool,
+}
+
+impl Progress {
+    fn new() -> Arc<Progress> {
+        let counters = || (0..KEYS).map(|_| AtomicU64::new(0)).collect();
+        Arc::new(Progress {
+            sent: counters(),
+            acknowledged: counters(),
+            done: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What reader `reader` reads the `reads`-th time: keys, aggregates, and when.
+type ReadPlan = fn(u64, u64) -> (Vec<u64>, AggregateMask, ReadContext);
+
+/// The state of `key` (a version or an event count; 0 for no row) that a row read with these
+/// aggregates holds, after checking the row is whole.
+type StateOf = fn(u64, Option<&StoredRow>, AggregateMask) -> u64;
+
+/// Two reader threads reading as `plan` says until the writer is done (and at least 1000
+/// times each): every key's state is between what was acknowledged before the read and what
+/// was sent after it, and never goes back.
+fn spawn_readers(
+    router: &Router,
+    progress: &Arc<Progress>,
+    plan: ReadPlan,
+    state_of: StateOf,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..2u64)
+        .map(|reader| {
+            let (router, progress) = (router.clone(), Arc::clone(progress));
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                let mut last_seen = vec![0u64; KEYS as usize];
+                while !progress.done.load(Ordering::Acquire) || reads < 1000 {
+                    let (keys, wanted, context) = plan(reader, reads);
+                    let lookups: Vec<Lookup> = keys
+                        .iter()
+                        .map(|&key| Lookup {
+                            view: 0,
+                            layout: 0,
+                            key: key_bytes(key),
+                            aggregates: wanted,
+                        })
+                        .collect();
+                    let floors: Vec<u64> = keys
+                        .iter()
+                        .map(|&k| progress.acknowledged[k as usize].load(Ordering::Acquire))
+                        .collect();
+                    let read = router.read(&lookups, context);
+                    for ((&key, row), floor) in keys.iter().zip(&read.rows).zip(floors) {
+                        let state = state_of(key, row.as_ref(), wanted);
+                        let ceiling = progress.sent[key as usize].load(Ordering::Acquire);
+                        assert!(
+                            floor <= state && state <= ceiling,
+                            "key {key}: read {state}, outside [{floor}, {ceiling}]"
+                        );
+                        assert!(state >= last_seen[key as usize], "a read went back");
+                        last_seen[key as usize] = state;
+                    }
+                    reads += 1;
+                }
+            })
+        })
+        .collect()
+}
+
 /// Every row of a snapshot's exports, as key -> version; each key at most once.
 fn exported_versions(exports: &[ShardExport]) -> Vec<u64> {
     let mut versions = vec![0; KEYS as usize];
@@ -92,61 +169,23 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
     System::new().block_on(async {
         // A tiny arena: it grows many times, and overwrites make it compact.
         let router = Router::start(2, 4096, views(&["plain"]), vec![None]).unwrap();
-        // Per key: the newest version handed to the writer, and the newest it acknowledged.
-        let sent: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
-        let acknowledged: Arc<Vec<AtomicU64>> =
-            Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
-        let done = Arc::new(AtomicBool::new(false));
-        let readers: Vec<_> = (0..2u64)
-            .map(|reader| {
-                let (router, sent, acknowledged, done) = (
-                    router.clone(),
-                    Arc::clone(&sent),
-                    Arc::clone(&acknowledged),
-                    Arc::clone(&done),
-                );
-                std::thread::spawn(move || {
-                    let context = ReadContext {
-                        now: 0,
-                        leading_edge: None,
-                    };
-                    let mut reads = 0u64;
-                    let mut last_seen = vec![0u64; KEYS as usize];
-                    while !done.load(Ordering::Acquire) || reads < 1000 {
-                        // Three keys a read, usually spread over both shards.
-                        let keys: Vec<u64> = (0..3)
-                            .map(|i| (reads * 31 + reader * 17 + i * 101) % KEYS)
-                            .collect();
-                        let lookups: Vec<Lookup> = keys
-                            .iter()
-                            .map(|&key| Lookup {
-                                view: 0,
-                                layout: 0,
-                                key: key_bytes(key),
-                                aggregates: AggregateMask::ALL,
-                            })
-                            .collect();
-                        let floors: Vec<u64> = keys
-                            .iter()
-                            .map(|&k| acknowledged[k as usize].load(Ordering::Acquire))
-                            .collect();
-                        let read = router.read(&lookups, context);
-                        for ((&key, row), floor) in keys.iter().zip(&read.rows).zip(floors) {
-                            let version =
-                                row.as_ref().map_or(0, |row| version_of(key, &row.payload));
-                            let ceiling = sent[key as usize].load(Ordering::Acquire);
-                            assert!(
-                                floor <= version && version <= ceiling,
-                                "key {key}: read version {version}, outside [{floor}, {ceiling}]"
-                            );
-                            assert!(version >= last_seen[key as usize], "a read went back");
-                            last_seen[key as usize] = version;
-                        }
-                        reads += 1;
-                    }
-                })
-            })
-            .collect();
+        let progress = Progress::new();
+        let readers = spawn_readers(
+            &router,
+            &progress,
+            |reader, reads| {
+                // Three keys a read, usually spread over both shards.
+                let keys = (0..3)
+                    .map(|i| (reads * 31 + reader * 17 + i * 101) % KEYS)
+                    .collect();
+                let context = ReadContext {
+                    now: 0,
+                    leading_edge: None,
+                };
+                (keys, AggregateMask::ALL, context)
+            },
+            |key, row, _| row.map_or(0, |row| version_of(key, &row.payload)),
+        );
 
         // Each export is read on a thread of its own while the batches that follow it are
         // applied, and again at the end: its loan of the arena is held meanwhile, while the
@@ -155,7 +194,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
         for batch in 1..=BATCHES {
             let keys: Vec<u64> = (0..KEYS).filter(|&key| writes(batch, key)).collect();
             for &key in &keys {
-                sent[key as usize].store(batch, Ordering::Release);
+                progress.sent[key as usize].store(batch, Ordering::Release);
             }
             let rows = keys
                 .iter()
@@ -194,10 +233,10 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 router.write(rows).await.unwrap();
             }
             for &key in &keys {
-                acknowledged[key as usize].store(batch, Ordering::Release);
+                progress.acknowledged[key as usize].store(batch, Ordering::Release);
             }
         }
-        done.store(true, Ordering::Release);
+        progress.done.store(true, Ordering::Release);
         for reader in readers {
             reader.join().unwrap();
         }
@@ -243,9 +282,8 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
 
 #[test]
 fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
-    let hour = 3_600_000_000i64;
     let spec = Arc::new(AggregationSpec {
-        interval: hour,
+        interval: HOUR,
         leading_edge: LeadingEdge::LatestEventTime,
         inputs: vec![Field {
             name: "amount".into(),
@@ -255,7 +293,7 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
             input: 0,
             function: Function::Count,
             window: Window::Time {
-                size: 24 * hour,
+                size: 24 * HOUR,
                 offset: 0,
             },
         }],
@@ -284,8 +322,8 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
         };
         router
             .write(vec![
-                event(&early, 10 * hour + 5),
-                event(&late, 40 * hour + 5),
+                event(&early, 10 * HOUR + 5),
+                event(&late, 40 * HOUR + 5),
             ])
             .await
             .unwrap();
@@ -297,14 +335,128 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
                 aggregates: AggregateMask::ALL,
             }],
             ReadContext {
-                now: 100 * hour,
+                now: 100 * HOUR,
                 leading_edge: None,
             },
         );
         let row = read.rows[0].as_ref().unwrap();
         // The window ends at the view's latest event (40 h, in the other shard), not at this
         // shard's (10 h): the early event is more than a day before it, so the window is empty.
-        assert_eq!(row.event_time, 40 * hour);
+        assert_eq!(row.event_time, 40 * HOUR);
         assert_eq!(decode_row(&row.payload).unwrap(), vec![Value::Null]);
+    });
+}
+
+/// An aggregating view's key written `n` times holds events 1..=n (its n-th event's value is n):
+/// a whole read of it is `[n, n(n+1)/2]` twice (lifetime, then a long time window), nulls when
+/// `n` is 0 and for the aggregates a read leaves out.
+fn aggregates_of(n: u64, wanted: AggregateMask) -> Vec<Value> {
+    let (count, sum) = match n {
+        0 => (Value::Null, Value::Null),
+        n => (
+            Value::Int64(n as i64),
+            Value::Int64((n * (n + 1) / 2) as i64),
+        ),
+    };
+    [count, sum]
+        .iter()
+        .cycle()
+        .take(4)
+        .enumerate()
+        .map(|(i, value)| {
+            if wanted.contains(i) {
+                value.clone()
+            } else {
+                Value::Null
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn memoised_aggregates_are_never_stale_after_an_acknowledged_write_nor_torn() {
+    let aggregate = |function, window| AggregateFeature {
+        input: 0,
+        function,
+        window,
+    };
+    let long = Window::Time {
+        size: 1000 * HOUR,
+        offset: 0,
+    };
+    let spec = Arc::new(AggregationSpec {
+        interval: HOUR,
+        leading_edge: LeadingEdge::WallClockTime,
+        inputs: vec![Field {
+            name: "amount".into(),
+            data_type: DataType::Int64,
+        }],
+        aggregates: vec![
+            aggregate(Function::Count, Window::Lifetime),
+            aggregate(Function::Sum, Window::Lifetime),
+            aggregate(Function::Count, long),
+            aggregate(Function::Sum, long),
+        ],
+        compaction: None,
+    });
+    System::new().block_on(async {
+        let router = Router::start(2, 4096, views(&["events"]), vec![Some(spec)]).unwrap();
+        let progress = Progress::new();
+        let readers = spawn_readers(
+            &router,
+            &progress,
+            |reader, reads| {
+                // Twelve keys read again and again, at two window ends and with three masks,
+                // which the readers take in turn out of step: a memo is hit by the reads of a
+                // stretch, and replaced by the other reader while this one may be copying it.
+                let keys = (0..3).map(|i| (reads + i * 5) % 12).collect();
+                let masks = [
+                    AggregateMask::ALL,
+                    AggregateMask::of([0, 1]),
+                    AggregateMask::of([2, 3]),
+                ];
+                let context = ReadContext {
+                    now: (100 + (reads / 36 % 2) as i64) * HOUR,
+                    leading_edge: None,
+                };
+                (keys, masks[((reads / 12 + reader) % 3) as usize], context)
+            },
+            |key, row, wanted| {
+                let Some(row) = row else { return 0 };
+                let values = decode_row(&row.payload).unwrap();
+                (0..=BATCHES)
+                    .find(|&n| aggregates_of(n, wanted) == values)
+                    .unwrap_or_else(|| panic!("key {key}: torn aggregates {values:?}"))
+            },
+        );
+
+        for batch in 1..=BATCHES {
+            let keys: Vec<u64> = (0..KEYS).filter(|&key| writes(batch, key)).collect();
+            let rows = keys
+                .iter()
+                .map(|&key| {
+                    let n = progress.sent[key as usize].load(Ordering::Acquire) + 1;
+                    progress.sent[key as usize].store(n, Ordering::Release);
+                    let mut payload = Vec::new();
+                    encode_row(&[Value::Int64(n as i64)], &mut payload);
+                    RowWrite {
+                        view: 0,
+                        layout: 0,
+                        key: key_bytes(key),
+                        event_time: batch as i64 * 1_000_000,
+                        payload,
+                    }
+                })
+                .collect();
+            router.write(rows).await.unwrap();
+            for &key in &keys {
+                let n = progress.sent[key as usize].load(Ordering::Acquire);
+                progress.acknowledged[key as usize].store(n, Ordering::Release);
+            }
+        }
+        progress.done.store(true, Ordering::Release);
+        for reader in readers {
+            reader.join().unwrap();
+        }
     });
 }

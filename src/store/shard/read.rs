@@ -1,18 +1,13 @@
 //! Reading a partition: the current row of a key, straight from the index and arena, on the
-//! request's own thread. For an aggregating view the "row" is computed here: each aggregate over
-//! its window, ending at the leading edge.
+//! request's own thread. For an aggregating view the "row" is its aggregates over windows ending
+//! at the leading edge: the key's memo of them, or merged from its tiles.
 
 use super::{write_tile_key, Partition};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
-use crate::registry::value::Value;
 use crate::registry::{Layout, ViewId};
-use crate::store::row::encode_row;
 use crate::store::tiles::{tile_start, AggregateMask};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
-
-/// The value of an empty window, or of an aggregate a read does not compute.
-static NULL: Value = Value::Null;
 
 #[derive(Debug, Clone)]
 pub struct Lookup {
@@ -65,15 +60,9 @@ impl Partition {
             write_tile_key(lookup.view, lookup.layout, &lookup.key, key);
             let tiles = self.tiles.get(key.as_slice())?;
             let end = window_end(lookup.view, spec, context, &views.watermarks);
-            let values = tiles.values(spec, end, lookup.aggregates);
-            let mut payload = Vec::new();
-            encode_row(
-                values.iter().map(|v| v.as_ref().unwrap_or(&NULL)),
-                &mut payload,
-            );
             return Some(StoredRow {
                 event_time: end,
-                payload,
+                payload: tiles.encoded_values(spec, end, lookup.aggregates),
             });
         }
         let record = self

@@ -6,7 +6,12 @@
 //! latest event are never read again: they are dropped, or, when the view has lifetime
 //! windows, merged into one `compacted` partial per aggregate. Memory per key is therefore
 //! bounded by horizon / interval tiles.
+//!
+//! Between two tile boundaries and two writes of a key its window values do not change: each
+//! key keeps its last read's values (`memo.rs`), which a read for the same window end and
+//! aggregates copies instead of merging the tiles again.
 
+mod memo;
 mod partial;
 mod rollup;
 mod sketch;
@@ -18,11 +23,14 @@ use std::collections::BTreeMap;
 
 use crate::registry::aggregation::{AggregationSpec, Window};
 use crate::registry::value::Value;
-use crate::store::row::EncodedValue;
+use crate::store::row::{encode_row, EncodedValue};
 use crate::time::Micros;
 
 pub use partial::Partial;
 pub use stored::{from_stored, to_stored};
+
+/// The value of an empty window, or of an aggregate a read does not compute.
+static NULL: Value = Value::Null;
 
 /// Which aggregates of a view a read computes: bit i for aggregate i (past the 64th, always).
 /// A service that selects one feature of an aggregating view does not merge the others'
@@ -60,7 +68,9 @@ impl AggregateMask {
     }
 }
 
-/// The tiles of one key of one view.
+/// The tiles of one key of one view. Its fields are public to read and to build a set from its
+/// stored form; every change after that goes through a `&mut self` method here, which clears
+/// the memo first.
 #[derive(Debug, Clone)]
 pub struct TileSet {
     /// Tile start -> one partial per aggregate.
@@ -72,6 +82,8 @@ pub struct TileSet {
     pub coarse_until: Micros,
     /// Coarser merges of `tiles` for long windows: derived, so equality ignores it.
     rollups: rollup::Rollups,
+    /// The last read's encoded values, for its window end and aggregates: derived too.
+    memo: memo::MemoCell,
 }
 
 impl PartialEq for TileSet {
@@ -91,6 +103,7 @@ impl Default for TileSet {
             latest_event: 0,
             coarse_until: Micros::MIN,
             rollups: rollup::Rollups::default(),
+            memo: memo::MemoCell::default(),
         }
     }
 }
@@ -110,6 +123,7 @@ impl TileSet {
         seq: u64,
         inputs: &[EncodedValue],
     ) {
+        self.memo.clear();
         let start = self.tile_of(spec, event_time);
         let tile = self.tiles.entry(start).or_insert_with(|| {
             spec.aggregates
@@ -129,6 +143,7 @@ impl TileSet {
     /// partials of old aggregate `sources[i]` (the same function over the same column), or
     /// starts empty.
     pub fn remap(&mut self, sources: &[Option<usize>], spec: &AggregationSpec) {
+        self.memo.clear();
         let remap = |partials: &mut Vec<Partial>| {
             let moved = sources
                 .iter()
@@ -147,6 +162,8 @@ impl TileSet {
     }
 
     pub fn rebuild_rollups(&mut self, spec: &AggregationSpec) {
+        // Blocks merged in another order can round a float sum differently.
+        self.memo.clear();
         self.rollups.rebuild(spec, &self.tiles);
     }
 
@@ -246,8 +263,32 @@ impl TileSet {
         }
     }
 
+    /// Each aggregate's value over its window ending at `end` (a tile boundary), encoded as a
+    /// row, null for an empty window and for those not in `wanted`. From the memo when the last
+    /// read asked for the same end and aggregates and the tiles did not change since; otherwise
+    /// merged from the tiles, and memoised.
+    pub fn encoded_values(
+        &self,
+        spec: &AggregationSpec,
+        end: Micros,
+        wanted: AggregateMask,
+    ) -> Vec<u8> {
+        if let Some(payload) = self.memo.get(end, wanted) {
+            return payload;
+        }
+        let values = self.values(spec, end, wanted);
+        let mut payload = Vec::new();
+        encode_row(
+            values.iter().map(|v| v.as_ref().unwrap_or(&NULL)),
+            &mut payload,
+        );
+        self.memo.publish(end, wanted, &payload);
+        payload
+    }
+
     /// Each aggregate's value over its window ending at `end` (a tile boundary); `None` for
-    /// those not in `wanted`. Aggregates over the same window are merged in one walk.
+    /// those not in `wanted`. Aggregates over the same window are merged in one walk. Never
+    /// reads the memo (`encoded_values` does).
     pub fn values(
         &self,
         spec: &AggregationSpec,

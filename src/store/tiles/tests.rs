@@ -528,3 +528,67 @@ proptest! {
         }
     }
 }
+
+/// One step on a key's tiles: an event (minute tile, second, value), or a read of windows
+/// ending at a minute tile for some of the four aggregates (mask bits).
+#[derive(Debug, Clone)]
+enum Step {
+    Add(i64, i64, Option<i64>),
+    Read(i64, u64),
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let add = (0i64..400, 0i64..60, prop::option::of(-5i64..5))
+        .prop_map(|(tile, second, value)| Step::Add(tile, second, value));
+    // Reads often repeat a few ends and masks, as a key's reads do between two boundaries.
+    let read = (
+        prop_oneof![0i64..420, 395i64..405],
+        prop_oneof![0u64..16, Just(15u64)],
+    )
+        .prop_map(|(end, mask)| Step::Read(end, mask));
+    prop::collection::vec(prop_oneof![add, read.clone(), read], 0..80)
+}
+
+proptest! {
+    /// The memo never changes an answer: reads at random ends and aggregate masks, interleaved
+    /// with events in and out of order, give the encoded values of a fresh walk for the same
+    /// end and mask; a read leaves the memo for its end and mask, a write leaves none; with or
+    /// without compaction (which coarsens and drops tiles), for every window kind.
+    #[test]
+    fn memoised_reads_are_fresh_walks(
+        function in functions(),
+        steps in steps(),
+        size_tiles in 1i64..200,
+        compaction in any::<bool>(),
+    ) {
+        let mut spec = spec(function, Window::Time { size: size_tiles * MINUTE, offset: 0 });
+        spec.interval = MINUTE;
+        spec.compaction = compaction.then_some(60 * MINUTE);
+        let more = [
+            (Function::Count, Window::Time { size: size_tiles * MINUTE, offset: 3 * MINUTE }),
+            (Function::Sum, Window::Lifetime),
+            (function, Window::Series { size: 2 * MINUTE, start: 4 * MINUTE, end: 0, step: MINUTE }),
+        ];
+        for (function, window) in more {
+            spec.aggregates.push(AggregateFeature { input: 0, function, window });
+        }
+        let mut tiles = TileSet::default();
+        for (seq, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Add(tile, second, value) => {
+                    let time = tile * MINUTE + second * crate::time::MICROS_PER_SECOND;
+                    add_event(&mut tiles, &spec, time, seq as u64, &[value.map_or(Value::Null, Value::Int64)]);
+                    prop_assert!(tiles.memo.is_empty());
+                }
+                Step::Read(end, mask) => {
+                    let (end, wanted) = (end * MINUTE, AggregateMask::from_bits(mask));
+                    let (values, null) = (tiles.values(&spec, end, wanted), Value::Null);
+                    let mut walked = Vec::new();
+                    encode_row(values.iter().map(|v| v.as_ref().unwrap_or(&null)), &mut walked);
+                    prop_assert_eq!(&tiles.encoded_values(&spec, end, wanted), &walked);
+                    prop_assert_eq!(tiles.memo.get(end, wanted), Some(walked));
+                }
+            }
+        }
+    }
+}

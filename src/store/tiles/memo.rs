@@ -1,0 +1,99 @@
+//! A key's memo: the encoded window values of its last read, for that read's window end and
+//! aggregates. Windows move only at tile boundaries, so until the end moves or the key is
+//! written, every read would merge the same partials again: a read whose end and aggregates
+//! match copies the memo instead of walking the tiles.
+//!
+//! Readers share the tiles (the partition's read lock) and publish the memo through an
+//! epoch-reclaimed pointer (`crossbeam-epoch`): a reader replacing it retires the old one, which
+//! is freed once no reader pinned before the swap can still be copying it. The writer has the
+//! tiles to itself (`&mut`) and clears the memo before every change, freeing it at once: no
+//! reader can be holding it, so a memo never outlives the tiles it was computed from.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+use crossbeam_epoch::{self as epoch, Atomic, Owned, Shared};
+
+use super::AggregateMask;
+use crate::time::Micros;
+
+/// What one read computed: for windows ending at `end`, the aggregates `wanted`, encoded as a
+/// row (null for the others and for empty windows).
+struct Memo {
+    end: Micros,
+    wanted: AggregateMask,
+    payload: Box<[u8]>,
+}
+
+/// One key's memo, or none. Derived state: a clone starts without one.
+#[derive(Default)]
+pub(super) struct MemoCell(Atomic<Memo>);
+
+impl MemoCell {
+    /// The memoised payload for windows ending at `end` with aggregates `wanted`, copied out.
+    pub fn get(&self, end: Micros, wanted: AggregateMask) -> Option<Vec<u8>> {
+        let guard = epoch::pin();
+        // Acquire pairs with the publishing swap's release: the memo is seen whole.
+        let memo = self.0.load(Ordering::Acquire, &guard);
+        // SAFETY: the memo was published whole and, being pinned, this reader keeps it from
+        // being freed until `guard` drops (a writer's `clear` needs `&mut self`, which cannot
+        // coexist with this borrow).
+        let memo = unsafe { memo.as_ref() }?;
+        (memo.end == end && memo.wanted == wanted).then(|| memo.payload.to_vec())
+    }
+
+    /// Makes `payload` the memo for windows ending at `end` with aggregates `wanted`. The
+    /// caller computed it from the tiles it holds shared, so no write came in between.
+    pub fn publish(&self, end: Micros, wanted: AggregateMask, payload: &[u8]) {
+        let memo = Owned::new(Memo {
+            end,
+            wanted,
+            payload: payload.into(),
+        });
+        let guard = epoch::pin();
+        let old = self.0.swap(memo, Ordering::AcqRel, &guard);
+        if !old.is_null() {
+            // SAFETY: unlinked by the swap; readers that loaded it are pinned, and the epoch
+            // frees it only after they have all unpinned.
+            unsafe { guard.defer_destroy(old) };
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: only compared with null, never dereferenced.
+        self.0
+            .load(Ordering::Acquire, unsafe { epoch::unprotected() })
+            .is_null()
+    }
+
+    /// Drops the memo, before the tiles change.
+    pub fn clear(&mut self) {
+        // SAFETY: `&mut self`: no reader holds the tiles, so none is reading the memo.
+        let guard = unsafe { epoch::unprotected() };
+        let memo = self.0.load(Ordering::Relaxed, guard);
+        if !memo.is_null() {
+            self.0.store(Shared::null(), Ordering::Relaxed);
+            // SAFETY: unlinked above, and no reader holds it (see above).
+            drop(unsafe { memo.into_owned() });
+        }
+    }
+}
+
+impl Drop for MemoCell {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl Clone for MemoCell {
+    fn clone(&self) -> MemoCell {
+        MemoCell::default()
+    }
+}
+
+impl fmt::Debug for MemoCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemoCell")
+    }
+}

@@ -35,19 +35,33 @@ impl FromRequest for UnreadBody {
     type Future = Ready<Result<UnreadBody, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let declared_len = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse().ok());
-        ready(Ok(UnreadBody {
-            payload: payload.take(),
-            declared_len,
-            timeout: body_read_timeout(request),
-        }))
+        ready(Ok(UnreadBody::take(
+            request,
+            payload,
+            body_read_timeout(request),
+        )))
     }
 }
 
 impl UnreadBody {
+    /// Takes `request`'s body, to be read within `timeout` (an extractor that already holds the
+    /// state passes it, rather than looking the state up again).
+    pub fn take(
+        request: &HttpRequest,
+        payload: &mut dev::Payload,
+        timeout: Duration,
+    ) -> UnreadBody {
+        let declared_len = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        UnreadBody {
+            payload: payload.take(),
+            declared_len,
+            timeout,
+        }
+    }
+
     /// Reads the whole body: 413 when it declares or reaches more than `limit` bytes (nothing
     /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
     /// On any refusal the buffer is dropped at once and the connection ends after the answer

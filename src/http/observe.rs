@@ -7,14 +7,13 @@
 //! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
 use std::borrow::Cow;
-use std::future::{ready, Ready};
 use std::rc::Rc;
 use std::time::Instant;
 
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::HttpRequest;
 use tracing::Span;
 
 use crate::metrics;
@@ -116,8 +115,7 @@ fn route_of(request: &HttpRequest) -> Option<Cow<'_, str>> {
 }
 
 /// The id [`Observed`] gave the request, for handlers that record it (the feature log).
-/// Extracted as `Option<RequestId>`: absent only where the middleware does not run. Shared, not
-/// copied, between the middleware and the handler.
+/// Shared, not copied, between the middleware and the handler.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Rc<str>);
 
@@ -129,13 +127,13 @@ tokio::task_local! {
     static CURRENT_REQUEST_ID: Rc<str>;
 }
 
-impl FromRequest for RequestId {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<RequestId, actix_web::Error>>;
-
-    fn from_request(_: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let id = CURRENT_REQUEST_ID.try_with(|id| RequestId(Rc::clone(id)));
-        ready(id.map_err(|_| actix_web::error::ErrorInternalServerError("no request id")))
+impl RequestId {
+    /// The id of the request being served on this task; `None` where the middleware does not
+    /// run.
+    pub fn current() -> Option<RequestId> {
+        CURRENT_REQUEST_ID
+            .try_with(|id| RequestId(Rc::clone(id)))
+            .ok()
     }
 }
 

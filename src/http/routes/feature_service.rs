@@ -98,19 +98,36 @@ impl ServicePath {
     }
 }
 
-/// The v2 paths' `{workspace}` and `{service}`; `None` on the v1 paths. (As an
-/// `Option<web::Path<_>>`, every v1 request paid for a failed deserialisation and its boxed
-/// error, ~850 instructions.)
-struct ServiceInPath(Option<ServicePath>);
+/// What GetFeatures takes of a request besides its caller, extracted in one go. As separate
+/// arguments (state, repository, path, request id, body), actix built and polled a future for
+/// each, and the state was looked up three times (~400 instructions a request).
+struct FeatureCall {
+    state: web::Data<AppState>,
+    repo: Repo,
+    /// The v2 paths' `{workspace}` and `{service}`; `None` on the v1 paths. (As an
+    /// `Option<web::Path<_>>`, every v1 request paid for a failed deserialisation and its
+    /// boxed error, ~850 instructions.)
+    path: Option<ServicePath>,
+    request_id: Option<RequestId>,
+    body: UnreadBody,
+}
 
-impl FromRequest for ServiceInPath {
+impl FromRequest for FeatureCall {
     type Error = ApiError;
-    type Future = Ready<Result<ServiceInPath, ApiError>>;
+    type Future = Ready<Result<FeatureCall, ApiError>>;
 
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = request
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered by http::app");
         let path = request.match_info();
-        let names = path.get("service").and_then(|_| path.load().ok());
-        ready(Ok(ServiceInPath(names)))
+        ready(Ok(FeatureCall {
+            repo: Repo::current(state),
+            path: path.get("service").and_then(|_| path.load().ok()),
+            request_id: RequestId::current(),
+            body: UnreadBody::take(request, payload, state.limits.body_read_timeout),
+            state: web::Data::clone(state),
+        }))
     }
 }
 
@@ -126,16 +143,19 @@ fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
 /// the v1 paths (service named in the body) and the v2 paths (named in the path).
 async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
-    state: web::Data<AppState>,
-    repo: Repo,
-    path: ServiceInPath,
-    request_id: Option<RequestId>,
-    body: UnreadBody,
+    call: FeatureCall,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let FeatureCall {
+        state,
+        repo,
+        path,
+        request_id,
+        body,
+    } = call;
     let body = body.read(state.limits.max_body_bytes).await?;
     let params = params_of(&body)?;
-    let locator = params.locator(path.0.as_ref().map(ServicePath::names));
+    let locator = params.locator(path.as_ref().map(ServicePath::names));
     let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;

@@ -214,6 +214,11 @@ impl Repo {
         let state = request
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
+        Repo::current(state)
+    }
+
+    /// The repository `state` serves now.
+    pub fn current(state: &AppState) -> Repo {
         Repo(state.served.current())
     }
 }

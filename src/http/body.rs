@@ -9,11 +9,9 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::error::PayloadError;
 use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{dev, FromRequest, HttpMessage, HttpRequest};
 use futures_util::{Stream, StreamExt};
@@ -37,23 +35,37 @@ impl FromRequest for UnreadBody {
     type Future = Ready<Result<UnreadBody, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let declared_len = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse().ok());
-        ready(Ok(UnreadBody {
-            payload: payload.take(),
-            declared_len,
-            timeout: body_read_timeout(request),
-        }))
+        ready(Ok(UnreadBody::take(
+            request,
+            payload,
+            body_read_timeout(request),
+        )))
     }
 }
 
 impl UnreadBody {
+    /// Takes `request`'s body, to be read within `timeout` (an extractor that already holds the
+    /// state passes it, rather than looking the state up again).
+    pub fn take(
+        request: &HttpRequest,
+        payload: &mut dev::Payload,
+        timeout: Duration,
+    ) -> UnreadBody {
+        let declared_len = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        UnreadBody {
+            payload: payload.take(),
+            declared_len,
+            timeout,
+        }
+    }
+
     /// Reads the whole body: 413 when it declares or reaches more than `limit` bytes (nothing
     /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
     /// On any refusal the buffer is dropped at once and the connection ends after the answer
-    /// (see [`end_unread_chunked_bodies`] for chunked bodies).
+    /// (see [`ChunkedPayload`] for chunked bodies).
     pub async fn read(mut self, limit: usize) -> Result<Bytes, ApiError> {
         if self.declared_len.is_some_and(|len| len > limit as u64) {
             return Err(too_large(limit));
@@ -138,51 +150,63 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Middleware: a chunked request body that was not read to its end (its caller was refused,
-/// or it was refused itself) ends its connection after the answer.
+/// A chunked request body shared between the handler and the middleware, so that one not read
+/// to its end (its caller was refused, or it was refused itself) ends its connection after the
+/// answer.
 ///
 /// actix closes such a connection when the body's length was declared, and also when the body
 /// is chunked but its payload is still held when the answer goes out; once the payload is
 /// dropped, though, it drains a chunked body for as long as the client sends it, so a client
 /// that stalls one would hold its connection forever. Chunked payloads are therefore shared with
-/// this middleware, which holds an unfinished one until the connection ends (actix then fails
+/// the middleware, which holds an unfinished one until the connection ends (actix then fails
 /// it), at most for the read timeout. Requests with a declared length pass straight through.
-pub async fn end_unread_chunked_bodies(
-    mut request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let chunked = request
-        .headers()
-        .get(TRANSFER_ENCODING)
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"chunked"));
-    if !chunked {
-        return next.call(request).await;
-    }
-    let shared = Rc::new(RefCell::new(SharedPayload {
-        payload: request.take_payload(),
-        finished: false,
-    }));
-    let reader = Rc::clone(&shared);
-    let proxy = futures_util::stream::poll_fn(move |cx| {
-        let mut shared = reader.borrow_mut();
-        let item = shared.payload.poll_next_unpin(cx);
-        shared.finished |= matches!(item, Poll::Ready(None));
-        item
-    });
-    let proxy: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(proxy);
-    request.set_payload(dev::Payload::Stream { payload: proxy });
-    let bound = body_read_timeout(request.request());
-    let answer = next.call(request).await;
-    let mut shared = shared.borrow_mut();
-    if !shared.finished {
-        let mut payload = dev::Payload::take(&mut shared.payload);
-        actix_web::rt::spawn(async move {
-            let discard = async { while let Some(Ok(_)) = payload.next().await {} };
-            // Elapsing only means the connection outlived the bound; the payload is dropped.
-            let _ = tokio::time::timeout(bound, discard).await;
+pub struct ChunkedPayload {
+    shared: Rc<RefCell<SharedPayload>>,
+    /// How long an unfinished payload is held after the answer.
+    bound: Duration,
+}
+
+impl ChunkedPayload {
+    /// Shares `request`'s payload when its body is chunked (the handler then reads it through
+    /// a proxy); `None` for any other request, left as it is.
+    pub fn share(request: &mut ServiceRequest, bound: Duration) -> Option<ChunkedPayload> {
+        let chunked = request
+            .headers()
+            .get(TRANSFER_ENCODING)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"chunked"));
+        if !chunked {
+            return None;
+        }
+        let shared = Rc::new(RefCell::new(SharedPayload {
+            payload: request.take_payload(),
+            finished: false,
+        }));
+        let reader = Rc::clone(&shared);
+        let proxy = futures_util::stream::poll_fn(move |cx| {
+            let mut shared = reader.borrow_mut();
+            let item = shared.payload.poll_next_unpin(cx);
+            shared.finished |= matches!(item, Poll::Ready(None));
+            item
         });
+        let proxy: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(proxy);
+        request.set_payload(dev::Payload::Stream { payload: proxy });
+        Some(ChunkedPayload { shared, bound })
     }
-    answer
+
+    /// The request is answered: a payload not read to its end is held (and what arrives of it
+    /// discarded) until the connection ends or the bound elapses.
+    pub fn answered(self) {
+        let mut shared = self.shared.borrow_mut();
+        if !shared.finished {
+            let mut payload = dev::Payload::take(&mut shared.payload);
+            let bound = self.bound;
+            actix_web::rt::spawn(async move {
+                let discard = async { while let Some(Ok(_)) = payload.next().await {} };
+                // Elapsing only means the connection outlived the bound; the payload is dropped.
+                let _ = tokio::time::timeout(bound, discard).await;
+            });
+        }
+    }
 }
 
 /// A chunked payload, shared between the handler (through a proxy stream) and the middleware.

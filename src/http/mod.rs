@@ -6,6 +6,7 @@ mod auth;
 mod body;
 pub mod error;
 mod extract;
+mod middleware;
 mod observe;
 pub mod openapi;
 pub mod readiness;
@@ -16,7 +17,6 @@ pub mod wire;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::feature_log::FeatureLog;
@@ -71,10 +71,10 @@ pub enum Surface {
     Metrics,
 }
 
-/// The whole HTTP application: the surface's routes, behind the middleware that ends the
-/// connection of a chunked body left unread (see `body::end_unread_chunked_bodies`), the one
-/// that answers 503 until start-up is done (`readiness::gate`), and, outermost, the one that
-/// logs and counts every request (`observe`).
+/// The whole HTTP application: the surface's routes behind the one middleware
+/// (`middleware::Middleware`) that logs and counts every request (`observe`), answers 503 until
+/// start-up is done (`readiness`) and ends the connection of a chunked body left unread
+/// (`body::ChunkedPayload`).
 pub fn app(
     state: AppState,
     surface: Surface,
@@ -87,15 +87,12 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let middleware = middleware::Middleware::new(&state);
     let routes: Box<dyn FnOnce(&mut web::ServiceConfig)> = match surface {
         Surface::Api => Box::new(configure(state)),
         Surface::Metrics => Box::new(configure_metrics(state)),
     };
-    App::new()
-        .wrap(from_fn(body::end_unread_chunked_bodies))
-        .wrap(from_fn(readiness::gate))
-        .wrap(from_fn(observe::observe_requests))
-        .configure(routes)
+    App::new().wrap(middleware).configure(routes)
 }
 
 /// Registers `GET /metrics`, open to whoever reaches the address.

@@ -1,4 +1,4 @@
-//! The middleware around every request: gives it a request id (the client's `X-Request-Id`, or
+//! Observing every request (the outermost part of `http::middleware`): gives it a request id (the client's `X-Request-Id`, or
 //! a new one), echoed in the answer and carried by every log line written while it runs
 //! (a `request` span); writes one log line per request (method, route pattern, status,
 //! duration); counts it in the metrics by API family, route pattern, method and status.
@@ -7,17 +7,14 @@
 //! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
 use std::borrow::Cow;
-use std::future::{ready, Ready};
 use std::rc::Rc;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpRequest};
-use tracing::Instrument;
+use actix_web::HttpRequest;
+use tracing::Span;
 
 use crate::metrics;
 
@@ -117,69 +114,87 @@ fn route_of(request: &HttpRequest) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The id `observe_requests` gave the request, for handlers that record it (the feature log).
-/// Extracted as `Option<RequestId>`: absent only where the middleware does not run. Shared, not
-/// copied, between the middleware and the handler.
+/// The id [`Observed`] gave the request, for handlers that record it (the feature log).
+/// Shared, not copied, between the middleware and the handler.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Rc<str>);
 
 tokio::task_local! {
-    /// The id of the request whose middleware chain and handler are running: `observe_requests`
-    /// polls the rest of the chain in its scope. Not the request's extensions: inserting the
+    /// The id of the request whose middleware chain and handler are running: the middleware
+    /// calls and polls the rest of the chain in its scope ([`Observed::within`]). Not the request's extensions: inserting the
     /// id there, reading it back and clearing it when actix pools the request cost ~800
     /// instructions a request, the scope ~150.
     static CURRENT_REQUEST_ID: Rc<str>;
 }
 
-impl FromRequest for RequestId {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<RequestId, actix_web::Error>>;
-
-    fn from_request(_: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let id = CURRENT_REQUEST_ID.try_with(|id| RequestId(Rc::clone(id)));
-        ready(id.map_err(|_| actix_web::error::ErrorInternalServerError("no request id")))
+impl RequestId {
+    /// The id of the request being served on this task; `None` where the middleware does not
+    /// run.
+    pub fn current() -> Option<RequestId> {
+        CURRENT_REQUEST_ID
+            .try_with(|id| RequestId(Rc::clone(id)))
+            .ok()
     }
 }
 
-pub async fn observe_requests(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let id = request_id(&request);
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut answered = CURRENT_REQUEST_ID
-        .scope(Rc::clone(&id), next.call(request))
-        .instrument(span.clone())
-        .await;
-    let elapsed = started.elapsed();
-    // Routing happens inside `next`: only the answered request knows its pattern.
-    let (route, status) = match &mut answered {
-        Ok(response) => {
-            let id = HeaderValue::from_str(&id).expect("a request id is a valid header value");
-            response.headers_mut().insert(REQUEST_ID, id);
-            (route_of(response.request()), response.status().as_u16())
+/// One request under observation: made when it comes in, told when it is answered.
+pub struct Observed {
+    started: Instant,
+    method: &'static str,
+    id: Rc<str>,
+    span: Span,
+}
+
+impl Observed {
+    /// Starts observing `request`: its id, its span, the clock.
+    pub fn start(request: &ServiceRequest) -> Observed {
+        let id = request_id(request);
+        Observed {
+            started: Instant::now(),
+            method: method_label(request.method()),
+            span: tracing::info_span!("request", request_id = %id),
+            id,
         }
-        Err(error) => (None, error.as_response_error().status_code().as_u16()),
-    };
-    let route = route.unwrap_or(Cow::Borrowed(UNMATCHED));
-    span.in_scope(|| {
-        tracing::info!(
-            method,
-            route = &*route,
-            status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "answered"
-        )
-    });
-    let api = if route == UNMATCHED {
-        UNMATCHED
-    } else {
-        api_of(&route)
-    };
-    metrics::http_request(api, &route, method, status, elapsed);
-    answered
+    }
+
+    /// Runs `f` (a call or a poll of the rest of the chain) in the request's span, with its id
+    /// the current one for [`RequestId`].
+    pub fn within<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        CURRENT_REQUEST_ID.sync_scope(Rc::clone(&self.id), f)
+    }
+
+    /// The request is answered: echoes its id, logs one line, counts it.
+    pub fn answered<B>(&self, answered: &mut Result<ServiceResponse<B>, actix_web::Error>) {
+        let elapsed = self.started.elapsed();
+        // Routing happens inside the chain: only the answered request knows its pattern.
+        let (route, status) = match answered {
+            Ok(response) => {
+                let id =
+                    HeaderValue::from_str(&self.id).expect("a request id is a valid header value");
+                response.headers_mut().insert(REQUEST_ID, id);
+                (route_of(response.request()), response.status().as_u16())
+            }
+            Err(error) => (None, error.as_response_error().status_code().as_u16()),
+        };
+        let route = route.unwrap_or(Cow::Borrowed(UNMATCHED));
+        let method = self.method;
+        self.span.in_scope(|| {
+            tracing::info!(
+                method,
+                route = &*route,
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "answered"
+            )
+        });
+        let api = if route == UNMATCHED {
+            UNMATCHED
+        } else {
+            api_of(&route)
+        };
+        metrics::http_request(api, &route, method, status, elapsed);
+    }
 }
 
 #[cfg(test)]

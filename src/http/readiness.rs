@@ -1,14 +1,11 @@
 //! Start-up readiness. The server listens before it has recovered its state, so that probes
 //! can watch the start: until start-up is done (recovery or the demo seed, then the push
 //! sources' ingest tokens), every request but the operations routes (`/healthz`, `/readyz`,
-//! `/health`, `/metrics`) is answered 503 by [`gate`], and `/readyz` says why.
+//! `/health`, `/metrics`) is answered 503 (`http::middleware`, by [`refuses`]), and `/readyz` says why.
 
 use std::sync::{Arc, OnceLock};
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::web;
 
 use super::error::{ApiError, ErrorKind};
 use super::AppState;
@@ -36,17 +33,13 @@ impl AppState {
     }
 }
 
-/// Answers 503 to everything but the operations routes until start-up is done.
-pub async fn gate(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered by http::app");
-    if state.start_up.get().is_none() && !OPEN_DURING_START_UP.contains(&request.path()) {
-        let refusal = ApiError::new(ErrorKind::Unavailable, STARTING);
-        return Ok(request.error_response(refusal).map_into_right_body());
-    }
-    Ok(next.call(request).await?.map_into_left_body())
+/// Whether a request for `path` is answered 503: start-up is not done and it is not an
+/// operations route.
+pub fn refuses(start_up: &StartUp, path: &str) -> bool {
+    start_up.get().is_none() && !OPEN_DURING_START_UP.contains(&path)
+}
+
+/// The 503 answer to a request [`refuses`] turns away.
+pub fn refusal(request: ServiceRequest) -> ServiceResponse {
+    request.error_response(ApiError::new(ErrorKind::Unavailable, STARTING))
 }

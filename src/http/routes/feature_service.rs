@@ -8,7 +8,8 @@ use std::time::Instant;
 use std::future::{ready, Ready};
 
 use actix_web::http::header::HeaderValue;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::http::Method;
+use actix_web::{dev::Payload, guard, web, FromRequest, HttpRequest, HttpResponse, Route};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -38,31 +39,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     };
     cfg.service(post_only(
         "/api/v1/feature-service/get-features",
-        web::post().to(get_features::<false>),
+        post().to(get_features::<false>),
     ))
     .service(post_only(
         "/api/v1/feature-service/get-features-batch",
-        web::post().to(get_features::<true>),
+        post().to(get_features::<true>),
     ))
     .service(post_only(
         "/api/v1/feature-service/metadata",
-        web::post().to(metadata_v1),
+        post().to(metadata_v1),
     ))
     .service(post_only(
         "/api/v1/feature-service/get-feature-service-state",
-        web::post().to(service_state_v1),
+        post().to(service_state_v1),
     ))
     .service(post_only(
         "/api/v1/feature-service/query-features",
-        web::post().to(query_features),
+        post().to(query_features),
     ))
     .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
-        web::post().to(get_features::<false>),
+        post().to(get_features::<false>),
     ))
     .service(post_only(
         "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch",
-        web::post().to(get_features::<true>),
+        post().to(get_features::<true>),
     ))
     .service({
         let path = "/api/v2/workspaces/{workspace}/feature-services/{service}/metadata";
@@ -71,6 +72,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(metadata_v2))
             .default_service(web::to(method_not_allowed))
     });
+}
+
+/// A route for `POST`, its method compared in place. actix's method guards (`web::post()`) also
+/// record each method they try in the request's extensions, for the `Allow` header of actix's
+/// own 405 answer: a vector and a map insert on every request, and the map cleared when the
+/// request is pooled (~900 instructions). These resources answer 405 themselves
+/// (`method_not_allowed`), so nothing reads that record.
+fn post() -> Route {
+    web::route().guard(guard::fn_guard(|context| {
+        context.head().method == Method::POST
+    }))
 }
 
 /// `{workspace}` and `{service}` of a v2 path.
@@ -86,19 +98,36 @@ impl ServicePath {
     }
 }
 
-/// The v2 paths' `{workspace}` and `{service}`; `None` on the v1 paths. (As an
-/// `Option<web::Path<_>>`, every v1 request paid for a failed deserialisation and its boxed
-/// error, ~850 instructions.)
-struct ServiceInPath(Option<ServicePath>);
+/// What GetFeatures takes of a request besides its caller, extracted in one go. As separate
+/// arguments (state, repository, path, request id, body), actix built and polled a future for
+/// each, and the state was looked up three times (~400 instructions a request).
+struct FeatureCall {
+    state: web::Data<AppState>,
+    repo: Repo,
+    /// The v2 paths' `{workspace}` and `{service}`; `None` on the v1 paths. (As an
+    /// `Option<web::Path<_>>`, every v1 request paid for a failed deserialisation and its
+    /// boxed error, ~850 instructions.)
+    path: Option<ServicePath>,
+    request_id: Option<RequestId>,
+    body: UnreadBody,
+}
 
-impl FromRequest for ServiceInPath {
+impl FromRequest for FeatureCall {
     type Error = ApiError;
-    type Future = Ready<Result<ServiceInPath, ApiError>>;
+    type Future = Ready<Result<FeatureCall, ApiError>>;
 
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = request
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered by http::app");
         let path = request.match_info();
-        let names = path.get("service").and_then(|_| path.load().ok());
-        ready(Ok(ServiceInPath(names)))
+        ready(Ok(FeatureCall {
+            repo: Repo::current(state),
+            path: path.get("service").and_then(|_| path.load().ok()),
+            request_id: RequestId::current(),
+            body: UnreadBody::take(request, payload, state.limits.body_read_timeout),
+            state: web::Data::clone(state),
+        }))
     }
 }
 
@@ -114,16 +143,19 @@ fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
 /// the v1 paths (service named in the body) and the v2 paths (named in the path).
 async fn get_features<const BATCH: bool>(
     caller: Allowed<ReadFeatures>,
-    state: web::Data<AppState>,
-    repo: Repo,
-    path: ServiceInPath,
-    request_id: Option<RequestId>,
-    body: UnreadBody,
+    call: FeatureCall,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let FeatureCall {
+        state,
+        repo,
+        path,
+        request_id,
+        body,
+    } = call;
     let body = body.read(state.limits.max_body_bytes).await?;
     let params = params_of(&body)?;
-    let locator = params.locator(path.0.as_ref().map(ServicePath::names));
+    let locator = params.locator(path.as_ref().map(ServicePath::names));
     let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;

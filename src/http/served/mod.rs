@@ -1,8 +1,10 @@
 //! The repository being served, and its one owner. [`ServedRepository`] is a handle on an
 //! `ArcSwap` of [`Served`]: the registry and what derives from it (the pre-encoded wire catalog,
-//! the push sources' ingest tokens). A request takes one snapshot at its first use ([`Repo`],
-//! kept in the request's extensions, so the auth extractor and the handler see the same) and
-//! uses it to the end: it sees one repository whole, never a mix.
+//! the push sources' ingest tokens). A handler takes one snapshot ([`Repo`], an extractor) and
+//! uses it to the end: it sees one repository whole, never a mix. (The auth extractor's check
+//! on a route whose body names the workspace, that the caller holds the permission on some
+//! workspace, loads the repository served at that moment on its own; the handler checks the
+//! named workspace again on its snapshot.)
 //!
 //! `quiver apply` (`POST /admin/repository`) goes through [`ServedRepository::apply`], one apply
 //! at a time: validate the files into a registry that keeps the view ids, plan against the
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpRequest};
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::error::ApiError;
@@ -201,21 +203,23 @@ async fn released(served: Arc<Served>) {
     }
 }
 
-/// The request's snapshot of the served repository: taken at its first use, then the same for
-/// the rest of the request.
+/// A snapshot of the served repository, taken when extracted. Not kept in the request's
+/// extensions for later extractors: inserting it there and clearing the map when actix pools
+/// the request cost more than loading the `ArcSwap` again (the only other reader is the auth
+/// extractor's check on some workspace, see the module doc).
 pub struct Repo(pub Arc<Served>);
 
 impl Repo {
     pub fn of(request: &HttpRequest) -> Repo {
-        if let Some(served) = request.extensions().get::<Arc<Served>>() {
-            return Repo(Arc::clone(served));
-        }
         let state = request
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
-        let served = state.served.current();
-        request.extensions_mut().insert(Arc::clone(&served));
-        Repo(served)
+        Repo::current(state)
+    }
+
+    /// The repository `state` serves now.
+    pub fn current(state: &AppState) -> Repo {
+        Repo(state.served.current())
     }
 }
 

@@ -244,9 +244,6 @@ impl Rollups {
             rollups: self,
             tiles,
             last_tile,
-            any_exact: totals
-                .iter()
-                .any(|(_, function, _)| merges_exactly(*function)),
         };
         walk.merge_level(levels, range, totals, Taken::All);
     }
@@ -310,8 +307,6 @@ struct Walk<'a> {
     /// its B-tree search (windows of keys that saw no recent event end past their last tile).
     /// The blocks holding it are the open ones.
     last_tile: Micros,
-    /// Whether any total merges exactly (else an open block's parts are not read).
-    any_exact: bool,
 }
 
 impl Walk<'_> {
@@ -323,6 +318,13 @@ impl Walk<'_> {
             return;
         }
         let merge = |totals: &mut [Total], partials: &[Partial], taken: Taken| {
+            // The usual case asks nothing of the functions.
+            if let Taken::All = taken {
+                for (i, function, total) in totals.iter_mut() {
+                    total.merge(*function, &partials[*i]);
+                }
+                return;
+            }
             for (i, function, total) in totals.iter_mut() {
                 if taken.takes(*function) {
                     total.merge(*function, &partials[*i]);
@@ -350,18 +352,21 @@ impl Walk<'_> {
         self.merge_level(below, range.start..first, totals, taken);
         if first <= self.last_tile {
             let blocks = &self.rollups.levels[below];
-            let open = block_start(self.last_tile, width);
             let from = position(blocks, first);
             for (start, block) in blocks.range(from..position(blocks, last)) {
-                if *start != open {
+                // No block starts after the last tile: the open one is the one past it.
+                if start + width <= self.last_tile {
                     merge(totals, block, taken);
                     continue;
                 }
                 if let Taken::All = taken {
                     merge(totals, block, Taken::Inexact);
                 }
-                if self.any_exact {
-                    self.merge_level(below, open..open + width, totals, Taken::Exact);
+                if totals
+                    .iter()
+                    .any(|(_, function, _)| merges_exactly(*function))
+                {
+                    self.merge_level(below, *start..start + width, totals, Taken::Exact);
                 }
             }
         }

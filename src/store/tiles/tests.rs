@@ -623,25 +623,11 @@ fn plain_walk(
     total.finish(function)
 }
 
+/// A function over the int column (0) or the float one (1).
 fn mixed_functions() -> impl Strategy<Value = (usize, Function)> {
     prop_oneof![
         functions().prop_map(|f| (0, f)),
-        prop_oneof![
-            Just(Function::Sum),
-            Just(Function::Mean),
-            Just(Function::VarSamp),
-            Just(Function::StddevPop),
-            Just(Function::Min),
-            Just(Function::Max),
-            Just(Function::Last),
-            Just(Function::LastN(2)),
-            Just(Function::ApproxCountDistinct(6)),
-            Just(Function::ApproxPercentile {
-                quantile_millionths: 900_000,
-                precision: 50
-            }),
-        ]
-        .prop_map(|f| (1, f)),
+        all_functions().prop_map(|f| (1, f)),
     ]
 }
 

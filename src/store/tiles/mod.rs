@@ -209,6 +209,14 @@ impl TileSet {
     /// Drops (or compacts) tiles no window ending at or after the latest event can reach.
     fn drop_old(&mut self, spec: &AggregationSpec) {
         let keep_from = tile_start(self.latest_event, spec.interval) - spec.horizon();
+        // Mostly nothing is that old: no range search, no list.
+        if self
+            .tiles
+            .first_key_value()
+            .is_none_or(|(first, _)| *first >= keep_from)
+        {
+            return;
+        }
         // A tile goes once it ends before `keep_from` (coarse tiles are wider).
         let width = |start: Micros| match spec.compaction {
             Some(coarse) if start < self.coarse_until => coarse,

@@ -339,7 +339,22 @@ pub(super) fn add_event(
     seq: u64,
     inputs: &[EncodedValue],
 ) {
+    add_event_where(partials, spec, event_time, seq, inputs, |_| true);
+}
+
+/// `add_event` for the aggregates whose function `takes` picks (an open roll-up block's).
+pub(super) fn add_event_where(
+    partials: &mut [Partial],
+    spec: &AggregationSpec,
+    event_time: Micros,
+    seq: u64,
+    inputs: &[EncodedValue],
+    takes: impl Fn(Function) -> bool,
+) {
     for (partial, aggregate) in partials.iter_mut().zip(&spec.aggregates) {
+        if !takes(aggregate.function) {
+            continue;
+        }
         let value = inputs.get(aggregate.input).copied();
         partial.add(
             aggregate.function,

@@ -6,13 +6,22 @@
 //! tile edges. Invariant: a block starting at or after the key's first tile exists exactly when a
 //! tile starts in it, and equals the merge of those tiles (up to floating-point rounding: merges
 //! happen in another order). Reads start at the first tile, so they see only such blocks.
+//!
+//! Except in the open blocks (on each level, the one holding the key's last tile, where events
+//! mostly arrive): there only the aggregates whose merge depends on its order (float sums and
+//! moments) are kept per event, so that their bits stay those of per-event blocks. The others
+//! merge exactly in any order (counts, extremes, last, the ordered lists, the sketches: see
+//! `merges_exactly`): a block gets them once, merged from its parts, when it closes (an event
+//! lands past its end), and a walk reads an open block's parts for them instead. An event
+//! therefore costs those aggregates one tile update instead of three.
+//!
 //! Roll-ups are derived state: never stored, rebuilt from the tiles after a restore. Views with
 //! Tecton's compaction (daily coarse tiles) read their fine tiles directly.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
-use super::partial::{add_event, Partial};
+use super::partial::{add_event, add_event_where, Partial};
 use crate::registry::aggregation::{AggregationSpec, Function};
 use crate::store::row::EncodedValue;
 use crate::time::{Micros, MICROS_PER_SECOND};
@@ -26,6 +35,8 @@ pub(super) struct Rollups {
     /// The widths these levels were built for; `None`: no roll-ups, read the tiles.
     widths: Option<[Micros; 2]>,
     levels: [Blocks; 2],
+    /// The start of the key's last tile (none yet): it decides the open blocks.
+    last_tile: Option<Micros>,
 }
 
 /// One level's blocks, ordered by start: events mostly arrive in time order, so a block is
@@ -36,6 +47,26 @@ type Blocks = VecDeque<(Micros, Vec<Partial>)>;
 /// The index in `blocks` of the first block starting at or after `time`.
 fn position(blocks: &Blocks, time: Micros) -> usize {
     blocks.partition_point(|(start, _)| *start < time)
+}
+
+/// The start of the block of `width` holding `time`.
+fn block_start(time: Micros, width: Micros) -> Micros {
+    time.div_euclid(width) * width
+}
+
+/// Whether partials of `function` merge to the same bits in any order, so an open block can
+/// leave them to its close. Float sums and moments round differently in another order (an
+/// integer sum would not, but it is as cheap to keep per event as to merge).
+pub(super) fn merges_exactly(function: Function) -> bool {
+    !matches!(
+        function,
+        Function::Sum
+            | Function::Mean
+            | Function::VarSamp
+            | Function::VarPop
+            | Function::StddevSamp
+            | Function::StddevPop
+    )
 }
 
 /// The widths of the two levels for `spec`, or `None` when the view compacts its tiles.
@@ -71,7 +102,7 @@ fn blocks_of<'a>(
     spec: &AggregationSpec,
 ) {
     for (start, partials) in source {
-        let block_start = start.div_euclid(width) * width;
+        let block_start = block_start(*start, width);
         if blocks.back().is_none_or(|(s, _)| *s != block_start) {
             blocks.push_back((block_start, empty(spec)));
         }
@@ -86,6 +117,7 @@ impl Rollups {
         *self = Rollups {
             widths: widths(spec),
             levels: Default::default(),
+            last_tile: tiles.last_key_value().map(|(start, _)| *start),
         };
         let Some([first, second]) = self.widths else {
             return;
@@ -101,8 +133,9 @@ impl Rollups {
     }
 
     /// Adds one event to the block holding it on every level (the caller has added it to its
-    /// tile). Rebuilds first if these roll-ups were made for other widths (or none, after a
-    /// restore).
+    /// tile): in an open block, only to the aggregates that do not merge exactly. An event past
+    /// the last tile's blocks closes them first. Rebuilds instead if these roll-ups were made
+    /// for other widths (or none, after a restore).
     pub fn add(
         &mut self,
         spec: &AggregationSpec,
@@ -115,13 +148,58 @@ impl Rollups {
             return self.rebuild(spec, tiles);
         }
         let Some(widths) = self.widths else { return };
+        let tile = block_start(event_time, spec.interval);
+        match self.last_tile {
+            Some(last) if last >= tile => {}
+            Some(last) => {
+                self.close(spec, tiles, widths, last, tile);
+                self.last_tile = Some(tile);
+            }
+            None => self.last_tile = Some(tile),
+        }
+        let last_tile = self.last_tile.unwrap_or(tile);
         for (blocks, width) in self.levels.iter_mut().zip(widths) {
-            let start = event_time.div_euclid(width) * width;
-            let at = position(blocks, start);
+            let start = block_start(event_time, width);
+            // In time order the event's block is the last one.
+            let at = match blocks.back() {
+                Some((last, _)) if *last == start => blocks.len() - 1,
+                _ => position(blocks, start),
+            };
             if blocks.get(at).is_none_or(|(s, _)| *s != start) {
                 blocks.insert(at, (start, empty(spec)));
             }
-            add_event(&mut blocks[at].1, spec, event_time, seq, inputs);
+            let block = &mut blocks[at].1;
+            if start == block_start(last_tile, width) {
+                add_event_where(block, spec, event_time, seq, inputs, |f| !merges_exactly(f));
+            } else {
+                add_event(block, spec, event_time, seq, inputs);
+            }
+        }
+    }
+
+    /// The last tile moves from `last` to `tile`: the blocks holding `last` that do not hold
+    /// `tile` close, each taking the exactly merging aggregates from its parts (tiles for the
+    /// first level, the first level's blocks, closed just before, for the second).
+    fn close(
+        &mut self,
+        spec: &AggregationSpec,
+        tiles: &BTreeMap<Micros, Vec<Partial>>,
+        widths: [Micros; 2],
+        last: Micros,
+        tile: Micros,
+    ) {
+        let [lower, upper] = &mut self.levels;
+        let [first, second] = widths;
+        let start = block_start(last, first);
+        if start != block_start(tile, first) {
+            let parts = tiles.range(start..start + first).map(|(_, p)| p);
+            close_block(lower, start, parts, spec);
+        }
+        let start = block_start(last, second);
+        if start != block_start(tile, second) {
+            let from = position(lower, start);
+            let parts = lower.range(from..position(lower, start + second));
+            close_block(upper, start, parts.map(|(_, p)| p), spec);
         }
     }
 
@@ -167,12 +245,59 @@ impl Rollups {
             tiles,
             last_tile,
         };
-        walk.merge_level(levels, range, totals);
+        walk.merge_level(levels, range, totals, Taken::All);
+    }
+}
+
+/// Sets the exactly merging aggregates of the block of `blocks` starting at `start` (if it is
+/// there: a block straddling the horizon may have gone) to the merge of `parts`.
+fn close_block<'a>(
+    blocks: &mut Blocks,
+    start: Micros,
+    parts: impl Iterator<Item = &'a Vec<Partial>>,
+    spec: &AggregationSpec,
+) {
+    let at = position(blocks, start);
+    let Some((_, block)) = blocks.get_mut(at).filter(|(s, _)| *s == start) else {
+        return;
+    };
+    // A rebuild merged them already; start over rather than merge twice.
+    for (partial, aggregate) in block.iter_mut().zip(&spec.aggregates) {
+        if merges_exactly(aggregate.function) {
+            *partial = Partial::empty(aggregate.function);
+        }
+    }
+    for part in parts {
+        for ((into, from), aggregate) in block.iter_mut().zip(part).zip(&spec.aggregates) {
+            if merges_exactly(aggregate.function) {
+                into.merge(aggregate.function, from);
+            }
+        }
     }
 }
 
 /// An aggregate a read merges: its index in the view, its function and its running total.
 pub(super) type Total = (usize, Function, Partial);
+
+/// Which of a walk's totals a step merges.
+#[derive(Debug, Clone, Copy)]
+enum Taken {
+    All,
+    /// Those that merge exactly (an open block's parts).
+    Exact,
+    /// Those that do not (what an open block holds).
+    Inexact,
+}
+
+impl Taken {
+    fn takes(self, function: Function) -> bool {
+        match self {
+            Taken::All => true,
+            Taken::Exact => merges_exactly(function),
+            Taken::Inexact => !merges_exactly(function),
+        }
+    }
+}
 
 /// One window's merge over one key's tiles and roll-ups.
 struct Walk<'a> {
@@ -180,46 +305,71 @@ struct Walk<'a> {
     tiles: &'a BTreeMap<Micros, Vec<Partial>>,
     /// No tile (and so no block) starts after it: a range past it is empty, and the walk skips
     /// its B-tree search (windows of keys that saw no recent event end past their last tile).
+    /// The blocks holding it are the open ones.
     last_tile: Micros,
 }
 
 impl Walk<'_> {
-    /// Level 0 is the fine tiles; level `k` is `levels[k - 1]`.
-    fn merge_level(&self, level: usize, range: Range<Micros>, totals: &mut [Total]) {
+    /// Level 0 is the fine tiles; level `k` is `levels[k - 1]`. The totals `taken` picks merge,
+    /// each in the order of the plain recursive walk (the exact ones, in any order, read an
+    /// open block's parts in its place).
+    fn merge_level(&self, level: usize, range: Range<Micros>, totals: &mut [Total], taken: Taken) {
         if range.start >= range.end || range.start > self.last_tile {
             return;
         }
-        let merge = |totals: &mut [Total], partials: &[Partial]| {
+        let merge = |totals: &mut [Total], partials: &[Partial], taken: Taken| {
+            // The usual case asks nothing of the functions.
+            if let Taken::All = taken {
+                for (i, function, total) in totals.iter_mut() {
+                    total.merge(*function, &partials[*i]);
+                }
+                return;
+            }
             for (i, function, total) in totals.iter_mut() {
-                total.merge(*function, &partials[*i]);
+                if taken.takes(*function) {
+                    total.merge(*function, &partials[*i]);
+                }
             }
         };
         let (Some(widths), Some(below)) = (self.rollups.widths, level.checked_sub(1)) else {
             for (_, tile) in self.tiles.range(range) {
-                merge(totals, tile);
+                merge(totals, tile, taken);
             }
             return;
         };
         let width = widths[below];
         // The whole blocks inside the range.
-        let aligned = range.start.div_euclid(width) * width;
+        let aligned = block_start(range.start, width);
         let first = if aligned < range.start {
             aligned + width
         } else {
             aligned
         };
-        let last = range.end.div_euclid(width) * width;
+        let last = block_start(range.end, width);
         if first >= last {
-            return self.merge_level(below, range, totals);
+            return self.merge_level(below, range, totals, taken);
         }
-        self.merge_level(below, range.start..first, totals);
+        self.merge_level(below, range.start..first, totals, taken);
         if first <= self.last_tile {
             let blocks = &self.rollups.levels[below];
             let from = position(blocks, first);
-            for (_, block) in blocks.range(from..position(blocks, last)) {
-                merge(totals, block);
+            for (start, block) in blocks.range(from..position(blocks, last)) {
+                // No block starts after the last tile: the open one is the one past it.
+                if start + width <= self.last_tile {
+                    merge(totals, block, taken);
+                    continue;
+                }
+                if let Taken::All = taken {
+                    merge(totals, block, Taken::Inexact);
+                }
+                if totals
+                    .iter()
+                    .any(|(_, function, _)| merges_exactly(*function))
+                {
+                    self.merge_level(below, *start..start + width, totals, Taken::Exact);
+                }
             }
         }
-        self.merge_level(below, last..range.end, totals);
+        self.merge_level(below, last..range.end, totals, taken);
     }
 }

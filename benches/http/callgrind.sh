@@ -12,7 +12,8 @@
 # of 100 `transactions` events (timestamps of the moment; 1,009 users, 101 merchants, 499
 # terminals, so after the warm-up every key has its row and tiles), the write path; `rows` is a
 # `quiver load` chunk: 1,000 `user_profile` rows as JSON Lines, written as the CLI writes them
-# (int64 as strings), to the admin rows endpoint (counts are per chunk: divide by 1,000 a row).
+# (int64 as strings), to the admin rows endpoint (counts are per chunk: divide by 1,000 a row);
+# `binrows` is the same chunk as the binary rows body `quiver load` sends by default.
 # Prints, per kind: total instructions and instructions per request (the whole process: actix,
 # the handler, the store). `callgrind_annotate --inclusive=yes OUTDIR/callgrind.out.*.K` shows
 # where they go (K: the kind's place in KINDS, from 1: seed, plain, seed batch, plain batch).
@@ -46,10 +47,45 @@ def profile_row(i):
             "is_verified": i % 3 == 0, "home_country": "US",
             "preferred_categories": [["grocery", "travel"], ["electronics"], []][i % 3],
             "signup_time": "2025-12-01T10:00:00Z"}
+def leb128(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+def encoded(value):
+    # store::row's value encoding (ingest::binary_rows).
+    if value is None:
+        return b"\x00"
+    if isinstance(value, bool):
+        return b"\x02" if value else b"\x01"
+    if isinstance(value, int):
+        return b"\x03" + value.to_bytes(8, "little", signed=True)
+    if isinstance(value, datetime.datetime):
+        micros = (value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) // datetime.timedelta(microseconds=1)
+        return b"\x07" + micros.to_bytes(8, "little", signed=True)
+    if isinstance(value, list):
+        return b"\x08" + leb128(len(value)) + b"".join(encoded(item) for item in value)
+    text = value.encode()
+    return b"\x06" + leb128(len(text)) + text
+def record(values):
+    row = leb128(len(values)) + b"".join(encoded(value) for value in values)
+    return len(row).to_bytes(4, "little") + row
+def binary_rows(rows):
+    when = lambda text: datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    typed = [{**row, "credit_score": int(row["credit_score"]), "timestamp": when(row["timestamp"]),
+              "account_age_days": int(row["account_age_days"]), "signup_time": when(row["signup_time"])}
+             for row in rows]
+    return (b"QRW\x01" + record(list(rows[0])) + b"".join(record(list(row.values())) for row in typed)
+            + (0).to_bytes(4, "little"))
 def body(i):
     if kind == "rows":
         lines = [json.dumps(profile_row(i * 1000 + j), separators=(",", ":")) for j in range(1000)]
         return "/admin/workspaces/prod/feature-views/user_profile/rows", "\n".join(lines) + "\n"
+    if kind == "binrows":
+        rows = [profile_row(i * 1000 + j) for j in range(1000)]
+        return "/admin/workspaces/prod/feature-views/user_profile/rows", binary_rows(rows)
     if kind == "ingest":
         events = [event(i * 100 + j) for j in range(100)]
         request = {"workspace_name": "prod", "dry_run": False, "records": {"transactions": events}}
@@ -69,8 +105,10 @@ for i in range(n):
     # http.client writes the head and the body with two sends: corked, they leave as one
     # segment, as most clients send a small request. Else the server's read races the second
     # send, and a body that misses it arms the read timer: the counts moved with the load.
+    binary = isinstance(text, bytes)
     connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-    connection.request("POST", path, text, headers)
+    connection.request("POST", path, text, {**headers, "Content-Type": "application/vnd.quiver.rows.v1"}
+                       if binary else headers)
     connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
     response = connection.getresponse()
     answer = response.read()

@@ -1,7 +1,7 @@
 //! `quiver load`: the bulk loader. Validates every row of a CSV, JSON Lines or Parquet file
 //! against the view's schema first (reporting where the first bad one is, its line or its row
 //! group and row, and sending nothing), then sends the rows to a running server in chunks, with
-//! progress bars.
+//! progress bars: binary rows bodies (`ingest::binary_rows`) unless `--body json-lines`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
+use crate::ingest::binary_rows::{self, BinaryRowsWriter};
 use crate::ingest::file::open_load_file;
-use crate::ingest::row::RowJsonWriter;
-use crate::registry::load_registry;
+use crate::ingest::row::{ParsedRow, RowJsonWriter};
+use crate::registry::{load_registry, FeatureView};
 
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
@@ -34,8 +35,66 @@ pub struct LoadArgs {
     /// concurrently); 1 sends the chunks one after another, in the file's order.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// What the requests carry: `binary`, the rows already in the store's value encoding (the
+    /// server checks every value), or `json-lines`, for servers that take only JSON Lines.
+    #[arg(long, value_enum, default_value_t = BodyFormat::Binary)]
+    body: BodyFormat,
     /// A .csv (with a header line), .jsonl or .parquet file.
     file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BodyFormat {
+    Binary,
+    JsonLines,
+}
+
+/// Encodes validated rows into request bodies of one format.
+enum BodyWriter {
+    Binary(BinaryRowsWriter),
+    JsonLines(RowJsonWriter),
+}
+
+impl BodyWriter {
+    fn new(format: BodyFormat, view: &FeatureView) -> BodyWriter {
+        match format {
+            BodyFormat::Binary => BodyWriter::Binary(BinaryRowsWriter::new(view)),
+            BodyFormat::JsonLines => BodyWriter::JsonLines(RowJsonWriter::new(view)),
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self {
+            BodyWriter::Binary(_) => binary_rows::CONTENT_TYPE,
+            BodyWriter::JsonLines(_) => "application/x-ndjson",
+        }
+    }
+
+    /// Opens an empty body.
+    fn start(&self, body: &mut Vec<u8>) {
+        match self {
+            BodyWriter::Binary(writer) => writer.start(body),
+            BodyWriter::JsonLines(_) => {}
+        }
+    }
+
+    /// Ends a body once its rows are in.
+    fn finish(&self, body: &mut Vec<u8>) {
+        match self {
+            BodyWriter::Binary(writer) => writer.finish(body),
+            BodyWriter::JsonLines(_) => {}
+        }
+    }
+
+    fn write(&self, row: &ParsedRow, body: &mut Vec<u8>) {
+        match self {
+            BodyWriter::Binary(writer) => writer.write(row, body),
+            BodyWriter::JsonLines(writer) => {
+                writer.write(row, body);
+                body.push(b'\n');
+            }
+        }
+    }
 }
 
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -57,19 +116,23 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let reading = ProgressBar::new(load_file.size)
         .with_style(style.clone())
         .with_message("validating");
-    // Each row is encoded into its chunk's request body as it is validated, so neither the rows
-    // nor a JSON tree of each are kept; nothing is sent until the whole file has been read.
-    let writer = RowJsonWriter::new(view);
+    // Each row is encoded into its chunk's request body as it is validated, so the rows are not
+    // kept; nothing is sent until the whole file has been read.
+    let writer = BodyWriter::new(args.body, view);
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let mut rows = 0;
     let read = load_file.for_each_row(view, |row, bytes| {
         if rows % chunk_rows == 0 {
-            let capacity = chunks.last().map_or(0, Vec::len);
-            chunks.push(Vec::with_capacity(capacity));
+            if let Some(full) = chunks.last_mut() {
+                writer.finish(full);
+            }
+            // The last chunk's size: the room a full chunk takes, mostly.
+            let mut body = Vec::with_capacity(chunks.last().map_or(0, Vec::len));
+            writer.start(&mut body);
+            chunks.push(body);
         }
         let body = chunks.last_mut().expect("the first row opened a chunk");
         writer.write(&row, body);
-        body.push(b'\n');
         rows += 1;
         reading.inc(bytes as u64);
     });
@@ -78,6 +141,9 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         bail!("{}: {bad}; nothing was loaded", args.file.display());
     }
     reading.finish();
+    if let Some(last) = chunks.last_mut() {
+        writer.finish(last);
+    }
 
     let path = format!(
         "/admin/workspaces/{}/feature-views/{}/rows",
@@ -89,6 +155,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         .with_style(style)
         .with_message("loading");
     let chunks = Chunks {
+        content_type: writer.content_type(),
         bodies: &chunks,
         chunk_rows,
         rows,
@@ -104,6 +171,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
 
 /// The request bodies of a load, `chunk_rows` rows each (the last one the rest).
 struct Chunks<'a> {
+    content_type: &'static str,
     bodies: &'a [Vec<u8>],
     chunk_rows: usize,
     rows: usize,
@@ -131,7 +199,7 @@ fn send(
             let first = index * chunks.chunk_rows;
             let count = chunks.chunk_rows.min(chunks.rows - first);
             let answer = server
-                .post(path, Some(body))
+                .post(path, Some((chunks.content_type, body)))
                 .with_context(|| format!("loading rows {}..{}", first, first + count))
                 .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
             stored += answer["rowsStored"].as_u64().unwrap_or(0);

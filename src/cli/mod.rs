@@ -157,14 +157,14 @@ struct ServerArg {
 }
 
 impl ServerArg {
-    /// POSTs to the server with the admin key, with an NDJSON body or none; answers its JSON
-    /// reply, or says why not.
-    fn post(&self, path: &str, ndjson: Option<&[u8]>) -> anyhow::Result<serde_json::Value> {
+    /// POSTs to the server with the admin key, with a body (its content type and bytes) or
+    /// none; answers its JSON reply, or says why not.
+    fn post(&self, path: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<serde_json::Value> {
         let request = self.request("POST", path);
-        let response = match ndjson {
-            Some(body) => request
-                .set("Content-Type", "application/x-ndjson")
-                .send_bytes(body),
+        let response = match body {
+            Some((content_type, body)) => {
+                request.set("Content-Type", content_type).send_bytes(body)
+            }
             None => request.call(),
         };
         self.answer(response)

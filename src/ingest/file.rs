@@ -62,12 +62,15 @@ pub fn open_load_file(path: &Path) -> Result<LoadFile, OpenError> {
 }
 
 /// Where a bad row is: a text file's line (from 1), or a Parquet file's row group and the row
-/// within it (both from 0, as pyarrow counts), or the Parquet footer (the schema).
+/// within it (both from 0, as pyarrow counts), or the Parquet footer (the schema); in a binary
+/// rows body (`binary_rows.rs`), its row (from 1) or its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
     Line(usize),
     RowGroup { group: usize, row: usize },
     Footer,
+    Row(usize),
+    Header,
 }
 
 impl std::fmt::Display for Place {
@@ -76,6 +79,8 @@ impl std::fmt::Display for Place {
             Place::Line(line) => write!(f, "line {line}"),
             Place::RowGroup { group, row } => write!(f, "row group {group}, row {row}"),
             Place::Footer => write!(f, "Parquet schema"),
+            Place::Row(row) => write!(f, "row {row}"),
+            Place::Header => write!(f, "header"),
         }
     }
 }
@@ -154,7 +159,12 @@ fn each_json_line(
     Ok(())
 }
 
-/// Reads CSV with a header line, handing each row to `on_row(row, bytes)`.
+/// CSV records converted into rows at a time, on the other thread (`read_csv`).
+const CSV_BATCH: usize = 1024;
+
+/// Reads CSV with a header line, handing each row to `on_row(row, bytes)` in the file's order.
+/// This thread splits the records, another converts them into rows (checking every cell), a
+/// batch at a time, so that a load validates on two cores; `on_row` runs on this thread.
 fn read_csv(
     view: &FeatureView,
     input: impl Read,
@@ -181,17 +191,71 @@ fn read_csv(
         ));
     }
     let places = column_places(view, header.iter());
-    for record in reader.records() {
-        let record = record
-            .map_err(|e| at_line(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
-        let row = parse_row(view, |place, _, data_type| {
-            places[place]
-                .map(|i| Value::from_text(&record[i], data_type))
-                .transpose()
-        })
-        .map_err(|message| at_line(line, message))?;
-        on_row(row, record.as_byte_record().as_slice().len() + record.len());
-    }
-    Ok(())
+    let convert = |batch: Vec<csv::StringRecord>| -> Result<Vec<(ParsedRow, usize)>, BadRow> {
+        batch
+            .iter()
+            .map(|record| {
+                let line = record.position().map_or(0, |p| p.line() as usize);
+                let row = parse_row(view, |place, _, data_type| {
+                    places[place]
+                        .map(|i| Value::from_text(&record[i], data_type))
+                        .transpose()
+                })
+                .map_err(|message| at_line(line, message))?;
+                Ok((row, record.as_byte_record().as_slice().len() + record.len()))
+            })
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let (to_convert, batches) = std::sync::mpsc::sync_channel::<Vec<csv::StringRecord>>(1);
+        let (converted, rows) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for batch in batches {
+                if converted.send(convert(batch)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut records = reader.records();
+        // Batches sent and not yet taken back: at most two, so both threads have work.
+        let mut in_flight = 0;
+        loop {
+            let mut batch = Vec::with_capacity(CSV_BATCH);
+            let mut unreadable = None;
+            for record in records.by_ref().take(CSV_BATCH) {
+                match record {
+                    Ok(record) => batch.push(record),
+                    Err(e) => {
+                        let line = e.position().map_or(0, |p| p.line() as usize);
+                        unreadable = Some(at_line(line, e.to_string()));
+                        break;
+                    }
+                }
+            }
+            let last = batch.len() < CSV_BATCH || unreadable.is_some();
+            if !batch.is_empty() {
+                to_convert
+                    .send(batch)
+                    .expect("the converting thread takes batches until told to stop");
+                in_flight += 1;
+            }
+            // The rows before an unreadable record may hold the first bad row: they are
+            // handed on (or refused) first.
+            while in_flight > 1 || (last && in_flight > 0) {
+                let batch = rows
+                    .recv()
+                    .expect("the converting thread answers every batch")?;
+                for (row, bytes) in batch {
+                    on_row(row, bytes);
+                }
+                in_flight -= 1;
+            }
+            if let Some(unreadable) = unreadable {
+                return Err(unreadable);
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    })
 }

@@ -7,17 +7,19 @@ use std::ops::Range;
 
 use crate::registry::value::Value;
 
-const NULL: u8 = 0;
-const FALSE: u8 = 1;
-const TRUE: u8 = 2;
-const INT64: u8 = 3;
-const FLOAT32: u8 = 4;
-const FLOAT64: u8 = 5;
-const STRING: u8 = 6;
-const TIMESTAMP: u8 = 7;
-const ARRAY: u8 = 8;
-const STRUCT: u8 = 9;
-const MAP: u8 = 10;
+// The tags and `write_len` are also the binary rows body's (`ingest::binary_rows`): it carries
+// values in this encoding, checked and copied into rows as they are.
+pub(crate) const NULL: u8 = 0;
+pub(crate) const FALSE: u8 = 1;
+pub(crate) const TRUE: u8 = 2;
+pub(crate) const INT64: u8 = 3;
+pub(crate) const FLOAT32: u8 = 4;
+pub(crate) const FLOAT64: u8 = 5;
+pub(crate) const STRING: u8 = 6;
+pub(crate) const TIMESTAMP: u8 = 7;
+pub(crate) const ARRAY: u8 = 8;
+pub(crate) const STRUCT: u8 = 9;
+pub(crate) const MAP: u8 = 10;
 
 /// A row's bytes did not decode: the arena or a snapshot holds something this code did not write.
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +287,7 @@ impl<'a> Iterator for Entries<'a> {
 
 impl ExactSizeIterator for Entries<'_> {}
 
-fn write_len(mut n: usize, out: &mut Vec<u8>) {
+pub(crate) fn write_len(mut n: usize, out: &mut Vec<u8>) {
     // LEB128: one byte for lengths under 128.
     loop {
         let byte = (n & 0x7f) as u8;

@@ -377,6 +377,26 @@ fn bulk_loader_loads_csv_and_stops_at_the_first_bad_line() {
     assert_eq!(read("load_1"), json!("640"));
     assert_eq!(read("load_3"), Json::Null);
 
+    // The same file as JSON Lines bodies (for servers that take no binary rows).
+    let older = dir.path().join("older.csv");
+    std::fs::write(
+        &older,
+        "user_id,timestamp,credit_score
+load_4,2026-02-01T00:00:00Z,655
+",
+    )
+    .unwrap();
+    let output = quiver_load_command(&server.base_url, &older)
+        .args(["--body", "json-lines"])
+        .output()
+        .expect("quiver load runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(read("load_4"), json!("655"));
+
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(
         &bad,
@@ -456,6 +476,98 @@ fn the_rows_endpoint_writes_a_chunk_whole_or_not_at_all() {
             "{refusal}"
         );
         assert_eq!(credit_score(&server, "chunk_3"), Json::Null, "{bad}");
+    }
+}
+
+/// A binary rows body (what `quiver load` sends) is written whole, or refused whole naming the
+/// row and the column; the same bytes sent as JSON Lines are refused as JSON Lines are.
+#[test]
+fn the_rows_endpoint_takes_binary_rows_whole_or_not_at_all() {
+    use quiver::ingest::binary_rows::{BinaryRowsWriter, CONTENT_TYPE};
+    use quiver::ingest::row::ParsedRow;
+    use quiver::registry::value::Value;
+    use quiver::registry::{load_registry, WorkspaceSource};
+
+    let server = Server::start();
+    let registry = load_registry(&[WorkspaceSource {
+        name: "prod".into(),
+        live: true,
+        repository: repo_root().join("features/prod"),
+    }])
+    .unwrap();
+    let view = registry.view_by_name("prod", "user_profile").unwrap();
+    let writer = BinaryRowsWriter::new(view);
+    let row = |user: &str, credit_score: Value| ParsedRow {
+        key: vec![Value::String(user.into())],
+        event_time: 1_769_904_000_000_000,
+        features: vec![
+            credit_score,
+            Value::Null,
+            Value::Bool(true),
+            Value::String("DE".into()),
+            Value::Array(vec![Value::String("books".into())]),
+            Value::Null,
+        ],
+    };
+    let body_of = |rows: &[ParsedRow]| {
+        let mut body = Vec::new();
+        writer.start(&mut body);
+        for row in rows {
+            writer.write(row, &mut body);
+        }
+        writer.finish(&mut body);
+        body
+    };
+    let auth = format!("Tecton-key {ADMIN_KEY}");
+    let post = |content_type: &str, body: &[u8]| {
+        server.request(
+            "POST",
+            "/admin/workspaces/prod/feature-views/user_profile/rows",
+            &[("Authorization", &auth), ("Content-Type", content_type)],
+            Some(body),
+        )
+    };
+
+    let good = post(
+        CONTENT_TYPE,
+        &body_of(&[
+            row("binary_1", Value::Int64(640)),
+            row("binary_2", Value::Int64(702)),
+        ]),
+    );
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert_eq!(
+        good.json(),
+        json!({"rowsReceived": 2, "rowsStored": 2, "rowsOlderThanStored": 0})
+    );
+    assert_eq!(credit_score(&server, "binary_1"), json!("640"));
+    assert_eq!(credit_score(&server, "binary_2"), json!("702"));
+
+    let first = row("binary_3", Value::Int64(1));
+    let bad_value = body_of(&[first.clone(), row("binary_4", Value::String("high".into()))]);
+    let mut cut_short = body_of(&[first.clone(), row("binary_4", Value::Int64(2))]);
+    cut_short.truncate(cut_short.len() - 4);
+    for (content_type, body, message) in [
+        (
+            CONTENT_TYPE,
+            &bad_value,
+            "row 2: column `credit_score`: expected int64, got a string",
+        ),
+        (
+            CONTENT_TYPE,
+            &cut_short,
+            "row 3: the body ends without its end mark",
+        ),
+        ("application/x-ndjson", &bad_value, "line 1: cannot read"),
+    ] {
+        let refused = post(content_type, body);
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let refusal = refused.json();
+        assert!(
+            refusal["message"].as_str().unwrap().starts_with(message),
+            "{refusal}"
+        );
+        assert_eq!(credit_score(&server, "binary_3"), Json::Null, "{message}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! Operator endpoints, admin only. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes
-//! JSON Lines rows of one view (what `quiver load` sends) and writes all of them or none;
+//! rows of one view, JSON Lines or (`application/vnd.quiver.rows.v1`) the binary rows `quiver
+//! load` sends, and writes all of them or none;
 //! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them
 //! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk);
 //! `GET /admin/repository` describes the repository being served (what `quiver plan` diffs),
@@ -7,7 +8,8 @@
 //! refused when stale or losing data without `allowDataLoss`, then swapped in whole).
 //! Every handler takes `Admin` first, so a non-admin is refused before any body is read.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,6 +19,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::repository::ApplyBody;
 use super::super::{method_not_allowed, AppState};
+use crate::ingest::binary_rows::{self, read_binary_rows};
 use crate::ingest::file::read_rows_body;
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
@@ -134,6 +137,7 @@ async fn load_rows(
     state: web::Data<AppState>,
     repo: Repo,
     path: web::Path<ViewPath>,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let view = repo
@@ -149,7 +153,16 @@ async fn load_rows(
             )
         })?;
     let body = body.read(MAX_LOAD_BODY_BYTES).await?;
-    let writes = read_rows_body(view, &body)?;
+    let binary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case(binary_rows::CONTENT_TYPE));
+    let writes = if binary {
+        read_binary_rows(view, &body)?
+    } else {
+        read_rows_body(view, &body)?
+    };
     let received = writes.len();
     let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({

@@ -1,0 +1,803 @@
+//! The bulk-rows endpoint's binary body (`application/vnd.quiver.rows.v1`), what `quiver load`
+//! sends: the rows it has validated, already in the store's value encoding, so that the server
+//! need not tokenise JSON text again. The server trusts none of it: every value is read as its
+//! column's type says and checked (tag, length, UTF-8, range), and must be in the one form the
+//! store writes it (shortest lengths, the canonical NaN), so that its bytes are copied into the
+//! stored row as they are: a row stores the same bytes whichever body carried it. The first
+//! bad row refuses the whole body, naming the row (from 1) and the column.
+//!
+//! Layout: the four bytes `QRW\x01`; then records, each a little-endian `u32` byte length and
+//! that many bytes of `store::row::encode_row`'s encoding. The first record is the column
+//! names (strings); every later one is a row, one value per named column; an empty record
+//! ends the body (so a body cut short between two rows is refused, not half loaded). Columns
+//! are named as in JSON Lines rows (join keys, the timestamp field, feature columns, in any
+//! order); a column not named is null. The value encoding is `store::row`'s as of version 1: a
+//! change to it needs a new version here.
+
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+
+use super::file::{BadRow, Place};
+use super::row::{view_columns, ParsedRow};
+use crate::registry::types::DataType;
+use crate::registry::value::{TectonJson, Value};
+use crate::registry::FeatureView;
+use crate::store::key::{encode_key_part, KeyPart};
+use crate::store::row::{
+    encode_row, write_len, ARRAY, FALSE, FLOAT32, FLOAT64, INT64, MAP, NULL, STRING, STRUCT,
+    TIMESTAMP, TRUE,
+};
+use crate::store::RowWrite;
+
+/// The content type of a binary rows body.
+pub const CONTENT_TYPE: &str = "application/vnd.quiver.rows.v1";
+
+/// What every binary rows body begins with: `QRW` and the layout's version.
+const MAGIC: &[u8; 4] = b"QRW\x01";
+
+/// Writes rows of one view as binary rows bodies.
+pub struct BinaryRowsWriter {
+    /// The magic and the column names record, which open every body.
+    head: Vec<u8>,
+    /// The columns that hold floats (their place among a row's values, and their type).
+    floats: Vec<(usize, DataType)>,
+}
+
+impl BinaryRowsWriter {
+    pub fn new(view: &FeatureView) -> BinaryRowsWriter {
+        let names: Vec<Value> = view_columns(view)
+            .map(|(name, _)| Value::String(name.to_string()))
+            .collect();
+        let mut head = MAGIC.to_vec();
+        write_record(&mut head, |out| encode_row(&names, out));
+        let floats = view_columns(view)
+            .enumerate()
+            .filter(|(_, (_, data_type))| holds_floats(data_type))
+            .map(|(place, (_, data_type))| (place, data_type.clone()))
+            .collect();
+        BinaryRowsWriter { head, floats }
+    }
+
+    /// Opens a body: `out` must be empty, or hold a body this writer ended.
+    pub fn start(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.head);
+    }
+
+    /// Ends a body: no row may follow.
+    pub fn finish(&self, out: &mut Vec<u8>) {
+        write_record(out, |_| {});
+    }
+
+    /// Appends `row` (a row of the writer's view) to a body `start` opened.
+    pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
+        let time = Value::Timestamp(row.event_time);
+        let mut values: Vec<&Value> = row
+            .key
+            .iter()
+            .chain(std::iter::once(&time))
+            .chain(&row.features)
+            .collect();
+        let floats: Vec<Value> = self
+            .floats
+            .iter()
+            .map(|(place, data_type)| as_json_lines_store(values[*place], data_type))
+            .collect();
+        for ((place, _), value) in self.floats.iter().zip(&floats) {
+            values[*place] = value;
+        }
+        write_record(out, |out| encode_row(values, out));
+    }
+}
+
+/// Whether values of `data_type` are or hold floats.
+fn holds_floats(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Float32 | DataType::Float64 => true,
+        DataType::Bool | DataType::Int64 | DataType::String | DataType::Timestamp => false,
+        DataType::Array(element) | DataType::Map(element) => holds_floats(element),
+        DataType::Struct(fields) => fields.iter().any(|field| holds_floats(&field.data_type)),
+    }
+}
+
+/// `value` as a JSON Lines body would store it: its text read back by serde_json, whose float
+/// parsing (without its `float_roundtrip` feature) may land one unit in the last place off
+/// very large or very small floats. A file stores the same bytes whichever body carries it.
+/// A value whose text does not read back (one a JSON Lines body would have had refused) is
+/// left as it is, for the server to judge.
+fn as_json_lines_store(value: &Value, data_type: &DataType) -> Value {
+    let text = serde_json::to_vec(&TectonJson(value)).expect("a value is JSON");
+    serde_json::from_slice(&text)
+        .ok()
+        .and_then(|json| Value::from_json(&json, data_type).ok())
+        .unwrap_or_else(|| value.clone())
+}
+
+/// Appends a record: its length, then what `write` appends.
+fn write_record(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write(out);
+    let len = u32::try_from(out.len() - start - 4).expect("a row is under 4 GiB");
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads a binary rows body of `view` into store writes, or refuses it whole at its first bad
+/// record.
+pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>, BadRow> {
+    let header = |message: String| BadRow {
+        place: Place::Header,
+        message,
+    };
+    let Some(mut rest) = body.strip_prefix(MAGIC) else {
+        return Err(header(format!(
+            "not a binary rows body: `{CONTENT_TYPE}` begins with the bytes `QRW` and 1"
+        )));
+    };
+    let columns: Vec<(&str, &DataType)> = view_columns(view).collect();
+    // Each body column's place among the view's columns, and its type, in the body's order.
+    let mut body_columns: Vec<(usize, &DataType)> = Vec::new();
+    let mut names = Values {
+        bytes: next_record(&mut rest).map_err(header)?,
+        pos: 0,
+    };
+    let count = names.len().map_err(header)?;
+    for index in 0..count {
+        let name = match names.take(1).map_err(header)?[0] {
+            STRING => names.str().map_err(header)?,
+            tag => {
+                return Err(header(format!(
+                    "column name {index}: expected a string, got {}",
+                    kind(tag)
+                )))
+            }
+        };
+        let slot = columns
+            .iter()
+            .position(|(column, _)| *column == name)
+            .ok_or_else(|| {
+                header(format!(
+                    "`{name}` is not a column of feature view `{}`",
+                    view.name
+                ))
+            })?;
+        if body_columns.iter().any(|(named, _)| *named == slot) {
+            return Err(header(format!("column `{name}` is named twice")));
+        }
+        body_columns.push((slot, columns[slot].1));
+    }
+    if names.pos != names.bytes.len() {
+        return Err(header("bytes after the column names".into()));
+    }
+    let keys = view.join_keys.len();
+    let features = columns.len() - keys - 1;
+    let mut spans: Vec<Option<Range<usize>>> = vec![None; columns.len()];
+    let mut writes = Vec::new();
+    loop {
+        let row_number = writes.len() + 1;
+        let bad = |message: String| BadRow {
+            place: Place::Row(row_number),
+            message,
+        };
+        let record = next_record(&mut rest).map_err(bad)?;
+        if record.is_empty() {
+            return match rest.is_empty() {
+                true => Ok(writes),
+                false => Err(bad(format!("{} bytes after the end mark", rest.len()))),
+            };
+        }
+        let mut values = Values {
+            bytes: record,
+            pos: 0,
+        };
+        let count = values.len().map_err(bad)?;
+        if count != body_columns.len() {
+            return Err(bad(format!(
+                "{count} values for {} columns",
+                body_columns.len()
+            )));
+        }
+        spans.fill(None);
+        for (slot, data_type) in &body_columns {
+            let start = values.pos;
+            values.check(data_type).map_err(|e| {
+                let role = match slot.cmp(&keys) {
+                    std::cmp::Ordering::Less => "join key",
+                    std::cmp::Ordering::Equal => "timestamp field",
+                    std::cmp::Ordering::Greater => "column",
+                };
+                bad(format!("{role} `{}`: {e}", columns[*slot].0))
+            })?;
+            spans[*slot] = Some(start..values.pos);
+        }
+        if values.pos != record.len() {
+            return Err(bad(format!(
+                "{} bytes after its last value",
+                record.len() - values.pos
+            )));
+        }
+        // A present value's bytes, null's (a lone NULL tag) when absent or null.
+        let value = |slot: usize| {
+            spans[slot]
+                .clone()
+                .map_or(&[NULL][..], |span| &record[span])
+        };
+        let mut key = Vec::with_capacity(24 * keys);
+        for (slot, join_key) in view.join_keys.iter().enumerate() {
+            match value(slot) {
+                [STRING, rest @ ..] => {
+                    let text = Values {
+                        bytes: rest,
+                        pos: 0,
+                    }
+                    .str()
+                    .expect("checked");
+                    encode_key_part(KeyPart::String(text), &mut key);
+                }
+                [INT64, rest @ ..] => encode_key_part(
+                    KeyPart::Int64(i64::from_le_bytes(rest.try_into().expect("checked"))),
+                    &mut key,
+                ),
+                _ => return Err(bad(format!("join key `{}` is missing", join_key.name))),
+            }
+        }
+        let event_time = match value(keys) {
+            [TIMESTAMP, rest @ ..] => i64::from_le_bytes(rest.try_into().expect("checked")),
+            _ => {
+                return Err(bad(format!(
+                    "timestamp field `{}` is missing",
+                    view.timestamp_field
+                )))
+            }
+        };
+        let mut payload = Vec::with_capacity(1 + 9 * features);
+        write_len(features, &mut payload);
+        for slot in keys + 1..columns.len() {
+            payload.extend_from_slice(value(slot));
+        }
+        writes.push(RowWrite {
+            view: view.id,
+            layout: view.layout,
+            key,
+            event_time,
+            payload,
+        });
+    }
+}
+
+/// The next record of `rest`, moving past it; empty for the end mark.
+fn next_record<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let Some((len, after)) = rest.split_first_chunk::<4>() else {
+        return Err(format!(
+            "the body ends without its end mark ({} bytes of a record's 4-byte length)",
+            rest.len()
+        ));
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    let record = after.get(..len).ok_or_else(|| {
+        format!(
+            "the body ends inside a record of {len} bytes, {} bytes into it",
+            after.len()
+        )
+    })?;
+    *rest = &after[len..];
+    Ok(record)
+}
+
+/// The values of a row record, read as their columns' types say: every value is checked as it
+/// is read, and must already be in the one form `store::row` writes it (lengths in their
+/// shortest LEB128, NaN the one NaN a JSON `"NaN"` reads as), so that its bytes can be copied
+/// into the stored row as they are.
+struct Values<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Values<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let taken = self
+            .bytes
+            .get(self.pos..)
+            .and_then(|rest| rest.get(..n))
+            .ok_or_else(|| format!("the row ends inside a value ({n} bytes wanted)"))?;
+        self.pos += n;
+        Ok(taken)
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("N bytes taken"))
+    }
+
+    /// A length or count, in LEB128's shortest form.
+    fn len(&mut self) -> Result<usize, String> {
+        let mut n: usize = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = self.take(1)?[0];
+            n |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err("a length not in its shortest form".into());
+                }
+                return Ok(n);
+            }
+        }
+        Err("a length over 2^35".into())
+    }
+
+    fn str(&mut self) -> Result<&'a str, String> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| "a string that is not UTF-8".into())
+    }
+
+    /// Reads a value of `data_type` (or null), checking it.
+    fn check(&mut self, data_type: &DataType) -> Result<(), String> {
+        let tag = self.take(1)?[0];
+        match (data_type, tag) {
+            (_, NULL) | (DataType::Bool, FALSE | TRUE) => Ok(()),
+            (DataType::Int64, INT64) => self.take(8).map(drop),
+            (DataType::Float32, FLOAT32) => {
+                let f = f32::from_le_bytes(self.fixed()?);
+                canonical_nan(f.is_nan() && f.to_bits() != (f64::NAN as f32).to_bits())
+            }
+            (DataType::Float64, FLOAT64) => {
+                let f = f64::from_le_bytes(self.fixed()?);
+                canonical_nan(f.is_nan() && f.to_bits() != f64::NAN.to_bits())
+            }
+            (DataType::String, STRING) => self.str().map(drop),
+            (DataType::Timestamp, TIMESTAMP) => {
+                let micros = i64::from_le_bytes(self.fixed()?);
+                match DateTime::<Utc>::from_timestamp_micros(micros) {
+                    Some(_) => Ok(()),
+                    None => Err(format!("timestamp {micros} µs is out of range")),
+                }
+            }
+            (DataType::Array(element), ARRAY) => {
+                for index in 0..self.len()? {
+                    self.check(element).map_err(|e| format!("[{index}]: {e}"))?;
+                }
+                Ok(())
+            }
+            (DataType::Struct(fields), STRUCT) => {
+                let count = self.len()?;
+                if count != fields.len() {
+                    return Err(format!(
+                        "expected {data_type}, got a struct of {count} fields"
+                    ));
+                }
+                for field in fields {
+                    self.check(&field.data_type)
+                        .map_err(|e| format!(".{}: {e}", field.name))?;
+                }
+                Ok(())
+            }
+            (DataType::Map(value_type), MAP) => {
+                let count = self.len()?;
+                // A set, not a scan of the earlier keys: a map may hold a million keys.
+                let mut keys = std::collections::HashSet::new();
+                for _ in 0..count {
+                    let key = self.str()?;
+                    if !keys.insert(key) {
+                        return Err(format!("key \"{key}\" given twice"));
+                    }
+                    self.check(value_type)
+                        .map_err(|e| format!("[\"{key}\"]: {e}"))?;
+                }
+                Ok(())
+            }
+            (data_type, tag) => Err(format!("expected {data_type}, got {}", kind(tag))),
+        }
+    }
+}
+
+/// Refuses a NaN other than the one NaN a JSON `"NaN"` reads as, whose bytes would differ.
+fn canonical_nan(other: bool) -> Result<(), String> {
+    match other {
+        true => Err("a NaN other than the canonical quiet NaN".into()),
+        false => Ok(()),
+    }
+}
+
+/// What kind of value a refused one's tag says it is, for the refusal.
+fn kind(tag: u8) -> String {
+    match tag {
+        FALSE | TRUE => "a boolean".into(),
+        INT64 => "an int64".into(),
+        FLOAT32 => "a float32".into(),
+        FLOAT64 => "a float64".into(),
+        STRING => "a string".into(),
+        TIMESTAMP => "a timestamp".into(),
+        ARRAY => "an array".into(),
+        STRUCT => "a struct".into(),
+        MAP => "a map".into(),
+        other => format!("the unknown tag {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::bench::dataset::demo_registry as demo;
+    use crate::ingest::file::{open_load_file, read_rows_body};
+    use crate::ingest::row::RowJsonWriter;
+    use crate::registry::Registry;
+    use crate::store::row::decode_row;
+
+    /// `rows` as a binary body and as a JSON Lines body, as `quiver load` writes each.
+    fn bodies(view: &FeatureView, rows: &[ParsedRow]) -> (Vec<u8>, Vec<u8>) {
+        let (binary, json) = (BinaryRowsWriter::new(view), RowJsonWriter::new(view));
+        let (mut binary_body, mut json_body) = (Vec::new(), Vec::new());
+        binary.start(&mut binary_body);
+        for row in rows {
+            binary.write(row, &mut binary_body);
+            json.write(row, &mut json_body);
+            json_body.push(b'\n');
+        }
+        binary.finish(&mut binary_body);
+        (binary_body, json_body)
+    }
+
+    /// Both bodies of `rows` read to the same store writes.
+    fn assert_read_alike(view: &FeatureView, rows: &[ParsedRow]) {
+        let (binary, json) = bodies(view, rows);
+        let from_binary = read_binary_rows(view, &binary).expect("the writer's body reads");
+        let from_json = read_rows_body(view, &json).expect("the writer's lines read");
+        assert_eq!(from_binary.len(), rows.len());
+        assert_eq!(format!("{from_binary:?}"), format!("{from_json:?}"));
+    }
+
+    fn view<'a>(registry: &'a Registry, name: &str) -> &'a FeatureView {
+        registry.view_by_name("prod", name).unwrap()
+    }
+
+    /// Batch views of every value type, keyed by a string or by an int64.
+    const VIEWS: [&str; 3] = [
+        "user_profile",
+        "merchant_profile",
+        "terminal_last_transaction",
+    ];
+
+    #[test]
+    fn the_demo_files_store_the_same_rows_either_way() {
+        let registry = demo();
+        for (name, file) in [
+            ("user_profile", "features/demo/user_profile.jsonl"),
+            ("merchant_profile", "features/demo/merchant_profile.csv"),
+        ] {
+            let view = view(&registry, name);
+            let rows = open_load_file(file.as_ref())
+                .unwrap()
+                .read_rows(view, |_| {})
+                .unwrap();
+            assert!(!rows.is_empty());
+            assert_read_alike(view, &rows);
+        }
+    }
+
+    /// A value of `data_type`, never null at the top.
+    fn some_value_of(data_type: &DataType) -> BoxedStrategy<Value> {
+        match data_type {
+            DataType::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
+            DataType::Int64 => any::<i64>().prop_map(Value::Int64).boxed(),
+            DataType::Float32 => any::<f32>().prop_map(Value::Float32).boxed(),
+            DataType::Float64 => any::<f64>().prop_map(Value::Float64).boxed(),
+            DataType::String => ".{0,6}".prop_map(Value::String).boxed(),
+            DataType::Timestamp => timestamp().prop_map(Value::Timestamp).boxed(),
+            DataType::Array(element) => prop::collection::vec(value_of(element), 0..4)
+                .prop_map(Value::Array)
+                .boxed(),
+            DataType::Struct(fields) => fields
+                .iter()
+                .map(|field| value_of(&field.data_type))
+                .collect::<Vec<_>>()
+                .prop_map(Value::Struct)
+                .boxed(),
+            DataType::Map(value_type) => {
+                prop::collection::vec((".{0,3}", value_of(value_type)), 0..4)
+                    .prop_map(|mut entries| {
+                        // A JSON object's keys are distinct.
+                        let mut seen = std::collections::HashSet::new();
+                        entries.retain(|(key, _)| seen.insert(key.clone()));
+                        Value::Map(entries)
+                    })
+                    .boxed()
+            }
+        }
+    }
+
+    fn value_of(data_type: &DataType) -> BoxedStrategy<Value> {
+        prop_oneof![1 => Just(Value::Null), 4 => some_value_of(data_type)].boxed()
+    }
+
+    /// Years 1 to 9999, what a timestamp's text says.
+    fn timestamp() -> impl Strategy<Value = i64> {
+        -62_135_596_800_000_000i64..253_402_300_800_000_000
+    }
+
+    fn rows_of(view: &FeatureView) -> impl Strategy<Value = Vec<ParsedRow>> {
+        let key: Vec<_> = view
+            .join_keys
+            .iter()
+            .map(|key| some_value_of(&key.data_type))
+            .collect();
+        let features: Vec<_> = view
+            .row_columns
+            .iter()
+            .map(|column| value_of(&column.data_type))
+            .collect();
+        let row = (key, timestamp(), features).prop_map(|(key, event_time, features)| ParsedRow {
+            key,
+            event_time,
+            features,
+        });
+        prop::collection::vec(row, 0..5)
+    }
+
+    /// The demo registry, for strategies that outlive a test's own.
+    static DEMO: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(demo);
+
+    fn view_and_rows() -> impl Strategy<Value = (&'static str, Vec<ParsedRow>)> {
+        prop::sample::select(VIEWS.to_vec())
+            .prop_flat_map(|name| (Just(name), rows_of(view(&DEMO, name))))
+    }
+
+    /// Changes a body: overwrites, inserts or removes a byte, or cuts it short.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Overwrite(prop::sample::Index, u8),
+        Insert(prop::sample::Index, u8),
+        Remove(prop::sample::Index),
+        Cut(prop::sample::Index),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Overwrite(i, b)),
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Insert(i, b)),
+            any::<prop::sample::Index>().prop_map(Damage::Remove),
+            any::<prop::sample::Index>().prop_map(Damage::Cut),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn rows_store_what_their_json_lines_store((name, rows) in view_and_rows()) {
+            assert_read_alike(view(&DEMO, name), &rows);
+        }
+
+        /// Whatever a damaged body holds, reading it never panics, and what it takes is what a
+        /// JSON Lines body could have written: values of their columns' types, NaNs the one NaN.
+        #[test]
+        fn a_damaged_body_is_refused_or_holds_rows_of_the_view(
+            (name, rows) in view_and_rows(),
+            damages in prop::collection::vec(damage(), 1..4),
+        ) {
+            let view = view(&DEMO, name);
+            let (mut body, _) = bodies(view, &rows);
+            for damage in damages {
+                match damage {
+                    Damage::Overwrite(at, byte) => {
+                        let at = at.index(body.len());
+                        body[at] = byte;
+                    }
+                    Damage::Insert(at, byte) => body.insert(at.index(body.len() + 1), byte),
+                    Damage::Remove(at) => {
+                        body.remove(at.index(body.len()));
+                    }
+                    Damage::Cut(at) => body.truncate(at.index(body.len())),
+                }
+                if body.is_empty() {
+                    break;
+                }
+            }
+            let Ok(writes) = read_binary_rows(view, &body) else {
+                return Ok(());
+            };
+            let types: Vec<&DataType> =
+                view.row_columns.iter().map(|column| &column.data_type).collect();
+            for write in writes {
+                let values = decode_row(&write.payload).expect("a stored row decodes");
+                prop_assert_eq!(values.len(), types.len());
+                let mut again = Vec::new();
+                encode_row(&values, &mut again);
+                prop_assert_eq!(&again, &write.payload, "stored in the store's one form");
+                for (value, data_type) in values.iter().zip(&types) {
+                    let json = serde_json::to_value(TectonJson(value)).unwrap();
+                    prop_assert!(Value::from_json(&json, data_type).is_ok(), "{value:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_cut_short_anywhere_is_refused() {
+        let registry = demo();
+        let view = view(&registry, "user_profile");
+        let rows = open_load_file("features/demo/user_profile.jsonl".as_ref())
+            .unwrap()
+            .read_rows(view, |_| {})
+            .unwrap();
+        let (body, _) = bodies(view, &rows[..3]);
+        assert!(read_binary_rows(view, &body).is_ok());
+        for len in 0..body.len() {
+            assert!(read_binary_rows(view, &body[..len]).is_err(), "{len}");
+        }
+    }
+
+    /// A body with `names` as its header and `rows` as its rows.
+    fn body_of(names: &[&str], rows: &[Vec<Value>]) -> Vec<u8> {
+        let names: Vec<Value> = names.iter().map(|n| Value::String(n.to_string())).collect();
+        let mut body = MAGIC.to_vec();
+        write_record(&mut body, |out| encode_row(&names, out));
+        for row in rows {
+            write_record(&mut body, |out| encode_row(row, out));
+        }
+        write_record(&mut body, |_| {});
+        body
+    }
+
+    #[test]
+    fn refusals_name_the_row_and_the_column() {
+        let registry = demo();
+        let user_profile = view(&registry, "user_profile");
+        let merchant_profile = view(&registry, "merchant_profile");
+        let user = |id: &str| Value::String(id.into());
+        let time = Value::Timestamp(1_700_000_000_000_000);
+        let good = vec![user("u1"), time.clone(), Value::Int64(700)];
+        let columns = ["user_id", "timestamp", "credit_score"];
+        let refused =
+            |view: &FeatureView, body: &[u8]| read_binary_rows(view, body).unwrap_err().to_string();
+        let cases: Vec<(&[&str], Vec<Value>, &str)> = vec![
+            (
+                &columns,
+                vec![user("u2"), time.clone(), user("high")],
+                "row 2: column `credit_score`: expected int64, got a string",
+            ),
+            (
+                &columns,
+                vec![Value::Int64(5), time.clone(), Value::Null],
+                "row 2: join key `user_id`: expected string, got an int64",
+            ),
+            (
+                &columns,
+                vec![Value::Null, time.clone(), Value::Null],
+                "row 2: join key `user_id` is missing",
+            ),
+            (
+                &columns,
+                vec![user("u2"), Value::Null, Value::Null],
+                "row 2: timestamp field `timestamp` is missing",
+            ),
+            (
+                &columns,
+                vec![user("u2"), Value::Timestamp(i64::MAX), Value::Null],
+                "row 2: timestamp field `timestamp`: timestamp 9223372036854775807 µs is out of range",
+            ),
+            (
+                &columns,
+                vec![user("u2"), time.clone()],
+                "row 2: 2 values for 3 columns",
+            ),
+            (
+                &["user_id", "timestamp", "nope"],
+                vec![],
+                "header: `nope` is not a column of feature view `user_profile`",
+            ),
+            (
+                &["user_id", "timestamp", "user_id"],
+                vec![],
+                "header: column `user_id` is named twice",
+            ),
+        ];
+        for (names, second, message) in cases {
+            let body = body_of(names, &[good.clone(), second]);
+            assert_eq!(refused(user_profile, &body), message);
+        }
+        // Only the right columns, in another order, some left out (null): read as JSON's are.
+        let body = body_of(
+            &["credit_score", "user_id", "timestamp"],
+            &[vec![Value::Int64(1), user("u1"), time.clone()]],
+        );
+        let json =
+            "{\"credit_score\":\"1\",\"user_id\":\"u1\",\"timestamp\":\"2023-11-14T22:13:20Z\"}";
+        assert_eq!(
+            format!("{:?}", read_binary_rows(user_profile, &body).unwrap()),
+            format!(
+                "{:?}",
+                read_rows_body(user_profile, json.as_bytes()).unwrap()
+            )
+        );
+
+        let merchant = ["merchant", "timestamp", "risk_scores", "location"];
+        let map = |keys: &[&str]| {
+            Value::Map(
+                keys.iter()
+                    .map(|k| (k.to_string(), Value::Float64(0.5)))
+                    .collect(),
+            )
+        };
+        for (risk_scores, location, message) in [
+            (
+                map(&["a", "b", "a"]),
+                Value::Null,
+                "row 1: column `risk_scores`: key \"a\" given twice",
+            ),
+            (
+                Value::Map(vec![("a".into(), Value::Float32(0.5))]),
+                Value::Null,
+                "row 1: column `risk_scores`: [\"a\"]: expected float64, got a float32",
+            ),
+            (
+                map(&[]),
+                Value::Struct(vec![Value::Float64(1.0)]),
+                "row 1: column `location`: expected struct<lat:float64,lon:float64>, got a struct of 1 fields",
+            ),
+            (
+                map(&[]),
+                Value::Struct(vec![Value::Float64(1.0), user("x")]),
+                "row 1: column `location`: .lon: expected float64, got a string",
+            ),
+        ] {
+            let body = body_of(&merchant, &[vec![user("m"), time.clone(), risk_scores, location]]);
+            assert_eq!(refused(merchant_profile, &body), message);
+        }
+
+        let body = body_of(&columns, std::slice::from_ref(&good));
+        assert!(refused(user_profile, b"{\"user_id\": \"u1\"}")
+            .starts_with("header: not a binary rows body"));
+        let mut trailing = body.clone();
+        trailing.push(0);
+        assert_eq!(
+            refused(user_profile, &trailing),
+            "row 2: 1 bytes after the end mark"
+        );
+        let mut bad_utf8 = body_of(&columns, &[vec![user("ab"), time.clone(), Value::Null]]);
+        let at = bad_utf8.windows(2).position(|w| w == b"ab").unwrap();
+        bad_utf8[at] = 0xff;
+        assert_eq!(
+            refused(user_profile, &bad_utf8),
+            "row 1: join key `user_id`: a string that is not UTF-8"
+        );
+        // "u1" with its length in two bytes: the store would write one.
+        let mut long_length = body_of(&columns, &[]);
+        long_length.truncate(long_length.len() - 4);
+        let row = [&[3, STRING, 0x82, 0, b'u', b'1', NULL, NULL][..]].concat();
+        long_length.extend_from_slice(&(row.len() as u32).to_le_bytes());
+        long_length.extend_from_slice(&row);
+        long_length.extend_from_slice(&[0; 4]);
+        assert_eq!(
+            refused(user_profile, &long_length),
+            "row 1: join key `user_id`: a length not in its shortest form"
+        );
+    }
+
+    #[test]
+    fn a_nan_is_stored_as_the_nan_a_json_row_stores() {
+        let registry = demo();
+        let merchant_profile = view(&registry, "merchant_profile");
+        let nan = |f: f64| ParsedRow {
+            key: vec![Value::String("m".into())],
+            event_time: 1_700_000_000_000_000,
+            features: vec![Value::Float64(f), Value::Null, Value::Null, Value::Null],
+        };
+        // A NaN of another sign or payload, as a CSV's `-nan` reads: the loader sends JSON's.
+        assert_read_alike(merchant_profile, &[nan(-f64::NAN), nan(f64::NAN)]);
+        let columns = ["merchant", "timestamp", "fraud_rate_30d"];
+        let time = Value::Timestamp(1_700_000_000_000_000);
+        let body = body_of(
+            &columns,
+            &[vec![
+                Value::String("m".into()),
+                time,
+                Value::Float64(-f64::NAN),
+            ]],
+        );
+        assert_eq!(
+            read_binary_rows(merchant_profile, &body)
+                .unwrap_err()
+                .to_string(),
+            "row 1: column `fraud_rate_30d`: a NaN other than the canonical quiet NaN"
+        );
+    }
+}

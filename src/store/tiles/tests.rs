@@ -588,6 +588,10 @@ proptest! {
                     prop_assert_eq!(&tiles.encoded_values(&spec, end, wanted), &walked);
                     prop_assert_eq!(tiles.memo.get(end, wanted), Some(walked));
                 }
+            }
+        }
+    }
+}
 
 /// Two inputs: a float (sums and moments round differently in another order) and a small int.
 fn two_input_spec(aggregates: &[(usize, Function, i64, i64)]) -> AggregationSpec {

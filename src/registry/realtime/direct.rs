@@ -225,25 +225,13 @@ fn truthy(value: &Cel) -> bool {
 mod tests {
     use proptest::prelude::*;
 
+    use super::super::tests::float_features as features;
     use super::super::{
         compile, direct_form, evaluate, features_read, map, to_cel, with_row, RealtimeSpec,
     };
     use crate::registry::types::DataType;
     use crate::registry::value::Value;
-    use crate::registry::{Feature, ViewId};
-
-    fn features(names: &[&str]) -> Vec<Feature> {
-        names
-            .iter()
-            .map(|name| Feature {
-                name: name.to_string(),
-                data_type: DataType::Float64,
-                column: String::new(),
-                description: None,
-                tags: Default::default(),
-            })
-            .collect()
-    }
+    use crate::registry::ViewId;
 
     /// Expressions over `request`, sources `m` (features a, b) and `n` (feature a): operands
     /// of every kind, operators nested; `m.zzz` (no such feature) and `has(...)` have no direct

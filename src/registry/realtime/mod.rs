@@ -426,7 +426,7 @@ mod tests {
     }
 
     /// Float64 features of these names.
-    fn float_features(names: &[&str]) -> Vec<Feature> {
+    pub(super) fn float_features(names: &[&str]) -> Vec<Feature> {
         names
             .iter()
             .map(|name| Feature {

@@ -16,7 +16,10 @@ rows=${1:-2000000}; seconds=${2:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
 work=$(mktemp -d)
-trap 'kill ${quiver_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+# SIGKILL, and wait: a plain kill starts quiver's shutdown snapshot, which at 10 M rows on a
+# busy machine can go on for a minute (at idle priority, into the removed directory), into
+# the next run's measurements.
+trap 'kill -KILL ${quiver_pid:-} 2>/dev/null; wait ${quiver_pid:-} 2>/dev/null; rm -rf "$work"' EXIT
 target/release/examples/make_snapshot "$rows" "$work/data" ${SNAPSHOT_FORMAT:-} >/dev/null
 QUIVER_ADMIN_KEY=bench-admin-key QUIVER_LOG=warn "${QUIVER_BIN:-target/release/quiver}" serve --replace-lost-keys --listen 127.0.0.1:8095 --data-dir "$work/data" >"$work/out" 2>&1 &
 quiver_pid=$!

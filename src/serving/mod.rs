@@ -3,6 +3,7 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
@@ -426,9 +427,13 @@ pub async fn get_features(
     // instructions, several for a batch's lookups).
     let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * service.items.len());
     // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
-    // key (on a hash collision the second key just gets a lookup of its own).
-    let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
-        HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
+    // key (on a hash collision the second key just gets a lookup of its own). Only a batch's
+    // rows can share a lookup (a row plans each stored view once): a one-row request has no
+    // map, nor hashes its keys.
+    let mut dedup: Option<HashMap<u64, usize, BuildHasherDefault<Prehashed>>> = (rows.len() > 1)
+        .then(|| {
+            HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default())
+        });
     // Each row's join keys are read into `inputs` and each key encoded into `key` first: only
     // a lookup not planned already gets a copy. Both have room for the common case from the
     // start (a key of a few short strings or integers).
@@ -467,11 +472,17 @@ pub async fn get_features(
                     };
                     encode_key_part(*value, &mut key);
                 }
-                let hash = xxh3_64_with_seed(&key, u64::from(stored));
-                let seen = dedup
-                    .get(&hash)
-                    .copied()
-                    .filter(|&i| lookups[i].view == stored && lookups[i].key == key);
+                // One probe: a new hash takes the lookup about to be pushed.
+                let seen = dedup.as_mut().and_then(|dedup| {
+                    match dedup.entry(xxh3_64_with_seed(&key, u64::from(stored))) {
+                        Entry::Occupied(planned) => Some(*planned.get())
+                            .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
+                        Entry::Vacant(new) => {
+                            new.insert(lookups.len());
+                            None
+                        }
+                    }
+                });
                 let index = match seen {
                     Some(i) => {
                         lookups[i].aggregates = lookups[i].aggregates.union(aggregates);
@@ -484,7 +495,6 @@ pub async fn get_features(
                             key: key.clone(),
                             aggregates,
                         });
-                        dedup.entry(hash).or_insert(lookups.len() - 1);
                         lookups.len() - 1
                     }
                 };

@@ -3,6 +3,7 @@
 //! status and effective times. Protocol-free: `http` turns the result into Tecton's JSON.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
@@ -292,12 +293,16 @@ impl RequestValue<'_> {
     }
 }
 
-/// A stored view's features for one request row, as a realtime view takes them: the statuses
-/// of all, the values of those its expressions read decoded (the others null: decoding every
-/// feature of a wide upstream view cost more than the expressions' reads).
+/// A stored view's features for one request row, as a realtime view takes them: the values of
+/// those its expressions read decoded (the others null: decoding every feature of a wide
+/// upstream view cost more than the expressions' reads), and what the features' statuses say
+/// of the inputs (a list of them cost an allocation a row, only to be searched).
 struct ViewAnswer {
     values: Vec<Value>,
-    statuses: Vec<ServingStatus>,
+    /// Some feature is missing data.
+    missing: bool,
+    /// The status of the first feature the store did not answer for (`TIME_OUT`, `Unknown`).
+    not_read: Option<ServingStatus>,
 }
 
 impl ViewAnswer {
@@ -310,18 +315,26 @@ impl ViewAnswer {
         reads: impl IntoIterator<Item = usize>,
     ) -> ViewAnswer {
         let mut reads = reads.into_iter().peekable();
-        let mut values = Vec::with_capacity(view.features.len());
-        let statuses = (0..view.features.len())
-            .map(|index| {
-                let (value, status) = read.feature(view, index, rows, options);
-                values.push(match reads.next_if_eq(&index) {
-                    Some(_) => rows.decode(value),
-                    None => Value::Null,
-                });
-                status
-            })
-            .collect();
-        ViewAnswer { values, statuses }
+        let mut answer = ViewAnswer {
+            values: Vec::with_capacity(view.features.len()),
+            missing: false,
+            not_read: None,
+        };
+        for index in 0..view.features.len() {
+            let (value, status) = read.feature(view, index, rows, options);
+            answer.values.push(match reads.next_if_eq(&index) {
+                Some(_) => rows.decode(value),
+                None => Value::Null,
+            });
+            match status {
+                ServingStatus::Present => {}
+                ServingStatus::MissingData => answer.missing = true,
+                ServingStatus::TimeOut | ServingStatus::Unknown => {
+                    answer.not_read.get_or_insert(status);
+                }
+            }
+        }
+        answer
     }
 }
 
@@ -426,9 +439,13 @@ pub async fn get_features(
     // instructions, several for a batch's lookups).
     let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * service.items.len());
     // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
-    // key (on a hash collision the second key just gets a lookup of its own).
-    let mut dedup: HashMap<u64, usize, BuildHasherDefault<Prehashed>> =
-        HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default());
+    // key (on a hash collision the second key just gets a lookup of its own). Only a batch's
+    // rows can share a lookup (a row plans each stored view once): a one-row request has no
+    // map, nor hashes its keys.
+    let mut dedup: Option<HashMap<u64, usize, BuildHasherDefault<Prehashed>>> = (rows.len() > 1)
+        .then(|| {
+            HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default())
+        });
     // Each row's join keys are read into `inputs` and each key encoded into `key` first: only
     // a lookup not planned already gets a copy. Both have room for the common case from the
     // start (a key of a few short strings or integers).
@@ -467,11 +484,17 @@ pub async fn get_features(
                     };
                     encode_key_part(*value, &mut key);
                 }
-                let hash = xxh3_64_with_seed(&key, u64::from(stored));
-                let seen = dedup
-                    .get(&hash)
-                    .copied()
-                    .filter(|&i| lookups[i].view == stored && lookups[i].key == key);
+                // One probe: a new hash takes the lookup about to be pushed.
+                let seen = dedup.as_mut().and_then(|dedup| {
+                    match dedup.entry(xxh3_64_with_seed(&key, u64::from(stored))) {
+                        Entry::Occupied(planned) => Some(*planned.get())
+                            .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
+                        Entry::Vacant(new) => {
+                            new.insert(lookups.len());
+                            None
+                        }
+                    }
+                });
                 let index = match seen {
                     Some(i) => {
                         lookups[i].aggregates = lookups[i].aggregates.union(aggregates);
@@ -484,7 +507,6 @@ pub async fn get_features(
                             key: key.clone(),
                             aggregates,
                         });
-                        dedup.entry(hash).or_insert(lookups.len() - 1);
                         lookups.len() - 1
                     }
                 };
@@ -660,15 +682,9 @@ pub async fn get_features(
                             ViewAnswer::of(view, row_read(*source), &stored_rows, options, reads)
                         })
                         .collect();
-                    let inputs_missing = answers
-                        .iter()
-                        .any(|answer| answer.statuses.contains(&ServingStatus::MissingData));
+                    let inputs_missing = answers.iter().any(|answer| answer.missing);
                     // An input the store did not answer for: the feature is not computed.
-                    let inputs_not_read = answers
-                        .iter()
-                        .flat_map(|answer| &answer.statuses)
-                        .copied()
-                        .find(|s| matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown));
+                    let inputs_not_read = answers.iter().find_map(|answer| answer.not_read);
                     if let Some(status) = inputs_not_read {
                         vector
                             .features
@@ -823,6 +839,87 @@ fn parse_join_keys<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::row::encode_row;
+    use proptest::prelude::*;
+
+    /// How a generated upstream row reads: not answered (either status), missing, or present
+    /// with each feature's value null or not.
+    #[derive(Debug, Clone)]
+    enum Upstream {
+        NotRead(ServingStatus),
+        Missing,
+        Present(Vec<bool>),
+    }
+
+    fn upstream_reads() -> impl Strategy<Value = Upstream> {
+        prop_oneof![
+            Just(Upstream::NotRead(ServingStatus::TimeOut)),
+            Just(Upstream::NotRead(ServingStatus::Unknown)),
+            Just(Upstream::Missing),
+            prop::collection::vec(any::<bool>(), 0..8).prop_map(Upstream::Present),
+        ]
+    }
+
+    proptest! {
+        /// A view's answer for a realtime view says what the list of its features' statuses
+        /// said (the model): missing data if any is, the first status not answered if any;
+        /// its values are those read, decoded, the others null. Over an aggregating view with
+        /// counts (coerced or not), one of means and sums, and a plain view; rows shorter than
+        /// the view read null past their end.
+        #[test]
+        fn a_view_answer_summarises_its_features_statuses(
+            view in prop_oneof![
+                Just("user_transaction_counts"),
+                Just("user_transaction_amount_metrics"),
+                Just("user_profile"),
+            ],
+            read in upstream_reads(),
+            coerce in any::<bool>(),
+            wanted in any::<u8>(),
+        ) {
+            let registry = crate::bench::dataset::demo_registry();
+            let view = registry.view_by_name("prod", view).unwrap();
+            let mut options = ReadOptions::at(0);
+            options.coerce_null_counts_to_zero = coerce;
+            let (mut rows, mut spans) = (StoredRows::default(), Vec::new());
+            let read = match &read {
+                Upstream::NotRead(status) => RowRead::NotRead(*status),
+                Upstream::Missing => RowRead::Missing,
+                Upstream::Present(present) => {
+                    let values: Vec<Value> = present
+                        .iter()
+                        .map(|&p| if p { Value::Int64(7) } else { Value::Null })
+                        .collect();
+                    let mut payload = Vec::new();
+                    encode_row(&values, &mut payload);
+                    split_row(&payload, &mut spans).unwrap();
+                    rows.0.push(Some(StoredRow { event_time: 0, payload }));
+                    RowRead::Present { lookup: 0, event_time: 0, spans: &spans }
+                }
+            };
+            let read_indices: Vec<usize> =
+                (0..view.features.len()).filter(|i| wanted & (1 << i) != 0).collect();
+            let statuses: Vec<ServingStatus> = (0..view.features.len())
+                .map(|index| read.feature(view, index, &rows, options).1)
+                .collect();
+            let values: Vec<Value> = (0..view.features.len())
+                .map(|index| match read_indices.contains(&index) {
+                    true => rows.decode(read.feature(view, index, &rows, options).0),
+                    false => Value::Null,
+                })
+                .collect();
+            let answer = ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied());
+            prop_assert_eq!(answer.missing, statuses.contains(&ServingStatus::MissingData));
+            prop_assert_eq!(
+                answer.not_read,
+                statuses
+                    .iter()
+                    .copied()
+                    .find(|s| matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown))
+            );
+            prop_assert_eq!(answer.values, values);
+        }
+    }
 
     #[test]
     fn a_repeated_request_field_reads_as_its_last_value() {

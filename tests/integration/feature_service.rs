@@ -574,9 +574,21 @@ fn a_store_response_over_its_size_limit_is_an_error_or_a_partial_answer() {
     );
 
     // Within the limit nothing changes.
-    let within = server.admin_post(GET, &fraud_request(merchant_only)).json();
+    let within = server
+        .admin_post(GET, &fraud_request(merchant_only.clone()))
+        .json();
     assert!(within["metadata"].get("partialResults").is_none());
     assert_slo_eligible_unless_store_was_slow(&within["metadata"]["sloInfo"]);
+
+    // A batch's rows that share a lookup read it once: ten rows of the merchant alone fit.
+    let mut batch = fraud_request(Json::Null);
+    let rows = vec![json!({ "joinKeyMap": merchant_only }); 10];
+    batch["params"]["requestData"] = json!(rows);
+    let reply = server.admin_post(BATCH, &batch);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let results = reply.json()["result"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 10);
+    assert!(results.iter().all(|row| *row == within["result"]));
 }
 
 /// `query-features` is refused in words (501, Tecton's shape) after the caller is checked.

@@ -59,10 +59,10 @@ impl Partition {
         if let Some(spec) = views.spec(lookup.view) {
             write_tile_key(lookup.view, lookup.layout, &lookup.key, key);
             let tiles = self.tiles.get(key.as_slice())?;
-            let end = window_end(lookup.view, spec, context, &views.watermarks);
+            let (end, end_repeats) = window_end(lookup.view, spec, context, &views.watermarks);
             return Some(StoredRow {
                 event_time: end,
-                payload: tiles.encoded_values(spec, end, lookup.aggregates),
+                payload: tiles.encoded_values(spec, end, end_repeats, lookup.aggregates),
             });
         }
         let record = self
@@ -77,16 +77,80 @@ impl Partition {
 }
 
 /// The end of the aggregation windows of `view` for this read: the last complete tile boundary
-/// before the request time, or before the latest event the view has seen in any shard.
+/// before the request time, or before the latest event the view has seen in any shard; and
+/// whether later reads can end there too. All can but those of a continuous view (one-microsecond
+/// tiles) at the request time, which end at their request's own microsecond.
 fn window_end(
     view: ViewId,
     spec: &AggregationSpec,
     context: ReadContext,
     watermarks: &Watermarks,
-) -> Micros {
-    let edge_time = match context.leading_edge.unwrap_or(spec.leading_edge) {
-        LeadingEdge::WallClockTime => context.now,
-        LeadingEdge::LatestEventTime => watermarks.get(view).unwrap_or(context.now),
+) -> (Micros, bool) {
+    let latest_event = match context.leading_edge.unwrap_or(spec.leading_edge) {
+        LeadingEdge::WallClockTime => None,
+        LeadingEdge::LatestEventTime => watermarks.get(view),
     };
-    tile_start(edge_time, spec.interval)
+    match latest_event {
+        Some(edge_time) => (tile_start(edge_time, spec.interval), true),
+        None => (tile_start(context.now, spec.interval), spec.interval > 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(interval: Micros, leading_edge: LeadingEdge) -> AggregationSpec {
+        AggregationSpec {
+            interval,
+            leading_edge,
+            inputs: Vec::new(),
+            aggregates: Vec::new(),
+            compaction: None,
+        }
+    }
+
+    fn at(now: Micros, leading_edge: Option<LeadingEdge>) -> ReadContext {
+        ReadContext { now, leading_edge }
+    }
+
+    /// Only a continuous view's windows ending at the request time end where no later read
+    /// will (so their values are not memoised); tile-aligned and latest-event ends repeat.
+    #[test]
+    fn only_continuous_ends_at_the_request_time_cannot_repeat() {
+        use LeadingEdge::{LatestEventTime, WallClockTime};
+        let (view, watermarks) = (0, Watermarks::new(1));
+        let continuous = spec(1, WallClockTime);
+        let minutes = spec(60_000_000, WallClockTime);
+        let now = 125_000_123;
+        assert_eq!(
+            window_end(view, &continuous, at(now, None), &watermarks),
+            (now, false)
+        );
+        assert_eq!(
+            window_end(view, &minutes, at(now, None), &watermarks),
+            (120_000_000, true)
+        );
+        // No event seen yet: a latest-event end is the request time too.
+        let by_event = at(now, Some(LatestEventTime));
+        assert_eq!(
+            window_end(view, &continuous, by_event, &watermarks),
+            (now, false)
+        );
+        watermarks.advance(view, 99_000_007);
+        assert_eq!(
+            window_end(view, &continuous, by_event, &watermarks),
+            (99_000_007, true)
+        );
+        let by_clock = at(now, Some(WallClockTime));
+        let continuous_by_event = spec(1, LatestEventTime);
+        assert_eq!(
+            window_end(view, &continuous_by_event, by_clock, &watermarks),
+            (now, false)
+        );
+        assert_eq!(
+            window_end(view, &continuous_by_event, at(now, None), &watermarks),
+            (99_000_007, true)
+        );
+    }
 }

@@ -585,12 +585,54 @@ proptest! {
                     let (values, null) = (tiles.values(&spec, end, wanted), Value::Null);
                     let mut walked = Vec::new();
                     encode_row(values.iter().map(|v| v.as_ref().unwrap_or(&null)), &mut walked);
-                    prop_assert_eq!(&tiles.encoded_values(&spec, end, wanted), &walked);
+                    prop_assert_eq!(&tiles.encoded_values(&spec, end, true, wanted), &walked);
                     prop_assert_eq!(tiles.memo.get(end, wanted), Some(walked));
                 }
             }
         }
     }
+}
+
+/// A read whose end no later read can ask for (a continuous view's, by wall clock) answers as
+/// a walk but publishes no memo, nor replaces the one a repeatable end left.
+#[test]
+fn a_read_at_an_end_that_cannot_repeat_publishes_no_memo() {
+    let mut spec = spec(
+        Function::Sum,
+        Window::Time {
+            size: 100,
+            offset: 0,
+        },
+    );
+    spec.interval = 1;
+    let mut tiles = TileSet::default();
+    for (seq, time) in [3, 17, 42].into_iter().enumerate() {
+        add_event(&mut tiles, &spec, time, seq as u64, &[Value::Int64(time)]);
+    }
+    let walked = |end| {
+        let mut row = Vec::new();
+        let values = tiles.values(&spec, end, AggregateMask::ALL);
+        encode_row(values.iter().map(|v| v.as_ref().unwrap_or(&NULL)), &mut row);
+        row
+    };
+    let (at_request_time, repeatable) = (50_123, 43);
+    assert_eq!(
+        tiles.encoded_values(&spec, at_request_time, false, AggregateMask::ALL),
+        walked(at_request_time)
+    );
+    assert!(tiles.memo.is_empty());
+    assert_eq!(
+        tiles.encoded_values(&spec, repeatable, true, AggregateMask::ALL),
+        walked(repeatable)
+    );
+    assert_eq!(
+        tiles.encoded_values(&spec, at_request_time + 1, false, AggregateMask::ALL),
+        walked(at_request_time + 1)
+    );
+    assert_eq!(
+        tiles.memo.get(repeatable, AggregateMask::ALL),
+        Some(walked(repeatable))
+    );
 }
 
 /// Two inputs: a float (sums and moments round differently in another order) and a small int.

@@ -77,7 +77,7 @@ async fn write<R: SourceRecords>(
             .check(&parsed.workspace, source, given)
             .map_err(ApiError::from)?;
     }
-    let plan = plan_ingest(
+    let mut plan = plan_ingest(
         &repo.registry,
         &parsed.workspace,
         &parsed.records,
@@ -90,11 +90,13 @@ async fn write<R: SourceRecords>(
         }
     })
     .map_err(|error| refuse_plan(&parsed.workspace, error))?;
+    // The rows go to the store; the answer borrows the rest of the plan.
+    let rows = std::mem::take(&mut plan.rows);
     let metrics = ingest_metrics(&repo.registry, &parsed.workspace, &plan);
     if !parsed.dry_run {
-        let rows = plan.rows.len();
-        state.router.write(plan.rows).await?;
-        count_written(rows, &plan.rejected);
+        let written = rows.len();
+        state.router.write(rows).await?;
+        count_written(written, &plan.rejected);
     }
     Ok(HttpResponse::Ok().json(metrics))
 }

@@ -60,6 +60,18 @@ fn add_moments(
     *count = total;
 }
 
+/// Adds sum `(i2, f2, a2, fl2)` (its int part, float part, whether it saw a value, whether a
+/// float) into a sum's fields: a merge, and an event's add (the one-event sum).
+fn add_sums(
+    (int, float, any, floats): (&mut i64, &mut f64, &mut bool, &mut bool),
+    (i2, f2, a2, fl2): (i64, f64, bool, bool),
+) {
+    *int = int.saturating_add(i2);
+    *float += f2;
+    *any |= a2;
+    *floats |= fl2;
+}
+
 pub(super) fn as_f64(value: &Value) -> Option<f64> {
     match value {
         Value::Int64(i) => Some(*i as f64),
@@ -126,23 +138,18 @@ impl Partial {
         // (or, for a sum, building one that allocates nothing).
         match self {
             Partial::Count(count) => *count += 1,
-            // A one-event sum allocates nothing: merge it.
-            Partial::Sum { .. } => {
+            // The merge of a one-event sum, without building one and matching it again.
+            Partial::Sum {
+                int,
+                float,
+                any,
+                floats,
+            } => {
                 let single = match value.int64() {
-                    Some(i) => Partial::Sum {
-                        int: i,
-                        float: 0.0,
-                        any: true,
-                        floats: false,
-                    },
-                    None => Partial::Sum {
-                        int: 0,
-                        float: value.number().unwrap_or(0.0),
-                        any: true,
-                        floats: true,
-                    },
+                    Some(i) => (i, 0.0, true, false),
+                    None => (0, value.number().unwrap_or(0.0), true, true),
                 };
-                self.merge(function, &single);
+                add_sums((int, float, any, floats), single);
             }
             Partial::Moments { count, mean, m2 } => {
                 add_moments((count, mean, m2), (1, value.number().unwrap_or(0.0), 0.0))
@@ -206,10 +213,7 @@ impl Partial {
                 else {
                     return kinds_differ();
                 };
-                *int = int.saturating_add(*i2);
-                *float += f2;
-                *any |= a2;
-                *floats |= fl2;
+                add_sums((int, float, any, floats), (*i2, *f2, *a2, *fl2));
             }
             Partial::Moments { count, mean, m2 } => {
                 let Partial::Moments {

@@ -50,12 +50,17 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.push(INT64);
             out.extend_from_slice(&i.to_le_bytes());
         }
+        // Every NaN is stored as the one NaN a JSON `"NaN"` reads as, whatever its sign or
+        // payload (a CSV's `-nan`, a Parquet file's, 0/0's): one form a value, which the binary
+        // rows body then carries as it is.
         Value::Float32(f) => {
             out.push(FLOAT32);
+            let f = if f.is_nan() { f64::NAN as f32 } else { *f };
             out.extend_from_slice(&f.to_le_bytes());
         }
         Value::Float64(f) => {
             out.push(FLOAT64);
+            let f = if f.is_nan() { f64::NAN } else { *f };
             out.extend_from_slice(&f.to_le_bytes());
         }
         Value::String(s) => {
@@ -514,6 +519,27 @@ mod tests {
         let mut bytes = Vec::new();
         encode_row(&row, &mut bytes);
         assert_eq!(bytes.len(), 52);
+    }
+
+    #[test]
+    fn every_nan_is_stored_as_the_one_nan_json_reads() {
+        let one = |values: &[Value]| {
+            let mut bytes = Vec::new();
+            encode_row(values, &mut bytes);
+            bytes
+        };
+        let canonical = one(&[Value::Float64(f64::NAN), Value::Float32(f64::NAN as f32)]);
+        for (f64_bits, f32_bits) in [
+            ((-f64::NAN).to_bits(), (-f32::NAN).to_bits()),
+            (0x7ff0_0000_0000_0001, 0x7f80_0001),
+            (0xfff8_0000_0000_0abc, 0xffc0_0abc),
+        ] {
+            let other = [
+                Value::Float64(f64::from_bits(f64_bits)),
+                Value::Float32(f32::from_bits(f32_bits)),
+            ];
+            assert_eq!(one(&other), canonical, "{f64_bits:x} {f32_bits:x}");
+        }
     }
 
     proptest! {

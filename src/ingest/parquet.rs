@@ -10,6 +10,11 @@
 //! mismatch names the column, the row group and the row, both counted from 0 as pyarrow does.
 
 use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use parquet::basic::{
     Compression, ConvertedType, LogicalType, Repetition, TimeUnit, Type as PhysicalType,
@@ -17,7 +22,9 @@ use parquet::basic::{
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;
 use parquet::errors::ParquetError;
-use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+use parquet::file::reader::{
+    ChunkReader, FileReader, Length, RowGroupReader, SerializedFileReader,
+};
 use parquet::record::Field;
 use parquet::schema::types::{ColumnDescPtr, Type};
 
@@ -89,8 +96,19 @@ impl ColumnCell {
     }
 }
 
+/// Rows a row group's thread hands over at a time.
+const ROW_BATCH: usize = 1024;
+
+/// Batches a row group's thread may read ahead of the rows handed on.
+const BATCHES_AHEAD: usize = 4;
+
 /// Hands every row to `on_row(row, bytes)`, `bytes` being the row's share of its row group's
 /// compressed size, so a progress bar over the file's size moves steadily.
+///
+/// Row groups are read on threads, as many at once as there are cores, each sending its rows
+/// in batches over a channel of its own; this thread hands them on in the file's order, so
+/// the first bad row in the file is the one refused, and a group's thread reads at most a few
+/// batches ahead (but a group's columns are decoded whole: as many groups at once in memory).
 pub fn for_each_row(
     view: &FeatureView,
     file: File,
@@ -100,7 +118,8 @@ pub fn for_each_row(
         place: Place::Footer,
         message,
     };
-    let reader = SerializedFileReader::new(file)
+    let reader = PositionalFile::new(file)
+        .and_then(SerializedFileReader::new)
         .map_err(|e| in_footer(format!("not a readable Parquet file: {e}")))?;
     let columns = reader
         .metadata()
@@ -146,7 +165,92 @@ pub fn for_each_row(
             == shapes.len()
     });
 
-    for group in 0..reader.num_row_groups() {
+    let groups = RowGroups {
+        view,
+        reader: &reader,
+        columns: &columns,
+        places: &places,
+        by_columns: by_columns.as_deref(),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    std::thread::scope(|scope| {
+        let mut reading = std::collections::VecDeque::new();
+        let mut unread = 0..reader.num_row_groups();
+        loop {
+            while reading.len() < threads {
+                let Some(group) = unread.next() else { break };
+                let (to_hand_on, batches) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+                let groups = &groups;
+                let thread = scope.spawn(move || groups.read(group, to_hand_on));
+                reading.push_back((batches, thread));
+            }
+            let Some((batches, thread)) = reading.pop_front() else {
+                return Ok(());
+            };
+            for batch in batches {
+                for (row, bytes) in batch? {
+                    on_row(row, bytes);
+                }
+            }
+            // A group's channel also ends when its thread panics: its rows must not be
+            // taken for all of them.
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+    })
+}
+
+/// A batch of a row group's rows, each with its share of the group's bytes; or the group's
+/// first bad row, after the rows before it.
+type RowBatch = Result<Vec<(ParsedRow, usize)>, BadRow>;
+
+/// What reading a row group needs, shared by the groups' threads.
+struct RowGroups<'a> {
+    view: &'a FeatureView,
+    reader: &'a SerializedFileReader<PositionalFile>,
+    columns: &'a [ParquetColumn],
+    /// Where each of the view's columns is among the file's (`column_places`).
+    places: &'a [Option<usize>],
+    /// Each column's shape when the column readers read every column.
+    by_columns: Option<&'a [Shape]>,
+}
+
+impl RowGroups<'_> {
+    /// Reads row group `group`, sending its rows in batches to `to_hand_on`, then its bad row if
+    /// it has one; stops when the rows are no longer taken.
+    fn read(&self, group: usize, to_hand_on: std::sync::mpsc::SyncSender<RowBatch>) {
+        let mut batch = Vec::with_capacity(ROW_BATCH);
+        let read = self.for_each_row_of(group, |row, bytes| {
+            batch.push((row, bytes));
+            batch.len() < ROW_BATCH
+                || to_hand_on
+                    .send(Ok(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(ROW_BATCH),
+                    )))
+                    .is_ok()
+        });
+        // A send fails only once the rows are no longer taken: nothing is left to tell.
+        let _ = to_hand_on.send(Ok(batch));
+        if let Err(bad) = read {
+            let _ = to_hand_on.send(Err(bad));
+        }
+    }
+
+    /// Hands each row of row group `group` to `on_row(row, bytes)` while it answers true.
+    fn for_each_row_of(
+        &self,
+        group: usize,
+        mut on_row: impl FnMut(ParsedRow, usize) -> bool,
+    ) -> Result<(), BadRow> {
+        let RowGroups {
+            view,
+            reader,
+            columns,
+            places,
+            by_columns,
+        } = *self;
         let at = |row: usize, message: String| BadRow {
             place: Place::RowGroup { group, row },
             message,
@@ -162,7 +266,7 @@ pub fn for_each_row(
                 group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows,
             )
         };
-        let read_whole = by_columns.as_deref().and_then(|shapes| {
+        let read_whole = by_columns.and_then(|shapes| {
             let rows = group_reader.metadata().num_rows().try_into().ok()?;
             let columns = shapes
                 .iter()
@@ -188,9 +292,11 @@ pub fn for_each_row(
                         .transpose()
                 })
                 .map_err(|message| at(row, message))?;
-                hand_over(row, parsed);
+                if !hand_over(row, parsed) {
+                    return Ok(());
+                }
             }
-            continue;
+            return Ok(());
         }
         let records = group_reader
             .get_row_iter(None)
@@ -208,10 +314,67 @@ pub fn for_each_row(
                     .transpose()
             })
             .map_err(|message| at(row, message))?;
-            hand_over(row, parsed);
+            if !hand_over(row, parsed) {
+                return Ok(());
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// The load file read at offsets (`pread`), never through the file's one offset as the parquet
+/// crate's `File` reader does (seek, then read), so that row groups are read on several threads
+/// at once.
+struct PositionalFile {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl PositionalFile {
+    fn new(file: File) -> Result<PositionalFile, ParquetError> {
+        let len = file.metadata()?.len();
+        Ok(PositionalFile {
+            file: Arc::new(file),
+            len,
+        })
+    }
+}
+
+impl Length for PositionalFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for PositionalFile {
+    type T = BufReader<ReadAt>;
+
+    fn get_read(&self, start: u64) -> Result<BufReader<ReadAt>, ParquetError> {
+        Ok(BufReader::new(ReadAt {
+            file: Arc::clone(&self.file),
+            pos: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes, ParquetError> {
+        let mut bytes = vec![0; length];
+        self.file.read_exact_at(&mut bytes, start)?;
+        Ok(bytes.into())
+    }
+}
+
+/// Reads a file from an offset of its own.
+struct ReadAt {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// How the column readers read a top-level column: a plain (not repeated) value, or a
@@ -402,7 +565,7 @@ impl ColumnChunk {
 
 /// Refuses a column chunk compressed with a codec this build cannot read (only Snappy, the
 /// default of pyarrow, pandas, Spark and DuckDB, is built in), naming it, before any row is read.
-fn check_codecs(reader: &SerializedFileReader<File>) -> Result<(), String> {
+fn check_codecs(reader: &SerializedFileReader<PositionalFile>) -> Result<(), String> {
     for (group, row_group) in reader.metadata().row_groups().iter().enumerate() {
         for chunk in row_group.columns() {
             match chunk.compression() {
@@ -575,9 +738,11 @@ mod tests {
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
 
+    use super::ROW_BATCH;
     use crate::config::{Overrides, Settings};
     use crate::ingest::file::{open_load_file, BadRow, Place};
     use crate::ingest::row::ParsedRow;
+    use crate::registry::value::Value;
     use crate::registry::{load_registry, Registry};
     use crate::time::parse_timestamp;
 
@@ -879,6 +1044,67 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "row group 1, row 1: column `credit_score`: expected int64, got a string"
+        );
+    }
+
+    /// Row groups, read on several threads at once, are handed on in the file's order (each of
+    /// more than one batch of rows); the first bad row in the file is the one refused, whichever
+    /// group's thread comes upon one first.
+    #[test]
+    fn row_groups_are_handed_on_in_order_and_the_first_bad_row_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = "message schema {
+            required binary user_id (UTF8);
+            required int64 timestamp (TIMESTAMP(MICROS,true));
+            optional binary credit_score (UTF8);
+        }";
+        let (groups, rows) = (7, ROW_BATCH + 500);
+        // Group `group`'s rows, credit scores null but at `bad` (a string: not an int64).
+        let group = |group: usize, bad: Option<usize>| {
+            let ids = (0..rows)
+                .map(|row| &*format!("user_{}", group * rows + row).leak())
+                .collect();
+            let scores: Vec<i16> = (0..rows).map(|row| i16::from(bad == Some(row))).collect();
+            vec![
+                chunk(Values::Text(ids), &vec![0; rows]),
+                chunk(
+                    Values::Int64(vec![micros("2026-01-15T00:00:00Z"); rows]),
+                    &vec![0; rows],
+                ),
+                chunk(Values::Text(vec!["712"; bad.iter().count()]), &scores),
+            ]
+        };
+        let registry = demo_registry();
+        let good = dir.path().join("good.parquet");
+        write_parquet(&good, schema, (0..groups).map(|g| group(g, None)).collect());
+        let ids: Vec<Value> = load(&registry, &good)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.key[0].clone())
+            .collect();
+        let expected: Vec<Value> = (0..groups * rows)
+            .map(|i| Value::String(format!("user_{i}")))
+            .collect();
+        assert_eq!(ids, expected);
+
+        let bad = dir.path().join("bad.parquet");
+        let bad_rows = |g: usize| match g {
+            2 => Some(rows - 1),
+            5 => Some(0),
+            _ => None,
+        };
+        write_parquet(
+            &bad,
+            schema,
+            (0..groups).map(|g| group(g, bad_rows(g))).collect(),
+        );
+        let error = load(&registry, &bad).unwrap_err();
+        assert_eq!(
+            error.place,
+            Place::RowGroup {
+                group: 2,
+                row: rows - 1
+            }
         );
     }
 

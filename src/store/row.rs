@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use crate::registry::value::Value;
 
-// The tags and `write_len` are also the binary rows body's (`ingest::binary_rows`): it carries
-// values in this encoding, checked and copied into rows as they are.
+// The tags, `write_len` and `Reader` are also the binary rows body's (`ingest::binary_rows`): it
+// carries values in this encoding, checked and copied into rows as they are.
 pub(crate) const NULL: u8 = 0;
 pub(crate) const FALSE: u8 = 1;
 pub(crate) const TRUE: u8 = 2;
@@ -50,12 +50,17 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.push(INT64);
             out.extend_from_slice(&i.to_le_bytes());
         }
+        // Every NaN is stored as the one NaN a JSON `"NaN"` reads as, whatever its sign or
+        // payload (a CSV's `-nan`, a Parquet file's, 0/0's): one form a value, which the binary
+        // rows body then carries as it is.
         Value::Float32(f) => {
             out.push(FLOAT32);
+            let f = if f.is_nan() { f64::NAN as f32 } else { *f };
             out.extend_from_slice(&f.to_le_bytes());
         }
         Value::Float64(f) => {
             out.push(FLOAT64);
+            let f = if f.is_nan() { f64::NAN } else { *f };
             out.extend_from_slice(&f.to_le_bytes());
         }
         Value::String(s) => {
@@ -120,13 +125,13 @@ pub fn split_values<'a>(
 
 /// How many values a row says it holds, bounded by its size (for reserving room up front).
 fn count_hint(bytes: &[u8]) -> usize {
-    let mut reader = Reader { bytes, pos: 0 };
+    let mut reader = Reader::new(bytes);
     reader.len().unwrap_or(0).min(bytes.len())
 }
 
 /// Checks a row and hands the span of each of its values to `each`.
 fn split_row_with(bytes: &[u8], mut each: impl FnMut(Range<usize>)) -> Result<(), CorruptRow> {
-    let mut reader = Reader { bytes, pos: 0 };
+    let mut reader = Reader::new(bytes);
     let n = reader.len()?;
     for _ in 0..n {
         let start = reader.pos;
@@ -214,11 +219,7 @@ impl<'a> EncodedValue<'a> {
 
     /// The value, without allocating.
     pub fn read(self) -> ValueRef<'a> {
-        let mut reader = Reader {
-            bytes: self.bytes,
-            pos: 0,
-        };
-        reader.value_ref().expect(CHECKED)
+        Reader::new(self.bytes).value_ref().expect(CHECKED)
     }
 
     /// An int64, float32 or float64 as an `f64`; `None` for any other type. Read from the tag
@@ -348,46 +349,106 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
 /// Nesting deeper than this is refused on decode so that a corrupt input cannot overflow the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Why bytes did not read as this encoding, where: the binary rows body words its refusals
+/// with it (`ingest::binary_rows`), the store keeps the place ([`CorruptRow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{fault}")]
+pub(crate) struct ReadError {
+    pub at: usize,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Fault {
+    #[error("the row ends inside a value")]
+    Ends,
+    #[error("a length not in its shortest form")]
+    LongForm,
+    #[error("a length over 2^35")]
+    TooLong,
+    #[error("a string that is not UTF-8")]
+    NotUtf8,
+}
+
+impl From<ReadError> for CorruptRow {
+    fn from(error: ReadError) -> CorruptRow {
+        CorruptRow(error.at)
+    }
+}
+
+/// Reads this encoding's parts in order, each checked: the store's rows, and the values of a
+/// binary rows body, which must be in the one form the store writes (so that their bytes can be
+/// copied into rows as they are). `write_len` is the only writer of lengths, so the one rule
+/// for reading them (shortest LEB128, under 2^35: no row is that long) refuses nothing the
+/// store wrote.
 #[derive(Debug)]
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptRow> {
+    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, pos: 0 }
+    }
+
+    /// How many bytes have been read.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    // `take`, `len` and `str` are inlined (as they were while the store alone called them):
+    // every value of every served row is read through them.
+    #[inline]
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or(CorruptRow(self.pos))?;
+            .ok_or_else(|| self.fault(Fault::Ends))?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
     }
 
-    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], CorruptRow> {
+    pub fn fixed<const N: usize>(&mut self) -> Result<[u8; N], ReadError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
-    fn len(&mut self) -> Result<usize, CorruptRow> {
+    /// A length or count.
+    #[inline]
+    pub fn len(&mut self) -> Result<usize, ReadError> {
         let mut n: usize = 0;
-        for shift in (0..64).step_by(7) {
+        for shift in (0..35).step_by(7) {
             let byte = self.take(1)?[0];
             n |= usize::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err(self.fault(Fault::LongForm));
+                }
                 return Ok(n);
             }
         }
-        Err(CorruptRow(self.pos))
+        Err(self.fault(Fault::TooLong))
     }
 
-    fn str(&mut self) -> Result<&'a str, CorruptRow> {
+    #[inline]
+    pub fn str(&mut self) -> Result<&'a str, ReadError> {
         let n = self.len()?;
         let start = self.pos;
-        std::str::from_utf8(self.take(n)?).map_err(|_| CorruptRow(start))
+        std::str::from_utf8(self.take(n)?).map_err(|_| ReadError {
+            at: start,
+            fault: Fault::NotUtf8,
+        })
+    }
+
+    fn fault(&self, fault: Fault) -> ReadError {
+        ReadError {
+            at: self.pos,
+            fault,
+        }
     }
 
     /// Checks the value here and moves past it.
@@ -445,10 +506,7 @@ impl<'a> Reader<'a> {
             TIMESTAMP => ValueRef::Scalar(Scalar::Timestamp(i64::from_le_bytes(self.fixed()?))),
             ARRAY | STRUCT | MAP => {
                 let left = self.len()?;
-                let reader = Reader {
-                    bytes: &self.bytes[self.pos..],
-                    pos: 0,
-                };
+                let reader = Reader::new(&self.bytes[self.pos..]);
                 match tag {
                     ARRAY => ValueRef::Array(Items { reader, left }),
                     STRUCT => ValueRef::Struct(Items { reader, left }),
@@ -503,6 +561,27 @@ mod tests {
         assert_eq!(bytes.len(), 52);
     }
 
+    #[test]
+    fn every_nan_is_stored_as_the_one_nan_json_reads() {
+        let one = |values: &[Value]| {
+            let mut bytes = Vec::new();
+            encode_row(values, &mut bytes);
+            bytes
+        };
+        let canonical = one(&[Value::Float64(f64::NAN), Value::Float32(f64::NAN as f32)]);
+        for (f64_bits, f32_bits) in [
+            ((-f64::NAN).to_bits(), (-f32::NAN).to_bits()),
+            (0x7ff0_0000_0000_0001, 0x7f80_0001),
+            (0xfff8_0000_0000_0abc, 0xffc0_0abc),
+        ] {
+            let other = [
+                Value::Float64(f64::from_bits(f64_bits)),
+                Value::Float32(f32::from_bits(f32_bits)),
+            ];
+            assert_eq!(one(&other), canonical, "{f64_bits:x} {f32_bits:x}");
+        }
+    }
+
     proptest! {
         #[test]
         fn rows_round_trip(values in prop::collection::vec(arb_value(), 0..8)) {
@@ -551,6 +630,40 @@ mod tests {
             split_values(&bytes, &mut values).unwrap();
             prop_assert_eq!(values.len(), 1);
             prop_assert_eq!(values[0].hash(), xxhash_rust::xxh3::xxh3_64(&bytes));
+        }
+
+        /// Lengths read back as `write_len` writes them, and in no other form: the binary rows
+        /// body copies values as they are, so the store's one form is the only one let in.
+        #[test]
+        fn lengths_read_only_in_their_shortest_form(
+            n in prop_oneof![0usize..300, 0usize..1 << 35],
+            padding in 1usize..4,
+        ) {
+            let mut bytes = Vec::new();
+            write_len(n, &mut bytes);
+            prop_assert_eq!(Reader::new(&bytes).len(), Ok(n));
+            // The same length with continuation bytes of zero after it.
+            *bytes.last_mut().unwrap() |= 0x80;
+            bytes.extend(std::iter::repeat_n(0x80, padding - 1));
+            bytes.push(0);
+            let fault = Reader::new(&bytes).len().unwrap_err().fault;
+            let expected = match bytes.len() {
+                ..=5 => Fault::LongForm,
+                _ => Fault::TooLong,
+            };
+            prop_assert_eq!(fault, expected);
+            // And a row holding a string of that length in that form is corrupt.
+            let mut row = vec![1, STRING];
+            row.extend_from_slice(&bytes);
+            row.resize(row.len() + n.min(300), b'a');
+            prop_assert!(decode_row(&row).is_err());
+        }
+
+        #[test]
+        fn lengths_of_2_to_the_35_are_refused(n in (1usize << 35)..1 << 42) {
+            let mut bytes = Vec::new();
+            write_len(n, &mut bytes);
+            prop_assert_eq!(Reader::new(&bytes).len().unwrap_err().fault, Fault::TooLong);
         }
 
         #[test]

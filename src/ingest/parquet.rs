@@ -102,6 +102,10 @@ const ROW_BATCH: usize = 1024;
 /// Batches a row group's thread may read ahead of the rows handed on.
 const BATCHES_AHEAD: usize = 4;
 
+/// Row groups read at once, at most: each reading thread may hold its group's decoded columns
+/// whole, so a many-core machine must not hold one group a core.
+const MAX_GROUPS_READ_AT_ONCE: usize = 8;
+
 /// Hands every row to `on_row(row, bytes)`, `bytes` being the row's share of its row group's
 /// compressed size, so a progress bar over the file's size moves steadily.
 ///
@@ -172,7 +176,9 @@ pub fn for_each_row(
         places: &places,
         by_columns: by_columns.as_deref(),
     };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_GROUPS_READ_AT_ONCE);
     std::thread::scope(|scope| {
         let mut reading = std::collections::VecDeque::new();
         let mut unread = 0..reader.num_row_groups();

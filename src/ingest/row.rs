@@ -199,14 +199,17 @@ struct ViewSlots {
     columns: Vec<Option<usize>>,
 }
 
+/// The most slots `TypedRecords::new` reserves (2 MB), whatever it is told to expect.
+const MAX_RESERVED_SLOTS: usize = 1 << 16;
+
 /// The value of a column a record left out.
 static NULL: Value = Value::Null;
 
 impl TypedRecords {
-    /// No records yet, for `source` and its subscribers; `None` if a view reads a column as
-    /// another type than the source's schema gives it (then its values could not be read once
-    /// for all views).
-    pub fn new(registry: &Registry, source: &PushSource) -> Option<TypedRecords> {
+    /// No records yet, for `source` and its subscribers, with room for `expected` of them (at
+    /// most `MAX_RESERVED_SLOTS` slots); `None` if a view reads a column as another type than
+    /// the source's schema gives it (then its values could not be read once for all views).
+    pub fn new(registry: &Registry, source: &PushSource, expected: usize) -> Option<TypedRecords> {
         let slot = |name: &str, data_type: &DataType| match source
             .schema
             .iter()
@@ -237,12 +240,19 @@ impl TypedRecords {
                 })
             })
             .collect::<Option<_>>()?;
+        let width = source.schema.len();
         Some(TypedRecords {
             records: 0,
-            width: source.schema.len(),
-            slots: Vec::new(),
+            width,
+            slots: Vec::with_capacity(expected.saturating_mul(width).min(MAX_RESERVED_SLOTS)),
             views,
         })
+    }
+
+    /// Slots allocated, for the test that they are allocated once.
+    #[cfg(test)]
+    pub fn slot_capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     /// Starts the next record, every field left out.

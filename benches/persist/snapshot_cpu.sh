@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 rows=${1:-2000000}; snapshots=${2:-3}
 cargo build --release --bin quiver --example make_snapshot 2>&1 | tail -1
 work=$(mktemp -d)
-trap 'kill ${quiver_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -KILL ${quiver_pid:-} 2>/dev/null; wait ${quiver_pid:-} 2>/dev/null; rm -rf "$work"' EXIT
 target/release/examples/make_snapshot "$rows" "$work/data" >/dev/null
 tick=$(getconf CLK_TCK)
 # One line per thread: id, name, minor faults, CPU ticks.
@@ -32,8 +32,9 @@ for bin in ${QUIVER_BIN:-target/release/quiver}; do
   for i in $(seq 1 "$snapshots"); do
     threads >"$work/before"; read -r cpu0 faults0 < <(process)
     started=$(date +%s%N)
-    id=$(curl -s -XPOST 127.0.0.1:8096/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-    [ -n "$id" ] || { echo "POST /admin/snapshots gave no id" >&2; exit 1; }
+    answer=$(curl -s -XPOST 127.0.0.1:8096/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key')
+    id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' <<<"$answer")
+    [ -n "$id" ] || { echo "POST /admin/snapshots gave no id: $answer" >&2; exit 1; }
     until [ -e "$work/data/snapshots/snapshot-$id.qvs" ]; do sleep 0.02; done
     wall=$(( ($(date +%s%N) - started) / 1000000 ))
     sleep 0.5
@@ -45,5 +46,7 @@ for bin in ${QUIVER_BIN:-target/release/quiver}; do
       END { for (name in cpu) printf " %s %d ms %d faults;", name, cpu[name], flt[name] }')
     echo "  snapshot $i: wall $wall ms, process CPU $(( (cpu1 - cpu0) * 1000 / tick )) ms, $((faults1 - faults0)) faults; threads alive throughout:${by_thread:- none}"
   done
-  kill $quiver_pid; wait $quiver_pid 2>/dev/null || true
+  # SIGKILL: a plain kill has the server take its shutdown snapshot first (at 10 M rows,
+  # seconds of the next build's turn, and a newer start-up snapshot for it to restore).
+  kill -KILL $quiver_pid; wait $quiver_pid 2>/dev/null || true
 done

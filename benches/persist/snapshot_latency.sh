@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # GetFeatures latency while a snapshot of a large store is written: wrk's p50/p99 over a run
-# without a snapshot, then over a run of the same length during which snapshots are taken.
+# without a snapshot, then over a run of the same length during which snapshots are taken; PAIRS
+# such pairs (default 3) one after the other on one server, then the medians of the pairs' p99s
+# and of their ratios (during / without), so that one noisy run does not decide the ratio. Each
+# pair's lines mean what the script's two lines meant when it ran one pair (`no snapshot (1/3):`,
+# `during snapshots (1/3):`); the last lines are the medians, the snapshots written and how much
+# of them was left in the page cache (summed over the pairs: each pair's files are removed).
 #
 # Usage: bash benches/persist/snapshot_latency.sh [rows=2000000] [seconds=10]
 # QUIVER_BIN runs another build (default target/release/quiver); SNAPSHOT_FORMAT=v2 writes the
@@ -44,27 +49,46 @@ sync
 settle=${SETTLE:-$seconds}
 [ "$settle" -gt 0 ] && wrk -t1 -c4 -d"${settle}s" -s benches/http/get_features.lua "$url" >/dev/null
 echo "rows: $rows, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "no snapshot:     $(measure)"
-(
-  sleep 1
-  size_mb=$(( $(stat -c %s "$work"/data/snapshots/*.qvs | head -1) >> 20 ))
-  for _ in 1 2 3; do
-    if [ "${CONTROL:-}" = dd ]; then
-      dd if=/dev/zero of="$work/control" bs=1M count="$size_mb" conv=fsync 2>/dev/null
-      rm "$work/control"; sleep 1.5; continue
+# p99 as wrk prints it (850.00us, 2.23ms, 1.02s), in ms.
+p99_ms() { sed -n 's/.*p99 \([0-9.]*\)\([a-z]*\),.*/\1 \2/p' | awk '{print $1 * ($2 == "us" ? 0.001 : $2 == "s" ? 1000 : $2 == "m" ? 60000 : 1)}'; }
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+pairs=${PAIRS:-3}; written=0; cached_mb=0; : >"$work/p99s"
+for pair in $(seq 1 "$pairs"); do
+  without=$(measure)
+  echo "no snapshot ($pair/$pairs):      $without"
+  (
+    sleep 1
+    size_mb=$(( $(stat -c %s "$work"/data/snapshots/*.qvs | head -1) >> 20 ))
+    for _ in 1 2 3; do
+      if [ "${CONTROL:-}" = dd ]; then
+        dd if=/dev/zero of="$work/control" bs=1M count="$size_mb" conv=fsync 2>/dev/null
+        rm "$work/control"; sleep 1.5; continue
+      fi
+      # Wait for this snapshot's own file (renamed into place once written). Not the listing:
+      # it reads and verifies every snapshot file, which would load the machine it measures.
+      id=$(curl -s -XPOST 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+      [ -n "$id" ] || { echo "POST /admin/snapshots gave no id" >&2; exit 1; }
+      until [ -e "$work/data/snapshots/snapshot-$id.qvs" ]; do sleep 0.1; done
+      echo "$work/data/snapshots/snapshot-$id.qvs" >>"$work/written"
+      sleep 1.5
+    done
+  ) &
+  snapshots_pid=$!
+  during=$(measure)
+  echo "during snapshots ($pair/$pairs): $during"
+  # The pair's snapshots are all written before the next pair's run without one begins.
+  wait $snapshots_pid
+  echo "$(p99_ms <<<"$without") $(p99_ms <<<"$during")" >>"$work/p99s"
+  if [ -s "$work/written" ]; then
+    written=$((written + $(wc -l <"$work/written")))
+    if command -v fincore >/dev/null; then
+      cached_mb=$((cached_mb + $(xargs fincore -bno RES <"$work/written" | awk '{mb += $1 / 1048576} END {printf "%d", mb}')))
     fi
-    # Wait for this snapshot's own file (renamed into place once written). Not the listing:
-    # it reads and verifies every snapshot file, which would load the machine it measures.
-    id=$(curl -s -XPOST 127.0.0.1:8095/admin/snapshots -H 'Authorization: Tecton-key bench-admin-key' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-    [ -n "$id" ] || { echo "POST /admin/snapshots gave no id" >&2; exit 1; }
-    until [ -e "$work/data/snapshots/snapshot-$id.qvs" ]; do sleep 0.1; done
-    sleep 1.5
-  done
-) &
-snapshots_pid=$!
-echo "during snapshots: $(measure)"
-wait $snapshots_pid
-echo "snapshots written: $(ls "$work/data/snapshots" | wc -l)"
-if command -v fincore >/dev/null; then
-  echo "of them in the page cache: $(fincore -bno RES "$work"/data/snapshots/*.qvs | awk '{mb += $1 / 1048576} END {printf "%d", mb}') MB"
-fi
+    xargs rm -f <"$work/written"; : >"$work/written"
+  fi
+done
+echo "p99 ms without/during per pair: $(awk '{printf "%s/%s ", $1, $2}' "$work/p99s")"
+echo "medians: p99 without $(cut -d' ' -f1 "$work/p99s" | median) ms, during $(cut -d' ' -f2 "$work/p99s" | median) ms, ratio $(awk '{print $2 / $1}' "$work/p99s" | median | xargs printf "%.2f") (median of the pairs' ratios); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "snapshots written: $written"
+command -v fincore >/dev/null && echo "of them in the page cache: $cached_mb MB"
+true

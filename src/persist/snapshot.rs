@@ -17,7 +17,7 @@ use super::format::{
 
 /// A part of a section's payload that is written piece by piece, never joined: the shards'
 /// records, hundreds of MB at millions of rows, which joining would copy (and fault in afresh)
-/// while reads go on. Read twice, in the same order: once for the checksum, once to write.
+/// while reads go on. Read once: each piece is hashed and written in the same pass.
 pub trait PayloadPart: Send + Sync + std::fmt::Debug {
     /// Bytes of all the pieces.
     fn byte_len(&self) -> usize;
@@ -123,15 +123,15 @@ pub fn snapshot_path(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// A section's checksum covers its header fields as well as its payload, so a flipped
-/// `journal_seq` or length is caught too.
-fn section_checksum<'a>(fields: &[u8], payload_parts: impl Iterator<Item = &'a [u8]>) -> u64 {
+/// `journal_seq` or length is caught too: this hasher has taken the fields, the payload follows.
+fn section_hasher(fields: &[u8]) -> xxhash_rust::xxh3::Xxh3 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(fields);
-    for part in payload_parts {
-        hasher.update(part);
-    }
-    hasher.digest()
+    hasher
 }
+
+/// Bytes of a payload piece hashed and then written while they are still in the CPU's cache.
+const HASHED_CHUNK: usize = 128 << 10;
 
 /// Writes a snapshot atomically (mode 0600, in a 0700 directory); returns its path. A crash
 /// leaves either no file or the whole file, never a partial one under the final name; a failure
@@ -184,21 +184,45 @@ fn write_snapshot_file(
         stepped: 0,
     });
     file.write_all(&header)?;
+    // A section's checksum comes before its payload, but is taken as the payload is written
+    // (one pass over the shards' records, not one to hash and one to write): written as zeros,
+    // then put in place before the fsync. The file is renamed into place only after that.
+    let mut sums = Vec::with_capacity(sections.len());
+    let mut section_at = header.len();
     for section in sections {
+        let len = section.payload_len();
         let mut fields = Vec::with_capacity(SECTION_HEADER_LEN);
         fields.extend_from_slice(&section.kind.code().to_le_bytes());
         fields.extend_from_slice(&section.journal_seq.to_le_bytes());
         fields.extend_from_slice(&section.items.to_le_bytes());
-        fields.extend_from_slice(&(section.payload_len() as u64).to_le_bytes());
-        // The checksum comes before the payload: one read-only pass over the pieces first.
-        let sum = section_checksum(&fields, section.payload_pieces());
+        fields.extend_from_slice(&(len as u64).to_le_bytes());
+        let mut hasher = section_hasher(&fields);
         file.write_all(&fields)?;
-        file.write_all(&sum.to_le_bytes())?;
+        file.write_all(&[0; 8])?;
+        let mut written = 0;
         for piece in section.payload_pieces() {
-            file.write_all(piece)?;
+            for chunk in piece.chunks(HASHED_CHUNK) {
+                hasher.update(chunk);
+                file.write_all(chunk)?;
+            }
+            written += piece.len();
         }
+        // The length went out first, as a part said it would be: a part that wrote another
+        // would leave a file that does not read back.
+        if written != len {
+            return Err(io::Error::other(format!(
+                "section {}: {len} payload bytes declared, {written} written",
+                section.kind.name()
+            )));
+        }
+        sums.push((section_at + SECTION_HEADER_LEN - 8, hasher.digest()));
+        section_at += SECTION_HEADER_LEN + len;
     }
-    file.into_inner().map_err(|e| e.into_error())?.finish()
+    let stepped = file.into_inner().map_err(|e| e.into_error())?;
+    for (at, sum) in sums {
+        std::os::unix::fs::FileExt::write_all_at(&stepped.file, &sum.to_le_bytes(), at as u64)?;
+    }
+    stepped.finish()
 }
 
 /// Bytes a snapshot file is written between two write-back steps.
@@ -350,8 +374,9 @@ pub fn parse_snapshot(path: &Path, file: Bytes) -> Result<Snapshot, SnapshotErro
             .filter(|&end| end <= bytes.len())
             .ok_or_else(truncated)?;
         let payload = &bytes[start..end];
-        let fields = &bytes[offset..offset + SECTION_HEADER_LEN - 8];
-        if section_checksum(fields, std::iter::once(payload)) != sum {
+        let mut hasher = section_hasher(&bytes[offset..offset + SECTION_HEADER_LEN - 8]);
+        hasher.update(payload);
+        if hasher.digest() != sum {
             return Err(SnapshotError::SectionChecksum {
                 path: path_buf(),
                 index,
@@ -572,6 +597,72 @@ mod tests {
             }
             other => panic!("expected a version refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn sections_hashed_as_they_are_written_read_back_whole() {
+        // Pieces longer than a hashed chunk, an empty one, and more than one section: each
+        // checksum is put in place after its payload went out.
+        let long: Vec<u8> = (0..3 * HASHED_CHUNK + 5).map(|i| (i % 251) as u8).collect();
+        let section = |kind, tail: Vec<Arc<dyn PayloadPart>>| SectionData {
+            kind,
+            journal_seq: 7,
+            items: 3,
+            payload: Bytes::from_static(b"head"),
+            payload_tail: tail,
+        };
+        let sections = vec![
+            section(
+                SectionKind::FeatureRecords,
+                vec![
+                    Arc::new(long.clone()),
+                    Arc::new(Vec::new()),
+                    Arc::new(long.clone()),
+                ],
+            ),
+            section(SectionKind::Directory, Vec::new()),
+            section(SectionKind::Vault, vec![Arc::new(b"tail".to_vec())]),
+        ];
+        let snapshot = through_a_file(&sections);
+        let payloads: Vec<&[u8]> = snapshot.sections.iter().map(|s| &s.payload[..]).collect();
+        assert_eq!(
+            payloads,
+            [
+                &[&b"head"[..], &long, &long].concat()[..],
+                b"head",
+                b"headtail"
+            ]
+        );
+    }
+
+    /// A part whose pieces are not as long as it says.
+    #[derive(Debug)]
+    struct Misdeclared(Vec<u8>);
+
+    impl PayloadPart for Misdeclared {
+        fn byte_len(&self) -> usize {
+            self.0.len() + 1
+        }
+
+        fn pieces(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+            Box::new(std::iter::once(self.0.as_slice()))
+        }
+    }
+
+    #[test]
+    fn a_part_that_writes_another_length_than_it_declared_fails_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sections = sample();
+        sections[0]
+            .payload_tail
+            .push(Arc::new(Misdeclared(b"short".to_vec())));
+        let error = write_snapshot(dir.path(), 1_000_000, 2, &sections).unwrap_err();
+        assert!(error.to_string().contains("declared"), "{error}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no file left"
+        );
     }
 
     proptest! {

@@ -70,6 +70,8 @@ pub struct Arena {
     map: Arc<Mapping>,
     used: usize,
     dead: usize,
+    /// Records not released: with `used - dead`, what a loan holds, known without a walk.
+    live_rows: usize,
     /// Bytes of `map` lent to exports, 0 when none is: not written until every loan has ended.
     lent: usize,
     /// Records below `lent` released since their loan began: flagged when it ends.
@@ -82,17 +84,19 @@ impl Arena {
             map: Arc::new(Mapping::new(capacity)?),
             used: 0,
             dead: 0,
+            live_rows: 0,
             lent: 0,
             released_in_loan: HashSet::new(),
         })
     }
 
     /// An arena holding `records` (a snapshot's records of one shard: none superseded), with
-    /// room to grow.
+    /// room to grow. Their headers are walked once, for the count of live rows.
     pub fn from_records(records: &[u8]) -> io::Result<Arena> {
         let mut arena = Arena::with_capacity(records.len() * 2)?;
         arena.write(0, records);
         arena.used = records.len();
+        arena.live_rows = crate::persist::format::row_records(records).count();
         Ok(arena)
     }
 
@@ -110,6 +114,7 @@ impl Arena {
         self.write(payload_start, record.payload);
         self.write(key_start, record.key);
         self.used += len;
+        self.live_rows += 1;
         Ok(start)
     }
 
@@ -128,6 +133,7 @@ impl Arena {
             return false;
         }
         self.dead += record.len();
+        self.live_rows -= 1;
         if start < self.lent && !self.end_loan() {
             self.released_in_loan.insert(start);
         } else {
@@ -143,6 +149,8 @@ impl Arena {
         LentRecords {
             map: Arc::clone(&self.map),
             len: self.used,
+            live_bytes: self.used - self.dead,
+            live_rows: self.live_rows,
             // Released under an earlier loan still out, so not flagged yet.
             released: self.released_in_loan.clone(),
         }
@@ -182,7 +190,7 @@ impl Arena {
     ) -> io::Result<()> {
         let live = self.used - self.dead;
         let fresh = Mapping::new(live * 2)?;
-        let mut used = 0usize;
+        let (mut used, mut live_rows) = (0usize, 0);
         for record in live_records {
             let start = *record as usize;
             let len = self.record_at(start).len();
@@ -190,10 +198,12 @@ impl Arena {
             unsafe { fresh.write(used, &self.records()[start..start + len]) };
             *record = used as u64;
             used += len;
+            live_rows += 1;
         }
         self.map = Arc::new(fresh);
         self.used = used;
         self.dead = 0;
+        self.live_rows = live_rows;
         // The released records were not among the live ones: nothing left to flag.
         self.lent = 0;
         self.released_in_loan.clear();
@@ -236,12 +246,27 @@ impl Arena {
 pub struct LentRecords {
     map: Arc<Mapping>,
     len: usize,
+    /// Bytes and number of the records live at the loan, as the arena counted them.
+    live_bytes: usize,
+    live_rows: usize,
     /// Records released before the loan whose flags an earlier loan kept from being written.
     released: HashSet<usize>,
 }
 
 impl LentRecords {
-    /// The records live at the loan, in arena order.
+    /// Bytes of the records live at the loan: the length of [`LentRecords::live_runs`].
+    pub fn live_bytes(&self) -> usize {
+        self.live_bytes
+    }
+
+    /// How many records are live at the loan.
+    pub fn live_rows(&self) -> usize {
+        self.live_rows
+    }
+
+    /// The records live at the loan, in arena order: what tests read a loan as (a snapshot
+    /// writes its runs).
+    #[cfg(test)]
     pub fn live_records(&self) -> impl Iterator<Item = RowRecordV2<'_>> {
         self.live_runs().flat_map(|run| {
             crate::persist::format::row_records(run)
@@ -286,6 +311,7 @@ impl fmt::Debug for LentRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn grows_and_compacts_without_losing_live_rows() {
@@ -393,5 +419,82 @@ mod tests {
         assert!(arena.release(kept[1] as usize));
         let flags = |i: usize| arena.record_at(kept[i] as usize).flags;
         assert_eq!((flags(0), flags(1)), (1, 1));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Append(u8),
+        Release(prop::sample::Index),
+        Lend,
+        EndLoan(prop::sample::Index),
+        Compact,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => any::<u8>().prop_map(Step::Append),
+            3 => any::<prop::sample::Index>().prop_map(Step::Release),
+            1 => Just(Step::Lend),
+            1 => any::<prop::sample::Index>().prop_map(Step::EndLoan),
+            1 => Just(Step::Compact),
+        ]
+    }
+
+    /// What a loan says it holds is what its walk finds.
+    fn assert_counts_match_the_walk(loan: &LentRecords) {
+        let bytes: usize = loan.live_runs().map(<[u8]>::len).sum();
+        assert_eq!(
+            (loan.live_bytes(), loan.live_rows()),
+            (bytes, loan.live_records().count())
+        );
+    }
+
+    proptest! {
+        /// A loan's live bytes and rows, counted as the arena goes (no walk), against the live
+        /// records of a model and the loan's own walk, whatever releases, growth, compaction
+        /// and other loans came before and after it.
+        #[test]
+        fn a_loan_counts_its_live_records_without_a_walk(steps in prop::collection::vec(step(), 1..120)) {
+            let mut arena = Arena::with_capacity(16).unwrap();
+            // The model: where each live record starts, and its length.
+            let mut live: Vec<(u64, usize)> = Vec::new();
+            let mut loans = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Append(payload) => {
+                        let payload = vec![payload; usize::from(payload)];
+                        let record = RowRecordV2 { view: 0, flags: 0, event_time: 0, payload: &payload, key: b"k" };
+                        live.push((arena.append(&record).unwrap() as u64, record.len()));
+                    }
+                    Step::Release(index) if !live.is_empty() => {
+                        let (start, _) = live.remove(index.index(live.len()));
+                        prop_assert!(arena.release(start as usize));
+                    }
+                    Step::Lend => {
+                        let loan = arena.lend();
+                        let bytes: usize = live.iter().map(|&(_, len)| len).sum();
+                        prop_assert_eq!((loan.live_bytes(), loan.live_rows()), (bytes, live.len()));
+                        loans.push(loan);
+                    }
+                    Step::EndLoan(index) if !loans.is_empty() => {
+                        loans.remove(index.index(loans.len()));
+                    }
+                    Step::Compact => {
+                        let mut starts: Vec<u64> = live.iter().map(|&(start, _)| start).collect();
+                        arena.compact(starts.iter_mut()).unwrap();
+                        for ((start, _), moved) in live.iter_mut().zip(starts) {
+                            *start = moved;
+                        }
+                    }
+                    Step::Release(_) | Step::EndLoan(_) => {}
+                }
+                loans.iter().for_each(assert_counts_match_the_walk);
+            }
+            let loan = arena.lend();
+            prop_assert_eq!(loan.live_rows(), live.len());
+            assert_counts_match_the_walk(&loan);
+            let restored = Arena::from_records(&loan.live_runs().collect::<Vec<_>>().concat()).unwrap().lend();
+            prop_assert_eq!((restored.live_bytes(), restored.live_rows()), (loan.live_bytes(), loan.live_rows()));
+        }
     }
 }

@@ -265,31 +265,15 @@ fn invalid_data(error: String) -> io::Error {
 
 /// A shard's records lent at the cut, as the snapshot writes them: its live runs.
 #[derive(Debug)]
-struct LiveRecords {
-    lent: LentRecords,
-    bytes: usize,
-    rows: usize,
-}
-
-impl LiveRecords {
-    /// Walks the loan once for the sizes the section's head declares.
-    fn count(lent: LentRecords) -> LiveRecords {
-        let (mut bytes, mut rows) = (0, 0);
-        for record in lent.live_records() {
-            bytes += record.len();
-            rows += 1;
-        }
-        LiveRecords { lent, bytes, rows }
-    }
-}
+struct LiveRecords(LentRecords);
 
 impl PayloadPart for LiveRecords {
     fn byte_len(&self) -> usize {
-        self.bytes
+        self.0.live_bytes()
     }
 
     fn pieces(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
-        Box::new(self.lent.live_runs())
+        Box::new(self.0.live_runs())
     }
 }
 
@@ -305,9 +289,9 @@ impl SnapshotSource for Router {
             for receiver in receivers {
                 exports.push(receiver.await.map_err(io::Error::other)?);
             }
-            // Counting the lent records' live rows walks every shard's arena, and the head
-            // holds the tiles, which can take a while to encode: off the async workers, at low
-            // priority. The records are not copied: the file is written from the loans.
+            // The head holds the tiles, which can take a while to encode: off the async
+            // workers, at low priority. The loans know their live sizes (no walk), and the
+            // records are not copied: the file is written from the loans.
             let (payload, records, items) = in_background(move || {
                 let mut head = RowsV2Head {
                     views: views.names_by_id(),
@@ -316,12 +300,12 @@ impl SnapshotSource for Router {
                 let mut items = 0;
                 let mut records: Vec<Arc<dyn PayloadPart>> = Vec::with_capacity(exports.len());
                 for export in exports {
-                    let live = LiveRecords::count(export.records);
-                    items += (live.rows + export.tiles.len()) as u64;
+                    let live = export.records;
+                    items += (live.live_rows() + export.tiles.len()) as u64;
                     head.tiles.extend(export.tiles);
-                    head.shard_bytes.push(live.bytes as u64);
-                    head.shard_rows.push(live.rows as u64);
-                    records.push(Arc::new(live));
+                    head.shard_bytes.push(live.live_bytes() as u64);
+                    head.shard_rows.push(live.live_rows() as u64);
+                    records.push(Arc::new(LiveRecords(live)));
                 }
                 (encode_rows_v2_head(&head), records, items)
             })

@@ -18,6 +18,7 @@ mod state;
 mod update;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, Arbiter, Context};
@@ -30,13 +31,16 @@ pub use update::Mode as UpdateMode;
 
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
-use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal, PrincipalRef};
+use super::{
+    parse_authorization, ApiKeyDigest, AuthError, DigestBits, KeyHasher, Principal, PrincipalRef,
+};
 use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
 use state::DirectoryState;
 
-/// Digest -> principal, for every key that may call Quiver now.
-pub type KeyIndex = HashMap<ApiKeyDigest, Arc<Principal>>;
+/// Digest -> principal, for every key that may call Quiver now; hashed by the digests' own
+/// bits (`DigestBits`).
+pub type KeyIndex = HashMap<ApiKeyDigest, Arc<Principal>, BuildHasherDefault<DigestBits>>;
 
 pub struct DirectoryActor {
     state: DirectoryState,
@@ -102,7 +106,7 @@ impl Directory {
         bootstrap_admin: ApiKeyDigest,
         log: Option<Arc<dyn ChangeLog>>,
     ) -> Directory {
-        let index = Arc::new(ArcSwap::from_pointee(KeyIndex::new()));
+        let index = Arc::new(ArcSwap::from_pointee(KeyIndex::default()));
         let actor = DirectoryActor {
             state: DirectoryState::default(),
             bootstrap_admin,

@@ -388,7 +388,7 @@ impl DirectoryState {
 
     /// Every active service account's key digest and principal.
     pub fn key_index(&self) -> KeyIndex {
-        let mut index = HashMap::new();
+        let mut index = KeyIndex::default();
         for entry in self.entries(ResourceKind::ServiceAccount) {
             let active = entry
                 .attributes

@@ -460,9 +460,10 @@ pub async fn get_features(
         )?);
         let row_start = needed.len();
         for item in &service.items {
-            let view = registry.view(item.view);
             // Plans the lookup of `stored` for this row, computing at least `aggregates`.
-            let mut plan = |stored: ViewId, aggregates: AggregateMask| {
+            let mut plan = |stored: ViewId,
+                            key_inputs: &[Option<usize>],
+                            aggregates: AggregateMask| {
                 if let Some((_, lookup)) = needed[row_start..].iter().find(|(id, _)| *id == stored)
                 {
                     if let Some(i) = lookup {
@@ -470,15 +471,9 @@ pub async fn get_features(
                     }
                     return;
                 }
-                // The stored view's join keys, found by name among the item view's.
                 key.clear();
-                for join_key in &registry.view(stored).join_keys {
-                    let input = view
-                        .join_keys
-                        .iter()
-                        .position(|k| k.name == join_key.name)
-                        .and_then(|i| inputs[item.key_inputs[i]].as_ref());
-                    let Some(value) = input else {
+                for input in key_inputs {
+                    let Some(value) = input.and_then(|i| inputs[i].as_ref()) else {
                         needed.push((stored, None));
                         return;
                     };
@@ -512,14 +507,14 @@ pub async fn get_features(
                 };
                 needed.push((stored, Some(index)));
             };
-            match &view.kind {
+            let aggregates = match &registry.view(item.view).kind {
                 // An expression may read any feature of its sources.
-                ViewKind::Realtime(spec) => spec
-                    .sources
-                    .iter()
-                    .for_each(|(id, _)| plan(*id, AggregateMask::ALL)),
+                ViewKind::Realtime(_) => AggregateMask::ALL,
                 // Aggregate i is feature i: only the selected ones are computed.
-                _ => plan(item.view, AggregateMask::of(item.features.iter().copied())),
+                _ => AggregateMask::of(item.features.iter().copied()),
+            };
+            for (stored, key_inputs) in &item.stored_key_inputs {
+                plan(*stored, key_inputs, aggregates);
             }
         }
         needed_by_row.push(row_start..needed.len());

@@ -206,6 +206,12 @@ pub struct ServiceItem {
     pub namespace: String,
     /// For each of the view's join keys, its index in the service's `input_join_keys`.
     pub key_inputs: Vec<usize>,
+    /// The stored views a request row reads for this item (the view itself, or a realtime
+    /// view's sources), each with, for each of its join keys, the index in `input_join_keys`
+    /// of the request key that supplies it (`None`: the item's view has no join key of that
+    /// name, so the lookup reads as a null key). Resolved here so that serving compares no
+    /// names per request row.
+    pub stored_key_inputs: Vec<(ViewId, Vec<Option<usize>>)>,
     /// Indices into the view's `features`, in response order (alphabetical).
     pub features: Vec<usize>,
 }

@@ -307,6 +307,9 @@ struct ViewAnswer {
 
 impl ViewAnswer {
     /// `reads`: the indices of the features to decode, ascending (`RealtimeSpec::reads`).
+    /// The statuses of the others are summarised without reading their values: calling
+    /// [`RowRead::feature`] for each feature of the upstream view cost ~60 instructions a
+    /// feature a row, most of them for values never read.
     fn of(
         view: &FeatureView,
         read: RowRead,
@@ -314,27 +317,43 @@ impl ViewAnswer {
         options: ReadOptions,
         reads: impl IntoIterator<Item = usize>,
     ) -> ViewAnswer {
+        let n_features = view.features.len();
         let mut reads = reads.into_iter().peekable();
-        let mut answer = ViewAnswer {
-            values: Vec::with_capacity(view.features.len()),
-            missing: false,
-            not_read: None,
-        };
-        for index in 0..view.features.len() {
-            let (value, status) = read.feature(view, index, rows, options);
-            answer.values.push(match reads.next_if_eq(&index) {
-                Some(_) => rows.decode(value),
+        let values = (0..n_features)
+            .map(|index| match reads.next_if_eq(&index) {
+                Some(_) => rows.decode(read.feature(view, index, rows, options).0),
                 None => Value::Null,
-            });
-            match status {
-                ServingStatus::Present => {}
-                ServingStatus::MissingData => answer.missing = true,
-                ServingStatus::TimeOut | ServingStatus::Unknown => {
-                    answer.not_read.get_or_insert(status);
-                }
+            })
+            .collect();
+        // As `RowRead::feature` says: a coerced count is present whatever its value; a key
+        // without a row misses every other feature; a row misses the aggregates that are null
+        // or past its end (a plain view's null is a present value).
+        let aggregates = view.aggregation.as_ref().map(|spec| &spec.aggregates[..]);
+        let coerced = |index: usize| {
+            options.coerce_null_counts_to_zero
+                && aggregates
+                    .and_then(|aggregates| aggregates.get(index))
+                    .is_some_and(|aggregate| aggregate.function == Function::Count)
+        };
+        let (missing, not_read) = match read {
+            RowRead::NotRead(status) => (false, (n_features > 0).then_some(status)),
+            RowRead::Missing => ((0..n_features).any(|index| !coerced(index)), None),
+            RowRead::Present { lookup, spans, .. } => {
+                let null = |index: usize| {
+                    spans
+                        .get(index)
+                        .is_none_or(|span| rows.encoded(lookup, span).is_null())
+                };
+                let n_aggregates = aggregates.map_or(0, <[_]>::len).min(n_features);
+                let missing = (0..n_aggregates).any(|index| !coerced(index) && null(index));
+                (missing, None)
             }
+        };
+        ViewAnswer {
+            values,
+            missing,
+            not_read,
         }
-        answer
     }
 }
 
@@ -460,9 +479,10 @@ pub async fn get_features(
         )?);
         let row_start = needed.len();
         for item in &service.items {
-            let view = registry.view(item.view);
             // Plans the lookup of `stored` for this row, computing at least `aggregates`.
-            let mut plan = |stored: ViewId, aggregates: AggregateMask| {
+            let mut plan = |stored: ViewId,
+                            key_inputs: &[Option<usize>],
+                            aggregates: AggregateMask| {
                 if let Some((_, lookup)) = needed[row_start..].iter().find(|(id, _)| *id == stored)
                 {
                     if let Some(i) = lookup {
@@ -470,15 +490,9 @@ pub async fn get_features(
                     }
                     return;
                 }
-                // The stored view's join keys, found by name among the item view's.
                 key.clear();
-                for join_key in &registry.view(stored).join_keys {
-                    let input = view
-                        .join_keys
-                        .iter()
-                        .position(|k| k.name == join_key.name)
-                        .and_then(|i| inputs[item.key_inputs[i]].as_ref());
-                    let Some(value) = input else {
+                for input in key_inputs {
+                    let Some(value) = input.and_then(|i| inputs[i].as_ref()) else {
                         needed.push((stored, None));
                         return;
                     };
@@ -512,14 +526,14 @@ pub async fn get_features(
                 };
                 needed.push((stored, Some(index)));
             };
-            match &view.kind {
+            let aggregates = match &registry.view(item.view).kind {
                 // An expression may read any feature of its sources.
-                ViewKind::Realtime(spec) => spec
-                    .sources
-                    .iter()
-                    .for_each(|(id, _)| plan(*id, AggregateMask::ALL)),
+                ViewKind::Realtime(_) => AggregateMask::ALL,
                 // Aggregate i is feature i: only the selected ones are computed.
-                _ => plan(item.view, AggregateMask::of(item.features.iter().copied())),
+                _ => AggregateMask::of(item.features.iter().copied()),
+            };
+            for (stored, key_inputs) in &item.stored_key_inputs {
+                plan(*stored, key_inputs, aggregates);
             }
         }
         needed_by_row.push(row_start..needed.len());

@@ -135,7 +135,7 @@ fn split_row_with(bytes: &[u8], mut each: impl FnMut(Range<usize>)) -> Result<()
     let n = reader.len()?;
     for _ in 0..n {
         let start = reader.pos;
-        reader.skip(0)?;
+        reader.skip::<true>(0)?;
         each(start..reader.pos);
     }
     if reader.pos != bytes.len() {
@@ -451,8 +451,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Checks the value here and moves past it.
-    fn skip(&mut self, depth: usize) -> Result<(), CorruptRow> {
+    /// Checks the value here and moves past it; its strings' UTF-8 too if `CHECK_TEXT` (a
+    /// value `split_row` checked already has only their lengths read).
+    fn skip<const CHECK_TEXT: bool>(&mut self, depth: usize) -> Result<(), CorruptRow> {
         if depth > MAX_DEPTH {
             return Err(CorruptRow(self.pos));
         }
@@ -465,18 +466,16 @@ impl<'a> Reader<'a> {
             FLOAT32 => {
                 self.take(4)?;
             }
-            STRING => {
-                self.str()?;
-            }
+            STRING => self.skip_str::<CHECK_TEXT>()?,
             ARRAY | STRUCT => {
                 for _ in 0..self.len()? {
-                    self.skip(depth + 1)?;
+                    self.skip::<CHECK_TEXT>(depth + 1)?;
                 }
             }
             MAP => {
                 for _ in 0..self.len()? {
-                    self.str()?;
-                    self.skip(depth + 1)?;
+                    self.skip_str::<CHECK_TEXT>()?;
+                    self.skip::<CHECK_TEXT>(depth + 1)?;
                 }
             }
             _ => return Err(CorruptRow(self.pos - 1)),
@@ -484,10 +483,22 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// The (checked) value here, as its bytes; moves past it.
+    fn skip_str<const CHECK_TEXT: bool>(&mut self) -> Result<(), ReadError> {
+        if CHECK_TEXT {
+            self.str()?;
+        } else {
+            let n = self.len()?;
+            self.take(n)?;
+        }
+        Ok(())
+    }
+
+    /// The (checked) value here, as its bytes; moves past it. Its strings are not checked
+    /// again: a served array of strings was checked three times (`split_row`, here, and
+    /// reading the item), ~100 instructions a string each.
     fn next_value(&mut self) -> EncodedValue<'a> {
         let start = self.pos;
-        self.skip(0).expect(CHECKED);
+        self.skip::<false>(0).expect(CHECKED);
         EncodedValue {
             bytes: &self.bytes[start..self.pos],
         }

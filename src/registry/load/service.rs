@@ -88,10 +88,27 @@ pub(super) fn build_service(
         };
         // Tecton's order: features alphabetical within a view, views alphabetical by namespace.
         features.sort_by(|a, b| view.features[*a].name.cmp(&view.features[*b].name));
+        // A stored view's join keys are found by name among the item view's.
+        let stored_key_inputs = |stored: ViewId| {
+            let inputs = registry.view(stored).join_keys.iter().map(|join_key| {
+                let position = view.join_keys.iter().position(|k| k.name == join_key.name);
+                position.map(|i| key_inputs[i])
+            });
+            (stored, inputs.collect())
+        };
+        let stored_key_inputs = match &view.kind {
+            ViewKind::Realtime(spec) => spec
+                .sources
+                .iter()
+                .map(|(source, _)| stored_key_inputs(*source))
+                .collect(),
+            _ => vec![stored_key_inputs(view_id)],
+        };
         items.push(ServiceItem {
             view: view_id,
             namespace,
             key_inputs,
+            stored_key_inputs,
             features,
         });
     }

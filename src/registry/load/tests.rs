@@ -185,3 +185,28 @@ fn logging_errors_name_the_service_and_the_setting() {
         .to_string();
     assert!(error.contains("feature_service `svc`"), "{error}");
 }
+
+/// Each item's stored views carry their join keys' request inputs, renames applied: a
+/// realtime view's sources through the realtime item's `join_key_map`.
+#[test]
+fn items_resolve_their_stored_views_join_keys_to_request_inputs() {
+    let text = format!("{BASE}\n[[realtime_feature_view]]\nname = \"rt\"\nrequest_schema = [{{ name = \"amount\", type = \"float64\" }}]\nsources = [\"last_tx\"]\n[[realtime_feature_view.features]]\nname = \"f\"\ntype = \"boolean\"\nexpression = \"request.amount > last_tx.alpha\"\n[[feature_service]]\nname = \"svc\"\nfeatures = [{{ view = \"last_tx\" }}, {{ view = \"rt\", join_key_map = {{ user_id = \"uid\" }} }}]");
+    let registry = load_text(&text).unwrap();
+    let service = &registry.workspace("prod").unwrap().services["svc"];
+    let inputs: Vec<_> = service
+        .input_join_keys
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(inputs, ["user_id", "uid"]);
+    let last_tx = registry.view_by_name("prod", "last_tx").unwrap().id;
+    // Realtime views first.
+    assert_eq!(
+        service.items[0].stored_key_inputs,
+        [(last_tx, vec![Some(1)])]
+    );
+    assert_eq!(
+        service.items[1].stored_key_inputs,
+        [(last_tx, vec![Some(0)])]
+    );
+}

@@ -42,6 +42,7 @@ pub mod iam;
 pub mod ingest;
 pub mod metrics;
 pub mod persist;
+pub mod prehashed;
 pub mod registry;
 pub mod secrets;
 pub mod serving;

@@ -27,7 +27,7 @@ pub struct ApiKeyDigest(pub [u8; 32]);
 /// A digest hashes as its first eight bytes: a keyed BLAKE2b output is uniform, and no one
 /// without the digest key can choose one, so hashing it again (SipHash of 32 bytes, ~260
 /// instructions a request in the key index) spreads nothing further. Maps of digests take
-/// those bits as the hash with [`DigestBits`].
+/// those bits as the hash with [`crate::prehashed::Prehashed`].
 impl Hash for ApiKeyDigest {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let (bits, _) = self
@@ -35,24 +35,6 @@ impl Hash for ApiKeyDigest {
             .split_first_chunk::<8>()
             .expect("a digest has 32 bytes");
         state.write_u64(u64::from_le_bytes(*bits));
-    }
-}
-
-/// The hasher of maps keyed by [`ApiKeyDigest`]: the digest's own bits are the hash.
-#[derive(Debug, Default)]
-pub struct DigestBits(u64);
-
-impl Hasher for DigestBits {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("DigestBits only hashes API key digests")
-    }
-
-    fn write_u64(&mut self, bits: u64) {
-        self.0 = bits;
     }
 }
 
@@ -218,13 +200,16 @@ mod tests {
         let digests: Vec<ApiKeyDigest> = (0..64)
             .map(|i| hasher.digest(&format!("key-{i}")))
             .collect();
-        let bits = BuildHasherDefault::<DigestBits>::default();
+        let bits = BuildHasherDefault::<crate::prehashed::Prehashed>::default();
         for digest in &digests {
             let first: [u8; 8] = digest.0[..8].try_into().unwrap();
             assert_eq!(bits.hash_one(digest), u64::from_le_bytes(first));
         }
-        let index: std::collections::HashMap<_, _, BuildHasherDefault<DigestBits>> =
-            digests.iter().enumerate().map(|(i, d)| (*d, i)).collect();
+        let index: std::collections::HashMap<
+            _,
+            _,
+            BuildHasherDefault<crate::prehashed::Prehashed>,
+        > = digests.iter().enumerate().map(|(i, d)| (*d, i)).collect();
         for (i, digest) in digests.iter().enumerate() {
             assert_eq!(index.get(digest), Some(&i));
         }

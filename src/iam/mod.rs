@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::persist::format::{PrincipalKindV1, PrincipalRefV1};
 
-pub use api_key::{generate_api_key, ApiKeyDigest, DigestBits, KeyHasher};
+pub use api_key::{generate_api_key, ApiKeyDigest, KeyHasher};
 pub use directory::Directory;
 pub use roles::{Grants, Role, WorkspaceRole};
 

@@ -5,13 +5,14 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use crate::prehashed::Prehashed;
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
@@ -752,24 +753,6 @@ pub async fn get_features(
         store_bytes: read.as_ref().map_or(0, |read| read.bytes_read),
         partial,
     })
-}
-
-/// The hasher of a map whose keys are already xxh3 hashes: passes the key through.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("Prehashed only hashes u64 keys")
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
 }
 
 /// The value of field `name` of a request's JSON object; the last one when a name repeats (as

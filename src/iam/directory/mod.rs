@@ -31,16 +31,15 @@ pub use update::Mode as UpdateMode;
 
 use super::scim::etag::Preconditions;
 use super::scim::{ScimError, ScimErrorKind};
-use super::{
-    parse_authorization, ApiKeyDigest, AuthError, DigestBits, KeyHasher, Principal, PrincipalRef,
-};
+use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal, PrincipalRef};
 use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
+use crate::prehashed::Prehashed;
 use state::DirectoryState;
 
 /// Digest -> principal, for every key that may call Quiver now; hashed by the digests' own
-/// bits (`DigestBits`).
-pub type KeyIndex = HashMap<ApiKeyDigest, Arc<Principal>, BuildHasherDefault<DigestBits>>;
+/// bits (`Prehashed`).
+pub type KeyIndex = HashMap<ApiKeyDigest, Arc<Principal>, BuildHasherDefault<Prehashed>>;
 
 pub struct DirectoryActor {
     state: DirectoryState,

@@ -858,9 +858,10 @@ mod tests {
     }
 
     proptest! {
-        /// A view's answer for a realtime view says what the list of its features' statuses
-        /// said (the model): missing data if any is, the first status not answered if any;
-        /// its values are those read, decoded, the others null. Over an aggregating view with
+        /// Each feature's status follows the rules written out below (the model), and a view's
+        /// answer for a realtime view says what the list of those statuses says: missing data
+        /// if any is, the first status not answered if any; its values are those read,
+        /// decoded, the others null. Over an aggregating view with
         /// counts (coerced or not), one of means and sums, and a plain view; rows shorter than
         /// the view read null past their end.
         #[test]
@@ -879,7 +880,8 @@ mod tests {
             let mut options = ReadOptions::at(0);
             options.coerce_null_counts_to_zero = coerce;
             let (mut rows, mut spans) = (StoredRows::default(), Vec::new());
-            let read = match &read {
+            let read_model = read;
+            let read = match &read_model {
                 Upstream::NotRead(status) => RowRead::NotRead(*status),
                 Upstream::Missing => RowRead::Missing,
                 Upstream::Present(present) => {
@@ -896,9 +898,32 @@ mod tests {
             };
             let read_indices: Vec<usize> =
                 (0..view.features.len()).filter(|i| wanted & (1 << i) != 0).collect();
+            // The rules, written out: a view not read keeps its status; a coerced count is
+            // present; no row misses everything else; a row misses the aggregates that are null
+            // or past its end, and a plain view's null is present.
+            let aggregates = view.aggregation.as_ref().map_or(&[][..], |spec| &spec.aggregates[..]);
             let statuses: Vec<ServingStatus> = (0..view.features.len())
-                .map(|index| read.feature(view, index, &rows, options).1)
+                .map(|index| {
+                    let aggregate = aggregates.get(index);
+                    let coerced = aggregate.is_some_and(|a| a.function == Function::Count && coerce);
+                    match &read_model {
+                        Upstream::NotRead(status) => *status,
+                        _ if coerced => ServingStatus::Present,
+                        Upstream::Missing => ServingStatus::MissingData,
+                        Upstream::Present(present) => {
+                            match aggregate.is_some() && !present.get(index).copied().unwrap_or(false) {
+                                true => ServingStatus::MissingData,
+                                false => ServingStatus::Present,
+                            }
+                        }
+                    }
+                })
                 .collect();
+            // `RowRead::feature` answers by these rules, and `ViewAnswer::of` (which restates
+            // them for speed, without decoding) summarises them.
+            for (index, status) in statuses.iter().enumerate() {
+                prop_assert_eq!(read.feature(view, index, &rows, options).1, *status, "feature {}", index);
+            }
             let values: Vec<Value> = (0..view.features.len())
                 .map(|index| match read_indices.contains(&index) {
                     true => rows.decode(read.feature(view, index, &rows, options).0),

@@ -35,11 +35,11 @@ start_quiver() {
 
 # listening_url OUT ERR PID [TRIES] [PAUSE] [ANNOUNCEMENT]: waits until the server whose stdout
 # is the file OUT prints ANNOUNCEMENT (`quiver listening on `) followed by a URL and sets
-# $listening_url; if process PID exits first, or after TRIES checks (300) PAUSE seconds apart
-# (0.1), prints the file ERR and fails. Also for the benchmark scripts, which start their
-# servers their own way.
+# $listening_url; if process PID exits first, or after TRIES checks (900) PAUSE seconds apart
+# (0.1: 90 s, generous for a loaded 2-core CI box), prints the file ERR and fails. Also for
+# the benchmark scripts, which start their servers their own way.
 listening_url() {
-  local out=$1 err=$2 pid=$3 tries=${4:-300} pause=${5:-0.1} announcement=${6:-quiver listening on }
+  local out=$1 err=$2 pid=$3 tries=${4:-900} pause=${5:-0.1} announcement=${6:-quiver listening on }
   for _ in $(seq "$tries"); do
     listening_url=$(sed -n "s/^$announcement//p" "$out" | head -n 1)
     [ -n "$listening_url" ] && return 0

@@ -11,7 +11,7 @@
 //! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
 //! recording no stream sequence is refused.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,11 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{timestamp_in, Server, ServerBuilder};
+use super::common::{timestamp_in, Server, ServerBuilder, PATIENCE};
 use super::persistence::{ingest, ingest_until_refused, last_amount, transaction};
-
-/// How long a node may take to show a write made through another (the machine is loaded).
-pub(super) const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 /// `nats-server`, from PATH or where Debian installs it (`/usr/sbin`, often not on a user's PATH).
 fn nats_server() -> Option<PathBuf> {
@@ -46,6 +43,25 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How many times a NATS cluster is started before its test fails (see [`NatsCluster::start`]).
+const NATS_STARTS: usize = 3;
+
+/// NATS clusters started by this process so far: each is named apart (see
+/// [`NatsCluster::try_start`]).
+static NATS_CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The client port a nats-server's ports file (in `dir`) lists, once the file lists its route
+/// port too (it is written when the server listens on both).
+fn listening_client_port(dir: &Path) -> Option<u16> {
+    let file = std::fs::read_dir(dir).ok()?.next()?.ok()?.path();
+    let ports: Json = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    ports["cluster"]
+        .as_array()
+        .filter(|routes| !routes.is_empty())?;
+    let client_url = ports["nats"][0].as_str()?;
+    client_url.rsplit(':').next()?.parse().ok()
+}
+
 /// A NATS cluster of `n` servers with JetStream, each killed when this is dropped.
 pub(super) struct NatsCluster {
     servers: Vec<Child>,
@@ -64,8 +80,31 @@ impl NatsCluster {
         Some((NatsCluster::start(&binary, dir.path(), 3), dir))
     }
 
+    /// Starts `n` servers, again with other route ports (at most [`NATS_STARTS`] times) while
+    /// one exits before it listens: a route port found free may be taken by another process
+    /// (another test's server) before nats-server binds it, and nats-server then exits.
     fn start(binary: &Path, dir: &Path, n: usize) -> NatsCluster {
-        let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut failures = Vec::new();
+        for attempt in 0..NATS_STARTS {
+            match NatsCluster::try_start(binary, &dir.join(format!("start{attempt}")), n) {
+                Ok(cluster) => return cluster,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("the NATS cluster never started: {failures:#?}");
+    }
+
+    /// Each server's client port is chosen by the kernel as nats-server binds it (`-p -1`) and
+    /// read back from its ports file, written once it listens for clients and routes; route
+    /// ports must be known before the servers start, to name each other's. The cluster has a
+    /// name of its own: a route port of another test's cluster taken by one of these servers
+    /// would otherwise merge the two (same name), JetStream losing its leader in both.
+    fn try_start(binary: &Path, dir: &Path, n: usize) -> Result<NatsCluster, String> {
+        let name = format!(
+            "quiver-test-{}-{}",
+            std::process::id(),
+            NATS_CLUSTERS.fetch_add(1, Ordering::Relaxed)
+        );
         let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let servers = (0..n)
             .map(|i| {
@@ -75,14 +114,19 @@ impl NatsCluster {
                     .filter(|(j, _)| *j != i)
                     .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
                     .collect();
+                let ports_dir = dir.join(format!("s{i}-ports"));
+                std::fs::create_dir_all(&ports_dir).unwrap();
                 Command::new(binary)
-                    .args(["-a", "127.0.0.1", "-js", "-p"])
-                    .arg(client_ports[i].to_string())
+                    .args(["-a", "127.0.0.1", "-js", "-p", "-1"])
+                    .arg("--ports_file_dir")
+                    .arg(ports_dir)
+                    .arg("-l")
+                    .arg(dir.join(format!("s{i}.log")))
                     .arg("-sd")
                     .arg(dir.join(format!("s{i}")))
                     .arg("--server_name")
                     .arg(format!("s{i}"))
-                    .args(["--cluster_name", "quiver-test", "--cluster"])
+                    .args(["--cluster_name", &name, "--cluster"])
                     .arg(format!("nats://127.0.0.1:{}", route_ports[i]))
                     .arg("--routes")
                     .arg(routes.join(","))
@@ -92,21 +136,34 @@ impl NatsCluster {
                     .expect("nats-server starts")
             })
             .collect();
-        let cluster = NatsCluster {
+        // Dropped on failure: the servers started are killed.
+        let mut cluster = NatsCluster {
             servers,
-            client_ports,
+            client_ports: Vec::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &cluster.client_ports {
-            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+        let deadline = Instant::now() + PATIENCE;
+        for i in 0..n {
+            let log = || std::fs::read_to_string(dir.join(format!("s{i}.log"))).unwrap_or_default();
+            let client_port = loop {
+                if let Some(port) = listening_client_port(&dir.join(format!("s{i}-ports"))) {
+                    break port;
+                }
+                if let Ok(Some(exit)) = cluster.servers[i].try_wait() {
+                    return Err(format!(
+                        "nats-server s{i} exited ({exit}) before it listened: {}",
+                        log()
+                    ));
+                }
                 assert!(
                     Instant::now() < deadline,
-                    "nats-server on port {port} never listened"
+                    "nats-server s{i} did not listen within {PATIENCE:?}: {}",
+                    log()
                 );
                 std::thread::sleep(Duration::from_millis(50));
-            }
+            };
+            cluster.client_ports.push(client_port);
         }
-        cluster
+        Ok(cluster)
     }
 
     /// Kills server `i` with SIGKILL.
@@ -195,7 +252,7 @@ pub(super) fn cluster_status(nats: &NatsCluster, stream: &str) -> String {
 
 /// Polls `server` until the user's `last_amount` is `expected` (panics at the deadline).
 fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
-    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let amount = last_amount(server, user);
         if &amount == expected {
@@ -279,7 +336,7 @@ fn writes_through_one_node_are_read_from_every_node_across_node_restarts_and_nat
     // again once JetStream has moved the stream's leader if it was there (a 503 meanwhile).
     nats.kill(2);
     let killed = Instant::now();
-    let deadline = killed + CONVERGE_WITHIN;
+    let deadline = killed + PATIENCE;
     let mut refused = 0;
     loop {
         let reply = nodes[0].admin_post("/ingest", &transaction("erin", 2.0));
@@ -330,7 +387,7 @@ fn kill_during_writes(node: Server, prefix: &str) -> Vec<(String, f64)> {
                 (format!("{prefix}_{i}"), i as f64 + 0.5)
             })
         });
-        let deadline = Instant::now() + CONVERGE_WITHIN;
+        let deadline = Instant::now() + PATIENCE;
         while acknowledged.load(Ordering::Relaxed) < 5 {
             assert!(Instant::now() < deadline, "no write acknowledged");
             std::thread::sleep(Duration::from_millis(5));
@@ -342,7 +399,7 @@ fn kill_during_writes(node: Server, prefix: &str) -> Vec<(String, f64)> {
 
 /// Polls `quiver cluster status` until `done` holds for what it prints (panics at the deadline).
 fn wait_for_status(nats: &NatsCluster, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let printed = cluster_status(nats, "QUIVER");
         if done(&printed) {
@@ -511,7 +568,7 @@ fn a_node_with_a_data_dir_resumes_the_stream_after_its_snapshot() {
     );
     // And it keeps applying the stream.
     ingest_transaction(&n2, "snap", "t5");
-    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let deadline = Instant::now() + PATIENCE;
     while recent_count(&restarted, "snap") != json!("6") {
         assert!(
             Instant::now() < deadline,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::cluster::{cluster_status, node, NatsCluster, CONVERGE_WITHIN};
-use super::common::{Reply, Server, ADMIN_KEY};
+use super::cluster::{cluster_status, node, NatsCluster};
+use super::common::{Reply, Server, ADMIN_KEY, PATIENCE};
 use super::identity::{scim, scim_bytes};
 use super::scim_protocol::files_under;
 use super::secrets::{tecton, tf, tinybird};
@@ -38,7 +38,7 @@ fn create_user_at(base_url: &str, user_name: &str) -> u16 {
 
 /// Polls `request` on `server` until it answers `status` (panics at the deadline).
 fn wait_for_status(server: &Server, status: u16, request: impl Fn(&Server) -> Reply) -> Reply {
-    let deadline = Instant::now() + CONVERGE_WITHIN;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let reply = request(server);
         if reply.status == status {
@@ -208,7 +208,7 @@ fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
     sorted.sort();
     assert_eq!(sorted, [201, 409], "{created:?}");
     for server in &nodes {
-        let deadline = Instant::now() + CONVERGE_WITHIN;
+        let deadline = Instant::now() + PATIENCE;
         while users_named(server, "bo@example.com") != 1 {
             assert!(
                 Instant::now() < deadline,

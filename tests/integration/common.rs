@@ -11,6 +11,11 @@ use serde_json::Value as Json;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
+/// How long a test waits for a server to do what it is expected to do (start, converge with
+/// other nodes, finish a snapshot): generous, since a loaded 2-core CI box can be slow, and a
+/// test that passes never waits it out.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
 /// The repository root, where `config.toml` and `features/` are.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -91,7 +96,7 @@ impl ServerBuilder {
         self.start_until("quiver starting on ")
     }
 
-    /// Starts the server and waits (at most 30 s between lines) until it prints `announcement`
+    /// Starts the server and waits (at most [`PATIENCE`] between lines) until it prints `announcement`
     /// and its URL. Panics with its stderr if it exits first.
     fn start_until(self, announcement: &str) -> Server {
         let mut command = self.command();
@@ -108,7 +113,7 @@ impl ServerBuilder {
         });
         let mut printed = Vec::new();
         loop {
-            match lines_rx.recv_timeout(Duration::from_secs(30)) {
+            match lines_rx.recv_timeout(PATIENCE) {
                 Ok(line) => {
                     if let Some(url) = line.strip_prefix(announcement) {
                         // Read all along: a server that logs more than a pipe holds (64 KiB)
@@ -252,7 +257,7 @@ impl Server {
     /// Takes a snapshot through the admin API (waiting out a previous one still finishing) and
     /// returns its file once it is listed.
     pub fn snapshot(&self) -> PathBuf {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         let reply = loop {
             // The previous snapshot is listed as soon as its file is renamed in, a moment before it
             // finishes dropping covered journal segments.
@@ -317,9 +322,14 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kills the process; when the test is failing, prints what the server logged, to tell why.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let logged = self.stderr();
+            eprintln!("{} logged:\n{logged}", self.base_url);
+        }
     }
 }
 

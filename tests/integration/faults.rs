@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use quiver::persist::journal::parse_records;
 use serde_json::{json, Value as Json};
 
-use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
+use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY, PATIENCE};
 use super::persistence::{ingest, last_amount, transaction};
 
 /// A tmpfs mounted on a temporary directory, unmounted on drop.
@@ -186,7 +186,7 @@ fn a_full_disk_loses_no_acknowledged_write() {
     let auth = format!("Tecton-key {ADMIN_KEY}");
     assert_eq!(started.status, 202, "{}", started.body);
     let id = started.json()["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     let failure = loop {
         let listing = server
             .request("GET", "/admin/snapshots", &[("Authorization", &auth)], None)

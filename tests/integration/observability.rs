@@ -9,7 +9,7 @@ use serde_json::json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY};
+use super::common::{Reply, Server, ServerBuilder, ADMIN_KEY, PATIENCE};
 use super::proxy::{call, strings, SECRETS};
 use super::secrets::service_account;
 
@@ -181,7 +181,7 @@ fn metrics_move_with_traffic_and_no_label_carries_a_secret() {
     server.snapshot();
     // The snapshot is listed once its file is renamed in, a moment before its duration is
     // recorded: scrape until it is.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     let after = loop {
         let after = scrape(&server);
         let recorded = total(&after, "quiver_snapshot_duration_seconds_count")
@@ -305,7 +305,7 @@ fn readyz_is_503_while_start_up_recovers_and_200_after() {
     assert_eq!(server.request("GET", "/health", &[], None).status, 200);
 
     std::fs::remove_file(&hold).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let ready = server.request("GET", "/readyz", &[], None);
         if ready.status == 200 {

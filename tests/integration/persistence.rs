@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{repo_root, timestamp_in, Server, ServerBuilder, ADMIN_KEY};
+use super::common::{repo_root, timestamp_in, Server, ServerBuilder, ADMIN_KEY, PATIENCE};
 
 pub(super) fn transaction(user: &str, amount: f64) -> Json {
     json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": [{"record": {
@@ -507,7 +507,7 @@ fn snapshot_interval_takes_snapshots_on_its_own() {
         .start();
     ingest(&server, "periodic", 7.0);
     // The server is killed at the end (SIGKILL): no shutdown snapshot stands in for a periodic one.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     let written = || {
         std::fs::read_dir(data.path().join("snapshots")).is_ok_and(|files| {
             files

@@ -17,6 +17,7 @@ use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
 use super::super::body::{parse_json, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
+use super::super::wire::common_request::common_params;
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
     GetFeaturesParams, JsonFields, Timing,
@@ -131,8 +132,12 @@ impl FromRequest for FeatureCall {
     }
 }
 
-/// The `params` of a Feature Service body, borrowing its strings from `body`.
+/// The `params` of a Feature Service body, borrowing its strings from `body`: read by hand
+/// where the body has the common shape, else by serde (every refusal is serde's).
 fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
+    if let Some(params) = common_params(body) {
+        return Ok(params);
+    }
     let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(body)?;
     envelope
         .params

@@ -1,6 +1,7 @@
 //! JSON shapes of the APIs Quiver speaks, kept apart from the handlers so that each handler reads
 //! as "parse, call the domain, encode".
 
+pub mod common_request;
 pub mod console;
 pub mod feature_service;
 pub mod ingest;

@@ -112,6 +112,16 @@ pub enum FeatureValue {
     },
 }
 
+impl FeatureValue {
+    /// The lookup whose stored row holds the value, if it is stored.
+    pub fn stored_lookup(&self) -> Option<usize> {
+        match self {
+            FeatureValue::Stored { lookup, .. } => Some(*lookup),
+            FeatureValue::Value(_) => None,
+        }
+    }
+}
+
 /// The rows the store returned for a request (in lookup order), which [`FeatureValue::Stored`]
 /// values point into.
 #[derive(Debug, Default)]
@@ -122,6 +132,12 @@ pub struct StoredRows(Vec<Option<StoredRow>>);
 pub enum AnswerValue<'a> {
     Value(&'a Value),
     Encoded(EncodedValue<'a>),
+}
+
+impl From<Vec<Option<StoredRow>>> for StoredRows {
+    fn from(rows: Vec<Option<StoredRow>>) -> StoredRows {
+        StoredRows(rows)
+    }
 }
 
 impl StoredRows {
@@ -607,7 +623,7 @@ pub async fn get_features(
             unread[cut..].fill(true);
         }
     }
-    let stored_rows = StoredRows(
+    let stored_rows = StoredRows::from(
         read.as_mut()
             .map(|read| std::mem::take(&mut read.rows))
             .unwrap_or_default(),

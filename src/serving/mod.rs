@@ -310,12 +310,10 @@ impl RequestValue<'_> {
     }
 }
 
-/// A stored view's features for one request row, as a realtime view takes them: the values of
-/// those its expressions read decoded (the others null: decoding every feature of a wide
-/// upstream view cost more than the expressions' reads), and what the features' statuses say
-/// of the inputs (a list of them cost an allocation a row, only to be searched).
+/// What a stored view's features' statuses say of a realtime view's inputs for one request
+/// row (a list of them cost an allocation a row, only to be searched); [`ViewAnswer::of`]
+/// also writes the values the realtime view takes.
 struct ViewAnswer {
-    values: Vec<Value>,
     /// Some feature is missing data.
     missing: bool,
     /// The status of the first feature the store did not answer for (`TIME_OUT`, `Unknown`).
@@ -323,25 +321,28 @@ struct ViewAnswer {
 }
 
 impl ViewAnswer {
-    /// `reads`: the indices of the features to decode, ascending (`RealtimeSpec::reads`).
-    /// The statuses of the others are summarised without reading their values: calling
-    /// [`RowRead::feature`] for each feature of the upstream view cost ~60 instructions a
-    /// feature a row, most of them for values never read.
+    /// Sets `values` to the view's features as the realtime view takes them: those of
+    /// `reads` decoded (the indices its expressions read, ascending: `RealtimeSpec::reads`),
+    /// the others null (decoding every feature of a wide upstream view cost more than the
+    /// expressions' reads). `values` is the caller's, kept from row to row: a new list a row
+    /// cost an allocation. The statuses of the features not read are summarised without
+    /// reading their values: calling [`RowRead::feature`] for each feature of the upstream
+    /// view cost ~60 instructions a feature a row, most of them for values never read.
     fn of(
         view: &FeatureView,
         read: RowRead,
         rows: &StoredRows,
         options: ReadOptions,
         reads: impl IntoIterator<Item = usize>,
+        values: &mut Vec<Value>,
     ) -> ViewAnswer {
         let n_features = view.features.len();
         let mut reads = reads.into_iter().peekable();
-        let values = (0..n_features)
-            .map(|index| match reads.next_if_eq(&index) {
-                Some(_) => rows.decode(read.feature(view, index, rows, options).0),
-                None => Value::Null,
-            })
-            .collect();
+        values.clear();
+        values.extend((0..n_features).map(|index| match reads.next_if_eq(&index) {
+            Some(_) => rows.decode(read.feature(view, index, rows, options).0),
+            None => Value::Null,
+        }));
         // As `RowRead::feature` says: a coerced count is present whatever its value; a key
         // without a row misses every other feature; a row misses the aggregates that are null
         // or past its end (a plain view's null is a present value).
@@ -366,11 +367,7 @@ impl ViewAnswer {
                 (missing, None)
             }
         };
-        ViewAnswer {
-            values,
-            missing,
-            not_read,
-        }
+        ViewAnswer { missing, not_read }
     }
 }
 
@@ -660,6 +657,8 @@ pub async fn get_features(
         .collect::<Result<Vec<_>, ServingError>>()?;
 
     let mut vectors = Vec::with_capacity(rows.len());
+    // A realtime view's upstream values, one list per source: kept from row to row.
+    let mut upstream: Vec<Vec<Value>> = Vec::new();
     for (row_range, context) in needed_by_row.into_iter().zip(&contexts) {
         let row_lookups = &needed[row_range];
         let row_read = |view: ViewId| {
@@ -703,19 +702,28 @@ pub async fn get_features(
             let view = registry.view(item.view);
             match &view.kind {
                 ViewKind::Realtime(spec) => {
-                    let answers: Vec<ViewAnswer> = spec
+                    let n_sources = spec.sources.len();
+                    if upstream.len() < n_sources {
+                        upstream.resize_with(n_sources, Vec::new);
+                    }
+                    let upstream = &mut upstream[..n_sources];
+                    let mut inputs_missing = false;
+                    // An input the store did not answer for: the feature is not computed.
+                    let mut inputs_not_read = None;
+                    for (((source, _), reads), values) in spec
                         .sources
                         .iter()
                         .zip(&spec.reads)
-                        .map(|((source, _), reads)| {
-                            let reads = reads.iter().map(|(index, _)| *index);
-                            let view = registry.view(*source);
-                            ViewAnswer::of(view, row_read(*source), &stored_rows, options, reads)
-                        })
-                        .collect();
-                    let inputs_missing = answers.iter().any(|answer| answer.missing);
-                    // An input the store did not answer for: the feature is not computed.
-                    let inputs_not_read = answers.iter().find_map(|answer| answer.not_read);
+                        .zip(upstream.iter_mut())
+                    {
+                        let reads = reads.iter().map(|(index, _)| *index);
+                        let view = registry.view(*source);
+                        let read = row_read(*source);
+                        let answer =
+                            ViewAnswer::of(view, read, &stored_rows, options, reads, values);
+                        inputs_missing |= answer.missing;
+                        inputs_not_read = inputs_not_read.or(answer.not_read);
+                    }
                     if let Some(status) = inputs_not_read {
                         vector
                             .features
@@ -726,9 +734,7 @@ pub async fn get_features(
                             }));
                         continue;
                     }
-                    let upstream: Vec<&[Value]> =
-                        answers.iter().map(|answer| &answer.values[..]).collect();
-                    realtime::with_row(spec, context, &upstream, |row| {
+                    realtime::with_row(spec, context, upstream, |row| {
                         for index in &item.features {
                             let value = row.evaluate(*index, &view.features[*index].data_type);
                             // A null computed from missing inputs is missing data, not a value.
@@ -946,7 +952,10 @@ mod tests {
                     false => Value::Null,
                 })
                 .collect();
-            let answer = ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied());
+            // The caller's list is replaced whole, whatever it held.
+            let mut got = vec![Value::Int64(1); 12];
+            let answer =
+                ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied(), &mut got);
             prop_assert_eq!(answer.missing, statuses.contains(&ServingStatus::MissingData));
             prop_assert_eq!(
                 answer.not_read,
@@ -955,7 +964,7 @@ mod tests {
                     .copied()
                     .find(|s| matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown))
             );
-            prop_assert_eq!(answer.values, values);
+            prop_assert_eq!(got, values);
         }
     }
 

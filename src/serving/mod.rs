@@ -595,9 +595,9 @@ pub async fn get_features(
 
     let mut partial = read.is_none().then_some(Partial::LatencyBudget);
     // Past the response-size limit, the lookups from the first that does not fit on (in
-    // request order) go unanswered, as from a truncated store response. Sizes still count
-    // every byte read.
-    let mut unread = vec![false; lookups.len()];
+    // request order) go unanswered, as from a truncated store response: one index, not a flag
+    // per lookup (a list cost an allocation a request). Sizes still count every byte read.
+    let mut first_unread = lookups.len();
     if let Some(read) = &read {
         let limit = options.max_store_response_bytes;
         if read.bytes_read > limit {
@@ -609,7 +609,7 @@ pub async fn get_features(
             }
             partial = Some(Partial::ResponseSize);
             let mut returned = 0;
-            let cut = read
+            first_unread = read
                 .rows
                 .iter()
                 .position(|row| {
@@ -617,7 +617,6 @@ pub async fn get_features(
                     returned > limit
                 })
                 .unwrap_or(lookups.len());
-            unread[cut..].fill(true);
         }
     }
     let stored_rows = StoredRows::from(
@@ -638,11 +637,11 @@ pub async fn get_features(
         .0
         .iter()
         .zip(&lookups)
-        .zip(&unread)
-        .map(|((row, lookup), unread)| {
+        .enumerate()
+        .map(|(index, (row, lookup))| {
             let view = registry.view(lookup.view);
             let Some(row) = row.as_ref().filter(|row| {
-                !unread
+                index < first_unread
                     && view
                         .ttl
                         .is_none_or(|ttl| options.now - row.event_time < ttl)
@@ -672,7 +671,7 @@ pub async fn get_features(
             let Some(lookup) = lookup else {
                 return RowRead::Missing;
             };
-            if unread[lookup] {
+            if lookup >= first_unread {
                 return RowRead::NotRead(ServingStatus::Unknown);
             }
             match &split[lookup] {

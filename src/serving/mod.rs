@@ -112,6 +112,16 @@ pub enum FeatureValue {
     },
 }
 
+impl FeatureValue {
+    /// The lookup whose stored row holds the value, if it is stored.
+    pub fn stored_lookup(&self) -> Option<usize> {
+        match self {
+            FeatureValue::Stored { lookup, .. } => Some(*lookup),
+            FeatureValue::Value(_) => None,
+        }
+    }
+}
+
 /// The rows the store returned for a request (in lookup order), which [`FeatureValue::Stored`]
 /// values point into.
 #[derive(Debug, Default)]
@@ -122,6 +132,12 @@ pub struct StoredRows(Vec<Option<StoredRow>>);
 pub enum AnswerValue<'a> {
     Value(&'a Value),
     Encoded(EncodedValue<'a>),
+}
+
+impl From<Vec<Option<StoredRow>>> for StoredRows {
+    fn from(rows: Vec<Option<StoredRow>>) -> StoredRows {
+        StoredRows(rows)
+    }
 }
 
 impl StoredRows {
@@ -294,12 +310,10 @@ impl RequestValue<'_> {
     }
 }
 
-/// A stored view's features for one request row, as a realtime view takes them: the values of
-/// those its expressions read decoded (the others null: decoding every feature of a wide
-/// upstream view cost more than the expressions' reads), and what the features' statuses say
-/// of the inputs (a list of them cost an allocation a row, only to be searched).
+/// What a stored view's features' statuses say of a realtime view's inputs for one request
+/// row (a list of them cost an allocation a row, only to be searched); [`ViewAnswer::of`]
+/// also writes the values the realtime view takes.
 struct ViewAnswer {
-    values: Vec<Value>,
     /// Some feature is missing data.
     missing: bool,
     /// The status of the first feature the store did not answer for (`TIME_OUT`, `Unknown`).
@@ -307,25 +321,28 @@ struct ViewAnswer {
 }
 
 impl ViewAnswer {
-    /// `reads`: the indices of the features to decode, ascending (`RealtimeSpec::reads`).
-    /// The statuses of the others are summarised without reading their values: calling
-    /// [`RowRead::feature`] for each feature of the upstream view cost ~60 instructions a
-    /// feature a row, most of them for values never read.
+    /// Sets `values` to the view's features as the realtime view takes them: those of
+    /// `reads` decoded (the indices its expressions read, ascending: `RealtimeSpec::reads`),
+    /// the others null (decoding every feature of a wide upstream view cost more than the
+    /// expressions' reads). `values` is the caller's, kept from row to row: a new list a row
+    /// cost an allocation. The statuses of the features not read are summarised without
+    /// reading their values: calling [`RowRead::feature`] for each feature of the upstream
+    /// view cost ~60 instructions a feature a row, most of them for values never read.
     fn of(
         view: &FeatureView,
         read: RowRead,
         rows: &StoredRows,
         options: ReadOptions,
         reads: impl IntoIterator<Item = usize>,
+        values: &mut Vec<Value>,
     ) -> ViewAnswer {
         let n_features = view.features.len();
         let mut reads = reads.into_iter().peekable();
-        let values = (0..n_features)
-            .map(|index| match reads.next_if_eq(&index) {
-                Some(_) => rows.decode(read.feature(view, index, rows, options).0),
-                None => Value::Null,
-            })
-            .collect();
+        values.clear();
+        values.extend((0..n_features).map(|index| match reads.next_if_eq(&index) {
+            Some(_) => rows.decode(read.feature(view, index, rows, options).0),
+            None => Value::Null,
+        }));
         // As `RowRead::feature` says: a coerced count is present whatever its value; a key
         // without a row misses every other feature; a row misses the aggregates that are null
         // or past its end (a plain view's null is a present value).
@@ -350,11 +367,7 @@ impl ViewAnswer {
                 (missing, None)
             }
         };
-        ViewAnswer {
-            values,
-            missing,
-            not_read,
-        }
+        ViewAnswer { missing, not_read }
     }
 }
 
@@ -582,9 +595,9 @@ pub async fn get_features(
 
     let mut partial = read.is_none().then_some(Partial::LatencyBudget);
     // Past the response-size limit, the lookups from the first that does not fit on (in
-    // request order) go unanswered, as from a truncated store response. Sizes still count
-    // every byte read.
-    let mut unread = vec![false; lookups.len()];
+    // request order) go unanswered, as from a truncated store response: one index, not a flag
+    // per lookup (a list cost an allocation a request). Sizes still count every byte read.
+    let mut first_unread = lookups.len();
     if let Some(read) = &read {
         let limit = options.max_store_response_bytes;
         if read.bytes_read > limit {
@@ -596,7 +609,7 @@ pub async fn get_features(
             }
             partial = Some(Partial::ResponseSize);
             let mut returned = 0;
-            let cut = read
+            first_unread = read
                 .rows
                 .iter()
                 .position(|row| {
@@ -604,10 +617,9 @@ pub async fn get_features(
                     returned > limit
                 })
                 .unwrap_or(lookups.len());
-            unread[cut..].fill(true);
         }
     }
-    let stored_rows = StoredRows(
+    let stored_rows = StoredRows::from(
         read.as_mut()
             .map(|read| std::mem::take(&mut read.rows))
             .unwrap_or_default(),
@@ -625,11 +637,11 @@ pub async fn get_features(
         .0
         .iter()
         .zip(&lookups)
-        .zip(&unread)
-        .map(|((row, lookup), unread)| {
+        .enumerate()
+        .map(|(index, (row, lookup))| {
             let view = registry.view(lookup.view);
             let Some(row) = row.as_ref().filter(|row| {
-                !unread
+                index < first_unread
                     && view
                         .ttl
                         .is_none_or(|ttl| options.now - row.event_time < ttl)
@@ -644,6 +656,8 @@ pub async fn get_features(
         .collect::<Result<Vec<_>, ServingError>>()?;
 
     let mut vectors = Vec::with_capacity(rows.len());
+    // A realtime view's upstream values, one list per source: kept from row to row.
+    let mut upstream: Vec<Vec<Value>> = Vec::new();
     for (row_range, context) in needed_by_row.into_iter().zip(&contexts) {
         let row_lookups = &needed[row_range];
         let row_read = |view: ViewId| {
@@ -657,7 +671,7 @@ pub async fn get_features(
             let Some(lookup) = lookup else {
                 return RowRead::Missing;
             };
-            if unread[lookup] {
+            if lookup >= first_unread {
                 return RowRead::NotRead(ServingStatus::Unknown);
             }
             match &split[lookup] {
@@ -687,19 +701,28 @@ pub async fn get_features(
             let view = registry.view(item.view);
             match &view.kind {
                 ViewKind::Realtime(spec) => {
-                    let answers: Vec<ViewAnswer> = spec
+                    let n_sources = spec.sources.len();
+                    if upstream.len() < n_sources {
+                        upstream.resize_with(n_sources, Vec::new);
+                    }
+                    let upstream = &mut upstream[..n_sources];
+                    let mut inputs_missing = false;
+                    // An input the store did not answer for: the feature is not computed.
+                    let mut inputs_not_read = None;
+                    for (((source, _), reads), values) in spec
                         .sources
                         .iter()
                         .zip(&spec.reads)
-                        .map(|((source, _), reads)| {
-                            let reads = reads.iter().map(|(index, _)| *index);
-                            let view = registry.view(*source);
-                            ViewAnswer::of(view, row_read(*source), &stored_rows, options, reads)
-                        })
-                        .collect();
-                    let inputs_missing = answers.iter().any(|answer| answer.missing);
-                    // An input the store did not answer for: the feature is not computed.
-                    let inputs_not_read = answers.iter().find_map(|answer| answer.not_read);
+                        .zip(upstream.iter_mut())
+                    {
+                        let reads = reads.iter().map(|(index, _)| *index);
+                        let view = registry.view(*source);
+                        let read = row_read(*source);
+                        let answer =
+                            ViewAnswer::of(view, read, &stored_rows, options, reads, values);
+                        inputs_missing |= answer.missing;
+                        inputs_not_read = inputs_not_read.or(answer.not_read);
+                    }
                     if let Some(status) = inputs_not_read {
                         vector
                             .features
@@ -710,9 +733,7 @@ pub async fn get_features(
                             }));
                         continue;
                     }
-                    let upstream: Vec<&[Value]> =
-                        answers.iter().map(|answer| &answer.values[..]).collect();
-                    realtime::with_row(spec, context, &upstream, |row| {
+                    realtime::with_row(spec, context, upstream, |row| {
                         for index in &item.features {
                             let value = row.evaluate(*index, &view.features[*index].data_type);
                             // A null computed from missing inputs is missing data, not a value.
@@ -966,7 +987,10 @@ aggregations = [
                     false => Value::Null,
                 })
                 .collect();
-            let answer = ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied());
+            // The caller's list is replaced whole, whatever it held.
+            let mut got = vec![Value::Int64(1); 12];
+            let answer =
+                ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied(), &mut got);
             prop_assert_eq!(answer.missing, statuses.contains(&ServingStatus::MissingData));
             prop_assert_eq!(
                 answer.not_read,
@@ -975,7 +999,7 @@ aggregations = [
                     .copied()
                     .find(|s| matches!(s, ServingStatus::TimeOut | ServingStatus::Unknown))
             );
-            prop_assert_eq!(answer.values, values);
+            prop_assert_eq!(got, values);
         }
     }
 

@@ -160,7 +160,7 @@ impl Direct {
     pub fn evaluate(
         &self,
         request: &[(String, Value)],
-        upstream: &[&[Value]],
+        upstream: &[Vec<Value>],
     ) -> Result<Cel, Failure> {
         let run = |d: &Direct| d.evaluate(request, upstream);
         match self {
@@ -326,8 +326,8 @@ mod tests {
                 direct: vec![direct],
             };
             let request = vec![("x".to_string(), x), ("y".to_string(), y)];
-            let n = [n];
-            let upstream: [&[Value]; 2] = [&m, &n];
+            let upstream = [m, vec![n]];
+            let (m, n) = (&upstream[0], &upstream[1]);
             let served = with_row(&spec, &request, &upstream, |row| row.evaluate(0, &data_type));
             let variables = [
                 ("request", map(request.iter().map(|(k, v)| (k.clone(), to_cel(v))))),

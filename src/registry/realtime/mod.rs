@@ -219,7 +219,7 @@ fn run(program: &Program, context: &Context, data_type: &DataType) -> Value {
 pub struct Row<'a> {
     spec: &'a RealtimeSpec,
     request: &'a [(String, Value)],
-    upstream: &'a [&'a [Value]],
+    upstream: &'a [Vec<Value>],
     variables: OnceCell<(Context<'static>, RowVariables)>,
 }
 
@@ -277,7 +277,7 @@ struct RowVariables {
 impl RowVariables {
     /// Sets the variables to `spec`'s over a row: `request` holds `request`, each source's map
     /// the features of `upstream` (parallel to `spec.sources`) its expressions read.
-    fn fill(&mut self, spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]) {
+    fn fill(&mut self, spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[Vec<Value>]) {
         let n = 1 + spec.sources.len();
         let name = |v: usize| match v {
             0 => "request",
@@ -312,7 +312,7 @@ impl RowVariables {
                     |i| to_cel(&request[i].1),
                 );
             } else {
-                let (reads, values) = (&spec.reads[v - 1], upstream[v - 1]);
+                let (reads, values) = (&spec.reads[v - 1], &upstream[v - 1]);
                 refill(
                     map,
                     order,
@@ -371,7 +371,7 @@ fn refill(
 pub fn with_row<R>(
     spec: &RealtimeSpec,
     request: &[(String, Value)],
-    upstream: &[&[Value]],
+    upstream: &[Vec<Value>],
     run: impl FnOnce(&Row) -> R,
 ) -> R {
     let row = Row {
@@ -493,7 +493,7 @@ mod tests {
             DataType::Float64,
         ];
         // The model: every variable and map made anew, as `evaluate` takes them.
-        let fresh = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]| {
+        let fresh = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[Vec<Value>]| {
             let mut variables = vec![(
                 "request",
                 map(request.iter().map(|(k, v)| (k.clone(), to_cel(v)))),
@@ -512,7 +512,7 @@ mod tests {
                 .map(|(program, data_type)| evaluate(program, &variables, data_type))
                 .collect::<Vec<_>>()
         };
-        let kept = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[&[Value]]| {
+        let kept = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[Vec<Value>]| {
             with_row(spec, request, upstream, |row| {
                 types
                     .iter()
@@ -537,14 +537,18 @@ mod tests {
         let nulls = vec![Value::Null; 3];
         // Same view and fields, other values; other request fields; another view between.
         let rows = [
-            (&one, request(&[("x", 0.5)]), vec![&a[..]]),
-            (&one, request(&[("x", 7.0)]), vec![&b[..]]),
-            (&one, request(&[("x", 7.0), ("y", 1.0)]), vec![&nulls[..]]),
-            (&one, request(&[("y", 1.0)]), vec![&a[..]]),
-            (&two, request(&[]), vec![&a[..], &c[..]]),
-            (&two, request(&[("x", 1.0)]), vec![&c[..], &b[..]]),
-            (&one, request(&[("x", 2.5)]), vec![&b[..]]),
-            (&one, request(&[("x", 2.5)]), vec![&a[..]]),
+            (&one, request(&[("x", 0.5)]), vec![a.clone()]),
+            (&one, request(&[("x", 7.0)]), vec![b.clone()]),
+            (
+                &one,
+                request(&[("x", 7.0), ("y", 1.0)]),
+                vec![nulls.clone()],
+            ),
+            (&one, request(&[("y", 1.0)]), vec![a.clone()]),
+            (&two, request(&[]), vec![a.clone(), c.clone()]),
+            (&two, request(&[("x", 1.0)]), vec![c.clone(), b.clone()]),
+            (&one, request(&[("x", 2.5)]), vec![b.clone()]),
+            (&one, request(&[("x", 2.5)]), vec![a.clone()]),
         ];
         for (spec, request, upstream) in &rows {
             assert_eq!(

@@ -65,12 +65,7 @@ impl BinaryRowsWriter {
     /// Appends `row` (a row of the writer's view) to a body `start` opened.
     pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
         let time = Value::Timestamp(row.event_time);
-        let values: Vec<&Value> = row
-            .key
-            .iter()
-            .chain(std::iter::once(&time))
-            .chain(&row.features)
-            .collect();
+        let values: Vec<&Value> = row.values(&time).collect();
         write_record(out, |out| encode_row(values, out));
     }
 }
@@ -211,8 +206,8 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
         // Values next to each other in the record are copied as one run: a body in the view's
         // column order, as `quiver load` writes it, is one copy a row, not one a value.
         let mut run = 0..0;
-        for slot in keys + 1..columns.len() {
-            match &spans[slot] {
+        for span in &spans[keys + 1..] {
+            match span {
                 Some(span) if run.end == span.start && !run.is_empty() => run.end = span.end,
                 span => {
                     payload.extend_from_slice(&record[std::mem::replace(&mut run, 0..0)]);
@@ -557,14 +552,19 @@ mod tests {
         }
     }
 
+    /// The demo's `user_profile` rows, as `quiver load` reads them.
+    fn demo_user_profiles(view: &FeatureView) -> Vec<ParsedRow> {
+        open_load_file("features/demo/user_profile.jsonl".as_ref())
+            .unwrap()
+            .read_rows(view, |_| {})
+            .unwrap()
+    }
+
     #[test]
     fn a_body_cut_short_anywhere_is_refused() {
         let registry = demo();
         let view = view(&registry, "user_profile");
-        let rows = open_load_file("features/demo/user_profile.jsonl".as_ref())
-            .unwrap()
-            .read_rows(view, |_| {})
-            .unwrap();
+        let rows = demo_user_profiles(view);
         let (body, _) = bodies(view, &rows[..3]);
         assert!(read_binary_rows(view, &body).is_ok());
         for len in 0..body.len() {
@@ -793,52 +793,33 @@ mod tests {
     fn columns_in_another_order_store_the_same_rows() {
         let registry = demo();
         let view = view(&registry, "user_profile");
-        let rows = open_load_file("features/demo/user_profile.jsonl".as_ref())
-            .unwrap()
-            .read_rows(view, |_| {})
-            .unwrap();
+        let rows = demo_user_profiles(view);
         let (in_order, _) = bodies(view, &rows);
         let expected = format!("{:?}", read_binary_rows(view, &in_order).unwrap());
         let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
-        let values = |row: &ParsedRow| -> Vec<Value> {
-            let time = Value::Timestamp(row.event_time);
-            row.key
+        // A body of `rows` with the view's columns at `places`, in that order.
+        let body_in = |places: &[usize]| {
+            let rows: Vec<Vec<Value>> = rows
                 .iter()
-                .chain(std::iter::once(&time))
-                .chain(&row.features)
-                .cloned()
-                .collect()
+                .map(|row| {
+                    let time = Value::Timestamp(row.event_time);
+                    let values: Vec<&Value> = row.values(&time).collect();
+                    places.iter().map(|&i| values[i].clone()).collect()
+                })
+                .collect();
+            body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &rows)
         };
         // Reversed; and rotated so that the timestamp comes first and a feature column sits
         // between the join key and the rest.
         let reversed: Vec<usize> = (0..names.len()).rev().collect();
         let rotated: Vec<usize> = (1..names.len()).chain([0]).collect();
         for order in [reversed, rotated] {
-            let body = body_of(
-                &order.iter().map(|&i| names[i]).collect::<Vec<_>>(),
-                &rows
-                    .iter()
-                    .map(|row| {
-                        let values = values(row);
-                        order.iter().map(|&i| values[i].clone()).collect()
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            let read = read_binary_rows(view, &body).unwrap();
+            let read = read_binary_rows(view, &body_in(&order)).unwrap();
             assert_eq!(format!("{read:?}"), expected, "{order:?}");
         }
         // A feature column left out in the middle is null between two runs.
         let without: Vec<usize> = (0..names.len()).filter(|&i| i != 3).collect();
-        let body = body_of(
-            &without.iter().map(|&i| names[i]).collect::<Vec<_>>(),
-            &rows
-                .iter()
-                .map(|row| {
-                    let values = values(row);
-                    without.iter().map(|&i| values[i].clone()).collect()
-                })
-                .collect::<Vec<_>>(),
-        );
+        let body = body_in(&without);
         let mut nulled = rows.clone();
         for row in &mut nulled {
             row.features[3 - view.join_keys.len() - 1] = Value::Null;

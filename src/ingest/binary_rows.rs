@@ -65,12 +65,7 @@ impl BinaryRowsWriter {
     /// Appends `row` (a row of the writer's view) to a body `start` opened.
     pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
         let time = Value::Timestamp(row.event_time);
-        let values: Vec<&Value> = row
-            .key
-            .iter()
-            .chain(std::iter::once(&time))
-            .chain(&row.features)
-            .collect();
+        let values: Vec<&Value> = row.values(&time).collect();
         write_record(out, |out| encode_row(values, out));
     }
 }
@@ -132,7 +127,9 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
     let keys = view.join_keys.len();
     let features = columns.len() - keys - 1;
     let mut spans: Vec<Option<Range<usize>>> = vec![None; columns.len()];
-    let mut writes = Vec::new();
+    // Reserved once for the records the body holds (grown from empty, the list's reallocations
+    // and copies cost ~200 instructions a row).
+    let mut writes = Vec::with_capacity(row_records(rest).min(MAX_RESERVED_ROWS));
     loop {
         let row_number = writes.len() + 1;
         let bad = |message: String| BadRow {
@@ -202,11 +199,26 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
                 )))
             }
         };
-        let mut payload = Vec::with_capacity(1 + 9 * features);
+        // At most the length, the record's bytes and a null for each column not in the body: no
+        // reallocation.
+        let mut payload = Vec::with_capacity(5 + record.len() + features);
         write_len(features, &mut payload);
-        for slot in keys + 1..columns.len() {
-            payload.extend_from_slice(value(slot));
+        // Values next to each other in the record are copied as one run: a body in the view's
+        // column order, as `quiver load` writes it, is one copy a row, not one a value.
+        let mut run = 0..0;
+        for span in &spans[keys + 1..] {
+            match span {
+                Some(span) if run.end == span.start && !run.is_empty() => run.end = span.end,
+                span => {
+                    payload.extend_from_slice(&record[std::mem::replace(&mut run, 0..0)]);
+                    match span {
+                        Some(span) => run = span.clone(),
+                        None => payload.push(NULL),
+                    }
+                }
+            }
         }
+        payload.extend_from_slice(&record[run]);
         writes.push(RowWrite {
             view: view.id,
             layout: view.layout,
@@ -215,6 +227,23 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
             payload,
         });
     }
+}
+
+/// The most rows a body's list of writes is reserved for before they are read.
+const MAX_RESERVED_ROWS: usize = 1 << 16;
+
+/// The timestamps chrono can hold (what `DateTime::from_timestamp_micros` accepts), compared
+/// as two bounds: the range is whole, and the call cost ~60 instructions a timestamp.
+const TIMESTAMP_MICROS: std::ops::RangeInclusive<i64> =
+    DateTime::<Utc>::MIN_UTC.timestamp_micros()..=DateTime::<Utc>::MAX_UTC.timestamp_micros();
+
+/// How many row records `rest` holds before its end mark (or before it stops making sense).
+fn row_records(mut rest: &[u8]) -> usize {
+    let mut rows = 0;
+    while next_record(&mut rest).is_ok_and(|record| !record.is_empty()) {
+        rows += 1;
+    }
+    rows
 }
 
 /// The next record of `rest`, moving past it; empty for the end mark.
@@ -256,9 +285,9 @@ fn check(values: &mut Reader, data_type: &DataType) -> Result<(), String> {
         (DataType::String, STRING) => values.str().map(drop).map_err(refusal),
         (DataType::Timestamp, TIMESTAMP) => {
             let micros = i64::from_le_bytes(values.fixed().map_err(refusal)?);
-            match DateTime::<Utc>::from_timestamp_micros(micros) {
-                Some(_) => Ok(()),
-                None => Err(format!("timestamp {micros} µs is out of range")),
+            match TIMESTAMP_MICROS.contains(&micros) {
+                true => Ok(()),
+                false => Err(format!("timestamp {micros} µs is out of range")),
             }
         }
         (DataType::Array(element), ARRAY) => {
@@ -523,14 +552,19 @@ mod tests {
         }
     }
 
+    /// The demo's `user_profile` rows, as `quiver load` reads them.
+    fn demo_user_profiles(view: &FeatureView) -> Vec<ParsedRow> {
+        open_load_file("features/demo/user_profile.jsonl".as_ref())
+            .unwrap()
+            .read_rows(view, |_| {})
+            .unwrap()
+    }
+
     #[test]
     fn a_body_cut_short_anywhere_is_refused() {
         let registry = demo();
         let view = view(&registry, "user_profile");
-        let rows = open_load_file("features/demo/user_profile.jsonl".as_ref())
-            .unwrap()
-            .read_rows(view, |_| {})
-            .unwrap();
+        let rows = demo_user_profiles(view);
         let (body, _) = bodies(view, &rows[..3]);
         assert!(read_binary_rows(view, &body).is_ok());
         for len in 0..body.len() {
@@ -751,5 +785,63 @@ mod tests {
                 .to_string(),
             "row 1: column `fraud_rate_30d`: a NaN other than the canonical quiet NaN"
         );
+    }
+
+    /// Columns in any order, some left out, store what the view's order stores (the payload is
+    /// copied in runs of adjacent values).
+    #[test]
+    fn columns_in_another_order_store_the_same_rows() {
+        let registry = demo();
+        let view = view(&registry, "user_profile");
+        let rows = demo_user_profiles(view);
+        let (in_order, _) = bodies(view, &rows);
+        let expected = format!("{:?}", read_binary_rows(view, &in_order).unwrap());
+        let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
+        // A body of `rows` with the view's columns at `places`, in that order.
+        let body_in = |places: &[usize]| {
+            let rows: Vec<Vec<Value>> = rows
+                .iter()
+                .map(|row| {
+                    let time = Value::Timestamp(row.event_time);
+                    let values: Vec<&Value> = row.values(&time).collect();
+                    places.iter().map(|&i| values[i].clone()).collect()
+                })
+                .collect();
+            body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &rows)
+        };
+        // Reversed; and rotated so that the timestamp comes first and a feature column sits
+        // between the join key and the rest.
+        let reversed: Vec<usize> = (0..names.len()).rev().collect();
+        let rotated: Vec<usize> = (1..names.len()).chain([0]).collect();
+        for order in [reversed, rotated] {
+            let read = read_binary_rows(view, &body_in(&order)).unwrap();
+            assert_eq!(format!("{read:?}"), expected, "{order:?}");
+        }
+        // A feature column left out in the middle is null between two runs.
+        let without: Vec<usize> = (0..names.len()).filter(|&i| i != 3).collect();
+        let body = body_in(&without);
+        let mut nulled = rows.clone();
+        for row in &mut nulled {
+            row.features[3 - view.join_keys.len() - 1] = Value::Null;
+        }
+        let (expected, _) = bodies(view, &nulled);
+        assert_eq!(
+            format!("{:?}", read_binary_rows(view, &body).unwrap()),
+            format!("{:?}", read_binary_rows(view, &expected).unwrap())
+        );
+    }
+
+    /// The two bounds are exactly the timestamps chrono accepts.
+    #[test]
+    fn the_timestamp_bounds_are_chronos() {
+        let (min, max) = (*TIMESTAMP_MICROS.start(), *TIMESTAMP_MICROS.end());
+        for (micros, holds) in [(min - 1, false), (min, true), (max, true), (max + 1, false)] {
+            assert_eq!(
+                DateTime::<Utc>::from_timestamp_micros(micros).is_some(),
+                holds,
+                "{micros}"
+            );
+            assert_eq!(TIMESTAMP_MICROS.contains(&micros), holds, "{micros}");
+        }
     }
 }

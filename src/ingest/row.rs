@@ -120,6 +120,15 @@ pub fn is_view_column(view: &FeatureView, name: &str) -> bool {
 }
 
 impl ParsedRow {
+    /// The row's values in `view_columns`' order: join keys, the event time (`time`, its
+    /// `Value`, which the caller holds), then the row columns.
+    pub fn values<'a>(&'a self, time: &'a Value) -> impl Iterator<Item = &'a Value> {
+        self.key
+            .iter()
+            .chain(std::iter::once(time))
+            .chain(&self.features)
+    }
+
     /// Encodes the row for the store.
     pub fn to_write(&self, view: &FeatureView) -> RowWrite {
         let mut key = Vec::new();
@@ -163,11 +172,7 @@ impl RowJsonWriter {
     /// Appends `row` (a row of the writer's view) to `out`.
     pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
         let time = Value::Timestamp(row.event_time);
-        let values = row
-            .key
-            .iter()
-            .chain(std::iter::once(&time))
-            .chain(&row.features);
+        let values = row.values(&time);
         out.push(b'{');
         for (prefix, value) in self.prefixes.iter().zip(values) {
             out.extend_from_slice(prefix);

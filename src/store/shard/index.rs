@@ -105,23 +105,28 @@ impl RowIndex {
         key: &[u8],
         record: usize,
     ) -> Option<usize> {
+        self.slot(arena, view, layout, key).point_at(record)
+    }
+
+    /// The key's place in the index, found once: a write reads the key's current record
+    /// through it and then points it at the new one, without hashing or searching again.
+    pub(super) fn slot(
+        &mut self,
+        arena: &Arena,
+        view: ViewId,
+        layout: Layout,
+        key: &[u8],
+    ) -> IndexSlot<'_> {
         let hash = self.key_hash(view, key);
-        match self.table.entry(
+        let entry = self.table.entry(
             table_hash(hash),
             |entry| entry.is(arena, hash, view, layout, key),
             |entry| table_hash(entry.hash),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
-                Some(std::mem::replace(&mut occupied.get_mut().record, record as u64) as usize)
-            }
-            hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(IndexEntry {
-                    record: record as u64,
-                    layout,
-                    hash,
-                });
-                None
-            }
+        );
+        IndexSlot {
+            entry,
+            layout,
+            hash,
         }
     }
 
@@ -141,5 +146,42 @@ impl RowIndex {
     /// Every key's record start, for a compaction to rewrite.
     pub(super) fn records_mut(&mut self) -> impl Iterator<Item = &mut u64> {
         self.table.iter_mut().map(|entry| &mut entry.record)
+    }
+}
+
+/// One key's place in a [`RowIndex`], from [`RowIndex::slot`].
+pub(super) struct IndexSlot<'a> {
+    entry: hashbrown::hash_table::Entry<'a, IndexEntry>,
+    layout: Layout,
+    hash: u32,
+}
+
+impl IndexSlot<'_> {
+    /// Where the key's current record starts, if the key has one.
+    pub(super) fn current(&self) -> Option<usize> {
+        match &self.entry {
+            hashbrown::hash_table::Entry::Occupied(occupied) => {
+                Some(occupied.get().record as usize)
+            }
+            hashbrown::hash_table::Entry::Vacant(_) => None,
+        }
+    }
+
+    /// Points the key at the record starting at `record`; answers where its previous record
+    /// starts, if it had one.
+    pub(super) fn point_at(self, record: usize) -> Option<usize> {
+        match self.entry {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
+                Some(std::mem::replace(&mut occupied.get_mut().record, record as u64) as usize)
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(IndexEntry {
+                    record: record as u64,
+                    layout: self.layout,
+                    hash: self.hash,
+                });
+                None
+            }
+        }
     }
 }

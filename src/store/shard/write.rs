@@ -88,14 +88,18 @@ impl ShardActor {
                 outcome.stored += 1;
                 continue;
             }
-            let stored = partition
+            // One search of the index a row: the slot found here is where the new record goes.
+            let slot = partition
                 .index
-                .get(&partition.arena, row.view, row.layout, &row.key);
-            if let Some(stored) = stored {
-                if partition.arena.record_at(stored).event_time > row.event_time {
-                    outcome.older_than_stored += 1;
-                    continue;
-                }
+                .slot(&partition.arena, row.view, row.layout, &row.key);
+            // The key's current record: its start and payload length, read once.
+            let stored = slot.current().map(|start| {
+                let record = partition.arena.record_at(start);
+                (start, record.event_time, record.payload.len())
+            });
+            if stored.is_some_and(|(_, event_time, _)| event_time > row.event_time) {
+                outcome.older_than_stored += 1;
+                continue;
             }
             // Plain views' watermarks serve only the freshness metric.
             views.watermarks.advance(row.view, row.event_time);
@@ -106,15 +110,13 @@ impl ShardActor {
                 payload: &row.payload,
                 key: &row.key,
             })?;
-            let previous =
-                partition
-                    .index
-                    .insert(&partition.arena, row.view, row.layout, &row.key, record);
-            let replaced = previous.map(|start| partition.arena.record_at(start).payload.len());
-            partition
-                .view_usage
-                .row_stored(row.view, row.payload.len(), replaced);
-            if let Some(start) = previous {
+            slot.point_at(record);
+            partition.view_usage.row_stored(
+                row.view,
+                row.payload.len(),
+                stored.map(|(_, _, payload_len)| payload_len),
+            );
+            if let Some((start, _, _)) = stored {
                 partition.arena.release(start);
             }
             outcome.stored += 1;

@@ -192,7 +192,7 @@ where
 {
     /// The caller of `request`, if it holds `P` (see the type). `registry` lists the
     /// workspaces for a path that names none: the one an extractor already holds (looking
-    /// the state and the repository up again cost ~400 instructions a GetFeatures request),
+    /// the state and the repository up again cost ~250 instructions a GetFeatures request),
     /// else the one `state` serves now.
     pub fn check(
         request: &HttpRequest,

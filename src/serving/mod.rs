@@ -768,9 +768,10 @@ pub async fn get_features(
     Ok(Answer {
         vectors,
         rows: stored_rows,
+        // Timed only when the store was not asked (`map_or` timed every request).
         store_latency: read
             .as_ref()
-            .map_or(read_started.elapsed(), |read| read.max_shard_latency),
+            .map_or_else(|| read_started.elapsed(), |read| read.max_shard_latency),
         store_bytes: read.as_ref().map_or(0, |read| read.bytes_read),
         partial,
     })

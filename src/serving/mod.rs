@@ -167,10 +167,15 @@ impl StoredRows {
     }
 
     fn encoded(&self, lookup: usize, span: &Range<usize>) -> EncodedValue<'_> {
+        EncodedValue::in_row(self.payload(lookup), span.clone())
+    }
+
+    /// The bytes of the row lookup `lookup` read.
+    fn payload(&self, lookup: usize) -> &[u8] {
         let row = self.0[lookup]
             .as_ref()
             .expect("a stored value points into a row read");
-        EncodedValue::in_row(&row.payload, span.clone())
+        &row.payload
     }
 }
 
@@ -432,6 +437,71 @@ impl RowRead<'_> {
             }
             Some(_) if rows.is_null(&value) => (value, ServingStatus::MissingData),
             _ => (value, status),
+        }
+    }
+
+    /// Pushes features `indices` of `view` to `out`, each as [`RowRead::feature`] reads it.
+    /// With no count to coerce (most reads), a present row is read in one loop over its spans
+    /// and a missing one is all missing data: through `feature`, a feature cost ~90
+    /// instructions (the call, its result moved twice, the aggregate looked up and the null
+    /// checked through `StoredRows`), 110 times a seed batch.
+    fn push_features(
+        self,
+        view: &FeatureView,
+        indices: &[usize],
+        rows: &StoredRows,
+        options: ReadOptions,
+        out: &mut Vec<ServedFeature>,
+    ) {
+        let effective_time = self.effective_time();
+        // Feature i is aggregate i, for the view's first `n_aggregates` features.
+        let n_aggregates = view
+            .aggregation
+            .as_ref()
+            .map_or(0, |spec| spec.aggregates.len());
+        let coerces_counts = n_aggregates > 0 && options.coerce_null_counts_to_zero;
+        match self {
+            RowRead::Missing if !coerces_counts => {
+                out.extend(indices.iter().map(|_| ServedFeature {
+                    value: FeatureValue::Value(Value::Null),
+                    status: ServingStatus::MissingData,
+                    effective_time,
+                }));
+            }
+            RowRead::Present { lookup, spans, .. } if !coerces_counts => {
+                let payload = rows.payload(lookup);
+                out.extend(indices.iter().map(|&index| {
+                    let (value, null) = match spans.get(index) {
+                        Some(span) => (
+                            FeatureValue::Stored {
+                                lookup,
+                                span: span.clone(),
+                            },
+                            EncodedValue::in_row(payload, span.clone()).is_null(),
+                        ),
+                        None => (FeatureValue::Value(Value::Null), true),
+                    };
+                    // An empty window is missing data; a plain view's null is a value.
+                    let status = if null && index < n_aggregates {
+                        ServingStatus::MissingData
+                    } else {
+                        ServingStatus::Present
+                    };
+                    ServedFeature {
+                        value,
+                        status,
+                        effective_time,
+                    }
+                }));
+            }
+            _ => out.extend(indices.iter().map(|&index| {
+                let (value, status) = self.feature(view, index, rows, options);
+                ServedFeature {
+                    value,
+                    status,
+                    effective_time,
+                }
+            })),
         }
     }
 }
@@ -750,17 +820,13 @@ pub async fn get_features(
                         }
                     });
                 }
-                _ => {
-                    let read = row_read(item.view);
-                    for index in &item.features {
-                        let (value, status) = read.feature(view, *index, &stored_rows, options);
-                        vector.features.push(ServedFeature {
-                            value,
-                            status,
-                            effective_time: read.effective_time(),
-                        });
-                    }
-                }
+                _ => row_read(item.view).push_features(
+                    view,
+                    &item.features,
+                    &stored_rows,
+                    options,
+                    &mut vector.features,
+                ),
             }
         }
         vectors.push(vector);

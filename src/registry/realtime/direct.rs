@@ -159,7 +159,7 @@ impl Direct {
     /// name wins, as in a CEL map built from it), `upstream` each source's feature values.
     pub fn evaluate(
         &self,
-        request: &[(String, Value)],
+        request: &[(&str, Value)],
         upstream: &[Vec<Value>],
     ) -> Result<Cel, Failure> {
         let run = |d: &Direct| d.evaluate(request, upstream);
@@ -325,12 +325,12 @@ mod tests {
                 expressions: vec![expression.clone()],
                 direct: vec![direct],
             };
-            let request = vec![("x".to_string(), x), ("y".to_string(), y)];
+            let request = vec![("x", x), ("y", y)];
             let upstream = [m, vec![n]];
             let (m, n) = (&upstream[0], &upstream[1]);
             let served = with_row(&spec, &request, &upstream, |row| row.evaluate(0, &data_type));
             let variables = [
-                ("request", map(request.iter().map(|(k, v)| (k.clone(), to_cel(v))))),
+                ("request", map(request.iter().map(|(k, v)| (*k, to_cel(v))))),
                 ("m", map([("a", to_cel(&m[0])), ("b", to_cel(&m[1]))].into_iter())),
                 ("n", map([("a", to_cel(&n[0]))].into_iter())),
             ];

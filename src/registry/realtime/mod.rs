@@ -218,7 +218,7 @@ fn run(program: &Program, context: &Context, data_type: &DataType) -> Value {
 /// without a direct form runs.
 pub struct Row<'a> {
     spec: &'a RealtimeSpec,
-    request: &'a [(String, Value)],
+    request: &'a [(&'a str, Value)],
     upstream: &'a [Vec<Value>],
     variables: OnceCell<(Context<'static>, RowVariables)>,
 }
@@ -277,7 +277,7 @@ struct RowVariables {
 impl RowVariables {
     /// Sets the variables to `spec`'s over a row: `request` holds `request`, each source's map
     /// the features of `upstream` (parallel to `spec.sources`) its expressions read.
-    fn fill(&mut self, spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[Vec<Value>]) {
+    fn fill(&mut self, spec: &RealtimeSpec, request: &[(&str, Value)], upstream: &[Vec<Value>]) {
         let n = 1 + spec.sources.len();
         let name = |v: usize| match v {
             0 => "request",
@@ -308,7 +308,7 @@ impl RowVariables {
                     order,
                     request.len(),
                     |key, i| matches!(key, Key::String(s) if **s == request[i].0),
-                    |i| Key::from(request[i].0.clone()),
+                    |i| Key::from(request[i].0),
                     |i| to_cel(&request[i].1),
                 );
             } else {
@@ -366,11 +366,12 @@ fn refill(
 }
 
 /// Runs `run` over a request row of realtime view `spec`: `request` (the row's request
-/// context) and, per upstream view (parallel to `spec.sources`), its features' values. The
-/// row's CEL variables, if it made them, go back to the thread for its next row.
+/// context, named by the service's fields, not copies of them) and, per upstream view
+/// (parallel to `spec.sources`), its features' values. The row's CEL variables, if it made
+/// them, go back to the thread for its next row.
 pub fn with_row<R>(
     spec: &RealtimeSpec,
-    request: &[(String, Value)],
+    request: &[(&str, Value)],
     upstream: &[Vec<Value>],
     run: impl FnOnce(&Row) -> R,
 ) -> R {
@@ -493,11 +494,9 @@ mod tests {
             DataType::Float64,
         ];
         // The model: every variable and map made anew, as `evaluate` takes them.
-        let fresh = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[Vec<Value>]| {
-            let mut variables = vec![(
-                "request",
-                map(request.iter().map(|(k, v)| (k.clone(), to_cel(v)))),
-            )];
+        let fresh = |spec: &RealtimeSpec, request: &[(&str, Value)], upstream: &[Vec<Value>]| {
+            let mut variables =
+                vec![("request", map(request.iter().map(|(k, v)| (*k, to_cel(v)))))];
             for ((_, name), (reads, values)) in
                 spec.sources.iter().zip(spec.reads.iter().zip(upstream))
             {
@@ -512,7 +511,7 @@ mod tests {
                 .map(|(program, data_type)| evaluate(program, &variables, data_type))
                 .collect::<Vec<_>>()
         };
-        let kept = |spec: &RealtimeSpec, request: &[(String, Value)], upstream: &[Vec<Value>]| {
+        let kept = |spec: &RealtimeSpec, request: &[(&str, Value)], upstream: &[Vec<Value>]| {
             with_row(spec, request, upstream, |row| {
                 types
                     .iter()
@@ -522,10 +521,10 @@ mod tests {
                     .collect::<Vec<_>>()
             })
         };
-        let request = |fields: &[(&str, f64)]| -> Vec<(String, Value)> {
+        let request = |fields: &[(&'static str, f64)]| -> Vec<(&'static str, Value)> {
             fields
                 .iter()
-                .map(|(k, v)| (k.to_string(), Value::Float64(*v)))
+                .map(|(k, v)| (*k, Value::Float64(*v)))
                 .collect()
         };
         let floats = |v: &[f64]| v.iter().map(|f| Value::Float64(*f)).collect::<Vec<_>>();

@@ -121,8 +121,12 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let writer = BodyWriter::new(args.body, view);
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let mut rows = 0;
+    // Bytes read since the bar last moved: it moves once a chunk, not once a row (~160
+    // instructions a row).
+    let mut unshown = 0u64;
     let read = load_file.for_each_row(view, |row, bytes| {
         if rows % chunk_rows == 0 {
+            reading.inc(std::mem::take(&mut unshown));
             if let Some(full) = chunks.last_mut() {
                 writer.finish(full);
             }
@@ -134,12 +138,13 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         let body = chunks.last_mut().expect("the first row opened a chunk");
         writer.write(&row, body);
         rows += 1;
-        reading.inc(bytes as u64);
+        unshown += bytes as u64;
     });
     if let Err(bad) = read {
         reading.abandon();
         bail!("{}: {bad}; nothing was loaded", args.file.display());
     }
+    reading.inc(unshown);
     reading.finish();
     if let Some(last) = chunks.last_mut() {
         writer.finish(last);

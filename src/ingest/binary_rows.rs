@@ -23,10 +23,10 @@ use super::row::{view_columns, ParsedRow};
 use crate::registry::types::DataType;
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
-use crate::store::key::{encode_key_part, KeyPart};
+use crate::store::key::{encode_key_part, encode_string_key_part, KeyPart};
 use crate::store::row::{
-    encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64, INT64, MAP, NULL,
-    STRING, STRUCT, TIMESTAMP, TRUE,
+    encode_counted_row, encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64,
+    INT64, MAP, NULL, STRING, STRUCT, TIMESTAMP, TRUE,
 };
 use crate::store::RowWrite;
 
@@ -65,8 +65,8 @@ impl BinaryRowsWriter {
     /// Appends `row` (a row of the writer's view) to a body `start` opened.
     pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
         let time = Value::Timestamp(row.event_time);
-        let values: Vec<&Value> = row.values(&time).collect();
-        write_record(out, |out| encode_row(values, out));
+        let count = row.key.len() + 1 + row.features.len();
+        write_record(out, |out| encode_counted_row(count, row.values(&time), out));
     }
 }
 
@@ -180,8 +180,8 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
         for (slot, join_key) in view.join_keys.iter().enumerate() {
             match value(slot) {
                 [STRING, rest @ ..] => {
-                    let text = Reader::new(rest).str().expect("checked");
-                    encode_key_part(KeyPart::String(text), &mut key);
+                    let text = Reader::new(rest).utf8().expect("checked");
+                    encode_string_key_part(text, &mut key);
                 }
                 [INT64, rest @ ..] => encode_key_part(
                     KeyPart::Int64(i64::from_le_bytes(rest.try_into().expect("checked"))),
@@ -282,7 +282,7 @@ fn check(values: &mut Reader, data_type: &DataType) -> Result<(), String> {
             let f = f64::from_le_bytes(values.fixed().map_err(refusal)?);
             canonical_nan(f.is_nan() && f.to_bits() != f64::NAN.to_bits())
         }
-        (DataType::String, STRING) => values.str().map(drop).map_err(refusal),
+        (DataType::String, STRING) => values.utf8().map(drop).map_err(refusal),
         (DataType::Timestamp, TIMESTAMP) => {
             let micros = i64::from_le_bytes(values.fixed().map_err(refusal)?);
             match TIMESTAMP_MICROS.contains(&micros) {
@@ -717,6 +717,42 @@ mod tests {
             refused(user_profile, &long_length),
             "row 1: join key `user_id`: a length not in its shortest form"
         );
+    }
+
+    /// Strings past ASCII (the check tries ASCII first) store what JSON Lines stores; bytes
+    /// that are not UTF-8 are refused wherever they sit in a string.
+    #[test]
+    fn strings_past_ascii_are_checked_as_utf8() {
+        let registry = demo();
+        let user_profile = view(&registry, "user_profile");
+        let columns = ["user_id", "timestamp", "home_country"];
+        let time = Value::Timestamp(1_700_000_000_000_000);
+        let text = |s: &str| Value::String(s.into());
+        let body = body_of(
+            &columns,
+            &[vec![text("usér_ü€😀"), time.clone(), text("Česko")]],
+        );
+        let json = "{\"user_id\":\"usér_ü€😀\",\"timestamp\":\"2023-11-14T22:13:20Z\",\
+                    \"home_country\":\"Česko\"}";
+        assert_eq!(
+            format!("{:?}", read_binary_rows(user_profile, &body).unwrap()),
+            format!(
+                "{:?}",
+                read_rows_body(user_profile, json.as_bytes()).unwrap()
+            )
+        );
+        // "é" is 0xc3 0xa9: its second byte replaced, after ASCII long enough for word tests.
+        for (country, byte) in [("xxxxxxxxxé", 0x28), ("xxxxxxxxxxxé", b'x')] {
+            let mut bad = body_of(&columns, &[vec![text("u1"), time.clone(), text(country)]]);
+            let at = bad.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
+            bad[at + 1] = byte;
+            assert_eq!(
+                read_binary_rows(user_profile, &bad)
+                    .unwrap_err()
+                    .to_string(),
+                "row 1: column `home_country`: a string that is not UTF-8"
+            );
+        }
     }
 
     /// Floats serde_json's default parser read one unit in the last place off (the loader once

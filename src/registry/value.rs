@@ -180,6 +180,15 @@ impl Value {
             DataType::String => Ok(Value::String(text.to_string())),
             DataType::Timestamp => parse_timestamp(text).map(Value::Timestamp),
             DataType::Array(_) | DataType::Struct(_) | DataType::Map(_) => {
+                // Read by a `ValueSeed` (an array without a JSON tree: ~1.4k instructions a
+                // cell less); a cell it declines is read again as a tree, which words the
+                // refusal. The seed takes exactly what the tree takes, as the same value.
+                let mut cell = serde_json::Deserializer::from_str(text);
+                if let Ok(value) = ValueSeed(data_type).deserialize(&mut cell) {
+                    if cell.end().is_ok() {
+                        return Ok(value);
+                    }
+                }
                 let json: Json = serde_json::from_str(text).map_err(|_| mismatch())?;
                 Value::from_json(&json, data_type)
             }
@@ -528,6 +537,52 @@ mod tests {
                 assert_eq!(
                     format!("{seeded:?}"),
                     format!("{tree:?}"),
+                    "{text} as {type_text}"
+                );
+            }
+        }
+    }
+
+    /// A composite cell reads as its JSON tree reads, refusals worded alike.
+    #[test]
+    fn csv_composite_cells_read_as_their_json_tree() {
+        let tree = |text: &str, data_type: &DataType| -> Result<Value, String> {
+            match serde_json::from_str::<Json>(text) {
+                Ok(json) => Value::from_json(&json, data_type),
+                Err(_) => Err(format!(
+                    "expected {}, got `{}`",
+                    describe(data_type),
+                    shorten_str(text)
+                )),
+            }
+        };
+        for type_text in [
+            "array<string>",
+            "array<int64>",
+            "array<float64>",
+            "array<array<int64>>",
+            "struct<a:float64>",
+            "map<string,int64>",
+        ] {
+            let data_type = t(type_text);
+            for text in [
+                "[\"grocery\",\"travel\"]",
+                "[]",
+                " [\"caf\u{e9}\", \"\\u00e9\", null] ",
+                "[1, \"2\", null]",
+                "[1.5, \"NaN\"]",
+                "[[1], [], null]",
+                "[1] x",
+                "[1,]",
+                "[\"a\"",
+                "null",
+                "{\"a\": 1}",
+                "{\"a\": 1, \"a\": 2}",
+                "\"x\"",
+            ] {
+                assert_eq!(
+                    format!("{:?}", Value::from_text(text, &data_type)),
+                    format!("{:?}", tree(text, &data_type)),
                     "{text} as {type_text}"
                 );
             }

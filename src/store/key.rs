@@ -37,14 +37,18 @@ pub fn encode_key_part(part: KeyPart, out: &mut Vec<u8>) {
             out.push(b'i');
             out.extend_from_slice(&i.to_le_bytes());
         }
-        KeyPart::String(s) => {
-            // One allocation, not one per part: keys are encoded on every read.
-            out.reserve(5 + s.len());
-            out.push(b's');
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
+        KeyPart::String(s) => encode_string_key_part(s.as_bytes(), out),
     }
+}
+
+/// Appends a string join-key value's bytes, given as its UTF-8 (checked by the caller: the
+/// binary rows body's reader has checked it, and need not make a `&str` of it again).
+pub fn encode_string_key_part(utf8: &[u8], out: &mut Vec<u8>) {
+    // One allocation, not one per part: keys are encoded on every read.
+    out.reserve(5 + utf8.len());
+    out.push(b's');
+    out.extend_from_slice(&(utf8.len() as u32).to_le_bytes());
+    out.extend_from_slice(utf8);
 }
 
 /// The shard that owns `key` of `view` among `n_shards`.

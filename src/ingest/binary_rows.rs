@@ -180,8 +180,10 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
         for (slot, join_key) in view.join_keys.iter().enumerate() {
             match value(slot) {
                 [STRING, rest @ ..] => {
-                    let text = Reader::new(rest).utf8().expect("checked");
-                    encode_string_key_part(text, &mut key);
+                    // `check` read it as UTF-8 already: its length is read again, not its text.
+                    let mut text = Reader::new(rest);
+                    let len = text.len().expect("checked");
+                    encode_string_key_part(text.take(len).expect("checked"), &mut key);
                 }
                 [INT64, rest @ ..] => encode_key_part(
                     KeyPart::Int64(i64::from_le_bytes(rest.try_into().expect("checked"))),

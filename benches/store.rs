@@ -219,7 +219,11 @@ fn aggregate_read(c: &mut Criterion) {
     });
     // The same read as a shard makes it: after the first, a copy of the key's memo.
     c.bench_function("tiles_encoded_values_3_windows_memoised", |b| {
-        b.iter(|| tiles.encoded_values(black_box(&spec), end, true, AggregateMask::ALL))
+        let mut row = Vec::new();
+        b.iter(|| {
+            row.clear();
+            tiles.encoded_values(black_box(&spec), end, true, AggregateMask::ALL, &mut row)
+        })
     });
 }
 

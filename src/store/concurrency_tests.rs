@@ -15,7 +15,7 @@ use super::key::shard_of;
 use super::shard::ShardExport;
 use super::tiles::AggregateMask;
 use super::writer::StartSnapshot;
-use super::{Lookup, ReadContext, Router, RowWrite, StoredRow};
+use super::{Lookup, ReadContext, ReadRow, Router, RowWrite};
 use crate::persist::format::ViewRefV1;
 use crate::registry::aggregation::{
     AggregateFeature, AggregationSpec, Function, LeadingEdge, Window,
@@ -98,7 +98,7 @@ type ReadPlan = fn(u64, u64) -> (Vec<u64>, AggregateMask, ReadContext);
 
 /// The state of `key` (a version or an event count; 0 for no row) that a row read with these
 /// aggregates holds, after checking the row is whole.
-type StateOf = fn(u64, Option<&StoredRow>, AggregateMask) -> u64;
+type StateOf = fn(u64, Option<ReadRow<'_>>, AggregateMask) -> u64;
 
 /// Two reader threads reading as `plan` says until the writer is done (and at least 1000
 /// times each): every key's state is between what was acknowledged before the read and what
@@ -131,8 +131,8 @@ fn spawn_readers(
                         .map(|&k| progress.acknowledged[k as usize].load(Ordering::Acquire))
                         .collect();
                     let read = router.read(&lookups, context);
-                    for ((&key, row), floor) in keys.iter().zip(&read.rows).zip(floors) {
-                        let state = state_of(key, row.as_ref(), wanted);
+                    for ((&key, row), floor) in keys.iter().zip(read.rows()).zip(floors) {
+                        let state = state_of(key, row, wanted);
                         let ceiling = progress.sent[key as usize].load(Ordering::Acquire);
                         assert!(
                             floor <= state && state <= ceiling,
@@ -184,7 +184,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 };
                 (keys, AggregateMask::ALL, context)
             },
-            |key, row, _| row.map_or(0, |row| version_of(key, &row.payload)),
+            |key, row, _| row.map_or(0, |row| version_of(key, row.payload)),
         );
 
         // Each export is read on a thread of its own while the batches that follow it are
@@ -273,8 +273,8 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 leading_edge: None,
             },
         );
-        for (key, row) in read.rows.iter().enumerate() {
-            let version = version_of(key as u64, &row.as_ref().unwrap().payload);
+        for (key, row) in read.rows().enumerate() {
+            let version = version_of(key as u64, row.unwrap().payload);
             assert_eq!(version, model[key]);
         }
     });
@@ -339,11 +339,11 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
                 leading_edge: None,
             },
         );
-        let row = read.rows[0].as_ref().unwrap();
+        let row = read.row(0).unwrap();
         // The window ends at the view's latest event (40 h, in the other shard), not at this
         // shard's (10 h): the early event is more than a day before it, so the window is empty.
         assert_eq!(row.event_time, 40 * HOUR);
-        assert_eq!(decode_row(&row.payload).unwrap(), vec![Value::Null]);
+        assert_eq!(decode_row(row.payload).unwrap(), vec![Value::Null]);
     });
 }
 
@@ -423,7 +423,7 @@ fn memoised_aggregates_are_never_stale_after_an_acknowledged_write_nor_torn() {
             },
             |key, row, wanted| {
                 let Some(row) = row else { return 0 };
-                let values = decode_row(&row.payload).unwrap();
+                let values = decode_row(row.payload).unwrap();
                 (0..=BATCHES)
                     .find(|&n| aggregates_of(n, wanted) == values)
                     .unwrap_or_else(|| panic!("key {key}: torn aggregates {values:?}"))

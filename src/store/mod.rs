@@ -6,6 +6,7 @@
 
 mod arena;
 pub mod key;
+mod read_result;
 mod recovery;
 mod remote;
 mod replicated;
@@ -21,11 +22,12 @@ mod writer;
 #[cfg(test)]
 mod concurrency_tests;
 
+pub use read_result::{ReadResult, ReadRow};
 pub use recovery::Recovery;
 pub use remote::{decode_forwarded_rows, RemoteRows};
 pub use replicated::RowLog;
 pub use reshape::plan_reshapes;
-pub use router::{ReadResult, Router, StoreError};
+pub use router::{Router, StoreError};
 pub use shard::{
     Lookup, ReadContext, RowWrite, ShardUsage, StoredRow, ViewReshape, ViewUsage, WriteOutcome,
 };

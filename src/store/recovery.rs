@@ -381,10 +381,10 @@ mod tests {
             now: 0,
             leading_edge: None,
         };
-        let rows = router.read(&lookups, context).rows;
+        let read = router.read(&lookups, context);
         (
             recovery,
-            rows.into_iter().map(|r| r.map(|r| r.payload)).collect(),
+            read.rows().map(|r| r.map(|r| r.payload.to_vec())).collect(),
         )
     }
 

@@ -6,12 +6,13 @@
 //! The store knows nothing of NATS: `cluster` implements [`RemoteRows`] and carries the bytes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::future::{join_all, BoxFuture};
 
+use super::read_result::ReadResult;
 use super::recovery::view_ids_of;
-use super::router::{ReadResult, Router, StoreError};
+use super::router::{Router, StoreError};
 use super::shard::{DropKeys, DroppedKeys, Lookup, ReadContext, StoredRow};
 use super::tiles::AggregateMask;
 use crate::persist::format::{
@@ -69,20 +70,26 @@ impl Router {
         let local = self.read(&local_lookups, context);
         let remote_rows = forwarded.await?;
         let forwarded_latency = started.elapsed();
-        let mut read = ReadResult {
-            rows: vec![None; lookups.len()],
-            latencies: vec![Duration::ZERO; lookups.len()],
-            max_shard_latency: local.max_shard_latency.max(forwarded_latency),
-            bytes_read: local.bytes_read,
-        };
-        for ((row, latency), &i) in local.rows.into_iter().zip(local.latencies).zip(&here) {
-            read.rows[i] = row;
-            read.latencies[i] = latency;
+        let remote_bytes: usize = remote_rows
+            .iter()
+            .flatten()
+            .map(|row| row.payload.len())
+            .sum();
+        let mut read = ReadResult::nothing_for(lookups.len(), local.bytes_read() + remote_bytes);
+        read.max_shard_latency = local.max_shard_latency.max(forwarded_latency);
+        for ((row, i), &position) in local.rows().zip(0..).zip(&here) {
+            read.place(
+                position,
+                row.map(|row| (row.event_time, row.payload)),
+                local.latency(i),
+            );
         }
-        for (row, &i) in remote_rows.into_iter().zip(&elsewhere) {
-            read.bytes_read += row.as_ref().map_or(0, |row| row.payload.len());
-            read.rows[i] = row;
-            read.latencies[i] = forwarded_latency;
+        for (row, &position) in remote_rows.iter().zip(&elsewhere) {
+            read.place(
+                position,
+                row.as_ref().map(StoredRow::parts),
+                forwarded_latency,
+            );
         }
         Ok(read)
     }
@@ -163,10 +170,10 @@ impl Router {
         };
         let read = self.read(&lookups, context);
         let mut rows = vec![None; asked];
-        for (row, position) in read.rows.into_iter().zip(positions) {
+        for (row, position) in read.rows().zip(positions) {
             rows[position] = row.map(|row| ForwardedRowV1 {
                 event_time: row.event_time,
-                payload: row.payload,
+                payload: row.payload.to_vec(),
             });
         }
         Ok(encode(&ForwardedRowsV1 { rows: Some(rows) }))
@@ -210,7 +217,12 @@ mod tests {
     use super::*;
     use crate::persist::format::ViewRefV1;
     use crate::store::key::shard_of;
-    use crate::store::RowWrite;
+    use crate::store::{ReadRow, RowWrite};
+
+    /// A row read, as the event time and payload a forwarded one carries.
+    fn parts(row: Option<ReadRow<'_>>) -> Option<(i64, &[u8])> {
+        row.map(|row| (row.event_time, row.payload))
+    }
 
     fn lookup(key: u64) -> Lookup {
         Lookup {
@@ -247,7 +259,12 @@ mod tests {
             let request = router.encode_forwarded(&lookups, context);
             let answer = router.answer_forwarded(&request, |_, _| true).unwrap();
             let forwarded = decode_forwarded_rows(&answer).unwrap().unwrap();
-            assert_eq!(forwarded, router.read(&lookups, context).rows);
+            let local = router.read(&lookups, context);
+            let forwarded_rows: Vec<_> = forwarded
+                .iter()
+                .map(|row| row.as_ref().map(StoredRow::parts))
+                .collect();
+            assert_eq!(forwarded_rows, local.rows().map(parts).collect::<Vec<_>>());
             assert!(forwarded[..20].iter().all(Option::is_some));
             assert!(forwarded[20..].iter().all(Option::is_none));
 
@@ -263,12 +280,15 @@ mod tests {
                 .drop_keys(Arc::new(move |_, key: &[u8]| in_partition(key)))
                 .await
                 .unwrap();
-            let after = router.read(&lookups, context).rows;
-            for (lookup, (before, after)) in lookups.iter().zip(forwarded.iter().zip(after)) {
+            let after = router.read(&lookups, context);
+            for (lookup, (before, after)) in lookups
+                .iter()
+                .zip(forwarded.iter().zip(after.rows().map(parts)))
+            {
                 let expected = if in_partition(&lookup.key) {
                     None
                 } else {
-                    before.clone()
+                    before.as_ref().map(StoredRow::parts)
                 };
                 assert_eq!(after, expected);
             }

@@ -223,9 +223,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                     leading_edge: None,
                 };
                 let read = router.read(&[lookup], context);
-                read.rows[0]
-                    .as_ref()
-                    .map(|row| decode_row(&row.payload).unwrap())
+                read.row(0).map(|row| decode_row(row.payload).unwrap())
             };
             router
                 .reshape(&after, plan_reshapes(&before, &after))
@@ -339,7 +337,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             };
             let read = restored.read(&[lookup], context);
             assert_eq!(
-                decode_row(&read.rows[0].as_ref().unwrap().payload).unwrap(),
+                decode_row(read.row(0).unwrap().payload).unwrap(),
                 vec![Value::Null, Value::Int64(7), Value::String("Oslo".into())]
             );
         });

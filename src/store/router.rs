@@ -4,7 +4,7 @@
 //! then the shards: one message per shard involved, never one per row), or in cluster mode to
 //! the cluster's log (see `replicated`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter};
 use arc_swap::ArcSwap;
@@ -13,11 +13,12 @@ use futures_util::future::join_all;
 use std::sync::Arc;
 
 use super::key::shard_of;
+use super::read_result::ReadResult;
 use super::remote::RemoteRows;
 use super::replicated::RowLog;
 use super::shard::{
-    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, StoredRow, ViewStats,
-    ViewUsage, WriteOutcome,
+    Lookup, RowWrite, ShardActor, ShardStats, ShardUsage, SharedPartition, ViewStats, ViewUsage,
+    WriteOutcome,
 };
 use super::shard::{ReadContext, RestoreTiles, RetireLayouts, ViewReshape};
 use super::tiles::TileSet;
@@ -82,15 +83,9 @@ pub struct Router {
     pub(super) remote: Option<Arc<dyn RemoteRows>>,
 }
 
-/// Rows in lookup order, plus how long the slowest shard's part of the read took.
-#[derive(Debug)]
-pub struct ReadResult {
-    pub rows: Vec<Option<StoredRow>>,
-    /// Parallel to `rows`: how long the shard that answered each lookup took.
-    pub latencies: Vec<Duration>,
-    pub max_shard_latency: Duration,
-    pub bytes_read: usize,
-}
+/// Room for a row's payload a lookup, up front: the demo's rows and aggregates take 10-100
+/// bytes, and growing the read's buffer from empty cost a reallocation each doubling.
+const PAYLOAD_BYTES_HINT: usize = 64;
 
 impl Router {
     /// Starts `n_shards` shard actors, each in its own arbiter (thread), and the writer. `views`
@@ -228,47 +223,25 @@ impl Router {
     /// from one shard come from one state of it.
     pub fn read(&self, lookups: &[Lookup], context: ReadContext) -> ReadResult {
         let n = self.partitions.len();
-        let shard_of_lookup: Vec<usize> = lookups
-            .iter()
-            .map(|lookup| shard_of(lookup.view, &lookup.key, n))
-            .collect();
-        let mut rows: Vec<Option<StoredRow>> = vec![None; lookups.len()];
-        let mut latencies = vec![Duration::ZERO; lookups.len()];
-        let mut max_shard_latency = Duration::ZERO;
-        let mut bytes_read = 0;
+        let mut read = ReadResult::nothing_for(lookups.len(), PAYLOAD_BYTES_HINT * lookups.len());
+        read.set_shards(|i| shard_of(lookups[i].view, &lookups[i].key, n));
         // Tile keys are the view id and layout (8 bytes), then the join key: room for the
         // longest up front, not a reallocation per longer key.
         let longest = lookups.iter().map(|lookup| lookup.key.len()).max();
         let mut key = Vec::with_capacity(8 + longest.unwrap_or(0));
         for (shard, partition) in self.partitions.iter().enumerate() {
-            if !shard_of_lookup.contains(&shard) {
+            if !read.reads_shard(shard) {
                 continue;
             }
             let started = Instant::now();
             let partition = partition.read();
-            for (position, lookup) in lookups.iter().enumerate() {
-                if shard_of_lookup[position] != shard {
-                    continue;
-                }
-                let row = partition.read(lookup, context, &mut key);
-                bytes_read += row.as_ref().map_or(0, |r| r.payload.len());
-                rows[position] = row;
-            }
+            read.read_shard(shard, |i, payloads| {
+                partition.read(&lookups[i], context, &mut key, payloads)
+            });
             drop(partition);
-            let latency = started.elapsed();
-            max_shard_latency = max_shard_latency.max(latency);
-            for (position, of) in shard_of_lookup.iter().enumerate() {
-                if *of == shard {
-                    latencies[position] = latency;
-                }
-            }
+            read.answered_in(shard, started.elapsed());
         }
-        ReadResult {
-            rows,
-            latencies,
-            max_shard_latency,
-            bytes_read,
-        }
+        read
     }
 
     /// Puts tiles read from a snapshot back into their shards (one list per shard).

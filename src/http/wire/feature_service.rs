@@ -1072,12 +1072,18 @@ mod tests {
         ];
         let mut rows = Vec::new();
         let mut spans = Vec::new();
+        // Spans of the answer's one buffer of stored rows, which holds them back to back.
+        let mut at = 0;
         for values in &stored {
             let mut payload = Vec::new();
             row::encode_row(values, &mut payload);
             let mut row_spans = Vec::new();
             row::split_row(&payload, &mut row_spans).unwrap();
-            spans.push(row_spans);
+            let shifted = row_spans
+                .into_iter()
+                .map(|span| span.start + at..span.end + at);
+            spans.push(shifted.collect::<Vec<_>>());
+            at += payload.len();
             rows.push(Some(StoredRow {
                 event_time: 0,
                 payload,

@@ -21,9 +21,8 @@ pub struct Lookup {
     pub aggregates: AggregateMask,
 }
 
-/// A row as read: its event time and encoded values (copied out of the arena). For an
-/// aggregating view, `event_time` is the window's end (the effective time) and the values are
-/// the aggregates (null for an empty window).
+/// A row, owned: its event time and encoded values, as a forwarded read carries it (a local
+/// read answers [`ReadRow`](crate::store::ReadRow)s, borrowed from one buffer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRow {
     pub event_time: Micros,
@@ -39,15 +38,17 @@ pub struct ReadContext {
 }
 
 impl Partition {
-    /// The current row of `lookup`, or for an aggregating view its aggregates over windows
-    /// ending at the leading edge. `key` is scratch space for a tile key. Called by request
-    /// threads under the partition's read lock.
+    /// Appends the current row of `lookup` to `payloads` (for an aggregating view, its
+    /// aggregates over windows ending at the leading edge) and answers its event time (the
+    /// windows' end); `None`, appending nothing, when there is none. `key` is scratch space for
+    /// a tile key. Called by request threads under the partition's read lock.
     pub fn read(
         &self,
         lookup: &Lookup,
         context: ReadContext,
         key: &mut Vec<u8>,
-    ) -> Option<StoredRow> {
+        payloads: &mut Vec<u8>,
+    ) -> Option<Micros> {
         // A request begun before an apply reads the layout its registry knows, while it lasts.
         let views = if self.views.layout(lookup.view) == Some(lookup.layout) {
             &self.views
@@ -60,19 +61,15 @@ impl Partition {
             write_tile_key(lookup.view, lookup.layout, &lookup.key, key);
             let tiles = self.tiles.get(key.as_slice())?;
             let (end, end_repeats) = window_end(lookup.view, spec, context, &views.watermarks);
-            return Some(StoredRow {
-                event_time: end,
-                payload: tiles.encoded_values(spec, end, end_repeats, lookup.aggregates),
-            });
+            tiles.encoded_values(spec, end, end_repeats, lookup.aggregates, payloads);
+            return Some(end);
         }
         let record = self
             .index
             .get(&self.arena, lookup.view, lookup.layout, &lookup.key)?;
         let record = self.arena.record_at(record);
-        Some(StoredRow {
-            event_time: record.event_time,
-            payload: record.payload.to_vec(),
-        })
+        payloads.extend_from_slice(record.payload);
+        Some(record.event_time)
     }
 }
 

@@ -30,16 +30,22 @@ struct Memo {
 pub(super) struct MemoCell(Atomic<Memo>);
 
 impl MemoCell {
-    /// The memoised payload for windows ending at `end` with aggregates `wanted`, copied out.
-    pub fn get(&self, end: Micros, wanted: AggregateMask) -> Option<Vec<u8>> {
+    /// Appends the memoised payload for windows ending at `end` with aggregates `wanted` to
+    /// `out`; false, appending nothing, if the memo is of another read (or there is none).
+    pub fn copy_to(&self, end: Micros, wanted: AggregateMask, out: &mut Vec<u8>) -> bool {
         let guard = epoch::pin();
         // Acquire pairs with the publishing swap's release: the memo is seen whole.
         let memo = self.0.load(Ordering::Acquire, &guard);
         // SAFETY: the memo was published whole and, being pinned, this reader keeps it from
         // being freed until `guard` drops (a writer's `clear` needs `&mut self`, which cannot
         // coexist with this borrow).
-        let memo = unsafe { memo.as_ref() }?;
-        (memo.end == end && memo.wanted == wanted).then(|| memo.payload.to_vec())
+        match unsafe { memo.as_ref() } {
+            Some(memo) if memo.end == end && memo.wanted == wanted => {
+                out.extend_from_slice(&memo.payload);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Makes `payload` the memo for windows ending at `end` with aggregates `wanted`. The

@@ -271,31 +271,29 @@ impl TileSet {
         }
     }
 
-    /// Each aggregate's value over its window ending at `end` (a tile boundary), encoded as a
-    /// row, null for an empty window and for those not in `wanted`. From the memo when the last
-    /// read asked for the same end and aggregates and the tiles did not change since; otherwise
-    /// merged from the tiles, and memoised if `end_repeats` (a later read can end there too: a
-    /// memo of an end no read asks for again would only cost its allocation).
+    /// Appends each aggregate's value over its window ending at `end` (a tile boundary),
+    /// encoded as a row, to `out`: null for an empty window and for those not in `wanted`. From
+    /// the memo when the last read asked for the same end and aggregates and the tiles did not
+    /// change since; otherwise merged from the tiles, and memoised if `end_repeats` (a later
+    /// read can end there too: a memo of an end no read asks for again would only cost its
+    /// allocation).
     pub fn encoded_values(
         &self,
         spec: &AggregationSpec,
         end: Micros,
         end_repeats: bool,
         wanted: AggregateMask,
-    ) -> Vec<u8> {
-        if let Some(payload) = self.memo.get(end, wanted) {
-            return payload;
+        out: &mut Vec<u8>,
+    ) {
+        if self.memo.copy_to(end, wanted, out) {
+            return;
         }
         let values = self.values(spec, end, wanted);
-        let mut payload = Vec::new();
-        encode_row(
-            values.iter().map(|v| v.as_ref().unwrap_or(&NULL)),
-            &mut payload,
-        );
+        let start = out.len();
+        encode_row(values.iter().map(|v| v.as_ref().unwrap_or(&NULL)), out);
         if end_repeats {
-            self.memo.publish(end, wanted, &payload);
+            self.memo.publish(end, wanted, &out[start..]);
         }
-        payload
     }
 
     /// Each aggregate's value over its window ending at `end` (a tile boundary); `None` for

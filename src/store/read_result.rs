@@ -1,0 +1,172 @@
+//! What a read of the store found ([`ReadResult`]): each lookup's row, in lookup order, with
+//! how long the shard that answered it took. The rows' bytes sit in one buffer for the whole
+//! read, which the answer keeps and serves its stored values from.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::shard::StoredRow;
+use crate::time::Micros;
+
+/// Rows in lookup order, plus how long the slowest shard's part of the read took. Every row's
+/// payload is appended to one buffer: a `Vec` a row (and the three lists a read kept: shards,
+/// rows, latencies) cost an allocation and a free each, 11 rows a seed batch.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// The rows' payloads, back to back, in the order they were read (shard by shard).
+    payloads: Vec<u8>,
+    /// Index = lookup.
+    found: Vec<Found>,
+    pub max_shard_latency: Duration,
+}
+
+/// What a read found for one lookup.
+#[derive(Debug, Clone)]
+struct Found {
+    /// The row's event time and where its payload is in `payloads`; `None`: no row.
+    row: Option<(Micros, Range<usize>)>,
+    /// The shard of this node that holds the lookup's key: while [`Router::read`] goes shard
+    /// by shard, which pass reads it. (Unused in a result put together with `place`.)
+    ///
+    /// [`Router::read`]: super::Router::read
+    shard: usize,
+    /// How long the part of the read that answered it took (its shard's, or a forwarded read's).
+    latency: Duration,
+}
+
+/// A row as read, borrowed from its [`ReadResult`]: its event time and encoded values. For an
+/// aggregating view, `event_time` is the window's end (the effective time) and the values are
+/// the aggregates (null for an empty window).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadRow<'a> {
+    pub event_time: Micros,
+    pub payload: &'a [u8],
+    /// Where `payload` starts in [`ReadResult::payloads`].
+    pub at: usize,
+}
+
+impl ReadResult {
+    /// A result for `n` lookups that has found nothing yet, with room for `payload_bytes`.
+    pub(super) fn nothing_for(n: usize, payload_bytes: usize) -> ReadResult {
+        ReadResult {
+            payloads: Vec::with_capacity(payload_bytes),
+            found: vec![
+                Found {
+                    row: None,
+                    shard: 0,
+                    latency: Duration::ZERO,
+                };
+                n
+            ],
+            max_shard_latency: Duration::ZERO,
+        }
+    }
+
+    /// The row lookup `lookup` found, if any.
+    #[inline]
+    pub fn row(&self, lookup: usize) -> Option<ReadRow<'_>> {
+        self.read_row(&self.found[lookup])
+    }
+
+    /// Every lookup's row, in lookup order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = Option<ReadRow<'_>>> {
+        self.found.iter().map(|found| self.read_row(found))
+    }
+
+    /// How long the part of the read that answered lookup `lookup` took.
+    pub fn latency(&self, lookup: usize) -> Duration {
+        self.found[lookup].latency
+    }
+
+    /// The stored bytes of every row read.
+    pub fn bytes_read(&self) -> usize {
+        self.payloads.len()
+    }
+
+    #[inline]
+    fn read_row(&self, found: &Found) -> Option<ReadRow<'_>> {
+        let (event_time, span) = found.row.as_ref()?;
+        Some(ReadRow {
+            event_time: *event_time,
+            payload: &self.payloads[span.clone()],
+            at: span.start,
+        })
+    }
+
+    /// Every row's payload, back to back: bytes `at..` of a [`ReadRow`] are its payload.
+    #[inline]
+    pub fn payloads(&self) -> &[u8] {
+        &self.payloads
+    }
+
+    /// Sets which shard holds each lookup's key, for [`ReadResult::read_shard`].
+    pub(super) fn set_shards(&mut self, shard_of: impl Fn(usize) -> usize) {
+        for (lookup, found) in self.found.iter_mut().enumerate() {
+            found.shard = shard_of(lookup);
+        }
+    }
+
+    /// Whether some lookup's key is on `shard`.
+    pub(super) fn reads_shard(&self, shard: usize) -> bool {
+        self.found.iter().any(|found| found.shard == shard)
+    }
+
+    /// Reads the row of every lookup on `shard` with `read`, which appends its payload to the
+    /// buffer it is given and answers its event time (`None`: no row).
+    pub(super) fn read_shard(
+        &mut self,
+        shard: usize,
+        mut read: impl FnMut(usize, &mut Vec<u8>) -> Option<Micros>,
+    ) {
+        for (lookup, found) in self.found.iter_mut().enumerate() {
+            if found.shard == shard {
+                let start = self.payloads.len();
+                found.row = read(lookup, &mut self.payloads)
+                    .map(|event_time| (event_time, start..self.payloads.len()));
+            }
+        }
+    }
+
+    /// Says the lookups on `shard` were answered in `latency`.
+    pub(super) fn answered_in(&mut self, shard: usize, latency: Duration) {
+        self.max_shard_latency = self.max_shard_latency.max(latency);
+        for found in &mut self.found {
+            if found.shard == shard {
+                found.latency = latency;
+            }
+        }
+    }
+
+    /// Makes `row` (copied) lookup `lookup`'s, answered in `latency`: for a result put together
+    /// from a local read and a forwarded one.
+    pub(super) fn place(&mut self, lookup: usize, row: Option<(Micros, &[u8])>, latency: Duration) {
+        let start = self.payloads.len();
+        let found = &mut self.found[lookup];
+        found.row = row.map(|(event_time, payload)| {
+            self.payloads.extend_from_slice(payload);
+            (event_time, start..self.payloads.len())
+        });
+        found.latency = latency;
+    }
+}
+
+#[cfg(test)]
+impl ReadResult {
+    /// A result of `rows`, in lookup order, as tests build one by hand.
+    pub fn of_rows<'a>(
+        rows: impl ExactSizeIterator<Item = Option<(Micros, &'a [u8])>>,
+    ) -> ReadResult {
+        let mut read = ReadResult::nothing_for(rows.len(), 0);
+        for (lookup, row) in rows.enumerate() {
+            read.place(lookup, row, Duration::ZERO);
+        }
+        read
+    }
+}
+
+impl StoredRow {
+    /// The row's event time and payload, borrowed.
+    pub fn parts(&self) -> (Micros, &[u8]) {
+        (self.event_time, &self.payload)
+    }
+}

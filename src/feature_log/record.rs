@@ -153,6 +153,8 @@ pub struct LoggedRequest {
     rows: Vec<LoggedRow>,
     /// What the vectors' stored values point into.
     stored: StoredRows,
+    /// The computed strings and containers the vectors' values name.
+    computed: Vec<Value>,
 }
 
 struct LoggedRow {
@@ -208,6 +210,7 @@ impl LoggedRequest {
             principal: stamp.principal.to_string(),
             rows,
             stored: answer.rows,
+            computed: answer.computed,
         }
     }
 
@@ -220,6 +223,7 @@ impl LoggedRequest {
         let config = &schema.config;
         let (timestamp, request_id, principal) = (self.timestamp, self.request_id, self.principal);
         let stored = self.stored;
+        let mut computed = self.computed;
         self.rows.into_iter().map(move |logged| {
             let mut row = Vec::with_capacity(schema.columns.len());
             row.extend([
@@ -232,7 +236,7 @@ impl LoggedRequest {
             row.extend(logged.join_keys);
             row.extend(logged.request_context.map(Value::String));
             for feature in logged.vector.features {
-                row.push(flat(stored.decode(feature.value)));
+                row.push(flat(stored.decode(feature.value.take(&mut computed))));
                 if config.log_statuses {
                     row.push(Value::String(feature.status.tecton_name().to_string()));
                 }

@@ -12,8 +12,9 @@ use super::*;
 use crate::registry::value::Value;
 use crate::registry::{load_registry, LogFormat, WorkspaceSource};
 use crate::serving::{
-    FeatureValue, FeatureVector, RequestValue, ServedFeature, ServingStatus, StoredRows,
+    FeatureVector, RequestValue, ServedFeature, ServedValue, ServingStatus, StoredRows,
 };
+use crate::store::row::Scalar;
 
 const REPOSITORY: &str = r#"
     [[entity]]
@@ -72,7 +73,7 @@ impl Setup {
     /// One GetFeatures answer for `user`, with `score` as its value.
     fn offer(&self, log: &FeatureLog, user: &str, score: i64) {
         let served = |value, status, effective_time| ServedFeature {
-            value: FeatureValue::Value(value),
+            value,
             status,
             effective_time,
         };
@@ -86,18 +87,23 @@ impl Setup {
             vectors: vec![FeatureVector {
                 // Tecton's order: rate, score, tags.
                 features: vec![
-                    served(Value::Float64(0.5), ServingStatus::Present, Some(1_000_000)),
-                    served(Value::Int64(score), ServingStatus::Present, Some(1_000_000)),
                     served(
-                        Value::Array(vec![Value::String("a".into())]),
-                        ServingStatus::MissingData,
-                        None,
+                        ServedValue::Scalar(Scalar::Float64(0.5)),
+                        ServingStatus::Present,
+                        Some(1_000_000),
                     ),
+                    served(
+                        ServedValue::Scalar(Scalar::Int64(score)),
+                        ServingStatus::Present,
+                        Some(1_000_000),
+                    ),
+                    served(ServedValue::Computed(0), ServingStatus::MissingData, None),
                 ],
                 store_latency: Duration::ZERO,
                 store_bytes: 0,
             }],
             rows: StoredRows::default(),
+            computed: vec![Value::Array(vec![Value::String("a".into())])],
             store_latency: Duration::ZERO,
             store_bytes: 0,
             partial: None,

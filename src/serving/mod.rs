@@ -18,7 +18,7 @@ use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
 use crate::store::key::{encode_key_part, KeyPart};
-use crate::store::row::{split_row, EncodedValue};
+use crate::store::row::{split_row, EncodedValue, Scalar};
 use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError};
 use crate::time::Micros;
@@ -99,9 +99,10 @@ pub enum Partial {
     ResponseSize,
 }
 
-/// A feature's value in an answer: computed here, or served as stored, from the bytes of the
-/// row the store returned (most values are: the answer is written from those bytes, never
-/// decoded into [`Value`]s).
+/// A feature's value as a read gives it (`RowRead::feature`): computed here, or served as
+/// stored, from the bytes of the row the store returned (most values are: the answer is
+/// written from those bytes, never decoded into [`Value`]s). An answer keeps it as a
+/// [`ServedValue`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeatureValue {
     Value(Value),
@@ -113,12 +114,63 @@ pub enum FeatureValue {
     },
 }
 
-impl FeatureValue {
+/// A served feature's value as the answer keeps it: with nothing to drop. A `Value` in every
+/// served feature gave each answer's feature lists drop glue: dropping an answer walked every
+/// feature and called `Value`'s drop for each null and computed one (~3k instructions a seed
+/// batch), where most values are stored spans or scalars.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServedValue {
+    /// A null, bool, number or timestamp: every missing value, and most computed ones.
+    Scalar(Scalar),
+    /// A computed string or container: value `i` of the answer's `computed`.
+    Computed(usize),
+    /// Bytes `span` of the row read by lookup `lookup` of the answer's [`StoredRows`].
+    Stored { lookup: usize, span: Range<usize> },
+}
+
+impl ServedValue {
+    /// A missing value.
+    pub const NULL: ServedValue = ServedValue::Scalar(Scalar::Null);
+
+    /// `value` as served, a computed string or container moved to `computed`.
+    fn of(value: FeatureValue, computed: &mut Vec<Value>) -> ServedValue {
+        match value {
+            FeatureValue::Stored { lookup, span } => ServedValue::Stored { lookup, span },
+            FeatureValue::Value(value) => ServedValue::computed(value, computed),
+        }
+    }
+
+    /// A computed `value` as served: a scalar in place, anything else moved to `computed`.
+    fn computed(value: Value, computed: &mut Vec<Value>) -> ServedValue {
+        match Scalar::of(&value) {
+            Some(scalar) => {
+                // A scalar owns nothing: forgotten, it skips `Value`'s drop glue (a call of
+                // ~20 instructions for each realtime value).
+                std::mem::forget(value);
+                ServedValue::Scalar(scalar)
+            }
+            None => {
+                computed.push(value);
+                ServedValue::Computed(computed.len() - 1)
+            }
+        }
+    }
+
     /// The lookup whose stored row holds the value, if it is stored.
     pub fn stored_lookup(&self) -> Option<usize> {
         match self {
-            FeatureValue::Stored { lookup, .. } => Some(*lookup),
-            FeatureValue::Value(_) => None,
+            ServedValue::Stored { lookup, .. } => Some(*lookup),
+            ServedValue::Scalar(_) | ServedValue::Computed(_) => None,
+        }
+    }
+
+    /// The value as a read gives it, a computed string or container taken out of `computed`
+    /// (the answer's, which serves each once).
+    pub fn take(self, computed: &mut [Value]) -> FeatureValue {
+        match self {
+            ServedValue::Scalar(scalar) => FeatureValue::Value(scalar.into()),
+            ServedValue::Computed(i) => FeatureValue::Value(std::mem::take(&mut computed[i])),
+            ServedValue::Stored { lookup, span } => FeatureValue::Stored { lookup, span },
         }
     }
 }
@@ -127,13 +179,6 @@ impl FeatureValue {
 /// values point into: the read's own result, its rows' bytes in one buffer.
 #[derive(Debug, Default)]
 pub struct StoredRows(ReadResult);
-
-/// A feature's value as the answer holds it: computed, or encoded as stored.
-#[derive(Debug, Clone, Copy)]
-pub enum AnswerValue<'a> {
-    Value(&'a Value),
-    Encoded(EncodedValue<'a>),
-}
 
 /// Rows given one by one, as a test builds an answer by hand.
 #[cfg(test)]
@@ -145,16 +190,6 @@ impl From<Vec<Option<crate::store::StoredRow>>> for StoredRows {
 }
 
 impl StoredRows {
-    /// `value`, reading a stored one in place (for writing it out). Inlined, as the accessors
-    /// below: the wire calls it for every feature, from another codegen unit.
-    #[inline]
-    pub fn get<'a>(&'a self, value: &'a FeatureValue) -> AnswerValue<'a> {
-        match value {
-            FeatureValue::Value(value) => AnswerValue::Value(value),
-            FeatureValue::Stored { span, .. } => AnswerValue::Encoded(self.encoded(span)),
-        }
-    }
-
     /// `value` as a [`Value`], decoding a stored one.
     #[inline]
     pub fn decode(&self, value: FeatureValue) -> Value {
@@ -165,16 +200,16 @@ impl StoredRows {
     }
 
     fn is_null(&self, value: &FeatureValue) -> bool {
-        match self.get(value) {
-            AnswerValue::Value(value) => value.is_null(),
-            AnswerValue::Encoded(encoded) => encoded.is_null(),
+        match value {
+            FeatureValue::Value(value) => value.is_null(),
+            FeatureValue::Stored { span, .. } => self.encoded(span).is_null(),
         }
     }
 
     /// A stored value read in place: one slice of the read's buffer (a row looked up first,
     /// then sliced, cost ~20 instructions more a feature written).
     #[inline]
-    fn encoded(&self, span: &Range<usize>) -> EncodedValue<'_> {
+    pub fn encoded(&self, span: &Range<usize>) -> EncodedValue<'_> {
         EncodedValue::in_row(self.0.payloads(), span.clone())
     }
 }
@@ -194,7 +229,7 @@ pub struct FeatureVector {
 /// One feature of an answered row.
 #[derive(Debug)]
 pub struct ServedFeature {
-    pub value: FeatureValue,
+    pub value: ServedValue,
     pub status: ServingStatus,
     pub effective_time: Option<Micros>,
 }
@@ -205,6 +240,8 @@ pub struct Answer {
     pub vectors: Vec<FeatureVector>,
     /// What the vectors' stored values point into.
     pub rows: StoredRows,
+    /// The computed strings and containers the vectors' values name.
+    pub computed: Vec<Value>,
     /// How long the request waited on the store (up to the latency budget).
     pub store_latency: Duration,
     pub store_bytes: usize,
@@ -452,6 +489,7 @@ impl RowRead<'_> {
         rows: &StoredRows,
         options: ReadOptions,
         out: &mut Vec<ServedFeature>,
+        computed: &mut Vec<Value>,
     ) {
         let effective_time = self.effective_time();
         // Feature i is aggregate i, for the view's first `n_aggregates` features.
@@ -463,7 +501,7 @@ impl RowRead<'_> {
         match self {
             RowRead::Missing if !coerces_counts => {
                 out.extend(indices.iter().map(|_| ServedFeature {
-                    value: FeatureValue::Value(Value::Null),
+                    value: ServedValue::NULL,
                     status: ServingStatus::MissingData,
                     effective_time,
                 }));
@@ -473,13 +511,13 @@ impl RowRead<'_> {
                 out.extend(indices.iter().map(|&index| {
                     let (value, null) = match spans.get(index) {
                         Some(span) => (
-                            FeatureValue::Stored {
+                            ServedValue::Stored {
                                 lookup,
                                 span: span.clone(),
                             },
                             EncodedValue::in_row(payload, span.clone()).is_null(),
                         ),
-                        None => (FeatureValue::Value(Value::Null), true),
+                        None => (ServedValue::NULL, true),
                     };
                     // An empty window is missing data; a plain view's null is a value.
                     let status = if null && index < n_aggregates {
@@ -497,7 +535,7 @@ impl RowRead<'_> {
             _ => out.extend(indices.iter().map(|&index| {
                 let (value, status) = self.feature(view, index, rows, options);
                 ServedFeature {
-                    value,
+                    value: ServedValue::of(value, computed),
                     status,
                     effective_time,
                 }
@@ -731,6 +769,7 @@ pub async fn get_features(
         .collect::<Result<Vec<_>, ServingError>>()?;
 
     let mut vectors = Vec::with_capacity(rows.len());
+    let mut computed = Vec::new();
     // A realtime view's upstream values, one list per source: kept from row to row.
     let mut upstream: Vec<Vec<Value>> = Vec::new();
     for (row, row_range) in needed_by_row.into_iter().enumerate() {
@@ -809,7 +848,7 @@ pub async fn get_features(
                         vector
                             .features
                             .extend(item.features.iter().map(|_| ServedFeature {
-                                value: FeatureValue::Value(Value::Null),
+                                value: ServedValue::NULL,
                                 status,
                                 effective_time: None,
                             }));
@@ -825,7 +864,7 @@ pub async fn get_features(
                                 ServingStatus::Present
                             };
                             vector.features.push(ServedFeature {
-                                value: FeatureValue::Value(value),
+                                value: ServedValue::computed(value, &mut computed),
                                 status,
                                 effective_time: None,
                             });
@@ -838,6 +877,7 @@ pub async fn get_features(
                     &stored_rows,
                     options,
                     &mut vector.features,
+                    &mut computed,
                 ),
             }
         }
@@ -846,6 +886,7 @@ pub async fn get_features(
     Ok(Answer {
         vectors,
         rows: stored_rows,
+        computed,
         store_latency,
         store_bytes,
         partial,

@@ -15,8 +15,8 @@ use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
 use crate::registry::{FeatureService, Registry};
 use crate::serving::{
-    Answer, AnswerValue, FeatureVector, Locator, Partial, ReadOptions, RequestValue, ServedFeature,
-    ServingError, StoredRows,
+    Answer, FeatureVector, Locator, Partial, ReadOptions, RequestValue, ServedFeature, ServedValue,
+    ServingError,
 };
 use crate::store::row::{self, EncodedValue, Scalar};
 use crate::time::{push_timestamp, Micros};
@@ -607,14 +607,14 @@ fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 fn push_values(
     out: &mut Vec<u8>,
     features: &[ServedFeature],
-    rows: &StoredRows,
+    answer: &Answer,
     written: Option<&mut WrittenRuns>,
 ) {
     out.extend_from_slice(b"{\"features\":[");
     match written {
         // One feature at a time: looking for runs cost a single row ~30 instructions a feature.
-        None => push_features(out, features, rows),
-        Some(written) => push_runs(out, features, rows, written),
+        None => push_features(out, features, answer),
+        Some(written) => push_runs(out, features, answer, written),
     }
     out.extend_from_slice(b"]}");
 }
@@ -623,7 +623,7 @@ fn push_values(
 fn push_runs(
     out: &mut Vec<u8>,
     features: &[ServedFeature],
-    rows: &StoredRows,
+    answer: &Answer,
     written: &mut WrittenRuns,
 ) {
     let mut start = 0;
@@ -632,7 +632,7 @@ fn push_runs(
             out.push(b',');
         }
         let Some(lookup) = features[start].value.stored_lookup() else {
-            push_features(out, &features[start..start + 1], rows);
+            push_served(out, &features[start].value, answer);
             start += 1;
             continue;
         };
@@ -642,22 +642,30 @@ fn push_runs(
             .count();
         let end = start + 1 + run;
         written.push(out, lookup, start..end, |out| {
-            push_features(out, &features[start..end], rows)
+            push_features(out, &features[start..end], answer)
         });
         start = end;
     }
 }
 
 /// Appends `v1,v2,...`.
-fn push_features(out: &mut Vec<u8>, features: &[ServedFeature], rows: &StoredRows) {
+fn push_features(out: &mut Vec<u8>, features: &[ServedFeature], answer: &Answer) {
     for (i, feature) in features.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        match rows.get(&feature.value) {
-            AnswerValue::Value(value) => push_value(out, value),
-            AnswerValue::Encoded(encoded) => push_encoded(out, encoded),
-        }
+        push_served(out, &feature.value, answer);
+    }
+}
+
+/// Appends one served value of `answer`. Inlined: most are a scalar or a stored span, and a
+/// call a value cost a batch ~50 instructions a computed feature.
+#[inline]
+fn push_served(out: &mut Vec<u8>, value: &ServedValue, answer: &Answer) {
+    match value {
+        ServedValue::Scalar(scalar) => push_scalar(out, *scalar),
+        ServedValue::Computed(i) => push_value(out, &answer.computed[*i]),
+        ServedValue::Stored { span, .. } => push_encoded(out, answer.rows.encoded(span)),
     }
 }
 
@@ -872,7 +880,7 @@ pub fn get_features_response(
     let mut out =
         Vec::with_capacity(128 + wire.default_metadata.len() + vector.features.len() * 32);
     out.extend_from_slice(b"{\"result\":");
-    push_values(&mut out, &vector.features, &answer.rows, None);
+    push_values(&mut out, &vector.features, answer, None);
     if includes.any_per_feature() || includes.slo_info || answer.partial.is_some() {
         out.extend_from_slice(b",\"metadata\":{");
         if includes.any_per_feature() {
@@ -957,7 +965,7 @@ fn push_batch_results(out: &mut Vec<u8>, answer: &Answer) {
         if row > 0 {
             out.push(b',');
         }
-        push_values(out, &vector.features, &answer.rows, Some(&mut written));
+        push_values(out, &vector.features, answer, Some(&mut written));
     }
     out.push(b']');
 }
@@ -1060,7 +1068,7 @@ mod tests {
     /// `result` is each row written on its own, whatever the runs and repeats.
     #[test]
     fn a_batch_writes_repeated_stored_rows_as_each_row_alone() {
-        use crate::serving::{FeatureValue, ServingStatus};
+        use crate::serving::{ServingStatus, StoredRows};
         use crate::store::StoredRow;
         let stored = [
             vec![Value::Float64(0.1), Value::Float64(229.047), Value::Null],
@@ -1095,23 +1103,25 @@ mod tests {
             effective_time: None,
         };
         let at = |lookup: usize, index: usize| {
-            feature(FeatureValue::Stored {
+            feature(ServedValue::Stored {
                 lookup,
                 span: spans[lookup][index].clone(),
             })
         };
-        let computed = |value| feature(FeatureValue::Value(value));
-        // Lookup 0 read at positions 1..3 and 4; lookup 1 at 0 and 3 (two runs of one row).
+        let scalar = |value| feature(ServedValue::Scalar(value));
+        // Lookup 0 read at positions 1..3 and 4; lookup 1 at 0 and 3 (two runs of one row);
+        // computed values at 3 and 6.
         let vector = |first: usize, second: usize| FeatureVector {
             features: vec![
                 at(second, 2),
                 at(first, 0),
                 at(first, 1),
-                computed(Value::Float64(
+                scalar(Scalar::Float64(
                     f64::from(u32::try_from(first).unwrap()) + 0.25,
                 )),
                 at(first, 2),
                 at(second, 0),
+                feature(ServedValue::Computed(first)),
             ],
             store_latency: Duration::ZERO,
             store_bytes: 0,
@@ -1125,6 +1135,10 @@ mod tests {
                 vector(1, 0),
             ],
             rows: StoredRows::from(rows),
+            computed: vec![
+                Value::String("x\"y".into()),
+                Value::Array(vec![Value::Int64(1)]),
+            ],
             store_latency: Duration::ZERO,
             store_bytes: 0,
             partial: None,
@@ -1136,7 +1150,7 @@ mod tests {
             if i > 0 {
                 alone.push(b',');
             }
-            push_values(&mut alone, &vector.features, &answer.rows, None);
+            push_values(&mut alone, &vector.features, &answer, None);
         }
         alone.push(b']');
         assert_eq!(

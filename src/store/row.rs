@@ -235,6 +235,17 @@ impl<'a> EncodedValue<'a> {
         Reader::new(self.bytes).value_ref().expect(CHECKED)
     }
 
+    /// A string's bytes, UTF-8 as [`split_row`] checked them; `None` for any other type. For
+    /// writing a served string out: [`EncodedValue::read`] checks them again for its `&str`
+    /// (~100 instructions a short string).
+    pub fn string_bytes(self) -> Option<&'a [u8]> {
+        (self.bytes[0] == STRING).then(|| {
+            let mut reader = Reader::new(&self.bytes[1..]);
+            let n = reader.len().expect(CHECKED);
+            reader.take(n).expect(CHECKED)
+        })
+    }
+
     /// An int64, float32 or float64 as an `f64`; `None` for any other type. Read from the tag
     /// and the bytes after it: no `Value` made and dropped.
     pub fn number(self) -> Option<f64> {

@@ -768,6 +768,9 @@ fn push_float(out: &mut Vec<u8>, f: f64) {
 /// Appends a stored value's JSON from its encoded bytes, as [`push_value`] writes the value
 /// decoded.
 fn push_encoded(out: &mut Vec<u8>, encoded: EncodedValue) {
+    if let Some(text) = encoded.string_bytes() {
+        return push_string(out, text);
+    }
     match encoded.read() {
         row::ValueRef::Scalar(scalar) => push_scalar(out, scalar),
         row::ValueRef::String(s) => push_json(out, s),
@@ -794,6 +797,40 @@ fn push_encoded(out: &mut Vec<u8>, encoded: EncodedValue) {
             out.push(b'}');
         }
     }
+}
+
+/// Appends UTF-8 `text` as a JSON string, escaped as serde_json escapes a `str` (`"`, `\`
+/// and the control characters; the same bytes [`push_json`] writes): a stored string's bytes
+/// are written without being checked as UTF-8 again.
+fn push_string(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut plain = 0;
+    for (i, &byte) in text.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&text[plain..i]);
+        out.extend_from_slice(escape);
+        plain = i + 1;
+    }
+    out.extend_from_slice(&text[plain..]);
+    out.push(b'"');
 }
 
 /// Appends the `metadata.features` array; `push_status(out, i)` writes feature i's status
@@ -1061,6 +1098,34 @@ mod tests {
             let serde = String::from_utf8(serde).unwrap();
             assert_eq!(String::from_utf8(stored).unwrap(), serde);
             assert_eq!(String::from_utf8(decoded).unwrap(), serde);
+        }
+    }
+
+    /// `text` as `push_string` writes it from its bytes.
+    fn written_string(text: &str) -> String {
+        let mut out = Vec::new();
+        push_string(&mut out, text.as_bytes());
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A stored string is written from its bytes as serde_json writes the `str`: every ASCII
+    /// character (the controls among them), and text past ASCII.
+    #[test]
+    fn stored_strings_are_escaped_as_serde_json_escapes_them() {
+        let every_ascii: String = (0..=0x7f_u8).map(char::from).collect();
+        for text in [
+            every_ascii.as_str(),
+            "",
+            "\u{e9}\u{2028}\u{1f600} \\\"\u{0}\u{7f}",
+        ] {
+            assert_eq!(written_string(text), serde_json::to_string(text).unwrap());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_stored_string_is_written_as_serde_json_writes_it(text in ".*") {
+            proptest::prop_assert_eq!(written_string(&text), serde_json::to_string(&text).unwrap());
         }
     }
 

@@ -181,9 +181,8 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
             match value(slot) {
                 [STRING, rest @ ..] => {
                     // `check` read it as UTF-8 already: its length is read again, not its text.
-                    let mut text = Reader::new(rest);
-                    let len = text.len().expect("checked");
-                    encode_string_key_part(text.take(len).expect("checked"), &mut key);
+                    let text = Reader::new(rest).bytes().expect("checked");
+                    encode_string_key_part(text, &mut key);
                 }
                 [INT64, rest @ ..] => encode_key_part(
                     KeyPart::Int64(i64::from_le_bytes(rest.try_into().expect("checked"))),

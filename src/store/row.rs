@@ -33,25 +33,12 @@ where
     I::IntoIter: ExactSizeIterator,
 {
     let values = values.into_iter();
-    encode_counted_row(values.len(), values, out);
-}
-
-/// Appends the encoding of `count` values, which `values` yields (for an iterator that does not
-/// know its length, such as a chain of a row's parts, so that no list of them is collected).
-pub fn encode_counted_row<'a>(
-    count: usize,
-    values: impl Iterator<Item = &'a Value>,
-    out: &mut Vec<u8>,
-) {
     // Room for scalars (a tag and 8 bytes each) up front: one allocation for most rows.
-    out.reserve(1 + 9 * count);
-    write_len(count, out);
-    let mut written = 0;
+    out.reserve(1 + 9 * values.len());
+    write_len(values.len(), out);
     for value in values {
         encode_value(value, out);
-        written += 1;
     }
-    debug_assert_eq!(written, count, "the count given is the values'");
 }
 
 fn encode_value(value: &Value, out: &mut Vec<u8>) {

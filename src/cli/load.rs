@@ -1,7 +1,9 @@
 //! `quiver load`: the bulk loader. Validates every row of a CSV, JSON Lines or Parquet file
 //! against the view's schema first (reporting where the first bad one is, its line or its row
 //! group and row, and sending nothing), then sends the rows to a running server in chunks, with
-//! progress bars: binary rows bodies (`ingest::binary_rows`) unless `--body json-lines`.
+//! progress bars: binary rows bodies (`ingest::binary_rows`) unless `--body json-lines`. Each
+//! row is encoded into its chunk's body as it is validated, so the file is parsed once; the
+//! bodies wait for the end of validation in `load_bodies::KeptBodies` (memory, then a file).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::load_bodies::KeptBodies;
 use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
 use crate::ingest::binary_rows::{self, BinaryRowsWriter};
@@ -39,6 +42,10 @@ pub struct LoadArgs {
     /// server checks every value), or `json-lines`, for servers that take only JSON Lines.
     #[arg(long, value_enum, default_value_t = BodyFormat::Binary)]
     body: BodyFormat,
+    /// MiB of memory the encoded bodies may take while the file is validated; the rest wait in
+    /// a temporary file (binary bodies take ~70 bytes a row of a small view).
+    #[arg(long = "body-memory-mib", default_value_t = 512)]
+    body_memory_mib: usize,
     /// A .csv (with a header line), .jsonl or .parquet file.
     file: PathBuf,
 }
@@ -119,24 +126,31 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     // Each row is encoded into its chunk's request body as it is validated, so the rows are not
     // kept; nothing is sent until the whole file has been read.
     let writer = BodyWriter::new(args.body, view);
-    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut chunks = KeptBodies::new(args.body_memory_mib.saturating_mul(1 << 20));
+    let mut body = Vec::new();
+    // Where keeping a full body failed (the temporary file), if it did.
+    let mut unkept = None;
     let mut rows = 0;
     // Bytes read since the bar last moved: it moves once a chunk, not once a row (~160
     // instructions a row).
     let mut unshown = 0u64;
+    let mut keep = |body: &mut Vec<u8>, unkept: &mut Option<std::io::Error>| {
+        writer.finish(body);
+        // The next body is sized as this one: the room a full chunk takes, mostly.
+        let full = std::mem::replace(body, Vec::with_capacity(body.len()));
+        if let Err(e) = chunks.keep(full) {
+            unkept.get_or_insert(e);
+        }
+    };
     let read = load_file.for_each_row(view, |row, bytes| {
         if rows % chunk_rows == 0 {
             reading.inc(std::mem::take(&mut unshown));
-            if let Some(full) = chunks.last_mut() {
-                writer.finish(full);
+            if rows > 0 {
+                keep(&mut body, &mut unkept);
             }
-            // The last chunk's size: the room a full chunk takes, mostly.
-            let mut body = Vec::with_capacity(chunks.last().map_or(0, Vec::len));
             writer.start(&mut body);
-            chunks.push(body);
         }
-        let body = chunks.last_mut().expect("the first row opened a chunk");
-        writer.write(&row, body);
+        writer.write(&row, &mut body);
         rows += 1;
         unshown += bytes as u64;
     });
@@ -144,11 +158,15 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         reading.abandon();
         bail!("{}: {bad}; nothing was loaded", args.file.display());
     }
+    if rows > 0 {
+        keep(&mut body, &mut unkept);
+    }
+    if let Some(e) = unkept {
+        reading.abandon();
+        bail!("cannot keep the encoded rows in a temporary file: {e}; nothing was loaded");
+    }
     reading.inc(unshown);
     reading.finish();
-    if let Some(last) = chunks.last_mut() {
-        writer.finish(last);
-    }
 
     let path = format!(
         "/admin/workspaces/{}/feature-views/{}/rows",
@@ -177,7 +195,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
 /// The request bodies of a load, `chunk_rows` rows each (the last one the rest).
 struct Chunks<'a> {
     content_type: &'static str,
-    bodies: &'a [Vec<u8>],
+    bodies: &'a KeptBodies,
     chunk_rows: usize,
     rows: usize,
 }
@@ -203,8 +221,9 @@ fn send(
             };
             let first = index * chunks.chunk_rows;
             let count = chunks.chunk_rows.min(chunks.rows - first);
-            let answer = server
-                .post(path, Some((chunks.content_type, body)))
+            let answer = body
+                .context("reading the encoded rows back from their temporary file")
+                .and_then(|body| server.post(path, Some((chunks.content_type, &body))))
                 .with_context(|| format!("loading rows {}..{}", first, first + count))
                 .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
             stored += answer["rowsStored"].as_u64().unwrap_or(0);

@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod journal;
 mod load;
+mod load_bodies;
 mod logs;
 mod plan;
 mod secrets;

@@ -25,8 +25,8 @@ use crate::registry::value::Value;
 use crate::registry::FeatureView;
 use crate::store::key::{encode_key_part, encode_string_key_part, KeyPart};
 use crate::store::row::{
-    encode_counted_row, encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64,
-    INT64, MAP, NULL, STRING, STRUCT, TIMESTAMP, TRUE,
+    encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64, INT64, MAP, NULL,
+    STRING, STRUCT, TIMESTAMP, TRUE,
 };
 use crate::store::RowWrite;
 
@@ -65,8 +65,7 @@ impl BinaryRowsWriter {
     /// Appends `row` (a row of the writer's view) to a body `start` opened.
     pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
         let time = Value::Timestamp(row.event_time);
-        let count = row.key.len() + 1 + row.features.len();
-        write_record(out, |out| encode_counted_row(count, row.values(&time), out));
+        write_record(out, |out| encode_row(row.values(&time), out));
     }
 }
 
@@ -181,9 +180,8 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
             match value(slot) {
                 [STRING, rest @ ..] => {
                     // `check` read it as UTF-8 already: its length is read again, not its text.
-                    let mut text = Reader::new(rest);
-                    let len = text.len().expect("checked");
-                    encode_string_key_part(text.take(len).expect("checked"), &mut key);
+                    let text = Reader::new(rest).bytes().expect("checked");
+                    encode_string_key_part(text, &mut key);
                 }
                 [INT64, rest @ ..] => encode_key_part(
                     KeyPart::Int64(i64::from_le_bytes(rest.try_into().expect("checked"))),

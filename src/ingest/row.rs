@@ -3,6 +3,9 @@
 //! Shared by the Stream Ingest API, the bulk loader and the demo seed, so all three apply the
 //! same rules: join keys and the timestamp are required, a missing feature column is null.
 
+use std::iter::{Chain, Once};
+use std::slice;
+
 use serde_json::{Map, Value as Json};
 
 use super::SourceRecords;
@@ -122,11 +125,15 @@ pub fn is_view_column(view: &FeatureView, name: &str) -> bool {
 impl ParsedRow {
     /// The row's values in `view_columns`' order: join keys, the event time (`time`, its
     /// `Value`, which the caller holds), then the row columns.
-    pub fn values<'a>(&'a self, time: &'a Value) -> impl Iterator<Item = &'a Value> {
-        self.key
-            .iter()
-            .chain(std::iter::once(time))
-            .chain(&self.features)
+    pub fn values<'a>(&'a self, time: &'a Value) -> RowValues<'a> {
+        RowValues {
+            values: self
+                .key
+                .iter()
+                .chain(std::iter::once(time))
+                .chain(&self.features),
+            left: self.key.len() + 1 + self.features.len(),
+        }
     }
 
     /// Encodes the row for the store.
@@ -144,6 +151,29 @@ impl ParsedRow {
         }
     }
 }
+
+/// A row's values (`ParsedRow::values`), knowing how many are left, which a `Chain` of its
+/// parts does not say: the store's encoding writes the count first.
+pub struct RowValues<'a> {
+    values: Chain<Chain<slice::Iter<'a, Value>, Once<&'a Value>>, slice::Iter<'a, Value>>,
+    left: usize,
+}
+
+impl<'a> Iterator for RowValues<'a> {
+    type Item = &'a Value;
+
+    fn next(&mut self) -> Option<&'a Value> {
+        let value = self.values.next()?;
+        self.left -= 1;
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for RowValues<'_> {}
 
 /// Writes rows of one view as JSON objects keyed by column, the form the bulk-rows endpoint
 /// reads back (one JSON Lines line each, without its newline). Each column's `"name":` is

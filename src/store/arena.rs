@@ -23,6 +23,7 @@ use std::sync::Arc;
 use memmap2::{MmapMut, MmapRaw};
 
 use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN, ROW_RECORD_SUPERSEDED};
+use crate::time::Micros;
 
 /// Below this, dead bytes are not worth a compaction pass.
 const MIN_COMPACTION_BYTES: usize = 1 << 20;
@@ -64,6 +65,19 @@ impl Mapping {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.as_mut_ptr().add(at), bytes.len())
         }
     }
+}
+
+/// A record as stored at its place in the arena (`Arena::stored_at`): the shard's writer reads
+/// the key's current record once a row and hands it to `Arena::release`, which would read it a
+/// second time (~65 instructions a read).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRecord {
+    pub start: usize,
+    /// The whole record's length, header included.
+    pub len: usize,
+    pub flags: u32,
+    pub event_time: Micros,
+    pub payload_len: usize,
 }
 
 pub struct Arena {
@@ -123,16 +137,30 @@ impl Arena {
         RowRecordV2::read(self.records(), at).expect("the arena holds whole records")
     }
 
-    /// Marks the record starting at `start` superseded and its bytes dead (a newer row of its
-    /// key replaced it, or its layout was reshaped); false if it already was. A lent record's
-    /// flag is written when its loan ends.
-    pub fn release(&mut self, start: usize) -> bool {
-        let record = self.record_at(start);
+    /// What a write needs of the record starting at `at` (a record boundary below
+    /// `used_len`), read once: the row's event time and payload length, and what `release`
+    /// needs.
+    pub fn stored_at(&self, at: usize) -> StoredRecord {
+        let record = self.record_at(at);
+        StoredRecord {
+            start: at,
+            len: record.len(),
+            flags: record.flags,
+            event_time: record.event_time,
+            payload_len: record.payload.len(),
+        }
+    }
+
+    /// Marks `record` superseded and its bytes dead (a newer row of its key replaced it, or its
+    /// layout was reshaped); false if it already was. A lent record's flag is written when its
+    /// loan ends. `record` is as `stored_at` read it, with nothing written to it since.
+    pub fn release(&mut self, record: StoredRecord) -> bool {
+        let start = record.start;
         let released_in_loan = start < self.lent && self.released_in_loan.contains(&start);
         if record.flags & ROW_RECORD_SUPERSEDED != 0 || released_in_loan {
             return false;
         }
-        self.dead += record.len();
+        self.dead += record.len;
         self.live_rows -= 1;
         if start < self.lent && !self.end_loan() {
             self.released_in_loan.insert(start);
@@ -331,7 +359,7 @@ mod tests {
             })
             .collect();
         for &start in &records[..900] {
-            arena.release(start as usize);
+            arena.release(arena.stored_at(start as usize));
         }
         assert!(arena.wants_compaction());
         let mut live = records.split_off(900);
@@ -379,16 +407,16 @@ mod tests {
         let starts: Vec<usize> = (0..100).map(|i| append(&mut arena, i)).collect();
         let flags = |arena: &Arena, i: usize| arena.record_at(starts[i]).flags;
         for i in (0..10).chain([50]) {
-            arena.release(starts[i]);
+            arena.release(arena.stored_at(starts[i]));
         }
         let first = arena.lend();
         // Released under the loan: counted dead now, flagged once the loan ends.
-        assert!(arena.release(starts[10]));
-        assert!(!arena.release(starts[10]), "released once");
+        assert!(arena.release(arena.stored_at(starts[10])));
+        assert!(!arena.release(arena.stored_at(starts[10])), "released once");
         assert_eq!(flags(&arena, 10), 0);
         // A second loan of the same bytes leaves out what was released under the first.
         let second = arena.lend();
-        arena.release(starts[11]);
+        arena.release(arena.stored_at(starts[11]));
         let live = |from: u8, to: u8| (from..to).filter(|&i| i != 50).collect::<Vec<u8>>();
         assert_eq!(read(&first), live(10, 100));
         assert_eq!(read(&second), live(11, 100));
@@ -401,7 +429,7 @@ mod tests {
         let third = arena.lend();
         // Compaction, likewise.
         for &start in starts[12..].iter().chain(&grown[..90]) {
-            arena.release(start);
+            arena.release(arena.stored_at(start));
         }
         let mut kept: Vec<u64> = grown[90..].iter().map(|&start| start as u64).collect();
         arena.compact(kept.iter_mut()).unwrap();
@@ -413,10 +441,10 @@ mod tests {
         // Once the loans end, the arena writes anywhere again.
         drop((first, second, third));
         let loan = arena.lend();
-        assert!(arena.release(kept[0] as usize));
+        assert!(arena.release(arena.stored_at(kept[0] as usize)));
         drop(loan);
         assert_eq!(arena.record_at(kept[0] as usize).flags, 0);
-        assert!(arena.release(kept[1] as usize));
+        assert!(arena.release(arena.stored_at(kept[1] as usize)));
         let flags = |i: usize| arena.record_at(kept[i] as usize).flags;
         assert_eq!((flags(0), flags(1)), (1, 1));
     }
@@ -468,7 +496,7 @@ mod tests {
                     }
                     Step::Release(index) if !live.is_empty() => {
                         let (start, _) = live.remove(index.index(live.len()));
-                        prop_assert!(arena.release(start as usize));
+                        prop_assert!(arena.release(arena.stored_at(start as usize)));
                     }
                     Step::Lend => {
                         let loan = arena.lend();

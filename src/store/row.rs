@@ -33,25 +33,12 @@ where
     I::IntoIter: ExactSizeIterator,
 {
     let values = values.into_iter();
-    encode_counted_row(values.len(), values, out);
-}
-
-/// Appends the encoding of `count` values, which `values` yields (for an iterator that does not
-/// know its length, such as a chain of a row's parts, so that no list of them is collected).
-pub fn encode_counted_row<'a>(
-    count: usize,
-    values: impl Iterator<Item = &'a Value>,
-    out: &mut Vec<u8>,
-) {
     // Room for scalars (a tag and 8 bytes each) up front: one allocation for most rows.
-    out.reserve(1 + 9 * count);
-    write_len(count, out);
-    let mut written = 0;
+    out.reserve(1 + 9 * values.len());
+    write_len(values.len(), out);
     for value in values {
         encode_value(value, out);
-        written += 1;
     }
-    debug_assert_eq!(written, count, "the count given is the values'");
 }
 
 fn encode_value(value: &Value, out: &mut Vec<u8>) {
@@ -239,11 +226,7 @@ impl<'a> EncodedValue<'a> {
     /// writing a served string out: [`EncodedValue::read`] checks them again for its `&str`
     /// (~100 instructions a short string).
     pub fn string_bytes(self) -> Option<&'a [u8]> {
-        (self.bytes[0] == STRING).then(|| {
-            let mut reader = Reader::new(&self.bytes[1..]);
-            let n = reader.len().expect(CHECKED);
-            reader.take(n).expect(CHECKED)
-        })
+        (self.bytes[0] == STRING).then(|| Reader::new(&self.bytes[1..]).bytes().expect(CHECKED))
     }
 
     /// An int64, float32 or float64 as an `f64`; `None` for any other type. Read from the tag
@@ -466,11 +449,17 @@ impl<'a> Reader<'a> {
         Err(self.fault(Fault::TooLong))
     }
 
+    /// Moves past a length and that many bytes, and answers the bytes: a string's, unchecked.
+    #[inline]
+    pub fn bytes(&mut self) -> Result<&'a [u8], ReadError> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
     #[inline]
     pub fn str(&mut self) -> Result<&'a str, ReadError> {
-        let n = self.len()?;
-        let start = self.pos;
-        std::str::from_utf8(self.take(n)?).map_err(|_| not_utf8(start))
+        let bytes = self.bytes()?;
+        std::str::from_utf8(bytes).map_err(|_| not_utf8(self.pos - bytes.len()))
     }
 
     /// Moves past a string, checked as `str` checks it, and answers its bytes (UTF-8). ASCII
@@ -478,12 +467,10 @@ impl<'a> Reader<'a> {
     /// word tests, and a binary rows body's check needs no `&str`.
     #[inline]
     pub fn utf8(&mut self) -> Result<&'a [u8], ReadError> {
-        let n = self.len()?;
-        let start = self.pos;
-        let bytes = self.take(n)?;
+        let bytes = self.bytes()?;
         match bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
             true => Ok(bytes),
-            false => Err(not_utf8(start)),
+            false => Err(not_utf8(self.pos - bytes.len())),
         }
     }
 
@@ -530,8 +517,7 @@ impl<'a> Reader<'a> {
         if CHECK_TEXT {
             self.str()?;
         } else {
-            let n = self.len()?;
-            self.take(n)?;
+            self.bytes()?;
         }
         Ok(())
     }

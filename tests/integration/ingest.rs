@@ -454,6 +454,52 @@ load_4,2026-02-01T00:00:00Z,655
     );
 }
 
+/// Past its memory limit (`--body-memory-mib 0`: every chunk) `quiver load` keeps the encoded
+/// chunks in a temporary file: they are all sent, in order, and a bad row after the first
+/// chunks have gone there still loads nothing.
+#[test]
+fn bulk_loader_past_its_memory_limit_loads_every_chunk_or_nothing() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (1..=5)
+        .map(|n| format!("spill_{n},2026-02-01T00:00:0{n}Z,{}\n", 600 + n))
+        .collect();
+    let load = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("user_id,timestamp,credit_score\n{text}")).unwrap();
+        quiver_load_command(&server.base_url, &path)
+            .args(["--chunk-rows", "2", "--body-memory-mib", "0"])
+            .output()
+            .expect("quiver load runs")
+    };
+
+    let bad = load(
+        "late_bad.csv",
+        format!("{rows}spill_6,2026-02-01T00:00:06Z,high\n"),
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("line 7: column `credit_score`"), "{stderr}");
+    assert!(stderr.contains("nothing was loaded"), "{stderr}");
+    assert_eq!(
+        credit_score(&server, "spill_1"),
+        Json::Null,
+        "nothing was sent"
+    );
+
+    let good = load("good.csv", rows);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains("loaded 5 rows"));
+    for n in 1..=5 {
+        let user = format!("spill_{n}");
+        assert_eq!(credit_score(&server, &user), json!((600 + n).to_string()));
+    }
+}
+
 /// `user_profile`'s `credit_score` of `user`, as `payment_risk_service` serves it.
 fn credit_score(server: &Server, user: &str) -> Json {
     let keys = json!({"sender_id": user, "payee_merchant": "m", "terminal_id": 1});

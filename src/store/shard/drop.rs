@@ -32,7 +32,7 @@ impl Handler<DropKeys> for ShardActor {
             if !dropped(record.view, record.key) {
                 return true;
             }
-            arena.release(start);
+            arena.release(arena.stored_at(start));
             false
         });
         partition

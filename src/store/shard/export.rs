@@ -133,7 +133,7 @@ impl Handler<RestoreRecords> for ShardActor {
             }
         }
         for start in superseded {
-            partition.arena.release(start);
+            partition.arena.release(partition.arena.stored_at(start));
         }
         for (view, time) in latest.into_iter().enumerate() {
             if let Some(time) = time {

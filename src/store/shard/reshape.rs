@@ -153,7 +153,7 @@ impl Partition {
         for (layout, start) in self.index.iter() {
             let view = self.arena.record_at(start).view;
             if views.layout(view) != Some(layout) {
-                self.arena.release(start);
+                self.arena.release(self.arena.stored_at(start));
             }
         }
         for (key, tile_set) in tiles {

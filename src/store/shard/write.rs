@@ -92,12 +92,9 @@ impl ShardActor {
             let slot = partition
                 .index
                 .slot(&partition.arena, row.view, row.layout, &row.key);
-            // The key's current record: its start and payload length, read once.
-            let stored = slot.current().map(|start| {
-                let record = partition.arena.record_at(start);
-                (start, record.event_time, record.payload.len())
-            });
-            if stored.is_some_and(|(_, event_time, _)| event_time > row.event_time) {
+            // The key's current record, read once.
+            let stored = slot.current().map(|start| partition.arena.stored_at(start));
+            if stored.is_some_and(|stored| stored.event_time > row.event_time) {
                 outcome.older_than_stored += 1;
                 continue;
             }
@@ -114,10 +111,10 @@ impl ShardActor {
             partition.view_usage.row_stored(
                 row.view,
                 row.payload.len(),
-                stored.map(|(_, _, payload_len)| payload_len),
+                stored.map(|stored| stored.payload_len),
             );
-            if let Some((start, _, _)) = stored {
-                partition.arena.release(start);
+            if let Some(stored) = stored {
+                partition.arena.release(stored);
             }
             outcome.stored += 1;
         }

@@ -125,7 +125,7 @@ impl FromRequest for FeatureCall {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
         let repo = Repo::current(state);
-        let caller = match Allowed::check(request, state, Some(&repo.registry)) {
+        let caller = match Allowed::check(request, state, &repo.registry) {
             Ok(caller) => caller,
             Err(refused) => return ready(Err(refused)),
         };

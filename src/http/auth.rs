@@ -181,7 +181,12 @@ where
     type Future = Ready<Result<Allowed<P, E>, E>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Allowed::check(request, state_of(request), None))
+        let state = state_of(request);
+        ready(Allowed::check(
+            request,
+            state,
+            &Repo::current(state).registry,
+        ))
     }
 }
 
@@ -191,24 +196,21 @@ where
     E: From<AuthError>,
 {
     /// The caller of `request`, if it holds `P` (see the type). `registry` lists the
-    /// workspaces for a path that names none: the one an extractor already holds (looking
-    /// the state and the repository up again cost ~250 instructions a GetFeatures request),
-    /// else the one `state` serves now.
+    /// workspaces for a path that names none: the caller's snapshot of the served repository
+    /// (an extractor that holds one already passes it: looking the state and the repository
+    /// up again cost ~250 instructions a GetFeatures request).
     pub fn check(
         request: &HttpRequest,
         state: &AppState,
-        registry: Option<&Registry>,
+        registry: &Registry,
     ) -> Result<Allowed<P, E>, E> {
         let caller: Caller<E> = Caller(
             authenticate::<AuthorizationHeader>(request, state)?,
             PhantomData,
         );
-        match (request.match_info().get("workspace"), registry) {
-            (Some(workspace), _) => caller.require(P::on(workspace))?,
-            (None, Some(registry)) => caller.require_on_some_workspace(registry, P::on)?,
-            (None, None) => {
-                caller.require_on_some_workspace(&Repo::current(state).registry, P::on)?
-            }
+        match request.match_info().get("workspace") {
+            Some(workspace) => caller.require(P::on(workspace))?,
+            None => caller.require_on_some_workspace(registry, P::on)?,
         }
         Ok(Allowed(caller, PhantomData))
     }

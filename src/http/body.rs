@@ -3,11 +3,11 @@
 //! parsing JSON with errors that name the offending field (`params.joinKeyMap: invalid type:`).
 
 use std::cell::RefCell;
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServiceRequest;
 use actix_web::error::PayloadError;
@@ -66,11 +66,17 @@ impl UnreadBody {
     /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
     /// On any refusal the buffer is dropped at once and the connection ends after the answer
     /// (see [`ChunkedPayload`] for chunked bodies).
-    pub async fn read(mut self, limit: usize) -> Result<Bytes, ApiError> {
+    pub fn read(self, limit: usize) -> impl Future<Output = Result<Bytes, ApiError>> {
+        self.read_since(limit, Instant::now())
+    }
+
+    /// [`UnreadBody::read`], its read timeout counted from `started`: a handler that has just
+    /// read the clock passes what it read (a clock read is ~90 instructions a request).
+    pub async fn read_since(mut self, limit: usize, started: Instant) -> Result<Bytes, ApiError> {
         if self.declared_len.is_some_and(|len| len > limit as u64) {
             return Err(too_large(limit));
         }
-        let started = tokio::time::Instant::now();
+        let started = tokio::time::Instant::from_std(started);
         let payload = &mut self.payload;
         // A declared length within the limit is trusted for the first allocation only.
         let mut body = BytesMut::with_capacity(self.declared_len.unwrap_or(0) as usize);

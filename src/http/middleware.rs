@@ -115,23 +115,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut answered = match std::mem::replace(&mut this.stage, Stage::Done) {
-            Stage::Routed(mut routes, chunked) => {
-                match this.observed.within(|| Pin::new(&mut routes).poll(cx)) {
-                    Poll::Pending => {
-                        this.stage = Stage::Routed(routes, chunked);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(answered) => {
-                        if let Some(chunked) = chunked {
-                            chunked.answered();
-                        }
-                        answered.map(ServiceResponse::map_into_left_body)
-                    }
+        // The routes are polled in place: moving the stage out and back in on every poll cost
+        // a copy of it each way.
+        let mut answered = if let Stage::Routed(routes, chunked) = &mut this.stage {
+            let Poll::Ready(answered) = this.observed.within(|| Pin::new(routes).poll(cx)) else {
+                return Poll::Pending;
+            };
+            if let Some(chunked) = chunked.take() {
+                chunked.answered();
+            }
+            this.stage = Stage::Done;
+            answered.map(ServiceResponse::map_into_left_body)
+        } else {
+            match std::mem::replace(&mut this.stage, Stage::Done) {
+                Stage::Refused(refusal) => Ok(refusal),
+                Stage::Routed(..) | Stage::Done => {
+                    panic!("a request's answer polled after it was given")
                 }
             }
-            Stage::Refused(refusal) => Ok(refusal),
-            Stage::Done => panic!("a request's answer polled after it was given"),
         };
         this.observed.answered(&mut answered);
         Poll::Ready(answered)

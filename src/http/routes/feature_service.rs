@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use std::future::{ready, Ready};
 
-use actix_web::http::header::HeaderValue;
-use actix_web::http::Method;
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{dev::Payload, guard, web, FromRequest, HttpRequest, HttpResponse, Route};
 use serde::Deserialize;
 use serde_json::json;
@@ -125,7 +125,7 @@ impl FromRequest for FeatureCall {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
         let repo = Repo::current(state);
-        let caller = match Allowed::check(request, state, Some(&repo.registry)) {
+        let caller = match Allowed::check(request, state, &repo.registry) {
             Ok(caller) => caller,
             Err(refused) => return ready(Err(refused)),
         };
@@ -165,15 +165,20 @@ async fn get_features<const BATCH: bool>(call: FeatureCall) -> Result<HttpRespon
         request_id,
         body,
     } = call;
-    let body = body.read(state.limits.max_body_bytes).await?;
+    let body = body
+        .read_since(state.limits.max_body_bytes, started)
+        .await?;
     let params = params_of(&body)?;
     let locator = params.locator(path.as_ref().map(ServicePath::names));
     let service = resolve_service(&repo.registry, &locator)?;
     caller.require(Permission::ReadFeatures(&service.workspace))?;
     let mut options = params.read_options(now_micros(), started)?;
     options.max_store_response_bytes = state.limits.max_store_response_bytes;
-    let requests: Vec<RequestRow> = if BATCH {
-        batch_rows(&params, state.limits.max_batch_size)?
+    // A single request's one row is not put in a list of its own (an allocation and a free).
+    let batch: Vec<RequestRow>;
+    let single: RequestRow;
+    let requests: &[RequestRow] = if BATCH {
+        batch = batch_rows(&params, state.limits.max_batch_size)?
             .iter()
             .map(|r| {
                 let r = r.as_ref();
@@ -182,15 +187,17 @@ async fn get_features<const BATCH: bool>(call: FeatureCall) -> Result<HttpRespon
                     r.and_then(|r| r.request_context_map.as_ref()),
                 )
             })
-            .collect()
+            .collect();
+        &batch
     } else {
-        vec![request_row(
+        single = request_row(
             params.join_key_map.as_ref(),
             params.request_context_map.as_ref(),
-        )]
+        );
+        std::slice::from_ref(&single)
     };
     let answer =
-        serving::get_features(&repo.registry, &state.router, service, &requests, options).await?;
+        serving::get_features(&repo.registry, &state.router, service, requests, options).await?;
     let timing = Timing {
         server: started.elapsed(),
         store: answer.store_latency,
@@ -212,11 +219,14 @@ async fn get_features<const BATCH: bool>(call: FeatureCall) -> Result<HttpRespon
     let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
     state
         .feature_log
-        .offer(service, &requests, answer, principal, request_id);
-    // A ready header value: from a `&str`, actix parses and copies it on every answer.
-    Ok(HttpResponse::Ok()
-        .content_type(HeaderValue::from_static("application/json"))
-        .body(body))
+        .offer(service, requests, answer, principal, request_id);
+    // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
+    // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
+    let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
 
 /// One request row; an absent map is an empty one.

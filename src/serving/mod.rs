@@ -758,12 +758,9 @@ pub async fn get_features(
                 return Ok(None);
             };
             let start = spans.len();
-            split_row(row.payload, &mut spans)
-                .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
             // Spans of the read's whole buffer: a value is then read with one slice.
-            for span in &mut spans[start..] {
-                *span = span.start + row.at..span.end + row.at;
-            }
+            split_row(row.payload, row.at, &mut spans)
+                .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
             Ok(Some((row.event_time, start..spans.len())))
         })
         .collect::<Result<Vec<_>, ServingError>>()?;
@@ -1066,7 +1063,7 @@ aggregations = [
                         .collect();
                     let mut payload = Vec::new();
                     encode_row(&values, &mut payload);
-                    split_row(&payload, &mut spans).unwrap();
+                    split_row(&payload, 0, &mut spans).unwrap();
                     rows = StoredRows::from(vec![Some(StoredRow { event_time: 0, payload })]);
                     RowRead::Present { lookup: 0, event_time: 0, spans: &spans }
                 }

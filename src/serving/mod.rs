@@ -364,10 +364,12 @@ struct ViewAnswer {
 
 impl ViewAnswer {
     /// Sets `values` to the view's features as the realtime view takes them: those of
-    /// `reads` decoded (the indices its expressions read, ascending: `RealtimeSpec::reads`),
-    /// the others null (decoding every feature of a wide upstream view cost more than the
-    /// expressions' reads). `values` is the caller's, kept from row to row: a new list a row
-    /// cost an allocation. The statuses of the features not read are summarised without
+    /// `reads` decoded (the indices its expressions read: `RealtimeSpec::reads`), the others
+    /// null (decoding every feature of a wide upstream view cost more than the expressions'
+    /// reads). `values` is the caller's list for this view and these `reads` alone, kept from
+    /// row to row (empty at first): only the indices read are ever set, so the others are
+    /// null already (a new list a row cost an allocation; refilled whole, ~5 `Value` drops
+    /// and writes a row). The statuses of the features not read are summarised without
     /// reading their values: calling [`RowRead::feature`] for each feature of the upstream
     /// view cost ~60 instructions a feature a row, most of them for values never read.
     fn of(
@@ -379,12 +381,13 @@ impl ViewAnswer {
         values: &mut Vec<Value>,
     ) -> ViewAnswer {
         let n_features = view.features.len();
-        let mut reads = reads.into_iter().peekable();
-        values.clear();
-        values.extend((0..n_features).map(|index| match reads.next_if_eq(&index) {
-            Some(_) => rows.decode(read.feature(view, index, rows, options).0),
-            None => Value::Null,
-        }));
+        if values.len() != n_features {
+            values.clear();
+            values.resize_with(n_features, || Value::Null);
+        }
+        for index in reads {
+            values[index] = rows.decode(read.feature(view, index, rows, options).0);
+        }
         // As `RowRead::feature` says: a coerced count is present whatever its value; a key
         // without a row misses every other feature; a row misses the aggregates that are null
         // or past its end (a plain view's null is a present value).
@@ -767,7 +770,8 @@ pub async fn get_features(
 
     let mut vectors = Vec::with_capacity(rows.len());
     let mut computed = Vec::new();
-    // A realtime view's upstream values, one list per source: kept from row to row.
+    // The realtime views' upstream values, one list per source of each realtime view (in the
+    // service's order), kept from row to row: `ViewAnswer::of` writes only the values read.
     let mut upstream: Vec<Vec<Value>> = Vec::new();
     for (row, row_range) in needed_by_row.into_iter().enumerate() {
         let context = &contexts[row * n_context_fields..(row + 1) * n_context_fields];
@@ -815,15 +819,18 @@ pub async fn get_features(
             store_latency,
             store_bytes,
         };
+        // Where the next realtime view's lists start in `upstream`.
+        let mut upstream_at = 0;
         for item in &service.items {
             let view = registry.view(item.view);
             match &view.kind {
                 ViewKind::Realtime(spec) => {
-                    let n_sources = spec.sources.len();
-                    if upstream.len() < n_sources {
-                        upstream.resize_with(n_sources, Vec::new);
+                    let lists = upstream_at..upstream_at + spec.sources.len();
+                    upstream_at = lists.end;
+                    if upstream.len() < lists.end {
+                        upstream.resize_with(lists.end, Vec::new);
                     }
-                    let upstream = &mut upstream[..n_sources];
+                    let upstream = &mut upstream[lists];
                     let mut inputs_missing = false;
                     // An input the store did not answer for: the feature is not computed.
                     let mut inputs_not_read = None;
@@ -1102,8 +1109,16 @@ aggregations = [
                     false => Value::Null,
                 })
                 .collect();
-            // The caller's list is replaced whole, whatever it held.
-            let mut got = vec![Value::Int64(1); 12];
+            // The caller's list for these reads, as a previous row (every value present) left it.
+            let mut got = Vec::new();
+            let present: Vec<Value> = (0..view.features.len()).map(|_| Value::Int64(1)).collect();
+            let (mut payload, mut present_spans) = (Vec::new(), Vec::new());
+            encode_row(&present, &mut payload);
+            split_row(&payload, 0, &mut present_spans).unwrap();
+            let present_rows = StoredRows::from(vec![Some(StoredRow { event_time: 0, payload })]);
+            let present = RowRead::Present { lookup: 0, event_time: 0, spans: &present_spans };
+            let reads = read_indices.iter().copied();
+            ViewAnswer::of(view, present, &present_rows, options, reads, &mut got);
             let answer =
                 ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied(), &mut got);
             prop_assert_eq!(answer.missing, statuses.contains(&ServingStatus::MissingData));

@@ -10,14 +10,13 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::prehashed::Prehashed;
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
-use crate::store::key::{encode_key_part, KeyPart};
+use crate::store::key::{encode_key_part, key_hash, KeyPart};
 use crate::store::row::{split_row, EncodedValue, Scalar};
 use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError};
@@ -586,10 +585,10 @@ pub async fn get_features(
     // Sized up front, as `dedup` is: growing from empty cost a reallocation each (~100
     // instructions, several for a batch's lookups).
     let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * service.items.len());
-    // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
-    // key (on a hash collision the second key just gets a lookup of its own). Only a batch's
-    // rows can share a lookup (a row plans each stored view once): a one-row request has no
-    // map, nor hashes its keys.
+    // The lookup's hash (xxh3 of the encoded key seeded with the view) -> lookup index,
+    // confirmed on the view and key (on a hash collision the second key just gets a lookup of
+    // its own). Only a batch's rows can share a lookup (a row plans each stored view once): a
+    // one-row request has no map.
     let mut dedup: Option<HashMap<u64, usize, BuildHasherDefault<Prehashed>>> = (rows.len() > 1)
         .then(|| {
             HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default())
@@ -628,15 +627,15 @@ pub async fn get_features(
                     };
                     encode_key_part(*value, &mut key);
                 }
+                // The lookup's hash, which places it on a shard, is the dedup map's key too.
                 // One probe: a new hash takes the lookup about to be pushed.
-                let seen = dedup.as_mut().and_then(|dedup| {
-                    match dedup.entry(xxh3_64_with_seed(&key, u64::from(stored))) {
-                        Entry::Occupied(planned) => Some(*planned.get())
-                            .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
-                        Entry::Vacant(new) => {
-                            new.insert(lookups.len());
-                            None
-                        }
+                let hash = key_hash(stored, &key);
+                let seen = dedup.as_mut().and_then(|dedup| match dedup.entry(hash) {
+                    Entry::Occupied(planned) => Some(*planned.get())
+                        .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
+                    Entry::Vacant(new) => {
+                        new.insert(lookups.len());
+                        None
                     }
                 });
                 let index = match seen {
@@ -649,6 +648,7 @@ pub async fn get_features(
                             view: stored,
                             layout: registry.view(stored).layout,
                             key: key.clone(),
+                            hash,
                             aggregates,
                         });
                         lookups.len() - 1

@@ -135,24 +135,14 @@ fn router_read(c: &mut Criterion) {
     c.bench_function("router_read_1_key", |b| {
         b.iter(|| {
             router.read(
-                &[Lookup {
-                    view: 0,
-                    layout: 0,
-                    key: key_of(777),
-                    aggregates: AggregateMask::ALL,
-                }],
+                &[Lookup::new(0, 0, key_of(777), AggregateMask::ALL)],
                 context,
             )
         })
     });
     c.bench_function("router_read_3_views_2_shards", |b| {
         let lookups: Vec<Lookup> = (0..3)
-            .map(|i| Lookup {
-                view: 0,
-                layout: 0,
-                key: key_of(1000 + i),
-                aggregates: AggregateMask::ALL,
-            })
+            .map(|i| Lookup::new(0, 0, key_of(1000 + i), AggregateMask::ALL))
             .collect();
         b.iter(|| router.read(&lookups, context))
     });
@@ -186,17 +176,7 @@ fn router_read(c: &mut Criterion) {
     });
     group.finish();
     c.bench_function("router_read_3_window_aggregate_busy_key", |b| {
-        b.iter(|| {
-            router.read(
-                &[Lookup {
-                    view: 1,
-                    layout: 0,
-                    key: key_of(1),
-                    aggregates: AggregateMask::ALL,
-                }],
-                context,
-            )
-        })
+        b.iter(|| router.read(&[Lookup::new(1, 0, key_of(1), AggregateMask::ALL)], context))
     });
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::{ClusterError, Placement};
 use crate::config::ClusterSettings;
 use crate::registry::ViewId;
-use crate::store::key::shard_of;
+use crate::store::key::{shard_of, shard_of_hash};
 use crate::store::{
     decode_forwarded_rows, Lookup, ReadContext, RemoteRows, Router, StoreError, StoredRow,
 };
@@ -118,7 +118,7 @@ impl RemoteRows for Forwarder {
         let stream = self.stream.clone();
         let partition_of: Vec<usize> = lookups
             .iter()
-            .map(|lookup| shard_of(lookup.view, &lookup.key, self.partitions))
+            .map(|lookup| shard_of_hash(lookup.hash, self.partitions))
             .collect();
         // The request's own budget running out is its latency budget exceeded; this node's
         // default one, that no holder answered (503).

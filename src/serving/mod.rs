@@ -10,14 +10,13 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::prehashed::Prehashed;
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
-use crate::store::key::{encode_key_part, KeyPart};
+use crate::store::key::{encode_key_part, key_hash, KeyPart};
 use crate::store::row::{split_row, EncodedValue, Scalar};
 use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError};
@@ -364,10 +363,12 @@ struct ViewAnswer {
 
 impl ViewAnswer {
     /// Sets `values` to the view's features as the realtime view takes them: those of
-    /// `reads` decoded (the indices its expressions read, ascending: `RealtimeSpec::reads`),
-    /// the others null (decoding every feature of a wide upstream view cost more than the
-    /// expressions' reads). `values` is the caller's, kept from row to row: a new list a row
-    /// cost an allocation. The statuses of the features not read are summarised without
+    /// `reads` decoded (the indices its expressions read: `RealtimeSpec::reads`), the others
+    /// null (decoding every feature of a wide upstream view cost more than the expressions'
+    /// reads). `values` is the caller's list for this view and these `reads` alone, kept from
+    /// row to row (empty at first): only the indices read are ever set, so the others are
+    /// null already (a new list a row cost an allocation; refilled whole, ~5 `Value` drops
+    /// and writes a row). The statuses of the features not read are summarised without
     /// reading their values: calling [`RowRead::feature`] for each feature of the upstream
     /// view cost ~60 instructions a feature a row, most of them for values never read.
     fn of(
@@ -379,12 +380,13 @@ impl ViewAnswer {
         values: &mut Vec<Value>,
     ) -> ViewAnswer {
         let n_features = view.features.len();
-        let mut reads = reads.into_iter().peekable();
-        values.clear();
-        values.extend((0..n_features).map(|index| match reads.next_if_eq(&index) {
-            Some(_) => rows.decode(read.feature(view, index, rows, options).0),
-            None => Value::Null,
-        }));
+        if values.len() != n_features {
+            values.clear();
+            values.resize_with(n_features, || Value::Null);
+        }
+        for index in reads {
+            values[index] = rows.decode(read.feature(view, index, rows, options).0);
+        }
         // As `RowRead::feature` says: a coerced count is present whatever its value; a key
         // without a row misses every other feature; a row misses the aggregates that are null
         // or past its end (a plain view's null is a present value).
@@ -583,10 +585,10 @@ pub async fn get_features(
     // Sized up front, as `dedup` is: growing from empty cost a reallocation each (~100
     // instructions, several for a batch's lookups).
     let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * service.items.len());
-    // xxh3 of the encoded key seeded with the view -> lookup index, confirmed on the view and
-    // key (on a hash collision the second key just gets a lookup of its own). Only a batch's
-    // rows can share a lookup (a row plans each stored view once): a one-row request has no
-    // map, nor hashes its keys.
+    // The lookup's hash (xxh3 of the encoded key seeded with the view) -> lookup index,
+    // confirmed on the view and key (on a hash collision the second key just gets a lookup of
+    // its own). Only a batch's rows can share a lookup (a row plans each stored view once): a
+    // one-row request has no map.
     let mut dedup: Option<HashMap<u64, usize, BuildHasherDefault<Prehashed>>> = (rows.len() > 1)
         .then(|| {
             HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default())
@@ -625,15 +627,15 @@ pub async fn get_features(
                     };
                     encode_key_part(*value, &mut key);
                 }
+                // The lookup's hash, which places it on a shard, is the dedup map's key too.
                 // One probe: a new hash takes the lookup about to be pushed.
-                let seen = dedup.as_mut().and_then(|dedup| {
-                    match dedup.entry(xxh3_64_with_seed(&key, u64::from(stored))) {
-                        Entry::Occupied(planned) => Some(*planned.get())
-                            .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
-                        Entry::Vacant(new) => {
-                            new.insert(lookups.len());
-                            None
-                        }
+                let hash = key_hash(stored, &key);
+                let seen = dedup.as_mut().and_then(|dedup| match dedup.entry(hash) {
+                    Entry::Occupied(planned) => Some(*planned.get())
+                        .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
+                    Entry::Vacant(new) => {
+                        new.insert(lookups.len());
+                        None
                     }
                 });
                 let index = match seen {
@@ -646,6 +648,7 @@ pub async fn get_features(
                             view: stored,
                             layout: registry.view(stored).layout,
                             key: key.clone(),
+                            hash,
                             aggregates,
                         });
                         lookups.len() - 1
@@ -758,19 +761,17 @@ pub async fn get_features(
                 return Ok(None);
             };
             let start = spans.len();
-            split_row(row.payload, &mut spans)
-                .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
             // Spans of the read's whole buffer: a value is then read with one slice.
-            for span in &mut spans[start..] {
-                *span = span.start + row.at..span.end + row.at;
-            }
+            split_row(row.payload, row.at, &mut spans)
+                .map_err(|_| ServingError::CorruptRow(view.name.clone()))?;
             Ok(Some((row.event_time, start..spans.len())))
         })
         .collect::<Result<Vec<_>, ServingError>>()?;
 
     let mut vectors = Vec::with_capacity(rows.len());
     let mut computed = Vec::new();
-    // A realtime view's upstream values, one list per source: kept from row to row.
+    // The realtime views' upstream values, one list per source of each realtime view (in the
+    // service's order), kept from row to row: `ViewAnswer::of` writes only the values read.
     let mut upstream: Vec<Vec<Value>> = Vec::new();
     for (row, row_range) in needed_by_row.into_iter().enumerate() {
         let context = &contexts[row * n_context_fields..(row + 1) * n_context_fields];
@@ -818,15 +819,18 @@ pub async fn get_features(
             store_latency,
             store_bytes,
         };
+        // Where the next realtime view's lists start in `upstream`.
+        let mut upstream_at = 0;
         for item in &service.items {
             let view = registry.view(item.view);
             match &view.kind {
                 ViewKind::Realtime(spec) => {
-                    let n_sources = spec.sources.len();
-                    if upstream.len() < n_sources {
-                        upstream.resize_with(n_sources, Vec::new);
+                    let lists = upstream_at..upstream_at + spec.sources.len();
+                    upstream_at = lists.end;
+                    if upstream.len() < lists.end {
+                        upstream.resize_with(lists.end, Vec::new);
                     }
-                    let upstream = &mut upstream[..n_sources];
+                    let upstream = &mut upstream[lists];
                     let mut inputs_missing = false;
                     // An input the store did not answer for: the feature is not computed.
                     let mut inputs_not_read = None;
@@ -1066,7 +1070,7 @@ aggregations = [
                         .collect();
                     let mut payload = Vec::new();
                     encode_row(&values, &mut payload);
-                    split_row(&payload, &mut spans).unwrap();
+                    split_row(&payload, 0, &mut spans).unwrap();
                     rows = StoredRows::from(vec![Some(StoredRow { event_time: 0, payload })]);
                     RowRead::Present { lookup: 0, event_time: 0, spans: &spans }
                 }
@@ -1105,8 +1109,16 @@ aggregations = [
                     false => Value::Null,
                 })
                 .collect();
-            // The caller's list is replaced whole, whatever it held.
-            let mut got = vec![Value::Int64(1); 12];
+            // The caller's list for these reads, as a previous row (every value present) left it.
+            let mut got = Vec::new();
+            let present: Vec<Value> = (0..view.features.len()).map(|_| Value::Int64(1)).collect();
+            let (mut payload, mut present_spans) = (Vec::new(), Vec::new());
+            encode_row(&present, &mut payload);
+            split_row(&payload, 0, &mut present_spans).unwrap();
+            let present_rows = StoredRows::from(vec![Some(StoredRow { event_time: 0, payload })]);
+            let present = RowRead::Present { lookup: 0, event_time: 0, spans: &present_spans };
+            let reads = read_indices.iter().copied();
+            ViewAnswer::of(view, present, &present_rows, options, reads, &mut got);
             let answer =
                 ViewAnswer::of(view, read, &rows, options, read_indices.iter().copied(), &mut got);
             prop_assert_eq!(answer.missing, statuses.contains(&ServingStatus::MissingData));

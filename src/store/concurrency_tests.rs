@@ -119,12 +119,7 @@ fn spawn_readers(
                     let (keys, wanted, context) = plan(reader, reads);
                     let lookups: Vec<Lookup> = keys
                         .iter()
-                        .map(|&key| Lookup {
-                            view: 0,
-                            layout: 0,
-                            key: key_bytes(key),
-                            aggregates: wanted,
-                        })
+                        .map(|&key| Lookup::new(0, 0, key_bytes(key), wanted))
                         .collect();
                     let floors: Vec<u64> = keys
                         .iter()
@@ -259,12 +254,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
         assert!(used < appended, "the arenas compacted while loans were out");
         let model = model_after(BATCHES);
         let lookups: Vec<Lookup> = (0..KEYS)
-            .map(|key| Lookup {
-                view: 0,
-                layout: 0,
-                key: key_bytes(key),
-                aggregates: AggregateMask::ALL,
-            })
+            .map(|key| Lookup::new(0, 0, key_bytes(key), AggregateMask::ALL))
             .collect();
         let read = router.read(
             &lookups,
@@ -328,12 +318,7 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
             .await
             .unwrap();
         let read = router.read(
-            &[Lookup {
-                view: 0,
-                layout: 0,
-                key: early,
-                aggregates: AggregateMask::ALL,
-            }],
+            &[Lookup::new(0, 0, early, AggregateMask::ALL)],
             ReadContext {
                 now: 100 * HOUR,
                 leading_edge: None,

@@ -53,7 +53,17 @@ pub fn encode_string_key_part(utf8: &[u8], out: &mut Vec<u8>) {
 
 /// The shard that owns `key` of `view` among `n_shards`.
 pub fn shard_of(view: ViewId, key: &[u8], n_shards: usize) -> usize {
-    (xxhash_rust::xxh3::xxh3_64_with_seed(key, u64::from(view)) % n_shards as u64) as usize
+    shard_of_hash(key_hash(view, key), n_shards)
+}
+
+/// The hash that places `key` of `view` on a shard: xxh3 seeded with the view id.
+pub fn key_hash(view: ViewId, key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(key, u64::from(view))
+}
+
+/// The shard that owns a key whose [`key_hash`] is `hash`, among `n_shards`.
+pub fn shard_of_hash(hash: u64, n_shards: usize) -> usize {
+    (hash % n_shards as u64) as usize
 }
 
 #[cfg(test)]

@@ -370,12 +370,7 @@ mod tests {
             .await
             .unwrap();
         let lookups: Vec<Lookup> = (0..KEYS)
-            .map(|key| Lookup {
-                view: 0,
-                layout: 0,
-                key: key.to_le_bytes().to_vec(),
-                aggregates: AggregateMask::ALL,
-            })
+            .map(|key| Lookup::new(0, 0, key.to_le_bytes().to_vec(), AggregateMask::ALL))
             .collect();
         let context = ReadContext {
             now: 0,

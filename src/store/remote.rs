@@ -153,12 +153,8 @@ impl Router {
                 continue;
             };
             positions.push(position);
-            lookups.push(Lookup {
-                view,
-                layout,
-                key: lookup.key,
-                aggregates: AggregateMask::from_bits(lookup.aggregates),
-            });
+            let aggregates = AggregateMask::from_bits(lookup.aggregates);
+            lookups.push(Lookup::new(view, layout, lookup.key, aggregates));
         }
         let context = ReadContext {
             now: request.now,
@@ -225,12 +221,7 @@ mod tests {
     }
 
     fn lookup(key: u64) -> Lookup {
-        Lookup {
-            view: 0,
-            layout: 0,
-            key: key.to_le_bytes().to_vec(),
-            aggregates: AggregateMask::ALL,
-        }
+        Lookup::new(0, 0, key.to_le_bytes().to_vec(), AggregateMask::ALL)
     }
 
     #[test]

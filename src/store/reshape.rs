@@ -212,12 +212,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             let router = Router::start_with(2, 4096, &before).unwrap();
             router.write(vec![row(old.layout)]).await.unwrap();
             let read = |layout| {
-                let lookup = Lookup {
-                    view: old.id,
-                    layout,
-                    key: b"u1".to_vec(),
-                    aggregates: AggregateMask::ALL,
-                };
+                let lookup = Lookup::new(old.id, layout, b"u1".to_vec(), AggregateMask::ALL);
                 let context = ReadContext {
                     now: 10,
                     leading_edge: None,
@@ -325,12 +320,8 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             for store in [&router, &restored] {
                 assert_eq!(store.view_usage().await.unwrap()[view as usize].rows, KEYS);
             }
-            let lookup = Lookup {
-                view,
-                layout: after.view(view).layout,
-                key: b"u7".to_vec(),
-                aggregates: AggregateMask::ALL,
-            };
+            let layout = after.view(view).layout;
+            let lookup = Lookup::new(view, layout, b"u7".to_vec(), AggregateMask::ALL);
             let context = ReadContext {
                 now: 10,
                 leading_edge: None,

@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 
 use std::sync::Arc;
 
-use super::key::shard_of;
+use super::key::shard_of_hash;
 use super::read_result::ReadResult;
 use super::remote::RemoteRows;
 use super::replicated::RowLog;
@@ -224,7 +224,7 @@ impl Router {
     pub fn read(&self, lookups: &[Lookup], context: ReadContext) -> ReadResult {
         let n = self.partitions.len();
         let mut read = ReadResult::nothing_for(lookups.len(), PAYLOAD_BYTES_HINT * lookups.len());
-        read.set_shards(|i| shard_of(lookups[i].view, &lookups[i].key, n));
+        read.set_shards(|i| shard_of_hash(lookups[i].hash, n));
         // Tile keys are the view id and layout (8 bytes), then the join key: room for the
         // longest up front, not a reallocation per longer key.
         let longest = lookups.iter().map(|lookup| lookup.key.len()).max();

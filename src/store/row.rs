@@ -104,11 +104,14 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, CorruptRow> {
 
 /// Appends the byte span of each value of a row written by [`encode_row`] to `spans`, having
 /// checked the whole row: the values can then be served from the row's bytes
-/// ([`EncodedValue::in_row`]) without decoding them into [`Value`]s.
-pub fn split_row(bytes: &[u8], spans: &mut Vec<Range<usize>>) -> Result<(), CorruptRow> {
+/// ([`EncodedValue::in_row`]) without decoding them into [`Value`]s. The spans are moved by
+/// `at`, where the row starts in a larger buffer (a read's): shifting them afterwards cost a
+/// second pass over them (~590 instructions a seed batch).
+pub fn split_row(bytes: &[u8], at: usize, spans: &mut Vec<Range<usize>>) -> Result<(), CorruptRow> {
     let start = spans.len();
     spans.reserve(count_hint(bytes));
-    split_row_with(bytes, |span| spans.push(span)).inspect_err(|_| spans.truncate(start))
+    split_row_with(bytes, |span| spans.push(span.start + at..span.end + at))
+        .inspect_err(|_| spans.truncate(start))
 }
 
 /// Appends each value of a row written by [`encode_row`] to `values`, having checked the whole
@@ -637,7 +640,7 @@ mod tests {
             // Spans are appended after what the list holds.
             let mut spans = Vec::new();
             spans.push(7..9);
-            split_row(&bytes, &mut spans).unwrap();
+            split_row(&bytes, 0, &mut spans).unwrap();
             prop_assert_eq!(spans.len(), values.len() + 1);
             for (span, value) in spans[1..].iter().zip(&values) {
                 let encoded = EncodedValue::in_row(&bytes, span.clone());
@@ -710,7 +713,7 @@ mod tests {
         fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let decoded = decode_row(&bytes);
             let mut spans = Vec::new();
-            let split = split_row(&bytes, &mut spans);
+            let split = split_row(&bytes, 0, &mut spans);
             prop_assert_eq!(decoded.is_ok(), split.is_ok());
             let mut values = Vec::new();
             prop_assert_eq!(split_values(&bytes, &mut values).is_ok(), split.is_ok());

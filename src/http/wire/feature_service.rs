@@ -1089,7 +1089,7 @@ mod tests {
         let mut row = Vec::new();
         row::encode_row(&values, &mut row);
         let mut spans = Vec::new();
-        row::split_row(&row, &mut spans).unwrap();
+        row::split_row(&row, 0, &mut spans).unwrap();
         for (value, span) in values.iter().zip(spans) {
             let (mut stored, mut decoded, mut serde) = (Vec::new(), Vec::new(), Vec::new());
             push_encoded(&mut stored, EncodedValue::in_row(&row, span));
@@ -1151,7 +1151,7 @@ mod tests {
             let mut payload = Vec::new();
             row::encode_row(values, &mut payload);
             let mut row_spans = Vec::new();
-            row::split_row(&payload, &mut row_spans).unwrap();
+            row::split_row(&payload, 0, &mut row_spans).unwrap();
             let shifted = row_spans
                 .into_iter()
                 .map(|span| span.start + at..span.end + at);

@@ -70,7 +70,7 @@ impl Mapping {
 /// A record as stored at its place in the arena (`Arena::stored_at`): the shard's writer reads
 /// the key's current record once a row and hands it to `Arena::release`, which would read it a
 /// second time (~65 instructions a read).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredRecord {
     pub start: usize,
     /// The whole record's length, header included.
@@ -155,6 +155,13 @@ impl Arena {
     /// layout was reshaped); false if it already was. A lent record's flag is written when its
     /// loan ends. `record` is as `stored_at` read it, with nothing written to it since.
     pub fn release(&mut self, record: StoredRecord) -> bool {
+        // The caller's copy decides what is flagged and counted dead: a stale one would corrupt
+        // both silently, so the tests' builds check it against the bytes.
+        debug_assert_eq!(
+            record,
+            self.stored_at(record.start),
+            "released as read, with nothing written since"
+        );
         let start = record.start;
         let released_in_loan = start < self.lent && self.released_in_loan.contains(&start);
         if record.flags & ROW_RECORD_SUPERSEDED != 0 || released_in_loan {
@@ -399,6 +406,18 @@ mod tests {
             key: &[i],
         };
         arena.append(&record).unwrap()
+    }
+
+    /// A copy read before the record was written again (here: released) is refused, not trusted.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "released as read")]
+    fn a_stale_copy_of_a_record_is_not_released() {
+        let mut arena = Arena::with_capacity(64).unwrap();
+        let start = append(&mut arena, 1);
+        let stored = arena.stored_at(start);
+        assert!(arena.release(stored));
+        arena.release(stored);
     }
 
     #[test]

@@ -656,12 +656,8 @@ pub async fn get_features(
                 };
                 needed.push((stored, Some(index)));
             };
-            let aggregates = match &registry.view(item.view).kind {
-                // An expression may read any feature of its sources.
-                ViewKind::Realtime(_) => AggregateMask::ALL,
-                // Aggregate i is feature i: only the selected ones are computed.
-                _ => AggregateMask::of(item.features.iter().copied()),
-            };
+            // Only the aggregates the item reads are computed.
+            let aggregates = AggregateMask::from_bits(item.aggregate_bits);
             for (stored, key_inputs) in &item.stored_key_inputs {
                 plan(*stored, key_inputs, aggregates);
             }

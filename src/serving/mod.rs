@@ -795,19 +795,19 @@ pub async fn get_features(
                 None => RowRead::Missing,
             }
         };
-        let row_reads = || row_lookups.iter().filter_map(|(_, lookup)| *lookup);
-        // A store not asked (a spent latency budget) answered no lookup, nor took any time.
+        // The slowest shard this row's lookups went to, and their bytes, in one pass. A store
+        // not asked (a spent latency budget) answered no lookup, nor took any time.
         let (store_latency, store_bytes) = match was_read {
-            true => (
-                row_reads()
-                    .map(|i| stored_rows.0.latency(i))
-                    .max()
-                    .unwrap_or_default(),
-                row_reads()
-                    .filter_map(|i| stored_rows.0.row(i))
-                    .map(|row| row.payload.len())
-                    .sum(),
-            ),
+            true => row_lookups
+                .iter()
+                .filter_map(|(_, lookup)| *lookup)
+                .map(|i| stored_rows.0.cost(i))
+                .fold(
+                    (Duration::ZERO, 0),
+                    |(slowest, bytes), (latency, row_bytes)| {
+                        (slowest.max(latency), bytes + row_bytes)
+                    },
+                ),
             false => (Duration::ZERO, 0),
         };
         let mut vector = FeatureVector {

@@ -189,6 +189,11 @@ impl From<Vec<Option<crate::store::StoredRow>>> for StoredRows {
 }
 
 impl StoredRows {
+    /// How many lookups the read answered (each with its row or none).
+    pub fn lookups(&self) -> usize {
+        self.0.rows().len()
+    }
+
     /// `value` as a [`Value`], decoding a stored one.
     #[inline]
     pub fn decode(&self, value: FeatureValue) -> Value {

@@ -397,8 +397,8 @@ fn memoised_aggregates_are_never_stale_after_an_acknowledged_write_nor_torn() {
                 let keys = (0..3).map(|i| (reads + i * 5) % 12).collect();
                 let masks = [
                     AggregateMask::ALL,
-                    AggregateMask::of([0, 1]),
-                    AggregateMask::of([2, 3]),
+                    AggregateMask::from_bits(0b0011),
+                    AggregateMask::from_bits(0b1100),
                 ];
                 let context = ReadContext {
                     now: (100 + (reads / 36 % 2) as i64) * HOUR,

@@ -78,6 +78,15 @@ impl ReadResult {
         self.found[lookup].latency
     }
 
+    /// What answering lookup `lookup` cost: how long its part of the read took, and its row's
+    /// payload bytes (0 without a row). One look at the lookup, where its latency and its
+    /// row, each looked up, cost a batch's rows ~170 instructions each.
+    pub fn cost(&self, lookup: usize) -> (Duration, usize) {
+        let found = &self.found[lookup];
+        let bytes = found.row.as_ref().map_or(0, |(_, span)| span.len());
+        (found.latency, bytes)
+    }
+
     /// The stored bytes of every row read.
     pub fn bytes_read(&self) -> usize {
         self.payloads.len()

@@ -104,12 +104,20 @@ pub(super) fn build_service(
                 .collect(),
             _ => vec![stored_key_inputs(view_id)],
         };
+        // Aggregate i is feature i; past 64, no bit (the store computes those always).
+        let aggregate_bits = match &view.kind {
+            ViewKind::Realtime(_) => u64::MAX,
+            _ => features
+                .iter()
+                .fold(0, |bits, &i| bits | 1u64.checked_shl(i as u32).unwrap_or(0)),
+        };
         items.push(ServiceItem {
             view: view_id,
             namespace,
             key_inputs,
             stored_key_inputs,
             features,
+            aggregate_bits,
         });
     }
     // Tecton's order: realtime views first, then the others, each group by namespace.

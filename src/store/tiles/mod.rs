@@ -41,15 +41,6 @@ pub struct AggregateMask(u64);
 impl AggregateMask {
     pub const ALL: AggregateMask = AggregateMask(u64::MAX);
 
-    /// The aggregates at these indices.
-    pub fn of(indices: impl IntoIterator<Item = usize>) -> AggregateMask {
-        AggregateMask(
-            indices
-                .into_iter()
-                .fold(0, |mask, i| mask | 1u64.checked_shl(i as u32).unwrap_or(0)),
-        )
-    }
-
     pub fn union(self, other: AggregateMask) -> AggregateMask {
         AggregateMask(self.0 | other.0)
     }
@@ -59,6 +50,7 @@ impl AggregateMask {
         self.0
     }
 
+    /// The aggregates of bits `bits` (a service item's `aggregate_bits`, a forwarded read's).
     pub fn from_bits(bits: u64) -> AggregateMask {
         AggregateMask(bits)
     }

@@ -191,7 +191,7 @@ proptest! {
         }
         let values = tiles.values(&spec, 10 * I + 100, AggregateMask::ALL);
         // A read of one aggregate computes that one alone, the same as in a whole read.
-        let quantile_only = tiles.values(&spec, 10 * I + 100, AggregateMask::of([1]));
+        let quantile_only = tiles.values(&spec, 10 * I + 100, AggregateMask::from_bits(0b10));
         prop_assert_eq!(&quantile_only, &vec![None, values[1].clone()]);
         let distinct = raw.iter().map(|(_, v)| v).collect::<std::collections::BTreeSet<_>>().len() as f64;
         let Some(Value::Int64(estimate)) = values[0] else { panic!("no estimate") };

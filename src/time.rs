@@ -13,10 +13,16 @@ pub const MICROS_PER_SECOND: i64 = 1_000_000;
 /// The current wall-clock time. From the system clock's duration since the epoch: chrono's
 /// `Utc::now` builds a date and time first (~200 instructions a GetFeatures request, ~80 now).
 pub fn now_micros() -> Micros {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
+    micros_since_epoch(SystemTime::now())
+}
+
+/// `time` in whole microseconds since the epoch, rounded down as chrono's `timestamp_micros`
+/// rounds. Linux refuses a clock set before 1970, but `SystemTime` makes no such promise
+/// elsewhere, so an earlier time counts back from the epoch rather than panicking.
+fn micros_since_epoch(time: SystemTime) -> Micros {
+    match time.duration_since(UNIX_EPOCH) {
         Ok(since) => since.as_micros() as Micros,
-        // A clock set before 1970: chrono's floor of the microseconds.
-        Err(_) => Utc::now().timestamp_micros(),
+        Err(before) => -(before.duration().as_nanos().div_ceil(1_000) as Micros),
     }
 }
 
@@ -263,7 +269,33 @@ mod tests {
         assert!(before <= now && now <= after, "{before} {now} {after}");
     }
 
+    /// The epoch moved by `nanos` (before it when negative).
+    fn epoch_plus(nanos: i64) -> SystemTime {
+        let offset = std::time::Duration::from_nanos(nanos.unsigned_abs());
+        if nanos < 0 {
+            UNIX_EPOCH - offset
+        } else {
+            UNIX_EPOCH + offset
+        }
+    }
+
+    #[test]
+    fn times_before_the_epoch_round_down_to_a_microsecond() {
+        assert_eq!(micros_since_epoch(epoch_plus(-1)), -1);
+        assert_eq!(micros_since_epoch(epoch_plus(-1_000)), -1);
+        assert_eq!(micros_since_epoch(epoch_plus(-1_500)), -2);
+        assert_eq!(micros_since_epoch(epoch_plus(-3_000_000_000)), -3_000_000);
+        assert_eq!(micros_since_epoch(epoch_plus(1_500)), 1);
+        assert_eq!(micros_since_epoch(UNIX_EPOCH), 0);
+    }
+
     proptest! {
+        #[test]
+        fn clock_times_are_counted_as_chrono_counts_them(nanos in any::<i64>()) {
+            let time = epoch_plus(nanos);
+            prop_assert_eq!(micros_since_epoch(time), DateTime::<Utc>::from(time).timestamp_micros());
+        }
+
         #[test]
         fn timestamps_are_written_as_chrono_writes_them(micros in any::<i64>()) {
             prop_assert_eq!(format_timestamp(micros), format_timestamp_with_chrono(micros));

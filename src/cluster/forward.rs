@@ -118,7 +118,7 @@ impl RemoteRows for Forwarder {
         let stream = self.stream.clone();
         let partition_of: Vec<usize> = lookups
             .iter()
-            .map(|lookup| shard_of_hash(lookup.hash, self.partitions))
+            .map(|lookup| shard_of_hash(lookup.hash(), self.partitions))
             .collect();
         // The request's own budget running out is its latency budget exceeded; this node's
         // default one, that no holder answered (503).

@@ -80,7 +80,9 @@ where
 
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let observed = Observed::start(&request);
-        let stage = observed.within(|| {
+        // In the span only: the call routes the request and makes the routes' future; actix
+        // extracts and runs a handler (which reads the request id) when that future is polled.
+        let stage = observed.in_span(|| {
             if readiness::refuses(&self.start_up, request.path()) {
                 return Stage::Refused(readiness::refusal(request).map_into_right_body());
             }

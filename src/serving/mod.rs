@@ -16,7 +16,7 @@ use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
 use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
-use crate::store::key::{encode_key_part, key_hash, KeyPart};
+use crate::store::key::{encode_key_part, HashedKey, KeyPart};
 use crate::store::row::{split_row, EncodedValue, Scalar};
 use crate::store::tiles::AggregateMask;
 use crate::store::{Lookup, ReadContext, ReadResult, Router, StoreError};
@@ -620,7 +620,7 @@ pub async fn get_features(
                 if let Some((_, lookup)) = needed[row_start..].iter().find(|(id, _)| *id == stored)
                 {
                     if let Some(i) = lookup {
-                        lookups[*i].aggregates = lookups[*i].aggregates.union(aggregates);
+                        lookups[*i].add_aggregates(aggregates);
                     }
                     return;
                 }
@@ -634,28 +634,28 @@ pub async fn get_features(
                 }
                 // The lookup's hash, which places it on a shard, is the dedup map's key too.
                 // One probe: a new hash takes the lookup about to be pushed.
-                let hash = key_hash(stored, &key);
-                let seen = dedup.as_mut().and_then(|dedup| match dedup.entry(hash) {
-                    Entry::Occupied(planned) => Some(*planned.get())
-                        .filter(|&i| lookups[i].view == stored && lookups[i].key == key),
-                    Entry::Vacant(new) => {
-                        new.insert(lookups.len());
-                        None
-                    }
-                });
+                let hashed = HashedKey::new(stored, &key);
+                let seen = dedup
+                    .as_mut()
+                    .and_then(|dedup| match dedup.entry(hashed.hash()) {
+                        Entry::Occupied(planned) => Some(*planned.get())
+                            .filter(|&i| lookups[i].view() == stored && lookups[i].key() == key),
+                        Entry::Vacant(new) => {
+                            new.insert(lookups.len());
+                            None
+                        }
+                    });
                 let index = match seen {
                     Some(i) => {
-                        lookups[i].aggregates = lookups[i].aggregates.union(aggregates);
+                        lookups[i].add_aggregates(aggregates);
                         i
                     }
                     None => {
-                        lookups.push(Lookup {
-                            view: stored,
-                            layout: registry.view(stored).layout,
-                            key: key.clone(),
-                            hash,
+                        lookups.push(Lookup::of_hashed(
+                            hashed,
+                            registry.view(stored).layout,
                             aggregates,
-                        });
+                        ));
                         lookups.len() - 1
                     }
                 };
@@ -743,14 +743,14 @@ pub async fn get_features(
     let mut spans = Vec::with_capacity(
         lookups
             .iter()
-            .map(|lookup| registry.view(lookup.view).features.len())
+            .map(|lookup| registry.view(lookup.view()).features.len())
             .sum(),
     );
     // Sized up front: collected through `Result`, the list grew from empty (3 reallocations
     // for a seed batch's 18 lookups).
     let mut split = Vec::with_capacity(lookups.len());
     for (index, (row, lookup)) in stored_rows.0.rows().zip(&lookups).enumerate() {
-        let view = registry.view(lookup.view);
+        let view = registry.view(lookup.view());
         let Some(row) = row.filter(|row| {
             index < first_unread
                 && view

@@ -61,6 +61,36 @@ pub fn key_hash(view: ViewId, key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(key, u64::from(view))
 }
 
+/// A join key of a view with its [`key_hash`], made only by hashing it: the two always agree.
+#[derive(Debug, Clone, Copy)]
+pub struct HashedKey<'a> {
+    view: ViewId,
+    key: &'a [u8],
+    hash: u64,
+}
+
+impl<'a> HashedKey<'a> {
+    pub fn new(view: ViewId, key: &'a [u8]) -> HashedKey<'a> {
+        HashedKey {
+            view,
+            key,
+            hash: key_hash(view, key),
+        }
+    }
+
+    pub fn view(&self) -> ViewId {
+        self.view
+    }
+
+    pub fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 /// The shard that owns a key whose [`key_hash`] is `hash`, among `n_shards`.
 pub fn shard_of_hash(hash: u64, n_shards: usize) -> usize {
     (hash % n_shards as u64) as usize

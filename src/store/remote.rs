@@ -56,7 +56,7 @@ impl Router {
             return Ok(self.read(lookups, context));
         };
         let (here, elsewhere): (Vec<usize>, Vec<usize>) =
-            (0..lookups.len()).partition(|&i| remote.holds(lookups[i].view, &lookups[i].key));
+            (0..lookups.len()).partition(|&i| remote.holds(lookups[i].view(), lookups[i].key()));
         if elsewhere.is_empty() {
             return Ok(self.read(lookups, context));
         }
@@ -111,9 +111,9 @@ impl Router {
         let lookups = lookups
             .iter()
             .map(|lookup| ForwardedLookupV1 {
-                view: index_of(lookup.view),
-                key: lookup.key.clone(),
-                aggregates: lookup.aggregates.bits(),
+                view: index_of(lookup.view()),
+                key: lookup.key().to_vec(),
+                aggregates: lookup.aggregates().bits(),
             })
             .collect();
         encode(&ForwardedReadV1 {
@@ -276,7 +276,7 @@ mod tests {
                 .iter()
                 .zip(forwarded.iter().zip(after.rows().map(parts)))
             {
-                let expected = if in_partition(&lookup.key) {
+                let expected = if in_partition(lookup.key()) {
                     None
                 } else {
                     before.as_ref().map(StoredRow::parts)

@@ -224,10 +224,10 @@ impl Router {
     pub fn read(&self, lookups: &[Lookup], context: ReadContext) -> ReadResult {
         let n = self.partitions.len();
         let mut read = ReadResult::nothing_for(lookups.len(), PAYLOAD_BYTES_HINT * lookups.len());
-        read.set_shards(|i| shard_of_hash(lookups[i].hash, n));
+        read.set_shards(|i| shard_of_hash(lookups[i].hash(), n));
         // Tile keys are the view id and layout (8 bytes), then the join key: room for the
         // longest up front, not a reallocation per longer key.
-        let longest = lookups.iter().map(|lookup| lookup.key.len()).max();
+        let longest = lookups.iter().map(|lookup| lookup.key().len()).max();
         let mut key = Vec::with_capacity(8 + longest.unwrap_or(0));
         for (shard, partition) in self.partitions.iter().enumerate() {
             if !read.reads_shard(shard) {

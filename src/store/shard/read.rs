@@ -5,24 +5,26 @@
 use super::{write_tile_key, Partition};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::{Layout, ViewId};
-use crate::store::key::key_hash;
+use crate::store::key::{key_hash, HashedKey};
 use crate::store::tiles::{tile_start, AggregateMask};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
 
+/// One key of one view to read. Its fields are private so that its hash is always its key's:
+/// a lookup carrying another key's hash would be read on the wrong shard, a silent miss.
 #[derive(Debug, Clone)]
 pub struct Lookup {
-    pub view: ViewId,
+    view: ViewId,
     /// The layout the reader's registry gives the view: a partition that holds another (an
     /// apply reshaped it since the request began) answers nothing rather than misread it.
-    pub layout: Layout,
-    pub key: Vec<u8>,
+    layout: Layout,
+    key: Vec<u8>,
     /// `key_hash(view, key)`: what places the key on a shard, which serving hashed already
     /// to find a batch's duplicate lookups (hashing it again cost ~40 instructions a lookup).
-    pub hash: u64,
+    hash: u64,
     /// For an aggregating view, the aggregates to compute (the others read as null); a plain
     /// row is read whole.
-    pub aggregates: AggregateMask,
+    aggregates: AggregateMask,
 }
 
 impl Lookup {
@@ -35,6 +37,39 @@ impl Lookup {
             key,
             aggregates,
         }
+    }
+
+    /// A lookup of a key hashed already (serving hashes each key to find duplicates first).
+    pub fn of_hashed(key: HashedKey<'_>, layout: Layout, aggregates: AggregateMask) -> Lookup {
+        Lookup {
+            view: key.view(),
+            layout,
+            key: key.key().to_vec(),
+            hash: key.hash(),
+            aggregates,
+        }
+    }
+
+    pub fn view(&self) -> ViewId {
+        self.view
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The key's [`key_hash`], which places it on a shard.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub fn aggregates(&self) -> AggregateMask {
+        self.aggregates
+    }
+
+    /// Asks for `more` aggregates too (another feature of the request reads the same key).
+    pub fn add_aggregates(&mut self, more: AggregateMask) {
+        self.aggregates = self.aggregates.union(more);
     }
 }
 

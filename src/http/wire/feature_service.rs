@@ -700,7 +700,7 @@ impl WrittenRuns {
         features: Range<usize>,
         write: impl FnOnce(&mut Vec<u8>),
     ) {
-        if let Some(Some(run)) = self.0.get(lookup) {
+        if let Some(run) = &self.0[lookup] {
             if run.features == features {
                 out.extend_from_within(run.text.clone());
                 return;
@@ -708,9 +708,6 @@ impl WrittenRuns {
         }
         let start = out.len();
         write(out);
-        if self.0.len() <= lookup {
-            self.0.resize(lookup + 1, None);
-        }
         self.0[lookup].get_or_insert(WrittenRun {
             features,
             text: start..out.len(),

@@ -2,11 +2,18 @@
 //! named in the body) and the v2 paths (service named in the path). The caller is checked before
 //! the body is read: on v2 against the path's workspace; on v1, whose body names the workspace,
 //! the caller must hold the permission on some workspace first and on the named one after.
+//!
+//! GetFeatures and GetFeaturesBatch are the hot path: the middleware serves their `POST`s
+//! itself ([`feature_route`], [`serve_features`]) rather than through actix's router, which
+//! matched each resource's pattern in turn and boxed two futures a request on the way to the
+//! handler. Their actix resources stay for everything else (another method, a path that needs
+//! decoding, the metrics address).
 
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
 use std::time::Instant;
 
-use std::future::{ready, Ready};
-
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{dev::Payload, guard, web, FromRequest, HttpRequest, HttpResponse, Route};
@@ -28,6 +35,13 @@ use crate::iam::Permission;
 use crate::serving::{self, resolve_service, Locator, RequestRow};
 use crate::time::now_micros;
 
+const GET_FEATURES_V1: &str = "/api/v1/feature-service/get-features";
+const GET_FEATURES_BATCH_V1: &str = "/api/v1/feature-service/get-features-batch";
+const GET_FEATURES_V2: &str =
+    "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features";
+const GET_FEATURES_BATCH_V2: &str =
+    "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch";
+
 /// Each resource is named by its pattern: `observe_requests` labels a request with its
 /// route's name where it has one, read in place, where actix builds the pattern anew as a
 /// `String` on every request (~450 instructions).
@@ -38,41 +52,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(handler)
             .default_service(web::to(method_not_allowed))
     };
-    cfg.service(post_only(
-        "/api/v1/feature-service/get-features",
-        post().to(get_features::<false>),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/get-features-batch",
-        post().to(get_features::<true>),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/metadata",
-        post().to(metadata_v1),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/get-feature-service-state",
-        post().to(service_state_v1),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/query-features",
-        post().to(query_features),
-    ))
-    .service(post_only(
-        "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
-        post().to(get_features::<false>),
-    ))
-    .service(post_only(
-        "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch",
-        post().to(get_features::<true>),
-    ))
-    .service({
-        let path = "/api/v2/workspaces/{workspace}/feature-services/{service}/metadata";
-        web::resource(path)
-            .name(path)
-            .route(web::get().to(metadata_v2))
-            .default_service(web::to(method_not_allowed))
-    });
+    cfg.service(post_only(GET_FEATURES_V1, post().to(get_features::<false>)))
+        .service(post_only(
+            GET_FEATURES_BATCH_V1,
+            post().to(get_features::<true>),
+        ))
+        .service(post_only(
+            "/api/v1/feature-service/metadata",
+            post().to(metadata_v1),
+        ))
+        .service(post_only(
+            "/api/v1/feature-service/get-feature-service-state",
+            post().to(service_state_v1),
+        ))
+        .service(post_only(
+            "/api/v1/feature-service/query-features",
+            post().to(query_features),
+        ))
+        .service(post_only(GET_FEATURES_V2, post().to(get_features::<false>)))
+        .service(post_only(
+            GET_FEATURES_BATCH_V2,
+            post().to(get_features::<true>),
+        ))
+        .service({
+            let path = "/api/v2/workspaces/{workspace}/feature-services/{service}/metadata";
+            web::resource(path)
+                .name(path)
+                .route(web::get().to(metadata_v2))
+                .default_service(web::to(method_not_allowed))
+        });
 }
 
 /// A route for `POST`, its method compared in place. actix's method guards (`web::post()`) also
@@ -124,21 +132,128 @@ impl FromRequest for FeatureCall {
         let state = request
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
+        let names = request.match_info();
+        ready(FeatureCall::take(
+            request,
+            payload,
+            state,
+            (
+                names.get("workspace"),
+                names.get("service").and_then(|_| names.load().ok()),
+            ),
+            RequestId::current(),
+        ))
+    }
+}
+
+impl FeatureCall {
+    /// The caller checked on the path's `{workspace}` as the router matched it (on some
+    /// workspace without one), then the rest taken; `path` is the v2 path's names decoded.
+    fn take(
+        request: &HttpRequest,
+        payload: &mut Payload,
+        state: &web::Data<AppState>,
+        (workspace, path): (Option<&str>, Option<ServicePath>),
+        request_id: Option<RequestId>,
+    ) -> Result<FeatureCall, ApiError> {
         let repo = Repo::current(state);
-        let caller = match Allowed::check(request, state, &repo.registry) {
-            Ok(caller) => caller,
-            Err(refused) => return ready(Err(refused)),
-        };
-        let path = request.match_info();
-        ready(Ok(FeatureCall {
+        let caller = Allowed::check_on(request, state, &repo.registry, workspace)?;
+        Ok(FeatureCall {
             caller,
             repo,
-            path: path.get("service").and_then(|_| path.load().ok()),
-            request_id: RequestId::current(),
+            path,
+            request_id,
             body: UnreadBody::take(request, payload, state.limits.body_read_timeout),
             state: web::Data::clone(state),
-        }))
+        })
     }
+}
+
+/// A GetFeatures `POST` the middleware serves itself: its pattern (the metrics' and the log's
+/// route), whether it is a batch, and a v2 path's names.
+pub struct FeatureRoute {
+    pub pattern: &'static str,
+    batch: bool,
+    path: Option<ServicePath>,
+}
+
+/// The GetFeatures route `request` is a `POST` to, if it is one and its path is plain (no
+/// `%`: actix's router matches the decoded path, and a name of a v2 path is decoded; such a
+/// path, as any other method, is left to the router, which answers it the same way).
+pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
+    let path = request.path();
+    if request.method() != Method::POST || path.contains('%') {
+        return None;
+    }
+    let route = |pattern, batch, path| {
+        Some(FeatureRoute {
+            pattern,
+            batch,
+            path,
+        })
+    };
+    match path {
+        GET_FEATURES_V1 => return route(GET_FEATURES_V1, false, None),
+        GET_FEATURES_BATCH_V1 => return route(GET_FEATURES_BATCH_V1, true, None),
+        _ => {}
+    }
+    // `/api/v2/workspaces/{workspace}/feature-services/{service}/get-features[-batch]`, each
+    // name a segment of one byte or more, as actix's `{name}` matches.
+    let names = path.strip_prefix("/api/v2/workspaces/")?;
+    let (workspace, rest) = names.split_once('/')?;
+    let (service, operation) = rest.strip_prefix("feature-services/")?.split_once('/')?;
+    if workspace.is_empty() || service.is_empty() {
+        return None;
+    }
+    let path = Some(ServicePath {
+        workspace: workspace.to_string(),
+        service: service.to_string(),
+    });
+    match operation {
+        "get-features" => route(GET_FEATURES_V2, false, path),
+        "get-features-batch" => route(GET_FEATURES_BATCH_V2, true, path),
+        _ => None,
+    }
+}
+
+/// The answer to `request`, on `route`, as actix's handler of the route would give it (a
+/// refusal answered in the error's shape), without the router: one boxed future.
+pub fn serve_features(
+    route: FeatureRoute,
+    request: ServiceRequest,
+    state: &web::Data<AppState>,
+    request_id: RequestId,
+) -> Pin<Box<dyn Future<Output = ServiceResponse>>> {
+    if route.batch {
+        serve::<true>(route.path, request, state, request_id)
+    } else {
+        serve::<false>(route.path, request, state, request_id)
+    }
+}
+
+fn serve<const BATCH: bool>(
+    path: Option<ServicePath>,
+    request: ServiceRequest,
+    state: &web::Data<AppState>,
+    request_id: RequestId,
+) -> Pin<Box<dyn Future<Output = ServiceResponse>>> {
+    let (request, mut payload) = request.into_parts();
+    // A plain path's names are as the router would match and decode them.
+    let workspace = path.as_ref().map(|path| path.workspace.clone());
+    let call = FeatureCall::take(
+        &request,
+        &mut payload,
+        state,
+        (workspace.as_deref(), path),
+        Some(request_id),
+    );
+    Box::pin(async move {
+        let answer = match call {
+            Ok(call) => get_features::<BATCH>(call).await,
+            Err(refused) => Err(refused),
+        };
+        ServiceResponse::new(request, answer.unwrap_or_else(HttpResponse::from_error))
+    })
 }
 
 /// The `params` of a Feature Service body, borrowing its strings from `body`: read by hand

@@ -5,7 +5,7 @@
 //! sharing of a chunked body (`body::ChunkedPayload`: one left unread ends its connection).
 //! On the API address it then serves GetFeatures itself (`routes::feature_service::
 //! feature_route`): actix's router boxes whatever a route answers through it, two boxes a
-//! request, so the hot path is taken before the router, its one boxed future in `Answering`.
+//! request, so the hot path is taken before the router, its future held in `Answering`.
 //!
 //! One hand-written `Transform` rather than three `actix_web::middleware::from_fn` layers: each
 //! of those boxed the rest of the chain as a service, boxed its future on every call and moved
@@ -23,7 +23,7 @@ use actix_web::web;
 use super::body::ChunkedPayload;
 use super::observe::Observed;
 use super::readiness::{self, StartUp};
-use super::routes::feature_service::{feature_route, serve_features};
+use super::routes::feature_service::{feature_route, serve_features, FeatureServing};
 use super::AppState;
 
 /// What the middleware needs of the state, taken once when the application is built (not from
@@ -131,11 +131,15 @@ enum Stage<F, B> {
 }
 
 /// Who answers a request.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "GetFeatures' future is held unboxed on purpose: boxing it is the cost avoided"
+)]
 enum Answer<F> {
     /// The routes, through actix's router.
     Routes(F),
     /// GetFeatures on the route of this pattern, served without the router.
-    FeatureService(&'static str, Pin<Box<dyn Future<Output = ServiceResponse>>>),
+    FeatureService(&'static str, FeatureServing),
 }
 
 // No field is pinned: `F` is `Unpin`, and the rest is only ever moved out whole.
@@ -152,15 +156,17 @@ where
         // The answer is polled in place: moving the stage out and back in on every poll cost
         // a copy of it each way.
         let (mut answered, route) = if let Stage::Answering(answer, chunked) = &mut this.stage {
-            let polled = this.observed.within(|| match answer {
-                Answer::Routes(routes) => Pin::new(routes)
-                    .poll(cx)
+            let polled = match answer {
+                Answer::Routes(routes) => this
+                    .observed
+                    .within(|| Pin::new(routes).poll(cx))
                     .map(|answered| (answered.map(ServiceResponse::map_into_left_body), None)),
-                Answer::FeatureService(pattern, served) => served
-                    .as_mut()
-                    .poll(cx)
+                // Given its request id, it reads none from the scope.
+                Answer::FeatureService(pattern, served) => this
+                    .observed
+                    .in_span(|| Pin::new(served).poll(cx))
                     .map(|answered| (Ok(answered.map_into_right_body()), Some(*pattern))),
-            });
+            };
             let Poll::Ready(answered) = polled else {
                 return Poll::Pending;
             };

@@ -10,18 +10,20 @@
 //! decoding, the metrics address).
 
 use std::future::{ready, Future, Ready};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::{dev::Payload, guard, web, FromRequest, HttpRequest, HttpResponse, Route};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
-use super::super::body::{parse_json, UnreadBody};
+use super::super::body::{parse_json, BodyRead, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::common_request::common_params;
@@ -107,10 +109,10 @@ impl ServicePath {
     }
 }
 
-/// What GetFeatures takes of a request, its caller checked first, extracted in one go. As
-/// separate arguments (caller, state, repository, path, request id, body), actix built and
-/// polled a future for each, and the state and the repository were looked up again for each
-/// (~650 instructions a request).
+/// What GetFeatures takes of a request besides its body, its caller checked first. Taken in
+/// one go: as separate arguments (caller, state, repository, path, request id, body), actix
+/// built and polled a future for each, and the state and the repository were looked up again
+/// for each (~650 instructions a request).
 struct FeatureCall {
     /// Checked before anything else is taken of the request.
     caller: Allowed<ReadFeatures>,
@@ -121,19 +123,24 @@ struct FeatureCall {
     /// boxed error, ~850 instructions.)
     path: Option<ServicePath>,
     request_id: Option<RequestId>,
+}
+
+/// A GetFeatures call and its body, for the routes actix's router answers.
+struct FeatureRequest {
+    call: FeatureCall,
     body: UnreadBody,
 }
 
-impl FromRequest for FeatureCall {
+impl FromRequest for FeatureRequest {
     type Error = ApiError;
-    type Future = Ready<Result<FeatureCall, ApiError>>;
+    type Future = Ready<Result<FeatureRequest, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = request
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
         let names = request.match_info();
-        ready(FeatureCall::take(
+        let taken = FeatureCall::take(
             request,
             payload,
             state,
@@ -142,7 +149,8 @@ impl FromRequest for FeatureCall {
                 names.get("service").and_then(|_| names.load().ok()),
             ),
             RequestId::current(),
-        ))
+        );
+        ready(taken.map(|(call, body)| FeatureRequest { call, body }))
     }
 }
 
@@ -155,17 +163,18 @@ impl FeatureCall {
         state: &web::Data<AppState>,
         (workspace, path): (Option<&str>, Option<ServicePath>),
         request_id: Option<RequestId>,
-    ) -> Result<FeatureCall, ApiError> {
+    ) -> Result<(FeatureCall, UnreadBody), ApiError> {
         let repo = Repo::current(state);
         let caller = Allowed::check_on(request, state, &repo.registry, workspace)?;
-        Ok(FeatureCall {
+        let body = UnreadBody::take(request, payload, state.limits.body_read_timeout);
+        let call = FeatureCall {
             caller,
             repo,
             path,
             request_id,
-            body: UnreadBody::take(request, payload, state.limits.body_read_timeout),
             state: web::Data::clone(state),
-        })
+        };
+        Ok((call, body))
     }
 }
 
@@ -181,8 +190,7 @@ pub struct FeatureRoute {
 /// `%`: actix's router matches the decoded path, and a name of a v2 path is decoded; such a
 /// path, as any other method, is left to the router, which answers it the same way).
 pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
-    let path = request.path();
-    if request.method() != Method::POST || path.contains('%') {
+    if request.method() != Method::POST {
         return None;
     }
     let route = |pattern, batch, path| {
@@ -192,6 +200,7 @@ pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
             path,
         })
     };
+    let path = request.path();
     match path {
         GET_FEATURES_V1 => return route(GET_FEATURES_V1, false, None),
         GET_FEATURES_BATCH_V1 => return route(GET_FEATURES_BATCH_V1, true, None),
@@ -202,7 +211,8 @@ pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
     let names = path.strip_prefix("/api/v2/workspaces/")?;
     let (workspace, rest) = names.split_once('/')?;
     let (service, operation) = rest.strip_prefix("feature-services/")?.split_once('/')?;
-    if workspace.is_empty() || service.is_empty() {
+    let plain = |name: &str| !name.is_empty() && !name.contains('%');
+    if !plain(workspace) || !plain(service) {
         return None;
     }
     let path = Some(ServicePath {
@@ -216,44 +226,124 @@ pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
     }
 }
 
-/// The answer to `request`, on `route`, as actix's handler of the route would give it (a
-/// refusal answered in the error's shape), without the router: one boxed future.
+/// GetFeatures answering a request the middleware took ([`feature_route`]), as the route's
+/// handler would (a refusal answered in the error's shape), in a future of its own: not boxed
+/// (actix's router boxed the handler's future, 1,872 bytes, on every call: an allocation past
+/// mimalloc's 1 KiB class and a copy). Its state is the call and the body being read;
+/// serving's future is polled where it is made and ends there: it waits only for a read
+/// forwarded to another node, and then the answer goes on in a boxed future of its own.
+pub struct FeatureServing {
+    /// Taken for the answer.
+    request: Option<HttpRequest>,
+    batch: bool,
+    started: Instant,
+    step: Step,
+}
+
+enum Step {
+    /// The caller was checked; the body is arriving.
+    Reading(FeatureCall, BodyRead),
+    /// Serving waits for a read forwarded to another node (a partitioned cluster).
+    Forwarded(Pin<Box<dyn Future<Output = Result<HttpResponse, ApiError>>>>),
+    Answered(Result<HttpResponse, ApiError>),
+    Given,
+}
+
+/// The answer to `request`, on `route` (see [`FeatureServing`]).
 pub fn serve_features(
     route: FeatureRoute,
     request: ServiceRequest,
     state: &web::Data<AppState>,
     request_id: RequestId,
-) -> Pin<Box<dyn Future<Output = ServiceResponse>>> {
-    if route.batch {
-        serve::<true>(route.path, request, state, request_id)
-    } else {
-        serve::<false>(route.path, request, state, request_id)
-    }
-}
-
-fn serve<const BATCH: bool>(
-    path: Option<ServicePath>,
-    request: ServiceRequest,
-    state: &web::Data<AppState>,
-    request_id: RequestId,
-) -> Pin<Box<dyn Future<Output = ServiceResponse>>> {
+) -> FeatureServing {
+    let started = Instant::now();
     let (request, mut payload) = request.into_parts();
     // A plain path's names are as the router would match and decode them.
-    let workspace = path.as_ref().map(|path| path.workspace.clone());
-    let call = FeatureCall::take(
+    let workspace = route.path.as_ref().map(|path| path.workspace.clone());
+    let taken = FeatureCall::take(
         &request,
         &mut payload,
         state,
-        (workspace.as_deref(), path),
+        (workspace.as_deref(), route.path),
         Some(request_id),
     );
-    Box::pin(async move {
-        let answer = match call {
-            Ok(call) => get_features::<BATCH>(call).await,
-            Err(refused) => Err(refused),
+    let step = match taken {
+        Ok((call, body)) => {
+            Step::Reading(call, body.read_since(state.limits.max_body_bytes, started))
+        }
+        Err(refused) => Step::Answered(Err(refused)),
+    };
+    FeatureServing {
+        request: Some(request),
+        batch: route.batch,
+        started,
+        step,
+    }
+}
+
+impl Future for FeatureServing {
+    type Output = ServiceResponse;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ServiceResponse> {
+        let this = self.get_mut();
+        if let Step::Reading(call, read) = &mut this.step {
+            this.step = match ready!(Pin::new(read).poll(cx)) {
+                Err(refused) => Step::Answered(Err(refused)),
+                Ok(body) if call.state.router.reads_locally() => {
+                    match call.answer_at_once(this.batch, &body, this.started, cx) {
+                        Poll::Ready(answered) => Step::Answered(answered),
+                        // Serving waited where it never does without forwarding: begun
+                        // again below, in a future that can be kept.
+                        Poll::Pending => this.forwarded(body),
+                    }
+                }
+                Ok(body) => this.forwarded(body),
+            };
+        }
+        if let Step::Forwarded(answer) = &mut this.step {
+            this.step = Step::Answered(ready!(answer.as_mut().poll(cx)));
+        }
+        let Step::Answered(answered) = std::mem::replace(&mut this.step, Step::Given) else {
+            panic!("a GetFeatures answer polled after it was given");
         };
-        ServiceResponse::new(request, answer.unwrap_or_else(HttpResponse::from_error))
-    })
+        let request = this
+            .request
+            .take()
+            .expect("the request is kept until the answer");
+        Poll::Ready(ServiceResponse::new(
+            request,
+            answered.unwrap_or_else(HttpResponse::from_error),
+        ))
+    }
+}
+
+impl FeatureServing {
+    /// The answer of the call being read, from `body`, in a boxed future (which the next
+    /// lines of `poll` poll first).
+    fn forwarded(&mut self, body: Bytes) -> Step {
+        let Step::Reading(call, _) = std::mem::replace(&mut self.step, Step::Given) else {
+            panic!("only a call whose body was read is forwarded");
+        };
+        let (batch, started) = (self.batch, self.started);
+        Step::Forwarded(Box::pin(async move {
+            if batch {
+                call.answer::<true>(&body, started).await
+            } else {
+                call.answer::<false>(&body, started).await
+            }
+        }))
+    }
+}
+
+/// GetFeatures and GetFeaturesBatch on the routes actix's router answers.
+async fn get_features<const BATCH: bool>(
+    FeatureRequest { call, body }: FeatureRequest,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = body
+        .read_since(call.state.limits.max_body_bytes, started)
+        .await?;
+    call.answer::<BATCH>(&body, started).await
 }
 
 /// The `params` of a Feature Service body, borrowing its strings from `body`: read by hand
@@ -268,80 +358,98 @@ fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
 }
 
-/// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`: many), on
-/// the v1 paths (service named in the body) and the v2 paths (named in the path).
-async fn get_features<const BATCH: bool>(call: FeatureCall) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let FeatureCall {
-        caller,
-        state,
-        repo,
-        path,
-        request_id,
-        body,
-    } = call;
-    let body = body
-        .read_since(state.limits.max_body_bytes, started)
-        .await?;
-    let params = params_of(&body)?;
-    let locator = params.locator(path.as_ref().map(ServicePath::names));
-    let service = resolve_service(&repo.registry, &locator)?;
-    caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let mut options = params.read_options(now_micros(), started)?;
-    options.max_store_response_bytes = state.limits.max_store_response_bytes;
-    // A single request's one row is not put in a list of its own (an allocation and a free).
-    let batch: Vec<RequestRow>;
-    let single: RequestRow;
-    let requests: &[RequestRow] = if BATCH {
-        batch = batch_rows(&params, state.limits.max_batch_size)?
-            .iter()
-            .map(|r| {
-                let r = r.as_ref();
-                request_row(
-                    r.and_then(|r| r.join_key_map.as_ref()),
-                    r.and_then(|r| r.request_context_map.as_ref()),
-                )
-            })
-            .collect();
-        &batch
-    } else {
-        single = request_row(
-            params.join_key_map.as_ref(),
-            params.request_context_map.as_ref(),
+impl FeatureCall {
+    /// [`FeatureCall::answer`] when serving answers in this poll (see [`FeatureServing`]).
+    fn answer_at_once(
+        &self,
+        batch: bool,
+        body: &[u8],
+        started: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<HttpResponse, ApiError>> {
+        if batch {
+            pin!(self.answer::<true>(body, started)).poll(cx)
+        } else {
+            pin!(self.answer::<false>(body, started)).poll(cx)
+        }
+    }
+
+    /// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`:
+    /// many) of `body`, on the v1 paths (service named in the body) and the v2 paths (named
+    /// in the path).
+    async fn answer<const BATCH: bool>(
+        &self,
+        body: &[u8],
+        started: Instant,
+    ) -> Result<HttpResponse, ApiError> {
+        let FeatureCall {
+            caller,
+            state,
+            repo,
+            path,
+            request_id,
+        } = self;
+        let params = params_of(body)?;
+        let locator = params.locator(path.as_ref().map(ServicePath::names));
+        let service = resolve_service(&repo.registry, &locator)?;
+        caller.require(Permission::ReadFeatures(&service.workspace))?;
+        let mut options = params.read_options(now_micros(), started)?;
+        options.max_store_response_bytes = state.limits.max_store_response_bytes;
+        // A single request's one row is not put in a list of its own (an allocation and a free).
+        let batch: Vec<RequestRow>;
+        let single: RequestRow;
+        let requests: &[RequestRow] = if BATCH {
+            batch = batch_rows(&params, state.limits.max_batch_size)?
+                .iter()
+                .map(|r| {
+                    let r = r.as_ref();
+                    request_row(
+                        r.and_then(|r| r.join_key_map.as_ref()),
+                        r.and_then(|r| r.request_context_map.as_ref()),
+                    )
+                })
+                .collect();
+            &batch
+        } else {
+            single = request_row(
+                params.join_key_map.as_ref(),
+                params.request_context_map.as_ref(),
+            );
+            std::slice::from_ref(&single)
+        };
+        let answer =
+            serving::get_features(&repo.registry, &state.router, service, requests, options)
+                .await?;
+        let timing = Timing {
+            server: started.elapsed(),
+            store: answer.store_latency,
+            store_bytes: answer.store_bytes,
+            partial: answer.partial,
+        };
+        let encode = if BATCH {
+            get_features_batch_response
+        } else {
+            get_features_response
+        };
+        let body = encode(
+            &repo.catalog,
+            service,
+            &answer,
+            params.metadata_options,
+            timing,
         );
-        std::slice::from_ref(&single)
-    };
-    let answer =
-        serving::get_features(&repo.registry, &state.router, service, requests, options).await?;
-    let timing = Timing {
-        server: started.elapsed(),
-        store: answer.store_latency,
-        store_bytes: answer.store_bytes,
-        partial: answer.partial,
-    };
-    let encode = if BATCH {
-        get_features_batch_response
-    } else {
-        get_features_response
-    };
-    let body = encode(
-        &repo.catalog,
-        service,
-        &answer,
-        params.metadata_options,
-        timing,
-    );
-    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
-    state
-        .feature_log
-        .offer(service, requests, answer, principal, request_id);
-    // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
-    // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
-    let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(response)
+        let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
+        state
+            .feature_log
+            .offer(service, requests, answer, principal, request_id);
+        // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
+        // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
+        let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(response)
+    }
 }
 
 /// One request row; an absent map is an empty one.

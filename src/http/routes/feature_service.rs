@@ -559,3 +559,73 @@ async fn service_state_v1(
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    /// A route taken: its pattern, whether it is a batch, a v2 path's names.
+    type Taken = (&'static str, bool, Option<(String, String)>);
+
+    /// The route the middleware takes `method uri` on.
+    fn taken(method: Method, uri: &str) -> Option<Taken> {
+        let request = TestRequest::default()
+            .method(method)
+            .uri(uri)
+            .to_srv_request();
+        feature_route(&request).map(|route| {
+            let names = route.path.map(|path| (path.workspace, path.service));
+            (route.pattern, route.batch, names)
+        })
+    }
+
+    #[test]
+    fn the_middleware_takes_the_plain_posts_of_get_features() {
+        let names = || Some(("prod".to_string(), "risk".to_string()));
+        let cases = [
+            (GET_FEATURES_V1, Some((GET_FEATURES_V1, false, None))),
+            (
+                "/api/v1/feature-service/get-features?x=1",
+                Some((GET_FEATURES_V1, false, None)),
+            ),
+            (
+                GET_FEATURES_BATCH_V1,
+                Some((GET_FEATURES_BATCH_V1, true, None)),
+            ),
+            (
+                "/api/v2/workspaces/prod/feature-services/risk/get-features",
+                Some((GET_FEATURES_V2, false, names())),
+            ),
+            (
+                "/api/v2/workspaces/prod/feature-services/risk/get-features-batch",
+                Some((GET_FEATURES_BATCH_V2, true, names())),
+            ),
+        ];
+        for (uri, route) in cases {
+            assert_eq!(taken(Method::POST, uri), route, "{uri}");
+        }
+    }
+
+    #[test]
+    fn the_router_answers_every_other_request_on_these_paths() {
+        for method in [Method::GET, Method::PUT, Method::HEAD] {
+            assert_eq!(taken(method, GET_FEATURES_V1), None);
+        }
+        for uri in [
+            "/api/v1/feature-service/get-features/",
+            "/api/v1/feature-service/metadata",
+            "/api/v1/feature-service/get%2Dfeatures",
+            "/api/v2/workspaces/pr%6Fd/feature-services/risk/get-features",
+            "/api/v2/workspaces/prod/feature-services/r%69sk/get-features",
+            "/api/v2/workspaces//feature-services/risk/get-features",
+            "/api/v2/workspaces/prod/feature-services//get-features",
+            "/api/v2/workspaces/prod/feature-services/risk/get-features/",
+            "/api/v2/workspaces/prod/feature-services/risk/metadata",
+            "/api/v2/workspaces/prod/x/feature-services/risk/get-features",
+        ] {
+            assert_eq!(taken(Method::POST, uri), None, "{uri}");
+        }
+    }
+}

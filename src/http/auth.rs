@@ -204,11 +204,27 @@ where
         state: &AppState,
         registry: &Registry,
     ) -> Result<Allowed<P, E>, E> {
+        Allowed::check_on(
+            request,
+            state,
+            registry,
+            request.match_info().get("workspace"),
+        )
+    }
+
+    /// [`Allowed::check`] on the path's `workspace`, given: for a request served without
+    /// actix's router, which fills the path's names in.
+    pub fn check_on(
+        request: &HttpRequest,
+        state: &AppState,
+        registry: &Registry,
+        workspace: Option<&str>,
+    ) -> Result<Allowed<P, E>, E> {
         let caller: Caller<E> = Caller(
             authenticate::<AuthorizationHeader>(request, state)?,
             PhantomData,
         );
-        match request.match_info().get("workspace") {
+        match workspace {
             Some(workspace) => caller.require(P::on(workspace))?,
             None => caller.require_on_some_workspace(registry, P::on)?,
         }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServiceRequest;
@@ -66,66 +66,88 @@ impl UnreadBody {
     /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
     /// On any refusal the buffer is dropped at once and the connection ends after the answer
     /// (see [`ChunkedPayload`] for chunked bodies).
-    pub fn read(self, limit: usize) -> impl Future<Output = Result<Bytes, ApiError>> {
+    pub fn read(self, limit: usize) -> BodyRead {
         self.read_since(limit, Instant::now())
     }
 
     /// [`UnreadBody::read`], its read timeout counted from `started`: a handler that has just
     /// read the clock passes what it read (a clock read is ~90 instructions a request).
-    pub async fn read_since(mut self, limit: usize, started: Instant) -> Result<Bytes, ApiError> {
-        if self.declared_len.is_some_and(|len| len > limit as u64) {
-            return Err(too_large(limit));
-        }
-        let started = tokio::time::Instant::from_std(started);
-        let payload = &mut self.payload;
+    pub fn read_since(self, limit: usize, started: Instant) -> BodyRead {
+        let declared_excess = self.declared_len.is_some_and(|len| len > limit as u64);
         // A declared length within the limit is trusted for the first allocation only.
-        let mut body = BytesMut::with_capacity(self.declared_len.unwrap_or(0) as usize);
-        // actix polls the handler once before it feeds the payload what it has already read
-        // of the body, in the same turn: a body sent with its head is all there at the second
-        // poll. So the first wait is a yield (woken at once: a stalled body cannot hang on
-        // it), and the read timer (a tokio timer registered and removed: ~1k instructions a
-        // request) is armed only for a body still missing at the second poll, counted from the
-        // first.
-        let mut yielded = false;
-        let arrived = std::future::poll_fn(|cx| loop {
-            match payload.poll_next_unpin(cx) {
-                Poll::Ready(Some(chunk)) => {
-                    if let Err(refused) = append_chunk(&mut body, chunk, limit) {
-                        return Poll::Ready(Err(refused));
-                    }
+        let capacity = if declared_excess {
+            0
+        } else {
+            self.declared_len.unwrap_or(0) as usize
+        };
+        BodyRead {
+            payload: self.payload,
+            body: BytesMut::with_capacity(capacity),
+            limit,
+            declared_excess,
+            deadline: tokio::time::Instant::from_std(started) + self.timeout,
+            timeout: self.timeout,
+            yielded: false,
+            timer: None,
+        }
+    }
+}
+
+/// A body being read ([`UnreadBody::read`]): a future of a type that can be named, so that
+/// GetFeatures' own future (`routes::feature_service::FeatureServing`) holds it unboxed.
+pub struct BodyRead {
+    payload: dev::Payload,
+    body: BytesMut,
+    limit: usize,
+    /// The declared length is past the limit: refused before a byte is read.
+    declared_excess: bool,
+    deadline: tokio::time::Instant,
+    /// `server.body_read_timeout`, for the refusal's words.
+    timeout: Duration,
+    /// actix polls the handler once before it feeds the payload what it has already read of
+    /// the body, in the same turn: a body sent with its head is all there at the second poll.
+    /// So the first wait is a yield (woken at once: a stalled body cannot hang on it), and the
+    /// read timer (a tokio timer registered and removed: ~1k instructions a request) is armed
+    /// only for a body still missing at the second poll, counted from the first.
+    yielded: bool,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Future for BodyRead {
+    type Output = Result<Bytes, ApiError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.declared_excess {
+            return Poll::Ready(Err(too_large(this.limit)));
+        }
+        loop {
+            match this.payload.poll_next_unpin(cx) {
+                Poll::Ready(Some(chunk)) => append_chunk(&mut this.body, chunk, this.limit)?,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Ok(std::mem::take(&mut this.body).freeze()))
                 }
-                Poll::Ready(None) => return Poll::Ready(Ok(true)),
-                Poll::Pending if yielded => return Poll::Ready(Ok(false)),
-                Poll::Pending => {
-                    yielded = true;
+                Poll::Pending if !this.yielded => {
+                    this.yielded = true;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-            }
-        })
-        .await?;
-        if !arrived {
-            let rest = async {
-                while let Some(chunk) = payload.next().await {
-                    append_chunk(&mut body, chunk, limit)?;
-                }
-                Ok::<(), ApiError>(())
-            };
-            let timeout = self.timeout;
-            match tokio::time::timeout_at(started + timeout, rest).await {
-                Ok(read) => read?,
-                Err(_) => {
-                    return Err(ApiError::new(
+                Poll::Pending => {
+                    let deadline = this.deadline;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    ready!(timer.as_mut().poll(cx));
+                    return Poll::Ready(Err(ApiError::new(
                         ErrorKind::RequestTimeout,
                         format!(
                             "the request body did not arrive within the {}-second read timeout",
-                            timeout.as_secs_f64()
+                            this.timeout.as_secs_f64()
                         ),
-                    ))
+                    )));
                 }
             }
         }
-        Ok(body.freeze())
     }
 }
 

@@ -87,7 +87,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let middleware = middleware::Middleware::new(&state);
+    let middleware = middleware::Middleware::new(&state, matches!(surface, Surface::Api));
     let routes: Box<dyn FnOnce(&mut web::ServiceConfig)> = match surface {
         Surface::Api => Box::new(configure(state)),
         Surface::Metrics => Box::new(configure_metrics(state)),

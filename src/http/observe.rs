@@ -170,6 +170,11 @@ impl Observed {
         }
     }
 
+    /// The request's id, for a handler the middleware calls itself.
+    pub fn request_id(&self) -> RequestId {
+        RequestId(Rc::clone(&self.id))
+    }
+
     /// Runs `f` (a poll of the rest of the chain) in the request's span, with its id the
     /// current one for [`RequestId`].
     pub fn within<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -183,8 +188,13 @@ impl Observed {
         self.span.in_scope(f)
     }
 
-    /// The request is answered: echoes its id, logs one line, counts it.
-    pub fn answered<B>(&self, answered: &mut Result<ServiceResponse<B>, actix_web::Error>) {
+    /// The request is answered: echoes its id, logs one line, counts it. `served` is the
+    /// pattern of the route that answered without actix's router, if one did.
+    pub fn answered<B>(
+        &self,
+        answered: &mut Result<ServiceResponse<B>, actix_web::Error>,
+        served: Option<&'static str>,
+    ) {
         let elapsed = self.started.elapsed();
         // Routing happens inside the chain: only the answered request knows its pattern.
         let (route, status) = match answered {
@@ -192,7 +202,9 @@ impl Observed {
                 let id =
                     HeaderValue::from_str(&self.id).expect("a request id is a valid header value");
                 response.headers_mut().insert(REQUEST_ID, id);
-                (route_of(response.request()), response.status().as_u16())
+                let route = served.map(Cow::Borrowed);
+                let route = route.or_else(|| route_of(response.request()));
+                (route, response.status().as_u16())
             }
             Err(error) => (None, error.as_response_error().status_code().as_u16()),
         };

@@ -44,6 +44,12 @@ impl Router {
         self
     }
 
+    /// True when every read is made here (not a partitioned cluster): then
+    /// [`Router::read_anywhere`] answers without waiting.
+    pub fn reads_locally(&self) -> bool {
+        self.remote.is_none()
+    }
+
     /// [`Router::read`], with the lookups of partitions this node does not hold (partitioned
     /// cluster) read from the nodes that do; their latency is the whole forwarded read's.
     pub async fn read_anywhere(

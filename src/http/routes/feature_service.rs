@@ -2,19 +2,28 @@
 //! named in the body) and the v2 paths (service named in the path). The caller is checked before
 //! the body is read: on v2 against the path's workspace; on v1, whose body names the workspace,
 //! the caller must hold the permission on some workspace first and on the named one after.
+//!
+//! GetFeatures and GetFeaturesBatch are the hot path: the middleware serves their `POST`s
+//! itself ([`feature_route`], [`serve_features`]) rather than through actix's router, which
+//! matched each resource's pattern in turn and boxed two futures a request on the way to the
+//! handler. Their actix resources stay for everything else (another method, a path that needs
+//! decoding, the metrics address).
 
+use std::future::{ready, Future, Ready};
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use std::future::{ready, Ready};
-
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::{dev::Payload, guard, web, FromRequest, HttpRequest, HttpResponse, Route};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
-use super::super::body::{parse_json, UnreadBody};
+use super::super::body::{parse_json, BodyRead, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::common_request::common_params;
@@ -28,6 +37,13 @@ use crate::iam::Permission;
 use crate::serving::{self, resolve_service, Locator, RequestRow};
 use crate::time::now_micros;
 
+const GET_FEATURES_V1: &str = "/api/v1/feature-service/get-features";
+const GET_FEATURES_BATCH_V1: &str = "/api/v1/feature-service/get-features-batch";
+const GET_FEATURES_V2: &str =
+    "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features";
+const GET_FEATURES_BATCH_V2: &str =
+    "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch";
+
 /// Each resource is named by its pattern: `observe_requests` labels a request with its
 /// route's name where it has one, read in place, where actix builds the pattern anew as a
 /// `String` on every request (~450 instructions).
@@ -38,41 +54,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(handler)
             .default_service(web::to(method_not_allowed))
     };
-    cfg.service(post_only(
-        "/api/v1/feature-service/get-features",
-        post().to(get_features::<false>),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/get-features-batch",
-        post().to(get_features::<true>),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/metadata",
-        post().to(metadata_v1),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/get-feature-service-state",
-        post().to(service_state_v1),
-    ))
-    .service(post_only(
-        "/api/v1/feature-service/query-features",
-        post().to(query_features),
-    ))
-    .service(post_only(
-        "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features",
-        post().to(get_features::<false>),
-    ))
-    .service(post_only(
-        "/api/v2/workspaces/{workspace}/feature-services/{service}/get-features-batch",
-        post().to(get_features::<true>),
-    ))
-    .service({
-        let path = "/api/v2/workspaces/{workspace}/feature-services/{service}/metadata";
-        web::resource(path)
-            .name(path)
-            .route(web::get().to(metadata_v2))
-            .default_service(web::to(method_not_allowed))
-    });
+    cfg.service(post_only(GET_FEATURES_V1, post().to(get_features::<false>)))
+        .service(post_only(
+            GET_FEATURES_BATCH_V1,
+            post().to(get_features::<true>),
+        ))
+        .service(post_only(
+            "/api/v1/feature-service/metadata",
+            post().to(metadata_v1),
+        ))
+        .service(post_only(
+            "/api/v1/feature-service/get-feature-service-state",
+            post().to(service_state_v1),
+        ))
+        .service(post_only(
+            "/api/v1/feature-service/query-features",
+            post().to(query_features),
+        ))
+        .service(post_only(GET_FEATURES_V2, post().to(get_features::<false>)))
+        .service(post_only(
+            GET_FEATURES_BATCH_V2,
+            post().to(get_features::<true>),
+        ))
+        .service({
+            let path = "/api/v2/workspaces/{workspace}/feature-services/{service}/metadata";
+            web::resource(path)
+                .name(path)
+                .route(web::get().to(metadata_v2))
+                .default_service(web::to(method_not_allowed))
+        });
 }
 
 /// A route for `POST`, its method compared in place. actix's method guards (`web::post()`) also
@@ -99,10 +109,10 @@ impl ServicePath {
     }
 }
 
-/// What GetFeatures takes of a request, its caller checked first, extracted in one go. As
-/// separate arguments (caller, state, repository, path, request id, body), actix built and
-/// polled a future for each, and the state and the repository were looked up again for each
-/// (~650 instructions a request).
+/// What GetFeatures takes of a request besides its body, its caller checked first. Taken in
+/// one go: as separate arguments (caller, state, repository, path, request id, body), actix
+/// built and polled a future for each, and the state and the repository were looked up again
+/// for each (~650 instructions a request).
 struct FeatureCall {
     /// Checked before anything else is taken of the request.
     caller: Allowed<ReadFeatures>,
@@ -113,32 +123,227 @@ struct FeatureCall {
     /// boxed error, ~850 instructions.)
     path: Option<ServicePath>,
     request_id: Option<RequestId>,
+}
+
+/// A GetFeatures call and its body, for the routes actix's router answers.
+struct FeatureRequest {
+    call: FeatureCall,
     body: UnreadBody,
 }
 
-impl FromRequest for FeatureCall {
+impl FromRequest for FeatureRequest {
     type Error = ApiError;
-    type Future = Ready<Result<FeatureCall, ApiError>>;
+    type Future = Ready<Result<FeatureRequest, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = request
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by http::app");
+        let names = request.match_info();
+        let taken = FeatureCall::take(
+            request,
+            payload,
+            state,
+            (
+                names.get("workspace"),
+                names.get("service").and_then(|_| names.load().ok()),
+            ),
+            RequestId::current(),
+        );
+        ready(taken.map(|(call, body)| FeatureRequest { call, body }))
+    }
+}
+
+impl FeatureCall {
+    /// The caller checked on the path's `{workspace}` as the router matched it (on some
+    /// workspace without one), then the rest taken; `path` is the v2 path's names decoded.
+    fn take(
+        request: &HttpRequest,
+        payload: &mut Payload,
+        state: &web::Data<AppState>,
+        (workspace, path): (Option<&str>, Option<ServicePath>),
+        request_id: Option<RequestId>,
+    ) -> Result<(FeatureCall, UnreadBody), ApiError> {
         let repo = Repo::current(state);
-        let caller = match Allowed::check(request, state, &repo.registry) {
-            Ok(caller) => caller,
-            Err(refused) => return ready(Err(refused)),
-        };
-        let path = request.match_info();
-        ready(Ok(FeatureCall {
+        let caller = Allowed::check_on(request, state, &repo.registry, workspace)?;
+        let body = UnreadBody::take(request, payload, state.limits.body_read_timeout);
+        let call = FeatureCall {
             caller,
             repo,
-            path: path.get("service").and_then(|_| path.load().ok()),
-            request_id: RequestId::current(),
-            body: UnreadBody::take(request, payload, state.limits.body_read_timeout),
+            path,
+            request_id,
             state: web::Data::clone(state),
+        };
+        Ok((call, body))
+    }
+}
+
+/// A GetFeatures `POST` the middleware serves itself: its pattern (the metrics' and the log's
+/// route), whether it is a batch, and a v2 path's names.
+pub struct FeatureRoute {
+    pub pattern: &'static str,
+    batch: bool,
+    path: Option<ServicePath>,
+}
+
+/// The GetFeatures route `request` is a `POST` to, if it is one and its path is plain (no
+/// `%`: actix's router matches the decoded path, and a name of a v2 path is decoded; such a
+/// path, as any other method, is left to the router, which answers it the same way).
+pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
+    if request.method() != Method::POST {
+        return None;
+    }
+    let route = |pattern, batch, path| {
+        Some(FeatureRoute {
+            pattern,
+            batch,
+            path,
+        })
+    };
+    let path = request.path();
+    match path {
+        GET_FEATURES_V1 => return route(GET_FEATURES_V1, false, None),
+        GET_FEATURES_BATCH_V1 => return route(GET_FEATURES_BATCH_V1, true, None),
+        _ => {}
+    }
+    // `/api/v2/workspaces/{workspace}/feature-services/{service}/get-features[-batch]`, each
+    // name a segment of one byte or more, as actix's `{name}` matches.
+    let names = path.strip_prefix("/api/v2/workspaces/")?;
+    let (workspace, rest) = names.split_once('/')?;
+    let (service, operation) = rest.strip_prefix("feature-services/")?.split_once('/')?;
+    let plain = |name: &str| !name.is_empty() && !name.contains('%');
+    if !plain(workspace) || !plain(service) {
+        return None;
+    }
+    let path = Some(ServicePath {
+        workspace: workspace.to_string(),
+        service: service.to_string(),
+    });
+    match operation {
+        "get-features" => route(GET_FEATURES_V2, false, path),
+        "get-features-batch" => route(GET_FEATURES_BATCH_V2, true, path),
+        _ => None,
+    }
+}
+
+/// GetFeatures answering a request the middleware took ([`feature_route`]), as the route's
+/// handler would (a refusal answered in the error's shape), in a future of its own: not boxed
+/// (actix's router boxed the handler's future, 1,872 bytes, on every call: an allocation past
+/// mimalloc's 1 KiB class and a copy). Its state is the call and the body being read;
+/// serving's future is polled where it is made and ends there: it waits only for a read
+/// forwarded to another node, and then the answer goes on in a boxed future of its own.
+pub struct FeatureServing {
+    /// Taken for the answer.
+    request: Option<HttpRequest>,
+    batch: bool,
+    started: Instant,
+    step: Step,
+}
+
+enum Step {
+    /// The caller was checked; the body is arriving.
+    Reading(FeatureCall, BodyRead),
+    /// Serving waits for a read forwarded to another node (a partitioned cluster).
+    Forwarded(Pin<Box<dyn Future<Output = Result<HttpResponse, ApiError>>>>),
+    Answered(Result<HttpResponse, ApiError>),
+    Given,
+}
+
+/// The answer to `request`, on `route` (see [`FeatureServing`]).
+pub fn serve_features(
+    route: FeatureRoute,
+    request: ServiceRequest,
+    state: &web::Data<AppState>,
+    request_id: RequestId,
+) -> FeatureServing {
+    let started = Instant::now();
+    let (request, mut payload) = request.into_parts();
+    // A plain path's names are as the router would match and decode them.
+    let workspace = route.path.as_ref().map(|path| path.workspace.clone());
+    let taken = FeatureCall::take(
+        &request,
+        &mut payload,
+        state,
+        (workspace.as_deref(), route.path),
+        Some(request_id),
+    );
+    let step = match taken {
+        Ok((call, body)) => {
+            Step::Reading(call, body.read_since(state.limits.max_body_bytes, started))
+        }
+        Err(refused) => Step::Answered(Err(refused)),
+    };
+    FeatureServing {
+        request: Some(request),
+        batch: route.batch,
+        started,
+        step,
+    }
+}
+
+impl Future for FeatureServing {
+    type Output = ServiceResponse;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ServiceResponse> {
+        let this = self.get_mut();
+        if let Step::Reading(call, read) = &mut this.step {
+            this.step = match ready!(Pin::new(read).poll(cx)) {
+                Err(refused) => Step::Answered(Err(refused)),
+                Ok(body) if call.state.router.reads_locally() => {
+                    match call.answer_at_once(this.batch, &body, this.started, cx) {
+                        Poll::Ready(answered) => Step::Answered(answered),
+                        // Serving waited where it never does without forwarding: begun
+                        // again below, in a future that can be kept.
+                        Poll::Pending => this.forwarded(body),
+                    }
+                }
+                Ok(body) => this.forwarded(body),
+            };
+        }
+        if let Step::Forwarded(answer) = &mut this.step {
+            this.step = Step::Answered(ready!(answer.as_mut().poll(cx)));
+        }
+        let Step::Answered(answered) = std::mem::replace(&mut this.step, Step::Given) else {
+            panic!("a GetFeatures answer polled after it was given");
+        };
+        let request = this
+            .request
+            .take()
+            .expect("the request is kept until the answer");
+        Poll::Ready(ServiceResponse::new(
+            request,
+            answered.unwrap_or_else(HttpResponse::from_error),
+        ))
+    }
+}
+
+impl FeatureServing {
+    /// The answer of the call being read, from `body`, in a boxed future (which the next
+    /// lines of `poll` poll first).
+    fn forwarded(&mut self, body: Bytes) -> Step {
+        let Step::Reading(call, _) = std::mem::replace(&mut self.step, Step::Given) else {
+            panic!("only a call whose body was read is forwarded");
+        };
+        let (batch, started) = (self.batch, self.started);
+        Step::Forwarded(Box::pin(async move {
+            if batch {
+                call.answer::<true>(&body, started).await
+            } else {
+                call.answer::<false>(&body, started).await
+            }
         }))
     }
+}
+
+/// GetFeatures and GetFeaturesBatch on the routes actix's router answers.
+async fn get_features<const BATCH: bool>(
+    FeatureRequest { call, body }: FeatureRequest,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = body
+        .read_since(call.state.limits.max_body_bytes, started)
+        .await?;
+    call.answer::<BATCH>(&body, started).await
 }
 
 /// The `params` of a Feature Service body, borrowing its strings from `body`: read by hand
@@ -153,80 +358,98 @@ fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
 }
 
-/// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`: many), on
-/// the v1 paths (service named in the body) and the v2 paths (named in the path).
-async fn get_features<const BATCH: bool>(call: FeatureCall) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let FeatureCall {
-        caller,
-        state,
-        repo,
-        path,
-        request_id,
-        body,
-    } = call;
-    let body = body
-        .read_since(state.limits.max_body_bytes, started)
-        .await?;
-    let params = params_of(&body)?;
-    let locator = params.locator(path.as_ref().map(ServicePath::names));
-    let service = resolve_service(&repo.registry, &locator)?;
-    caller.require(Permission::ReadFeatures(&service.workspace))?;
-    let mut options = params.read_options(now_micros(), started)?;
-    options.max_store_response_bytes = state.limits.max_store_response_bytes;
-    // A single request's one row is not put in a list of its own (an allocation and a free).
-    let batch: Vec<RequestRow>;
-    let single: RequestRow;
-    let requests: &[RequestRow] = if BATCH {
-        batch = batch_rows(&params, state.limits.max_batch_size)?
-            .iter()
-            .map(|r| {
-                let r = r.as_ref();
-                request_row(
-                    r.and_then(|r| r.join_key_map.as_ref()),
-                    r.and_then(|r| r.request_context_map.as_ref()),
-                )
-            })
-            .collect();
-        &batch
-    } else {
-        single = request_row(
-            params.join_key_map.as_ref(),
-            params.request_context_map.as_ref(),
+impl FeatureCall {
+    /// [`FeatureCall::answer`] when serving answers in this poll (see [`FeatureServing`]).
+    fn answer_at_once(
+        &self,
+        batch: bool,
+        body: &[u8],
+        started: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<HttpResponse, ApiError>> {
+        if batch {
+            pin!(self.answer::<true>(body, started)).poll(cx)
+        } else {
+            pin!(self.answer::<false>(body, started)).poll(cx)
+        }
+    }
+
+    /// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`:
+    /// many) of `body`, on the v1 paths (service named in the body) and the v2 paths (named
+    /// in the path).
+    async fn answer<const BATCH: bool>(
+        &self,
+        body: &[u8],
+        started: Instant,
+    ) -> Result<HttpResponse, ApiError> {
+        let FeatureCall {
+            caller,
+            state,
+            repo,
+            path,
+            request_id,
+        } = self;
+        let params = params_of(body)?;
+        let locator = params.locator(path.as_ref().map(ServicePath::names));
+        let service = resolve_service(&repo.registry, &locator)?;
+        caller.require(Permission::ReadFeatures(&service.workspace))?;
+        let mut options = params.read_options(now_micros(), started)?;
+        options.max_store_response_bytes = state.limits.max_store_response_bytes;
+        // A single request's one row is not put in a list of its own (an allocation and a free).
+        let batch: Vec<RequestRow>;
+        let single: RequestRow;
+        let requests: &[RequestRow] = if BATCH {
+            batch = batch_rows(&params, state.limits.max_batch_size)?
+                .iter()
+                .map(|r| {
+                    let r = r.as_ref();
+                    request_row(
+                        r.and_then(|r| r.join_key_map.as_ref()),
+                        r.and_then(|r| r.request_context_map.as_ref()),
+                    )
+                })
+                .collect();
+            &batch
+        } else {
+            single = request_row(
+                params.join_key_map.as_ref(),
+                params.request_context_map.as_ref(),
+            );
+            std::slice::from_ref(&single)
+        };
+        let answer =
+            serving::get_features(&repo.registry, &state.router, service, requests, options)
+                .await?;
+        let timing = Timing {
+            server: started.elapsed(),
+            store: answer.store_latency,
+            store_bytes: answer.store_bytes,
+            partial: answer.partial,
+        };
+        let encode = if BATCH {
+            get_features_batch_response
+        } else {
+            get_features_response
+        };
+        let body = encode(
+            &repo.catalog,
+            service,
+            &answer,
+            params.metadata_options,
+            timing,
         );
-        std::slice::from_ref(&single)
-    };
-    let answer =
-        serving::get_features(&repo.registry, &state.router, service, requests, options).await?;
-    let timing = Timing {
-        server: started.elapsed(),
-        store: answer.store_latency,
-        store_bytes: answer.store_bytes,
-        partial: answer.partial,
-    };
-    let encode = if BATCH {
-        get_features_batch_response
-    } else {
-        get_features_response
-    };
-    let body = encode(
-        &repo.catalog,
-        service,
-        &answer,
-        params.metadata_options,
-        timing,
-    );
-    let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
-    state
-        .feature_log
-        .offer(service, requests, answer, principal, request_id);
-    // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
-    // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
-    let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(response)
+        let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
+        state
+            .feature_log
+            .offer(service, requests, answer, principal, request_id);
+        // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
+        // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
+        let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(response)
+    }
 }
 
 /// One request row; an absent map is an empty one.
@@ -335,4 +558,74 @@ async fn service_state_v1(
     let service = resolve_service(&repo.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    /// A route taken: its pattern, whether it is a batch, a v2 path's names.
+    type Taken = (&'static str, bool, Option<(String, String)>);
+
+    /// The route the middleware takes `method uri` on.
+    fn taken(method: Method, uri: &str) -> Option<Taken> {
+        let request = TestRequest::default()
+            .method(method)
+            .uri(uri)
+            .to_srv_request();
+        feature_route(&request).map(|route| {
+            let names = route.path.map(|path| (path.workspace, path.service));
+            (route.pattern, route.batch, names)
+        })
+    }
+
+    #[test]
+    fn the_middleware_takes_the_plain_posts_of_get_features() {
+        let names = || Some(("prod".to_string(), "risk".to_string()));
+        let cases = [
+            (GET_FEATURES_V1, Some((GET_FEATURES_V1, false, None))),
+            (
+                "/api/v1/feature-service/get-features?x=1",
+                Some((GET_FEATURES_V1, false, None)),
+            ),
+            (
+                GET_FEATURES_BATCH_V1,
+                Some((GET_FEATURES_BATCH_V1, true, None)),
+            ),
+            (
+                "/api/v2/workspaces/prod/feature-services/risk/get-features",
+                Some((GET_FEATURES_V2, false, names())),
+            ),
+            (
+                "/api/v2/workspaces/prod/feature-services/risk/get-features-batch",
+                Some((GET_FEATURES_BATCH_V2, true, names())),
+            ),
+        ];
+        for (uri, route) in cases {
+            assert_eq!(taken(Method::POST, uri), route, "{uri}");
+        }
+    }
+
+    #[test]
+    fn the_router_answers_every_other_request_on_these_paths() {
+        for method in [Method::GET, Method::PUT, Method::HEAD] {
+            assert_eq!(taken(method, GET_FEATURES_V1), None);
+        }
+        for uri in [
+            "/api/v1/feature-service/get-features/",
+            "/api/v1/feature-service/metadata",
+            "/api/v1/feature-service/get%2Dfeatures",
+            "/api/v2/workspaces/pr%6Fd/feature-services/risk/get-features",
+            "/api/v2/workspaces/prod/feature-services/r%69sk/get-features",
+            "/api/v2/workspaces//feature-services/risk/get-features",
+            "/api/v2/workspaces/prod/feature-services//get-features",
+            "/api/v2/workspaces/prod/feature-services/risk/get-features/",
+            "/api/v2/workspaces/prod/feature-services/risk/metadata",
+            "/api/v2/workspaces/prod/x/feature-services/risk/get-features",
+        ] {
+            assert_eq!(taken(Method::POST, uri), None, "{uri}");
+        }
+    }
 }

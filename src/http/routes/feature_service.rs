@@ -10,6 +10,7 @@
 //! decoding, the metrics address).
 
 use std::future::{ready, Future, Ready};
+use std::ops::Range;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -29,7 +30,7 @@ use super::super::served::Repo;
 use super::super::wire::common_request::common_params;
 use super::super::wire::feature_service::{
     get_features_batch_response, get_features_response, metadata_response, BatchRow, Envelope,
-    GetFeaturesParams, JsonFields, Timing,
+    GetFeaturesParams, Timing,
 };
 use super::super::{method_not_allowed, AppState};
 use crate::http::observe::RequestId;
@@ -402,18 +403,16 @@ impl FeatureCall {
             batch = batch_rows(&params, state.limits.max_batch_size)?
                 .iter()
                 .map(|r| {
-                    let r = r.as_ref();
-                    request_row(
-                        r.and_then(|r| r.join_key_map.as_ref()),
-                        r.and_then(|r| r.request_context_map.as_ref()),
-                    )
+                    let r = r.clone().unwrap_or_default();
+                    request_row(&params, r.join_key_map, r.request_context_map)
                 })
                 .collect();
             &batch
         } else {
             single = request_row(
-                params.join_key_map.as_ref(),
-                params.request_context_map.as_ref(),
+                &params,
+                params.join_key_map.clone(),
+                params.request_context_map.clone(),
             );
             std::slice::from_ref(&single)
         };
@@ -452,15 +451,15 @@ impl FeatureCall {
     }
 }
 
-/// One request row; an absent map is an empty one.
+/// One request row, its maps ranges of `params`' fields; an absent map is an empty one.
 fn request_row<'a>(
-    join_keys: Option<&'a JsonFields>,
-    request_context: Option<&'a JsonFields>,
+    params: &'a GetFeaturesParams<'a>,
+    join_keys: Option<Range<usize>>,
+    request_context: Option<Range<usize>>,
 ) -> RequestRow<'a> {
-    let fields = |map: Option<&'a JsonFields>| map.map_or(&[][..], |map| map.0.as_slice());
     RequestRow {
-        join_keys: fields(join_keys),
-        request_context: fields(request_context),
+        join_keys: params.fields_of(join_keys),
+        request_context: params.fields_of(request_context),
     }
 }
 
@@ -468,7 +467,7 @@ fn request_row<'a>(
 fn batch_rows<'p>(
     params: &'p GetFeaturesParams<'_>,
     max_batch_size: usize,
-) -> Result<&'p [Option<BatchRow<'p>>], ApiError> {
+) -> Result<&'p [Option<BatchRow>], ApiError> {
     let rows = params.request_data.as_deref().unwrap_or_default();
     if rows.is_empty() {
         return Err(ApiError::new(

@@ -5,7 +5,7 @@
 use super::{write_tile_key, Partition};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::{Layout, ViewId};
-use crate::store::key::{key_hash, HashedKey};
+use crate::store::key::{key_hash, HashedKey, OwnedKey};
 use crate::store::tiles::{tile_start, AggregateMask};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
@@ -18,7 +18,7 @@ pub struct Lookup {
     /// The layout the reader's registry gives the view: a partition that holds another (an
     /// apply reshaped it since the request began) answers nothing rather than misread it.
     layout: Layout,
-    key: Vec<u8>,
+    key: OwnedKey,
     /// `key_hash(view, key)`: what places the key on a shard, which serving hashed already
     /// to find a batch's duplicate lookups (hashing it again cost ~40 instructions a lookup).
     hash: u64,
@@ -34,7 +34,7 @@ impl Lookup {
             view,
             layout,
             hash: key_hash(view, &key),
-            key,
+            key: OwnedKey::Heap(key),
             aggregates,
         }
     }
@@ -44,7 +44,7 @@ impl Lookup {
         Lookup {
             view: key.view(),
             layout,
-            key: key.key().to_vec(),
+            key: OwnedKey::copy_of(key.key()),
             hash: key.hash(),
             aggregates,
         }
@@ -55,7 +55,7 @@ impl Lookup {
     }
 
     pub fn key(&self) -> &[u8] {
-        &self.key
+        self.key.as_bytes()
     }
 
     /// The key's [`key_hash`], which places it on a shard.
@@ -110,7 +110,7 @@ impl Partition {
                 .filter(|views| views.layout(lookup.view) == Some(lookup.layout))?
         };
         if let Some(spec) = views.spec(lookup.view) {
-            write_tile_key(lookup.view, lookup.layout, &lookup.key, key);
+            write_tile_key(lookup.view, lookup.layout, lookup.key(), key);
             let tiles = self.tiles.get(key.as_slice())?;
             let (end, end_repeats) = window_end(lookup.view, spec, context, &views.watermarks);
             tiles.encoded_values(spec, end, end_repeats, lookup.aggregates, payloads);
@@ -118,7 +118,7 @@ impl Partition {
         }
         let record = self
             .index
-            .get(&self.arena, lookup.view, lookup.layout, &lookup.key)?;
+            .get(&self.arena, lookup.view, lookup.layout, lookup.key())?;
         let record = self.arena.record_at(record);
         payloads.extend_from_slice(record.payload);
         Some(record.event_time)

@@ -16,7 +16,7 @@ use super::{ConfigArg, ServerArg};
 use crate::config::{Overrides, Settings};
 use crate::ingest::binary_rows::{self, BinaryRowsWriter};
 use crate::ingest::file::open_load_file;
-use crate::ingest::row::{ParsedRow, RowJsonWriter};
+use crate::ingest::row::RowJsonWriter;
 use crate::registry::{load_registry, FeatureView};
 
 #[derive(Debug, clap::Args)]
@@ -92,14 +92,48 @@ impl BodyWriter {
             BodyWriter::JsonLines(_) => {}
         }
     }
+}
 
-    fn write(&self, row: &ParsedRow, body: &mut Vec<u8>) {
-        match self {
-            BodyWriter::Binary(writer) => writer.write(row, body),
-            BodyWriter::JsonLines(writer) => {
-                writer.write(row, body);
-                body.push(b'\n');
+/// The load's rows as they are encoded, cut into chunk bodies of `chunk_rows` rows, each kept
+/// once full.
+struct Chunker<'a> {
+    writer: &'a BodyWriter,
+    chunk_rows: usize,
+    kept: KeptBodies,
+    /// The body being filled.
+    body: Vec<u8>,
+    /// Where keeping a full body failed (the temporary file), if it did.
+    unkept: Option<std::io::Error>,
+    rows: usize,
+    reading: &'a ProgressBar,
+    /// Bytes read since the bar last moved: it moves once a chunk, not once a row (~160
+    /// instructions a row).
+    unshown: u64,
+}
+
+impl Chunker<'_> {
+    /// The body the next row, `bytes` of the file, is to be appended to.
+    fn next_row(&mut self, bytes: usize) -> &mut Vec<u8> {
+        if self.rows.is_multiple_of(self.chunk_rows) {
+            self.reading.inc(std::mem::take(&mut self.unshown));
+            if self.rows > 0 {
+                self.keep();
             }
+            self.writer.start(&mut self.body);
+        }
+        self.rows += 1;
+        self.unshown += bytes as u64;
+        &mut self.body
+    }
+
+    /// Ends the body being filled and keeps it.
+    fn keep(&mut self) {
+        self.writer.finish(&mut self.body);
+        // The next body is sized as this one: the room a full chunk takes, mostly.
+        let room = self.body.len();
+        let full = std::mem::replace(&mut self.body, Vec::with_capacity(room));
+        if let Err(e) = self.kept.keep(full) {
+            self.unkept.get_or_insert(e);
         }
     }
 }
@@ -126,47 +160,42 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     // Each row is encoded into its chunk's request body as it is validated, so the rows are not
     // kept; nothing is sent until the whole file has been read.
     let writer = BodyWriter::new(args.body, view);
-    let mut chunks = KeptBodies::new(args.body_memory_mib.saturating_mul(1 << 20));
-    let mut body = Vec::new();
-    // Where keeping a full body failed (the temporary file), if it did.
-    let mut unkept = None;
-    let mut rows = 0;
-    // Bytes read since the bar last moved: it moves once a chunk, not once a row (~160
-    // instructions a row).
-    let mut unshown = 0u64;
-    let mut keep = |body: &mut Vec<u8>, unkept: &mut Option<std::io::Error>| {
-        writer.finish(body);
-        // The next body is sized as this one: the room a full chunk takes, mostly.
-        let full = std::mem::replace(body, Vec::with_capacity(body.len()));
-        if let Err(e) = chunks.keep(full) {
-            unkept.get_or_insert(e);
-        }
+    let mut chunker = Chunker {
+        writer: &writer,
+        chunk_rows,
+        kept: KeptBodies::new(args.body_memory_mib.saturating_mul(1 << 20)),
+        body: Vec::new(),
+        unkept: None,
+        rows: 0,
+        reading: &reading,
+        unshown: 0,
     };
-    let read = load_file.for_each_row(view, |row, bytes| {
-        if rows % chunk_rows == 0 {
-            reading.inc(std::mem::take(&mut unshown));
-            if rows > 0 {
-                keep(&mut body, &mut unkept);
-            }
-            writer.start(&mut body);
+    let read = match &writer {
+        BodyWriter::Binary(binary) => {
+            load_file.for_each_binary_row(view, binary, |record, bytes| {
+                chunker.next_row(bytes).extend_from_slice(record)
+            })
         }
-        writer.write(&row, &mut body);
-        rows += 1;
-        unshown += bytes as u64;
-    });
+        BodyWriter::JsonLines(json) => load_file.for_each_row(view, |row, bytes| {
+            let body = chunker.next_row(bytes);
+            json.write(&row, body);
+            body.push(b'\n');
+        }),
+    };
     if let Err(bad) = read {
         reading.abandon();
         bail!("{}: {bad}; nothing was loaded", args.file.display());
     }
-    if rows > 0 {
-        keep(&mut body, &mut unkept);
+    if chunker.rows > 0 {
+        chunker.keep();
     }
-    if let Some(e) = unkept {
+    if let Some(e) = chunker.unkept {
         reading.abandon();
         bail!("cannot keep the encoded rows in a temporary file: {e}; nothing was loaded");
     }
-    reading.inc(unshown);
+    reading.inc(chunker.unshown);
     reading.finish();
+    let (rows, chunks) = (chunker.rows, chunker.kept);
 
     let path = format!(
         "/admin/workspaces/{}/feature-views/{}/rows",

@@ -19,14 +19,14 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 
 use super::file::{BadRow, Place};
-use super::row::{view_columns, ParsedRow};
+use super::row::{read_columns, view_columns, ParsedRow};
 use crate::registry::types::DataType;
-use crate::registry::value::Value;
+use crate::registry::value::{TextValue, Value};
 use crate::registry::FeatureView;
 use crate::store::key::{encode_key_part, encode_string_key_part, KeyPart};
 use crate::store::row::{
-    encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64, INT64, MAP, NULL,
-    STRING, STRUCT, TIMESTAMP, TRUE,
+    encode_row, encode_string, encode_value, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32,
+    FLOAT64, INT64, MAP, NULL, STRING, STRUCT, TIMESTAMP, TRUE,
 };
 use crate::store::RowWrite;
 
@@ -40,6 +40,8 @@ const MAGIC: &[u8; 4] = b"QRW\x01";
 pub struct BinaryRowsWriter {
     /// The magic and the column names record, which open every body.
     head: Vec<u8>,
+    /// How many columns a row has: every one of `view_columns`.
+    columns: usize,
 }
 
 impl BinaryRowsWriter {
@@ -49,7 +51,10 @@ impl BinaryRowsWriter {
             .collect();
         let mut head = MAGIC.to_vec();
         write_record(&mut head, |out| encode_row(&names, out));
-        BinaryRowsWriter { head }
+        BinaryRowsWriter {
+            head,
+            columns: names.len(),
+        }
     }
 
     /// Opens a body: `out` must be empty, or hold a body this writer ended.
@@ -66,6 +71,41 @@ impl BinaryRowsWriter {
     pub fn write(&self, row: &ParsedRow, out: &mut Vec<u8>) {
         let time = Value::Timestamp(row.event_time);
         write_record(out, |out| encode_row(row.values(&time), out));
+    }
+
+    /// Appends the row of a CSV record of the writer's view to a body `start` opened, each cell
+    /// encoded as it is read (no `ParsedRow`, no string copied): `cell(place)` is the text of
+    /// the column at `place` in `view_columns`, `None` if the file has no such column. Appends
+    /// what `write` appends for the row `parse_row` builds of the cells read by
+    /// `Value::from_text`, or nothing, refusing the row as `parse_row` does.
+    pub fn write_text_row<'a>(
+        &self,
+        view: &FeatureView,
+        mut cell: impl FnMut(usize) -> Option<&'a str>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let start = out.len();
+        let mut written = Ok(());
+        write_record(out, |out| {
+            write_len(self.columns, out);
+            written = read_columns(
+                view,
+                |place, _, data_type| {
+                    cell(place)
+                        .map(|text| TextValue::read(text, data_type))
+                        .transpose()
+                },
+                |_, value| match value {
+                    None => out.push(NULL),
+                    Some(TextValue::String(text)) => encode_string(text, out),
+                    Some(TextValue::Other(value)) => encode_value(&value, out),
+                },
+            );
+        });
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written
     }
 }
 
@@ -397,7 +437,7 @@ mod tests {
     use super::*;
     use crate::bench::dataset::demo_registry as demo;
     use crate::ingest::file::{open_load_file, read_rows_body};
-    use crate::ingest::row::RowJsonWriter;
+    use crate::ingest::row::{parse_row, RowJsonWriter};
     use crate::registry::value::TectonJson;
     use crate::registry::Registry;
     use crate::store::row::decode_row;
@@ -538,7 +578,92 @@ mod tests {
         ]
     }
 
+    /// A CSV cell's text for `value`, as a file would hold it: empty for null, scalars as text,
+    /// arrays, structs and maps as JSON.
+    fn cell_text(value: &Value) -> String {
+        match value {
+            Value::Null => String::new(),
+            Value::Bool(flag) => flag.to_string(),
+            Value::Int64(i) => i.to_string(),
+            Value::Float32(f) => f.to_string(),
+            Value::Float64(f) => f.to_string(),
+            Value::String(text) => text.clone(),
+            Value::Timestamp(micros) => crate::time::format_timestamp(*micros),
+            nested => serde_json::to_string(&TectonJson(nested)).unwrap(),
+        }
+    }
+
+    /// The cells of a CSV record of `view`, one per column of `view_columns` (`None`: the file
+    /// has no such column): mostly a value of the column's type, some text near the forms each
+    /// type takes, some anything.
+    fn cells_of(view: &FeatureView) -> impl Strategy<Value = Vec<Option<String>>> {
+        let near = prop::sample::select(vec![
+            "",
+            " ",
+            "1",
+            "0",
+            "TRUE",
+            "False",
+            "yes",
+            " 42 ",
+            "4.5e3",
+            "NaN",
+            "-nan",
+            "Infinity",
+            "[]",
+            "[1,\"2\"]",
+            "[\"a\",null]",
+            "{}",
+            "null",
+            "2026-01-15T00:00:00Z",
+            "2026-01-15 00:00:00+01:00",
+            "2026-13-01T00:00:00Z",
+        ]);
+        view_columns(view)
+            .map(|(_, data_type)| {
+                prop_oneof![
+                    6 => value_of(data_type).prop_map(|value| Some(cell_text(&value))),
+                    2 => near.clone().prop_map(|text| Some(text.to_string())),
+                    1 => ".{0,8}".prop_map(Some),
+                    1 => Just(None),
+                ]
+            })
+            .collect::<Vec<_>>()
+    }
+
+    fn view_and_cells() -> impl Strategy<Value = (&'static str, Vec<Option<String>>)> {
+        prop::sample::select(VIEWS.to_vec())
+            .prop_flat_map(|name| (Just(name), cells_of(view(&DEMO, name))))
+    }
+
     proptest! {
+        /// A CSV record's cells encoded as they are read give the bytes of the row `parse_row`
+        /// builds of them, written; or the same refusal, appending nothing.
+        #[test]
+        fn text_cells_encode_as_their_parsed_row((name, cells) in view_and_cells()) {
+            let view = view(&DEMO, name);
+            let writer = BinaryRowsWriter::new(view);
+            let parsed = parse_row(view, |place, _, data_type| {
+                cells[place]
+                    .as_deref()
+                    .map(|text| Value::from_text(text, data_type))
+                    .transpose()
+            })
+            .map(|row| {
+                let mut record = Vec::new();
+                writer.write(&row, &mut record);
+                record
+            });
+            let mut body = b"before".to_vec();
+            let encoded = writer
+                .write_text_row(view, |place| cells[place].as_deref(), &mut body)
+                .map(|()| body[b"before".len()..].to_vec());
+            prop_assert_eq!(&encoded, &parsed);
+            if encoded.is_err() {
+                prop_assert_eq!(&body[..], &b"before"[..]);
+            }
+        }
+
         #[test]
         fn rows_store_what_their_json_lines_store((name, rows) in view_and_rows()) {
             assert_read_alike(view(&DEMO, name), &rows);

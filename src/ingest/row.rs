@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 
 use super::SourceRecords;
 use crate::registry::types::DataType;
-use crate::registry::value::{TectonJson, Value};
+use crate::registry::value::{TectonJson, TextValue, Value};
 use crate::registry::{FeatureView, PushSource, Registry, ViewId};
 use crate::store::key::encode_key;
 use crate::store::row::encode_row;
@@ -59,35 +59,80 @@ pub fn column_places<'a>(
 /// column and what was expected.
 pub fn parse_row(
     view: &FeatureView,
-    mut read: impl FnMut(usize, &str, &DataType) -> Result<Option<Value>, String>,
+    read: impl FnMut(usize, &str, &DataType) -> Result<Option<Value>, String>,
 ) -> Result<ParsedRow, String> {
-    let mut key = Vec::with_capacity(view.join_keys.len());
+    let time_place = view.join_keys.len();
+    let mut key = Vec::with_capacity(time_place);
+    let mut event_time = None;
+    let mut features = Vec::with_capacity(view.row_columns.len());
+    read_columns(view, read, |place, value| {
+        if place > time_place {
+            features.push(value.unwrap_or(Value::Null));
+        } else if place == time_place {
+            // A timestamp column reads as a timestamp or null: anything else is refused below.
+            if let Some(Value::Timestamp(micros)) = value {
+                event_time = Some(micros);
+            }
+        } else {
+            key.extend(value);
+        }
+    })?;
+    Ok(ParsedRow {
+        key,
+        event_time: event_time.ok_or_else(|| missing_timestamp(view))?,
+        features,
+    })
+}
+
+/// A value `read_columns` reads, which may be null.
+pub trait ColumnValue {
+    fn is_null(&self) -> bool;
+}
+
+impl ColumnValue for Value {
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+}
+
+impl ColumnValue for TextValue<'_> {
+    fn is_null(&self) -> bool {
+        TextValue::is_null(self)
+    }
+}
+
+/// The rules of a row of `view`, over values of any form: reads each of `view_columns(view)`
+/// in order (`read(place, column, type)`, `None` when absent) and hands it to `keep(place,
+/// value)`, having refused an absent or null join key or timestamp (so only a row column's
+/// value is handed on as `None`, which is null). The error names the column and what was
+/// expected; columns after a refused one are not read.
+pub fn read_columns<V: ColumnValue>(
+    view: &FeatureView,
+    mut read: impl FnMut(usize, &str, &DataType) -> Result<Option<V>, String>,
+    mut keep: impl FnMut(usize, Option<V>),
+) -> Result<(), String> {
     for (place, join_key) in view.join_keys.iter().enumerate() {
         match read(place, &join_key.name, &join_key.data_type)
             .map_err(|e| format!("join key `{}`: {e}", join_key.name))?
         {
-            Some(Value::Null) | None => return Err(missing_join_key(&join_key.name)),
-            Some(value) => key.push(value),
+            Some(value) if !value.is_null() => keep(place, Some(value)),
+            _ => return Err(missing_join_key(&join_key.name)),
         }
     }
     let time_place = view.join_keys.len();
-    let event_time = match read(time_place, &view.timestamp_field, &TIMESTAMP)
+    match read(time_place, &view.timestamp_field, &TIMESTAMP)
         .map_err(|e| format!("timestamp field `{}`: {e}", view.timestamp_field))?
     {
-        Some(Value::Timestamp(micros)) => micros,
+        Some(value) if !value.is_null() => keep(time_place, Some(value)),
         _ => return Err(missing_timestamp(view)),
-    };
-    let mut features = Vec::with_capacity(view.row_columns.len());
-    for (index, column) in view.row_columns.iter().enumerate() {
-        let value = read(time_place + 1 + index, &column.name, &column.data_type)
-            .map_err(|e| format!("column `{}`: {e}", column.name))?;
-        features.push(value.unwrap_or(Value::Null));
     }
-    Ok(ParsedRow {
-        key,
-        event_time,
-        features,
-    })
+    for (index, column) in view.row_columns.iter().enumerate() {
+        let place = time_place + 1 + index;
+        let value = read(place, &column.name, &column.data_type)
+            .map_err(|e| format!("column `{}`: {e}", column.name))?;
+        keep(place, value);
+    }
+    Ok(())
 }
 
 fn missing_join_key(name: &str) -> String {

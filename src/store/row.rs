@@ -41,7 +41,8 @@ where
     }
 }
 
-fn encode_value(value: &Value, out: &mut Vec<u8>) {
+/// Appends the encoding of one value to `out` (a row's count written before).
+pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.push(NULL),
         Value::Bool(false) => out.push(FALSE),
@@ -63,10 +64,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
             let f = if f.is_nan() { f64::NAN } else { *f };
             out.extend_from_slice(&f.to_le_bytes());
         }
-        Value::String(s) => {
-            out.push(STRING);
-            write_str(s, out);
-        }
+        Value::String(s) => encode_string(s, out),
         Value::Timestamp(micros) => {
             out.push(TIMESTAMP);
             out.extend_from_slice(&micros.to_le_bytes());
@@ -91,6 +89,13 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// Appends the encoding of a string value to `out`: what `encode_value` writes for it, for a
+/// caller holding a `&str`, not a `Value`.
+pub fn encode_string(s: &str, out: &mut Vec<u8>) {
+    out.push(STRING);
+    write_str(s, out);
 }
 
 /// Decodes a row written by [`encode_row`].

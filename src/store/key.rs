@@ -161,6 +161,18 @@ mod tests {
     }
 
     #[test]
+    fn owned_keys_hold_every_length_and_go_to_the_heap_past_the_inline_bytes() {
+        let long: Vec<u8> = (0..=200u8).collect();
+        for len in 0..long.len() {
+            let owned = OwnedKey::copy_of(&long[..len]);
+            assert_eq!(owned.as_bytes(), &long[..len], "length {len}");
+            let inline = matches!(owned, OwnedKey::Inline { .. });
+            assert_eq!(inline, len <= INLINE_KEY_BYTES, "length {len}");
+        }
+        assert_eq!(std::mem::size_of::<OwnedKey>(), 48);
+    }
+
+    #[test]
     fn string_and_int_keys_differ() {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         encode_key(&[Value::String("1".into())], &mut a);

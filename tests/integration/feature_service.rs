@@ -217,6 +217,23 @@ fn service_id_locator_and_v2_paths() {
     );
     assert_eq!(v2_features.status, 200, "{}", v2_features.body);
     assert_eq!(v2_features.json()["result"], by_name["result"]);
+    // An encoded path is answered by actix's router, a plain one by the middleware's own
+    // GetFeatures (`http::routes::feature_service::feature_route`): both answer alike.
+    let encoded = server.admin_post(
+        "/api/v2/workspaces/prod/feature-services/user%5Frisk%5Fservice/get-features",
+        &json!({"params": {"joinKeyMap": keys.clone()}}),
+    );
+    assert_eq!(encoded.status, 200, "{}", encoded.body);
+    assert_eq!(encoded.json()["result"], by_name["result"]);
+    let encoded_batch = server.admin_post(
+        "/api/v2/workspaces/pr%6Fd/feature-services/user_risk_service/get-features-batch",
+        &json!({"params": {"requestData": [{"joinKeyMap": keys.clone()}]}}),
+    );
+    assert_eq!(encoded_batch.status, 200, "{}", encoded_batch.body);
+    assert_eq!(
+        encoded_batch.json()["result"][0]["features"],
+        by_name["result"]["features"]
+    );
 
     let service_id = quiver::registry::object_id("feature_service", "prod", "user_risk_service");
     let by_id = server.admin_post(

@@ -292,9 +292,9 @@ impl Report {
             out.push('\n');
         }
         out.push_str(
-            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req | client CPU/req |\n",
+            "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req | client CPU/req | cores busy |\n",
         );
-        out.push_str(&"|---".repeat(13));
+        out.push_str(&"|---".repeat(14));
         out.push_str("|\n");
         for ((workload, pacing), by_target) in &summaries {
             for target in &targets {
@@ -320,9 +320,17 @@ impl Report {
                 };
                 let cpu =
                     |micros: Option<f64>| micros.map_or("–".into(), |c| format!("{c:.0} µs"));
+                // Server and load generator together: on a closed loop, cores left idle while
+                // requests are outstanding show the scheduler, not the server, holding them.
+                let busy = s
+                    .cpu_micros_per_request
+                    .zip(s.client_cpu_micros_per_request)
+                    .map_or("–".into(), |(server, client)| {
+                        format!("{:.2}", s.requests_per_second * (server + client) / 1e6)
+                    });
                 let _ = writeln!(
                     out,
-                    " {} | {errors} | {} | {} |",
+                    " {} | {errors} | {} | {} | {busy} |",
                     s.succeeded,
                     cpu(s.cpu_micros_per_request),
                     cpu(s.client_cpu_micros_per_request)
@@ -682,5 +690,20 @@ mod tests {
         let saved: Json = serde_json::from_str(&report.json().to_string()).unwrap();
         let again = Report::from_saved_json(&saved).expect("a saved report reads back");
         assert_eq!(again.latency_curves(), report.latency_curves());
+    }
+
+    #[test]
+    fn cores_busy_are_the_rate_times_server_and_client_cpu_a_request() {
+        let report = Report {
+            measurements: vec![Measurement {
+                cpu_micros_per_request: Some(12.0),
+                client_cpu_micros_per_request: Some(8.0),
+                ..measurement(QUIVER, 50_000.0, 0)
+            }],
+            ..Report::default()
+        };
+        let table = report.table();
+        // 50,000 requests a second × 20 µs = one core's second per second.
+        assert!(table.contains("| 12 µs | 8 µs | 1.00 |"), "{table}");
     }
 }

@@ -47,6 +47,8 @@ pub struct BenchPlan {
     pub load_rows: usize,
     pub connections: usize,
     pub client_threads: usize,
+    /// The load generator's threads under `SCHED_BATCH`, so they never preempt a server.
+    pub batch_scheduling: bool,
     pub warmup: Duration,
     pub duration: Duration,
     /// Open-loop rates, requests per second; closed loop is always measured.
@@ -182,6 +184,14 @@ impl BenchPlan {
             ("distribution", json!(format!("{:?}", self.distribution))),
             ("connections", json!(self.connections)),
             ("clientThreads", json!(self.client_threads)),
+            (
+                "clientScheduling",
+                json!(if self.batch_scheduling {
+                    "batch"
+                } else {
+                    "normal"
+                }),
+            ),
             ("seconds", json!(self.duration.as_secs_f64())),
             ("warmupSeconds", json!(self.warmup.as_secs_f64())),
             ("rounds", json!(self.rounds)),
@@ -302,6 +312,7 @@ fn measure(
         warmup: plan.warmup,
         duration: plan.duration,
         client_threads: plan.client_threads,
+        batch_scheduling: plan.batch_scheduling,
         seed: round as u64,
     };
     let before = target.stats();

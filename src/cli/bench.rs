@@ -101,6 +101,11 @@ pub struct BenchArgs {
     /// Threads of the load generator.
     #[arg(long = "client-threads", default_value_t = 1)]
     client_threads: usize,
+    /// Leave the load generator's threads under the normal scheduling policy, so that their
+    /// wake-ups preempt the server's workers on the cores they share (every run before the
+    /// seventeenth session); by default they run under `SCHED_BATCH`, which never preempts.
+    #[arg(long = "client-preempts")]
+    client_preempts: bool,
     /// Measured seconds per workload, target and pacing [default: 5; --quick: 0.5].
     #[arg(long)]
     seconds: Option<f64>,
@@ -274,6 +279,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         load_rows: args.load_rows,
         connections: args.connections.unwrap_or(quick((32.0, 4.0)) as usize),
         client_threads: args.client_threads,
+        batch_scheduling: !args.client_preempts,
         warmup: Duration::from_secs_f64(args.warmup_seconds.unwrap_or(quick((1.0, 0.2)))),
         duration: Duration::from_secs_f64(args.seconds.unwrap_or(quick((5.0, 0.5)))),
         rates: args.rates.unwrap_or(vec![quick((1000.0, 200.0))]),

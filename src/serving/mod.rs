@@ -489,7 +489,9 @@ impl RowRead<'_> {
     /// With no count to coerce (most reads), a present row is read in one loop over its spans
     /// and a missing one is all missing data: through `feature`, a feature cost ~90
     /// instructions (the call, its result moved twice, the aggregate looked up and the null
-    /// checked through `StoredRows`), 110 times a seed batch.
+    /// checked through `StoredRows`), 110 times a seed batch. Inlined into its one caller: as a
+    /// call, its prologue and epilogue cost ~20 instructions a stored item and row.
+    #[inline(always)]
     fn push_features(
         self,
         view: &FeatureView,

@@ -150,11 +150,11 @@ pub struct FeatureService {
     pub items: Vec<ServiceItem>,
     /// Total number of features the service returns.
     pub n_features: usize,
-    /// The join keys a request row's lookups are made of, each once: for each join key of
-    /// the key, the index in `input_join_keys` of the request key that supplies it (`None`:
+    /// The keys a request row's lookups are made of, each once: for each of a stored view's
+    /// join keys, the index in `input_join_keys` of the request key that supplies it (`None`:
     /// the item's view has no join key of that name, so the lookup reads as a null key).
-    /// Views that share a key (the seed service's three `user_id` views) share its
-    /// encoding: encoded once per view, a key cost a batch row ~40 instructions a view.
+    /// Views that share a key (the seed service's three `user_id` views) share its encoding,
+    /// made once a row (it was made once a view).
     pub lookup_keys: Vec<Vec<Option<usize>>>,
     /// The stored views a request row reads, each with its key once, in the items' order
     /// (the store's lookups of a row are made in this order).

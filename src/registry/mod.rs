@@ -150,6 +150,15 @@ pub struct FeatureService {
     pub items: Vec<ServiceItem>,
     /// Total number of features the service returns.
     pub n_features: usize,
+    /// The keys a request row's lookups are made of, each once: for each of a stored view's
+    /// join keys, the index in `input_join_keys` of the request key that supplies it (`None`:
+    /// the item's view has no join key of that name, so the lookup reads as a null key).
+    /// Views that share a key (the seed service's three `user_id` views) share its encoding,
+    /// made once a row (it was made once a view).
+    pub lookup_keys: Vec<Vec<Option<usize>>>,
+    /// The stored views a request row reads, each with its key once, in the items' order
+    /// (the store's lookups of a row are made in this order).
+    pub lookups: Vec<ServiceLookup>,
     /// The request-context fields its realtime views read, with their types.
     pub request_context_keys: Vec<Field>,
     /// What it logs of what it serves, when it declares `[feature_service.logging]`.
@@ -206,19 +215,25 @@ pub struct ServiceItem {
     pub namespace: String,
     /// For each of the view's join keys, its index in the service's `input_join_keys`.
     pub key_inputs: Vec<usize>,
-    /// The stored views a request row reads for this item (the view itself, or a realtime
-    /// view's sources), each with, for each of its join keys, the index in `input_join_keys`
-    /// of the request key that supplies it (`None`: the item's view has no join key of that
-    /// name, so the lookup reads as a null key). Resolved here so that serving compares no
-    /// names per request row.
-    pub stored_key_inputs: Vec<(ViewId, Vec<Option<usize>>)>,
+    /// The stored views a request row reads for this item, as indices into the service's
+    /// `lookups`: the view itself, or a realtime view's sources in `sources`' order. Resolved
+    /// here so that serving compares no names per request row.
+    pub lookups: Vec<usize>,
     /// Indices into the view's `features`, in response order (alphabetical).
     pub features: Vec<usize>,
-    /// The aggregates a request row computes for this item, as bits (bit i: aggregate i, the
-    /// view's feature i; `store::tiles::AggregateMask::from_bits` reads them): every one for a
-    /// realtime view, whose expressions may read any feature of its sources, the selected
-    /// features otherwise. Resolved here: worked out per request row, it cost serving ~45
-    /// instructions an item.
+}
+
+/// A stored view's lookup as a service's request row makes it, however many items read it.
+#[derive(Debug, PartialEq)]
+pub struct ServiceLookup {
+    pub view: ViewId,
+    /// Its key: an index into the service's `lookup_keys`.
+    pub key: usize,
+    /// The aggregates it computes, as bits (bit i: aggregate i, the view's feature i;
+    /// `store::tiles::AggregateMask::from_bits` reads them): those of every item that reads
+    /// it, every one for a realtime view's source (its expressions may read any feature), the
+    /// selected features otherwise. Resolved here: worked out per request row, it cost serving
+    /// ~45 instructions an item.
     pub aggregate_bits: u64,
 }
 

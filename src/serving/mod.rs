@@ -15,7 +15,7 @@ use crate::prehashed::Prehashed;
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::types::DataType;
 use crate::registry::value::{JsonRules, Value};
-use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewId, ViewKind};
+use crate::registry::{realtime, FeatureService, FeatureView, Registry, ViewKind};
 use crate::store::key::{encode_key_part, HashedKey, KeyPart};
 use crate::store::row::{split_row, EncodedValue, Scalar};
 use crate::store::tiles::AggregateMask;
@@ -489,7 +489,9 @@ impl RowRead<'_> {
     /// With no count to coerce (most reads), a present row is read in one loop over its spans
     /// and a missing one is all missing data: through `feature`, a feature cost ~90
     /// instructions (the call, its result moved twice, the aggregate looked up and the null
-    /// checked through `StoredRows`), 110 times a seed batch.
+    /// checked through `StoredRows`), 110 times a seed batch. Inlined into its one caller: as a
+    /// call, its prologue and epilogue cost ~20 instructions a stored item and row.
+    #[inline(always)]
     fn push_features(
         self,
         view: &FeatureView,
@@ -578,11 +580,13 @@ pub async fn get_features(
     rows: &[RequestRow<'_>],
     options: ReadOptions,
 ) -> Result<Answer, ServingError> {
-    // Per request row, each stored view it needs once, with its lookup index (None: a null
-    // join key): one flat list, `needed_by_row` says which part is whose. Plain vectors and
-    // xxh3, not SipHash maps: the fan-out plan is built on every request.
-    let mut needed: Vec<(ViewId, Option<usize>)> = Vec::with_capacity(rows.len() * 4);
-    let mut needed_by_row: Vec<Range<usize>> = Vec::with_capacity(rows.len());
+    // Per request row, each of the service's lookups (`FeatureService::lookups`) with its
+    // index in `lookups` (None: a null join key), in the service's order: row r's are
+    // `needed[r * n_lookups..(r + 1) * n_lookups]`, and an item finds its row by position,
+    // not by searching the row's views.
+    // Plain vectors and xxh3, not SipHash maps: the fan-out plan is built on every request.
+    let n_lookups = service.lookups.len();
+    let mut needed: Vec<Option<usize>> = Vec::with_capacity(rows.len() * n_lookups);
     // Every row's request context in one list, a row's fields in the service's order (each
     // row has them all): a list a row, and each field's name copied, cost ~100 instructions a
     // field and row. The names are the service's.
@@ -590,20 +594,20 @@ pub async fn get_features(
     let mut contexts: Vec<(&str, Value)> = Vec::with_capacity(rows.len() * n_context_fields);
     // Sized up front, as `dedup` is: growing from empty cost a reallocation each (~100
     // instructions, several for a batch's lookups).
-    let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * service.items.len());
+    let mut lookups: Vec<Lookup> = Vec::with_capacity(rows.len() * n_lookups);
     // The lookup's hash (xxh3 of the encoded key seeded with the view) -> lookup index,
     // confirmed on the view and key (on a hash collision the second key just gets a lookup of
-    // its own). Only a batch's rows can share a lookup (a row plans each stored view once): a
-    // one-row request has no map.
+    // its own). Only a batch's rows can share a lookup (a row makes each of the service's
+    // lookups once): a one-row request has no map.
     let mut dedup: Option<HashMap<u64, usize, BuildHasherDefault<Prehashed>>> = (rows.len() > 1)
-        .then(|| {
-            HashMap::with_capacity_and_hasher(rows.len() * service.items.len(), Default::default())
-        });
-    // Each row's join keys are read into `inputs` and each key encoded into `key` first: only
-    // a lookup not planned already gets a copy. Both have room for the common case from the
-    // start (a key of a few short strings or integers).
+        .then(|| HashMap::with_capacity_and_hasher(rows.len() * n_lookups, Default::default()));
+    // Each row's join keys are read into `inputs` and each of the service's keys encoded once
+    // into `keys` (its bytes `key_spans[k]`, None for a null part): only a lookup not planned
+    // already gets a copy. Both have room for the common case from the start (keys of a few
+    // short strings or integers).
     let mut inputs = Vec::with_capacity(service.input_join_keys.len());
-    let mut key = Vec::with_capacity(64);
+    let mut keys = Vec::with_capacity(64);
+    let mut key_spans: Vec<Option<Range<usize>>> = Vec::with_capacity(service.lookup_keys.len());
     for row in rows {
         parse_join_keys(service, row.join_keys, &mut inputs)?;
         parse_request_context(
@@ -612,63 +616,55 @@ pub async fn get_features(
             options.ignore_extra_request_context_fields,
             &mut contexts,
         )?;
-        let row_start = needed.len();
-        for item in &service.items {
-            // Plans the lookup of `stored` for this row, computing at least `aggregates`.
-            let mut plan = |stored: ViewId,
-                            key_inputs: &[Option<usize>],
-                            aggregates: AggregateMask| {
-                if let Some((_, lookup)) = needed[row_start..].iter().find(|(id, _)| *id == stored)
-                {
-                    if let Some(i) = lookup {
-                        lookups[*i].add_aggregates(aggregates);
-                    }
-                    return;
-                }
-                key.clear();
-                for input in key_inputs {
-                    let Some(value) = input.and_then(|i| inputs[i].as_ref()) else {
-                        needed.push((stored, None));
-                        return;
-                    };
-                    encode_key_part(*value, &mut key);
-                }
-                // The lookup's hash, which places it on a shard, is the dedup map's key too.
-                // One probe: a new hash takes the lookup about to be pushed.
-                let hashed = HashedKey::new(stored, &key);
-                let seen = dedup
-                    .as_mut()
-                    .and_then(|dedup| match dedup.entry(hashed.hash()) {
-                        Entry::Occupied(planned) => Some(*planned.get())
-                            .filter(|&i| lookups[i].view() == stored && lookups[i].key() == key),
-                        Entry::Vacant(new) => {
-                            new.insert(lookups.len());
-                            None
-                        }
-                    });
-                let index = match seen {
-                    Some(i) => {
-                        lookups[i].add_aggregates(aggregates);
-                        i
-                    }
-                    None => {
-                        lookups.push(Lookup::of_hashed(
-                            hashed,
-                            registry.view(stored).layout,
-                            aggregates,
-                        ));
-                        lookups.len() - 1
-                    }
-                };
-                needed.push((stored, Some(index)));
-            };
-            // Only the aggregates the item reads are computed.
-            let aggregates = AggregateMask::from_bits(item.aggregate_bits);
-            for (stored, key_inputs) in &item.stored_key_inputs {
-                plan(*stored, key_inputs, aggregates);
-            }
+        keys.clear();
+        key_spans.clear();
+        for key_inputs in &service.lookup_keys {
+            let start = keys.len();
+            let whole = key_inputs.iter().all(|input| {
+                let value = input.and_then(|i| inputs[i]);
+                value
+                    .inspect(|value| encode_key_part(*value, &mut keys))
+                    .is_some()
+            });
+            key_spans.push(whole.then_some(start..keys.len()));
         }
-        needed_by_row.push(row_start..needed.len());
+        for planned in &service.lookups {
+            let Some(span) = key_spans[planned.key].clone() else {
+                needed.push(None);
+                continue;
+            };
+            let (stored, key) = (planned.view, &keys[span]);
+            // Only the aggregates the items read are computed.
+            let aggregates = AggregateMask::from_bits(planned.aggregate_bits);
+            // The lookup's hash, which places it on a shard, is the dedup map's key too.
+            // One probe: a new hash takes the lookup about to be pushed.
+            let hashed = HashedKey::new(stored, key);
+            let seen = dedup
+                .as_mut()
+                .and_then(|dedup| match dedup.entry(hashed.hash()) {
+                    Entry::Occupied(earlier) => Some(*earlier.get())
+                        .filter(|&i| lookups[i].view() == stored && lookups[i].key() == key),
+                    Entry::Vacant(new) => {
+                        new.insert(lookups.len());
+                        None
+                    }
+                });
+            let index = match seen {
+                Some(i) => {
+                    lookups[i].add_aggregates(aggregates);
+                    i
+                }
+                None => {
+                    lookups.push(Lookup::of_hashed(
+                        hashed,
+                        registry.view(stored).layout,
+                        aggregates,
+                    ));
+                    lookups.len() - 1
+                }
+            };
+            needed.push(Some(index));
+        }
     }
     let read_started = Instant::now();
     let read = if lookups.is_empty() {
@@ -773,18 +769,15 @@ pub async fn get_features(
     // The realtime views' upstream values, one list per source of each realtime view (in the
     // service's order), kept from row to row: `ViewAnswer::of` writes only the values read.
     let mut upstream: Vec<Vec<Value>> = Vec::new();
-    for (row, row_range) in needed_by_row.into_iter().enumerate() {
+    for row in 0..rows.len() {
         let context = &contexts[row * n_context_fields..(row + 1) * n_context_fields];
-        let row_lookups = &needed[row_range];
-        let row_read = |view: ViewId| {
+        let row_lookups = &needed[row * n_lookups..(row + 1) * n_lookups];
+        // How this row reads the service's lookup `planned`.
+        let row_read = |planned: usize| {
             if !was_read {
                 return RowRead::NotRead(ServingStatus::TimeOut);
             }
-            let lookup = row_lookups
-                .iter()
-                .find(|(id, _)| *id == view)
-                .and_then(|(_, lookup)| *lookup);
-            let Some(lookup) = lookup else {
+            let Some(lookup) = row_lookups[planned] else {
                 return RowRead::Missing;
             };
             if lookup >= first_unread {
@@ -804,7 +797,7 @@ pub async fn get_features(
         let (store_latency, store_bytes) = match was_read {
             true => row_lookups
                 .iter()
-                .filter_map(|(_, lookup)| *lookup)
+                .filter_map(|lookup| *lookup)
                 .map(|i| stored_rows.0.cost(i))
                 .fold(
                     (Duration::ZERO, 0),
@@ -834,15 +827,16 @@ pub async fn get_features(
                     let mut inputs_missing = false;
                     // An input the store did not answer for: the feature is not computed.
                     let mut inputs_not_read = None;
-                    for (((source, _), reads), values) in spec
+                    for ((((source, _), reads), values), planned) in spec
                         .sources
                         .iter()
                         .zip(&spec.reads)
                         .zip(upstream.iter_mut())
+                        .zip(&item.lookups)
                     {
                         let reads = reads.iter().map(|(index, _)| *index);
                         let view = registry.view(*source);
-                        let read = row_read(*source);
+                        let read = row_read(*planned);
                         let answer =
                             ViewAnswer::of(view, read, &stored_rows, options, reads, values);
                         inputs_missing |= answer.missing;
@@ -875,7 +869,7 @@ pub async fn get_features(
                         }
                     });
                 }
-                _ => row_read(item.view).push_features(
+                _ => row_read(item.lookups[0]).push_features(
                     view,
                     &item.features,
                     &stored_rows,

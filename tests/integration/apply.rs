@@ -210,6 +210,50 @@ fn a_new_view_and_service_take_rows_and_serve_them_without_a_restart() {
     );
 }
 
+/// One view read twice under two aliases, by two request keys (Tecton's `with_join_key_map`,
+/// a sender and a receiver): each alias answers its own key's row, alone and in a batch.
+const TRANSFER_SERVICE: &str = r#"
+[[feature_service]]
+name = "transfer_service"
+features = [
+  { view = "user_profile", alias = "sender", select = ["credit_score"], join_key_map = { user_id = "sender_id" } },
+  { view = "user_profile", alias = "receiver", select = ["credit_score"], join_key_map = { user_id = "receiver_id" } },
+]
+"#;
+
+#[test]
+fn a_view_read_by_two_join_keys_answers_each_alias_its_own_row() {
+    let server = Server::start();
+    let dir = with_view_and_service("", TRANSFER_SERVICE);
+    assert_applied(&apply(&server, &dir.path().join("config.toml"), &["--yes"]));
+    let keys = json!({"sender_id": "user_1001", "receiver_id": "user_1002"});
+    let single = server.admin_post(
+        "/api/v1/feature-service/get-features",
+        &json!({"params": {"workspaceName": "prod", "featureServiceName": "transfer_service",
+            "joinKeyMap": keys, "metadataOptions": {"includeNames": true}}}),
+    );
+    assert_eq!(single.status, 200, "{}", single.body);
+    // Namespaces in alphabetical order: the receiver's, then the sender's.
+    assert_eq!(
+        named(&single.json()),
+        vec![
+            ("receiver.credit_score".to_string(), json!("655")),
+            ("sender.credit_score".to_string(), json!("712")),
+        ]
+    );
+    let swapped = json!({"sender_id": "user_1002", "receiver_id": "user_1001"});
+    let batch = server.admin_post(
+        "/api/v1/feature-service/get-features-batch",
+        &json!({"params": {"workspaceName": "prod", "featureServiceName": "transfer_service",
+            "requestData": [{"joinKeyMap": keys}, {"joinKeyMap": swapped}]}}),
+    );
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    assert_eq!(
+        batch.json()["result"],
+        json!([{"features": ["655", "712"]}, {"features": ["712", "655"]}])
+    );
+}
+
 #[test]
 fn removing_a_view_needs_consent_and_returns_its_memory() {
     let server = Server::start();

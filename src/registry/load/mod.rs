@@ -18,7 +18,7 @@ use super::aggregation::{
 use super::types::DataType;
 use super::{
     object_id, Entity, Feature, FeatureService, FeatureView, Field, LogFormat, LoggingConfig,
-    PushSource, Registry, ServiceItem, ViewId, ViewKind, Workspace,
+    PushSource, Registry, ServiceItem, ServiceLookup, ViewId, ViewKind, Workspace,
 };
 use crate::secrets::template::Template;
 use crate::time::{parse_duration, Micros};

@@ -88,42 +88,74 @@ pub(super) fn build_service(
         };
         // Tecton's order: features alphabetical within a view, views alphabetical by namespace.
         features.sort_by(|a, b| view.features[*a].name.cmp(&view.features[*b].name));
-        // A stored view's join keys are found by name among the item view's.
-        let stored_key_inputs = |stored: ViewId| {
-            let inputs = registry.view(stored).join_keys.iter().map(|join_key| {
-                let position = view.join_keys.iter().position(|k| k.name == join_key.name);
-                position.map(|i| key_inputs[i])
-            });
-            (stored, inputs.collect())
-        };
-        let stored_key_inputs = match &view.kind {
-            ViewKind::Realtime(spec) => spec
-                .sources
-                .iter()
-                .map(|(source, _)| stored_key_inputs(*source))
-                .collect(),
-            _ => vec![stored_key_inputs(view_id)],
-        };
-        // Aggregate i is feature i; past 64, no bit (the store computes those always).
-        let aggregate_bits = match &view.kind {
-            ViewKind::Realtime(_) => u64::MAX,
-            _ => features
-                .iter()
-                .fold(0, |bits, &i| bits | 1u64.checked_shl(i as u32).unwrap_or(0)),
-        };
         items.push(ServiceItem {
             view: view_id,
             namespace,
             key_inputs,
-            stored_key_inputs,
+            lookups: Vec::new(),
             features,
-            aggregate_bits,
         });
     }
     // Tecton's order: realtime views first, then the others, each group by namespace.
     let is_realtime =
         |item: &ServiceItem| matches!(registry.view(item.view).kind, ViewKind::Realtime(_));
     items.sort_by(|a, b| (!is_realtime(a), &a.namespace).cmp(&(!is_realtime(b), &b.namespace)));
+    // The stored views each item reads, each (view, key) one lookup of the service and each
+    // key one list of request inputs, in the items' order: the order of a row's lookups.
+    let mut lookup_keys: Vec<Vec<Option<usize>>> = Vec::new();
+    let mut lookups: Vec<ServiceLookup> = Vec::new();
+    for item in &mut items {
+        let view = registry.view(item.view);
+        // Aggregate i is feature i; past 64, no bit (the store computes those always).
+        let (stored_views, aggregate_bits) = match &view.kind {
+            ViewKind::Realtime(spec) => {
+                (spec.sources.iter().map(|(id, _)| *id).collect(), u64::MAX)
+            }
+            _ => (
+                vec![item.view],
+                item.features
+                    .iter()
+                    .fold(0, |bits, &i| bits | 1u64.checked_shl(i as u32).unwrap_or(0)),
+            ),
+        };
+        for stored in stored_views {
+            // A stored view's join keys are found by name among the item view's.
+            let key: Vec<Option<usize>> = registry
+                .view(stored)
+                .join_keys
+                .iter()
+                .map(|join_key| {
+                    let position = view.join_keys.iter().position(|k| k.name == join_key.name);
+                    position.map(|i| item.key_inputs[i])
+                })
+                .collect();
+            let key = lookup_keys
+                .iter()
+                .position(|k| *k == key)
+                .unwrap_or_else(|| {
+                    lookup_keys.push(key);
+                    lookup_keys.len() - 1
+                });
+            let lookup = match lookups
+                .iter()
+                .position(|l| l.view == stored && l.key == key)
+            {
+                Some(i) => {
+                    lookups[i].aggregate_bits |= aggregate_bits;
+                    i
+                }
+                None => {
+                    lookups.push(ServiceLookup {
+                        view: stored,
+                        key,
+                        aggregate_bits,
+                    });
+                    lookups.len() - 1
+                }
+            };
+            item.lookups.push(lookup);
+        }
+    }
     let mut request_context_keys: Vec<Field> = Vec::new();
     for item in &items {
         if let ViewKind::Realtime(spec) = &registry.view(item.view).kind {
@@ -150,6 +182,8 @@ pub(super) fn build_service(
         input_join_keys,
         items,
         n_features,
+        lookup_keys,
+        lookups,
         request_context_keys,
         logging: raw
             .logging

@@ -187,7 +187,8 @@ fn logging_errors_name_the_service_and_the_setting() {
 }
 
 /// Each item's stored views carry their join keys' request inputs, renames applied: a
-/// realtime view's sources through the realtime item's `join_key_map`.
+/// realtime view's sources through the realtime item's `join_key_map`; a view read by two
+/// different keys is two lookups.
 #[test]
 fn items_resolve_their_stored_views_join_keys_to_request_inputs() {
     let text = format!("{BASE}\n[[realtime_feature_view]]\nname = \"rt\"\nrequest_schema = [{{ name = \"amount\", type = \"float64\" }}]\nsources = [\"last_tx\"]\n[[realtime_feature_view.features]]\nname = \"f\"\ntype = \"boolean\"\nexpression = \"request.amount > last_tx.alpha\"\n[[feature_service]]\nname = \"svc\"\nfeatures = [{{ view = \"last_tx\" }}, {{ view = \"rt\", join_key_map = {{ user_id = \"uid\" }} }}]");
@@ -200,13 +201,16 @@ fn items_resolve_their_stored_views_join_keys_to_request_inputs() {
         .collect();
     assert_eq!(inputs, ["user_id", "uid"]);
     let last_tx = registry.view_by_name("prod", "last_tx").unwrap().id;
-    // Realtime views first.
-    assert_eq!(
-        service.items[0].stored_key_inputs,
-        [(last_tx, vec![Some(1)])]
-    );
-    assert_eq!(
-        service.items[1].stored_key_inputs,
-        [(last_tx, vec![Some(0)])]
-    );
+    // Realtime views first: the two items read the same view by different request keys,
+    // two lookups.
+    assert_eq!(service.lookup_keys, [vec![Some(1)], vec![Some(0)]]);
+    // A realtime view's source computes every aggregate; the view itself its two features.
+    let lookup = |key, aggregate_bits| ServiceLookup {
+        view: last_tx,
+        key,
+        aggregate_bits,
+    };
+    assert_eq!(service.lookups, [lookup(0, u64::MAX), lookup(1, 0b11)]);
+    assert_eq!(service.items[0].lookups, [0]);
+    assert_eq!(service.items[1].lookups, [1]);
 }

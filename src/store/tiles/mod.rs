@@ -50,7 +50,7 @@ impl AggregateMask {
         self.0
     }
 
-    /// The aggregates of bits `bits` (a service item's `aggregate_bits`, a forwarded read's).
+    /// The aggregates of bits `bits` (a service lookup's `aggregate_bits`, a forwarded read's).
     pub fn from_bits(bits: u64) -> AggregateMask {
         AggregateMask(bits)
     }

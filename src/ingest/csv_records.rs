@@ -21,15 +21,16 @@ pub enum Unreadable {
     Record,
 }
 
-/// Records of a CSV file, back to back: what `CsvSplitter::read_batch` fills and a converting
-/// thread reads (`records`), checking their UTF-8 there, off the splitting thread.
+/// Records of a CSV file: what `CsvSplitter::read_batch` fills and a converting thread reads
+/// (`records`), checking their UTF-8 there, off the splitting thread.
 #[derive(Default)]
 pub struct RecordBatch {
-    /// Every record's cells, unquoted, back to back.
+    /// The records' lines as read, each cell unquoted in place (a quoted cell's escaped quotes
+    /// moved up over the doubles), or a record `csv_core` split, its cells back to back.
     text: Vec<u8>,
-    /// Where each cell ends in `text`.
-    cell_ends: Vec<usize>,
-    /// Per record: where its cells end in `cell_ends`, and its line.
+    /// Where each cell starts and ends in `text`.
+    cells: Vec<(usize, usize)>,
+    /// Per record: where its cells end in `cells`, and its line.
     records: Vec<(usize, usize)>,
 }
 
@@ -44,15 +45,15 @@ impl RecordBatch {
 
     fn clear(&mut self) {
         self.text.clear();
-        self.cell_ends.clear();
+        self.cells.clear();
         self.records.clear();
     }
 
     /// The batch's records in order, up to the first that is not UTF-8 cell by cell (the
     /// `csv` crate's `StringRecord` check), which is `Err` and the last.
     pub fn records(&self) -> Records<'_> {
-        // Checked once for the whole batch; a record wholly below the first bad byte whose
-        // cells end on character boundaries has every cell valid.
+        // Checked once for the whole batch; a record whose cells lie below the first bad byte
+        // and start and end on character boundaries has every cell valid.
         let valid = match std::str::from_utf8(&self.text) {
             Ok(text) => text,
             Err(e) => std::str::from_utf8(&self.text[..e.valid_up_to()])
@@ -89,21 +90,19 @@ impl<'a> Iterator for Records<'a> {
             n => self.batch.records[n - 1].0,
         };
         self.next += 1;
-        let text_start = match cells_start {
-            0 => 0,
-            n => self.batch.cell_ends[n - 1],
-        };
-        let ends = &self.batch.cell_ends[cells_start..cells_end];
-        let readable = ends.last().is_some_and(|&end| end <= self.text.len())
-            && ends.iter().all(|&end| self.text.is_char_boundary(end));
+        let cells = &self.batch.cells[cells_start..cells_end];
+        let readable = cells.iter().all(|&(start, end)| {
+            end <= self.text.len()
+                && self.text.is_char_boundary(start)
+                && self.text.is_char_boundary(end)
+        });
         if !readable {
             self.done = true;
             return Some(Err(Unreadable::Record));
         }
         Some(Ok(Record {
             text: self.text,
-            start: text_start,
-            ends,
+            cells,
             line,
         }))
     }
@@ -112,27 +111,23 @@ impl<'a> Iterator for Records<'a> {
 /// One record of a `RecordBatch`, its cells UTF-8.
 pub struct Record<'a> {
     text: &'a str,
-    /// Where its first cell starts in `text`.
-    start: usize,
-    /// Where each of its cells ends in `text`.
-    ends: &'a [usize],
+    /// Where each of its cells starts and ends in `text`.
+    cells: &'a [(usize, usize)],
     /// Its line, as the `csv` crate numbers it.
     pub line: usize,
 }
 
 impl<'a> Record<'a> {
     /// Cell `index` (below the header's cell count, which every record has).
+    #[inline]
     pub fn cell(&self, index: usize) -> &'a str {
-        let start = match index {
-            0 => self.start,
-            i => self.ends[i - 1],
-        };
-        &self.text[start..self.ends[index]]
+        let (start, end) = self.cells[index];
+        &self.text[start..end]
     }
 
     /// Its share of the file as the `csv` crate counted it: its cells' bytes and a byte a cell.
     pub fn bytes(&self) -> usize {
-        self.ends.last().map_or(0, |end| end - self.start) + self.ends.len()
+        self.cells.iter().map(|(start, end)| end - start + 1).sum()
     }
 }
 
@@ -200,7 +195,7 @@ impl<R: Read + Seek> CsvSplitter<R> {
             None => Vec::new(),
             Some(record) => {
                 let record = record?;
-                (0..record.ends.len())
+                (0..record.cells.len())
                     .map(|i| record.cell(i).to_string())
                     .collect()
             }
@@ -248,17 +243,6 @@ impl<R: Read + Seek> CsvSplitter<R> {
     /// `batch`; on anything but `Record`, `batch` and the splitter are as they were.
     fn split_plain(&mut self, batch: &mut RecordBatch) -> Split {
         let bytes = &self.buffer[self.start..self.end];
-        let (text_len, cells_len) = (batch.text.len(), batch.cell_ends.len());
-        let undo = |batch: &mut RecordBatch, split: Split| {
-            batch.text.truncate(text_len);
-            batch.cell_ends.truncate(cells_len);
-            split
-        };
-        let end_of_bytes = if self.at_eof {
-            Split::End
-        } else {
-            Split::NeedInput
-        };
         // `csv_core` skips line breaks at a record's start: blank lines, a `\r\n`'s `\n`.
         let mut at = 0;
         let mut line = self.line;
@@ -267,78 +251,35 @@ impl<R: Read + Seek> CsvSplitter<R> {
             at += 1;
         }
         if at == bytes.len() {
-            if self.at_eof {
-                self.start = self.end;
-                self.line = line;
+            if !self.at_eof {
+                return Split::NeedInput;
             }
-            return end_of_bytes;
+            self.start = self.end;
+            self.line = line;
+            return Split::End;
         }
-        loop {
-            if bytes[at] == b'"' {
-                at += 1;
-                loop {
-                    let Some(found) = memchr::memchr3(b'"', b'\n', b'\r', &bytes[at..]) else {
-                        // An unterminated quote at the end is `csv_core`'s to read.
-                        let split = if self.at_eof {
-                            Split::Declined
-                        } else {
-                            Split::NeedInput
-                        };
-                        return undo(batch, split);
-                    };
-                    if bytes[at + found] != b'"' {
-                        return undo(batch, Split::Declined);
-                    }
-                    batch.text.extend_from_slice(&bytes[at..at + found]);
-                    at += found + 1;
-                    if bytes.get(at) != Some(&b'"') {
-                        break;
-                    }
-                    batch.text.push(b'"');
-                    at += 1;
-                }
-            } else {
-                let rest = &bytes[at..];
-                let length = rest
-                    .iter()
-                    .position(|&byte| matches!(byte, b',' | b'\n' | b'\r' | b'"'))
-                    .unwrap_or(rest.len());
-                if rest.get(length) == Some(&b'"') {
-                    return undo(batch, Split::Declined);
-                }
-                batch.text.extend_from_slice(&rest[..length]);
-                at += length;
-            }
-            batch.cell_ends.push(batch.text.len());
-            let Some(&next) = bytes.get(at) else {
-                if !self.at_eof {
-                    // A quote just read may be the first of an escaped one.
-                    return undo(batch, Split::NeedInput);
-                }
-                break;
-            };
-            at += 1;
-            match next {
-                b',' => {
-                    if at == bytes.len() && self.at_eof {
-                        // The last cell, empty, ends with the file.
-                        batch.cell_ends.push(batch.text.len());
-                        break;
-                    }
-                    if at == bytes.len() {
-                        return undo(batch, Split::NeedInput);
-                    }
-                }
-                b'\n' => {
-                    line += 1;
-                    break;
-                }
-                b'\r' => break,
-                _ => return undo(batch, Split::Declined),
-            }
+        // The record ends at the line's break, or with the file; a break inside a quoted cell
+        // leaves that cell unclosed on the line, which declines it.
+        let line_end = match memchr::memchr2(b'\n', b'\r', &bytes[at..]) {
+            Some(length) => at + length,
+            None if self.at_eof => bytes.len(),
+            None => return Split::NeedInput,
+        };
+        let (text_len, cells_len) = (batch.text.len(), batch.cells.len());
+        batch.text.extend_from_slice(&bytes[at..line_end]);
+        if !split_line(&mut batch.text, text_len, &mut batch.cells) {
+            batch.text.truncate(text_len);
+            batch.cells.truncate(cells_len);
+            return Split::Declined;
         }
-        batch.records.push((batch.cell_ends.len(), self.line));
-        self.start += at;
+        if let Some(&terminator) = bytes.get(line_end) {
+            // A `\r`'s `\n`, if any, is skipped at the next record's start, as `csv_core` does.
+            line += usize::from(terminator == b'\n');
+            self.start += line_end + 1;
+        } else {
+            self.start = self.end;
+        }
+        batch.records.push((batch.cells.len(), self.line));
         self.line = line;
         Split::Record
     }
@@ -385,10 +326,15 @@ impl<R: Read + Seek> CsvSplitter<R> {
             }
         }
         batch.text.truncate(written);
+        let mut cell_start = text_start;
         batch
-            .cell_ends
-            .extend(self.core_ends[..cells].iter().map(|end| text_start + end));
-        batch.records.push((batch.cell_ends.len(), record_line));
+            .cells
+            .extend(self.core_ends[..cells].iter().map(|end| {
+                let cell = (cell_start, text_start + end);
+                cell_start = cell.1;
+                cell
+            }));
+        batch.records.push((batch.cells.len(), record_line));
         self.line = self.core.line() as usize;
         Ok(Split::Record)
     }
@@ -417,6 +363,90 @@ impl<R: Read + Seek> CsvSplitter<R> {
             }
         }
     }
+}
+
+/// Splits `text[start..]`, one line of a record without its break, into its cells, unquoting
+/// each in place, and adds their places to `cells`; `false` (`text` then garbled past `start`)
+/// unless every cell is plain (no quote) or wholly quoted (`""` for a quote) and followed by a
+/// comma or the line's end, the shapes whose cells `csv_core` reads the same.
+fn split_line(text: &mut [u8], start: usize, cells: &mut Vec<(usize, usize)>) -> bool {
+    let end = text.len();
+    let mut at = start;
+    loop {
+        if text.get(at) == Some(&b'"') {
+            // Its content moves up by a byte for each escaped quote, over the doubles.
+            let content = at + 1;
+            let mut written = content;
+            let mut read = content;
+            loop {
+                let quote = next_quote_or_comma(text, read, false);
+                if quote == end {
+                    return false;
+                }
+                // Before its first escaped quote a cell is in place already.
+                if written != read {
+                    text.copy_within(read..quote, written);
+                }
+                written += quote - read;
+                read = quote + 1;
+                if text.get(read) != Some(&b'"') {
+                    break;
+                }
+                text[written] = b'"';
+                written += 1;
+                read += 1;
+            }
+            // The bytes moved over, left behind before the closing quote, are made ASCII, so
+            // that the batch's text is UTF-8 wherever its cells are.
+            if written + 1 < read {
+                text[written..read - 1].fill(b'"');
+            }
+            cells.push((content, written));
+            at = read;
+        } else {
+            let cell_end = next_quote_or_comma(text, at, true);
+            if text.get(cell_end) == Some(&b'"') {
+                return false;
+            }
+            cells.push((at, cell_end));
+            at = cell_end;
+        }
+        match text.get(at) {
+            None => return true,
+            Some(b',') => at += 1,
+            Some(_) => return false,
+        }
+    }
+}
+
+/// Where the first `"` (and, when `commas`, `,`) in `text` from `from` is, else `text.len()`.
+/// Eight bytes at a time: those below `-` (0x2D), as `"` and `,` are and few others in CSV
+/// data, are then looked at one by one.
+#[inline]
+fn next_quote_or_comma(text: &[u8], from: usize, commas: bool) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const DASH: u8 = b'-';
+    let wanted = |byte: u8| byte == b'"' || (commas && byte == b',');
+    let mut at = from;
+    while let Some(word) = text.get(at..at + 8) {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // A byte's high bit is set if it is below `-` (exact for the lowest such byte, and
+        // maybe for some above it: each is checked).
+        let mut below = word.wrapping_sub(ONES * u64::from(DASH)) & !word & HIGH_BITS;
+        while below != 0 {
+            let index = at + (below.trailing_zeros() / 8) as usize;
+            if wanted(text[index]) {
+                return index;
+            }
+            below &= below - 1;
+        }
+        at += 8;
+    }
+    text[at..]
+        .iter()
+        .position(|&byte| wanted(byte))
+        .map_or(text.len(), |index| at + index)
 }
 
 /// What the `csv` crate refuses in `input` read from its start, as the loader has always
@@ -493,7 +523,7 @@ mod tests {
                 let Ok(record) = record else {
                     return (Some(header), records, true);
                 };
-                let cells = (0..record.ends.len()).map(|i| record.cell(i).to_string());
+                let cells = (0..record.cells.len()).map(|i| record.cell(i).to_string());
                 records.push((record.line, cells.collect(), record.bytes()));
             }
             match read {

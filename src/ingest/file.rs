@@ -2,10 +2,11 @@
 //! of one view. The first bad row stops the read, and the error names where it is: its line, or
 //! its row group and row (`parquet.rs`).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use super::binary_rows::BinaryRowsWriter;
+use super::csv_records::{csv_refusal, CsvSplitter, Record, RecordBatch, Unreadable};
 use super::lines::read_typed_rows;
 use super::row::{column_places, is_view_column, parse_json_row, parse_row, ParsedRow};
 use crate::registry::value::Value;
@@ -147,7 +148,7 @@ impl LoadFile {
 /// order as `writer` encodes it, its cells encoded as they are read.
 fn each_csv_record(
     view: &FeatureView,
-    input: impl Read,
+    input: impl Read + Seek,
     writer: &BinaryRowsWriter,
     mut on_record: impl FnMut(&[u8], usize),
 ) -> Result<(), BadRow> {
@@ -157,7 +158,7 @@ fn each_csv_record(
         |places, record, bytes, rows: &mut EncodedRows| {
             writer.write_text_row(
                 view,
-                |place| places[place].map(|i| &record[i]),
+                |place| places[place].map(|i| record.cell(i)),
                 &mut rows.records,
             )?;
             rows.ends.push((rows.records.len(), bytes));
@@ -231,7 +232,7 @@ const CSV_CONVERTERS: usize = 2;
 /// Reads CSV with a header line, handing each row to `on_row(row, bytes)` in the file's order.
 fn each_csv_row(
     view: &FeatureView,
-    input: impl Read,
+    input: impl Read + Seek,
     mut on_row: impl FnMut(ParsedRow, usize),
 ) -> Result<(), BadRow> {
     read_csv(
@@ -240,7 +241,7 @@ fn each_csv_row(
         |places, record, bytes, rows: &mut Vec<(ParsedRow, usize)>| {
             let row = parse_row(view, |place, _, data_type| {
                 places[place]
-                    .map(|i| Value::from_text(&record[i], data_type))
+                    .map(|i| Value::from_text(record.cell(i), data_type))
                     .transpose()
             })?;
             rows.push((row, bytes));
@@ -255,30 +256,36 @@ fn each_csv_row(
 }
 
 /// Reads CSV with a header line, converting the records on other threads, a batch at a time,
-/// so that a load validates on two cores or more: this thread splits the records, the others
-/// check every cell, `convert(places, record, bytes, rows)` adding the record's row to its batch's
-/// `rows` (`places`: where each of `view_columns` is among the file's columns; `bytes`: the
-/// record's share of the file), or refusing it, which stops the read at its line. Back on this
-/// thread, `hand_on(rows)` hands each batch's rows on in the file's order, leaving `rows` empty
-/// to be filled again.
+/// so that a load validates on two cores or more: this thread splits the records
+/// (`CsvSplitter`), the others check every cell, `convert(places, record, bytes, rows)` adding
+/// the record's row to its batch's `rows` (`places`: where each of `view_columns` is among the
+/// file's columns; `bytes`: the record's share of the file), or refusing it, which stops the read
+/// at its line. Back on this thread, `hand_on(rows)` hands each batch's rows on in the file's
+/// order, leaving `rows` empty to be filled again. A record the `csv` crate refuses stops the
+/// read too, worded by the `csv` crate reading the file again (`csv_refusal`).
 fn read_csv<Rows: Default + Send>(
     view: &FeatureView,
-    input: impl Read,
-    convert: impl Fn(&[Option<usize>], &csv::StringRecord, usize, &mut Rows) -> Result<(), String>
-        + Sync,
+    input: impl Read + Seek,
+    convert: impl Fn(&[Option<usize>], &Record<'_>, usize, &mut Rows) -> Result<(), String> + Sync,
     mut hand_on: impl FnMut(&mut Rows),
 ) -> Result<(), BadRow> {
     let at_line = |line: usize, message: String| BadRow {
         place: Place::Line(line),
         message,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(input);
-    let header = reader
-        .headers()
-        .map_err(|e| at_line(1, format!("cannot read the header: {e}")))?
-        .clone();
+    // Why the read stopped: a bad row, or a record the `csv` crate refuses.
+    enum Stop {
+        Bad(BadRow),
+        Unreadable(Unreadable),
+    }
+    let mut splitter = CsvSplitter::new(input);
+    let header = match splitter.read_header() {
+        Ok(header) => header,
+        Err(Unreadable::Io(e)) => {
+            return Err(at_line(1, format!("cannot read the header: {e}")));
+        }
+        Err(Unreadable::Record) => return Err(csv_refused(splitter)),
+    };
     if let Some(unknown) = header.iter().find(|name| !is_view_column(view, name)) {
         return Err(at_line(
             1,
@@ -288,23 +295,21 @@ fn read_csv<Rows: Default + Send>(
             ),
         ));
     }
-    let places = column_places(view, header.iter());
-    let convert_batch = |batch: &[csv::StringRecord], rows: &mut Rows| -> Result<(), BadRow> {
-        for record in batch {
-            let bytes = record.as_byte_record().as_slice().len() + record.len();
-            convert(&places, record, bytes, rows).map_err(|message| {
-                at_line(record.position().map_or(0, |p| p.line() as usize), message)
-            })?;
+    let places = column_places(view, header.iter().map(String::as_str));
+    let convert_batch = |batch: &RecordBatch, rows: &mut Rows| -> Result<(), Stop> {
+        for record in batch.records() {
+            let record = record.map_err(Stop::Unreadable)?;
+            convert(&places, &record, record.bytes(), rows)
+                .map_err(|message| Stop::Bad(at_line(record.line, message)))?;
         }
         Ok(())
     };
-    std::thread::scope(|scope| {
+    let read = std::thread::scope(|scope| {
         let convert_batch = &convert_batch;
         // Each converting thread's channels: batches to it, and back from it with their rows.
         let converters: Vec<_> = (0..CSV_CONVERTERS)
             .map(|_| {
-                let (to_convert, batches) =
-                    std::sync::mpsc::sync_channel::<(Vec<csv::StringRecord>, Rows)>(1);
+                let (to_convert, batches) = std::sync::mpsc::sync_channel::<(RecordBatch, Rows)>(1);
                 let (converted, rows) = std::sync::mpsc::sync_channel(1);
                 scope.spawn(move || {
                     for (batch, mut batch_rows) in batches {
@@ -318,19 +323,15 @@ fn read_csv<Rows: Default + Send>(
                 (to_convert, rows)
             })
             .collect();
-        // Batches the converting threads have handed back, with their emptied rows: their
-        // records are read into again, keeping their buffers (the records iterator copies each
-        // record into three fresh allocations: ~240 instructions a row on this thread, ~150
-        // freeing them on the other).
-        let mut spare: Vec<(Vec<csv::StringRecord>, Rows)> = Vec::new();
+        // Batches the converting threads have handed back, with their emptied rows: read into
+        // again, keeping their buffers.
+        let mut spare: Vec<(RecordBatch, Rows)> = Vec::new();
         // Batch `n` goes to converting thread `n % CSV_CONVERTERS` and is taken back in the
         // same order; while this thread reads a batch, each converting thread has one.
         let (mut sent, mut taken) = (0, 0);
         loop {
             let (mut batch, batch_rows) = spare.pop().unwrap_or_default();
-            let unreadable = read_records(&mut reader, &mut batch)
-                .err()
-                .map(|e| at_line(e.position().map_or(0, |p| p.line() as usize), e.to_string()));
+            let unreadable = splitter.read_batch(&mut batch, CSV_BATCH).err();
             let last = batch.len() < CSV_BATCH || unreadable.is_some();
             if !batch.is_empty() {
                 converters[sent % CSV_CONVERTERS]
@@ -352,38 +353,35 @@ fn read_csv<Rows: Default + Send>(
                 spare.push((batch, batch_rows));
             }
             if let Some(unreadable) = unreadable {
-                return Err(unreadable);
+                return Err(Stop::Unreadable(unreadable));
             }
             if last {
                 return Ok(());
             }
         }
-    })
+    });
+    match read {
+        Ok(()) => Ok(()),
+        Err(Stop::Bad(bad)) => Err(bad),
+        // As the `csv` crate words it: no place.
+        Err(Stop::Unreadable(Unreadable::Io(e))) => Err(at_line(0, e.to_string())),
+        Err(Stop::Unreadable(Unreadable::Record)) => Err(csv_refused(splitter)),
+    }
 }
 
-/// Reads up to `CSV_BATCH` records into `batch`, into the records it holds first; `batch` is
-/// left holding the records read (those before an unreadable one, on an error).
-fn read_records<R: Read>(
-    reader: &mut csv::Reader<R>,
-    batch: &mut Vec<csv::StringRecord>,
-) -> Result<(), csv::Error> {
-    for index in 0..CSV_BATCH {
-        if index == batch.len() {
-            batch.push(csv::StringRecord::new());
-        }
-        match reader.read_record(&mut batch[index]) {
-            Ok(true) => {}
-            Ok(false) => {
-                batch.truncate(index);
-                return Ok(());
-            }
-            Err(e) => {
-                batch.truncate(index);
-                return Err(e);
-            }
-        }
+/// What the `csv` crate refuses in the file `splitter` read, read again from its start.
+fn csv_refused(splitter: CsvSplitter<impl Read + Seek>) -> BadRow {
+    let (line, message) = csv_refusal(splitter.into_input()).unwrap_or_else(|| {
+        // `CsvSplitter` refused a record the `csv` crate reads: a bug, said as such.
+        (
+            0,
+            "the CSV splitter refused a record the csv crate reads".to_string(),
+        )
+    });
+    BadRow {
+        place: Place::Line(line),
+        message,
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -437,7 +435,9 @@ mod tests {
     fn read(view: &FeatureView, text: &str, format: FileFormat) -> Result<Vec<ParsedRow>, BadRow> {
         let mut rows = Vec::new();
         match format {
-            FileFormat::Csv => each_csv_row(view, text.as_bytes(), |row, _| rows.push(row)),
+            FileFormat::Csv => {
+                each_csv_row(view, std::io::Cursor::new(text), |row, _| rows.push(row))
+            }
             _ => each_json_line(view, text.as_bytes(), |row, _| rows.push(row)),
         }
         .map(|()| rows)
@@ -462,7 +462,7 @@ mod tests {
         let mut records = Vec::new();
         each_csv_record(
             view,
-            csv.as_bytes(),
+            std::io::Cursor::new(csv),
             &BinaryRowsWriter::new(view),
             |record, _| records.extend_from_slice(record),
         )

@@ -2,12 +2,13 @@
 //!
 //! `plan_ingest` checks a whole Stream Ingest request before anything is written: one bad record
 //! fails the request and nothing of it is stored. It knows the registry's rules, not HTTP.
-//! `row.rs` turns one record into a view row, `file.rs` reads load files (`parquet.rs` the
-//! Parquet ones) and the bulk-rows endpoint's bodies (`lines.rs` the well-formed ones, typed;
+//! `row.rs` turns one record into a view row, `file.rs` reads load files (`csv_records.rs`
+//! splits the CSV ones, `parquet.rs` reads the Parquet ones) and the bulk-rows endpoint's bodies (`lines.rs` the well-formed ones, typed;
 //! `binary_rows.rs` the binary ones `quiver load` sends),
 //! `seed.rs` builds the demo seed's writes, `tokens.rs` the push sources' ingest tokens.
 
 pub mod binary_rows;
+pub mod csv_records;
 pub mod file;
 pub mod lines;
 pub mod parquet;

@@ -437,10 +437,10 @@ impl FeatureCall {
             params.metadata_options,
             timing,
         );
-        let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
+        let request_id = || request_id.as_ref().map(RequestId::as_str);
         state
             .feature_log
-            .offer(service, requests, answer, principal, request_id);
+            .offer(service, requests, answer, &caller.0 .0, request_id);
         // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
         // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
         let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();

@@ -186,6 +186,11 @@ impl Observed {
         }
     }
 
+    /// When the request came in.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// The request's id, for a handler the middleware calls itself.
     pub fn request_id(&self) -> RequestId {
         self.id.clone()

@@ -250,14 +250,15 @@ enum Step {
     Given,
 }
 
-/// The answer to `request`, on `route` (see [`FeatureServing`]).
+/// The answer to `request`, on `route` (see [`FeatureServing`]), `started` when the
+/// middleware took it (its clock reading shared, not taken again).
 pub fn serve_features(
     route: FeatureRoute,
     request: ServiceRequest,
     state: &web::Data<AppState>,
     request_id: RequestId,
+    started: Instant,
 ) -> FeatureServing {
-    let started = Instant::now();
     let (request, mut payload) = request.into_parts();
     // A plain path's names are as the router would match and decode them.
     let workspace = route.path.as_ref().map(|path| path.workspace.clone());

@@ -181,14 +181,16 @@ impl FeatureLog {
     }
 
     /// Logs an answer if its service logs and this request is sampled; never waits. The caller
-    /// is logged by name (never its key); the request id is the client's `X-Request-Id`, or new.
-    pub fn offer(
+    /// is logged by name (never its key); the request id is the client's `X-Request-Id`, or new:
+    /// asked of `request_id` only for an answer logged (the HTTP layer holds it as a header
+    /// value, and reading it as text checks its bytes again).
+    pub fn offer<'r>(
         &self,
         service: &FeatureService,
         requests: &[RequestRow<'_>],
         answer: Answer,
         principal: &Principal,
-        request_id: Option<&str>,
+        request_id: impl FnOnce() -> Option<&'r str>,
     ) {
         let (Some(shared), Some(config)) = (&self.shared, &service.logging) else {
             return;
@@ -202,7 +204,7 @@ impl FeatureLog {
             return;
         };
         let generated;
-        let request_id = match request_id {
+        let request_id = match request_id() {
             Some(id) => id,
             None => {
                 generated = format!("{:032x}", rand::random::<u128>());

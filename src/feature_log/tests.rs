@@ -121,7 +121,7 @@ impl Setup {
             workspace_roles: Vec::new(),
             secret_scope_roles: Vec::new(),
         };
-        log.offer(self.service(), &requests, answer, &alice, Some("req-1"));
+        log.offer(self.service(), &requests, answer, &alice, || Some("req-1"));
     }
 
     fn export(

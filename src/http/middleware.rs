@@ -106,7 +106,13 @@ where
             let answer = match served {
                 Some((state, route)) => Answer::FeatureService(
                     route.pattern,
-                    serve_features(route, request, state, observed.request_id()),
+                    serve_features(
+                        route,
+                        request,
+                        state,
+                        observed.request_id(),
+                        observed.started(),
+                    ),
                 ),
                 None => Answer::Routes(self.service.call(request)),
             };

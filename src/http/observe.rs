@@ -7,12 +7,13 @@
 //! or query (a Tinybird `?token=`, a scope's name), and no header or body is ever logged.
 
 use std::borrow::Cow;
-use std::rc::Rc;
+use std::fmt;
 use std::time::Instant;
 
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
+use actix_web::web::Bytes;
 use actix_web::HttpRequest;
 use tracing::Span;
 
@@ -73,24 +74,28 @@ fn method_label(method: &Method) -> &'static str {
 
 /// The client's request id when it is a plain token (letters, digits, `-_.:`, at most 128
 /// characters: nothing that could forge a log line), else a new random one.
-fn request_id(request: &ServiceRequest) -> Rc<str> {
-    let given = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| {
-            (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
-    match given {
-        Some(id) => Rc::from(id),
-        None => {
-            let digits = hex_id(rand::random::<u128>());
-            Rc::from(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
-        }
-    }
+fn request_id(request: &ServiceRequest) -> RequestId {
+    let given = request.headers().get(&REQUEST_ID).filter(|id| {
+        let id = id.as_bytes();
+        (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    });
+    RequestId(match given {
+        // The header's own bytes, shared, not copied.
+        Some(id) => id.clone(),
+        None => made_id(hex_id(rand::random())),
+    })
+}
+
+/// A new id's header value: its digits moved in, neither copied nor checked. A header value's
+/// check reads every byte (~270 instructions for these 32, a request), and these are hex
+/// digits by construction (`hex_id`, tested against `format!`); debug builds check them still.
+fn made_id(digits: [u8; 32]) -> HeaderValue {
+    // SAFETY: the unchecked constructor requires UTF-8; hex digits are ASCII, and ASCII
+    // letters and digits are also what a header value may hold.
+    unsafe { HeaderValue::from_maybe_shared_unchecked(Bytes::from_owner(digits)) }
 }
 
 /// `format!("{bits:032x}")`, written into a byte array: `format!` cost about as much as the
@@ -128,25 +133,36 @@ fn route_of(request: &HttpRequest) -> Option<Cow<'_, str>> {
 }
 
 /// The id [`Observed`] gave the request, for handlers that record it (the feature log).
-/// Shared, not copied, between the middleware and the handler.
+/// Held as the header value it is echoed as: shared, not copied, between the middleware, the
+/// handler and the answer (made as text, it was checked and copied again for the echo, ~250
+/// instructions a request).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub Rc<str>);
+pub struct RequestId(HeaderValue);
 
 tokio::task_local! {
     /// The id of the request whose middleware chain and handler are running: the middleware
     /// polls the rest of the chain in its scope ([`Observed::within`]). Not the request's
     /// extensions: inserting the id there, reading it back and clearing it when actix pools
     /// the request cost ~800 instructions a request, the scope ~150.
-    static CURRENT_REQUEST_ID: Rc<str>;
+    static CURRENT_REQUEST_ID: RequestId;
 }
 
 impl RequestId {
     /// The id of the request being served on this task; `None` where the middleware does not
     /// run.
     pub fn current() -> Option<RequestId> {
-        CURRENT_REQUEST_ID
-            .try_with(|id| RequestId(Rc::clone(id)))
-            .ok()
+        CURRENT_REQUEST_ID.try_with(RequestId::clone).ok()
+    }
+
+    /// The id as text (read again from its bytes: ask only where it is written).
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().expect("a request id is a plain token")
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -154,7 +170,7 @@ impl RequestId {
 pub struct Observed {
     started: Instant,
     method: &'static str,
-    id: Rc<str>,
+    id: RequestId,
     span: Span,
 }
 
@@ -170,16 +186,21 @@ impl Observed {
         }
     }
 
+    /// When the request came in.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// The request's id, for a handler the middleware calls itself.
     pub fn request_id(&self) -> RequestId {
-        RequestId(Rc::clone(&self.id))
+        self.id.clone()
     }
 
     /// Runs `f` (a poll of the rest of the chain) in the request's span, with its id the
     /// current one for [`RequestId`].
     pub fn within<R>(&self, f: impl FnOnce() -> R) -> R {
         let _entered = self.span.enter();
-        CURRENT_REQUEST_ID.sync_scope(Rc::clone(&self.id), f)
+        CURRENT_REQUEST_ID.sync_scope(self.id.clone(), f)
     }
 
     /// Runs `f` in the request's span, with no request id current: for work that reads none
@@ -199,9 +220,7 @@ impl Observed {
         // Routing happens inside the chain: only the answered request knows its pattern.
         let (route, status) = match answered {
             Ok(response) => {
-                let id =
-                    HeaderValue::from_str(&self.id).expect("a request id is a valid header value");
-                response.headers_mut().insert(REQUEST_ID, id);
+                response.headers_mut().insert(REQUEST_ID, self.id.0.clone());
                 let route = served.map(Cow::Borrowed);
                 let route = route.or_else(|| route_of(response.request()));
                 (route, response.status().as_u16())
@@ -256,6 +275,25 @@ mod tests {
                 format!("{bits:032x}")
             );
         }
+    }
+
+    #[test]
+    fn a_plain_client_id_is_kept_and_any_other_replaced() {
+        let id_of = |given: Option<&str>| {
+            let mut request = actix_web::test::TestRequest::default();
+            if let Some(given) = given {
+                request = request.insert_header((REQUEST_ID, given));
+            }
+            request_id(&request.to_srv_request()).to_string()
+        };
+        assert_eq!(id_of(Some("trace-1.a:b_C")), "trace-1.a:b_C");
+        let long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        for replaced in [None, Some("a b"), Some(""), Some("a\tb"), Some(&long[..])] {
+            let made = id_of(replaced);
+            assert_eq!(made.len(), 32, "{replaced:?}");
+            assert!(made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
+        }
+        assert_ne!(id_of(None), id_of(None));
     }
 
     #[test]

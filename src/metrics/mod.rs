@@ -140,6 +140,12 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
 }
 
+/// Whether two label words are the same: nearly always the same constant, found by its
+/// address before its bytes are compared (a call to `memcmp` each, ~17 instructions).
+fn same_word(held: &'static str, given: &'static str) -> bool {
+    std::ptr::eq(held, given) || held == given
+}
+
 /// Counts one answered HTTP request and its duration.
 pub fn http_request(
     api: &'static str,
@@ -152,8 +158,8 @@ pub fn http_request(
     HTTP_HANDLES.with_borrow_mut(|handles| {
         let held = handles.iter().find(|(labels, ..)| {
             labels.status == status
-                && labels.method == method
-                && labels.api == api
+                && same_word(labels.method, method)
+                && same_word(labels.api, api)
                 && labels.route == route
         });
         if let Some((_, counter, histogram)) = held {

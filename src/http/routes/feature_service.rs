@@ -231,8 +231,9 @@ pub fn feature_route(request: &ServiceRequest) -> Option<FeatureRoute> {
 /// handler would (a refusal answered in the error's shape), in a future of its own: not boxed
 /// (actix's router boxed the handler's future, 1,872 bytes, on every call: an allocation past
 /// mimalloc's 1 KiB class and a copy). Its state is the call and the body being read;
-/// serving's future is polled where it is made and ends there: it waits only for a read
-/// forwarded to another node, and then the answer goes on in a boxed future of its own.
+/// serving's future is polled where it is made and ends there ([`answer_at_once`]): it waits
+/// only for a read forwarded to another node, and where reads are forwarded (a partitioned
+/// cluster) the answer is made in a boxed future of its own from the start.
 pub struct FeatureServing {
     /// Taken for the answer.
     request: Option<HttpRequest>,
@@ -250,14 +251,15 @@ enum Step {
     Given,
 }
 
-/// The answer to `request`, on `route` (see [`FeatureServing`]).
+/// The answer to `request`, on `route` (see [`FeatureServing`]), `started` when the
+/// middleware took it (its clock reading shared, not taken again).
 pub fn serve_features(
     route: FeatureRoute,
     request: ServiceRequest,
     state: &web::Data<AppState>,
     request_id: RequestId,
+    started: Instant,
 ) -> FeatureServing {
-    let started = Instant::now();
     let (request, mut payload) = request.into_parts();
     // A plain path's names are as the router would match and decode them.
     let workspace = route.path.as_ref().map(|path| path.workspace.clone());
@@ -290,14 +292,11 @@ impl Future for FeatureServing {
         if let Step::Reading(call, read) = &mut this.step {
             this.step = match ready!(Pin::new(read).poll(cx)) {
                 Err(refused) => Step::Answered(Err(refused)),
-                Ok(body) if call.state.router.reads_locally() => {
-                    match call.answer_at_once(this.batch, &body, this.started, cx) {
-                        Poll::Ready(answered) => Step::Answered(answered),
-                        // Serving waited where it never does without forwarding: begun
-                        // again below, in a future that can be kept.
-                        Poll::Pending => this.forwarded(body),
-                    }
-                }
+                Ok(body) if call.state.router.reads_locally() => Step::Answered(if this.batch {
+                    answer_at_once(call.answer::<true>(&body, this.started), cx)
+                } else {
+                    answer_at_once(call.answer::<false>(&body, this.started), cx)
+                }),
                 Ok(body) => this.forwarded(body),
             };
         }
@@ -359,22 +358,27 @@ fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
 }
 
-impl FeatureCall {
-    /// [`FeatureCall::answer`] when serving answers in this poll (see [`FeatureServing`]).
-    fn answer_at_once(
-        &self,
-        batch: bool,
-        body: &[u8],
-        started: Instant,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<HttpResponse, ApiError>> {
-        if batch {
-            pin!(self.answer::<true>(body, started)).poll(cx)
-        } else {
-            pin!(self.answer::<false>(body, started)).poll(cx)
+/// The answer of `serving` (a [`FeatureCall::answer`] on a node that reads every partition
+/// itself), which it gives in its first poll: it waits only for a read forwarded to another
+/// node. Should it ever wait, it is refused as an internal error, not begun again: its work
+/// would be done twice (and any side effect it had, such as the feature log's record).
+fn answer_at_once(
+    serving: impl Future<Output = Result<HttpResponse, ApiError>>,
+    cx: &mut Context<'_>,
+) -> Result<HttpResponse, ApiError> {
+    match pin!(serving).poll(cx) {
+        Poll::Ready(answered) => answered,
+        Poll::Pending => {
+            tracing::error!("GetFeatures waited on a node that forwards no read");
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                "the answer could not be made at once",
+            ))
         }
     }
+}
 
+impl FeatureCall {
     /// GetFeatures (`BATCH` false: one request row) and GetFeaturesBatch (`requestData`:
     /// many) of `body`, on the v1 paths (service named in the body) and the v2 paths (named
     /// in the path).
@@ -437,10 +441,10 @@ impl FeatureCall {
             params.metadata_options,
             timing,
         );
-        let (principal, request_id) = (&caller.0 .0, request_id.as_ref().map(|id| &*id.0));
+        let request_id = || request_id.as_ref().map(RequestId::as_str);
         state
             .feature_log
-            .offer(service, requests, answer, principal, request_id);
+            .offer(service, requests, answer, &caller.0 .0, request_id);
         // Made whole rather than through `HttpResponse::Ok()`'s builder, which makes an empty body
         // first and swaps it; a ready header value: from a `&str`, actix parses and copies it.
         let mut response = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
@@ -605,6 +609,21 @@ mod tests {
         for (uri, route) in cases {
             assert_eq!(taken(Method::POST, uri), route, "{uri}");
         }
+    }
+
+    #[test]
+    fn serving_that_waits_without_forwarding_is_refused_not_begun_again() {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let answered = answer_at_once(ready(Ok(HttpResponse::Ok().finish())), &mut cx);
+        assert_eq!(answered.unwrap().status(), StatusCode::OK);
+        let mut polls = 0;
+        let waits = std::future::poll_fn(|_| {
+            polls += 1;
+            Poll::<Result<HttpResponse, ApiError>>::Pending
+        });
+        let refused = answer_at_once(waits, &mut cx).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Internal);
+        assert_eq!(polls, 1);
     }
 
     #[test]

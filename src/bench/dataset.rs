@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value as Json};
 use super::BenchError;
 use crate::registry::types::DataType;
 use crate::registry::{FeatureService, FeatureView, Field, Registry, ViewKind};
-use crate::time::{format_timestamp, now_micros, MICROS_PER_SECOND};
+use crate::time::{format_timestamp, now_micros, Micros, MICROS_PER_SECOND};
 
 /// How request keys are drawn from the key universe.
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -59,6 +59,16 @@ pub fn key_value(field: &Field, index: u64) -> Json {
         DataType::Int64 => json!(index),
         _ => json!(format!("key_{index}")),
     }
+}
+
+/// A moment ago, as the bench has always timed what no tile waits for: a row a minute back,
+/// an event a second back.
+pub fn recent_time(target: &LoadTarget) -> Micros {
+    now_micros()
+        - match target {
+            LoadTarget::Rows(_) => 60 * MICROS_PER_SECOND,
+            LoadTarget::Events(_) => MICROS_PER_SECOND,
+        }
 }
 
 /// One feature service's data set shape. It owns its registry, so request generators built on
@@ -156,28 +166,57 @@ impl DataSet {
         targets
     }
 
-    /// A row of `view` for key number `index`, as the bulk loader reads it.
-    pub fn row(&self, view: &FeatureView, index: u64, rng: &mut SmallRng) -> Json {
+    /// A row of `view` for key number `index` at event time `at`, as the bulk loader reads it.
+    pub fn row(&self, view: &FeatureView, index: u64, at: Micros, rng: &mut SmallRng) -> Json {
         let mut row = Map::new();
         for key in &view.join_keys {
             row.insert(key.name.clone(), key_value(key, index));
         }
-        row.insert(
-            view.timestamp_field.clone(),
-            json!(format_timestamp(now_micros() - 60 * MICROS_PER_SECOND)),
-        );
+        row.insert(view.timestamp_field.clone(), json!(format_timestamp(at)));
         for column in &view.row_columns {
             row.insert(column.name.clone(), self.value(&column.data_type, rng));
         }
         Json::Object(row)
     }
 
-    /// A row (batch view) or event (push source) of a load target for key number `index`.
-    pub fn item(&self, target: &LoadTarget, index: u64, rng: &mut SmallRng) -> Json {
+    /// A row (batch view) or event (push source) of a load target for key number `index` at
+    /// event time `at`.
+    pub fn item(&self, target: &LoadTarget, index: u64, at: Micros, rng: &mut SmallRng) -> Json {
         match target {
-            LoadTarget::Rows(view) => self.row(view, index, rng),
-            LoadTarget::Events(source) => self.event(source, index, rng),
+            LoadTarget::Rows(view) => self.row(view, index, at, rng),
+            LoadTarget::Events(source) => self.event(source, index, at, rng),
         }
+    }
+
+    /// When a load target's items happen: one item a key at each of these times. An
+    /// aggregating view answers from whole tiles only (its windows end at the last tile
+    /// boundary), so an item at the moment of loading would count in no window until its tile
+    /// closes, and the service would answer no data for the run. So each tile width of the
+    /// aggregating views the target feeds gets a time in the middle of its last complete tile,
+    /// as in a store that has taken events for a while; a target feeding none, a moment ago.
+    pub fn load_times(&self, target: &LoadTarget) -> Vec<Micros> {
+        let now = now_micros();
+        let mut widths: Vec<Micros> = self
+            .stored_views()
+            .into_iter()
+            .filter(|view| match (target, &view.kind) {
+                (LoadTarget::Rows(rows_view), _) => rows_view.id == view.id,
+                (LoadTarget::Events(source), ViewKind::Stream { source: fed_by }) => {
+                    fed_by == source
+                }
+                (LoadTarget::Events(_), _) => false,
+            })
+            .filter_map(|view| view.aggregation.as_ref().map(|spec| spec.interval))
+            .collect();
+        widths.sort_unstable();
+        widths.dedup();
+        if widths.is_empty() {
+            return vec![recent_time(target)];
+        }
+        widths
+            .into_iter()
+            .map(|width| now - now.rem_euclid(width) - width / 2)
+            .collect()
     }
 
     /// The fields of a load target's items that hold key values (all the rest is drawn).
@@ -203,15 +242,16 @@ impl DataSet {
             .schema
     }
 
-    /// An event of push source `source` for key number `index` of every join key it carries.
-    pub fn event(&self, source: &str, index: u64, rng: &mut SmallRng) -> Json {
+    /// An event of push source `source` for key number `index` of every join key it carries,
+    /// its timestamps `at`.
+    pub fn event(&self, source: &str, index: u64, at: Micros, rng: &mut SmallRng) -> Json {
         let join_keys = self.join_key_names();
         let mut event = Map::new();
         for field in self.push_source_schema(source) {
             let value = if join_keys.contains(&field.name.as_str()) {
                 key_value(field, index)
             } else if field.data_type == DataType::Timestamp {
-                json!(format_timestamp(now_micros() - MICROS_PER_SECOND))
+                json!(format_timestamp(at))
             } else {
                 self.value(&field.data_type, rng)
             };
@@ -342,5 +382,43 @@ mod tests {
             seen[picker.pick(&mut rng) as usize] = true;
         }
         assert!(seen.iter().all(|s| *s));
+    }
+
+    /// The seed service's push source feeds views tiled by 10 minutes and by a day: each key
+    /// gets an event in the middle of the last complete tile of each width, so every window
+    /// (which ends at its last tile boundary) holds it; a batch view without tiles, a row of a
+    /// minute ago.
+    #[test]
+    fn load_times_fall_in_the_last_complete_tile_of_each_width_the_target_feeds() {
+        let data = DataSet::new(
+            Arc::new(demo_registry()),
+            "prod",
+            "fraud_detection_feature_service",
+            10,
+            8,
+        )
+        .unwrap();
+        let before = now_micros();
+        let targets = data.load_targets();
+        let times = |wanted: &dyn Fn(&LoadTarget) -> bool| {
+            data.load_times(targets.iter().find(|t| wanted(t)).expect("a target"))
+        };
+        let events = times(&|t| matches!(t, LoadTarget::Events("transactions")));
+        let after = now_micros();
+        let minute = 60 * MICROS_PER_SECOND;
+        assert_eq!(events.len(), 2, "{events:?}");
+        for (time, width) in events.iter().zip([10 * minute, 24 * 60 * minute]) {
+            // In the tile before the one `now` is in, at its middle.
+            let last_boundary = after - after.rem_euclid(width);
+            assert!(
+                *time == last_boundary - width / 2
+                    || *time == before - before.rem_euclid(width) - width / 2,
+                "{time} for tiles of {width}"
+            );
+            assert!(*time < before - before.rem_euclid(width));
+        }
+        let rows = times(&|t| matches!(t, LoadTarget::Rows(view) if view.aggregation.is_none()));
+        assert_eq!(rows.len(), 1);
+        assert!((before - 60 * MICROS_PER_SECOND..=after).contains(&rows[0]));
     }
 }

@@ -13,7 +13,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value as Json};
 
-use super::dataset::{key_value, DataSet, KeyPicker, LoadTarget};
+use super::dataset::{key_value, recent_time, DataSet, KeyPicker, LoadTarget};
 use super::feast::feast_request;
 use super::http_client::{BodyMaker, HttpClient};
 use super::progress::Progress;
@@ -152,14 +152,18 @@ impl Workload {
                 .to_string(),
             RequestShape::Ingest { source, events } => {
                 let records: Vec<Json> = (0..*events)
-                    .map(|_| json!({"record": data.event(source, self.keys.pick(rng), rng)}))
+                    .map(|_| {
+                        let at = recent_time(&LoadTarget::Events(source));
+                        json!({"record": data.event(source, self.keys.pick(rng), at, rng)})
+                    })
                     .collect();
                 ingest_body(data.service().workspace.as_str(), source, records).to_string()
             }
             RequestShape::BulkLoad { view, rows } => {
                 let view = data.registry().view(*view);
+                let at = recent_time(&LoadTarget::Rows(view));
                 (0..*rows)
-                    .map(|_| data.row(view, self.keys.pick(rng), rng).to_string() + "\n")
+                    .map(|_| data.row(view, self.keys.pick(rng), at, rng).to_string() + "\n")
                     .collect()
             }
         }
@@ -237,8 +241,9 @@ fn ingest_body(workspace: &str, source: &str, records: Vec<Json>) -> Json {
 struct LoadItems<'a> {
     target: &'a LoadTarget<'a>,
     key_fields: Vec<&'a Field>,
-    /// The non-key members of drawn items: `"name":value,...`.
-    rests: Vec<String>,
+    /// For each of the target's load times (`DataSet::load_times`), the non-key members of
+    /// drawn items: `"name":value,...`.
+    rests: Vec<Vec<String>>,
 }
 
 const LOAD_VARIANTS: u64 = 1024;
@@ -247,16 +252,22 @@ impl<'a> LoadItems<'a> {
     fn new(data: &'a DataSet, target: &'a LoadTarget<'a>) -> LoadItems<'a> {
         let key_fields = data.key_fields(target);
         let mut rng = SmallRng::seed_from_u64(0);
-        let rests = (0..LOAD_VARIANTS)
-            .map(|index| {
-                let Json::Object(item) = data.item(target, index, &mut rng) else {
-                    unreachable!("rows and events are JSON objects")
-                };
-                item.into_iter()
-                    .filter(|(name, _)| !key_fields.iter().any(|key| key.name == *name))
-                    .map(|(name, value)| format!("{}:{value}", Json::String(name)))
-                    .collect::<Vec<_>>()
-                    .join(",")
+        let rests = data
+            .load_times(target)
+            .into_iter()
+            .map(|at| {
+                (0..LOAD_VARIANTS)
+                    .map(|index| {
+                        let Json::Object(item) = data.item(target, index, at, &mut rng) else {
+                            unreachable!("rows and events are JSON objects")
+                        };
+                        item.into_iter()
+                            .filter(|(name, _)| !key_fields.iter().any(|key| key.name == *name))
+                            .map(|(name, value)| format!("{}:{value}", Json::String(name)))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect()
             })
             .collect();
         LoadItems {
@@ -266,8 +277,13 @@ impl<'a> LoadItems<'a> {
         }
     }
 
-    /// Appends the item of key number `index` as a JSON object.
-    fn write_item(&self, index: u64, out: &mut String) {
+    /// Items a key: one at each load time.
+    fn items_per_key(&self) -> u64 {
+        self.rests.len() as u64
+    }
+
+    /// Appends the item of key number `index` at load time number `time` as a JSON object.
+    fn write_item(&self, index: u64, time: usize, out: &mut String) {
         out.push('{');
         for field in &self.key_fields {
             let _ = write!(
@@ -277,7 +293,7 @@ impl<'a> LoadItems<'a> {
                 key_value(field, index)
             );
         }
-        out.push_str(&self.rests[(index % LOAD_VARIANTS) as usize]);
+        out.push_str(&self.rests[time][(index % LOAD_VARIANTS) as usize]);
         out.push('}');
     }
 
@@ -287,8 +303,10 @@ impl<'a> LoadItems<'a> {
         match self.target {
             LoadTarget::Rows(view) => {
                 for index in keys {
-                    self.write_item(index, &mut body);
-                    body.push('\n');
+                    for time in 0..self.rests.len() {
+                        self.write_item(index, time, &mut body);
+                        body.push('\n');
+                    }
                 }
                 (
                     rows_path(&view.workspace, &view.name),
@@ -305,9 +323,11 @@ impl<'a> LoadItems<'a> {
                     Json::String(source.to_string())
                 );
                 for index in keys {
-                    body.push_str("{\"record\":");
-                    self.write_item(index, &mut body);
-                    body.push_str("},");
+                    for time in 0..self.rests.len() {
+                        body.push_str("{\"record\":");
+                        self.write_item(index, time, &mut body);
+                        body.push_str("},");
+                    }
                 }
                 body.pop();
                 body.push_str("]}}");
@@ -351,7 +371,10 @@ pub fn load_data_set(
                 .map(move |first| (items, first..(first + LOAD_CHUNK).min(keys.end)))
         })
         .collect();
-    let total = (keys.end - keys.start) * targets.len() as u64;
+    let total: u64 = items
+        .iter()
+        .map(|items| (keys.end - keys.start) * items.items_per_key())
+        .sum();
     let progress = Progress::new(
         &format!("loading {} into quiver", data.service().name),
         total,
@@ -372,7 +395,7 @@ pub fn load_data_set(
                 next_chunk.store(chunks.len(), Ordering::Relaxed);
                 return Err(BenchError::Load(path, error.to_string()));
             }
-            progress.advance(range.end - range.start);
+            progress.advance((range.end - range.start) * items.items_per_key());
         }
         Ok(())
     };
@@ -429,7 +452,12 @@ mod tests {
         assert!(targets.iter().any(|t| matches!(t, LoadTarget::Events(_))));
         for target in &targets {
             let items = LoadItems::new(&data, target);
-            let drawn = data.item(target, 0, &mut SmallRng::seed_from_u64(0));
+            let drawn = data.item(
+                target,
+                0,
+                recent_time(target),
+                &mut SmallRng::seed_from_u64(0),
+            );
             let keys = 2990..3010;
             let (_, _, body) = items.request(&data, keys.clone());
             let sent: Vec<Json> = match target {
@@ -448,8 +476,13 @@ mod tests {
                         .collect()
                 }
             };
-            assert_eq!(sent.len(), keys.clone().count());
-            for (item, index) in sent.iter().zip(keys) {
+            let per_key = data.load_times(target).len();
+            assert_eq!(items.items_per_key(), per_key as u64);
+            assert_eq!(sent.len(), keys.clone().count() * per_key);
+            for (item, index) in sent
+                .iter()
+                .zip(keys.flat_map(|index| std::iter::repeat_n(index, per_key)))
+            {
                 let names: BTreeSet<&String> = item.as_object().unwrap().keys().collect();
                 let expected: BTreeSet<&String> = drawn.as_object().unwrap().keys().collect();
                 assert_eq!(names, expected);

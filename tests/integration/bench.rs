@@ -1,12 +1,13 @@
 //! `quiver bench --quick`: the harness runs against a Quiver it starts, the limit and (where
 //! `redis-server` is installed) Redis, and its JSON report has every workload, with requests
-//! that succeeded and no errors. Never a timing.
+//! that succeeded and no errors; the data set it loads gives every feature a value. Never a
+//! timing.
 
 use std::process::Command;
 
 use serde_json::Value as Json;
 
-use super::common::repo_root;
+use super::common::{repo_root, Server, ADMIN_KEY};
 
 /// Runs `quiver bench --quick --json` with `args` over the demo's config; its JSON report.
 fn quick_bench(args: &[&str]) -> Json {
@@ -160,4 +161,47 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
         .expect("quiver bench chart runs");
     assert!(status.success());
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
+
+/// The data set `quiver bench` loads answers every feature of the seed service, aggregates
+/// included: their windows end at a tile boundary, so events stamped at the moment of loading
+/// would count in none of them and the bench would measure answers of nulls.
+#[test]
+fn the_loaded_data_set_gives_every_seed_feature_a_value() {
+    let server = Server::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["bench", "--quick", "--json", "--url", &server.url("")])
+        .args(["--api-key", ADMIN_KEY, "--keys", "50", "--seconds", "0.1"])
+        .args(["--service", "prod.fraud_detection_feature_service"])
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .expect("quiver bench runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for key in ["key_0", "key_49"] {
+        let reply = server.post_json(
+            "/api/v1/feature-service/get-features",
+            Some(ADMIN_KEY),
+            &serde_json::json!({"params": {
+                "workspaceName": "prod",
+                "featureServiceName": "fraud_detection_feature_service",
+                "joinKeyMap": {"user_id": key, "merchant": key},
+                "requestContextMap": {"amount": 12.5},
+                "metadataOptions": {"includeServingStatus": true},
+            }}),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let answer = reply.json();
+        let statuses = answer["metadata"]["features"].as_array().unwrap();
+        assert_eq!(statuses.len(), 12, "{answer}");
+        assert!(
+            statuses
+                .iter()
+                .all(|feature| feature["status"] == "PRESENT"),
+            "{answer}"
+        );
+    }
 }

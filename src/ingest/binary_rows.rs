@@ -708,18 +708,9 @@ mod tests {
         ) {
             let view = view(&DEMO, name);
             let keys = view.join_keys.len();
-            let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
             // The join keys and the timestamp field always named, a feature when `kept` says.
             let places: Vec<usize> = order.into_iter().filter(|&i| i <= keys || kept[i]).collect();
             let mut nulled = rows.clone();
-            let body_rows: Vec<Vec<Value>> = rows
-                .iter()
-                .map(|row| {
-                    let time = Value::Timestamp(row.event_time);
-                    let values: Vec<&Value> = row.values(&time).collect();
-                    places.iter().map(|&i| values[i].clone()).collect()
-                })
-                .collect();
             for row in &mut nulled {
                 for (i, feature) in row.features.iter_mut().enumerate() {
                     if !places.contains(&(keys + 1 + i)) {
@@ -727,7 +718,7 @@ mod tests {
                     }
                 }
             }
-            let body = body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &body_rows);
+            let body = body_in(view, &rows, &places);
             let (expected, _) = bodies(view, &nulled);
             prop_assert_eq!(
                 format!("{:?}", read_binary_rows(view, &body).unwrap()),
@@ -828,6 +819,21 @@ mod tests {
         }
         write_record(&mut body, |_| {});
         body
+    }
+
+    /// A body of `rows` naming the view's columns at `places` (among `view_columns`), in that
+    /// order.
+    fn body_in(view: &FeatureView, rows: &[ParsedRow], places: &[usize]) -> Vec<u8> {
+        let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
+        let rows: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|row| {
+                let time = Value::Timestamp(row.event_time);
+                let values: Vec<&Value> = row.values(&time).collect();
+                places.iter().map(|&i| values[i].clone()).collect()
+            })
+            .collect();
+        body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &rows)
     }
 
     #[test]
@@ -1100,18 +1106,7 @@ mod tests {
         let (in_order, _) = bodies(view, &rows);
         let expected = format!("{:?}", read_binary_rows(view, &in_order).unwrap());
         let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
-        // A body of `rows` with the view's columns at `places`, in that order.
-        let body_in = |places: &[usize]| {
-            let rows: Vec<Vec<Value>> = rows
-                .iter()
-                .map(|row| {
-                    let time = Value::Timestamp(row.event_time);
-                    let values: Vec<&Value> = row.values(&time).collect();
-                    places.iter().map(|&i| values[i].clone()).collect()
-                })
-                .collect();
-            body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &rows)
-        };
+        let body_in = |places: &[usize]| body_in(view, &rows, places);
         // Reversed; and rotated so that the timestamp comes first and a feature column sits
         // between the join key and the rest.
         let reversed: Vec<usize> = (0..names.len()).rev().collect();

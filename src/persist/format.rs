@@ -258,8 +258,8 @@ impl RowRecordV2<'_> {
 
     /// The record starting at `at` in `bytes`; an error if it runs past their end. The header
     /// is read as one 24-byte array and the rest split once: a shard's write reads a key's
-    /// record twice a row (the index's compare, `Arena::stored_at`), and field by field, each
-    /// sliced and checked, a read cost ~56 instructions.
+    /// record a row (the index's compare) and a served read one a key, and field by field,
+    /// each sliced and checked, a read cost ~56 instructions.
     #[inline]
     pub fn read(bytes: &[u8], at: usize) -> Result<RowRecordV2<'_>, String> {
         let Some((header, rest)) = bytes

@@ -164,10 +164,17 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
         return Err(header("bytes after the column names".into()));
     }
     let keys = view.join_keys.len();
+    // Each of the view's columns' place among the body's columns, `None` if the body does not
+    // name it: the same for every row, so each row's key, event time and payload are cut from
+    // its record by where its values start, with no per-row record of which column is where.
+    let mut in_body: Vec<Option<usize>> = vec![None; columns.len()];
+    for (index, (slot, _)) in body_columns.iter().enumerate() {
+        in_body[*slot] = Some(index);
+    }
+    let payload_plan = payload_plan(&in_body[keys + 1..]);
     let features = columns.len() - keys - 1;
-    // Each column's value in the row being read, by place among the view's columns: a body
-    // column's is set by every row, the others stay `None`, so it is filled once, not a row.
-    let mut spans: Vec<Option<Range<usize>>> = vec![None; columns.len()];
+    // Where each body column's value starts in the row being read, then where the last ends.
+    let mut starts: Vec<usize> = vec![0; body_columns.len() + 1];
     // Reserved once for the records the body holds (grown from empty, the list's reallocations
     // and copies cost ~200 instructions a row).
     let mut writes = Vec::with_capacity(row_records(rest).min(MAX_RESERVED_ROWS));
@@ -192,8 +199,8 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
                 body_columns.len()
             )));
         }
-        for (slot, data_type) in &body_columns {
-            let start = values.pos();
+        for ((slot, data_type), start) in body_columns.iter().zip(&mut starts) {
+            *start = values.pos();
             check(&mut values, data_type).map_err(|e| {
                 let role = match slot.cmp(&keys) {
                     std::cmp::Ordering::Less => "join key",
@@ -202,7 +209,6 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
                 };
                 bad(format!("{role} `{}`: {e}", columns[*slot].0))
             })?;
-            spans[*slot] = Some(start..values.pos());
         }
         if values.pos() != record.len() {
             return Err(bad(format!(
@@ -210,11 +216,11 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
                 record.len() - values.pos()
             )));
         }
+        starts[body_columns.len()] = record.len();
         // A present value's bytes, null's (a lone NULL tag) when absent or null.
-        let value = |slot: usize| {
-            spans[slot]
-                .clone()
-                .map_or(&[NULL][..], |span| &record[span])
+        let value = |slot: usize| match in_body[slot] {
+            Some(index) => &record[starts[index]..starts[index + 1]],
+            None => &[NULL][..],
         };
         let mut key = Vec::with_capacity(24 * keys);
         for (slot, join_key) in view.join_keys.iter().enumerate() {
@@ -244,22 +250,14 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
         // reallocation.
         let mut payload = Vec::with_capacity(5 + record.len() + features);
         write_len(features, &mut payload);
-        // Values next to each other in the record are copied as one run: a body in the view's
-        // column order, as `quiver load` writes it, is one copy a row, not one a value.
-        let mut run = 0..0;
-        for span in &spans[keys + 1..] {
-            match span {
-                Some(span) if run.end == span.start && !run.is_empty() => run.end = span.end,
-                span => {
-                    payload.extend_from_slice(&record[std::mem::replace(&mut run, 0..0)]);
-                    match span {
-                        Some(span) => run = span.clone(),
-                        None => payload.push(NULL),
-                    }
+        for piece in &payload_plan {
+            match piece {
+                Piece::Values(columns) => {
+                    payload.extend_from_slice(&record[starts[columns.start]..starts[columns.end]])
                 }
+                Piece::Nulls(n) => payload.resize(payload.len() + n, NULL),
             }
         }
-        payload.extend_from_slice(&record[run]);
         writes.push(RowWrite {
             view: view.id,
             layout: view.layout,
@@ -268,6 +266,31 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
             payload,
         });
     }
+}
+
+/// A run of a payload's values, the same for every row of a body.
+#[derive(Debug, PartialEq)]
+enum Piece {
+    /// The values of these body columns, next to each other in every record: one copy.
+    Values(Range<usize>),
+    /// This many features the body does not name: nulls.
+    Nulls(usize),
+}
+
+/// How a row's payload is made of its record, given each feature's place among the body's
+/// columns (in the view's order): features next to each other in the body are copied as one
+/// run, so a body in the view's column order, as `quiver load` writes it, is one copy a row.
+fn payload_plan(features: &[Option<usize>]) -> Vec<Piece> {
+    let mut plan = Vec::new();
+    for feature in features {
+        match (plan.last_mut(), feature) {
+            (Some(Piece::Values(run)), Some(index)) if run.end == *index => run.end += 1,
+            (Some(Piece::Nulls(n)), None) => *n += 1,
+            (_, Some(index)) => plan.push(Piece::Values(*index..index + 1)),
+            (_, None) => plan.push(Piece::Nulls(1)),
+        }
+    }
+    plan
 }
 
 /// The most rows a body's list of writes is reserved for before they are read.
@@ -669,6 +692,40 @@ mod tests {
             assert_read_alike(view(&DEMO, name), &rows);
         }
 
+        /// A body naming the view's columns in any order, any features left out, stores what
+        /// the view's order stores with those features null: the payload's runs, planned once
+        /// a body, cut every row alike.
+        #[test]
+        fn any_order_and_subset_of_columns_stores_as_the_views_order(
+            ((name, rows), order, kept) in view_and_rows().prop_flat_map(|(name, rows)| {
+                let n = view_columns(view(&DEMO, name)).count();
+                (
+                    Just((name, rows)),
+                    Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+                    prop::collection::vec(any::<bool>(), n),
+                )
+            })
+        ) {
+            let view = view(&DEMO, name);
+            let keys = view.join_keys.len();
+            // The join keys and the timestamp field always named, a feature when `kept` says.
+            let places: Vec<usize> = order.into_iter().filter(|&i| i <= keys || kept[i]).collect();
+            let mut nulled = rows.clone();
+            for row in &mut nulled {
+                for (i, feature) in row.features.iter_mut().enumerate() {
+                    if !places.contains(&(keys + 1 + i)) {
+                        *feature = Value::Null;
+                    }
+                }
+            }
+            let body = body_in(view, &rows, &places);
+            let (expected, _) = bodies(view, &nulled);
+            prop_assert_eq!(
+                format!("{:?}", read_binary_rows(view, &body).unwrap()),
+                format!("{:?}", read_binary_rows(view, &expected).unwrap())
+            );
+        }
+
         /// Whatever a damaged body holds, reading it never panics, and what it takes is what a
         /// JSON Lines body could have written: values of their columns' types, NaNs the one NaN.
         #[test]
@@ -762,6 +819,21 @@ mod tests {
         }
         write_record(&mut body, |_| {});
         body
+    }
+
+    /// A body of `rows` naming the view's columns at `places` (among `view_columns`), in that
+    /// order.
+    fn body_in(view: &FeatureView, rows: &[ParsedRow], places: &[usize]) -> Vec<u8> {
+        let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
+        let rows: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|row| {
+                let time = Value::Timestamp(row.event_time);
+                let values: Vec<&Value> = row.values(&time).collect();
+                places.iter().map(|&i| values[i].clone()).collect()
+            })
+            .collect();
+        body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &rows)
     }
 
     #[test]
@@ -1003,6 +1075,27 @@ mod tests {
         );
     }
 
+    /// Features next to each other in the body are one run; features left out next to each
+    /// other, one run of nulls.
+    #[test]
+    fn a_payload_is_planned_as_runs() {
+        assert_eq!(payload_plan(&[]), []);
+        assert_eq!(
+            payload_plan(&[Some(2), Some(3), Some(4)]),
+            [Piece::Values(2..5)]
+        );
+        assert_eq!(
+            payload_plan(&[Some(4), Some(3), None, None, Some(5), Some(6), None]),
+            [
+                Piece::Values(4..5),
+                Piece::Values(3..4),
+                Piece::Nulls(2),
+                Piece::Values(5..7),
+                Piece::Nulls(1),
+            ]
+        );
+    }
+
     /// Columns in any order, some left out, store what the view's order stores (the payload is
     /// copied in runs of adjacent values).
     #[test]
@@ -1013,18 +1106,7 @@ mod tests {
         let (in_order, _) = bodies(view, &rows);
         let expected = format!("{:?}", read_binary_rows(view, &in_order).unwrap());
         let names: Vec<&str> = view_columns(view).map(|(name, _)| name).collect();
-        // A body of `rows` with the view's columns at `places`, in that order.
-        let body_in = |places: &[usize]| {
-            let rows: Vec<Vec<Value>> = rows
-                .iter()
-                .map(|row| {
-                    let time = Value::Timestamp(row.event_time);
-                    let values: Vec<&Value> = row.values(&time).collect();
-                    places.iter().map(|&i| values[i].clone()).collect()
-                })
-                .collect();
-            body_of(&places.iter().map(|&i| names[i]).collect::<Vec<_>>(), &rows)
-        };
+        let body_in = |places: &[usize]| body_in(view, &rows, places);
         // Reversed; and rotated so that the timestamp comes first and a feature column sits
         // between the join key and the rest.
         let reversed: Vec<usize> = (0..names.len()).rev().collect();

@@ -256,28 +256,45 @@ impl RowRecordV2<'_> {
         out.extend_from_slice(self.key);
     }
 
-    /// The record starting at `at` in `bytes`; an error if it runs past their end.
+    /// The record starting at `at` in `bytes`; an error if it runs past their end. The header
+    /// is read as one 24-byte array and the rest split once: a shard's write reads a key's
+    /// record a row (the index's compare) and a served read one a key, and field by field,
+    /// each sliced and checked, a read cost ~56 instructions.
+    #[inline]
     pub fn read(bytes: &[u8], at: usize) -> Result<RowRecordV2<'_>, String> {
-        let field = |i: usize| {
-            u32::from_le_bytes(bytes[at + i..at + i + 4].try_into().expect("4 bytes")) as usize
+        let Some((header, rest)) = bytes
+            .get(at..)
+            .and_then(|bytes| bytes.split_first_chunk::<ROW_RECORD_HEADER_LEN>())
+        else {
+            return Err(truncated_header(at));
         };
-        if bytes.len().saturating_sub(at) < ROW_RECORD_HEADER_LEN {
-            return Err(format!("row record at byte {at}: truncated header"));
-        }
-        let (key_len, payload_len) = (field(4), field(8));
-        let payload_start = at + ROW_RECORD_HEADER_LEN;
-        let end = payload_start + payload_len + key_len;
-        if end > bytes.len() {
-            return Err(format!("row record at byte {at}: runs past the end"));
-        }
+        let field =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let (key_len, payload_len) = (field(4) as usize, field(8) as usize);
+        let Some(body) = rest.get(..payload_len + key_len) else {
+            return Err(runs_past_the_end(at));
+        };
+        let (payload, key) = body.split_at(payload_len);
+        let mut event_time = [0; 8];
+        event_time.copy_from_slice(&header[16..24]);
         Ok(RowRecordV2 {
-            view: field(0) as u32,
-            flags: field(12) as u32,
-            event_time: i64::from_le_bytes(bytes[at + 16..at + 24].try_into().expect("8 bytes")),
-            payload: &bytes[payload_start..payload_start + payload_len],
-            key: &bytes[payload_start + payload_len..end],
+            view: field(0),
+            flags: field(12),
+            event_time: i64::from_le_bytes(event_time),
+            payload,
+            key,
         })
     }
+}
+
+#[cold]
+fn truncated_header(at: usize) -> String {
+    format!("row record at byte {at}: truncated header")
+}
+
+#[cold]
+fn runs_past_the_end(at: usize) -> String {
+    format!("row record at byte {at}: runs past the end")
 }
 
 /// Every record of `bytes` (one shard's records, back to back), stopping at the first that does
@@ -746,6 +763,37 @@ mod tests {
         assert_eq!(
             (records[1].event_time, records[1].payload, records[1].key),
             (2, &[2u8, 2][..], &[2u8, 2][..])
+        );
+    }
+
+    /// A record reads back as written, with any bytes after it; cut anywhere short of its end,
+    /// it is refused, as truncated while its header is.
+    #[test]
+    fn a_row_record_reads_as_written_and_refuses_being_cut() {
+        let record = RowRecordV2 {
+            view: 7,
+            flags: 3,
+            event_time: -5,
+            payload: b"payload",
+            key: b"key",
+        };
+        let mut bytes = b"xx".to_vec();
+        record.write_to(&mut bytes);
+        let written = RowRecordV2 { flags: 0, ..record };
+        let end = bytes.len();
+        bytes.push(9);
+        assert_eq!(RowRecordV2::read(&bytes, 2), Ok(written));
+        for cut in 2..end {
+            let error = RowRecordV2::read(&bytes[..cut], 2).unwrap_err();
+            let why = match cut - 2 < ROW_RECORD_HEADER_LEN {
+                true => "truncated header",
+                false => "runs past the end",
+            };
+            assert_eq!(error, format!("row record at byte 2: {why}"));
+        }
+        assert_eq!(
+            RowRecordV2::read(&bytes, end + 5).unwrap_err(),
+            format!("row record at byte {}: truncated header", end + 5)
         );
     }
 

@@ -80,6 +80,19 @@ pub struct StoredRecord {
     pub payload_len: usize,
 }
 
+impl StoredRecord {
+    /// `record`, read at `start`.
+    pub fn of(start: usize, record: &RowRecordV2) -> StoredRecord {
+        StoredRecord {
+            start,
+            len: record.len(),
+            flags: record.flags,
+            event_time: record.event_time,
+            payload_len: record.payload.len(),
+        }
+    }
+}
+
 pub struct Arena {
     map: Arc<Mapping>,
     used: usize,
@@ -141,14 +154,7 @@ impl Arena {
     /// `used_len`), read once: the row's event time and payload length, and what `release`
     /// needs.
     pub fn stored_at(&self, at: usize) -> StoredRecord {
-        let record = self.record_at(at);
-        StoredRecord {
-            start: at,
-            len: record.len(),
-            flags: record.flags,
-            event_time: record.event_time,
-            payload_len: record.payload.len(),
-        }
+        StoredRecord::of(at, &self.record_at(at))
     }
 
     /// Marks `record` superseded and its bytes dead (a newer row of its key replaced it, or its

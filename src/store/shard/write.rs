@@ -92,8 +92,8 @@ impl ShardActor {
             let slot = partition
                 .index
                 .slot(&partition.arena, row.view, row.layout, &row.key);
-            // The key's current record, read once.
-            let stored = slot.current().map(|start| partition.arena.stored_at(start));
+            // The key's current record, as the index's search read it.
+            let stored = slot.current();
             if stored.is_some_and(|stored| stored.event_time > row.event_time) {
                 outcome.older_than_stored += 1;
                 continue;

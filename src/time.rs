@@ -70,9 +70,12 @@ pub fn parse_timestamp(text: &str) -> Result<Micros, String> {
 }
 
 /// The form clients send most, `YYYY-MM-DDThh:mm:ss[.f]Z` with one to nine fraction digits,
-/// read digit by digit: chrono's RFC 3339 parser cost ~430 instructions a timestamp, two a
-/// row of a `quiver load` chunk. `None` for anything else, a leap second included; chrono
-/// then reads it. Where this answers, it answers as chrono does (property-tested).
+/// read without chrono: chrono's RFC 3339 parser cost ~430 instructions a timestamp, two a
+/// row of a `quiver load` chunk. The fourteen digits are checked together and read in pairs
+/// (each field through a checked fold cost ~335 a timestamp with the day count; this ~295;
+/// reading the nineteen bytes as three words measured no better). `None` for anything else,
+/// a leap second included; chrono then reads it. Where this answers, it answers as chrono
+/// does (property-tested).
 fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
     let (&b'Z', text) = text.split_last()? else {
         return None;
@@ -88,16 +91,17 @@ fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
     {
         return None;
     }
-    let (year, month, day) = (
-        ascii_number(&whole[..4])?,
-        ascii_number(&whole[5..7])?,
-        ascii_number(&whole[8..10])?,
-    );
-    let (hour, minute, second) = (
-        ascii_number(&whole[11..13])?,
-        ascii_number(&whole[14..16])?,
-        ascii_number(&whole[17..19])?,
-    );
+    let digit = whole.map(|byte| byte.wrapping_sub(b'0'));
+    // One test for the fourteen digits: a byte that is not one is above 9 after the subtraction.
+    let not_digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        .iter()
+        .fold(0u8, |any, &at| any | u8::from(digit[at] > 9));
+    if not_digits != 0 {
+        return None;
+    }
+    let pair = |at: usize| i64::from(digit[at] * 10 + digit[at + 1]);
+    let (year, month, day) = (pair(0) * 100 + pair(2), pair(5), pair(8));
+    let (hour, minute, second) = (pair(11), pair(14), pair(17));
     let leap_year = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
         2 if leap_year => 29,
@@ -112,8 +116,11 @@ fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
     let fraction_micros = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let nanos = ascii_number(digits)? * 10i64.pow(9 - digits.len() as u32);
-            nanos / 1000
+            // Digits past the sixth are checked, then dropped: chrono truncates to the
+            // microsecond as dividing its nanoseconds by 1000 does.
+            let (micros, beyond) = digits.split_at(digits.len().min(6));
+            ascii_number(beyond)?;
+            ascii_number(micros)? * [100_000, 10_000, 1000, 100, 10, 1][micros.len() - 1]
         }
         _ => return None,
     };
@@ -121,8 +128,9 @@ fn parse_utc_rfc3339(text: &[u8]) -> Option<Micros> {
     Some(seconds * MICROS_PER_SECOND + fraction_micros)
 }
 
-/// The number `digits` (ASCII digits only) write; `None` if another byte is among them.
-fn ascii_number(digits: &[u8]) -> Option<i64> {
+/// The number `digits` (ASCII digits only, at most 18 so that it cannot overflow) write; `None`
+/// if another byte is among them.
+pub(crate) fn ascii_number(digits: &[u8]) -> Option<i64> {
     digits.iter().try_fold(0i64, |n, digit| {
         let value = digit.wrapping_sub(b'0');
         (value < 10).then_some(n * 10 + i64::from(value))

@@ -20,13 +20,14 @@ use chrono::{DateTime, Utc};
 
 use super::file::{BadRow, Place};
 use super::row::{read_columns, view_columns, ParsedRow};
+use super::text_cells::TextCell;
 use crate::registry::types::DataType;
-use crate::registry::value::{TextValue, Value};
+use crate::registry::value::Value;
 use crate::registry::FeatureView;
 use crate::store::key::{encode_key_part, encode_string_key_part, KeyPart};
 use crate::store::row::{
-    encode_row, encode_string, encode_value, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32,
-    FLOAT64, INT64, MAP, NULL, STRING, STRUCT, TIMESTAMP, TRUE,
+    encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64, INT64, MAP, NULL,
+    STRING, STRUCT, TIMESTAMP, TRUE,
 };
 use crate::store::RowWrite;
 
@@ -92,13 +93,12 @@ impl BinaryRowsWriter {
                 view,
                 |place, _, data_type| {
                     cell(place)
-                        .map(|text| TextValue::read(text, data_type))
+                        .map(|text| TextCell::read(text, data_type))
                         .transpose()
                 },
                 |_, value| match value {
-                    None => out.push(NULL),
-                    Some(TextValue::String(text)) => encode_string(text, out),
-                    Some(TextValue::Other(value)) => encode_value(&value, out),
+                    None => TextCell::encode_missing(out),
+                    Some(value) => value.encode(out),
                 },
             );
         });

@@ -14,6 +14,7 @@ pub mod lines;
 pub mod parquet;
 pub mod row;
 pub mod seed;
+mod text_cells;
 pub mod tokens;
 
 use serde_json::Value as Json;

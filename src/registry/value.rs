@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
 use super::types::DataType;
-use crate::time::{format_timestamp, parse_timestamp, Micros};
+use crate::time::{ascii_number, format_timestamp, parse_timestamp, Micros};
 
 /// One value of a feature, join key or request-context field.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -191,7 +191,7 @@ impl TextValue<'_> {
                 Value::Bool(false)
             }
             DataType::Bool => return Err(mismatch()),
-            DataType::Int64 => Value::Int64(text.trim().parse().map_err(|_| mismatch())?),
+            DataType::Int64 => Value::Int64(int_cell(text).ok_or_else(mismatch)?),
             DataType::Float32 => Value::Float32(parse_float(text).ok_or_else(mismatch)? as f32),
             DataType::Float64 => Value::Float64(parse_float(text).ok_or_else(mismatch)?),
             DataType::String => return Ok(TextValue::String(text)),
@@ -216,6 +216,17 @@ impl TextValue<'_> {
     pub fn is_null(&self) -> bool {
         matches!(self, TextValue::Other(Value::Null))
     }
+}
+
+/// A CSV cell as an `int64`, read as `str::trim` then `str::parse` read it: a cell of 1 to 18
+/// plain digits (the common one, which cannot overflow) without either, ~100 instructions a
+/// cell less.
+fn int_cell(text: &str) -> Option<i64> {
+    let plain = (1..=18)
+        .contains(&text.len())
+        .then(|| ascii_number(text.as_bytes()))
+        .flatten();
+    plain.or_else(|| text.trim().parse().ok())
 }
 
 /// Reads one JSON value straight from a deserializer as `data_type` (no `Json` tree for scalars
@@ -630,5 +641,15 @@ mod tests {
             assert!(Value::from_text(text, &t("boolean")).is_err(), "{text}");
         }
         assert!(Value::from_text("x1", &t("float64")).is_err());
+    }
+
+    proptest::proptest! {
+        /// Plain digits read without `trim` and `parse`; every cell reads as they read it.
+        #[test]
+        fn int_cells_read_as_trim_then_parse(
+            text in "[0-9]{1,20}|[ +-]?[0-9]{0,19} ?|.{0,6}",
+        ) {
+            proptest::prop_assert_eq!(int_cell(&text), text.trim().parse::<i64>().ok());
+        }
     }
 }

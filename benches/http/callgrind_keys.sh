@@ -11,6 +11,8 @@
 # once (aggregates' memos filled, as in a run of seconds); then for each kind, 50 unmeasured and
 # N measured requests over one keep-alive connection, keys from a fixed random sequence.
 #   bash benches/http/callgrind_keys.sh BINARY OUTDIR [N] [KEYS]
+# LOADER (default BINARY) is the `quiver` whose `bench` loads the data set: one loader for two
+# builds compares them over the same data.
 # KINDS (default "seed plain seedbatch plainbatch") picks the kinds, as in callgrind.sh. Prints,
 # per kind: instructions, L1 data read misses and L2 ("LL") data read misses a request.
 set -euo pipefail
@@ -61,7 +63,7 @@ valgrind_pid=$!
 trap 'kill "$valgrind_pid" 2>/dev/null || true' EXIT
 listening_url "$out/server.out" "$out/server.err" "$valgrind_pid" 1200 0.25
 host=127.0.0.1 port=${listening_url##*:}
-"$binary" bench --url "$listening_url" --api-key bench-key --quick --keys "$keys" \
+"${LOADER:-$binary}" bench --url "$listening_url" --api-key bench-key --quick --keys "$keys" \
   --connections 2 --rate 20 >"$out/bench.out" 2>"$out/bench.err"
 python3 "$driver" "$host" "$port" all 0 "$keys"
 kinds=${KINDS:-seed plain seedbatch plainbatch}

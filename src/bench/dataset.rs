@@ -336,6 +336,12 @@ impl DataSet {
     }
 }
 
+/// A data set of the demo's `prod` service `service`, `n_keys` keys, for tests.
+#[cfg(test)]
+pub(crate) fn demo_data_set(service: &str, n_keys: u64) -> DataSet {
+    DataSet::new(Arc::new(demo_registry()), "prod", service, n_keys, 8).unwrap()
+}
+
 /// The demo repository's `prod` workspace, for tests.
 #[cfg(test)]
 pub(crate) fn demo_registry() -> Registry {
@@ -390,14 +396,7 @@ mod tests {
     /// minute ago.
     #[test]
     fn load_times_fall_in_the_last_complete_tile_of_each_width_the_target_feeds() {
-        let data = DataSet::new(
-            Arc::new(demo_registry()),
-            "prod",
-            "fraud_detection_feature_service",
-            10,
-            8,
-        )
-        .unwrap();
+        let data = demo_data_set("fraud_detection_feature_service", 10);
         let before = now_micros();
         let targets = data.load_targets();
         let times = |wanted: &dyn Fn(&LoadTarget) -> bool| {

@@ -434,20 +434,13 @@ pub fn sample_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::dataset::demo_registry;
+    use crate::bench::dataset::demo_data_set;
 
     /// Every loaded item is a whole row or event (all its fields, typed as drawn), with the
     /// key values of its own key, whatever variant its other values come from.
     #[test]
     fn load_requests_hold_an_item_per_key_with_its_own_key_values() {
-        let data = DataSet::new(
-            Arc::new(demo_registry()),
-            "prod",
-            "user_risk_service",
-            5000,
-            8,
-        )
-        .unwrap();
+        let data = demo_data_set("user_risk_service", 5000);
         let targets = data.load_targets();
         assert!(targets.iter().any(|t| matches!(t, LoadTarget::Events(_))));
         for target in &targets {

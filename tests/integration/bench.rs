@@ -9,11 +9,10 @@ use serde_json::Value as Json;
 
 use super::common::{repo_root, Server, ADMIN_KEY};
 
-/// Runs `quiver bench --quick --json` with `args` over the demo's config; its JSON report.
-fn quick_bench(args: &[&str]) -> Json {
+/// Runs `quiver bench` with `args`; its output, once it has succeeded.
+fn run_bench(args: &[&str]) -> Vec<u8> {
     let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["bench", "--quick", "--json", "--config"])
-        .arg(repo_root().join("config.toml"))
+        .arg("bench")
         .args(args)
         .env_remove("QUIVER_ADMIN_KEY")
         .env("QUIVER_LOG", "warn")
@@ -24,7 +23,15 @@ fn quick_bench(args: &[&str]) -> Json {
         "quiver bench {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("the report is JSON")
+    output.stdout
+}
+
+/// Runs `quiver bench --quick --json` with `args` over the demo's config; its JSON report.
+fn quick_bench(args: &[&str]) -> Json {
+    let config = repo_root().join("config.toml");
+    let mut all = vec!["--quick", "--json", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&run_bench(&all)).expect("the report is JSON")
 }
 
 /// No request failed. Open-loop requests a slow (debug, busy) machine could not send before the
@@ -169,18 +176,20 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
 #[test]
 fn the_loaded_data_set_gives_every_seed_feature_a_value() {
     let server = Server::start();
-    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["bench", "--quick", "--json", "--url", &server.url("")])
-        .args(["--api-key", ADMIN_KEY, "--keys", "50", "--seconds", "0.1"])
-        .args(["--service", "prod.fraud_detection_feature_service"])
-        .env("QUIVER_LOG", "warn")
-        .output()
-        .expect("quiver bench runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let url = server.url("");
+    run_bench(&[
+        "--quick",
+        "--url",
+        &url,
+        "--api-key",
+        ADMIN_KEY,
+        "--keys",
+        "50",
+        "--seconds",
+        "0.1",
+        "--service",
+        "prod.fraud_detection_feature_service",
+    ]);
     for key in ["key_0", "key_49"] {
         let reply = server.post_json(
             "/api/v1/feature-service/get-features",

@@ -152,6 +152,19 @@ struct Summary {
 type Summaries = Vec<((String, String), BTreeMap<String, Summary>)>;
 
 impl Report {
+    /// Figure `i`'s bytes per row added since the same target's figure before it (a run
+    /// with several key counts): a process's fixed costs (the allocator's retained pages,
+    /// first arenas, buffers) are in every figure's growth alike, so at a few thousand rows
+    /// they swamp `bytes / rows`, while the difference of two counts is what a row costs.
+    fn added_bytes_per_row(&self, i: usize) -> Option<f64> {
+        let figure = &self.memory[i];
+        let earlier = self.memory[..i]
+            .iter()
+            .rev()
+            .find(|m| m.target == figure.target && m.rows < figure.rows)?;
+        Some((figure.bytes as f64 - earlier.bytes as f64) / (figure.rows - earlier.rows) as f64)
+    }
+
     /// A workload's row label: with the key count when the run measured several.
     fn workload_label(&self, measurement: &Measurement) -> String {
         let first_keys = self.measurements.first().map(|m| m.keys);
@@ -339,12 +352,17 @@ impl Report {
         }
         out.push_str(&self.key_scale_table());
         if !self.memory.is_empty() {
-            out.push_str("\n| memory | rows | bytes | bytes per row |\n|---|---|---|---|\n");
-            for m in &self.memory {
+            out.push_str(
+                "\n| memory | rows | bytes | bytes per row | bytes per row added since the fewer keys |\n|---|---|---|---|---|\n",
+            );
+            for (i, m) in self.memory.iter().enumerate() {
                 let per_row = m.bytes as f64 / m.rows.max(1) as f64;
+                let added = self
+                    .added_bytes_per_row(i)
+                    .map_or("–".into(), |added| format!("{added:.0}"));
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {per_row:.0} |",
+                    "| {} | {} | {} | {per_row:.0} | {added} |",
                     m.target, m.rows, m.bytes
                 );
             }
@@ -548,7 +566,8 @@ impl Report {
         let memory: Vec<Json> = self
             .memory
             .iter()
-            .map(|m| json!({"target": m.target, "rows": m.rows, "bytes": m.bytes, "bytesPerRow": m.bytes as f64 / m.rows.max(1) as f64}))
+            .enumerate()
+            .map(|(i, m)| json!({"target": m.target, "rows": m.rows, "bytes": m.bytes, "bytesPerRow": m.bytes as f64 / m.rows.max(1) as f64, "addedBytesPerRow": self.added_bytes_per_row(i)}))
             .collect();
         let restore: Vec<Json> = self
             .restore
@@ -672,6 +691,39 @@ mod tests {
             "{table}"
         );
         assert_eq!(report.latency_curves().len(), 1);
+    }
+
+    #[test]
+    fn memory_per_row_added_is_the_difference_of_two_key_counts() {
+        let figure = |target: &str, rows, bytes| MemoryFigure {
+            target: target.into(),
+            bytes,
+            rows,
+        };
+        let report = Report {
+            memory: vec![
+                figure("quiver (RSS)", 1_000, 50_000_000),
+                figure("redis (used_memory)", 1_000, 300_000),
+                figure("quiver (RSS)", 11_000, 52_000_000),
+            ],
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains("| quiver (RSS) | 1000 | 50000000 | 50000 | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| redis (used_memory) | 1000 | 300000 | 300 | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| quiver (RSS) | 11000 | 52000000 | 4727 | 200 |"),
+            "{table}"
+        );
+        let json = report.json();
+        assert_eq!(json["memory"][0]["addedBytesPerRow"], Json::Null);
+        assert_eq!(json["memory"][2]["addedBytesPerRow"], 200.0);
     }
 
     #[test]

@@ -156,6 +156,9 @@ fn quick_run_over_a_synthetic_repository_reads_and_writes_every_view() {
     // 200, then 400, keys in each of the 3 views.
     assert_eq!(report["memory"][0]["rows"], 600);
     assert_eq!(report["memory"][1]["rows"], 1200);
+    // The second count's figure says what its 600 more rows added.
+    assert!(report["memory"][0]["addedBytesPerRow"].is_null());
+    assert!(report["memory"][1]["addedBytesPerRow"].is_number());
     assert_eq!(report["settings"]["keys"], serde_json::json!([200, 400]));
     let saved_report: Json = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
     assert_eq!(saved_report, report);

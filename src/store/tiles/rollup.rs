@@ -16,7 +16,9 @@
 //! therefore costs those aggregates one tile update instead of three.
 //!
 //! Roll-ups are derived state: never stored, rebuilt from the tiles after a restore. Views with
-//! Tecton's compaction (daily coarse tiles) read their fine tiles directly.
+//! Tecton's compaction (daily coarse tiles) read their fine tiles directly, and so does a key
+//! until it has more than [`BUILT_PAST_TILES`] tiles: its roll-ups are then built from its
+//! tiles, as after a restore, and kept up event by event from there.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -28,6 +30,34 @@ use crate::time::{Micros, MICROS_PER_SECOND};
 
 /// Blocks per block of the level above (and fine tiles per first-level block).
 const FAN_OUT: i64 = 12;
+
+/// A key gets roll-ups once it has more fine tiles than this. Most keys of a view have a few
+/// tiles, which a read merges as fast as their blocks, and their blocks would copy every
+/// partial twice (a sketch's registers too): 41 % of the heap of `quiver bench`'s demo data
+/// set was roll-ups (DHAT, 2,000 keys). Twice a block's tiles, so that a key near the
+/// threshold does not build and drop its roll-ups event after event: once built they stay,
+/// whatever the horizon drops, until the next rebuild.
+pub(super) const BUILT_PAST_TILES: usize = 2 * FAN_OUT as usize;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by the tests of the roll-ups' own invariants, which build them from a key's first
+    /// tile (as every key had them before [`BUILT_PAST_TILES`]).
+    pub(super) static FROM_FIRST_TILE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The widths of the roll-ups a key with `tiles` has when they are (re)built: none until it
+/// has more than [`BUILT_PAST_TILES`] tiles.
+fn built_widths(
+    spec: &AggregationSpec,
+    tiles: &BTreeMap<Micros, Vec<Partial>>,
+) -> Option<[Micros; 2]> {
+    #[cfg(test)]
+    if FROM_FIRST_TILE.with(std::cell::Cell::get) {
+        return widths(spec);
+    }
+    widths(spec).filter(|_| tiles.len() > BUILT_PAST_TILES)
+}
 
 /// The roll-up levels of one key's tiles.
 #[derive(Debug, Clone, Default)]
@@ -122,10 +152,11 @@ fn blocks_of<'a>(
 }
 
 impl Rollups {
-    /// Rebuilds every level from the fine tiles, for `spec`'s widths.
+    /// Rebuilds every level from the fine tiles, for `spec`'s widths; none while the key has
+    /// [`BUILT_PAST_TILES`] tiles or fewer.
     pub fn rebuild(&mut self, spec: &AggregationSpec, tiles: &BTreeMap<Micros, Vec<Partial>>) {
         *self = Rollups {
-            widths: widths(spec),
+            widths: built_widths(spec, tiles),
             levels: Default::default(),
             last_tile: tiles.last_key_value().map(|(start, _)| *start),
         };
@@ -144,8 +175,9 @@ impl Rollups {
 
     /// Adds one event to the block holding it on every level (the caller has added it to its
     /// tile): in an open block, only to the aggregates that do not merge exactly. An event past
-    /// the last tile's blocks closes them first. Rebuilds instead if these roll-ups were made
-    /// for other widths (or none, after a restore).
+    /// the last tile's blocks closes them first. Builds them instead if the key has none and
+    /// has come past [`BUILT_PAST_TILES`] tiles, or rebuilds them if they were made for other
+    /// widths.
     pub fn add(
         &mut self,
         spec: &AggregationSpec,
@@ -154,10 +186,13 @@ impl Rollups {
         seq: u64,
         inputs: &[EncodedValue],
     ) {
-        if self.widths != widths(spec) {
+        let Some(widths) = self.widths else {
+            return self.rebuild(spec, tiles);
+        };
+        // Built ones stay while the spec's widths do, however few tiles the horizon leaves.
+        if Some(widths) != self::widths(spec) {
             return self.rebuild(spec, tiles);
         }
-        let Some(widths) = self.widths else { return };
         let tile = block_start(event_time, spec.interval);
         match self.last_tile {
             Some(last) if last >= tile => {}

@@ -286,6 +286,23 @@ proptest! {
 /// A one-minute interval, so the roll-ups have 12- and 144-tile blocks.
 const MINUTE: Micros = 60 * crate::time::MICROS_PER_SECOND;
 
+/// While it lives, keys build their roll-ups from their first tile, as the tests of the
+/// roll-ups' own invariants need (`rollup::FROM_FIRST_TILE`).
+struct RollupsFromFirstTile;
+
+impl RollupsFromFirstTile {
+    fn new() -> RollupsFromFirstTile {
+        super::rollup::FROM_FIRST_TILE.with(|on| on.set(true));
+        RollupsFromFirstTile
+    }
+}
+
+impl Drop for RollupsFromFirstTile {
+    fn drop(&mut self) {
+        super::rollup::FROM_FIRST_TILE.with(|on| on.set(false));
+    }
+}
+
 /// Tiles built from `events`, and the same tiles without roll-ups (a stored form read back),
 /// which read every fine tile.
 fn with_and_without_rollups(
@@ -327,6 +344,7 @@ proptest! {
         offset_tiles in 0i64..40,
         end_after_latest in -1i64..50,
     ) {
+        let _from_first_tile = RollupsFromFirstTile::new();
         let mut spec = spec(function, Window::Time { size: size_tiles * MINUTE, offset: offset_tiles * MINUTE });
         spec.interval = MINUTE;
         // A lifetime window reads every tile left and what was compacted when tiles were
@@ -369,6 +387,7 @@ proptest! {
         size_tiles in 1i64..700,
         end_tile in 0i64..3100,
     ) {
+        let _from_first_tile = RollupsFromFirstTile::new();
         let mut spec = spec(Function::ApproxCountDistinct(8), Window::Time { size: size_tiles * MINUTE, offset: 0 });
         spec.aggregates.push(AggregateFeature { input: 0, function: Function::ApproxPercentile { quantile_millionths: 900_000, precision: 50 }, window: Window::Time { size: size_tiles * MINUTE, offset: 0 } });
         spec.interval = MINUTE;
@@ -378,6 +397,43 @@ proptest! {
         prop_assert_eq!(&got, &restored.values(&spec, end, AggregateMask::ALL));
         restored.rebuild_rollups(&spec);
         prop_assert_eq!(&got, &restored.values(&spec, end, AggregateMask::ALL));
+    }
+}
+
+proptest! {
+    /// As keys are built: a key reads its fine tiles until it has more than
+    /// `BUILT_PAST_TILES` of them, then through roll-ups built from them and kept up event by
+    /// event; either way every value is a read of the fine tiles' (bit for bit for the
+    /// functions that merge exactly), and a key that never had that many tiles has no blocks.
+    #[test]
+    fn rollups_come_with_the_tiles_that_need_them(
+        function in all_functions(),
+        raw in prop::collection::vec((0i64..400, 0i64..60, prop::option::of(-5i64..5)), 0..120),
+        size_tiles in 1i64..400,
+        end_after_latest in -1i64..50,
+    ) {
+        let mut spec = spec(function, Window::Time { size: size_tiles * MINUTE, offset: 0 });
+        spec.interval = MINUTE;
+        let events = minute_events(&raw);
+        let (tiles, fine_only) = with_and_without_rollups(&spec, &events);
+        let end = tile_start(tiles.latest_event, MINUTE) + end_after_latest * MINUTE;
+        prop_assume!(end - size_tiles * MINUTE >= tile_start(tiles.latest_event, MINUTE) - spec.horizon());
+        let got = tiles.values(&spec, end, AggregateMask::ALL);
+        let fine = fine_only.values(&spec, end, AggregateMask::ALL);
+        if super::rollup::merges_exactly(function) {
+            prop_assert_eq!(&got, &fine);
+        } else {
+            prop_assert!(close(&got[0], &fine[0]), "{function:?}: {got:?} against {fine:?}");
+        }
+        let tiles_ever: std::collections::BTreeSet<Micros> =
+            events.iter().map(|event| tile_start(event.0, MINUTE)).collect();
+        let has_blocks = tiles.rollups.block_starts().iter().any(|level| !level.is_empty());
+        if tiles_ever.len() <= super::rollup::BUILT_PAST_TILES {
+            prop_assert!(!has_blocks);
+        }
+        if tiles.tiles.len() > super::rollup::BUILT_PAST_TILES {
+            prop_assert!(has_blocks);
+        }
     }
 }
 
@@ -778,6 +834,7 @@ proptest! {
         end_after_latest in -1i64..50,
         restore_at in 0usize..150,
     ) {
+        let _from_first_tile = RollupsFromFirstTile::new();
         let aggregates: Vec<_> = aggregates.iter().map(|((input, f), size, offset)| (*input, *f, *size, *offset)).collect();
         let spec = two_input_spec(&aggregates);
         let events = mostly_ordered_events(&raw);

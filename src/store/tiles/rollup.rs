@@ -59,11 +59,16 @@ fn built_widths(
     widths(spec).filter(|_| tiles.len() > BUILT_PAST_TILES)
 }
 
-/// The roll-up levels of one key's tiles.
+/// The roll-up levels of one key's tiles, if it has them (`None`: read the tiles). Boxed: most
+/// keys have none, and a key map's entry holds this inline (8 bytes, not 104).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Rollups {
-    /// The widths these levels were built for; `None`: no roll-ups, read the tiles.
-    widths: Option<[Micros; 2]>,
+pub(super) struct Rollups(Option<Box<Levels>>);
+
+/// Built roll-ups.
+#[derive(Debug, Clone)]
+struct Levels {
+    /// The widths these levels were built for.
+    widths: [Micros; 2],
     levels: [Blocks; 2],
     /// The start of the key's last tile (none yet): it decides the open blocks.
     last_tile: Option<Micros>,
@@ -155,22 +160,23 @@ impl Rollups {
     /// Rebuilds every level from the fine tiles, for `spec`'s widths; none while the key has
     /// [`BUILT_PAST_TILES`] tiles or fewer.
     pub fn rebuild(&mut self, spec: &AggregationSpec, tiles: &BTreeMap<Micros, Vec<Partial>>) {
-        *self = Rollups {
-            widths: built_widths(spec, tiles),
-            levels: Default::default(),
-            last_tile: tiles.last_key_value().map(|(start, _)| *start),
-        };
-        let Some([first, second]) = self.widths else {
-            return;
-        };
-        let [lower, upper] = &mut self.levels;
-        blocks_of(tiles.iter(), first, lower, spec);
-        blocks_of(
-            lower.iter().map(|(start, p)| (start, p)),
-            second,
-            upper,
-            spec,
-        );
+        self.0 = built_widths(spec, tiles).map(|widths| {
+            let mut built = Levels {
+                widths,
+                levels: Default::default(),
+                last_tile: tiles.last_key_value().map(|(start, _)| *start),
+            };
+            let [first, second] = widths;
+            let [lower, upper] = &mut built.levels;
+            blocks_of(tiles.iter(), first, lower, spec);
+            blocks_of(
+                lower.iter().map(|(start, p)| (start, p)),
+                second,
+                upper,
+                spec,
+            );
+            Box::new(built)
+        });
     }
 
     /// Adds one event to the block holding it on every level (the caller has added it to its
@@ -186,13 +192,76 @@ impl Rollups {
         seq: u64,
         inputs: &[EncodedValue],
     ) {
-        let Some(widths) = self.widths else {
-            return self.rebuild(spec, tiles);
-        };
-        // Built ones stay while the spec's widths do, however few tiles the horizon leaves.
-        if Some(widths) != self::widths(spec) {
-            return self.rebuild(spec, tiles);
+        match &mut self.0 {
+            // Built ones stay while the spec's widths do, however few tiles the horizon leaves.
+            Some(built) if Some(built.widths) == widths(spec) => {
+                built.add(spec, tiles, event_time, seq, inputs)
+            }
+            _ => self.rebuild(spec, tiles),
         }
+    }
+
+    /// After the tiles starting before `keep_from` were dropped: drops the blocks starting
+    /// before it. A block straddling `keep_from` held dropped tiles, but no read reaches it:
+    /// reads start at the first tile left, and `keep_from` is a tile edge (windows are
+    /// multiples of the interval), so every tile left starts at or after it.
+    pub fn drop_before(&mut self, keep_from: Micros) {
+        for blocks in self.0.iter_mut().flat_map(|built| &mut built.levels) {
+            blocks.drain(..position(blocks, keep_from));
+        }
+    }
+
+    /// Each level's block starts, in order (none without roll-ups).
+    #[cfg(test)]
+    pub fn block_starts(&self) -> Vec<Vec<Micros>> {
+        let Some(built) = &self.0 else {
+            return vec![Vec::new(); 2];
+        };
+        built
+            .levels
+            .iter()
+            .map(|blocks| blocks.iter().map(|(start, _)| *start).collect())
+            .collect()
+    }
+
+    /// Merges the aggregates of every tile starting in `range` into `totals`, each entry an
+    /// aggregate's index, function and running total, using the largest blocks that fit inside
+    /// the range and fine tiles at its edges.
+    pub fn merge_range(
+        &self,
+        tiles: &BTreeMap<Micros, Vec<Partial>>,
+        range: Range<Micros>,
+        totals: &mut [Total],
+    ) {
+        let (Some((&first_tile, _)), Some((&last_tile, _))) =
+            (tiles.first_key_value(), tiles.last_key_value())
+        else {
+            return;
+        };
+        // Nothing starts before the first tile; a lifetime window's MIN start would overflow
+        // when rounded to a block edge.
+        let range = range.start.max(first_tile)..range.end;
+        let levels = self.0.as_ref().map_or(0, |built| built.levels.len());
+        let walk = Walk {
+            rollups: self.0.as_deref(),
+            tiles,
+            last_tile,
+        };
+        walk.merge_level(levels, range, totals, Taken::All);
+    }
+}
+
+impl Levels {
+    /// [`Rollups::add`] for built roll-ups of the spec's widths.
+    fn add(
+        &mut self,
+        spec: &AggregationSpec,
+        tiles: &BTreeMap<Micros, Vec<Partial>>,
+        event_time: Micros,
+        seq: u64,
+        inputs: &[EncodedValue],
+    ) {
+        let widths = self.widths;
         let tile = block_start(event_time, spec.interval);
         match self.last_tile {
             Some(last) if last >= tile => {}
@@ -246,51 +315,6 @@ impl Rollups {
             let parts = lower.range(from..position(lower, start + second));
             close_block(upper, start, parts.map(|(_, p)| p), spec);
         }
-    }
-
-    /// After the tiles starting before `keep_from` were dropped: drops the blocks starting
-    /// before it. A block straddling `keep_from` held dropped tiles, but no read reaches it:
-    /// reads start at the first tile left, and `keep_from` is a tile edge (windows are
-    /// multiples of the interval), so every tile left starts at or after it.
-    pub fn drop_before(&mut self, keep_from: Micros) {
-        for blocks in &mut self.levels {
-            blocks.drain(..position(blocks, keep_from));
-        }
-    }
-
-    /// Each level's block starts, in order.
-    #[cfg(test)]
-    pub fn block_starts(&self) -> Vec<Vec<Micros>> {
-        self.levels
-            .iter()
-            .map(|blocks| blocks.iter().map(|(start, _)| *start).collect())
-            .collect()
-    }
-
-    /// Merges the aggregates of every tile starting in `range` into `totals`, each entry an
-    /// aggregate's index, function and running total, using the largest blocks that fit inside
-    /// the range and fine tiles at its edges.
-    pub fn merge_range(
-        &self,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
-        range: Range<Micros>,
-        totals: &mut [Total],
-    ) {
-        let (Some((&first_tile, _)), Some((&last_tile, _))) =
-            (tiles.first_key_value(), tiles.last_key_value())
-        else {
-            return;
-        };
-        // Nothing starts before the first tile; a lifetime window's MIN start would overflow
-        // when rounded to a block edge.
-        let range = range.start.max(first_tile)..range.end;
-        let levels = self.widths.map_or(0, |w| w.len());
-        let walk = Walk {
-            rollups: self,
-            tiles,
-            last_tile,
-        };
-        walk.merge_level(levels, range, totals, Taken::All);
     }
 }
 
@@ -346,7 +370,7 @@ impl Taken {
 
 /// One window's merge over one key's tiles and roll-ups.
 struct Walk<'a> {
-    rollups: &'a Rollups,
+    rollups: Option<&'a Levels>,
     tiles: &'a BTreeMap<Micros, Vec<Partial>>,
     /// No tile (and so no block) starts after it: a range past it is empty, and the walk skips
     /// its B-tree search (windows of keys that saw no recent event end past their last tile).
@@ -376,13 +400,13 @@ impl Walk<'_> {
                 }
             }
         };
-        let (Some(widths), Some(below)) = (self.rollups.widths, level.checked_sub(1)) else {
+        let (Some(rollups), Some(below)) = (self.rollups, level.checked_sub(1)) else {
             for (_, tile) in self.tiles.range(range) {
                 merge(totals, tile, taken);
             }
             return;
         };
-        let width = widths[below];
+        let width = rollups.widths[below];
         // The whole blocks inside the range.
         let aligned = block_start(range.start, width);
         let first = if aligned < range.start {
@@ -396,7 +420,7 @@ impl Walk<'_> {
         }
         self.merge_level(below, range.start..first, totals, taken);
         if first <= self.last_tile {
-            let blocks = &self.rollups.levels[below];
+            let blocks = &rollups.levels[below];
             let from = position(blocks, first);
             for (start, block) in blocks.range(from..position(blocks, last)) {
                 // No block starts after the last tile: the open one is the one past it.

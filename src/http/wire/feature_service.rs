@@ -842,8 +842,11 @@ fn push_float(out: &mut Vec<u8>, f: f64) {
 }
 
 /// Appends a stored value's JSON from its encoded bytes, as [`push_value`] writes the value
-/// decoded.
+/// decoded. A scalar (most stored values) is read in place, not through `read`.
 fn push_encoded(out: &mut Vec<u8>, encoded: EncodedValue) {
+    if let Some(scalar) = encoded.scalar() {
+        return push_scalar(out, scalar);
+    }
     if let Some(text) = encoded.string_bytes() {
         return push_string(out, text);
     }

@@ -936,7 +936,7 @@ fn needs_escape(text: &[u8]) -> bool {
         n @ 4..8 => stops(u64::from(half(0)) | u64::from(half(n - 4)) << 32),
         n => {
             let mut chunks = text.chunks_exact(8);
-            (&mut chunks).any(|chunk| stops(u64::from_le_bytes(chunk.try_into().expect("eight"))))
+            chunks.any(|chunk| stops(u64::from_le_bytes(chunk.try_into().expect("eight"))))
                 || (!chunks.remainder().is_empty() && stops(word(n - 8)))
         }
     }

@@ -389,21 +389,31 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The bytes of `word` (eight, little-endian) that stop a JSON string's plain text, `"`, `\`
+/// or a control character: each one's high bit set, exact for the lowest (a byte's bit is set
+/// where it is below `n`, x - n*ONES & !x, and a borrow only runs up from such a byte), so
+/// zero exactly when none is there. Also how an answer finds a stored string with nothing to
+/// escape (`feature_service::push_string`).
+#[inline]
+pub(super) fn json_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Bytes of 0x80 and over are never below.
+    let below = |word: u64, n: u64| word.wrapping_sub(n * ONES) & !word & HIGHS;
+    below(word ^ (u64::from(b'"') * ONES), 1)
+        | below(word ^ (u64::from(b'\\') * ONES), 1)
+        | below(word, 0x20)
+}
+
 /// Where a string's text stops: the index of the first `"`, `\` or control character in
 /// `bytes`, eight bytes a step (a byte at a time cost ~15 instructions a byte).
 fn string_stop(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // A byte's high bit is set where it is below `n` (x - n*ONES & !x): exact for the lowest
-    // such byte, as a borrow only runs up from one; bytes of 0x80 and over never are.
-    let below = |word: u64, n: u64| word.wrapping_sub(n * ONES) & !word & HIGHS;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
-        let stops = below(word ^ (u64::from(b'"') * ONES), 1)
-            | below(word ^ (u64::from(b'\\') * ONES), 1)
-            | below(word, 0x20);
+        let stops = json_stops(u64::from_le_bytes(
+            chunk.try_into().expect("chunks of eight"),
+        ));
         if stops != 0 {
             return Some(offset + stops.trailing_zeros() as usize / 8);
         }

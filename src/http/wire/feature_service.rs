@@ -10,6 +10,7 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use serde_json::{json, Map, Value as Json};
 
 use super::super::error::{ApiError, ErrorKind};
+use super::common_request::json_stops;
 use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
@@ -842,8 +843,11 @@ fn push_float(out: &mut Vec<u8>, f: f64) {
 }
 
 /// Appends a stored value's JSON from its encoded bytes, as [`push_value`] writes the value
-/// decoded.
+/// decoded. A scalar (most stored values) is read in place, not through `read`.
 fn push_encoded(out: &mut Vec<u8>, encoded: EncodedValue) {
+    if let Some(scalar) = encoded.scalar() {
+        return push_scalar(out, scalar);
+    }
     if let Some(text) = encoded.string_bytes() {
         return push_string(out, text);
     }
@@ -881,6 +885,13 @@ fn push_encoded(out: &mut Vec<u8>, encoded: EncodedValue) {
 fn push_string(out: &mut Vec<u8>, text: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
+    // Most stored strings have nothing to escape: tested a word at a time and copied whole
+    // (the loop below took ~5 instructions a byte, ~7k a plain batch of ten random keys).
+    if !needs_escape(text) {
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
+    }
     let mut plain = 0;
     for (i, &byte) in text.iter().enumerate() {
         let escape: &[u8] = match byte {
@@ -907,6 +918,28 @@ fn push_string(out: &mut Vec<u8>, text: &[u8]) {
     }
     out.extend_from_slice(&text[plain..]);
     out.push(b'"');
+}
+
+/// Whether `text` holds a byte JSON escapes (`"`, `\`, a control character), tested in words
+/// of its own bytes: two overlapping ones from four bytes on, one of its (repeated) bytes
+/// below, so that no padding byte is ever tested.
+fn needs_escape(text: &[u8]) -> bool {
+    let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("eight"));
+    let half = |at: usize| u32::from_le_bytes(text[at..at + 4].try_into().expect("four"));
+    let stops = |word: u64| json_stops(word) != 0;
+    match text.len() {
+        0 => false,
+        n @ 1..4 => {
+            let packed = u32::from_le_bytes([text[0], text[n / 2], text[n - 1], text[0]]);
+            stops(u64::from(packed) | u64::from(packed) << 32)
+        }
+        n @ 4..8 => stops(u64::from(half(0)) | u64::from(half(n - 4)) << 32),
+        n => {
+            let mut chunks = text.chunks_exact(8);
+            chunks.any(|chunk| stops(u64::from_le_bytes(chunk.try_into().expect("eight"))))
+                || (!chunks.remainder().is_empty() && stops(word(n - 8)))
+        }
+    }
 }
 
 /// Appends the `metadata.features` array; `push_status(out, i)` writes feature i's status
@@ -1199,6 +1232,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The word tests find a byte to escape wherever it is, as a byte at a time would.
+        #[test]
+        fn strings_needing_an_escape_are_found_as_byte_tests_find_them(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    12 => 0x20u8..=0xff,
+                    1 => proptest::strategy::Just(b'"'),
+                    1 => proptest::strategy::Just(b'\\'),
+                    1 => 0u8..0x20,
+                ],
+                0..40,
+            )
+        ) {
+            let byte_test = text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            proptest::prop_assert_eq!(needs_escape(&text), byte_test);
+        }
+
         #[test]
         fn any_stored_string_is_written_as_serde_json_writes_it(text in ".*") {
             proptest::prop_assert_eq!(written_string(&text), serde_json::to_string(&text).unwrap());

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::{write_tile_key, ShardActor};
 use crate::metrics::Queued;
-use crate::persist::format::RowRecordV2;
+use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN};
 use crate::registry::{Layout, ViewId};
 use crate::store::row::split_values;
 use crate::store::tiles::TileSet;
@@ -61,6 +61,12 @@ impl ShardActor {
         let mut partition = self.partition.write();
         let partition = &mut *partition;
         let views = Arc::clone(&partition.views);
+        let incoming = rows
+            .iter()
+            .filter(|row| views.spec(row.view).is_none())
+            .map(|row| ROW_RECORD_HEADER_LEN + row.key.len() + row.payload.len())
+            .sum();
+        partition.compact_if_due(incoming)?;
         // An aggregating row's tile key and values, refilled row by row: a key is boxed only
         // when it gets its first tiles.
         let mut key = Vec::new();
@@ -118,7 +124,7 @@ impl ShardActor {
             }
             outcome.stored += 1;
         }
-        partition.compact_if_due()?;
+        partition.compact_if_due(0)?;
         Ok(outcome)
     }
 }

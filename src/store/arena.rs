@@ -5,8 +5,12 @@
 //!
 //! Records are appended; an overwritten row's record is flagged superseded and its bytes counted
 //! dead. The arena grows by doubling (a new anonymous mapping, bytes copied over at the same
-//! offsets) and compacts when more than half of what it holds is dead, so space stays within
-//! about twice the live bytes. The arena is written by exactly one shard actor.
+//! offsets) and compacts when more than half of what it holds is dead, or a third when a write
+//! would otherwise grow it. A compaction moves the live records down within the mapping when no
+//! loan holds it and it is at most four times their bytes (its pages are already faulted in:
+//! a bulk load of overwrites then fills the same pages again instead of fresh ones the kernel
+//! zeroes), else into a fresh mapping of twice their bytes. The arena is written by exactly one
+//! shard actor.
 //!
 //! A snapshot export borrows the arena's bytes instead of copying them ([`Arena::lend`]): the
 //! loan holds the mapping (growth and compaction move the arena to a fresh one and leave the old
@@ -27,6 +31,10 @@ use crate::time::Micros;
 
 /// Below this, dead bytes are not worth a compaction pass.
 const MIN_COMPACTION_BYTES: usize = 1 << 20;
+
+/// A compaction keeps the mapping (moving records down in it) while it is at most this many
+/// times the live bytes; a larger one is given back for a fresh mapping of twice them.
+const IN_PLACE_MAPPED_PER_LIVE: usize = 4;
 
 /// Where a record's flags are, from its start.
 const FLAGS_AT: usize = 12;
@@ -51,6 +59,15 @@ impl Mapping {
         assert!(len <= self.len(), "within the mapping");
         // SAFETY: in bounds (above); no write overlaps a slice while it lives (see the type).
         unsafe { std::slice::from_raw_parts(self.0.as_ptr(), len) }
+    }
+
+    /// The first `len` bytes, to write: `&mut` only through `Arc::get_mut`, so no loan holds
+    /// the mapping and no slice of [`Mapping::bytes`] is alive.
+    fn bytes_mut(&mut self, len: usize) -> &mut [u8] {
+        assert!(len <= self.len(), "within the mapping");
+        // SAFETY: in bounds (above); `&mut self` excludes every other reference to the mapping,
+        // and its bytes are reached through `&self` or `&mut self` only.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr(), len) }
     }
 
     /// Copies `bytes` to `at`.
@@ -218,18 +235,42 @@ impl Arena {
         }
     }
 
-    /// True when more than half of the used bytes are dead.
-    pub fn wants_compaction(&self) -> bool {
-        self.dead >= MIN_COMPACTION_BYTES && self.dead * 2 > self.used
+    /// True when more than half of the used bytes are dead, or when `incoming` more bytes would
+    /// not fit and a third are: compacting then spares growth its copy into a larger mapping,
+    /// and still leaves a third of the mapping to fill before the next compaction (each byte
+    /// appended is moved at most twice).
+    pub fn wants_compaction(&self, incoming: usize) -> bool {
+        let full = self.used + incoming > self.map.len();
+        self.dead >= MIN_COMPACTION_BYTES
+            && (self.dead * 2 > self.used || (full && self.dead * 3 >= self.used))
     }
 
-    /// Rewrites the live records (given by where they start) into a fresh mapping and updates
-    /// every start in place. A loan keeps the old mapping.
+    /// Rewrites the live records (given by where they start) back to back and updates every
+    /// start in place: down within the mapping when no loan holds it and it is not oversized
+    /// (its pages are there already, where a fresh mapping's are faulted in and zeroed by the
+    /// kernel as they are filled), else into a fresh mapping, which a loan leaves the old one to.
     pub fn compact<'a>(
         &mut self,
         live_records: impl Iterator<Item = &'a mut u64>,
     ) -> io::Result<()> {
         let live = self.used - self.dead;
+        let oversized = self.map.len() > IN_PLACE_MAPPED_PER_LIVE * live;
+        match Arc::get_mut(&mut self.map) {
+            Some(map) if !oversized => {
+                let (used, live_rows) = compact_in_place(map.bytes_mut(self.used), live_records);
+                self.finish_compaction(used, live_rows);
+                Ok(())
+            }
+            _ => self.compact_into_fresh(live, live_records),
+        }
+    }
+
+    /// Copies the live records into a fresh mapping of twice their bytes.
+    fn compact_into_fresh<'a>(
+        &mut self,
+        live: usize,
+        live_records: impl Iterator<Item = &'a mut u64>,
+    ) -> io::Result<()> {
         let fresh = Mapping::new(live * 2)?;
         let (mut used, mut live_rows) = (0usize, 0);
         for record in live_records {
@@ -242,13 +283,18 @@ impl Arena {
             live_rows += 1;
         }
         self.map = Arc::new(fresh);
+        self.finish_compaction(used, live_rows);
+        Ok(())
+    }
+
+    /// Counts after a compaction that left `live_rows` records in `used` bytes.
+    fn finish_compaction(&mut self, used: usize, live_rows: usize) {
         self.used = used;
         self.dead = 0;
         self.live_rows = live_rows;
         // The released records were not among the live ones: nothing left to flag.
         self.lent = 0;
         self.released_in_loan.clear();
-        Ok(())
     }
 
     /// Moves the records to a fresh mapping of `capacity` bytes, at the same offsets. A loan
@@ -280,6 +326,28 @@ impl Arena {
     pub fn usage(&self) -> (usize, usize, usize) {
         (self.map.len(), self.used, self.dead)
     }
+}
+
+/// Moves the live records (given by where they start) down to the front of `bytes`, in arena
+/// order, and updates every start; answers the bytes they take and how many they are. Sorted by start, each record
+/// moves to at or below where it was, over bytes no later record needs.
+fn compact_in_place<'a>(
+    bytes: &mut [u8],
+    live_records: impl Iterator<Item = &'a mut u64>,
+) -> (usize, usize) {
+    let mut starts: Vec<(u64, &mut u64)> = live_records.map(|record| (*record, record)).collect();
+    starts.sort_unstable_by_key(|(start, _)| *start);
+    let (mut used, live_rows) = (0usize, starts.len());
+    for (start, record) in starts {
+        let start = start as usize;
+        let len = RowRecordV2::read(bytes, start)
+            .expect("the arena holds whole records")
+            .len();
+        bytes.copy_within(start..start + len, used);
+        *record = used as u64;
+        used += len;
+    }
+    (used, live_rows)
 }
 
 /// An arena's records lent to a snapshot export, as they were at the loan: read from any thread,
@@ -374,7 +442,7 @@ mod tests {
         for &start in &records[..900] {
             arena.release(arena.stored_at(start as usize));
         }
-        assert!(arena.wants_compaction());
+        assert!(arena.wants_compaction(0));
         let mut live = records.split_off(900);
         arena.compact(live.iter_mut()).unwrap();
         for (i, &start) in live.iter().enumerate() {
@@ -392,6 +460,60 @@ mod tests {
         let (mapped, used, dead) = arena.usage();
         assert_eq!((used, dead), (100 * (ROW_RECORD_HEADER_LEN + 1200 + 3), 0));
         assert!(mapped <= 2 * used);
+    }
+
+    /// With no loan out and a mapping not oversized, a compaction moves the records down
+    /// within it (the mapping is kept), in arena order whatever order their starts come in.
+    #[test]
+    fn compacts_in_place_when_no_loan_holds_the_mapping() {
+        let mut arena = Arena::with_capacity(4096).unwrap();
+        let starts: Vec<usize> = (0..60).map(|i| append(&mut arena, i)).collect();
+        let kept = |i: &u8| !i.is_multiple_of(3);
+        for i in (0..60u8).filter(|i| !kept(i)) {
+            arena.release(arena.stored_at(starts[usize::from(i)]));
+        }
+        let (mapped, ..) = arena.usage();
+        let mut live: Vec<u64> = (0..60u8)
+            .rev()
+            .filter(kept)
+            .map(|i| starts[usize::from(i)] as u64)
+            .collect();
+        arena.compact(live.iter_mut()).unwrap();
+        let record_len = ROW_RECORD_HEADER_LEN + 40 + 1;
+        assert_eq!(arena.usage(), (mapped, 40 * record_len, 0));
+        let moved = keys(live.iter().map(|&start| arena.record_at(start as usize)));
+        assert_eq!(moved, (0..60u8).rev().filter(kept).collect::<Vec<u8>>());
+        let loan = arena.lend();
+        assert_eq!(read(&loan), (0..60u8).filter(kept).collect::<Vec<u8>>());
+        assert!(loan
+            .live_records()
+            .all(|record| record.payload == [record.key[0]; 40]));
+    }
+
+    /// A write that would grow the arena compacts it first once a third of it is dead (and at
+    /// least `MIN_COMPACTION_BYTES`); one that fits waits until half is.
+    #[test]
+    fn compacts_before_a_write_that_would_grow_the_arena() {
+        let mut arena = Arena::with_capacity(4 << 20).unwrap();
+        let payload = [7u8; 1000];
+        let record = RowRecordV2 {
+            view: 0,
+            flags: 0,
+            event_time: 0,
+            payload: &payload,
+            key: b"k",
+        };
+        let starts: Vec<usize> = (0..3000).map(|_| arena.append(&record).unwrap()).collect();
+        for &start in &starts[..1100] {
+            arena.release(arena.stored_at(start));
+        }
+        assert!(!arena.wants_compaction(0));
+        assert!(!arena.wants_compaction(1 << 20), "fits");
+        assert!(arena.wants_compaction(2 << 20), "would grow");
+        for &start in &starts[1100..1600] {
+            arena.release(arena.stored_at(start));
+        }
+        assert!(arena.wants_compaction(0), "half dead");
     }
 
     fn keys<'a>(records: impl Iterator<Item = RowRecordV2<'a>>) -> Vec<u8> {
@@ -535,8 +657,13 @@ mod tests {
                     Step::Compact => {
                         let mut starts: Vec<u64> = live.iter().map(|&(start, _)| start).collect();
                         arena.compact(starts.iter_mut()).unwrap();
-                        for ((start, _), moved) in live.iter_mut().zip(starts) {
+                        for ((start, len), moved) in live.iter_mut().zip(starts) {
                             *start = moved;
+                            // Moved whole: `Append`'s payload is its length's byte.
+                            let record = arena.record_at(moved as usize);
+                            let byte = (*len - ROW_RECORD_HEADER_LEN - 1) as u8;
+                            prop_assert_eq!((record.len(), record.key), (*len, &b"k"[..]));
+                            prop_assert!(record.payload.iter().all(|&b| b == byte));
                         }
                     }
                     Step::Release(_) | Step::EndLoan(_) => {}

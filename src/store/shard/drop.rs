@@ -39,6 +39,6 @@ impl Handler<DropKeys> for ShardActor {
             .tiles
             .retain(|key, _| !dropped(view_of_key(key).0, &key[KEY_PREFIX..]));
         partition.view_usage = ViewUsages::count(partition);
-        partition.compact_if_due()
+        partition.compact_if_due(0)
     }
 }

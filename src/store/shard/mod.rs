@@ -133,11 +133,12 @@ fn tile_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
 }
 
 impl Partition {
-    /// Compacts the arena when enough of it is dead, after a write or a drop. While layouts
-    /// retire, the index still points at their released records: it waits for
-    /// `RetireLayouts`, which compacts.
-    fn compact_if_due(&mut self) -> std::io::Result<()> {
-        if self.retiring.is_none() && self.arena.wants_compaction() {
+    /// Compacts the arena when enough of it is dead, before a write of `incoming` record bytes
+    /// (which might otherwise grow it), after a write or a drop. While layouts retire, the
+    /// index still points at their released records: it waits for `RetireLayouts`, which
+    /// compacts.
+    fn compact_if_due(&mut self, incoming: usize) -> std::io::Result<()> {
+        if self.retiring.is_none() && self.arena.wants_compaction(incoming) {
             self.arena.compact(self.index.records_mut())?;
         }
         Ok(())

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::{write_tile_key, ShardActor};
 use crate::metrics::Queued;
-use crate::persist::format::RowRecordV2;
+use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN};
 use crate::registry::{Layout, ViewId};
 use crate::store::row::split_values;
 use crate::store::tiles::TileSet;
@@ -54,6 +54,24 @@ impl Handler<ApplyRows> for ShardActor {
     }
 }
 
+/// Rows whose index entries and records are read ahead of their writes, at a time: enough
+/// searches to overlap their misses, few enough that what they bring stays in the cache.
+const TOUCH_AHEAD: usize = 16;
+
+/// Reads the plain rows' index entries and records ahead of their writes (`RowIndex::touch`).
+fn touch_ahead(partition: &super::Partition, rows: &[RowWrite]) {
+    let mut touched = 0u8;
+    for row in rows
+        .iter()
+        .filter(|row| partition.views.spec(row.view).is_none())
+    {
+        touched ^= partition
+            .index
+            .touch(&partition.arena, row.view, row.layout, &row.key);
+    }
+    std::hint::black_box(touched);
+}
+
 impl ShardActor {
     /// Applies one batch under the write lock: readers see all of it or none of it.
     fn apply(&mut self, rows: Vec<RowWrite>) -> std::io::Result<WriteOutcome> {
@@ -61,11 +79,20 @@ impl ShardActor {
         let mut partition = self.partition.write();
         let partition = &mut *partition;
         let views = Arc::clone(&partition.views);
+        let incoming = rows
+            .iter()
+            .filter(|row| views.spec(row.view).is_none())
+            .map(|row| ROW_RECORD_HEADER_LEN + row.key.len() + row.payload.len())
+            .sum();
+        partition.compact_if_due(incoming)?;
         // An aggregating row's tile key and values, refilled row by row: a key is boxed only
         // when it gets its first tiles.
         let mut key = Vec::new();
         let mut inputs = Vec::new();
-        for row in &rows {
+        for (at, row) in rows.iter().enumerate() {
+            if at % TOUCH_AHEAD == 0 {
+                touch_ahead(partition, &rows[at..rows.len().min(at + TOUCH_AHEAD)]);
+            }
             if let Some(spec) = views.spec(row.view) {
                 write_tile_key(row.view, row.layout, &row.key, &mut key);
                 // An aggregating view's row is one event: it goes into its tile, its values
@@ -118,7 +145,7 @@ impl ShardActor {
             }
             outcome.stored += 1;
         }
-        partition.compact_if_due()?;
+        partition.compact_if_due(0)?;
         Ok(outcome)
     }
 }

@@ -65,11 +65,10 @@ pub fn draw_latency_chart(report: &Report, path: &Path) -> Result<(), BenchError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::load::Pacing;
-    use crate::bench::report::Measurement;
+    use crate::bench::report::{Measurement, Pace};
     use std::collections::BTreeMap;
 
-    fn measurement(target: &str, pacing: Pacing, rps: f64, p99: f64) -> Measurement {
+    fn measurement(target: &str, pacing: Pace, rps: f64, p99: f64) -> Measurement {
         Measurement {
             workload: "get_features s".into(),
             keys: 100,
@@ -90,10 +89,10 @@ mod tests {
     fn draws_one_curve_per_target_with_a_point_per_pacing() {
         let report = Report {
             measurements: vec![
-                measurement("quiver", Pacing::Closed, 9000.0, 4000.0),
-                measurement("quiver", Pacing::Open { rate: 1000.0 }, 1000.0, 900.0),
-                measurement("limit", Pacing::Closed, 20000.0, 2000.0),
-                measurement("limit", Pacing::Open { rate: 1000.0 }, 1000.0, 500.0),
+                measurement("quiver", Pace::Closed, 9000.0, 4000.0),
+                measurement("quiver", Pace::Rate(1000.0), 1000.0, 900.0),
+                measurement("limit", Pace::Closed, 20000.0, 2000.0),
+                measurement("limit", Pace::Rate(1000.0), 1000.0, 500.0),
             ],
             ..Report::default()
         };

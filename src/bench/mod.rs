@@ -51,6 +51,8 @@ pub enum BenchError {
     Runtime(#[source] std::io::Error),
     #[error("could not draw the chart {0}: {1}")]
     Chart(String, String),
+    #[error("no closed-loop throughput of the limit on `{0}` to take a share of (--rate-of-limit needs --compare)")]
+    NoLimit(String),
     #[error("a load generator task failed: {0}")]
     Task(String),
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::process::{process_stats, ChildServer, ProcessStats, ScratchDir};
+use super::report::LIMIT;
 use super::BenchError;
 use super::{bare, redis_front};
 
@@ -116,9 +117,9 @@ pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
             "--responses",
         ])
         .arg(responses_file);
-    let process = ChildServer::start_announced("limit", command, bare::LISTENING)?;
+    let process = ChildServer::start_announced(LIMIT, command, bare::LISTENING)?;
     Ok(Target {
-        name: "limit".into(),
+        name: LIMIT.into(),
         address: process.address,
         protocol: Protocol::Http,
         process: Some(process),

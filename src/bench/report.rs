@@ -7,11 +7,49 @@ use std::fmt::Write;
 
 use serde_json::{json, Value as Json};
 
-use super::load::{LoadResult, Pacing};
+use super::load::LoadResult;
 use super::restore::RestoreFigure;
 
 /// The target every other is compared with.
 pub const QUIVER: &str = "quiver";
+/// The bare actix-web handler: what Quiver's HTTP layer could do at best.
+pub const LIMIT: &str = "limit";
+
+/// How a measurement was paced, as the run planned it and the report labels it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// Each connection sends as soon as its previous answer arrived.
+    Closed,
+    /// Open loop at a fixed rate, requests per second.
+    Rate(f64),
+    /// Open loop at this share of the limit's closed-loop throughput on the same workload,
+    /// measured just before (issue 12 asks for latency at half the limit's maximum, which a
+    /// fixed rate hits only if the machine runs as fast as in the run before).
+    ShareOfLimit(f64),
+}
+
+impl Pace {
+    /// The label of rows and of saved reports.
+    pub fn label(self) -> String {
+        match self {
+            Pace::Closed => "closed loop".into(),
+            Pace::Rate(rate) => format!("open loop {rate:.0}/s"),
+            Pace::ShareOfLimit(share) => format!("open loop {share}× the limit's max"),
+        }
+    }
+
+    /// The pace a label (of a saved report) was made from.
+    fn from_label(label: &str) -> Option<Pace> {
+        if label == "closed loop" {
+            return Some(Pace::Closed);
+        }
+        let open = label.strip_prefix("open loop ")?;
+        match open.strip_suffix("× the limit's max") {
+            Some(share) => share.parse().ok().map(Pace::ShareOfLimit),
+            None => open.strip_suffix("/s")?.parse().ok().map(Pace::Rate),
+        }
+    }
+}
 
 /// One run of one workload against one target.
 #[derive(Debug, Clone)]
@@ -19,7 +57,7 @@ pub struct Measurement {
     pub workload: String,
     /// Keys per join key in the data set the workload read or wrote.
     pub keys: u64,
-    pub pacing: Pacing,
+    pub pacing: Pace,
     pub target: String,
     /// Rows or events per request (1 for a single GetFeatures), and what they are.
     pub items_per_request: u64,
@@ -42,7 +80,7 @@ const PERCENTILES: [(&str, f64); 4] =
 impl Measurement {
     pub fn new(
         (workload, keys): (&str, u64),
-        pacing: Pacing,
+        pacing: Pace,
         target: &str,
         (items_per_request, item_unit): (u64, &'static str),
         result: &LoadResult,
@@ -89,7 +127,7 @@ impl std::fmt::Display for Measurement {
             "{} ({} keys), {}, {}: {} {}/s, p99 {}",
             self.workload,
             si(self.keys as f64),
-            pacing_label(self.pacing),
+            self.pacing.label(),
             self.target,
             si(self.requests_per_second * self.items_per_request as f64),
             self.item_unit,
@@ -100,13 +138,6 @@ impl std::fmt::Display for Measurement {
             write!(f, ", {errors} errors")?;
         }
         Ok(())
-    }
-}
-
-pub fn pacing_label(pacing: Pacing) -> String {
-    match pacing {
-        Pacing::Closed => "closed loop".into(),
-        Pacing::Open { rate } => format!("open loop {rate:.0}/s"),
     }
 }
 
@@ -183,7 +214,7 @@ impl Report {
         let mut groups: Summaries = Vec::new();
         let mut rounds: BTreeMap<(String, String, String), Vec<&Measurement>> = BTreeMap::new();
         for m in &self.measurements {
-            let row = (self.workload_label(m), pacing_label(m.pacing));
+            let row = (self.workload_label(m), m.pacing.label());
             if !groups.iter().any(|(key, _)| *key == row) {
                 groups.push((row.clone(), BTreeMap::new()));
             }
@@ -410,7 +441,7 @@ impl Report {
         let mut rounds: BTreeMap<(String, String, u64), Vec<&Measurement>> = BTreeMap::new();
         for m in self.measurements.iter().filter(|m| m.target == QUIVER) {
             rounds
-                .entry((m.workload.clone(), pacing_label(m.pacing), m.keys))
+                .entry((m.workload.clone(), m.pacing.label(), m.keys))
                 .or_default()
                 .push(m);
         }
@@ -487,16 +518,7 @@ impl Report {
             .as_array()?
             .iter()
             .map(|result| {
-                let pacing = match result["pacing"].as_str()? {
-                    "closed loop" => Pacing::Closed,
-                    open => Pacing::Open {
-                        rate: open
-                            .strip_prefix("open loop ")?
-                            .strip_suffix("/s")?
-                            .parse()
-                            .ok()?,
-                    },
-                };
+                let pacing = Pace::from_label(result["pacing"].as_str()?)?;
                 let latency = &result["latencyMicros"];
                 let mut latency_micros = [f64::NAN; 5];
                 for (slot, name) in latency_micros
@@ -630,7 +652,7 @@ mod tests {
         Measurement {
             workload: "get_features".into(),
             keys: 100,
-            pacing: Pacing::Closed,
+            pacing: Pace::Closed,
             target: target.into(),
             items_per_request: 1,
             item_unit: "req",
@@ -651,11 +673,11 @@ mod tests {
         let report = Report {
             measurements: vec![
                 measurement(QUIVER, 1000.0, 0),
-                measurement("limit", 3000.0, 0),
+                measurement(LIMIT, 3000.0, 0),
                 measurement(QUIVER, 3000.0, 0),
-                measurement("limit", 4000.0, 2),
+                measurement(LIMIT, 4000.0, 2),
                 measurement(QUIVER, 2000.0, 0),
-                measurement("limit", 5000.0, 0),
+                measurement(LIMIT, 5000.0, 0),
             ],
             ..Report::default()
         };
@@ -676,7 +698,7 @@ mod tests {
     #[test]
     fn a_target_that_answered_nothing_in_an_open_loop_window_shows_no_latency() {
         let open = |target: &str, succeeded: u64| Measurement {
-            pacing: Pacing::Open { rate: 5000.0 },
+            pacing: Pace::Rate(5000.0),
             succeeded,
             errors: [("backlog".to_string(), 20_000 - succeeded)].into(),
             ..measurement(target, 5000.0, 0)
@@ -732,10 +754,14 @@ mod tests {
             measurements: vec![
                 measurement(QUIVER, 2000.0, 0),
                 Measurement {
-                    pacing: Pacing::Open { rate: 500.0 },
+                    pacing: Pace::Rate(500.0),
                     ..measurement(QUIVER, 500.0, 0)
                 },
-                measurement("limit", 4000.0, 0),
+                Measurement {
+                    pacing: Pace::ShareOfLimit(0.5),
+                    ..measurement(QUIVER, 2000.0, 0)
+                },
+                measurement(LIMIT, 4000.0, 0),
             ],
             ..Report::default()
         };

@@ -19,7 +19,7 @@ use super::peers::{
 };
 use super::process::{own_cpu_seconds, scratch_dir, ProcessStats, ScratchDir};
 use super::redis::{load_into_redis, start_redis, used_memory};
-use super::report::{Measurement, MemoryFigure, Report};
+use super::report::{Measurement, MemoryFigure, Pace, Report, LIMIT};
 use super::restore::{quiver_restore, redis_restore};
 use super::workloads::{load_data_set, sample_answer, Workload};
 use super::BenchError;
@@ -53,6 +53,8 @@ pub struct BenchPlan {
     pub duration: Duration,
     /// Open-loop rates, requests per second; closed loop is always measured.
     pub rates: Vec<f64>,
+    /// Open-loop rates as shares of the limit's closed-loop throughput (needs `compare`).
+    pub shares_of_limit: Vec<f64>,
     pub rounds: usize,
     pub compare: bool,
     /// Leave Feast out of the comparison (its install takes minutes).
@@ -271,8 +273,13 @@ fn measure_rounds(
     n_keys: u64,
     report: &mut Report,
 ) -> Result<(), BenchError> {
-    let pacings: Vec<Pacing> = std::iter::once(Pacing::Closed)
-        .chain(plan.rates.iter().map(|&rate| Pacing::Open { rate }))
+    let pacings: Vec<Pace> = std::iter::once(Pace::Closed)
+        .chain(plan.rates.iter().map(|&rate| Pace::Rate(rate)))
+        .chain(
+            plan.shares_of_limit
+                .iter()
+                .map(|&share| Pace::ShareOfLimit(share)),
+        )
         .collect();
     let rounds = plan.rounds.max(1);
     for round in 0..rounds {
@@ -284,9 +291,17 @@ fn measure_rounds(
             } else {
                 (&pacings[..1], &targets[..1])
             };
-            for &pacing in paced {
+            for &pace in paced {
+                let pacing = match pace {
+                    Pace::Closed => Pacing::Closed,
+                    Pace::Rate(rate) => Pacing::Open { rate },
+                    Pace::ShareOfLimit(share) => Pacing::Open {
+                        rate: share * limit_throughput(report, &workload.name)?,
+                    },
+                };
                 for target in measured_targets {
-                    let measurement = measure(plan, workload, target, pacing, round, n_keys)?;
+                    let measurement =
+                        measure(plan, workload, target, (pace, pacing), round, n_keys)?;
                     eprintln!("round {}/{rounds}: {measurement}", round + 1);
                     report.measurements.push(measurement);
                     report.load_averages.extend(load_average());
@@ -297,12 +312,26 @@ fn measure_rounds(
     Ok(())
 }
 
-/// One workload against one target at one pacing.
+/// The limit's closed-loop requests a second on `workload` in its latest measurement: the
+/// same round's when the limit is among the targets, else (Quiver alone at a larger key
+/// count) the last round's.
+fn limit_throughput(report: &Report, workload: &str) -> Result<f64, BenchError> {
+    report
+        .measurements
+        .iter()
+        .rev()
+        .find(|m| m.target == LIMIT && m.workload == workload && m.pacing == Pace::Closed)
+        .map(|m| m.requests_per_second)
+        .ok_or_else(|| BenchError::NoLimit(workload.to_string()))
+}
+
+/// One workload against one target at one pacing (as planned, and as the load generator
+/// paces it).
 fn measure(
     plan: &BenchPlan,
     workload: &Workload,
     target: &Target,
-    pacing: Pacing,
+    (pace, pacing): (Pace, Pacing),
     round: usize,
     n_keys: u64,
 ) -> Result<Measurement, BenchError> {
@@ -333,7 +362,7 @@ fn measure(
         .map(|(before, after)| after - before);
     Ok(Measurement::new(
         (&workload.name, n_keys),
-        pacing,
+        pace,
         &target.name,
         (workload.items_per_request(), workload.item_unit()),
         &result,

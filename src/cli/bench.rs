@@ -113,9 +113,14 @@ pub struct BenchArgs {
     #[arg(long = "warmup-seconds")]
     warmup_seconds: Option<f64>,
     /// Open-loop rates in requests per second, comma-separated (closed loop is always run)
-    /// [default: 1000; --quick: 200].
+    /// [default, unless --rate-of-limit is given: 1000; --quick: 200].
     #[arg(long = "rate", value_delimiter = ',')]
     rates: Option<Vec<f64>>,
+    /// Open-loop rates as shares of the limit's closed-loop requests a second on the same
+    /// workload, measured just before in the same round, comma-separated (`0.5`: half the
+    /// limit's maximum on this machine now, whatever its speed). Needs --compare.
+    #[arg(long = "rate-of-limit", value_delimiter = ',', requires = "compare", value_parser = share_of_limit)]
+    shares_of_limit: Vec<f64>,
     /// Rounds (each alternates the targets); the table holds the medians [default: 3;
     /// --quick: 1].
     #[arg(long)]
@@ -282,7 +287,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         batch_scheduling: !args.client_preempts,
         warmup: Duration::from_secs_f64(args.warmup_seconds.unwrap_or(quick((1.0, 0.2)))),
         duration: Duration::from_secs_f64(args.seconds.unwrap_or(quick((5.0, 0.5)))),
-        rates: args.rates.unwrap_or(vec![quick((1000.0, 200.0))]),
+        rates: args
+            .rates
+            .unwrap_or_else(|| match args.shares_of_limit.is_empty() {
+                true => vec![quick((1000.0, 200.0))],
+                false => Vec::new(),
+            }),
+        shares_of_limit: args.shares_of_limit,
         rounds: args.rounds.unwrap_or(quick((3.0, 1.0)) as usize),
         compare: args.compare,
         skip_feast: args.skip_feast,
@@ -320,6 +331,16 @@ fn read_responses(path: &PathBuf) -> anyhow::Result<Vec<((String, String), Strin
             Ok(((text("path")?, text("service")?), text("body")?))
         })
         .collect()
+}
+
+/// A `--rate-of-limit` share: a number above 0.
+fn share_of_limit(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share.is_finite() => Ok(share),
+        _ => Err(format!(
+            "expected a share of the limit's maximum above 0, such as 0.5; got `{text}`"
+        )),
+    }
 }
 
 /// A key for the Quiver the harness starts (it lives as long as the run).

@@ -46,7 +46,17 @@ fn quick_compare_run_reports_every_workload_without_errors() {
     // Feast's install takes minutes; the harness's Feast path is not run here. A second per
     // measurement rather than --quick's half: on a machine at load average ~8 one half-second
     // window of a debug server once counted no success at all.
-    let report = quick_bench(&["--compare", "--skip-feast", "--restore", "--seconds", "1"]);
+    let report = quick_bench(&[
+        "--compare",
+        "--skip-feast",
+        "--restore",
+        "--seconds",
+        "1",
+        "--rate",
+        "200",
+        "--rate-of-limit",
+        "0.02",
+    ]);
     let results = report["results"].as_array().expect("a list of results");
     let has = |workload: &str, pacing: &str, target: &str| {
         results.iter().any(|r| {
@@ -76,6 +86,10 @@ fn quick_compare_run_reports_every_workload_without_errors() {
                 assert!(has(&workload, "closed", target), "{workload} {target}");
                 assert!(
                     has(&workload, "open loop 200/s", target),
+                    "{workload} {target}"
+                );
+                assert!(
+                    has(&workload, "open loop 0.02× the limit's max", target),
                     "{workload} {target}"
                 );
             }
@@ -110,6 +124,26 @@ fn quick_compare_run_reports_every_workload_without_errors() {
     for figure in restore {
         assert!(figure["fileBytes"].as_u64().unwrap() > 0, "{figure}");
     }
+}
+
+#[test]
+fn a_share_of_the_limit_needs_the_limit_and_a_share_above_zero() {
+    let refusal = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("quiver bench runs");
+        assert!(!output.status.success(), "{args:?} was taken");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let without_limit = refusal(&["--quick", "--rate-of-limit", "0.5"]);
+    assert!(without_limit.contains("--compare"), "{without_limit}");
+    let zero = refusal(&["--quick", "--compare", "--rate-of-limit", "0"]);
+    assert!(
+        zero.contains("--rate-of-limit") && zero.contains("above 0"),
+        "{zero}"
+    );
 }
 
 #[test]

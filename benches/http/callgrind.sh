@@ -19,6 +19,7 @@
 # where they go (K: the kind's place in KINDS, from 1: seed, plain, seed batch, plain batch).
 set -euo pipefail
 source "$(dirname "$0")/../../tests/clients/lib.sh"
+source "$(dirname "$0")/callgrind_env.sh"
 binary=$1 out=$2 n=${3:-300}
 mkdir -p "$out"
 rm -f "$out"/callgrind.out.* "$out/summary.txt" "$out/server.out"

@@ -17,6 +17,7 @@
 # per kind: instructions, L1 data read misses and L2 ("LL") data read misses a request.
 set -euo pipefail
 source "$(dirname "$0")/../../tests/clients/lib.sh"
+source "$(dirname "$0")/callgrind_env.sh"
 binary=$1 out=$2 n=${3:-300} keys=${4:-10000}
 mkdir -p "$out"
 rm -f "$out"/callgrind.out.* "$out/summary.txt"

@@ -11,6 +11,7 @@
 //! key keeps its last read's values (`memo.rs`), which a read for the same window end and
 //! aggregates copies instead of merging the tiles again.
 
+mod map;
 mod memo;
 mod partial;
 mod rollup;
@@ -19,13 +20,12 @@ mod stored;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
 use crate::registry::aggregation::{AggregationSpec, Window};
 use crate::registry::value::Value;
 use crate::store::row::{encode_row, EncodedValue};
 use crate::time::Micros;
 
+pub use map::TileMap;
 pub use partial::Partial;
 pub use stored::{from_stored, to_stored};
 
@@ -66,7 +66,7 @@ impl AggregateMask {
 #[derive(Debug, Clone)]
 pub struct TileSet {
     /// Tile start -> one partial per aggregate.
-    pub tiles: BTreeMap<Micros, Vec<Partial>>,
+    pub tiles: TileMap,
     /// Tiles merged once past the horizon (only for views with lifetime windows).
     pub compacted: Option<Vec<Partial>>,
     pub latest_event: Micros,
@@ -90,7 +90,7 @@ impl PartialEq for TileSet {
 impl Default for TileSet {
     fn default() -> TileSet {
         TileSet {
-            tiles: BTreeMap::new(),
+            tiles: TileMap::default(),
             compacted: None,
             latest_event: 0,
             coarse_until: Micros::MIN,
@@ -117,7 +117,7 @@ impl TileSet {
     ) {
         self.memo.clear();
         let start = self.tile_of(spec, event_time);
-        let tile = self.tiles.entry(start).or_insert_with(|| {
+        let tile = self.tiles.get_or_insert_with(start, || {
             spec.aggregates
                 .iter()
                 .map(|a| Partial::empty(a.function))
@@ -176,25 +176,22 @@ impl TileSet {
         if boundary <= self.coarse_until {
             return;
         }
-        let fine: Vec<Micros> = self
-            .tiles
-            .range(self.coarse_until..boundary)
-            .map(|(start, _)| *start)
-            .collect();
-        let mut merged: BTreeMap<Micros, Vec<Partial>> = BTreeMap::new();
-        for start in fine {
-            let tile = self.tiles.remove(&start).expect("listed above");
-            let into = merged.entry(tile_start(start, coarse)).or_insert_with(|| {
-                spec.aggregates
-                    .iter()
-                    .map(|a| Partial::empty(a.function))
-                    .collect()
-            });
+        // Coarse tiles start before `coarse_until`, the fine ones left at `boundary`: the
+        // merged ones go between them.
+        let fine: Vec<_> = self.tiles.drain(self.coarse_until..boundary).collect();
+        for (start, tile) in fine {
+            let into = self
+                .tiles
+                .get_or_insert_with(tile_start(start, coarse), || {
+                    spec.aggregates
+                        .iter()
+                        .map(|a| Partial::empty(a.function))
+                        .collect()
+                });
             for ((into, from), aggregate) in into.iter_mut().zip(tile).zip(&spec.aggregates) {
                 into.merge(aggregate.function, &from);
             }
         }
-        self.tiles.extend(merged);
         self.coarse_until = boundary;
     }
 
@@ -204,25 +201,27 @@ impl TileSet {
         // Mostly nothing is that old: no range search, no list.
         if self
             .tiles
-            .first_key_value()
-            .is_none_or(|(first, _)| *first >= keep_from)
+            .first_start()
+            .is_none_or(|first| first >= keep_from)
         {
             return;
         }
-        // A tile goes once it ends before `keep_from` (coarse tiles are wider).
+        // A tile goes once it ends before `keep_from` (coarse tiles are wider). Those are the
+        // first ones: the only tile starting before `keep_from` that ends after it is a coarse
+        // one, and every tile after it starts past `keep_from` (fine ones at `coarse_until`).
         let width = |start: Micros| match spec.compaction {
             Some(coarse) if start < self.coarse_until => coarse,
             _ => spec.interval,
         };
-        let old: Vec<Micros> = self
+        let kept_from = self
             .tiles
             .range(..keep_from)
             .map(|(start, _)| *start)
-            .filter(|start| start + width(*start) <= keep_from)
-            .collect();
-        let dropped_any = !old.is_empty();
-        for start in old {
-            let tile = self.tiles.remove(&start).expect("listed above");
+            .find(|start| start + width(*start) > keep_from)
+            .unwrap_or(keep_from);
+        let mut dropped_any = false;
+        for (_, tile) in self.tiles.drain(..kept_from) {
+            dropped_any = true;
             if spec.has_lifetime() {
                 let compacted = self.compacted.get_or_insert_with(|| {
                     spec.aggregates

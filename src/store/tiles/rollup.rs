@@ -20,9 +20,10 @@
 //! until it has more than [`BUILT_PAST_TILES`] tiles: its roll-ups are then built from its
 //! tiles, as after a restore, and kept up event by event from there.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Range;
 
+use super::map::{Tile, TileMap};
 use super::partial::{add_event, add_event_where, Partial};
 use crate::registry::aggregation::{AggregationSpec, Function};
 use crate::store::row::EncodedValue;
@@ -48,10 +49,7 @@ thread_local! {
 
 /// The widths of the roll-ups a key with `tiles` has when they are (re)built: none until it
 /// has more than [`BUILT_PAST_TILES`] tiles.
-fn built_widths(
-    spec: &AggregationSpec,
-    tiles: &BTreeMap<Micros, Vec<Partial>>,
-) -> Option<[Micros; 2]> {
+fn built_widths(spec: &AggregationSpec, tiles: &TileMap) -> Option<[Micros; 2]> {
     #[cfg(test)]
     if FROM_FIRST_TILE.with(std::cell::Cell::get) {
         return widths(spec);
@@ -77,7 +75,7 @@ struct Levels {
 /// One level's blocks, ordered by start: events mostly arrive in time order, so a block is
 /// mostly pushed at the back, and old ones go from the front; a window finds its blocks with
 /// two binary searches over contiguous starts instead of two B-tree descents.
-type Blocks = VecDeque<(Micros, Vec<Partial>)>;
+type Blocks = VecDeque<Tile>;
 
 /// Puts an empty block starting at `start` at index `at` of `blocks`. A level's first block
 /// takes room for itself alone: most keys have events in one block of each level, and a
@@ -141,7 +139,7 @@ fn merge_into(into: &mut [Partial], from: &[Partial], spec: &AggregationSpec) {
 
 /// Fills `blocks` (empty) with the blocks of `width` over `source`, which is ordered by start.
 fn blocks_of<'a>(
-    source: impl Iterator<Item = (&'a Micros, &'a Vec<Partial>)>,
+    source: impl Iterator<Item = &'a Tile>,
     width: Micros,
     blocks: &mut Blocks,
     spec: &AggregationSpec,
@@ -159,22 +157,17 @@ fn blocks_of<'a>(
 impl Rollups {
     /// Rebuilds every level from the fine tiles, for `spec`'s widths; none while the key has
     /// [`BUILT_PAST_TILES`] tiles or fewer.
-    pub fn rebuild(&mut self, spec: &AggregationSpec, tiles: &BTreeMap<Micros, Vec<Partial>>) {
+    pub fn rebuild(&mut self, spec: &AggregationSpec, tiles: &TileMap) {
         self.0 = built_widths(spec, tiles).map(|widths| {
             let mut built = Levels {
                 widths,
                 levels: Default::default(),
-                last_tile: tiles.last_key_value().map(|(start, _)| *start),
+                last_tile: tiles.last_start(),
             };
             let [first, second] = widths;
             let [lower, upper] = &mut built.levels;
             blocks_of(tiles.iter(), first, lower, spec);
-            blocks_of(
-                lower.iter().map(|(start, p)| (start, p)),
-                second,
-                upper,
-                spec,
-            );
+            blocks_of(lower.iter(), second, upper, spec);
             Box::new(built)
         });
     }
@@ -187,7 +180,7 @@ impl Rollups {
     pub fn add(
         &mut self,
         spec: &AggregationSpec,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
+        tiles: &TileMap,
         event_time: Micros,
         seq: u64,
         inputs: &[EncodedValue],
@@ -227,15 +220,8 @@ impl Rollups {
     /// Merges the aggregates of every tile starting in `range` into `totals`, each entry an
     /// aggregate's index, function and running total, using the largest blocks that fit inside
     /// the range and fine tiles at its edges.
-    pub fn merge_range(
-        &self,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
-        range: Range<Micros>,
-        totals: &mut [Total],
-    ) {
-        let (Some((&first_tile, _)), Some((&last_tile, _))) =
-            (tiles.first_key_value(), tiles.last_key_value())
-        else {
+    pub fn merge_range(&self, tiles: &TileMap, range: Range<Micros>, totals: &mut [Total]) {
+        let (Some(first_tile), Some(last_tile)) = (tiles.first_start(), tiles.last_start()) else {
             return;
         };
         // Nothing starts before the first tile; a lifetime window's MIN start would overflow
@@ -256,7 +242,7 @@ impl Levels {
     fn add(
         &mut self,
         spec: &AggregationSpec,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
+        tiles: &TileMap,
         event_time: Micros,
         seq: u64,
         inputs: &[EncodedValue],
@@ -297,7 +283,7 @@ impl Levels {
     fn close(
         &mut self,
         spec: &AggregationSpec,
-        tiles: &BTreeMap<Micros, Vec<Partial>>,
+        tiles: &TileMap,
         widths: [Micros; 2],
         last: Micros,
         tile: Micros,
@@ -371,9 +357,9 @@ impl Taken {
 /// One window's merge over one key's tiles and roll-ups.
 struct Walk<'a> {
     rollups: Option<&'a Levels>,
-    tiles: &'a BTreeMap<Micros, Vec<Partial>>,
+    tiles: &'a TileMap,
     /// No tile (and so no block) starts after it: a range past it is empty, and the walk skips
-    /// its B-tree search (windows of keys that saw no recent event end past their last tile).
+    /// its binary search (windows of keys that saw no recent event end past their last tile).
     /// The blocks holding it are the open ones.
     last_tile: Micros,
 }

@@ -151,3 +151,70 @@ fn partial_from_stored(partial: PartialV1) -> Result<Partial, CorruptRow> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::persist::format::{decode, encode};
+    use crate::time::Micros;
+
+    fn partials(n: i64, x: f64) -> Vec<Partial> {
+        vec![
+            Partial::Count(n),
+            Partial::Sum {
+                int: n,
+                float: x,
+                any: true,
+                floats: true,
+            },
+            Partial::Extreme(Some(Value::Int64(n))),
+        ]
+    }
+
+    /// `to_stored` as it was when the tiles were a `BTreeMap`.
+    fn btreemap_to_stored(tiles: &BTreeMap<Micros, Vec<Partial>>) -> TilesV2 {
+        TilesV2 {
+            view: 3,
+            key: b"key".to_vec(),
+            latest_event: 77,
+            coarse_until: Micros::MIN,
+            compacted: None,
+            tiles: tiles
+                .iter()
+                .map(|(start, partials)| TileV1 {
+                    start: *start,
+                    partials: partials_to_stored(partials),
+                })
+                .collect(),
+        }
+    }
+
+    proptest! {
+        /// A snapshot's tiles encode to the bytes the `BTreeMap` did, and bytes in any tile
+        /// order (which no build writes) read back as the `BTreeMap` read them: sorted, the
+        /// last of equal starts kept.
+        #[test]
+        fn stored_bytes_are_the_btreemaps(entries in prop::collection::vec((-50i64..50, 0i64..9, -1e3f64..1e3), 0..30)) {
+            let tiles: Vec<(Micros, Vec<Partial>)> = entries.iter().map(|(start, n, x)| (*start, partials(*n, *x))).collect();
+            let model: BTreeMap<Micros, Vec<Partial>> = tiles.iter().cloned().collect();
+            let set = TileSet {
+                tiles: tiles.iter().cloned().collect(),
+                latest_event: 77,
+                ..TileSet::default()
+            };
+            let bytes = encode(&to_stored(3, b"key", &set));
+            prop_assert_eq!(&bytes, &encode(&btreemap_to_stored(&model)));
+            let (_, _, read) = from_stored(decode(&bytes).expect("just encoded")).expect("valid tiles");
+            prop_assert_eq!(&read, &set);
+
+            let mut unsorted = btreemap_to_stored(&model);
+            unsorted.tiles = tiles.iter().map(|(start, partials)| TileV1 { start: *start, partials: partials_to_stored(partials) }).collect();
+            let (_, _, read) = from_stored(decode(&encode(&unsorted)).expect("just encoded")).expect("valid tiles");
+            prop_assert_eq!(read, set);
+        }
+    }
+}

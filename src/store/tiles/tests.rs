@@ -1,6 +1,8 @@
 //! Every function, window kind and compaction mode against a brute-force computation over the
 //! raw events.
 
+use std::collections::BTreeMap;
+
 use super::partial::{as_f64, compare};
 use super::*;
 use crate::registry::aggregation::{AggregateFeature, Function};
@@ -370,7 +372,7 @@ proptest! {
         // those a read can reach (from the first tile on) are the ones a rebuild makes.
         let mut rebuilt = fine_only.clone();
         rebuilt.rebuild_rollups(&spec);
-        let first_tile = tiles.tiles.keys().next().copied().unwrap_or(Micros::MAX);
+        let first_tile = tiles.tiles.first_start().unwrap_or(Micros::MAX);
         for (level, rebuilt_level) in starts.iter().zip(rebuilt.rollups.block_starts()) {
             prop_assert!(level.windows(2).all(|pair| pair[0] < pair[1]));
             let (_, tail) = level.split_at(level.partition_point(|start| *start < first_tile));
@@ -792,15 +794,18 @@ fn plain_walk(
     let function = spec.aggregates[i].function;
     let widths = super::rollup::widths(spec).expect("no compaction");
     let mut total = Partial::empty(function);
-    let first_tile = tiles.tiles.keys().next()?;
-    let mut at = range.start.max(*first_tile);
+    let first_tile = tiles.tiles.first_start()?;
+    let mut at = range.start.max(first_tile);
     while at < range.end {
         let block = (0..2)
             .rev()
             .find(|level| at % widths[*level] == 0 && at + widths[*level] <= range.end);
         let (width, partials) = match block {
             Some(level) => (widths[level], levels[level].get(&at)),
-            None => (spec.interval, tiles.tiles.get(&at)),
+            None => (
+                spec.interval,
+                tiles.tiles.range(at..=at).next().map(|(_, p)| p),
+            ),
         };
         if let Some(partials) = partials {
             total.merge(function, &partials[i]);

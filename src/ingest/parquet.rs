@@ -800,48 +800,51 @@ impl ColumnBatch {
     /// Value `i` of the batch as `data_type`: the common cases straight from the typed values,
     /// the rest through the record API's field.
     fn one(&self, i: usize, data_type: &DataType) -> Result<Value, String> {
-        match (&self.typed, self.direct, data_type) {
-            (_, Direct::Text, DataType::String) => {
-                if let Some(text) = self.text(i) {
-                    return Ok(Value::String(text.to_owned()));
-                }
-            }
-            (Typed::Int64(_, values), Direct::Long, DataType::Int64) => {
-                return Ok(Value::Int64(values[i]))
-            }
-            (Typed::Int64(_, values), Direct::Micros, DataType::Timestamp) => {
-                return Ok(Value::Timestamp(values[i]))
-            }
-            (Typed::Bool(_, values), _, DataType::Bool) => return Ok(Value::Bool(values[i])),
-            _ => {}
+        if let Some(plain) = self.plain(i, data_type) {
+            return Ok(plain.into_value());
         }
         // `next_span` has refused a row with a value the record API cannot read.
         let field = self.field(i).map_err(|e| format!("cannot read: {e}"))?;
         value_of(Cell::One(&field), self.leaf, data_type)
     }
 
-    /// A cell (`next_span`'s) as `data_type` for a binary rows record: the value `value` reads,
-    /// text and lists of text left in the batch to be encoded from there.
-    fn cell(&self, span: Span, data_type: &DataType) -> Result<ParquetCell<'_>, String> {
-        if self.direct == Direct::Text {
-            match (span, data_type) {
-                (Span::One(i), DataType::String) => {
-                    if let Some(text) = self.text(i) {
-                        return Ok(ParquetCell::Text(text));
-                    }
-                }
-                (Span::List { from, to, value }, DataType::Array(element))
-                    if **element == DataType::String =>
-                {
-                    return Ok(ParquetCell::Texts {
-                        batch: self,
-                        from,
-                        to,
-                        value,
-                    });
-                }
-                _ => {}
+    /// Value `i` of the batch as `data_type` straight from the typed values, in the common
+    /// cases (`Direct`); `None` for the rest.
+    fn plain(&self, i: usize, data_type: &DataType) -> Option<Plain<'_>> {
+        match (&self.typed, self.direct, data_type) {
+            (_, Direct::Text, DataType::String) => self.text(i).map(Plain::Text),
+            (Typed::Int64(_, values), Direct::Long, DataType::Int64) => {
+                Some(Plain::Int64(values[i]))
             }
+            (Typed::Int64(_, values), Direct::Micros, DataType::Timestamp) => {
+                Some(Plain::Timestamp(values[i]))
+            }
+            (Typed::Bool(_, values), _, DataType::Bool) => Some(Plain::Bool(values[i])),
+            _ => None,
+        }
+    }
+
+    /// A cell (`next_span`'s) as `data_type` for a binary rows record: the value `value` reads,
+    /// nulls, plain values and lists of text left in the batch to be encoded from there.
+    fn cell(&self, span: Span, data_type: &DataType) -> Result<ParquetCell<'_>, String> {
+        match (span, data_type) {
+            (Span::Null, _) => return Ok(ParquetCell::Null),
+            (Span::One(i), _) => {
+                if let Some(plain) = self.plain(i, data_type) {
+                    return Ok(ParquetCell::Plain(plain));
+                }
+            }
+            (Span::List { from, to, value }, DataType::Array(element))
+                if self.direct == Direct::Text && **element == DataType::String =>
+            {
+                return Ok(ParquetCell::Texts {
+                    batch: self,
+                    from,
+                    to,
+                    value,
+                });
+            }
+            _ => {}
         }
         self.value(span, data_type).map(ParquetCell::Value)
     }
@@ -867,10 +870,31 @@ impl ColumnBatch {
     }
 }
 
-/// A cell for a binary rows record (`Encoded`): text, and lists of text, encoded straight from
-/// the column's batch; anything else through its `Value`.
-enum ParquetCell<'a> {
+/// A value read straight from a column's typed values (`ColumnBatch::plain`).
+#[derive(Clone, Copy)]
+enum Plain<'a> {
     Text(&'a str),
+    Int64(i64),
+    Timestamp(i64),
+    Bool(bool),
+}
+
+impl Plain<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Plain::Text(text) => Value::String(text.to_owned()),
+            Plain::Int64(i) => Value::Int64(i),
+            Plain::Timestamp(micros) => Value::Timestamp(micros),
+            Plain::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
+/// A cell for a binary rows record (`Encoded`): nulls, plain values and lists of text encoded
+/// straight from the column's batch; anything else through its `Value`.
+enum ParquetCell<'a> {
+    Null,
+    Plain(Plain<'a>),
     /// A list read as `array<string>`: `batch`'s levels `from..to`, its first value `value`.
     Texts {
         batch: &'a ColumnBatch,
@@ -883,7 +907,11 @@ enum ParquetCell<'a> {
 
 impl ColumnValue for ParquetCell<'_> {
     fn is_null(&self) -> bool {
-        matches!(self, ParquetCell::Value(value) if value.is_null())
+        match self {
+            ParquetCell::Null => true,
+            ParquetCell::Value(value) => value.is_null(),
+            ParquetCell::Plain(_) | ParquetCell::Texts { .. } => false,
+        }
     }
 }
 
@@ -891,7 +919,10 @@ impl EncodeCell for ParquetCell<'_> {
     /// Appends `encode_value`'s encoding of the value `ColumnBatch::value` reads.
     fn encode(self, out: &mut Vec<u8>) {
         match self {
-            ParquetCell::Text(text) => encode_string(text, out),
+            ParquetCell::Null => out.push(NULL),
+            ParquetCell::Plain(Plain::Text(text)) => encode_string(text, out),
+            // No allocation: the value is a scalar.
+            ParquetCell::Plain(scalar) => encode_value(&scalar.into_value(), out),
             ParquetCell::Texts {
                 batch,
                 from,

@@ -19,15 +19,15 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 
 use super::file::{BadRow, Place};
-use super::row::{read_columns, view_columns, ParsedRow};
+use super::row::{read_columns, view_columns, ColumnValue, ParsedRow};
 use super::text_cells::TextCell;
 use crate::registry::types::DataType;
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
 use crate::store::key::{encode_key_part, encode_string_key_part, KeyPart};
 use crate::store::row::{
-    encode_row, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64, INT64, MAP, NULL,
-    STRING, STRUCT, TIMESTAMP, TRUE,
+    encode_row, encode_value, write_len, ReadError, Reader, ARRAY, FALSE, FLOAT32, FLOAT64, INT64,
+    MAP, NULL, STRING, STRUCT, TIMESTAMP, TRUE,
 };
 use crate::store::RowWrite;
 
@@ -85,19 +85,37 @@ impl BinaryRowsWriter {
         mut cell: impl FnMut(usize) -> Option<&'a str>,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
+        self.write_cells(
+            view,
+            |place, data_type| {
+                cell(place)
+                    .map(|text| TextCell::read(text, data_type))
+                    .transpose()
+            },
+            out,
+        )
+    }
+
+    /// Appends a row of the writer's view to a body `start` opened, its cells encoded as they
+    /// are read (`read(place, type)`: the cell of the column at `place` in `view_columns`, read
+    /// and checked as `type`, `None` if the file has no such column). Appends what `write`
+    /// appends for the row `parse_row` builds of the cells' values, or nothing, refusing the
+    /// row as `parse_row` does.
+    pub fn write_cells<C: EncodeCell>(
+        &self,
+        view: &FeatureView,
+        mut read: impl FnMut(usize, &DataType) -> Result<Option<C>, String>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let start = out.len();
         let mut written = Ok(());
         write_record(out, |out| {
             write_len(self.columns, out);
             written = read_columns(
                 view,
-                |place, _, data_type| {
-                    cell(place)
-                        .map(|text| TextCell::read(text, data_type))
-                        .transpose()
-                },
+                |place, _, data_type| read(place, data_type),
                 |_, value| match value {
-                    None => TextCell::encode_missing(out),
+                    None => out.push(NULL),
                     Some(value) => value.encode(out),
                 },
             );
@@ -106,6 +124,18 @@ impl BinaryRowsWriter {
             out.truncate(start);
         }
         written
+    }
+}
+
+/// A cell `BinaryRowsWriter::write_cells` reads and checks, then encodes: what
+/// `encode_value` appends for the value it stands for.
+pub trait EncodeCell: ColumnValue {
+    fn encode(self, out: &mut Vec<u8>);
+}
+
+impl EncodeCell for Value {
+    fn encode(self, out: &mut Vec<u8>) {
+        encode_value(&self, out);
     }
 }
 

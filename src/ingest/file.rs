@@ -125,15 +125,20 @@ impl LoadFile {
 
     /// Hands every row to `on_record(record, bytes)` as `writer` encodes it, a binary rows
     /// record (`BinaryRowsWriter::write`'s bytes), `bytes` being its share of the file. A CSV
-    /// file's cells are encoded as they are read, without a `ParsedRow` (`write_text_row`).
+    /// file's cells are encoded as they are read, without a `ParsedRow` (`write_text_row`), and
+    /// so are a Parquet file's on the threads that read its row groups (`write_cells`).
     pub fn for_each_binary_row(
         self,
         view: &FeatureView,
         writer: &BinaryRowsWriter,
         mut on_record: impl FnMut(&[u8], usize),
     ) -> Result<(), BadRow> {
-        if self.format == FileFormat::Csv {
-            return each_csv_record(view, self.file, writer, on_record);
+        match self.format {
+            FileFormat::Csv => return each_csv_record(view, self.file, writer, on_record),
+            FileFormat::Parquet => {
+                return super::parquet::for_each_binary_row(view, self.file, writer, on_record)
+            }
+            FileFormat::JsonLines => {}
         }
         let mut record = Vec::new();
         self.for_each_row(view, |row, bytes| {
@@ -161,27 +166,37 @@ fn each_csv_record(
                 |place| places[place].map(|i| record.cell(i)),
                 &mut rows.records,
             )?;
-            rows.ends.push((rows.records.len(), bytes));
+            rows.end_record(bytes);
             Ok(())
         },
-        |rows| {
-            let mut start = 0;
-            for &(end, bytes) in &rows.ends {
-                on_record(&rows.records[start..end], bytes);
-                start = end;
-            }
-            rows.records.clear();
-            rows.ends.clear();
-        },
+        |rows| rows.hand_on(&mut on_record),
     )
 }
 
-/// A batch of CSV rows encoded as binary rows records (`for_each_binary_row`): the records back
+/// A batch of rows encoded as binary rows records (`for_each_binary_row`): the records back
 /// to back, and where each ends with its share of the file.
 #[derive(Default)]
-struct EncodedRows {
-    records: Vec<u8>,
+pub(super) struct EncodedRows {
+    pub(super) records: Vec<u8>,
     ends: Vec<(usize, usize)>,
+}
+
+impl EncodedRows {
+    /// Ends the record last appended to `records`, `bytes` being its share of the file.
+    pub(super) fn end_record(&mut self, bytes: usize) {
+        self.ends.push((self.records.len(), bytes));
+    }
+
+    /// Hands each record to `on_record(record, bytes)` in order, and empties the batch.
+    pub(super) fn hand_on(&mut self, on_record: &mut impl FnMut(&[u8], usize)) {
+        let mut start = 0;
+        for &(end, bytes) in &self.ends {
+            on_record(&self.records[start..end], bytes);
+            start = end;
+        }
+        self.records.clear();
+        self.ends.clear();
+    }
 }
 
 /// The bulk-rows endpoint's body, JSON Lines rows of `view`, as store writes: read typed

@@ -1,8 +1,11 @@
 //! Reading a Parquet load file (what offline stores and pyarrow write) into validated rows of one
 //! view, with the `parquet` crate (no Arrow): by columns when every column is a plain value or a
-//! three-level list of them (what pyarrow writes), each row group's columns read whole and walked
-//! row by row; otherwise, and for a row group the column readers cannot read whole, through
-//! the record API. Both hand `value_of` the same `Field`s, so rows and errors are the same.
+//! three-level list of them (what pyarrow writes), each row group's columns read a batch of rows
+//! at a time into buffers kept from batch to batch, the common values (text, int64 integers and
+//! microsecond timestamps, booleans) turned into the row's values straight from the typed
+//! buffers; otherwise, and from the first batch the column readers cannot read, through the
+//! record API. Every other value goes through the record API's `Field` and `value_of` on both
+//! paths, so rows and errors are the same.
 //!
 //! The schema is checked first: a column the view does not have, or of a Parquet type with no
 //! feature type to map to, is refused by name before any row is read (the record reader would
@@ -20,7 +23,10 @@ use parquet::basic::{
     Compression, ConvertedType, LogicalType, Repetition, TimeUnit, Type as PhysicalType,
 };
 use parquet::column::reader::ColumnReader;
-use parquet::data_type::ByteArray;
+use parquet::column::reader::ColumnReaderImpl;
+use parquet::data_type::{
+    BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type,
+};
 use parquet::errors::ParquetError;
 use parquet::file::reader::{
     ChunkReader, FileReader, Length, RowGroupReader, SerializedFileReader,
@@ -28,11 +34,13 @@ use parquet::file::reader::{
 use parquet::record::Field;
 use parquet::schema::types::{ColumnDescPtr, Type};
 
-use super::file::{BadRow, Place};
-use super::row::{column_places, is_view_column, parse_row, ParsedRow};
+use super::binary_rows::{BinaryRowsWriter, EncodeCell};
+use super::file::{BadRow, EncodedRows, Place};
+use super::row::{column_places, is_view_column, parse_row, ColumnValue, ParsedRow};
 use crate::registry::types::DataType;
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
+use crate::store::row::{encode_string, encode_value, write_len, ARRAY, NULL};
 
 /// What a Parquet leaf column holds, as far as a feature type cares.
 #[derive(Debug, Clone, Copy)]
@@ -81,29 +89,14 @@ impl<'a> Cell<'a> {
     }
 }
 
-/// A cell read by a column reader, for `Cell` to borrow.
-enum ColumnCell {
-    One(Field),
-    List(Vec<Field>),
-}
-
-impl ColumnCell {
-    fn cell(&self) -> Cell<'_> {
-        match self {
-            ColumnCell::One(field) => Cell::One(field),
-            ColumnCell::List(elements) => Cell::List(elements),
-        }
-    }
-}
-
 /// Rows a row group's thread hands over at a time.
 const ROW_BATCH: usize = 1024;
 
 /// Batches a row group's thread may read ahead of the rows handed on.
 const BATCHES_AHEAD: usize = 4;
 
-/// Row groups read at once, at most: each reading thread may hold its group's decoded columns
-/// whole, so a many-core machine must not hold one group a core.
+/// Row groups read at once, at most: each reading thread holds its group's column readers (a
+/// page of each column decompressed), so a many-core machine must not hold one group a core.
 const MAX_GROUPS_READ_AT_ONCE: usize = 8;
 
 /// Hands every row to `on_row(row, bytes)`, `bytes` being the row's share of its row group's
@@ -112,11 +105,55 @@ const MAX_GROUPS_READ_AT_ONCE: usize = 8;
 /// Row groups are read on threads, as many at once as there are cores, each sending its rows
 /// in batches over a channel of its own; this thread hands them on in the file's order, so
 /// the first bad row in the file is the one refused, and a group's thread reads at most a few
-/// batches ahead (but a group's columns are decoded whole: as many groups at once in memory).
+/// batches ahead.
 pub fn for_each_row(
     view: &FeatureView,
     file: File,
     mut on_row: impl FnMut(ParsedRow, usize),
+) -> Result<(), BadRow> {
+    read_file(view, file, Readers::Columns, &Parsed, |batch| {
+        for (row, bytes) in batch {
+            on_row(row, bytes);
+        }
+    })
+}
+
+/// Hands every row to `on_record(record, bytes)` as `writer` encodes it (a binary rows record,
+/// `BinaryRowsWriter::write`'s bytes for the row `for_each_row` reads), as `for_each_row` hands
+/// on rows. The rows are encoded on the threads that read them, each value read by columns
+/// straight from its column's batch into the record (`write_cells`), without a `ParsedRow`.
+pub fn for_each_binary_row(
+    view: &FeatureView,
+    file: File,
+    writer: &BinaryRowsWriter,
+    mut on_record: impl FnMut(&[u8], usize),
+) -> Result<(), BadRow> {
+    read_file(
+        view,
+        file,
+        Readers::Columns,
+        &Encoded(writer),
+        |mut rows| rows.hand_on(&mut on_record),
+    )
+}
+
+/// Which readers read the row groups: the column readers where they can, or (for the tests
+/// that hold the column path to the record API's rows and errors) the record API only.
+#[derive(Clone, Copy, PartialEq)]
+enum Readers {
+    Columns,
+    #[cfg(test)]
+    Records,
+}
+
+/// Hands on every row group's rows, made by `make`, to `on_batch` a batch at a time in the
+/// file's order; the row groups read by `readers`.
+fn read_file<M: MakeRows>(
+    view: &FeatureView,
+    file: File,
+    readers: Readers,
+    make: &M,
+    mut on_batch: impl FnMut(M::Batch),
 ) -> Result<(), BadRow> {
     let in_footer = |message: String| BadRow {
         place: Place::Footer,
@@ -161,12 +198,13 @@ pub fn for_each_row(
     // A plain or list column has one leaf, so top-level column `i` is leaf column `i`.
     let shapes: Option<Vec<Shape>> = columns.iter().map(|column| column.shape).collect();
     let by_columns = shapes.filter(|shapes| {
-        reader
-            .metadata()
-            .file_metadata()
-            .schema_descr()
-            .num_columns()
-            == shapes.len()
+        readers == Readers::Columns
+            && reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .num_columns()
+                == shapes.len()
     });
 
     let groups = RowGroups {
@@ -187,16 +225,14 @@ pub fn for_each_row(
                 let Some(group) = unread.next() else { break };
                 let (to_hand_on, batches) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
                 let groups = &groups;
-                let thread = scope.spawn(move || groups.read(group, to_hand_on));
+                let thread = scope.spawn(move || groups.read(group, make, to_hand_on));
                 reading.push_back((batches, thread));
             }
             let Some((batches, thread)) = reading.pop_front() else {
                 return Ok(());
             };
             for batch in batches {
-                for (row, bytes) in batch? {
-                    on_row(row, bytes);
-                }
+                on_batch(batch?);
             }
             // A group's channel also ends when its thread panics: its rows must not be
             // taken for all of them.
@@ -207,9 +243,73 @@ pub fn for_each_row(
     })
 }
 
-/// A batch of a row group's rows, each with its share of the group's bytes; or the group's
-/// first bad row, after the rows before it.
-type RowBatch = Result<Vec<(ParsedRow, usize)>, BadRow>;
+/// What a row group's thread makes of its rows, handed to the file's thread in batches.
+trait MakeRows: Sync {
+    type Batch: Send + Default;
+
+    /// Adds to `batch` the row of the cells read by columns; or refuses it as `parse_row` does.
+    fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String>;
+
+    /// Adds to `batch` a row the record API read, `bytes` its share of the file.
+    fn parsed(&self, row: ParsedRow, bytes: usize, batch: &mut Self::Batch);
+}
+
+/// A row of `view` read by columns, and its share of the file: the view's column at place `p`
+/// (in `view_columns`) is the cell `spans[i]` of `batches[i]`, `i` being `places[p]`.
+struct RowCells<'a> {
+    view: &'a FeatureView,
+    places: &'a [Option<usize>],
+    batches: &'a [ColumnBatch],
+    spans: &'a [Span],
+    bytes: usize,
+}
+
+/// Rows made into `ParsedRow`s.
+struct Parsed;
+
+impl MakeRows for Parsed {
+    type Batch = Vec<(ParsedRow, usize)>;
+
+    fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String> {
+        let parsed = parse_row(row.view, |place, _, data_type| {
+            row.places[place]
+                .map(|i| row.batches[i].value(row.spans[i], data_type))
+                .transpose()
+        })?;
+        batch.push((parsed, row.bytes));
+        Ok(())
+    }
+
+    fn parsed(&self, row: ParsedRow, bytes: usize, batch: &mut Self::Batch) {
+        batch.push((row, bytes));
+    }
+}
+
+/// Rows encoded as binary rows records by a writer.
+struct Encoded<'a>(&'a BinaryRowsWriter);
+
+impl MakeRows for Encoded<'_> {
+    type Batch = EncodedRows;
+
+    fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String> {
+        self.0.write_cells(
+            row.view,
+            |place, data_type| {
+                row.places[place]
+                    .map(|i| row.batches[i].cell(row.spans[i], data_type))
+                    .transpose()
+            },
+            &mut batch.records,
+        )?;
+        batch.end_record(row.bytes);
+        Ok(())
+    }
+
+    fn parsed(&self, row: ParsedRow, bytes: usize, batch: &mut Self::Batch) {
+        self.0.write(&row, &mut batch.records);
+        batch.end_record(bytes);
+    }
+}
 
 /// What reading a row group needs, shared by the groups' threads.
 struct RowGroups<'a> {
@@ -223,19 +323,24 @@ struct RowGroups<'a> {
 }
 
 impl RowGroups<'_> {
-    /// Reads row group `group`, sending its rows in batches to `to_hand_on`, then its bad row if
-    /// it has one; stops when the rows are no longer taken.
-    fn read(&self, group: usize, to_hand_on: std::sync::mpsc::SyncSender<RowBatch>) {
-        let mut batch = Vec::with_capacity(ROW_BATCH);
-        let read = self.for_each_row_of(group, |row, bytes| {
-            batch.push((row, bytes));
-            batch.len() < ROW_BATCH
-                || to_hand_on
-                    .send(Ok(std::mem::replace(
-                        &mut batch,
-                        Vec::with_capacity(ROW_BATCH),
-                    )))
-                    .is_ok()
+    /// Reads row group `group`, sending its rows, made by `make`, in batches to `to_hand_on`,
+    /// then its bad row if it has one (after the rows before it); stops when the rows are no
+    /// longer taken.
+    fn read<M: MakeRows>(
+        &self,
+        group: usize,
+        make: &M,
+        to_hand_on: std::sync::mpsc::SyncSender<Result<M::Batch, BadRow>>,
+    ) {
+        let mut batch = M::Batch::default();
+        let mut rows = 0;
+        let read = self.for_each_row_of(group, make, &mut batch, |batch| {
+            rows += 1;
+            if rows < ROW_BATCH {
+                return true;
+            }
+            rows = 0;
+            to_hand_on.send(Ok(std::mem::take(batch))).is_ok()
         });
         // A send fails only once the rows are no longer taken: nothing is left to tell.
         let _ = to_hand_on.send(Ok(batch));
@@ -244,11 +349,14 @@ impl RowGroups<'_> {
         }
     }
 
-    /// Hands each row of row group `group` to `on_row(row, bytes)` while it answers true.
-    fn for_each_row_of(
+    /// Adds each row of row group `group`, made by `make`, to `batch`, calling `added(batch)`
+    /// after each while it answers true.
+    fn for_each_row_of<M: MakeRows>(
         &self,
         group: usize,
-        mut on_row: impl FnMut(ParsedRow, usize) -> bool,
+        make: &M,
+        batch: &mut M::Batch,
+        mut added: impl FnMut(&mut M::Batch) -> bool,
     ) -> Result<(), BadRow> {
         let RowGroups {
             view,
@@ -266,50 +374,67 @@ impl RowGroups<'_> {
             .map_err(|e| at(0, format!("cannot read: {e}")))?;
         let group_rows = group_reader.metadata().num_rows().max(1) as usize;
         let group_bytes = group_reader.metadata().compressed_size().max(0) as usize;
-        let mut hand_over = |row: usize, parsed: ParsedRow| {
-            on_row(
-                parsed,
-                group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows,
-            )
-        };
-        let read_whole = by_columns.and_then(|shapes| {
-            let rows = group_reader.metadata().num_rows().try_into().ok()?;
-            let columns = shapes
+        let bytes_of =
+            |row: usize| group_bytes * (row + 1) / group_rows - group_bytes * row / group_rows;
+        // By columns, a batch of rows at a time; from the first batch the column readers cannot
+        // read (or whose levels do not add up), the record API reads the rest of the group.
+        let mut by_record_from = 0;
+        let rows = usize::try_from(group_reader.metadata().num_rows()).ok();
+        let opened = by_columns.zip(rows).and_then(|(shapes, rows)| {
+            let batches = shapes
                 .iter()
+                .zip(columns)
                 .enumerate()
-                .map(|(i, shape)| read_column(&*group_reader, i, *shape, rows))
-                .collect::<Option<Vec<_>>>()?;
-            Some((rows, columns))
-        });
-        if let Some((rows, mut group_columns)) = read_whole {
-            let mut cells = Vec::with_capacity(group_columns.len());
-            for row in 0..rows {
-                cells.clear();
-                for column in &mut group_columns {
-                    cells.push(
-                        column
-                            .next_cell()
-                            .map_err(|e| at(row, format!("cannot read: {e}")))?,
-                    );
-                }
-                let parsed = parse_row(view, |place, _, data_type| {
-                    places[place]
-                        .map(|i| value_of(cells[i].cell(), columns[i].leaf, data_type))
-                        .transpose()
+                .map(|(i, (shape, column))| {
+                    ColumnBatch::open(&*group_reader, i, *shape, column.leaf)
                 })
-                .map_err(|message| at(row, message))?;
-                if !hand_over(row, parsed) {
-                    return Ok(());
+                .collect::<Option<Vec<_>>>()?;
+            Some((batches, rows))
+        });
+        if let Some((mut batches, rows)) = opened {
+            let mut spans = Vec::with_capacity(batches.len());
+            while by_record_from < rows {
+                let batch_rows = ROW_BATCH.min(rows - by_record_from);
+                if !batches.iter_mut().all(|batch| batch.read(batch_rows)) {
+                    break;
                 }
+                for row in by_record_from..by_record_from + batch_rows {
+                    spans.clear();
+                    for batch in &mut batches {
+                        spans.push(
+                            batch
+                                .next_span()
+                                .map_err(|e| at(row, format!("cannot read: {e}")))?,
+                        );
+                    }
+                    let cells = RowCells {
+                        view,
+                        places,
+                        batches: &batches,
+                        spans: &spans,
+                        bytes: bytes_of(row),
+                    };
+                    make.by_columns(&cells, batch)
+                        .map_err(|message| at(row, message))?;
+                    if !added(batch) {
+                        return Ok(());
+                    }
+                }
+                by_record_from += batch_rows;
             }
-            return Ok(());
+            if by_record_from == rows {
+                return Ok(());
+            }
         }
         let records = group_reader
             .get_row_iter(None)
             .map_err(|e| at(0, format!("cannot read: {e}")))?;
         for (row, record) in records.enumerate() {
+            let record = record.map_err(|e| at(row, format!("cannot read: {e}")))?;
+            if row < by_record_from {
+                continue;
+            }
             let cells: Vec<Field> = record
-                .map_err(|e| at(row, format!("cannot read: {e}")))?
                 .into_columns()
                 .into_iter()
                 .map(|(_, field)| field)
@@ -320,7 +445,8 @@ impl RowGroups<'_> {
                     .transpose()
             })
             .map_err(|message| at(row, message))?;
-            if !hand_over(row, parsed) {
+            make.parsed(parsed, bytes_of(row), batch);
+            if !added(batch) {
                 return Ok(());
             }
         }
@@ -426,146 +552,401 @@ fn shape_of(field: &Type) -> Option<Shape> {
     }
 }
 
-/// The non-null values of a column chunk, as its column reader decodes them.
-enum Values {
-    Bool(Vec<bool>),
-    Int32(Vec<i32>),
-    Int64(Vec<i64>),
-    Float(Vec<f32>),
-    Double(Vec<f64>),
-    Bytes(Vec<ByteArray>),
+/// A column reader and the typed values of its current batch, the buffer kept from batch to
+/// batch (so that no fresh memory is faulted in per row group).
+enum Typed {
+    Bool(ColumnReaderImpl<BoolType>, Vec<bool>),
+    Int32(ColumnReaderImpl<Int32Type>, Vec<i32>),
+    Int64(ColumnReaderImpl<Int64Type>, Vec<i64>),
+    Float(ColumnReaderImpl<FloatType>, Vec<f32>),
+    Double(ColumnReaderImpl<DoubleType>, Vec<f64>),
+    Bytes(ColumnReaderImpl<ByteArrayType>, Vec<ByteArray>),
 }
 
-/// A column chunk read whole, walked one row's cell at a time.
-struct ColumnChunk {
+/// The values a column's cells are read as without a record API `Field` (anything else goes
+/// through one, and `value_of`, so both paths word every value and refusal alike).
+#[derive(Clone, Copy, PartialEq)]
+enum Direct {
+    /// UTF-8 text the record API reads as a `Field::Str`.
+    Text,
+    /// An int64 integer the record API reads as a `Field::Long`.
+    Long,
+    /// An int64 timestamp in microseconds.
+    Micros,
+    Other,
+}
+
+/// One column of a row group read a batch of rows at a time, walked one row's cell at a time.
+struct ColumnBatch {
     descr: ColumnDescPtr,
     shape: Shape,
-    /// Definition and repetition levels, one of each per value or null (empty when the column
-    /// cannot have them: a required plain column has no definition levels).
+    leaf: Leaf,
+    direct: Direct,
+    typed: Typed,
+    /// The batch's definition and repetition levels, one of each per value or null (empty when
+    /// the column cannot have them: a required plain column has no definition levels).
     def: Vec<i16>,
     rep: Vec<i16>,
-    values: Values,
+    /// The next row's first level and first value.
     level: usize,
     value: usize,
+    /// The batch's first value that is not UTF-8 in a column the record API reads as text,
+    /// which it fails to read: the row holding it is refused before its values are checked.
+    bad_text: Option<usize>,
+    /// A text column's values in the batch up to `bad_text`, each checked as UTF-8 once (not
+    /// again each time it is read), back to back; value `i` ends at `text_ends[i]`.
+    text: String,
+    text_ends: Vec<usize>,
 }
 
-/// Reads leaf column `i` of a row group whole; `None` if the column reader fails or the levels
-/// do not add up to `rows` rows of `shape` with a value for each defined level (the record API
-/// then reads the row group, and words any error at its row).
-fn read_column(
-    group: &dyn RowGroupReader,
-    i: usize,
-    shape: Shape,
-    rows: usize,
-) -> Option<ColumnChunk> {
-    let descr = group.metadata().column(i).column_descr_ptr();
-    let (mut def, mut rep) = (Vec::new(), Vec::new());
-    macro_rules! read {
-        ($reader:expr, $kind:ident) => {{
-            let mut values = Vec::new();
-            let (records, _, _) = $reader
-                .read_records(rows, Some(&mut def), Some(&mut rep), &mut values)
-                .ok()?;
-            (records == rows).then_some(Values::$kind(values))?
-        }};
-    }
-    let values = match group.get_column_reader(i).ok()? {
-        ColumnReader::BoolColumnReader(mut reader) => read!(reader, Bool),
-        ColumnReader::Int32ColumnReader(mut reader) => read!(reader, Int32),
-        ColumnReader::Int64ColumnReader(mut reader) => read!(reader, Int64),
-        ColumnReader::FloatColumnReader(mut reader) => read!(reader, Float),
-        ColumnReader::DoubleColumnReader(mut reader) => read!(reader, Double),
-        ColumnReader::ByteArrayColumnReader(mut reader) => read!(reader, Bytes),
-        _ => return None,
-    };
-    let count = match &values {
-        Values::Bool(v) => v.len(),
-        Values::Int32(v) => v.len(),
-        Values::Int64(v) => v.len(),
-        Values::Float(v) => v.len(),
-        Values::Double(v) => v.len(),
-        Values::Bytes(v) => v.len(),
-    };
-    let (max_def, max_rep) = (descr.max_def_level(), descr.max_rep_level());
-    let levels_add_up = match shape {
-        Shape::Plain => {
-            max_rep == 0
-                && if max_def == 0 {
-                    count == rows
-                } else {
-                    def.len() == rows && def.iter().filter(|d| **d == max_def).count() == count
-                }
-        }
-        Shape::List { elements_from } => {
-            max_rep == 1
-                && max_def >= elements_from
-                && def.len() == rep.len()
-                && rep.iter().filter(|r| **r == 0).count() == rows
-                && rep.first().is_none_or(|r| *r == 0)
-                && def.iter().filter(|d| **d == max_def).count() == count
-        }
-    };
-    levels_add_up.then_some(ColumnChunk {
-        descr,
-        shape,
-        def,
-        rep,
-        values,
-        level: 0,
-        value: 0,
-    })
+/// Where a row's cell is in its column's batch.
+#[derive(Clone, Copy)]
+enum Span {
+    Null,
+    /// The value at this index.
+    One(usize),
+    /// A list: its elements' levels `from..to` (none for an empty list), its first value.
+    List {
+        from: usize,
+        to: usize,
+        value: usize,
+    },
 }
 
-impl ColumnChunk {
-    /// The next row's cell, as the record API would read it: null where the definition level
-    /// stops short, a list's elements up to the next row's repetition level 0.
-    fn next_cell(&mut self) -> Result<ColumnCell, ParquetError> {
-        let max_def = self.descr.max_def_level();
-        let Shape::List { elements_from } = self.shape else {
-            let defined = self.def.get(self.level).is_none_or(|d| *d == max_def);
-            self.level += 1;
-            return Ok(ColumnCell::One(if defined {
-                self.take()?
-            } else {
-                Field::Null
-            }));
+impl ColumnBatch {
+    /// Opens leaf column `i` of a row group; `None` if it has no column reader to read by batch.
+    fn open(group: &dyn RowGroupReader, i: usize, shape: Shape, leaf: Leaf) -> Option<ColumnBatch> {
+        let descr = group.metadata().column(i).column_descr_ptr();
+        let typed = match group.get_column_reader(i).ok()? {
+            ColumnReader::BoolColumnReader(reader) => Typed::Bool(reader, Vec::new()),
+            ColumnReader::Int32ColumnReader(reader) => Typed::Int32(reader, Vec::new()),
+            ColumnReader::Int64ColumnReader(reader) => Typed::Int64(reader, Vec::new()),
+            ColumnReader::FloatColumnReader(reader) => Typed::Float(reader, Vec::new()),
+            ColumnReader::DoubleColumnReader(reader) => Typed::Double(reader, Vec::new()),
+            ColumnReader::ByteArrayColumnReader(reader) => Typed::Bytes(reader, Vec::new()),
+            _ => return None,
         };
-        let first = self.def[self.level];
-        if first < elements_from {
-            self.level += 1;
-            // Below the list's own level the list is null; at it, empty.
-            return Ok(if first + 1 < elements_from {
-                ColumnCell::One(Field::Null)
-            } else {
-                ColumnCell::List(Vec::new())
-            });
+        let direct = match (&typed, descr.converted_type(), leaf) {
+            (
+                Typed::Bytes(..),
+                ConvertedType::UTF8 | ConvertedType::ENUM | ConvertedType::JSON,
+                _,
+            ) => Direct::Text,
+            (Typed::Int64(..), ConvertedType::NONE | ConvertedType::INT_64, Leaf::Integer) => {
+                Direct::Long
+            }
+            (
+                Typed::Int64(..),
+                ConvertedType::NONE | ConvertedType::TIMESTAMP_MICROS,
+                Leaf::Timestamp(TimeUnit::MICROS),
+            ) => Direct::Micros,
+            _ => Direct::Other,
+        };
+        Some(ColumnBatch {
+            descr,
+            shape,
+            leaf,
+            direct,
+            typed,
+            def: Vec::new(),
+            rep: Vec::new(),
+            level: 0,
+            value: 0,
+            bad_text: None,
+            text: String::new(),
+            text_ends: Vec::new(),
+        })
+    }
+
+    /// Reads the next `rows` rows in place of the last batch; false if the column reader fails
+    /// or the levels do not add up to `rows` rows of the column's shape with a value for each
+    /// defined level (the record API then reads them, and words any error at its row).
+    fn read(&mut self, rows: usize) -> bool {
+        let (def, rep) = (&mut self.def, &mut self.rep);
+        def.clear();
+        rep.clear();
+        macro_rules! read {
+            ($reader:expr, $values:expr) => {{
+                $values.clear();
+                match $reader.read_records(rows, Some(&mut *def), Some(&mut *rep), $values) {
+                    Ok((records, _, _)) if records == rows => $values.len(),
+                    _ => return false,
+                }
+            }};
         }
-        let mut elements = Vec::new();
-        loop {
-            elements.push(if self.def[self.level] == max_def {
-                self.take()?
-            } else {
-                Field::Null
-            });
-            self.level += 1;
-            if self.rep.get(self.level).is_none_or(|r| *r == 0) {
-                return Ok(ColumnCell::List(elements));
+        let count = match &mut self.typed {
+            Typed::Bool(reader, values) => read!(reader, values),
+            Typed::Int32(reader, values) => read!(reader, values),
+            Typed::Int64(reader, values) => read!(reader, values),
+            Typed::Float(reader, values) => read!(reader, values),
+            Typed::Double(reader, values) => read!(reader, values),
+            Typed::Bytes(reader, values) => read!(reader, values),
+        };
+        let (max_def, max_rep) = (self.descr.max_def_level(), self.descr.max_rep_level());
+        let levels_add_up = match self.shape {
+            Shape::Plain => {
+                max_rep == 0
+                    && if max_def == 0 {
+                        count == rows
+                    } else {
+                        def.len() == rows && def.iter().filter(|d| **d == max_def).count() == count
+                    }
+            }
+            Shape::List { elements_from } => {
+                max_rep == 1
+                    && max_def >= elements_from
+                    && def.len() == rep.len()
+                    && rep.iter().filter(|r| **r == 0).count() == rows
+                    && rep.first().is_none_or(|r| *r == 0)
+                    && def.iter().filter(|d| **d == max_def).count() == count
+            }
+        };
+        self.bad_text = None;
+        self.text.clear();
+        self.text_ends.clear();
+        if let (Typed::Bytes(_, values), Direct::Text) = (&self.typed, self.direct) {
+            for (i, value) in values.iter().enumerate() {
+                let Ok(text) = std::str::from_utf8(value.data()) else {
+                    self.bad_text = Some(i);
+                    break;
+                };
+                self.text.push_str(text);
+                self.text_ends.push(self.text.len());
+            }
+        }
+        (self.level, self.value) = (0, 0);
+        levels_add_up
+    }
+
+    /// The next row's cell: null where the definition level stops short, a list's elements up
+    /// to the next row's repetition level 0. Fails, as the record API does, on a value it
+    /// cannot read.
+    fn next_span(&mut self) -> Result<Span, ParquetError> {
+        let max_def = self.descr.max_def_level();
+        let first_value = self.value;
+        let span = match self.shape {
+            Shape::Plain => {
+                let defined = self.def.get(self.level).is_none_or(|d| *d == max_def);
+                self.level += 1;
+                if defined {
+                    self.value += 1;
+                    Span::One(first_value)
+                } else {
+                    Span::Null
+                }
+            }
+            Shape::List { elements_from } => {
+                let from = self.level;
+                let first = self.def[from];
+                self.level += 1;
+                if first + 1 < elements_from {
+                    // Below the list's own level the list is null; at it, empty.
+                    Span::Null
+                } else if first < elements_from {
+                    Span::List {
+                        from,
+                        to: from,
+                        value: first_value,
+                    }
+                } else {
+                    self.value += usize::from(first == max_def);
+                    while self.rep.get(self.level).is_some_and(|r| *r != 0) {
+                        self.value += usize::from(self.def[self.level] == max_def);
+                        self.level += 1;
+                    }
+                    Span::List {
+                        from,
+                        to: self.level,
+                        value: first_value,
+                    }
+                }
+            }
+        };
+        if let Some(bad) = self
+            .bad_text
+            .filter(|bad| (first_value..self.value).contains(bad))
+        {
+            self.field(bad)?;
+        }
+        Ok(span)
+    }
+
+    /// A cell (`next_span`'s) as `data_type`, as `value_of` reads the record API's field.
+    fn value(&self, span: Span, data_type: &DataType) -> Result<Value, String> {
+        match span {
+            Span::Null => Ok(Value::Null),
+            Span::One(i) => self.one(i, data_type),
+            Span::List { from, to, value } => {
+                let DataType::Array(element) = data_type else {
+                    return Err(format!("expected {data_type}, got a list"));
+                };
+                let max_def = self.descr.max_def_level();
+                let mut next = value;
+                let values = (from..to)
+                    .map(|level| {
+                        if self.def[level] != max_def {
+                            return Ok(Value::Null);
+                        }
+                        next += 1;
+                        self.one(next - 1, element)
+                            .map_err(|e| format!("[{}]: {e}", level - from))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Value::Array(values))
             }
         }
     }
 
-    /// The next non-null value, converted as the record API converts it.
-    fn take(&mut self) -> Result<Field, ParquetError> {
-        let (descr, i) = (&self.descr, self.value);
-        self.value += 1;
-        Ok(match &self.values {
-            Values::Bool(v) => Field::convert_bool(descr, v[i]),
-            Values::Int32(v) => Field::convert_int32(descr, v[i]),
-            Values::Int64(v) => Field::convert_int64(descr, v[i]),
-            Values::Float(v) => Field::convert_float(descr, v[i]),
-            Values::Double(v) => Field::convert_double(descr, v[i]),
-            Values::Bytes(v) => Field::convert_byte_array(descr, v[i].clone())?,
+    /// Value `i` of the batch as `data_type`: the common cases straight from the typed values,
+    /// the rest through the record API's field.
+    fn one(&self, i: usize, data_type: &DataType) -> Result<Value, String> {
+        if let Some(plain) = self.plain(i, data_type) {
+            return Ok(plain.into_value());
+        }
+        // `next_span` has refused a row with a value the record API cannot read.
+        let field = self.field(i).map_err(|e| format!("cannot read: {e}"))?;
+        value_of(Cell::One(&field), self.leaf, data_type)
+    }
+
+    /// Value `i` of the batch as `data_type` straight from the typed values, in the common
+    /// cases (`Direct`); `None` for the rest.
+    fn plain(&self, i: usize, data_type: &DataType) -> Option<Plain<'_>> {
+        match (&self.typed, self.direct, data_type) {
+            (_, Direct::Text, DataType::String) => self.text(i).map(Plain::Text),
+            (Typed::Int64(_, values), Direct::Long, DataType::Int64) => {
+                Some(Plain::Int64(values[i]))
+            }
+            (Typed::Int64(_, values), Direct::Micros, DataType::Timestamp) => {
+                Some(Plain::Timestamp(values[i]))
+            }
+            (Typed::Bool(_, values), _, DataType::Bool) => Some(Plain::Bool(values[i])),
+            _ => None,
+        }
+    }
+
+    /// A cell (`next_span`'s) as `data_type` for a binary rows record: the value `value` reads,
+    /// nulls, plain values and lists of text left in the batch to be encoded from there.
+    fn cell(&self, span: Span, data_type: &DataType) -> Result<ParquetCell<'_>, String> {
+        match (span, data_type) {
+            (Span::Null, _) => return Ok(ParquetCell::Null),
+            (Span::One(i), _) => {
+                if let Some(plain) = self.plain(i, data_type) {
+                    return Ok(ParquetCell::Plain(plain));
+                }
+            }
+            (Span::List { from, to, value }, DataType::Array(element))
+                if self.direct == Direct::Text && **element == DataType::String =>
+            {
+                return Ok(ParquetCell::Texts {
+                    batch: self,
+                    from,
+                    to,
+                    value,
+                });
+            }
+            _ => {}
+        }
+        self.value(span, data_type).map(ParquetCell::Value)
+    }
+
+    /// Value `i` of the batch as text: `None` but in a text column before `bad_text`.
+    fn text(&self, i: usize) -> Option<&str> {
+        let end = *self.text_ends.get(i)?;
+        let start = i.checked_sub(1).map_or(0, |before| self.text_ends[before]);
+        Some(&self.text[start..end])
+    }
+
+    /// Value `i` of the batch as the record API converts it.
+    fn field(&self, i: usize) -> Result<Field, ParquetError> {
+        let descr = &self.descr;
+        Ok(match &self.typed {
+            Typed::Bool(_, v) => Field::convert_bool(descr, v[i]),
+            Typed::Int32(_, v) => Field::convert_int32(descr, v[i]),
+            Typed::Int64(_, v) => Field::convert_int64(descr, v[i]),
+            Typed::Float(_, v) => Field::convert_float(descr, v[i]),
+            Typed::Double(_, v) => Field::convert_double(descr, v[i]),
+            Typed::Bytes(_, v) => Field::convert_byte_array(descr, v[i].clone())?,
         })
+    }
+}
+
+/// A value read straight from a column's typed values (`ColumnBatch::plain`).
+#[derive(Clone, Copy)]
+enum Plain<'a> {
+    Text(&'a str),
+    Int64(i64),
+    Timestamp(i64),
+    Bool(bool),
+}
+
+impl Plain<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Plain::Text(text) => Value::String(text.to_owned()),
+            Plain::Int64(i) => Value::Int64(i),
+            Plain::Timestamp(micros) => Value::Timestamp(micros),
+            Plain::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
+/// A cell for a binary rows record (`Encoded`): nulls, plain values and lists of text encoded
+/// straight from the column's batch; anything else through its `Value`.
+enum ParquetCell<'a> {
+    Null,
+    Plain(Plain<'a>),
+    /// A list read as `array<string>`: `batch`'s levels `from..to`, its first value `value`.
+    Texts {
+        batch: &'a ColumnBatch,
+        from: usize,
+        to: usize,
+        value: usize,
+    },
+    Value(Value),
+}
+
+impl ColumnValue for ParquetCell<'_> {
+    fn is_null(&self) -> bool {
+        match self {
+            ParquetCell::Null => true,
+            ParquetCell::Value(value) => value.is_null(),
+            ParquetCell::Plain(_) | ParquetCell::Texts { .. } => false,
+        }
+    }
+}
+
+impl EncodeCell for ParquetCell<'_> {
+    /// Appends `encode_value`'s encoding of the value `ColumnBatch::value` reads.
+    fn encode(self, out: &mut Vec<u8>) {
+        match self {
+            ParquetCell::Null => out.push(NULL),
+            ParquetCell::Plain(Plain::Text(text)) => encode_string(text, out),
+            // No allocation: the value is a scalar.
+            ParquetCell::Plain(scalar) => encode_value(&scalar.into_value(), out),
+            ParquetCell::Texts {
+                batch,
+                from,
+                to,
+                value,
+            } => {
+                out.push(ARRAY);
+                write_len(to - from, out);
+                let max_def = batch.descr.max_def_level();
+                let mut next = value;
+                for level in from..to {
+                    if batch.def[level] != max_def {
+                        out.push(NULL);
+                        continue;
+                    }
+                    let text = batch
+                        .text(next)
+                        .expect("next_span refuses a row with text that is not UTF-8");
+                    encode_string(text, out);
+                    next += 1;
+                }
+            }
+            ParquetCell::Value(value) => encode_value(&value, out),
+        }
     }
 }
 
@@ -739,7 +1120,9 @@ mod tests {
     use std::sync::Arc;
 
     use parquet::basic::Compression;
-    use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type, Int64Type};
+    use parquet::data_type::{
+        BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type,
+    };
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
@@ -763,7 +1146,13 @@ mod tests {
         Bool(Vec<bool>),
         Int32(Vec<i32>),
         Int64(Vec<i64>),
-        Text(Vec<&'static str>),
+        Double(Vec<f64>),
+        /// Text, which need not be UTF-8.
+        Bytes(Vec<Vec<u8>>),
+    }
+
+    fn text(values: Vec<&str>) -> Values {
+        Values::Bytes(values.into_iter().map(|s| s.as_bytes().to_vec()).collect())
     }
 
     fn chunk(values: Values, def: &[i16]) -> Chunk {
@@ -794,7 +1183,8 @@ mod tests {
                     Values::Bool(v) => column.typed::<BoolType>().write_batch(&v, def, rep),
                     Values::Int32(v) => column.typed::<Int32Type>().write_batch(&v, def, rep),
                     Values::Int64(v) => column.typed::<Int64Type>().write_batch(&v, def, rep),
-                    Values::Text(v) => {
+                    Values::Double(v) => column.typed::<DoubleType>().write_batch(&v, def, rep),
+                    Values::Bytes(v) => {
                         let bytes: Vec<ByteArray> = v.into_iter().map(ByteArray::from).collect();
                         column
                             .typed::<ByteArrayType>()
@@ -855,7 +1245,7 @@ mod tests {
             }",
             vec![
                 vec![
-                    chunk(Values::Text(vec!["user_1", "user_2"]), &[0, 0]),
+                    chunk(text(vec!["user_1", "user_2"]), &[0, 0]),
                     chunk(
                         Values::Int64(vec![
                             micros("2026-01-15T00:00:00.000001Z") * 1000 + 999,
@@ -866,9 +1256,9 @@ mod tests {
                     chunk(Values::Int32(vec![712, 655]), &[1, 1]),
                     chunk(Values::Int64(vec![1460, 92]), &[1, 1]),
                     chunk(Values::Bool(vec![true, false]), &[1, 1]),
-                    chunk(Values::Text(vec!["US"]), &[1, 0]),
+                    chunk(text(vec!["US"]), &[1, 0]),
                     Chunk {
-                        values: Values::Text(vec!["grocery", "travel"]),
+                        values: text(vec!["grocery", "travel"]),
                         def: vec![3, 3, 1],
                         rep: Some(vec![0, 1, 0]),
                     },
@@ -881,7 +1271,7 @@ mod tests {
                     ),
                 ],
                 vec![
-                    chunk(Values::Text(vec!["user_3"]), &[0]),
+                    chunk(text(vec!["user_3"]), &[0]),
                     chunk(
                         Values::Int64(vec![micros("2026-01-16T00:00:00Z") * 1000]),
                         &[0],
@@ -889,9 +1279,9 @@ mod tests {
                     chunk(Values::Int32(vec![]), &[0]),
                     chunk(Values::Int64(vec![]), &[0]),
                     chunk(Values::Bool(vec![]), &[0]),
-                    chunk(Values::Text(vec![]), &[0]),
+                    chunk(text(vec![]), &[0]),
                     Chunk {
-                        values: Values::Text(vec![]),
+                        values: text(vec![]),
                         def: vec![0],
                         rep: Some(vec![0]),
                     },
@@ -905,19 +1295,21 @@ mod tests {
         assert_eq!(load(&registry, &parquet).unwrap(), from_csv);
     }
 
-    /// Each cell read by columns is the field the record API reads: nulls, null and empty
-    /// lists, null elements, converted integers, over row groups.
+    /// Each cell read by column batches, of any batch size, is the value (or the refusal)
+    /// `value_of` makes of the field the record API reads, as any of several types: nulls, null
+    /// and empty lists, null elements, converted integers, timestamps, over row groups.
     #[test]
-    fn the_column_readers_read_the_record_apis_fields() {
+    fn column_batches_read_each_cell_as_value_of_reads_the_record_apis_field() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        use parquet::record::Field;
 
-        use super::{read_column, shape_of, ColumnCell, Shape};
+        use super::{leaf_of, shape_of, value_of, Cell, ColumnBatch, EncodeCell, Shape};
+        use crate::registry::types::DataType;
+        use crate::store::row::encode_value;
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cells.parquet");
         let list = |def: &[i16], rep: &[i16], values: Vec<&'static str>| Chunk {
-            values: Values::Text(values),
+            values: text(values),
             def: def.to_vec(),
             rep: Some(rep.to_vec()),
         };
@@ -934,10 +1326,12 @@ mod tests {
                 required group codes (LIST) {
                     repeated group list { required binary element (STRING); }
                 }
+                optional int64 at (TIMESTAMP(MICROS,true));
+                optional int64 count;
             }",
             vec![
                 vec![
-                    chunk(Values::Text(vec!["a", "b", "c", "d"]), &[0, 0, 0, 0]),
+                    chunk(text(vec!["a", "b", "c", "d"]), &[0, 0, 0, 0]),
                     chunk(Values::Int32(vec![300, -1]), &[1, 0, 1, 0]),
                     chunk(Values::Int64(vec![-5]), &[0, 1, 0, 0]),
                     chunk(Values::Bool(vec![true, false, true]), &[1, 1, 0, 1]),
@@ -948,17 +1342,30 @@ mod tests {
                         vec!["x", "y", "z"],
                     ),
                     list(&[0, 1, 1, 1, 1], &[0, 0, 1, 0, 0], vec!["p", "q", "r", "s"]),
+                    chunk(Values::Int64(vec![1, -2, 3]), &[1, 0, 1, 1]),
+                    chunk(Values::Int64(vec![i64::MIN, 0]), &[1, 1, 0, 0]),
                 ],
                 vec![
-                    chunk(Values::Text(vec!["e"]), &[0]),
+                    chunk(text(vec!["e"]), &[0]),
                     chunk(Values::Int32(vec![]), &[0]),
                     chunk(Values::Int64(vec![7]), &[1]),
                     chunk(Values::Bool(vec![]), &[0]),
                     list(&[3, 3], &[0, 1], vec!["u", "v"]),
                     list(&[0], &[0], vec![]),
+                    chunk(Values::Int64(vec![]), &[0]),
+                    chunk(Values::Int64(vec![i64::MAX]), &[1]),
                 ],
             ],
         );
+        let types = [
+            DataType::String,
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Bool,
+            DataType::Timestamp,
+            DataType::Array(Box::new(DataType::String)),
+            DataType::Array(Box::new(DataType::Int64)),
+        ];
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let fields = reader
             .metadata()
@@ -970,30 +1377,381 @@ mod tests {
         let shapes: Vec<Shape> = fields.iter().map(|f| shape_of(f).unwrap()).collect();
         assert_eq!(shapes[4], Shape::List { elements_from: 2 });
         assert_eq!(shapes[5], Shape::List { elements_from: 1 });
-        for group in 0..reader.num_row_groups() {
-            let group_reader = reader.get_row_group(group).unwrap();
-            let rows = group_reader.metadata().num_rows() as usize;
-            let mut columns: Vec<_> = shapes
-                .iter()
-                .enumerate()
-                .map(|(i, shape)| read_column(&*group_reader, i, *shape, rows).unwrap())
-                .collect();
-            let records: Vec<_> = group_reader.get_row_iter(None).unwrap().collect();
-            assert_eq!(records.len(), rows);
-            for record in records {
-                for ((_, field), column) in
-                    record.unwrap().into_columns().into_iter().zip(&mut columns)
-                {
-                    match (field, column.next_cell().unwrap()) {
-                        (Field::ListInternal(list), ColumnCell::List(elements)) => {
-                            assert_eq!(list.elements(), elements.as_slice())
+        for batch_rows in 1..=4 {
+            for group in 0..reader.num_row_groups() {
+                let group_reader = reader.get_row_group(group).unwrap();
+                let rows = group_reader.metadata().num_rows() as usize;
+                let mut batches: Vec<_> = (0..fields.len())
+                    .map(|i| {
+                        let leaf = leaf_of(&fields[i]).unwrap();
+                        ColumnBatch::open(&*group_reader, i, shapes[i], leaf).unwrap()
+                    })
+                    .collect();
+                let records: Vec<_> = group_reader.get_row_iter(None).unwrap().collect();
+                assert_eq!(records.len(), rows);
+                for (row, record) in records.into_iter().enumerate() {
+                    let fields_read = record.unwrap().into_columns();
+                    for (i, (_, field)) in fields_read.iter().enumerate() {
+                        let batch = &mut batches[i];
+                        if row % batch_rows == 0 {
+                            assert!(batch.read(batch_rows.min(rows - row)));
                         }
-                        (field, ColumnCell::One(one)) => assert_eq!(field, one),
-                        (field, ColumnCell::List(elements)) => {
-                            panic!("{field:?} read by columns as {elements:?}")
+                        let span = batch.next_span().unwrap();
+                        for data_type in &types {
+                            let value = batch.value(span, data_type);
+                            let at = format!("group {group}, row {row}, column {i}, {data_type}");
+                            assert_eq!(
+                                value,
+                                value_of(Cell::of(field), batch.leaf, data_type),
+                                "{at}"
+                            );
+                            // And a binary rows record's cell encodes as the value would.
+                            let encoded = batch.cell(span, data_type).map(|cell| {
+                                let mut out = Vec::new();
+                                cell.encode(&mut out);
+                                out
+                            });
+                            let expected = value.map(|value| {
+                                let mut out = Vec::new();
+                                encode_value(&value, &mut out);
+                                out
+                            });
+                            assert_eq!(encoded, expected, "{at}");
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Random files (of plain and list columns of the types pyarrow writes, sometimes of the
+    /// wrong type, with nulls, values out of range and text that is not UTF-8, over row groups
+    /// longer than a batch) load the same rows, or the same refusal, by columns as by records;
+    /// and encoded by columns, the records of those rows.
+    mod by_columns_as_by_records {
+        use std::path::Path;
+
+        use proptest::prelude::*;
+
+        use super::super::{read_file, Encoded, Parsed, Readers};
+        use super::{demo_registry, write_parquet, Chunk, Values};
+        use crate::ingest::binary_rows::BinaryRowsWriter;
+        use crate::ingest::row::ParsedRow;
+
+        /// A column's Parquet type: what its values are written as.
+        #[derive(Debug, Clone, Copy)]
+        enum Kind {
+            Text,
+            Long,
+            Byte,
+            ULong,
+            Bool,
+            Double,
+            Micros,
+            Millis,
+            Nanos,
+            LocalMicros,
+        }
+
+        impl Kind {
+            fn schema(self, name: &str, repetition: &str) -> String {
+                let (physical, annotation) = match self {
+                    Kind::Text => ("binary", " (UTF8)"),
+                    Kind::Long => ("int64", ""),
+                    Kind::Byte => ("int32", " (INT_8)"),
+                    Kind::ULong => ("int64", " (UINT_64)"),
+                    Kind::Bool => ("boolean", ""),
+                    Kind::Double => ("double", ""),
+                    Kind::Micros => ("int64", " (TIMESTAMP(MICROS,true))"),
+                    Kind::Millis => ("int64", " (TIMESTAMP(MILLIS,true))"),
+                    Kind::Nanos => ("int64", " (TIMESTAMP(NANOS,true))"),
+                    Kind::LocalMicros => ("int64", " (TIMESTAMP(MICROS,false))"),
+                };
+                format!("{repetition} {physical} {name}{annotation};")
+            }
+
+            /// The values `numbers` stand for; a text `0` is not UTF-8.
+            fn values(self, numbers: &[i64]) -> Values {
+                match self {
+                    Kind::Text => Values::Bytes(
+                        numbers
+                            .iter()
+                            .map(|n| match n {
+                                0 => vec![b'x', 0xff],
+                                n => format!("s{n}").into_bytes(),
+                            })
+                            .collect(),
+                    ),
+                    Kind::Byte => Values::Int32(numbers.iter().map(|n| *n as i32).collect()),
+                    Kind::Bool => Values::Bool(numbers.iter().map(|n| n % 2 == 0).collect()),
+                    Kind::Double => Values::Double(numbers.iter().map(|n| *n as f64).collect()),
+                    _ => Values::Int64(numbers.to_vec()),
+                }
+            }
+        }
+
+        /// A generated column: its kind, whether a plain one is required (then it has no
+        /// nulls), whether it is a list (of required elements or not), its cells.
+        #[derive(Debug, Clone)]
+        struct Column {
+            name: &'static str,
+            kind: Kind,
+            required: bool,
+            list: Option<bool>,
+            cells: Vec<Option<Vec<Option<i64>>>>,
+        }
+
+        impl Column {
+            fn schema(&self) -> String {
+                match self.list {
+                    None => self.kind.schema(
+                        self.name,
+                        if self.required {
+                            "required"
+                        } else {
+                            "optional"
+                        },
+                    ),
+                    Some(required_elements) => format!(
+                        "optional group {} (LIST) {{ repeated group list {{ {} }} }}",
+                        self.name,
+                        self.kind.schema(
+                            "element",
+                            if required_elements {
+                                "required"
+                            } else {
+                                "optional"
+                            }
+                        )
+                    ),
+                }
+            }
+
+            /// The column chunk of rows `rows`.
+            fn chunk(&self, rows: std::ops::Range<usize>) -> Chunk {
+                let (mut numbers, mut def, mut rep) = (Vec::new(), Vec::new(), Vec::new());
+                for cell in &self.cells[rows] {
+                    let Some(required_elements) = self.list else {
+                        // A plain cell is its list's first element.
+                        let value = cell
+                            .as_ref()
+                            .and_then(|items| items.first().copied().flatten());
+                        match value {
+                            Some(n) => numbers.push(n),
+                            None if self.required => numbers.push(1),
+                            None => {}
+                        }
+                        def.push(i16::from(value.is_some() || self.required));
+                        continue;
+                    };
+                    match cell {
+                        None => {
+                            def.push(0);
+                            rep.push(0);
+                        }
+                        Some(items) if items.is_empty() => {
+                            def.push(1);
+                            rep.push(0);
+                        }
+                        Some(items) => {
+                            for (i, item) in items.iter().enumerate() {
+                                rep.push(i16::from(i > 0));
+                                match item {
+                                    Some(n) => {
+                                        numbers.push(*n);
+                                        def.push(if required_elements { 2 } else { 3 });
+                                    }
+                                    None if required_elements => {
+                                        numbers.push(1);
+                                        def.push(2);
+                                    }
+                                    None => def.push(2),
+                                }
+                            }
+                        }
+                    };
+                }
+                Chunk {
+                    values: self.kind.values(&numbers),
+                    def,
+                    rep: self.list.map(|_| rep),
+                }
+            }
+        }
+
+        /// A number: mostly an ordinary one (text `0`, not UTF-8, in one of 5,000), rarely
+        /// anything (a millisecond timestamp out of range, an unsigned integer past i64).
+        fn number() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                1_500 => 0..5_000i64,
+                1_500 => 1_000_000_000_000i64..2_000_000_000_000_000,
+                1 => any::<i64>(),
+            ]
+        }
+
+        /// A column named `name`, mostly of a `usual` kind and a list or not as `list` says;
+        /// `nulls` in 50,000 of its cells null, as many empty lists, and as many null elements.
+        fn column(
+            name: &'static str,
+            usual: Vec<Kind>,
+            list: bool,
+            nulls: u32,
+            rows: usize,
+        ) -> impl Strategy<Value = Column> {
+            let any_kind = prop::sample::select(vec![
+                Kind::Text,
+                Kind::Long,
+                Kind::Byte,
+                Kind::ULong,
+                Kind::Bool,
+                Kind::Double,
+                Kind::Micros,
+                Kind::Millis,
+                Kind::Nanos,
+                Kind::LocalMicros,
+            ]);
+            let kind = prop_oneof![40 => prop::sample::select(usual), 1 => any_kind];
+            let items = prop::collection::vec(
+                prop_oneof![50_000 => number().prop_map(Some), nulls => Just(None)],
+                1..4,
+            );
+            let cell = prop_oneof![
+                50_000 => items.prop_map(Some),
+                nulls => Just(Some(Vec::new())),
+                nulls => Just(None),
+            ];
+            let list = prop_oneof![
+                40 => Just(list),
+                1 => Just(!list),
+            ]
+            .prop_flat_map(|list| {
+                if list {
+                    any::<bool>().prop_map(Some).boxed()
+                } else {
+                    Just(None).boxed()
+                }
+            });
+            (
+                kind,
+                prop_oneof![1 => Just(true), 3 => Just(false)],
+                list,
+                prop::collection::vec(cell, rows),
+            )
+                .prop_map(move |(kind, required, list, cells)| Column {
+                    name,
+                    kind,
+                    required,
+                    list,
+                    cells,
+                })
+        }
+
+        /// `user_profile`'s columns and where the file's row groups end.
+        fn file() -> impl Strategy<Value = (Vec<Column>, Vec<usize>)> {
+            (0..2_500usize).prop_flat_map(|rows| {
+                (
+                    vec![
+                        column("user_id", vec![Kind::Text], false, 1, rows),
+                        column(
+                            "timestamp",
+                            vec![Kind::Micros, Kind::Millis, Kind::Nanos],
+                            false,
+                            1,
+                            rows,
+                        ),
+                        column(
+                            "credit_score",
+                            vec![Kind::Long, Kind::Byte, Kind::ULong],
+                            false,
+                            5_000,
+                            rows,
+                        ),
+                        column("account_age_days", vec![Kind::Long], false, 5_000, rows),
+                        column("is_verified", vec![Kind::Bool], false, 5_000, rows),
+                        column("home_country", vec![Kind::Text], false, 5_000, rows),
+                        column("preferred_categories", vec![Kind::Text], true, 5_000, rows),
+                        column(
+                            "signup_time",
+                            vec![Kind::Micros, Kind::LocalMicros, Kind::Millis],
+                            false,
+                            5_000,
+                            rows,
+                        ),
+                    ],
+                    prop::collection::vec(0..=rows, 0..3),
+                )
+            })
+        }
+
+        /// The file's rows read by `readers`, or its refusal.
+        fn load(path: &Path, readers: Readers) -> Result<Vec<ParsedRow>, String> {
+            let registry = demo_registry();
+            let view = registry.view_by_name("prod", "user_profile").unwrap();
+            let file = std::fs::File::open(path).unwrap();
+            let mut rows = Vec::new();
+            read_file(view, file, readers, &Parsed, |batch| {
+                rows.extend(batch.into_iter().map(|(row, _)| row))
+            })
+            .map(|()| rows)
+            .map_err(|bad| bad.to_string())
+        }
+
+        /// The file's rows as binary rows records, encoded as they are read by columns; or the
+        /// file's refusal.
+        fn encode(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+            let registry = demo_registry();
+            let view = registry.view_by_name("prod", "user_profile").unwrap();
+            let file = std::fs::File::open(path).unwrap();
+            let mut records = Vec::new();
+            let writer = BinaryRowsWriter::new(view);
+            read_file(
+                view,
+                file,
+                Readers::Columns,
+                &Encoded(&writer),
+                |mut rows| rows.hand_on(&mut |record: &[u8], _| records.push(record.to_vec())),
+            )
+            .map(|()| records)
+            .map_err(|bad| bad.to_string())
+        }
+
+        /// `rows` as `BinaryRowsWriter::write` encodes them.
+        fn written(rows: &[ParsedRow]) -> Vec<Vec<u8>> {
+            let registry = demo_registry();
+            let writer =
+                BinaryRowsWriter::new(registry.view_by_name("prod", "user_profile").unwrap());
+            rows.iter()
+                .map(|row| {
+                    let mut record = Vec::new();
+                    writer.write(row, &mut record);
+                    record
+                })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn by_columns_as_by_records((columns, mut cuts) in file()) {
+                let rows = columns[0].cells.len();
+                cuts.push(0);
+                cuts.push(rows);
+                cuts.sort_unstable();
+                cuts.dedup();
+                let schema = format!(
+                    "message schema {{ {} }}",
+                    columns.iter().map(Column::schema).collect::<Vec<_>>().join(" ")
+                );
+                let groups = cuts
+                    .windows(2)
+                    .map(|cut| columns.iter().map(|c| c.chunk(cut[0]..cut[1])).collect())
+                    .collect();
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("random.parquet");
+                write_parquet(&path, &schema, groups);
+                let by_records = load(&path, Readers::Records);
+                prop_assert_eq!(load(&path, Readers::Columns), by_records.clone());
+                prop_assert_eq!(encode(&path), by_records.as_deref().map(written).map_err(Clone::clone));
             }
         }
     }
@@ -1031,9 +1789,9 @@ mod tests {
         let group = |ids: Vec<&'static str>, scores: Vec<&'static str>, def: &[i16]| {
             let times = vec![micros("2026-01-15T00:00:00Z"); ids.len()];
             vec![
-                chunk(Values::Text(ids), &vec![0; def.len()]),
+                chunk(text(ids), &vec![0; def.len()]),
                 chunk(Values::Int64(times), &vec![0; def.len()]),
-                chunk(Values::Text(scores), def),
+                chunk(text(scores), def),
             ]
         };
         // The first row group's scores are all null, so the mismatch shows in the second.
@@ -1072,12 +1830,12 @@ mod tests {
                 .collect();
             let scores: Vec<i16> = (0..rows).map(|row| i16::from(bad == Some(row))).collect();
             vec![
-                chunk(Values::Text(ids), &vec![0; rows]),
+                chunk(text(ids), &vec![0; rows]),
                 chunk(
                     Values::Int64(vec![micros("2026-01-15T00:00:00Z"); rows]),
                     &vec![0; rows],
                 ),
-                chunk(Values::Text(vec!["712"; bad.iter().count()]), &scores),
+                chunk(text(vec!["712"; bad.iter().count()]), &scores),
             ]
         };
         let registry = demo_registry();

@@ -5,10 +5,11 @@
 //! (a `ValueSeed` over `serde_json`, an allocation an item), encoded, then dropped: ~1.2k
 //! instructions a demo row.
 
+use super::binary_rows::EncodeCell;
 use super::row::ColumnValue;
 use crate::registry::types::DataType;
 use crate::registry::value::TextValue;
-use crate::store::row::{encode_string, encode_value, write_len, ARRAY, NULL};
+use crate::store::row::{encode_string, encode_value, write_len, ARRAY};
 
 /// One cell read for a binary rows record.
 pub enum TextCell<'a> {
@@ -28,19 +29,16 @@ impl<'a> TextCell<'a> {
         }
         TextValue::read(text, data_type).map(TextCell::Text)
     }
+}
 
+impl EncodeCell for TextCell<'_> {
     /// Appends the value's encoding, `encode_value`'s for the value `TextValue::read` reads.
-    pub fn encode(self, out: &mut Vec<u8>) {
+    fn encode(self, out: &mut Vec<u8>) {
         match self {
             TextCell::Text(TextValue::String(text)) => encode_string(text, out),
             TextCell::Text(TextValue::Other(value)) => encode_value(&value, out),
             TextCell::Strings(strings) => strings.encode(out),
         }
-    }
-
-    /// Appends a missing column's encoding: null.
-    pub fn encode_missing(out: &mut Vec<u8>) {
-        out.push(NULL);
     }
 }
 

@@ -92,9 +92,6 @@ impl<'a> Cell<'a> {
 /// Rows a row group's thread hands over at a time.
 const ROW_BATCH: usize = 1024;
 
-/// Batches a row group's thread may read ahead of the rows handed on.
-const BATCHES_AHEAD: usize = 4;
-
 /// Row groups read at once, at most: each reading thread holds its group's column readers (a
 /// page of each column decompressed), so a many-core machine must not hold one group a core.
 const MAX_GROUPS_READ_AT_ONCE: usize = 8;
@@ -104,8 +101,8 @@ const MAX_GROUPS_READ_AT_ONCE: usize = 8;
 ///
 /// Row groups are read on threads, as many at once as there are cores, each sending its rows
 /// in batches over a channel of its own; this thread hands them on in the file's order, so
-/// the first bad row in the file is the one refused, and a group's thread reads at most a few
-/// batches ahead.
+/// the first bad row in the file is the one refused, and a group's thread reads at most
+/// `MakeRows::BATCHES_AHEAD` batches ahead.
 pub fn for_each_row(
     view: &FeatureView,
     file: File,
@@ -223,7 +220,7 @@ fn read_file<M: MakeRows>(
         loop {
             while reading.len() < threads {
                 let Some(group) = unread.next() else { break };
-                let (to_hand_on, batches) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+                let (to_hand_on, batches) = std::sync::mpsc::sync_channel(M::BATCHES_AHEAD);
                 let groups = &groups;
                 let thread = scope.spawn(move || groups.read(group, make, to_hand_on));
                 reading.push_back((batches, thread));
@@ -247,6 +244,11 @@ fn read_file<M: MakeRows>(
 trait MakeRows: Sync {
     type Batch: Send + Default;
 
+    /// Batches a row group's thread may read ahead of the rows handed on. The file's thread
+    /// hands on one group at a time, in order, so while it takes a group's batches the next
+    /// group's thread stops once this many wait: the reading runs in parallel only as far.
+    const BATCHES_AHEAD: usize;
+
     /// Adds to `batch` the row of the cells read by columns; or refuses it as `parse_row` does.
     fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String>;
 
@@ -269,6 +271,9 @@ struct Parsed;
 
 impl MakeRows for Parsed {
     type Batch = Vec<(ParsedRow, usize)>;
+    /// A parsed row holds a `Value` a cell (hundreds of bytes a row), and a many-core machine
+    /// reads up to `MAX_GROUPS_READ_AT_ONCE` groups: a few batches each.
+    const BATCHES_AHEAD: usize = 4;
 
     fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String> {
         let parsed = parse_row(row.view, |place, _, data_type| {
@@ -290,6 +295,11 @@ struct Encoded<'a>(&'a BinaryRowsWriter);
 
 impl MakeRows for Encoded<'_> {
     type Batch = EncodedRows;
+    /// 128k rows (a row group as pyarrow's writers often cut them) of binary records, ~70 bytes
+    /// a row of a small view: ~9 MB a reading thread, where `quiver load` keeps every body of
+    /// the file until it has validated them all anyway. With 4 batches the next group's thread
+    /// stopped after 4k rows, and a 1M-row file was read on about one core of two.
+    const BATCHES_AHEAD: usize = 128;
 
     fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String> {
         self.0.write_cells(

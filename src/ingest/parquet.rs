@@ -92,6 +92,10 @@ impl<'a> Cell<'a> {
 /// Rows a row group's thread hands over at a time.
 const ROW_BATCH: usize = 1024;
 
+/// Bytes of binary records after which a row group's thread hands its batch over before
+/// `ROW_BATCH` rows (`Encoded`), so that the batches waiting are bounded in bytes.
+const ENCODED_BATCH_BYTES: usize = 64 * 1024;
+
 /// Row groups read at once, at most: each reading thread holds its group's column readers (a
 /// page of each column decompressed), so a many-core machine must not hold one group a core.
 const MAX_GROUPS_READ_AT_ONCE: usize = 8;
@@ -249,6 +253,11 @@ trait MakeRows: Sync {
     /// group's thread stops once this many wait: the reading runs in parallel only as far.
     const BATCHES_AHEAD: usize;
 
+    /// Whether `batch`, holding `rows` rows, is handed on now.
+    fn is_full(_batch: &Self::Batch, rows: usize) -> bool {
+        rows >= ROW_BATCH
+    }
+
     /// Adds to `batch` the row of the cells read by columns; or refuses it as `parse_row` does.
     fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String>;
 
@@ -295,11 +304,16 @@ struct Encoded<'a>(&'a BinaryRowsWriter);
 
 impl MakeRows for Encoded<'_> {
     type Batch = EncodedRows;
-    /// 128k rows (a row group as pyarrow's writers often cut them) of binary records, ~70 bytes
-    /// a row of a small view: ~9 MB a reading thread, where `quiver load` keeps every body of
-    /// the file until it has validated them all anyway. With 4 batches the next group's thread
+    /// A batch is at most `ENCODED_BATCH_BYTES` (and a row), so a reading thread holds at most
+    /// ~8 MiB ahead however wide the rows, on top of the bodies `quiver load` keeps until the
+    /// file has validated (`--body-memory-mib`): ~128k rows of a small view (~70 bytes a row), a
+    /// row group as pyarrow's writers often cut them. With 4 batches the next group's thread
     /// stopped after 4k rows, and a 1M-row file was read on about one core of two.
     const BATCHES_AHEAD: usize = 128;
+
+    fn is_full(batch: &EncodedRows, rows: usize) -> bool {
+        rows >= ROW_BATCH || batch.records.len() >= ENCODED_BATCH_BYTES
+    }
 
     fn by_columns(&self, row: &RowCells, batch: &mut Self::Batch) -> Result<(), String> {
         self.0.write_cells(
@@ -346,7 +360,7 @@ impl RowGroups<'_> {
         let mut rows = 0;
         let read = self.for_each_row_of(group, make, &mut batch, |batch| {
             rows += 1;
-            if rows < ROW_BATCH {
+            if !M::is_full(batch, rows) {
                 return true;
             }
             rows = 0;
@@ -790,21 +804,35 @@ impl ColumnBatch {
                 let DataType::Array(element) = data_type else {
                     return Err(format!("expected {data_type}, got a list"));
                 };
-                let max_def = self.descr.max_def_level();
-                let mut next = value;
-                let values = (from..to)
-                    .map(|level| {
-                        if self.def[level] != max_def {
-                            return Ok(Value::Null);
-                        }
-                        next += 1;
-                        self.one(next - 1, element)
-                            .map_err(|e| format!("[{}]: {e}", level - from))
+                let values = self
+                    .elements(from, to, value)
+                    .enumerate()
+                    .map(|(at, element_value)| match element_value {
+                        None => Ok(Value::Null),
+                        Some(i) => self.one(i, element).map_err(|e| format!("[{at}]: {e}")),
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(Value::Array(values))
             }
         }
+    }
+
+    /// A list's elements (`Span::List`'s levels `from..to`, its first value `value`) in order:
+    /// the index of each one's value, `None` for a null element.
+    fn elements(
+        &self,
+        from: usize,
+        to: usize,
+        value: usize,
+    ) -> impl Iterator<Item = Option<usize>> + '_ {
+        let max_def = self.descr.max_def_level();
+        let mut next = value;
+        self.def[from..to].iter().map(move |def| {
+            (*def == max_def).then(|| {
+                next += 1;
+                next - 1
+            })
+        })
     }
 
     /// Value `i` of the batch as `data_type`: the common cases straight from the typed values,
@@ -941,18 +969,16 @@ impl EncodeCell for ParquetCell<'_> {
             } => {
                 out.push(ARRAY);
                 write_len(to - from, out);
-                let max_def = batch.descr.max_def_level();
-                let mut next = value;
-                for level in from..to {
-                    if batch.def[level] != max_def {
-                        out.push(NULL);
-                        continue;
+                for element in batch.elements(from, to, value) {
+                    match element {
+                        None => out.push(NULL),
+                        Some(i) => encode_string(
+                            batch
+                                .text(i)
+                                .expect("next_span refuses a row with text that is not UTF-8"),
+                            out,
+                        ),
                     }
-                    let text = batch
-                        .text(next)
-                        .expect("next_span refuses a row with text that is not UTF-8");
-                    encode_string(text, out);
-                    next += 1;
                 }
             }
             ParquetCell::Value(value) => encode_value(&value, out),

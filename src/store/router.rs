@@ -21,7 +21,7 @@ use super::shard::{
     WriteOutcome,
 };
 use super::shard::{ReadContext, RestoreTiles, RetireLayouts, ViewReshape};
-use super::tiles::TileSet;
+use super::tiles::{MemoReads, TileSet};
 use super::views::StoreViews;
 use super::writer::{Reshape, Write, WriterActor};
 use crate::persist::format::ViewRefV1;
@@ -229,6 +229,7 @@ impl Router {
         // longest up front, not a reallocation per longer key.
         let longest = lookups.iter().map(|lookup| lookup.key().len()).max();
         let mut key = Vec::with_capacity(8 + longest.unwrap_or(0));
+        let mut memos = MemoReads::default();
         for (shard, partition) in self.partitions.iter().enumerate() {
             if !read.reads_shard(shard) {
                 continue;
@@ -236,7 +237,7 @@ impl Router {
             let started = Instant::now();
             let partition = partition.read();
             read.read_shard(shard, |i, payloads| {
-                partition.read(&lookups[i], context, &mut key, payloads)
+                partition.read(&lookups[i], context, &mut key, &mut memos, payloads)
             });
             drop(partition);
             read.answered_in(shard, started.elapsed());

@@ -6,7 +6,7 @@ use super::{write_tile_key, Partition};
 use crate::registry::aggregation::{AggregationSpec, LeadingEdge};
 use crate::registry::{Layout, ViewId};
 use crate::store::key::{key_hash, HashedKey, OwnedKey};
-use crate::store::tiles::{tile_start, AggregateMask};
+use crate::store::tiles::{tile_start, AggregateMask, MemoReads};
 use crate::store::watermark::Watermarks;
 use crate::time::Micros;
 
@@ -93,12 +93,14 @@ impl Partition {
     /// Appends the current row of `lookup` to `payloads` (for an aggregating view, its
     /// aggregates over windows ending at the leading edge) and answers its event time (the
     /// windows' end); `None`, appending nothing, when there is none. `key` is scratch space for
-    /// a tile key. Called by request threads under the partition's read lock.
+    /// a tile key; `memos` the read's hold on the keys' memos. Called by request threads under
+    /// the partition's read lock.
     pub fn read(
         &self,
         lookup: &Lookup,
         context: ReadContext,
         key: &mut Vec<u8>,
+        memos: &mut MemoReads,
         payloads: &mut Vec<u8>,
     ) -> Option<Micros> {
         // A request begun before an apply reads the layout its registry knows, while it lasts.
@@ -113,7 +115,7 @@ impl Partition {
             write_tile_key(lookup.view, lookup.layout, lookup.key(), key);
             let tiles = self.tiles.get(key.as_slice())?;
             let (end, end_repeats) = window_end(lookup.view, spec, context, &views.watermarks);
-            tiles.encoded_values(spec, end, end_repeats, lookup.aggregates, payloads);
+            tiles.encoded_values(spec, end, end_repeats, lookup.aggregates, memos, payloads);
             return Some(end);
         }
         let record = self

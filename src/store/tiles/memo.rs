@@ -25,6 +25,19 @@ struct Memo {
     payload: Box<[u8]>,
 }
 
+/// A read's hold on the memos: the thread pinned at the first memo it reads, once a read
+/// rather than once a key. A thread's outermost pin is a locked compare-and-swap, a full
+/// barrier that also keeps the read's cache misses from overlapping, and every 128th runs a
+/// collection that reads every thread's epoch. A read of plain rows only never pins.
+#[derive(Default)]
+pub struct MemoReads(Option<epoch::Guard>);
+
+impl MemoReads {
+    fn guard(&mut self) -> &epoch::Guard {
+        self.0.get_or_insert_with(epoch::pin)
+    }
+}
+
 /// One key's memo, or none. Derived state: a clone starts without one.
 #[derive(Default)]
 pub(super) struct MemoCell(Atomic<Memo>);
@@ -32,12 +45,17 @@ pub(super) struct MemoCell(Atomic<Memo>);
 impl MemoCell {
     /// Appends the memoised payload for windows ending at `end` with aggregates `wanted` to
     /// `out`; false, appending nothing, if the memo is of another read (or there is none).
-    pub fn copy_to(&self, end: Micros, wanted: AggregateMask, out: &mut Vec<u8>) -> bool {
-        let guard = epoch::pin();
+    pub fn copy_to(
+        &self,
+        end: Micros,
+        wanted: AggregateMask,
+        reads: &mut MemoReads,
+        out: &mut Vec<u8>,
+    ) -> bool {
         // Acquire pairs with the publishing swap's release: the memo is seen whole.
-        let memo = self.0.load(Ordering::Acquire, &guard);
+        let memo = self.0.load(Ordering::Acquire, reads.guard());
         // SAFETY: the memo was published whole and, being pinned, this reader keeps it from
-        // being freed until `guard` drops (a writer's `clear` needs `&mut self`, which cannot
+        // being freed until `reads` drops (a writer's `clear` needs `&mut self`, which cannot
         // coexist with this borrow).
         match unsafe { memo.as_ref() } {
             Some(memo) if memo.end == end && memo.wanted == wanted => {
@@ -50,14 +68,20 @@ impl MemoCell {
 
     /// Makes `payload` the memo for windows ending at `end` with aggregates `wanted`. The
     /// caller computed it from the tiles it holds shared, so no write came in between.
-    pub fn publish(&self, end: Micros, wanted: AggregateMask, payload: &[u8]) {
+    pub fn publish(
+        &self,
+        end: Micros,
+        wanted: AggregateMask,
+        reads: &mut MemoReads,
+        payload: &[u8],
+    ) {
         let memo = Owned::new(Memo {
             end,
             wanted,
             payload: payload.into(),
         });
-        let guard = epoch::pin();
-        let old = self.0.swap(memo, Ordering::AcqRel, &guard);
+        let guard = reads.guard();
+        let old = self.0.swap(memo, Ordering::AcqRel, guard);
         if !old.is_null() {
             // SAFETY: unlinked by the swap; readers that loaded it are pinned, and the epoch
             // frees it only after they have all unpinned.

@@ -26,6 +26,7 @@ use crate::store::row::{encode_row, EncodedValue};
 use crate::time::Micros;
 
 pub use map::TileMap;
+pub use memo::MemoReads;
 pub use partial::Partial;
 pub use stored::{from_stored, to_stored};
 
@@ -274,16 +275,17 @@ impl TileSet {
         end: Micros,
         end_repeats: bool,
         wanted: AggregateMask,
+        reads: &mut MemoReads,
         out: &mut Vec<u8>,
     ) {
-        if self.memo.copy_to(end, wanted, out) {
+        if self.memo.copy_to(end, wanted, reads, out) {
             return;
         }
         let values = self.values(spec, end, wanted);
         let start = out.len();
         encode_row(values.iter().map(|v| v.as_ref().unwrap_or(&NULL)), out);
         if end_repeats {
-            self.memo.publish(end, wanted, &out[start..]);
+            self.memo.publish(end, wanted, reads, &out[start..]);
         }
     }
 

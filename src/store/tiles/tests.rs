@@ -604,14 +604,24 @@ fn encoded(
     wanted: AggregateMask,
 ) -> Vec<u8> {
     let mut row = Vec::new();
-    tiles.encoded_values(spec, end, end_repeats, wanted, &mut row);
+    tiles.encoded_values(
+        spec,
+        end,
+        end_repeats,
+        wanted,
+        &mut MemoReads::default(),
+        &mut row,
+    );
     row
 }
 
 /// The key's memo for `end` and `wanted`, copied out.
 fn memoised(tiles: &TileSet, end: Micros, wanted: AggregateMask) -> Option<Vec<u8>> {
     let mut row = Vec::new();
-    tiles.memo.copy_to(end, wanted, &mut row).then_some(row)
+    tiles
+        .memo
+        .copy_to(end, wanted, &mut MemoReads::default(), &mut row)
+        .then_some(row)
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {

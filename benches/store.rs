@@ -15,8 +15,8 @@ use quiver::registry::value::Value;
 use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row, split_values};
-use quiver::store::tiles::AggregateMask;
 use quiver::store::tiles::TileSet;
+use quiver::store::tiles::{AggregateMask, MemoReads};
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
 use quiver::time::{now_micros, MICROS_PER_SECOND};
 
@@ -197,12 +197,21 @@ fn aggregate_read(c: &mut Criterion) {
     c.bench_function("tiles_values_3_windows", |b| {
         b.iter(|| tiles.values(black_box(&spec), end, AggregateMask::ALL))
     });
-    // The same read as a shard makes it: after the first, a copy of the key's memo.
+    // The same read as a shard makes it of one key (its own pin): after the first, a copy of
+    // the key's memo.
     c.bench_function("tiles_encoded_values_3_windows_memoised", |b| {
         let mut row = Vec::new();
         b.iter(|| {
             row.clear();
-            tiles.encoded_values(black_box(&spec), end, true, AggregateMask::ALL, &mut row)
+            let mut memos = MemoReads::default();
+            tiles.encoded_values(
+                black_box(&spec),
+                end,
+                true,
+                AggregateMask::ALL,
+                &mut memos,
+                &mut row,
+            )
         })
     });
 }

@@ -15,8 +15,7 @@ use quiver::registry::value::Value;
 use quiver::registry::Field;
 use quiver::store::key::{encode_key, shard_of};
 use quiver::store::row::{decode_row, encode_row, split_values};
-use quiver::store::tiles::TileSet;
-use quiver::store::tiles::{AggregateMask, MemoReads};
+use quiver::store::tiles::{AggregateMask, MemoReads, TileSet};
 use quiver::store::{Lookup, ReadContext, Router, RowWrite};
 use quiver::time::{now_micros, MICROS_PER_SECOND};
 

@@ -15,6 +15,8 @@
 # builds compares them over the same data.
 # KINDS (default "seed plain seedbatch plainbatch") picks the kinds, as in callgrind.sh. Prints,
 # per kind: instructions, L1 data read misses and L2 ("LL") data read misses a request.
+# LL (default 524288,8,64: size, ways, line) sizes the simulated last level: 1048576,16,64 is
+# the 1 MiB L2 of the twenty-first session's machine.
 set -euo pipefail
 source "$(dirname "$0")/../../tests/clients/lib.sh"
 source "$(dirname "$0")/callgrind_env.sh"
@@ -57,7 +59,7 @@ for i in range(requests):
 PY
 cd "$repo_root"
 QUIVER_ADMIN_KEY=bench-key QUIVER_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
-  --cache-sim=yes --D1=32768,8,64 --LL=524288,8,64 \
+  --cache-sim=yes --D1=32768,8,64 --LL="${LL:-524288,8,64}" \
   --callgrind-out-file="$out/callgrind.out.%p" "$binary" serve --config config.toml \
   --listen 127.0.0.1:0 >"$out/server.out" 2>"$out/server.err" &
 valgrind_pid=$!

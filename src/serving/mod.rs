@@ -596,14 +596,16 @@ thread_local! {
 }
 
 /// Lookups a request plans at most for its lists to be kept: a batch of thousands of rows
-/// would otherwise leave its lists' size on the thread for good.
+/// (or a request of very long keys) would otherwise leave its lists' size on the thread for
+/// good.
 const MAX_KEPT_LOOKUPS: usize = 1024;
 
 impl Scratch {
-    /// Clears the lists and gives them back to the thread, unless a large batch grew them.
+    /// Clears the lists and gives them back to the thread, unless a large request grew them.
     fn keep(mut self: Box<Self>) {
         if self.lookups.capacity() > MAX_KEPT_LOOKUPS
             || self.spans.capacity() > 8 * MAX_KEPT_LOOKUPS
+            || self.keys.capacity() > 64 * MAX_KEPT_LOOKUPS
         {
             return;
         }
@@ -1185,7 +1187,7 @@ aggregations = [
     }
 
     #[test]
-    fn scratch_lists_come_back_cleared_and_a_large_batch_s_are_let_go() {
+    fn scratch_lists_come_back_cleared_and_large_ones_are_let_go() {
         let _ = SCRATCH.take();
         let mut used = Box::<Scratch>::default();
         used.keys.extend_from_slice(b"user_1");
@@ -1201,6 +1203,10 @@ aggregations = [
         large.lookups.reserve(MAX_KEPT_LOOKUPS + 1);
         large.keep();
         assert!(SCRATCH.take().is_none(), "a large batch's lists are freed");
+        let mut long_keys = Box::<Scratch>::default();
+        long_keys.keys.reserve(64 * MAX_KEPT_LOOKUPS + 1);
+        long_keys.keep();
+        assert!(SCRATCH.take().is_none(), "a long key's buffer is freed");
     }
 
     #[test]

@@ -1194,9 +1194,14 @@ aggregations = [
         used.needed.push(Some(0));
         used.spans.push(0..6);
         used.dedup.insert(7, 0);
+        used.key_spans.push(Some(0..6));
+        used.split.push(None);
+        used.lookups
+            .push(Lookup::new(0, 0, b"user_1".to_vec(), AggregateMask::ALL));
         used.keep();
         let kept = SCRATCH.take().expect("a request's lists are kept");
         assert!(kept.keys.is_empty() && kept.needed.is_empty() && kept.spans.is_empty());
+        assert!(kept.lookups.is_empty() && kept.key_spans.is_empty() && kept.split.is_empty());
         assert!(kept.dedup.is_empty() && kept.keys.capacity() >= 6);
 
         let mut large = Box::<Scratch>::default();

@@ -310,6 +310,48 @@ fn batch_answers_in_request_order_with_per_row_status() {
         .contains("maximum batch size is 10"));
 }
 
+/// Serving keeps its plan's lists on the worker thread from one request to the next: requests
+/// of different plans (a batch with a repeated and an unknown row, singles of known and
+/// unknown keys, a refused one in between), sent again in other orders, answer exactly what
+/// they answered first.
+#[test]
+fn answers_do_not_depend_on_the_requests_served_before() {
+    let server = Server::start();
+    let row = |user: &str, merchant: &str| json!({"user_id": user, "merchant": merchant});
+    let single = |keys: Json| {
+        json!({"params": {"featureServiceName": "user_risk_service", "workspaceName": "prod",
+            "joinKeyMap": keys, "metadataOptions": {"includeServingStatus": true}}})
+    };
+    let batch = json!({"params": {"featureServiceName": "user_risk_service", "workspaceName": "prod",
+        "requestData": [
+            {"joinKeyMap": row("nobody", "fraud_Sporer-Keebler")},
+            {"joinKeyMap": row("user_1001", "fraud_Kirlin and Sons")},
+            {"joinKeyMap": row("user_1001", "fraud_Kirlin and Sons")},
+        ],
+        "metadataOptions": {"includeServingStatus": true}}});
+    let requests = [
+        (GET, single(row("user_1001", "fraud_Kirlin and Sons"))),
+        (BATCH, batch),
+        (GET, single(row("nobody", "fraud_Sporer-Keebler"))),
+    ];
+    let answer = |(path, body): &(&str, Json)| {
+        let reply = server.admin_post(path, body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let body = reply.json();
+        (body["result"].clone(), body["metadata"]["features"].clone())
+    };
+    let first: Vec<_> = requests.iter().map(answer).collect();
+    assert_eq!(first[1].0[1]["features"][6], "712");
+    assert_eq!(first[1].0[0]["features"][6], Json::Null);
+    let refused = server.admin_post(GET, &single(json!({"user_id": "user_1001"})));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    for order in [[1, 0, 2, 1, 2, 0], [2, 1, 1, 0, 0, 2]] {
+        for i in order {
+            assert_eq!(answer(&requests[i]), first[i], "request {i} after others");
+        }
+    }
+}
+
 /// Asserts Tecton's error shape, the status and a fragment of the message.
 fn assert_error(reply: &super::common::Reply, status: u16, code: u64, fragment: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);

@@ -215,5 +215,95 @@ fn aggregate_read(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, routing_and_encoding, router_read, aggregate_read);
+/// Reads of ten keys drawn at random, as a GetFeaturesBatch makes them, from a data set that
+/// fits in the caches and from one that does not (`quiver bench`'s 120 MB does not fit this
+/// machine's 32 MiB L3): what separates the two is the read's chain of dependent cache misses
+/// (index slot, key, memo, payload), which instruction counts do not show.
+fn router_read_many_keys(c: &mut Criterion) {
+    let system = System::new();
+    let now = now_micros();
+    let context = ReadContext {
+        now,
+        leading_edge: None,
+    };
+    let mut group = c.benchmark_group("router_read_10_random_keys");
+    group.throughput(criterion::Throughput::Elements(10));
+    for keys in [1_000, 400_000] {
+        let router = system.block_on(async {
+            let views = ["plain", "aggregating"]
+                .map(|v| ViewRefV1 {
+                    workspace: "bench".into(),
+                    view: v.into(),
+                })
+                .to_vec();
+            let specs = vec![None, Some(three_window_spec())];
+            let router = Router::start(2, 1 << 24, views, specs).unwrap();
+            let mut row = Vec::new();
+            encode_row(&sample_row(), &mut row);
+            for chunk in (0..keys).collect::<Vec<_>>().chunks(10_000) {
+                let mut writes = Vec::new();
+                for &i in chunk {
+                    writes.push(RowWrite {
+                        view: 0,
+                        layout: 0,
+                        key: key_of(i),
+                        event_time: 1,
+                        payload: row.clone(),
+                    });
+                    // Two events in the last hour: two tiles a key, as most keys hold.
+                    for minutes in [5, 25] {
+                        let mut payload = Vec::new();
+                        encode_row(&[Value::Float64(i as f64)], &mut payload);
+                        writes.push(RowWrite {
+                            view: 1,
+                            layout: 0,
+                            key: key_of(i),
+                            event_time: now - minutes * 60 * MICROS_PER_SECOND,
+                            payload,
+                        });
+                    }
+                }
+                router.write(writes).await.unwrap();
+            }
+            router
+        });
+        // Batches of ten keys from a fixed random sequence, many more than the caches hold.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut draw = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize % keys
+        };
+        for (name, view) in [("plain", 0), ("memoised_aggregates", 1)] {
+            let batches: Vec<Vec<Lookup>> = (0..8192)
+                .map(|_| {
+                    (0..10)
+                        .map(|_| Lookup::new(view, 0, key_of(draw()), AggregateMask::ALL))
+                        .collect()
+                })
+                .collect();
+            // Every key read once first: its memo filled, as in a run of seconds.
+            for i in 0..keys {
+                router.read(
+                    &[Lookup::new(view, 0, key_of(i), AggregateMask::ALL)],
+                    context,
+                );
+            }
+            let mut next = batches.iter().cycle();
+            group.bench_function(format!("{name}_of_{keys}_keys"), |b| {
+                b.iter(|| router.read(next.next().expect("endless"), context))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    routing_and_encoding,
+    router_read,
+    aggregate_read,
+    router_read_many_keys
+);
 criterion_main!(benches);

@@ -70,6 +70,36 @@ impl OwnedKey {
     }
 }
 
+/// Keys equal, hash and borrow as their bytes, so that a map keyed by `OwnedKey` (a shard's
+/// tiles) is searched with a borrowed `&[u8]`.
+impl PartialEq for OwnedKey {
+    fn eq(&self, other: &OwnedKey) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for OwnedKey {}
+
+impl std::hash::Hash for OwnedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for OwnedKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::ops::Deref for OwnedKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl std::fmt::Debug for OwnedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.as_bytes().fmt(f)

@@ -23,6 +23,7 @@ use super::{tile_key, view_of_key, Partition, ShardActor, ViewUsages, KEY_PREFIX
 use crate::persist::format::RowRecordV2;
 use crate::registry::value::Value;
 use crate::registry::{Layout, ViewId};
+use crate::store::key::OwnedKey;
 use crate::store::row::{decode_row, encode_row};
 use crate::store::tiles::TileSet;
 use crate::store::views::StoreViews;
@@ -157,7 +158,7 @@ impl Partition {
             }
         }
         for (key, tile_set) in tiles {
-            self.tiles.insert(key.into_boxed_slice(), tile_set);
+            self.tiles.insert(OwnedKey::copy_of(&key), tile_set);
         }
         self.retiring = Some(std::mem::replace(&mut self.views, views));
         self.view_usage = ViewUsages::count(self);

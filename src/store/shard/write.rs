@@ -10,6 +10,7 @@ use super::{write_tile_key, ShardActor};
 use crate::metrics::Queued;
 use crate::persist::format::{RowRecordV2, ROW_RECORD_HEADER_LEN};
 use crate::registry::{Layout, ViewId};
+use crate::store::key::OwnedKey;
 use crate::store::row::split_values;
 use crate::store::tiles::TileSet;
 use crate::time::Micros;
@@ -109,7 +110,7 @@ impl ShardActor {
                         partition.view_usage.tiles_created(row.view);
                         let mut tiles = TileSet::default();
                         tiles.add(spec, row.event_time, seq, &inputs);
-                        partition.tiles.insert(key.as_slice().into(), tiles);
+                        partition.tiles.insert(OwnedKey::copy_of(&key), tiles);
                     }
                 }
                 outcome.stored += 1;

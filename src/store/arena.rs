@@ -318,6 +318,13 @@ impl Arena {
     }
 
     /// Every record written so far, live and superseded.
+    /// Starts loading the record starting at `at` (see `store::prefetch`).
+    pub fn prefetch(&self, at: usize) {
+        if let Some(record) = self.records().get(at..) {
+            crate::store::prefetch::prefetch(record.as_ptr());
+        }
+    }
+
     pub fn records(&self) -> &[u8] {
         self.map.bytes(self.used)
     }

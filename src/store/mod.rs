@@ -6,6 +6,7 @@
 
 mod arena;
 pub mod key;
+mod prefetch;
 mod read_result;
 mod recovery;
 mod remote;

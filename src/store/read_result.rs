@@ -120,18 +120,37 @@ impl ReadResult {
         self.found.iter().any(|found| found.shard == shard)
     }
 
-    /// Reads the row of every lookup on `shard` with `read`, which appends its payload to the
-    /// buffer it is given and answers its event time (`None`: no row).
-    pub(super) fn read_shard(
+    /// Reads the row of every lookup on `shard` in two passes over up to `STAGE` of them at a
+    /// time: `locate` finds where each row is (and starts loading it), then `read` appends
+    /// its payload to the buffer it is given and answers its event time (`None`: no row).
+    /// Their cache misses overlap, rather than each lookup's waiting for the one before. Both
+    /// are handed `state` (what the read holds across lookups).
+    pub(super) fn read_shard<S, L: Copy + Default>(
         &mut self,
         shard: usize,
-        mut read: impl FnMut(usize, &mut Vec<u8>) -> Option<Micros>,
+        state: &mut S,
+        mut locate: impl FnMut(&mut S, usize) -> L,
+        mut read: impl FnMut(&mut S, usize, L, &mut Vec<u8>) -> Option<Micros>,
     ) {
-        for (lookup, found) in self.found.iter_mut().enumerate() {
-            if found.shard == shard {
+        const STAGE: usize = 16;
+        let mut staged = [(0, L::default()); STAGE];
+        let mut next = 0;
+        loop {
+            let mut n = 0;
+            while n < STAGE && next < self.found.len() {
+                if self.found[next].shard == shard {
+                    staged[n] = (next, locate(state, next));
+                    n += 1;
+                }
+                next += 1;
+            }
+            for &(lookup, located) in &staged[..n] {
                 let start = self.payloads.len();
-                found.row = read(lookup, &mut self.payloads)
+                self.found[lookup].row = read(state, lookup, located, &mut self.payloads)
                     .map(|event_time| (event_time, start..self.payloads.len()));
+            }
+            if n < STAGE {
+                return;
             }
         }
     }

@@ -236,9 +236,14 @@ impl Router {
             }
             let started = Instant::now();
             let partition = partition.read();
-            read.read_shard(shard, |i, payloads| {
-                partition.read(&lookups[i], context, &mut key, &mut memos, payloads)
-            });
+            read.read_shard(
+                shard,
+                &mut memos,
+                |memos, i| partition.locate(&lookups[i], &mut key, memos),
+                |memos, i, located, payloads| {
+                    partition.read_located(&lookups[i], located, context, memos, payloads)
+                },
+            );
             drop(partition);
             read.answered_in(shard, started.elapsed());
         }

@@ -104,6 +104,18 @@ impl RowIndex {
             .map(|entry| entry.record as usize)
     }
 
+    /// Where the record of the key's current row most likely starts: that of the first entry
+    /// whose hash and layout match, without reading the arena to compare the key (the caller
+    /// does, once the record is in the cache, and searches with `get` if it is another key's).
+    pub(super) fn candidate(&self, view: ViewId, layout: Layout, key: &[u8]) -> Option<usize> {
+        let hash = self.key_hash(view, key);
+        self.table
+            .find(table_hash(hash), |entry| {
+                entry.hash == hash && entry.layout == layout
+            })
+            .map(|entry| entry.record as usize)
+    }
+
     /// Points the key at the record starting at `record` (already in `arena`); answers where
     /// the key's previous record starts, if it had one.
     pub(super) fn insert(

@@ -8,21 +8,49 @@
 //! is freed once no reader pinned before the swap can still be copying it. The writer has the
 //! tiles to itself (`&mut`) and clears the memo before every change, freeing it at once: no
 //! reader can be holding it, so a memo never outlives the tiles it was computed from.
+//!
+//! A memo is one allocation: its window end, its aggregates and then its payload, so that a
+//! read of it is one dependent load (which `prefetch` starts early), not two.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering;
 
-use crossbeam_epoch::{self as epoch, Atomic, Owned, Shared};
+use crossbeam_epoch::{self as epoch, Atomic, Owned, Pointer, Shared};
 
 use super::AggregateMask;
 use crate::time::Micros;
 
-/// What one read computed: for windows ending at `end`, the aggregates `wanted`, encoded as a
-/// row (null for the others and for empty windows).
-struct Memo {
-    end: Micros,
-    wanted: AggregateMask,
-    payload: Box<[u8]>,
+/// What one read computed: for windows ending at `end` (8 bytes, little-endian), the
+/// aggregates `wanted` (8 bytes), then their values encoded as a row (null for the others and
+/// for empty windows). Bytes, behind crossbeam's length: a struct with a boxed payload would
+/// be two allocations a memo and two dependent loads a read.
+type Memo = [MaybeUninit<u8>];
+
+/// The bytes before a memo's payload: its end and its aggregates.
+const MEMO_HEADER: usize = 16;
+
+/// A memo of `payload`, for windows ending at `end` with aggregates `wanted`.
+fn new_memo(end: Micros, wanted: AggregateMask, payload: &[u8]) -> Owned<Memo> {
+    let mut memo = Owned::<Memo>::init(MEMO_HEADER + payload.len());
+    let (end, wanted) = (end.to_le_bytes(), wanted.bits().to_le_bytes());
+    for (at, byte) in memo
+        .iter_mut()
+        .zip(end.iter().chain(&wanted).chain(payload))
+    {
+        at.write(*byte);
+    }
+    memo
+}
+
+/// A memo's payload, if it is for windows ending at `end` with aggregates `wanted`.
+fn payload_of(memo: &Memo, end: Micros, wanted: AggregateMask) -> Option<&[u8]> {
+    // SAFETY: `new_memo` wrote every byte before the memo was published.
+    let bytes = unsafe { &*(memo as *const Memo as *const [u8]) };
+    let (header, payload) = bytes.split_at(MEMO_HEADER);
+    let word = |at: usize| header[at..at + 8].try_into().expect("8 bytes");
+    (Micros::from_le_bytes(word(0)) == end && u64::from_le_bytes(word(8)) == wanted.bits())
+        .then_some(payload)
 }
 
 /// A read's hold on the memos: the thread pinned at the first memo it reads, once a read
@@ -57,12 +85,23 @@ impl MemoCell {
         // SAFETY: the memo was published whole and, being pinned, this reader keeps it from
         // being freed until `reads` drops (a writer's `clear` needs `&mut self`, which cannot
         // coexist with this borrow).
-        match unsafe { memo.as_ref() } {
-            Some(memo) if memo.end == end && memo.wanted == wanted => {
-                out.extend_from_slice(&memo.payload);
+        match unsafe { memo.as_ref() }.and_then(|memo| payload_of(memo, end, wanted)) {
+            Some(payload) => {
+                out.extend_from_slice(payload);
                 true
             }
-            _ => false,
+            None => false,
+        }
+    }
+
+    /// Starts loading the memo, if there is one (see `store::prefetch`): its first two cache
+    /// lines, which hold the payloads of most keys.
+    pub fn prefetch(&self, reads: &mut MemoReads) {
+        let memo = self.0.load(Ordering::Acquire, reads.guard());
+        if !memo.is_null() {
+            let at = memo.into_usize();
+            crate::store::prefetch::prefetch(at as *const u8);
+            crate::store::prefetch::prefetch(at.wrapping_add(64) as *const u8);
         }
     }
 
@@ -75,11 +114,7 @@ impl MemoCell {
         reads: &mut MemoReads,
         payload: &[u8],
     ) {
-        let memo = Owned::new(Memo {
-            end,
-            wanted,
-            payload: payload.into(),
-        });
+        let memo = new_memo(end, wanted, payload);
         let guard = reads.guard();
         let old = self.0.swap(memo, Ordering::AcqRel, guard);
         if !old.is_null() {

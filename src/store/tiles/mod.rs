@@ -263,6 +263,11 @@ impl TileSet {
         }
     }
 
+    /// Starts loading the key's memo, which `encoded_values` most likely copies.
+    pub fn prefetch_memo(&self, reads: &mut MemoReads) {
+        self.memo.prefetch(reads);
+    }
+
     /// Appends each aggregate's value over its window ending at `end` (a tile boundary),
     /// encoded as a row, to `out`: null for an empty window and for those not in `wanted`. From
     /// the memo when the last read asked for the same end and aggregates and the tiles did not

@@ -6,7 +6,8 @@
 //! - the shard actor is the only writer: every write, compaction, arena growth and restore
 //!   arrives as a message (one file per message family in this folder) and is applied under the
 //!   partition's write lock, one batch at a time;
-//! - request threads read the partition directly under its read lock ([`Partition::read`]),
+//! - request threads read the partition directly under its read lock ([`Partition::locate`],
+//!   then [`Partition::read_located`]),
 //!   without a message round trip: a reader sees a batch entirely or not at all, never a torn
 //!   row, and never an arena mapping that growth or compaction has dropped;
 //! - a snapshot export borrows the arena's records as they are at its cut and reads them on

@@ -86,18 +86,24 @@ fn three_window_spec() -> Arc<AggregationSpec> {
     })
 }
 
+/// A store of two shards for two views: "plain" (id 0) and "aggregating" (id 1, three
+/// windows). Called from within an actix system.
+fn plain_and_aggregating_router(arena_bytes: usize) -> Router {
+    let views = ["plain", "aggregating"]
+        .map(|v| ViewRefV1 {
+            workspace: "bench".into(),
+            view: v.into(),
+        })
+        .to_vec();
+    let specs = vec![None, Some(three_window_spec())];
+    Router::start(2, arena_bytes, views, specs).unwrap()
+}
+
 fn router_read(c: &mut Criterion) {
     let system = System::new();
     let now = now_micros();
     let router = system.block_on(async {
-        let views = ["plain", "aggregating"]
-            .map(|v| ViewRefV1 {
-                workspace: "bench".into(),
-                view: v.into(),
-            })
-            .to_vec();
-        let specs = vec![None, Some(three_window_spec())];
-        let router = Router::start(2, 1 << 20, views, specs).unwrap();
+        let router = plain_and_aggregating_router(1 << 20);
         let mut payload = Vec::new();
         encode_row(&sample_row(), &mut payload);
         let rows = (0..100_000)
@@ -230,14 +236,7 @@ fn router_read_many_keys(c: &mut Criterion) {
     group.throughput(criterion::Throughput::Elements(10));
     for keys in [1_000, 400_000] {
         let router = system.block_on(async {
-            let views = ["plain", "aggregating"]
-                .map(|v| ViewRefV1 {
-                    workspace: "bench".into(),
-                    view: v.into(),
-                })
-                .to_vec();
-            let specs = vec![None, Some(three_window_spec())];
-            let router = Router::start(2, 1 << 24, views, specs).unwrap();
+            let router = plain_and_aggregating_router(1 << 24);
             let mut row = Vec::new();
             encode_row(&sample_row(), &mut row);
             for chunk in (0..keys).collect::<Vec<_>>().chunks(10_000) {

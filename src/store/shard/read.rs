@@ -294,27 +294,17 @@ mod tests {
         let mut memos = MemoReads::default();
         let located = partition.locate(&lookup, &mut key, &mut memos);
         assert!(matches!(located, Located::Record(at) if at == mine));
-        for candidate in [mine, other_key, other_view] {
+        let mut read_at = |lookup: &Lookup, candidate| {
             let mut payloads = Vec::new();
-            let read = partition.read_located(
-                &lookup,
-                Located::Record(candidate),
-                context,
-                &mut memos,
-                &mut payloads,
-            );
-            assert_eq!((read, payloads.as_slice()), (Some(7), &b"my row"[..]));
+            let located = Located::Record(candidate);
+            let read = partition.read_located(lookup, located, context, &mut memos, &mut payloads);
+            (read, payloads)
+        };
+        for candidate in [mine, other_key, other_view] {
+            assert_eq!(read_at(&lookup, candidate), (Some(7), b"my row".to_vec()));
         }
         let absent = Lookup::new(0, 0, b"absent".to_vec(), AggregateMask::ALL);
-        let mut payloads = Vec::new();
-        let read = partition.read_located(
-            &absent,
-            Located::Record(mine),
-            context,
-            &mut memos,
-            &mut payloads,
-        );
-        assert_eq!((read, payloads.len()), (None, 0));
+        assert_eq!(read_at(&absent, mine), (None, Vec::new()));
     }
 
     /// A read of more lookups than a pass stages (16 a shard) over plain and aggregating

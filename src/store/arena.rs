@@ -317,7 +317,6 @@ impl Arena {
         unsafe { self.map.write(at, bytes) }
     }
 
-    /// Every record written so far, live and superseded.
     /// Starts loading the record starting at `at` (see `store::prefetch`).
     pub fn prefetch(&self, at: usize) {
         if let Some(record) = self.records().get(at..) {
@@ -325,6 +324,7 @@ impl Arena {
         }
     }
 
+    /// Every record written so far, live and superseded.
     pub fn records(&self) -> &[u8] {
         self.map.bytes(self.used)
     }

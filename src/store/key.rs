@@ -49,16 +49,23 @@ const INLINE_KEY_BYTES: usize = 46;
 impl OwnedKey {
     /// A copy of `key`.
     pub fn copy_of(key: &[u8]) -> OwnedKey {
-        match key.len() {
+        OwnedKey::concat(&[], key)
+    }
+
+    /// The bytes of `head` then `tail`, copied once (a shard's tile key: its view and layout,
+    /// then the join key).
+    pub fn concat(head: &[u8], tail: &[u8]) -> OwnedKey {
+        match head.len() + tail.len() {
             len @ 0..=INLINE_KEY_BYTES => {
                 let mut bytes = [0; INLINE_KEY_BYTES];
-                bytes[..len].copy_from_slice(key);
+                bytes[..head.len()].copy_from_slice(head);
+                bytes[head.len()..len].copy_from_slice(tail);
                 OwnedKey::Inline {
                     len: len as u8,
                     bytes,
                 }
             }
-            _ => OwnedKey::Heap(key.to_vec()),
+            _ => OwnedKey::Heap([head, tail].concat()),
         }
     }
 
@@ -200,6 +207,32 @@ mod tests {
             assert_eq!(inline, len <= INLINE_KEY_BYTES, "length {len}");
         }
         assert_eq!(std::mem::size_of::<OwnedKey>(), 48);
+    }
+
+    /// A key made of two parts is their bytes in order, in place or on the heap as a copy of
+    /// them would be, and equals, hashes and borrows as those bytes whichever form it has.
+    #[test]
+    fn concatenated_keys_are_their_parts_bytes() {
+        use std::collections::hash_map::RandomState;
+        use std::hash::BuildHasher;
+        let bytes: Vec<u8> = (0..=100u8).collect();
+        let hasher = RandomState::new();
+        for len in [0, 8, INLINE_KEY_BYTES, INLINE_KEY_BYTES + 1, 100] {
+            let whole = &bytes[..len];
+            for split in [0, len / 2, len] {
+                let key = OwnedKey::concat(&whole[..split], &whole[split..]);
+                assert_eq!(key.as_bytes(), whole, "length {len}, split {split}");
+                let inline = matches!(key, OwnedKey::Inline { .. });
+                assert_eq!(inline, len <= INLINE_KEY_BYTES, "length {len}");
+                assert_eq!(hasher.hash_one(&key), hasher.hash_one(whole));
+                let borrowed: &[u8] = std::borrow::Borrow::borrow(&key);
+                assert_eq!(borrowed, whole);
+            }
+        }
+        // The same bytes in either form are one key.
+        let heap = OwnedKey::Heap(b"user_1".to_vec());
+        assert_eq!(heap, OwnedKey::copy_of(b"user_1"));
+        assert_ne!(heap, OwnedKey::copy_of(b"user_2"));
     }
 
     #[test]

@@ -20,7 +20,6 @@ use tokio::sync::oneshot;
 use super::{tile_key, view_of_key, ShardActor, ViewUsages, KEY_PREFIX};
 use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN};
 use crate::store::arena::{Arena, LentRecords};
-use crate::store::key::OwnedKey;
 use crate::store::tiles::{to_stored, TileSet};
 
 /// A shard's rows at the cut, as the arena's records lent, and its tiles in stored form.
@@ -165,8 +164,11 @@ impl Handler<RestoreTiles> for ShardActor {
                 continue;
             };
             partition.views.watermarks.advance(view, tiles.latest_event);
-            let key = OwnedKey::copy_of(&tile_key(view, layout, &key));
-            if partition.tiles.insert(key, tiles).is_none() {
+            if partition
+                .tiles
+                .insert(tile_key(view, layout, &key), tiles)
+                .is_none()
+            {
                 partition.view_usage.tiles_created(view);
             }
         }

@@ -114,11 +114,18 @@ impl Actor for ShardActor {
 /// The bytes before the join key in a tile key: view id and layout.
 const KEY_PREFIX: usize = 8;
 
+/// A tile key's first bytes: `view`'s id and `layout`, little-endian.
+fn key_prefix(view: ViewId, layout: Layout) -> [u8; KEY_PREFIX] {
+    let mut prefix = [0; KEY_PREFIX];
+    prefix[..4].copy_from_slice(&view.to_le_bytes());
+    prefix[4..].copy_from_slice(&layout.to_le_bytes());
+    prefix
+}
+
 /// Writes `view`'s id and layout and the encoded join key into `bytes` as a tile key.
 fn write_tile_key(view: ViewId, layout: Layout, key: &[u8], bytes: &mut Vec<u8>) {
     bytes.clear();
-    bytes.extend_from_slice(&view.to_le_bytes());
-    bytes.extend_from_slice(&layout.to_le_bytes());
+    bytes.extend_from_slice(&key_prefix(view, layout));
     bytes.extend_from_slice(key);
 }
 
@@ -128,11 +135,9 @@ fn view_of_key(key: &[u8]) -> (ViewId, Layout) {
     (word(0), word(4))
 }
 
-/// The tile key of (view, layout, encoded join key).
-fn tile_key(view: ViewId, layout: Layout, key: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(KEY_PREFIX + key.len());
-    write_tile_key(view, layout, key, &mut bytes);
-    bytes
+/// The tile key of (view, layout, encoded join key), as the tiles map holds it.
+fn tile_key(view: ViewId, layout: Layout, key: &[u8]) -> OwnedKey {
+    OwnedKey::concat(&key_prefix(view, layout), key)
 }
 
 impl Partition {

@@ -125,7 +125,7 @@ impl Partition {
                 payload,
             ));
         }
-        let mut tiles: Vec<(Vec<u8>, TileSet)> = Vec::new();
+        let mut tiles: Vec<(OwnedKey, TileSet)> = Vec::new();
         for (key, tile_set) in &self.tiles {
             let (view, layout) = view_of_key(key);
             let Some((new_layout, reshape)) = moves_to(view, layout) else {
@@ -158,7 +158,7 @@ impl Partition {
             }
         }
         for (key, tile_set) in tiles {
-            self.tiles.insert(OwnedKey::copy_of(&key), tile_set);
+            self.tiles.insert(key, tile_set);
         }
         self.retiring = Some(std::mem::replace(&mut self.views, views));
         self.view_usage = ViewUsages::count(self);

@@ -362,7 +362,12 @@ mod tests {
         }
     }
 
-    async fn restored(snapshot: &Snapshot, shards: usize) -> (Recovery, Vec<Option<Vec<u8>>>) {
+    /// What a store of `shards` shards recovers from `snapshot`: the recovery, every key's row
+    /// and the view's usage (rows, payload bytes) as the console reads it.
+    async fn restored(
+        snapshot: &Snapshot,
+        shards: usize,
+    ) -> (Recovery, Vec<Option<Vec<u8>>>, (usize, usize)) {
         let router = Router::start(shards, 4096, views(), vec![None]).unwrap();
         let journal = tempfile::tempdir().unwrap();
         let recovery = router
@@ -377,9 +382,11 @@ mod tests {
             leading_edge: None,
         };
         let read = router.read(&lookups, context);
+        let usage = router.view_usage().await.unwrap()[0];
         (
             recovery,
             read.rows().map(|r| r.map(|r| r.payload.to_vec())).collect(),
+            (usage.rows, usage.payload_bytes),
         )
     }
 
@@ -426,51 +433,106 @@ mod tests {
                 .into(),
                 payload_tail: Vec::new(),
             };
+            let payload_bytes = expected.iter().flatten().map(Vec::len).sum();
             for (section, shards) in [(&records, 2), (&records, 3), (&version_2, 2)] {
                 let snapshot = through_a_file(std::slice::from_ref(section));
-                let (recovery, rows) = restored(&snapshot, shards).await;
+                let (recovery, rows, usage) = restored(&snapshot, shards).await;
                 assert_eq!(recovery.snapshot_rows, KEYS as usize);
                 assert_eq!(rows, expected, "{:?} into {shards} shards", section.kind);
+                assert_eq!(usage, (KEYS as usize, payload_bytes), "{:?}", section.kind);
             }
+        });
+    }
+
+    /// Row records of `rows`, as a shard's arena holds them.
+    fn records_of(rows: impl IntoIterator<Item = RowV1>) -> Vec<u8> {
+        let mut records = Vec::new();
+        for row in rows {
+            crate::persist::format::RowRecordV2 {
+                view: row.view,
+                flags: 0,
+                event_time: row.event_time,
+                payload: &row.payload,
+                key: &row.key,
+            }
+            .write_to(&mut records);
+        }
+        records
+    }
+
+    /// A snapshot of one `FeatureRecords` section whose shards hold `shard_records` as they are.
+    fn records_snapshot(shard_records: &[&[u8]]) -> Snapshot {
+        let shard_rows: Vec<u64> = shard_records
+            .iter()
+            .map(|records| row_records(records).count() as u64)
+            .collect();
+        let items = shard_rows.iter().sum();
+        let head = RowsV2Head {
+            views: views(),
+            tiles: Vec::new(),
+            shard_bytes: shard_records.iter().map(|r| r.len() as u64).collect(),
+            shard_rows,
+        };
+        Snapshot {
+            id: "test".into(),
+            created_micros: 0,
+            n_shards: shard_records.len() as u32,
+            sections: vec![SectionData {
+                kind: SectionKind::FeatureRecords,
+                journal_seq: 0,
+                items,
+                payload: encode_rows_v2(&head, shard_records).into(),
+                payload_tail: Vec::new(),
+            }],
+        }
+    }
+
+    /// A snapshot should hold one record per key; where one holds several, the newest is
+    /// restored (whichever comes first) and counted once, at its own size.
+    #[test]
+    fn a_key_with_several_records_restores_its_newest_once() {
+        System::new().block_on(async {
+            // Each version of a row a byte longer than the one before.
+            let versioned = |key: u64, version: u64| {
+                let mut row = row(key, version);
+                row.payload
+                    .resize(row.payload.len() + version as usize, version as u8);
+                row
+            };
+            // Every key at version 1; every third again at version 2 (after it), every fifth
+            // at version 0 (after it too, but older).
+            let rows = (0..KEYS)
+                .map(|key| versioned(key, 1))
+                .chain(
+                    (0..KEYS)
+                        .filter(|key| key % 3 == 0)
+                        .map(|key| versioned(key, 2)),
+                )
+                .chain(
+                    (0..KEYS)
+                        .filter(|key| key % 5 == 0)
+                        .map(|key| versioned(key, 0)),
+                );
+            let records = records_of(rows);
+            let (recovery, rows, usage) = restored(&records_snapshot(&[&records]), 1).await;
+            let expected: Vec<Option<Vec<u8>>> = (0..KEYS)
+                .map(|key| Some(versioned(key, if key % 3 == 0 { 2 } else { 1 }).payload))
+                .collect();
+            let payload_bytes = expected.iter().flatten().map(Vec::len).sum();
+            assert_eq!(recovery.snapshot_rows, KEYS as usize);
+            assert_eq!(rows, expected);
+            assert_eq!(usage, (KEYS as usize, payload_bytes));
         });
     }
 
     #[test]
     fn a_damaged_record_refuses_the_restore() {
         System::new().block_on(async {
-            let mut records = Vec::new();
-            for key in 0..KEYS {
-                let row = row(key, 1);
-                crate::persist::format::RowRecordV2 {
-                    view: 0,
-                    flags: 0,
-                    event_time: 1,
-                    payload: &row.payload,
-                    key: &row.key,
-                }
-                .write_to(&mut records);
-            }
+            let mut records = records_of((0..KEYS).map(|key| row(key, 1)));
             // The last record (a 50-byte payload, an 8-byte key) claims a longer key than is left.
             let last = records.len() - (24 + 50 + 8);
             records[last + 4..last + 8].copy_from_slice(&100u32.to_le_bytes());
-            let head = RowsV2Head {
-                views: views(),
-                tiles: Vec::new(),
-                shard_bytes: vec![records.len() as u64, 0],
-                shard_rows: vec![KEYS, 0],
-            };
-            let snapshot = Snapshot {
-                id: "test".into(),
-                created_micros: 0,
-                n_shards: 2,
-                sections: vec![SectionData {
-                    kind: SectionKind::FeatureRecords,
-                    journal_seq: 0,
-                    items: KEYS,
-                    payload: encode_rows_v2(&head, &[&records, &[]]).into(),
-                    payload_tail: Vec::new(),
-                }],
-            };
+            let snapshot = records_snapshot(&[&records, &[]]);
             let router = Router::start(2, 4096, views(), vec![None]).unwrap();
             let journal = tempfile::tempdir().unwrap();
             let error = router

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use actix::{Handler, Message};
 use tokio::sync::oneshot;
 
+use super::index::NewEntries;
 use super::{tile_key, view_of_key, ShardActor, KEY_PREFIX};
 use crate::persist::format::{row_records, TilesV2, ROW_RECORD_HEADER_LEN};
 use crate::store::arena::{Arena, LentRecords};
@@ -94,6 +95,12 @@ impl Handler<RestoreRecords> for ShardActor {
         let mut latest = vec![None::<i64>; views.id_bound()];
         let (mut stored, mut skipped) = (0, 0);
         let mut superseded = Vec::new();
+        // First every record in the file's order: checked, its view's time and counts kept,
+        // its index entry made. The console's counts are kept here, where the records are
+        // read in order, as if no key had two (counted from the index afterwards, each key's
+        // record would be read at random: a cache miss a row). Then the entries go in, in
+        // the table's order; a key's older records are taken back out of the counts.
+        let mut entries = NewEntries::with_capacity(most)?;
         let mut at = 0;
         for record in row_records(partition.arena.records()) {
             let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -116,35 +123,34 @@ impl Handler<RestoreRecords> for ShardActor {
             };
             let newest = &mut latest[view as usize];
             *newest = Some(newest.map_or(record.event_time, |t| t.max(record.event_time)));
+            partition
+                .view_usage
+                .row_stored(view, record.payload.len(), None);
+            entries.push(partition.index.entry_for(view, layout, record.key, start));
+        }
+        let ordered = partition.index.in_table_order(&entries)?;
+        drop(entries);
+        for entry in ordered.iter() {
             let arena = &partition.arena;
-            // The console's per-view counts (tiles' already there: restored first) are kept
-            // here, as the records are read in order: `ViewUsages::count` walks the index in
-            // table order and reads each key's record at random, a cache miss a row (13 % of
-            // a 10 M-row restore's samples in perf).
-            let len = record.payload.len();
-            match partition
-                .index
-                .insert(arena, view, layout, record.key, start)
+            let Some(previous) = partition.index.insert_entry(arena, entry) else {
+                stored += 1;
+                continue;
+            };
+            // A snapshot holds one record per key; keep the newest if not (of equal times the
+            // later in the file, which the entry is: the order keeps a key's entries in order).
+            let lost = if arena.record_at(previous).event_time
+                > arena.record_at(entry.record()).event_time
             {
-                None => {
-                    stored += 1;
-                    partition.view_usage.row_stored(view, len, None);
-                }
-                // A snapshot holds one record per key; keep the newest if not.
-                Some(kept) if arena.record_at(kept).event_time > record.event_time => {
-                    partition
-                        .index
-                        .insert(arena, view, layout, record.key, kept);
-                    superseded.push(start);
-                }
-                Some(replaced) => {
-                    let replaced_len = arena.record_at(replaced).payload.len();
-                    partition
-                        .view_usage
-                        .row_stored(view, len, Some(replaced_len));
-                    superseded.push(replaced);
-                }
-            }
+                partition.index.insert_entry(arena, entry.at(previous));
+                entry.record()
+            } else {
+                previous
+            };
+            let lost_record = arena.record_at(lost);
+            partition
+                .view_usage
+                .row_dropped(lost_record.view, lost_record.payload.len());
+            superseded.push(lost);
         }
         for start in superseded {
             partition.arena.release(partition.arena.stored_at(start));

@@ -73,6 +73,15 @@ impl ViewUsages {
         }
     }
 
+    /// A row of `len` bytes counted for a key of `view` is not the key's row after all (a
+    /// restore counts every record, then finds which of a key's records is its newest).
+    pub fn row_dropped(&mut self, view: ViewId, len: usize) {
+        if let Some(usage) = self.0.get_mut(view as usize) {
+            usage.rows -= 1;
+            usage.payload_bytes -= len;
+        }
+    }
+
     /// What `partition` holds of each view in its current layout, counted from scratch.
     pub fn count(partition: &Partition) -> ViewUsages {
         let mut usages = ViewUsages::new(partition.views.id_bound());

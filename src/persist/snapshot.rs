@@ -314,11 +314,27 @@ impl Write for SteppedWriter {
 /// the sections' payloads then share (no copy per section: at millions of rows the feature
 /// records' copy was a sixth of a restore).
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapshotError> {
-    let bytes = std::fs::read(path).map_err(|source| SnapshotError::Io {
+    let bytes = read_into_mapping(path).map_err(|source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_snapshot(path, Bytes::from(bytes))
+    parse_snapshot(path, bytes)
+}
+
+/// A file's bytes in an anonymous mapping of their own, in huge pages where the system has
+/// them, unmapped when the last share of them is dropped. Read into a `Vec`, a restore's
+/// buffer stayed in the allocator's hands once freed, in the process's RSS (10 M rows:
+/// 1.61 GB after start-up where the store held 0.97), and took a page fault every 4 KiB.
+fn read_into_mapping(path: &Path) -> io::Result<Bytes> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+    // A mapping is never empty; an empty file reads as no bytes.
+    let mut map = memmap2::MmapMut::map_anon(len.max(1))?;
+    // Advice only: in 4 KiB pages the read works the same.
+    let _ = map.advise(memmap2::Advice::HugePage);
+    file.read_exact(&mut map[..len])?;
+    Ok(Bytes::from_owner(map.make_read_only()?).slice(..len))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -663,6 +679,20 @@ mod tests {
             0,
             "no file left"
         );
+    }
+
+    /// A file read from the disk (into a mapping of its size) is verified as bytes are: an
+    /// empty file or one cut short is refused, a whole one reads back.
+    #[test]
+    fn snapshot_files_cut_short_are_refused_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_snapshot(dir.path(), 5, 3, &sample()).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        assert_eq!(read_snapshot(&path).unwrap().sections.len(), 1);
+        for cut in [0, 7, HEADER_LEN, whole.len() - 1] {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            assert!(read_snapshot(&path).is_err(), "cut at {cut}");
+        }
     }
 
     proptest! {

@@ -284,7 +284,7 @@ const NEW_ENTRY_BYTES: usize = 16;
 
 /// Entries to put in a [`RowIndex`] in bulk, in an anonymous mapping of their own: given back
 /// to the system when dropped. In `Vec`s, a 10 M-row restore's two lists (160 MB) stayed in
-/// the allocator's hands, in the process's RSS, until its threads' next allocations.
+/// the allocator's hands once freed, in the process's RSS (+190 MB three seconds after).
 pub(super) struct NewEntries {
     map: MmapMut,
     len: usize,

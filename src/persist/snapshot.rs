@@ -324,7 +324,7 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapshotError> {
 /// A file's bytes in an anonymous mapping of their own, in huge pages where the system has
 /// them, unmapped when the last share of them is dropped. Read into a `Vec`, a restore's
 /// buffer stayed in the allocator's hands once freed, in the process's RSS (10 M rows:
-/// 1.61 GB after start-up where the store held 0.97), and took a page fault every 4 KiB.
+/// 1.61 GB after start-up where the store held 0.97).
 fn read_into_mapping(path: &Path) -> io::Result<Bytes> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;

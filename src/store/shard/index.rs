@@ -167,12 +167,8 @@ impl RowIndex {
     /// of their `slot`s so that the cache misses of independent searches overlap, instead of
     /// each row waiting for its own (a large index and arena are far past the caches).
     pub(super) fn touch(&self, arena: &Arena, view: ViewId, layout: Layout, key: &[u8]) -> u8 {
-        let hash = self.key_hash(view, key);
-        self.table
-            .find(table_hash(hash), |entry| {
-                entry.hash == hash && entry.layout == layout
-            })
-            .map_or(0, |entry| arena.records()[entry.record as usize])
+        self.candidate(view, layout, key)
+            .map_or(0, |record| arena.records()[record])
     }
 
     /// The entry that would index the record of (view, layout, key) starting at `record`, for

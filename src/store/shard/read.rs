@@ -322,7 +322,7 @@ mod tests {
         use std::sync::Arc;
 
         let hour = 3_600_000_000;
-        let count = Arc::new(AggregationSpec {
+        let sums = Arc::new(AggregationSpec {
             interval: hour,
             leading_edge: LeadingEdge::WallClockTime,
             inputs: vec![Field {
@@ -350,8 +350,7 @@ mod tests {
             payload
         };
         actix::System::new().block_on(async {
-            let router =
-                Router::start(2, 1 << 16, names.to_vec(), vec![None, Some(count)]).unwrap();
+            let router = Router::start(2, 1 << 16, names.to_vec(), vec![None, Some(sums)]).unwrap();
             // Keys 0..40 of both views; key i's plain row and its one event hold i.
             let writes = (0..40)
                 .flat_map(|i| {

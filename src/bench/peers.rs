@@ -6,10 +6,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::Command;
 
+use super::bare::{self, BodyParsing};
 use super::process::{process_stats, ChildServer, ProcessStats, ScratchDir};
+use super::redis_front;
 use super::report::LIMIT;
 use super::BenchError;
-use super::{bare, redis_front};
 
 /// The announcement `quiver serve` prints, followed by `http://ADDRESS`.
 const QUIVER_LISTENING: &str = "quiver listening on ";
@@ -106,7 +107,7 @@ pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
 }
 
 /// Starts the limit (`quiver bench bare-server`) answering from the responses file.
-pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
+pub fn start_limit(responses_file: &Path, parsing: BodyParsing) -> Result<Target, BenchError> {
     let mut command = Command::new(this_binary()?);
     command
         .args([
@@ -117,6 +118,9 @@ pub fn start_limit(responses_file: &Path) -> Result<Target, BenchError> {
             "--responses",
         ])
         .arg(responses_file);
+    if parsing == BodyParsing::Skipped {
+        command.arg("--skip-parsing");
+    }
     let process = ChildServer::start_announced(LIMIT, command, bare::LISTENING)?;
     Ok(Target {
         name: LIMIT.into(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
+use super::bare::BodyParsing;
 use super::dataset::{DataSet, KeyDistribution, KeyPicker};
 use super::feast::start_feast;
 use super::load::{run_load, LoadPlan, Pacing};
@@ -59,6 +60,8 @@ pub struct BenchPlan {
     pub compare: bool,
     /// Leave Feast out of the comparison (its install takes minutes).
     pub skip_feast: bool,
+    /// What the limit does with a request body (`--limit-skips-parsing`).
+    pub limit_parsing: BodyParsing,
     /// Also time restarts from disk (Quiver from a snapshot, Redis from an RDB file).
     pub restore: bool,
 }
@@ -97,7 +100,7 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
     if plan.compare {
         let scratch = responses_file(&workloads, &targets[0], &plan.admin_key)?;
         let responses = scratch.0.join(RESPONSES);
-        targets.push(start_limit(&responses)?);
+        targets.push(start_limit(&responses, plan.limit_parsing)?);
         match start_redis()? {
             Some(redis) => {
                 load_redis(&redis, &data_sets, &mut report)?;
@@ -197,6 +200,10 @@ impl BenchPlan {
             ("seconds", json!(self.duration.as_secs_f64())),
             ("warmupSeconds", json!(self.warmup.as_secs_f64())),
             ("rounds", json!(self.rounds)),
+            (
+                "limitParsesJson",
+                json!(self.limit_parsing == BodyParsing::Json),
+            ),
             (
                 "cores",
                 json!(std::thread::available_parallelism().map_or(0, |n| n.get())),

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use rand::RngExt;
 
 use super::ConfigArg;
-use crate::bench::bare::serve_bare;
+use crate::bench::bare::{serve_bare, BodyParsing};
 use crate::bench::chart::draw_latency_chart;
 use crate::bench::dataset::KeyDistribution;
 use crate::bench::redis_front::serve_redis_front;
@@ -137,6 +137,10 @@ pub struct BenchArgs {
     /// With --compare, leave Feast out.
     #[arg(long = "skip-feast")]
     skip_feast: bool,
+    /// With --compare, the limit answers without parsing the request body (it finds the
+    /// service by its name in the bytes): what HTTP alone costs, the floor under any handler.
+    #[arg(long = "limit-skips-parsing", requires = "compare")]
+    limit_skips_parsing: bool,
     /// Seconds, not minutes: smaller defaults for the flags above that name one. For CI, so
     /// the harness cannot rot.
     #[arg(long)]
@@ -169,6 +173,9 @@ enum BenchHelper {
         /// JSON: a list of {"path", "service", "body"}.
         #[arg(long)]
         responses: PathBuf,
+        /// Answer without parsing the body (`--limit-skips-parsing`).
+        #[arg(long = "skip-parsing")]
+        skip_parsing: bool,
     },
     /// The Redis peer's front end (started by `quiver bench --compare`).
     #[command(hide = true)]
@@ -197,12 +204,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{} is not a saved bench report", report.display()))?;
             return Ok(draw_latency_chart(&report, &svg)?);
         }
-        Some(BenchHelper::BareServer { listen, responses }) => {
+        Some(BenchHelper::BareServer {
+            listen,
+            responses,
+            skip_parsing,
+        }) => {
             let responses = read_responses(&responses)?
                 .into_iter()
                 .map(|(key, body)| (key, body.into()))
                 .collect();
-            return serve_bare(&listen, responses).context("the bare handler failed");
+            let parsing = BodyParsing::skipped_when(skip_parsing);
+            return serve_bare(&listen, responses, parsing).context("the bare handler failed");
         }
         Some(BenchHelper::RedisFront {
             listen,
@@ -297,6 +309,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         rounds: args.rounds.unwrap_or(quick((3.0, 1.0)) as usize),
         compare: args.compare,
         skip_feast: args.skip_feast,
+        limit_parsing: BodyParsing::skipped_when(args.limit_skips_parsing),
         restore: args.restore,
     };
     let report = run_bench(&plan)?;

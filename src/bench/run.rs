@@ -101,6 +101,11 @@ pub fn run_bench(plan: &BenchPlan) -> Result<Report, BenchError> {
         let scratch = responses_file(&workloads, &targets[0], &plan.admin_key)?;
         let responses = scratch.0.join(RESPONSES);
         targets.push(start_limit(&responses, plan.limit_parsing)?);
+        if plan.limit_parsing == BodyParsing::Skipped {
+            report.notes.push(
+                "the limit answers without parsing request bodies (--limit-skips-parsing): what HTTP alone costs".into(),
+            );
+        }
         match start_redis()? {
             Some(redis) => {
                 load_redis(&redis, &data_sets, &mut report)?;

@@ -57,6 +57,7 @@ fn quick_compare_run_reports_every_workload_without_errors() {
         "--rate-of-limit",
         "0.02",
     ]);
+    assert_eq!(report["settings"]["limitParsesJson"], true, "{report}");
     let results = report["results"].as_array().expect("a list of results");
     let has = |workload: &str, pacing: &str, target: &str| {
         results.iter().any(|r| {
@@ -123,6 +124,42 @@ fn quick_compare_run_reports_every_workload_without_errors() {
     assert_eq!(restore.len(), if redis_installed { 2 } else { 1 });
     for figure in restore {
         assert!(figure["fileBytes"].as_u64().unwrap() > 0, "{figure}");
+    }
+}
+
+/// `--limit-skips-parsing` reaches the limit: it answers every request of a run without
+/// parsing, and the report says which limit ran.
+#[test]
+fn the_limit_that_skips_parsing_answers_every_request() {
+    let report = quick_bench(&[
+        "--compare",
+        "--skip-feast",
+        "--limit-skips-parsing",
+        "--service",
+        "prod.user_risk_service",
+        "--seconds",
+        "1",
+        "--rate",
+        "200",
+    ]);
+    assert_eq!(report["settings"]["limitParsesJson"], false, "{report}");
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("--limit-skips-parsing"),
+        "{report}"
+    );
+    let limit: Vec<&Json> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["target"] == "limit")
+        .collect();
+    // Single and batch reads, each closed loop and open loop.
+    assert_eq!(limit.len(), 4, "{report}");
+    for result in limit {
+        assert!(result["succeeded"].as_u64().unwrap() > 0, "{result}");
+        assert_no_errors(result);
     }
 }
 

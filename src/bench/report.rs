@@ -335,6 +335,7 @@ impl Report {
             }
             out.push('\n');
         }
+        out.push_str(&batch_ratio_table(&summaries, &targets));
         out.push_str(
             "\n| workload | pacing | target | req/s | p50 | p90 | p99 | p99.9 | max | ok | errors | server CPU/req | client CPU/req | cores busy |\n",
         );
@@ -608,6 +609,52 @@ impl Report {
     }
 }
 
+/// Each target's GetFeaturesBatch rows a second over its single GetFeatures requests a
+/// second, both closed loop (issue 12 asks for 6× on a batch of 10); empty when the run
+/// measured no batch.
+fn batch_ratio_table(summaries: &Summaries, targets: &[String]) -> String {
+    let closed = |workload: &str| {
+        summaries
+            .iter()
+            .find(|((w, pacing), _)| w == workload && pacing.starts_with("closed"))
+            .map(|(_, by_target)| by_target)
+    };
+    let mut out = String::new();
+    for ((workload, pacing), batch) in summaries {
+        let Some((_, rest)) = workload.split_once(") ") else {
+            continue;
+        };
+        if !workload.starts_with("get_features_batch(") || !pacing.starts_with("closed") {
+            continue;
+        }
+        let Some(single) = closed(&format!("get_features {rest}")) else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str("\n| batch ÷ single, closed loop (rows/s ÷ req/s) |");
+            for target in targets {
+                let _ = write!(out, " {target} |");
+            }
+            out.push('\n');
+            out.push_str(&"|---".repeat(targets.len() + 1));
+            out.push_str("|\n");
+        }
+        let _ = write!(out, "| {workload} |");
+        for target in targets {
+            let cell = match (batch.get(target), single.get(target)) {
+                (Some(b), Some(s)) => format!(
+                    "{:.2}×",
+                    b.requests_per_second * b.items_per_request as f64 / s.requests_per_second
+                ),
+                _ => "–".into(),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -768,6 +815,41 @@ mod tests {
         let saved: Json = serde_json::from_str(&report.json().to_string()).unwrap();
         let again = Report::from_saved_json(&saved).expect("a saved report reads back");
         assert_eq!(again.latency_curves(), report.latency_curves());
+    }
+
+    #[test]
+    fn batch_over_single_is_rows_a_second_over_requests_a_second_per_target() {
+        let batch = |target: &str, rps: f64| Measurement {
+            workload: "get_features_batch(10) service".into(),
+            items_per_request: 10,
+            item_unit: "rows",
+            ..measurement(target, rps, 0)
+        };
+        let single = |target: &str, rps: f64| Measurement {
+            workload: "get_features service".into(),
+            ..measurement(target, rps, 0)
+        };
+        let report = Report {
+            measurements: vec![
+                single(QUIVER, 50_000.0),
+                single(LIMIT, 70_000.0),
+                batch(QUIVER, 30_000.0),
+                batch(LIMIT, 35_000.0),
+            ],
+            ..Report::default()
+        };
+        let table = report.table();
+        // 300,000 rows/s ÷ 50,000 req/s; 350,000 ÷ 70,000.
+        assert!(
+            table.contains("| get_features_batch(10) service | 6.00× | 5.00× |"),
+            "{table}"
+        );
+        // No batch measured: no such table.
+        let singles = Report {
+            measurements: vec![single(QUIVER, 50_000.0)],
+            ..Report::default()
+        };
+        assert!(!singles.table().contains("batch ÷ single"));
     }
 
     #[test]

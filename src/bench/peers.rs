@@ -3,7 +3,7 @@
 //! the harness started it) for CPU and memory figures.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::bare::{self, BodyParsing};
@@ -108,7 +108,21 @@ pub fn running_quiver(url: &str) -> Result<Target, BenchError> {
 
 /// Starts the limit (`quiver bench bare-server`) answering from the responses file.
 pub fn start_limit(responses_file: &Path, parsing: BodyParsing) -> Result<Target, BenchError> {
-    let mut command = Command::new(this_binary()?);
+    let command = limit_command(this_binary()?, responses_file, parsing);
+    let process = ChildServer::start_announced(LIMIT, command, bare::LISTENING)?;
+    Ok(Target {
+        name: LIMIT.into(),
+        address: process.address,
+        protocol: Protocol::Http,
+        process: Some(process),
+        backend_pid: None,
+        workdir: None,
+    })
+}
+
+/// The command line that starts the limit with `binary`.
+fn limit_command(binary: PathBuf, responses_file: &Path, parsing: BodyParsing) -> Command {
+    let mut command = Command::new(binary);
     command
         .args([
             "bench",
@@ -121,15 +135,7 @@ pub fn start_limit(responses_file: &Path, parsing: BodyParsing) -> Result<Target
     if parsing == BodyParsing::Skipped {
         command.arg("--skip-parsing");
     }
-    let process = ChildServer::start_announced(LIMIT, command, bare::LISTENING)?;
-    Ok(Target {
-        name: LIMIT.into(),
-        address: process.address,
-        protocol: Protocol::Http,
-        process: Some(process),
-        backend_pid: None,
-        workdir: None,
-    })
+    command
 }
 
 /// Starts the Redis peer's front end (`quiver bench redis-front`) over the Redis at `redis`,
@@ -158,6 +164,28 @@ pub fn start_redis_front(
     })
 }
 
-fn this_binary() -> Result<std::path::PathBuf, BenchError> {
+fn this_binary() -> Result<PathBuf, BenchError> {
     std::env::current_exe().map_err(|e| BenchError::Io("the quiver binary".into(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limit is told to skip parsing exactly when the run asks for it.
+    #[test]
+    fn the_limit_skips_parsing_only_when_asked() {
+        let args = |parsing| {
+            let command = limit_command("quiver".into(), Path::new("answers.json"), parsing);
+            command
+                .get_args()
+                .map(|arg| arg.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let parsing = args(BodyParsing::Json);
+        assert_eq!(parsing[..2], ["bench", "bare-server"]);
+        assert!(parsing.ends_with(&["--responses".into(), "answers.json".into()]));
+        assert!(!parsing.contains(&"--skip-parsing".to_string()));
+        assert_eq!(args(BodyParsing::Skipped).last().unwrap(), "--skip-parsing");
+    }
 }

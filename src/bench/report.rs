@@ -621,13 +621,15 @@ fn batch_ratio_table(summaries: &Summaries, targets: &[String]) -> String {
     };
     let mut out = String::new();
     for ((workload, pacing), batch) in summaries {
-        let Some((_, rest)) = workload.split_once(") ") else {
+        // "get_features_batch(ROWS) SERVICE[, KEYS keys]" pairs with "get_features SERVICE...".
+        let service = workload
+            .strip_prefix("get_features_batch(")
+            .and_then(|rest| rest.split_once(") "))
+            .map(|(_, service)| service);
+        let Some(service) = service.filter(|_| pacing.starts_with("closed")) else {
             continue;
         };
-        if !workload.starts_with("get_features_batch(") || !pacing.starts_with("closed") {
-            continue;
-        }
-        let Some(single) = closed(&format!("get_features {rest}")) else {
+        let Some(single) = closed(&format!("get_features {service}")) else {
             continue;
         };
         if out.is_empty() {
@@ -644,7 +646,8 @@ fn batch_ratio_table(summaries: &Summaries, targets: &[String]) -> String {
             let cell = match (batch.get(target), single.get(target)) {
                 (Some(b), Some(s)) => format!(
                     "{:.2}×",
-                    b.requests_per_second * b.items_per_request as f64 / s.requests_per_second
+                    (b.requests_per_second * b.items_per_request as f64)
+                        / (s.requests_per_second * s.items_per_request as f64)
                 ),
                 _ => "–".into(),
             };

@@ -3,8 +3,9 @@
 # demo config, `quiver bench`'s data set loaded) and the limit (`quiver bench bare-server`,
 # answering Quiver's own bytes after parsing the body as JSON), read in alternating rounds by
 # wrk (1 thread, 32 connections, benches/http/get_features_random.lua), so both see the same
-# machine load; the seed's fraud_detection_feature_service, then the plain user_risk_service. wrk costs less CPU a request than `quiver bench`'s load generator and runs
-# under the normal scheduling policy.
+# machine load; the seed's fraud_detection_feature_service, then the plain user_risk_service.
+# wrk costs less CPU a request than `quiver bench`'s load generator and runs under the normal
+# scheduling policy.
 #   bash benches/http/wrk_vs_limit.sh [BINARY]   (default target/release/quiver; ROUNDS, default
 #   3; SECONDS_PER_ROUND, default 5; KEYS, default 10000)
 # Prints each round's req/s, p99 and server CPU a request, then per service the medians and

@@ -2,10 +2,10 @@
 # A profile-guided build of `quiver` (PGO), for measuring what it would gain; the README's
 # `cargo run --release` does not use it. Three steps, ~15 min on two cores:
 #   1. an instrumented release build (target/pgo-generate);
-#   2. training: that build serves the demo config while `quiver bench --url` (the plain
-#      release binary, built if missing) runs its default workloads against it (single and
-#      batch GetFeatures on both demo services, /ingest, the bulk loader); SIGTERM, and the
-#      server's counts are written at exit;
+#   2. training: that build serves the demo config while `quiver bench --url` runs its
+#      default workloads against it (single and batch GetFeatures on both demo services,
+#      /ingest, the bulk loader); the client is the plain release binary, built first, so
+#      its own code adds no counts; SIGTERM, and the server's counts are written at exit;
 #   3. a release build optimised with the merged counts (target/pgo-use/release/quiver).
 #   bash benches/pgo/build.sh        (SECONDS_PER_ROUND, default 4)
 # Needs llvm-profdata of the toolchain's LLVM: `rustup component add llvm-tools-preview`.

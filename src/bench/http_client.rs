@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::Request;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
 
@@ -17,14 +17,37 @@ use super::load::{CallOutcome, Client};
 /// Draws one request body.
 pub type BodyMaker = Box<dyn Fn(&mut SmallRng) -> Vec<u8> + Send + Sync>;
 
-/// Where and what to POST.
+/// Where and what to POST: its request line and headers made once, not for every request.
 pub struct HttpClient {
-    pub address: SocketAddr,
-    pub path: String,
-    pub content_type: &'static str,
+    address: SocketAddr,
+    uri: Uri,
+    host: HeaderValue,
+    content_type: HeaderValue,
     /// The `Authorization` header, if the server wants one.
-    pub authorization: Option<String>,
-    pub make_body: BodyMaker,
+    authorization: Option<HeaderValue>,
+    make_body: BodyMaker,
+}
+
+impl HttpClient {
+    /// A client POSTing to `path` at `address`, each body from `make_body`, with
+    /// `authorization` (the header's whole value) if given.
+    pub fn new(
+        address: SocketAddr,
+        path: &str,
+        content_type: &'static str,
+        authorization: Option<String>,
+        make_body: BodyMaker,
+    ) -> HttpClient {
+        HttpClient {
+            address,
+            uri: path.parse().expect("the workloads' paths are valid URIs"),
+            host: HeaderValue::from_str(&address.to_string()).expect("an address is a host"),
+            content_type: HeaderValue::from_static(content_type),
+            authorization: authorization
+                .map(|value| HeaderValue::try_from(value).expect("a key is a header value")),
+            make_body,
+        }
+    }
 }
 
 impl Client for HttpClient {
@@ -44,11 +67,11 @@ impl Client for HttpClient {
     }
 
     async fn call(&self, sender: &mut Self::Connection, rng: &mut SmallRng) -> CallOutcome {
-        let mut request = Request::post(self.path.as_str())
-            .header(HOST, self.address.to_string())
-            .header(CONTENT_TYPE, self.content_type);
+        let mut request = Request::post(self.uri.clone())
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, self.content_type.clone());
         if let Some(authorization) = &self.authorization {
-            request = request.header(AUTHORIZATION, authorization);
+            request = request.header(AUTHORIZATION, authorization.clone());
         }
         let request = request
             .body(Full::new(Bytes::from((self.make_body)(rng))))

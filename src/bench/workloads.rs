@@ -146,10 +146,10 @@ impl Workload {
     pub fn body(&self, rng: &mut SmallRng) -> Vec<u8> {
         let data = &self.data;
         match &self.shape {
-            RequestShape::GetFeatures => data.get_features_body(None, &self.keys, rng).to_string(),
-            RequestShape::GetFeaturesBatch { rows } => data
-                .get_features_body(Some(*rows), &self.keys, rng)
-                .to_string(),
+            RequestShape::GetFeatures => data.get_features_body(None, &self.keys, rng),
+            RequestShape::GetFeaturesBatch { rows } => {
+                data.get_features_body(Some(*rows), &self.keys, rng)
+            }
             RequestShape::Ingest { source, events } => {
                 let records: Vec<Json> = (0..*events)
                     .map(|_| {
@@ -157,33 +157,35 @@ impl Workload {
                         json!({"record": data.event(source, self.keys.pick(rng), at, rng)})
                     })
                     .collect();
-                ingest_body(data.service().workspace.as_str(), source, records).to_string()
+                ingest_body(data.service().workspace.as_str(), source, records)
+                    .to_string()
+                    .into_bytes()
             }
             RequestShape::BulkLoad { view, rows } => {
                 let view = data.registry().view(*view);
                 let at = recent_time(&LoadTarget::Rows(view));
                 (0..*rows)
                     .map(|_| data.row(view, self.keys.pick(rng), at, rng).to_string() + "\n")
-                    .collect()
+                    .collect::<String>()
+                    .into_bytes()
             }
         }
-        .into_bytes()
     }
 
     /// An HTTP client that sends this workload's requests to `address`.
     pub fn http_client(&self, address: SocketAddr, api_key: Option<&str>) -> HttpClient {
         let workload = self.clone();
         let make_body: BodyMaker = Box::new(move |rng| workload.body(rng));
-        HttpClient {
+        HttpClient::new(
             address,
-            path: self.path(),
-            content_type: match self.shape {
+            &self.path(),
+            match self.shape {
                 RequestShape::BulkLoad { .. } => "application/x-ndjson",
                 _ => "application/json",
             },
-            authorization: api_key.map(|key| format!("Tecton-key {key}")),
+            api_key.map(|key| format!("Tecton-key {key}")),
             make_body,
-        }
+        )
     }
 
     /// Rows per read request.
@@ -216,13 +218,7 @@ impl Workload {
                 .to_string()
                 .into_bytes()
         });
-        HttpClient {
-            address,
-            path: FEAST_PATH.into(),
-            content_type: "application/json",
-            authorization: None,
-            make_body,
-        }
+        HttpClient::new(address, FEAST_PATH, "application/json", None, make_body)
     }
 }
 

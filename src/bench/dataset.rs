@@ -66,6 +66,14 @@ fn write_json(body: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(body, value).expect("strings and JSON values serialise");
 }
 
+/// `{"name":value,...}` at the end of `body`, the members in the order `members` gives them.
+fn write_object<'a>(body: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, Json)>) {
+    use serde::Serializer;
+    (&mut serde_json::Serializer::new(body))
+        .collect_map(members)
+        .expect("strings and JSON values serialise");
+}
+
 /// A moment ago, as the bench has always timed what no tile waits for: a row a minute back,
 /// an event a second back.
 pub fn recent_time(target: &LoadTarget) -> Micros {
@@ -330,25 +338,18 @@ impl DataSet {
     /// `"joinKeyMap":{...},"requestContextMap":{...}` (`request_data`'s members) into `body`.
     fn write_request_data(&self, body: &mut Vec<u8>, keys: &KeyPicker, rng: &mut SmallRng) {
         let service = self.service();
-        body.extend_from_slice(br#""joinKeyMap":{"#);
-        for (i, key) in service.input_join_keys.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            write_json(body, &key.name);
-            body.push(b':');
-            write_json(body, &key_value(key, keys.pick(rng)));
-        }
-        body.extend_from_slice(br#"},"requestContextMap":{"#);
-        for (i, field) in service.request_context_keys.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            write_json(body, &field.name);
-            body.push(b':');
-            write_json(body, &self.value(&field.data_type, rng));
-        }
-        body.push(b'}');
+        body.extend_from_slice(br#""joinKeyMap":"#);
+        let join_keys = service.input_join_keys.iter();
+        write_object(
+            body,
+            join_keys.map(|key| (key.name.as_str(), key_value(key, keys.pick(rng)))),
+        );
+        body.extend_from_slice(br#","requestContextMap":"#);
+        let context = service.request_context_keys.iter();
+        write_object(
+            body,
+            context.map(|field| (field.name.as_str(), self.value(&field.data_type, rng))),
+        );
     }
 
     /// A random value of `data_type`, strings `string_bytes` long.

@@ -257,7 +257,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&config, &Overrides::default())?;
     let registry = Arc::new(load_registry(&settings.workspaces)?);
     let admin_key = match (&args.url, args.api_key) {
-        (Some(_), Some(key)) => key,
+        (Some(_), Some(key)) => {
+            super::check_api_key(&key)?;
+            key
+        }
         (Some(_), None) => bail!("--url needs the server's admin key (--api-key)"),
         (None, _) => random_key(),
     };

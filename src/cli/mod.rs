@@ -137,6 +137,16 @@ impl DirArgs {
     }
 }
 
+/// Refuses an API key no `Authorization` header can carry (empty, a space or a control
+/// character), without repeating it: the HTTP client's own error, and clap's for a value
+/// parser, would print the whole header, key included.
+pub(crate) fn check_api_key(key: &str) -> anyhow::Result<()> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!("--api-key must be one or more visible ASCII characters (no spaces or control characters)");
+    }
+    Ok(())
+}
+
 /// A running server and its admin key, for the subcommands that act through its HTTP API.
 #[derive(Debug, clap::Args)]
 struct ServerArg {
@@ -161,7 +171,7 @@ impl ServerArg {
     /// POSTs to the server with the admin key, with a body (its content type and bytes) or
     /// none; answers its JSON reply, or says why not.
     fn post(&self, path: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<serde_json::Value> {
-        let request = self.request("POST", path);
+        let request = self.request("POST", path)?;
         let response = match body {
             Some((content_type, body)) => {
                 request.set("Content-Type", content_type).send_bytes(body)
@@ -174,20 +184,22 @@ impl ServerArg {
     /// POSTs a JSON body to the server with the admin key; answers its JSON reply, or says why
     /// not.
     fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        self.answer(self.request("POST", path).send_json(body))
+        self.answer(self.request("POST", path)?.send_json(body))
     }
 
     /// GETs from the server with the admin key; answers its JSON reply, or says why not.
     fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        self.answer(self.request("GET", path).call())
+        self.answer(self.request("GET", path)?.call())
     }
 
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
+    fn request(&self, method: &str, path: &str) -> anyhow::Result<ureq::Request> {
+        check_api_key(&self.api_key)?;
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        self.agent
+        Ok(self
+            .agent
             .get_or_init(ureq::Agent::new)
             .request(method, &url)
-            .set("Authorization", &format!("Tecton-key {}", self.api_key))
+            .set("Authorization", &format!("Tecton-key {}", self.api_key)))
     }
 
     fn answer(
@@ -252,6 +264,18 @@ fn start_logging(format: LogFormat) {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    use super::check_api_key;
+
+    #[test]
+    fn an_api_key_no_header_can_carry_is_refused_without_being_repeated() {
+        assert!(check_api_key("0123abcdef").is_ok());
+        for key in ["", "a b", "sec\u{1}ret", "sécret"] {
+            let refused = check_api_key(key).unwrap_err().to_string();
+            assert!(refused.contains("--api-key"), "{refused}");
+            assert!(key.is_empty() || !refused.contains(key), "{refused}");
+        }
+    }
 
     /// Every flag and subcommand a user can see explains itself in `--help`.
     #[test]

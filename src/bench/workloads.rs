@@ -3,7 +3,6 @@
 //! and the initial load of a data set into a server, through the same public endpoints.
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,9 +10,9 @@ use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
-use super::dataset::{key_value, recent_time, DataSet, KeyPicker, LoadTarget};
+use super::dataset::{key_value, recent_time, write_json, DataSet, KeyPicker, LoadTarget};
 use super::feast::feast_request;
 use super::http_client::{BodyMaker, HttpClient};
 use super::progress::Progress;
@@ -151,23 +150,25 @@ impl Workload {
                 data.get_features_body(Some(*rows), &self.keys, rng)
             }
             RequestShape::Ingest { source, events } => {
-                let records: Vec<Json> = (0..*events)
-                    .map(|_| {
-                        let at = recent_time(&LoadTarget::Events(source));
-                        json!({"record": data.event(source, self.keys.pick(rng), at, rng)})
-                    })
-                    .collect();
-                ingest_body(data.service().workspace.as_str(), source, records)
-                    .to_string()
-                    .into_bytes()
+                let target = LoadTarget::Events(source);
+                let mut body = IngestBody::new(&data.service().workspace, source);
+                for _ in 0..*events {
+                    let at = recent_time(&target);
+                    let key = self.keys.pick(rng);
+                    body.record(|out| data.write_item(out, &target, key, at, rng));
+                }
+                body.finish()
             }
             RequestShape::BulkLoad { view, rows } => {
-                let view = data.registry().view(*view);
-                let at = recent_time(&LoadTarget::Rows(view));
-                (0..*rows)
-                    .map(|_| data.row(view, self.keys.pick(rng), at, rng).to_string() + "\n")
-                    .collect::<String>()
-                    .into_bytes()
+                let target = LoadTarget::Rows(data.registry().view(*view));
+                let at = recent_time(&target);
+                let mut body = Vec::new();
+                for _ in 0..*rows {
+                    let key = self.keys.pick(rng);
+                    data.write_item(&mut body, &target, key, at, rng);
+                    body.push(b'\n');
+                }
+                body
             }
         }
     }
@@ -226,8 +227,38 @@ fn rows_path(workspace: &str, view: &str) -> String {
     format!("/admin/workspaces/{workspace}/feature-views/{view}/rows")
 }
 
-fn ingest_body(workspace: &str, source: &str, records: Vec<Json>) -> Json {
-    json!({"workspace_name": workspace, "dry_run": false, "records": {source: records}})
+/// An `/ingest` body written in place: `{"workspace_name":...,"dry_run":false,"records":
+/// {source:[{"record":{...}},...]}}`.
+struct IngestBody {
+    body: Vec<u8>,
+    records: usize,
+}
+
+impl IngestBody {
+    fn new(workspace: &str, source: &str) -> IngestBody {
+        let mut body = br#"{"workspace_name":"#.to_vec();
+        write_json(&mut body, workspace);
+        body.extend_from_slice(br#","dry_run":false,"records":{"#);
+        write_json(&mut body, source);
+        body.extend_from_slice(b":[");
+        IngestBody { body, records: 0 }
+    }
+
+    /// Adds a record, the JSON object `write` appends.
+    fn record(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.records > 0 {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(br#"{"record":"#);
+        write(&mut self.body);
+        self.body.push(b'}');
+        self.records += 1;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.body.extend_from_slice(b"]}}");
+        self.body
+    }
 }
 
 /// Items drawn for the initial load of one target (view or push source) and reused: their
@@ -254,12 +285,9 @@ impl<'a> LoadItems<'a> {
             .map(|at| {
                 (0..LOAD_VARIANTS)
                     .map(|index| {
-                        let Json::Object(item) = data.item(target, index, at, &mut rng) else {
-                            unreachable!("rows and events are JSON objects")
-                        };
-                        item.into_iter()
+                        data.item_members(target, index, at, &mut rng)
                             .filter(|(name, _)| !key_fields.iter().any(|key| key.name == *name))
-                            .map(|(name, value)| format!("{}:{value}", Json::String(name)))
+                            .map(|(name, value)| format!("{}:{value}", Json::from(name)))
                             .collect::<Vec<_>>()
                             .join(",")
                     })
@@ -279,29 +307,28 @@ impl<'a> LoadItems<'a> {
     }
 
     /// Appends the item of key number `index` at load time number `time` as a JSON object.
-    fn write_item(&self, index: u64, time: usize, out: &mut String) {
-        out.push('{');
+    fn write_item(&self, index: u64, time: usize, out: &mut Vec<u8>) {
+        out.push(b'{');
         for field in &self.key_fields {
-            let _ = write!(
-                out,
-                "{}:{},",
-                Json::String(field.name.clone()),
-                key_value(field, index)
-            );
+            write_json(out, &field.name);
+            out.push(b':');
+            write_json(out, &key_value(field, index));
+            out.push(b',');
         }
-        out.push_str(&self.rests[time][(index % LOAD_VARIANTS) as usize]);
-        out.push('}');
+        out.extend_from_slice(self.rests[time][(index % LOAD_VARIANTS) as usize].as_bytes());
+        out.push(b'}');
     }
 
     /// The request that loads keys `keys`: (path, content type, body).
-    fn request(&self, data: &DataSet, keys: Range<u64>) -> (String, &'static str, String) {
-        let mut body = String::new();
+    fn request(&self, data: &DataSet, keys: Range<u64>) -> (String, &'static str, Vec<u8>) {
+        let times = 0..self.rests.len();
         match self.target {
             LoadTarget::Rows(view) => {
+                let mut body = Vec::new();
                 for index in keys {
-                    for time in 0..self.rests.len() {
+                    for time in times.clone() {
                         self.write_item(index, time, &mut body);
-                        body.push('\n');
+                        body.push(b'\n');
                     }
                 }
                 (
@@ -311,23 +338,13 @@ impl<'a> LoadItems<'a> {
                 )
             }
             LoadTarget::Events(source) => {
-                // The envelope of `ingest_body`, its records written in place.
-                let _ = write!(
-                    body,
-                    "{{\"workspace_name\":{},\"dry_run\":false,\"records\":{{{}:[",
-                    Json::String(data.service().workspace.clone()),
-                    Json::String(source.to_string())
-                );
+                let mut body = IngestBody::new(&data.service().workspace, source);
                 for index in keys {
-                    for time in 0..self.rests.len() {
-                        body.push_str("{\"record\":");
-                        self.write_item(index, time, &mut body);
-                        body.push_str("},");
+                    for time in times.clone() {
+                        body.record(|out| self.write_item(index, time, out));
                     }
                 }
-                body.pop();
-                body.push_str("]}}");
-                (INGEST_PATH.to_string(), "application/json", body)
+                (INGEST_PATH.to_string(), "application/json", body.finish())
             }
         }
     }
@@ -385,7 +402,7 @@ pub fn load_data_set(
                 .post(&format!("{}{path}", base_url.trim_end_matches('/')))
                 .set("Authorization", &authorization)
                 .set("Content-Type", content_type)
-                .send_string(&body);
+                .send_bytes(&body);
             if let Err(error) = sent {
                 // The other connections stop at their next chunk.
                 next_chunk.store(chunks.len(), Ordering::Relaxed);
@@ -432,6 +449,61 @@ mod tests {
     use super::*;
     use crate::bench::dataset::demo_data_set;
 
+    /// An `/ingest` workload's body holds its events and a bulk-load workload's body its
+    /// rows, each item whole (every member `item_members` names) and every join key of an
+    /// item holding the value of one drawn key.
+    #[test]
+    fn write_requests_hold_whole_items_each_of_one_key() {
+        let data = Arc::new(demo_data_set("fraud_detection_feature_service", 1000));
+        let keys = KeyPicker::new(1000, crate::bench::dataset::KeyDistribution::Uniform);
+        let workloads = Workload::for_data_set(data.clone(), &keys, 10, Some((7, 5)));
+        let writes: Vec<&Workload> = workloads.iter().filter(|w| !w.reads()).collect();
+        assert_eq!(writes.len(), 2);
+        for workload in writes {
+            let body = workload.body(&mut SmallRng::seed_from_u64(1));
+            let (target, items): (LoadTarget, Vec<Json>) = match &workload.shape {
+                RequestShape::Ingest { source, .. } => {
+                    let body: Json = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(body["workspace_name"], "prod");
+                    assert_eq!(body["dry_run"], false);
+                    let records = body["records"][source].as_array().unwrap();
+                    let events = records.iter().map(|r| r["record"].clone()).collect();
+                    (LoadTarget::Events(source), events)
+                }
+                RequestShape::BulkLoad { view, .. } => {
+                    let lines = std::str::from_utf8(&body).unwrap().lines();
+                    let rows = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+                    (LoadTarget::Rows(data.registry().view(*view)), rows)
+                }
+                _ => unreachable!("only writes"),
+            };
+            assert_eq!(items.len() as u64, workload.items_per_request());
+            let mut rng = SmallRng::seed_from_u64(0);
+            let expected: BTreeSet<&str> = data
+                .item_members(&target, 0, recent_time(&target), &mut rng)
+                .map(|(name, _)| name)
+                .collect();
+            let key_fields = data.key_fields(&target);
+            assert!(!key_fields.is_empty());
+            for item in &items {
+                let names: BTreeSet<&str> = item
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|n| n.as_str())
+                    .collect();
+                assert_eq!(names, expected, "{item}");
+                let first = &item[&key_fields[0].name];
+                let index = (0..1000)
+                    .find(|i| key_value(key_fields[0], *i) == *first)
+                    .expect("a key of the universe");
+                for field in &key_fields {
+                    assert_eq!(item[&field.name], key_value(field, index), "{item}");
+                }
+            }
+        }
+    }
+
     /// Every loaded item is a whole row or event (all its fields, typed as drawn), with the
     /// key values of its own key, whatever variant its other values come from.
     #[test]
@@ -441,21 +513,21 @@ mod tests {
         assert!(targets.iter().any(|t| matches!(t, LoadTarget::Events(_))));
         for target in &targets {
             let items = LoadItems::new(&data, target);
-            let drawn = data.item(
-                target,
-                0,
-                recent_time(target),
-                &mut SmallRng::seed_from_u64(0),
-            );
+            let mut rng = SmallRng::seed_from_u64(0);
+            let expected: BTreeSet<&str> = data
+                .item_members(target, 0, recent_time(target), &mut rng)
+                .map(|(name, _)| name)
+                .collect();
             let keys = 2990..3010;
             let (_, _, body) = items.request(&data, keys.clone());
             let sent: Vec<Json> = match target {
-                LoadTarget::Rows(_) => body
+                LoadTarget::Rows(_) => std::str::from_utf8(&body)
+                    .unwrap()
                     .lines()
                     .map(|line| serde_json::from_str(line).unwrap())
                     .collect(),
                 LoadTarget::Events(source) => {
-                    let body: Json = serde_json::from_str(&body).unwrap();
+                    let body: Json = serde_json::from_slice(&body).unwrap();
                     assert_eq!(body["workspace_name"], "prod");
                     body["records"][source]
                         .as_array()
@@ -472,8 +544,12 @@ mod tests {
                 .iter()
                 .zip(keys.flat_map(|index| std::iter::repeat_n(index, per_key)))
             {
-                let names: BTreeSet<&String> = item.as_object().unwrap().keys().collect();
-                let expected: BTreeSet<&String> = drawn.as_object().unwrap().keys().collect();
+                let names: BTreeSet<&str> = item
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|name| name.as_str())
+                    .collect();
                 assert_eq!(names, expected);
                 for field in data.key_fields(target) {
                     assert_eq!(item[&field.name], key_value(field, index), "{item}");

@@ -74,7 +74,8 @@ for service in services:
                 sys.exit(f"{service}, {side}, round {r}: wrk saw errors:\n{text}")
             rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
             requests = int(re.search(r"(\d+) requests in", text).group(1))
-            p99 = re.search(r"99%\s+(\S+)", text).group(1)
+            # The distribution's own line: a stdev share such as "87.99%" also ends in "99%".
+            p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)
             cpu = int(open(f"{work}/{service}-{side}-{r}.ticks").read()) / hz / requests * 1e6
             rates.append(rate)
             print(f"{service} {side} round {r}: {rate / 1000:.1f}k req/s, p99 {p99}, "

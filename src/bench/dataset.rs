@@ -182,13 +182,13 @@ impl DataSet {
     /// The members of a row (batch view) or event (push source) of a load target for key
     /// number `index` at event time `at`, in the order the bulk loader and `/ingest` read
     /// them; values are drawn as the members are iterated.
-    pub fn item_members<'a>(
+    pub fn item_members<'a: 'r, 'r>(
         &'a self,
         target: &LoadTarget<'a>,
         index: u64,
         at: Micros,
-        rng: &'a mut SmallRng,
-    ) -> Box<dyn Iterator<Item = (&'a str, Json)> + 'a> {
+        rng: &'r mut SmallRng,
+    ) -> Box<dyn Iterator<Item = (&'a str, Json)> + 'r> {
         match *target {
             LoadTarget::Rows(view) => {
                 let keys = view.join_keys.iter();

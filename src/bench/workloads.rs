@@ -449,6 +449,41 @@ mod tests {
     use super::*;
     use crate::bench::dataset::demo_data_set;
 
+    /// The items a write body carries: a bulk-load body's lines, an `/ingest` body's records
+    /// (its envelope checked).
+    fn sent_items(target: &LoadTarget, body: &[u8]) -> Vec<Json> {
+        match target {
+            LoadTarget::Rows(_) => std::str::from_utf8(body)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect(),
+            LoadTarget::Events(source) => {
+                let body: Json = serde_json::from_slice(body).unwrap();
+                assert_eq!(body["workspace_name"], "prod");
+                assert_eq!(body["dry_run"], false);
+                let records = body["records"][source].as_array().unwrap();
+                records.iter().map(|r| r["record"].clone()).collect()
+            }
+        }
+    }
+
+    /// The member names of an item of `target`, as drawn.
+    fn drawn_names<'a>(data: &'a DataSet, target: &LoadTarget<'a>) -> BTreeSet<&'a str> {
+        let mut rng = SmallRng::seed_from_u64(0);
+        data.item_members(target, 0, recent_time(target), &mut rng)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    fn member_names(item: &Json) -> BTreeSet<&str> {
+        item.as_object()
+            .unwrap()
+            .keys()
+            .map(|n| n.as_str())
+            .collect()
+    }
+
     /// An `/ingest` workload's body holds its events and a bulk-load workload's body its
     /// rows, each item whole (every member `item_members` names) and every join key of an
     /// item holding the value of one drawn key.
@@ -460,39 +495,20 @@ mod tests {
         let writes: Vec<&Workload> = workloads.iter().filter(|w| !w.reads()).collect();
         assert_eq!(writes.len(), 2);
         for workload in writes {
-            let body = workload.body(&mut SmallRng::seed_from_u64(1));
-            let (target, items): (LoadTarget, Vec<Json>) = match &workload.shape {
-                RequestShape::Ingest { source, .. } => {
-                    let body: Json = serde_json::from_slice(&body).unwrap();
-                    assert_eq!(body["workspace_name"], "prod");
-                    assert_eq!(body["dry_run"], false);
-                    let records = body["records"][source].as_array().unwrap();
-                    let events = records.iter().map(|r| r["record"].clone()).collect();
-                    (LoadTarget::Events(source), events)
-                }
+            let target = match &workload.shape {
+                RequestShape::Ingest { source, .. } => LoadTarget::Events(source),
                 RequestShape::BulkLoad { view, .. } => {
-                    let lines = std::str::from_utf8(&body).unwrap().lines();
-                    let rows = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
-                    (LoadTarget::Rows(data.registry().view(*view)), rows)
+                    LoadTarget::Rows(data.registry().view(*view))
                 }
                 _ => unreachable!("only writes"),
             };
+            let items = sent_items(&target, &workload.body(&mut SmallRng::seed_from_u64(1)));
             assert_eq!(items.len() as u64, workload.items_per_request());
-            let mut rng = SmallRng::seed_from_u64(0);
-            let expected: BTreeSet<&str> = data
-                .item_members(&target, 0, recent_time(&target), &mut rng)
-                .map(|(name, _)| name)
-                .collect();
+            let expected = drawn_names(&data, &target);
             let key_fields = data.key_fields(&target);
             assert!(!key_fields.is_empty());
             for item in &items {
-                let names: BTreeSet<&str> = item
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .map(|n| n.as_str())
-                    .collect();
-                assert_eq!(names, expected, "{item}");
+                assert_eq!(member_names(item), expected, "{item}");
                 let first = &item[&key_fields[0].name];
                 let index = (0..1000)
                     .find(|i| key_value(key_fields[0], *i) == *first)
@@ -513,30 +529,10 @@ mod tests {
         assert!(targets.iter().any(|t| matches!(t, LoadTarget::Events(_))));
         for target in &targets {
             let items = LoadItems::new(&data, target);
-            let mut rng = SmallRng::seed_from_u64(0);
-            let expected: BTreeSet<&str> = data
-                .item_members(target, 0, recent_time(target), &mut rng)
-                .map(|(name, _)| name)
-                .collect();
+            let expected = drawn_names(&data, target);
             let keys = 2990..3010;
             let (_, _, body) = items.request(&data, keys.clone());
-            let sent: Vec<Json> = match target {
-                LoadTarget::Rows(_) => std::str::from_utf8(&body)
-                    .unwrap()
-                    .lines()
-                    .map(|line| serde_json::from_str(line).unwrap())
-                    .collect(),
-                LoadTarget::Events(source) => {
-                    let body: Json = serde_json::from_slice(&body).unwrap();
-                    assert_eq!(body["workspace_name"], "prod");
-                    body["records"][source]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|record| record["record"].clone())
-                        .collect()
-                }
-            };
+            let sent = sent_items(target, &body);
             let per_key = data.load_times(target).len();
             assert_eq!(items.items_per_key(), per_key as u64);
             assert_eq!(sent.len(), keys.clone().count() * per_key);
@@ -544,13 +540,7 @@ mod tests {
                 .iter()
                 .zip(keys.flat_map(|index| std::iter::repeat_n(index, per_key)))
             {
-                let names: BTreeSet<&str> = item
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .map(|name| name.as_str())
-                    .collect();
-                assert_eq!(names, expected);
+                assert_eq!(member_names(item), expected);
                 for field in data.key_fields(target) {
                     assert_eq!(item[&field.name], key_value(field, index), "{item}");
                 }

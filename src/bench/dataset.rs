@@ -93,6 +93,9 @@ pub struct DataSet {
     pub n_keys: u64,
     /// Characters in every generated string value.
     pub string_bytes: usize,
+    /// Every join key name of the views the service reads, found once: an event's fields are
+    /// matched against them for every event the load generator writes.
+    join_key_names: Vec<String>,
 }
 
 /// What must be sent to a server to hold the data set: rows per batch view, events per push
@@ -119,13 +122,23 @@ impl DataSet {
         {
             return Err(BenchError::UnknownService(format!("{workspace}.{service}")));
         }
-        Ok(DataSet {
+        let mut data = DataSet {
             registry,
             workspace: workspace.to_string(),
             service_name: service.to_string(),
             n_keys,
             string_bytes,
-        })
+            join_key_names: Vec::new(),
+        };
+        data.join_key_names = (data.stored_views().into_iter())
+            .flat_map(|view| view.join_keys.iter().map(|key| key.name.clone()))
+            .collect();
+        Ok(data)
+    }
+
+    /// Whether `field` holds a join key of the views the service reads.
+    fn is_join_key(&self, field: &Field) -> bool {
+        self.join_key_names.contains(&field.name)
     }
 
     pub fn registry(&self) -> &Registry {
@@ -203,9 +216,8 @@ impl DataSet {
                 )
             }
             LoadTarget::Events(source) => {
-                let join_keys = self.join_key_names();
                 Box::new(self.push_source_schema(source).iter().map(move |field| {
-                    let value = if join_keys.contains(&field.name.as_str()) {
+                    let value = if self.is_join_key(field) {
                         key_value(field, index)
                     } else if field.data_type == DataType::Timestamp {
                         json!(format_timestamp(at))
@@ -267,13 +279,11 @@ impl DataSet {
     pub fn key_fields<'a>(&'a self, target: &LoadTarget<'a>) -> Vec<&'a Field> {
         match target {
             LoadTarget::Rows(view) => view.join_keys.iter().collect(),
-            LoadTarget::Events(source) => {
-                let join_keys = self.join_key_names();
-                self.push_source_schema(source)
-                    .iter()
-                    .filter(|field| join_keys.contains(&field.name.as_str()))
-                    .collect()
-            }
+            LoadTarget::Events(source) => self
+                .push_source_schema(source)
+                .iter()
+                .filter(|field| self.is_join_key(field))
+                .collect(),
         }
     }
 
@@ -284,14 +294,6 @@ impl DataSet {
             .and_then(|ws| ws.push_sources.get(source))
             .expect("load targets name the workspace's push sources")
             .schema
-    }
-
-    /// Every join key name of the views the service reads.
-    fn join_key_names(&self) -> Vec<&str> {
-        self.stored_views()
-            .into_iter()
-            .flat_map(|view| view.join_keys.iter().map(|k| k.name.as_str()))
-            .collect()
     }
 
     /// `{"joinKeyMap": ..., "requestContextMap": ...}` for keys drawn with `keys`.

@@ -225,7 +225,8 @@ impl StoredRows {
 pub struct FeatureVector {
     /// One list, not three parallel ones: two allocations fewer a row.
     pub features: Vec<ServedFeature>,
-    /// The slowest shard this row's lookups went to.
+    /// The slowest part of the read this row's lookups went to (this node's shards, or a node
+    /// they were forwarded to).
     pub store_latency: Duration,
     /// The stored bytes this row's lookups read.
     pub store_bytes: usize,
@@ -728,7 +729,7 @@ pub async fn get_features(
     let read = if lookups.is_empty() {
         Some(ReadResult::default())
     } else {
-        // The read runs on this thread, shard by shard, and cannot be cut short: a budget already
+        // The read runs on this thread, every shard at once, and cannot be cut short: a budget already
         // spent (on a large body, say) does not ask the store at all; otherwise the rows are used.
         // In a partitioned cluster, the lookups of partitions held elsewhere are forwarded (with
         // the deadline: past it, as a budget already spent).
@@ -788,7 +789,7 @@ pub async fn get_features(
     // Timed only when the store was not asked (`map_or` timed every request).
     let store_latency = read
         .as_ref()
-        .map_or_else(|| read_started.elapsed(), |read| read.max_shard_latency);
+        .map_or_else(|| read_started.elapsed(), |read| read.read_latency);
     let store_bytes = read.as_ref().map_or(0, ReadResult::bytes_read);
     let was_read = read.is_some();
     let stored_rows = StoredRows(read.unwrap_or_default());
@@ -850,8 +851,8 @@ pub async fn get_features(
                 None => RowRead::Missing,
             }
         };
-        // The slowest shard this row's lookups went to, and their bytes, in one pass. A store
-        // not asked (a spent latency budget) answered no lookup, nor took any time.
+        // The slowest part of the read this row's lookups went to, and their bytes, in one
+        // pass. A store not asked (a spent latency budget) answered no lookup, nor took any time.
         let (store_latency, store_bytes) = match was_read {
             true => row_lookups
                 .iter()

@@ -8,16 +8,18 @@ use std::time::Duration;
 use super::shard::StoredRow;
 use crate::time::Micros;
 
-/// Rows in lookup order, plus how long the slowest shard's part of the read took. Every row's
+/// Rows in lookup order, plus how long the read took. Every row's
 /// payload is appended to one buffer: a `Vec` a row (and the three lists a read kept: shards,
 /// rows, latencies) cost an allocation and a free each, 11 rows a seed batch.
 #[derive(Debug, Default)]
 pub struct ReadResult {
-    /// The rows' payloads, back to back, in the order they were read (shard by shard).
+    /// The rows' payloads, back to back, in the order they were read.
     payloads: Vec<u8>,
     /// Index = lookup.
     found: Vec<Found>,
-    pub max_shard_latency: Duration,
+    /// How long the read took: of this node's shards, or the slowest of them and the nodes
+    /// a partitioned cluster forwarded lookups to.
+    pub read_latency: Duration,
 }
 
 /// What a read found for one lookup.
@@ -25,12 +27,13 @@ pub struct ReadResult {
 struct Found {
     /// The row's event time and where its payload is in `payloads`; `None`: no row.
     row: Option<(Micros, Range<usize>)>,
-    /// The shard of this node that holds the lookup's key: while [`Router::read`] goes shard
-    /// by shard, which pass reads it. (Unused in a result put together with `place`.)
+    /// The shard of this node that holds the lookup's key: which of [`Router::read`]'s locked
+    /// partitions reads it. (Unused in a result put together with `place`.)
     ///
     /// [`Router::read`]: super::Router::read
     shard: usize,
-    /// How long the part of the read that answered it took (its shard's, or a forwarded read's).
+    /// How long the part of the read that answered it took (this node's shards', or a forwarded
+    /// read's).
     latency: Duration,
 }
 
@@ -58,7 +61,7 @@ impl ReadResult {
                 };
                 n
             ],
-            max_shard_latency: Duration::ZERO,
+            read_latency: Duration::ZERO,
         }
     }
 
@@ -108,7 +111,7 @@ impl ReadResult {
         &self.payloads
     }
 
-    /// Sets which shard holds each lookup's key, for [`ReadResult::read_shard`].
+    /// Sets which shard holds each lookup's key, for [`ReadResult::read_staged`].
     pub(super) fn set_shards(&mut self, shard_of: impl Fn(usize) -> usize) {
         for (lookup, found) in self.found.iter_mut().enumerate() {
             found.shard = shard_of(lookup);
@@ -120,48 +123,38 @@ impl ReadResult {
         self.found.iter().any(|found| found.shard == shard)
     }
 
-    /// Reads the row of every lookup on `shard` in two passes over up to `STAGE` of them at a
-    /// time: `locate` finds where each row is (and starts loading it), then `read` appends
-    /// its payload to the buffer it is given and answers its event time (`None`: no row).
-    /// Their cache misses overlap, rather than each lookup's waiting for the one before. Both
-    /// are handed `state` (what the read holds across lookups).
-    pub(super) fn read_shard<S, L: Copy + Default>(
+    /// Reads the row of every lookup in two passes over up to `STAGE` of them at a time:
+    /// `locate` finds where each row is (and starts loading it), then `read` appends its
+    /// payload to the buffer it is given and answers its event time (`None`: no row). Their
+    /// cache misses overlap, rather than each lookup's waiting for the one before. Both are
+    /// handed `state` (what the read holds across lookups), the lookup and its shard.
+    pub(super) fn read_staged<S, L: Copy + Default>(
         &mut self,
-        shard: usize,
         state: &mut S,
-        mut locate: impl FnMut(&mut S, usize) -> L,
-        mut read: impl FnMut(&mut S, usize, L, &mut Vec<u8>) -> Option<Micros>,
+        mut locate: impl FnMut(&mut S, usize, usize) -> L,
+        mut read: impl FnMut(&mut S, usize, usize, L, &mut Vec<u8>) -> Option<Micros>,
     ) {
         const STAGE: usize = 16;
         let mut staged = [(0, L::default()); STAGE];
-        let mut next = 0;
-        loop {
-            let mut n = 0;
-            while n < STAGE && next < self.found.len() {
-                if self.found[next].shard == shard {
-                    staged[n] = (next, locate(state, next));
-                    n += 1;
-                }
-                next += 1;
+        for first in (0..self.found.len()).step_by(STAGE) {
+            let lookups = first..self.found.len().min(first + STAGE);
+            for (stage, lookup) in staged.iter_mut().zip(lookups.clone()) {
+                *stage = (lookup, locate(state, lookup, self.found[lookup].shard));
             }
-            for &(lookup, located) in &staged[..n] {
+            for &(lookup, located) in &staged[..lookups.len()] {
                 let start = self.payloads.len();
-                self.found[lookup].row = read(state, lookup, located, &mut self.payloads)
+                let shard = self.found[lookup].shard;
+                self.found[lookup].row = read(state, lookup, shard, located, &mut self.payloads)
                     .map(|event_time| (event_time, start..self.payloads.len()));
-            }
-            if n < STAGE {
-                return;
             }
         }
     }
 
-    /// Says the lookups on `shard` were answered in `latency`.
-    pub(super) fn answered_in(&mut self, shard: usize, latency: Duration) {
-        self.max_shard_latency = self.max_shard_latency.max(latency);
+    /// Says every lookup was answered in `latency`, the whole read's.
+    pub(super) fn answered_in(&mut self, latency: Duration) {
+        self.read_latency = latency;
         for found in &mut self.found {
-            if found.shard == shard {
-                found.latency = latency;
-            }
+            found.latency = latency;
         }
     }
 

@@ -82,7 +82,7 @@ impl Router {
             .map(|row| row.payload.len())
             .sum();
         let mut read = ReadResult::nothing_for(lookups.len(), local.bytes_read() + remote_bytes);
-        read.max_shard_latency = local.max_shard_latency.max(forwarded_latency);
+        read.read_latency = local.read_latency.max(forwarded_latency);
         for ((row, i), &position) in local.rows().zip(0..).zip(&here) {
             read.place(
                 position,

@@ -87,6 +87,9 @@ pub struct Router {
 /// bytes, and growing the read's buffer from empty cost a reallocation each doubling.
 const PAYLOAD_BYTES_HINT: usize = 64;
 
+/// `Router::read` locks the shard of every lookup before it reads any.
+const LOCKED: &str = "every lookup's shard is locked";
+
 impl Router {
     /// Starts `n_shards` shard actors, each in its own arbiter (thread), and the writer. `views`
     /// names every view id (index = id) and `specs` says which of them aggregate. Must be
@@ -219,8 +222,9 @@ impl Router {
     }
 
     /// Reads the current row of each lookup; the answer is in lookup order. Runs on the
-    /// caller's thread: each shard involved is read once, under its read lock, so the rows read
-    /// from one shard come from one state of it.
+    /// caller's thread, under the read lock of every shard involved, all held at once: the rows
+    /// read come from one state of each shard, and every lookup is located before any is read,
+    /// whichever shard it is on, so that their cache misses overlap (see `store::prefetch`).
     pub fn read(&self, lookups: &[Lookup], context: ReadContext) -> ReadResult {
         let n = self.partitions.len();
         let mut read = ReadResult::nothing_for(lookups.len(), PAYLOAD_BYTES_HINT * lookups.len());
@@ -230,23 +234,26 @@ impl Router {
         let longest = lookups.iter().map(|lookup| lookup.key().len()).max();
         let mut key = Vec::with_capacity(8 + longest.unwrap_or(0));
         let mut memos = MemoReads::default();
-        for (shard, partition) in self.partitions.iter().enumerate() {
-            if !read.reads_shard(shard) {
-                continue;
-            }
-            let started = Instant::now();
-            let partition = partition.read();
-            read.read_shard(
-                shard,
-                &mut memos,
-                |memos, i| partition.locate(&lookups[i], &mut key, memos),
-                |memos, i, located, payloads| {
-                    partition.read_located(&lookups[i], located, context, memos, payloads)
-                },
-            );
-            drop(partition);
-            read.answered_in(shard, started.elapsed());
-        }
+        let started = Instant::now();
+        // Locked in shard order, as every reader locks them: a reader waiting for a lock while
+        // holding another never waits on one waiting for a lock it holds (a writer only ever
+        // takes its own shard's).
+        let partitions: Vec<_> = self
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(shard, partition)| read.reads_shard(shard).then(|| partition.read()))
+            .collect();
+        let partition = |shard: usize| partitions[shard].as_ref().expect(LOCKED);
+        read.read_staged(
+            &mut memos,
+            |memos, i, shard| partition(shard).locate(&lookups[i], &mut key, memos),
+            |memos, i, shard, located, payloads| {
+                partition(shard).read_located(&lookups[i], located, context, memos, payloads)
+            },
+        );
+        drop(partitions);
+        read.answered_in(started.elapsed());
         read
     }
 

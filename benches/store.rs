@@ -223,8 +223,9 @@ fn aggregate_read(c: &mut Criterion) {
 
 /// Reads of keys drawn at random (ten, as a GetFeaturesBatch makes them; three, as a single
 /// GetFeatures of a service of three views does), from a data set that fits in the caches and
-/// from one that does not (`quiver bench`'s 120 MB does not fit this machine's 32 MiB L3): what separates the two is the read's chain of dependent cache misses
-/// (index slot, key, memo, payload), which instruction counts do not show.
+/// from one that does not (`quiver bench`'s 120 MB does not fit this machine's 32 MiB L3): what
+/// separates the two is the read's chain of dependent cache misses (index slot, key, memo,
+/// payload), which instruction counts do not show.
 fn router_read_many_keys(c: &mut Criterion) {
     let system = System::new();
     let now = now_micros();

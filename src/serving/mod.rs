@@ -729,10 +729,10 @@ pub async fn get_features(
     let read = if lookups.is_empty() {
         Some(ReadResult::default())
     } else {
-        // The read runs on this thread, every shard at once, and cannot be cut short: a budget already
-        // spent (on a large body, say) does not ask the store at all; otherwise the rows are used.
-        // In a partitioned cluster, the lookups of partitions held elsewhere are forwarded (with
-        // the deadline: past it, as a budget already spent).
+        // The read runs on this thread, every shard at once, and cannot be cut short: a budget
+        // already spent (on a large body, say) does not ask the store at all; otherwise the rows
+        // are used. In a partitioned cluster, the lookups of partitions held elsewhere are
+        // forwarded (with the deadline: past it, as a budget already spent).
         match options.deadline {
             Some(deadline) if Instant::now() >= deadline => {
                 if options.allow_partial_results {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use super::shard::StoredRow;
 use crate::time::Micros;
 
-/// Rows in lookup order, plus how long the read took. Every row's
-/// payload is appended to one buffer: a `Vec` a row (and the three lists a read kept: shards,
-/// rows, latencies) cost an allocation and a free each, 11 rows a seed batch.
+/// Rows in lookup order, plus how long the read took. Every row's payload is appended to one
+/// buffer: a `Vec` a row (and the three lists a read kept: shards, rows, latencies) cost an
+/// allocation and a free each, 11 rows a seed batch.
 #[derive(Debug, Default)]
 pub struct ReadResult {
     /// The rows' payloads, back to back, in the order they were read.

@@ -17,7 +17,7 @@ use actix_web::{dev, FromRequest, HttpMessage, HttpRequest};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
-use super::error::{ApiError, ErrorKind};
+use super::error::{without_quoted_values, ApiError, ErrorKind};
 use super::AppState;
 
 /// A request body not read yet. Taking one reads nothing: the handler calls [`UnreadBody::read`]
@@ -350,10 +350,13 @@ pub fn parse_json<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError>
         let inner = error.into_inner();
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("request body is not valid JSON: {inner}")
-        } else if path == "." {
-            format!("invalid request body: {inner}")
         } else {
-            format!("invalid request body at `{path}`: {inner}")
+            let inner = without_quoted_values(&inner.to_string());
+            if path == "." {
+                format!("invalid request body: {inner}")
+            } else {
+                format!("invalid request body at `{path}`: {inner}")
+            }
         };
         ApiError::new(ErrorKind::InvalidArgument, message)
     })?;
@@ -410,6 +413,27 @@ mod tests {
         declared.declared_len = Some(13);
         assert_eq!(&declared.read(100).await.unwrap()[..], CHUNK);
         assert_eq!(&body_of(&[], false).read(100).await.unwrap()[..], b"");
+    }
+
+    /// A value sent where another shape was expected may be a secret: the refusal names the
+    /// field and what was expected, never the value.
+    #[test]
+    fn a_refused_body_names_the_field_not_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            value: String,
+            version: u32,
+        }
+        let refusal = |body: &[u8]| parse_json::<Body>(body).unwrap_err().message;
+        assert_eq!(
+            refusal(br#""SENTINEL-1""#),
+            "invalid request body: invalid type: a string, expected struct Body at line 1 column 12"
+        );
+        assert_eq!(
+            refusal(br#"{"value": "v", "version": "SENTINEL-2"}"#),
+            "invalid request body at `version`: invalid type: a string, expected u32 at line 1 column 38"
+        );
     }
 
     #[test]

@@ -118,6 +118,65 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Serde's words for a value a client sent in the wrong shape, without the value itself
+/// (`string "…"`, `character `…``, `unknown variant `…``): it may be a secret sent in the wrong
+/// place, and an error body reaches logs and proxies that a secret must not. Field names and
+/// what was expected stay; numbers and booleans, never secret, stay too.
+pub fn without_quoted_values(message: &str) -> String {
+    /// The length of a quoted value and its closing mark, from just after the opening.
+    type QuotedLen = fn(&str) -> Option<usize>;
+    // (opening, length of what it quotes, what stands in for the opening and the value)
+    const QUOTES: [(&str, QuotedLen, &str); 3] = [
+        // Debug-formatted: `"` and `\` inside are escaped, so the first bare `"` ends it.
+        ("string \"", debug_string_len, "a string"),
+        (
+            "character `",
+            |rest| Some(rest.chars().next()?.len_utf8() + 1),
+            "a character",
+        ),
+        (
+            "unknown variant `",
+            |rest| rest.find("`, ").map(|end| end + 1),
+            "unknown variant",
+        ),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some((at, opening, quoted_len, stand_in)) = QUOTES
+        .iter()
+        .filter_map(|&(opening, len, stand_in)| Some((rest.find(opening)?, opening, len, stand_in)))
+        .min_by_key(|&(at, ..)| at)
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(stand_in);
+        let quoted = &rest[at + opening.len()..];
+        // Not closed: the rest is all value.
+        let Some(len) = quoted_len(quoted) else {
+            return out;
+        };
+        rest = &quoted[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of a Debug-formatted string's body and its closing quote.
+fn debug_string_len(quoted: &str) -> Option<usize> {
+    let mut escaped = false;
+    quoted.char_indices().find_map(|(i, c)| match (escaped, c) {
+        (true, _) => {
+            escaped = false;
+            None
+        }
+        (false, '\\') => {
+            escaped = true;
+            None
+        }
+        (false, '"') => Some(i + 1),
+        (false, _) => None,
+    })
+}
+
 // The table: one `From` per domain error.
 
 impl From<ServingError> for ApiError {
@@ -279,5 +338,51 @@ impl From<&SecretsError> for ErrorKind {
 impl From<SecretsError> for ApiError {
     fn from(error: SecretsError) -> ApiError {
         ApiError::new(ErrorKind::from(&error), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_quoted_values;
+
+    #[test]
+    fn serde_messages_keep_what_was_expected_but_not_the_value_sent() {
+        let cases = [
+            (
+                r#"invalid type: string "SECRET \"quoted\" \\ and more", expected struct Body at line 1 column 9"#,
+                "invalid type: a string, expected struct Body at line 1 column 9",
+            ),
+            (
+                r#"invalid value: string "SECRET", expected a timestamp"#,
+                "invalid value: a string, expected a timestamp",
+            ),
+            (
+                "invalid type: character `S`, expected a boolean",
+                "invalid type: a character, expected a boolean",
+            ),
+            (
+                "unknown variant `SECRET`, expected one of `reader`, `writer`",
+                "unknown variant, expected one of `reader`, `writer`",
+            ),
+            (
+                r#"first string "A", then string "B""#,
+                "first a string, then a string",
+            ),
+            (
+                r#"invalid type: string "unterminated"#,
+                "invalid type: a string",
+            ),
+            (
+                "invalid type: integer `5`, expected a string",
+                "invalid type: integer `5`, expected a string",
+            ),
+            (
+                "unknown field `vlaue`, expected `value`",
+                "unknown field `vlaue`, expected `value`",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(without_quoted_values(message), expected, "{message}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use actix_web::{dev::Payload, FromRequest, HttpRequest, ResponseError};
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, ErrorKind};
+use super::error::{without_quoted_values, ApiError, ErrorKind};
 
 /// The request's query string as `T`.
 pub struct Query<T, E = ApiError>(pub T, PhantomData<fn() -> E>);
@@ -33,7 +33,7 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
         serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
+        let inner = without_quoted_values(&error.into_inner().to_string());
         let message = if path == "." {
             format!("invalid query string: {inner}")
         } else {

@@ -1043,6 +1043,43 @@ fn tinybird_request_rate_and_count_limits() {
     );
 }
 
+/// A secret sent in the wrong shape (a bare string for Tecton's `{"value"}`, strings for
+/// TrueFoundry's key-value pairs) is refused, naming what was expected but not echoing it.
+#[test]
+fn a_secret_sent_in_the_wrong_shape_is_not_echoed_in_the_refusal() {
+    let server = Server::start();
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/ops", ADMIN_KEY, None).status,
+        200
+    );
+    let secret = "wrong-shape-plaintext-7d2e";
+    let group = json!({"name": "g", "secrets": [secret]});
+    let refusals = [
+        tecton(
+            &server,
+            "PUT",
+            "/scopes/ops/keys/k",
+            ADMIN_KEY,
+            Some(json!(secret)),
+        ),
+        tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(group)),
+    ];
+    for refusal in refusals {
+        assert!(
+            (400..500).contains(&refusal.status),
+            "{} {}",
+            refusal.status,
+            refusal.body
+        );
+        assert!(
+            refusal.body.contains("a string, expected"),
+            "{}",
+            refusal.body
+        );
+        assert!(!refusal.body.contains(secret), "{}", refusal.body);
+    }
+}
+
 #[test]
 fn secrets_survive_sigkill_and_never_reach_disk_or_log_in_plaintext() {
     let data = tempfile::tempdir().unwrap();

@@ -24,5 +24,11 @@ pub fn run(args: SecretsArgs) -> anyhow::Result<()> {
         ),
         None => println!("master key rotated; the key file was replaced"),
     }
+    if let Some(id) = body["snapshot"].as_str() {
+        println!(
+            "snapshot {id} holds the secrets under the new key: back it up with the new key \
+             (older snapshots open only with the previous one)"
+        );
+    }
     Ok(())
 }

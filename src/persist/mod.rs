@@ -183,6 +183,20 @@ impl Snapshotter {
         })
     }
 
+    /// [`Snapshotter::begin`], waiting while another snapshot is being written: what changed
+    /// before the call is then in the snapshot claimed (one begun earlier may have taken its
+    /// sections before).
+    pub async fn begin_when_free(&self) -> Result<PendingSnapshot, PersistError> {
+        loop {
+            match self.begin() {
+                Err(PersistError::Busy) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                taken => return taken,
+            }
+        }
+    }
+
     pub fn last_failure(&self) -> Option<SnapshotFailure> {
         self.last_failure
             .lock()

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::common::{repo_root, Reply, Server, ServerBuilder, ADMIN_KEY};
 use super::persistence::ingest;
+use super::secrets::tecton;
 
 /// Runs `quiver snapshot restore --force` of `snapshot` into `data_dir`.
 fn restore_force(data_dir: &Path, snapshot: &Path) -> Output {
@@ -373,4 +374,43 @@ fn a_shared_digest_key_is_refused_with_a_data_directory() {
         stderr.contains("a data directory keeps its own iam.key"),
         "{stderr}"
     );
+}
+
+/// The backup README describes (the key files and the newest snapshot), copied right after
+/// `rotate-key`, opens every secret: the rotation answers once a snapshot under the new key is
+/// written, where before the newest snapshot still held the values under the key just
+/// replaced.
+#[test]
+fn the_newest_snapshot_after_a_key_rotation_opens_with_the_new_key_file() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let put = json!({"value": "rotation-plaintext-4b7a"});
+    assert_eq!(
+        tecton(&server, "POST", "/scopes/ops", ADMIN_KEY, None).status,
+        200
+    );
+    let stored = tecton(&server, "PUT", "/scopes/ops/keys/k", ADMIN_KEY, Some(put));
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    server.snapshot();
+    let rotated = server.admin_post("/admin/secrets/rotate-key", &json!({}));
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let id = rotated.json()["snapshot"].as_str().unwrap().to_string();
+    let newest = snapshots(data.path()).into_iter().max().unwrap();
+    assert!(
+        newest.to_string_lossy().contains(&id),
+        "{}",
+        newest.display()
+    );
+
+    let backup = tempfile::tempdir().unwrap();
+    for key_file in ["iam.key", "master.key"] {
+        std::fs::copy(data.path().join(key_file), backup.path().join(key_file)).unwrap();
+    }
+    drop(server);
+    let restored = restore_force(backup.path(), &newest);
+    assert!(restored.status.success(), "{restored:?}");
+    let server = ServerBuilder::new().data_dir(backup.path()).start();
+    let read = tecton(&server, "GET", "/scopes/ops/keys/k", ADMIN_KEY, None);
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.json()["value"], "rotation-plaintext-4b7a");
 }

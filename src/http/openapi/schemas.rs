@@ -532,7 +532,11 @@ fn admin() -> Vec<(&'static str, Schema)> {
         (
             "MasterKeyRotated",
             object(
-                &[("rotated", boolean()), ("newMasterKey", string())],
+                &[
+                    ("rotated", boolean()),
+                    ("newMasterKey", string()),
+                    ("snapshot", string()),
+                ],
                 &["rotated"],
             ),
         ),

@@ -174,12 +174,29 @@ async fn load_rows(
 
 /// Re-encrypts every secret under a new master key while serving. When the key lives in a file
 /// the file is replaced; when it came from `QUIVER_MASTER_KEY`, the new key is in the answer,
-/// once, for the operator to put in the environment before the next start.
+/// once, for the operator to put in the environment before the next start. With a data
+/// directory, a snapshot is taken before answering: the snapshots before it hold the values
+/// sealed under the old key, which is gone, so a backup of the newest snapshot and the key
+/// file would not open them.
 async fn rotate_master_key(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let new_key = state.vault.rotate_key().await?;
     let mut body = json!({"rotated": true});
     if let Some(key) = new_key {
         body["newMasterKey"] = json!(key);
+    }
+    if let Some(snapshotter) = &state.snapshotter {
+        let snapshot = async { snapshotter.begin_when_free().await?.finish().await };
+        let info = snapshot.await.map_err(|error| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!(
+                    "the master key was rotated, but the snapshot after it failed ({error}): the \
+                     snapshots on disk open only with the previous key; take one (`quiver \
+                     snapshot create`) before backing up"
+                ),
+            )
+        })?;
+        body["snapshot"] = json!(info.id);
     }
     Ok(HttpResponse::Ok().json(body))
 }

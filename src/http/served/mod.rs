@@ -43,7 +43,6 @@ use crate::registry::repository::Repository;
 use crate::registry::{build_registry, Registry, RegistryError, WorkspaceFiles};
 use crate::secrets::Vault;
 use crate::store::{plan_reshapes, Router, StoreError};
-use persistence::snapshot_slot;
 pub use persistence::RecoverError;
 
 /// One repository as served: the registry and everything built from it.
@@ -163,7 +162,7 @@ impl ServedRepository {
         }
         let ingest_tokens = IngestTokens::render(&registry, vault).await?;
         let snapshot = match snapshotter {
-            Some(snapshotter) => Some(snapshot_slot(snapshotter).await),
+            Some(snapshotter) => Some(snapshotter.begin_when_free().await),
             None => None,
         };
         router

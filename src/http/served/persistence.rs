@@ -7,7 +7,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
 
@@ -17,7 +16,7 @@ use crate::persist::format::{
     decode, encode, AppliedRepositoryV1, RepositoryV1, SectionKind, WorkspaceFilesV1,
 };
 use crate::persist::snapshot::{SectionData, Snapshot};
-use crate::persist::{PendingSnapshot, PersistError, SnapshotSource, Snapshotter};
+use crate::persist::SnapshotSource;
 use crate::registry::{build_registry, RegistryError, WorkspaceFiles};
 use crate::store::{Router, StoreError};
 
@@ -59,18 +58,6 @@ impl ServedRepository {
         let hash = applied.hash.clone();
         self.applied.store(Some(Arc::new(applied)));
         Ok(Some(hash))
-    }
-}
-
-/// Takes the snapshotter's slot, waiting while another snapshot is being taken.
-pub(super) async fn snapshot_slot(
-    snapshotter: &Snapshotter,
-) -> Result<PendingSnapshot, PersistError> {
-    loop {
-        match snapshotter.begin() {
-            Err(PersistError::Busy) => tokio::time::sleep(Duration::from_millis(20)).await,
-            taken => return taken,
-        }
     }
 }
 

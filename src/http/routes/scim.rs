@@ -346,11 +346,12 @@ async fn search(
     _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
-    resource: Option<web::Path<String>>,
     body: UnreadBody,
 ) -> Result<HttpResponse, ScimHttpError> {
-    let kinds = match resource {
-        Some(resource) => vec![kind_of(&resource)?],
+    // Not an `Option<web::Path<_>>`: on `/.search` its failed extraction logs the request
+    // path at debug level, and a log line never holds a path.
+    let kinds = match request.match_info().get("resource") {
+        Some(resource) => vec![kind_of(resource)?],
         None => vec![
             ResourceKind::User,
             ResourceKind::Group,

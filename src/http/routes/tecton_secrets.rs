@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 
 use super::super::auth::Caller;
@@ -217,11 +217,10 @@ pub(super) async fn check_assignments(
 async fn assign(
     caller: Caller,
     state: web::Data<AppState>,
-    scope: Option<web::Path<String>>,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments =
-        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
+    let assignments = read_assignments(&state, &caller, path_scope(&request), body).await?;
     state
         .vault
         .assign(Arc::clone(&caller.0), assignments)
@@ -232,16 +231,22 @@ async fn assign(
 async fn unassign(
     caller: Caller,
     state: web::Data<AppState>,
-    scope: Option<web::Path<String>>,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments =
-        read_assignments(&state, &caller, scope.map(|s| s.into_inner()), body).await?;
+    let assignments = read_assignments(&state, &caller, path_scope(&request), body).await?;
     state
         .vault
         .unassign(Arc::clone(&caller.0), assignments)
         .await?;
     Ok(ok(wire::done()))
+}
+
+/// The `{scope}` of the scoped paths; `None` on the unscoped ones. (Not an
+/// `Option<web::Path<_>>`: on the unscoped paths its failed extraction logs the request path
+/// at debug level, and a log line never holds a path.)
+fn path_scope(request: &HttpRequest) -> Option<String> {
+    request.match_info().get("scope").map(str::to_owned)
 }
 
 /// A principal's directory record (SCIM JSON), if it has one.

@@ -116,7 +116,7 @@ pub struct BodyRead {
     arrived: Arrived,
     limit: usize,
     /// `Content-Length` within the limit: trusted for the size of the buffer a body of more
-    /// than one chunk is gathered in, no more.
+    /// than one chunk is gathered in (up to [`DECLARED_BYTES_RESERVED_AT_MOST`]), no more.
     declared_len: Option<u64>,
     /// The declared length is past the limit: refused before a byte is read.
     declared_excess: bool,
@@ -131,6 +131,12 @@ pub struct BodyRead {
     yielded: bool,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// How much of a declared `Content-Length` is reserved up front. The length is the client's
+/// word: reserved whole, a client that declared 4 MiB and sent three bytes held 4 MiB of memory
+/// a connection (a reviewer's thousand stalled connections took 1.4 GB). Past this the buffer
+/// grows as the bytes arrive; every real Feature Service body fits below it.
+const DECLARED_BYTES_RESERVED_AT_MOST: usize = 64 * 1024;
 
 /// What has arrived of a body: a body of one chunk (one sent with its head) is that chunk as
 /// actix read it, not copied into a buffer of its own (an allocation, a copy and a free, ~150
@@ -150,7 +156,10 @@ impl Arrived {
             Arrived::Nothing => Arrived::One(chunk),
             Arrived::One(first) => {
                 let len = first.len() + chunk.len();
-                let capacity = declared_len.map_or(len, |declared| len.max(declared as usize));
+                let trusted = declared_len.map_or(0, |declared| {
+                    (declared as usize).min(DECLARED_BYTES_RESERVED_AT_MOST)
+                });
+                let capacity = len.max(trusted);
                 let mut body = BytesMut::with_capacity(capacity);
                 body.extend_from_slice(&first);
                 body.extend_from_slice(&chunk);
@@ -402,6 +411,24 @@ mod tests {
             let body = body_of(&[b"{\"par", b"ams\":", b"{}}"], waits);
             assert_eq!(&body.read(100).await.unwrap()[..], b"{\"params\":{}}");
         }
+    }
+
+    #[test]
+    fn a_declared_length_is_reserved_only_up_to_a_bound_before_the_bytes_arrive() {
+        let gathered_capacity = |declared: u64| {
+            let mut arrived = Arrived::default();
+            arrived.add(Bytes::from_static(b"{\"pa"), Some(declared));
+            arrived.add(Bytes::from_static(b"rams\""), Some(declared));
+            match arrived {
+                Arrived::Gathered(body) => body.capacity(),
+                _ => panic!("two chunks are gathered"),
+            }
+        };
+        assert!(gathered_capacity(4 << 20) <= DECLARED_BYTES_RESERVED_AT_MOST);
+        assert!(
+            gathered_capacity(1000) >= 1000,
+            "a small body is reserved whole"
+        );
     }
 
     #[actix_web::test]

@@ -316,6 +316,7 @@ impl From<&SecretsError> for ErrorKind {
             | ValueTooLarge { .. }
             | InvalidPage { .. }
             | ScopeFull { .. }
+            | GroupFull { .. }
             | DuplicateKey(_)
             | NewKeyWithoutValue(_) => ErrorKind::InvalidArgument,
             ScopeNotFound(_)

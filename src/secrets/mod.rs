@@ -74,6 +74,8 @@ pub enum SecretsError {
     #[error("secret scope `{scope}` already holds {max_secrets} secrets, the most a scope may hold; delete one or use another scope")]
     ScopeFull { scope: String, max_secrets: usize },
 
+    #[error("secret group '{group}' may hold at most {max_secrets} secrets")]
+    GroupFull { group: String, max_secrets: usize },
     #[error("Secret group with id '{0}' not found")]
     GroupNotFound(String),
     #[error("Secret with id '{0}' not found")]

@@ -117,7 +117,7 @@ pub struct TfVersion {
     pub sealed: Sealed,
 }
 
-/// A key of a TrueFoundry secret group, with every version.
+/// A key of a TrueFoundry secret group, with its newest versions (at most `MAX_VERSIONS_KEPT`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TfSecret {
     pub id: String,
@@ -191,8 +191,10 @@ impl Group {
                         principal.kind == PrincipalKind::User
                             && principal.name.eq_ignore_ascii_case(email)
                     }
+                    // Service account names are unique regardless of case, as emails are.
                     Some(("serviceaccount", name)) => {
-                        principal.kind == PrincipalKind::ServiceAccount && principal.name == name
+                        principal.kind == PrincipalKind::ServiceAccount
+                            && principal.name.eq_ignore_ascii_case(name)
                     }
                     _ => false,
                 }
@@ -206,6 +208,11 @@ impl Group {
             .max()
     }
 }
+
+/// Versions of a TrueFoundry secret kept (the newest): every version is listed in each answer
+/// about its group, so an unbounded history made a group's answer grow with every update of
+/// it. Only the newest version's value is ever read.
+pub const MAX_VERSIONS_KEPT: usize = 100;
 
 /// A Tinybird secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -394,6 +401,10 @@ impl VaultState {
                 if let Some(secret) = secret {
                     secret.updated = version.sealed.updated;
                     secret.versions.push(version);
+                    // Applied alike when the journal is replayed, so the history kept is the
+                    // same whichever build wrote the records.
+                    let excess = secret.versions.len().saturating_sub(MAX_VERSIONS_KEPT);
+                    secret.versions.drain(..excess);
                 }
             }
             Change::DeleteGroupSecret { group_id, key } => {
@@ -534,11 +545,11 @@ mod tests {
             "`user:` names users, not service accounts"
         );
         let mut ci = principal(PrincipalKind::ServiceAccount, "sa-ci");
-        ci.name = "ci".into();
+        ci.name = "CI".into();
         assert_eq!(
             group.access_of(&ci),
             Some(GroupAccess::Admin),
-            "the strongest role listed"
+            "the strongest role listed, by name in any case"
         );
         assert_eq!(
             group.access_of(&principal(PrincipalKind::User, "creator")),
@@ -549,6 +560,63 @@ mod tests {
         assert_eq!(group.access_of(&admin), Some(GroupAccess::Admin));
         group.manifest = None;
         assert_eq!(group.access_of(&ana), None);
+    }
+
+    #[test]
+    fn a_secret_keeps_its_newest_versions_only() {
+        let sealed = |version| Sealed {
+            ciphertext: vec![],
+            version,
+            created: 0,
+            updated: 0,
+        };
+        let version = |n: u64| TfVersion {
+            id: format!("v{n}"),
+            sealed: sealed(n),
+        };
+        let mut state = VaultState::default();
+        let group = Group {
+            id: "g".into(),
+            name: "grp".into(),
+            integration_id: None,
+            manifest: None,
+            created_by: PrincipalRef {
+                kind: PrincipalKind::User,
+                id: "creator".into(),
+                name: None,
+            },
+            created: 0,
+            updated: 0,
+            secrets: BTreeMap::new(),
+        };
+        let secret = TfSecret {
+            id: "s".into(),
+            key: "K".into(),
+            created: 0,
+            updated: 0,
+            versions: vec![version(1)],
+        };
+        let mut changes = vec![
+            Change::PutGroup(group),
+            Change::PutGroupSecret {
+                group_id: "g".into(),
+                secret,
+            },
+        ];
+        let last = MAX_VERSIONS_KEPT as u64 + 20;
+        changes.extend((2..=last).map(|n| Change::AddGroupSecretVersion {
+            group_id: "g".into(),
+            key: "K".into(),
+            version: version(n),
+        }));
+        state.apply_checked(changes).unwrap();
+        let versions = &state.groups["g"].secrets["K"].versions;
+        assert_eq!(versions.len(), MAX_VERSIONS_KEPT);
+        assert_eq!(versions.last().unwrap().sealed.version, last);
+        assert_eq!(
+            versions[0].sealed.version,
+            last - MAX_VERSIONS_KEPT as u64 + 1
+        );
     }
 
     #[test]

@@ -1043,6 +1043,104 @@ fn tinybird_request_rate_and_count_limits() {
     );
 }
 
+/// A manifest holds a manifest's fields only, with well-formed collaborators: anything else
+/// is refused (422 naming it) and creates nothing. It is kept whole and answered back, so a
+/// `secrets` list with values was stored in plain text, and a misspelt role gave none.
+#[test]
+fn a_manifest_with_other_fields_or_malformed_collaborators_is_refused_whole() {
+    let server = Server::start();
+    let upsert = |manifest: Json| {
+        let body = json!({"manifest": manifest, "dryRun": false});
+        tf(&server, "PUT", "/secret-groups", ADMIN_KEY, Some(body))
+    };
+    let base = json!({"type": "secret-group", "name": "canary", "integration_fqn": "internal:x"});
+    let with = |field: &str, value: Json| {
+        let mut manifest = base.clone();
+        manifest[field] = value;
+        manifest
+    };
+    let refusals = [
+        (
+            with(
+                "secrets",
+                json!([{"key": "A", "value": "manifest-plaintext-1c9e"}]),
+            ),
+            "manifest.secrets is not a secret-group manifest field",
+        ),
+        (
+            with(
+                "collaborators",
+                json!([{"subject": "serviceaccount:ci", "role_id": "secret-group-owner"}]),
+            ),
+            "manifest.collaborators[0].role_id must be one of",
+        ),
+        (
+            with(
+                "collaborators",
+                json!([{"subject": "ci", "role_id": "secret-group-viewer"}]),
+            ),
+            "manifest.collaborators[0].subject must be `<kind>:<name>`",
+        ),
+        (
+            with(
+                "collaborators",
+                json!([{"subject": "user:a@b.c", "role_id": "secret-group-viewer", "value": "x"}]),
+            ),
+            "manifest.collaborators[0].value is not a collaborator field",
+        ),
+        (
+            with("ownedBy", json!({"account": "acme", "token": "x"})),
+            "manifest.ownedBy must be",
+        ),
+    ];
+    for (manifest, expected) in refusals {
+        let reply = upsert(manifest);
+        assert_eq!(reply.status, 422, "{}", reply.body);
+        assert!(reply.body.contains(expected), "{}", reply.body);
+        assert!(
+            !reply.body.contains("manifest-plaintext-1c9e"),
+            "{}",
+            reply.body
+        );
+    }
+    let listed = tf(&server, "GET", "/secret-groups", ADMIN_KEY, None).json();
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+    let accepted = upsert(with("ownedBy", json!({"account": "acme"})));
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+}
+
+/// A group holds at most 1,000 secrets, on create and on update (the full key set).
+#[test]
+fn a_group_holds_at_most_a_thousand_secrets() {
+    let server = Server::start();
+    let secrets = |n: usize| -> Vec<Json> {
+        (0..n)
+            .map(|i| json!({"key": format!("K{i}"), "value": "v"}))
+            .collect()
+    };
+    let too_many = json!({"name": "big", "secrets": secrets(1001)});
+    let refused = tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(too_many));
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("at most 1000 secrets"),
+        "{}",
+        refused.body
+    );
+    let full = json!({"name": "big", "secrets": secrets(1000)});
+    let created = tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(full));
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.json()["data"]["id"].as_str().unwrap().to_string();
+    let path = format!("/secret-groups/{id}");
+    let grown = json!({"secrets": secrets(1001)});
+    let refused = tf(&server, "PUT", &path, ADMIN_KEY, Some(grown));
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let group = tf(&server, "GET", &path, ADMIN_KEY, None).json();
+    assert_eq!(
+        group["data"]["associatedSecrets"].as_array().unwrap().len(),
+        1000
+    );
+}
+
 /// A secret sent in the wrong shape (a bare string for Tecton's `{"value"}`, strings for
 /// TrueFoundry's key-value pairs) is refused, naming what was expected but not echoing it.
 #[test]

@@ -774,7 +774,41 @@ fn truefoundry() -> Vec<(&'static str, Schema)> {
         ),
         (
             "UpsertSecretGroup",
-            object(&[("manifest", any()), ("dryRun", boolean())], &["manifest"]),
+            object(
+                &[
+                    (
+                        "manifest",
+                        object(
+                            &[
+                                ("type", one_of_strings(&["secret-group"])),
+                                ("name", vault_name()),
+                                ("integration_fqn", string()),
+                                (
+                                    "collaborators",
+                                    array(object(
+                                        &[
+                                            ("subject", string()),
+                                            (
+                                                "role_id",
+                                                one_of_strings(&[
+                                                    "secret-group-admin",
+                                                    "secret-group-editor",
+                                                    "secret-group-viewer",
+                                                ]),
+                                            ),
+                                        ],
+                                        &["subject", "role_id"],
+                                    )),
+                                ),
+                                ("ownedBy", object(&[("account", string())], &["account"])),
+                            ],
+                            &["name"],
+                        ),
+                    ),
+                    ("dryRun", boolean()),
+                ],
+                &["manifest"],
+            ),
         ),
         (
             "UpdateSecretGroup",

@@ -187,6 +187,7 @@ impl UpsertGroupBody {
                 "manifest.type must be `secret-group`".to_string(),
             ));
         }
+        check_manifest_fields(&self.manifest)?;
         let integration_id = self
             .manifest
             .get("integration_fqn")
@@ -197,6 +198,97 @@ impl UpsertGroupBody {
             integration_id,
         })
     }
+}
+
+/// A secret-group manifest's fields, as the SDK's `SecretGroupManifest` declares them.
+const MANIFEST_FIELDS: [&str; 5] = [
+    "type",
+    "name",
+    "integration_fqn",
+    "collaborators",
+    "ownedBy",
+];
+/// The roles a collaborator may be given on a group.
+const GROUP_ROLES: [&str; 3] = [
+    "secret-group-admin",
+    "secret-group-editor",
+    "secret-group-viewer",
+];
+/// The kinds of subject a collaborator names (`team:` is TrueFoundry's; Quiver has no teams, so
+/// it reaches no caller).
+const SUBJECT_KINDS: [&str; 3] = ["user", "serviceaccount", "team"];
+
+/// The manifest holds only a manifest's fields, and its collaborators are `{subject, role_id}`
+/// with a subject of a known kind and one of the group roles. The manifest is kept whole and
+/// answered back, so anything else it carried would be stored in plain text (a `secrets` list
+/// with values was) and a misspelt role would silently give none.
+fn check_manifest_fields(manifest: &Json) -> Result<(), TfError> {
+    let Some(fields) = manifest.as_object() else {
+        return Err(unprocessable("manifest must be an object".to_string()));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|f| !MANIFEST_FIELDS.contains(&f.as_str()))
+    {
+        return Err(unprocessable(format!(
+            "manifest.{unknown} is not a secret-group manifest field (expected {}); secrets are \
+             set with PUT /api/svc/v1/secret-groups/{{id}}",
+            MANIFEST_FIELDS.join(", ")
+        )));
+    }
+    if let Some(owned_by) = fields.get("ownedBy").filter(|o| !o.is_null()) {
+        let account_only = owned_by
+            .as_object()
+            .is_some_and(|o| o.len() == 1 && o.get("account").is_some_and(Json::is_string));
+        if !account_only {
+            return Err(unprocessable(
+                "manifest.ownedBy must be {\"account\": <name>}".to_string(),
+            ));
+        }
+    }
+    let collaborators = match fields.get("collaborators") {
+        None | Some(Json::Null) => return Ok(()),
+        Some(Json::Array(collaborators)) => collaborators,
+        Some(_) => {
+            return Err(unprocessable(
+                "manifest.collaborators must be a list of {subject, role_id}".to_string(),
+            ))
+        }
+    };
+    for (i, collaborator) in collaborators.iter().enumerate() {
+        let at = format!("manifest.collaborators[{i}]");
+        let Some(collaborator) = collaborator.as_object() else {
+            return Err(unprocessable(format!(
+                "{at} must be an object {{subject, role_id}}"
+            )));
+        };
+        if let Some(unknown) = collaborator
+            .keys()
+            .find(|f| !["subject", "role_id"].contains(&f.as_str()))
+        {
+            return Err(unprocessable(format!(
+                "{at}.{unknown} is not a collaborator field (expected subject, role_id)"
+            )));
+        }
+        let subject = collaborator.get("subject").and_then(Json::as_str);
+        let kind_and_name = subject.and_then(|s| s.split_once(':'));
+        if !kind_and_name
+            .is_some_and(|(kind, name)| SUBJECT_KINDS.contains(&kind) && !name.is_empty())
+        {
+            return Err(unprocessable(format!(
+                "{at}.subject must be `<kind>:<name>` with kind {}",
+                SUBJECT_KINDS.join(", ")
+            )));
+        }
+        let role = collaborator.get("role_id").and_then(Json::as_str);
+        if !role.is_some_and(|role| GROUP_ROLES.contains(&role)) {
+            return Err(unprocessable(format!(
+                "{at}.role_id must be one of {}",
+                GROUP_ROLES.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The body of `PUT /secret-groups/{id}`: the full key set, a value only where it changes.

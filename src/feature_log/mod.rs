@@ -23,8 +23,8 @@ mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -37,6 +37,9 @@ use writer::{Command, LogWriter};
 
 /// Requests (each up to a batch of rows) waiting for the writer; past this they are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;
+/// And the bytes they may hold (`LoggedRequest::held_bytes`): a request's context and rows can
+/// reach the 4 MiB body limit, and 4096 of those waiting on a slow disk took 4.4 GB.
+pub const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureLogError {
@@ -62,6 +65,8 @@ pub struct Counts {
     logged: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// What the requests waiting for the writer hold (`LoggedRequest::held_bytes`).
+    queued_bytes: AtomicUsize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,6 +113,8 @@ struct Shared {
     /// By service id.
     schemas: HashMap<String, Arc<LogSchema>>,
     counts: Arc<Counts>,
+    /// The most bytes the queued requests may hold (`QUEUE_BYTES`).
+    queue_bytes: usize,
     drops: Throttle,
 }
 
@@ -124,13 +131,14 @@ impl FeatureLog {
         registry: &Registry,
         data_dir: Option<&Path>,
     ) -> Result<(FeatureLog, Option<FeatureLogWriter>), FeatureLogError> {
-        Self::start_with(registry, data_dir, QUEUE_CAPACITY)
+        Self::start_with(registry, data_dir, QUEUE_CAPACITY, QUEUE_BYTES)
     }
 
     fn start_with(
         registry: &Registry,
         data_dir: Option<&Path>,
         capacity: usize,
+        queue_bytes: usize,
     ) -> Result<(FeatureLog, Option<FeatureLogWriter>), FeatureLogError> {
         let mut schemas = HashMap::new();
         for service in registry
@@ -152,7 +160,7 @@ impl FeatureLog {
         let Some(data_dir) = data_dir.filter(|_| !schemas.is_empty()) else {
             return Ok((FeatureLog::default(), None));
         };
-        let (log, writer) = Self::spawn(files::root(data_dir), schemas, capacity)?;
+        let (log, writer) = Self::spawn(files::root(data_dir), schemas, capacity, queue_bytes)?;
         Ok((log, Some(writer)))
     }
 
@@ -160,6 +168,7 @@ impl FeatureLog {
         root: PathBuf,
         schemas: HashMap<String, Arc<LogSchema>>,
         capacity: usize,
+        queue_bytes: usize,
     ) -> Result<(FeatureLog, FeatureLogWriter), FeatureLogError> {
         let (queue, receiver) = sync_channel(capacity);
         let counts = Arc::new(Counts::default());
@@ -172,6 +181,7 @@ impl FeatureLog {
             queue: queue.clone(),
             schemas,
             counts,
+            queue_bytes,
             drops: Throttle::default(),
         };
         let log = FeatureLog {
@@ -218,13 +228,17 @@ impl FeatureLog {
         };
         let request = LoggedRequest::capture(schema, service, requests, answer, &stamp);
         let n_rows = request.n_rows() as u64;
+        let bytes = request.held_bytes();
+        let queued = &shared.counts.queued_bytes;
+        // Claimed before the send, given back by the writer once written (or here, unsent).
+        let room = queued.fetch_add(bytes, Ordering::Relaxed) + bytes <= shared.queue_bytes;
         let command = Command::Log {
             schema: schema.clone(),
             request,
         };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            shared.queue.try_send(command)
-        {
+        let sent = room && shared.queue.try_send(command).is_ok();
+        if !sent {
+            queued.fetch_sub(bytes, Ordering::Relaxed);
             let dropped = shared.counts.dropped.fetch_add(n_rows, Ordering::Relaxed) + n_rows;
             if shared.drops.ready() {
                 tracing::warn!(

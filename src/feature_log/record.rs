@@ -218,6 +218,18 @@ impl LoggedRequest {
         self.rows.len()
     }
 
+    /// About the memory it holds until written: the stored rows read, the request contexts
+    /// kept, and a little per row (its keys, its vector).
+    pub fn held_bytes(&self) -> usize {
+        const PER_ROW: usize = 256;
+        let contexts: usize = self
+            .rows
+            .iter()
+            .map(|row| row.request_context.as_ref().map_or(0, String::len) + PER_ROW)
+            .sum();
+        self.stored.bytes() + contexts
+    }
+
     /// On the writer: one row per request row, in the schema's column order.
     pub fn into_rows(self, schema: &LogSchema) -> impl Iterator<Item = Vec<Value>> + '_ {
         let config = &schema.config;

@@ -57,8 +57,12 @@ impl Setup {
     }
 
     fn start(&self, capacity: usize) -> (FeatureLog, FeatureLogWriter) {
-        let (log, writer) =
-            FeatureLog::start_with(&self.registry, Some(self.dir.path()), capacity).unwrap();
+        self.start_bounded(capacity, QUEUE_BYTES)
+    }
+
+    fn start_bounded(&self, capacity: usize, bytes: usize) -> (FeatureLog, FeatureLogWriter) {
+        let dir = Some(self.dir.path());
+        let (log, writer) = FeatureLog::start_with(&self.registry, dir, capacity, bytes).unwrap();
         (log, writer.expect("the service logs"))
     }
 
@@ -264,6 +268,50 @@ fn a_stalled_writer_never_blocks_offer_and_the_full_queue_drops_and_counts() {
     );
     let (columns, rows) = setup.export(LogFormat::Parquet).unwrap();
     assert_eq!(scores(&columns, &rows), [Value::Int64(0)]);
+}
+
+/// The queue is bounded by the bytes its requests hold as well as by their number: a few
+/// requests of megabytes each waiting on a slow disk must not take the memory the count allows.
+#[test]
+fn requests_past_the_queues_bytes_are_dropped_and_counted() {
+    let setup = Setup::new("");
+    let (log, writer) = setup.start_bounded(16, 1);
+    for score in 0..3 {
+        setup.offer(&log, "u", score);
+    }
+    let queued = || {
+        log.shared
+            .as_ref()
+            .unwrap()
+            .counts
+            .queued_bytes
+            .load(Ordering::Relaxed)
+    };
+    assert_eq!(queued(), 0, "a refused request gives its bytes back");
+    writer.close();
+    assert_eq!(
+        log.counts(),
+        LogCounts {
+            logged: 0,
+            dropped: 3,
+            failed: 0
+        }
+    );
+
+    let (log, writer) = setup.start(16);
+    for score in 0..3 {
+        setup.offer(&log, "u", score);
+    }
+    writer.close();
+    assert_eq!(log.counts().logged, 3);
+    let queued = log
+        .shared
+        .as_ref()
+        .unwrap()
+        .counts
+        .queued_bytes
+        .load(Ordering::Relaxed);
+    assert_eq!(queued, 0, "the writer gives back what it wrote");
 }
 
 #[test]

@@ -99,7 +99,11 @@ impl LogWriter {
             };
             busy = true;
             match command {
-                Command::Log { schema, request } => self.write(&schema, request),
+                Command::Log { schema, request } => {
+                    let bytes = request.held_bytes();
+                    self.write(&schema, request);
+                    self.counts.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                }
                 Command::Close => break,
                 #[cfg(test)]
                 Command::Stall { stalled, release } => {

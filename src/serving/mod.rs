@@ -195,6 +195,11 @@ impl StoredRows {
         self.0.rows().len()
     }
 
+    /// The stored bytes the rows hold.
+    pub fn bytes(&self) -> usize {
+        self.0.bytes_read()
+    }
+
     /// `value` as a [`Value`], decoding a stored one.
     #[inline]
     pub fn decode(&self, value: FeatureValue) -> Value {

@@ -437,6 +437,16 @@ fn the_route_refuses_a_stale_plan_a_bad_repository_and_a_non_admin() {
         invalid.body
     );
 
+    // A workspace's name is a directory's too (its feature logs): held to the name rule.
+    for name in ["", "..", "../escape", "a/b", "prod "] {
+        let mut renamed = workspace(false, staging.clone());
+        renamed["name"] = json!(name);
+        let refused =
+            server.admin_post("/admin/repository", &json!({"workspaces": [prod, renamed]}));
+        assert_eq!(refused.status, 400, "{name:?}: {}", refused.body);
+        assert!(refused.body.contains("workspace name"), "{}", refused.body);
+    }
+
     let created = server.admin_post("/api/scim/v2/ServiceAccounts", &json!({"name": "writer"}));
     let key = created.json()["apiKey"].as_str().unwrap().to_string();
     let refused = server.post_json("/admin/repository", Some(&key), &json!({"workspaces": []}));

@@ -60,6 +60,10 @@ pub enum RegistryError {
     },
     #[error("workspace `{0}` is declared twice in the configuration")]
     DuplicateWorkspace(String),
+    /// A workspace's name is also a directory's (its feature logs), so it is held to the
+    /// rule of every other name.
+    #[error("workspace name `{0}` must be non-empty and use only letters, digits, `_` and `-`")]
+    InvalidWorkspaceName(String),
 }
 
 /// One repository file as written.
@@ -346,6 +350,9 @@ pub fn build_registry(
         ..Registry::default()
     };
     for source in workspaces {
+        if !is_name(&source.name) {
+            return Err(RegistryError::InvalidWorkspaceName(source.name.clone()));
+        }
         if registry.workspaces.contains_key(&source.name) {
             return Err(RegistryError::DuplicateWorkspace(source.name.clone()));
         }
@@ -411,12 +418,16 @@ impl Site<'_> {
     }
 }
 
-fn check_name(site: &Site, what: &str, name: &str) -> Result<(), RegistryError> {
-    let valid = !name.is_empty()
+/// Non-empty, of letters, digits, `_` and `-`: the rule for every name in a repository.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_name(site: &Site, what: &str, name: &str) -> Result<(), RegistryError> {
+    if is_name(name) {
         Ok(())
     } else {
         Err(site.error(format!(

@@ -110,7 +110,7 @@ struct ServerSection {
     max_batch_size: Option<usize>,
     /// The most bytes the store may return for one GetFeatures request (default 16 MiB).
     max_store_response_bytes: Option<usize>,
-    /// How far in the future an aggregated event may be (default `5m`).
+    /// How far in the future an ingested event may be (default `5m`).
     max_future_event_skew: Option<String>,
     /// PEM certificate chain and private key: both (HTTPS) or neither (plain HTTP).
     tls_cert_file: Option<String>,
@@ -332,7 +332,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "server.body_read_timeout", flag: "body-read-timeout", env: "QUIVER_BODY_READ_TIMEOUT", kind: Kind::Text, help: "How long a whole request body may take to arrive [default: 10s]" },
     Setting { key: "server.max_batch_size", flag: "max-batch-size", env: "QUIVER_MAX_BATCH_SIZE", kind: Kind::Count, help: "Most rows in one GetFeaturesBatch [default: 10]" },
     Setting { key: "server.max_store_response_bytes", flag: "max-store-response-bytes", env: "QUIVER_MAX_STORE_RESPONSE_BYTES", kind: Kind::Count, help: "Most bytes the store may return for one GetFeatures request [default: 16777216]" },
-    Setting { key: "server.max_future_event_skew", flag: "max-future-event-skew", env: "QUIVER_MAX_FUTURE_EVENT_SKEW", kind: Kind::Text, help: "How far in the future an aggregated event may be [default: 5m]" },
+    Setting { key: "server.max_future_event_skew", flag: "max-future-event-skew", env: "QUIVER_MAX_FUTURE_EVENT_SKEW", kind: Kind::Text, help: "How far in the future an ingested event may be [default: 5m]" },
     Setting { key: "server.tls_cert_file", flag: "tls-cert-file", env: "QUIVER_TLS_CERT_FILE", kind: Kind::Path, help: "Serve HTTPS with this PEM certificate chain (with --tls-key-file); empty: plain HTTP" },
     Setting { key: "server.tls_key_file", flag: "tls-key-file", env: "QUIVER_TLS_KEY_FILE", kind: Kind::Path, help: "The PEM private key of --tls-cert-file" },
     Setting { key: "storage.data_dir", flag: "data-dir", env: "QUIVER_DATA_DIR", kind: Kind::Path, help: "Directory for persistent state; empty: in memory only" },

@@ -58,7 +58,7 @@ pub struct Limits {
     /// The most bytes the store may return for one GetFeatures request (Tecton's online-store
     /// size limit: past it, an error or, with `allowPartialResults`, a partial answer).
     pub max_store_response_bytes: usize,
-    /// How far in the future an aggregated event may be.
+    /// How far in the future an event may be.
     pub max_future_skew: crate::time::Micros,
 }
 

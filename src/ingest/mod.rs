@@ -106,7 +106,7 @@ pub struct IngestPlan {
     pub rows: Vec<RowWrite>,
     pub per_view: Vec<(ViewId, usize)>,
     pub per_source: Vec<(String, usize)>,
-    /// Events an aggregating view refused (too late or too far in the future); the request
+    /// Events a view refused (past its ttl or its windows, or too far in the future); the request
     /// still succeeds for everything else.
     pub rejected: Vec<RecordError>,
 }
@@ -247,23 +247,27 @@ pub fn plan_ingest<R: SourceRecords>(
     }
 }
 
-/// The event times a view takes, from `now`: newer than its ttl, for an aggregating view in a
-/// tile its longest window still reads and at most the future skew ahead.
+/// The event times a view takes, from `now`: newer than its ttl, at most the future skew
+/// ahead, and for an aggregating view in a tile its longest window still reads. The skew
+/// bounds every view: a row view keeps its newest event, so one event from year 9999 would
+/// have made every real one after it "older than stored", ignored.
 struct TimeBounds {
     /// Events at or before this are past the ttl.
     past_ttl: Option<Micros>,
-    /// An aggregating view's tile interval, the first tile start it keeps and the latest
-    /// event time it takes.
-    windows: Option<(Micros, Micros, Micros)>,
+    /// The latest event time taken.
+    latest: Micros,
+    /// An aggregating view's tile interval and the first tile start it keeps.
+    windows: Option<(Micros, Micros)>,
 }
 
 impl TimeBounds {
     fn of(view: &FeatureView, now: Micros, max_future_skew: Micros) -> TimeBounds {
         TimeBounds {
             past_ttl: view.ttl.map(|ttl| now - ttl),
+            latest: now.saturating_add(max_future_skew),
             windows: view.aggregation.as_ref().map(|spec| {
                 let oldest_tile = tile_start(now, spec.interval) - spec.horizon();
-                (spec.interval, oldest_tile, now + max_future_skew)
+                (spec.interval, oldest_tile)
             }),
         }
     }
@@ -284,8 +288,7 @@ impl TimeBounds {
                     view.name
                 ),
             )),
-            (_, Some((interval, oldest_tile, _)))
-                if tile_start(event_time, interval) < oldest_tile =>
+            (_, Some((interval, oldest_tile))) if tile_start(event_time, interval) < oldest_tile =>
             {
                 Some((
                     RejectReason::OlderThanWindows,
@@ -295,7 +298,7 @@ impl TimeBounds {
                 ),
                 ))
             }
-            (_, Some((_, _, latest))) if event_time > latest => Some((
+            _ if event_time > self.latest => Some((
                 RejectReason::TooFarInFuture,
                 format!(
                     "timestamp value is more than {} in the future",
@@ -330,9 +333,7 @@ mod tests {
             {
                 Some(RejectReason::OlderThanWindows)
             }
-            (_, Some(_)) if event_time > now + max_future_skew => {
-                Some(RejectReason::TooFarInFuture)
-            }
+            _ if event_time > now + max_future_skew => Some(RejectReason::TooFarInFuture),
             _ => None,
         }
     }

@@ -280,6 +280,27 @@ fn a_record_past_a_views_ttl_is_refused_alone() {
     assert_eq!(last_transaction(&server, "hank").1, "MISSING_DATA");
 }
 
+/// An event further ahead than `max_future_event_skew` is refused by every view, not only
+/// aggregating ones: a row view keeps its newest event, so one from year 9999 would have made
+/// every real event after it "older than stored".
+#[test]
+fn a_far_future_record_is_refused_and_does_not_pin_a_row_view() {
+    let server = Server::start();
+    let mut far = transaction("ivy", json!(6), json!(1), 0);
+    far["record"]["timestamp"] = json!("9999-12-31T23:59:59Z");
+    let reply = ingest(&server, vec![far], false);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let refused = reply.json()["recordErrors"].to_string();
+    assert!(refused.contains("in the future"), "{refused}");
+    let now = ingest(
+        &server,
+        vec![transaction("ivy", json!(6), json!(4.5), 10)],
+        false,
+    );
+    assert_eq!(now.status, 200, "{}", now.body);
+    assert_eq!(last_transaction(&server, "ivy").0[0], json!(4.5));
+}
+
 #[test]
 fn request_errors_use_the_ingest_shape() {
     let server = Server::start();

@@ -264,6 +264,21 @@ fn metrics_need_a_viewer_on_the_api_address_and_nothing_on_their_own() {
             .status
     };
     assert_eq!((as_key(&viewer), as_key(&nobody)), (200, 403));
+    // The per-view series are of the caller's workspaces only.
+    let staging = key_with_roles(
+        "staging-viewer",
+        json!([{"type": "workspace_staging", "value": "viewer"}]),
+    );
+    let text_as = |auth: &str| {
+        server
+            .request("GET", "/metrics", &[("Authorization", auth)], None)
+            .body
+    };
+    let prod_freshness = r#"quiver_feature_freshness_seconds{workspace="prod""#;
+    assert!(text_as(&viewer).contains(prod_freshness));
+    let for_staging = text_as(&staging);
+    assert!(for_staging.contains("quiver_http_requests_total"));
+    assert!(!for_staging.contains(prod_freshness), "{for_staging}");
 
     let open = ureq::get(&metrics_url(&server))
         .call()

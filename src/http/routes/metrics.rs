@@ -1,5 +1,5 @@
 //! `GET /metrics`: every metric in the Prometheus text format. On the API's address it needs the
-//! viewer role (on some workspace); on `server.metrics_address`, when one is configured, it is
+//! viewer role (on some workspace), and shows the views of the caller's workspaces only; on `server.metrics_address`, when one is configured, it is
 //! open to whoever reaches that address (`http::Surface::Metrics`), as scrapers expect.
 
 use actix_web::{web, HttpResponse};
@@ -7,6 +7,7 @@ use actix_web::{web, HttpResponse};
 use super::super::auth::{Allowed, ReadMetadata};
 use super::super::error::ApiError;
 use super::super::AppState;
+use crate::iam::Role;
 use crate::metrics::{render, Scrape, ShardGauges, ViewFreshness, CONTENT_TYPE};
 use crate::time::now_micros;
 
@@ -20,19 +21,26 @@ pub fn configure_open(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(open));
 }
 
+/// The per-view series only of the workspaces the caller views: a key with a role on staging
+/// alone does not learn prod's view names. Store-wide gauges name no view.
 async fn for_viewer(
-    _viewer: Allowed<ReadMetadata>,
+    viewer: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    scrape(&state).await
+    let principal = &viewer.0 .0;
+    scrape(&state, |workspace| {
+        principal.has_role(workspace, Role::Viewer)
+    })
+    .await
 }
 
 async fn open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    scrape(&state).await
+    scrape(&state, |_| true).await
 }
 
-/// Asks each shard for its usage and reads the views' watermarks, then renders everything.
-async fn scrape(state: &AppState) -> Result<HttpResponse, ApiError> {
+/// Asks each shard for its usage and reads the watermarks of the views of the workspaces
+/// `shown`, then renders everything.
+async fn scrape(state: &AppState, shown: impl Fn(&str) -> bool) -> Result<HttpResponse, ApiError> {
     let shards = state
         .router
         .usage()
@@ -49,6 +57,7 @@ async fn scrape(state: &AppState) -> Result<HttpResponse, ApiError> {
         .router
         .newest_events()
         .into_iter()
+        .filter(|(view, _)| shown(&view.workspace))
         .map(|(view, newest_event)| ViewFreshness {
             workspace: view.workspace.clone(),
             feature_view: view.view.clone(),

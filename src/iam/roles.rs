@@ -72,6 +72,17 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// A secret scope's name as the vault takes it (letters, digits, `_`, `-` and `.`): a scope
+/// named `team.payments` is given roles as `secret_scope_team.payments`.
+fn valid_scope_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && name != "."
+        && name != ".."
+}
+
 /// Reads a resource's `roles` into `grants`; an entry that is not a Tecton role is an error
 /// naming it.
 pub fn read_roles(roles: Option<&Json>, grants: &mut Grants) -> Result<(), String> {
@@ -104,7 +115,10 @@ pub fn read_roles(roles: Option<&Json>, grants: &mut Grants) -> Result<(), Strin
             grants
                 .workspace_roles
                 .push(WorkspaceRole { workspace, role });
-        } else if let Some(scope) = kind.strip_prefix("secret_scope_").filter(|s| valid_name(s)) {
+        } else if let Some(scope) = kind
+            .strip_prefix("secret_scope_")
+            .filter(|s| valid_scope_name(s))
+        {
             if !SCOPE_ROLES.contains(&value) {
                 return Err(bad("scope roles are secret_scope_manager, secret_scope_writer and secret_scope_reader"));
             }
@@ -127,7 +141,8 @@ mod tests {
     fn tecton_role_entries() {
         let mut grants = Grants::default();
         read_roles(Some(&json!([{"type": "workspace_prod", "value": "consumer"}, {"type": "all_workspaces", "value": "viewer"},
-                                 {"type": "secret_scope_db", "value": "secret_scope_reader"}])), &mut grants).unwrap();
+                                 {"type": "secret_scope_db", "value": "secret_scope_reader"},
+                                 {"type": "secret_scope_team.payments", "value": "secret_scope_writer"}])), &mut grants).unwrap();
         assert!(!grants.is_admin);
         assert_eq!(
             grants.workspace_roles[0],
@@ -138,12 +153,20 @@ mod tests {
         );
         assert_eq!(
             grants.secret_scope_roles,
-            vec![("db".to_string(), "secret_scope_reader".to_string())]
+            vec![
+                ("db".to_string(), "secret_scope_reader".to_string()),
+                (
+                    "team.payments".to_string(),
+                    "secret_scope_writer".to_string()
+                )
+            ],
+            "scope names take `.` as the vault does"
         );
         for bad in [
             json!([{"type": "account_type", "value": "god"}]),
             json!([{"type": "workspace_", "value": "owner"}]),
             json!([{"type": "x", "value": "y"}]),
+            json!([{"type": "secret_scope_..", "value": "secret_scope_reader"}]),
         ] {
             assert!(
                 read_roles(Some(&bad), &mut Grants::default()).is_err(),

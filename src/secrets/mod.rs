@@ -133,7 +133,9 @@ impl NameKind {
 
     pub fn rule(self) -> &'static str {
         match self {
-            NameKind::Scope | NameKind::ScopeKey => "1-128 letters, digits, `_`, `-` or `.`",
+            NameKind::Scope | NameKind::ScopeKey => {
+                "1-128 letters, digits, `_`, `-` or `.`, other than `.` and `..`"
+            }
             NameKind::Group | NameKind::GroupKey => "1-128 letters, digits, `.`, `_` or `-`",
             NameKind::Tinybird => {
                 "a letter or `_`, then letters, digits and `_`, at most 255 characters"

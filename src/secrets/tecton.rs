@@ -180,11 +180,15 @@ impl Vault {
 }
 
 fn check_name(kind: NameKind, name: &str) -> Result<(), SecretsError> {
+    // `.` and `..` are path segments no HTTP client sends as they are (they are resolved
+    // away), so a scope or key of that name could never be read or deleted.
     let valid = !name.is_empty()
         && name.len() <= 128
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && name != "."
+        && name != "..";
     if valid {
         Ok(())
     } else {
@@ -480,5 +484,22 @@ impl Handler<AssignedRoles> for VaultActor {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scope or key named `.` or `..` could be created (through the metadata proxy, whose
+    /// names travel in the body) but never read back through a URL: refused.
+    #[test]
+    fn names_take_dots_but_are_not_dot_segments() {
+        for name in ["a.b", ".hidden", "v1..2", "x".repeat(128).as_str()] {
+            assert!(check_name(NameKind::Scope, name).is_ok(), "{name}");
+        }
+        for name in ["", ".", "..", "a/b", "a b", "x".repeat(129).as_str()] {
+            assert!(check_name(NameKind::ScopeKey, name).is_err(), "{name}");
+        }
     }
 }

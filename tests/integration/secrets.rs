@@ -1643,9 +1643,9 @@ fn each_familys_error_bodies_are_pinned() {
         )
     };
     let tecton_cases = [
-        ("POST", "/scopes/bad%20name!", None, tecton_error(400, 3, "scope name `bad name!` must be 1-128 letters, digits, `_`, `-` or `.`")),
+        ("POST", "/scopes/bad%20name!", None, tecton_error(400, 3, "scope name `bad name!` must be 1-128 letters, digits, `_`, `-` or `.`, other than `.` and `..`")),
         ("POST", "/scopes/s1", None, tecton_error(409, 6, "Secret scope `s1` already exists")),
-        ("PUT", "/scopes/s1/keys/bad%20key", put("v"), tecton_error(400, 3, "secret key `bad key` must be 1-128 letters, digits, `_`, `-` or `.`")),
+        ("PUT", "/scopes/s1/keys/bad%20key", put("v"), tecton_error(400, 3, "secret key `bad key` must be 1-128 letters, digits, `_`, `-` or `.`, other than `.` and `..`")),
         ("PUT", "/scopes/s1/keys/k", put(&"x".repeat(64 * 1024 + 1)), tecton_error(400, 3, "a secret value is at most 65536 bytes")),
         ("PUT", "/scopes/nope/keys/k", put("v"), tecton_error(404, 5, "Secret scope `nope` not found")),
         ("GET", "/scopes/s1/keys/zz", None, tecton_error(404, 5, "Secret `zz` not found in scope `s1`")),

@@ -418,6 +418,10 @@ fn every_listed_error_has_tecton_shape() {
     );
     let neither = json!({"params": {"workspaceName": "prod", "joinKeyMap": {}}});
     assert_error(&server.admin_post(GET, &neither), 400, 3, "got neither");
+    for no_params in [json!({}), json!({"a": 1}), json!({"params": null})] {
+        let refused = server.admin_post(GET, &no_params);
+        assert_error(&refused, 400, 3, "`params` is missing (or null)");
+    }
 
     assert_error(
         &server.post_json(GET, None, &fraud_request(json!({}))),

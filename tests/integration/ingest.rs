@@ -579,6 +579,19 @@ fn the_rows_endpoint_writes_a_chunk_whole_or_not_at_all() {
         );
         assert_eq!(credit_score(&server, "chunk_3"), Json::Null, "{bad}");
     }
+
+    let realtime = server.request(
+        "POST",
+        "/admin/workspaces/prod/feature-views/transaction_amount_is_higher_than_average/rows",
+        &[("Authorization", &auth)],
+        Some(first.as_bytes()),
+    );
+    assert_eq!(realtime.status, 400, "{}", realtime.body);
+    assert!(
+        realtime.body.contains("is a realtime view") && realtime.body.contains("takes no rows"),
+        "{}",
+        realtime.body
+    );
 }
 
 /// A binary rows body (what `quiver load` sends) is written whole, or refused whole naming the

@@ -24,6 +24,7 @@ use crate::ingest::file::read_rows_body;
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
 use crate::registry::repository::Repository;
+use crate::registry::ViewKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -152,6 +153,16 @@ async fn load_rows(
                 ),
             )
         })?;
+    if matches!(view.kind, ViewKind::Realtime(_)) {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "feature view `{}` is a realtime view: its features are computed at request time \
+                 from the request and its upstream views, so it takes no rows",
+                path.view
+            ),
+        ));
+    }
     let body = body.read(MAX_LOAD_BODY_BYTES).await?;
     let binary = request
         .headers()

@@ -353,9 +353,12 @@ fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
         return Ok(params);
     }
     let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(body)?;
-    envelope
-        .params
-        .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "`params` must be an object"))
+    envelope.params.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            "`params` is missing (or null); expected an object",
+        )
+    })
 }
 
 /// The answer of `serving` (a [`FeatureCall::answer`] on a node that reads every partition

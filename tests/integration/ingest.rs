@@ -280,6 +280,54 @@ fn a_record_past_a_views_ttl_is_refused_alone() {
     assert_eq!(last_transaction(&server, "hank").1, "MISSING_DATA");
 }
 
+/// A key given twice is refused naming it, and nothing is written: a JSON tree keeps the
+/// last of twin keys, which silently dropped the first source's records (GetFeatures refuses
+/// twins too).
+#[test]
+fn a_field_given_twice_is_refused_and_writes_nothing() {
+    let server = Server::start();
+    let record = |user: &str| {
+        format!(
+            r#"{{"record": {{"user_id": "{user}", "merchant": "m_1", "terminal_id": 6, "amt": 1.5, "category": "grocery", "is_online": true, "timestamp": "{}"}}}}"#,
+            timestamp_in(-10)
+        )
+    };
+    let (a, b) = (record("twin_a"), record("twin_b"));
+    let twice_amt = a.replace(r#""amt": 1.5"#, r#""amt": 1.5, "amt": 2.5"#);
+    for (body, path) in [
+        (
+            format!(
+                r#"{{"workspace_name": "prod", "dry_run": false, "records": {{"transactions": [{a}], "transactions": [{b}]}}}}"#
+            ),
+            "`records.transactions` twice",
+        ),
+        (
+            format!(
+                r#"{{"workspace_name": "prod", "dry_run": false, "records": {{"transactions": [{twice_amt}]}}}}"#
+            ),
+            "`records.transactions[0].record.amt` twice",
+        ),
+        (
+            format!(
+                r#"{{"workspace_name": "prod", "workspaceName": "prod", "dry_run": false, "records": {{"transactions": [{a}]}}}}"#
+            ),
+            "`workspace_name` and `workspaceName` are one field given twice",
+        ),
+    ] {
+        let auth = format!("Tecton-key {ADMIN_KEY}");
+        let reply = server.request(
+            "POST",
+            "/ingest",
+            &[("Authorization", &auth)],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(reply.body.contains(path), "{}", reply.body);
+    }
+    assert_eq!(last_transaction(&server, "twin_a").1, "MISSING_DATA");
+    assert_eq!(last_transaction(&server, "twin_b").1, "MISSING_DATA");
+}
+
 /// An event further ahead than `max_future_event_skew` is refused by every view, not only
 /// aggregating ones: a row view keeps its newest event, so one from year 9999 would have made
 /// every real event after it "older than stored".

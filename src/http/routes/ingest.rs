@@ -10,7 +10,7 @@ use super::super::body::UnreadBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::ingest::{
-    ingest_metrics, parse_ingest_request, read_typed_request, refuse_plan, IngestRefusal,
+    ingest_metrics, parse_ingest_request, read_typed_request, refuse_plan, twin_key, IngestRefusal,
     IngestRequest,
 };
 use super::super::{method_not_allowed, AppState};
@@ -49,6 +49,12 @@ async fn ingest(
     let invalid = |message: String| ApiError::new(ErrorKind::InvalidArgument, message);
     let json: Json = serde_json::from_slice(&body)
         .map_err(|error| invalid(format!("The request body is not valid JSON: {error}")))?;
+    if let Some(path) = twin_key(&body) {
+        return Err(invalid(format!(
+            "The request body gives `{path}` twice; give each field once"
+        ))
+        .into());
+    }
     let parsed = parse_ingest_request(&json).map_err(invalid)?;
     write(caller, &state, &repo, &request, parsed).await
 }

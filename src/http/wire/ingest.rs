@@ -26,12 +26,115 @@ pub struct IngestRequest<R = Vec<Json>> {
     pub records: Vec<(String, R)>,
 }
 
-/// Field lookup that accepts the snake_case name and its camelCase twin.
-fn field<'a>(object: &'a Map<String, Json>, snake: &str, camel: &str) -> Option<&'a Json> {
-    object
+/// Field lookup that accepts the snake_case name and its camelCase twin (not both).
+fn field<'a>(
+    object: &'a Map<String, Json>,
+    snake: &str,
+    camel: &str,
+) -> Result<Option<&'a Json>, String> {
+    if snake != camel && object.contains_key(snake) && object.contains_key(camel) {
+        return Err(format!(
+            "Fields `{snake}` and `{camel}` are one field given twice; give one"
+        ));
+    }
+    Ok(object
         .get(snake)
         .or_else(|| object.get(camel))
-        .filter(|v| !v.is_null())
+        .filter(|v| !v.is_null()))
+}
+
+/// The path of the first object key given twice in `body` (`records.transactions`), if any:
+/// a JSON tree keeps the last of twin keys and silently drops what the first held. Read only
+/// for a body the typed reader declined (it declines twins itself).
+pub fn twin_key(body: &[u8]) -> Option<String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    TwinKeys { path: "" }
+        .deserialize(&mut deserializer)
+        .ok()
+        .flatten()
+}
+
+/// Walks a JSON value for [`twin_key`], `path` being where it is.
+struct TwinKeys<'p> {
+    path: &'p str,
+}
+
+impl TwinKeys<'_> {
+    fn at(&self, step: &str) -> String {
+        match self.path {
+            "" => step.to_string(),
+            path => format!("{path}.{step}"),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for TwinKeys<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TwinKeys<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut index = 0;
+        loop {
+            let path = format!("{}[{index}]", self.path);
+            match seq.next_element_seed(TwinKeys { path: &path })? {
+                None => return Ok(found),
+                Some(twin) => found = found.or(twin),
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = self.at(&key);
+            if keys.insert(key) {
+                let twin = map.next_value_seed(TwinKeys { path: &path })?;
+                found = found.or(twin);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+                found = found.or(Some(path));
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Reads the request; the error is the message for a `requestError`.
@@ -40,18 +143,18 @@ pub fn parse_ingest_request(body: &Json) -> Result<IngestRequest, String> {
         .as_object()
         .ok_or("The request body must be a JSON object")?;
     let missing = |name: &str| format!("Required field `{name}` is missing in the request");
-    let workspace = match field(object, "workspace_name", "workspaceName") {
+    let workspace = match field(object, "workspace_name", "workspaceName")? {
         None => return Err(missing("workspace_name")),
         Some(Json::String(name)) if !name.is_empty() => name.clone(),
         Some(_) => return Err("Field `workspace_name` must be a non-empty string".to_string()),
     };
-    let dry_run = match field(object, "dry_run", "dryRun") {
+    let dry_run = match field(object, "dry_run", "dryRun")? {
         None => return Err(missing("dry_run")),
         Some(Json::Bool(flag)) => *flag,
         Some(_) => return Err("Field `dry_run` must be a boolean".to_string()),
     };
     let sources =
-        match field(object, "records", "records") {
+        match field(object, "records", "records")? {
             None => return Err(missing("records")),
             Some(Json::Object(sources)) if !sources.is_empty() => sources,
             Some(_) => return Err(

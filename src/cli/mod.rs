@@ -241,14 +241,17 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
-/// Logs to stderr, at the level `QUIVER_LOG` sets (default `info`), in `format`.
+/// Logs to stderr, at the level `QUIVER_LOG` sets (default `info`), in `format`. A line that
+/// cannot be written is dropped (see [`LossyStderr`]): logging never panics.
 fn start_logging(format: LogFormat) {
     let logger = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr);
+        // Else a failed write is reported with `eprintln!`, which panics when stderr fails.
+        .log_internal_errors(false)
+        .with_writer(LossyStderr);
     match format {
         LogFormat::Text => logger
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -261,11 +264,77 @@ fn start_logging(format: LogFormat) {
     }
 }
 
+/// Standard error as the log's writer, answering a failed write as done: the log line is lost,
+/// nothing else. When stderr cannot be written (its file is on a full disk), an error reaching
+/// the fmt layer would be printed with `eprintln!`, whose panic inside a `tracing` macro took
+/// down the actor or worker thread that logged (the journal's writer among them).
+#[derive(Debug, Clone, Copy)]
+struct LossyStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LossyStderr {
+    type Writer = Lossy<std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Lossy(std::io::stderr())
+    }
+}
+
+/// A writer whose failed writes are dropped.
+#[derive(Debug)]
+struct Lossy<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Lossy<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.0.write(bytes) {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => Err(error),
+            Ok(0) | Err(_) => Ok(bytes.len()),
+            Ok(written) => Ok(written),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
 
-    use super::check_api_key;
+    use super::{check_api_key, Lossy};
+
+    /// A disk that is full.
+    struct Full;
+
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+    }
+
+    /// The log's writer on a full disk: lines are lost, no error reaches the fmt layer (which
+    /// would `eprintln!` it), and a subscriber built on it logs on. (A real full stderr is in
+    /// `tests/integration/faults.rs`.)
+    #[test]
+    fn a_log_writer_that_fails_drops_the_line_and_never_errs() {
+        use std::io::Write;
+        let mut lossy = Lossy(Full);
+        assert!(lossy.write_all(b"a log line\n").is_ok());
+        assert!(lossy.flush().is_ok());
+        let subscriber = tracing_subscriber::fmt()
+            .log_internal_errors(false)
+            .with_writer(|| Lossy(Full))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("on a full disk");
+            tracing::info!(field = 1, "again");
+        });
+    }
 
     #[test]
     fn an_api_key_no_header_can_carry_is_refused_without_being_repeated() {

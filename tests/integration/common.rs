@@ -26,6 +26,8 @@ pub struct ServerBuilder {
     config: PathBuf,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// Where the server's stderr (its log) goes instead of a pipe the test reads.
+    stderr_to: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -34,6 +36,7 @@ impl ServerBuilder {
             config: repo_root().join("config.toml"),
             env: vec![("QUIVER_ADMIN_KEY".into(), ADMIN_KEY.into())],
             args: Vec::new(),
+            stderr_to: None,
         }
     }
 
@@ -55,6 +58,12 @@ impl ServerBuilder {
 
     pub fn arg(mut self, arg: &str) -> ServerBuilder {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Sends the server's log to the file `path` (e.g. `/dev/full`); it is then not read back.
+    pub fn stderr_to(mut self, path: &Path) -> ServerBuilder {
+        self.stderr_to = Some(path.to_path_buf());
         self
     }
 
@@ -101,6 +110,10 @@ impl ServerBuilder {
     fn start_until(self, announcement: &str) -> Server {
         let mut command = self.command();
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(path) = &self.stderr_to {
+            let file = std::fs::OpenOptions::new().write(true).open(path);
+            command.stderr(file.expect("the log file opens"));
+        }
         let mut child = command.spawn().expect("the quiver binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let (lines_tx, lines_rx) = mpsc::channel();
@@ -118,18 +131,19 @@ impl ServerBuilder {
                     if let Some(url) = line.strip_prefix(announcement) {
                         // Read all along: a server that logs more than a pipe holds (64 KiB)
                         // would otherwise block in its next log line, every thread that logs.
-                        let mut stderr = child.stderr.take().expect("stderr is piped");
-                        let stderr = std::thread::spawn(move || {
-                            let mut text = String::new();
-                            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-                            text
+                        let stderr = child.stderr.take().map(|mut stderr| {
+                            std::thread::spawn(move || {
+                                let mut text = String::new();
+                                let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+                                text
+                            })
                         });
                         return Server {
                             child,
                             base_url: url.trim().to_string(),
                             printed,
                             lines: lines_rx,
-                            stderr: Some(stderr),
+                            stderr,
                         };
                     }
                     printed.push(line);

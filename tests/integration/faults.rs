@@ -537,3 +537,34 @@ fn a_flipped_bit_in_any_journal_stops_the_start_until_repaired() {
         }
     }
 }
+
+/// A log that cannot be written (stderr is `/dev/full`, as when the log file's disk is full):
+/// log lines are lost, nothing else. The fmt layer used to report its failed write with
+/// `eprintln!`, which panicked inside whichever thread logged: start-up, a worker, the journal's
+/// writer, the directory or the vault actor (which then answered "not running" for good).
+#[test]
+fn a_log_that_cannot_be_written_stops_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_LOG", "debug")
+        .stderr_to(Path::new("/dev/full"))
+        .start();
+    create_scope(&server, "logless");
+    for round in 0..3 {
+        let user = format!("logless_{round}");
+        ingest(&server, &user, f64::from(round));
+        assert_eq!(scim_user(&server, &user, 0).status, 201);
+        assert_eq!(tecton_put(&server, "logless", &user, "v").status, 200);
+        // "snapshot written" is logged from the snapshotter's task.
+        server.snapshot();
+    }
+    for round in 0..3 {
+        let user = format!("logless_{round}");
+        assert_eq!(last_amount(&server, &user), json!(f64::from(round)));
+        assert!(user_exists(&server, &user));
+        assert_eq!(tecton_get(&server, "logless", &user).status, 200);
+    }
+    let health = server.request("GET", "/health", &[], None);
+    assert_eq!(health.status, 200, "{}", health.body);
+}

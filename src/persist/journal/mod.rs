@@ -384,9 +384,19 @@ impl Journal {
                 Ok(())
             }
             Err(source) => {
-                tracing::error!(journal = %self.name(), error = %source, "journal append failed; cutting the segment back to its last whole record");
                 self.broken = Some(source.to_string());
-                self.repair()?;
+                // Repaired before anything is logged: logging may fail too on a full disk, and
+                // whatever it does, the journal must not be left holding a partial frame.
+                let repaired = self.repair();
+                match &repaired {
+                    Ok(()) => {
+                        tracing::error!(journal = %self.name(), error = %source, "journal append failed; cut the segment back to its last whole record")
+                    }
+                    Err(_) => {
+                        tracing::error!(journal = %self.name(), error = %source, "journal append failed, and cutting the segment back failed too")
+                    }
+                }
+                repaired?;
                 Err(JournalError::NotWritten {
                     journal: self.name(),
                     source,
@@ -458,10 +468,19 @@ impl Journal {
                 Ok(())
             }
             Err(source) => {
-                tracing::error!(journal = %self.name(), error = %source, "journal fsync failed; writing the records since the last fsync again");
                 self.broken = Some(format!("fsync failed: {source}"));
                 self.rewrite_unsynced = true;
-                self.repair()
+                // As in `append`: the repair first, then the log line.
+                let repaired = self.repair();
+                match &repaired {
+                    Ok(()) => {
+                        tracing::error!(journal = %self.name(), error = %source, "journal fsync failed; wrote the records since the last fsync again")
+                    }
+                    Err(_) => {
+                        tracing::error!(journal = %self.name(), error = %source, "journal fsync failed, and writing the records since the last fsync again failed too")
+                    }
+                }
+                repaired
             }
         }
     }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::persist::FsyncPolicy;
+use crate::persist::format::SectionKind;
+use crate::persist::{FsyncPolicy, StateJournal};
 use crate::registry::WorkspaceSource;
 use crate::time::parse_duration;
 
@@ -296,6 +297,23 @@ impl PersistenceSettings {
             Self::vault_journal_dir(data_dir),
         ]
     }
+
+    /// Every journal of a data directory, with the snapshot sections that say where a snapshot
+    /// ends in it (what start-up checks the journals cover).
+    pub fn state_journals(data_dir: &Path) -> Vec<StateJournal> {
+        let journal = |dir, sections| StateJournal { dir, sections };
+        vec![
+            journal(
+                Self::rows_journal_dir(data_dir),
+                &[SectionKind::FeatureRecords, SectionKind::FeatureRows][..],
+            ),
+            journal(
+                Self::directory_journal_dir(data_dir),
+                &[SectionKind::Directory][..],
+            ),
+            journal(Self::vault_journal_dir(data_dir), &[SectionKind::Vault][..]),
+        ]
+    }
 }
 
 /// How a setting's text from a flag or the environment becomes a value as the file writes it.
@@ -339,7 +357,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "storage.arena_initial_bytes", flag: "arena-initial-bytes", env: "QUIVER_ARENA_INITIAL_BYTES", kind: Kind::Count, help: "Each shard's first arena size [default: 1048576]" },
     Setting { key: "persistence.fsync", flag: "fsync", env: "QUIVER_FSYNC", kind: Kind::Text, help: "When the rows journal reaches the disk: always, every_second or never [default: always]" },
     Setting { key: "persistence.snapshot_interval", flag: "snapshot-interval", env: "QUIVER_SNAPSHOT_INTERVAL", kind: Kind::Text, help: "How often to snapshot (e.g. 10m); 0s: only on demand and at shutdown" },
-    Setting { key: "persistence.snapshot_retention", flag: "snapshot-retention", env: "QUIVER_SNAPSHOT_RETENTION", kind: Kind::Count, help: "Snapshots to keep [default: 5]" },
+    Setting { key: "persistence.snapshot_retention", flag: "snapshot-retention", env: "QUIVER_SNAPSHOT_RETENTION", kind: Kind::Count, help: "Snapshots to keep (and the one the journal reaches back to) [default: 5]" },
     Setting { key: "persistence.snapshot_dir", flag: "snapshot-dir", env: "QUIVER_SNAPSHOT_DIR", kind: Kind::Path, help: "Where snapshots go [default: DATA_DIR/snapshots]" },
     Setting { key: "secrets.master_key_file", flag: "master-key-file", env: "QUIVER_MASTER_KEY_FILE", kind: Kind::Path, help: "The vault's master key file [default: DATA_DIR/master.key]" },
     Setting { key: "secrets.tenant", flag: "tenant", env: "QUIVER_TENANT", kind: Kind::Text, help: "TrueFoundry's tenant name [default: quiver]" },

@@ -26,7 +26,7 @@ use crate::ingest::tokens::IngestTokens;
 use crate::metrics::RequestHistory;
 use crate::persist::data_dir::{DataDirLock, MissingKeyFile};
 use crate::persist::restore::restore;
-use crate::persist::{startup_snapshot, Snapshotter};
+use crate::persist::{startup_snapshot, LostWrites, Snapshotter};
 use crate::registry::{load_registry, Registry};
 use crate::secrets::crypto::MasterKeys;
 use crate::secrets::Vault;
@@ -48,6 +48,12 @@ pub struct ServeArgs {
     /// API key must be re-issued, or secrets sealed under the lost master key must be put again.
     #[arg(long)]
     replace_lost_keys: bool,
+    /// Start even though acknowledged writes would be lost: the snapshots that do not verify
+    /// are skipped although the journals do not reach back past them, or a journal segment is
+    /// missing (otherwise start-up refuses, saying what is missing). What only those held
+    /// stays lost; the rest is loaded.
+    #[arg(long)]
+    accept_lost_writes: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -105,6 +111,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?;
         tracing::info!(snapshot = %restored.installed.display(), "restoring from snapshot");
     }
+    let lost_writes = if args.accept_lost_writes {
+        LostWrites::Accept
+    } else {
+        LostWrites::Refuse
+    };
     actix_web::rt::System::new().block_on(serve(
         settings,
         registry,
@@ -112,6 +123,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin_digest,
         master_keys,
         tls,
+        lost_writes,
     ))
 }
 
@@ -178,6 +190,7 @@ async fn serve(
     admin_digest: ApiKeyDigest,
     master_keys: MasterKeys,
     tls: Option<ServerConfig>,
+    lost_writes: LostWrites,
 ) -> anyhow::Result<()> {
     let router = Router::start_with(settings.n_shards, settings.arena_initial_bytes, &registry)
         .context("could not start the shards")?;
@@ -312,6 +325,7 @@ async fn serve(
         &router,
         &directory,
         &vault,
+        (snapshotter.as_ref(), lost_writes),
         cluster
             .as_mut()
             .zip(change_streams)
@@ -396,6 +410,7 @@ async fn start(
     router: &Router,
     directory: &Directory,
     vault: &Vault,
+    (snapshotter, lost_writes): (Option<&Snapshotter>, LostWrites),
     cluster: Option<(&mut Cluster, ChangeStreams, &str)>,
 ) -> anyhow::Result<IngestTokens> {
     hold_start_up_for_tests().await;
@@ -403,7 +418,7 @@ async fn start(
         (Some((cluster, change_streams, url)), dirs) => {
             // No journal in cluster mode: the stream is the rows' log.
             let snapshot = match dirs {
-                Some((_, snapshot_dir)) => startup_snapshot(snapshot_dir, &[])?,
+                Some((_, snapshot_dir)) => startup_snapshot(snapshot_dir, &[], lost_writes)?,
                 None => None,
             };
             let (restored, _) = router
@@ -425,7 +440,17 @@ async fn start(
                 tracing::info!("the demo seeds are not loaded in cluster mode");
             }
         }
-        (None, Some(dirs)) => recover(settings, dirs, router, directory, vault, served).await?,
+        (None, Some(dirs)) => {
+            let snapshot = startup_snapshot(
+                dirs.1,
+                &PersistenceSettings::state_journals(dirs.0),
+                lost_writes,
+            )?;
+            if let (Some(snapshotter), Some(snapshot)) = (snapshotter, &snapshot) {
+                snapshotter.started_from(snapshot);
+            }
+            recover(settings, dirs.0, snapshot, router, directory, vault, served).await?
+        }
         (None, None) => seed_demo(settings, &served.current().registry, router).await?,
     }
     // After recovery, so that the vault holds the secrets the templates read.
@@ -505,18 +530,18 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Loads the newest valid snapshot and the journal after it into each actor (the repository
+/// Loads the snapshot start-up chose and the journal after it into each actor (the repository
 /// it says was last applied first: the rows are stored for it); seeds the demo into a fresh
 /// directory.
 async fn recover(
     settings: &Settings,
-    (data_dir, snapshot_dir): (&Path, &Path),
+    data_dir: &Path,
+    snapshot: Option<crate::persist::snapshot::Snapshot>,
     router: &Router,
     directory: &Directory,
     vault: &Vault,
     served: &ServedRepository,
 ) -> anyhow::Result<()> {
-    let snapshot = startup_snapshot(snapshot_dir, &PersistenceSettings::journal_dirs(data_dir))?;
     if let Some(hash) = served.recover(snapshot.as_ref(), router).await? {
         tracing::info!(%hash, "serving the repository last applied, not the files on disk");
     }

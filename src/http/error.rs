@@ -274,7 +274,8 @@ impl From<PersistError> for ApiError {
             PersistError::Io(_)
             | PersistError::Journal(_)
             | PersistError::Snapshot(_)
-            | PersistError::UnsupportedSnapshot { .. } => ErrorKind::Internal,
+            | PersistError::UnsupportedSnapshot { .. }
+            | PersistError::LostWrites(_) => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

@@ -1,11 +1,14 @@
 //! Persistence: journals, snapshots, the snapshot scheduler and the start-up choice of state.
 //!
 //! Each stateful actor journals its own changes (`journal/`) before acknowledging them, and
-//! contributes one section to each snapshot (`SnapshotSource`). `startup_snapshot` picks the
-//! snapshot each actor recovers from (after verifying every journal). `Snapshotter` takes a
+//! contributes one section to each snapshot (`SnapshotSource`). `startup_snapshot`
+//! (`startup.rs`) picks the snapshot each actor recovers from (after verifying every journal),
+//! and refuses a start that would lose acknowledged writes (a damaged snapshot the journals do
+//! not reach back past, a missing journal segment). `Snapshotter` takes a
 //! snapshot (periodically through `schedule`, on demand, and at shutdown): it asks every source
 //! for its section, writes the file off the actors' threads (`snapshot.rs`), keeps the newest
-//! N, and then lets each source drop the journal segments the snapshot covers. `format.rs` holds the only serialisable types;
+//! N and the previous one, and then lets each source drop the journal segments before the
+//! previous one. `format.rs` holds the only serialisable types;
 //! `data_dir.rs` the data directory's exclusive lock and what in it counts as state.
 //! `files.rs` creates the private (0600/0700) files and directories both write. `journaled.rs`
 //! is the recovery, export and journal clean-up every journaled actor shares; `logged.rs` is
@@ -21,19 +24,22 @@ pub mod journaled;
 pub mod logged;
 pub mod restore;
 pub mod snapshot;
+pub mod startup;
 
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
+use format::SectionKind;
 pub use journal::{FsyncPolicy, Journal, JournalError, Replay};
 use snapshot::{
-    apply_retention, newest_valid, snapshot_id, write_snapshot, SectionData, Snapshot,
+    apply_retention, snapshot_id, snapshot_path, write_snapshot, SectionData, Snapshot,
     SnapshotError,
 };
+pub use startup::{startup_snapshot, LostWrites, StateJournal};
 
 /// An actor whose state goes into snapshots.
 pub trait SnapshotSource: Send + Sync {
@@ -81,29 +87,9 @@ pub enum PersistError {
     /// back to an older snapshot would silently lose what it holds.
     #[error("{}: snapshot format version {version} is not supported (this build reads versions {} to {}); refusing to start rather than lose the state it holds. Start the Quiver build that wrote it, or move the file out of the snapshot directory to start from the previous snapshot", path.display(), format::OLDEST_READ_VERSION, format::FORMAT_VERSION)]
     UnsupportedSnapshot { path: PathBuf, version: u32 },
-}
-
-/// The snapshot to start from: the newest that verifies, if any (a damaged one is logged and
-/// the previous one used; one of an unsupported format version refuses the start). Every
-/// journal is verified first, so that a refused start changes no byte of any of them.
-pub fn startup_snapshot(
-    snapshot_dir: &Path,
-    journal_dirs: &[PathBuf],
-) -> Result<Option<Snapshot>, PersistError> {
-    for journal_dir in journal_dirs {
-        journal::verify(journal_dir)?;
-    }
-    let newest = newest_valid(snapshot_dir).map_err(|error| match error {
-        SnapshotError::Version { path, version } => {
-            PersistError::UnsupportedSnapshot { path, version }
-        }
-        other => PersistError::Snapshot(other),
-    })?;
-    Ok(newest.map(|(path, snapshot)| {
-        tracing::info!(snapshot = %path.display(), "loading snapshot");
-        crate::metrics::snapshot_taken(snapshot.created_micros);
-        snapshot
-    }))
+    /// Starting would silently lose acknowledged writes (see `startup`).
+    #[error("refusing to start: acknowledged writes would be lost, and nothing was changed. {0}. From a backup, put a good copy of the damaged snapshot (same file name) or the missing journal segments back, and start again; or, to go on without them, start once with --accept-lost-writes (what only they held stays lost)")]
+    LostWrites(startup::LostWritesReport),
 }
 
 /// Takes snapshots of every source into one directory. Cheap to clone.
@@ -114,14 +100,46 @@ pub struct Snapshotter {
     n_shards: u32,
     sources: Arc<Vec<Box<dyn SnapshotSource>>>,
     cut: Option<Arc<dyn SnapshotCut>>,
-    /// Per source, the journal segment of the previous snapshot this process wrote: segments
-    /// are kept back to it, so that if the newest snapshot turns out corrupt, the previous one
-    /// plus the journal still hold everything.
-    previous_seqs: Arc<Vec<AtomicU64>>,
+    /// The previous snapshot (the last one this process wrote, or the one it started from):
+    /// journal segments are kept back to it and retention never deletes it, so that if the
+    /// newest snapshot turns out damaged, the previous one plus the journals still hold
+    /// everything.
+    previous: Arc<Mutex<Option<Previous>>>,
     in_progress: Arc<AtomicBool>,
     /// The last snapshot that failed, for `GET /admin/snapshots` (an on-demand snapshot is
     /// answered 202 before it is written, so its caller learns of a failure there).
     last_failure: Arc<Mutex<Option<SnapshotFailure>>>,
+}
+
+/// A snapshot the journals are kept back to: its file, and where it ends in each journal.
+#[derive(Debug, Clone)]
+struct Previous {
+    path: PathBuf,
+    seqs: Vec<(SectionKind, u64)>,
+}
+
+impl Previous {
+    fn of(path: PathBuf, sections: &[SectionData]) -> Previous {
+        Previous {
+            path,
+            seqs: sections.iter().map(|s| (s.kind, s.journal_seq)).collect(),
+        }
+    }
+
+    /// Where this snapshot ends in the journal of a section of `kind` (0: not in a journal).
+    fn seq_of(&self, kind: SectionKind) -> u64 {
+        // Feature rows went from one section kind to another; they share the rows journal.
+        let same = |a: SectionKind| {
+            a == kind
+                || [a, kind]
+                    .iter()
+                    .all(|k| matches!(k, SectionKind::FeatureRows | SectionKind::FeatureRecords))
+        };
+        self.seqs
+            .iter()
+            .find(|(k, _)| same(*k))
+            .map_or(0, |(_, seq)| *seq)
+    }
 }
 
 /// A snapshot that could not be written, and why (e.g. the disk is full).
@@ -147,14 +165,13 @@ impl Snapshotter {
         n_shards: usize,
         sources: Vec<Box<dyn SnapshotSource>>,
     ) -> Snapshotter {
-        let previous_seqs = Arc::new(sources.iter().map(|_| AtomicU64::new(0)).collect());
         Snapshotter {
             dir,
             retention,
             n_shards: n_shards as u32,
             sources: Arc::new(sources),
             cut: None,
-            previous_seqs,
+            previous: Arc::default(),
             in_progress: Arc::default(),
             last_failure: Arc::default(),
         }
@@ -164,6 +181,13 @@ impl Snapshotter {
     pub fn with_cut(mut self, cut: Arc<dyn SnapshotCut>) -> Snapshotter {
         self.cut = Some(cut);
         self
+    }
+
+    /// Start-up loaded `snapshot` (from this snapshotter's directory): it is the previous
+    /// snapshot of the first one this process writes, so that journal and file are kept.
+    pub fn started_from(&self, snapshot: &Snapshot) {
+        let previous = Previous::of(snapshot_path(&self.dir, &snapshot.id), &snapshot.sections);
+        *self.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(previous);
     }
 
     pub fn dir(&self) -> &PathBuf {
@@ -274,7 +298,17 @@ impl PendingSnapshot {
         for source in s.sources.iter() {
             sections.push(source.take_section().await?);
         }
-        let seqs: Vec<u64> = sections.iter().map(|section| section.journal_seq).collect();
+        let ours = Previous::of(PathBuf::new(), &sections);
+        let previous = s.previous.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Per source, the segment its journal is kept back to: the previous snapshot's.
+        let keep_from: Vec<u64> = ours
+            .seqs
+            .iter()
+            .map(|(kind, _)| previous.as_ref().map_or(0, |p| p.seq_of(*kind)))
+            .collect();
+        let also_keep = previous
+            .filter(|_| keep_from.iter().any(|seq| *seq > 0))
+            .map(|p| p.path);
         if let Some((section, guard)) = held {
             drop(guard);
             sections.push(section);
@@ -284,16 +318,19 @@ impl PendingSnapshot {
             (s.dir.clone(), s.retention, s.n_shards, self.created_micros);
         let path = files::in_background(move || {
             let path = write_snapshot(&dir, created, n_shards, &sections)?;
-            apply_retention(&dir, retention)?;
+            apply_retention(&dir, retention, also_keep.as_deref())?;
             Ok::<_, io::Error>(path)
         })
         .await??;
-        for ((source, previous), seq) in s.sources.iter().zip(s.previous_seqs.iter()).zip(seqs) {
-            let keep_from = previous.swap(seq, Ordering::AcqRel);
+        for (source, keep_from) in s.sources.iter().zip(keep_from) {
             if keep_from > 0 {
                 source.snapshot_saved(keep_from).await?;
             }
         }
+        *s.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(Previous {
+            path: path.clone(),
+            ..ours
+        });
         let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
         tracing::info!(id = %self.id(), items, bytes, "snapshot written");
         Ok(SnapshotInfo {
@@ -302,5 +339,76 @@ impl PendingSnapshot {
             items,
             bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::FutureExt;
+    use snapshot::snapshot_files;
+    use std::sync::atomic::AtomicU64;
+
+    /// A source whose journal moves on one segment per section, recording what it may drop.
+    #[derive(Default)]
+    struct Counting {
+        seq: Arc<AtomicU64>,
+        dropped_before: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl SnapshotSource for Counting {
+        fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
+            let journal_seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            async move {
+                Ok(SectionData {
+                    kind: SectionKind::Directory,
+                    journal_seq,
+                    items: 0,
+                    payload: bytes::Bytes::from_static(b"state"),
+                    payload_tail: Vec::new(),
+                })
+            }
+            .boxed()
+        }
+
+        fn snapshot_saved(&self, journal_seq: u64) -> BoxFuture<'static, io::Result<()>> {
+            self.dropped_before.lock().unwrap().push(journal_seq);
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    /// With a retention of 1, the snapshot start-up loaded, and then each previous one, stays
+    /// beside the newest, and the journal is kept back to it: falling back to it loses nothing.
+    #[test]
+    fn the_previous_snapshot_and_the_journal_back_to_it_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Counting::default();
+        source.seq.store(2, Ordering::Release);
+        let (seq, dropped_before) = (source.seq.clone(), source.dropped_before.clone());
+        let snapshotter = Snapshotter::new(dir.path().to_path_buf(), 1, 1, vec![Box::new(source)]);
+        let loaded_section = SectionData {
+            kind: SectionKind::Directory,
+            journal_seq: 2,
+            items: 0,
+            payload: bytes::Bytes::from_static(b"state"),
+            payload_tail: Vec::new(),
+        };
+        let loaded = write_snapshot(dir.path(), 1_000_000, 1, &[loaded_section]).unwrap();
+        snapshotter.started_from(&snapshot::read_snapshot(&loaded).unwrap());
+        actix::System::new().block_on(async {
+            let first = snapshotter.take().await.unwrap();
+            assert_eq!(
+                snapshot_files(dir.path()).unwrap(),
+                [loaded, first.path.clone()]
+            );
+            assert_eq!(*dropped_before.lock().unwrap(), [2]);
+            let second = snapshotter.take().await.unwrap();
+            assert_eq!(
+                snapshot_files(dir.path()).unwrap(),
+                [first.path, second.path]
+            );
+            assert_eq!(*dropped_before.lock().unwrap(), [2, 3]);
+        });
+        assert_eq!(seq.load(Ordering::Acquire), 4);
     }
 }

@@ -442,22 +442,38 @@ pub fn snapshot_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The newest snapshot that verifies; each one that does not is reported by name and skipped.
-/// A snapshot in a format version this build does not read is not damaged, and skipping it
-/// would silently lose the state it holds: that stops the search with `Version`.
-pub fn newest_valid(dir: &Path) -> Result<Option<(PathBuf, Snapshot)>, SnapshotError> {
+/// What [`newest_valid`] found: the newest snapshot that verifies, if any, and the newer ones
+/// that do not (newest first). Whether starting from it loses anything is the caller's to judge
+/// (`persist::startup`): skipping a damaged snapshot is safe only if the journals reach back.
+#[derive(Debug, Default)]
+pub struct NewestValid {
+    pub found: Option<(PathBuf, Snapshot)>,
+    pub damaged: Vec<SnapshotError>,
+}
+
+/// The newest snapshot that verifies, and each newer one that does not (logged by name). A
+/// snapshot in a format version this build does not read is not damaged, and skipping it would
+/// silently lose the state it holds: that stops the search with `Version`.
+pub fn newest_valid(dir: &Path) -> Result<NewestValid, SnapshotError> {
     let files = snapshot_files(dir).map_err(|source| SnapshotError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
+    let mut newest = NewestValid::default();
     for path in files.into_iter().rev() {
         match read_snapshot(&path) {
-            Ok(snapshot) => return Ok(Some((path, snapshot))),
+            Ok(snapshot) => {
+                newest.found = Some((path, snapshot));
+                break;
+            }
             Err(error @ SnapshotError::Version { .. }) => return Err(error),
-            Err(error) => tracing::error!(%error, "skipping a snapshot that does not verify"),
+            Err(error) => {
+                tracing::error!(%error, "a snapshot does not verify; looking at the one before it");
+                newest.damaged.push(error);
+            }
         }
     }
-    Ok(None)
+    Ok(newest)
 }
 
 /// One line of a snapshot listing.
@@ -515,11 +531,15 @@ pub fn describe_snapshots(dir: &Path) -> io::Result<Vec<SnapshotListing>> {
     Ok(listing)
 }
 
-/// Deletes all but the newest `keep` snapshots.
-pub fn apply_retention(dir: &Path, keep: usize) -> io::Result<()> {
+/// Deletes all but the newest `keep` snapshots, and never `also_keep`: the snapshot the journals
+/// are kept back to, without which falling back from a damaged newest one would be impossible.
+pub fn apply_retention(dir: &Path, keep: usize, also_keep: Option<&Path>) -> io::Result<()> {
     let files = snapshot_files(dir)?;
     let excess = files.len().saturating_sub(keep.max(1));
-    for old in &files[..excess] {
+    for old in files[..excess]
+        .iter()
+        .filter(|old| Some(old.as_path()) != also_keep)
+    {
         std::fs::remove_file(old)?;
     }
     Ok(())
@@ -572,15 +592,23 @@ mod tests {
             read_snapshot(&second),
             Err(SnapshotError::SectionChecksum { .. })
         ));
-        let (path, _) = newest_valid(dir.path()).unwrap().unwrap();
+        let newest = newest_valid(dir.path()).unwrap();
         assert_eq!(
-            path, first,
+            newest.found.unwrap().0,
+            first,
             "the corrupt newest is skipped for the previous one"
         );
-        write_snapshot(dir.path(), 3_000_000, 2, &sample()).unwrap();
-        apply_retention(dir.path(), 2).unwrap();
+        assert!(matches!(
+            &newest.damaged[..],
+            [SnapshotError::SectionChecksum { path, .. }] if *path == second
+        ));
+        let third = write_snapshot(dir.path(), 3_000_000, 2, &sample()).unwrap();
+        apply_retention(dir.path(), 2, None).unwrap();
         assert_eq!(snapshot_files(dir.path()).unwrap().len(), 2);
         assert!(!first.exists());
+        // The snapshot the journals reach back to outlives a retention of 1.
+        apply_retention(dir.path(), 1, Some(&second)).unwrap();
+        assert_eq!(snapshot_files(dir.path()).unwrap(), [second.clone(), third]);
     }
 
     #[test]
@@ -592,7 +620,7 @@ mod tests {
         let sum = checksum(&bytes[..HEADER_LEN - 8]);
         bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
         std::fs::write(&path, bytes).unwrap();
-        let (found, snapshot) = newest_valid(dir.path()).unwrap().unwrap();
+        let (found, snapshot) = newest_valid(dir.path()).unwrap().found.unwrap();
         assert_eq!(found, path);
         assert_eq!(snapshot.sections.len(), sample().len());
     }

@@ -396,6 +396,93 @@ fn a_corrupt_newest_snapshot_is_reported_and_the_previous_one_used() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("checksum mismatch"));
 }
 
+/// Every file below `dir` but the lock file, with its bytes.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walk(dir)
+        .into_iter()
+        .filter(|p| !p.ends_with("quiver.lock"))
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// With a retention of 1, the snapshot the journal reaches back to is still kept, so a damaged
+/// newest one falls back to it with every write. Once that one is damaged too, the journal
+/// (kept back to it only) does not reach back to the start: the server refuses to start,
+/// naming both snapshots and the missing segments, and changes nothing; asked to
+/// (`--accept-lost-writes`), it starts with what is left.
+#[test]
+fn a_damaged_snapshot_the_journals_do_not_reach_back_past_refuses_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let builder = || {
+        ServerBuilder::new()
+            .data_dir(data.path())
+            .arg("--snapshot-retention")
+            .arg("1")
+    };
+    let server = builder().start();
+    ingest(&server, "before_first", 1.0);
+    let first = server.snapshot();
+    ingest(&server, "before_second", 2.0);
+    let second = server.snapshot();
+    ingest(&server, "before_third", 3.0);
+    let third = server.snapshot();
+    ingest(&server, "after_third", 4.0);
+    server.kill9();
+    assert!(!first.exists(), "retention removed the oldest");
+    assert!(
+        second.exists(),
+        "the one the journal reaches back to is kept"
+    );
+
+    flip_middle_byte(&third);
+    let server = builder().start();
+    for (user, amount) in [
+        ("before_first", 1.0),
+        ("before_second", 2.0),
+        ("before_third", 3.0),
+        ("after_third", 4.0),
+    ] {
+        assert_eq!(last_amount(&server, user), json!(amount), "{user}");
+    }
+    server.kill9();
+
+    flip_middle_byte(&second);
+    let before = contents(data.path());
+    let refused = builder().run_to_exit();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the start is refused:\n{stderr}");
+    for needed in [
+        "refusing to start: acknowledged writes would be lost",
+        &third.display().to_string(),
+        &second.display().to_string(),
+        "checksum mismatch",
+        "with no snapshot to start from",
+        "journal rows: missing segment",
+        "--accept-lost-writes",
+    ] {
+        assert!(stderr.contains(needed), "{needed:?} in:\n{stderr}");
+    }
+    assert_eq!(
+        contents(data.path()),
+        before,
+        "a refused start changes nothing"
+    );
+
+    let server = builder().arg("--accept-lost-writes").start();
+    assert_eq!(last_amount(&server, "after_third"), json!(4.0));
+    let log = server.kill9();
+    assert!(log.contains("--accept-lost-writes"), "{log}");
+}
+
 #[test]
 fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     use quiver::persist::format::{checksum, HEADER_LEN, OLDEST_READ_VERSION};
@@ -413,16 +500,7 @@ fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     let sum = checksum(&bytes[..HEADER_LEN - 8]);
     bytes[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(&newest, &bytes).unwrap();
-    let listing = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        let mut files: Vec<_> = walk(dir)
-            .into_iter()
-            .filter(|p| !p.ends_with("quiver.lock"))
-            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
-            .collect();
-        files.sort();
-        files
-    };
-    let before = listing(data.path());
+    let before = contents(data.path());
 
     let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -433,7 +511,7 @@ fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
         "the refusal names the file and its version:\n{stderr}"
     );
     assert_eq!(
-        listing(data.path()),
+        contents(data.path()),
         before,
         "a refused start changes nothing"
     );

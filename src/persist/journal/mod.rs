@@ -249,7 +249,7 @@ pub fn journal_name(dir: &Path) -> String {
 }
 
 /// The segment numbers in `dir`, ascending; none if `dir` does not exist.
-fn segments(dir: &Path) -> io::Result<Vec<u64>> {
+pub fn segments(dir: &Path) -> io::Result<Vec<u64>> {
     if !dir.exists() {
         return Ok(Vec::new());
     }
@@ -276,6 +276,9 @@ impl Journal {
     /// Opens the journal in `dir` (creating it, mode 0700), verifies every segment, cuts a torn
     /// tail, answers the records of the segments numbered `from_seq` or later, and starts a new
     /// segment for appends. A bad record anywhere else refuses (`Corrupt`) before any change.
+    /// Whether the segments from `from_seq` on are all there (no gap, none missing at the start)
+    /// is not checked here but by `persist::startup_snapshot`, for every journal before any is
+    /// opened, so that a refused start changes nothing.
     pub fn open(
         dir: &Path,
         from_seq: u64,

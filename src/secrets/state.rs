@@ -172,7 +172,9 @@ impl Group {
 
     /// Admins and the creator administer a group; manifest collaborators
     /// (`user:<email>` / `serviceaccount:<name>` with `secret-group-admin|editor|viewer`) get
-    /// their role.
+    /// their role. A `serviceaccount:` collaborator written since Quiver binds them holds the
+    /// account's id ([`COLLABORATOR_ID`]) and reaches that account only, not a later one that
+    /// took the name of a deleted one.
     pub fn access_of(&self, principal: &Principal) -> Option<GroupAccess> {
         if principal.is_admin || self.created_by.id == principal.id {
             return Some(GroupAccess::Admin);
@@ -194,7 +196,10 @@ impl Group {
                     // Service account names are unique regardless of case, as emails are.
                     Some(("serviceaccount", name)) => {
                         principal.kind == PrincipalKind::ServiceAccount
-                            && principal.name.eq_ignore_ascii_case(name)
+                            && match c.get(COLLABORATOR_ID).and_then(Json::as_str) {
+                                Some(id) => principal.id == id,
+                                None => principal.name.eq_ignore_ascii_case(name),
+                            }
                     }
                     _ => false,
                 }
@@ -208,6 +213,12 @@ impl Group {
             .max()
     }
 }
+
+/// The field of a stored manifest's `serviceaccount:` collaborator that holds the id of the
+/// account it named when the manifest was written (the HTTP layer adds it, and leaves it out of
+/// every answer; a client cannot send it, as a manifest's collaborators take only `subject`
+/// and `role_id`).
+pub const COLLABORATOR_ID: &str = "quiver_principal_id";
 
 /// Versions of a TrueFoundry secret kept (the newest): every version is listed in each answer
 /// about its group, so an unbounded history made a group's answer grow with every update of
@@ -550,6 +561,18 @@ mod tests {
             group.access_of(&ci),
             Some(GroupAccess::Admin),
             "the strongest role listed, by name in any case"
+        );
+        let mut bound = group.clone();
+        bound.manifest = Some(serde_json::json!({"collaborators": [
+            {"subject": "serviceaccount:ci", "role_id": "secret-group-viewer", COLLABORATOR_ID: "sa-ci"},
+        ]}));
+        assert_eq!(bound.access_of(&ci), Some(GroupAccess::Viewer));
+        let mut namesake = principal(PrincipalKind::ServiceAccount, "sa-ci-2");
+        namesake.name = "ci".into();
+        assert_eq!(
+            bound.access_of(&namesake),
+            None,
+            "a bound collaborator is the account it named, not a later one of its name"
         );
         assert_eq!(
             group.access_of(&principal(PrincipalKind::User, "creator")),

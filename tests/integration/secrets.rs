@@ -1109,6 +1109,76 @@ fn a_manifest_with_other_fields_or_malformed_collaborators_is_refused_whole() {
     assert_eq!(accepted.status, 200, "{}", accepted.body);
 }
 
+/// A `serviceaccount:` collaborator is the account it named when the manifest was written: a
+/// new account given the name of a deleted one gets nothing, and a name no account has is
+/// refused (it would have reached whoever took the name later). Answers show the manifest as
+/// written.
+#[test]
+fn a_collaborator_grant_ends_with_its_service_account() {
+    let server = Server::start();
+    let (ci_id, ci_key) = service_account(&server, "ci-bot", json!([]));
+    let created = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(json!({"name": "prodcreds", "secrets": [{"key": "K", "value": "v"}]})),
+    );
+    let secret_id = created.json()["data"]["associatedSecrets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let collaborators =
+        json!([{"subject": "serviceaccount:CI-bot", "role_id": "secret-group-viewer"}]);
+    let manifest = |collaborators: &Json| json!({"manifest": {"type": "secret-group", "name": "prodcreds", "collaborators": collaborators}});
+    let upserted = tf(
+        &server,
+        "PUT",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(manifest(&collaborators)),
+    );
+    assert_eq!(upserted.status, 200, "{}", upserted.body);
+    assert_eq!(
+        upserted.json()["data"]["manifest"]["collaborators"],
+        collaborators
+    );
+    let read = |key: &str| tf(&server, "GET", &format!("/secrets/{secret_id}"), key, None).status;
+    assert_eq!(read(&ci_key), 200);
+
+    let scim_delete = super::identity::scim(
+        &server,
+        "DELETE",
+        &format!("/ServiceAccounts/{ci_id}"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(scim_delete.status, 204, "{}", scim_delete.body);
+    let (_, namesake_key) = service_account(&server, "ci-bot", json!([]));
+    assert_ne!(
+        read(&namesake_key),
+        200,
+        "the grant ended with the account it named"
+    );
+
+    let nobody = json!([{"subject": "serviceaccount:nobody", "role_id": "secret-group-viewer"}]);
+    let refused = tf(
+        &server,
+        "PUT",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(manifest(&nobody)),
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("service account `nobody` does not exist"),
+        "{}",
+        refused.body
+    );
+}
+
 /// A group holds at most 1,000 secrets, on create and on update (the full key set).
 #[test]
 fn a_group_holds_at_most_a_thousand_secrets() {

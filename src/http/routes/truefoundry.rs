@@ -9,12 +9,15 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use serde_json::Value as Json;
 
 use super::super::auth::Caller;
 use super::super::body::{parse_json, UnreadBody};
+use super::super::error::ApiError;
 use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
 use super::super::{unknown_route, AppState};
+use crate::iam::directory::{ListQuery, ResourceKind};
 use crate::secrets::state::Group;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -92,8 +95,17 @@ async fn upsert_group(
     body: UnreadBody,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
-    let body: wire::UpsertGroupBody = json_body(body).await?;
+    let mut body: wire::UpsertGroupBody = json_body(body).await?;
     let fields = body.fields()?;
+    if wire::names_service_accounts(&body.manifest) {
+        let accounts = service_accounts(&state).await?;
+        wire::bind_service_accounts(&mut body.manifest, |name| {
+            accounts
+                .iter()
+                .find(|(account, _)| account.eq_ignore_ascii_case(name))
+                .map(|(_, id)| id.clone())
+        })?;
+    }
     let group = state
         .vault
         .upsert_group(
@@ -105,6 +117,25 @@ async fn upsert_group(
         )
         .await?;
     Ok(group_answer(&state, &group))
+}
+
+/// Every service account's name and id, from the directory.
+async fn service_accounts(state: &AppState) -> Result<Vec<(String, String)>, TfError> {
+    let query = ListQuery {
+        kind: ResourceKind::ServiceAccount,
+        filter: None,
+        sort_by: None,
+        descending: false,
+    };
+    let accounts = state.directory.list(query).await.map_err(ApiError::from)?;
+    Ok(accounts
+        .iter()
+        .filter_map(|account| {
+            let name = account.get("name").and_then(Json::as_str)?;
+            let id = account.get("id").and_then(Json::as_str)?;
+            Some((name.to_string(), id.to_string()))
+        })
+        .collect())
 }
 
 async fn get_group(

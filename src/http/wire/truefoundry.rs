@@ -11,7 +11,7 @@ use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::iam::PrincipalKind;
 use crate::secrets::crypto::Plaintext;
-use crate::secrets::state::{Group, TfSecret};
+use crate::secrets::state::{Group, TfSecret, COLLABORATOR_ID};
 use crate::secrets::truefoundry::{check_name, Page, PageRequest, SecretView};
 use crate::secrets::{NameKind, SecretRef, SecretsError};
 use crate::time::Micros;
@@ -291,6 +291,60 @@ fn check_manifest_fields(manifest: &Json) -> Result<(), TfError> {
     Ok(())
 }
 
+/// Whether the manifest names a service account as a collaborator (then its accounts must be
+/// looked up, for [`bind_service_accounts`]).
+pub fn names_service_accounts(manifest: &Json) -> bool {
+    let entries = manifest.get("collaborators").and_then(Json::as_array);
+    entries.into_iter().flatten().any(|entry| {
+        let subject = entry.get("subject").and_then(Json::as_str);
+        subject.is_some_and(|s| s.starts_with("serviceaccount:"))
+    })
+}
+
+/// Binds each `serviceaccount:<name>` collaborator to the id `id_of(name)` gives
+/// ([`COLLABORATOR_ID`]), so that the grant ends with that account rather than passing to a
+/// later one of its name. A name no account has is refused: it would reach whichever account
+/// took the name later.
+pub fn bind_service_accounts(
+    manifest: &mut Json,
+    id_of: impl Fn(&str) -> Option<String>,
+) -> Result<(), TfError> {
+    let Some(entries) = manifest
+        .get_mut("collaborators")
+        .and_then(Json::as_array_mut)
+    else {
+        return Ok(());
+    };
+    for (i, entry) in entries.iter_mut().enumerate() {
+        let subject = entry.get("subject").and_then(Json::as_str);
+        let Some(name) = subject.and_then(|s| s.strip_prefix("serviceaccount:")) else {
+            continue;
+        };
+        let id = id_of(name).ok_or_else(|| {
+            unprocessable(format!(
+                "manifest.collaborators[{i}].subject: service account `{name}` does not exist"
+            ))
+        })?;
+        entry[COLLABORATOR_ID] = json!(id);
+    }
+    Ok(())
+}
+
+/// A stored manifest as its client wrote it: without the ids Quiver bound its service-account
+/// collaborators to.
+fn manifest_as_written(manifest: &Json) -> Json {
+    let mut manifest = manifest.clone();
+    if let Some(entries) = manifest
+        .get_mut("collaborators")
+        .and_then(Json::as_array_mut)
+    {
+        for entry in entries.iter_mut().filter_map(Json::as_object_mut) {
+            entry.remove(COLLABORATOR_ID);
+        }
+    }
+    manifest
+}
+
 /// The body of `PUT /secret-groups/{id}`: the full key set, a value only where it changes.
 #[derive(Deserialize)]
 pub struct UpdateGroupBody {
@@ -400,7 +454,7 @@ pub fn group(tenant: &str, group: &Group) -> Json {
         out["integrationId"] = json!(id);
     }
     if let Some(manifest) = &group.manifest {
-        out["manifest"] = manifest.clone();
+        out["manifest"] = manifest_as_written(manifest);
     }
     out
 }

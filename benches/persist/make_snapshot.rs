@@ -2,7 +2,7 @@
 //! data directory, for the restore benchmark: `cargo run --release --example make_snapshot --
 //! N DATA_DIR [v2]`. Keys are `user_0` .. `user_{N-1}`, the same keys the Redis side loads.
 //!
-//! By default the snapshot is what this build writes (format 3, `RowsV2` records routed over 2
+//! By default the snapshot is what this build writes (`RowsV2` records routed over 2
 //! shards, as a 2-core server with `shards = 0` would have written them, with the view ids of
 //! `config.toml`'s repositories). With `v2` it is what a format-2 build wrote (`RowsV1`), to
 //! measure old snapshots' restore, or an older build's.
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use quiver::config::{Overrides, Settings};
 use quiver::persist::format::{
-    checksum, encode, encode_rows_v2, RowRecordV2, RowV1, RowsV1, RowsV2Head, SectionKind,
+    checksum, encode, encode_rows_v2, RowRecordV2, RowV1, RowsV1, RowsV3Head, SectionKind,
     ViewRefV1, HEADER_LEN,
 };
 use quiver::persist::snapshot::{write_snapshot, SectionData};
@@ -82,11 +82,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             .write_to(&mut shards[shard]);
         }
-        let head = RowsV2Head {
+        let head = RowsV3Head {
             views,
             tiles: Vec::new(),
             shard_bytes: shards.iter().map(|s| s.len() as u64).collect(),
             shard_rows,
+            // Forms not given: the rows are taken in the form the restoring server serves.
+            layouts: Vec::new(),
         };
         (
             SectionKind::FeatureRecords,

@@ -23,7 +23,11 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"QVSNAP\0\x01";
 /// neither and reads unchanged (rows from `RowsV1`; the files on disk are served).
 /// 4: a cluster node's snapshot holds the stream sequences its rows cover
 /// (`StreamSequencesV1`, kind 6); a version 3 file has none and reads unchanged.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the feature-rows head says which stored form (`ViewLayoutV1`) each view's rows were
+/// written in (`RowsV3Head`), so that a restart under changed files reshapes or refuses them
+/// instead of misreading them; a version 3 or 4 head has none and reads unchanged (its rows
+/// taken as in the form the restoring repository gives them, as those builds did).
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest snapshot format this build reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4 + 4 + 8;
@@ -111,6 +115,63 @@ pub struct WorkspaceFilesV1 {
 pub struct ViewRefV1 {
     pub workspace: String,
     pub view: String,
+}
+
+/// A view's stored form, as its rows and tiles were written in: the join keys, the columns a
+/// row holds (a row view's features, an aggregating view's inputs) and, for an aggregating
+/// view, its tiles' form. Types and aggregations are written as the repository files write
+/// them, so the description does not change with an in-memory type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewLayoutV1 {
+    pub join_keys: Vec<FieldV1>,
+    pub columns: Vec<FieldV1>,
+    /// `None` for a row view; else the interval, compaction and each aggregate's function,
+    /// input and window, as text.
+    pub aggregation: Option<String>,
+}
+
+/// A named, typed column (type as the repository files write it: `int64`, `array<string>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldV1 {
+    pub name: String,
+    pub data_type: String,
+}
+
+/// A feature-rows journal record that is not rows: from here on, the rows of each view named
+/// are in the stored form given (index = `views`' index; `None`: a view that stores nothing, or
+/// whose form the writer did not know). The writer journals one before the first rows it
+/// journals under a views table (after a start or an apply), so that a replay knows what each
+/// later record's rows were written in. Written after [`LAYOUTS_RECORD_MARKER`], which no
+/// `RowsV1` record starts with (it would claim 2^64 - 1 views).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewLayoutsV1 {
+    pub views: Vec<ViewRefV1>,
+    pub layouts: Vec<Option<ViewLayoutV1>>,
+}
+
+/// The first bytes of a [`ViewLayoutsV1`] journal record.
+pub const LAYOUTS_RECORD_MARKER: [u8; 8] = [0xff; 8];
+
+/// A feature-rows journal record, either kind.
+#[derive(Debug)]
+pub enum RowsRecord {
+    Rows(RowsV1),
+    Layouts(ViewLayoutsV1),
+}
+
+/// Encodes a [`ViewLayoutsV1`] as a journal record.
+pub fn encode_layouts_record(layouts: &ViewLayoutsV1) -> Vec<u8> {
+    let mut record = LAYOUTS_RECORD_MARKER.to_vec();
+    record.extend_from_slice(&encode(layouts));
+    record
+}
+
+/// Decodes a feature-rows journal record (a journal of an older build holds `RowsV1` only).
+pub fn decode_rows_record(record: &[u8]) -> Result<RowsRecord, String> {
+    match record.strip_prefix(&LAYOUTS_RECORD_MARKER) {
+        Some(layouts) => decode(layouts).map(RowsRecord::Layouts),
+        None => decode(record).map(RowsRecord::Rows),
+    }
 }
 
 /// A cluster node's stream sequences section: of the stream `stream`, the last sequence whose
@@ -210,6 +271,31 @@ pub struct RowsV2Head {
     pub tiles: Vec<TilesV2>,
     pub shard_bytes: Vec<u64>,
     pub shard_rows: Vec<u64>,
+}
+
+/// The feature-rows section's head of format version 5: version 3's, then each view's stored
+/// form (index = the records' `view`; `None` for a view that stores nothing or whose form the
+/// writer did not know). A version 3 head ends where `layouts` begins, so it never decodes as
+/// this one (and is then read as `RowsV2Head`, its layouts unknown).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RowsV3Head {
+    pub views: Vec<ViewRefV1>,
+    pub tiles: Vec<TilesV2>,
+    pub shard_bytes: Vec<u64>,
+    pub shard_rows: Vec<u64>,
+    pub layouts: Vec<Option<ViewLayoutV1>>,
+}
+
+impl From<RowsV2Head> for RowsV3Head {
+    fn from(head: RowsV2Head) -> RowsV3Head {
+        RowsV3Head {
+            views: head.views,
+            tiles: head.tiles,
+            shard_bytes: head.shard_bytes,
+            shard_rows: head.shard_rows,
+            layouts: Vec::new(),
+        }
+    }
 }
 
 /// A row record's fixed part: `view, key_len, payload_len, flags: u32, event_time: i64`.
@@ -316,7 +402,7 @@ pub fn row_records(bytes: &[u8]) -> impl Iterator<Item = Result<RowRecordV2<'_>,
 
 /// The start of a `RowsV2` section's payload: its head's length and its head. The shards'
 /// records follow, in the order of `head.shard_bytes`.
-pub fn encode_rows_v2_head(head: &RowsV2Head) -> Vec<u8> {
+pub fn encode_rows_v2_head(head: &RowsV3Head) -> Vec<u8> {
     let head = encode(head);
     let mut payload = Vec::with_capacity(8 + head.len());
     payload.extend_from_slice(&(head.len() as u64).to_le_bytes());
@@ -325,7 +411,7 @@ pub fn encode_rows_v2_head(head: &RowsV2Head) -> Vec<u8> {
 }
 
 /// A `RowsV2` section's payload in one buffer: its head, then each shard's records as given.
-pub fn encode_rows_v2(head: &RowsV2Head, shard_records: &[&[u8]]) -> Vec<u8> {
+pub fn encode_rows_v2(head: &RowsV3Head, shard_records: &[&[u8]]) -> Vec<u8> {
     let mut payload = encode_rows_v2_head(head);
     payload.reserve(shard_records.iter().map(|r| r.len()).sum());
     for records in shard_records {
@@ -334,8 +420,9 @@ pub fn encode_rows_v2(head: &RowsV2Head, shard_records: &[&[u8]]) -> Vec<u8> {
     payload
 }
 
-/// Splits a `RowsV2` section's payload into its head and each shard's records.
-pub fn decode_rows_v2(payload: &[u8]) -> Result<(RowsV2Head, Vec<&[u8]>), String> {
+/// Splits a `RowsV2` section's payload into its head (a version 3 or 4 head read as version
+/// 5's, its layouts unknown) and each shard's records.
+pub fn decode_rows_v2(payload: &[u8]) -> Result<(RowsV3Head, Vec<&[u8]>), String> {
     let head_len = payload
         .get(..8)
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -345,7 +432,11 @@ pub fn decode_rows_v2(payload: &[u8]) -> Result<(RowsV2Head, Vec<&[u8]>), String
         .and_then(|len| len.checked_add(8))
         .filter(|&end| end <= payload.len())
         .ok_or("feature rows: head runs past the end")?;
-    let head: RowsV2Head = decode(&payload[8..head_end])?;
+    let head_bytes = &payload[8..head_end];
+    let head: RowsV3Head = match decode(head_bytes) {
+        Ok(head) => head,
+        Err(_) => decode::<RowsV2Head>(head_bytes)?.into(),
+    };
     let mut rest = &payload[head_end..];
     let mut shards = Vec::with_capacity(head.shard_bytes.len());
     for &len in &head.shard_bytes {
@@ -737,7 +828,7 @@ mod tests {
             }
             .write_to(&mut shards[usize::from(i % 2)]);
         }
-        let head = RowsV2Head {
+        let head = RowsV3Head {
             views: vec![ViewRefV1 {
                 workspace: "prod".into(),
                 view: "v".into(),
@@ -745,8 +836,68 @@ mod tests {
             tiles: Vec::new(),
             shard_bytes: shards.iter().map(|s| s.len() as u64).collect(),
             shard_rows: vec![10, 10],
+            layouts: vec![Some(sample_layout())],
         };
         encode_rows_v2(&head, &[&shards[0], &shards[1]])
+    }
+
+    fn sample_layout() -> ViewLayoutV1 {
+        let field = |name: &str, data_type: &str| FieldV1 {
+            name: name.into(),
+            data_type: data_type.into(),
+        };
+        ViewLayoutV1 {
+            join_keys: vec![field("user_id", "string")],
+            columns: vec![field("age", "int64"), field("tags", "array<string>")],
+            aggregation: None,
+        }
+    }
+
+    /// A version 3 or 4 head (no layouts) still reads, its layouts unknown; a version 5 head
+    /// keeps them.
+    #[test]
+    fn an_older_rows_head_reads_with_its_layouts_unknown() {
+        let (head, _) = decode_rows_v2(&sample_rows_v2()).unwrap();
+        assert_eq!(head.layouts, vec![Some(sample_layout())]);
+        let old_head = encode(&RowsV2Head {
+            views: head.views.clone(),
+            tiles: Vec::new(),
+            shard_bytes: vec![0],
+            shard_rows: vec![0],
+        });
+        let mut payload = (old_head.len() as u64).to_le_bytes().to_vec();
+        payload.extend_from_slice(&old_head);
+        let (old, shards) = decode_rows_v2(&payload).unwrap();
+        assert_eq!(
+            (old.views, old.layouts, shards.len()),
+            (head.views, vec![], 1)
+        );
+    }
+
+    /// A journal holds rows records (as older builds wrote them) and layouts records; each
+    /// decodes as what it is.
+    #[test]
+    fn rows_and_layouts_journal_records_decode_as_what_they_are() {
+        let views = vec![ViewRefV1 {
+            workspace: "prod".into(),
+            view: "v".into(),
+        }];
+        let rows = encode(&RowsV1 {
+            views: views.clone(),
+            rows: Vec::new(),
+            tiles: Vec::new(),
+        });
+        assert!(matches!(decode_rows_record(&rows), Ok(RowsRecord::Rows(r)) if r.views == views));
+        let layouts = ViewLayoutsV1 {
+            views,
+            layouts: vec![Some(sample_layout()), None],
+        };
+        match decode_rows_record(&encode_layouts_record(&layouts)) {
+            Ok(RowsRecord::Layouts(read)) => assert_eq!(read, layouts),
+            other => panic!("expected layouts, got {other:?}"),
+        }
+        // An older build refuses such a record rather than misreading it.
+        assert!(decode::<RowsV1>(&encode_layouts_record(&layouts)).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value as Json};
 
-use super::aggregation::{duration_text, Function, Window};
+use super::aggregation::{duration_text, AggregationSpec, Function, Window};
 use super::{FeatureView, Field, LoggingConfig, Registry, ViewKind};
 
 /// The version of [`Repository::to_json`]'s form; bump it when the form changes meaning.
@@ -416,6 +416,26 @@ fn describe_view(view: &FeatureView) -> Properties {
         }
     }
     props
+}
+
+/// How an aggregating view's tiles are laid out, as one text in the files' words (interval,
+/// compaction, then each aggregate's function, input and window, in order): what a snapshot
+/// and the journal record of the form its tiles were written in. The leading edge is left
+/// out: it applies at read time.
+pub fn stored_aggregation_text(spec: &AggregationSpec) -> String {
+    let mut text = format!("interval {}", duration_text(spec.interval));
+    if let Some(width) = spec.compaction {
+        text.push_str(&format!(", compaction {}", duration_text(width)));
+    }
+    for aggregate in &spec.aggregates {
+        text.push_str(&format!(
+            ", {}({}) {AGGREGATE_WINDOW_SEPARATOR}{}",
+            function_text(aggregate.function),
+            spec.inputs[aggregate.input].name,
+            window_text(aggregate.window)
+        ));
+    }
+    text
 }
 
 /// Separates an aggregate's partial (`mean(amt)`) from its window (`1h`) in its value.

@@ -6,6 +6,7 @@
 
 mod arena;
 pub mod key;
+mod layouts;
 mod prefetch;
 mod read_result;
 mod recovery;

@@ -1,7 +1,9 @@
 //! The store's side of persistence: its snapshot section (every shard's live row records, as
-//! the shards' arenas hold them, with views named by workspace and name), and recovery at
-//! start-up (snapshot rows, then the journal after it, re-routed by the current shard count,
-//! then journaling from here on).
+//! the shards' arenas hold them, with views named by workspace and name and described by the
+//! stored form their rows have), and recovery at start-up (snapshot rows, then the journal
+//! after it, re-routed by the current shard count, then journaling from here on). Rows written
+//! in another form of their view than the one served now (the files changed between runs) are
+//! reshaped or refuse the start (`layouts.rs`), never taken as they are.
 
 use std::io;
 use std::path::Path;
@@ -11,6 +13,7 @@ use futures_util::future::{join_all, BoxFuture, FutureExt};
 
 use super::arena::{Arena, LentRecords};
 use super::key::shard_of;
+use super::layouts::{remap_row, row_map, RowMap, WrittenLayouts};
 use super::router::{Router, StoreError};
 use super::shard::RestoreRecords;
 use super::shard::RowWrite;
@@ -19,8 +22,8 @@ use super::views::StoreViews;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
 use crate::persist::files::in_background;
 use crate::persist::format::{
-    decode, decode_rows_v2, encode_rows_v2_head, row_records, RowV1, RowsV1, RowsV2Head,
-    SectionKind, TilesV2, ViewRefV1,
+    decode, decode_rows_record, decode_rows_v2, encode_rows_v2_head, row_records, RowV1,
+    RowsRecord, RowsV1, RowsV3Head, SectionKind, TilesV2, ViewRefV1,
 };
 use crate::persist::snapshot::{PayloadPart, SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
@@ -49,17 +52,26 @@ impl Router {
         policy: FsyncPolicy,
         mut on_rows: impl FnMut(usize),
     ) -> Result<Recovery, StoreError> {
-        let (mut recovery, journal_seq) = self.restore_snapshot(snapshot, &mut on_rows).await?;
+        let (mut recovery, journal_seq, mut written) = self
+            .restore_snapshot_written(snapshot, &mut on_rows)
+            .await?;
         let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
-        recovery.journal_records = replay.records.len();
         for (i, record) in replay.records.iter().enumerate() {
-            let Ok(rows) = decode::<RowsV1>(record) else {
-                return Err(replay.undecodable(i).into());
-            };
-            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
-            recovery.journal_rows += stored;
-            recovery.skipped_rows += skipped;
+            match decode_rows_record(record) {
+                // The rows of the records after it were written in these forms.
+                Ok(RowsRecord::Layouts(layouts)) => {
+                    written = WrittenLayouts::from_record(&layouts);
+                }
+                Ok(RowsRecord::Rows(rows)) => {
+                    recovery.journal_records += 1;
+                    let (stored, skipped) =
+                        self.restore_rows_v1(rows, &written, &mut on_rows).await?;
+                    recovery.journal_rows += stored;
+                    recovery.skipped_rows += skipped;
+                }
+                Err(_) => return Err(replay.undecodable(i).into()),
+            }
         }
         self.writer
             .send(AttachJournal(journal))
@@ -75,30 +87,50 @@ impl Router {
         snapshot: Option<&Snapshot>,
         mut on_rows: impl FnMut(usize),
     ) -> Result<(Recovery, u64), StoreError> {
+        let (recovery, journal_seq, _) = self
+            .restore_snapshot_written(snapshot, &mut on_rows)
+            .await?;
+        Ok((recovery, journal_seq))
+    }
+
+    /// `restore_snapshot`, also answering the forms the snapshot's rows were written in (the
+    /// journal's rows after it are in those until its first layouts record).
+    async fn restore_snapshot_written(
+        &self,
+        snapshot: Option<&Snapshot>,
+        on_rows: &mut impl FnMut(usize),
+    ) -> Result<(Recovery, u64, WrittenLayouts), StoreError> {
         let mut recovery = Recovery::default();
+        let mut written = WrittenLayouts::default();
         let records = snapshot.and_then(|s| s.section(SectionKind::FeatureRecords));
         let rows = snapshot.and_then(|s| s.section(SectionKind::FeatureRows));
         if let Some(section) = records {
-            let (stored, skipped) = self.restore_records(&section.payload, &mut on_rows).await?;
+            let (stored, skipped, layouts) =
+                self.restore_records(&section.payload, on_rows).await?;
             recovery.snapshot_rows = stored;
             recovery.skipped_rows += skipped;
+            written = layouts;
         } else if let Some(section) = rows {
             let rows: RowsV1 = decode(&section.payload).map_err(invalid_data)?;
-            let (stored, skipped) = self.restore_rows_v1(rows, &mut on_rows).await?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &written, on_rows).await?;
             recovery.snapshot_rows = stored;
             recovery.skipped_rows += skipped;
         }
-        Ok((recovery, records.or(rows).map_or(0, |s| s.journal_seq)))
+        let journal_seq = records.or(rows).map_or(0, |s| s.journal_seq);
+        Ok((recovery, journal_seq, written))
     }
 
-    /// Restores a `RowsV1`: a format 2 snapshot's section, or a journal record.
+    /// Restores a `RowsV1`: a format 2 snapshot's section, or a journal record, its rows
+    /// written in the forms `written` gives.
     async fn restore_rows_v1(
         &self,
         rows: RowsV1,
+        written: &WrittenLayouts,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
         self.restore_rows(
             &rows.views,
+            written,
             rows.tiles,
             rows.rows.into_iter().map(Ok),
             on_rows,
@@ -106,23 +138,29 @@ impl Router {
         .await
     }
 
-    /// Restores a `RowsV2` section. When it was written over the same number of shards and
-    /// its views have the same ids here (so every row routes to the same shard), each shard
-    /// takes its records as they are and rebuilds its own index, all shards at once; otherwise
-    /// the rows are re-routed one by one.
+    /// Restores a `RowsV2` section; answers the forms its rows were written in. When it was
+    /// written over the same number of shards, its views have the same ids here (so every row
+    /// routes to the same shard) and its rows are in the forms served now, each shard takes its
+    /// records as they are and rebuilds its own index, all shards at once; otherwise the rows
+    /// are re-routed (and reshaped) one by one.
     async fn restore_records(
         &self,
         payload: &[u8],
         on_rows: &mut impl FnMut(usize),
-    ) -> Result<(usize, usize), StoreError> {
+    ) -> Result<(usize, usize, WrittenLayouts), StoreError> {
         let (head, shard_records) = decode_rows_v2(payload).map_err(invalid_data)?;
         let views = self.views.load_full();
+        let written = WrittenLayouts::of(&head.views, &head.layouts);
+        let ids = view_ids_of(&views, &head.views);
+        let as_stored = row_maps(&views, &head.views, &ids, &written)?
+            .iter()
+            .all(Option::is_none);
         // A removed id is listed under an empty name (no records are stored under it).
         let same_ids = head.views.iter().enumerate().all(|(stored, view)| {
             views.id(view).map(|id| id as usize) == Some(stored)
                 || (view.view.is_empty() && views.name(stored as u32).is_none())
         });
-        if !same_ids || shard_records.len() != self.n_shards() {
+        if !same_ids || !as_stored || shard_records.len() != self.n_shards() {
             let rows = shard_records
                 .into_iter()
                 .flat_map(row_records)
@@ -134,9 +172,10 @@ impl Router {
                         payload: record.payload.to_vec(),
                     })
                 });
-            return self
-                .restore_rows(&head.views, head.tiles, rows, on_rows)
-                .await;
+            let (stored, skipped) = self
+                .restore_rows(&head.views, &written, head.tiles, rows, on_rows)
+                .await?;
+            return Ok((stored, skipped, written));
         }
         let ids: Vec<Option<u32>> = (0..head.views.len() as u32).map(Some).collect();
         self.restore_stored_tiles(&ids, head.tiles, on_rows).await?;
@@ -162,7 +201,7 @@ impl Router {
                 "stored rows of views that now aggregate are skipped"
             );
         }
-        Ok((stored, skipped))
+        Ok((stored, skipped, written))
     }
 
     /// Puts stored aggregation tiles back, each in its shard; `ids` maps the stored view
@@ -207,16 +246,20 @@ impl Router {
         Ok(())
     }
 
-    /// Writes stored rows back without journaling them; rows of unknown views are skipped.
+    /// Writes stored rows back without journaling them, each in its view's serving form (they
+    /// were written in the forms `written` gives); rows of unknown views are skipped. A form
+    /// that cannot be reshaped refuses the whole restore before anything is written.
     async fn restore_rows(
         &self,
         views: &[ViewRefV1],
+        written: &WrittenLayouts,
         tiles: Vec<TilesV2>,
         rows: impl Iterator<Item = Result<RowV1, String>>,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
         let current = self.views.load_full();
         let ids = view_ids_of(&current, views);
+        let maps = row_maps(&current, views, &ids, written)?;
         self.restore_stored_tiles(&ids, tiles, on_rows).await?;
 
         let mut writes = Vec::with_capacity(RESTORE_CHUNK);
@@ -230,7 +273,10 @@ impl Router {
                     layout: current.layout(view).expect("an id the views table gave"),
                     key: row.key,
                     event_time: row.event_time,
-                    payload: row.payload,
+                    payload: match &maps[row.view as usize] {
+                        Some(map) => remap_row(&row.payload, map).map_err(invalid_data)?,
+                        None => row.payload,
+                    },
                 }),
                 None => skipped += 1,
             }
@@ -257,6 +303,32 @@ pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option
         }
     }
     ids
+}
+
+/// How the rows of each view `names` lists (index = the record's view index) are read in
+/// their serving form, given the forms they were written in; a view the repository no longer
+/// has, or whose written form is not known (older data), takes its rows as they are.
+fn row_maps(
+    views: &StoreViews,
+    names: &[ViewRefV1],
+    ids: &[Option<u32>],
+    written: &WrittenLayouts,
+) -> Result<Vec<RowMap>, StoreError> {
+    let mut maps = Vec::with_capacity(names.len());
+    for (name, id) in names.iter().zip(ids) {
+        let map = match (id, written.get(name)) {
+            (Some(id), Some(stored)) => {
+                let map = row_map(name, stored, views.form(*id))?;
+                if map.is_some() {
+                    tracing::warn!(workspace = %name.workspace, view = %name.view, "stored rows were written when the view had other features; reshaped to its features now (kept by name, removed ones dropped, new ones null)");
+                }
+                map
+            }
+            _ => None,
+        };
+        maps.push(map);
+    }
+    Ok(maps)
 }
 
 fn invalid_data(error: String) -> io::Error {
@@ -293,9 +365,10 @@ impl SnapshotSource for Router {
             // workers, at low priority. The loans know their live sizes (no walk), and the
             // records are not copied: the file is written from the loans.
             let (payload, records, items) = in_background(move || {
-                let mut head = RowsV2Head {
+                let mut head = RowsV3Head {
                     views: views.names_by_id(),
-                    ..RowsV2Head::default()
+                    layouts: views.forms_by_id(),
+                    ..RowsV3Head::default()
                 };
                 let mut items = 0;
                 let mut records: Vec<Arc<dyn PayloadPart>> = Vec::with_capacity(exports.len());
@@ -467,11 +540,12 @@ mod tests {
             .map(|records| row_records(records).count() as u64)
             .collect();
         let items = shard_rows.iter().sum();
-        let head = RowsV2Head {
+        let head = RowsV3Head {
             views: views(),
             tiles: Vec::new(),
             shard_bytes: shard_records.iter().map(|r| r.len() as u64).collect(),
             shard_rows,
+            layouts: Vec::new(),
         };
         Snapshot {
             id: "test".into(),
@@ -540,6 +614,146 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(error.to_string().contains("runs past the end"), "{error}");
+        });
+    }
+
+    /// A repository whose `profile` view has `features` (TOML text of its list).
+    fn profile_registry(features: &str) -> crate::registry::Registry {
+        let text = format!(
+            r#"
+[[entity]]
+name = "user"
+join_keys = [{{ name = "user_id", type = "string" }}]
+
+[[batch_feature_view]]
+name = "profile"
+entities = ["user"]
+timestamp_field = "ts"
+features = [{features}]
+"#
+        );
+        let files =
+            crate::registry::WorkspaceFiles::new("ws".into(), true, [("repo.toml".into(), text)]);
+        crate::registry::build_registry(&[files], None).unwrap()
+    }
+
+    const AGE_CITY_ZIP: &str = r#"{ name = "age", type = "int64" }, { name = "city", type = "string" }, { name = "zip", type = "string" }"#;
+
+    /// A store of `registry` with `key`'s row of `values` written.
+    async fn write_profile(router: &Router, registry: &crate::registry::Registry, key: &str) {
+        use crate::registry::value::Value;
+        let view = registry.view_by_name("ws", "profile").unwrap();
+        let mut payload = Vec::new();
+        crate::store::row::encode_row(
+            &[
+                Value::Int64(30),
+                Value::String("Oslo".into()),
+                Value::String(key.into()),
+            ],
+            &mut payload,
+        );
+        let write = RowWrite {
+            view: view.id,
+            layout: view.layout,
+            key: key.as_bytes().to_vec(),
+            event_time: 1,
+            payload,
+        };
+        router.write(vec![write]).await.unwrap();
+    }
+
+    /// The row of `key` as `registry`'s store holds it.
+    fn profile_row(
+        router: &Router,
+        registry: &crate::registry::Registry,
+        key: &str,
+    ) -> Option<Vec<crate::registry::value::Value>> {
+        let view = registry.view_by_name("ws", "profile").unwrap();
+        let lookup = Lookup::new(
+            view.id,
+            view.layout,
+            key.as_bytes().to_vec(),
+            AggregateMask::ALL,
+        );
+        let context = ReadContext {
+            now: 10,
+            leading_edge: None,
+        };
+        let read = router.read(&[lookup], context);
+        read.row(0)
+            .map(|row| crate::store::row::decode_row(row.payload).unwrap())
+    }
+
+    /// Rows in a snapshot and rows in the journal after it, written while `profile` had
+    /// `age, city, zip`, recovered by a store whose files dropped `age`: both read `city, zip`
+    /// (not shifted); recovered where `age` turned float64, the start is refused naming it.
+    #[test]
+    fn rows_written_in_another_form_are_reshaped_or_refused_at_recovery() {
+        use crate::registry::value::Value;
+        System::new().block_on(async {
+            let journal = tempfile::tempdir().unwrap();
+            let before = profile_registry(AGE_CITY_ZIP);
+            let source = Router::start_with(2, 4096, &before).unwrap();
+            source
+                .recover(None, journal.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap();
+            write_profile(&source, &before, "in_snapshot").await;
+            let section = source.take_section().await.unwrap();
+            write_profile(&source, &before, "in_journal").await;
+            let snapshot = through_a_file(std::slice::from_ref(&section));
+
+            let after = profile_registry(
+                r#"{ name = "city", type = "string" }, { name = "zip", type = "string" }"#,
+            );
+            let target = Router::start_with(3, 4096, &after).unwrap();
+            let copy = tempfile::tempdir().unwrap();
+            for entry in std::fs::read_dir(journal.path()).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
+            }
+            let recovery = target
+                .recover(Some(&snapshot), copy.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap();
+            assert_eq!((recovery.snapshot_rows, recovery.journal_rows), (1, 1));
+            for key in ["in_snapshot", "in_journal"] {
+                assert_eq!(
+                    profile_row(&target, &after, key),
+                    Some(vec![Value::String("Oslo".into()), Value::String(key.into())]),
+                    "{key}"
+                );
+            }
+
+            let retyped = profile_registry(&AGE_CITY_ZIP.replace(
+                r#""age", type = "int64""#,
+                r#""age", type = "float64""#,
+            ));
+            let refusing = Router::start_with(2, 4096, &retyped).unwrap();
+            let error = refusing
+                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("ws/profile were written when it had another form (`age` was int64 and is float64 now)"),
+                "{error}"
+            );
+            // Where the journal alone holds the old form, its layouts record says so.
+            let journal_only = tempfile::tempdir().unwrap();
+            let writer = Router::start_with(1, 4096, &before).unwrap();
+            writer
+                .recover(None, journal_only.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap();
+            write_profile(&writer, &before, "only").await;
+            let refusing = Router::start_with(1, 4096, &retyped).unwrap();
+            let error = refusing
+                .recover(None, journal_only.path(), FsyncPolicy::Never, |_| {})
+                .await
+                .unwrap_err();
+            assert!(matches!(error, StoreError::LayoutChanged(_)), "{error}");
         });
     }
 }

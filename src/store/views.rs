@@ -1,14 +1,16 @@
 //! What the store knows of the repository, per view id: how journal records and snapshots name
 //! the view, how it aggregates, the layout (generation of its stored form) its rows and tiles
-//! have, and its watermark. One `StoreViews` is built per registry; an apply builds the next one
+//! have, that form described for snapshots and the journal (a layout number means nothing to
+//! another process), and its watermark. One `StoreViews` is built per registry; an apply builds the next one
 //! ([`StoreViews::reshaped`]) and hands it to the writer and every shard in journal order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::layouts::stored_form;
 use super::watermark::Watermarks;
 use crate::metrics::ViewWrites;
-use crate::persist::format::ViewRefV1;
+use crate::persist::format::{ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
 use crate::registry::aggregation::AggregationSpec;
 use crate::registry::{Layout, Registry, ViewId};
 
@@ -19,6 +21,9 @@ pub struct StoreViews {
     ids: HashMap<ViewRefV1, ViewId>,
     specs: Vec<Option<Arc<AggregationSpec>>>,
     layouts: Vec<Layout>,
+    /// The stored form each layout stands for (`None`: a realtime view, or a table built from
+    /// names alone, whose form is not known).
+    forms: Vec<Option<ViewLayoutV1>>,
     pub(super) watermarks: Watermarks,
     /// Rows written per view since start (not counting recovery), for the console's ingest rate.
     pub(super) writes: ViewWrites,
@@ -32,6 +37,7 @@ impl StoreViews {
             names.into_iter().map(Some).collect(),
             specs,
             vec![0; n_views],
+            vec![None; n_views],
             Watermarks::new(n_views),
             ViewWrites::new(n_views),
         )
@@ -56,6 +62,7 @@ impl StoreViews {
         let mut names = vec![None; n_views];
         let mut specs = vec![None; n_views];
         let mut layouts = vec![0; n_views];
+        let mut forms = vec![None; n_views];
         for view in registry.views() {
             let id = view.id as usize;
             names[id] = Some(ViewRefV1 {
@@ -64,14 +71,16 @@ impl StoreViews {
             });
             specs[id] = view.aggregation.clone();
             layouts[id] = view.layout;
+            forms[id] = stored_form(view);
         }
-        StoreViews::build(names, specs, layouts, watermarks, writes)
+        StoreViews::build(names, specs, layouts, forms, watermarks, writes)
     }
 
     fn build(
         names: Vec<Option<ViewRefV1>>,
         specs: Vec<Option<Arc<AggregationSpec>>>,
         layouts: Vec<Layout>,
+        forms: Vec<Option<ViewLayoutV1>>,
         watermarks: Watermarks,
         writes: ViewWrites,
     ) -> StoreViews {
@@ -85,6 +94,7 @@ impl StoreViews {
             ids,
             specs,
             layouts,
+            forms,
             watermarks,
             writes,
         }
@@ -136,5 +146,24 @@ impl StoreViews {
     pub fn layout(&self, view: ViewId) -> Option<Layout> {
         self.name(view)?;
         self.layouts.get(view as usize).copied()
+    }
+
+    /// The stored form `view`'s rows and tiles have, if known.
+    pub fn form(&self, view: ViewId) -> Option<&ViewLayoutV1> {
+        self.forms.get(view as usize)?.as_ref()
+    }
+
+    /// Every view's stored form, index = view id (as `names_by_id`), for a snapshot's head.
+    pub fn forms_by_id(&self) -> Vec<Option<ViewLayoutV1>> {
+        self.forms.clone()
+    }
+
+    /// The journal's layouts record of this table: the form of each view's rows from here on.
+    pub fn layouts_record(&self) -> ViewLayoutsV1 {
+        let (views, layouts) = self
+            .names()
+            .map(|(id, name)| (name.clone(), self.form(id).cloned()))
+            .unzip();
+        ViewLayoutsV1 { views, layouts }
     }
 }

@@ -21,10 +21,9 @@ use tokio::sync::oneshot;
 
 use super::{tile_key, view_of_key, Partition, ShardActor, ViewUsages, KEY_PREFIX};
 use crate::persist::format::RowRecordV2;
-use crate::registry::value::Value;
 use crate::registry::{Layout, ViewId};
 use crate::store::key::OwnedKey;
-use crate::store::row::{decode_row, encode_row};
+use crate::store::layouts::remap_row;
 use crate::store::tiles::TileSet;
 use crate::store::views::StoreViews;
 
@@ -101,20 +100,8 @@ impl Partition {
                 continue;
             };
             let payload = match reshape {
-                Some(ViewReshape::Columns(map)) => {
-                    let values = decode_row(record.payload)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    let moved: Vec<Value> = map
-                        .iter()
-                        .map(|from| {
-                            from.and_then(|j| values.get(j).cloned())
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    let mut payload = Vec::new();
-                    encode_row(&moved, &mut payload);
-                    payload
-                }
+                Some(ViewReshape::Columns(map)) => remap_row(record.payload, map)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
                 _ => record.payload.to_vec(),
             };
             rows.push((

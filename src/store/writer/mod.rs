@@ -29,6 +29,10 @@ pub struct WriterActor {
     /// How journal records name views, and the layouts a write must be made for.
     views: Arc<StoreViews>,
     journal: Option<Journal>,
+    /// Whether the journal holds `views`' layouts record (`ViewLayoutsV1`) since it was
+    /// attached or the table last changed: the writer journals it before the first rows it
+    /// journals under a table, so a replay knows the form of every record's rows.
+    layouts_journaled: bool,
     /// Index = shard: the batches sent to it and not yet applied.
     mailbox_depths: Vec<Gauge>,
 }
@@ -40,6 +44,7 @@ impl WriterActor {
             shards,
             views,
             journal: None,
+            layouts_journaled: false,
         }
     }
 }

@@ -29,6 +29,7 @@ impl Handler<Reshape> for WriterActor {
 
     fn handle(&mut self, msg: Reshape, _: &mut Self::Context) -> Self::Result {
         self.views = Arc::clone(&msg.views);
+        self.layouts_journaled = false;
         self.shards
             .iter()
             .map(|shard| {

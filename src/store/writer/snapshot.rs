@@ -23,6 +23,9 @@ impl Handler<AttachJournal> for WriterActor {
 
     fn handle(&mut self, msg: AttachJournal, _: &mut Self::Context) {
         self.journal = Some(msg.0);
+        // Rows replayed may have been written in other forms: the rows journaled from here
+        // on are in this table's.
+        self.layouts_journaled = false;
     }
 }
 

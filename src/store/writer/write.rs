@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use super::WriterActor;
 use crate::metrics::Queued;
-use crate::persist::format::{encode, RowRefV1, RowsRefV1};
+use crate::persist::format::{encode, encode_layouts_record, RowRefV1, RowsRefV1};
 use crate::store::key::shard_of;
 use crate::store::shard::{ApplyRows, RowWrite, WriteOutcome};
 use crate::store::views::StoreViews;
@@ -40,6 +40,11 @@ impl Handler<Write> for WriterActor {
         }
         if msg.journaled {
             if let Some(journal) = self.journal.as_mut() {
+                if !self.layouts_journaled {
+                    // Refused with the write if it fails: no rows follow a form not journaled.
+                    journal.append(&encode_layouts_record(&self.views.layouts_record()))?;
+                    self.layouts_journaled = true;
+                }
                 journal.append(&journal_record(&self.views, &msg.rows))?;
             }
         }

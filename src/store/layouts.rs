@@ -1,0 +1,254 @@
+//! The stored form a view's rows were written in, as persisted data says it
+//! (`persist::format::ViewLayoutV1`), and what recovery does with rows written in a form other
+//! than the one served now. Layout numbers are process-local (they start again at every
+//! start), so a snapshot and the journal describe the form itself: join keys, row columns,
+//! aggregation. Rows of another form are reshaped as an apply reshapes them where that loses
+//! nothing an apply would ask `--allow-data-loss` for (a row view's columns matched by name
+//! and type: a removed feature goes, a new one reads null); any other difference (a type, join
+//! keys, an aggregation) refuses the start, naming the view and the difference: rows misread
+//! in silence would be acknowledged data changed.
+
+use std::collections::HashMap;
+
+use crate::persist::format::{FieldV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
+use crate::registry::repository::stored_aggregation_text;
+use crate::registry::value::Value;
+use crate::registry::{FeatureView, Field, ViewKind};
+use crate::store::row::{decode_row, encode_row};
+
+/// `view`'s stored form; `None` for a realtime view, which stores nothing.
+pub fn stored_form(view: &FeatureView) -> Option<ViewLayoutV1> {
+    if matches!(view.kind, ViewKind::Realtime(_)) {
+        return None;
+    }
+    let fields = |fields: &[Field]| {
+        fields
+            .iter()
+            .map(|field| FieldV1 {
+                name: field.name.clone(),
+                data_type: field.data_type.to_string(),
+            })
+            .collect()
+    };
+    Some(ViewLayoutV1 {
+        join_keys: fields(&view.join_keys),
+        columns: fields(&view.row_columns),
+        aggregation: view.aggregation.as_deref().map(stored_aggregation_text),
+    })
+}
+
+/// How a stored row's values become the serving form's: new column `i` is stored column
+/// `map[i]` (null when `None`). `None` for rows to take as they are.
+pub type RowMap = Option<Vec<Option<usize>>>;
+
+/// The forms rows in persisted data were written in, by view name, as recovery reads it: from
+/// the snapshot's head, then each layouts record of the journal. A view it does not know (a
+/// snapshot or journal of an older build) has its rows taken as the serving form, as before.
+#[derive(Debug, Default)]
+pub struct WrittenLayouts(HashMap<ViewRefV1, ViewLayoutV1>);
+
+impl WrittenLayouts {
+    /// The forms `layouts` gives the views `views` names (parallel lists; a head of an older
+    /// build has no layouts).
+    pub fn of(views: &[ViewRefV1], layouts: &[Option<ViewLayoutV1>]) -> WrittenLayouts {
+        WrittenLayouts(
+            views
+                .iter()
+                .zip(layouts)
+                .filter_map(|(view, layout)| Some((view.clone(), layout.clone()?)))
+                .collect(),
+        )
+    }
+
+    /// A journal's layouts record: from here on, its forms.
+    pub fn from_record(record: &ViewLayoutsV1) -> WrittenLayouts {
+        WrittenLayouts::of(&record.views, &record.layouts)
+    }
+
+    pub fn get(&self, view: &ViewRefV1) -> Option<&ViewLayoutV1> {
+        self.0.get(view)
+    }
+}
+
+/// A view's rows were written in a form the serving one cannot take without losing or
+/// misreading data.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored rows of feature view {workspace}/{view} were written when it had another form ({difference}), and a restart does not change stored data that way; refusing to start rather than misread or drop them. Start with the repository files they were written under (the view as it was), then make the change with `quiver apply`, which converts the stored data (or drops it, with --allow-data-loss); or restore an older snapshot")]
+pub struct LayoutMismatch {
+    pub workspace: String,
+    pub view: String,
+    pub difference: String,
+}
+
+/// How rows stored in form `stored` of `view` are read in the serving form `current` (`None`:
+/// the view stores nothing now).
+pub fn row_map(
+    view: &ViewRefV1,
+    stored: &ViewLayoutV1,
+    current: Option<&ViewLayoutV1>,
+) -> Result<RowMap, LayoutMismatch> {
+    let refuse = |difference: String| LayoutMismatch {
+        workspace: view.workspace.clone(),
+        view: view.view.clone(),
+        difference,
+    };
+    let Some(current) = current else {
+        return Err(refuse(
+            "it is now a realtime view, which stores nothing".into(),
+        ));
+    };
+    if stored == current {
+        return Ok(None);
+    }
+    if stored.join_keys != current.join_keys {
+        return Err(refuse(format!(
+            "join keys {} then, {} now",
+            fields_text(&stored.join_keys),
+            fields_text(&current.join_keys)
+        )));
+    }
+    if stored.aggregation != current.aggregation {
+        let text = |aggregation: &Option<String>| match aggregation {
+            Some(text) => format!("aggregation `{text}`"),
+            None => "no aggregation".into(),
+        };
+        return Err(refuse(format!(
+            "{} then, {} now",
+            text(&stored.aggregation),
+            text(&current.aggregation)
+        )));
+    }
+    for column in &current.columns {
+        if let Some(was) = stored.columns.iter().find(|c| c.name == column.name) {
+            if was.data_type != column.data_type {
+                return Err(refuse(format!(
+                    "`{}` was {} and is {} now",
+                    column.name, was.data_type, column.data_type
+                )));
+            }
+        }
+    }
+    if stored.aggregation.is_some() {
+        // Equal aggregations read the same inputs by name; only their types could differ,
+        // refused above. Nothing else to map: an event row holds the inputs in order.
+        return Ok(None);
+    }
+    let map: Vec<Option<usize>> = current
+        .columns
+        .iter()
+        .map(|column| stored.columns.iter().position(|c| c == column))
+        .collect();
+    // As an apply: rows read padded with nulls, so columns appended after the stored ones (or
+    // the last ones removed) need no rewrite.
+    let in_place = map
+        .iter()
+        .enumerate()
+        .all(|(i, from)| *from == Some(i) || (from.is_none() && i >= stored.columns.len()));
+    Ok((!in_place).then_some(map))
+}
+
+fn fields_text(fields: &[FieldV1]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{} {}", f.name, f.data_type))
+        .collect();
+    format!("({})", fields.join(", "))
+}
+
+/// `payload` (an encoded row) with its values moved as `map` says.
+pub fn remap_row(payload: &[u8], map: &[Option<usize>]) -> Result<Vec<u8>, String> {
+    let values = decode_row(payload).map_err(|e| e.to_string())?;
+    let moved: Vec<Value> = map
+        .iter()
+        .map(|from| {
+            from.and_then(|j| values.get(j).cloned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut out = Vec::new();
+    encode_row(&moved, &mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, data_type: &str) -> FieldV1 {
+        FieldV1 {
+            name: name.into(),
+            data_type: data_type.into(),
+        }
+    }
+
+    fn layout(columns: &[(&str, &str)]) -> ViewLayoutV1 {
+        ViewLayoutV1 {
+            join_keys: vec![field("user_id", "string")],
+            columns: columns.iter().map(|(n, t)| field(n, t)).collect(),
+            aggregation: None,
+        }
+    }
+
+    fn view() -> ViewRefV1 {
+        ViewRefV1 {
+            workspace: "prod".into(),
+            view: "user_profile".into(),
+        }
+    }
+
+    #[test]
+    fn a_removed_feature_is_mapped_out_and_the_others_keep_their_values() {
+        let stored = layout(&[("credit", "int64"), ("age", "int64"), ("country", "string")]);
+        let current = layout(&[("credit", "int64"), ("country", "string"), ("new", "bool")]);
+        let map = row_map(&view(), &stored, Some(&current)).unwrap().unwrap();
+        assert_eq!(map, vec![Some(0), Some(2), None]);
+        let mut row = Vec::new();
+        encode_row(
+            &[
+                Value::Int64(700),
+                Value::Int64(11),
+                Value::String("DE".into()),
+            ],
+            &mut row,
+        );
+        let moved = decode_row(&remap_row(&row, &map).unwrap()).unwrap();
+        assert_eq!(
+            moved,
+            vec![Value::Int64(700), Value::String("DE".into()), Value::Null]
+        );
+    }
+
+    #[test]
+    fn the_same_form_or_an_appended_feature_needs_no_rewrite() {
+        let stored = layout(&[("credit", "int64")]);
+        assert_eq!(row_map(&view(), &stored, Some(&stored)).unwrap(), None);
+        let appended = layout(&[("credit", "int64"), ("new", "string")]);
+        assert_eq!(row_map(&view(), &stored, Some(&appended)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_type_join_key_or_aggregation_change_is_refused_naming_it() {
+        let stored = layout(&[("credit", "float64")]);
+        let error = row_map(&view(), &stored, Some(&layout(&[("credit", "int64")]))).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("prod/user_profile"), "{message}");
+        assert!(
+            message.contains("`credit` was float64 and is int64 now"),
+            "{message}"
+        );
+        assert!(message.contains("quiver apply"), "{message}");
+
+        let mut keyed = stored.clone();
+        keyed.join_keys = vec![field("user_id", "int64")];
+        let error = row_map(&view(), &stored, Some(&keyed)).unwrap_err();
+        assert!(error.difference.contains("join keys"), "{error}");
+
+        let mut aggregating = stored.clone();
+        aggregating.aggregation = Some("interval 1h, sum(credit) over 1d".into());
+        let error = row_map(&view(), &stored, Some(&aggregating)).unwrap_err();
+        assert!(error.difference.contains("no aggregation then"), "{error}");
+
+        let error = row_map(&view(), &stored, None).unwrap_err();
+        assert!(error.difference.contains("realtime"), "{error}");
+    }
+}

@@ -29,7 +29,7 @@ pub use recovery::Recovery;
 pub use remote::{decode_forwarded_rows, RemoteRows};
 pub use replicated::RowLog;
 pub use reshape::plan_reshapes;
-pub use router::{Router, StoreError};
+pub use router::{ReshapeUndo, Router, StoreError};
 pub use shard::{
     Lookup, ReadContext, RowWrite, ShardUsage, StoredRow, ViewReshape, ViewUsage, WriteOutcome,
 };

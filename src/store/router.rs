@@ -23,7 +23,7 @@ use super::shard::{
 use super::shard::{ReadContext, RestoreTiles, RetireLayouts, ViewReshape};
 use super::tiles::{MemoReads, TileSet};
 use super::views::StoreViews;
-use super::writer::{Reshape, Write, WriterActor};
+use super::writer::{Reshape, Revert, Write, WriterActor};
 use crate::persist::format::ViewRefV1;
 use crate::registry::aggregation::AggregationSpec;
 use crate::registry::{Registry, ViewId};
@@ -68,6 +68,9 @@ impl StoreError {
         }
     }
 }
+
+/// What [`Router::undo_reshape`] takes a reshape back to: the views table it replaced.
+pub struct ReshapeUndo(Arc<StoreViews>);
 
 /// A cheap, cloneable handle on every shard.
 #[derive(Clone)]
@@ -151,11 +154,14 @@ impl Router {
     /// writes already sent, and from then on writes made for the old layouts are refused; reads
     /// of the old layouts go on until [`Router::retire_layouts`]. Returns once every shard has
     /// done so.
+    ///
+    /// Answers what [`Router::undo_reshape`] needs to take it back, until `retire_layouts`.
     pub async fn reshape(
         &self,
         after: &Registry,
         reshapes: Vec<(ViewId, ViewReshape)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ReshapeUndo, StoreError> {
+        let before = self.views.load_full();
         let cleared = |view| {
             reshapes
                 .iter()
@@ -174,6 +180,24 @@ impl Router {
             done.await.map_err(|_| StoreError::ShardGone(shard))??;
         }
         self.views.store(views);
+        Ok(ReshapeUndo(before))
+    }
+
+    /// Takes back the last reshape (not yet retired): the views table it replaced is the
+    /// store's again, behind the writes already sent, with the data it had; what the reshape
+    /// made is dropped. An apply that cannot keep its result undoes itself this way.
+    pub async fn undo_reshape(&self, undo: ReshapeUndo) -> Result<(), StoreError> {
+        let reverted = self
+            .writer
+            .send(Revert {
+                views: Arc::clone(&undo.0),
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        for (shard, done) in reverted.into_iter().enumerate() {
+            done.await.map_err(|_| StoreError::ShardGone(shard))??;
+        }
+        self.views.store(undo.0);
         Ok(())
     }
 

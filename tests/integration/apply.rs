@@ -522,3 +522,85 @@ fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
         stdout(&planned)
     );
 }
+
+/// Repro B of the layout finding: an apply whose snapshot cannot be written (the snapshot
+/// directory is a file here; a full disk in the field) is refused and undone, not served: the
+/// previous repository answers, its rows as they were, writes in its form are taken, and a
+/// SIGKILL and restart recover exactly that. Once the cause is gone, the same apply goes through.
+#[test]
+fn an_apply_whose_snapshot_fails_is_undone_and_never_served() {
+    use super::persistence::{load_profile, profile};
+    let dir = super::registry::broken_config("features/prod/views.toml", "", "");
+    let config = dir.path().join("config.toml");
+    let data = dir.path().join("data");
+    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
+    load_profile(&server, "u_old", "700");
+    let before = served_hash(&server);
+
+    let snapshots = data.join("snapshots");
+    let aside = data.join("snapshots.aside");
+    if snapshots.exists() {
+        std::fs::rename(&snapshots, &aside).unwrap();
+    } else {
+        std::fs::create_dir(&aside).unwrap();
+    }
+    std::fs::write(&snapshots, "not a directory").unwrap();
+    edit(
+        dir.path(),
+        "features/prod/views.toml",
+        "  { name = \"account_age_days\", type = \"int64\" },\n",
+        "",
+    );
+    let refused = apply(&server, &config, &["--yes", "--allow-data-loss"]);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("the repository was not applied")
+            && stderr.contains("the previous repository is still served"),
+        "{stderr}"
+    );
+    assert_eq!(served_hash(&server), before);
+    let value = |features: &[(String, Json)], name: &str| value_of(features, name).clone();
+    let old = profile(&server, "u_old");
+    assert_eq!(value(&old, "user_profile.account_age_days"), json!("11"));
+    assert_eq!(value(&old, "user_profile.home_country"), json!("DE"));
+    load_profile(&server, "u_after", "650");
+    server.kill9();
+
+    std::fs::remove_file(&snapshots).unwrap();
+    std::fs::rename(&aside, &snapshots).unwrap();
+    // The files on disk still drop the feature: a restart would reshape (the old files are
+    // what was served); put them back to restart on what was served.
+    edit(
+        dir.path(),
+        "features/prod/views.toml",
+        "  { name = \"is_verified\", type = \"boolean\" },\n",
+        "  { name = \"account_age_days\", type = \"int64\" },\n  { name = \"is_verified\", type = \"boolean\" },\n",
+    );
+    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
+    assert_eq!(served_hash(&server), before);
+    for (user, credit) in [("u_old", "700"), ("u_after", "650")] {
+        let features = profile(&server, user);
+        assert_eq!(value(&features, "user_profile.credit_score"), json!(credit));
+        assert_eq!(
+            value(&features, "user_profile.account_age_days"),
+            json!("11")
+        );
+        assert_eq!(value(&features, "user_profile.is_verified"), json!(true));
+        assert_eq!(value(&features, "user_profile.home_country"), json!("DE"));
+    }
+
+    edit(
+        dir.path(),
+        "features/prod/views.toml",
+        "  { name = \"account_age_days\", type = \"int64\" },\n",
+        "",
+    );
+    assert_applied(&apply(&server, &config, &["--yes", "--allow-data-loss"]));
+    assert_ne!(served_hash(&server), before);
+    let features = profile(&server, "u_after");
+    assert!(features
+        .iter()
+        .all(|(name, _)| name != "user_profile.account_age_days"));
+    assert_eq!(value(&features, "user_profile.home_country"), json!("DE"));
+}

@@ -686,7 +686,7 @@ fn service_account_keys_and_roles_survive_a_restart() {
 }
 
 /// Loads one `user_profile` row for `user` (the demo's columns; `account_age_days` 11).
-fn load_profile(server: &Server, user: &str, credit: &str) {
+pub(super) fn load_profile(server: &Server, user: &str, credit: &str) {
     let auth = format!("Tecton-key {ADMIN_KEY}");
     let row = format!(
         "{{\"user_id\":\"{user}\",\"timestamp\":\"2026-06-01T00:00:00Z\",\"credit_score\":{credit},\
@@ -703,7 +703,7 @@ fn load_profile(server: &Server, user: &str, credit: &str) {
 }
 
 /// `user`'s `user_profile` features as `user_risk_service` answers them: name -> value.
-fn profile(server: &Server, user: &str) -> Vec<(String, Json)> {
+pub(super) fn profile(server: &Server, user: &str) -> Vec<(String, Json)> {
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
         "joinKeyMap": {"user_id": user, "merchant": "m"}, "metadataOptions": {"includeNames": true}}});
     let reply = server.admin_post("/api/v1/feature-service/get-features", &request);

@@ -11,7 +11,9 @@
 //! served one (refusing a stale `expectedHash` or a data loss not allowed), render the new
 //! ingest tokens, have the store copy reshaped views to their new layouts (behind the writes
 //! already sent), write the snapshot that keeps the result (with a data directory), swap, wait until the requests begun before are done, then have the store drop
-//! the old layouts. Requests in flight finish on the old repository (they read its layouts);
+//! the old layouts. If that snapshot fails, the apply undoes itself before the swap (the
+//! store's reshape taken back, the applied repository the previous one): what is served is
+//! always what a restart recovers. Requests in flight finish on the old repository (they read its layouts);
 //! only a write to a view whose stored form changed, made for the old form, is refused with 503
 //! (to retry) once the store has moved on.
 //!
@@ -102,7 +104,7 @@ pub enum ApplyError {
     IngestToken(#[from] IngestError),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("the repository is applied and served, but the snapshot that keeps it failed ({0}); a restart now would serve the previous one: take a snapshot once the cause is fixed")]
+    #[error("the repository was not applied: the snapshot that would keep it failed ({0}); the previous repository is still served, with its data as it was: fix the cause and apply again")]
     NotPersisted(PersistError),
 }
 
@@ -162,26 +164,34 @@ impl ServedRepository {
         }
         let ingest_tokens = IngestTokens::render(&registry, vault).await?;
         let snapshot = match snapshotter {
-            Some(snapshotter) => Some(snapshotter.begin_when_free().await),
+            Some(snapshotter) => Some(
+                snapshotter
+                    .begin_when_free()
+                    .await
+                    .map_err(ApplyError::NotPersisted)?,
+            ),
             None => None,
         };
-        router
+        let undo = router
             .reshape(&registry, plan_reshapes(&served.registry, &registry))
             .await?;
-        self.applied.store(Some(Arc::new(Applied {
+        let applied_before = self.applied.swap(Some(Arc::new(Applied {
             hash: plan.to_hash.clone(),
             workspaces: request.workspaces,
         })));
-        let persisted = match snapshot {
-            Some(Ok(pending)) => pending.finish().await.map(drop),
-            Some(Err(error)) => Err(error),
-            None => Ok(()),
-        };
+        if let Some(pending) = snapshot {
+            if let Err(error) = pending.finish().await {
+                // Served, the new repository would take writes a restart loses or misreads:
+                // nothing of the apply stays.
+                self.applied.store(applied_before);
+                router.undo_reshape(undo).await?;
+                return Err(ApplyError::NotPersisted(error));
+            }
+        }
         self.current
             .store(Arc::new(Served::new(Arc::new(registry), ingest_tokens)));
         released(served).await;
         router.retire_layouts().await?;
-        persisted.map_err(ApplyError::NotPersisted)?;
         Ok(plan)
     }
 }

@@ -39,7 +39,7 @@ pub use drop::{DropKeys, DroppedKeys};
 pub use export::{ExportRows, RestoreRecords, RestoreTiles, ShardExport};
 use one_shot_xxh3::OneShotXxh3;
 pub use read::{Lookup, ReadContext, StoredRow};
-pub use reshape::{ReshapePartition, RetireLayouts, ViewReshape};
+pub use reshape::{ReshapePartition, RetireLayouts, RevertReshape, ViewReshape};
 use stats::ViewUsages;
 pub use stats::{ShardStats, ShardUsage, ViewStats, ViewUsage};
 pub use write::{ApplyRows, RowWrite, WriteOutcome};

@@ -6,6 +6,10 @@
 //! `RetireLayouts` drops the old layouts' rows and tiles and a removed view's, and gives their
 //! memory back at once (the arena compacted, the maps shrunk).
 //!
+//! `RevertReshape` undoes a reshape not yet retired (an apply whose snapshot failed must leave
+//! nothing of itself served): the old table comes back, the rows and tiles the reshape made go,
+//! and the old layouts' rows, released at the reshape, are written again as live records.
+//!
 //! The old layouts' arena records are flagged superseded at the reshape, as an overwrite does:
 //! a snapshot taken after the apply holds the current layouts' records only, and an export
 //! whose cut came before the reshape still counts them (its loan reads them as they were). Until
@@ -70,6 +74,24 @@ impl Handler<RetireLayouts> for ShardActor {
 
     fn handle(&mut self, _: RetireLayouts, _: &mut Self::Context) -> io::Result<()> {
         self.partition.write().retire_layouts()
+    }
+}
+
+/// Undo the last reshape (before `RetireLayouts`): back to the views table it replaced.
+pub struct RevertReshape {
+    pub done: oneshot::Sender<io::Result<()>>,
+}
+
+impl Message for RevertReshape {
+    type Result = ();
+}
+
+impl Handler<RevertReshape> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevertReshape, _: &mut Self::Context) {
+        let reverted = self.partition.write().revert_reshape();
+        let _ = msg.done.send(reverted);
     }
 }
 
@@ -148,6 +170,61 @@ impl Partition {
             self.tiles.insert(key, tile_set);
         }
         self.retiring = Some(std::mem::replace(&mut self.views, views));
+        self.view_usage = ViewUsages::count(self);
+        Ok(())
+    }
+
+    /// Takes back the views table the last reshape replaced: the keys of the layouts it made
+    /// are dropped (their records released), and the keys of the layouts it replaced point at
+    /// fresh copies of their records (released at the reshape, and a loan taken since reads them
+    /// as superseded: they are not made live again in place). Nothing to do without a reshape
+    /// still retiring.
+    fn revert_reshape(&mut self) -> io::Result<()> {
+        let Some(before) = self.retiring.take() else {
+            return Ok(());
+        };
+        let after = std::mem::replace(&mut self.views, before);
+        let made = |view: ViewId, layout: Layout| {
+            after.layout(view) == Some(layout) && self.views.layout(view) != Some(layout)
+        };
+        let mut dropped = Vec::new();
+        let mut revived = Vec::new();
+        for (layout, start) in self.index.iter() {
+            let record = self.arena.record_at(start);
+            if made(record.view, layout) {
+                dropped.push(start);
+            } else if self.is_current(record.view, layout)
+                && after.layout(record.view) != Some(layout)
+            {
+                revived.push((
+                    record.view,
+                    layout,
+                    record.key.to_vec(),
+                    record.event_time,
+                    record.payload.to_vec(),
+                ));
+            }
+        }
+        for start in dropped {
+            self.arena.release(self.arena.stored_at(start));
+        }
+        let arena = &self.arena;
+        self.index
+            .retain(|layout, start| !made(arena.record_at(start).view, layout));
+        for (view, layout, key, event_time, payload) in revived {
+            let record = self.arena.append(&RowRecordV2 {
+                view,
+                flags: 0,
+                event_time,
+                payload: &payload,
+                key: &key,
+            })?;
+            self.index.insert(&self.arena, view, layout, &key, record);
+        }
+        self.tiles.retain(|key, _| {
+            let (view, layout) = view_of_key(key);
+            !made(view, layout)
+        });
         self.view_usage = ViewUsages::count(self);
         Ok(())
     }

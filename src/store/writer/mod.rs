@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, AsyncContext, Context};
 
-pub use reshape::Reshape;
+pub use reshape::{Reshape, Revert};
 pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
 pub use write::{journal_record, Write};
 

@@ -1,6 +1,7 @@
 //! `Reshape`: an apply's new views table and what it does to stored data, sent to every shard
 //! behind the writes journaled before it, so each shard reshapes exactly the rows written under
-//! the old repository; writes made for the old layouts are refused from here on.
+//! the old repository; writes made for the old layouts are refused from here on. `Revert`
+//! undoes it the same way: behind every write sent before it.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::WriterActor;
 use crate::registry::ViewId;
-use crate::store::shard::{ReshapePartition, ViewReshape};
+use crate::store::shard::{ReshapePartition, RevertReshape, ViewReshape};
 use crate::store::views::StoreViews;
 
 pub struct Reshape {
@@ -39,6 +40,32 @@ impl Handler<Reshape> for WriterActor {
                     reshapes: Arc::clone(&msg.reshapes),
                     done,
                 });
+                receiver
+            })
+            .collect()
+    }
+}
+
+/// Back to `views`, the table the last reshape replaced (see `RevertReshape`).
+pub struct Revert {
+    pub views: Arc<StoreViews>,
+}
+
+impl Message for Revert {
+    type Result = Reshaped;
+}
+
+impl Handler<Revert> for WriterActor {
+    type Result = Reshaped;
+
+    fn handle(&mut self, msg: Revert, _: &mut Self::Context) -> Self::Result {
+        self.views = msg.views;
+        self.layouts_journaled = false;
+        self.shards
+            .iter()
+            .map(|shard| {
+                let (done, receiver) = oneshot::channel();
+                shard.do_send(RevertReshape { done });
                 receiver
             })
             .collect()

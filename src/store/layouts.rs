@@ -8,7 +8,7 @@
 //! keys, an aggregation) refuses the start, naming the view and the difference: rows misread
 //! in silence would be acknowledged data changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::persist::format::{FieldV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
 use crate::registry::repository::stored_aggregation_text;
@@ -45,35 +45,52 @@ pub type RowMap = Option<Vec<Option<usize>>>;
 /// the snapshot's head, then each layouts record of the journal. A view it does not know (a
 /// snapshot or journal of an older build) has its rows taken as the serving form, as before.
 #[derive(Debug, Default)]
-pub struct WrittenLayouts(HashMap<ViewRefV1, ViewLayoutV1>);
+pub struct WrittenLayouts {
+    forms: HashMap<ViewRefV1, ViewLayoutV1>,
+    /// The views whose rows were reshaped so far, so that a long journal says so once a view.
+    reshaped: HashSet<ViewRefV1>,
+}
 
 impl WrittenLayouts {
     /// The forms `layouts` gives the views `views` names (parallel lists; a head of an older
     /// build has no layouts).
     pub fn of(views: &[ViewRefV1], layouts: &[Option<ViewLayoutV1>]) -> WrittenLayouts {
-        WrittenLayouts(
-            views
-                .iter()
-                .zip(layouts)
-                .filter_map(|(view, layout)| Some((view.clone(), layout.clone()?)))
-                .collect(),
-        )
+        WrittenLayouts {
+            forms: forms_of(views, layouts),
+            reshaped: HashSet::new(),
+        }
     }
 
     /// A journal's layouts record: from here on, its forms.
-    pub fn from_record(record: &ViewLayoutsV1) -> WrittenLayouts {
-        WrittenLayouts::of(&record.views, &record.layouts)
+    pub fn follow(&mut self, record: &ViewLayoutsV1) {
+        self.forms = forms_of(&record.views, &record.layouts);
     }
 
     pub fn get(&self, view: &ViewRefV1) -> Option<&ViewLayoutV1> {
-        self.0.get(view)
+        self.forms.get(view)
     }
+
+    /// True the first time `view`'s rows are reshaped.
+    pub fn first_reshape(&mut self, view: &ViewRefV1) -> bool {
+        self.reshaped.insert(view.clone())
+    }
+}
+
+fn forms_of(
+    views: &[ViewRefV1],
+    layouts: &[Option<ViewLayoutV1>],
+) -> HashMap<ViewRefV1, ViewLayoutV1> {
+    views
+        .iter()
+        .zip(layouts)
+        .filter_map(|(view, layout)| Some((view.clone(), layout.clone()?)))
+        .collect()
 }
 
 /// A view's rows were written in a form the serving one cannot take without losing or
 /// misreading data.
 #[derive(Debug, thiserror::Error)]
-#[error("the stored rows of feature view {workspace}/{view} were written when it had another form ({difference}), and a restart does not change stored data that way; refusing to start rather than misread or drop them. Start with the repository files they were written under (the view as it was), then make the change with `quiver apply`, which converts the stored data (or drops it, with --allow-data-loss); or restore an older snapshot")]
+#[error("the stored rows of feature view {workspace}/{view} were written when it had another form ({difference}), and a restart does not change stored data that way; refusing to start rather than misread or drop them. Start with the repository files they were written under (the view as it was), then make the change with `quiver apply`, which converts the stored data (or drops it, with --allow-data-loss)")]
 pub struct LayoutMismatch {
     pub workspace: String,
     pub view: String,

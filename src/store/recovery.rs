@@ -60,13 +60,12 @@ impl Router {
         for (i, record) in replay.records.iter().enumerate() {
             match decode_rows_record(record) {
                 // The rows of the records after it were written in these forms.
-                Ok(RowsRecord::Layouts(layouts)) => {
-                    written = WrittenLayouts::from_record(&layouts);
-                }
+                Ok(RowsRecord::Layouts(layouts)) => written.follow(&layouts),
                 Ok(RowsRecord::Rows(rows)) => {
                     recovery.journal_records += 1;
-                    let (stored, skipped) =
-                        self.restore_rows_v1(rows, &written, &mut on_rows).await?;
+                    let (stored, skipped) = self
+                        .restore_rows_v1(rows, &mut written, &mut on_rows)
+                        .await?;
                     recovery.journal_rows += stored;
                     recovery.skipped_rows += skipped;
                 }
@@ -112,7 +111,7 @@ impl Router {
             written = layouts;
         } else if let Some(section) = rows {
             let rows: RowsV1 = decode(&section.payload).map_err(invalid_data)?;
-            let (stored, skipped) = self.restore_rows_v1(rows, &written, on_rows).await?;
+            let (stored, skipped) = self.restore_rows_v1(rows, &mut written, on_rows).await?;
             recovery.snapshot_rows = stored;
             recovery.skipped_rows += skipped;
         }
@@ -125,7 +124,7 @@ impl Router {
     async fn restore_rows_v1(
         &self,
         rows: RowsV1,
-        written: &WrittenLayouts,
+        written: &mut WrittenLayouts,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
         self.restore_rows(
@@ -150,7 +149,7 @@ impl Router {
     ) -> Result<(usize, usize, WrittenLayouts), StoreError> {
         let (head, shard_records) = decode_rows_v2(payload).map_err(invalid_data)?;
         let views = self.views.load_full();
-        let written = WrittenLayouts::of(&head.views, &head.layouts);
+        let mut written = WrittenLayouts::of(&head.views, &head.layouts);
         let ids = view_ids_of(&views, &head.views);
         let as_stored = row_maps(&views, &head.views, &ids, &written)?
             .iter()
@@ -173,7 +172,7 @@ impl Router {
                     })
                 });
             let (stored, skipped) = self
-                .restore_rows(&head.views, &written, head.tiles, rows, on_rows)
+                .restore_rows(&head.views, &mut written, head.tiles, rows, on_rows)
                 .await?;
             return Ok((stored, skipped, written));
         }
@@ -252,7 +251,7 @@ impl Router {
     async fn restore_rows(
         &self,
         views: &[ViewRefV1],
-        written: &WrittenLayouts,
+        written: &mut WrittenLayouts,
         tiles: Vec<TilesV2>,
         rows: impl Iterator<Item = Result<RowV1, String>>,
         on_rows: &mut impl FnMut(usize),
@@ -260,6 +259,11 @@ impl Router {
         let current = self.views.load_full();
         let ids = view_ids_of(&current, views);
         let maps = row_maps(&current, views, &ids, written)?;
+        for (name, _) in views.iter().zip(&maps).filter(|(_, map)| map.is_some()) {
+            if written.first_reshape(name) {
+                tracing::warn!(workspace = %name.workspace, view = %name.view, "stored rows were written when the view had other features; reshaped to its features now (kept by name, removed ones dropped, new ones null)");
+            }
+        }
         self.restore_stored_tiles(&ids, tiles, on_rows).await?;
 
         let mut writes = Vec::with_capacity(RESTORE_CHUNK);
@@ -317,13 +321,7 @@ fn row_maps(
     let mut maps = Vec::with_capacity(names.len());
     for (name, id) in names.iter().zip(ids) {
         let map = match (id, written.get(name)) {
-            (Some(id), Some(stored)) => {
-                let map = row_map(name, stored, views.form(*id))?;
-                if map.is_some() {
-                    tracing::warn!(workspace = %name.workspace, view = %name.view, "stored rows were written when the view had other features; reshaped to its features now (kept by name, removed ones dropped, new ones null)");
-                }
-                map
-            }
+            (Some(id), Some(stored)) => row_map(name, stored, views.form(*id))?,
             _ => None,
         };
         maps.push(map);

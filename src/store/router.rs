@@ -42,7 +42,7 @@ pub enum StoreError {
     #[error("the feature repository changed while the request ran (view id {0}); send it again")]
     RepositoryChanged(ViewId),
     /// Recovery: stored rows were written in a form of their view that a restart cannot take.
-    #[error("{0}")]
+    #[error(transparent)]
     LayoutChanged(#[from] super::layouts::LayoutMismatch),
     /// The cluster's log (JetStream) did not take or apply the rows.
     #[error("the cluster log could not take the rows: {0}")]

@@ -125,9 +125,23 @@ pub struct ViewRefV1 {
 pub struct ViewLayoutV1 {
     pub join_keys: Vec<FieldV1>,
     pub columns: Vec<FieldV1>,
-    /// `None` for a row view; else the interval, compaction and each aggregate's function,
-    /// input and window, as text.
-    pub aggregation: Option<String>,
+    /// `None` for a row view.
+    pub aggregation: Option<AggregationLayoutV1>,
+}
+
+/// An aggregating view's tiles' form: their width, their compaction, and per aggregate (in the
+/// view's order) its partial as text (`mean(amt)`: the state a tile keeps) and its window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregationLayoutV1 {
+    pub interval_micros: i64,
+    pub compaction_micros: Option<i64>,
+    pub aggregates: Vec<AggregateLayoutV1>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateLayoutV1 {
+    pub partial: String,
+    pub window: String,
 }
 
 /// A named, typed column (type as the repository files write it: `int64`, `array<string>`).

@@ -418,24 +418,23 @@ fn describe_view(view: &FeatureView) -> Properties {
     props
 }
 
-/// How an aggregating view's tiles are laid out, as one text in the files' words (interval,
-/// compaction, then each aggregate's function, input and window, in order): what a snapshot
-/// and the journal record of the form its tiles were written in. The leading edge is left
-/// out: it applies at read time.
-pub fn stored_aggregation_text(spec: &AggregationSpec) -> String {
-    let mut text = format!("interval {}", duration_text(spec.interval));
-    if let Some(width) = spec.compaction {
-        text.push_str(&format!(", compaction {}", duration_text(width)));
-    }
-    for aggregate in &spec.aggregates {
-        text.push_str(&format!(
-            ", {}({}) {AGGREGATE_WINDOW_SEPARATOR}{}",
-            function_text(aggregate.function),
-            spec.inputs[aggregate.input].name,
-            window_text(aggregate.window)
-        ));
-    }
-    text
+/// Each aggregate's partial (`mean(amt)`: what a tile keeps for it) and window, in the files'
+/// words and the view's order: what a snapshot and the journal record of the form an
+/// aggregating view's tiles were written in.
+pub fn aggregate_texts(spec: &AggregationSpec) -> Vec<(String, String)> {
+    spec.aggregates
+        .iter()
+        .map(|aggregate| {
+            (
+                format!(
+                    "{}({})",
+                    function_text(aggregate.function),
+                    spec.inputs[aggregate.input].name
+                ),
+                window_text(aggregate.window),
+            )
+        })
+        .collect()
 }
 
 /// Separates an aggregate's partial (`mean(amt)`) from its window (`1h`) in its value.

@@ -3,15 +3,20 @@
 //! than the one served now. Layout numbers are process-local (they start again at every
 //! start), so a snapshot and the journal describe the form itself: join keys, row columns,
 //! aggregation. Rows of another form are reshaped as an apply reshapes them where that loses
-//! nothing an apply would ask `--allow-data-loss` for (a row view's columns matched by name
-//! and type: a removed feature goes, a new one reads null); any other difference (a type, join
-//! keys, an aggregation) refuses the start, naming the view and the difference: rows misread
-//! in silence would be acknowledged data changed.
+//! nothing an apply would ask `--allow-data-loss` for: a row's (or an event's) columns matched
+//! by name and type (a removed feature goes, a new one reads null), an aggregating view's
+//! tiles matched by partial (function and input; a new one starts empty). Any other
+//! difference (a type, join keys, a tile interval or compaction, a view turned into or out of
+//! an aggregating or realtime one) refuses the start, naming the view and the difference: rows
+//! misread in silence would be acknowledged data changed.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::persist::format::{FieldV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
-use crate::registry::repository::stored_aggregation_text;
+use crate::persist::format::{
+    AggregateLayoutV1, AggregationLayoutV1, FieldV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1,
+};
+use crate::registry::aggregation::duration_text;
+use crate::registry::repository::aggregate_texts;
 use crate::registry::value::Value;
 use crate::registry::{FeatureView, Field, ViewKind};
 use crate::store::row::{decode_row, encode_row};
@@ -33,13 +38,33 @@ pub fn stored_form(view: &FeatureView) -> Option<ViewLayoutV1> {
     Some(ViewLayoutV1 {
         join_keys: fields(&view.join_keys),
         columns: fields(&view.row_columns),
-        aggregation: view.aggregation.as_deref().map(stored_aggregation_text),
+        aggregation: view.aggregation.as_deref().map(|spec| AggregationLayoutV1 {
+            interval_micros: spec.interval,
+            compaction_micros: spec.compaction,
+            aggregates: aggregate_texts(spec)
+                .into_iter()
+                .map(|(partial, window)| AggregateLayoutV1 { partial, window })
+                .collect(),
+        }),
     })
 }
 
-/// How a stored row's values become the serving form's: new column `i` is stored column
-/// `map[i]` (null when `None`). `None` for rows to take as they are.
-pub type RowMap = Option<Vec<Option<usize>>>;
+/// How a view's stored data becomes the serving form's (`None`s: taken as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remap {
+    /// A row's (or an event's) values: new column `i` is stored column `columns[i]` (null when
+    /// `None`).
+    pub columns: Option<Vec<Option<usize>>>,
+    /// An aggregating view's tiles: new aggregate `i` keeps stored aggregate
+    /// `aggregates[i]`'s partials (empty when `None`).
+    pub aggregates: Option<Vec<Option<usize>>>,
+}
+
+impl Remap {
+    pub fn is_identity(&self) -> bool {
+        self.columns.is_none() && self.aggregates.is_none()
+    }
+}
 
 /// The forms rows in persisted data were written in, by view name, as recovery reads it: from
 /// the snapshot's head, then each layouts record of the journal. A view it does not know (a
@@ -97,13 +122,13 @@ pub struct LayoutMismatch {
     pub difference: String,
 }
 
-/// How rows stored in form `stored` of `view` are read in the serving form `current` (`None`:
+/// How data stored in form `stored` of `view` is read in the serving form `current` (`None`:
 /// the view stores nothing now).
-pub fn row_map(
+pub fn remap_for(
     view: &ViewRefV1,
     stored: &ViewLayoutV1,
     current: Option<&ViewLayoutV1>,
-) -> Result<RowMap, LayoutMismatch> {
+) -> Result<Remap, LayoutMismatch> {
     let refuse = |difference: String| LayoutMismatch {
         workspace: view.workspace.clone(),
         view: view.view.clone(),
@@ -115,7 +140,7 @@ pub fn row_map(
         ));
     };
     if stored == current {
-        return Ok(None);
+        return Ok(Remap::default());
     }
     if stored.join_keys != current.join_keys {
         return Err(refuse(format!(
@@ -124,17 +149,21 @@ pub fn row_map(
             fields_text(&current.join_keys)
         )));
     }
-    if stored.aggregation != current.aggregation {
-        let text = |aggregation: &Option<String>| match aggregation {
-            Some(text) => format!("aggregation `{text}`"),
-            None => "no aggregation".into(),
-        };
-        return Err(refuse(format!(
-            "{} then, {} now",
-            text(&stored.aggregation),
-            text(&current.aggregation)
-        )));
-    }
+    let aggregates = match (&stored.aggregation, &current.aggregation) {
+        (None, None) => None,
+        (Some(was), Some(is)) => aggregate_map(was, is).map_err(refuse)?,
+        (was, _) => {
+            let kind = |aggregating: bool| match aggregating {
+                true => "aggregating",
+                false => "not aggregating",
+            };
+            return Err(refuse(format!(
+                "{} then, {} now",
+                kind(was.is_some()),
+                kind(was.is_none())
+            )));
+        }
+    };
     for column in &current.columns {
         if let Some(was) = stored.columns.iter().find(|c| c.name == column.name) {
             if was.data_type != column.data_type {
@@ -144,11 +173,6 @@ pub fn row_map(
                 )));
             }
         }
-    }
-    if stored.aggregation.is_some() {
-        // Equal aggregations read the same inputs by name; only their types could differ,
-        // refused above. Nothing else to map: an event row holds the inputs in order.
-        return Ok(None);
     }
     let map: Vec<Option<usize>> = current
         .columns
@@ -161,7 +185,58 @@ pub fn row_map(
         .iter()
         .enumerate()
         .all(|(i, from)| *from == Some(i) || (from.is_none() && i >= stored.columns.len()));
-    Ok((!in_place).then_some(map))
+    Ok(Remap {
+        columns: (!in_place).then_some(map),
+        aggregates,
+    })
+}
+
+/// Which stored aggregate's partials each serving aggregate keeps (`None` when the tiles are
+/// already laid out so); an error names what an apply would clear.
+fn aggregate_map(
+    stored: &AggregationLayoutV1,
+    current: &AggregationLayoutV1,
+) -> Result<Option<Vec<Option<usize>>>, String> {
+    if stored.interval_micros != current.interval_micros {
+        return Err(format!(
+            "aggregation interval {} then, {} now",
+            duration_text(stored.interval_micros),
+            duration_text(current.interval_micros)
+        ));
+    }
+    if stored.compaction_micros != current.compaction_micros {
+        let text = |compaction: Option<i64>| match compaction {
+            Some(width) => format!("compaction to {}", duration_text(width)),
+            None => "no compaction".into(),
+        };
+        return Err(format!(
+            "{} then, {} now",
+            text(stored.compaction_micros),
+            text(current.compaction_micros)
+        ));
+    }
+    let partials = |layout: &AggregationLayoutV1| -> Vec<String> {
+        layout
+            .aggregates
+            .iter()
+            .map(|a| a.partial.clone())
+            .collect()
+    };
+    if partials(stored) == partials(current) {
+        return Ok(None);
+    }
+    Ok(Some(
+        current
+            .aggregates
+            .iter()
+            .map(|wanted| {
+                stored
+                    .aggregates
+                    .iter()
+                    .position(|a| a.partial == wanted.partial)
+            })
+            .collect(),
+    ))
 }
 
 fn fields_text(fields: &[FieldV1]) -> String {
@@ -217,7 +292,8 @@ mod tests {
     fn a_removed_feature_is_mapped_out_and_the_others_keep_their_values() {
         let stored = layout(&[("credit", "int64"), ("age", "int64"), ("country", "string")]);
         let current = layout(&[("credit", "int64"), ("country", "string"), ("new", "bool")]);
-        let map = row_map(&view(), &stored, Some(&current)).unwrap().unwrap();
+        let remap = remap_for(&view(), &stored, Some(&current)).unwrap();
+        let map = remap.columns.unwrap();
         assert_eq!(map, vec![Some(0), Some(2), None]);
         let mut row = Vec::new();
         encode_row(
@@ -238,15 +314,61 @@ mod tests {
     #[test]
     fn the_same_form_or_an_appended_feature_needs_no_rewrite() {
         let stored = layout(&[("credit", "int64")]);
-        assert_eq!(row_map(&view(), &stored, Some(&stored)).unwrap(), None);
+        let same = remap_for(&view(), &stored, Some(&stored)).unwrap();
+        assert!(same.is_identity());
         let appended = layout(&[("credit", "int64"), ("new", "string")]);
-        assert_eq!(row_map(&view(), &stored, Some(&appended)).unwrap(), None);
+        assert!(remap_for(&view(), &stored, Some(&appended))
+            .unwrap()
+            .is_identity());
+    }
+
+    fn aggregating(interval: i64, aggregates: &[(&str, &str)]) -> ViewLayoutV1 {
+        ViewLayoutV1 {
+            aggregation: Some(AggregationLayoutV1 {
+                interval_micros: interval,
+                compaction_micros: None,
+                aggregates: aggregates
+                    .iter()
+                    .map(|(partial, window)| AggregateLayoutV1 {
+                        partial: partial.to_string(),
+                        window: window.to_string(),
+                    })
+                    .collect(),
+            }),
+            ..layout(&[("amt", "float64")])
+        }
+    }
+
+    /// As an apply: a new window over a partial the tiles keep takes it, a new function starts
+    /// empty, a removed aggregate's partial goes; only a new window needs no remap.
+    #[test]
+    fn aggregates_keep_the_partials_of_the_same_function_and_input() {
+        const HOUR: i64 = 3_600_000_000;
+        let stored = aggregating(HOUR, &[("sum(amt)", "1d"), ("count(amt)", "1d")]);
+        let windows = aggregating(HOUR, &[("sum(amt)", "7d"), ("count(amt)", "1d")]);
+        assert!(remap_for(&view(), &stored, Some(&windows))
+            .unwrap()
+            .is_identity());
+        let changed = aggregating(
+            HOUR,
+            &[
+                ("count(amt)", "1d"),
+                ("sum(amt)", "7d"),
+                ("mean(amt)", "1d"),
+            ],
+        );
+        let remap = remap_for(&view(), &stored, Some(&changed)).unwrap();
+        assert_eq!(remap.aggregates, Some(vec![Some(1), Some(0), None]));
+        assert_eq!(remap.columns, None);
+
+        let error = remap_for(&view(), &stored, Some(&aggregating(2 * HOUR, &[]))).unwrap_err();
+        assert_eq!(error.difference, "aggregation interval 1h then, 2h now");
     }
 
     #[test]
     fn a_type_join_key_or_aggregation_change_is_refused_naming_it() {
         let stored = layout(&[("credit", "float64")]);
-        let error = row_map(&view(), &stored, Some(&layout(&[("credit", "int64")]))).unwrap_err();
+        let error = remap_for(&view(), &stored, Some(&layout(&[("credit", "int64")]))).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("prod/user_profile"), "{message}");
         assert!(
@@ -257,15 +379,13 @@ mod tests {
 
         let mut keyed = stored.clone();
         keyed.join_keys = vec![field("user_id", "int64")];
-        let error = row_map(&view(), &stored, Some(&keyed)).unwrap_err();
+        let error = remap_for(&view(), &stored, Some(&keyed)).unwrap_err();
         assert!(error.difference.contains("join keys"), "{error}");
 
-        let mut aggregating = stored.clone();
-        aggregating.aggregation = Some("interval 1h, sum(credit) over 1d".into());
-        let error = row_map(&view(), &stored, Some(&aggregating)).unwrap_err();
-        assert!(error.difference.contains("no aggregation then"), "{error}");
+        let error = remap_for(&view(), &stored, Some(&aggregating(1, &[]))).unwrap_err();
+        assert_eq!(error.difference, "not aggregating then, aggregating now");
 
-        let error = row_map(&view(), &stored, None).unwrap_err();
+        let error = remap_for(&view(), &stored, None).unwrap_err();
         assert!(error.difference.contains("realtime"), "{error}");
     }
 }

@@ -13,7 +13,7 @@ use futures_util::future::{join_all, BoxFuture, FutureExt};
 
 use super::arena::{Arena, LentRecords};
 use super::key::shard_of;
-use super::layouts::{remap_row, row_map, RowMap, WrittenLayouts};
+use super::layouts::{remap_for, remap_row, Remap, WrittenLayouts};
 use super::router::{Router, StoreError};
 use super::shard::RestoreRecords;
 use super::shard::RowWrite;
@@ -150,10 +150,11 @@ impl Router {
         let (head, shard_records) = decode_rows_v2(payload).map_err(invalid_data)?;
         let views = self.views.load_full();
         let mut written = WrittenLayouts::of(&head.views, &head.layouts);
-        let ids = view_ids_of(&views, &head.views);
-        let as_stored = row_maps(&views, &head.views, &ids, &written)?
-            .iter()
-            .all(Option::is_none);
+        // Without `view_ids_of`'s warnings: the re-routing path gives them.
+        let ids: Vec<Option<u32>> = head.views.iter().map(|view| views.id(view)).collect();
+        let remaps = remaps_of(&views, &head.views, &ids, &written)?;
+        // Tiles are remapped as they are restored, whichever path; records only one by one.
+        let as_stored = remaps.iter().all(|remap| remap.columns.is_none());
         // A removed id is listed under an empty name (no records are stored under it).
         let same_ids = head.views.iter().enumerate().all(|(stored, view)| {
             views.id(view).map(|id| id as usize) == Some(stored)
@@ -176,8 +177,10 @@ impl Router {
                 .await?;
             return Ok((stored, skipped, written));
         }
+        note_reshapes(&head.views, &remaps, &mut written);
         let ids: Vec<Option<u32>> = (0..head.views.len() as u32).map(Some).collect();
-        self.restore_stored_tiles(&ids, head.tiles, on_rows).await?;
+        self.restore_stored_tiles(&ids, &remaps, head.tiles, on_rows)
+            .await?;
         let mut restores = Vec::with_capacity(shard_records.len());
         for (i, (shard, records)) in self.shards.iter().zip(shard_records).enumerate() {
             let rows = head.shard_rows.get(i).map_or(0, |&rows| rows as usize);
@@ -204,10 +207,12 @@ impl Router {
     }
 
     /// Puts stored aggregation tiles back, each in its shard; `ids` maps the stored view
-    /// indexes to this repository's view ids.
+    /// indexes to this repository's view ids, `remaps` (same indexes) says which stored
+    /// aggregate each of the view's aggregates keeps, where the form changed.
     async fn restore_stored_tiles(
         &self,
         ids: &[Option<u32>],
+        remaps: &[Remap],
         tiles: Vec<TilesV2>,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(), StoreError> {
@@ -228,7 +233,12 @@ impl Router {
             let Some(spec) = views.spec(view) else {
                 continue;
             };
-            // Tiles written for other aggregates (the repository changed) would be misread.
+            if let Some(Some(sources)) = remaps.get(view_index as usize).map(|r| &r.aggregates) {
+                // As an apply's reshape: the same partials, new ones empty.
+                tiles.remap(sources, spec);
+            }
+            // Tiles written for other aggregates, with no form to map them (an older
+            // snapshot), would be misread.
             if tiles.fits(spec) {
                 tiles.rebuild_rollups(spec);
                 per_shard[shard_of(view, &key, self.n_shards())].push((view, key, tiles));
@@ -258,13 +268,10 @@ impl Router {
     ) -> Result<(usize, usize), StoreError> {
         let current = self.views.load_full();
         let ids = view_ids_of(&current, views);
-        let maps = row_maps(&current, views, &ids, written)?;
-        for (name, _) in views.iter().zip(&maps).filter(|(_, map)| map.is_some()) {
-            if written.first_reshape(name) {
-                tracing::warn!(workspace = %name.workspace, view = %name.view, "stored rows were written when the view had other features; reshaped to its features now (kept by name, removed ones dropped, new ones null)");
-            }
-        }
-        self.restore_stored_tiles(&ids, tiles, on_rows).await?;
+        let remaps = remaps_of(&current, views, &ids, written)?;
+        note_reshapes(views, &remaps, written);
+        self.restore_stored_tiles(&ids, &remaps, tiles, on_rows)
+            .await?;
 
         let mut writes = Vec::with_capacity(RESTORE_CHUNK);
         let (mut total, mut skipped) = (0, 0);
@@ -277,7 +284,7 @@ impl Router {
                     layout: current.layout(view).expect("an id the views table gave"),
                     key: row.key,
                     event_time: row.event_time,
-                    payload: match &maps[row.view as usize] {
+                    payload: match &remaps[row.view as usize].columns {
                         Some(map) => remap_row(&row.payload, map).map_err(invalid_data)?,
                         None => row.payload,
                     },
@@ -312,21 +319,30 @@ pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option
 /// How the rows of each view `names` lists (index = the record's view index) are read in
 /// their serving form, given the forms they were written in; a view the repository no longer
 /// has, or whose written form is not known (older data), takes its rows as they are.
-fn row_maps(
+fn remaps_of(
     views: &StoreViews,
     names: &[ViewRefV1],
     ids: &[Option<u32>],
     written: &WrittenLayouts,
-) -> Result<Vec<RowMap>, StoreError> {
-    let mut maps = Vec::with_capacity(names.len());
+) -> Result<Vec<Remap>, StoreError> {
+    let mut remaps = Vec::with_capacity(names.len());
     for (name, id) in names.iter().zip(ids) {
-        let map = match (id, written.get(name)) {
-            (Some(id), Some(stored)) => row_map(name, stored, views.form(*id))?,
-            _ => None,
+        let remap = match (id, written.get(name)) {
+            (Some(id), Some(stored)) => remap_for(name, stored, views.form(*id))?,
+            _ => Remap::default(),
         };
-        maps.push(map);
+        remaps.push(remap);
     }
-    Ok(maps)
+    Ok(remaps)
+}
+
+/// Says once a recovery which views' stored data is reshaped: the files changed between runs.
+fn note_reshapes(names: &[ViewRefV1], remaps: &[Remap], written: &mut WrittenLayouts) {
+    for (name, _) in names.iter().zip(remaps).filter(|(_, r)| !r.is_identity()) {
+        if written.first_reshape(name) {
+            tracing::warn!(workspace = %name.workspace, view = %name.view, "stored rows were written when the view had other features; reshaped to its features now (kept by name, removed ones dropped, new ones null)");
+        }
+    }
 }
 
 fn invalid_data(error: String) -> io::Error {

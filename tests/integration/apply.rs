@@ -76,7 +76,7 @@ fn append(root: &Path, file: &str, text: &str) {
     std::fs::write(path, content).unwrap();
 }
 
-fn ingest(server: &Server, user: &str, amount: f64, category: &str, seconds_ago: i64) {
+pub(super) fn ingest(server: &Server, user: &str, amount: f64, category: &str, seconds_ago: i64) {
     let record = json!({"record": {"user_id": user, "merchant": "m_1", "terminal_id": 7, "amt": amount,
         "category": category, "is_online": true, "transaction_id": format!("t_{user}_{seconds_ago}"),
         "is_fraud": 0, "timestamp": timestamp_in(-seconds_ago)}});
@@ -88,7 +88,7 @@ fn ingest(server: &Server, user: &str, amount: f64, category: &str, seconds_ago:
 }
 
 /// A service's answer for one user: feature name -> value.
-fn features(server: &Server, service: &str, user: &str) -> Vec<(String, Json)> {
+pub(super) fn features(server: &Server, service: &str, user: &str) -> Vec<(String, Json)> {
     let request = json!({"params": {"workspaceName": "prod", "featureServiceName": service,
         "joinKeyMap": {"user_id": user}, "metadataOptions": {"includeNames": true}}});
     let reply = server.admin_post("/api/v1/feature-service/get-features", &request);
@@ -106,7 +106,7 @@ fn named(body: &Json) -> Vec<(String, Json)> {
         .collect()
 }
 
-fn value_of<'a>(features: &'a [(String, Json)], name: &str) -> &'a Json {
+pub(super) fn value_of<'a>(features: &'a [(String, Json)], name: &str) -> &'a Json {
     &features
         .iter()
         .find(|(n, _)| n == name)

@@ -824,3 +824,39 @@ fn a_type_changed_in_the_files_between_runs_refuses_the_start() {
         assert_eq!(value("home_country"), json!("DE"), "{features:?}");
     }
 }
+
+/// An aggregating view's tiles (in the snapshot) and events (in the journal only) written
+/// before its first aggregate left the files: the remaining aggregates keep their partials (the
+/// tiles are laid out again, as an apply does), the events are aggregated into them, and the
+/// view answers as if it had always had its new aggregates.
+#[test]
+fn tiles_written_before_an_aggregate_left_the_files_keep_their_partials() {
+    use super::apply::{features, ingest, value_of};
+    let dir = super::registry::broken_config("features/prod/views.toml", "", "");
+    let config = dir.path().join("config.toml");
+    let data = dir.path().join("data");
+    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
+    ingest(&server, "u_agg", 10.0, "c", 7200);
+    server.terminate();
+    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
+    ingest(&server, "u_agg", 20.0, "c", 7200);
+    server.kill9();
+
+    super::plan::edit(
+        dir.path(),
+        "features/prod/views.toml",
+        "  { column = \"amt\", function = \"mean\", window = \"1h\" },\n",
+        "",
+    );
+    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
+    let answer = features(&server, "transaction_aggregates_service", "u_agg");
+    let value = |name: &str| value_of(&answer, &format!("user_transaction_amount_metrics.{name}"));
+    assert_eq!(value("amt_sum_1d_10m"), &json!(30.0), "{answer:?}");
+    assert_eq!(value("amt_mean_1d_10m"), &json!(15.0), "{answer:?}");
+    assert_eq!(value("amt_sum_3d_10m"), &json!(30.0), "{answer:?}");
+    assert!(answer
+        .iter()
+        .all(|(name, _)| !name.ends_with("amt_mean_1h_10m")));
+    let logged = server.terminate();
+    assert!(logged.contains("reshaped to its features now"), "{logged}");
+}

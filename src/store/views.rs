@@ -1,8 +1,9 @@
 //! What the store knows of the repository, per view id: how journal records and snapshots name
 //! the view, how it aggregates, the layout (generation of its stored form) its rows and tiles
 //! have, that form described for snapshots and the journal (a layout number means nothing to
-//! another process), and its watermark. One `StoreViews` is built per registry; an apply builds the next one
-//! ([`StoreViews::reshaped`]) and hands it to the writer and every shard in journal order.
+//! another process), and its watermark. One `StoreViews` is built per registry; an apply
+//! builds the next one ([`StoreViews::reshaped`]) and hands it to the writer and every shard
+//! in journal order.
 
 use std::collections::HashMap;
 use std::sync::Arc;

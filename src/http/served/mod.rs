@@ -10,12 +10,13 @@
 //! at a time: validate the files into a registry that keeps the view ids, plan against the
 //! served one (refusing a stale `expectedHash` or a data loss not allowed), render the new
 //! ingest tokens, have the store copy reshaped views to their new layouts (behind the writes
-//! already sent), write the snapshot that keeps the result (with a data directory), swap, wait until the requests begun before are done, then have the store drop
-//! the old layouts. If that snapshot fails, the apply undoes itself before the swap (the
-//! store's reshape taken back, the applied repository the previous one): what is served is
-//! always what a restart recovers. Requests in flight finish on the old repository (they read its layouts);
-//! only a write to a view whose stored form changed, made for the old form, is refused with 503
-//! (to retry) once the store has moved on.
+//! already sent), write the snapshot that keeps the result (with a data directory), swap, wait
+//! until the requests begun before are done, then have the store drop the old layouts. If that
+//! snapshot fails, the apply undoes itself before the swap (the store's reshape taken back, the
+//! applied repository the previous one): what is served is always what a restart recovers.
+//! Requests in flight finish on the old repository (they read its layouts); only a write to a
+//! view whose stored form changed, made for the old form, is refused with 503 (to retry) once
+//! the store has moved on.
 //!
 //! Persistence (the applied repository in every snapshot, and served again at start-up) is in
 //! `persistence.rs`.

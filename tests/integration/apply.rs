@@ -604,3 +604,78 @@ fn an_apply_whose_snapshot_fails_is_undone_and_never_served() {
         .all(|(name, _)| name != "user_profile.account_age_days"));
     assert_eq!(value(&features, "user_profile.home_country"), json!("DE"));
 }
+
+/// Expressions nested deep enough to overflow the parser's or the interpreter's stack (each
+/// of these killed the server before): refused with a 400 naming the view, the feature and the
+/// limit, and the served repository unchanged.
+#[test]
+fn the_route_refuses_expressions_nested_too_deep_for_the_stack() {
+    let server = Server::start();
+    let root = super::common::repo_root();
+    let prod_files: Vec<Json> = ["entities", "services", "sources", "views"]
+        .iter()
+        .map(|f| {
+            let path = format!("features/prod/{f}.toml");
+            json!({"path": path, "content": std::fs::read_to_string(root.join(&path)).unwrap()})
+        })
+        .collect();
+    let staging = std::fs::read_to_string(root.join("features/staging/repo.toml")).unwrap();
+    let with_expression = |expression: &str| {
+        let view = format!("{staging}\n[[realtime_feature_view]]\nname = \"deep\"\nrequest_schema = [{{ name = \"a\", type = \"float64\" }}]\nsources = [\"user_experiment\"]\n\n[[realtime_feature_view.features]]\nname = \"score_check\"\ntype = \"boolean\"\nexpression = \"{expression}\"\n");
+        json!({"workspaces": [
+            {"name": "prod", "live": true, "files": prod_files},
+            {"name": "staging", "live": false, "files": [{"path": "features/staging/repo.toml", "content": view}]},
+        ]})
+    };
+    let served = served_hash(&server);
+    let cases = [
+        // Refused on their text, before the parser runs.
+        (
+            format!("{}true{}", "(".repeat(400), ")".repeat(400)),
+            "nests brackets `(`, `[`, `{` 400 deep; at most 32",
+        ),
+        (
+            format!("{}true{}", "[".repeat(300), "]".repeat(300)),
+            "300 deep; at most 32",
+        ),
+        (
+            format!("1{}", " + 1".repeat(3999)),
+            "is 15997 bytes long; at most 4096",
+        ),
+        (
+            format!("request{} == 1", ".a".repeat(3000)),
+            "is 6012 bytes long; at most 4096",
+        ),
+        // Refused on its tree: it parses, but would overflow a worker when evaluated.
+        (
+            format!("request{} == 1", ".a".repeat(1500)),
+            "nests operations 1502 deep; at most 32",
+        ),
+    ];
+    for (expression, limit) in cases {
+        let refused = server.admin_post("/admin/repository", &with_expression(&expression));
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        for named in [
+            "features/staging/repo.toml",
+            "realtime_feature_view `deep`",
+            "feature `score_check`",
+            limit,
+        ] {
+            assert!(refused.body.contains(named), "{named}: {}", refused.body);
+        }
+        // Named, not echoed: the answer stays short.
+        assert!(refused.body.len() < 1000, "{}", refused.body);
+        assert_eq!(served_hash(&server), served);
+    }
+    // Within the limits, the same view applies (and the server is still up to take it).
+    let applied = server.admin_post(
+        "/admin/repository",
+        &with_expression(&format!(
+            "({}request.a > 1.0{})",
+            "(".repeat(8),
+            ")".repeat(8)
+        )),
+    );
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert_ne!(served_hash(&server), served);
+}

@@ -40,7 +40,7 @@ fn a_bad_repository_never_starts() {
         ("features/prod/sources.toml", "name = \"transactions\"\n", "name = \"transactions\"\ningest_token = \"{{ tb_secret(TOKEN) }}\"\n",
             "sources.toml: push_source `transactions`: ingest_token: Template Syntax Error: arguments must be quoted strings"),
     ];
-    for (file, from, to, expected) in cases {
+    let never_starts = |file: &str, from: &str, to: &str, expected: &str| {
         let dir = broken_config(file, from, to);
         let output = ServerBuilder::new()
             .config(dir.path().join("config.toml"))
@@ -52,7 +52,16 @@ fn a_bad_repository_never_starts() {
             "stderr should contain `{expected}`:\n{stderr}"
         );
         assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+    };
+    for (file, from, to, expected) in cases {
+        never_starts(file, from, to, expected);
     }
+    // Nested too deep for the parser's stack (which it overflowed, aborting, before): refused
+    // as any bad repository is, before the parser runs.
+    let expression = "request.amount > user_transaction_amount_metrics.amt_mean_1d_10m";
+    let deep = format!("{}{expression}{}", "(".repeat(400), ")".repeat(400));
+    never_starts("features/prod/views.toml", expression, &deep,
+        "views.toml: realtime_feature_view `transaction_amount_is_higher_than_average`: feature `transaction_amount_is_higher_than_average`: the expression nests brackets `(`, `[`, `{` 400 deep; at most 32 are allowed");
 }
 
 #[test]

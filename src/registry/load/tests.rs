@@ -111,6 +111,29 @@ fn aggregations_and_realtime_views_are_validated() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("does not parse"), "{message}");
+    // Too deep for the parser's stack: refused on its text, before the parser runs, the view
+    // and feature named.
+    let deep = format!("{}true{}", "(".repeat(400), ")".repeat(400));
+    let message = load_text(&realtime(&deep)).unwrap_err().to_string();
+    assert!(
+        message.contains("realtime_feature_view `rt`: feature `f`: the expression nests brackets")
+            && message.contains("400 deep; at most 32"),
+        "{message}"
+    );
+    // One that parses but would overflow a worker when evaluated, as a snapshot of a build
+    // that took it holds it: start-up's `ServedRepository::recover` builds it through here and
+    // refuses it (`RecoverError::Invalid`), named, instead of serving it.
+    let deep = format!("request{} > 1.0", ".amount".repeat(500));
+    let stored = WorkspaceFiles::new(
+        "prod".into(),
+        true,
+        [("features/prod/repo.toml".to_string(), realtime(&deep))],
+    );
+    let message = build_registry(&[stored], None).unwrap_err().to_string();
+    assert!(
+        message.contains("realtime_feature_view `rt`: feature `f`: the expression nests operations 502 deep; at most 32"),
+        "{message}"
+    );
 }
 
 fn with_logging(table: &str) -> String {

@@ -157,6 +157,7 @@ impl Scope<'_> {
 impl Direct {
     /// The expression's value over a row: `request` its request context (a later entry of a
     /// name wins, as in a CEL map built from it), `upstream` each source's feature values.
+    /// Recurses once a level: `direct_form` makes a `Direct` only of a tree within `MAX_DEPTH`.
     pub fn evaluate(
         &self,
         request: &[(&str, Value)],

@@ -6,6 +6,10 @@
 //! literals and operators is evaluated straight over the row's values (`direct`); the others
 //! run in the interpreter over CEL variables, which each thread keeps from its last row and
 //! refills in place for the next (`with_row`).
+//!
+//! The parser, the interpreter and the walkers here recurse over an expression, and a stack
+//! overflow aborts the process, so an expression is refused (as one that does not parse is)
+//! past the limits below: on its text before the parser runs, on its tree after.
 
 mod direct;
 
@@ -42,13 +46,62 @@ pub struct RealtimeSpec {
     pub direct: Vec<Option<Direct>>,
 }
 
-/// Compiles an expression, checking that it only reads `request` and the upstream views.
+/// The longest expression accepted, in bytes: bounds every chain the parser recurses over
+/// without brackets (`a.b.c`, `1 + 2 + 3`, `x ? y : z ? ...`) to ~2000 links, which parse in
+/// under 10 MiB of `PARSE_STACK` even in a debug build (1000 ternaries, the costliest; a
+/// release build overflows 2 MiB at ~3200 of them, ~3800 `+`). Real features are a line or two.
+const MAX_LENGTH: usize = 4096;
+
+/// The deepest nesting of `(`, `[` and `{` accepted (outside string literals and comments).
+/// The parser recurses hardest over brackets: on a 2 MiB stack (an actix worker's: actix-rt
+/// starts them with std's default) a release build overflows at ~240 nested lists and ~280
+/// parentheses, a debug build at 13 and 15. 32 is well past the 12 levels the CEL spec asks
+/// implementations to support, and ~1/8 of the release overflow even on a worker's stack.
+const MAX_NESTING: usize = 32;
+
+/// The most `(`, `[` and `{` accepted in all, string literals and comments included: a bound on
+/// the parser's nesting that no misreading of a literal by `brackets` can get around. 128 nested
+/// brackets parse in ~20 MiB of stack in a debug build (it overflows `PARSE_STACK` at ~450),
+/// ~1 MiB in a release one.
+const MAX_BRACKETS: usize = 128;
+
+/// The deepest expression tree accepted (a leaf is 1 deep). The interpreter (`Value::resolve`),
+/// `Direct::evaluate` and the walkers here recurse once per level, on the worker serving the
+/// request, and take no bound of their own: on a 2 MiB stack a release build's interpreter
+/// overflows at ~1750 nested lists and ~3350 chained `+`, selections or method calls, a debug
+/// build's at 62-66 of any (`Value::resolve` has a ~32 KiB frame there). 32 is half of that, so a
+/// debug server and the tests are safe too, and leaves room for a sum of 30 terms (a chain of
+/// `+` is a tree as deep as it is long).
+const MAX_DEPTH: usize = 32;
+
+/// The most function calls (`f(x)`, `x.f(y)`) accepted around one another. Not for the stack:
+/// the interpreter (cel-interpreter 0.10's `Value::resolve`) evaluates the first argument of a
+/// call of one or two arguments twice, so each call around another doubles the time (measured,
+/// release: 18 nested `int(...)` take 0.1 s, 20 take 0.5 s; 32 would take half an hour). 12 is
+/// what the CEL spec asks implementations to support, and far more than features nest
+/// (`int(double(request.x) * 100.0)` is 2).
+const MAX_CALLS: usize = 12;
+
+/// The stack the parser runs on (a thread of its own): its recursion must not depend on the
+/// calling thread (an actix worker has 2 MiB, the main thread 8, a test thread 2) nor on the
+/// build, and a debug build's parser takes ~150 KiB a nested bracket. Only the pages touched
+/// are ever committed.
+const PARSE_STACK: usize = 64 << 20;
+
+/// Compiles an expression, checking that it only reads `request` and the upstream views and
+/// that it is within the limits above.
 pub fn compile(expression: &str, sources: &[String]) -> Result<Program, String> {
-    // The parser panics on some malformed input instead of answering an error; a bad
-    // repository must be reported, not crash the server.
-    let parsed = std::panic::catch_unwind(|| Program::compile(expression))
-        .map_err(|_| format!("expression `{expression}` does not parse"))?;
-    let program = parsed.map_err(|e| format!("expression `{expression}` does not parse: {e}"))?;
+    check_text(expression)?;
+    let program = on_parse_stack(|| {
+        // Only a tree within `MAX_DEPTH` is compiled; the deeper one is dropped here, on the
+        // large stack (dropping a tree recurses too).
+        check_tree(&parse_tree(expression)?)?;
+        // The parser panics on some malformed input instead of answering an error; a bad
+        // repository must be reported, not crash the server.
+        std::panic::catch_unwind(|| Program::compile(expression))
+            .map_err(|_| format!("expression `{expression}` does not parse"))?
+            .map_err(|e| format!("expression `{expression}` does not parse: {e}"))
+    })??;
 
     let references = program.references();
     for variable in references.variables() {
@@ -57,6 +110,193 @@ pub fn compile(expression: &str, sources: &[String]) -> Result<Program, String> 
         }
     }
     Ok(program)
+}
+
+/// `expression` parsed, when it is within the limits above (checked before the parser runs,
+/// on its text, and after, on its tree).
+fn parse(expression: &str) -> Result<Expression, String> {
+    check_text(expression)?;
+    on_parse_stack(|| {
+        let parsed = parse_tree(expression)?;
+        check_tree(&parsed)?;
+        Ok(parsed)
+    })?
+}
+
+/// `expression`'s tree, whatever its depth: to be called on `PARSE_STACK` only.
+fn parse_tree(expression: &str) -> Result<Expression, String> {
+    std::panic::catch_unwind(|| cel_parser::Parser::default().parse(expression))
+        .map_err(|_| format!("expression `{expression}` does not parse"))?
+        .map_err(|e| format!("expression `{expression}` does not parse: {e}"))
+}
+
+/// Runs `work` on a thread with a `PARSE_STACK` stack and waits for it.
+fn on_parse_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("cel-parser".to_string())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, work)
+            .map_err(|e| format!("the expression parser could not start: {e}"))?
+            .join()
+            .map_err(|_| "the expression parser failed".to_string())
+    })
+}
+
+/// Refuses a text the parser could overflow its stack on (`MAX_LENGTH`, `MAX_NESTING`,
+/// `MAX_BRACKETS`). Names the limit, not the text (which may be kilobytes).
+fn check_text(expression: &str) -> Result<(), String> {
+    if expression.len() > MAX_LENGTH {
+        return Err(format!(
+            "the expression is {} bytes long; at most {MAX_LENGTH} are allowed",
+            expression.len()
+        ));
+    }
+    let (deepest, all) = brackets(expression);
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "the expression nests brackets `(`, `[`, `{{` {deepest} deep; at most {MAX_NESTING} are allowed"
+        ));
+    }
+    if all > MAX_BRACKETS {
+        return Err(format!(
+            "the expression has {all} opening brackets `(`, `[`, `{{`; at most {MAX_BRACKETS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of `(`, `[` and `{` in `expression` outside string literals and
+/// comments (read as CEL's grammar reads them), and how many of them it holds in all.
+fn brackets(expression: &str) -> (usize, usize) {
+    let text = expression.as_bytes();
+    let all = text
+        .iter()
+        .filter(|b| matches!(b, b'(' | b'[' | b'{'))
+        .count();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    // Where the last word (letters, digits, `_`) ended: a string's `r`/`br` prefix.
+    let mut word = 0..0;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'/' if text.get(i + 1) == Some(&b'/') => {
+                i = memchr::memchr(b'\n', &text[i..]).map_or(text.len(), |n| i + n);
+            }
+            quote @ (b'\'' | b'"') => {
+                let raw = word.end == i
+                    && matches!(
+                        &text[word.clone()],
+                        b"r" | b"R" | b"br" | b"bR" | b"Br" | b"BR"
+                    );
+                i = string_end(text, i, quote, raw);
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() || b == b'_' => {
+                let start = i;
+                while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+                    i += 1;
+                }
+                word = start..i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (deepest, all)
+}
+
+/// Where the string literal opening at `start` with `quote` ends (one past its closing quote,
+/// or the text's end). A single-quoted one ends at a newline too; a raw one has no escapes.
+fn string_end(text: &[u8], start: usize, quote: u8, raw: bool) -> usize {
+    let triple = text[start..].starts_with(&[quote; 3]);
+    let mut i = start + if triple { 3 } else { 1 };
+    while i < text.len() {
+        match text[i] {
+            b'\\' if !raw => i += 2,
+            b if b == quote && (!triple || text[i..].starts_with(&[quote; 3])) => {
+                return i + if triple { 3 } else { 1 };
+            }
+            b'\n' | b'\r' if !triple => return i,
+            _ => i += 1,
+        }
+    }
+    text.len()
+}
+
+/// Refuses a tree deeper than `MAX_DEPTH` or nesting more than `MAX_CALLS` function calls,
+/// measured with a stack of its own (not recursion: the tree may be thousands deep).
+fn check_tree(expression: &Expression) -> Result<(), String> {
+    let (mut deepest, mut most_calls) = (0, 0);
+    // Each node with its depth and the function calls around it.
+    let mut stack = vec![(expression, 1, 0)];
+    while let Some((node, depth, calls)) = stack.pop() {
+        deepest = usize::max(deepest, depth);
+        most_calls = usize::max(most_calls, calls);
+        // An operator's name (`_+_`, `!_`, `@in`) is no identifier; a function's is.
+        let calls = match &node.expr {
+            Expr::Call(call)
+                if call
+                    .func_name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                calls + 1
+            }
+            _ => calls,
+        };
+        stack.extend(
+            children(node)
+                .into_iter()
+                .map(|child| (child, depth + 1, calls)),
+        );
+    }
+    if deepest > MAX_DEPTH {
+        return Err(format!(
+            "the expression nests operations {deepest} deep; at most {MAX_DEPTH} are allowed"
+        ));
+    }
+    if most_calls > MAX_CALLS {
+        return Err(format!(
+            "the expression nests {most_calls} function calls; at most {MAX_CALLS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// The operands of an expression's root.
+fn children(expression: &Expression) -> Vec<&Expression> {
+    match &expression.expr {
+        Expr::Select(select) => vec![&select.operand],
+        Expr::Call(call) => call
+            .target
+            .as_deref()
+            .into_iter()
+            .chain(&call.args)
+            .collect(),
+        Expr::Comprehension(loop_) => vec![
+            &loop_.iter_range,
+            &loop_.accu_init,
+            &loop_.loop_cond,
+            &loop_.loop_step,
+            &loop_.result,
+        ],
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => entries
+            .iter()
+            .flat_map(|entry| match &entry.expr {
+                EntryExpr::StructField(field) => vec![&field.value],
+                EntryExpr::MapEntry(entry) => vec![&entry.key, &entry.value],
+            })
+            .collect(),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
+    }
 }
 
 /// The features of upstream view `source` that `expressions` read: those they select by name
@@ -90,16 +330,17 @@ pub fn features_read(
 }
 
 /// The direct form of `expression` over upstream views `sources` (name, features; parallel to
-/// the view's sources), when every node of it has one.
+/// the view's sources), when every node of it has one. Through `parse`, so that its tree, and
+/// the recursion of `Direct::direct` and `Direct::evaluate` over it, is within `MAX_DEPTH`.
 pub fn direct_form(expression: &str, sources: &[(&str, &[Feature])]) -> Option<Direct> {
-    let parsed = cel_parser::Parser::default().parse(expression).ok()?;
+    let parsed = parse(expression).ok()?;
     direct::Scope { sources }.direct(&parsed)
 }
 
 /// The fields of `variable` an expression selects; `None` when it reads `variable` otherwise
-/// (or does not parse).
+/// (or is refused by `parse`, which also bounds `selects_only`'s recursion).
 fn fields_read(expression: &str, variable: &str) -> Option<Vec<String>> {
-    let parsed = cel_parser::Parser::default().parse(expression).ok()?;
+    let parsed = parse(expression).ok()?;
     let mut fields = Vec::new();
     selects_only(&parsed, variable, &mut fields).then_some(fields)
 }
@@ -107,39 +348,18 @@ fn fields_read(expression: &str, variable: &str) -> Option<Vec<String>> {
 /// Adds to `fields` the fields of `variable` that `expression` selects; false when `variable`
 /// appears other than as the operand of a selection.
 fn selects_only(expression: &Expression, variable: &str, fields: &mut Vec<String>) -> bool {
-    let children: Vec<&Expression> = match &expression.expr {
+    match &expression.expr {
         Expr::Select(select) => match &select.operand.expr {
             Expr::Ident(name) if name == variable => {
                 fields.push(select.field.clone());
                 return true;
             }
-            _ => vec![&select.operand],
+            _ => {}
         },
         Expr::Ident(name) => return name != variable,
-        Expr::Call(call) => call
-            .target
-            .as_deref()
-            .into_iter()
-            .chain(&call.args)
-            .collect(),
-        Expr::Comprehension(loop_) => vec![
-            &loop_.iter_range,
-            &loop_.accu_init,
-            &loop_.loop_cond,
-            &loop_.loop_step,
-            &loop_.result,
-        ],
-        Expr::List(list) => list.elements.iter().collect(),
-        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => entries
-            .iter()
-            .flat_map(|entry| match &entry.expr {
-                EntryExpr::StructField(field) => vec![&field.value],
-                EntryExpr::MapEntry(entry) => vec![&entry.key, &entry.value],
-            })
-            .collect(),
-        Expr::Literal(_) | Expr::Unspecified => Vec::new(),
-    };
-    children
+        _ => {}
+    }
+    children(expression)
         .into_iter()
         .all(|child| selects_only(child, variable, fields))
 }
@@ -579,6 +799,120 @@ mod tests {
             panic!("a realtime view");
         };
         assert!(matches!(spec.direct[..], [Some(_)]), "{:?}", spec.direct);
+    }
+
+    /// `open` n times, `inner`, `close` n times.
+    fn nested(open: &str, inner: &str, close: &str, n: usize) -> String {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    }
+
+    /// Every shape the parser or the interpreter recurses over: accepted at its limit (and
+    /// evaluated there, on this test's 2 MiB thread, as a worker would), refused past it with
+    /// the limit named, and refused far past it (the reviewer's overflows) before the parser
+    /// runs.
+    #[test]
+    fn expressions_nested_past_the_limits_are_refused() {
+        let sources = vec!["m".to_string()];
+        let refused = |expression: &str, expected: &str| {
+            let message = compile(expression, &sources).unwrap_err();
+            assert!(message.contains(expected), "{message}");
+            // Nor do the other readers of an expression take its tree.
+            assert_eq!(direct_form(expression, &[]), None);
+            assert_eq!(fields_read(expression, "m"), None);
+        };
+        let evaluated = |expression: &str, data_type: &DataType| {
+            let program = compile(expression, &sources).unwrap();
+            let request = map([("x", Cel::Int(1)), ("a", Cel::Null)].into_iter());
+            evaluate(&program, &[("request", request)], data_type)
+        };
+        let brackets_past = format!("{} deep; at most {MAX_NESTING}", MAX_NESTING + 1);
+        let tree_past = format!("{} deep; at most {MAX_DEPTH}", MAX_DEPTH + 1);
+        let int = DataType::Int64;
+
+        // Parentheses make no node: only the brackets' limit holds them.
+        let parens = |n| nested("(", "request.x + 1", ")", n);
+        assert_eq!(evaluated(&parens(MAX_NESTING), &int), Value::Int64(2));
+        refused(&parens(MAX_NESTING + 1), &brackets_past);
+        refused(&parens(400), "400 deep; at most 32");
+
+        // Lists and maps: a node a level, the innermost value one more.
+        let lists = |n| nested("[", "1", "]", n);
+        assert_eq!(evaluated(&lists(MAX_DEPTH - 1), &int), Value::Null);
+        refused(&lists(MAX_DEPTH), &tree_past);
+        refused(&lists(300), "300 deep; at most 32");
+        let maps = |n| nested("{'k': ", "1", "}", n);
+        assert_eq!(evaluated(&maps(MAX_DEPTH - 1), &int), Value::Null);
+        refused(&maps(MAX_DEPTH), &tree_past);
+
+        // Chains without brackets: as deep as they are long (and `request.x` two more).
+        let sum = |terms: usize| format!("request.x{}", " + 1".repeat(terms - 1));
+        assert_eq!(evaluated(&sum(MAX_DEPTH - 1), &int), Value::Int64(31));
+        refused(&sum(MAX_DEPTH), &tree_past);
+        refused(&sum(1000), "1001 deep; at most 32");
+        refused(&sum(4000), "bytes long; at most 4096");
+        let member = |n| format!("request{} == 1", ".a".repeat(n));
+        // The `==`, the selections, then `request`.
+        assert_eq!(
+            evaluated(&member(MAX_DEPTH - 2), &DataType::Bool),
+            Value::Null
+        );
+        refused(&member(MAX_DEPTH - 1), &tree_past);
+        refused(&member(1500), "1502 deep; at most 32");
+        refused(&member(3000), "bytes long; at most 4096");
+        let ternary = |n| format!("{}request.x", "request.x == 0 ? 0 : ".repeat(n));
+        // The innermost condition's `==`, then `request.x`.
+        assert_eq!(evaluated(&ternary(MAX_DEPTH - 3), &int), Value::Int64(1));
+        refused(&ternary(MAX_DEPTH - 2), &tree_past);
+
+        // Function calls: limited for the interpreter's time (each doubles it).
+        let calls = |n| nested("int(", "request.x", ")", n);
+        assert_eq!(evaluated(&calls(MAX_CALLS), &int), Value::Int64(1));
+        refused(&calls(MAX_CALLS + 1), "nests 13 function calls; at most 12");
+        let methods = |n| nested("string(", "request.x", ").size()", n);
+        assert_eq!(evaluated(&methods(MAX_CALLS / 2), &int), Value::Int64(1));
+        refused(&methods(MAX_CALLS), "nests 24 function calls; at most 12");
+
+        // Brackets inside string literals nest nothing, but count toward the total.
+        let quoted = |n| format!("request.s == '{}'", "(".repeat(n));
+        assert!(compile(&quoted(MAX_BRACKETS), &sources).is_ok());
+        refused(&quoted(MAX_BRACKETS + 1), "has 129 opening brackets");
+    }
+
+    /// The direct form is held to the same tree, and evaluates at its limit.
+    #[test]
+    fn direct_forms_are_within_the_depth_limit() {
+        let chain = |terms: usize| format!("m.a{}", " + 1.0".repeat(terms - 1));
+        let view = spec(&["m"], &["a"], &[&chain(MAX_DEPTH - 1)]);
+        assert!(view.direct[0].is_some());
+        let upstream = [vec![Value::Float64(0.5)]];
+        let value = with_row(&view, &[], &upstream, |row| {
+            row.evaluate(0, &DataType::Float64)
+        });
+        assert_eq!(value, Value::Float64(30.5));
+        let features = float_features(&["a"]);
+        assert_eq!(
+            direct_form(&chain(MAX_DEPTH), &[("m", &features[..])]),
+            None
+        );
+    }
+
+    #[test]
+    fn brackets_in_string_literals_and_comments_nest_nothing() {
+        assert_eq!(brackets("(a[0] + {'k': 1}['k'])"), (2, 4));
+        assert_eq!(brackets(r#"'((' + "[[" + '''{'{''' + """)""""#), (0, 6));
+        // A raw string has no escapes: its backslash ends nothing.
+        assert_eq!(brackets(r"r'\' + (1)"), (1, 1));
+        assert_eq!(brackets(r"R'\' + (1)"), (1, 1));
+        assert_eq!(brackets(r"br'\' + (1)"), (1, 1));
+        assert_eq!(brackets(r"'\' + (1)'"), (0, 1));
+        assert_eq!(brackets(r"'\\' + (1)"), (1, 1));
+        // Nor is `rb` a raw prefix: `rb'...'` is the name `rb`, then a string.
+        assert_eq!(brackets(r"rb'\' + (1)'"), (0, 1));
+        // A single-quoted string ends at a newline; a triple-quoted one does not.
+        assert_eq!(brackets("'((\n(1)"), (1, 3));
+        assert_eq!(brackets("'''((\n(1)''' + [2]"), (1, 4));
+        assert_eq!(brackets("1 // it's ((\n + (2)"), (1, 3));
+        assert_eq!(brackets("((1)) + (2"), (2, 3));
     }
 
     #[test]

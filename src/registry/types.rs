@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+/// How deep a type may nest `array<...>`, `map<...>` and `struct<...>`.
+pub const MAX_TYPE_DEPTH: usize = 16;
+
 /// The type of one feature, join key or request-context field.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DataType {
@@ -32,6 +35,26 @@ impl DataType {
     /// `map<string,T>` and `struct<name:T,...>` (white space is allowed anywhere).
     pub fn parse(text: &str) -> Result<DataType, String> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        // The parser, and every reader and writer of values, recurses once a level: a type
+        // nested a thousand deep overflowed a worker's stack at apply. No feature needs more
+        // than a few levels.
+        let depth = compact
+            .chars()
+            .scan(0usize, |open, c| {
+                match c {
+                    '<' => *open += 1,
+                    '>' => *open = open.saturating_sub(1),
+                    _ => {}
+                }
+                Some(*open)
+            })
+            .max()
+            .unwrap_or(0);
+        if depth > MAX_TYPE_DEPTH {
+            return Err(format!(
+                "the type nests `<...>` {depth} deep; at most {MAX_TYPE_DEPTH}"
+            ));
+        }
         let mut parser = TypeParser {
             text: &compact,
             pos: 0,
@@ -167,6 +190,16 @@ impl fmt::Display for DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn types_nest_at_most_sixteen_deep() {
+        let nested = |depth: usize| format!("{}int64{}", "array<".repeat(depth), ">".repeat(depth));
+        assert!(DataType::parse(&nested(MAX_TYPE_DEPTH)).is_ok());
+        let error = DataType::parse(&nested(1000)).unwrap_err();
+        assert_eq!(error, "the type nests `<...>` 1000 deep; at most 16");
+        let structs = format!("{}int64{}", "struct<a:".repeat(17), ">".repeat(17));
+        assert!(DataType::parse(&structs).is_err());
+    }
 
     #[test]
     fn nested_types_round_trip_through_text() {

@@ -259,11 +259,11 @@ async fn serve(
         }
     });
     let start_up = StartUp::default();
-    let (feature_log, feature_log_writer) =
-        FeatureLog::start(&registry, settings.data_dir.as_deref())?;
+    // Started after recovery (below): the services that log are the recovered repository's.
+    let feature_log = FeatureLog::default();
     let history_router = router.clone();
     let state = AppState {
-        feature_log,
+        feature_log: feature_log.clone(),
         history: RequestHistory::start(move || history_router.rows_written()),
         start_up: Arc::clone(&start_up),
         served: served.clone(),
@@ -332,8 +332,13 @@ async fn serve(
             .map(|(cluster, streams)| (cluster, streams, urls[0].as_str())),
     )
     .await;
-    let ingest_tokens = match started {
-        Ok(ingest_tokens) => ingest_tokens,
+    let started = started.and_then(|ingest_tokens| {
+        let registry = &served.current().registry;
+        let writer = feature_log.start(registry, settings.data_dir.as_deref())?;
+        Ok((ingest_tokens, writer))
+    });
+    let (ingest_tokens, feature_log_writer) = match started {
+        Ok(started) => started,
         Err(error) => {
             handle.stop(false).await;
             return Err(error);

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::iam::Principal;
@@ -102,10 +102,13 @@ impl Throttle {
     }
 }
 
-/// The read path's handle: cheap to clone; does nothing when no service logs.
+/// The read path's handle: cheap to clone; does nothing until [`FeatureLog::start`] finds a
+/// service that logs. The server takes requests before it recovers its state, and the
+/// services that log are those of the repository it recovered (an applied one's too), so it
+/// makes the handle first and starts it after recovery.
 #[derive(Clone, Default)]
 pub struct FeatureLog {
-    shared: Option<Arc<Shared>>,
+    shared: Arc<OnceLock<Shared>>,
 }
 
 struct Shared {
@@ -125,21 +128,24 @@ pub struct FeatureLogWriter {
 }
 
 impl FeatureLog {
-    /// Starts the writer if a live service declares logging. Refuses a logging service without
-    /// a data directory (in memory, there is nowhere the operator would look for the files).
+    /// Starts the writer if a live service of `registry` declares logging: this handle and its
+    /// clones log from then on. Refuses a logging service without a data directory (in memory,
+    /// there is nowhere the operator would look for the files). Called once.
     pub fn start(
+        &self,
         registry: &Registry,
         data_dir: Option<&Path>,
-    ) -> Result<(FeatureLog, Option<FeatureLogWriter>), FeatureLogError> {
-        Self::start_with(registry, data_dir, QUEUE_CAPACITY, QUEUE_BYTES)
+    ) -> Result<Option<FeatureLogWriter>, FeatureLogError> {
+        self.start_with(registry, data_dir, QUEUE_CAPACITY, QUEUE_BYTES)
     }
 
     fn start_with(
+        &self,
         registry: &Registry,
         data_dir: Option<&Path>,
         capacity: usize,
         queue_bytes: usize,
-    ) -> Result<(FeatureLog, Option<FeatureLogWriter>), FeatureLogError> {
+    ) -> Result<Option<FeatureLogWriter>, FeatureLogError> {
         let mut schemas = HashMap::new();
         for service in registry
             .workspaces()
@@ -158,10 +164,13 @@ impl FeatureLog {
             }
         }
         let Some(data_dir) = data_dir.filter(|_| !schemas.is_empty()) else {
-            return Ok((FeatureLog::default(), None));
+            return Ok(None);
         };
-        let (log, writer) = Self::spawn(files::root(data_dir), schemas, capacity, queue_bytes)?;
-        Ok((log, Some(writer)))
+        let (shared, writer) = Self::spawn(files::root(data_dir), schemas, capacity, queue_bytes)?;
+        if self.shared.set(shared).is_err() {
+            panic!("a feature log is started once");
+        }
+        Ok(Some(writer))
     }
 
     fn spawn(
@@ -169,7 +178,7 @@ impl FeatureLog {
         schemas: HashMap<String, Arc<LogSchema>>,
         capacity: usize,
         queue_bytes: usize,
-    ) -> Result<(FeatureLog, FeatureLogWriter), FeatureLogError> {
+    ) -> Result<(Shared, FeatureLogWriter), FeatureLogError> {
         let (queue, receiver) = sync_channel(capacity);
         let counts = Arc::new(Counts::default());
         let actor = LogWriter::new(root, counts.clone());
@@ -184,10 +193,7 @@ impl FeatureLog {
             queue_bytes,
             drops: Throttle::default(),
         };
-        let log = FeatureLog {
-            shared: Some(Arc::new(shared)),
-        };
-        Ok((log, FeatureLogWriter { queue, thread }))
+        Ok((shared, FeatureLogWriter { queue, thread }))
     }
 
     /// Logs an answer if its service logs and this request is sampled; never waits. The caller
@@ -202,7 +208,7 @@ impl FeatureLog {
         principal: &Principal,
         request_id: impl FnOnce() -> Option<&'r str>,
     ) {
-        let (Some(shared), Some(config)) = (&self.shared, &service.logging) else {
+        let (Some(shared), Some(config)) = (self.shared.get(), &service.logging) else {
             return;
         };
         if config.sample_rate < 1.0 && rand::random::<f64>() >= config.sample_rate {
@@ -251,7 +257,7 @@ impl FeatureLog {
 
     /// Rows written, dropped and failed so far (zeros when nothing logs).
     pub fn counts(&self) -> LogCounts {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared.get() else {
             return LogCounts::default();
         };
         let counts = &shared.counts;

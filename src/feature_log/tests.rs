@@ -62,7 +62,10 @@ impl Setup {
 
     fn start_bounded(&self, capacity: usize, bytes: usize) -> (FeatureLog, FeatureLogWriter) {
         let dir = Some(self.dir.path());
-        let (log, writer) = FeatureLog::start_with(&self.registry, dir, capacity, bytes).unwrap();
+        let log = FeatureLog::default();
+        let writer = log
+            .start_with(&self.registry, dir, capacity, bytes)
+            .unwrap();
         (log, writer.expect("the service logs"))
     }
 
@@ -235,7 +238,7 @@ fn a_stalled_writer_never_blocks_offer_and_the_full_queue_drops_and_counts() {
     let (log, writer) = setup.start(1);
     let (stalled_tx, stalled) = channel();
     let (release, release_rx) = channel();
-    let queue = log.shared.as_ref().unwrap().queue.clone();
+    let queue = log.shared.get().unwrap().queue.clone();
     queue
         .send(Command::Stall {
             stalled: stalled_tx,
@@ -281,7 +284,7 @@ fn requests_past_the_queues_bytes_are_dropped_and_counted() {
     }
     let queued = || {
         log.shared
-            .as_ref()
+            .get()
             .unwrap()
             .counts
             .queued_bytes
@@ -306,7 +309,7 @@ fn requests_past_the_queues_bytes_are_dropped_and_counted() {
     assert_eq!(log.counts().logged, 3);
     let queued = log
         .shared
-        .as_ref()
+        .get()
         .unwrap()
         .counts
         .queued_bytes
@@ -372,7 +375,10 @@ fn an_open_file_is_part_and_never_exported() {
 #[test]
 fn logging_needs_a_data_directory_and_nothing_starts_when_no_service_logs() {
     let setup = Setup::new("");
-    let error = FeatureLog::start(&setup.registry, None).err().unwrap();
+    let error = FeatureLog::default()
+        .start(&setup.registry, None)
+        .err()
+        .unwrap();
     assert!(
         error
             .to_string()
@@ -392,8 +398,9 @@ fn logging_needs_a_data_directory_and_nothing_starts_when_no_service_logs() {
         repository: path,
     }])
     .unwrap();
-    let (log, writer) = FeatureLog::start(&registry, None).unwrap();
-    assert!(writer.is_none() && log.shared.is_none());
+    let log = FeatureLog::default();
+    let writer = log.start(&registry, None).unwrap();
+    assert!(writer.is_none() && log.shared.get().is_none());
 }
 
 #[test]

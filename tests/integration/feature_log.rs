@@ -150,3 +150,36 @@ fn served_answers_are_logged_exactly_and_in_order() {
     assert_eq!(rows[3]["request_context"], json!("{}"));
     assert!(!rows.iter().any(|row| row.to_string().contains(ADMIN_KEY)));
 }
+
+/// Logging given to a service by `quiver apply` logs after a restart: which services log is
+/// decided by the repository the server recovered (the applied one), not by the files it
+/// started from.
+#[test]
+fn logging_applied_to_a_service_logs_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let dir = logging_config();
+    let config = dir.path().join("config.toml");
+    let applied = super::plan::quiver("apply", &server, &config, &["--yes"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    server.terminate();
+
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    let body = json!({"params": {
+        "workspaceName": "prod", "featureServiceName": "user_risk_service",
+        "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"},
+    }});
+    let reply = server.post_json(GET, Some(ADMIN_KEY), &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    server.terminate();
+
+    let data_dir = data.path().to_str().unwrap();
+    let config = config.to_str().unwrap();
+    let listing = quiver(&["logs", "list", "--config", config, "--data-dir", data_dir]);
+    assert!(listing.contains("prod/user_risk_service"), "{listing}");
+    assert!(listing.contains(".parquet"), "{listing}");
+}

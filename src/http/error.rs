@@ -129,9 +129,14 @@ pub fn without_quoted_values(message: &str) -> String {
     const QUOTES: [(&str, QuotedLen, &str); 3] = [
         // Debug-formatted: `"` and `\` inside are escaped, so the first bare `"` ends it.
         ("string \"", debug_string_len, "a string"),
+        // One character, then the closing backtick; anything else is not serde's words (a
+        // client's field name can hold "character `"), and is dropped with the rest.
         (
             "character `",
-            |rest| Some(rest.chars().next()?.len_utf8() + 1),
+            |rest| {
+                let len = rest.chars().next()?.len_utf8();
+                rest[len..].starts_with('`').then_some(len + 1)
+            },
             "a character",
         ),
         (
@@ -381,6 +386,11 @@ mod tests {
             (
                 "unknown field `vlaue`, expected `value`",
                 "unknown field `vlaue`, expected `value`",
+            ),
+            // A client's field name that looks like serde's words: never a split character.
+            (
+                "unknown field `character `éé`, expected `value`",
+                "unknown field `a character",
             ),
         ];
         for (message, expected) in cases {

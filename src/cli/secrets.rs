@@ -30,5 +30,8 @@ pub fn run(args: SecretsArgs) -> anyhow::Result<()> {
              (older snapshots open only with the previous one)"
         );
     }
+    if let Some(error) = body["snapshotError"].as_str() {
+        eprintln!("warning: the snapshot after the rotation failed: {error}");
+    }
     Ok(())
 }

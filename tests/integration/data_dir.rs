@@ -414,3 +414,33 @@ fn the_newest_snapshot_after_a_key_rotation_opens_with_the_new_key_file() {
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.json()["value"], "rotation-plaintext-4b7a");
 }
+
+/// A rotation whose snapshot fails still answers the rotation, with the new key (from the
+/// environment, its only copy) and the snapshot's failure: a 500 would have lost the key the
+/// journal's values are now sealed under.
+#[test]
+fn a_rotation_whose_snapshot_fails_still_answers_the_new_key() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_MASTER_KEY", &"ab".repeat(32))
+        .start();
+    let snapshots = data.path().join("snapshots");
+    if snapshots.exists() {
+        std::fs::remove_dir_all(&snapshots).unwrap();
+    }
+    std::fs::write(&snapshots, "not a directory").unwrap();
+    let rotated = server.admin_post("/admin/secrets/rotate-key", &json!({}));
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let body = rotated.json();
+    assert_eq!(body["rotated"], true);
+    assert_eq!(body["newMasterKey"].as_str().unwrap().len(), 64);
+    assert!(body["snapshot"].is_null(), "{body}");
+    assert!(
+        body["snapshotError"]
+            .as_str()
+            .unwrap()
+            .contains("open only with the previous key"),
+        "{body}"
+    );
+}

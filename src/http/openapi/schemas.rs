@@ -535,7 +535,8 @@ fn admin() -> Vec<(&'static str, Schema)> {
                 &[
                     ("rotated", boolean()),
                     ("newMasterKey", string()),
-                    ("snapshot", string()),
+                    ("snapshot", nullable(Type::String)),
+                    ("snapshotError", string()),
                 ],
                 &["rotated"],
             ),

@@ -265,7 +265,8 @@ impl PendingSnapshot {
 
     /// Gathers every section, writes the file on a low-priority thread, applies retention and lets
     /// the sources drop covered journal segments. A failure leaves no file behind and every
-    /// journal usable (its segments are kept), and is kept as the last failure.
+    /// journal usable (its segments are kept), and is kept as the last failure; once the file
+    /// is written, a failure to remove older snapshots or covered segments is only logged.
     pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
         let started = std::time::Instant::now();
         let result = self.write().await;
@@ -316,15 +317,23 @@ impl PendingSnapshot {
         let items = sections.iter().map(|section| section.items).sum();
         let (dir, retention, n_shards, created) =
             (s.dir.clone(), s.retention, s.n_shards, self.created_micros);
+        // Once `write_snapshot` returns the snapshot is on disk and will be loaded: what follows
+        // only frees space, and its failure must not report the snapshot as not taken (an
+        // apply would be undone while its snapshot stands). It is logged; the next snapshot
+        // tries again.
         let path = files::in_background(move || {
             let path = write_snapshot(&dir, created, n_shards, &sections)?;
-            apply_retention(&dir, retention, also_keep.as_deref())?;
+            if let Err(error) = apply_retention(&dir, retention, also_keep.as_deref()) {
+                tracing::warn!(%error, "snapshot written; removing older snapshots failed");
+            }
             Ok::<_, io::Error>(path)
         })
         .await??;
         for (source, keep_from) in s.sources.iter().zip(keep_from) {
             if keep_from > 0 {
-                source.snapshot_saved(keep_from).await?;
+                if let Err(error) = source.snapshot_saved(keep_from).await {
+                    tracing::warn!(%error, "snapshot written; dropping the journal it covers failed");
+                }
             }
         }
         *s.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(Previous {
@@ -410,5 +419,28 @@ mod tests {
             assert_eq!(*dropped_before.lock().unwrap(), [2, 3]);
         });
         assert_eq!(seq.load(Ordering::Acquire), 4);
+    }
+
+    /// Once the file is written the snapshot is taken, whatever removing older ones does: an
+    /// apply told otherwise would be undone while its snapshot stands, and be loaded at the
+    /// next start.
+    #[test]
+    fn a_snapshot_written_is_taken_even_when_retention_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        // An "older snapshot" that cannot be removed as a file.
+        let stuck = dir.path().join("snapshot-00000101T000000000000Z.qvs");
+        std::fs::create_dir(&stuck).unwrap();
+        std::fs::write(stuck.join("inside"), b"x").unwrap();
+        let snapshotter = Snapshotter::new(
+            dir.path().to_path_buf(),
+            1,
+            1,
+            vec![Box::new(Counting::default())],
+        );
+        actix::System::new().block_on(async {
+            let taken = snapshotter.take().await.unwrap();
+            assert!(taken.path.exists());
+        });
+        assert!(snapshotter.last_failure().is_none());
     }
 }

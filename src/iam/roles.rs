@@ -65,11 +65,14 @@ const SCOPE_ROLES: [&str; 6] = [
     "read_scope_role",
 ];
 
+/// A workspace's name as the registry takes it (letters, digits, `_`, `-` and `.`).
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
+        && name != "."
+        && name != ".."
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 /// A secret scope's name as the vault takes it (letters, digits, `_`, `-` and `.`): a scope

@@ -60,9 +60,8 @@ pub enum RegistryError {
     },
     #[error("workspace `{0}` is declared twice in the configuration")]
     DuplicateWorkspace(String),
-    /// A workspace's name is also a directory's (its feature logs), so it is held to the
-    /// rule of every other name.
-    #[error("workspace name `{0}` must be non-empty and use only letters, digits, `_` and `-`")]
+    /// A workspace's name is also a directory's (its feature logs).
+    #[error("workspace name `{0}` must be non-empty and use only letters, digits, `_`, `-` and `.`, other than `.` and `..`")]
     InvalidWorkspaceName(String),
 }
 
@@ -350,7 +349,7 @@ pub fn build_registry(
         ..Registry::default()
     };
     for source in workspaces {
-        if !is_name(&source.name) {
+        if !is_workspace_name(&source.name) {
             return Err(RegistryError::InvalidWorkspaceName(source.name.clone()));
         }
         if registry.workspaces.contains_key(&source.name) {
@@ -418,16 +417,24 @@ impl Site<'_> {
     }
 }
 
-/// Non-empty, of letters, digits, `_` and `-`: the rule for every name in a repository.
-fn is_name(name: &str) -> bool {
+/// A workspace's name: one safe path segment (it names the directory of its feature logs), of
+/// letters, digits, `_`, `-` and `.`. The dot is allowed, unlike in other names, so that a
+/// workspace applied before the rule existed still loads from its snapshot.
+fn is_workspace_name(name: &str) -> bool {
     !name.is_empty()
+        && name != "."
+        && name != ".."
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 fn check_name(site: &Site, what: &str, name: &str) -> Result<(), RegistryError> {
-    if is_name(name) {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
         Ok(())
     } else {
         Err(site.error(format!(

@@ -220,6 +220,36 @@ impl Group {
 /// and `role_id`).
 pub const COLLABORATOR_ID: &str = "quiver_principal_id";
 
+/// `manifest` with each `serviceaccount:` collaborator that `stored` (the group's manifest
+/// until now) already names keeping the account `stored` bound it to: a client edits the
+/// manifest it was answered, which shows no ids, so a subject sent again is bound anew, and
+/// would pass to a new account that took a deleted one's name.
+pub fn keep_collaborator_ids(stored: Option<&Json>, mut manifest: Json) -> Json {
+    let bound: Vec<(&str, &Json)> = stored
+        .and_then(|m| m.get("collaborators"))
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c.get("subject")?.as_str()?, c.get(COLLABORATOR_ID)?)))
+        .collect();
+    let entries = manifest
+        .get_mut("collaborators")
+        .and_then(Json::as_array_mut);
+    for entry in entries.into_iter().flatten() {
+        let subject = entry.get("subject").and_then(Json::as_str);
+        let kept = subject.and_then(|subject| {
+            bound
+                .iter()
+                .find(|(stored, _)| stored.eq_ignore_ascii_case(subject))
+                .map(|(_, id)| (*id).clone())
+        });
+        if let (Some(id), Some(entry)) = (kept, entry.as_object_mut()) {
+            entry.insert(COLLABORATOR_ID.to_string(), id);
+        }
+    }
+    manifest
+}
+
 /// Versions of a TrueFoundry secret kept (the newest): every version is listed in each answer
 /// about its group, so an unbounded history made a group's answer grow with every update of
 /// it. Only the newest version's value is ever read.

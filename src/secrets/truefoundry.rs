@@ -7,7 +7,9 @@ use actix::{Handler, Message};
 use serde_json::Value as Json;
 
 use super::crypto::Plaintext;
-use super::state::{new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion};
+use super::state::{
+    keep_collaborator_ids, new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion,
+};
 use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
 use crate::time::now_micros;
 
@@ -417,7 +419,7 @@ impl Handler<UpsertGroup> for VaultActor {
                 let mut group = self
                     .group_for(&caller, &existing.id.clone(), GroupAccess::Admin)?
                     .clone();
-                group.manifest = Some(manifest);
+                group.manifest = Some(keep_collaborator_ids(group.manifest.as_ref(), manifest));
                 group.integration_id = integration_id.or(group.integration_id);
                 group.updated = now;
                 group

@@ -1160,6 +1160,20 @@ fn a_collaborator_grant_ends_with_its_service_account() {
         200,
         "the grant ended with the account it named"
     );
+    // The manifest as answered (no ids), sent again: the subject keeps its binding.
+    let again = tf(
+        &server,
+        "PUT",
+        "/secret-groups",
+        ADMIN_KEY,
+        Some(manifest(&collaborators)),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_ne!(
+        read(&namesake_key),
+        200,
+        "sent again, the grant is still the old account's"
+    );
 
     let nobody = json!([{"subject": "serviceaccount:nobody", "role_id": "secret-group-viewer"}]);
     let refused = tf(

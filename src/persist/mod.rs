@@ -387,7 +387,8 @@ mod tests {
     }
 
     /// With a retention of 1, the snapshot start-up loaded, and then each previous one, stays
-    /// beside the newest, and the journal is kept back to it: falling back to it loses nothing.
+    /// beside the newest, and the journal is kept back to it: falling back to it loses no
+    /// journaled change.
     #[test]
     fn the_previous_snapshot_and_the_journal_back_to_it_are_kept() {
         let dir = tempfile::tempdir().unwrap();

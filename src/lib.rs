@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).
+//! - [`names`]: the rules for names that become path segments or role suffixes (workspaces,
+//!   secret scopes), on the ground floor beside [`time`].
 //! - [`metrics`]: process-wide counters and histograms, the Prometheus text of a scrape, and the
 //!   last hour of request rate and latency for the console (beside [`time`] on the ground floor:
 //!   any module may count, it calls only [`time`]).
@@ -41,6 +43,7 @@ pub mod http;
 pub mod iam;
 pub mod ingest;
 pub mod metrics;
+pub mod names;
 pub mod persist;
 pub mod prehashed;
 pub mod registry;

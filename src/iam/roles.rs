@@ -3,6 +3,7 @@
 //! (`workspace_<name>`) or for all (`all_workspaces`); owner ⊇ editor ⊇ {consumer, operator} ⊇
 //! viewer.
 
+use crate::names::{is_scope_name, is_workspace_name};
 use serde_json::Value as Json;
 
 /// Tecton's workspace roles.
@@ -65,27 +66,6 @@ const SCOPE_ROLES: [&str; 6] = [
     "read_scope_role",
 ];
 
-/// A workspace's name as the registry takes it (letters, digits, `_`, `-` and `.`).
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-}
-
-/// A secret scope's name as the vault takes it (letters, digits, `_`, `-` and `.`): a scope
-/// named `team.payments` is given roles as `secret_scope_team.payments`.
-fn valid_scope_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        && name != "."
-        && name != ".."
-}
-
 /// Reads a resource's `roles` into `grants`; an entry that is not a Tecton role is an error
 /// naming it.
 pub fn read_roles(roles: Option<&Json>, grants: &mut Grants) -> Result<(), String> {
@@ -111,7 +91,7 @@ pub fn read_roles(roles: Option<&Json>, grants: &mut Grants) -> Result<(), Strin
                 bad("workspace roles are owner, editor, consumer, operator and viewer")
             })?;
             let workspace = match kind.strip_prefix("workspace_") {
-                Some(name) if valid_name(name) => Some(name.to_string()),
+                Some(name) if is_workspace_name(name) => Some(name.to_string()),
                 Some(_) => return Err(bad("workspace_<name> needs a workspace name")),
                 None => None,
             };
@@ -120,7 +100,7 @@ pub fn read_roles(roles: Option<&Json>, grants: &mut Grants) -> Result<(), Strin
                 .push(WorkspaceRole { workspace, role });
         } else if let Some(scope) = kind
             .strip_prefix("secret_scope_")
-            .filter(|s| valid_scope_name(s))
+            .filter(|s| is_scope_name(s))
         {
             if !SCOPE_ROLES.contains(&value) {
                 return Err(bad("scope roles are secret_scope_manager, secret_scope_writer and secret_scope_reader"));

@@ -180,16 +180,7 @@ impl Vault {
 }
 
 fn check_name(kind: NameKind, name: &str) -> Result<(), SecretsError> {
-    // `.` and `..` are path segments no HTTP client sends as they are (they are resolved
-    // away), so a scope or key of that name could never be read or deleted.
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        && name != "."
-        && name != "..";
-    if valid {
+    if crate::names::is_scope_name(name) {
         Ok(())
     } else {
         Err(SecretsError::InvalidName {

@@ -349,7 +349,7 @@ pub fn build_registry(
         ..Registry::default()
     };
     for source in workspaces {
-        if !is_workspace_name(&source.name) {
+        if !crate::names::is_workspace_name(&source.name) {
             return Err(RegistryError::InvalidWorkspaceName(source.name.clone()));
         }
         if registry.workspaces.contains_key(&source.name) {
@@ -415,18 +415,6 @@ impl Site<'_> {
             problem: problem.into(),
         }
     }
-}
-
-/// A workspace's name: one safe path segment (it names the directory of its feature logs), of
-/// letters, digits, `_`, `-` and `.`. The dot is allowed, unlike in other names, so that a
-/// workspace applied before the rule existed still loads from its snapshot.
-fn is_workspace_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 fn check_name(site: &Site, what: &str, name: &str) -> Result<(), RegistryError> {

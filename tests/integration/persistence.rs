@@ -719,12 +719,10 @@ pub(super) fn profile(server: &Server, user: &str) -> Vec<(String, Json)> {
         .collect()
 }
 
-/// Repro A of the layout finding: rows in a snapshot (written at SIGTERM) and rows in the
-/// journal only (SIGKILL) were written with `account_age_days`; the files drop it before the
-/// next start. Both come back with their other features intact (not shifted into the gap),
-/// the start says so, and the next snapshot holds them in the new form.
-#[test]
-fn rows_written_before_a_feature_left_the_files_are_reshaped_at_start() {
+/// A copied repository (its config and a data directory in it) whose data holds `u_old`
+/// (credit 700) in a snapshot, written at SIGTERM, and `u_journal` (650) in the journal only,
+/// the server killed with SIGKILL.
+fn profiles_in_a_snapshot_and_the_journal() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = super::registry::broken_config("features/prod/views.toml", "", "");
     let config = dir.path().join("config.toml");
     let data = dir.path().join("data");
@@ -734,6 +732,16 @@ fn rows_written_before_a_feature_left_the_files_are_reshaped_at_start() {
     let server = ServerBuilder::new().config(&config).data_dir(&data).start();
     load_profile(&server, "u_journal", "650");
     server.kill9();
+    (dir, config, data)
+}
+
+/// Repro A of the layout finding: rows in a snapshot (written at SIGTERM) and rows in the
+/// journal only (SIGKILL) were written with `account_age_days`; the files drop it before the
+/// next start. Both come back with their other features intact (not shifted into the gap),
+/// the start says so, and the next snapshot holds them in the new form.
+#[test]
+fn rows_written_before_a_feature_left_the_files_are_reshaped_at_start() {
+    let (dir, config, data) = profiles_in_a_snapshot_and_the_journal();
 
     let views = dir.path().join("features/prod/views.toml");
     let text = std::fs::read_to_string(&views).unwrap();
@@ -778,15 +786,7 @@ fn rows_written_before_a_feature_left_the_files_are_reshaped_at_start() {
 /// to do, and nothing is changed: with the files put back, the rows read as written.
 #[test]
 fn a_type_changed_in_the_files_between_runs_refuses_the_start() {
-    let dir = super::registry::broken_config("features/prod/views.toml", "", "");
-    let config = dir.path().join("config.toml");
-    let data = dir.path().join("data");
-    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
-    load_profile(&server, "u_old", "700");
-    server.terminate();
-    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
-    load_profile(&server, "u_journal", "650");
-    server.kill9();
+    let (dir, config, data) = profiles_in_a_snapshot_and_the_journal();
 
     let views = dir.path().join("features/prod/views.toml");
     let original = std::fs::read_to_string(&views).unwrap();

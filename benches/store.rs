@@ -136,6 +136,7 @@ fn router_read(c: &mut Criterion) {
     let context = ReadContext {
         now,
         leading_edge: None,
+        timed: false,
     };
     c.bench_function("router_read_1_key", |b| {
         b.iter(|| {
@@ -232,6 +233,7 @@ fn router_read_many_keys(c: &mut Criterion) {
     let context = ReadContext {
         now,
         leading_edge: None,
+        timed: false,
     };
     let mut group = c.benchmark_group("router_read_random_keys");
     for keys in [1_000, 400_000] {

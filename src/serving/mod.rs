@@ -278,6 +278,8 @@ pub struct ReadOptions {
     /// Request-context fields no realtime view reads (top-level or inside a struct) are
     /// dropped instead of refused.
     pub ignore_extra_request_context_fields: bool,
+    /// Time the store's read (for Tecton's `sloInfo`); untimed, its latency is zero.
+    pub timed: bool,
 }
 
 impl ReadOptions {
@@ -290,6 +292,7 @@ impl ReadOptions {
             leading_edge: None,
             coerce_null_counts_to_zero: false,
             ignore_extra_request_context_fields: false,
+            timed: false,
         }
     }
 }
@@ -730,7 +733,6 @@ pub async fn get_features(
             needed.push(Some(index));
         }
     }
-    let read_started = Instant::now();
     let read = if lookups.is_empty() {
         Some(ReadResult::default())
     } else {
@@ -750,6 +752,7 @@ pub async fn get_features(
                 let context = ReadContext {
                     now: options.now,
                     leading_edge: options.leading_edge,
+                    timed: options.timed,
                 };
                 match router
                     .read_anywhere(lookups, context, options.deadline)
@@ -791,10 +794,10 @@ pub async fn get_features(
                 .unwrap_or(lookups.len());
         }
     }
-    // Timed only when the store was not asked (`map_or` timed every request).
+    // The store not asked, nothing waited on it.
     let store_latency = read
         .as_ref()
-        .map_or_else(|| read_started.elapsed(), |read| read.read_latency);
+        .map_or(Duration::ZERO, |read| read.read_latency);
     let store_bytes = read.as_ref().map_or(0, ReadResult::bytes_read);
     let was_read = read.is_some();
     let stored_rows = StoredRows(read.unwrap_or_default());

@@ -176,6 +176,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
                 let context = ReadContext {
                     now: 0,
                     leading_edge: None,
+                    timed: false,
                 };
                 (keys, AggregateMask::ALL, context)
             },
@@ -261,6 +262,7 @@ fn readers_see_whole_rows_between_sent_and_acknowledged_while_arenas_grow_compac
             ReadContext {
                 now: 0,
                 leading_edge: None,
+                timed: false,
             },
         );
         for (key, row) in read.rows().enumerate() {
@@ -322,6 +324,7 @@ fn latest_event_time_windows_end_at_one_watermark_per_view_across_shards() {
             ReadContext {
                 now: 100 * HOUR,
                 leading_edge: None,
+                timed: false,
             },
         );
         let row = read.row(0).unwrap();
@@ -403,6 +406,7 @@ fn memoised_aggregates_are_never_stale_after_an_acknowledged_write_nor_torn() {
                 let context = ReadContext {
                     now: (100 + (reads / 36 % 2) as i64) * HOUR,
                     leading_edge: None,
+                    timed: false,
                 };
                 (keys, masks[((reads / 12 + reader) % 3) as usize], context)
             },

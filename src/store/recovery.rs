@@ -467,6 +467,7 @@ mod tests {
         let context = ReadContext {
             now: 0,
             leading_edge: None,
+            timed: false,
         };
         let read = router.read(&lookups, context);
         let usage = router.view_usage().await.unwrap()[0];
@@ -692,6 +693,7 @@ features = [{features}]
         let context = ReadContext {
             now: 10,
             leading_edge: None,
+            timed: false,
         };
         let read = router.read(&[lookup], context);
         read.row(0)

@@ -169,6 +169,8 @@ impl Router {
                 2 => Some(LeadingEdge::LatestEventTime),
                 _ => None,
             },
+            // The asking node times the whole forwarded read.
+            timed: false,
         };
         let read = self.read(&lookups, context);
         let mut rows = vec![None; asked];
@@ -252,6 +254,7 @@ mod tests {
             let context = ReadContext {
                 now: 100,
                 leading_edge: Some(LeadingEdge::WallClockTime),
+                timed: false,
             };
             let request = router.encode_forwarded(&lookups, context);
             let answer = router.answer_forwarded(&request, |_, _| true).unwrap();

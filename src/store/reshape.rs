@@ -216,6 +216,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                 let context = ReadContext {
                     now: 10,
                     leading_edge: None,
+                    timed: false,
                 };
                 let read = router.read(&[lookup], context);
                 read.row(0).map(|row| decode_row(row.payload).unwrap())
@@ -325,6 +326,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             let context = ReadContext {
                 now: 10,
                 leading_edge: None,
+                timed: false,
             };
             let read = restored.read(&[lookup], context);
             assert_eq!(
@@ -377,6 +379,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                 let context = ReadContext {
                     now: 10,
                     leading_edge: None,
+                    timed: false,
                 };
                 let read = router.read(&[lookup], context);
                 read.row(0).map(|row| decode_row(row.payload).unwrap())

@@ -261,7 +261,7 @@ impl Router {
         let longest = lookups.iter().map(|lookup| lookup.key().len()).max();
         let mut key = Vec::with_capacity(8 + longest.unwrap_or(0));
         let mut memos = MemoReads::default();
-        let started = Instant::now();
+        let started = context.timed.then(Instant::now);
         // Locked in shard order, as every reader locks them: a reader waiting for a lock while
         // holding another never waits on one waiting for a lock it holds (a writer only ever
         // takes its own shard's).
@@ -280,7 +280,9 @@ impl Router {
             },
         );
         drop(partitions);
-        read.answered_in(started.elapsed());
+        if let Some(started) = started {
+            read.answered_in(started.elapsed());
+        }
         read
     }
 

@@ -13,7 +13,7 @@ use std::future::{ready, Future, Ready};
 use std::ops::Range;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
@@ -403,6 +403,7 @@ impl FeatureCall {
         caller.require(Permission::ReadFeatures(&service.workspace))?;
         let mut options = params.read_options(now_micros(), started)?;
         options.max_store_response_bytes = state.limits.max_store_response_bytes;
+        let timed = options.timed;
         // A single request's one row is not put in a list of its own (an allocation and a free).
         let batch: Vec<RequestRow>;
         let single: RequestRow;
@@ -426,8 +427,13 @@ impl FeatureCall {
         let answer =
             serving::get_features(&repo.registry, &state.router, service, requests, options)
                 .await?;
+        // Times are read only for `sloInfo`, the one place they are shown.
         let timing = Timing {
-            server: started.elapsed(),
+            server: if timed {
+                started.elapsed()
+            } else {
+                Duration::ZERO
+            },
             store: answer.store_latency,
             store_bytes: answer.store_bytes,
             partial: answer.partial,

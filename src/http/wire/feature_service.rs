@@ -390,6 +390,7 @@ impl<'a> GetFeaturesParams<'a> {
     pub fn read_options(&self, now: Micros, started: Instant) -> Result<ReadOptions, ApiError> {
         let mut options = ReadOptions::at(now);
         options.allow_partial_results = self.allow_partial_results.unwrap_or(false);
+        options.timed = Includes::from(self.metadata_options).slo_info;
         let Some(request_options) = &self.request_options else {
             return Ok(options);
         };

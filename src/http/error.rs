@@ -330,7 +330,9 @@ impl From<&SecretsError> for ErrorKind {
             | GroupNotFound(_)
             | GroupSecretNotFound(_)
             | TinybirdNotFound(_) => ErrorKind::NotFound,
-            ScopeExists(_) | GroupExists(_) | TinybirdExists(_) => ErrorKind::AlreadyExists,
+            ScopeExists(_) | GroupExists(_) | GroupOwnedByAnother(_) | TinybirdExists(_) => {
+                ErrorKind::AlreadyExists
+            }
             ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
                 ErrorKind::PermissionDenied
             }

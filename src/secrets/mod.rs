@@ -82,6 +82,10 @@ pub enum SecretsError {
     GroupSecretNotFound(String),
     #[error("Secret group '{0}' already exists")]
     GroupExists(String),
+    /// An upsert by name met a group its caller neither created nor administers as a
+    /// collaborator: adopting it would leave its creator reading what the caller writes.
+    #[error("Secret group '{0}' already exists and is owned by another principal; it was not changed: use another name, or ask one of its admins to add you as a `secret-group-admin` collaborator")]
+    GroupOwnedByAnother(String),
     #[error("`{principal}` has no access to secret group '{group}'")]
     NoGroupAccess { principal: String, group: String },
     /// The caller sees the group but needs a stronger role for this.

@@ -170,13 +170,22 @@ impl Group {
         }
     }
 
-    /// Admins and the creator administer a group; manifest collaborators
-    /// (`user:<email>` / `serviceaccount:<name>` with `secret-group-admin|editor|viewer`) get
-    /// their role. A `serviceaccount:` collaborator written since Quiver binds them holds the
-    /// account's id ([`COLLABORATOR_ID`]) and reaches that account only, not a later one that
-    /// took the name of a deleted one.
+    /// Admins administer every group; everyone else has the group's own grant to them
+    /// ([`Group::granted_to`]).
     pub fn access_of(&self, principal: &Principal) -> Option<GroupAccess> {
-        if principal.is_admin || self.created_by.id == principal.id {
+        if principal.is_admin {
+            return Some(GroupAccess::Admin);
+        }
+        self.granted_to(principal)
+    }
+
+    /// What the group itself grants `principal`, its account's admin rights aside: the creator
+    /// administers it; manifest collaborators (`user:<email>` / `serviceaccount:<name>` with
+    /// `secret-group-admin|editor|viewer`) get their role. A `serviceaccount:` collaborator
+    /// written since Quiver binds them holds the account's id ([`COLLABORATOR_ID`]) and reaches
+    /// that account only, not a later one that took the name of a deleted one.
+    pub fn granted_to(&self, principal: &Principal) -> Option<GroupAccess> {
+        if self.created_by.id == principal.id {
             return Some(GroupAccess::Admin);
         }
         let collaborators = self
@@ -611,6 +620,11 @@ mod tests {
         let mut admin = principal(PrincipalKind::User, "someone");
         admin.is_admin = true;
         assert_eq!(group.access_of(&admin), Some(GroupAccess::Admin));
+        assert_eq!(
+            group.granted_to(&admin),
+            None,
+            "an admin's rights are its account's, not a grant of the group"
+        );
         group.manifest = None;
         assert_eq!(group.access_of(&ana), None);
     }

@@ -67,7 +67,9 @@ message!(
 );
 message!(
     /// Creates or updates a group's own fields from a manifest (its document is kept whole:
-    /// its collaborators give roles on the group); secrets are not set this way.
+    /// its collaborators give roles on the group); secrets are not set this way. An existing
+    /// group is updated only by its own admins (its creator, its admin collaborators), never
+    /// adopted by an account admin it does not name.
     UpsertGroup { caller: Caller,
         name: String,
         integration_id: Option<String>,
@@ -419,6 +421,12 @@ impl Handler<UpsertGroup> for VaultActor {
                 let mut group = self
                     .group_for(&caller, &existing.id.clone(), GroupAccess::Admin)?
                     .clone();
+                // Names are first come, first served: an admin's upsert by name must not
+                // adopt a group another key made (its creator would read what the admin then
+                // writes). Only the group's own admins upsert it.
+                if group.granted_to(&caller) != Some(GroupAccess::Admin) {
+                    return Err(SecretsError::GroupOwnedByAnother(name));
+                }
                 group.manifest = Some(keep_collaborator_ids(group.manifest.as_ref(), manifest));
                 group.integration_id = integration_id.or(group.integration_id);
                 group.updated = now;

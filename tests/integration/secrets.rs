@@ -1193,6 +1193,72 @@ fn a_collaborator_grant_ends_with_its_service_account() {
     );
 }
 
+/// A group's name is first come, first served (any key may create one), so an upsert by name
+/// is not allowed to adopt a group someone else made: a workspace admin who upserts
+/// `payments-prod` after another key created it would become a co-admin of the other key's
+/// group, and what the admin then wrote there the creator would read. Refused (409, naming the
+/// group and saying it is someone else's), dry run included, and the group is left as it was;
+/// the creator and the admins it named go on upserting it.
+#[test]
+fn an_upsert_does_not_adopt_a_group_another_principal_created() {
+    let server = Server::start();
+    let (_, squatter) = service_account(&server, "squatter", json!([]));
+    let (_, ops_admin) = service_account(
+        &server,
+        "ops-admin",
+        json!([{"type": "account_type", "value": "admin"}]),
+    );
+    let created = tf(
+        &server,
+        "POST",
+        "/secret-groups",
+        &squatter,
+        Some(json!({"name": "payments-prod", "secrets": []})),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let group_path = format!(
+        "/secret-groups/{}",
+        created.json()["data"]["id"].as_str().unwrap()
+    );
+    let upsert = |key: &str, collaborators: Json, dry_run: bool| {
+        let manifest = json!({"type": "secret-group", "name": "payments-prod",
+            "integration_fqn": "internal:secret-store", "collaborators": collaborators});
+        tf(
+            &server,
+            "PUT",
+            "/secret-groups",
+            key,
+            Some(json!({"manifest": manifest, "dryRun": dry_run})),
+        )
+    };
+    let admins_team =
+        json!([{"subject": "serviceaccount:ops-admin", "role_id": "secret-group-admin"}]);
+    for (key, dry_run) in [(ADMIN_KEY, false), (ADMIN_KEY, true), (&ops_admin, false)] {
+        let refused = upsert(key, admins_team.clone(), dry_run);
+        assert_eq!(
+            (refused.status, refused.json()),
+            (
+                409,
+                json!({"statusCode": 409, "message": "Secret group 'payments-prod' already exists and is owned by another principal; it was not changed: use another name, or ask one of its admins to add you as a `secret-group-admin` collaborator"})
+            ),
+            "dry run {dry_run}"
+        );
+    }
+    let group = tf(&server, "GET", &group_path, &squatter, None).json();
+    assert!(
+        group["data"]["manifest"].is_null(),
+        "nothing was adopted: {group}"
+    );
+
+    // Its creator upserts it, naming an admin; that admin then may upsert it too.
+    let by_creator = upsert(&squatter, admins_team.clone(), false);
+    assert_eq!(by_creator.status, 200, "{}", by_creator.body);
+    let by_named_admin = upsert(&ops_admin, admins_team, false);
+    assert_eq!(by_named_admin.status, 200, "{}", by_named_admin.body);
+    // The bootstrap admin is still no collaborator of it.
+    assert_eq!(upsert(ADMIN_KEY, json!([]), false).status, 409);
+}
+
 /// A group holds at most 1,000 secrets, on create and on update (the full key set).
 #[test]
 fn a_group_holds_at_most_a_thousand_secrets() {

@@ -1,6 +1,7 @@
 //! Reading request bodies, only after the caller is checked, under the route's size limit and
 //! the configured read timeout; ending the connection of a chunked body left unread; and
-//! parsing JSON with errors that name the offending field (`params.joinKeyMap: invalid type:`).
+//! parsing JSON with errors that name the offending field (`params.joinKeyMap: invalid type:`),
+//! or, for a body sent compressed, the `Content-Encoding` Quiver does not read.
 
 use std::cell::RefCell;
 use std::future::{ready, Future, Ready};
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServiceRequest;
 use actix_web::error::PayloadError;
-use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{dev, FromRequest, HttpMessage, HttpRequest};
 use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::{without_quoted_values, ApiError, ErrorKind};
@@ -330,9 +332,67 @@ fn body_read_timeout(request: &HttpRequest) -> Duration {
         .body_read_timeout
 }
 
-/// Parses a JSON body into `T` (which may borrow from it); a syntax error or a mistyped field
-/// is a 400 naming where.
-pub fn parse_json<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError> {
+/// A JSON request body not read yet: an [`UnreadBody`] and its request, whose headers a
+/// refusal reads ([`parse_json`]). For the routes behind actix's router; GetFeatures' own
+/// future holds its request already.
+pub struct JsonBody {
+    body: UnreadBody,
+    request: HttpRequest,
+}
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = Ready<Result<JsonBody, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let body = UnreadBody::take(request, payload, body_read_timeout(request));
+        ready(Ok(JsonBody {
+            body,
+            request: request.clone(),
+        }))
+    }
+}
+
+impl JsonBody {
+    /// Reads the body ([`UnreadBody::read`]) and parses it ([`parse_json`]) into an owned `T`.
+    pub async fn read<T: DeserializeOwned>(self, limit: usize) -> Result<T, ApiError> {
+        let body = self.body.read(limit).await?;
+        parse_json(&self.request, &body)
+    }
+}
+
+/// Parses `request`'s JSON body into `T` (which may borrow from it); a syntax error or a
+/// mistyped field is a 400 naming where, and a body sent with a `Content-Encoding` other than
+/// identity a 415 ([`encoded_body`]).
+pub fn parse_json<'b, T: Deserialize<'b>>(
+    request: &HttpRequest,
+    body: &'b [u8],
+) -> Result<T, ApiError> {
+    parse_json_body(body).map_err(|refused| encoded_body(request).unwrap_or(refused))
+}
+
+/// The refusal of a body that did not parse, when `request` says it was sent with a
+/// `Content-Encoding` other than identity: Quiver reads a body as sent (nothing decompresses
+/// it), so a compressed body was never going to parse, and "not valid JSON" would not say why.
+/// Read only once a parse has failed: a body that parses costs no header lookup (so one sent
+/// with a needless `Content-Encoding` is still served).
+pub fn encoded_body(request: &HttpRequest) -> Option<ApiError> {
+    let identity = |value: &actix_web::http::header::HeaderValue| {
+        let value = value.as_bytes().trim_ascii();
+        value.is_empty() || value.eq_ignore_ascii_case(b"identity")
+    };
+    let mut encodings = request.headers().get_all(CONTENT_ENCODING);
+    encodings.any(|value| !identity(value)).then(|| {
+        ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "the request body has a Content-Encoding other than identity; only identity is \
+             accepted: send the body uncompressed",
+        )
+    })
+}
+
+/// [`parse_json`] of the body alone.
+fn parse_json_body<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
@@ -452,7 +512,7 @@ mod tests {
             value: String,
             version: u32,
         }
-        let refusal = |body: &[u8]| parse_json::<Body>(body).unwrap_err().message;
+        let refusal = |body: &[u8]| parse_json_body::<Body>(body).unwrap_err().message;
         assert_eq!(
             refusal(br#""SENTINEL-1""#),
             "invalid request body: invalid type: a string, expected struct Body at line 1 column 12"
@@ -461,6 +521,45 @@ mod tests {
             refusal(br#"{"value": "v", "version": "SENTINEL-2"}"#),
             "invalid request body at `version`: invalid type: a string, expected u32 at line 1 column 38"
         );
+    }
+
+    /// A body that does not parse is refused for its encoding when it was sent with one other
+    /// than identity; a body that parses is read whatever the header says.
+    #[test]
+    fn a_body_that_does_not_parse_is_refused_for_a_content_encoding_other_than_identity() {
+        let sent_with = |encodings: &[&str]| {
+            let mut request = actix_web::test::TestRequest::default();
+            for encoding in encodings {
+                request = request.append_header((CONTENT_ENCODING, *encoding));
+            }
+            request.to_http_request()
+        };
+        let refused = |encodings: &[&str]| {
+            parse_json::<serde_json::Value>(&sent_with(encodings), b"\x1f\x8b\x08\x00")
+                .unwrap_err()
+                .kind
+        };
+        for encodings in [
+            &["gzip"][..],
+            &["br"],
+            &["identity", "gzip"],
+            &["gzip, identity"],
+        ] {
+            assert_eq!(
+                refused(encodings),
+                ErrorKind::UnsupportedMediaType,
+                "{encodings:?}"
+            );
+        }
+        for encodings in [&[][..], &["identity"], &["Identity "], &[""]] {
+            assert_eq!(
+                refused(encodings),
+                ErrorKind::InvalidArgument,
+                "{encodings:?}"
+            );
+        }
+        let parsed: serde_json::Value = parse_json(&sent_with(&["gzip"]), b"{}").unwrap();
+        assert_eq!(parsed, serde_json::json!({}));
     }
 
     #[test]

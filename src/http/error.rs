@@ -34,6 +34,8 @@ pub enum ErrorKind {
     /// `If-Match` / `If-None-Match` do not hold (SCIM's entity tags).
     PreconditionFailed,
     PayloadTooLarge,
+    /// A body sent in a form Quiver does not read (a `Content-Encoding` other than identity).
+    UnsupportedMediaType,
     /// The body did not arrive within `server.body_read_timeout`.
     RequestTimeout,
     MethodNotAllowed,
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
@@ -70,7 +73,9 @@ impl ErrorKind {
     /// The gRPC status code Tecton puts in `code` (grpc-gateway's mapping).
     pub fn grpc_code(self) -> u16 {
         match self {
-            ErrorKind::InvalidArgument | ErrorKind::PayloadTooLarge => 3,
+            ErrorKind::InvalidArgument
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::UnsupportedMediaType => 3,
             ErrorKind::RequestTimeout | ErrorKind::DeadlineExceeded => 4,
             ErrorKind::NotFound => 5,
             ErrorKind::AlreadyExists => 6,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::super::auth::Admin;
-use super::super::body::{parse_json, UnreadBody};
+use super::super::body::{JsonBody, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::repository::ApplyBody;
@@ -75,10 +75,9 @@ const MAX_REPOSITORY_BODY_BYTES: usize = 16 * 1024 * 1024;
 async fn apply_repository(
     _: Admin,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.read(MAX_REPOSITORY_BODY_BYTES).await?;
-    let request: ApplyBody = parse_json(&body)?;
+    let request: ApplyBody = body.read(MAX_REPOSITORY_BODY_BYTES).await?;
     let plan = state
         .served
         .apply(

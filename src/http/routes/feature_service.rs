@@ -126,9 +126,11 @@ struct FeatureCall {
     request_id: Option<RequestId>,
 }
 
-/// A GetFeatures call and its body, for the routes actix's router answers.
+/// A GetFeatures call, its request (for the words of a refusal) and its body, for the routes
+/// actix's router answers.
 struct FeatureRequest {
     call: FeatureCall,
+    request: HttpRequest,
     body: UnreadBody,
 }
 
@@ -151,7 +153,11 @@ impl FromRequest for FeatureRequest {
             ),
             RequestId::current(),
         );
-        ready(taken.map(|(call, body)| FeatureRequest { call, body }))
+        ready(taken.map(|(call, body)| FeatureRequest {
+            call,
+            request: request.clone(),
+            body,
+        }))
     }
 }
 
@@ -290,12 +296,16 @@ impl Future for FeatureServing {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ServiceResponse> {
         let this = self.get_mut();
         if let Step::Reading(call, read) = &mut this.step {
+            let request = this
+                .request
+                .as_ref()
+                .expect("the request is kept until the answer");
             this.step = match ready!(Pin::new(read).poll(cx)) {
                 Err(refused) => Step::Answered(Err(refused)),
                 Ok(body) if call.state.router.reads_locally() => Step::Answered(if this.batch {
-                    answer_at_once(call.answer::<true>(&body, this.started), cx)
+                    answer_at_once(call.answer::<true>(request, &body, this.started), cx)
                 } else {
-                    answer_at_once(call.answer::<false>(&body, this.started), cx)
+                    answer_at_once(call.answer::<false>(request, &body, this.started), cx)
                 }),
                 Ok(body) => this.forwarded(body),
             };
@@ -325,11 +335,15 @@ impl FeatureServing {
             panic!("only a call whose body was read is forwarded");
         };
         let (batch, started) = (self.batch, self.started);
+        let request = self
+            .request
+            .clone()
+            .expect("the request is kept until the answer");
         Step::Forwarded(Box::pin(async move {
             if batch {
-                call.answer::<true>(&body, started).await
+                call.answer::<true>(&request, &body, started).await
             } else {
-                call.answer::<false>(&body, started).await
+                call.answer::<false>(&request, &body, started).await
             }
         }))
     }
@@ -337,22 +351,27 @@ impl FeatureServing {
 
 /// GetFeatures and GetFeaturesBatch on the routes actix's router answers.
 async fn get_features<const BATCH: bool>(
-    FeatureRequest { call, body }: FeatureRequest,
+    FeatureRequest {
+        call,
+        request,
+        body,
+    }: FeatureRequest,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let body = body
         .read_since(call.state.limits.max_body_bytes, started)
         .await?;
-    call.answer::<BATCH>(&body, started).await
+    call.answer::<BATCH>(&request, &body, started).await
 }
 
-/// The `params` of a Feature Service body, borrowing its strings from `body`: read by hand
-/// where the body has the common shape, else by serde (every refusal is serde's).
-fn params_of(body: &[u8]) -> Result<GetFeaturesParams<'_>, ApiError> {
+/// The `params` of `request`'s Feature Service body, borrowing its strings from `body`: read
+/// by hand where the body has the common shape, else by serde (every refusal is serde's, or
+/// [`parse_json`]'s for a compressed body).
+fn params_of<'b>(request: &HttpRequest, body: &'b [u8]) -> Result<GetFeaturesParams<'b>, ApiError> {
     if let Some(params) = common_params(body) {
         return Ok(params);
     }
-    let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(body)?;
+    let envelope: Envelope<Option<GetFeaturesParams>> = parse_json(request, body)?;
     envelope.params.ok_or_else(|| {
         ApiError::new(
             ErrorKind::InvalidArgument,
@@ -387,6 +406,7 @@ impl FeatureCall {
     /// in the path).
     async fn answer<const BATCH: bool>(
         &self,
+        request: &HttpRequest,
         body: &[u8],
         started: Instant,
     ) -> Result<HttpResponse, ApiError> {
@@ -397,7 +417,7 @@ impl FeatureCall {
             path,
             request_id,
         } = self;
-        let params = params_of(body)?;
+        let params = params_of(request, body)?;
         let locator = params.locator(path.as_ref().map(ServicePath::names));
         let service = resolve_service(&repo.registry, &locator)?;
         caller.require(Permission::ReadFeatures(&service.workspace))?;
@@ -504,10 +524,11 @@ async fn metadata_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     repo: Repo,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read(state.limits.max_body_bytes).await?;
-    let params = params_of(&body)?;
+    let params = params_of(&request, &body)?;
     let service = resolve_service(&repo.registry, &params.locator(None))?;
     caller.require(Permission::ReadMetadata(&service.workspace))?;
     Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
@@ -546,6 +567,7 @@ async fn service_state_v1(
     caller: Allowed<ReadMetadata>,
     state: web::Data<AppState>,
     repo: Repo,
+    request: HttpRequest,
     body: UnreadBody,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Deserialize)]
@@ -557,8 +579,8 @@ async fn service_state_v1(
         params: Option<GetFeaturesParams<'a>>,
     }
     let body = body.read(state.limits.max_body_bytes).await?;
-    let request: StateRequest = parse_json(&body)?;
-    let params = match (request.feature_service_locator, request.params) {
+    let asked: StateRequest = parse_json(&request, &body)?;
+    let params = match (asked.feature_service_locator, asked.params) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
                 ErrorKind::InvalidArgument,

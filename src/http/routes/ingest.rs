@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 
 use super::super::auth::{Allowed, ReadMetadata};
-use super::super::body::UnreadBody;
+use super::super::body::{encoded_body, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::ingest::{
@@ -47,8 +47,10 @@ async fn ingest(
         return write(caller, &state, &repo, &request, parsed).await;
     }
     let invalid = |message: String| ApiError::new(ErrorKind::InvalidArgument, message);
-    let json: Json = serde_json::from_slice(&body)
-        .map_err(|error| invalid(format!("The request body is not valid JSON: {error}")))?;
+    let json: Json = serde_json::from_slice(&body).map_err(|error| {
+        encoded_body(&request)
+            .unwrap_or_else(|| invalid(format!("The request body is not valid JSON: {error}")))
+    })?;
     if let Some(path) = twin_key(&body) {
         return Err(invalid(format!(
             "The request body gives `{path}` twice; give each field once"

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value as Json};
 
 use super::super::auth::Admin;
-use super::super::body::{parse_json, UnreadBody};
+use super::super::body::JsonBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::extract::Query;
 use super::super::wire::scim::{with_base_url, ScimHttpError, SCIM_CONTENT_TYPE};
@@ -127,8 +127,8 @@ fn resource_response(status: StatusCode, request: &HttpRequest, resource: Json) 
 /// SCIM bodies are small (a user, a group's member list); anything near a megabyte is hostile.
 const MAX_SCIM_BODY_BYTES: usize = 256 * 1024;
 
-async fn read_body(body: UnreadBody) -> Result<Json, ScimHttpError> {
-    Ok(parse_json(&body.read(MAX_SCIM_BODY_BYTES).await?)?)
+async fn read_body(body: JsonBody) -> Result<Json, ScimHttpError> {
+    Ok(body.read(MAX_SCIM_BODY_BYTES).await?)
 }
 
 fn list_response(total: usize, start_index: usize, resources: Vec<Json>) -> Json {
@@ -346,7 +346,7 @@ async fn search(
     _: ScimAdmin,
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ScimHttpError> {
     // Not an `Option<web::Path<_>>`: on `/.search` its failed extraction logs the request
     // path at debug level, and a log line never holds a path.
@@ -367,7 +367,7 @@ async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
     resource: web::Path<String>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ScimHttpError> {
     let kind = kind_of(&resource)?;
     let body = read_body(body).await?;
@@ -444,7 +444,7 @@ async fn update(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ScimHttpError> {
     let (resource, id) = path.into_inner();
     let kind = kind_of(&resource)?;

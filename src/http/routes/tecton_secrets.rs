@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 
 use super::super::auth::Caller;
-use super::super::body::{parse_json, UnreadBody};
+use super::super::body::JsonBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tecton_secrets as wire;
 use super::super::AppState;
@@ -61,8 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 const MAX_SECRETS_BODY_BYTES: usize = 512 * 1024;
 
 /// Reads a JSON body; every handler has authenticated its caller (the `Caller` extractor) first.
-async fn read_json<T: serde::de::DeserializeOwned>(body: UnreadBody) -> Result<T, ApiError> {
-    parse_json(&body.read(MAX_SECRETS_BODY_BYTES).await?)
+async fn read_json<T: serde::de::DeserializeOwned>(body: JsonBody) -> Result<T, ApiError> {
+    body.read(MAX_SECRETS_BODY_BYTES).await
 }
 
 fn ok(body: Json) -> HttpResponse {
@@ -89,7 +89,7 @@ async fn create_scope(
 async fn create_scope_from_body(
     caller: Caller,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body: wire::CreateScopeBody = read_json(body).await?;
     let caller = Arc::clone(&caller.0);
@@ -134,7 +134,7 @@ async fn put_value(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let (scope, key) = path.into_inner();
     let body: wire::PutValueBody = read_json(body).await?;
@@ -185,7 +185,7 @@ async fn read_assignments(
     state: &AppState,
     caller: &Caller,
     path_scope: Option<String>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<Vec<(String, Assignment)>, ApiError> {
     let body: wire::AssignmentsBody = read_json(body).await?;
     let assignments = body.into_assignments(path_scope)?;
@@ -218,7 +218,7 @@ async fn assign(
     caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let assignments = read_assignments(&state, &caller, path_scope(&request), body).await?;
     state
@@ -232,7 +232,7 @@ async fn unassign(
     caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let assignments = read_assignments(&state, &caller, path_scope(&request), body).await?;
     state
@@ -267,7 +267,7 @@ pub(super) async fn record(
 async fn assigned_principals(
     caller: Caller,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body: wire::AssignedPrincipalsBody = read_json(body).await?;
     let (scope, roles, types) = body.into_query()?;
@@ -295,7 +295,7 @@ async fn assigned_principals(
 async fn assigned_roles(
     caller: Caller,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body: wire::AssignedRolesBody = read_json(body).await?;
     let query = body.into_query()?;

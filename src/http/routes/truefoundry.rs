@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use super::super::auth::Caller;
-use super::super::body::{parse_json, UnreadBody};
+use super::super::body::JsonBody;
 use super::super::error::ApiError;
 use super::super::extract::Query;
 use super::super::wire::truefoundry::{self as wire, TfError};
@@ -43,8 +43,8 @@ type TfCaller = Caller<TfError>;
 /// generous for one request, and only an authenticated caller gets this far.
 const MAX_TF_BODY_BYTES: usize = 1024 * 1024;
 
-async fn json_body<T: for<'de> Deserialize<'de>>(body: UnreadBody) -> Result<T, TfError> {
-    Ok(parse_json(&body.read(MAX_TF_BODY_BYTES).await?)?)
+async fn json_body<T: DeserializeOwned>(body: JsonBody) -> Result<T, TfError> {
+    Ok(body.read(MAX_TF_BODY_BYTES).await?)
 }
 
 fn ok(status: StatusCode, body: serde_json::Value) -> HttpResponse {
@@ -77,7 +77,7 @@ async fn list_groups(
 async fn create_group(
     caller: TfCaller,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let mut body: wire::CreateGroupBody = json_body(body).await?;
@@ -92,7 +92,7 @@ async fn create_group(
 async fn upsert_group(
     caller: TfCaller,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let mut body: wire::UpsertGroupBody = json_body(body).await?;
@@ -152,7 +152,7 @@ async fn update_group(
     caller: TfCaller,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let body: wire::UpdateGroupBody = json_body(body).await?;
@@ -179,7 +179,7 @@ async fn delete_group(
 async fn list_secrets(
     caller: TfCaller,
     state: web::Data<AppState>,
-    body: UnreadBody,
+    body: JsonBody,
 ) -> Result<HttpResponse, TfError> {
     let principal = Arc::clone(&caller.0);
     let body: wire::ListSecretsBody = json_body(body).await?;

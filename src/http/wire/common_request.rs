@@ -441,7 +441,8 @@ mod tests {
 
     /// serde's reading of `body`'s params, `None` for a refusal (or `"params": null`).
     fn serde_params(body: &[u8]) -> Option<GetFeaturesParams<'_>> {
-        parse_json::<Envelope<Option<GetFeaturesParams>>>(body)
+        let request = actix_web::test::TestRequest::default().to_http_request();
+        parse_json::<Envelope<Option<GetFeaturesParams>>>(&request, body)
             .ok()?
             .params
     }

@@ -16,7 +16,7 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use crate::http::body::{parse_json, UnreadBody};
+use crate::http::body::JsonBody;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::wire::tecton_proto::common::Id;
 use crate::http::wire::tecton_proto::data::Workspace;
@@ -57,8 +57,8 @@ struct Envelope {
 
 /// An envelope that cannot be read is an HTTP error (the SDK raises on it); everything after
 /// that is answered inside the envelope.
-async fn call(state: web::Data<AppState>, body: UnreadBody) -> Result<HttpResponse, ApiError> {
-    let envelope: Envelope = parse_json(&body.read(MAX_ENVELOPE_BYTES).await?)?;
+async fn call(state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
+    let envelope: Envelope = body.read(MAX_ENVELOPE_BYTES).await?;
     let (code, detail, response) = match answer(&state, &envelope).await {
         Ok(response) => (0, String::new(), STANDARD.encode(response)),
         Err(error) => (error.kind.grpc_code(), error.message, String::new()),

@@ -241,14 +241,12 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
-/// Logs to stderr, at the level `QUIVER_LOG` sets (default `info`), in `format`. A line that
-/// cannot be written is dropped (see [`LossyStderr`]): logging never panics.
+/// Logs to stderr, at the level `QUIVER_LOG` sets (default `info`; see [`log_filter`]), in
+/// `format`. A line that cannot be written is dropped (see [`LossyStderr`]): logging never
+/// panics.
 fn start_logging(format: LogFormat) {
     let logger = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter(std::env::var("QUIVER_LOG").ok().as_deref()))
         // Else a failed write is reported with `eprintln!`, which panics when stderr fails.
         .log_internal_errors(false)
         .with_writer(LossyStderr);
@@ -262,6 +260,31 @@ fn start_logging(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+}
+
+/// actix-http's HTTP/1 dispatcher logs, at ERROR, every connection that ends on the client's
+/// mistake: a request it cannot parse (a garbage line, a bad header, a TLS hello sent to plain
+/// HTTP; already answered 400), a head too large (431), a read that failed. Anyone who can
+/// reach the port could write ERROR lines at will. Its other lines are about a connection's
+/// socket or actix's own state, never Quiver's (Quiver's answers are whole bodies, not
+/// streams that could fail): the target is silenced, unless `QUIVER_LOG` names `actix_http`
+/// itself (an operator debugging connections sets it; actix logs a parse error's detail at
+/// `trace` there too).
+const CLIENT_MISTAKES: &str = "actix_http::h1::dispatcher=off";
+
+/// The log's filter: `QUIVER_LOG`'s directives (`info` when unset or invalid), and
+/// [`CLIENT_MISTAKES`] unless they name `actix_http`.
+fn log_filter(setting: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let directives = |setting: &str| {
+        if setting.contains("actix_http") {
+            setting.to_string()
+        } else {
+            format!("{setting},{CLIENT_MISTAKES}")
+        }
+    };
+    setting
+        .and_then(|setting| tracing_subscriber::EnvFilter::try_new(directives(setting)).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(directives("info")))
 }
 
 /// Standard error as the log's writer, answering a failed write as done: the log line is lost,
@@ -302,7 +325,7 @@ impl<W: std::io::Write> std::io::Write for Lossy<W> {
 mod tests {
     use clap::CommandFactory;
 
-    use super::{check_api_key, Lossy};
+    use super::{check_api_key, log_filter, Lossy};
 
     /// A disk that is full.
     struct Full;
@@ -334,6 +357,29 @@ mod tests {
             tracing::error!("on a full disk");
             tracing::info!(field = 1, "again");
         });
+    }
+
+    /// actix's dispatcher is silenced under any level an operator sets, unless `QUIVER_LOG`
+    /// says what to do with actix-http itself; an unset or invalid setting is `info`.
+    #[test]
+    fn the_log_filter_silences_actix_dispatcher_unless_told_otherwise() {
+        let directives = |setting: Option<&str>| log_filter(setting).to_string();
+        for setting in [
+            None,
+            Some("warn"),
+            Some("debug"),
+            Some("quiver=debug"),
+            Some("=!"),
+        ] {
+            assert!(
+                directives(setting).contains("actix_http::h1::dispatcher=off"),
+                "{setting:?}: {}",
+                directives(setting)
+            );
+        }
+        assert!(directives(Some("=!")).contains("info"));
+        let told = directives(Some("info,actix_http=trace"));
+        assert!(!told.contains("=off"), "{told}");
     }
 
     #[test]

@@ -435,3 +435,44 @@ fn json_logs_carry_no_secret_key_or_authorization_header() {
         assert!(!log.contains(value), "{value} is in the log:\n{log}");
     }
 }
+
+/// Malformed HTTP is the client's mistake, answered 400 (431 for a head too large): actix
+/// logged each one at ERROR from its HTTP/1 dispatcher, so anyone who could reach the port
+/// could fill the log with ERROR lines (and page whoever watches them). None reaches the log
+/// now, at the default level, while the server's own lines still do.
+#[test]
+fn malformed_http_writes_no_error_line_to_the_log() {
+    use std::io::{Read, Write};
+    let server = ServerBuilder::new().env("QUIVER_LOG", "info").start();
+    let address = server.base_url.trim_start_matches("http://").to_string();
+    let garbage: [&[u8]; 4] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+        b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 a TLS hello sent to plain HTTP\r\n\r\n",
+    ];
+    let mut huge_head = b"GET /healthz HTTP/1.1\r\nX-Filler: ".to_vec();
+    huge_head.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    huge_head.extend_from_slice(b"\r\n\r\n");
+    for bytes in garbage.iter().copied().chain([huge_head.as_slice()]) {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        // The server may answer and close before taking all of a head too large.
+        let _ = stream.write_all(bytes);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
+    }
+    assert_eq!(server.request("GET", "/healthz", &[], None).status, 200);
+    let log = server.terminate();
+    let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(
+        log.contains("answered") && log.contains("WARN quiver::secrets"),
+        "the server's own lines still reach the log:\n{log}"
+    );
+}

@@ -8,7 +8,8 @@
 //! tiles matched by partial (function and input; a new one starts empty). Any other
 //! difference (a type, join keys, a tile interval or compaction, a view turned into or out of
 //! an aggregating or realtime one) refuses the start, naming the view and the difference: rows
-//! misread in silence would be acknowledged data changed.
+//! misread in silence would be acknowledged data changed. (A view that holds no rows or tiles
+//! has nothing to misread: recovery lets it take the served form, `recovery.rs`.)
 
 use std::collections::{HashMap, HashSet};
 

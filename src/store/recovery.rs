@@ -13,7 +13,7 @@ use futures_util::future::{join_all, BoxFuture, FutureExt};
 
 use super::arena::{Arena, LentRecords};
 use super::key::shard_of;
-use super::layouts::{remap_for, remap_row, Remap, WrittenLayouts};
+use super::layouts::{remap_for, remap_row, LayoutMismatch, Remap, WrittenLayouts};
 use super::router::{Router, StoreError};
 use super::shard::RestoreRecords;
 use super::shard::RowWrite;
@@ -127,8 +127,15 @@ impl Router {
         written: &mut WrittenLayouts,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
+        let current = self.views.load_full();
+        let ids = view_ids_of(&current, &rows.views);
+        let holding = || {
+            let stored_views = rows.rows.iter().map(|row| Ok(row.view));
+            views_holding(rows.views.len(), stored_views, &rows.tiles)
+        };
+        let remaps = remaps_of(&current, &rows.views, &ids, written, holding)?;
         self.restore_rows(
-            &rows.views,
+            (&rows.views, &ids, &remaps),
             written,
             rows.tiles,
             rows.rows.into_iter().map(Ok),
@@ -152,7 +159,14 @@ impl Router {
         let mut written = WrittenLayouts::of(&head.views, &head.layouts);
         // Without `view_ids_of`'s warnings: the re-routing path gives them.
         let ids: Vec<Option<u32>> = head.views.iter().map(|view| views.id(view)).collect();
-        let remaps = remaps_of(&views, &head.views, &ids, &written)?;
+        let holding = || {
+            let stored_views = shard_records
+                .iter()
+                .flat_map(|records| row_records(records))
+                .map(|record| record.map(|record| record.view));
+            views_holding(head.views.len(), stored_views, &head.tiles)
+        };
+        let remaps = remaps_of(&views, &head.views, &ids, &written, holding)?;
         // Tiles are remapped as they are restored, whichever path; records only one by one.
         let as_stored = remaps.iter().all(|remap| remap.columns.is_none());
         // A removed id is listed under an empty name (no records are stored under it).
@@ -172,8 +186,16 @@ impl Router {
                         payload: record.payload.to_vec(),
                     })
                 });
+            // The same ids, now with a warning for each view the repository no longer has.
+            let ids = view_ids_of(&views, &head.views);
             let (stored, skipped) = self
-                .restore_rows(&head.views, &mut written, head.tiles, rows, on_rows)
+                .restore_rows(
+                    (&head.views, &ids, &remaps),
+                    &mut written,
+                    head.tiles,
+                    rows,
+                    on_rows,
+                )
                 .await?;
             return Ok((stored, skipped, written));
         }
@@ -255,22 +277,21 @@ impl Router {
         Ok(())
     }
 
-    /// Writes stored rows back without journaling them, each in its view's serving form (they
-    /// were written in the forms `written` gives); rows of unknown views are skipped. A form
-    /// that cannot be reshaped refuses the whole restore before anything is written.
+    /// Writes stored rows back without journaling them, each in its view's serving form: the
+    /// stored views `names` (index = a row's view index) have the ids `ids` here (`None`: its
+    /// rows are skipped) and are reshaped as `remaps` say (`remaps_of`, which refuses a form
+    /// that cannot be reshaped before anything is written).
     async fn restore_rows(
         &self,
-        views: &[ViewRefV1],
+        (names, ids, remaps): (&[ViewRefV1], &[Option<u32>], &[Remap]),
         written: &mut WrittenLayouts,
         tiles: Vec<TilesV2>,
         rows: impl Iterator<Item = Result<RowV1, String>>,
         on_rows: &mut impl FnMut(usize),
     ) -> Result<(usize, usize), StoreError> {
         let current = self.views.load_full();
-        let ids = view_ids_of(&current, views);
-        let remaps = remaps_of(&current, views, &ids, written)?;
-        note_reshapes(views, &remaps, written);
-        self.restore_stored_tiles(&ids, &remaps, tiles, on_rows)
+        note_reshapes(names, remaps, written);
+        self.restore_stored_tiles(ids, remaps, tiles, on_rows)
             .await?;
 
         let mut writes = Vec::with_capacity(RESTORE_CHUNK);
@@ -318,22 +339,59 @@ pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option
 
 /// How the rows of each view `names` lists (index = the record's view index) are read in
 /// their serving form, given the forms they were written in; a view the repository no longer
-/// has, or whose written form is not known (older data), takes its rows as they are.
+/// has, or whose written form is not known (older data), takes its rows as they are. Only a
+/// view that holds rows or tiles is reshaped, or refuses the start: an empty one has nothing
+/// to misread and simply takes the form served now. Which views hold data is asked of
+/// `holding` (index = view index) only when some form changed: it walks the records.
 fn remaps_of(
     views: &StoreViews,
     names: &[ViewRefV1],
     ids: &[Option<u32>],
     written: &WrittenLayouts,
+    holding: impl FnOnce() -> Vec<bool>,
 ) -> Result<Vec<Remap>, StoreError> {
-    let mut remaps = Vec::with_capacity(names.len());
-    for (name, id) in names.iter().zip(ids) {
-        let remap = match (id, written.get(name)) {
-            (Some(id), Some(stored)) => remap_for(name, stored, views.form(*id))?,
-            _ => Remap::default(),
-        };
-        remaps.push(remap);
+    let remaps: Vec<Result<Remap, LayoutMismatch>> = names
+        .iter()
+        .zip(ids)
+        .map(|(name, id)| match (id, written.get(name)) {
+            (Some(id), Some(stored)) => remap_for(name, stored, views.form(*id)),
+            _ => Ok(Remap::default()),
+        })
+        .collect();
+    let unchanged =
+        |remap: &Result<Remap, LayoutMismatch>| matches!(remap, Ok(r) if r.is_identity());
+    if remaps.iter().all(unchanged) {
+        return Ok(vec![Remap::default(); remaps.len()]);
     }
-    Ok(remaps)
+    remaps
+        .into_iter()
+        .zip(holding())
+        .map(|(remap, holds)| match holds {
+            true => Ok(remap?),
+            false => Ok(Remap::default()),
+        })
+        .collect()
+}
+
+/// Which of `n_views` stored views (by index) hold a row (`rows`: each row's view index) or a
+/// key's tiles; all of them if a row does not read (the restore then refuses it).
+fn views_holding(
+    n_views: usize,
+    rows: impl Iterator<Item = Result<u32, String>>,
+    tiles: &[TilesV2],
+) -> Vec<bool> {
+    let mut holding = vec![false; n_views];
+    for view in rows.chain(tiles.iter().map(|tiles| Ok(tiles.view))) {
+        match view {
+            Ok(view) => {
+                if let Some(holds) = holding.get_mut(view as usize) {
+                    *holds = true;
+                }
+            }
+            Err(_) => return vec![true; n_views],
+        }
+    }
+    holding
 }
 
 /// Says once a recovery which views' stored data is reshaped: the files changed between runs.

@@ -825,6 +825,34 @@ fn a_type_changed_in_the_files_between_runs_refuses_the_start() {
     }
 }
 
+/// A view that holds no rows or tiles (staging's `user_experiment`: a development workspace
+/// stores nothing) changed its feature's type in the files between runs: there is nothing to
+/// misread, so the start takes the new form (no refusal, no reshape logged) and the rows of the
+/// other views read as written.
+#[test]
+fn a_type_changed_in_the_files_of_an_empty_view_starts() {
+    let (dir, config, data) = profiles_in_a_snapshot_and_the_journal();
+    super::plan::edit(
+        dir.path(),
+        "features/staging/repo.toml",
+        "{ name = \"score\", type = \"float64\" }",
+        "{ name = \"score\", type = \"int64\" }",
+    );
+    // Panics with the server's stderr if the start is refused.
+    let server = ServerBuilder::new().config(&config).data_dir(&data).start();
+    for (user, credit) in [("u_old", "700"), ("u_journal", "650")] {
+        let features = profile(&server, user);
+        let value = |name: &str| {
+            let name = format!("user_profile.{name}");
+            features.iter().find(|(n, _)| *n == name).unwrap().1.clone()
+        };
+        assert_eq!(value("credit_score"), json!(credit), "{features:?}");
+        assert_eq!(value("account_age_days"), json!("11"), "{features:?}");
+    }
+    let logged = server.terminate();
+    assert!(!logged.contains("reshaped to its features now"), "{logged}");
+}
+
 /// An aggregating view's tiles (in the snapshot) and events (in the journal only) written
 /// before its first aggregate left the files: the remaining aggregates keep their partials (the
 /// tiles are laid out again, as an apply does), the events are aggregated into them, and the

@@ -536,8 +536,8 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// Loads the snapshot start-up chose and the journal after it into each actor (the repository
-/// it says was last applied first: the rows are stored for it); seeds the demo into a fresh
-/// directory.
+/// it says was last applied first: the rows are stored for it; the applies the rows journal
+/// holds are made again as its replay reaches them); seeds the demo into a fresh directory.
 async fn recover(
     settings: &Settings,
     data_dir: &Path,
@@ -557,6 +557,7 @@ async fn recover(
             snapshot.as_ref(),
             &PersistenceSettings::rows_journal_dir(data_dir),
             settings.persistence.fsync,
+            served,
             |rows| progress.inc(rows as u64),
         )
         .await
@@ -582,6 +583,7 @@ async fn recover(
         snapshot_rows = recovery.snapshot_rows,
         journal_records = recovery.journal_records,
         journal_rows = recovery.journal_rows,
+        journal_applies = recovery.journal_applies,
         skipped_rows = recovery.skipped_rows,
         dropped_journal_bytes = recovery.dropped_bytes,
         directory_journal_records = directory_records,

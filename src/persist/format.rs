@@ -166,11 +166,30 @@ pub struct ViewLayoutsV1 {
 /// The first bytes of a [`ViewLayoutsV1`] journal record.
 pub const LAYOUTS_RECORD_MARKER: [u8; 8] = [0xff; 8];
 
-/// A feature-rows journal record, either kind.
+/// A feature-rows journal record of `quiver apply`, so that an apply survives a start that
+/// falls back past the snapshot keeping it (snapshots alone hold the applied repository). The
+/// writer journals `Applied` where the store reshapes for an apply: the rows before it were
+/// reshaped for that repository, the rows after it are written under it. An apply whose
+/// snapshot failed is taken back: `Undone`, where the store went back. Written after
+/// [`APPLY_RECORD_MARKER`], which is not the layouts marker and which no `RowsV1` record
+/// starts with (it would claim 2^64 - 2 views): an older build refuses the record rather than
+/// misread it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ApplyRecordV1 {
+    Applied(RepositoryV1),
+    /// The last `Applied` before it was taken back: the store is as it was before that one.
+    Undone,
+}
+
+/// The first bytes of an [`ApplyRecordV1`] journal record.
+pub const APPLY_RECORD_MARKER: [u8; 8] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+/// A feature-rows journal record, any kind.
 #[derive(Debug)]
 pub enum RowsRecord {
     Rows(RowsV1),
     Layouts(ViewLayoutsV1),
+    Apply(ApplyRecordV1),
 }
 
 /// Encodes a [`ViewLayoutsV1`] as a journal record.
@@ -180,10 +199,21 @@ pub fn encode_layouts_record(layouts: &ViewLayoutsV1) -> Vec<u8> {
     record
 }
 
-/// Decodes a feature-rows journal record (a journal of an older build holds `RowsV1` only).
+/// Encodes an [`ApplyRecordV1`] as a journal record.
+pub fn encode_apply_record(apply: &ApplyRecordV1) -> Vec<u8> {
+    let mut record = APPLY_RECORD_MARKER.to_vec();
+    record.extend_from_slice(&encode(apply));
+    record
+}
+
+/// Decodes a feature-rows journal record (a journal of an older build holds `RowsV1` only, or
+/// no apply records).
 pub fn decode_rows_record(record: &[u8]) -> Result<RowsRecord, String> {
-    match record.strip_prefix(&LAYOUTS_RECORD_MARKER) {
-        Some(layouts) => decode(layouts).map(RowsRecord::Layouts),
+    if let Some(layouts) = record.strip_prefix(&LAYOUTS_RECORD_MARKER) {
+        return decode(layouts).map(RowsRecord::Layouts);
+    }
+    match record.strip_prefix(&APPLY_RECORD_MARKER) {
+        Some(apply) => decode(apply).map(RowsRecord::Apply),
         None => decode(record).map(RowsRecord::Rows),
     }
 }
@@ -912,6 +942,29 @@ mod tests {
         }
         // An older build refuses such a record rather than misreading it.
         assert!(decode::<RowsV1>(&encode_layouts_record(&layouts)).is_err());
+    }
+
+    /// An apply record decodes as what it is; a build before it (reading `RowsV1`, or layouts
+    /// after their marker) refuses it rather than misreading it.
+    #[test]
+    fn apply_journal_records_decode_and_older_builds_refuse_them() {
+        let applied = ApplyRecordV1::Applied(RepositoryV1 {
+            hash: "0123456789abcdef".into(),
+            workspaces: vec![WorkspaceFilesV1 {
+                name: "prod".into(),
+                live: true,
+                files: vec![("views.toml".into(), "[[entity]]".into())],
+            }],
+        });
+        for apply in [applied, ApplyRecordV1::Undone] {
+            let record = encode_apply_record(&apply);
+            match decode_rows_record(&record) {
+                Ok(RowsRecord::Apply(read)) => assert_eq!(read, apply),
+                other => panic!("expected an apply, got {other:?}"),
+            }
+            assert!(!record.starts_with(&LAYOUTS_RECORD_MARKER));
+            assert!(decode::<RowsV1>(&record).is_err());
+        }
     }
 
     #[test]

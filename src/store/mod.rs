@@ -25,7 +25,7 @@ mod writer;
 mod concurrency_tests;
 
 pub use read_result::{ReadResult, ReadRow};
-pub use recovery::Recovery;
+pub use recovery::{Reapply, Recovery};
 pub use remote::{decode_forwarded_rows, RemoteRows};
 pub use replicated::RowLog;
 pub use reshape::plan_reshapes;

@@ -3,8 +3,11 @@
 //! stored form their rows have), and recovery at start-up (snapshot rows, then the journal
 //! after it, re-routed by the current shard count, then journaling from here on). Rows written
 //! in another form of their view than the one served now (the files changed between runs) are
-//! reshaped or refuse the start (`layouts.rs`), never taken as they are.
+//! reshaped or refuse the start (`layouts.rs`), never taken as they are. An apply the journal
+//! holds (after a snapshot older than the apply's own) is made again where it was made, by the
+//! served repository's owner (`Reapply`).
 
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +25,9 @@ use super::views::StoreViews;
 use super::writer::{AttachJournal, DropJournalBefore, StartSnapshot};
 use crate::persist::files::in_background;
 use crate::persist::format::{
-    decode, decode_rows_record, decode_rows_v2, encode_rows_v2_head, row_records, RowV1,
-    RowsRecord, RowsV1, RowsV3Head, SectionKind, TilesV2, ViewRefV1,
+    decode, decode_rows_record, decode_rows_v2, encode_apply_record, encode_rows_v2_head,
+    row_records, ApplyRecordV1, RepositoryV1, RowV1, RowsRecord, RowsV1, RowsV3Head, SectionKind,
+    TilesV2, ViewRefV1, APPLY_RECORD_MARKER,
 };
 use crate::persist::snapshot::{PayloadPart, SectionData, Snapshot};
 use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
@@ -34,6 +38,8 @@ pub struct Recovery {
     pub snapshot_rows: usize,
     pub journal_records: usize,
     pub journal_rows: usize,
+    /// Applies the journal held, made again.
+    pub journal_applies: usize,
     /// Rows of views the repository no longer has.
     pub skipped_rows: usize,
     pub dropped_bytes: u64,
@@ -42,14 +48,27 @@ pub struct Recovery {
 /// Rows per write when restoring, so that shards keep answering reads meanwhile.
 const RESTORE_CHUNK: usize = 50_000;
 
+/// The owner of the served repository (`http::served`), as recovery needs it: an apply the rows
+/// journal holds is made again at its place among the rows, `applied` served and the store
+/// reshaped for it as the apply reshaped it (with `router`, before the rows after it).
+pub trait Reapply {
+    fn reapply<'a>(
+        &'a self,
+        router: &'a Router,
+        applied: RepositoryV1,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
 impl Router {
-    /// Loads the snapshot's rows (if any), replays the journal segments after it, and attaches
-    /// the journal so later writes are journaled. `on_rows` reports progress.
+    /// Loads the snapshot's rows (if any), replays the journal segments after it (its applies
+    /// made again through `reapply`), and attaches the journal so later writes are journaled.
+    /// `on_rows` reports progress.
     pub async fn recover(
         &self,
         snapshot: Option<&Snapshot>,
         journal_dir: &Path,
         policy: FsyncPolicy,
+        reapply: &impl Reapply,
         mut on_rows: impl FnMut(usize),
     ) -> Result<Recovery, StoreError> {
         let (mut recovery, journal_seq, mut written) = self
@@ -57,10 +76,20 @@ impl Router {
             .await?;
         let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
+        let undone = undone_applies(&replay.records);
         for (i, record) in replay.records.iter().enumerate() {
             match decode_rows_record(record) {
                 // The rows of the records after it were written in these forms.
                 Ok(RowsRecord::Layouts(layouts)) => written.follow(&layouts),
+                Ok(RowsRecord::Apply(ApplyRecordV1::Applied(applied))) if !undone.contains(&i) => {
+                    recovery.journal_applies += 1;
+                    reapply.reapply(self, applied).await?;
+                }
+                // An apply and its undo: the store went back to what it was before the apply,
+                // and took no rows between the two that the apply changed the form of (the
+                // served repository was still the one before, and the writer refused rows made
+                // for a layout the apply replaced), so skipping both leaves every row as it was.
+                Ok(RowsRecord::Apply(_)) => {}
                 Ok(RowsRecord::Rows(rows)) => {
                     recovery.journal_records += 1;
                     let (stored, skipped) = self
@@ -324,6 +353,37 @@ impl Router {
     }
 }
 
+/// For the store's own tests, whose journals hold no apply: a `Reapply` never asked.
+#[cfg(test)]
+pub(super) struct NoApplies;
+
+#[cfg(test)]
+impl Reapply for NoApplies {
+    fn reapply<'a>(
+        &'a self,
+        _: &'a Router,
+        _: RepositoryV1,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        unreachable!("the test journals no apply")
+    }
+}
+
+/// The indexes of the journal's `Applied` records that an `Undone` takes back (the next apply
+/// record after them): applies whose snapshot failed.
+fn undone_applies(records: &[Vec<u8>]) -> HashSet<usize> {
+    let undo = encode_apply_record(&ApplyRecordV1::Undone);
+    let mut undone = HashSet::new();
+    let mut last_applied = None;
+    for (i, record) in records.iter().enumerate() {
+        if *record == undo {
+            undone.extend(last_applied.take());
+        } else if record.starts_with(&APPLY_RECORD_MARKER) {
+            last_applied = Some(i);
+        }
+    }
+    undone
+}
+
 /// The id of each view stored rows name (index = the record's view index); `None` (and a
 /// warning) for a view the repository no longer has. An empty name stands for an id an apply
 /// removed: nothing is stored under it, so it is not worth a warning.
@@ -516,7 +576,13 @@ mod tests {
         let router = Router::start(shards, 4096, views(), vec![None]).unwrap();
         let journal = tempfile::tempdir().unwrap();
         let recovery = router
-            .recover(Some(snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+            .recover(
+                Some(snapshot),
+                journal.path(),
+                FsyncPolicy::Never,
+                &NoApplies,
+                |_| {},
+            )
             .await
             .unwrap();
         let lookups: Vec<Lookup> = (0..KEYS)
@@ -672,6 +738,34 @@ mod tests {
         });
     }
 
+    /// An apply undone (its snapshot failed) is skipped with its undo; one applied again after
+    /// it, or an undo journaled late (before the rows after it), pairs with the apply before.
+    #[test]
+    fn an_undone_apply_is_skipped_with_its_undo() {
+        let applied = encode_apply_record(&ApplyRecordV1::Applied(RepositoryV1 {
+            hash: "h".into(),
+            workspaces: Vec::new(),
+        }));
+        let undo = encode_apply_record(&ApplyRecordV1::Undone);
+        let rows = encode(&RowsV1 {
+            views: views(),
+            rows: vec![row(1, 1)],
+            tiles: Vec::new(),
+        });
+        let records = [
+            applied.clone(),
+            rows.clone(),
+            undo.clone(),
+            rows.clone(),
+            applied.clone(),
+            rows,
+            applied,
+            undo.clone(),
+            undo,
+        ];
+        assert_eq!(undone_applies(&records), HashSet::from([0, 6]));
+    }
+
     #[test]
     fn a_damaged_record_refuses_the_restore() {
         System::new().block_on(async {
@@ -683,7 +777,13 @@ mod tests {
             let router = Router::start(2, 4096, views(), vec![None]).unwrap();
             let journal = tempfile::tempdir().unwrap();
             let error = router
-                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .recover(
+                    Some(&snapshot),
+                    journal.path(),
+                    FsyncPolicy::Never,
+                    &NoApplies,
+                    |_| {},
+                )
                 .await
                 .unwrap_err();
             assert!(error.to_string().contains("runs past the end"), "{error}");
@@ -769,7 +869,7 @@ features = [{features}]
             let before = profile_registry(AGE_CITY_ZIP);
             let source = Router::start_with(2, 4096, &before).unwrap();
             source
-                .recover(None, journal.path(), FsyncPolicy::Never, |_| {})
+                .recover(None, journal.path(), FsyncPolicy::Never, &NoApplies, |_| {})
                 .await
                 .unwrap();
             write_profile(&source, &before, "in_snapshot").await;
@@ -787,7 +887,7 @@ features = [{features}]
                 std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
             }
             let recovery = target
-                .recover(Some(&snapshot), copy.path(), FsyncPolicy::Never, |_| {})
+                .recover(Some(&snapshot), copy.path(), FsyncPolicy::Never, &NoApplies, |_| {})
                 .await
                 .unwrap();
             assert_eq!((recovery.snapshot_rows, recovery.journal_rows), (1, 1));
@@ -805,7 +905,7 @@ features = [{features}]
             ));
             let refusing = Router::start_with(2, 4096, &retyped).unwrap();
             let error = refusing
-                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, &NoApplies, |_| {})
                 .await
                 .unwrap_err();
             assert!(
@@ -818,13 +918,13 @@ features = [{features}]
             let journal_only = tempfile::tempdir().unwrap();
             let writer = Router::start_with(1, 4096, &before).unwrap();
             writer
-                .recover(None, journal_only.path(), FsyncPolicy::Never, |_| {})
+                .recover(None, journal_only.path(), FsyncPolicy::Never, &NoApplies, |_| {})
                 .await
                 .unwrap();
             write_profile(&writer, &before, "only").await;
             let refusing = Router::start_with(1, 4096, &retyped).unwrap();
             let error = refusing
-                .recover(None, journal_only.path(), FsyncPolicy::Never, |_| {})
+                .recover(None, journal_only.path(), FsyncPolicy::Never, &NoApplies, |_| {})
                 .await
                 .unwrap_err();
             assert!(matches!(error, StoreError::LayoutChanged(_)), "{error}");

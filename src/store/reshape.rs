@@ -82,6 +82,14 @@ mod tests {
     use crate::store::tiles::AggregateMask;
     use crate::store::{Lookup, ReadContext, Router, RowWrite, StoreError};
 
+    /// What a reshape journals; these stores have no journal.
+    fn applied() -> crate::persist::format::RepositoryV1 {
+        crate::persist::format::RepositoryV1 {
+            hash: "test".into(),
+            workspaces: Vec::new(),
+        }
+    }
+
     fn registry(text: &str, previous: Option<&Registry>) -> Registry {
         let files = WorkspaceFiles::new("ws".into(), true, [("repo.toml".into(), text.into())]);
         build_registry(&[files], previous).unwrap()
@@ -222,7 +230,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                 read.row(0).map(|row| decode_row(row.payload).unwrap())
             };
             router
-                .reshape(&after, plan_reshapes(&before, &after))
+                .reshape(&after, plan_reshapes(&before, &after), &applied())
                 .await
                 .unwrap();
             let (age, city) = (Value::Int64(30), Value::String("Oslo".into()));
@@ -291,9 +299,10 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             router.write(rows.collect()).await.unwrap();
             // The export is asked for first; the reshape queues behind it and lands while its
             // loan of the arena is held.
+            let applied = applied();
             let (started, reshaped) = futures_util::join!(
                 router.writer.send(StartSnapshot),
-                router.reshape(&after, plan_reshapes(&before, &after))
+                router.reshape(&after, plan_reshapes(&before, &after), &applied)
             );
             reshaped.unwrap();
             let (_, _, receivers) = started.unwrap().unwrap();
@@ -315,7 +324,13 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             let restored = Router::start_with(3, 4096, &after).unwrap();
             let journal = tempfile::tempdir().unwrap();
             restored
-                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, |_| {})
+                .recover(
+                    Some(&snapshot),
+                    journal.path(),
+                    FsyncPolicy::Never,
+                    &crate::store::recovery::NoApplies,
+                    |_| {},
+                )
                 .await
                 .unwrap();
             for store in [&router, &restored] {
@@ -385,7 +400,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
                 read.row(0).map(|row| decode_row(row.payload).unwrap())
             };
             let undo = router
-                .reshape(&after, plan_reshapes(&before, &after))
+                .reshape(&after, plan_reshapes(&before, &after), &applied())
                 .await
                 .unwrap();
             assert_eq!(
@@ -425,7 +440,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
 
             // Applied again, as if for the first time; old data retires and compacts away.
             let _ = router
-                .reshape(&after, plan_reshapes(&before, &after))
+                .reshape(&after, plan_reshapes(&before, &after), &applied())
                 .await
                 .unwrap();
             router.retire_layouts().await.unwrap();

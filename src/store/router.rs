@@ -24,7 +24,7 @@ use super::shard::{ReadContext, RestoreTiles, RetireLayouts, ViewReshape};
 use super::tiles::{MemoReads, TileSet};
 use super::views::StoreViews;
 use super::writer::{Reshape, Revert, Write, WriterActor};
-use crate::persist::format::ViewRefV1;
+use crate::persist::format::{encode_apply_record, ApplyRecordV1, RepositoryV1, ViewRefV1};
 use crate::registry::aggregation::AggregationSpec;
 use crate::registry::{Registry, ViewId};
 use crate::time::Micros;
@@ -41,6 +41,9 @@ pub enum StoreError {
     Journal(#[from] crate::persist::JournalError),
     #[error("the feature repository changed while the request ran (view id {0}); send it again")]
     RepositoryChanged(ViewId),
+    /// Recovery: the rows journal holds an apply that cannot be made again.
+    #[error("the rows journal holds an apply of repository {hash}, made after the snapshot loaded, that cannot be made again: {reason}")]
+    Reapply { hash: String, reason: String },
     /// Recovery: stored rows were written in a form of their view that a restart cannot take.
     #[error(transparent)]
     LayoutChanged(#[from] super::layouts::LayoutMismatch),
@@ -153,13 +156,16 @@ impl Router {
     /// data of each view whose layout changed to its new layout as `reshapes` says, behind the
     /// writes already sent, and from then on writes made for the old layouts are refused; reads
     /// of the old layouts go on until [`Router::retire_layouts`]. Returns once every shard has
-    /// done so.
+    /// done so. With a journal attached, `applied` (the repository `after` was built from) is
+    /// journaled there first (a failure refuses the reshape, nothing changed), so that a replay
+    /// makes the apply again at that point of the rows.
     ///
     /// Answers what [`Router::undo_reshape`] needs to take it back, until `retire_layouts`.
     pub async fn reshape(
         &self,
         after: &Registry,
         reshapes: Vec<(ViewId, ViewReshape)>,
+        applied: &RepositoryV1,
     ) -> Result<ReshapeUndo, StoreError> {
         let before = self.views.load_full();
         let cleared = |view| {
@@ -173,9 +179,10 @@ impl Router {
             .send(Reshape {
                 views: Arc::clone(&views),
                 reshapes: Arc::new(reshapes),
+                record: encode_apply_record(&ApplyRecordV1::Applied(applied.clone())),
             })
             .await
-            .map_err(|_| StoreError::WriterGone)?;
+            .map_err(|_| StoreError::WriterGone)??;
         for (shard, done) in reshaped.into_iter().enumerate() {
             done.await.map_err(|_| StoreError::ShardGone(shard))??;
         }
@@ -185,7 +192,8 @@ impl Router {
 
     /// Takes back the last reshape (not yet retired): the views table it replaced is the
     /// store's again, behind the writes already sent, with the data it had; what the reshape
-    /// made is dropped. An apply that cannot keep its result undoes itself this way.
+    /// made is dropped. An apply that cannot keep its result undoes itself this way (journaled,
+    /// as the reshape was).
     pub async fn undo_reshape(&self, undo: ReshapeUndo) -> Result<(), StoreError> {
         let reverted = self
             .writer

@@ -490,21 +490,31 @@ fn the_route_refuses_a_stale_plan_a_bad_repository_and_a_non_admin() {
         .is_none());
 }
 
-#[test]
-fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
-    let data = tempfile::tempdir().unwrap();
-    let server = ServerBuilder::new().data_dir(data.path()).start();
+/// A data directory in `data` where a snapshot was taken, then the category view and service
+/// applied (the apply writes a snapshot of its own) and `u_crash` written under them, and the
+/// server killed with SIGKILL. Answers the applied repository's hash and the apply's snapshot.
+fn a_category_applied_then_sigkill(data: &Path) -> (String, std::path::PathBuf) {
+    let server = ServerBuilder::new().data_dir(data).start();
+    let before = server.snapshot();
     let dir = with_view_and_service(CATEGORY_VIEW, CATEGORY_SERVICE);
     let output = apply(&server, &dir.path().join("config.toml"), &["--yes"]);
     assert_applied(&output);
     let applied = served_hash(&server);
     ingest(&server, "u_crash", 3.0, "books", 5);
     server.kill9();
+    let apply_snapshot = std::fs::read_dir(before.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| *path != before)
+        .expect("the apply wrote a snapshot");
+    (applied, apply_snapshot)
+}
 
-    // Started again on the demo's own files: the applied repository is served, with its rows.
-    let server = ServerBuilder::new().data_dir(data.path()).start();
-    assert_eq!(served_hash(&server), applied);
-    let answer = features(&server, "category_service", "u_crash");
+/// Started again, on the demo's own files: the applied repository is served, with the row
+/// written under it.
+fn assert_category_served(server: &Server, applied: &str) {
+    assert_eq!(served_hash(server), applied);
+    let answer = features(server, "category_service", "u_crash");
     assert_eq!(
         answer,
         vec![(
@@ -512,6 +522,14 @@ fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
             json!("books")
         )]
     );
+}
+
+#[test]
+fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
+    let data = tempfile::tempdir().unwrap();
+    let (applied, _) = a_category_applied_then_sigkill(data.path());
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    assert_category_served(&server, &applied);
     // `quiver plan` says the files on disk are not what is served.
     let demo = super::common::repo_root().join("config.toml");
     let planned = super::plan::plan(&server, &demo, &[]);
@@ -521,6 +539,29 @@ fn after_a_sigkill_right_after_an_apply_the_applied_repository_is_served() {
         "{}",
         stdout(&planned)
     );
+}
+
+/// The apply's snapshot is damaged, so start-up falls back to the snapshot before the apply,
+/// which the journals reach back to: the rows journal holds the apply where it was made, so the
+/// applied repository is served again, with the row written under it (not dropped as a row of
+/// a view the repository lacks).
+#[test]
+fn an_apply_whose_snapshot_is_damaged_is_recovered_from_the_journal() {
+    let data = tempfile::tempdir().unwrap();
+    let (applied, apply_snapshot) = a_category_applied_then_sigkill(data.path());
+    super::persistence::flip_middle_byte(&apply_snapshot);
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .env("QUIVER_LOG", "info")
+        .start();
+    assert_category_served(&server, &applied);
+    let log = server.kill9();
+    let name = apply_snapshot.file_name().unwrap().to_str().unwrap();
+    assert!(
+        log.contains(name) && log.contains("looking at the one before it"),
+        "start-up fell back past the damaged snapshot:\n{log}"
+    );
+    assert!(log.contains("(from the rows journal)"), "{log}");
 }
 
 /// Repro B of the layout finding: an apply whose snapshot cannot be written (the snapshot

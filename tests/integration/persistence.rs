@@ -407,7 +407,7 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-fn flip_middle_byte(path: &Path) {
+pub(super) fn flip_middle_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

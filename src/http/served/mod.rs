@@ -18,8 +18,8 @@
 //! view whose stored form changed, made for the old form, is refused with 503 (to retry) once
 //! the store has moved on.
 //!
-//! Persistence (the applied repository in every snapshot, and served again at start-up) is in
-//! `persistence.rs`.
+//! Persistence (the applied repository in every snapshot, and served again at start-up, with the
+//! applies the rows journal holds after that snapshot) is in `persistence.rs`.
 //!
 //! Why `ArcSwap` and not an actor: every request reads the snapshot and an apply is rare, so a
 //! read must cost an atomic load, not a message round trip; the swap is the only write, and
@@ -173,13 +173,15 @@ impl ServedRepository {
             ),
             None => None,
         };
-        let undo = router
-            .reshape(&registry, plan_reshapes(&served.registry, &registry))
-            .await?;
-        let applied_before = self.applied.swap(Some(Arc::new(Applied {
+        let applied = Applied {
             hash: plan.to_hash.clone(),
             workspaces: request.workspaces,
-        })));
+        };
+        let reshapes = plan_reshapes(&served.registry, &registry);
+        let undo = router
+            .reshape(&registry, reshapes, &applied.to_stored())
+            .await?;
+        let applied_before = self.applied.swap(Some(Arc::new(applied)));
         if let Some(pending) = snapshot {
             if let Err(error) = pending.finish().await {
                 // Served, the new repository would take writes a restart loses or misreads:

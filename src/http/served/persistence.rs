@@ -3,7 +3,10 @@
 //! the store reshapes until its own snapshot (reshaped rows and the new repository, one cut) is
 //! on disk, and answers only then: no other snapshot can cut between the two. At start-up
 //! [`ServedRepository::recover`] serves the newest snapshot's applied repository, not the files
-//! on disk (a snapshot without one, or of an older build, leaves the files served).
+//! on disk (a snapshot without one, or of an older build, leaves the files served). An apply
+//! made after that snapshot (the newest was damaged, and start-up fell back past it) is in the
+//! rows journal, where the store reshaped for it: the store's replay hands it back here
+//! ([`Reapply`]) and it is served again, the store reshaped as the apply did.
 
 use std::io;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use crate::persist::format::{
 use crate::persist::snapshot::{SectionData, Snapshot};
 use crate::persist::SnapshotSource;
 use crate::registry::{build_registry, RegistryError, WorkspaceFiles};
-use crate::store::{Router, StoreError};
+use crate::store::{plan_reshapes, Reapply, Router, StoreError};
 
 /// Why the repository a snapshot holds cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -46,10 +49,22 @@ impl ServedRepository {
         let Some(stored) = stored.applied else {
             return Ok(None);
         };
-        let applied = Applied::from_stored(stored);
-        let registry = build_registry(&applied.workspaces, Some(&self.current().registry))?;
-        // The store is still empty: only its views table changes.
-        router.reshape(&registry, Vec::new()).await?;
+        self.serve_applied(stored, router).await.map(Some)
+    }
+
+    /// Serves `stored` as applied, the store's data reshaped for it from the repository served
+    /// now as an apply reshapes it (before any row is restored, only its views table changes).
+    /// Answers its hash.
+    async fn serve_applied(
+        &self,
+        stored: RepositoryV1,
+        router: &Router,
+    ) -> Result<String, RecoverError> {
+        let served = self.current();
+        let applied = Applied::from_stored(stored.clone());
+        let registry = build_registry(&applied.workspaces, Some(&served.registry))?;
+        let reshapes = plan_reshapes(&served.registry, &registry);
+        router.reshape(&registry, reshapes, &stored).await?;
         router.retire_layouts().await?;
         self.current.store(Arc::new(Served::new(
             Arc::new(registry),
@@ -57,12 +72,37 @@ impl ServedRepository {
         )));
         let hash = applied.hash.clone();
         self.applied.store(Some(Arc::new(applied)));
-        Ok(Some(hash))
+        Ok(hash)
+    }
+}
+
+/// An apply the rows journal holds, made after the snapshot start-up loaded.
+impl Reapply for ServedRepository {
+    fn reapply<'a>(
+        &'a self,
+        router: &'a Router,
+        applied: RepositoryV1,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let hash = applied.hash.clone();
+            match self.serve_applied(applied, router).await {
+                Ok(_) => {
+                    tracing::info!(%hash, "serving the repository an apply after the snapshot applied (from the rows journal)");
+                    Ok(())
+                }
+                Err(RecoverError::Store(error)) => Err(error),
+                Err(error) => Err(StoreError::Reapply {
+                    hash,
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        .boxed()
     }
 }
 
 impl Applied {
-    fn to_stored(&self) -> RepositoryV1 {
+    pub(super) fn to_stored(&self) -> RepositoryV1 {
         RepositoryV1 {
             hash: self.hash.clone(),
             workspaces: self

@@ -33,6 +33,10 @@ pub struct WriterActor {
     /// attached or the table last changed: the writer journals it before the first rows it
     /// journals under a table, so a replay knows the form of every record's rows.
     layouts_journaled: bool,
+    /// False when an apply was undone (`Revert`) and the journal could not take its record
+    /// (`ApplyRecordV1::Undone`): it goes in before the next rows, which are in the forms the
+    /// undo went back to.
+    undo_journaled: bool,
     /// Index = shard: the batches sent to it and not yet applied.
     mailbox_depths: Vec<Gauge>,
 }
@@ -45,6 +49,7 @@ impl WriterActor {
             views,
             journal: None,
             layouts_journaled: false,
+            undo_journaled: true,
         }
     }
 }

@@ -719,6 +719,31 @@ pub(super) fn profile(server: &Server, user: &str) -> Vec<(String, Json)> {
         .collect()
 }
 
+/// What `profile` answers for a `load_profile` row of `credit` once `account_age_days` has left
+/// the files: in Tecton's order (by name), every other feature as written.
+pub(super) fn profile_without_account_age(credit: i64) -> Vec<(String, Json)> {
+    vec![
+        (
+            "user_profile.credit_score".to_string(),
+            json!(credit.to_string()),
+        ),
+        ("user_profile.home_country".to_string(), json!("DE")),
+        ("user_profile.is_verified".to_string(), json!(true)),
+        (
+            "user_profile.preferred_categories".to_string(),
+            json!(["x"]),
+        ),
+        (
+            "user_profile.signup_time".to_string(),
+            json!("2026-05-01T00:00:00Z"),
+        ),
+    ]
+}
+
+/// The line `features/prod/views.toml` declares `account_age_days` with (removed, or its type
+/// changed, by the files-changed-between-runs tests).
+pub(super) const ACCOUNT_AGE_DAYS: &str = "  { name = \"account_age_days\", type = \"int64\" },\n";
+
 /// A copied repository (its config and a data directory in it) whose data holds `u_old`
 /// (credit 700) in a snapshot, written at SIGTERM, and `u_journal` (650) in the journal only,
 /// the server killed with SIGKILL.
@@ -745,29 +770,10 @@ fn rows_written_before_a_feature_left_the_files_are_reshaped_at_start() {
 
     let views = dir.path().join("features/prod/views.toml");
     let text = std::fs::read_to_string(&views).unwrap();
-    let removed = "  { name = \"account_age_days\", type = \"int64\" },\n";
-    assert!(text.contains(removed));
-    std::fs::write(&views, text.replace(removed, "")).unwrap();
+    assert!(text.contains(ACCOUNT_AGE_DAYS));
+    std::fs::write(&views, text.replace(ACCOUNT_AGE_DAYS, "")).unwrap();
 
-    // In Tecton's order (by name), `account_age_days` gone.
-    let expected = |credit: i64| {
-        vec![
-            (
-                "user_profile.credit_score".to_string(),
-                json!(credit.to_string()),
-            ),
-            ("user_profile.home_country".to_string(), json!("DE")),
-            ("user_profile.is_verified".to_string(), json!(true)),
-            (
-                "user_profile.preferred_categories".to_string(),
-                json!(["x"]),
-            ),
-            (
-                "user_profile.signup_time".to_string(),
-                json!("2026-05-01T00:00:00Z"),
-            ),
-        ]
-    };
+    let expected = profile_without_account_age;
     let server = ServerBuilder::new().config(&config).data_dir(&data).start();
     assert_eq!(profile(&server, "u_old"), expected(700));
     assert_eq!(profile(&server, "u_journal"), expected(650));

@@ -13,6 +13,9 @@
 //!
 //! `status` answers `quiver cluster status` from JetStream alone.
 //!
+//! Each rows message names the stored forms it was written in, kept in a key-value bucket, and
+//! is read back in them (`forms`): nodes may serve different repository files.
+//!
 //! The SCIM directory and the vault have streams of their own (`change_stream`).
 //!
 //! In replicated mode a node with a data directory snapshots its rows with the stream
@@ -20,6 +23,7 @@
 //! in partitioned mode, a node replays its partitions from the stream's start.
 
 mod change_stream;
+mod forms;
 mod forward;
 mod ownership;
 mod partitioned;
@@ -32,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, kv, stream};
 use futures_util::future::{BoxFuture, FutureExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -40,7 +44,7 @@ use crate::config::ClusterSettings;
 use crate::persist::snapshot::Snapshot;
 use crate::persist::SnapshotCut;
 use crate::store::key::shard_of;
-use crate::store::{RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome};
+use crate::store::{LogForms, RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome};
 
 pub use change_stream::ChangeStream;
 pub use ownership::{owners, Member};
@@ -65,6 +69,10 @@ pub enum ClusterError {
         consumer: String,
         reason: String,
     },
+    /// A node's start: the stream holds rows it cannot read (written in a form its views cannot
+    /// take, or naming forms that cannot be read).
+    #[error("stream {stream} holds rows this node cannot read, so it does not start: {error}")]
+    Unreadable { stream: String, error: StoreError },
 }
 
 /// A node's connection to the cluster: publishes this node's writes ([`RowLog`]) and starts
@@ -74,6 +82,8 @@ pub struct Cluster {
     jetstream: jetstream::Context,
     stream: stream::Stream,
     log: Arc<StreamLog>,
+    /// The forms the stream's rows were written in.
+    forms: forms::Forms,
     /// The plain router (no log, no remote reads): what answers forwarded reads.
     router: Router,
     placement: watch::Sender<Arc<Placement>>,
@@ -128,10 +138,12 @@ impl Cluster {
             format!("{}.rows.*", settings.stream),
         )
         .await?;
+        let forms = forms::Forms::open(&jetstream, settings).await?;
         let (placement, placed) = watch::channel(Arc::new(Placement::empty(settings.partitions)));
         let log = Arc::new(StreamLog {
             router: router.clone(),
             jetstream: jetstream.clone(),
+            forms: forms.clone(),
             subject_prefix: format!("{}.rows", settings.stream),
             partitions: settings.partitions,
             message_prefix: format!("{}-{:x}", settings.node_id, rand::random::<u64>()),
@@ -144,6 +156,7 @@ impl Cluster {
             jetstream,
             stream,
             log,
+            forms,
             router: router.clone(),
             placement,
             holds,
@@ -213,6 +226,8 @@ impl Cluster {
                 caught_up_at: last,
                 applied: after,
                 holds: self.held.take(),
+                forms: forms::ReadForms::new(self.forms.clone()),
+                refuse_start: true,
             };
             // Detached: it applies for as long as the process runs.
             let _replica = replica::start(&self.stream, feed, self.router.clone(), waiters).await?;
@@ -243,6 +258,7 @@ impl Cluster {
             url: url.to_string(),
             stream: self.stream.clone(),
             bucket,
+            forms: self.forms.clone(),
             router: self.router.clone(),
             placement: self.placement.clone(),
         })
@@ -285,6 +301,42 @@ async fn create_stream(
     }
 }
 
+/// The key-value bucket `name`, created if no node has yet with `replicas` copies, its entries
+/// kept for `max_age` (zero: for ever). Its stream is created here as a key-value bucket's
+/// (`KV_<bucket>`, what async-nats' `create_key_value` makes): that call first asks the
+/// account's JetStream API level, which nats-server 2.9 answers in a shape async-nats 0.51
+/// does not read.
+async fn key_value_bucket(
+    jetstream: &jetstream::Context,
+    name: String,
+    replicas: usize,
+    max_age: Duration,
+) -> Result<kv::Store, ClusterError> {
+    let error = |reason: String| ClusterError::Stream {
+        stream: format!("KV_{name}"),
+        reason,
+    };
+    jetstream
+        .get_or_create_stream(jetstream::stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            num_replicas: replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: jetstream::stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    jetstream
+        .get_key_value(&name)
+        .await
+        .map_err(|e| error(e.to_string()))
+}
+
 /// A JetStream context over the NATS servers at `nats_urls` (any one reachable is enough).
 async fn connect(nats_urls: &[String]) -> Result<jetstream::Context, ClusterError> {
     let client =
@@ -302,6 +354,8 @@ struct StreamLog {
     /// Only to encode records (views by name).
     router: Router,
     jetstream: jetstream::Context,
+    /// Where the forms a message names are put before it is published.
+    forms: forms::Forms,
     subject_prefix: String,
     partitions: usize,
     /// Node id and a per-run nonce: with the counter, a message id no other write has.
@@ -323,10 +377,12 @@ impl RowLog for StreamLog {
             .into_iter()
             .map(|(partition, rows)| {
                 let n = self.next_message.fetch_add(1, Ordering::Relaxed);
+                let (record, forms) = self.router.encode_record(&rows);
                 Message {
                     subject: format!("{}.{partition}", self.subject_prefix),
                     id: format!("{}-{n}", self.message_prefix),
-                    record: self.router.encode_record(&rows),
+                    record,
+                    forms,
                     rows: rows.len(),
                     replica: placement.replicas[partition].clone(),
                 }
@@ -334,9 +390,14 @@ impl RowLog for StreamLog {
             .collect();
         drop(placement);
         let jetstream = self.jetstream.clone();
+        let forms = self.forms.clone();
         async move {
             let unavailable =
                 |what: &str, e: &dyn std::fmt::Display| StoreError::Log(format!("{what}: {e}"));
+            // Before any message names them (once a table: after a start or an apply).
+            for message in &messages {
+                forms.publish(&message.forms).await?;
+            }
             let mut pending = Vec::with_capacity(messages.len());
             for message in messages {
                 // Registered before the message exists, so the replica knows it on arrival. A
@@ -352,7 +413,8 @@ impl RowLog for StreamLog {
                         answer = Some(applied_answer);
                     }
                 }
-                let headers = replica::message_id_headers(&message.id);
+                let mut headers = replica::message_id_headers(&message.id);
+                forms::name(&mut headers, &message.forms);
                 let ack = jetstream
                     .publish_with_headers(message.subject, headers, message.record.into())
                     .await
@@ -388,6 +450,8 @@ struct Message {
     subject: String,
     id: String,
     record: Vec<u8>,
+    /// The forms `record`'s rows are encoded in.
+    forms: Arc<LogForms>,
     rows: usize,
     /// This node's replica of the partition, if it holds one.
     replica: Option<mpsc::Sender<Waiter>>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use futures_util::TryStreamExt;
 
-use super::ClusterError;
+use super::{key_value_bucket, ClusterError};
 use crate::persist::format::{decode, encode, NodeRecordV1};
 use crate::time::{now_micros, Micros};
 
@@ -43,39 +43,19 @@ impl Member {
     }
 }
 
-/// The bucket of the cluster whose stream is `stream`, created if no node has yet. Its stream
-/// is created here as a key-value bucket's (`KV_<bucket>`, what async-nats' `create_key_value`
-/// makes): that call first asks the account's JetStream API level, which nats-server 2.9
-/// answers in a shape async-nats 0.51 does not read.
+/// The bucket of the cluster whose stream is `stream`, created if no node has yet.
 pub(super) async fn bucket(
     jetstream: &jetstream::Context,
     stream: &str,
     replicas: usize,
 ) -> Result<kv::Store, ClusterError> {
-    let name = format!("{stream}_nodes");
-    let error = |reason: String| ClusterError::Stream {
-        stream: format!("KV_{name}"),
-        reason,
-    };
-    jetstream
-        .get_or_create_stream(jetstream::stream::Config {
-            name: format!("KV_{name}"),
-            subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 1,
-            max_age: BEAT_KEPT_FOR,
-            num_replicas: replicas,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: jetstream::stream::DiscardPolicy::New,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| error(e.to_string()))?;
-    jetstream
-        .get_key_value(&name)
-        .await
-        .map_err(|e| error(e.to_string()))
+    key_value_bucket(
+        jetstream,
+        format!("{stream}_nodes"),
+        replicas,
+        BEAT_KEPT_FOR,
+    )
+    .await
 }
 
 /// Puts this node's heartbeat (failing after [`HEARTBEAT`]: a late beat is worth less than the

@@ -18,6 +18,7 @@ use async_nats::jetstream::{kv, stream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::forms::{Forms, ReadForms};
 use super::ownership::{self, owners, Member, HEARTBEAT};
 use super::replica::{self, Feed};
 use super::{ClusterError, Placement, Waiter};
@@ -39,6 +40,7 @@ pub(super) struct Node {
     pub url: String,
     pub stream: stream::Stream,
     pub bucket: kv::Store,
+    pub forms: Forms,
     pub router: Router,
     pub placement: watch::Sender<Arc<Placement>>,
 }
@@ -52,17 +54,20 @@ struct Held {
 
 type CaughtUp = (usize, Result<JoinHandle<()>, ClusterError>);
 
-/// Starts the task; resolves once the partitions this node owns when it joins are caught up.
+/// Starts the task; resolves once the partitions this node owns when it joins are caught up,
+/// or fails with the first one holding rows this node cannot read.
 pub(super) async fn start(node: Node) -> Result<(), ClusterError> {
     let (started_in, started) = oneshot::channel();
     actix_web::rt::spawn(run(node, started_in));
-    started.await.map_err(|_| ClusterError::Stream {
-        stream: "ownership".into(),
-        reason: "the ownership task stopped before this node caught up".into(),
+    started.await.unwrap_or_else(|_| {
+        Err(ClusterError::Stream {
+            stream: "ownership".into(),
+            reason: "the ownership task stopped before this node caught up".into(),
+        })
     })
 }
 
-async fn run(node: Node, started: oneshot::Sender<()>) {
+async fn run(node: Node, started: oneshot::Sender<Result<(), ClusterError>>) {
     let mut started = Some(started);
     let mut held: BTreeMap<usize, Held> = BTreeMap::new();
     let (caught_up_in, mut caught_up) = mpsc::unbounded_channel::<CaughtUp>();
@@ -76,6 +81,10 @@ async fn run(node: Node, started: oneshot::Sender<()>) {
                     held.replica = Some(replica);
                 }
                 (Ok(_), None) => {}
+                (Err(error @ ClusterError::Unreadable { .. }), _) if started.is_some() => {
+                    let _ = started.take().expect("not started").send(Err(error));
+                    return;
+                }
                 (Err(error), _) => {
                     tracing::warn!(%error, partition, "cluster: catching up a partition failed; retrying");
                     held.remove(&partition);
@@ -123,7 +132,11 @@ async fn run(node: Node, started: oneshot::Sender<()>) {
                     partition,
                     "cluster: this node owns a partition; catching up"
                 );
-                held.insert(partition, catch_up(&node, partition, caught_up_in.clone()));
+                let at_start = started.is_some();
+                held.insert(
+                    partition,
+                    catch_up(&node, partition, at_start, caught_up_in.clone()),
+                );
             }
             let handed_over = owned.iter().all(|owner| {
                 live.iter()
@@ -151,15 +164,22 @@ async fn run(node: Node, started: oneshot::Sender<()>) {
         }
         if all_ready {
             if let Some(started) = started.take() {
-                let _ = started.send(());
+                let _ = started.send(Ok(()));
             }
         }
     }
 }
 
-/// Starts this node's replica of `partition`; `caught_up` hears when it has caught up.
-fn catch_up(node: &Node, partition: usize, caught_up: mpsc::UnboundedSender<CaughtUp>) -> Held {
+/// Starts this node's replica of `partition`; `caught_up` hears when it has caught up (or, at
+/// the node's start, of rows it cannot read).
+fn catch_up(
+    node: &Node,
+    partition: usize,
+    at_start: bool,
+    caught_up: mpsc::UnboundedSender<CaughtUp>,
+) -> Held {
     let (waiters, waiting) = mpsc::channel(1024);
+    let forms = ReadForms::new(node.forms.clone());
     let settings = node.settings.clone();
     let stream = node.stream.clone();
     let router = node.router.clone();
@@ -181,6 +201,8 @@ fn catch_up(node: &Node, partition: usize, caught_up: mpsc::UnboundedSender<Caug
                     caught_up_at,
                     applied: 0,
                     holds: None,
+                    forms,
+                    refuse_start: at_start,
                 };
                 replica::start(&stream, feed, router, waiting).await
             }

@@ -1,8 +1,9 @@
 //! A replica: a task that owns a durable consumer (the whole stream in replicated mode, one
 //! partition's subject in partitioned mode) and the waiters of this node's own writes to it,
 //! and applies its messages to the shards, one at a time in stream order (so every node
-//! holding a partition applies the same rows in the same order). A replicated-mode replica
-//! can be held still between two messages for a snapshot's cut ([`Hold`]).
+//! holding a partition applies the same rows in the same order), each read in the forms it
+//! names (`forms`). A replicated-mode replica can be held still between two messages for a
+//! snapshot's cut ([`Hold`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::forms::ReadForms;
 use super::{ClusterError, Waiter};
 use crate::store::{Router, StoreError, WriteOutcome};
 
@@ -31,6 +33,12 @@ pub(super) struct Feed<'a> {
     pub applied: u64,
     /// Where a snapshot asks to hold the replica still (replicated mode with a data directory).
     pub holds: Option<mpsc::Receiver<Hold>>,
+    /// The forms its messages' rows were written in.
+    pub forms: ReadForms,
+    /// A node's start: a message it cannot read (`unreadable`) met while catching up stops the
+    /// replica and fails the start, naming the view, rather than serve without its rows. Else
+    /// (a partition gained while running) it is logged and skipped, as once caught up.
+    pub refuse_start: bool,
 }
 
 /// A snapshot's request to hold the replica between two messages: it answers the last
@@ -46,8 +54,9 @@ pub(super) struct Hold {
 /// Recreates the durable consumer of `feed` to deliver from after `feed.applied` (from the
 /// stream's first message when 0: a node keeps no rows across partition moves, nor across
 /// restarts without a snapshot), starts applying, and resolves once it has applied up to
-/// `feed.caught_up_at`. The replica stops once every sender
-/// of `waiters` is gone; the handle resolves then.
+/// `feed.caught_up_at` (or fails with the first message it cannot read, when
+/// `feed.refuse_start`). The replica stops once every sender of `waiters` is gone; the handle
+/// resolves then.
 pub(super) async fn start(
     stream: &stream::Stream,
     feed: Feed<'_>,
@@ -56,17 +65,36 @@ pub(super) async fn start(
 ) -> Result<JoinHandle<()>, ClusterError> {
     let messages = replay_after(stream, feed.consumer, feed.subjects, feed.applied).await?;
     let (applied_in, mut applied) = watch::channel(feed.applied);
-    let replica = actix_web::rt::spawn(apply(messages, router, waiters, feed.holds, applied_in));
-    applied
+    let (refused_in, refused) = oneshot::channel();
+    let replica = actix_web::rt::spawn(apply(
+        Replica {
+            messages,
+            router,
+            waiters,
+            holds: feed.holds,
+            forms: feed.forms,
+            refuse_until: feed.refuse_start.then_some((feed.caught_up_at, refused_in)),
+        },
+        applied_in,
+    ));
+    if applied
         .wait_for(|applied| *applied >= feed.caught_up_at)
         .await
-        .map_err(|_| {
-            consumer_error(
+        .is_err()
+    {
+        // It sent its refusal, if any, before it stopped.
+        return Err(match refused.await {
+            Ok(error) => ClusterError::Unreadable {
+                stream: stream.cached_info().config.name.clone(),
+                error,
+            },
+            Err(_) => consumer_error(
                 stream,
                 feed.consumer,
                 "the replica stopped while catching up",
-            )
-        })?;
+            ),
+        });
+    }
     Ok(replica)
 }
 
@@ -124,15 +152,36 @@ pub(super) async fn replay_after(
         .map_err(|e| consumer_error(stream, consumer, e.to_string()))
 }
 
+/// What a replica's loop owns.
+struct Replica {
+    messages: consumer::pull::Stream,
+    router: Router,
+    waiters: mpsc::Receiver<Waiter>,
+    holds: Option<mpsc::Receiver<Hold>>,
+    forms: ReadForms,
+    /// Up to which sequence a message it cannot read stops it, and where it says why.
+    refuse_until: Option<(u64, oneshot::Sender<StoreError>)>,
+}
+
+/// A message whose rows cannot be read here, whatever is tried again: not a passing failure.
+fn unreadable(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::LayoutChanged(_) | StoreError::UnreadableForms(_)
+    )
+}
+
 /// The replica's loop: this node's waiters are taken in before any message (a write registers
 /// its waiter before publishing), then each message is applied and its waiter, if any, answered.
-async fn apply(
-    mut messages: consumer::pull::Stream,
-    router: Router,
-    mut waiters: mpsc::Receiver<Waiter>,
-    mut holds: Option<mpsc::Receiver<Hold>>,
-    applied: watch::Sender<u64>,
-) {
+async fn apply(replica: Replica, applied: watch::Sender<u64>) {
+    let Replica {
+        mut messages,
+        router,
+        mut waiters,
+        mut holds,
+        mut forms,
+        mut refuse_until,
+    } = replica;
     let mut waiting: HashMap<String, oneshot::Sender<Result<WriteOutcome, StoreError>>> =
         HashMap::new();
     loop {
@@ -175,8 +224,17 @@ async fn apply(
                     let _ = message.ack().await;
                     continue;
                 }
-                let outcome = router.apply_record(&message.payload).await;
+                let outcome = match forms.of(&message).await {
+                    Ok(written) => router.apply_record(&message.payload, written).await,
+                    Err(error) => Err(error),
+                };
                 if let Err(error) = &outcome {
+                    let catching_up = refuse_until.as_ref().is_some_and(|(until, _)| sequence <= *until);
+                    if catching_up && unreadable(error) {
+                        let (_, refused) = refuse_until.take().expect("catching up");
+                        let _ = refused.send(outcome.unwrap_err());
+                        return;
+                    }
                     tracing::error!(%error, sequence, "cluster stream: a record could not be applied");
                 }
                 if let Some(answer) = message_id(&message).and_then(|id| waiting.remove(&id)) {

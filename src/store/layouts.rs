@@ -68,11 +68,13 @@ impl Remap {
 }
 
 /// The forms rows in persisted data were written in, by view name, as recovery reads it: from
-/// the snapshot's head, then each layouts record of the journal. A view it does not know (a
-/// snapshot or journal of an older build) has its rows taken as the serving form, as before.
+/// the snapshot's head, then each layouts record of the journal (or, for a cluster's stream,
+/// the forms its messages name). A view it does not know (a snapshot, journal or message of an
+/// older build) has its rows taken as the serving form, as before.
 #[derive(Debug, Default)]
 pub struct WrittenLayouts {
     forms: HashMap<ViewRefV1, ViewLayoutV1>,
+    pub(super) rows_in: RowsIn,
     /// The views whose rows were reshaped so far, so that a long journal says so once a view.
     reshaped: HashSet<ViewRefV1>,
 }
@@ -83,7 +85,16 @@ impl WrittenLayouts {
     pub fn of(views: &[ViewRefV1], layouts: &[Option<ViewLayoutV1>]) -> WrittenLayouts {
         WrittenLayouts {
             forms: forms_of(views, layouts),
+            rows_in: RowsIn::DataDirectory,
             reshaped: HashSet::new(),
+        }
+    }
+
+    /// The forms a cluster's stream says its messages' rows were written in.
+    pub fn in_stream(layouts: &ViewLayoutsV1) -> WrittenLayouts {
+        WrittenLayouts {
+            rows_in: RowsIn::ClusterStream,
+            ..WrittenLayouts::of(&layouts.views, &layouts.layouts)
         }
     }
 
@@ -115,25 +126,54 @@ fn forms_of(
 
 /// A view's rows were written in a form the serving one cannot take without losing or
 /// misreading data.
-#[derive(Debug, thiserror::Error)]
-#[error("the stored rows of feature view {workspace}/{view} were written when it had another form ({difference}), and a restart does not change stored data that way; refusing to start rather than misread or drop them. Start with the repository files they were written under (the view as it was), then make the change with `quiver apply`, which converts the stored data (or drops it, with --allow-data-loss)")]
+#[derive(Debug)]
 pub struct LayoutMismatch {
     pub workspace: String,
     pub view: String,
     pub difference: String,
+    pub rows_in: RowsIn,
 }
 
-/// How data stored in form `stored` of `view` is read in the serving form `current` (`None`:
-/// the view stores nothing now).
+/// Where the rows of a [`LayoutMismatch`] are: what is refused, and what to do, differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowsIn {
+    /// A snapshot or the journal: the start is refused.
+    #[default]
+    DataDirectory,
+    /// A cluster's stream: the message is not applied (at a node's start, the start is refused).
+    ClusterStream,
+}
+
+impl std::error::Error for LayoutMismatch {}
+
+impl std::fmt::Display for LayoutMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let LayoutMismatch {
+            workspace,
+            view,
+            difference,
+            ..
+        } = self;
+        match self.rows_in {
+            RowsIn::DataDirectory => write!(f, "the stored rows of feature view {workspace}/{view} were written when it had another form ({difference}), and a restart does not change stored data that way; refusing to start rather than misread or drop them. Start with the repository files they were written under (the view as it was), then make the change with `quiver apply`, which converts the stored data (or drops it, with --allow-data-loss)"),
+            RowsIn::ClusterStream => write!(f, "rows of feature view {workspace}/{view} in the cluster's stream were written when it had another form ({difference}), which this node's repository files cannot take; refusing them rather than misread or drop them. Give this node the repository files they were written under (the view as it was), then make the change on every node with `quiver apply`, which converts the stored data (or drops it, with --allow-data-loss)"),
+        }
+    }
+}
+
+/// How data stored in form `stored` of `view` (in `rows_in`) is read in the serving form
+/// `current` (`None`: the view stores nothing now).
 pub fn remap_for(
     view: &ViewRefV1,
     stored: &ViewLayoutV1,
     current: Option<&ViewLayoutV1>,
+    rows_in: RowsIn,
 ) -> Result<Remap, LayoutMismatch> {
     let refuse = |difference: String| LayoutMismatch {
         workspace: view.workspace.clone(),
         view: view.view.clone(),
         difference,
+        rows_in,
     };
     let Some(current) = current else {
         return Err(refuse(
@@ -293,7 +333,7 @@ mod tests {
     fn a_removed_feature_is_mapped_out_and_the_others_keep_their_values() {
         let stored = layout(&[("credit", "int64"), ("age", "int64"), ("country", "string")]);
         let current = layout(&[("credit", "int64"), ("country", "string"), ("new", "bool")]);
-        let remap = remap_for(&view(), &stored, Some(&current)).unwrap();
+        let remap = remap_for(&view(), &stored, Some(&current), RowsIn::DataDirectory).unwrap();
         let map = remap.columns.unwrap();
         assert_eq!(map, vec![Some(0), Some(2), None]);
         let mut row = Vec::new();
@@ -315,12 +355,14 @@ mod tests {
     #[test]
     fn the_same_form_or_an_appended_feature_needs_no_rewrite() {
         let stored = layout(&[("credit", "int64")]);
-        let same = remap_for(&view(), &stored, Some(&stored)).unwrap();
+        let same = remap_for(&view(), &stored, Some(&stored), RowsIn::DataDirectory).unwrap();
         assert!(same.is_identity());
         let appended = layout(&[("credit", "int64"), ("new", "string")]);
-        assert!(remap_for(&view(), &stored, Some(&appended))
-            .unwrap()
-            .is_identity());
+        assert!(
+            remap_for(&view(), &stored, Some(&appended), RowsIn::DataDirectory)
+                .unwrap()
+                .is_identity()
+        );
     }
 
     fn aggregating(interval: i64, aggregates: &[(&str, &str)]) -> ViewLayoutV1 {
@@ -347,9 +389,11 @@ mod tests {
         const HOUR: i64 = 3_600_000_000;
         let stored = aggregating(HOUR, &[("sum(amt)", "1d"), ("count(amt)", "1d")]);
         let windows = aggregating(HOUR, &[("sum(amt)", "7d"), ("count(amt)", "1d")]);
-        assert!(remap_for(&view(), &stored, Some(&windows))
-            .unwrap()
-            .is_identity());
+        assert!(
+            remap_for(&view(), &stored, Some(&windows), RowsIn::DataDirectory)
+                .unwrap()
+                .is_identity()
+        );
         let changed = aggregating(
             HOUR,
             &[
@@ -358,18 +402,30 @@ mod tests {
                 ("mean(amt)", "1d"),
             ],
         );
-        let remap = remap_for(&view(), &stored, Some(&changed)).unwrap();
+        let remap = remap_for(&view(), &stored, Some(&changed), RowsIn::DataDirectory).unwrap();
         assert_eq!(remap.aggregates, Some(vec![Some(1), Some(0), None]));
         assert_eq!(remap.columns, None);
 
-        let error = remap_for(&view(), &stored, Some(&aggregating(2 * HOUR, &[]))).unwrap_err();
+        let error = remap_for(
+            &view(),
+            &stored,
+            Some(&aggregating(2 * HOUR, &[])),
+            RowsIn::DataDirectory,
+        )
+        .unwrap_err();
         assert_eq!(error.difference, "aggregation interval 1h then, 2h now");
     }
 
     #[test]
     fn a_type_join_key_or_aggregation_change_is_refused_naming_it() {
         let stored = layout(&[("credit", "float64")]);
-        let error = remap_for(&view(), &stored, Some(&layout(&[("credit", "int64")]))).unwrap_err();
+        let error = remap_for(
+            &view(),
+            &stored,
+            Some(&layout(&[("credit", "int64")])),
+            RowsIn::DataDirectory,
+        )
+        .unwrap_err();
         let message = error.to_string();
         assert!(message.contains("prod/user_profile"), "{message}");
         assert!(
@@ -380,13 +436,19 @@ mod tests {
 
         let mut keyed = stored.clone();
         keyed.join_keys = vec![field("user_id", "int64")];
-        let error = remap_for(&view(), &stored, Some(&keyed)).unwrap_err();
+        let error = remap_for(&view(), &stored, Some(&keyed), RowsIn::DataDirectory).unwrap_err();
         assert!(error.difference.contains("join keys"), "{error}");
 
-        let error = remap_for(&view(), &stored, Some(&aggregating(1, &[]))).unwrap_err();
+        let error = remap_for(
+            &view(),
+            &stored,
+            Some(&aggregating(1, &[])),
+            RowsIn::DataDirectory,
+        )
+        .unwrap_err();
         assert_eq!(error.difference, "not aggregating then, aggregating now");
 
-        let error = remap_for(&view(), &stored, None).unwrap_err();
+        let error = remap_for(&view(), &stored, None, RowsIn::DataDirectory).unwrap_err();
         assert!(error.difference.contains("realtime"), "{error}");
     }
 }

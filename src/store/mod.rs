@@ -24,10 +24,11 @@ mod writer;
 #[cfg(test)]
 mod concurrency_tests;
 
+pub use layouts::WrittenLayouts;
 pub use read_result::{ReadResult, ReadRow};
 pub use recovery::{Reapply, Recovery};
 pub use remote::{decode_forwarded_rows, RemoteRows};
-pub use replicated::RowLog;
+pub use replicated::{LogForms, RowLog};
 pub use reshape::plan_reshapes;
 pub use router::{ReshapeUndo, Router, StoreError};
 pub use shard::{

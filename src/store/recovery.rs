@@ -328,17 +328,8 @@ impl Router {
         for row in rows {
             let row = row.map_err(invalid_data)?;
             total += 1;
-            match ids.get(row.view as usize).copied().flatten() {
-                Some(view) => writes.push(RowWrite {
-                    view,
-                    layout: current.layout(view).expect("an id the views table gave"),
-                    key: row.key,
-                    event_time: row.event_time,
-                    payload: match &remaps[row.view as usize].columns {
-                        Some(map) => remap_row(&row.payload, map).map_err(invalid_data)?,
-                        None => row.payload,
-                    },
-                }),
+            match serving_write(&current, &ids, &remaps, row)? {
+                Some(write) => writes.push(write),
                 None => skipped += 1,
             }
             if writes.len() == RESTORE_CHUNK {
@@ -397,13 +388,36 @@ pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option
     ids
 }
 
+/// `row` as a write in its view's serving form (`ids` and `remaps`, index = the row's view
+/// index, from `view_ids_of` and `remaps_of`); `None` for a view the repository no longer has.
+pub(super) fn serving_write(
+    current: &StoreViews,
+    ids: &[Option<u32>],
+    remaps: &[Remap],
+    row: RowV1,
+) -> Result<Option<RowWrite>, StoreError> {
+    let Some(view) = ids.get(row.view as usize).copied().flatten() else {
+        return Ok(None);
+    };
+    Ok(Some(RowWrite {
+        view,
+        layout: current.layout(view).expect("an id the views table gave"),
+        key: row.key,
+        event_time: row.event_time,
+        payload: match &remaps[row.view as usize].columns {
+            Some(map) => remap_row(&row.payload, map).map_err(invalid_data)?,
+            None => row.payload,
+        },
+    }))
+}
+
 /// How the rows of each view `names` lists (index = the record's view index) are read in
 /// their serving form, given the forms they were written in; a view the repository no longer
 /// has, or whose written form is not known (older data), takes its rows as they are. Only a
 /// view that holds rows or tiles is reshaped, or refuses the start: an empty one has nothing
 /// to misread and simply takes the form served now. Which views hold data is asked of
 /// `holding` (index = view index) only when some form changed: it walks the records.
-fn remaps_of(
+pub(super) fn remaps_of(
     views: &StoreViews,
     names: &[ViewRefV1],
     ids: &[Option<u32>],
@@ -414,7 +428,7 @@ fn remaps_of(
         .iter()
         .zip(ids)
         .map(|(name, id)| match (id, written.get(name)) {
-            (Some(id), Some(stored)) => remap_for(name, stored, views.form(*id)),
+            (Some(id), Some(stored)) => remap_for(name, stored, views.form(*id), written.rows_in),
             _ => Ok(Remap::default()),
         })
         .collect();
@@ -435,7 +449,7 @@ fn remaps_of(
 
 /// Which of `n_views` stored views (by index) hold a row (`rows`: each row's view index) or a
 /// key's tiles; all of them if a row does not read (the restore then refuses it).
-fn views_holding(
+pub(super) fn views_holding(
     n_views: usize,
     rows: impl Iterator<Item = Result<u32, String>>,
     tiles: &[TilesV2],
@@ -455,7 +469,7 @@ fn views_holding(
 }
 
 /// Says once a recovery which views' stored data is reshaped: the files changed between runs.
-fn note_reshapes(names: &[ViewRefV1], remaps: &[Remap], written: &mut WrittenLayouts) {
+pub(super) fn note_reshapes(names: &[ViewRefV1], remaps: &[Remap], written: &mut WrittenLayouts) {
     for (name, _) in names.iter().zip(remaps).filter(|(_, r)| !r.is_identity()) {
         if written.first_reshape(name) {
             tracing::warn!(workspace = %name.workspace, view = %name.view, "stored rows were written when the view had other features; reshaped to its features now (kept by name, removed ones dropped, new ones null)");
@@ -540,7 +554,7 @@ impl SnapshotSource for Router {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use actix::System;
 
     use super::*;
@@ -791,7 +805,7 @@ mod tests {
     }
 
     /// A repository whose `profile` view has `features` (TOML text of its list).
-    fn profile_registry(features: &str) -> crate::registry::Registry {
+    pub(in crate::store) fn profile_registry(features: &str) -> crate::registry::Registry {
         let text = format!(
             r#"
 [[entity]]
@@ -810,10 +824,21 @@ features = [{features}]
         crate::registry::build_registry(&[files], None).unwrap()
     }
 
-    const AGE_CITY_ZIP: &str = r#"{ name = "age", type = "int64" }, { name = "city", type = "string" }, { name = "zip", type = "string" }"#;
+    pub(in crate::store) const AGE_CITY_ZIP: &str = r#"{ name = "age", type = "int64" }, { name = "city", type = "string" }, { name = "zip", type = "string" }"#;
 
-    /// A store of `registry` with `key`'s row of `values` written.
+    /// A store of `registry` with `key`'s row of [`profile_write`] written.
     async fn write_profile(router: &Router, registry: &crate::registry::Registry, key: &str) {
+        router
+            .write(vec![profile_write(registry, key)])
+            .await
+            .unwrap();
+    }
+
+    /// `key`'s `profile` row under `registry` when it has `AGE_CITY_ZIP`: 30, Oslo, the key.
+    pub(in crate::store) fn profile_write(
+        registry: &crate::registry::Registry,
+        key: &str,
+    ) -> RowWrite {
         use crate::registry::value::Value;
         let view = registry.view_by_name("ws", "profile").unwrap();
         let mut payload = Vec::new();
@@ -825,18 +850,17 @@ features = [{features}]
             ],
             &mut payload,
         );
-        let write = RowWrite {
+        RowWrite {
             view: view.id,
             layout: view.layout,
             key: key.as_bytes().to_vec(),
             event_time: 1,
             payload,
-        };
-        router.write(vec![write]).await.unwrap();
+        }
     }
 
     /// The row of `key` as `registry`'s store holds it.
-    fn profile_row(
+    pub(in crate::store) fn profile_row(
         router: &Router,
         registry: &crate::registry::Registry,
         key: &str,

@@ -44,9 +44,13 @@ pub enum StoreError {
     /// Recovery: the rows journal holds an apply that cannot be made again.
     #[error("the rows journal holds an apply of repository {hash}, made after the snapshot loaded, that cannot be made again: {reason}")]
     Reapply { hash: String, reason: String },
-    /// Recovery: stored rows were written in a form of their view that a restart cannot take.
+    /// Recovery, or a cluster's stream: stored rows were written in a form of their view that
+    /// the serving one cannot take.
     #[error(transparent)]
     LayoutChanged(#[from] super::layouts::LayoutMismatch),
+    /// Cluster mode: the forms a record of the log says its rows were written in cannot be read.
+    #[error("the rows cannot be read: {0}")]
+    UnreadableForms(String),
     /// The cluster's log (JetStream) did not take or apply the rows.
     #[error("the cluster log could not take the rows: {0}")]
     Log(String),

@@ -6,9 +6,10 @@
 //! in journal order.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::layouts::stored_form;
+use super::replicated::LogForms;
 use super::watermark::Watermarks;
 use crate::metrics::ViewWrites;
 use crate::persist::format::{ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
@@ -25,6 +26,9 @@ pub struct StoreViews {
     /// The stored form each layout stands for (`None`: a realtime view, or a table built from
     /// names alone, whose form is not known).
     forms: Vec<Option<ViewLayoutV1>>,
+    /// `forms` as a cluster's stream names them, made when a node first publishes rows under
+    /// this table (never in single-node mode).
+    log_forms: OnceLock<Arc<LogForms>>,
     pub(super) watermarks: Watermarks,
     /// Rows written per view since start (not counting recovery), for the console's ingest rate.
     pub(super) writes: ViewWrites,
@@ -96,6 +100,7 @@ impl StoreViews {
             specs,
             layouts,
             forms,
+            log_forms: OnceLock::new(),
             watermarks,
             writes,
         }
@@ -166,5 +171,11 @@ impl StoreViews {
             .map(|(id, name)| (name.clone(), self.form(id).cloned()))
             .unzip();
         ViewLayoutsV1 { views, layouts }
+    }
+
+    /// This table's forms as a cluster's stream names them (its layouts record).
+    pub fn log_forms(&self) -> &Arc<LogForms> {
+        self.log_forms
+            .get_or_init(|| Arc::new(LogForms::of(self.layouts_record())))
     }
 }

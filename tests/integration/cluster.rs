@@ -9,7 +9,8 @@
 //! added at runtime takes partitions and serves them once caught up. A replicated node with a
 //! data directory snapshots its rows with the stream sequence they cover, and after SIGKILL
 //! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
-//! recording no stream sequence is refused.
+//! recording no stream sequence is refused. Rows in the stream are read in the form they were
+//! written in when the files change between runs: reshaped, or the start refused.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use super::common::{timestamp_in, Server, ServerBuilder, PATIENCE};
-use super::persistence::{ingest, ingest_until_refused, last_amount, transaction};
+use super::persistence::{
+    ingest, ingest_until_refused, last_amount, load_profile, profile, profile_without_account_age,
+    transaction, ACCOUNT_AGE_DAYS,
+};
 
 /// `nats-server`, from PATH or where Debian installs it (`/usr/sbin`, often not on a user's PATH).
 fn nats_server() -> Option<PathBuf> {
@@ -252,15 +256,25 @@ pub(super) fn cluster_status(nats: &NatsCluster, stream: &str) -> String {
 
 /// Polls `server` until the user's `last_amount` is `expected` (panics at the deadline).
 fn wait_for_amount(server: &Server, user: &str, expected: &Json) {
+    wait_for_answer(server, user, expected, last_amount);
+}
+
+/// Polls `server` until `read` answers `expected` for `user` (panics at the deadline).
+fn wait_for_answer<T: PartialEq + std::fmt::Debug>(
+    server: &Server,
+    user: &str,
+    expected: &T,
+    read: impl Fn(&Server, &str) -> T,
+) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let amount = last_amount(server, user);
-        if &amount == expected {
+        let answer = read(server, user);
+        if &answer == expected {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{} still answers {amount} for {user}, not {expected}",
+            "{} still answers {answer:?} for {user}, not {expected:?}",
             server.base_url
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -591,6 +605,58 @@ fn a_node_with_a_data_dir_resumes_the_stream_after_its_snapshot() {
         0 < resumed_after && resumed_after < caught_up_at,
         "{logged}"
     );
+}
+
+/// The files changed between runs, as in persistence's tests, but the rows are in the stream:
+/// `user_profile` loses `account_age_days`. A node started on the new files replays the rows
+/// written before in the form they were written in, reshaped to its own (the other features
+/// intact, not shifted into the gap), and so applies those a node still on the old files
+/// writes meanwhile; a node whose files changed the feature's type refuses to start, naming
+/// the view and the difference.
+#[test]
+fn rows_replayed_from_the_stream_are_read_in_the_form_they_were_written_in() {
+    let Some((nats, _dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let repository = super::registry::broken_config("features/prod/views.toml", "", "");
+    let config = repository.path().join("config.toml");
+    let old_files = node_builder(&nats, "n1").config(&config).start();
+    load_profile(&old_files, "u_old", "700");
+
+    let views = repository.path().join("features/prod/views.toml");
+    let original = std::fs::read_to_string(&views).unwrap();
+    assert!(original.contains(ACCOUNT_AGE_DAYS));
+    std::fs::write(&views, original.replace(ACCOUNT_AGE_DAYS, "")).unwrap();
+    let new_files = node_builder(&nats, "n2")
+        .config(&config)
+        .env("QUIVER_LOG", "info")
+        .start();
+    assert_eq!(
+        profile(&new_files, "u_old"),
+        profile_without_account_age(700)
+    );
+    load_profile(&old_files, "u_live", "650");
+    wait_for_answer(
+        &new_files,
+        "u_live",
+        &profile_without_account_age(650),
+        profile,
+    );
+    let logged = new_files.terminate();
+    assert!(logged.contains("reshaped to its features now"), "{logged}");
+
+    let float64 = ACCOUNT_AGE_DAYS.replace("int64", "float64");
+    std::fs::write(&views, original.replace(ACCOUNT_AGE_DAYS, &float64)).unwrap();
+    let refused = node_builder(&nats, "n3").config(&config).run_to_exit();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for needle in [
+        "prod/user_profile",
+        "`account_age_days` was int64 and is float64 now",
+        "quiver apply",
+    ] {
+        assert!(stderr.contains(needle), "{needle} in: {stderr}");
+    }
 }
 
 #[test]

@@ -1,0 +1,132 @@
+//! The forms the rows in the stream were written in. Each rows message names, in its
+//! [`FORMS_HEADER`], the stored forms of the views table it was encoded under
+//! (`store::LogForms`: a content id, the same for the same forms on every node), and the
+//! forms themselves are in the key-value bucket `<stream>_forms` under that id, put before
+//! the first message naming them (once a views table). A replica reads each message's rows in
+//! the forms it names (fetched once a replica), reshaped to its own views or refused as
+//! recovery does: rows are never read in a form other than the one they were written in.
+//!
+//! Why a name per message and a bucket, not a forms message in the stream whose latest one a
+//! replay follows: nodes may write under different forms at once (an apply is per node, so a
+//! cluster being applied to serves two), and a replay following the latest forms in stream
+//! order would misread every other node's rows; and a replica that starts after a snapshot's
+//! sequence, or reads one partition's subject, would not see forms published before. Why not
+//! the forms themselves in every message: every view's names and type texts on every batch, a
+//! one-row write's message several times its size. The header is 32 hex digits.
+//!
+//! Mixed versions: a message of an older build names no forms; its rows are taken in the
+//! serving form, as that build did. An older build reads only `Nats-Msg-Id` of a message's
+//! headers, so it reads this build's messages as it always did: no new message kind enters
+//! the stream (a replica refuses a record that is not rows, logged and skipped, in any build).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use async_nats::HeaderMap;
+
+use super::{key_value_bucket, ClusterError};
+use crate::config::ClusterSettings;
+use crate::store::{LogForms, StoreError, WrittenLayouts};
+
+/// The header a rows message names its forms in (the id, as hex).
+const FORMS_HEADER: &str = "Quiver-Forms";
+/// How long a replica waits before asking the bucket again when NATS did not answer.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The cluster's bucket of forms; cheap to clone.
+#[derive(Clone)]
+pub(super) struct Forms {
+    bucket: kv::Store,
+}
+
+impl Forms {
+    /// The bucket of the cluster of `settings`, created if no node has yet; its entries are
+    /// kept for ever (one per distinct set of forms ever written, and a rows message may name
+    /// one as long as the stream holds it).
+    pub(super) async fn open(
+        jetstream: &jetstream::Context,
+        settings: &ClusterSettings,
+    ) -> Result<Forms, ClusterError> {
+        let name = format!("{}_forms", settings.stream);
+        let bucket = key_value_bucket(jetstream, name, settings.replicas, Duration::ZERO).await?;
+        Ok(Forms { bucket })
+    }
+
+    /// Puts `forms` in the bucket unless this process already has (once a views table: after
+    /// a start or an apply): before the first message that names them, so every replica that
+    /// reads the message finds them. Writes racing to put them each put the same bytes.
+    pub(super) async fn publish(&self, forms: &LogForms) -> Result<(), StoreError> {
+        if forms.published.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.bucket
+            .put(&forms.name, forms.record.clone().into())
+            .await
+            .map_err(|e| StoreError::Log(format!("publishing the rows' forms: {e}")))?;
+        forms.published.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Names `forms` in a rows message's `headers`.
+pub(super) fn name(headers: &mut HeaderMap, forms: &LogForms) {
+    headers.insert(FORMS_HEADER, forms.name.as_str());
+}
+
+/// What a replica has read of the bucket, by the header's text.
+pub(super) struct ReadForms {
+    forms: Forms,
+    read: HashMap<String, WrittenLayouts>,
+    /// For messages that name no forms (an older build's): none known.
+    unnamed: WrittenLayouts,
+}
+
+impl ReadForms {
+    pub(super) fn new(forms: Forms) -> ReadForms {
+        ReadForms {
+            forms,
+            read: HashMap::new(),
+            unnamed: WrittenLayouts::default(),
+        }
+    }
+
+    /// The forms `message`'s rows were written in. An error when the bucket does not hold
+    /// the forms it names, or they cannot be read: its rows cannot be read either. While NATS
+    /// does not answer it asks again (no message can be read then either).
+    pub(super) async fn of(
+        &mut self,
+        message: &jetstream::Message,
+    ) -> Result<&mut WrittenLayouts, StoreError> {
+        let Some(id) = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(FORMS_HEADER))
+            .map(|id| id.as_str().to_string())
+        else {
+            return Ok(&mut self.unnamed);
+        };
+        if !self.read.contains_key(&id) {
+            let unreadable = |reason: String| {
+                StoreError::UnreadableForms(format!(
+                    "forms {id} in the cluster's forms bucket {reason}"
+                ))
+            };
+            let record = loop {
+                match self.forms.bucket.get(id.as_str()).await {
+                    Ok(Some(record)) => break record,
+                    Ok(None) => return Err(unreadable("are not there".into())),
+                    Err(error) => {
+                        tracing::warn!(%error, forms = %id, "cluster: cannot read the forms of the stream's rows; asking again");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                    }
+                }
+            };
+            let written = LogForms::read(&record)
+                .map_err(|e| unreadable(format!("cannot be decoded: {e}")))?;
+            self.read.insert(id.clone(), written);
+        }
+        Ok(self.read.get_mut(&id).expect("inserted above"))
+    }
+}

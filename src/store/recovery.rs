@@ -328,7 +328,7 @@ impl Router {
         for row in rows {
             let row = row.map_err(invalid_data)?;
             total += 1;
-            match serving_write(&current, &ids, &remaps, row)? {
+            match serving_write(&current, ids, remaps, row)? {
                 Some(write) => writes.push(write),
                 None => skipped += 1,
             }

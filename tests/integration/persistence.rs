@@ -436,6 +436,11 @@ fn a_damaged_snapshot_the_journals_do_not_reach_back_past_refuses_the_start() {
     ingest(&server, "before_third", 3.0);
     let third = server.snapshot();
     ingest(&server, "after_third", 4.0);
+    // Retention runs just after the file is renamed in, which is when `snapshot` sees it listed.
+    let deadline = Instant::now() + PATIENCE;
+    while first.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.kill9();
     assert!(!first.exists(), "retention removed the oldest");
     assert!(

@@ -724,6 +724,16 @@ pub(super) fn profile(server: &Server, user: &str) -> Vec<(String, Json)> {
         .collect()
 }
 
+/// Feature `name` of `user_profile` in what [`profile`] answered.
+fn profile_feature(features: &[(String, Json)], name: &str) -> Json {
+    let name = format!("user_profile.{name}");
+    let found = features.iter().find(|(n, _)| *n == name);
+    found
+        .unwrap_or_else(|| panic!("{name} in {features:?}"))
+        .1
+        .clone()
+}
+
 /// What `profile` answers for a `load_profile` row of `credit` once `account_age_days` has left
 /// the files: in Tecton's order (by name), every other feature as written.
 pub(super) fn profile_without_account_age(credit: i64) -> Vec<(String, Json)> {
@@ -826,10 +836,7 @@ fn a_type_changed_in_the_files_between_runs_refuses_the_start() {
     let server = ServerBuilder::new().config(&config).data_dir(&data).start();
     for (user, credit) in [("u_old", "700"), ("u_journal", "650")] {
         let features = profile(&server, user);
-        let value = |name: &str| {
-            let name = format!("user_profile.{name}");
-            features.iter().find(|(n, _)| *n == name).unwrap().1.clone()
-        };
+        let value = |name: &str| profile_feature(&features, name);
         assert_eq!(value("credit_score"), json!(credit), "{features:?}");
         assert_eq!(value("account_age_days"), json!("11"), "{features:?}");
         assert_eq!(value("home_country"), json!("DE"), "{features:?}");
@@ -853,10 +860,7 @@ fn a_type_changed_in_the_files_of_an_empty_view_starts() {
     let server = ServerBuilder::new().config(&config).data_dir(&data).start();
     for (user, credit) in [("u_old", "700"), ("u_journal", "650")] {
         let features = profile(&server, user);
-        let value = |name: &str| {
-            let name = format!("user_profile.{name}");
-            features.iter().find(|(n, _)| *n == name).unwrap().1.clone()
-        };
+        let value = |name: &str| profile_feature(&features, name);
         assert_eq!(value("credit_score"), json!(credit), "{features:?}");
         assert_eq!(value("account_age_days"), json!("11"), "{features:?}");
     }

@@ -373,22 +373,27 @@ impl RowLog for StreamLog {
             per_partition.entry(partition).or_default().push(row);
         }
         let placement = Arc::clone(&self.placement.borrow());
-        let messages: Vec<Message> = per_partition
+        let messages: Result<Vec<Message>, StoreError> = per_partition
             .into_iter()
             .map(|(partition, rows)| {
+                let (record, forms) = self.router.encode_record(&rows)?;
                 let n = self.next_message.fetch_add(1, Ordering::Relaxed);
-                let (record, forms) = self.router.encode_record(&rows);
-                Message {
+                Ok(Message {
                     subject: format!("{}.{partition}", self.subject_prefix),
                     id: format!("{}-{n}", self.message_prefix),
                     record,
                     forms,
                     rows: rows.len(),
                     replica: placement.replicas[partition].clone(),
-                }
+                })
             })
             .collect();
         drop(placement);
+        // Refused whole before anything is published: a refused write changes nothing.
+        let messages = match messages {
+            Ok(messages) => messages,
+            Err(refused) => return Box::pin(std::future::ready(Err(refused))),
+        };
         let jetstream = self.jetstream.clone();
         let forms = self.forms.clone();
         async move {

@@ -68,10 +68,18 @@ impl Router {
     }
 
     /// Rows as one record of the log (the journal's versioned format: views named, not
-    /// numbered, so that every node reads them alike), and the forms they are encoded in.
-    pub fn encode_record(&self, rows: &[RowWrite]) -> (Vec<u8>, Arc<LogForms>) {
+    /// numbered, so that every node reads them alike), and the forms they are encoded in. Rows
+    /// encoded for a layout an apply has replaced since are refused, as the writer refuses
+    /// them: published under the new forms, every node would read them shifted.
+    pub fn encode_record(&self, rows: &[RowWrite]) -> Result<(Vec<u8>, Arc<LogForms>), StoreError> {
         let views = self.views.load();
-        (journal_record(&views, rows), Arc::clone(views.log_forms()))
+        if let Some(row) = rows
+            .iter()
+            .find(|row| views.layout(row.view) != Some(row.layout))
+        {
+            return Err(StoreError::RepositoryChanged(row.view));
+        }
+        Ok((journal_record(&views, rows), Arc::clone(views.log_forms())))
     }
 
     /// Applies a record read from the log, without journaling it, its rows written in the
@@ -139,7 +147,9 @@ mod tests {
         System::new().block_on(async {
             let before = profile_registry(AGE_CITY_ZIP);
             let writer = Router::start_with(1, 4096, &before).unwrap();
-            let (record, forms) = writer.encode_record(&[profile_write(&before, "u")]);
+            let (record, forms) = writer
+                .encode_record(&[profile_write(&before, "u")])
+                .unwrap();
 
             let after = profile_registry(
                 r#"{ name = "city", type = "string" }, { name = "zip", type = "string" }"#,

@@ -193,7 +193,7 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
     }
 
     #[test]
-    fn old_layouts_stay_readable_until_retired_and_old_writes_are_refused() {
+    fn old_layouts_stay_readable_until_retired_and_old_writes_are_refused_and_unpublished() {
         let before = registry(BASE, None);
         let text = BASE.replace(
             "features = [{ name = \"age\", type = \"int64\" },",
@@ -241,6 +241,10 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             );
             let refused = router.write(vec![row(old.layout)]).await;
             assert!(matches!(refused, Err(StoreError::RepositoryChanged(id)) if id == old.id));
+            // Nor are they published to a cluster's log under the new forms.
+            let unpublished = router.encode_record(&[row(old.layout)]);
+            assert!(matches!(unpublished, Err(StoreError::RepositoryChanged(id)) if id == old.id));
+            assert!(router.encode_record(&[row(new.layout)]).is_ok());
 
             router.retire_layouts().await.unwrap();
             assert_eq!(read(old.layout), None);

@@ -271,7 +271,9 @@ impl From<ApplyError> for ApiError {
             ApplyError::Store(store) => return store.into(),
             ApplyError::Invalid(_) | ApplyError::IngestToken(_) => ErrorKind::InvalidArgument,
             ApplyError::StalePlan { .. } | ApplyError::DataLoss(_) => ErrorKind::FailedPrecondition,
-            ApplyError::NotPersisted(_) => ErrorKind::Internal,
+            ApplyError::NotPersisted(_) | ApplyError::UndoNotJournaled { .. } => {
+                ErrorKind::Internal
+            }
         };
         ApiError::new(kind, error.to_string())
     }

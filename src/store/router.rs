@@ -25,6 +25,7 @@ use super::tiles::{MemoReads, TileSet};
 use super::views::StoreViews;
 use super::writer::{Reshape, Revert, Write, WriterActor};
 use crate::persist::format::{encode_apply_record, ApplyRecordV1, RepositoryV1, ViewRefV1};
+use crate::persist::JournalError;
 use crate::registry::aggregation::AggregationSpec;
 use crate::registry::{Registry, ViewId};
 use crate::time::Micros;
@@ -197,9 +198,13 @@ impl Router {
     /// Takes back the last reshape (not yet retired): the views table it replaced is the
     /// store's again, behind the writes already sent, with the data it had; what the reshape
     /// made is dropped. An apply that cannot keep its result undoes itself this way (journaled,
-    /// as the reshape was).
-    pub async fn undo_reshape(&self, undo: ReshapeUndo) -> Result<(), StoreError> {
-        let reverted = self
+    /// as the reshape was). Answers the journal's refusal of the undo's record, if it refused
+    /// it: the undo is made all the same, and journaled before anything else is.
+    pub async fn undo_reshape(
+        &self,
+        undo: ReshapeUndo,
+    ) -> Result<Option<JournalError>, StoreError> {
+        let (reverted, unjournaled) = self
             .writer
             .send(Revert {
                 views: Arc::clone(&undo.0),
@@ -210,7 +215,7 @@ impl Router {
             done.await.map_err(|_| StoreError::ShardGone(shard))??;
         }
         self.views.store(undo.0);
-        Ok(())
+        Ok(unjournaled)
     }
 
     /// Drops the data of the layouts the last reshape replaced (and of removed views), now that

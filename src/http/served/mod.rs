@@ -40,7 +40,7 @@ use super::wire::feature_service::WireCatalog;
 use super::AppState;
 use crate::ingest::tokens::IngestTokens;
 use crate::ingest::IngestError;
-use crate::persist::{PersistError, Snapshotter};
+use crate::persist::{JournalError, PersistError, Snapshotter};
 use crate::registry::plan::{Effect, Plan};
 use crate::registry::repository::Repository;
 use crate::registry::{build_registry, Registry, RegistryError, WorkspaceFiles};
@@ -107,6 +107,11 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("the repository was not applied: the snapshot that would keep it failed ({0}); the previous repository is still served, with its data as it was: fix the cause and apply again")]
     NotPersisted(PersistError),
+    #[error("the repository was not applied: the snapshot that would keep it failed ({snapshot}); the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot, and a restart before then would make this apply again. Fix the cause (the disk), then apply again or restart")]
+    UndoNotJournaled {
+        snapshot: PersistError,
+        journal: JournalError,
+    },
 }
 
 impl ServedRepository {
@@ -187,8 +192,13 @@ impl ServedRepository {
                 // Served, the new repository would take writes a restart loses or misreads:
                 // nothing of the apply stays.
                 self.applied.store(applied_before);
-                router.undo_reshape(undo).await?;
-                return Err(ApplyError::NotPersisted(error));
+                return Err(match router.undo_reshape(undo).await? {
+                    None => ApplyError::NotPersisted(error),
+                    Some(journal) => ApplyError::UndoNotJournaled {
+                        snapshot: error,
+                        journal,
+                    },
+                });
             }
         }
         self.current

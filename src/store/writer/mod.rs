@@ -22,7 +22,8 @@ pub use write::{journal_record, Write};
 use super::shard::ShardActor;
 use super::views::StoreViews;
 use crate::metrics::{shard_mailbox_depth, Gauge};
-use crate::persist::{FsyncPolicy, Journal};
+use crate::persist::format::{encode_apply_record, ApplyRecordV1};
+use crate::persist::{FsyncPolicy, Journal, JournalError};
 
 pub struct WriterActor {
     shards: Vec<Addr<ShardActor>>,
@@ -34,8 +35,8 @@ pub struct WriterActor {
     /// journals under a table, so a replay knows the form of every record's rows.
     layouts_journaled: bool,
     /// False when an apply was undone (`Revert`) and the journal could not take its record
-    /// (`ApplyRecordV1::Undone`): it goes in before the next rows, which are in the forms the
-    /// undo went back to.
+    /// (`ApplyRecordV1::Undone`): it goes in before anything else is journaled or the journal
+    /// is rotated for a snapshot (see [`WriterActor::journal_pending_undo`]).
     undo_journaled: bool,
     /// Index = shard: the batches sent to it and not yet applied.
     mailbox_depths: Vec<Gauge>,
@@ -51,6 +52,18 @@ impl WriterActor {
             layouts_journaled: false,
             undo_journaled: true,
         }
+    }
+
+    /// Journals the undo `Revert` could not, before whatever comes next: next rows (in the
+    /// forms the undo went back to), another apply, or a rotation for a snapshot (a fallback
+    /// past that snapshot replays this segment). Else a replay would make the undone apply
+    /// again, or take the next apply's undo for it.
+    fn journal_pending_undo(&mut self) -> Result<(), JournalError> {
+        if let (false, Some(journal)) = (self.undo_journaled, self.journal.as_mut()) {
+            journal.append(&encode_apply_record(&ApplyRecordV1::Undone))?;
+        }
+        self.undo_journaled = true;
+        Ok(())
     }
 }
 

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use actix::{Handler, Message};
+use actix::{Handler, Message, MessageResult};
 use tokio::sync::oneshot;
 
 use super::WriterActor;
-use crate::persist::format::{encode_apply_record, ApplyRecordV1};
+use crate::persist::JournalError;
 use crate::registry::ViewId;
 use crate::store::shard::{ReshapePartition, RevertReshape, ViewReshape};
 use crate::store::views::StoreViews;
@@ -36,6 +36,7 @@ impl Handler<Reshape> for WriterActor {
     type Result = Result<Reshaped, StoreError>;
 
     fn handle(&mut self, msg: Reshape, _: &mut Self::Context) -> Self::Result {
+        self.journal_pending_undo()?;
         if let Some(journal) = self.journal.as_mut() {
             journal.append(&msg.record)?;
         }
@@ -62,32 +63,35 @@ pub struct Revert {
     pub views: Arc<StoreViews>,
 }
 
+/// The shards' receivers, and the journal's refusal of the undo's record if it refused it.
+pub type Reverted = (Reshaped, Option<JournalError>);
+
 impl Message for Revert {
-    type Result = Reshaped;
+    type Result = Reverted;
 }
 
 impl Handler<Revert> for WriterActor {
-    type Result = Reshaped;
+    type Result = MessageResult<Revert>;
 
     fn handle(&mut self, msg: Revert, _: &mut Self::Context) -> Self::Result {
         self.views = msg.views;
         self.layouts_journaled = false;
-        // Going back cannot be refused; unjournaled, it is journaled before the next rows
-        // (which are in the old forms), or the write is refused.
-        self.undo_journaled = self.journal.as_mut().is_none_or(|journal| {
-            let journaled = journal.append(&encode_apply_record(&ApplyRecordV1::Undone));
-            if let Err(error) = &journaled {
-                tracing::error!(%error, "could not journal an apply's undo; it is journaled before the next rows");
-            }
-            journaled.is_ok()
-        });
-        self.shards
+        // Going back cannot be refused; unjournaled, the undo is journaled before anything
+        // else is (or that is refused), and the apply's answer says so.
+        self.undo_journaled = false;
+        let unjournaled = self.journal_pending_undo().err();
+        if let Some(error) = &unjournaled {
+            tracing::error!(%error, "could not journal an apply's undo; it is journaled before anything else");
+        }
+        let reverted = self
+            .shards
             .iter()
             .map(|shard| {
                 let (done, receiver) = oneshot::channel();
                 shard.do_send(RevertReshape { done });
                 receiver
             })
-            .collect()
+            .collect();
+        MessageResult((reverted, unjournaled))
     }
 }

@@ -44,6 +44,7 @@ impl Handler<StartSnapshot> for WriterActor {
     type Result = std::io::Result<SnapshotStarted>;
 
     fn handle(&mut self, _: StartSnapshot, _: &mut Self::Context) -> Self::Result {
+        self.journal_pending_undo().map_err(std::io::Error::other)?;
         let seq = match self.journal.as_mut() {
             Some(journal) => journal.rotate()?,
             None => 0,

@@ -5,9 +5,7 @@ use tokio::sync::oneshot;
 
 use super::WriterActor;
 use crate::metrics::Queued;
-use crate::persist::format::{
-    encode, encode_apply_record, encode_layouts_record, ApplyRecordV1, RowRefV1, RowsRefV1,
-};
+use crate::persist::format::{encode, encode_layouts_record, RowRefV1, RowsRefV1};
 use crate::store::key::shard_of;
 use crate::store::shard::{ApplyRows, RowWrite, WriteOutcome};
 use crate::store::views::StoreViews;
@@ -41,11 +39,8 @@ impl Handler<Write> for WriterActor {
             return Err(StoreError::RepositoryChanged(row.view));
         }
         if msg.journaled {
+            self.journal_pending_undo()?;
             if let Some(journal) = self.journal.as_mut() {
-                if !self.undo_journaled {
-                    journal.append(&encode_apply_record(&ApplyRecordV1::Undone))?;
-                    self.undo_journaled = true;
-                }
                 if !self.layouts_journaled {
                     // Refused with the write if it fails: no rows follow a form not journaled.
                     journal.append(&encode_layouts_record(&self.views.layouts_record()))?;

@@ -35,6 +35,11 @@ const FORMS_HEADER: &str = "Quiver-Forms";
 /// How long a replica waits before asking the bucket again when NATS did not answer.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How often, and how far apart, forms a message names but the bucket does not show are asked
+/// for again before its rows are refused: 5 s in all, far past a bucket replica's lag.
+const MISSING_RETRIES: u32 = 50;
+const MISSING_RETRY_AFTER: Duration = Duration::from_millis(100);
+
 /// The cluster's bucket of forms; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Forms {
@@ -113,9 +118,16 @@ impl ReadForms {
                     "forms {id} in the cluster's forms bucket {reason}"
                 ))
             };
+            let mut misses = 0;
             let record = loop {
                 match self.forms.bucket.get(id.as_str()).await {
                     Ok(Some(record)) => break record,
+                    // A direct get may be answered by a replica of the bucket that has not
+                    // applied the put yet (it precedes the message): asked again for a while.
+                    Ok(None) if misses < MISSING_RETRIES => {
+                        misses += 1;
+                        tokio::time::sleep(MISSING_RETRY_AFTER).await;
+                    }
                     Ok(None) => return Err(unreadable("are not there".into())),
                     Err(error) => {
                         tracing::warn!(%error, forms = %id, "cluster: cannot read the forms of the stream's rows; asking again");

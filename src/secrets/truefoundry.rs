@@ -418,15 +418,15 @@ impl Handler<UpsertGroup> for VaultActor {
         let now = now_micros();
         let group = match self.state.groups.values().find(|g| g.name == name) {
             Some(existing) => {
+                // Names are first come, first served: an upsert by name must not adopt a group
+                // another key made (its creator would read what is then written there). Only
+                // the group's own admins upsert it; anyone else learns only that it exists.
+                if existing.granted_to(&caller) != Some(GroupAccess::Admin) {
+                    return Err(SecretsError::GroupOwnedByAnother(name));
+                }
                 let mut group = self
                     .group_for(&caller, &existing.id.clone(), GroupAccess::Admin)?
                     .clone();
-                // Names are first come, first served: an admin's upsert by name must not
-                // adopt a group another key made (its creator would read what the admin then
-                // writes). Only the group's own admins upsert it.
-                if group.granted_to(&caller) != Some(GroupAccess::Admin) {
-                    return Err(SecretsError::GroupOwnedByAnother(name));
-                }
                 group.manifest = Some(keep_collaborator_ids(group.manifest.as_ref(), manifest));
                 group.integration_id = integration_id.or(group.integration_id);
                 group.updated = now;

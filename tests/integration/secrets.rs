@@ -1233,7 +1233,14 @@ fn an_upsert_does_not_adopt_a_group_another_principal_created() {
     };
     let admins_team =
         json!([{"subject": "serviceaccount:ops-admin", "role_id": "secret-group-admin"}]);
-    for (key, dry_run) in [(ADMIN_KEY, false), (ADMIN_KEY, true), (&ops_admin, false)] {
+    // A key with no rights on the group gets the same answer as an admin's (not 403).
+    let (_, stranger) = service_account(&server, "stranger", json!([]));
+    for (key, dry_run) in [
+        (ADMIN_KEY, false),
+        (ADMIN_KEY, true),
+        (&ops_admin, false),
+        (&stranger, false),
+    ] {
         let refused = upsert(key, admins_team.clone(), dry_run);
         assert_eq!(
             (refused.status, refused.json()),

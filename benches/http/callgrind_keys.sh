@@ -13,8 +13,10 @@
 #   bash benches/http/callgrind_keys.sh BINARY OUTDIR [N] [KEYS]
 # LOADER (default BINARY) is the `quiver` whose `bench` loads the data set: one loader for two
 # builds compares them over the same data.
-# KINDS (default "seed plain seedbatch plainbatch") picks the kinds, as in callgrind.sh. Prints,
-# per kind: instructions, L1 data read misses and L2 ("LL") data read misses a request.
+# KINDS (default "seed plain seedbatch plainbatch") picks the kinds, as in callgrind.sh;
+# `ingest` (not in the default) sends /ingest requests of 100 `transactions` events of the
+# drawn keys, a second apart, ending now. Prints, per kind: instructions, L1 data read misses
+# and L2 ("LL") data read misses a request.
 # LL (default 524288,8,64: size, ways, line) sizes the simulated last level: 1048576,16,64 is
 # the 1 MiB L2 of the twenty-first session's machine.
 set -euo pipefail
@@ -26,9 +28,17 @@ rm -f "$out"/callgrind.out.* "$out/summary.txt"
 driver="$out/drive_keys.py"
 cat >"$driver" <<'PY'
 # drive_keys.py HOST PORT KIND N KEYS: N requests of one kind; KIND `all` reads every key once.
-import http.client, json, random, socket, sys
+import datetime, http.client, json, random, socket, sys
 host, port, kind, n, keys = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 draws = random.Random(kind)
+now = datetime.datetime.now(datetime.timezone.utc)
+def events(i):
+    # 100 events, a second apart, the last `now` minus the requests still to come.
+    def at(j):
+        return (now - datetime.timedelta(seconds=(n - i) * 100 - j)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [{"record": {"user_id": f"key_{draws.randrange(keys)}", "merchant": f"key_{draws.randrange(keys)}",
+                        "terminal_id": j, "amt": round(draws.random() * 1000, 2), "category": "grocery_pos",
+                        "is_online": j % 2 == 0, "timestamp": at(j)}} for j in range(100)]
 seed = kind.startswith("seed") or kind == "all"
 def row(i):
     # `quiver bench`'s key values (bench::dataset::key_value) for string join keys.
@@ -42,7 +52,11 @@ requests = (keys + 9) // 10 if kind == "all" else n
 for i in range(requests):
     params = {"workspaceName": "prod",
               "featureServiceName": "fraud_detection_feature_service" if seed else "user_risk_service"}
-    if "batch" in kind or kind == "all":
+    body = {"params": params}
+    if kind.startswith("ingest"):
+        body = {"workspace_name": "prod", "dry_run": False, "records": {"transactions": events(i)}}
+        path = "/ingest"
+    elif "batch" in kind or kind == "all":
         params["requestData"] = [row(i * 10 + j) for j in range(10)]
         path = "/api/v1/feature-service/get-features-batch"
     else:
@@ -50,7 +64,7 @@ for i in range(requests):
         path = "/api/v1/feature-service/get-features"
     # Corked, the head and the body leave as one segment (see callgrind.sh).
     connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-    connection.request("POST", path, json.dumps({"params": params}), headers)
+    connection.request("POST", path, json.dumps(body), headers)
     connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
     response = connection.getresponse()
     answer = response.read()

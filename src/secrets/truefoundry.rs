@@ -419,9 +419,10 @@ impl Handler<UpsertGroup> for VaultActor {
         let group = match self.state.groups.values().find(|g| g.name == name) {
             Some(existing) => {
                 // Names are first come, first served: an upsert by name must not adopt a group
-                // another key made (its creator would read what is then written there). Only
-                // the group's own admins upsert it; anyone else learns only that it exists.
-                if existing.granted_to(&caller) != Some(GroupAccess::Admin) {
+                // another key made (its creator would read what is then written there). A
+                // caller with no part in the group learns only that it exists; its viewers
+                // and editors are refused as by id (403); its admins upsert it.
+                if existing.granted_to(&caller).is_none() {
                     return Err(SecretsError::GroupOwnedByAnother(name));
                 }
                 let mut group = self

@@ -29,6 +29,8 @@
 //!   forwards other reads); implements the store's `RowLog` and `RemoteRows`.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
+//! - [`test_hooks`]: files named by `QUIVER_TEST_*` variables that hold or break a step of the
+//!   server for the integration tests (unset in real deployments).
 //! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`,
 //!   `cluster`).
 //!
@@ -50,4 +52,5 @@ pub mod registry;
 pub mod secrets;
 pub mod serving;
 pub mod store;
+pub mod test_hooks;
 pub mod time;

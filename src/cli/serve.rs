@@ -31,6 +31,7 @@ use crate::registry::{load_registry, Registry};
 use crate::secrets::crypto::MasterKeys;
 use crate::secrets::Vault;
 use crate::store::Router;
+use crate::test_hooks::HookFile;
 use crate::time::now_micros;
 
 #[derive(Debug, clap::Args)]
@@ -418,7 +419,10 @@ async fn start(
     (snapshotter, lost_writes): (Option<&Snapshotter>, LostWrites),
     cluster: Option<(&mut Cluster, ChangeStreams, &str)>,
 ) -> anyhow::Result<IngestTokens> {
-    hold_start_up_for_tests().await;
+    // The integration tests hold start-up to watch `/readyz` during a start.
+    HookFile::from_env("QUIVER_TEST_HOLD_START_UP")
+        .wait_while_on()
+        .await;
     match (cluster, persistent_dirs(settings)) {
         (Some((cluster, change_streams, url)), dirs) => {
             // No journal in cluster mode: the stream is the rows' log.
@@ -497,18 +501,6 @@ impl ChangeStreams {
             "caught up with the cluster's directory and vault streams"
         );
         Ok(())
-    }
-}
-
-/// While the file `QUIVER_TEST_HOLD_START_UP` names exists, start-up waits: the integration
-/// tests hold it to watch `/readyz` during a start, without depending on how long a real
-/// recovery takes. Unset in any real deployment.
-async fn hold_start_up_for_tests() {
-    let Some(hold) = std::env::var_os("QUIVER_TEST_HOLD_START_UP") else {
-        return;
-    };
-    while Path::new(&hold).exists() {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

@@ -3,7 +3,8 @@
 //! nodes, computes the owners of every partition, and
 //! - starts a replica of each partition it now owns: a durable consumer `<node>-p<partition>`
 //!   replays the partition from the stream's start; only once it has caught up is the
-//!   partition ready here (reads of it are local, the next beat says so);
+//!   partition ready here (reads of it are local, the next beat says so). A catch-up that
+//!   fails drops what it applied before the partition is replayed again from the start;
 //! - gives up a partition it no longer owns once every one of its owners holds it caught up
 //!   (so some node always serves it): stops the replica, deletes its consumer, drops its rows;
 //! - publishes the [`Placement`] that writes (own waiters) and reads (where to forward) use.
@@ -86,8 +87,16 @@ async fn run(node: Node, started: oneshot::Sender<Result<(), ClusterError>>) {
                     return;
                 }
                 (Err(error), _) => {
-                    tracing::warn!(%error, partition, "cluster: catching up a partition failed; retrying");
-                    held.remove(&partition);
+                    // The replica may have applied part of the partition before it failed, and
+                    // the next catch-up replays it from the stream's start: its rows go first,
+                    // or aggregations would count those messages twice. (A failed catch-up is
+                    // rare, and a partition gained replays from the start anyway.)
+                    tracing::warn!(%error, partition, "cluster: catching up a partition failed; dropping what it applied and starting over");
+                    // Rows that could not be dropped keep it held, never ready: not replayed
+                    // over them.
+                    if drop_rows(&node, partition).await {
+                        held.remove(&partition);
+                    }
                 }
             },
         }
@@ -232,15 +241,24 @@ async fn give_up(node: &Node, partition: usize, held: Held) {
     if let Err(error) = node.stream.delete_consumer(&consumer).await {
         tracing::warn!(%error, consumer, "cluster: deleting a given-up partition's consumer failed");
     }
+    if drop_rows(node, partition).await {
+        tracing::info!(
+            partition,
+            "cluster: gave a partition up and dropped its rows"
+        );
+    }
+}
+
+/// Drops this node's rows (and tiles) of `partition`; false, logged, if the shards could not
+/// (a shard gone).
+async fn drop_rows(node: &Node, partition: usize) -> bool {
     let partitions = node.settings.partitions;
     let dropped = Arc::new(move |view, key: &[u8]| shard_of(view, key, partitions) == partition);
     match node.router.drop_keys(dropped).await {
-        Ok(()) => tracing::info!(
-            partition,
-            "cluster: gave a partition up and dropped its rows"
-        ),
+        Ok(()) => true,
         Err(error) => {
-            tracing::error!(%error, partition, "cluster: dropping a given-up partition's rows failed")
+            tracing::error!(%error, partition, "cluster: dropping a partition's rows failed");
+            false
         }
     }
 }

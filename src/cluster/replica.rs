@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::forms::ReadForms;
 use super::{ClusterError, Waiter};
 use crate::store::{Router, StoreError, WriteOutcome};
+use crate::test_hooks::HookFile;
 
 /// How often the server says a pull is still alive, and how long a pull lasts.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -73,7 +74,9 @@ pub(super) async fn start(
             waiters,
             holds: feed.holds,
             forms: feed.forms,
-            refuse_until: feed.refuse_start.then_some((feed.caught_up_at, refused_in)),
+            caught_up_at: feed.caught_up_at,
+            refused: feed.refuse_start.then_some(refused_in),
+            end_catch_up: HookFile::from_env("QUIVER_TEST_END_CATCH_UP"),
         },
         applied_in,
     ));
@@ -159,8 +162,13 @@ struct Replica {
     waiters: mpsc::Receiver<Waiter>,
     holds: Option<mpsc::Receiver<Hold>>,
     forms: ReadForms,
-    /// Up to which sequence a message it cannot read stops it, and where it says why.
-    refuse_until: Option<(u64, oneshot::Sender<StoreError>)>,
+    /// The sequence it has caught up at, once it applied it.
+    caught_up_at: u64,
+    /// Where a message it cannot read while catching up at a node's start stops it and says why.
+    refused: Option<oneshot::Sender<StoreError>>,
+    /// The integration tests' fault: while its file exists, the replica stops after each message
+    /// it applies while catching up, as when its consumer ends (deleted under it).
+    end_catch_up: HookFile,
 }
 
 /// A message whose rows cannot be read here, whatever is tried again: not a passing failure.
@@ -180,7 +188,9 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
         mut waiters,
         mut holds,
         mut forms,
-        mut refuse_until,
+        caught_up_at,
+        mut refused,
+        end_catch_up,
     } = replica;
     let mut waiting: HashMap<String, oneshot::Sender<Result<WriteOutcome, StoreError>>> =
         HashMap::new();
@@ -229,11 +239,11 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                     Err(error) => Err(error),
                 };
                 if let Err(error) = &outcome {
-                    let catching_up = refuse_until.as_ref().is_some_and(|(until, _)| sequence <= *until);
-                    if catching_up && unreadable(error) {
-                        let (_, refused) = refuse_until.take().expect("catching up");
-                        let _ = refused.send(outcome.unwrap_err());
-                        return;
+                    if sequence <= caught_up_at && unreadable(error) {
+                        if let Some(refused) = refused.take() {
+                            let _ = refused.send(outcome.unwrap_err());
+                            return;
+                        }
                     }
                     tracing::error!(%error, sequence, "cluster stream: a record could not be applied");
                 }
@@ -244,6 +254,11 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                     tracing::warn!(%error, sequence, "cluster stream: acknowledging a message failed");
                 }
                 applied.send_replace(sequence);
+                // Short of its last message: the catch-up fails.
+                if sequence < caught_up_at && end_catch_up.is_on() {
+                    tracing::warn!(sequence, "cluster stream: the consumer ends while catching up (test hook)");
+                    return;
+                }
             }
         }
     }

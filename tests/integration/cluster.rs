@@ -6,7 +6,8 @@
 //! runtime serves every earlier write once started; writes go on after one NATS server is
 //! killed; without NATS, writes answer 503. Partitioned mode (2 owners per partition): every
 //! key is read from every node (forwarded to owners), also with an owner SIGKILLed, and a node
-//! added at runtime takes partitions and serves them once caught up. A replicated node with a
+//! added at runtime takes partitions and serves them once caught up; a partition whose catch-up
+//! failed part-way is replayed again counting no message twice. A replicated node with a
 //! data directory snapshots its rows with the stream sequence they cover, and after SIGKILL
 //! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
 //! recording no stream sequence is refused. Rows in the stream are read in the form they were
@@ -212,12 +213,15 @@ pub(super) fn node(nats: &NatsCluster, node_id: &str) -> Server {
 }
 /// A node of a partitioned cluster: each of the 4 partitions owned by 2 nodes.
 fn partitioned_node(nats: &NatsCluster, node_id: &str) -> Server {
+    partitioned_builder(nats, node_id).start()
+}
+
+fn partitioned_builder(nats: &NatsCluster, node_id: &str) -> ServerBuilder {
     node_builder(nats, node_id)
         .arg("--cluster-owners")
         .arg("2")
         // A start that does not finish prints its stderr: the partitions it gained and caught up.
         .env("QUIVER_LOG", "info")
-        .start()
 }
 
 fn node_builder(nats: &NatsCluster, node_id: &str) -> ServerBuilder {
@@ -505,6 +509,65 @@ fn a_partitioned_cluster_serves_every_key_from_every_node_through_owner_loss_and
         settled(printed) && holds_some(printed, "n3")
     });
     wait_for_users(&nodes, &users);
+}
+
+/// A partition's catch-up that fails part-way (the test hook ends the replica's consumer after
+/// a message, as a consumer deleted under it does) is retried from the stream's start: over
+/// none of the rows the failed one applied, so each transaction is counted once.
+#[test]
+fn a_partition_whose_catch_up_failed_counts_no_message_twice() {
+    let Some((nats, dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let n1 = partitioned_node(&nats, "n1");
+    // Three messages in the user's partition: a catch-up of it can fail after the first.
+    for i in 0..3 {
+        ingest_transaction(&n1, "twice", &format!("t{i}"));
+    }
+    assert_eq!(recent_count(&n1, "twice"), json!("3"));
+
+    // n2 joins (2 owners, 2 nodes: it owns every partition); while the hook's file exists, its
+    // catch-up of every partition holding more than one message fails, and is retried.
+    // (A write is a message per partition it touches: a view's rows of a key land in the
+    // partition of (view, key).)
+    let failing: Vec<String> = cluster_status(&nats, "QUIVER")
+        .lines()
+        .filter_map(|line| {
+            let (subject, messages) = line.trim().split_once(' ')?;
+            let partition = subject.strip_prefix("QUIVER.rows.")?;
+            (messages.parse::<u64>().ok()? > 1).then(|| format!("partition={partition}"))
+        })
+        .collect();
+    assert!(!failing.is_empty());
+    let fault = dir.path().join("end-catch-up");
+    std::fs::write(&fault, b"").unwrap();
+    let log = dir.path().join("n2.log");
+    std::fs::write(&log, b"").unwrap();
+    let n2 = partitioned_builder(&nats, "n2")
+        .env("QUIVER_TEST_END_CATCH_UP", fault.to_str().unwrap())
+        .stderr_to(&log)
+        .start_listening();
+    let deadline = Instant::now() + PATIENCE;
+    let all_failed = |logged: &str| {
+        let failed = logged
+            .lines()
+            .filter(|line| line.contains("catching up a partition failed"));
+        let failed: Vec<&str> = failed.collect();
+        failing
+            .iter()
+            .all(|partition| failed.iter().any(|line| line.ends_with(partition.as_str())))
+    };
+    while !all_failed(&std::fs::read_to_string(&log).unwrap()) {
+        assert!(Instant::now() < deadline, "not every catch-up failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(&fault).unwrap();
+    while n2.request("GET", "/readyz", &[], None).status != 200 {
+        assert!(Instant::now() < deadline, "n2 never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(recent_count(&n2, "twice"), json!("3"));
+    assert_eq!(aggregates_of(&n2, "twice"), aggregates_of(&n1, "twice"));
 }
 
 /// Ingests one transaction of `user` (with an id, which the count aggregations count).

@@ -48,6 +48,7 @@ use crate::store::{LogForms, RemoteRows, Router, RowLog, RowWrite, StoreError, W
 
 pub use change_stream::ChangeStream;
 pub use ownership::{owners, Member};
+pub use replica::stalled_replicas;
 pub use status::{status, ClusterStatus};
 
 /// How long a node waits at start for the stream to be created: a NATS cluster starting at

@@ -5,13 +5,15 @@
 //! names (`forms`). A replicated-mode replica can be held still between two messages for a
 //! snapshot's cut ([`Hold`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::rt::task::JoinHandle;
 use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use super::forms::ReadForms;
 use super::{ClusterError, Waiter};
@@ -21,6 +23,8 @@ use crate::test_hooks::HookFile;
 /// How often the server says a pull is still alive, and how long a pull lasts.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// How long a replica stalled at a message it cannot read waits before it reads it again.
+const STALLED_RETRY: Duration = Duration::from_secs(2);
 
 /// What a replica applies: the durable consumer's name and the subjects it reads.
 pub(super) struct Feed<'a> {
@@ -38,7 +42,7 @@ pub(super) struct Feed<'a> {
     pub forms: ReadForms,
     /// A node's start: a message it cannot read (`unreadable`) met while catching up stops the
     /// replica and fails the start, naming the view, rather than serve without its rows. Else
-    /// (a partition gained while running) it is logged and skipped, as once caught up.
+    /// (a partition gained while running) it stalls the replica, as once caught up.
     pub refuse_start: bool,
 }
 
@@ -64,12 +68,17 @@ pub(super) async fn start(
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
 ) -> Result<JoinHandle<()>, ClusterError> {
-    let messages = replay_after(stream, feed.consumer, feed.subjects, feed.applied).await?;
+    let messages = replay_after(stream, feed.consumer, feed.subjects.clone(), feed.applied).await?;
     let (applied_in, mut applied) = watch::channel(feed.applied);
     let (refused_in, refused) = oneshot::channel();
     let replica = actix_web::rt::spawn(apply(
         Replica {
-            messages,
+            messages: Some(messages),
+            source: Source {
+                stream: stream.clone(),
+                consumer: feed.consumer.to_string(),
+                subjects: feed.subjects,
+            },
             router,
             waiters,
             holds: feed.holds,
@@ -155,16 +164,27 @@ pub(super) async fn replay_after(
         .map_err(|e| consumer_error(stream, consumer, e.to_string()))
 }
 
+/// Where a replica's messages come from: its durable consumer, opened again (after the last
+/// message applied) when the replica has stalled.
+struct Source {
+    stream: stream::Stream,
+    consumer: String,
+    subjects: String,
+}
+
 /// What a replica's loop owns.
 struct Replica {
-    messages: consumer::pull::Stream,
+    /// `None` while stalled at a message it cannot read: it consumes nothing then.
+    messages: Option<consumer::pull::Stream>,
+    source: Source,
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
     holds: Option<mpsc::Receiver<Hold>>,
     forms: ReadForms,
     /// The sequence it has caught up at, once it applied it.
     caught_up_at: u64,
-    /// Where a message it cannot read while catching up at a node's start stops it and says why.
+    /// Where a message it cannot read while catching up at a node's start stops it and says why
+    /// (elsewhere such a message stalls it).
     refused: Option<oneshot::Sender<StoreError>>,
     /// The integration tests' fault: while its file exists, the replica stops after each message
     /// it applies while catching up, as when its consumer ends (deleted under it).
@@ -179,11 +199,25 @@ fn unreadable(error: &StoreError) -> bool {
     )
 }
 
+/// A message not applied for now, which the replica stalls at (never skips): one it cannot read
+/// until this node's files change, or one an apply on this node raced (its rows were made for
+/// the layouts the apply replaced).
+fn stalls_at(error: &StoreError) -> bool {
+    unreadable(error) || matches!(error, StoreError::RepositoryChanged(_))
+}
+
 /// The replica's loop: this node's waiters are taken in before any message (a write registers
 /// its waiter before publishing), then each message is applied and its waiter, if any, answered.
+///
+/// A message it cannot apply for now (`stalls_at`: mostly, this node's files cannot take the
+/// form it was written in) is not skipped: applying the later ones without it would lose its
+/// rows here for good. The replica stalls instead (reported by [`stalled_replicas`]): it drops its consumer,
+/// and every [`STALLED_RETRY`] reads the stream again from that message, so once the node's
+/// files are brought in line (`quiver apply`) it applies it and goes on.
 async fn apply(replica: Replica, applied: watch::Sender<u64>) {
     let Replica {
         mut messages,
+        source,
         router,
         mut waiters,
         mut holds,
@@ -194,6 +228,9 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
     } = replica;
     let mut waiting: HashMap<String, oneshot::Sender<Result<WriteOutcome, StoreError>>> =
         HashMap::new();
+    let mut stalled = false;
+    let _unstall = Unstall(&source.consumer);
+    let mut retry_at = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -212,7 +249,17 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                     let _ = hold.release.await;
                 }
             }
-            message = messages.next() => {
+            _ = tokio::time::sleep_until(retry_at), if messages.is_none() => {
+                let after = *applied.borrow();
+                match replay_after(&source.stream, &source.consumer, source.subjects.clone(), after).await {
+                    Ok(resumed) => messages = Some(resumed),
+                    Err(error) => {
+                        tracing::warn!(%error, "cluster stream: a stalled replica cannot open its consumer again; retrying");
+                        retry_at = Instant::now() + STALLED_RETRY;
+                    }
+                }
+            }
+            message = next_message(&mut messages) => {
                 let message = match message {
                     Some(Ok(message)) => message,
                     Some(Err(error)) => {
@@ -238,6 +285,7 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                     Ok(written) => router.apply_record(&message.payload, written).await,
                     Err(error) => Err(error),
                 };
+                let stalls = outcome.as_ref().is_err_and(stalls_at);
                 if let Err(error) = &outcome {
                     if sequence <= caught_up_at && unreadable(error) {
                         if let Some(refused) = refused.take() {
@@ -245,10 +293,27 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                             return;
                         }
                     }
-                    tracing::error!(%error, sequence, "cluster stream: a record could not be applied");
+                    if !stalls {
+                        tracing::error!(%error, sequence, "cluster stream: a record could not be applied");
+                    } else if !stalled {
+                        tracing::error!(%error, sequence, consumer = source.consumer, "cluster stream: a record cannot be applied here (yet); this replica applies nothing after it until it can (if this node's files cannot read its rows, bring them in line with the writer's: quiver apply)");
+                        set_stalled(&source.consumer, Some(error.to_string()));
+                    }
                 }
                 if let Some(answer) = message_id(&message).and_then(|id| waiting.remove(&id)) {
                     let _ = answer.send(outcome);
+                }
+                if stalls {
+                    // Not acknowledged: the consumer goes, and is opened again at this message.
+                    stalled = true;
+                    messages = None;
+                    retry_at = Instant::now() + STALLED_RETRY;
+                    continue;
+                }
+                if stalled {
+                    stalled = false;
+                    set_stalled(&source.consumer, None);
+                    tracing::info!(sequence, consumer = source.consumer, "cluster stream: the record that stalled this replica is applied; it applies the stream again");
                 }
                 if let Err(error) = message.ack().await {
                     tracing::warn!(%error, sequence, "cluster stream: acknowledging a message failed");
@@ -282,6 +347,48 @@ pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<Str
         .as_ref()
         .and_then(|headers| headers.get(MESSAGE_ID))
         .map(|id| id.as_str().to_string())
+}
+
+/// The next message of a replica's consumer (`None`: the consumer ended); never, for a stalled
+/// replica, which has none.
+async fn next_message(
+    messages: &mut Option<consumer::pull::Stream>,
+) -> Option<Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> {
+    match messages {
+        Some(messages) => messages.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Replicas stalled at a message they cannot read, by consumer, with the reason. Process-wide,
+/// as the journals that refuse writes are: `/health` and `/readyz` report them without asking
+/// the replicas.
+static STALLED: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+fn set_stalled(consumer: &str, reason: Option<String>) {
+    let mut stalled = STALLED.lock().unwrap_or_else(|e| e.into_inner());
+    match reason {
+        Some(reason) => stalled.insert(consumer.to_string(), reason),
+        None => stalled.remove(consumer),
+    };
+}
+
+/// A replica's loop ends (its partition given up, or the task aborted): it is stalled no more.
+struct Unstall<'a>(&'a str);
+
+impl Drop for Unstall<'_> {
+    fn drop(&mut self) {
+        set_stalled(self.0, None);
+    }
+}
+
+/// The replicas of this process stalled at a message they cannot read: (consumer, reason).
+pub fn stalled_replicas() -> Vec<(String, String)> {
+    let stalled = STALLED.lock().unwrap_or_else(|e| e.into_inner());
+    stalled
+        .iter()
+        .map(|(consumer, reason)| (consumer.clone(), reason.clone()))
+        .collect()
 }
 
 /// The next hold asked of a replica that takes them; never, for one that does not.

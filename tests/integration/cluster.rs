@@ -11,7 +11,8 @@
 //! data directory snapshots its rows with the stream sequence they cover, and after SIGKILL
 //! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
 //! recording no stream sequence is refused. Rows in the stream are read in the form they were
-//! written in when the files change between runs: reshaped, or the start refused.
+//! written in when the files change between runs: reshaped, or the start refused; a running
+//! node that cannot read a message stalls there, saying so, until its files are brought in line.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -720,6 +721,61 @@ fn rows_replayed_from_the_stream_are_read_in_the_form_they_were_written_in() {
     ] {
         assert!(stderr.contains(needle), "{needle} in: {stderr}");
     }
+}
+
+/// A running node that cannot read a message another node wrote (that node's files changed a
+/// feature's type) stops applying the stream there and says so (`/readyz` 503, `/health`
+/// degraded), rather than skip it; once its files are brought in line (`quiver apply`) it
+/// applies that message and every later one.
+#[test]
+fn a_node_stalls_at_a_message_it_cannot_read_until_its_files_are_brought_in_line() {
+    let Some((nats, _dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let float64 = ACCOUNT_AGE_DAYS.replace("int64", "float64");
+    let float64 =
+        super::registry::broken_config("features/prod/views.toml", ACCOUNT_AGE_DAYS, &float64);
+    let float64 = float64.path().join("config.toml");
+    let old_files = node(&nats, "n1");
+    let new_files = node_builder(&nats, "n2").config(&float64).start();
+    load_profile(&new_files, "u_float", "640");
+    ingest(&new_files, "after", 4.5);
+
+    let deadline = Instant::now() + PATIENCE;
+    let ready = loop {
+        let ready = old_files.request("GET", "/readyz", &[], None);
+        if ready.status == 503 {
+            break ready.json();
+        }
+        assert!(Instant::now() < deadline, "n1 never said it stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let health = old_files.request("GET", "/health", &[], None);
+    assert_eq!(health.status, 200);
+    let reason = health.json()["replicas"]["n1"]["error"].to_string();
+    assert!(reason.contains("prod/user_profile"), "{}", health.body);
+    // Nothing after the message is applied either: the stream's order is kept.
+    assert_eq!(last_amount(&old_files, "after"), Json::Null);
+
+    let applied = super::plan::quiver(
+        "apply",
+        &old_files,
+        &float64,
+        &["--yes", "--allow-data-loss"],
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    wait_for_amount(&old_files, "after", &json!(4.5));
+    assert_eq!(
+        profile(&old_files, "u_float"),
+        profile(&new_files, "u_float")
+    );
+    let ready = old_files.request("GET", "/readyz", &[], None);
+    assert_eq!(ready.status, 200, "{}", ready.body);
 }
 
 #[test]

@@ -1,16 +1,20 @@
 //! Health for load balancers, orchestrators and monitors; no authentication.
 //! - `GET /healthz`: alive, 200 whenever the process answers at all.
 //! - `GET /readyz`: 200 when the server serves every API; 503 with the reason while start-up
-//!   recovers its state, or while a journal refuses writes.
+//!   recovers its state, while a journal refuses writes, or (cluster mode) while a replica is
+//!   stalled at a stream message this node cannot read (its reads miss that message's rows and
+//!   every later one's).
 //! - `GET /health`: 200 while the server can read, saying `degraded` with the journals that
 //!   refuse writes (a failed write could not be undone, e.g. the disk is full or failing), so
-//!   that operators see that writes get 503 while reads still work.
+//!   that operators see that writes get 503 while reads still work, and with the stalled
+//!   replicas (consumer and reason).
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value as Json};
 
 use super::super::readiness::STARTING;
 use super::super::AppState;
+use crate::cluster::stalled_replicas;
 use crate::persist::journal::unwritable_journals;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,32 +32,50 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "starting", "reason": STARTING}));
     }
-    match unwritable_journals_json() {
-        None => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Some(journals) => HttpResponse::ServiceUnavailable().json(json!({
-            "status": "degraded",
-            "reason": "a journal refuses writes (a failed write could not be undone)",
-            "journals": journals,
-        })),
-    }
+    let mut answer = match degraded() {
+        None => return HttpResponse::Ok().json(json!({"status": "ready"})),
+        Some(degraded) => degraded,
+    };
+    let reason = match (
+        answer.contains_key("journals"),
+        answer.contains_key("replicas"),
+    ) {
+        (true, false) => "a journal refuses writes (a failed write could not be undone)",
+        (false, _) => "a cluster replica is stalled at a stream message this node cannot read",
+        (true, true) => "a journal refuses writes, and a cluster replica is stalled",
+    };
+    answer.insert("reason".into(), reason.into());
+    HttpResponse::ServiceUnavailable().json(answer)
 }
 
 async fn health() -> HttpResponse {
-    match unwritable_journals_json() {
+    match degraded() {
         None => HttpResponse::Ok().json(json!({"status": "ok"})),
-        Some(journals) => {
-            HttpResponse::Ok().json(json!({"status": "degraded", "journals": journals}))
-        }
+        Some(degraded) => HttpResponse::Ok().json(degraded),
     }
 }
 
-/// The journals that refuse writes, by name, with the cause; `None` when all accept them.
-fn unwritable_journals_json() -> Option<Map<String, Json>> {
-    let unwritable = unwritable_journals();
-    (!unwritable.is_empty()).then(|| {
-        unwritable
+/// `status: degraded` with the journals that refuse writes, by name, with the cause, and the
+/// stalled replicas, by consumer, with the reason; `None` when there are neither.
+fn degraded() -> Option<Map<String, Json>> {
+    let journals = unwritable_journals();
+    let replicas = stalled_replicas();
+    if journals.is_empty() && replicas.is_empty() {
+        return None;
+    }
+    let mut answer = Map::new();
+    answer.insert("status".into(), "degraded".into());
+    if !journals.is_empty() {
+        let journals = journals
             .into_iter()
-            .map(|(name, cause)| (name, json!({"writable": false, "error": cause})))
-            .collect()
-    })
+            .map(|(name, cause)| (name, json!({"writable": false, "error": cause})));
+        answer.insert("journals".into(), journals.collect::<Map<_, _>>().into());
+    }
+    if !replicas.is_empty() {
+        let replicas = replicas
+            .into_iter()
+            .map(|(consumer, reason)| (consumer, json!({"stalled": true, "error": reason})));
+        answer.insert("replicas".into(), replicas.collect::<Map<_, _>>().into());
+    }
+    Some(answer)
 }

@@ -3,7 +3,8 @@
 //! and applies its messages to the shards, one at a time in stream order (so every node
 //! holding a partition applies the same rows in the same order), each read in the forms it
 //! names (`forms`). A replicated-mode replica can be held still between two messages for a
-//! snapshot's cut ([`Hold`]).
+//! snapshot's cut ([`Hold`]). A message it cannot apply for now stalls it there, reported
+//! ([`stalled_replicas`]), never skipped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

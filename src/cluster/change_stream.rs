@@ -4,17 +4,20 @@
 //! values inside stay sealed with the master key), published with a `Nats-Msg-Id` by the node
 //! that took the request. Every node, the writer too, applies every record in stream order
 //! through the actor's `persist::logged::LogApplier`, which answers the writer's waiting
-//! request; like the rows' replica, a (re)started node replays its streams from the start.
+//! request; like the rows' replica, a (re)started node replays its streams from the start,
+//! and a consumer that ends once caught up is reported and opened again after the last record
+//! applied (`replica::Messages`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, stream};
 use futures_util::future::{BoxFuture, FutureExt};
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::replica::{consumer_error, message_id, message_id_headers, replay_after};
+use super::replica::{
+    consumer_error, message_id, message_id_headers, replay_after, Messages, Next,
+};
 use super::{create_stream, Cluster, ClusterError};
 use crate::config::ClusterSettings;
 use crate::persist::logged::{ChangeLog, LogApplier};
@@ -75,6 +78,13 @@ impl ChangeStream {
             Ok(info) => info.state.last_sequence,
             Err(e) => return Err(consumer_error(&self.stream, &consumer, e.to_string())),
         };
+        let messages = Messages::new(
+            &self.stream,
+            &consumer,
+            self.log.subject.clone(),
+            messages,
+            last,
+        );
         let (applied_in, mut applied) = watch::channel(0);
         actix_web::rt::spawn(apply(messages, applier, applied_in));
         applied
@@ -109,24 +119,25 @@ impl ChangeLog for StreamChangeLog {
 
 /// Applies each record once, in stream order (JetStream redelivers a message whose ack it did
 /// not get in time: applying it twice would refuse it the second time, on this node only).
-async fn apply(
-    mut messages: consumer::pull::Stream,
-    applier: Arc<dyn LogApplier>,
-    applied: watch::Sender<u64>,
-) {
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "cluster change stream: cannot read the next record");
+async fn apply(mut messages: Messages, applier: Arc<dyn LogApplier>, applied: watch::Sender<u64>) {
+    loop {
+        let after = *applied.borrow();
+        let message = match messages.next(after).await {
+            Next::Message(message) => *message,
+            Next::Reopen => {
+                messages.reopen(after).await;
                 continue;
+            }
+            Next::Ended => {
+                tracing::error!("cluster change stream: the consumer ended while catching up");
+                return;
             }
         };
         let Ok(sequence) = message.info().map(|info| info.stream_sequence) else {
             tracing::warn!("cluster change stream: a record without JetStream metadata is skipped");
             continue;
         };
-        if sequence > *applied.borrow() {
+        if sequence > after {
             applier
                 .apply(message_id(&message), message.payload.to_vec())
                 .await;
@@ -136,7 +147,4 @@ async fn apply(
             tracing::warn!(%error, sequence, "cluster change stream: acknowledging a record failed");
         }
     }
-    tracing::error!(
-        "cluster change stream: the consumer ended; this node no longer applies changes"
-    );
 }

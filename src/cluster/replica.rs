@@ -4,7 +4,8 @@
 //! holding a partition applies the same rows in the same order), each read in the forms it
 //! names (`forms`). A replicated-mode replica can be held still between two messages for a
 //! snapshot's cut ([`Hold`]). A message it cannot apply for now stalls it there, reported
-//! ([`stalled_replicas`]), never skipped.
+//! ([`stalled_replicas`]), never skipped; so does its consumer ending once caught up
+//! ([`Messages`]: the directory's and vault's streams read theirs the same way).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -24,7 +25,7 @@ use crate::test_hooks::HookFile;
 /// How often the server says a pull is still alive, and how long a pull lasts.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
-/// How long a replica stalled at a message it cannot read waits before it reads it again.
+/// How long a stalled replica waits before it opens its consumer again.
 const STALLED_RETRY: Duration = Duration::from_secs(2);
 
 /// What a replica applies: the durable consumer's name and the subjects it reads.
@@ -74,12 +75,13 @@ pub(super) async fn start(
     let (refused_in, refused) = oneshot::channel();
     let replica = actix_web::rt::spawn(apply(
         Replica {
-            messages: Some(messages),
-            source: Source {
-                stream: stream.clone(),
-                consumer: feed.consumer.to_string(),
-                subjects: feed.subjects,
-            },
+            messages: Messages::new(
+                stream,
+                feed.consumer,
+                feed.subjects,
+                messages,
+                feed.caught_up_at,
+            ),
             router,
             waiters,
             holds: feed.holds,
@@ -165,19 +167,150 @@ pub(super) async fn replay_after(
         .map_err(|e| consumer_error(stream, consumer, e.to_string()))
 }
 
-/// Where a replica's messages come from: its durable consumer, opened again (after the last
-/// message applied) when the replica has stalled.
-struct Source {
+/// Why a replica applies nothing for now (reported by [`stalled_replicas`]).
+enum Stall {
+    /// At a message it cannot apply: until that message is applied.
+    AtMessage,
+    /// Its consumer ended or failed once caught up: until it is opened again.
+    Ended,
+}
+
+/// What a replica gives next ([`Messages::next`]).
+pub(super) enum Next {
+    /// Boxed: a message is large, and the other variants carry nothing.
+    Message(Box<async_nats::jetstream::Message>),
+    /// Time to open the consumer again ([`Messages::reopen`]).
+    Reopen,
+    /// The consumer ended while catching up: the replica stops, and its start fails.
+    Ended,
+}
+
+/// A replica's messages: its durable consumer, dropped when the replica stalls at a message it
+/// cannot apply or ends under it once caught up (NATS restarted, the consumer deleted, a
+/// network error), and every [`STALLED_RETRY`] opened again after the last message applied, so
+/// none is applied twice (aggregations would count it twice). Reported stalled meanwhile.
+pub(super) struct Messages {
     stream: stream::Stream,
     consumer: String,
     subjects: String,
+    /// How [`stalled_replicas`] names it: a node's consumers of different streams share its id.
+    name: String,
+    /// `None` while stalled: it consumes nothing then.
+    open: Option<consumer::pull::Stream>,
+    stall: Option<Stall>,
+    retry_at: Instant,
+    /// The last sequence of its catch-up: a consumer that ends before it stops the replica.
+    caught_up_at: u64,
+    /// The integration tests' fault: while its file exists, the consumer of a caught-up replica
+    /// ends before each message it would give, as when NATS restarts.
+    end_stream: HookFile,
+}
+
+impl Messages {
+    pub(super) fn new(
+        stream: &stream::Stream,
+        consumer: &str,
+        subjects: String,
+        open: consumer::pull::Stream,
+        caught_up_at: u64,
+    ) -> Messages {
+        Messages {
+            stream: stream.clone(),
+            consumer: consumer.to_string(),
+            subjects,
+            name: format!("{}/{consumer}", stream.cached_info().config.name),
+            open: Some(open),
+            stall: None,
+            retry_at: Instant::now(),
+            caught_up_at,
+            end_stream: HookFile::from_env("QUIVER_TEST_END_STREAM"),
+        }
+    }
+
+    /// The next message after `applied`, the last sequence applied. Cancel safe: a stalled
+    /// replica waits here for its retry, and opens its consumer again on [`Next::Reopen`].
+    pub(super) async fn next(&mut self, applied: u64) -> Next {
+        let catching_up = applied < self.caught_up_at;
+        loop {
+            let Some(open) = &mut self.open else {
+                tokio::time::sleep_until(self.retry_at).await;
+                return Next::Reopen;
+            };
+            let reason = if !catching_up && self.end_stream.is_on() {
+                "its consumer ended (test hook)".to_string()
+            } else {
+                match open.next().await {
+                    Some(Ok(message)) => return Next::Message(Box::new(message)),
+                    Some(Err(error)) if catching_up => {
+                        tracing::warn!(%error, consumer = self.name, "cluster stream: cannot read the next message");
+                        continue;
+                    }
+                    Some(Err(error)) => format!("reading its consumer failed: {error}"),
+                    None if catching_up => return Next::Ended,
+                    None => "its consumer ended".to_string(),
+                }
+            };
+            tracing::error!(reason, applied, consumer = self.name, "cluster stream: this replica applies nothing until its consumer is opened again after the last message it applied");
+            set_stalled(&self.name, Some(reason));
+            self.stall = Some(Stall::Ended);
+            self.stop_until_retry();
+        }
+    }
+
+    /// Opens the consumer again after `applied`, the last sequence applied.
+    pub(super) async fn reopen(&mut self, applied: u64) {
+        match replay_after(&self.stream, &self.consumer, self.subjects.clone(), applied).await {
+            Ok(resumed) => {
+                self.open = Some(resumed);
+                if matches!(self.stall, Some(Stall::Ended)) {
+                    self.stall = None;
+                    set_stalled(&self.name, None);
+                    tracing::info!(applied, consumer = self.name, "cluster stream: the replica's consumer is open again; it applies the stream again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, consumer = self.name, "cluster stream: a stalled replica cannot open its consumer again; retrying");
+                self.retry_at = Instant::now() + STALLED_RETRY;
+            }
+        }
+    }
+
+    /// Stalls at message `sequence`, which failed with `error`: not acknowledged, it is given
+    /// again once the consumer is opened again.
+    fn stall_at(&mut self, sequence: u64, error: &StoreError) {
+        if !matches!(self.stall, Some(Stall::AtMessage)) {
+            tracing::error!(%error, sequence, consumer = self.name, "cluster stream: a record cannot be applied here (yet); this replica applies nothing after it until it can (if this node's files cannot read its rows, bring them in line with the writer's: quiver apply)");
+            set_stalled(&self.name, Some(error.to_string()));
+            self.stall = Some(Stall::AtMessage);
+        }
+        self.stop_until_retry();
+    }
+
+    /// Message `sequence` is applied: a stall at it is over.
+    fn applied(&mut self, sequence: u64) {
+        if matches!(self.stall, Some(Stall::AtMessage)) {
+            self.stall = None;
+            set_stalled(&self.name, None);
+            tracing::info!(sequence, consumer = self.name, "cluster stream: the record that stalled this replica is applied; it applies the stream again");
+        }
+    }
+
+    fn stop_until_retry(&mut self) {
+        self.open = None;
+        self.retry_at = Instant::now() + STALLED_RETRY;
+    }
+}
+
+/// A replica's loop ends (its partition given up, or the task aborted): it is stalled no more.
+impl Drop for Messages {
+    fn drop(&mut self) {
+        set_stalled(&self.name, None);
+    }
 }
 
 /// What a replica's loop owns.
 struct Replica {
-    /// `None` while stalled at a message it cannot read: it consumes nothing then.
-    messages: Option<consumer::pull::Stream>,
-    source: Source,
+    messages: Messages,
     router: Router,
     waiters: mpsc::Receiver<Waiter>,
     holds: Option<mpsc::Receiver<Hold>>,
@@ -212,13 +345,12 @@ fn stalls_at(error: &StoreError) -> bool {
 ///
 /// A message it cannot apply for now (`stalls_at`: mostly, this node's files cannot take the
 /// form it was written in) is not skipped: applying the later ones without it would lose its
-/// rows here for good. The replica stalls instead (reported by [`stalled_replicas`]): it drops its consumer,
-/// and every [`STALLED_RETRY`] reads the stream again from that message, so once the node's
-/// files are brought in line (`quiver apply`) it applies it and goes on.
+/// rows here for good. The replica stalls instead ([`Messages`]): it reads the stream again
+/// from that message until it applies, so once the node's files are brought in line
+/// (`quiver apply`) it goes on.
 async fn apply(replica: Replica, applied: watch::Sender<u64>) {
     let Replica {
         mut messages,
-        source,
         router,
         mut waiters,
         mut holds,
@@ -229,10 +361,8 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
     } = replica;
     let mut waiting: HashMap<String, oneshot::Sender<Result<WriteOutcome, StoreError>>> =
         HashMap::new();
-    let mut stalled = false;
-    let _unstall = Unstall(&source.consumer);
-    let mut retry_at = Instant::now();
     loop {
+        let after = *applied.borrow();
         tokio::select! {
             biased;
             waiter = waiters.recv() => {
@@ -246,29 +376,20 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                 waiting.insert(waiter.message_id, waiter.applied);
             }
             Some(hold) = next_hold(&mut holds) => {
-                if hold.at.send(*applied.borrow()).is_ok() {
+                if hold.at.send(after).is_ok() {
                     let _ = hold.release.await;
                 }
             }
-            _ = tokio::time::sleep_until(retry_at), if messages.is_none() => {
-                let after = *applied.borrow();
-                match replay_after(&source.stream, &source.consumer, source.subjects.clone(), after).await {
-                    Ok(resumed) => messages = Some(resumed),
-                    Err(error) => {
-                        tracing::warn!(%error, "cluster stream: a stalled replica cannot open its consumer again; retrying");
-                        retry_at = Instant::now() + STALLED_RETRY;
-                    }
-                }
-            }
-            message = next_message(&mut messages) => {
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "cluster stream: cannot read the next message");
+            next = messages.next(after) => {
+                let message = match next {
+                    Next::Message(message) => *message,
+                    // Here, not in `next`: a waiter coming in would cancel it half-way.
+                    Next::Reopen => {
+                        messages.reopen(after).await;
                         continue;
                     }
-                    None => {
-                        tracing::error!("cluster stream: the consumer ended; this node no longer applies writes");
+                    Next::Ended => {
+                        tracing::error!("cluster stream: the consumer ended while catching up");
                         return;
                     }
                 };
@@ -278,7 +399,7 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                 };
                 // JetStream redelivers a message whose ack it did not get in time; applying it
                 // again would count its aggregations twice.
-                if sequence <= *applied.borrow() {
+                if sequence <= after {
                     let _ = message.ack().await;
                     continue;
                 }
@@ -286,7 +407,6 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                     Ok(written) => router.apply_record(&message.payload, written).await,
                     Err(error) => Err(error),
                 };
-                let stalls = outcome.as_ref().is_err_and(stalls_at);
                 if let Err(error) = &outcome {
                     if sequence <= caught_up_at && unreadable(error) {
                         if let Some(refused) = refused.take() {
@@ -294,28 +414,21 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                             return;
                         }
                     }
-                    if !stalls {
+                    if stalls_at(error) {
+                        messages.stall_at(sequence, error);
+                    } else {
                         tracing::error!(%error, sequence, "cluster stream: a record could not be applied");
-                    } else if !stalled {
-                        tracing::error!(%error, sequence, consumer = source.consumer, "cluster stream: a record cannot be applied here (yet); this replica applies nothing after it until it can (if this node's files cannot read its rows, bring them in line with the writer's: quiver apply)");
-                        set_stalled(&source.consumer, Some(error.to_string()));
                     }
                 }
+                let stalls = outcome.as_ref().is_err_and(stalls_at);
                 if let Some(answer) = message_id(&message).and_then(|id| waiting.remove(&id)) {
                     let _ = answer.send(outcome);
                 }
+                // Not acknowledged: the consumer is opened again at this message.
                 if stalls {
-                    // Not acknowledged: the consumer goes, and is opened again at this message.
-                    stalled = true;
-                    messages = None;
-                    retry_at = Instant::now() + STALLED_RETRY;
                     continue;
                 }
-                if stalled {
-                    stalled = false;
-                    set_stalled(&source.consumer, None);
-                    tracing::info!(sequence, consumer = source.consumer, "cluster stream: the record that stalled this replica is applied; it applies the stream again");
-                }
+                messages.applied(sequence);
                 if let Err(error) = message.ack().await {
                     tracing::warn!(%error, sequence, "cluster stream: acknowledging a message failed");
                 }
@@ -350,18 +463,7 @@ pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<Str
         .map(|id| id.as_str().to_string())
 }
 
-/// The next message of a replica's consumer (`None`: the consumer ended); never, for a stalled
-/// replica, which has none.
-async fn next_message(
-    messages: &mut Option<consumer::pull::Stream>,
-) -> Option<Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> {
-    match messages {
-        Some(messages) => messages.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Replicas stalled at a message they cannot read, by consumer, with the reason. Process-wide,
+/// Stalled replicas, by stream and consumer (`<stream>/<consumer>`), with the reason. Process-wide,
 /// as the journals that refuse writes are: `/health` and `/readyz` report them without asking
 /// the replicas.
 static STALLED: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
@@ -374,16 +476,8 @@ fn set_stalled(consumer: &str, reason: Option<String>) {
     };
 }
 
-/// A replica's loop ends (its partition given up, or the task aborted): it is stalled no more.
-struct Unstall<'a>(&'a str);
-
-impl Drop for Unstall<'_> {
-    fn drop(&mut self) {
-        set_stalled(self.0, None);
-    }
-}
-
-/// The replicas of this process stalled at a message they cannot read: (consumer, reason).
+/// The replicas of this process stalled (at a message they cannot read, or with their
+/// consumer ended): (`<stream>/<consumer>`, reason).
 pub fn stalled_replicas() -> Vec<(String, String)> {
     let stalled = STALLED.lock().unwrap_or_else(|e| e.into_inner());
     stalled

@@ -12,7 +12,8 @@
 //! resumes the stream after it: every write served, no aggregation counted twice; a snapshot
 //! recording no stream sequence is refused. Rows in the stream are read in the form they were
 //! written in when the files change between runs: reshaped, or the start refused; a running
-//! node that cannot read a message stalls there, saying so, until its files are brought in line.
+//! node that cannot read a message stalls there, saying so, until its files are brought in line;
+//! one whose consumer ends says so, and resumes after the last message it applied.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -753,7 +754,7 @@ fn a_node_stalls_at_a_message_it_cannot_read_until_its_files_are_brought_in_line
     assert_eq!(ready["status"], "degraded", "{ready}");
     let health = old_files.request("GET", "/health", &[], None);
     assert_eq!(health.status, 200);
-    let reason = health.json()["replicas"]["n1"]["error"].to_string();
+    let reason = health.json()["replicas"]["QUIVER/n1"]["error"].to_string();
     assert!(reason.contains("prod/user_profile"), "{}", health.body);
     // Nothing after the message is applied either: the stream's order is kept.
     assert_eq!(last_amount(&old_files, "after"), Json::Null);
@@ -776,6 +777,58 @@ fn a_node_stalls_at_a_message_it_cannot_read_until_its_files_are_brought_in_line
     );
     let ready = old_files.request("GET", "/readyz", &[], None);
     assert_eq!(ready.status, 200, "{}", ready.body);
+}
+
+/// A caught-up node whose consumer ends (NATS restarted, the consumer deleted, a network
+/// error; the test hook ends it) says so (`/readyz` 503, `/health` degraded, naming the
+/// consumer) rather than serve stale rows as ready, and opens it again after the last message
+/// it applied: once it can, it applies the later writes, none twice, and is ready again.
+#[test]
+fn a_node_whose_consumer_ends_says_so_and_resumes_after_its_last_message() {
+    let Some((nats, dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let fault = dir.path().join("end-stream");
+    let n1 = node_builder(&nats, "n1")
+        .env("QUIVER_TEST_END_STREAM", fault.to_str().unwrap())
+        .start();
+    let n2 = node(&nats, "n2");
+    ingest_transaction(&n2, "resumed", "t0");
+    wait_for_answer(&n1, "resumed", &json!("1"), recent_count);
+
+    // n1 applies the next message (a write may be several), then its consumer ends, and ends
+    // again whenever it is opened, until the file goes.
+    std::fs::write(&fault, b"").unwrap();
+    ingest_transaction(&n2, "resumed", "t1");
+    let deadline = Instant::now() + PATIENCE;
+    let ready = loop {
+        let ready = n1.request("GET", "/readyz", &[], None);
+        if ready.status == 503 {
+            break ready.json();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n1 never said its consumer ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let health = n1.request("GET", "/health", &[], None);
+    assert_eq!(health.status, 200);
+    let reason = health.json()["replicas"]["QUIVER/n1"]["error"].to_string();
+    assert!(reason.contains("consumer ended"), "{}", health.body);
+    ingest_transaction(&n2, "resumed", "t2");
+
+    std::fs::remove_file(&fault).unwrap();
+    wait_for_answer(&n1, "resumed", &json!("3"), recent_count);
+    assert_eq!(aggregates_of(&n1, "resumed"), aggregates_of(&n2, "resumed"));
+    while n1.request("GET", "/readyz", &[], None).status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "n1 never said it was ready again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -2,12 +2,12 @@
 //! - `GET /healthz`: alive, 200 whenever the process answers at all.
 //! - `GET /readyz`: 200 when the server serves every API; 503 with the reason while start-up
 //!   recovers its state, while a journal refuses writes, or (cluster mode) while a replica is
-//!   stalled at a stream message this node cannot read (its reads miss that message's rows and
-//!   every later one's).
+//!   stalled at a stream message this node cannot read, or with its consumer ended until it is
+//!   opened again (its reads miss that message's rows and every later one's).
 //! - `GET /health`: 200 while the server can read, saying `degraded` with the journals that
 //!   refuse writes (a failed write could not be undone, e.g. the disk is full or failing), so
 //!   that operators see that writes get 503 while reads still work, and with the stalled
-//!   replicas (consumer and reason).
+//!   replicas (`<stream>/<consumer>` and reason).
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value as Json};
@@ -41,7 +41,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         answer.contains_key("replicas"),
     ) {
         (true, false) => "a journal refuses writes (a failed write could not be undone)",
-        (false, _) => "a cluster replica is stalled at a stream message this node cannot read",
+        (false, _) => "a cluster replica is stalled (at a stream message this node cannot read, or its consumer ended)",
         (true, true) => "a journal refuses writes, and a cluster replica is stalled",
     };
     answer.insert("reason".into(), reason.into());

@@ -13,7 +13,8 @@ mod write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, AsyncContext, Context};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use tokio::sync::oneshot;
 
 pub use reshape::{Reshape, Revert};
 pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
@@ -52,6 +53,26 @@ impl WriterActor {
             layouts_journaled: false,
             undo_journaled: true,
         }
+    }
+
+    /// Sends every shard the message `message` makes of an answer channel (behind the writes
+    /// already sent to it), and answers one receiver per shard.
+    fn to_every_shard<T, M>(
+        &self,
+        message: impl Fn(oneshot::Sender<T>) -> M,
+    ) -> Vec<oneshot::Receiver<T>>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        ShardActor: Handler<M>,
+    {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let (done, receiver) = oneshot::channel();
+                shard.do_send(message(done));
+                receiver
+            })
+            .collect()
     }
 
     /// Journals the undo `Revert` could not, before whatever comes next: next rows (in the

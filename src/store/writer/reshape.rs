@@ -42,19 +42,11 @@ impl Handler<Reshape> for WriterActor {
         }
         self.views = Arc::clone(&msg.views);
         self.layouts_journaled = false;
-        Ok(self
-            .shards
-            .iter()
-            .map(|shard| {
-                let (done, receiver) = oneshot::channel();
-                shard.do_send(ReshapePartition {
-                    views: Arc::clone(&msg.views),
-                    reshapes: Arc::clone(&msg.reshapes),
-                    done,
-                });
-                receiver
-            })
-            .collect())
+        Ok(self.to_every_shard(|done| ReshapePartition {
+            views: Arc::clone(&msg.views),
+            reshapes: Arc::clone(&msg.reshapes),
+            done,
+        }))
     }
 }
 
@@ -83,15 +75,7 @@ impl Handler<Revert> for WriterActor {
         if let Some(error) = &unjournaled {
             tracing::error!(%error, "could not journal an apply's undo; it is journaled before anything else");
         }
-        let reverted = self
-            .shards
-            .iter()
-            .map(|shard| {
-                let (done, receiver) = oneshot::channel();
-                shard.do_send(RevertReshape { done });
-                receiver
-            })
-            .collect();
+        let reverted = self.to_every_shard(|done| RevertReshape { done });
         MessageResult((reverted, unjournaled))
     }
 }

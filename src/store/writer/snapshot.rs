@@ -49,15 +49,7 @@ impl Handler<StartSnapshot> for WriterActor {
             Some(journal) => journal.rotate()?,
             None => 0,
         };
-        let exports = self
-            .shards
-            .iter()
-            .map(|shard| {
-                let (done, receiver) = oneshot::channel();
-                shard.do_send(ExportRows { done });
-                receiver
-            })
-            .collect();
+        let exports = self.to_every_shard(|done| ExportRows { done });
         Ok((seq, Arc::clone(&self.views), exports))
     }
 }

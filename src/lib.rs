@@ -29,6 +29,7 @@
 //!   forwards other reads); implements the store's `RowLog` and `RemoteRows`.
 //! - [`config`]: `config.toml` + environment + flags -> `Settings`.
 //! - [`bench`]: `quiver bench`, the benchmark harness (a client of the server over HTTP).
+//! - [`reported`]: what is wrong now (journals refusing writes, replicas stalled), for `/health`.
 //! - [`test_hooks`]: files named by `QUIVER_TEST_*` variables that hold or break a step of the
 //!   server for the integration tests (unset in real deployments).
 //! - [`cli`]: the `quiver` subcommands (`serve`, `load`, `snapshot`, `secrets`, `journal`, `bench`,
@@ -49,6 +50,7 @@ pub mod names;
 pub mod persist;
 pub mod prehashed;
 pub mod registry;
+pub mod reported;
 pub mod secrets;
 pub mod serving;
 pub mod store;

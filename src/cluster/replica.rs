@@ -7,8 +7,7 @@
 //! ([`stalled_replicas`]), never skipped; so does its consumer ending once caught up
 //! ([`Messages`]: the directory's and vault's streams read theirs the same way).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::rt::task::JoinHandle;
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 
 use super::forms::ReadForms;
 use super::{ClusterError, Waiter};
+use crate::reported::Reported;
 use crate::store::{Router, StoreError, WriteOutcome};
 use crate::test_hooks::HookFile;
 
@@ -251,7 +251,7 @@ impl Messages {
                 }
             };
             tracing::error!(reason, applied, consumer = self.name, "cluster stream: this replica applies nothing until its consumer is opened again after the last message it applied");
-            set_stalled(&self.name, Some(reason));
+            STALLED.set(&self.name, Some(reason));
             self.stall = Some(Stall::Ended);
             self.stop_until_retry();
         }
@@ -264,7 +264,7 @@ impl Messages {
                 self.open = Some(resumed);
                 if matches!(self.stall, Some(Stall::Ended)) {
                     self.stall = None;
-                    set_stalled(&self.name, None);
+                    STALLED.set(&self.name, None);
                     tracing::info!(applied, consumer = self.name, "cluster stream: the replica's consumer is open again; it applies the stream again");
                 }
             }
@@ -280,7 +280,7 @@ impl Messages {
     fn stall_at(&mut self, sequence: u64, error: &StoreError) {
         if !matches!(self.stall, Some(Stall::AtMessage)) {
             tracing::error!(%error, sequence, consumer = self.name, "cluster stream: a record cannot be applied here (yet); this replica applies nothing after it until it can (if this node's files cannot read its rows, bring them in line with the writer's: quiver apply)");
-            set_stalled(&self.name, Some(error.to_string()));
+            STALLED.set(&self.name, Some(error.to_string()));
             self.stall = Some(Stall::AtMessage);
         }
         self.stop_until_retry();
@@ -290,7 +290,7 @@ impl Messages {
     fn applied(&mut self, sequence: u64) {
         if matches!(self.stall, Some(Stall::AtMessage)) {
             self.stall = None;
-            set_stalled(&self.name, None);
+            STALLED.set(&self.name, None);
             tracing::info!(sequence, consumer = self.name, "cluster stream: the record that stalled this replica is applied; it applies the stream again");
         }
     }
@@ -304,7 +304,7 @@ impl Messages {
 /// A replica's loop ends (its partition given up, or the task aborted): it is stalled no more.
 impl Drop for Messages {
     fn drop(&mut self) {
-        set_stalled(&self.name, None);
+        STALLED.set(&self.name, None);
     }
 }
 
@@ -466,24 +466,12 @@ pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<Str
 /// Stalled replicas, by stream and consumer (`<stream>/<consumer>`), with the reason. Process-wide,
 /// as the journals that refuse writes are: `/health` and `/readyz` report them without asking
 /// the replicas.
-static STALLED: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-
-fn set_stalled(consumer: &str, reason: Option<String>) {
-    let mut stalled = STALLED.lock().unwrap_or_else(|e| e.into_inner());
-    match reason {
-        Some(reason) => stalled.insert(consumer.to_string(), reason),
-        None => stalled.remove(consumer),
-    };
-}
+static STALLED: Reported<String> = Reported::new();
 
 /// The replicas of this process stalled (at a message they cannot read, or with their
 /// consumer ended): (`<stream>/<consumer>`, reason).
 pub fn stalled_replicas() -> Vec<(String, String)> {
-    let stalled = STALLED.lock().unwrap_or_else(|e| e.into_inner());
-    stalled
-        .iter()
-        .map(|(consumer, reason)| (consumer.clone(), reason.clone()))
-        .collect()
+    STALLED.list()
 }
 
 /// The next hold asked of a replica that takes them; never, for one that does not.

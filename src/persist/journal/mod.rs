@@ -42,15 +42,14 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::files::{create_private_dir, private_file_options, sync_dir};
 use super::format::{checksum, RECORD_HEADER_LEN};
 use crate::metrics::JournalMetrics;
+use crate::reported::Reported;
 
 pub use scan::{
     inspect, parse_records, skip_record, verify, BadRecord, SegmentReport, SkippedRecord,
@@ -196,22 +195,14 @@ impl SegmentFile for File {
 /// Journals that refuse writes, by directory, with the cause. Process-wide, because whether a
 /// journal can be written is a fact about the disk that `/health` reports without asking the
 /// actors that own the journals.
-static UNWRITABLE: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
-
-fn set_unwritable(dir: &Path, cause: Option<String>) {
-    let mut unwritable = UNWRITABLE.lock().unwrap_or_else(|e| e.into_inner());
-    match cause {
-        Some(cause) => unwritable.insert(dir.to_path_buf(), cause),
-        None => unwritable.remove(dir),
-    };
-}
+static UNWRITABLE: Reported<PathBuf> = Reported::new();
 
 /// The journals that currently refuse writes: (name, cause).
 pub fn unwritable_journals() -> Vec<(String, String)> {
-    let unwritable = UNWRITABLE.lock().unwrap_or_else(|e| e.into_inner());
-    unwritable
-        .iter()
-        .map(|(dir, cause)| (journal_name(dir), cause.clone()))
+    UNWRITABLE
+        .list()
+        .into_iter()
+        .map(|(dir, cause)| (journal_name(&dir), cause))
         .collect()
 }
 
@@ -420,14 +411,9 @@ impl Journal {
         };
         match repaired {
             Ok(()) => {
-                if UNWRITABLE
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains_key(&self.dir)
-                {
+                if UNWRITABLE.set(&self.dir, None) {
                     tracing::warn!(journal = %self.name(), "journal repaired: accepting writes again");
                 }
-                set_unwritable(&self.dir, None);
                 self.broken = None;
                 self.rewrite_unsynced = false;
                 Ok(())
@@ -435,7 +421,7 @@ impl Journal {
             Err(error) => {
                 let cause = format!("{failure}; the repair failed: {error}");
                 tracing::error!(journal = %self.name(), %cause, "journal UNWRITABLE: refusing writes until the repair succeeds");
-                set_unwritable(&self.dir, Some(cause.clone()));
+                UNWRITABLE.set(&self.dir, Some(cause.clone()));
                 Err(JournalError::Unwritable {
                     journal: self.name(),
                     cause,
@@ -523,7 +509,7 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         if self.broken.is_some() {
-            set_unwritable(&self.dir, None);
+            UNWRITABLE.set(&self.dir, None);
         }
     }
 }

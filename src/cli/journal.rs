@@ -10,7 +10,9 @@ use anyhow::{bail, Context};
 use super::ConfigArg;
 use crate::config::{Overrides, PersistenceSettings, Settings};
 use crate::persist::data_dir::DataDirLock;
-use crate::persist::journal::{inspect, journal_name, skip_record};
+use crate::persist::journal::{
+    inspect, journal_name, newest_segment_created, segments, skip_record,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct JournalArgs {
@@ -95,16 +97,17 @@ fn data_dir_of(segment: &Path) -> anyhow::Result<PathBuf> {
 
 fn check(data_dir: &Path) -> anyhow::Result<()> {
     let mut n_bad = 0;
+    let mut n_missing = 0;
     for dir in PersistenceSettings::journal_dirs(data_dir) {
-        let segments =
+        let reports =
             inspect(&dir).with_context(|| format!("cannot read journal {}", dir.display()))?;
         println!(
             "journal {} ({}): {} segment(s)",
             journal_name(&dir),
             dir.display(),
-            segments.len()
+            reports.len()
         );
-        for segment in segments {
+        for segment in reports {
             let state = if segment.bad.is_empty() { "ok" } else { "BAD" };
             println!(
                 "  {}  {} records  {} bytes  {state}",
@@ -128,9 +131,22 @@ fn check(data_dir: &Path) -> anyhow::Result<()> {
                 );
             }
         }
+        let newest_created = newest_segment_created(&dir)
+            .with_context(|| format!("cannot read journal {}", dir.display()))?;
+        let newest_present = segments(&dir)
+            .with_context(|| format!("cannot read journal {}", dir.display()))?
+            .last()
+            .copied();
+        if let Some(created) = newest_created.filter(|created| Some(*created) > newest_present) {
+            n_missing += 1;
+            println!(
+                "  MISSING: the journal created segments up to {created}, the newest here is {}; what the missing ones held is lost (the server refuses to start unless --accept-lost-writes)",
+                newest_present.map_or("none".to_string(), |seq| seq.to_string())
+            );
+        }
     }
-    if n_bad > 0 {
-        bail!("{n_bad} bad journal record(s); the server refuses to start until they are repaired");
+    if n_bad > 0 || n_missing > 0 {
+        bail!("{n_bad} bad journal record(s) and {n_missing} journal(s) missing their newest segments; the server refuses to start until they are repaired or the loss is accepted");
     }
     Ok(())
 }

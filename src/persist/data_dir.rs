@@ -115,8 +115,12 @@ pub fn existing_state(
     let snapshots = super::snapshot::snapshot_files(snapshot_dir)?.len();
     let mut journal_bytes = 0;
     for dir in journal_dirs.iter().filter(|d| d.exists()) {
+        // Segments only: the journal's record of its newest segment is not state.
         for entry in std::fs::read_dir(dir)? {
-            journal_bytes += entry?.metadata()?.len();
+            let entry = entry?;
+            if entry.path().extension().is_some_and(|e| e == "journal") {
+                journal_bytes += entry.metadata()?.len();
+            }
         }
     }
     Ok((snapshots > 0 || journal_bytes > 0)

@@ -94,8 +94,13 @@ pub fn startup_snapshot(
             journal: journal_name(&journal.dir),
             source,
         })?;
+        let newest_created =
+            journal::newest_segment_created(&journal.dir).map_err(|source| JournalError::Io {
+                journal: journal_name(&journal.dir),
+                source,
+            })?;
         let from_seq = snapshot.map_or(0, |s| journal_seq(s, journal.sections));
-        if let Some(problem) = missing_segments(&segments, from_seq, fell_back) {
+        if let Some(problem) = missing_segments(&segments, newest_created, from_seq, fell_back) {
             missing.push(format!("journal {}: {problem}", journal_name(&journal.dir)));
         }
     }
@@ -130,38 +135,56 @@ fn journal_seq(snapshot: &Snapshot, sections: &[SectionKind]) -> u64 {
         .map_or(0, |section| section.journal_seq)
 }
 
-/// Why a journal holding `segments` (ascending) does not hold every change after a start point
-/// that ends at segment `from_seq` (0: no snapshot, so from the first segment, 1), if it does not.
-/// Recovery replays the segments from `from_seq` on, which must then start at `from_seq` and
-/// have no gap. A journal with no segment from there on holds nothing after the start point:
-/// right after a restore, or when it is the newest snapshot; but when start-up `fell_back` past
-/// a damaged newer snapshot, the changes between the two were only in that one.
-pub(crate) fn missing_segments(segments: &[u64], from_seq: u64, fell_back: bool) -> Option<String> {
+/// Why a journal holding `segments` (ascending), which recorded creating segments up to
+/// `newest_created`, does not hold every change after a start point that ends at segment
+/// `from_seq` (0: no snapshot, so from the first segment, 1), if it does not. Recovery replays
+/// the segments from `from_seq` on, which must then start at `from_seq`, have no gap, and reach
+/// the newest segment created. A journal with no segment from there on holds nothing after the
+/// start point: right after a restore, or when it is the newest snapshot; but when start-up
+/// `fell_back` past a damaged newer snapshot, the changes between the two were only in that one.
+pub(crate) fn missing_segments(
+    segments: &[u64],
+    newest_created: Option<u64>,
+    from_seq: u64,
+    fell_back: bool,
+) -> Option<String> {
     let start = from_seq.max(1);
     let replayed: Vec<u64> = segments.iter().copied().filter(|s| *s >= start).collect();
-    let Some(&first) = replayed.first() else {
-        return fell_back.then(|| {
-            format!(
-                "it holds no segment from {start} on, where the changes after the start point were (it holds {})",
-                describe_segments(segments)
-            )
+    // Segments created after the newest present (deleted since): from the start point on only.
+    let newest_missing = newest_created
+        .filter(|newest| *newest >= start && Some(newest) > segments.last())
+        .map(|newest| {
+            let after = segments.last().map_or(start, |last| (last + 1).max(start));
+            (after, newest)
         });
-    };
     let mut gaps = Vec::new();
-    if first > start {
-        gaps.push((start, first - 1));
+    match replayed.first() {
+        None if newest_missing.is_none() => {
+            return fell_back.then(|| {
+                format!(
+                    "it holds no segment from {start} on, where the changes after the start point were (it holds {})",
+                    describe_segments(segments)
+                )
+            })
+        }
+        Some(&first) if first > start => gaps.push((start, first - 1)),
+        _ => {}
     }
     for pair in replayed.windows(2) {
         if pair[1] > pair[0] + 1 {
             gaps.push((pair[0] + 1, pair[1] - 1));
         }
     }
+    gaps.extend(newest_missing);
     if gaps.is_empty() {
         return None;
     }
     let gaps: Vec<String> = gaps.into_iter().map(describe_range).collect();
+    let up_to = newest_missing.map_or(String::new(), |(_, newest)| {
+        format!(" to {newest}, the newest it created")
+    });
     Some(format!(
-        "missing {} (it holds {}; recovery needs every segment from {start} on)",
+        "missing {} (it holds {}; recovery needs every segment from {start} on{up_to})",
         gaps.join(", "),
         describe_segments(segments)
     ))
@@ -359,16 +382,40 @@ mod tests {
     #[test]
     fn missing_segments_judges_each_start_point() {
         // Covered: from the start point on, no gap; older segments before it do not matter.
-        assert_eq!(missing_segments(&[2, 3, 4], 3, true), None);
-        assert_eq!(missing_segments(&[1, 2], 0, false), None);
-        assert_eq!(missing_segments(&[], 0, false), None);
+        assert_eq!(missing_segments(&[2, 3, 4], None, 3, true), None);
+        assert_eq!(missing_segments(&[1, 2], None, 0, false), None);
+        assert_eq!(missing_segments(&[], None, 0, false), None);
         // Nothing after the newest snapshot (a restore) is fine; after a fallback it is not.
-        assert_eq!(missing_segments(&[1, 2], 7, false), None);
-        assert!(missing_segments(&[1, 2], 7, true).is_some());
-        assert!(missing_segments(&[], 0, true).is_some());
+        assert_eq!(missing_segments(&[1, 2], None, 7, false), None);
+        assert!(missing_segments(&[1, 2], None, 7, true).is_some());
+        assert!(missing_segments(&[], None, 0, true).is_some());
         assert_eq!(
-            missing_segments(&[3, 5, 9], 3, false).unwrap(),
+            missing_segments(&[3, 5, 9], None, 3, false).unwrap(),
             "missing segment 4, segments 6 to 8 (it holds segment 3, segment 5, segment 9; recovery needs every segment from 3 on)"
         );
+    }
+
+    #[test]
+    fn newest_segments_deleted_after_the_start_point_are_missing() {
+        // The journal created segment 6; 5 and 6 are gone.
+        assert_eq!(
+            missing_segments(&[3, 4], Some(6), 3, false).unwrap(),
+            "missing segments 5 to 6 (it holds segments 3 to 4; recovery needs every segment from 3 on to 6, the newest it created)"
+        );
+        // With a gap too, both are named.
+        assert_eq!(
+            missing_segments(&[3, 5], Some(6), 3, false).unwrap(),
+            "missing segment 4, segment 6 (it holds segment 3, segment 5; recovery needs every segment from 3 on to 6, the newest it created)"
+        );
+        // Every segment from the start point deleted, with no fallback.
+        assert_eq!(
+            missing_segments(&[], Some(4), 3, false).unwrap(),
+            "missing segments 3 to 4 (it holds no segment; recovery needs every segment from 3 on to 4, the newest it created)"
+        );
+        // The newest created is there; or it is older than the start point (set aside by a
+        // restore); or the journal predates the record.
+        assert_eq!(missing_segments(&[3, 4], Some(4), 3, false), None);
+        assert_eq!(missing_segments(&[1, 2], Some(2), 7, false), None);
+        assert_eq!(missing_segments(&[3, 4], None, 3, false), None);
     }
 }

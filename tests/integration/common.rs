@@ -354,3 +354,14 @@ pub fn timestamp_in(seconds: i64) -> String {
         now_micros() / MICROS_PER_SECOND * MICROS_PER_SECOND + seconds * MICROS_PER_SECOND,
     )
 }
+
+/// The segment files of the journal in `dir` (not the journal's other files), oldest first.
+pub fn journal_segments(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "journal"))
+        .collect();
+    segments.sort();
+    segments
+}

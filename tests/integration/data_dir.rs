@@ -108,9 +108,8 @@ fn journal_repair_refuses_while_a_server_runs_on_the_data_dir() {
     ingest(&server, "first", 1.0);
     ingest(&server, "second", 2.0);
     let rows = data.path().join("journal").join("rows");
-    let segment = std::fs::read_dir(&rows)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let segment = super::common::journal_segments(&rows)
+        .into_iter()
         .find(|p| std::fs::metadata(p).unwrap().len() > 0)
         .expect("a segment with records");
     // Damage the first record (its payload starts after a 12-byte header).
@@ -127,7 +126,8 @@ fn journal_repair_refuses_while_a_server_runs_on_the_data_dir() {
     );
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing rewritten");
     let entries = || std::fs::read_dir(&rows).unwrap().count();
-    assert_eq!(entries(), 1, "no original set aside");
+    // The segment and the journal's record of its newest segment.
+    assert_eq!(entries(), 2, "no original set aside");
 
     server.kill9();
     let repaired = repair(&segment, 0);
@@ -138,7 +138,7 @@ fn journal_repair_refuses_while_a_server_runs_on_the_data_dir() {
     );
     assert_eq!(
         entries(),
-        2,
+        3,
         "the original is kept beside the repaired segment"
     );
 

@@ -279,8 +279,7 @@ fn a_full_disk_loses_no_acknowledged_write() {
 fn append_only(data: &Path, flag: &str) -> bool {
     let segments: Vec<PathBuf> = ["rows", "directory", "vault"]
         .iter()
-        .flat_map(|kind| std::fs::read_dir(data.join("journal").join(kind)).unwrap())
-        .map(|e| e.unwrap().path())
+        .flat_map(|kind| super::common::journal_segments(&data.join("journal").join(kind)))
         .collect();
     Command::new("chattr")
         .arg(flag)
@@ -383,9 +382,8 @@ fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// The journal segment in `dir` holding records (the one segment a fresh server wrote).
 fn written_segment(dir: &Path) -> PathBuf {
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut segments: Vec<PathBuf> = super::common::journal_segments(dir)
+        .into_iter()
         .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
         .collect();
     assert_eq!(segments.len(), 1, "{segments:?}");

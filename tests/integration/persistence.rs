@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::common::{repo_root, timestamp_in, Server, ServerBuilder, ADMIN_KEY, PATIENCE};
+use super::common::{
+    journal_segments, repo_root, timestamp_in, Server, ServerBuilder, ADMIN_KEY, PATIENCE,
+};
 
 pub(super) fn transaction(user: &str, amount: f64) -> Json {
     json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": [{"record": {
@@ -488,6 +490,63 @@ fn a_damaged_snapshot_the_journals_do_not_reach_back_past_refuses_the_start() {
     assert!(log.contains("--accept-lost-writes"), "{log}");
 }
 
+/// A deleted newest journal segment is not taken for "no writes since": the journal records
+/// the newest segment it created, so the start is refused naming it, unless the operator
+/// accepts the loss.
+#[test]
+fn a_deleted_newest_journal_segment_refuses_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "in_first_segment", 1.0);
+    server.kill9();
+    // The second start writes to a segment of its own.
+    let server = ServerBuilder::new().data_dir(data.path()).start();
+    ingest(&server, "in_newest_segment", 2.0);
+    server.kill9();
+
+    let rows = data.path().join("journal").join("rows");
+    let newest = journal_segments(&rows).pop().expect("a segment");
+    std::fs::remove_file(&newest).unwrap();
+
+    let check = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["journal", "check", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{listed}");
+    assert!(
+        listed.contains("MISSING: the journal created segments up to 2, the newest here is 1"),
+        "{listed}"
+    );
+
+    let before = contents(data.path());
+    let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the start is refused:\n{stderr}");
+    for needed in [
+        "refusing to start: acknowledged writes would be lost",
+        "journal rows: missing segment 2",
+        "the newest it created",
+        "--accept-lost-writes",
+    ] {
+        assert!(stderr.contains(needed), "{needed:?} in:\n{stderr}");
+    }
+    assert_eq!(
+        contents(data.path()),
+        before,
+        "a refused start changes nothing"
+    );
+
+    let server = ServerBuilder::new()
+        .data_dir(data.path())
+        .arg("--accept-lost-writes")
+        .start();
+    assert_eq!(last_amount(&server, "in_first_segment"), json!(1.0));
+    assert_eq!(last_amount(&server, "in_newest_segment"), Json::Null);
+    server.kill9();
+}
+
 #[test]
 fn a_snapshot_of_an_unsupported_format_version_refuses_the_start() {
     use quiver::persist::format::{checksum, HEADER_LEN, OLDEST_READ_VERSION};
@@ -543,11 +602,7 @@ fn a_torn_journal_tail_is_cut_and_logged() {
     ingest(&server, "torn", 4.0);
     server.kill9();
     let journal_dir = data.path().join("journal").join("rows");
-    let newest = std::fs::read_dir(&journal_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .max()
-        .unwrap();
+    let newest = journal_segments(&journal_dir).pop().unwrap();
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&newest)

@@ -1535,11 +1535,9 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
     // Flip one bit of each victim's ciphertext and re-frame the record with a valid checksum, as
     // an attacker with write access to the disk could.
     let journal_dir = data.path().join("journal").join("vault");
-    let segment = std::fs::read_dir(&journal_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
-        .min()
+    let segment = super::common::journal_segments(&journal_dir)
+        .into_iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
         .unwrap();
     let (records, _) = parse_records(&std::fs::read(&segment).unwrap());
     let mut rewritten = Vec::new();
@@ -1619,12 +1617,7 @@ fn a_tampered_ciphertext_is_a_clear_error_for_that_secret_only() {
 
 /// The journal's records of `data_dir`'s vault, oldest first.
 fn vault_journal_records(data_dir: &std::path::Path) -> Vec<Vec<u8>> {
-    let mut segments: Vec<_> = std::fs::read_dir(data_dir.join("journal").join("vault"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    segments.sort();
-    segments
+    super::common::journal_segments(&data_dir.join("journal").join("vault"))
         .iter()
         .flat_map(|segment| {
             quiver::persist::journal::parse_records(&std::fs::read(segment).unwrap()).0

@@ -35,6 +35,14 @@
 //! A record that verifies but does not decode (an incompatible version) is refused the same way
 //! by its owner (`Replay::undecodable` names it): skipping it would lose the records after it.
 //!
+//! **Missing segments.** The segments' names say which are missing in the middle or at the start
+//! (`persist::startup` checks that), but not which are missing at the end: a deleted newest
+//! segment looks like no writes after the one before. So each new segment's number is also
+//! written to `newest-segment` in the journal's directory, after the segment exists (a crash
+//! between the two leaves the file naming an older segment, never a segment that was not made),
+//! and start-up refuses a journal whose newest segment is older than that file names. Writing
+//! it is best effort (a full disk only logs): a stale record narrows the check, never trips it.
+//!
 //! `scan.rs` reads segments back (frames, torn tails, corruption, `inspect`/`verify`/
 //! `skip_record`); this file writes them; `tests.rs` covers both.
 
@@ -227,6 +235,9 @@ pub struct Journal {
 
 const SUFFIX: &str = "journal";
 
+/// The file naming the newest segment a journal created (see the module comment).
+const NEWEST_SEGMENT: &str = "newest-segment";
+
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.{SUFFIX}"))
 }
@@ -261,6 +272,51 @@ pub fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 
 fn open_segment(path: &Path) -> io::Result<File> {
     private_file_options().create(true).append(true).open(path)
+}
+
+/// Records `seq` as the newest segment of the journal in `dir`, durably: written aside, then
+/// renamed over the old record. Called once segment `seq` exists and its directory entry is
+/// durable. A failure (a full disk) is logged, not returned: the record left names an older
+/// segment, which only narrows what start-up can tell is missing, and the journal is as
+/// writable as before.
+fn record_newest_segment(dir: &Path, seq: u64) {
+    let temp = dir.join(format!(".{NEWEST_SEGMENT}.tmp"));
+    let written = (|| {
+        let mut file = private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        Write::write_all(&mut file, format!("{seq}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, dir.join(NEWEST_SEGMENT))?;
+        sync_dir(dir)
+    })();
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temp);
+        tracing::warn!(journal = %journal_name(dir), segment = seq, %error, "journal: could not record the newest segment; a start cannot tell if it is deleted later");
+    }
+}
+
+/// The newest segment the journal in `dir` recorded creating: `None` for a journal written
+/// before the record existed (or none at all). A record that is not a number is refused.
+pub fn newest_segment_created(dir: &Path) -> io::Result<Option<u64>> {
+    let path = dir.join(NEWEST_SEGMENT);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    text.trim().parse().map(Some).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} should hold the number of the newest segment the journal created, and holds {:?}; if the segments are known to be whole, delete the file",
+                path.display(),
+                text.chars().take(40).collect::<String>()
+            ),
+        )
+    })
 }
 
 impl Journal {
@@ -326,6 +382,7 @@ impl Journal {
             .map_or(from_seq.max(1), |last| (last + 1).max(from_seq));
         let file = open_segment(&segment_path(dir, seq)).map_err(io_error)?;
         sync_dir(dir).map_err(io_error)?;
+        record_newest_segment(dir, seq);
         Ok((
             Journal {
                 dir: dir.to_path_buf(),
@@ -491,6 +548,7 @@ impl Journal {
         let seq = self.seq + 1;
         let file = open_segment(&segment_path(&self.dir, seq))?;
         sync_dir(&self.dir)?;
+        record_newest_segment(&self.dir, seq);
         self.file = Box::new(file);
         self.seq = seq;
         self.whole_len = 0;

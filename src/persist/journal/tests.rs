@@ -183,6 +183,32 @@ fn segments_before_a_snapshot_are_skipped_and_removed() {
     assert_eq!(replay.records, records(&["new"]));
 }
 
+#[test]
+fn the_newest_segment_created_is_recorded_once_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(newest_segment_created(dir.path()).unwrap(), None);
+    let (mut journal, _) = Journal::open(dir.path(), 0, FsyncPolicy::Never).unwrap();
+    assert_eq!(newest_segment_created(dir.path()).unwrap(), Some(1));
+    let seq = journal.rotate().unwrap();
+    assert_eq!(newest_segment_created(dir.path()).unwrap(), Some(seq));
+    assert!(segment_path(dir.path(), seq).exists());
+    drop(journal);
+    let (journal, _) = Journal::open(dir.path(), 0, FsyncPolicy::Never).unwrap();
+    assert_eq!(
+        newest_segment_created(dir.path()).unwrap(),
+        Some(journal.seq)
+    );
+    // Segments are the only files the journal lists.
+    assert_eq!(segments(dir.path()).unwrap(), vec![1, 2, 3]);
+
+    std::fs::write(dir.path().join(NEWEST_SEGMENT), "garbage").unwrap();
+    let refused = newest_segment_created(dir.path()).unwrap_err().to_string();
+    assert!(
+        refused.contains("newest-segment should hold the number"),
+        "{refused}"
+    );
+}
+
 /// A full disk that accepts half of each write; truncation can fail too; an fsync that
 /// fails loses what it could not write, as Linux may (the file is cut back to the last
 /// fsynced length).

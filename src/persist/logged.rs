@@ -231,3 +231,48 @@ macro_rules! logged_handler {
     };
 }
 pub(crate) use logged_handler;
+
+/// A cluster log in one process, for the actors' tests: records are kept in publish order
+/// until `deliver` applies them on every node, so requests taken on two nodes meet in the log
+/// as they would when taken at once.
+#[cfg(test)]
+pub mod loopback {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    use futures_util::future::{BoxFuture, FutureExt};
+
+    use super::{ChangeLog, LogApplier};
+
+    #[derive(Default)]
+    pub struct LoopbackLog {
+        records: Mutex<Vec<(String, Vec<u8>)>>,
+        next_id: AtomicU64,
+    }
+
+    impl ChangeLog for LoopbackLog {
+        fn next_id(&self) -> String {
+            self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
+        }
+
+        fn publish(&self, id: String, record: Vec<u8>) -> BoxFuture<'static, Result<(), String>> {
+            self.records.lock().unwrap().push((id, record));
+            futures_util::future::ready(Ok(())).boxed()
+        }
+    }
+
+    impl LoopbackLog {
+        /// Waits for `n` records, then applies them in order on every node.
+        pub async fn deliver(&self, n: usize, nodes: &[&dyn LogApplier]) {
+            while self.records.lock().unwrap().len() < n {
+                tokio::task::yield_now().await;
+            }
+            let records = std::mem::take(&mut *self.records.lock().unwrap());
+            for (id, record) in records {
+                for node in nodes {
+                    node.apply(Some(id.clone()), record.clone()).await;
+                }
+            }
+        }
+    }
+}

@@ -208,49 +208,11 @@ fn gone() -> ScimError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Mutex;
-
-    use futures_util::future::{BoxFuture, FutureExt};
     use serde_json::json;
 
     use super::*;
     use crate::iam::PrincipalKind;
-    use crate::persist::logged::LogApplier;
-
-    /// A cluster log in one process: records are kept in publish order until `deliver`.
-    #[derive(Default)]
-    struct LoopbackLog {
-        records: Mutex<Vec<(String, Vec<u8>)>>,
-        next_id: AtomicU64,
-    }
-
-    impl ChangeLog for LoopbackLog {
-        fn next_id(&self) -> String {
-            self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
-        }
-
-        fn publish(&self, id: String, record: Vec<u8>) -> BoxFuture<'static, Result<(), String>> {
-            self.records.lock().unwrap().push((id, record));
-            futures_util::future::ready(Ok(())).boxed()
-        }
-    }
-
-    impl LoopbackLog {
-        /// Waits for `n` records, then applies them in order on every node.
-        async fn deliver(&self, n: usize, nodes: &[&Directory]) {
-            while self.records.lock().unwrap().len() < n {
-                tokio::task::yield_now().await;
-            }
-            let records = std::mem::take(&mut *self.records.lock().unwrap());
-            for (id, record) in records {
-                for node in nodes {
-                    let applier = node.persistence();
-                    applier.apply(Some(id.clone()), record.clone()).await;
-                }
-            }
-        }
-    }
+    use crate::persist::logged::loopback::LoopbackLog;
 
     /// A create on `node`, as the admin, running on its own.
     fn create(
@@ -286,7 +248,7 @@ mod tests {
                 ResourceKind::User,
                 json!({"userName": "BO@example.com"}),
             );
-            log.deliver(2, &[&a, &b]).await;
+            log.deliver(2, &[&a.persistence(), &b.persistence()]).await;
             let (on_a, on_b) = (on_a.await.unwrap(), on_b.await.unwrap());
             // The log's order decides: the first record won, the second is refused on both.
             let (won, lost) = if on_a.is_ok() {
@@ -311,7 +273,7 @@ mod tests {
             }
             // A key made on one node authenticates on the other once it applied the log.
             let account = create(&a, ResourceKind::ServiceAccount, json!({"name": "ci"}));
-            log.deliver(1, &[&a, &b]).await;
+            log.deliver(1, &[&a.persistence(), &b.persistence()]).await;
             let account = account.await.unwrap().unwrap();
             let header = format!("Tecton-key {}", account["apiKey"].as_str().unwrap());
             assert_eq!(b.authenticate(Some(&header)).unwrap().id, account["id"]);

@@ -555,6 +555,51 @@ mod tests {
     }
 
     #[test]
+    fn every_unique_name_taken_meanwhile_is_refused_when_applied_as_when_requested() {
+        let names = [
+            (
+                ResourceKind::User,
+                json!({"userName": "Ann@x.io"}),
+                json!({"userName": "ann@X.IO"}),
+            ),
+            (
+                ResourceKind::Group,
+                json!({"displayName": "Caf\u{e9} Team"}),
+                json!({"displayName": "CAFE\u{301} team"}),
+            ),
+            (
+                ResourceKind::ServiceAccount,
+                json!({"name": "CI"}),
+                json!({"name": "ci"}),
+            ),
+        ];
+        let everything = |state: &DirectoryState| -> Vec<(ResourceKind, Entry)> {
+            state.all().map(|(kind, e)| (kind, e.clone())).collect()
+        };
+        for (kind, taken, twin) in names {
+            let mut state = DirectoryState::default();
+            state
+                .apply_checked(vec![Change::Put(kind, entry("first", taken))])
+                .unwrap();
+            let before = everything(&state);
+            // What a request for the twin is answered on a node that has the first already...
+            let requested = state
+                .check(kind, None, twin.as_object().unwrap())
+                .unwrap_err();
+            assert_eq!(requested.kind, ScimErrorKind::Uniqueness);
+            // ...is what its record is answered where the first came before it in the stream;
+            // a resource put earlier in the same record is undone.
+            let other = entry("other", json!({"userName": "other@x.io"}));
+            let applied = state.apply_checked(vec![
+                Change::Put(ResourceKind::User, other),
+                Change::Put(kind, entry("second", twin)),
+            ]);
+            assert_eq!(applied, Err(requested), "{kind:?}");
+            assert_eq!(everything(&state), before, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn members_whose_groups_change_get_a_new_version() {
         let mut state = DirectoryState::default();
         for id in ["a", "b", "c"] {

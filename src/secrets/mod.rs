@@ -304,3 +304,118 @@ fn gone<T>(_: T) -> SecretsError {
 
 /// The caller of a vault request.
 pub type Caller = Arc<Principal>;
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::truefoundry::PageRequest;
+    use super::*;
+    use crate::persist::logged::loopback::LoopbackLog;
+
+    /// A vault node on `log`. Each node seals with a key of its own: no value is opened here.
+    fn node(log: &Arc<LoopbackLog>) -> Vault {
+        let log: Arc<dyn ChangeLog> = log.clone();
+        Vault::start(vec![MasterKey::random()], None, "t".into(), Some(log))
+    }
+
+    /// Runs `request` on both nodes, each checking it against a state without the other's
+    /// record, then delivers both records to both nodes; answers the two outcomes.
+    async fn at_once<T: 'static, F: Future<Output = Result<T, SecretsError>> + 'static>(
+        log: &LoopbackLog,
+        nodes: [&Vault; 2],
+        request: impl Fn(Vault) -> F,
+    ) -> Vec<Result<T, SecretsError>> {
+        let asked: Vec<_> = nodes
+            .iter()
+            .map(|node| actix::spawn(request((*node).clone())))
+            .collect();
+        log.deliver(2, &[&nodes[0].persistence(), &nodes[1].persistence()])
+            .await;
+        let mut outcomes = Vec::new();
+        for outcome in asked {
+            outcomes.push(outcome.await.unwrap());
+        }
+        outcomes
+    }
+
+    /// The one outcome that won; the other must be `refusal`.
+    fn winner<T: std::fmt::Debug>(
+        outcomes: Vec<Result<T, SecretsError>>,
+        refusal: SecretsError,
+    ) -> T {
+        let (won, lost): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(Result::is_ok);
+        assert_eq!(lost.len(), 1, "one of two creations is refused: {won:?}");
+        assert_eq!(lost.into_iter().next().unwrap().unwrap_err(), refusal);
+        won.into_iter().next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_name_created_on_two_nodes_at_once_is_created_once_on_both() {
+        actix::System::new().block_on(async {
+            let log = Arc::new(LoopbackLog::default());
+            let (a, b) = (node(&log), node(&log));
+            let admin: Caller = Arc::new(Principal::bootstrap_admin());
+            let value = || Plaintext("v".into());
+
+            let scopes = at_once(&log, [&a, &b], |node| {
+                let admin = admin.clone();
+                async move { node.create_scope(admin, "ops".into()).await }
+            })
+            .await;
+            winner(scopes, SecretsError::ScopeExists("ops".into()));
+            for node in [&a, &b] {
+                assert_eq!(node.list_scopes().await.unwrap(), ["ops"]);
+            }
+
+            let groups = at_once(&log, [&a, &b], |node| {
+                let admin = admin.clone();
+                async move {
+                    node.create_group(admin, "grp".into(), None, vec![("K".into(), value())])
+                        .await
+                }
+            })
+            .await;
+            let group = winner(groups, SecretsError::GroupExists("grp".into()));
+            // An upsert by name that creates the group meets the other's creation alike.
+            let upserts = at_once(&log, [&a, &b], |node| {
+                let admin = admin.clone();
+                let manifest = serde_json::json!({"name": "up"});
+                async move {
+                    node.upsert_group(admin, "up".into(), None, manifest, false)
+                        .await
+                }
+            })
+            .await;
+            let upserted = winner(upserts, SecretsError::GroupExists("up".into()));
+            let page = PageRequest {
+                limit: 10,
+                offset: 0,
+            };
+            for node in [&a, &b] {
+                let listed = node
+                    .list_groups(admin.clone(), page, None, None)
+                    .await
+                    .unwrap();
+                let ids: Vec<&str> = listed.items.iter().map(|g| g.id.as_str()).collect();
+                let mut expected = [group.id.as_str(), upserted.id.as_str()];
+                expected.sort();
+                assert_eq!(ids, expected);
+                let keys: Vec<&String> =
+                    listed.items.iter().flat_map(|g| g.secrets.keys()).collect();
+                assert_eq!(keys, ["K"], "the refused creation put none of its secrets");
+            }
+
+            let tinybird = at_once(&log, [&a, &b], |node| {
+                let admin = admin.clone();
+                async move { node.create_tinybird(admin, "tb".into(), value()).await }
+            })
+            .await;
+            winner(tinybird, SecretsError::TinybirdExists("tb".into()));
+            for node in [&a, &b] {
+                let (listed, _) = node.list_tinybird().await.unwrap();
+                assert_eq!(listed.len(), 1);
+            }
+        });
+    }
+}

@@ -19,6 +19,11 @@ pub struct Sealed {
     pub updated: Micros,
 }
 
+impl Sealed {
+    /// The version a secret is created with.
+    pub const FIRST_VERSION: u64 = 1;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ScopeRole {
     Reader,
@@ -272,6 +277,14 @@ pub struct TbSecret {
     pub edited_by: String,
 }
 
+impl TbSecret {
+    /// Whether this put creates the secret: a creation seals the first version, an update the
+    /// one after the stored.
+    pub fn is_created(&self) -> bool {
+        self.sealed.version == Sealed::FIRST_VERSION
+    }
+}
+
 /// One change of the vault; a request's changes are journaled together (one record) and
 /// applied together. Each names the one thing it changes, so what is journaled stays small
 /// however big the scope or group it belongs to.
@@ -334,17 +347,29 @@ pub struct VaultState {
 impl VaultState {
     /// Applies one request's changes if they still hold, all or none. In cluster mode a change
     /// is checked on its node and applied from the stream after whatever other nodes changed
-    /// meanwhile: a scope created meanwhile refuses a second creation, and a change into a
-    /// scope or group deleted meanwhile is refused. Otherwise the stream's order decides (the
-    /// later put wins). The rules read only the state, so every node refuses alike.
+    /// meanwhile, so the names a request checked are checked again here, with the request's
+    /// refusal: a scope, a TrueFoundry group or a Tinybird secret created meanwhile under the
+    /// same name refuses a second creation, and a change into a scope or group deleted
+    /// meanwhile is refused. Otherwise the stream's order decides (the later put wins). The
+    /// rules read only the state, so every node refuses alike.
     pub fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
         let mut scopes_made: BTreeSet<&str> = BTreeSet::new();
-        let mut groups_made: BTreeSet<&str> = BTreeSet::new();
+        // Groups made by this record, by id, with their names.
+        let mut groups_made: BTreeMap<&str, &str> = BTreeMap::new();
+        // Tinybird secrets put by this record (created or updated).
+        let mut tinybird_put: BTreeSet<&str> = BTreeSet::new();
         for change in &changes {
             let scope_exists =
                 |scope: &str| self.scopes.contains_key(scope) || scopes_made.contains(scope);
             let group_exists =
-                |group: &str| self.groups.contains_key(group) || groups_made.contains(group);
+                |group: &str| self.groups.contains_key(group) || groups_made.contains_key(group);
+            let group_named = |name: &str| {
+                self.groups.values().any(|g| g.name == name)
+                    || groups_made.values().any(|made| *made == name)
+            };
+            let tinybird_exists = |name: &str| {
+                self.tinybird.iter().any(|s| s.name == name) || tinybird_put.contains(name)
+            };
             match change {
                 Change::CreateScope { name, .. } if scope_exists(name) => {
                     return Err(SecretsError::ScopeExists(name.clone()))
@@ -361,8 +386,14 @@ impl VaultState {
                 {
                     return Err(SecretsError::ScopeNotFound(scope.clone()))
                 }
+                // A group's name never changes, so a put of an id absent here creates a group,
+                // and its name must be free (`CreateGroup`'s rule; an upsert by name that
+                // created one meets the group made meanwhile as a creation does).
+                Change::PutGroup(group) if !group_exists(&group.id) && group_named(&group.name) => {
+                    return Err(SecretsError::GroupExists(group.name.clone()))
+                }
                 Change::PutGroup(group) => {
-                    groups_made.insert(&group.id);
+                    groups_made.insert(&group.id, &group.name);
                 }
                 Change::DeleteGroup(group_id)
                 | Change::PutGroupSecret { group_id, .. }
@@ -371,6 +402,14 @@ impl VaultState {
                     if !group_exists(group_id) =>
                 {
                     return Err(SecretsError::GroupNotFound(group_id.clone()))
+                }
+                Change::PutTinybird(secret)
+                    if secret.is_created() && tinybird_exists(&secret.name) =>
+                {
+                    return Err(SecretsError::TinybirdExists(secret.name.clone()))
+                }
+                Change::PutTinybird(secret) => {
+                    tinybird_put.insert(&secret.name);
                 }
                 _ => {}
             }
@@ -559,6 +598,125 @@ mod tests {
         );
     }
 
+    /// A group as `CreateGroup` makes it, by `creator`.
+    fn group(id: &str, name: &str, creator: &str) -> Group {
+        Group {
+            id: id.into(),
+            name: name.into(),
+            integration_id: None,
+            manifest: None,
+            created_by: PrincipalRef {
+                kind: PrincipalKind::User,
+                id: creator.into(),
+                name: None,
+            },
+            created: 0,
+            updated: 0,
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    fn secret(key: &str) -> TfSecret {
+        TfSecret {
+            id: format!("id-{key}"),
+            key: key.into(),
+            created: 0,
+            updated: 0,
+            versions: vec![TfVersion {
+                id: format!("v1-{key}"),
+                sealed: sealed(Sealed::FIRST_VERSION),
+            }],
+        }
+    }
+
+    fn sealed(version: u64) -> Sealed {
+        Sealed {
+            ciphertext: vec![version as u8],
+            version,
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    #[test]
+    fn a_group_name_taken_meanwhile_refuses_the_second_creation_whole() {
+        let mut state = VaultState::default();
+        state
+            .apply_checked(vec![
+                Change::PutGroup(group("g1", "grp", "ana")),
+                Change::PutGroupSecret {
+                    group_id: "g1".into(),
+                    secret: secret("A"),
+                },
+            ])
+            .unwrap();
+        let before = state.as_changes();
+        // Another node created `grp` as g2, checking a state without g1: refused with
+        // `CreateGroup`'s answer, and none of its secrets is put.
+        assert_eq!(
+            state.apply_checked(vec![
+                Change::PutGroup(group("g2", "grp", "bo")),
+                Change::PutGroupSecret {
+                    group_id: "g2".into(),
+                    secret: secret("B"),
+                },
+            ]),
+            Err(SecretsError::GroupExists("grp".into()))
+        );
+        assert_eq!(state.as_changes(), before);
+        // Two creations of one name in one record: the second is refused.
+        assert_eq!(
+            state.apply_checked(vec![
+                Change::PutGroup(group("g3", "other", "bo")),
+                Change::PutGroup(group("g4", "other", "bo")),
+            ]),
+            Err(SecretsError::GroupExists("other".into()))
+        );
+        assert_eq!(state.as_changes(), before);
+        // The group's own puts (an update, an upsert by its admin) keep its name.
+        let mut updated = group("g1", "grp", "ana");
+        updated.updated = 5;
+        state
+            .apply_checked(vec![Change::PutGroup(updated)])
+            .unwrap();
+        assert_eq!(state.groups["g1"].updated, 5);
+        assert_eq!(state.groups["g1"].secrets.len(), 1);
+        // Once the group is deleted its name is free again.
+        state
+            .apply_checked(vec![Change::DeleteGroup("g1".into())])
+            .unwrap();
+        state
+            .apply_checked(vec![Change::PutGroup(group("g2", "grp", "bo"))])
+            .unwrap();
+        assert_eq!(state.groups["g2"].name, "grp");
+    }
+
+    #[test]
+    fn a_tinybird_name_taken_meanwhile_refuses_the_second_creation() {
+        let put = |name: &str, version: u64| {
+            Change::PutTinybird(TbSecret {
+                name: name.into(),
+                sealed: sealed(version),
+                edited_by: "token: 'admin'".into(),
+            })
+        };
+        let mut state = VaultState::default();
+        state
+            .apply_checked(vec![put("tb", Sealed::FIRST_VERSION)])
+            .unwrap();
+        let before = state.as_changes();
+        // Another node created `tb` too, checking a state without it.
+        assert_eq!(
+            state.apply_checked(vec![put("tb", Sealed::FIRST_VERSION)]),
+            Err(SecretsError::TinybirdExists("tb".into()))
+        );
+        assert_eq!(state.as_changes(), before);
+        // An update puts the next version: the later put wins, as before.
+        state.apply_checked(vec![put("tb", 2)]).unwrap();
+        assert_eq!(state.tinybird.len(), 1);
+        assert_eq!(state.tinybird[0].sealed.version, 2);
+    }
+
     #[test]
     fn group_access_comes_from_the_creator_admins_and_manifest_collaborators() {
         let mut group = Group {
@@ -631,43 +789,16 @@ mod tests {
 
     #[test]
     fn a_secret_keeps_its_newest_versions_only() {
-        let sealed = |version| Sealed {
-            ciphertext: vec![],
-            version,
-            created: 0,
-            updated: 0,
-        };
         let version = |n: u64| TfVersion {
             id: format!("v{n}"),
             sealed: sealed(n),
         };
         let mut state = VaultState::default();
-        let group = Group {
-            id: "g".into(),
-            name: "grp".into(),
-            integration_id: None,
-            manifest: None,
-            created_by: PrincipalRef {
-                kind: PrincipalKind::User,
-                id: "creator".into(),
-                name: None,
-            },
-            created: 0,
-            updated: 0,
-            secrets: BTreeMap::new(),
-        };
-        let secret = TfSecret {
-            id: "s".into(),
-            key: "K".into(),
-            created: 0,
-            updated: 0,
-            versions: vec![version(1)],
-        };
         let mut changes = vec![
-            Change::PutGroup(group),
+            Change::PutGroup(group("g", "grp", "creator")),
             Change::PutGroupSecret {
                 group_id: "g".into(),
-                secret,
+                secret: secret("K"),
             },
         ];
         let last = MAX_VERSIONS_KEPT as u64 + 20;

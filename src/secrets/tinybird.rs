@@ -232,7 +232,10 @@ impl Handler<CreateTinybird> for VaultActor {
                 max_secrets: MAX_SECRETS,
             });
         }
-        Ok((self.put_tinybird(&caller, name, &value, 1, None)?, rate))
+        Ok((
+            self.put_tinybird(&caller, name, &value, Sealed::FIRST_VERSION, None)?,
+            rate,
+        ))
     }
 }
 

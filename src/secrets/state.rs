@@ -349,9 +349,10 @@ impl VaultState {
     /// is checked on its node and applied from the stream after whatever other nodes changed
     /// meanwhile, so the names a request checked are checked again here, with the request's
     /// refusal: a scope, a TrueFoundry group or a Tinybird secret created meanwhile under the
-    /// same name refuses a second creation, and a change into a scope or group deleted
-    /// meanwhile is refused. Otherwise the stream's order decides (the later put wins). The
-    /// rules read only the state, so every node refuses alike.
+    /// same name refuses a second creation, a change into a scope, group or Tinybird secret
+    /// deleted meanwhile is refused, and so is the deletion of a scope a secret was put into
+    /// meanwhile. Otherwise the stream's order decides (the later put wins). The rules read
+    /// only the state, so every node refuses alike.
     pub fn apply_checked(&mut self, changes: Vec<Change>) -> Result<(), SecretsError> {
         let mut scopes_made: BTreeSet<&str> = BTreeSet::new();
         // Groups made by this record, by id, with their names.
@@ -367,6 +368,7 @@ impl VaultState {
                 self.groups.values().any(|g| g.name == name)
                     || groups_made.values().any(|made| *made == name)
             };
+            let secrets_in = |scope: &str| self.scopes.get(scope).map_or(0, |s| s.secrets.len());
             let tinybird_exists = |name: &str| {
                 self.tinybird.iter().any(|s| s.name == name) || tinybird_put.contains(name)
             };
@@ -385,6 +387,13 @@ impl VaultState {
                     if !scope_exists(scope) =>
                 {
                     return Err(SecretsError::ScopeNotFound(scope.clone()))
+                }
+                // Deleting it would delete a secret another node put meanwhile.
+                Change::DeleteScope(scope) if secrets_in(scope) > 0 => {
+                    return Err(SecretsError::ScopeNotEmpty {
+                        scope: scope.clone(),
+                        secrets: secrets_in(scope),
+                    })
                 }
                 // A group's name never changes, so a put of an id absent here creates a group,
                 // and its name must be free (`CreateGroup`'s rule; an upsert by name that
@@ -408,8 +417,16 @@ impl VaultState {
                 {
                     return Err(SecretsError::TinybirdExists(secret.name.clone()))
                 }
+                Change::PutTinybird(secret)
+                    if !secret.is_created() && !tinybird_exists(&secret.name) =>
+                {
+                    return Err(SecretsError::TinybirdNotFound(secret.name.clone()))
+                }
                 Change::PutTinybird(secret) => {
                     tinybird_put.insert(&secret.name);
+                }
+                Change::DeleteTinybird(name) if !tinybird_exists(name) => {
+                    return Err(SecretsError::TinybirdNotFound(name.clone()))
                 }
                 _ => {}
             }
@@ -715,6 +732,45 @@ mod tests {
         state.apply_checked(vec![put("tb", 2)]).unwrap();
         assert_eq!(state.tinybird.len(), 1);
         assert_eq!(state.tinybird[0].sealed.version, 2);
+        // Deleted meanwhile: an update or a second delete finds nothing, and brings nothing
+        // back.
+        state
+            .apply_checked(vec![Change::DeleteTinybird("tb".into())])
+            .unwrap();
+        for change in [put("tb", 3), Change::DeleteTinybird("tb".into())] {
+            assert_eq!(
+                state.apply_checked(vec![change]),
+                Err(SecretsError::TinybirdNotFound("tb".into()))
+            );
+        }
+        assert!(state.tinybird.is_empty());
+    }
+
+    #[test]
+    fn a_scope_a_secret_was_put_into_meanwhile_is_not_deleted() {
+        let mut state = VaultState::default();
+        let create = Change::CreateScope {
+            name: "ops".into(),
+            created: 0,
+            assignments: Vec::new(),
+        };
+        state.apply_checked(vec![create]).unwrap();
+        // Another node put a secret after this node checked the scope was empty.
+        state
+            .apply_checked(vec![Change::PutScopeSecret {
+                scope: "ops".into(),
+                key: "db".into(),
+                sealed: sealed(Sealed::FIRST_VERSION),
+            }])
+            .unwrap();
+        assert_eq!(
+            state.apply_checked(vec![Change::DeleteScope("ops".into())]),
+            Err(SecretsError::ScopeNotEmpty {
+                scope: "ops".into(),
+                secrets: 1
+            })
+        );
+        assert!(state.scopes["ops"].secrets.contains_key("db"));
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! The SCIM directory and the vault in cluster mode, on a real NATS JetStream cluster (skipped,
 //! saying so, without `nats-server`): a user and a service account made on one node, the
 //! account's API key used on another; a refused request publishes nothing; an update from a
-//! stale version loses; secrets of all three APIs put on one node and read on
-//! another; the same userName created on two nodes at once is created once; a node restarted
-//! after SIGKILL replays both streams and authenticates the same keys; the streams' bytes on
-//! the NATS servers' disks hold no secret value and no API key.
+//! stale version loses; secrets of all three APIs put on one node and read on another; the
+//! same userName, or TrueFoundry group name, created on two nodes at once is created once; a
+//! node restarted after SIGKILL replays both streams and authenticates the same keys; the
+//! streams' bytes on the NATS servers' disks hold no secret value and no API key.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 use super::cluster::{cluster_status, node, NatsCluster};
 use super::common::{Reply, Server, ADMIN_KEY, PATIENCE};
@@ -22,17 +22,48 @@ const TECTON_VALUE: &str = "tecton-plaintext-5f1c";
 const GROUP_VALUE: &str = "truefoundry-plaintext-77aa";
 const TINYBIRD_VALUE: &str = "tinybird-plaintext-c0de";
 
-/// Creates a user through the node at `base_url` (a `Server` stays on its thread); answers
-/// the status.
-fn create_user_at(base_url: &str, user_name: &str) -> u16 {
-    let reply = ureq::post(&format!("{base_url}/api/scim/v2/Users"))
-        .set("Authorization", &format!("Bearer {ADMIN_KEY}"))
-        .set("Content-Type", "application/scim+json")
-        .send_string(&json!({ "userName": user_name }).to_string());
-    match reply {
-        Ok(response) => response.status(),
-        Err(ureq::Error::Status(status, _)) => status,
-        Err(error) => panic!("creating {user_name} at {base_url} failed: {error}"),
+/// The statuses of one POST of `body` to `path`, as the admin, sent to two nodes at once (a
+/// `Server` stays on its thread), sorted.
+fn posted_on_two_at_once(
+    nodes: &[Server],
+    path: &str,
+    content_type: &str,
+    body: &Json,
+) -> Vec<u16> {
+    let mut statuses: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = nodes[..2]
+            .iter()
+            .map(|server| {
+                let url = format!("{}{path}", server.base_url);
+                scope.spawn(move || {
+                    let reply = ureq::post(&url)
+                        .set("Authorization", &format!("Bearer {ADMIN_KEY}"))
+                        .set("Content-Type", content_type)
+                        .send_string(&body.to_string());
+                    match reply {
+                        Ok(response) => response.status(),
+                        Err(ureq::Error::Status(status, _)) => status,
+                        Err(error) => panic!("POST {url} failed: {error}"),
+                    }
+                })
+            })
+            .collect();
+        posts.into_iter().map(|post| post.join().unwrap()).collect()
+    });
+    statuses.sort();
+    statuses
+}
+
+/// Waits until `server` counts `expected` of something (`count`), panicking at the deadline.
+fn wait_for_count(server: &Server, expected: u64, what: &str, count: impl Fn(&Server) -> u64) {
+    let deadline = Instant::now() + PATIENCE;
+    while count(server) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "{} never counts {expected} {what}",
+            server.base_url
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -61,6 +92,20 @@ fn users_named(server: &Server, user_name: &str) -> u64 {
     let listed = scim(server, "GET", &path, ADMIN_KEY, None);
     assert_eq!(listed.status, 200, "{}", listed.body);
     listed.json()["totalResults"].as_u64().unwrap()
+}
+
+/// How many TrueFoundry groups named `shared` `server` lists.
+fn groups_named_shared(server: &Server) -> u64 {
+    let listed = tf(
+        server,
+        "GET",
+        "/secret-groups?limit=100&search=shared",
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let groups = listed.json()["data"].as_array().unwrap().clone();
+    groups.iter().filter(|g| g["name"] == "shared").count() as u64
 }
 
 /// How many messages `stream` holds (`quiver cluster status`' first line).
@@ -193,30 +238,21 @@ fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
     );
     assert_eq!(stale.status, 412, "{}", stale.body);
 
-    // The same userName created on two nodes at once: one creation wins everywhere.
-    let created: Vec<u16> = std::thread::scope(|scope| {
-        let creations: Vec<_> = nodes[..2]
-            .iter()
-            .map(|server| {
-                let base_url = server.base_url.clone();
-                scope.spawn(move || create_user_at(&base_url, "bo@example.com"))
-            })
-            .collect();
-        creations.into_iter().map(|c| c.join().unwrap()).collect()
-    });
-    let mut sorted = created.clone();
-    sorted.sort();
-    assert_eq!(sorted, [201, 409], "{created:?}");
+    // The same userName, then the same TrueFoundry group name, created on two nodes at once:
+    // one creation wins everywhere, the other is answered 409.
+    let created = posted_on_two_at_once(&nodes, "/api/scim/v2/Users", "application/scim+json", &bo);
+    assert_eq!(created, [201, 409]);
+    let shared = json!({"name": "shared", "secrets": [{"key": "S", "value": GROUP_VALUE}]});
+    let created = posted_on_two_at_once(
+        &nodes,
+        "/api/svc/v1/secret-groups",
+        "application/json",
+        &shared,
+    );
+    assert_eq!(created, [200, 409]);
     for server in &nodes {
-        let deadline = Instant::now() + PATIENCE;
-        while users_named(server, "bo@example.com") != 1 {
-            assert!(
-                Instant::now() < deadline,
-                "{} never lists bo",
-                server.base_url
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_count(server, 1, "bo", |s| users_named(s, "bo@example.com"));
+        wait_for_count(server, 1, "groups named shared", groups_named_shared);
     }
 
     // Secrets of the three APIs put on node 2, read on node 1.
@@ -268,6 +304,7 @@ fn directory_and_vault_changes_reach_every_node_in_the_same_order() {
     let restarted = node(&nats, "n3");
     assert_eq!(listed_with_key(&restarted).status, 200);
     assert_eq!(users_named(&restarted, "bo@example.com"), 1);
+    assert_eq!(groups_named_shared(&restarted), 1);
     let title = scim(&restarted, "GET", &user_path, ADMIN_KEY, None).json()["title"].clone();
     assert_eq!(title, "lead");
     read_all(&restarted);

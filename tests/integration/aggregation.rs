@@ -394,6 +394,37 @@ fn the_realtime_feature_compares_the_request_with_the_stored_mean() {
     }
 }
 
+/// A conversion CEL makes an error (of NaN, of a number out of the target's range) fails the
+/// expression, so the realtime feature is null as for any failing expression, not a number.
+#[test]
+fn a_conversion_out_of_range_is_a_null_feature() {
+    let config = super::registry::broken_config(
+        "features/prod/views.toml",
+        "type = \"boolean\"\nexpression = \"request.amount > user_transaction_amount_metrics.amt_mean_1d_10m\"",
+        "type = \"int64\"\nexpression = \"int(request.amount)\"",
+    );
+    let server = ServerBuilder::new()
+        .config(config.path().join("config.toml"))
+        .start();
+    // Every aggregate of the upstream view present (a complete tile of the last hour), so a
+    // null is the expression's own, not missing data.
+    push(&server, vec![event("conv_user", 50.0, 45 * 60, "c1")]);
+    for (amount, expected) in [
+        (json!(-2.5), json!("-2")),
+        (json!("NaN"), Json::Null),
+        (json!("Infinity"), Json::Null),
+        (json!(1e30), Json::Null),
+        (json!(-9.3e18), Json::Null),
+    ] {
+        let body = realtime(&server, "conv_user", json!({ "amount": amount })).json();
+        assert_eq!(body["result"]["features"][0], expected, "{amount}");
+        assert_eq!(
+            body["metadata"]["features"][0]["status"], "PRESENT",
+            "{amount}"
+        );
+    }
+}
+
 #[test]
 fn extra_request_context_fields_are_dropped_on_request() {
     let server = Server::start();

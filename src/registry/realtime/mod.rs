@@ -11,6 +11,7 @@
 //! overflow aborts the process, so an expression is refused (as one that does not parse is)
 //! past the limits below: on its text before the parser runs, on its tree after.
 
+mod conversions;
 mod direct;
 
 use std::cell::{OnceCell, RefCell};
@@ -411,8 +412,14 @@ pub fn from_cel(result: &Cel, data_type: &DataType) -> Option<Value> {
 
 /// CEL's built-in functions, registered once for the process: `Context::default` boxes and
 /// hashes (SipHash) a dozen of them, which cost more than the evaluation itself when done on
-/// every call. Each evaluation's variables go in a child scope of it.
-static BUILTINS: LazyLock<Context<'static>> = LazyLock::new(Context::default);
+/// every call. Each evaluation's variables go in a child scope of it. `int` and `uint` replace
+/// the crate's, which turn NaN and the range's ends into numbers (`conversions`).
+static BUILTINS: LazyLock<Context<'static>> = LazyLock::new(|| {
+    let mut builtins = Context::default();
+    builtins.add_function("int", conversions::int);
+    builtins.add_function("uint", conversions::uint);
+    builtins
+});
 
 /// Runs a program with the given variables; an evaluation error (e.g. comparing with a missing
 /// upstream value) yields null.
@@ -643,6 +650,86 @@ mod tests {
         assert_eq!(
             evaluate(&ternary, &[("request", request)], &DataType::String),
             Value::String("high".into())
+        );
+    }
+
+    /// A conversion whose value is NaN or out of the target's range fails, as the CEL spec has
+    /// it (its conformance tests' bounds included), so the feature is null as for any failing
+    /// expression, not a number made up; values in range convert as before.
+    #[test]
+    fn conversions_out_of_range_or_of_nan_fail() {
+        let value = |expression: &str, x: f64, data_type: &DataType| {
+            let program = compile(expression, &[]).unwrap();
+            let request = map([("x", Cel::Float(x))].into_iter());
+            evaluate(&program, &[("request", request)], data_type)
+        };
+        let int = |expression: &str, x: f64| value(expression, x, &DataType::Int64);
+        let failing = [
+            ("int(request.x)", f64::NAN),
+            ("int(request.x)", f64::INFINITY),
+            ("int(request.x)", f64::NEG_INFINITY),
+            ("int(0.0 / 0.0)", 0.0),
+            ("int(1e30)", 0.0),
+            ("int(-9.3e18)", 0.0),
+            // 2^63 and -2^63: the first is past `i64::MAX`, the crate's answer; the second is
+            // refused by the spec's conformance tests (`double_int_min_range`).
+            ("int(9223372036854775807.0)", 0.0),
+            ("int(-9223372036854775808.0)", 0.0),
+            ("int(9223372036854775808u)", 0.0),
+            ("int('abc')", 0.0),
+            ("uint(request.x)", f64::NAN),
+            ("uint(request.x)", f64::INFINITY),
+            ("uint(-1.0)", 0.0),
+            ("uint(-0.5)", 0.0),
+            ("uint(-1)", 0.0),
+        ];
+        for (expression, x) in failing {
+            assert_eq!(int(expression, x), Value::Null, "{expression} over {x}");
+        }
+        // 2^64 was the largest uint (a number an Int64 feature cannot hold, so seen here).
+        let is_max = "uint(request.x) == 18446744073709551615u";
+        assert_eq!(
+            value(is_max, 18446744073709551616.0, &DataType::Bool),
+            Value::Null
+        );
+        assert_eq!(
+            value(is_max, 18446744073709549568.0, &DataType::Bool),
+            Value::Bool(false)
+        );
+        assert_eq!(value("double('x')", 0.0, &DataType::Float64), Value::Null);
+
+        let converted = [
+            ("int(request.x)", 2.7, 2),
+            ("int(request.x)", -2.7, -2),
+            ("int(request.x)", -0.0, 0),
+            ("int(-9.2e18)", 0.0, -9_200_000_000_000_000_000),
+            // The doubles nearest the ends, inside them.
+            (
+                "int(request.x)",
+                9223372036854774784.0,
+                9_223_372_036_854_774_784,
+            ),
+            (
+                "int(request.x)",
+                -9223372036854774784.0,
+                -9_223_372_036_854_774_784,
+            ),
+            ("int('-12')", 0.0, -12),
+            ("int(7u)", 0.0, 7),
+            ("uint(request.x)", 3.9, 3),
+            ("uint(request.x)", -0.0, 0),
+            ("uint(5)", 0.0, 5),
+        ];
+        for (expression, x, expected) in converted {
+            assert_eq!(
+                int(expression, x),
+                Value::Int64(expected),
+                "{expression} over {x}"
+            );
+        }
+        assert_eq!(
+            value("double('1.5')", 0.0, &DataType::Float64),
+            Value::Float64(1.5)
         );
     }
 

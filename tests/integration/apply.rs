@@ -692,6 +692,10 @@ fn the_route_refuses_expressions_nested_too_deep_for_the_stack() {
             format!("request{} == 1", ".a".repeat(1500)),
             "nests operations 1502 deep; at most 32",
         ),
+        (
+            format!("request.a{} > 1.0", " + 1.0".repeat(40)),
+            "nests operations 43 deep; at most 32 are allowed (each `+` or `-` in a chain counts as a level; this one has 40)",
+        ),
     ];
     for (expression, limit) in cases {
         let refused = server.admin_post("/admin/repository", &with_expression(&expression));
@@ -708,12 +712,14 @@ fn the_route_refuses_expressions_nested_too_deep_for_the_stack() {
         assert!(refused.body.len() < 1000, "{}", refused.body);
         assert_eq!(served_hash(&server), served);
     }
-    // Within the limits, the same view applies (and the server is still up to take it).
+    // Within the limits, the same view applies (and the server is still up to take it); a flat
+    // chain of `&&` is balanced by the parser, not 40 deep.
     let applied = server.admin_post(
         "/admin/repository",
         &with_expression(&format!(
-            "({}request.a > 1.0{})",
+            "({}{}{})",
             "(".repeat(8),
+            vec!["request.a > 1.0"; 40].join(" && "),
             ")".repeat(8)
         )),
     );

@@ -20,7 +20,7 @@ use std::sync::{Arc, LazyLock};
 
 use cel_interpreter::objects::{Key, Map};
 use cel_interpreter::{Context, Program, Value as Cel};
-use cel_parser::ast::{EntryExpr, Expr, MapExpr, StructExpr};
+use cel_parser::ast::{operators, EntryExpr, Expr, MapExpr, StructExpr};
 use cel_parser::Expression;
 
 use super::types::DataType;
@@ -70,9 +70,13 @@ const MAX_BRACKETS: usize = 128;
 /// `Direct::evaluate` and the walkers here recurse once per level, on the worker serving the
 /// request, and take no bound of their own: on a 2 MiB stack a release build's interpreter
 /// overflows at ~1750 nested lists and ~3350 chained `+`, selections or method calls, a debug
-/// build's at 62-66 of any (`Value::resolve` has a ~32 KiB frame there). 32 is half of that, so a
-/// debug server and the tests are safe too, and leaves room for a sum of 30 terms (a chain of
-/// `+` is a tree as deep as it is long).
+/// build's at 62-67 of any (measured: 61 nested lists evaluate, 62 overflow; 66 `+`, 64
+/// selections, 65 `?:`, 66 `&&` nested in brackets; `Value::resolve` has a ~32 KiB frame there).
+/// 32 is half of that, so a debug server and the tests are safe too, and leaves room for a sum
+/// of 30 terms. A chain of `+`, `-`, `*`, `/`, `%`, `?:` or selections is a tree as deep as it is
+/// long, and the interpreter recurses through all of it, so each link counts (`check_tree` says
+/// so when it refuses one); a chain of `&&` or `||` does not need to: the parser balances it,
+/// and 4000 terms evaluate on 2 MiB in a debug build.
 const MAX_DEPTH: usize = 32;
 
 /// The most function calls (`f(x)`, `x.f(y)`) accepted around one another. Not for the stack:
@@ -232,14 +236,34 @@ fn string_end(text: &[u8], start: usize, quote: u8, raw: bool) -> usize {
 }
 
 /// Refuses a tree deeper than `MAX_DEPTH` or nesting more than `MAX_CALLS` function calls,
-/// measured with a stack of its own (not recursion: the tree may be thousands deep).
+/// measured with a stack of its own (not recursion: the tree may be thousands deep). A tree too
+/// deep is most often a long chain (`a + b + ... + z`, a level per `+`): the message names the
+/// longest on the deepest path, so that what counts is plain.
 fn check_tree(expression: &Expression) -> Result<(), String> {
+    /// What lies above a node: its depth, the function calls around it, the chain of one
+    /// kind of operator (`chain_of`) it continues and the longest such chain on the way.
+    #[derive(Clone, Copy)]
+    struct Above {
+        depth: usize,
+        calls: usize,
+        chain: Option<(&'static str, usize)>,
+        longest: Option<(&'static str, usize)>,
+    }
     let (mut deepest, mut most_calls) = (0, 0);
-    // Each node with its depth and the function calls around it.
-    let mut stack = vec![(expression, 1, 0)];
-    while let Some((node, depth, calls)) = stack.pop() {
-        deepest = usize::max(deepest, depth);
-        most_calls = usize::max(most_calls, calls);
+    let mut deepest_chain = None;
+    let top = Above {
+        depth: 1,
+        calls: 0,
+        chain: None,
+        longest: None,
+    };
+    let mut stack = vec![(expression, top)];
+    while let Some((node, above)) = stack.pop() {
+        if above.depth > deepest {
+            deepest = above.depth;
+            deepest_chain = above.longest;
+        }
+        most_calls = usize::max(most_calls, above.calls);
         // An operator's name (`_+_`, `!_`, `@in`) is no identifier; a function's is.
         let calls = match &node.expr {
             Expr::Call(call)
@@ -248,19 +272,34 @@ fn check_tree(expression: &Expression) -> Result<(), String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
             {
-                calls + 1
+                above.calls + 1
             }
-            _ => calls,
+            _ => above.calls,
         };
-        stack.extend(
-            children(node)
+        let chain = chain_of(node).map(|kind| match above.chain {
+            Some((above_kind, links)) if above_kind == kind => (kind, links + 1),
+            _ => (kind, 1),
+        });
+        let below = Above {
+            depth: above.depth + 1,
+            calls,
+            chain,
+            longest: [above.longest, chain]
                 .into_iter()
-                .map(|child| (child, depth + 1, calls)),
-        );
+                .flatten()
+                .max_by_key(|c| c.1),
+        };
+        stack.extend(children(node).into_iter().map(|child| (child, below)));
     }
     if deepest > MAX_DEPTH {
+        let chain = match deepest_chain {
+            Some((kind, links)) if links > 1 => {
+                format!(" (each {kind} in a chain counts as a level; this one has {links})")
+            }
+            _ => String::new(),
+        };
         return Err(format!(
-            "the expression nests operations {deepest} deep; at most {MAX_DEPTH} are allowed"
+            "the expression nests operations {deepest} deep; at most {MAX_DEPTH} are allowed{chain}"
         ));
     }
     if most_calls > MAX_CALLS {
@@ -269,6 +308,23 @@ fn check_tree(expression: &Expression) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The kind of chain a node links, if any: the operators the parser nests one in the next for
+/// each operand (`a + b - c` is `(a + b) - c`), as deep as the chain is long. Not `&&` and
+/// `||`: the parser balances their chains (as cel-go does), n terms ~log2(n) deep.
+fn chain_of(node: &Expression) -> Option<&'static str> {
+    Some(match &node.expr {
+        Expr::Select(_) => "selection (`.` or `[]`)",
+        Expr::Call(call) => match call.func_name.as_str() {
+            operators::INDEX => "selection (`.` or `[]`)",
+            operators::ADD | operators::SUBSTRACT => "`+` or `-`",
+            operators::MULTIPLY | operators::DIVIDE | operators::MODULO => "`*`, `/` or `%`",
+            operators::CONDITIONAL => "`?:`",
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// The operands of an expression's root.
@@ -926,6 +982,9 @@ mod tests {
         let lists = |n| nested("[", "1", "]", n);
         assert_eq!(evaluated(&lists(MAX_DEPTH - 1), &int), Value::Null);
         refused(&lists(MAX_DEPTH), &tree_past);
+        assert!(!compile(&lists(MAX_DEPTH), &sources)
+            .unwrap_err()
+            .contains("chain"));
         refused(&lists(300), "300 deep; at most 32");
         let maps = |n| nested("{'k': ", "1", "}", n);
         assert_eq!(evaluated(&maps(MAX_DEPTH - 1), &int), Value::Null);
@@ -935,6 +994,17 @@ mod tests {
         let sum = |terms: usize| format!("request.x{}", " + 1".repeat(terms - 1));
         assert_eq!(evaluated(&sum(MAX_DEPTH - 1), &int), Value::Int64(31));
         refused(&sum(MAX_DEPTH), &tree_past);
+        // The message says what counts: here 31 `+`, then `request.x`.
+        refused(
+            &sum(MAX_DEPTH),
+            "(each `+` or `-` in a chain counts as a level; this one has 31)",
+        );
+        let mixed = |terms: usize| format!("request.x{}", " + 2 - 1".repeat(terms / 2));
+        assert_eq!(evaluated(&mixed(MAX_DEPTH - 2), &int), Value::Int64(16));
+        refused(
+            &mixed(MAX_DEPTH),
+            "`+` or `-` in a chain counts as a level; this one has 32)",
+        );
         refused(&sum(1000), "1001 deep; at most 32");
         refused(&sum(4000), "bytes long; at most 4096");
         let member = |n| format!("request{} == 1", ".a".repeat(n));
@@ -944,12 +1014,20 @@ mod tests {
             Value::Null
         );
         refused(&member(MAX_DEPTH - 1), &tree_past);
+        refused(
+            &member(MAX_DEPTH - 1),
+            "(each selection (`.` or `[]`) in a chain counts as a level; this one has 31)",
+        );
         refused(&member(1500), "1502 deep; at most 32");
         refused(&member(3000), "bytes long; at most 4096");
         let ternary = |n| format!("{}request.x", "request.x == 0 ? 0 : ".repeat(n));
         // The innermost condition's `==`, then `request.x`.
         assert_eq!(evaluated(&ternary(MAX_DEPTH - 3), &int), Value::Int64(1));
         refused(&ternary(MAX_DEPTH - 2), &tree_past);
+        refused(
+            &ternary(MAX_DEPTH - 2),
+            "`?:` in a chain counts as a level; this one has 30)",
+        );
 
         // Function calls: limited for the interpreter's time (each doubles it).
         let calls = |n| nested("int(", "request.x", ")", n);
@@ -963,6 +1041,48 @@ mod tests {
         let quoted = |n| format!("request.s == '{}'", "(".repeat(n));
         assert!(compile(&quoted(MAX_BRACKETS), &sources).is_ok());
         refused(&quoted(MAX_BRACKETS + 1), "has 129 opening brackets");
+    }
+
+    /// The stack of the threads expressions are evaluated on: an actix worker's, which actix-rt
+    /// spawns with std's default.
+    const WORKER_STACK: usize = 2 << 20;
+
+    /// A flat chain of `&&` or `||` is not as deep as it is long: the parser balances it (as
+    /// cel-go does), so 200 terms are 8 `&&` deep (11 with `request.x == 1`), accepted, and
+    /// evaluated on a worker's stack by the interpreter and by the direct form alike (measured in
+    /// a debug build on 2 MiB: over 4000 terms of either evaluate, where 67 `+` overflow).
+    #[test]
+    fn flat_and_or_chains_are_balanced_not_nested() {
+        let chain = |term: &str, operator: &str| vec![term; 200].join(operator);
+        let cases = [
+            (chain("request.x == 1", " && "), true),
+            (chain("request.x == 2", " || "), false),
+            (
+                format!("{} || request.x == 1", chain("request.x == 2", " || ")),
+                true,
+            ),
+        ];
+        for (expression, expected) in cases {
+            let view = spec(&[], &[], &[&expression]);
+            assert!(view.direct[0].is_some(), "{expression}");
+            let request = [("x", Value::Int64(1))];
+            let (direct, interpreted) = std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .stack_size(WORKER_STACK)
+                    .spawn_scoped(scope, || {
+                        let direct =
+                            with_row(&view, &request, &[], |row| row.evaluate(0, &DataType::Bool));
+                        let variables = [("request", map([("x", Cel::Int(1))].into_iter()))];
+                        let interpreted = evaluate(&view.programs[0], &variables, &DataType::Bool);
+                        (direct, interpreted)
+                    })
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            });
+            assert_eq!(direct, Value::Bool(expected), "{expression}");
+            assert_eq!(interpreted, Value::Bool(expected), "{expression}");
+        }
     }
 
     /// The direct form is held to the same tree, and evaluates at its limit.

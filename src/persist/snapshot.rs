@@ -135,7 +135,7 @@ const HASHED_CHUNK: usize = 128 << 10;
 
 /// Writes a snapshot atomically (mode 0600, in a 0700 directory); returns its path. A crash
 /// leaves either no file or the whole file, never a partial one under the final name; a failure
-/// (a full disk) removes the temporary file and names it in the error.
+/// (a full disk) leaves no file behind and names it in the error.
 pub fn write_snapshot(
     dir: &Path,
     created_micros: i64,
@@ -155,7 +155,20 @@ pub fn write_snapshot(
             format!("writing {}: {error}", temp_path.display()),
         ));
     }
-    sync_dir(dir)?;
+    if let Err(error) = sync_dir(dir) {
+        // Renamed in but not durable. A failed snapshot must leave no file behind: its caller
+        // undoes what it was for (an apply), which a file found at the next start would bring
+        // back.
+        let _ = std::fs::remove_file(&final_path);
+        let _ = sync_dir(dir);
+        return Err(io::Error::new(
+            error.kind(),
+            format!(
+                "making {} durable (directory fsync): {error}",
+                final_path.display()
+            ),
+        ));
+    }
     Ok(final_path)
 }
 

@@ -107,7 +107,7 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("the repository was not applied: the snapshot that would keep it failed ({0}); the previous repository is still served, with its data as it was: fix the cause and apply again")]
     NotPersisted(PersistError),
-    #[error("the repository was not applied: the snapshot that would keep it failed ({snapshot}); the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot, and a restart before then would make this apply again. Fix the cause (the disk), then apply again or restart")]
+    #[error("the repository was not applied: the snapshot that would keep it failed ({snapshot}); the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot (a clean shutdown takes one), and a crash before then would make this apply again at the next start. Fix the cause (the disk), then apply again or restart cleanly")]
     UndoNotJournaled {
         snapshot: PersistError,
         journal: JournalError,

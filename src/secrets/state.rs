@@ -161,6 +161,18 @@ pub enum GroupAccess {
 }
 
 impl Group {
+    /// Marks the group changed at `now`. `updated` is kept after `created` (whatever the clock
+    /// of the node making the change says), so that a put of the group's fields tells a change
+    /// from a creation (`is_created`) when another node deleted the group meanwhile.
+    pub fn touch(&mut self, now: Micros) {
+        self.updated = now.max(self.created + 1);
+    }
+
+    /// Whether these fields are a creation's: a change moves `updated` past `created`.
+    pub fn is_created(&self) -> bool {
+        self.updated == self.created
+    }
+
     /// The group's own fields, with no secrets (what `Change::PutGroup` carries).
     pub fn without_secrets(&self) -> Group {
         Group {
@@ -400,6 +412,10 @@ impl VaultState {
                 // created one meets the group made meanwhile as a creation does).
                 Change::PutGroup(group) if !group_exists(&group.id) && group_named(&group.name) => {
                     return Err(SecretsError::GroupExists(group.name.clone()))
+                }
+                // A change of a group another node deleted meanwhile would make it again.
+                Change::PutGroup(group) if !group_exists(&group.id) && !group.is_created() => {
+                    return Err(SecretsError::GroupNotFound(group.id.clone()))
                 }
                 Change::PutGroup(group) => {
                     groups_made.insert(&group.id, &group.name);
@@ -706,6 +722,38 @@ mod tests {
             .apply_checked(vec![Change::PutGroup(group("g2", "grp", "bo"))])
             .unwrap();
         assert_eq!(state.groups["g2"].name, "grp");
+    }
+
+    #[test]
+    fn a_change_of_a_group_deleted_meanwhile_does_not_make_it_again() {
+        let mut state = VaultState::default();
+        let created = group("g1", "grp", "ana");
+        state
+            .apply_checked(vec![Change::PutGroup(created.clone())])
+            .unwrap();
+        // Another node changes the group (an update, an upsert by its admin, a secret's
+        // deletion: each puts its fields first), while this one deletes it.
+        let mut changed = created.without_secrets();
+        changed.touch(7);
+        assert!(!changed.is_created());
+        state
+            .apply_checked(vec![Change::DeleteGroup("g1".into())])
+            .unwrap();
+        assert_eq!(
+            state.apply_checked(vec![
+                Change::PutGroup(changed),
+                Change::PutGroupSecret {
+                    group_id: "g1".into(),
+                    secret: secret("A"),
+                },
+            ]),
+            Err(SecretsError::GroupNotFound("g1".into()))
+        );
+        assert!(state.groups.is_empty());
+        // A change stamped by a clock behind the creator's is still a change.
+        let mut skewed = created.without_secrets();
+        skewed.touch(created.created - 5);
+        assert!(skewed.updated > skewed.created && !skewed.is_created());
     }
 
     #[test]

@@ -430,7 +430,7 @@ impl Handler<UpsertGroup> for VaultActor {
                     .clone();
                 group.manifest = Some(keep_collaborator_ids(group.manifest.as_ref(), manifest));
                 group.integration_id = integration_id.or(group.integration_id);
-                group.updated = now;
+                group.touch(now);
                 group
             }
             None => Group {
@@ -475,7 +475,7 @@ impl Handler<UpdateGroup> for VaultActor {
         // An update is the full key set: its length is the group's size after it.
         check_group_size(&group.name, secrets.len())?;
         let mut fields = group.without_secrets();
-        fields.updated = now;
+        fields.touch(now);
         let mut changes = vec![Change::PutGroup(fields)];
         let mut kept = std::collections::BTreeSet::new();
         for (key, value) in secrets {
@@ -594,7 +594,7 @@ impl Handler<DeleteSecret> for VaultActor {
     fn handle(&mut self, msg: DeleteSecret, _: &mut Self::Context) -> Self::Result {
         let (group, secret) = self.secret_by_id(&msg.caller, &msg.id, GroupAccess::Editor)?;
         let mut fields = group.without_secrets();
-        fields.updated = now_micros();
+        fields.touch(now_micros());
         let deleted = Change::DeleteGroupSecret {
             group_id: group.id.clone(),
             key: secret.key.clone(),

@@ -26,6 +26,8 @@
 //! applies are serialised by `applying` (a lock held for an apply, never by a request).
 
 mod persistence;
+#[cfg(test)]
+mod tests;
 
 use std::future::{ready, Ready};
 use std::sync::Arc;

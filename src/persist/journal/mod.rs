@@ -44,8 +44,11 @@
 //! it is best effort (a full disk only logs): a stale record narrows the check, never trips it.
 //!
 //! `scan.rs` reads segments back (frames, torn tails, corruption, `inspect`/`verify`/
-//! `skip_record`); this file writes them; `tests.rs` covers both.
+//! `skip_record`); this file writes them; `tests.rs` covers both, with `faults.rs`'s segment file
+//! that fails on demand (test builds only).
 
+#[cfg(test)]
+pub(crate) mod faults;
 mod scan;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Tests of the journal: reopening, torn tails against corruption, repair of a bad record,
 //! and the failure paths (a full disk, a failed cut, a failed group fsync) on an injected file.
 
+use super::faults::Faults;
 use super::*;
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex as TestMutex};
@@ -209,63 +210,10 @@ fn the_newest_segment_created_is_recorded_once_it_exists() {
     );
 }
 
-/// A full disk that accepts half of each write; truncation can fail too; an fsync that
-/// fails loses what it could not write, as Linux may (the file is cut back to the last
-/// fsynced length).
-#[derive(Debug, Default)]
-struct Faults {
-    disk_full: bool,
-    truncate_fails: bool,
-    /// How many of the next fsyncs fail.
-    sync_failures: u32,
-}
-
-#[derive(Debug)]
-struct FaultyFile {
-    inner: File,
-    faults: Arc<TestMutex<Faults>>,
-    synced_len: u64,
-}
-
-impl SegmentFile for FaultyFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.faults.lock().unwrap().disk_full {
-            Write::write_all(&mut self.inner, &bytes[..bytes.len() / 2])?;
-            return Err(io::Error::from_raw_os_error(28));
-        }
-        Write::write_all(&mut self.inner, bytes)
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
-        let mut faults = self.faults.lock().unwrap();
-        if faults.sync_failures > 0 {
-            faults.sync_failures -= 1;
-            self.inner.set_len(self.synced_len)?;
-            return Err(io::Error::from_raw_os_error(5));
-        }
-        self.inner.sync_data()?;
-        self.synced_len = self.inner.metadata()?.len();
-        Ok(())
-    }
-
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        if self.faults.lock().unwrap().truncate_fails {
-            return Err(io::Error::from_raw_os_error(5));
-        }
-        SegmentFile::truncate(&mut self.inner, len)?;
-        self.synced_len = len;
-        Ok(())
-    }
-}
-
+/// `journal`'s current segment, failing as the answer says (nothing yet).
 fn faulty(journal: &mut Journal) -> Arc<TestMutex<Faults>> {
     let faults = Arc::new(TestMutex::new(Faults::default()));
-    let inner = open_segment(&segment_path(&journal.dir, journal.seq)).unwrap();
-    journal.file = Box::new(FaultyFile {
-        synced_len: inner.metadata().unwrap().len(),
-        inner,
-        faults: faults.clone(),
-    });
+    journal.inject_faults(Arc::clone(&faults));
     faults
 }
 

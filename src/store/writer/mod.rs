@@ -6,6 +6,8 @@
 //! the journal, then ask every shard to export) sees each shard at exactly the same point of the
 //! journal: a point-in-time cut across shards, without stopping reads.
 
+#[cfg(test)]
+mod faults;
 mod reshape;
 mod snapshot;
 mod write;

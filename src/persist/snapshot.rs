@@ -158,9 +158,12 @@ pub fn write_snapshot(
     if let Err(error) = sync_dir(dir) {
         // Renamed in but not durable. A failed snapshot must leave no file behind: its caller
         // undoes what it was for (an apply), which a file found at the next start would bring
-        // back.
-        let _ = std::fs::remove_file(&final_path);
-        let _ = sync_dir(dir);
+        // back. Should the removal not last either (a crash after it), the start refuses the
+        // file, the journal after it holding the apply's `Undone` (`UndoneApplySnapshot`).
+        let removed = std::fs::remove_file(&final_path).and_then(|()| sync_dir(dir));
+        if let Err(removal) = removed {
+            tracing::error!(snapshot = %final_path.display(), error = %removal, "a snapshot that failed could not be removed for sure");
+        }
         return Err(io::Error::new(
             error.kind(),
             format!(

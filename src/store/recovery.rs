@@ -76,6 +76,9 @@ impl Router {
             .await?;
         let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
+        if snapshot.is_some() && undoes_the_snapshot(&replay.records) {
+            return Err(StoreError::UndoneApplySnapshot);
+        }
         let undone = undone_applies(&replay.records);
         for (i, record) in replay.records.iter().enumerate() {
             match decode_rows_record(record) {
@@ -373,6 +376,17 @@ fn undone_applies(records: &[Vec<u8>]) -> HashSet<usize> {
         }
     }
     undone
+}
+
+/// Whether the journal after a snapshot takes back an apply before making one: the `Undone`
+/// of the apply whose snapshot that is (an apply's `Undone` follows its snapshot's rotation,
+/// and only a snapshot reported failed has one).
+fn undoes_the_snapshot(records: &[Vec<u8>]) -> bool {
+    let undo = encode_apply_record(&ApplyRecordV1::Undone);
+    records
+        .iter()
+        .find(|record| record.starts_with(&APPLY_RECORD_MARKER))
+        .is_some_and(|first| *first == undo)
 }
 
 /// The id of each view stored rows name (index = the record's view index); `None` (and a
@@ -778,6 +792,40 @@ pub(super) mod tests {
             undo,
         ];
         assert_eq!(undone_applies(&records), HashSet::from([0, 6]));
+        assert!(!undoes_the_snapshot(&records));
+        assert!(undoes_the_snapshot(&records[1..]), "rows, then an undo");
+        assert!(!undoes_the_snapshot(&records[4..]), "an apply first");
+        assert!(!undoes_the_snapshot(&records[1..2]), "no apply record");
+    }
+
+    /// A snapshot an apply's `Undone` follows is the failed snapshot of that apply: refused.
+    #[test]
+    fn a_snapshot_whose_apply_the_journal_took_back_refuses_the_restore() {
+        System::new().block_on(async {
+            let records = records_of((0..KEYS).map(|key| row(key, 1)));
+            let snapshot = records_snapshot(&[&records]);
+            let journal = tempfile::tempdir().unwrap();
+            let (mut writing, _) = Journal::open(journal.path(), 0, FsyncPolicy::Never).unwrap();
+            writing
+                .append(&encode_apply_record(&ApplyRecordV1::Undone))
+                .unwrap();
+            drop(writing);
+            let router = Router::start(1, 4096, views(), vec![None]).unwrap();
+            let refused = router
+                .recover(
+                    Some(&snapshot),
+                    journal.path(),
+                    FsyncPolicy::Never,
+                    &NoApplies,
+                    |_| {},
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(refused, StoreError::UndoneApplySnapshot),
+                "{refused}"
+            );
+        });
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub enum StoreError {
     /// Recovery: the rows journal holds an apply that cannot be made again.
     #[error("the rows journal holds an apply of repository {hash}, made after the snapshot loaded, that cannot be made again: {reason}")]
     Reapply { hash: String, reason: String },
+    /// The snapshot loaded was an apply's, and the journal after it says the apply was taken
+    /// back: its snapshot was reported failed, yet the file survived (a crash after a failed
+    /// directory fsync). Serving it would make the apply its client was told failed.
+    #[error("the snapshot loaded holds an apply that the rows journal says was taken back (its snapshot was reported failed; the file survived a crash); refusing to serve it. Move that snapshot out of the snapshot directory: the start then loads the one before it, which the journal reaches back to, and the apply stays undone")]
+    UndoneApplySnapshot,
     /// Recovery, or a cluster's stream: stored rows were written in a form of their view that
     /// the serving one cannot take.
     #[error(transparent)]

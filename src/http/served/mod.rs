@@ -109,7 +109,7 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("the repository was not applied: the snapshot that would keep it failed ({0}); the previous repository is still served, with its data as it was: fix the cause and apply again")]
     NotPersisted(PersistError),
-    #[error("the repository was not applied: the snapshot that would keep it failed ({snapshot}); the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot (a clean shutdown takes one), and a crash before then would make this apply again at the next start. Fix the cause (the disk), then apply again or restart cleanly")]
+    #[error("the repository was not applied: the snapshot that would keep it failed ({snapshot}); the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot, and a restart before then (a crash, or a shutdown while the disk still refuses it) would make this apply again. Fix the cause (the disk), then apply again or restart")]
     UndoNotJournaled {
         snapshot: PersistError,
         journal: JournalError,

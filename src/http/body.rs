@@ -393,11 +393,23 @@ pub fn encoded_body(request: &HttpRequest) -> Option<ApiError> {
 
 /// [`parse_json`] of the body alone.
 fn parse_json_body<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            ErrorKind::InvalidArgument,
-            "request body is empty; expected a JSON object",
-        ));
+    // Every API's body is an object. Serde would also read a struct from a list of its fields
+    // in order (`["v"]` as `{"value": "v"}`), a shape no API documents, and word a list of
+    // lists as a field's type error: a body that is not an object is refused as one.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "request body is empty; expected a JSON object",
+            ))
+        }
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "request body is not a JSON object; expected a JSON object",
+            ))
+        }
     }
     // Tracking the path costs a third of the parse and only an error needs it: parse untracked
     // first, and again with the path only to word a refusal (same input, same outcome). The
@@ -514,9 +526,20 @@ mod tests {
         }
         let refusal = |body: &[u8]| parse_json_body::<Body>(body).unwrap_err().message;
         assert_eq!(
-            refusal(br#""SENTINEL-1""#),
-            "invalid request body: invalid type: a string, expected struct Body at line 1 column 12"
+            refusal(br#"{"value": 987654321, "version": 1}"#),
+            "invalid request body at `value`: invalid type: an integer, expected a string at line 1 column 19"
         );
+        for not_an_object in [
+            &br#""SENTINEL-1""#[..],
+            br#" ["SENTINEL-1", 1]"#,
+            b"5",
+            b"null",
+        ] {
+            assert_eq!(
+                refusal(not_an_object),
+                "request body is not a JSON object; expected a JSON object"
+            );
+        }
         assert_eq!(
             refusal(br#"{"value": "v", "version": "SENTINEL-2"}"#),
             "invalid request body at `version`: invalid type: a string, expected u32 at line 1 column 38"

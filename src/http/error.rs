@@ -124,14 +124,15 @@ impl ResponseError for ApiError {
 }
 
 /// Serde's words for a value a client sent in the wrong shape, without the value itself
-/// (`string "…"`, `character `…``, `unknown variant `…``): it may be a secret sent in the wrong
-/// place, and an error body reaches logs and proxies that a secret must not. Field names and
-/// what was expected stay; numbers and booleans, never secret, stay too.
+/// (`string "…"`, `character `…``, `integer `…``, `floating point `…``, `unknown variant
+/// `…``): it may be a secret sent in the wrong place (a PIN sent as a number, say), and an
+/// error body reaches logs and proxies that a secret must not. Field names and what was
+/// expected stay; booleans, which hold no secret, stay too.
 pub fn without_quoted_values(message: &str) -> String {
     /// The length of a quoted value and its closing mark, from just after the opening.
     type QuotedLen = fn(&str) -> Option<usize>;
     // (opening, length of what it quotes, what stands in for the opening and the value)
-    const QUOTES: [(&str, QuotedLen, &str); 3] = [
+    const QUOTES: [(&str, QuotedLen, &str); 5] = [
         // Debug-formatted: `"` and `\` inside are escaped, so the first bare `"` ends it.
         ("string \"", debug_string_len, "a string"),
         // One character, then the closing backtick; anything else is not serde's words (a
@@ -149,6 +150,10 @@ pub fn without_quoted_values(message: &str) -> String {
             |rest| rest.find("`, ").map(|end| end + 1),
             "unknown variant",
         ),
+        // Serde writes numbers with digits, a sign, a point, an exponent, `inf` or `NaN`;
+        // anything else is not serde's words and is dropped with the rest, as above.
+        ("integer `", number_len, "an integer"),
+        ("floating point `", number_len, "a floating point number"),
     ];
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -168,6 +173,14 @@ pub fn without_quoted_values(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The length of a number as serde writes it and its closing backtick.
+fn number_len(quoted: &str) -> Option<usize> {
+    let end = quoted.find('`')?;
+    let number = &quoted[..end];
+    let serde_writes = |c: char| c.is_ascii_digit() || "+-.eEinfNa".contains(c);
+    (!number.is_empty() && number.chars().all(serde_writes)).then_some(end + 1)
 }
 
 /// The length of a Debug-formatted string's body and its closing quote.
@@ -389,8 +402,29 @@ mod tests {
                 "invalid type: a string",
             ),
             (
-                "invalid type: integer `5`, expected a string",
-                "invalid type: integer `5`, expected a string",
+                "invalid type: integer `987654321`, expected a string",
+                "invalid type: an integer, expected a string",
+            ),
+            (
+                "invalid value: integer `-1`, expected usize",
+                "invalid value: an integer, expected usize",
+            ),
+            (
+                "invalid type: floating point `-9.876543210987654e+19`, expected a string",
+                "invalid type: a floating point number, expected a string",
+            ),
+            (
+                "invalid type: floating point `NaN`, expected u32",
+                "invalid type: a floating point number, expected u32",
+            ),
+            (
+                "invalid type: boolean `true`, expected a string",
+                "invalid type: boolean `true`, expected a string",
+            ),
+            // Not a number as serde writes one: a client's field name; dropped with the rest.
+            (
+                "unknown field `integer `12ab`, expected `value`",
+                "unknown field `an integer",
             ),
             (
                 "unknown field `vlaue`, expected `value`",

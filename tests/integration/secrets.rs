@@ -1298,8 +1298,9 @@ fn a_group_holds_at_most_a_thousand_secrets() {
     );
 }
 
-/// A secret sent in the wrong shape (a bare string for Tecton's `{"value"}`, strings for
-/// TrueFoundry's key-value pairs) is refused, naming what was expected but not echoing it.
+/// A secret sent in the wrong shape (a bare string or a list for Tecton's `{"value"}`, a number
+/// where a string is expected, strings for TrueFoundry's key-value pairs) is refused, naming
+/// what was expected but not echoing it, and nothing is stored.
 #[test]
 fn a_secret_sent_in_the_wrong_shape_is_not_echoed_in_the_refusal() {
     let server = Server::start();
@@ -1308,31 +1309,55 @@ fn a_secret_sent_in_the_wrong_shape_is_not_echoed_in_the_refusal() {
         200
     );
     let secret = "wrong-shape-plaintext-7d2e";
-    let group = json!({"name": "g", "secrets": [secret]});
+    // A PIN is a secret too: numbers are not echoed either.
+    let (pin, float_pin) = ("4817263950", "48172.6395");
+    let put = |body: Json| tecton(&server, "PUT", "/scopes/ops/keys/k", ADMIN_KEY, Some(body));
+    let group = |secrets: Json| {
+        let body = json!({"name": "g", "secrets": secrets});
+        tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(body))
+    };
+    let number = |text: &str| serde_json::from_str::<Json>(text).unwrap();
+    // (refusal, what it must say)
     let refusals = [
-        tecton(
-            &server,
-            "PUT",
-            "/scopes/ops/keys/k",
-            ADMIN_KEY,
-            Some(json!(secret)),
+        (
+            put(json!(secret)),
+            "not a JSON object; expected a JSON object",
         ),
-        tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(group)),
+        // Serde would read a struct from a list of its fields: `["v"]` as `{"value": "v"}`.
+        (
+            put(json!([secret])),
+            "not a JSON object; expected a JSON object",
+        ),
+        (
+            put(json!({"value": number(pin)})),
+            "at `value`: invalid type: an integer, expected a string",
+        ),
+        (
+            put(json!({"value": number(float_pin)})),
+            "at `value`: invalid type: a floating point number, expected a string",
+        ),
+        (group(json!([secret])), "a string, expected"),
+        (
+            group(json!([{"key": "K", "value": number(pin)}])),
+            "at `secrets[0].value`: invalid type: an integer, expected a string",
+        ),
     ];
-    for refusal in refusals {
+    for (refusal, fragment) in refusals {
         assert!(
             (400..500).contains(&refusal.status),
             "{} {}",
             refusal.status,
             refusal.body
         );
-        assert!(
-            refusal.body.contains("a string, expected"),
-            "{}",
-            refusal.body
-        );
-        assert!(!refusal.body.contains(secret), "{}", refusal.body);
+        assert!(refusal.body.contains(fragment), "{}", refusal.body);
+        for sent in [secret, pin, float_pin] {
+            assert!(!refusal.body.contains(sent), "{}", refusal.body);
+        }
     }
+    let keys = tecton(&server, "GET", "/scopes/ops/keys", ADMIN_KEY, None);
+    assert_eq!(keys.json()["keys"], json!([]), "{}", keys.body);
+    let groups = tf(&server, "GET", "/secret-groups", ADMIN_KEY, None);
+    assert_eq!(groups.json()["pagination"]["total"], 0, "{}", groups.body);
 }
 
 #[test]

@@ -366,6 +366,90 @@ fn deep_or_long_scim_filters_get_invalid_filter_and_the_server_lives() {
     assert!(scim_user_count(&server).is_u64(), "SCIM still answers");
 }
 
+/// A malformed filter or PATCH op is refused in the request's own words (its tokens, the end of
+/// the filter, the op it sent), never in the parser's (`Some(..)`, `None`, `Word(..)`).
+#[test]
+fn malformed_scim_filters_and_ops_are_refused_in_the_requests_words() {
+    let server = Server::start();
+    for (filter, fragment) in [
+        (
+            "userName eq \"a\" and",
+            "expected an attribute name, got the end of the filter",
+        ),
+        (
+            "userName eq",
+            "expected a value after the operator, got the end",
+        ),
+        ("(userName pr", "expected `)`, got the end of the filter"),
+        ("emails[type pr", "expected `]`, got the end of the filter"),
+        ("userName pr )", "unexpected `)` after a complete filter"),
+        (
+            "userName eq (",
+            "expected a value after the operator, got `(`",
+        ),
+    ] {
+        let reply = scim_search(&server, filter);
+        assert_invalid_filter(&reply, fragment);
+        for parser_word in ["Some(", "None", "Word(", "Close", "OpenBracket"] {
+            assert!(
+                !reply.body.contains(parser_word),
+                "{filter}: {}",
+                reply.body
+            );
+        }
+    }
+    let user = server.admin_post(
+        "/api/scim/v2/Users",
+        &json!({"userName": "ops@example.com"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let id = user.json()["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let patch = |operations: Json| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations});
+        server.request(
+            "PATCH",
+            &format!("/api/scim/v2/Users/{id}"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/scim+json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    for (operations, fragment) in [
+        (
+            json!([{"op": "explode", "path": "title", "value": "x"}]),
+            "Operations[0].op must be add, replace or remove, got `explode`",
+        ),
+        (
+            json!([{"path": "title", "value": "x"}]),
+            "Operations[0].op must be add, replace or remove, got no op",
+        ),
+        (
+            json!([{"op": "replace", "path": "title"}]),
+            "`title`: replace needs a value",
+        ),
+    ] {
+        let reply = patch(operations);
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        let detail = error_message(Family::Scim, 400, &reply.json());
+        assert!(detail.contains(fragment), "{detail}");
+    }
+    let unchanged = server.request(
+        "GET",
+        &format!("/api/scim/v2/Users/{id}"),
+        &[("Authorization", &auth)],
+        None,
+    );
+    assert!(
+        unchanged.json().get("title").is_none(),
+        "{}",
+        unchanged.body
+    );
+}
+
 /// A key that authenticates but holds no role and is not an admin.
 fn key_without_roles(server: &Server) -> String {
     let created = server.admin_post("/api/scim/v2/ServiceAccounts", &json!({"name": "no-roles"}));

@@ -79,8 +79,8 @@ pub fn parse_filter(text: &str) -> Result<Filter, String> {
     let filter = parser.or()?;
     if parser.pos != parser.tokens.len() {
         return Err(format!(
-            "unexpected {:?} after a complete filter",
-            parser.tokens[parser.pos]
+            "unexpected {} after a complete filter",
+            found(parser.tokens.get(parser.pos))
         ));
     }
     Ok(filter)
@@ -204,7 +204,11 @@ impl Parser {
             self.pos += 1;
             Ok(())
         } else {
-            Err(format!("expected {token:?}"))
+            Err(format!(
+                "expected {}, got {}",
+                found(Some(&token)),
+                found(self.tokens.get(self.pos))
+            ))
         }
     }
 
@@ -243,7 +247,10 @@ impl Parser {
                 let path = attr_path(&word)?;
                 self.comparison(path)
             }
-            other => Err(format!("expected an attribute name, got {other:?}")),
+            other => Err(format!(
+                "expected an attribute name, got {}",
+                found(other.as_ref())
+            )),
         }
     }
 
@@ -281,10 +288,28 @@ impl Parser {
                     Err(_) => Json::String(word.to_string()),
                 },
             },
-            other => return Err(format!("expected a value, got {other:?}")),
+            other => {
+                return Err(format!(
+                    "expected a value after the operator, got {}",
+                    found(other.as_ref())
+                ))
+            }
         };
         self.pos += 1;
         Ok(Filter::Compare(path, op, value))
+    }
+}
+
+/// A token as a refusal names it, in the filter's own text (`None`: past its last token).
+fn found(token: Option<&Token>) -> String {
+    match token {
+        None => "the end of the filter".to_string(),
+        Some(Token::Word(word)) => format!("`{word}`"),
+        Some(Token::Str(text)) => format!("the string {text:?}"),
+        Some(Token::Open) => "`(`".to_string(),
+        Some(Token::Close) => "`)`".to_string(),
+        Some(Token::OpenBracket) => "`[`".to_string(),
+        Some(Token::CloseBracket) => "`]`".to_string(),
     }
 }
 

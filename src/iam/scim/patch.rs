@@ -21,6 +21,17 @@ enum OpKind {
     Remove,
 }
 
+impl OpKind {
+    /// The op as a PatchOp body writes it.
+    fn word(self) -> &'static str {
+        match self {
+            OpKind::Add => "add",
+            OpKind::Replace => "replace",
+            OpKind::Remove => "remove",
+        }
+    }
+}
+
 /// A parsed `path` of a stored attribute: a core attribute's name or an extension's URN.
 struct Target {
     attr: String,
@@ -75,10 +86,11 @@ pub fn apply_patch(
             Some("replace") => OpKind::Replace,
             Some("remove") => OpKind::Remove,
             other => {
+                let got = other.map_or("no op".to_string(), |op| format!("`{op}`"));
                 return Err(error(
                     ScimErrorKind::InvalidSyntax,
-                    format!("Operations[{index}].op must be add, replace or remove, got {other:?}"),
-                ))
+                    format!("Operations[{index}].op must be add, replace or remove, got {got}"),
+                ));
             }
         };
         let value = get_ci(operation, "value");
@@ -307,7 +319,7 @@ fn apply_at(
         value.filter(|v| !v.is_null()).ok_or_else(|| {
             error(
                 ScimErrorKind::InvalidValue,
-                format!("`{path}`: {op:?} needs a value"),
+                format!("`{path}`: {} needs a value", op.word()),
             )
         })
     };

@@ -240,11 +240,34 @@ fn a_compressed_body_is_refused_for_its_encoding_in_each_familys_shape() {
             &tecton_key,
             json!({"requestError": {"errorMessage": message, "errorType": "RequestValidationError"}}),
         ),
+        // Bodies that are not JSON documents: rows (JSON Lines) and Tinybird's forms.
+        (
+            "/admin/workspaces/prod/feature-views/user_profile/rows",
+            &tecton_key,
+            tecton(message, 3),
+        ),
+        (
+            "/v0/secrets",
+            &bearer,
+            json!({"error": message,
+                   "documentation": "https://docs.tinybird.co/api-reference/environment-variables-api"}),
+        ),
     ];
     for (path, auth, body) in cases {
         let reply = send(path, auth, "gzip", &gzipped);
         assert_eq!((reply.status, reply.json()), (415, body), "{path}");
     }
+    let binary_rows = server.request(
+        "POST",
+        "/admin/workspaces/prod/feature-views/user_profile/rows",
+        &[
+            ("Authorization", &tecton_key),
+            ("Content-Type", "application/vnd.quiver.rows.v1"),
+            ("Content-Encoding", "br"),
+        ],
+        Some(&gzipped),
+    );
+    assert_eq!(binary_rows.status, 415, "{}", binary_rows.body);
     let identity = send(
         "/api/v1/feature-service/get-features",
         &tecton_key,

@@ -980,6 +980,72 @@ fn tinybird_secrets_with_their_limits() {
     );
 }
 
+/// A Tinybird name or value that is not UTF-8 once percent-decoded (in a form body or the query
+/// string) is refused naming the parameter, not stored with U+FFFD in place of its bytes.
+#[test]
+fn tinybird_refuses_a_value_that_is_not_utf8_rather_than_altering_it() {
+    let server = Server::start();
+    let raw = server.request(
+        "POST",
+        &format!("/v0/secrets?token={ADMIN_KEY}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(b"name=raw&value=s3cr\xfft"),
+    );
+    let refusals = [
+        ("form body", "value", raw),
+        (
+            "form body",
+            "value",
+            tinybird(
+                &server,
+                "POST",
+                "/v0/secrets",
+                Some("name=encoded&value=%FF%FE"),
+            ),
+        ),
+        (
+            "query string",
+            "value",
+            tinybird(&server, "POST", "/v0/secrets?name=query&value=%C3", None),
+        ),
+        (
+            "form body",
+            "value",
+            tinybird(&server, "PUT", "/v0/secrets/kept", Some("value=%E9t%E9")),
+        ),
+    ];
+    for (place, name, refusal) in refusals {
+        assert_eq!(refusal.status, 400, "{}", refusal.body);
+        assert_eq!(
+            refusal.json()["error"],
+            format!("{place}: the value of `{name}` is not UTF-8 once percent-decoded"),
+        );
+    }
+    let name = tinybird(&server, "POST", "/v0/secrets", Some("name=%FFx&value=v"));
+    assert_eq!(name.status, 400, "{}", name.body);
+    assert_eq!(
+        name.json()["error"],
+        "form body: the value of `name` is not UTF-8 once percent-decoded"
+    );
+    let parameter = tinybird(&server, "POST", "/v0/secrets", Some("%FF=1&name=n&value=v"));
+    assert_eq!(parameter.status, 400, "{}", parameter.body);
+    assert_eq!(
+        parameter.json()["error"],
+        "form body: a parameter's name is not UTF-8"
+    );
+    // UTF-8, percent-encoded or not, is a value like any other.
+    let accented = tinybird(
+        &server,
+        "POST",
+        "/v0/secrets",
+        Some("name=kept&value=%C3%A9t%C3%A9"),
+    );
+    assert_eq!(accented.status, 200, "{}", accented.body);
+    let listed = tinybird(&server, "GET", "/v0/secrets", None).json();
+    assert_eq!(listed["secrets"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["secrets"][0]["name"], "kept");
+}
+
 #[test]
 fn tinybird_request_rate_and_count_limits() {
     let server = Server::start();

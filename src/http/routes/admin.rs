@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::super::auth::Admin;
-use super::super::body::{JsonBody, UnreadBody};
+use super::super::body::{encoded_body, JsonBody, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::repository::ApplyBody;
@@ -168,11 +168,15 @@ async fn load_rows(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case(binary_rows::CONTENT_TYPE));
-    let writes = if binary {
-        read_binary_rows(view, &body)?
+    let read = if binary {
+        read_binary_rows(view, &body)
     } else {
-        read_rows_body(view, &body)?
+        read_rows_body(view, &body)
     };
+    // Nothing decompresses a body: a compressed one is refused for its encoding, as
+    // `parse_json` refuses one, not as rows that do not read.
+    let writes =
+        read.map_err(|refused| encoded_body(&request).unwrap_or_else(|| refused.into()))?;
     let received = writes.len();
     let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({

@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use percent_encoding::percent_decode;
 use serde_json::Value as Json;
 
 use super::super::auth::{Admin, TokenParameter};
-use super::super::body::UnreadBody;
+use super::super::body::{encoded_body, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tinybird::{self as wire, TbError};
 use super::super::{unknown_route, AppState};
@@ -53,16 +54,39 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorKind::InvalidArgument, message)
 }
 
+/// Refuses a query string or form whose names or values are not UTF-8 once percent-decoded:
+/// form parsers decode them lossily, so a secret's bytes would be stored as U+FFFD unsaid.
+fn check_utf8(form: &[u8], what: &str) -> Result<(), ApiError> {
+    for pair in form.split(|&b| b == b'&') {
+        let mut halves = pair.splitn(2, |&b| b == b'=');
+        let name = percent_decode(halves.next().unwrap_or_default())
+            .decode_utf8()
+            .map_err(|_| invalid(format!("{what}: a parameter's name is not UTF-8")))?;
+        let value = halves.next().unwrap_or_default();
+        if percent_decode(value).decode_utf8().is_err() {
+            return Err(invalid(format!(
+                "{what}: the value of `{name}` is not UTF-8 once percent-decoded"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Query parameters merged with a form or JSON body (the body wins).
 async fn parameters(
     request: &HttpRequest,
     body: UnreadBody,
 ) -> Result<HashMap<String, String>, TbError> {
+    check_utf8(request.query_string().as_bytes(), "query string")?;
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
     let body = body.read(MAX_TB_BODY_BYTES).await?;
     if body.is_empty() {
         return Ok(params);
+    }
+    // Nothing decompresses a body, and a compressed form would read as garbage names.
+    if let Some(encoded) = encoded_body(request) {
+        return Err(encoded.into());
     }
     let is_json = request
         .headers()
@@ -83,6 +107,7 @@ async fn parameters(
             params.insert(key.clone(), text);
         }
     } else {
+        check_utf8(&body, "form body")?;
         let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
             .map_err(|e| invalid(format!("invalid form body: {e}")))?;
         params.extend(form);

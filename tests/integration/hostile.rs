@@ -450,6 +450,49 @@ fn malformed_scim_filters_and_ops_are_refused_in_the_requests_words() {
     );
 }
 
+/// An add of thousands of values to a list of thousands (a big group's members, a user's emails)
+/// looks each up in a set, not by a walk of the list: three 9,000-email adds compared ~360 M
+/// values on the directory's one thread (~11 s in a debug build), and now take under a second.
+/// Duplicates are still added once.
+#[test]
+fn a_patch_adding_thousands_of_values_to_a_long_list_is_not_quadratic() {
+    let server = Server::start();
+    let user = server.admin_post(
+        "/api/scim/v2/Users",
+        &json!({"userName": "many@example.com"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let id = user.json()["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let add_emails = |from: usize| {
+        let emails: Vec<Json> = (from..from + 9000)
+            .map(|i| json!({"value": format!("{i}@x.io")}))
+            .collect();
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "emails", "value": emails}]});
+        server.request(
+            "PATCH",
+            &format!("/api/scim/v2/Users/{id}"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/scim+json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    let started = Instant::now();
+    for from in [0, 9000] {
+        let added = add_emails(from);
+        assert_eq!(added.status, 200, "{}", added.body);
+    }
+    // Half of these are held already.
+    let last = add_emails(13_500);
+    assert_eq!(last.status, 200, "{}", last.body);
+    let took = started.elapsed();
+    assert_eq!(last.json()["emails"].as_array().unwrap().len(), 22_500);
+    assert!(took < Duration::from_secs(4), "three adds took {took:?}");
+}
+
 /// A key that authenticates but holds no role and is not an admin.
 fn key_without_roles(server: &Server) -> String {
     let created = server.admin_post("/api/scim/v2/ServiceAccounts", &json!({"name": "no-roles"}));

@@ -7,6 +7,8 @@
 //! type does not have are ignored. Operations apply to a copy of the resource's attributes; the
 //! caller validates the result as a whole, so a PATCH applies completely or not at all.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value as Json};
 
 use super::error::{ScimError, ScimErrorKind};
@@ -308,6 +310,50 @@ fn holds(list: &[Json], item: &Json) -> bool {
     }
 }
 
+/// Above this many lookups in a list, its values are hashed into [`Values`] first: below it a
+/// walk of the list per lookup costs less than hashing every value it holds (one op's add of
+/// one member to a long group is a walk, as it always was).
+const FEW_LOOKUPS: usize = 16;
+
+/// The `value`s of a list's items, looked up without a walk of the list: adding or removing n
+/// members of a group of m compared n x m values (an add of 9,000 emails took 10 s of the
+/// directory's one thread in a debug build). String values (ids, emails) are in a set; any
+/// other is compared as before.
+#[derive(Default)]
+struct Values {
+    strings: HashSet<String>,
+    others: Vec<Json>,
+}
+
+impl Values {
+    fn of<'a>(items: impl IntoIterator<Item = &'a Json>) -> Values {
+        let mut values = Values::default();
+        for value in items.into_iter().filter_map(|item| get_ci(item, "value")) {
+            values.insert(value);
+        }
+        values
+    }
+
+    /// Adds `value`; false if it was there already.
+    fn insert(&mut self, value: &Json) -> bool {
+        match value {
+            Json::String(text) => self.strings.insert(text.clone()),
+            other if self.others.contains(other) => false,
+            other => {
+                self.others.push(other.clone());
+                true
+            }
+        }
+    }
+
+    fn contains(&self, value: &Json) -> bool {
+        match value {
+            Json::String(text) => self.strings.contains(text.as_str()),
+            other => self.others.contains(other),
+        }
+    }
+}
+
 fn apply_at(
     attributes: &mut Map<String, Json>,
     target: &Target,
@@ -329,12 +375,12 @@ fn apply_at(
                 // {"op":"remove","path":"members","value":[{"value":"id"}]}: remove those items.
                 Some(Json::Array(items)) => {
                     if let Some(Json::Array(current)) = attributes.get_mut(&target.attr) {
-                        current.retain(|item| {
-                            !items.iter().any(|gone| {
-                                get_ci(gone, "value")
-                                    .is_some_and(|v| Some(v) == get_ci(item, "value"))
-                            })
-                        });
+                        let gone = (items.len() > FEW_LOOKUPS).then(|| Values::of(items));
+                        let is_gone = |value: &Json| match &gone {
+                            Some(gone) => gone.contains(value),
+                            None => items.iter().any(|g| get_ci(g, "value") == Some(value)),
+                        };
+                        current.retain(|item| !get_ci(item, "value").is_some_and(is_gone));
                     }
                 }
                 _ => {
@@ -345,8 +391,14 @@ fn apply_at(
                 let value = need_value()?;
                 match (attributes.get_mut(&target.attr), value) {
                     (Some(Json::Array(current)), Json::Array(new)) => {
+                        let mut held =
+                            (new.len() > FEW_LOOKUPS).then(|| Values::of(current.iter()));
                         for item in new {
-                            if !holds(current, item) {
+                            let fresh = match (held.as_mut(), get_ci(item, "value")) {
+                                (Some(held), Some(value)) => held.insert(value),
+                                _ => !holds(current, item),
+                            };
+                            if fresh {
                                 current.push(item.clone());
                             }
                         }
@@ -415,8 +467,9 @@ fn apply_at(
             match (op, sub) {
                 (OpKind::Remove, None) => {
                     let mut index = 0;
+                    // `matching` is in ascending order.
                     items.retain(|_| {
-                        let keep = !matching.contains(&index);
+                        let keep = matching.binary_search(&index).is_err();
                         index += 1;
                         keep
                     });
@@ -610,6 +663,56 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["members"], json!([{"value": "u1"}]));
+        // A list's adds and removes by value find values as `holds` finds them: an item added
+        // twice in one op once, a value held already not again, values of any JSON type; so
+        // do many, looked up in a set (fillers added and removed again).
+        for fillers in [0, FEW_LOOKUPS + 1] {
+            let fillers: Vec<Json> = (0..fillers)
+                .map(|i| json!({"value": format!("f{i}")}))
+                .collect();
+            let mut added = vec![
+                json!({"value": "u3"}),
+                json!({"value": "u3", "display": "again"}),
+                json!({"value": "u2"}),
+                json!({"value": 7}),
+                json!({"value": 7}),
+                json!({"display": "no value"}),
+                json!({"display": "no value"}),
+            ];
+            added.extend(fillers.iter().cloned());
+            let many = patched(
+                &GROUP,
+                group.clone(),
+                json!([{"op": "add", "path": "members", "value": added}]),
+            )
+            .unwrap();
+            let mut expected = vec![
+                json!({"value": "u1"}),
+                json!({"value": "u2"}),
+                json!({"value": "u3"}),
+                json!({"value": 7}),
+                json!({"display": "no value"}),
+            ];
+            expected.extend(fillers.iter().cloned());
+            assert_eq!(many["members"], Json::Array(expected));
+            let mut removed = vec![
+                json!({"value": "u1"}),
+                json!({"value": 7}),
+                json!({"value": "absent"}),
+                json!({"display": "no value"}),
+            ];
+            removed.extend(fillers);
+            let fewer = patched(
+                &GROUP,
+                many,
+                json!([{"op": "remove", "path": "members", "value": removed}]),
+            )
+            .unwrap();
+            assert_eq!(
+                fewer["members"],
+                json!([{"value": "u2"}, {"value": "u3"}, {"display": "no value"}])
+            );
+        }
         let out = patched(
             &GROUP,
             group,

@@ -463,7 +463,7 @@ fn hostile_scim_input_gets_a_clear_error_and_changes_nothing() {
             Some(json!(["not", "an", "object"])),
             400,
             Some("invalidSyntax"),
-            "must be a JSON object",
+            "request body is not a JSON object",
         ),
         (
             "POST",

@@ -705,6 +705,13 @@ fn the_rows_endpoint_takes_binary_rows_whole_or_not_at_all() {
     );
     assert_eq!(credit_score(&server, "binary_1"), json!("640"));
     assert_eq!(credit_score(&server, "binary_2"), json!("702"));
+    // The media type is read whatever parameters follow it.
+    let with_parameter = post(
+        &format!("{} ; charset=binary", CONTENT_TYPE.to_ascii_uppercase()),
+        &body_of(&[row("binary_5", Value::Int64(655))]),
+    );
+    assert_eq!(with_parameter.status, 200, "{}", with_parameter.body);
+    assert_eq!(credit_score(&server, "binary_5"), json!("655"));
 
     let first = row("binary_3", Value::Int64(1));
     let bad_value = body_of(&[first.clone(), row("binary_4", Value::String("high".into()))]);

@@ -167,7 +167,10 @@ async fn load_rows(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case(binary_rows::CONTENT_TYPE));
+        // The media type, whatever parameters follow it (`; charset=binary`, say): with one
+        // the body was read as JSON Lines and refused as "not valid JSON".
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(binary_rows::CONTENT_TYPE));
     let read = if binary {
         read_binary_rows(view, &body)
     } else {

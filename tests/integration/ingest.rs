@@ -628,6 +628,19 @@ fn the_rows_endpoint_writes_a_chunk_whole_or_not_at_all() {
         assert_eq!(credit_score(&server, "chunk_3"), Json::Null, "{bad}");
     }
 
+    // An event time past `max_future_event_skew` (a timestamp in the wrong unit, say) refuses
+    // the chunk, as `/ingest` refuses the event: one would shadow every later real row.
+    let future =
+        "{\"user_id\":\"chunk_4\",\"timestamp\":\"9999-01-01T00:00:00Z\",\"credit_score\":2}";
+    let refused = post(&format!("{first}\n\n{future}\n"));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        refused.json()["message"],
+        "row 2 of the body (blank lines not counted): its event time 9999-01-01T00:00:00Z is more than 5m in the future (`server.max_future_event_skew`); nothing was written"
+    );
+    assert_eq!(credit_score(&server, "chunk_3"), Json::Null);
+    assert_eq!(credit_score(&server, "chunk_4"), Json::Null);
+
     let realtime = server.request(
         "POST",
         "/admin/workspaces/prod/feature-views/transaction_amount_is_higher_than_average/rows",

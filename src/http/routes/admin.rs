@@ -23,8 +23,11 @@ use crate::ingest::binary_rows::{self, read_binary_rows};
 use crate::ingest::file::read_rows_body;
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
+use crate::registry::aggregation::duration_text;
 use crate::registry::repository::Repository;
 use crate::registry::ViewKind;
+use crate::store::RowWrite;
+use crate::time::{format_timestamp, now_micros, Micros};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -180,6 +183,7 @@ async fn load_rows(
     // `parse_json` refuses one, not as rows that do not read.
     let writes =
         read.map_err(|refused| encoded_body(&request).unwrap_or_else(|| refused.into()))?;
+    refuse_future_rows(&writes, now_micros(), state.limits.max_future_skew)?;
     let received = writes.len();
     let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -187,6 +191,31 @@ async fn load_rows(
         "rowsStored": outcome.stored,
         "rowsOlderThanStored": outcome.older_than_stored,
     })))
+}
+
+/// Refuses the whole load if a row's event time is further ahead of `now` than the server's
+/// `max_future_event_skew`, as `/ingest` refuses such an event: a row view keeps its newest
+/// event, so one from year 9999 (a timestamp in the wrong unit, say) would shadow every real
+/// one written after it, and push the view's watermark that far. The load is refused rather
+/// than the row skipped: a bulk load holding one most likely has them all wrong.
+fn refuse_future_rows(
+    writes: &[RowWrite],
+    now: Micros,
+    max_future_skew: Micros,
+) -> Result<(), ApiError> {
+    let latest = now.saturating_add(max_future_skew);
+    match writes.iter().position(|write| write.event_time > latest) {
+        None => Ok(()),
+        Some(index) => Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "row {} of the body (blank lines not counted): its event time {} is more than {} in the future (`server.max_future_event_skew`); nothing was written",
+                index + 1,
+                format_timestamp(writes[index].event_time),
+                duration_text(max_future_skew)
+            ),
+        )),
+    }
 }
 
 /// Re-encrypts every secret under a new master key while serving. When the key lives in a file

@@ -262,9 +262,20 @@ pub mod loopback {
     }
 
     impl LoopbackLog {
-        /// Waits for `n` records, then applies them in order on every node.
+        /// Waits for `n` records (panicking after 10 s, so that a request refused before it
+        /// published fails its test instead of hanging it), then applies them in order on
+        /// every node.
         pub async fn deliver(&self, n: usize, nodes: &[&dyn LogApplier]) {
-            while self.records.lock().unwrap().len() < n {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let published = self.records.lock().unwrap().len();
+                if published >= n {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{published} of {n} records were published"
+                );
                 tokio::task::yield_now().await;
             }
             let records = std::mem::take(&mut *self.records.lock().unwrap());

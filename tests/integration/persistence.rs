@@ -519,6 +519,23 @@ fn a_deleted_newest_journal_segment_refuses_the_start() {
         listed.contains("MISSING: the journal created segments up to 2, the newest here is 1"),
         "{listed}"
     );
+    // A record that does not read is reported, and the journals after it are still checked.
+    let record = data.path().join("journal/directory/newest-segment");
+    let kept = std::fs::read(&record).unwrap();
+    std::fs::write(&record, "garbled").unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["journal", "check", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{listed}");
+    assert!(
+        listed.contains("BAD: ") && listed.contains("newest-segment should hold"),
+        "{listed}"
+    );
+    assert!(listed.contains("journal vault"), "{listed}");
+    std::fs::write(&record, kept).unwrap();
 
     let before = contents(data.path());
     let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();

@@ -350,9 +350,11 @@ impl From<&SecretsError> for ErrorKind {
             | GroupNotFound(_)
             | GroupSecretNotFound(_)
             | TinybirdNotFound(_) => ErrorKind::NotFound,
-            ScopeExists(_) | GroupExists(_) | GroupOwnedByAnother(_) | TinybirdExists(_) => {
-                ErrorKind::AlreadyExists
-            }
+            ScopeExists(_)
+            | GroupExists(_)
+            | GroupOwnedByAnother(_)
+            | TinybirdExists(_)
+            | GroupKeyChangedMeanwhile { .. } => ErrorKind::AlreadyExists,
             ScopeRoleNeeded { .. } | NoGroupAccess { .. } | GroupAccessNeeded { .. } => {
                 ErrorKind::PermissionDenied
             }

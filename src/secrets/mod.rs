@@ -91,6 +91,14 @@ pub enum SecretsError {
     /// The caller sees the group but needs a stronger role for this.
     #[error("`{principal}` may not change secret group '{group}'")]
     GroupAccessNeeded { principal: String, group: String },
+    /// In cluster mode: a group's key that another node added or deleted after this request
+    /// read the group (its record is refused whole when applied).
+    #[error("secret key `{key}` of secret group '{group}' was {what} by another request meanwhile; nothing of this change was made: read the group and send it again")]
+    GroupKeyChangedMeanwhile {
+        group: String,
+        key: String,
+        what: &'static str,
+    },
     #[error("secret key `{0}` appears twice")]
     DuplicateKey(String),
     #[error("new secret key `{0}` needs a value")]

@@ -371,6 +371,8 @@ impl VaultState {
         let mut groups_made: BTreeMap<&str, &str> = BTreeMap::new();
         // Tinybird secrets put by this record (created or updated).
         let mut tinybird_put: BTreeSet<&str> = BTreeSet::new();
+        // Group keys put by this record: (group id, key).
+        let mut group_keys_put: BTreeSet<(&str, &str)> = BTreeSet::new();
         for change in &changes {
             let scope_exists =
                 |scope: &str| self.scopes.contains_key(scope) || scopes_made.contains(scope);
@@ -381,6 +383,20 @@ impl VaultState {
                     || groups_made.values().any(|made| *made == name)
             };
             let secrets_in = |scope: &str| self.scopes.get(scope).map_or(0, |s| s.secrets.len());
+            let group_held = |group: &str, key: &str| {
+                self.groups
+                    .get(group)
+                    .is_some_and(|g| g.secrets.contains_key(key))
+            };
+            let key_changed =
+                |group: &str, key: &str, what| SecretsError::GroupKeyChangedMeanwhile {
+                    group: self
+                        .groups
+                        .get(group)
+                        .map_or_else(|| group.to_string(), |g| g.name.clone()),
+                    key: key.to_string(),
+                    what,
+                };
             let tinybird_exists = |name: &str| {
                 self.tinybird.iter().any(|s| s.name == name) || tinybird_put.contains(name)
             };
@@ -427,6 +443,22 @@ impl VaultState {
                     if !group_exists(group_id) =>
                 {
                     return Err(SecretsError::GroupNotFound(group_id.clone()))
+                }
+                // A new key another node added meanwhile: putting this one would replace that
+                // secret whole (its id, which its writer was given, would answer 404).
+                Change::PutGroupSecret { group_id, secret }
+                    if group_held(group_id, &secret.key) =>
+                {
+                    return Err(key_changed(group_id, &secret.key, "added"))
+                }
+                Change::PutGroupSecret { group_id, secret } => {
+                    group_keys_put.insert((group_id, &secret.key));
+                }
+                // A version of a key another node deleted meanwhile would be dropped unseen.
+                Change::AddGroupSecretVersion { group_id, key, .. }
+                    if !group_held(group_id, key) && !group_keys_put.contains(&(group_id, key)) =>
+                {
+                    return Err(key_changed(group_id, key, "deleted"))
                 }
                 Change::PutTinybird(secret)
                     if secret.is_created() && tinybird_exists(&secret.name) =>
@@ -754,6 +786,70 @@ mod tests {
         let mut skewed = created.without_secrets();
         skewed.touch(created.created - 5);
         assert!(skewed.updated > skewed.created && !skewed.is_created());
+    }
+
+    #[test]
+    fn a_group_key_added_or_deleted_meanwhile_refuses_the_change_whole() {
+        let mut state = VaultState::default();
+        state
+            .apply_checked(vec![Change::PutGroup(group("g1", "grp", "ana"))])
+            .unwrap();
+        // Two nodes add the new key `A` at once: the second would replace the first whole.
+        let mut first = secret("A");
+        first.id = "first".into();
+        state
+            .apply_checked(vec![Change::PutGroupSecret {
+                group_id: "g1".into(),
+                secret: first,
+            }])
+            .unwrap();
+        let before = state.as_changes();
+        let refused = state.apply_checked(vec![
+            Change::PutGroupSecret {
+                group_id: "g1".into(),
+                secret: secret("B"),
+            },
+            Change::PutGroupSecret {
+                group_id: "g1".into(),
+                secret: secret("A"),
+            },
+        ]);
+        assert_eq!(
+            refused,
+            Err(SecretsError::GroupKeyChangedMeanwhile {
+                group: "grp".into(),
+                key: "A".into(),
+                what: "added"
+            })
+        );
+        assert_eq!(
+            state.as_changes(),
+            before,
+            "nothing of the record, `B` neither"
+        );
+        assert_eq!(state.groups["g1"].secrets["A"].id, "first");
+        // A new version of a key another node deleted meanwhile is refused, not dropped.
+        state
+            .apply_checked(vec![Change::DeleteGroupSecret {
+                group_id: "g1".into(),
+                key: "A".into(),
+            }])
+            .unwrap();
+        assert_eq!(
+            state.apply_checked(vec![Change::AddGroupSecretVersion {
+                group_id: "g1".into(),
+                key: "A".into(),
+                version: TfVersion {
+                    id: "v2".into(),
+                    sealed: sealed(2),
+                },
+            }]),
+            Err(SecretsError::GroupKeyChangedMeanwhile {
+                group: "grp".into(),
+                key: "A".into(),
+                what: "deleted"
+            })
+        );
     }
 
     #[test]

@@ -416,6 +416,23 @@ pub(super) fn flip_middle_byte(path: &Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// `builder`'s start on `data` is refused as one that would lose acknowledged writes, naming
+/// each of `needed` and the way past it, and changes nothing.
+fn assert_start_refused(builder: ServerBuilder, data: &Path, needed: &[&str]) {
+    let before = contents(data);
+    let refused = builder.run_to_exit();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the start is refused:\n{stderr}");
+    let always = [
+        "refusing to start: acknowledged writes would be lost",
+        "--accept-lost-writes",
+    ];
+    for needed in always.iter().chain(needed) {
+        assert!(stderr.contains(needed), "{needed:?} in:\n{stderr}");
+    }
+    assert_eq!(contents(data), before, "a refused start changes nothing");
+}
+
 /// With a retention of 1, the snapshot the journal reaches back to is still kept, so a damaged
 /// newest one falls back to it with every write. Once that one is damaged too, the journal
 /// (kept back to it only) does not reach back to the start: the server refuses to start,
@@ -463,25 +480,16 @@ fn a_damaged_snapshot_the_journals_do_not_reach_back_past_refuses_the_start() {
     server.kill9();
 
     flip_middle_byte(&second);
-    let before = contents(data.path());
-    let refused = builder().run_to_exit();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "the start is refused:\n{stderr}");
-    for needed in [
-        "refusing to start: acknowledged writes would be lost",
-        &third.display().to_string(),
-        &second.display().to_string(),
-        "checksum mismatch",
-        "with no snapshot to start from",
-        "journal rows: missing segment",
-        "--accept-lost-writes",
-    ] {
-        assert!(stderr.contains(needed), "{needed:?} in:\n{stderr}");
-    }
-    assert_eq!(
-        contents(data.path()),
-        before,
-        "a refused start changes nothing"
+    assert_start_refused(
+        builder(),
+        data.path(),
+        &[
+            &third.display().to_string(),
+            &second.display().to_string(),
+            "checksum mismatch",
+            "with no snapshot to start from",
+            "journal rows: missing segment",
+        ],
     );
 
     let server = builder().arg("--accept-lost-writes").start();
@@ -537,22 +545,10 @@ fn a_deleted_newest_journal_segment_refuses_the_start() {
     assert!(listed.contains("journal vault"), "{listed}");
     std::fs::write(&record, kept).unwrap();
 
-    let before = contents(data.path());
-    let refused = ServerBuilder::new().data_dir(data.path()).run_to_exit();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "the start is refused:\n{stderr}");
-    for needed in [
-        "refusing to start: acknowledged writes would be lost",
-        "journal rows: missing segment 2",
-        "the newest it created",
-        "--accept-lost-writes",
-    ] {
-        assert!(stderr.contains(needed), "{needed:?} in:\n{stderr}");
-    }
-    assert_eq!(
-        contents(data.path()),
-        before,
-        "a refused start changes nothing"
+    assert_start_refused(
+        ServerBuilder::new().data_dir(data.path()),
+        data.path(),
+        &["journal rows: missing segment 2", "the newest it created"],
     );
 
     let server = ServerBuilder::new()

@@ -407,24 +407,30 @@ fn the_next_write_journals_the_pending_undo_first() {
         assert_a_restart_makes_b_again(data.path(), &model).await;
 
         faults.lock().unwrap().disk_full = false;
-        node.write("u2", &u2()).await.unwrap();
-        model.write("u2", &u2());
-        node.assert_holds(&model, "after the write").await;
-        assert_eq!(
-            journaled(data.path()),
-            [
-                "layouts",
-                "rows",
-                "applied city",
-                "undone",
-                "layouts",
-                "rows"
-            ]
-        );
-        let crashed = crash(data.path());
-        let restarted = Node::start(crashed.path(), None).await;
-        restarted.assert_holds(&model, "restarted").await;
+        the_write_journals_the_undo_first(&node, data.path(), &mut model).await;
     });
+}
+
+/// The next write once the disk takes it: the pending undo is journaled before its rows, and a
+/// restart after it serves A with both rows.
+async fn the_write_journals_the_undo_first(node: &Node, data: &Path, model: &mut Model) {
+    node.write("u2", &u2()).await.unwrap();
+    model.write("u2", &u2());
+    node.assert_holds(model, "after the write").await;
+    assert_eq!(
+        journaled(data),
+        [
+            "layouts",
+            "rows",
+            "applied city",
+            "undone",
+            "layouts",
+            "rows"
+        ]
+    );
+    let crashed = crash(data);
+    let restarted = Node::start(crashed.path(), None).await;
+    restarted.assert_holds(model, "restarted").await;
 }
 
 /// The same when the journal cannot cut the half-written undo back either (unwritable): writes
@@ -442,22 +448,7 @@ fn an_unwritable_journal_keeps_the_undo_pending_until_it_is_repaired() {
         assert_a_restart_makes_b_again(data.path(), &model).await;
 
         *faults.lock().unwrap() = Faults::default();
-        node.write("u2", &u2()).await.unwrap();
-        model.write("u2", &u2());
-        assert_eq!(
-            journaled(data.path()),
-            [
-                "layouts",
-                "rows",
-                "applied city",
-                "undone",
-                "layouts",
-                "rows"
-            ]
-        );
-        let crashed = crash(data.path());
-        let restarted = Node::start(crashed.path(), None).await;
-        restarted.assert_holds(&model, "restarted").await;
+        the_write_journals_the_undo_first(&node, data.path(), &mut model).await;
     });
 }
 

@@ -30,7 +30,7 @@ use crate::persist::format::{
     TilesV2, ViewRefV1, APPLY_RECORD_MARKER,
 };
 use crate::persist::snapshot::{PayloadPart, SectionData, Snapshot};
-use crate::persist::{FsyncPolicy, Journal, SnapshotSource};
+use crate::persist::{FsyncPolicy, Journal, Replay, SnapshotSource};
 
 /// What recovery found.
 #[derive(Debug, Default)]
@@ -76,7 +76,7 @@ impl Router {
             .await?;
         let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
         recovery.dropped_bytes = replay.dropped_bytes;
-        if snapshot.is_some() && undoes_the_snapshot(&replay.records) {
+        if snapshot.is_some() && undoes_the_snapshot(&replay, journal_seq) {
             return Err(StoreError::UndoneApplySnapshot);
         }
         let undone = undone_applies(&replay.records);
@@ -378,15 +378,19 @@ fn undone_applies(records: &[Vec<u8>]) -> HashSet<usize> {
     undone
 }
 
-/// Whether the journal after a snapshot takes back an apply before making one: the `Undone`
-/// of the apply whose snapshot that is (an apply's `Undone` follows its snapshot's rotation,
-/// and only a snapshot reported failed has one).
-fn undoes_the_snapshot(records: &[Vec<u8>]) -> bool {
+/// Whether the journal after a snapshot that ends at segment `journal_seq` takes back the apply
+/// that snapshot holds: an `Undone` before any `Applied`, in the segment the snapshot's own
+/// rotation opened. An apply's snapshot rotates the journal and, failing, journals the apply's
+/// `Undone` into that new segment (a pending undo goes in before any other rotation), so only
+/// the failed snapshot of that apply is followed so. An unpaired `Undone` in a later segment is
+/// an apply whose `Applied` was lost (a lost segment started past, a repaired record): skipped.
+fn undoes_the_snapshot(replay: &Replay, journal_seq: u64) -> bool {
     let undo = encode_apply_record(&ApplyRecordV1::Undone);
-    records
+    replay
+        .records
         .iter()
-        .find(|record| record.starts_with(&APPLY_RECORD_MARKER))
-        .is_some_and(|first| *first == undo)
+        .position(|record| record.starts_with(&APPLY_RECORD_MARKER))
+        .is_some_and(|i| replay.records[i] == undo && replay.segment_number(i) == Some(journal_seq))
 }
 
 /// The id of each view stored rows name (index = the record's view index); `None` (and a
@@ -792,39 +796,62 @@ pub(super) mod tests {
             undo,
         ];
         assert_eq!(undone_applies(&records), HashSet::from([0, 6]));
-        assert!(!undoes_the_snapshot(&records));
-        assert!(undoes_the_snapshot(&records[1..]), "rows, then an undo");
-        assert!(!undoes_the_snapshot(&records[4..]), "an apply first");
-        assert!(!undoes_the_snapshot(&records[1..2]), "no apply record");
     }
 
-    /// A snapshot an apply's `Undone` follows is the failed snapshot of that apply: refused.
+    /// The journal after a snapshot ending at segment 2: `segments` (from 2 on, each a list of
+    /// records), recovered from that snapshot, or why not.
+    async fn recovered_after(segments: &[Vec<Vec<u8>>]) -> Result<Recovery, StoreError> {
+        let records = records_of((0..KEYS).map(|key| row(key, 1)));
+        let mut snapshot = records_snapshot(&[&records]);
+        snapshot.sections[0].journal_seq = 2;
+        let journal = tempfile::tempdir().unwrap();
+        let (mut writing, _) = Journal::open(journal.path(), 2, FsyncPolicy::Never).unwrap();
+        for (i, segment) in segments.iter().enumerate() {
+            if i > 0 {
+                writing.rotate().unwrap();
+            }
+            for record in segment {
+                writing.append(record).unwrap();
+            }
+        }
+        drop(writing);
+        let router = Router::start(1, 4096, views(), vec![None]).unwrap();
+        router
+            .recover(
+                Some(&snapshot),
+                journal.path(),
+                FsyncPolicy::Never,
+                &NoApplies,
+                |_| {},
+            )
+            .await
+    }
+
+    /// An `Undone` before any `Applied`, in the segment the snapshot's rotation opened, takes
+    /// back the apply that snapshot holds (its snapshot failed, the file survived): refused.
+    /// In a later segment it is an apply whose `Applied` was lost (a segment lost and started
+    /// past, a record repaired away): skipped, as is any `Undone` after an `Applied`.
     #[test]
-    fn a_snapshot_whose_apply_the_journal_took_back_refuses_the_restore() {
+    fn only_the_failed_snapshot_of_an_undone_apply_refuses_the_restore() {
         System::new().block_on(async {
-            let records = records_of((0..KEYS).map(|key| row(key, 1)));
-            let snapshot = records_snapshot(&[&records]);
-            let journal = tempfile::tempdir().unwrap();
-            let (mut writing, _) = Journal::open(journal.path(), 0, FsyncPolicy::Never).unwrap();
-            writing
-                .append(&encode_apply_record(&ApplyRecordV1::Undone))
-                .unwrap();
-            drop(writing);
-            let router = Router::start(1, 4096, views(), vec![None]).unwrap();
-            let refused = router
-                .recover(
-                    Some(&snapshot),
-                    journal.path(),
-                    FsyncPolicy::Never,
-                    &NoApplies,
-                    |_| {},
-                )
+            let undo = encode_apply_record(&ApplyRecordV1::Undone);
+            let rows = encode(&RowsV1 {
+                views: views(),
+                rows: vec![row(1, 2)],
+                tiles: Vec::new(),
+            });
+            let refused = recovered_after(&[vec![rows.clone(), undo.clone()]])
                 .await
                 .unwrap_err();
             assert!(
                 matches!(refused, StoreError::UndoneApplySnapshot),
                 "{refused}"
             );
+            let started = recovered_after(&[vec![rows.clone()], vec![undo.clone(), rows]])
+                .await
+                .unwrap();
+            assert_eq!(started.journal_records, 2);
+            assert!(recovered_after(&[vec![], vec![undo]]).await.is_ok());
         });
     }
 

@@ -157,20 +157,25 @@ pub struct Replay {
     journal: String,
     /// Each record's byte offset in its segment.
     offsets: Vec<u64>,
-    /// Per segment holding records: the index of its first record in `records`, and its path.
-    segments: Vec<(usize, PathBuf)>,
+    /// Per segment holding records: the index of its first record in `records`, its number
+    /// and its path.
+    segments: Vec<(usize, u64, PathBuf)>,
 }
 
 impl Replay {
+    /// The segment record `i` is in: (its first record's index, its number, its path).
+    fn segment_of(&self, i: usize) -> Option<&(usize, u64, PathBuf)> {
+        self.segments.iter().rev().find(|(first, ..)| *first <= i)
+    }
+
+    /// The number of the segment record `i` is in.
+    pub fn segment_number(&self, i: usize) -> Option<u64> {
+        self.segment_of(i).map(|(_, seq, _)| *seq)
+    }
+
     /// The refusal for record `i`, which verified but does not decode, naming where it is.
     pub fn undecodable(&self, i: usize) -> JournalError {
-        let (first, segment) = self
-            .segments
-            .iter()
-            .rev()
-            .find(|(first, _)| *first <= i)
-            .cloned()
-            .unwrap_or_default();
+        let (first, _, segment) = self.segment_of(i).cloned().unwrap_or_default();
         JournalError::Undecodable {
             journal: self.journal.clone(),
             segment,
@@ -361,7 +366,9 @@ impl Journal {
                 });
             }
             if *seq >= from_seq && !found.payloads.is_empty() {
-                replay.segments.push((replay.records.len(), path.clone()));
+                replay
+                    .segments
+                    .push((replay.records.len(), *seq, path.clone()));
                 for payload in found.payloads {
                     replay
                         .offsets

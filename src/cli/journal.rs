@@ -98,6 +98,8 @@ fn data_dir_of(segment: &Path) -> anyhow::Result<PathBuf> {
 fn check(data_dir: &Path) -> anyhow::Result<()> {
     let mut n_bad = 0;
     let mut n_missing = 0;
+    // Records of the newest segment that do not read (what to do is in the line printed).
+    let mut n_unreadable = 0;
     for dir in PersistenceSettings::journal_dirs(data_dir) {
         let reports =
             inspect(&dir).with_context(|| format!("cannot read journal {}", dir.display()))?;
@@ -133,7 +135,7 @@ fn check(data_dir: &Path) -> anyhow::Result<()> {
         }
         // A record that does not read is reported like a bad record, and the check goes on.
         let newest_created = newest_segment_created(&dir).unwrap_or_else(|error| {
-            n_bad += 1;
+            n_unreadable += 1;
             println!("  BAD: {error}");
             None
         });
@@ -149,8 +151,14 @@ fn check(data_dir: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    if n_bad > 0 || n_missing > 0 {
-        bail!("{n_bad} bad journal record(s) and {n_missing} journal(s) missing their newest segments; the server refuses to start until they are repaired or the loss is accepted");
+    if n_bad > 0 {
+        bail!("{n_bad} bad journal record(s); the server refuses to start until they are repaired");
+    }
+    if n_missing > 0 {
+        bail!("{n_missing} journal(s) missing their newest segments; the server refuses to start unless the loss is accepted (--accept-lost-writes)");
+    }
+    if n_unreadable > 0 {
+        bail!("{n_unreadable} journal(s) whose newest-segment record does not read; the server refuses to start until it is mended or deleted");
     }
     Ok(())
 }

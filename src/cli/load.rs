@@ -212,11 +212,11 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         chunk_rows,
         rows,
     };
-    let (stored, older) = send(&args.server, &path, &chunks, args.connections, &sending)?;
+    let loaded = send(&args.server, &path, &chunks, args.connections, &sending)?;
     sending.finish();
     println!(
-        "loaded {rows} rows into {}.{}: {stored} stored, {older} older than the stored row",
-        args.workspace, args.feature_view
+        "loaded {rows} rows into {}.{}: {} stored, {} older than the stored row, {} too far in the future (not stored)",
+        args.workspace, args.feature_view, loaded.stored, loaded.older, loaded.too_far_in_future
     );
     Ok(())
 }
@@ -229,20 +229,39 @@ struct Chunks<'a> {
     rows: usize,
 }
 
+/// What the server did with the rows sent, summed over the chunks' answers.
+#[derive(Debug, Default, Clone, Copy)]
+struct Loaded {
+    stored: u64,
+    /// Not newer than the stored row of their key.
+    older: u64,
+    /// Past the server's `max_future_event_skew`.
+    too_far_in_future: u64,
+}
+
+impl Loaded {
+    fn add(self, other: Loaded) -> Loaded {
+        Loaded {
+            stored: self.stored + other.stored,
+            older: self.older + other.older,
+            too_far_in_future: self.too_far_in_future + other.too_far_in_future,
+        }
+    }
+}
+
 /// Sends every chunk over `connections` connections at once, each taking the next chunk not yet
-/// sent; the first refusal stops the others taking more. Answers the rows stored and the rows
-/// older than the stored row.
+/// sent; the first refusal stops the others taking more.
 fn send(
     server: &ServerArg,
     path: &str,
     chunks: &Chunks,
     connections: usize,
     sending: &ProgressBar,
-) -> anyhow::Result<(u64, u64)> {
+) -> anyhow::Result<Loaded> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let sender = || -> anyhow::Result<(u64, u64)> {
-        let (mut stored, mut older) = (0u64, 0u64);
+    let sender = || -> anyhow::Result<Loaded> {
+        let mut loaded = Loaded::default();
         while !failed.load(Ordering::Relaxed) {
             let index = next.fetch_add(1, Ordering::Relaxed);
             let Some(body) = chunks.bodies.get(index) else {
@@ -255,11 +274,15 @@ fn send(
                 .and_then(|body| server.post(path, Some((chunks.content_type, &body))))
                 .with_context(|| format!("loading rows {}..{}", first, first + count))
                 .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
-            stored += answer["rowsStored"].as_u64().unwrap_or(0);
-            older += answer["rowsOlderThanStored"].as_u64().unwrap_or(0);
+            let count_of = |field: &str| answer[field].as_u64().unwrap_or(0);
+            loaded = loaded.add(Loaded {
+                stored: count_of("rowsStored"),
+                older: count_of("rowsOlderThanStored"),
+                too_far_in_future: count_of("rowsTooFarInFuture"),
+            });
             sending.inc(count as u64);
         }
-        Ok((stored, older))
+        Ok(loaded)
     };
     std::thread::scope(|scope| {
         let senders: Vec<_> = (0..connections.max(1))
@@ -267,9 +290,8 @@ fn send(
             .collect();
         senders
             .into_iter()
-            .try_fold((0, 0), |(stored, older), sender| {
-                let (more_stored, more_older) = sender.join().expect("a sender thread panicked")?;
-                Ok((stored + more_stored, older + more_older))
+            .try_fold(Loaded::default(), |loaded, sender| {
+                Ok(loaded.add(sender.join().expect("a sender thread panicked")?))
             })
     })
 }

@@ -525,8 +525,14 @@ fn admin() -> Vec<(&'static str, Schema)> {
                     ("rowsReceived", integer()),
                     ("rowsStored", integer()),
                     ("rowsOlderThanStored", integer()),
+                    ("rowsTooFarInFuture", integer()),
                 ],
-                &["rowsReceived", "rowsStored", "rowsOlderThanStored"],
+                &[
+                    "rowsReceived",
+                    "rowsStored",
+                    "rowsOlderThanStored",
+                    "rowsTooFarInFuture",
+                ],
             ),
         ),
         (

@@ -23,11 +23,10 @@ use crate::ingest::binary_rows::{self, read_binary_rows};
 use crate::ingest::file::read_rows_body;
 use crate::persist::snapshot::describe_snapshots;
 use crate::persist::Snapshotter;
-use crate::registry::aggregation::duration_text;
 use crate::registry::repository::Repository;
 use crate::registry::ViewKind;
 use crate::store::RowWrite;
-use crate::time::{format_timestamp, now_micros, Micros};
+use crate::time::{now_micros, Micros};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -183,39 +182,32 @@ async fn load_rows(
     // `parse_json` refuses one, not as rows that do not read.
     let writes =
         read.map_err(|refused| encoded_body(&request).unwrap_or_else(|| refused.into()))?;
-    refuse_future_rows(&writes, now_micros(), state.limits.max_future_skew)?;
     let received = writes.len();
+    let writes = without_future_rows(writes, now_micros(), state.limits.max_future_skew);
+    let too_far_in_future = received - writes.len();
     let outcome = state.router.write(writes).await?;
     Ok(HttpResponse::Ok().json(json!({
         "rowsReceived": received,
         "rowsStored": outcome.stored,
         "rowsOlderThanStored": outcome.older_than_stored,
+        "rowsTooFarInFuture": too_far_in_future,
     })))
 }
 
-/// Refuses the whole load if a row's event time is further ahead of `now` than the server's
-/// `max_future_event_skew`, as `/ingest` refuses such an event: a row view keeps its newest
-/// event, so one from year 9999 (a timestamp in the wrong unit, say) would shadow every real
-/// one written after it, and push the view's watermark that far. The load is refused rather
-/// than the row skipped: a bulk load holding one most likely has them all wrong.
-fn refuse_future_rows(
-    writes: &[RowWrite],
+/// `writes` without the rows whose event time is further ahead of `now` than the server's
+/// `max_future_event_skew`: not stored, as `/ingest` refuses such an event and writes the rest.
+/// A row view keeps its newest event, so one from year 9999 (a timestamp in the wrong unit,
+/// say) would shadow every real one written after it. Counted in the answer
+/// (`rowsTooFarInFuture`), not refused: `quiver load` validated the file before sending any
+/// chunk, and a refusal of a later chunk would leave the earlier ones loaded.
+fn without_future_rows(
+    mut writes: Vec<RowWrite>,
     now: Micros,
     max_future_skew: Micros,
-) -> Result<(), ApiError> {
+) -> Vec<RowWrite> {
     let latest = now.saturating_add(max_future_skew);
-    match writes.iter().position(|write| write.event_time > latest) {
-        None => Ok(()),
-        Some(index) => Err(ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!(
-                "row {} of the body (blank lines not counted): its event time {} is more than {} in the future (`server.max_future_event_skew`); nothing was written",
-                index + 1,
-                format_timestamp(writes[index].event_time),
-                duration_text(max_future_skew)
-            ),
-        )),
-    }
+    writes.retain(|write| write.event_time <= latest);
+    writes
 }
 
 /// Re-encrypts every secret under a new master key while serving. When the key lives in a file

@@ -556,3 +556,34 @@ fn a_v2_path_checks_its_workspace_before_looking_the_service_up() {
     assert_eq!(metadata("prod", "nope").status, 404);
     assert_eq!(metadata("prod", "user_risk_service").status, 200);
 }
+
+#[test]
+fn a_v1_body_naming_a_workspace_is_checked_before_the_service_is_looked_up() {
+    let server = Server::start();
+    let (_, staging) = service_account(
+        &server,
+        "staging-reader",
+        json!([{"type": "workspace_staging", "value": "consumer"}]),
+    );
+    let ask = |path: &str, workspace: &str, service: &str| {
+        let row = json!({"user_id": "user_1001", "merchant": "m"});
+        let request = json!({"params": {"workspaceName": workspace, "featureServiceName": service,
+            "joinKeyMap": row, "requestData": [{"joinKeyMap": row}]}});
+        server.post_json(path, Some(&staging), &request).status
+    };
+    // The middleware's GetFeatures, the router's (a `%`-encoded path), and the other v1 calls.
+    for path in [
+        "/api/v1/feature-service/get-features",
+        "/api/v1/feature-service/get%2Dfeatures",
+        "/api/v1/feature-service/get-features-batch",
+        "/api/v1/feature-service/metadata",
+        "/api/v1/feature-service/get-feature-service-state",
+    ] {
+        // Elsewhere, a known service, an unknown one and an unknown workspace are one refusal.
+        assert_eq!(ask(path, "prod", "user_risk_service"), 403, "{path}");
+        assert_eq!(ask(path, "prod", "no_such_service"), 403, "{path}");
+        assert_eq!(ask(path, "no_such_workspace", "x"), 403, "{path}");
+        // Its own workspace still tells an unknown service apart.
+        assert_eq!(ask(path, "staging", "no_such_service"), 404, "{path}");
+    }
+}

@@ -23,7 +23,7 @@ use actix_web::{dev::Payload, guard, web, FromRequest, HttpRequest, HttpResponse
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::auth::{Allowed, ReadFeatures, ReadMetadata};
+use super::super::auth::{Allowed, ReadFeatures, ReadMetadata, WorkspacePermission};
 use super::super::body::{parse_json, BodyRead, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
@@ -34,7 +34,7 @@ use super::super::wire::feature_service::{
 };
 use super::super::{method_not_allowed, AppState};
 use crate::http::observe::RequestId;
-use crate::iam::Permission;
+use crate::registry::{FeatureService, Registry};
 use crate::serving::{self, resolve_service, Locator, RequestRow};
 use crate::time::now_micros;
 
@@ -419,8 +419,7 @@ impl FeatureCall {
         } = self;
         let params = params_of(request, body)?;
         let locator = params.locator(path.as_ref().map(ServicePath::names));
-        let service = resolve_service(&repo.registry, &locator)?;
-        caller.require(Permission::ReadFeatures(&service.workspace))?;
+        let service = allowed_service(caller, &repo.registry, &locator)?;
         let mut options = params.read_options(now_micros(), started)?;
         options.max_store_response_bytes = state.limits.max_store_response_bytes;
         let timed = options.timed;
@@ -484,6 +483,26 @@ impl FeatureCall {
     }
 }
 
+/// The service `locator` names, if the caller holds `P` on its workspace. A workspace the
+/// request names is checked before the lookup, so a caller without the role there gets the
+/// same 403 whether or not the service (or the workspace) exists, as on the v2 paths, whose
+/// workspace is checked before the body is read; a service named by id alone is checked on
+/// its own workspace once found.
+fn allowed_service<'r, P: WorkspacePermission>(
+    caller: &Allowed<P>,
+    registry: &'r Registry,
+    locator: &Locator,
+) -> Result<&'r FeatureService, ApiError> {
+    if let Some(workspace) = locator.workspace {
+        caller.require(P::on(workspace))?;
+    }
+    let service = resolve_service(registry, locator)?;
+    if locator.workspace.is_none() {
+        caller.require(P::on(&service.workspace))?;
+    }
+    Ok(service)
+}
+
 /// One request row, its maps ranges of `params`' fields; an absent map is an empty one.
 fn request_row<'a>(
     params: &'a GetFeaturesParams<'a>,
@@ -529,8 +548,7 @@ async fn metadata_v1(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.read(state.limits.max_body_bytes).await?;
     let params = params_of(&request, &body)?;
-    let service = resolve_service(&repo.registry, &params.locator(None))?;
-    caller.require(Permission::ReadMetadata(&service.workspace))?;
+    let service = allowed_service(&caller, &repo.registry, &params.locator(None))?;
     Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
 }
 
@@ -544,8 +562,7 @@ async fn metadata_v2(
         service_name: Some(&path.service),
         service_id: None,
     };
-    let service = resolve_service(&repo.registry, &locator)?;
-    caller.require(Permission::ReadMetadata(&service.workspace))?;
+    let service = allowed_service(&caller, &repo.registry, &locator)?;
     Ok(HttpResponse::Ok().json(metadata_response(&repo.catalog, service)))
 }
 
@@ -589,8 +606,7 @@ async fn service_state_v1(
         }
         (locator, params) => locator.or(params).unwrap_or_default(),
     };
-    let service = resolve_service(&repo.registry, &params.locator(None))?;
-    caller.require(Permission::ReadMetadata(&service.workspace))?;
+    allowed_service(&caller, &repo.registry, &params.locator(None))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 

@@ -1334,6 +1334,36 @@ fn an_upsert_does_not_adopt_a_group_another_principal_created() {
 
 /// A group holds at most 1,000 secrets, on create and on update (the full key set).
 #[test]
+fn whether_a_workspace_exists_is_told_only_to_a_key_that_may_view_it() {
+    let server = Server::start();
+    let (_, stranger) = service_account(&server, "stranger", json!([]));
+    let (_, viewer) = service_account(
+        &server,
+        "viewer",
+        json!([{"type": "all_workspaces", "value": "viewer"}]),
+    );
+    // Each manages a scope of its own and grants it to workspaces.
+    let assign = |key: &str, scope: &str, workspace: &str| {
+        let created = tecton(&server, "POST", &format!("/scopes/{scope}"), key, None);
+        assert!(matches!(created.status, 200 | 409), "{}", created.body);
+        let body = json!({"assignments": [{"principal_type": "PRINCIPAL_TYPE_WORKSPACE",
+            "principal_id": workspace, "resource_type": "RESOURCE_TYPE_SECRET_SCOPE",
+            "resource_id": scope, "role": "read_scope_role"}]});
+        tecton(&server, "POST", "/assign-roles", key, Some(body))
+    };
+    // A key with no role anywhere cannot tell a workspace from a name that is none...
+    for workspace in ["prod", "staging", "no_such_workspace"] {
+        let granted = assign(&stranger, "strangers", workspace);
+        assert_eq!(granted.status, 200, "{workspace}: {}", granted.body);
+    }
+    // ...while a key that may view every workspace is told of its typo.
+    assert_eq!(assign(&viewer, "viewers", "prod").status, 200);
+    let typo = assign(&viewer, "viewers", "no_such_workspace");
+    assert_eq!(typo.status, 400, "{}", typo.body);
+    assert!(typo.body.contains("does not exist"), "{}", typo.body);
+}
+
+#[test]
 fn a_group_holds_at_most_a_thousand_secrets() {
     let server = Server::start();
     let secrets = |n: usize| -> Vec<Json> {

@@ -15,7 +15,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tecton_secrets as wire;
 use super::super::AppState;
 use crate::iam::directory::ResourceKind;
-use crate::iam::Principal;
+use crate::iam::{Permission, Principal};
 use crate::registry::Registry;
 use crate::secrets::crypto::Plaintext;
 use crate::secrets::state::{Assignment, PrincipalType};
@@ -156,15 +156,21 @@ async fn delete_key(
 }
 
 /// Checks that an assigned principal exists (a workspace in the repository, the others in the
-/// directory).
+/// directory). Whether a workspace exists is told only to a caller that may view it, as
+/// `ListWorkspaces` and `GetWorkspace` tell it: for any other, any name is taken (a grant to a
+/// name that is no workspace reaches only keys given a role on that name).
 async fn check_principal_exists(
     state: &AppState,
     registry: &Registry,
+    caller: &Principal,
     principal_type: PrincipalType,
     id: &str,
 ) -> Result<(), ApiError> {
     let exists = match principal_type {
-        PrincipalType::Workspace => registry.workspace(id).is_some(),
+        PrincipalType::Workspace => {
+            registry.workspace(id).is_some()
+                || caller.require(Permission::ReadMetadata(id)).is_err()
+        }
         _ => record(state, principal_type, id).await.is_some(),
     };
     if exists {
@@ -209,7 +215,7 @@ pub(super) async fn check_assignments(
     let served = state.served.current();
     for (_, assignment) in assignments {
         let (principal_type, id) = (assignment.principal_type, &assignment.principal_id);
-        check_principal_exists(state, &served.registry, principal_type, id).await?;
+        check_principal_exists(state, &served.registry, caller, principal_type, id).await?;
     }
     Ok(())
 }

@@ -424,8 +424,16 @@ fn malformed_scim_filters_and_ops_are_refused_in_the_requests_words() {
             "Operations[0].op must be add, replace or remove, got `explode`",
         ),
         (
+            json!([{"op": "Explode", "path": "title", "value": "x"}]),
+            "Operations[0].op must be add, replace or remove, got `Explode`",
+        ),
+        (
             json!([{"path": "title", "value": "x"}]),
             "Operations[0].op must be add, replace or remove, got no op",
+        ),
+        (
+            json!([{"op": 1, "path": "title", "value": "x"}]),
+            "Operations[0].op must be add, replace or remove, got an op that is not a string",
         ),
         (
             json!([{"op": "replace", "path": "title"}]),

@@ -79,7 +79,8 @@ pub fn apply_patch(
         return Err(error(ScimErrorKind::InvalidSyntax, "`Operations` is empty"));
     }
     for (index, operation) in operations.iter().enumerate() {
-        let op = match get_ci(operation, "op")
+        let given = get_ci(operation, "op");
+        let op = match given
             .and_then(Json::as_str)
             .map(str::to_ascii_lowercase)
             .as_deref()
@@ -87,8 +88,13 @@ pub fn apply_patch(
             Some("add") => OpKind::Add,
             Some("replace") => OpKind::Replace,
             Some("remove") => OpKind::Remove,
-            other => {
-                let got = other.map_or("no op".to_string(), |op| format!("`{op}`"));
+            _ => {
+                // As sent (case kept); anything but a string is named as such, not echoed.
+                let got = match given {
+                    None => "no op".to_string(),
+                    Some(Json::String(op)) => format!("`{op}`"),
+                    Some(_) => "an op that is not a string".to_string(),
+                };
                 return Err(error(
                     ScimErrorKind::InvalidSyntax,
                     format!("Operations[{index}].op must be add, replace or remove, got {got}"),

@@ -1,6 +1,7 @@
 //! Operator endpoints, admin only. `POST /admin/workspaces/{ws}/feature-views/{view}/rows` takes
 //! rows of one view, JSON Lines or (`application/vnd.quiver.rows.v1`) the binary rows `quiver
-//! load` sends, and writes all of them or none;
+//! load` sends, and writes all of them or none (rows past `max_future_event_skew` aside, not
+//! stored and counted, as `/ingest` refuses such an event);
 //! `POST /admin/snapshots` starts a snapshot (202 with its id), `GET /admin/snapshots` lists them
 //! and the last snapshot that failed (`lastFailure`: id and error, e.g. a full disk);
 //! `GET /admin/repository` describes the repository being served (what `quiver plan` diffs),

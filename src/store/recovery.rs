@@ -599,6 +599,17 @@ pub(super) mod tests {
         }
     }
 
+    /// `recover` as these tests call it: a journal with no apply, no fsync, no progress shown.
+    async fn recover_plainly(
+        router: &Router,
+        snapshot: Option<&Snapshot>,
+        journal: &Path,
+    ) -> Result<Recovery, StoreError> {
+        router
+            .recover(snapshot, journal, FsyncPolicy::Never, &NoApplies, |_| {})
+            .await
+    }
+
     /// What a store of `shards` shards recovers from `snapshot`: the recovery, every key's row
     /// and the view's usage (rows, payload bytes) as the console reads it.
     async fn restored(
@@ -607,14 +618,7 @@ pub(super) mod tests {
     ) -> (Recovery, Vec<Option<Vec<u8>>>, (usize, usize)) {
         let router = Router::start(shards, 4096, views(), vec![None]).unwrap();
         let journal = tempfile::tempdir().unwrap();
-        let recovery = router
-            .recover(
-                Some(snapshot),
-                journal.path(),
-                FsyncPolicy::Never,
-                &NoApplies,
-                |_| {},
-            )
+        let recovery = recover_plainly(&router, Some(snapshot), journal.path())
             .await
             .unwrap();
         let lookups: Vec<Lookup> = (0..KEYS)
@@ -816,15 +820,7 @@ pub(super) mod tests {
         }
         drop(writing);
         let router = Router::start(1, 4096, views(), vec![None]).unwrap();
-        router
-            .recover(
-                Some(&snapshot),
-                journal.path(),
-                FsyncPolicy::Never,
-                &NoApplies,
-                |_| {},
-            )
-            .await
+        recover_plainly(&router, Some(&snapshot), journal.path()).await
     }
 
     /// An `Undone` before any `Applied`, in the segment the snapshot's rotation opened, takes
@@ -865,14 +861,7 @@ pub(super) mod tests {
             let snapshot = records_snapshot(&[&records, &[]]);
             let router = Router::start(2, 4096, views(), vec![None]).unwrap();
             let journal = tempfile::tempdir().unwrap();
-            let error = router
-                .recover(
-                    Some(&snapshot),
-                    journal.path(),
-                    FsyncPolicy::Never,
-                    &NoApplies,
-                    |_| {},
-                )
+            let error = recover_plainly(&router, Some(&snapshot), journal.path())
                 .await
                 .unwrap_err();
             assert!(error.to_string().contains("runs past the end"), "{error}");
@@ -967,9 +956,7 @@ features = [{features}]
             let journal = tempfile::tempdir().unwrap();
             let before = profile_registry(AGE_CITY_ZIP);
             let source = Router::start_with(2, 4096, &before).unwrap();
-            source
-                .recover(None, journal.path(), FsyncPolicy::Never, &NoApplies, |_| {})
-                .await
+            recover_plainly(&source, None, journal.path()).await
                 .unwrap();
             write_profile(&source, &before, "in_snapshot").await;
             let section = source.take_section().await.unwrap();
@@ -985,9 +972,7 @@ features = [{features}]
                 let path = entry.unwrap().path();
                 std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
             }
-            let recovery = target
-                .recover(Some(&snapshot), copy.path(), FsyncPolicy::Never, &NoApplies, |_| {})
-                .await
+            let recovery = recover_plainly(&target, Some(&snapshot), copy.path()).await
                 .unwrap();
             assert_eq!((recovery.snapshot_rows, recovery.journal_rows), (1, 1));
             for key in ["in_snapshot", "in_journal"] {
@@ -1003,9 +988,7 @@ features = [{features}]
                 r#""age", type = "float64""#,
             ));
             let refusing = Router::start_with(2, 4096, &retyped).unwrap();
-            let error = refusing
-                .recover(Some(&snapshot), journal.path(), FsyncPolicy::Never, &NoApplies, |_| {})
-                .await
+            let error = recover_plainly(&refusing, Some(&snapshot), journal.path()).await
                 .unwrap_err();
             assert!(
                 error
@@ -1016,15 +999,11 @@ features = [{features}]
             // Where the journal alone holds the old form, its layouts record says so.
             let journal_only = tempfile::tempdir().unwrap();
             let writer = Router::start_with(1, 4096, &before).unwrap();
-            writer
-                .recover(None, journal_only.path(), FsyncPolicy::Never, &NoApplies, |_| {})
-                .await
+            recover_plainly(&writer, None, journal_only.path()).await
                 .unwrap();
             write_profile(&writer, &before, "only").await;
             let refusing = Router::start_with(1, 4096, &retyped).unwrap();
-            let error = refusing
-                .recover(None, journal_only.path(), FsyncPolicy::Never, &NoApplies, |_| {})
-                .await
+            let error = recover_plainly(&refusing, None, journal_only.path()).await
                 .unwrap_err();
             assert!(matches!(error, StoreError::LayoutChanged(_)), "{error}");
         });

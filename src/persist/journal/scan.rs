@@ -138,6 +138,8 @@ pub(super) fn scan(bytes: &[u8], is_tail_segment: bool) -> Scan {
 /// One segment, as `quiver journal check` lists it.
 #[derive(Debug)]
 pub struct SegmentReport {
+    /// Its number.
+    pub seq: u64,
     pub path: PathBuf,
     pub bytes: u64,
     /// Records that verify.
@@ -157,6 +159,7 @@ pub fn inspect(dir: &Path) -> io::Result<Vec<SegmentReport>> {
         let bytes = std::fs::read(&path)?;
         let found = scan(&bytes, Some(seq) == tail);
         reports.push(SegmentReport {
+            seq,
             bytes: bytes.len() as u64,
             records: found.payloads.len(),
             bad: found.bad,

@@ -390,7 +390,9 @@ fn written_segment(dir: &Path) -> PathBuf {
     segments.pop().unwrap()
 }
 
-fn quiver(args: &[&str]) -> Output {
+/// The `quiver` binary run with `args` to its end (an offline command), whatever data
+/// directory the environment names.
+pub(super) fn quiver(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(args)
         .env_remove("QUIVER_DATA_DIR")

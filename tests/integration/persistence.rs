@@ -498,6 +498,13 @@ fn a_damaged_snapshot_the_journals_do_not_reach_back_past_refuses_the_start() {
     assert!(log.contains("--accept-lost-writes"), "{log}");
 }
 
+/// `quiver journal check` of `data`: whether it passed, and what it listed.
+fn journal_check(data: &Path) -> (bool, String) {
+    let check = super::faults::quiver(&["journal", "check", "--data-dir", data.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&check.stdout).into_owned();
+    (check.status.success(), listed)
+}
+
 /// A deleted newest journal segment is not taken for "no writes since": the journal records
 /// the newest segment it created, so the start is refused naming it, unless the operator
 /// accepts the loss.
@@ -516,13 +523,8 @@ fn a_deleted_newest_journal_segment_refuses_the_start() {
     let newest = journal_segments(&rows).pop().expect("a segment");
     std::fs::remove_file(&newest).unwrap();
 
-    let check = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["journal", "check", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    let listed = String::from_utf8_lossy(&check.stdout);
-    assert!(!check.status.success(), "{listed}");
+    let (passed, listed) = journal_check(data.path());
+    assert!(!passed, "{listed}");
     assert!(
         listed.contains("MISSING: the journal created segments up to 2, the newest here is 1"),
         "{listed}"
@@ -531,13 +533,8 @@ fn a_deleted_newest_journal_segment_refuses_the_start() {
     let record = data.path().join("journal/directory/newest-segment");
     let kept = std::fs::read(&record).unwrap();
     std::fs::write(&record, "garbled").unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["journal", "check", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    let listed = String::from_utf8_lossy(&check.stdout);
-    assert!(!check.status.success(), "{listed}");
+    let (passed, listed) = journal_check(data.path());
+    assert!(!passed, "{listed}");
     assert!(
         listed.contains("BAD: ") && listed.contains("newest-segment should hold"),
         "{listed}"

@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
+use super::tecton::MAX_SECRETS_PER_SCOPE;
+use super::tinybird::MAX_SECRETS as TINYBIRD_MAX_SECRETS;
+use super::truefoundry::MAX_SECRETS_PER_GROUP;
 use super::SecretsError;
 use crate::iam::{Principal, PrincipalKind, PrincipalRef};
 use crate::time::Micros;
@@ -297,6 +300,36 @@ impl TbSecret {
     }
 }
 
+/// The keys one record adds to and takes from one scope, group or the Tinybird list (keys
+/// held before it, put again, are neither).
+#[derive(Default)]
+struct Growth<'a> {
+    added: BTreeSet<&'a str>,
+    removed: BTreeSet<&'a str>,
+}
+
+impl<'a> Growth<'a> {
+    fn put(&mut self, key: &'a str, held: bool) {
+        self.removed.remove(key);
+        if !held {
+            self.added.insert(key);
+        }
+    }
+
+    fn delete(&mut self, key: &'a str, held: bool) {
+        self.added.remove(key);
+        if held {
+            self.removed.insert(key);
+        }
+    }
+
+    /// Whether the record leaves `held` keys past `max`, and more than it found.
+    fn passes(&self, held: usize, max: usize) -> bool {
+        let after = held + self.added.len() - self.removed.len().min(held);
+        after > max && after > held
+    }
+}
+
 /// One change of the vault; a request's changes are journaled together (one record) and
 /// applied together. Each names the one thing it changes, so what is journaled stays small
 /// however big the scope or group it belongs to.
@@ -479,8 +512,88 @@ impl VaultState {
                 _ => {}
             }
         }
+        self.check_sizes(&changes)?;
         for change in changes {
             self.apply(change);
+        }
+        Ok(())
+    }
+
+    /// The size caps a request checked, checked again: records of several nodes, each within
+    /// a cap on its own node, may together pass it. A scope, group or the Tinybird list this
+    /// record leaves past its cap and larger than it was is refused with the request's own
+    /// answer; one already past it (an older build's race) may still shrink or change.
+    fn check_sizes(&self, changes: &[Change]) -> Result<(), SecretsError> {
+        let mut scopes: BTreeMap<&str, Growth> = BTreeMap::new();
+        let mut groups: BTreeMap<&str, Growth> = BTreeMap::new();
+        let mut tinybird = Growth::default();
+        let in_scope = |scope: &str, key: &str| {
+            self.scopes
+                .get(scope)
+                .is_some_and(|s| s.secrets.contains_key(key))
+        };
+        let in_group = |group: &str, key: &str| {
+            self.groups
+                .get(group)
+                .is_some_and(|g| g.secrets.contains_key(key))
+        };
+        let in_tinybird = |name: &str| self.tinybird.iter().any(|s| s.name == name);
+        for change in changes {
+            match change {
+                Change::PutScopeSecret { scope, key, .. } => {
+                    let held = in_scope(scope, key);
+                    scopes.entry(scope).or_default().put(key, held);
+                }
+                Change::DeleteScopeSecret { scope, key } => {
+                    let held = in_scope(scope, key);
+                    scopes.entry(scope).or_default().delete(key, held);
+                }
+                Change::PutGroupSecret { group_id, secret } => {
+                    let held = in_group(group_id, &secret.key);
+                    groups.entry(group_id).or_default().put(&secret.key, held);
+                }
+                Change::DeleteGroupSecret { group_id, key } => {
+                    let held = in_group(group_id, key);
+                    groups.entry(group_id).or_default().delete(key, held);
+                }
+                Change::PutTinybird(secret) => {
+                    tinybird.put(&secret.name, in_tinybird(&secret.name))
+                }
+                Change::DeleteTinybird(name) => tinybird.delete(name, in_tinybird(name)),
+                _ => {}
+            }
+        }
+        for (scope, growth) in scopes {
+            let held = self.scopes.get(scope).map_or(0, |s| s.secrets.len());
+            if growth.passes(held, MAX_SECRETS_PER_SCOPE) {
+                return Err(SecretsError::ScopeFull {
+                    scope: scope.to_string(),
+                    max_secrets: MAX_SECRETS_PER_SCOPE,
+                });
+            }
+        }
+        for (group_id, growth) in groups {
+            let group = self.groups.get(group_id);
+            if growth.passes(group.map_or(0, |g| g.secrets.len()), MAX_SECRETS_PER_GROUP) {
+                // Named as the request's check names it (a group made by this record has
+                // no name here yet: its id stands in).
+                let made = changes.iter().find_map(|change| match change {
+                    Change::PutGroup(made) if made.id == group_id => Some(made.name.clone()),
+                    _ => None,
+                });
+                return Err(SecretsError::GroupFull {
+                    group: group
+                        .map(|g| g.name.clone())
+                        .or(made)
+                        .unwrap_or_else(|| group_id.to_string()),
+                    max_secrets: MAX_SECRETS_PER_GROUP,
+                });
+            }
+        }
+        if tinybird.passes(self.tinybird.len(), TINYBIRD_MAX_SECRETS) {
+            return Err(SecretsError::TinybirdFull {
+                max_secrets: TINYBIRD_MAX_SECRETS,
+            });
         }
         Ok(())
     }
@@ -850,6 +963,84 @@ mod tests {
                 what: "deleted"
             })
         );
+    }
+
+    /// Records of two nodes, each within a cap where it was checked, may together pass it:
+    /// applied, the one that would is refused whole; a record that swaps keys, or shrinks a
+    /// container already past its cap, is not.
+    #[test]
+    fn a_record_that_would_pass_a_size_cap_is_refused_whole() {
+        let mut state = VaultState::default();
+        let scope_put = |key: String| Change::PutScopeSecret {
+            scope: "ops".into(),
+            key,
+            sealed: sealed(Sealed::FIRST_VERSION),
+        };
+        let mut fill = vec![Change::CreateScope {
+            name: "ops".into(),
+            created: 0,
+            assignments: Vec::new(),
+        }];
+        fill.extend((0..MAX_SECRETS_PER_SCOPE).map(|i| scope_put(format!("k{i}"))));
+        state.apply_checked(fill).unwrap();
+        assert_eq!(
+            state.apply_checked(vec![scope_put("k0".into()), scope_put("extra".into())]),
+            Err(SecretsError::ScopeFull {
+                scope: "ops".into(),
+                max_secrets: MAX_SECRETS_PER_SCOPE
+            })
+        );
+        assert!(!state.scopes["ops"].secrets.contains_key("extra"));
+        // A new version of a held key, or a new key in place of a deleted one, stays within.
+        let delete = Change::DeleteScopeSecret {
+            scope: "ops".into(),
+            key: "k1".into(),
+        };
+        state
+            .apply_checked(vec![
+                scope_put("k0".into()),
+                delete,
+                scope_put("extra".into()),
+            ])
+            .unwrap();
+        assert_eq!(state.scopes["ops"].secrets.len(), MAX_SECRETS_PER_SCOPE);
+
+        // A group made by the record is named as the request names it.
+        let mut made = vec![Change::PutGroup(group("g1", "grp", "ana"))];
+        made.extend((0..=MAX_SECRETS_PER_GROUP).map(|i| Change::PutGroupSecret {
+            group_id: "g1".into(),
+            secret: secret(&format!("K{i}")),
+        }));
+        assert_eq!(
+            state.apply_checked(made),
+            Err(SecretsError::GroupFull {
+                group: "grp".into(),
+                max_secrets: MAX_SECRETS_PER_GROUP
+            })
+        );
+        assert!(state.groups.is_empty());
+
+        let tinybird_put = |name: String| {
+            Change::PutTinybird(TbSecret {
+                name,
+                sealed: sealed(Sealed::FIRST_VERSION),
+                edited_by: "token: 'admin'".into(),
+            })
+        };
+        // Past the cap already (an older build's race): it may shrink, not grow.
+        for i in 0..=TINYBIRD_MAX_SECRETS {
+            state.apply(tinybird_put(format!("tb{i}")));
+        }
+        assert_eq!(
+            state.apply_checked(vec![tinybird_put("one_more".into())]),
+            Err(SecretsError::TinybirdFull {
+                max_secrets: TINYBIRD_MAX_SECRETS
+            })
+        );
+        state
+            .apply_checked(vec![Change::DeleteTinybird("tb0".into())])
+            .unwrap();
+        assert_eq!(state.tinybird.len(), TINYBIRD_MAX_SECRETS);
     }
 
     #[test]

@@ -15,7 +15,7 @@ const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most secrets one scope holds: what a scope may cost is bounded (any principal may create
 /// one), and every secret is one small journal record, so a full scope is at most
 /// `MAX_SECRETS_PER_SCOPE x MAX_VALUE_BYTES` (64 MiB) of ciphertext.
-const MAX_SECRETS_PER_SCOPE: usize = 1000;
+pub(super) const MAX_SECRETS_PER_SCOPE: usize = 1000;
 
 /// Who holds which roles on a scope: (type, id, roles) per principal.
 pub type ScopePrincipals = Vec<(PrincipalType, String, Vec<ScopeRole>)>;

@@ -40,7 +40,7 @@ const MAX_PAGE: usize = 1000;
 /// Most secrets one group holds: any principal may create a group, and every answer about a
 /// group lists all its secrets (a reviewer's group of 30,000 one-byte secrets took 9 s and
 /// 25 MB to answer, holding an HTTP worker). The same bound as a Tecton scope's.
-const MAX_SECRETS_PER_GROUP: usize = 1000;
+pub(super) const MAX_SECRETS_PER_GROUP: usize = 1000;
 
 /// Refuses a key set larger than a group may hold.
 fn check_group_size(group: &str, keys: usize) -> Result<(), SecretsError> {

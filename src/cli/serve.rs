@@ -264,6 +264,10 @@ async fn serve(
     let feature_log = FeatureLog::default();
     let history_router = router.clone();
     let state = AppState {
+        replica_stalls: cluster
+            .as_ref()
+            .map(Cluster::replica_stalls)
+            .unwrap_or_default(),
         feature_log: feature_log.clone(),
         history: RequestHistory::start(move || history_router.rows_written()),
         start_up: Arc::clone(&start_up),

@@ -21,12 +21,15 @@ use super::replica::{
 use super::{create_stream, Cluster, ClusterError};
 use crate::config::ClusterSettings;
 use crate::persist::logged::{ChangeLog, LogApplier};
+use crate::reported::Conditions;
 
 /// One actor's stream, before its records are applied.
 pub struct ChangeStream {
     settings: ClusterSettings,
     stream: stream::Stream,
     log: Arc<StreamChangeLog>,
+    /// Where the node lists its consumers' stalls (the replicas' list).
+    stalls: Conditions,
 }
 
 /// Publishes an actor's records to its stream.
@@ -53,6 +56,7 @@ impl Cluster {
         Ok(ChangeStream {
             settings: settings.clone(),
             stream,
+            stalls: self.replica_stalls(),
             log: Arc::new(StreamChangeLog {
                 jetstream: self.log.jetstream.clone(),
                 subject,
@@ -84,6 +88,7 @@ impl ChangeStream {
             self.log.subject.clone(),
             messages,
             last,
+            &self.stalls,
         );
         let (applied_in, mut applied) = watch::channel(0);
         actix_web::rt::spawn(apply(messages, applier, applied_in));

@@ -43,12 +43,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::ClusterSettings;
 use crate::persist::snapshot::Snapshot;
 use crate::persist::SnapshotCut;
+use crate::reported::Conditions;
 use crate::store::key::shard_of;
 use crate::store::{LogForms, RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome};
 
 pub use change_stream::ChangeStream;
 pub use ownership::{owners, Member};
-pub use replica::stalled_replicas;
 pub use status::{status, ClusterStatus};
 
 /// How long a node waits at start for the stream to be created: a NATS cluster starting at
@@ -92,6 +92,8 @@ pub struct Cluster {
     /// where it takes those asks.
     holds: mpsc::Sender<replica::Hold>,
     held: Option<mpsc::Receiver<replica::Hold>>,
+    /// This node's replicas, each with the cell it reports a stall in.
+    replica_stalls: Conditions,
 }
 
 /// Where this node holds partitions, as its replicas and (partitioned mode) the heartbeats
@@ -162,7 +164,13 @@ impl Cluster {
             placement,
             holds,
             held: Some(held),
+            replica_stalls: Conditions::default(),
         })
+    }
+
+    /// This node's replicas' stalls, for `/health` and `/readyz`.
+    pub fn replica_stalls(&self) -> Conditions {
+        self.replica_stalls.clone()
     }
 
     /// Replicated mode: what `Snapshotter::with_cut` takes, so that a snapshot records the
@@ -229,6 +237,7 @@ impl Cluster {
                 holds: self.held.take(),
                 forms: forms::ReadForms::new(self.forms.clone()),
                 refuse_start: true,
+                stalls: self.replica_stalls.clone(),
             };
             // Detached: it applies for as long as the process runs.
             let _replica = replica::start(&self.stream, feed, self.router.clone(), waiters).await?;
@@ -262,6 +271,7 @@ impl Cluster {
             forms: self.forms.clone(),
             router: self.router.clone(),
             placement: self.placement.clone(),
+            stalls: self.replica_stalls.clone(),
         })
         .await?;
         Ok((after, last))

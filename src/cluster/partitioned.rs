@@ -25,6 +25,7 @@ use super::replica::{self, Feed};
 use super::{ClusterError, Placement, Waiter};
 use crate::config::ClusterSettings;
 use crate::persist::format::NodeRecordV1;
+use crate::reported::Conditions;
 use crate::store::key::shard_of;
 use crate::store::Router;
 use crate::time::now_micros;
@@ -44,6 +45,8 @@ pub(super) struct Node {
     pub forms: Forms,
     pub router: Router,
     pub placement: watch::Sender<Arc<Placement>>,
+    /// Where its replicas list their stalls.
+    pub stalls: Conditions,
 }
 
 /// This node's replica of one partition.
@@ -192,6 +195,7 @@ fn catch_up(
     let settings = node.settings.clone();
     let stream = node.stream.clone();
     let router = node.router.clone();
+    let stalls = node.stalls.clone();
     actix_web::rt::spawn(async move {
         let subject = format!("{}.rows.{partition}", settings.stream);
         let caught_up_at = match stream.get_last_raw_message_by_subject(&subject).await {
@@ -212,6 +216,7 @@ fn catch_up(
                     holds: None,
                     forms,
                     refuse_start: at_start,
+                    stalls,
                 };
                 replica::start(&stream, feed, router, waiting).await
             }

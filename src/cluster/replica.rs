@@ -3,9 +3,10 @@
 //! and applies its messages to the shards, one at a time in stream order (so every node
 //! holding a partition applies the same rows in the same order), each read in the forms it
 //! names (`forms`). A replicated-mode replica can be held still between two messages for a
-//! snapshot's cut ([`Hold`]). A message it cannot apply for now stalls it there, reported
-//! ([`stalled_replicas`]), never skipped; so does its consumer ending once caught up
-//! ([`Messages`]: the directory's and vault's streams read theirs the same way).
+//! snapshot's cut ([`Hold`]). A message it cannot apply for now stalls it there, reported for
+//! `/health` (in its own cell, listed in the node's replica stalls), never skipped; so does its
+//! consumer ending once caught up ([`Messages`]: the directory's and vault's streams read
+//! theirs the same way).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use super::forms::ReadForms;
 use super::{ClusterError, Waiter};
-use crate::reported::Reported;
+use crate::reported::{Condition, Conditions};
 use crate::store::{Router, StoreError, WriteOutcome};
 use crate::test_hooks::HookFile;
 
@@ -46,6 +47,8 @@ pub(super) struct Feed<'a> {
     /// replica and fails the start, naming the view, rather than serve without its rows. Else
     /// (a partition gained while running) it stalls the replica, as once caught up.
     pub refuse_start: bool,
+    /// Where the node lists its replicas' stalls for `/health` (see `Messages::stalled`).
+    pub stalls: Conditions,
 }
 
 /// A snapshot's request to hold the replica between two messages: it answers the last
@@ -81,6 +84,7 @@ pub(super) async fn start(
                 feed.subjects,
                 messages,
                 feed.caught_up_at,
+                &feed.stalls,
             ),
             router,
             waiters,
@@ -167,7 +171,7 @@ pub(super) async fn replay_after(
         .map_err(|e| consumer_error(stream, consumer, e.to_string()))
 }
 
-/// Why a replica applies nothing for now (reported by [`stalled_replicas`]).
+/// Why a replica applies nothing for now (reported in its `Messages::stalled`).
 enum Stall {
     /// At a message it cannot apply: until that message is applied.
     AtMessage,
@@ -188,13 +192,16 @@ pub(super) enum Next {
 /// A replica's messages: its durable consumer, dropped when the replica stalls at a message it
 /// cannot apply or ends under it once caught up (NATS restarted, the consumer deleted, a
 /// network error), and every [`STALLED_RETRY`] opened again after the last message applied, so
-/// none is applied twice (aggregations would count it twice). Reported stalled meanwhile.
+/// none is applied twice (aggregations would count it twice). Reported stalled meanwhile (`stalled`).
 pub(super) struct Messages {
     stream: stream::Stream,
     consumer: String,
     subjects: String,
-    /// How [`stalled_replicas`] names it: a node's consumers of different streams share its id.
+    /// `<stream>/<consumer>`: a node's consumers of different streams share its id.
     name: String,
+    /// Why it applies nothing, while it does not: its own cell, listed under `name` in the
+    /// node's stalls, which `/health` and `/readyz` read without asking the replica.
+    stalled: Condition,
     /// `None` while stalled: it consumes nothing then.
     open: Option<consumer::pull::Stream>,
     stall: Option<Stall>,
@@ -213,12 +220,15 @@ impl Messages {
         subjects: String,
         open: consumer::pull::Stream,
         caught_up_at: u64,
+        stalls: &Conditions,
     ) -> Messages {
+        let name = format!("{}/{consumer}", stream.cached_info().config.name);
         Messages {
             stream: stream.clone(),
             consumer: consumer.to_string(),
             subjects,
-            name: format!("{}/{consumer}", stream.cached_info().config.name),
+            stalled: stalls.add(&name),
+            name,
             open: Some(open),
             stall: None,
             retry_at: Instant::now(),
@@ -251,7 +261,7 @@ impl Messages {
                 }
             };
             tracing::error!(reason, applied, consumer = self.name, "cluster stream: this replica applies nothing until its consumer is opened again after the last message it applied");
-            STALLED.set(&self.name, Some(reason));
+            self.stalled.set(Some(reason));
             self.stall = Some(Stall::Ended);
             self.stop_until_retry();
         }
@@ -264,7 +274,7 @@ impl Messages {
                 self.open = Some(resumed);
                 if matches!(self.stall, Some(Stall::Ended)) {
                     self.stall = None;
-                    STALLED.set(&self.name, None);
+                    self.stalled.set(None);
                     tracing::info!(applied, consumer = self.name, "cluster stream: the replica's consumer is open again; it applies the stream again");
                 }
             }
@@ -280,7 +290,7 @@ impl Messages {
     fn stall_at(&mut self, sequence: u64, error: &StoreError) {
         if !matches!(self.stall, Some(Stall::AtMessage)) {
             tracing::error!(%error, sequence, consumer = self.name, "cluster stream: a record cannot be applied here (yet); this replica applies nothing after it until it can (if this node's files cannot read its rows, bring them in line with the writer's: quiver apply)");
-            STALLED.set(&self.name, Some(error.to_string()));
+            self.stalled.set(Some(error.to_string()));
             self.stall = Some(Stall::AtMessage);
         }
         self.stop_until_retry();
@@ -290,7 +300,7 @@ impl Messages {
     fn applied(&mut self, sequence: u64) {
         if matches!(self.stall, Some(Stall::AtMessage)) {
             self.stall = None;
-            STALLED.set(&self.name, None);
+            self.stalled.set(None);
             tracing::info!(sequence, consumer = self.name, "cluster stream: the record that stalled this replica is applied; it applies the stream again");
         }
     }
@@ -304,7 +314,7 @@ impl Messages {
 /// A replica's loop ends (its partition given up, or the task aborted): it is stalled no more.
 impl Drop for Messages {
     fn drop(&mut self) {
-        STALLED.set(&self.name, None);
+        self.stalled.set(None);
     }
 }
 
@@ -461,17 +471,6 @@ pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<Str
         .as_ref()
         .and_then(|headers| headers.get(MESSAGE_ID))
         .map(|id| id.as_str().to_string())
-}
-
-/// Stalled replicas, by stream and consumer (`<stream>/<consumer>`), with the reason. Process-wide,
-/// as the journals that refuse writes are: `/health` and `/readyz` report them without asking
-/// the replicas.
-static STALLED: Reported<String> = Reported::new();
-
-/// The replicas of this process stalled (at a message they cannot read, or with their
-/// consumer ended): (`<stream>/<consumer>`, reason).
-pub fn stalled_replicas() -> Vec<(String, String)> {
-    STALLED.list()
 }
 
 /// The next hold asked of a replica that takes them; never, for one that does not.

@@ -23,6 +23,7 @@ use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
 use crate::metrics::RequestHistory;
 use crate::persist::Snapshotter;
+use crate::reported::Conditions;
 use crate::secrets::Vault;
 use crate::store::Router;
 use error::{ApiError, ErrorKind};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub feature_log: FeatureLog,
     /// The last hour of request rate and latency, for the console's charts.
     pub history: RequestHistory,
+    /// Cluster mode: the stalls of this node's replicas (empty otherwise).
+    pub replica_stalls: Conditions,
 }
 
 /// Request limits from the configuration.

@@ -16,6 +16,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use super::format::SectionKind;
 use super::snapshot::{SectionData, Snapshot};
 use super::{FsyncPolicy, Journal, SnapshotSource};
+use crate::reported::Condition;
 
 /// An actor whose state is a sequence of changes: each request's changes are one journal record
 /// (fsynced before the reply), and a snapshot section is the changes that recreate the state.
@@ -42,6 +43,7 @@ pub trait JournaledActor: Actor {
 pub struct Recover {
     section: Option<SectionData>,
     journal_dir: PathBuf,
+    unwritable: Condition,
 }
 
 impl Message for Recover {
@@ -66,7 +68,9 @@ impl Recover {
             }
         }
         // These journals hold requests answered only once their record is on disk.
-        let (journal, replay) = Journal::open(&self.journal_dir, from_seq, FsyncPolicy::Always)?;
+        let (mut journal, replay) =
+            Journal::open(&self.journal_dir, from_seq, FsyncPolicy::Always)?;
+        journal.report_to(self.unwritable);
         for (i, record) in replay.records.iter().enumerate() {
             let Ok(changes) = A::decode_record(record) else {
                 return Err(replay.undecodable(i).into());
@@ -165,8 +169,9 @@ macro_rules! journaled_handlers {
 }
 pub(crate) use journaled_handlers;
 
-/// The address of a journaled actor, for recovery and as its snapshot source.
-pub struct JournaledAddr<A: Actor>(pub Addr<A>);
+/// The address of a journaled actor, for recovery and as its snapshot source, and the cell its
+/// journal reports refusing writes in (its handle's, which `/health` reads).
+pub struct JournaledAddr<A: Actor>(pub Addr<A>, pub Condition);
 
 impl<A> JournaledAddr<A>
 where
@@ -185,6 +190,7 @@ where
             .send(Recover {
                 section,
                 journal_dir,
+                unwritable: self.1.clone(),
             })
             .await
             .map_err(io::Error::other)?
@@ -302,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal_dir = dir.path().join("words");
         actix::System::new().block_on(async {
-            let first = JournaledAddr(Words::default().start());
+            let first = JournaledAddr(Words::default().start(), Condition::default());
             assert_eq!(first.recover(None, journal_dir.clone()).await.unwrap(), 0);
             first.0.send(say(&["a", "b"])).await.unwrap();
             let section = first.take_section().await.unwrap();
@@ -318,7 +324,7 @@ mod tests {
             };
 
             // A second actor on the same files, as after a restart.
-            let second = JournaledAddr(Words::default().start());
+            let second = JournaledAddr(Words::default().start(), Condition::default());
             let replayed = second
                 .recover(Some(&snapshot), journal_dir.clone())
                 .await
@@ -329,7 +335,7 @@ mod tests {
             assert!(recovered);
 
             // Without the section, the covered segment is gone: only "c" is left.
-            let third = JournaledAddr(Words::default().start());
+            let third = JournaledAddr(Words::default().start(), Condition::default());
             third.recover(None, journal_dir.clone()).await.unwrap();
             assert_eq!(third.0.send(Read).await.unwrap().0, ["c"]);
         });

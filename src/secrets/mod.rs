@@ -42,6 +42,7 @@ use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 use crate::iam::Principal;
 use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
+use crate::reported::Condition;
 use crypto::{MasterKey, Plaintext};
 use state::{Change, ScopeRole, VaultState};
 
@@ -260,6 +261,8 @@ pub struct Vault {
     addr: Addr<VaultActor>,
     /// TrueFoundry's tenant, a constant known without asking the actor.
     tenant: Arc<str>,
+    /// Whether the vault's journal refuses writes (its journal sets it).
+    journal_unwritable: Condition,
 }
 
 impl Vault {
@@ -283,7 +286,13 @@ impl Vault {
         Vault {
             addr: VaultActor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor),
             tenant: tenant.into(),
+            journal_unwritable: Condition::default(),
         }
+    }
+
+    /// Why the vault's journal refuses writes, while it does.
+    pub fn journal_unwritable(&self) -> Option<String> {
+        self.journal_unwritable.reason()
     }
 
     /// TrueFoundry's tenant name (the first part of every fqn).

@@ -462,7 +462,7 @@ impl VaultActor {
 impl Vault {
     /// The vault's persistence: its recovery, and its snapshot source.
     pub fn persistence(&self) -> JournaledAddr<VaultActor> {
-        JournaledAddr(self.addr.clone())
+        JournaledAddr(self.addr.clone(), self.journal_unwritable.clone())
     }
 
     /// Re-encrypts every value under a new master key without stopping.

@@ -74,7 +74,8 @@ impl Router {
         let (mut recovery, journal_seq, mut written) = self
             .restore_snapshot_written(snapshot, &mut on_rows)
             .await?;
-        let (journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
+        let (mut journal, replay) = Journal::open(journal_dir, journal_seq, policy)?;
+        journal.report_to(self.journal_unwritable.clone());
         recovery.dropped_bytes = replay.dropped_bytes;
         if snapshot.is_some() && undoes_the_snapshot(&replay, journal_seq) {
             return Err(StoreError::UndoneApplySnapshot);

@@ -28,6 +28,7 @@ use crate::persist::format::{encode_apply_record, ApplyRecordV1, RepositoryV1, V
 use crate::persist::JournalError;
 use crate::registry::aggregation::AggregationSpec;
 use crate::registry::{Registry, ViewId};
+use crate::reported::Condition;
 use crate::time::Micros;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,8 @@ pub struct Router {
     /// Partitioned cluster mode: where the rows of partitions this node does not hold are read
     /// (see `remote`).
     pub(super) remote: Option<Arc<dyn RemoteRows>>,
+    /// Whether the rows journal refuses writes: the journal sets it, `/health` reads it.
+    pub(super) journal_unwritable: Condition,
 }
 
 /// Room for a row's payload a lookup, up front: the demo's rows and aggregates take 10-100
@@ -159,6 +162,7 @@ impl Router {
             views: Arc::new(ArcSwap::new(views)),
             log: None,
             remote: None,
+            journal_unwritable: Condition::default(),
         })
     }
 
@@ -231,6 +235,11 @@ impl Router {
             answer.map_err(|_| StoreError::ShardGone(shard))??;
         }
         Ok(())
+    }
+
+    /// Why the rows journal refuses writes, while it does.
+    pub fn journal_unwritable(&self) -> Option<String> {
+        self.journal_unwritable.reason()
     }
 
     pub fn n_shards(&self) -> usize {

@@ -14,8 +14,6 @@ use serde_json::{json, Map, Value as Json};
 
 use super::super::readiness::STARTING;
 use super::super::AppState;
-use crate::cluster::stalled_replicas;
-use crate::persist::journal::unwritable_journals;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
@@ -32,7 +30,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "starting", "reason": STARTING}));
     }
-    let mut answer = match degraded() {
+    let mut answer = match degraded(&state) {
         None => return HttpResponse::Ok().json(json!({"status": "ready"})),
         Some(degraded) => degraded,
     };
@@ -48,18 +46,27 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::ServiceUnavailable().json(answer)
 }
 
-async fn health() -> HttpResponse {
-    match degraded() {
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match degraded(&state) {
         None => HttpResponse::Ok().json(json!({"status": "ok"})),
         Some(degraded) => HttpResponse::Ok().json(degraded),
     }
 }
 
 /// `status: degraded` with the journals that refuse writes, by name, with the cause, and the
-/// stalled replicas, by consumer, with the reason; `None` when there are neither.
-fn degraded() -> Option<Map<String, Json>> {
-    let journals = unwritable_journals();
-    let replicas = stalled_replicas();
+/// stalled replicas, by consumer, with the reason; `None` when there are neither. Read from the
+/// cells the journals and replicas report in, not by asking their owners (one stuck on a
+/// failing disk would not answer).
+fn degraded(state: &AppState) -> Option<Map<String, Json>> {
+    let journals: Vec<(&str, String)> = [
+        ("rows", state.router.journal_unwritable()),
+        ("directory", state.directory.journal_unwritable()),
+        ("vault", state.vault.journal_unwritable()),
+    ]
+    .into_iter()
+    .filter_map(|(name, cause)| Some((name, cause?)))
+    .collect();
+    let replicas = state.replica_stalls.reported();
     if journals.is_empty() && replicas.is_empty() {
         return None;
     }
@@ -68,7 +75,7 @@ fn degraded() -> Option<Map<String, Json>> {
     if !journals.is_empty() {
         let journals = journals
             .into_iter()
-            .map(|(name, cause)| (name, json!({"writable": false, "error": cause})));
+            .map(|(name, cause)| (name.to_string(), json!({"writable": false, "error": cause})));
         answer.insert("journals".into(), journals.collect::<Map<_, _>>().into());
     }
     if !replicas.is_empty() {

@@ -35,6 +35,7 @@ use super::{parse_authorization, ApiKeyDigest, AuthError, KeyHasher, Principal, 
 use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
 use crate::prehashed::Prehashed;
+use crate::reported::Condition;
 use state::DirectoryState;
 
 /// Digest -> principal, for every key that may call Quiver now; hashed by the digests' own
@@ -95,6 +96,8 @@ pub struct Directory {
     addr: Addr<DirectoryActor>,
     index: Arc<ArcSwap<KeyIndex>>,
     hasher: KeyHasher,
+    /// Whether the directory's journal refuses writes (its journal sets it).
+    journal_unwritable: Condition,
 }
 
 impl Directory {
@@ -120,7 +123,13 @@ impl Directory {
             addr,
             index,
             hasher,
+            journal_unwritable: Condition::default(),
         }
+    }
+
+    /// Why the directory's journal refuses writes, while it does.
+    pub fn journal_unwritable(&self) -> Option<String> {
+        self.journal_unwritable.reason()
     }
 
     /// The principal behind an `Authorization` header.

@@ -187,7 +187,7 @@ logged_handler!(DirectoryActor, super::delete::Delete, ());
 impl Directory {
     /// The directory's persistence: its recovery, and its snapshot source.
     pub fn persistence(&self) -> JournaledAddr<DirectoryActor> {
-        JournaledAddr(self.addr.clone())
+        JournaledAddr(self.addr.clone(), self.journal_unwritable.clone())
     }
 }
 

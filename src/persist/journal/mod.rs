@@ -8,7 +8,7 @@
 //! its last whole record (and fsynced), so a later record never sits after a partial one. If that
 //! cut fails too, the journal is *unwritable*: every append is refused (`Unwritable`, which the
 //! HTTP layer answers with 503) and retries the cut first, and `/health` lists the journal
-//! (`unwritable_journals`) until a retry succeeds. A failed `every_second` fsync is a failed
+//! (through the cell its owner gave it, `report_to`) until a retry succeeds. A failed `every_second` fsync is a failed
 //! write too: the frames since the last fsync may be lost without a later fsync saying so, so
 //! they are written again (cut back to the last fsynced byte, rewritten, fsynced) before
 //! anything else is acknowledged, and the journal is unwritable until that succeeds.
@@ -60,7 +60,7 @@ use std::path::{Path, PathBuf};
 use super::files::{create_private_dir, private_file_options, sync_dir};
 use super::format::{checksum, RECORD_HEADER_LEN};
 use crate::metrics::JournalMetrics;
-use crate::reported::Reported;
+use crate::reported::Condition;
 
 pub use scan::{
     inspect, parse_records, skip_record, verify, BadRecord, SegmentReport, SkippedRecord,
@@ -208,20 +208,6 @@ impl SegmentFile for File {
     }
 }
 
-/// Journals that refuse writes, by directory, with the cause. Process-wide, because whether a
-/// journal can be written is a fact about the disk that `/health` reports without asking the
-/// actors that own the journals.
-static UNWRITABLE: Reported<PathBuf> = Reported::new();
-
-/// The journals that currently refuse writes: (name, cause).
-pub fn unwritable_journals() -> Vec<(String, String)> {
-    UNWRITABLE
-        .list()
-        .into_iter()
-        .map(|(dir, cause)| (journal_name(&dir), cause))
-        .collect()
-}
-
 /// The journal's writing end.
 #[derive(Debug)]
 pub struct Journal {
@@ -238,6 +224,8 @@ pub struct Journal {
     broken: Option<String>,
     /// Whether the repair must also write `unsynced` again (a failed fsync).
     rewrite_unsynced: bool,
+    /// Says while the journal refuses writes, and why, for `/health` (see `report_to`).
+    unwritable: Condition,
     metrics: JournalMetrics,
 }
 
@@ -403,10 +391,18 @@ impl Journal {
                 unsynced: Vec::new(),
                 broken: None,
                 rewrite_unsynced: false,
+                unwritable: Condition::default(),
                 metrics: JournalMetrics::named(journal),
             },
             replay,
         ))
+    }
+
+    /// Reports whether the journal refuses writes in `unwritable`, a cell its owner's handle
+    /// shares with `/health` (which must not ask an owner that may be stuck on the disk).
+    pub fn report_to(&mut self, unwritable: Condition) {
+        unwritable.set(self.unwritable.reason());
+        self.unwritable = unwritable;
     }
 
     fn name(&self) -> String {
@@ -478,7 +474,7 @@ impl Journal {
         };
         match repaired {
             Ok(()) => {
-                if UNWRITABLE.set(&self.dir, None) {
+                if self.unwritable.set(None) {
                     tracing::warn!(journal = %self.name(), "journal repaired: accepting writes again");
                 }
                 self.broken = None;
@@ -488,7 +484,7 @@ impl Journal {
             Err(error) => {
                 let cause = format!("{failure}; the repair failed: {error}");
                 tracing::error!(journal = %self.name(), %cause, "journal UNWRITABLE: refusing writes until the repair succeeds");
-                UNWRITABLE.set(&self.dir, Some(cause.clone()));
+                self.unwritable.set(Some(cause.clone()));
                 Err(JournalError::Unwritable {
                     journal: self.name(),
                     cause,
@@ -577,7 +573,7 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         if self.broken.is_some() {
-            UNWRITABLE.set(&self.dir, None);
+            self.unwritable.set(None);
         }
     }
 }

@@ -242,6 +242,9 @@ fn a_journal_that_cannot_be_repaired_refuses_writes_until_it_can() {
     let dir = tempfile::tempdir().unwrap();
     let (mut journal, _) = Journal::open(dir.path(), 0, FsyncPolicy::Always).unwrap();
     let faults = faulty(&mut journal);
+    // The cell the journal's owner shares with /health.
+    let unwritable = Condition::default();
+    journal.report_to(unwritable.clone());
     journal.append(b"before").unwrap();
     *faults.lock().unwrap() = Faults {
         disk_full: true,
@@ -252,12 +255,11 @@ fn a_journal_that_cannot_be_repaired_refuses_writes_until_it_can() {
     faults.lock().unwrap().disk_full = false;
     let refused = journal.append(b"refused").unwrap_err();
     assert!(refused.is_unwritable(), "{refused}");
-    let listed = unwritable_journals();
-    let name = journal_name(dir.path());
-    assert!(listed.iter().any(|(n, _)| *n == name), "{listed:?}");
+    let reported = unwritable.reason().expect("reported unwritable");
+    assert!(reported.contains("the repair failed"), "{reported}");
     faults.lock().unwrap().truncate_fails = false;
     journal.append(b"after").unwrap();
-    assert!(!unwritable_journals().iter().any(|(n, _)| *n == name));
+    assert_eq!(unwritable.reason(), None);
     drop(journal);
     let (_, replay) = Journal::open(dir.path(), 0, FsyncPolicy::Always).unwrap();
     assert_eq!(replay.records, records(&["before", "after"]));
@@ -277,18 +279,19 @@ fn a_failed_group_fsync_writes_the_unsynced_records_again() {
     journal.sync().unwrap();
     journal.append(b"acknowledged 3").unwrap();
     faults.lock().unwrap().sync_failures = u32::MAX;
-    let name = journal_name(dir.path());
+    let unwritable = Condition::default();
+    journal.report_to(unwritable.clone());
     // The tick's fsync fails and loses the unsynced bytes; the repair's fsync fails too: the
     // journal refuses appends (and says so on /health) rather than acknowledge past a hole.
     let failed = journal.sync().unwrap_err();
     assert!(failed.is_unwritable(), "{failed}");
-    assert!(unwritable_journals().iter().any(|(n, _)| *n == name));
+    assert!(unwritable.reason().is_some());
     let refused = journal.append(b"refused").unwrap_err();
     assert!(refused.is_unwritable(), "{refused}");
     // The disk recovers: the next append first writes the lost records again.
     faults.lock().unwrap().sync_failures = 0;
     journal.append(b"after").unwrap();
-    assert!(!unwritable_journals().iter().any(|(n, _)| *n == name));
+    assert_eq!(unwritable.reason(), None);
     journal.sync().unwrap();
     drop(journal);
     let (_, replay) = Journal::open(dir.path(), 0, FsyncPolicy::EverySecond).unwrap();

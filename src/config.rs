@@ -106,6 +106,9 @@ struct ServerSection {
     shards: Option<usize>,
     workers: Option<usize>,
     max_body_bytes: Option<usize>,
+    /// The most bytes all request bodies being read may hold at once (default: the larger of
+    /// 256 MiB and four bodies of `max_body_bytes` a worker).
+    max_body_bytes_in_flight: Option<usize>,
     /// How long a whole request body may take to arrive (default `10s`).
     body_read_timeout: Option<String>,
     max_batch_size: Option<usize>,
@@ -207,6 +210,8 @@ pub struct Settings {
     pub n_shards: usize,
     pub n_workers: usize,
     pub max_body_bytes: usize,
+    /// Split evenly among the HTTP workers (each reads its own requests' bodies).
+    pub max_body_bytes_in_flight: usize,
     pub body_read_timeout: std::time::Duration,
     pub max_batch_size: usize,
     pub max_store_response_bytes: usize,
@@ -347,6 +352,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "server.shards", flag: "shards", env: "QUIVER_SHARDS", kind: Kind::Count, help: "Shard actors (0: one per core)" },
     Setting { key: "server.workers", flag: "workers", env: "QUIVER_WORKERS", kind: Kind::Count, help: "HTTP workers (0: one per core)" },
     Setting { key: "server.max_body_bytes", flag: "max-body-bytes", env: "QUIVER_MAX_BODY_BYTES", kind: Kind::Count, help: "Body limit of the Feature Service and Stream Ingest APIs [default: 4194304]" },
+    Setting { key: "server.max_body_bytes_in_flight", flag: "max-body-bytes-in-flight", env: "QUIVER_MAX_BODY_BYTES_IN_FLIGHT", kind: Kind::Count, help: "Most bytes all request bodies being read may hold at once, split among the workers; past it 503 [default: the larger of 268435456 and 4 x max-body-bytes a worker]" },
     Setting { key: "server.body_read_timeout", flag: "body-read-timeout", env: "QUIVER_BODY_READ_TIMEOUT", kind: Kind::Text, help: "How long a whole request body may take to arrive [default: 10s]" },
     Setting { key: "server.max_batch_size", flag: "max-batch-size", env: "QUIVER_MAX_BATCH_SIZE", kind: Kind::Count, help: "Most rows in one GetFeaturesBatch [default: 10]" },
     Setting { key: "server.max_store_response_bytes", flag: "max-store-response-bytes", env: "QUIVER_MAX_STORE_RESPONSE_BYTES", kind: Kind::Count, help: "Most bytes the store may return for one GetFeatures request [default: 16777216]" },
@@ -464,6 +470,8 @@ pub enum ConfigError {
 
 /// Tecton's documented request size limit.
 const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// What request bodies being read may hold at once, at least: 64 bodies of the default limit.
+const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 /// Long enough for a 4 MiB body over a slow link (~3.4 Mbit/s), short enough that a client
 /// that stalls mid-body holds its connection and buffer only briefly.
 const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -496,6 +504,10 @@ impl Settings {
             ("server.shards", self.n_shards.to_string()),
             ("server.workers", self.n_workers.to_string()),
             ("server.max_body_bytes", self.max_body_bytes.to_string()),
+            (
+                "server.max_body_bytes_in_flight",
+                self.max_body_bytes_in_flight.to_string(),
+            ),
             (
                 "server.body_read_timeout",
                 format!("{:?}", self.body_read_timeout),
@@ -749,8 +761,27 @@ impl Settings {
                 std::time::Duration::from_micros(micros as u64)
             }
         };
+        let n_workers = file.server.workers.filter(|n| *n > 0).unwrap_or(cores);
+        let max_body_bytes = file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        // Each worker's share must take a body of the largest size, or such a body is never
+        // read; the default grows with the workers so that it always does.
+        let one_each = max_body_bytes.saturating_mul(n_workers);
+        let max_body_bytes_in_flight = match file.server.max_body_bytes_in_flight {
+            None => DEFAULT_MAX_BODY_BYTES_IN_FLIGHT.max(one_each.saturating_mul(4)),
+            Some(set) if set < one_each => {
+                return Err(bad(
+                    "server.max_body_bytes_in_flight",
+                    &set.to_string(),
+                    format!(
+                        "must be at least one body of server.max_body_bytes ({max_body_bytes}) for each of the {n_workers} workers: {one_each}"
+                    ),
+                ))
+            }
+            Some(set) => set,
+        };
         let cluster = cluster_settings(file.cluster, data_dir.is_some(), &bad)?;
         Ok(Settings {
+            max_body_bytes_in_flight,
             cluster,
             max_future_skew,
             tls,
@@ -761,8 +792,8 @@ impl Settings {
             metrics_address,
             log_format,
             n_shards: file.server.shards.filter(|n| *n > 0).unwrap_or(cores),
-            n_workers: file.server.workers.filter(|n| *n > 0).unwrap_or(cores),
-            max_body_bytes: file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            n_workers,
+            max_body_bytes,
             max_batch_size,
             max_store_response_bytes,
             data_dir,

@@ -279,6 +279,7 @@ async fn serve(
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             body_read_timeout: settings.body_read_timeout,
+            body_bytes_in_flight_per_worker: settings.max_body_bytes_in_flight / settings.n_workers,
             max_batch_size: settings.max_batch_size,
             max_store_response_bytes: settings.max_store_response_bytes,
             max_future_skew: settings.max_future_skew,

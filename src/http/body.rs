@@ -3,7 +3,7 @@
 //! parsing JSON with errors that name the offending field (`params.joinKeyMap: invalid type:`),
 //! or, for a body sent compressed, the `Content-Encoding` Quiver does not read.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::{without_quoted_values, ApiError, ErrorKind};
-use super::AppState;
+use super::{AppState, Limits};
 
 /// A request body not read yet. Taking one reads nothing: the handler calls [`UnreadBody::read`]
 /// once the caller has passed its checks, so a refused caller costs no body buffer.
@@ -30,6 +30,8 @@ pub struct UnreadBody {
     declared_len: Option<u64>,
     /// `server.body_read_timeout`: the whole body must arrive within it.
     timeout: Duration,
+    /// This worker's share of `server.max_body_bytes_in_flight`.
+    in_flight_budget: usize,
 }
 
 impl FromRequest for UnreadBody {
@@ -37,22 +39,14 @@ impl FromRequest for UnreadBody {
     type Future = Ready<Result<UnreadBody, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        ready(Ok(UnreadBody::take(
-            request,
-            payload,
-            body_read_timeout(request),
-        )))
+        ready(Ok(UnreadBody::take(request, payload, limits(request))))
     }
 }
 
 impl UnreadBody {
-    /// Takes `request`'s body, to be read within `timeout` (an extractor that already holds the
-    /// state passes it, rather than looking the state up again).
-    pub fn take(
-        request: &HttpRequest,
-        payload: &mut dev::Payload,
-        timeout: Duration,
-    ) -> UnreadBody {
+    /// Takes `request`'s body, to be read under `limits` (an extractor that already holds the
+    /// state passes them, rather than looking the state up again).
+    pub fn take(request: &HttpRequest, payload: &mut dev::Payload, limits: Limits) -> UnreadBody {
         let declared_len = request
             .headers()
             .get(CONTENT_LENGTH)
@@ -60,12 +54,14 @@ impl UnreadBody {
         UnreadBody {
             payload: payload.take(),
             declared_len,
-            timeout,
+            timeout: limits.body_read_timeout,
+            in_flight_budget: limits.body_bytes_in_flight_per_worker,
         }
     }
 
     /// Reads the whole body: 413 when it declares or reaches more than `limit` bytes (nothing
-    /// is read for a declared excess), 408 when it has not all arrived within the read timeout.
+    /// is read for a declared excess), 408 when it has not all arrived within the read timeout,
+    /// 503 when the bodies being read on this worker would hold more than its budget.
     /// On any refusal the buffer is dropped at once and the connection ends after the answer
     /// (see [`ChunkedPayload`] for chunked bodies).
     pub fn read(self, limit: usize) -> BodyRead {
@@ -88,6 +84,8 @@ impl UnreadBody {
             declared_excess,
             deadline: tokio::time::Instant::from_std(started) + self.timeout,
             timeout: self.timeout,
+            in_flight_budget: self.in_flight_budget,
+            gathered: 0,
             yielded: false,
             timer: None,
         }
@@ -132,6 +130,52 @@ pub struct BodyRead {
     /// only for a body still missing at the second poll, counted from the first.
     yielded: bool,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// This worker's share of `server.max_body_bytes_in_flight`, and what this body holds of
+    /// it (see [`GATHERED_BYTES`]).
+    in_flight_budget: usize,
+    gathered: usize,
+}
+
+thread_local! {
+    /// The bytes held by the bodies being read on this worker in buffers of their own (a body
+    /// of more than one chunk; a body sent with its head is actix's read, bounded by it). Each
+    /// body is capped by its route's limit, but not how many are read at once: a thousand
+    /// clients sending 4 MiB each would hold 4 GB, so past the worker's share of
+    /// `server.max_body_bytes_in_flight` a body is refused (503) rather than the process
+    /// killed for memory. A worker's own count: a body is read on its request's worker only.
+    static GATHERED_BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+impl BodyRead {
+    /// Counts `chunk` against the worker's budget once it is to be gathered (a second chunk
+    /// gathers the first too).
+    fn gather(&mut self, chunk: &Bytes) -> Result<(), ApiError> {
+        if matches!(self.arrived, Arrived::Nothing) {
+            return Ok(());
+        }
+        let more = self.arrived.len() + chunk.len() - self.gathered;
+        let held = GATHERED_BYTES.get();
+        if held + more > self.in_flight_budget {
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "the server is reading other request bodies that hold {held} bytes of this worker's {}-byte share of server.max_body_bytes_in_flight; send the request again later",
+                    self.in_flight_budget
+                ),
+            ));
+        }
+        GATHERED_BYTES.set(held + more);
+        self.gathered += more;
+        Ok(())
+    }
+}
+
+impl Drop for BodyRead {
+    fn drop(&mut self) {
+        if self.gathered > 0 {
+            GATHERED_BYTES.set(GATHERED_BYTES.get() - self.gathered);
+        }
+    }
 }
 
 /// How much of a declared `Content-Length` is reserved up front. The length is the client's
@@ -203,6 +247,7 @@ impl Future for BodyRead {
             match this.payload.poll_next_unpin(cx) {
                 Poll::Ready(Some(chunk)) => {
                     let chunk = checked_chunk(chunk, this.arrived.len(), this.limit)?;
+                    this.gather(&chunk)?;
                     this.arrived.add(chunk, this.declared_len);
                 }
                 Poll::Ready(None) => {
@@ -324,12 +369,11 @@ struct SharedPayload {
     finished: bool,
 }
 
-fn body_read_timeout(request: &HttpRequest) -> Duration {
+fn limits(request: &HttpRequest) -> Limits {
     request
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered by http::app")
         .limits
-        .body_read_timeout
 }
 
 /// A JSON request body not read yet: an [`UnreadBody`] and its request, whose headers a
@@ -345,7 +389,7 @@ impl FromRequest for JsonBody {
     type Future = Ready<Result<JsonBody, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let body = UnreadBody::take(request, payload, body_read_timeout(request));
+        let body = UnreadBody::take(request, payload, limits(request));
         ready(Ok(JsonBody {
             body,
             request: request.clone(),
@@ -474,6 +518,7 @@ mod tests {
             payload: dev::Payload::Stream { payload: stream },
             declared_len: None,
             timeout: Duration::from_secs(60),
+            in_flight_budget: usize::MAX,
         }
     }
 
@@ -483,6 +528,45 @@ mod tests {
             let body = body_of(&[b"{\"par", b"ams\":", b"{}}"], waits);
             assert_eq!(&body.read(100).await.unwrap()[..], b"{\"params\":{}}");
         }
+    }
+
+    /// Bodies being read at once on a worker hold at most its budget: one that would pass it
+    /// is refused (503) and holds nothing; what a body held is given back when it is done.
+    #[actix_web::test]
+    async fn bodies_read_at_once_hold_at_most_the_workers_budget() {
+        let with_budget = |chunks, waits| {
+            let mut body = body_of(chunks, waits);
+            body.in_flight_budget = 12;
+            body.read(100)
+        };
+        // Two of three chunks arrived, the third is awaited: 8 bytes held.
+        let mut first = with_budget(&[b"aaaa", b"aaaa", b"a"], true);
+        for _ in 0..10 {
+            if GATHERED_BYTES.get() == 8 {
+                break;
+            }
+            assert!(futures_util::poll!(&mut first).is_pending());
+        }
+        assert_eq!(GATHERED_BYTES.get(), 8);
+        let refused = with_budget(&[b"bbbb", b"bbbb"], false).await.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Unavailable, "{refused}");
+        assert!(
+            refused.message.contains("server.max_body_bytes_in_flight"),
+            "{refused}"
+        );
+        // A body of one chunk is actix's read, not a buffer of its own: not counted.
+        assert_eq!(
+            &with_budget(&[b"cccccccc"], false).await.unwrap()[..],
+            b"cccccccc"
+        );
+        assert_eq!(GATHERED_BYTES.get(), 8);
+        assert_eq!(&first.await.unwrap()[..], b"aaaaaaaaa");
+        assert_eq!(GATHERED_BYTES.get(), 0);
+        assert_eq!(
+            &with_budget(&[b"bbbb", b"bbbb"], false).await.unwrap()[..],
+            b"bbbbbbbb"
+        );
+        assert_eq!(GATHERED_BYTES.get(), 0);
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a whole request body may take to arrive (then 408).
     pub body_read_timeout: std::time::Duration,
+    /// The most bytes the bodies being read on one worker may hold at once (then 503): its
+    /// share of `server.max_body_bytes_in_flight`.
+    pub body_bytes_in_flight_per_worker: usize,
     pub max_batch_size: usize,
     /// The most bytes the store may return for one GetFeatures request (Tecton's online-store
     /// size limit: past it, an error or, with `allowPartialResults`, a partial answer).

@@ -660,6 +660,60 @@ fn a_flood_of_stalled_unauthenticated_bodies_leaves_memory_bounded() {
     );
 }
 
+/// Bodies read at once hold at most `server.max_body_bytes_in_flight` (here one worker's, with
+/// room for one and a half bodies): a body that would pass it gets 503 in its family's shape
+/// and its connection closed, and once the body holding the room is done the same request is
+/// read again. A thousand clients sending 4 MiB each would otherwise hold 4 GB.
+#[test]
+fn bodies_read_at_once_hold_at_most_max_body_bytes_in_flight() {
+    const BODY: usize = 200_000;
+    let server = ServerBuilder::new()
+        .arg("--workers=1")
+        .arg(&format!("--max-body-bytes={BODY}"))
+        .arg("--max-body-bytes-in-flight=300000")
+        .start();
+    let tecton_key = format!("Tecton-key {ADMIN_KEY}");
+    let headers = authorization(&tecton_key);
+    let ingest = |sent: &[u8]| {
+        RawRequest::start(
+            &server.base_url,
+            "POST",
+            "/ingest",
+            &headers,
+            Some(BODY),
+            sent,
+        )
+    };
+    // Three quarters of a body, then a stall: it holds 150,000 bytes until it is sent whole.
+    let mut holding = ingest(&[b' '; BODY * 3 / 4]);
+    let whole = vec![b' '; BODY];
+    // Once the server has read what the stalled body sent (retried until then), a whole one
+    // does not fit beside it.
+    let refusal = (0..100)
+        .find_map(|_| {
+            let (status, body) = ingest(&whole).read_reply(Duration::from_secs(30));
+            if status == 503 {
+                return Some(body);
+            }
+            assert_eq!(status, 400, "a body of spaces is not JSON: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        })
+        .expect("a body past the room left is refused");
+    let message = error_message(Family::Ingest, 503, &refusal);
+    assert!(
+        message.contains("server.max_body_bytes_in_flight"),
+        "{message}"
+    );
+    // The stalled body, sent whole, is read (and refused for what it is, not for room).
+    holding.stream.write_all(&[b' '; BODY / 4]).unwrap();
+    let (status, body) = holding.read_reply(Duration::from_secs(30));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = ingest(&whole).read_reply(Duration::from_secs(30));
+    assert_eq!(status, 400, "the room is given back: {body}");
+    assert_eq!(server.request("GET", "/health", &[], None).status, 200);
+}
+
 #[test]
 fn an_authenticated_stalled_body_gets_408_after_the_read_timeout() {
     let (server, _dir) = start_with_body_timeout("2s");

@@ -173,7 +173,7 @@ impl FeatureCall {
     ) -> Result<(FeatureCall, UnreadBody), ApiError> {
         let repo = Repo::current(state);
         let caller = Allowed::check_on(request, state, &repo.registry, workspace)?;
-        let body = UnreadBody::take(request, payload, state.limits.body_read_timeout);
+        let body = UnreadBody::take(request, payload, state.limits);
         let call = FeatureCall {
             caller,
             repo,

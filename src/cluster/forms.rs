@@ -14,6 +14,15 @@
 //! the forms themselves in every message: every view's names and type texts on every batch, a
 //! one-row write's message several times its size. The header is 32 hex digits.
 //!
+//! An apply that moves a view's data to a new form puts a `loss-accepted-` entry for the view
+//! and the form it moved the data out of ([`loss_key`]), once it is allowed to lose data
+//! (`--allow-data-loss` where the plan said so): a node replaying the stream from its start
+//! under the new form reads the view's rows in the old one as the apply converted them (a
+//! column of another type null, a cleared view's rows left out) instead of refusing to start.
+//! Without one (files changed without an apply) such rows are refused as before. Rows a node
+//! not yet applied still writes in the old form are read so too: the loss was accepted for
+//! the form, whoever writes in it; apply every node.
+//!
 //! Mixed versions: a message of an older build names no forms; its rows are taken in the
 //! serving form, as that build did. An older build reads only `Nats-Msg-Id` of a message's
 //! headers, so it reads this build's messages as it always did: no new message kind enters
@@ -28,6 +37,7 @@ use async_nats::HeaderMap;
 
 use super::{key_value_bucket, ClusterError};
 use crate::config::ClusterSettings;
+use crate::persist::format::{encode, ViewLayoutV1, ViewRefV1};
 use crate::store::{LogForms, StoreError, WrittenLayouts};
 
 /// The header a rows message names its forms in (the id, as hex).
@@ -73,6 +83,31 @@ impl Forms {
         forms.published.store(true, Ordering::Release);
         Ok(())
     }
+}
+
+impl Forms {
+    /// Records that an apply moved each view's data out of the form given, accepting what it
+    /// lost (see the module doc).
+    pub(super) async fn accept_losses(
+        &self,
+        moved: &[(ViewRefV1, ViewLayoutV1)],
+    ) -> Result<(), StoreError> {
+        for (view, form) in moved {
+            self.bucket
+                .put(loss_key(view, form), encode(&(view, form)).into())
+                .await
+                .map_err(|e| StoreError::Log(format!("recording an apply's accepted loss: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The bucket's key saying that an apply moved `view`'s data out of `form`, accepting loss.
+fn loss_key(view: &ViewRefV1, form: &ViewLayoutV1) -> String {
+    format!(
+        "loss-accepted-{:032x}",
+        xxhash_rust::xxh3::xxh3_128(&encode(&(view, form)))
+    )
 }
 
 /// Names `forms` in a rows message's `headers`.
@@ -140,5 +175,31 @@ impl ReadForms {
             self.read.insert(id.clone(), written);
         }
         Ok(self.read.get_mut(&id).expect("inserted above"))
+    }
+
+    /// Reads `view`'s rows in the forms `message` names (in it and every later message
+    /// naming them) as an apply converted them, if one moved the view's data out of that form
+    /// accepting loss; answers whether that is new: false when no apply did, when the message
+    /// names no forms or its forms do not hold the view, or when they were read so already.
+    pub(super) async fn accept_recorded_loss(
+        &mut self,
+        message: &jetstream::Message,
+        view: &ViewRefV1,
+    ) -> Result<bool, StoreError> {
+        let written = self.of(message).await?;
+        let Some(form) = written.get(view).filter(|_| !written.loss_accepted(view)) else {
+            return Ok(false);
+        };
+        let key = loss_key(view, form);
+        let found = self
+            .forms
+            .bucket
+            .get(key.as_str())
+            .await
+            .map_err(|e| StoreError::Log(format!("reading an apply's accepted loss: {e}")))?;
+        if found.is_some() {
+            self.of(message).await?.accept_loss(view.clone());
+        }
+        Ok(found.is_some())
     }
 }

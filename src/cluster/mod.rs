@@ -41,6 +41,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterSettings;
+use crate::persist::format::{ViewLayoutV1, ViewRefV1};
 use crate::persist::snapshot::Snapshot;
 use crate::persist::SnapshotCut;
 use crate::reported::Conditions;
@@ -377,6 +378,14 @@ struct StreamLog {
 }
 
 impl RowLog for StreamLog {
+    fn accept_losses(
+        &self,
+        moved: Vec<(ViewRefV1, ViewLayoutV1)>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let forms = self.forms.clone();
+        Box::pin(async move { forms.accept_losses(&moved).await })
+    }
+
     fn append(&self, rows: Vec<RowWrite>) -> BoxFuture<'static, Result<WriteOutcome, StoreError>> {
         let mut per_partition: BTreeMap<usize, Vec<RowWrite>> = BTreeMap::new();
         for row in rows {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::forms::ReadForms;
 use super::{ClusterError, Waiter};
+use crate::persist::format::ViewRefV1;
 use crate::reported::{Condition, Conditions};
 use crate::store::{Router, StoreError, WriteOutcome};
 use crate::test_hooks::HookFile;
@@ -413,10 +414,7 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                     let _ = message.ack().await;
                     continue;
                 }
-                let outcome = match forms.of(&message).await {
-                    Ok(written) => router.apply_record(&message.payload, written).await,
-                    Err(error) => Err(error),
-                };
+                let outcome = apply_message(&router, &mut forms, &message).await;
                 if let Err(error) = &outcome {
                     if sequence <= caught_up_at && unreadable(error) {
                         if let Some(refused) = refused.take() {
@@ -471,6 +469,31 @@ pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<Str
         .as_ref()
         .and_then(|headers| headers.get(MESSAGE_ID))
         .map(|id| id.as_str().to_string())
+}
+
+/// Applies `message`'s rows, read in the forms it names. A view whose rows those forms cannot
+/// give the serving form without loss is refused, unless an apply moved the view's data out
+/// of them accepting the loss: then they are read as that apply converted it (see `forms`).
+async fn apply_message(
+    router: &Router,
+    forms: &mut ReadForms,
+    message: &async_nats::jetstream::Message,
+) -> Result<WriteOutcome, StoreError> {
+    loop {
+        let written = forms.of(message).await?;
+        match router.apply_record(&message.payload, written).await {
+            Err(StoreError::LayoutChanged(mismatch)) => {
+                let view = ViewRefV1 {
+                    workspace: mismatch.workspace.clone(),
+                    view: mismatch.view.clone(),
+                };
+                if !forms.accept_recorded_loss(message, &view).await? {
+                    return Err(StoreError::LayoutChanged(mismatch));
+                }
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// The next hold asked of a replica that takes them; never, for one that does not.

@@ -59,11 +59,21 @@ pub struct Remap {
     /// An aggregating view's tiles: new aggregate `i` keeps stored aggregate
     /// `aggregates[i]`'s partials (empty when `None`).
     pub aggregates: Option<Vec<Option<usize>>>,
+    /// The rows are left out: an apply that accepted losing data cleared the view's data in
+    /// the form they were written in (a cluster's stream, see `WrittenLayouts::accept_loss`).
+    pub dropped: bool,
 }
 
 impl Remap {
     pub fn is_identity(&self) -> bool {
-        self.columns.is_none() && self.aggregates.is_none()
+        self.columns.is_none() && self.aggregates.is_none() && !self.dropped
+    }
+
+    fn dropped() -> Remap {
+        Remap {
+            dropped: true,
+            ..Remap::default()
+        }
     }
 }
 
@@ -77,6 +87,10 @@ pub struct WrittenLayouts {
     pub(super) rows_in: RowsIn,
     /// The views whose rows were reshaped so far, so that a long journal says so once a view.
     reshaped: HashSet<ViewRefV1>,
+    /// The views whose data in these forms an apply moved to a later form accepting the loss
+    /// (`--allow-data-loss`): their rows are read as that apply read them, a column of another
+    /// type now null and a view cleared left out, rather than refused.
+    loss_accepted: HashSet<ViewRefV1>,
 }
 
 impl WrittenLayouts {
@@ -87,6 +101,7 @@ impl WrittenLayouts {
             forms: forms_of(views, layouts),
             rows_in: RowsIn::DataDirectory,
             reshaped: HashSet::new(),
+            loss_accepted: HashSet::new(),
         }
     }
 
@@ -110,6 +125,33 @@ impl WrittenLayouts {
     /// True the first time `view`'s rows are reshaped.
     pub fn first_reshape(&mut self, view: &ViewRefV1) -> bool {
         self.reshaped.insert(view.clone())
+    }
+
+    /// An apply moved `view`'s data out of these forms accepting the loss: from here on its
+    /// rows in them are read as that apply read its data.
+    pub fn accept_loss(&mut self, view: ViewRefV1) {
+        self.loss_accepted.insert(view);
+    }
+
+    pub fn loss_accepted(&self, view: &ViewRefV1) -> bool {
+        self.loss_accepted.contains(view)
+    }
+
+    /// How `view`'s rows in these forms are read in the serving form `current` (see
+    /// `remap_for`).
+    pub fn remap(
+        &self,
+        view: &ViewRefV1,
+        stored: &ViewLayoutV1,
+        current: Option<&ViewLayoutV1>,
+    ) -> Result<Remap, LayoutMismatch> {
+        remap_for(
+            view,
+            stored,
+            current,
+            self.rows_in,
+            self.loss_accepted(view),
+        )
     }
 }
 
@@ -162,58 +204,67 @@ impl std::fmt::Display for LayoutMismatch {
 }
 
 /// How data stored in form `stored` of `view` (in `rows_in`) is read in the serving form
-/// `current` (`None`: the view stores nothing now).
-pub fn remap_for(
+/// `current` (`None`: the view stores nothing now). What would lose data is refused, unless
+/// the loss was `accepted` (an apply made the same change with `--allow-data-loss`): then it
+/// is read as that apply converted it (`store::reshape`): a column of another type null, and
+/// a view the apply cleared left out.
+fn remap_for(
     view: &ViewRefV1,
     stored: &ViewLayoutV1,
     current: Option<&ViewLayoutV1>,
     rows_in: RowsIn,
+    accepted: bool,
 ) -> Result<Remap, LayoutMismatch> {
-    let refuse = |difference: String| LayoutMismatch {
-        workspace: view.workspace.clone(),
-        view: view.view.clone(),
-        difference,
-        rows_in,
+    let refuse = |difference: String| match accepted {
+        true => Ok(Remap::dropped()),
+        false => Err(LayoutMismatch {
+            workspace: view.workspace.clone(),
+            view: view.view.clone(),
+            difference,
+            rows_in,
+        }),
     };
     let Some(current) = current else {
-        return Err(refuse(
-            "it is now a realtime view, which stores nothing".into(),
-        ));
+        return refuse("it is now a realtime view, which stores nothing".into());
     };
     if stored == current {
         return Ok(Remap::default());
     }
     if stored.join_keys != current.join_keys {
-        return Err(refuse(format!(
+        return refuse(format!(
             "join keys {} then, {} now",
             fields_text(&stored.join_keys),
             fields_text(&current.join_keys)
-        )));
+        ));
     }
     let aggregates = match (&stored.aggregation, &current.aggregation) {
         (None, None) => None,
-        (Some(was), Some(is)) => aggregate_map(was, is).map_err(refuse)?,
+        (Some(was), Some(is)) => match aggregate_map(was, is) {
+            Ok(map) => map,
+            Err(difference) => return refuse(difference),
+        },
         (was, _) => {
             let kind = |aggregating: bool| match aggregating {
                 true => "aggregating",
                 false => "not aggregating",
             };
-            return Err(refuse(format!(
+            return refuse(format!(
                 "{} then, {} now",
                 kind(was.is_some()),
                 kind(was.is_none())
-            )));
+            ));
         }
     };
-    for column in &current.columns {
-        if let Some(was) = stored.columns.iter().find(|c| c.name == column.name) {
-            if was.data_type != column.data_type {
-                return Err(refuse(format!(
-                    "`{}` was {} and is {} now",
-                    column.name, was.data_type, column.data_type
-                )));
-            }
-        }
+    // A column of another type maps to none below (null), as an apply converts it.
+    let retyped = current.columns.iter().find_map(|column| {
+        let was = stored.columns.iter().find(|c| c.name == column.name)?;
+        (was.data_type != column.data_type).then_some((column, was))
+    });
+    if let (Some((column, was)), false) = (retyped, accepted) {
+        return refuse(format!(
+            "`{}` was {} and is {} now",
+            column.name, was.data_type, column.data_type
+        ));
     }
     let map: Vec<Option<usize>> = current
         .columns
@@ -229,6 +280,7 @@ pub fn remap_for(
     Ok(Remap {
         columns: (!in_place).then_some(map),
         aggregates,
+        dropped: false,
     })
 }
 
@@ -333,7 +385,14 @@ mod tests {
     fn a_removed_feature_is_mapped_out_and_the_others_keep_their_values() {
         let stored = layout(&[("credit", "int64"), ("age", "int64"), ("country", "string")]);
         let current = layout(&[("credit", "int64"), ("country", "string"), ("new", "bool")]);
-        let remap = remap_for(&view(), &stored, Some(&current), RowsIn::DataDirectory).unwrap();
+        let remap = remap_for(
+            &view(),
+            &stored,
+            Some(&current),
+            RowsIn::DataDirectory,
+            false,
+        )
+        .unwrap();
         let map = remap.columns.unwrap();
         assert_eq!(map, vec![Some(0), Some(2), None]);
         let mut row = Vec::new();
@@ -355,14 +414,25 @@ mod tests {
     #[test]
     fn the_same_form_or_an_appended_feature_needs_no_rewrite() {
         let stored = layout(&[("credit", "int64")]);
-        let same = remap_for(&view(), &stored, Some(&stored), RowsIn::DataDirectory).unwrap();
+        let same = remap_for(
+            &view(),
+            &stored,
+            Some(&stored),
+            RowsIn::DataDirectory,
+            false,
+        )
+        .unwrap();
         assert!(same.is_identity());
         let appended = layout(&[("credit", "int64"), ("new", "string")]);
-        assert!(
-            remap_for(&view(), &stored, Some(&appended), RowsIn::DataDirectory)
-                .unwrap()
-                .is_identity()
-        );
+        assert!(remap_for(
+            &view(),
+            &stored,
+            Some(&appended),
+            RowsIn::DataDirectory,
+            false
+        )
+        .unwrap()
+        .is_identity());
     }
 
     fn aggregating(interval: i64, aggregates: &[(&str, &str)]) -> ViewLayoutV1 {
@@ -389,11 +459,15 @@ mod tests {
         const HOUR: i64 = 3_600_000_000;
         let stored = aggregating(HOUR, &[("sum(amt)", "1d"), ("count(amt)", "1d")]);
         let windows = aggregating(HOUR, &[("sum(amt)", "7d"), ("count(amt)", "1d")]);
-        assert!(
-            remap_for(&view(), &stored, Some(&windows), RowsIn::DataDirectory)
-                .unwrap()
-                .is_identity()
-        );
+        assert!(remap_for(
+            &view(),
+            &stored,
+            Some(&windows),
+            RowsIn::DataDirectory,
+            false
+        )
+        .unwrap()
+        .is_identity());
         let changed = aggregating(
             HOUR,
             &[
@@ -402,7 +476,14 @@ mod tests {
                 ("mean(amt)", "1d"),
             ],
         );
-        let remap = remap_for(&view(), &stored, Some(&changed), RowsIn::DataDirectory).unwrap();
+        let remap = remap_for(
+            &view(),
+            &stored,
+            Some(&changed),
+            RowsIn::DataDirectory,
+            false,
+        )
+        .unwrap();
         assert_eq!(remap.aggregates, Some(vec![Some(1), Some(0), None]));
         assert_eq!(remap.columns, None);
 
@@ -411,6 +492,7 @@ mod tests {
             &stored,
             Some(&aggregating(2 * HOUR, &[])),
             RowsIn::DataDirectory,
+            false,
         )
         .unwrap_err();
         assert_eq!(error.difference, "aggregation interval 1h then, 2h now");
@@ -424,6 +506,7 @@ mod tests {
             &stored,
             Some(&layout(&[("credit", "int64")])),
             RowsIn::DataDirectory,
+            false,
         )
         .unwrap_err();
         let message = error.to_string();
@@ -436,7 +519,8 @@ mod tests {
 
         let mut keyed = stored.clone();
         keyed.join_keys = vec![field("user_id", "int64")];
-        let error = remap_for(&view(), &stored, Some(&keyed), RowsIn::DataDirectory).unwrap_err();
+        let error =
+            remap_for(&view(), &stored, Some(&keyed), RowsIn::DataDirectory, false).unwrap_err();
         assert!(error.difference.contains("join keys"), "{error}");
 
         let error = remap_for(
@@ -444,11 +528,37 @@ mod tests {
             &stored,
             Some(&aggregating(1, &[])),
             RowsIn::DataDirectory,
+            false,
         )
         .unwrap_err();
         assert_eq!(error.difference, "not aggregating then, aggregating now");
 
-        let error = remap_for(&view(), &stored, None, RowsIn::DataDirectory).unwrap_err();
+        let error = remap_for(&view(), &stored, None, RowsIn::DataDirectory, false).unwrap_err();
         assert!(error.difference.contains("realtime"), "{error}");
+    }
+
+    /// An apply that made the change with `--allow-data-loss` is followed by a replay of older
+    /// rows: a retyped feature reads null and the others keep their values; a view the apply
+    /// cleared (new join keys, another aggregation, turned realtime) has its rows left out.
+    #[test]
+    fn rows_in_a_form_an_apply_moved_out_of_accepting_loss_read_as_it_converted_them() {
+        let stored = layout(&[("credit", "float64"), ("country", "string")]);
+        let mut written = WrittenLayouts::in_stream(&crate::persist::format::ViewLayoutsV1 {
+            views: vec![view()],
+            layouts: vec![Some(stored.clone())],
+        });
+        let retyped = layout(&[("credit", "int64"), ("country", "string")]);
+        assert!(written.remap(&view(), &stored, Some(&retyped)).is_err());
+        written.accept_loss(view());
+        let remap = written.remap(&view(), &stored, Some(&retyped)).unwrap();
+        assert_eq!(remap.columns, Some(vec![None, Some(1)]));
+        assert!(!remap.dropped);
+
+        let mut keyed = stored.clone();
+        keyed.join_keys = vec![field("user_id", "int64")];
+        for cleared in [Some(&keyed), Some(&aggregating(1, &[])), None] {
+            let remap = written.remap(&view(), &stored, cleared).unwrap();
+            assert!(remap.dropped && !remap.is_identity(), "{cleared:?}");
+        }
     }
 }

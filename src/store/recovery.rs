@@ -16,7 +16,7 @@ use futures_util::future::{join_all, BoxFuture, FutureExt};
 
 use super::arena::{Arena, LentRecords};
 use super::key::shard_of;
-use super::layouts::{remap_for, remap_row, LayoutMismatch, Remap, WrittenLayouts};
+use super::layouts::{remap_row, LayoutMismatch, Remap, WrittenLayouts};
 use super::router::{Router, StoreError};
 use super::shard::RestoreRecords;
 use super::shard::RowWrite;
@@ -408,7 +408,8 @@ pub(super) fn view_ids_of(views: &StoreViews, names: &[ViewRefV1]) -> Vec<Option
 }
 
 /// `row` as a write in its view's serving form (`ids` and `remaps`, index = the row's view
-/// index, from `view_ids_of` and `remaps_of`); `None` for a view the repository no longer has.
+/// index, from `view_ids_of` and `remaps_of`); `None` for a view the repository no longer has,
+/// or whose rows in this form an accepted apply cleared.
 pub(super) fn serving_write(
     current: &StoreViews,
     ids: &[Option<u32>],
@@ -418,12 +419,16 @@ pub(super) fn serving_write(
     let Some(view) = ids.get(row.view as usize).copied().flatten() else {
         return Ok(None);
     };
+    let remap = &remaps[row.view as usize];
+    if remap.dropped {
+        return Ok(None);
+    }
     Ok(Some(RowWrite {
         view,
         layout: current.layout(view).expect("an id the views table gave"),
         key: row.key,
         event_time: row.event_time,
-        payload: match &remaps[row.view as usize].columns {
+        payload: match &remap.columns {
             Some(map) => remap_row(&row.payload, map).map_err(invalid_data)?,
             None => row.payload,
         },
@@ -447,7 +452,7 @@ pub(super) fn remaps_of(
         .iter()
         .zip(ids)
         .map(|(name, id)| match (id, written.get(name)) {
-            (Some(id), Some(stored)) => remap_for(name, stored, views.form(*id), written.rows_in),
+            (Some(id), Some(stored)) => written.remap(name, stored, views.form(*id)),
             _ => Ok(Remap::default()),
         })
         .collect();

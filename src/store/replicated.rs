@@ -14,15 +14,24 @@ use futures_util::future::BoxFuture;
 use super::layouts::WrittenLayouts;
 use super::recovery::{note_reshapes, remaps_of, serving_write, view_ids_of, views_holding};
 use super::router::{Router, StoreError};
-use super::shard::{RowWrite, WriteOutcome};
+use super::shard::{RowWrite, ViewReshape, WriteOutcome};
 use super::writer::journal_record;
-use crate::persist::format::{decode, encode, RowsV1, ViewLayoutsV1};
+use crate::persist::format::{decode, encode, RowsV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
+use crate::registry::ViewId;
 
 /// Where accepted rows go in cluster mode; the log applies them (on every node) itself.
 pub trait RowLog: Send + Sync {
     /// Resolves once the rows are durably in the log and applied on this node, with what
     /// applying them did.
     fn append(&self, rows: Vec<RowWrite>) -> BoxFuture<'static, Result<WriteOutcome, StoreError>>;
+    /// Records that an apply moved each view's data out of the form given, accepting what
+    /// it lost, so that a node reading the view's rows in that form (a replay from the
+    /// stream's start) reads them as the apply did rather than refuse them. Resolves once the
+    /// log holds it.
+    fn accept_losses(
+        &self,
+        moved: Vec<(ViewRefV1, ViewLayoutV1)>,
+    ) -> BoxFuture<'static, Result<(), StoreError>>;
 }
 
 /// A views table's stored forms as a log names them: the journal's layouts record (without
@@ -65,6 +74,30 @@ impl Router {
     pub fn with_log(mut self, log: Arc<dyn RowLog>) -> Router {
         self.log = Some(log);
         self
+    }
+
+    /// In cluster mode, records in the log that an apply's `reshapes` (allowed to lose data)
+    /// move these views' data out of the forms it is stored in now (`RowLog::accept_losses`):
+    /// before the apply reshapes, so that no node replaying the stream after it misses it.
+    /// Nothing to do without a log or a reshape.
+    pub async fn accept_losses(
+        &self,
+        reshapes: &[(ViewId, ViewReshape)],
+    ) -> Result<(), StoreError> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        let moved: Vec<_> = {
+            let views = self.views.load();
+            reshapes
+                .iter()
+                .filter_map(|(id, _)| Some((views.name(*id)?.clone(), views.form(*id)?.clone())))
+                .collect()
+        };
+        if moved.is_empty() {
+            return Ok(());
+        }
+        log.accept_losses(moved).await
     }
 
     /// Rows as one record of the log (the journal's versioned format: views named, not

@@ -779,6 +779,56 @@ fn a_node_stalls_at_a_message_it_cannot_read_until_its_files_are_brought_in_line
     assert_eq!(ready.status, 200, "{}", ready.body);
 }
 
+/// After `quiver apply --allow-data-loss` changed a feature's type (its stored values lost),
+/// a node replaying the stream from its start under the new files reads the rows written
+/// before as the apply converted them (that feature null, the others kept) rather than refuse
+/// to start; later rows and other views' rows are read as ever. (Files changed without an
+/// apply are still refused: `rows_replayed_from_the_stream_are_read_in_the_form_they_were_written_in`.)
+#[test]
+fn a_replay_reads_older_rows_as_an_apply_that_accepted_data_loss_converted_them() {
+    let Some((nats, _dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let repository = super::registry::broken_config("features/prod/views.toml", "", "");
+    let config = repository.path().join("config.toml");
+    let n1 = node_builder(&nats, "n1").config(&config).start();
+    load_profile(&n1, "u_old", "700");
+    ingest(&n1, "kept", 1.5);
+
+    let views = repository.path().join("features/prod/views.toml");
+    let original = std::fs::read_to_string(&views).unwrap();
+    let float64 = ACCOUNT_AGE_DAYS.replace("int64", "float64");
+    std::fs::write(&views, original.replace(ACCOUNT_AGE_DAYS, &float64)).unwrap();
+    let applied = super::plan::quiver("apply", &n1, &config, &["--yes", "--allow-data-loss"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    load_profile(&n1, "u_new", "640");
+    let converted = profile(&n1, "u_old");
+    let age = |features: &[(String, Json)]| {
+        let age = features
+            .iter()
+            .find(|(name, _)| name.ends_with(".account_age_days"));
+        age.expect("account_age_days is served").1.clone()
+    };
+    assert_eq!(age(&converted), Json::Null, "{converted:?}");
+    assert!(converted.contains(&("user_profile.credit_score".into(), json!("700"))));
+    let written_after = profile(&n1, "u_new");
+    assert_eq!(age(&written_after), json!(11.0), "{written_after:?}");
+
+    let n2 = node_builder(&nats, "n2").config(&config).start();
+    assert_eq!(profile(&n2, "u_old"), converted);
+    wait_for_answer(&n2, "u_new", &written_after, profile);
+    wait_for_amount(&n2, "kept", &json!(1.5));
+    // So does the node that applied, started again (in memory, it replays the stream too).
+    drop(n1);
+    let n1 = node_builder(&nats, "n1").config(&config).start();
+    assert_eq!(profile(&n1, "u_old"), converted);
+    wait_for_answer(&n1, "u_new", &written_after, profile);
+}
+
 /// A caught-up node whose consumer ends (NATS restarted, the consumer deleted, a network
 /// error; the test hook ends it) says so (`/readyz` 503, `/health` degraded, naming the
 /// consumer) rather than serve stale rows as ready, and opens it again after the last message

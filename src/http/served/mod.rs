@@ -185,6 +185,7 @@ impl ServedRepository {
             workspaces: request.workspaces,
         };
         let reshapes = plan_reshapes(&served.registry, &registry);
+        router.accept_losses(&reshapes).await?;
         let undo = router
             .reshape(&registry, reshapes, &applied.to_stored())
             .await?;

@@ -120,6 +120,9 @@ pub struct Arena {
     lent: usize,
     /// Records below `lent` released since their loan began: flagged when it ends.
     released_in_loan: HashSet<usize>,
+    /// Test builds: growth fails while this is set (`store::shard::faults`).
+    #[cfg(test)]
+    growth_fails: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Arena {
@@ -131,6 +134,8 @@ impl Arena {
             live_rows: 0,
             lent: 0,
             released_in_loan: HashSet::new(),
+            #[cfg(test)]
+            growth_fails: Arc::default(),
         })
     }
 
@@ -147,10 +152,7 @@ impl Arena {
     /// Appends `record`, growing the arena if needed; answers where it starts.
     pub fn append(&mut self, record: &RowRecordV2) -> io::Result<usize> {
         let len = record.len();
-        if self.used + len > self.map.len() {
-            let wanted = (self.used + len).max(self.map.len() * 2);
-            self.remap(wanted)?;
-        }
+        self.reserve(len)?;
         let start = self.used;
         let payload_start = start + ROW_RECORD_HEADER_LEN;
         let key_start = payload_start + record.payload.len();
@@ -160,6 +162,16 @@ impl Arena {
         self.used += len;
         self.live_rows += 1;
         Ok(start)
+    }
+
+    /// Makes room for `additional` more bytes of records, growing once as `append` would: the
+    /// appends of that many bytes after it cannot fail. A step that must change nothing unless
+    /// it succeeds (an apply's reshape) reserves before its first change.
+    pub fn reserve(&mut self, additional: usize) -> io::Result<()> {
+        if self.used + additional > self.map.len() {
+            self.remap((self.used + additional).max(self.map.len() * 2))?;
+        }
+        Ok(())
     }
 
     /// The record starting at byte `at`, which must be a record boundary below `used_len`.
@@ -300,6 +312,10 @@ impl Arena {
     /// Moves the records to a fresh mapping of `capacity` bytes, at the same offsets. A loan
     /// keeps the old mapping.
     fn remap(&mut self, capacity: usize) -> io::Result<()> {
+        #[cfg(test)]
+        if self.growth_fails.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(12));
+        }
         let fresh = Mapping::new(capacity)?;
         // SAFETY: `fresh` is not shared yet.
         unsafe { fresh.write(0, self.records()) };
@@ -332,6 +348,12 @@ impl Arena {
     /// Bytes mapped, bytes written, bytes dead.
     pub fn usage(&self) -> (usize, usize, usize) {
         (self.map.len(), self.used, self.dead)
+    }
+
+    /// Test builds: from now on growth fails (out of memory) while `fails` is set.
+    #[cfg(test)]
+    pub fn inject_growth_faults(&mut self, fails: Arc<std::sync::atomic::AtomicBool>) {
+        self.growth_fails = fails;
     }
 }
 

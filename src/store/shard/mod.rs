@@ -22,6 +22,8 @@
 
 mod drop;
 mod export;
+#[cfg(test)]
+mod faults;
 mod index;
 mod one_shot_xxh3;
 mod read;

@@ -6,9 +6,14 @@
 //! `RetireLayouts` drops the old layouts' rows and tiles and a removed view's, and gives their
 //! memory back at once (the arena compacted, the maps shrunk).
 //!
-//! `RevertReshape` undoes a reshape not yet retired (an apply whose snapshot failed must leave
-//! nothing of itself served): the old table comes back, the rows and tiles the reshape made go,
-//! and the old layouts' rows, released at the reshape, are written again as live records.
+//! `RevertReshape` undoes a reshape not yet retired (an apply whose snapshot failed, or whose
+//! reshape failed in another shard, must leave nothing of itself served): the old table comes
+//! back, the rows and tiles the reshape made go, and the old layouts' rows, released at the
+//! reshape, are written again as live records.
+//!
+//! Both change nothing unless they succeed: the records they will write are gathered first and
+//! the arena's room for all of them reserved (`Arena::reserve`, the one step that can fail:
+//! growth may find no memory) before the first change.
 //!
 //! The old layouts' arena records are flagged superseded at the reshape, as an overwrite does:
 //! a snapshot taken after the apply holds the current layouts' records only, and an export
@@ -30,6 +35,7 @@ use crate::store::key::OwnedKey;
 use crate::store::layouts::remap_row;
 use crate::store::tiles::TileSet;
 use crate::store::views::StoreViews;
+use crate::time::Micros;
 
 /// What an apply does to one view's stored data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +85,9 @@ impl Handler<RetireLayouts> for ShardActor {
 
 /// Undo the last reshape (before `RetireLayouts`): back to the views table it replaced.
 pub struct RevertReshape {
+    /// The table the reshape taken back moved to: a shard that holds another (its own reshape
+    /// failed, and its data is as it was) has nothing to take back.
+    pub reshaped: Arc<StoreViews>,
     pub done: oneshot::Sender<io::Result<()>>,
 }
 
@@ -90,12 +99,54 @@ impl Handler<RevertReshape> for ShardActor {
     type Result = ();
 
     fn handle(&mut self, msg: RevertReshape, _: &mut Self::Context) {
-        let reverted = self.partition.write().revert_reshape();
+        let reverted = self.partition.write().revert_reshape(&msg.reshaped);
         let _ = msg.done.send(reverted);
     }
 }
 
+/// A record a reshape or its undo writes again, under `layout`: copied out of the arena, which
+/// is appended to meanwhile.
+struct RecordCopy {
+    view: ViewId,
+    layout: Layout,
+    key: Vec<u8>,
+    event_time: Micros,
+    payload: Vec<u8>,
+}
+
+impl RecordCopy {
+    fn record(&self) -> RowRecordV2<'_> {
+        RowRecordV2 {
+            view: self.view,
+            flags: 0,
+            event_time: self.event_time,
+            payload: &self.payload,
+            key: &self.key,
+        }
+    }
+}
+
 impl Partition {
+    /// Makes the arena's room for `copies` (growing it at most once) before a reshape or its
+    /// undo changes anything: growth is what can fail, and `write_copies` then does not.
+    fn reserve_for(&mut self, copies: &[RecordCopy]) -> io::Result<()> {
+        let bytes = copies.iter().map(|copy| copy.record().len()).sum();
+        self.arena.reserve(bytes)
+    }
+
+    /// Appends `copies` (their room reserved) and points their keys at them.
+    fn write_copies(&mut self, copies: Vec<RecordCopy>) -> io::Result<()> {
+        for copy in copies {
+            let record = self.arena.append(&copy.record())?;
+            self.index
+                .insert(&self.arena, copy.view, copy.layout, &copy.key, record);
+        }
+        Ok(())
+    }
+
+    /// Copies the data of every view whose layout `views` changes to its new layout and takes
+    /// `views`, keeping the old table as `retiring` (see the module doc). Fails (a stored row
+    /// that does not fit its new form, or no memory for the copies) before it changes anything.
     fn reshape(
         &mut self,
         views: Arc<StoreViews>,
@@ -126,13 +177,13 @@ impl Partition {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
                 _ => record.payload.to_vec(),
             };
-            rows.push((
-                record.view,
-                new_layout,
-                record.key.to_vec(),
-                record.event_time,
+            rows.push(RecordCopy {
+                view: record.view,
+                layout: new_layout,
+                key: record.key.to_vec(),
+                event_time: record.event_time,
                 payload,
-            ));
+            });
         }
         let mut tiles: Vec<(OwnedKey, TileSet)> = Vec::new();
         for (key, tile_set) in &self.tiles {
@@ -150,16 +201,8 @@ impl Partition {
             }
             tiles.push((tile_key(view, new_layout, &key[KEY_PREFIX..]), tile_set));
         }
-        for (view, layout, key, event_time, payload) in rows {
-            let record = self.arena.append(&RowRecordV2 {
-                view,
-                flags: 0,
-                event_time,
-                payload: &payload,
-                key: &key,
-            })?;
-            self.index.insert(&self.arena, view, layout, &key, record);
-        }
+        self.reserve_for(&rows)?;
+        self.write_copies(rows)?;
         for (layout, start) in self.index.iter() {
             let view = self.arena.record_at(start).view;
             if views.layout(view) != Some(layout) {
@@ -174,18 +217,20 @@ impl Partition {
         Ok(())
     }
 
-    /// Takes back the views table the last reshape replaced: the keys of the layouts it made
-    /// are dropped (their records released), and the keys of the layouts it replaced point at
-    /// fresh copies of their records (released at the reshape, and a loan taken since reads them
-    /// as superseded: they are not made live again in place). Nothing to do without a reshape
-    /// still retiring.
-    fn revert_reshape(&mut self) -> io::Result<()> {
-        let Some(before) = self.retiring.take() else {
-            return Ok(());
+    /// Takes back the views table the last reshape replaced (to `reshaped`): the keys of the
+    /// layouts it made are dropped (their records released), and the keys of the layouts it
+    /// replaced point at fresh copies of their records (released at the reshape, and a loan taken
+    /// since reads them as superseded: they are not made live again in place). Nothing to do
+    /// without that reshape still retiring. Fails (no memory for the copies) before it changes
+    /// anything.
+    fn revert_reshape(&mut self, reshaped: &Arc<StoreViews>) -> io::Result<()> {
+        let before = match &self.retiring {
+            Some(before) if Arc::ptr_eq(&self.views, reshaped) => Arc::clone(before),
+            _ => return Ok(()),
         };
-        let after = std::mem::replace(&mut self.views, before);
+        let after = Arc::clone(&self.views);
         let made = |view: ViewId, layout: Layout| {
-            after.layout(view) == Some(layout) && self.views.layout(view) != Some(layout)
+            after.layout(view) == Some(layout) && before.layout(view) != Some(layout)
         };
         let mut dropped = Vec::new();
         let mut revived = Vec::new();
@@ -193,34 +238,28 @@ impl Partition {
             let record = self.arena.record_at(start);
             if made(record.view, layout) {
                 dropped.push(start);
-            } else if self.is_current(record.view, layout)
+            } else if before.layout(record.view) == Some(layout)
                 && after.layout(record.view) != Some(layout)
             {
-                revived.push((
-                    record.view,
+                revived.push(RecordCopy {
+                    view: record.view,
                     layout,
-                    record.key.to_vec(),
-                    record.event_time,
-                    record.payload.to_vec(),
-                ));
+                    key: record.key.to_vec(),
+                    event_time: record.event_time,
+                    payload: record.payload.to_vec(),
+                });
             }
         }
+        self.reserve_for(&revived)?;
+        self.views = Arc::clone(&before);
+        self.retiring = None;
         for start in dropped {
             self.arena.release(self.arena.stored_at(start));
         }
         let arena = &self.arena;
         self.index
             .retain(|layout, start| !made(arena.record_at(start).view, layout));
-        for (view, layout, key, event_time, payload) in revived {
-            let record = self.arena.append(&RowRecordV2 {
-                view,
-                flags: 0,
-                event_time,
-                payload: &payload,
-                key: &key,
-            })?;
-            self.index.insert(&self.arena, view, layout, &key, record);
-        }
+        self.write_copies(revived)?;
         self.tiles.retain(|key, _| {
             let (view, layout) = view_of_key(key);
             !made(view, layout)
@@ -252,5 +291,206 @@ impl Partition {
         }
         self.retiring = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::registry::value::Value;
+    use crate::registry::{build_registry, Registry, WorkspaceFiles};
+    use crate::store::plan_reshapes;
+    use crate::store::row::{decode_row, encode_row};
+    use crate::store::shard::RowWrite;
+
+    /// `profile` (a row view) and `spend` (an aggregating one); `more` adds a first column to
+    /// the one and a second aggregate to the other, so that both are copied to new layouts.
+    fn registry(more: bool, previous: Option<&Registry>) -> Registry {
+        let (column, aggregate) = match more {
+            true => (
+                r#"{ name = "score", type = "int64" }, "#,
+                r#", { column = "amt", function = "count", window = "1d" }"#,
+            ),
+            false => ("", ""),
+        };
+        let text = format!(
+            r#"
+[[entity]]
+name = "user"
+join_keys = [{{ name = "user_id", type = "string" }}]
+
+[[push_source]]
+name = "events"
+schema = [{{ name = "user_id", type = "string" }}, {{ name = "amt", type = "float64" }}, {{ name = "ts", type = "timestamp" }}]
+
+[[batch_feature_view]]
+name = "profile"
+entities = ["user"]
+timestamp_field = "ts"
+features = [{column}{{ name = "age", type = "int64" }}, {{ name = "city", type = "string" }}]
+
+[[stream_feature_view]]
+name = "spend"
+entities = ["user"]
+source = "events"
+timestamp_field = "ts"
+aggregation_interval = "1h"
+aggregations = [{{ column = "amt", function = "sum", window = "1d" }}{aggregate}]
+"#
+        );
+        let files = WorkspaceFiles::new("ws".into(), true, [("repo.toml".into(), text)]);
+        build_registry(&[files], previous).unwrap()
+    }
+
+    /// Everything a reshape or its undo changes, to compare: the tables held, each key's
+    /// record, the tiles, the arena's bytes and counts, the console's counts.
+    #[derive(Debug, PartialEq)]
+    struct State {
+        views: *const StoreViews,
+        retiring: Option<*const StoreViews>,
+        keys: Vec<(Layout, usize)>,
+        tiles: Vec<(Vec<u8>, TileSet)>,
+        arena: Vec<u8>,
+        arena_usage: (usize, usize, usize),
+        view_usage: ViewUsages,
+    }
+
+    fn state(partition: &Partition) -> State {
+        let mut keys: Vec<_> = partition.index.iter().collect();
+        keys.sort_unstable();
+        let mut tiles: Vec<_> = (partition.tiles.iter())
+            .map(|(key, tiles)| (key.as_bytes().to_vec(), tiles.clone()))
+            .collect();
+        tiles.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        State {
+            views: Arc::as_ptr(&partition.views),
+            retiring: partition.retiring.as_ref().map(Arc::as_ptr),
+            keys,
+            tiles,
+            arena: partition.arena.records().to_vec(),
+            arena_usage: partition.arena.usage(),
+            view_usage: partition.view_usage.clone(),
+        }
+    }
+
+    /// The rows `partition` holds under `view`'s `layout`, by key.
+    fn rows(partition: &Partition, view: ViewId, layout: Layout) -> BTreeMap<Vec<u8>, Vec<Value>> {
+        (partition.index.iter())
+            .filter(|(at_layout, _)| *at_layout == layout)
+            .map(|(_, start)| partition.arena.record_at(start))
+            .filter(|record| record.view == view)
+            .map(|record| (record.key.to_vec(), decode_row(record.payload).unwrap()))
+            .collect()
+    }
+
+    /// A reshape whose copies find no memory (the arena cannot grow, part-way through them)
+    /// leaves the partition exactly as it was, and the same reshape works once it can grow; so
+    /// does its undo.
+    #[test]
+    fn a_reshape_or_undo_that_cannot_grow_the_arena_changes_nothing() {
+        const KEYS: usize = 60;
+        let before = registry(false, None);
+        let after = registry(true, Some(&before));
+        let [profile, spend] = ["profile", "spend"].map(|name| {
+            let (old, new) = (
+                before.view_by_name("ws", name).unwrap(),
+                after.view_by_name("ws", name).unwrap(),
+            );
+            assert_ne!(old.layout, new.layout, "{name} moves");
+            (old.id, old.layout, new.layout)
+        });
+        let reshapes = plan_reshapes(&before, &after);
+        let views_before = Arc::new(StoreViews::of(&before));
+        let views_after = Arc::new(views_before.reshaped(&after, |_| false));
+        let (mut shard, partition) = ShardActor::new(4096, Arc::clone(&views_before)).unwrap();
+        let row = |view: (ViewId, Layout, Layout), key: usize, values: &[Value]| {
+            let mut payload = Vec::new();
+            encode_row(values, &mut payload);
+            RowWrite {
+                view: view.0,
+                layout: view.1,
+                key: format!("user-{key}").into_bytes(),
+                event_time: 1,
+                payload,
+            }
+        };
+        let city = Value::String("Oslo".into());
+        let writes = (0..KEYS).flat_map(|key| {
+            [
+                row(profile, key, &[Value::Int64(key as i64), city.clone()]),
+                row(spend, key, &[Value::Float64(2.5)]),
+            ]
+        });
+        shard.apply(writes.collect()).unwrap();
+        let fails = Arc::new(AtomicBool::new(true));
+        let mut partition = partition.write();
+        partition.arena.inject_growth_faults(Arc::clone(&fails));
+        let (mapped, used, _) = partition.arena.usage();
+        assert!(
+            used < mapped && used * 2 > mapped,
+            "the copies fit part-way: {used} of {mapped}"
+        );
+
+        let as_before = state(&partition);
+        let refused = partition.reshape(Arc::clone(&views_after), &reshapes);
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(12));
+        assert!(
+            state(&partition) == as_before,
+            "a failed reshape changed the partition"
+        );
+        // Its undo (from another shard's failure) finds nothing to take back.
+        partition.revert_reshape(&views_after).unwrap();
+        assert!(
+            state(&partition) == as_before,
+            "an undo of nothing changed the partition"
+        );
+
+        fails.store(false, Ordering::Relaxed);
+        partition
+            .reshape(Arc::clone(&views_after), &reshapes)
+            .unwrap();
+        let moved: BTreeMap<_, _> = (0..KEYS)
+            .map(|key| {
+                let values = vec![Value::Null, Value::Int64(key as i64), city.clone()];
+                (format!("user-{key}").into_bytes(), values)
+            })
+            .collect();
+        assert_eq!(rows(&partition, profile.0, profile.2), moved);
+        let new_tiles = (partition.tiles.keys())
+            .filter(|key| view_of_key(key) == (spend.0, spend.2))
+            .count();
+        assert_eq!(new_tiles, KEYS);
+        assert!(Arc::ptr_eq(&partition.views, &views_after));
+
+        // The undo's copies of the old rows need growth again.
+        fails.store(true, Ordering::Relaxed);
+        let (mapped, used, _) = partition.arena.usage();
+        assert!(
+            used * 3 > mapped * 2,
+            "the undo's copies do not fit: {used} of {mapped}"
+        );
+        let reshaped = state(&partition);
+        let refused = partition.revert_reshape(&views_after);
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(12));
+        assert!(
+            state(&partition) == reshaped,
+            "a failed undo changed the partition"
+        );
+
+        fails.store(false, Ordering::Relaxed);
+        let old_rows = rows(&partition, profile.0, profile.1);
+        partition.revert_reshape(&views_after).unwrap();
+        assert!(Arc::ptr_eq(&partition.views, &views_before));
+        assert!(partition.retiring.is_none());
+        assert_eq!(rows(&partition, profile.0, profile.1), old_rows);
+        assert!(rows(&partition, profile.0, profile.2).is_empty());
+        assert_eq!(partition.view_usage, as_before.view_usage);
+        assert!(
+            state(&partition).tiles == as_before.tiles,
+            "the tiles as they were"
+        );
     }
 }

@@ -51,7 +51,7 @@ pub struct ViewUsage {
 }
 
 /// Index = view id: what the shard holds of each view, kept by the shard actor as it writes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ViewUsages(Vec<ViewUsage>);
 
 impl ViewUsages {

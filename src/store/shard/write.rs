@@ -75,7 +75,7 @@ fn touch_ahead(partition: &super::Partition, rows: &[RowWrite]) {
 
 impl ShardActor {
     /// Applies one batch under the write lock: readers see all of it or none of it.
-    fn apply(&mut self, rows: Vec<RowWrite>) -> std::io::Result<WriteOutcome> {
+    pub(super) fn apply(&mut self, rows: Vec<RowWrite>) -> std::io::Result<WriteOutcome> {
         let mut outcome = WriteOutcome::default();
         let mut partition = self.partition.write();
         let partition = &mut *partition;

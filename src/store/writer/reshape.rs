@@ -1,7 +1,8 @@
 //! `Reshape`: an apply's new views table and what it does to stored data, sent to every shard
 //! behind the writes journaled before it, so each shard reshapes exactly the rows written under
 //! the old repository; writes made for the old layouts are refused from here on. `Revert`
-//! undoes it the same way: behind every write sent before it. Both are journaled where they
+//! undoes it the same way: behind every write sent before it, in each shard that took it (one
+//! whose reshape failed changed nothing). Both are journaled where they
 //! happen (`ApplyRecordV1`), so that a replay from a snapshot older than the apply's makes the
 //! apply (or skips an undone one) at the same point of the rows.
 
@@ -66,7 +67,7 @@ impl Handler<Revert> for WriterActor {
     type Result = MessageResult<Revert>;
 
     fn handle(&mut self, msg: Revert, _: &mut Self::Context) -> Self::Result {
-        self.views = msg.views;
+        let reshaped = std::mem::replace(&mut self.views, msg.views);
         self.layouts_journaled = false;
         // Going back cannot be refused; unjournaled, the undo is journaled before anything
         // else is (or that is refused), and the apply's answer says so.
@@ -75,7 +76,10 @@ impl Handler<Revert> for WriterActor {
         if let Some(error) = &unjournaled {
             tracing::error!(%error, "could not journal an apply's undo; it is journaled before anything else");
         }
-        let reverted = self.to_every_shard(|done| RevertReshape { done });
+        let reverted = self.to_every_shard(|done| RevertReshape {
+            reshaped: Arc::clone(&reshaped),
+            done,
+        });
         MessageResult((reverted, unjournaled))
     }
 }

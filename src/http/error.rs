@@ -284,9 +284,7 @@ impl From<ApplyError> for ApiError {
             ApplyError::Store(store) => return store.into(),
             ApplyError::Invalid(_) | ApplyError::IngestToken(_) => ErrorKind::InvalidArgument,
             ApplyError::StalePlan { .. } | ApplyError::DataLoss(_) => ErrorKind::FailedPrecondition,
-            ApplyError::NotPersisted(_) | ApplyError::UndoNotJournaled { .. } => {
-                ErrorKind::Internal
-            }
+            ApplyError::NotApplied(_) | ApplyError::UndoNotJournaled { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

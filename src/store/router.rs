@@ -51,6 +51,16 @@ pub enum StoreError {
     /// directory fsync). Serving it would make the apply its client was told failed.
     #[error("the snapshot loaded holds an apply that the rows journal says was taken back (its snapshot was reported failed; the file survived a crash); refusing to serve it. Move that snapshot out of the snapshot directory: the start then loads the one before it, which the journal reaches back to, and the apply stays undone")]
     UndoneApplySnapshot,
+    /// An apply's reshape failed in shard `shard` (its arena could not grow for the copies, or a
+    /// stored row did not fit its new form) and [`Router::reshape`] took it back in the writer
+    /// and every shard. `unjournaled`: the journal's refusal of the record of that undo, if it
+    /// refused it (it is made all the same, and journaled before anything else is).
+    #[error("shard {shard} could not reshape its data ({error}); the reshape was taken back")]
+    ReshapeTakenBack {
+        shard: usize,
+        error: std::io::Error,
+        unjournaled: Option<JournalError>,
+    },
     /// Recovery, or a cluster's stream: stored rows were written in a form of their view that
     /// the serving one cannot take.
     #[error(transparent)]
@@ -172,7 +182,9 @@ impl Router {
     /// of the old layouts go on until [`Router::retire_layouts`]. Returns once every shard has
     /// done so. With a journal attached, `applied` (the repository `after` was built from) is
     /// journaled there first (a failure refuses the reshape, nothing changed), so that a replay
-    /// makes the apply again at that point of the rows.
+    /// makes the apply again at that point of the rows. A shard that fails its part changes
+    /// nothing; the others' are then taken back as [`Router::undo_reshape`] does (journaled
+    /// too), and the answer is [`StoreError::ReshapeTakenBack`]: the store is as it was.
     ///
     /// Answers what [`Router::undo_reshape`] needs to take it back, until `retire_layouts`.
     pub async fn reshape(
@@ -197,11 +209,27 @@ impl Router {
             })
             .await
             .map_err(|_| StoreError::WriterGone)??;
+        // Every shard's answer, the first failure kept: the undo then goes to every shard (those
+        // that reshaped take it back; a failed one changed nothing).
+        let mut failed = None;
         for (shard, done) in reshaped.into_iter().enumerate() {
-            done.await.map_err(|_| StoreError::ShardGone(shard))??;
+            let answer = done
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the shard stopped")));
+            if let (Err(error), None) = (answer, &failed) {
+                failed = Some((shard, error));
+            }
         }
-        self.views.store(views);
-        Ok(ReshapeUndo(before))
+        let Some((shard, error)) = failed else {
+            self.views.store(views);
+            return Ok(ReshapeUndo(before));
+        };
+        let unjournaled = self.undo_reshape(ReshapeUndo(before)).await?;
+        Err(StoreError::ReshapeTakenBack {
+            shard,
+            error,
+            unjournaled,
+        })
     }
 
     /// Takes back the last reshape (not yet retired): the views table it replaced is the

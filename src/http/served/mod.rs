@@ -13,7 +13,8 @@
 //! already sent), write the snapshot that keeps the result (with a data directory), swap, wait
 //! until the requests begun before are done, then have the store drop the old layouts. If that
 //! snapshot fails, the apply undoes itself before the swap (the store's reshape taken back, the
-//! applied repository the previous one): what is served is always what a restart recovers.
+//! applied repository the previous one), and so does a reshape that fails in a shard (the store
+//! takes it back itself): what is served is always what a restart recovers.
 //! Requests in flight finish on the old repository (they read its layouts); only a write to a
 //! view whose stored form changed, made for the old form, is refused with 503 (to retry) once
 //! the store has moved on.
@@ -107,13 +108,39 @@ pub enum ApplyError {
     IngestToken(#[from] IngestError),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("the repository was not applied: the snapshot that would keep it failed ({0}); the previous repository is still served, with its data as it was: fix the cause and apply again")]
-    NotPersisted(PersistError),
-    #[error("the repository was not applied: the snapshot that would keep it failed ({snapshot}); the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot, and a restart before then (a crash, or a shutdown while the disk still refuses it) would make this apply again. Fix the cause (the disk), then apply again or restart")]
+    /// The apply failed part-way and took itself back (or failed before it changed anything).
+    #[error("the repository was not applied: {0}; the previous repository is still served, with its data as it was: fix the cause and apply again")]
+    NotApplied(ApplyFailure),
+    /// The same, but the rows journal refused the record of the undo (the store is as it was).
+    #[error("the repository was not applied: {failed}; the previous repository is served again, but the journal refused the record of that undo ({journal}): it is journaled before the next write, apply or snapshot, and a restart before then (a crash, or a shutdown while the disk still refuses it) would make this apply again. Fix the cause (and the journal's disk), then apply again or restart")]
     UndoNotJournaled {
-        snapshot: PersistError,
+        failed: ApplyFailure,
         journal: JournalError,
     },
+}
+
+/// The step that failed a valid apply: nothing of it is left (see [`ApplyError::NotApplied`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyFailure {
+    /// A shard could not reshape its data (see `StoreError::ReshapeTakenBack`).
+    #[error("shard {shard} could not reshape its data ({error})")]
+    Reshape { shard: usize, error: std::io::Error },
+    #[error("the snapshot that would keep it failed ({0})")]
+    Snapshot(PersistError),
+}
+
+impl ApplyFailure {
+    /// The apply's answer, now that the store is taken back: `unjournaled` is the journal's
+    /// refusal of the undo's record, if it refused it.
+    fn answer(self, unjournaled: Option<JournalError>) -> ApplyError {
+        match unjournaled {
+            None => ApplyError::NotApplied(self),
+            Some(journal) => ApplyError::UndoNotJournaled {
+                failed: self,
+                journal,
+            },
+        }
+    }
 }
 
 impl ServedRepository {
@@ -176,7 +203,7 @@ impl ServedRepository {
                 snapshotter
                     .begin_when_free()
                     .await
-                    .map_err(ApplyError::NotPersisted)?,
+                    .map_err(|error| ApplyError::NotApplied(ApplyFailure::Snapshot(error)))?,
             ),
             None => None,
         };
@@ -186,22 +213,27 @@ impl ServedRepository {
         };
         let reshapes = plan_reshapes(&served.registry, &registry);
         router.accept_losses(&reshapes).await?;
-        let undo = router
+        let undo = match router
             .reshape(&registry, reshapes, &applied.to_stored())
-            .await?;
+            .await
+        {
+            Ok(undo) => undo,
+            // A shard failed its part: the store took the others' back already.
+            Err(StoreError::ReshapeTakenBack {
+                shard,
+                error,
+                unjournaled,
+            }) => return Err(ApplyFailure::Reshape { shard, error }.answer(unjournaled)),
+            Err(refused) => return Err(refused.into()),
+        };
         let applied_before = self.applied.swap(Some(Arc::new(applied)));
         if let Some(pending) = snapshot {
             if let Err(error) = pending.finish().await {
                 // Served, the new repository would take writes a restart loses or misreads:
                 // nothing of the apply stays.
                 self.applied.store(applied_before);
-                return Err(match router.undo_reshape(undo).await? {
-                    None => ApplyError::NotPersisted(error),
-                    Some(journal) => ApplyError::UndoNotJournaled {
-                        snapshot: error,
-                        journal,
-                    },
-                });
+                let unjournaled = router.undo_reshape(undo).await?;
+                return Err(ApplyFailure::Snapshot(error).answer(unjournaled));
             }
         }
         self.current

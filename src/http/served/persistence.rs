@@ -90,6 +90,14 @@ impl Reapply for ServedRepository {
                     tracing::info!(%hash, "serving the repository an apply after the snapshot applied (from the rows journal)");
                     Ok(())
                 }
+                // A shard's failure says nothing of the apply: named, the start's error says
+                // which one could not be made again.
+                Err(RecoverError::Store(error @ StoreError::ReshapeTakenBack { .. })) => {
+                    Err(StoreError::Reapply {
+                        hash,
+                        reason: error.to_string(),
+                    })
+                }
                 Err(RecoverError::Store(error)) => Err(error),
                 Err(error) => Err(StoreError::Reapply {
                     hash,

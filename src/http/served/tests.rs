@@ -2,11 +2,14 @@
 //! the apply answers `UndoNotJournaled` and serves what it served before; the pending `Undone`
 //! goes into the journal before the next write, apply or snapshot; a restart after that
 //! recovers the state served (checked against a model), and a restart before it makes the apply
-//! again, as the answer says.
+//! again, as the answer says. And an apply whose reshape fails in one shard (its arena cannot
+//! grow): nothing of it is left, served, stored or replayed, its undo journaled or pending as
+//! above; replayed at a start, such a failure refuses the start.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::System;
@@ -30,6 +33,9 @@ const A: &[&str] = &["age", "city"];
 const B: &[&str] = &["city"];
 /// Adds `zip` to A: after B, `age` would be null; after A, it keeps its values.
 const C: &[&str] = &["age", "city", "zip"];
+
+/// Each shard's arena at its start.
+const ARENA_BYTES: usize = 1 << 16;
 
 /// A workspace whose `profile` view has `features` (`age` an int64, the others strings).
 fn files(features: &[&str]) -> Vec<WorkspaceFiles> {
@@ -65,7 +71,7 @@ features = [{}]
 #[derive(Clone)]
 struct Model {
     features: &'static [&'static str],
-    rows: BTreeMap<&'static str, BTreeMap<&'static str, Value>>,
+    rows: BTreeMap<String, BTreeMap<&'static str, Value>>,
 }
 
 impl Model {
@@ -76,8 +82,9 @@ impl Model {
         }
     }
 
-    fn write(&mut self, key: &'static str, values: &[(&'static str, Value)]) {
-        self.rows.insert(key, values.iter().cloned().collect());
+    fn write(&mut self, key: &str, values: &[(&'static str, Value)]) {
+        self.rows
+            .insert(key.to_string(), values.iter().cloned().collect());
     }
 
     /// An apply keeps the values of the features it keeps; a removed feature's are lost.
@@ -133,11 +140,25 @@ impl Node {
     /// A start on the files (A) over what `data` holds: `snapshot`'s state, then the rows
     /// journal after it, its applies made again.
     async fn start(data: &Path, snapshot: Option<&Snapshot>) -> Node {
+        Node::try_start(data, snapshot, None).await.unwrap()
+    }
+
+    /// [`Node::start`], answering the store's recovery's refusal; with `growth_faults`
+    /// (shard, switch), that shard's arena cannot grow from before the recovery while the
+    /// switch is set.
+    async fn try_start(
+        data: &Path,
+        snapshot: Option<&Snapshot>,
+        growth_faults: Option<(usize, Arc<AtomicBool>)>,
+    ) -> Result<Node, StoreError> {
         let registry = build_registry(&files(A), None).unwrap();
-        let router = Router::start_with(2, 1 << 16, &registry).unwrap();
+        let router = Router::start_with(2, ARENA_BYTES, &registry).unwrap();
         let served =
             ServedRepository::new(Served::new(Arc::new(registry), IngestTokens::default()));
         served.recover(snapshot, &router).await.unwrap();
+        if let Some((shard, fails)) = growth_faults {
+            router.inject_arena_growth_faults(shard, fails).await;
+        }
         router
             .recover(
                 snapshot,
@@ -146,15 +167,14 @@ impl Node {
                 &served,
                 |_| {},
             )
-            .await
-            .unwrap();
+            .await?;
         let vault = Vault::start(vec![MasterKey::random()], None, "tenant".into(), None);
-        Node {
+        Ok(Node {
             data: data.to_path_buf(),
             router,
             served,
             vault,
-        }
+        })
     }
 
     /// Snapshots of the store and the served repository, into `data/snapshots`.
@@ -202,6 +222,12 @@ impl Node {
 
     /// Writes `key`'s `profile` row in the served repository's form.
     async fn write(&self, key: &str, values: &[(&str, Value)]) -> Result<(), StoreError> {
+        let write = self.row(key, values);
+        self.router.write(vec![write]).await.map(|_| ())
+    }
+
+    /// `key`'s `profile` row in the served repository's form.
+    fn row(&self, key: &str, values: &[(&str, Value)]) -> RowWrite {
         let registry = Arc::clone(&self.current().registry);
         let view = registry.view_by_name("ws", "profile").unwrap();
         let row: Vec<Value> = view
@@ -214,14 +240,13 @@ impl Node {
             .collect();
         let mut payload = Vec::new();
         encode_row(&row, &mut payload);
-        let write = RowWrite {
+        RowWrite {
             view: view.id,
             layout: view.layout,
             key: key.as_bytes().to_vec(),
             event_time: 1,
             payload,
-        };
-        self.router.write(vec![write]).await.map(|_| ())
+        }
     }
 
     fn current(&self) -> Arc<Served> {
@@ -358,7 +383,10 @@ async fn undo_not_journaled(data: &Path, cut_fails: bool) -> (Node, Arc<Mutex<Fa
     }));
     let refused = node.apply(B, &node.filling_snapshotter(&faults)).await;
     match refused {
-        Err(ApplyError::UndoNotJournaled { snapshot, journal }) => {
+        Err(ApplyError::UndoNotJournaled {
+            failed: ApplyFailure::Snapshot(snapshot),
+            journal,
+        }) => {
             assert!(snapshot.to_string().contains("No space left"), "{snapshot}");
             assert_eq!(journal.is_unwritable(), cut_fails, "{journal}");
         }
@@ -531,5 +559,137 @@ fn a_snapshot_journals_the_pending_undo_before_it_rotates() {
         replayed
             .assert_holds(&model, "restarted from the journal")
             .await;
+    });
+}
+
+/// Rows enough to fill over half of each shard's arena (`ARENA_BYTES`): an apply that copies
+/// `profile`'s rows to a new layout (A to B) must grow every arena.
+const FILLING_KEYS: usize = 360;
+
+/// A node of A holding `FILLING_KEYS` rows (one write) in every shard, whose shard `failing`
+/// cannot grow its arena while the switch answered is set (it is). Answers the node, that
+/// switch and the model (A, those rows).
+async fn filled_node(data: &Path, failing: usize) -> (Node, Arc<AtomicBool>, Model) {
+    let node = Node::start(data, None).await;
+    let mut model = Model::new();
+    let city = Value::String("x".repeat(200));
+    let rows = (0..FILLING_KEYS)
+        .map(|i| {
+            let key = format!("filler-{i}");
+            let values = [("age", Value::Int64(i as i64)), ("city", city.clone())];
+            model.write(&key, &values);
+            node.row(&key, &values)
+        })
+        .collect();
+    node.router.write(rows).await.unwrap();
+    for usage in node.router.usage().await.unwrap() {
+        let (used, mapped) = (usage.arena_used_bytes, usage.arena_mapped_bytes);
+        assert!(
+            used < mapped && used * 19 / 10 > mapped,
+            "the copies must grow the arena: {used} of {mapped} bytes used"
+        );
+    }
+    let fails = Arc::new(AtomicBool::new(true));
+    (node.router)
+        .inject_arena_growth_faults(failing, Arc::clone(&fails))
+        .await;
+    (node, fails, model)
+}
+
+/// An apply whose reshape fails in one shard (its arena cannot grow for the copies; the first
+/// shard, so the other reshaped after it failed) leaves nothing of itself: the answer says so,
+/// A is served with every row, a write to the view is taken (not refused as made for a layout
+/// the apply replaced), the journal holds the apply and its undo, and a restart serves A with
+/// the rows. Once the shard can grow, the same apply goes through.
+#[test]
+fn an_apply_whose_reshape_fails_in_a_shard_leaves_nothing_of_itself() {
+    let data = tempfile::tempdir().unwrap();
+    System::new().block_on(async {
+        let (node, fails, mut model) = filled_node(data.path(), 0).await;
+        let refused = node.apply(B, &node.snapshotter()).await;
+        match refused {
+            Err(ApplyError::NotApplied(ApplyFailure::Reshape { shard: 0, error })) => {
+                assert_eq!(error.raw_os_error(), Some(12), "{error}")
+            }
+            other => panic!("expected a failed reshape, got {other:?}"),
+        }
+        node.assert_holds(&model, "after the failed apply").await;
+        assert!(node.served.applied.load().is_none(), "nothing applied");
+        assert_eq!(
+            journaled(data.path()),
+            ["layouts", "rows", "applied city", "undone"]
+        );
+        node.write("u1", &u1()).await.unwrap();
+        model.write("u1", &u1());
+        node.assert_holds(&model, "after a write").await;
+        let crashed = crash(data.path());
+        let restarted = Node::start(crashed.path(), None).await;
+        restarted.assert_holds(&model, "restarted").await;
+
+        fails.store(false, Ordering::Relaxed);
+        let applied = node.apply(B, &node.snapshotter()).await.map(|_| ());
+        assert!(applied.is_ok(), "{applied:?}");
+        model.apply(B);
+        node.assert_holds(&model, "after applying B").await;
+    });
+}
+
+/// The same when the journal takes the apply's record and refuses its undo's (an fsync fails):
+/// the answer says so, A is served with every row, a restart before the next write makes the
+/// apply again (as the answer says), and the next write journals the undo before its rows.
+#[test]
+fn an_apply_whose_reshape_fails_and_whose_undo_is_not_journaled_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    System::new().block_on(async {
+        let (node, _, mut model) = filled_node(data.path(), 1).await;
+        let faults = Faults {
+            syncs_before_failures: 1,
+            sync_failures: 1,
+            ..Faults::default()
+        };
+        (node.router)
+            .inject_journal_faults(Arc::new(Mutex::new(faults)))
+            .await;
+        let refused = node.apply(B, &node.snapshotter()).await;
+        match refused {
+            Err(ApplyError::UndoNotJournaled {
+                failed: ApplyFailure::Reshape { shard: 1, .. },
+                journal,
+            }) => assert!(!journal.is_unwritable(), "{journal}"),
+            other => panic!("expected a failed reshape, its undo unjournaled, got {other:?}"),
+        }
+        node.assert_holds(&model, "after the undo").await;
+        assert_eq!(
+            journaled(data.path()),
+            ["layouts", "rows", "applied city"],
+            "the undo is pending"
+        );
+        assert_a_restart_makes_b_again(data.path(), &model).await;
+        the_write_journals_the_undo_first(&node, data.path(), &mut model).await;
+    });
+}
+
+/// A start whose replay of an apply fails in a shard (its arena cannot grow for the copies) is
+/// refused, naming the apply and the shard.
+#[test]
+fn a_replayed_apply_whose_reshape_fails_refuses_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    System::new().block_on(async {
+        let (node, fails, _) = filled_node(data.path(), 1).await;
+        fails.store(false, Ordering::Relaxed);
+        node.apply(B, &node.snapshotter()).await.unwrap();
+        let crashed = crash(data.path());
+        let fails = Arc::new(AtomicBool::new(true));
+        let refused = Node::try_start(crashed.path(), None, Some((1, fails))).await;
+        match refused.err() {
+            Some(StoreError::Reapply { hash, reason }) => {
+                assert_eq!(hash, hash_of(B));
+                assert!(
+                    reason.contains("shard 1 could not reshape its data"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected the start refused, got {other:?}"),
+        }
     });
 }

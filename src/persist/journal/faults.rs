@@ -17,6 +17,8 @@ pub(crate) struct Faults {
     pub truncate_fails: bool,
     /// How many of the next fsyncs fail.
     pub sync_failures: u32,
+    /// How many fsyncs succeed before those fail (one record taken, the next refused).
+    pub syncs_before_failures: u32,
 }
 
 #[derive(Debug)]
@@ -37,7 +39,9 @@ impl SegmentFile for FaultyFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut faults = self.faults.lock().unwrap();
-        if faults.sync_failures > 0 {
+        if faults.syncs_before_failures > 0 {
+            faults.syncs_before_failures -= 1;
+        } else if faults.sync_failures > 0 {
             faults.sync_failures -= 1;
             self.inner.set_len(self.synced_len)?;
             return Err(io::Error::from_raw_os_error(5));

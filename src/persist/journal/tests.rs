@@ -249,7 +249,7 @@ fn a_journal_that_cannot_be_repaired_refuses_writes_until_it_can() {
     *faults.lock().unwrap() = Faults {
         disk_full: true,
         truncate_fails: true,
-        sync_failures: 0,
+        ..Faults::default()
     };
     assert!(journal.append(b"lost").unwrap_err().is_unwritable());
     faults.lock().unwrap().disk_full = false;

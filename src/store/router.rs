@@ -54,12 +54,13 @@ pub enum StoreError {
     /// An apply's reshape failed in shard `shard` (its arena could not grow for the copies, or a
     /// stored row did not fit its new form) and [`Router::reshape`] took it back in the writer
     /// and every shard. `unjournaled`: the journal's refusal of the record of that undo, if it
-    /// refused it (it is made all the same, and journaled before anything else is).
+    /// refused it (it is made all the same, and journaled before anything else is); boxed, as
+    /// every `Result` of the store carries this enum's size.
     #[error("shard {shard} could not reshape its data ({error}); the reshape was taken back")]
     ReshapeTakenBack {
         shard: usize,
         error: std::io::Error,
-        unjournaled: Option<JournalError>,
+        unjournaled: Option<Box<JournalError>>,
     },
     /// Recovery, or a cluster's stream: stored rows were written in a form of their view that
     /// the serving one cannot take.
@@ -228,7 +229,7 @@ impl Router {
         Err(StoreError::ReshapeTakenBack {
             shard,
             error,
-            unjournaled,
+            unjournaled: unjournaled.map(Box::new),
         })
     }
 

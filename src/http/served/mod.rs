@@ -223,7 +223,10 @@ impl ServedRepository {
                 shard,
                 error,
                 unjournaled,
-            }) => return Err(ApplyFailure::Reshape { shard, error }.answer(unjournaled)),
+            }) => {
+                let failed = ApplyFailure::Reshape { shard, error };
+                return Err(failed.answer(unjournaled.map(|journal| *journal)));
+            }
             Err(refused) => return Err(refused.into()),
         };
         let applied_before = self.applied.swap(Some(Arc::new(applied)));

@@ -11,9 +11,9 @@
 //! back, the rows and tiles the reshape made go, and the old layouts' rows, released at the
 //! reshape, are written again as live records.
 //!
-//! Both change nothing unless they succeed: the records they will write are gathered first and
-//! the arena's room for all of them reserved (`Arena::reserve`, the one step that can fail:
-//! growth may find no memory) before the first change.
+//! Both change nothing unless they succeed: the records they will write are gathered first (a
+//! row that does not fit its new form refuses the reshape there) and the arena's room for all
+//! of them reserved (`Arena::reserve`: growth may find no memory) before the first change.
 //!
 //! The old layouts' arena records are flagged superseded at the reshape, as an overwrite does:
 //! a snapshot taken after the apply holds the current layouts' records only, and an export

@@ -86,6 +86,9 @@ impl ShardActor {
             .map(|row| ROW_RECORD_HEADER_LEN + row.key.len() + row.payload.len())
             .sum();
         partition.compact_if_due(incoming)?;
+        // Room for every record first: an arena that cannot grow part-way would leave part of
+        // the batch written (and journaled whole, a restart would write the rest).
+        partition.arena.reserve(incoming)?;
         // An aggregating row's tile key and values, refilled row by row: a key is boxed only
         // when it gets its first tiles.
         let mut key = Vec::new();
@@ -148,5 +151,62 @@ impl ShardActor {
         }
         partition.compact_if_due(0)?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::registry::value::Value;
+    use crate::registry::{build_registry, WorkspaceFiles};
+    use crate::store::row::encode_row;
+    use crate::store::views::StoreViews;
+
+    /// A batch whose records the arena cannot grow for writes none of them (readers see all
+    /// of a batch or none of it, as a replay of its journal record would), and writes all of
+    /// them once it can.
+    #[test]
+    fn a_batch_the_arena_cannot_grow_for_writes_nothing() {
+        let text = r#"
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "string" }]
+
+[[batch_feature_view]]
+name = "profile"
+entities = ["user"]
+timestamp_field = "ts"
+features = [{ name = "city", type = "string" }]
+"#;
+        let files = WorkspaceFiles::new("ws".into(), true, [("repo.toml".into(), text.into())]);
+        let registry = build_registry(&[files], None).unwrap();
+        let view = registry.view_by_name("ws", "profile").unwrap();
+        let (mut shard, partition) =
+            ShardActor::new(4096, Arc::new(StoreViews::of(&registry))).unwrap();
+        let rows: Vec<RowWrite> = (0..100)
+            .map(|i| {
+                let mut payload = Vec::new();
+                encode_row(&[Value::String(format!("city number {i}"))], &mut payload);
+                RowWrite {
+                    view: view.id,
+                    layout: view.layout,
+                    key: format!("user-{i}").into_bytes(),
+                    event_time: 1,
+                    payload,
+                }
+            })
+            .collect();
+        let fails = Arc::new(AtomicBool::new(true));
+        partition
+            .write()
+            .arena
+            .inject_growth_faults(Arc::clone(&fails));
+        assert!(shard.apply(rows.clone()).is_err());
+        assert_eq!(partition.read().index.len(), 0, "no row of the batch");
+        fails.store(false, Ordering::Relaxed);
+        assert_eq!(shard.apply(rows).unwrap().stored, 100);
+        assert_eq!(partition.read().index.len(), 100);
     }
 }

@@ -137,12 +137,14 @@ pub struct BodyRead {
 }
 
 thread_local! {
-    /// The bytes held by the bodies being read on this worker in buffers of their own (a body
-    /// of more than one chunk; a body sent with its head is actix's read, bounded by it). Each
-    /// body is capped by its route's limit, but not how many are read at once: a thousand
+    /// The bytes received by the bodies being read on this worker into buffers of their own (a
+    /// body of more than one chunk; a body sent with its head is actix's read, bounded by it).
+    /// Each body is capped by its route's limit, but not how many are read at once: a thousand
     /// clients sending 4 MiB each would hold 4 GB, so past the worker's share of
     /// `server.max_body_bytes_in_flight` a body is refused (503) rather than the process
-    /// killed for memory. A worker's own count: a body is read on its request's worker only.
+    /// killed for memory; a body read alone on its worker never is (its route's limit bounds
+    /// it: a 64 MiB `quiver load` chunk on a worker whose share is smaller). A worker's own
+    /// count: a body is read on its request's worker only.
     static GATHERED_BYTES: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -155,7 +157,8 @@ impl BodyRead {
         }
         let more = self.arrived.len() + chunk.len() - self.gathered;
         let held = GATHERED_BYTES.get();
-        if held + more > self.in_flight_budget {
+        let others_hold = held > self.gathered;
+        if others_hold && held + more > self.in_flight_budget {
             return Err(ApiError::new(
                 ErrorKind::Unavailable,
                 format!(
@@ -566,6 +569,19 @@ mod tests {
             &with_budget(&[b"bbbb", b"bbbb"], false).await.unwrap()[..],
             b"bbbbbbbb"
         );
+        assert_eq!(GATHERED_BYTES.get(), 0);
+        // Alone on its worker, a body larger than the budget is read (its route's limit bounds
+        // it); beside it, any other is refused.
+        let mut large = with_budget(&[b"dddddddd", b"dddddddd", b"d"], true);
+        for _ in 0..10 {
+            if GATHERED_BYTES.get() == 16 {
+                break;
+            }
+            assert!(futures_util::poll!(&mut large).is_pending());
+        }
+        assert_eq!(GATHERED_BYTES.get(), 16);
+        assert!(with_budget(&[b"e", b"e"], false).await.is_err());
+        assert_eq!(large.await.unwrap().len(), 17);
         assert_eq!(GATHERED_BYTES.get(), 0);
     }
 

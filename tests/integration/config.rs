@@ -85,7 +85,7 @@ fn unknown_keys_and_bad_values_are_refused_naming_origin_key_and_reason() {
     }
 
     let config = repo_root().join("config.toml");
-    let refused: [Refusal; 5] = [
+    let refused: [Refusal; 4] = [
         (
             &[],
             &[("QUIVER_SHARDS", "two")],
@@ -105,11 +105,6 @@ fn unknown_keys_and_bad_values_are_refused_naming_origin_key_and_reason() {
             &["--snapshot-interval", "soon"],
             &[],
             "--snapshot-interval: persistence.snapshot_interval `soon` is not a duration",
-        ),
-        (
-            &["--workers", "2", "--max-body-bytes-in-flight", "4194304"],
-            &[],
-            "--max-body-bytes-in-flight: server.max_body_bytes_in_flight `4194304` must be at least one body of server.max_body_bytes (4194304) for each of the 2 workers: 8388608",
         ),
     ];
     for (args, env, expected) in refused {

@@ -14,14 +14,15 @@
 //! the forms themselves in every message: every view's names and type texts on every batch, a
 //! one-row write's message several times its size. The header is 32 hex digits.
 //!
-//! An apply that moves a view's data to a new form puts a `loss-accepted-` entry for the view
-//! and the form it moved the data out of ([`loss_key`]), once it is allowed to lose data
-//! (`--allow-data-loss` where the plan said so): a node replaying the stream from its start
-//! under the new form reads the view's rows in the old one as the apply converted them (a
-//! column of another type null, a cleared view's rows left out) instead of refusing to start.
-//! Without one (files changed without an apply) such rows are refused as before. Rows a node
-//! not yet applied still writes in the old form are read so too: the loss was accepted for
-//! the form, whoever writes in it; apply every node.
+//! An apply allowed to lose data (`--allow-data-loss`) puts a `loss-accepted-` entry for each
+//! view whose data it moves from one form to another losing some (a feature's type changed,
+//! new join keys: [`store::AcceptedLoss`](crate::store::AcceptedLoss), [`loss_key`]), and
+//! takes it back if the apply is not made: a node replaying the stream from its start under
+//! exactly that new form reads the view's rows in the old one as the apply converted them (a
+//! retyped column null, a cleared view's rows left out) instead of refusing to start. Without
+//! one (files changed without an apply, or to another form) such rows are refused as before.
+//! Rows a node not yet applied still writes in the old form are read so too: the loss was
+//! accepted for that move, whoever writes in the old form; apply every node.
 //!
 //! Mixed versions: a message of an older build names no forms; its rows are taken in the
 //! serving form, as that build did. An older build reads only `Nats-Msg-Id` of a message's
@@ -38,7 +39,7 @@ use async_nats::HeaderMap;
 use super::{key_value_bucket, ClusterError};
 use crate::config::ClusterSettings;
 use crate::persist::format::{encode, ViewLayoutV1, ViewRefV1};
-use crate::store::{LogForms, StoreError, WrittenLayouts};
+use crate::store::{AcceptedLoss, LogForms, StoreError, WrittenLayouts};
 
 /// The header a rows message names its forms in (the id, as hex).
 const FORMS_HEADER: &str = "Quiver-Forms";
@@ -86,27 +87,33 @@ impl Forms {
 }
 
 impl Forms {
-    /// Records that an apply moved each view's data out of the form given, accepting what it
-    /// lost (see the module doc).
-    pub(super) async fn accept_losses(
-        &self,
-        moved: &[(ViewRefV1, ViewLayoutV1)],
-    ) -> Result<(), StoreError> {
-        for (view, form) in moved {
+    /// Records the data an apply loses (see the module doc).
+    pub(super) async fn accept_losses(&self, losses: &[AcceptedLoss]) -> Result<(), StoreError> {
+        for loss in losses {
             self.bucket
-                .put(loss_key(view, form), encode(&(view, form)).into())
+                .put(loss_key(loss), encode(loss).into())
                 .await
                 .map_err(|e| StoreError::Log(format!("recording an apply's accepted loss: {e}")))?;
         }
         Ok(())
     }
+
+    /// Takes back `losses`, recorded for an apply that was not made.
+    pub(super) async fn withdraw_losses(&self, losses: &[AcceptedLoss]) -> Result<(), StoreError> {
+        for loss in losses {
+            self.bucket.delete(loss_key(loss)).await.map_err(|e| {
+                StoreError::Log(format!("taking back an apply's accepted loss: {e}"))
+            })?;
+        }
+        Ok(())
+    }
 }
 
-/// The bucket's key saying that an apply moved `view`'s data out of `form`, accepting loss.
-fn loss_key(view: &ViewRefV1, form: &ViewLayoutV1) -> String {
+/// The bucket's key saying that an apply lost `loss`.
+fn loss_key(loss: &AcceptedLoss) -> String {
     format!(
         "loss-accepted-{:032x}",
-        xxhash_rust::xxh3::xxh3_128(&encode(&(view, form)))
+        xxhash_rust::xxh3::xxh3_128(&encode(loss))
     )
 }
 
@@ -178,27 +185,36 @@ impl ReadForms {
     }
 
     /// Reads `view`'s rows in the forms `message` names (in it and every later message
-    /// naming them) as an apply converted them, if one moved the view's data out of that form
-    /// accepting loss; answers whether that is new: false when no apply did, when the message
-    /// names no forms or its forms do not hold the view, or when they were read so already.
+    /// naming them), in the form `to` this node serves, as an apply that moved the view's data
+    /// from that form to `to` accepting loss converted it, if one did; answers whether that is
+    /// new: false when no apply did, when the message names no forms or its forms do not hold
+    /// the view, or when they were read so already.
     pub(super) async fn accept_recorded_loss(
         &mut self,
         message: &jetstream::Message,
         view: &ViewRefV1,
+        to: Option<&ViewLayoutV1>,
     ) -> Result<bool, StoreError> {
         let written = self.of(message).await?;
-        let Some(form) = written.get(view).filter(|_| !written.loss_accepted(view)) else {
+        let Some(from) = written
+            .get(view)
+            .filter(|_| !written.loss_accepted(view, to))
+        else {
             return Ok(false);
         };
-        let key = loss_key(view, form);
+        let loss = AcceptedLoss {
+            view: view.clone(),
+            from: from.clone(),
+            to: to.cloned(),
+        };
         let found = self
             .forms
             .bucket
-            .get(key.as_str())
+            .get(loss_key(&loss).as_str())
             .await
             .map_err(|e| StoreError::Log(format!("reading an apply's accepted loss: {e}")))?;
         if found.is_some() {
-            self.of(message).await?.accept_loss(view.clone());
+            self.of(message).await?.accept_loss(loss.view, loss.to);
         }
         Ok(found.is_some())
     }

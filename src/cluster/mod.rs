@@ -41,12 +41,13 @@ use futures_util::future::{BoxFuture, FutureExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterSettings;
-use crate::persist::format::{ViewLayoutV1, ViewRefV1};
 use crate::persist::snapshot::Snapshot;
 use crate::persist::SnapshotCut;
 use crate::reported::Conditions;
 use crate::store::key::shard_of;
-use crate::store::{LogForms, RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome};
+use crate::store::{
+    AcceptedLoss, LogForms, RemoteRows, Router, RowLog, RowWrite, StoreError, WriteOutcome,
+};
 
 pub use change_stream::ChangeStream;
 pub use ownership::{owners, Member};
@@ -380,10 +381,18 @@ struct StreamLog {
 impl RowLog for StreamLog {
     fn accept_losses(
         &self,
-        moved: Vec<(ViewRefV1, ViewLayoutV1)>,
+        losses: Vec<AcceptedLoss>,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
         let forms = self.forms.clone();
-        Box::pin(async move { forms.accept_losses(&moved).await })
+        Box::pin(async move { forms.accept_losses(&losses).await })
+    }
+
+    fn withdraw_losses(
+        &self,
+        losses: Vec<AcceptedLoss>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let forms = self.forms.clone();
+        Box::pin(async move { forms.withdraw_losses(&losses).await })
     }
 
     fn append(&self, rows: Vec<RowWrite>) -> BoxFuture<'static, Result<WriteOutcome, StoreError>> {

@@ -487,7 +487,11 @@ async fn apply_message(
                     workspace: mismatch.workspace.clone(),
                     view: mismatch.view.clone(),
                 };
-                if !forms.accept_recorded_loss(message, &view).await? {
+                let serving = router.form(&view);
+                if !forms
+                    .accept_recorded_loss(message, &view, serving.as_ref())
+                    .await?
+                {
                     return Err(StoreError::LayoutChanged(mismatch));
                 }
             }

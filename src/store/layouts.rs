@@ -87,10 +87,39 @@ pub struct WrittenLayouts {
     pub(super) rows_in: RowsIn,
     /// The views whose rows were reshaped so far, so that a long journal says so once a view.
     reshaped: HashSet<ViewRefV1>,
-    /// The views whose data in these forms an apply moved to a later form accepting the loss
-    /// (`--allow-data-loss`): their rows are read as that apply read them, a column of another
-    /// type now null and a view cleared left out, rather than refused.
-    loss_accepted: HashSet<ViewRefV1>,
+    /// The views whose data in these forms an apply moved to another form accepting the loss
+    /// (`--allow-data-loss`), with that form (`None`: it stores nothing now): read in it, their
+    /// rows are read as that apply converted its data (a column of another type null, a
+    /// cleared view's rows left out) rather than refused.
+    loss_accepted: HashMap<ViewRefV1, Option<ViewLayoutV1>>,
+}
+
+/// An apply moved `view`'s data out of form `from` into `to` (`None`: the view stores nothing
+/// now) losing some of it, the loss accepted (`--allow-data-loss`): what a cluster records so
+/// that its nodes read the view's rows still in `from` as that apply converted them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AcceptedLoss {
+    pub view: ViewRefV1,
+    pub from: ViewLayoutV1,
+    pub to: Option<ViewLayoutV1>,
+}
+
+impl AcceptedLoss {
+    /// The loss of moving `view`'s data from `from` to `to`, if the move loses data (what a
+    /// node reading rows in `from` under `to` would refuse without it).
+    pub fn of_move(
+        view: &ViewRefV1,
+        from: &ViewLayoutV1,
+        to: Option<&ViewLayoutV1>,
+    ) -> Option<AcceptedLoss> {
+        remap_for(view, from, to, RowsIn::ClusterStream, false)
+            .is_err()
+            .then(|| AcceptedLoss {
+                view: view.clone(),
+                from: from.clone(),
+                to: to.cloned(),
+            })
+    }
 }
 
 impl WrittenLayouts {
@@ -101,7 +130,7 @@ impl WrittenLayouts {
             forms: forms_of(views, layouts),
             rows_in: RowsIn::DataDirectory,
             reshaped: HashSet::new(),
-            loss_accepted: HashSet::new(),
+            loss_accepted: HashMap::new(),
         }
     }
 
@@ -127,14 +156,17 @@ impl WrittenLayouts {
         self.reshaped.insert(view.clone())
     }
 
-    /// An apply moved `view`'s data out of these forms accepting the loss: from here on its
-    /// rows in them are read as that apply read its data.
-    pub fn accept_loss(&mut self, view: ViewRefV1) {
-        self.loss_accepted.insert(view);
+    /// An apply moved `view`'s data out of these forms into `to`, accepting the loss: from
+    /// here on its rows in them, read in `to`, are read as that apply converted its data.
+    pub fn accept_loss(&mut self, view: ViewRefV1, to: Option<ViewLayoutV1>) {
+        self.loss_accepted.insert(view, to);
     }
 
-    pub fn loss_accepted(&self, view: &ViewRefV1) -> bool {
-        self.loss_accepted.contains(view)
+    /// Whether `view`'s rows in these forms are read lossily into `to`.
+    pub fn loss_accepted(&self, view: &ViewRefV1, to: Option<&ViewLayoutV1>) -> bool {
+        self.loss_accepted
+            .get(view)
+            .is_some_and(|accepted| accepted.as_ref() == to)
     }
 
     /// How `view`'s rows in these forms are read in the serving form `current` (see
@@ -150,7 +182,7 @@ impl WrittenLayouts {
             stored,
             current,
             self.rows_in,
-            self.loss_accepted(view),
+            self.loss_accepted(view, current),
         )
     }
 }
@@ -549,16 +581,31 @@ mod tests {
         });
         let retyped = layout(&[("credit", "int64"), ("country", "string")]);
         assert!(written.remap(&view(), &stored, Some(&retyped)).is_err());
-        written.accept_loss(view());
+        written.accept_loss(view(), Some(retyped.clone()));
         let remap = written.remap(&view(), &stored, Some(&retyped)).unwrap();
         assert_eq!(remap.columns, Some(vec![None, Some(1)]));
         assert!(!remap.dropped);
+        // Only into the form the apply moved the data to: another is refused as ever.
+        let other = layout(&[("credit", "string"), ("country", "string")]);
+        assert!(written.remap(&view(), &stored, Some(&other)).is_err());
 
         let mut keyed = stored.clone();
         keyed.join_keys = vec![field("user_id", "int64")];
         for cleared in [Some(&keyed), Some(&aggregating(1, &[])), None] {
+            written.accept_loss(view(), cleared.cloned());
             let remap = written.remap(&view(), &stored, cleared).unwrap();
             assert!(remap.dropped && !remap.is_identity(), "{cleared:?}");
         }
+        // A move that loses nothing needs no record.
+        let appended = layout(&[
+            ("credit", "float64"),
+            ("country", "string"),
+            ("new", "bool"),
+        ]);
+        assert_eq!(
+            AcceptedLoss::of_move(&view(), &stored, Some(&appended)),
+            None
+        );
+        assert!(AcceptedLoss::of_move(&view(), &stored, Some(&retyped)).is_some());
     }
 }

@@ -24,7 +24,7 @@ mod writer;
 #[cfg(test)]
 mod concurrency_tests;
 
-pub use layouts::WrittenLayouts;
+pub use layouts::{AcceptedLoss, WrittenLayouts};
 pub use read_result::{ReadResult, ReadRow};
 pub use recovery::{Reapply, Recovery};
 pub use remote::{decode_forwarded_rows, RemoteRows};

@@ -11,26 +11,30 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::layouts::WrittenLayouts;
+use super::layouts::{AcceptedLoss, WrittenLayouts};
 use super::recovery::{note_reshapes, remaps_of, serving_write, view_ids_of, views_holding};
 use super::router::{Router, StoreError};
 use super::shard::{RowWrite, ViewReshape, WriteOutcome};
 use super::writer::journal_record;
 use crate::persist::format::{decode, encode, RowsV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1};
-use crate::registry::ViewId;
+use crate::registry::{Registry, ViewId};
 
 /// Where accepted rows go in cluster mode; the log applies them (on every node) itself.
 pub trait RowLog: Send + Sync {
     /// Resolves once the rows are durably in the log and applied on this node, with what
     /// applying them did.
     fn append(&self, rows: Vec<RowWrite>) -> BoxFuture<'static, Result<WriteOutcome, StoreError>>;
-    /// Records that an apply moved each view's data out of the form given, accepting what
-    /// it lost, so that a node reading the view's rows in that form (a replay from the
-    /// stream's start) reads them as the apply did rather than refuse them. Resolves once the
-    /// log holds it.
+    /// Records the data an apply loses (`losses`), so that a node reading a view's rows in a
+    /// form it moved the data out of (a replay from the stream's start) reads them as the
+    /// apply converted them rather than refuse them. Resolves once the log holds them.
     fn accept_losses(
         &self,
-        moved: Vec<(ViewRefV1, ViewLayoutV1)>,
+        losses: Vec<AcceptedLoss>,
+    ) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Takes back `losses`, recorded for an apply that was not made.
+    fn withdraw_losses(
+        &self,
+        losses: Vec<AcceptedLoss>,
     ) -> BoxFuture<'static, Result<(), StoreError>>;
 }
 
@@ -76,28 +80,56 @@ impl Router {
         self
     }
 
-    /// In cluster mode, records in the log that an apply's `reshapes` (allowed to lose data)
-    /// move these views' data out of the forms it is stored in now (`RowLog::accept_losses`):
-    /// before the apply reshapes, so that no node replaying the stream after it misses it.
-    /// Nothing to do without a log or a reshape.
+    /// In cluster mode, records in the log the data an apply to `after` doing `reshapes` (allowed
+    /// to lose data) loses, view by view (`RowLog::accept_losses`): before the apply reshapes,
+    /// so that no node replaying the stream after it misses it. Answers what it recorded, for
+    /// [`Router::withdraw_losses`] should the apply not be made. Nothing without a log.
     pub async fn accept_losses(
         &self,
+        after: &Registry,
         reshapes: &[(ViewId, ViewReshape)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<AcceptedLoss>, StoreError> {
         let Some(log) = &self.log else {
-            return Ok(());
+            return Ok(Vec::new());
         };
-        let moved: Vec<_> = {
+        let losses: Vec<AcceptedLoss> = {
             let views = self.views.load();
+            let cleared = |view| {
+                reshapes
+                    .iter()
+                    .any(|(id, reshape)| *id == view && *reshape == ViewReshape::Clear)
+            };
+            let next = views.reshaped(after, cleared);
             reshapes
                 .iter()
-                .filter_map(|(id, _)| Some((views.name(*id)?.clone(), views.form(*id)?.clone())))
+                // A view the apply removes needs none: its rows are skipped by name.
+                .filter(|(id, _)| after.find_view(*id).is_some())
+                .filter_map(|(id, _)| {
+                    AcceptedLoss::of_move(views.name(*id)?, views.form(*id)?, next.form(*id))
+                })
                 .collect()
         };
-        if moved.is_empty() {
-            return Ok(());
+        if !losses.is_empty() {
+            log.accept_losses(losses.clone()).await?;
         }
-        log.accept_losses(moved).await
+        Ok(losses)
+    }
+
+    /// Takes back what [`Router::accept_losses`] recorded for an apply that was not made (best
+    /// effort: a failure is logged, and leaves nodes started on the new files reading the
+    /// view's older rows as the apply would have).
+    pub async fn withdraw_losses(&self, losses: Vec<AcceptedLoss>) {
+        if let (Some(log), false) = (&self.log, losses.is_empty()) {
+            if let Err(error) = log.withdraw_losses(losses).await {
+                tracing::warn!(%error, "could not take back the data loss an apply that was not made recorded in the cluster");
+            }
+        }
+    }
+
+    /// The form `view` is stored in now (`None`: it stores nothing, or is not served).
+    pub fn form(&self, view: &ViewRefV1) -> Option<ViewLayoutV1> {
+        let views = self.views.load();
+        views.form(views.id(view)?).cloned()
     }
 
     /// Rows as one record of the log (the journal's versioned format: views named, not

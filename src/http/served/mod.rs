@@ -207,12 +207,17 @@ impl ServedRepository {
             ),
             None => None,
         };
+        let allow_data_loss = request.allow_data_loss;
         let applied = Applied {
             hash: plan.to_hash.clone(),
             workspaces: request.workspaces,
         };
         let reshapes = plan_reshapes(&served.registry, &registry);
-        router.accept_losses(&reshapes).await?;
+        // Cluster mode: what the apply loses, for the nodes that replay older rows.
+        let losses = match allow_data_loss {
+            true => router.accept_losses(&registry, &reshapes).await?,
+            false => Vec::new(),
+        };
         let undo = match router
             .reshape(&registry, reshapes, &applied.to_stored())
             .await
@@ -224,10 +229,14 @@ impl ServedRepository {
                 error,
                 unjournaled,
             }) => {
+                router.withdraw_losses(losses).await;
                 let failed = ApplyFailure::Reshape { shard, error };
                 return Err(failed.answer(unjournaled.map(|journal| *journal)));
             }
-            Err(refused) => return Err(refused.into()),
+            Err(refused) => {
+                router.withdraw_losses(losses).await;
+                return Err(refused.into());
+            }
         };
         let applied_before = self.applied.swap(Some(Arc::new(applied)));
         if let Some(pending) = snapshot {
@@ -235,6 +244,7 @@ impl ServedRepository {
                 // Served, the new repository would take writes a restart loses or misreads:
                 // nothing of the apply stays.
                 self.applied.store(applied_before);
+                router.withdraw_losses(losses).await;
                 let unjournaled = router.undo_reshape(undo).await?;
                 return Err(ApplyFailure::Snapshot(error).answer(unjournaled));
             }

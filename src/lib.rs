@@ -6,6 +6,7 @@
 //! - [`time`]: timestamps and durations (the ground floor: used by every other module, calls none).
 //! - [`names`]: the rules for names that become path segments or role suffixes (workspaces,
 //!   secret scopes), on the ground floor beside [`time`].
+//! - [`echo`]: how an error message shows a value a client sent (bounded), beside [`names`].
 //! - [`metrics`]: process-wide counters and histograms, the Prometheus text of a scrape, and the
 //!   last hour of request rate and latency for the console (beside [`time`] on the ground floor:
 //!   any module may count, it calls only [`time`]).
@@ -41,6 +42,7 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod echo;
 pub mod feature_log;
 pub mod http;
 pub mod iam;

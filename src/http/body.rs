@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::error::{without_quoted_values, ApiError, ErrorKind};
 use super::{AppState, Limits};
+use crate::echo::echo;
 
 /// A request body not read yet. Taking one reads nothing: the handler calls [`UnreadBody::read`]
 /// once the caller has passed its checks, so a refused caller costs no body buffer.
@@ -483,7 +484,7 @@ fn parse_json_body<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError
             if path == "." {
                 format!("invalid request body: {inner}")
             } else {
-                format!("invalid request body at `{path}`: {inner}")
+                format!("invalid request body at `{}`: {inner}", echo(&path))
             }
         };
         ApiError::new(ErrorKind::InvalidArgument, message)

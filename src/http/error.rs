@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::served::ApplyError;
 use super::wire::feature_service::serving_error_message;
+use crate::echo::echo;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::iam::AuthError;
 use crate::ingest::file::BadRow;
@@ -131,10 +132,12 @@ impl ResponseError for ApiError {
 pub fn without_quoted_values(message: &str) -> String {
     /// The length of a quoted value and its closing mark, from just after the opening.
     type QuotedLen = fn(&str) -> Option<usize>;
+    /// What stands in for the opening and the value (the value without its closing mark).
+    type StandIn = fn(&str) -> String;
     // (opening, length of what it quotes, what stands in for the opening and the value)
-    const QUOTES: [(&str, QuotedLen, &str); 5] = [
+    const QUOTES: [(&str, QuotedLen, StandIn); 6] = [
         // Debug-formatted: `"` and `\` inside are escaped, so the first bare `"` ends it.
-        ("string \"", debug_string_len, "a string"),
+        ("string \"", debug_string_len, |_| "a string".into()),
         // One character, then the closing backtick; anything else is not serde's words (a
         // client's field name can hold "character `"), and is dropped with the rest.
         (
@@ -143,17 +146,33 @@ pub fn without_quoted_values(message: &str) -> String {
                 let len = rest.chars().next()?.len_utf8();
                 rest[len..].starts_with('`').then_some(len + 1)
             },
-            "a character",
+            |_| "a character".into(),
         ),
         (
             "unknown variant `",
             |rest| rest.find("`, ").map(|end| end + 1),
-            "unknown variant",
+            |_| "unknown variant".into(),
         ),
         // Serde writes numbers with digits, a sign, a point, an exponent, `inf` or `NaN`;
         // anything else is not serde's words and is dropped with the rest, as above.
-        ("integer `", number_len, "an integer"),
-        ("floating point `", number_len, "a floating point number"),
+        ("integer `", number_len, |_| "an integer".into()),
+        ("floating point `", number_len, |_| {
+            "a floating point number".into()
+        }),
+        // A field's name, not a value: named, as any echo is, within a bound.
+        (
+            "unknown field `",
+            // The last of serde's endings: the name is the client's and may hold either.
+            |rest| {
+                let end = rest.rfind("`, expected ");
+                end.or_else(|| rest.rfind("`, there are no fields"))
+                    .map(|end| end + 1)
+            },
+            |name| {
+                let name = name.strip_suffix('`').unwrap_or(name);
+                format!("unknown field `{}`", echo(name))
+            },
+        ),
     ];
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -163,12 +182,13 @@ pub fn without_quoted_values(message: &str) -> String {
         .min_by_key(|&(at, ..)| at)
     {
         out.push_str(&rest[..at]);
-        out.push_str(stand_in);
         let quoted = &rest[at + opening.len()..];
         // Not closed: the rest is all value.
         let Some(len) = quoted_len(quoted) else {
+            out.push_str(&stand_in(""));
             return out;
         };
+        out.push_str(&stand_in(&quoted[..len]));
         rest = &quoted[len..];
     }
     out.push_str(rest);
@@ -421,19 +441,31 @@ mod tests {
                 "invalid type: boolean `true`, expected a string",
                 "invalid type: boolean `true`, expected a string",
             ),
-            // Not a number as serde writes one: a client's field name; dropped with the rest.
+            // A client's field name that looks like serde's words is a name, not a value.
             (
                 "unknown field `integer `12ab`, expected `value`",
-                "unknown field `an integer",
+                "unknown field `integer `12ab`, expected `value`",
+            ),
+            (
+                &format!("unknown field `{}`, there are no fields", "f".repeat(100)),
+                &format!(
+                    "unknown field `{}… (100 bytes)`, there are no fields",
+                    "f".repeat(64)
+                ),
+            ),
+            // Not a number as serde writes one: dropped with the rest.
+            (
+                "invalid value: integer `12ab`, expected `value`",
+                "invalid value: an integer",
             ),
             (
                 "unknown field `vlaue`, expected `value`",
                 "unknown field `vlaue`, expected `value`",
             ),
-            // A client's field name that looks like serde's words: never a split character.
+            // serde's words with a character that is not one: never a split character.
             (
-                "unknown field `character `éé`, expected `value`",
-                "unknown field `a character",
+                "invalid type: character `éé`, expected `value`",
+                "invalid type: a character",
             ),
         ];
         for (message, expected) in cases {

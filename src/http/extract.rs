@@ -9,6 +9,7 @@ use actix_web::{dev::Payload, FromRequest, HttpRequest, ResponseError};
 use serde::de::DeserializeOwned;
 
 use super::error::{without_quoted_values, ApiError, ErrorKind};
+use crate::echo::echo;
 
 /// The request's query string as `T`.
 pub struct Query<T, E = ApiError>(pub T, PhantomData<fn() -> E>);
@@ -37,7 +38,7 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
         let message = if path == "." {
             format!("invalid query string: {inner}")
         } else {
-            format!("invalid query parameter `{path}`: {inner}")
+            format!("invalid query parameter `{}`: {inner}", echo(&path))
         };
         ApiError::new(ErrorKind::InvalidArgument, message)
     })

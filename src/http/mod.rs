@@ -19,6 +19,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
+use crate::echo::echo;
 use crate::feature_log::FeatureLog;
 use crate::iam::Directory;
 use crate::metrics::RequestHistory;
@@ -144,7 +145,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
 async fn unknown_route<E: From<ApiError>>(request: HttpRequest) -> Result<HttpResponse, E> {
     Err(ApiError::new(
         ErrorKind::NotFound,
-        format!("no route for {} {}", request.method(), request.path()),
+        format!("no route for {} {}", request.method(), echo(request.path())),
     )
     .into())
 }
@@ -153,6 +154,10 @@ async fn unknown_route<E: From<ApiError>>(request: HttpRequest) -> Result<HttpRe
 async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         ErrorKind::MethodNotAllowed,
-        format!("{} is not allowed on {}", request.method(), request.path()),
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            echo(request.path())
+        ),
     ))
 }

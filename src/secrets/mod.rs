@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 
+use crate::echo::echo;
 use crate::iam::Principal;
 use crate::persist::logged::{ChangeLog, LogState, Logged};
 use crate::persist::Journal;
@@ -50,64 +51,70 @@ use state::{Change, ScopeRole, VaultState};
 /// (`http/wire/*`) turns it into that vendor's status and words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
-    #[error("{} `{name}` must be {}", kind.what(), kind.rule())]
+    #[error("{} `{}` must be {}", kind.what(), echo(name), kind.rule())]
     InvalidName { kind: NameKind, name: String },
     #[error("a secret value is at most {max_bytes} bytes")]
     ValueTooLarge { max_bytes: usize },
     #[error("a page holds 1 to {max} items, not {limit}")]
     InvalidPage { limit: usize, max: usize },
 
-    #[error("Secret scope `{0}` not found")]
+    #[error("Secret scope `{}` not found", echo(.0))]
     ScopeNotFound(String),
-    #[error("Secret scope `{0}` already exists")]
+    #[error("Secret scope `{}` already exists", echo(.0))]
     ScopeExists(String),
-    #[error("Secret `{key}` not found in scope `{scope}`")]
+    #[error("Secret `{}` not found in scope `{}`", echo(key), echo(scope))]
     ScopeSecretNotFound { scope: String, key: String },
-    #[error("`{principal}` needs {} on secret scope `{scope}`", needed.name())]
+    #[error("`{principal}` needs {} on secret scope `{}`", needed.name(), echo(scope))]
     ScopeRoleNeeded {
         principal: String,
         scope: String,
         needed: ScopeRole,
     },
     /// A scope that still holds secrets cannot be deleted.
-    #[error("Secret scope `{scope}` still holds {secrets} secret(s); delete them before deleting the scope")]
+    #[error(
+        "Secret scope `{}` still holds {secrets} secret(s); delete them before deleting the scope",
+        echo(scope)
+    )]
     ScopeNotEmpty { scope: String, secrets: usize },
-    #[error("secret scope `{scope}` already holds {max_secrets} secrets, the most a scope may hold; delete one or use another scope")]
+    #[error("secret scope `{}` already holds {max_secrets} secrets, the most a scope may hold; delete one or use another scope", echo(scope))]
     ScopeFull { scope: String, max_secrets: usize },
 
-    #[error("secret group '{group}' may hold at most {max_secrets} secrets")]
+    #[error(
+        "secret group '{}' may hold at most {max_secrets} secrets",
+        echo(group)
+    )]
     GroupFull { group: String, max_secrets: usize },
-    #[error("Secret group with id '{0}' not found")]
+    #[error("Secret group with id '{}' not found", echo(.0))]
     GroupNotFound(String),
-    #[error("Secret with id '{0}' not found")]
+    #[error("Secret with id '{}' not found", echo(.0))]
     GroupSecretNotFound(String),
-    #[error("Secret group '{0}' already exists")]
+    #[error("Secret group '{}' already exists", echo(.0))]
     GroupExists(String),
     /// An upsert by name met a group its caller neither created nor administers as a
     /// collaborator: adopting it would leave its creator reading what the caller writes.
-    #[error("Secret group '{0}' already exists and is owned by another principal; it was not changed: use another name, or ask one of its admins to add you as a `secret-group-admin` collaborator")]
+    #[error("Secret group '{}' already exists and is owned by another principal; it was not changed: use another name, or ask one of its admins to add you as a `secret-group-admin` collaborator", echo(.0))]
     GroupOwnedByAnother(String),
-    #[error("`{principal}` has no access to secret group '{group}'")]
+    #[error("`{principal}` has no access to secret group '{}'", echo(group))]
     NoGroupAccess { principal: String, group: String },
     /// The caller sees the group but needs a stronger role for this.
-    #[error("`{principal}` may not change secret group '{group}'")]
+    #[error("`{principal}` may not change secret group '{}'", echo(group))]
     GroupAccessNeeded { principal: String, group: String },
     /// In cluster mode: a group's key that another node added or deleted after this request
     /// read the group (its record is refused whole when applied).
-    #[error("secret key `{key}` of secret group '{group}' was {what} by another request meanwhile; nothing of this change was made: read the group and send it again")]
+    #[error("secret key `{}` of secret group '{}' was {what} by another request meanwhile; nothing of this change was made: read the group and send it again", echo(key), echo(group))]
     GroupKeyChangedMeanwhile {
         group: String,
         key: String,
         what: &'static str,
     },
-    #[error("secret key `{0}` appears twice")]
+    #[error("secret key `{}` appears twice", echo(.0))]
     DuplicateKey(String),
-    #[error("new secret key `{0}` needs a value")]
+    #[error("new secret key `{}` needs a value", echo(.0))]
     NewKeyWithoutValue(String),
 
-    #[error("Tinybird secret `{0}` not found")]
+    #[error("Tinybird secret `{}` not found", echo(.0))]
     TinybirdNotFound(String),
-    #[error("Tinybird secret `{0}` already exists")]
+    #[error("Tinybird secret `{}` already exists", echo(.0))]
     TinybirdExists(String),
     #[error("a workspace holds at most {max_secrets} Tinybird secrets")]
     TinybirdFull { max_secrets: usize },

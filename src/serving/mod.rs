@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
+use crate::echo::echo;
 use crate::prehashed::Prehashed;
 use crate::registry::aggregation::{Function, LeadingEdge, Window};
 use crate::registry::types::DataType;
@@ -32,9 +33,13 @@ pub enum ServingError {
     NoLocator,
     #[error("the locator names a service without its workspace")]
     MissingWorkspace,
-    #[error("no live service `{service}` in workspace `{workspace}`")]
+    #[error(
+        "no live service `{}` in workspace `{}`",
+        echo(service),
+        echo(workspace)
+    )]
     UnknownService { service: String, workspace: String },
-    #[error("no service with id `{0}`")]
+    #[error("no service with id `{}`", echo(.0))]
     UnknownServiceId(String),
     #[error("join key `{0}` is missing")]
     MissingJoinKey(String),
@@ -44,7 +49,7 @@ pub enum ServingError {
     MissingRequestContext(String),
     #[error("request context key `{name}` is invalid: {problem}")]
     InvalidRequestContext { name: String, problem: String },
-    #[error("request context key `{0}` is not expected")]
+    #[error("request context key `{}` is not expected", echo(.0))]
     UnexpectedRequestContext(String),
     #[error("{0}")]
     Store(#[from] StoreError),

@@ -144,7 +144,7 @@ fn parse_response(bytes: &[u8]) -> Option<(u16, Json)> {
 }
 
 /// Each API family's error body.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
     /// Feature Service, secrets service, `/admin`: `{"error", "code", "message"}`.
     Tecton,
@@ -932,4 +932,92 @@ fn an_empty_token_parameter_does_not_shadow_the_authorization_header() {
     let neither = server.request("GET", "/v0/variables?token=", &[], None);
     assert_eq!(neither.status, 403, "{}", neither.body);
     assert_eq!(neither.json()["error"], "invalid authentication token");
+}
+
+/// Checks a refusal that echoes a client's over-long `sent` value: `family`'s shape and
+/// `status`, the value's first 64 characters and its length, not the rest of it.
+fn assert_echo_bounded(family: Family, status: u16, reply: &Reply, sent: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    let message = error_message(family, status, &reply.json());
+    let shown = format!("{}… ({} bytes)", &sent[..64], sent.len());
+    assert!(message.contains(&shown), "{message}");
+    assert!(message.len() < 400, "{} bytes: {message}", message.len());
+}
+
+/// An over-long name, id or field is named in its refusal by its first 64 characters and its
+/// length, in every family (a 5000-byte name was echoed whole, twice in Tecton's body).
+#[test]
+fn an_over_long_name_is_echoed_cut_to_a_bound_in_every_family() {
+    let server = Server::start();
+    let tecton_key = format!("Tecton-key {ADMIN_KEY}");
+    let tecton = [("Authorization", tecton_key.as_str())];
+    let long = "n".repeat(5000);
+    let cases: Vec<(Family, u16, &str, String, Option<String>)> = vec![
+        (
+            Family::Tecton,
+            400,
+            "POST",
+            format!("/api/v1/secrets-service/scopes/{long}"),
+            Some(String::new()),
+        ),
+        (
+            Family::Tecton,
+            404,
+            "POST",
+            "/api/v1/feature-service/get-features".into(),
+            Some(
+                json!({"params": {"workspaceName": "prod", "featureServiceName": long,
+                    "joinKeyMap": {}}})
+                .to_string(),
+            ),
+        ),
+        (
+            Family::TrueFoundry,
+            422,
+            "POST",
+            "/api/svc/v1/secret-groups".into(),
+            Some(json!({"name": long, "integrationFqn": "x", "secrets": []}).to_string()),
+        ),
+        (
+            Family::TrueFoundry,
+            404,
+            "GET",
+            format!("/api/svc/v1/secret-groups/{long}"),
+            None,
+        ),
+        (
+            Family::Scim,
+            404,
+            "GET",
+            format!("/api/scim/v2/Users/{long}"),
+            None,
+        ),
+        (
+            Family::Scim,
+            400,
+            "POST",
+            "/api/scim/v2/Users".into(),
+            Some(json!({"userName": "u@example.com", long.clone(): 1}).to_string()),
+        ),
+        (
+            Family::Tinybird,
+            400,
+            "POST",
+            format!("/v0/variables?token={ADMIN_KEY}"),
+            Some(format!("name={long}&value=v")),
+        ),
+    ];
+    for (family, status, method, path, body) in cases {
+        let headers: &[(&str, &str)] = if family == Family::Tinybird {
+            &[]
+        } else {
+            &tecton
+        };
+        let reply = server.request(method, &path, headers, body.as_deref().map(str::as_bytes));
+        assert_echo_bounded(family, status, &reply, &long);
+    }
+    // Nothing was made under the long name.
+    let groups = server.request("GET", "/api/svc/v1/secret-groups", &tecton, None);
+    assert_eq!(groups.json()["data"], json!([]), "{}", groups.body);
+    assert_eq!(scim_user_count(&server), json!(0));
 }

@@ -14,6 +14,7 @@ use super::super::body::JsonBody;
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tecton_secrets as wire;
 use super::super::AppState;
+use crate::echo::echo;
 use crate::iam::directory::ResourceKind;
 use crate::iam::{Permission, Principal};
 use crate::registry::Registry;
@@ -179,8 +180,9 @@ async fn check_principal_exists(
         Err(ApiError::new(
             ErrorKind::InvalidArgument,
             format!(
-                "{} `{id}` does not exist",
-                wire::principal_type_name(principal_type)
+                "{} `{}` does not exist",
+                wire::principal_type_name(principal_type),
+                echo(id)
             ),
         ))
     }

@@ -16,6 +16,7 @@ use super::super::body::{encoded_body, UnreadBody};
 use super::super::error::{ApiError, ErrorKind};
 use super::super::wire::tinybird::{self as wire, TbError};
 use super::super::{unknown_route, AppState};
+use crate::echo::echo;
 use crate::secrets::tinybird::RateState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -65,7 +66,8 @@ fn check_utf8(form: &[u8], what: &str) -> Result<(), ApiError> {
         let value = halves.next().unwrap_or_default();
         if percent_decode(value).decode_utf8().is_err() {
             return Err(invalid(format!(
-                "{what}: the value of `{name}` is not UTF-8 once percent-decoded"
+                "{what}: the value of `{}` is not UTF-8 once percent-decoded",
+                echo(&name)
             )));
         }
     }

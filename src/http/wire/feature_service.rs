@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::super::error::{ApiError, ErrorKind};
 use super::common_request::json_stops;
+use crate::echo::echo;
 use crate::registry::aggregation::LeadingEdge;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, Value};
@@ -36,12 +37,17 @@ pub fn serving_error_message(error: &ServingError) -> String {
             "workspaceName is required with featureServiceName".into()
         }
         ServingError::UnknownService { service, workspace } => format!(
-            "Unable to query FeatureService `{service}` for workspace `{workspace}`. Newly \
-             created feature services may take up to 60 seconds to query. Also, ensure that \
-             the workspace is a \"live\" workspace."
+            "Unable to query FeatureService `{}` for workspace `{}`. Newly created feature \
+             services may take up to 60 seconds to query. Also, ensure that the workspace is a \
+             \"live\" workspace.",
+            echo(service),
+            echo(workspace)
         ),
         ServingError::UnknownServiceId(id) => {
-            format!("FeatureService id `{id}` does not match any feature service")
+            format!(
+                "FeatureService id `{}` does not match any feature service",
+                echo(id)
+            )
         }
         ServingError::MissingJoinKey(name) => format!("Missing required join key: {name}"),
         ServingError::InvalidJoinKey { name, problem } => {
@@ -54,7 +60,7 @@ pub fn serving_error_message(error: &ServingError) -> String {
             format!("Invalid value for request context key {name}: {problem}")
         }
         ServingError::UnexpectedRequestContext(name) => {
-            format!("Unexpected request context key: {name}")
+            format!("Unexpected request context key: {}", echo(name))
         }
         ServingError::LatencyBudgetExceeded => "The store did not answer within \
             requestOptions.latencyBudgetMs; set allowPartialResults to get the features that \

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::{PrincipalKind, PrincipalRef};
 use crate::secrets::state::{Assignment, PrincipalType, ScopeRole};
@@ -19,7 +20,8 @@ pub fn check_resource_type(resource_type: Option<&str>) -> Result<(), ApiError> 
     match resource_type {
         None | Some("RESOURCE_TYPE_SECRET_SCOPE") => Ok(()),
         Some(other) => Err(invalid(format!(
-            "resource_type `{other}` is not RESOURCE_TYPE_SECRET_SCOPE"
+            "resource_type `{}` is not RESOURCE_TYPE_SECRET_SCOPE",
+            echo(other)
         ))),
     }
 }
@@ -43,13 +45,14 @@ fn principal_type(text: &str) -> Result<PrincipalType, ApiError> {
     ]
     .into_iter()
     .find(|t| principal_type_name(*t) == text)
-    .ok_or_else(|| invalid(format!("principal_type `{text}` must be PRINCIPAL_TYPE_USER, _SERVICE_ACCOUNT, _GROUP or _WORKSPACE")))
+    .ok_or_else(|| invalid(format!("principal_type `{}` must be PRINCIPAL_TYPE_USER, _SERVICE_ACCOUNT, _GROUP or _WORKSPACE", echo(text))))
 }
 
 fn scope_role(text: &str) -> Result<ScopeRole, ApiError> {
     ScopeRole::parse(text).ok_or_else(|| {
         invalid(format!(
-            "role `{text}` must be read_scope_role, write_scope_role or manage_scope_role"
+            "role `{}` must be read_scope_role, write_scope_role or manage_scope_role",
+            echo(text)
         ))
     })
 }

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::{json, Value as Json};
 
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::secrets::crypto::Plaintext;
@@ -123,11 +124,12 @@ impl From<SecretsError> for TbError {
             }
             SecretsError::TinybirdNotFound(_) => "Variable not found".to_string(),
             SecretsError::InvalidName { name, .. } => format!(
-                "Invalid name \"{name}\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters"
+                "Invalid name \"{}\": name must start with a letter or underscore and hold only letters, digits and underscores, at most 255 characters",
+                echo(&name)
             ),
             SecretsError::ValueTooLarge { .. } => "Variable maximum size is 8KB".to_string(),
             SecretsError::TinybirdExists(name) => {
-                format!("Secret with name \"{name}\" already exists")
+                format!("Secret with name \"{}\" already exists", echo(&name))
             }
             SecretsError::TinybirdFull { max_secrets } => {
                 format!("The maximum number of secrets for this workspace is {max_secrets}.")

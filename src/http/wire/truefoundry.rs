@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::iam::AuthError;
 use crate::iam::PrincipalKind;
@@ -141,7 +142,10 @@ impl CreateGroupBody {
             .into_iter()
             .map(|kv| match kv.value {
                 Some(value) => Ok((kv.key, Plaintext(value))),
-                None => Err(unprocessable(format!("secret `{}` needs a value", kv.key))),
+                None => Err(unprocessable(format!(
+                    "secret `{}` needs a value",
+                    echo(&kv.key)
+                ))),
             })
             .collect()
     }
@@ -173,7 +177,8 @@ impl UpsertGroupBody {
             .to_string();
         check_name(NameKind::Group, &name).map_err(|_| {
             unprocessable(format!(
-                "manifest.name `{name}` must be {}",
+                "manifest.name `{}` must be {}",
+                echo(&name),
                 NameKind::Group.rule()
             ))
         })?;
@@ -231,8 +236,9 @@ fn check_manifest_fields(manifest: &Json) -> Result<(), TfError> {
         .find(|f| !MANIFEST_FIELDS.contains(&f.as_str()))
     {
         return Err(unprocessable(format!(
-            "manifest.{unknown} is not a secret-group manifest field (expected {}); secrets are \
-             set with PUT /api/svc/v1/secret-groups/{{id}}",
+            "manifest.{} is not a secret-group manifest field (expected {}); secrets are set \
+             with PUT /api/svc/v1/secret-groups/{{id}}",
+            echo(unknown),
             MANIFEST_FIELDS.join(", ")
         )));
     }
@@ -267,7 +273,8 @@ fn check_manifest_fields(manifest: &Json) -> Result<(), TfError> {
             .find(|f| !["subject", "role_id"].contains(&f.as_str()))
         {
             return Err(unprocessable(format!(
-                "{at}.{unknown} is not a collaborator field (expected subject, role_id)"
+                "{at}.{} is not a collaborator field (expected subject, role_id)",
+                echo(unknown)
             )));
         }
         let subject = collaborator.get("subject").and_then(Json::as_str);
@@ -322,7 +329,8 @@ pub fn bind_service_accounts(
         };
         let id = id_of(name).ok_or_else(|| {
             unprocessable(format!(
-                "manifest.collaborators[{i}].subject: service account `{name}` does not exist"
+                "manifest.collaborators[{i}].subject: service account `{}` does not exist",
+                echo(name)
             ))
         })?;
         entry[COLLABORATOR_ID] = json!(id);
@@ -484,7 +492,8 @@ pub fn attributes(query: &str) -> Result<Option<Vec<String>>, TfError> {
         for field in list.split(',').map(str::trim).filter(|f| !f.is_empty()) {
             if !GROUP_FIELDS.contains(&field) {
                 return Err(unprocessable(format!(
-                    "attributes: `{field}` is not a secret group field; expected some of {}",
+                    "attributes: `{}` is not a secret group field; expected some of {}",
+                    echo(field),
                     GROUP_FIELDS.join(", ")
                 )));
             }
@@ -520,7 +529,8 @@ pub fn check_force_delete(query: &str) -> Result<(), TfError> {
         None => Ok(()),
         Some((_, value)) if value == "true" || value == "false" => Ok(()),
         Some((_, value)) => Err(unprocessable(format!(
-            "forceDelete must be true or false, got `{value}`"
+            "forceDelete must be true or false, got `{}`",
+            echo(value)
         ))),
     }
 }

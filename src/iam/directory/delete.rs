@@ -4,6 +4,7 @@ use actix::{Handler, Message};
 
 use super::state::{version_tag, Change, ResourceKind};
 use super::DirectoryActor;
+use crate::echo::echo;
 use crate::iam::scim::etag::Preconditions;
 use crate::iam::scim::{ScimError, ScimErrorKind};
 use crate::time::now_micros;
@@ -25,7 +26,11 @@ impl Handler<Delete> for DirectoryActor {
         let existing = self.state.get(msg.kind, &msg.id).ok_or_else(|| {
             ScimError::new(
                 ScimErrorKind::NotFound,
-                format!("{} `{}` not found", msg.kind.schema().resource_type, msg.id),
+                format!(
+                    "{} `{}` not found",
+                    msg.kind.schema().resource_type,
+                    echo(&msg.id)
+                ),
             )
         })?;
         msg.preconditions.check(&version_tag(existing.version))?;

@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 
 use super::state::{render, ResourceKind};
 use super::DirectoryActor;
+use crate::echo::echo;
 use crate::iam::scim::filter::{get_ci, Filter};
 use crate::iam::scim::resource::split_path;
 use crate::iam::scim::{ScimError, ScimErrorKind};
@@ -30,7 +31,11 @@ impl Handler<Get> for DirectoryActor {
             .ok_or_else(|| {
                 ScimError::new(
                     ScimErrorKind::NotFound,
-                    format!("{} `{}` not found", msg.kind.schema().resource_type, msg.id),
+                    format!(
+                        "{} `{}` not found",
+                        msg.kind.schema().resource_type,
+                        echo(&msg.id)
+                    ),
                 )
             })
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 
 use super::KeyIndex;
+use crate::echo::echo;
 use crate::iam::roles::{read_roles, Grants};
 use crate::iam::scim::names::fold;
 use crate::iam::scim::schema::{ResourceSchema, GROUP, SERVICE_ACCOUNT, USER};
@@ -159,7 +160,7 @@ impl DirectoryState {
         let not_found = |kind: ResourceKind, id: &str| {
             error(
                 ScimErrorKind::NotFound,
-                format!("{} `{id}` not found", kind.schema().resource_type),
+                format!("{} `{}` not found", kind.schema().resource_type, echo(id)),
             )
         };
         let (kind, id, made_from) = match change {
@@ -174,8 +175,9 @@ impl DirectoryState {
             (Some(now), _) if now != made_from => Err(error(
                 ScimErrorKind::PreconditionFailed,
                 format!(
-                    "{} `{id}` was changed meanwhile (its version is now {}): read it again and retry",
+                    "{} `{}` was changed meanwhile (its version is now {}): read it again and retry",
                     kind.schema().resource_type,
+                    echo(id),
                     version_tag(now)
                 ),
             )),
@@ -217,7 +219,7 @@ impl DirectoryState {
         if kind == ResourceKind::User && !is_email(value) {
             return Err(error(
                 ScimErrorKind::InvalidValue,
-                format!("userName `{value}` must be an email address"),
+                format!("userName `{}` must be an email address", echo(value)),
             ));
         }
         let folded = fold(value);
@@ -231,8 +233,9 @@ impl DirectoryState {
             return Err(error(
                 ScimErrorKind::Uniqueness,
                 format!(
-                    "a {} with {unique} `{value}` already exists",
-                    kind.schema().resource_type
+                    "a {} with {unique} `{}` already exists",
+                    kind.schema().resource_type,
+                    echo(value)
                 ),
             ));
         }
@@ -250,7 +253,8 @@ impl DirectoryState {
                     return Err(error(
                         ScimErrorKind::InvalidValue,
                         format!(
-                            "members[{i}].value `{member_id}` is not a user or service account"
+                            "members[{i}].value `{}` is not a user or service account",
+                            echo(member_id)
                         ),
                     ));
                 }

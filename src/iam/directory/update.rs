@@ -7,6 +7,7 @@ use serde_json::{Map, Value as Json};
 
 use super::state::{version_tag, Change, ResourceKind};
 use super::DirectoryActor;
+use crate::echo::echo;
 use crate::iam::scim::etag::Preconditions;
 use crate::iam::scim::patch::apply_patch;
 use crate::iam::scim::resource::validate_resource;
@@ -39,7 +40,7 @@ impl Handler<Update> for DirectoryActor {
         let existing = self.state.get(msg.kind, &msg.id).ok_or_else(|| {
             ScimError::new(
                 ScimErrorKind::NotFound,
-                format!("{} `{}` not found", schema.resource_type, msg.id),
+                format!("{} `{}` not found", schema.resource_type, echo(&msg.id)),
             )
         })?;
         msg.preconditions.check(&version_tag(existing.version))?;

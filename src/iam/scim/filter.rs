@@ -7,6 +7,8 @@
 
 use serde_json::Value as Json;
 
+use crate::echo::echo;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `a and b and c`: at least two terms, kept flat (a long chain is a wide list, not a
@@ -270,7 +272,7 @@ impl Parser {
             "ge" => Op::Ge,
             "lt" => Op::Lt,
             "le" => Op::Le,
-            other => return Err(format!("unknown operator `{other}`")),
+            other => return Err(format!("unknown operator `{}`", echo(other))),
         };
         let value = match self.tokens.get(self.pos).cloned() {
             Some(Token::Str(s)) => Json::String(s),
@@ -283,7 +285,10 @@ impl Parser {
                 word => match serde_json::from_str::<serde_json::Number>(word) {
                     Ok(number) => Json::Number(number),
                     Err(_) if is_keyword(word) => {
-                        return Err(format!("expected a value after the operator, got `{word}`"))
+                        return Err(format!(
+                            "expected a value after the operator, got `{}`",
+                            echo(word)
+                        ))
                     }
                     Err(_) => Json::String(word.to_string()),
                 },
@@ -304,8 +309,8 @@ impl Parser {
 fn found(token: Option<&Token>) -> String {
     match token {
         None => "the end of the filter".to_string(),
-        Some(Token::Word(word)) => format!("`{word}`"),
-        Some(Token::Str(text)) => format!("the string {text:?}"),
+        Some(Token::Word(word)) => format!("`{}`", echo(word)),
+        Some(Token::Str(text)) => format!("the string {:?}", echo(text)),
         Some(Token::Open) => "`(`".to_string(),
         Some(Token::Close) => "`)`".to_string(),
         Some(Token::OpenBracket) => "`[`".to_string(),
@@ -358,7 +363,7 @@ fn attr_path(word: &str) -> Result<AttrPath, String> {
         None => (name, None),
     };
     if !valid(attr) || sub.is_some_and(|s| !valid(s)) {
-        return Err(format!("`{word}` is not an attribute path"));
+        return Err(format!("`{}` is not an attribute path", echo(word)));
     }
     Ok(AttrPath {
         attr: attr.to_string(),

@@ -15,6 +15,7 @@ use super::error::{ScimError, ScimErrorKind};
 use super::filter::{get_ci, parse_filter, AttrPath, Filter, Op};
 use super::resource::validate_value;
 use super::schema::{Attribute, Mutability, Qualified, ResourceSchema};
+use crate::echo::echo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -92,7 +93,7 @@ pub fn apply_patch(
                 // As sent (case kept); anything but a string is named as such, not echoed.
                 let got = match given {
                     None => "no op".to_string(),
-                    Some(Json::String(op)) => format!("`{op}`"),
+                    Some(Json::String(op)) => format!("`{}`", echo(op)),
                     Some(_) => "an op that is not a string".to_string(),
                 };
                 return Err(error(
@@ -155,20 +156,20 @@ fn parse_path(schema: &ResourceSchema, path: &str) -> Result<Resolved, ScimError
     let bad = || {
         error(
             ScimErrorKind::InvalidPath,
-            format!("`{path}` is not a valid path"),
+            format!("`{}` is not a valid path", echo(path)),
         )
     };
     let unknown = |what: &str, name: &str| {
         error(
             ScimErrorKind::InvalidPath,
-            format!("`{path}`: unknown {what} `{name}`"),
+            format!("`{}`: unknown {what} `{}`", echo(path), echo(name)),
         )
     };
     let (head, filter, tail) = match path.find('[') {
         Some(open) => {
             let close = path.rfind(']').filter(|c| *c > open).ok_or_else(bad)?;
             let filter = parse_filter(&path[open + 1..close])
-                .map_err(|e| error(ScimErrorKind::InvalidPath, format!("`{path}`: {e}")))?;
+                .map_err(|e| error(ScimErrorKind::InvalidPath, format!("`{}`: {e}", echo(path))))?;
             let tail = &path[close + 1..];
             let sub = match tail.strip_prefix('.') {
                 Some(sub) if !sub.is_empty() => Some(sub),
@@ -238,7 +239,7 @@ fn parse_path(schema: &ResourceSchema, path: &str) -> Result<Resolved, ScimError
     if filter.is_some() && !attribute.multi_valued {
         return Err(error(
             ScimErrorKind::InvalidPath,
-            format!("`{path}`: a filter needs a multi-valued attribute"),
+            format!("`{}`: a filter needs a multi-valued attribute", echo(path)),
         ));
     }
     Ok(Resolved::Stored(Target {
@@ -288,7 +289,7 @@ fn apply_resolved(
                 Some(value) if op != OpKind::Remove && repeats(now, value) => Ok(()),
                 _ => Err(error(
                     ScimErrorKind::Mutability,
-                    format!("`{path}` is read-only and cannot be changed"),
+                    format!("`{}` is read-only and cannot be changed", echo(path)),
                 )),
             }
         }
@@ -371,7 +372,7 @@ fn apply_at(
         value.filter(|v| !v.is_null()).ok_or_else(|| {
             error(
                 ScimErrorKind::InvalidValue,
-                format!("`{path}`: {} needs a value", op.word()),
+                format!("`{}`: {} needs a value", echo(path), op.word()),
             )
         })
     };
@@ -435,7 +436,10 @@ fn apply_at(
             let object = entry.as_object_mut().ok_or_else(|| {
                 error(
                     ScimErrorKind::InvalidPath,
-                    format!("`{path}` addresses a sub-attribute of a list; use a filter"),
+                    format!(
+                        "`{}` addresses a sub-attribute of a list; use a filter",
+                        echo(path)
+                    ),
                 )
             })?;
             match op {
@@ -448,7 +452,12 @@ fn apply_at(
             }
         }
         (Some(filter), sub) => {
-            let no_target = || error(ScimErrorKind::NoTarget, format!("`{path}` matches nothing"));
+            let no_target = || {
+                error(
+                    ScimErrorKind::NoTarget,
+                    format!("`{}` matches nothing", echo(path)),
+                )
+            };
             let creates = op != OpKind::Remove;
             let entry = attributes.entry(target.attr.clone());
             let items = match entry.or_insert_with(|| Json::Array(Vec::new())) {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::error::{ScimError, ScimErrorKind};
 use super::filter::strip_urn;
 use super::schema::{self, Attribute, Kind, Mutability, Qualified, ResourceSchema};
+use crate::echo::echo;
 
 fn invalid(kind: ScimErrorKind, detail: String) -> ScimError {
     ScimError::new(kind, detail)
@@ -16,7 +17,11 @@ fn invalid(kind: ScimErrorKind, detail: String) -> ScimError {
 fn unknown(schema: &ResourceSchema, key: &str) -> ScimError {
     invalid(
         ScimErrorKind::InvalidSyntax,
-        format!("unknown attribute `{key}` for a {}", schema.resource_type),
+        format!(
+            "unknown attribute `{}` for a {}",
+            echo(key),
+            schema.resource_type
+        ),
     )
 }
 
@@ -202,7 +207,7 @@ fn validate_single(
                 let sub = attribute.sub(key).ok_or_else(|| {
                     invalid(
                         ScimErrorKind::InvalidSyntax,
-                        format!("unknown attribute `{path}.{key}`"),
+                        format!("unknown attribute `{path}.{}`", echo(key)),
                     )
                 })?;
                 if let Some(v) = validate_input(sub, sub_value, &format!("{path}.{}", sub.name))? {

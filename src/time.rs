@@ -5,6 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
+use crate::echo::echo;
+
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
 
@@ -35,8 +37,12 @@ pub fn parse_timestamp(text: &str) -> Result<Micros, String> {
         return Ok(micros);
     }
     let text = text.trim();
-    let expected =
-        || format!("expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got `{text}`");
+    let expected = || {
+        format!(
+            "expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got `{}`",
+            echo(text)
+        )
+    };
     if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
         return Ok(with_offset.timestamp_micros());
     }
@@ -234,7 +240,12 @@ fn format_timestamp_with_chrono(micros: Micros) -> String {
 /// Parses a duration written as Tecton writes them: a run of `<n>d`, `<n>h`, `<n>m`, `<n>s`
 /// (e.g. `30d`, `1h30m`, `90s`). Zero is allowed only as `0s`.
 pub fn parse_duration(text: &str) -> Result<Micros, String> {
-    let expected = || format!("expected a duration such as `30d`, `12h` or `1h30m`, got `{text}`");
+    let expected = || {
+        format!(
+            "expected a duration such as `30d`, `12h` or `1h30m`, got `{}`",
+            echo(text)
+        )
+    };
     let mut total: i64 = 0;
     let mut digits = String::new();
     let mut any_unit = false;

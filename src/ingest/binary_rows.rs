@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use super::file::{BadRow, Place};
 use super::row::{read_columns, view_columns, ColumnValue, ParsedRow};
 use super::text_cells::TextCell;
+use crate::echo::echo;
 use crate::registry::types::DataType;
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
@@ -181,12 +182,13 @@ pub fn read_binary_rows(view: &FeatureView, body: &[u8]) -> Result<Vec<RowWrite>
             .position(|(column, _)| *column == name)
             .ok_or_else(|| {
                 header(format!(
-                    "`{name}` is not a column of feature view `{}`",
+                    "`{}` is not a column of feature view `{}`",
+                    echo(name),
                     view.name
                 ))
             })?;
         if body_columns.iter().any(|(named, _)| *named == slot) {
-            return Err(header(format!("column `{name}` is named twice")));
+            return Err(header(format!("column `{}` is named twice", echo(name))));
         }
         body_columns.push((slot, columns[slot].1));
     }
@@ -437,9 +439,9 @@ fn check_nested(values: &mut Reader, data_type: &DataType, tag: u8) -> Result<()
             for _ in 0..count {
                 let key = values.str().map_err(refusal)?;
                 if !keys.insert(key) {
-                    return Err(format!("key \"{key}\" given twice"));
+                    return Err(format!("key \"{}\" given twice", echo(key)));
                 }
-                check(values, value_type).map_err(|e| format!("[\"{key}\"]: {e}"))?;
+                check(values, value_type).map_err(|e| format!("[\"{}\"]: {e}", echo(key)))?;
             }
             Ok(())
         }

@@ -9,6 +9,7 @@ use super::binary_rows::BinaryRowsWriter;
 use super::csv_records::{csv_refusal, CsvSplitter, Record, RecordBatch, Unreadable};
 use super::lines::read_typed_rows;
 use super::row::{column_places, is_view_column, parse_json_row, parse_row, ParsedRow};
+use crate::echo::echo;
 use crate::registry::value::Value;
 use crate::registry::FeatureView;
 use crate::store::RowWrite;
@@ -305,7 +306,8 @@ fn read_csv<Rows: Default + Send>(
         return Err(at_line(
             1,
             format!(
-                "`{unknown}` is not a column of feature view `{}`",
+                "`{}` is not a column of feature view `{}`",
+                echo(unknown),
                 view.name
             ),
         ));

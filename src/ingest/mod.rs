@@ -19,6 +19,7 @@ pub mod tokens;
 
 use serde_json::Value as Json;
 
+use crate::echo::echo;
 use crate::registry::aggregation::duration_text;
 use crate::registry::{FeatureView, PushSource, Registry, ViewId};
 use crate::store::tiles::tile_start;
@@ -136,7 +137,8 @@ impl SourceRecords for Vec<Json> {
             .find(|k| !source.schema.iter().any(|f| &f.name == *k))
         {
             return Err(format!(
-                "field `{unknown}` is not in the schema of push source `{source_name}`"
+                "field `{}` is not in the schema of push source `{source_name}`",
+                echo(unknown)
             ));
         }
         match source.schema.iter().find_map(|field| {

@@ -9,6 +9,7 @@ use std::slice;
 use serde_json::{Map, Value as Json};
 
 use super::SourceRecords;
+use crate::echo::echo;
 use crate::registry::types::DataType;
 use crate::registry::value::{TectonJson, TextValue, Value};
 use crate::registry::{FeatureView, PushSource, Registry, ViewId};
@@ -148,7 +149,8 @@ fn missing_timestamp(view: &FeatureView) -> String {
 pub fn parse_json_row(view: &FeatureView, object: &Map<String, Json>) -> Result<ParsedRow, String> {
     if let Some(unknown) = object.keys().find(|name| !is_view_column(view, name)) {
         return Err(format!(
-            "`{unknown}` is not a column of feature view `{}`",
+            "`{}` is not a column of feature view `{}`",
+            echo(unknown),
             view.name
         ));
     }

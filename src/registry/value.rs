@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
 use super::types::DataType;
+use crate::echo::echo;
 use crate::time::{ascii_number, format_timestamp, parse_timestamp, Micros};
 
 /// One value of a feature, join key or request-context field.
@@ -62,7 +63,13 @@ impl Value {
         if json.is_null() {
             return Ok(Value::Null);
         }
-        let mismatch = || format!("expected {}, got {}", describe(data_type), shorten(json));
+        let mismatch = || {
+            format!(
+                "expected {}, got {}",
+                describe(data_type),
+                echo(&json.to_string())
+            )
+        };
         match data_type {
             DataType::Bool => json.as_bool().map(Value::Bool).ok_or_else(mismatch),
             DataType::Int64 => match json {
@@ -113,7 +120,8 @@ impl Value {
                         !rules.extra_struct_fields && !fields.iter().any(|f| &f.name == *k)
                     }) {
                         return Err(format!(
-                            "unknown struct field `{unknown}` (expected {})",
+                            "unknown struct field `{}` (expected {})",
+                            echo(unknown),
                             describe(data_type)
                         ));
                     }
@@ -137,7 +145,7 @@ impl Value {
                         Ok((
                             k.clone(),
                             Value::from_json_with(v, value_type, rules)
-                                .map_err(|e| format!("[\"{k}\"]: {e}"))?,
+                                .map_err(|e| format!("[\"{}\"]: {e}", echo(k)))?,
                         ))
                     })
                     .collect::<Result<_, String>>()?;
@@ -177,13 +185,7 @@ impl TextValue<'_> {
         if text.is_empty() {
             return Ok(TextValue::Other(Value::Null));
         }
-        let mismatch = || {
-            format!(
-                "expected {}, got `{}`",
-                describe(data_type),
-                shorten_str(text)
-            )
-        };
+        let mismatch = || format!("expected {}, got `{}`", describe(data_type), echo(text));
         let value = match data_type {
             // Compared without lowercasing a copy: one allocation less for every boolean cell.
             DataType::Bool if text == "1" || text.eq_ignore_ascii_case("true") => Value::Bool(true),
@@ -384,18 +386,6 @@ fn describe(data_type: &DataType) -> String {
     }
 }
 
-/// Quotes at most 40 characters of a value in an error message.
-fn shorten(json: &Json) -> String {
-    shorten_str(&json.to_string())
-}
-
-fn shorten_str(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
 /// Serialises a value the way the Tecton Feature Service answers: int64 as a decimal string,
 /// non-finite floats as `"NaN"`/`"Infinity"`/`"-Infinity"`, timestamps as RFC 3339 with `Z`,
 /// structs as arrays in field order and maps as objects.
@@ -581,7 +571,7 @@ mod tests {
                 Err(_) => Err(format!(
                     "expected {}, got `{}`",
                     describe(data_type),
-                    shorten_str(text)
+                    echo(text)
                 )),
             }
         };

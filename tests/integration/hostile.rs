@@ -938,7 +938,11 @@ fn an_empty_token_parameter_does_not_shadow_the_authorization_header() {
 /// `status`, the value's first 64 characters and its length, not the rest of it.
 fn assert_echo_bounded(family: Family, status: u16, reply: &Reply, sent: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);
-    let message = error_message(family, status, &reply.json());
+    assert_message_echo_bounded(&error_message(family, status, &reply.json()), sent);
+}
+
+/// Checks `message` names `sent` by its first 64 characters and its length only.
+fn assert_message_echo_bounded(message: &str, sent: &str) {
     let shown = format!("{}… ({} bytes)", &sent[..64], sent.len());
     assert!(message.contains(&shown), "{message}");
     assert!(message.len() < 400, "{} bytes: {message}", message.len());
@@ -1020,4 +1024,63 @@ fn an_over_long_name_is_echoed_cut_to_a_bound_in_every_family() {
     let groups = server.request("GET", "/api/svc/v1/secret-groups", &tecton, None);
     assert_eq!(groups.json()["data"], json!([]), "{}", groups.body);
     assert_eq!(scim_user_count(&server), json!(0));
+}
+
+/// A row's over-long value is named in `/ingest`'s and the rows endpoint's refusals by its first
+/// 64 characters and its length, as a name is, and neither stores anything.
+#[test]
+fn an_over_long_row_value_is_echoed_cut_to_a_bound_and_nothing_is_stored() {
+    let server = Server::start();
+    let tecton_key = format!("Tecton-key {ADMIN_KEY}");
+    let tecton = [("Authorization", tecton_key.as_str())];
+    let long = "t".repeat(5000);
+    let record = json!({"user_id": "user_echo", "merchant": "fraud_Kirlin and Sons",
+        "terminal_id": 77, "amt": 1.5, "category": "grocery_pos", "is_online": false,
+        "timestamp": long});
+    let ingest = json!({"workspace_name": "prod", "dry_run": false,
+        "records": {"transactions": [{"record": record}]}});
+    let reply = server.request(
+        "POST",
+        "/ingest",
+        &tecton,
+        Some(ingest.to_string().as_bytes()),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let refused = reply.json();
+    let message = refused["recordErrors"][0]["errorMessage"].as_str().unwrap();
+    assert_message_echo_bounded(message, &long);
+
+    let row = json!({"user_id": "user_echo", "timestamp": "2024-05-01T12:00:00Z",
+        "credit_score": long});
+    let reply = server.request(
+        "POST",
+        "/admin/workspaces/prod/feature-views/user_profile/rows",
+        &tecton,
+        Some(format!("{row}\n").as_bytes()),
+    );
+    // A value of the wrong JSON type is named in its JSON text.
+    assert_echo_bounded(Family::Tecton, 400, &reply, &json!(long).to_string());
+
+    let read = json!({"params": {"workspaceName": "prod", "featureServiceName": "user_risk_service",
+        "joinKeyMap": {"user_id": "user_echo", "merchant": "fraud_Kirlin and Sons"},
+        "metadataOptions": {"includeServingStatus": true}}});
+    let reply = server.request(
+        "POST",
+        "/api/v1/feature-service/get-features",
+        &tecton,
+        Some(read.to_string().as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let statuses: Vec<Json> = reply.json()["metadata"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            let name = f["name"].as_str().unwrap();
+            name.starts_with("user_profile.") || name.starts_with("user_last_transaction.")
+        })
+        .map(|f| f["status"].clone())
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| s == "MISSING_DATA"), "{statuses:?}");
 }

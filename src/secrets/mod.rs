@@ -156,7 +156,9 @@ impl NameKind {
             NameKind::Scope | NameKind::ScopeKey => {
                 "1-128 letters, digits, `_`, `-` or `.`, other than `.` and `..`"
             }
-            NameKind::Group | NameKind::GroupKey => "1-128 letters, digits, `.`, `_` or `-`",
+            NameKind::Group | NameKind::GroupKey => {
+                "1-128 letters, digits, `.`, `_` or `-`, at least one a letter or digit"
+            }
             NameKind::Tinybird => {
                 "a letter or `_`, then letters, digits and `_`, at most 255 characters"
             }

@@ -194,13 +194,16 @@ impl Vault {
     }
 }
 
-/// Names and keys: 1-128 of letters, digits, `.`, `_`, `-` (no `:`, which separates fqn parts).
+/// Names and keys: 1-128 of letters, digits, `.`, `_`, `-` (no `:`, which separates fqn parts),
+/// at least one a letter or digit. TrueFoundry documents no rule; punctuation alone (`.`, `..`,
+/// `-`) names nothing a person would choose, and `.` and `..` are path segments a client or
+/// proxy resolves away before the request arrives.
 pub fn check_name(kind: NameKind, name: &str) -> Result<(), SecretsError> {
-    let valid = !name.is_empty()
-        && name.len() <= 128
+    let valid = name.len() <= 128
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && name.chars().any(|c| c.is_ascii_alphanumeric());
     if valid {
         Ok(())
     } else {

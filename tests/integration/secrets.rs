@@ -1363,6 +1363,41 @@ fn whether_a_workspace_exists_is_told_only_to_a_key_that_may_view_it() {
     assert!(typo.body.contains("does not exist"), "{}", typo.body);
 }
 
+/// A TrueFoundry group name or key of punctuation alone (`.` and `..` are path segments a client
+/// resolves away) is refused as the vault's other invalid names are, 422 naming the rule, and
+/// nothing is made; a name with a letter or digit among the same marks is taken.
+#[test]
+fn truefoundry_names_of_punctuation_alone_are_refused() {
+    let server = Server::start();
+    let rule = "at least one a letter or digit";
+    for name in [".", "..", "-", "_", "...", "-._"] {
+        let create = json!({"name": name, "secrets": [{"key": "K", "value": "v"}]});
+        let refused = tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(create));
+        assert_eq!(refused.status, 422, "{name}: {}", refused.body);
+        assert_eq!(refused.json()["statusCode"], 422);
+        let message = refused.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains(&format!("group name `{name}`")),
+            "{message}"
+        );
+        assert!(message.contains(rule), "{message}");
+        let upsert = json!({"manifest": {"type": "secret-group", "name": name,
+            "integration_fqn": "truefoundry:quiver"}});
+        let refused = tf(&server, "PUT", "/secret-groups", ADMIN_KEY, Some(upsert));
+        assert_eq!(refused.status, 422, "{name}: {}", refused.body);
+        let with_key = json!({"name": "grp", "secrets": [{"key": name, "value": "v"}]});
+        let refused = tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(with_key));
+        assert_eq!(refused.status, 422, "{name}: {}", refused.body);
+        assert!(refused.body.contains(rule), "{}", refused.body);
+    }
+    let listed = tf(&server, "GET", "/secret-groups", ADMIN_KEY, None);
+    assert_eq!(listed.json()["data"], json!([]), "{}", listed.body);
+    let create = json!({"name": "-a.", "secrets": [{"key": "_1", "value": "v"}]});
+    let created = tf(&server, "POST", "/secret-groups", ADMIN_KEY, Some(create));
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.json()["data"]["name"], "-a.");
+}
+
 #[test]
 fn a_group_holds_at_most_a_thousand_secrets() {
     let server = Server::start();
@@ -1953,7 +1988,8 @@ fn each_familys_error_bodies_are_pinned() {
             Some(json!({"name": "bad name", "secrets": []})),
             tf_error(
                 422,
-                "group name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`",
+                "group name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`, at least \
+                 one a letter or digit",
             ),
         ),
         (
@@ -2000,7 +2036,8 @@ fn each_familys_error_bodies_are_pinned() {
             Some(json!({"manifest": {"name": "bad name"}})),
             tf_error(
                 422,
-                "manifest.name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`",
+                "manifest.name `bad name` must be 1-128 letters, digits, `.`, `_` or `-`, at least \
+                 one a letter or digit",
             ),
         ),
         (

@@ -26,10 +26,19 @@ fn matching(pattern: &str) -> Schema {
         .into()
 }
 
-/// The names of Tecton scopes and keys and of TrueFoundry groups and keys
-/// (`secrets::truefoundry::check_name`).
+/// The names of Tecton scopes and keys (`names::is_scope_name`).
 pub fn vault_name() -> Schema {
     matching("^[A-Za-z0-9._-]{1,128}$")
+}
+
+/// The names of TrueFoundry groups and keys (`secrets::truefoundry::check_name`): as
+/// [`vault_name`], with a letter or digit among them.
+pub fn truefoundry_name() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9._-]*[A-Za-z0-9][A-Za-z0-9._-]*$"))
+        .max_length(Some(128))
+        .into()
 }
 
 /// A Tinybird secret's name (`secrets::tinybird::check_name`): a ClickHouse parameter name.
@@ -715,7 +724,10 @@ fn scim() -> Vec<(&'static str, Schema)> {
 
 fn truefoundry() -> Vec<(&'static str, Schema)> {
     let key_value = object(
-        &[("key", vault_name()), ("value", nullable(Type::String))],
+        &[
+            ("key", truefoundry_name()),
+            ("value", nullable(Type::String)),
+        ],
         &["key"],
     );
     let group = object(
@@ -768,7 +780,7 @@ fn truefoundry() -> Vec<(&'static str, Schema)> {
             with_examples(
                 object(
                     &[
-                        ("name", vault_name()),
+                        ("name", truefoundry_name()),
                         ("integrationId", nullable(Type::String)),
                         ("secrets", array(key_value.clone())),
                     ],
@@ -788,7 +800,7 @@ fn truefoundry() -> Vec<(&'static str, Schema)> {
                         object(
                             &[
                                 ("type", one_of_strings(&["secret-group"])),
-                                ("name", vault_name()),
+                                ("name", truefoundry_name()),
                                 ("integration_fqn", string()),
                                 (
                                     "collaborators",

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::{without_quoted_values, ApiError, ErrorKind};
+use super::objects_only::ObjectsOnly;
 use super::{AppState, Limits};
 use crate::echo::echo;
 
@@ -443,7 +444,8 @@ pub fn encoded_body(request: &HttpRequest) -> Option<ApiError> {
 fn parse_json_body<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError> {
     // Every API's body is an object. Serde would also read a struct from a list of its fields
     // in order (`["v"]` as `{"value": "v"}`), a shape no API documents, and word a list of
-    // lists as a field's type error: a body that is not an object is refused as one.
+    // lists as a field's type error: a body that is not an object is refused as one. Below
+    // the body, `ObjectsOnly` refuses a list where a struct is read.
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => {
             return Err(ApiError::new(
@@ -467,28 +469,29 @@ fn parse_json_body<'b, T: Deserialize<'b>>(body: &'b [u8]) -> Result<T, ApiError
     // valid JSON, and taking its first value would answer a body the sender did not mean.
     if let Ok(text) = std::str::from_utf8(body) {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        if let Ok(value) = T::deserialize(&mut *deserializer) {
+        if let Ok(value) = T::deserialize(ObjectsOnly(&mut *deserializer)) {
             if deserializer.end().is_ok() {
                 return Ok(value);
             }
         }
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("request body is not valid JSON: {inner}")
-        } else {
-            let inner = without_quoted_values(&inner.to_string());
-            if path == "." {
-                format!("invalid request body: {inner}")
+    let value =
+        serde_path_to_error::deserialize(ObjectsOnly(&mut *deserializer)).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = if inner.is_syntax() || inner.is_eof() {
+                format!("request body is not valid JSON: {inner}")
             } else {
-                format!("invalid request body at `{}`: {inner}", echo(&path))
-            }
-        };
-        ApiError::new(ErrorKind::InvalidArgument, message)
-    })?;
+                let inner = without_quoted_values(&inner.to_string());
+                if path == "." {
+                    format!("invalid request body: {inner}")
+                } else {
+                    format!("invalid request body at `{}`: {inner}", echo(&path))
+                }
+            };
+            ApiError::new(ErrorKind::InvalidArgument, message)
+        })?;
     deserializer.end().map_err(|inner| {
         ApiError::new(
             ErrorKind::InvalidArgument,

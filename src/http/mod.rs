@@ -7,6 +7,7 @@ mod body;
 pub mod error;
 mod extract;
 mod middleware;
+mod objects_only;
 mod observe;
 pub mod openapi;
 pub mod readiness;

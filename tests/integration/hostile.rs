@@ -1084,3 +1084,72 @@ fn an_over_long_row_value_is_echoed_cut_to_a_bound_and_nothing_is_stored() {
     assert!(!statuses.is_empty());
     assert!(statuses.iter().all(|s| s == "MISSING_DATA"), "{statuses:?}");
 }
+
+/// A list where a nested object is expected (serde would read a struct from a list of its
+/// fields in order) is refused in the family's shape, naming the field and an object, and
+/// nothing is written.
+#[test]
+fn a_list_where_a_nested_object_is_expected_is_refused_naming_the_field() {
+    let server = Server::start();
+    let tecton_key = format!("Tecton-key {ADMIN_KEY}");
+    let tecton = [("Authorization", tecton_key.as_str())];
+    let params = |extra: (&str, Json)| {
+        let mut params = json!({"workspaceName": "prod", "featureServiceName": "user_risk_service",
+            "joinKeyMap": {"user_id": "user_1001", "merchant": "fraud_Kirlin and Sons"}});
+        params[extra.0] = extra.1;
+        json!({"params": params})
+    };
+    let cases: Vec<(Family, u16, &str, Json, &str)> = vec![
+        (
+            Family::Tecton,
+            400,
+            "/api/v1/feature-service/get-features",
+            params((
+                "metadataOptions",
+                json!([true, true, true, true, true, true, true]),
+            )),
+            "`params.metadataOptions`",
+        ),
+        (
+            Family::Tecton,
+            400,
+            "/api/v1/feature-service/get-features-batch",
+            params(("requestData", json!([[{"user_id": "user_1001"}, {}]]))),
+            "`params.requestData[0]`",
+        ),
+        (
+            Family::Tecton,
+            400,
+            "/api/v1/feature-service/get-features",
+            json!({"params": ["prod", "user_risk_service"]}),
+            "`params`",
+        ),
+        (
+            Family::TrueFoundry,
+            400,
+            "/api/svc/v1/secret-groups",
+            json!({"name": "listed", "secrets": [["K", "v"]]}),
+            "`secrets[0]`",
+        ),
+        (
+            Family::Tecton,
+            400,
+            "/api/v1/secrets-service/assign-roles",
+            json!({"assignments": [["RESOURCE_TYPE_SECRET_SCOPE", "s", "read_scope_role",
+                "PRINCIPAL_TYPE_USER", "someone"]]}),
+            "`assignments[0]`",
+        ),
+    ];
+    for (family, status, path, body, field) in cases {
+        let reply = server.request("POST", path, &tecton, Some(body.to_string().as_bytes()));
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        let message = error_message(family, status, &reply.json());
+        assert!(message.contains(field), "{message}");
+        assert!(
+            message.contains("invalid type: array, expected an object"),
+            "{message}"
+        );
+    }
+    let groups = server.request("GET", "/api/svc/v1/secret-groups", &tecton, None);
+    assert_eq!(groups.json()["data"], json!([]), "{}", groups.body);
+}

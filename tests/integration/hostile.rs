@@ -1153,3 +1153,35 @@ fn a_list_where_a_nested_object_is_expected_is_refused_naming_the_field() {
     let groups = server.request("GET", "/api/svc/v1/secret-groups", &tecton, None);
     assert_eq!(groups.json()["data"], json!([]), "{}", groups.body);
 }
+
+/// A raw byte that is not ASCII in the request line is refused by actix-http's connection
+/// handler before any Quiver code runs (README, "Limits"): 400, an empty body, closed. Its
+/// percent-encoded form reaches the routes and gets the family's JSON (404: no GET route
+/// there). Should actix ever hand such a request on, this fails and the README's exception
+/// goes.
+#[test]
+fn a_raw_non_ascii_byte_in_the_path_is_actixs_own_400() {
+    let server = Server::start();
+    let address = server.url("").trim_start_matches("http://").to_string();
+    let exchange = |path: &[u8]| -> String {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(path);
+        request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(&request).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).to_lowercase()
+    };
+    let raw = exchange(b"/api/v1/secrets-service/scopes/\xff");
+    assert!(raw.starts_with("http/1.1 400 "), "{raw}");
+    assert!(raw.contains("content-length: 0\r\n"), "{raw}");
+    assert!(!raw.contains("x-request-id"), "no Quiver code ran: {raw}");
+    let encoded = exchange(b"/api/v1/secrets-service/scopes/%FF");
+    assert!(encoded.starts_with("http/1.1 404 "), "{encoded}");
+    assert!(encoded.contains("x-request-id"), "{encoded}");
+    assert!(encoded.contains("application/json"), "{encoded}");
+}

@@ -78,11 +78,14 @@ pub fn count_refused(error: &IngestError) {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("Workspace `{0}` not found")]
+    #[error("Workspace `{}` not found", echo(.0))]
     UnknownWorkspace(String),
     #[error("Workspace `{0}` is a development workspace (does not have materialization enabled); ingest needs a live workspace")]
     NotLive(String),
-    #[error("Push source `{source_name}` not found in workspace `{workspace}`")]
+    #[error(
+        "Push source `{}` not found in workspace `{workspace}`",
+        echo(source_name)
+    )]
     UnknownSource {
         workspace: String,
         source_name: String,

@@ -976,6 +976,24 @@ fn an_over_long_name_is_echoed_cut_to_a_bound_in_every_family() {
             ),
         ),
         (
+            Family::Ingest,
+            404,
+            "POST",
+            "/ingest".into(),
+            Some(
+                json!({"workspace_name": long, "dry_run": false,
+                    "records": {"transactions": []}})
+                .to_string(),
+            ),
+        ),
+        (
+            Family::Tecton,
+            404,
+            "POST",
+            format!("/admin/workspaces/prod/feature-views/{long}/rows"),
+            Some(String::new()),
+        ),
+        (
             Family::TrueFoundry,
             422,
             "POST",

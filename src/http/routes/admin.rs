@@ -20,6 +20,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::repository::ApplyBody;
 use super::super::{method_not_allowed, AppState};
+use crate::echo::echo;
 use crate::ingest::binary_rows::{self, read_binary_rows};
 use crate::ingest::file::read_rows_body;
 use crate::persist::snapshot::describe_snapshots;
@@ -151,7 +152,8 @@ async fn load_rows(
                 ErrorKind::NotFound,
                 format!(
                     "feature view `{}` not found in workspace `{}`",
-                    path.view, path.workspace
+                    echo(&path.view),
+                    echo(&path.workspace)
                 ),
             )
         })?;

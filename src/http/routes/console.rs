@@ -20,6 +20,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::served::Repo;
 use super::super::wire::console as wire;
 use super::super::{method_not_allowed, AppState};
+use crate::echo::echo;
 use crate::iam::Permission;
 use crate::metrics::SAMPLE_EVERY;
 use crate::registry::repository::Repository;
@@ -111,7 +112,7 @@ async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 ErrorKind::NotFound,
-                format!("the console has no file `{name}`"),
+                format!("the console has no file `{}`", echo(name)),
             )
         })?;
     Ok(HttpResponse::Ok()

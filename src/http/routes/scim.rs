@@ -16,6 +16,7 @@ use super::super::error::{ApiError, ErrorKind};
 use super::super::extract::Query;
 use super::super::wire::scim::{with_base_url, ScimHttpError, SCIM_CONTENT_TYPE};
 use super::super::AppState;
+use crate::echo::echo;
 use crate::iam::directory::{ListQuery, ResourceKind, UpdateMode};
 use crate::iam::scim::etag::{EntityTags, Preconditions};
 use crate::iam::scim::filter::parse_filter;
@@ -102,7 +103,7 @@ fn kind_of(segment: &str) -> Result<ResourceKind, ScimHttpError> {
         "ServiceAccounts" => Ok(ResourceKind::ServiceAccount),
         other => Err(ApiError::new(
             ErrorKind::NotFound,
-            format!("no SCIM resource type at /{other}"),
+            format!("no SCIM resource type at /{}", echo(other)),
         )
         .into()),
     }
@@ -175,7 +176,7 @@ async fn resource_type(
 ) -> Result<HttpResponse, ScimHttpError> {
     let found = find_schema(
         |s| s.resource_type == id.as_str(),
-        &format!("resource type `{id}`"),
+        &format!("resource type `{}`", echo(&id)),
     )?;
     let resource_type = with_base_url(schema::resource_type_json(found), &base_url(&request));
     Ok(scim_json(StatusCode::OK, &resource_type))
@@ -198,7 +199,7 @@ async fn schema_by_id(
     let found = schema::all_schemas()
         .into_iter()
         .find(|s| s["id"] == id.as_str())
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no schema `{id}`")))?;
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no schema `{}`", echo(&id))))?;
     Ok(scim_json(
         StatusCode::OK,
         &with_base_url(found, &base_url(&request)),

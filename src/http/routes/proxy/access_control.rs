@@ -11,6 +11,7 @@ use prost::Message;
 use serde_json::Value as Json;
 
 use super::{decode, directory_roles, unimplemented};
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::routes::tecton_secrets::{check_assignments, record};
 use crate::http::wire::tecton_proto::auth as wire;
@@ -315,7 +316,7 @@ async fn directory_grants(
     let record = record(state, principal_type, id).await.ok_or_else(|| {
         ApiError::new(
             ErrorKind::NotFound,
-            format!("principal `{id}` does not exist"),
+            format!("principal `{}` does not exist", echo(id)),
         )
     })?;
     read_roles(record.get("roles"), &mut grants)

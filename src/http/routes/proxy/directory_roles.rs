@@ -9,6 +9,7 @@
 use serde_json::{json, Value as Json};
 
 use super::access_control::workspace_assignments;
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::wire::tecton_proto::auth as wire;
 use crate::http::AppState;
@@ -89,7 +90,8 @@ pub(super) async fn change(
             ScimErrorKind::NoTarget => ApiError::new(
                 ErrorKind::NotFound,
                 format!(
-                    "`{id}` does not hold every role to unassign ({})",
+                    "`{}` does not hold every role to unassign ({})",
+                    echo(&id),
                     error.detail
                 ),
             ),

@@ -7,6 +7,7 @@
 use prost::Message;
 
 use super::decode;
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::wire::tecton_proto::definitions::feature_service_container;
 use crate::http::wire::tecton_proto::metadataservice as mds;
@@ -31,11 +32,15 @@ pub(super) fn get(
                     .registry
                     .workspace(&request.workspace)
                     .ok_or_else(|| {
-                        not_found(format!("workspace `{}` does not exist", request.workspace))
+                        not_found(format!(
+                            "workspace `{}` does not exist",
+                            echo(&request.workspace)
+                        ))
                     })?;
                 workspace.services.get(name).ok_or_else(|| {
                     not_found(format!(
-                        "feature service `{name}` does not exist in workspace `{}`",
+                        "feature service `{}` does not exist in workspace `{}`",
+                        echo(name),
                         workspace.name
                     ))
                 })?

@@ -1,6 +1,7 @@
 //! `tecton_proto.auth`: the Authorization Service calls of `tecton access-control ...`. Enums
 //! are carried as their `i32` numbers (prost's encoding of proto enums).
 
+use crate::echo::echo;
 use crate::http::error::{ApiError, ErrorKind};
 use serde_json::Value as Json;
 
@@ -136,7 +137,7 @@ pub fn scope_role(name: &str) -> Result<ScopeRole, ApiError> {
     ScopeRole::parse(name).ok_or_else(|| {
         ApiError::new(
             ErrorKind::InvalidArgument,
-            format!("`{name}` is not a secret scope role"),
+            format!("`{}` is not a secret scope role", echo(name)),
         )
     })
 }

@@ -18,11 +18,21 @@ pub fn echo(value: &str) -> Echo<'_> {
 #[derive(Clone, Copy)]
 pub struct Echo<'a>(&'a str);
 
+impl Echo<'_> {
+    /// The part shown, and the whole length when that is not all of it.
+    fn shown(&self) -> (&str, Option<usize>) {
+        match self.0.char_indices().nth(ECHOED_CHARS_AT_MOST) {
+            None => (self.0, None),
+            Some((cut, _)) => (&self.0[..cut], Some(self.0.len())),
+        }
+    }
+}
+
 impl fmt::Display for Echo<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(ECHOED_CHARS_AT_MOST) {
-            None => f.write_str(self.0),
-            Some((cut, _)) => write!(f, "{}… ({} bytes)", &self.0[..cut], self.0.len()),
+        match self.shown() {
+            (shown, None) => f.write_str(shown),
+            (shown, Some(len)) => write!(f, "{shown}… ({len} bytes)"),
         }
     }
 }
@@ -30,9 +40,9 @@ impl fmt::Display for Echo<'_> {
 /// As [`Echo`]'s text, quoted and escaped as `{:?}` quotes a string.
 impl fmt::Debug for Echo<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(ECHOED_CHARS_AT_MOST) {
-            None => write!(f, "{:?}", self.0),
-            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
+        match self.shown() {
+            (shown, None) => write!(f, "{shown:?}"),
+            (shown, Some(len)) => write!(f, "{shown:?}… ({len} bytes)"),
         }
     }
 }

@@ -84,9 +84,7 @@ impl Forms {
         forms.published.store(true, Ordering::Release);
         Ok(())
     }
-}
 
-impl Forms {
     /// Records the data an apply loses (see the module doc).
     pub(super) async fn accept_losses(&self, losses: &[AcceptedLoss]) -> Result<(), StoreError> {
         for loss in losses {

@@ -127,11 +127,12 @@ impl RecordCopy {
 }
 
 impl Partition {
-    /// Makes the arena's room for `copies` (growing it at most once) before a reshape or its
-    /// undo changes anything: growth is what can fail, and `write_copies` then does not.
-    fn reserve_for(&mut self, copies: &[RecordCopy]) -> io::Result<()> {
-        let bytes = copies.iter().map(|copy| copy.record().len()).sum();
-        self.arena.reserve(bytes)
+    /// Makes the arena's room for `copies` and `more` bytes (growing it at most once) before a
+    /// reshape or its undo changes anything: growth is what can fail, and `write_copies` then
+    /// does not.
+    fn reserve_for(&mut self, copies: &[RecordCopy], more: usize) -> io::Result<()> {
+        let bytes: usize = copies.iter().map(|copy| copy.record().len()).sum();
+        self.arena.reserve(bytes + more)
     }
 
     /// Appends `copies` (their room reserved) and points their keys at them.
@@ -201,7 +202,17 @@ impl Partition {
             }
             tiles.push((tile_key(view, new_layout, &key[KEY_PREFIX..]), tile_set));
         }
-        self.reserve_for(&rows)?;
+        // Room for the undo's copies too (the records this reshape supersedes): an apply taken
+        // back because memory ran out must not need more of it to go back (unless writes made
+        // since the reshape took that room).
+        let superseded: usize = (self.index.iter())
+            .map(|(layout, start)| (layout, self.arena.record_at(start)))
+            .filter(|(layout, record)| {
+                self.is_current(record.view, *layout) && views.layout(record.view) != Some(*layout)
+            })
+            .map(|(_, record)| record.len())
+            .sum();
+        self.reserve_for(&rows, superseded)?;
         self.write_copies(rows)?;
         for (layout, start) in self.index.iter() {
             let view = self.arena.record_at(start).view;
@@ -250,7 +261,7 @@ impl Partition {
                 });
             }
         }
-        self.reserve_for(&revived)?;
+        self.reserve_for(&revived, 0)?;
         self.views = Arc::clone(&before);
         self.retiring = None;
         for start in dropped {
@@ -387,8 +398,8 @@ aggregations = [{{ column = "amt", function = "sum", window = "1d" }}{aggregate}
     }
 
     /// A reshape whose copies find no memory (the arena cannot grow, part-way through them)
-    /// leaves the partition exactly as it was, and the same reshape works once it can grow; so
-    /// does its undo.
+    /// leaves the partition exactly as it was, and the same reshape works once it can grow; its
+    /// undo then needs no growth (the reshape reserved the room for its copies).
     #[test]
     fn a_reshape_or_undo_that_cannot_grow_the_arena_changes_nothing() {
         const KEYS: usize = 60;
@@ -465,22 +476,9 @@ aggregations = [{{ column = "amt", function = "sum", window = "1d" }}{aggregate}
         assert_eq!(new_tiles, KEYS);
         assert!(Arc::ptr_eq(&partition.views, &views_after));
 
-        // The undo's copies of the old rows need growth again.
+        // The undo's copies of the old rows fit the room the reshape reserved for them: with
+        // growth failing (the memory that failed another shard's reshape), it goes through.
         fails.store(true, Ordering::Relaxed);
-        let (mapped, used, _) = partition.arena.usage();
-        assert!(
-            used * 3 > mapped * 2,
-            "the undo's copies do not fit: {used} of {mapped}"
-        );
-        let reshaped = state(&partition);
-        let refused = partition.revert_reshape(&views_after);
-        assert_eq!(refused.unwrap_err().raw_os_error(), Some(12));
-        assert!(
-            state(&partition) == reshaped,
-            "a failed undo changed the partition"
-        );
-
-        fails.store(false, Ordering::Relaxed);
         let old_rows = rows(&partition, profile.0, profile.1);
         partition.revert_reshape(&views_after).unwrap();
         assert!(Arc::ptr_eq(&partition.views, &views_before));

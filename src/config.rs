@@ -352,7 +352,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "server.shards", flag: "shards", env: "QUIVER_SHARDS", kind: Kind::Count, help: "Shard actors (0: one per core)" },
     Setting { key: "server.workers", flag: "workers", env: "QUIVER_WORKERS", kind: Kind::Count, help: "HTTP workers (0: one per core)" },
     Setting { key: "server.max_body_bytes", flag: "max-body-bytes", env: "QUIVER_MAX_BODY_BYTES", kind: Kind::Count, help: "Body limit of the Feature Service and Stream Ingest APIs [default: 4194304]" },
-    Setting { key: "server.max_body_bytes_in_flight", flag: "max-body-bytes-in-flight", env: "QUIVER_MAX_BODY_BYTES_IN_FLIGHT", kind: Kind::Count, help: "Most bytes request bodies being read may have received at once, split among the workers; past it 503, but a body alone on its worker is always read [default: the larger of 268435456 and 4 x max-body-bytes a worker]" },
+    Setting { key: "server.max_body_bytes_in_flight", flag: "max-body-bytes-in-flight", env: "QUIVER_MAX_BODY_BYTES_IN_FLIGHT", kind: Kind::Count, help: "Most bytes request bodies being read may have received at once, split among the workers; past it 503, but a body that started alone on its worker is read to its end [default: the larger of 268435456 and 4 x max-body-bytes a worker]" },
     Setting { key: "server.body_read_timeout", flag: "body-read-timeout", env: "QUIVER_BODY_READ_TIMEOUT", kind: Kind::Text, help: "How long a whole request body may take to arrive [default: 10s]" },
     Setting { key: "server.max_batch_size", flag: "max-batch-size", env: "QUIVER_MAX_BATCH_SIZE", kind: Kind::Count, help: "Most rows in one GetFeaturesBatch [default: 10]" },
     Setting { key: "server.max_store_response_bytes", flag: "max-store-response-bytes", env: "QUIVER_MAX_STORE_RESPONSE_BYTES", kind: Kind::Count, help: "Most bytes the store may return for one GetFeatures request [default: 16777216]" },
@@ -764,7 +764,7 @@ impl Settings {
         let n_workers = file.server.workers.filter(|n| *n > 0).unwrap_or(cores);
         let max_body_bytes = file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         // The default grows with the workers, so that each worker's share takes a few bodies
-        // of the largest size at once (a body alone on its worker is read whatever the share).
+        // of the largest size at once (a body that started alone on its worker is read whatever the share).
         let max_body_bytes_in_flight = file.server.max_body_bytes_in_flight.unwrap_or_else(|| {
             DEFAULT_MAX_BODY_BYTES_IN_FLIGHT.max(max_body_bytes.saturating_mul(n_workers * 4))
         });

@@ -35,10 +35,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
+use futures_util::StreamExt;
 
 use super::{key_value_bucket, ClusterError};
 use crate::config::ClusterSettings;
-use crate::persist::format::{encode, ViewLayoutV1, ViewRefV1};
+use crate::persist::format::{decode, encode, ViewLayoutV1, ViewRefV1};
 use crate::store::{AcceptedLoss, LogForms, StoreError, WrittenLayouts};
 
 /// The header a rows message names its forms in (the id, as hex).
@@ -85,18 +86,60 @@ impl Forms {
         Ok(())
     }
 
-    /// Records the data an apply loses (see the module doc).
-    pub(super) async fn accept_losses(&self, losses: &[AcceptedLoss]) -> Result<(), StoreError> {
-        for loss in losses {
-            self.bucket
-                .put(loss_key(loss), encode(loss).into())
+    /// Records the data an apply's `moves` lose, and carries on those recorded before (see
+    /// the module doc, `AcceptedLoss::to_record`); answers the records this call made, the
+    /// ones to withdraw should the apply not be made: a record another node's apply of the
+    /// same change made already is kept, and left to it. A record that cannot be made
+    /// withdraws the ones made before it (best effort) and fails.
+    pub(super) async fn accept_losses(
+        &self,
+        moves: &[AcceptedLoss],
+        lossy_allowed: bool,
+    ) -> Result<Vec<AcceptedLoss>, StoreError> {
+        let recorded = self.recorded_losses().await?;
+        let mut made = Vec::new();
+        for loss in AcceptedLoss::to_record(moves, &recorded, lossy_allowed) {
+            match self
+                .bucket
+                .create(loss_key(&loss), encode(&loss).into())
                 .await
-                .map_err(|e| StoreError::Log(format!("recording an apply's accepted loss: {e}")))?;
+            {
+                Ok(_) => made.push(loss),
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    if let Err(undo) = self.withdraw_losses(&made).await {
+                        tracing::warn!(%undo, "could not take back the data loss a failed apply recorded in the cluster");
+                    }
+                    return Err(StoreError::Log(format!(
+                        "recording an apply's accepted loss: {error}"
+                    )));
+                }
+            }
         }
-        Ok(())
+        Ok(made)
     }
 
-    /// Takes back `losses`, recorded for an apply that was not made.
+    /// Every loss recorded so far.
+    async fn recorded_losses(&self) -> Result<Vec<AcceptedLoss>, StoreError> {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            StoreError::Log(format!("reading the accepted losses: {e}"))
+        };
+        let mut keys = self.bucket.keys().await.map_err(|e| unreadable(&e))?;
+        let mut recorded = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| unreadable(&e))?;
+            if !key.starts_with(LOSS_KEY_PREFIX) {
+                continue;
+            }
+            let value = self.bucket.get(key.as_str()).await;
+            if let Some(value) = value.map_err(|e| unreadable(&e))? {
+                recorded.push(decode(&value).map_err(|e| unreadable(&e))?);
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Takes back `losses`, recorded by an apply that was not made.
     pub(super) async fn withdraw_losses(&self, losses: &[AcceptedLoss]) -> Result<(), StoreError> {
         for loss in losses {
             self.bucket.delete(loss_key(loss)).await.map_err(|e| {
@@ -107,10 +150,13 @@ impl Forms {
     }
 }
 
+/// What the keys of recorded losses start with (the forms' keys are bare hex digits).
+const LOSS_KEY_PREFIX: &str = "loss-accepted-";
+
 /// The bucket's key saying that an apply lost `loss`.
 fn loss_key(loss: &AcceptedLoss) -> String {
     format!(
-        "loss-accepted-{:032x}",
+        "{LOSS_KEY_PREFIX}{:032x}",
         xxhash_rust::xxh3::xxh3_128(&encode(loss))
     )
 }

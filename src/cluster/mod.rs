@@ -381,10 +381,11 @@ struct StreamLog {
 impl RowLog for StreamLog {
     fn accept_losses(
         &self,
-        losses: Vec<AcceptedLoss>,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        moves: Vec<AcceptedLoss>,
+        lossy_allowed: bool,
+    ) -> BoxFuture<'static, Result<Vec<AcceptedLoss>, StoreError>> {
         let forms = self.forms.clone();
-        Box::pin(async move { forms.accept_losses(&losses).await })
+        Box::pin(async move { forms.accept_losses(&moves, lossy_allowed).await })
     }
 
     fn withdraw_losses(

@@ -88,6 +88,7 @@ impl UnreadBody {
             timeout: self.timeout,
             in_flight_budget: self.in_flight_budget,
             gathered: 0,
+            started_alone: false,
             yielded: false,
             timer: None,
         }
@@ -136,6 +137,9 @@ pub struct BodyRead {
     /// it (see [`GATHERED_BYTES`]).
     in_flight_budget: usize,
     gathered: usize,
+    /// No other body on the worker held bytes when this one first did: it is read whatever the
+    /// share (its route's limit bounds it).
+    started_alone: bool,
 }
 
 thread_local! {
@@ -144,9 +148,10 @@ thread_local! {
     /// Each body is capped by its route's limit, but not how many are read at once: a thousand
     /// clients sending 4 MiB each would hold 4 GB, so past the worker's share of
     /// `server.max_body_bytes_in_flight` a body is refused (503) rather than the process
-    /// killed for memory; a body read alone on its worker never is (its route's limit bounds
-    /// it: a 64 MiB `quiver load` chunk on a worker whose share is smaller). A worker's own
-    /// count: a body is read on its request's worker only.
+    /// killed for memory; a body that started alone on its worker never is (its route's limit
+    /// bounds it: a 64 MiB `quiver load` chunk on a worker whose share is smaller), so a worker
+    /// holds at most its share and one route limit. A worker's own count: a body is read on
+    /// its request's worker only.
     static GATHERED_BYTES: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -159,8 +164,12 @@ impl BodyRead {
         }
         let more = self.arrived.len() + chunk.len() - self.gathered;
         let held = GATHERED_BYTES.get();
-        let others_hold = held > self.gathered;
-        if others_hold && held + more > self.in_flight_budget {
+        // Whether it started alone is settled by its first gathered bytes: a body that did
+        // is read to its end, the ones that come beside it are refused past the share.
+        if self.gathered == 0 {
+            self.started_alone = held == 0;
+        }
+        if !self.started_alone && held + more > self.in_flight_budget {
             return Err(ApiError::new(
                 ErrorKind::Unavailable,
                 format!(
@@ -574,18 +583,28 @@ mod tests {
             b"bbbbbbbb"
         );
         assert_eq!(GATHERED_BYTES.get(), 0);
-        // Alone on its worker, a body larger than the budget is read (its route's limit bounds
-        // it); beside it, any other is refused.
-        let mut large = with_budget(&[b"dddddddd", b"dddddddd", b"d"], true);
+        // Started alone on its worker, a body is read past the budget (its route's limit
+        // bounds it), even once another is read beside it; one that would pass the budget
+        // beside it is refused.
+        let mut large = with_budget(&[b"ddddd", b"ddd", b"dddddddd", b"d"], true);
         for _ in 0..10 {
-            if GATHERED_BYTES.get() == 16 {
+            if GATHERED_BYTES.get() == 8 {
                 break;
             }
             assert!(futures_util::poll!(&mut large).is_pending());
         }
-        assert_eq!(GATHERED_BYTES.get(), 16);
-        assert!(with_budget(&[b"e", b"e"], false).await.is_err());
+        assert_eq!(GATHERED_BYTES.get(), 8);
+        let mut beside = with_budget(&[b"ee", b"e", b"e"], true);
+        for _ in 0..10 {
+            if GATHERED_BYTES.get() == 11 {
+                break;
+            }
+            assert!(futures_util::poll!(&mut beside).is_pending());
+        }
+        assert_eq!(GATHERED_BYTES.get(), 11, "a small one fits beside it");
+        assert!(with_budget(&[b"ff", b"f"], false).await.is_err());
         assert_eq!(large.await.unwrap().len(), 17);
+        assert_eq!(beside.await.unwrap().len(), 4);
         assert_eq!(GATHERED_BYTES.get(), 0);
     }
 

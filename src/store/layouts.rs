@@ -120,6 +120,35 @@ impl AcceptedLoss {
                 to: to.cloned(),
             })
     }
+
+    /// The losses to record for an apply's `moves` (each view's data from one form to
+    /// another, as `AcceptedLoss`es whether they lose data or not), given those `recorded`
+    /// already: a move that loses data, when the apply may lose it (`lossy_allowed`); and,
+    /// for each recorded loss into a move's old form, the one from that loss's older form
+    /// into the new one, lossy or not the move, when it loses data: a later apply carries an
+    /// accepted loss on, so that rows still in the older form are read in the newest.
+    pub fn to_record(
+        moves: &[AcceptedLoss],
+        recorded: &[AcceptedLoss],
+        lossy_allowed: bool,
+    ) -> Vec<AcceptedLoss> {
+        let mut losses: Vec<AcceptedLoss> = Vec::new();
+        for moved in moves {
+            let to = moved.to.as_ref();
+            let own = lossy_allowed
+                .then(|| AcceptedLoss::of_move(&moved.view, &moved.from, to))
+                .flatten();
+            let carried = (recorded.iter())
+                .filter(|loss| loss.view == moved.view && loss.to.as_ref() == Some(&moved.from))
+                .filter_map(|loss| AcceptedLoss::of_move(&moved.view, &loss.from, to));
+            for loss in own.into_iter().chain(carried) {
+                if !losses.contains(&loss) {
+                    losses.push(loss);
+                }
+            }
+        }
+        losses
+    }
 }
 
 impl WrittenLayouts {
@@ -596,16 +625,34 @@ mod tests {
             let remap = written.remap(&view(), &stored, cleared).unwrap();
             assert!(remap.dropped && !remap.is_identity(), "{cleared:?}");
         }
-        // A move that loses nothing needs no record.
+        // A move that loses nothing needs no record of its own, nor one the apply may not
+        // make; a later move carries a recorded loss on, lossy or not.
         let appended = layout(&[
             ("credit", "float64"),
             ("country", "string"),
             ("new", "bool"),
         ]);
+        let move_to = |from: &ViewLayoutV1, to: &ViewLayoutV1| AcceptedLoss {
+            view: view(),
+            from: from.clone(),
+            to: Some(to.clone()),
+        };
         assert_eq!(
             AcceptedLoss::of_move(&view(), &stored, Some(&appended)),
             None
         );
-        assert!(AcceptedLoss::of_move(&view(), &stored, Some(&retyped)).is_some());
+        let retyping = move_to(&stored, &retyped);
+        assert_eq!(
+            AcceptedLoss::to_record(std::slice::from_ref(&retyping), &[], true),
+            vec![retyping.clone()]
+        );
+        assert!(AcceptedLoss::to_record(std::slice::from_ref(&retyping), &[], false).is_empty());
+        let retyped_appended =
+            layout(&[("credit", "int64"), ("country", "string"), ("new", "bool")]);
+        let later = move_to(&retyped, &retyped_appended);
+        assert_eq!(
+            AcceptedLoss::to_record(&[later], &[retyping], false),
+            vec![move_to(&stored, &retyped_appended)]
+        );
     }
 }

@@ -24,13 +24,17 @@ pub trait RowLog: Send + Sync {
     /// Resolves once the rows are durably in the log and applied on this node, with what
     /// applying them did.
     fn append(&self, rows: Vec<RowWrite>) -> BoxFuture<'static, Result<WriteOutcome, StoreError>>;
-    /// Records the data an apply loses (`losses`), so that a node reading a view's rows in a
-    /// form it moved the data out of (a replay from the stream's start) reads them as the
-    /// apply converted them rather than refuse them. Resolves once the log holds them.
+    /// Records the data an apply's `moves` lose (each view's data from one form to another;
+    /// `AcceptedLoss::to_record` says which to record, given those recorded before), so that
+    /// a node reading a view's rows in a form it moved the data out of (a replay from the
+    /// stream's start) reads them as the apply converted them rather than refuse them.
+    /// Resolves once the log holds them, with those this call recorded (not another node's
+    /// apply of the same change): what `withdraw_losses` takes back if this apply is not made.
     fn accept_losses(
         &self,
-        losses: Vec<AcceptedLoss>,
-    ) -> BoxFuture<'static, Result<(), StoreError>>;
+        moves: Vec<AcceptedLoss>,
+        lossy_allowed: bool,
+    ) -> BoxFuture<'static, Result<Vec<AcceptedLoss>, StoreError>>;
     /// Takes back `losses`, recorded for an apply that was not made.
     fn withdraw_losses(
         &self,
@@ -80,19 +84,22 @@ impl Router {
         self
     }
 
-    /// In cluster mode, records in the log the data an apply to `after` doing `reshapes` (allowed
-    /// to lose data) loses, view by view (`RowLog::accept_losses`): before the apply reshapes,
-    /// so that no node replaying the stream after it misses it. Answers what it recorded, for
-    /// [`Router::withdraw_losses`] should the apply not be made. Nothing without a log.
+    /// In cluster mode, records in the log the data an apply to `after` doing `reshapes` loses
+    /// (when `lossy_allowed`), view by view, and carries on the losses recorded before into
+    /// the views' new forms (`RowLog::accept_losses`, `AcceptedLoss::to_record`): before the
+    /// apply reshapes, so that no node replaying the stream after it misses it. Answers what
+    /// this call recorded, for [`Router::withdraw_losses`] should the apply not be made.
+    /// Nothing without a log.
     pub async fn accept_losses(
         &self,
         after: &Registry,
         reshapes: &[(ViewId, ViewReshape)],
+        lossy_allowed: bool,
     ) -> Result<Vec<AcceptedLoss>, StoreError> {
         let Some(log) = &self.log else {
             return Ok(Vec::new());
         };
-        let losses: Vec<AcceptedLoss> = {
+        let moves: Vec<AcceptedLoss> = {
             let views = self.views.load();
             let cleared = |view| {
                 reshapes
@@ -105,14 +112,18 @@ impl Router {
                 // A view the apply removes needs none: its rows are skipped by name.
                 .filter(|(id, _)| after.find_view(*id).is_some())
                 .filter_map(|(id, _)| {
-                    AcceptedLoss::of_move(views.name(*id)?, views.form(*id)?, next.form(*id))
+                    Some(AcceptedLoss {
+                        view: views.name(*id)?.clone(),
+                        from: views.form(*id)?.clone(),
+                        to: next.form(*id).cloned(),
+                    })
                 })
                 .collect()
         };
-        if !losses.is_empty() {
-            log.accept_losses(losses.clone()).await?;
+        if moves.is_empty() {
+            return Ok(moves);
         }
-        Ok(losses)
+        log.accept_losses(moves, lossy_allowed).await
     }
 
     /// Takes back what [`Router::accept_losses`] recorded for an apply that was not made (best

@@ -782,8 +782,9 @@ fn a_node_stalls_at_a_message_it_cannot_read_until_its_files_are_brought_in_line
 /// After `quiver apply --allow-data-loss` changed a feature's type (its stored values lost),
 /// a node replaying the stream from its start under the new files reads the rows written
 /// before as the apply converted them (that feature null, the others kept) rather than refuse
-/// to start; later rows and other views' rows are read as ever. (Files changed without an
-/// apply are still refused: `rows_replayed_from_the_stream_are_read_in_the_form_they_were_written_in`.)
+/// to start, also after a later apply; later rows and other views' rows are read as ever.
+/// (Files changed without an apply are still refused:
+/// `rows_replayed_from_the_stream_are_read_in_the_form_they_were_written_in`.)
 #[test]
 fn a_replay_reads_older_rows_as_an_apply_that_accepted_data_loss_converted_them() {
     let Some((nats, _dir)) = NatsCluster::start_three() else {
@@ -816,6 +817,26 @@ fn a_replay_reads_older_rows_as_an_apply_that_accepted_data_loss_converted_them(
     assert_eq!(age(&converted), Json::Null, "{converted:?}");
     assert!(converted.contains(&("user_profile.credit_score".into(), json!("700"))));
     let written_after = profile(&n1, "u_new");
+    assert_eq!(age(&written_after), json!(11.0), "{written_after:?}");
+
+    // A later apply (dropping `home_country`) carries the accepted loss on: rows still in the
+    // first form are read in the newest.
+    let home_country = "  { name = \"home_country\", type = \"string\" },\n";
+    let retyped = std::fs::read_to_string(&views).unwrap();
+    assert!(retyped.contains(home_country));
+    std::fs::write(&views, retyped.replace(home_country, "")).unwrap();
+    let applied = super::plan::quiver("apply", &n1, &config, &["--yes", "--allow-data-loss"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let converted = profile(&n1, "u_old");
+    let written_after = profile(&n1, "u_new");
+    assert!(!converted
+        .iter()
+        .any(|(name, _)| name.ends_with(".home_country")));
+    assert_eq!(age(&converted), Json::Null, "{converted:?}");
     assert_eq!(age(&written_after), json!(11.0), "{written_after:?}");
 
     let n2 = node_builder(&nats, "n2").config(&config).start();

@@ -213,11 +213,11 @@ impl ServedRepository {
             workspaces: request.workspaces,
         };
         let reshapes = plan_reshapes(&served.registry, &registry);
-        // Cluster mode: what the apply loses, for the nodes that replay older rows.
-        let losses = match allow_data_loss {
-            true => router.accept_losses(&registry, &reshapes).await?,
-            false => Vec::new(),
-        };
+        // Cluster mode: what the apply loses (and the losses before it, carried on to the new
+        // forms), for the nodes that replay older rows.
+        let losses = router
+            .accept_losses(&registry, &reshapes, allow_data_loss)
+            .await?;
         let undo = match router
             .reshape(&registry, reshapes, &applied.to_stored())
             .await

@@ -261,7 +261,7 @@ impl Router {
     pub async fn retire_layouts(&self) -> Result<(), StoreError> {
         let answers = join_all(self.shards.iter().map(|shard| shard.send(RetireLayouts))).await;
         for (shard, answer) in answers.into_iter().enumerate() {
-            answer.map_err(|_| StoreError::ShardGone(shard))??;
+            answer.map_err(|_| StoreError::ShardGone(shard))?;
         }
         Ok(())
     }

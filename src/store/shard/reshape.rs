@@ -72,14 +72,14 @@ impl Handler<ReshapePartition> for ShardActor {
 pub struct RetireLayouts;
 
 impl Message for RetireLayouts {
-    type Result = io::Result<()>;
+    type Result = ();
 }
 
 impl Handler<RetireLayouts> for ShardActor {
-    type Result = io::Result<()>;
+    type Result = ();
 
-    fn handle(&mut self, _: RetireLayouts, _: &mut Self::Context) -> io::Result<()> {
-        self.partition.write().retire_layouts()
+    fn handle(&mut self, _: RetireLayouts, _: &mut Self::Context) {
+        self.partition.write().retire_layouts();
     }
 }
 
@@ -279,8 +279,10 @@ impl Partition {
         Ok(())
     }
 
-    /// Drops the retired layouts' keys (their records were released at the reshape).
-    fn retire_layouts(&mut self) -> io::Result<()> {
+    /// Drops the retired layouts' keys (their records were released at the reshape) and
+    /// compacts the arena. The apply is made by then: a compaction that finds no memory only
+    /// leaves the arena as it was (logged), to be compacted by a later write's check.
+    fn retire_layouts(&mut self) {
         let views = Arc::clone(&self.views);
         let is_current = |view: ViewId, layout: Layout| views.layout(view) == Some(layout);
         let rows_before = self.index.len();
@@ -293,15 +295,18 @@ impl Partition {
             let (view, layout) = view_of_key(key);
             is_current(view, layout)
         });
-        if released {
-            self.arena.compact(self.index.records_mut())?;
-        }
+        // Retired before the compaction is tried: a write's compaction check waits while a
+        // table is retiring, so a failure here must not leave it so.
+        self.retiring = None;
         if released || self.tiles.len() < tiles_before {
             self.index.shrink_to_fit();
             self.tiles.shrink_to_fit();
         }
-        self.retiring = None;
-        Ok(())
+        if released {
+            if let Err(error) = self.arena.compact(self.index.records_mut()) {
+                tracing::warn!(%error, "could not compact a shard's arena after an apply; a later write tries again");
+            }
+        }
     }
 }
 

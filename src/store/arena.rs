@@ -283,7 +283,7 @@ impl Arena {
         live: usize,
         live_records: impl Iterator<Item = &'a mut u64>,
     ) -> io::Result<()> {
-        let fresh = Mapping::new(live * 2)?;
+        let fresh = self.new_mapping(live * 2)?;
         let (mut used, mut live_rows) = (0usize, 0);
         for record in live_records {
             let start = *record as usize;
@@ -312,11 +312,7 @@ impl Arena {
     /// Moves the records to a fresh mapping of `capacity` bytes, at the same offsets. A loan
     /// keeps the old mapping.
     fn remap(&mut self, capacity: usize) -> io::Result<()> {
-        #[cfg(test)]
-        if self.growth_fails.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(io::Error::from_raw_os_error(12));
-        }
-        let fresh = Mapping::new(capacity)?;
+        let fresh = self.new_mapping(capacity)?;
         // SAFETY: `fresh` is not shared yet.
         unsafe { fresh.write(0, self.records()) };
         self.map = Arc::new(fresh);
@@ -348,6 +344,16 @@ impl Arena {
     /// Bytes mapped, bytes written, bytes dead.
     pub fn usage(&self) -> (usize, usize, usize) {
         (self.map.len(), self.used, self.dead)
+    }
+
+    /// A fresh mapping of `capacity` bytes (for growth or a compaction); in test builds, none
+    /// while growth faults are injected.
+    fn new_mapping(&self, capacity: usize) -> io::Result<Mapping> {
+        #[cfg(test)]
+        if self.growth_fails.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(12));
+        }
+        Mapping::new(capacity)
     }
 
     /// Test builds: from now on growth fails (out of memory) while `fails` is set.

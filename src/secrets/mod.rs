@@ -444,4 +444,97 @@ mod tests {
             }
         });
     }
+
+    /// A group or key an older build made under looser name rules (`-` alone) is still
+    /// upserted by its name and kept by an update; only new names and keys meet the rule.
+    #[test]
+    fn an_older_builds_group_and_key_of_punctuation_keep_working() {
+        use state::{Group, Sealed, TfSecret, TfVersion};
+        actix::System::new().block_on(async {
+            let log = Arc::new(LoopbackLog::default());
+            let vault = node(&log);
+            let admin: Caller = Arc::new(Principal::bootstrap_admin());
+            let older = Group {
+                id: "g-old".into(),
+                name: "-".into(),
+                integration_id: None,
+                manifest: None,
+                created_by: admin.to_ref(),
+                created: 1,
+                updated: 1,
+                secrets: Default::default(),
+            };
+            let sealed = Sealed {
+                ciphertext: vec![0],
+                version: Sealed::FIRST_VERSION,
+                created: 1,
+                updated: 1,
+            };
+            let key = TfSecret {
+                id: "s-old".into(),
+                key: "-".into(),
+                created: 1,
+                updated: 1,
+                versions: vec![TfVersion {
+                    id: "v-old".into(),
+                    sealed,
+                }],
+            };
+            let record = persistence::encode_changes(&[
+                Change::PutGroup(older),
+                Change::PutGroupSecret {
+                    group_id: "g-old".into(),
+                    secret: key,
+                },
+            ]);
+            log.publish("older".into(), record).await.unwrap();
+            log.deliver(1, &[&vault.persistence()]).await;
+
+            let value = || Some(Plaintext("v".into()));
+            let refused = vault
+                .update_group(
+                    admin.clone(),
+                    "g-old".into(),
+                    vec![("-".into(), None), (".".into(), value())],
+                )
+                .await;
+            assert!(
+                matches!(refused, Err(SecretsError::InvalidName { ref name, .. }) if name == "."),
+                "{refused:?}"
+            );
+            // One request at a time: its record is delivered, then it is answered.
+            async fn made<T: 'static>(
+                log: &LoopbackLog,
+                vault: &Vault,
+                asked: impl Future<Output = T> + 'static,
+            ) -> T {
+                let answer = actix::spawn(asked);
+                log.deliver(1, &[&vault.persistence()]).await;
+                answer.await.unwrap()
+            }
+            let (asking, caller) = (vault.clone(), admin.clone());
+            let update = async move {
+                let keys = vec![("-".into(), None), ("new".into(), value())];
+                asking.update_group(caller, "g-old".into(), keys).await
+            };
+            // The update's answer is the group as it left it (in cluster mode too), as a read.
+            let answered = made(&log, &vault, update).await.unwrap();
+            let read = vault
+                .get_group(admin.clone(), "g-old".into())
+                .await
+                .unwrap();
+            let keys: Vec<_> = read.secrets.keys().collect();
+            assert_eq!(keys, ["-", "new"]);
+            assert_eq!(answered, read);
+            let asking = vault.clone();
+            let upsert = async move {
+                let manifest = serde_json::json!({"name": "-"});
+                asking
+                    .upsert_group(admin, "-".into(), None, manifest, false)
+                    .await
+            };
+            let upserted = made(&log, &vault, upsert).await.unwrap();
+            assert_eq!(upserted.id, "g-old");
+        });
+    }
 }

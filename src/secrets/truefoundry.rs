@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use super::crypto::Plaintext;
 use super::state::{
     keep_collaborator_ids, new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion,
+    VaultState,
 };
 use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
 use crate::time::now_micros;
@@ -538,8 +539,15 @@ impl Handler<UpdateGroup> for VaultActor {
                     key: key.clone(),
                 }),
         );
+        // The answer is the group as the changes leave it, made here: in cluster mode they
+        // reach the state only once the log delivers them, after this handler.
+        let mut answered = VaultState::default();
+        answered.groups.insert(id.clone(), group.clone());
+        for change in &changes {
+            answered.apply(change.clone());
+        }
         self.commit(changes)?;
-        Ok(self.state.groups[&id].clone())
+        Ok(answered.groups.remove(&id).expect("the group was put"))
     }
 }
 

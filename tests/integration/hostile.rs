@@ -398,26 +398,9 @@ fn malformed_scim_filters_and_ops_are_refused_in_the_requests_words() {
             );
         }
     }
-    let user = server.admin_post(
-        "/api/scim/v2/Users",
-        &json!({"userName": "ops@example.com"}),
-    );
-    assert_eq!(user.status, 201, "{}", user.body);
-    let id = user.json()["id"].as_str().unwrap().to_string();
+    let id = scim_user(&server, "ops@example.com");
     let auth = format!("Bearer {ADMIN_KEY}");
-    let patch = |operations: Json| {
-        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": operations});
-        server.request(
-            "PATCH",
-            &format!("/api/scim/v2/Users/{id}"),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/scim+json"),
-            ],
-            Some(body.to_string().as_bytes()),
-        )
-    };
+    let patch = |operations: Json| scim_patch(&server, &id, operations);
     for (operations, fragment) in [
         (
             json!([{"op": "explode", "path": "title", "value": "x"}]),
@@ -458,6 +441,28 @@ fn malformed_scim_filters_and_ops_are_refused_in_the_requests_words() {
     );
 }
 
+/// A new SCIM user named `user_name`; answers its id.
+fn scim_user(server: &Server, user_name: &str) -> String {
+    let user = server.admin_post("/api/scim/v2/Users", &json!({"userName": user_name}));
+    assert_eq!(user.status, 201, "{}", user.body);
+    user.json()["id"].as_str().unwrap().to_string()
+}
+
+/// A SCIM PATCH of user `id` with `operations`, as the admin.
+fn scim_patch(server: &Server, id: &str, operations: Json) -> Reply {
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": operations});
+    server.request(
+        "PATCH",
+        &format!("/api/scim/v2/Users/{id}"),
+        &[
+            ("Authorization", &format!("Bearer {ADMIN_KEY}")),
+            ("Content-Type", "application/scim+json"),
+        ],
+        Some(body.to_string().as_bytes()),
+    )
+}
+
 /// An add of thousands of values to a list of thousands (a big group's members, a user's emails)
 /// looks each up in a set past a few lookups (`scim::patch::Values`): what is held already is
 /// still added once. Its speed is not asserted here (a timed test fails on a busy machine); the
@@ -465,27 +470,15 @@ fn malformed_scim_filters_and_ops_are_refused_in_the_requests_words() {
 #[test]
 fn a_patch_adding_thousands_of_values_to_a_long_list_adds_each_once() {
     let server = Server::start();
-    let user = server.admin_post(
-        "/api/scim/v2/Users",
-        &json!({"userName": "many@example.com"}),
-    );
-    assert_eq!(user.status, 201, "{}", user.body);
-    let id = user.json()["id"].as_str().unwrap().to_string();
-    let auth = format!("Bearer {ADMIN_KEY}");
+    let id = scim_user(&server, "many@example.com");
     let add_emails = |from: usize| {
         let emails: Vec<Json> = (from..from + 9000)
             .map(|i| json!({"value": format!("{i}@x.io")}))
             .collect();
-        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "add", "path": "emails", "value": emails}]});
-        server.request(
-            "PATCH",
-            &format!("/api/scim/v2/Users/{id}"),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/scim+json"),
-            ],
-            Some(body.to_string().as_bytes()),
+        scim_patch(
+            &server,
+            &id,
+            json!([{"op": "add", "path": "emails", "value": emails}]),
         )
     };
     for from in [0, 9000] {

@@ -26,6 +26,8 @@ mod concurrency_tests;
 
 pub use layouts::{AcceptedLoss, WrittenLayouts};
 pub use read_result::{ReadResult, ReadRow};
+#[cfg(test)]
+pub(crate) use recovery::tests::profile_row;
 pub use recovery::{Reapply, Recovery};
 pub use remote::{decode_forwarded_rows, RemoteRows};
 pub use replicated::{LogForms, RowLog};

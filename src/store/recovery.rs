@@ -930,7 +930,7 @@ features = [{features}]
     }
 
     /// The row of `key` as `registry`'s store holds it.
-    pub(in crate::store) fn profile_row(
+    pub(crate) fn profile_row(
         router: &Router,
         registry: &crate::registry::Registry,
         key: &str,

@@ -23,9 +23,8 @@ use crate::persist::snapshot::{read_snapshot, snapshot_files, SectionData, Snaps
 use crate::persist::{FsyncPolicy, SnapshotSource};
 use crate::registry::value::Value;
 use crate::secrets::crypto::MasterKey;
-use crate::store::row::{decode_row, encode_row};
-use crate::store::tiles::AggregateMask;
-use crate::store::{Lookup, ReadContext, RowWrite};
+use crate::store::row::encode_row;
+use crate::store::{profile_row, RowWrite};
 
 /// The files on disk: `profile` with `age` and `city`.
 const A: &[&str] = &["age", "city"];
@@ -258,22 +257,12 @@ impl Node {
     /// they were).
     fn read(&self, key: &str) -> Option<Vec<Value>> {
         let registry = Arc::clone(&self.current().registry);
-        let view = registry.view_by_name("ws", "profile").unwrap();
-        let lookup = Lookup::new(
-            view.id,
-            view.layout,
-            key.as_bytes().to_vec(),
-            AggregateMask::ALL,
-        );
-        let context = ReadContext {
-            now: 10,
-            leading_edge: None,
-            timed: false,
-        };
-        let read = self.router.read(&[lookup], context);
-        let columns = view.row_columns.len();
-        read.row(0).map(|row| {
-            let mut values = decode_row(row.payload).unwrap();
+        let columns = registry
+            .view_by_name("ws", "profile")
+            .unwrap()
+            .row_columns
+            .len();
+        profile_row(&self.router, &registry, key).map(|mut values| {
             values.resize(columns, Value::Null);
             values
         })

@@ -94,8 +94,14 @@ pub enum SecretsError {
     /// collaborator: adopting it would leave its creator reading what the caller writes.
     #[error("Secret group '{}' already exists and is owned by another principal; it was not changed: use another name, or ask one of its admins to add you as a `secret-group-admin` collaborator", echo(.0))]
     GroupOwnedByAnother(String),
-    #[error("`{principal}` has no access to secret group '{}'", echo(group))]
-    NoGroupAccess { principal: String, group: String },
+    /// Named by what the caller asked for (`asked`: the group's or the secret's id), never by
+    /// the group's name, which a caller with no part in the group has no business learning.
+    #[error("`{principal}` has no access to {} '{}'", asked.noun(), echo(id))]
+    NoGroupAccess {
+        principal: String,
+        asked: AskedBy,
+        id: String,
+    },
     /// The caller sees the group but needs a stronger role for this.
     #[error("`{principal}` may not change secret group '{}'", echo(group))]
     GroupAccessNeeded { principal: String, group: String },
@@ -129,6 +135,23 @@ pub enum SecretsError {
     /// Writes are refused until the journal can be repaired.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// How a request named the TrueFoundry group it was refused: by the group's id or by the id of
+/// a secret in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskedBy {
+    GroupId,
+    SecretId,
+}
+
+impl AskedBy {
+    fn noun(self) -> &'static str {
+        match self {
+            AskedBy::GroupId => "secret group with id",
+            AskedBy::SecretId => "the secret group of secret with id",
+        }
+    }
 }
 
 /// Which naming rule a name broke.

@@ -11,7 +11,7 @@ use super::state::{
     keep_collaborator_ids, new_id, Change, Group, GroupAccess, Sealed, TfSecret, TfVersion,
     VaultState,
 };
-use super::{Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
+use super::{AskedBy, Caller, NameKind, SecretRef, SecretsError, Vault, VaultActor};
 use crate::time::now_micros;
 
 /// A secret as answered, with its group and (only when asked and allowed) its value.
@@ -257,7 +257,8 @@ impl VaultActor {
             }),
             None => Err(SecretsError::NoGroupAccess {
                 principal: caller.name.clone(),
-                group: group.name.clone(),
+                asked: AskedBy::GroupId,
+                id: id.to_string(),
             }),
         }
     }
@@ -330,7 +331,15 @@ impl VaultActor {
             .values()
             .find_map(|g| g.secrets.values().find(|s| s.id == id).map(|s| (g, s)))
             .ok_or_else(|| SecretsError::GroupSecretNotFound(id.to_string()))?;
-        self.group_for(caller, &group.id, needed)?;
+        self.group_for(caller, &group.id, needed)
+            .map_err(|error| match error {
+                SecretsError::NoGroupAccess { principal, .. } => SecretsError::NoGroupAccess {
+                    principal,
+                    asked: AskedBy::SecretId,
+                    id: id.to_string(),
+                },
+                other => other,
+            })?;
         Ok((group, secret))
     }
 }

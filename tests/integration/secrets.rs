@@ -661,17 +661,25 @@ fn truefoundry_secret_groups_and_versions() {
 
     // Upsert by manifest, collaborators and access.
     let (_, viewer) = service_account(&server, "tf-viewer", json!([]));
-    assert_eq!(
-        tf(
-            &server,
-            "GET",
-            &format!("/secret-groups/{id}"),
-            &viewer,
-            None
-        )
-        .status,
-        403
-    );
+    // Refused by what it asked for: a caller with no part in the group is not told its name.
+    for (path, asked) in [
+        (
+            format!("/secret-groups/{id}"),
+            format!("secret group with id '{id}'"),
+        ),
+        (
+            format!("/secrets/{k_id}"),
+            format!("the secret group of secret with id '{k_id}'"),
+        ),
+    ] {
+        let refused = tf(&server, "GET", &path, &viewer, None);
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+        assert!(
+            refused.body.contains(&asked) && !refused.body.contains("grp"),
+            "{path}: {}",
+            refused.body
+        );
+    }
     let manifest = json!({"manifest": {"type": "secret-group", "name": "grp", "integration_fqn": "internal:secret-store",
         "collaborators": [{"subject": "serviceaccount:tf-viewer", "role_id": "secret-group-viewer"}]}, "dryRun": false});
     assert_eq!(

@@ -120,6 +120,10 @@ pub struct Arena {
     lent: usize,
     /// Records below `lent` released since their loan began: flagged when it ends.
     released_in_loan: HashSet<usize>,
+    /// Room above `used` kept free for one step to come (an apply's undo, see [`Arena::hold`]):
+    /// `used + held` never passes the mapping's length, and other appends grow the arena
+    /// rather than use it.
+    held: usize,
     /// Test builds: growth fails while this is set (`store::shard::faults`).
     #[cfg(test)]
     growth_fails: Arc<std::sync::atomic::AtomicBool>,
@@ -134,6 +138,7 @@ impl Arena {
             live_rows: 0,
             lent: 0,
             released_in_loan: HashSet::new(),
+            held: 0,
             #[cfg(test)]
             growth_fails: Arc::default(),
         })
@@ -164,12 +169,35 @@ impl Arena {
         Ok(start)
     }
 
-    /// Makes room for `additional` more bytes of records, growing once as `append` would: the
-    /// appends of that many bytes after it cannot fail. A step that must change nothing unless
-    /// it succeeds (an apply's reshape) reserves before its first change.
+    /// Makes room for `additional` more bytes of records beside the held room, growing once as
+    /// `append` would: the appends of that many bytes after it cannot fail. A step that must
+    /// change nothing unless it succeeds (an apply's reshape) reserves before its first change.
     pub fn reserve(&mut self, additional: usize) -> io::Result<()> {
-        if self.used + additional > self.map.len() {
-            self.remap((self.used + additional).max(self.map.len() * 2))?;
+        self.make_room(self.held + additional)
+    }
+
+    /// Keeps `bytes` of the room reserved (see [`Arena::reserve`]) free from now on for one
+    /// step to come, which takes it with [`Arena::reserve_held`]: the appends and reservations
+    /// made meanwhile grow the arena (or fail for want of memory) rather than use it. Replaces
+    /// the room held before; 0 gives it back.
+    pub fn hold(&mut self, bytes: usize) {
+        debug_assert!(self.used + bytes <= self.map.len(), "held room is reserved");
+        self.held = bytes;
+    }
+
+    /// Makes room for `additional` more bytes for the step the held room was kept for, which
+    /// uses it first (no growth when it is enough); the room is no longer held once this
+    /// succeeds.
+    pub fn reserve_held(&mut self, additional: usize) -> io::Result<()> {
+        self.make_room(additional)?;
+        self.held = 0;
+        Ok(())
+    }
+
+    /// Grows the mapping, when it must, to hold `bytes` more than `used`.
+    fn make_room(&mut self, bytes: usize) -> io::Result<()> {
+        if self.used + bytes > self.map.len() {
+            self.remap((self.used + bytes).max(self.map.len() * 2))?;
         }
         Ok(())
     }
@@ -277,13 +305,14 @@ impl Arena {
         }
     }
 
-    /// Copies the live records into a fresh mapping of twice their bytes.
+    /// Copies the live records into a fresh mapping of twice their bytes (at least their bytes
+    /// and the held room).
     fn compact_into_fresh<'a>(
         &mut self,
         live: usize,
         live_records: impl Iterator<Item = &'a mut u64>,
     ) -> io::Result<()> {
-        let fresh = self.new_mapping(live * 2)?;
+        let fresh = self.new_mapping((live * 2).max(live + self.held))?;
         let (mut used, mut live_rows) = (0usize, 0);
         for record in live_records {
             let start = *record as usize;

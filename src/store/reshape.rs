@@ -454,4 +454,139 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             assert!(usage.iter().all(|u| u.arena_dead_bytes == 0));
         });
     }
+
+    /// Writes made between an apply's reshape and its undo (while the apply's snapshot is
+    /// written, say) cannot take the arena room the reshape reserved for its undo: with growth
+    /// failing, they fail for want of memory once only that room is left, and the undo still
+    /// goes through in every shard (no shard left on the apply's table), the rows written
+    /// meanwhile kept.
+    #[test]
+    fn writes_between_a_reshape_and_its_undo_leave_the_undo_its_room() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        const KEYS: usize = 60;
+        const SHARDS: usize = 2;
+        let tags = r#"
+[[batch_feature_view]]
+name = "tags"
+entities = ["user"]
+timestamp_field = "ts"
+features = [{ name = "tag", type = "string" }]
+"#;
+        let before = registry(&format!("{BASE}{tags}"), None);
+        // `age` removed, `score` added first: every profile row is copied; `tags` stays.
+        let text = BASE.replace(
+            "features = [{ name = \"age\", type = \"int64\" },",
+            "features = [{ name = \"score\", type = \"int64\" },",
+        );
+        let after = registry(&format!("{text}{tags}"), Some(&before));
+        let (old, new) = (
+            before.view_by_name("ws", "profile").unwrap(),
+            after.view_by_name("ws", "profile").unwrap(),
+        );
+        let tags = after.view_by_name("ws", "tags").unwrap();
+        assert_eq!(
+            before.view_by_name("ws", "tags").unwrap().layout,
+            tags.layout
+        );
+        let row = |view: &crate::registry::FeatureView, key: String, values: &[Value]| {
+            let mut payload = Vec::new();
+            encode_row(values, &mut payload);
+            RowWrite {
+                view: view.id,
+                layout: view.layout,
+                key: key.into_bytes(),
+                event_time: 1,
+                payload,
+            }
+        };
+        let city = Value::String("Oslo".into());
+        System::new().block_on(async {
+            let router = Router::start_with(SHARDS, 4096, &before).unwrap();
+            let read = |view: ViewId, layout, key: &str| {
+                let lookup = Lookup::new(view, layout, key.as_bytes().to_vec(), AggregateMask::ALL);
+                let context = ReadContext {
+                    now: 10,
+                    leading_edge: None,
+                    timed: false,
+                };
+                let read = router.read(&[lookup], context);
+                read.row(0).map(|row| decode_row(row.payload).unwrap())
+            };
+            let profiles = (0..KEYS).map(|i| {
+                row(
+                    old,
+                    format!("u{i}"),
+                    &[Value::Int64(i as i64), city.clone()],
+                )
+            });
+            router.write(profiles.collect()).await.unwrap();
+            let undo = router
+                .reshape(&after, plan_reshapes(&before, &after), &applied())
+                .await
+                .unwrap();
+
+            // No more memory: writes of the view the apply leaves as it was go on until the
+            // arenas are full, one row at a time.
+            let fails = Arc::new(AtomicBool::new(true));
+            for shard in 0..SHARDS {
+                router
+                    .inject_arena_growth_faults(shard, Arc::clone(&fails))
+                    .await;
+            }
+            let tag = |i: usize| Value::String(format!("tag number {i} of the rows written"));
+            let mut written = Vec::new();
+            let refused = loop {
+                let i = written.len();
+                assert!(i < 10_000, "the arenas never filled");
+                match router
+                    .write(vec![row(tags, format!("t{i}"), &[tag(i)])])
+                    .await
+                {
+                    Ok(outcome) => assert_eq!(outcome.stored, 1),
+                    Err(error) => break error,
+                }
+                written.push(format!("t{i}"));
+            };
+            assert!(
+                matches!(&refused, StoreError::Io(error) if error.raw_os_error() == Some(12)),
+                "refused for want of memory: {refused}"
+            );
+            assert!(!written.is_empty(), "writes go on beside the room held");
+
+            router.undo_reshape(undo).await.unwrap();
+            for i in 0..KEYS {
+                let key = format!("u{i}");
+                assert_eq!(
+                    read(old.id, old.layout, &key),
+                    Some(vec![Value::Int64(i as i64), city.clone()]),
+                    "{key} as before the apply"
+                );
+                // A shard whose undo failed would still hold the apply's layout.
+                assert_eq!(read(new.id, new.layout, &key), None, "{key} taken back");
+            }
+            for (i, key) in written.iter().enumerate() {
+                assert_eq!(read(tags.id, tags.layout, key), Some(vec![tag(i)]));
+            }
+            let usage = router.view_usage().await.unwrap();
+            assert_eq!(usage[old.id as usize].rows, KEYS);
+            assert_eq!(usage[tags.id as usize].rows, written.len());
+
+            // Memory again: the store takes writes of the old form, as before the apply.
+            fails.store(false, Ordering::Relaxed);
+            router
+                .write(vec![row(
+                    old,
+                    "u0".into(),
+                    &[Value::Int64(99), city.clone()],
+                )])
+                .await
+                .unwrap();
+            assert_eq!(
+                read(old.id, old.layout, "u0"),
+                Some(vec![Value::Int64(99), city.clone()])
+            );
+        });
+    }
 }

@@ -13,7 +13,11 @@
 //!
 //! Both change nothing unless they succeed: the records they will write are gathered first (a
 //! row that does not fit its new form refuses the reshape there) and the arena's room for all
-//! of them reserved (`Arena::reserve`: growth may find no memory) before the first change.
+//! of them reserved (`Arena::reserve`: growth may find no memory) before the first change. The
+//! reshape reserves its undo's room too and holds it apart (`Arena::hold`) until it is retired
+//! or undone: writes made in between grow the arena for their records (or fail for want of
+//! memory) and never take that room, so the undo needs no memory and cannot fail for it (an
+//! undo that failed would leave this shard on another table than the others).
 //!
 //! The old layouts' arena records are flagged superseded at the reshape, as an overwrite does:
 //! a snapshot taken after the apply holds the current layouts' records only, and an export
@@ -126,15 +130,13 @@ impl RecordCopy {
     }
 }
 
-impl Partition {
-    /// Makes the arena's room for `copies` and `more` bytes (growing it at most once) before a
-    /// reshape or its undo changes anything: growth is what can fail, and `write_copies` then
-    /// does not.
-    fn reserve_for(&mut self, copies: &[RecordCopy], more: usize) -> io::Result<()> {
-        let bytes: usize = copies.iter().map(|copy| copy.record().len()).sum();
-        self.arena.reserve(bytes + more)
-    }
+/// The arena bytes `copies` take: their room is reserved before a reshape or its undo changes
+/// anything (growth is what can fail, and `write_copies` then does not).
+fn bytes_of(copies: &[RecordCopy]) -> usize {
+    copies.iter().map(|copy| copy.record().len()).sum()
+}
 
+impl Partition {
     /// Appends `copies` (their room reserved) and points their keys at them.
     fn write_copies(&mut self, copies: Vec<RecordCopy>) -> io::Result<()> {
         for copy in copies {
@@ -202,9 +204,9 @@ impl Partition {
             }
             tiles.push((tile_key(view, new_layout, &key[KEY_PREFIX..]), tile_set));
         }
-        // Room for the undo's copies too (the records this reshape supersedes): an apply taken
-        // back because memory ran out must not need more of it to go back (unless writes made
-        // since the reshape took that room).
+        // Room for the undo's copies too (the records this reshape supersedes), held apart
+        // until the apply settles: an apply taken back because memory ran out must not need
+        // more of it to go back, nor must one whose snapshot failed after writes went on.
         let superseded: usize = (self.index.iter())
             .map(|(layout, start)| (layout, self.arena.record_at(start)))
             .filter(|(layout, record)| {
@@ -212,8 +214,9 @@ impl Partition {
             })
             .map(|(_, record)| record.len())
             .sum();
-        self.reserve_for(&rows, superseded)?;
+        self.arena.reserve(bytes_of(&rows) + superseded)?;
         self.write_copies(rows)?;
+        self.arena.hold(superseded);
         for (layout, start) in self.index.iter() {
             let view = self.arena.record_at(start).view;
             if views.layout(view) != Some(layout) {
@@ -232,8 +235,8 @@ impl Partition {
     /// layouts it made are dropped (their records released), and the keys of the layouts it
     /// replaced point at fresh copies of their records (released at the reshape, and a loan taken
     /// since reads them as superseded: they are not made live again in place). Nothing to do
-    /// without that reshape still retiring. Fails (no memory for the copies) before it changes
-    /// anything.
+    /// without that reshape still retiring. The copies fit the room the reshape held for them;
+    /// were it short and the arena could not grow, this fails before it changes anything.
     fn revert_reshape(&mut self, reshaped: &Arc<StoreViews>) -> io::Result<()> {
         let before = match &self.retiring {
             Some(before) if Arc::ptr_eq(&self.views, reshaped) => Arc::clone(before),
@@ -261,7 +264,8 @@ impl Partition {
                 });
             }
         }
-        self.reserve_for(&revived, 0)?;
+        // In the room the reshape held for them.
+        self.arena.reserve_held(bytes_of(&revived))?;
         self.views = Arc::clone(&before);
         self.retiring = None;
         for start in dropped {
@@ -296,8 +300,10 @@ impl Partition {
             is_current(view, layout)
         });
         // Retired before the compaction is tried: a write's compaction check waits while a
-        // table is retiring, so a failure here must not leave it so.
+        // table is retiring, so a failure here must not leave it so. No undo comes now: its
+        // room is the writes' again.
         self.retiring = None;
+        self.arena.hold(0);
         if released || self.tiles.len() < tiles_before {
             self.index.shrink_to_fit();
             self.tiles.shrink_to_fit();

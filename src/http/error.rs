@@ -304,7 +304,9 @@ impl From<ApplyError> for ApiError {
             ApplyError::Store(store) => return store.into(),
             ApplyError::Invalid(_) | ApplyError::IngestToken(_) => ErrorKind::InvalidArgument,
             ApplyError::StalePlan { .. } | ApplyError::DataLoss(_) => ErrorKind::FailedPrecondition,
-            ApplyError::NotApplied(_) | ApplyError::UndoNotJournaled { .. } => ErrorKind::Internal,
+            ApplyError::NotApplied(_)
+            | ApplyError::UndoNotJournaled { .. }
+            | ApplyError::NotTakenBack { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

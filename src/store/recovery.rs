@@ -522,7 +522,13 @@ impl PayloadPart for LiveRecords {
 impl SnapshotSource for Router {
     fn take_section(&self) -> BoxFuture<'static, io::Result<SectionData>> {
         let writer = self.writer.clone();
+        // Shards on different tables are not kept: the snapshot and journal a restart
+        // recovers from hold one table.
+        let inconsistent = self.shards_inconsistent();
         async move {
+            if let Some(reason) = inconsistent {
+                return Err(io::Error::other(reason));
+            }
             let (journal_seq, views, receivers) = writer
                 .send(StartSnapshot)
                 .await

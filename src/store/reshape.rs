@@ -589,4 +589,41 @@ features = [{ name = "tag", type = "string" }]
             );
         });
     }
+
+    /// An undo that fails in a shard (one that stopped: the reshape held the undo's room, so
+    /// memory cannot fail it) says so: the answer and `/health`'s cell say the shards hold
+    /// different tables until a restart, and no snapshot keeps them so.
+    #[test]
+    fn an_undo_that_fails_in_a_shard_says_the_store_is_inconsistent() {
+        use crate::persist::SnapshotSource;
+
+        let before = registry(BASE, None);
+        let text = BASE.replace(
+            "features = [{ name = \"age\", type = \"int64\" },",
+            "features = [{ name = \"score\", type = \"int64\" },",
+        );
+        let after = registry(&text, Some(&before));
+        System::new().block_on(async {
+            let router = Router::start_with(2, 4096, &before).unwrap();
+            let undo = router
+                .reshape(&after, plan_reshapes(&before, &after), &applied())
+                .await
+                .unwrap();
+            assert_eq!(router.shards_inconsistent(), None);
+            router.stop_shard(1).await;
+            let failed = router.undo_reshape(undo).await.unwrap_err();
+            assert!(
+                matches!(failed, StoreError::UndoFailed { shard: 1, .. }),
+                "{failed:?}"
+            );
+            let said = failed.to_string();
+            assert!(
+                said.contains("left inconsistent") && said.contains("restart the server"),
+                "{said}"
+            );
+            assert_eq!(router.shards_inconsistent(), Some(said.clone()));
+            let refused = router.take_section().await.unwrap_err();
+            assert_eq!(refused.to_string(), said);
+        });
+    }
 }

@@ -23,7 +23,7 @@ use super::shard::{
 use super::shard::{ReadContext, RestoreTiles, RetireLayouts, ViewReshape};
 use super::tiles::{MemoReads, TileSet};
 use super::views::StoreViews;
-use super::writer::{Reshape, Revert, Write, WriterActor};
+use super::writer::{Reshape, Reshaped, Revert, Write, WriterActor};
 use crate::persist::format::{encode_apply_record, ApplyRecordV1, RepositoryV1, ViewRefV1};
 use crate::persist::JournalError;
 use crate::registry::aggregation::AggregationSpec;
@@ -62,6 +62,22 @@ pub enum StoreError {
         error: std::io::Error,
         unjournaled: Option<Box<JournalError>>,
     },
+    /// The same failure, but taking the reshape back failed too (`undo`, a
+    /// [`StoreError::UndoFailed`]).
+    #[error("shard {shard} could not reshape its data ({error}); taking the reshape back failed: {undo}")]
+    ReshapeNotTakenBack {
+        shard: usize,
+        error: std::io::Error,
+        undo: Box<StoreError>,
+    },
+    /// Shard `shard` could not take an apply's reshape back ([`Router::undo_reshape`]) while
+    /// the writer and the other shards went back: it holds the apply's table, they the one
+    /// before. The reshape holds its undo's arena room apart, so this is no shortage of memory
+    /// but a shard stopped (or a bug). A restart recovers one table for every shard (the rows
+    /// journal holds the undo, or, if it refused that record, the apply); meanwhile `/health`
+    /// reports it and snapshots are refused (one would keep the shards so).
+    #[error("shard {shard} could not take the apply's reshape back ({error}): the store is left inconsistent, that shard on the apply's table and the others on the one before (what the apply changed may be read or written wrongly there, and no snapshot is taken); restart the server: it recovers every shard on one repository from the data directory")]
+    UndoFailed { shard: usize, error: std::io::Error },
     /// Recovery, or a cluster's stream: stored rows were written in a form of their view that
     /// the serving one cannot take.
     #[error(transparent)]
@@ -114,6 +130,23 @@ pub struct Router {
     pub(super) remote: Option<Arc<dyn RemoteRows>>,
     /// Whether the rows journal refuses writes: the journal sets it, `/health` reads it.
     pub(super) journal_unwritable: Condition,
+    /// Whether an apply's undo failed in a shard, leaving the shards on different tables
+    /// ([`StoreError::UndoFailed`]) until a restart: the router sets it, `/health` reads it.
+    shards_inconsistent: Condition,
+}
+
+/// Waits for every shard's answer to a reshape or its undo; answers the first failure.
+async fn first_failure(answers: Reshaped) -> Option<(usize, std::io::Error)> {
+    let mut failed = None;
+    for (shard, done) in answers.into_iter().enumerate() {
+        let answer = done
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the shard stopped")));
+        if let (Err(error), None) = (answer, &failed) {
+            failed = Some((shard, error));
+        }
+    }
+    failed
 }
 
 /// Room for a row's payload a lookup, up front: the demo's rows and aggregates take 10-100
@@ -174,6 +207,7 @@ impl Router {
             log: None,
             remote: None,
             journal_unwritable: Condition::default(),
+            shards_inconsistent: Condition::default(),
         })
     }
 
@@ -185,7 +219,8 @@ impl Router {
     /// journaled there first (a failure refuses the reshape, nothing changed), so that a replay
     /// makes the apply again at that point of the rows. A shard that fails its part changes
     /// nothing; the others' are then taken back as [`Router::undo_reshape`] does (journaled
-    /// too), and the answer is [`StoreError::ReshapeTakenBack`]: the store is as it was.
+    /// too), and the answer is [`StoreError::ReshapeTakenBack`]: the store is as it was (or
+    /// [`StoreError::ReshapeNotTakenBack`] if a shard could not go back).
     ///
     /// Answers what [`Router::undo_reshape`] needs to take it back, until `retire_layouts`.
     pub async fn reshape(
@@ -210,34 +245,33 @@ impl Router {
             })
             .await
             .map_err(|_| StoreError::WriterGone)??;
-        // Every shard's answer, the first failure kept: the undo then goes to every shard (those
-        // that reshaped take it back; a failed one changed nothing).
-        let mut failed = None;
-        for (shard, done) in reshaped.into_iter().enumerate() {
-            let answer = done
-                .await
-                .unwrap_or_else(|_| Err(std::io::Error::other("the shard stopped")));
-            if let (Err(error), None) = (answer, &failed) {
-                failed = Some((shard, error));
-            }
-        }
-        let Some((shard, error)) = failed else {
+        // The undo then goes to every shard (those that reshaped take it back; a failed one
+        // changed nothing).
+        let Some((shard, error)) = first_failure(reshaped).await else {
             self.views.store(views);
             return Ok(ReshapeUndo(before));
         };
-        let unjournaled = self.undo_reshape(ReshapeUndo(before)).await?;
-        Err(StoreError::ReshapeTakenBack {
-            shard,
-            error,
-            unjournaled: unjournaled.map(Box::new),
-        })
+        match self.undo_reshape(ReshapeUndo(before)).await {
+            Ok(unjournaled) => Err(StoreError::ReshapeTakenBack {
+                shard,
+                error,
+                unjournaled: unjournaled.map(Box::new),
+            }),
+            Err(undo) => Err(StoreError::ReshapeNotTakenBack {
+                shard,
+                error,
+                undo: Box::new(undo),
+            }),
+        }
     }
 
     /// Takes back the last reshape (not yet retired): the views table it replaced is the
     /// store's again, behind the writes already sent, with the data it had; what the reshape
     /// made is dropped. An apply that cannot keep its result undoes itself this way (journaled,
     /// as the reshape was). Answers the journal's refusal of the undo's record, if it refused
-    /// it: the undo is made all the same, and journaled before anything else is.
+    /// it: the undo is made all the same, and journaled before anything else is. A shard that
+    /// could not go back is [`StoreError::UndoFailed`]: logged and reported to `/health`, as
+    /// the shards are then on different tables until a restart.
     pub async fn undo_reshape(
         &self,
         undo: ReshapeUndo,
@@ -249,11 +283,16 @@ impl Router {
             })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        for (shard, done) in reverted.into_iter().enumerate() {
-            done.await.map_err(|_| StoreError::ShardGone(shard))??;
-        }
+        let failed = first_failure(reverted).await;
+        // The writer went back whatever the shards answer: writes are made for its table.
         self.views.store(undo.0);
-        Ok(unjournaled)
+        let Some((shard, error)) = failed else {
+            return Ok(unjournaled);
+        };
+        let failure = StoreError::UndoFailed { shard, error };
+        tracing::error!(%failure, "an apply's undo failed in a shard");
+        self.shards_inconsistent.set(Some(failure.to_string()));
+        Err(failure)
     }
 
     /// Drops the data of the layouts the last reshape replaced (and of removed views), now that
@@ -269,6 +308,11 @@ impl Router {
     /// Why the rows journal refuses writes, while it does.
     pub fn journal_unwritable(&self) -> Option<String> {
         self.journal_unwritable.reason()
+    }
+
+    /// Why the shards hold different tables (an apply's undo failed in one), until a restart.
+    pub fn shards_inconsistent(&self) -> Option<String> {
+        self.shards_inconsistent.reason()
     }
 
     pub fn n_shards(&self) -> usize {

@@ -3,11 +3,13 @@
 //! - `GET /readyz`: 200 when the server serves every API; 503 with the reason while start-up
 //!   recovers its state, while a journal refuses writes, or (cluster mode) while a replica is
 //!   stalled at a stream message this node cannot read, or with its consumer ended until it is
-//!   opened again (its reads miss that message's rows and every later one's).
+//!   opened again (its reads miss that message's rows and every later one's), or while the
+//!   store's shards hold different tables (an apply's undo failed in one) until a restart.
 //! - `GET /health`: 200 while the server can read, saying `degraded` with the journals that
 //!   refuse writes (a failed write could not be undone, e.g. the disk is full or failing), so
-//!   that operators see that writes get 503 while reads still work, and with the stalled
-//!   replicas (`<stream>/<consumer>` and reason).
+//!   that operators see that writes get 503 while reads still work, with the stalled
+//!   replicas (`<stream>/<consumer>` and reason), and with the store when its shards hold
+//!   different tables (`store`: the reason, which says to restart).
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value as Json};
@@ -34,15 +36,16 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         None => return HttpResponse::Ok().json(json!({"status": "ready"})),
         Some(degraded) => degraded,
     };
-    let reason = match (
-        answer.contains_key("journals"),
-        answer.contains_key("replicas"),
-    ) {
-        (true, false) => "a journal refuses writes (a failed write could not be undone)",
-        (false, _) => "a cluster replica is stalled (at a stream message this node cannot read, or its consumer ended)",
-        (true, true) => "a journal refuses writes, and a cluster replica is stalled",
-    };
-    answer.insert("reason".into(), reason.into());
+    let reasons: Vec<&str> = [
+        ("journals", "a journal refuses writes (a failed write could not be undone)"),
+        ("replicas", "a cluster replica is stalled (at a stream message this node cannot read, or its consumer ended)"),
+        ("store", "the store's shards hold different tables (an apply's undo failed in one): restart the server"),
+    ]
+    .into_iter()
+    .filter(|(part, _)| answer.contains_key(*part))
+    .map(|(_, reason)| reason)
+    .collect();
+    answer.insert("reason".into(), reasons.join("; ").into());
     HttpResponse::ServiceUnavailable().json(answer)
 }
 
@@ -53,10 +56,10 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `status: degraded` with the journals that refuse writes, by name, with the cause, and the
-/// stalled replicas, by consumer, with the reason; `None` when there are neither. Read from the
-/// cells the journals and replicas report in, not by asking their owners (one stuck on a
-/// failing disk would not answer).
+/// `status: degraded` with the journals that refuse writes, by name, with the cause, the
+/// stalled replicas, by consumer, with the reason, and the store whose shards hold different
+/// tables; `None` when there are none. Read from the cells the journals, replicas and store
+/// report in, not by asking their owners (one stuck on a failing disk would not answer).
 fn degraded(state: &AppState) -> Option<Map<String, Json>> {
     let journals: Vec<(&str, String)> = [
         ("rows", state.router.journal_unwritable()),
@@ -67,7 +70,8 @@ fn degraded(state: &AppState) -> Option<Map<String, Json>> {
     .filter_map(|(name, cause)| Some((name, cause?)))
     .collect();
     let replicas = state.replica_stalls.reported();
-    if journals.is_empty() && replicas.is_empty() {
+    let store = state.router.shards_inconsistent();
+    if journals.is_empty() && replicas.is_empty() && store.is_none() {
         return None;
     }
     let mut answer = Map::new();
@@ -83,6 +87,12 @@ fn degraded(state: &AppState) -> Option<Map<String, Json>> {
             .into_iter()
             .map(|(consumer, reason)| (consumer, json!({"stalled": true, "error": reason})));
         answer.insert("replicas".into(), replicas.collect::<Map<_, _>>().into());
+    }
+    if let Some(reason) = store {
+        answer.insert(
+            "store".into(),
+            json!({"consistent": false, "error": reason}),
+        );
     }
     Some(answer)
 }

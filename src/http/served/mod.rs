@@ -117,6 +117,13 @@ pub enum ApplyError {
         failed: ApplyFailure,
         journal: JournalError,
     },
+    /// The same, but a shard could not take the apply's reshape back (`undo`, a
+    /// `StoreError::UndoFailed`): the store is left inconsistent until a restart.
+    #[error("the repository was not applied: {failed}; the previous repository is served again, but taking the apply back failed: {undo}")]
+    NotTakenBack {
+        failed: ApplyFailure,
+        undo: StoreError,
+    },
 }
 
 /// The step that failed a valid apply: nothing of it is left (see [`ApplyError::NotApplied`]).
@@ -130,15 +137,16 @@ pub enum ApplyFailure {
 }
 
 impl ApplyFailure {
-    /// The apply's answer, now that the store is taken back: `unjournaled` is the journal's
-    /// refusal of the undo's record, if it refused it.
-    fn answer(self, unjournaled: Option<JournalError>) -> ApplyError {
-        match unjournaled {
-            None => ApplyError::NotApplied(self),
-            Some(journal) => ApplyError::UndoNotJournaled {
+    /// The apply's answer, now that the store was taken back: `undone` is the journal's
+    /// refusal of the undo's record, if it refused it, or the undo's failure.
+    fn answer(self, undone: Result<Option<JournalError>, StoreError>) -> ApplyError {
+        match undone {
+            Ok(None) => ApplyError::NotApplied(self),
+            Ok(Some(journal)) => ApplyError::UndoNotJournaled {
                 failed: self,
                 journal,
             },
+            Err(undo) => ApplyError::NotTakenBack { failed: self, undo },
         }
     }
 }
@@ -223,19 +231,22 @@ impl ServedRepository {
             .await
         {
             Ok(undo) => undo,
-            // A shard failed its part: the store took the others' back already.
-            Err(StoreError::ReshapeTakenBack {
-                shard,
-                error,
-                unjournaled,
-            }) => {
-                router.withdraw_losses(losses).await;
-                let failed = ApplyFailure::Reshape { shard, error };
-                return Err(failed.answer(unjournaled.map(|journal| *journal)));
-            }
             Err(refused) => {
                 router.withdraw_losses(losses).await;
-                return Err(refused.into());
+                // A shard failed its part: the store took the others' back already (or says
+                // which could not go back).
+                return Err(match refused {
+                    StoreError::ReshapeTakenBack {
+                        shard,
+                        error,
+                        unjournaled,
+                    } => ApplyFailure::Reshape { shard, error }
+                        .answer(Ok(unjournaled.map(|journal| *journal))),
+                    StoreError::ReshapeNotTakenBack { shard, error, undo } => {
+                        ApplyFailure::Reshape { shard, error }.answer(Err(*undo))
+                    }
+                    refused => refused.into(),
+                });
             }
         };
         let applied_before = self.applied.swap(Some(Arc::new(applied)));
@@ -245,8 +256,8 @@ impl ServedRepository {
                 // nothing of the apply stays.
                 self.applied.store(applied_before);
                 router.withdraw_losses(losses).await;
-                let unjournaled = router.undo_reshape(undo).await?;
-                return Err(ApplyFailure::Snapshot(error).answer(unjournaled));
+                let undone = router.undo_reshape(undo).await;
+                return Err(ApplyFailure::Snapshot(error).answer(undone));
             }
         }
         self.current

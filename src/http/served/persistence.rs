@@ -92,7 +92,10 @@ impl Reapply for ServedRepository {
                 }
                 // A shard's failure says nothing of the apply: named, the start's error says
                 // which one could not be made again.
-                Err(RecoverError::Store(error @ StoreError::ReshapeTakenBack { .. })) => {
+                Err(RecoverError::Store(
+                    error @ (StoreError::ReshapeTakenBack { .. }
+                    | StoreError::ReshapeNotTakenBack { .. }),
+                )) => {
                     Err(StoreError::Reapply {
                         hash,
                         reason: error.to_string(),

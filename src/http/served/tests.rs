@@ -623,6 +623,41 @@ fn an_apply_whose_reshape_fails_in_a_shard_leaves_nothing_of_itself() {
     });
 }
 
+/// An apply whose reshape fails in one shard and whose undo fails in another (it stopped: the
+/// undo's arena room is held, so memory cannot fail it) says that A is served again but the
+/// store is left inconsistent until a restart, and `/health`'s cell says so too; the journal
+/// holds the undo, so a restart serves A with every row.
+#[test]
+fn an_apply_whose_undo_fails_in_a_shard_says_the_store_is_inconsistent() {
+    let data = tempfile::tempdir().unwrap();
+    System::new().block_on(async {
+        let (node, _, model) = filled_node(data.path(), 0).await;
+        node.router.stop_shard(1).await;
+        let said = match node.apply(B, &node.snapshotter()).await {
+            Err(
+                error @ ApplyError::NotTakenBack {
+                    failed: ApplyFailure::Reshape { shard: 0, .. },
+                    undo: StoreError::UndoFailed { shard: 1, .. },
+                },
+            ) => error.to_string(),
+            other => panic!("expected an undo failed in shard 1, got {other:?}"),
+        };
+        for part in ["not applied", "left inconsistent", "restart the server"] {
+            assert!(said.contains(part), "{part:?} in {said}");
+        }
+        assert!(node.served.applied.load().is_none(), "nothing applied");
+        assert!(node.router.shards_inconsistent().is_some());
+        assert_eq!(
+            journaled(data.path()),
+            ["layouts", "rows", "applied city", "undone"]
+        );
+        let crashed = crash(data.path());
+        let restarted = Node::start(crashed.path(), None).await;
+        restarted.assert_holds(&model, "restarted").await;
+        assert_eq!(restarted.router.shards_inconsistent(), None);
+    });
+}
+
 /// The same when the journal takes the apply's record and refuses its undo's (an fsync fails):
 /// the answer says so, A is served with every row, a restart before the next write makes the
 /// apply again (as the answer says), and the next write journals the undo before its rows.

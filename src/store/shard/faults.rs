@@ -1,10 +1,11 @@
 //! Test builds only: a shard whose arena cannot grow (the memory an apply's copies need is not
-//! there), so that tests reach a reshape that fails in one shard and not in the others.
+//! there), so that tests reach a reshape that fails in one shard and not in the others; a shard
+//! that stops, so that they reach an undo that fails in one.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use actix::{Handler, Message};
+use actix::{ActorContext, Handler, Message};
 
 use super::ShardActor;
 use crate::store::Router;
@@ -24,6 +25,21 @@ impl Handler<InjectGrowthFaults> for ShardActor {
     }
 }
 
+/// The shard stops: the messages sent to it after this are not answered.
+struct Stop;
+
+impl Message for Stop {
+    type Result = ();
+}
+
+impl Handler<Stop> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 impl Router {
     /// Shard `shard`'s arena fails to grow while `fails` is set (behind the messages already
     /// sent to it; a restore's arena, which replaces it, grows again).
@@ -32,5 +48,10 @@ impl Router {
             .send(InjectGrowthFaults(fails))
             .await
             .expect("the shard runs");
+    }
+
+    /// Shard `shard` stops (behind the messages already sent to it).
+    pub(crate) async fn stop_shard(&self, shard: usize) {
+        self.shards[shard].send(Stop).await.expect("the shard runs");
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
-pub use reshape::{Reshape, Revert};
+pub use reshape::{Reshape, Reshaped, Revert};
 pub use snapshot::{AttachJournal, DropJournalBefore, StartSnapshot};
 pub use write::{journal_record, Write};
 

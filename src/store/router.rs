@@ -74,10 +74,14 @@ pub enum StoreError {
     /// the writer and the other shards went back: it holds the apply's table, they the one
     /// before. The reshape holds its undo's arena room apart, so this is no shortage of memory
     /// but a shard stopped (or a bug). A restart recovers one table for every shard (the rows
-    /// journal holds the undo, or, if it refused that record, the apply); meanwhile `/health`
-    /// reports it and snapshots are refused (one would keep the shards so).
-    #[error("shard {shard} could not take the apply's reshape back ({error}): the store is left inconsistent, that shard on the apply's table and the others on the one before (what the apply changed may be read or written wrongly there, and no snapshot is taken); restart the server: it recovers every shard on one repository from the data directory")]
-    UndoFailed { shard: usize, error: std::io::Error },
+    /// journal holds the undo, or, if it refused that record, `unjournaled`, the apply);
+    /// meanwhile `/health` reports it and snapshots are refused (one would keep the shards so).
+    #[error("shard {shard} could not take the apply's reshape back ({error}): the store is left inconsistent, that shard on the apply's table and the others on the one before (what the apply changed may be read or written wrongly there, and no snapshot is taken); restart the server: it recovers every shard on one repository from the data directory{}", unjournaled_note(.unjournaled))]
+    UndoFailed {
+        shard: usize,
+        error: std::io::Error,
+        unjournaled: Option<Box<JournalError>>,
+    },
     /// Recovery, or a cluster's stream: stored rows were written in a form of their view that
     /// the serving one cannot take.
     #[error(transparent)]
@@ -133,6 +137,14 @@ pub struct Router {
     /// Whether an apply's undo failed in a shard, leaving the shards on different tables
     /// ([`StoreError::UndoFailed`]) until a restart: the router sets it, `/health` reads it.
     shards_inconsistent: Condition,
+}
+
+/// What [`StoreError::UndoFailed`] adds when the journal refused the undo's record too: the
+/// repository a restart recovers is then the apply's.
+fn unjournaled_note(unjournaled: &Option<Box<JournalError>>) -> String {
+    unjournaled.as_ref().map_or_else(String::new, |journal| {
+        format!("; the journal refused the record of the undo too ({journal}): it is journaled before the next write or apply, and a restart before then makes the apply again")
+    })
 }
 
 /// Waits for every shard's answer to a reshape or its undo; answers the first failure.
@@ -270,8 +282,9 @@ impl Router {
     /// made is dropped. An apply that cannot keep its result undoes itself this way (journaled,
     /// as the reshape was). Answers the journal's refusal of the undo's record, if it refused
     /// it: the undo is made all the same, and journaled before anything else is. A shard that
-    /// could not go back is [`StoreError::UndoFailed`]: logged and reported to `/health`, as
-    /// the shards are then on different tables until a restart.
+    /// could not go back is [`StoreError::UndoFailed`] (with the journal's refusal, if any):
+    /// logged and reported to `/health`, as the shards are then on different tables until a
+    /// restart.
     pub async fn undo_reshape(
         &self,
         undo: ReshapeUndo,
@@ -289,7 +302,11 @@ impl Router {
         let Some((shard, error)) = failed else {
             return Ok(unjournaled);
         };
-        let failure = StoreError::UndoFailed { shard, error };
+        let failure = StoreError::UndoFailed {
+            shard,
+            error,
+            unjournaled: unjournaled.map(Box::new),
+        };
         tracing::error!(%failure, "an apply's undo failed in a shard");
         self.shards_inconsistent.set(Some(failure.to_string()));
         Err(failure)

@@ -658,6 +658,51 @@ fn an_apply_whose_undo_fails_in_a_shard_says_the_store_is_inconsistent() {
     });
 }
 
+/// The same when the journal also refuses the undo's record (an fsync fails): the answer says
+/// so, as `UndoNotJournaled` does (a restart before that record is journaled makes the apply
+/// again, not the one before), and `/health`'s cell too; and a restart does make it again.
+#[test]
+fn an_apply_whose_undo_fails_in_a_shard_and_is_not_journaled_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    System::new().block_on(async {
+        let (node, _, model) = filled_node(data.path(), 0).await;
+        let faults = Faults {
+            syncs_before_failures: 1,
+            sync_failures: 1,
+            ..Faults::default()
+        };
+        (node.router)
+            .inject_journal_faults(Arc::new(Mutex::new(faults)))
+            .await;
+        node.router.stop_shard(1).await;
+        let said = match node.apply(B, &node.snapshotter()).await {
+            Err(
+                error @ ApplyError::NotTakenBack {
+                    undo:
+                        StoreError::UndoFailed {
+                            shard: 1,
+                            unjournaled: Some(_),
+                            ..
+                        },
+                    ..
+                },
+            ) => error.to_string(),
+            other => panic!("expected an undo failed in shard 1 and not journaled, got {other:?}"),
+        };
+        for part in [
+            "left inconsistent",
+            "the journal refused the record of the undo too",
+            "a restart before then makes the apply again",
+        ] {
+            assert!(said.contains(part), "{part:?} in {said}");
+        }
+        let reported = node.router.shards_inconsistent().unwrap();
+        assert!(reported.contains("makes the apply again"), "{reported}");
+        assert_eq!(journaled(data.path()), ["layouts", "rows", "applied city"]);
+        assert_a_restart_makes_b_again(data.path(), &model).await;
+    });
+}
+
 /// The same when the journal takes the apply's record and refuses its undo's (an fsync fails):
 /// the answer says so, A is served with every row, a restart before the next write makes the
 /// apply again (as the answer says), and the next write journals the undo before its rows.

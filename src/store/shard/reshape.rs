@@ -322,6 +322,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
+    use crate::persist::format::ROW_RECORD_HEADER_LEN;
     use crate::registry::value::Value;
     use crate::registry::{build_registry, Registry, WorkspaceFiles};
     use crate::store::plan_reshapes;
@@ -398,6 +399,19 @@ aggregations = [{{ column = "amt", function = "sum", window = "1d" }}{aggregate}
         }
     }
 
+    /// A write of `values` to `view`'s `layout` under `key`.
+    fn row_write(view: ViewId, layout: Layout, key: String, values: &[Value]) -> RowWrite {
+        let mut payload = Vec::new();
+        encode_row(values, &mut payload);
+        RowWrite {
+            view,
+            layout,
+            key: key.into_bytes(),
+            event_time: 1,
+            payload,
+        }
+    }
+
     /// The rows `partition` holds under `view`'s `layout`, by key.
     fn rows(partition: &Partition, view: ViewId, layout: Layout) -> BTreeMap<Vec<u8>, Vec<Value>> {
         (partition.index.iter())
@@ -429,15 +443,7 @@ aggregations = [{{ column = "amt", function = "sum", window = "1d" }}{aggregate}
         let views_after = Arc::new(views_before.reshaped(&after, |_| false));
         let (mut shard, partition) = ShardActor::new(4096, Arc::clone(&views_before)).unwrap();
         let row = |view: (ViewId, Layout, Layout), key: usize, values: &[Value]| {
-            let mut payload = Vec::new();
-            encode_row(values, &mut payload);
-            RowWrite {
-                view: view.0,
-                layout: view.1,
-                key: format!("user-{key}").into_bytes(),
-                event_time: 1,
-                payload,
-            }
+            row_write(view.0, view.1, format!("user-{key}"), values)
         };
         let city = Value::String("Oslo".into());
         let writes = (0..KEYS).flat_map(|key| {
@@ -524,5 +530,64 @@ aggregations = [{{ column = "amt", function = "sum", window = "1d" }}{aggregate}
             .unwrap();
         assert!(partition.arena.usage().1 < used_before, "compacted");
         assert_eq!(rows(partition, profile.0, profile.2), moved);
+    }
+
+    /// Once the apply settles, retired or taken back, the room its reshape held for the undo is
+    /// the writes' again: with the arena unable to grow, writes fill the mapping to its end
+    /// (held for ever, it would leave that room unused and grow the arena needlessly).
+    #[test]
+    fn the_room_held_for_an_undo_is_given_back_when_the_apply_settles() {
+        const KEYS: usize = 60;
+        let before = registry(false, None);
+        let after = registry(true, Some(&before));
+        let (old, new) = (
+            before.view_by_name("ws", "profile").unwrap(),
+            after.view_by_name("ws", "profile").unwrap(),
+        );
+        let reshapes = plan_reshapes(&before, &after);
+        let views_before = Arc::new(StoreViews::of(&before));
+        let views_after = Arc::new(views_before.reshaped(&after, |_| false));
+        let city = Value::String("Oslo".into());
+        for undone in [false, true] {
+            let (mut shard, partition) = ShardActor::new(4096, Arc::clone(&views_before)).unwrap();
+            let writes = (0..KEYS).map(|key| {
+                let values = [Value::Int64(key as i64), city.clone()];
+                row_write(old.id, old.layout, format!("user-{key}"), &values)
+            });
+            shard.apply(writes.collect()).unwrap();
+            let mut settled = partition.write();
+            settled
+                .reshape(Arc::clone(&views_after), &reshapes)
+                .unwrap();
+            let (view, layout) = match undone {
+                true => {
+                    settled.revert_reshape(&views_after).unwrap();
+                    (old.id, old.layout)
+                }
+                false => {
+                    settled.retire_layouts();
+                    (new.id, new.layout)
+                }
+            };
+            settled
+                .arena
+                .inject_growth_faults(Arc::new(AtomicBool::new(true)));
+            drop(settled);
+            let filler = |i: usize| {
+                let values = [Value::Null, Value::Int64(0), city.clone()];
+                row_write(view, layout, format!("filler-{i:05}"), &values)
+            };
+            let record_len = ROW_RECORD_HEADER_LEN + filler(0).key.len() + filler(0).payload.len();
+            let refused = (0..100_000)
+                .find_map(|i| shard.apply(vec![filler(i)]).err())
+                .expect("the arena fills");
+            assert_eq!(refused.raw_os_error(), Some(12), "{refused}");
+            let (mapped, used, _) = partition.read().arena.usage();
+            assert!(
+                mapped - used < record_len,
+                "undone {undone}: writes stopped with {} of {mapped} bytes unused",
+                mapped - used
+            );
+        }
     }
 }

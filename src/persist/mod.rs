@@ -152,6 +152,13 @@ pub struct SnapshotFailure {
 /// Clears the in-progress flag however the snapshot ends.
 struct InProgress(Arc<AtomicBool>);
 
+/// The snapshot slot of a finished snapshot, still taken (see
+/// [`PendingSnapshot::finish_keeping_slot`]): another begins once this is dropped.
+#[must_use = "the slot is given back when this is dropped"]
+pub struct SnapshotSlot {
+    _taken: InProgress,
+}
+
 impl Drop for InProgress {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
@@ -268,6 +275,23 @@ impl PendingSnapshot {
     /// journal usable (its segments are kept), and is kept as the last failure; once the file
     /// is written, a failure to remove older snapshots or covered segments is only logged.
     pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
+        self.finish_keeping_slot().await.0
+    }
+
+    /// [`PendingSnapshot::finish`], answering with the snapshot slot still taken: no other
+    /// snapshot begins until the [`SnapshotSlot`] is dropped. An apply whose snapshot failed
+    /// keeps it while it takes its reshape back, so that no snapshot is cut between the two.
+    pub async fn finish_keeping_slot(self) -> (Result<SnapshotInfo, PersistError>, SnapshotSlot) {
+        let result = self.finish_in_slot().await;
+        (
+            result,
+            SnapshotSlot {
+                _taken: self._guard,
+            },
+        )
+    }
+
+    async fn finish_in_slot(&self) -> Result<SnapshotInfo, PersistError> {
         let started = std::time::Instant::now();
         let result = self.write().await;
         match &result {
@@ -420,6 +444,27 @@ mod tests {
             assert_eq!(*dropped_before.lock().unwrap(), [2, 3]);
         });
         assert_eq!(seq.load(Ordering::Acquire), 4);
+    }
+
+    /// A snapshot finished keeping its slot (an apply's whose snapshot failed, while it takes
+    /// its reshape back) keeps every other one from beginning until the slot is dropped.
+    #[test]
+    fn a_kept_slot_holds_off_the_next_snapshot_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshotter = Snapshotter::new(
+            dir.path().to_path_buf(),
+            1,
+            1,
+            vec![Box::new(Counting::default())],
+        );
+        actix::System::new().block_on(async {
+            let (written, slot) = snapshotter.begin().unwrap().finish_keeping_slot().await;
+            written.unwrap();
+            assert!(matches!(snapshotter.begin(), Err(PersistError::Busy)));
+            assert!(matches!(snapshotter.take().await, Err(PersistError::Busy)));
+            drop(slot);
+            snapshotter.take().await.unwrap();
+        });
     }
 
     /// Once the file is written the snapshot is taken, whatever removing older ones does: an

@@ -251,12 +251,16 @@ impl ServedRepository {
         };
         let applied_before = self.applied.swap(Some(Arc::new(applied)));
         if let Some(pending) = snapshot {
-            if let Err(error) = pending.finish().await {
+            let (written, slot) = pending.finish_keeping_slot().await;
+            if let Err(error) = written {
                 // Served, the new repository would take writes a restart loses or misreads:
-                // nothing of the apply stays.
+                // nothing of the apply stays. No snapshot begins until the undo is made: one
+                // cut between would hold the apply's rows before its `Undone`, which a start
+                // refuses.
                 self.applied.store(applied_before);
                 router.withdraw_losses(losses).await;
                 let undone = router.undo_reshape(undo).await;
+                drop(slot);
                 return Err(ApplyFailure::Snapshot(error).answer(undone));
             }
         }

@@ -21,6 +21,12 @@
 //! exactly that new form reads the view's rows in the old one as the apply converted them (a
 //! retyped column null, a cleared view's rows left out) instead of refusing to start. Without
 //! one (files changed without an apply, or to another form) such rows are refused as before.
+//! An apply that removes a feature records that too (it needs no leave, and rows read without
+//! a record), and a later apply carries every record into its old form on with the forms
+//! between (`AcceptedLoss::through`): a replica looks up, once per forms, the record of every
+//! view a message's forms hold in another form than its own, so that a feature added back
+//! reads null for rows written before its removal, as on the node that applied. (A view back
+//! in exactly a form it had cannot be told apart: its rows are read as they are.)
 //! Rows a node not yet applied still writes in the old form are read so too: the loss was
 //! accepted for that move, whoever writes in the old form; apply every node.
 //!
@@ -29,7 +35,7 @@
 //! headers, so it reads this build's messages as it always did: no new message kind enters
 //! the stream (a replica refuses a record that is not rows, logged and skipped, in any build).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -39,8 +45,8 @@ use futures_util::StreamExt;
 
 use super::{key_value_bucket, ClusterError};
 use crate::config::ClusterSettings;
-use crate::persist::format::{decode, encode, ViewLayoutV1, ViewRefV1};
-use crate::store::{AcceptedLoss, LogForms, StoreError, WrittenLayouts};
+use crate::persist::format::{encode, ViewLayoutV1, ViewRefV1};
+use crate::store::{AcceptedLoss, LogForms, Router, StoreError, WrittenLayouts};
 
 /// The header a rows message names its forms in (the id, as hex).
 const FORMS_HEADER: &str = "Quiver-Forms";
@@ -133,7 +139,7 @@ impl Forms {
             }
             let value = self.bucket.get(key.as_str()).await;
             if let Some(value) = value.map_err(|e| unreadable(&e))? {
-                recorded.push(decode(&value).map_err(|e| unreadable(&e))?);
+                recorded.push(AcceptedLoss::decode(&value).map_err(|e| unreadable(&e))?);
             }
         }
         Ok(recorded)
@@ -153,12 +159,19 @@ impl Forms {
 /// What the keys of recorded losses start with (the forms' keys are bare hex digits).
 const LOSS_KEY_PREFIX: &str = "loss-accepted-";
 
-/// The bucket's key saying that an apply lost `loss`.
+/// The bucket's key saying that an apply lost `loss` (named by its view and forms, so that a
+/// replica finds it by them: `AcceptedLoss::name`).
 fn loss_key(loss: &AcceptedLoss) -> String {
     format!(
         "{LOSS_KEY_PREFIX}{:032x}",
-        xxhash_rust::xxh3::xxh3_128(&encode(loss))
+        xxhash_rust::xxh3::xxh3_128(&loss.name())
     )
+}
+
+/// The id of the forms `message` names, if it names any.
+fn forms_id(message: &jetstream::Message) -> Option<String> {
+    let headers = message.headers.as_ref()?;
+    Some(headers.get(FORMS_HEADER)?.as_str().to_string())
 }
 
 /// Names `forms` in a rows message's `headers`.
@@ -170,6 +183,9 @@ pub(super) fn name(headers: &mut HeaderMap, forms: &LogForms) {
 pub(super) struct ReadForms {
     forms: Forms,
     read: HashMap<String, WrittenLayouts>,
+    /// The forms (by id) whose views' recorded losses were looked up for the forms this node
+    /// serves (by id), whether found or not.
+    looked_up: HashSet<(String, String)>,
     /// For messages that name no forms (an older build's): none known.
     unnamed: WrittenLayouts,
 }
@@ -179,6 +195,7 @@ impl ReadForms {
         ReadForms {
             forms,
             read: HashMap::new(),
+            looked_up: HashSet::new(),
             unnamed: WrittenLayouts::default(),
         }
     }
@@ -190,12 +207,7 @@ impl ReadForms {
         &mut self,
         message: &jetstream::Message,
     ) -> Result<&mut WrittenLayouts, StoreError> {
-        let Some(id) = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get(FORMS_HEADER))
-            .map(|id| id.as_str().to_string())
-        else {
+        let Some(id) = forms_id(message) else {
             return Ok(&mut self.unnamed);
         };
         if !self.read.contains_key(&id) {
@@ -228,6 +240,35 @@ impl ReadForms {
         Ok(self.read.get_mut(&id).expect("inserted above"))
     }
 
+    /// Before `message`'s rows are read in the forms `router` serves: each view its forms hold
+    /// in another form is read as the applies recorded for that move converted it, if any did
+    /// (once per forms and serving forms). Its rows may read without one (a feature removed,
+    /// then added back), but not as the node that made those applies reads them.
+    pub(super) async fn accept_recorded_losses(
+        &mut self,
+        message: &jetstream::Message,
+        router: &Router,
+    ) -> Result<(), StoreError> {
+        let Some(id) = forms_id(message) else {
+            return Ok(());
+        };
+        let looked_up = (id, router.forms_name());
+        if looked_up.0 == looked_up.1 || self.looked_up.contains(&looked_up) {
+            return Ok(());
+        }
+        let moved: Vec<(ViewRefV1, Option<ViewLayoutV1>)> = (self.of(message).await?.views())
+            .map(|(view, form)| (view, form, router.form(view)))
+            .filter(|(_, form, serving)| serving.as_ref() != Some(*form))
+            .map(|(view, _, serving)| (view.clone(), serving))
+            .collect();
+        for (view, serving) in moved {
+            self.accept_recorded_loss(message, &view, serving.as_ref())
+                .await?;
+        }
+        self.looked_up.insert(looked_up);
+        Ok(())
+    }
+
     /// Reads `view`'s rows in the forms `message` names (in it and every later message
     /// naming them), in the form `to` this node serves, as an apply that moved the view's data
     /// from that form to `to` accepting loss converted it, if one did; answers whether that is
@@ -250,16 +291,22 @@ impl ReadForms {
             view: view.clone(),
             from: from.clone(),
             to: to.cloned(),
+            through: Vec::new(),
+        };
+        let unreadable = |e: &dyn std::fmt::Display| {
+            StoreError::Log(format!("reading an apply's accepted loss: {e}"))
         };
         let found = self
             .forms
             .bucket
             .get(loss_key(&loss).as_str())
             .await
-            .map_err(|e| StoreError::Log(format!("reading an apply's accepted loss: {e}")))?;
-        if found.is_some() {
-            self.of(message).await?.accept_loss(loss.view, loss.to);
-        }
-        Ok(found.is_some())
+            .map_err(|e| unreadable(&e))?;
+        let Some(found) = found else {
+            return Ok(false);
+        };
+        let recorded = AcceptedLoss::decode(&found).map_err(|e| unreadable(&e))?;
+        self.of(message).await?.accept_loss(recorded);
+        Ok(true)
     }
 }

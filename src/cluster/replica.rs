@@ -473,12 +473,14 @@ pub(super) fn message_id(message: &async_nats::jetstream::Message) -> Option<Str
 
 /// Applies `message`'s rows, read in the forms it names. A view whose rows those forms cannot
 /// give the serving form without loss is refused, unless an apply moved the view's data out
-/// of them accepting the loss: then they are read as that apply converted it (see `forms`).
+/// of them accepting the loss: then they are read as that apply converted it (see `forms`),
+/// as they are when applies moved it losing data it could read without (a removed feature).
 async fn apply_message(
     router: &Router,
     forms: &mut ReadForms,
     message: &async_nats::jetstream::Message,
 ) -> Result<WriteOutcome, StoreError> {
+    forms.accept_recorded_losses(message, router).await?;
     loop {
         let written = forms.of(message).await?;
         match router.apply_record(&message.payload, written).await {

@@ -14,7 +14,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::persist::format::{
-    AggregateLayoutV1, AggregationLayoutV1, FieldV1, ViewLayoutV1, ViewLayoutsV1, ViewRefV1,
+    decode, encode, AggregateLayoutV1, AggregationLayoutV1, FieldV1, ViewLayoutV1, ViewLayoutsV1,
+    ViewRefV1,
 };
 use crate::registry::aggregation::duration_text;
 use crate::registry::repository::aggregate_texts;
@@ -87,46 +88,100 @@ pub struct WrittenLayouts {
     pub(super) rows_in: RowsIn,
     /// The views whose rows were reshaped so far, so that a long journal says so once a view.
     reshaped: HashSet<ViewRefV1>,
-    /// The views whose data in these forms an apply moved to another form accepting the loss
-    /// (`--allow-data-loss`), with that form (`None`: it stores nothing now): read in it, their
-    /// rows are read as that apply converted its data (a column of another type null, a
+    /// The views whose data in these forms applies moved to another form accepting the loss
+    /// (`--allow-data-loss`), with that move: read in its form, their rows are read as those
+    /// applies converted the data (a column of another type null, a removed one gone, a
     /// cleared view's rows left out) rather than refused.
-    loss_accepted: HashMap<ViewRefV1, Option<ViewLayoutV1>>,
+    loss_accepted: HashMap<ViewRefV1, AcceptedLoss>,
 }
 
 /// An apply moved `view`'s data out of form `from` into `to` (`None`: the view stores nothing
-/// now) losing some of it, the loss accepted (`--allow-data-loss`): what a cluster records so
-/// that its nodes read the view's rows still in `from` as that apply converted them.
+/// now) losing some of it, the loss accepted (`--allow-data-loss`), maybe after earlier applies
+/// moved it through the forms `through`: what a cluster records so that its nodes read the
+/// view's rows still in `from` as those applies converted them, one after the other.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AcceptedLoss {
     pub view: ViewRefV1,
     pub from: ViewLayoutV1,
     pub to: Option<ViewLayoutV1>,
+    /// The forms between `from` and `to`, oldest first; empty for one apply's own move. (Last,
+    /// so that a record of an older build, which has none, is this one's prefix: `decode`.)
+    pub through: Vec<ViewLayoutV1>,
 }
 
 impl AcceptedLoss {
-    /// The loss of moving `view`'s data from `from` to `to`, if the move loses data (what a
-    /// node reading rows in `from` under `to` would refuse without it).
+    /// The loss of moving `view`'s data from `from` to `to`, if the move loses data: what a
+    /// node reading rows in `from` under `to` would refuse without it, or a removed feature's
+    /// (aggregate's) values, which a later form adding it back must not read again.
     pub fn of_move(
         view: &ViewRefV1,
         from: &ViewLayoutV1,
         to: Option<&ViewLayoutV1>,
     ) -> Option<AcceptedLoss> {
-        remap_for(view, from, to, RowsIn::ClusterStream, false)
-            .is_err()
-            .then(|| AcceptedLoss {
-                view: view.clone(),
-                from: from.clone(),
-                to: to.cloned(),
+        AcceptedLoss {
+            view: view.clone(),
+            from: from.clone(),
+            to: to.cloned(),
+            through: Vec::new(),
+        }
+        .if_lossy()
+    }
+
+    /// This loss, if moving the data through `through` loses any of it (see `of_move`).
+    fn if_lossy(self) -> Option<AcceptedLoss> {
+        // Back in the form it left: its rows written before and after look alike, and are
+        // read as they are (a record would null the later ones too).
+        if self.to.as_ref() == Some(&self.from) {
+            return None;
+        }
+        let converted = remap_through(&self.view, &self.from, &self.through, self.to.as_ref());
+        let kept = |map: &Option<Vec<Option<usize>>>, stored: usize| {
+            map.as_ref()
+                .is_none_or(|map| (0..stored).all(|i| map.contains(&Some(i))))
+        };
+        let from = &self.from;
+        let stored_aggregates = from.aggregation.as_ref().map_or(0, |a| a.aggregates.len());
+        let loses = converted.dropped
+            || !kept(&converted.columns, from.columns.len())
+            || !kept(&converted.aggregates, stored_aggregates)
+            || Self::needs_flag(&self.view, from, self.to.as_ref());
+        loses.then_some(self)
+    }
+
+    /// Whether the move is one an apply makes only when allowed to lose data: one a node
+    /// would refuse to read rows across without a record (a removed feature is not).
+    fn needs_flag(view: &ViewRefV1, from: &ViewLayoutV1, to: Option<&ViewLayoutV1>) -> bool {
+        remap_for(view, from, to, RowsIn::ClusterStream, false).is_err()
+    }
+
+    /// What names the loss: the view and the two forms, not the way between them (a node
+    /// reading rows in `from` under `to` looks it up by them). The same bytes as a whole
+    /// record of an older build, which had no `through`.
+    pub fn name(&self) -> Vec<u8> {
+        encode(&(&self.view, &self.from, &self.to))
+    }
+
+    /// A recorded loss, of this build or an older one (no `through`: one apply's own move).
+    pub fn decode(bytes: &[u8]) -> Result<AcceptedLoss, String> {
+        decode::<AcceptedLoss>(bytes).or_else(|error| {
+            let (view, from, to) = decode(bytes).map_err(|_| error)?;
+            Ok(AcceptedLoss {
+                view,
+                from,
+                to,
+                through: Vec::new(),
             })
+        })
     }
 
     /// The losses to record for an apply's `moves` (each view's data from one form to
     /// another, as `AcceptedLoss`es whether they lose data or not), given those `recorded`
-    /// already: a move that loses data, when the apply may lose it (`lossy_allowed`); and,
-    /// for each recorded loss into a move's old form, the one from that loss's older form
-    /// into the new one, lossy or not the move, when it loses data: a later apply carries an
-    /// accepted loss on, so that rows still in the older form are read in the newest.
+    /// already: a move that loses data, when the apply may lose it (`lossy_allowed`; a removed
+    /// feature needs no leave); and, for each recorded loss into a move's old form, the one
+    /// from that loss's older form into the new one through the move's old form, lossy or not
+    /// the move, when the way loses data: a later apply carries a recorded loss on, so that
+    /// rows still in the older form are read in the newest as every apply since converted
+    /// them (a feature the first one removed stays gone when a later one adds it back).
     pub fn to_record(
         moves: &[AcceptedLoss],
         recorded: &[AcceptedLoss],
@@ -135,12 +190,21 @@ impl AcceptedLoss {
         let mut losses: Vec<AcceptedLoss> = Vec::new();
         for moved in moves {
             let to = moved.to.as_ref();
-            let own = lossy_allowed
-                .then(|| AcceptedLoss::of_move(&moved.view, &moved.from, to))
-                .flatten();
+            let own = AcceptedLoss::of_move(&moved.view, &moved.from, to)
+                .filter(|_| lossy_allowed || !Self::needs_flag(&moved.view, &moved.from, to));
             let carried = (recorded.iter())
                 .filter(|loss| loss.view == moved.view && loss.to.as_ref() == Some(&moved.from))
-                .filter_map(|loss| AcceptedLoss::of_move(&moved.view, &loss.from, to));
+                .filter_map(|loss| {
+                    let mut through = loss.through.clone();
+                    through.push(moved.from.clone());
+                    AcceptedLoss {
+                        view: moved.view.clone(),
+                        from: loss.from.clone(),
+                        to: moved.to.clone(),
+                        through,
+                    }
+                    .if_lossy()
+                });
             for loss in own.into_iter().chain(carried) {
                 if !losses.contains(&loss) {
                     losses.push(loss);
@@ -180,22 +244,31 @@ impl WrittenLayouts {
         self.forms.get(view)
     }
 
+    /// Every view these forms know, with its form.
+    pub fn views(&self) -> impl Iterator<Item = (&ViewRefV1, &ViewLayoutV1)> {
+        self.forms.iter()
+    }
+
     /// True the first time `view`'s rows are reshaped.
     pub fn first_reshape(&mut self, view: &ViewRefV1) -> bool {
         self.reshaped.insert(view.clone())
     }
 
-    /// An apply moved `view`'s data out of these forms into `to`, accepting the loss: from
-    /// here on its rows in them, read in `to`, are read as that apply converted its data.
-    pub fn accept_loss(&mut self, view: ViewRefV1, to: Option<ViewLayoutV1>) {
-        self.loss_accepted.insert(view, to);
+    /// Applies moved `loss.view`'s data out of these forms into `loss.to`, accepting the loss:
+    /// from here on its rows in them, read in `loss.to`, are read as they converted the data.
+    pub fn accept_loss(&mut self, loss: AcceptedLoss) {
+        self.loss_accepted.insert(loss.view.clone(), loss);
     }
 
     /// Whether `view`'s rows in these forms are read lossily into `to`.
     pub fn loss_accepted(&self, view: &ViewRefV1, to: Option<&ViewLayoutV1>) -> bool {
+        self.accepted_loss(view, to).is_some()
+    }
+
+    fn accepted_loss(&self, view: &ViewRefV1, to: Option<&ViewLayoutV1>) -> Option<&AcceptedLoss> {
         self.loss_accepted
             .get(view)
-            .is_some_and(|accepted| accepted.as_ref() == to)
+            .filter(|accepted| accepted.to.as_ref() == to)
     }
 
     /// How `view`'s rows in these forms are read in the serving form `current` (see
@@ -206,14 +279,87 @@ impl WrittenLayouts {
         stored: &ViewLayoutV1,
         current: Option<&ViewLayoutV1>,
     ) -> Result<Remap, LayoutMismatch> {
-        remap_for(
-            view,
-            stored,
-            current,
-            self.rows_in,
-            self.loss_accepted(view, current),
-        )
+        match self.accepted_loss(view, current) {
+            Some(loss) => Ok(remap_through(view, stored, &loss.through, current)),
+            None => remap_for(view, stored, current, self.rows_in, false),
+        }
     }
+}
+
+/// How data stored in form `stored` is read in `current` after applies moved it through the
+/// forms `through` into `current`, each converting it (`remap_for`, the loss accepted): the
+/// steps' maps composed, so that what one step left out stays out.
+fn remap_through(
+    view: &ViewRefV1,
+    stored: &ViewLayoutV1,
+    through: &[ViewLayoutV1],
+    current: Option<&ViewLayoutV1>,
+) -> Remap {
+    let steps = std::iter::once(stored).chain(through);
+    let tos = through.iter().map(Some).chain([current]);
+    // Stored column (aggregate) of each column (aggregate) of the form reached so far.
+    let mut columns = identity(stored.columns.len());
+    let mut aggregates = stored
+        .aggregation
+        .as_ref()
+        .map(|a| identity(a.aggregates.len()));
+    for (from, to) in steps.zip(tos) {
+        let step = remap_for(view, from, to, RowsIn::ClusterStream, true)
+            .expect("a conversion accepting the loss refuses nothing");
+        let Some(to) = to.filter(|_| !step.dropped) else {
+            return Remap::dropped();
+        };
+        let step_columns = step
+            .columns
+            .unwrap_or_else(|| in_place_map(from.columns.len(), to.columns.len()));
+        columns = compose(&columns, &step_columns);
+        if let (Some(kept), Some(from_tiles), Some(to_tiles)) =
+            (&aggregates, &from.aggregation, &to.aggregation)
+        {
+            let step_aggregates = step.aggregates.unwrap_or_else(|| {
+                in_place_map(from_tiles.aggregates.len(), to_tiles.aggregates.len())
+            });
+            aggregates = Some(compose(kept, &step_aggregates));
+        }
+    }
+    let aggregates = aggregates.filter(|map| !is_identity(map, map.len()));
+    Remap {
+        columns: (!appends_only(&columns, stored.columns.len())).then_some(columns),
+        aggregates,
+        dropped: false,
+    }
+}
+
+fn identity(len: usize) -> Vec<Option<usize>> {
+    (0..len).map(Some).collect()
+}
+
+/// A map that keeps the first `from` entries where they are, and reads the rest of `to` null.
+fn in_place_map(from: usize, to: usize) -> Vec<Option<usize>> {
+    (0..to).map(|i| (i < from).then_some(i)).collect()
+}
+
+/// `then` after `first`: entry `i` is what `first` gives for `then[i]`.
+fn compose(first: &[Option<usize>], then: &[Option<usize>]) -> Vec<Option<usize>> {
+    then.iter()
+        .map(|from| from.and_then(|j| first.get(j).copied().flatten()))
+        .collect()
+}
+
+fn is_identity(map: &[Option<usize>], len: usize) -> bool {
+    map.len() == len && map.iter().enumerate().all(|(i, from)| *from == Some(i))
+}
+
+/// Whether a row of `stored` stored columns reads as `map` says without a rewrite: it keeps
+/// every stored column where it is and only appends new ones (read null: rows are read
+/// padded with nulls). A removed column, even the last, needs one: left in the row, it would
+/// be read again by a later form that adds a column back in its place.
+pub(super) fn appends_only(map: &[Option<usize>], stored: usize) -> bool {
+    map.len() >= stored
+        && map
+            .iter()
+            .enumerate()
+            .all(|(i, from)| *from == (i < stored).then_some(i))
 }
 
 fn forms_of(
@@ -332,14 +478,9 @@ fn remap_for(
         .iter()
         .map(|column| stored.columns.iter().position(|c| c == column))
         .collect();
-    // As an apply: rows read padded with nulls, so columns appended after the stored ones (or
-    // the last ones removed) need no rewrite.
-    let in_place = map
-        .iter()
-        .enumerate()
-        .all(|(i, from)| *from == Some(i) || (from.is_none() && i >= stored.columns.len()));
+    // As an apply.
     Ok(Remap {
-        columns: (!in_place).then_some(map),
+        columns: (!appends_only(&map, stored.columns.len())).then_some(map),
         aggregates,
         dropped: false,
     })
@@ -610,7 +751,13 @@ mod tests {
         });
         let retyped = layout(&[("credit", "int64"), ("country", "string")]);
         assert!(written.remap(&view(), &stored, Some(&retyped)).is_err());
-        written.accept_loss(view(), Some(retyped.clone()));
+        let moved = |to: Option<&ViewLayoutV1>| AcceptedLoss {
+            view: view(),
+            from: stored.clone(),
+            to: to.cloned(),
+            through: Vec::new(),
+        };
+        written.accept_loss(moved(Some(&retyped)));
         let remap = written.remap(&view(), &stored, Some(&retyped)).unwrap();
         assert_eq!(remap.columns, Some(vec![None, Some(1)]));
         assert!(!remap.dropped);
@@ -621,7 +768,7 @@ mod tests {
         let mut keyed = stored.clone();
         keyed.join_keys = vec![field("user_id", "int64")];
         for cleared in [Some(&keyed), Some(&aggregating(1, &[])), None] {
-            written.accept_loss(view(), cleared.cloned());
+            written.accept_loss(moved(cleared));
             let remap = written.remap(&view(), &stored, cleared).unwrap();
             assert!(remap.dropped && !remap.is_identity(), "{cleared:?}");
         }
@@ -636,6 +783,7 @@ mod tests {
             view: view(),
             from: from.clone(),
             to: Some(to.clone()),
+            through: Vec::new(),
         };
         assert_eq!(
             AcceptedLoss::of_move(&view(), &stored, Some(&appended)),
@@ -652,7 +800,126 @@ mod tests {
         let later = move_to(&retyped, &retyped_appended);
         assert_eq!(
             AcceptedLoss::to_record(&[later], &[retyping], false),
-            vec![move_to(&stored, &retyped_appended)]
+            vec![AcceptedLoss {
+                through: vec![retyped],
+                ..move_to(&stored, &retyped_appended)
+            }]
         );
+    }
+
+    /// The first apply retypes `credit` (accepting the loss) and removes `country`; a later
+    /// one adds `country` back. Rows still in the first form, read in the newest, read as the
+    /// node that made both applies reads them: `credit` and `country` null (the first apply
+    /// dropped their values), not `country`'s old value matched by name.
+    #[test]
+    fn a_carried_loss_reads_rows_through_every_form_between() {
+        let stored = layout(&[
+            ("credit", "float64"),
+            ("country", "string"),
+            ("age", "int64"),
+        ]);
+        let dropped = layout(&[("credit", "int64"), ("age", "int64")]);
+        let added_back = layout(&[("credit", "int64"), ("age", "int64"), ("country", "string")]);
+        let first = AcceptedLoss::of_move(&view(), &stored, Some(&dropped)).unwrap();
+        let second = AcceptedLoss::of_move(&view(), &dropped, Some(&added_back));
+        assert_eq!(second, None, "adding a feature back loses nothing");
+        // Removing one needs no leave, but is recorded: a later form may add it back.
+        let removing = AcceptedLoss {
+            view: view(),
+            from: stored.clone(),
+            to: Some(layout(&[("credit", "float64"), ("age", "int64")])),
+            through: Vec::new(),
+        };
+        assert_eq!(
+            AcceptedLoss::to_record(std::slice::from_ref(&removing), &[], false),
+            vec![removing.clone()]
+        );
+        // A later apply adding it back elsewhere carries that on, though the direct move loses
+        // nothing; back in the very form it left, rows before and after look alike: nothing.
+        let mut elsewhere = stored.clone();
+        elsewhere.columns.rotate_left(1);
+        let adding_back = |to: &ViewLayoutV1| AcceptedLoss {
+            view: view(),
+            from: removing.to.clone().unwrap(),
+            to: Some(to.clone()),
+            through: Vec::new(),
+        };
+        let carried = AcceptedLoss::to_record(
+            &[adding_back(&elsewhere)],
+            std::slice::from_ref(&removing),
+            false,
+        );
+        assert_eq!(carried.len(), 1);
+        assert_eq!(carried[0].through, vec![removing.to.clone().unwrap()]);
+        assert!(AcceptedLoss::to_record(
+            &[adding_back(&stored)],
+            std::slice::from_ref(&removing),
+            false
+        )
+        .is_empty());
+        let carried = AcceptedLoss::to_record(
+            &[AcceptedLoss {
+                view: view(),
+                from: dropped.clone(),
+                to: Some(added_back.clone()),
+                through: Vec::new(),
+            }],
+            std::slice::from_ref(&first),
+            false,
+        );
+        assert_eq!(carried.len(), 1);
+        assert_eq!(carried[0].through, vec![dropped.clone()]);
+        // Named by its view and forms only: a replica looks it up by them.
+        let direct = AcceptedLoss::of_move(&view(), &stored, Some(&added_back)).unwrap();
+        assert_eq!(carried[0].name(), direct.name());
+
+        let mut written = WrittenLayouts::in_stream(&crate::persist::format::ViewLayoutsV1 {
+            views: vec![view()],
+            layouts: vec![Some(stored.clone())],
+        });
+        written.accept_loss(carried[0].clone());
+        let remap = written.remap(&view(), &stored, Some(&added_back)).unwrap();
+        assert_eq!(remap.columns, Some(vec![None, Some(2), None]));
+        // Without the form between, `country` would come back.
+        written.accept_loss(direct);
+        let skipping = written.remap(&view(), &stored, Some(&added_back)).unwrap();
+        assert_eq!(skipping.columns, Some(vec![None, Some(2), Some(1)]));
+    }
+
+    /// An aggregate whose partial one apply left out starts empty when a later one adds it
+    /// back; a cleared step leaves the rows out whatever follows.
+    #[test]
+    fn a_carried_loss_composes_aggregates_and_clears() {
+        const HOUR: i64 = 3_600_000_000;
+        let stored = aggregating(HOUR, &[("sum(amt)", "1d"), ("count(amt)", "1d")]);
+        let mut retyped = aggregating(HOUR, &[("count(amt)", "1d")]);
+        retyped.columns = vec![field("amt", "int64")];
+        let mut added_back = aggregating(HOUR, &[("count(amt)", "1d"), ("sum(amt)", "1d")]);
+        added_back.columns = retyped.columns.clone();
+        let remap = remap_through(&view(), &stored, &[retyped], Some(&added_back));
+        assert_eq!(remap.aggregates, Some(vec![Some(1), None]));
+        assert_eq!(remap.columns, Some(vec![None]));
+        let rekeyed = ViewLayoutV1 {
+            join_keys: vec![field("user_id", "int64")],
+            ..stored.clone()
+        };
+        let remap = remap_through(&view(), &stored, &[rekeyed], Some(&stored));
+        assert!(remap.dropped);
+    }
+
+    /// A removed column is written out of the rows, even the last one: a later form that adds
+    /// it back must not read its old value.
+    #[test]
+    fn a_removed_last_column_is_rewritten_out() {
+        let stored = layout(&[("credit", "int64"), ("country", "string")]);
+        let remap = remap_for(
+            &view(),
+            &stored,
+            Some(&layout(&[("credit", "int64")])),
+            RowsIn::DataDirectory,
+            false,
+        )
+        .unwrap();
+        assert_eq!(remap.columns, Some(vec![Some(0)]));
     }
 }

@@ -107,15 +107,19 @@ impl Router {
                     .any(|(id, reshape)| *id == view && *reshape == ViewReshape::Clear)
             };
             let next = views.reshaped(after, cleared);
-            reshapes
-                .iter()
+            // Every view whose form changes, reshaped or not (a feature appended needs no
+            // rewrite, yet carries on a loss recorded into the old form).
+            views
+                .names()
                 // A view the apply removes needs none: its rows are skipped by name.
                 .filter(|(id, _)| after.find_view(*id).is_some())
-                .filter_map(|(id, _)| {
+                .filter(|(id, _)| views.form(*id) != next.form(*id))
+                .filter_map(|(id, name)| {
                     Some(AcceptedLoss {
-                        view: views.name(*id)?.clone(),
-                        from: views.form(*id)?.clone(),
-                        to: next.form(*id).cloned(),
+                        view: name.clone(),
+                        from: views.form(id)?.clone(),
+                        to: next.form(id).cloned(),
+                        through: Vec::new(),
                     })
                 })
                 .collect()
@@ -141,6 +145,11 @@ impl Router {
     pub fn form(&self, view: &ViewRefV1) -> Option<ViewLayoutV1> {
         let views = self.views.load();
         views.form(views.id(view)?).cloned()
+    }
+
+    /// The id of the forms this node serves (`LogForms::name`).
+    pub fn forms_name(&self) -> String {
+        self.views.load().log_forms().name.clone()
     }
 
     /// Rows as one record of the log (the journal's versioned format: views named, not

@@ -8,6 +8,7 @@
 //! - an aggregating view at the same interval: aggregates matched by function and input column
 //!   (a new window over a partial the tiles keep is answered from them at once).
 
+use super::layouts::appends_only;
 use super::shard::ViewReshape;
 use crate::registry::aggregation::AggregationSpec;
 use crate::registry::{FeatureView, Registry, ViewId, ViewKind};
@@ -40,12 +41,7 @@ fn reshape_view(old: &FeatureView, new: &FeatureView) -> Option<ViewReshape> {
                 .iter()
                 .map(|column| old.row_columns.iter().position(|c| c == column))
                 .collect();
-            // Rows are self-describing and read padded with nulls: columns appended after the
-            // old ones (or the last ones removed) need no rewrite.
-            let in_place = map.iter().enumerate().all(|(i, from)| {
-                *from == Some(i) || (from.is_none() && i >= old.row_columns.len())
-            });
-            (!in_place).then_some(ViewReshape::Columns(map))
+            (!appends_only(&map, old.row_columns.len())).then_some(ViewReshape::Columns(map))
         }
         (Some(old_spec), Some(new_spec))
             if old_spec.interval == new_spec.interval
@@ -252,6 +248,53 @@ aggregations = [{ column = "amt", function = "sum", window = "1d" }]
             let usage = router.usage().await.unwrap();
             assert_eq!(usage.iter().map(|u| u.rows).sum::<usize>(), 1);
             assert!(usage.iter().all(|u| u.arena_dead_bytes == 0));
+        });
+    }
+    /// The node that applies both reads a feature one apply removed and a later one added
+    /// back null for the rows written before, even when it was the last column (whose values
+    /// a reshape once left in the rows, unread until the column came back).
+    #[test]
+    fn a_last_feature_removed_and_added_back_reads_null() {
+        let before = registry(BASE, None);
+        let without = BASE.replace(", { name = \"city\", type = \"string\" }", "");
+        assert_ne!(without, BASE);
+        let middle = registry(&without, Some(&before));
+        let after = registry(BASE, Some(&middle));
+        let old = before.view_by_name("ws", "profile").unwrap();
+        let new = after.view_by_name("ws", "profile").unwrap();
+        let mut payload = Vec::new();
+        encode_row(
+            &[Value::Int64(30), Value::String("Oslo".into())],
+            &mut payload,
+        );
+        let row = RowWrite {
+            view: old.id,
+            layout: old.layout,
+            key: b"u1".to_vec(),
+            event_time: 1,
+            payload,
+        };
+        System::new().block_on(async {
+            let router = Router::start_with(2, 4096, &before).unwrap();
+            router.write(vec![row]).await.unwrap();
+            for (from, to) in [(&before, &middle), (&middle, &after)] {
+                router
+                    .reshape(to, plan_reshapes(from, to), &applied())
+                    .await
+                    .unwrap();
+                router.retire_layouts().await.unwrap();
+            }
+            let lookup = Lookup::new(old.id, new.layout, b"u1".to_vec(), AggregateMask::ALL);
+            let context = ReadContext {
+                now: 10,
+                leading_edge: None,
+                timed: false,
+            };
+            let read = router.read(&[lookup], context);
+            let mut row = decode_row(read.row(0).unwrap().payload).unwrap();
+            // Rows are read padded with nulls.
+            row.resize(2, Value::Null);
+            assert_eq!(row, vec![Value::Int64(30), Value::Null]);
         });
     }
     /// snap12's exports walk the arena's records, which an apply's reshape leaves in place for

@@ -782,7 +782,9 @@ fn a_node_stalls_at_a_message_it_cannot_read_until_its_files_are_brought_in_line
 /// After `quiver apply --allow-data-loss` changed a feature's type (its stored values lost),
 /// a node replaying the stream from its start under the new files reads the rows written
 /// before as the apply converted them (that feature null, the others kept) rather than refuse
-/// to start, also after a later apply; later rows and other views' rows are read as ever.
+/// to start, also after later applies (a feature one removes and another adds back reads
+/// null for the rows written before, as on the node that applied); later rows and other
+/// views' rows are read as ever.
 /// (Files changed without an apply are still refused:
 /// `rows_replayed_from_the_stream_are_read_in_the_form_they_were_written_in`.)
 #[test]
@@ -838,6 +840,31 @@ fn a_replay_reads_older_rows_as_an_apply_that_accepted_data_loss_converted_them(
         .any(|(name, _)| name.ends_with(".home_country")));
     assert_eq!(age(&converted), Json::Null, "{converted:?}");
     assert_eq!(age(&written_after), json!(11.0), "{written_after:?}");
+
+    // A third apply adds `home_country` back (appended): rows written before the apply that
+    // removed it read it null, as on the node that made every apply, not its old value.
+    let signup_time = "  { name = \"signup_time\", type = \"timestamp\" },\n";
+    let dropped = std::fs::read_to_string(&views).unwrap();
+    assert!(dropped.contains(signup_time));
+    let added_back = format!("{signup_time}{home_country}");
+    std::fs::write(&views, dropped.replacen(signup_time, &added_back, 1)).unwrap();
+    let applied = super::plan::quiver("apply", &n1, &config, &["--yes"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let country = |features: &[(String, Json)]| {
+        let country = features
+            .iter()
+            .find(|(name, _)| name.ends_with(".home_country"));
+        country.expect("home_country is served").1.clone()
+    };
+    let converted = profile(&n1, "u_old");
+    let written_after = profile(&n1, "u_new");
+    assert_eq!(country(&converted), Json::Null, "{converted:?}");
+    assert_eq!(country(&written_after), Json::Null, "{written_after:?}");
+    assert_eq!(age(&converted), Json::Null, "{converted:?}");
 
     let n2 = node_builder(&nats, "n2").config(&config).start();
     assert_eq!(profile(&n2, "u_old"), converted);

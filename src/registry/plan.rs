@@ -17,7 +17,8 @@
 //! - empty until loaded: a new stored view, or an aggregate with a partial no tile holds yet,
 //!   starts empty and fills as rows are loaded or events ingested;
 //! - dropped: the stored form is no longer valid and is cleared: a removed view (or workspace),
-//!   new join keys, a feature whose type or source column changed, a new tile interval, a view
+//!   new join keys, a feature (or an aggregating view's input column) whose type or source
+//!   column changed, a new tile interval, a view
 //!   turned into or out of an aggregating one, a changed compaction, an aggregate whose partial
 //!   no other aggregate keeps. Apply refuses such a plan without `--allow-data-loss`.
 //!
@@ -351,6 +352,12 @@ fn stored_view_effect(key: &str, before: &Properties, after: &Properties) -> (Ef
         "join_keys" => result(Effect::Dropped, "rows are keyed by the join keys"),
         "aggregation_interval" => result(Effect::Dropped, "tiles are cut at the interval"),
         "compaction" => result(Effect::Dropped, "compaction changes the tiles' widths"),
+        "inputs" => match (old, new) {
+            (Some(_), Some(_)) => {
+                result(Effect::Dropped, "the tiles of its aggregates are cleared")
+            }
+            _ => result(Effect::Kept, "read by its aggregates"),
+        },
         "features" => match (old, new) {
             (None, _) => result(Effect::Kept, "new column reads null until written"),
             (_, None) => result(Effect::Kept, "no longer served"),
@@ -409,7 +416,7 @@ fn aggregate_added(new: &str, before: &Properties, after: &Properties) -> (Effec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::repository::WorkspaceDescription;
+    use crate::registry::repository::{WorkspaceDescription, REPOSITORY_FORMAT};
 
     fn props(pairs: &[(&str, &str)]) -> Properties {
         pairs
@@ -438,6 +445,7 @@ mod tests {
             ("aggregation_leading_edge", "WallClockTime"),
             ("aggregates.amt_mean_1h_10m", "mean(amt) over 1h"),
             ("aggregates.amt_sum_1h_10m", "sum(amt) over 1h"),
+            ("inputs.amt", "float64"),
         ])
     }
 
@@ -591,6 +599,27 @@ mod tests {
         assert_eq!(added.effect, Effect::EmptyUntilLoaded);
     }
 
+    /// The tiles keep partials of the input's values: a new type clears them (as the apply's
+    /// reshape does), so the plan says so and apply asks for `--allow-data-loss`.
+    #[test]
+    fn an_input_column_of_another_type_drops_its_tiles() {
+        let retyped = view_change(
+            aggregating_view(),
+            with(aggregating_view(), "inputs.amt", Some("int64")),
+        );
+        assert_eq!(retyped.effect, Effect::Dropped);
+        assert_eq!(retyped.properties[0].name, "inputs.amt");
+        let new_input = view_change(
+            aggregating_view(),
+            with(
+                with(aggregating_view(), "inputs.fee", Some("float64")),
+                "aggregates.fee_sum_1h_10m",
+                Some("sum(fee) over 1h"),
+            ),
+        );
+        assert_eq!(new_input.effect, Effect::EmptyUntilLoaded);
+    }
+
     #[test]
     fn a_changed_function_drops_its_tiles_unless_another_aggregate_keeps_them() {
         let changed = view_change(
@@ -655,11 +684,11 @@ mod tests {
         assert_eq!(read, original);
         assert_eq!(json["hash"], original.content_hash());
         let mut future = json.clone();
-        future["format"] = serde_json::json!(2);
+        future["format"] = serde_json::json!(REPOSITORY_FORMAT + 1);
         assert!(Repository::from_json(&future)
             .unwrap_err()
             .to_string()
-            .contains("format 2"));
+            .contains(&format!("format {}", REPOSITORY_FORMAT + 1)));
         let mut tampered = json.clone();
         tampered["workspaces"]["prod"]["feature_views"]["v"]["aggregation_interval"] =
             serde_json::json!("1h");

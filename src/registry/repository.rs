@@ -16,7 +16,7 @@ use super::aggregation::{duration_text, AggregationSpec, Function, Window};
 use super::{FeatureView, Field, LoggingConfig, Registry, ViewKind};
 
 /// The version of [`Repository::to_json`]'s form; bump it when the form changes meaning.
-pub const REPOSITORY_FORMAT: u64 = 1;
+pub const REPOSITORY_FORMAT: u64 = 2;
 
 /// The kinds of object a workspace holds, in the order a plan lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -402,6 +402,13 @@ fn describe_view(view: &FeatureView) -> Properties {
             if let Some(width) = spec.compaction {
                 props.insert("compaction".into(), duration_text(width));
             }
+            // The tiles keep partials of these values: their types are part of the stored form.
+            for input in &spec.inputs {
+                props.insert(
+                    format!("inputs.{}", input.name),
+                    input.data_type.to_string(),
+                );
+            }
             for (feature, aggregate) in view.features.iter().zip(&spec.aggregates) {
                 let input = &spec.inputs[aggregate.input].name;
                 props.insert(
@@ -536,6 +543,11 @@ mod tests {
         assert_eq!(
             view("user_transaction_counts")["aggregates.transaction_id_count_series_7d_0s_1d"],
             "count(transaction_id) over 1d series 7d..0s step 1d"
+        );
+        // Its tiles keep partials of its inputs' values: their types are described too.
+        assert_eq!(
+            view("user_transaction_counts")["inputs.transaction_id"],
+            "string"
         );
         assert_eq!(
             view("transaction_amount_is_higher_than_average")

@@ -444,9 +444,17 @@ fn remap_for(
             fields_text(&current.join_keys)
         ));
     }
+    // A column of another type maps to none below (null), as an apply converts it, and so do
+    // the partials of the aggregates over it: the apply clears their tiles.
+    let retyped: Vec<(&FieldV1, &FieldV1)> = (current.columns.iter())
+        .filter_map(|column| {
+            let was = stored.columns.iter().find(|c| c.name == column.name)?;
+            (was.data_type != column.data_type).then_some((column, was))
+        })
+        .collect();
     let aggregates = match (&stored.aggregation, &current.aggregation) {
         (None, None) => None,
-        (Some(was), Some(is)) => match aggregate_map(was, is) {
+        (Some(was), Some(is)) => match aggregate_map(was, is, &retyped) {
             Ok(map) => map,
             Err(difference) => return refuse(difference),
         },
@@ -462,12 +470,7 @@ fn remap_for(
             ));
         }
     };
-    // A column of another type maps to none below (null), as an apply converts it.
-    let retyped = current.columns.iter().find_map(|column| {
-        let was = stored.columns.iter().find(|c| c.name == column.name)?;
-        (was.data_type != column.data_type).then_some((column, was))
-    });
-    if let (Some((column, was)), false) = (retyped, accepted) {
+    if let (Some((column, was)), false) = (retyped.first(), accepted) {
         return refuse(format!(
             "`{}` was {} and is {} now",
             column.name, was.data_type, column.data_type
@@ -487,10 +490,12 @@ fn remap_for(
 }
 
 /// Which stored aggregate's partials each serving aggregate keeps (`None` when the tiles are
-/// already laid out so); an error names what an apply would clear.
+/// already laid out so), none over a `retyped` input column; an error names what an apply
+/// would clear.
 fn aggregate_map(
     stored: &AggregationLayoutV1,
     current: &AggregationLayoutV1,
+    retyped: &[(&FieldV1, &FieldV1)],
 ) -> Result<Option<Vec<Option<usize>>>, String> {
     if stored.interval_micros != current.interval_micros {
         return Err(format!(
@@ -517,7 +522,17 @@ fn aggregate_map(
             .map(|a| a.partial.clone())
             .collect()
     };
-    if partials(stored) == partials(current) {
+    // A partial is `function(input)` (`registry::repository::aggregate_texts`).
+    let over_retyped = |partial: &str| {
+        let input = partial
+            .strip_suffix(')')
+            .and_then(|text| text.split_once('('))
+            .map(|(_, input)| input);
+        retyped
+            .iter()
+            .any(|(column, _)| Some(column.name.as_str()) == input)
+    };
+    if partials(stored) == partials(current) && retyped.is_empty() {
         return Ok(None);
     }
     Ok(Some(
@@ -525,10 +540,9 @@ fn aggregate_map(
             .aggregates
             .iter()
             .map(|wanted| {
-                stored
-                    .aggregates
-                    .iter()
+                (stored.aggregates.iter())
                     .position(|a| a.partial == wanted.partial)
+                    .filter(|_| !over_retyped(&wanted.partial))
             })
             .collect(),
     ))
@@ -892,19 +906,40 @@ mod tests {
     fn a_carried_loss_composes_aggregates_and_clears() {
         const HOUR: i64 = 3_600_000_000;
         let stored = aggregating(HOUR, &[("sum(amt)", "1d"), ("count(amt)", "1d")]);
-        let mut retyped = aggregating(HOUR, &[("count(amt)", "1d")]);
-        retyped.columns = vec![field("amt", "int64")];
-        let mut added_back = aggregating(HOUR, &[("count(amt)", "1d"), ("sum(amt)", "1d")]);
-        added_back.columns = retyped.columns.clone();
-        let remap = remap_through(&view(), &stored, &[retyped], Some(&added_back));
+        let removed = aggregating(HOUR, &[("count(amt)", "1d")]);
+        let added_back = aggregating(HOUR, &[("count(amt)", "1d"), ("sum(amt)", "1d")]);
+        let remap = remap_through(&view(), &stored, &[removed], Some(&added_back));
         assert_eq!(remap.aggregates, Some(vec![Some(1), None]));
-        assert_eq!(remap.columns, Some(vec![None]));
+        assert_eq!(remap.columns, None);
         let rekeyed = ViewLayoutV1 {
             join_keys: vec![field("user_id", "int64")],
             ..stored.clone()
         };
         let remap = remap_through(&view(), &stored, &[rekeyed], Some(&stored));
         assert!(remap.dropped);
+    }
+
+    /// An aggregating view's input column of another type (the loss accepted) reads null and
+    /// its aggregates' tiles start empty, as the apply's reshape clears them; the others keep
+    /// theirs.
+    #[test]
+    fn an_input_of_another_type_clears_the_tiles_over_it() {
+        const HOUR: i64 = 3_600_000_000;
+        let mut stored = aggregating(HOUR, &[("sum(amt)", "1d"), ("count(fee)", "1d")]);
+        stored.columns = vec![field("amt", "float64"), field("fee", "float64")];
+        let mut retyped = stored.clone();
+        retyped.columns[0] = field("amt", "int64");
+        assert!(AcceptedLoss::of_move(&view(), &stored, Some(&retyped)).is_some());
+        let remap = remap_for(
+            &view(),
+            &stored,
+            Some(&retyped),
+            RowsIn::ClusterStream,
+            true,
+        )
+        .unwrap();
+        assert_eq!(remap.columns, Some(vec![None, Some(1)]));
+        assert_eq!(remap.aggregates, Some(vec![None, Some(1)]));
     }
 
     /// A removed column is written out of the rows, even the last one: a later form that adds

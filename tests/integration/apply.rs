@@ -311,6 +311,32 @@ fn removing_a_view_needs_consent_and_returns_its_memory() {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
+/// A column an aggregating view reads retyped (in its push source) clears the tiles of the
+/// aggregates over it, which keep partials of the old type's values: the plan says so, and an
+/// apply needs `--allow-data-loss` (and so, in a cluster, records the loss).
+#[test]
+fn an_aggregated_column_of_another_type_needs_consent() {
+    let server = Server::start();
+    let dir = broken_config(
+        "features/prod/sources.toml",
+        "{ name = \"is_fraud\", type = \"int64\" }",
+        "{ name = \"is_fraud\", type = \"float64\" }",
+    );
+    let config = dir.path().join("config.toml");
+    let hash_before = served_hash(&server);
+    let refused = apply(&server, &config, &["--yes"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--allow-data-loss"), "{stderr}");
+    let plan = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        plan.contains("inputs.is_fraud = \"int64\" -> \"float64\"  # dropped"),
+        "{plan}"
+    );
+    assert_eq!(served_hash(&server), hash_before);
+    assert_applied(&apply(&server, &config, &["--yes", "--allow-data-loss"]));
+}
+
 #[test]
 fn a_new_window_is_answered_from_the_existing_tiles_at_once() {
     let server = Server::start();

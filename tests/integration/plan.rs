@@ -193,7 +193,7 @@ fn the_served_repository_is_for_admins_only() {
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
-    assert_eq!(body["format"], 1);
+    assert_eq!(body["format"], 2);
     assert_eq!(body["hash"].as_str().unwrap().len(), 16);
     let prod = &body["workspaces"]["prod"];
     assert_eq!(prod["live"], true);

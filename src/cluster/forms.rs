@@ -296,17 +296,64 @@ impl ReadForms {
         let unreadable = |e: &dyn std::fmt::Display| {
             StoreError::Log(format!("reading an apply's accepted loss: {e}"))
         };
-        let found = self
-            .forms
-            .bucket
-            .get(loss_key(&loss).as_str())
-            .await
-            .map_err(|e| unreadable(&e))?;
+        // Asked until NATS answers, as `of` asks for the forms: an error here would have the
+        // replica skip the message (it acknowledges one whose error is no stall), losing its
+        // rows on this node.
+        let key = loss_key(&loss);
+        let bucket = &self.forms.bucket;
+        let found =
+            asked_until_answered("an apply's accepted loss", || bucket.get(key.as_str())).await;
         let Some(found) = found else {
             return Ok(false);
         };
         let recorded = AcceptedLoss::decode(&found).map_err(|e| unreadable(&e))?;
         self.of(message).await?.accept_loss(recorded);
         Ok(true)
+    }
+}
+
+/// What `ask` answers once NATS answers it: each failure is logged (`what` was asked for) and
+/// asked again after [`RETRY_AFTER`], as [`ReadForms::of`] asks for a message's forms. A
+/// replica cannot read the message in hand without the answer, and cannot answer an error
+/// instead: it skips a message whose error is no stall.
+async fn asked_until_answered<T, E, F, Fut>(what: &str, mut ask: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    loop {
+        match ask().await {
+            Ok(answer) => return answer,
+            Err(error) => {
+                tracing::warn!(%error, "cluster: cannot read {what}; asking again");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// A lookup NATS fails to answer for a while (a timeout, a server restarting) is asked
+    /// again until it answers: the replica's loss lookups go through it, and an error answered
+    /// instead had the replica acknowledge the message without applying its rows.
+    #[test]
+    fn a_lookup_nats_fails_to_answer_is_asked_again() {
+        let asked = Cell::new(0);
+        let answer = actix::System::new().block_on(asked_until_answered("a test key", || {
+            asked.set(asked.get() + 1);
+            let answer = match asked.get() {
+                1 | 2 => Err("timed out"),
+                _ => Ok(Some(7)),
+            };
+            std::future::ready(answer)
+        }));
+        assert_eq!(answer, Some(7));
+        assert_eq!(asked.get(), 3);
     }
 }

@@ -20,6 +20,19 @@ impl HookFile {
         self.0.as_ref().is_some_and(|file| file.exists())
     }
 
+    /// Says the step is reached (the file `<hook>.held`, for the test to wait on), then waits
+    /// while [`HookFile::is_on`].
+    pub async fn hold_here(&self) {
+        if let Some(file) = self.0.as_ref().filter(|_| self.is_on()) {
+            let mut held = file.clone().into_os_string();
+            held.push(".held");
+            if let Err(error) = std::fs::write(&held, b"") {
+                tracing::warn!(%error, "test hook: could not say the hold is reached");
+            }
+        }
+        self.wait_while_on().await;
+    }
+
     /// Waits while [`HookFile::is_on`].
     pub async fn wait_while_on(&self) {
         while self.is_on() {

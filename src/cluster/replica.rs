@@ -3,16 +3,17 @@
 //! and applies its messages to the shards, one at a time in stream order (so every node
 //! holding a partition applies the same rows in the same order), each read in the forms it
 //! names (`forms`). A replicated-mode replica can be held still between two messages for a
-//! snapshot's cut ([`Hold`]). A message it cannot apply for now stalls it there, reported for
-//! `/health` (in its own cell, listed in the node's replica stalls), never skipped; so does its
-//! consumer ending once caught up ([`Messages`]: the directory's and vault's streams read
-//! theirs the same way).
+//! snapshot's cut and for an apply ([`Hold`]). A message it cannot apply for now stalls it
+//! there, reported for `/health` (in its own cell, listed in the node's replica stalls), never
+//! skipped; so does its consumer ending once caught up ([`Messages`]: the directory's and
+//! vault's streams read theirs the same way).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::rt::task::JoinHandle;
 use async_nats::jetstream::{consumer, stream};
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -52,11 +53,12 @@ pub(super) struct Feed<'a> {
     pub stalls: Conditions,
 }
 
-/// A snapshot's request to hold the replica between two messages: it answers the last
-/// sequence it applied on `at`, then applies nothing until `release` resolves (sent or
-/// dropped). The replica applies a message whole (`Router::apply_record` resolves once the
-/// writer has applied its rows) before it looks at a hold, so the store then holds exactly the
-/// rows of the messages up to that sequence.
+/// A request to hold the replica between two messages (a snapshot's cut; an apply, from its
+/// reshape until it is made or taken back): it answers the last sequence it applied on `at`,
+/// then applies nothing until `release` resolves (sent or dropped) and every hold asked
+/// meanwhile is released too. The replica applies a message whole (`Router::apply_record`
+/// resolves once the writer has applied its rows) before it looks at a hold, so the store then
+/// holds exactly the rows of the messages up to that sequence.
 pub(super) struct Hold {
     pub at: oneshot::Sender<u64>,
     pub release: oneshot::Receiver<()>,
@@ -386,11 +388,7 @@ async fn apply(replica: Replica, applied: watch::Sender<u64>) {
                 }
                 waiting.insert(waiter.message_id, waiter.applied);
             }
-            Some(hold) = next_hold(&mut holds) => {
-                if hold.at.send(after).is_ok() {
-                    let _ = hold.release.await;
-                }
-            }
+            Some(hold) = next_hold(&mut holds) => hold_still(hold, after, &mut holds).await,
             next = messages.next(after) => {
                 let message = match next {
                     Next::Message(message) => *message,
@@ -498,6 +496,29 @@ async fn apply_message(
                 }
             }
             outcome => return outcome,
+        }
+    }
+}
+
+/// Holds the replica still at `after` (answered to `first`) until every hold asked meanwhile
+/// is released too: they share it. An apply holds the replica from its reshape until it is
+/// made or taken back, and its snapshot's cut, asked in between, must not wait for it.
+async fn hold_still(first: Hold, after: u64, holds: &mut Option<mpsc::Receiver<Hold>>) {
+    let mut releases = FuturesUnordered::new();
+    let mut asked = Some(first);
+    loop {
+        if let Some(hold) = asked.take() {
+            if hold.at.send(after).is_ok() {
+                releases.push(hold.release);
+            }
+        }
+        if releases.is_empty() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            Some(hold) = next_hold(holds) => asked = Some(hold),
+            _ = releases.next() => {}
         }
     }
 }

@@ -55,7 +55,8 @@ pub trait SnapshotSource: Send + Sync {
 /// stream sequences it applied) says exactly what the others hold.
 pub trait SnapshotCut: Send + Sync {
     /// Waits until the writer is between two changes and holds it there; answers its section
-    /// and a guard that lets it go on when dropped.
+    /// and a guard that lets it go on when dropped. Asked while the writer is held, it shares
+    /// that hold: answered at once, the writer goes on once both guards are dropped.
     fn hold(&self) -> BoxFuture<'static, io::Result<(SectionData, CutGuard)>>;
 }
 
@@ -276,6 +277,17 @@ impl PendingSnapshot {
     /// is written, a failure to remove older snapshots or covered segments is only logged.
     pub async fn finish(self) -> Result<SnapshotInfo, PersistError> {
         self.finish_keeping_slot().await.0
+    }
+
+    /// Holds still the writer the snapshots' cut holds (a cluster replica) until the guard is
+    /// dropped, so that the store changes meanwhile only as the caller changes it: an apply,
+    /// whose reshape an undo may take back, with whatever was written after it. This
+    /// snapshot's cut, asked meanwhile, shares the hold. `None` without a cut.
+    pub async fn hold_writer(&self) -> Result<Option<CutGuard>, PersistError> {
+        match &self.snapshotter.cut {
+            Some(cut) => Ok(Some(cut.hold().await?.1)),
+            None => Ok(None),
+        }
     }
 
     /// [`PendingSnapshot::finish`], answering with the snapshot slot still taken: no other

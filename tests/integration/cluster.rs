@@ -13,7 +13,8 @@
 //! recording no stream sequence is refused. Rows in the stream are read in the form they were
 //! written in when the files change between runs: reshaped, or the start refused; a running
 //! node that cannot read a message stalls there, saying so, until its files are brought in line;
-//! one whose consumer ends says so, and resumes after the last message it applied.
+//! one whose consumer ends says so, and resumes after the last message it applied. Rows
+//! another node writes while an apply is taken back (its snapshot failed) are kept.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -875,6 +876,103 @@ fn a_replay_reads_older_rows_as_an_apply_that_accepted_data_loss_converted_them(
     let n1 = node_builder(&nats, "n1").config(&config).start();
     assert_eq!(profile(&n1, "u_old"), converted);
     wait_for_answer(&n1, "u_new", &written_after, profile);
+}
+
+/// An apply whose snapshot fails on a node with a data directory is taken back there; rows
+/// another node wrote meanwhile, to the view the apply reshaped, are applied on it once the
+/// apply is taken back, in the form it serves again. (Its replica is held through the apply:
+/// applied in between, they were written in the apply's form, which the undo drops.)
+#[test]
+fn rows_written_elsewhere_during_an_apply_taken_back_are_kept() {
+    let Some((nats, dir)) = NatsCluster::start_three() else {
+        return;
+    };
+    let repository = super::registry::broken_config("features/prod/views.toml", "", "");
+    let config = repository.path().join("config.toml");
+    let data = dir.path().join("n1-data");
+    let hook = dir.path().join("hold-apply");
+    let n1 = node_builder(&nats, "n1")
+        .config(&config)
+        .data_dir(&data)
+        .env("QUIVER_TEST_HOLD_APPLY", hook.to_str().unwrap())
+        .start();
+    let n2 = node_builder(&nats, "n2").config(&config).start();
+    load_profile(&n1, "u_old", "700");
+    wait_for_answer(&n2, "u_old", &profile(&n1, "u_old"), profile);
+
+    // The apply's snapshot cannot be written (the snapshot directory is a file: a full disk in
+    // the field), and the apply is held between its reshape and its snapshot.
+    let snapshots = data.join("snapshots");
+    if snapshots.exists() {
+        std::fs::remove_dir_all(&snapshots).unwrap();
+    }
+    std::fs::write(&snapshots, "not a directory").unwrap();
+    let views = repository.path().join("features/prod/views.toml");
+    let original = std::fs::read_to_string(&views).unwrap();
+    std::fs::write(&views, original.replace(ACCOUNT_AGE_DAYS, "")).unwrap();
+    std::fs::write(&hook, "").unwrap();
+    let held = dir.path().join("hold-apply.held");
+    let apply = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["apply", "--yes", "--allow-data-loss", "--config"])
+        .arg(&config)
+        .arg("--url")
+        .arg(&n1.base_url)
+        .env("QUIVER_ADMIN_KEY", super::common::ADMIN_KEY)
+        .env_remove("QUIVER_URL")
+        .env("QUIVER_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("quiver runs");
+    let deadline = Instant::now() + PATIENCE;
+    while !held.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the apply never reached its hold"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    load_profile(&n2, "u_window", "650");
+    let credit = |n: &Server, u: &str| {
+        let features = profile(n, u);
+        let credit = features
+            .iter()
+            .find(|(name, _)| name.ends_with(".credit_score"));
+        credit.map(|(_, value)| value.clone())
+    };
+    wait_for_answer(&n2, "u_window", &Some(json!("650")), credit);
+    // Time for n1's replica to apply it now, were it not held (it did, in milliseconds,
+    // before the hold): the undo would then drop it.
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::remove_file(&hook).unwrap();
+    let refused = apply.wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("the repository was not applied"),
+        "{stderr}"
+    );
+    wait_for_answer(&n1, "u_window", &profile(&n2, "u_window"), profile);
+    assert_eq!(profile(&n1, "u_old"), profile(&n2, "u_old"));
+    // n1 serves its old form again, `account_age_days` included.
+    assert!(profile(&n1, "u_window")
+        .iter()
+        .any(|(name, value)| name.ends_with(".account_age_days") && !value.is_null()));
+    let ready = n1.request("GET", "/readyz", &[], None);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    // Once the snapshot can be written, the same apply is made, and the replica, let go,
+    // applies what is written after it.
+    std::fs::remove_file(&snapshots).unwrap();
+    let applied = super::plan::quiver("apply", &n1, &config, &["--yes", "--allow-data-loss"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    load_profile(&n2, "u_after", "640");
+    wait_for_answer(&n1, "u_after", &profile_without_account_age(640), profile);
 }
 
 /// A caught-up node whose consumer ends (NATS restarted, the consumer deleted, a network

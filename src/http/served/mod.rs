@@ -49,6 +49,7 @@ use crate::registry::repository::Repository;
 use crate::registry::{build_registry, Registry, RegistryError, WorkspaceFiles};
 use crate::secrets::Vault;
 use crate::store::{plan_reshapes, Router, StoreError};
+use crate::test_hooks::HookFile;
 pub use persistence::RecoverError;
 
 /// One repository as served: the registry and everything built from it.
@@ -215,6 +216,17 @@ impl ServedRepository {
             ),
             None => None,
         };
+        // Cluster mode (replicated, with a data directory): the replica applies nothing from
+        // here until the apply is made or taken back. Rows it applied in between would be
+        // written in the apply's forms, which an undo drops: on this node only, and for good
+        // once a later snapshot covers their messages.
+        let writer_held = match &snapshot {
+            Some(pending) => pending
+                .hold_writer()
+                .await
+                .map_err(|error| ApplyError::NotApplied(ApplyFailure::Snapshot(error)))?,
+            None => None,
+        };
         let allow_data_loss = request.allow_data_loss;
         let applied = Applied {
             hash: plan.to_hash.clone(),
@@ -250,6 +262,10 @@ impl ServedRepository {
             }
         };
         let applied_before = self.applied.swap(Some(Arc::new(applied)));
+        // The integration tests hold an apply here to write to another cluster node meanwhile.
+        HookFile::from_env("QUIVER_TEST_HOLD_APPLY")
+            .hold_here()
+            .await;
         if let Some(pending) = snapshot {
             let (written, slot) = pending.finish_keeping_slot().await;
             if let Err(error) = written {
@@ -260,10 +276,11 @@ impl ServedRepository {
                 self.applied.store(applied_before);
                 router.withdraw_losses(losses).await;
                 let undone = router.undo_reshape(undo).await;
-                drop(slot);
+                drop((slot, writer_held));
                 return Err(ApplyFailure::Snapshot(error).answer(undone));
             }
         }
+        drop(writer_held);
         self.current
             .store(Arc::new(Served::new(Arc::new(registry), ingest_tokens)));
         released(served).await;

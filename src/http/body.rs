@@ -143,8 +143,9 @@ pub struct BodyRead {
 }
 
 thread_local! {
-    /// The bytes received by the bodies being read on this worker into buffers of their own (a
-    /// body of more than one chunk; a body sent with its head is actix's read, bounded by it).
+    /// The bytes received by the bodies being read on this worker (a body of more than one
+    /// chunk, or waiting for more after its first; one that arrives whole in one chunk, as a
+    /// body sent with its head mostly does, is actix's read, bounded by it).
     /// Each body is capped by its route's limit, but not how many are read at once: a thousand
     /// clients sending 4 MiB each would hold 4 GB, so past the worker's share of
     /// `server.max_body_bytes_in_flight` a body is refused (503) rather than the process
@@ -162,7 +163,17 @@ impl BodyRead {
         if matches!(self.arrived, Arrived::Nothing) {
             return Ok(());
         }
-        let more = self.arrived.len() + chunk.len() - self.gathered;
+        self.hold(self.arrived.len() + chunk.len())
+    }
+
+    /// Counts the body's first `total` bytes against the worker's budget: those not counted
+    /// yet. Also a body waiting for more after its first chunk, which actix's read may have
+    /// made a few hundred KiB.
+    fn hold(&mut self, total: usize) -> Result<(), ApiError> {
+        let more = total - self.gathered;
+        if more == 0 {
+            return Ok(());
+        }
         let held = GATHERED_BYTES.get();
         // Whether it started alone is settled by its first gathered bytes: a body that did
         // is read to its end, the ones that come beside it are refused past the share.
@@ -273,6 +284,7 @@ impl Future for BodyRead {
                     return Poll::Pending;
                 }
                 Poll::Pending => {
+                    this.hold(this.arrived.len())?;
                     let deadline = this.deadline;
                     let timer = this
                         .timer
@@ -605,6 +617,28 @@ mod tests {
         assert!(with_budget(&[b"ff", b"f"], false).await.is_err());
         assert_eq!(large.await.unwrap().len(), 17);
         assert_eq!(beside.await.unwrap().len(), 4);
+        assert_eq!(GATHERED_BYTES.get(), 0);
+    }
+
+    /// A body waiting for more after its first chunk holds that chunk (actix's read may hand
+    /// over a few hundred KiB at once): beside it, a body past the budget is refused.
+    #[actix_web::test]
+    async fn a_body_waiting_after_its_first_chunk_holds_it() {
+        let with_budget = |chunks, waits| {
+            let mut body = body_of(chunks, waits);
+            body.in_flight_budget = 12;
+            body.read(100)
+        };
+        let mut waiting = with_budget(&[b"aaaaaaaaa", b"a"], true);
+        for _ in 0..10 {
+            if GATHERED_BYTES.get() == 9 {
+                break;
+            }
+            assert!(futures_util::poll!(&mut waiting).is_pending());
+        }
+        assert_eq!(GATHERED_BYTES.get(), 9);
+        assert!(with_budget(&[b"bbbb", b"bbbb"], false).await.is_err());
+        assert_eq!(&waiting.await.unwrap()[..], b"aaaaaaaaaa");
         assert_eq!(GATHERED_BYTES.get(), 0);
     }
 

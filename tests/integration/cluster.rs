@@ -912,15 +912,7 @@ fn rows_written_elsewhere_during_an_apply_taken_back_are_kept() {
     std::fs::write(&views, original.replace(ACCOUNT_AGE_DAYS, "")).unwrap();
     std::fs::write(&hook, "").unwrap();
     let held = dir.path().join("hold-apply.held");
-    let apply = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["apply", "--yes", "--allow-data-loss", "--config"])
-        .arg(&config)
-        .arg("--url")
-        .arg(&n1.base_url)
-        .env("QUIVER_ADMIN_KEY", super::common::ADMIN_KEY)
-        .env_remove("QUIVER_URL")
-        .env("QUIVER_LOG", "warn")
-        .stdin(Stdio::null())
+    let apply = super::plan::quiver_command("apply", &n1, &config, &["--yes", "--allow-data-loss"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -18,7 +18,20 @@ pub(super) fn plan(server: &Server, config: &Path, extra: &[&str]) -> Output {
 /// Runs `quiver <subcommand>` (`plan`, `apply`) against `server` with the configuration
 /// `config`, nothing on its standard input.
 pub(super) fn quiver(subcommand: &str, server: &Server, config: &Path, extra: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+    quiver_command(subcommand, server, config, extra)
+        .output()
+        .expect("quiver runs")
+}
+
+/// The command [`quiver`] runs, for a test that runs it beside other work.
+pub(super) fn quiver_command(
+    subcommand: &str,
+    server: &Server,
+    config: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"));
+    command
         .arg(subcommand)
         .arg("--config")
         .arg(config)
@@ -28,9 +41,8 @@ pub(super) fn quiver(subcommand: &str, server: &Server, config: &Path, extra: &[
         .env("QUIVER_ADMIN_KEY", ADMIN_KEY)
         .env_remove("QUIVER_URL")
         .env("QUIVER_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("quiver runs")
+        .stdin(std::process::Stdio::null());
+    command
 }
 
 /// Replaces `from` with `to` in the file `file` of the copied repository in `dir`.

@@ -293,9 +293,6 @@ impl ReadForms {
             to: to.cloned(),
             through: Vec::new(),
         };
-        let unreadable = |e: &dyn std::fmt::Display| {
-            StoreError::Log(format!("reading an apply's accepted loss: {e}"))
-        };
         // Asked until NATS answers, as `of` asks for the forms: an error here would have the
         // replica skip the message (it acknowledges one whose error is no stall), losing its
         // rows on this node.
@@ -306,10 +303,22 @@ impl ReadForms {
         let Some(found) = found else {
             return Ok(false);
         };
-        let recorded = AcceptedLoss::decode(&found).map_err(|e| unreadable(&e))?;
+        let recorded = recorded_loss(&key, &found)?;
         self.of(message).await?.accept_loss(recorded);
         Ok(true)
     }
+}
+
+/// The loss recorded under `key` in the bucket, as `found` there. One this build cannot decode
+/// (a newer build's, or damaged) leaves the message's rows unreadable here, as forms it cannot
+/// decode do: the replica stalls at the message (a start catching up refuses it), never
+/// acknowledges it unapplied, as a `StoreError::Log` had it.
+fn recorded_loss(key: &str, found: &[u8]) -> Result<AcceptedLoss, StoreError> {
+    AcceptedLoss::decode(found).map_err(|e| {
+        StoreError::UnreadableForms(format!(
+            "the accepted loss {key} in the cluster's forms bucket cannot be decoded: {e}"
+        ))
+    })
 }
 
 /// What `ask` answers once NATS answers it: each failure is logged (`what` was asked for) and
@@ -355,5 +364,17 @@ mod tests {
         }));
         assert_eq!(answer, Some(7));
         assert_eq!(asked.get(), 3);
+    }
+
+    /// A recorded loss this build cannot decode (a newer build's, or damaged) makes the
+    /// message's rows unreadable here, as forms it cannot decode do: the replica stalls at the
+    /// message (and a start catching up refuses it) rather than acknowledge it unapplied.
+    #[test]
+    fn a_recorded_loss_that_cannot_be_decoded_makes_the_rows_unreadable() {
+        let refused = recorded_loss("loss-accepted-00", b"\xff\xff\xff").unwrap_err();
+        assert!(
+            matches!(refused, StoreError::UnreadableForms(_)),
+            "{refused:?}"
+        );
     }
 }

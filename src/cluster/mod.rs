@@ -185,6 +185,7 @@ impl Cluster {
             stream: self.settings.stream.clone(),
             partitions: self.settings.partitions,
             holds: self.holds.clone(),
+            hold_within: snapshot::HOLD_WITHIN,
         }))
     }
 

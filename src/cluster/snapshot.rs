@@ -4,6 +4,7 @@
 //! snapshot lets the replica resume after.
 
 use std::io;
+use std::time::Duration;
 
 use async_nats::jetstream::stream;
 use futures_util::future::{BoxFuture, FutureExt};
@@ -20,12 +21,24 @@ pub(super) struct ReplicaCut {
     pub stream: String,
     pub partitions: usize,
     pub holds: mpsc::Sender<Hold>,
+    /// How long a hold waits for the replica to stop between two messages ([`HOLD_WITHIN`]).
+    pub hold_within: Duration,
 }
+
+/// How long a snapshot or an apply waits for the replica to stop between two messages. It
+/// applies one message at a time, but one it cannot read yet (NATS does not answer for its
+/// forms) keeps it there: past this the snapshot or apply fails, saying so, rather than hang
+/// (and an apply with it every later one).
+pub(super) const HOLD_WITHIN: Duration = Duration::from_secs(30);
 
 impl SnapshotCut for ReplicaCut {
     fn hold(&self) -> BoxFuture<'static, io::Result<(SectionData, CutGuard)>> {
-        let (holds, stream, partitions) =
-            (self.holds.clone(), self.stream.clone(), self.partitions);
+        let (holds, stream, partitions, hold_within) = (
+            self.holds.clone(),
+            self.stream.clone(),
+            self.partitions,
+            self.hold_within,
+        );
         async move {
             let (at_in, at) = oneshot::channel();
             let (release, release_out) = oneshot::channel::<()>();
@@ -34,8 +47,19 @@ impl SnapshotCut for ReplicaCut {
                 release: release_out,
             };
             let gone = || io::Error::other("the cluster replica is not running");
-            holds.send(hold).await.map_err(|_| gone())?;
-            let applied = at.await.map_err(|_| gone())?;
+            let stopped = async {
+                holds.send(hold).await.map_err(|_| gone())?;
+                at.await.map_err(|_| gone())
+            };
+            // Given up, the hold is dropped: the replica, once it gets to it, goes on.
+            let applied = tokio::time::timeout(hold_within, stopped)
+                .await
+                .map_err(|_| {
+                    io::Error::other(format!(
+                        "the cluster replica did not stop between two messages within {} s (it may be waiting for NATS to answer for a message's forms)",
+                        hold_within.as_secs_f64()
+                    ))
+                })??;
             // One replica applies every partition in stream order: each is covered up to the
             // same sequence.
             let sequences = StreamSequencesV1 {
@@ -160,6 +184,28 @@ mod tests {
             last,
             messages: last + 1 - first,
         }
+    }
+
+    /// A replica that does not stop between two messages (stuck on one) fails the hold after
+    /// the bound rather than hang it; once it gets to the hold, it goes on.
+    #[actix_web::test]
+    async fn a_hold_the_replica_does_not_answer_fails() {
+        let (holds, mut held) = mpsc::channel(1);
+        let cut = ReplicaCut {
+            stream: "QUIVER".into(),
+            partitions: 2,
+            holds,
+            hold_within: Duration::from_millis(50),
+        };
+        let failed = cut.hold().await.err().expect("nothing answered the hold");
+        assert!(
+            failed
+                .to_string()
+                .contains("did not stop between two messages"),
+            "{failed}"
+        );
+        let late = held.recv().await.expect("the hold was asked");
+        assert!(late.at.send(9).is_err(), "nobody waits for it any more");
     }
 
     fn refusal(result: Result<u64, ClusterError>) -> String {

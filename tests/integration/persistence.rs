@@ -790,7 +790,7 @@ pub(super) fn profile(server: &Server, user: &str) -> Vec<(String, Json)> {
 }
 
 /// Feature `name` of `user_profile` in what [`profile`] answered.
-fn profile_feature(features: &[(String, Json)], name: &str) -> Json {
+pub(super) fn profile_feature(features: &[(String, Json)], name: &str) -> Json {
     let name = format!("user_profile.{name}");
     let found = features.iter().find(|(n, _)| *n == name);
     found
